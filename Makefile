@@ -1,0 +1,28 @@
+# memsilo — one entry point for what CI does. `make help` lists the targets.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+DATA ?= ./data
+LISTEN ?= 127.0.0.1:3300
+
+.PHONY: help test test-rust serve bench bench-compare fmt lint
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+test: test-rust ## Everything CI runs
+
+test-rust: ## Rust unit and integration tests (debug build)
+	cargo test --workspace
+
+serve: ## Run the HTTP server on ./data (MEMSILO_ADMIN_KEY or a generated key)
+	cargo run --release -p memsilo-http --bin memsilo -- serve --data $(DATA) --listen $(LISTEN)
+
+bench: ## Criterion benches of the core paths
+	cargo bench -p memsilo
+
+fmt: ## Format the Rust code
+	cargo fmt --all
+
+lint: ## Clippy (warnings are errors) and format check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --all -- --check

@@ -1,0 +1,501 @@
+//! The one operation table shared by every transport: the HTTP server, the remote client,
+//! and the Python, Node and C bindings all speak [`Request`] (an operation name plus JSON
+//! arguments) and get a [`Reply`] back, so each face behaves identically by construction.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::auth::Role;
+use crate::engine::Handle;
+use crate::error::{Error, Result};
+use crate::graph::{AddEntity, AddRelation, Neighbors};
+use crate::keys::CreateKey;
+use crate::memory::{Forget, Recall, StoreMemory};
+use crate::namespace::{DecayPolicy, NamespaceOptions};
+use crate::page::Page;
+use crate::tenant::{CreateTenant, TenantStatus, UpdateTenant};
+
+/// Arguments naming one namespace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceArgs {
+    /// Namespace name.
+    pub name: String,
+}
+
+/// Arguments of `create_namespace`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNamespaceArgs {
+    /// Namespace name.
+    pub name: String,
+    /// The rest.
+    #[serde(flatten)]
+    pub options: NamespaceOptions,
+}
+
+/// Arguments of `list_namespaces` and `list_keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// Only this tenant's.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Arguments of `list_tenants`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListTenantsArgs {
+    /// Only tenants in this state.
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+    /// Only children of this tenant.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Arguments naming one tenant.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantArgs {
+    /// Tenant id.
+    pub tenant_id: String,
+}
+
+/// Arguments of `update_tenant`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantArgs {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Changes.
+    #[serde(flatten)]
+    pub changes: UpdateTenant,
+}
+
+/// Arguments of `add_member`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberArgs {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// User identifier.
+    pub user_identifier: String,
+    /// Role.
+    pub role: Role,
+    /// Metadata.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Arguments of `list_members`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMembersArgs {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Only this role.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Arguments of `remove_member`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberArgs {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Member id.
+    pub member_id: String,
+}
+
+/// Arguments naming one key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyArgs {
+    /// Key id.
+    pub key_id: String,
+}
+
+/// Arguments naming a namespace's policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyArgs {
+    /// Namespace name.
+    pub namespace: String,
+}
+
+/// Arguments of `set_memory_policy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicyArgs {
+    /// Namespace name.
+    pub namespace: String,
+    /// The new policy.
+    pub policy: DecayPolicy,
+}
+
+/// Arguments of `store_memories`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreBatchArgs {
+    /// Namespace name.
+    pub namespace: String,
+    /// The memories (all stored, or none).
+    pub memories: Vec<StoreMemory>,
+}
+
+/// Arguments naming one memory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryArgs {
+    /// Namespace (optional for a key with exactly one namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Memory id.
+    pub id: String,
+}
+
+/// Arguments of `get_entity`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityArgs {
+    /// Namespace.
+    pub namespace: String,
+    /// Entity id or name.
+    pub entity: String,
+    /// Entity type, to pick among same-named entities.
+    #[serde(default, rename = "type")]
+    pub entity_type: Option<String>,
+}
+
+/// Arguments of `shortest_path`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathArgs {
+    /// Namespace.
+    pub namespace: String,
+    /// Start entity (id or name).
+    pub from: String,
+    /// End entity (id or name).
+    pub to: String,
+}
+
+/// Arguments of `delete_relation`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationArgs {
+    /// Namespace.
+    pub namespace: String,
+    /// Relation id.
+    pub id: String,
+}
+
+/// Arguments of operations that take none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+macro_rules! operations {
+    ($( $(#[$doc:meta])* $variant:ident($args:ty) = $name:literal; )*) => {
+        /// Every operation, with its arguments.
+        #[derive(Debug, Clone)]
+        #[allow(missing_docs)]
+        pub enum Request {
+            $( $(#[$doc])* $variant($args), )*
+        }
+
+        impl Request {
+            /// Every operation name, as used on the wire and in the bindings.
+            pub const OPERATIONS: &'static [&'static str] = &[$($name),*];
+
+            /// Decodes an operation from its name and JSON arguments. Unknown operations,
+            /// unknown fields and wrong types are `invalid_argument` naming the field.
+            pub fn parse(op: &str, args: Value) -> Result<Request> {
+                let args = if args.is_null() { Value::Object(Map::new()) } else { args };
+                match op {
+                    $( $name => Ok(Request::$variant(decode(args)?)), )*
+                    other => Err(Error::invalid("op", format!("unknown operation {other:?}"))),
+                }
+            }
+
+            /// The operation's name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Request::$variant(_) => $name, )* }
+            }
+
+            /// The arguments as JSON (what [`Request::parse`] takes back).
+            pub fn args(&self) -> Value {
+                let v = match self { $( Request::$variant(a) => serde_json::to_value(a), )* };
+                v.unwrap_or(Value::Null)
+            }
+        }
+    };
+}
+
+operations! {
+    CreateTenant(CreateTenant) = "create_tenant";
+    ListTenants(ListTenantsArgs) = "list_tenants";
+    GetTenant(TenantArgs) = "get_tenant";
+    UpdateTenant(UpdateTenantArgs) = "update_tenant";
+    DeleteTenant(TenantArgs) = "delete_tenant";
+    AddMember(AddMemberArgs) = "add_member";
+    ListMembers(ListMembersArgs) = "list_members";
+    RemoveMember(MemberArgs) = "remove_member";
+    CreateNamespace(CreateNamespaceArgs) = "create_namespace";
+    ListNamespaces(ListArgs) = "list_namespaces";
+    GetNamespace(NamespaceArgs) = "get_namespace";
+    DeleteNamespace(NamespaceArgs) = "delete_namespace";
+    GetMemoryPolicy(PolicyArgs) = "get_memory_policy";
+    SetMemoryPolicy(SetPolicyArgs) = "set_memory_policy";
+    CreateKey(CreateKey) = "create_key";
+    ListKeys(ListArgs) = "list_keys";
+    RevokeKey(KeyArgs) = "revoke_key";
+    RotateKey(KeyArgs) = "rotate_key";
+    StoreMemory(StoreMemory) = "store_memory";
+    StoreMemories(StoreBatchArgs) = "store_memories";
+    Recall(Recall) = "recall";
+    GetMemory(MemoryArgs) = "get_memory";
+    DeleteMemory(MemoryArgs) = "delete_memory";
+    BatchForget(Forget) = "batch_forget";
+    AddEntity(AddEntity) = "add_entity";
+    AddRelation(AddRelation) = "add_relation";
+    GetEntity(EntityArgs) = "get_entity";
+    Neighbors(Neighbors) = "neighbors";
+    Subgraph(Neighbors) = "subgraph";
+    ShortestPath(PathArgs) = "shortest_path";
+    DeleteEntity(EntityArgs) = "delete_entity";
+    DeleteRelation(RelationArgs) = "delete_relation";
+    WhoAmI(NoArgs) = "whoami";
+}
+
+/// Decodes JSON into `T`; failures become `invalid_argument` naming the field path.
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = match inner.split('`').nth(1) {
+            Some(f) if inner.starts_with("missing field") => {
+                if path == "." { f.to_owned() } else { format!("{path}.{f}") }
+            }
+            Some(f) if inner.starts_with("unknown field") => {
+                if path == "." { f.to_owned() } else { format!("{path}.{f}") }
+            }
+            _ if path == "." => "body".to_owned(),
+            _ => path,
+        };
+        Error::invalid(field, inner)
+    })
+}
+
+/// An operation's result. `total_count` is set for the lists whose value is a bare array
+/// (namespaces, keys); HTTP carries it in `X-Total-Count`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The JSON result.
+    pub value: Value,
+    /// Items in all pages, for bare-array lists.
+    pub total_count: Option<u64>,
+}
+
+impl Reply {
+    fn of<T: Serialize>(v: T) -> Result<Reply> {
+        Ok(Reply { value: serde_json::to_value(v)?, total_count: None })
+    }
+}
+
+fn with_message<T: Serialize>(v: T, message: &str) -> Result<Reply> {
+    let mut value = serde_json::to_value(v)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("message".into(), Value::String(message.into()));
+    }
+    Ok(Reply { value, total_count: None })
+}
+
+fn now_string(h: &Handle) -> DateTime<Utc> {
+    h.engine().inner.options.clock.now()
+}
+
+impl Handle {
+    /// Runs one operation. Every transport calls this and nothing else.
+    pub fn execute(&self, req: Request) -> Result<Reply> {
+        match req {
+            Request::CreateTenant(a) => with_message(self.create_tenant(a)?, "Tenant created successfully"),
+            Request::ListTenants(a) => {
+                let page = self.list_tenants(Page { offset: a.offset, limit: a.limit }, a.status, a.parent_id.as_deref())?;
+                Reply::of(json!({
+                    "tenants": page.items,
+                    "total_count": page.total_count,
+                    "offset": a.offset.unwrap_or(0),
+                    "limit": a.limit.unwrap_or(crate::page::DEFAULT_LIMIT),
+                }))
+            }
+            Request::GetTenant(a) => Reply::of(self.get_tenant(&a.tenant_id)?),
+            Request::UpdateTenant(a) => with_message(self.update_tenant(&a.tenant_id, a.changes)?, "Tenant updated successfully"),
+            Request::DeleteTenant(a) => {
+                let t = self.delete_tenant(&a.tenant_id)?;
+                let mut r = with_message(t, "Tenant deleted successfully")?;
+                r.value["deleted_at"] = json!(now_string(self));
+                Ok(r)
+            }
+            Request::AddMember(a) => with_message(
+                self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?,
+                "Member added successfully",
+            ),
+            Request::ListMembers(a) => Reply::of(self.list_members(&a.tenant_id, a.role, Page { offset: a.offset, limit: a.limit })?),
+            Request::RemoveMember(a) => {
+                let m = self.remove_member(&a.tenant_id, &a.member_id)?;
+                Reply::of(json!({
+                    "tenant_id": m.tenant_id,
+                    "member_id": m.member_id,
+                    "message": "Member removed successfully",
+                    "removed_at": now_string(self),
+                }))
+            }
+            Request::CreateNamespace(a) => Reply::of(self.create_namespace(&a.name, a.options)?),
+            Request::ListNamespaces(a) => {
+                let page = self.list_namespaces(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
+                Ok(Reply { value: serde_json::to_value(page.items)?, total_count: Some(page.total_count) })
+            }
+            Request::GetNamespace(a) => Reply::of(self.get_namespace(&a.name)?),
+            Request::DeleteNamespace(a) => Reply::of(self.delete_namespace(&a.name)?),
+            Request::GetMemoryPolicy(a) => Reply::of(self.get_memory_policy(&a.namespace)?),
+            Request::SetMemoryPolicy(a) => Reply::of(self.set_memory_policy(&a.namespace, a.policy)?),
+            Request::CreateKey(a) => Reply::of(self.create_key(a)?),
+            Request::ListKeys(a) => {
+                let page = self.list_keys(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
+                Ok(Reply { value: serde_json::to_value(page.items)?, total_count: Some(page.total_count) })
+            }
+            Request::RevokeKey(a) => Reply::of(self.revoke_key(&a.key_id)?),
+            Request::RotateKey(a) => Reply::of(self.rotate_key(&a.key_id)?),
+            Request::StoreMemory(a) => Reply::of(self.store_memory(a)?),
+            Request::StoreMemories(a) => Reply::of(json!({ "ids": self.store_memories(&a.namespace, a.memories)? })),
+            Request::Recall(a) => Reply::of(self.recall(a)?),
+            Request::GetMemory(a) => Reply::of(self.get_memory(a.namespace.as_deref(), &a.id)?),
+            Request::DeleteMemory(a) => {
+                let m = self.delete_memory(a.namespace.as_deref(), &a.id)?;
+                Reply::of(json!({ "id": m.id, "namespace": m.namespace, "deleted": true }))
+            }
+            Request::BatchForget(a) => Reply::of(self.batch_forget(a)?),
+            Request::AddEntity(a) => Reply::of(self.add_entity(a)?),
+            Request::AddRelation(a) => Reply::of(self.add_relation(a)?),
+            Request::GetEntity(a) => Reply::of(self.get_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?),
+            Request::Neighbors(a) => Reply::of(self.neighbors(a)?),
+            Request::Subgraph(a) => Reply::of(self.subgraph(a)?),
+            Request::ShortestPath(a) => Reply::of(self.shortest_path(&a.namespace, &a.from, &a.to)?),
+            Request::DeleteEntity(a) => {
+                let e = self.delete_entity(&a.namespace, &a.entity)?;
+                Reply::of(json!({ "id": e.id, "name": e.name, "deleted": true }))
+            }
+            Request::DeleteRelation(a) => {
+                let r = self.delete_relation(&a.namespace, &a.id)?;
+                Reply::of(json!({ "id": r.id, "deleted": true }))
+            }
+            Request::WhoAmI(_) => Reply::of(self.whoami()?),
+        }
+    }
+
+    /// Parses and runs an operation given as a name and JSON arguments (the bindings' entry).
+    pub fn call(&self, op: &str, args: Value) -> Result<Reply> {
+        self.execute(Request::parse(op, args)?)
+    }
+
+    /// Describes the caller: `{"principal": "root"|"member"|"scoped", "tenant_id", "role", "namespaces"}`.
+    pub fn whoami(&self) -> Result<Value> {
+        use crate::auth::Principal;
+        Ok(match self.principal()? {
+            Principal::Root => json!({ "principal": "root" }),
+            Principal::Member { key_id, tenant_id, role } => {
+                json!({ "principal": "member", "key_id": key_id, "tenant_id": tenant_id, "role": role })
+            }
+            Principal::Scoped { key_id, tenant_id, grants } => json!({
+                "principal": "scoped",
+                "key_id": key_id,
+                "tenant_id": tenant_id,
+                "namespaces": grants.iter().map(|g| json!({ "namespace": g.namespace, "access": g.access })).collect::<Vec<_>>(),
+            }),
+        })
+    }
+}
+
+/// The JSON error body of API.md: `{"error", "message", "code", "namespace"?}`.
+pub fn error_body(e: &Error) -> Value {
+    let code = e.code();
+    let mut body = json!({ "error": code.as_str(), "message": e.to_string(), "code": code.http_status() });
+    match e {
+        Error::Forbidden { namespace: Some(ns), .. } => body["namespace"] = json!(ns),
+        Error::QuotaExceeded { tenant, .. } => body["tenant_id"] = json!(tenant),
+        Error::RateLimited { tenant, retry_after_secs, .. } => {
+            body["tenant_id"] = json!(tenant);
+            body["retry_after"] = json!(retry_after_secs);
+        }
+        Error::InvalidArgument { field, .. } | Error::PayloadTooLarge { field, .. } => body["field"] = json!(field),
+        _ => {}
+    }
+    body
+}
+
+/// Rebuilds an [`Error`] from an error body (remote clients, FFI callers).
+pub fn error_from_body(body: &Value) -> Error {
+    let code = body["error"].as_str().and_then(crate::ErrorCode::from_str_code).unwrap_or(crate::ErrorCode::Internal);
+    let message = body["message"].as_str().unwrap_or("").to_owned();
+    match code {
+        crate::ErrorCode::Forbidden => Error::Forbidden { message, namespace: body["namespace"].as_str().map(str::to_owned) },
+        crate::ErrorCode::RateLimited => Error::RateLimited {
+            tenant: body["tenant_id"].as_str().unwrap_or("").to_owned(),
+            limit: 0,
+            retry_after_secs: body["retry_after"].as_u64().unwrap_or(1),
+        },
+        crate::ErrorCode::InvalidArgument | crate::ErrorCode::PayloadTooLarge => {
+            let field = body["field"].as_str().unwrap_or("").to_owned();
+            let reason = message.strip_prefix(&format!("{field}: ")).unwrap_or(&message).to_owned();
+            if code == crate::ErrorCode::InvalidArgument {
+                Error::InvalidArgument { field, reason }
+            } else {
+                Error::PayloadTooLarge { field, reason }
+            }
+        }
+        other => Error::from_code(other, message),
+    }
+}
+
+/// What every binding talks to: an in-process handle or a remote server, with the same
+/// operations, results and errors.
+pub trait Backend: Send + Sync {
+    /// Runs one operation.
+    fn call(&self, op: &str, args: Value) -> Result<Reply>;
+    /// A backend acting as `api_key` (in-process: [`crate::Engine::scoped`]; remote: the
+    /// same server with that key).
+    fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>>;
+}
+
+impl Backend for Handle {
+    fn call(&self, op: &str, args: Value) -> Result<Reply> {
+        Handle::call(self, op, args)
+    }
+
+    fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(self.engine().scoped(api_key)?))
+    }
+}

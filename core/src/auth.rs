@@ -1,0 +1,366 @@
+//! Keys and principals, and the ONE function that decides every `(principal, action, resource)`.
+//!
+//! Key text: `msk_<16 hex id>_<40 base62 secret><6 base62 checksum>`. The checksum (CRC-32 of
+//! everything before it) lets clients and secret scanners reject a mistyped or truncated key
+//! without a lookup. Only the SHA-256 of the secret is stored; comparison is constant-time.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::namespace::NamespaceRecord;
+
+const KEY_PREFIX: &str = "msk_";
+const ID_LEN: usize = 16;
+const SECRET_LEN: usize = 40;
+const CHECK_LEN: usize = 6;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A member's role in a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads the tenant's namespaces.
+    Viewer,
+    /// Reads and writes the tenant's namespaces.
+    Editor,
+    /// Reads, writes and manages the tenant's namespaces, members and keys.
+    Admin,
+}
+
+impl Role {
+    /// Parses `admin`, `editor` or `viewer`.
+    pub fn parse(s: &str, field: &str) -> Result<Self> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "editor" => Ok(Role::Editor),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(Error::invalid(
+                field,
+                format!("must be one of admin, editor, viewer (got {other:?})"),
+            )),
+        }
+    }
+}
+
+/// Access a namespace-scoped key has to one namespace. `Write` implies `Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Read memories and the graph.
+    Read,
+    /// Read and change memories and the graph.
+    Write,
+}
+
+impl Access {
+    /// Parses `read` or `write`.
+    pub fn parse(s: &str, field: &str) -> Result<Self> {
+        match s {
+            "read" => Ok(Access::Read),
+            "write" => Ok(Access::Write),
+            other => Err(Error::invalid(field, format!("must be read or write (got {other:?})"))),
+        }
+    }
+}
+
+/// One namespace a scoped key may reach. Bound to the namespace's internal id, so a key for
+/// a deleted namespace never reaches a new namespace created later under the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Namespace name.
+    pub namespace: String,
+    /// Internal id of the namespace the grant was made for.
+    pub namespace_id: u64,
+    /// What the key may do there.
+    pub access: Access,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The embedded owner or the server's admin key: may do anything.
+    Root,
+    /// A member-role key: its role over every namespace of one tenant.
+    Member {
+        /// The key's id.
+        key_id: String,
+        /// The tenant.
+        tenant_id: String,
+        /// The role in force (read live from the member record).
+        role: Role,
+    },
+    /// A key limited to a list of namespaces.
+    Scoped {
+        /// The key's id.
+        key_id: String,
+        /// The tenant the key belongs to, if any (rate limits apply to it).
+        tenant_id: Option<String>,
+        /// The namespaces it may reach.
+        grants: Vec<Grant>,
+    },
+}
+
+impl Principal {
+    /// The tenant whose quotas and rate limit apply to this principal's calls.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            Principal::Root => None,
+            Principal::Member { tenant_id, .. } => Some(tenant_id),
+            Principal::Scoped { tenant_id, .. } => tenant_id.as_deref(),
+        }
+    }
+
+    /// The only namespace a scoped key can reach, if it has exactly one.
+    pub fn only_namespace(&self) -> Option<&str> {
+        match self {
+            Principal::Scoped { grants, .. } if grants.len() == 1 => Some(&grants[0].namespace),
+            _ => None,
+        }
+    }
+}
+
+/// What a principal wants to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Read memories or the graph of a namespace (`record` is `None` when it does not exist).
+    ReadNamespace(&'a str, Option<&'a NamespaceRecord>),
+    /// Change memories or the graph of a namespace.
+    WriteNamespace(&'a str, Option<&'a NamespaceRecord>),
+    /// See, reconfigure or delete a namespace itself.
+    ManageNamespace(&'a str, Option<&'a NamespaceRecord>),
+    /// Create a namespace in a tenant (`None`: outside any tenant).
+    CreateNamespace(Option<&'a str>),
+    /// Read a tenant's record.
+    ReadTenant(&'a str),
+    /// Administer a tenant's members, keys and namespace listing (`None`: tenant-less ones).
+    AdministerTenant(Option<&'a str>),
+    /// Create, update or delete tenants; list every tenant.
+    ManageTenants,
+}
+
+/// The three levels of access to one namespace, for code that picks one before the lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceAction {
+    /// [`Action::ReadNamespace`].
+    Read,
+    /// [`Action::WriteNamespace`].
+    Write,
+    /// [`Action::ManageNamespace`].
+    Manage,
+}
+
+impl NamespaceAction {
+    /// The [`Action`] on a namespace.
+    pub fn on<'a>(self, name: &'a str, rec: Option<&'a NamespaceRecord>) -> Action<'a> {
+        match self {
+            NamespaceAction::Read => Action::ReadNamespace(name, rec),
+            NamespaceAction::Write => Action::WriteNamespace(name, rec),
+            NamespaceAction::Manage => Action::ManageNamespace(name, rec),
+        }
+    }
+}
+
+/// Decides whether `principal` may perform `action`. Deny by default: every case that is not
+/// explicitly allowed below is refused. For namespaces, a non-root principal is told
+/// `forbidden` whether or not the namespace exists; only root learns `not_found`.
+pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<()> {
+    match (principal, action) {
+        (Principal::Root, Action::ReadNamespace(name, rec))
+        | (Principal::Root, Action::WriteNamespace(name, rec))
+        | (Principal::Root, Action::ManageNamespace(name, rec)) => {
+            rec.map(|_| ()).ok_or_else(|| Error::not_found("namespace", name))
+        }
+        (Principal::Root, _) => Ok(()),
+
+        (Principal::Scoped { grants, .. }, Action::ReadNamespace(name, rec)) => {
+            scoped_namespace(grants, name, rec, Access::Read)
+        }
+        (Principal::Scoped { grants, .. }, Action::WriteNamespace(name, rec)) => {
+            scoped_namespace(grants, name, rec, Access::Write)
+        }
+        (Principal::Scoped { .. }, Action::ManageNamespace(name, _)) => {
+            Err(Error::namespace_forbidden(name))
+        }
+
+        (Principal::Member { tenant_id, role, .. }, Action::ReadNamespace(name, rec)) => {
+            member_namespace(tenant_id, *role, Role::Viewer, name, rec)
+        }
+        (Principal::Member { tenant_id, role, .. }, Action::WriteNamespace(name, rec)) => {
+            member_namespace(tenant_id, *role, Role::Editor, name, rec)
+        }
+        (Principal::Member { tenant_id, role, .. }, Action::ManageNamespace(name, rec)) => {
+            member_namespace(tenant_id, *role, Role::Admin, name, rec)
+        }
+        (
+            Principal::Member { tenant_id, role: Role::Admin, .. },
+            Action::CreateNamespace(Some(t)) | Action::AdministerTenant(Some(t)) | Action::ReadTenant(t),
+        ) if tenant_id == t => Ok(()),
+
+        _ => Err(Error::forbidden("Key not authorized for this operation")),
+    }
+}
+
+fn scoped_namespace(
+    grants: &[Grant],
+    name: &str,
+    rec: Option<&NamespaceRecord>,
+    need: Access,
+) -> Result<()> {
+    let allowed = rec.is_some_and(|rec| {
+        grants.iter().any(|g| g.namespace_id == rec.id && g.namespace == name && g.access >= need)
+    });
+    if allowed { Ok(()) } else { Err(Error::namespace_forbidden(name)) }
+}
+
+fn member_namespace(
+    tenant_id: &str,
+    role: Role,
+    need: Role,
+    name: &str,
+    rec: Option<&NamespaceRecord>,
+) -> Result<()> {
+    let in_tenant = rec.is_some_and(|r| r.tenant_id.as_deref() == Some(tenant_id));
+    if in_tenant && role >= need { Ok(()) } else { Err(Error::namespace_forbidden(name)) }
+}
+
+/// A parsed key: its id and the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParsedKey {
+    pub id: String,
+    pub secret_hash: [u8; 32],
+}
+
+/// A freshly generated key: the text (shown once) and what is stored.
+pub(crate) struct NewKey {
+    pub text: String,
+    pub parsed: ParsedKey,
+}
+
+pub(crate) fn hash_secret(secret: &[u8]) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+/// Constant-time equality of two hashes.
+pub(crate) fn hashes_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.ct_eq(b).into()
+}
+
+fn random_base62(n: usize) -> Result<String> {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+        // Rejection sampling keeps the distribution uniform (248 = 4 * 62).
+        for b in buf.iter().filter(|b| **b < 248) {
+            if out.len() == n {
+                break;
+            }
+            out.push(char::from(BASE62[usize::from(*b % 62)]));
+        }
+    }
+    Ok(out)
+}
+
+fn checksum(body: &str) -> String {
+    let mut n = u64::from(crc32(body.as_bytes()));
+    let mut out = [b'0'; CHECK_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Generates a new key with a fresh id.
+pub(crate) fn generate_key() -> Result<NewKey> {
+    let mut id = [0u8; ID_LEN / 2];
+    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    generate_secret_for(&id)
+}
+
+/// Generates a new secret for an existing key id (rotation).
+pub(crate) fn generate_secret_for(id: &str) -> Result<NewKey> {
+    let secret = random_base62(SECRET_LEN)?;
+    let body = format!("{KEY_PREFIX}{id}_{secret}");
+    let text = format!("{body}{}", checksum(&body));
+    let parsed = ParsedKey { id: id.to_owned(), secret_hash: hash_secret(secret.as_bytes()) };
+    Ok(NewKey { text, parsed })
+}
+
+/// The displayable prefix of a key (safe to show and log).
+pub(crate) fn display_prefix(id: &str) -> String {
+    format!("{KEY_PREFIX}{id}")
+}
+
+/// Parses and checksums key text. Any defect is `unauthorized` with one message, so the
+/// answer reveals nothing about which part was wrong.
+pub(crate) fn parse_key(text: &str) -> Result<ParsedKey> {
+    let malformed = || Error::Unauthorized("malformed API key".into());
+    let rest = text.strip_prefix(KEY_PREFIX).ok_or_else(malformed)?;
+    if rest.len() != ID_LEN + 1 + SECRET_LEN + CHECK_LEN || !rest.is_ascii() {
+        return Err(malformed());
+    }
+    let (id, rest) = rest.split_at(ID_LEN);
+    let rest = rest.strip_prefix('_').ok_or_else(malformed)?;
+    let (secret, check) = rest.split_at(SECRET_LEN);
+    let id_ok = id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let secret_ok = secret.bytes().chain(check.bytes()).all(|b| b.is_ascii_alphanumeric());
+    if !id_ok || !secret_ok {
+        return Err(malformed());
+    }
+    let body = &text[..text.len() - CHECK_LEN];
+    if checksum(body) != check {
+        return Err(malformed());
+    }
+    Ok(ParsedKey { id: id.to_owned(), secret_hash: hash_secret(secret.as_bytes()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_any_single_change_is_rejected() {
+        let key = generate_key().unwrap();
+        assert_eq!(parse_key(&key.text).unwrap(), key.parsed);
+        assert!(key.text.starts_with("msk_"));
+        for i in 4..key.text.len() {
+            let mut bytes = key.text.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+            let mutated = String::from_utf8(bytes).unwrap();
+            if mutated != key.text {
+                assert!(parse_key(&mutated).is_err(), "mutation at {i} accepted");
+            }
+        }
+        assert!(parse_key(&key.text[..key.text.len() - 1]).is_err());
+        assert!(parse_key("").is_err());
+        assert!(parse_key("Bearer x").is_err());
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn rotation_keeps_the_id_and_changes_the_secret() {
+        let a = generate_key().unwrap();
+        let b = generate_secret_for(&a.parsed.id).unwrap();
+        assert_eq!(a.parsed.id, b.parsed.id);
+        assert!(!hashes_equal(&a.parsed.secret_hash, &b.parsed.secret_hash));
+    }
+}

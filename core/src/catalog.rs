@@ -1,0 +1,93 @@
+//! The control plane's tables: tenants, members, namespaces, keys and pending purges, all in
+//! one LMDB environment so that every control-plane change is one transaction.
+
+use heed::types::{Bytes, SerdeJson, Str, U64};
+use heed::{byteorder::BigEndian, Database, Env, WithoutTls};
+
+use crate::error::Result;
+use crate::keys::KeyRecord;
+use crate::namespace::NamespaceRecord;
+use crate::purge::PurgeJob;
+use crate::store::Tables;
+use crate::tenant::{Member, Tenant};
+
+/// Catalog tables. Composite keys use `/` as separator; every part before it is a UUID or
+/// `-`, so prefix scans cannot run into a neighbour.
+pub(crate) struct CatalogTables {
+    /// tenant id → tenant.
+    pub tenants: Database<'static, Str, SerdeJson<Tenant>>,
+    /// tenant name → tenant id.
+    pub tenant_names: Database<'static, Str, Str>,
+    /// `tenant_id/member_id` → member.
+    pub members: Database<'static, Str, SerdeJson<Member>>,
+    /// `tenant_id/user_identifier` → member id.
+    pub member_users: Database<'static, Str, Str>,
+    /// namespace name → namespace.
+    pub namespaces: Database<'static, Str, SerdeJson<NamespaceRecord>>,
+    /// `tenant_id/namespace name` (`-/name` for tenant-less namespaces) → ().
+    pub tenant_namespaces: Database<'static, Str, Bytes>,
+    /// key id → key.
+    pub keys: Database<'static, Str, SerdeJson<KeyRecord>>,
+    /// namespace id → purge still to do.
+    pub purges: Database<'static, U64<BigEndian>, SerdeJson<PurgeJob>>,
+    /// counters and settings.
+    pub meta: Database<'static, Str, Bytes>,
+}
+
+impl Tables for CatalogTables {
+    const MAX_DBS: u32 = 16;
+
+    fn create(env: &Env<WithoutTls>) -> Result<Self> {
+        let wtxn = env.write_txn()?;
+        let (tenants, tenant_names, members, member_users, namespaces, tenant_namespaces, keys, purges, meta) =
+            env.create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((
+                    o.create_database(w, Some("tenants"))?,
+                    o.create_database(w, Some("tenant_names"))?,
+                    o.create_database(w, Some("members"))?,
+                    o.create_database(w, Some("member_users"))?,
+                    o.create_database(w, Some("namespaces"))?,
+                    o.create_database(w, Some("tenant_namespaces"))?,
+                    o.create_database(w, Some("keys"))?,
+                    o.create_database(w, Some("purges"))?,
+                    o.create_database(w, Some("meta"))?,
+                )))
+            })?
+            .unwrap_commit();
+        Ok(CatalogTables {
+            tenants,
+            tenant_names,
+            members,
+            member_users,
+            namespaces,
+            tenant_namespaces,
+            keys,
+            purges,
+            meta,
+        })
+    }
+}
+
+/// The `tenant_namespaces` key of a namespace.
+pub(crate) fn tenant_ns_key(tenant_id: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", tenant_id.unwrap_or("-"))
+}
+
+/// Reads a big-endian u64 counter from `meta`.
+pub(crate) fn read_counter(
+    t: &CatalogTables,
+    rtxn: &heed::RoTxn<'_, WithoutTls>,
+    name: &str,
+) -> Result<u64> {
+    Ok(t.meta
+        .get(rtxn, name)?
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Increments a counter in `meta` and returns the new value.
+pub(crate) fn next_counter(t: &CatalogTables, wtxn: &mut heed::RwTxn<'_>, name: &str) -> Result<u64> {
+    let next = read_counter(t, wtxn, name)? + 1;
+    t.meta.put(wtxn, name, &next.to_be_bytes())?;
+    Ok(next)
+}

@@ -1,0 +1,187 @@
+//! The data plane's tables: memories, vectors, graph rows and the vector index of the
+//! namespaces that share one LMDB environment. Every key starts with the namespace's
+//! 8-byte big-endian id, so one namespace's rows are one contiguous key range.
+
+use std::path::{Path, PathBuf};
+
+use heed::types::{Bytes, SerdeJson};
+use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::store::Tables;
+
+/// Internal numeric id of a namespace, assigned by the catalog and never reused.
+pub type NamespaceId = u64;
+
+/// Where a namespace's rows live, chosen from its tenant's isolation mode at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EnvLocation {
+    /// `logical`: one of the shared, sharded environments.
+    Shard {
+        /// Shard number.
+        n: u32,
+    },
+    /// `hybrid`: the tenant's own environment.
+    Tenant {
+        /// The tenant.
+        tenant_id: String,
+    },
+    /// `physical`: the namespace's own environment.
+    Namespace {
+        /// The namespace.
+        id: NamespaceId,
+    },
+}
+
+impl EnvLocation {
+    /// The environment's directory under the data directory.
+    pub(crate) fn dir(&self, root: &Path) -> PathBuf {
+        match self {
+            EnvLocation::Shard { n } => root.join("shards").join(format!("shard-{n}")),
+            EnvLocation::Tenant { tenant_id } => root.join("tenants").join(tenant_id),
+            EnvLocation::Namespace { id } => root.join("namespaces").join(id.to_string()),
+        }
+    }
+
+    /// Initial memory map size: large and sparse for shared shards, smaller for own files.
+    pub(crate) fn initial_map_size(&self) -> usize {
+        match self {
+            EnvLocation::Shard { .. } => 8 << 30,
+            EnvLocation::Tenant { .. } => 1 << 30,
+            EnvLocation::Namespace { .. } => 256 << 20,
+        }
+    }
+}
+
+/// Per-namespace counters kept beside its rows (so they change in the same transaction).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct NamespaceStats {
+    /// Live memories.
+    pub memory_count: u64,
+    /// Bytes of memories, vectors and graph rows charged to the namespace.
+    pub storage_bytes: u64,
+    /// Next free vector slot (slots are never reused before a rebuild).
+    pub next_slot: u32,
+    /// Vector dimension fixed by the first vector stored (or at creation).
+    pub dimensions: Option<u32>,
+    /// Name of the embedder that produced the namespace's text vectors.
+    pub embedder: Option<String>,
+    /// Entities in the graph.
+    pub entity_count: u64,
+    /// Relations in the graph.
+    pub relation_count: u64,
+    /// Highest slot included in the vector index (exclusive); slots above are scanned exactly.
+    pub indexed_until: u32,
+    /// The vector index number in this environment, once the namespace has one.
+    pub ann_index: Option<u16>,
+}
+
+/// Data tables of one environment.
+pub(crate) struct DataTables {
+    /// ns ‖ memory uuid → memory record (JSON).
+    pub memories: Database<'static, Bytes, Bytes>,
+    /// ns ‖ slot (u32 BE) → memory uuid ‖ f32 LE vector.
+    pub vectors: Database<'static, Bytes, Bytes>,
+    /// ns → stats.
+    pub stats: Database<'static, Bytes, SerdeJson<NamespaceStats>>,
+    /// ns ‖ entity uuid → entity (JSON).
+    pub entities: Database<'static, Bytes, Bytes>,
+    /// ns ‖ type ‖ 0 ‖ name → entity uuid.
+    pub entity_names: Database<'static, Bytes, Bytes>,
+    /// ns ‖ relation uuid → relation (JSON).
+    pub relations: Database<'static, Bytes, Bytes>,
+    /// ns ‖ entity uuid ‖ memory uuid → () (memories that name an entity).
+    pub entity_memories: Database<'static, Bytes, Bytes>,
+    /// Approximate-nearest-neighbour index (arroy), one index number per large namespace.
+    pub ann: arroy::Database<'static, arroy::distances::Cosine>,
+    /// index number → namespace id, to allocate index numbers.
+    pub ann_owners: Database<'static, Bytes, Bytes>,
+}
+
+impl Tables for DataTables {
+    const MAX_DBS: u32 = 16;
+
+    fn create(env: &Env<WithoutTls>) -> Result<Self> {
+        let wtxn = env.write_txn()?;
+        let (memories, vectors, stats, entities, entity_names, relations, entity_memories, ann, ann_owners) =
+            env.create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((
+                    o.create_database(w, Some("memories"))?,
+                    o.create_database(w, Some("vectors"))?,
+                    o.create_database(w, Some("stats"))?,
+                    o.create_database(w, Some("entities"))?,
+                    o.create_database(w, Some("entity_names"))?,
+                    o.create_database(w, Some("relations"))?,
+                    o.create_database(w, Some("entity_memories"))?,
+                    o.create_database(w, Some("ann"))?,
+                    o.create_database(w, Some("ann_owners"))?,
+                )))
+            })?
+            .unwrap_commit();
+        Ok(DataTables {
+            memories,
+            vectors,
+            stats,
+            entities,
+            entity_names,
+            relations,
+            entity_memories,
+            ann,
+            ann_owners,
+        })
+    }
+}
+
+/// `ns ‖ local` key.
+pub(crate) fn ns_key(ns: NamespaceId, local: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + local.len());
+    k.extend_from_slice(&ns.to_be_bytes());
+    k.extend_from_slice(local);
+    k
+}
+
+impl DataTables {
+    /// Reads a namespace's stats (zeroes if it has none yet).
+    pub(crate) fn stats_of(&self, rtxn: &RoTxn<'_, WithoutTls>, ns: NamespaceId) -> Result<NamespaceStats> {
+        Ok(self.stats.get(rtxn, &ns.to_be_bytes())?.unwrap_or_default())
+    }
+
+    /// Writes a namespace's stats.
+    pub(crate) fn put_stats(&self, wtxn: &mut RwTxn<'_>, ns: NamespaceId, s: &NamespaceStats) -> Result<()> {
+        self.stats.put(wtxn, &ns.to_be_bytes(), s)?;
+        Ok(())
+    }
+
+    /// Deletes every row of a namespace in every table, at most `budget` rows per table per
+    /// call; returns whether rows remain.
+    pub(crate) fn purge_rows(&self, wtxn: &mut RwTxn<'_>, ns: NamespaceId, budget: usize) -> Result<bool> {
+        let prefix = ns.to_be_bytes();
+        let mut more = false;
+        for db in [
+            &self.memories,
+            &self.vectors,
+            &self.entities,
+            &self.entity_names,
+            &self.relations,
+            &self.entity_memories,
+        ] {
+            let mut iter = db.prefix_iter_mut(wtxn, &prefix)?;
+            let mut n = 0;
+            while iter.next().transpose()?.is_some() {
+                if n == budget {
+                    more = true;
+                    break;
+                }
+                // SAFETY: no reference into the database is kept across this deletion.
+                unsafe { iter.del_current()? };
+                n += 1;
+            }
+        }
+        if !more {
+            self.stats.delete(wtxn, &prefix)?;
+        }
+        Ok(more)
+    }
+}

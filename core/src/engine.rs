@@ -1,0 +1,386 @@
+//! The engine: a data directory, its LMDB environments, the background purger, and the
+//! handles through which every operation passes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::auth::{self, ParsedKey, Principal};
+use crate::catalog::CatalogTables;
+use crate::clock::{Clock, SystemClock};
+use crate::datastore::{DataTables, EnvLocation};
+use crate::embed::{Embedder, HashEmbedder};
+use crate::error::{Error, Result};
+use crate::quota::{RateInfo, RateLimiter, StorageUsage};
+use crate::store::Store;
+use crate::vector::VectorCache;
+
+/// How an engine is opened.
+#[derive(Clone)]
+pub struct Options {
+    /// Source of time (tests inject a [`crate::ManualClock`]).
+    pub clock: Arc<dyn Clock>,
+    /// Embedder for text given without a vector.
+    pub embedder: Arc<dyn Embedder>,
+    /// Number of shared environments `logical` namespaces are spread over.
+    pub shards: u32,
+    /// Run purges and decay sweeps on a background thread (tests may drive them by hand).
+    pub background: bool,
+    /// Namespaces with at least this many vectors get an approximate index.
+    pub ann_threshold: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            embedder: Arc::new(HashEmbedder::default()),
+            shards: 4,
+            background: true,
+            ann_threshold: 20_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("clock", &self.clock)
+            .field("embedder", &self.embedder.name())
+            .field("shards", &self.shards)
+            .field("background", &self.background)
+            .field("ann_threshold", &self.ann_threshold)
+            .finish()
+    }
+}
+
+/// What a valid key resolves to, cached until the catalog changes.
+#[derive(Debug)]
+pub(crate) struct Authed {
+    pub principal: Principal,
+    /// The principal's tenant's qps limit, if rate limited.
+    pub qps_limit: Option<u32>,
+    /// The principal's tenant's connection limit.
+    pub max_connections: Option<u32>,
+    /// When the key expires (micros since epoch).
+    pub expires_at: Option<i64>,
+}
+
+struct CachedKey {
+    generation: u64,
+    secret_hash: [u8; 32],
+    authed: Arc<Authed>,
+}
+
+pub(crate) struct EngineInner {
+    pub dir: PathBuf,
+    pub pid: u32,
+    pub options: Options,
+    pub catalog: Store<CatalogTables>,
+    /// Bumped by every catalog write; cached key resolutions are valid for one generation.
+    pub generation: AtomicU64,
+    data_envs: RwLock<HashMap<EnvLocation, Arc<Store<DataTables>>>>,
+    key_cache: RwLock<HashMap<String, CachedKey>>,
+    pub usage: StorageUsage,
+    pub limiter: RateLimiter,
+    pub vectors: VectorCache,
+    pub graphs: crate::graph::GraphCache,
+    /// Wakes the background worker (a purge was queued, or the engine is closing).
+    pub wake: (Mutex<bool>, Condvar),
+    /// Namespaces deleted while this process runs (see [`crate::purge`]).
+    pub dead: RwLock<std::collections::HashSet<u64>>,
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<EngineInner>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<EngineInner>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+/// An open data directory. Cheap to clone; two `open` calls on one path in one process share
+/// one engine (LMDB allows one environment per file per process).
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory at `dir`. If this process already has
+    /// the directory open, the same engine is returned and `options` are ignored.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::invalid("path", format!("cannot create data directory {}: {e}", dir.display()))
+        })?;
+        let dir = dir.canonicalize()?;
+        let mut reg = registry().lock();
+        if let Some(inner) = reg.get(&dir).and_then(Weak::upgrade) {
+            inner.check_process()?;
+            return Ok(Engine { inner });
+        }
+        let catalog = Store::open(&dir.join("catalog"), 1 << 30)?;
+        let inner = Arc::new(EngineInner {
+            dir: dir.clone(),
+            pid: std::process::id(),
+            catalog,
+            generation: AtomicU64::new(1),
+            data_envs: RwLock::default(),
+            key_cache: RwLock::default(),
+            usage: StorageUsage::default(),
+            limiter: RateLimiter::default(),
+            vectors: VectorCache::default(),
+            graphs: crate::graph::GraphCache::default(),
+            wake: (Mutex::new(false), Condvar::new()),
+            dead: RwLock::default(),
+            options,
+        });
+        inner.load_usage()?;
+        reg.insert(dir, Arc::downgrade(&inner));
+        drop(reg);
+        if inner.options.background {
+            crate::purge::spawn_worker(&inner);
+        }
+        Ok(Engine { inner })
+    }
+
+    /// The embedded owner: may do anything.
+    pub fn root(&self) -> Handle {
+        Handle { inner: self.inner.clone(), who: Who::Root }
+    }
+
+    /// A handle limited to what `api_key` allows. Fails with `unauthorized` at once for a
+    /// malformed, unknown, expired or revoked key; every later call re-checks it, so a
+    /// revocation takes effect on handles already made.
+    pub fn scoped(&self, api_key: &str) -> Result<Handle> {
+        self.inner.check_process()?;
+        if let Some(true) = self.inner.is_admin_key(api_key)? {
+            return Ok(self.root());
+        }
+        let parsed = auth::parse_key(api_key)?;
+        self.inner.authenticate(&parsed)?;
+        Ok(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)) })
+    }
+
+    /// Sets the key that authenticates as root (the server's admin key). Only its hash is kept.
+    pub fn set_admin_key(&self, key: &str) -> Result<()> {
+        if key.len() < 16 {
+            return Err(Error::invalid("admin_key", "must be at least 16 characters"));
+        }
+        let hash = auth::hash_secret(key.as_bytes());
+        self.inner.catalog_write(|w, t| Ok(t.meta.put(w, "admin_key_sha256", &hash)?))
+    }
+
+    /// Whether an admin key has been set.
+    pub fn has_admin_key(&self) -> Result<bool> {
+        self.inner.catalog.read(|r, t| Ok(t.meta.get(r, "admin_key_sha256")?.is_some()))
+    }
+
+    /// Generates a new admin key, stores its hash, and returns the text (shown once).
+    pub fn generate_admin_key(&self) -> Result<String> {
+        let key = auth::generate_key()?;
+        self.set_admin_key(&key.text)?;
+        Ok(key.text)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Runs pending purges (and their compaction) now, on this thread. Returns how many
+    /// namespaces were purged. The background worker does the same on its own.
+    pub fn run_pending_purges(&self) -> Result<usize> {
+        crate::purge::run_pending(&self.inner)
+    }
+
+    /// Runs one bounded decay/TTL sweep over every namespace now; returns memories removed.
+    pub fn sweep_now(&self) -> Result<u64> {
+        crate::memory::sweep_all(&self.inner, usize::MAX)
+    }
+
+    /// Number of namespaces whose deletion is still being purged.
+    pub fn pending_purges(&self) -> Result<u64> {
+        self.inner.catalog.read(|r, t| Ok(t.purges.len(r)?))
+    }
+}
+
+impl EngineInner {
+    /// Refuses use in a forked child: LMDB environments must not cross `fork()`.
+    pub(crate) fn check_process(&self) -> Result<()> {
+        if std::process::id() == self.pid {
+            Ok(())
+        } else {
+            Err(Error::Internal(
+                "this engine was opened in a parent process; open it again after fork()".into(),
+            ))
+        }
+    }
+
+    pub(crate) fn now_micros(&self) -> i64 {
+        self.options.clock.now_micros()
+    }
+
+    /// A write to the catalog; invalidates every cached key resolution.
+    pub(crate) fn catalog_write<R>(
+        &self,
+        f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R>,
+    ) -> Result<R> {
+        let r = self.catalog.write(f);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+
+    /// The data environment at `loc`, opened on first use.
+    pub(crate) fn data_env(&self, loc: &EnvLocation) -> Result<Arc<Store<DataTables>>> {
+        if let Some(s) = self.data_envs.read().get(loc) {
+            return Ok(s.clone());
+        }
+        let mut envs = self.data_envs.write();
+        if let Some(s) = envs.get(loc) {
+            return Ok(s.clone());
+        }
+        let store = Arc::new(Store::open(&loc.dir(&self.dir), loc.initial_map_size())?);
+        envs.insert(loc.clone(), store.clone());
+        Ok(store)
+    }
+
+    /// Closes and deletes an environment's files (hybrid/physical purge).
+    pub(crate) fn destroy_data_env(&self, loc: &EnvLocation) -> Result<()> {
+        let store = self.data_envs.write().remove(loc);
+        match store {
+            Some(s) => s.destroy(),
+            None => {
+                let dir = loc.dir(&self.dir);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn is_admin_key(&self, text: &str) -> Result<Option<bool>> {
+        let stored = self.catalog.read(|r, t| {
+            Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        })?;
+        Ok(stored.map(|h| auth::hashes_equal(&h, &auth::hash_secret(text.as_bytes()))))
+    }
+
+    /// Resolves a parsed key to its principal, from the cache when the catalog is unchanged.
+    pub(crate) fn authenticate(&self, key: &ParsedKey) -> Result<Arc<Authed>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let now = self.now_micros();
+        if let Some(c) = self.key_cache.read().get(&key.id) {
+            if c.generation == generation && auth::hashes_equal(&c.secret_hash, &key.secret_hash) {
+                return match c.authed.expires_at {
+                    Some(exp) if exp <= now => Err(Error::Unauthorized("API key expired".into())),
+                    _ => Ok(c.authed.clone()),
+                };
+            }
+        }
+        let authed = Arc::new(crate::keys::resolve_key(self, key, now)?);
+        let mut cache = self.key_cache.write();
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(
+            key.id.clone(),
+            CachedKey { generation, secret_hash: key.secret_hash, authed: authed.clone() },
+        );
+        Ok(authed)
+    }
+
+    /// Wakes the background worker.
+    pub(crate) fn wake_worker(&self) {
+        let (lock, cv) = &self.wake;
+        *lock.lock() = true;
+        cv.notify_all();
+    }
+}
+
+#[derive(Clone)]
+enum Who {
+    Root,
+    Key(Arc<ParsedKey>),
+}
+
+/// A principal's view of the engine: every operation goes through [`auth::authorize`].
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) inner: Arc<EngineInner>,
+    who: Who,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = match &self.who {
+            Who::Root => "root".to_owned(),
+            Who::Key(k) => auth::display_prefix(&k.id),
+        };
+        f.debug_struct("Handle").field("who", &who).finish_non_exhaustive()
+    }
+}
+
+/// A checked caller for one operation: its principal and what the rate limiter said.
+pub(crate) struct Caller {
+    pub principal: Principal,
+}
+
+impl Handle {
+    /// The engine behind this handle.
+    pub fn engine(&self) -> Engine {
+        Engine { inner: self.inner.clone() }
+    }
+
+    /// Who this handle acts as, re-checked now (revocation, expiry, tenant status).
+    pub fn principal(&self) -> Result<Principal> {
+        Ok(self.authed()?.map_or(Principal::Root, |a| a.principal.clone()))
+    }
+
+    fn authed(&self) -> Result<Option<Arc<Authed>>> {
+        self.inner.check_process()?;
+        match &self.who {
+            Who::Root => Ok(None),
+            Who::Key(k) => self.inner.authenticate(k).map(Some),
+        }
+    }
+
+    /// Checks the key and charges one request to the tenant's rate limit.
+    pub(crate) fn caller(&self) -> Result<Caller> {
+        let Some(authed) = self.authed()? else {
+            return Ok(Caller { principal: Principal::Root });
+        };
+        if let (Some(t), Some(limit)) = (authed.principal.tenant_id(), authed.qps_limit) {
+            self.inner.limiter.admit(t, limit, self.inner.now_micros())?;
+        }
+        Ok(Caller { principal: authed.principal.clone() })
+    }
+
+    /// The rate-limit state the last admitted call of this handle's tenant left, without
+    /// charging a request (for `X-RateLimit-*` headers).
+    pub fn rate_info(&self) -> Result<Option<RateInfo>> {
+        let Some(authed) = self.authed()? else { return Ok(None) };
+        Ok(match (authed.principal.tenant_id(), authed.qps_limit) {
+            (Some(t), Some(limit)) => Some(self.inner.limiter.peek(t, limit, self.inner.now_micros())),
+            _ => None,
+        })
+    }
+
+    /// The tenant and its concurrent-connection limit, for transports that enforce it.
+    pub fn connection_limit(&self) -> Result<Option<(String, u32)>> {
+        let Some(authed) = self.authed()? else { return Ok(None) };
+        Ok(authed
+            .principal
+            .tenant_id()
+            .zip(authed.max_connections)
+            .map(|(t, n)| (t.to_owned(), n)))
+    }
+}

@@ -1,0 +1,295 @@
+//! One error type for every face of memsilo. Each variant has a stable snake_case code
+//! (the Python exception's `.code`, the JS `error.code`, the Go `Code`, the C integer)
+//! and an HTTP status; the table lives in [`ErrorCode`] and nowhere else.
+
+use std::fmt;
+
+/// Result with memsilo's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The stable error codes of API.md, with their HTTP status and C integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Validation failed; the message names the field.
+    InvalidArgument,
+    /// Missing, malformed, unknown, expired or revoked key.
+    Unauthorized,
+    /// Valid key, not allowed here (also: unknown namespace for non-admins).
+    Forbidden,
+    /// Tenant, member, key, memory, entity (or, for admins, namespace) not found.
+    NotFound,
+    /// Duplicate name, tenant with children, member already exists.
+    Conflict,
+    /// A storage, member or namespace limit would be exceeded; nothing was written.
+    QuotaExceeded,
+    /// Over the tenant's queries-per-second limit.
+    RateLimited,
+    /// Body or field beyond the documented limits.
+    PayloadTooLarge,
+    /// A bug or an environment failure (I/O, LMDB).
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in C-integer order.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::RateLimited,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire name, e.g. `"not_found"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Parses a wire name; unknown names are `None`.
+    pub fn from_str_code(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The HTTP status of API.md's table.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden | ErrorCode::QuotaExceeded => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The C ABI integer (0 is success, so codes start at 1).
+    pub fn as_i32(self) -> i32 {
+        Self::ALL.iter().position(|c| *c == self).map_or(9, |i| i as i32 + 1)
+    }
+
+    /// Inverse of [`ErrorCode::as_i32`].
+    pub fn from_i32(n: i32) -> Option<Self> {
+        usize::try_from(n - 1).ok().and_then(|i| Self::ALL.get(i).copied())
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every failure memsilo reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request field failed validation.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The offending field, as named on the wire.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The key is missing, malformed, unknown, expired or revoked.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The principal may not do this.
+    #[error("{message}")]
+    Forbidden {
+        /// Human-readable reason.
+        message: String,
+        /// The namespace asked for, when the refusal is about one.
+        namespace: Option<String>,
+    },
+    /// The named thing does not exist.
+    #[error("{kind} not found: {id}")]
+    NotFound {
+        /// What kind of thing (tenant, member, key, memory, entity, namespace).
+        kind: &'static str,
+        /// The identifier asked for.
+        id: String,
+    },
+    /// The request conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A quota would be exceeded.
+    #[error("{quota} quota exceeded for tenant {tenant}: limit {limit}, would be {requested}")]
+    QuotaExceeded {
+        /// The tenant whose quota binds (may be a parent).
+        tenant: String,
+        /// Which quota: `storage_quota_bytes`, `max_members`, `max_namespaces`.
+        quota: &'static str,
+        /// The limit in force.
+        limit: u64,
+        /// What the usage would have become.
+        requested: u64,
+    },
+    /// Too many requests for the tenant's qps limit.
+    #[error("rate limit of {limit} requests/s exceeded for tenant {tenant}; retry after {retry_after_secs}s")]
+    RateLimited {
+        /// The tenant being throttled.
+        tenant: String,
+        /// Its qps limit.
+        limit: u32,
+        /// Seconds until a request would be admitted (at least 1).
+        retry_after_secs: u64,
+    },
+    /// A body or field is beyond the documented limits.
+    #[error("{field}: {reason}")]
+    PayloadTooLarge {
+        /// The offending field (or `body`).
+        field: String,
+        /// Which limit.
+        reason: String,
+    },
+    /// A bug or environment failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The storage engine (LMDB) failed; reported with code `internal`.
+    #[error("storage error: {0}")]
+    Storage(#[from] heed::Error),
+}
+
+impl Error {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::Forbidden { .. } => ErrorCode::Forbidden,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::Internal(_) | Error::Storage(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { field: field.into(), reason: reason.into() }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound { kind, id: id.into() }
+    }
+
+    /// The refusal given for any namespace outside a key's scope, whether it exists or not.
+    pub fn namespace_forbidden(namespace: &str) -> Self {
+        Error::Forbidden {
+            message: format!("Key not authorized for namespace {namespace}"),
+            namespace: Some(namespace.to_owned()),
+        }
+    }
+
+    /// A refusal that names no namespace.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::Forbidden { message: message.into(), namespace: None }
+    }
+
+    /// Seconds to wait before retrying, for `rate_limited`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// Builds an error from a wire code and message (used by remote clients and FFI callers).
+    pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match code {
+            ErrorCode::InvalidArgument => {
+                let (field, reason) = split_field(&message);
+                Error::InvalidArgument { field, reason }
+            }
+            ErrorCode::Unauthorized => Error::Unauthorized(message),
+            ErrorCode::Forbidden => Error::Forbidden { message, namespace: None },
+            ErrorCode::NotFound => Error::NotFound { kind: "resource", id: message },
+            ErrorCode::Conflict => Error::Conflict(message),
+            ErrorCode::QuotaExceeded => Error::QuotaExceeded {
+                tenant: message,
+                quota: "quota",
+                limit: 0,
+                requested: 0,
+            },
+            ErrorCode::RateLimited => {
+                Error::RateLimited { tenant: message, limit: 0, retry_after_secs: 1 }
+            }
+            ErrorCode::PayloadTooLarge => {
+                let (field, reason) = split_field(&message);
+                Error::PayloadTooLarge { field, reason }
+            }
+            ErrorCode::Internal => Error::Internal(message),
+        }
+    }
+}
+
+fn split_field(message: &str) -> (String, String) {
+    match message.split_once(": ") {
+        Some((f, r)) => (f.to_owned(), r.to_owned()),
+        None => (String::new(), message.to_owned()),
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Internal(format!("io: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("encoding: {e}"))
+    }
+}
+
+impl From<arroy::Error> for Error {
+    fn from(e: arroy::Error) -> Self {
+        Error::Internal(format!("vector index: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_every_representation() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_str_code(code.as_str()), Some(code));
+            assert_eq!(ErrorCode::from_i32(code.as_i32()), Some(code));
+            assert_eq!(Error::from_code(code, "x: y").code(), code);
+        }
+        assert_eq!(ErrorCode::QuotaExceeded.http_status(), 403);
+        assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        assert_eq!(ErrorCode::from_i32(0), None);
+    }
+
+    #[test]
+    fn namespace_refusal_names_the_namespace() {
+        let e = Error::namespace_forbidden("tenant-acme-corp");
+        assert_eq!(e.to_string(), "Key not authorized for namespace tenant-acme-corp");
+        assert_eq!(e.code(), ErrorCode::Forbidden);
+    }
+}

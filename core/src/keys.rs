@@ -1,0 +1,431 @@
+//! API keys: creation (shown once), listing, revocation, rotation, and resolution of a
+//! presented key to its [`Principal`]. Only SHA-256 hashes of secrets are stored.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, authorize, Access, Action, Grant, NamespaceAction, ParsedKey, Principal, Role};
+use crate::catalog::CatalogTables;
+use crate::engine::{Authed, EngineInner, Handle};
+use crate::error::{Error, Result};
+use crate::page::{Page, Paged};
+use crate::tenant::TenantStatus;
+
+/// A key as the catalog stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    /// Hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    pub tenant_id: Option<String>,
+    pub member_id: Option<String>,
+    /// For member keys a cap on the member's role; for tenant keys the role itself.
+    pub role: Option<Role>,
+    pub grants: Vec<Grant>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub rotated_at: Option<DateTime<Utc>>,
+}
+
+/// One namespace of a scoped key, as callers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceGrant {
+    /// Namespace name.
+    pub namespace: String,
+    /// `read` or `write`.
+    pub access: Access,
+}
+
+/// A key's description (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Key id (part of the key text).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Displayable start of the key text.
+    pub prefix: String,
+    /// Tenant the key belongs to.
+    pub tenant_id: Option<String>,
+    /// Member the key was issued to.
+    pub member_id: Option<String>,
+    /// Role (tenant and member keys).
+    pub role: Option<Role>,
+    /// Namespaces (scoped keys).
+    pub namespaces: Vec<NamespaceGrant>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// A newly created or rotated key: the only time the full key text is returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    /// The description.
+    #[serde(flatten)]
+    pub info: ApiKey,
+    /// The full key text. Store it now; it cannot be shown again.
+    pub key: String,
+}
+
+/// Arguments of [`Handle::create_key`]: either `namespaces`, or `tenant_id` with `role`
+/// and/or `member_id`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Human name, 1–128 characters.
+    pub name: String,
+    /// Namespaces the key may reach.
+    #[serde(default)]
+    pub namespaces: Option<Vec<NamespaceGrant>>,
+    /// The tenant (required for role and member keys).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Role over every namespace of the tenant (or a cap on the member's role).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The member the key is issued to; its role decides what the key may do.
+    #[serde(default)]
+    pub member_id: Option<String>,
+    /// When the key stops working.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl CreateKey {
+    /// A key scoped to namespaces.
+    pub fn namespaces<'a>(
+        name: impl Into<String>,
+        grants: impl IntoIterator<Item = (&'a str, Access)>,
+    ) -> Self {
+        CreateKey {
+            name: name.into(),
+            namespaces: Some(
+                grants
+                    .into_iter()
+                    .map(|(n, access)| NamespaceGrant { namespace: n.to_owned(), access })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// A key with a role over every namespace of a tenant.
+    pub fn tenant_role(name: impl Into<String>, tenant_id: impl Into<String>, role: Role) -> Self {
+        CreateKey { name: name.into(), tenant_id: Some(tenant_id.into()), role: Some(role), ..Default::default() }
+    }
+
+    /// A key issued to a member: it acts with the member's role.
+    pub fn member(name: impl Into<String>, tenant_id: impl Into<String>, member_id: impl Into<String>) -> Self {
+        CreateKey {
+            name: name.into(),
+            tenant_id: Some(tenant_id.into()),
+            member_id: Some(member_id.into()),
+            ..Default::default()
+        }
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl KeyRecord {
+    fn view(&self) -> ApiKey {
+        ApiKey {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            prefix: auth::display_prefix(&self.id),
+            tenant_id: self.tenant_id.clone(),
+            member_id: self.member_id.clone(),
+            role: self.role,
+            namespaces: self
+                .grants
+                .iter()
+                .map(|g| NamespaceGrant { namespace: g.namespace.clone(), access: g.access })
+                .collect(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked: self.revoked_at.is_some(),
+        }
+    }
+}
+
+/// Revokes (with `now`) or deletes (without) every key matching `pred`.
+pub(crate) fn revoke_where(
+    t: &CatalogTables,
+    w: &mut heed::RwTxn<'_>,
+    pred: impl Fn(&KeyRecord) -> bool,
+    now: Option<DateTime<Utc>>,
+) -> Result<usize> {
+    let matching: Vec<KeyRecord> =
+        t.keys.iter(w)?.filter_map(|e| e.ok().map(|(_, k)| k)).filter(|k| pred(k)).collect();
+    for mut k in matching.iter().cloned() {
+        match now {
+            Some(now) => {
+                k.revoked_at.get_or_insert(now);
+                t.keys.put(w, &k.id.clone(), &k)?;
+            }
+            None => {
+                t.keys.delete(w, &k.id)?;
+            }
+        }
+    }
+    Ok(matching.len())
+}
+
+/// Resolves a presented key against the catalog.
+pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Result<Authed> {
+    let invalid = || Error::Unauthorized("invalid API key".into());
+    inner.catalog.read(|r, t| {
+        let rec = t.keys.get(r, &key.id)?;
+        // Compare against a fixed hash when the id is unknown, so both paths do the same work.
+        let stored = rec.as_ref().and_then(|k| from_hex(&k.secret_sha256)).unwrap_or([0xA5; 32]);
+        let matches = auth::hashes_equal(&stored, &key.secret_hash);
+        let rec = rec.filter(|_| matches).ok_or_else(invalid)?;
+        if rec.revoked_at.is_some() {
+            return Err(Error::Unauthorized("API key revoked".into()));
+        }
+        let expires_at = rec.expires_at.map(|e| e.timestamp_micros());
+        if expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::Unauthorized("API key expired".into()));
+        }
+        let tenant = match &rec.tenant_id {
+            Some(tid) => {
+                let tenant = t.tenants.get(r, tid)?.ok_or_else(invalid)?;
+                match tenant.status {
+                    TenantStatus::Active => {}
+                    TenantStatus::Suspended | TenantStatus::Provisioning => {
+                        return Err(Error::forbidden(format!(
+                            "tenant {} is {}",
+                            tenant.name,
+                            if tenant.status == TenantStatus::Suspended { "suspended" } else { "provisioning" }
+                        )));
+                    }
+                    TenantStatus::Deleting | TenantStatus::Deleted => return Err(invalid()),
+                }
+                Some(tenant)
+            }
+            None => None,
+        };
+        let principal = if rec.grants.is_empty() {
+            let tenant_id = rec.tenant_id.clone().ok_or_else(invalid)?;
+            let role = match &rec.member_id {
+                Some(mid) => {
+                    let member = t
+                        .members
+                        .get(r, &format!("{tenant_id}/{mid}"))?
+                        .ok_or_else(|| Error::Unauthorized("API key revoked".into()))?;
+                    rec.role.map_or(member.role, |cap| cap.min(member.role))
+                }
+                None => rec.role.ok_or_else(invalid)?,
+            };
+            Principal::Member { key_id: rec.id.clone(), tenant_id, role }
+        } else {
+            let mut live = Vec::new();
+            for g in &rec.grants {
+                if t.namespaces.get(r, &g.namespace)?.is_some_and(|n| n.id == g.namespace_id) {
+                    live.push(g.clone());
+                }
+            }
+            if live.is_empty() {
+                return Err(Error::Unauthorized("API key's namespaces were deleted".into()));
+            }
+            Principal::Scoped { key_id: rec.id.clone(), tenant_id: rec.tenant_id.clone(), grants: live }
+        };
+        Ok(Authed {
+            principal,
+            qps_limit: tenant.as_ref().map(|t| t.quotas.qps_limit),
+            max_connections: tenant.as_ref().map(|t| t.quotas.max_connections),
+            expires_at,
+        })
+    })
+}
+
+impl Handle {
+    /// Creates a key. The returned [`CreatedKey::key`] is the only copy of the secret.
+    pub fn create_key(&self, req: CreateKey) -> Result<CreatedKey> {
+        let caller = self.caller()?;
+        let name = req.name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(Error::invalid("name", "must be 1-128 characters"));
+        }
+        let now = self.inner.options.clock.now();
+        if req.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let grants_req = req.namespaces.clone().unwrap_or_default();
+        if grants_req.len() > 1000 {
+            return Err(Error::invalid("namespaces", "at most 1000 namespaces per key"));
+        }
+        let mut grants = Vec::with_capacity(grants_req.len());
+        let mut tenant_id = req.tenant_id.clone();
+        if grants_req.is_empty() {
+            if req.namespaces.is_some() && req.tenant_id.is_none() {
+                return Err(Error::invalid("namespaces", "must name at least one namespace"));
+            }
+            let tid = tenant_id.as_deref().ok_or_else(|| {
+                Error::invalid("namespaces", "a key needs namespaces, or a tenant_id with a role or member_id")
+            })?;
+            if req.role.is_none() && req.member_id.is_none() {
+                return Err(Error::invalid("role", "a tenant key needs a role or a member_id"));
+            }
+            authorize(&caller.principal, Action::AdministerTenant(Some(tid)))?;
+        } else {
+            if req.role.is_some() || req.member_id.is_some() {
+                return Err(Error::invalid("role", "a namespace-scoped key takes no role or member_id"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, g) in grants_req.iter().enumerate() {
+                let field = format!("namespaces[{i}].namespace");
+                crate::namespace::validate_namespace_name(&g.namespace, &field)?;
+                if !seen.insert(g.namespace.clone()) {
+                    return Err(Error::invalid(field, "namespace listed twice"));
+                }
+                let rec = self.namespace_for(&caller, &g.namespace, NamespaceAction::Manage)?;
+                match (&tenant_id, &rec.tenant_id) {
+                    (Some(t), Some(r)) if t != r => {
+                        return Err(Error::invalid(field, "namespace belongs to another tenant"));
+                    }
+                    (Some(_), None) => {
+                        return Err(Error::invalid(field, "namespace belongs to no tenant"));
+                    }
+                    _ => {}
+                }
+                grants.push(Grant { namespace: g.namespace.clone(), namespace_id: rec.id, access: g.access });
+            }
+            if tenant_id.is_none() {
+                let first = self.inner.catalog.read(|r, t| {
+                    let mut tenants = std::collections::BTreeSet::new();
+                    for g in &grants {
+                        tenants.insert(t.namespaces.get(r, &g.namespace)?.and_then(|n| n.tenant_id));
+                    }
+                    Ok(if tenants.len() == 1 { tenants.into_iter().next().flatten() } else { None })
+                })?;
+                tenant_id = first;
+            }
+        }
+        let new = auth::generate_key()?;
+        let rec = KeyRecord {
+            id: new.parsed.id.clone(),
+            name: name.to_owned(),
+            secret_sha256: to_hex(&new.parsed.secret_hash),
+            tenant_id: tenant_id.clone(),
+            member_id: req.member_id.clone(),
+            role: req.role,
+            grants,
+            created_at: now,
+            expires_at: req.expires_at,
+            revoked_at: None,
+            rotated_at: None,
+        };
+        self.inner.catalog_write(|w, t| {
+            if let Some(tid) = &rec.tenant_id {
+                let tenant = crate::tenant::get_tenant(t, w, tid)
+                    .map_err(|_| Error::invalid("tenant_id", format!("no tenant with id {tid}")))?;
+                if matches!(tenant.status, TenantStatus::Deleting | TenantStatus::Deleted) {
+                    return Err(Error::invalid("tenant_id", "tenant is being deleted"));
+                }
+            }
+            if let (Some(tid), Some(mid)) = (&rec.tenant_id, &rec.member_id) {
+                if t.members.get(w, &format!("{tid}/{mid}"))?.is_none() {
+                    return Err(Error::invalid("member_id", format!("no member {mid} in tenant {tid}")));
+                }
+            }
+            for g in &rec.grants {
+                if !t.namespaces.get(w, &g.namespace)?.is_some_and(|n| n.id == g.namespace_id) {
+                    return Err(Error::namespace_forbidden(&g.namespace));
+                }
+            }
+            t.keys.put(w, &rec.id, &rec)?;
+            Ok(())
+        })?;
+        Ok(CreatedKey { info: rec.view(), key: new.text })
+    }
+
+    fn visible_key(&self, principal: &Principal, id: &str) -> Result<KeyRecord> {
+        let rec = self
+            .inner
+            .catalog
+            .read(|r, t| Ok(t.keys.get(r, id)?))?
+            .filter(|k| k.revoked_at.is_none())
+            .filter(|k| authorize(principal, Action::AdministerTenant(k.tenant_id.as_deref())).is_ok());
+        rec.ok_or_else(|| Error::not_found("key", id))
+    }
+
+    /// Keys the caller administers (root: all, or one tenant's), paged; revoked keys are left out.
+    pub fn list_keys(&self, page: Page, tenant_id: Option<&str>) -> Result<Paged<ApiKey>> {
+        let caller = self.caller()?;
+        let (offset, limit) = page.bounds()?;
+        let scope = match (&caller.principal, tenant_id) {
+            (Principal::Root, t) => t.map(str::to_owned),
+            (p, t) => {
+                let own = p.tenant_id().map(str::to_owned);
+                let want = t.map(str::to_owned).or(own);
+                authorize(p, Action::AdministerTenant(want.as_deref()))?;
+                want
+            }
+        };
+        self.inner.catalog.read(|r, t| {
+            let mut items = Vec::new();
+            let mut total = 0u64;
+            for e in t.keys.iter(r)? {
+                let (_, k) = e?;
+                if k.revoked_at.is_some() || scope.as_ref().is_some_and(|s| k.tenant_id.as_ref() != Some(s)) {
+                    continue;
+                }
+                if total as usize >= offset && items.len() < limit {
+                    items.push(k.view());
+                }
+                total += 1;
+            }
+            Ok(Paged { items, total_count: total })
+        })
+    }
+
+    /// Revokes a key; it fails with `unauthorized` from this moment, in every handle.
+    pub fn revoke_key(&self, key_id: &str) -> Result<ApiKey> {
+        let caller = self.caller()?;
+        self.visible_key(&caller.principal, key_id)?;
+        let now = self.inner.options.clock.now();
+        self.inner.catalog_write(|w, t| {
+            let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
+            k.revoked_at = Some(now);
+            t.keys.put(w, key_id, &k)?;
+            Ok(k.view())
+        })
+    }
+
+    /// Gives a key a new secret; the old one fails at once. Returns the new key text (once).
+    pub fn rotate_key(&self, key_id: &str) -> Result<CreatedKey> {
+        let caller = self.caller()?;
+        self.visible_key(&caller.principal, key_id)?;
+        let new = auth::generate_secret_for(key_id)?;
+        let now = self.inner.options.clock.now();
+        let info = self.inner.catalog_write(|w, t| {
+            let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
+            k.secret_sha256 = to_hex(&new.parsed.secret_hash);
+            k.rotated_at = Some(now);
+            t.keys.put(w, key_id, &k)?;
+            Ok(k.view())
+        })?;
+        Ok(CreatedKey { info, key: new.text })
+    }
+}

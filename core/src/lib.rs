@@ -1,0 +1,62 @@
+//! memsilo: a multi-tenant memory store for AI applications.
+//!
+//! One [`Engine`] holds tenants, members, namespaces, scoped API keys and quotas, and in
+//! every namespace memories (recalled by meaning) and a knowledge graph. Every operation goes
+//! through a [`Handle`] bound to a principal, and every handle call is decided by
+//! [`auth::authorize`]: a key scoped to one namespace can never read or change another.
+//!
+//! ```
+//! use memsilo::{Access, CreateKey, Engine, NamespaceOptions, Options, Recall, StoreMemory};
+//!
+//! # fn main() -> memsilo::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::open(dir.path(), Options::default())?;
+//! let root = engine.root();
+//! root.create_namespace("tenant-acme", NamespaceOptions::default())?;
+//! let key = root.create_key(CreateKey::namespaces("acme-backend", [("tenant-acme", Access::Write)]))?;
+//!
+//! let acme = engine.scoped(&key.key)?;
+//! acme.store_memory(StoreMemory { namespace: Some("tenant-acme".into()), importance: Some(0.9),
+//!     ..StoreMemory::text("Acme Q3 roadmap: launch Omega in September") })?;
+//! let hits = acme.recall(Recall::text("product roadmap").namespace("tenant-acme").top_k(5))?;
+//! assert_eq!(hits.len(), 1);
+//! assert!(acme.recall(Recall::text("roadmap").namespace("tenant-globex")).is_err()); // forbidden
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+mod catalog;
+mod clock;
+mod datastore;
+mod embed;
+mod engine;
+mod error;
+mod graph;
+mod keys;
+mod memory;
+mod namespace;
+mod page;
+mod purge;
+mod quota;
+mod store;
+mod tenant;
+mod vector;
+
+pub use auth::{Access, Principal, Role};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use datastore::NamespaceId;
+pub use embed::{Embedder, HashEmbedder};
+pub use engine::{Engine, Handle, Options};
+pub use error::{Error, ErrorCode, Result};
+pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
+pub use memory::{Forget, Forgotten, Memory, Recall, RecallHit, StoreMemory};
+pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
+pub use page::{Page, Paged};
+pub use quota::RateInfo;
+pub use tenant::{
+    CreateTenant, IsolationMode, Member, MemberList, Quotas, QuotasPatch, Tenant, TenantInfo,
+    TenantStatus, TenantUsage, UpdateTenant,
+};
+pub use vector::{dot, normalize};

@@ -1,0 +1,802 @@
+//! Memories: store (single and all-or-nothing batch), get, delete, recall, forget, and the
+//! decay/TTL sweep.
+//!
+//! Ranking: `score = similarity * (0.7 + 0.3 * effective_importance)`, where similarity is
+//! cosine in [-1, 1] and `effective_importance = importance * exp(-decay_rate * days)` with
+//! `days` the time since the memory was created or last updated. Memories whose effective
+//! importance is below the namespace's `min_importance`, or whose expiry has passed, are
+//! never returned and are removed by the background sweep.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::{NamespaceAction, Principal};
+use crate::datastore::{ns_key, DataTables, NamespaceStats};
+use crate::engine::{Caller, EngineInner, Handle};
+use crate::error::{Error, Result};
+use crate::namespace::{DecayPolicy, NamespaceRecord};
+use crate::vector::{encode_row, normalize, validate_vector, NamespaceVectors};
+
+/// Longest content, in bytes.
+pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
+/// Most tags on one memory.
+pub const MAX_TAGS: usize = 64;
+/// Longest tag, in bytes.
+pub const MAX_TAG_BYTES: usize = 128;
+/// Largest metadata object, serialised.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Most memories in one batch.
+pub const MAX_BATCH: usize = 1000;
+/// Largest `top_k`.
+pub const MAX_TOP_K: usize = 1000;
+/// Embedder name recorded for namespaces whose vectors come from the caller.
+pub const CALLER_EMBEDDER: &str = "caller";
+
+const IMPORTANCE_WEIGHT: f64 = 0.3;
+const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+
+/// A memory as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// UUID v7.
+    pub id: String,
+    /// Namespace name.
+    pub namespace: String,
+    /// Agent or end-user label inside the namespace.
+    pub agent_id: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Importance in [0, 1] as stored.
+    pub importance: f64,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Free-form metadata object.
+    pub metadata: Map<String, Value>,
+    /// Entity names this memory mentions (knowledge graph links).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last update.
+    pub updated_at: DateTime<Utc>,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredMemory {
+    #[serde(flatten)]
+    pub memory: Memory,
+    pub slot: Option<u32>,
+}
+
+/// Arguments of [`Handle::store_memory`] (and one item of a batch).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreMemory {
+    /// Target namespace (see [`Handle::store_memory`] for how it is chosen when absent).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Agent or end-user label.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// The text (1 to 65,536 bytes).
+    pub content: String,
+    /// In [0, 1]; default 0.5.
+    #[serde(default)]
+    pub importance: Option<f64>,
+    /// Up to 64 tags of up to 128 bytes.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Metadata object (up to 64 KiB).
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Seconds to live (default: the namespace's `ttl_default`).
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// Caller-supplied vector (otherwise the engine's embedder embeds `content`).
+    #[serde(default)]
+    pub embedding: Option<Vec<f32>>,
+    /// Entity names this memory mentions.
+    #[serde(default)]
+    pub entities: Vec<String>,
+}
+
+impl StoreMemory {
+    /// A memory with just content.
+    pub fn text(content: impl Into<String>) -> Self {
+        StoreMemory { content: content.into(), ..Default::default() }
+    }
+}
+
+/// Arguments of [`Handle::recall`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recall {
+    /// Namespace (see [`Handle::store_memory`] for how it is chosen when absent).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only memories with this agent label.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Query text (embedded with the namespace's embedder).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Query vector, instead of text.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Results wanted (default 10, at most 1000).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Only memories carrying every one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only memories whose effective importance is at least this.
+    #[serde(default)]
+    pub min_importance: Option<f64>,
+    /// Only memories created at or after this time.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only memories created before this time.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Also return memories linked to entities within this many graph hops of the entities
+    /// the best hits mention.
+    #[serde(default)]
+    pub expand: Option<u32>,
+}
+
+impl Recall {
+    /// A text query.
+    pub fn text(query: impl Into<String>) -> Self {
+        Recall { query: Some(query.into()), ..Default::default() }
+    }
+
+    /// A vector query.
+    pub fn vector(v: Vec<f32>) -> Self {
+        Recall { vector: Some(v), ..Default::default() }
+    }
+
+    /// In namespace `ns`.
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = Some(ns.into());
+        self
+    }
+
+    /// At most `k` results.
+    pub fn top_k(mut self, k: usize) -> Self {
+        self.top_k = Some(k);
+        self
+    }
+}
+
+/// One recall result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecallHit {
+    /// Memory id.
+    pub id: String,
+    /// The text.
+    pub content: String,
+    /// Ranking score (see the module docs).
+    pub score: f64,
+    /// Cosine similarity to the query.
+    pub similarity: f64,
+    /// Stored importance.
+    pub importance: f64,
+    /// Importance after decay.
+    pub effective_importance: f64,
+    /// Agent label.
+    pub agent_id: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Metadata.
+    pub metadata: Map<String, Value>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Whether this hit was reached through the knowledge graph rather than by similarity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_graph: bool,
+}
+
+/// Arguments of [`Handle::batch_forget`]. At least one filter is required; given filters
+/// must all match.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forget {
+    /// Namespace (see [`Handle::store_memory`] for how it is chosen when absent).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// These memory ids.
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    /// Memories with this agent label.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Memories carrying every one of these tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Memories created before this time.
+    #[serde(default)]
+    pub before: Option<DateTime<Utc>>,
+    /// Memories whose effective importance is below this.
+    #[serde(default)]
+    pub below_importance: Option<f64>,
+}
+
+/// The answer to a forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    /// How many memories were removed.
+    pub forgotten: u64,
+}
+
+/// Which namespace a memory call addresses: the explicit namespace; else the `agent_id`
+/// value; else the key's only namespace. The flag says whether `agent_id` was used as the
+/// namespace (then it is not also a filter).
+fn target_namespace(
+    principal: &Principal,
+    namespace: Option<&str>,
+    agent_id: Option<&str>,
+) -> Result<(String, bool)> {
+    match (namespace, agent_id) {
+        (Some(ns), _) => Ok((ns.to_owned(), false)),
+        (None, Some(agent)) => Ok((agent.to_owned(), true)),
+        (None, None) => principal.only_namespace().map(|n| (n.to_owned(), false)).ok_or_else(|| {
+            Error::invalid("namespace", "required (the key does not reach exactly one namespace)")
+        }),
+    }
+}
+
+fn validate_tags(tags: &[String], field: &str) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid(field, format!("at most {MAX_TAGS} tags")));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        if t.is_empty() || t.len() > MAX_TAG_BYTES {
+            return Err(Error::invalid(format!("{field}[{i}]"), format!("must be 1-{MAX_TAG_BYTES} bytes")));
+        }
+    }
+    Ok(())
+}
+
+fn validate_agent(agent: Option<&str>) -> Result<()> {
+    if agent.is_some_and(|a| a.is_empty() || a.len() > 256) {
+        return Err(Error::invalid("agent_id", "must be 1-256 bytes"));
+    }
+    Ok(())
+}
+
+fn validate_importance(v: f64, field: &str) -> Result<()> {
+    if !v.is_finite() || !(0.0..=1.0).contains(&v) {
+        return Err(Error::invalid(field, "must be a number between 0 and 1"));
+    }
+    Ok(())
+}
+
+fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
+    if policy.decay_rate <= 0.0 {
+        return m.importance;
+    }
+    let days = ((now - m.updated_at.timestamp_micros()).max(0) as f64) / MICROS_PER_DAY;
+    m.importance * (-policy.decay_rate * days).exp()
+}
+
+fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
+    m.expires_at.is_none_or(|e| e.timestamp_micros() > now)
+        && effective_importance(m, policy, now) >= policy.min_importance
+}
+
+/// A validated memory ready to be written.
+struct Prepared {
+    stored: StoredMemory,
+    vector: Option<Vec<f32>>,
+    bytes: u64,
+}
+
+impl Handle {
+    /// Resolves the namespace of a memory call and authorizes `action` on it.
+    fn memory_namespace(
+        &self,
+        caller: &Caller,
+        namespace: Option<&str>,
+        agent_id: Option<&str>,
+        action: NamespaceAction,
+    ) -> Result<(NamespaceRecord, bool)> {
+        let (name, agent_is_ns) = target_namespace(&caller.principal, namespace, agent_id)?;
+        let rec = self.namespace_for(caller, &name, action)?;
+        Ok((rec, agent_is_ns))
+    }
+
+    fn prepare(&self, rec: &NamespaceRecord, m: StoreMemory, field: &str, now: DateTime<Utc>) -> Result<Prepared> {
+        let f = |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+        if m.content.trim().is_empty() {
+            return Err(Error::invalid(f("content"), "must not be empty"));
+        }
+        if m.content.len() > MAX_CONTENT_BYTES {
+            return Err(Error::invalid(f("content"), format!("must be at most {MAX_CONTENT_BYTES} bytes")));
+        }
+        let importance = m.importance.unwrap_or(0.5);
+        validate_importance(importance, &f("importance"))?;
+        validate_tags(&m.tags, &f("tags"))?;
+        validate_agent(m.agent_id.as_deref())?;
+        validate_tags(&m.entities, &f("entities"))?;
+        let metadata = m.metadata.unwrap_or_default();
+        let meta_len = serde_json::to_vec(&metadata)?.len();
+        if meta_len > MAX_METADATA_BYTES {
+            return Err(Error::invalid(f("metadata"), format!("must be at most {MAX_METADATA_BYTES} bytes of JSON")));
+        }
+        let ttl = m.ttl.or(rec.policy.ttl_default);
+        if ttl.is_some_and(|t| t == 0 || t > 100 * 365 * 86_400) {
+            return Err(Error::invalid(f("ttl"), "must be between 1 second and 100 years"));
+        }
+        let vector = match m.embedding {
+            Some(mut v) => {
+                validate_vector(&v, &f("embedding"))?;
+                normalize(&mut v);
+                Some(v)
+            }
+            None => None,
+        };
+        let memory = Memory {
+            id: uuid::Uuid::now_v7().to_string(),
+            namespace: rec.name.clone(),
+            agent_id: m.agent_id,
+            content: m.content,
+            importance,
+            tags: m.tags,
+            metadata,
+            entities: m.entities,
+            created_at: now,
+            updated_at: now,
+            expires_at: ttl.map(|t| now + chrono::Duration::seconds(t as i64)),
+        };
+        let stored = StoredMemory { memory, slot: None };
+        let bytes = serde_json::to_vec(&stored)?.len() as u64 + 64 + vector.as_ref().map_or(0, |v| 4 * v.len() as u64 + 16);
+        Ok(Prepared { stored, vector, bytes })
+    }
+
+    /// Embeds the text of items without a caller vector, using the engine's embedder.
+    fn embed_missing(&self, items: &mut [Prepared]) -> Result<()> {
+        let missing: Vec<usize> = (0..items.len()).filter(|i| items[*i].vector.is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = missing.iter().map(|i| items[*i].stored.memory.content.as_str()).collect();
+        let vectors = self.inner.options.embedder.embed(&texts)?;
+        for (i, mut v) in missing.into_iter().zip(vectors) {
+            normalize(&mut v);
+            items[i].bytes += 4 * v.len() as u64 + 16;
+            items[i].vector = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Writes prepared memories in one transaction, charging the tenant's storage quota.
+    fn write_memories(&self, rec: &NamespaceRecord, mut items: Vec<Prepared>, caller_vectors: bool) -> Result<Vec<Memory>> {
+        let embedder_name = if caller_vectors {
+            CALLER_EMBEDDER.to_owned()
+        } else {
+            self.embed_missing(&mut items)?;
+            self.inner.options.embedder.name().to_owned()
+        };
+        let total: u64 = items.iter().map(|p| p.bytes).sum();
+        let chain = match &rec.tenant_id {
+            Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
+            None => Vec::new(),
+        };
+        let reservation = self.inner.usage.reserve(&chain, total)?;
+        let env = self.inner.data_env(&rec.location)?;
+        let written = env.write(|w, t| {
+            if self.inner.is_dead(rec.id) {
+                return Err(Error::namespace_forbidden(&rec.name));
+            }
+            let mut stats = t.stats_of(w, rec.id)?;
+            let dims = items.first().and_then(|p| p.vector.as_ref()).map(Vec::len);
+            check_vector_space(rec, &mut stats, dims, &embedder_name)?;
+            let mut out = Vec::with_capacity(items.len());
+            for (i, p) in items.iter().enumerate() {
+                let mut stored = p.stored.clone();
+                let id = uuid_bytes(&stored.memory.id)?;
+                if let Some(v) = &p.vector {
+                    if Some(v.len()) != dims {
+                        return Err(Error::invalid(
+                            format!("memories[{i}].embedding"),
+                            format!("has {} dimensions, the namespace uses {}", v.len(), dims.unwrap_or(0)),
+                        ));
+                    }
+                    let slot = stats.next_slot;
+                    stats.next_slot += 1;
+                    stored.slot = Some(slot);
+                    t.vectors.put(w, &ns_key(rec.id, &slot.to_be_bytes()), &encode_row(&id, v))?;
+                }
+                t.memories.put(w, &ns_key(rec.id, &id), &serde_json::to_vec(&stored)?)?;
+                for e in &stored.memory.entities {
+                    crate::graph::link_memory(t, w, rec.id, e, &id)?;
+                }
+                stats.memory_count += 1;
+                stats.storage_bytes += p.bytes;
+                out.push(stored.memory);
+            }
+            t.put_stats(w, rec.id, &stats)?;
+            Ok(out)
+        })?;
+        reservation.keep(total);
+        self.inner.vectors.invalidate(rec.id);
+        Ok(written)
+    }
+
+    /// Stores one memory and returns it. The namespace is `req.namespace`; if absent, the
+    /// `agent_id` value; if both are absent, the key's only namespace. The memory is
+    /// recallable as soon as this returns.
+    pub fn store_memory(&self, req: StoreMemory) -> Result<Memory> {
+        let caller = self.caller()?;
+        let (rec, _) = self.memory_namespace(&caller, req.namespace.as_deref(), req.agent_id.as_deref(), NamespaceAction::Write)?;
+        let caller_vector = req.embedding.is_some();
+        let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
+        let mut out = self.write_memories(&rec, vec![p], caller_vector)?;
+        out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
+    }
+
+    /// Stores many memories in one transaction: all of them or none. Either every item
+    /// carries an `embedding` or none does. Returns the ids in order.
+    pub fn store_memories(&self, namespace: &str, memories: Vec<StoreMemory>) -> Result<Vec<String>> {
+        let caller = self.caller()?;
+        let (rec, _) = self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Write)?;
+        if memories.is_empty() {
+            return Err(Error::invalid("memories", "must contain at least one memory"));
+        }
+        if memories.len() > MAX_BATCH {
+            return Err(Error::PayloadTooLarge {
+                field: "memories".into(),
+                reason: format!("at most {MAX_BATCH} memories per batch"),
+            });
+        }
+        let with_vectors = memories.iter().filter(|m| m.embedding.is_some()).count();
+        if with_vectors != 0 && with_vectors != memories.len() {
+            return Err(Error::invalid("memories", "either every memory has an embedding or none does"));
+        }
+        let now = self.inner.options.clock.now();
+        let prepared = memories
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut m)| {
+                if m.namespace.as_deref().is_some_and(|n| n != namespace) {
+                    return Err(Error::invalid(format!("memories[{i}].namespace"), "differs from the batch namespace"));
+                }
+                m.namespace = None;
+                self.prepare(&rec, m, &format!("memories[{i}]"), now)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.write_memories(&rec, prepared, with_vectors > 0)?.into_iter().map(|m| m.id).collect())
+    }
+
+    /// One memory by id (`not_found` if absent, expired or decayed away).
+    pub fn get_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
+        let caller = self.caller()?;
+        let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Read)?;
+        let key = ns_key(rec.id, &uuid_bytes_or_not_found(id)?);
+        let now = self.inner.now_micros();
+        let env = self.inner.data_env(&rec.location)?;
+        let stored = env.read(|r, t| read_memory(t, r, &key))?;
+        stored
+            .map(|s| s.memory)
+            .filter(|m| is_live(m, &rec.policy, now))
+            .ok_or_else(|| Error::not_found("memory", id))
+    }
+
+    /// Deletes one memory; `not_found` if it does not exist.
+    pub fn delete_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
+        let caller = self.caller()?;
+        let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Write)?;
+        let uid = uuid_bytes_or_not_found(id)?;
+        let mut removed = self.remove_memories(&rec, &[uid])?;
+        removed.pop().ok_or_else(|| Error::not_found("memory", id))
+    }
+
+    /// Deletes memories matching every given filter; at least one filter is required.
+    pub fn batch_forget(&self, req: Forget) -> Result<Forgotten> {
+        let caller = self.caller()?;
+        let (rec, agent_is_ns) = self.memory_namespace(&caller, req.namespace.as_deref(), req.agent_id.as_deref(), NamespaceAction::Write)?;
+        let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
+        let has_filter = req.ids.is_some() || agent.is_some() || req.tags.is_some() || req.before.is_some() || req.below_importance.is_some();
+        if !has_filter {
+            return Err(Error::invalid("filter", "at least one of ids, agent_id, tags, before, below_importance is required"));
+        }
+        if let Some(tags) = &req.tags {
+            if tags.is_empty() {
+                return Err(Error::invalid("tags", "must not be empty"));
+            }
+            validate_tags(tags, "tags")?;
+        }
+        if let Some(b) = req.below_importance {
+            validate_importance(b, "below_importance")?;
+        }
+        let ids: Option<Vec<[u8; 16]>> = req
+            .ids
+            .as_ref()
+            .map(|ids| ids.iter().filter_map(|i| uuid_bytes(i).ok()).collect());
+        let now = self.inner.now_micros();
+        let env = self.inner.data_env(&rec.location)?;
+        let matching: Vec<[u8; 16]> = env.read(|r, t| {
+            let mut out = Vec::new();
+            let candidates: Box<dyn Iterator<Item = Result<StoredMemory>>> = match &ids {
+                Some(ids) => Box::new(ids.iter().filter_map(|id| read_memory(t, r, &ns_key(rec.id, id)).transpose())),
+                None => Box::new(scan_memories(t, r, rec.id)?),
+            };
+            for s in candidates {
+                let m = s?.memory;
+                let ok = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
+                    && req.tags.as_ref().is_none_or(|tags| tags.iter().all(|t| m.tags.contains(t)))
+                    && req.before.is_none_or(|b| m.created_at < b)
+                    && req.below_importance.is_none_or(|b| effective_importance(&m, &rec.policy, now) < b);
+                if ok {
+                    out.push(uuid_bytes(&m.id)?);
+                }
+            }
+            Ok(out)
+        })?;
+        let removed = self.remove_memories(&rec, &matching)?;
+        Ok(Forgotten { forgotten: removed.len() as u64 })
+    }
+
+    /// Removes memories by id in one transaction and releases their storage.
+    fn remove_memories(&self, rec: &NamespaceRecord, ids: &[[u8; 16]]) -> Result<Vec<Memory>> {
+        remove_memories(&self.inner, rec, ids)
+    }
+
+    /// Recalls the memories most similar to a query text or vector, ranked by similarity
+    /// combined with effective importance, after filters.
+    pub fn recall(&self, req: Recall) -> Result<Vec<RecallHit>> {
+        let caller = self.caller()?;
+        let (rec, agent_is_ns) = self.memory_namespace(&caller, req.namespace.as_deref(), req.agent_id.as_deref(), NamespaceAction::Read)?;
+        let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
+        let top_k = req.top_k.unwrap_or(10);
+        if top_k == 0 || top_k > MAX_TOP_K {
+            return Err(Error::invalid("top_k", format!("must be between 1 and {MAX_TOP_K}")));
+        }
+        validate_tags(&req.tags, "tags")?;
+        if let Some(m) = req.min_importance {
+            validate_importance(m, "min_importance")?;
+        }
+        if req.expand.is_some_and(|d| d > 5) {
+            return Err(Error::invalid("expand", "must be between 0 and 5"));
+        }
+        let env = self.inner.data_env(&rec.location)?;
+        let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        let query = match (&req.query, &req.vector) {
+            (Some(_), Some(_)) => return Err(Error::invalid("vector", "give either query or vector, not both")),
+            (None, None) => return Err(Error::invalid("query", "required (or give vector)")),
+            (None, Some(v)) => {
+                validate_vector(v, "vector")?;
+                let mut v = v.clone();
+                normalize(&mut v);
+                v
+            }
+            (Some(q), None) => {
+                if q.trim().is_empty() {
+                    return Err(Error::invalid("query", "must not be empty"));
+                }
+                if q.len() > MAX_CONTENT_BYTES {
+                    return Err(Error::invalid("query", format!("must be at most {MAX_CONTENT_BYTES} bytes")));
+                }
+                if stats.embedder.as_deref() == Some(CALLER_EMBEDDER) {
+                    return Err(Error::invalid("query", "this namespace holds caller-supplied vectors; pass vector instead"));
+                }
+                let mut v = self.inner.options.embedder.embed(&[q])?.pop().unwrap_or_default();
+                normalize(&mut v);
+                v
+            }
+        };
+        if let Some(d) = stats.dimensions {
+            if query.len() != d as usize {
+                return Err(Error::invalid("vector", format!("has {} dimensions, the namespace uses {d}", query.len())));
+            }
+        }
+        let vectors = self.inner.vectors.get_or_load(rec.id, || env.read(|r, t| NamespaceVectors::load(t, r, rec.id)))?;
+        let now = self.inner.now_micros();
+        let filtered = agent.is_some() || !req.tags.is_empty() || req.min_importance.is_some() || req.since.is_some() || req.until.is_some();
+        // Over-fetch so filters and decay still leave top_k; widen when they do not.
+        let mut want = if filtered { top_k * 8 } else { top_k * 2 };
+        loop {
+            let candidates = vectors.search(&query, want);
+            let exhausted = candidates.len() < want;
+            let hits = env.read(|r, t| {
+                let mut hits = Vec::new();
+                for (id, sim) in &candidates {
+                    let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
+                    let m = s.memory;
+                    if !is_live(&m, &rec.policy, now) {
+                        continue;
+                    }
+                    let eff = effective_importance(&m, &rec.policy, now);
+                    let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
+                        && req.tags.iter().all(|t| m.tags.contains(t))
+                        && req.min_importance.is_none_or(|mi| eff >= mi)
+                        && req.since.is_none_or(|s| m.created_at >= s)
+                        && req.until.is_none_or(|u| m.created_at < u);
+                    if keep {
+                        hits.push(hit(m, f64::from(*sim), eff, false));
+                    }
+                }
+                Ok(hits)
+            })?;
+            if hits.len() >= top_k || exhausted {
+                let mut hits = hits;
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+                hits.truncate(top_k);
+                if let Some(depth) = req.expand.filter(|d| *d > 0) {
+                    hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, now)?;
+                }
+                return Ok(hits);
+            }
+            want *= 4;
+        }
+    }
+}
+
+pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
+    RecallHit {
+        id: m.id,
+        content: m.content,
+        score: sim * (1.0 - IMPORTANCE_WEIGHT + IMPORTANCE_WEIGHT * eff),
+        similarity: sim,
+        importance: m.importance,
+        effective_importance: eff,
+        agent_id: m.agent_id,
+        tags: m.tags,
+        metadata: m.metadata,
+        created_at: m.created_at,
+        via_graph,
+    }
+}
+
+/// Fixes the namespace's dimension and embedder on first write; refuses a mismatch after.
+fn check_vector_space(rec: &NamespaceRecord, stats: &mut NamespaceStats, dims: Option<usize>, embedder: &str) -> Result<()> {
+    let Some(dims) = dims else { return Ok(()) };
+    let want = stats.dimensions.or(rec.dimensions);
+    if let Some(want) = want {
+        if want as usize != dims {
+            let field = if embedder == CALLER_EMBEDDER { "embedding" } else { "content" };
+            return Err(Error::invalid(field, format!("vector has {dims} dimensions, the namespace uses {want}")));
+        }
+    }
+    match stats.embedder.as_deref() {
+        Some(CALLER_EMBEDDER) if embedder != CALLER_EMBEDDER => {
+            return Err(Error::invalid("embedding", "this namespace holds caller-supplied vectors; pass embedding"));
+        }
+        Some(e) if e != CALLER_EMBEDDER && embedder != CALLER_EMBEDDER && e != embedder => {
+            return Err(Error::invalid("content", format!("this namespace was embedded with {e}, not {embedder}")));
+        }
+        None => stats.embedder = Some(embedder.to_owned()),
+        _ => {}
+    }
+    stats.dimensions = Some(dims as u32);
+    Ok(())
+}
+
+pub(crate) fn read_memory(t: &DataTables, r: &heed::RoTxn<'_, heed::WithoutTls>, key: &[u8]) -> Result<Option<StoredMemory>> {
+    Ok(match t.memories.get(r, key)? {
+        Some(bytes) => Some(serde_json::from_slice(bytes)?),
+        None => None,
+    })
+}
+
+fn scan_memories<'t>(
+    t: &DataTables,
+    r: &'t heed::RoTxn<'_, heed::WithoutTls>,
+    ns: u64,
+) -> Result<impl Iterator<Item = Result<StoredMemory>> + 't> {
+    Ok(t.memories
+        .prefix_iter(r, &ns.to_be_bytes())?
+        .map(|e| e.map_err(Error::from).and_then(|(_, v)| Ok(serde_json::from_slice(v)?))))
+}
+
+pub(crate) fn uuid_bytes(id: &str) -> Result<[u8; 16]> {
+    uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| Error::invalid("id", "must be a UUID"))
+}
+
+fn uuid_bytes_or_not_found(id: &str) -> Result<[u8; 16]> {
+    uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| Error::not_found("memory", id))
+}
+
+/// Removes memories by id in one transaction and releases their storage.
+pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &[[u8; 16]]) -> Result<Vec<Memory>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let env = inner.data_env(&rec.location)?;
+    let (removed, freed) = env.write(|w, t| {
+        let mut stats = t.stats_of(w, rec.id)?;
+        let mut removed = Vec::new();
+        let mut freed = 0u64;
+        for id in ids {
+            let key = ns_key(rec.id, id);
+            let Some(bytes) = t.memories.get(w, &key)?.map(<[u8]>::to_vec) else { continue };
+            let stored: StoredMemory = serde_json::from_slice(&bytes)?;
+            t.memories.delete(w, &key)?;
+            let mut size = bytes.len() as u64 + 64;
+            if let Some(slot) = stored.slot {
+                let vkey = ns_key(rec.id, &slot.to_be_bytes());
+                if let Some(row) = t.vectors.get(w, &vkey)? {
+                    size += row.len() as u64;
+                }
+                t.vectors.delete(w, &vkey)?;
+            }
+            for e in &stored.memory.entities {
+                crate::graph::unlink_memory(t, w, rec.id, e, id)?;
+            }
+            stats.memory_count = stats.memory_count.saturating_sub(1);
+            let charged = size.min(stats.storage_bytes);
+            stats.storage_bytes -= charged;
+            freed += charged;
+            removed.push(stored.memory);
+        }
+        t.put_stats(w, rec.id, &stats)?;
+        Ok((removed, freed))
+    })?;
+    if let Some(tid) = &rec.tenant_id {
+        let chain = inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid)).unwrap_or_default();
+        inner.usage.adjust(&chain, -(freed as i64));
+    }
+    inner.vectors.invalidate(rec.id);
+    Ok(removed)
+}
+
+/// Removes expired and decayed-away memories, at most `budget` per namespace. Returns how
+/// many were removed.
+pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
+    let namespaces: Vec<NamespaceRecord> = inner.catalog.read(|r, t| {
+        Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect())
+    })?;
+    let now = inner.now_micros();
+    let mut total = 0;
+    for rec in namespaces {
+        if inner.is_dead(rec.id) {
+            continue;
+        }
+        let may_expire = rec.policy.ttl_default.is_some() || rec.policy.min_importance > 0.0;
+        let env = inner.data_env(&rec.location)?;
+        let doomed: Vec<[u8; 16]> = env.read(|r, t| {
+            let mut out = Vec::new();
+            for s in scan_memories(t, r, rec.id)? {
+                let m = s?.memory;
+                if !may_expire && m.expires_at.is_none() {
+                    continue;
+                }
+                if !is_live(&m, &rec.policy, now) {
+                    out.push(uuid_bytes(&m.id)?);
+                    if out.len() >= budget {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        total += remove_memories(inner, &rec, &doomed)?.len() as u64;
+    }
+    Ok(total)
+}
+
+impl EngineInner {
+    /// Recomputes every tenant's storage usage from the namespaces' counters (engine open).
+    pub(crate) fn load_usage(&self) -> Result<()> {
+        let namespaces: Vec<NamespaceRecord> = self.catalog.read(|r, t| {
+            Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect())
+        })?;
+        let mut usage = std::collections::HashMap::<String, u64>::new();
+        for rec in namespaces {
+            let Some(tid) = &rec.tenant_id else { continue };
+            if !rec.location.dir(&self.dir).exists() {
+                continue;
+            }
+            let bytes = self.namespace_stats(&rec)?.storage_bytes;
+            let chain = self.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid)).unwrap_or_default();
+            for link in chain {
+                *usage.entry(link.tenant_id).or_default() += bytes;
+            }
+        }
+        self.usage.set_all(usage);
+        Ok(())
+    }
+}

@@ -1,0 +1,382 @@
+//! Namespaces: each a complete, isolated memory store with its own vectors, graph and decay
+//! policy. Created in one catalog transaction; deleted atomically (see [`crate::purge`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{authorize, Action, NamespaceAction, Principal};
+use crate::catalog::{next_counter, tenant_ns_key, CatalogTables};
+use crate::datastore::{EnvLocation, NamespaceId, NamespaceStats};
+use crate::engine::{Caller, Handle};
+use crate::error::{Error, Result};
+use crate::page::{Page, Paged};
+use crate::tenant::{get_tenant, IsolationMode, TenantStatus};
+
+/// Largest vector dimension accepted.
+pub const MAX_DIMENSIONS: u32 = 4096;
+
+/// How memories of a namespace fade.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecayPolicy {
+    /// Exponential decay per day since last access: effective importance is
+    /// `importance * exp(-decay_rate * days)`. 0 disables decay.
+    #[serde(default)]
+    pub decay_rate: f64,
+    /// Memories whose effective importance falls below this are no longer recalled and are swept.
+    #[serde(default)]
+    pub min_importance: f64,
+    /// Default time-to-live in seconds for new memories (`None`: no expiry).
+    #[serde(default)]
+    pub ttl_default: Option<u64>,
+}
+
+impl Default for DecayPolicy {
+    fn default() -> Self {
+        DecayPolicy { decay_rate: 0.0, min_importance: 0.0, ttl_default: None }
+    }
+}
+
+impl DecayPolicy {
+    /// Checks ranges; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        if !self.decay_rate.is_finite() || !(0.0..=1000.0).contains(&self.decay_rate) {
+            return Err(Error::invalid("policy.decay_rate", "must be a number between 0 and 1000"));
+        }
+        if !self.min_importance.is_finite() || !(0.0..=1.0).contains(&self.min_importance) {
+            return Err(Error::invalid("policy.min_importance", "must be between 0 and 1"));
+        }
+        if self.ttl_default == Some(0) {
+            return Err(Error::invalid("policy.ttl_default", "must be at least 1 second, or null"));
+        }
+        Ok(())
+    }
+}
+
+/// A namespace as the catalog stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    /// Internal id (never reused).
+    pub id: NamespaceId,
+    /// Name, unique across the store.
+    pub name: String,
+    /// Owning tenant.
+    pub tenant_id: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Decay policy.
+    pub policy: DecayPolicy,
+    /// Vector dimension, if fixed at creation.
+    pub dimensions: Option<u32>,
+    /// Isolation mode in force (from the tenant at creation).
+    pub isolation_mode: IsolationMode,
+    /// Where its rows live.
+    pub location: EnvLocation,
+}
+
+/// A namespace as callers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Name.
+    pub name: String,
+    /// Owning tenant.
+    pub tenant_id: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Live memories.
+    pub memory_count: u64,
+    /// Bytes charged to the namespace.
+    pub storage_bytes: u64,
+    /// Isolation mode.
+    pub isolation_mode: IsolationMode,
+    /// Decay policy.
+    pub policy: DecayPolicy,
+    /// Vector dimension (fixed at creation or by the first vector).
+    pub dimensions: Option<u32>,
+    /// Embedder that produced its text vectors, once one has.
+    pub embedder: Option<String>,
+    /// Entities in its graph.
+    pub entity_count: u64,
+    /// Relations in its graph.
+    pub relation_count: u64,
+}
+
+/// Options of [`Handle::create_namespace`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceOptions {
+    /// Owning tenant (a tenant admin's own tenant by default).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Decay policy (default: no decay, no TTL).
+    #[serde(default)]
+    pub policy: Option<DecayPolicy>,
+    /// Fix the vector dimension now (otherwise the first vector fixes it).
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+    /// Return the existing namespace instead of `conflict` when the name is taken.
+    #[serde(default)]
+    pub exist_ok: bool,
+}
+
+/// The answer to a namespace deletion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletedNamespace {
+    /// Name.
+    pub name: String,
+    /// When it stopped existing (its data is purged in the background from then on).
+    pub deleted_at: DateTime<Utc>,
+}
+
+/// Checks a namespace name: 1–128 characters of `[A-Za-z0-9_.-]`.
+pub fn validate_namespace_name(name: &str, field: &str) -> Result<()> {
+    let ok = (1..=128).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be 1-128 characters of A-Z, a-z, 0-9, _, . and -"))
+    }
+}
+
+impl Handle {
+    /// Looks a namespace up and authorizes `action` on it in one step. The lookup happens
+    /// before the decision either way, so a refusal takes the same path whether or not the
+    /// namespace exists.
+    pub(crate) fn namespace_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        action: NamespaceAction,
+    ) -> Result<NamespaceRecord> {
+        let rec = if name.len() <= 128 {
+            self.inner.catalog.read(|r, t| Ok(t.namespaces.get(r, name)?))?
+        } else {
+            None
+        };
+        authorize(&caller.principal, action.on(name, rec.as_ref()))?;
+        let rec = rec.ok_or_else(|| Error::not_found("namespace", name))?;
+        if self.inner.is_dead(rec.id) {
+            return Err(match caller.principal {
+                Principal::Root => Error::not_found("namespace", name),
+                _ => Error::namespace_forbidden(name),
+            });
+        }
+        Ok(rec)
+    }
+
+    fn namespace_view(&self, rec: NamespaceRecord) -> Result<Namespace> {
+        let stats = self.inner.namespace_stats(&rec)?;
+        Ok(Namespace {
+            name: rec.name,
+            tenant_id: rec.tenant_id,
+            created_at: rec.created_at,
+            memory_count: stats.memory_count,
+            storage_bytes: stats.storage_bytes,
+            isolation_mode: rec.isolation_mode,
+            policy: rec.policy,
+            dimensions: stats.dimensions.or(rec.dimensions),
+            embedder: stats.embedder,
+            entity_count: stats.entity_count,
+            relation_count: stats.relation_count,
+        })
+    }
+
+    /// Creates a namespace. `conflict` if the name is taken (unless `exist_ok`),
+    /// `quota_exceeded` beyond the tenant's `max_namespaces`.
+    pub fn create_namespace(&self, name: &str, opts: NamespaceOptions) -> Result<Namespace> {
+        let caller = self.caller()?;
+        validate_namespace_name(name, "name")?;
+        let tenant_id = opts.tenant_id.clone().or_else(|| match &caller.principal {
+            Principal::Member { tenant_id, .. } => Some(tenant_id.clone()),
+            _ => None,
+        });
+        authorize(&caller.principal, Action::CreateNamespace(tenant_id.as_deref()))?;
+        let policy = opts.policy.unwrap_or_default();
+        policy.validate()?;
+        if let Some(d) = opts.dimensions {
+            if d == 0 || d > MAX_DIMENSIONS {
+                return Err(Error::invalid("dimensions", format!("must be between 1 and {MAX_DIMENSIONS}")));
+            }
+        }
+        let now = self.inner.options.clock.now();
+        let shards = self.inner.options.shards.max(1);
+        let created = self.inner.catalog_write(|w, t| {
+            if let Some(existing) = t.namespaces.get(w, name)? {
+                if opts.exist_ok && existing.tenant_id == tenant_id {
+                    return Ok(existing);
+                }
+                return Err(Error::Conflict(format!("namespace {name} already exists")));
+            }
+            let mode = match &tenant_id {
+                Some(tid) => {
+                    let tenant = get_tenant(t, w, tid).map_err(|_| {
+                        Error::invalid("tenant_id", format!("no tenant with id {tid}"))
+                    })?;
+                    if tenant.status != TenantStatus::Active {
+                        return Err(Error::invalid("tenant_id", "tenant is not active"));
+                    }
+                    let count = count_namespaces(t, w, tid)?;
+                    if count >= u64::from(tenant.quotas.max_namespaces) {
+                        return Err(Error::QuotaExceeded {
+                            tenant: tid.clone(),
+                            quota: "max_namespaces",
+                            limit: u64::from(tenant.quotas.max_namespaces),
+                            requested: count + 1,
+                        });
+                    }
+                    tenant.isolation_mode
+                }
+                None => IsolationMode::Logical,
+            };
+            let id = next_counter(t, w, "namespace_id")?;
+            let location = match (mode, &tenant_id) {
+                (IsolationMode::Hybrid, Some(tid)) => EnvLocation::Tenant { tenant_id: tid.clone() },
+                (IsolationMode::Physical, _) => EnvLocation::Namespace { id },
+                _ => EnvLocation::Shard { n: (id % u64::from(shards)) as u32 },
+            };
+            let rec = NamespaceRecord {
+                id,
+                name: name.to_owned(),
+                tenant_id: tenant_id.clone(),
+                created_at: now,
+                policy,
+                dimensions: opts.dimensions,
+                isolation_mode: mode,
+                location,
+            };
+            t.namespaces.put(w, name, &rec)?;
+            t.tenant_namespaces.put(w, &tenant_ns_key(tenant_id.as_deref(), name), &[])?;
+            Ok(rec)
+        })?;
+        self.namespace_view(created)
+    }
+
+    /// One namespace (root; the owning tenant's admins). Others get `forbidden`.
+    pub fn get_namespace(&self, name: &str) -> Result<Namespace> {
+        let caller = self.caller()?;
+        let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)
+            .or_else(|e| match e {
+                // A key that may read a namespace may also see its description.
+                Error::Forbidden { .. } => self.namespace_for(&caller, name, NamespaceAction::Read),
+                other => Err(other),
+            })?;
+        self.namespace_view(rec)
+    }
+
+    /// Namespaces the caller can see: root all (or one tenant's), a tenant's members their
+    /// tenant's, a scoped key those in its scope. Paged, in name order.
+    pub fn list_namespaces(&self, page: Page, tenant_id: Option<&str>) -> Result<Paged<Namespace>> {
+        let caller = self.caller()?;
+        let (offset, limit) = page.bounds()?;
+        let recs: Vec<NamespaceRecord> = self.inner.catalog.read(|r, t| {
+            let mut out = Vec::new();
+            match &caller.principal {
+                Principal::Root => match tenant_id {
+                    Some(tid) => collect_tenant(t, r, tid, &mut out)?,
+                    None => {
+                        for e in t.namespaces.iter(r)? {
+                            out.push(e?.1);
+                        }
+                    }
+                },
+                Principal::Member { tenant_id: own, .. } => {
+                    if tenant_id.is_some_and(|t| t != own) {
+                        return Err(Error::forbidden("Key not authorized for this tenant"));
+                    }
+                    collect_tenant(t, r, own, &mut out)?;
+                }
+                Principal::Scoped { grants, .. } => {
+                    for g in grants {
+                        if let Some(rec) = t.namespaces.get(r, &g.namespace)? {
+                            if rec.id == g.namespace_id && tenant_id.is_none_or(|t| rec.tenant_id.as_deref() == Some(t)) {
+                                out.push(rec);
+                            }
+                        }
+                    }
+                    out.sort_by(|a, b| a.name.cmp(&b.name));
+                }
+            }
+            Ok(out)
+        })?;
+        let total = recs.len() as u64;
+        let items = recs
+            .into_iter()
+            .filter(|r| !self.inner.is_dead(r.id))
+            .skip(offset)
+            .take(limit)
+            .map(|r| self.namespace_view(r))
+            .collect::<Result<_>>()?;
+        Ok(Paged { items, total_count: total })
+    }
+
+    /// Deletes a namespace atomically: from the moment this returns, every call on it fails
+    /// and a namespace created under the same name starts empty. Its data is purged and
+    /// erased from disk in the background.
+    pub fn delete_namespace(&self, name: &str) -> Result<DeletedNamespace> {
+        let caller = self.caller()?;
+        let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)?;
+        self.inner.mark_dead(rec.id);
+        let unlinked = self.inner.catalog_write(|w, t| crate::purge::unlink_namespace(&self.inner, t, w, name))?;
+        if let Some(tid) = &rec.tenant_id {
+            let chain = self.inner.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid)).unwrap_or_default();
+            self.inner.usage.adjust(&chain, -(unlinked.storage_bytes as i64));
+        }
+        self.inner.forget_namespace_caches(rec.id);
+        self.inner.wake_worker();
+        Ok(DeletedNamespace { name: name.to_owned(), deleted_at: self.inner.options.clock.now() })
+    }
+
+    /// The namespace's decay policy.
+    pub fn get_memory_policy(&self, name: &str) -> Result<DecayPolicy> {
+        let caller = self.caller()?;
+        Ok(self.namespace_for(&caller, name, NamespaceAction::Read)?.policy)
+    }
+
+    /// Replaces the namespace's decay policy (write access needed).
+    pub fn set_memory_policy(&self, name: &str, policy: DecayPolicy) -> Result<DecayPolicy> {
+        let caller = self.caller()?;
+        policy.validate()?;
+        let rec = self.namespace_for(&caller, name, NamespaceAction::Write)?;
+        self.inner.catalog_write(|w, t| {
+            let mut cur = t.namespaces.get(w, name)?.filter(|c| c.id == rec.id)
+                .ok_or_else(|| Error::namespace_forbidden(name))?;
+            cur.policy = policy;
+            t.namespaces.put(w, name, &cur)?;
+            Ok(policy)
+        })
+    }
+}
+
+fn count_namespaces(t: &CatalogTables, r: &heed::RoTxn<'_, heed::WithoutTls>, tenant_id: &str) -> Result<u64> {
+    let mut n = 0;
+    for e in t.tenant_namespaces.prefix_iter(r, &format!("{tenant_id}/"))? {
+        e?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn collect_tenant(
+    t: &CatalogTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    tenant_id: &str,
+    out: &mut Vec<NamespaceRecord>,
+) -> Result<()> {
+    let prefix = format!("{tenant_id}/");
+    for e in t.tenant_namespaces.prefix_iter(r, &prefix)? {
+        let (k, _) = e?;
+        if let Some(rec) = t.namespaces.get(r, &k[prefix.len()..])? {
+            out.push(rec);
+        }
+    }
+    Ok(())
+}
+
+impl crate::engine::EngineInner {
+    /// A namespace's counters from its data environment.
+    pub(crate) fn namespace_stats(&self, rec: &NamespaceRecord) -> Result<NamespaceStats> {
+        let env = self.data_env(&rec.location)?;
+        env.read(|r, t| t.stats_of(r, rec.id))
+    }
+}

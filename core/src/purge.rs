@@ -1,0 +1,170 @@
+//! Atomic deletion and background erasure.
+//!
+//! Deleting a namespace is one catalog transaction that removes its routing and queues a
+//! purge job; from then on nothing can reach it. The purge deletes its rows, then erases
+//! them from disk: `physical` namespaces and `hybrid` tenants lose their files; shared
+//! environments are compacted (rewritten without free pages), because LMDB keeps the old
+//! bytes of freed pages. Jobs live in the catalog, so a crash before the purge finishes
+//! resumes it on the next open.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{next_counter, tenant_ns_key, CatalogTables};
+use crate::datastore::{EnvLocation, NamespaceId};
+use crate::engine::EngineInner;
+use crate::error::{Error, Result};
+
+/// Work left after a deletion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum PurgeJob {
+    /// Delete a namespace's rows (or files) and erase them from disk.
+    Namespace { ns_id: NamespaceId, location: EnvLocation },
+    /// Remove a whole environment (a deleted hybrid tenant's file).
+    RemoveEnv { location: EnvLocation },
+}
+
+/// What a namespace held when it was unlinked.
+pub(crate) struct Unlinked {
+    pub storage_bytes: u64,
+}
+
+/// Removes a namespace's routing and queues its purge, inside the caller's catalog transaction.
+pub(crate) fn unlink_namespace(
+    inner: &EngineInner,
+    t: &CatalogTables,
+    w: &mut heed::RwTxn<'_>,
+    name: &str,
+) -> Result<Unlinked> {
+    let rec = t.namespaces.get(w, name)?.ok_or_else(|| Error::not_found("namespace", name))?;
+    inner.mark_dead(rec.id);
+    let storage_bytes = inner.namespace_stats(&rec).map_or(0, |s| s.storage_bytes);
+    t.namespaces.delete(w, name)?;
+    t.tenant_namespaces.delete(w, &tenant_ns_key(rec.tenant_id.as_deref(), name))?;
+    let job = PurgeJob::Namespace { ns_id: rec.id, location: rec.location.clone() };
+    let id = next_counter(t, w, "purge_job")?;
+    t.purges.put(w, &id, &job)?;
+    inner.forget_namespace_caches(rec.id);
+    Ok(Unlinked { storage_bytes })
+}
+
+/// Queues removal of a whole environment, after the namespace jobs queued before it.
+pub(crate) fn queue_env_removal(t: &CatalogTables, w: &mut heed::RwTxn<'_>, location: EnvLocation) -> Result<()> {
+    let id = next_counter(t, w, "purge_job")?;
+    t.purges.put(w, &id, &PurgeJob::RemoveEnv { location })?;
+    Ok(())
+}
+
+/// Rows deleted per transaction, so a large purge never holds the writer for long.
+const PURGE_BATCH: usize = 5_000;
+
+/// Runs every queued job; returns how many ran. Environments that lost rows are compacted
+/// once at the end, then the jobs are removed from the catalog.
+pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
+    let jobs: Vec<(u64, PurgeJob)> =
+        inner.catalog.read(|r, t| Ok(t.purges.iter(r)?.collect::<heed::Result<Vec<_>>>()?))?;
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let mut to_compact = BTreeSet::new();
+    for (_, job) in &jobs {
+        match job {
+            PurgeJob::Namespace { ns_id, location: loc @ EnvLocation::Namespace { .. } } => {
+                inner.mark_dead(*ns_id);
+                inner.destroy_data_env(loc)?;
+            }
+            PurgeJob::Namespace { ns_id, location } => {
+                inner.mark_dead(*ns_id);
+                if !location.dir(&inner.dir).exists() {
+                    continue;
+                }
+                let env = inner.data_env(location)?;
+                env.write(|w, t| {
+                    let stats = t.stats_of(w, *ns_id)?;
+                    if let Some(index) = stats.ann_index {
+                        let dims = stats.dimensions.unwrap_or(1) as usize;
+                        arroy::Writer::new(t.ann, index, dims).clear(w)?;
+                        t.ann_owners.delete(w, &index.to_be_bytes())?;
+                    }
+                    Ok(())
+                })?;
+                while env.write(|w, t| t.purge_rows(w, *ns_id, PURGE_BATCH))? {}
+                to_compact.insert(location_key(location));
+            }
+            PurgeJob::RemoveEnv { location } => {
+                to_compact.remove(&location_key(location));
+                inner.destroy_data_env(location)?;
+            }
+        }
+    }
+    for key in to_compact {
+        let loc: EnvLocation = serde_json::from_str(&key)?;
+        if loc.dir(&inner.dir).exists() {
+            inner.data_env(&loc)?.compact()?;
+        }
+    }
+    inner.catalog_write(|w, t| {
+        for (id, _) in &jobs {
+            t.purges.delete(w, id)?;
+        }
+        Ok(())
+    })?;
+    Ok(jobs.len())
+}
+
+fn location_key(loc: &EnvLocation) -> String {
+    serde_json::to_string(loc).unwrap_or_default()
+}
+
+/// Starts the background worker: purges and decay sweeps. It holds only a weak reference,
+/// so it ends when the engine is dropped.
+pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) {
+    let weak: Weak<EngineInner> = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new().name("memsilo-worker".into()).spawn(move || {
+        let mut ticks: u64 = 0;
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            if let Err(e) = run_pending(&inner) {
+                eprintln!("memsilo: purge failed, will retry: {e}");
+            }
+            if ticks % 10 == 0 {
+                if let Err(e) = crate::memory::sweep_all(&inner, 10_000) {
+                    eprintln!("memsilo: decay sweep failed, will retry: {e}");
+                }
+            }
+            ticks += 1;
+            let (lock, cv) = &inner.wake;
+            let mut woken = lock.lock();
+            if !*woken {
+                cv.wait_for(&mut woken, Duration::from_millis(500));
+            }
+            *woken = false;
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("memsilo: could not start the background worker: {e}");
+    }
+}
+
+impl EngineInner {
+    /// Whether a namespace id has been deleted in this process.
+    pub(crate) fn is_dead(&self, id: NamespaceId) -> bool {
+        self.dead.read().contains(&id)
+    }
+
+    /// Marks a namespace deleted: data writes check this inside their transaction, so none
+    /// can land after the purge of its rows has begun.
+    pub(crate) fn mark_dead(&self, id: NamespaceId) {
+        self.dead.write().insert(id);
+    }
+
+    /// Drops the in-memory vector and graph caches of a namespace.
+    pub(crate) fn forget_namespace_caches(&self, id: NamespaceId) {
+        self.vectors.forget(id);
+        self.graphs.forget(id);
+    }
+}

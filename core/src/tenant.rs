@@ -1,0 +1,656 @@
+//! Tenants (quotas, status, parents, settings) and their members.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::{authorize, Action, Role};
+use crate::catalog::CatalogTables;
+use crate::engine::{EngineInner, Handle};
+use crate::error::{Error, Result};
+use crate::page::{Page, Paged};
+use crate::quota::QuotaLink;
+
+/// Deepest tenant ancestry allowed (a tenant, its parent, ...).
+pub const MAX_TENANT_DEPTH: usize = 8;
+
+/// Tenant lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// Serving requests.
+    Active,
+    /// Being set up; its keys cannot be used yet.
+    Provisioning,
+    /// Its keys get `forbidden` until it is active again.
+    Suspended,
+    /// Being deleted.
+    Deleting,
+    /// Deleted.
+    Deleted,
+}
+
+/// Where a tenant's namespaces keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationMode {
+    /// Shared environments, rows separated by namespace id.
+    #[default]
+    Logical,
+    /// One environment (file) per tenant.
+    Hybrid,
+    /// One environment per namespace.
+    Physical,
+}
+
+/// A tenant's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Bytes of memories, vectors and graph rows (including child tenants').
+    pub storage_quota_bytes: u64,
+    /// Requests per second across the tenant's keys.
+    pub qps_limit: u32,
+    /// Concurrent in-flight HTTP requests.
+    pub max_connections: u32,
+    /// Cores of compute for heavy operations.
+    pub compute_quota_cores: f64,
+    /// Members.
+    pub max_members: u32,
+    /// Namespaces.
+    pub max_namespaces: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            storage_quota_bytes: 10_737_418_240,
+            qps_limit: 100,
+            max_connections: 10,
+            compute_quota_cores: 1.0,
+            max_members: 100,
+            max_namespaces: 1000,
+        }
+    }
+}
+
+/// A partial [`Quotas`]: given fields replace the current (or default) ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasPatch {
+    /// See [`Quotas::storage_quota_bytes`].
+    pub storage_quota_bytes: Option<u64>,
+    /// See [`Quotas::qps_limit`].
+    pub qps_limit: Option<u32>,
+    /// See [`Quotas::max_connections`].
+    pub max_connections: Option<u32>,
+    /// See [`Quotas::compute_quota_cores`].
+    pub compute_quota_cores: Option<f64>,
+    /// See [`Quotas::max_members`].
+    pub max_members: Option<u32>,
+    /// See [`Quotas::max_namespaces`].
+    pub max_namespaces: Option<u32>,
+}
+
+impl QuotasPatch {
+    fn apply(&self, q: &mut Quotas) -> Result<()> {
+        fn range<T: PartialOrd + std::fmt::Display + Copy>(f: &str, v: T, lo: T, hi: T) -> Result<T> {
+            if v < lo || v > hi {
+                return Err(Error::invalid(format!("quotas.{f}"), format!("must be between {lo} and {hi}")));
+            }
+            Ok(v)
+        }
+        if let Some(v) = self.storage_quota_bytes {
+            q.storage_quota_bytes = v;
+        }
+        if let Some(v) = self.qps_limit {
+            q.qps_limit = range("qps_limit", v, 1, 1_000_000)?;
+        }
+        if let Some(v) = self.max_connections {
+            q.max_connections = range("max_connections", v, 1, 1_000_000)?;
+        }
+        if let Some(v) = self.compute_quota_cores {
+            if !v.is_finite() {
+                return Err(Error::invalid("quotas.compute_quota_cores", "must be a finite number"));
+            }
+            q.compute_quota_cores = range("compute_quota_cores", v, 0.01, 1024.0)?;
+        }
+        if let Some(v) = self.max_members {
+            q.max_members = range("max_members", v, 1, 1_000_000)?;
+        }
+        if let Some(v) = self.max_namespaces {
+            q.max_namespaces = range("max_namespaces", v, 1, 100_000_000)?;
+        }
+        Ok(())
+    }
+}
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// UUID.
+    pub id: String,
+    /// 3–64 characters of `[A-Za-z0-9_]`, unique.
+    pub name: String,
+    /// Lifecycle state.
+    pub status: TenantStatus,
+    /// Where its namespaces keep data.
+    pub isolation_mode: IsolationMode,
+    /// Parent tenant, whose quotas this tenant's usage also counts against.
+    pub parent_id: Option<String>,
+    /// Free-form settings object.
+    pub settings: Map<String, Value>,
+    /// Feature flags (an array of names or an object).
+    pub features: Value,
+    /// Tags (an array of strings or an object).
+    pub tags: Value,
+    /// Limits.
+    pub quotas: Quotas,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Current usage of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantUsage {
+    /// Bytes in use, including child tenants'.
+    pub storage_bytes: u64,
+    /// Namespaces of this tenant.
+    pub namespaces: u64,
+    /// Members of this tenant.
+    pub members: u64,
+}
+
+/// A tenant with its usage, as returned by every tenant call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    /// The tenant.
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    /// Its usage now.
+    pub usage: TenantUsage,
+}
+
+/// Arguments of [`Handle::create_tenant`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// 3–64 characters of `[A-Za-z0-9_]`.
+    pub name: String,
+    /// Limits (defaults for the fields not given).
+    #[serde(default)]
+    pub quotas: Option<QuotasPatch>,
+    /// Default `logical`.
+    #[serde(default)]
+    pub isolation_mode: Option<IsolationMode>,
+    /// Parent tenant id.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Settings object.
+    #[serde(default)]
+    pub settings: Option<Map<String, Value>>,
+    /// Feature flags.
+    #[serde(default)]
+    pub features: Option<Value>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Option<Value>,
+}
+
+/// Arguments of [`Handle::update_tenant`]: given fields change, others stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New status (`active`, `suspended` or `provisioning`).
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+    /// Quota changes.
+    #[serde(default)]
+    pub quotas: Option<QuotasPatch>,
+    /// Settings, merged key by key into the current ones (a `null` value removes a key).
+    #[serde(default)]
+    pub settings: Option<Map<String, Value>>,
+    /// Replaces the feature flags.
+    #[serde(default)]
+    pub features: Option<Value>,
+    /// Replaces the tags.
+    #[serde(default)]
+    pub tags: Option<Value>,
+}
+
+/// A member of a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// The tenant.
+    pub tenant_id: String,
+    /// UUID.
+    pub member_id: String,
+    /// The user's identifier (e-mail, user id), unique in the tenant.
+    pub user_identifier: String,
+    /// Role.
+    pub role: Role,
+    /// Free-form metadata.
+    pub metadata: Map<String, Value>,
+    /// When added.
+    pub added_at: DateTime<Utc>,
+}
+
+/// A page of members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberList {
+    /// The tenant.
+    pub tenant_id: String,
+    /// This page.
+    pub members: Vec<Member>,
+    /// All members matching the filter.
+    pub total_count: u64,
+}
+
+pub(crate) fn validate_tenant_name(name: &str) -> Result<()> {
+    let ok_len = (3..=64).contains(&name.len());
+    if !ok_len || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(Error::invalid("name", "must be 3-64 characters of A-Z, a-z, 0-9 and _"));
+    }
+    Ok(())
+}
+
+fn validate_object_or_array(field: &str, v: &Value) -> Result<()> {
+    match v {
+        Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
+        Value::Object(_) => Ok(()),
+        _ => Err(Error::invalid(field, "must be an array of strings or an object")),
+    }
+}
+
+fn validate_json_size(field: &str, v: &Value) -> Result<()> {
+    if serde_json::to_vec(v).map_or(0, |b| b.len()) > 64 * 1024 {
+        return Err(Error::invalid(field, "must be at most 64 KiB of JSON"));
+    }
+    Ok(())
+}
+
+pub(crate) fn get_tenant(
+    t: &CatalogTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    id: &str,
+) -> Result<Tenant> {
+    t.tenants.get(r, id)?.ok_or_else(|| Error::not_found("tenant", id))
+}
+
+/// The tenant and its ancestors, each with its storage limit.
+pub(crate) fn quota_chain(
+    t: &CatalogTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    tenant_id: &str,
+) -> Result<Vec<QuotaLink>> {
+    let mut chain = Vec::new();
+    let mut next = Some(tenant_id.to_owned());
+    while let Some(id) = next.take() {
+        if chain.len() > MAX_TENANT_DEPTH {
+            break;
+        }
+        let tenant = get_tenant(t, r, &id)?;
+        chain.push(QuotaLink { tenant_id: id, limit: tenant.quotas.storage_quota_bytes });
+        next = tenant.parent_id;
+    }
+    Ok(chain)
+}
+
+fn count_prefix<V>(
+    db: &heed::Database<heed::types::Str, V>,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    prefix: &str,
+) -> Result<u64>
+where
+    V: 'static,
+{
+    let mut n = 0;
+    for item in db.remap_data_type::<heed::types::DecodeIgnore>().prefix_iter(r, prefix)? {
+        item?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl EngineInner {
+    pub(crate) fn tenant_info(
+        &self,
+        t: &CatalogTables,
+        r: &heed::RoTxn<'_, heed::WithoutTls>,
+        tenant: Tenant,
+    ) -> Result<TenantInfo> {
+        let prefix = format!("{}/", tenant.id);
+        let usage = TenantUsage {
+            storage_bytes: self.usage.get(&tenant.id),
+            namespaces: count_prefix(&t.tenant_namespaces, r, &prefix)?,
+            members: count_prefix(&t.members, r, &prefix)?,
+        };
+        Ok(TenantInfo { tenant, usage })
+    }
+}
+
+impl Handle {
+    /// Creates a tenant (root only).
+    pub fn create_tenant(&self, req: CreateTenant) -> Result<TenantInfo> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::ManageTenants)?;
+        validate_tenant_name(&req.name)?;
+        let mut quotas = Quotas::default();
+        if let Some(p) = &req.quotas {
+            p.apply(&mut quotas)?;
+        }
+        for (f, v) in [("features", &req.features), ("tags", &req.tags)] {
+            if let Some(v) = v {
+                validate_object_or_array(f, v)?;
+                validate_json_size(f, v)?;
+            }
+        }
+        let settings = req.settings.clone().unwrap_or_default();
+        validate_json_size("settings", &Value::Object(settings.clone()))?;
+        let now = self.inner.options.clock.now();
+        let tenant = Tenant {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: req.name.clone(),
+            status: TenantStatus::Active,
+            isolation_mode: req.isolation_mode.unwrap_or_default(),
+            parent_id: req.parent_id.clone(),
+            settings,
+            features: req.features.clone().unwrap_or(Value::Array(vec![])),
+            tags: req.tags.clone().unwrap_or(Value::Array(vec![])),
+            quotas,
+            created_at: now,
+            updated_at: now,
+        };
+        self.inner.catalog_write(|w, t| {
+            if t.tenant_names.get(w, &tenant.name)?.is_some() {
+                return Err(Error::Conflict(format!("tenant name {} already exists", tenant.name)));
+            }
+            if let Some(parent) = &tenant.parent_id {
+                let p = t.tenants.get(w, parent)?.ok_or_else(|| {
+                    Error::invalid("parent_id", format!("no tenant with id {parent}"))
+                })?;
+                if matches!(p.status, TenantStatus::Deleting | TenantStatus::Deleted) {
+                    return Err(Error::invalid("parent_id", "parent tenant is being deleted"));
+                }
+                if quota_chain(t, w, parent)?.len() >= MAX_TENANT_DEPTH {
+                    return Err(Error::invalid("parent_id", "tenant hierarchy is too deep"));
+                }
+            }
+            t.tenants.put(w, &tenant.id, &tenant)?;
+            t.tenant_names.put(w, &tenant.name, &tenant.id)?;
+            Ok(())
+        })?;
+        self.inner.catalog.read(|r, t| self.inner.tenant_info(t, r, tenant.clone()))
+    }
+
+    /// One tenant (root, or that tenant's admins).
+    pub fn get_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::ReadTenant(tenant_id))?;
+        self.inner.catalog.read(|r, t| {
+            let tenant = get_tenant(t, r, tenant_id)?;
+            self.inner.tenant_info(t, r, tenant)
+        })
+    }
+
+    /// Tenants (root: all; a tenant admin: its own). Filter by status or parent.
+    pub fn list_tenants(
+        &self,
+        page: Page,
+        status: Option<TenantStatus>,
+        parent_id: Option<&str>,
+    ) -> Result<Paged<TenantInfo>> {
+        let caller = self.caller()?;
+        let (offset, limit) = page.bounds()?;
+        let only = match authorize(&caller.principal, Action::ManageTenants) {
+            Ok(()) => None,
+            Err(e) => match caller.principal.tenant_id() {
+                Some(t) if authorize(&caller.principal, Action::ReadTenant(t)).is_ok() => Some(t.to_owned()),
+                _ => return Err(e),
+            },
+        };
+        self.inner.catalog.read(|r, t| {
+            let mut items = Vec::new();
+            let mut total = 0u64;
+            for entry in t.tenants.iter(r)? {
+                let (_, tenant) = entry?;
+                let keep = only.as_ref().is_none_or(|id| *id == tenant.id)
+                    && status.is_none_or(|s| s == tenant.status)
+                    && parent_id.is_none_or(|p| tenant.parent_id.as_deref() == Some(p));
+                if !keep {
+                    continue;
+                }
+                if total as usize >= offset && items.len() < limit {
+                    items.push(self.inner.tenant_info(t, r, tenant)?);
+                }
+                total += 1;
+            }
+            Ok(Paged { items, total_count: total })
+        })
+    }
+
+    /// Changes a tenant (root only).
+    pub fn update_tenant(&self, tenant_id: &str, req: UpdateTenant) -> Result<TenantInfo> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::ManageTenants)?;
+        if let Some(name) = &req.name {
+            validate_tenant_name(name)?;
+        }
+        for (f, v) in [("features", &req.features), ("tags", &req.tags)] {
+            if let Some(v) = v {
+                validate_object_or_array(f, v)?;
+                validate_json_size(f, v)?;
+            }
+        }
+        if let Some(s) = req.status {
+            if matches!(s, TenantStatus::Deleting | TenantStatus::Deleted) {
+                return Err(Error::invalid("status", "use DELETE to delete a tenant"));
+            }
+        }
+        let now = self.inner.options.clock.now();
+        let updated = self.inner.catalog_write(|w, t| {
+            let mut tenant = get_tenant(t, w, tenant_id)?;
+            if let Some(name) = &req.name {
+                if *name != tenant.name {
+                    if t.tenant_names.get(w, name)?.is_some() {
+                        return Err(Error::Conflict(format!("tenant name {name} already exists")));
+                    }
+                    t.tenant_names.delete(w, &tenant.name)?;
+                    t.tenant_names.put(w, name, &tenant.id)?;
+                    tenant.name.clone_from(name);
+                }
+            }
+            if let Some(s) = req.status {
+                tenant.status = s;
+            }
+            if let Some(q) = &req.quotas {
+                q.apply(&mut tenant.quotas)?;
+            }
+            if let Some(settings) = &req.settings {
+                for (k, v) in settings {
+                    if v.is_null() {
+                        tenant.settings.remove(k);
+                    } else {
+                        tenant.settings.insert(k.clone(), v.clone());
+                    }
+                }
+                validate_json_size("settings", &Value::Object(tenant.settings.clone()))?;
+            }
+            if let Some(f) = &req.features {
+                tenant.features = f.clone();
+            }
+            if let Some(tags) = &req.tags {
+                tenant.tags = tags.clone();
+            }
+            tenant.updated_at = now;
+            t.tenants.put(w, tenant_id, &tenant)?;
+            Ok(tenant)
+        })?;
+        if req.quotas.is_some() {
+            self.inner.limiter.reset(tenant_id);
+        }
+        self.inner.catalog.read(|r, t| self.inner.tenant_info(t, r, updated.clone()))
+    }
+
+    /// Deletes a tenant with its namespaces, keys and members (root only). Fails with
+    /// `conflict` while it has child tenants. The data is purged in the background.
+    pub fn delete_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::ManageTenants)?;
+        let (mut tenant, purged) = self.inner.catalog_write(|w, t| {
+            let tenant = get_tenant(t, w, tenant_id)?;
+            for entry in t.tenants.iter(w)? {
+                let (_, other) = entry?;
+                if other.parent_id.as_deref() == Some(tenant_id) {
+                    return Err(Error::Conflict(format!(
+                        "tenant {tenant_id} has child tenants; delete them first"
+                    )));
+                }
+            }
+            let chain = quota_chain(t, w, tenant_id)?;
+            let prefix = format!("{tenant_id}/");
+            let names: Vec<String> = t
+                .tenant_namespaces
+                .prefix_iter(w, &prefix)?
+                .map(|e| e.map(|(k, _)| k[prefix.len()..].to_owned()))
+                .collect::<heed::Result<_>>()?;
+            let mut purged = Vec::new();
+            for name in &names {
+                purged.push(crate::purge::unlink_namespace(&self.inner, t, w, name)?);
+            }
+            if tenant.isolation_mode == IsolationMode::Hybrid {
+                crate::purge::queue_env_removal(
+                    t,
+                    w,
+                    crate::datastore::EnvLocation::Tenant { tenant_id: tenant_id.to_owned() },
+                )?;
+            }
+            crate::keys::revoke_where(t, w, |k| k.tenant_id.as_deref() == Some(tenant_id), None)?;
+            let members: Vec<String> = t
+                .members
+                .prefix_iter(w, &prefix)?
+                .map(|e| e.map(|(k, _)| k.to_owned()))
+                .collect::<heed::Result<_>>()?;
+            for m in members {
+                t.members.delete(w, &m)?;
+            }
+            let users: Vec<String> = t
+                .member_users
+                .prefix_iter(w, &prefix)?
+                .map(|e| e.map(|(k, _)| k.to_owned()))
+                .collect::<heed::Result<_>>()?;
+            for u in users {
+                t.member_users.delete(w, &u)?;
+            }
+            t.tenants.delete(w, tenant_id)?;
+            t.tenant_names.delete(w, &tenant.name)?;
+            Ok((tenant, (chain, purged)))
+        })?;
+        let (chain, namespaces) = purged;
+        let freed: u64 = namespaces.iter().map(|n| n.storage_bytes).sum();
+        self.inner.usage.adjust(&chain[1..], -(freed as i64));
+        self.inner.usage.forget(tenant_id);
+        self.inner.limiter.reset(tenant_id);
+        self.inner.wake_worker();
+        tenant.status = TenantStatus::Deleted;
+        let usage = TenantUsage { storage_bytes: 0, namespaces: 0, members: 0 };
+        Ok(TenantInfo { tenant, usage })
+    }
+
+    /// Adds a member (root, or the tenant's admins). `conflict` for a duplicate user,
+    /// `quota_exceeded` over `max_members`, `invalid_argument` for an inactive tenant.
+    pub fn add_member(
+        &self,
+        tenant_id: &str,
+        user_identifier: &str,
+        role: Role,
+        metadata: Option<Map<String, Value>>,
+    ) -> Result<Member> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        let user = user_identifier.trim();
+        if user.is_empty() || user.len() > 256 {
+            return Err(Error::invalid("user_identifier", "must be 1-256 characters"));
+        }
+        let metadata = metadata.unwrap_or_default();
+        validate_json_size("metadata", &Value::Object(metadata.clone()))?;
+        let member = Member {
+            tenant_id: tenant_id.to_owned(),
+            member_id: uuid::Uuid::now_v7().to_string(),
+            user_identifier: user.to_owned(),
+            role,
+            metadata,
+            added_at: self.inner.options.clock.now(),
+        };
+        self.inner.catalog_write(|w, t| {
+            let tenant = get_tenant(t, w, tenant_id)?;
+            if tenant.status != TenantStatus::Active {
+                return Err(Error::invalid(
+                    "tenant_id",
+                    format!("tenant is {:?}, members can only be added to active tenants", tenant.status)
+                        .to_lowercase(),
+                ));
+            }
+            let user_key = format!("{tenant_id}/{user}");
+            if t.member_users.get(w, &user_key)?.is_some() {
+                return Err(Error::Conflict(format!("member {user} already exists in tenant")));
+            }
+            let count = count_prefix(&t.members, w, &format!("{tenant_id}/"))?;
+            if count >= u64::from(tenant.quotas.max_members) {
+                return Err(Error::QuotaExceeded {
+                    tenant: tenant_id.to_owned(),
+                    quota: "max_members",
+                    limit: u64::from(tenant.quotas.max_members),
+                    requested: count + 1,
+                });
+            }
+            t.members.put(w, &format!("{tenant_id}/{}", member.member_id), &member)?;
+            t.member_users.put(w, &user_key, &member.member_id)?;
+            Ok(())
+        })?;
+        Ok(member)
+    }
+
+    /// Members of a tenant, optionally only one role, paged.
+    pub fn list_members(&self, tenant_id: &str, role: Option<Role>, page: Page) -> Result<MemberList> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        let (offset, limit) = page.bounds()?;
+        self.inner.catalog.read(|r, t| {
+            get_tenant(t, r, tenant_id)?;
+            let mut members = Vec::new();
+            let mut total = 0u64;
+            for entry in t.members.prefix_iter(r, &format!("{tenant_id}/"))? {
+                let (_, m) = entry?;
+                if role.is_some_and(|want| want != m.role) {
+                    continue;
+                }
+                if total as usize >= offset && members.len() < limit {
+                    members.push(m);
+                }
+                total += 1;
+            }
+            Ok(MemberList { tenant_id: tenant_id.to_owned(), members, total_count: total })
+        })
+    }
+
+    /// Removes a member and revokes every key issued to it, at once.
+    pub fn remove_member(&self, tenant_id: &str, member_id: &str) -> Result<Member> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        let now = self.inner.options.clock.now();
+        self.inner.catalog_write(|w, t| {
+            get_tenant(t, w, tenant_id)?;
+            let key = format!("{tenant_id}/{member_id}");
+            let member = t.members.get(w, &key)?.ok_or_else(|| Error::not_found("member", member_id))?;
+            t.members.delete(w, &key)?;
+            t.member_users.delete(w, &format!("{tenant_id}/{}", member.user_identifier))?;
+            crate::keys::revoke_where(t, w, |k| k.member_id.as_deref() == Some(member_id), Some(now))?;
+            Ok(member)
+        })
+    }
+}
