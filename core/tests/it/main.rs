@@ -1,3 +1,5 @@
 //! Integration tests of the engine through its public API, on real LMDB files.
 
 mod flow;
+mod isolation;
+mod keys;
