@@ -351,8 +351,10 @@ impl Handle {
             updated_at: now,
             expires_at: ttl.map(|t| now + chrono::Duration::seconds(t as i64)),
         };
-        let stored = StoredMemory { memory, slot: None };
-        let bytes = serde_json::to_vec(&stored)?.len() as u64 + 64 + vector.as_ref().map_or(0, |v| 4 * v.len() as u64 + 16);
+        // Estimate with the widest slot so the reservation bounds what is written.
+        let widest = StoredMemory { memory, slot: Some(u32::MAX) };
+        let bytes = charged_size(serde_json::to_vec(&widest)?.len(), vector.as_ref().map_or(0, |v| row_len(v.len())));
+        let stored = StoredMemory { slot: None, ..widest };
         Ok(Prepared { stored, vector, bytes })
     }
 
@@ -366,7 +368,7 @@ impl Handle {
         let vectors = self.inner.options.embedder.embed(&texts)?;
         for (i, mut v) in missing.into_iter().zip(vectors) {
             normalize(&mut v);
-            items[i].bytes += 4 * v.len() as u64 + 16;
+            items[i].bytes += row_len(v.len());
             items[i].vector = Some(v);
         }
         Ok(())
@@ -395,6 +397,7 @@ impl Handle {
             let dims = items.first().and_then(|p| p.vector.as_ref()).map(Vec::len);
             check_vector_space(rec, &mut stats, dims, &embedder_name)?;
             let mut out = Vec::with_capacity(items.len());
+            let mut charged = 0u64;
             for (i, p) in items.iter().enumerate() {
                 let mut stored = p.stored.clone();
                 let id = uuid_bytes(&stored.memory.id)?;
@@ -410,18 +413,22 @@ impl Handle {
                     stored.slot = Some(slot);
                     t.vectors.put(w, &ns_key(rec.id, &slot.to_be_bytes()), &encode_row(&id, v))?;
                 }
-                t.memories.put(w, &ns_key(rec.id, &id), &serde_json::to_vec(&stored)?)?;
+                let json = serde_json::to_vec(&stored)?;
+                t.memories.put(w, &ns_key(rec.id, &id), &json)?;
                 for e in &stored.memory.entities {
                     crate::graph::link_memory(t, w, rec.id, e, &id)?;
                 }
                 stats.memory_count += 1;
-                stats.storage_bytes += p.bytes;
+                let size = charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
+                stats.storage_bytes += size;
+                charged += size;
                 out.push(stored.memory);
             }
             t.put_stats(w, rec.id, &stats)?;
-            Ok(out)
+            Ok((out, charged))
         })?;
-        reservation.keep(total);
+        let (written, charged) = written;
+        reservation.keep(charged);
         self.inner.vectors.invalidate(rec.id);
         Ok(written)
     }
@@ -635,6 +642,16 @@ impl Handle {
     }
 }
 
+/// Bytes charged for a memory: its record, its vector row and a fixed per-entry overhead.
+fn charged_size(record_len: usize, row_len: u64) -> u64 {
+    record_len as u64 + row_len + 64
+}
+
+/// Bytes of a stored vector row of `dims` dimensions.
+fn row_len(dims: usize) -> u64 {
+    16 + 4 * dims as u64
+}
+
 pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
     RecallHit {
         id: m.id,
@@ -715,14 +732,15 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
             let Some(bytes) = t.memories.get(w, &key)?.map(<[u8]>::to_vec) else { continue };
             let stored: StoredMemory = serde_json::from_slice(&bytes)?;
             t.memories.delete(w, &key)?;
-            let mut size = bytes.len() as u64 + 64;
+            let mut row = 0;
             if let Some(slot) = stored.slot {
                 let vkey = ns_key(rec.id, &slot.to_be_bytes());
-                if let Some(row) = t.vectors.get(w, &vkey)? {
-                    size += row.len() as u64;
+                if let Some(r) = t.vectors.get(w, &vkey)? {
+                    row = r.len() as u64;
                 }
                 t.vectors.delete(w, &vkey)?;
             }
+            let size = charged_size(bytes.len(), row);
             for e in &stored.memory.entities {
                 crate::graph::unlink_memory(t, w, rec.id, e, id)?;
             }

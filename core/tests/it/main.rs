@@ -2,4 +2,6 @@
 
 mod flow;
 mod isolation;
+mod erasure;
 mod keys;
+mod quotas;
