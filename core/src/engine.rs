@@ -90,6 +90,8 @@ pub(crate) struct EngineInner {
     pub graphs: crate::graph::GraphCache,
     /// Wakes the background worker (a purge was queued, or the engine is closing).
     pub wake: (Mutex<bool>, Condvar),
+    /// SHA-256 of the admin key, mirrored from the catalog.
+    admin_hash: RwLock<Option<[u8; 32]>>,
     /// Namespaces deleted while this process runs (see [`crate::purge`]).
     pub dead: RwLock<std::collections::HashSet<u64>>,
 }
@@ -140,9 +142,13 @@ impl Engine {
             graphs: crate::graph::GraphCache::default(),
             wake: (Mutex::new(false), Condvar::new()),
             dead: RwLock::default(),
+            admin_hash: RwLock::default(),
             options,
         });
         inner.load_usage()?;
+        *inner.admin_hash.write() = inner.catalog.read(|r, t| {
+            Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        })?;
         reg.insert(dir, Arc::downgrade(&inner));
         drop(reg);
         if inner.options.background {
@@ -161,7 +167,7 @@ impl Engine {
     /// revocation takes effect on handles already made.
     pub fn scoped(&self, api_key: &str) -> Result<Handle> {
         self.inner.check_process()?;
-        if let Some(true) = self.inner.is_admin_key(api_key)? {
+        if self.inner.is_admin_key(api_key) {
             return Ok(self.root());
         }
         let parsed = auth::parse_key(api_key)?;
@@ -175,12 +181,14 @@ impl Engine {
             return Err(Error::invalid("admin_key", "must be at least 16 characters"));
         }
         let hash = auth::hash_secret(key.as_bytes());
-        self.inner.catalog_write(|w, t| Ok(t.meta.put(w, "admin_key_sha256", &hash)?))
+        self.inner.catalog_write(|w, t| Ok(t.meta.put(w, "admin_key_sha256", &hash)?))?;
+        *self.inner.admin_hash.write() = Some(hash);
+        Ok(())
     }
 
     /// Whether an admin key has been set.
     pub fn has_admin_key(&self) -> Result<bool> {
-        self.inner.catalog.read(|r, t| Ok(t.meta.get(r, "admin_key_sha256")?.is_some()))
+        Ok(self.inner.admin_hash.read().is_some())
     }
 
     /// Generates a new admin key, stores its hash, and returns the text (shown once).
@@ -267,11 +275,9 @@ impl EngineInner {
         }
     }
 
-    fn is_admin_key(&self, text: &str) -> Result<Option<bool>> {
-        let stored = self.catalog.read(|r, t| {
-            Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
-        })?;
-        Ok(stored.map(|h| auth::hashes_equal(&h, &auth::hash_secret(text.as_bytes()))))
+    fn is_admin_key(&self, text: &str) -> bool {
+        let stored = *self.admin_hash.read();
+        stored.is_some_and(|h| auth::hashes_equal(&h, &auth::hash_secret(text.as_bytes())))
     }
 
     /// Resolves a parsed key to its principal, from the cache when the catalog is unchanged.
