@@ -1,0 +1,19 @@
+//! Regenerates `include/memsilo.h` from `src/lib.rs` with cbindgen. The file is committed;
+//! cbindgen leaves it untouched when the text is unchanged, so builds do not dirty the tree.
+
+use std::path::PathBuf;
+
+fn main() {
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    println!("cargo:rerun-if-changed=src/lib.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    let config =
+        cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
+    match cbindgen::Builder::new().with_config(config).with_src(dir.join("src/lib.rs")).generate() {
+        Ok(bindings) => {
+            bindings.write_to_file(dir.join("include/memsilo.h"));
+        }
+        // A syntax error in lib.rs is reported by rustc itself with a better message.
+        Err(e) => println!("cargo:warning=memsilo.h not regenerated: {e}"),
+    }
+}

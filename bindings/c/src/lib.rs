@@ -1,0 +1,238 @@
+//! The C ABI of memsilo: an opaque handle over [`memsilo::api::Backend`] and one generic
+//! `memsilo_call(op, args_json)` entry, so C callers (and the Go module on top) reach every
+//! operation of API.md with the same names, arguments, results and errors as the other faces.
+//!
+//! Thin by design: each function converts its arguments, calls the backend, and maps the
+//! error. Conventions (ownership, error bodies) are stated in the header's preamble
+//! (`cbindgen.toml`) and on each function below; `include/memsilo.h` is generated from this file.
+
+use std::ffi::{c_char, CString};
+
+use memsilo::api::{Backend, Reply, Request};
+use memsilo::{Engine, Error, Options};
+use serde_json::{json, Value};
+
+mod boundary;
+
+use boundary::{clear_out, guard, into_c_string, optional_str, required_str};
+
+/// Success.
+pub const MEMSILO_OK: i32 = 0;
+/// Validation failed; the message names the field.
+pub const MEMSILO_INVALID_ARGUMENT: i32 = 1;
+/// Missing, malformed, unknown, expired or revoked key.
+pub const MEMSILO_UNAUTHORIZED: i32 = 2;
+/// The key is valid but not allowed here (also: a namespace the key cannot see).
+pub const MEMSILO_FORBIDDEN: i32 = 3;
+/// Tenant, member, key, memory or entity not found.
+pub const MEMSILO_NOT_FOUND: i32 = 4;
+/// Duplicate name, tenant with children, member already exists.
+pub const MEMSILO_CONFLICT: i32 = 5;
+/// A storage, member or namespace limit would be exceeded; nothing was written.
+pub const MEMSILO_QUOTA_EXCEEDED: i32 = 6;
+/// Over the tenant's queries-per-second limit (the error body carries `retry_after`).
+pub const MEMSILO_RATE_LIMITED: i32 = 7;
+/// Body or field beyond the documented limits.
+pub const MEMSILO_PAYLOAD_TOO_LARGE: i32 = 8;
+/// A bug or an environment failure; never a crash.
+pub const MEMSILO_INTERNAL: i32 = 9;
+
+/// An open memsilo: in-process (`memsilo_open`, `memsilo_scoped`) or a remote server
+/// (`memsilo_connect`). Opaque to C; safe to share between threads.
+pub struct MemsiloHandle {
+    backend: Box<dyn Backend>,
+}
+
+fn hand_out(backend: Box<dyn Backend>, out: *mut *mut MemsiloHandle) {
+    // SAFETY: `out` was checked non-NULL by `clear_out` before the backend was made.
+    unsafe { *out = Box::into_raw(Box::new(MemsiloHandle { backend })) };
+}
+
+/// Opens (creating if needed) the data directory at `path` in this process, acting as the
+/// embedded owner (root). Two opens of one path share one engine.
+///
+/// On success `*out` receives a handle to release with `memsilo_close`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `out` and `err_json` are writable (`err_json` may be NULL).
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_open(
+    path: *const c_char,
+    out: *mut *mut MemsiloHandle,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out, "out") }?;
+        let path = unsafe { required_str(path, "path") }?;
+        let engine = Engine::open(path, Options::default())?;
+        hand_out(Box::new(engine.root()), out);
+        Ok(())
+    })
+}
+
+/// A handle acting as `api_key`: on an in-process handle, limited to what the key allows
+/// (fails with `MEMSILO_UNAUTHORIZED` at once for an unknown, expired or revoked key); on a
+/// remote handle, the same server with that key. The new handle is independent of `h`
+/// (close each with `memsilo_close`).
+///
+/// # Safety
+/// `h` is a live handle; `api_key` is a NUL-terminated string; `out` and `err_json` as in
+/// `memsilo_open`.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_scoped(
+    h: *const MemsiloHandle,
+    api_key: *const c_char,
+    out: *mut *mut MemsiloHandle,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out, "out") }?;
+        let h = unsafe { handle(h) }?;
+        let api_key = unsafe { required_str(api_key, "api_key") }?;
+        hand_out(h.backend.scoped(api_key)?, out);
+        Ok(())
+    })
+}
+
+/// Runs one operation: `op` is an operation name of API.md (`"create_namespace"`,
+/// `"store_memory"`, `"recall"`, ... — `memsilo_operations` lists them all) and `args_json`
+/// its arguments as a JSON object with the wire field names (NULL means `{}`).
+///
+/// On success `*out_json` receives `{"value": <result>, "total_count": <n or null>}`;
+/// `total_count` is set for the list operations whose value is a bare array
+/// (`list_namespaces`, `list_keys`). Free it with `memsilo_string_free`.
+///
+/// # Safety
+/// `h` is a live handle; `op` and `args_json` (may be NULL) are NUL-terminated strings;
+/// `out_json` is writable; `err_json` is writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_call(
+    h: *const MemsiloHandle,
+    op: *const c_char,
+    args_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out_json, "out_json") }?;
+        let h = unsafe { handle(h) }?;
+        let op = unsafe { required_str(op, "op") }?;
+        let args = match unsafe { optional_str(args_json, "args_json") }? {
+            None => Value::Null,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| Error::invalid("args_json", format!("not valid JSON: {e}")))?,
+        };
+        let reply = h.backend.call(op, args)?;
+        write_reply(reply, out_json);
+        Ok(())
+    })
+}
+
+/// `recall` by a caller-supplied vector passed as raw floats (no JSON encoding of the
+/// vector): the `top_k` best memories of namespace `ns` (NULL: the key's only namespace)
+/// for `vec[0..len]`. `top_k` 0 means the default. Output as in `memsilo_call`.
+///
+/// # Safety
+/// `h` is a live handle; `ns` is NULL or a NUL-terminated string; `vec` points to `len`
+/// floats; `out_json` is writable; `err_json` is writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_recall_vector(
+    h: *const MemsiloHandle,
+    ns: *const c_char,
+    vec: *const f32,
+    len: usize,
+    top_k: u32,
+    out_json: *mut *mut c_char,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out_json, "out_json") }?;
+        let h = unsafe { handle(h) }?;
+        let ns = unsafe { optional_str(ns, "namespace") }?;
+        if vec.is_null() {
+            return Err(Error::invalid("vector", "must not be NULL"));
+        }
+        // SAFETY: `vec` points to `len` floats per the contract.
+        let vector = unsafe { std::slice::from_raw_parts(vec, len) };
+        let mut args = json!({ "vector": vector });
+        if let Some(ns) = ns {
+            args["namespace"] = json!(ns);
+        }
+        if top_k > 0 {
+            args["top_k"] = json!(top_k);
+        }
+        write_reply(h.backend.call("recall", args)?, out_json);
+        Ok(())
+    })
+}
+
+/// Every operation name `memsilo_call` accepts, as a JSON array in `*out_json`
+/// (free with `memsilo_string_free`).
+///
+/// # Safety
+/// `out_json` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_operations(out_json: *mut *mut c_char) -> i32 {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out_json, "out_json") }?;
+        let text = json!(Request::OPERATIONS).to_string();
+        // SAFETY: checked writable above.
+        unsafe { *out_json = into_c_string(text) };
+        Ok(())
+    })
+}
+
+/// Releases a string returned by any memsilo function. NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or a string returned by memsilo and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: `s` came from `CString::into_raw` in this library.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Releases a handle. NULL is ignored. The engine behind in-process handles closes when
+/// its last handle is released.
+///
+/// # Safety
+/// `h` is NULL or a handle returned by memsilo, not yet closed, and not in use by
+/// another thread.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_close(h: *mut MemsiloHandle) {
+    if !h.is_null() {
+        // A panic in a destructor must not cross the boundary either.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: `h` came from `Box::into_raw` in this library.
+            drop(unsafe { Box::from_raw(h) });
+        }));
+    }
+}
+
+/// Borrows a handle argument.
+///
+/// # Safety
+/// `h` is NULL or a live handle.
+unsafe fn handle<'a>(h: *const MemsiloHandle) -> memsilo::Result<&'a MemsiloHandle> {
+    // SAFETY: per the contract.
+    unsafe { h.as_ref() }.ok_or_else(|| Error::invalid("handle", "must not be NULL"))
+}
+
+fn write_reply(reply: Reply, out_json: *mut *mut c_char) {
+    let mut body = serde_json::Map::new();
+    body.insert("value".into(), reply.value);
+    body.insert("total_count".into(), reply.total_count.into());
+    let text = Value::Object(body).to_string();
+    // SAFETY: `out_json` was checked writable by `clear_out`.
+    unsafe { *out_json = into_c_string(text) };
+}
+
+#[cfg(test)]
+mod tests;
