@@ -1,0 +1,54 @@
+//! Turns a memsilo error into a JS `Error` carrying the stable code. The JS layer
+//! (`node/index.js`) wraps it into `MemsiloError`; this is the only place the properties
+//! are named on the native side.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use memsilo::api::error_body;
+use memsilo::Error;
+use napi::bindgen_prelude::JsObjectValue;
+use napi::{Env, JsValue, Status};
+use serde_json::Value;
+
+/// Runs `f`, turning a core error or a panic into the API.md error body, so nothing
+/// unwinds into Node.
+pub fn guard<T>(f: impl FnOnce() -> memsilo::Result<T>) -> Result<T, Value> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error_body(&e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_owned());
+            Err(error_body(&Error::Internal(what)))
+        }
+    }
+}
+
+/// A JS `Error` built from an error body: `message`, `code` (the stable string),
+/// `status` (HTTP status), and when present `retryAfter`, `namespace`, `field`, `tenantId`.
+pub fn js_error(env: &Env, body: &Value) -> napi::Error {
+    let message = body["message"].as_str().unwrap_or("internal error");
+    let build = || -> napi::Result<napi::Error> {
+        let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, message))?;
+        obj.set_named_property("code", body["error"].as_str().unwrap_or("internal"))?;
+        obj.set_named_property("status", body["code"].as_u64().unwrap_or(500) as u32)?;
+        if let Some(secs) = body["retry_after"].as_u64() {
+            obj.set_named_property("retryAfter", secs as f64)?;
+        }
+        for (wire, js) in [("namespace", "namespace"), ("field", "field"), ("tenant_id", "tenantId")] {
+            if let Some(s) = body[wire].as_str() {
+                obj.set_named_property(js, s)?;
+            }
+        }
+        Ok(napi::Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// Runs `f` on the calling (JS) thread and throws its error as [`js_error`].
+pub fn throw_on_error<T>(env: &Env, f: impl FnOnce() -> memsilo::Result<T>) -> napi::Result<T> {
+    guard(f).map_err(|body| js_error(env, &body))
+}

@@ -1,0 +1,353 @@
+'use strict';
+// memsilo for Node.js. A thin layer over the native addon: it turns camelCase or snake_case
+// options into the wire's snake_case JSON, runs each operation off the JS thread (the
+// addon's call() returns a Promise), and turns native errors into MemsiloError.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+function loadNative() {
+  const candidates = [`memsilo.${process.platform}-${process.arch}.node`, 'memsilo.node'];
+  for (const name of candidates) {
+    const file = path.join(__dirname, name);
+    if (fs.existsSync(file)) return require(file);
+  }
+  throw new Error(
+    `memsilo: native addon not found (looked for ${candidates.join(', ')} in ${__dirname}); ` +
+      'build it with `npm run build` (needs cargo)',
+  );
+}
+
+const native = loadNative();
+
+// ---------------------------------------------------------------------------------------
+// Errors: the one place native errors become MemsiloError.
+
+/** Base class of every error memsilo raises; `.code` is the stable code of API.md. */
+class MemsiloError extends Error {
+  constructor(message, { code = 'internal', status = 500, retryAfter, namespace, field, tenantId, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    if (retryAfter !== undefined) this.retryAfter = retryAfter;
+    if (namespace !== undefined) this.namespace = namespace;
+    if (field !== undefined) this.field = field;
+    if (tenantId !== undefined) this.tenantId = tenantId;
+  }
+}
+
+class InvalidArgumentError extends MemsiloError {}
+class UnauthorizedError extends MemsiloError {}
+class ForbiddenError extends MemsiloError {}
+class NotFoundError extends MemsiloError {}
+class ConflictError extends MemsiloError {}
+class QuotaExceededError extends MemsiloError {}
+class RateLimitedError extends MemsiloError {}
+class PayloadTooLargeError extends MemsiloError {}
+class InternalError extends MemsiloError {}
+
+const ERROR_CLASSES = {
+  invalid_argument: InvalidArgumentError,
+  unauthorized: UnauthorizedError,
+  forbidden: ForbiddenError,
+  not_found: NotFoundError,
+  conflict: ConflictError,
+  quota_exceeded: QuotaExceededError,
+  rate_limited: RateLimitedError,
+  payload_too_large: PayloadTooLargeError,
+  internal: InternalError,
+};
+
+/** Wraps an error from the addon; anything else (a TypeError of ours) passes through. */
+function toMemsiloError(err) {
+  const Class = err && typeof err.code === 'string' ? ERROR_CLASSES[err.code] : undefined;
+  if (!Class) return err;
+  const { code, status, retryAfter, namespace, field, tenantId } = err;
+  return new Class(err.message, { code, status, retryAfter, namespace, field, tenantId });
+}
+
+function nativeSync(fn) {
+  try {
+    return fn();
+  } catch (err) {
+    throw toMemsiloError(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Arguments: camelCase or snake_case keys in, snake_case JSON out.
+
+// Values of these keys are the caller's own data and keep their keys as given.
+const USER_DATA = new Set(['metadata', 'properties', 'settings', 'features', 'tags']);
+
+const snake = (key) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function isPlainObject(v) {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function wireValue(v) {
+  if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v);
+  if (Array.isArray(v)) return v.map(wireValue);
+  if (isPlainObject(v)) return wire(v, false);
+  return v;
+}
+
+/**
+ * Converts an options object to wire arguments. Top-level `null`/`undefined` mean "not
+ * given" and are dropped; inside nested objects (policy, quotas) `null` is kept.
+ */
+function wire(opts, top = true) {
+  const out = {};
+  if (opts === undefined || opts === null) return out;
+  if (!isPlainObject(opts)) throw new TypeError('memsilo: options must be a plain object');
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === undefined || (top && v === null)) continue;
+    const key = snake(k);
+    out[key] = USER_DATA.has(key) ? v : wireValue(v);
+  }
+  return out;
+}
+
+/** A key grant given as `[namespace, access]` or `{namespace, access}`. */
+function grant(g) {
+  if (Array.isArray(g)) return { namespace: g[0], access: g[1] };
+  return wire(g);
+}
+
+function withNamespace(ns, args) {
+  if (ns !== undefined && ns !== null) args.namespace = ns;
+  return args;
+}
+
+// ---------------------------------------------------------------------------------------
+
+/** A connection to memsilo (in-process or remote) acting as one principal. */
+class Memsilo {
+  #handle;
+  #embed;
+
+  /** @internal Use open(), connect() or scoped(). */
+  constructor(handle, embeddingFunction) {
+    if (embeddingFunction !== undefined && embeddingFunction !== null && typeof embeddingFunction !== 'function') {
+      throw new TypeError('memsilo: embeddingFunction must be a function (texts: string[]) => Promise<number[][]>');
+    }
+    this.#handle = handle;
+    this.#embed = embeddingFunction || null;
+  }
+
+  async #call(op, args) {
+    let json;
+    try {
+      json = await this.#handle.call(op, JSON.stringify(args));
+    } catch (err) {
+      throw toMemsiloError(err);
+    }
+    return JSON.parse(json);
+  }
+
+  async #vectors(texts) {
+    const out = await this.#embed(texts);
+    if (!Array.isArray(out) || out.length !== texts.length) {
+      throw new TypeError(`memsilo: embeddingFunction returned ${Array.isArray(out) ? out.length : typeof out} vectors for ${texts.length} texts`);
+    }
+    return out.map((v) => Array.from(v));
+  }
+
+  /** A handle limited to what `apiKey` allows (same embeddingFunction). */
+  scoped(apiKey) {
+    return new Memsilo(nativeSync(() => this.#handle.scoped(apiKey)), this.#embed);
+  }
+
+  whoami() {
+    return this.#call('whoami', {});
+  }
+
+  // Namespaces ---------------------------------------------------------------------------
+  createNamespace(name, opts) {
+    return this.#call('create_namespace', { ...wire(opts), name });
+  }
+  listNamespaces(opts) {
+    return this.#call('list_namespaces', wire(opts));
+  }
+  getNamespace(name) {
+    return this.#call('get_namespace', { name });
+  }
+  deleteNamespace(name) {
+    return this.#call('delete_namespace', { name });
+  }
+  getMemoryPolicy(namespace) {
+    return this.#call('get_memory_policy', { namespace });
+  }
+  setMemoryPolicy(namespace, policy) {
+    return this.#call('set_memory_policy', { namespace, policy: wire(policy, false) });
+  }
+
+  // Memories -----------------------------------------------------------------------------
+  /** `memory` is `{content, ...}` or the content string (then `opts` holds the rest). */
+  async storeMemory(namespace, memory, opts) {
+    const args = withNamespace(namespace, typeof memory === 'string' ? { ...wire(opts), content: memory } : wire(memory));
+    if (this.#embed && args.embedding === undefined && typeof args.content === 'string') {
+      [args.embedding] = await this.#vectors([args.content]);
+    }
+    return this.#call('store_memory', args);
+  }
+  /** Stores all of `memories` or none; resolves to their ids. */
+  async storeMemories(namespace, memories) {
+    if (!Array.isArray(memories)) throw new TypeError('memsilo: memories must be an array');
+    const items = memories.map((m) => (typeof m === 'string' ? { content: m } : wire(m)));
+    if (this.#embed) {
+      const missing = items.filter((m) => m.embedding === undefined && typeof m.content === 'string');
+      if (missing.length > 0) {
+        const vectors = await this.#vectors(missing.map((m) => m.content));
+        missing.forEach((m, i) => {
+          m.embedding = vectors[i];
+        });
+      }
+    }
+    const reply = await this.#call('store_memories', withNamespace(namespace, { memories: items }));
+    return reply.ids;
+  }
+  /** Recalls by text `query`, or by `opts.vector` (pass `query` null). */
+  async recall(namespace, query, opts) {
+    const args = withNamespace(namespace, wire(opts));
+    if (query !== undefined && query !== null) args.query = query;
+    if (this.#embed && args.vector === undefined && typeof args.query === 'string') {
+      [args.vector] = await this.#vectors([args.query]);
+      delete args.query;
+    }
+    return this.#call('recall', args);
+  }
+  getMemory(namespace, id) {
+    return this.#call('get_memory', withNamespace(namespace, { id }));
+  }
+  deleteMemory(namespace, id) {
+    return this.#call('delete_memory', withNamespace(namespace, { id }));
+  }
+  batchForget(namespace, filter) {
+    return this.#call('batch_forget', withNamespace(namespace, wire(filter)));
+  }
+
+  // Tenants and members ------------------------------------------------------------------
+  createTenant(name, opts) {
+    return this.#call('create_tenant', { ...wire(opts), name });
+  }
+  getTenant(tenantId) {
+    return this.#call('get_tenant', { tenant_id: tenantId });
+  }
+  listTenants(opts) {
+    return this.#call('list_tenants', wire(opts));
+  }
+  updateTenant(tenantId, changes) {
+    return this.#call('update_tenant', { ...wire(changes), tenant_id: tenantId });
+  }
+  deleteTenant(tenantId) {
+    return this.#call('delete_tenant', { tenant_id: tenantId });
+  }
+  addMember(tenantId, userIdentifier, role, metadata) {
+    const args = { tenant_id: tenantId, user_identifier: userIdentifier, role };
+    if (metadata !== undefined && metadata !== null) args.metadata = metadata;
+    return this.#call('add_member', args);
+  }
+  listMembers(tenantId, opts) {
+    return this.#call('list_members', { ...wire(opts), tenant_id: tenantId });
+  }
+  removeMember(tenantId, memberId) {
+    return this.#call('remove_member', { tenant_id: tenantId, member_id: memberId });
+  }
+
+  // Keys ---------------------------------------------------------------------------------
+  createKey(name, opts) {
+    const args = { ...wire(opts), name };
+    if (Array.isArray(args.namespaces)) args.namespaces = args.namespaces.map(grant);
+    return this.#call('create_key', args);
+  }
+  listKeys(opts) {
+    return this.#call('list_keys', wire(opts));
+  }
+  revokeKey(keyId) {
+    return this.#call('revoke_key', { key_id: keyId });
+  }
+  rotateKey(keyId) {
+    return this.#call('rotate_key', { key_id: keyId });
+  }
+
+  // Knowledge graph ----------------------------------------------------------------------
+  addEntity(namespace, name, opts) {
+    return this.#call('add_entity', { ...wire(opts), namespace, name });
+  }
+  addRelation(namespace, source, target, type, opts) {
+    return this.#call('add_relation', { ...wire(opts), namespace, source, target, type });
+  }
+  getEntity(namespace, entity, opts) {
+    return this.#call('get_entity', { ...wire(opts), namespace, entity });
+  }
+  neighbors(namespace, entity, opts) {
+    return this.#call('neighbors', { ...wire(opts), namespace, entity });
+  }
+  subgraph(namespace, entity, opts) {
+    return this.#call('subgraph', { ...wire(opts), namespace, entity });
+  }
+  shortestPath(namespace, from, to) {
+    return this.#call('shortest_path', { namespace, from, to });
+  }
+  deleteEntity(namespace, entity, opts) {
+    return this.#call('delete_entity', { ...wire(opts), namespace, entity });
+  }
+  deleteRelation(namespace, id) {
+    return this.#call('delete_relation', { namespace, id });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/** Opens (or creates) the data directory `path` in-process, as the root principal. */
+function open(path, { embeddingFunction } = {}) {
+  return new Memsilo(nativeSync(() => native.open(String(path))), embeddingFunction);
+}
+
+/** Connects to a memsilo server at `url` with `apiKey`. */
+async function connect(url, { apiKey, embeddingFunction } = {}) {
+  if (typeof apiKey !== 'string' || apiKey === '') {
+    throw new InvalidArgumentError('api_key: required', { code: 'invalid_argument', status: 400, field: 'api_key' });
+  }
+  let handle;
+  try {
+    handle = await native.connect(String(url), apiKey);
+  } catch (err) {
+    throw toMemsiloError(err);
+  }
+  return new Memsilo(handle, embeddingFunction);
+}
+
+/**
+ * Runs the bundled server (`memsilo serve --data DIR --listen ADDR`, ...) on a worker
+ * thread; resolves to its exit code when it stops.
+ */
+async function serve(argv) {
+  return native.serve(argv.map(String));
+}
+
+/** Every operation name of the core's operation table. */
+const OPERATIONS = Object.freeze(native.operations());
+
+module.exports = {
+  open,
+  connect,
+  serve,
+  Memsilo,
+  MemsiloError,
+  InvalidArgumentError,
+  UnauthorizedError,
+  ForbiddenError,
+  NotFoundError,
+  ConflictError,
+  QuotaExceededError,
+  RateLimitedError,
+  PayloadTooLargeError,
+  InternalError,
+  OPERATIONS,
+};
