@@ -1,0 +1,102 @@
+"""``AsyncMemsilo``: the same methods as :class:`memsilo.Memsilo`, as coroutines.
+
+Each call runs the synchronous method in a worker thread (``asyncio.to_thread``); the native
+call releases the GIL, so concurrent calls really overlap::
+
+    db = memsilo.aio.open("./data")
+    await asyncio.gather(*[db.create_namespace(n) for n in names])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, TypeVar, Union
+
+from . import _native
+from .client import Memsilo
+from .types import EmbeddingFunction
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _to_async(
+    method: Callable[Concatenate[Memsilo, P], R],
+) -> Callable[Concatenate[AsyncMemsilo, P], Coroutine[Any, Any, R]]:
+    @functools.wraps(method)
+    async def run(self: AsyncMemsilo, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, self.sync, *args, **kwargs)
+
+    return run
+
+
+class AsyncMemsilo:
+    """A memsilo handle whose methods are coroutines. ``sync`` is the blocking handle behind it."""
+
+    def __init__(self, sync: Memsilo) -> None:
+        self.sync = sync
+
+    def __repr__(self) -> str:
+        return f"<memsilo.AsyncMemsilo {self.sync._client!r}>"
+
+    async def scoped(self, api_key: str) -> AsyncMemsilo:
+        """A handle acting as ``api_key``."""
+        return AsyncMemsilo(await asyncio.to_thread(self.sync.scoped, api_key))
+
+    whoami = _to_async(Memsilo.whoami)
+    create_namespace = _to_async(Memsilo.create_namespace)
+    list_namespaces = _to_async(Memsilo.list_namespaces)
+    get_namespace = _to_async(Memsilo.get_namespace)
+    delete_namespace = _to_async(Memsilo.delete_namespace)
+    get_memory_policy = _to_async(Memsilo.get_memory_policy)
+    set_memory_policy = _to_async(Memsilo.set_memory_policy)
+    store_memory = _to_async(Memsilo.store_memory)
+    store_memories = _to_async(Memsilo.store_memories)
+    recall = _to_async(Memsilo.recall)
+    get_memory = _to_async(Memsilo.get_memory)
+    delete_memory = _to_async(Memsilo.delete_memory)
+    batch_forget = _to_async(Memsilo.batch_forget)
+    create_tenant = _to_async(Memsilo.create_tenant)
+    get_tenant = _to_async(Memsilo.get_tenant)
+    list_tenants = _to_async(Memsilo.list_tenants)
+    update_tenant = _to_async(Memsilo.update_tenant)
+    delete_tenant = _to_async(Memsilo.delete_tenant)
+    add_member = _to_async(Memsilo.add_member)
+    list_members = _to_async(Memsilo.list_members)
+    remove_member = _to_async(Memsilo.remove_member)
+    create_key = _to_async(Memsilo.create_key)
+    list_keys = _to_async(Memsilo.list_keys)
+    revoke_key = _to_async(Memsilo.revoke_key)
+    rotate_key = _to_async(Memsilo.rotate_key)
+    add_entity = _to_async(Memsilo.add_entity)
+    add_relation = _to_async(Memsilo.add_relation)
+    get_entity = _to_async(Memsilo.get_entity)
+    neighbors = _to_async(Memsilo.neighbors)
+    subgraph = _to_async(Memsilo.subgraph)
+    shortest_path = _to_async(Memsilo.shortest_path)
+    delete_entity = _to_async(Memsilo.delete_entity)
+    delete_relation = _to_async(Memsilo.delete_relation)
+
+
+def open(
+    path: Union[str, "os.PathLike[str]"],
+    *,
+    embedding_function: Optional[EmbeddingFunction] = None,
+) -> AsyncMemsilo:
+    """Opens the data directory at ``path`` in this process (root principal)."""
+    return AsyncMemsilo(Memsilo(_native.open(path), embedding_function=embedding_function))
+
+
+def connect(
+    url: str, api_key: str, *, embedding_function: Optional[EmbeddingFunction] = None
+) -> AsyncMemsilo:
+    """Connects to a ``memsilo serve`` server at ``url`` with ``api_key``."""
+    return AsyncMemsilo(Memsilo(_native.connect(url, api_key), embedding_function=embedding_function))
+
+
+__all__ = ["AsyncMemsilo", "connect", "open"]

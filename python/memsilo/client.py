@@ -1,0 +1,437 @@
+"""``Memsilo``: the SDK over one native client (in-process or remote).
+
+Each method only builds the arguments of one core operation (see core/src/api.rs) and returns
+the core's JSON result as plain dicts and lists. ``None`` arguments are left out; tuples become
+grant objects; numpy arrays become lists; ``datetime`` values become ISO 8601 strings.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Dict, List, Mapping, Optional, Sequence, cast
+
+from . import _native
+from .types import (
+    ApiKey,
+    CreatedKey,
+    DecayPolicy,
+    DecayPolicyInput,
+    DeletedEntity,
+    DeletedMemory,
+    DeletedNamespace,
+    DeletedRelation,
+    EmbeddingFunction,
+    Entity,
+    Forgotten,
+    GrantLike,
+    GraphPath,
+    GraphView,
+    IsolationMode,
+    Member,
+    MemberList,
+    Memory,
+    MemoryInput,
+    Namespace,
+    QuotasInput,
+    RecallHit,
+    Relation,
+    RemovedMember,
+    Role,
+    Tenant,
+    TenantList,
+    TenantStatus,
+    TimeLike,
+    VectorLike,
+    WhoAmI,
+)
+
+
+def _encode(value: Any) -> Any:
+    """``json.dumps`` hook for the few non-JSON types callers pass."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.astimezone()
+        return aware.isoformat()
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"memsilo cannot send a value of type {type(value).__name__}")
+
+
+def _grant(grant: GrantLike) -> Mapping[str, Any]:
+    if isinstance(grant, (tuple, list)):
+        namespace, access = grant
+        return {"namespace": namespace, "access": access}
+    return grant
+
+
+class Memsilo:
+    """A handle on memsilo acting as one principal: the embedded root (``memsilo.open``), a
+    server key (``memsilo.connect``), or a scoped key (``scoped``). Thread-safe: share one
+    handle between threads; calls run without the GIL."""
+
+    def __init__(
+        self, client: _native.Client, *, embedding_function: Optional[EmbeddingFunction] = None
+    ) -> None:
+        self._client = client
+        self._embed_fn = embedding_function
+
+    def __repr__(self) -> str:
+        return f"<memsilo.Memsilo {self._client!r}>"
+
+    def _call(self, op: str, args: Mapping[str, Any]) -> Any:
+        body = json.dumps({k: v for k, v in args.items() if v is not None}, default=_encode)
+        return json.loads(self._client.call(op, body))
+
+    def _embed(self, texts: List[str]) -> List[Any]:
+        assert self._embed_fn is not None
+        vectors = list(self._embed_fn(texts))
+        if len(vectors) != len(texts):
+            raise ValueError(
+                f"embedding_function returned {len(vectors)} vectors for {len(texts)} texts"
+            )
+        return vectors
+
+    def scoped(self, api_key: str) -> Memsilo:
+        """A handle acting as ``api_key`` (same engine or server, same embedding function)."""
+        return Memsilo(self._client.scoped(api_key), embedding_function=self._embed_fn)
+
+    def whoami(self) -> WhoAmI:
+        """Who this handle acts as: principal kind, tenant, role or namespace grants."""
+        return cast(WhoAmI, self._call("whoami", {}))
+
+    # -- namespaces ----------------------------------------------------------------------
+
+    def create_namespace(
+        self,
+        name: str,
+        tenant_id: Optional[str] = None,
+        policy: Optional[DecayPolicyInput] = None,
+        dimensions: Optional[int] = None,
+        exist_ok: bool = False,
+    ) -> Namespace:
+        """Creates a namespace (``exist_ok`` returns the existing one instead of ``ConflictError``)."""
+        args = {"name": name, "tenant_id": tenant_id, "policy": policy, "dimensions": dimensions}
+        return cast(Namespace, self._call("create_namespace", {**args, "exist_ok": exist_ok}))
+
+    def list_namespaces(
+        self, tenant_id: Optional[str] = None, offset: int = 0, limit: int = 50
+    ) -> List[Namespace]:
+        """Namespaces visible to this handle, one page (``limit`` at most 100)."""
+        args = {"tenant_id": tenant_id, "offset": offset, "limit": limit}
+        return cast(List[Namespace], self._call("list_namespaces", args))
+
+    def get_namespace(self, name: str) -> Namespace:
+        """One namespace with its counts and policy."""
+        return cast(Namespace, self._call("get_namespace", {"name": name}))
+
+    def delete_namespace(self, name: str) -> DeletedNamespace:
+        """Deletes a namespace and all its data, atomically."""
+        return cast(DeletedNamespace, self._call("delete_namespace", {"name": name}))
+
+    def get_memory_policy(self, namespace: str) -> DecayPolicy:
+        """The namespace's decay policy."""
+        return cast(DecayPolicy, self._call("get_memory_policy", {"namespace": namespace}))
+
+    def set_memory_policy(self, namespace: str, policy: DecayPolicyInput) -> DecayPolicy:
+        """Replaces the namespace's decay policy."""
+        args = {"namespace": namespace, "policy": policy}
+        return cast(DecayPolicy, self._call("set_memory_policy", args))
+
+    # -- memories ------------------------------------------------------------------------
+
+    def store_memory(
+        self,
+        namespace: Optional[str],
+        content: str,
+        importance: Optional[float] = None,
+        tags: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        agent_id: Optional[str] = None,
+        ttl: Optional[int] = None,
+        embedding: Optional[VectorLike] = None,
+        entities: Optional[Sequence[str]] = None,
+    ) -> Memory:
+        """Stores one memory; with an ``embedding_function`` and no ``embedding``, embeds ``content``."""
+        if embedding is None and self._embed_fn is not None:
+            embedding = self._embed([content])[0]
+        args = {
+            "namespace": namespace,
+            "content": content,
+            "importance": importance,
+            "tags": tags,
+            "metadata": metadata,
+            "agent_id": agent_id,
+            "ttl": ttl,
+            "embedding": embedding,
+            "entities": entities,
+        }
+        return cast(Memory, self._call("store_memory", args))
+
+    def store_memories(self, namespace: str, memories: Sequence[MemoryInput]) -> List[str]:
+        """Stores up to 1000 memories, all or nothing; returns their ids in order."""
+        items: List[Dict[str, Any]] = [dict(m) for m in memories]
+        if self._embed_fn is not None:
+            missing = [m for m in items if m.get("embedding") is None]
+            if missing:
+                for item, vector in zip(missing, self._embed([m["content"] for m in missing])):
+                    item["embedding"] = vector
+        reply = self._call("store_memories", {"namespace": namespace, "memories": items})
+        return cast(List[str], reply["ids"])
+
+    def recall(
+        self,
+        namespace: Optional[str],
+        query: Optional[str] = None,
+        *,
+        vector: Optional[VectorLike] = None,
+        top_k: int = 10,
+        agent_id: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        min_importance: Optional[float] = None,
+        since: Optional[TimeLike] = None,
+        until: Optional[TimeLike] = None,
+        expand: Optional[int] = None,
+    ) -> List[RecallHit]:
+        """The ``top_k`` memories closest to ``query`` (or to ``vector``), best first."""
+        if vector is None and query is not None and self._embed_fn is not None:
+            vector, query = self._embed([query])[0], None
+        args = {
+            "namespace": namespace,
+            "query": query,
+            "vector": vector,
+            "top_k": top_k,
+            "agent_id": agent_id,
+            "tags": tags,
+            "min_importance": min_importance,
+            "since": since,
+            "until": until,
+            "expand": expand,
+        }
+        return cast(List[RecallHit], self._call("recall", args))
+
+    def get_memory(self, namespace: Optional[str], id: str) -> Memory:
+        """One memory by id."""
+        return cast(Memory, self._call("get_memory", {"namespace": namespace, "id": id}))
+
+    def delete_memory(self, namespace: Optional[str], id: str) -> DeletedMemory:
+        """Deletes one memory by id."""
+        return cast(DeletedMemory, self._call("delete_memory", {"namespace": namespace, "id": id}))
+
+    def batch_forget(
+        self,
+        namespace: Optional[str],
+        ids: Optional[Sequence[str]] = None,
+        agent_id: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        before: Optional[TimeLike] = None,
+        below_importance: Optional[float] = None,
+    ) -> Forgotten:
+        """Deletes the memories matching every given filter (at least one is required)."""
+        args = {
+            "namespace": namespace,
+            "ids": ids,
+            "agent_id": agent_id,
+            "tags": tags,
+            "before": before,
+            "below_importance": below_importance,
+        }
+        return cast(Forgotten, self._call("batch_forget", args))
+
+    # -- tenants and members -------------------------------------------------------------
+
+    def create_tenant(
+        self,
+        name: str,
+        quotas: Optional[QuotasInput] = None,
+        isolation_mode: Optional[IsolationMode] = None,
+        parent_id: Optional[str] = None,
+        settings: Optional[Mapping[str, Any]] = None,
+        features: Any = None,
+        tags: Any = None,
+    ) -> Tenant:
+        """Creates a tenant (quotas not given take their defaults)."""
+        args = {
+            "name": name,
+            "quotas": quotas,
+            "isolation_mode": isolation_mode,
+            "parent_id": parent_id,
+            "settings": settings,
+            "features": features,
+            "tags": tags,
+        }
+        return cast(Tenant, self._call("create_tenant", args))
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """One tenant with its quotas and usage."""
+        return cast(Tenant, self._call("get_tenant", {"tenant_id": tenant_id}))
+
+    def list_tenants(
+        self,
+        status: Optional[TenantStatus] = None,
+        parent_id: Optional[str] = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> TenantList:
+        """Tenants, one page: ``{"tenants", "total_count", "offset", "limit"}``."""
+        args = {"status": status, "parent_id": parent_id, "offset": offset, "limit": limit}
+        return cast(TenantList, self._call("list_tenants", args))
+
+    def update_tenant(
+        self,
+        tenant_id: str,
+        *,
+        name: Optional[str] = None,
+        status: Optional[TenantStatus] = None,
+        quotas: Optional[QuotasInput] = None,
+        settings: Optional[Mapping[str, Any]] = None,
+        features: Any = None,
+        tags: Any = None,
+    ) -> Tenant:
+        """Changes the given fields of a tenant (quotas are merged)."""
+        args = {
+            "tenant_id": tenant_id,
+            "name": name,
+            "status": status,
+            "quotas": quotas,
+            "settings": settings,
+            "features": features,
+            "tags": tags,
+        }
+        return cast(Tenant, self._call("update_tenant", args))
+
+    def delete_tenant(self, tenant_id: str) -> Tenant:
+        """Deletes a tenant with its namespaces, keys and members (``ConflictError`` if it has children)."""
+        return cast(Tenant, self._call("delete_tenant", {"tenant_id": tenant_id}))
+
+    def add_member(
+        self,
+        tenant_id: str,
+        user_identifier: str,
+        role: Role,
+        metadata: Optional[Mapping[str, Any]] = None,
+    ) -> Member:
+        """Adds a member with a role (``admin``, ``editor`` or ``viewer``)."""
+        args = {
+            "tenant_id": tenant_id,
+            "user_identifier": user_identifier,
+            "role": role,
+            "metadata": metadata,
+        }
+        return cast(Member, self._call("add_member", args))
+
+    def list_members(
+        self, tenant_id: str, role: Optional[Role] = None, offset: int = 0, limit: int = 50
+    ) -> MemberList:
+        """A tenant's members, one page: ``{"tenant_id", "members", "total_count"}``."""
+        args = {"tenant_id": tenant_id, "role": role, "offset": offset, "limit": limit}
+        return cast(MemberList, self._call("list_members", args))
+
+    def remove_member(self, tenant_id: str, member_id: str) -> RemovedMember:
+        """Removes a member and revokes its keys."""
+        args = {"tenant_id": tenant_id, "member_id": member_id}
+        return cast(RemovedMember, self._call("remove_member", args))
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        namespaces: Optional[Sequence[GrantLike]] = None,
+        tenant_id: Optional[str] = None,
+        role: Optional[Role] = None,
+        member_id: Optional[str] = None,
+        expires_at: Optional[TimeLike] = None,
+    ) -> CreatedKey:
+        """Issues a key; the result's ``key`` is the only time the full key is shown."""
+        args = {
+            "name": name,
+            "namespaces": None if namespaces is None else [_grant(g) for g in namespaces],
+            "tenant_id": tenant_id,
+            "role": role,
+            "member_id": member_id,
+            "expires_at": expires_at,
+        }
+        return cast(CreatedKey, self._call("create_key", args))
+
+    def list_keys(
+        self, tenant_id: Optional[str] = None, offset: int = 0, limit: int = 50
+    ) -> List[ApiKey]:
+        """Keys visible to this handle, one page (without their secrets)."""
+        args = {"tenant_id": tenant_id, "offset": offset, "limit": limit}
+        return cast(List[ApiKey], self._call("list_keys", args))
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revokes a key; it fails at once everywhere."""
+        return cast(ApiKey, self._call("revoke_key", {"key_id": key_id}))
+
+    def rotate_key(self, key_id: str) -> CreatedKey:
+        """Replaces a key's secret; the old text stops working."""
+        return cast(CreatedKey, self._call("rotate_key", {"key_id": key_id}))
+
+    # -- knowledge graph -----------------------------------------------------------------
+
+    def add_entity(
+        self,
+        namespace: str,
+        name: str,
+        type: Optional[str] = None,
+        properties: Optional[Mapping[str, Any]] = None,
+    ) -> Entity:
+        """Adds (or updates, by name and type) an entity."""
+        args = {"namespace": namespace, "name": name, "type": type, "properties": properties}
+        return cast(Entity, self._call("add_entity", args))
+
+    def add_relation(
+        self,
+        namespace: str,
+        source: str,
+        target: str,
+        type: str,
+        weight: Optional[float] = None,
+        properties: Optional[Mapping[str, Any]] = None,
+    ) -> Relation:
+        """Adds a directed relation between two entities (ids or names)."""
+        args = {
+            "namespace": namespace,
+            "source": source,
+            "target": target,
+            "type": type,
+            "weight": weight,
+            "properties": properties,
+        }
+        return cast(Relation, self._call("add_relation", args))
+
+    def get_entity(self, namespace: str, entity: str, type: Optional[str] = None) -> Entity:
+        """One entity by id or name."""
+        args = {"namespace": namespace, "entity": entity, "type": type}
+        return cast(Entity, self._call("get_entity", args))
+
+    def neighbors(
+        self, namespace: str, entity: str, depth: int = 1, type: Optional[str] = None
+    ) -> GraphView:
+        """Entities and relations within ``depth`` hops of ``entity``."""
+        args = {"namespace": namespace, "entity": entity, "depth": depth, "type": type}
+        return cast(GraphView, self._call("neighbors", args))
+
+    def subgraph(
+        self, namespace: str, entity: str, depth: int = 1, type: Optional[str] = None
+    ) -> GraphView:
+        """The subgraph induced by the entities within ``depth`` hops of ``entity``."""
+        args = {"namespace": namespace, "entity": entity, "depth": depth, "type": type}
+        return cast(GraphView, self._call("subgraph", args))
+
+    def shortest_path(self, namespace: str, from_: str, to: str) -> GraphPath:
+        """The lightest path from ``from_`` to ``to`` (``NotFoundError`` if none)."""
+        args = {"namespace": namespace, "from": from_, "to": to}
+        return cast(GraphPath, self._call("shortest_path", args))
+
+    def delete_entity(self, namespace: str, entity: str) -> DeletedEntity:
+        """Deletes an entity and its relations."""
+        args = {"namespace": namespace, "entity": entity}
+        return cast(DeletedEntity, self._call("delete_entity", args))
+
+    def delete_relation(self, namespace: str, id: str) -> DeletedRelation:
+        """Deletes one relation by id."""
+        return cast(DeletedRelation, self._call("delete_relation", {"namespace": namespace, "id": id}))
