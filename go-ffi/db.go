@@ -1,0 +1,183 @@
+package memsilo
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../bindings/c/include
+#cgo LDFLAGS: ${SRCDIR}/../target/debug/libmemsilo_ffi.a -lm -ldl -lpthread
+#include <stdlib.h>
+#include <string.h>
+#include "memsilo.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// DB is an open memsilo: in-process ([Open], [DB.Scoped]) or a remote server ([Connect]).
+// It is safe for concurrent use; Close it when done.
+type DB struct {
+	mu sync.RWMutex // read-held by calls, write-held by Close
+	h  *C.memsilo_handle
+}
+
+// Open opens (creating if needed) the data directory at path in this process, acting as
+// the embedded owner (root). Two opens of one path in one process share one engine.
+func Open(path string) (*DB, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var h *C.memsilo_handle
+	var cerr *C.char
+	if rc := C.memsilo_open(cpath, &h, &cerr); rc != C.MEMSILO_OK {
+		return nil, takeError(rc, cerr)
+	}
+	return newDB(h), nil
+}
+
+func newDB(h *C.memsilo_handle) *DB {
+	db := &DB{h: h}
+	// A forgotten DB still releases its handle (and, with the last handle, the engine).
+	runtime.SetFinalizer(db, (*DB).Close)
+	return db
+}
+
+// Scoped returns a DB acting as apiKey: limited to what the key allows (in-process), or
+// the same server with that key (remote). An unknown, expired or revoked key fails with
+// CodeUnauthorized at once. The new DB is independent of db; close each.
+func (db *DB) Scoped(apiKey string) (*DB, error) {
+	ckey := C.CString(apiKey)
+	defer C.free(unsafe.Pointer(ckey))
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return nil, ErrClosed
+	}
+	var h *C.memsilo_handle
+	var cerr *C.char
+	if rc := C.memsilo_scoped(db.h, ckey, &h, &cerr); rc != C.MEMSILO_OK {
+		return nil, takeError(rc, cerr)
+	}
+	return newDB(h), nil
+}
+
+// Close releases the handle. Calls after Close fail with ErrClosed; closing twice is a no-op.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h != nil {
+		C.memsilo_close(db.h)
+		db.h = nil
+		runtime.SetFinalizer(db, nil)
+	}
+	return nil
+}
+
+// reply is memsilo_call's output: the result and, for bare-array lists, the total.
+type reply struct {
+	Value      json.RawMessage `json:"value"`
+	TotalCount *uint64         `json:"total_count"`
+}
+
+// call runs one operation of the core's operation table with args marshalled to JSON and
+// decodes the result into out (if not nil). ctx is checked before the call; a call that
+// has started runs to completion.
+func (db *DB) call(ctx context.Context, op string, args any, out any) (*uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	argsJSON, err := json.Marshal(args)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidArgument, Status: 400, Field: "args", Message: "args: " + err.Error()}
+	}
+	cop := C.CString(op)
+	defer C.free(unsafe.Pointer(cop))
+	cargs := C.CString(string(argsJSON))
+	defer C.free(unsafe.Pointer(cargs))
+
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return nil, ErrClosed
+	}
+	var cout, cerr *C.char
+	if rc := C.memsilo_call(db.h, cop, cargs, &cout, &cerr); rc != C.MEMSILO_OK {
+		return nil, takeError(rc, cerr)
+	}
+	return decodeReply(takeString(cout), out)
+}
+
+// recallVector is recall by a vector passed as raw floats (memsilo_recall_vector).
+func (db *DB) recallVector(ctx context.Context, ns string, vector []float32, topK int, out any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(vector) == 0 {
+		return &Error{Code: CodeInvalidArgument, Status: 400, Field: "vector", Message: "vector: must not be empty"}
+	}
+	if topK < 0 || topK > int(^uint32(0)>>1) {
+		return &Error{Code: CodeInvalidArgument, Status: 400, Field: "top_k", Message: "top_k: out of range"}
+	}
+	var cns *C.char
+	if ns != "" {
+		cns = C.CString(ns)
+		defer C.free(unsafe.Pointer(cns))
+	}
+	// The floats are read by C during the call only (cgo pins the slice for its duration).
+	cvec := (*C.float)(unsafe.Pointer(&vector[0]))
+
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return ErrClosed
+	}
+	var cout, cerr *C.char
+	rc := C.memsilo_recall_vector(db.h, cns, cvec, C.size_t(len(vector)), C.uint32_t(topK), &cout, &cerr)
+	if rc != C.MEMSILO_OK {
+		return takeError(rc, cerr)
+	}
+	_, err := decodeReply(takeString(cout), out)
+	return err
+}
+
+func decodeReply(text []byte, out any) (*uint64, error) {
+	var r reply
+	if err := json.Unmarshal(text, &r); err != nil {
+		return nil, &Error{Code: CodeInternal, Status: 500, Message: "undecodable reply: " + err.Error()}
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.Value, out); err != nil {
+			return nil, &Error{Code: CodeInternal, Status: 500, Message: "undecodable reply: " + err.Error()}
+		}
+	}
+	return r.TotalCount, nil
+}
+
+// takeString copies a string returned by the C ABI and frees it.
+func takeString(s *C.char) []byte {
+	if s == nil {
+		return nil
+	}
+	defer C.memsilo_string_free(s)
+	return C.GoBytes(unsafe.Pointer(s), C.int(C.strlen(s)))
+}
+
+func takeError(rc C.int32_t, body *C.char) *Error {
+	return newError(int(rc), takeString(body))
+}
+
+// Operations lists every operation name of the core's operation table (the names
+// memsilo's other faces use too).
+func Operations() ([]string, error) {
+	var cout *C.char
+	if rc := C.memsilo_operations(&cout); rc != C.MEMSILO_OK {
+		return nil, newError(int(rc), nil)
+	}
+	var ops []string
+	if err := json.Unmarshal(takeString(cout), &ops); err != nil {
+		return nil, err
+	}
+	return ops, nil
+}

@@ -1,0 +1,17 @@
+// Package memsilo is the Go client of memsilo, a multi-tenant memory store for AI
+// applications. The same API runs the engine in-process ([Open]) or talks to a memsilo
+// server ([Connect]); switch with one line.
+//
+//	db, err := memsilo.Open("./data")                     // in-process, root principal
+//	db, err := memsilo.Connect("http://localhost:3300", "msk_...")   // remote
+//	acme, err := db.Scoped("msk_...")                     // limited to what that key allows
+//	_, err = db.CreateNamespace(ctx, "tenant-acme", nil)
+//	_, err = acme.StoreMemory(ctx, "tenant-acme", memsilo.StoreMemoryRequest{Content: "Q3 roadmap"})
+//	hits, err := acme.Recall(ctx, "tenant-acme", memsilo.RecallRequest{Query: "roadmap", TopK: 5})
+//
+// Every failure is a [*Error] whose Code is one of the wire codes of API.md; use
+// [errors.As] to read it. A DB is safe for concurrent use by many goroutines.
+//
+// The package links the memsilo C ABI statically (bindings/c, built by
+// `cargo build -p memsilo-ffi`), so programs using it need no shared library at run time.
+package memsilo

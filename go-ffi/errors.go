@@ -1,0 +1,90 @@
+package memsilo
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Code is a stable error code, as on the wire (the "error" field of API.md's error body).
+type Code string
+
+// The error codes of API.md, one per row of its error table.
+const (
+	CodeInvalidArgument Code = "invalid_argument"  // validation failed (the message names the field)
+	CodeUnauthorized    Code = "unauthorized"      // missing, malformed, unknown, expired or revoked key
+	CodeForbidden       Code = "forbidden"         // valid key, not allowed here
+	CodeNotFound        Code = "not_found"         // tenant, member, key, memory, entity not found
+	CodeConflict        Code = "conflict"          // duplicate name, tenant has children, member exists
+	CodeQuotaExceeded   Code = "quota_exceeded"    // a limit would be exceeded; nothing was written
+	CodeRateLimited     Code = "rate_limited"      // over the tenant's qps limit; see RetryAfter
+	CodePayloadTooLarge Code = "payload_too_large" // body or field beyond the documented limits
+	CodeInternal        Code = "internal"          // a bug or an environment failure
+)
+
+// cCodes maps the C ABI's integer codes (memsilo.h's MEMSILO_*) to wire codes.
+var cCodes = [...]Code{"", CodeInvalidArgument, CodeUnauthorized, CodeForbidden, CodeNotFound,
+	CodeConflict, CodeQuotaExceeded, CodeRateLimited, CodePayloadTooLarge, CodeInternal}
+
+// Error is every failure memsilo reports, in process and remote alike.
+//
+//	var me *memsilo.Error
+//	if errors.As(err, &me) && me.Code == memsilo.CodeForbidden { ... }
+type Error struct {
+	Code       Code          // the stable code
+	Message    string        // human-readable, e.g. "Key not authorized for namespace tenant-acme"
+	Status     int           // the HTTP status of the code (403 for forbidden, ...)
+	RetryAfter time.Duration // for CodeRateLimited: when a retry would be admitted
+	Field      string        // for CodeInvalidArgument and CodePayloadTooLarge: the field
+	Namespace  string        // for namespace refusals: the namespace asked for
+	TenantID   string        // for quota and rate errors: the tenant whose limit binds
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("memsilo: %s: %s", e.Code, e.Message)
+}
+
+// Is reports whether target is an *Error with the same Code, so that
+// errors.Is(err, &memsilo.Error{Code: memsilo.CodeNotFound}) works.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+// ErrClosed is returned by calls on a DB after Close.
+var ErrClosed = errors.New("memsilo: DB is closed")
+
+// errorBody is API.md's error JSON as the C ABI returns it.
+type errorBody struct {
+	Error      Code   `json:"error"`
+	Message    string `json:"message"`
+	Code       int    `json:"code"`
+	RetryAfter int64  `json:"retry_after"`
+	Field      string `json:"field"`
+	Namespace  string `json:"namespace"`
+	TenantID   string `json:"tenant_id"`
+}
+
+// newError builds an *Error from a C return code and the error body (which may be empty).
+func newError(rc int, body []byte) *Error {
+	var b errorBody
+	if err := json.Unmarshal(body, &b); err != nil || b.Error == "" {
+		b.Error = CodeInternal
+		if rc > 0 && rc < len(cCodes) {
+			b.Error = cCodes[rc]
+		}
+		if b.Message == "" {
+			b.Message = fmt.Sprintf("error %d without a body", rc)
+		}
+	}
+	return &Error{
+		Code:       b.Error,
+		Message:    b.Message,
+		Status:     b.Code,
+		RetryAfter: time.Duration(b.RetryAfter) * time.Second,
+		Field:      b.Field,
+		Namespace:  b.Namespace,
+		TenantID:   b.TenantID,
+	}
+}

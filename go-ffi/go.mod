@@ -1,0 +1,3 @@
+module github.com/memsilo/memsilo-go
+
+go 1.22

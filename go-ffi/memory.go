@@ -1,0 +1,179 @@
+package memsilo
+
+import (
+	"context"
+	"time"
+)
+
+// Memory is one stored memory.
+type Memory struct {
+	ID         string         `json:"id"`
+	Namespace  string         `json:"namespace"`
+	AgentID    *string        `json:"agent_id"`
+	Content    string         `json:"content"`
+	Importance float64        `json:"importance"`
+	Tags       []string       `json:"tags"`
+	Metadata   map[string]any `json:"metadata"`
+	Entities   []string       `json:"entities,omitempty"`
+	CreatedAt  time.Time      `json:"created_at"`
+	UpdatedAt  time.Time      `json:"updated_at"`
+	ExpiresAt  *time.Time     `json:"expires_at"`
+}
+
+// StoreMemoryRequest is one memory to store. Only Content is required.
+type StoreMemoryRequest struct {
+	Content    string         `json:"content"`
+	Importance *float64       `json:"importance,omitempty"` // in [0, 1]; default 0.5
+	Tags       []string       `json:"tags,omitempty"`
+	Metadata   map[string]any `json:"metadata,omitempty"`
+	AgentID    string         `json:"agent_id,omitempty"`  // a label inside the namespace (e.g. one end customer)
+	TTL        *uint64        `json:"ttl,omitempty"`       // seconds until it expires
+	Embedding  []float32      `json:"embedding,omitempty"` // your own vector (else the built-in embedder)
+	Entities   []string       `json:"entities,omitempty"`  // knowledge-graph entities it mentions
+}
+
+// RecallRequest asks for the memories closest to a query text or vector.
+type RecallRequest struct {
+	Query         string     `json:"query,omitempty"`
+	Vector        []float32  `json:"vector,omitempty"`
+	TopK          int        `json:"top_k,omitempty"` // default 10
+	AgentID       string     `json:"agent_id,omitempty"`
+	Tags          []string   `json:"tags,omitempty"`
+	MinImportance *float64   `json:"min_importance,omitempty"`
+	Since         *time.Time `json:"since,omitempty"`
+	Until         *time.Time `json:"until,omitempty"`
+	Expand        *uint32    `json:"expand,omitempty"` // also follow the knowledge graph this many hops
+}
+
+// RecallHit is one recalled memory with its score.
+type RecallHit struct {
+	ID                  string         `json:"id"`
+	Content             string         `json:"content"`
+	Score               float64        `json:"score"`
+	Similarity          float64        `json:"similarity"`
+	Importance          float64        `json:"importance"`
+	EffectiveImportance float64        `json:"effective_importance"`
+	AgentID             *string        `json:"agent_id"`
+	Tags                []string       `json:"tags"`
+	Metadata            map[string]any `json:"metadata"`
+	CreatedAt           time.Time      `json:"created_at"`
+	ViaGraph            bool           `json:"via_graph,omitempty"`
+}
+
+// ForgetRequest selects memories to forget; at least one filter is required (an empty
+// filter is CodeInvalidArgument, never "delete all").
+type ForgetRequest struct {
+	IDs             []string   `json:"ids,omitempty"`
+	AgentID         string     `json:"agent_id,omitempty"`
+	Tags            []string   `json:"tags,omitempty"`
+	Before          *time.Time `json:"before,omitempty"`
+	BelowImportance *float64   `json:"below_importance,omitempty"`
+}
+
+// DeletedMemory confirms a memory's deletion.
+type DeletedMemory struct {
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"`
+	Deleted   bool   `json:"deleted"`
+}
+
+// nsField is the optional namespace of memory calls: "" lets a key with exactly one
+// namespace address it implicitly.
+type nsField struct {
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// StoreMemory stores one memory in namespace ns.
+func (db *DB) StoreMemory(ctx context.Context, ns string, req StoreMemoryRequest) (*Memory, error) {
+	args := struct {
+		nsField
+		StoreMemoryRequest
+	}{nsField{ns}, req}
+	var m Memory
+	if _, err := db.call(ctx, "store_memory", args, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// StoreMemories stores a batch, all or nothing, and returns the new ids in order.
+func (db *DB) StoreMemories(ctx context.Context, ns string, memories []StoreMemoryRequest) ([]string, error) {
+	if memories == nil {
+		memories = []StoreMemoryRequest{}
+	}
+	args := struct {
+		Namespace string               `json:"namespace"`
+		Memories  []StoreMemoryRequest `json:"memories"`
+	}{ns, memories}
+	var out struct {
+		IDs []string `json:"ids"`
+	}
+	if _, err := db.call(ctx, "store_memories", args, &out); err != nil {
+		return nil, err
+	}
+	return out.IDs, nil
+}
+
+// Recall returns the memories of ns closest to req.Query or req.Vector, best first.
+// A request with only a Vector (and TopK) passes the floats to the engine without JSON.
+func (db *DB) Recall(ctx context.Context, ns string, req RecallRequest) ([]RecallHit, error) {
+	hits := []RecallHit{}
+	var err error
+	if req.Vector != nil && isVectorOnly(req) {
+		err = db.recallVector(ctx, ns, req.Vector, req.TopK, &hits)
+	} else {
+		args := struct {
+			nsField
+			RecallRequest
+		}{nsField{ns}, req}
+		_, err = db.call(ctx, "recall", args, &hits)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return hits, nil
+}
+
+func isVectorOnly(req RecallRequest) bool {
+	req.Vector, req.TopK = nil, 0
+	return req.Query == "" && req.AgentID == "" && req.Tags == nil && req.MinImportance == nil &&
+		req.Since == nil && req.Until == nil && req.Expand == nil
+}
+
+type memoryArgs struct {
+	nsField
+	ID string `json:"id"`
+}
+
+// GetMemory reads one memory by id.
+func (db *DB) GetMemory(ctx context.Context, ns, id string) (*Memory, error) {
+	var m Memory
+	if _, err := db.call(ctx, "get_memory", memoryArgs{nsField{ns}, id}, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// DeleteMemory deletes one memory by id.
+func (db *DB) DeleteMemory(ctx context.Context, ns, id string) (*DeletedMemory, error) {
+	var d DeletedMemory
+	if _, err := db.call(ctx, "delete_memory", memoryArgs{nsField{ns}, id}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// BatchForget deletes the memories of ns matching every filter given; returns how many.
+func (db *DB) BatchForget(ctx context.Context, ns string, req ForgetRequest) (uint64, error) {
+	args := struct {
+		nsField
+		ForgetRequest
+	}{nsField{ns}, req}
+	var out struct {
+		Forgotten uint64 `json:"forgotten"`
+	}
+	if _, err := db.call(ctx, "batch_forget", args, &out); err != nil {
+		return 0, err
+	}
+	return out.Forgotten, nil
+}
