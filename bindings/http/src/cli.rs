@@ -1,0 +1,216 @@
+//! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL]`, with environment fallbacks
+//! (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_ADMIN_KEY`).
+
+use std::time::Duration;
+
+use memsilo::{Engine, Options};
+
+use crate::log::{self, Level};
+use crate::server::{self, ServeOptions};
+
+const USAGE: &str = "\
+usage: memsilo serve [--data DIR] [--listen ADDR] [--log-level LEVEL]
+                     [--body-limit BYTES] [--request-timeout SECS]
+
+Runs the memsilo HTTP server.
+  --data DIR             data directory (env MEMSILO_DATA; default ./data)
+  --listen ADDR          address to listen on (env MEMSILO_LISTEN; default 127.0.0.1:3300)
+  --log-level LEVEL      off|error|warn|info|debug (env MEMSILO_LOG; default info)
+  --body-limit BYTES     largest request body (default 16777216)
+  --request-timeout SECS longest time a request may take (default 30)
+
+The admin key is MEMSILO_ADMIN_KEY; without it, one is generated on first start and
+printed once. Stops cleanly on SIGINT or SIGTERM.";
+
+#[derive(Debug, PartialEq)]
+struct ServeArgs {
+    data: String,
+    listen: String,
+    log_level: Level,
+    body_limit: usize,
+    request_timeout: Duration,
+}
+
+#[derive(Debug, PartialEq)]
+enum Command {
+    Serve(ServeArgs),
+    Help,
+    Version,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse(args: &[String]) -> Result<Command, String> {
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => return Ok(Command::Help),
+        Some("version" | "-V" | "--version") => return Ok(Command::Version),
+        Some("serve") => {}
+        Some(other) => return Err(format!("unknown command {other:?}")),
+    }
+    let mut data = env("MEMSILO_DATA").unwrap_or_else(|| "./data".into());
+    let mut listen = env("MEMSILO_LISTEN").unwrap_or_else(|| "127.0.0.1:3300".into());
+    let mut level = env("MEMSILO_LOG").unwrap_or_else(|| "info".into());
+    let mut body_limit = ServeOptions::default().body_limit.to_string();
+    let mut timeout = ServeOptions::default().request_timeout.as_secs().to_string();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        if matches!(flag, "-h" | "--help") {
+            return Ok(Command::Help);
+        }
+        let slot = match flag {
+            "--data" => &mut data,
+            "--listen" => &mut listen,
+            "--log-level" => &mut level,
+            "--body-limit" => &mut body_limit,
+            "--request-timeout" => &mut timeout,
+            other => return Err(format!("unknown option {other:?}")),
+        };
+        *slot = match inline {
+            Some(v) => v,
+            None => it.next().cloned().ok_or_else(|| format!("{flag} needs a value"))?,
+        };
+    }
+    let log_level = Level::parse(&level).ok_or_else(|| format!("unknown log level {level:?}"))?;
+    let body_limit =
+        body_limit.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("--body-limit must be a positive integer, got {body_limit:?}")
+        })?;
+    let secs =
+        timeout.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("--request-timeout must be a positive integer, got {timeout:?}")
+        })?;
+    Ok(Command::Serve(ServeArgs {
+        data,
+        listen,
+        log_level,
+        body_limit,
+        request_timeout: Duration::from_secs(secs),
+    }))
+}
+
+/// Runs the command line (`args` without the program name) and returns the exit code.
+/// `serve` blocks until SIGINT or SIGTERM, then finishes the requests in flight.
+pub fn run_cli(args: Vec<String>) -> i32 {
+    let command = match parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("memsilo: {e}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    let args = match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Command::Version => {
+            println!("memsilo {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Command::Serve(a) => a,
+    };
+    log::set_level(args.log_level);
+    match serve_until_signal(&args) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("memsilo: {message}");
+            1
+        }
+    }
+}
+
+fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
+    let engine = Engine::open(&args.data, Options::default())
+        .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
+    admin_key(&engine)?;
+    let listener = server::bind(&args.listen).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("cannot listen on {}: address already in use", args.listen)
+        } else {
+            format!("cannot listen on {}: {e}", args.listen)
+        }
+    })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let runtime = server::runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let options = ServeOptions {
+        listen: args.listen.clone(),
+        body_limit: args.body_limit,
+        request_timeout: args.request_timeout,
+    };
+    let app = server::router(engine, options);
+    eprintln!("memsilo listening on http://{addr}");
+    runtime
+        .block_on(server::run(app, listener, shutdown_signal()))
+        .map_err(|e| format!("server failed: {e}"))?;
+    log::log(Level::Info, format_args!("stopped"));
+    Ok(())
+}
+
+/// Installs the admin key from `MEMSILO_ADMIN_KEY`, or generates one on first start and
+/// prints it once.
+fn admin_key(engine: &Engine) -> Result<(), String> {
+    if let Some(key) = env("MEMSILO_ADMIN_KEY") {
+        return engine.set_admin_key(&key).map_err(|e| format!("MEMSILO_ADMIN_KEY: {e}"));
+    }
+    if !engine.has_admin_key().map_err(|e| e.to_string())? {
+        let key = engine.generate_admin_key().map_err(|e| e.to_string())?;
+        eprintln!("memsilo: generated an admin key (shown only now; set MEMSILO_ADMIN_KEY to choose your own):");
+        eprintln!("memsilo: admin key: {key}");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    log::log(Level::Info, format_args!("shutting down; finishing requests in flight"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_parse_in_both_forms_and_bad_values_are_refused() {
+        let Command::Serve(a) =
+            parse(&args("serve --data /tmp/x --listen=127.0.0.1:0 --log-level debug")).unwrap()
+        else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            (a.data.as_str(), a.listen.as_str(), a.log_level),
+            ("/tmp/x", "127.0.0.1:0", Level::Debug)
+        );
+        assert!(parse(&args("serve --log-level loud")).is_err());
+        assert!(parse(&args("serve --data")).is_err());
+        assert!(parse(&args("serve --bogus 1")).is_err());
+        assert!(parse(&args("frobnicate")).is_err());
+        assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
+    }
+}

@@ -1,0 +1,22 @@
+//! memsilo's HTTP face: the server behind `memsilo serve` and a blocking remote [`Client`]
+//! with the same operations, results and error codes as an in-process `memsilo::Handle`.
+//!
+//! Both are built from one route table ([`routes::ROUTES`]): the server registers a handler
+//! per route, and the client encodes each `(op, args)` call with the same entry.
+
+mod cli;
+mod client;
+mod inflight;
+pub mod log;
+mod metrics;
+mod openapi;
+mod response;
+pub mod routes;
+mod schemas;
+mod server;
+mod usage;
+
+pub use cli::run_cli;
+pub use client::{Client, ClientOptions};
+pub use openapi::document as openapi_document;
+pub use server::{router, serve, ServeOptions, Server};

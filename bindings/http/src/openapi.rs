@@ -1,0 +1,188 @@
+//! `GET /openapi.json`: an OpenAPI 3.1 document built from the route table, with request and
+//! response schemas derived from core's Rust types, so it cannot drift from what is served.
+
+use serde_json::{json, Map, Value};
+
+use crate::routes::{Body, Kind, Route, ROUTES};
+use crate::schemas;
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut components = schemas::Components::default();
+    let mut paths: Map<String, Value> = Map::new();
+    for route in ROUTES {
+        let op = operation(route, &mut components);
+        let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        entry[route.method.as_str().to_ascii_lowercase()] = op;
+    }
+    paths.insert(
+        "/healthz".into(),
+        json!({ "get": {
+            "operationId": "healthz", "summary": "Liveness (no authentication)", "tags": ["operations"],
+            "security": [],
+            "responses": { "200": { "description": "Alive", "content": { "application/json": { "schema": {
+                "type": "object", "properties": { "status": { "type": "string" }, "version": { "type": "string" } },
+                "required": ["status"] } } } } }
+        }}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({ "get": {
+            "operationId": "metrics", "summary": "Prometheus metrics (no authentication)", "tags": ["operations"],
+            "security": [],
+            "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+        }}),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        json!({ "get": {
+            "operationId": "openapi", "summary": "This document (no authentication)", "tags": ["operations"],
+            "security": [],
+            "responses": { "200": { "description": "OpenAPI document", "content": { "application/json": { "schema": { "type": "object" } } } } }
+        }}),
+    );
+    let mut schemas = components.into_map();
+    schemas.insert("Error".into(), error_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "memsilo",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Multi-tenant memory store for AI applications. Every error has the body \
+                `Error`; its `error` field is a stable code whose HTTP status is fixed (see API.md).",
+        },
+        "servers": [{ "url": "http://127.0.0.1:3300" }],
+        "security": [{ "bearer": [] }],
+        "tags": [
+            { "name": "tenants" }, { "name": "namespaces" }, { "name": "keys" },
+            { "name": "memory" }, { "name": "graph" }, { "name": "operations" },
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API key (msk_...) or the admin key" } },
+            "schemas": schemas,
+            "responses": error_responses(),
+        },
+    })
+}
+
+fn operation(route: &Route, components: &mut schemas::Components) -> Value {
+    let args = components.request(route.op);
+    let mut parameters = Vec::new();
+    for (placeholder, arg) in route.path_args {
+        parameters.push(json!({
+            "name": placeholder, "in": "path", "required": true,
+            "description": format!("The `{arg}` argument"),
+            "schema": { "type": "string" },
+        }));
+    }
+    if route.body == Body::None {
+        for param in route.query {
+            let required = args.required.iter().any(|r| r == param.name);
+            let schema = match param.kind {
+                Kind::Text => json!({ "type": "string" }),
+                Kind::Integer => json!({ "type": "integer", "minimum": 0 }),
+                Kind::Number => json!({ "type": "number" }),
+                Kind::Boolean => json!({ "type": "boolean" }),
+                Kind::List => json!({ "type": "array", "items": { "type": "string" } }),
+            };
+            let mut p = json!({ "name": param.name, "in": "query", "required": required, "schema": schema });
+            if param.kind == Kind::List {
+                p["style"] = json!("form");
+                p["explode"] = json!(true);
+                p["description"] = json!("Repeat the parameter or separate values with commas");
+            }
+            parameters.push(p);
+        }
+    }
+    let mut op = json!({
+        "operationId": operation_id(route),
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": parameters,
+        "responses": responses(route, components),
+    });
+    match route.body {
+        Body::None => {}
+        Body::Object => {
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": args.body } } });
+        }
+        Body::Field(field) => {
+            let schema = args.fields.get(field).cloned().unwrap_or_else(|| json!({}));
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        }
+    }
+    op
+}
+
+fn operation_id(route: &Route) -> String {
+    // recall has a GET and a POST route; operationIds must be unique.
+    if ROUTES.iter().filter(|r| r.op == route.op).count() > 1 {
+        format!("{}_{}", route.op, route.method.as_str().to_ascii_lowercase())
+    } else {
+        route.op.to_owned()
+    }
+}
+
+fn responses(route: &Route, components: &mut schemas::Components) -> Value {
+    let mut ok = json!({
+        "description": "Success",
+        "content": { "application/json": { "schema": components.response(route.op) } },
+    });
+    if matches!(route.op, "list_namespaces" | "list_keys") {
+        ok["headers"] = json!({ "X-Total-Count": { "description": "Items in all pages", "schema": { "type": "integer" } } });
+    }
+    let mut out = json!({ route.status.to_string(): ok });
+    for status in ["400", "401", "403", "404", "409", "413", "429", "500"] {
+        out[status] = json!({ "$ref": format!("#/components/responses/{status}") });
+    }
+    out
+}
+
+fn error_schema() -> Value {
+    let codes: Vec<&str> = memsilo::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
+        "type": "object",
+        "description": "Every error response has this body.",
+        "properties": {
+            "error": { "type": "string", "enum": codes, "description": "Stable error code" },
+            "message": { "type": "string" },
+            "code": { "type": "integer", "description": "The HTTP status" },
+            "tenant_id": { "type": "string" },
+            "namespace": { "type": "string" },
+            "field": { "type": "string", "description": "The offending field (invalid_argument, payload_too_large)" },
+            "retry_after": { "type": "integer", "description": "Seconds to wait (rate_limited)" },
+        },
+        "required": ["error", "message", "code"],
+    })
+}
+
+fn error_responses() -> Value {
+    let mut out = Map::new();
+    let rate_headers = json!({
+        "Retry-After": { "schema": { "type": "integer" }, "description": "Seconds to wait" },
+    });
+    for (status, what) in [
+        ("400", "invalid_argument: validation failed (the message names the field)"),
+        ("401", "unauthorized: missing, malformed, unknown, expired or revoked key"),
+        (
+            "403",
+            "forbidden (not allowed, or a namespace outside the key's scope) or quota_exceeded",
+        ),
+        ("404", "not_found"),
+        ("409", "conflict"),
+        ("413", "payload_too_large"),
+        ("429", "rate_limited: over the tenant's qps limit or max_connections"),
+        ("500", "internal"),
+    ] {
+        let mut r = json!({
+            "description": what,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+        });
+        if status == "429" {
+            r["headers"] = rate_headers.clone();
+        }
+        out.insert(status.into(), r);
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,60 @@
+//! Turning core results into HTTP responses: API.md's error body with the status of
+//! `ErrorCode::http_status`, `Retry-After` on 429, `X-RateLimit-*` and `X-Total-Count`.
+
+use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use memsilo::api::Reply;
+use memsilo::{Error, RateInfo};
+use serde_json::Value;
+
+/// `X-Total-Count`.
+pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+const RATE_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RATE_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// A JSON response with `status`.
+pub fn json(status: u16, value: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The error response for `e`.
+pub fn error(e: &Error) -> Response {
+    error_with_message(e, None)
+}
+
+/// The error response for `e`, with its message replaced (the body keeps `e`'s code and
+/// fields).
+pub fn error_with_message(e: &Error, message: Option<String>) -> Response {
+    let mut body = memsilo::api::error_body(e);
+    if let Some(m) = message {
+        body["message"] = Value::String(m);
+    }
+    let mut resp = json(e.code().http_status(), &body);
+    if let Some(secs) = e.retry_after() {
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The success response for a reply.
+pub fn reply(status: u16, reply: &Reply) -> Response {
+    let mut resp = json(status, &reply.value);
+    if let Some(total) = reply.total_count {
+        resp.headers_mut().insert(TOTAL_COUNT, HeaderValue::from(total));
+    }
+    resp
+}
+
+/// Adds `X-RateLimit-*` headers.
+pub fn add_rate_headers(resp: &mut Response, info: &RateInfo) {
+    let h = resp.headers_mut();
+    h.insert(RATE_LIMIT, HeaderValue::from(info.limit));
+    h.insert(RATE_REMAINING, HeaderValue::from(info.remaining));
+    h.insert(RATE_RESET, HeaderValue::from(info.reset_secs));
+}

@@ -1,0 +1,442 @@
+//! The axum server: one handler per entry of the route table. A request is authenticated
+//! with `Engine::scoped` and run with `Handle::call` on the blocking pool (LMDB work never
+//! runs on the async threads); every decision about who may do what is made in core.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body as HttpBody;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use memsilo::{Engine, Error};
+use serde_json::{json, Value};
+
+use crate::inflight::InFlight;
+use crate::log::{self, Level};
+use crate::metrics::Metrics;
+use crate::response;
+use crate::routes::{self, Body, Route, ROUTES};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on, e.g. `127.0.0.1:3300` (port 0 picks a free port).
+    pub listen: String,
+    /// Largest request body accepted, in bytes (larger: 413 `payload_too_large`).
+    pub body_limit: usize,
+    /// Longest time a request may take, from its first byte of body to its answer.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: "127.0.0.1:3300".into(),
+            body_limit: 16 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared server state.
+pub(crate) struct App {
+    pub engine: Engine,
+    pub inflight: Arc<InFlight>,
+    pub metrics: Metrics,
+    pub active: AtomicU64,
+    pub openapi: Vec<u8>,
+    pub options: ServeOptions,
+}
+
+type Shared = Arc<App>;
+
+/// The router for `engine`: every route of the table, plus `/healthz`, `/metrics`,
+/// `/openapi.json`, and JSON bodies for unknown routes (404) and wrong methods (405).
+pub fn router(engine: Engine, options: ServeOptions) -> Router {
+    let app = Arc::new(App {
+        engine,
+        inflight: Arc::default(),
+        metrics: Metrics::default(),
+        active: AtomicU64::new(0),
+        openapi: serde_json::to_vec_pretty(&crate::openapi::document()).unwrap_or_default(),
+        options,
+    });
+    build(app)
+}
+
+fn build(app: Shared) -> Router {
+    let mut paths: Vec<(&'static str, MethodRouter<Shared>)> = Vec::new();
+    for route in ROUTES {
+        let handler = move |state: State<Shared>,
+                            path: Result<Path<Vec<(String, String)>>, _>,
+                            query: RawQuery,
+                            headers: HeaderMap,
+                            body: HttpBody| {
+            dispatch(state, route, path, query, headers, body)
+        };
+        let filter = match route.method {
+            routes::Method::Get => MethodFilter::GET,
+            routes::Method::Post => MethodFilter::POST,
+            routes::Method::Put => MethodFilter::PUT,
+            routes::Method::Delete => MethodFilter::DELETE,
+        };
+        match paths.iter_mut().find(|(p, _)| *p == route.path) {
+            Some((_, mr)) => *mr = std::mem::take(mr).on(filter, handler),
+            None => paths.push((route.path, on(filter, handler))),
+        }
+    }
+    let mut router = Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/openapi.json", axum::routing::get(openapi));
+    for (path, mr) in paths {
+        router = router.route(path, mr);
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+async fn healthz() -> Response {
+    response::json(200, &json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn openapi(State(app): State<Shared>) -> Response {
+    let mut resp = (StatusCode::OK, app.openapi.clone()).into_response();
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn metrics(State(app): State<Shared>) -> Response {
+    let engine = app.engine.clone();
+    let usage = tokio::task::spawn_blocking(move || crate::usage::tenant_storage(&engine))
+        .await
+        .unwrap_or_default();
+    let text = app.metrics.render(app.active.load(Ordering::Relaxed), &usage);
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    response::error(&Error::not_found("route", what))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| template_matches(r.path, path))
+        .map(|r| r.method.as_str())
+        .collect();
+    let e = Error::invalid(
+        "method",
+        format!("{} is not allowed here; allowed: {}", req.method(), allowed.join(", ")),
+    );
+    let mut body = memsilo::api::error_body(&e);
+    body["code"] = json!(405);
+    let mut resp = response::json(405, &body);
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(ALLOW, v);
+    }
+    resp
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+}
+
+/// Counts, times and logs every request by its route template (never its concrete path,
+/// which may carry ids, and never its headers, which carry keys).
+async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    app.active.fetch_add(1, Ordering::Relaxed);
+    let resp = next.run(req).await;
+    app.active.fetch_sub(1, Ordering::Relaxed);
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    app.metrics.record(method, &route, status, took);
+    log::log(
+        Level::Debug,
+        format_args!("{method} {route} {status} {:.3}ms", took.as_secs_f64() * 1000.0),
+    );
+    resp
+}
+
+/// The bearer key of a request, or `unauthorized`.
+fn bearer(headers: &HeaderMap) -> Result<String, Error> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(Error::Unauthorized(
+            "missing Authorization header (expected: Authorization: Bearer <key>)".into(),
+        ));
+    };
+    let text = value.to_str().unwrap_or("");
+    match text.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+            Ok(key.trim().to_owned())
+        }
+        _ => Err(Error::Unauthorized(
+            "malformed Authorization header (expected: Authorization: Bearer <key>)".into(),
+        )),
+    }
+}
+
+async fn read_body(
+    headers: &HeaderMap,
+    body: HttpBody,
+    limit: usize,
+) -> Result<Option<Value>, Error> {
+    let too_large = || Error::PayloadTooLarge {
+        field: "body".into(),
+        reason: format!("request body exceeds the limit of {limit} bytes"),
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let inner = e.into_inner();
+            if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Err(too_large());
+            }
+            return Err(Error::invalid(
+                "body",
+                format!("could not read the request body: {inner}"),
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))
+}
+
+/// The outcome of the blocking part of a request.
+struct Outcome {
+    result: Result<memsilo::api::Reply, Error>,
+    rate: Option<memsilo::RateInfo>,
+    /// Replaces the message of a `rate_limited` refusal made at the edge.
+    edge_message: Option<String>,
+}
+
+async fn dispatch(
+    State(app): State<Shared>,
+    route: &'static Route,
+    path: Result<Path<Vec<(String, String)>>, axum::extract::rejection::PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> Response {
+    let key = match bearer(&headers) {
+        Ok(k) => k,
+        Err(e) => return response::error(&e),
+    };
+    let timeout = app.options.request_timeout;
+    let work = async {
+        let body = match route.body {
+            Body::None => None,
+            Body::Object | Body::Field(_) => {
+                read_body(&headers, body, app.options.body_limit).await?
+            }
+        };
+        let path = match path {
+            Ok(Path(p)) => p,
+            Err(_) if route.path_args.is_empty() => Vec::new(),
+            Err(e) => return Err(Error::invalid("path", e.body_text())),
+        };
+        let args = route.args_from_request(&path, query.as_deref(), body);
+        let app2 = app.clone();
+        let outcome = tokio::task::spawn_blocking(move || execute(&app2, &key, route.op, args))
+            .await
+            .map_err(|e| Error::Internal(format!("request handler failed: {e}")))?;
+        Ok(outcome)
+    };
+    let outcome = match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => return response::error(&e),
+        Err(_) => {
+            return response::error(&Error::Internal(format!(
+                "request timed out after {}s (a write may still complete)",
+                timeout.as_secs()
+            )))
+        }
+    };
+    let mut resp = match &outcome.result {
+        Ok(reply) => response::reply(route.status, reply),
+        Err(e) => response::error_with_message(e, outcome.edge_message),
+    };
+    if let Some(info) = &outcome.rate {
+        response::add_rate_headers(&mut resp, info);
+    }
+    resp
+}
+
+/// Authenticates, enforces `max_connections`, and runs the operation (on a blocking thread).
+fn execute(app: &Shared, key: &str, op: &str, args: Result<Value, Error>) -> Outcome {
+    let fail = |e| Outcome { result: Err(e), rate: None, edge_message: None };
+    let handle = match app.engine.scoped(key) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let _slot = match handle.connection_limit() {
+        Ok(None) => None,
+        Ok(Some((tenant, limit))) => match app.inflight.acquire(&tenant, limit) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                let message = format!(
+                    "too many concurrent requests for tenant {tenant} (max_connections {limit}); retry after 1s"
+                );
+                return Outcome {
+                    result: Err(e),
+                    rate: handle.rate_info().ok().flatten(),
+                    edge_message: Some(message),
+                };
+            }
+        },
+        Err(e) => return fail(e),
+    };
+    let result = args.and_then(|args| handle.call(op, args));
+    let rate = handle.rate_info().ok().flatten();
+    Outcome { result, rate, edge_message: None }
+}
+
+/// A running server (see [`serve`]). Dropping it shuts it down.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes the requests in flight, and waits for the server to stop.
+    pub fn shutdown(mut self) -> std::io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => {
+                t.join().unwrap_or_else(|_| Err(std::io::Error::other("server thread panicked")))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Binds `options.listen` and serves `engine` on a background thread. Returns once the
+/// socket is bound (so a taken port is reported here).
+pub fn serve(engine: Engine, options: ServeOptions) -> std::io::Result<Server> {
+    let app = router(engine, options.clone());
+    let listener = bind(&options.listen)?;
+    let addr = listener.local_addr()?;
+    let runtime = runtime()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("memsilo-http".into()).spawn(move || {
+        runtime.block_on(run(app, listener, async {
+            let _ = rx.await;
+        }))
+    })?;
+    Ok(Server { addr, shutdown: Some(tx), thread: Some(thread) })
+}
+
+/// Binds a listening socket.
+pub(crate) fn bind(listen: &str) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The runtime the server runs on. Blocking threads are bounded well below LMDB's reader
+/// slots (126).
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .thread_name("memsilo-http")
+        .build()
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub(crate) async fn run(
+    app: Router,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_concrete_paths() {
+        assert!(template_matches("/v1/keys/{id}", "/v1/keys/abc"));
+        assert!(!template_matches("/v1/keys/{id}", "/v1/keys/abc/rotate"));
+        assert!(!template_matches("/v1/keys/{id}", "/v1/keys/"));
+    }
+
+    #[test]
+    fn bearer_keys_are_required_and_well_formed() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h).unwrap_err().code(), memsilo::ErrorCode::Unauthorized);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h).unwrap_err().code(), memsilo::ErrorCode::Unauthorized);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer  msk_x "));
+        assert_eq!(bearer(&h).unwrap(), "msk_x");
+    }
+}
