@@ -88,12 +88,14 @@ pub(crate) struct DataTables {
     pub stats: Database<'static, Bytes, SerdeJson<NamespaceStats>>,
     /// ns ‖ entity uuid → entity (JSON).
     pub entities: Database<'static, Bytes, Bytes>,
-    /// ns ‖ type ‖ 0 ‖ name → entity uuid.
+    /// ns ‖ name-hash (8) ‖ name ‖ 0 ‖ type → entity uuid (see `graph::rows`).
     pub entity_names: Database<'static, Bytes, Bytes>,
     /// ns ‖ relation uuid → relation (JSON).
     pub relations: Database<'static, Bytes, Bytes>,
-    /// ns ‖ entity uuid ‖ memory uuid → () (memories that name an entity).
+    /// ns ‖ lowercased entity name ‖ 0 ‖ memory uuid → () (memories that name an entity).
     pub entity_memories: Database<'static, Bytes, Bytes>,
+    /// ns ‖ entity uuid ‖ relation uuid → () (each relation under both of its endpoints).
+    pub entity_relations: Database<'static, Bytes, Bytes>,
     /// Approximate-nearest-neighbour index (arroy), one index number per large namespace.
     pub ann: arroy::Database<'static, arroy::distances::Cosine>,
     /// index number → namespace id, to allocate index numbers.
@@ -105,7 +107,7 @@ impl Tables for DataTables {
 
     fn create(env: &Env<WithoutTls>) -> Result<Self> {
         let wtxn = env.write_txn()?;
-        let (memories, vectors, stats, entities, entity_names, relations, entity_memories, ann, ann_owners) =
+        let (memories, vectors, stats, entities, entity_names, relations, entity_memories, entity_relations, ann, ann_owners) =
             env.create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     o.create_database(w, Some("memories"))?,
@@ -115,6 +117,7 @@ impl Tables for DataTables {
                     o.create_database(w, Some("entity_names"))?,
                     o.create_database(w, Some("relations"))?,
                     o.create_database(w, Some("entity_memories"))?,
+                    o.create_database(w, Some("entity_relations"))?,
                     o.create_database(w, Some("ann"))?,
                     o.create_database(w, Some("ann_owners"))?,
                 )))
@@ -128,6 +131,7 @@ impl Tables for DataTables {
             entity_names,
             relations,
             entity_memories,
+            entity_relations,
             ann,
             ann_owners,
         })
@@ -166,6 +170,7 @@ impl DataTables {
             &self.entity_names,
             &self.relations,
             &self.entity_memories,
+            &self.entity_relations,
         ] {
             let mut iter = db.prefix_iter_mut(wtxn, &prefix)?;
             let mut n = 0;

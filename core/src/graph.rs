@@ -1,66 +1,73 @@
-//! Knowledge graph per namespace (rows in the namespace's data environment; traversal with
-//! petgraph over a graph built from rows and cached per namespace).
+//! Knowledge graph per namespace: entities (nodes) and typed, weighted, directed relations
+//! (edges), stored as rows in the namespace's data environment (see [`rows`] for the key
+//! layout) and traversed with petgraph over a topology graph built from those rows and cached
+//! per namespace until the next change (see [`traverse`]).
+//!
+//! # Semantics
+//! - **Entities** are unique by `(name, type)`; `type` defaults to `entity`. Adding an
+//!   existing `(name, type)` is an upsert: the given properties are merged into the stored
+//!   ones (shallow: a given key replaces the stored value) and `updated_at` changes.
+//!   `name` is 1–256 bytes without NUL; `type` 1–64 bytes of `[A-Za-z0-9_.-]`; properties
+//!   at most 64 KiB of JSON (also after merging).
+//! - **Relations** go from `source` to `target`, each given as an entity id or name. A name
+//!   matching exactly one entity means that entity; several (of different types) is
+//!   `invalid_argument` asking for the id; none creates an entity of type `entity`. A
+//!   reference that is a UUID but matches no entity of this namespace is `not_found`, so an
+//!   id from another namespace never reaches across. `type` is required (1–64 bytes of
+//!   `[A-Za-z0-9_.-]`); `weight` is finite and ≥ 0 (default 1); parallel relations (each
+//!   with its own id) and self loops are allowed.
+//! - **Traversals** follow relations in both directions. `neighbors` returns the start
+//!   entity first, then entities by hop distance, and the relations traversed from entities
+//!   nearer than `depth` (default 1, at most 5), optionally only relations of one type;
+//!   `subgraph` returns the same entities and every relation among them (of that type, when
+//!   given). `shortest_path` is Dijkstra over weights, relations usable in either direction;
+//!   no path is `not_found`.
+//! - **Deleting** an entity deletes every relation touching it and, when no other entity
+//!   has the same name ignoring case, the links of memories that mention that name.
+//! - Every change is one transaction that also updates `entity_count`, `relation_count` and
+//!   `storage_bytes`; growth is reserved against the tenant's storage quota first, so an
+//!   over-quota write fails with `quota_exceeded` and writes nothing. Batches
+//!   ([`Handle::add_entities`], [`Handle::add_relations`]) are all or nothing.
+//! - Reads need read access to the namespace, changes write access, exactly as for memories.
+//! - **Memories** name entities in `StoreMemory::entities`; the link is by name, ignoring
+//!   case. Recall with `expand: n` adds memories linked to entities within `n` hops of the
+//!   entities the direct hits name (see [`expand_hits`]).
 
-use std::collections::HashMap;
+mod expand;
+mod rows;
+mod traverse;
 
-use parking_lot::RwLock;
-
-use crate::datastore::{ns_key, DataTables, NamespaceId};
-use crate::engine::EngineInner;
-use crate::error::Result;
-use crate::memory::RecallHit;
-use crate::namespace::NamespaceRecord;
-
-/// Per-namespace traversal graphs, rebuilt from rows after a write.
-#[derive(Default)]
-pub(crate) struct GraphCache {
-    entries: RwLock<HashMap<NamespaceId, u64>>,
-}
-
-impl GraphCache {
-    /// The namespace is gone (or changed).
-    pub(crate) fn forget(&self, ns: NamespaceId) {
-        self.entries.write().remove(&ns);
-    }
-}
-
-fn entity_link_key(ns: NamespaceId, entity: &str, memory: &[u8; 16]) -> Vec<u8> {
-    let mut local = Vec::with_capacity(entity.len() + 17);
-    local.extend_from_slice(entity.to_lowercase().as_bytes());
-    local.push(0);
-    local.extend_from_slice(memory);
-    ns_key(ns, &local)
-}
-
-/// Records that a memory mentions an entity (by name).
-pub(crate) fn link_memory(t: &DataTables, w: &mut heed::RwTxn<'_>, ns: NamespaceId, entity: &str, memory: &[u8; 16]) -> Result<()> {
-    t.entity_memories.put(w, &entity_link_key(ns, entity, memory), &[])?;
-    Ok(())
-}
-
-/// Removes a memory's mention of an entity.
-pub(crate) fn unlink_memory(t: &DataTables, w: &mut heed::RwTxn<'_>, ns: NamespaceId, entity: &str, memory: &[u8; 16]) -> Result<()> {
-    t.entity_memories.delete(w, &entity_link_key(ns, entity, memory))?;
-    Ok(())
-}
-
-/// Adds memories linked through the graph to the entities the hits mention.
-pub(crate) fn expand_hits(
-    _inner: &EngineInner,
-    _rec: &NamespaceRecord,
-    hits: Vec<RecallHit>,
-    _depth: u32,
-    _now: i64,
-) -> Result<Vec<RecallHit>> {
-    Ok(hits)
-}
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::engine::Handle;
-use crate::error::Error;
+use crate::auth::NamespaceAction;
+use crate::datastore::{DataTables, NamespaceStats};
+use crate::engine::{EngineInner, Handle};
+use crate::error::{Error, Result};
+use crate::namespace::NamespaceRecord;
+use crate::store::Store;
+use rows::{Resolved, Uid};
+use traverse::NamespaceGraph;
+
+pub(crate) use expand::expand_hits;
+pub(crate) use rows::{link_memory, unlink_memory};
+pub(crate) use traverse::GraphCache;
+
+/// Longest entity name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest entity or relation type, in bytes.
+pub const MAX_TYPE_BYTES: usize = 64;
+/// Largest properties object, serialised.
+pub const MAX_PROPERTIES_BYTES: usize = 64 * 1024;
+/// Most hops of a traversal.
+pub const MAX_DEPTH: u32 = 5;
+/// Most entities or relations in one batch.
+pub const MAX_GRAPH_BATCH: usize = 10_000;
+/// Default entity type.
+pub const DEFAULT_ENTITY_TYPE: &str = "entity";
 
 /// A node of a namespace's graph. Unique by `(name, type)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,48 +185,406 @@ pub struct GraphPath {
     pub total_weight: f64,
 }
 
-fn not_ready() -> Error {
-    Error::Internal("the knowledge graph is not available in this build yet".into())
+
+fn validate_name(name: &str, field: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(field, format!("must be at most {MAX_NAME_BYTES} bytes")));
+    }
+    if name.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+fn validate_type(ty: &str, field: &str) -> Result<()> {
+    let ok = !ty.is_empty()
+        && ty.len() <= MAX_TYPE_BYTES
+        && ty.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, format!("must be 1-{MAX_TYPE_BYTES} characters of A-Z a-z 0-9 _ . -")))
+    }
+}
+
+/// Validates a properties object; returns its serialised length.
+fn validate_properties(p: Option<&Map<String, Value>>, field: &str) -> Result<usize> {
+    let len = match p {
+        Some(p) => serde_json::to_vec(p)?.len(),
+        None => 0,
+    };
+    if len > MAX_PROPERTIES_BYTES {
+        return Err(Error::invalid(field, format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON")));
+    }
+    Ok(len)
+}
+
+fn validate_reference(reference: &str, field: &str) -> Result<()> {
+    if reference.is_empty() || reference.len() > MAX_NAME_BYTES {
+        return Err(Error::invalid(field, format!("must be an entity id or a name of 1-{MAX_NAME_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn validate_batch(len: usize, field: &str) -> Result<()> {
+    if len == 0 {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if len > MAX_GRAPH_BATCH {
+        return Err(Error::PayloadTooLarge { field: field.into(), reason: format!("at most {MAX_GRAPH_BATCH} items per batch") });
+    }
+    Ok(())
+}
+
+/// `field` inside batch item `prefix` (`entities[3].name`), or plain `field` for one item.
+fn item_field(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
+}
+
+fn batch_namespace(item_ns: &str, namespace: &str, prefix: &str) -> Result<()> {
+    if item_ns.is_empty() || item_ns == namespace {
+        Ok(())
+    } else {
+        Err(Error::invalid(item_field(prefix, "namespace"), "differs from the batch namespace"))
+    }
+}
+
+/// A validated entity to upsert.
+struct EntityItem {
+    name: String,
+    entity_type: String,
+    properties: Map<String, Value>,
+    field: String,
+}
+
+/// A validated relation to add.
+struct RelationItem {
+    source: String,
+    target: String,
+    relation_type: String,
+    weight: f64,
+    properties: Map<String, Value>,
+    prefix: String,
+}
+
+/// The traversal graph of a namespace, from the cache or built from its rows.
+pub(crate) fn load_graph(inner: &EngineInner, rec: &NamespaceRecord, env: &Store<DataTables>) -> Result<Arc<NamespaceGraph>> {
+    inner.graphs.get_or_build(rec.id, || env.read(|r, t| Ok(NamespaceGraph::build(rows::scan(t, r, rec.id)?))))
+}
+
+/// What a graph write changed.
+struct Change<R> {
+    out: R,
+    /// Change of charged bytes.
+    delta: i64,
+    /// Whether entities or relations were added or removed (the cached topology is stale).
+    topology: bool,
 }
 
 impl Handle {
-    /// Creates or updates an entity (by name and type).
-    pub fn add_entity(&self, _req: AddEntity) -> Result<Entity> {
-        Err(not_ready())
+    fn graph_namespace(&self, namespace: &str, action: NamespaceAction) -> Result<NamespaceRecord> {
+        let caller = self.caller()?;
+        self.namespace_for(&caller, namespace, action)
     }
 
-    /// Adds a relation.
-    pub fn add_relation(&self, _req: AddRelation) -> Result<Relation> {
-        Err(not_ready())
+    /// Runs a graph write in one transaction: reserves `estimate` bytes of quota first,
+    /// applies the byte delta to the namespace's stats and the tenant's usage, and
+    /// invalidates the cached topology when it changed.
+    fn write_graph<R>(
+        &self,
+        rec: &NamespaceRecord,
+        estimate: u64,
+        mut f: impl FnMut(&DataTables, &mut heed::RwTxn<'_>, &mut NamespaceStats) -> Result<Change<R>>,
+    ) -> Result<R> {
+        let chain = match &rec.tenant_id {
+            Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
+            None => Vec::new(),
+        };
+        let reservation = if estimate > 0 { Some(self.inner.usage.reserve(&chain, estimate)?) } else { None };
+        let env = self.inner.data_env(&rec.location)?;
+        let (change, applied) = env.write(|w, t| {
+            if self.inner.is_dead(rec.id) {
+                return Err(Error::namespace_forbidden(&rec.name));
+            }
+            let mut stats = t.stats_of(w, rec.id)?;
+            let change = f(t, w, &mut stats)?;
+            let before = stats.storage_bytes;
+            stats.storage_bytes = before.saturating_add_signed(change.delta);
+            t.put_stats(w, rec.id, &stats)?;
+            let applied = stats.storage_bytes as i64 - before as i64;
+            Ok((change, applied))
+        })?;
+        match reservation {
+            Some(res) => res.keep(applied.max(0) as u64),
+            None if applied > 0 => self.inner.usage.adjust(&chain, applied),
+            None => {}
+        }
+        if applied < 0 {
+            self.inner.usage.adjust(&chain, applied);
+        }
+        if change.topology {
+            self.inner.graphs.invalidate(rec.id);
+        }
+        Ok(change.out)
     }
 
-    /// One entity by id or name (optionally of one type).
-    pub fn get_entity(&self, _namespace: &str, _entity: &str, _entity_type: Option<&str>) -> Result<Entity> {
-        Err(not_ready())
+    /// Creates or updates an entity (by name and type): see the module docs.
+    pub fn add_entity(&self, req: AddEntity) -> Result<Entity> {
+        let rec = self.graph_namespace(&req.namespace, NamespaceAction::Write)?;
+        let item = prepare_entity(req, "")?;
+        let mut out = self.write_entities(&rec, vec![item])?;
+        out.pop().ok_or_else(|| Error::Internal("upsert wrote nothing".into()))
     }
 
-    /// Entities and relations within `depth` hops (either direction) of an entity.
-    pub fn neighbors(&self, _req: Neighbors) -> Result<GraphView> {
-        Err(not_ready())
+    /// Creates or updates many entities in one transaction: all of them or none. Each
+    /// item's `namespace` must be empty or equal to `namespace`. Returns them in order.
+    pub fn add_entities(&self, namespace: &str, entities: Vec<AddEntity>) -> Result<Vec<Entity>> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        validate_batch(entities.len(), "entities")?;
+        let items = entities
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let prefix = format!("entities[{i}]");
+                batch_namespace(&e.namespace, namespace, &prefix)?;
+                prepare_entity(e, &prefix)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_entities(&rec, items)
     }
 
-    /// The induced subgraph around an entity: every relation among the entities within `depth`.
-    pub fn subgraph(&self, _req: Neighbors) -> Result<GraphView> {
-        Err(not_ready())
+    fn write_entities(&self, rec: &NamespaceRecord, items: Vec<EntityItem>) -> Result<Vec<Entity>> {
+        let mut estimate = 0;
+        for it in &items {
+            let props = serde_json::to_vec(&it.properties)?.len();
+            estimate += rows::entity_estimate(it.name.len(), it.entity_type.len(), props);
+        }
+        let now = self.inner.options.clock.now();
+        self.write_graph(rec, estimate, |t, w, stats| {
+            let mut out = Vec::with_capacity(items.len());
+            let (mut delta, mut topology) = (0, false);
+            for it in &items {
+                let up = rows::upsert_entity(t, w, rec.id, &it.name, &it.entity_type, it.properties.clone(), now, &it.field)?;
+                if up.created {
+                    stats.entity_count += 1;
+                    topology = true;
+                }
+                delta += up.delta;
+                out.push(up.entity);
+            }
+            Ok(Change { out, delta, topology })
+        })
     }
 
-    /// The lowest-weight path from one entity to another (`not_found` if none).
-    pub fn shortest_path(&self, _namespace: &str, _from: &str, _to: &str) -> Result<GraphPath> {
-        Err(not_ready())
+    /// Adds a relation: see the module docs for how `source` and `target` resolve.
+    pub fn add_relation(&self, req: AddRelation) -> Result<Relation> {
+        let rec = self.graph_namespace(&req.namespace, NamespaceAction::Write)?;
+        let item = prepare_relation(req, "")?;
+        let mut out = self.write_relations(&rec, vec![item])?;
+        out.pop().ok_or_else(|| Error::Internal("add_relation wrote nothing".into()))
     }
 
-    /// Deletes an entity and its relations.
-    pub fn delete_entity(&self, _namespace: &str, _entity: &str) -> Result<Entity> {
-        Err(not_ready())
+    /// Adds many relations in one transaction: all of them or none. Each item's
+    /// `namespace` must be empty or equal to `namespace`; names created by an earlier item
+    /// resolve in later ones. Returns them in order.
+    pub fn add_relations(&self, namespace: &str, relations: Vec<AddRelation>) -> Result<Vec<Relation>> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        validate_batch(relations.len(), "relations")?;
+        let items = relations
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let prefix = format!("relations[{i}]");
+                batch_namespace(&r.namespace, namespace, &prefix)?;
+                prepare_relation(r, &prefix)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_relations(&rec, items)
+    }
+
+    fn write_relations(&self, rec: &NamespaceRecord, items: Vec<RelationItem>) -> Result<Vec<Relation>> {
+        let mut estimate = 0;
+        for it in &items {
+            let props = serde_json::to_vec(&it.properties)?.len();
+            estimate += rows::relation_estimate(it.relation_type.len(), props);
+            for end in [&it.source, &it.target] {
+                if rows::parse_uid(end).is_none() {
+                    estimate += rows::entity_estimate(end.len(), DEFAULT_ENTITY_TYPE.len(), 2);
+                }
+            }
+        }
+        let now = self.inner.options.clock.now();
+        self.write_graph(rec, estimate, |t, w, stats| {
+            let mut out = Vec::with_capacity(items.len());
+            let mut delta = 0;
+            for it in &items {
+                let mut ends = Vec::with_capacity(2);
+                for (reference, name) in [(&it.source, "source"), (&it.target, "target")] {
+                    let field = item_field(&it.prefix, name);
+                    let entity = match rows::resolve(t, w, rec.id, &field, reference, None)? {
+                        Resolved::Found(id) => rows::read_entity(t, w, rec.id, &id)?
+                            .ok_or_else(|| Error::Internal("resolved entity has no row".into()))?,
+                        Resolved::Missing { looked_like_id: true } => return Err(Error::not_found("entity", reference.as_str())),
+                        Resolved::Missing { looked_like_id: false } => {
+                            validate_name(reference, &field)?;
+                            let up = rows::upsert_entity(t, w, rec.id, reference, DEFAULT_ENTITY_TYPE, Map::new(), now, &field)?;
+                            stats.entity_count += 1;
+                            delta += up.delta;
+                            up.entity
+                        }
+                    };
+                    ends.push(entity);
+                }
+                let (relation, charge) = rows::insert_relation(
+                    t, w, rec.id, &ends[0], &ends[1], &it.relation_type, it.weight, it.properties.clone(), now,
+                )?;
+                stats.relation_count += 1;
+                delta += charge as i64;
+                out.push(relation);
+            }
+            Ok(Change { out, delta, topology: true })
+        })
+    }
+
+    /// One entity by id or name (of `entity_type`, when given); `not_found` if none.
+    pub fn get_entity(&self, namespace: &str, entity: &str, entity_type: Option<&str>) -> Result<Entity> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
+        if let Some(ty) = entity_type {
+            validate_type(ty, "type")?;
+        }
+        let env = self.inner.data_env(&rec.location)?;
+        env.read(|r, t| match rows::resolve(t, r, rec.id, "entity", entity, entity_type)? {
+            Resolved::Found(id) => rows::read_entity(t, r, rec.id, &id)?.ok_or_else(|| Error::not_found("entity", entity)),
+            Resolved::Missing { .. } => Err(Error::not_found("entity", entity)),
+        })
+    }
+
+    /// Entities within `depth` hops (either direction) of an entity, the start entity first,
+    /// and the relations traversed.
+    pub fn neighbors(&self, req: Neighbors) -> Result<GraphView> {
+        self.view(req, false)
+    }
+
+    /// The induced subgraph around an entity: the entities within `depth` hops and every
+    /// relation among them.
+    pub fn subgraph(&self, req: Neighbors) -> Result<GraphView> {
+        self.view(req, true)
+    }
+
+    fn view(&self, req: Neighbors, induced: bool) -> Result<GraphView> {
+        let rec = self.graph_namespace(&req.namespace, NamespaceAction::Read)?;
+        let depth = req.depth.unwrap_or(1);
+        if depth == 0 || depth > MAX_DEPTH {
+            return Err(Error::invalid("depth", format!("must be between 1 and {MAX_DEPTH}")));
+        }
+        if let Some(ty) = &req.relation_type {
+            validate_type(ty, "type")?;
+        }
+        let env = self.inner.data_env(&rec.location)?;
+        let start = self.resolve_existing(&rec, &env, "entity", &req.entity)?;
+        let graph = load_graph(&self.inner, &rec, &env)?;
+        let reach = graph.reach(&start, depth, req.relation_type.as_deref(), induced);
+        let view = env.read(|r, t| {
+            let mut entities = Vec::with_capacity(reach.entities.len());
+            for (id, _) in &reach.entities {
+                entities.extend(rows::read_entity(t, r, rec.id, id)?);
+            }
+            let mut relations = Vec::with_capacity(reach.relations.len());
+            for id in &reach.relations {
+                relations.extend(rows::read_relation(t, r, rec.id, id)?);
+            }
+            Ok(GraphView { entities, relations })
+        })?;
+        if view.entities.first().and_then(|e| rows::parse_uid(&e.id)) != Some(start) {
+            return Err(Error::not_found("entity", req.entity)); // deleted meanwhile
+        }
+        Ok(view)
+    }
+
+    fn resolve_existing(&self, rec: &NamespaceRecord, env: &Store<DataTables>, field: &str, reference: &str) -> Result<Uid> {
+        env.read(|r, t| match rows::resolve(t, r, rec.id, field, reference, None)? {
+            Resolved::Found(id) => Ok(id),
+            Resolved::Missing { .. } => Err(Error::not_found("entity", reference)),
+        })
+    }
+
+    /// The lowest-weight path between two entities, relations usable in either direction
+    /// (`not_found` if none).
+    pub fn shortest_path(&self, namespace: &str, from: &str, to: &str) -> Result<GraphPath> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
+        let env = self.inner.data_env(&rec.location)?;
+        let a = self.resolve_existing(&rec, &env, "from", from)?;
+        let b = self.resolve_existing(&rec, &env, "to", to)?;
+        let graph = load_graph(&self.inner, &rec, &env)?;
+        let no_path = || Error::not_found("path", format!("{from} -> {to}"));
+        let path = graph.shortest_path(&a, &b).ok_or_else(no_path)?;
+        env.read(|r, t| {
+            let mut entities = Vec::with_capacity(path.entities.len());
+            for id in &path.entities {
+                entities.push(rows::read_entity(t, r, rec.id, id)?.ok_or_else(no_path)?);
+            }
+            let mut relations = Vec::with_capacity(path.relations.len());
+            for id in &path.relations {
+                relations.push(rows::read_relation(t, r, rec.id, id)?.ok_or_else(no_path)?);
+            }
+            Ok(GraphPath { entities, relations, total_weight: path.total_weight })
+        })
+    }
+
+    /// Deletes an entity (by id or name) and every relation touching it.
+    pub fn delete_entity(&self, namespace: &str, entity: &str) -> Result<Entity> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        self.write_graph(&rec, 0, |t, w, stats| {
+            let id = match rows::resolve(t, w, rec.id, "entity", entity, None)? {
+                Resolved::Found(id) => id,
+                Resolved::Missing { .. } => return Err(Error::not_found("entity", entity)),
+            };
+            let removed = rows::remove_entity(t, w, rec.id, &id)?.ok_or_else(|| Error::not_found("entity", entity))?;
+            stats.entity_count = stats.entity_count.saturating_sub(1);
+            stats.relation_count = stats.relation_count.saturating_sub(removed.relations);
+            Ok(Change { out: removed.entity, delta: -(removed.freed as i64), topology: true })
+        })
     }
 
     /// Deletes a relation by id.
-    pub fn delete_relation(&self, _namespace: &str, _relation_id: &str) -> Result<Relation> {
-        Err(not_ready())
+    pub fn delete_relation(&self, namespace: &str, relation_id: &str) -> Result<Relation> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        let id = rows::parse_uid(relation_id).ok_or_else(|| Error::not_found("relation", relation_id))?;
+        self.write_graph(&rec, 0, |t, w, stats| {
+            let (relation, charge) = rows::remove_relation(t, w, rec.id, &id)?.ok_or_else(|| Error::not_found("relation", relation_id))?;
+            stats.relation_count = stats.relation_count.saturating_sub(1);
+            Ok(Change { out: relation, delta: -(charge as i64), topology: true })
+        })
     }
+}
+
+fn prepare_entity(req: AddEntity, prefix: &str) -> Result<EntityItem> {
+    validate_name(&req.name, &item_field(prefix, "name"))?;
+    let entity_type = req.entity_type.unwrap_or_else(|| DEFAULT_ENTITY_TYPE.to_owned());
+    validate_type(&entity_type, &item_field(prefix, "type"))?;
+    let field = item_field(prefix, "properties");
+    validate_properties(req.properties.as_ref(), &field)?;
+    Ok(EntityItem { name: req.name, entity_type, properties: req.properties.unwrap_or_default(), field })
+}
+
+fn prepare_relation(req: AddRelation, prefix: &str) -> Result<RelationItem> {
+    validate_reference(&req.source, &item_field(prefix, "source"))?;
+    validate_reference(&req.target, &item_field(prefix, "target"))?;
+    validate_type(&req.relation_type, &item_field(prefix, "type"))?;
+    let weight = req.weight.unwrap_or(1.0);
+    if !weight.is_finite() || weight < 0.0 {
+        return Err(Error::invalid(item_field(prefix, "weight"), "must be a finite number >= 0"));
+    }
+    validate_properties(req.properties.as_ref(), &item_field(prefix, "properties"))?;
+    Ok(RelationItem {
+        source: req.source,
+        target: req.target,
+        relation_type: req.relation_type,
+        weight,
+        properties: req.properties.unwrap_or_default(),
+        prefix: prefix.to_owned(),
+    })
 }

@@ -50,6 +50,7 @@ pub use datastore::NamespaceId;
 pub use embed::{Embedder, HashEmbedder};
 pub use engine::{Engine, Handle, Options};
 pub use error::{Error, ErrorCode, Result};
+pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
 pub use memory::{Forget, Forgotten, Memory, Recall, RecallHit, StoreMemory};
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};

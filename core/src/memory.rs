@@ -603,6 +603,19 @@ impl Handle {
         let vectors = self.inner.vectors.get_or_load(rec.id, || env.read(|r, t| NamespaceVectors::load(t, r, rec.id)))?;
         let now = self.inner.now_micros();
         let filtered = agent.is_some() || !req.tags.is_empty() || req.min_importance.is_some() || req.since.is_some() || req.until.is_some();
+        // Liveness and the filters; the effective importance of a memory that passes.
+        let passes = |m: &Memory| -> Option<f64> {
+            if !is_live(m, &rec.policy, now) {
+                return None;
+            }
+            let eff = effective_importance(m, &rec.policy, now);
+            let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
+                && req.tags.iter().all(|t| m.tags.contains(t))
+                && req.min_importance.is_none_or(|mi| eff >= mi)
+                && req.since.is_none_or(|s| m.created_at >= s)
+                && req.until.is_none_or(|u| m.created_at < u);
+            keep.then_some(eff)
+        };
         // Over-fetch so filters and decay still leave top_k; widen when they do not.
         let mut want = if filtered { top_k * 8 } else { top_k * 2 };
         loop {
@@ -612,18 +625,8 @@ impl Handle {
                 let mut hits = Vec::new();
                 for (id, sim) in &candidates {
                     let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
-                    let m = s.memory;
-                    if !is_live(&m, &rec.policy, now) {
-                        continue;
-                    }
-                    let eff = effective_importance(&m, &rec.policy, now);
-                    let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
-                        && req.tags.iter().all(|t| m.tags.contains(t))
-                        && req.min_importance.is_none_or(|mi| eff >= mi)
-                        && req.since.is_none_or(|s| m.created_at >= s)
-                        && req.until.is_none_or(|u| m.created_at < u);
-                    if keep {
-                        hits.push(hit(m, f64::from(*sim), eff, false));
+                    if let Some(eff) = passes(&s.memory) {
+                        hits.push(hit(s.memory, f64::from(*sim), eff, false));
                     }
                 }
                 Ok(hits)
@@ -633,7 +636,7 @@ impl Handle {
                 hits.sort_by(|a, b| b.score.total_cmp(&a.score));
                 hits.truncate(top_k);
                 if let Some(depth) = req.expand.filter(|d| *d > 0) {
-                    hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, now)?;
+                    hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
                 }
                 return Ok(hits);
             }

@@ -1,6 +1,7 @@
 //! Integration tests of the engine through its public API, on real LMDB files.
 
 mod flow;
+mod graph;
 mod isolation;
 mod erasure;
 mod keys;

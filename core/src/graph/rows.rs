@@ -1,0 +1,421 @@
+//! Graph rows: key layouts, and reads and writes inside a caller's transaction.
+//!
+//! Rows are the truth; the traversal graph in [`super::traverse`] is rebuilt from them.
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | `entities` | ns ‖ entity uuid | [`Entity`] JSON |
+//! | `entity_names` | ns ‖ h(lowercase name) ‖ name ‖ 0 ‖ type | entity uuid |
+//! | `relations` | ns ‖ relation uuid | [`Relation`] JSON |
+//! | `entity_relations` | ns ‖ entity uuid ‖ relation uuid | () — under both endpoints |
+//! | `entity_memories` | ns ‖ lowercase name ‖ 0 ‖ memory uuid | () |
+//!
+//! `h` is the first 8 bytes of SHA-256: it keeps the name key within LMDB's key limit while
+//! grouping every spelling of one name (case-insensitive lookups scan one prefix). Names
+//! never contain NUL and types are `[A-Za-z0-9_.-]`, so `name ‖ 0 ‖ type` splits uniquely.
+
+use chrono::{DateTime, Utc};
+use heed::{RoTxn, RwTxn, WithoutTls};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{Entity, Relation, MAX_PROPERTIES_BYTES};
+use crate::datastore::{ns_key, DataTables, NamespaceId};
+use crate::error::{Error, Result};
+
+/// A 16-byte UUID as stored in keys.
+pub(crate) type Uid = [u8; 16];
+
+/// Bytes charged per entity beyond its JSON row (name index row and keys).
+const ENTITY_OVERHEAD: u64 = 64;
+/// Bytes charged per relation beyond its JSON row (two adjacency rows and keys).
+const RELATION_OVERHEAD: u64 = 96;
+
+fn name_hash(name: &str) -> [u8; 8] {
+    let digest = Sha256::digest(name.to_lowercase().as_bytes());
+    let mut h = [0; 8];
+    h.copy_from_slice(&digest[..8]);
+    h
+}
+
+/// ns ‖ h(name): every entity whose name equals `name` ignoring case (and rare collisions).
+fn folded_prefix(ns: NamespaceId, name: &str) -> Vec<u8> {
+    ns_key(ns, &name_hash(name))
+}
+
+/// ns ‖ h(name) ‖ name ‖ 0: every entity named exactly `name`.
+fn exact_prefix(ns: NamespaceId, name: &str) -> Vec<u8> {
+    let mut k = folded_prefix(ns, name);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k
+}
+
+fn name_key(ns: NamespaceId, name: &str, entity_type: &str) -> Vec<u8> {
+    let mut k = exact_prefix(ns, name);
+    k.extend_from_slice(entity_type.as_bytes());
+    k
+}
+
+fn adjacency_key(ns: NamespaceId, entity: &Uid, relation: &Uid) -> Vec<u8> {
+    let mut local = [0u8; 32];
+    local[..16].copy_from_slice(entity);
+    local[16..].copy_from_slice(relation);
+    ns_key(ns, &local)
+}
+
+fn uid_of(bytes: &[u8]) -> Result<Uid> {
+    <Uid>::try_from(bytes).map_err(|_| Error::Internal("corrupt graph row: bad uuid".into()))
+}
+
+/// Parses a UUID string.
+pub(crate) fn parse_uid(s: &str) -> Option<Uid> {
+    uuid::Uuid::parse_str(s).ok().map(|u| *u.as_bytes())
+}
+
+fn uid_string(u: &Uid) -> String {
+    uuid::Uuid::from_bytes(*u).to_string()
+}
+
+/// Storage charged for an entity whose JSON row is `row_len` bytes.
+fn entity_charge(row_len: usize, e: &Entity) -> u64 {
+    row_len as u64 + e.name.len() as u64 + e.entity_type.len() as u64 + ENTITY_OVERHEAD
+}
+
+/// Storage charged for a relation whose JSON row is `row_len` bytes.
+fn relation_charge(row_len: usize) -> u64 {
+    row_len as u64 + RELATION_OVERHEAD
+}
+
+/// An upper bound of the bytes a new entity of this shape is charged.
+pub(super) fn entity_estimate(name_len: usize, type_len: usize, props_len: usize) -> u64 {
+    // JSON row: uuid, two timestamps, field names and quoting (~160 bytes), name (escaping
+    // can at most double it... JSON escapes of control characters take 6 bytes).
+    (props_len + 6 * name_len + 2 * type_len + 200) as u64 + (name_len + type_len) as u64 + ENTITY_OVERHEAD
+}
+
+/// An upper bound of the bytes a new relation of this shape is charged (endpoints excluded).
+pub(super) fn relation_estimate(type_len: usize, props_len: usize) -> u64 {
+    (props_len + 2 * type_len + 6 * 2 * super::MAX_NAME_BYTES + 300) as u64 + RELATION_OVERHEAD
+}
+
+/// One entity by id.
+pub(super) fn read_entity(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, id: &Uid) -> Result<Option<Entity>> {
+    Ok(match t.entities.get(r, &ns_key(ns, id))? {
+        Some(bytes) => Some(serde_json::from_slice(bytes)?),
+        None => None,
+    })
+}
+
+/// One relation by id.
+pub(super) fn read_relation(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, id: &Uid) -> Result<Option<Relation>> {
+    Ok(match t.relations.get(r, &ns_key(ns, id))? {
+        Some(bytes) => Some(serde_json::from_slice(bytes)?),
+        None => None,
+    })
+}
+
+/// Entities named exactly `name`: `(type, id)` pairs.
+pub(super) fn entities_named(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, name: &str) -> Result<Vec<(String, Uid)>> {
+    let prefix = exact_prefix(ns, name);
+    let mut out = Vec::new();
+    for row in t.entity_names.prefix_iter(r, &prefix)? {
+        let (k, v) = row?;
+        let rest = &k[prefix.len()..];
+        if rest.contains(&0) {
+            continue; // a longer name that happens to continue with NUL: impossible, but be strict
+        }
+        out.push((String::from_utf8_lossy(rest).into_owned(), uid_of(v)?));
+    }
+    Ok(out)
+}
+
+/// Ids of entities whose name equals `name` ignoring case.
+pub(super) fn entities_named_folded(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, name: &str) -> Result<Vec<Uid>> {
+    let prefix = folded_prefix(ns, name);
+    let folded = name.to_lowercase();
+    let mut out = Vec::new();
+    for row in t.entity_names.prefix_iter(r, &prefix)? {
+        let (k, v) = row?;
+        let rest = &k[prefix.len()..];
+        let Some(end) = rest.iter().position(|b| *b == 0) else { continue };
+        if std::str::from_utf8(&rest[..end]).is_ok_and(|n| n.to_lowercase() == folded) {
+            out.push(uid_of(v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// How an entity reference (id or name) resolved.
+pub(super) enum Resolved {
+    /// This entity.
+    Found(Uid),
+    /// Nothing matched; `looked_like_id` when the reference parses as a UUID.
+    Missing { looked_like_id: bool },
+}
+
+/// Resolves an entity reference: an id of this namespace, else an exact name (of
+/// `entity_type` when given). Several same-named entities of different types without a
+/// type is `invalid_argument` on `field`.
+pub(super) fn resolve(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    field: &str,
+    reference: &str,
+    entity_type: Option<&str>,
+) -> Result<Resolved> {
+    let as_id = parse_uid(reference);
+    if let Some(id) = as_id {
+        if let Some(e) = read_entity(t, r, ns, &id)? {
+            if entity_type.is_none_or(|ty| ty == e.entity_type) {
+                return Ok(Resolved::Found(id));
+            }
+        }
+    }
+    if reference.contains('\0') {
+        return Ok(Resolved::Missing { looked_like_id: as_id.is_some() });
+    }
+    if let Some(ty) = entity_type {
+        return Ok(match t.entity_names.get(r, &name_key(ns, reference, ty))? {
+            Some(v) => Resolved::Found(uid_of(v)?),
+            None => Resolved::Missing { looked_like_id: as_id.is_some() },
+        });
+    }
+    let mut named = entities_named(t, r, ns, reference)?;
+    match named.len() {
+        0 => Ok(Resolved::Missing { looked_like_id: as_id.is_some() }),
+        1 => Ok(Resolved::Found(named.pop().map(|(_, id)| id).unwrap_or_default())),
+        _ => {
+            let types: Vec<&str> = named.iter().map(|(ty, _)| ty.as_str()).collect();
+            Err(Error::invalid(
+                field,
+                format!("several entities are named {reference:?} (types {}); pass the entity id or a type", types.join(", ")),
+            ))
+        }
+    }
+}
+
+/// What an upsert did.
+pub(super) struct Upserted {
+    pub entity: Entity,
+    pub created: bool,
+    /// Change of the namespace's charged bytes.
+    pub delta: i64,
+}
+
+/// Creates the entity `(name, type)` or merges `properties` into the existing one.
+pub(super) fn upsert_entity(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    name: &str,
+    entity_type: &str,
+    properties: Map<String, Value>,
+    now: DateTime<Utc>,
+    field: &str,
+) -> Result<Upserted> {
+    let nkey = name_key(ns, name, entity_type);
+    if let Some(id) = t.entity_names.get(w, &nkey)? {
+        let id = uid_of(id)?;
+        let key = ns_key(ns, &id);
+        let old = t.entities.get(w, &key)?.ok_or_else(|| Error::Internal("entity name without a row".into()))?;
+        let old_len = old.len();
+        let mut entity: Entity = serde_json::from_slice(old)?;
+        if properties.is_empty() {
+            return Ok(Upserted { entity, created: false, delta: 0 });
+        }
+        entity.properties.extend(properties);
+        if serde_json::to_vec(&entity.properties)?.len() > MAX_PROPERTIES_BYTES {
+            return Err(Error::invalid(field, format!("merged properties would exceed {MAX_PROPERTIES_BYTES} bytes of JSON")));
+        }
+        entity.updated_at = now;
+        let row = serde_json::to_vec(&entity)?;
+        t.entities.put(w, &key, &row)?;
+        let delta = row.len() as i64 - old_len as i64;
+        return Ok(Upserted { entity, created: false, delta });
+    }
+    let id = *uuid::Uuid::now_v7().as_bytes();
+    let entity = Entity {
+        id: uid_string(&id),
+        name: name.to_owned(),
+        entity_type: entity_type.to_owned(),
+        properties,
+        created_at: now,
+        updated_at: now,
+    };
+    let row = serde_json::to_vec(&entity)?;
+    t.entities.put(w, &ns_key(ns, &id), &row)?;
+    t.entity_names.put(w, &nkey, &id)?;
+    let delta = entity_charge(row.len(), &entity) as i64;
+    Ok(Upserted { entity, created: true, delta })
+}
+
+/// Writes a new relation between two existing entities; returns it and its charge.
+pub(super) fn insert_relation(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    source: &Entity,
+    target: &Entity,
+    relation_type: &str,
+    weight: f64,
+    properties: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<(Relation, u64)> {
+    let id = *uuid::Uuid::now_v7().as_bytes();
+    let relation = Relation {
+        id: uid_string(&id),
+        source: source.id.clone(),
+        target: target.id.clone(),
+        source_name: source.name.clone(),
+        target_name: target.name.clone(),
+        relation_type: relation_type.to_owned(),
+        weight,
+        properties,
+        created_at: now,
+    };
+    let row = serde_json::to_vec(&relation)?;
+    t.relations.put(w, &ns_key(ns, &id), &row)?;
+    for end in [&source.id, &target.id] {
+        let end = parse_uid(end).ok_or_else(|| Error::Internal("entity with a bad id".into()))?;
+        t.entity_relations.put(w, &adjacency_key(ns, &end, &id), &[])?;
+    }
+    Ok((relation, relation_charge(row.len())))
+}
+
+/// Deletes a relation's row and adjacency rows; returns it and the bytes it was charged.
+pub(super) fn remove_relation(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, id: &Uid) -> Result<Option<(Relation, u64)>> {
+    let key = ns_key(ns, id);
+    let Some(row) = t.relations.get(w, &key)? else { return Ok(None) };
+    let charge = relation_charge(row.len());
+    let relation: Relation = serde_json::from_slice(row)?;
+    t.relations.delete(w, &key)?;
+    for end in [&relation.source, &relation.target] {
+        if let Some(end) = parse_uid(end) {
+            t.entity_relations.delete(w, &adjacency_key(ns, &end, id))?;
+        }
+    }
+    Ok(Some((relation, charge)))
+}
+
+/// What deleting an entity removed.
+pub(super) struct RemovedEntity {
+    pub entity: Entity,
+    pub relations: u64,
+    pub freed: u64,
+}
+
+/// Deletes an entity, every relation touching it, and — when no other entity keeps the
+/// name (ignoring case) — the links of memories that mention the name.
+pub(super) fn remove_entity(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, id: &Uid) -> Result<Option<RemovedEntity>> {
+    let key = ns_key(ns, id);
+    let Some(row) = t.entities.get(w, &key)? else { return Ok(None) };
+    let row_len = row.len();
+    let entity: Entity = serde_json::from_slice(row)?;
+    let mut freed = entity_charge(row_len, &entity);
+    t.entities.delete(w, &key)?;
+    t.entity_names.delete(w, &name_key(ns, &entity.name, &entity.entity_type))?;
+
+    let prefix = ns_key(ns, id);
+    let mut touching = Vec::new();
+    for row in t.entity_relations.prefix_iter(w, &prefix)? {
+        let (k, _) = row?;
+        touching.push(uid_of(&k[prefix.len()..])?);
+    }
+    let mut relations = 0;
+    for rid in &touching {
+        if let Some((_, charge)) = remove_relation(t, w, ns, rid)? {
+            freed += charge;
+            relations += 1;
+        }
+    }
+
+    if entities_named_folded(t, w, ns, &entity.name)?.is_empty() {
+        let prefix = memory_link_prefix(ns, &entity.name);
+        let mut iter = t.entity_memories.prefix_iter_mut(w, &prefix)?;
+        while let Some((k, _)) = iter.next().transpose()? {
+            if k.len() == prefix.len() + 16 {
+                // SAFETY: no reference into the database is kept across this deletion.
+                unsafe { iter.del_current()? };
+            }
+        }
+    }
+    Ok(Some(RemovedEntity { entity, relations, freed }))
+}
+
+/// ns ‖ lowercase name ‖ 0: the memories that mention a name.
+fn memory_link_prefix(ns: NamespaceId, entity: &str) -> Vec<u8> {
+    let mut local = Vec::with_capacity(entity.len() + 17);
+    local.extend_from_slice(entity.to_lowercase().as_bytes());
+    local.push(0);
+    ns_key(ns, &local)
+}
+
+fn memory_link_key(ns: NamespaceId, entity: &str, memory: &Uid) -> Vec<u8> {
+    let mut k = memory_link_prefix(ns, entity);
+    k.extend_from_slice(memory);
+    k
+}
+
+/// Ids of the memories that mention `entity` (ignoring case).
+pub(super) fn memories_mentioning(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, entity: &str) -> Result<Vec<Uid>> {
+    let prefix = memory_link_prefix(ns, entity);
+    let mut out = Vec::new();
+    for row in t.entity_memories.prefix_iter(r, &prefix)? {
+        let (k, _) = row?;
+        if k.len() == prefix.len() + 16 {
+            out.push(uid_of(&k[prefix.len()..])?);
+        }
+    }
+    Ok(out)
+}
+
+/// Records that a memory mentions an entity (by name, ignoring case).
+pub(crate) fn link_memory(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, entity: &str, memory: &Uid) -> Result<()> {
+    t.entity_memories.put(w, &memory_link_key(ns, entity, memory), &[])?;
+    Ok(())
+}
+
+/// Removes a memory's mention of an entity.
+pub(crate) fn unlink_memory(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, entity: &str, memory: &Uid) -> Result<()> {
+    t.entity_memories.delete(w, &memory_link_key(ns, entity, memory))?;
+    Ok(())
+}
+
+/// Every entity id and relation (as `(id, source, target, type, weight)`) of a namespace.
+pub(super) struct Scan {
+    pub entities: Vec<Uid>,
+    pub relations: Vec<(Uid, Uid, Uid, String, f64)>,
+}
+
+#[derive(serde::Deserialize)]
+struct RelationTopology {
+    id: String,
+    source: String,
+    target: String,
+    #[serde(rename = "type")]
+    relation_type: String,
+    weight: f64,
+}
+
+/// Reads the topology of a namespace's graph.
+pub(super) fn scan(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId) -> Result<Scan> {
+    let prefix = ns.to_be_bytes();
+    let mut entities = Vec::new();
+    for row in t.entities.prefix_iter(r, &prefix)? {
+        let (k, _) = row?;
+        entities.push(uid_of(&k[8..])?);
+    }
+    let mut relations = Vec::new();
+    for row in t.relations.prefix_iter(r, &prefix)? {
+        let (_, v) = row?;
+        let rel: RelationTopology = serde_json::from_slice(v)?;
+        let ids = (parse_uid(&rel.id), parse_uid(&rel.source), parse_uid(&rel.target));
+        let (Some(id), Some(s), Some(d)) = ids else {
+            return Err(Error::Internal("corrupt relation row: bad uuid".into()));
+        };
+        relations.push((id, s, d, rel.relation_type, rel.weight));
+    }
+    Ok(Scan { entities, relations })
+}
