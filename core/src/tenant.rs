@@ -266,6 +266,17 @@ fn validate_object_or_array(field: &str, v: &Value) -> Result<()> {
     }
 }
 
+/// Checks the optional `features` and `tags` of a create or update.
+fn validate_labels(features: Option<&Value>, tags: Option<&Value>) -> Result<()> {
+    for (field, v) in [("features", features), ("tags", tags)] {
+        if let Some(v) = v {
+            validate_object_or_array(field, v)?;
+            validate_json_size(field, v)?;
+        }
+    }
+    Ok(())
+}
+
 fn validate_json_size(field: &str, v: &Value) -> Result<()> {
     if serde_json::to_vec(v).map_or(0, |b| b.len()) > 64 * 1024 {
         return Err(Error::invalid(field, "must be at most 64 KiB of JSON"));
@@ -343,12 +354,7 @@ impl Handle {
         if let Some(p) = &req.quotas {
             p.apply(&mut quotas)?;
         }
-        for (f, v) in [("features", &req.features), ("tags", &req.tags)] {
-            if let Some(v) = v {
-                validate_object_or_array(f, v)?;
-                validate_json_size(f, v)?;
-            }
-        }
+        validate_labels(req.features.as_ref(), req.tags.as_ref())?;
         let settings = req.settings.clone().unwrap_or_default();
         validate_json_size("settings", &Value::Object(settings.clone()))?;
         let now = self.inner.options.clock.now();
@@ -440,12 +446,7 @@ impl Handle {
         if let Some(name) = &req.name {
             validate_tenant_name(name)?;
         }
-        for (f, v) in [("features", &req.features), ("tags", &req.tags)] {
-            if let Some(v) = v {
-                validate_object_or_array(f, v)?;
-                validate_json_size(f, v)?;
-            }
-        }
+        validate_labels(req.features.as_ref(), req.tags.as_ref())?;
         if let Some(s) = req.status {
             if matches!(s, TenantStatus::Deleting | TenantStatus::Deleted) {
                 return Err(Error::invalid("status", "use DELETE to delete a tenant"));
