@@ -441,6 +441,9 @@ impl Handle {
 
 /// The JSON error body of API.md: `{"error", "message", "code", "namespace"?}`.
 pub fn error_body(e: &Error) -> Value {
+    if let Error::Remote { body, .. } = e {
+        return body.clone();
+    }
     let code = e.code();
     let mut body = json!({ "error": code.as_str(), "message": e.to_string(), "code": code.http_status() });
     match e {
@@ -461,12 +464,12 @@ pub fn error_from_body(body: &Value) -> Error {
     let code = body["error"].as_str().and_then(crate::ErrorCode::from_str_code).unwrap_or(crate::ErrorCode::Internal);
     let message = body["message"].as_str().unwrap_or("").to_owned();
     match code {
+        // These variants format their own message from typed fields; keep the server's words.
+        crate::ErrorCode::NotFound
+        | crate::ErrorCode::QuotaExceeded
+        | crate::ErrorCode::RateLimited
+        | crate::ErrorCode::Internal => Error::Remote { code, message, body: body.clone() },
         crate::ErrorCode::Forbidden => Error::Forbidden { message, namespace: body["namespace"].as_str().map(str::to_owned) },
-        crate::ErrorCode::RateLimited => Error::RateLimited {
-            tenant: body["tenant_id"].as_str().unwrap_or("").to_owned(),
-            limit: 0,
-            retry_after_secs: body["retry_after"].as_u64().unwrap_or(1),
-        },
         crate::ErrorCode::InvalidArgument | crate::ErrorCode::PayloadTooLarge => {
             let field = body["field"].as_str().unwrap_or("").to_owned();
             let reason = message.strip_prefix(&format!("{field}: ")).unwrap_or(&message).to_owned();
@@ -497,5 +500,33 @@ impl Backend for Handle {
 
     fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>> {
         Ok(Box::new(self.engine().scoped(api_key)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_round_trip_with_the_same_message_and_fields() {
+        let errors = [
+            Error::invalid("name", "too long"),
+            Error::Unauthorized("API key revoked".into()),
+            Error::namespace_forbidden("tenant-acme"),
+            Error::not_found("tenant", "t-1"),
+            Error::Conflict("namespace exists".into()),
+            Error::QuotaExceeded { tenant: "t-1".into(), quota: "max_namespaces", limit: 1, requested: 2 },
+            Error::RateLimited { tenant: "t-1".into(), limit: 5, retry_after_secs: 3 },
+            Error::PayloadTooLarge { field: "memories".into(), reason: "at most 1000".into() },
+            Error::Internal("disk full".into()),
+        ];
+        for e in errors {
+            let body = error_body(&e);
+            let back = error_from_body(&body);
+            assert_eq!(back.code(), e.code());
+            assert_eq!(back.to_string(), e.to_string());
+            assert_eq!(back.retry_after(), e.retry_after());
+            assert_eq!(error_body(&back), body);
+        }
     }
 }

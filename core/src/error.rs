@@ -166,6 +166,17 @@ pub enum Error {
     /// The storage engine (LMDB) failed; reported with code `internal`.
     #[error("storage error: {0}")]
     Storage(#[from] heed::Error),
+    /// An error a remote memsilo reported, kept as sent: its code, its message, and its whole
+    /// error body (`tenant_id`, `retry_after`, ...), so it reads the same as in-process.
+    #[error("{message}")]
+    Remote {
+        /// The code the server sent.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+        /// The server's error body.
+        body: serde_json::Value,
+    },
 }
 
 impl Error {
@@ -181,6 +192,7 @@ impl Error {
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::Internal(_) | Error::Storage(_) => ErrorCode::Internal,
+            Error::Remote { code, .. } => *code,
         }
     }
 
@@ -211,6 +223,9 @@ impl Error {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Error::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            Error::Remote { code: ErrorCode::RateLimited, body, .. } => {
+                Some(body["retry_after"].as_u64().unwrap_or(1))
+            }
             _ => None,
         }
     }
