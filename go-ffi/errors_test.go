@@ -1,0 +1,104 @@
+package memsilo
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestErrorCodesReachGoAsTypedErrors(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "docs", nil)).must(t)
+
+	_, err := db.CreateNamespace(bg, "docs", nil)
+	if me := wantCode(t, err, CodeConflict); me.Status != 409 {
+		t.Fatalf("conflict status: %+v", me)
+	}
+	// exist_ok turns the duplicate into the existing namespace.
+	if ns := of(db.CreateNamespace(bg, "docs", &NamespaceOptions{ExistOK: true})).must(t); ns.Name != "docs" {
+		t.Fatalf("exist_ok: %+v", ns)
+	}
+
+	_, err = db.CreateNamespace(bg, "no spaces allowed", nil)
+	if me := wantCode(t, err, CodeInvalidArgument); me.Field != "name" || me.Status != 400 {
+		t.Fatalf("invalid name: %+v", me)
+	}
+
+	_, err = db.GetMemory(bg, "docs", "0190f5c2-0000-7000-8000-000000000000")
+	if me := wantCode(t, err, CodeNotFound); me.Status != 404 {
+		t.Fatalf("missing memory: %+v", me)
+	}
+	_, err = db.GetTenant(bg, "0190f5c2-0000-7000-8000-000000000000")
+	wantCode(t, err, CodeNotFound)
+
+	_, err = db.Scoped("msk_this_is_not_a_key")
+	wantCode(t, err, CodeUnauthorized)
+
+	_, err = db.StoreMemory(bg, "docs", StoreMemoryRequest{Content: "x", Importance: ptr(1.5)})
+	if me := wantCode(t, err, CodeInvalidArgument); me.Field != "importance" {
+		t.Fatalf("importance out of range: %+v", me)
+	}
+	_, err = db.BatchForget(bg, "docs", ForgetRequest{})
+	wantCode(t, err, CodeInvalidArgument)
+
+	// Quotas: a tenant limited to one namespace cannot create a second; nothing is created.
+	tenant := of(db.CreateTenant(bg, "small_co", &TenantOptions{Quotas: &QuotasPatch{MaxNamespaces: ptr[uint32](1)}})).must(t)
+	of(db.CreateNamespace(bg, "small-1", &NamespaceOptions{TenantID: tenant.ID})).must(t)
+	_, err = db.CreateNamespace(bg, "small-2", &NamespaceOptions{TenantID: tenant.ID})
+	if me := wantCode(t, err, CodeQuotaExceeded); me.TenantID != tenant.ID || me.Status != 403 {
+		t.Fatalf("quota: %+v", me)
+	}
+	_, err = db.GetNamespace(bg, "small-2")
+	wantCode(t, err, CodeNotFound)
+
+	// Rate limit: a tenant allowed 1 query per second gets rate_limited with a retry-after.
+	slow := of(db.CreateTenant(bg, "slow_co", &TenantOptions{Quotas: &QuotasPatch{QPSLimit: ptr[uint32](1)}})).must(t)
+	of(db.CreateNamespace(bg, "slow", &NamespaceOptions{TenantID: slow.ID})).must(t)
+	key := of(db.CreateKey(bg, CreateKeyRequest{Name: "slow", Namespaces: []NamespaceGrant{{"slow", AccessRead}}})).must(t)
+	slowDB := of(db.Scoped(key.Key)).must(t)
+	defer slowDB.Close()
+	// Read access only: writing is forbidden (this also spends the one query of this second).
+	_, err = slowDB.StoreMemory(bg, "slow", StoreMemoryRequest{Content: "x"})
+	wantCode(t, err, CodeForbidden)
+	var limited *Error
+	for i := 0; i < 5 && limited == nil; i++ {
+		if _, err := slowDB.Recall(bg, "slow", RecallRequest{Query: "x"}); err != nil {
+			limited = wantCode(t, err, CodeRateLimited)
+		}
+	}
+	if limited == nil || limited.RetryAfter <= 0 || limited.Status != 429 {
+		t.Fatalf("rate limit: %+v", limited)
+	}
+}
+
+func TestCanceledContextStopsTheCallBeforeItStarts(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "docs", nil)).must(t)
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if _, err := db.StoreMemory(ctx, "docs", StoreMemoryRequest{Content: "never stored"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if _, err := db.Recall(ctx, "docs", RecallRequest{Vector: []float32{1, 0}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("vector recall: want context.Canceled, got %v", err)
+	}
+	if ns := of(db.GetNamespace(bg, "docs")).must(t); ns.MemoryCount != 0 {
+		t.Fatalf("a canceled store wrote anyway: %+v", ns)
+	}
+}
+
+func TestClosedDBFailsWithErrClosed(t *testing.T) {
+	db := openTemp(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := db.ListNamespaces(bg, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("want ErrClosed, got %v", err)
+	}
+	if _, err := db.Scoped("msk_x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Scoped after Close: want ErrClosed, got %v", err)
+	}
+}
