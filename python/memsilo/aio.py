@@ -10,7 +10,6 @@ call releases the GIL, so concurrent calls really overlap::
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, TypeVar, Union
 
@@ -28,10 +27,12 @@ R = TypeVar("R")
 def _to_async(
     method: Callable[Concatenate[Memsilo, P], R],
 ) -> Callable[Concatenate[AsyncMemsilo, P], Coroutine[Any, Any, R]]:
-    @functools.wraps(method)
-    async def run(self: AsyncMemsilo, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def run(self: AsyncMemsilo, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(method, self.sync, *args, **kwargs)
 
+    run.__name__ = method.__name__
+    run.__qualname__ = f"AsyncMemsilo.{method.__name__}"
+    run.__doc__ = method.__doc__
     return run
 
 

@@ -20,11 +20,38 @@ fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
     Ok(Client::new(engine.root()))
 }
 
+/// Connects to a `memsilo serve` server at `url` as `api_key` (checked at once).
+#[pyfunction]
+fn connect(py: Python<'_>, url: &str, api_key: &str) -> PyResult<Client> {
+    let client = py
+        .detach(|| error::guard(|| memsilo_http::Client::connect(url, api_key)))
+        .map_err(|e| error::to_py_err(py, &e))?;
+    Ok(Client::new(client))
+}
+
+/// Runs the `memsilo` command line (`argv` without the program name, e.g.
+/// `["serve", "--data", "./data"]`); blocks until the server stops; returns the exit code.
+#[pyfunction]
+fn serve(py: Python<'_>, argv: Vec<String>) -> i32 {
+    let code = py.detach(|| {
+        std::panic::catch_unwind(|| memsilo_http::run_cli(argv)).unwrap_or_else(|_| {
+            eprintln!("memsilo: internal error (panic); see the message above");
+            70
+        })
+    });
+    // The server already handled SIGINT/SIGTERM as "shut down"; Python's own handler saw the
+    // SIGINT too and would raise KeyboardInterrupt now. Run it here and drop what it raises.
+    let _ = py.check_signals();
+    code
+}
+
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(connect, m)?)?;
+    m.add_function(wrap_pyfunction!(serve, m)?)?;
     error::register(m)?;
     m.add("OPERATIONS", memsilo::api::Request::OPERATIONS.to_vec())?;
     Ok(())

@@ -1,0 +1,129 @@
+"""Every error code reaches Python as its own exception class, in both modes."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Type
+
+import pytest
+from conftest import unique
+
+import memsilo
+from memsilo import _native
+
+CLASSES = {
+    "invalid_argument": (memsilo.InvalidArgumentError, 400),
+    "unauthorized": (memsilo.UnauthorizedError, 401),
+    "forbidden": (memsilo.ForbiddenError, 403),
+    "not_found": (memsilo.NotFoundError, 404),
+    "conflict": (memsilo.ConflictError, 409),
+    "quota_exceeded": (memsilo.QuotaExceededError, 403),
+    "rate_limited": (memsilo.RateLimitedError, 429),
+    "payload_too_large": (memsilo.PayloadTooLargeError, 413),
+    "internal": (memsilo.InternalError, 500),
+}
+
+
+def test_one_class_per_core_error_code() -> None:
+    assert sorted(_native.ERROR_CODES) == sorted(CLASSES)
+    for code, (cls, status) in CLASSES.items():
+        assert issubclass(cls, memsilo.MemsiloError) and cls is not memsilo.MemsiloError
+        assert (cls.code, cls.status) == (code, status)
+        assert cls.__module__ == "memsilo"
+    assert len({cls for cls, _ in CLASSES.values()}) == len(CLASSES)
+
+
+def check(
+    cls: Type[memsilo.MemsiloError], call: Callable[[], object], message_part: str = ""
+) -> memsilo.MemsiloError:
+    with pytest.raises(cls) as info:
+        call()
+    err = info.value
+    assert type(err) is cls
+    assert err.code == cls.code and err.status == cls.status
+    assert err.details is not None and err.details["error"] == err.code
+    assert err.details["code"] == err.status
+    assert err.message and message_part in err.message and str(err) == err.message
+    return err
+
+
+def test_invalid_argument(db: memsilo.Memsilo) -> None:
+    err = check(memsilo.InvalidArgumentError, lambda: db.create_namespace("bad name!"), "name")
+    assert err.details is not None and err.details["field"] == "name"
+    check(memsilo.InvalidArgumentError, lambda: db.list_namespaces(limit=101), "limit")
+    ns = unique("inv")
+    db.create_namespace(ns)
+    check(memsilo.InvalidArgumentError, lambda: db.store_memory(ns, "x", importance=1.5))
+    check(memsilo.InvalidArgumentError, lambda: db.batch_forget(ns))  # no filter: never "all"
+
+
+def test_unauthorized(db: memsilo.Memsilo) -> None:
+    check(memsilo.UnauthorizedError, lambda: db.scoped("msk_not_a_real_key").whoami())
+
+
+def test_forbidden(db: memsilo.Memsilo) -> None:
+    mine, theirs = unique("mine"), unique("theirs")
+    db.create_namespace(mine)
+    db.create_namespace(theirs)
+    scoped = db.scoped(db.create_key("k", namespaces=[(mine, "read")])["key"])
+    err = check(memsilo.ForbiddenError, lambda: scoped.recall(theirs, "x"), theirs)
+    assert err.details is not None and err.details["namespace"] == theirs
+    check(memsilo.ForbiddenError, lambda: scoped.store_memory(mine, "read-only key"))
+
+
+def test_not_found(db: memsilo.Memsilo) -> None:
+    check(memsilo.NotFoundError, lambda: db.get_tenant("00000000-0000-0000-0000-000000000000"))
+    ns = unique("nf")
+    db.create_namespace(ns)
+    check(memsilo.NotFoundError, lambda: db.get_memory(ns, "01900000-0000-7000-8000-000000000000"))
+
+
+def test_conflict(db: memsilo.Memsilo) -> None:
+    ns = unique("dup")
+    db.create_namespace(ns)
+    check(memsilo.ConflictError, lambda: db.create_namespace(ns))
+    parent = db.create_tenant(unique("parent"))
+    db.create_tenant(unique("child"), parent_id=parent["id"])
+    check(memsilo.ConflictError, lambda: db.delete_tenant(parent["id"]))
+
+
+def test_quota_exceeded(db: memsilo.Memsilo) -> None:
+    tenant = db.create_tenant(unique("tiny"), quotas={"max_namespaces": 1, "storage_quota_bytes": 2000})
+    ns = unique("only")
+    db.create_namespace(ns, tenant_id=tenant["id"])
+    err = check(
+        memsilo.QuotaExceededError,
+        lambda: db.create_namespace(unique("second"), tenant_id=tenant["id"]),
+        "max_namespaces",
+    )
+    assert err.details is not None and err.details["tenant_id"] == tenant["id"]
+    check(memsilo.QuotaExceededError, lambda: db.store_memory(ns, "x" * 5000), "storage")
+    assert db.get_namespace(ns)["memory_count"] == 0  # nothing partial was written
+
+
+def test_rate_limited(db: memsilo.Memsilo) -> None:
+    tenant = db.create_tenant(unique("slow"), quotas={"qps_limit": 1})
+    ns = unique("slow")
+    db.create_namespace(ns, tenant_id=tenant["id"])
+    scoped = db.scoped(db.create_key("k", namespaces=[(ns, "read")], tenant_id=tenant["id"])["key"])
+    deadline = time.monotonic() + 10
+    with pytest.raises(memsilo.RateLimitedError) as info:
+        while time.monotonic() < deadline:
+            scoped.get_namespace(ns)
+    err = info.value
+    assert err.code == "rate_limited" and err.status == 429
+    assert err.retry_after is not None and err.retry_after >= 1
+    db.get_namespace(ns)  # the operator is not throttled
+
+
+def test_payload_too_large(db: memsilo.Memsilo) -> None:
+    ns = unique("big")
+    db.create_namespace(ns)
+    items = [{"content": f"memory {i}"} for i in range(1001)]
+    check(memsilo.PayloadTooLargeError, lambda: db.store_memories(ns, items))
+    assert db.get_namespace(ns)["memory_count"] == 0
+    assert len(db.store_memories(ns, items[:1000])) == 1000
+
+
+def test_unknown_operation_is_invalid_argument(db: memsilo.Memsilo) -> None:
+    check(memsilo.InvalidArgumentError, lambda: db._call("drop_everything", {}), "op")
