@@ -185,7 +185,6 @@ pub struct GraphPath {
     pub total_weight: f64,
 }
 
-
 fn validate_name(name: &str, field: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -206,7 +205,10 @@ fn validate_type(ty: &str, field: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(field, format!("must be 1-{MAX_TYPE_BYTES} characters of A-Z a-z 0-9 _ . -")))
+        Err(Error::invalid(
+            field,
+            format!("must be 1-{MAX_TYPE_BYTES} characters of A-Z a-z 0-9 _ . -"),
+        ))
     }
 }
 
@@ -217,14 +219,20 @@ fn validate_properties(p: Option<&Map<String, Value>>, field: &str) -> Result<us
         None => 0,
     };
     if len > MAX_PROPERTIES_BYTES {
-        return Err(Error::invalid(field, format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
+        ));
     }
     Ok(len)
 }
 
 fn validate_reference(reference: &str, field: &str) -> Result<()> {
     if reference.is_empty() || reference.len() > MAX_NAME_BYTES {
-        return Err(Error::invalid(field, format!("must be an entity id or a name of 1-{MAX_NAME_BYTES} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("must be an entity id or a name of 1-{MAX_NAME_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -234,14 +242,21 @@ fn validate_batch(len: usize, field: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if len > MAX_GRAPH_BATCH {
-        return Err(Error::PayloadTooLarge { field: field.into(), reason: format!("at most {MAX_GRAPH_BATCH} items per batch") });
+        return Err(Error::PayloadTooLarge {
+            field: field.into(),
+            reason: format!("at most {MAX_GRAPH_BATCH} items per batch"),
+        });
     }
     Ok(())
 }
 
 /// `field` inside batch item `prefix` (`entities[3].name`), or plain `field` for one item.
 fn item_field(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
 }
 
 fn batch_namespace(item_ns: &str, namespace: &str, prefix: &str) -> Result<()> {
@@ -271,8 +286,14 @@ struct RelationItem {
 }
 
 /// The traversal graph of a namespace, from the cache or built from its rows.
-pub(crate) fn load_graph(inner: &EngineInner, rec: &NamespaceRecord, env: &Store<DataTables>) -> Result<Arc<NamespaceGraph>> {
-    inner.graphs.get_or_build(rec.id, || env.read(|r, t| Ok(NamespaceGraph::build(rows::scan(t, r, rec.id)?))))
+pub(crate) fn load_graph(
+    inner: &EngineInner,
+    rec: &NamespaceRecord,
+    env: &Store<DataTables>,
+) -> Result<Arc<NamespaceGraph>> {
+    inner.graphs.get_or_build(rec.id, || {
+        env.read(|r, t| Ok(NamespaceGraph::build(rows::scan(t, r, rec.id)?)))
+    })
 }
 
 /// What a graph write changed.
@@ -303,7 +324,8 @@ impl Handle {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
         };
-        let reservation = if estimate > 0 { Some(self.inner.usage.reserve(&chain, estimate)?) } else { None };
+        let reservation =
+            if estimate > 0 { Some(self.inner.usage.reserve(&chain, estimate)?) } else { None };
         let env = self.inner.data_env(&rec.location)?;
         let (change, applied) = env.write(|w, t| {
             if self.inner.is_dead(rec.id) {
@@ -335,7 +357,7 @@ impl Handle {
     pub fn add_entity(&self, req: AddEntity) -> Result<Entity> {
         let rec = self.graph_namespace(&req.namespace, NamespaceAction::Write)?;
         let item = prepare_entity(req, "")?;
-        let mut out = self.write_entities(&rec, vec![item])?;
+        let mut out = self.write_entities(&rec, &[item])?;
         out.pop().ok_or_else(|| Error::Internal("upsert wrote nothing".into()))
     }
 
@@ -353,12 +375,12 @@ impl Handle {
                 prepare_entity(e, &prefix)
             })
             .collect::<Result<Vec<_>>>()?;
-        self.write_entities(&rec, items)
+        self.write_entities(&rec, &items)
     }
 
-    fn write_entities(&self, rec: &NamespaceRecord, items: Vec<EntityItem>) -> Result<Vec<Entity>> {
+    fn write_entities(&self, rec: &NamespaceRecord, items: &[EntityItem]) -> Result<Vec<Entity>> {
         let mut estimate = 0;
-        for it in &items {
+        for it in items {
             let props = serde_json::to_vec(&it.properties)?.len();
             estimate += rows::entity_estimate(it.name.len(), it.entity_type.len(), props);
         }
@@ -366,8 +388,14 @@ impl Handle {
         self.write_graph(rec, estimate, |t, w, stats| {
             let mut out = Vec::with_capacity(items.len());
             let (mut delta, mut topology) = (0, false);
-            for it in &items {
-                let up = rows::upsert_entity(t, w, rec.id, &it.name, &it.entity_type, it.properties.clone(), now, &it.field)?;
+            for it in items {
+                let spec = rows::EntitySpec {
+                    name: &it.name,
+                    entity_type: &it.entity_type,
+                    properties: it.properties.clone(),
+                    field: &it.field,
+                };
+                let up = rows::upsert_entity(t, w, rec.id, spec, now)?;
                 if up.created {
                     stats.entity_count += 1;
                     topology = true;
@@ -383,14 +411,18 @@ impl Handle {
     pub fn add_relation(&self, req: AddRelation) -> Result<Relation> {
         let rec = self.graph_namespace(&req.namespace, NamespaceAction::Write)?;
         let item = prepare_relation(req, "")?;
-        let mut out = self.write_relations(&rec, vec![item])?;
+        let mut out = self.write_relations(&rec, &[item])?;
         out.pop().ok_or_else(|| Error::Internal("add_relation wrote nothing".into()))
     }
 
     /// Adds many relations in one transaction: all of them or none. Each item's
     /// `namespace` must be empty or equal to `namespace`; names created by an earlier item
     /// resolve in later ones. Returns them in order.
-    pub fn add_relations(&self, namespace: &str, relations: Vec<AddRelation>) -> Result<Vec<Relation>> {
+    pub fn add_relations(
+        &self,
+        namespace: &str,
+        relations: Vec<AddRelation>,
+    ) -> Result<Vec<Relation>> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
         validate_batch(relations.len(), "relations")?;
         let items = relations
@@ -402,12 +434,16 @@ impl Handle {
                 prepare_relation(r, &prefix)
             })
             .collect::<Result<Vec<_>>>()?;
-        self.write_relations(&rec, items)
+        self.write_relations(&rec, &items)
     }
 
-    fn write_relations(&self, rec: &NamespaceRecord, items: Vec<RelationItem>) -> Result<Vec<Relation>> {
+    fn write_relations(
+        &self,
+        rec: &NamespaceRecord,
+        items: &[RelationItem],
+    ) -> Result<Vec<Relation>> {
         let mut estimate = 0;
-        for it in &items {
+        for it in items {
             let props = serde_json::to_vec(&it.properties)?.len();
             estimate += rows::relation_estimate(it.relation_type.len(), props);
             for end in [&it.source, &it.target] {
@@ -420,17 +456,25 @@ impl Handle {
         self.write_graph(rec, estimate, |t, w, stats| {
             let mut out = Vec::with_capacity(items.len());
             let mut delta = 0;
-            for it in &items {
+            for it in items {
                 let mut ends = Vec::with_capacity(2);
                 for (reference, name) in [(&it.source, "source"), (&it.target, "target")] {
                     let field = item_field(&it.prefix, name);
                     let entity = match rows::resolve(t, w, rec.id, &field, reference, None)? {
                         Resolved::Found(id) => rows::read_entity(t, w, rec.id, &id)?
                             .ok_or_else(|| Error::Internal("resolved entity has no row".into()))?,
-                        Resolved::Missing { looked_like_id: true } => return Err(Error::not_found("entity", reference.as_str())),
+                        Resolved::Missing { looked_like_id: true } => {
+                            return Err(Error::not_found("entity", reference.as_str()))
+                        }
                         Resolved::Missing { looked_like_id: false } => {
                             validate_name(reference, &field)?;
-                            let up = rows::upsert_entity(t, w, rec.id, reference, DEFAULT_ENTITY_TYPE, Map::new(), now, &field)?;
+                            let spec = rows::EntitySpec {
+                                name: reference,
+                                entity_type: DEFAULT_ENTITY_TYPE,
+                                properties: Map::new(),
+                                field: &field,
+                            };
+                            let up = rows::upsert_entity(t, w, rec.id, spec, now)?;
                             stats.entity_count += 1;
                             delta += up.delta;
                             up.entity
@@ -438,9 +482,13 @@ impl Handle {
                     };
                     ends.push(entity);
                 }
-                let (relation, charge) = rows::insert_relation(
-                    t, w, rec.id, &ends[0], &ends[1], &it.relation_type, it.weight, it.properties.clone(), now,
-                )?;
+                let spec = rows::RelationSpec {
+                    relation_type: &it.relation_type,
+                    weight: it.weight,
+                    properties: it.properties.clone(),
+                };
+                let (relation, charge) =
+                    rows::insert_relation(t, w, rec.id, (&ends[0], &ends[1]), spec, now)?;
                 stats.relation_count += 1;
                 delta += charge as i64;
                 out.push(relation);
@@ -450,14 +498,20 @@ impl Handle {
     }
 
     /// One entity by id or name (of `entity_type`, when given); `not_found` if none.
-    pub fn get_entity(&self, namespace: &str, entity: &str, entity_type: Option<&str>) -> Result<Entity> {
+    pub fn get_entity(
+        &self,
+        namespace: &str,
+        entity: &str,
+        entity_type: Option<&str>,
+    ) -> Result<Entity> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
         if let Some(ty) = entity_type {
             validate_type(ty, "type")?;
         }
         let env = self.inner.data_env(&rec.location)?;
         env.read(|r, t| match rows::resolve(t, r, rec.id, "entity", entity, entity_type)? {
-            Resolved::Found(id) => rows::read_entity(t, r, rec.id, &id)?.ok_or_else(|| Error::not_found("entity", entity)),
+            Resolved::Found(id) => rows::read_entity(t, r, rec.id, &id)?
+                .ok_or_else(|| Error::not_found("entity", entity)),
             Resolved::Missing { .. } => Err(Error::not_found("entity", entity)),
         })
     }
@@ -484,7 +538,7 @@ impl Handle {
             validate_type(ty, "type")?;
         }
         let env = self.inner.data_env(&rec.location)?;
-        let start = self.resolve_existing(&rec, &env, "entity", &req.entity)?;
+        let start = resolve_existing(&rec, &env, "entity", &req.entity)?;
         let graph = load_graph(&self.inner, &rec, &env)?;
         let reach = graph.reach(&start, depth, req.relation_type.as_deref(), induced);
         let view = env.read(|r, t| {
@@ -504,20 +558,13 @@ impl Handle {
         Ok(view)
     }
 
-    fn resolve_existing(&self, rec: &NamespaceRecord, env: &Store<DataTables>, field: &str, reference: &str) -> Result<Uid> {
-        env.read(|r, t| match rows::resolve(t, r, rec.id, field, reference, None)? {
-            Resolved::Found(id) => Ok(id),
-            Resolved::Missing { .. } => Err(Error::not_found("entity", reference)),
-        })
-    }
-
     /// The lowest-weight path between two entities, relations usable in either direction
     /// (`not_found` if none).
     pub fn shortest_path(&self, namespace: &str, from: &str, to: &str) -> Result<GraphPath> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
         let env = self.inner.data_env(&rec.location)?;
-        let a = self.resolve_existing(&rec, &env, "from", from)?;
-        let b = self.resolve_existing(&rec, &env, "to", to)?;
+        let a = resolve_existing(&rec, &env, "from", from)?;
+        let b = resolve_existing(&rec, &env, "to", to)?;
         let graph = load_graph(&self.inner, &rec, &env)?;
         let no_path = || Error::not_found("path", format!("{from} -> {to}"));
         let path = graph.shortest_path(&a, &b).ok_or_else(no_path)?;
@@ -542,7 +589,8 @@ impl Handle {
                 Resolved::Found(id) => id,
                 Resolved::Missing { .. } => return Err(Error::not_found("entity", entity)),
             };
-            let removed = rows::remove_entity(t, w, rec.id, &id)?.ok_or_else(|| Error::not_found("entity", entity))?;
+            let removed = rows::remove_entity(t, w, rec.id, &id)?
+                .ok_or_else(|| Error::not_found("entity", entity))?;
             stats.entity_count = stats.entity_count.saturating_sub(1);
             stats.relation_count = stats.relation_count.saturating_sub(removed.relations);
             Ok(Change { out: removed.entity, delta: -(removed.freed as i64), topology: true })
@@ -552,13 +600,28 @@ impl Handle {
     /// Deletes a relation by id.
     pub fn delete_relation(&self, namespace: &str, relation_id: &str) -> Result<Relation> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
-        let id = rows::parse_uid(relation_id).ok_or_else(|| Error::not_found("relation", relation_id))?;
+        let id = rows::parse_uid(relation_id)
+            .ok_or_else(|| Error::not_found("relation", relation_id))?;
         self.write_graph(&rec, 0, |t, w, stats| {
-            let (relation, charge) = rows::remove_relation(t, w, rec.id, &id)?.ok_or_else(|| Error::not_found("relation", relation_id))?;
+            let (relation, charge) = rows::remove_relation(t, w, rec.id, &id)?
+                .ok_or_else(|| Error::not_found("relation", relation_id))?;
             stats.relation_count = stats.relation_count.saturating_sub(1);
             Ok(Change { out: relation, delta: -(charge as i64), topology: true })
         })
     }
+}
+
+/// The entity a reference (id or name) names; `not_found` if none.
+fn resolve_existing(
+    rec: &NamespaceRecord,
+    env: &Store<DataTables>,
+    field: &str,
+    reference: &str,
+) -> Result<Uid> {
+    env.read(|r, t| match rows::resolve(t, r, rec.id, field, reference, None)? {
+        Resolved::Found(id) => Ok(id),
+        Resolved::Missing { .. } => Err(Error::not_found("entity", reference)),
+    })
 }
 
 fn prepare_entity(req: AddEntity, prefix: &str) -> Result<EntityItem> {
@@ -567,7 +630,12 @@ fn prepare_entity(req: AddEntity, prefix: &str) -> Result<EntityItem> {
     validate_type(&entity_type, &item_field(prefix, "type"))?;
     let field = item_field(prefix, "properties");
     validate_properties(req.properties.as_ref(), &field)?;
-    Ok(EntityItem { name: req.name, entity_type, properties: req.properties.unwrap_or_default(), field })
+    Ok(EntityItem {
+        name: req.name,
+        entity_type,
+        properties: req.properties.unwrap_or_default(),
+        field,
+    })
 }
 
 fn prepare_relation(req: AddRelation, prefix: &str) -> Result<RelationItem> {

@@ -72,7 +72,9 @@ pub(crate) fn expand_hits(
         let mut found: Vec<(u32, f64, Memory)> = Vec::new();
         for (i, (d, entity)) in by_hops.iter().enumerate() {
             // Finish a hop distance before stopping, so nearer links always win.
-            if found.len() >= wanted && by_hops.get(i.wrapping_sub(1)).is_some_and(|(prev, _)| prev != d) {
+            if found.len() >= wanted
+                && by_hops.get(i.wrapping_sub(1)).is_some_and(|(prev, _)| prev != d)
+            {
                 break;
             }
             let Some(e) = rows::read_entity(t, r, rec.id, entity)? else { continue };

@@ -89,9 +89,11 @@ fn relation_charge(row_len: usize) -> u64 {
 
 /// An upper bound of the bytes a new entity of this shape is charged.
 pub(super) fn entity_estimate(name_len: usize, type_len: usize, props_len: usize) -> u64 {
-    // JSON row: uuid, two timestamps, field names and quoting (~160 bytes), name (escaping
-    // can at most double it... JSON escapes of control characters take 6 bytes).
-    (props_len + 6 * name_len + 2 * type_len + 200) as u64 + (name_len + type_len) as u64 + ENTITY_OVERHEAD
+    // JSON row: uuid, two timestamps, field names and quotes (~160 bytes), plus the name
+    // and type, which JSON escaping grows at most sixfold (`\u0001`).
+    (props_len + 6 * name_len + 2 * type_len + 200) as u64
+        + (name_len + type_len) as u64
+        + ENTITY_OVERHEAD
 }
 
 /// An upper bound of the bytes a new relation of this shape is charged (endpoints excluded).
@@ -100,7 +102,12 @@ pub(super) fn relation_estimate(type_len: usize, props_len: usize) -> u64 {
 }
 
 /// One entity by id.
-pub(super) fn read_entity(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, id: &Uid) -> Result<Option<Entity>> {
+pub(super) fn read_entity(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    id: &Uid,
+) -> Result<Option<Entity>> {
     Ok(match t.entities.get(r, &ns_key(ns, id))? {
         Some(bytes) => Some(serde_json::from_slice(bytes)?),
         None => None,
@@ -108,7 +115,12 @@ pub(super) fn read_entity(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: Namespa
 }
 
 /// One relation by id.
-pub(super) fn read_relation(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, id: &Uid) -> Result<Option<Relation>> {
+pub(super) fn read_relation(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    id: &Uid,
+) -> Result<Option<Relation>> {
     Ok(match t.relations.get(r, &ns_key(ns, id))? {
         Some(bytes) => Some(serde_json::from_slice(bytes)?),
         None => None,
@@ -116,7 +128,12 @@ pub(super) fn read_relation(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: Names
 }
 
 /// Entities named exactly `name`: `(type, id)` pairs.
-pub(super) fn entities_named(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, name: &str) -> Result<Vec<(String, Uid)>> {
+pub(super) fn entities_named(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    name: &str,
+) -> Result<Vec<(String, Uid)>> {
     let prefix = exact_prefix(ns, name);
     let mut out = Vec::new();
     for row in t.entity_names.prefix_iter(r, &prefix)? {
@@ -131,7 +148,12 @@ pub(super) fn entities_named(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: Name
 }
 
 /// Ids of entities whose name equals `name` ignoring case.
-pub(super) fn entities_named_folded(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, name: &str) -> Result<Vec<Uid>> {
+pub(super) fn entities_named_folded(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    name: &str,
+) -> Result<Vec<Uid>> {
     let prefix = folded_prefix(ns, name);
     let folded = name.to_lowercase();
     let mut out = Vec::new();
@@ -196,6 +218,22 @@ pub(super) fn resolve(
     }
 }
 
+/// An entity to create or merge into.
+pub(super) struct EntitySpec<'a> {
+    pub name: &'a str,
+    pub entity_type: &'a str,
+    pub properties: Map<String, Value>,
+    /// Wire name of the properties field, for errors.
+    pub field: &'a str,
+}
+
+/// A relation to add between two resolved entities.
+pub(super) struct RelationSpec<'a> {
+    pub relation_type: &'a str,
+    pub weight: f64,
+    pub properties: Map<String, Value>,
+}
+
 /// What an upsert did.
 pub(super) struct Upserted {
     pub entity: Entity,
@@ -209,17 +247,18 @@ pub(super) fn upsert_entity(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
-    name: &str,
-    entity_type: &str,
-    properties: Map<String, Value>,
+    spec: EntitySpec<'_>,
     now: DateTime<Utc>,
-    field: &str,
 ) -> Result<Upserted> {
+    let EntitySpec { name, entity_type, properties, field } = spec;
     let nkey = name_key(ns, name, entity_type);
     if let Some(id) = t.entity_names.get(w, &nkey)? {
         let id = uid_of(id)?;
         let key = ns_key(ns, &id);
-        let old = t.entities.get(w, &key)?.ok_or_else(|| Error::Internal("entity name without a row".into()))?;
+        let old = t
+            .entities
+            .get(w, &key)?
+            .ok_or_else(|| Error::Internal("entity name without a row".into()))?;
         let old_len = old.len();
         let mut entity: Entity = serde_json::from_slice(old)?;
         if properties.is_empty() {
@@ -227,7 +266,10 @@ pub(super) fn upsert_entity(
         }
         entity.properties.extend(properties);
         if serde_json::to_vec(&entity.properties)?.len() > MAX_PROPERTIES_BYTES {
-            return Err(Error::invalid(field, format!("merged properties would exceed {MAX_PROPERTIES_BYTES} bytes of JSON")));
+            return Err(Error::invalid(
+                field,
+                format!("merged properties would exceed {MAX_PROPERTIES_BYTES} bytes of JSON"),
+            ));
         }
         entity.updated_at = now;
         let row = serde_json::to_vec(&entity)?;
@@ -256,13 +298,11 @@ pub(super) fn insert_relation(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
-    source: &Entity,
-    target: &Entity,
-    relation_type: &str,
-    weight: f64,
-    properties: Map<String, Value>,
+    (source, target): (&Entity, &Entity),
+    spec: RelationSpec<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Relation, u64)> {
+    let RelationSpec { relation_type, weight, properties } = spec;
     let id = *uuid::Uuid::now_v7().as_bytes();
     let relation = Relation {
         id: uid_string(&id),
@@ -285,7 +325,12 @@ pub(super) fn insert_relation(
 }
 
 /// Deletes a relation's row and adjacency rows; returns it and the bytes it was charged.
-pub(super) fn remove_relation(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, id: &Uid) -> Result<Option<(Relation, u64)>> {
+pub(super) fn remove_relation(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    id: &Uid,
+) -> Result<Option<(Relation, u64)>> {
     let key = ns_key(ns, id);
     let Some(row) = t.relations.get(w, &key)? else { return Ok(None) };
     let charge = relation_charge(row.len());
@@ -308,7 +353,12 @@ pub(super) struct RemovedEntity {
 
 /// Deletes an entity, every relation touching it, and — when no other entity keeps the
 /// name (ignoring case) — the links of memories that mention the name.
-pub(super) fn remove_entity(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, id: &Uid) -> Result<Option<RemovedEntity>> {
+pub(super) fn remove_entity(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    id: &Uid,
+) -> Result<Option<RemovedEntity>> {
     let key = ns_key(ns, id);
     let Some(row) = t.entities.get(w, &key)? else { return Ok(None) };
     let row_len = row.len();
@@ -359,7 +409,12 @@ fn memory_link_key(ns: NamespaceId, entity: &str, memory: &Uid) -> Vec<u8> {
 }
 
 /// Ids of the memories that mention `entity` (ignoring case).
-pub(super) fn memories_mentioning(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId, entity: &str) -> Result<Vec<Uid>> {
+pub(super) fn memories_mentioning(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    entity: &str,
+) -> Result<Vec<Uid>> {
     let prefix = memory_link_prefix(ns, entity);
     let mut out = Vec::new();
     for row in t.entity_memories.prefix_iter(r, &prefix)? {
@@ -372,13 +427,25 @@ pub(super) fn memories_mentioning(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns:
 }
 
 /// Records that a memory mentions an entity (by name, ignoring case).
-pub(crate) fn link_memory(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, entity: &str, memory: &Uid) -> Result<()> {
+pub(crate) fn link_memory(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    entity: &str,
+    memory: &Uid,
+) -> Result<()> {
     t.entity_memories.put(w, &memory_link_key(ns, entity, memory), &[])?;
     Ok(())
 }
 
 /// Removes a memory's mention of an entity.
-pub(crate) fn unlink_memory(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId, entity: &str, memory: &Uid) -> Result<()> {
+pub(crate) fn unlink_memory(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    entity: &str,
+    memory: &Uid,
+) -> Result<()> {
     t.entity_memories.delete(w, &memory_link_key(ns, entity, memory))?;
     Ok(())
 }
@@ -400,17 +467,21 @@ struct RelationTopology {
 }
 
 /// Reads the topology of a namespace's graph.
-pub(super) fn scan(t: &DataTables, r: &RoTxn<'_, WithoutTls>, ns: NamespaceId) -> Result<Scan> {
+pub(super) fn scan(
+    tables: &DataTables,
+    rtxn: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+) -> Result<Scan> {
     let prefix = ns.to_be_bytes();
     let mut entities = Vec::new();
-    for row in t.entities.prefix_iter(r, &prefix)? {
-        let (k, _) = row?;
-        entities.push(uid_of(&k[8..])?);
+    for row in tables.entities.prefix_iter(rtxn, &prefix)? {
+        let (key, _) = row?;
+        entities.push(uid_of(&key[8..])?);
     }
     let mut relations = Vec::new();
-    for row in t.relations.prefix_iter(r, &prefix)? {
-        let (_, v) = row?;
-        let rel: RelationTopology = serde_json::from_slice(v)?;
+    for row in tables.relations.prefix_iter(rtxn, &prefix)? {
+        let (_, json) = row?;
+        let rel: RelationTopology = serde_json::from_slice(json)?;
         let ids = (parse_uid(&rel.id), parse_uid(&rel.source), parse_uid(&rel.target));
         let (Some(id), Some(s), Some(d)) = ids else {
             return Err(Error::Internal("corrupt relation row: bad uuid".into()));

@@ -76,7 +76,11 @@ impl NamespaceGraph {
 
     /// Relations incident to `n` in either direction, each with the entity at its other end
     /// (a self loop is reported twice; callers dedupe by edge).
-    fn incident(&self, n: NodeIndex, kind: Option<u32>) -> impl Iterator<Item = (EdgeIndex, NodeIndex)> + '_ {
+    fn incident(
+        &self,
+        n: NodeIndex,
+        kind: Option<u32>,
+    ) -> impl Iterator<Item = (EdgeIndex, NodeIndex)> + '_ {
         let out = self.graph.edges_directed(n, Direction::Outgoing).map(|e| (e, e.target()));
         let inc = self.graph.edges_directed(n, Direction::Incoming).map(|e| (e, e.source()));
         out.chain(inc)
@@ -88,7 +92,13 @@ impl NamespaceGraph {
     /// only those of `kind` when given. `induced` adds every relation among the entities
     /// reached (a subgraph); otherwise relations are those traversed from entities nearer
     /// than `depth`.
-    pub(super) fn reach(&self, start: &Uid, depth: u32, kind: Option<&str>, induced: bool) -> Reach {
+    pub(super) fn reach(
+        &self,
+        start: &Uid,
+        depth: u32,
+        kind: Option<&str>,
+        induced: bool,
+    ) -> Reach {
         let Some(&start_ix) = self.nodes.get(start) else {
             // Created after this graph was built, with no relations yet.
             return Reach { entities: vec![(*start, 0)], relations: Vec::new() };
@@ -232,7 +242,11 @@ impl GraphCache {
     }
 
     /// The cached graph, or one built by `build` (from a transaction started after this call).
-    pub(crate) fn get_or_build(&self, ns: NamespaceId, build: impl FnOnce() -> Result<NamespaceGraph>) -> Result<Arc<NamespaceGraph>> {
+    pub(crate) fn get_or_build(
+        &self,
+        ns: NamespaceId,
+        build: impl FnOnce() -> Result<NamespaceGraph>,
+    ) -> Result<Arc<NamespaceGraph>> {
         let generation = match self.entries.read().get(&ns) {
             Some(Slot { graph: Some(g), .. }) => return Ok(g.clone()),
             Some(slot) => slot.generation,
@@ -262,14 +276,20 @@ mod tests {
     fn graph(nodes: u8, edges: &[(u8, u8, u8, &str, f64)]) -> NamespaceGraph {
         NamespaceGraph::build(Scan {
             entities: (1..=nodes).map(uid).collect(),
-            relations: edges.iter().map(|(id, s, t, k, w)| (uid(100 + id), uid(*s), uid(*t), (*k).to_owned(), *w)).collect(),
+            relations: edges
+                .iter()
+                .map(|(id, s, t, k, w)| (uid(100 + id), uid(*s), uid(*t), (*k).to_owned(), *w))
+                .collect(),
         })
     }
 
     #[test]
     fn reach_follows_both_directions_and_stops_at_depth() {
         // 1 → 2 → 3 → 4, and 5 → 1
-        let g = graph(5, &[(1, 1, 2, "a", 1.0), (2, 2, 3, "a", 1.0), (3, 3, 4, "a", 1.0), (4, 5, 1, "b", 1.0)]);
+        let g = graph(
+            5,
+            &[(1, 1, 2, "a", 1.0), (2, 2, 3, "a", 1.0), (3, 3, 4, "a", 1.0), (4, 5, 1, "b", 1.0)],
+        );
         let r = g.reach(&uid(2), 1, None, false);
         assert_eq!(r.entities[0], (uid(2), 0));
         let mut ids: Vec<_> = r.entities.iter().map(|e| e.0[0]).collect();

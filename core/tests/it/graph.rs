@@ -4,26 +4,33 @@
 use std::collections::BTreeSet;
 
 use memsilo::{
-    Access, AddEntity, AddRelation, CreateKey, CreateTenant, Engine, ErrorCode, GraphView, Handle, NamespaceOptions,
-    Neighbors, Options, QuotasPatch, Recall, StoreMemory,
+    Access, AddEntity, AddRelation, CreateKey, CreateTenant, Engine, ErrorCode, GraphView, Handle,
+    NamespaceOptions, Neighbors, Options, QuotasPatch, Recall, StoreMemory,
 };
 use serde_json::{json, Map, Value};
 
 fn open() -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     (dir, engine)
 }
 
 fn props(v: Value) -> Option<Map<String, Value>> {
-    match v {
-        Value::Object(m) => Some(m),
-        _ => panic!("properties must be an object"),
+    if let Value::Object(m) = v {
+        Some(m)
+    } else {
+        None
     }
 }
 
 fn entity(ns: &str, name: &str, ty: Option<&str>) -> AddEntity {
-    AddEntity { namespace: ns.into(), name: name.into(), entity_type: ty.map(Into::into), properties: None }
+    AddEntity {
+        namespace: ns.into(),
+        name: name.into(),
+        entity_type: ty.map(Into::into),
+        properties: None,
+    }
 }
 
 fn rel(ns: &str, source: &str, target: &str, ty: &str, weight: Option<f64>) -> AddRelation {
@@ -38,7 +45,12 @@ fn rel(ns: &str, source: &str, target: &str, ty: &str, weight: Option<f64>) -> A
 }
 
 fn around(ns: &str, entity: &str, depth: u32, ty: Option<&str>) -> Neighbors {
-    Neighbors { namespace: ns.into(), entity: entity.into(), depth: Some(depth), relation_type: ty.map(Into::into) }
+    Neighbors {
+        namespace: ns.into(),
+        entity: entity.into(),
+        depth: Some(depth),
+        relation_type: ty.map(Into::into),
+    }
 }
 
 fn names(v: &GraphView) -> BTreeSet<String> {
@@ -92,14 +104,23 @@ fn entities_upsert_by_name_and_type_merging_properties() {
     let root = engine.root();
     root.create_namespace("g", NamespaceOptions::default()).unwrap();
     let first = root
-        .add_entity(AddEntity { properties: props(json!({"city": "Paris", "age": 30})), ..entity("g", "Alice", Some("person")) })
+        .add_entity(AddEntity {
+            properties: props(json!({"city": "Paris", "age": 30})),
+            ..entity("g", "Alice", Some("person"))
+        })
         .unwrap();
     assert_eq!(first.entity_type, "person");
     let again = root
-        .add_entity(AddEntity { properties: props(json!({"age": 31, "role": "cto"})), ..entity("g", "Alice", Some("person")) })
+        .add_entity(AddEntity {
+            properties: props(json!({"age": 31, "role": "cto"})),
+            ..entity("g", "Alice", Some("person"))
+        })
         .unwrap();
     assert_eq!(again.id, first.id, "same name and type is the same entity");
-    assert_eq!(Value::Object(again.properties.clone()), json!({"city": "Paris", "age": 31, "role": "cto"}));
+    assert_eq!(
+        Value::Object(again.properties.clone()),
+        json!({"city": "Paris", "age": 31, "role": "cto"})
+    );
     assert!(again.updated_at >= first.updated_at);
     // Same name, another type: a second entity; default type is "entity".
     let org = root.add_entity(entity("g", "Alice", Some("org"))).unwrap();
@@ -115,7 +136,10 @@ fn entities_upsert_by_name_and_type_merging_properties() {
     assert!(err.to_string().starts_with("entity:"), "{err}");
     assert_eq!(root.get_entity("g", "Bob", None).unwrap().name, "Bob");
     assert_eq!(root.get_entity("g", "Carol", None).unwrap_err().code(), ErrorCode::NotFound);
-    assert_eq!(root.get_entity("g", "Alice", Some("place")).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        root.get_entity("g", "Alice", Some("place")).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
 }
 
 #[test]
@@ -124,13 +148,21 @@ fn relations_resolve_names_ids_and_create_missing_entities() {
     let root = engine.root();
     root.create_namespace("g", NamespaceOptions::default()).unwrap();
     let acme = root.add_entity(entity("g", "Acme", Some("org"))).unwrap();
-    let r = root.add_relation(AddRelation { properties: props(json!({"since": 2020})), ..rel("g", "Alice", &acme.id, "works_at", Some(2.5)) }).unwrap();
-    assert_eq!((r.source_name.as_str(), r.target.as_str(), r.weight), ("Alice", acme.id.as_str(), 2.5));
+    let r = root
+        .add_relation(AddRelation {
+            properties: props(json!({"since": 2020})),
+            ..rel("g", "Alice", &acme.id, "works_at", Some(2.5))
+        })
+        .unwrap();
+    assert_eq!(
+        (r.source_name.as_str(), r.target.as_str(), r.weight),
+        ("Alice", acme.id.as_str(), 2.5)
+    );
     let alice = root.get_entity("g", "Alice", None).unwrap();
     assert_eq!((alice.entity_type.as_str(), alice.id.as_str()), ("entity", r.source.as_str()));
     // Weight defaults to 1; the same pair twice is two relations.
     let r2 = root.add_relation(rel("g", "Alice", "Acme", "works_at", None)).unwrap();
-    assert_eq!(r2.weight, 1.0);
+    assert!((r2.weight - 1.0).abs() < 1e-12, "{}", r2.weight);
     assert_ne!(r2.id, r.id);
     assert_eq!(graph_counts(&root, "g"), (2, 2));
 
@@ -141,7 +173,10 @@ fn relations_resolve_names_ids_and_create_missing_entities() {
     assert!(err.to_string().starts_with("target:"), "{err}");
     // An id that matches nothing is not_found, not a new entity named like a UUID.
     let ghost = "01890a5d-ac96-774b-bcce-b302099a8057";
-    assert_eq!(root.add_relation(rel("g", ghost, "Alice", "x", None)).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        root.add_relation(rel("g", ghost, "Alice", "x", None)).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     assert_eq!(graph_counts(&root, "g"), (3, 2));
 }
 
@@ -158,35 +193,73 @@ fn validation_errors_name_the_field_and_write_nothing() {
     assert_eq!(field_of(root.add_entity(entity("g", "", None)).unwrap_err()), "name");
     assert_eq!(field_of(root.add_entity(entity("g", &"n".repeat(257), None)).unwrap_err()), "name");
     assert_eq!(field_of(root.add_entity(entity("g", "ok", Some("bad type"))).unwrap_err()), "type");
-    assert_eq!(field_of(root.add_entity(entity("g", "ok", Some("t".repeat(65).as_str()))).unwrap_err()), "type");
-    assert_eq!(field_of(root.add_entity(AddEntity { properties: big.clone(), ..entity("g", "ok", None) }).unwrap_err()), "properties");
+    assert_eq!(
+        field_of(root.add_entity(entity("g", "ok", Some("t".repeat(65).as_str()))).unwrap_err()),
+        "type"
+    );
+    assert_eq!(
+        field_of(
+            root.add_entity(AddEntity { properties: big.clone(), ..entity("g", "ok", None) })
+                .unwrap_err()
+        ),
+        "properties"
+    );
     assert_eq!(field_of(root.add_relation(rel("g", "a", "b", "", None)).unwrap_err()), "type");
     assert_eq!(field_of(root.add_relation(rel("g", "", "b", "t", None)).unwrap_err()), "source");
-    assert_eq!(field_of(root.add_relation(rel("g", "a", &"b".repeat(300), "t", None)).unwrap_err()), "target");
-    assert_eq!(field_of(root.add_relation(rel("g", "a", "b", "t", Some(-1.0))).unwrap_err()), "weight");
-    assert_eq!(field_of(root.add_relation(rel("g", "a", "b", "t", Some(f64::NAN))).unwrap_err()), "weight");
-    assert_eq!(field_of(root.add_relation(AddRelation { properties: big, ..rel("g", "a", "b", "t", None) }).unwrap_err()), "properties");
+    assert_eq!(
+        field_of(root.add_relation(rel("g", "a", &"b".repeat(300), "t", None)).unwrap_err()),
+        "target"
+    );
+    assert_eq!(
+        field_of(root.add_relation(rel("g", "a", "b", "t", Some(-1.0))).unwrap_err()),
+        "weight"
+    );
+    assert_eq!(
+        field_of(root.add_relation(rel("g", "a", "b", "t", Some(f64::NAN))).unwrap_err()),
+        "weight"
+    );
+    assert_eq!(
+        field_of(
+            root.add_relation(AddRelation { properties: big, ..rel("g", "a", "b", "t", None) })
+                .unwrap_err()
+        ),
+        "properties"
+    );
     root.add_entity(entity("g", "a", None)).unwrap();
     assert_eq!(field_of(root.neighbors(around("g", "a", 0, None)).unwrap_err()), "depth");
     assert_eq!(field_of(root.neighbors(around("g", "a", 6, None)).unwrap_err()), "depth");
-    assert_eq!(field_of(root.neighbors(around("g", "a", 1, Some("no spaces"))).unwrap_err()), "type");
+    assert_eq!(
+        field_of(root.neighbors(around("g", "a", 1, Some("no spaces"))).unwrap_err()),
+        "type"
+    );
     // Batches name the item; a bad item anywhere writes none of them.
-    let err = root.add_entities("g", vec![entity("", "b", None), entity("", "c", Some("?"))]).unwrap_err();
+    let err = root
+        .add_entities("g", vec![entity("", "b", None), entity("", "c", Some("?"))])
+        .unwrap_err();
     assert_eq!(field_of(err), "entities[1].type");
     // A failure found only inside the transaction (ambiguous name) also rolls back the batch.
     root.add_entity(entity("g", "dup", Some("t1"))).unwrap();
     root.add_entity(entity("g", "dup", Some("t2"))).unwrap();
     let before = counts(&root, "g");
     let err = root
-        .add_relations("g", vec![rel("", "fresh1", "fresh2", "r", None), rel("", "fresh1", "dup", "r", None)])
+        .add_relations(
+            "g",
+            vec![rel("", "fresh1", "fresh2", "r", None), rel("", "fresh1", "dup", "r", None)],
+        )
         .unwrap_err();
     assert_eq!(field_of(err), "relations[1].target");
     assert_eq!(counts(&root, "g"), before);
     assert_eq!(root.get_entity("g", "fresh1", None).unwrap_err().code(), ErrorCode::NotFound);
     // Over the wire: the type field is spelled "type"; unknown fields are refused.
-    let e = root.call("add_entity", json!({"namespace": "g", "name": "wire", "type": "w"})).unwrap();
+    let e =
+        root.call("add_entity", json!({"namespace": "g", "name": "wire", "type": "w"})).unwrap();
     assert_eq!(e.value["type"], "w");
-    assert_eq!(root.call("add_entity", json!({"namespace": "g", "name": "w", "colour": 1})).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(
+        root.call("add_entity", json!({"namespace": "g", "name": "w", "colour": 1}))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
 }
 
 #[test]
@@ -202,13 +275,24 @@ fn neighbors_walk_cycles_loops_and_parallel_edges_to_the_depth_asked() {
     let ids: BTreeSet<&str> = d1.relations.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), d1.relations.len());
 
-    assert_eq!(names(&root.neighbors(around("g", "B", 2, None)).unwrap()), set(&["A", "B", "C", "D"]));
-    assert_eq!(names(&root.neighbors(around("g", "B", 3, None)).unwrap()), set(&["A", "B", "C", "D", "E"]));
+    assert_eq!(
+        names(&root.neighbors(around("g", "B", 2, None)).unwrap()),
+        set(&["A", "B", "C", "D"])
+    );
+    assert_eq!(
+        names(&root.neighbors(around("g", "B", 3, None)).unwrap()),
+        set(&["A", "B", "C", "D", "E"])
+    );
     // Never crosses into the disconnected part, however deep.
-    assert_eq!(names(&root.neighbors(around("g", "E", 5, None)).unwrap()), set(&["A", "B", "C", "D", "E"]));
+    assert_eq!(
+        names(&root.neighbors(around("g", "E", 5, None)).unwrap()),
+        set(&["A", "B", "C", "D", "E"])
+    );
     assert_eq!(names(&root.neighbors(around("g", "X", 5, None)).unwrap()), set(&["X", "Y"]));
     // Default depth is 1; reaching against the direction of relations works.
-    let e = root.neighbors(Neighbors { namespace: "g".into(), entity: "E".into(), ..Default::default() }).unwrap();
+    let e = root
+        .neighbors(Neighbors { namespace: "g".into(), entity: "E".into(), ..Default::default() })
+        .unwrap();
     assert_eq!(names(&e), set(&["D", "E"]));
     // Type filter: only "owns" from C reaches D and E, not A or B.
     let owns = root.neighbors(around("g", "C", 5, Some("owns"))).unwrap();
@@ -216,7 +300,13 @@ fn neighbors_walk_cycles_loops_and_parallel_edges_to_the_depth_asked() {
     assert!(owns.relations.iter().all(|r| r.relation_type == "owns"));
     assert_eq!(names(&root.neighbors(around("g", "C", 5, Some("unknown"))).unwrap()), set(&["C"]));
     // Entities are ordered by distance: from E at depth 2, E then D then C.
-    let order: Vec<String> = root.neighbors(around("g", "E", 2, None)).unwrap().entities.into_iter().map(|e| e.name).collect();
+    let order: Vec<String> = root
+        .neighbors(around("g", "E", 2, None))
+        .unwrap()
+        .entities
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(order, ["E", "D", "C"]);
     // Unknown start → not_found "entity".
     let err = root.neighbors(around("g", "nobody", 1, None)).unwrap_err();
@@ -258,7 +348,10 @@ fn shortest_path_picks_the_cheaper_route_in_either_direction() {
     assert_eq!(p.relations.len(), 3);
     assert!((p.total_weight - 0.9).abs() < 1e-9, "{}", p.total_weight);
     let back = root.shortest_path("g", "T", "S").unwrap();
-    assert_eq!(back.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["T", "Q", "P", "S"]);
+    assert_eq!(
+        back.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+        ["T", "Q", "P", "S"]
+    );
     // Making the cheap route expensive flips the answer (the cache sees the change).
     let cheap = p.relations[1].id.clone();
     root.delete_relation("g", &cheap).unwrap();
@@ -310,9 +403,18 @@ fn graph_rows_are_charged_to_storage_and_the_quota() {
         })
         .unwrap()
         .tenant;
-    root.create_namespace("g", NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() }).unwrap();
+    root.create_namespace(
+        "g",
+        NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(counts(&root, "g").2, 0);
-    let e = root.add_entity(AddEntity { properties: props(json!({"bio": "y".repeat(5_000)})), ..entity("g", "Big", None) }).unwrap();
+    let e = root
+        .add_entity(AddEntity {
+            properties: props(json!({"bio": "y".repeat(5_000)})),
+            ..entity("g", "Big", None)
+        })
+        .unwrap();
     let after_entity = counts(&root, "g").2;
     assert!(after_entity > 5_000, "{after_entity}");
     assert_eq!(root.get_tenant(&t.id).unwrap().usage.storage_bytes, after_entity);
@@ -321,7 +423,15 @@ fn graph_rows_are_charged_to_storage_and_the_quota() {
     assert!(after_rel > after_entity);
     // 3 × 5 KB more would pass 20 KB: refused, nothing written.
     let err = root
-        .add_entities("g", (0..3).map(|i| AddEntity { properties: props(json!({"bio": "z".repeat(5_000)})), ..entity("", &format!("E{i}"), None) }).collect())
+        .add_entities(
+            "g",
+            (0..3)
+                .map(|i| AddEntity {
+                    properties: props(json!({"bio": "z".repeat(5_000)})),
+                    ..entity("", &format!("E{i}"), None)
+                })
+                .collect(),
+        )
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::QuotaExceeded);
     assert_eq!(counts(&root, "g"), (2, 1, after_rel));
@@ -344,14 +454,26 @@ fn one_namespace_graph_is_invisible_from_another() {
     // The name is not found from b; a's ids are not found in b, for every kind of call.
     assert_eq!(root.get_entity("b", "Secret", None).unwrap_err().code(), ErrorCode::NotFound);
     assert_eq!(root.get_entity("b", &secret.id, None).unwrap_err().code(), ErrorCode::NotFound);
-    assert_eq!(root.neighbors(around("b", &secret.id, 1, None)).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        root.neighbors(around("b", &secret.id, 1, None)).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     assert_eq!(root.delete_entity("b", &secret.id).unwrap_err().code(), ErrorCode::NotFound);
     assert_eq!(root.delete_relation("b", &r.id).unwrap_err().code(), ErrorCode::NotFound);
-    assert_eq!(root.add_relation(rel("b", &secret.id, "Mine", "x", None)).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        root.add_relation(rel("b", &secret.id, "Mine", "x", None)).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     // A same-named entity in b is b's own, and traversals stay in b.
     root.add_relation(rel("b", "Secret", "Decoy", "about", None)).unwrap();
-    assert_eq!(names(&root.neighbors(around("b", "Secret", 5, None)).unwrap()), set(&["Secret", "Decoy"]));
-    assert_eq!(names(&root.neighbors(around("a", "Secret", 5, None)).unwrap()), set(&["Secret", "Plan"]));
+    assert_eq!(
+        names(&root.neighbors(around("b", "Secret", 5, None)).unwrap()),
+        set(&["Secret", "Decoy"])
+    );
+    assert_eq!(
+        names(&root.neighbors(around("a", "Secret", 5, None)).unwrap()),
+        set(&["Secret", "Plan"])
+    );
     assert_eq!(graph_counts(&root, "a"), (2, 1));
 
     // A key scoped to a is refused on b, whether b exists or not, for reads and writes.
@@ -403,18 +525,33 @@ fn deleting_the_namespace_leaves_no_graph_behind() {
     let (_d, engine) = open();
     let root = engine.root();
     sample(&root, "g");
-    root.add_entity(AddEntity { properties: props(json!({"k": "v"})), ..entity("g", "A", Some("person")) }).unwrap();
+    root.add_entity(AddEntity {
+        properties: props(json!({"k": "v"})),
+        ..entity("g", "A", Some("person"))
+    })
+    .unwrap();
     let a_id = root.get_entity("g", "A", Some("entity")).unwrap().id;
-    root.store_memory(StoreMemory { namespace: Some("g".into()), entities: vec!["A".into()], ..StoreMemory::text("about A") }).unwrap();
+    root.store_memory(StoreMemory {
+        namespace: Some("g".into()),
+        entities: vec!["A".into()],
+        ..StoreMemory::text("about A")
+    })
+    .unwrap();
     assert_eq!(root.neighbors(around("g", &a_id, 1, None)).unwrap().entities.len(), 3); // warm the cache
     root.delete_namespace("g").unwrap();
-    assert_eq!(root.neighbors(around("g", &a_id, 1, None)).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        root.neighbors(around("g", &a_id, 1, None)).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     engine.run_pending_purges().unwrap();
     root.create_namespace("g", NamespaceOptions::default()).unwrap();
     assert_eq!(counts(&root, "g"), (0, 0, 0));
     for r in ["A", a_id.as_str()] {
         assert_eq!(root.get_entity("g", r, None).unwrap_err().code(), ErrorCode::NotFound);
-        assert_eq!(root.neighbors(around("g", r, 1, None)).unwrap_err().code(), ErrorCode::NotFound);
+        assert_eq!(
+            root.neighbors(around("g", r, 1, None)).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
     }
     // A new graph under the old name starts from nothing (no stale cache, no old relations).
     root.add_entity(entity("g", "A", None)).unwrap();
@@ -447,14 +584,21 @@ fn recall_expand_adds_memories_linked_through_the_graph() {
     root.add_relation(rel("g", "Alice", "Acme", "works_at", None)).unwrap();
     root.add_relation(rel("g", "Acme", "Globex", "partner_of", None)).unwrap();
 
-    let base = Recall { agent_id: Some("a".into()), ..Recall::text("Alice leads the Omega launch").namespace("g").top_k(1) };
+    let base = Recall {
+        agent_id: Some("a".into()),
+        ..Recall::text("Alice leads the Omega launch").namespace("g").top_k(1)
+    };
     let plain = root.recall(base.clone()).unwrap();
     assert_eq!(plain.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), [direct.id.as_str()]);
     assert!(!plain[0].via_graph);
 
     let one = root.recall(Recall { expand: Some(1), ..base.clone() }).unwrap();
     let ids: Vec<&str> = one.iter().map(|h| h.id.as_str()).collect();
-    assert_eq!(ids, [direct.id.as_str(), linked.id.as_str()], "agent b's memory is filtered out, Globex is 2 hops away");
+    assert_eq!(
+        ids,
+        [direct.id.as_str(), linked.id.as_str()],
+        "agent b's memory is filtered out, Globex is 2 hops away"
+    );
     assert!(one[1].via_graph && !one[0].via_graph);
     assert!(one[1].score < one[0].score);
 
