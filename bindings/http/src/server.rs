@@ -136,9 +136,10 @@ async fn not_found(req: Request) -> Response {
 
 async fn method_not_allowed(req: Request) -> Response {
     let path = req.uri().path();
+    let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
     let allowed: Vec<&str> = ROUTES
         .iter()
-        .filter(|r| template_matches(r.path, path))
+        .filter(|r| matched.map_or_else(|| template_matches(r.path, path), |m| m == r.path))
         .map(|r| r.method.as_str())
         .collect();
     let e = Error::invalid(
@@ -160,18 +161,13 @@ fn template_matches(template: &str, path: &str) -> bool {
         && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
+
 /// Counts, times and logs every request by its route template (never its concrete path,
 /// which may carry ids, and never its headers, which carry keys).
 async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = match *req.method() {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::PUT => "PUT",
-        axum::http::Method::DELETE => "DELETE",
-        axum::http::Method::HEAD => "HEAD",
-        _ => "OTHER",
-    };
+    let method = METHODS.iter().copied().find(|m| *m == req.method().as_str()).unwrap_or("OTHER");
     let route = req
         .extensions()
         .get::<MatchedPath>()

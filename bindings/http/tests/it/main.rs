@@ -1,0 +1,10 @@
+//! memsilo-http integration tests: a real server on a loopback port, real data directories.
+
+mod binary;
+mod client;
+mod edge;
+mod memory;
+mod namespaces;
+mod openapi;
+mod support;
+mod tenants;

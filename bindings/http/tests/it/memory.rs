@@ -1,0 +1,201 @@
+//! Memories over HTTP: store, recall (GET and POST), get, delete, forget, and the
+//! namespace-resolution rule with its 403s.
+
+use serde_json::json;
+
+use crate::support::{key_for, TestServer};
+
+#[test]
+fn store_recall_get_delete_and_forget() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "tenant-acme"}))).expect(201);
+    let key = key_for(&s, &[("tenant-acme", "write")]);
+    let k = Some(key.as_str());
+
+    let stored = s
+        .call(
+            "POST",
+            "/v1/memory/store",
+            k,
+            Some(json!({"namespace": "tenant-acme", "content": "Acme Q3 roadmap: launch Omega in September",
+                        "importance": 0.9, "tags": ["roadmap", "q3"], "agent_id": "customer-1",
+                        "metadata": {"source": "slack"}})),
+        )
+        .expect(201)
+        .clone();
+    let id = stored["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored["namespace"], "tenant-acme");
+    let batch = s.call(
+        "POST",
+        "/v1/memory/store_batch",
+        k,
+        Some(json!({"namespace": "tenant-acme", "memories": [
+            {"content": "Lunch menu for Friday: tacos", "tags": ["food"]},
+            {"content": "Omega launch checklist and roadmap review", "tags": ["roadmap"], "agent_id": "customer-2"},
+        ]})),
+    );
+    assert_eq!(batch.expect(201)["ids"].as_array().unwrap().len(), 2);
+    // All or nothing: one bad memory stores none.
+    let bad = s.call(
+        "POST",
+        "/v1/memory/store_batch",
+        k,
+        Some(json!({"namespace": "tenant-acme", "memories": [{"content": "ok"}, {"content": "x", "importance": 7}]})),
+    );
+    bad.expect_error(400, "invalid_argument");
+    let ns = s.admin("GET", "/v1/namespaces/tenant-acme", None);
+    assert_eq!(ns.expect(200)["memory_count"], 3);
+
+    // GET recall with typed query parameters; tags comma-separated or repeated.
+    let hits = s.call(
+        "GET",
+        "/v1/memory/recall?namespace=tenant-acme&query=product%20roadmap&top_k=5",
+        k,
+        None,
+    );
+    let hits = hits.expect(200).as_array().unwrap().clone();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0]["id"], id.as_str(), "the roadmap memory ranks first: {hits:?}");
+    for field in
+        ["id", "content", "score", "importance", "agent_id", "tags", "metadata", "created_at"]
+    {
+        assert!(hits[0].get(field).is_some(), "missing {field}");
+    }
+    let tagged = s.call(
+        "GET",
+        "/v1/memory/recall?namespace=tenant-acme&query=roadmap&tags=roadmap,q3",
+        k,
+        None,
+    );
+    assert_eq!(tagged.expect(200).as_array().unwrap().len(), 1);
+    let repeated = s.call(
+        "GET",
+        "/v1/memory/recall?namespace=tenant-acme&query=roadmap&tags=roadmap&tags=q3",
+        k,
+        None,
+    );
+    assert_eq!(repeated.expect(200), &tagged.json);
+    let important = s.call(
+        "GET",
+        "/v1/memory/recall?namespace=tenant-acme&query=roadmap&min_importance=0.8",
+        k,
+        None,
+    );
+    assert_eq!(important.expect(200).as_array().unwrap().len(), 1);
+    let bad = s.call("GET", "/v1/memory/recall?namespace=tenant-acme&query=x&top_k=lots", k, None);
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "top_k");
+    let bad = s.call(
+        "GET",
+        "/v1/memory/recall?namespace=tenant-acme&query=x&min_importance=high",
+        k,
+        None,
+    );
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "min_importance");
+    let bad = s.call("GET", "/v1/memory/recall?namespace=tenant-acme&query=x&colour=red", k, None);
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "colour");
+
+    // POST recall takes the same fields in a body.
+    let posted = s.call(
+        "POST",
+        "/v1/memory/recall",
+        k,
+        Some(json!({"namespace": "tenant-acme", "query": "roadmap", "tags": ["roadmap", "q3"]})),
+    );
+    assert_eq!(posted.expect(200), &tagged.json);
+
+    let got = s.call("GET", &format!("/v1/memory/{id}?namespace=tenant-acme"), k, None);
+    assert_eq!(got.expect(200)["content"], "Acme Q3 roadmap: launch Omega in September");
+    // The key's only namespace is used when none is named.
+    s.call("GET", &format!("/v1/memory/{id}"), k, None).expect(200);
+
+    let forgotten = s.call(
+        "POST",
+        "/v1/memory/forget",
+        k,
+        Some(json!({"namespace": "tenant-acme", "agent_id": "customer-2"})),
+    );
+    assert_eq!(forgotten.expect(200)["forgotten"], 1);
+    s.call("POST", "/v1/memory/forget", k, Some(json!({"namespace": "tenant-acme"})))
+        .expect_error(400, "invalid_argument");
+
+    s.call("DELETE", &format!("/v1/memory/{id}?namespace=tenant-acme"), k, None).expect(200);
+    s.call("GET", &format!("/v1/memory/{id}?namespace=tenant-acme"), k, None)
+        .expect_error(404, "not_found");
+    let left = s.call("GET", "/v1/memory/recall?namespace=tenant-acme&query=anything", k, None);
+    assert_eq!(left.expect(200).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn keys_cannot_reach_other_namespaces_and_get_the_same_403_for_unknown_ones() {
+    let s = TestServer::start();
+    for ns in ["tenant-acme-corp", "tenant-globex"] {
+        s.admin("POST", "/v1/namespaces", Some(json!({"name": ns}))).expect(201);
+    }
+    let acme = key_for(&s, &[("tenant-acme-corp", "write")]);
+    let globex = key_for(&s, &[("tenant-globex", "write")]);
+    s.call(
+        "POST",
+        "/v1/memory/store",
+        Some(&acme),
+        Some(json!({"agent_id": "tenant-acme-corp", "content": "Acme secret plan"})),
+    )
+    .expect(201);
+
+    // The seed guide's curl: the agent_id addresses the namespace.
+    let seed =
+        s.call("GET", "/v1/memory/recall?agent_id=tenant-acme-corp&query=x", Some(&globex), None);
+    let body = seed.expect_error(403, "forbidden");
+    assert_eq!(body["message"], "Key not authorized for namespace tenant-acme-corp");
+    assert_eq!(body["namespace"], "tenant-acme-corp");
+    // The owner reaches it the same way.
+    let own =
+        s.call("GET", "/v1/memory/recall?agent_id=tenant-acme-corp&query=plan", Some(&acme), None);
+    assert_eq!(own.expect(200).as_array().unwrap().len(), 1);
+
+    let explicit = s.call(
+        "POST",
+        "/v1/memory/store",
+        Some(&globex),
+        Some(json!({"namespace": "tenant-acme-corp", "content": "intrusion"})),
+    );
+    assert_eq!(
+        explicit.expect_error(403, "forbidden")["message"],
+        "Key not authorized for namespace tenant-acme-corp"
+    );
+
+    // A namespace that does not exist looks exactly like one that is not yours.
+    let unknown =
+        s.call("GET", "/v1/memory/recall?namespace=tenant-nobody&query=x", Some(&globex), None);
+    let unknown = unknown.expect_error(403, "forbidden");
+    assert_eq!(unknown["message"], "Key not authorized for namespace tenant-nobody");
+    let keys: Vec<_> = unknown.as_object().unwrap().keys().collect();
+    let seed_keys: Vec<_> = seed.json.as_object().unwrap().keys().collect();
+    assert_eq!(keys, seed_keys);
+
+    // Reads of another namespace's graph are refused the same way.
+    let graph = s.call(
+        "GET",
+        "/v1/namespaces/tenant-acme-corp/graph/neighbors?entity=Acme",
+        Some(&globex),
+        None,
+    );
+    graph.expect_error(403, "forbidden");
+    // Admins see namespaces that do not exist as 404.
+    s.admin("GET", "/v1/memory/recall?namespace=tenant-nobody&query=x", None)
+        .expect_error(404, "not_found");
+}
+
+#[test]
+fn read_keys_cannot_write() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "docs"}))).expect(201);
+    let reader = key_for(&s, &[("docs", "read")]);
+    s.call(
+        "POST",
+        "/v1/memory/store",
+        Some(&reader),
+        Some(json!({"namespace": "docs", "content": "x"})),
+    )
+    .expect_error(403, "forbidden");
+    s.call("GET", "/v1/memory/recall?namespace=docs&query=x", Some(&reader), None).expect(200);
+}

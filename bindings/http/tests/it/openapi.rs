@@ -1,0 +1,45 @@
+//! `/openapi.json` describes every route that is served, and only those.
+
+use memsilo_http::routes::ROUTES;
+
+use crate::support::TestServer;
+
+#[test]
+fn the_document_lists_every_served_route_with_the_error_body() {
+    let s = TestServer::start();
+    let doc = s.call("GET", "/openapi.json", None, None);
+    let doc = doc.expect(200).clone();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for route in ROUTES {
+        let op = &paths[route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(op.is_object(), "{} {} undocumented", route.method.as_str(), route.path);
+        assert!(
+            ids.insert(op["operationId"].as_str().unwrap().to_owned()),
+            "duplicate operationId"
+        );
+        assert!(op["responses"][route.status.to_string()].is_object());
+        assert_eq!(op["responses"]["403"]["$ref"], "#/components/responses/403");
+        // Every documented route is routed (a wrong id is fine; an unknown route is not).
+        let concrete = route.path.replace(['{', '}'], "");
+        let r = s.admin(route.method.as_str(), &concrete, None);
+        assert!(
+            !(r.status == 405
+                || (r.status == 404
+                    && r.json["message"].as_str().unwrap_or("").starts_with("route"))),
+            "{} {} is documented but not served: {}",
+            route.method.as_str(),
+            route.path,
+            r.text
+        );
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, ROUTES.len() + 3, "healthz, metrics and openapi.json besides the API");
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["required"], serde_json::json!(["error", "message", "code"]));
+    assert_eq!(
+        error["properties"]["error"]["enum"].as_array().unwrap().len(),
+        memsilo::ErrorCode::ALL.len()
+    );
+}
