@@ -300,7 +300,8 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
                 if path == "." { f.to_owned() } else { format!("{path}.{f}") }
             }
             Some(f) if inner.starts_with("unknown field") => {
-                if path == "." { f.to_owned() } else { format!("{path}.{f}") }
+                // serde_path_to_error's path already ends with the unknown key itself.
+                if path == "." { f.to_owned() } else if path == f || path.ends_with(&format!(".{f}")) { path } else { format!("{path}.{f}") }
             }
             _ if path == "." => "body".to_owned(),
             _ => path,
