@@ -25,6 +25,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod ann;
 pub mod api;
 pub mod auth;
 mod catalog;

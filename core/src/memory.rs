@@ -404,6 +404,7 @@ impl Handle {
                 if let Some(v) = &p.vector {
                     if Some(v.len()) != dims {
                         return Err(Error::invalid(
+            let mut slots = Vec::with_capacity(items.len());
                             format!("memories[{i}].embedding"),
                             format!("has {} dimensions, the namespace uses {}", v.len(), dims.unwrap_or(0)),
                         ));
@@ -417,6 +418,7 @@ impl Handle {
                 t.memories.put(w, &ns_key(rec.id, &id), &json)?;
                 for e in &stored.memory.entities {
                     crate::graph::link_memory(t, w, rec.id, e, &id)?;
+                    slots.push((slot, id, i));
                 }
                 stats.memory_count += 1;
                 let size = charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
@@ -425,11 +427,15 @@ impl Handle {
                 out.push(stored.memory);
             }
             t.put_stats(w, rec.id, &stats)?;
-            Ok((out, charged))
+            Ok((out, charged, slots, stats))
         })?;
-        let (written, charged) = written;
+        let (written, charged, slots, stats) = written;
         reservation.keep(charged);
-        self.inner.vectors.invalidate(rec.id);
+        // Apply the new rows to the cached vectors before returning (read-your-writes).
+        let added: Vec<(u32, [u8; 16], &[f32])> =
+            slots.iter().filter_map(|(slot, id, i)| Some((*slot, *id, items[*i].vector.as_deref()?))).collect();
+        self.inner.vectors.apply(rec.id, &added, &[]);
+        crate::ann::note_write(&self.inner, rec, &stats);
         Ok(written)
     }
 
@@ -595,7 +601,7 @@ impl Handle {
                 v
             }
         };
-        if let Some(d) = stats.dimensions {
+        if let Some(d) = stats.dimensions.or(rec.dimensions) {
             if query.len() != d as usize {
                 return Err(Error::invalid("vector", format!("has {} dimensions, the namespace uses {d}", query.len())));
             }
@@ -606,8 +612,10 @@ impl Handle {
         // Liveness and the filters; the effective importance of a memory that passes.
         let passes = |m: &Memory| -> Option<f64> {
             if !is_live(m, &rec.policy, now) {
+        // The tail copy is taken before the read transactions below (see crate::ann).
                 return None;
             }
+        crate::ann::note_recall(&self.inner, &rec, &stats);
             let eff = effective_importance(m, &rec.policy, now);
             let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
                 && req.tags.iter().all(|t| m.tags.contains(t))
@@ -619,9 +627,8 @@ impl Handle {
         // Over-fetch so filters and decay still leave top_k; widen when they do not.
         let mut want = if filtered { top_k * 8 } else { top_k * 2 };
         loop {
-            let candidates = vectors.search(&query, want);
-            let exhausted = candidates.len() < want;
-            let hits = env.read(|r, t| {
+            let (hits, exhausted) = env.read(|r, t| {
+                let (candidates, exhausted) = crate::ann::candidates(t, r, rec.id, &vectors, &query, want)?;
                 let mut hits = Vec::new();
                 for (id, sim) in &candidates {
                     let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
@@ -629,7 +636,7 @@ impl Handle {
                         hits.push(hit(s.memory, f64::from(*sim), eff, false));
                     }
                 }
-                Ok(hits)
+                Ok((hits, exhausted))
             })?;
             if hits.len() >= top_k || exhausted {
                 let mut hits = hits;
@@ -726,7 +733,7 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
         return Ok(Vec::new());
     }
     let env = inner.data_env(&rec.location)?;
-    let (removed, freed) = env.write(|w, t| {
+    let (removed, freed, slots, stats) = env.write(|w, t| {
         let mut stats = t.stats_of(w, rec.id)?;
         let mut removed = Vec::new();
         let mut freed = 0u64;
@@ -735,6 +742,7 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
             let Some(bytes) = t.memories.get(w, &key)?.map(<[u8]>::to_vec) else { continue };
             let stored: StoredMemory = serde_json::from_slice(&bytes)?;
             t.memories.delete(w, &key)?;
+        let mut slots = Vec::new();
             let mut row = 0;
             if let Some(slot) = stored.slot {
                 let vkey = ns_key(rec.id, &slot.to_be_bytes());
@@ -748,19 +756,21 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
                 crate::graph::unlink_memory(t, w, rec.id, e, id)?;
             }
             stats.memory_count = stats.memory_count.saturating_sub(1);
+                slots.push(slot);
             let charged = size.min(stats.storage_bytes);
             stats.storage_bytes -= charged;
             freed += charged;
             removed.push(stored.memory);
         }
         t.put_stats(w, rec.id, &stats)?;
-        Ok((removed, freed))
+        Ok((removed, freed, slots, stats))
     })?;
     if let Some(tid) = &rec.tenant_id {
         let chain = inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid)).unwrap_or_default();
         inner.usage.adjust(&chain, -(freed as i64));
     }
-    inner.vectors.invalidate(rec.id);
+    inner.vectors.apply(rec.id, &[], &slots);
+    crate::ann::note_write(inner, rec, &stats);
     Ok(removed)
 }
 

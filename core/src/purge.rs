@@ -123,6 +123,7 @@ fn location_key(loc: &EnvLocation) -> String {
 /// Starts the background worker: purges and decay sweeps. It holds only a weak reference,
 /// so it ends when the engine is dropped.
 pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) {
+    crate::ann::spawn_indexer(inner);
     let weak: Weak<EngineInner> = Arc::downgrade(inner);
     let spawned = std::thread::Builder::new().name("memsilo-worker".into()).spawn(move || {
         let mut ticks: u64 = 0;

@@ -1,14 +1,26 @@
 //! Vector search within one namespace. Vectors are stored L2-normalised, so cosine
-//! similarity is a dot product. Search is an exact scan over an in-memory copy of the
-//! namespace's vectors (contiguous f32 rows), loaded on first use and dropped on write.
+//! similarity is a dot product.
+//!
+//! The exact path scans an in-memory copy of the namespace's vectors (for a namespace with an
+//! approximate index, only its not-yet-indexed tail: see [`crate::ann`]). Rows are kept twice:
+//! as f32 and as int8 codes with a per-row scale. Large scans rank every row by its int8 dot
+//! product (a quarter of the memory traffic), then re-score the best candidates exactly, so the
+//! returned similarities are exact f32 cosines.
+//!
+//! The copy is updated in place by writes (appends and deletes are applied under a per-namespace
+//! version) instead of being reloaded, and a recall never serves vectors older than a write
+//! that returned before it started.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
+use std::time::Instant;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-use crate::datastore::{DataTables, NamespaceId};
+use crate::datastore::{ns_key, DataTables, NamespaceId};
 use crate::error::{Error, Result};
+use crate::namespace::NamespaceRecord;
 
 /// Scales `v` to unit length (the zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
@@ -20,20 +32,9 @@ pub fn normalize(v: &mut [f32]) {
     }
 }
 
-/// Dot product, written so the compiler vectorises it (8 independent accumulators).
+/// Dot product of two f32 slices (over the shorter length), using AVX2/FMA when available.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[i * 8 + j] * b[i * 8 + j];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len().min(b.len()) {
-        sum += a[i] * b[i];
-    }
-    sum
+    kernels::dot_f32(a, b)
 }
 
 /// Checks a caller-supplied vector: finite values, sane size, not all zeros.
@@ -63,52 +64,246 @@ pub(crate) fn encode_row(id: &[u8; 16], v: &[f32]) -> Vec<u8> {
     out
 }
 
-/// All vectors of one namespace, as contiguous rows.
+/// Decodes a vector row into its uuid and values.
+pub(crate) fn decode_row(row: &[u8]) -> Option<([u8; 16], Vec<f32>)> {
+    if row.len() < 16 || (row.len() - 16) % 4 != 0 {
+        return None;
+    }
+    let (id, floats) = row.split_at(16);
+    let v = floats.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Some((id.try_into().ok()?, v))
+}
+
+/// Quantizes `v` to int8 codes (symmetric, per-row scale); returns the scale.
+fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        out.extend(std::iter::repeat_n(0i8, v.len()));
+        return 0.0;
+    }
+    let inv = 127.0 / max;
+    out.extend(v.iter().map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8));
+    max / 127.0
+}
+
+/// Rows appended together: f32 values, int8 codes and scales, slots and memory ids.
 #[derive(Debug, Default)]
+struct Segment {
+    slots: Vec<u32>,
+    ids: Vec<[u8; 16]>,
+    data: Vec<f32>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Segment {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn push(&mut self, slot: u32, id: [u8; 16], v: &[f32]) {
+        self.slots.push(slot);
+        self.ids.push(id);
+        self.data.extend_from_slice(v);
+        let scale = quantize(v, &mut self.codes);
+        self.scales.push(scale);
+    }
+
+    fn push_from(&mut self, other: &Segment, i: usize, dims: usize) {
+        self.slots.push(other.slots[i]);
+        self.ids.push(other.ids[i]);
+        self.data.extend_from_slice(&other.data[i * dims..(i + 1) * dims]);
+        self.codes.extend_from_slice(&other.codes[i * dims..(i + 1) * dims]);
+        self.scales.push(other.scales[i]);
+    }
+}
+
+/// Below this many rows a scan is exact f32 throughout.
+const EXACT_SCAN_MAX: usize = 2048;
+/// Deleted rows tolerated before the copy is compacted (also at most 1/8 of the rows).
+const MAX_TOMBSTONES: usize = 256;
+
+/// One exact hit of a scan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ScanHit {
+    pub slot: u32,
+    pub id: [u8; 16],
+    pub similarity: f32,
+}
+
+/// The searchable vectors of one namespace from slot `from_slot` on, as a few contiguous
+/// segments (merged geometrically as rows are appended) and a set of deleted slots.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct NamespaceVectors {
     pub dims: usize,
-    pub ids: Vec<[u8; 16]>,
-    pub data: Vec<f32>,
+    /// Slots below this are served by the approximate index and not held here.
+    pub from_slot: u32,
+    segments: Vec<Arc<Segment>>,
+    deleted: Arc<HashSet<u32>>,
+    rows: usize,
 }
 
 impl NamespaceVectors {
-    /// Loads every vector row of a namespace.
+    /// Loads the vector rows of a namespace not covered by its approximate index.
     pub(crate) fn load(t: &DataTables, r: &heed::RoTxn<'_, heed::WithoutTls>, ns: NamespaceId) -> Result<Self> {
-        let mut out = NamespaceVectors::default();
-        for e in t.vectors.prefix_iter(r, &ns.to_be_bytes())? {
-            let (_, row) = e?;
-            if row.len() < 16 {
-                continue;
-            }
-            let (id, floats) = row.split_at(16);
-            let dims = floats.len() / 4;
+        let stats = t.stats_of(r, ns)?;
+        let from_slot = if stats.ann_index.is_some() { stats.indexed_until } else { 0 };
+        let start = ns_key(ns, &from_slot.to_be_bytes());
+        let end = (ns + 1).to_be_bytes();
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
+            (Bound::Included(&start[..]), if ns == u64::MAX { Bound::Unbounded } else { Bound::Excluded(&end[..]) });
+        let mut out = NamespaceVectors { from_slot, ..Default::default() };
+        let mut seg = Segment::default();
+        for e in t.vectors.range(r, &bounds)? {
+            let (key, row) = e?;
+            let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) else { continue };
+            let Some((id, v)) = decode_row(row) else { continue };
             if out.dims == 0 {
-                out.dims = dims;
+                out.dims = v.len();
             }
-            if dims != out.dims {
+            if v.len() != out.dims {
                 continue;
             }
-            out.ids.push(id.try_into().unwrap_or([0; 16]));
-            out.data.extend(floats.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            seg.push(slot, id, &v);
+        }
+        out.rows = seg.len();
+        if seg.len() > 0 {
+            out.segments.push(Arc::new(seg));
         }
         Ok(out)
     }
 
-    /// Every row's similarity to `query`, best first, at most `limit`.
-    pub(crate) fn search(&self, query: &[f32], limit: usize) -> Vec<([u8; 16], f32)> {
-        if self.dims == 0 || query.len() != self.dims {
+    /// Rows held, deleted ones excluded.
+    pub(crate) fn len(&self) -> usize {
+        self.rows - self.deleted.len()
+    }
+
+    /// A copy with `added` rows appended and `removed` slots deleted, sharing unchanged
+    /// segments. `None` if an added row does not fit (the caller then reloads).
+    fn with_delta(&self, added: &[(u32, [u8; 16], &[f32])], removed: &[u32]) -> Option<Self> {
+        let mut next = self.clone();
+        if !removed.is_empty() {
+            let mut deleted = (*next.deleted).clone();
+            deleted.extend(removed.iter().copied());
+            next.deleted = Arc::new(deleted);
+        }
+        let mut seg = Segment::default();
+        for (slot, id, v) in added {
+            if *slot < next.from_slot || next.deleted.contains(slot) {
+                continue;
+            }
+            if next.dims == 0 {
+                next.dims = v.len();
+            }
+            if v.len() != next.dims {
+                return None;
+            }
+            seg.push(*slot, *id, v);
+        }
+        if seg.len() > 0 {
+            next.rows += seg.len();
+            next.segments.push(Arc::new(seg));
+            // Geometric merging keeps O(log n) segments and O(log n) copies per row.
+            while next.segments.len() >= 2
+                && next.segments[next.segments.len() - 1].len() >= next.segments[next.segments.len() - 2].len()
+            {
+                let b = next.segments.pop().unwrap_or_default();
+                let a = next.segments.pop().unwrap_or_default();
+                next.segments.push(Arc::new(merge(&a, &b)));
+            }
+        }
+        if next.deleted.len() > MAX_TOMBSTONES && next.deleted.len() * 8 > next.rows {
+            next = next.compacted(next.from_slot);
+        }
+        Some(next)
+    }
+
+    /// A copy without deleted rows and without rows below `from_slot`.
+    fn compacted(&self, from_slot: u32) -> Self {
+        let mut seg = Segment::default();
+        for s in &self.segments {
+            for i in 0..s.len() {
+                if s.slots[i] >= from_slot && !self.deleted.contains(&s.slots[i]) {
+                    seg.push_from(s, i, self.dims);
+                }
+            }
+        }
+        NamespaceVectors {
+            dims: self.dims,
+            from_slot,
+            rows: seg.len(),
+            segments: if seg.len() > 0 { vec![Arc::new(seg)] } else { Vec::new() },
+            deleted: Arc::default(),
+        }
+    }
+
+    /// The rows most similar to `query`, best first, at most `limit`, deleted rows excluded.
+    /// Similarities are exact.
+    pub(crate) fn search(&self, query: &[f32], limit: usize) -> Vec<ScanHit> {
+        if self.dims == 0 || query.len() != self.dims || limit == 0 || self.rows == 0 {
             return Vec::new();
         }
-        let mut scored: Vec<(usize, f32)> =
-            self.data.chunks_exact(self.dims).map(|row| dot(row, query)).enumerate().collect();
-        let limit = limit.min(scored.len());
-        if limit < scored.len() {
-            scored.select_nth_unstable_by(limit, |a, b| b.1.total_cmp(&a.1));
-            scored.truncate(limit);
+        let dims = self.dims;
+        let rescore = (limit * 4 + 32 + self.deleted.len()).min(self.rows);
+        let mut scored: Vec<(f32, u32, u32)> = Vec::with_capacity(self.rows);
+        if self.rows <= EXACT_SCAN_MAX || rescore * 4 >= self.rows {
+            for (si, s) in self.segments.iter().enumerate() {
+                kernels::scan_f32(&s.data, dims, query, |i, sim| scored.push((sim, si as u32, i as u32)));
+            }
+        } else {
+            let mut q = Vec::with_capacity(dims);
+            quantize(query, &mut q);
+            for (si, s) in self.segments.iter().enumerate() {
+                kernels::scan_i8(&s.codes, dims, &q, |i, d| scored.push((d as f32 * s.scales[i], si as u32, i as u32)));
+            }
+            top_by_score(&mut scored, rescore);
+            for c in &mut scored {
+                let s = &self.segments[c.1 as usize];
+                let i = c.2 as usize;
+                c.0 = kernels::dot_f32(&s.data[i * dims..(i + 1) * dims], query);
+            }
         }
-        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-        scored.into_iter().map(|(i, s)| (self.ids[i], s)).collect()
+        let want = (limit + self.deleted.len()).min(scored.len());
+        top_by_score(&mut scored, want);
+        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        scored
+            .into_iter()
+            .map(|(sim, si, i)| {
+                let s = &self.segments[si as usize];
+                ScanHit { slot: s.slots[i as usize], id: s.ids[i as usize], similarity: sim }
+            })
+            .filter(|h| !self.deleted.contains(&h.slot))
+            .take(limit)
+            .collect()
     }
+}
+
+/// Keeps the `k` highest-scoring entries (unordered).
+fn top_by_score(v: &mut Vec<(f32, u32, u32)>, k: usize) {
+    if k < v.len() {
+        if k > 0 {
+            v.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+        }
+        v.truncate(k);
+    }
+}
+
+fn merge(a: &Segment, b: &Segment) -> Segment {
+    let mut out = Segment {
+        slots: Vec::with_capacity(a.len() + b.len()),
+        ids: Vec::with_capacity(a.len() + b.len()),
+        data: Vec::with_capacity(a.data.len() + b.data.len()),
+        codes: Vec::with_capacity(a.codes.len() + b.codes.len()),
+        scales: Vec::with_capacity(a.len() + b.len()),
+    };
+    for s in [a, b] {
+        out.slots.extend_from_slice(&s.slots);
+        out.ids.extend_from_slice(&s.ids);
+        out.data.extend_from_slice(&s.data);
+        out.codes.extend_from_slice(&s.codes);
+        out.scales.extend_from_slice(&s.scales);
+    }
+    out
 }
 
 #[derive(Default)]
@@ -117,49 +312,199 @@ struct CacheEntry {
     vectors: Option<Arc<NamespaceVectors>>,
 }
 
-/// Per-namespace in-memory vectors. Each write bumps the namespace's version after commit;
-/// a load records the version before reading and is kept only if no write came between,
-/// so a recall never serves vectors older than a write it could have seen.
+/// A namespace waiting for approximate-index work (see [`crate::ann`]).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingIndex {
+    pub rec: NamespaceRecord,
+    pub last_write: Instant,
+}
+
+/// Per-namespace in-memory vectors. Every committed write bumps the namespace's version and
+/// applies its rows to the cached copy (under the namespace's lock, before the write returns);
+/// a load records the version before reading and is installed only if no write came between,
+/// so a recall never serves vectors older than a write that returned before it began.
 #[derive(Default)]
 pub(crate) struct VectorCache {
-    entries: RwLock<HashMap<NamespaceId, CacheEntry>>,
+    entries: RwLock<HashMap<NamespaceId, Arc<Mutex<CacheEntry>>>>,
+    /// Namespaces with approximate-index work to do.
+    pub(crate) pending: Mutex<HashMap<NamespaceId, PendingIndex>>,
 }
 
 impl VectorCache {
+    fn entry(&self, ns: NamespaceId) -> Arc<Mutex<CacheEntry>> {
+        if let Some(e) = self.entries.read().get(&ns) {
+            return e.clone();
+        }
+        self.entries.write().entry(ns).or_default().clone()
+    }
+
     /// The namespace's vectors, loading them with `load` on a miss.
     pub(crate) fn get_or_load(
         &self,
         ns: NamespaceId,
         load: impl FnOnce() -> Result<NamespaceVectors>,
     ) -> Result<Arc<NamespaceVectors>> {
+        let entry = self.entry(ns);
         let version = {
-            let entries = self.entries.read();
-            match entries.get(&ns) {
-                Some(CacheEntry { vectors: Some(v), .. }) => return Ok(v.clone()),
-                Some(e) => e.version,
-                None => 0,
+            let e = entry.lock();
+            match &e.vectors {
+                Some(v) => return Ok(v.clone()),
+                None => e.version,
             }
         };
         let loaded = Arc::new(load()?);
-        let mut entries = self.entries.write();
-        let entry = entries.entry(ns).or_default();
-        if entry.version == version {
-            entry.vectors = Some(loaded.clone());
+        let mut e = entry.lock();
+        if e.version == version {
+            e.vectors = Some(loaded.clone());
         }
         Ok(loaded)
     }
 
-    /// A write to the namespace committed.
+    /// A write committed: `added` rows (slot, memory id, normalised vector) and `removed` slots.
+    pub(crate) fn apply(&self, ns: NamespaceId, added: &[(u32, [u8; 16], &[f32])], removed: &[u32]) {
+        let entry = self.entry(ns);
+        let mut e = entry.lock();
+        e.version += 1;
+        if let Some(v) = e.vectors.take() {
+            e.vectors = v.with_delta(added, removed).map(Arc::new);
+        }
+    }
+
+    /// The approximate index now covers every slot below `from_slot`: drop those rows.
+    pub(crate) fn advance(&self, ns: NamespaceId, from_slot: u32) {
+        let entry = self.entry(ns);
+        let mut e = entry.lock();
+        e.version += 1;
+        if let Some(v) = e.vectors.take() {
+            if v.from_slot < from_slot {
+                e.vectors = Some(Arc::new(v.compacted(from_slot)));
+            } else {
+                e.vectors = Some(v);
+            }
+        }
+    }
+
+    /// Drops the namespace's copy (the next recall reloads it).
     pub(crate) fn invalidate(&self, ns: NamespaceId) {
-        let mut entries = self.entries.write();
-        let entry = entries.entry(ns).or_default();
-        entry.version += 1;
-        entry.vectors = None;
+        let entry = self.entry(ns);
+        let mut e = entry.lock();
+        e.version += 1;
+        e.vectors = None;
     }
 
     /// The namespace is gone.
     pub(crate) fn forget(&self, ns: NamespaceId) {
         self.invalidate(ns);
+        self.entries.write().remove(&ns);
+        self.pending.lock().remove(&ns);
+    }
+}
+
+/// Scan kernels, compiled twice on x86-64: for the baseline and for AVX2+FMA (chosen at run
+/// time), so the hot loops vectorise without building the whole crate for one CPU.
+mod kernels {
+    #[inline(always)]
+    fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0.0f32; 16];
+        let mut ca = a.chunks_exact(16);
+        let mut cb = b.chunks_exact(16);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            for j in 0..16 {
+                acc[j] += x[j] * y[j];
+            }
+        }
+        let mut sum = 0.0f32;
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            sum += x * y;
+        }
+        let mut half = [0.0f32; 8];
+        for j in 0..8 {
+            half[j] = acc[j] + acc[j + 8];
+        }
+        sum + half.iter().sum::<f32>()
+    }
+
+    #[inline(always)]
+    fn dot_i8_body(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0i32; 32];
+        let mut ca = a.chunks_exact(32);
+        let mut cb = b.chunks_exact(32);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            for j in 0..32 {
+                acc[j] += i32::from(x[j]) * i32::from(y[j]);
+            }
+        }
+        let mut sum: i32 = acc.iter().sum();
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            sum += i32::from(*x) * i32::from(*y);
+        }
+        sum
+    }
+
+    #[inline(always)]
+    fn scan_f32_body(rows: &[f32], dims: usize, q: &[f32], mut f: impl FnMut(usize, f32)) {
+        for (i, row) in rows.chunks_exact(dims).enumerate() {
+            f(i, dot_f32_body(row, q));
+        }
+    }
+
+    #[inline(always)]
+    fn scan_i8_body(rows: &[i8], dims: usize, q: &[i8], mut f: impl FnMut(usize, i32)) {
+        for (i, row) in rows.chunks_exact(dims).enumerate() {
+            f(i, dot_i8_body(row, q));
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn has_avx2() -> bool {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+            super::dot_f32_body(a, b)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) fn scan_f32(rows: &[f32], dims: usize, q: &[f32], f: impl FnMut(usize, f32)) {
+            super::scan_f32_body(rows, dims, q, f);
+        }
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
+            super::scan_i8_body(rows, dims, q, f);
+        }
+    }
+
+    pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports the enabled features (checked above).
+            return unsafe { avx2::dot_f32(a, b) };
+        }
+        dot_f32_body(a, b)
+    }
+
+    pub(super) fn scan_f32(rows: &[f32], dims: usize, q: &[f32], f: impl FnMut(usize, f32)) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports the enabled features (checked above).
+            return unsafe { avx2::scan_f32(rows, dims, q, f) };
+        }
+        scan_f32_body(rows, dims, q, f);
+    }
+
+    pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports the enabled features (checked above).
+            return unsafe { avx2::scan_i8(rows, dims, q, f) };
+        }
+        scan_i8_body(rows, dims, q, f);
     }
 }
 
@@ -167,18 +512,106 @@ impl VectorCache {
 mod tests {
     use super::*;
 
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    fn random_rows(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..dims).map(|_| lcg(&mut s)).collect();
+                normalize(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    fn exact(rows: &[Vec<f32>], q: &[f32], k: usize) -> Vec<u32> {
+        let mut s: Vec<(f32, u32)> = rows.iter().enumerate().map(|(i, r)| (dot(r, q), i as u32)).collect();
+        s.sort_by(|a, b| b.0.total_cmp(&a.0));
+        s.into_iter().take(k).map(|x| x.1).collect()
+    }
+
+    fn build(rows: &[Vec<f32>], step: usize) -> NamespaceVectors {
+        let mut nv = NamespaceVectors::default();
+        for (c, chunk) in rows.chunks(step).enumerate() {
+            let added: Vec<(u32, [u8; 16], &[f32])> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let slot = (c * step + i) as u32;
+                    (slot, [slot as u8; 16], v.as_slice())
+                })
+                .collect();
+            nv = nv.with_delta(&added, &[]).unwrap();
+        }
+        nv
+    }
+
     #[test]
     fn search_ranks_by_cosine_and_truncates() {
-        let mut nv = NamespaceVectors { dims: 2, ..Default::default() };
-        for (i, v) in [[1.0f32, 0.0], [0.0, 1.0], [0.7071, 0.7071]].iter().enumerate() {
-            nv.ids.push([i as u8; 16]);
-            nv.data.extend_from_slice(v);
-        }
+        let rows = vec![vec![1.0f32, 0.0], vec![0.0, 1.0], vec![0.7071, 0.7071]];
+        let nv = build(&rows, 1);
         let hits = nv.search(&[1.0, 0.0], 2);
-        assert_eq!(hits.len(), 2);
-        assert_eq!(hits[0].0, [0; 16]);
-        assert_eq!(hits[1].0, [2; 16]);
+        assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 2]);
+        assert!((hits[0].similarity - 1.0).abs() < 1e-6);
         assert!(nv.search(&[1.0, 0.0, 0.0], 2).is_empty());
+    }
+
+    #[test]
+    fn quantized_scan_returns_the_exact_top_k_with_exact_scores() {
+        let rows = random_rows(5000, 64, 7);
+        // Appended in uneven batches, so several segments are searched.
+        let nv = build(&rows, 333);
+        assert!(nv.segments.len() > 1);
+        for qi in 0..20 {
+            let q = &rows[qi * 37];
+            let hits = nv.search(q, 10);
+            assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), exact(&rows, q, 10));
+            assert!((hits[0].similarity - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn deletes_and_appends_apply_to_the_copy() {
+        let rows = random_rows(3000, 32, 9);
+        let nv = build(&rows, 1000);
+        let q = rows[5].clone();
+        let top = nv.search(&q, 3);
+        assert_eq!(top[0].slot, 5);
+        let nv = nv.with_delta(&[], &[5]).unwrap();
+        assert!(nv.search(&q, 3).iter().all(|h| h.slot != 5));
+        assert_eq!(nv.len(), 2999);
+        // A row deleted before its append was applied stays deleted.
+        let late = [(5u32, [5u8; 16], q.as_slice())];
+        assert!(nv.with_delta(&late, &[]).unwrap().search(&q, 3).iter().all(|h| h.slot != 5));
+        // Many deletes compact the copy.
+        let many: Vec<u32> = (100..1000).collect();
+        let nv = nv.with_delta(&[], &many).unwrap();
+        assert!(nv.deleted.is_empty());
+        assert_eq!(nv.len(), 2099);
+        // Rows below the index boundary are dropped.
+        let nv = nv.compacted(2000);
+        assert_eq!(nv.len(), 1000);
+        assert!(nv.search(&rows[10], 5).iter().all(|h| h.slot >= 2000));
+        // A row of the wrong size makes the caller reload.
+        assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..])], &[]).is_none());
+    }
+
+    #[test]
+    fn kernels_agree_with_plain_loops() {
+        let rows = random_rows(2, 389, 3);
+        let plain: f32 = rows[0].iter().zip(&rows[1]).map(|(a, b)| a * b).sum();
+        assert!((dot(&rows[0], &rows[1]) - plain).abs() < 1e-5);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        quantize(&rows[0], &mut a);
+        quantize(&rows[1], &mut b);
+        let plain: i32 = a.iter().zip(&b).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum();
+        let mut got = 0;
+        kernels::scan_i8(&a, 389, &b, |_, d| got = d);
+        assert_eq!(got, plain);
     }
 
     #[test]

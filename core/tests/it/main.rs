@@ -2,6 +2,7 @@
 
 mod flow;
 mod graph;
+mod recall;
 mod isolation;
 mod erasure;
 mod keys;

@@ -1,0 +1,259 @@
+//! Recall through the public API: read-your-writes, exact results below the index threshold,
+//! the approximate index's recall against exact search, deletes, and vector validation.
+
+use std::collections::HashMap;
+
+use memsilo::{dot, normalize, Engine, Error, ErrorCode, NamespaceOptions, Options, Recall, StoreMemory};
+
+/// Seeded generator (splitmix64) with normal samples, so every run sees the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn normal(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
+    fn unit(&mut self, dims: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dims).map(|_| self.normal()).collect();
+        normalize(&mut v);
+        v
+    }
+}
+
+/// Points around `clusters` random centres: each is a centre plus noise of about its norm.
+struct Clustered {
+    rng: Rng,
+    centres: Vec<Vec<f32>>,
+    dims: usize,
+}
+
+impl Clustered {
+    fn new(seed: u64, clusters: usize, dims: usize) -> Self {
+        let mut rng = Rng(seed);
+        let centres = (0..clusters).map(|_| rng.unit(dims)).collect();
+        Clustered { rng, centres, dims }
+    }
+
+    fn point(&mut self) -> Vec<f32> {
+        let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
+        let sigma = 1.0 / (self.dims as f32).sqrt();
+        let mut v: Vec<f32> = self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
+        normalize(&mut v);
+        v
+    }
+}
+
+fn open(ann_threshold: usize) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Options { background: false, ann_threshold, ..Options::default() }).unwrap();
+    (dir, engine)
+}
+
+fn with_vector(i: usize, v: &[f32]) -> StoreMemory {
+    StoreMemory { embedding: Some(v.to_vec()), ..StoreMemory::text(format!("memory {i}")) }
+}
+
+/// Stores `vectors` in batches; returns memory id → index.
+fn store_all(engine: &Engine, ns: &str, vectors: &[Vec<f32>]) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for (c, chunk) in vectors.chunks(1000).enumerate() {
+        let batch = chunk.iter().enumerate().map(|(i, v)| with_vector(c * 1000 + i, v)).collect();
+        for (i, id) in engine.root().store_memories(ns, batch).unwrap().into_iter().enumerate() {
+            ids.insert(id, c * 1000 + i);
+        }
+    }
+    ids
+}
+
+fn exact_top(vectors: &[Vec<f32>], q: &[f32], k: usize) -> Vec<usize> {
+    let mut scored: Vec<(f32, usize)> = vectors.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(k).map(|(_, i)| i).collect()
+}
+
+fn recall_ids(engine: &Engine, ns: &str, q: &[f32], k: usize) -> Vec<String> {
+    engine.root().recall(Recall::vector(q.to_vec()).namespace(ns).top_k(k)).unwrap().into_iter().map(|h| h.id).collect()
+}
+
+/// Mean recall@10 of the engine against exact search over `queries`.
+fn recall_at_10(engine: &Engine, ns: &str, vectors: &[Vec<f32>], ids: &HashMap<String, usize>, queries: &[Vec<f32>]) -> f64 {
+    let mut found = 0;
+    for q in queries {
+        let truth = exact_top(vectors, q, 10);
+        let got: Vec<usize> = recall_ids(engine, ns, q, 10).iter().map(|id| ids[id]).collect();
+        found += truth.iter().filter(|t| got.contains(t)).count();
+    }
+    found as f64 / (10 * queries.len()) as f64
+}
+
+fn namespace(engine: &Engine, name: &str, dims: u32) {
+    engine.root().create_namespace(name, NamespaceOptions { dimensions: Some(dims), ..Default::default() }).unwrap();
+}
+
+#[test]
+fn below_the_threshold_results_equal_exact_search() {
+    let (_dir, engine) = open(20_000);
+    namespace(&engine, "small", 64);
+    let mut rng = Rng(1);
+    let vectors: Vec<Vec<f32>> = (0..4000).map(|_| rng.unit(64)).collect();
+    let ids = store_all(&engine, "small", &vectors);
+    for _ in 0..25 {
+        let q = rng.unit(64);
+        let hits = engine.root().recall(Recall::vector(q.clone()).namespace("small").top_k(10)).unwrap();
+        let got: Vec<usize> = hits.iter().map(|h| ids[&h.id]).collect();
+        assert_eq!(got, exact_top(&vectors, &q, 10));
+        for h in &hits {
+            assert!((h.similarity - f64::from(dot(&vectors[ids[&h.id]], &q))).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn every_memory_is_recallable_as_soon_as_it_is_stored() {
+    let (_dir, engine) = open(1000);
+    namespace(&engine, "ryw", 32);
+    let mut rng = Rng(2);
+    let root = engine.root();
+    let store_one = |rng: &mut Rng, i: usize| {
+        let v = rng.unit(32);
+        let m = root.store_memory(StoreMemory { namespace: Some("ryw".into()), ..with_vector(i, &v) }).unwrap();
+        let first = root.recall(Recall::vector(v).namespace("ryw").top_k(1)).unwrap();
+        assert_eq!(first[0].id, m.id, "memory {i} not recalled right after its store");
+    };
+    // Below and past the threshold before any index exists.
+    for i in 0..1500 {
+        store_one(&mut rng, i);
+    }
+    // With an index over the first 1500 and a growing tail.
+    assert!(engine.build_vector_indexes().unwrap() > 0);
+    for i in 1500..1800 {
+        store_one(&mut rng, i);
+    }
+    // Indexed again: the tail moves into the index and stays recallable.
+    let probe: Vec<Vec<f32>> = (0..5).map(|_| rng.unit(32)).collect();
+    let before: Vec<Vec<String>> = probe.iter().map(|q| recall_ids(&engine, "ryw", q, 5)).collect();
+    assert!(engine.build_vector_indexes().unwrap() > 0);
+    let after: Vec<Vec<String>> = probe.iter().map(|q| recall_ids(&engine, "ryw", q, 5)).collect();
+    assert_eq!(before, after);
+    assert_eq!(root.get_namespace("ryw").unwrap().memory_count, 1800);
+}
+
+#[test]
+fn approximate_recall_matches_exact_search_at_20k() {
+    ann_recall_case(20_000, 384, 30);
+}
+
+/// The size; run with `make test-recall-100k` (about a minute in the test profile).
+#[test]
+#[ignore = "100k x 384: run with `make test-recall-100k`"]
+fn approximate_recall_matches_exact_search_at_100k() {
+    ann_recall_case(100_000, 384, 50);
+}
+
+fn ann_recall_case(n: usize, dims: usize, queries: usize) {
+    let (_dir, engine) = open(n / 4);
+    namespace(&engine, "big", dims as u32);
+    let mut data = Clustered::new(3, 200, dims);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
+    let ids = store_all(&engine, "big", &vectors);
+    let queries: Vec<Vec<f32>> = (0..queries).map(|_| data.point()).collect();
+    // Before the index is built, search is exact.
+    assert!(recall_at_10(&engine, "big", &vectors, &ids, &queries[..5]) > 0.999);
+    let started = std::time::Instant::now();
+    assert!(engine.build_vector_indexes().unwrap() > 0);
+    eprintln!("index of {n} x {dims} built in {:?}", started.elapsed());
+    let r = recall_at_10(&engine, "big", &vectors, &ids, &queries);
+    eprintln!("recall@10 at {n} x {dims}: {r:.3}");
+    assert!(r >= 0.95, "recall@10 {r}");
+}
+
+#[test]
+fn deleted_memories_never_come_back_from_the_index() {
+    let (_dir, engine) = open(1000);
+    namespace(&engine, "del", 32);
+    let mut data = Clustered::new(4, 20, 32);
+    let vectors: Vec<Vec<f32>> = (0..3000).map(|_| data.point()).collect();
+    let ids = store_all(&engine, "del", &vectors);
+    let by_index: HashMap<usize, String> = ids.iter().map(|(id, i)| (*i, id.clone())).collect();
+    engine.build_vector_indexes().unwrap();
+    let root = engine.root();
+    // Delete each probe's nearest memory (indexed), then the next nearest through batch_forget.
+    for p in [10usize, 500, 2999] {
+        let hits = recall_ids(&engine, "del", &vectors[p], 3);
+        assert_eq!(hits[0], by_index[&p]);
+        root.delete_memory(Some("del"), &hits[0]).unwrap();
+        root.batch_forget(memsilo::Forget { namespace: Some("del".into()), ids: Some(vec![hits[1].clone()]), ..Default::default() })
+            .unwrap();
+        let after = recall_ids(&engine, "del", &vectors[p], 50);
+        assert!(!after.contains(&hits[0]) && !after.contains(&hits[1]));
+        assert_eq!(after[0], hits[2]);
+    }
+    // Still gone once the index has been rebuilt without them.
+    engine.build_vector_indexes().unwrap();
+    for p in [10usize, 500, 2999] {
+        assert!(!recall_ids(&engine, "del", &vectors[p], 50).contains(&by_index[&p]));
+        assert_eq!(root.get_memory(Some("del"), &by_index[&p]).unwrap_err().code(), ErrorCode::NotFound);
+    }
+    assert_eq!(root.get_namespace("del").unwrap().memory_count, 2994);
+}
+
+#[test]
+fn a_deleted_namespace_leaves_no_index_behind() {
+    let (_dir, engine) = open(500);
+    let mut rng = Rng(5);
+    let vectors: Vec<Vec<f32>> = (0..1200).map(|_| rng.unit(16)).collect();
+    namespace(&engine, "gone", 16);
+    store_all(&engine, "gone", &vectors);
+    engine.build_vector_indexes().unwrap();
+    let root = engine.root();
+    root.delete_namespace("gone").unwrap();
+    engine.run_pending_purges().unwrap();
+    namespace(&engine, "gone", 16);
+    assert!(recall_ids(&engine, "gone", &vectors[0], 10).is_empty());
+    // The recreated namespace gets a working index of its own.
+    let ids = store_all(&engine, "gone", &vectors[..600]);
+    engine.build_vector_indexes().unwrap();
+    assert_eq!(ids[&recall_ids(&engine, "gone", &vectors[7], 1)[0]], 7);
+}
+
+fn assert_invalid(e: &Error, field: &str) {
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.to_string().starts_with(&format!("{field}:")), "{e} should name {field}");
+}
+
+#[test]
+fn invalid_vectors_are_refused_and_write_nothing() {
+    let (_dir, engine) = open(20_000);
+    namespace(&engine, "v", 4);
+    let root = engine.root();
+    let one = |v: Vec<f32>| root.store_memory(StoreMemory { namespace: Some("v".into()), embedding: Some(v), ..StoreMemory::text("x") });
+    for bad in [vec![1.0, f32::NAN, 0.0, 0.0], vec![f32::INFINITY, 0.0, 0.0, 0.0], vec![0.0; 4], vec![]] {
+        assert_invalid(&one(bad).unwrap_err(), "embedding");
+    }
+    assert_invalid(&one(vec![1.0, 0.0, 0.0]).unwrap_err(), "embedding");
+    let batch = vec![with_vector(0, &[1.0, 0.0, 0.0, 0.0]), with_vector(1, &[0.0, f32::NEG_INFINITY, 0.0, 0.0])];
+    assert_invalid(&root.store_memories("v", batch).unwrap_err(), "memories[1].embedding");
+    let batch = vec![with_vector(0, &[1.0, 0.0, 0.0, 0.0]), with_vector(1, &[1.0, 0.0])];
+    assert_invalid(&root.store_memories("v", batch).unwrap_err(), "memories[1].embedding");
+    assert_eq!(root.get_namespace("v").unwrap().memory_count, 0);
+    assert_eq!(root.get_namespace("v").unwrap().storage_bytes, 0);
+    for bad in [vec![f32::NAN, 0.0, 0.0, 0.0], vec![0.0; 4], vec![1.0, 0.0]] {
+        assert_invalid(&root.recall(Recall::vector(bad).namespace("v")).unwrap_err(), "vector");
+    }
+    one(vec![0.0, 2.0, 0.0, 0.0]).unwrap();
+    let hits = root.recall(Recall::vector(vec![0.0, 1.0, 0.0, 0.0]).namespace("v")).unwrap();
+    assert!((hits[0].similarity - 1.0).abs() < 1e-6);
+}
