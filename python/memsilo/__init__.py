@@ -45,8 +45,9 @@ def open(
 ) -> Memsilo:
     """Opens (creating if needed) the data directory at ``path`` in this process, as root.
 
-    Opening one path twice in a process shares one engine. A handle must not be used in a
-    child after ``os.fork()`` (it raises :class:`InternalError`); open again in the child.
+    Opening one path twice in a process shares one engine. LMDB must not cross ``fork()``: in
+    a forked child, inherited handles and ``open`` of a path the parent has open raise
+    :class:`InternalError` (use ``multiprocessing``'s ``spawn`` start method for workers).
     ``embedding_function`` (``list[str] -> list[vector]``) embeds stored content and text
     queries in Python instead of the engine's built-in embedder.
     """
