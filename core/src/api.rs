@@ -19,6 +19,7 @@ use crate::tenant::{CreateTenant, TenantStatus, UpdateTenant};
 
 /// Arguments naming one namespace.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceArgs {
     /// Namespace name.
@@ -27,6 +28,7 @@ pub struct NamespaceArgs {
 
 /// Arguments of `create_namespace`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateNamespaceArgs {
     /// Namespace name.
@@ -38,6 +40,7 @@ pub struct CreateNamespaceArgs {
 
 /// Arguments of `list_namespaces` and `list_keys`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Only this tenant's.
@@ -53,6 +56,7 @@ pub struct ListArgs {
 
 /// Arguments of `list_tenants`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListTenantsArgs {
     /// Only tenants in this state.
@@ -71,6 +75,7 @@ pub struct ListTenantsArgs {
 
 /// Arguments naming one tenant.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantArgs {
     /// Tenant id.
@@ -79,6 +84,7 @@ pub struct TenantArgs {
 
 /// Arguments of `update_tenant`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantArgs {
     /// Tenant id.
@@ -90,6 +96,7 @@ pub struct UpdateTenantArgs {
 
 /// Arguments of `add_member`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberArgs {
     /// Tenant id.
@@ -105,6 +112,7 @@ pub struct AddMemberArgs {
 
 /// Arguments of `list_members`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListMembersArgs {
     /// Tenant id.
@@ -122,6 +130,7 @@ pub struct ListMembersArgs {
 
 /// Arguments of `remove_member`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MemberArgs {
     /// Tenant id.
@@ -132,6 +141,7 @@ pub struct MemberArgs {
 
 /// Arguments naming one key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyArgs {
     /// Key id.
@@ -140,6 +150,7 @@ pub struct KeyArgs {
 
 /// Arguments naming a namespace's policy.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyArgs {
     /// Namespace name.
@@ -148,6 +159,7 @@ pub struct PolicyArgs {
 
 /// Arguments of `set_memory_policy`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetPolicyArgs {
     /// Namespace name.
@@ -158,6 +170,7 @@ pub struct SetPolicyArgs {
 
 /// Arguments of `store_memories`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StoreBatchArgs {
     /// Namespace name.
@@ -168,6 +181,7 @@ pub struct StoreBatchArgs {
 
 /// Arguments naming one memory.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MemoryArgs {
     /// Namespace (optional for a key with exactly one namespace).
@@ -179,6 +193,7 @@ pub struct MemoryArgs {
 
 /// Arguments of `get_entity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EntityArgs {
     /// Namespace.
@@ -192,6 +207,7 @@ pub struct EntityArgs {
 
 /// Arguments of `shortest_path`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathArgs {
     /// Namespace.
@@ -204,6 +220,7 @@ pub struct PathArgs {
 
 /// Arguments of `delete_relation`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RelationArgs {
     /// Namespace.
@@ -214,6 +231,7 @@ pub struct RelationArgs {
 
 /// Arguments of operations that take none.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 

@@ -71,6 +71,7 @@ pub const DEFAULT_ENTITY_TYPE: &str = "entity";
 
 /// A node of a namespace's graph. Unique by `(name, type)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Entity {
     /// UUID.
     pub id: String,
@@ -89,6 +90,7 @@ pub struct Entity {
 
 /// A directed, typed, weighted edge between two entities of one namespace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Relation {
     /// UUID.
     pub id: String,
@@ -113,6 +115,7 @@ pub struct Relation {
 
 /// Arguments of [`Handle::add_entity`] (upsert by name and type).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddEntity {
     /// Namespace.
@@ -130,6 +133,7 @@ pub struct AddEntity {
 /// Arguments of [`Handle::add_relation`]. `source` and `target` are entity ids or names;
 /// a name that matches no entity creates one of type `entity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddRelation {
     /// Namespace.
@@ -151,6 +155,7 @@ pub struct AddRelation {
 
 /// Arguments of [`Handle::neighbors`] and [`Handle::subgraph`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Neighbors {
     /// Namespace.
@@ -167,6 +172,7 @@ pub struct Neighbors {
 
 /// Entities and relations reached.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GraphView {
     /// Entities (the start entity first).
     pub entities: Vec<Entity>,
@@ -176,6 +182,7 @@ pub struct GraphView {
 
 /// A shortest path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GraphPath {
     /// Entities from `from` to `to`.
     pub entities: Vec<Entity>,

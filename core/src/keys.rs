@@ -31,6 +31,7 @@ pub(crate) struct KeyRecord {
 
 /// One namespace of a scoped key, as callers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceGrant {
     /// Namespace name.
@@ -41,6 +42,7 @@ pub struct NamespaceGrant {
 
 /// A key's description (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiKey {
     /// Key id (part of the key text).
     pub id: String,
@@ -66,6 +68,7 @@ pub struct ApiKey {
 
 /// A newly created or rotated key: the only time the full key text is returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreatedKey {
     /// The description.
     #[serde(flatten)]
@@ -77,6 +80,7 @@ pub struct CreatedKey {
 /// Arguments of [`Handle::create_key`]: either `namespaces`, or `tenant_id` with `role`
 /// and/or `member_id`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// Human name, 1–128 characters.

@@ -38,6 +38,7 @@ const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
 /// A memory as stored and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Memory {
     /// UUID v7.
     pub id: String,
@@ -73,6 +74,7 @@ pub(crate) struct StoredMemory {
 
 /// Arguments of [`Handle::store_memory`] (and one item of a batch).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StoreMemory {
     /// Target namespace (see [`Handle::store_memory`] for how it is chosen when absent).
@@ -112,6 +114,7 @@ impl StoreMemory {
 
 /// Arguments of [`Handle::recall`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Recall {
     /// Namespace (see [`Handle::store_memory`] for how it is chosen when absent).
@@ -173,6 +176,7 @@ impl Recall {
 
 /// One recall result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RecallHit {
     /// Memory id.
     pub id: String,
@@ -202,6 +206,7 @@ pub struct RecallHit {
 /// Arguments of [`Handle::batch_forget`]. At least one filter is required; given filters
 /// must all match.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Forget {
     /// Namespace (see [`Handle::store_memory`] for how it is chosen when absent).
@@ -226,6 +231,7 @@ pub struct Forget {
 
 /// The answer to a forget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Forgotten {
     /// How many memories were removed.
     pub forgotten: u64,

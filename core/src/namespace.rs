@@ -17,6 +17,7 @@ pub const MAX_DIMENSIONS: u32 = 4096;
 
 /// How memories of a namespace fade.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DecayPolicy {
     /// Exponential decay per day since last access: effective importance is
@@ -76,6 +77,7 @@ pub struct NamespaceRecord {
 
 /// A namespace as callers see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Namespace {
     /// Name.
     pub name: String,
@@ -103,6 +105,7 @@ pub struct Namespace {
 
 /// Options of [`Handle::create_namespace`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceOptions {
     /// Owning tenant (a tenant admin's own tenant by default).
@@ -121,6 +124,7 @@ pub struct NamespaceOptions {
 
 /// The answer to a namespace deletion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeletedNamespace {
     /// Name.
     pub name: String,

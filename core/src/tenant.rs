@@ -16,6 +16,7 @@ pub const MAX_TENANT_DEPTH: usize = 8;
 
 /// Tenant lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     /// Serving requests.
@@ -32,6 +33,7 @@ pub enum TenantStatus {
 
 /// Where a tenant's namespaces keep their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum IsolationMode {
     /// Shared environments, rows separated by namespace id.
@@ -45,6 +47,7 @@ pub enum IsolationMode {
 
 /// A tenant's limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Quotas {
     /// Bytes of memories, vectors and graph rows (including child tenants').
     pub storage_quota_bytes: u64,
@@ -75,6 +78,7 @@ impl Default for Quotas {
 
 /// A partial [`Quotas`]: given fields replace the current (or default) ones.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QuotasPatch {
     /// See [`Quotas::storage_quota_bytes`].
@@ -126,6 +130,7 @@ impl QuotasPatch {
 
 /// A tenant as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Tenant {
     /// UUID.
     pub id: String,
@@ -153,6 +158,7 @@ pub struct Tenant {
 
 /// Current usage of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TenantUsage {
     /// Bytes in use, including child tenants'.
     pub storage_bytes: u64,
@@ -164,6 +170,7 @@ pub struct TenantUsage {
 
 /// A tenant with its usage, as returned by every tenant call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TenantInfo {
     /// The tenant.
     #[serde(flatten)]
@@ -174,6 +181,7 @@ pub struct TenantInfo {
 
 /// Arguments of [`Handle::create_tenant`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// 3–64 characters of `[A-Za-z0-9_]`.
@@ -200,6 +208,7 @@ pub struct CreateTenant {
 
 /// Arguments of [`Handle::update_tenant`]: given fields change, others stay.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     /// New name.
@@ -224,6 +233,7 @@ pub struct UpdateTenant {
 
 /// A member of a tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Member {
     /// The tenant.
     pub tenant_id: String,
@@ -241,6 +251,7 @@ pub struct Member {
 
 /// A page of members.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MemberList {
     /// The tenant.
     pub tenant_id: String,

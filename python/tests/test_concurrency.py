@@ -72,7 +72,7 @@ def test_same_path_twice_shares_one_engine(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_gets_internal_error_and_parent_keeps_working(tmp_path: Path) -> None:
-    db = memsilo.open(tmp_path)
+    db = memsilo.open(tmp_path / "parent")
     db.create_namespace("before-fork")
     read, write = os.pipe()
     pid = os.fork()
@@ -86,10 +86,15 @@ def test_forked_child_gets_internal_error_and_parent_keeps_working(tmp_path: Pat
         except BaseException as e:  # noqa: BLE001 - anything else is a failure to report
             outcome = f"other:{type(e).__name__}"
         try:
-            memsilo.open(tmp_path).whoami()
+            memsilo.open(tmp_path / "parent").whoami()
             outcome += ":reopen-no-error"
         except memsilo.MemsiloError as e:
             outcome += f":reopen-{e.code}"
+        try:  # a directory the parent never opened is fine
+            memsilo.open(tmp_path / "child").create_namespace("from-child")
+            outcome += ":fresh-ok"
+        except BaseException as e:  # noqa: BLE001
+            outcome += f":fresh-{type(e).__name__}"
         os.write(write, outcome.encode())
         os._exit(0)
     os.close(write)
@@ -97,7 +102,7 @@ def test_forked_child_gets_internal_error_and_parent_keeps_working(tmp_path: Pat
         outcome = pipe.read()
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    assert outcome == "internal:internal:True:reopen-internal"
+    assert outcome == "internal:internal:True:reopen-internal:fresh-ok"
     db.create_namespace("after-fork")
     assert {n["name"] for n in db.list_namespaces()} == {"before-fork", "after-fork"}
 

@@ -1,4 +1,4 @@
-//! `GET /openapi.json`: an OpenAPI 3.1 document built from the route table, with request and
+//! `GET /openapi.json`: an `OpenAPI` 3.1 document built from the route table, with request and
 //! response schemas derived from core's Rust types, so it cannot drift from what is served.
 
 use serde_json::{json, Map, Value};
@@ -41,7 +41,8 @@ pub fn document() -> Value {
             "responses": { "200": { "description": "OpenAPI document", "content": { "application/json": { "schema": { "type": "object" } } } } }
         }}),
     );
-    let mut schemas = components.into_map();
+    let mut paths = Value::Object(paths);
+    let mut schemas = components.finish(&mut [&mut paths]);
     schemas.insert("Error".into(), error_schema());
     json!({
         "openapi": "3.1.0",
@@ -67,7 +68,8 @@ pub fn document() -> Value {
 }
 
 fn operation(route: &Route, components: &mut schemas::Components) -> Value {
-    let args = components.request(route.op);
+    let path_args: Vec<&str> = route.path_args.iter().map(|(_, arg)| *arg).collect();
+    let args = components.request(route.op, &path_args).unwrap_or_default();
     let mut parameters = Vec::new();
     for (placeholder, arg) in route.path_args {
         parameters.push(json!({
@@ -127,7 +129,7 @@ fn operation_id(route: &Route) -> String {
 fn responses(route: &Route, components: &mut schemas::Components) -> Value {
     let mut ok = json!({
         "description": "Success",
-        "content": { "application/json": { "schema": components.response(route.op) } },
+        "content": { "application/json": { "schema": components.response(route.op).unwrap_or_else(|| json!({})) } },
     });
     if matches!(route.op, "list_namespaces" | "list_keys") {
         ok["headers"] = json!({ "X-Total-Count": { "description": "Items in all pages", "schema": { "type": "integer" } } });
