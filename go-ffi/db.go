@@ -37,6 +37,23 @@ func Open(path string) (*DB, error) {
 	return newDB(h), nil
 }
 
+// Connect connects to a memsilo server at url (e.g. "http://127.0.0.1:3300") acting as
+// apiKey. The key is checked at once (CodeUnauthorized if unknown or revoked); an
+// unreachable server is CodeInternal. The returned DB has the same methods, results and
+// errors as an in-process one.
+func Connect(url, apiKey string) (*DB, error) {
+	curl := C.CString(url)
+	defer C.free(unsafe.Pointer(curl))
+	ckey := C.CString(apiKey)
+	defer C.free(unsafe.Pointer(ckey))
+	var h *C.memsilo_handle
+	var cerr *C.char
+	if rc := C.memsilo_connect(curl, ckey, &h, &cerr); rc != C.MEMSILO_OK {
+		return nil, takeError(rc, cerr)
+	}
+	return newDB(h), nil
+}
+
 func newDB(h *C.memsilo_handle) *DB {
 	db := &DB{h: h}
 	// A forgotten DB still releases its handle (and, with the last handle, the engine).
@@ -180,4 +197,23 @@ func Operations() ([]string, error) {
 		return nil, err
 	}
 	return ops, nil
+}
+
+// Serve runs the memsilo command line in this process, as the memsilo binary would, and
+// returns its exit code; args exclude the program name, e.g.
+// Serve("serve", "--data", "./data", "--listen", "127.0.0.1:3300"). "serve" blocks until
+// the process receives SIGINT or SIGTERM.
+func Serve(args ...string) int {
+	argv := make([]*C.char, 0, len(args)+1)
+	argv = append(argv, C.CString("memsilo"))
+	for _, a := range args {
+		argv = append(argv, C.CString(a))
+	}
+	defer func() {
+		for _, p := range argv {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	// The array holds C pointers only, so C may read it from Go memory during the call.
+	return int(C.memsilo_serve(C.int(len(argv)), (**C.char)(unsafe.Pointer(&argv[0]))))
 }

@@ -96,6 +96,22 @@ extern "C" {
 int32_t memsilo_open(const char *path, memsilo_handle **out, char **err_json);
 
 /**
+ * Connects to a memsilo server at `url` (e.g. `"http://127.0.0.1:3300"`) acting as
+ * `api_key`. The key is checked at once: an unknown or revoked key is
+ * `MEMSILO_UNAUTHORIZED`; an unreachable server is `MEMSILO_INTERNAL` saying so. Calls on
+ * the handle block until the server answers.
+ *
+ * On success `*out` receives a handle to release with `memsilo_close`.
+ *
+ * # Safety
+ * `url` and `api_key` are NUL-terminated strings; `out` and `err_json` as in `memsilo_open`.
+ */
+int32_t memsilo_connect(const char *url,
+                        const char *api_key,
+                        memsilo_handle **out,
+                        char **err_json);
+
+/**
  * A handle acting as `api_key`: on an in-process handle, limited to what the key allows
  * (fails with `MEMSILO_UNAUTHORIZED` at once for an unknown, expired or revoked key); on a
  * remote handle, the same server with that key. The new handle is independent of `h`
@@ -154,6 +170,18 @@ int32_t memsilo_recall_vector(const memsilo_handle *h,
  * `out_json` is writable.
  */
 int32_t memsilo_operations(char **out_json);
+
+/**
+ * Runs the memsilo command line in this process, as the `memsilo` binary would:
+ * `memsilo_serve(argc, argv)` from a C `main` (argv[0], the program name, is skipped), e.g.
+ * `memsilo serve --data ./data --listen 127.0.0.1:3300`. `serve` blocks until SIGINT or
+ * SIGTERM. Returns the exit code (0 success, 1 failure, 2 usage error; invalid arguments
+ * to this function are 2).
+ *
+ * # Safety
+ * `argv` points to `argc` NUL-terminated strings (NULL entries are refused).
+ */
+int memsilo_serve(int argc, const char *const *argv);
 
 /**
  * Releases a string returned by any memsilo function. NULL is ignored.

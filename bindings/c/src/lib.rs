@@ -6,7 +6,7 @@
 //! error. Conventions (ownership, error bodies) are stated in the header's preamble
 //! (`cbindgen.toml`) and on each function below; `include/memsilo.h` is generated from this file.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_int, CString};
 
 use memsilo::api::{Backend, Reply, Request};
 use memsilo::{Engine, Error, Options};
@@ -67,6 +67,32 @@ pub unsafe extern "C" fn memsilo_open(
         let path = unsafe { required_str(path, "path") }?;
         let engine = Engine::open(path, Options::default())?;
         hand_out(Box::new(engine.root()), out);
+        Ok(())
+    })
+}
+
+/// Connects to a memsilo server at `url` (e.g. `"http://127.0.0.1:3300"`) acting as
+/// `api_key`. The key is checked at once: an unknown or revoked key is
+/// `MEMSILO_UNAUTHORIZED`; an unreachable server is `MEMSILO_INTERNAL` saying so. Calls on
+/// the handle block until the server answers.
+///
+/// On success `*out` receives a handle to release with `memsilo_close`.
+///
+/// # Safety
+/// `url` and `api_key` are NUL-terminated strings; `out` and `err_json` as in `memsilo_open`.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_connect(
+    url: *const c_char,
+    api_key: *const c_char,
+    out: *mut *mut MemsiloHandle,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out, "out") }?;
+        let url = unsafe { required_str(url, "url") }?;
+        let api_key = unsafe { required_str(api_key, "api_key") }?;
+        hand_out(Box::new(memsilo_http::Client::connect(url, api_key)?), out);
         Ok(())
     })
 }
@@ -185,6 +211,41 @@ pub unsafe extern "C" fn memsilo_operations(out_json: *mut *mut c_char) -> i32 {
         unsafe { *out_json = into_c_string(text) };
         Ok(())
     })
+}
+
+/// Runs the memsilo command line in this process, as the `memsilo` binary would:
+/// `memsilo_serve(argc, argv)` from a C `main` (argv[0], the program name, is skipped), e.g.
+/// `memsilo serve --data ./data --listen 127.0.0.1:3300`. `serve` blocks until SIGINT or
+/// SIGTERM. Returns the exit code (0 success, 1 failure, 2 usage error; invalid arguments
+/// to this function are 2).
+///
+/// # Safety
+/// `argv` points to `argc` NUL-terminated strings (NULL entries are refused).
+#[no_mangle]
+#[allow(clippy::similar_names)] // argc and argv are C's names for them.
+pub unsafe extern "C" fn memsilo_serve(argc: c_int, argv: *const *const c_char) -> c_int {
+    let run = || -> memsilo::Result<c_int> {
+        let argc =
+            usize::try_from(argc).map_err(|_| Error::invalid("argc", "must not be negative"))?;
+        if argv.is_null() && argc > 0 {
+            return Err(Error::invalid("argv", "must not be NULL"));
+        }
+        let mut cli_args = Vec::with_capacity(argc);
+        for i in 1..argc {
+            // SAFETY: `argv` holds `argc` entries per the contract.
+            let arg = unsafe { *argv.add(i) };
+            cli_args.push(unsafe { required_str(arg, "argv") }?.to_owned());
+        }
+        Ok(memsilo_http::run_cli(cli_args))
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("memsilo: {e}");
+            2
+        }
+        Err(_) => 1,
+    }
 }
 
 /// Releases a string returned by any memsilo function. NULL is ignored.

@@ -222,3 +222,23 @@ fn operations_lists_every_core_operation() {
     assert_eq!(ops, json!(Request::OPERATIONS));
     assert!(ops.as_array().unwrap().contains(&json!("recall")));
 }
+
+#[test]
+fn connect_and_serve_refuse_bad_arguments() {
+    let (mut h, mut err) = (null_mut(), null_mut());
+    let url = CString::new("localhost without scheme").unwrap();
+    let key = CString::new("msk_x").unwrap();
+    let rc = unsafe { memsilo_connect(url.as_ptr(), key.as_ptr(), &raw mut h, &raw mut err) };
+    assert_eq!(rc, MEMSILO_INVALID_ARGUMENT);
+    assert_eq!(take_json(err)["field"], "url");
+    assert!(h.is_null());
+    let rc = unsafe { memsilo_connect(url.as_ptr(), null(), &raw mut h, &raw mut err) };
+    assert_eq!((rc, take_json(err)["field"].clone()), (MEMSILO_INVALID_ARGUMENT, json!("api_key")));
+
+    let argv = [c"memsilo".as_ptr(), c"no-such-command".as_ptr()];
+    assert_eq!(unsafe { memsilo_serve(2, argv.as_ptr()) }, 2, "usage error");
+    let argv = [c"memsilo".as_ptr(), c"--version".as_ptr()];
+    assert_eq!(unsafe { memsilo_serve(2, argv.as_ptr()) }, 0);
+    assert_eq!(unsafe { memsilo_serve(-1, argv.as_ptr()) }, 2);
+    assert_eq!(unsafe { memsilo_serve(2, null()) }, 2);
+}
