@@ -28,6 +28,16 @@ serve: ## Run the HTTP server on ./data (MEMSILO_ADMIN_KEY or a generated key)
 bench: ## Criterion benches of the core paths
 	cargo bench -p memsilo
 
+BENCH_VENV := $(CURDIR)/benches/compare/.venv
+BENCH_WHEELS := $(CARGO_TARGET_DIR)/bench-wheels
+bench-compare: ## memsilo vs Chroma, LanceDB, usearch, NumPy (small; FULL=1 for 100k rows, 10k namespaces)
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -r benches/compare/requirements.txt
+	rm -rf $(BENCH_WHEELS)
+	cd python && $(BENCH_VENV)/bin/maturin build --release --quiet -o $(BENCH_WHEELS)
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps $(BENCH_WHEELS)/memsilo-*.whl
+	$(BENCH_VENV)/bin/python benches/compare/harness.py $(if $(FULL),--full) $(BENCH_ARGS)
+
 fmt: ## Format the Rust code
 	cargo fmt --all
 
