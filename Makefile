@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help test test-rust test-python serve bench bench-compare fmt lint
+.PHONY: help test test-rust test-python test-node test-go serve bench bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,26 @@ test-python: ## Python package: venv in python/.venv, debug build of the extensi
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest mypy numpy
 	cd python && VIRTUAL_ENV=$(PY_VENV) PATH=$(PY_VENV)/bin:$$PATH maturin develop --quiet
 	cd python && $(PY_VENV)/bin/python -m pytest tests -q
+
+test-node: ## Node package: npm ci (typescript), debug build of the addon, node --test
+	cd node && npm ci --no-audit --no-fund
+	cd node && node scripts/build.js
+	cd node && node --test test/
+
+FFI_LIB := $(CARGO_TARGET_DIR)/debug/libmemsilo_ffi.a
+C_TESTS := $(CARGO_TARGET_DIR)/c-tests
+test-go: ## C ABI leak check (valgrind) and the Go module's tests (go test -race)
+	cargo build -p memsilo-ffi -p memsilo-http
+	mkdir -p $(C_TESTS) && rm -rf $(C_TESTS)/data
+	$(CC) -std=c11 -Wall -Wextra -Werror -g -Ibindings/c/include bindings/c/tests/leak_check.c \
+		$(FFI_LIB) -lm -ldl -lpthread -o $(C_TESTS)/leak_check
+	if command -v valgrind >/dev/null; then \
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=3 \
+			$(C_TESTS)/leak_check $(C_TESTS)/data 50; \
+	else $(C_TESTS)/leak_check $(C_TESTS)/data 500; fi
+	# The stamp makes go relink when the Rust library changes (go does not hash -l inputs).
+	cd go-ffi && CGO_LDFLAGS="-L$(CARGO_TARGET_DIR)/debug" \
+		CGO_CFLAGS="-g -O2 -DMEMSILO_FFI_STAMP=$$(stat -c %Y $(FFI_LIB))" go test -race -count=1 ./...
 
 serve: ## Run the HTTP server on ./data (MEMSILO_ADMIN_KEY or a generated key)
 	cargo run --release -p memsilo-http --bin memsilo -- serve --data $(DATA) --listen $(LISTEN)

@@ -157,9 +157,19 @@ class Memsilo {
     return out.map((v) => Array.from(v));
   }
 
-  /** A handle limited to what `apiKey` allows (same embeddingFunction). */
-  scoped(apiKey) {
-    return new Memsilo(nativeSync(() => this.#handle.scoped(apiKey)), this.#embed);
+  /**
+   * A handle limited to what `apiKey` allows, with the same embeddingFunction. Rejects
+   * with `unauthorized` for a bad key (checking it is a round trip in remote mode).
+   */
+  async scoped(apiKey) {
+    if (typeof apiKey !== 'string') throw new TypeError('memsilo: apiKey must be a string');
+    let handle;
+    try {
+      handle = await this.#handle.scoped(apiKey);
+    } catch (err) {
+      throw toMemsiloError(err);
+    }
+    return new Memsilo(handle, this.#embed);
   }
 
   whoami() {
@@ -311,9 +321,7 @@ function open(path, { embeddingFunction } = {}) {
 
 /** Connects to a memsilo server at `url` with `apiKey`. */
 async function connect(url, { apiKey, embeddingFunction } = {}) {
-  if (typeof apiKey !== 'string' || apiKey === '') {
-    throw new InvalidArgumentError('api_key: required', { code: 'invalid_argument', status: 400, field: 'api_key' });
-  }
+  if (typeof apiKey !== 'string') throw new TypeError('memsilo: connect needs {apiKey: string}');
   let handle;
   try {
     handle = await native.connect(String(url), apiKey);
@@ -323,11 +331,20 @@ async function connect(url, { apiKey, embeddingFunction } = {}) {
   return new Memsilo(handle, embeddingFunction);
 }
 
+const ignoreSignal = () => {};
+
 /**
  * Runs the bundled server (`memsilo serve --data DIR --listen ADDR`, ...) on a worker
- * thread; resolves to its exit code when it stops.
+ * thread; resolves to its exit code when it stops. SIGINT and SIGTERM stop the server
+ * gracefully (and no longer end the process by themselves).
  */
 async function serve(argv) {
+  // The server's own SIGINT/SIGTERM handler chains to the one it finds. Node's default
+  // handler re-raises the signal, which would loop forever; a JS listener puts libuv's
+  // handler there instead, which only wakes the event loop.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    if (!process.listeners(sig).includes(ignoreSignal)) process.on(sig, ignoreSignal);
+  }
   return native.serve(argv.map(String));
 }
 

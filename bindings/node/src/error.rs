@@ -29,7 +29,7 @@ pub fn guard<T>(f: impl FnOnce() -> memsilo::Result<T>) -> Result<T, Value> {
 
 /// A JS `Error` built from an error body: `message`, `code` (the stable string),
 /// `status` (HTTP status), and when present `retryAfter`, `namespace`, `field`, `tenantId`.
-pub fn js_error(env: &Env, body: &Value) -> napi::Error {
+pub fn js_error(env: Env, body: &Value) -> napi::Error {
     let message = body["message"].as_str().unwrap_or("internal error");
     let build = || -> napi::Result<napi::Error> {
         let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, message))?;
@@ -38,7 +38,9 @@ pub fn js_error(env: &Env, body: &Value) -> napi::Error {
         if let Some(secs) = body["retry_after"].as_u64() {
             obj.set_named_property("retryAfter", secs as f64)?;
         }
-        for (wire, js) in [("namespace", "namespace"), ("field", "field"), ("tenant_id", "tenantId")] {
+        for (wire, js) in
+            [("namespace", "namespace"), ("field", "field"), ("tenant_id", "tenantId")]
+        {
             if let Some(s) = body[wire].as_str() {
                 obj.set_named_property(js, s)?;
             }
@@ -49,6 +51,6 @@ pub fn js_error(env: &Env, body: &Value) -> napi::Error {
 }
 
 /// Runs `f` on the calling (JS) thread and throws its error as [`js_error`].
-pub fn throw_on_error<T>(env: &Env, f: impl FnOnce() -> memsilo::Result<T>) -> napi::Result<T> {
+pub fn throw_on_error<T>(env: Env, f: impl FnOnce() -> memsilo::Result<T>) -> napi::Result<T> {
     guard(f).map_err(|body| js_error(env, &body))
 }

@@ -1,5 +1,5 @@
 //! The `Handle` class: one backend (an in-process engine handle or a remote client) and
-//! the one method every JS call goes through.
+//! the operations every JS call goes through, each run on the libuv thread pool.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use napi::{Env, Task};
 use napi_derive::napi;
 use serde_json::Value;
 
-use crate::error::{guard, js_error, throw_on_error};
+use crate::error::{guard, js_error};
 
 /// A connection to memsilo acting as one principal.
 #[napi]
@@ -26,17 +26,19 @@ impl Handle {
 
 #[napi]
 impl Handle {
-    /// Runs operation `op` (a name from `operations()`) with JSON arguments on the libuv
-    /// thread pool; resolves to the JSON result, rejects with an Error carrying `.code`.
+    /// Runs operation `op` (a name from `operations()`) with JSON arguments; resolves to
+    /// the JSON result, rejects with an Error carrying `.code`.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn call(&self, op: String, args_json: String) -> AsyncTask<CallTask> {
         AsyncTask::new(CallTask { backend: self.backend.clone(), op, args: args_json })
     }
 
-    /// A handle acting as `apiKey` (fails with `unauthorized` for a bad key).
-    #[napi]
-    pub fn scoped(&self, env: Env, api_key: String) -> napi::Result<Handle> {
-        throw_on_error(&env, || Ok(Handle::new(Arc::from(self.backend.scoped(&api_key)?))))
+    /// A handle acting as `apiKey`; rejects with `unauthorized` for a bad key. (Checking
+    /// the key is a round trip in remote mode, hence a promise.)
+    #[napi(ts_return_type = "Promise<Handle>")]
+    pub fn scoped(&self, api_key: String) -> AsyncTask<HandleTask> {
+        let backend = self.backend.clone();
+        AsyncTask::new(HandleTask::new(move || Ok(Arc::from(backend.scoped(&api_key)?))))
     }
 }
 
@@ -57,7 +59,8 @@ impl Task for CallTask {
             let args: Value = if args.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(&args).map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?
+                serde_json::from_str(&args)
+                    .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?
             };
             let reply = self.backend.call(&self.op, args)?;
             Ok(serde_json::to_string(&reply.value)?)
@@ -65,6 +68,36 @@ impl Task for CallTask {
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<String> {
-        output.map_err(|body| js_error(&env, &body))
+        output.map_err(|body| js_error(env, &body))
+    }
+}
+
+type MakeBackend = Box<dyn FnOnce() -> memsilo::Result<Arc<dyn Backend>> + Send>;
+
+/// Makes a backend off the JS thread (connect, scoped) and resolves to a `Handle`.
+pub struct HandleTask {
+    make: Option<MakeBackend>,
+}
+
+impl HandleTask {
+    pub fn new(make: impl FnOnce() -> memsilo::Result<Arc<dyn Backend>> + Send + 'static) -> Self {
+        HandleTask { make: Some(Box::new(make)) }
+    }
+}
+
+impl Task for HandleTask {
+    type Output = Result<Arc<dyn Backend>, Value>;
+    type JsValue = Handle;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let make = self.make.take();
+        Ok(guard(|| match make {
+            Some(make) => make(),
+            None => Err(Error::Internal("task ran twice".into())),
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Handle> {
+        output.map(Handle::new).map_err(|body| js_error(env, &body))
     }
 }

@@ -1,27 +1,67 @@
-//! memsilo for Node.js: a thin napi-rs addon. It opens an engine (or connects to a server),
-//! runs operations of the core's operation table off the JS thread, and maps errors to JS
-//! errors with a stable `.code`. The friendly API lives in `node/index.js`.
+//! memsilo for Node.js: a thin napi-rs addon. It opens an engine or connects to a server,
+//! runs operations of the core's operation table on the libuv thread pool, and maps errors
+//! to JS errors with a stable `.code`. The friendly API lives in `node/index.js`.
 
 mod error;
 mod handle;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use memsilo::{Engine, Options};
-use napi::Env;
+use napi::bindgen_prelude::AsyncTask;
+use napi::{Env, Task};
 use napi_derive::napi;
 
-pub use handle::Handle;
+pub use handle::{CallTask, Handle, HandleTask};
 
 use error::throw_on_error;
 
 /// Opens (or creates) the data directory `path` in-process, as the root principal.
 #[napi]
+#[allow(clippy::needless_pass_by_value)] // napi hands JS strings over as owned Strings
 pub fn open(env: Env, path: String) -> napi::Result<Handle> {
-    throw_on_error(&env, || {
+    throw_on_error(env, || {
         let engine = Engine::open(&path, Options::default())?;
         Ok(Handle::new(Arc::new(engine.root())))
     })
+}
+
+/// Connects to a memsilo server at `url` with `apiKey` (checked by a first request).
+#[napi(ts_return_type = "Promise<Handle>")]
+pub fn connect(url: String, api_key: String) -> AsyncTask<HandleTask> {
+    AsyncTask::new(HandleTask::new(move || {
+        Ok(Arc::new(memsilo_http::Client::connect(&url, &api_key)?))
+    }))
+}
+
+/// Runs the `memsilo` command line (`serve --data DIR --listen ADDR`, ...) on a libuv
+/// worker thread; resolves to its exit code when it stops (SIGINT or SIGTERM for `serve`).
+#[napi(ts_return_type = "Promise<number>")]
+pub fn serve(argv: Vec<String>) -> AsyncTask<ServeTask> {
+    AsyncTask::new(ServeTask { argv })
+}
+
+/// The server, run off the JS thread.
+pub struct ServeTask {
+    argv: Vec<String>,
+}
+
+impl Task for ServeTask {
+    type Output = i32;
+    type JsValue = i32;
+
+    fn compute(&mut self) -> napi::Result<i32> {
+        let argv = std::mem::take(&mut self.argv);
+        Ok(catch_unwind(AssertUnwindSafe(|| memsilo_http::run_cli(argv))).unwrap_or_else(|_| {
+            eprintln!("memsilo: the server panicked");
+            70
+        }))
+    }
+
+    fn resolve(&mut self, _env: Env, code: i32) -> napi::Result<i32> {
+        Ok(code)
+    }
 }
 
 /// Every operation name `Handle.call` accepts.

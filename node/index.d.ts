@@ -1,0 +1,475 @@
+// Types of the `memsilo` package. Records are plain objects exactly as the core returns them
+// (snake_case fields, as on the wire); option objects accept camelCase or snake_case keys.
+
+/** A vector: a plain array or any typed array (Float32Array, Float64Array, ...). */
+export type Vector = number[] | ArrayLike<number>;
+/** A time: an RFC 3339 string or a Date. */
+export type Time = string | Date;
+export type JsonObject = { [key: string]: unknown };
+
+/** Computes one vector per text; used by storeMemory/storeMemories/recall when set. */
+export type EmbeddingFunction = (texts: string[]) => Promise<Vector[]> | Vector[];
+
+export type ErrorCode =
+  | 'invalid_argument'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'quota_exceeded'
+  | 'rate_limited'
+  | 'payload_too_large'
+  | 'internal';
+
+export interface MemsiloErrorInit {
+  code?: ErrorCode;
+  status?: number;
+  retryAfter?: number;
+  namespace?: string;
+  field?: string;
+  tenantId?: string;
+  cause?: unknown;
+}
+
+/** Every error memsilo raises. `code` is the stable code of API.md, `status` its HTTP status. */
+export class MemsiloError extends Error {
+  constructor(message: string, init?: MemsiloErrorInit);
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Seconds to wait, for `rate_limited`. */
+  readonly retryAfter?: number;
+  /** The namespace refused, for `forbidden` on a namespace. */
+  readonly namespace?: string;
+  /** The offending field, for `invalid_argument` and `payload_too_large`. */
+  readonly field?: string;
+  /** The tenant, for `quota_exceeded` and `rate_limited`. */
+  readonly tenantId?: string;
+}
+export class InvalidArgumentError extends MemsiloError {}
+export class UnauthorizedError extends MemsiloError {}
+export class ForbiddenError extends MemsiloError {}
+export class NotFoundError extends MemsiloError {}
+export class ConflictError extends MemsiloError {}
+export class QuotaExceededError extends MemsiloError {}
+export class RateLimitedError extends MemsiloError {}
+export class PayloadTooLargeError extends MemsiloError {}
+export class InternalError extends MemsiloError {}
+
+// Records ---------------------------------------------------------------------------------
+
+export type IsolationMode = 'logical' | 'hybrid' | 'physical';
+export type TenantStatus = 'active' | 'provisioning' | 'suspended' | 'deleting' | 'deleted';
+export type Role = 'admin' | 'editor' | 'viewer';
+export type Access = 'read' | 'write';
+
+export interface DecayPolicy {
+  decay_rate: number;
+  min_importance: number;
+  ttl_default: number | null;
+}
+
+export interface Namespace {
+  name: string;
+  tenant_id: string | null;
+  created_at: string;
+  memory_count: number;
+  storage_bytes: number;
+  isolation_mode: IsolationMode;
+  policy: DecayPolicy;
+  dimensions: number | null;
+  embedder: string | null;
+  entity_count: number;
+  relation_count: number;
+}
+
+export interface DeletedNamespace {
+  name: string;
+  deleted_at: string;
+}
+
+export interface Memory {
+  id: string;
+  namespace: string;
+  agent_id: string | null;
+  content: string;
+  importance: number;
+  tags: string[];
+  metadata: JsonObject;
+  entities?: string[];
+  created_at: string;
+  updated_at: string;
+  expires_at: string | null;
+}
+
+export interface RecallHit {
+  id: string;
+  content: string;
+  score: number;
+  similarity: number;
+  importance: number;
+  effective_importance: number;
+  agent_id: string | null;
+  tags: string[];
+  metadata: JsonObject;
+  created_at: string;
+  via_graph?: boolean;
+}
+
+export interface DeletedMemory {
+  id: string;
+  namespace: string;
+  deleted: true;
+}
+
+export interface Forgotten {
+  forgotten: number;
+}
+
+export interface Quotas {
+  storage_quota_bytes: number;
+  qps_limit: number;
+  max_connections: number;
+  compute_quota_cores: number;
+  max_members: number;
+  max_namespaces: number;
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  status: TenantStatus;
+  isolation_mode: IsolationMode;
+  parent_id: string | null;
+  settings: JsonObject;
+  features: string[] | JsonObject;
+  tags: string[] | JsonObject;
+  quotas: Quotas;
+  created_at: string;
+  updated_at: string;
+  usage: { storage_bytes: number; namespaces: number; members: number };
+  /** Set on create, update and delete. */
+  message?: string;
+  /** Set on delete. */
+  deleted_at?: string;
+}
+
+export interface TenantList {
+  tenants: Tenant[];
+  total_count: number;
+  offset: number;
+  limit: number;
+}
+
+export interface Member {
+  tenant_id: string;
+  member_id: string;
+  user_identifier: string;
+  role: Role;
+  metadata: JsonObject;
+  added_at: string;
+  message?: string;
+}
+
+export interface MemberList {
+  tenant_id: string;
+  members: Member[];
+  total_count: number;
+}
+
+export interface RemovedMember {
+  tenant_id: string;
+  member_id: string;
+  message: string;
+  removed_at: string;
+}
+
+export interface NamespaceGrant {
+  namespace: string;
+  access: Access;
+}
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  tenant_id: string | null;
+  member_id: string | null;
+  role: Role | null;
+  namespaces: NamespaceGrant[];
+  created_at: string;
+  expires_at: string | null;
+  revoked: boolean;
+}
+
+/** A new or rotated key: the only time `key` (the secret) is returned. */
+export interface CreatedKey extends ApiKey {
+  key: string;
+}
+
+export interface Entity {
+  id: string;
+  name: string;
+  type: string;
+  properties: JsonObject;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Relation {
+  id: string;
+  source: string;
+  target: string;
+  source_name: string;
+  target_name: string;
+  type: string;
+  weight: number;
+  properties: JsonObject;
+  created_at: string;
+}
+
+export interface GraphView {
+  entities: Entity[];
+  relations: Relation[];
+}
+
+export interface GraphPath extends GraphView {
+  total_weight: number;
+}
+
+export interface Deleted {
+  id: string;
+  deleted: true;
+  name?: string;
+}
+
+export type WhoAmI =
+  | { principal: 'root' }
+  | { principal: 'member'; key_id: string; tenant_id: string; role: Role }
+  | { principal: 'scoped'; key_id: string; tenant_id: string | null; namespaces: NamespaceGrant[] };
+
+// Options (camelCase shown; the snake_case wire names are accepted too) ---------------------
+
+export interface PageOptions {
+  offset?: number;
+  limit?: number;
+}
+
+export interface DecayPolicyInput {
+  decayRate?: number;
+  decay_rate?: number;
+  minImportance?: number;
+  min_importance?: number;
+  ttlDefault?: number | null;
+  ttl_default?: number | null;
+}
+
+export interface QuotasInput {
+  storageQuotaBytes?: number;
+  storage_quota_bytes?: number;
+  qpsLimit?: number;
+  qps_limit?: number;
+  maxConnections?: number;
+  max_connections?: number;
+  computeQuotaCores?: number;
+  compute_quota_cores?: number;
+  maxMembers?: number;
+  max_members?: number;
+  maxNamespaces?: number;
+  max_namespaces?: number;
+}
+
+export interface CreateNamespaceOptions {
+  tenantId?: string | null;
+  tenant_id?: string | null;
+  policy?: DecayPolicyInput;
+  dimensions?: number;
+  /** Return the existing namespace instead of `conflict` when the name is taken. */
+  existOk?: boolean;
+  exist_ok?: boolean;
+}
+
+export interface ListNamespacesOptions extends PageOptions {
+  tenantId?: string;
+  tenant_id?: string;
+}
+
+export type ListKeysOptions = ListNamespacesOptions;
+
+export interface MemoryInput {
+  content: string;
+  importance?: number;
+  tags?: string[];
+  metadata?: JsonObject;
+  agentId?: string | null;
+  agent_id?: string | null;
+  /** Seconds to live. */
+  ttl?: number;
+  embedding?: Vector;
+  /** Entity names to link the memory to. */
+  entities?: string[];
+}
+
+export type MemoryOptions = Omit<MemoryInput, 'content'>;
+
+export interface RecallOptions {
+  topK?: number;
+  top_k?: number;
+  /** A query vector (pass `query` null). */
+  vector?: Vector;
+  agentId?: string;
+  agent_id?: string;
+  tags?: string[];
+  minImportance?: number;
+  min_importance?: number;
+  since?: Time;
+  until?: Time;
+  /** Also return memories linked through the graph, this many hops away. */
+  expand?: number;
+}
+
+export interface ForgetFilter {
+  ids?: string[];
+  agentId?: string;
+  agent_id?: string;
+  tags?: string[];
+  before?: Time;
+  belowImportance?: number;
+  below_importance?: number;
+}
+
+export interface CreateTenantOptions {
+  quotas?: QuotasInput;
+  isolationMode?: IsolationMode;
+  isolation_mode?: IsolationMode;
+  parentId?: string;
+  parent_id?: string;
+  settings?: JsonObject;
+  features?: string[] | JsonObject;
+  tags?: string[] | JsonObject;
+}
+
+export interface ListTenantsOptions extends PageOptions {
+  status?: TenantStatus;
+  parentId?: string;
+  parent_id?: string;
+}
+
+export interface TenantChanges {
+  name?: string;
+  status?: 'active' | 'suspended' | 'provisioning';
+  quotas?: QuotasInput;
+  /** Merged key by key into the current settings (a null value removes a key). */
+  settings?: JsonObject;
+  features?: string[] | JsonObject;
+  tags?: string[] | JsonObject;
+}
+
+export interface ListMembersOptions extends PageOptions {
+  role?: Role;
+}
+
+export interface CreateKeyOptions {
+  /** Grants as `[namespace, access]` pairs or `{namespace, access}` objects. */
+  namespaces?: Array<[string, Access] | NamespaceGrant>;
+  tenantId?: string;
+  tenant_id?: string;
+  role?: Role;
+  memberId?: string;
+  member_id?: string;
+  expiresAt?: Time;
+  expires_at?: Time;
+}
+
+export interface EntityOptions {
+  type?: string;
+  properties?: JsonObject;
+}
+
+export interface RelationOptions {
+  weight?: number;
+  properties?: JsonObject;
+}
+
+export interface EntityLookup {
+  /** Picks among same-named entities. */
+  type?: string;
+}
+
+export interface NeighborsOptions {
+  depth?: number;
+  /** Only relations of this type. */
+  type?: string;
+}
+
+export interface OpenOptions {
+  embeddingFunction?: EmbeddingFunction;
+}
+
+export interface ConnectOptions extends OpenOptions {
+  apiKey: string;
+}
+
+/** A connection to memsilo (in-process or remote) acting as one principal. */
+export class Memsilo {
+  private constructor();
+
+  /**
+   * A handle limited to what `apiKey` allows, with the same embeddingFunction. Rejects with
+   * `unauthorized` for a bad key (checking it is a round trip in remote mode).
+   */
+  scoped(apiKey: string): Promise<Memsilo>;
+  whoami(): Promise<WhoAmI>;
+
+  createNamespace(name: string, opts?: CreateNamespaceOptions): Promise<Namespace>;
+  listNamespaces(opts?: ListNamespacesOptions): Promise<Namespace[]>;
+  getNamespace(name: string): Promise<Namespace>;
+  deleteNamespace(name: string): Promise<DeletedNamespace>;
+  getMemoryPolicy(namespace: string): Promise<DecayPolicy>;
+  setMemoryPolicy(namespace: string, policy: DecayPolicyInput): Promise<DecayPolicy>;
+
+  /** `namespace` null: the key's only namespace. */
+  storeMemory(namespace: string | null, memory: MemoryInput): Promise<Memory>;
+  storeMemory(namespace: string | null, content: string, opts?: MemoryOptions): Promise<Memory>;
+  /** All stored, or none; resolves to the new ids in order. */
+  storeMemories(namespace: string, memories: Array<MemoryInput | string>): Promise<string[]>;
+  recall(namespace: string | null, query: string | null, opts?: RecallOptions): Promise<RecallHit[]>;
+  getMemory(namespace: string | null, id: string): Promise<Memory>;
+  deleteMemory(namespace: string | null, id: string): Promise<DeletedMemory>;
+  /** At least one filter is required; an empty filter is `invalid_argument`. */
+  batchForget(namespace: string | null, filter: ForgetFilter): Promise<Forgotten>;
+
+  createTenant(name: string, opts?: CreateTenantOptions): Promise<Tenant>;
+  getTenant(tenantId: string): Promise<Tenant>;
+  listTenants(opts?: ListTenantsOptions): Promise<TenantList>;
+  updateTenant(tenantId: string, changes: TenantChanges): Promise<Tenant>;
+  deleteTenant(tenantId: string): Promise<Tenant>;
+  addMember(tenantId: string, userIdentifier: string, role: Role, metadata?: JsonObject): Promise<Member>;
+  listMembers(tenantId: string, opts?: ListMembersOptions): Promise<MemberList>;
+  removeMember(tenantId: string, memberId: string): Promise<RemovedMember>;
+
+  createKey(name: string, opts?: CreateKeyOptions): Promise<CreatedKey>;
+  listKeys(opts?: ListKeysOptions): Promise<ApiKey[]>;
+  revokeKey(keyId: string): Promise<ApiKey>;
+  rotateKey(keyId: string): Promise<CreatedKey>;
+
+  addEntity(namespace: string, name: string, opts?: EntityOptions): Promise<Entity>;
+  addRelation(namespace: string, source: string, target: string, type: string, opts?: RelationOptions): Promise<Relation>;
+  getEntity(namespace: string, entity: string, opts?: EntityLookup): Promise<Entity>;
+  neighbors(namespace: string, entity: string, opts?: NeighborsOptions): Promise<GraphView>;
+  subgraph(namespace: string, entity: string, opts?: NeighborsOptions): Promise<GraphView>;
+  shortestPath(namespace: string, from: string, to: string): Promise<GraphPath>;
+  deleteEntity(namespace: string, entity: string, opts?: EntityLookup): Promise<Deleted>;
+  deleteRelation(namespace: string, id: string): Promise<Deleted>;
+}
+
+/** Opens (or creates) the data directory `path` in-process, as the root principal. */
+export function open(path: string, opts?: OpenOptions): Memsilo;
+/** Connects to a memsilo server (`memsilo serve`) with an API key. */
+export function connect(url: string, opts: ConnectOptions): Promise<Memsilo>;
+/**
+ * Runs the bundled server with `argv` (e.g. `['serve', '--data', './data', '--listen',
+ * '127.0.0.1:3300']`) on a worker thread; resolves to its exit code when it stops.
+ */
+export function serve(argv: string[]): Promise<number>;
+/** Every operation name of the core's operation table. */
+export const OPERATIONS: readonly string[];

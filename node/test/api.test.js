@@ -1,0 +1,176 @@
+'use strict';
+// The JS surface: every core operation has a method, options in either case, typed-array
+// vectors, an embeddingFunction, tenants, members, keys, policies and the graph.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+
+const memsilo = require('..');
+const { tmpdir } = require('../test-support/kit.js');
+
+const camel = (op) => (op === 'whoami' ? 'whoami' : op.replace(/_([a-z])/g, (_, c) => c.toUpperCase()));
+
+describe('API surface', () => {
+  it('has a method for every operation of the core table', () => {
+    assert.ok(memsilo.OPERATIONS.length >= 30, `${memsilo.OPERATIONS.length} operations`);
+    const db = memsilo.open(tmpdir());
+    const missing = memsilo.OPERATIONS.filter((op) => typeof db[camel(op)] !== 'function');
+    assert.deepEqual(missing, []);
+  });
+
+  it('accepts camelCase and snake_case options alike and returns wire records', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('cases');
+    const a = await db.storeMemory('cases', { content: 'camel', agentId: 'customer-1', importance: 0.7, metadata: { someKey: 1 } });
+    const b = await db.storeMemory('cases', { content: 'snake', agent_id: 'customer-2', importance: 0.2 });
+    assert.equal(a.agent_id, 'customer-1');
+    assert.equal(b.agent_id, 'customer-2');
+    // User data keeps its own keys.
+    assert.deepEqual(a.metadata, { someKey: 1 });
+
+    const byCamel = await db.recall('cases', 'camel', { agentId: 'customer-1', topK: 10 });
+    const bySnake = await db.recall('cases', 'camel', { agent_id: 'customer-1', top_k: 10 });
+    assert.deepEqual(byCamel.map((h) => h.id), [a.id]);
+    assert.deepEqual(bySnake.map((h) => h.id), [a.id]);
+    const important = await db.recall('cases', 'anything', { minImportance: 0.5 });
+    assert.deepEqual(important.map((h) => h.id), [a.id]);
+
+    const forgotten = await db.batchForget('cases', { belowImportance: 0.5 });
+    assert.deepEqual(forgotten, { forgotten: 1 });
+    await assert.rejects(db.getMemory('cases', b.id), { code: 'not_found' });
+    const deleted = await db.deleteMemory('cases', a.id);
+    assert.deepEqual(deleted, { id: a.id, namespace: 'cases', deleted: true });
+  });
+
+  it('takes typed arrays as vectors and stores a batch all or nothing', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('vectors', { dimensions: 3 });
+    const ids = await db.storeMemories('vectors', [
+      { content: 'x axis', embedding: new Float32Array([1, 0, 0]) },
+      { content: 'y axis', embedding: new Float64Array([0, 1, 0]) },
+      { content: 'z axis', embedding: [0, 0, 1] },
+    ]);
+    assert.equal(ids.length, 3);
+    const hits = await db.recall('vectors', null, { vector: new Float32Array([0.1, 0.9, 0]), topK: 1 });
+    assert.deepEqual(hits.map((h) => h.content), ['y axis']);
+
+    // One bad vector fails the whole batch.
+    await assert.rejects(
+      db.storeMemories('vectors', [
+        { content: 'ok', embedding: [1, 1, 0] },
+        { content: 'wrong size', embedding: [1, 0] },
+      ]),
+      { code: 'invalid_argument' },
+    );
+    assert.equal((await db.getNamespace('vectors')).memory_count, 3);
+  });
+
+  it('computes vectors with embeddingFunction, also on scoped handles', async () => {
+    const calls = [];
+    // A toy embedding: counts of the letters a, b, c.
+    const embeddingFunction = async (texts) => {
+      calls.push(texts);
+      return texts.map((t) => Float32Array.from(['a', 'b', 'c'].map((ch) => t.split(ch).length - 1 + 0.01)));
+    };
+    const db = memsilo.open(tmpdir(), { embeddingFunction });
+    await db.createNamespace('embedded');
+    await db.storeMemory('embedded', 'aaaa');
+    await db.storeMemories('embedded', ['bbbb', { content: 'cccc' }, { content: 'given', embedding: [1, 1, 1] }]);
+    assert.deepEqual(calls, [['aaaa'], ['bbbb', 'cccc']]);
+    const ns = await db.getNamespace('embedded');
+    assert.equal(ns.dimensions, 3);
+    assert.equal(ns.embedder, 'caller');
+
+    const key = await db.createKey('emb', { namespaces: [['embedded', 'read']] });
+    const reader = await db.scoped(key.key);
+    const hits = await reader.recall('embedded', 'bb', { topK: 1 });
+    assert.deepEqual(hits.map((h) => h.content), ['bbbb']);
+    assert.deepEqual(calls.at(-1), ['bb']);
+
+    const broken = memsilo.open(tmpdir(), { embeddingFunction: async () => [] });
+    await broken.createNamespace('broken');
+    await assert.rejects(broken.storeMemory('broken', 'text'), TypeError);
+    assert.throws(() => memsilo.open(tmpdir(), { embeddingFunction: 'nope' }), TypeError);
+  });
+
+  it('manages policies, tenants, members and keys', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('policy-ns', { policy: { decayRate: 0.5 } });
+    assert.deepEqual(await db.getMemoryPolicy('policy-ns'), { decay_rate: 0.5, min_importance: 0, ttl_default: null });
+    const set = await db.setMemoryPolicy('policy-ns', { decayRate: 0.01, min_importance: 0.1, ttlDefault: 3600 });
+    assert.deepEqual(set, { decay_rate: 0.01, min_importance: 0.1, ttl_default: 3600 });
+
+    const parent = await db.createTenant('parent_co', { settings: { region: 'eu' }, features: ['graph'] });
+    assert.match(parent.message, /created/i);
+    const child = await db.createTenant('child_co', { parentId: parent.id });
+    assert.equal(child.parent_id, parent.id);
+    const children = await db.listTenants({ parentId: parent.id });
+    assert.deepEqual(children.tenants.map((t) => t.name), ['child_co']);
+    assert.equal(children.total_count, 1);
+    const updated = await db.updateTenant(child.id, { quotas: { maxMembers: 2 }, settings: { tier: 'gold' } });
+    assert.equal(updated.quotas.max_members, 2);
+    assert.deepEqual(updated.settings, { tier: 'gold' });
+    await assert.rejects(db.deleteTenant(parent.id), { code: 'conflict' });
+
+    const alice = await db.addMember(child.id, 'alice@example.com', 'editor', { team: 'ml' });
+    await db.addMember(child.id, 'bob@example.com', 'viewer');
+    await assert.rejects(db.addMember(child.id, 'carol@example.com', 'viewer'), { code: 'quota_exceeded' });
+    const editors = await db.listMembers(child.id, { role: 'editor' });
+    assert.deepEqual(editors.members.map((m) => m.user_identifier), ['alice@example.com']);
+    assert.deepEqual(editors.members[0].metadata, { team: 'ml' });
+
+    await db.createNamespace('child-ns', { tenantId: child.id });
+    const memberKey = await db.createKey('alice-key', { tenantId: child.id, memberId: alice.member_id });
+    const asAlice = await db.scoped(memberKey.key);
+    assert.deepEqual(await asAlice.whoami(), { principal: 'member', key_id: memberKey.id, tenant_id: child.id, role: 'editor' });
+    await asAlice.storeMemory('child-ns', 'written by an editor');
+    const removed = await db.removeMember(child.id, alice.member_id);
+    assert.equal(removed.member_id, alice.member_id);
+    await assert.rejects(asAlice.recall('child-ns', 'editor'), { code: 'unauthorized' });
+
+    const nsKey = await db.createKey('ns-key', { namespaces: [['child-ns', 'read']], expiresAt: new Date(Date.now() + 3_600_000) });
+    assert.ok(nsKey.expires_at);
+    const keys = await db.listKeys({ tenantId: child.id });
+    assert.ok(keys.some((k) => k.id === nsKey.id));
+    assert.ok(keys.every((k) => !('key' in k)), 'listKeys must not return secrets');
+    const rotated = await db.rotateKey(nsKey.id);
+    assert.notEqual(rotated.key, nsKey.key);
+    await assert.rejects(db.scoped(nsKey.key), { code: 'unauthorized' });
+    assert.equal((await (await db.scoped(rotated.key)).whoami()).principal, 'scoped');
+
+    const gone = await db.deleteTenant(child.id);
+    assert.ok(gone.deleted_at);
+    await assert.rejects(db.getNamespace('child-ns'), { code: 'not_found' });
+  });
+
+  it('builds and walks the knowledge graph', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('graph');
+    const alice = await db.addEntity('graph', 'Alice', { type: 'person', properties: { title: 'CTO' } });
+    await db.addEntity('graph', 'Acme', { type: 'org' });
+    await db.addEntity('graph', 'Omega', { type: 'product' });
+    const worksAt = await db.addRelation('graph', 'Alice', 'Acme', 'works_at', { weight: 2 });
+    await db.addRelation('graph', 'Acme', 'Omega', 'builds');
+    assert.equal(worksAt.type, 'works_at');
+    assert.equal(worksAt.weight, 2);
+
+    const got = await db.getEntity('graph', 'Alice');
+    assert.equal(got.id, alice.id);
+    assert.deepEqual(got.properties, { title: 'CTO' });
+    const near = await db.neighbors('graph', 'Alice', { depth: 1 });
+    assert.deepEqual(near.entities.map((e) => e.name).sort(), ['Acme', 'Alice']);
+    const far = await db.neighbors('graph', 'Alice', { depth: 2 });
+    assert.deepEqual(far.entities.map((e) => e.name).sort(), ['Acme', 'Alice', 'Omega']);
+    const sub = await db.subgraph('graph', 'Acme', { depth: 1 });
+    assert.equal(sub.relations.length, 2);
+    const path = await db.shortestPath('graph', 'Alice', 'Omega');
+    assert.deepEqual(path.entities.map((e) => e.name), ['Alice', 'Acme', 'Omega']);
+
+    const rel = await db.deleteRelation('graph', worksAt.id);
+    assert.deepEqual(rel, { id: worksAt.id, deleted: true });
+    await assert.rejects(db.shortestPath('graph', 'Alice', 'Omega'), { code: 'not_found' });
+    const ent = await db.deleteEntity('graph', 'Omega');
+    assert.equal(ent.name, 'Omega');
+    await assert.rejects(db.getEntity('graph', 'Omega'), { code: 'not_found' });
+  });
+});

@@ -1,0 +1,126 @@
+'use strict';
+// Every error reaches JS as a MemsiloError (and its per-code subclass) carrying the stable
+// code, the HTTP status and the extra fields of the error body.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+
+const memsilo = require('..');
+const { tmpdir } = require('../test-support/kit.js');
+
+const db = memsilo.open(tmpdir());
+
+function expectError(Class, code, status, extra = {}) {
+  return (err) => {
+    assert.ok(err instanceof Class, `expected ${Class.name}, got ${err && err.constructor.name}: ${err}`);
+    assert.ok(err instanceof memsilo.MemsiloError);
+    assert.ok(err instanceof Error);
+    assert.equal(err.name, Class.name);
+    assert.equal(err.code, code);
+    assert.equal(err.status, status);
+    for (const [k, v] of Object.entries(extra)) assert.equal(err[k], v, `err.${k}`);
+    return true;
+  };
+}
+
+describe('error codes', () => {
+  it('invalid_argument names the field', async () => {
+    await assert.rejects(
+      db.createNamespace('not a valid name!'),
+      expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field: 'name' }),
+    );
+    await assert.rejects(
+      db.createNamespace('typo-ns', { existsOk: true }),
+      expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field: 'exists_ok' }),
+    );
+    await db.createNamespace('forget-ns');
+    await assert.rejects(
+      db.batchForget('forget-ns', {}),
+      expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400),
+    );
+    await assert.rejects(
+      db.recall('forget-ns', 'q', { topK: 'five' }),
+      expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field: 'top_k' }),
+    );
+  });
+
+  it('unauthorized for an unknown key and for a revoked one', async () => {
+    await assert.rejects(db.scoped('msk_definitely_not_a_key'), expectError(memsilo.UnauthorizedError, 'unauthorized', 401));
+    await assert.rejects(db.scoped(''), expectError(memsilo.UnauthorizedError, 'unauthorized', 401));
+    await db.createNamespace('revoked-ns');
+    const key = await db.createKey('short-lived', { namespaces: [['revoked-ns', 'read']] });
+    const reader = await db.scoped(key.key);
+    assert.deepEqual(await reader.recall('revoked-ns', 'anything'), []);
+    const revoked = await db.revokeKey(key.id);
+    assert.equal(revoked.revoked, true);
+    await assert.rejects(reader.recall('revoked-ns', 'anything'), expectError(memsilo.UnauthorizedError, 'unauthorized', 401));
+  });
+
+  it('forbidden carries the namespace; a read key cannot write', async () => {
+    await db.createNamespace('ro-ns');
+    const key = await db.createKey('reader', { namespaces: [{ namespace: 'ro-ns', access: 'read' }] });
+    const reader = await db.scoped(key.key);
+    await assert.rejects(reader.recall('other-ns', 'q'), expectError(memsilo.ForbiddenError, 'forbidden', 403, { namespace: 'other-ns' }));
+    await assert.rejects(reader.storeMemory('ro-ns', 'write attempt'), expectError(memsilo.ForbiddenError, 'forbidden', 403));
+    await assert.rejects(reader.createTenant('sneaky_tenant'), expectError(memsilo.ForbiddenError, 'forbidden', 403));
+  });
+
+  it('not_found for missing records', async () => {
+    await db.createNamespace('nf-ns');
+    await assert.rejects(db.getMemory('nf-ns', '01900000-0000-7000-8000-000000000000'), expectError(memsilo.NotFoundError, 'not_found', 404));
+    await assert.rejects(db.getTenant('01900000-0000-7000-8000-000000000000'), expectError(memsilo.NotFoundError, 'not_found', 404));
+    await assert.rejects(db.getNamespace('never-created'), expectError(memsilo.NotFoundError, 'not_found', 404));
+    await assert.rejects(db.revokeKey('no-such-key'), expectError(memsilo.NotFoundError, 'not_found', 404));
+  });
+
+  it('conflict for duplicates, unless existOk', async () => {
+    const first = await db.createNamespace('dup-ns');
+    await assert.rejects(db.createNamespace('dup-ns'), expectError(memsilo.ConflictError, 'conflict', 409));
+    const again = await db.createNamespace('dup-ns', { existOk: true });
+    assert.equal(again.created_at, first.created_at);
+    await db.createTenant('dup_tenant');
+    await assert.rejects(db.createTenant('dup_tenant'), expectError(memsilo.ConflictError, 'conflict', 409));
+  });
+
+  it('quota_exceeded names the tenant and writes nothing', async () => {
+    const t = await db.createTenant('tiny_tenant', { quotas: { maxNamespaces: 1 } });
+    await db.createNamespace('tiny-1', { tenantId: t.id });
+    await assert.rejects(
+      db.createNamespace('tiny-2', { tenantId: t.id }),
+      expectError(memsilo.QuotaExceededError, 'quota_exceeded', 403, { tenantId: t.id }),
+    );
+    const names = (await db.listNamespaces({ tenantId: t.id })).map((n) => n.name);
+    assert.deepEqual(names, ['tiny-1']);
+  });
+
+  it('rate_limited carries retryAfter', async () => {
+    const t = await db.createTenant('slow_tenant', { quotas: { qps_limit: 1 } });
+    await db.createNamespace('slow-ns', { tenantId: t.id });
+    const key = await db.createKey('slow', { tenantId: t.id, namespaces: [['slow-ns', 'write']] });
+    const slow = await db.scoped(key.key);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => slow.recall('slow-ns', 'q')));
+    const limited = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
+    assert.ok(limited.length >= 10, `only ${limited.length} of 20 calls were limited`);
+    for (const err of limited) {
+      expectError(memsilo.RateLimitedError, 'rate_limited', 429, { tenantId: t.id })(err);
+      assert.ok(Number.isInteger(err.retryAfter) && err.retryAfter >= 1, `retryAfter ${err.retryAfter}`);
+    }
+  });
+
+  it('payload_too_large for an oversized batch', async () => {
+    await db.createNamespace('big-ns');
+    const memories = Array.from({ length: 1001 }, (_, i) => ({ content: `m${i}` }));
+    await assert.rejects(
+      db.storeMemories('big-ns', memories),
+      expectError(memsilo.PayloadTooLargeError, 'payload_too_large', 413, { field: 'memories' }),
+    );
+    assert.equal((await db.getNamespace('big-ns')).memory_count, 0);
+  });
+
+  it('MemsiloError can be built by callers, defaults to internal', () => {
+    const err = new memsilo.MemsiloError('boom');
+    assert.equal(err.code, 'internal');
+    assert.equal(err.status, 500);
+    assert.equal(err.message, 'boom');
+  });
+});
