@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:3300
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: test-rust test-python ## Everything CI runs
+test: test-rust test-python test-node ## Everything CI runs
 
 test-rust: ## Rust unit and integration tests (debug build)
 	cargo test --workspace
