@@ -14,11 +14,13 @@ use crate::error::{guard, to_py_err};
 #[pyclass(frozen, module = "memsilo._native")]
 pub struct Client {
     backend: Arc<dyn Backend>,
+    /// `local` (in-process engine) or `remote` (a server), for `repr`.
+    mode: &'static str,
 }
 
 impl Client {
-    pub(crate) fn new(backend: impl Backend + 'static) -> Self {
-        Client { backend: Arc::new(backend) }
+    pub(crate) fn new(backend: impl Backend + 'static, mode: &'static str) -> Self {
+        Client { backend: Arc::new(backend), mode }
     }
 }
 
@@ -43,10 +45,10 @@ impl Client {
         let backend = &self.backend;
         let scoped =
             py.detach(|| guard(|| backend.scoped(api_key))).map_err(|e| to_py_err(py, &e))?;
-        Ok(Client { backend: Arc::from(scoped) })
+        Ok(Client { backend: Arc::from(scoped), mode: self.mode })
     }
 
-    fn __repr__(&self) -> &'static str {
-        "<memsilo._native.Client>"
+    fn __repr__(&self) -> String {
+        format!("<memsilo._native.Client ({})>", self.mode)
     }
 }

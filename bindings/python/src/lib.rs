@@ -15,9 +15,9 @@ use client::Client;
 #[pyfunction]
 fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
     let engine = py
-        .detach(|| error::guard(|| memsilo::Engine::open(&path, memsilo::Options::default())))
+        .detach(|| error::guard(|| memsilo::Engine::open(path, memsilo::Options::default())))
         .map_err(|e| error::to_py_err(py, &e))?;
-    Ok(Client::new(engine.root()))
+    Ok(Client::new(engine.root(), "local"))
 }
 
 /// Connects to a `memsilo serve` server at `url` as `api_key` (checked at once).
@@ -26,7 +26,7 @@ fn connect(py: Python<'_>, url: &str, api_key: &str) -> PyResult<Client> {
     let client = py
         .detach(|| error::guard(|| memsilo_http::Client::connect(url, api_key)))
         .map_err(|e| error::to_py_err(py, &e))?;
-    Ok(Client::new(client))
+    Ok(Client::new(client, "remote"))
 }
 
 /// Runs the `memsilo` command line (`argv` without the program name, e.g.
