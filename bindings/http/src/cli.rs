@@ -96,6 +96,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
 
 /// Runs the command line (`args` without the program name) and returns the exit code.
 /// `serve` blocks until SIGINT or SIGTERM, then finishes the requests in flight.
+// Owned arguments: the Python, Node and Go packages hand over argv as they built it.
+#[allow(clippy::needless_pass_by_value)]
 pub fn run_cli(args: Vec<String>) -> i32 {
     let command = match parse(&args) {
         Ok(c) => c,

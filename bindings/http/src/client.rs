@@ -8,7 +8,7 @@ use memsilo::api::{Backend, Reply, Request};
 use memsilo::{Error, Result};
 use serde_json::Value;
 
-use crate::routes::{self, Method};
+use crate::routes;
 
 /// How a [`Client`] talks to the server.
 #[derive(Debug, Clone)]
@@ -89,11 +89,12 @@ impl Client {
 
     /// Runs one operation on the server (what [`Backend::call`] does).
     pub fn call(&self, op: &str, args: Value) -> Result<Reply> {
+        let encoded = routes::route_for(op).map(|route| (route, route.encode(&args)));
         // Decoding here too gives the same `invalid_argument` as in-process before any I/O.
-        Request::parse(op, args.clone())?;
-        let route = routes::route_for(op)
-            .ok_or_else(|| Error::invalid("op", format!("unknown operation {op:?}")))?;
-        let encoded = route.encode(&args)?;
+        Request::parse(op, args)?;
+        let (route, encoded) =
+            encoded.ok_or_else(|| Error::invalid("op", format!("unknown operation {op:?}")))?;
+        let encoded = encoded?;
         let mut url = format!("{}{}", self.base, encoded.path);
         if !encoded.query.is_empty() {
             url.push('?');
@@ -108,19 +109,16 @@ impl Client {
             .uri(&url)
             .header("Authorization", format!("Bearer {}", self.key))
             .header("Accept", "application/json");
-        let sent = match (&encoded.body, route.method) {
-            (Some(body), _) => {
-                let bytes = serde_json::to_vec(body)?;
-                let req = builder
-                    .header("Content-Type", "application/json")
-                    .body(bytes)
-                    .map_err(|e| Error::invalid("url", e.to_string()))?;
-                self.agent.run(req)
-            }
-            (None, Method::Get | Method::Delete | Method::Post | Method::Put) => {
-                let req = builder.body(()).map_err(|e| Error::invalid("url", e.to_string()))?;
-                self.agent.run(req)
-            }
+        let sent = if let Some(body) = &encoded.body {
+            let bytes = serde_json::to_vec(body)?;
+            let req = builder
+                .header("Content-Type", "application/json")
+                .body(bytes)
+                .map_err(|e| Error::invalid("url", e.to_string()))?;
+            self.agent.run(req)
+        } else {
+            let req = builder.body(()).map_err(|e| Error::invalid("url", e.to_string()))?;
+            self.agent.run(req)
         };
         let mut resp = sent.map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();

@@ -82,9 +82,9 @@ pub struct Route {
     pub query: &'static [Param],
     /// Status of a success.
     pub status: u16,
-    /// One line for the OpenAPI document.
+    /// One line for the `OpenAPI` document.
     pub summary: &'static str,
-    /// OpenAPI tag (group).
+    /// `OpenAPI` tag (group).
     pub tag: &'static str,
 }
 

@@ -375,8 +375,8 @@ impl Drop for Server {
 /// Binds `options.listen` and serves `engine` on a background thread. Returns once the
 /// socket is bound (so a taken port is reported here).
 pub fn serve(engine: Engine, options: ServeOptions) -> std::io::Result<Server> {
-    let app = router(engine, options.clone());
     let listener = bind(&options.listen)?;
+    let app = router(engine, options);
     let addr = listener.local_addr()?;
     let runtime = runtime()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -35,6 +35,7 @@ fn command(data: &std::path::Path, listen: &str, admin_key: Option<&str>) -> Com
 }
 
 /// Starts the binary and waits for its listening line (collecting stderr before it).
+#[allow(clippy::zombie_processes)] // every test waits for the child after SIGTERM
 fn start(data: &std::path::Path, admin_key: Option<&str>) -> (Running, Vec<String>) {
     let mut child = command(data, "127.0.0.1:0", admin_key).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();

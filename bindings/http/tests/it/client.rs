@@ -9,7 +9,7 @@ use crate::support::{TestServer, ADMIN};
 
 type Step = Result<Reply, (ErrorCode, String)>;
 
-/// A SaaS flow run against any backend; each step's outcome is recorded.
+/// A `SaaS` flow run against any backend; each step's outcome is recorded.
 fn scenario(root: &dyn Backend) -> Vec<(String, Step)> {
     let mut out = Vec::new();
     let mut run = |b: &dyn Backend, op: &str, args: Value| -> Option<Value> {

@@ -1,4 +1,4 @@
-//! What the edge does: rate limits and their headers, max_connections, body limits, JSON
+//! What the edge does: rate limits and their headers, `max_connections`, body limits, JSON
 //! errors for bad input, unknown routes and wrong methods, metrics.
 
 use std::sync::{Arc, Barrier};
@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::support::TestServer;
 
-fn tenant_with_key(s: &TestServer, name: &str, quotas: serde_json::Value) -> (String, String) {
+fn tenant_with_key(s: &TestServer, name: &str, quotas: &serde_json::Value) -> (String, String) {
     let t = s.admin("POST", "/api/v1/tenants", Some(json!({"name": name, "quotas": quotas})));
     let tenant = t.expect(201)["id"].as_str().unwrap().to_owned();
     let ns = format!("{name}-ns").replace('_', "-");
@@ -24,7 +24,7 @@ fn tenant_with_key(s: &TestServer, name: &str, quotas: serde_json::Value) -> (St
 #[test]
 fn a_tiny_qps_quota_gives_429_with_retry_after_and_rate_headers() {
     let s = TestServer::start();
-    let (ns, key) = tenant_with_key(&s, "slow_tenant", json!({"qps_limit": 2}));
+    let (ns, key) = tenant_with_key(&s, "slow_tenant", &json!({"qps_limit": 2}));
     let path = format!("/v1/memory/recall?namespace={ns}&query=x");
     let mut statuses = Vec::new();
     let mut limited = None;
@@ -55,7 +55,7 @@ fn a_tiny_qps_quota_gives_429_with_retry_after_and_rate_headers() {
 fn requests_beyond_max_connections_are_429() {
     let s = TestServer::start();
     let (ns, key) =
-        tenant_with_key(&s, "busy_tenant", json!({"max_connections": 1, "qps_limit": 100_000}));
+        tenant_with_key(&s, "busy_tenant", &json!({"max_connections": 1, "qps_limit": 100_000}));
     let memories: Vec<_> =
         (0..300).map(|i| json!({"content": format!("memory number {i} about things")})).collect();
     let body = json!({"namespace": ns, "memories": memories});

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::support::{key_for, TestServer};
 
 #[test]
+#[allow(clippy::too_many_lines)] // one user-visible flow, read top to bottom
 fn store_recall_get_delete_and_forget() {
     let s = TestServer::start();
     s.admin("POST", "/v1/namespaces", Some(json!({"name": "tenant-acme"}))).expect(201);

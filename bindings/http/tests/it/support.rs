@@ -10,9 +10,8 @@ use serde_json::Value;
 pub const ADMIN: &str = "test-admin-key-0123456789";
 
 pub struct TestServer {
-    pub engine: Engine,
-    pub server: Option<Server>,
     pub url: String,
+    _server: Server,
     _dir: tempfile::TempDir,
 }
 
@@ -21,6 +20,7 @@ impl TestServer {
         TestServer::start_with(ServeOptions::default())
     }
 
+    #[allow(clippy::needless_pass_by_value)] // reads like a constructor: start_with(ServeOptions {..})
     pub fn start_with(options: ServeOptions) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path(), Options::default()).unwrap();
@@ -29,7 +29,7 @@ impl TestServer {
             serve(engine.clone(), ServeOptions { listen: "127.0.0.1:0".into(), ..options })
                 .unwrap();
         let url = server.url();
-        TestServer { engine, server: Some(server), url, _dir: dir }
+        TestServer { url, _server: server, _dir: dir }
     }
 
     /// A request as the admin.
