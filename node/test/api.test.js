@@ -34,6 +34,9 @@ describe('API surface', () => {
     assert.deepEqual(bySnake.map((h) => h.id), [a.id]);
     const important = await db.recall('cases', 'anything', { minImportance: 0.5 });
     assert.deepEqual(important.map((h) => h.id), [a.id]);
+    // Dates go over as RFC 3339 times.
+    assert.equal((await db.recall('cases', 'camel', { since: new Date(Date.now() - 60_000) })).length, 2);
+    assert.equal((await db.recall('cases', 'camel', { until: new Date(Date.now() - 60_000) })).length, 0);
 
     const forgotten = await db.batchForget('cases', { belowImportance: 0.5 });
     assert.deepEqual(forgotten, { forgotten: 1 });
