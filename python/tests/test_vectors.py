@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import List
@@ -73,6 +74,21 @@ def test_embedding_function_embeds_stores_and_queries(tmp_path: Path) -> None:
     # An explicit embedding is used as given.
     db.store_memory("pets", "no animal here", embedding=[0.0, 0.0, 1.0, 0.0])
     assert calls[-1] == ["kitten"]
+
+
+def test_embedding_function_may_return_a_numpy_matrix(tmp_path: Path) -> None:
+    def embed(texts: List[str]) -> "np.ndarray":
+        return np.array([[1.0, float(len(t) % 2)] for t in texts], dtype=np.float32)
+
+    adb = memsilo.aio.open(tmp_path, embedding_function=embed)
+
+    async def main() -> None:
+        await adb.create_namespace("m")
+        ids = await adb.store_memories("m", [{"content": "odd"}, {"content": "even"}])
+        hits = await adb.recall("m", "abc", top_k=1)  # odd length: the vector [1, 1]
+        assert hits[0]["id"] == ids[0] and hits[0]["similarity"] > 0.99
+
+    asyncio.run(main())
 
 
 def test_embedding_function_must_return_one_vector_per_text(tmp_path: Path) -> None:
