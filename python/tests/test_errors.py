@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Callable, Type
 
@@ -127,3 +128,16 @@ def test_payload_too_large(db: memsilo.Memsilo) -> None:
 
 def test_unknown_operation_is_invalid_argument(db: memsilo.Memsilo) -> None:
     check(memsilo.InvalidArgumentError, lambda: db._call("drop_everything", {}), "op")
+
+
+def test_internal_when_the_server_cannot_be_reached() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    err = check(
+        memsilo.InternalError,
+        lambda: memsilo.connect(f"http://127.0.0.1:{port}", "msk_x"),
+        "cannot reach",
+    )
+    assert err.status == 500
+    check(memsilo.InvalidArgumentError, lambda: memsilo.connect("localhost:3300", "msk_x"), "url")
