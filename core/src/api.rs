@@ -252,6 +252,7 @@ macro_rules! operations {
             /// unknown fields and wrong types are `invalid_argument` naming the field.
             pub fn parse(op: &str, args: Value) -> Result<Request> {
                 let args = if args.is_null() { Value::Object(Map::new()) } else { args };
+                check_arguments_shape(&args)?;
                 match op {
                     $( $name => Ok(Request::$variant(decode(args)?)), )*
                     other => Err(Error::invalid("op", format!("unknown operation {other:?}"))),
@@ -306,6 +307,45 @@ operations! {
     DeleteEntity(EntityArgs) = "delete_entity";
     DeleteRelation(RelationArgs) = "delete_relation";
     WhoAmI(NoArgs) = "whoami";
+}
+
+/// Deepest nesting of arrays and objects accepted in an operation's arguments. Stored
+/// records wrap caller JSON (metadata, properties, settings) in a few more levels and are
+/// read back with serde_json's limit of 128, so a deeper value could be written but never
+/// read again: it would turn every later read of its namespace into `internal`.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Refuses arguments that are not a JSON object, or that nest deeper than [`MAX_JSON_DEPTH`]
+/// (naming the outermost field that does).
+fn check_arguments_shape(args: &Value) -> Result<()> {
+    fn exceeds(v: &Value, left: usize) -> bool {
+        match v {
+            Value::Array(items) => left == 0 || items.iter().any(|x| exceeds(x, left - 1)),
+            Value::Object(map) => left == 0 || map.values().any(|x| exceeds(x, left - 1)),
+            _ => false,
+        }
+    }
+    let Value::Object(map) = args else {
+        return Err(Error::invalid("body", "the arguments must be a JSON object"));
+    };
+    let left = MAX_JSON_DEPTH - 1;
+    for (name, value) in map {
+        if !exceeds(value, left) {
+            continue;
+        }
+        // Name the item of a batch (`memories[3].metadata`) when that is where it is.
+        let mut field = name.clone();
+        if let Value::Array(items) = value {
+            if let Some((i, Value::Object(item))) = items.iter().enumerate().find(|(_, x)| exceeds(x, left - 1)) {
+                field = format!("{name}[{i}]");
+                if let Some((k, _)) = item.iter().find(|(_, x)| exceeds(x, left - 2)) {
+                    field = format!("{field}.{k}");
+                }
+            }
+        }
+        return Err(Error::invalid(field, format!("nested deeper than {MAX_JSON_DEPTH} levels")));
+    }
+    Ok(())
 }
 
 /// Decodes JSON into `T`; failures become `invalid_argument` naming the field path.

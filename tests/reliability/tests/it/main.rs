@@ -1,0 +1,5 @@
+//! memsilo's reliability and security suite: real processes, real files, real sockets on
+//! 127.0.0.1 only. Randomness is seeded and every seed is printed.
+
+mod catalogue;
+mod bad_input;
