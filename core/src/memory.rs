@@ -404,13 +404,13 @@ impl Handle {
             check_vector_space(rec, &mut stats, dims, &embedder_name)?;
             let mut out = Vec::with_capacity(items.len());
             let mut charged = 0u64;
+            let mut slots = Vec::with_capacity(items.len());
             for (i, p) in items.iter().enumerate() {
                 let mut stored = p.stored.clone();
                 let id = uuid_bytes(&stored.memory.id)?;
                 if let Some(v) = &p.vector {
                     if Some(v.len()) != dims {
                         return Err(Error::invalid(
-            let mut slots = Vec::with_capacity(items.len());
                             format!("memories[{i}].embedding"),
                             format!("has {} dimensions, the namespace uses {}", v.len(), dims.unwrap_or(0)),
                         ));
@@ -418,13 +418,13 @@ impl Handle {
                     let slot = stats.next_slot;
                     stats.next_slot += 1;
                     stored.slot = Some(slot);
+                    slots.push((slot, id, i));
                     t.vectors.put(w, &ns_key(rec.id, &slot.to_be_bytes()), &encode_row(&id, v))?;
                 }
                 let json = serde_json::to_vec(&stored)?;
                 t.memories.put(w, &ns_key(rec.id, &id), &json)?;
                 for e in &stored.memory.entities {
                     crate::graph::link_memory(t, w, rec.id, e, &id)?;
-                    slots.push((slot, id, i));
                 }
                 stats.memory_count += 1;
                 let size = charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
@@ -612,16 +612,16 @@ impl Handle {
                 return Err(Error::invalid("vector", format!("has {} dimensions, the namespace uses {d}", query.len())));
             }
         }
+        // The tail copy is taken before the read transactions below (see crate::ann).
         let vectors = self.inner.vectors.get_or_load(rec.id, || env.read(|r, t| NamespaceVectors::load(t, r, rec.id)))?;
+        crate::ann::note_recall(&self.inner, &rec, &stats);
         let now = self.inner.now_micros();
         let filtered = agent.is_some() || !req.tags.is_empty() || req.min_importance.is_some() || req.since.is_some() || req.until.is_some();
         // Liveness and the filters; the effective importance of a memory that passes.
         let passes = |m: &Memory| -> Option<f64> {
             if !is_live(m, &rec.policy, now) {
-        // The tail copy is taken before the read transactions below (see crate::ann).
                 return None;
             }
-        crate::ann::note_recall(&self.inner, &rec, &stats);
             let eff = effective_importance(m, &rec.policy, now);
             let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
                 && req.tags.iter().all(|t| m.tags.contains(t))
@@ -687,13 +687,6 @@ pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
 /// Fixes the namespace's dimension and embedder on first write; refuses a mismatch after.
 fn check_vector_space(rec: &NamespaceRecord, stats: &mut NamespaceStats, dims: Option<usize>, embedder: &str) -> Result<()> {
     let Some(dims) = dims else { return Ok(()) };
-    let want = stats.dimensions.or(rec.dimensions);
-    if let Some(want) = want {
-        if want as usize != dims {
-            let field = if embedder == CALLER_EMBEDDER { "embedding" } else { "content" };
-            return Err(Error::invalid(field, format!("vector has {dims} dimensions, the namespace uses {want}")));
-        }
-    }
     match stats.embedder.as_deref() {
         Some(CALLER_EMBEDDER) if embedder != CALLER_EMBEDDER => {
             return Err(Error::invalid("embedding", "this namespace holds caller-supplied vectors; pass embedding"));
@@ -701,9 +694,15 @@ fn check_vector_space(rec: &NamespaceRecord, stats: &mut NamespaceStats, dims: O
         Some(e) if e != CALLER_EMBEDDER && embedder != CALLER_EMBEDDER && e != embedder => {
             return Err(Error::invalid("content", format!("this namespace was embedded with {e}, not {embedder}")));
         }
-        None => stats.embedder = Some(embedder.to_owned()),
         _ => {}
     }
+    if let Some(want) = stats.dimensions.or(rec.dimensions) {
+        if want as usize != dims {
+            let field = if embedder == CALLER_EMBEDDER { "embedding" } else { "content" };
+            return Err(Error::invalid(field, format!("vector has {dims} dimensions, the namespace uses {want}")));
+        }
+    }
+    stats.embedder.get_or_insert_with(|| embedder.to_owned());
     stats.dimensions = Some(dims as u32);
     Ok(())
 }
@@ -742,13 +741,13 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
     let (removed, freed, slots, stats) = env.write(|w, t| {
         let mut stats = t.stats_of(w, rec.id)?;
         let mut removed = Vec::new();
+        let mut slots = Vec::new();
         let mut freed = 0u64;
         for id in ids {
             let key = ns_key(rec.id, id);
             let Some(bytes) = t.memories.get(w, &key)?.map(<[u8]>::to_vec) else { continue };
             let stored: StoredMemory = serde_json::from_slice(&bytes)?;
             t.memories.delete(w, &key)?;
-        let mut slots = Vec::new();
             let mut row = 0;
             if let Some(slot) = stored.slot {
                 let vkey = ns_key(rec.id, &slot.to_be_bytes());
@@ -756,13 +755,13 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
                     row = r.len() as u64;
                 }
                 t.vectors.delete(w, &vkey)?;
+                slots.push(slot);
             }
             let size = charged_size(bytes.len(), row);
             for e in &stored.memory.entities {
                 crate::graph::unlink_memory(t, w, rec.id, e, id)?;
             }
             stats.memory_count = stats.memory_count.saturating_sub(1);
-                slots.push(slot);
             let charged = size.min(stats.storage_bytes);
             stats.storage_bytes -= charged;
             freed += charged;
