@@ -6,4 +6,5 @@ mod recall;
 mod isolation;
 mod erasure;
 mod keys;
+mod memories;
 mod quotas;
