@@ -10,7 +10,12 @@ const release = process.argv.includes('--release');
 const root = path.resolve(__dirname, '..', '..');
 const args = ['build', '-p', 'memsilo-node'];
 if (release) args.push('--release');
-execFileSync('cargo', args, { cwd: root, stdio: 'inherit' });
+try {
+  execFileSync('cargo', args, { cwd: root, stdio: 'inherit' });
+} catch (err) {
+  console.error(`memsilo: \`cargo ${args.join(' ')}\` failed${err.status ? ` (exit ${err.status})` : `: ${err.message}`}`);
+  process.exit(1);
+}
 
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
 const libName = {
