@@ -452,12 +452,16 @@ impl Handle {
         let mut estimate = 0;
         for it in items {
             let props = serde_json::to_vec(&it.properties)?.len();
-            estimate += rows::relation_estimate(it.relation_type.len(), props);
+            let mut names_len = 0;
             for end in [&it.source, &it.target] {
-                if rows::parse_uid(end).is_none() {
+                if rows::parse_uid(end).is_some() {
+                    names_len += MAX_NAME_BYTES; // an id: its entity's name is not known yet
+                } else {
+                    names_len += end.len();
                     estimate += rows::entity_estimate(end.len(), DEFAULT_ENTITY_TYPE.len(), 2);
                 }
             }
+            estimate += rows::relation_estimate(it.relation_type.len(), props, names_len);
         }
         let now = self.inner.options.clock.now();
         self.write_graph(rec, estimate, |t, w, stats| {

@@ -23,6 +23,8 @@ const HOP_STEP: f64 = 0.01;
 const IMPORTANCE_STEP: f64 = 0.001;
 /// Fewest graph hits added when that many exist (otherwise as many as the direct hits).
 const MIN_GRAPH_HITS: usize = 10;
+/// Most linked memories read in one expansion (a hub entity may be named by very many).
+const MAX_LINK_READS: usize = 5_000;
 
 /// Adds memories linked through the graph to the entities the hits mention. `keep` is the
 /// recall's filter (liveness included) given a memory and its effective importance, or
@@ -70,7 +72,8 @@ pub(crate) fn expand_hits(
     let extra = env.read(|r, t| {
         let mut seen = direct.clone();
         let mut found: Vec<(u32, f64, Memory)> = Vec::new();
-        for (i, (d, entity)) in by_hops.iter().enumerate() {
+        let mut reads = 0;
+        'entities: for (i, (d, entity)) in by_hops.iter().enumerate() {
             // Finish a hop distance before stopping, so nearer links always win.
             if found.len() >= wanted
                 && by_hops.get(i.wrapping_sub(1)).is_some_and(|(prev, _)| prev != d)
@@ -81,6 +84,10 @@ pub(crate) fn expand_hits(
             for mid in rows::memories_mentioning(t, r, rec.id, &e.name)? {
                 if !seen.insert(mid) {
                     continue;
+                }
+                reads += 1;
+                if reads > MAX_LINK_READS {
+                    break 'entities;
                 }
                 let Some(s) = read_memory(t, r, &ns_key(rec.id, &mid))? else { continue };
                 if let Some(eff) = keep(&s.memory) {

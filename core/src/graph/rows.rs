@@ -87,18 +87,19 @@ fn relation_charge(row_len: usize) -> u64 {
     row_len as u64 + RELATION_OVERHEAD
 }
 
-/// An upper bound of the bytes a new entity of this shape is charged.
+/// The bytes a new entity of this shape is charged, for the quota reservation (the exact
+/// figure replaces it after the write).
 pub(super) fn entity_estimate(name_len: usize, type_len: usize, props_len: usize) -> u64 {
-    // JSON row: uuid, two timestamps, field names and quotes (~160 bytes), plus the name
-    // and type, which JSON escaping grows at most sixfold (`\u0001`).
-    (props_len + 6 * name_len + 2 * type_len + 200) as u64
-        + (name_len + type_len) as u64
-        + ENTITY_OVERHEAD
+    // JSON row: uuid, two timestamps, field names and quotes (~160 bytes), name and type;
+    // then the name index row.
+    (props_len + 2 * (name_len + type_len) + 160) as u64 + ENTITY_OVERHEAD
 }
 
-/// An upper bound of the bytes a new relation of this shape is charged (endpoints excluded).
-pub(super) fn relation_estimate(type_len: usize, props_len: usize) -> u64 {
-    (props_len + 2 * type_len + 6 * 2 * super::MAX_NAME_BYTES + 300) as u64 + RELATION_OVERHEAD
+/// The bytes a new relation is charged, for the quota reservation; `names_len` is the
+/// length of both endpoint names (the exact figure replaces it after the write).
+pub(super) fn relation_estimate(type_len: usize, props_len: usize, names_len: usize) -> u64 {
+    // JSON row: three uuids, a timestamp, the weight, field names and quotes (~260 bytes).
+    (props_len + type_len + names_len + 260) as u64 + RELATION_OVERHEAD
 }
 
 /// One entity by id.

@@ -615,3 +615,37 @@ fn recall_expand_adds_memories_linked_through_the_graph() {
     let gone = root.recall(Recall { expand: Some(2), ..base }).unwrap();
     assert_eq!(gone.len(), 1);
 }
+
+#[test]
+fn batches_write_everything_in_order_and_see_their_own_items() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("g", NamespaceOptions::default()).unwrap();
+    let out = root
+        .add_entities(
+            "g",
+            vec![
+                AddEntity { properties: props(json!({"a": 1})), ..entity("", "N1", None) },
+                entity("g", "N2", Some("t")),
+                AddEntity { properties: props(json!({"b": 2})), ..entity("", "N1", None) },
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[2].id, out[0].id, "a later item upserts an earlier one");
+    assert_eq!(Value::Object(out[2].properties.clone()), json!({"a": 1, "b": 2}));
+    assert_eq!(graph_counts(&root, "g"), (2, 0));
+    // "Fresh" is created by the first relation and found by name in the second.
+    let rels = root
+        .add_relations(
+            "g",
+            vec![rel("", &out[0].id, "Fresh", "r", None), rel("", "Fresh", "N2", "r", Some(0.5))],
+        )
+        .unwrap();
+    assert_eq!(rels[0].target, rels[1].source);
+    assert_eq!(graph_counts(&root, "g"), (3, 2));
+    assert_eq!(root.shortest_path("g", "N1", "N2").unwrap().entities.len(), 3);
+    let err = root.add_entities("g", vec![entity("other", "x", None)]).unwrap_err();
+    assert_eq!(err.to_string().split(':').next(), Some("entities[0].namespace"));
+    assert_eq!(root.add_entities("g", vec![]).unwrap_err().code(), ErrorCode::InvalidArgument);
+}
