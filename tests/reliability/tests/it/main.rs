@@ -3,3 +3,5 @@
 
 mod catalogue;
 mod bad_input;
+mod http;
+mod http_bad_input;
