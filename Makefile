@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:3300
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: test-rust test-python test-node ## Everything CI runs
+test: test-rust test-python test-node test-go ## Everything CI runs
 
 test-rust: ## Rust unit and integration tests (debug build)
 	cargo test --workspace
@@ -29,16 +29,16 @@ test-node: ## Node package: npm ci (typescript), debug build of the addon, node 
 
 FFI_LIB := $(CARGO_TARGET_DIR)/debug/libmemsilo_ffi.a
 C_TESTS := $(CARGO_TARGET_DIR)/c-tests
+# The stamp in CGO_CFLAGS makes go relink when the Rust library changes (go does not hash -l inputs).
 test-go: ## C ABI leak check (valgrind) and the Go module's tests (go test -race)
 	cargo build -p memsilo-ffi -p memsilo-http
 	mkdir -p $(C_TESTS) && rm -rf $(C_TESTS)/data
 	$(CC) -std=c11 -Wall -Wextra -Werror -g -Ibindings/c/include bindings/c/tests/leak_check.c \
 		$(FFI_LIB) -lm -ldl -lpthread -o $(C_TESTS)/leak_check
 	if command -v valgrind >/dev/null; then \
-		valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=3 \
+		valgrind -q --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=3 \
 			$(C_TESTS)/leak_check $(C_TESTS)/data 50; \
 	else $(C_TESTS)/leak_check $(C_TESTS)/data 500; fi
-	# The stamp makes go relink when the Rust library changes (go does not hash -l inputs).
 	cd go-ffi && CGO_LDFLAGS="-L$(CARGO_TARGET_DIR)/debug" \
 		CGO_CFLAGS="-g -O2 -DMEMSILO_FFI_STAMP=$$(stat -c %Y $(FFI_LIB))" go test -race -count=1 ./...
 

@@ -2,7 +2,7 @@ package memsilo
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../bindings/c/include
-#cgo LDFLAGS: ${SRCDIR}/../target/debug/libmemsilo_ffi.a -lm -ldl -lpthread
+#cgo LDFLAGS: -L${SRCDIR}/../target/debug -l:libmemsilo_ffi.a -lm -ldl -lpthread
 #include <stdlib.h>
 #include <string.h>
 #include "memsilo.h"

@@ -47,6 +47,6 @@ func wantCode(t *testing.T, err error, code Code) *Error {
 	return me
 }
 
-func ptr[T any](v T) *T { return &v }
+func ptr[T any](v T) *T { return Ptr(v) }
 
 var bg = context.Background()

@@ -142,3 +142,6 @@ func deref(n *uint64) uint64 {
 	}
 	return *n
 }
+
+// Ptr returns a pointer to v, for optional fields: Importance: memsilo.Ptr(0.9).
+func Ptr[T any](v T) *T { return &v }
