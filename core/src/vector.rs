@@ -174,7 +174,8 @@ impl NamespaceVectors {
     }
 
     /// Rows held, deleted ones excluded.
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.rows - self.deleted.len()
     }
 
@@ -466,6 +467,41 @@ mod kernels {
 
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
+        use std::arch::x86_64::{
+            __m256i, _mm256_abs_epi8, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_extracti128_si256,
+            _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_setzero_si256,
+            _mm256_sign_epi8, _mm_add_epi32, _mm_cvtsi128_si32, _mm_shuffle_epi32,
+        };
+
+        /// int8 dot product, 32 lanes at a time: |a| × (b with a's sign) as u8 × i8 pairs
+        /// (exact: codes are within ±127, so a pair sum fits i16), widened to i32.
+        #[target_feature(enable = "avx2,fma")]
+        fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+            let n = a.len().min(b.len());
+            let blocks = n / 32;
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = _mm256_setzero_si256();
+            for k in 0..blocks {
+                // SAFETY: k * 32 + 32 <= n, within both slices; unaligned loads.
+                let (va, vb) = unsafe {
+                    (
+                        _mm256_loadu_si256(a.as_ptr().add(k * 32).cast::<__m256i>()),
+                        _mm256_loadu_si256(b.as_ptr().add(k * 32).cast::<__m256i>()),
+                    )
+                };
+                let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(va), _mm256_sign_epi8(vb, va));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+            }
+            let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b0100_1110>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b1011_0001>(s));
+            let mut sum = _mm_cvtsi128_si32(s);
+            for i in blocks * 32..n {
+                sum += i32::from(a[i]) * i32::from(b[i]);
+            }
+            sum
+        }
+
         #[target_feature(enable = "avx2,fma")]
         pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             super::dot_f32_body(a, b)
@@ -475,8 +511,10 @@ mod kernels {
             super::scan_f32_body(rows, dims, q, f);
         }
         #[target_feature(enable = "avx2,fma")]
-        pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
-            super::scan_i8_body(rows, dims, q, f);
+        pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], mut f: impl FnMut(usize, i32)) {
+            for (i, row) in rows.chunks_exact(dims).enumerate() {
+                f(i, dot_i8(row, q));
+            }
         }
     }
 
@@ -623,3 +661,4 @@ mod tests {
         assert!(validate_vector(&[0.1, 0.2], "vector").is_ok());
     }
 }
+

@@ -1,0 +1,251 @@
+//! Vector recall and write-path benchmarks. Run with `cargo bench -p memsilo --bench recall`;
+//! prints numbers (p50/p99 latencies, throughput, recall@10 against exact search, index build
+//! time, write latency in one namespace while another builds its index) and asserts nothing.
+//!
+//! Sizes: 1k, 10k and 100k vectors of 384 dimensions; set `MEMSILO_BENCH_1M=1` to add 1M.
+//! Set `MEMSILO_BENCH_QUICK=1` to skip the 100k cases.
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use memsilo::{dot, normalize, Engine, NamespaceOptions, Options, Recall, StoreMemory};
+
+const DIMS: usize = 384;
+
+/// Seeded generator (splitmix64) with normal samples.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn normal(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
+    fn unit(&mut self, dims: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dims).map(|_| self.normal()).collect();
+        normalize(&mut v);
+        v
+    }
+}
+
+/// Points around random centres (a centre plus noise of about its norm), like embeddings of
+/// texts on a few hundred topics.
+struct Clustered {
+    rng: Rng,
+    centres: Vec<Vec<f32>>,
+}
+
+impl Clustered {
+    fn new(seed: u64, clusters: usize) -> Self {
+        let mut rng = Rng(seed);
+        let centres = (0..clusters).map(|_| rng.unit(DIMS)).collect();
+        Clustered { rng, centres }
+    }
+
+    fn point(&mut self) -> Vec<f32> {
+        let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
+        let sigma = 1.0 / (DIMS as f32).sqrt();
+        let mut v: Vec<f32> = self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
+        normalize(&mut v);
+        v
+    }
+}
+
+fn open(options: Options) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Options { background: false, ..options }).unwrap();
+    (dir, engine)
+}
+
+fn namespace(engine: &Engine, name: &str) {
+    engine.root().create_namespace(name, NamespaceOptions { dimensions: Some(DIMS as u32), ..Default::default() }).unwrap();
+}
+
+fn memory(i: usize, v: &[f32]) -> StoreMemory {
+    StoreMemory { embedding: Some(v.to_vec()), ..StoreMemory::text(format!("memory number {i}")) }
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Stores `vectors` in batches of 1000; returns (ids in order, memories per second).
+fn ingest(engine: &Engine, ns: &str, vectors: &[Vec<f32>]) -> (Vec<String>, f64) {
+    let root = engine.root();
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(vectors.len());
+    for (c, chunk) in vectors.chunks(1000).enumerate() {
+        let batch = chunk.iter().enumerate().map(|(i, v)| memory(c * 1000 + i, v)).collect();
+        ids.extend(root.store_memories(ns, batch).unwrap());
+    }
+    (ids, vectors.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+fn store_throughput() {
+    let (_dir, engine) = open(Options::default());
+    namespace(&engine, "w");
+    let root = engine.root();
+    let mut data = Clustered::new(1, 100);
+    let mut single = Vec::new();
+    for i in 0..2000 {
+        let m = StoreMemory { namespace: Some("w".into()), ..memory(i, &data.point()) };
+        let t = Instant::now();
+        root.store_memory(m).unwrap();
+        single.push(t.elapsed());
+    }
+    let total: Duration = single.iter().sum();
+    println!(
+        "store_memory (one, caller vector): p50 {}  p99 {}  {:.0} memories/s",
+        ms(percentile(&mut single, 0.5)),
+        ms(percentile(&mut single, 0.99)),
+        single.len() as f64 / total.as_secs_f64()
+    );
+    for size in [100usize, 1000] {
+        let mut lat = Vec::new();
+        let mut n = 0;
+        for _ in 0..(20_000 / size) {
+            let batch: Vec<StoreMemory> = (0..size).map(|i| memory(i, &data.point())).collect();
+            let t = Instant::now();
+            root.store_memories("w", batch).unwrap();
+            lat.push(t.elapsed());
+            n += size;
+        }
+        let total: Duration = lat.iter().sum();
+        println!(
+            "store_memories (batch of {size}, caller vectors): p50 {} per batch  {:.0} memories/s",
+            ms(percentile(&mut lat, 0.5)),
+            n as f64 / total.as_secs_f64()
+        );
+    }
+}
+
+/// Recall latency (p50, p99) and recall@10 against exact search over `queries`.
+fn measure_recall(engine: &Engine, ns: &str, vectors: &[Vec<f32>], ids: &[String], queries: &[Vec<f32>]) -> (Duration, Duration, f64) {
+    let root = engine.root();
+    let index: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut lat = Vec::new();
+    let mut found = 0usize;
+    let mut checked = 0usize;
+    for (qi, q) in queries.iter().enumerate() {
+        let t = Instant::now();
+        let hits = root.recall(Recall::vector(q.clone()).namespace(ns).top_k(10)).unwrap();
+        lat.push(t.elapsed());
+        if qi < 50 {
+            let mut exact: Vec<(f32, usize)> = vectors.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
+            exact.select_nth_unstable_by(9, |a, b| b.0.total_cmp(&a.0));
+            let truth: Vec<usize> = exact[..10].iter().map(|x| x.1).collect();
+            found += hits.iter().filter(|h| truth.contains(&index[h.id.as_str()])).count();
+            checked += 10;
+        }
+    }
+    (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99), found as f64 / checked as f64)
+}
+
+fn recall_at(n: usize, c: &mut Criterion) {
+    let (_dir, engine) = open(Options::default());
+    namespace(&engine, "r");
+    let mut data = Clustered::new(n as u64, 200);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
+    let (ids, rate) = ingest(&engine, "r", &vectors);
+    println!("{n} x {DIMS}: ingest {rate:.0} memories/s (batches of 1000)");
+    let queries: Vec<Vec<f32>> = (0..300).map(|_| data.point()).collect();
+    if n >= Options::default().ann_threshold {
+        let (p50, p99, r) = measure_recall(&engine, "r", &vectors, &ids, &queries);
+        println!("{n} x {DIMS}: exact (before the index) recall p50 {}  p99 {}  recall@10 {r:.3}", ms(p50), ms(p99));
+        let t = Instant::now();
+        let chunks = engine.build_vector_indexes().unwrap();
+        println!("{n} x {DIMS}: index build {:.1} s in {chunks} chunks", t.elapsed().as_secs_f64());
+    }
+    let (p50, p99, r) = measure_recall(&engine, "r", &vectors, &ids, &queries);
+    println!("{n} x {DIMS}: recall p50 {}  p99 {}  recall@10 {r:.3}", ms(p50), ms(p99));
+    let root = engine.root();
+    let mut qi = 0;
+    c.bench_function(&format!("recall top 10 of {n} x {DIMS}"), |b| {
+        b.iter(|| {
+            qi = (qi + 1) % queries.len();
+            root.recall(Recall::vector(queries[qi].clone()).namespace("r").top_k(10)).unwrap()
+        })
+    });
+}
+
+/// Write latency (batches of 100) in namespace A while namespace B builds a 100k index, with
+/// A in the same environment as B and in another one.
+fn writes_during_a_build(n: usize) {
+    for same_env in [true, false] {
+        let (_dir, engine) = open(Options { shards: 2, ..Options::default() });
+        // Namespace ids are consecutive; shard = id % shards.
+        namespace(&engine, "b");
+        if same_env {
+            namespace(&engine, "spacer");
+        }
+        namespace(&engine, "a");
+        let mut data = Clustered::new(7, 200);
+        let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
+        ingest(&engine, "b", &vectors);
+        let builder = {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                engine.build_vector_indexes().unwrap();
+                t.elapsed()
+            })
+        };
+        let root = engine.root();
+        let mut lat = Vec::new();
+        while !builder.is_finished() {
+            let batch: Vec<StoreMemory> = (0..100).map(|i| memory(i, &data.point())).collect();
+            let t = Instant::now();
+            root.store_memories("a", batch).unwrap();
+            lat.push(t.elapsed());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let build = builder.join().unwrap();
+        let max = lat.iter().max().copied().unwrap_or_default();
+        println!(
+            "writes of 100 in A while B builds a {n} index ({:.1} s), {} environment: p50 {}  p99 {}  max {}  ({} batches)",
+            build.as_secs_f64(),
+            if same_env { "same" } else { "another" },
+            ms(percentile(&mut lat, 0.5)),
+            ms(percentile(&mut lat, 0.99)),
+            ms(max),
+            lat.len()
+        );
+    }
+}
+
+fn main() {
+    let quick = std::env::var_os("MEMSILO_BENCH_QUICK").is_some();
+    let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).sample_size(30);
+    store_throughput();
+    let mut sizes = vec![1_000, 10_000];
+    if !quick {
+        sizes.push(100_000);
+    }
+    if std::env::var_os("MEMSILO_BENCH_1M").is_some() {
+        sizes.push(1_000_000);
+    }
+    for n in sizes {
+        recall_at(n, &mut c);
+    }
+    if !quick {
+        writes_during_a_build(100_000);
+    }
+    c.final_summary();
+}
