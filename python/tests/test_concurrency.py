@@ -71,6 +71,8 @@ def test_same_path_twice_shares_one_engine(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# The engine's background thread makes Python 3.12+ warn about fork(); that risk is the point.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_gets_internal_error_and_parent_keeps_working(tmp_path: Path) -> None:
     db = memsilo.open(tmp_path / "parent")
     db.create_namespace("before-fork")
