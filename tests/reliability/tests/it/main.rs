@@ -5,3 +5,4 @@ mod catalogue;
 mod bad_input;
 mod http;
 mod http_bad_input;
+mod crash;

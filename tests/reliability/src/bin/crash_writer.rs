@@ -1,0 +1,241 @@
+//! `crash_writer DIR SEED RUN`: opens an engine on DIR and writes until it is killed.
+//!
+//! Before each write it prints `{"begin": {...}}` and, once the write has returned (its
+//! LMDB commit fsync'd), `{"ack": {...}}`, one JSON line each, flushed. A test driver kills
+//! this process with SIGKILL at random points and checks that every acknowledged write
+//! survived and nothing acknowledged as deleted came back. Names carry RUN, so successive
+//! runs on one directory never collide. Memories carry [`vector_for`] their content.
+
+use std::io::Write;
+
+use memsilo::{Access, CreateKey, Engine, Forget, Handle, NamespaceOptions, Options, StoreMemory};
+use memsilo_reliability::{vector_for, Rng};
+use serde_json::{json, Value};
+
+/// Tenants the driver creates before the first run, one per non-default isolation mode.
+const TENANTS: [&str; 2] = ["crash_hybrid", "crash_physical"];
+
+fn emit(kind: &str, body: &Value) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe means the driver is gone: stop.
+    if writeln!(out, "{}", json!({ kind: body })).and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+struct Writer {
+    engine: Engine,
+    root: Handle,
+    rng: Rng,
+    run: u64,
+    seq: u64,
+    tenants: Vec<String>,
+    namespaces: Vec<String>,
+    /// This run's memories: (namespace, id).
+    memories: Vec<(String, String)>,
+    /// This run's keys: id.
+    keys: Vec<String>,
+}
+
+impl Writer {
+    fn step(&mut self) -> memsilo::Result<()> {
+        self.seq += 1;
+        let roll = self.rng.below(100);
+        if self.namespaces.len() < 3 || (roll < 6 && self.namespaces.len() < 10) {
+            return self.create_namespace();
+        }
+        let ns = self.namespaces[self.rng.below(self.namespaces.len())].clone();
+        match roll {
+            0..=5 | 6..=40 => self.store(&ns),
+            41..=47 => self.batch(&ns),
+            48..=54 => self.create_key(&ns),
+            55..=57 => self.revoke_key(),
+            58..=75 => self.delete_memory(),
+            76..=80 => self.forget(),
+            81..=85 => self.delete_namespace(&ns),
+            86..=88 => self.purge(),
+            _ => self.store(&ns),
+        }
+    }
+
+    fn create_namespace(&mut self) -> memsilo::Result<()> {
+        let name = format!("crash-{}-{}", self.run, self.seq);
+        let pick = self.rng.below(3);
+        let tenant_id = if pick == 0 { None } else { Some(self.tenants[pick - 1].clone()) };
+        let info = json!({ "op": "ns_create", "ns": name });
+        emit("begin", &info);
+        self.root.create_namespace(&name, NamespaceOptions { tenant_id, ..Default::default() })?;
+        emit("ack", &info);
+        self.namespaces.push(name);
+        Ok(())
+    }
+
+    fn store(&mut self, ns: &str) -> memsilo::Result<()> {
+        let content = format!("m-{}-{}-{:016x} a memory with some words in it", self.run, self.seq, self.rng.next_u64());
+        emit("begin", &json!({ "op": "store", "ns": ns, "content": content }));
+        let m = self.root.store_memory(StoreMemory {
+            namespace: Some(ns.into()),
+            tags: vec![format!("run-{}", self.run)],
+            embedding: Some(vector_for(&content)),
+            ..StoreMemory::text(content.clone())
+        })?;
+        emit("ack", &json!({ "op": "store", "ns": ns, "content": content, "id": m.id }));
+        self.memories.push((ns.to_owned(), m.id));
+        Ok(())
+    }
+
+    fn batch(&mut self, ns: &str) -> memsilo::Result<()> {
+        let n = if self.rng.chance(0.3) { 1000 } else { self.rng.range(100, 1000) as usize };
+        let prefix = format!("b-{}-{}", self.run, self.seq);
+        let items: Vec<StoreMemory> = (0..n)
+            .map(|j| {
+                let content = format!("{prefix}-{j}");
+                StoreMemory { embedding: Some(vector_for(&content)), ..StoreMemory::text(content) }
+            })
+            .collect();
+        emit("begin", &json!({ "op": "batch", "ns": ns, "prefix": prefix, "n": n }));
+        let ids = self.root.store_memories(ns, items)?;
+        emit("ack", &json!({ "op": "batch", "ns": ns, "prefix": prefix, "n": n, "ids": ids }));
+        self.memories.extend(ids.into_iter().map(|id| (ns.to_owned(), id)));
+        Ok(())
+    }
+
+    fn create_key(&mut self, ns: &str) -> memsilo::Result<()> {
+        emit("begin", &json!({ "op": "key", "ns": ns }));
+        let name = format!("crash-key-{}-{}", self.run, self.seq);
+        let key = self.root.create_key(CreateKey::namespaces(name, [(ns, Access::Write)]))?;
+        emit("ack", &json!({ "op": "key", "ns": ns, "key_id": key.info.id, "key": key.key }));
+        self.keys.push(key.info.id);
+        Ok(())
+    }
+
+    fn revoke_key(&mut self) -> memsilo::Result<()> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let id = self.keys.swap_remove(self.rng.below(self.keys.len()));
+        let info = json!({ "op": "revoke", "key_id": id });
+        emit("begin", &info);
+        self.root.revoke_key(&id)?;
+        emit("ack", &info);
+        Ok(())
+    }
+
+    fn delete_memory(&mut self) -> memsilo::Result<()> {
+        if self.memories.is_empty() {
+            return Ok(());
+        }
+        let (ns, id) = self.memories.swap_remove(self.rng.below(self.memories.len()));
+        let info = json!({ "op": "mem_delete", "ns": ns, "id": id });
+        emit("begin", &info);
+        self.root.delete_memory(Some(&ns), &id)?;
+        emit("ack", &info);
+        Ok(())
+    }
+
+    fn forget(&mut self) -> memsilo::Result<()> {
+        if self.memories.is_empty() {
+            return Ok(());
+        }
+        let ns = self.memories[self.rng.below(self.memories.len())].0.clone();
+        let mut ids = Vec::new();
+        self.memories.retain(|(n, id)| {
+            let take = *n == ns && ids.len() < 50 && id.as_bytes()[35] % 2 == 0;
+            if take {
+                ids.push(id.clone());
+            }
+            !take
+        });
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let info = json!({ "op": "forget", "ns": ns, "ids": ids });
+        emit("begin", &info);
+        let forgotten = self.root.batch_forget(Forget { namespace: Some(ns.clone()), ids: Some(ids.clone()), ..Forget::default() })?;
+        if forgotten.forgotten != ids.len() as u64 {
+            return Err(memsilo::Error::Internal(format!("forgot {} of {}", forgotten.forgotten, ids.len())));
+        }
+        emit("ack", &info);
+        Ok(())
+    }
+
+    fn delete_namespace(&mut self, ns: &str) -> memsilo::Result<()> {
+        let info = json!({ "op": "ns_delete", "ns": ns });
+        emit("begin", &info);
+        self.root.delete_namespace(ns)?;
+        emit("ack", &info);
+        self.namespaces.retain(|n| n != ns);
+        self.memories.retain(|(n, _)| n != ns);
+        if self.rng.chance(0.7) {
+            self.purge()?;
+        }
+        Ok(())
+    }
+
+    fn purge(&mut self) -> memsilo::Result<()> {
+        emit("begin", &json!({ "op": "purge" }));
+        let n = self.engine.run_pending_purges()?;
+        emit("ack", &json!({ "op": "purge", "jobs": n }));
+        Ok(())
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, seed, run] = args.as_slice() else {
+        eprintln!("usage: crash_writer DIR SEED RUN");
+        std::process::exit(2);
+    };
+    let (Ok(seed), Ok(run)) = (seed.parse::<u64>(), run.parse::<u64>()) else {
+        eprintln!("crash_writer: SEED and RUN must be integers");
+        std::process::exit(2);
+    };
+    let result = (|| -> memsilo::Result<()> {
+        let engine = Engine::open(dir, Options { background: false, ..Options::default() })?;
+        let root = engine.root();
+        let listed = root.call("list_tenants", json!({ "limit": 100 }))?.value;
+        let tenants = TENANTS
+            .iter()
+            .map(|name| {
+                listed["tenants"]
+                    .as_array()
+                    .and_then(|ts| ts.iter().find(|t| t["name"] == *name))
+                    .and_then(|t| t["id"].as_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| memsilo::Error::Internal(format!("tenant {name} missing")))
+            })
+            .collect::<memsilo::Result<Vec<_>>>()?;
+        let mut namespaces = Vec::new();
+        for offset in (0..).step_by(100) {
+            let page = root.call("list_namespaces", json!({ "offset": offset, "limit": 100 }))?.value;
+            let items = page.as_array().cloned().unwrap_or_default();
+            namespaces.extend(items.iter().filter_map(|n| n["name"].as_str()).filter(|n| n.starts_with("crash-")).map(str::to_owned));
+            if items.len() < 100 {
+                break;
+            }
+        }
+        let mut w = Writer {
+            engine,
+            root,
+            rng: Rng::new(seed ^ run.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            run,
+            seq: 0,
+            tenants,
+            namespaces,
+            memories: Vec::new(),
+            keys: Vec::new(),
+        };
+        emit("ready", &json!({ "run": run }));
+        if w.rng.chance(0.5) {
+            w.purge()?;
+        }
+        loop {
+            w.step()?;
+        }
+    })();
+    if let Err(e) = result {
+        eprintln!("crash_writer: {e}");
+        emit("error", &json!({ "code": e.code().as_str(), "message": e.to_string() }));
+        std::process::exit(1);
+    }
+}
