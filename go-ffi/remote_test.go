@@ -2,11 +2,13 @@ package memsilo
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -166,5 +168,50 @@ func TestGoProgramServesWithServe(t *testing.T) {
 	}
 	if code := Serve("no-such-command"); code != 2 {
 		t.Fatalf("usage error exit code %d, want 2", code)
+	}
+}
+
+// One remote DB shared by goroutines (under -race): every call lands, and a tenant over
+// its qps limit gets rate_limited with a retry-after over the wire too.
+func TestConcurrentCallsOverOneConnection(t *testing.T) {
+	url := startCargoServer(t)
+	admin := connectAdmin(t, url)
+	of(admin.CreateNamespace(bg, "shared", nil)).must(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if _, err := admin.StoreMemory(bg, "shared", StoreMemoryRequest{Content: fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if ns := of(admin.GetNamespace(bg, "shared")).must(t); ns.MemoryCount != 60 {
+		t.Fatalf("memory_count %d, want 60", ns.MemoryCount)
+	}
+
+	slow := of(admin.CreateTenant(bg, "slow_co", &TenantOptions{Quotas: &QuotasPatch{QPSLimit: ptr[uint32](1)}})).must(t)
+	of(admin.CreateNamespace(bg, "slow", &NamespaceOptions{TenantID: slow.ID})).must(t)
+	key := of(admin.CreateKey(bg, CreateKeyRequest{Name: "slow", Namespaces: []NamespaceGrant{{"slow", AccessRead}}})).must(t)
+	slowDB := of(Connect(url, key.Key)).must(t)
+	defer slowDB.Close()
+	var limited *Error
+	for i := 0; i < 5 && limited == nil; i++ {
+		if _, err := slowDB.Recall(bg, "slow", RecallRequest{Query: "x"}); err != nil {
+			limited = wantCode(t, err, CodeRateLimited)
+		}
+	}
+	if limited == nil || limited.RetryAfter <= 0 || limited.Status != 429 || limited.TenantID != slow.ID {
+		t.Fatalf("remote rate limit: %+v", limited)
 	}
 }
