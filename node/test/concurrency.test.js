@@ -4,6 +4,7 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
+const { Worker } = require('node:worker_threads');
 
 const memsilo = require('..');
 const { tmpdir } = require('../test-support/kit.js');
@@ -57,5 +58,30 @@ describe('concurrency', () => {
     assert.ok(elapsed > 50, `the batches took only ${elapsed.toFixed(0)} ms; too short to tell`);
     assert.ok(ticks >= 5, `${ticks} timer ticks in ${elapsed.toFixed(0)} ms`);
     assert.ok(maxGap < elapsed / 2, `longest pause ${maxGap.toFixed(0)} ms of ${elapsed.toFixed(0)} ms`);
+  });
+
+  it('works from worker threads opening the same directory as the main thread', async () => {
+    const dir = tmpdir();
+    const db = memsilo.open(dir);
+    await db.createNamespace('shared');
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const memsilo = require(workerData.pkg);
+      memsilo.open(workerData.dir)
+        .storeMemories('shared', Array.from({ length: 50 }, (_, j) => 'worker ' + workerData.i + ' note ' + j))
+        .then((ids) => parentPort.postMessage(ids.length), (err) => parentPort.postMessage(err.code));
+    `;
+    const pkg = require.resolve('..');
+    const results = await Promise.all(
+      [0, 1, 2].map((i) => {
+        const worker = new Worker(source, { eval: true, workerData: { pkg, dir, i } });
+        return new Promise((resolve, reject) => {
+          worker.once('message', (m) => worker.terminate().then(() => resolve(m)));
+          worker.once('error', reject);
+        });
+      }),
+    );
+    assert.deepEqual(results, [50, 50, 50]);
+    assert.equal((await db.getNamespace('shared')).memory_count, 150);
   });
 });
