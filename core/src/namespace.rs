@@ -153,7 +153,8 @@ impl Handle {
         name: &str,
         action: NamespaceAction,
     ) -> Result<NamespaceRecord> {
-        let rec = if name.len() <= 128 {
+        // LMDB refuses empty keys (MDB_BAD_VALSIZE): an empty name simply matches nothing.
+        let rec = if (1..=128).contains(&name.len()) {
             self.inner.catalog.read(|r, t| Ok(t.namespaces.get(r, name)?))?
         } else {
             None

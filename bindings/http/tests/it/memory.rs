@@ -200,3 +200,18 @@ fn read_keys_cannot_write() {
     .expect_error(403, "forbidden");
     s.call("GET", "/v1/memory/recall?namespace=docs&query=x", Some(&reader), None).expect(200);
 }
+
+#[test]
+fn an_empty_namespace_name_is_an_answer_not_a_storage_error() {
+    // Found by Schemathesis: an empty name used to reach LMDB as an empty key (500).
+    let s = TestServer::start();
+    s.admin("GET", "/v1/memory/0?namespace=", None).expect_error(404, "not_found");
+    s.admin("POST", "/v1/memory/recall", Some(json!({"agent_id": "", "query": "x"})))
+        .expect_error(404, "not_found");
+    s.admin("POST", "/v1/memory/forget", Some(json!({"agent_id": ""})))
+        .expect_error(404, "not_found");
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "ns"}))).expect(201);
+    let key = key_for(&s, &[("ns", "write")]);
+    s.call("GET", "/v1/memory/recall?namespace=&query=x", Some(&key), None)
+        .expect_error(403, "forbidden");
+}
