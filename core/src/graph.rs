@@ -32,6 +32,14 @@
 //! - **Memories** name entities in `StoreMemory::entities`; the link is by name, ignoring
 //!   case. Recall with `expand: n` adds memories linked to entities within `n` hops of the
 //!   entities the direct hits name (see [`expand_hits`]).
+//!
+//! # Cost
+//! The topology (ids, types, weights; no names or properties) is built from rows on the first
+//! traversal after a change that adds or removes entities or relations (a property-only
+//! upsert keeps it): about 150 ms for 100,000 entities and 300,000 relations in a release
+//! build. Warm traversals then read only the rows they return: on that graph `neighbors` at
+//! depth 2 takes about 0.25 ms (p50) and a bidirectional `shortest_path` between random
+//! entities about 1.5 ms (`cargo bench -p memsilo --bench graph`).
 
 mod expand;
 mod rows;
@@ -298,9 +306,7 @@ pub(crate) fn load_graph(
     rec: &NamespaceRecord,
     env: &Store<DataTables>,
 ) -> Result<Arc<NamespaceGraph>> {
-    inner.graphs.get_or_build(rec.id, || {
-        env.read(|r, t| Ok(NamespaceGraph::build(rows::scan(t, r, rec.id)?)))
-    })
+    inner.graphs.get_or_build(rec.id, || env.read(|r, t| rows::load_topology(t, r, rec.id)))
 }
 
 /// What a graph write changed.

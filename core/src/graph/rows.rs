@@ -7,7 +7,7 @@
 //! | `entities` | ns ‖ entity uuid | [`Entity`] JSON |
 //! | `entity_names` | ns ‖ h(lowercase name) ‖ name ‖ 0 ‖ type | entity uuid |
 //! | `relations` | ns ‖ relation uuid | [`Relation`] JSON |
-//! | `entity_relations` | ns ‖ entity uuid ‖ relation uuid | () — under both endpoints |
+//! | `entity_relations` | ns ‖ entity uuid ‖ relation uuid | side ‖ other uuid ‖ weight ‖ type — under both endpoints |
 //! | `entity_memories` | ns ‖ lowercase name ‖ 0 ‖ memory uuid | () |
 //!
 //! `h` is the first 8 bytes of SHA-256: it keeps the name key within LMDB's key limit while
@@ -19,6 +19,7 @@ use heed::{RoTxn, RwTxn, WithoutTls};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::traverse::NamespaceGraph;
 use super::{Entity, Relation, MAX_PROPERTIES_BYTES};
 use crate::datastore::{ns_key, DataTables, NamespaceId};
 use crate::error::{Error, Result};
@@ -62,6 +63,21 @@ fn adjacency_key(ns: NamespaceId, entity: &Uid, relation: &Uid) -> Vec<u8> {
     local[..16].copy_from_slice(entity);
     local[16..].copy_from_slice(relation);
     ns_key(ns, &local)
+}
+
+/// Adjacency value flag: the row's entity is the relation's source (a self loop has only this row).
+const SOURCE_SIDE: u8 = 0;
+/// Adjacency value flag: the row's entity is the relation's target.
+const TARGET_SIDE: u8 = 1;
+
+/// side ‖ other end's uuid ‖ weight (f64 LE) ‖ relation type: enough to build the topology.
+fn adjacency_value(side: u8, other: &Uid, weight: f64, relation_type: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(25 + relation_type.len());
+    v.push(side);
+    v.extend_from_slice(other);
+    v.extend_from_slice(&weight.to_le_bytes());
+    v.extend_from_slice(relation_type.as_bytes());
+    v
 }
 
 fn uid_of(bytes: &[u8]) -> Result<Uid> {
@@ -318,9 +334,19 @@ pub(super) fn insert_relation(
     };
     let row = serde_json::to_vec(&relation)?;
     t.relations.put(w, &ns_key(ns, &id), &row)?;
-    for end in [&source.id, &target.id] {
-        let end = parse_uid(end).ok_or_else(|| Error::Internal("entity with a bad id".into()))?;
-        t.entity_relations.put(w, &adjacency_key(ns, &end, &id), &[])?;
+    let bad = || Error::Internal("entity with a bad id".into());
+    let (s, d) = (parse_uid(&source.id).ok_or_else(bad)?, parse_uid(&target.id).ok_or_else(bad)?);
+    t.entity_relations.put(
+        w,
+        &adjacency_key(ns, &s, &id),
+        &adjacency_value(SOURCE_SIDE, &d, weight, relation_type),
+    )?;
+    if s != d {
+        t.entity_relations.put(
+            w,
+            &adjacency_key(ns, &d, &id),
+            &adjacency_value(TARGET_SIDE, &s, weight, relation_type),
+        )?;
     }
     Ok((relation, relation_charge(row.len())))
 }
@@ -451,43 +477,39 @@ pub(crate) fn unlink_memory(
     Ok(())
 }
 
-/// Every entity id and relation (as `(id, source, target, type, weight)`) of a namespace.
-pub(super) struct Scan {
-    pub entities: Vec<Uid>,
-    pub relations: Vec<(Uid, Uid, Uid, String, f64)>,
-}
-
-#[derive(serde::Deserialize)]
-struct RelationTopology {
-    id: String,
-    source: String,
-    target: String,
-    #[serde(rename = "type")]
-    relation_type: String,
-    weight: f64,
-}
-
-/// Reads the topology of a namespace's graph.
-pub(super) fn scan(
-    tables: &DataTables,
-    rtxn: &RoTxn<'_, WithoutTls>,
+/// Builds a namespace's traversal graph from its entity keys and the source-side adjacency
+/// rows (binary, so no relation JSON is parsed).
+pub(super) fn load_topology(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
-) -> Result<Scan> {
+) -> Result<NamespaceGraph> {
+    let stats = t.stats_of(r, ns)?;
+    let mut graph =
+        NamespaceGraph::with_capacity(stats.entity_count as usize, stats.relation_count as usize);
     let prefix = ns.to_be_bytes();
-    let mut entities = Vec::new();
-    for row in tables.entities.prefix_iter(rtxn, &prefix)? {
+    for row in t.entities.prefix_iter(r, &prefix)? {
         let (key, _) = row?;
-        entities.push(uid_of(&key[8..])?);
+        graph.add_entity(uid_of(&key[8..])?);
     }
-    let mut relations = Vec::new();
-    for row in tables.relations.prefix_iter(rtxn, &prefix)? {
-        let (_, json) = row?;
-        let rel: RelationTopology = serde_json::from_slice(json)?;
-        let ids = (parse_uid(&rel.id), parse_uid(&rel.source), parse_uid(&rel.target));
-        let (Some(id), Some(s), Some(d)) = ids else {
-            return Err(Error::Internal("corrupt relation row: bad uuid".into()));
-        };
-        relations.push((id, s, d, rel.relation_type, rel.weight));
+    for row in t.entity_relations.prefix_iter(r, &prefix)? {
+        let (key, value) = row?;
+        if value.first() != Some(&SOURCE_SIDE) {
+            continue;
+        }
+        let corrupt = || Error::Internal("corrupt graph adjacency row".into());
+        if key.len() != 40 || value.len() < 25 {
+            return Err(corrupt());
+        }
+        let weight = f64::from_le_bytes(value[17..25].try_into().map_err(|_| corrupt())?);
+        let kind = std::str::from_utf8(&value[25..]).map_err(|_| corrupt())?;
+        graph.add_relation(
+            uid_of(&key[24..])?,
+            uid_of(&key[8..24])?,
+            uid_of(&value[1..17])?,
+            kind,
+            weight,
+        );
     }
-    Ok(Scan { entities, relations })
+    Ok(graph)
 }

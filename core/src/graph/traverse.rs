@@ -14,7 +14,7 @@ use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use super::rows::{Scan, Uid};
+use super::rows::Uid;
 use crate::datastore::NamespaceId;
 use crate::error::Result;
 
@@ -50,22 +50,42 @@ pub(super) struct Path {
 }
 
 impl NamespaceGraph {
-    /// Builds the graph from a scan of the rows.
-    pub(super) fn build(scan: Scan) -> NamespaceGraph {
-        let mut graph = DiGraph::with_capacity(scan.entities.len(), scan.relations.len());
-        let mut nodes = HashMap::with_capacity(scan.entities.len());
-        for id in scan.entities {
-            nodes.insert(id, graph.add_node(id));
+    /// An empty graph with room for this many entities and relations.
+    pub(super) fn with_capacity(entities: usize, relations: usize) -> NamespaceGraph {
+        NamespaceGraph {
+            graph: DiGraph::with_capacity(entities, relations),
+            nodes: HashMap::with_capacity(entities),
+            kinds: HashMap::new(),
         }
-        let mut kinds = HashMap::new();
-        for (id, source, target, kind, weight) in scan.relations {
-            // Relation rows never outlive their endpoints (both go in one transaction).
-            let (Some(&s), Some(&t)) = (nodes.get(&source), nodes.get(&target)) else { continue };
-            let next = kinds.len() as u32;
-            let kind = *kinds.entry(kind).or_insert(next);
-            graph.add_edge(s, t, Edge { id, kind, weight });
-        }
-        NamespaceGraph { graph, nodes, kinds }
+    }
+
+    /// Adds an entity (before any relation touching it).
+    pub(super) fn add_entity(&mut self, id: Uid) {
+        let ix = self.graph.add_node(id);
+        self.nodes.insert(id, ix);
+    }
+
+    /// Adds a relation between two added entities (ignored otherwise: rows of a relation and
+    /// its endpoints change in one transaction, so that never happens in one snapshot).
+    pub(super) fn add_relation(
+        &mut self,
+        id: Uid,
+        source: Uid,
+        target: Uid,
+        kind: &str,
+        weight: f64,
+    ) {
+        let (Some(&s), Some(&t)) = (self.nodes.get(&source), self.nodes.get(&target)) else {
+            return;
+        };
+        let kind = if let Some(&k) = self.kinds.get(kind) {
+            k
+        } else {
+            let k = self.kinds.len() as u32;
+            self.kinds.insert(kind.to_owned(), k);
+            k
+        };
+        self.graph.add_edge(s, t, Edge { id, kind, weight });
     }
 
     /// Entities and relations counted in the graph.
@@ -150,45 +170,83 @@ impl NamespaceGraph {
         }
     }
 
-    /// Dijkstra over relation weights, following relations in either direction. `None` when
-    /// no path joins the two entities.
+    /// Bidirectional Dijkstra over relation weights, following relations in either
+    /// direction. `None` when no path joins the two entities.
     pub(super) fn shortest_path(&self, from: &Uid, to: &Uid) -> Option<Path> {
         if from == to {
             return Some(Path { entities: vec![*from], relations: Vec::new(), total_weight: 0.0 });
         }
-        let (&a, &b) = (self.nodes.get(from)?, self.nodes.get(to)?);
-        let mut best: HashMap<NodeIndex, f64> = HashMap::from([(a, 0.0)]);
-        let mut via: HashMap<NodeIndex, (EdgeIndex, NodeIndex)> = HashMap::new();
-        let mut heap = BinaryHeap::from([Step { cost: 0.0, node: a }]);
-        while let Some(Step { cost, node }) = heap.pop() {
-            if node == b {
+        let (&start, &goal) = (self.nodes.get(from)?, self.nodes.get(to)?);
+        let count = self.graph.node_count();
+        // Side 0 searches from `start`, side 1 from `goal`.
+        let mut dist = [vec![f64::INFINITY; count], vec![f64::INFINITY; count]];
+        let mut via: [Vec<Option<(EdgeIndex, NodeIndex)>>; 2] =
+            [vec![None; count], vec![None; count]];
+        let mut settled = [vec![false; count], vec![false; count]];
+        dist[0][start.index()] = 0.0;
+        dist[1][goal.index()] = 0.0;
+        let mut heaps = [
+            BinaryHeap::from([Step { cost: 0.0, node: start }]),
+            BinaryHeap::from([Step { cost: 0.0, node: goal }]),
+        ];
+        // Best total so far, and where the two searches met: (start-side node, edge, goal-side node).
+        let mut best = f64::INFINITY;
+        let mut meet = None;
+        loop {
+            let top = |heap: &BinaryHeap<Step>| heap.peek().map_or(f64::INFINITY, |s| s.cost);
+            let (top0, top1) = (top(&heaps[0]), top(&heaps[1]));
+            // No later meeting can beat `best` (an exhausted side makes this infinite).
+            if top0 + top1 >= best || (top0.is_infinite() && top1.is_infinite()) {
                 break;
             }
-            if best.get(&node).is_some_and(|c| cost > *c) {
+            let side = usize::from(top1 < top0);
+            let Some(Step { cost, node }) = heaps[side].pop() else { break };
+            if std::mem::replace(&mut settled[side][node.index()], true) {
                 continue;
             }
             for (e, other) in self.incident(node, None) {
+                if other == node {
+                    continue;
+                }
                 let next = cost + self.graph[e].weight;
-                if best.get(&other).is_none_or(|c| next < *c) {
-                    best.insert(other, next);
-                    via.insert(other, (e, node));
-                    heap.push(Step { cost: next, node: other });
+                if next < dist[side][other.index()] {
+                    dist[side][other.index()] = next;
+                    via[side][other.index()] = Some((e, node));
+                    heaps[side].push(Step { cost: next, node: other });
+                }
+                let through = next + dist[1 - side][other.index()];
+                if through < best {
+                    best = through;
+                    meet = Some(if side == 0 { (node, e, other) } else { (other, e, node) });
                 }
             }
         }
-        let total_weight = *best.get(&b)?;
-        let mut entities = vec![self.graph[b]];
+        let (near, link, far) = meet?;
+        // start … near along side 0's tree, then link, then far … goal along side 1's tree.
+        let mut entities = vec![self.graph[near]];
         let mut relations = Vec::new();
-        let mut at = b;
-        while at != a {
-            let (e, prev) = via[&at];
-            relations.push(self.graph[e].id);
+        let mut at = near;
+        while let Some((edge, prev)) = via[0][at.index()] {
+            relations.push(edge);
             entities.push(self.graph[prev]);
             at = prev;
         }
         entities.reverse();
         relations.reverse();
-        Some(Path { entities, relations, total_weight })
+        relations.push(link);
+        entities.push(self.graph[far]);
+        let mut at = far;
+        while let Some((edge, next)) = via[1][at.index()] {
+            relations.push(edge);
+            entities.push(self.graph[next]);
+            at = next;
+        }
+        let total_weight = relations.iter().map(|r| self.graph[*r].weight).sum();
+        Some(Path {
+            entities,
+            relations: relations.iter().map(|r| self.graph[*r].id).collect(),
+            total_weight,
+        })
     }
 }
 
@@ -274,13 +332,14 @@ mod tests {
     }
 
     fn graph(nodes: u8, edges: &[(u8, u8, u8, &str, f64)]) -> NamespaceGraph {
-        NamespaceGraph::build(Scan {
-            entities: (1..=nodes).map(uid).collect(),
-            relations: edges
-                .iter()
-                .map(|(id, s, t, k, w)| (uid(100 + id), uid(*s), uid(*t), (*k).to_owned(), *w))
-                .collect(),
-        })
+        let mut g = NamespaceGraph::with_capacity(0, 0);
+        for n in 1..=nodes {
+            g.add_entity(uid(n));
+        }
+        for (id, s, t, k, w) in edges {
+            g.add_relation(uid(100 + id), uid(*s), uid(*t), k, *w);
+        }
+        g
     }
 
     #[test]
@@ -315,5 +374,63 @@ mod tests {
         let rebuilt = cache.get_or_build(7, || Ok(graph(2, &[]))).unwrap();
         assert_eq!(rebuilt.size(), (2, 0));
         assert_eq!(cache.get_or_build(7, || Ok(graph(3, &[]))).unwrap().size(), (2, 0));
+    }
+
+    /// Cheapest undirected distances by Floyd–Warshall: the model the search must match.
+    fn model_distances(nodes: usize, edges: &[(u8, u8, u8, &str, f64)]) -> Vec<Vec<f64>> {
+        let mut d = vec![vec![f64::INFINITY; nodes + 1]; nodes + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[i] = 0.0;
+        }
+        for &(_, s, t, _, w) in edges {
+            let (s, t) = (usize::from(s), usize::from(t));
+            d[s][t] = d[s][t].min(w);
+            d[t][s] = d[t][s].min(w);
+        }
+        for k in 1..=nodes {
+            for i in 1..=nodes {
+                for j in 1..=nodes {
+                    if d[i][k] + d[k][j] < d[i][j] {
+                        d[i][j] = d[i][k] + d[k][j];
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shortest_path_matches_floyd_warshall(
+            nodes in 2u8..12,
+            raw in proptest::collection::vec((1u8..12, 1u8..12, 0u8..5), 0..30),
+            from in 1u8..12,
+            to in 1u8..12,
+        ) {
+            let clamp = |n: u8| (n - 1) % nodes + 1;
+            let edges: Vec<(u8, u8, u8, &str, f64)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(s, t, w))| (i as u8, clamp(s), clamp(t), "r", f64::from(w) * 0.5))
+                .collect();
+            let (from, to) = (clamp(from), clamp(to));
+            let g = graph(nodes, &edges);
+            let want = model_distances(usize::from(nodes), &edges)[usize::from(from)][usize::from(to)];
+            match g.shortest_path(&uid(from), &uid(to)) {
+                None => proptest::prop_assert!(want.is_infinite()),
+                Some(p) => {
+                    proptest::prop_assert!((p.total_weight - want).abs() < 1e-9, "got {} want {want}", p.total_weight);
+                    proptest::prop_assert_eq!(p.entities.first(), Some(&uid(from)));
+                    proptest::prop_assert_eq!(p.entities.last(), Some(&uid(to)));
+                    proptest::prop_assert_eq!(p.relations.len() + 1, p.entities.len());
+                    // Each relation joins the consecutive entities (in either direction).
+                    for (k, rel) in p.relations.iter().enumerate() {
+                        let (_, s, t, _, _) = edges[usize::from(rel[0] - 100)];
+                        let pair = (p.entities[k][0], p.entities[k + 1][0]);
+                        proptest::prop_assert!(pair == (s, t) || pair == (t, s));
+                    }
+                }
+            }
+        }
     }
 }
