@@ -32,6 +32,8 @@ mod catalog;
 mod clock;
 mod datastore;
 mod embed;
+#[cfg(feature = "minilm")]
+mod embed_minilm;
 mod engine;
 mod error;
 mod graph;
@@ -49,6 +51,8 @@ pub use auth::{Access, Principal, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use datastore::NamespaceId;
 pub use embed::{Embedder, HashEmbedder};
+#[cfg(feature = "minilm")]
+pub use embed_minilm::MiniLmEmbedder;
 pub use engine::{Engine, Handle, Options};
 pub use error::{Error, ErrorCode, Result};
 pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};

@@ -257,3 +257,63 @@ fn invalid_vectors_are_refused_and_write_nothing() {
     let hits = root.recall(Recall::vector(vec![0.0, 1.0, 0.0, 0.0]).namespace("v")).unwrap();
     assert!((hits[0].similarity - 1.0).abs() < 1e-6);
 }
+
+/// all-MiniLM-L6-v2 (feature `minilm`), from the directory in `MEMSILO_MINILM_DIR`
+/// (`make test-minilm` downloads it); skipped with a notice when that is unset.
+#[cfg(feature = "minilm")]
+mod minilm {
+    use std::sync::Arc;
+
+    use memsilo::{dot, Embedder, Engine, MiniLmEmbedder, NamespaceOptions, Options, Recall, StoreMemory};
+
+    fn model() -> Option<MiniLmEmbedder> {
+        let Some(dir) = std::env::var_os("MEMSILO_MINILM_DIR") else {
+            eprintln!("MEMSILO_MINILM_DIR is not set: skipping the MiniLM test (run `make test-minilm`)");
+            return None;
+        };
+        Some(MiniLmEmbedder::load(dir).unwrap())
+    }
+
+    #[test]
+    fn paraphrases_score_high_and_recall_the_right_memory() {
+        let Some(model) = model() else { return };
+        assert_eq!(model.dimensions(), 384);
+        let v = model
+            .embed(&[
+                "Quarterly revenue grew by ten percent",
+                "Sales increased 10% this quarter",
+                "The cat is sleeping on the sofa",
+            ])
+            .unwrap();
+        assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-4);
+        let paraphrase = dot(&v[0], &v[1]);
+        let unrelated = dot(&v[0], &v[2]);
+        eprintln!("paraphrase {paraphrase:.3}, unrelated {unrelated:.3}");
+        assert!((0.65..0.85).contains(&paraphrase), "paraphrase similarity {paraphrase}");
+        assert!(unrelated < 0.2, "unrelated similarity {unrelated}");
+        // Batching and padding do not change a text's vector.
+        let alone = model.embed(&["Sales increased 10% this quarter"]).unwrap();
+        assert!(dot(&alone[0], &v[1]) > 0.9999);
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options { background: false, embedder: Arc::new(model), ..Options::default() };
+        let engine = Engine::open(dir.path(), options).unwrap();
+        let root = engine.root();
+        root.create_namespace("notes", NamespaceOptions::default()).unwrap();
+        let texts = [
+            "Quarterly revenue grew by ten percent",
+            "The team moved the standup to 10am",
+            "Our cat knocked a glass off the table",
+            "The database migration is scheduled for Friday night",
+        ];
+        let ids = root
+            .store_memories("notes", texts.iter().map(|t| StoreMemory::text(*t)).collect())
+            .unwrap();
+        let hits = root.recall(Recall::text("Sales increased 10% this quarter").namespace("notes").top_k(2)).unwrap();
+        assert_eq!(hits[0].id, ids[0]);
+        assert!(hits[0].similarity > 0.6 && hits[1].similarity < 0.3, "{hits:?}");
+        let hits = root.recall(Recall::text("when is the schema change happening?").namespace("notes").top_k(1)).unwrap();
+        assert_eq!(hits[0].id, ids[3]);
+        assert_eq!(root.get_namespace("notes").unwrap().embedder.as_deref(), Some(MiniLmEmbedder::NAME));
+    }
+}
