@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -27,7 +28,10 @@ type DB struct {
 // Open opens (creating if needed) the data directory at path in this process, acting as
 // the embedded owner (root). Two opens of one path in one process share one engine.
 func Open(path string) (*DB, error) {
-	cpath := C.CString(path)
+	cpath, err := cString("path", path)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(cpath))
 	var h *C.memsilo_handle
 	var cerr *C.char
@@ -42,9 +46,15 @@ func Open(path string) (*DB, error) {
 // unreachable server is CodeInternal. The returned DB has the same methods, results and
 // errors as an in-process one.
 func Connect(url, apiKey string) (*DB, error) {
-	curl := C.CString(url)
+	curl, err := cString("url", url)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(curl))
-	ckey := C.CString(apiKey)
+	ckey, err := cString("api_key", apiKey)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(ckey))
 	var h *C.memsilo_handle
 	var cerr *C.char
@@ -65,7 +75,10 @@ func newDB(h *C.memsilo_handle) *DB {
 // the same server with that key (remote). An unknown, expired or revoked key fails with
 // CodeUnauthorized at once. The new DB is independent of db; close each.
 func (db *DB) Scoped(apiKey string) (*DB, error) {
-	ckey := C.CString(apiKey)
+	ckey, err := cString("api_key", apiKey)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(ckey))
 	db.mu.RLock()
 	defer db.mu.RUnlock()
@@ -109,9 +122,12 @@ func (db *DB) call(ctx context.Context, op string, args any, out any) (*uint64, 
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidArgument, Status: 400, Field: "args", Message: "args: " + err.Error()}
 	}
-	cop := C.CString(op)
+	cop, err := cString("op", op)
+	if err != nil {
+		return nil, err
+	}
 	defer C.free(unsafe.Pointer(cop))
-	cargs := C.CString(string(argsJSON))
+	cargs := C.CString(string(argsJSON)) // JSON escapes NUL, so none is inside
 	defer C.free(unsafe.Pointer(cargs))
 
 	db.mu.RLock()
@@ -139,7 +155,10 @@ func (db *DB) recallVector(ctx context.Context, ns string, vector []float32, top
 	}
 	var cns *C.char
 	if ns != "" {
-		cns = C.CString(ns)
+		var err error
+		if cns, err = cString("namespace", ns); err != nil {
+			return err
+		}
 		defer C.free(unsafe.Pointer(cns))
 	}
 	// The floats are read by C during the call only (cgo pins the slice for its duration).
@@ -170,6 +189,15 @@ func decodeReply(text []byte, out any) (*uint64, error) {
 		}
 	}
 	return r.TotalCount, nil
+}
+
+// cString copies s to C memory (free with C.free). A NUL inside s would silently cut it
+// short in C, so it is refused.
+func cString(field, s string) (*C.char, error) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, &Error{Code: CodeInvalidArgument, Status: 400, Field: field, Message: field + ": must not contain NUL"}
+	}
+	return C.CString(s), nil
 }
 
 // takeString copies a string returned by the C ABI and frees it.

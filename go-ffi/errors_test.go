@@ -102,3 +102,20 @@ func TestClosedDBFailsWithErrClosed(t *testing.T) {
 		t.Fatalf("Scoped after Close: want ErrClosed, got %v", err)
 	}
 }
+
+// A NUL inside a Go string would cut it short in C; it is refused instead.
+func TestNULInStringsIsInvalidArgument(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "a", nil)).must(t)
+	_, err := db.Recall(bg, "a\x00b", RecallRequest{Vector: []float32{1}})
+	if me := wantCode(t, err, CodeInvalidArgument); me.Field != "namespace" {
+		t.Fatalf("NUL namespace: %+v", me)
+	}
+	_, err = db.Scoped("msk_\x00")
+	wantCode(t, err, CodeInvalidArgument)
+	_, err = Open(t.TempDir() + "\x00x")
+	wantCode(t, err, CodeInvalidArgument)
+	// In JSON arguments a NUL is just a character: this names a namespace that does not exist.
+	_, err = db.GetNamespace(bg, "a\x00b")
+	wantCode(t, err, CodeNotFound)
+}
