@@ -51,10 +51,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help="comma-separated: " + ", ".join(SYSTEMS))
     p.add_argument("--skip", default="", help="workloads to skip: single,tenants")
     p.add_argument(
-        "--tenant-budget", type=float, default=900.0, help="seconds a system may spend creating namespaces before it is cut off"
+        "--tenant-budget", type=float, default=1200.0, help="seconds a system may spend creating namespaces before it is cut off"
     )
     p.add_argument("--out", type=Path, default=HERE / "out")
     p.add_argument("--keep-data", action="store_true", help="keep each system's data directory under OUT/data")
+    p.add_argument("--report", type=Path, help="only redo results.md and results.png from this results.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one system, one workload
     return p.parse_args(argv)
 
@@ -99,6 +100,15 @@ def run_worker(args: argparse.Namespace, name: str, workload: str) -> Dict[str, 
     return res
 
 
+def _git_revision() -> str:
+    """The commit the memsilo wheel was built from (with "+dirty" for uncommitted changes)."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=HERE).stdout.strip()
+
+    rev = git("rev-parse", "--short", "HEAD")
+    return rev + ("+dirty" if rev and git("status", "--porcelain", "--", "../../core", "../../bindings/python") else "")
+
+
 def environment() -> Dict[str, Any]:
     versions = {}
     for mod in ("memsilo", "chromadb", "lancedb", "usearch", "numpy"):
@@ -116,6 +126,7 @@ def environment() -> Dict[str, Any]:
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_at_start": load,
+        "memsilo_tree": _git_revision(),
         "versions": versions,
     }
 
@@ -128,6 +139,9 @@ def main(argv: List[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.worker:
         worker(args)
+        return 0
+    if args.report:
+        write_report(json.loads(args.report.read_text()), args.out)
         return 0
     names = [s for s in args.systems.split(",") if s]
     unknown = [s for s in names if s not in SYSTEMS]
@@ -153,19 +167,25 @@ def main(argv: List[str]) -> int:
         print(f"workloads 1, 2, 4: one namespace of {args.n:,} rows", flush=True)
         for name in names:
             results["single"][name] = run_worker(args, name, "single")
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
     if "tenants" not in skip:
         print(f"workloads 3, 4: {args.tenants:,} namespaces × {args.per_tenant} rows", flush=True)
         for name in names:
             if SYSTEMS[name].multi_tenant:
                 results["tenants"][name] = run_worker(args, name, "tenants")
+                (args.out / "results.json").write_text(json.dumps(results, indent=2))
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    write_report(results, args.out)
+    return 0
+
+
+def write_report(results: Dict[str, Any], out: Path) -> None:
     md = report.markdown(results)
-    (args.out / "results.md").write_text(md)
-    report.chart(results, args.out / "results.png")
+    (out / "results.md").write_text(md)
+    report.chart(results, out / "results.png")
     print()
     print(md)
-    print(f"written: {args.out / 'results.md'}, {args.out / 'results.png'}, {args.out / 'results.json'}")
-    return 0
+    print(f"written: {out / 'results.md'}, {out / 'results.png'}, {out / 'results.json'}")
 
 
 if __name__ == "__main__":

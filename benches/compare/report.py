@@ -46,7 +46,7 @@ def markdown(res: Dict[str, Any]) -> str:
     p, env = res["params"], res["env"]
     out = [
         f"Run {env['date']} on {env['machine']} (load average {env['load_at_start']:.1f} at start), "
-        f"Python {env['python']}; "
+        f"memsilo built from {env.get('memsilo_tree') or '?'}, Python {env['python']}; "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
         + ".",
         "",
