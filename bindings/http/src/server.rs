@@ -261,28 +261,39 @@ async fn dispatch(
         Err(e) => return response::error(&e),
     };
     let timeout = app.options.request_timeout;
-    let work = async {
-        let body = match route.body {
-            Body::None => None,
-            Body::Object | Body::Field(_) => {
-                read_body(&headers, body, app.options.body_limit).await?
+    let deadline = tokio::time::Instant::now() + timeout;
+    let body = match route.body {
+        Body::None => None,
+        Body::Object | Body::Field(_) => {
+            let read = read_body(&headers, body, app.options.body_limit);
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => return response::error(&e),
+                // A client that stops sending is refused like any bad body, not as a fault.
+                Err(_) => {
+                    return response::error(&Error::invalid(
+                        "body",
+                        format!("not received within {}s", timeout.as_secs()),
+                    ))
+                }
             }
-        };
-        let path = match path {
-            Ok(Path(p)) => p,
-            Err(_) if route.path_args.is_empty() => Vec::new(),
-            Err(e) => return Err(Error::invalid("path", e.body_text())),
-        };
-        let args = route.args_from_request(&path, query.as_deref(), body);
-        let app2 = app.clone();
-        let outcome = tokio::task::spawn_blocking(move || execute(&app2, &key, route.op, args))
-            .await
-            .map_err(|e| Error::Internal(format!("request handler failed: {e}")))?;
-        Ok(outcome)
+        }
     };
-    let outcome = match tokio::time::timeout(timeout, work).await {
+    let path = match path {
+        Ok(Path(p)) => p,
+        Err(_) if route.path_args.is_empty() => Vec::new(),
+        Err(e) => return response::error(&Error::invalid("path", e.body_text())),
+    };
+    let args = route.args_from_request(&path, query.as_deref(), body);
+    let work = tokio::task::spawn_blocking({
+        let app = app.clone();
+        move || execute(&app, &key, route.op, args)
+    });
+    let outcome = match tokio::time::timeout_at(deadline, work).await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => return response::error(&e),
+        Ok(Err(e)) => {
+            return response::error(&Error::Internal(format!("request handler failed: {e}")))
+        }
         Err(_) => {
             return response::error(&Error::Internal(format!(
                 "request timed out after {}s (a write may still complete)",

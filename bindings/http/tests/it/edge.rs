@@ -148,3 +148,37 @@ fn metrics_count_requests_by_route_template() {
     assert!(m.text.contains("memsilo_tenant_storage_bytes{tenant_id="), "{}", m.text);
     assert!(!m.text.contains("zz"), "concrete paths are not labels");
 }
+
+#[test]
+fn a_body_that_stops_arriving_is_refused_after_the_request_timeout() {
+    use std::io::{Read, Write};
+    let s = TestServer::start_with(ServeOptions {
+        request_timeout: std::time::Duration::from_secs(1),
+        ..ServeOptions::default()
+    });
+    let addr = s.url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let started = std::time::Instant::now();
+    write!(
+        conn,
+        "POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":",
+        crate::support::ADMIN
+    )
+    .unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains('}') {
+        let n = conn.read(&mut buf).expect("an answer before the read timeout");
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("\"error\":\"invalid_argument\""), "{text}");
+    assert!(text.contains("not received within 1s"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -3,6 +3,7 @@
 mod binary;
 mod client;
 mod edge;
+mod graph;
 mod memory;
 mod namespaces;
 mod openapi;
