@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -283,12 +283,16 @@ struct Slot {
 #[derive(Default)]
 pub(crate) struct GraphCache {
     entries: RwLock<HashMap<NamespaceId, Slot>>,
+    /// One builder per namespace at a time: concurrent first traversals wait for one build
+    /// instead of each scanning every row.
+    building: Mutex<HashMap<NamespaceId, Arc<Mutex<()>>>>,
 }
 
 impl GraphCache {
     /// The namespace is gone.
     pub(crate) fn forget(&self, ns: NamespaceId) {
         self.entries.write().remove(&ns);
+        self.building.lock().remove(&ns);
     }
 
     /// A write changed the namespace's topology (call after it committed).
@@ -305,10 +309,19 @@ impl GraphCache {
         ns: NamespaceId,
         build: impl FnOnce() -> Result<NamespaceGraph>,
     ) -> Result<Arc<NamespaceGraph>> {
-        let generation = match self.entries.read().get(&ns) {
-            Some(Slot { graph: Some(g), .. }) => return Ok(g.clone()),
-            Some(slot) => slot.generation,
-            None => 0,
+        let cached = || match self.entries.read().get(&ns) {
+            Some(Slot { graph: Some(g), .. }) => Ok(g.clone()),
+            Some(slot) => Err(slot.generation),
+            None => Err(0),
+        };
+        if let Ok(g) = cached() {
+            return Ok(g);
+        }
+        let lock = self.building.lock().entry(ns).or_default().clone();
+        let _building = lock.lock();
+        let generation = match cached() {
+            Ok(g) => return Ok(g), // built while this call waited
+            Err(generation) => generation,
         };
         let graph = Arc::new(build()?);
         let mut entries = self.entries.write();

@@ -649,3 +649,244 @@ fn batches_write_everything_in_order_and_see_their_own_items() {
     assert_eq!(err.to_string().split(':').next(), Some("entities[0].namespace"));
     assert_eq!(root.add_entities("g", vec![]).unwrap_err().code(), ErrorCode::InvalidArgument);
 }
+
+#[test]
+fn concurrent_writers_see_their_own_relations_at_once() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("g", NamespaceOptions::default()).unwrap();
+    root.add_entity(entity("g", "Hub", None)).unwrap();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let root = root.clone();
+            s.spawn(move || {
+                for i in 0..25 {
+                    let leaf = format!("w{w}-{i}");
+                    let r = root.add_relation(rel("g", "Hub", &leaf, "spoke", None)).unwrap();
+                    // No stale topology may hide a relation from the writer that just added it.
+                    let v = root.neighbors(around("g", &leaf, 1, None)).unwrap();
+                    assert!(
+                        v.relations.iter().any(|x| x.id == r.id),
+                        "{leaf}: own relation missing"
+                    );
+                }
+            });
+        }
+        let reader = root.clone();
+        s.spawn(move || {
+            for _ in 0..40 {
+                let v = reader.neighbors(around("g", "Hub", 1, None)).unwrap();
+                assert_eq!(
+                    v.relations.len() + 1,
+                    v.entities.len(),
+                    "one snapshot: every spoke has its leaf"
+                );
+            }
+        });
+    });
+    let v = root.neighbors(around("g", "Hub", 1, None)).unwrap();
+    assert_eq!((v.entities.len(), v.relations.len()), (101, 100));
+    assert_eq!(graph_counts(&root, "g"), (101, 100));
+}
+
+/// One step of the model-based test.
+#[derive(Debug, Clone)]
+enum Op {
+    AddEntity(u8),
+    AddRelation { source: u8, target: u8, kind_a: bool, weight: u8 },
+    DeleteEntity(u8),
+    DeleteRelation(usize),
+    Neighbors { entity: u8, depth: u32, kind_a: Option<bool> },
+    Path(u8, u8),
+}
+
+/// The expected graph: entity names `n0`..`n5` (one type) and relations by id.
+#[derive(Default)]
+struct Model {
+    entities: BTreeSet<u8>,
+    relations: Vec<(String, u8, u8, bool, f64)>,
+}
+
+fn kind(a: bool) -> &'static str {
+    if a {
+        "a"
+    } else {
+        "b"
+    }
+}
+
+impl Model {
+    /// Entities within `depth` hops and the relations traversed from nearer ones.
+    fn reach(
+        &self,
+        start: u8,
+        depth: u32,
+        kind_a: Option<bool>,
+    ) -> (BTreeSet<u8>, BTreeSet<String>) {
+        let mut seen = BTreeSet::from([start]);
+        let mut relations = BTreeSet::new();
+        let mut frontier = vec![start];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for &n in &frontier {
+                for (id, s, t, k, _) in &self.relations {
+                    if (*s == n || *t == n) && kind_a.is_none_or(|a| a == *k) {
+                        relations.insert(id.clone());
+                        for other in [*s, *t] {
+                            if seen.insert(other) {
+                                next.push(other);
+                            }
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        (seen, relations)
+    }
+
+    fn distance(&self, from: u8, to: u8) -> Option<f64> {
+        let mut d = [[f64::INFINITY; 6]; 6];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[i] = 0.0;
+        }
+        for (_, s, t, _, w) in &self.relations {
+            let (s, t) = (usize::from(*s), usize::from(*t));
+            d[s][t] = d[s][t].min(*w);
+            d[t][s] = d[t][s].min(*w);
+        }
+        for k in 0..6 {
+            for i in 0..6 {
+                for j in 0..6 {
+                    d[i][j] = d[i][j].min(d[i][k] + d[k][j]);
+                }
+            }
+        }
+        let v = d[usize::from(from)][usize::from(to)];
+        v.is_finite().then_some(v)
+    }
+}
+
+fn run_model(root: &Handle, ns: &str, ops: &[Op]) {
+    root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+    let name = |n: u8| format!("n{n}");
+    let mut m = Model::default();
+    for op in ops {
+        match *op {
+            Op::AddEntity(n) => {
+                root.add_entity(entity(ns, &name(n), None)).unwrap();
+                m.entities.insert(n);
+            }
+            Op::AddRelation { source, target, kind_a, weight } => {
+                let w = f64::from(weight) * 0.5;
+                let r = root
+                    .add_relation(rel(ns, &name(source), &name(target), kind(kind_a), Some(w)))
+                    .unwrap();
+                m.entities.extend([source, target]);
+                m.relations.push((r.id, source, target, kind_a, w));
+            }
+            Op::DeleteEntity(n) => match root.delete_entity(ns, &name(n)) {
+                Ok(_) => {
+                    assert!(m.entities.remove(&n), "deleted an entity the model lacks");
+                    m.relations.retain(|(_, s, t, _, _)| *s != n && *t != n);
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), ErrorCode::NotFound);
+                    assert!(!m.entities.contains(&n));
+                }
+            },
+            Op::DeleteRelation(k) => {
+                if !m.relations.is_empty() {
+                    let (id, ..) = m.relations.remove(k % m.relations.len());
+                    assert_eq!(root.delete_relation(ns, &id).unwrap().id, id);
+                }
+            }
+            Op::Neighbors { entity: n, depth, kind_a } => {
+                let req = around(ns, &name(n), depth, kind_a.map(kind));
+                if !m.entities.contains(&n) {
+                    assert_eq!(root.neighbors(req).unwrap_err().code(), ErrorCode::NotFound);
+                    continue;
+                }
+                let (want_entities, want_relations) = m.reach(n, depth, kind_a);
+                let got = root.neighbors(req.clone()).unwrap();
+                assert_eq!(got.entities[0].name, name(n));
+                let got_entities: BTreeSet<String> = names(&got);
+                assert_eq!(
+                    got_entities,
+                    want_entities.iter().map(|e| name(*e)).collect(),
+                    "{op:?}"
+                );
+                let got_relations: BTreeSet<String> =
+                    got.relations.iter().map(|r| r.id.clone()).collect();
+                assert_eq!(got_relations, want_relations, "{op:?}");
+                let sub = root.subgraph(req).unwrap();
+                let want_sub: BTreeSet<String> = m
+                    .relations
+                    .iter()
+                    .filter(|(_, s, t, k, _)| {
+                        want_entities.contains(s)
+                            && want_entities.contains(t)
+                            && kind_a.is_none_or(|a| a == *k)
+                    })
+                    .map(|r| r.0.clone())
+                    .collect();
+                assert_eq!(
+                    sub.relations.iter().map(|r| r.id.clone()).collect::<BTreeSet<_>>(),
+                    want_sub,
+                    "{op:?}"
+                );
+            }
+            Op::Path(a, b) => {
+                let got = root.shortest_path(ns, &name(a), &name(b));
+                let want = if m.entities.contains(&a) && m.entities.contains(&b) {
+                    m.distance(a, b)
+                } else {
+                    None
+                };
+                match (got, want) {
+                    (Ok(p), Some(w)) => assert!(
+                        (p.total_weight - w).abs() < 1e-9,
+                        "{op:?}: {} vs {w}",
+                        p.total_weight
+                    ),
+                    (Err(e), None) => assert_eq!(e.code(), ErrorCode::NotFound),
+                    (got, want) => panic!("{op:?}: got {got:?}, model says {want:?}"),
+                }
+            }
+        }
+        assert_eq!(
+            graph_counts(root, ns),
+            (m.entities.len() as u64, m.relations.len() as u64),
+            "after {op:?}"
+        );
+    }
+}
+
+#[test]
+fn the_graph_matches_a_simple_model_under_random_operations() {
+    use proptest::prelude::*;
+    let (_d, engine) = open();
+    let root = engine.root();
+    let op = prop_oneof![
+        1 => (0u8..6).prop_map(Op::AddEntity),
+        4 => (0u8..6, 0u8..6, any::<bool>(), 0u8..4)
+            .prop_map(|(source, target, kind_a, weight)| Op::AddRelation { source, target, kind_a, weight }),
+        1 => (0u8..6).prop_map(Op::DeleteEntity),
+        1 => any::<usize>().prop_map(Op::DeleteRelation),
+        2 => (0u8..6, 1u32..4, proptest::option::of(any::<bool>()))
+            .prop_map(|(entity, depth, kind_a)| Op::Neighbors { entity, depth, kind_a }),
+        1 => (0u8..6, 0u8..6).prop_map(|(a, b)| Op::Path(a, b)),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 40,
+        ..ProptestConfig::default()
+    });
+    let case = std::cell::Cell::new(0);
+    runner
+        .run(&proptest::collection::vec(op, 1..40), |ops| {
+            case.set(case.get() + 1);
+            run_model(&root, &format!("model-{}", case.get()), &ops);
+            Ok(())
+        })
+        .unwrap();
+}
