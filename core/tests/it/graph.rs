@@ -890,3 +890,48 @@ fn the_graph_matches_a_simple_model_under_random_operations() {
         })
         .unwrap();
 }
+
+#[test]
+fn expansion_never_returns_expired_or_filtered_out_memories() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(memsilo::ManualClock::starting_now());
+    let engine = Engine::open(
+        dir.path(),
+        Options { background: false, clock: clock.clone(), ..Options::default() },
+    )
+    .unwrap();
+    let root = engine.root();
+    root.create_namespace("g", NamespaceOptions::default()).unwrap();
+    let mem = |content: &str, entity: &str, ttl: Option<u64>, tags: &[&str]| {
+        root.store_memory(StoreMemory {
+            namespace: Some("g".into()),
+            entities: vec![entity.into()],
+            ttl,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            ..StoreMemory::text(content)
+        })
+        .unwrap()
+    };
+    let direct = mem("Alice leads the Omega launch", "Alice", None, &["work"]);
+    let short_lived = mem("Acme shipping schedule for this week", "Acme", Some(60), &["work"]);
+    let untagged = mem("Acme holiday party photos", "Acme", None, &[]);
+    let kept = mem("Acme signed the Omega contract", "Acme", None, &["work"]);
+    root.add_relation(rel("g", "Alice", "Acme", "works_at", None)).unwrap();
+    let recall = Recall {
+        tags: vec!["work".into()],
+        expand: Some(1),
+        ..Recall::text("Alice leads the Omega launch").namespace("g").top_k(1)
+    };
+    let ids =
+        |hits: Vec<memsilo::RecallHit>| hits.into_iter().map(|h| h.id).collect::<BTreeSet<_>>();
+    let before = ids(root.recall(recall.clone()).unwrap());
+    assert_eq!(before, [&direct.id, &short_lived.id, &kept.id].into_iter().cloned().collect());
+    assert!(!before.contains(&untagged.id), "the tags filter applies to graph hits too");
+    clock.advance_secs(120.0);
+    let after = ids(root.recall(recall).unwrap());
+    assert_eq!(
+        after,
+        [&direct.id, &kept.id].into_iter().cloned().collect(),
+        "an expired memory is not reached through the graph"
+    );
+}
