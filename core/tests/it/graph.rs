@@ -770,44 +770,44 @@ impl Model {
 fn run_model(root: &Handle, ns: &str, ops: &[Op]) {
     root.create_namespace(ns, NamespaceOptions::default()).unwrap();
     let name = |n: u8| format!("n{n}");
-    let mut m = Model::default();
+    let mut model = Model::default();
     for op in ops {
         match *op {
             Op::AddEntity(n) => {
                 root.add_entity(entity(ns, &name(n), None)).unwrap();
-                m.entities.insert(n);
+                model.entities.insert(n);
             }
             Op::AddRelation { source, target, kind_a, weight } => {
-                let w = f64::from(weight) * 0.5;
-                let r = root
-                    .add_relation(rel(ns, &name(source), &name(target), kind(kind_a), Some(w)))
+                let cost = f64::from(weight) * 0.5;
+                let added = root
+                    .add_relation(rel(ns, &name(source), &name(target), kind(kind_a), Some(cost)))
                     .unwrap();
-                m.entities.extend([source, target]);
-                m.relations.push((r.id, source, target, kind_a, w));
+                model.entities.extend([source, target]);
+                model.relations.push((added.id, source, target, kind_a, cost));
             }
             Op::DeleteEntity(n) => match root.delete_entity(ns, &name(n)) {
                 Ok(_) => {
-                    assert!(m.entities.remove(&n), "deleted an entity the model lacks");
-                    m.relations.retain(|(_, s, t, _, _)| *s != n && *t != n);
+                    assert!(model.entities.remove(&n), "deleted an entity the model lacks");
+                    model.relations.retain(|(_, s, t, _, _)| *s != n && *t != n);
                 }
                 Err(e) => {
                     assert_eq!(e.code(), ErrorCode::NotFound);
-                    assert!(!m.entities.contains(&n));
+                    assert!(!model.entities.contains(&n));
                 }
             },
             Op::DeleteRelation(k) => {
-                if !m.relations.is_empty() {
-                    let (id, ..) = m.relations.remove(k % m.relations.len());
+                if !model.relations.is_empty() {
+                    let (id, ..) = model.relations.remove(k % model.relations.len());
                     assert_eq!(root.delete_relation(ns, &id).unwrap().id, id);
                 }
             }
             Op::Neighbors { entity: n, depth, kind_a } => {
                 let req = around(ns, &name(n), depth, kind_a.map(kind));
-                if !m.entities.contains(&n) {
+                if !model.entities.contains(&n) {
                     assert_eq!(root.neighbors(req).unwrap_err().code(), ErrorCode::NotFound);
                     continue;
                 }
-                let (want_entities, want_relations) = m.reach(n, depth, kind_a);
+                let (want_entities, want_relations) = model.reach(n, depth, kind_a);
                 let got = root.neighbors(req.clone()).unwrap();
                 assert_eq!(got.entities[0].name, name(n));
                 let got_entities: BTreeSet<String> = names(&got);
@@ -820,7 +820,7 @@ fn run_model(root: &Handle, ns: &str, ops: &[Op]) {
                     got.relations.iter().map(|r| r.id.clone()).collect();
                 assert_eq!(got_relations, want_relations, "{op:?}");
                 let sub = root.subgraph(req).unwrap();
-                let want_sub: BTreeSet<String> = m
+                let want_sub: BTreeSet<String> = model
                     .relations
                     .iter()
                     .filter(|(_, s, t, k, _)| {
@@ -838,8 +838,8 @@ fn run_model(root: &Handle, ns: &str, ops: &[Op]) {
             }
             Op::Path(a, b) => {
                 let got = root.shortest_path(ns, &name(a), &name(b));
-                let want = if m.entities.contains(&a) && m.entities.contains(&b) {
-                    m.distance(a, b)
+                let want = if model.entities.contains(&a) && model.entities.contains(&b) {
+                    model.distance(a, b)
                 } else {
                     None
                 };
@@ -856,7 +856,7 @@ fn run_model(root: &Handle, ns: &str, ops: &[Op]) {
         }
         assert_eq!(
             graph_counts(root, ns),
-            (m.entities.len() as u64, m.relations.len() as u64),
+            (model.entities.len() as u64, model.relations.len() as u64),
             "after {op:?}"
         );
     }
