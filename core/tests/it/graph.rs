@@ -522,14 +522,21 @@ fn a_read_only_key_reads_the_graph_but_cannot_change_it() {
 
 #[test]
 fn deleting_the_namespace_leaves_no_graph_behind() {
-    let (_d, engine) = open();
+    let (dir, engine) = open();
     let root = engine.root();
     sample(&root, "g");
+    let marker = "GRAPH-ERASURE-MARKER-5d1e";
     root.add_entity(AddEntity {
-        properties: props(json!({"k": "v"})),
+        properties: props(json!({"k": marker})),
         ..entity("g", "A", Some("person"))
     })
     .unwrap();
+    root.add_relation(AddRelation {
+        properties: props(json!({"note": marker})),
+        ..rel("g", &format!("{marker}-name"), "B", "secret", None)
+    })
+    .unwrap();
+    assert!(!crate::keys::files_containing(dir.path(), marker.as_bytes()).is_empty());
     let a_id = root.get_entity("g", "A", Some("entity")).unwrap().id;
     root.store_memory(StoreMemory {
         namespace: Some("g".into()),
@@ -544,6 +551,8 @@ fn deleting_the_namespace_leaves_no_graph_behind() {
         ErrorCode::NotFound
     );
     engine.run_pending_purges().unwrap();
+    let left = crate::keys::files_containing(dir.path(), marker.as_bytes());
+    assert!(left.is_empty(), "graph rows of a deleted namespace still on disk in {left:?}");
     root.create_namespace("g", NamespaceOptions::default()).unwrap();
     assert_eq!(counts(&root, "g"), (0, 0, 0));
     for r in ["A", a_id.as_str()] {
