@@ -249,9 +249,9 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
                     live.push(g.clone());
                 }
             }
-            if live.is_empty() {
-                return Err(Error::Unauthorized("API key's namespaces were deleted".into()));
-            }
+            // A key whose namespaces were all deleted stays a valid key that reaches nothing:
+            // every namespace answer is then `forbidden`, as for any namespace that does not
+            // exist (API.md), so the answer does not tell a deleted namespace from a foreign one.
             Principal::Scoped { key_id: rec.id.clone(), tenant_id: rec.tenant_id.clone(), grants: live }
         };
         Ok(Authed {

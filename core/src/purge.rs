@@ -129,6 +129,9 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) {
         let mut ticks: u64 = 0;
         loop {
             let Some(inner) = weak.upgrade() else { return };
+            if !inner.dir.exists() {
+                return; // the data directory was removed under a closing engine
+            }
             if let Err(e) = run_pending(&inner) {
                 eprintln!("memsilo: purge failed, will retry: {e}");
             }

@@ -87,7 +87,11 @@ async function saasFlow(admin) {
   assert.ok(!Number.isNaN(Date.parse(deleted.deleted_at)));
   await assert.rejects(admin.getNamespace('tenant-globex'), { code: 'not_found', status: 404 });
   // The tenant's key granted only that namespace is now dead.
-  await assert.rejects(globex.recall('tenant-globex', 'roadmap'), { code: 'unauthorized', status: 401 });
+  await assert.rejects(globex.recall('tenant-globex', 'roadmap'), {
+    code: 'forbidden',
+    status: 403,
+    message: 'Key not authorized for namespace tenant-globex',
+  });
   assert.deepEqual((await admin.listNamespaces()).map((n) => n.name), ['tenant-acme']);
   // The other tenant is untouched.
   assert.equal((await acme.recall('tenant-acme', 'roadmap')).length, 1);

@@ -68,7 +68,7 @@ def test_tenants_keys_memories_isolation_and_deletion(db: memsilo.Memsilo, mode:
     assert deleted["name"] == acme_ns and deleted["deleted_at"]
     with pytest.raises(memsilo.NotFoundError):
         db.get_namespace(acme_ns)
-    with pytest.raises(memsilo.UnauthorizedError, match="deleted"):
+    with pytest.raises(memsilo.ForbiddenError, match=f"Key not authorized for namespace {acme_ns}"):
         acme_db.recall(acme_ns, "roadmap")  # the key's only namespace is gone
     assert db.list_namespaces(tenant_id=acme["id"]) == []
     # Recreating the name gives an empty namespace, not the old memories.

@@ -83,6 +83,8 @@ fn deleted_namespace_is_gone_and_its_name_starts_empty() {
     root.create_namespace("ns", NamespaceOptions::default()).unwrap();
     assert!(root.recall(Recall::text("marker").namespace("ns")).unwrap().is_empty());
     // The old key was for the old namespace: it does not reach the new one.
-    assert_eq!(engine.scoped(&key.key).unwrap_err().code(), ErrorCode::Unauthorized);
+    let old = engine.scoped(&key.key).unwrap();
+    assert_eq!(old.recall(Recall::text("marker").namespace("ns")).unwrap_err().code(), ErrorCode::Forbidden);
+    assert!(old.list_namespaces(Default::default(), None).unwrap().items.is_empty());
     assert_eq!(engine.run_pending_purges().unwrap(), 1);
 }
