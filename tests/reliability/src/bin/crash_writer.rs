@@ -5,6 +5,9 @@
 //! this process with SIGKILL at random points and checks that every acknowledged write
 //! survived and nothing acknowledged as deleted came back. Names carry RUN, so successive
 //! runs on one directory never collide. Memories carry [`vector_for`] their content.
+//!
+//! `crash_writer concurrent DIR NS COUNT TAG` instead stores COUNT memories and exits: the
+//! second process of the concurrent-open test.
 
 use std::io::Write;
 
@@ -180,8 +183,38 @@ impl Writer {
     }
 }
 
+/// `crash_writer concurrent DIR NS COUNT TAG`: stores COUNT memories `TAG-i` into NS,
+/// acknowledging each, then exits (a second process on a directory another one has open).
+fn concurrent(args: &[String]) -> memsilo::Result<()> {
+    let [dir, ns, count, tag] = args else {
+        return Err(memsilo::Error::invalid("args", "usage: crash_writer concurrent DIR NS COUNT TAG"));
+    };
+    let count: usize = count.parse().map_err(|_| memsilo::Error::invalid("count", "not a number"))?;
+    let engine = Engine::open(dir, Options { background: false, ..Options::default() })?;
+    let root = engine.root();
+    emit("ready", &json!({ "pid": std::process::id() }));
+    for i in 0..count {
+        let content = format!("{tag}-{i}");
+        let m = root.store_memory(StoreMemory {
+            namespace: Some(ns.clone()),
+            embedding: Some(vector_for(&content)),
+            ..StoreMemory::text(content.clone())
+        })?;
+        emit("ack", &json!({ "op": "store", "ns": ns, "id": m.id, "content": content }));
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "concurrent") {
+        if let Err(e) = concurrent(&args[1..]) {
+            eprintln!("crash_writer: {e}");
+            emit("error", &json!({ "code": e.code().as_str(), "message": e.to_string() }));
+            std::process::exit(1);
+        }
+        return;
+    }
     let [dir, seed, run] = args.as_slice() else {
         eprintln!("usage: crash_writer DIR SEED RUN");
         std::process::exit(2);

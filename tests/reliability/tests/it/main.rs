@@ -6,3 +6,4 @@ mod bad_input;
 mod http;
 mod http_bad_input;
 mod crash;
+mod resources;
