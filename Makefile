@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help test test-rust test-recall-100k test-minilm test-python test-node test-go test-schemathesis serve bench bench-compare fmt lint
+.PHONY: help test test-rust test-recall-100k test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ test-schemathesis: ## Fuzz the HTTP server against its /openapi.json (venv in ta
 
 bench: ## Criterion benches of the core paths
 	cargo bench -p memsilo
+
+bench-http: ## HTTP server on loopback: store/recall req/s, p50/p99, auth+routing overhead
+	cargo bench -p memsilo-http --bench http
 
 BENCH_VENV := $(CURDIR)/benches/compare/.venv
 BENCH_WHEELS := $(CARGO_TARGET_DIR)/bench-wheels
