@@ -6,7 +6,8 @@
 //! # Semantics
 //! - **Entities** are unique by `(name, type)`; `type` defaults to `entity`. Adding an
 //!   existing `(name, type)` is an upsert: the given properties are merged into the stored
-//!   ones (shallow: a given key replaces the stored value) and `updated_at` changes.
+//!   ones (shallow: a given key replaces the stored value) and, when any are given,
+//!   `updated_at` changes. Names are matched exactly (case-sensitive) in lookups.
 //!   `name` is 1–256 bytes without NUL; `type` 1–64 bytes of `[A-Za-z0-9_.-]`; properties
 //!   at most 64 KiB of JSON (also after merging).
 //! - **Relations** go from `source` to `target`, each given as an entity id or name. A name
