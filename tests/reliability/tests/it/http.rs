@@ -132,3 +132,72 @@ pub const ADMIN_KEY: &str = "reliability-admin-key-0123456789";
 pub fn has_empty_path_arg(op: &str, args: &Value) -> bool {
     memsilo_http::routes::route_for(op).is_some_and(|r| r.path_args.iter().any(|(_, a)| args[*a] == ""))
 }
+
+/// `memsilo serve` as a real child process, with everything it prints captured.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the server on `data` (a free port on 127.0.0.1) and waits for its listening
+    /// line. `admin_key`: `None` lets it generate one.
+    pub fn start(data: &std::path::Path, admin_key: Option<&str>, extra: &[&str]) -> ServerProcess {
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_memsilo_serve"));
+        cmd.args(["serve", "--data"]).arg(data).args(["--listen", "127.0.0.1:0"]).args(extra);
+        cmd.env_remove("MEMSILO_ADMIN_KEY").env_remove("MEMSILO_DATA").env_remove("MEMSILO_LISTEN");
+        if let Some(k) = admin_key {
+            cmd.env("MEMSILO_ADMIN_KEY", k);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("memsilo_serve starts");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let output = output.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push_str(&format!("{line}\n"));
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not start: {}", output.lock().unwrap()));
+            if let Some(url) = line.split("listening on http://").nth(1) {
+                let addr = url.trim().parse().expect("listening address");
+                return ServerProcess { child, addr, output };
+            }
+        }
+    }
+
+    /// SIGTERM, then waits (SIGKILL after 20 s).
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling our own child process by its pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Resident memory of the server (VmRSS, KiB).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+}

@@ -7,3 +7,4 @@ mod http;
 mod http_bad_input;
 mod crash;
 mod resources;
+mod security;
