@@ -88,7 +88,18 @@ fn operation(route: &Route, components: &mut schemas::Components) -> Value {
                 Kind::Boolean => json!({ "type": "boolean" }),
                 Kind::List => json!({ "type": "array", "items": { "type": "string" } }),
             };
+            // Prefer the argument's own schema (enums, ranges, descriptions) when it is a
+            // scalar; a query value is never null.
+            let field = args.fields.get(param.name).map(non_null);
+            let description = field.as_ref().and_then(|f| f.get("description").cloned());
+            let schema = match field {
+                Some(f) if param.kind != Kind::List && is_scalar(&f) => f,
+                _ => schema,
+            };
             let mut p = json!({ "name": param.name, "in": "query", "required": required, "schema": schema });
+            if let Some(d) = description {
+                p["description"] = d;
+            }
             if param.kind == Kind::List {
                 p["style"] = json!("form");
                 p["explode"] = json!(true);
@@ -115,6 +126,37 @@ fn operation(route: &Route, components: &mut schemas::Components) -> Value {
         }
     }
     op
+}
+
+/// `schema` without its `null` alternative (`Option<T>` fields).
+fn non_null(schema: &Value) -> Value {
+    let mut s = schema.clone();
+    if let Some(Value::Array(types)) = s.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            s["type"] = types[0].clone();
+        }
+    }
+    if let Some(Value::Array(any)) = s.get("anyOf") {
+        let rest: Vec<&Value> = any.iter().filter(|b| b["type"] != "null").collect();
+        if let [only] = rest.as_slice() {
+            let mut out = (*only).clone();
+            if let (Some(d), Value::Object(m)) = (s.get("description"), &mut out) {
+                m.entry("description").or_insert(d.clone());
+            }
+            return out;
+        }
+    }
+    if let Value::Object(m) = &mut s {
+        m.remove("default");
+    }
+    s
+}
+
+/// Whether a schema describes one string, number, integer or boolean (or a named enum).
+fn is_scalar(schema: &Value) -> bool {
+    schema.get("$ref").is_some()
+        || matches!(schema["type"].as_str(), Some("string" | "number" | "integer" | "boolean"))
 }
 
 fn operation_id(route: &Route) -> String {
