@@ -2,6 +2,8 @@
 //! vectors the crash writer stores, and a state snapshot used to prove that a refused
 //! request wrote nothing.
 
+pub mod fuzz;
+
 use memsilo::{Handle, Result};
 use serde_json::{json, Value};
 

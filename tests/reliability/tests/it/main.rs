@@ -8,3 +8,4 @@ mod http_bad_input;
 mod crash;
 mod resources;
 mod security;
+mod fuzz_loop;
