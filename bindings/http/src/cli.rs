@@ -144,11 +144,13 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         listen: args.listen.clone(),
         body_limit: args.body_limit,
         request_timeout: args.request_timeout,
+        ..ServeOptions::default()
     };
+    let header_timeout = options.header_timeout;
     let app = server::router(engine, options);
     eprintln!("memsilo listening on http://{addr}");
     runtime
-        .block_on(server::run(app, listener, shutdown_signal()))
+        .block_on(crate::connections::run(app, listener, header_timeout, shutdown_signal()))
         .map_err(|e| format!("server failed: {e}"))?;
     log::log(Level::Info, format_args!("stopped"));
     Ok(())

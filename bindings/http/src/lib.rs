@@ -6,6 +6,7 @@
 
 mod cli;
 mod client;
+mod connections;
 mod inflight;
 pub mod log;
 mod metrics;

@@ -2,7 +2,6 @@
 //! with `Engine::scoped` and run with `Handle::call` on the blocking pool (LMDB work never
 //! runs on the async threads); every decision about who may do what is made in core.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +33,8 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// Longest time a request may take, from its first byte of body to its answer.
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers before the connection is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -42,6 +43,7 @@ impl Default for ServeOptions {
             listen: "127.0.0.1:3300".into(),
             body_limit: 16 << 20,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -387,12 +389,13 @@ impl Drop for Server {
 /// socket is bound (so a taken port is reported here).
 pub fn serve(engine: Engine, options: ServeOptions) -> std::io::Result<Server> {
     let listener = bind(&options.listen)?;
+    let header_timeout = options.header_timeout;
     let app = router(engine, options);
     let addr = listener.local_addr()?;
     let runtime = runtime()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new().name("memsilo-http".into()).spawn(move || {
-        runtime.block_on(run(app, listener, async {
+        runtime.block_on(crate::connections::run(app, listener, header_timeout, async {
             let _ = rx.await;
         }))
     })?;
@@ -414,16 +417,6 @@ pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .max_blocking_threads(64)
         .thread_name("memsilo-http")
         .build()
-}
-
-/// Serves until `shutdown` completes, then finishes the requests in flight.
-pub(crate) async fn run(
-    app: Router,
-    listener: std::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]

@@ -182,3 +182,22 @@ fn a_body_that_stops_arriving_is_refused_after_the_request_timeout() {
     assert!(text.contains("not received within 1s"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn a_client_that_trickles_its_headers_is_disconnected() {
+    use std::io::{Read, Write};
+    let s = TestServer::start_with(ServeOptions {
+        header_timeout: std::time::Duration::from_secs(1),
+        ..ServeOptions::default()
+    });
+    let mut conn = std::net::TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    // The server closes the connection (possibly after a 408) instead of waiting forever.
+    let _ = conn.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "still open after {took:?}");
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+}
