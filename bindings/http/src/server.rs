@@ -9,20 +9,20 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body as HttpBody;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
-use axum::http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use memsilo::{Engine, Error};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::inflight::InFlight;
 use crate::log::{self, Level};
 use crate::metrics::Metrics;
 use crate::response;
-use crate::routes::{self, Body, Route, ROUTES};
+use crate::routes::{self, ROUTES};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -54,11 +54,11 @@ pub(crate) struct App {
     pub inflight: Arc<InFlight>,
     pub metrics: Metrics,
     pub active: AtomicU64,
-    pub openapi: Vec<u8>,
+    pub openapi: axum::body::Bytes,
     pub options: ServeOptions,
 }
 
-type Shared = Arc<App>;
+pub(crate) type Shared = Arc<App>;
 
 /// The router for `engine`: every route of the table, plus `/healthz`, `/metrics`,
 /// `/openapi.json`, and JSON bodies for unknown routes (404) and wrong methods (405).
@@ -68,7 +68,7 @@ pub fn router(engine: Engine, options: ServeOptions) -> Router {
         inflight: Arc::default(),
         metrics: Metrics::default(),
         active: AtomicU64::new(0),
-        openapi: serde_json::to_vec_pretty(&crate::openapi::document()).unwrap_or_default(),
+        openapi: serde_json::to_vec_pretty(&crate::openapi::document()).unwrap_or_default().into(),
         options,
     });
     build(app)
@@ -82,7 +82,7 @@ fn build(app: Shared) -> Router {
                             query: RawQuery,
                             headers: HeaderMap,
                             body: HttpBody| {
-            dispatch(state, route, path, query, headers, body)
+            crate::dispatch::dispatch(state, route, path, query, headers, body)
         };
         let filter = match route.method {
             routes::Method::Get => MethodFilter::GET,
@@ -187,161 +187,6 @@ async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Respons
     resp
 }
 
-/// The bearer key of a request, or `unauthorized`.
-fn bearer(headers: &HeaderMap) -> Result<String, Error> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Err(Error::Unauthorized(
-            "missing Authorization header (expected: Authorization: Bearer <key>)".into(),
-        ));
-    };
-    let text = value.to_str().unwrap_or("");
-    match text.split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
-            Ok(key.trim().to_owned())
-        }
-        _ => Err(Error::Unauthorized(
-            "malformed Authorization header (expected: Authorization: Bearer <key>)".into(),
-        )),
-    }
-}
-
-async fn read_body(
-    headers: &HeaderMap,
-    body: HttpBody,
-    limit: usize,
-) -> Result<Option<Value>, Error> {
-    let too_large = || Error::PayloadTooLarge {
-        field: "body".into(),
-        reason: format!("request body exceeds the limit of {limit} bytes"),
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) => {
-            let inner = e.into_inner();
-            if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Err(too_large());
-            }
-            return Err(Error::invalid(
-                "body",
-                format!("could not read the request body: {inner}"),
-            ));
-        }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))
-}
-
-/// The outcome of the blocking part of a request.
-struct Outcome {
-    result: Result<memsilo::api::Reply, Error>,
-    rate: Option<memsilo::RateInfo>,
-    /// Replaces the message of a `rate_limited` refusal made at the edge.
-    edge_message: Option<String>,
-}
-
-async fn dispatch(
-    State(app): State<Shared>,
-    route: &'static Route,
-    path: Result<Path<Vec<(String, String)>>, axum::extract::rejection::PathRejection>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: HttpBody,
-) -> Response {
-    let key = match bearer(&headers) {
-        Ok(k) => k,
-        Err(e) => return response::error(&e),
-    };
-    let timeout = app.options.request_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let body = match route.body {
-        Body::None => None,
-        Body::Object | Body::Field(_) => {
-            let read = read_body(&headers, body, app.options.body_limit);
-            match tokio::time::timeout_at(deadline, read).await {
-                Ok(Ok(body)) => body,
-                Ok(Err(e)) => return response::error(&e),
-                // A client that stops sending is refused like any bad body, not as a fault.
-                Err(_) => {
-                    return response::error(&Error::invalid(
-                        "body",
-                        format!("not received within {}s", timeout.as_secs()),
-                    ))
-                }
-            }
-        }
-    };
-    let path = match path {
-        Ok(Path(p)) => p,
-        Err(_) if route.path_args.is_empty() => Vec::new(),
-        Err(e) => return response::error(&Error::invalid("path", e.body_text())),
-    };
-    let args = route.args_from_request(&path, query.as_deref(), body);
-    let work = tokio::task::spawn_blocking({
-        let app = app.clone();
-        move || execute(&app, &key, route.op, args)
-    });
-    let outcome = match tokio::time::timeout_at(deadline, work).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
-            return response::error(&Error::Internal(format!("request handler failed: {e}")))
-        }
-        Err(_) => {
-            return response::error(&Error::Internal(format!(
-                "request timed out after {}s (a write may still complete)",
-                timeout.as_secs()
-            )))
-        }
-    };
-    let mut resp = match &outcome.result {
-        Ok(reply) => response::reply(route.status, reply),
-        Err(e) => response::error_with_message(e, outcome.edge_message),
-    };
-    if let Some(info) = &outcome.rate {
-        response::add_rate_headers(&mut resp, info);
-    }
-    resp
-}
-
-/// Authenticates, enforces `max_connections`, and runs the operation (on a blocking thread).
-fn execute(app: &Shared, key: &str, op: &str, args: Result<Value, Error>) -> Outcome {
-    let fail = |e| Outcome { result: Err(e), rate: None, edge_message: None };
-    let handle = match app.engine.scoped(key) {
-        Ok(h) => h,
-        Err(e) => return fail(e),
-    };
-    let _slot = match handle.connection_limit() {
-        Ok(None) => None,
-        Ok(Some((tenant, limit))) => match app.inflight.acquire(&tenant, limit) {
-            Ok(slot) => Some(slot),
-            Err(e) => {
-                let message = format!(
-                    "too many concurrent requests for tenant {tenant} (max_connections {limit}); retry after 1s"
-                );
-                return Outcome {
-                    result: Err(e),
-                    rate: handle.rate_info().ok().flatten(),
-                    edge_message: Some(message),
-                };
-            }
-        },
-        Err(e) => return fail(e),
-    };
-    let result = args.and_then(|args| handle.call(op, args));
-    let rate = handle.rate_info().ok().flatten();
-    Outcome { result, rate, edge_message: None }
-}
-
 /// A running server (see [`serve`]). Dropping it shuts it down.
 #[derive(Debug)]
 pub struct Server {
@@ -428,15 +273,5 @@ mod tests {
         assert!(template_matches("/v1/keys/{id}", "/v1/keys/abc"));
         assert!(!template_matches("/v1/keys/{id}", "/v1/keys/abc/rotate"));
         assert!(!template_matches("/v1/keys/{id}", "/v1/keys/"));
-    }
-
-    #[test]
-    fn bearer_keys_are_required_and_well_formed() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h).unwrap_err().code(), memsilo::ErrorCode::Unauthorized);
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h).unwrap_err().code(), memsilo::ErrorCode::Unauthorized);
-        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer  msk_x "));
-        assert_eq!(bearer(&h).unwrap(), "msk_x");
     }
 }
