@@ -37,7 +37,8 @@ fn command(data: &std::path::Path, listen: &str, admin_key: Option<&str>) -> Com
 /// Starts the binary and waits for its listening line (collecting stderr before it).
 #[allow(clippy::zombie_processes)] // every test waits for the child after SIGTERM
 fn start(data: &std::path::Path, admin_key: Option<&str>) -> (Running, Vec<String>) {
-    let mut child = command(data, "127.0.0.1:0", admin_key).spawn().unwrap();
+    let mut child =
+        command(data, "127.0.0.1:0", admin_key).args(["--log-level", "debug"]).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -89,6 +90,17 @@ fn the_binary_serves_and_stops_cleanly_on_sigterm_keeping_acknowledged_writes() 
     let stored =
         admin.call("store_memory", json!({"namespace": "durable", "content": "kept"})).unwrap();
     let first_id = stored.value["id"].as_str().unwrap().to_owned();
+    let key = admin
+        .call(
+            "create_key",
+            json!({"name": "k", "namespaces": [{"namespace": "durable", "access": "read"}]}),
+        )
+        .unwrap()
+        .value["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Client::connect(&run.url, &key).unwrap().call("get_memory", json!({"id": first_id})).unwrap();
 
     // A write racing the shutdown: if it was acknowledged, it must survive.
     let racing = {
@@ -104,7 +116,10 @@ fn the_binary_serves_and_stops_cleanly_on_sigterm_keeping_acknowledged_writes() 
     let status = wait_exit(&mut run.child);
     assert!(status.success(), "exit status {status:?}");
     let acknowledged = racing.join().unwrap().ok();
-    drop(run.lines);
+    // The debug log has a line per request and never a key.
+    let log: Vec<String> = run.lines.iter().collect(); // ends at the child's EOF
+    assert!(log.iter().any(|l| l.contains("POST /v1/memory/store 201")), "{log:?}");
+    assert!(log.iter().all(|l| !l.contains(KEY) && !l.contains("msk_")), "{log:?}");
 
     let (mut again, before) = start(dir.path(), Some(KEY));
     assert!(before.iter().all(|l| !l.contains("admin key")), "{before:?}");
