@@ -311,7 +311,7 @@ operations! {
 
 /// Deepest nesting of arrays and objects accepted in an operation's arguments. Stored
 /// records wrap caller JSON (metadata, properties, settings) in a few more levels and are
-/// read back with serde_json's limit of 128, so a deeper value could be written but never
+/// read back with `serde_json`'s limit of 128, so a deeper value could be written but never
 /// read again: it would turn every later read of its namespace into `internal`.
 pub const MAX_JSON_DEPTH: usize = 64;
 

@@ -106,7 +106,12 @@ pub(crate) struct EngineInner {
 fn lock_directory(dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek, Write};
     let path = dir.join("LOCK");
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
     if !try_lock_exclusive(&file)? {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);

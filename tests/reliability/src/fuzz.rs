@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use memsilo::api::Request;
-use memsilo::{Access, CreateKey, Engine, ErrorCode, Handle, NamespaceOptions, Options, Recall, StoreMemory};
+use memsilo::{
+    Access, CreateKey, Engine, ErrorCode, Handle, NamespaceOptions, Options, Recall, StoreMemory,
+};
 use serde_json::{json, Value};
 
 /// The fuzz targets, by name (also the corpus directories under `fuzz/corpus/`).
@@ -35,11 +37,14 @@ pub fn request_decode(data: &[u8]) {
     match Request::parse(op, value) {
         Ok(req) => {
             let args = req.args();
-            let again = Request::parse(req.name(), args.clone())
-                .unwrap_or_else(|e| panic!("{op}: a decoded request does not decode again: {e}\nargs: {args}"));
+            let again = Request::parse(req.name(), args.clone()).unwrap_or_else(|e| {
+                panic!("{op}: a decoded request does not decode again: {e}\nargs: {args}")
+            });
             assert_eq!(again.args(), args, "{op}: round trip changed the arguments");
         }
-        Err(e) => assert_ne!(e.code(), ErrorCode::Internal, "{op}: decoding failed with internal: {e}"),
+        Err(e) => {
+            assert_ne!(e.code(), ErrorCode::Internal, "{op}: decoding failed with internal: {e}")
+        }
     }
 }
 
@@ -70,7 +75,8 @@ fn fuzz_dir() -> PathBuf {
 pub fn fuzz_engine() -> &'static FuzzEngine {
     static ENGINE: OnceLock<FuzzEngine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let engine = Engine::open(fuzz_dir(), Options { background: false, ..Options::default() }).expect("fuzz engine opens");
+        let engine = Engine::open(fuzz_dir(), Options { background: false, ..Options::default() })
+            .expect("fuzz engine opens");
         let root = engine.root();
         for ns in [NS_A, NS_B] {
             root.create_namespace(ns, NamespaceOptions::default()).unwrap();
@@ -85,10 +91,19 @@ pub fn fuzz_engine() -> &'static FuzzEngine {
                 .unwrap();
             }
         }
-        root.create_namespace(NS_VEC, NamespaceOptions { dimensions: Some(4), ..NamespaceOptions::default() }).unwrap();
-        root.store_memory(StoreMemory { namespace: Some(NS_VEC.into()), embedding: Some(vec![1.0, 0.0, 0.0, 0.0]), ..StoreMemory::text("v") })
-            .unwrap();
-        let key = root.create_key(CreateKey::namespaces("fuzz-a-key", [(NS_A, Access::Write)])).unwrap();
+        root.create_namespace(
+            NS_VEC,
+            NamespaceOptions { dimensions: Some(4), ..NamespaceOptions::default() },
+        )
+        .unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some(NS_VEC.into()),
+            embedding: Some(vec![1.0, 0.0, 0.0, 0.0]),
+            ..StoreMemory::text("v")
+        })
+        .unwrap();
+        let key =
+            root.create_key(CreateKey::namespaces("fuzz-a-key", [(NS_A, Access::Write)])).unwrap();
         let memories_b = root.get_namespace(NS_B).unwrap().memory_count;
         FuzzEngine { engine, key_a: key.key, memories_b }
     })
@@ -116,7 +131,10 @@ pub fn handle_call(data: &[u8]) {
         Err(e) => assert_ne!(e.code(), ErrorCode::Internal, "{op} {value}: internal error: {e}"),
         Ok(reply) => {
             let text = reply.value.to_string();
-            assert!(!text.contains("\"namespace\":\"fuzz-b\""), "{op} {value}: key A saw namespace B: {text}");
+            assert!(
+                !text.contains("\"namespace\":\"fuzz-b\""),
+                "{op} {value}: key A saw namespace B: {text}"
+            );
         }
     }
     fx.check_bystander();
@@ -163,7 +181,9 @@ fn pick<'a>(data: &[u8], i: usize, options: &[&'a str]) -> &'a str {
 pub fn filters(data: &[u8]) {
     let fx = fuzz_engine();
     let h = fx.scoped();
-    let Ok(mut args) = serde_json::from_slice::<Value>(data.get(1..).unwrap_or_default()) else { return };
+    let Ok(mut args) = serde_json::from_slice::<Value>(data.get(1..).unwrap_or_default()) else {
+        return;
+    };
     if !args.is_object() {
         args = json!({ "tags": args });
     }
@@ -180,16 +200,29 @@ pub fn filters(data: &[u8]) {
         Err(e) => {
             assert_ne!(e.code(), ErrorCode::Internal, "{op} {args}: internal error: {e}");
             if target == NS_B || target == "fuzz-missing" {
-                assert!(matches!(e.code(), ErrorCode::Forbidden | ErrorCode::InvalidArgument | ErrorCode::RateLimited), "{op} on {target}: {e}");
+                assert!(
+                    matches!(
+                        e.code(),
+                        ErrorCode::Forbidden | ErrorCode::InvalidArgument | ErrorCode::RateLimited
+                    ),
+                    "{op} on {target}: {e}"
+                );
             }
         }
         Ok(reply) => {
-            assert!(target != NS_B && target != "fuzz-missing", "{op} {args} reached {target}: {}", reply.value);
+            assert!(
+                target != NS_B && target != "fuzz-missing",
+                "{op} {args} reached {target}: {}",
+                reply.value
+            );
             if op == "recall" {
                 let root = fx.engine.root();
                 for hit in reply.value.as_array().into_iter().flatten() {
                     let id = hit["id"].as_str().unwrap_or_default();
-                    assert!(root.get_memory(Some(NS_A), id).is_ok(), "recall returned {id}, which is not in namespace A");
+                    assert!(
+                        root.get_memory(Some(NS_A), id).is_ok(),
+                        "recall returned {id}, which is not in namespace A"
+                    );
                 }
             }
         }
@@ -197,7 +230,11 @@ pub fn filters(data: &[u8]) {
     fx.check_bystander();
     // Keep namespace A populated so later inputs have something to filter.
     if fx.engine.root().get_namespace(NS_A).is_ok_and(|n| n.memory_count < 2) {
-        let _ = fx.engine.root().store_memory(StoreMemory { namespace: Some(NS_A.into()), tags: vec!["t1".into()], ..StoreMemory::text("refill roadmap") });
+        let _ = fx.engine.root().store_memory(StoreMemory {
+            namespace: Some(NS_A.into()),
+            tags: vec!["t1".into()],
+            ..StoreMemory::text("refill roadmap")
+        });
     }
 }
 
@@ -206,9 +243,17 @@ pub fn filters(data: &[u8]) {
 pub fn vector_input(data: &[u8]) {
     let fx = fuzz_engine();
     let root = fx.engine.root();
-    let v: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    let valid = !v.is_empty() && v.len() <= 4096 && v.iter().all(|x| x.is_finite()) && v.iter().any(|x| *x != 0.0);
-    let stored = root.store_memory(StoreMemory { namespace: Some(NS_VEC.into()), embedding: Some(v.clone()), ..StoreMemory::text("fuzzed vector") });
+    let v: Vec<f32> =
+        data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let valid = !v.is_empty()
+        && v.len() <= 4096
+        && v.iter().all(|x| x.is_finite())
+        && v.iter().any(|x| *x != 0.0);
+    let stored = root.store_memory(StoreMemory {
+        namespace: Some(NS_VEC.into()),
+        embedding: Some(v.clone()),
+        ..StoreMemory::text("fuzzed vector")
+    });
     match &stored {
         Ok(m) => {
             assert!(valid && v.len() == 4, "an invalid vector was stored: {v:?}");
@@ -219,14 +264,23 @@ pub fn vector_input(data: &[u8]) {
             // A finite, non-zero 4-d vector may only be refused for its norm overflowing.
             if valid && v.len() == 4 {
                 let norm: f64 = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
-                assert!(!norm.is_finite() || norm == 0.0 || (norm as f32).is_infinite() || (norm as f32) == 0.0, "a valid vector was refused: {v:?}: {e}");
+                assert!(
+                    !norm.is_finite()
+                        || norm == 0.0
+                        || (norm as f32).is_infinite()
+                        || (norm as f32) == 0.0,
+                    "a valid vector was refused: {v:?}: {e}"
+                );
             }
         }
     }
     match root.recall(Recall { top_k: Some(5), ..Recall::vector(v.clone()).namespace(NS_VEC) }) {
         Ok(hits) => {
             for h in hits {
-                assert!(h.score.is_finite() && h.similarity.is_finite(), "non-finite score for {v:?}: {h:?}");
+                assert!(
+                    h.score.is_finite() && h.similarity.is_finite(),
+                    "non-finite score for {v:?}: {h:?}"
+                );
             }
         }
         Err(e) => assert_ne!(e.code(), ErrorCode::Internal, "recall {v:?}: {e}"),

@@ -74,7 +74,12 @@ impl Writer {
     }
 
     fn store(&mut self, ns: &str) -> memsilo::Result<()> {
-        let content = format!("m-{}-{}-{:016x} a memory with some words in it", self.run, self.seq, self.rng.next_u64());
+        let content = format!(
+            "m-{}-{}-{:016x} a memory with some words in it",
+            self.run,
+            self.seq,
+            self.rng.next_u64()
+        );
         emit("begin", &json!({ "op": "store", "ns": ns, "content": content }));
         let m = self.root.store_memory(StoreMemory {
             namespace: Some(ns.into()),
@@ -154,9 +159,17 @@ impl Writer {
         }
         let info = json!({ "op": "forget", "ns": ns, "ids": ids });
         emit("begin", &info);
-        let forgotten = self.root.batch_forget(Forget { namespace: Some(ns.clone()), ids: Some(ids.clone()), ..Forget::default() })?;
+        let forgotten = self.root.batch_forget(Forget {
+            namespace: Some(ns.clone()),
+            ids: Some(ids.clone()),
+            ..Forget::default()
+        })?;
         if forgotten.forgotten != ids.len() as u64 {
-            return Err(memsilo::Error::Internal(format!("forgot {} of {}", forgotten.forgotten, ids.len())));
+            return Err(memsilo::Error::Internal(format!(
+                "forgot {} of {}",
+                forgotten.forgotten,
+                ids.len()
+            )));
         }
         emit("ack", &info);
         Ok(())
@@ -187,9 +200,13 @@ impl Writer {
 /// acknowledging each, then exits (a second process on a directory another one has open).
 fn concurrent(args: &[String]) -> memsilo::Result<()> {
     let [dir, ns, count, tag] = args else {
-        return Err(memsilo::Error::invalid("args", "usage: crash_writer concurrent DIR NS COUNT TAG"));
+        return Err(memsilo::Error::invalid(
+            "args",
+            "usage: crash_writer concurrent DIR NS COUNT TAG",
+        ));
     };
-    let count: usize = count.parse().map_err(|_| memsilo::Error::invalid("count", "not a number"))?;
+    let count: usize =
+        count.parse().map_err(|_| memsilo::Error::invalid("count", "not a number"))?;
     let engine = Engine::open(dir, Options { background: false, ..Options::default() })?;
     let root = engine.root();
     emit("ready", &json!({ "pid": std::process::id() }));
@@ -240,9 +257,16 @@ fn main() {
             .collect::<memsilo::Result<Vec<_>>>()?;
         let mut namespaces = Vec::new();
         for offset in (0..).step_by(100) {
-            let page = root.call("list_namespaces", json!({ "offset": offset, "limit": 100 }))?.value;
+            let page =
+                root.call("list_namespaces", json!({ "offset": offset, "limit": 100 }))?.value;
             let items = page.as_array().cloned().unwrap_or_default();
-            namespaces.extend(items.iter().filter_map(|n| n["name"].as_str()).filter(|n| n.starts_with("crash-")).map(str::to_owned));
+            namespaces.extend(
+                items
+                    .iter()
+                    .filter_map(|n| n["name"].as_str())
+                    .filter(|n| n.starts_with("crash-"))
+                    .map(str::to_owned),
+            );
             if items.len() < 100 {
                 break;
             }

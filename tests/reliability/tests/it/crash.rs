@@ -47,7 +47,11 @@ impl Model {
                 let prefix = s("prefix");
                 let ids = ack["ids"].as_array().cloned().unwrap_or_default();
                 for (j, id) in ids.iter().enumerate() {
-                    self.add_memory(&s("ns"), id.as_str().unwrap_or_default().to_owned(), format!("{prefix}-{j}"));
+                    self.add_memory(
+                        &s("ns"),
+                        id.as_str().unwrap_or_default().to_owned(),
+                        format!("{prefix}-{j}"),
+                    );
                 }
             }
             "key" => {
@@ -92,17 +96,25 @@ impl Model {
 }
 
 fn open(dir: &std::path::Path) -> Engine {
-    Engine::open(dir, Options { background: false, ..Options::default() }).expect("the store opens after a kill")
+    Engine::open(dir, Options { background: false, ..Options::default() })
+        .expect("the store opens after a kill")
 }
 
 /// Finds the memory stored with exactly `content` in `ns` by recalling its vector.
 fn find_by_vector(root: &memsilo::Handle, ns: &str, content: &str) -> Option<String> {
-    let hits = root.recall(Recall { top_k: Some(3), ..Recall::vector(vector_for(content)).namespace(ns) }).ok()?;
+    let hits = root
+        .recall(Recall { top_k: Some(3), ..Recall::vector(vector_for(content)).namespace(ns) })
+        .ok()?;
     hits.into_iter().find(|h| h.content == content).map(|h| h.id)
 }
 
 /// Decides what became of the write in flight at the kill, and records it in the model.
-fn resolve_in_flight(root: &memsilo::Handle, engine: &Engine, model: &mut Model, begin: &Value) -> String {
+fn resolve_in_flight(
+    root: &memsilo::Handle,
+    engine: &Engine,
+    model: &mut Model,
+    begin: &Value,
+) -> String {
     let s = |k: &str| begin[k].as_str().unwrap_or_default().to_owned();
     let op = s("op");
     let exists = |ns: &str| root.get_namespace(ns).is_ok();
@@ -126,24 +138,40 @@ fn resolve_in_flight(root: &memsilo::Handle, engine: &Engine, model: &mut Model,
             if count == known + n {
                 for j in 0..n {
                     let content = format!("{}-{j}", s("prefix"));
-                    let id = find_by_vector(root, &s("ns"), &content).unwrap_or_else(|| panic!("batch committed but {content} is not recalled"));
+                    let id = find_by_vector(root, &s("ns"), &content)
+                        .unwrap_or_else(|| panic!("batch committed but {content} is not recalled"));
                     model.add_memory(&s("ns"), id, content);
                 }
                 return format!("batch of {n} committed");
             }
-            assert_eq!(count, known, "a batch of {n} was cut: {count} memories, {known} before it (all or nothing)");
+            assert_eq!(
+                count, known,
+                "a batch of {n} was cut: {count} memories, {known} before it (all or nothing)"
+            );
             return format!("batch of {n} not committed");
         }
         "mem_delete" => {
-            if root.get_memory(Some(&s("ns")), &s("id")).is_err_and(|e| e.code() == ErrorCode::NotFound) {
+            if root
+                .get_memory(Some(&s("ns")), &s("id"))
+                .is_err_and(|e| e.code() == ErrorCode::NotFound)
+            {
                 model.apply(begin);
                 return "mem_delete committed".into();
             }
         }
         "forget" => {
-            let ids: Vec<String> = begin["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+            let ids: Vec<String> = begin["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
             let gone = ids.iter().filter(|id| root.get_memory(Some(&s("ns")), id).is_err()).count();
-            assert!(gone == 0 || gone == ids.len(), "batch_forget of {} was cut: {gone} gone", ids.len());
+            assert!(
+                gone == 0 || gone == ids.len(),
+                "batch_forget of {} was cut: {gone} gone",
+                ids.len()
+            );
             if gone > 0 {
                 model.apply(begin);
                 return "forget committed".into();
@@ -171,8 +199,16 @@ fn resolve_in_flight(root: &memsilo::Handle, engine: &Engine, model: &mut Model,
 fn check(engine: &Engine, model: &mut Model, rng: &mut Rng, point: usize) {
     let root = engine.root();
     for (name, mems) in &model.namespaces {
-        let ns = root.get_namespace(name).unwrap_or_else(|e| panic!("kill {point}: acknowledged namespace {name} is gone: {e}"));
-        assert_eq!(ns.memory_count as usize, mems.len(), "kill {point}: namespace {name} holds {} memories, the model {}", ns.memory_count, mems.len());
+        let ns = root
+            .get_namespace(name)
+            .unwrap_or_else(|e| panic!("kill {point}: acknowledged namespace {name} is gone: {e}"));
+        assert_eq!(
+            ns.memory_count as usize,
+            mems.len(),
+            "kill {point}: namespace {name} holds {} memories, the model {}",
+            ns.memory_count,
+            mems.len()
+        );
     }
     for name in &model.deleted_namespaces {
         let e = root.get_namespace(name).expect_err("a deleted namespace came back");
@@ -184,19 +220,27 @@ fn check(engine: &Engine, model: &mut Model, rng: &mut Rng, point: usize) {
         let keep: Vec<_> = (0..300).map(|_| rng.below(to_check.len())).collect();
         to_check = keep.into_iter().map(|i| to_check[i].clone()).collect();
     }
-    let all: Vec<(&String, &String)> = model.namespaces.iter().flat_map(|(ns, m)| m.keys().map(move |id| (ns, id))).collect();
+    let all: Vec<(&String, &String)> =
+        model.namespaces.iter().flat_map(|(ns, m)| m.keys().map(move |id| (ns, id))).collect();
     for _ in 0..all.len().min(100) {
         let (ns, id) = all[rng.below(all.len())];
         to_check.push((ns.clone(), id.clone()));
     }
     for (ns, id) in &to_check {
         let Some(content) = model.namespaces.get(ns).and_then(|m| m.get(id)) else { continue };
-        let m = root.get_memory(Some(ns), id).unwrap_or_else(|e| panic!("kill {point}: acknowledged memory {id} in {ns} is gone: {e}"));
+        let m = root.get_memory(Some(ns), id).unwrap_or_else(|e| {
+            panic!("kill {point}: acknowledged memory {id} in {ns} is gone: {e}")
+        });
         assert_eq!(&m.content, content, "kill {point}: memory {id} changed");
         let hit = find_by_vector(&root, ns, content);
-        assert_eq!(hit.as_deref(), Some(id.as_str()), "kill {point}: memory {id} is not recalled by its exact vector");
+        assert_eq!(
+            hit.as_deref(),
+            Some(id.as_str()),
+            "kill {point}: memory {id} is not recalled by its exact vector"
+        );
     }
-    let deleted: Vec<_> = model.deleted_memories.iter().take(200).map(|(i, n)| (i.clone(), n.clone())).collect();
+    let deleted: Vec<_> =
+        model.deleted_memories.iter().take(200).map(|(i, n)| (i.clone(), n.clone())).collect();
     for (id, ns) in deleted {
         let e = root.get_memory(Some(&ns), &id).expect_err("a deleted memory came back");
         assert_eq!(e.code(), ErrorCode::NotFound, "kill {point}: deleted memory {id}: {e}");
@@ -209,7 +253,9 @@ fn check(engine: &Engine, model: &mut Model, rng: &mut Rng, point: usize) {
                 let r = h.recall(Recall::vector(vector_for("probe")).namespace(ns.as_str()));
                 match (live, r) {
                     (true, Err(e)) => panic!("kill {point}: key {id} no longer reaches {ns}: {e}"),
-                    (false, Ok(_)) => panic!("kill {point}: key {id} reaches deleted namespace {ns}"),
+                    (false, Ok(_)) => {
+                        panic!("kill {point}: key {id} reaches deleted namespace {ns}")
+                    }
                     _ => {}
                 }
             }
@@ -250,13 +296,23 @@ fn start(dir: &std::path::Path, seed: u64, run: u64) -> Run {
 #[test]
 fn acknowledged_writes_survive_sigkill_at_random_points() {
     let seed = seed_from_env("MEMSILO_CRASH_SEED", 20_261_123);
-    let points: usize = std::env::var("MEMSILO_CRASH_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let points: usize =
+        std::env::var("MEMSILO_CRASH_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = open(dir.path());
-        for (name, mode) in [("crash_hybrid", IsolationMode::Hybrid), ("crash_physical", IsolationMode::Physical)] {
-            engine.root().create_tenant(CreateTenant { name: name.into(), isolation_mode: Some(mode), ..Default::default() }).unwrap();
+        for (name, mode) in
+            [("crash_hybrid", IsolationMode::Hybrid), ("crash_physical", IsolationMode::Physical)]
+        {
+            engine
+                .root()
+                .create_tenant(CreateTenant {
+                    name: name.into(),
+                    isolation_mode: Some(mode),
+                    ..Default::default()
+                })
+                .unwrap();
         }
     }
     let started = Instant::now();
@@ -266,7 +322,8 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
     for point in 0..points {
         let run = point as u64;
         let mut w = start(dir.path(), seed, run);
-        let ready = w.lines.recv_timeout(Duration::from_secs(60)).expect("crash_writer became ready");
+        let ready =
+            w.lines.recv_timeout(Duration::from_secs(60)).expect("crash_writer became ready");
         assert!(ready.get("ready").is_some(), "crash_writer failed to start: {ready}");
         let mut seen: Vec<Value> = Vec::new();
         // Every third kill waits for a large batch or a purge to begin and lands inside it.
@@ -284,7 +341,10 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
             match w.lines.recv_timeout(Duration::from_millis(2)) {
                 Ok(v) => {
                     let hit = target
-                        && v["begin"]["op"].as_str().is_some_and(|op| op == "purge" || (op == "batch" && v["begin"]["n"].as_u64().unwrap_or(0) >= 500));
+                        && v["begin"]["op"].as_str().is_some_and(|op| {
+                            op == "purge"
+                                || (op == "batch" && v["begin"]["n"].as_u64().unwrap_or(0) >= 500)
+                        });
                     seen.push(v);
                     if hit {
                         std::thread::sleep(Duration::from_micros(rng.range(0, 40_000)));
@@ -298,7 +358,10 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
         }
         w.child.kill().expect("SIGKILL");
         let status = w.child.wait().unwrap();
-        assert!(status.code().is_none(), "crash_writer exited by itself ({status}) before the kill; see its stderr");
+        assert!(
+            status.code().is_none(),
+            "crash_writer exited by itself ({status}) before the kill; see its stderr"
+        );
         seen.extend(w.lines.iter());
         let mut in_flight = None;
         for v in seen {

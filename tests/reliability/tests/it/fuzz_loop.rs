@@ -11,9 +11,35 @@ use memsilo_reliability::fuzz::TARGETS;
 use memsilo_reliability::{seed_from_env, Rng};
 
 const TOKENS: &[&[u8]] = &[
-    b"-1", b"0", b"1e308", b"1e400", b"-0.0", b"18446744073709551616", b"4294967296", b"NaN", b"null", b"true", b"[]", b"{}",
-    b"\"\"", b"\"\\u0000\"", b"\"\\ud800\"", b"\"msk_\"", b"[[[[[[[[", b"]]]]", b"{\"a\":", b"\"fuzz-b\"", b"\"fuzz-a\"", b"\"tags\":",
-    b"\"namespace\":", b"\"ids\":[", b"\"vector\":[1e39]", b"\"top_k\":", b"\"depth\":", b"\"importance\":", b",",
+    b"-1",
+    b"0",
+    b"1e308",
+    b"1e400",
+    b"-0.0",
+    b"18446744073709551616",
+    b"4294967296",
+    b"NaN",
+    b"null",
+    b"true",
+    b"[]",
+    b"{}",
+    b"\"\"",
+    b"\"\\u0000\"",
+    b"\"\\ud800\"",
+    b"\"msk_\"",
+    b"[[[[[[[[",
+    b"]]]]",
+    b"{\"a\":",
+    b"\"fuzz-b\"",
+    b"\"fuzz-a\"",
+    b"\"tags\":",
+    b"\"namespace\":",
+    b"\"ids\":[",
+    b"\"vector\":[1e39]",
+    b"\"top_k\":",
+    b"\"depth\":",
+    b"\"importance\":",
+    b",",
 ];
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
@@ -70,7 +96,8 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
 
 #[test]
 fn fuzz_targets_survive_a_seeded_mutation_loop() {
-    let secs: f64 = std::env::var("MEMSILO_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let secs: f64 =
+        std::env::var("MEMSILO_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let seed = seed_from_env("MEMSILO_FUZZ_SEED", 42);
     let only = std::env::var("MEMSILO_FUZZ_TARGET").ok();
     let mut rng = Rng::new(seed);
@@ -92,7 +119,11 @@ fn fuzz_targets_survive_a_seeded_mutation_loop() {
             }
             execs += 1;
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| target(&input))) {
-                let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
                 failure = Some((input, msg));
                 break;
             }
@@ -106,7 +137,8 @@ fn fuzz_targets_survive_a_seeded_mutation_loop() {
             let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
             panic!("fuzz target {name} failed after {execs} inputs: {msg}\ninput ({}): {hex}\nlossy: {}", file.display(), String::from_utf8_lossy(&input));
         }
-        report.push(format!("{name}: {execs} executions in {:.1}s", started.elapsed().as_secs_f64()));
+        report
+            .push(format!("{name}: {execs} executions in {:.1}s", started.elapsed().as_secs_f64()));
     }
     eprintln!("stable fuzz loop (seed {seed}):\n  {}", report.join("\n  "));
 }

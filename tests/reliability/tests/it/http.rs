@@ -30,7 +30,13 @@ impl Response {
 }
 
 /// Sends one request on a new connection and reads the whole answer.
-pub fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     assert!(addr.ip().is_loopback(), "tests only talk to 127.0.0.1");
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -68,13 +74,19 @@ fn read_response(stream: TcpStream) -> std::io::Result<Response> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let get = |n: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
             line.clear();
             r.read_line(&mut line)?;
-            let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -113,7 +125,13 @@ pub fn call(addr: SocketAddr, key: &str, op: &str, args: &Value) -> Option<Respo
 fn form_encode(pairs: &[(String, String)]) -> String {
     let enc = |s: &str| {
         s.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect::<String>()
     };
     pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
@@ -121,7 +139,10 @@ fn form_encode(pairs: &[(String, String)]) -> String {
 
 /// An in-process server on 127.0.0.1 (a free port) over `engine`.
 pub fn serve(engine: &Engine) -> memsilo_http::Server {
-    let options = memsilo_http::ServeOptions { listen: "127.0.0.1:0".into(), ..memsilo_http::ServeOptions::default() };
+    let options = memsilo_http::ServeOptions {
+        listen: "127.0.0.1:0".into(),
+        ..memsilo_http::ServeOptions::default()
+    };
     memsilo_http::serve(engine.clone(), options).expect("server starts")
 }
 
@@ -130,7 +151,8 @@ pub const ADMIN_KEY: &str = "reliability-admin-key-0123456789";
 
 /// Whether `op`'s arguments put an empty string into a path segment.
 pub fn has_empty_path_arg(op: &str, args: &Value) -> bool {
-    memsilo_http::routes::route_for(op).is_some_and(|r| r.path_args.iter().any(|(_, a)| args[*a] == ""))
+    memsilo_http::routes::route_for(op)
+        .is_some_and(|r| r.path_args.iter().any(|(_, a)| args[*a] == ""))
 }
 
 /// `memsilo serve` as a real child process, with everything it prints captured.
@@ -151,7 +173,11 @@ impl ServerProcess {
         if let Some(k) = admin_key {
             cmd.env("MEMSILO_ADMIN_KEY", k);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("memsilo_serve starts");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("memsilo_serve starts");
         let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let out = child.stdout.take().unwrap();
@@ -169,7 +195,9 @@ impl ServerProcess {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("server did not start: {}", output.lock().unwrap()));
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("server did not start: {}", output.lock().unwrap()));
             if let Some(url) = line.split("listening on http://").nth(1) {
                 let addr = url.trim().parse().expect("listening address");
                 return ServerProcess { child, addr, output };
@@ -193,11 +221,5 @@ impl ServerProcess {
         }
         std::thread::sleep(Duration::from_millis(100));
         self.output.lock().unwrap().clone()
-    }
-
-    /// Resident memory of the server (VmRSS, KiB).
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0)
     }
 }

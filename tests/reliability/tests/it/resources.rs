@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use memsilo::{CreateTenant, Engine, ErrorCode, IsolationMode, NamespaceOptions, Options, Recall, StoreMemory};
+use memsilo::{
+    CreateTenant, Engine, ErrorCode, IsolationMode, NamespaceOptions, Options, Recall, StoreMemory,
+};
 use memsilo_reliability::{vector_for, Rng};
 use serde_json::Value;
 
@@ -30,13 +32,28 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// Checks that every `(id, content)` is readable and recalled by its exact vector.
 fn verify(engine: &Engine, ns: &str, written: &[(String, String)], recall_every: usize) {
     let root = engine.root();
-    assert_eq!(root.get_namespace(ns).unwrap().memory_count as usize, written.len(), "memory count of {ns}");
+    assert_eq!(
+        root.get_namespace(ns).unwrap().memory_count as usize,
+        written.len(),
+        "memory count of {ns}"
+    );
     for (i, (id, content)) in written.iter().enumerate() {
-        let m = root.get_memory(Some(ns), id).unwrap_or_else(|e| panic!("memory {i} of {ns} unreadable: {e}"));
+        let m = root
+            .get_memory(Some(ns), id)
+            .unwrap_or_else(|e| panic!("memory {i} of {ns} unreadable: {e}"));
         assert!(m.content == *content, "memory {i} of {ns} changed");
         if i % recall_every == 0 {
-            let hits = root.recall(Recall { top_k: Some(1), ..Recall::vector(vector_for(content)).namespace(ns) }).unwrap();
-            assert_eq!(hits.first().map(|h| h.id.as_str()), Some(id.as_str()), "memory {i} of {ns} not recalled by its vector");
+            let hits = root
+                .recall(Recall {
+                    top_k: Some(1),
+                    ..Recall::vector(vector_for(content)).namespace(ns)
+                })
+                .unwrap();
+            assert_eq!(
+                hits.first().map(|h| h.id.as_str()),
+                Some(id.as_str()),
+                "memory {i} of {ns} not recalled by its vector"
+            );
         }
     }
 }
@@ -52,26 +69,58 @@ fn writing_past_the_initial_map_grows_it_without_losing_anything() {
     {
         let engine = open(dir.path());
         let root = engine.root();
-        let t = root.create_tenant(CreateTenant { name: "map_growth".into(), isolation_mode: Some(IsolationMode::Physical), ..Default::default() }).unwrap();
-        root.create_namespace(ns, NamespaceOptions { tenant_id: Some(t.tenant.id), ..Default::default() }).unwrap();
+        let t = root
+            .create_tenant(CreateTenant {
+                name: "map_growth".into(),
+                isolation_mode: Some(IsolationMode::Physical),
+                ..Default::default()
+            })
+            .unwrap();
+        root.create_namespace(
+            ns,
+            NamespaceOptions { tenant_id: Some(t.tenant.id), ..Default::default() },
+        )
+        .unwrap();
         // ~300 MiB of memories in all-or-nothing batches of 100 x 60 KB.
         let batches = 50;
         for b in 0..batches {
-            let contents: Vec<String> = (0..100).map(|i| format!("big-{b}-{i}-{}", text(&mut rng, 60_000))).collect();
-            let items = contents.iter().map(|c| StoreMemory { embedding: Some(vector_for(c)), ..StoreMemory::text(c.clone()) }).collect();
-            let ids = root.store_memories(ns, items).unwrap_or_else(|e| panic!("batch {b} failed: {e}"));
+            let contents: Vec<String> =
+                (0..100).map(|i| format!("big-{b}-{i}-{}", text(&mut rng, 60_000))).collect();
+            let items = contents
+                .iter()
+                .map(|c| StoreMemory {
+                    embedding: Some(vector_for(c)),
+                    ..StoreMemory::text(c.clone())
+                })
+                .collect();
+            let ids =
+                root.store_memories(ns, items).unwrap_or_else(|e| panic!("batch {b} failed: {e}"));
             written.extend(ids.into_iter().zip(contents));
         }
         let bytes = dir_bytes(dir.path());
-        eprintln!("map growth: {} memories, {:.0} MiB on disk", written.len(), bytes as f64 / f64::from(1 << 20));
-        assert!(bytes > 256 << 20, "the data did not outgrow the initial 256 MiB map ({bytes} bytes)");
+        eprintln!(
+            "map growth: {} memories, {:.0} MiB on disk",
+            written.len(),
+            bytes as f64 / f64::from(1 << 20)
+        );
+        assert!(
+            bytes > 256 << 20,
+            "the data did not outgrow the initial 256 MiB map ({bytes} bytes)"
+        );
         verify(&engine, ns, &written, 97);
     }
     let engine = open(dir.path());
     verify(&engine, ns, &written, 13);
     // Writes go on after a reopen of a grown map.
     let more = "after-reopen".to_owned();
-    engine.root().store_memory(StoreMemory { namespace: Some(ns.into()), embedding: Some(vector_for(&more)), ..StoreMemory::text(more) }).unwrap();
+    engine
+        .root()
+        .store_memory(StoreMemory {
+            namespace: Some(ns.into()),
+            embedding: Some(vector_for(&more)),
+            ..StoreMemory::text(more)
+        })
+        .unwrap();
 }
 
 /// A tmpfs mounted for the test and unmounted when dropped.
@@ -80,11 +129,18 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(at).ok()?;
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).output().ok()?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .ok()?;
         if out.status.success() {
             Some(Tmpfs(at.to_owned()))
         } else {
-            eprintln!("SKIPPED disk-full test: cannot mount a tmpfs here: {}", String::from_utf8_lossy(&out.stderr).trim());
+            eprintln!(
+                "SKIPPED disk-full test: cannot mount a tmpfs here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
             None
         }
     }
@@ -113,27 +169,47 @@ fn a_full_disk_fails_writes_cleanly_and_keeps_acknowledged_data() {
         root.create_namespace(ns, NamespaceOptions::default()).unwrap();
         let mut n = 0;
         failure = loop {
-            let contents: Vec<String> = (0..20).map(|i| format!("fill-{n}-{i}-{}", text(&mut rng, 20_000))).collect();
+            let contents: Vec<String> =
+                (0..20).map(|i| format!("fill-{n}-{i}-{}", text(&mut rng, 20_000))).collect();
             n += 1;
-            let items = contents.iter().map(|c| StoreMemory { embedding: Some(vector_for(c)), ..StoreMemory::text(c.clone()) }).collect();
+            let items = contents
+                .iter()
+                .map(|c| StoreMemory {
+                    embedding: Some(vector_for(c)),
+                    ..StoreMemory::text(c.clone())
+                })
+                .collect();
             let before = root.get_namespace(ns).unwrap();
             match root.store_memories(ns, items) {
                 Ok(ids) => written.extend(ids.into_iter().zip(contents)),
                 Err(e) => {
                     let after = root.get_namespace(ns).unwrap();
-                    assert_eq!((after.memory_count, after.storage_bytes), (before.memory_count, before.storage_bytes), "a failed batch left a trace");
+                    assert_eq!(
+                        (after.memory_count, after.storage_bytes),
+                        (before.memory_count, before.storage_bytes),
+                        "a failed batch left a trace"
+                    );
                     break e;
                 }
             }
             assert!(n < 1000, "a 24 MiB disk never filled up");
         };
         eprintln!("disk full after {} memories: {} ({failure})", written.len(), failure.code());
-        assert_ne!(failure.code(), ErrorCode::InvalidArgument, "a full disk is not the caller's fault: {failure}");
+        assert_ne!(
+            failure.code(),
+            ErrorCode::InvalidArgument,
+            "a full disk is not the caller's fault: {failure}"
+        );
         let message = failure.to_string();
         // LMDB reports a short write (the file system is full) as EIO, so the message says
         // "Input/output error" rather than "No space left on device".
-        let says_io = ["No space left", "os error 28", "Input/output error", "os error 5"].iter().any(|m| message.contains(m));
-        assert!(failure.code() == ErrorCode::Internal && says_io, "the error does not say the disk failed: {failure:?}");
+        let says_io = ["No space left", "os error 28", "Input/output error", "os error 5"]
+            .iter()
+            .any(|m| message.contains(m));
+        assert!(
+            failure.code() == ErrorCode::Internal && says_io,
+            "the error does not say the disk failed: {failure:?}"
+        );
         // Reads still work on the full disk.
         for (id, content) in written.iter().step_by(25) {
             assert_eq!(root.get_memory(Some(ns), id).unwrap().content, *content);
@@ -141,7 +217,11 @@ fn a_full_disk_fails_writes_cleanly_and_keeps_acknowledged_data() {
         // Small writes may fail too, but never partially and never with a panic.
         for i in 0..20 {
             let c = format!("small-{i}");
-            match root.store_memory(StoreMemory { namespace: Some(ns.into()), embedding: Some(vector_for(&c)), ..StoreMemory::text(c.clone()) }) {
+            match root.store_memory(StoreMemory {
+                namespace: Some(ns.into()),
+                embedding: Some(vector_for(&c)),
+                ..StoreMemory::text(c.clone())
+            }) {
                 Ok(m) => written.push((m.id, c)),
                 Err(e) => assert_ne!(e.code(), ErrorCode::InvalidArgument, "{e}"),
             }
@@ -191,25 +271,48 @@ fn a_second_process_on_an_open_directory_is_refused_or_safe() {
     for i in 0..8 {
         let ns = format!("doomed-{i}");
         root.create_namespace(&ns, NamespaceOptions::default()).unwrap();
-        root.store_memory(StoreMemory { namespace: Some(ns.clone()), embedding: Some(vector_for(&ns)), ..StoreMemory::text(ns) }).unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some(ns.clone()),
+            embedding: Some(vector_for(&ns)),
+            ..StoreMemory::text(ns)
+        })
+        .unwrap();
     }
     let mut child = spawn_writer(dir.path(), "shared", 300, "child");
-    let first = child.lines.recv_timeout(std::time::Duration::from_secs(60)).expect("the second process answers");
+    let first = child
+        .lines
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the second process answers");
     if let Some(e) = first.get("error") {
         let status = child.proc.wait().unwrap();
         eprintln!("second process refused: {e}");
         assert!(!status.success());
         let code = e["code"].as_str().unwrap_or_default();
-        assert!(code != "internal" || e["message"].as_str().is_some_and(|m| m.contains("another process")), "unclear refusal: {e}");
+        assert!(
+            code != "internal"
+                || e["message"].as_str().is_some_and(|m| m.contains("another process")),
+            "unclear refusal: {e}"
+        );
         // The first process is unaffected.
-        root.store_memory(StoreMemory { namespace: Some("shared".into()), embedding: Some(vector_for("p")), ..StoreMemory::text("p") }).unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some("shared".into()),
+            embedding: Some(vector_for("p")),
+            ..StoreMemory::text("p")
+        })
+        .unwrap();
         return;
     }
     // Both work: write from both, and compact shared environments under the child.
     let mut mine = Vec::new();
     for i in 0..100 {
         let c = format!("parent-{i}");
-        let m = root.store_memory(StoreMemory { namespace: Some("shared".into()), embedding: Some(vector_for(&c)), ..StoreMemory::text(c.clone()) }).unwrap();
+        let m = root
+            .store_memory(StoreMemory {
+                namespace: Some("shared".into()),
+                embedding: Some(vector_for(&c)),
+                ..StoreMemory::text(c.clone())
+            })
+            .unwrap();
         mine.push((m.id, c));
         if i % 12 == 0 && i / 12 < 8 {
             root.delete_namespace(&format!("doomed-{}", i / 12)).unwrap();
@@ -220,7 +323,10 @@ fn a_second_process_on_an_open_directory_is_refused_or_safe() {
     let mut theirs = Vec::new();
     for v in child.lines.iter() {
         if let Some(a) = v.get("ack") {
-            theirs.push((a["id"].as_str().unwrap().to_owned(), a["content"].as_str().unwrap().to_owned()));
+            theirs.push((
+                a["id"].as_str().unwrap().to_owned(),
+                a["content"].as_str().unwrap().to_owned(),
+            ));
         } else if let Some(e) = v.get("error") {
             panic!("the second process failed mid-way: {e}");
         }
@@ -230,18 +336,34 @@ fn a_second_process_on_an_open_directory_is_refused_or_safe() {
     all.extend(theirs.iter().cloned());
     // Seen from the process that stayed open...
     for (id, content) in &all {
-        let m = root.get_memory(Some("shared"), id).unwrap_or_else(|e| panic!("{content} ({id}) lost, seen from the first process: {e}"));
+        let m = root
+            .get_memory(Some("shared"), id)
+            .unwrap_or_else(|e| panic!("{content} ({id}) lost, seen from the first process: {e}"));
         assert_eq!(m.content, *content);
-        let hits = root.recall(Recall { top_k: Some(1), ..Recall::vector(vector_for(content)).namespace("shared") }).unwrap();
-        assert_eq!(hits.first().map(|h| h.content.as_str()), Some(content.as_str()), "{content} not recalled in the first process");
+        let hits = root
+            .recall(Recall {
+                top_k: Some(1),
+                ..Recall::vector(vector_for(content)).namespace("shared")
+            })
+            .unwrap();
+        assert_eq!(
+            hits.first().map(|h| h.content.as_str()),
+            Some(content.as_str()),
+            "{content} not recalled in the first process"
+        );
     }
     drop(root);
     drop(engine);
     // ...and after a fresh open.
     let engine = open(dir.path());
-    verify(&engine, "shared", &{
-        let mut v = all.clone();
-        v.sort();
-        v
-    }, 1);
+    verify(
+        &engine,
+        "shared",
+        &{
+            let mut v = all.clone();
+            v.sort();
+            v
+        },
+        1,
+    );
 }
