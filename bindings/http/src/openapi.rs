@@ -42,8 +42,10 @@ pub fn document() -> Value {
         }}),
     );
     let mut paths = Value::Object(paths);
-    let mut schemas = components.finish(&mut [&mut paths]);
-    schemas.insert("Error".into(), error_schema());
+    let mut schemas = Value::Object(components.finish(&mut [&mut paths]));
+    schemas["Error"] = error_schema();
+    plain_descriptions(&mut schemas);
+    plain_descriptions(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -126,6 +128,24 @@ fn operation(route: &Route, components: &mut schemas::Components) -> Value {
         }
     }
     op
+}
+
+/// Descriptions come from rustdoc comments: `[`Handle::recall`]` links become plain code.
+fn plain_descriptions(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                match v {
+                    Value::String(text) if k == "description" => {
+                        *text = text.replace("[`", "`").replace("`]", "`");
+                    }
+                    _ => plain_descriptions(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_descriptions),
+        _ => {}
+    }
 }
 
 /// `schema` without its `null` alternative (`Option<T>` fields).
