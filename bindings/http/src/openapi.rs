@@ -130,7 +130,7 @@ fn operation(route: &Route, components: &mut schemas::Components) -> Value {
     op
 }
 
-/// Descriptions come from rustdoc comments: `[`Handle::recall`]` links become plain code.
+/// Descriptions come from rustdoc comments, whose intra-doc link brackets are dropped here.
 fn plain_descriptions(v: &mut Value) {
     match v {
         Value::Object(m) => {
