@@ -91,13 +91,15 @@ pub(crate) async fn dispatch(
     };
     let timeout = app.options.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
+    // A bad body or path is reported after the key is checked (401 comes first); only an
+    // oversized body is refused before, so it is never buffered.
     let body = match route.body {
-        Body::None => None,
+        Body::None => Ok(None),
         Body::Object | Body::Field(_) => {
             let read = read_body(&headers, body, app.options.body_limit);
             match tokio::time::timeout_at(deadline, read).await {
-                Ok(Ok(body)) => body,
-                Ok(Err(e)) => return response::error(&e),
+                Ok(Err(e @ Error::PayloadTooLarge { .. })) => return response::error(&e),
+                Ok(body) => body,
                 // A client that stops sending is refused like any bad body, not as a fault.
                 Err(_) => {
                     return response::error(&Error::invalid(
@@ -109,11 +111,11 @@ pub(crate) async fn dispatch(
         }
     };
     let path = match path {
-        Ok(Path(p)) => p,
-        Err(_) if route.path_args.is_empty() => Vec::new(),
-        Err(e) => return response::error(&Error::invalid("path", e.body_text())),
+        Ok(Path(p)) => Ok(p),
+        Err(_) if route.path_args.is_empty() => Ok(Vec::new()),
+        Err(e) => Err(Error::invalid("path", e.body_text())),
     };
-    let args = route.args_from_request(&path, query.as_deref(), body);
+    let args = path.and_then(|path| route.args_from_request(&path, query.as_deref(), body?));
     let work = tokio::task::spawn_blocking({
         let app = app.clone();
         move || execute(&app, &key, route.op, args)

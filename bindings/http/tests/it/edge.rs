@@ -100,6 +100,10 @@ fn oversized_malformed_and_misdirected_requests_get_json_errors() {
         Some("{\"namespace\": \"ns\", "),
     );
     assert_eq!(r.expect_error(400, "invalid_argument")["field"], "body");
+    // The key is checked first: without a valid one, a bad body is still 401.
+    s.raw("POST", "/v1/memory/store", None, Some("{oops")).expect_error(401, "unauthorized");
+    s.raw("POST", "/v1/memory/store", Some("msk_bad"), Some("{oops"))
+        .expect_error(401, "unauthorized");
     let r = s.raw("POST", "/v1/memory/store", Some(crate::support::ADMIN), Some("[1, 2]"));
     r.expect_error(400, "invalid_argument");
     let r = s.raw("POST", "/v1/memory/store", Some(crate::support::ADMIN), Some("not json at all"));
