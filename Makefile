@@ -4,15 +4,35 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help test test-rust test-recall-100k test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help test test-rust test-reliability fuzz test-recall-100k test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: test-rust test-python test-node test-go ## Everything CI runs
+test: test-rust test-reliability test-python test-node test-go ## Everything CI runs
 
-test-rust: ## Rust unit and integration tests (debug build)
-	cargo test --workspace
+test-rust: ## Rust unit and integration tests (debug build; reliability has its own target)
+	cargo test --workspace --exclude memsilo-reliability
+
+test-reliability: ## Bad inputs, SIGKILL crash safety, disk/map faults, security, fuzz loop, load (~3 min)
+	cargo test -p memsilo-reliability -- --nocapture
+
+FUZZ_SECS ?= 30
+FUZZ_TARGETS := request_decode handle_call key_parse filters vector_input
+fuzz: ## Each fuzz target for FUZZ_SECS (libFuzzer via cargo-fuzz if installed, else the stable loop)
+	@if command -v cargo-fuzz >/dev/null; then \
+		for t in $(FUZZ_TARGETS); do \
+			mkdir -p $(CARGO_TARGET_DIR)/fuzz-corpus/$$t; \
+			(cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CURDIR)/fuzz/target cargo fuzz run -s none $$t \
+				$(CARGO_TARGET_DIR)/fuzz-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 2>&1) \
+				| tee $(CARGO_TARGET_DIR)/fuzz-$$t.log | grep -E 'stat::number_of_executed_units|panicked|ERROR' \
+				| sed "s/^/$$t: /"; \
+			test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+		done; \
+	else \
+		echo "cargo-fuzz not installed (cargo install cargo-fuzz --locked): running the stable loop"; \
+		MEMSILO_FUZZ_SECS=$(FUZZ_SECS) cargo test -p memsilo-reliability --test it fuzz_loop -- --nocapture; \
+	fi
 
 test-recall-100k: ## The 100k x 384 approximate-recall test (ignored by `cargo test`)
 	cargo test -p memsilo --test it approximate_recall_matches_exact_search_at_100k -- --ignored --nocapture

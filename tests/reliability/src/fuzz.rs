@@ -13,8 +13,11 @@ use memsilo::{
 };
 use serde_json::{json, Value};
 
+/// A fuzz target: arbitrary bytes in, a panic when memsilo misbehaves.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name (also the corpus directories under `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("request_decode", request_decode),
     ("handle_call", handle_call),
     ("key_parse", key_parse),
@@ -43,7 +46,7 @@ pub fn request_decode(data: &[u8]) {
             assert_eq!(again.args(), args, "{op}: round trip changed the arguments");
         }
         Err(e) => {
-            assert_ne!(e.code(), ErrorCode::Internal, "{op}: decoding failed with internal: {e}")
+            assert_ne!(e.code(), ErrorCode::Internal, "{op}: decoding failed with internal: {e}");
         }
     }
 }
@@ -140,7 +143,7 @@ pub fn handle_call(data: &[u8]) {
     fx.check_bystander();
 }
 
-/// Any text as an API key: refused unless it is exactly a valid key. Inputs are XORed onto
+/// Any text as an API key: refused unless it is exactly a valid key. Inputs are `XORed` onto
 /// a valid key too, so near-misses (one changed byte, truncation, extension) are tried.
 pub fn key_parse(data: &[u8]) {
     let fx = fuzz_engine();

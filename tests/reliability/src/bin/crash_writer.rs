@@ -49,7 +49,6 @@ impl Writer {
         }
         let ns = self.namespaces[self.rng.below(self.namespaces.len())].clone();
         match roll {
-            0..=5 | 6..=40 => self.store(&ns),
             41..=47 => self.batch(&ns),
             48..=54 => self.create_key(&ns),
             55..=57 => self.revoke_key(),

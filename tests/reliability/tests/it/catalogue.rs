@@ -34,9 +34,9 @@ pub struct Case {
 /// What the cases refer to: one tenant with a member, a text namespace with memories, a
 /// vector namespace (8 dimensions), a key and a small graph.
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_field_names)] // they are ids, named as on the wire
 pub struct Fixture {
     pub tenant_id: String,
-    pub member_id: String,
     pub key_id: String,
     pub memory_id: String,
     pub relation_id: String,
@@ -50,7 +50,7 @@ pub fn fixture(root: &Handle) -> Fixture {
     let tenant = root
         .create_tenant(CreateTenant { name: "bad_input_corp".into(), ..Default::default() })
         .unwrap();
-    let member = root
+    let _member = root
         .add_member(&tenant.tenant.id, "alice@example.com", memsilo::Role::Editor, None)
         .unwrap();
     let opts = NamespaceOptions { tenant_id: Some(tenant.tenant.id.clone()), ..Default::default() };
@@ -95,7 +95,6 @@ pub fn fixture(root: &Handle) -> Fixture {
         .unwrap();
     Fixture {
         tenant_id: tenant.tenant.id,
-        member_id: member.member_id,
         key_id: key.info.id,
         memory_id: m.id,
         relation_id: rel.id,

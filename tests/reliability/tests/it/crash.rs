@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use memsilo::{CreateTenant, Engine, ErrorCode, IsolationMode, Options, Recall};
 use memsilo_reliability::{seed_from_env, vector_for, Rng};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[derive(Default)]
 struct Model {
@@ -109,6 +109,7 @@ fn find_by_vector(root: &memsilo::Handle, ns: &str, content: &str) -> Option<Str
 }
 
 /// Decides what became of the write in flight at the kill, and records it in the model.
+#[allow(clippy::collapsible_match)] // one arm per operation reads better than guards
 fn resolve_in_flight(
     root: &memsilo::Handle,
     engine: &Engine,
@@ -133,7 +134,7 @@ fn resolve_in_flight(
         }
         "batch" => {
             let n = begin["n"].as_u64().unwrap_or(0) as usize;
-            let count = root.get_namespace(&s("ns")).map(|n| n.memory_count).unwrap_or(0) as usize;
+            let count = root.get_namespace(&s("ns")).map_or(0, |n| n.memory_count) as usize;
             let known = model.namespaces.get(&s("ns")).map_or(0, BTreeMap::len);
             if count == known + n {
                 for j in 0..n {
@@ -325,7 +326,7 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
         let ready =
             w.lines.recv_timeout(Duration::from_secs(60)).expect("crash_writer became ready");
         assert!(ready.get("ready").is_some(), "crash_writer failed to start: {ready}");
-        let mut seen: Vec<Value> = Vec::new();
+        let mut lines_seen: Vec<Value> = Vec::new();
         // Every third kill waits for a large batch or a purge to begin and lands inside it.
         let target = point % 3 == 2;
         let deadline = Instant::now() + Duration::from_millis(rng.range(20, 350));
@@ -345,7 +346,7 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
                             op == "purge"
                                 || (op == "batch" && v["begin"]["n"].as_u64().unwrap_or(0) >= 500)
                         });
-                    seen.push(v);
+                    lines_seen.push(v);
                     if hit {
                         std::thread::sleep(Duration::from_micros(rng.range(0, 40_000)));
                         targeted += 1;
@@ -362,9 +363,9 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
             status.code().is_none(),
             "crash_writer exited by itself ({status}) before the kill; see its stderr"
         );
-        seen.extend(w.lines.iter());
+        lines_seen.extend(w.lines.iter());
         let mut in_flight = None;
-        for v in seen {
+        for v in lines_seen {
             if let Some(b) = v.get("begin") {
                 in_flight = Some(b.clone());
             } else if let Some(a) = v.get("ack") {

@@ -1,8 +1,9 @@
 //! The fuzz targets on the stable toolchain: a seeded mutation loop over the committed
-//! corpus (`fuzz/corpus/<target>/`), for `MEMSILO_FUZZ_SECS` seconds per target (default 3;
+//! corpus (`fuzz/corpus/<target>/`), for `MEMSILO_FUZZ_SECS` seconds per target (default 2;
 //! `make fuzz` runs 30, with libFuzzer when cargo-fuzz can run). A failing input is written
 //! to `target/fuzz-failures/` and its hex printed.
 
+use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -97,7 +98,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
 #[test]
 fn fuzz_targets_survive_a_seeded_mutation_loop() {
     let secs: f64 =
-        std::env::var("MEMSILO_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+        std::env::var("MEMSILO_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let seed = seed_from_env("MEMSILO_FUZZ_SEED", 42);
     let only = std::env::var("MEMSILO_FUZZ_TARGET").ok();
     let mut rng = Rng::new(seed);
@@ -134,7 +135,10 @@ fn fuzz_targets_survive_a_seeded_mutation_loop() {
             std::fs::create_dir_all(&dir).unwrap();
             let file = dir.join(format!("{name}-{seed}"));
             std::fs::write(&file, &input).unwrap();
-            let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = input.iter().fold(String::new(), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            });
             panic!("fuzz target {name} failed after {execs} inputs: {msg}\ninput ({}): {hex}\nlossy: {}", file.display(), String::from_utf8_lossy(&input));
         }
         report

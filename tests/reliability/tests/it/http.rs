@@ -2,6 +2,7 @@
 //! wrong content types, oversized bodies), and helpers to run `memsilo serve` in-process
 //! or as a real child process. Every address is 127.0.0.1.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -43,10 +44,10 @@ pub fn send(
     stream.set_write_timeout(Some(Duration::from_secs(60)))?;
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
     if !body.is_empty() || matches!(method, "POST" | "PUT") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        let _ = write!(head, "Content-Length: {}\r\n", body.len());
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
@@ -165,6 +166,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server on `data` (a free port on 127.0.0.1) and waits for its listening
     /// line. `admin_key`: `None` lets it generate one.
+    #[allow(clippy::zombie_processes)] // `stop` waits for it
     pub fn start(data: &std::path::Path, admin_key: Option<&str>, extra: &[&str]) -> ServerProcess {
         use std::process::{Command, Stdio};
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_memsilo_serve"));
@@ -187,7 +189,7 @@ impl ServerProcess {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    output.lock().unwrap().push_str(&format!("{line}\n"));
+                    let _ = writeln!(output.lock().unwrap(), "{line}");
                     let _ = tx.send(line);
                 }
             });

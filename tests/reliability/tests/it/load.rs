@@ -80,7 +80,7 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 fn mixed_multi_tenant_traffic_stays_isolated_error_free_flat_and_rate_limited() {
     let seed = seed_from_env("MEMSILO_LOAD_SEED", 99);
     let secs: u64 =
-        std::env::var("MEMSILO_LOAD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+        std::env::var("MEMSILO_LOAD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let max_requests: u64 = 40_000;
     let data = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path(), Some(ADMIN_KEY), &["--log-level", "warn"]);

@@ -244,9 +244,9 @@ fn unknown_and_forbidden_namespaces_look_the_same_in_status_body_and_time() {
             let took = started.elapsed().as_secs_f64() * 1e6;
             assert_eq!(r.status, 403);
             if side {
-                t_exists.push(took)
+                t_exists.push(took);
             } else {
-                t_missing.push(took)
+                t_missing.push(took);
             }
         }
     }
@@ -405,7 +405,6 @@ fn a_key_for_a_deleted_namespace_stops_working_at_once_and_never_reaches_a_names
     );
     let key = key["key"].as_str().unwrap().to_owned();
     let remote = memsilo_http::Client::connect(&server.url(), &key).unwrap();
-    use memsilo::api::Backend;
     remote
         .call("store_memory", json!({ "namespace": "ephemeral", "content": "before the deletion" }))
         .unwrap();
