@@ -231,6 +231,14 @@ fn writes_during_a_build(n: usize) {
 }
 
 fn main() {
+    if let Some(sizes) = std::env::var("MEMSILO_BENCH_SIZES").ok() {
+        // Only recall at these sizes, e.g. MEMSILO_BENCH_SIZES=100000.
+        let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).sample_size(10);
+        for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+            recall_at(n, &mut c);
+        }
+        return;
+    }
     let quick = std::env::var_os("MEMSILO_BENCH_QUICK").is_some();
     let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).sample_size(30);
     store_throughput();

@@ -246,18 +246,21 @@ impl NamespaceVectors {
         }
         let dims = self.dims;
         let rescore = (limit * 4 + 32 + self.deleted.len()).min(self.rows);
-        let mut scored: Vec<(f32, u32, u32)> = Vec::with_capacity(self.rows);
+        let mut scored;
         if self.rows <= EXACT_SCAN_MAX || rescore * 4 >= self.rows {
+            let mut top = TopK::new(limit + self.deleted.len());
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_f32(&s.data, dims, query, |i, sim| scored.push((sim, si as u32, i as u32)));
+                kernels::scan_f32(&s.data, dims, query, |i, sim| top.push(sim, si as u32, i as u32));
             }
+            scored = top.into_vec();
         } else {
             let mut q = Vec::with_capacity(dims);
             quantize(query, &mut q);
+            let mut top = TopK::new(rescore);
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_i8(&s.codes, dims, &q, |i, d| scored.push((d as f32 * s.scales[i], si as u32, i as u32)));
+                kernels::scan_i8(&s.codes, dims, &q, |i, d| top.push(d as f32 * s.scales[i], si as u32, i as u32));
             }
-            top_by_score(&mut scored, rescore);
+            scored = top.into_vec();
             for c in &mut scored {
                 let s = &self.segments[c.1 as usize];
                 let i = c.2 as usize;
@@ -276,6 +279,37 @@ impl NamespaceVectors {
             .filter(|h| !self.deleted.contains(&h.slot))
             .take(limit)
             .collect()
+    }
+}
+
+/// The `k` highest-scoring (score, segment, row) entries seen, kept with a running threshold
+/// so most rows cost one comparison.
+struct TopK {
+    k: usize,
+    threshold: f32,
+    buf: Vec<(f32, u32, u32)>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK { k: k.max(1), threshold: f32::NEG_INFINITY, buf: Vec::with_capacity(2 * k.max(32)) }
+    }
+
+    #[inline]
+    fn push(&mut self, score: f32, segment: u32, row: u32) {
+        if score <= self.threshold {
+            return;
+        }
+        self.buf.push((score, segment, row));
+        if self.buf.len() >= 2 * self.k.max(32) {
+            top_by_score(&mut self.buf, self.k);
+            self.threshold = self.buf.iter().map(|e| e.0).fold(f32::INFINITY, f32::min);
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<(f32, u32, u32)> {
+        top_by_score(&mut self.buf, self.k);
+        self.buf
     }
 }
 
