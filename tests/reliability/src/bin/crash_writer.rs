@@ -1,4 +1,5 @@
-//! `crash_writer DIR SEED RUN`: opens an engine on DIR and writes until it is killed.
+//! `crash_writer DIR SEED RUN [background]`: opens an engine on DIR (with its background
+//! purge worker when asked) and writes until it is killed.
 //!
 //! Before each write it prints `{"begin": {...}}` and, once the write has returned (its
 //! LMDB commit fsync'd), `{"ack": {...}}`, one JSON line each, flushed. A test driver kills
@@ -231,16 +232,22 @@ fn main() {
         }
         return;
     }
-    let [dir, seed, run] = args.as_slice() else {
-        eprintln!("usage: crash_writer DIR SEED RUN");
-        std::process::exit(2);
+    let (dir, seed, run, background) = match args.as_slice() {
+        [dir, seed, run] => (dir, seed, run, false),
+        [dir, seed, run, bg] if bg == "background" => (dir, seed, run, true),
+        _ => {
+            eprintln!("usage: crash_writer DIR SEED RUN [background]");
+            std::process::exit(2);
+        }
     };
     let (Ok(seed), Ok(run)) = (seed.parse::<u64>(), run.parse::<u64>()) else {
         eprintln!("crash_writer: SEED and RUN must be integers");
         std::process::exit(2);
     };
     let result = (|| -> memsilo::Result<()> {
-        let engine = Engine::open(dir, Options { background: false, ..Options::default() })?;
+        // With `background`, the engine's own worker purges deleted namespaces (as in
+        // `memsilo serve`), concurrently with the explicit purges of the script.
+        let engine = Engine::open(dir, Options { background, ..Options::default() })?;
         let root = engine.root();
         let listed = root.call("list_tenants", json!({ "limit": 100 }))?.value;
         let tenants = TENANTS

@@ -272,10 +272,13 @@ struct Run {
 }
 
 fn start(dir: &std::path::Path, seed: u64, run: u64) -> Run {
+    // Every other run lets the engine's background worker purge too, as the server does.
+    let background: &[&str] = if run % 2 == 1 { &["background"] } else { &[] };
     let mut child = Command::new(env!("CARGO_BIN_EXE_crash_writer"))
         .arg(dir)
         .arg(seed.to_string())
         .arg(run.to_string())
+        .args(background)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
