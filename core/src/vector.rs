@@ -42,7 +42,11 @@ pub fn validate_vector(v: &[f32], field: &str) -> Result<()> {
     if v.is_empty() || v.len() > crate::namespace::MAX_DIMENSIONS as usize {
         return Err(Error::invalid(
             field,
-            format!("must have 1 to {} dimensions (got {})", crate::namespace::MAX_DIMENSIONS, v.len()),
+            format!(
+                "must have 1 to {} dimensions (got {})",
+                crate::namespace::MAX_DIMENSIONS,
+                v.len()
+            ),
         ));
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
@@ -145,18 +149,27 @@ pub(crate) struct NamespaceVectors {
 
 impl NamespaceVectors {
     /// Loads the vector rows of a namespace not covered by its approximate index.
-    pub(crate) fn load(t: &DataTables, r: &heed::RoTxn<'_, heed::WithoutTls>, ns: NamespaceId) -> Result<Self> {
+    pub(crate) fn load(
+        t: &DataTables,
+        r: &heed::RoTxn<'_, heed::WithoutTls>,
+        ns: NamespaceId,
+    ) -> Result<Self> {
         let stats = t.stats_of(r, ns)?;
         let from_slot = if stats.ann_index.is_some() { stats.indexed_until } else { 0 };
         let start = ns_key(ns, &from_slot.to_be_bytes());
         let end = (ns + 1).to_be_bytes();
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) =
-            (Bound::Included(&start[..]), if ns == u64::MAX { Bound::Unbounded } else { Bound::Excluded(&end[..]) });
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (
+            Bound::Included(&start[..]),
+            if ns == u64::MAX { Bound::Unbounded } else { Bound::Excluded(&end[..]) },
+        );
         let mut out = NamespaceVectors { from_slot, ..Default::default() };
         let mut seg = Segment::default();
         for e in t.vectors.range(r, &bounds)? {
             let (key, row) = e?;
-            let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) else { continue };
+            let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+            else {
+                continue;
+            };
             let Some((id, v)) = decode_row(row) else { continue };
             if out.dims == 0 {
                 out.dims = v.len();
@@ -206,7 +219,8 @@ impl NamespaceVectors {
             next.segments.push(Arc::new(seg));
             // Geometric merging keeps O(log n) segments and O(log n) copies per row.
             while next.segments.len() >= 2
-                && next.segments[next.segments.len() - 1].len() >= next.segments[next.segments.len() - 2].len()
+                && next.segments[next.segments.len() - 1].len()
+                    >= next.segments[next.segments.len() - 2].len()
             {
                 let b = next.segments.pop().unwrap_or_default();
                 let a = next.segments.pop().unwrap_or_default();
@@ -250,7 +264,9 @@ impl NamespaceVectors {
         if self.rows <= EXACT_SCAN_MAX || rescore * 4 >= self.rows {
             let mut top = TopK::new(limit + self.deleted.len());
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_f32(&s.data, dims, query, |i, sim| top.push(sim, si as u32, i as u32));
+                kernels::scan_f32(&s.data, dims, query, |i, sim| {
+                    top.push(sim, si as u32, i as u32)
+                });
             }
             scored = top.into_vec();
         } else {
@@ -258,7 +274,9 @@ impl NamespaceVectors {
             quantize(query, &mut q);
             let mut top = TopK::new(rescore);
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_i8(&s.codes, dims, &q, |i, d| top.push(d as f32 * s.scales[i], si as u32, i as u32));
+                kernels::scan_i8(&s.codes, dims, &q, |i, d| {
+                    top.push(d as f32 * s.scales[i], si as u32, i as u32)
+                });
             }
             scored = top.into_vec();
             for c in &mut scored {
@@ -396,7 +414,12 @@ impl VectorCache {
     }
 
     /// A write committed: `added` rows (slot, memory id, normalised vector) and `removed` slots.
-    pub(crate) fn apply(&self, ns: NamespaceId, added: &[(u32, [u8; 16], &[f32])], removed: &[u32]) {
+    pub(crate) fn apply(
+        &self,
+        ns: NamespaceId,
+        added: &[(u32, [u8; 16], &[f32])],
+        removed: &[u32],
+    ) {
         let entry = self.entry(ns);
         let mut e = entry.lock();
         e.version += 1;
@@ -436,7 +459,9 @@ impl VectorCache {
 }
 
 /// Scan kernels, compiled twice on x86-64: for the baseline and for AVX2+FMA (chosen at run
-/// time), so the hot loops vectorise without building the whole crate for one CPU.
+/// time), so the hot loops vectorise without building the whole crate for one CPU. The bodies
+/// are `inline(always)` so that they are compiled inside the feature-enabled functions.
+#[allow(clippy::inline_always)]
 mod kernels {
     #[inline(always)]
     fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
@@ -502,14 +527,16 @@ mod kernels {
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
         use std::arch::x86_64::{
-            __m256i, _mm256_abs_epi8, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_extracti128_si256,
-            _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16, _mm256_setzero_si256,
-            _mm256_sign_epi8, _mm_add_epi32, _mm_cvtsi128_si32, _mm_shuffle_epi32,
+            __m256i, _mm256_abs_epi8, _mm256_add_epi32, _mm256_castsi256_si128,
+            _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16,
+            _mm256_set1_epi16, _mm256_setzero_si256, _mm256_sign_epi8, _mm_add_epi32,
+            _mm_cvtsi128_si32, _mm_shuffle_epi32,
         };
 
         /// int8 dot product, 32 lanes at a time: |a| × (b with a's sign) as u8 × i8 pairs
         /// (exact: codes are within ±127, so a pair sum fits i16), widened to i32.
         #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::cast_ptr_alignment)] // unaligned loads (loadu)
         fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
             let n = a.len().min(b.len());
             let blocks = n / 32;
@@ -585,7 +612,8 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *seed =
+            seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
 
@@ -601,7 +629,8 @@ mod tests {
     }
 
     fn exact(rows: &[Vec<f32>], q: &[f32], k: usize) -> Vec<u32> {
-        let mut s: Vec<(f32, u32)> = rows.iter().enumerate().map(|(i, r)| (dot(r, q), i as u32)).collect();
+        let mut s: Vec<(f32, u32)> =
+            rows.iter().enumerate().map(|(i, r)| (dot(r, q), i as u32)).collect();
         s.sort_by(|a, b| b.0.total_cmp(&a.0));
         s.into_iter().take(k).map(|x| x.1).collect()
     }
@@ -624,7 +653,8 @@ mod tests {
 
     #[test]
     fn search_ranks_by_cosine_and_truncates() {
-        let rows = vec![vec![1.0f32, 0.0], vec![0.0, 1.0], vec![0.7071, 0.7071]];
+        let rows =
+            vec![vec![1.0f32, 0.0], vec![0.0, 1.0], vec![std::f32::consts::FRAC_1_SQRT_2; 2]];
         let nv = build(&rows, 1);
         let hits = nv.search(&[1.0, 0.0], 2);
         assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 2]);
@@ -695,4 +725,3 @@ mod tests {
         assert!(validate_vector(&[0.1, 0.2], "vector").is_ok());
     }
 }
-

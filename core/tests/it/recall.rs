@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use memsilo::{dot, normalize, Engine, Error, ErrorCode, NamespaceOptions, Options, Recall, StoreMemory};
+use memsilo::{
+    dot, normalize, Engine, Error, ErrorCode, NamespaceOptions, Options, Recall, StoreMemory,
+};
 
 /// Seeded generator (splitmix64) with normal samples, so every run sees the same data.
 struct Rng(u64);
@@ -50,7 +52,8 @@ impl Clustered {
     fn point(&mut self) -> Vec<f32> {
         let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
         let sigma = 1.0 / (self.dims as f32).sqrt();
-        let mut v: Vec<f32> = self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
+        let mut v: Vec<f32> =
+            self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
         normalize(&mut v);
         v
     }
@@ -58,7 +61,11 @@ impl Clustered {
 
 fn open(ann_threshold: usize) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { background: false, ann_threshold, ..Options::default() }).unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options { background: false, ann_threshold, ..Options::default() },
+    )
+    .unwrap();
     (dir, engine)
 }
 
@@ -79,17 +86,30 @@ fn store_all(engine: &Engine, ns: &str, vectors: &[Vec<f32>]) -> HashMap<String,
 }
 
 fn exact_top(vectors: &[Vec<f32>], q: &[f32], k: usize) -> Vec<usize> {
-    let mut scored: Vec<(f32, usize)> = vectors.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
+    let mut scored: Vec<(f32, usize)> =
+        vectors.iter().enumerate().map(|(i, v)| (dot(v, q), i)).collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     scored.into_iter().take(k).map(|(_, i)| i).collect()
 }
 
 fn recall_ids(engine: &Engine, ns: &str, q: &[f32], k: usize) -> Vec<String> {
-    engine.root().recall(Recall::vector(q.to_vec()).namespace(ns).top_k(k)).unwrap().into_iter().map(|h| h.id).collect()
+    engine
+        .root()
+        .recall(Recall::vector(q.to_vec()).namespace(ns).top_k(k))
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect()
 }
 
 /// Mean recall@10 of the engine against exact search over `queries`.
-fn recall_at_10(engine: &Engine, ns: &str, vectors: &[Vec<f32>], ids: &HashMap<String, usize>, queries: &[Vec<f32>]) -> f64 {
+fn recall_at_10(
+    engine: &Engine,
+    ns: &str,
+    vectors: &[Vec<f32>],
+    ids: &HashMap<String, usize>,
+    queries: &[Vec<f32>],
+) -> f64 {
     let mut found = 0;
     for q in queries {
         let truth = exact_top(vectors, q, 10);
@@ -100,7 +120,10 @@ fn recall_at_10(engine: &Engine, ns: &str, vectors: &[Vec<f32>], ids: &HashMap<S
 }
 
 fn namespace(engine: &Engine, name: &str, dims: u32) {
-    engine.root().create_namespace(name, NamespaceOptions { dimensions: Some(dims), ..Default::default() }).unwrap();
+    engine
+        .root()
+        .create_namespace(name, NamespaceOptions { dimensions: Some(dims), ..Default::default() })
+        .unwrap();
 }
 
 #[test]
@@ -112,7 +135,8 @@ fn below_the_threshold_results_equal_exact_search() {
     let ids = store_all(&engine, "small", &vectors);
     for _ in 0..25 {
         let q = rng.unit(64);
-        let hits = engine.root().recall(Recall::vector(q.clone()).namespace("small").top_k(10)).unwrap();
+        let hits =
+            engine.root().recall(Recall::vector(q.clone()).namespace("small").top_k(10)).unwrap();
         let got: Vec<usize> = hits.iter().map(|h| ids[&h.id]).collect();
         assert_eq!(got, exact_top(&vectors, &q, 10));
         for h in &hits {
@@ -129,7 +153,9 @@ fn every_memory_is_recallable_as_soon_as_it_is_stored() {
     let root = engine.root();
     let store_one = |rng: &mut Rng, i: usize| {
         let v = rng.unit(32);
-        let m = root.store_memory(StoreMemory { namespace: Some("ryw".into()), ..with_vector(i, &v) }).unwrap();
+        let m = root
+            .store_memory(StoreMemory { namespace: Some("ryw".into()), ..with_vector(i, &v) })
+            .unwrap();
         let first = root.recall(Recall::vector(v).namespace("ryw").top_k(1)).unwrap();
         assert_eq!(first[0].id, m.id, "memory {i} not recalled right after its store");
     };
@@ -181,6 +207,36 @@ fn ann_recall_case(n: usize, dims: usize, queries: usize) {
 }
 
 #[test]
+fn recall_stays_complete_while_the_background_indexer_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { ann_threshold: 500, ..Options::default() }).unwrap();
+    namespace(&engine, "bg", 32);
+    let root = engine.root();
+    let mut rng = Rng(6);
+    let mut stored: Vec<(String, Vec<f32>)> = Vec::new();
+    let started = std::time::Instant::now();
+    // Batches keep arriving while the indexer (every 250 ms) builds in chunks behind them.
+    while stored.len() < 6000 || started.elapsed() < std::time::Duration::from_secs(3) {
+        let batch: Vec<Vec<f32>> = (0..100).map(|_| rng.unit(32)).collect();
+        let ids = root
+            .store_memories(
+                "bg",
+                batch.iter().enumerate().map(|(i, v)| with_vector(i, v)).collect(),
+            )
+            .unwrap();
+        stored.extend(ids.into_iter().zip(batch));
+        for (id, v) in stored.iter().rev().take(3).chain(stored.iter().step_by(997)) {
+            assert_eq!(&recall_ids(&engine, "bg", v, 1)[0], id);
+        }
+        if stored.len() >= 20_000 {
+            break;
+        }
+    }
+    assert_eq!(root.get_namespace("bg").unwrap().memory_count, stored.len() as u64);
+}
+
+#[test]
 fn deleted_memories_never_come_back_from_the_index() {
     let (_dir, engine) = open(1000);
     namespace(&engine, "del", 32);
@@ -195,8 +251,12 @@ fn deleted_memories_never_come_back_from_the_index() {
         let hits = recall_ids(&engine, "del", &vectors[p], 3);
         assert_eq!(hits[0], by_index[&p]);
         root.delete_memory(Some("del"), &hits[0]).unwrap();
-        root.batch_forget(memsilo::Forget { namespace: Some("del".into()), ids: Some(vec![hits[1].clone()]), ..Default::default() })
-            .unwrap();
+        root.batch_forget(memsilo::Forget {
+            namespace: Some("del".into()),
+            ids: Some(vec![hits[1].clone()]),
+            ..Default::default()
+        })
+        .unwrap();
         let after = recall_ids(&engine, "del", &vectors[p], 50);
         assert!(!after.contains(&hits[0]) && !after.contains(&hits[1]));
         assert_eq!(after[0], hits[2]);
@@ -205,7 +265,10 @@ fn deleted_memories_never_come_back_from_the_index() {
     engine.build_vector_indexes().unwrap();
     for p in [10usize, 500, 2999] {
         assert!(!recall_ids(&engine, "del", &vectors[p], 50).contains(&by_index[&p]));
-        assert_eq!(root.get_memory(Some("del"), &by_index[&p]).unwrap_err().code(), ErrorCode::NotFound);
+        assert_eq!(
+            root.get_memory(Some("del"), &by_index[&p]).unwrap_err().code(),
+            ErrorCode::NotFound
+        );
     }
     assert_eq!(root.get_namespace("del").unwrap().memory_count, 2994);
 }
@@ -239,12 +302,23 @@ fn invalid_vectors_are_refused_and_write_nothing() {
     let (_dir, engine) = open(20_000);
     namespace(&engine, "v", 4);
     let root = engine.root();
-    let one = |v: Vec<f32>| root.store_memory(StoreMemory { namespace: Some("v".into()), embedding: Some(v), ..StoreMemory::text("x") });
-    for bad in [vec![1.0, f32::NAN, 0.0, 0.0], vec![f32::INFINITY, 0.0, 0.0, 0.0], vec![0.0; 4], vec![]] {
+    let one = |v: Vec<f32>| {
+        root.store_memory(StoreMemory {
+            namespace: Some("v".into()),
+            embedding: Some(v),
+            ..StoreMemory::text("x")
+        })
+    };
+    for bad in
+        [vec![1.0, f32::NAN, 0.0, 0.0], vec![f32::INFINITY, 0.0, 0.0, 0.0], vec![0.0; 4], vec![]]
+    {
         assert_invalid(&one(bad).unwrap_err(), "embedding");
     }
     assert_invalid(&one(vec![1.0, 0.0, 0.0]).unwrap_err(), "embedding");
-    let batch = vec![with_vector(0, &[1.0, 0.0, 0.0, 0.0]), with_vector(1, &[0.0, f32::NEG_INFINITY, 0.0, 0.0])];
+    let batch = vec![
+        with_vector(0, &[1.0, 0.0, 0.0, 0.0]),
+        with_vector(1, &[0.0, f32::NEG_INFINITY, 0.0, 0.0]),
+    ];
     assert_invalid(&root.store_memories("v", batch).unwrap_err(), "memories[1].embedding");
     let batch = vec![with_vector(0, &[1.0, 0.0, 0.0, 0.0]), with_vector(1, &[1.0, 0.0])];
     assert_invalid(&root.store_memories("v", batch).unwrap_err(), "memories[1].embedding");
@@ -264,11 +338,15 @@ fn invalid_vectors_are_refused_and_write_nothing() {
 mod minilm {
     use std::sync::Arc;
 
-    use memsilo::{dot, Embedder, Engine, MiniLmEmbedder, NamespaceOptions, Options, Recall, StoreMemory};
+    use memsilo::{
+        dot, Embedder, Engine, MiniLmEmbedder, NamespaceOptions, Options, Recall, StoreMemory,
+    };
 
     fn model() -> Option<MiniLmEmbedder> {
         let Some(dir) = std::env::var_os("MEMSILO_MINILM_DIR") else {
-            eprintln!("MEMSILO_MINILM_DIR is not set: skipping the MiniLM test (run `make test-minilm`)");
+            eprintln!(
+                "MEMSILO_MINILM_DIR is not set: skipping the MiniLM test (run `make test-minilm`)"
+            );
             return None;
         };
         Some(MiniLmEmbedder::load(dir).unwrap())
@@ -296,7 +374,8 @@ mod minilm {
         assert!(dot(&alone[0], &v[1]) > 0.9999);
 
         let dir = tempfile::tempdir().unwrap();
-        let options = Options { background: false, embedder: Arc::new(model), ..Options::default() };
+        let options =
+            Options { background: false, embedder: Arc::new(model), ..Options::default() };
         let engine = Engine::open(dir.path(), options).unwrap();
         let root = engine.root();
         root.create_namespace("notes", NamespaceOptions::default()).unwrap();
@@ -309,11 +388,20 @@ mod minilm {
         let ids = root
             .store_memories("notes", texts.iter().map(|t| StoreMemory::text(*t)).collect())
             .unwrap();
-        let hits = root.recall(Recall::text("Sales increased 10% this quarter").namespace("notes").top_k(2)).unwrap();
+        let hits = root
+            .recall(Recall::text("Sales increased 10% this quarter").namespace("notes").top_k(2))
+            .unwrap();
         assert_eq!(hits[0].id, ids[0]);
         assert!(hits[0].similarity > 0.6 && hits[1].similarity < 0.3, "{hits:?}");
-        let hits = root.recall(Recall::text("when is the schema change happening?").namespace("notes").top_k(1)).unwrap();
+        let hits = root
+            .recall(
+                Recall::text("when is the schema change happening?").namespace("notes").top_k(1),
+            )
+            .unwrap();
         assert_eq!(hits[0].id, ids[3]);
-        assert_eq!(root.get_namespace("notes").unwrap().embedder.as_deref(), Some(MiniLmEmbedder::NAME));
+        assert_eq!(
+            root.get_namespace("notes").unwrap().embedder.as_deref(),
+            Some(MiniLmEmbedder::NAME)
+        );
     }
 }
