@@ -9,8 +9,8 @@ use crate::log::{self, Level};
 use crate::server::{self, ServeOptions};
 
 const USAGE: &str = "\
-usage: memsilo serve [--data DIR] [--listen ADDR] [--log-level LEVEL]
-                     [--body-limit BYTES] [--request-timeout SECS]
+usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
+                       [--body-limit BYTES] [--request-timeout SECS]
 
 Runs the memsilo HTTP server.
   --data DIR             data directory (env MEMSILO_DATA; default ./data)
@@ -43,11 +43,15 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn parse(args: &[String]) -> Result<Command, String> {
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
+    let mut it = args.iter().peekable();
+    match it.peek().map(|a| a.as_str()) {
         None | Some("help" | "-h" | "--help") => return Ok(Command::Help),
         Some("version" | "-V" | "--version") => return Ok(Command::Version),
-        Some("serve") => {}
+        Some("serve") => {
+            it.next();
+        }
+        // `memsilo --data DIR ...` means `memsilo serve --data DIR ...`.
+        Some(flag) if flag.starts_with("--") => {}
         Some(other) => return Err(format!("unknown command {other:?}")),
     }
     let mut data = env("MEMSILO_DATA").unwrap_or_else(|| "./data".into());
@@ -216,5 +220,9 @@ mod tests {
         assert!(parse(&args("serve --bogus 1")).is_err());
         assert!(parse(&args("frobnicate")).is_err());
         assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
+        let Command::Serve(bare) = parse(&args("--data /tmp/y")).unwrap() else {
+            panic!("not serve")
+        };
+        assert_eq!(bare.data, "/tmp/y");
     }
 }
