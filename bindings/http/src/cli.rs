@@ -152,9 +152,15 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
     };
     let header_timeout = options.header_timeout;
     let app = server::router(engine, options);
+    // Signal handlers are installed before the ready line, so a SIGTERM sent as soon as the
+    // line is seen is a graceful shutdown, never the default action.
+    let shutdown = {
+        let _entered = runtime.enter();
+        shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?
+    };
     eprintln!("memsilo listening on http://{addr}");
     runtime
-        .block_on(crate::connections::run(app, listener, header_timeout, shutdown_signal()))
+        .block_on(crate::connections::run(app, listener, header_timeout, shutdown))
         .map_err(|e| format!("server failed: {e}"))?;
     log::log(Level::Info, format_args!("stopped"));
     Ok(())
@@ -164,6 +170,9 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
 /// prints it once.
 fn admin_key(engine: &Engine) -> Result<(), String> {
     if let Some(key) = env("MEMSILO_ADMIN_KEY") {
+        if key.len() < 16 {
+            eprintln!("memsilo: warning: MEMSILO_ADMIN_KEY is shorter than 16 characters; use a long random key outside tests");
+        }
         return engine.set_admin_key(&key).map_err(|e| format!("MEMSILO_ADMIN_KEY: {e}"));
     }
     if !engine.has_admin_key().map_err(|e| e.to_string())? {
@@ -174,26 +183,29 @@ fn admin_key(engine: &Engine) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGINT and SIGTERM handlers now (inside a runtime context) and returns the
+/// future that completes when either arrives.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+            log::log(Level::Info, format_args!("shutting down; finishing requests in flight"));
+        })
     }
-    log::log(Level::Info, format_args!("shutting down; finishing requests in flight"));
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            log::log(Level::Info, format_args!("shutting down; finishing requests in flight"));
+        })
+    }
 }
 
 #[cfg(test)]
