@@ -14,14 +14,15 @@
 //!   own transaction: a deleted memory never comes back from the index, even before the next
 //!   build removes it from the trees (which it does).
 //! - Items are added and the trees built in one write transaction (an index with added but
-//!   unbuilt items is unreadable), at most [`CHUNK`] items per transaction.
+//!   unbuilt items is unreadable), a bounded chunk of items per transaction.
 //!
 //! Trade-off: LMDB has one writer per environment, and `logical` namespaces share sharded
-//! environments. While a chunk is built (up to ~2 s for [`CHUNK`] items into a 100k index on
-//! two cores), writes to other namespaces of the same shard wait for it; namespaces in other
-//! shards and in `hybrid`/`physical` environments are not affected. Chunking bounds that wait
-//! instead of holding the writer for a whole build (~15 s for 100k vectors, minutes for 1M); a tenant with
-//! very large namespaces should use the `physical` isolation mode, whose environment is its own.
+//! environments. While a chunk is built, writes to other namespaces of the same shard wait for
+//! it; namespaces in other shards and in `hybrid`/`physical` environments do not (they only
+//! share the CPU and the disk with the build). So the build is split into chunks whose size
+//! adapts to keep each transaction near [`TARGET_TXN`], instead of holding the writer for a
+//! whole build (~15 s for 100k vectors here, minutes for 1M). A tenant with very large or very
+//! busy namespaces should use the `physical` isolation mode, whose environment is its own.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Weak};
@@ -36,15 +37,21 @@ use crate::error::{Error, Result};
 use crate::namespace::NamespaceRecord;
 use crate::vector::{decode_row, NamespaceVectors, PendingIndex};
 
-/// Most items added to an index in one write transaction.
+/// Items added to an index in its first write transaction; later chunks adapt so that each
+/// transaction takes about [`TARGET_TXN`] (measured at 100k × 384: 2,000-item chunks take
+/// ~0.35 s each, 10,000-item chunks up to ~2 s; the whole build costs 15-20 s either way).
 pub(crate) const CHUNK: u32 = 10_000;
+const MIN_CHUNK: u32 = 500;
+const MAX_CHUNK: u32 = 50_000;
+/// How long one index-maintenance write transaction should hold the environment's writer.
+const TARGET_TXN: Duration = Duration::from_millis(500);
 /// A tail shorter than this waits for [`QUIET`] without writes before it is indexed.
 const MIN_BATCH: u32 = 2_000;
 /// How long a namespace must go without writes before a short tail is indexed.
 const QUIET: Duration = Duration::from_secs(2);
 /// Trees per index (fixed: arroy would otherwise re-estimate, and drop trees, on each build).
-/// Measured at 100k × 384 clustered vectors (2 cores): 16 trees build in ~15 s (10 chunks of
-/// at most ~2 s) and, with [`SEARCH_EFFORT`] 4, give recall@10 ≈ 0.98 at ~1.2 ms.
+/// Measured at 100k × 384 clustered vectors (2 cores): 16 trees build in 15-20 s and, with
+/// [`SEARCH_EFFORT`] 4, give recall@10 ≈ 0.98 at ~1.2 ms.
 const N_TREES: usize = 16;
 /// Search effort: `search_k = top_k × trees × SEARCH_EFFORT` (arroy's default is 1, which
 /// gives recall@10 ≈ 0.85 here).
@@ -111,24 +118,38 @@ pub(crate) fn candidates(
 /// (now) large enough.
 pub(crate) fn note_write(inner: &EngineInner, rec: &NamespaceRecord, stats: &NamespaceStats) {
     if needs_work(inner, stats) {
-        inner
-            .vectors
-            .pending
-            .lock()
-            .insert(rec.id, PendingIndex { rec: rec.clone(), last_write: Instant::now() });
+        queue(inner, rec, true);
+    }
+}
+
+/// After a delete from `rec` committed leaving `stats`: queue the removal of deleted items
+/// from the namespace's index (they are already filtered out at read time).
+pub(crate) fn note_delete(inner: &EngineInner, rec: &NamespaceRecord, stats: &NamespaceStats) {
+    if stats.ann_index.is_some() {
+        queue(inner, rec, true);
     }
 }
 
 /// A recall saw `stats`: queue index work that is due but not queued (e.g. after a restart).
 pub(crate) fn note_recall(inner: &EngineInner, rec: &NamespaceRecord, stats: &NamespaceStats) {
     if needs_work(inner, stats) {
-        inner
-            .vectors
-            .pending
-            .lock()
-            .entry(rec.id)
-            .or_insert_with(|| PendingIndex { rec: rec.clone(), last_write: Instant::now() });
+        queue(inner, rec, false);
     }
+}
+
+fn queue(inner: &EngineInner, rec: &NamespaceRecord, wrote: bool) {
+    let now = Instant::now();
+    inner
+        .vectors
+        .pending
+        .lock()
+        .entry(rec.id)
+        .and_modify(|p| {
+            if wrote {
+                p.last_write = now;
+            }
+        })
+        .or_insert_with(|| PendingIndex { rec: rec.clone(), last_write: now, chunk: CHUNK });
 }
 
 fn needs_work(inner: &EngineInner, stats: &NamespaceStats) -> bool {
@@ -160,6 +181,7 @@ pub(crate) fn maintain(inner: &EngineInner, force: bool) -> Result<u64> {
         }
         let mut progressed = false;
         for p in queued {
+            let started = Instant::now();
             let step = match step(inner, &p, force) {
                 Ok(s) => s,
                 Err(_) if inner.is_dead(p.rec.id) => Step::Done,
@@ -177,6 +199,16 @@ pub(crate) fn maintain(inner: &EngineInner, force: bool) -> Result<u64> {
                 Step::Built => {
                     built += 1;
                     progressed = true;
+                    let took = started.elapsed();
+                    if let Some(q) = inner.vectors.pending.lock().get_mut(&p.rec.id) {
+                        q.chunk = if took > TARGET_TXN {
+                            (q.chunk / 2).max(MIN_CHUNK)
+                        } else if took < TARGET_TXN / 4 {
+                            q.chunk.saturating_mul(2).min(MAX_CHUNK)
+                        } else {
+                            q.chunk
+                        };
+                    }
                 }
             }
         }
@@ -225,7 +257,7 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
                 changed |= writer.del_item(w, slot)?;
             }
         }
-        let end = stats.next_slot.min(from.saturating_add(CHUNK));
+        let end = stats.next_slot.min(from.saturating_add(p.chunk.max(MIN_CHUNK)));
         let rows: Vec<(u32, Vec<f32>)> = slot_rows(t, w, rec.id, from, end)?;
         for (slot, v) in rows {
             if v.len() == dims {

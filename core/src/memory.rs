@@ -775,7 +775,7 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
         inner.usage.adjust(&chain, -(freed as i64));
     }
     inner.vectors.apply(rec.id, &[], &slots);
-    crate::ann::note_write(inner, rec, &stats);
+    crate::ann::note_delete(inner, rec, &stats);
     Ok(removed)
 }
 

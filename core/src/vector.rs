@@ -370,6 +370,8 @@ struct CacheEntry {
 pub(crate) struct PendingIndex {
     pub rec: NamespaceRecord,
     pub last_write: Instant,
+    /// Items to index per write transaction (adapted to keep each short).
+    pub chunk: u32,
 }
 
 /// Per-namespace in-memory vectors. Every committed write bumps the namespace's version and
