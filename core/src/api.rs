@@ -33,9 +33,32 @@ pub struct NamespaceArgs {
 pub struct CreateNamespaceArgs {
     /// Namespace name.
     pub name: String,
-    /// The rest.
-    #[serde(flatten)]
-    pub options: NamespaceOptions,
+    /// Owning tenant (a tenant admin's own tenant by default).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Decay policy.
+    #[serde(default)]
+    pub policy: Option<DecayPolicy>,
+    /// Fix the vector dimension now.
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+    /// Return the existing namespace instead of `conflict`.
+    #[serde(default)]
+    pub exist_ok: bool,
+}
+
+// The fields are spelled out rather than `#[serde(flatten)]`ed: serde loses the field path of
+// an error inside a flattened struct, and the error must name the field.
+impl CreateNamespaceArgs {
+    fn into_parts(self) -> (String, NamespaceOptions) {
+        let opts = NamespaceOptions {
+            tenant_id: self.tenant_id,
+            policy: self.policy,
+            dimensions: self.dimensions,
+            exist_ok: self.exist_ok,
+        };
+        (self.name, opts)
+    }
 }
 
 /// Arguments of `list_namespaces` and `list_keys`.
@@ -89,9 +112,38 @@ pub struct TenantArgs {
 pub struct UpdateTenantArgs {
     /// Tenant id.
     pub tenant_id: String,
-    /// Changes.
-    #[serde(flatten)]
-    pub changes: UpdateTenant,
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New status (`active`, `suspended` or `provisioning`).
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+    /// Quota changes.
+    #[serde(default)]
+    pub quotas: Option<crate::tenant::QuotasPatch>,
+    /// Settings merged key by key (a `null` value removes a key).
+    #[serde(default)]
+    pub settings: Option<Map<String, Value>>,
+    /// Replaces the feature flags.
+    #[serde(default)]
+    pub features: Option<Value>,
+    /// Replaces the tags.
+    #[serde(default)]
+    pub tags: Option<Value>,
+}
+
+impl UpdateTenantArgs {
+    fn into_parts(self) -> (String, UpdateTenant) {
+        let changes = UpdateTenant {
+            name: self.name,
+            status: self.status,
+            quotas: self.quotas,
+            settings: self.settings,
+            features: self.features,
+            tags: self.tags,
+        };
+        (self.tenant_id, changes)
+    }
 }
 
 /// Arguments of `add_member`.
@@ -411,7 +463,10 @@ impl Handle {
                 }))
             }
             Request::GetTenant(a) => Reply::of(self.get_tenant(&a.tenant_id)?),
-            Request::UpdateTenant(a) => with_message(self.update_tenant(&a.tenant_id, a.changes)?, "Tenant updated successfully"),
+            Request::UpdateTenant(a) => {
+                let (id, changes) = a.into_parts();
+                with_message(self.update_tenant(&id, changes)?, "Tenant updated successfully")
+            }
             Request::DeleteTenant(a) => {
                 let t = self.delete_tenant(&a.tenant_id)?;
                 let mut r = with_message(t, "Tenant deleted successfully")?;
@@ -432,7 +487,10 @@ impl Handle {
                     "removed_at": now_string(self),
                 }))
             }
-            Request::CreateNamespace(a) => Reply::of(self.create_namespace(&a.name, a.options)?),
+            Request::CreateNamespace(a) => {
+                let (name, options) = a.into_parts();
+                Reply::of(self.create_namespace(&name, options)?)
+            }
             Request::ListNamespaces(a) => {
                 let page = self.list_namespaces(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
                 Ok(Reply { value: serde_json::to_value(page.items)?, total_count: Some(page.total_count) })

@@ -70,7 +70,7 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// Longest entity or relation type, in bytes.
 pub const MAX_TYPE_BYTES: usize = 64;
 /// Largest properties object, serialised.
-pub const MAX_PROPERTIES_BYTES: usize = 64 * 1024;
+pub const MAX_PROPERTIES_BYTES: usize = crate::document::MAX_DOCUMENT_BYTES;
 /// Most hops of a traversal.
 pub const MAX_DEPTH: u32 = 5;
 /// Most entities or relations in one batch.
@@ -230,17 +230,7 @@ fn validate_type(ty: &str, field: &str) -> Result<()> {
 
 /// Validates a properties object; returns its serialised length.
 fn validate_properties(p: Option<&Map<String, Value>>, field: &str) -> Result<usize> {
-    let len = match p {
-        Some(p) => serde_json::to_vec(p)?.len(),
-        None => 0,
-    };
-    if len > MAX_PROPERTIES_BYTES {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
-        ));
-    }
-    Ok(len)
+    p.map_or(Ok(0), |p| crate::document::check_object(field, p))
 }
 
 fn validate_reference(reference: &str, field: &str) -> Result<()> {

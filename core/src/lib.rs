@@ -31,6 +31,7 @@ pub mod auth;
 mod catalog;
 mod clock;
 mod datastore;
+mod document;
 mod embed;
 #[cfg(feature = "minilm")]
 mod embed_minilm;

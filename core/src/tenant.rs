@@ -289,10 +289,7 @@ fn validate_labels(features: Option<&Value>, tags: Option<&Value>) -> Result<()>
 }
 
 fn validate_json_size(field: &str, v: &Value) -> Result<()> {
-    if serde_json::to_vec(v).map_or(0, |b| b.len()) > 64 * 1024 {
-        return Err(Error::invalid(field, "must be at most 64 KiB of JSON"));
-    }
-    Ok(())
+    crate::document::check(field, v).map(drop)
 }
 
 pub(crate) fn get_tenant(
