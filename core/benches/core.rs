@@ -9,7 +9,8 @@ use memsilo::{Access, CreateKey, Engine, NamespaceOptions, Options};
 
 fn open() -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     (dir, engine)
 }
 
@@ -19,27 +20,32 @@ fn key_validation(c: &mut Criterion) {
     root.create_namespace("ns", NamespaceOptions::default()).unwrap();
     let key = root.create_key(CreateKey::namespaces("k", [("ns", Access::Write)])).unwrap().key;
     engine.scoped(&key).unwrap(); // warm the cache
-    c.bench_function("key validation (scoped(), warm cache)", |b| b.iter(|| engine.scoped(&key).unwrap()));
+    c.bench_function("key validation (scoped(), warm cache)", |b| {
+        b.iter(|| engine.scoped(&key).unwrap());
+    });
     let handle = engine.scoped(&key).unwrap();
-    c.bench_function("per-call key re-check (Handle::principal)", |b| b.iter(|| handle.principal().unwrap()));
+    c.bench_function("per-call key re-check (Handle::principal)", |b| {
+        b.iter(|| handle.principal().unwrap())
+    });
 }
 
 fn authorization(c: &mut Criterion) {
     let (_dir, engine) = open();
     let root = engine.root();
-    let ns = root.create_namespace("ns", NamespaceOptions::default()).unwrap();
-    let _ = ns;
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
     let key = root.create_key(CreateKey::namespaces("k", [("ns", Access::Write)])).unwrap().key;
     let principal = engine.scoped(&key).unwrap().principal().unwrap();
     let Principal::Scoped { .. } = &principal else { panic!("scoped key expected") };
     c.bench_function("authorize() decision (refusal path, no lookup)", |b| {
-        b.iter(|| authorize(&principal, Action::ReadNamespace("other", None)).unwrap_err())
+        b.iter(|| authorize(&principal, Action::ReadNamespace("other", None)).unwrap_err());
     });
     let handle = engine.scoped(&key).unwrap();
     c.bench_function("get_memory_policy through a scoped handle (auth + lookup)", |b| {
-        b.iter(|| handle.get_memory_policy("ns").unwrap())
+        b.iter(|| handle.get_memory_policy("ns").unwrap());
     });
-    c.bench_function("get_memory_policy as root (lookup only)", |b| b.iter(|| root.get_memory_policy("ns").unwrap()));
+    c.bench_function("get_memory_policy as root (lookup only)", |b| {
+        b.iter(|| root.get_memory_policy("ns").unwrap());
+    });
 }
 
 fn namespace_creation(c: &mut Criterion) {
@@ -49,10 +55,13 @@ fn namespace_creation(c: &mut Criterion) {
     c.bench_function("create_namespace", |b| {
         b.iter(|| {
             n += 1;
-            root.create_namespace(&format!("bench-{n}"), NamespaceOptions::default()).unwrap()
-        })
+            root.create_namespace(&format!("bench-{n}"), NamespaceOptions::default()).unwrap();
+        });
     });
-    let total: u64 = std::env::var("MEMSILO_BENCH_NAMESPACES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: u64 = std::env::var("MEMSILO_BENCH_NAMESPACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let (_dir2, engine2) = open();
     let root2 = engine2.root();
     let start = Instant::now();

@@ -388,7 +388,9 @@ fn check_arguments_shape(args: &Value) -> Result<()> {
         // Name the item of a batch (`memories[3].metadata`) when that is where it is.
         let mut field = name.clone();
         if let Value::Array(items) = value {
-            if let Some((i, Value::Object(item))) = items.iter().enumerate().find(|(_, x)| exceeds(x, left - 1)) {
+            if let Some((i, Value::Object(item))) =
+                items.iter().enumerate().find(|(_, x)| exceeds(x, left - 1))
+            {
                 field = format!("{name}[{i}]");
                 if let Some((k, _)) = item.iter().find(|(_, x)| exceeds(x, left - 2)) {
                     field = format!("{field}.{k}");
@@ -407,11 +409,21 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
         let inner = e.into_inner().to_string();
         let field = match inner.split('`').nth(1) {
             Some(f) if inner.starts_with("missing field") => {
-                if path == "." { f.to_owned() } else { format!("{path}.{f}") }
+                if path == "." {
+                    f.to_owned()
+                } else {
+                    format!("{path}.{f}")
+                }
             }
             Some(f) if inner.starts_with("unknown field") => {
                 // serde_path_to_error's path already ends with the unknown key itself.
-                if path == "." { f.to_owned() } else if path == f || path.ends_with(&format!(".{f}")) { path } else { format!("{path}.{f}") }
+                if path == "." {
+                    f.to_owned()
+                } else if path == f || path.ends_with(&format!(".{f}")) {
+                    path
+                } else {
+                    format!("{path}.{f}")
+                }
             }
             _ if path == "." => "body".to_owned(),
             _ => path,
@@ -452,9 +464,15 @@ impl Handle {
     /// Runs one operation. Every transport calls this and nothing else.
     pub fn execute(&self, req: Request) -> Result<Reply> {
         match req {
-            Request::CreateTenant(a) => with_message(self.create_tenant(a)?, "Tenant created successfully"),
+            Request::CreateTenant(a) => {
+                with_message(self.create_tenant(a)?, "Tenant created successfully")
+            }
             Request::ListTenants(a) => {
-                let page = self.list_tenants(Page { offset: a.offset, limit: a.limit }, a.status, a.parent_id.as_deref())?;
+                let page = self.list_tenants(
+                    Page { offset: a.offset, limit: a.limit },
+                    a.status,
+                    a.parent_id.as_deref(),
+                )?;
                 Reply::of(json!({
                     "tenants": page.items,
                     "total_count": page.total_count,
@@ -477,7 +495,11 @@ impl Handle {
                 self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?,
                 "Member added successfully",
             ),
-            Request::ListMembers(a) => Reply::of(self.list_members(&a.tenant_id, a.role, Page { offset: a.offset, limit: a.limit })?),
+            Request::ListMembers(a) => Reply::of(self.list_members(
+                &a.tenant_id,
+                a.role,
+                Page { offset: a.offset, limit: a.limit },
+            )?),
             Request::RemoveMember(a) => {
                 let m = self.remove_member(&a.tenant_id, &a.member_id)?;
                 Reply::of(json!({
@@ -492,22 +514,36 @@ impl Handle {
                 Reply::of(self.create_namespace(&name, options)?)
             }
             Request::ListNamespaces(a) => {
-                let page = self.list_namespaces(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
-                Ok(Reply { value: serde_json::to_value(page.items)?, total_count: Some(page.total_count) })
+                let page = self.list_namespaces(
+                    Page { offset: a.offset, limit: a.limit },
+                    a.tenant_id.as_deref(),
+                )?;
+                Ok(Reply {
+                    value: serde_json::to_value(page.items)?,
+                    total_count: Some(page.total_count),
+                })
             }
             Request::GetNamespace(a) => Reply::of(self.get_namespace(&a.name)?),
             Request::DeleteNamespace(a) => Reply::of(self.delete_namespace(&a.name)?),
             Request::GetMemoryPolicy(a) => Reply::of(self.get_memory_policy(&a.namespace)?),
-            Request::SetMemoryPolicy(a) => Reply::of(self.set_memory_policy(&a.namespace, a.policy)?),
+            Request::SetMemoryPolicy(a) => {
+                Reply::of(self.set_memory_policy(&a.namespace, a.policy)?)
+            }
             Request::CreateKey(a) => Reply::of(self.create_key(a)?),
             Request::ListKeys(a) => {
-                let page = self.list_keys(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
-                Ok(Reply { value: serde_json::to_value(page.items)?, total_count: Some(page.total_count) })
+                let page = self
+                    .list_keys(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
+                Ok(Reply {
+                    value: serde_json::to_value(page.items)?,
+                    total_count: Some(page.total_count),
+                })
             }
             Request::RevokeKey(a) => Reply::of(self.revoke_key(&a.key_id)?),
             Request::RotateKey(a) => Reply::of(self.rotate_key(&a.key_id)?),
             Request::StoreMemory(a) => Reply::of(self.store_memory(a)?),
-            Request::StoreMemories(a) => Reply::of(json!({ "ids": self.store_memories(&a.namespace, a.memories)? })),
+            Request::StoreMemories(a) => {
+                Reply::of(json!({ "ids": self.store_memories(&a.namespace, a.memories)? }))
+            }
             Request::Recall(a) => Reply::of(self.recall(a)?),
             Request::GetMemory(a) => Reply::of(self.get_memory(a.namespace.as_deref(), &a.id)?),
             Request::DeleteMemory(a) => {
@@ -517,10 +553,14 @@ impl Handle {
             Request::BatchForget(a) => Reply::of(self.batch_forget(a)?),
             Request::AddEntity(a) => Reply::of(self.add_entity(a)?),
             Request::AddRelation(a) => Reply::of(self.add_relation(a)?),
-            Request::GetEntity(a) => Reply::of(self.get_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?),
+            Request::GetEntity(a) => {
+                Reply::of(self.get_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?)
+            }
             Request::Neighbors(a) => Reply::of(self.neighbors(a)?),
             Request::Subgraph(a) => Reply::of(self.subgraph(a)?),
-            Request::ShortestPath(a) => Reply::of(self.shortest_path(&a.namespace, &a.from, &a.to)?),
+            Request::ShortestPath(a) => {
+                Reply::of(self.shortest_path(&a.namespace, &a.from, &a.to)?)
+            }
             Request::DeleteEntity(a) => {
                 let e = self.delete_entity(&a.namespace, &a.entity)?;
                 Reply::of(json!({ "id": e.id, "name": e.name, "deleted": true }))
@@ -562,7 +602,8 @@ pub fn error_body(e: &Error) -> Value {
         return body.clone();
     }
     let code = e.code();
-    let mut body = json!({ "error": code.as_str(), "message": e.to_string(), "code": code.http_status() });
+    let mut body =
+        json!({ "error": code.as_str(), "message": e.to_string(), "code": code.http_status() });
     match e {
         Error::Forbidden { namespace: Some(ns), .. } => body["namespace"] = json!(ns),
         Error::QuotaExceeded { tenant, .. } => body["tenant_id"] = json!(tenant),
@@ -570,7 +611,9 @@ pub fn error_body(e: &Error) -> Value {
             body["tenant_id"] = json!(tenant);
             body["retry_after"] = json!(retry_after_secs);
         }
-        Error::InvalidArgument { field, .. } | Error::PayloadTooLarge { field, .. } => body["field"] = json!(field),
+        Error::InvalidArgument { field, .. } | Error::PayloadTooLarge { field, .. } => {
+            body["field"] = json!(field)
+        }
         _ => {}
     }
     body
@@ -578,7 +621,10 @@ pub fn error_body(e: &Error) -> Value {
 
 /// Rebuilds an [`Error`] from an error body (remote clients, FFI callers).
 pub fn error_from_body(body: &Value) -> Error {
-    let code = body["error"].as_str().and_then(crate::ErrorCode::from_str_code).unwrap_or(crate::ErrorCode::Internal);
+    let code = body["error"]
+        .as_str()
+        .and_then(crate::ErrorCode::from_str_code)
+        .unwrap_or(crate::ErrorCode::Internal);
     let message = body["message"].as_str().unwrap_or("").to_owned();
     match code {
         // These variants format their own message from typed fields; keep the server's words.
@@ -586,7 +632,9 @@ pub fn error_from_body(body: &Value) -> Error {
         | crate::ErrorCode::QuotaExceeded
         | crate::ErrorCode::RateLimited
         | crate::ErrorCode::Internal => Error::Remote { code, message, body: body.clone() },
-        crate::ErrorCode::Forbidden => Error::Forbidden { message, namespace: body["namespace"].as_str().map(str::to_owned) },
+        crate::ErrorCode::Forbidden => {
+            Error::Forbidden { message, namespace: body["namespace"].as_str().map(str::to_owned) }
+        }
         crate::ErrorCode::InvalidArgument | crate::ErrorCode::PayloadTooLarge => {
             let field = body["field"].as_str().unwrap_or("").to_owned();
             let reason = message.strip_prefix(&format!("{field}: ")).unwrap_or(&message).to_owned();
@@ -632,7 +680,12 @@ mod tests {
             Error::namespace_forbidden("tenant-acme"),
             Error::not_found("tenant", "t-1"),
             Error::Conflict("namespace exists".into()),
-            Error::QuotaExceeded { tenant: "t-1".into(), quota: "max_namespaces", limit: 1, requested: 2 },
+            Error::QuotaExceeded {
+                tenant: "t-1".into(),
+                quota: "max_namespaces",
+                limit: 1,
+                requested: 2,
+            },
             Error::RateLimited { tenant: "t-1".into(), limit: 5, retry_after_secs: 3 },
             Error::PayloadTooLarge { field: "memories".into(), reason: "at most 1000".into() },
             Error::Internal("disk full".into()),

@@ -169,11 +169,12 @@ impl NamespaceAction {
 /// `forbidden` whether or not the namespace exists; only root learns `not_found`.
 pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<()> {
     match (principal, action) {
-        (Principal::Root, Action::ReadNamespace(name, rec))
-        | (Principal::Root, Action::WriteNamespace(name, rec))
-        | (Principal::Root, Action::ManageNamespace(name, rec)) => {
-            rec.map(|_| ()).ok_or_else(|| Error::not_found("namespace", name))
-        }
+        (
+            Principal::Root,
+            Action::ReadNamespace(name, rec)
+            | Action::WriteNamespace(name, rec)
+            | Action::ManageNamespace(name, rec),
+        ) => rec.map(|_| ()).ok_or_else(|| Error::not_found("namespace", name)),
         (Principal::Root, _) => Ok(()),
 
         (Principal::Scoped { grants, .. }, Action::ReadNamespace(name, rec)) => {
@@ -197,7 +198,9 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<()> {
         }
         (
             Principal::Member { tenant_id, role: Role::Admin, .. },
-            Action::CreateNamespace(Some(t)) | Action::AdministerTenant(Some(t)) | Action::ReadTenant(t),
+            Action::CreateNamespace(Some(t))
+            | Action::AdministerTenant(Some(t))
+            | Action::ReadTenant(t),
         ) if tenant_id == t => Ok(()),
 
         _ => Err(Error::forbidden("Key not authorized for this operation")),
@@ -213,7 +216,11 @@ fn scoped_namespace(
     let allowed = rec.is_some_and(|rec| {
         grants.iter().any(|g| g.namespace_id == rec.id && g.namespace == name && g.access >= need)
     });
-    if allowed { Ok(()) } else { Err(Error::namespace_forbidden(name)) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::namespace_forbidden(name))
+    }
 }
 
 fn member_namespace(
@@ -224,7 +231,11 @@ fn member_namespace(
     rec: Option<&NamespaceRecord>,
 ) -> Result<()> {
     let in_tenant = rec.is_some_and(|r| r.tenant_id.as_deref() == Some(tenant_id));
-    if in_tenant && role >= need { Ok(()) } else { Err(Error::namespace_forbidden(name)) }
+    if in_tenant && role >= need {
+        Ok(())
+    } else {
+        Err(Error::namespace_forbidden(name))
+    }
 }
 
 /// A parsed key: its id and the hash of its secret.
@@ -292,14 +303,16 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 fn crc32(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(0xFFFF_FFFFu32, |crc, &b| CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8))
+    !bytes.iter().fold(0xFFFF_FFFFu32, |crc, &b| {
+        CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8)
+    })
 }
 
 /// Generates a new key with a fresh id.
 pub(crate) fn generate_key() -> Result<NewKey> {
     let mut id = [0u8; ID_LEN / 2];
     getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("random source: {e}")))?;
-    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let id = crate::keys::to_hex(&id);
     generate_secret_for(&id)
 }
 

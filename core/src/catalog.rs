@@ -39,8 +39,18 @@ impl Tables for CatalogTables {
 
     fn create(env: &Env<WithoutTls>) -> Result<Self> {
         let wtxn = env.write_txn()?;
-        let (tenants, tenant_names, members, member_users, namespaces, tenant_namespaces, keys, purges, meta) =
-            env.create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+        let (
+            tenants,
+            tenant_names,
+            members,
+            member_users,
+            namespaces,
+            tenant_namespaces,
+            keys,
+            purges,
+            meta,
+        ) = env
+            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     o.create_database(w, Some("tenants"))?,
                     o.create_database(w, Some("tenant_names"))?,
@@ -86,7 +96,11 @@ pub(crate) fn read_counter(
 }
 
 /// Increments a counter in `meta` and returns the new value.
-pub(crate) fn next_counter(t: &CatalogTables, wtxn: &mut heed::RwTxn<'_>, name: &str) -> Result<u64> {
+pub(crate) fn next_counter(
+    t: &CatalogTables,
+    wtxn: &mut heed::RwTxn<'_>,
+    name: &str,
+) -> Result<u64> {
     let next = read_counter(t, wtxn, name)? + 1;
     t.meta.put(wtxn, name, &next.to_be_bytes())?;
     Ok(next)

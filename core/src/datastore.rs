@@ -107,8 +107,19 @@ impl Tables for DataTables {
 
     fn create(env: &Env<WithoutTls>) -> Result<Self> {
         let wtxn = env.write_txn()?;
-        let (memories, vectors, stats, entities, entity_names, relations, entity_memories, entity_relations, ann, ann_owners) =
-            env.create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+        let (
+            memories,
+            vectors,
+            stats,
+            entities,
+            entity_names,
+            relations,
+            entity_memories,
+            entity_relations,
+            ann,
+            ann_owners,
+        ) = env
+            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
                     o.create_database(w, Some("memories"))?,
                     o.create_database(w, Some("vectors"))?,
@@ -148,19 +159,33 @@ pub(crate) fn ns_key(ns: NamespaceId, local: &[u8]) -> Vec<u8> {
 
 impl DataTables {
     /// Reads a namespace's stats (zeroes if it has none yet).
-    pub(crate) fn stats_of(&self, rtxn: &RoTxn<'_, WithoutTls>, ns: NamespaceId) -> Result<NamespaceStats> {
+    pub(crate) fn stats_of(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        ns: NamespaceId,
+    ) -> Result<NamespaceStats> {
         Ok(self.stats.get(rtxn, &ns.to_be_bytes())?.unwrap_or_default())
     }
 
     /// Writes a namespace's stats.
-    pub(crate) fn put_stats(&self, wtxn: &mut RwTxn<'_>, ns: NamespaceId, s: &NamespaceStats) -> Result<()> {
+    pub(crate) fn put_stats(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        ns: NamespaceId,
+        s: &NamespaceStats,
+    ) -> Result<()> {
         self.stats.put(wtxn, &ns.to_be_bytes(), s)?;
         Ok(())
     }
 
     /// Deletes every row of a namespace in every table, at most `budget` rows per table per
     /// call; returns whether rows remain.
-    pub(crate) fn purge_rows(&self, wtxn: &mut RwTxn<'_>, ns: NamespaceId, budget: usize) -> Result<bool> {
+    pub(crate) fn purge_rows(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        ns: NamespaceId,
+        budget: usize,
+    ) -> Result<bool> {
         let prefix = ns.to_be_bytes();
         let mut more = false;
         for db in [

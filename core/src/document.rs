@@ -1,6 +1,6 @@
 //! Limits of the free-form JSON documents callers attach (memory metadata, entity and
 //! relation properties, tenant settings, features and tags): one size and depth rule for all.
-//! The depth bound keeps every stored row readable: serde_json refuses to parse documents
+//! The depth bound keeps every stored row readable: `serde_json` refuses to parse documents
 //! nested deeper than 128 levels, so a deeper one could be written but never read back.
 
 use serde_json::{Map, Value};
@@ -23,11 +23,17 @@ fn depth(v: &Value) -> usize {
 /// Checks a document's size and depth; returns its serialised length.
 pub(crate) fn check(field: &str, v: &Value) -> Result<usize> {
     if depth(v) > MAX_DOCUMENT_DEPTH {
-        return Err(Error::invalid(field, format!("must nest at most {MAX_DOCUMENT_DEPTH} levels")));
+        return Err(Error::invalid(
+            field,
+            format!("must nest at most {MAX_DOCUMENT_DEPTH} levels"),
+        ));
     }
     let len = serde_json::to_vec(v)?.len();
     if len > MAX_DOCUMENT_BYTES {
-        return Err(Error::invalid(field, format!("must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_DOCUMENT_BYTES} bytes of JSON"),
+        ));
     }
     Ok(len)
 }
@@ -35,11 +41,17 @@ pub(crate) fn check(field: &str, v: &Value) -> Result<usize> {
 /// [`check`] for an object.
 pub(crate) fn check_object(field: &str, m: &Map<String, Value>) -> Result<usize> {
     if m.values().map(depth).max().unwrap_or(0) + 1 > MAX_DOCUMENT_DEPTH {
-        return Err(Error::invalid(field, format!("must nest at most {MAX_DOCUMENT_DEPTH} levels")));
+        return Err(Error::invalid(
+            field,
+            format!("must nest at most {MAX_DOCUMENT_DEPTH} levels"),
+        ));
     }
     let len = serde_json::to_vec(m)?.len();
     if len > MAX_DOCUMENT_BYTES {
-        return Err(Error::invalid(field, format!("must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_DOCUMENT_BYTES} bytes of JSON"),
+        ));
     }
     Ok(len)
 }

@@ -47,7 +47,8 @@ impl HashEmbedder {
         for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
             let stem = stem(word);
             self.add(&mut v, stem.as_bytes(), 1.0);
-            let padded: Vec<char> = std::iter::once('#').chain(stem.chars()).chain(std::iter::once('#')).collect();
+            let padded: Vec<char> =
+                std::iter::once('#').chain(stem.chars()).chain(std::iter::once('#')).collect();
             let mut buf = String::new();
             for tri in padded.windows(3) {
                 buf.clear();

@@ -319,15 +319,12 @@ impl EngineInner {
     /// Closes and deletes an environment's files (hybrid/physical purge).
     pub(crate) fn destroy_data_env(&self, loc: &EnvLocation) -> Result<()> {
         let store = self.data_envs.write().remove(loc);
-        match store {
-            Some(s) => s.destroy(),
-            None => {
-                let dir = loc.dir(&self.dir);
-                match std::fs::remove_dir_all(&dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                    _ => Ok(()),
-                }
-            }
+        if let Some(s) = store {
+            return s.destroy();
+        }
+        match std::fs::remove_dir_all(loc.dir(&self.dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
         }
     }
 
@@ -431,7 +428,9 @@ impl Handle {
     pub fn rate_info(&self) -> Result<Option<RateInfo>> {
         let Some(authed) = self.authed()? else { return Ok(None) };
         Ok(match (authed.principal.tenant_id(), authed.qps_limit) {
-            (Some(t), Some(limit)) => Some(self.inner.limiter.peek(t, limit, self.inner.now_micros())),
+            (Some(t), Some(limit)) => {
+                Some(self.inner.limiter.peek(t, limit, self.inner.now_micros()))
+            }
             _ => None,
         })
     }
@@ -439,10 +438,6 @@ impl Handle {
     /// The tenant and its concurrent-connection limit, for transports that enforce it.
     pub fn connection_limit(&self) -> Result<Option<(String, u32)>> {
         let Some(authed) = self.authed()? else { return Ok(None) };
-        Ok(authed
-            .principal
-            .tenant_id()
-            .zip(authed.max_connections)
-            .map(|(t, n)| (t.to_owned(), n)))
+        Ok(authed.principal.tenant_id().zip(authed.max_connections).map(|(t, n)| (t.to_owned(), n)))
     }
 }

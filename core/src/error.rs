@@ -1,4 +1,4 @@
-//! One error type for every face of memsilo. Each variant has a stable snake_case code
+//! One error type for every face of memsilo. Each variant has a stable `snake_case` code
 //! (the Python exception's `.code`, the JS `error.code`, the Go `Code`, the C integer)
 //! and an HTTP status; the table lives in [`ErrorCode`] and nowhere else.
 
@@ -242,12 +242,9 @@ impl Error {
             ErrorCode::Forbidden => Error::Forbidden { message, namespace: None },
             ErrorCode::NotFound => Error::NotFound { kind: "resource", id: message },
             ErrorCode::Conflict => Error::Conflict(message),
-            ErrorCode::QuotaExceeded => Error::QuotaExceeded {
-                tenant: message,
-                quota: "quota",
-                limit: 0,
-                requested: 0,
-            },
+            ErrorCode::QuotaExceeded => {
+                Error::QuotaExceeded { tenant: message, quota: "quota", limit: 0, requested: 0 }
+            }
             ErrorCode::RateLimited => {
                 Error::RateLimited { tenant: message, limit: 0, retry_after_secs: 1 }
             }

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, authorize, Access, Action, Grant, NamespaceAction, ParsedKey, Principal, Role};
+use crate::auth::{
+    self, authorize, Access, Action, Grant, NamespaceAction, ParsedKey, Principal, Role,
+};
 use crate::catalog::CatalogTables;
 use crate::engine::{Authed, EngineInner, Handle};
 use crate::error::{Error, Result};
@@ -122,11 +124,20 @@ impl CreateKey {
 
     /// A key with a role over every namespace of a tenant.
     pub fn tenant_role(name: impl Into<String>, tenant_id: impl Into<String>, role: Role) -> Self {
-        CreateKey { name: name.into(), tenant_id: Some(tenant_id.into()), role: Some(role), ..Default::default() }
+        CreateKey {
+            name: name.into(),
+            tenant_id: Some(tenant_id.into()),
+            role: Some(role),
+            ..Default::default()
+        }
     }
 
     /// A key issued to a member: it acts with the member's role.
-    pub fn member(name: impl Into<String>, tenant_id: impl Into<String>, member_id: impl Into<String>) -> Self {
+    pub fn member(
+        name: impl Into<String>,
+        tenant_id: impl Into<String>,
+        member_id: impl Into<String>,
+    ) -> Self {
         CreateKey {
             name: name.into(),
             tenant_id: Some(tenant_id.into()),
@@ -136,8 +147,12 @@ impl CreateKey {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn from_hex(s: &str) -> Option<[u8; 32]> {
@@ -220,7 +235,11 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
                         return Err(Error::forbidden(format!(
                             "tenant {} is {}",
                             tenant.name,
-                            if tenant.status == TenantStatus::Suspended { "suspended" } else { "provisioning" }
+                            if tenant.status == TenantStatus::Suspended {
+                                "suspended"
+                            } else {
+                                "provisioning"
+                            }
                         )));
                     }
                     TenantStatus::Deleting | TenantStatus::Deleted => return Err(invalid()),
@@ -252,7 +271,11 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
             // A key whose namespaces were all deleted stays a valid key that reaches nothing:
             // every namespace answer is then `forbidden`, as for any namespace that does not
             // exist (API.md), so the answer does not tell a deleted namespace from a foreign one.
-            Principal::Scoped { key_id: rec.id.clone(), tenant_id: rec.tenant_id.clone(), grants: live }
+            Principal::Scoped {
+                key_id: rec.id.clone(),
+                tenant_id: rec.tenant_id.clone(),
+                grants: live,
+            }
         };
         Ok(Authed {
             principal,
@@ -286,7 +309,10 @@ impl Handle {
                 return Err(Error::invalid("namespaces", "must name at least one namespace"));
             }
             let tid = tenant_id.as_deref().ok_or_else(|| {
-                Error::invalid("namespaces", "a key needs namespaces, or a tenant_id with a role or member_id")
+                Error::invalid(
+                    "namespaces",
+                    "a key needs namespaces, or a tenant_id with a role or member_id",
+                )
             })?;
             if req.role.is_none() && req.member_id.is_none() {
                 return Err(Error::invalid("role", "a tenant key needs a role or a member_id"));
@@ -294,7 +320,10 @@ impl Handle {
             authorize(&caller.principal, Action::AdministerTenant(Some(tid)))?;
         } else {
             if req.role.is_some() || req.member_id.is_some() {
-                return Err(Error::invalid("role", "a namespace-scoped key takes no role or member_id"));
+                return Err(Error::invalid(
+                    "role",
+                    "a namespace-scoped key takes no role or member_id",
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             for (i, g) in grants_req.iter().enumerate() {
@@ -313,13 +342,18 @@ impl Handle {
                     }
                     _ => {}
                 }
-                grants.push(Grant { namespace: g.namespace.clone(), namespace_id: rec.id, access: g.access });
+                grants.push(Grant {
+                    namespace: g.namespace.clone(),
+                    namespace_id: rec.id,
+                    access: g.access,
+                });
             }
             if tenant_id.is_none() {
                 let first = self.inner.catalog.read(|r, t| {
                     let mut tenants = std::collections::BTreeSet::new();
                     for g in &grants {
-                        tenants.insert(t.namespaces.get(r, &g.namespace)?.and_then(|n| n.tenant_id));
+                        tenants
+                            .insert(t.namespaces.get(r, &g.namespace)?.and_then(|n| n.tenant_id));
                     }
                     Ok(if tenants.len() == 1 { tenants.into_iter().next().flatten() } else { None })
                 })?;
@@ -350,11 +384,14 @@ impl Handle {
             }
             if let (Some(tid), Some(mid)) = (&rec.tenant_id, &rec.member_id) {
                 if t.members.get(w, &format!("{tid}/{mid}"))?.is_none() {
-                    return Err(Error::invalid("member_id", format!("no member {mid} in tenant {tid}")));
+                    return Err(Error::invalid(
+                        "member_id",
+                        format!("no member {mid} in tenant {tid}"),
+                    ));
                 }
             }
             for g in &rec.grants {
-                if !t.namespaces.get(w, &g.namespace)?.is_some_and(|n| n.id == g.namespace_id) {
+                if t.namespaces.get(w, &g.namespace)?.is_none_or(|n| n.id != g.namespace_id) {
                     return Err(Error::namespace_forbidden(&g.namespace));
                 }
             }
@@ -370,7 +407,9 @@ impl Handle {
             .catalog
             .read(|r, t| Ok(t.keys.get(r, id)?))?
             .filter(|k| k.revoked_at.is_none())
-            .filter(|k| authorize(principal, Action::AdministerTenant(k.tenant_id.as_deref())).is_ok());
+            .filter(|k| {
+                authorize(principal, Action::AdministerTenant(k.tenant_id.as_deref())).is_ok()
+            });
         rec.ok_or_else(|| Error::not_found("key", id))
     }
 
@@ -392,7 +431,9 @@ impl Handle {
             let mut total = 0u64;
             for e in t.keys.iter(r)? {
                 let (_, k) = e?;
-                if k.revoked_at.is_some() || scope.as_ref().is_some_and(|s| k.tenant_id.as_ref() != Some(s)) {
+                if k.revoked_at.is_some()
+                    || scope.as_ref().is_some_and(|s| k.tenant_id.as_ref() != Some(s))
+                {
                     continue;
                 }
                 if total as usize >= offset && items.len() < limit {

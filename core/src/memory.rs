@@ -24,8 +24,6 @@ pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
 pub const MAX_TAGS: usize = 64;
 /// Longest tag, in bytes.
 pub const MAX_TAG_BYTES: usize = 128;
-/// Largest metadata object, serialised.
-pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Most memories in one batch.
 pub const MAX_BATCH: usize = 1000;
 /// Largest `top_k`.
@@ -248,9 +246,14 @@ fn target_namespace(
     match (namespace, agent_id) {
         (Some(ns), _) => Ok((ns.to_owned(), false)),
         (None, Some(agent)) => Ok((agent.to_owned(), true)),
-        (None, None) => principal.only_namespace().map(|n| (n.to_owned(), false)).ok_or_else(|| {
-            Error::invalid("namespace", "required (the key does not reach exactly one namespace)")
-        }),
+        (None, None) => {
+            principal.only_namespace().map(|n| (n.to_owned(), false)).ok_or_else(|| {
+                Error::invalid(
+                    "namespace",
+                    "required (the key does not reach exactly one namespace)",
+                )
+            })
+        }
     }
 }
 
@@ -260,7 +263,10 @@ fn validate_tags(tags: &[String], field: &str) -> Result<()> {
     }
     for (i, t) in tags.iter().enumerate() {
         if t.is_empty() || t.len() > MAX_TAG_BYTES {
-            return Err(Error::invalid(format!("{field}[{i}]"), format!("must be 1-{MAX_TAG_BYTES} bytes")));
+            return Err(Error::invalid(
+                format!("{field}[{i}]"),
+                format!("must be 1-{MAX_TAG_BYTES} bytes"),
+            ));
         }
     }
     Ok(())
@@ -314,13 +320,23 @@ impl Handle {
         Ok((rec, agent_is_ns))
     }
 
-    fn prepare(&self, rec: &NamespaceRecord, m: StoreMemory, field: &str, now: DateTime<Utc>) -> Result<Prepared> {
-        let f = |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+    fn prepare(
+        &self,
+        rec: &NamespaceRecord,
+        m: StoreMemory,
+        field: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Prepared> {
+        let f =
+            |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
         if m.content.trim().is_empty() {
             return Err(Error::invalid(f("content"), "must not be empty"));
         }
         if m.content.len() > MAX_CONTENT_BYTES {
-            return Err(Error::invalid(f("content"), format!("must be at most {MAX_CONTENT_BYTES} bytes")));
+            return Err(Error::invalid(
+                f("content"),
+                format!("must be at most {MAX_CONTENT_BYTES} bytes"),
+            ));
         }
         let importance = m.importance.unwrap_or(0.5);
         validate_importance(importance, &f("importance"))?;
@@ -328,10 +344,7 @@ impl Handle {
         validate_agent(m.agent_id.as_deref())?;
         validate_tags(&m.entities, &f("entities"))?;
         let metadata = m.metadata.unwrap_or_default();
-        let meta_len = serde_json::to_vec(&metadata)?.len();
-        if meta_len > MAX_METADATA_BYTES {
-            return Err(Error::invalid(f("metadata"), format!("must be at most {MAX_METADATA_BYTES} bytes of JSON")));
-        }
+        crate::document::check_object(&f("metadata"), &metadata)?;
         let ttl = m.ttl.or(rec.policy.ttl_default);
         if ttl.is_some_and(|t| t == 0 || t > 100 * 365 * 86_400) {
             return Err(Error::invalid(f("ttl"), "must be between 1 second and 100 years"));
@@ -359,7 +372,10 @@ impl Handle {
         };
         // Estimate with the widest slot so the reservation bounds what is written.
         let widest = StoredMemory { memory, slot: Some(u32::MAX) };
-        let bytes = charged_size(serde_json::to_vec(&widest)?.len(), vector.as_ref().map_or(0, |v| row_len(v.len())));
+        let bytes = charged_size(
+            serde_json::to_vec(&widest)?.len(),
+            vector.as_ref().map_or(0, |v| row_len(v.len())),
+        );
         let stored = StoredMemory { slot: None, ..widest };
         Ok(Prepared { stored, vector, bytes })
     }
@@ -370,7 +386,8 @@ impl Handle {
         if missing.is_empty() {
             return Ok(());
         }
-        let texts: Vec<&str> = missing.iter().map(|i| items[*i].stored.memory.content.as_str()).collect();
+        let texts: Vec<&str> =
+            missing.iter().map(|i| items[*i].stored.memory.content.as_str()).collect();
         let vectors = self.inner.options.embedder.embed(&texts)?;
         for (i, mut v) in missing.into_iter().zip(vectors) {
             normalize(&mut v);
@@ -381,7 +398,12 @@ impl Handle {
     }
 
     /// Writes prepared memories in one transaction, charging the tenant's storage quota.
-    fn write_memories(&self, rec: &NamespaceRecord, mut items: Vec<Prepared>, caller_vectors: bool) -> Result<Vec<Memory>> {
+    fn write_memories(
+        &self,
+        rec: &NamespaceRecord,
+        mut items: Vec<Prepared>,
+        caller_vectors: bool,
+    ) -> Result<Vec<Memory>> {
         let embedder_name = if caller_vectors {
             CALLER_EMBEDDER.to_owned()
         } else {
@@ -412,7 +434,11 @@ impl Handle {
                     if Some(v.len()) != dims {
                         return Err(Error::invalid(
                             format!("memories[{i}].embedding"),
-                            format!("has {} dimensions, the namespace uses {}", v.len(), dims.unwrap_or(0)),
+                            format!(
+                                "has {} dimensions, the namespace uses {}",
+                                v.len(),
+                                dims.unwrap_or(0)
+                            ),
                         ));
                     }
                     let slot = stats.next_slot;
@@ -427,7 +453,8 @@ impl Handle {
                     crate::graph::link_memory(t, w, rec.id, e, &id)?;
                 }
                 stats.memory_count += 1;
-                let size = charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
+                let size =
+                    charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
                 stats.storage_bytes += size;
                 charged += size;
                 out.push(stored.memory);
@@ -438,8 +465,10 @@ impl Handle {
         let (written, charged, slots, stats) = written;
         reservation.keep(charged);
         // Apply the new rows to the cached vectors before returning (read-your-writes).
-        let added: Vec<(u32, [u8; 16], &[f32])> =
-            slots.iter().filter_map(|(slot, id, i)| Some((*slot, *id, items[*i].vector.as_deref()?))).collect();
+        let added: Vec<(u32, [u8; 16], &[f32])> = slots
+            .iter()
+            .filter_map(|(slot, id, i)| Some((*slot, *id, items[*i].vector.as_deref()?)))
+            .collect();
         self.inner.vectors.apply(rec.id, &added, &[]);
         crate::ann::note_write(&self.inner, rec, &stats);
         Ok(written)
@@ -450,7 +479,12 @@ impl Handle {
     /// recallable as soon as this returns.
     pub fn store_memory(&self, req: StoreMemory) -> Result<Memory> {
         let caller = self.caller()?;
-        let (rec, _) = self.memory_namespace(&caller, req.namespace.as_deref(), req.agent_id.as_deref(), NamespaceAction::Write)?;
+        let (rec, _) = self.memory_namespace(
+            &caller,
+            req.namespace.as_deref(),
+            req.agent_id.as_deref(),
+            NamespaceAction::Write,
+        )?;
         let caller_vector = req.embedding.is_some();
         let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
         let mut out = self.write_memories(&rec, vec![p], caller_vector)?;
@@ -459,9 +493,14 @@ impl Handle {
 
     /// Stores many memories in one transaction: all of them or none. Either every item
     /// carries an `embedding` or none does. Returns the ids in order.
-    pub fn store_memories(&self, namespace: &str, memories: Vec<StoreMemory>) -> Result<Vec<String>> {
+    pub fn store_memories(
+        &self,
+        namespace: &str,
+        memories: Vec<StoreMemory>,
+    ) -> Result<Vec<String>> {
         let caller = self.caller()?;
-        let (rec, _) = self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Write)?;
+        let (rec, _) =
+            self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Write)?;
         if memories.is_empty() {
             return Err(Error::invalid("memories", "must contain at least one memory"));
         }
@@ -473,7 +512,10 @@ impl Handle {
         }
         let with_vectors = memories.iter().filter(|m| m.embedding.is_some()).count();
         if with_vectors != 0 && with_vectors != memories.len() {
-            return Err(Error::invalid("memories", "either every memory has an embedding or none does"));
+            return Err(Error::invalid(
+                "memories",
+                "either every memory has an embedding or none does",
+            ));
         }
         let now = self.inner.options.clock.now();
         let prepared = memories
@@ -481,13 +523,20 @@ impl Handle {
             .enumerate()
             .map(|(i, mut m)| {
                 if m.namespace.as_deref().is_some_and(|n| n != namespace) {
-                    return Err(Error::invalid(format!("memories[{i}].namespace"), "differs from the batch namespace"));
+                    return Err(Error::invalid(
+                        format!("memories[{i}].namespace"),
+                        "differs from the batch namespace",
+                    ));
                 }
                 m.namespace = None;
                 self.prepare(&rec, m, &format!("memories[{i}]"), now)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.write_memories(&rec, prepared, with_vectors > 0)?.into_iter().map(|m| m.id).collect())
+        Ok(self
+            .write_memories(&rec, prepared, with_vectors > 0)?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
     }
 
     /// One memory by id (`not_found` if absent, expired or decayed away).
@@ -516,11 +565,23 @@ impl Handle {
     /// Deletes memories matching every given filter; at least one filter is required.
     pub fn batch_forget(&self, req: Forget) -> Result<Forgotten> {
         let caller = self.caller()?;
-        let (rec, agent_is_ns) = self.memory_namespace(&caller, req.namespace.as_deref(), req.agent_id.as_deref(), NamespaceAction::Write)?;
+        let (rec, agent_is_ns) = self.memory_namespace(
+            &caller,
+            req.namespace.as_deref(),
+            req.agent_id.as_deref(),
+            NamespaceAction::Write,
+        )?;
         let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
-        let has_filter = req.ids.is_some() || agent.is_some() || req.tags.is_some() || req.before.is_some() || req.below_importance.is_some();
+        let has_filter = req.ids.is_some()
+            || agent.is_some()
+            || req.tags.is_some()
+            || req.before.is_some()
+            || req.below_importance.is_some();
         if !has_filter {
-            return Err(Error::invalid("filter", "at least one of ids, agent_id, tags, before, below_importance is required"));
+            return Err(Error::invalid(
+                "filter",
+                "at least one of ids, agent_id, tags, before, below_importance is required",
+            ));
         }
         if let Some(tags) = &req.tags {
             if tags.is_empty() {
@@ -531,16 +592,16 @@ impl Handle {
         if let Some(b) = req.below_importance {
             validate_importance(b, "below_importance")?;
         }
-        let ids: Option<Vec<[u8; 16]>> = req
-            .ids
-            .as_ref()
-            .map(|ids| ids.iter().filter_map(|i| uuid_bytes(i).ok()).collect());
+        let ids: Option<Vec<[u8; 16]>> =
+            req.ids.as_ref().map(|ids| ids.iter().filter_map(|i| uuid_bytes(i).ok()).collect());
         let now = self.inner.now_micros();
         let env = self.inner.data_env(&rec.location)?;
         let matching: Vec<[u8; 16]> = env.read(|r, t| {
             let mut out = Vec::new();
             let candidates: Box<dyn Iterator<Item = Result<StoredMemory>>> = match &ids {
-                Some(ids) => Box::new(ids.iter().filter_map(|id| read_memory(t, r, &ns_key(rec.id, id)).transpose())),
+                Some(ids) => Box::new(
+                    ids.iter().filter_map(|id| read_memory(t, r, &ns_key(rec.id, id)).transpose()),
+                ),
                 None => Box::new(scan_memories(t, r, rec.id)?),
             };
             for s in candidates {
@@ -548,7 +609,9 @@ impl Handle {
                 let ok = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
                     && req.tags.as_ref().is_none_or(|tags| tags.iter().all(|t| m.tags.contains(t)))
                     && req.before.is_none_or(|b| m.created_at < b)
-                    && req.below_importance.is_none_or(|b| effective_importance(&m, &rec.policy, now) < b);
+                    && req
+                        .below_importance
+                        .is_none_or(|b| effective_importance(&m, &rec.policy, now) < b);
                 if ok {
                     out.push(uuid_bytes(&m.id)?);
                 }
@@ -568,7 +631,12 @@ impl Handle {
     /// combined with effective importance, after filters.
     pub fn recall(&self, req: Recall) -> Result<Vec<RecallHit>> {
         let caller = self.caller()?;
-        let (rec, agent_is_ns) = self.memory_namespace(&caller, req.namespace.as_deref(), req.agent_id.as_deref(), NamespaceAction::Read)?;
+        let (rec, agent_is_ns) = self.memory_namespace(
+            &caller,
+            req.namespace.as_deref(),
+            req.agent_id.as_deref(),
+            NamespaceAction::Read,
+        )?;
         let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
         let top_k = req.top_k.unwrap_or(10);
         if top_k == 0 || top_k > MAX_TOP_K {
@@ -584,7 +652,9 @@ impl Handle {
         let env = self.inner.data_env(&rec.location)?;
         let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         let query = match (&req.query, &req.vector) {
-            (Some(_), Some(_)) => return Err(Error::invalid("vector", "give either query or vector, not both")),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid("vector", "give either query or vector, not both"))
+            }
             (None, None) => return Err(Error::invalid("query", "required (or give vector)")),
             (None, Some(v)) => {
                 validate_vector(v, "vector")?;
@@ -597,10 +667,16 @@ impl Handle {
                     return Err(Error::invalid("query", "must not be empty"));
                 }
                 if q.len() > MAX_CONTENT_BYTES {
-                    return Err(Error::invalid("query", format!("must be at most {MAX_CONTENT_BYTES} bytes")));
+                    return Err(Error::invalid(
+                        "query",
+                        format!("must be at most {MAX_CONTENT_BYTES} bytes"),
+                    ));
                 }
                 if stats.embedder.as_deref() == Some(CALLER_EMBEDDER) {
-                    return Err(Error::invalid("query", "this namespace holds caller-supplied vectors; pass vector instead"));
+                    return Err(Error::invalid(
+                        "query",
+                        "this namespace holds caller-supplied vectors; pass vector instead",
+                    ));
                 }
                 let mut v = self.inner.options.embedder.embed(&[q])?.pop().unwrap_or_default();
                 normalize(&mut v);
@@ -609,14 +685,24 @@ impl Handle {
         };
         if let Some(d) = stats.dimensions.or(rec.dimensions) {
             if query.len() != d as usize {
-                return Err(Error::invalid("vector", format!("has {} dimensions, the namespace uses {d}", query.len())));
+                return Err(Error::invalid(
+                    "vector",
+                    format!("has {} dimensions, the namespace uses {d}", query.len()),
+                ));
             }
         }
         // The tail copy is taken before the read transactions below (see crate::ann).
-        let vectors = self.inner.vectors.get_or_load(rec.id, || env.read(|r, t| NamespaceVectors::load(t, r, rec.id)))?;
+        let vectors = self
+            .inner
+            .vectors
+            .get_or_load(rec.id, || env.read(|r, t| NamespaceVectors::load(t, r, rec.id)))?;
         crate::ann::note_recall(&self.inner, &rec, &stats);
         let now = self.inner.now_micros();
-        let filtered = agent.is_some() || !req.tags.is_empty() || req.min_importance.is_some() || req.since.is_some() || req.until.is_some();
+        let filtered = agent.is_some()
+            || !req.tags.is_empty()
+            || req.min_importance.is_some()
+            || req.since.is_some()
+            || req.until.is_some();
         // Liveness and the filters; the effective importance of a memory that passes.
         let passes = |m: &Memory| -> Option<f64> {
             if !is_live(m, &rec.policy, now) {
@@ -634,7 +720,8 @@ impl Handle {
         let mut want = if filtered { top_k * 8 } else { top_k * 2 };
         loop {
             let (hits, exhausted) = env.read(|r, t| {
-                let (candidates, exhausted) = crate::ann::candidates(t, r, rec.id, &vectors, &query, want)?;
+                let (candidates, exhausted) =
+                    crate::ann::candidates(t, r, rec.id, &vectors, &query, want)?;
                 let mut hits = Vec::new();
                 for (id, sim) in &candidates {
                     let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
@@ -685,21 +772,35 @@ pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
 }
 
 /// Fixes the namespace's dimension and embedder on first write; refuses a mismatch after.
-fn check_vector_space(rec: &NamespaceRecord, stats: &mut NamespaceStats, dims: Option<usize>, embedder: &str) -> Result<()> {
+fn check_vector_space(
+    rec: &NamespaceRecord,
+    stats: &mut NamespaceStats,
+    dims: Option<usize>,
+    embedder: &str,
+) -> Result<()> {
     let Some(dims) = dims else { return Ok(()) };
     match stats.embedder.as_deref() {
         Some(CALLER_EMBEDDER) if embedder != CALLER_EMBEDDER => {
-            return Err(Error::invalid("embedding", "this namespace holds caller-supplied vectors; pass embedding"));
+            return Err(Error::invalid(
+                "embedding",
+                "this namespace holds caller-supplied vectors; pass embedding",
+            ));
         }
         Some(e) if e != CALLER_EMBEDDER && embedder != CALLER_EMBEDDER && e != embedder => {
-            return Err(Error::invalid("content", format!("this namespace was embedded with {e}, not {embedder}")));
+            return Err(Error::invalid(
+                "content",
+                format!("this namespace was embedded with {e}, not {embedder}"),
+            ));
         }
         _ => {}
     }
     if let Some(want) = stats.dimensions.or(rec.dimensions) {
         if want as usize != dims {
             let field = if embedder == CALLER_EMBEDDER { "embedding" } else { "content" };
-            return Err(Error::invalid(field, format!("vector has {dims} dimensions, the namespace uses {want}")));
+            return Err(Error::invalid(
+                field,
+                format!("vector has {dims} dimensions, the namespace uses {want}"),
+            ));
         }
     }
     stats.embedder.get_or_insert_with(|| embedder.to_owned());
@@ -707,7 +808,11 @@ fn check_vector_space(rec: &NamespaceRecord, stats: &mut NamespaceStats, dims: O
     Ok(())
 }
 
-pub(crate) fn read_memory(t: &DataTables, r: &heed::RoTxn<'_, heed::WithoutTls>, key: &[u8]) -> Result<Option<StoredMemory>> {
+pub(crate) fn read_memory(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    key: &[u8],
+) -> Result<Option<StoredMemory>> {
     Ok(match t.memories.get(r, key)? {
         Some(bytes) => Some(serde_json::from_slice(bytes)?),
         None => None,
@@ -725,7 +830,9 @@ fn scan_memories<'t>(
 }
 
 pub(crate) fn uuid_bytes(id: &str) -> Result<[u8; 16]> {
-    uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| Error::invalid("id", "must be a UUID"))
+    uuid::Uuid::parse_str(id)
+        .map(|u| *u.as_bytes())
+        .map_err(|_| Error::invalid("id", "must be a UUID"))
 }
 
 fn uuid_bytes_or_not_found(id: &str) -> Result<[u8; 16]> {
@@ -733,7 +840,11 @@ fn uuid_bytes_or_not_found(id: &str) -> Result<[u8; 16]> {
 }
 
 /// Removes memories by id in one transaction and releases their storage.
-pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &[[u8; 16]]) -> Result<Vec<Memory>> {
+pub(crate) fn remove_memories(
+    inner: &EngineInner,
+    rec: &NamespaceRecord,
+    ids: &[[u8; 16]],
+) -> Result<Vec<Memory>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -771,7 +882,8 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
         Ok((removed, freed, slots, stats))
     })?;
     if let Some(tid) = &rec.tenant_id {
-        let chain = inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid)).unwrap_or_default();
+        let chain =
+            inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid)).unwrap_or_default();
         inner.usage.adjust(&chain, -(freed as i64));
     }
     inner.vectors.apply(rec.id, &[], &slots);
@@ -782,9 +894,9 @@ pub(crate) fn remove_memories(inner: &EngineInner, rec: &NamespaceRecord, ids: &
 /// Removes expired and decayed-away memories, at most `budget` per namespace. Returns how
 /// many were removed.
 pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
-    let namespaces: Vec<NamespaceRecord> = inner.catalog.read(|r, t| {
-        Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect())
-    })?;
+    let namespaces: Vec<NamespaceRecord> = inner
+        .catalog
+        .read(|r, t| Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect()))?;
     let now = inner.now_micros();
     let mut total = 0;
     for rec in namespaces {
@@ -827,7 +939,8 @@ impl EngineInner {
                 continue;
             }
             let bytes = self.namespace_stats(&rec)?.storage_bytes;
-            let chain = self.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid)).unwrap_or_default();
+            let chain =
+                self.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid)).unwrap_or_default();
             for link in chain {
                 *usage.entry(link.tenant_id).or_default() += bytes;
             }

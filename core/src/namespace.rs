@@ -201,7 +201,10 @@ impl Handle {
         policy.validate()?;
         if let Some(d) = opts.dimensions {
             if d == 0 || d > MAX_DIMENSIONS {
-                return Err(Error::invalid("dimensions", format!("must be between 1 and {MAX_DIMENSIONS}")));
+                return Err(Error::invalid(
+                    "dimensions",
+                    format!("must be between 1 and {MAX_DIMENSIONS}"),
+                ));
             }
         }
         let now = self.inner.options.clock.now();
@@ -236,7 +239,9 @@ impl Handle {
             };
             let id = next_counter(t, w, "namespace_id")?;
             let location = match (mode, &tenant_id) {
-                (IsolationMode::Hybrid, Some(tid)) => EnvLocation::Tenant { tenant_id: tid.clone() },
+                (IsolationMode::Hybrid, Some(tid)) => {
+                    EnvLocation::Tenant { tenant_id: tid.clone() }
+                }
                 (IsolationMode::Physical, _) => EnvLocation::Namespace { id },
                 _ => EnvLocation::Shard { n: (id % u64::from(shards)) as u32 },
             };
@@ -260,8 +265,8 @@ impl Handle {
     /// One namespace (root; the owning tenant's admins). Others get `forbidden`.
     pub fn get_namespace(&self, name: &str) -> Result<Namespace> {
         let caller = self.caller()?;
-        let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)
-            .or_else(|e| match e {
+        let rec =
+            self.namespace_for(&caller, name, NamespaceAction::Manage).or_else(|e| match e {
                 // A key that may read a namespace may also see its description.
                 Error::Forbidden { .. } => self.namespace_for(&caller, name, NamespaceAction::Read),
                 other => Err(other),
@@ -294,7 +299,9 @@ impl Handle {
                 Principal::Scoped { grants, .. } => {
                     for g in grants {
                         if let Some(rec) = t.namespaces.get(r, &g.namespace)? {
-                            if rec.id == g.namespace_id && tenant_id.is_none_or(|t| rec.tenant_id.as_deref() == Some(t)) {
+                            if rec.id == g.namespace_id
+                                && tenant_id.is_none_or(|t| rec.tenant_id.as_deref() == Some(t))
+                            {
                                 out.push(rec);
                             }
                         }
@@ -322,9 +329,15 @@ impl Handle {
         let caller = self.caller()?;
         let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)?;
         self.inner.mark_dead(rec.id);
-        let unlinked = self.inner.catalog_write(|w, t| crate::purge::unlink_namespace(&self.inner, t, w, name))?;
+        let unlinked = self
+            .inner
+            .catalog_write(|w, t| crate::purge::unlink_namespace(&self.inner, t, w, name))?;
         if let Some(tid) = &rec.tenant_id {
-            let chain = self.inner.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid)).unwrap_or_default();
+            let chain = self
+                .inner
+                .catalog
+                .read(|r, t| crate::tenant::quota_chain(t, r, tid))
+                .unwrap_or_default();
             self.inner.usage.adjust(&chain, -(unlinked.storage_bytes as i64));
         }
         self.inner.forget_namespace_caches(rec.id);
@@ -344,7 +357,10 @@ impl Handle {
         policy.validate()?;
         let rec = self.namespace_for(&caller, name, NamespaceAction::Write)?;
         self.inner.catalog_write(|w, t| {
-            let mut cur = t.namespaces.get(w, name)?.filter(|c| c.id == rec.id)
+            let mut cur = t
+                .namespaces
+                .get(w, name)?
+                .filter(|c| c.id == rec.id)
                 .ok_or_else(|| Error::namespace_forbidden(name))?;
             cur.policy = policy;
             t.namespaces.put(w, name, &cur)?;
@@ -353,7 +369,11 @@ impl Handle {
     }
 }
 
-fn count_namespaces(t: &CatalogTables, r: &heed::RoTxn<'_, heed::WithoutTls>, tenant_id: &str) -> Result<u64> {
+fn count_namespaces(
+    t: &CatalogTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    tenant_id: &str,
+) -> Result<u64> {
     let mut n = 0;
     for e in t.tenant_namespaces.prefix_iter(r, &format!("{tenant_id}/"))? {
         e?;

@@ -53,7 +53,11 @@ pub(crate) fn unlink_namespace(
 }
 
 /// Queues removal of a whole environment, after the namespace jobs queued before it.
-pub(crate) fn queue_env_removal(t: &CatalogTables, w: &mut heed::RwTxn<'_>, location: EnvLocation) -> Result<()> {
+pub(crate) fn queue_env_removal(
+    t: &CatalogTables,
+    w: &mut heed::RwTxn<'_>,
+    location: EnvLocation,
+) -> Result<()> {
     let id = next_counter(t, w, "purge_job")?;
     t.purges.put(w, &id, &PurgeJob::RemoveEnv { location })?;
     Ok(())

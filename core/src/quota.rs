@@ -80,7 +80,11 @@ impl RateLimiter {
 fn info(limit: u32, interval: i64, tat: i64, now: i64) -> RateInfo {
     let ahead = (tat - now).max(0);
     let remaining = ((SECOND - ahead) / interval).clamp(0, i64::from(limit));
-    RateInfo { limit, remaining: remaining as u32, reset_secs: ((ahead + SECOND - 1) / SECOND) as u64 }
+    RateInfo {
+        limit,
+        remaining: remaining as u32,
+        reset_secs: ((ahead + SECOND - 1) / SECOND) as u64,
+    }
 }
 
 /// One link of a tenant's ancestry with its storage limit.

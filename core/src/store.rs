@@ -42,7 +42,10 @@ impl<T: Tables> Store<T> {
     }
 
     /// Runs `f` in a read transaction.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&RoTxn<'_, WithoutTls>, &T) -> Result<R>) -> Result<R> {
+    pub(crate) fn read<R>(
+        &self,
+        f: impl FnOnce(&RoTxn<'_, WithoutTls>, &T) -> Result<R>,
+    ) -> Result<R> {
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
         let rtxn = opened.env.read_txn()?;
@@ -124,7 +127,7 @@ impl<T: Tables> Store<T> {
 
 fn open_env<T: Tables>(path: &Path, map_size: usize) -> Result<Opened<T>> {
     let page = 4096;
-    let existing = fs::metadata(path.join(DATA_FILE)).map(|m| m.len() as usize).unwrap_or(0);
+    let existing = fs::metadata(path.join(DATA_FILE)).map_or(0, |m| m.len() as usize);
     let size = map_size.max(existing.next_power_of_two()).div_ceil(page) * page;
     // SAFETY: each environment path is opened once per process (the engine registry
     // guarantees it) and the files are never truncated while mapped.

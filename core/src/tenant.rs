@@ -97,9 +97,17 @@ pub struct QuotasPatch {
 
 impl QuotasPatch {
     fn apply(&self, q: &mut Quotas) -> Result<()> {
-        fn range<T: PartialOrd + std::fmt::Display + Copy>(f: &str, v: T, lo: T, hi: T) -> Result<T> {
+        fn range<T: PartialOrd + std::fmt::Display + Copy>(
+            f: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<T> {
             if v < lo || v > hi {
-                return Err(Error::invalid(format!("quotas.{f}"), format!("must be between {lo} and {hi}")));
+                return Err(Error::invalid(
+                    format!("quotas.{f}"),
+                    format!("must be between {lo} and {hi}"),
+                ));
             }
             Ok(v)
         }
@@ -114,7 +122,10 @@ impl QuotasPatch {
         }
         if let Some(v) = self.compute_quota_cores {
             if !v.is_finite() {
-                return Err(Error::invalid("quotas.compute_quota_cores", "must be a finite number"));
+                return Err(Error::invalid(
+                    "quotas.compute_quota_cores",
+                    "must be a finite number",
+                ));
             }
             q.compute_quota_cores = range("compute_quota_cores", v, 0.01, 1024.0)?;
         }
@@ -423,7 +434,9 @@ impl Handle {
         let only = match authorize(&caller.principal, Action::ManageTenants) {
             Ok(()) => None,
             Err(e) => match caller.principal.tenant_id() {
-                Some(t) if authorize(&caller.principal, Action::ReadTenant(t)).is_ok() => Some(t.to_owned()),
+                Some(t) if authorize(&caller.principal, Action::ReadTenant(t)).is_ok() => {
+                    Some(t.to_owned())
+                }
                 _ => return Err(e),
             },
         };
@@ -600,8 +613,11 @@ impl Handle {
             if tenant.status != TenantStatus::Active {
                 return Err(Error::invalid(
                     "tenant_id",
-                    format!("tenant is {:?}, members can only be added to active tenants", tenant.status)
-                        .to_lowercase(),
+                    format!(
+                        "tenant is {:?}, members can only be added to active tenants",
+                        tenant.status
+                    )
+                    .to_lowercase(),
                 ));
             }
             let user_key = format!("{tenant_id}/{user}");
@@ -625,7 +641,12 @@ impl Handle {
     }
 
     /// Members of a tenant, optionally only one role, paged.
-    pub fn list_members(&self, tenant_id: &str, role: Option<Role>, page: Page) -> Result<MemberList> {
+    pub fn list_members(
+        &self,
+        tenant_id: &str,
+        role: Option<Role>,
+        page: Page,
+    ) -> Result<MemberList> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
         let (offset, limit) = page.bounds()?;
@@ -655,10 +676,16 @@ impl Handle {
         self.inner.catalog_write(|w, t| {
             get_tenant(t, w, tenant_id)?;
             let key = format!("{tenant_id}/{member_id}");
-            let member = t.members.get(w, &key)?.ok_or_else(|| Error::not_found("member", member_id))?;
+            let member =
+                t.members.get(w, &key)?.ok_or_else(|| Error::not_found("member", member_id))?;
             t.members.delete(w, &key)?;
             t.member_users.delete(w, &format!("{tenant_id}/{}", member.user_identifier))?;
-            crate::keys::revoke_where(t, w, |k| k.member_id.as_deref() == Some(member_id), Some(now))?;
+            crate::keys::revoke_where(
+                t,
+                w,
+                |k| k.member_id.as_deref() == Some(member_id),
+                Some(now),
+            )?;
             Ok(member)
         })
     }

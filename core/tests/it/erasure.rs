@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use memsilo::{CreateTenant, Engine, ErrorCode, IsolationMode, NamespaceOptions, Options, Recall, StoreMemory};
+use memsilo::{
+    CreateTenant, Engine, ErrorCode, IsolationMode, NamespaceOptions, Options, Recall, StoreMemory,
+};
 
 use crate::keys::files_containing;
 
@@ -15,7 +17,11 @@ fn engine(dir: &std::path::Path) -> Engine {
 fn populate(engine: &Engine, mode: IsolationMode, marker: &str) -> String {
     let root = engine.root();
     let t = root
-        .create_tenant(CreateTenant { name: format!("tenant_{mode:?}"), isolation_mode: Some(mode), ..Default::default() })
+        .create_tenant(CreateTenant {
+            name: format!("tenant_{mode:?}"),
+            isolation_mode: Some(mode),
+            ..Default::default()
+        })
         .unwrap()
         .tenant;
     let opts = || NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() };
@@ -23,9 +29,16 @@ fn populate(engine: &Engine, mode: IsolationMode, marker: &str) -> String {
     root.create_namespace("neighbour", opts()).unwrap();
     for i in 0..200 {
         let content = format!("{marker} record {i} {}", "x".repeat(i % 7 * 300));
-        root.store_memory(StoreMemory { namespace: Some("doomed".into()), ..StoreMemory::text(content) }).unwrap();
-        root.store_memory(StoreMemory { namespace: Some("neighbour".into()), ..StoreMemory::text(format!("kept {i}")) })
-            .unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some("doomed".into()),
+            ..StoreMemory::text(content)
+        })
+        .unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some("neighbour".into()),
+            ..StoreMemory::text(format!("kept {i}"))
+        })
+        .unwrap();
     }
     t.id
 }
@@ -35,11 +48,17 @@ fn erasure_in(mode: IsolationMode) {
     let marker = format!("GDPR-MARKER-{mode:?}-7f3a9c");
     let engine = engine(dir.path());
     populate(&engine, mode, &marker);
-    assert!(!files_containing(dir.path(), marker.as_bytes()).is_empty(), "marker should be on disk before deletion");
+    assert!(
+        !files_containing(dir.path(), marker.as_bytes()).is_empty(),
+        "marker should be on disk before deletion"
+    );
     let root = engine.root();
     root.delete_namespace("doomed").unwrap();
     // Gone at once through the API, before any purge.
-    assert_eq!(root.recall(Recall::text(&marker).namespace("doomed")).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(
+        root.recall(Recall::text(&marker).namespace("doomed")).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
     let started = Instant::now();
     assert_eq!(engine.run_pending_purges().unwrap(), 1);
     eprintln!("{mode:?}: purge + erasure of 200 memories took {:?}", started.elapsed());
@@ -76,7 +95,10 @@ fn tenant_deletion_erases_every_namespace_and_its_file() {
         let engine = engine(dir.path());
         let tid = populate(&engine, IsolationMode::Hybrid, marker);
         engine.root().delete_tenant(&tid).unwrap();
-        assert_eq!(engine.root().get_namespace("neighbour").unwrap_err().code(), ErrorCode::NotFound);
+        assert_eq!(
+            engine.root().get_namespace("neighbour").unwrap_err().code(),
+            ErrorCode::NotFound
+        );
         engine.run_pending_purges().unwrap();
         assert!(!dir.path().join("tenants").join(&tid).exists(), "hybrid tenant file left behind");
     }
@@ -103,7 +125,10 @@ fn a_purge_interrupted_by_a_crash_resumes_on_the_next_open() {
     engine.run_pending_purges().unwrap();
     assert_eq!(engine.pending_purges().unwrap(), 0);
     assert!(files_containing(dir.path(), marker.as_bytes()).is_empty());
-    assert_eq!(engine.root().recall(Recall::text("kept").namespace("neighbour").top_k(500)).unwrap().len(), 200);
+    assert_eq!(
+        engine.root().recall(Recall::text("kept").namespace("neighbour").top_k(500)).unwrap().len(),
+        200
+    );
 }
 
 /// Child half of the crash test: run only by the test above.

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use memsilo::{
-    Access, CreateKey, CreateTenant, Engine, ErrorCode, Forget, Handle, NamespaceOptions, Options, QuotasPatch,
-    Recall, Role, StoreMemory,
+    Access, CreateKey, CreateTenant, Engine, ErrorCode, Forget, Handle, NamespaceOptions, Options,
+    QuotasPatch, Recall, Role, StoreMemory,
 };
 
 /// xorshift64*: small, seeded, reproducible.
@@ -75,13 +75,19 @@ fn expect_refused<T: std::fmt::Debug>(r: memsilo::Result<T>, ctx: &str) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one loop over the operation kinds reads best as a whole
 fn random_operations_never_cross_a_scope() {
-    let seed = std::env::var("MEMSILO_PROP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_1234_u64);
-    let ops: usize = std::env::var("MEMSILO_PROP_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let seed = std::env::var("MEMSILO_PROP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_1234_u64);
+    let ops: usize =
+        std::env::var("MEMSILO_PROP_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     eprintln!("isolation property test: seed {seed}, {ops} operations");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     let root = engine.root();
 
     let mut model = Model { namespaces: BTreeMap::new() };
@@ -97,8 +103,11 @@ fn random_operations_never_cross_a_scope() {
             .tenant;
         for n in 0..2 {
             let name = format!("t{t}-ns{n}");
-            root.create_namespace(&name, NamespaceOptions { tenant_id: Some(tenant.id.clone()), ..Default::default() })
-                .unwrap();
+            root.create_namespace(
+                &name,
+                NamespaceOptions { tenant_id: Some(tenant.id.clone()), ..Default::default() },
+            )
+            .unwrap();
             model.namespaces.insert(name, (t, BTreeMap::new()));
         }
         tenants.push(tenant);
@@ -107,8 +116,11 @@ fn random_operations_never_cross_a_scope() {
     let mut actors = Vec::new();
     for (t, tenant) in tenants.iter().enumerate() {
         for role in [Role::Viewer, Role::Editor, Role::Admin] {
-            let member = root.add_member(&tenant.id, &format!("{role:?}@t{t}"), role, None).unwrap();
-            let key = root.create_key(CreateKey::member(format!("{role:?}"), &tenant.id, &member.member_id)).unwrap();
+            let member =
+                root.add_member(&tenant.id, &format!("{role:?}@t{t}"), role, None).unwrap();
+            let key = root
+                .create_key(CreateKey::member(format!("{role:?}"), &tenant.id, &member.member_id))
+                .unwrap();
             actors.push(Actor {
                 handle: engine.scoped(&key.key).unwrap(),
                 label: format!("t{t}-{role:?}"),
@@ -118,7 +130,9 @@ fn random_operations_never_cross_a_scope() {
         }
         for (n, access) in [(0, Access::Write), (1, Access::Read)] {
             let ns = format!("t{t}-ns{n}");
-            let key = root.create_key(CreateKey::namespaces(format!("k{t}{n}"), [(ns.as_str(), access)])).unwrap();
+            let key = root
+                .create_key(CreateKey::namespaces(format!("k{t}{n}"), [(ns.as_str(), access)]))
+                .unwrap();
             actors.push(Actor {
                 handle: engine.scoped(&key.key).unwrap(),
                 label: format!("scoped-{ns}-{access:?}"),
@@ -134,14 +148,21 @@ fn random_operations_never_cross_a_scope() {
         let actor = &actors[rng.below(actors.len())];
         let names: Vec<String> = model.namespaces.keys().cloned().collect();
         // Sometimes aim at a namespace that does not exist (or no longer exists).
-        let ns = if rng.below(10) == 0 { format!("ghost-{}", rng.below(5)) } else { names[rng.below(names.len())].clone() };
+        let ns = if rng.below(10) == 0 {
+            format!("ghost-{}", rng.below(5))
+        } else {
+            names[rng.below(names.len())].clone()
+        };
         let can = actor.can(&model, &ns);
         let ctx = format!("step {step} seed {seed}: {} on {ns} ({can:?})", actor.label);
         match rng.below(100) {
             0..=29 => {
                 *stats.entry("store").or_default() += 1;
                 let content = format!("memory {step} of {ns}");
-                let r = actor.handle.store_memory(StoreMemory { namespace: Some(ns.clone()), ..StoreMemory::text(&content) });
+                let r = actor.handle.store_memory(StoreMemory {
+                    namespace: Some(ns.clone()),
+                    ..StoreMemory::text(&content)
+                });
                 if matches!(can, Can::Write | Can::Manage) {
                     let m = r.unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     model.namespaces.get_mut(&ns).unwrap().1.insert(m.id, content);
@@ -158,7 +179,11 @@ fn random_operations_never_cross_a_scope() {
                     let hits = r.unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     let mine = &model.namespaces[&ns].1;
                     for h in &hits {
-                        assert_eq!(mine.get(&h.id), Some(&h.content), "{ctx}: recall returned a memory not in {ns}");
+                        assert_eq!(
+                            mine.get(&h.id),
+                            Some(&h.content),
+                            "{ctx}: recall returned a memory not in {ns}"
+                        );
                     }
                     assert_eq!(hits.len(), mine.len().min(50), "{ctx}: recall missed memories");
                 }
@@ -179,12 +204,18 @@ fn random_operations_never_cross_a_scope() {
                 match (can, home == &ns) {
                     (Can::Nothing, _) => expect_refused(r, &ctx),
                     (_, true) => assert_eq!(r.unwrap_or_else(|e| panic!("{ctx}: {e}")).id, *id),
-                    (_, false) => assert_eq!(r.expect_err(&ctx).code(), ErrorCode::NotFound, "{ctx}"),
+                    (_, false) => {
+                        assert_eq!(r.expect_err(&ctx).code(), ErrorCode::NotFound, "{ctx}")
+                    }
                 }
             }
             70..=79 => {
                 *stats.entry("forget").or_default() += 1;
-                let mine: Vec<String> = model.namespaces.get(&ns).map(|n| n.1.keys().cloned().collect()).unwrap_or_default();
+                let mine: Vec<String> = model
+                    .namespaces
+                    .get(&ns)
+                    .map(|n| n.1.keys().cloned().collect())
+                    .unwrap_or_default();
                 let foreign: Vec<String> = model
                     .namespaces
                     .iter()
@@ -194,7 +225,11 @@ fn random_operations_never_cross_a_scope() {
                     .collect();
                 let mut ids: Vec<String> = mine.iter().take(2).cloned().collect();
                 ids.extend(foreign);
-                let r = actor.handle.batch_forget(Forget { namespace: Some(ns.clone()), ids: Some(ids), ..Default::default() });
+                let r = actor.handle.batch_forget(Forget {
+                    namespace: Some(ns.clone()),
+                    ids: Some(ids),
+                    ..Default::default()
+                });
                 if matches!(can, Can::Write | Can::Manage) {
                     let n = r.unwrap_or_else(|e| panic!("{ctx}: {e}")).forgotten;
                     let expected = mine.len().min(2);
@@ -216,8 +251,12 @@ fn random_operations_never_cross_a_scope() {
                     .into_iter()
                     .map(|n| n.name)
                     .collect();
-                let visible: BTreeSet<String> =
-                    model.namespaces.keys().filter(|n| actor.can(&model, n) != Can::Nothing).cloned().collect();
+                let visible: BTreeSet<String> = model
+                    .namespaces
+                    .keys()
+                    .filter(|n| actor.can(&model, n) != Can::Nothing)
+                    .cloned()
+                    .collect();
                 assert_eq!(listed, visible, "{ctx}: list shows the wrong namespaces");
             }
             90..=95 => {

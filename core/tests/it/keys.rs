@@ -32,13 +32,16 @@ pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
 fn raw_secrets_never_reach_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = {
-        let engine = Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
         let root = engine.root();
         root.create_namespace("ns", NamespaceOptions::default()).unwrap();
         let admin = engine.generate_admin_key().unwrap();
         let mut secrets = vec![admin];
         for i in 0..20 {
-            let k = root.create_key(CreateKey::namespaces(format!("k{i}"), [("ns", Access::Write)])).unwrap();
+            let k = root
+                .create_key(CreateKey::namespaces(format!("k{i}"), [("ns", Access::Write)]))
+                .unwrap();
             let rotated = root.rotate_key(&k.info.id).unwrap();
             secrets.push(k.key);
             secrets.push(rotated.key);
@@ -48,7 +51,11 @@ fn raw_secrets_never_reach_the_disk() {
     for s in &secrets {
         // The secret part (after the id) must not be anywhere; nor the whole key text.
         let secret_part = &s[21..];
-        assert!(files_contain(dir.path(), secret_part.as_bytes()).is_empty(), "secret of {} found on disk", &s[..20]);
+        assert!(
+            files_contain(dir.path(), secret_part.as_bytes()).is_empty(),
+            "secret of {} found on disk",
+            &s[..20]
+        );
         assert!(files_contain(dir.path(), s.as_bytes()).is_empty());
     }
 }
@@ -57,7 +64,11 @@ fn raw_secrets_never_reach_the_disk() {
 fn expired_revoked_malformed_and_foreign_keys_are_unauthorized() {
     let dir = tempfile::tempdir().unwrap();
     let clock = std::sync::Arc::new(ManualClock::starting_now());
-    let engine = Engine::open(dir.path(), Options { background: false, clock: clock.clone(), ..Options::default() }).unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options { background: false, clock: clock.clone(), ..Options::default() },
+    )
+    .unwrap();
     let root = engine.root();
     root.create_namespace("ns", NamespaceOptions::default()).unwrap();
     let expiring = root
@@ -74,9 +85,11 @@ fn expired_revoked_malformed_and_foreign_keys_are_unauthorized() {
 
     // A key from another data directory: well-formed, unknown here.
     let other_dir = tempfile::tempdir().unwrap();
-    let other = Engine::open(other_dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let other = Engine::open(other_dir.path(), Options { background: false, ..Options::default() })
+        .unwrap();
     other.root().create_namespace("ns", NamespaceOptions::default()).unwrap();
-    let foreign = other.root().create_key(CreateKey::namespaces("f", [("ns", Access::Write)])).unwrap();
+    let foreign =
+        other.root().create_key(CreateKey::namespaces("f", [("ns", Access::Write)])).unwrap();
     assert_eq!(engine.scoped(&foreign.key).unwrap_err().code(), ErrorCode::Unauthorized);
 
     let good = root.create_key(CreateKey::namespaces("good", [("ns", Access::Write)])).unwrap();
@@ -84,7 +97,14 @@ fn expired_revoked_malformed_and_foreign_keys_are_unauthorized() {
     truncated.pop();
     let mut flipped = good.key.clone().into_bytes();
     flipped[30] = if flipped[30] == b'x' { b'y' } else { b'x' };
-    for bad in ["", "Bearer", "msk_", truncated.as_str(), std::str::from_utf8(&flipped).unwrap(), "msk_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+    for bad in [
+        "",
+        "Bearer",
+        "msk_",
+        truncated.as_str(),
+        std::str::from_utf8(&flipped).unwrap(),
+        "msk_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
         assert_eq!(engine.scoped(bad).unwrap_err().code(), ErrorCode::Unauthorized, "{bad:?}");
     }
 
@@ -96,17 +116,26 @@ fn expired_revoked_malformed_and_foreign_keys_are_unauthorized() {
     assert_eq!(rotated.info.id, good.info.id);
 
     // Listing never shows secrets.
-    let listed = serde_json::to_string(&root.list_keys(Default::default(), None).unwrap()).unwrap();
+    let listed =
+        serde_json::to_string(&root.list_keys(memsilo::Page::default(), None).unwrap()).unwrap();
     assert!(!listed.contains(&rotated.key[21..]));
 }
 
 #[test]
 fn suspended_tenants_keys_are_forbidden_until_reactivated() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     let root = engine.root();
-    let t = root.create_tenant(memsilo::CreateTenant { name: "acme".into(), ..Default::default() }).unwrap().tenant;
-    root.create_namespace("acme-ns", NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() }).unwrap();
+    let t = root
+        .create_tenant(memsilo::CreateTenant { name: "acme".into(), ..Default::default() })
+        .unwrap()
+        .tenant;
+    root.create_namespace(
+        "acme-ns",
+        NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() },
+    )
+    .unwrap();
     let k = root.create_key(CreateKey::namespaces("k", [("acme-ns", Access::Write)])).unwrap();
     let h = engine.scoped(&k.key).unwrap();
     let suspend = |status| memsilo::UpdateTenant { status: Some(status), ..Default::default() };

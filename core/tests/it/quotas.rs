@@ -3,18 +3,16 @@
 use std::sync::Arc;
 
 use memsilo::{
-    Access, CreateKey, CreateTenant, Engine, Error, ErrorCode, ManualClock, NamespaceOptions, Options, QuotasPatch,
-    Recall, Role, StoreMemory,
+    Access, CreateKey, CreateTenant, Engine, Error, ErrorCode, ManualClock, NamespaceOptions,
+    Options, QuotasPatch, Recall, Role, StoreMemory,
 };
 
 fn engine_with(clock: Arc<ManualClock>) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { background: false, clock, ..Options::default() }).unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, clock, ..Options::default() })
+            .unwrap();
     (dir, engine)
-}
-
-fn quotas(q: QuotasPatch) -> Option<QuotasPatch> {
-    Some(q)
 }
 
 #[test]
@@ -24,7 +22,7 @@ fn storage_quota_refuses_the_write_that_would_exceed_it_and_writes_nothing() {
     let parent = root
         .create_tenant(CreateTenant {
             name: "parent".into(),
-            quotas: quotas(QuotasPatch { storage_quota_bytes: Some(60_000), ..Default::default() }),
+            quotas: Some(QuotasPatch { storage_quota_bytes: Some(60_000), ..Default::default() }),
             ..Default::default()
         })
         .unwrap()
@@ -33,15 +31,24 @@ fn storage_quota_refuses_the_write_that_would_exceed_it_and_writes_nothing() {
         .create_tenant(CreateTenant {
             name: "child".into(),
             parent_id: Some(parent.id.clone()),
-            quotas: quotas(QuotasPatch { storage_quota_bytes: Some(1_000_000), ..Default::default() }),
+            quotas: Some(QuotasPatch {
+                storage_quota_bytes: Some(1_000_000),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .unwrap()
         .tenant;
-    root.create_namespace("child-ns", NamespaceOptions { tenant_id: Some(child.id.clone()), ..Default::default() })
-        .unwrap();
+    root.create_namespace(
+        "child-ns",
+        NamespaceOptions { tenant_id: Some(child.id.clone()), ..Default::default() },
+    )
+    .unwrap();
     let store = |content: String| {
-        root.store_memory(StoreMemory { namespace: Some("child-ns".into()), ..StoreMemory::text(content) })
+        root.store_memory(StoreMemory {
+            namespace: Some("child-ns".into()),
+            ..StoreMemory::text(content)
+        })
     };
     let mut stored = 0;
     let err = loop {
@@ -64,11 +71,18 @@ fn storage_quota_refuses_the_write_that_would_exceed_it_and_writes_nothing() {
     assert!(root.get_tenant(&parent.id).unwrap().usage.storage_bytes <= 60_000);
     // A batch that would exceed is refused whole.
     let batch = (0..5).map(|i| StoreMemory::text(format!("b{i} {}", "z".repeat(5_000)))).collect();
-    assert_eq!(root.store_memories("child-ns", batch).unwrap_err().code(), ErrorCode::QuotaExceeded);
+    assert_eq!(
+        root.store_memories("child-ns", batch).unwrap_err().code(),
+        ErrorCode::QuotaExceeded
+    );
     assert_eq!(root.get_namespace("child-ns").unwrap().memory_count, stored);
     // Forgetting frees room again.
     let forgotten = root
-        .batch_forget(memsilo::Forget { namespace: Some("child-ns".into()), before: Some(chrono::Utc::now() + chrono::Duration::days(1)), ..Default::default() })
+        .batch_forget(memsilo::Forget {
+            namespace: Some("child-ns".into()),
+            before: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(forgotten.forgotten, stored);
     assert_eq!(root.get_tenant(&parent.id).unwrap().usage.storage_bytes, 0);
@@ -79,28 +93,52 @@ fn storage_quota_refuses_the_write_that_would_exceed_it_and_writes_nothing() {
 fn the_member_after_the_limit_is_refused() {
     let (_d, engine) = engine_with(Arc::new(ManualClock::starting_now()));
     let root = engine.root();
-    let t = root.create_tenant(CreateTenant { name: "crowded".into(), ..Default::default() }).unwrap().tenant;
+    let t = root
+        .create_tenant(CreateTenant { name: "crowded".into(), ..Default::default() })
+        .unwrap()
+        .tenant;
     for i in 0..100 {
         root.add_member(&t.id, &format!("user{i}@x.com"), Role::Viewer, None).unwrap();
     }
     let err = root.add_member(&t.id, "user100@x.com", Role::Viewer, None).unwrap_err();
     assert_eq!(err.code(), ErrorCode::QuotaExceeded);
-    assert_eq!(root.add_member(&t.id, "user1@x.com", Role::Admin, None).unwrap_err().code(), ErrorCode::Conflict);
+    assert_eq!(
+        root.add_member(&t.id, "user1@x.com", Role::Admin, None).unwrap_err().code(),
+        ErrorCode::Conflict
+    );
     let page = root.list_members(&t.id, Some(Role::Viewer), memsilo::Page::new(90, 50)).unwrap();
     assert_eq!((page.members.len(), page.total_count), (10, 100));
-    assert_eq!(root.list_members(&t.id, None, memsilo::Page::new(0, 101)).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(
+        root.list_members(&t.id, None, memsilo::Page::new(0, 101)).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
 }
 
 #[test]
 fn duplicate_members_conflict_and_inactive_tenants_refuse_members() {
     let (_d, engine) = engine_with(Arc::new(ManualClock::starting_now()));
     let root = engine.root();
-    let t = root.create_tenant(CreateTenant { name: "dupes".into(), ..Default::default() }).unwrap().tenant;
+    let t = root
+        .create_tenant(CreateTenant { name: "dupes".into(), ..Default::default() })
+        .unwrap()
+        .tenant;
     root.add_member(&t.id, "a@x.com", Role::Editor, None).unwrap();
-    assert_eq!(root.add_member(&t.id, "a@x.com", Role::Viewer, None).unwrap_err().code(), ErrorCode::Conflict);
-    root.update_tenant(&t.id, memsilo::UpdateTenant { status: Some(memsilo::TenantStatus::Suspended), ..Default::default() })
-        .unwrap();
-    assert_eq!(root.add_member(&t.id, "b@x.com", Role::Viewer, None).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(
+        root.add_member(&t.id, "a@x.com", Role::Viewer, None).unwrap_err().code(),
+        ErrorCode::Conflict
+    );
+    root.update_tenant(
+        &t.id,
+        memsilo::UpdateTenant {
+            status: Some(memsilo::TenantStatus::Suspended),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        root.add_member(&t.id, "b@x.com", Role::Viewer, None).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
 }
 
 #[test]
@@ -110,7 +148,7 @@ fn namespace_limit_is_enforced() {
     let t = root
         .create_tenant(CreateTenant {
             name: "small".into(),
-            quotas: quotas(QuotasPatch { max_namespaces: Some(2), ..Default::default() }),
+            quotas: Some(QuotasPatch { max_namespaces: Some(2), ..Default::default() }),
             ..Default::default()
         })
         .unwrap()
@@ -133,14 +171,19 @@ fn rate_limit_throttles_a_noisy_tenant_and_recovers_with_the_clock() {
         let t = root
             .create_tenant(CreateTenant {
                 name: name.into(),
-                quotas: quotas(QuotasPatch { qps_limit: Some(5), ..Default::default() }),
+                quotas: Some(QuotasPatch { qps_limit: Some(5), ..Default::default() }),
                 ..Default::default()
             })
             .unwrap()
             .tenant;
         let ns = format!("{name}-ns");
-        root.create_namespace(&ns, NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() }).unwrap();
-        let k = root.create_key(CreateKey::namespaces(name, [(ns.as_str(), Access::Read)])).unwrap();
+        root.create_namespace(
+            &ns,
+            NamespaceOptions { tenant_id: Some(t.id.clone()), ..Default::default() },
+        )
+        .unwrap();
+        let k =
+            root.create_key(CreateKey::namespaces(name, [(ns.as_str(), Access::Read)])).unwrap();
         handles.push((engine.scoped(&k.key).unwrap(), ns));
     }
     let (noisy, noisy_ns) = &handles[0];
