@@ -16,7 +16,7 @@ describe('memsilo command', () => {
   it('prints usage for --help and exits 0', () => {
     const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /usage: memsilo serve/);
+    assert.match(r.stdout, /usage: memsilo \[serve\]/);
   });
 
   it('exits 2 on an unknown command', () => {
