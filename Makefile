@@ -90,6 +90,7 @@ bench-compare: ## memsilo vs Chroma, LanceDB, usearch, NumPy (small; FULL=1 for 
 	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -r benches/compare/requirements.txt
 	rm -rf $(BENCH_WHEELS)
+	echo "$$(git rev-parse --short HEAD)$$(git status --porcelain -- core bindings python | grep -q . && echo +dirty)" > $(BENCH_VENV)/memsilo-revision
 	cd python && $(BENCH_VENV)/bin/maturin build --release --quiet -o $(BENCH_WHEELS)
 	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps $(BENCH_WHEELS)/memsilo-*.whl
 	$(BENCH_VENV)/bin/python benches/compare/harness.py $(if $(FULL),--full) $(BENCH_ARGS)

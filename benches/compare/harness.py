@@ -101,12 +101,10 @@ def run_worker(args: argparse.Namespace, name: str, workload: str) -> Dict[str, 
 
 
 def _git_revision() -> str:
-    """The commit the memsilo wheel was built from (with "+dirty" for uncommitted changes)."""
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=HERE).stdout.strip()
-
-    rev = git("rev-parse", "--short", "HEAD")
-    return rev + ("+dirty" if rev and git("status", "--porcelain", "--", "../../core", "../../bindings/python") else "")
+    """The commit the installed memsilo wheel was built from ("+dirty": with uncommitted
+    changes), as `make bench-compare` recorded it next to the venv when it built the wheel."""
+    recorded = Path(sys.prefix) / "memsilo-revision"
+    return recorded.read_text().strip() if recorded.exists() else "unknown (wheel not built by make bench-compare)"
 
 
 def environment() -> Dict[str, Any]:
