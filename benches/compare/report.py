@@ -132,26 +132,27 @@ def chart(res: Dict[str, Any], path: Path) -> None:
     single = {k: v for k, v in res["single"].items() if "error" not in v}
     tenants = {k: v for k, v in res["tenants"].items() if "error" not in v}
     panels = [
-        ("ingest (vectors/s, higher is better)", single, "ingest_per_s"),
-        ("recall latency p50 (ms, lower is better)", single, "p50_ms"),
+        ("ingest, vectors/s (higher is better)", single, "ingest_per_s"),
+        ("recall p50, ms (lower is better)", single, "p50_ms"),
         (f"recall@{res['params']['k']} (higher is better)", single, "recall_at_k"),
-        ("multi-tenant: create+write (s, lower is better)", tenants, "create_s"),
-        ("multi-tenant: disk (MB, lower is better)", tenants, "disk_bytes"),
-        ("multi-tenant: recall p50 (ms, lower is better)", tenants, "p50_ms"),
+        ("tenants: create+write, s (lower is better)", tenants, "create_s"),
+        ("tenants: disk, MB (lower is better)", tenants, "disk_bytes"),
+        ("tenants: recall p50, ms (lower is better)", tenants, "p50_ms"),
     ]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for ax, (title, section, key) in zip(axes.ravel(), panels):
         names = list(section)
+        labels = [n if section[n].get("complete", True) else f"{n}\n({section[n]['namespaces']:,} ns, cut off)" for n in names]
         vals = [section[n][key] or 0 for n in names]
         if key == "disk_bytes":
             vals = [v / 2**20 for v in vals]
         colors = ["#d62728" if n == "memsilo" else "#7f7f7f" for n in names]
-        ax.barh(names, vals, color=colors)
+        ax.barh(labels, vals, color=colors)
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
         if key in ("ingest_per_s", "p50_ms") and vals and min(vals) > 0 and max(vals) / min(vals) > 50:
             ax.set_xscale("log")
-            title += " (log scale)"
+            title += ", log scale"
             ax.set_title(title, fontsize=10)
         for i, v in enumerate(vals):
             label = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
