@@ -60,6 +60,9 @@ impl EnvLocation {
 pub(crate) struct NamespaceStats {
     /// Live memories.
     pub memory_count: u64,
+    /// Live memories with an expiry (the sweep skips namespaces with none and no decay floor).
+    #[serde(default)]
+    pub expiring: u64,
     /// Bytes of memories, vectors and graph rows charged to the namespace.
     pub storage_bytes: u64,
     /// Next free vector slot (slots are never reused before a rebuild).

@@ -453,6 +453,7 @@ impl Handle {
                     crate::graph::link_memory(t, w, rec.id, e, &id)?;
                 }
                 stats.memory_count += 1;
+                stats.expiring += u64::from(stored.memory.expires_at.is_some());
                 let size =
                     charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
                 stats.storage_bytes += size;
@@ -873,6 +874,9 @@ pub(crate) fn remove_memories(
                 crate::graph::unlink_memory(t, w, rec.id, e, id)?;
             }
             stats.memory_count = stats.memory_count.saturating_sub(1);
+            if stored.memory.expires_at.is_some() {
+                stats.expiring = stats.expiring.saturating_sub(1);
+            }
             let charged = size.min(stats.storage_bytes);
             stats.storage_bytes -= charged;
             freed += charged;
@@ -903,13 +907,18 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
         if inner.is_dead(rec.id) {
             continue;
         }
-        let may_expire = rec.policy.ttl_default.is_some() || rec.policy.min_importance > 0.0;
+        // Only a decay floor or an expiry can make a memory go; most namespaces have neither,
+        // and then the sweep reads none of their rows.
+        let decays = rec.policy.min_importance > 0.0;
         let env = inner.data_env(&rec.location)?;
+        if !decays && env.read(|r, t| t.stats_of(r, rec.id))?.expiring == 0 {
+            continue;
+        }
         let doomed: Vec<[u8; 16]> = env.read(|r, t| {
             let mut out = Vec::new();
             for s in scan_memories(t, r, rec.id)? {
                 let m = s?.memory;
-                if !may_expire && m.expires_at.is_none() {
+                if !decays && m.expires_at.is_none() {
                     continue;
                 }
                 if !is_live(&m, &rec.policy, now) {
