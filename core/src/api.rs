@@ -656,11 +656,94 @@ pub trait Backend: Send + Sync {
     /// A backend acting as `api_key` (in-process: [`crate::Engine::scoped`]; remote: the
     /// same server with that key).
     fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>>;
+    /// Runs one operation whose vectors travel beside the JSON arguments as one block of
+    /// `dims`-wide f32 rows (see [`Request::attach_vectors`]), so bindings need not encode
+    /// floats as text. By default the vectors are put into the JSON (what a remote call sends).
+    fn call_with_vectors(
+        &self,
+        op: &str,
+        args: Value,
+        vectors: &[f32],
+        dims: usize,
+    ) -> Result<Reply> {
+        let mut req = Request::parse(op, args)?;
+        req.attach_vectors(vectors, dims)?;
+        self.call(req.name(), req.args())
+    }
+}
+
+impl Request {
+    /// Moves a block of vectors into the request: row `i` becomes `memories[i].embedding`
+    /// (`store_memories`), the `embedding` (`store_memory`) or the `vector` (`recall`).
+    /// A vector given both inline and in the block, or a row count that does not match, is
+    /// `invalid_argument`.
+    pub fn attach_vectors(&mut self, vectors: &[f32], dims: usize) -> Result<()> {
+        if dims == 0 || vectors.len() % dims != 0 {
+            return Err(Error::invalid(
+                "vectors",
+                "the block's length must be a whole number of rows of dims > 0 values",
+            ));
+        }
+        let mut rows = vectors.chunks_exact(dims).map(<[f32]>::to_vec);
+        let count = vectors.len() / dims;
+        let one =
+            |slot: &mut Option<Vec<f32>>, field: &str, rows: &mut dyn Iterator<Item = Vec<f32>>| {
+                if count != 1 {
+                    return Err(Error::invalid(
+                        "vectors",
+                        format!("this operation takes one vector, got {count}"),
+                    ));
+                }
+                if slot.is_some() {
+                    return Err(Error::invalid(field, "given both inline and in the vector block"));
+                }
+                *slot = rows.next();
+                Ok(())
+            };
+        match self {
+            Request::StoreMemories(a) => {
+                if count != a.memories.len() {
+                    return Err(Error::invalid(
+                        "vectors",
+                        format!("{count} vectors for {} memories", a.memories.len()),
+                    ));
+                }
+                for (i, (m, row)) in a.memories.iter_mut().zip(rows).enumerate() {
+                    if m.embedding.is_some() {
+                        return Err(Error::invalid(
+                            format!("memories[{i}].embedding"),
+                            "given both inline and in the vector block",
+                        ));
+                    }
+                    m.embedding = Some(row);
+                }
+                Ok(())
+            }
+            Request::StoreMemory(a) => one(&mut a.embedding, "embedding", &mut rows),
+            Request::Recall(a) => one(&mut a.vector, "vector", &mut rows),
+            other => Err(Error::invalid(
+                "vectors",
+                format!("operation {} takes no vectors", other.name()),
+            )),
+        }
+    }
 }
 
 impl Backend for Handle {
     fn call(&self, op: &str, args: Value) -> Result<Reply> {
         Handle::call(self, op, args)
+    }
+
+    fn call_with_vectors(
+        &self,
+        op: &str,
+        args: Value,
+        vectors: &[f32],
+        dims: usize,
+    ) -> Result<Reply> {
+        let mut req = Request::parse(op, args)?;
+        req.attach_vectors(vectors, dims)?;
+        self.execute(req)
     }
 
     fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>> {
@@ -671,6 +754,33 @@ impl Backend for Handle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vector_block_fills_each_memory_and_refuses_mismatches() {
+        let args =
+            json!({ "namespace": "ns", "memories": [{ "content": "a" }, { "content": "b" }] });
+        let mut req = Request::parse("store_memories", args.clone()).unwrap();
+        req.attach_vectors(&[1.0, 0.0, 0.0, 1.0], 2).unwrap();
+        let Request::StoreMemories(batch) = &req else { panic!("wrong op") };
+        assert_eq!(batch.memories[1].embedding, Some(vec![0.0, 1.0]));
+        let mut wrong_rows = Request::parse("store_memories", args).unwrap();
+        assert!(wrong_rows.attach_vectors(&[1.0, 0.0], 2).is_err());
+        let inline =
+            json!({ "namespace": "ns", "memories": [{ "content": "a", "embedding": [1.0] }] });
+        let err = Request::parse("store_memories", inline)
+            .unwrap()
+            .attach_vectors(&[1.0], 1)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("memories[0].embedding:"), "{err}");
+        let mut recall = Request::parse("recall", json!({ "namespace": "ns" })).unwrap();
+        recall.attach_vectors(&[0.5, 0.5], 2).unwrap();
+        assert!(matches!(&recall, Request::Recall(r) if r.vector == Some(vec![0.5, 0.5])));
+        assert!(Request::parse("whoami", json!({})).unwrap().attach_vectors(&[1.0], 1).is_err());
+        assert!(Request::parse("recall", json!({}))
+            .unwrap()
+            .attach_vectors(&[1.0, 2.0, 3.0], 2)
+            .is_err());
+    }
 
     #[test]
     fn error_bodies_round_trip_with_the_same_message_and_fields() {

@@ -8,8 +8,14 @@ grant objects; numpy arrays become lists; ``datetime`` values become ISO 8601 st
 from __future__ import annotations
 
 import json
+from array import array
 from datetime import datetime
-from typing import Any, Dict, List, Mapping, Optional, Sequence, cast
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
+
+try:  # numpy is optional: vectors pack faster with it
+    import numpy as _np
+except ImportError:  # pragma: no cover - exercised where numpy is absent
+    _np = None  # type: ignore[assignment]
 
 from . import _native
 from .types import (
@@ -59,6 +65,32 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"memsilo cannot send a value of type {type(value).__name__}")
 
 
+def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
+    """Packs equal-length vectors as one native float32 block, so they cross into the engine
+    without being written as text; ``None`` (send them as JSON, where a bad one is reported by
+    field) when they are not a clean rectangle of numbers."""
+    if len(rows) == 0:
+        return None
+    if _np is not None:
+        try:
+            block = _np.ascontiguousarray(_np.asarray(rows, dtype=_np.float32))
+        except (TypeError, ValueError):
+            return None
+        if block.ndim != 2 or block.shape[1] == 0:
+            return None
+        return block.tobytes(), int(block.shape[1])
+    try:
+        dims = len(rows[0])
+        if dims == 0 or any(len(r) != dims for r in rows):
+            return None
+        packed = array("f")
+        for row in rows:
+            packed.extend(row)
+    except (TypeError, ValueError):
+        return None
+    return packed.tobytes(), dims
+
+
 def _grant(grant: GrantLike) -> Mapping[str, Any]:
     if isinstance(grant, (tuple, list)):
         namespace, access = grant
@@ -83,6 +115,14 @@ class Memsilo:
     def _call(self, op: str, args: Mapping[str, Any]) -> Any:
         body = json.dumps({k: v for k, v in args.items() if v is not None}, default=_encode)
         return json.loads(self._client.call(op, body))
+
+    def _call_with_vectors(self, op: str, args: Mapping[str, Any], rows: Sequence[Any]) -> Any:
+        """``_call`` with the vectors as a binary block when they pack cleanly."""
+        packed = _pack(rows)
+        if packed is None:
+            return None
+        body = json.dumps({k: v for k, v in args.items() if v is not None}, default=_encode)
+        return json.loads(self._client.call_vectors(op, body, packed[0], packed[1]))
 
     def _embed(self, texts: List[str]) -> List[Any]:
         assert self._embed_fn is not None
@@ -164,10 +204,13 @@ class Memsilo:
             "metadata": metadata,
             "agent_id": agent_id,
             "ttl": ttl,
-            "embedding": embedding,
             "entities": entities,
         }
-        return cast(Memory, self._call("store_memory", args))
+        if embedding is not None:
+            stored = self._call_with_vectors("store_memory", args, [embedding])
+            if stored is not None:
+                return cast(Memory, stored)
+        return cast(Memory, self._call("store_memory", {**args, "embedding": embedding}))
 
     def store_memories(self, namespace: str, memories: Sequence[MemoryInput]) -> List[str]:
         """Stores up to 1000 memories, all or nothing; returns their ids in order."""
@@ -177,6 +220,14 @@ class Memsilo:
             if missing:
                 for item, vector in zip(missing, self._embed([m["content"] for m in missing])):
                     item["embedding"] = vector
+        vectors = [m.get("embedding") for m in items]
+        if items and all(v is not None for v in vectors):
+            bare = [{k: v for k, v in m.items() if k != "embedding"} for m in items]
+            reply = self._call_with_vectors(
+                "store_memories", {"namespace": namespace, "memories": bare}, vectors
+            )
+            if reply is not None:
+                return cast(List[str], reply["ids"])
         reply = self._call("store_memories", {"namespace": namespace, "memories": items})
         return cast(List[str], reply["ids"])
 
@@ -200,7 +251,6 @@ class Memsilo:
         args = {
             "namespace": namespace,
             "query": query,
-            "vector": vector,
             "top_k": top_k,
             "agent_id": agent_id,
             "tags": tags,
@@ -209,7 +259,11 @@ class Memsilo:
             "until": until,
             "expand": expand,
         }
-        return cast(List[RecallHit], self._call("recall", args))
+        if vector is not None:
+            hits = self._call_with_vectors("recall", args, [vector])
+            if hits is not None:
+                return cast(List[RecallHit], hits)
+        return cast(List[RecallHit], self._call("recall", {**args, "vector": vector}))
 
     def get_memory(self, namespace: Optional[str], id: str) -> Memory:
         """One memory by id."""

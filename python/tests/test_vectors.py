@@ -112,3 +112,31 @@ def test_datetimes_filter_recall_and_forget(db: memsilo.Memsilo) -> None:
     assert expiring["expires_at"] is not None and expiring["expires_at"].startswith(
         str((now + timedelta(days=1)).year)
     )
+
+
+def test_vectors_cross_as_a_binary_block_and_bad_ones_still_name_their_field(
+    db: memsilo.Memsilo,
+) -> None:
+    ns = unique("binary-block")
+    db.create_namespace(ns)
+    rng = np.random.default_rng(7)
+    block = rng.standard_normal((300, 16)).astype(np.float32)
+    ids = db.store_memories(
+        ns, [{"content": f"row {i}", "embedding": block[i]} for i in range(300)]
+    )
+    assert len(ids) == 300
+    hits = db.recall(ns, vector=block[42], top_k=1)
+    assert hits[0]["id"] == ids[42] and hits[0]["similarity"] > 0.999
+    one = db.store_memory(ns, "single", embedding=[float(x) for x in block[0]])
+    assert one["content"] == "single"
+    # Ragged or non-numeric vectors fall back to JSON, where the error names the field.
+    with pytest.raises(memsilo.InvalidArgumentError) as err:
+        db.store_memories(
+            ns,
+            [{"content": "a", "embedding": [1.0] * 16}, {"content": "b", "embedding": [1.0] * 3}],
+        )
+    assert "memories[1].embedding" in str(err.value)
+    with pytest.raises(memsilo.InvalidArgumentError) as err:
+        db.store_memories(ns, [{"content": "nan", "embedding": [float("nan")] * 16}])
+    assert "memories[0].embedding" in str(err.value)
+    assert db.get_namespace(ns)["memory_count"] == 301

@@ -40,6 +40,39 @@ impl Client {
         .map_err(|e| to_py_err(py, &e))
     }
 
+    /// Like `call`, with the operation's vectors as one block of native-endian float32 rows
+    /// of `dims` values (`bytes` from numpy's `tobytes()` or `array('f')`), so no float is
+    /// encoded as text. Core places row i (see `memsilo::api::Request::attach_vectors`).
+    fn call_vectors(
+        &self,
+        py: Python<'_>,
+        op: &str,
+        args_json: &str,
+        vectors: &[u8],
+        dims: usize,
+    ) -> PyResult<String> {
+        let backend = &self.backend;
+        py.detach(|| {
+            guard(|| {
+                if vectors.len() % 4 != 0 {
+                    return Err(Error::invalid(
+                        "vectors",
+                        "a float32 block must be a multiple of 4 bytes",
+                    ));
+                }
+                let floats: Vec<f32> = vectors
+                    .chunks_exact(4)
+                    .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                let args: Value = serde_json::from_str(args_json)
+                    .map_err(|e| Error::invalid("args", format!("not valid JSON: {e}")))?;
+                let reply = backend.call_with_vectors(op, args, &floats, dims)?;
+                Ok(serde_json::to_string(&reply.value)?)
+            })
+        })
+        .map_err(|e| to_py_err(py, &e))
+    }
+
     /// A client acting as `api_key` on the same engine or server.
     fn scoped(&self, py: Python<'_>, api_key: &str) -> PyResult<Client> {
         let backend = &self.backend;
