@@ -25,7 +25,7 @@ fn key_validation(c: &mut Criterion) {
     });
     let handle = engine.scoped(&key).unwrap();
     c.bench_function("per-call key re-check (Handle::principal)", |b| {
-        b.iter(|| handle.principal().unwrap())
+        b.iter(|| handle.principal().unwrap());
     });
 }
 

@@ -288,6 +288,7 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
 
 impl Handle {
     /// Creates a key. The returned [`CreatedKey::key`] is the only copy of the secret.
+    #[allow(clippy::too_many_lines)] // the validation of the two key kinds, in order
     pub fn create_key(&self, req: CreateKey) -> Result<CreatedKey> {
         let caller = self.caller()?;
         let name = req.name.trim();

@@ -320,6 +320,7 @@ impl Handle {
         Ok((rec, agent_is_ns))
     }
 
+    #[allow(clippy::unused_self)] // a method so every step of a store reads `self.…`
     fn prepare(
         &self,
         rec: &NamespaceRecord,
@@ -630,6 +631,7 @@ impl Handle {
 
     /// Recalls the memories most similar to a query text or vector, ranked by similarity
     /// combined with effective importance, after filters.
+    #[allow(clippy::too_many_lines)] // validation, candidate search and filtering in order
     pub fn recall(&self, req: Recall) -> Result<Vec<RecallHit>> {
         let caller = self.caller()?;
         let (rec, agent_is_ns) = self.memory_namespace(

@@ -265,7 +265,7 @@ impl NamespaceVectors {
             let mut top = TopK::new(limit + self.deleted.len());
             for (si, s) in self.segments.iter().enumerate() {
                 kernels::scan_f32(&s.data, dims, query, |i, sim| {
-                    top.push(sim, si as u32, i as u32)
+                    top.push(sim, si as u32, i as u32);
                 });
             }
             scored = top.into_vec();
@@ -275,7 +275,7 @@ impl NamespaceVectors {
             let mut top = TopK::new(rescore);
             for (si, s) in self.segments.iter().enumerate() {
                 kernels::scan_i8(&s.codes, dims, &q, |i, d| {
-                    top.push(d as f32 * s.scales[i], si as u32, i as u32)
+                    top.push(d as f32 * s.scales[i], si as u32, i as u32);
                 });
             }
             scored = top.into_vec();

@@ -205,7 +205,7 @@ fn random_operations_never_cross_a_scope() {
                     (Can::Nothing, _) => expect_refused(r, &ctx),
                     (_, true) => assert_eq!(r.unwrap_or_else(|e| panic!("{ctx}: {e}")).id, *id),
                     (_, false) => {
-                        assert_eq!(r.expect_err(&ctx).code(), ErrorCode::NotFound, "{ctx}")
+                        assert_eq!(r.expect_err(&ctx).code(), ErrorCode::NotFound, "{ctx}");
                     }
                 }
             }
