@@ -8,61 +8,14 @@
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use memsilo::{dot, normalize, Engine, NamespaceOptions, Options, Recall, StoreMemory};
+use memsilo::{dot, Engine, NamespaceOptions, Options, Recall, StoreMemory};
 
 const DIMS: usize = 384;
 
-/// Seeded generator (splitmix64) with normal samples.
-struct Rng(u64);
+#[path = "../tests/common/synthetic.rs"]
+mod synthetic;
 
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-
-    fn unit(&mut self, dims: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..dims).map(|_| self.normal()).collect();
-        normalize(&mut v);
-        v
-    }
-}
-
-/// Points around random centres (a centre plus noise of about its norm), like embeddings of
-/// texts on a few hundred topics.
-struct Clustered {
-    rng: Rng,
-    centres: Vec<Vec<f32>>,
-}
-
-impl Clustered {
-    fn new(seed: u64, clusters: usize) -> Self {
-        let mut rng = Rng(seed);
-        let centres = (0..clusters).map(|_| rng.unit(DIMS)).collect();
-        Clustered { rng, centres }
-    }
-
-    fn point(&mut self) -> Vec<f32> {
-        let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
-        let sigma = 1.0 / (DIMS as f32).sqrt();
-        let mut v: Vec<f32> =
-            self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
-        normalize(&mut v);
-        v
-    }
-}
+use synthetic::Clustered;
 
 fn open(options: Options) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +62,7 @@ fn store_throughput() {
     let (_dir, engine) = open(Options::default());
     namespace(&engine, "w");
     let root = engine.root();
-    let mut data = Clustered::new(1, 100);
+    let mut data = Clustered::new(1, 100, DIMS);
     let mut single = Vec::new();
     for i in 0..2000 {
         let m = StoreMemory { namespace: Some("w".into()), ..memory(i, &data.point()) };
@@ -176,7 +129,7 @@ fn measure_recall(
 fn recall_at(n: usize, c: &mut Criterion) {
     let (_dir, engine) = open(Options::default());
     namespace(&engine, "r");
-    let mut data = Clustered::new(n as u64, 200);
+    let mut data = Clustered::new(n as u64, 200, DIMS);
     let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
     let (ids, rate) = ingest(&engine, "r", &vectors);
     println!("{n} x {DIMS}: ingest {rate:.0} memories/s (batches of 1000)");
@@ -215,7 +168,7 @@ fn writes_during_a_build(n: usize) {
             namespace(&engine, "spacer");
         }
         namespace(&engine, "a");
-        let mut data = Clustered::new(7, 200);
+        let mut data = Clustered::new(7, 200, DIMS);
         let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
         ingest(&engine, "b", &vectors);
         let builder = {

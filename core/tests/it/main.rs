@@ -8,3 +8,5 @@ mod keys;
 mod memories;
 mod quotas;
 mod recall;
+#[path = "../common/synthetic.rs"]
+mod synthetic;

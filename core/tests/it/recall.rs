@@ -3,61 +3,9 @@
 
 use std::collections::HashMap;
 
-use memsilo::{
-    dot, normalize, Engine, Error, ErrorCode, NamespaceOptions, Options, Recall, StoreMemory,
-};
+use memsilo::{dot, Engine, Error, ErrorCode, NamespaceOptions, Options, Recall, StoreMemory};
 
-/// Seeded generator (splitmix64) with normal samples, so every run sees the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-
-    fn unit(&mut self, dims: usize) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..dims).map(|_| self.normal()).collect();
-        normalize(&mut v);
-        v
-    }
-}
-
-/// Points around `clusters` random centres: each is a centre plus noise of about its norm.
-struct Clustered {
-    rng: Rng,
-    centres: Vec<Vec<f32>>,
-    dims: usize,
-}
-
-impl Clustered {
-    fn new(seed: u64, clusters: usize, dims: usize) -> Self {
-        let mut rng = Rng(seed);
-        let centres = (0..clusters).map(|_| rng.unit(dims)).collect();
-        Clustered { rng, centres, dims }
-    }
-
-    fn point(&mut self) -> Vec<f32> {
-        let c = (self.rng.next_u64() % self.centres.len() as u64) as usize;
-        let sigma = 1.0 / (self.dims as f32).sqrt();
-        let mut v: Vec<f32> =
-            self.centres[c].iter().map(|x| x + sigma * self.rng.normal()).collect();
-        normalize(&mut v);
-        v
-    }
-}
+use crate::synthetic::{Clustered, Rng};
 
 fn open(ann_threshold: usize) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
