@@ -1,33 +1,39 @@
 //! Approximate nearest-neighbour search for large namespaces: an arroy index (random
-//! projection trees) in the namespace's own LMDB environment, maintained in batches off the
-//! request path.
+//! projection trees) maintained in batches off the request path.
+//!
+//! Each indexed namespace's trees live in an LMDB environment of their own
+//! (`DIR/indexes/<namespace id>/`), not beside its rows. LMDB has one writer per environment
+//! and a build holds it for seconds (a first build of 100k × 384-d vectors: ~8 s here), so
+//! this way a build stalls no write at all: memory writes go to the data environment, which
+//! the indexer only touches with short read transactions and one tiny stats update per
+//! chunk. It also makes erasure of the index a file removal, whatever the isolation mode.
 //!
 //! Invariants:
-//! - Slots below `stats.indexed_until` are in the namespace's arroy index (`stats.ann_index`),
-//!   except deleted ones not yet cleaned up; slots from `indexed_until` on (the *tail*) are not,
-//!   and are searched exactly from the in-memory copy ([`crate::vector::VectorCache`]). A
-//!   memory is therefore recallable the moment its store returns.
-//! - A recall takes its tail copy before opening its read transaction, and `indexed_until`
-//!   never decreases, so the index it reads covers at least everything the copy leaves out.
+//! - Slots below `stats.indexed_until` are in the namespace's index, except deleted ones not
+//!   yet cleaned up; slots from `indexed_until` on (the *tail*) may not be, and are searched
+//!   exactly from the in-memory copy ([`crate::vector::VectorCache`]). A memory is therefore
+//!   recallable the moment its store returns.
+//! - The index commits a chunk before `indexed_until` (data environment) and the in-memory
+//!   copy's `from_slot` advance past it. A recall takes its tail copy before opening the index's
+//!   read transaction, so the index it reads covers at least everything the copy leaves out.
 //!   Index hits at or above the copy's `from_slot` are dropped (the copy scores them exactly).
 //! - Index hits are mapped slot → memory through the vector row, which a delete removes in its
 //!   own transaction: a deleted memory never comes back from the index, even before the next
 //!   build removes it from the trees (which it does).
 //! - Items are added and the trees built in one write transaction (an index with added but
-//!   unbuilt items is unreadable), a bounded chunk of items per transaction.
-//!
-//! Trade-off: LMDB has one writer per environment, and `logical` namespaces share sharded
-//! environments. While a chunk is built, writes to other namespaces of the same shard wait for
-//! it; namespaces in other shards and in `hybrid`/`physical` environments do not (they only
-//! share the CPU and the disk with the build). So the build is split into chunks whose size
-//! adapts to keep each transaction near [`TARGET_TXN`], instead of holding the writer for a
-//! whole build (~15 s for 100k vectors here, minutes for 1M). A tenant with very large or very
-//! busy namespaces should use the `physical` isolation mode, whose environment is its own.
+//!   unbuilt items is unreadable). A crash between the index commit and the stats update only
+//!   makes the next build add those items again (adding is idempotent).
+//! - The index environment of a deleted namespace is removed by its purge; it is never created
+//!   for a namespace already marked deleted (both happen under the registry's write lock).
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use heed::{Env, WithoutTls};
+use parking_lot::RwLock;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -35,37 +41,100 @@ use crate::datastore::{ns_key, DataTables, NamespaceId, NamespaceStats};
 use crate::engine::{Engine, EngineInner};
 use crate::error::{Error, Result};
 use crate::namespace::NamespaceRecord;
+use crate::store::{Store, Tables};
 use crate::vector::{decode_row, NamespaceVectors, PendingIndex};
 
-/// Items added to an index in its first write transaction; later chunks adapt so that each
-/// transaction takes about [`TARGET_TXN`] (measured at 100k × 384: 2,000-item chunks take
-/// ~0.35 s each, 10,000-item chunks up to ~2 s; the whole build costs 15-20 s either way).
-pub(crate) const CHUNK: u32 = 10_000;
-const MIN_CHUNK: u32 = 500;
-const MAX_CHUNK: u32 = 50_000;
-/// How long one index-maintenance write transaction should hold the environment's writer.
-const TARGET_TXN: Duration = Duration::from_millis(500);
+/// Most items added to an index in one write transaction (bounds the rows held in memory
+/// during a build: 100k × 384-d is ~150 MB).
+pub(crate) const CHUNK: u32 = 100_000;
 /// A tail shorter than this waits for [`QUIET`] without writes before it is indexed.
 const MIN_BATCH: u32 = 2_000;
 /// How long a namespace must go without writes before a short tail is indexed.
 const QUIET: Duration = Duration::from_secs(2);
 /// Trees per index (fixed: arroy would otherwise re-estimate, and drop trees, on each build).
-/// Measured at 100k × 384 clustered vectors (2 cores): 16 trees build in 15-20 s and, with
-/// [`SEARCH_EFFORT`] 4, give recall@10 ≈ 0.98 at ~1.2 ms.
+/// Measured at 100k × 384 clustered vectors (2 cores): 16 trees build in ~8 s and, with
+/// [`SEARCH_EFFORT`] 4, give recall@10 ≈ 0.98.
 const N_TREES: usize = 16;
 /// Search effort: `search_k = top_k × trees × SEARCH_EFFORT` (arroy's default is 1, which
 /// gives recall@10 ≈ 0.85 here).
 const SEARCH_EFFORT: usize = 4;
+/// The arroy index number inside an index environment (one index per environment).
+const INDEX: u16 = 0;
+/// Initial map size of an index environment (sparse; grows when full).
+const INDEX_MAP_SIZE: usize = 1 << 30;
+
+/// The tables of an index environment.
+pub(crate) struct IndexTables {
+    ann: arroy::Database<'static, arroy::distances::Cosine>,
+}
+
+impl Tables for IndexTables {
+    const MAX_DBS: u32 = 2;
+
+    fn create(env: &Env<WithoutTls>) -> Result<Self> {
+        let wtxn = env.write_txn()?;
+        let ann = env
+            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
+                Ok(heed::CommitOrAbort::<_, ()>::Commit(o.create_database(w, Some("ann"))?))
+            })?
+            .unwrap_commit();
+        Ok(IndexTables { ann })
+    }
+}
+
+/// The open index environments, by namespace.
+#[derive(Default)]
+pub(crate) struct IndexEnvs {
+    open: RwLock<HashMap<NamespaceId, Arc<Store<IndexTables>>>>,
+}
+
+fn index_dir(inner: &EngineInner, ns: NamespaceId) -> PathBuf {
+    inner.dir.join("indexes").join(ns.to_string())
+}
+
+impl EngineInner {
+    /// The index environment of `ns`: opened if it exists, created if `create`. `None` if it
+    /// does not exist (and is not to be created) or the namespace is deleted.
+    fn index_env(&self, ns: NamespaceId, create: bool) -> Result<Option<Arc<Store<IndexTables>>>> {
+        if let Some(s) = self.indexes.open.read().get(&ns) {
+            return Ok(Some(s.clone()));
+        }
+        let mut open = self.indexes.open.write();
+        if let Some(s) = open.get(&ns) {
+            return Ok(Some(s.clone()));
+        }
+        let dir = index_dir(self, ns);
+        if self.is_dead(ns) || !(create || dir.exists()) {
+            return Ok(None);
+        }
+        let store = Arc::new(Store::open(&dir, INDEX_MAP_SIZE)?);
+        open.insert(ns, store.clone());
+        Ok(Some(store))
+    }
+
+    /// Closes and removes the index environment of a deleted namespace (idempotent).
+    pub(crate) fn destroy_index_env(&self, ns: NamespaceId) -> Result<()> {
+        let mut open = self.indexes.open.write();
+        if let Some(s) = open.remove(&ns) {
+            return s.destroy();
+        }
+        match std::fs::remove_dir_all(index_dir(self, ns)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// One candidate of a recall: memory id and cosine similarity.
 pub(crate) type Candidate = ([u8; 16], f32);
 
 /// Candidates for a recall: the index's nearest items over the indexed part, merged with an
 /// exact scan of the tail copy `tail`. Returns at most `want`, best first, and whether fewer
-/// than `want` exist at all.
+/// than `want` exist at all. `r` is a read transaction of the namespace's data environment.
 pub(crate) fn candidates(
+    inner: &EngineInner,
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &heed::RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
     tail: &NamespaceVectors,
     query: &[f32],
@@ -74,43 +143,46 @@ pub(crate) fn candidates(
     let exact = tail.search(query, want);
     let mut exhausted = exact.len() < want;
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
-    let stats = t.stats_of(r, ns)?;
-    if let (Some(index), true) = (stats.ann_index, tail.from_slot > 0) {
-        let reader = match arroy::Reader::open(r, index, t.ann) {
-            Ok(reader) => Some(reader),
+    if tail.from_slot == 0 {
+        return Ok((out, exhausted));
+    }
+    let Some(env) = inner.index_env(ns, false)? else { return Ok((out, exhausted)) };
+    let found = env.read(|ir, it| {
+        let reader = match arroy::Reader::open(ir, INDEX, it.ann) {
+            Ok(reader) => reader,
             // Never built: empty.
-            Err(arroy::Error::MissingMetadata(_)) => None,
+            Err(arroy::Error::MissingMetadata(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        if let Some(reader) = reader.filter(|rd| rd.dimensions() == query.len()) {
-            let search_k =
-                want.saturating_mul(reader.n_trees().max(1)).saturating_mul(SEARCH_EFFORT);
-            let mut q = reader.nns(want);
-            if let Some(k) = NonZeroUsize::new(search_k) {
-                q.search_k(k);
-            }
-            let found = q.by_vector(r, query)?;
-            if found.len() >= want {
-                exhausted = false;
-            }
-            for (slot, distance) in found {
-                if slot >= tail.from_slot {
-                    continue;
-                }
-                // A missing row is a deleted memory not yet removed from the trees.
-                let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else {
-                    continue;
-                };
-                let Some(id) = row.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
-                    continue;
-                };
-                // arroy's cosine distance is (1 - cos) / 2.
-                out.push((id, (1.0 - 2.0 * distance).clamp(-1.0, 1.0)));
-            }
-            out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-            out.truncate(want);
+        if reader.dimensions() != query.len() {
+            return Ok(Vec::new());
         }
+        let search_k = want.saturating_mul(reader.n_trees().max(1)).saturating_mul(SEARCH_EFFORT);
+        let mut q = reader.nns(want);
+        if let Some(k) = NonZeroUsize::new(search_k) {
+            q.search_k(k);
+        }
+        Ok(q.by_vector(ir, query)?)
+    })?;
+    if found.len() >= want {
+        exhausted = false;
     }
+    for (slot, distance) in found {
+        if slot >= tail.from_slot {
+            continue;
+        }
+        // A missing row is a deleted memory not yet removed from the trees.
+        let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else {
+            continue;
+        };
+        let Some(id) = row.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
+            continue;
+        };
+        // arroy's cosine distance is (1 - cos) / 2.
+        out.push((id, (1.0 - 2.0 * distance).clamp(-1.0, 1.0)));
+    }
+    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+    out.truncate(want);
     Ok((out, exhausted))
 }
 
@@ -125,7 +197,7 @@ pub(crate) fn note_write(inner: &EngineInner, rec: &NamespaceRecord, stats: &Nam
 /// After a delete from `rec` committed leaving `stats`: queue the removal of deleted items
 /// from the namespace's index (they are already filtered out at read time).
 pub(crate) fn note_delete(inner: &EngineInner, rec: &NamespaceRecord, stats: &NamespaceStats) {
-    if stats.ann_index.is_some() {
+    if stats.indexed_until > 0 {
         queue(inner, rec, true);
     }
 }
@@ -149,13 +221,14 @@ fn queue(inner: &EngineInner, rec: &NamespaceRecord, wrote: bool) {
                 p.last_write = now;
             }
         })
-        .or_insert_with(|| PendingIndex { rec: rec.clone(), last_write: now, chunk: CHUNK });
+        .or_insert_with(|| PendingIndex { rec: rec.clone(), last_write: now });
 }
 
 fn needs_work(inner: &EngineInner, stats: &NamespaceStats) -> bool {
-    match stats.ann_index {
-        Some(_) => stats.next_slot > stats.indexed_until,
-        None => stats.memory_count >= inner.options.ann_threshold as u64,
+    if stats.indexed_until > 0 {
+        stats.next_slot > stats.indexed_until
+    } else {
+        stats.memory_count >= inner.options.ann_threshold as u64
     }
 }
 
@@ -181,7 +254,6 @@ pub(crate) fn maintain(inner: &EngineInner, force: bool) -> Result<u64> {
         }
         let mut progressed = false;
         for p in queued {
-            let started = Instant::now();
             let step = match step(inner, &p, force) {
                 Ok(s) => s,
                 Err(_) if inner.is_dead(p.rec.id) => Step::Done,
@@ -199,16 +271,6 @@ pub(crate) fn maintain(inner: &EngineInner, force: bool) -> Result<u64> {
                 Step::Built => {
                     built += 1;
                     progressed = true;
-                    let took = started.elapsed();
-                    if let Some(q) = inner.vectors.pending.lock().get_mut(&p.rec.id) {
-                        q.chunk = if took > TARGET_TXN {
-                            (q.chunk / 2).max(MIN_CHUNK)
-                        } else if took < TARGET_TXN / 4 {
-                            q.chunk.saturating_mul(2).min(MAX_CHUNK)
-                        } else {
-                            q.chunk
-                        };
-                    }
                 }
             }
         }
@@ -223,63 +285,71 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     if inner.is_dead(rec.id) {
         return Ok(Step::Done);
     }
-    let env = inner.data_env(&rec.location)?;
-    let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+    let data = inner.data_env(&rec.location)?;
+    let stats = data.read(|r, t| t.stats_of(r, rec.id))?;
     let Some(dims) = stats.dimensions.map(|d| d as usize) else { return Ok(Step::Done) };
-    if !needs_work(inner, &stats) && stats.ann_index.is_none() {
+    let indexed = stats.indexed_until > 0;
+    if !indexed && !needs_work(inner, &stats) {
         return Ok(Step::Done);
     }
     let tail = stats.next_slot - stats.indexed_until;
-    let due =
-        force || stats.ann_index.is_none() || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
+    let due = force || !indexed || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
     if !due {
         return Ok(Step::Wait);
     }
-    let cleanup =
-        stats.ann_index.is_some() && env.read(|r, t| has_deleted_items(t, r, rec.id, &stats))?;
-    if tail == 0 && !cleanup {
-        return Ok(Step::Done);
+    let Some(env) = inner.index_env(rec.id, true)? else { return Ok(Step::Done) };
+    let from = stats.indexed_until;
+    let end = stats.next_slot.min(from.saturating_add(CHUNK));
+    // Read what the build needs from the data environment first (short read transactions),
+    // so the data environment's writer is never held during the build.
+    let (rows, live) = data.read(|r, t| {
+        let rows = slot_rows(t, r, rec.id, from, end)?;
+        let live = if indexed { Some(live_slots(t, r, rec.id, from)?) } else { None };
+        Ok((rows, live))
+    })?;
+    let changed = env.write(|w, it| {
+        if inner.is_dead(rec.id) {
+            return Err(Error::namespace_forbidden(&rec.name));
+        }
+        let writer = arroy::Writer::new(it.ann, INDEX, dims);
+        let mut changed = false;
+        if let Some(live) = &live {
+            let items: Vec<u32> = match arroy::Reader::open(w, INDEX, it.ann) {
+                Ok(reader) => reader.item_ids().iter().take_while(|s| *s < from).collect(),
+                Err(arroy::Error::MissingMetadata(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            // Items below `from` whose vector row is gone were deleted.
+            for slot in items {
+                if live.binary_search(&slot).is_err() {
+                    changed |= writer.del_item(w, slot)?;
+                }
+            }
+        }
+        for (slot, v) in &rows {
+            if v.len() == dims {
+                writer.add_item(w, *slot, v)?;
+                changed = true;
+            }
+        }
+        if changed || !indexed {
+            let mut rng = StdRng::seed_from_u64(rec.id ^ u64::from(end));
+            writer.builder(&mut rng).n_trees(N_TREES).build(w)?;
+        }
+        Ok(changed)
+    })?;
+    if end == from {
+        // Only removed deleted items (or found nothing to do).
+        return Ok(if changed { Step::Built } else { Step::Done });
     }
-    let (end, changed) = env.write(|w, t| {
+    data.write(|w, t| {
         if inner.is_dead(rec.id) {
             return Err(Error::namespace_forbidden(&rec.name));
         }
         let mut stats = t.stats_of(w, rec.id)?;
-        let index = match stats.ann_index {
-            Some(i) => i,
-            None => allocate_index(t, w, rec.id, dims)?,
-        };
-        let writer = arroy::Writer::new(t.ann, index, dims);
-        let from = stats.indexed_until;
-        let mut changed = stats.ann_index.is_none();
-        if stats.ann_index.is_some() {
-            for slot in deleted_items(t, w, rec.id, index, from)? {
-                changed |= writer.del_item(w, slot)?;
-            }
-        }
-        let end = stats.next_slot.min(from.saturating_add(p.chunk.max(MIN_CHUNK)));
-        let rows: Vec<(u32, Vec<f32>)> = slot_rows(t, w, rec.id, from, end)?;
-        for (slot, v) in rows {
-            if v.len() == dims {
-                writer.add_item(w, slot, &v)?;
-                changed = true;
-            }
-        }
-        if !changed && end == from {
-            return Ok((end, false));
-        }
-        if changed {
-            let mut rng = StdRng::seed_from_u64(rec.id ^ u64::from(end));
-            writer.builder(&mut rng).n_trees(N_TREES).build(w)?;
-        }
-        stats.ann_index = Some(index);
-        stats.indexed_until = end;
-        t.put_stats(w, rec.id, &stats)?;
-        Ok((end, true))
+        stats.indexed_until = stats.indexed_until.max(end);
+        t.put_stats(w, rec.id, &stats)
     })?;
-    if !changed {
-        return Ok(Step::Done);
-    }
     inner.vectors.advance(rec.id, end);
     Ok(Step::Built)
 }
@@ -287,7 +357,7 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
 /// The vector rows of slots `from..end`.
 fn slot_rows(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &heed::RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
     from: u32,
     end: u32,
@@ -312,7 +382,7 @@ fn slot_rows(
 /// Live vector slots below `end`, ascending.
 fn live_slots(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &heed::RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
     end: u32,
 ) -> Result<Vec<u32>> {
@@ -327,73 +397,6 @@ fn live_slots(
         }
     }
     Ok(out)
-}
-
-/// Whether the index holds items whose memory was deleted: it has more items than there are
-/// live vectors below `indexed_until` (every memory has exactly one vector row).
-fn has_deleted_items(
-    t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
-    ns: NamespaceId,
-    stats: &NamespaceStats,
-) -> Result<bool> {
-    let Some(index) = stats.ann_index else { return Ok(false) };
-    let items = match arroy::Reader::open(r, index, t.ann) {
-        Ok(reader) => reader.n_items(),
-        Err(arroy::Error::MissingMetadata(_)) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let tail_rows = {
-        let start = ns_key(ns, &stats.indexed_until.to_be_bytes());
-        let stop = (ns + 1).to_be_bytes();
-        let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
-        t.vectors.lazily_decode_data().range(r, &bounds)?.count() as u64
-    };
-    Ok(items > stats.memory_count.saturating_sub(tail_rows))
-}
-
-/// Index items below `end` whose vector row is gone.
-fn deleted_items(
-    t: &DataTables,
-    w: &heed::RwTxn<'_>,
-    ns: NamespaceId,
-    index: u16,
-    end: u32,
-) -> Result<Vec<u32>> {
-    let items: Vec<u32> = match arroy::Reader::open(w, index, t.ann) {
-        Ok(reader) => reader.item_ids().iter().collect(),
-        Err(arroy::Error::MissingMetadata(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let live = live_slots(t, w, ns, end)?;
-    Ok(items.into_iter().filter(|s| live.binary_search(s).is_err()).collect())
-}
-
-/// Takes the lowest free index number of this environment for namespace `ns`.
-fn allocate_index(
-    t: &DataTables,
-    w: &mut heed::RwTxn<'_>,
-    ns: NamespaceId,
-    dims: usize,
-) -> Result<u16> {
-    let mut free: u32 = 0;
-    for e in t.ann_owners.iter(w)? {
-        let (k, _) = e?;
-        let Some(n) = k.get(..2).and_then(|b| b.try_into().ok()).map(u16::from_be_bytes) else {
-            continue;
-        };
-        if u32::from(n) != free {
-            break;
-        }
-        free += 1;
-    }
-    let index = u16::try_from(free).map_err(|_| {
-        Error::Internal("no free vector index numbers in this storage environment".into())
-    })?;
-    t.ann_owners.put(w, &index.to_be_bytes(), &ns.to_be_bytes())?;
-    // Leftovers of an earlier owner are normally cleared by its purge; make sure.
-    arroy::Writer::new(t.ann, index, dims).clear(w)?;
-    Ok(index)
 }
 
 /// Starts the index maintenance thread. It holds only a weak reference, so it ends when the

@@ -1,6 +1,7 @@
-//! The data plane's tables: memories, vectors, graph rows and the vector index of the
-//! namespaces that share one LMDB environment. Every key starts with the namespace's
-//! 8-byte big-endian id, so one namespace's rows are one contiguous key range.
+//! The data plane's tables: memories, vectors and graph rows of the namespaces that share
+//! one LMDB environment. Every key starts with the namespace's 8-byte big-endian id, so one
+//! namespace's rows are one contiguous key range. (Approximate indexes have environments of
+//! their own: see [`crate::ann`].)
 
 use std::path::{Path, PathBuf};
 
@@ -75,10 +76,11 @@ pub(crate) struct NamespaceStats {
     pub entity_count: u64,
     /// Relations in the graph.
     pub relation_count: u64,
-    /// Highest slot included in the vector index (exclusive); slots above are scanned exactly.
+    /// Slots below this are in the namespace's approximate index (0: it has none); slots
+    /// from here on are scanned exactly. (Stored under a new name: statistics written before
+    /// indexes moved to their own environments read as "not indexed", and are re-indexed.)
+    #[serde(rename = "index_end", default)]
     pub indexed_until: u32,
-    /// The vector index number in this environment, once the namespace has one.
-    pub ann_index: Option<u16>,
 }
 
 /// Data tables of one environment.
@@ -99,10 +101,6 @@ pub(crate) struct DataTables {
     pub entity_memories: Database<'static, Bytes, Bytes>,
     /// ns ‖ entity uuid ‖ relation uuid → () (each relation under both of its endpoints).
     pub entity_relations: Database<'static, Bytes, Bytes>,
-    /// Approximate-nearest-neighbour index (arroy), one index number per large namespace.
-    pub ann: arroy::Database<'static, arroy::distances::Cosine>,
-    /// index number → namespace id, to allocate index numbers.
-    pub ann_owners: Database<'static, Bytes, Bytes>,
 }
 
 impl Tables for DataTables {
@@ -119,8 +117,6 @@ impl Tables for DataTables {
             relations,
             entity_memories,
             entity_relations,
-            ann,
-            ann_owners,
         ) = env
             .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
@@ -132,8 +128,6 @@ impl Tables for DataTables {
                     o.create_database(w, Some("relations"))?,
                     o.create_database(w, Some("entity_memories"))?,
                     o.create_database(w, Some("entity_relations"))?,
-                    o.create_database(w, Some("ann"))?,
-                    o.create_database(w, Some("ann_owners"))?,
                 )))
             })?
             .unwrap_commit();
@@ -146,8 +140,6 @@ impl Tables for DataTables {
             relations,
             entity_memories,
             entity_relations,
-            ann,
-            ann_owners,
         })
     }
 }

@@ -87,6 +87,8 @@ pub(crate) struct EngineInner {
     pub usage: StorageUsage,
     pub limiter: RateLimiter,
     pub vectors: VectorCache,
+    /// Approximate-index environments, one per indexed namespace (see [`crate::ann`]).
+    pub indexes: crate::ann::IndexEnvs,
     pub graphs: crate::graph::GraphCache,
     /// Wakes the background worker (a purge was queued, or the engine is closing).
     pub wake: (Mutex<bool>, Condvar),
@@ -194,6 +196,7 @@ impl Engine {
             usage: StorageUsage::default(),
             limiter: RateLimiter::default(),
             vectors: VectorCache::default(),
+            indexes: crate::ann::IndexEnvs::default(),
             graphs: crate::graph::GraphCache::default(),
             wake: (Mutex::new(false), Condvar::new()),
             dead: RwLock::default(),

@@ -63,11 +63,48 @@ pub struct Memory {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A memory as stored: the record and the slot of its vector row.
+///
+/// On disk (table `memories`) a record is [`RECORD_V2`] ‖ slot (u32 BE, [`NO_SLOT`] if the
+/// memory has no vector) ‖ the memory's JSON, so a write serialises each memory once, before
+/// its slot is known. Records written by earlier versions are one JSON object with a `slot`
+/// field; they are still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredMemory {
     #[serde(flatten)]
     pub memory: Memory,
     pub slot: Option<u32>,
+}
+
+/// First byte of a current record (a legacy record starts with `{`).
+const RECORD_V2: u8 = 2;
+/// Bytes before the JSON of a current record.
+const RECORD_HEADER: usize = 5;
+/// Slot field of a memory without a vector.
+const NO_SLOT: u32 = u32::MAX;
+
+/// Encodes a record from a memory's JSON and its slot.
+fn encode_record(slot: Option<u32>, json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEADER + json.len());
+    out.push(RECORD_V2);
+    out.extend_from_slice(&slot.unwrap_or(NO_SLOT).to_be_bytes());
+    out.extend_from_slice(json);
+    out
+}
+
+/// Decodes a record (current or legacy format).
+fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
+    match bytes.split_first() {
+        Some((&RECORD_V2, rest)) if rest.len() >= RECORD_HEADER - 1 => {
+            let (slot, json) = rest.split_at(RECORD_HEADER - 1);
+            let slot = u32::from_be_bytes([slot[0], slot[1], slot[2], slot[3]]);
+            Ok(StoredMemory {
+                memory: serde_json::from_slice(json)?,
+                slot: (slot != NO_SLOT).then_some(slot),
+            })
+        }
+        _ => Ok(serde_json::from_slice(bytes)?),
+    }
 }
 
 /// Arguments of [`Handle::store_memory`] (and one item of a batch).
@@ -299,11 +336,23 @@ fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
         && effective_importance(m, policy, now) >= policy.min_importance
 }
 
-/// A validated memory ready to be written.
+/// A validated memory ready to be written, serialised once.
 struct Prepared {
-    stored: StoredMemory,
+    memory: Memory,
+    /// The memory's id as bytes.
+    id: [u8; 16],
+    json: Vec<u8>,
     vector: Option<Vec<f32>>,
-    bytes: u64,
+}
+
+impl Prepared {
+    /// Bytes the memory will be charged (see [`charged_size`]).
+    fn charge(&self) -> u64 {
+        charged_size(
+            RECORD_HEADER + self.json.len(),
+            self.vector.as_ref().map_or(0, |v| row_len(v.len())),
+        )
+    }
 }
 
 impl Handle {
@@ -358,8 +407,9 @@ impl Handle {
             }
             None => None,
         };
+        let uuid = uuid::Uuid::now_v7();
         let memory = Memory {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: uuid.to_string(),
             namespace: rec.name.clone(),
             agent_id: m.agent_id,
             content: m.content,
@@ -371,14 +421,8 @@ impl Handle {
             updated_at: now,
             expires_at: ttl.map(|t| now + chrono::Duration::seconds(t as i64)),
         };
-        // Estimate with the widest slot so the reservation bounds what is written.
-        let widest = StoredMemory { memory, slot: Some(u32::MAX) };
-        let bytes = charged_size(
-            serde_json::to_vec(&widest)?.len(),
-            vector.as_ref().map_or(0, |v| row_len(v.len())),
-        );
-        let stored = StoredMemory { slot: None, ..widest };
-        Ok(Prepared { stored, vector, bytes })
+        let json = serde_json::to_vec(&memory)?;
+        Ok(Prepared { memory, id: *uuid.as_bytes(), json, vector })
     }
 
     /// Embeds the text of items without a caller vector, using the engine's embedder.
@@ -387,12 +431,10 @@ impl Handle {
         if missing.is_empty() {
             return Ok(());
         }
-        let texts: Vec<&str> =
-            missing.iter().map(|i| items[*i].stored.memory.content.as_str()).collect();
+        let texts: Vec<&str> = missing.iter().map(|i| items[*i].memory.content.as_str()).collect();
         let vectors = self.inner.options.embedder.embed(&texts)?;
         for (i, mut v) in missing.into_iter().zip(vectors) {
             normalize(&mut v);
-            items[i].bytes += row_len(v.len());
             items[i].vector = Some(v);
         }
         Ok(())
@@ -411,7 +453,7 @@ impl Handle {
             self.embed_missing(&mut items)?;
             self.inner.options.embedder.name().to_owned()
         };
-        let total: u64 = items.iter().map(|p| p.bytes).sum();
+        let total: u64 = items.iter().map(Prepared::charge).sum();
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
@@ -425,12 +467,10 @@ impl Handle {
             let mut stats = t.stats_of(w, rec.id)?;
             let dims = items.first().and_then(|p| p.vector.as_ref()).map(Vec::len);
             check_vector_space(rec, &mut stats, dims, &embedder_name)?;
-            let mut out = Vec::with_capacity(items.len());
             let mut charged = 0u64;
             let mut slots = Vec::with_capacity(items.len());
             for (i, p) in items.iter().enumerate() {
-                let mut stored = p.stored.clone();
-                let id = uuid_bytes(&stored.memory.id)?;
+                let mut slot = None;
                 if let Some(v) = &p.vector {
                     if Some(v.len()) != dims {
                         return Err(Error::invalid(
@@ -442,29 +482,26 @@ impl Handle {
                             ),
                         ));
                     }
-                    let slot = stats.next_slot;
+                    let s = stats.next_slot;
                     stats.next_slot += 1;
-                    stored.slot = Some(slot);
-                    slots.push((slot, id, i));
-                    t.vectors.put(w, &ns_key(rec.id, &slot.to_be_bytes()), &encode_row(&id, v))?;
+                    slot = Some(s);
+                    slots.push((s, p.id, i));
+                    t.vectors.put(w, &ns_key(rec.id, &s.to_be_bytes()), &encode_row(&p.id, v))?;
                 }
-                let json = serde_json::to_vec(&stored)?;
-                t.memories.put(w, &ns_key(rec.id, &id), &json)?;
-                for e in &stored.memory.entities {
-                    crate::graph::link_memory(t, w, rec.id, e, &id)?;
+                t.memories.put(w, &ns_key(rec.id, &p.id), &encode_record(slot, &p.json))?;
+                for e in &p.memory.entities {
+                    crate::graph::link_memory(t, w, rec.id, e, &p.id)?;
                 }
                 stats.memory_count += 1;
-                stats.expiring += u64::from(stored.memory.expires_at.is_some());
-                let size =
-                    charged_size(json.len(), p.vector.as_ref().map_or(0, |v| row_len(v.len())));
+                stats.expiring += u64::from(p.memory.expires_at.is_some());
+                let size = p.charge();
                 stats.storage_bytes += size;
                 charged += size;
-                out.push(stored.memory);
             }
             t.put_stats(w, rec.id, &stats)?;
-            Ok((out, charged, slots, stats))
+            Ok((charged, slots, stats))
         })?;
-        let (written, charged, slots, stats) = written;
+        let (charged, slots, stats) = written;
         reservation.keep(charged);
         // Apply the new rows to the cached vectors before returning (read-your-writes).
         let added: Vec<(u32, [u8; 16], &[f32])> = slots
@@ -473,7 +510,7 @@ impl Handle {
             .collect();
         self.inner.vectors.apply(rec.id, &added, &[]);
         crate::ann::note_write(&self.inner, rec, &stats);
-        Ok(written)
+        Ok(items.into_iter().map(|p| p.memory).collect())
     }
 
     /// Stores one memory and returns it. The namespace is `req.namespace`; if absent, the
@@ -724,7 +761,7 @@ impl Handle {
         loop {
             let (hits, exhausted) = env.read(|r, t| {
                 let (candidates, exhausted) =
-                    crate::ann::candidates(t, r, rec.id, &vectors, &query, want)?;
+                    crate::ann::candidates(&self.inner, t, r, rec.id, &vectors, &query, want)?;
                 let mut hits = Vec::new();
                 for (id, sim) in &candidates {
                     let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
@@ -748,9 +785,14 @@ impl Handle {
     }
 }
 
-/// Bytes charged for a memory: its record, its vector row and a fixed per-entry overhead.
+/// Bytes charged for a memory: its record, its vector row, the vector's share of an
+/// approximate index (a leaf holding the vector again plus amortised tree nodes, measured at
+/// ~1.1× the row at 384 dimensions) and a fixed per-entry overhead. The index share is charged
+/// whether or not the namespace is large enough to be indexed yet, so its usage does not jump
+/// when the background indexer builds one.
 fn charged_size(record_len: usize, row_len: u64) -> u64 {
-    record_len as u64 + row_len + 64
+    let index_share = if row_len == 0 { 0 } else { row_len + row_len / 8 };
+    record_len as u64 + row_len + index_share + 64
 }
 
 /// Bytes of a stored vector row of `dims` dimensions.
@@ -817,7 +859,7 @@ pub(crate) fn read_memory(
     key: &[u8],
 ) -> Result<Option<StoredMemory>> {
     Ok(match t.memories.get(r, key)? {
-        Some(bytes) => Some(serde_json::from_slice(bytes)?),
+        Some(bytes) => Some(decode_record(bytes)?),
         None => None,
     })
 }
@@ -829,7 +871,7 @@ fn scan_memories<'t>(
 ) -> Result<impl Iterator<Item = Result<StoredMemory>> + 't> {
     Ok(t.memories
         .prefix_iter(r, &ns.to_be_bytes())?
-        .map(|e| e.map_err(Error::from).and_then(|(_, v)| Ok(serde_json::from_slice(v)?))))
+        .map(|e| e.map_err(Error::from).and_then(|(_, v)| decode_record(v))))
 }
 
 pub(crate) fn uuid_bytes(id: &str) -> Result<[u8; 16]> {
@@ -860,7 +902,7 @@ pub(crate) fn remove_memories(
         for id in ids {
             let key = ns_key(rec.id, id);
             let Some(bytes) = t.memories.get(w, &key)?.map(<[u8]>::to_vec) else { continue };
-            let stored: StoredMemory = serde_json::from_slice(&bytes)?;
+            let stored = decode_record(&bytes)?;
             t.memories.delete(w, &key)?;
             let mut row = 0;
             if let Some(slot) = stored.slot {
@@ -958,5 +1000,43 @@ impl EngineInner {
         }
         self.usage.set_all(usage);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> Memory {
+        let now = Utc::now();
+        Memory {
+            id: uuid::Uuid::now_v7().to_string(),
+            namespace: "ns".into(),
+            agent_id: Some("agent".into()),
+            content: "text".into(),
+            importance: 0.25,
+            tags: vec!["t".into()],
+            metadata: serde_json::Map::new(),
+            entities: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_in_both_formats() {
+        let m = memory();
+        let json = serde_json::to_vec(&m).unwrap();
+        for slot in [Some(0), Some(7), None] {
+            let back = decode_record(&encode_record(slot, &json)).unwrap();
+            assert_eq!((back.memory.id.as_str(), back.slot), (m.id.as_str(), slot));
+        }
+        // Records written before the slot moved out of the JSON.
+        let legacy =
+            serde_json::to_vec(&StoredMemory { memory: m.clone(), slot: Some(3) }).unwrap();
+        let back = decode_record(&legacy).unwrap();
+        assert_eq!((back.memory.content.as_str(), back.slot), ("text", Some(3)));
+        assert!(decode_record(&[RECORD_V2, 0, 0]).is_err());
     }
 }

@@ -1,10 +1,10 @@
 //! Atomic deletion and background erasure.
 //!
 //! Deleting a namespace is one catalog transaction that removes its routing and queues a
-//! purge job; from then on nothing can reach it. The purge deletes its rows, then erases
-//! them from disk: `physical` namespaces and `hybrid` tenants lose their files; shared
-//! environments are compacted (rewritten without free pages), because LMDB keeps the old
-//! bytes of freed pages. Jobs live in the catalog, so a crash before the purge finishes
+//! purge job; from then on nothing can reach it. The purge removes its approximate index's
+//! environment, deletes its rows, then erases them from disk: `physical` namespaces and
+//! `hybrid` tenants lose their files; shared environments are compacted (rewritten without
+//! free pages), because LMDB keeps the old bytes of freed pages. Jobs live in the catalog, so a crash before the purge finishes
 //! resumes it on the next open.
 
 use std::collections::BTreeSet;
@@ -79,23 +79,16 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
         match job {
             PurgeJob::Namespace { ns_id, location: loc @ EnvLocation::Namespace { .. } } => {
                 inner.mark_dead(*ns_id);
+                inner.destroy_index_env(*ns_id)?;
                 inner.destroy_data_env(loc)?;
             }
             PurgeJob::Namespace { ns_id, location } => {
                 inner.mark_dead(*ns_id);
+                inner.destroy_index_env(*ns_id)?;
                 if !location.dir(&inner.dir).exists() {
                     continue;
                 }
                 let env = inner.data_env(location)?;
-                env.write(|w, t| {
-                    let stats = t.stats_of(w, *ns_id)?;
-                    if let Some(index) = stats.ann_index {
-                        let dims = stats.dimensions.unwrap_or(1) as usize;
-                        arroy::Writer::new(t.ann, index, dims).clear(w)?;
-                        t.ann_owners.delete(w, &index.to_be_bytes())?;
-                    }
-                    Ok(())
-                })?;
                 while env.write(|w, t| t.purge_rows(w, *ns_id, PURGE_BATCH))? {}
                 to_compact.insert(location_key(location));
             }

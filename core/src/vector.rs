@@ -155,7 +155,7 @@ impl NamespaceVectors {
         ns: NamespaceId,
     ) -> Result<Self> {
         let stats = t.stats_of(r, ns)?;
-        let from_slot = if stats.ann_index.is_some() { stats.indexed_until } else { 0 };
+        let from_slot = stats.indexed_until;
         let start = ns_key(ns, &from_slot.to_be_bytes());
         let end = (ns + 1).to_be_bytes();
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (
@@ -370,8 +370,6 @@ struct CacheEntry {
 pub(crate) struct PendingIndex {
     pub rec: NamespaceRecord,
     pub last_write: Instant,
-    /// Items to index per write transaction (adapted to keep each short).
-    pub chunk: u32,
 }
 
 /// Per-namespace in-memory vectors. Every committed write bumps the namespace's version and

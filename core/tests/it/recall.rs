@@ -225,15 +225,18 @@ fn deleted_memories_never_come_back_from_the_index() {
 
 #[test]
 fn a_deleted_namespace_leaves_no_index_behind() {
-    let (_dir, engine) = open(500);
+    let (dir, engine) = open(500);
     let mut rng = Rng(5);
     let vectors: Vec<Vec<f32>> = (0..1200).map(|_| rng.unit(16)).collect();
     namespace(&engine, "gone", 16);
     store_all(&engine, "gone", &vectors);
     engine.build_vector_indexes().unwrap();
     let root = engine.root();
+    let index_files = || std::fs::read_dir(dir.path().join("indexes")).unwrap().count();
+    assert_eq!(index_files(), 1, "the index lives in an environment of its own");
     root.delete_namespace("gone").unwrap();
     engine.run_pending_purges().unwrap();
+    assert_eq!(index_files(), 0, "the purge removes the index's files");
     namespace(&engine, "gone", 16);
     assert!(recall_ids(&engine, "gone", &vectors[0], 10).is_empty());
     // The recreated namespace gets a working index of its own.
