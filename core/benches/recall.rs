@@ -3,7 +3,8 @@
 //! time, write latency in one namespace while another builds its index) and asserts nothing.
 //!
 //! Sizes: 1k, 10k and 100k vectors of 384 dimensions; set `MEMSILO_BENCH_1M=1` to add 1M.
-//! Set `MEMSILO_BENCH_QUICK=1` to skip the 100k cases.
+//! Set `MEMSILO_BENCH_QUICK=1` to skip the 100k cases, `MEMSILO_BENCH_STORE=1` for the store
+//! numbers only, `MEMSILO_BENCH_SIZES=10000,100000` for recall at those sizes only.
 
 use std::time::{Duration, Instant};
 
@@ -203,6 +204,11 @@ fn writes_during_a_build(n: usize) {
 }
 
 fn main() {
+    if std::env::var_os("MEMSILO_BENCH_STORE").is_some() {
+        // Only the store throughput numbers.
+        store_throughput();
+        return;
+    }
     if let Ok(sizes) = std::env::var("MEMSILO_BENCH_SIZES") {
         // Only recall at these sizes, e.g. MEMSILO_BENCH_SIZES=100000.
         let mut c = Criterion::default()

@@ -31,6 +31,9 @@ pub struct Options {
     pub background: bool,
     /// Namespaces with at least this many vectors get an approximate index.
     pub ann_threshold: usize,
+    /// Bytes of in-memory vector copies kept across namespaces; past it the least recently
+    /// used copies are dropped (and reloaded from disk by their next recall).
+    pub vector_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             shards: 4,
             background: true,
             ann_threshold: 20_000,
+            vector_cache_bytes: 2 << 30,
         }
     }
 }
@@ -53,6 +57,7 @@ impl std::fmt::Debug for Options {
             .field("shards", &self.shards)
             .field("background", &self.background)
             .field("ann_threshold", &self.ann_threshold)
+            .field("vector_cache_bytes", &self.vector_cache_bytes)
             .finish()
     }
 }
@@ -195,7 +200,7 @@ impl Engine {
             key_cache: RwLock::default(),
             usage: StorageUsage::default(),
             limiter: RateLimiter::default(),
-            vectors: VectorCache::default(),
+            vectors: VectorCache::new(options.vector_cache_bytes),
             indexes: crate::ann::IndexEnvs::default(),
             graphs: crate::graph::GraphCache::default(),
             wake: (Mutex::new(false), Condvar::new()),

@@ -278,7 +278,11 @@ impl From<serde_json::Error> for Error {
 
 impl From<arroy::Error> for Error {
     fn from(e: arroy::Error) -> Self {
-        Error::Internal(format!("vector index: {e}"))
+        match e {
+            // Storage errors stay storage errors, so a full map is grown and the write retried.
+            arroy::Error::Heed(e) => Error::from(e),
+            e => Error::Internal(format!("vector index: {e}")),
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -184,6 +185,11 @@ impl NamespaceVectors {
             out.segments.push(Arc::new(seg));
         }
         Ok(out)
+    }
+
+    /// Approximate bytes held (f32 values, int8 codes, scales, slots, ids).
+    fn bytes(&self) -> usize {
+        self.rows * (self.dims * 5 + 24) + self.deleted.len() * 8
     }
 
     /// Rows held, deleted ones excluded.
@@ -363,6 +369,8 @@ fn merge(a: &Segment, b: &Segment) -> Segment {
 struct CacheEntry {
     version: u64,
     vectors: Option<Arc<NamespaceVectors>>,
+    /// Tick of the last use (for eviction).
+    used: u64,
 }
 
 /// A namespace waiting for approximate-index work (see [`crate::ann`]).
@@ -376,19 +384,71 @@ pub(crate) struct PendingIndex {
 /// applies its rows to the cached copy (under the namespace's lock, before the write returns);
 /// a load records the version before reading and is installed only if no write came between,
 /// so a recall never serves vectors older than a write that returned before it began.
-#[derive(Default)]
+///
+/// The copies together stay within a byte budget: past it, the least recently used ones are
+/// dropped (the next recall of that namespace reloads it from disk).
 pub(crate) struct VectorCache {
     entries: RwLock<HashMap<NamespaceId, Arc<Mutex<CacheEntry>>>>,
     /// Namespaces with approximate-index work to do.
     pub(crate) pending: Mutex<HashMap<NamespaceId, PendingIndex>>,
+    budget: usize,
+    held: AtomicUsize,
+    ticks: AtomicU64,
 }
 
 impl VectorCache {
+    pub(crate) fn new(budget: usize) -> Self {
+        VectorCache {
+            entries: RwLock::default(),
+            pending: Mutex::default(),
+            budget,
+            held: AtomicUsize::new(0),
+            ticks: AtomicU64::new(0),
+        }
+    }
+
     fn entry(&self, ns: NamespaceId) -> Arc<Mutex<CacheEntry>> {
         if let Some(e) = self.entries.read().get(&ns) {
             return e.clone();
         }
         self.entries.write().entry(ns).or_default().clone()
+    }
+
+    /// Replaces an entry's copy, keeping the byte count.
+    fn set(&self, e: &mut CacheEntry, vectors: Option<Arc<NamespaceVectors>>) {
+        let old = e.vectors.as_ref().map_or(0, |v| v.bytes());
+        let new = vectors.as_ref().map_or(0, |v| v.bytes());
+        e.vectors = vectors;
+        if new >= old {
+            self.held.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(old - new, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops least recently used copies, other than `keep`'s, until within the budget.
+    fn evict(&self, keep: NamespaceId) {
+        if self.held.load(Ordering::Relaxed) <= self.budget {
+            return;
+        }
+        let mut held: Vec<(u64, Arc<Mutex<CacheEntry>>)> = self
+            .entries
+            .read()
+            .iter()
+            .filter(|(ns, _)| **ns != keep)
+            .filter_map(|(_, e)| {
+                let g = e.lock();
+                g.vectors.as_ref().map(|_| (g.used, e.clone()))
+            })
+            .collect();
+        held.sort_unstable_by_key(|(used, _)| *used);
+        for (_, e) in held {
+            if self.held.load(Ordering::Relaxed) <= self.budget {
+                break;
+            }
+            let mut e = e.lock();
+            self.set(&mut e, None);
+        }
     }
 
     /// The namespace's vectors, loading them with `load` on a miss.
@@ -398,18 +458,23 @@ impl VectorCache {
         load: impl FnOnce() -> Result<NamespaceVectors>,
     ) -> Result<Arc<NamespaceVectors>> {
         let entry = self.entry(ns);
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
         let version = {
-            let e = entry.lock();
+            let mut e = entry.lock();
+            e.used = tick;
             match &e.vectors {
                 Some(v) => return Ok(v.clone()),
                 None => e.version,
             }
         };
         let loaded = Arc::new(load()?);
-        let mut e = entry.lock();
-        if e.version == version {
-            e.vectors = Some(loaded.clone());
+        {
+            let mut e = entry.lock();
+            if e.version == version {
+                self.set(&mut e, Some(loaded.clone()));
+            }
         }
+        self.evict(ns);
         Ok(loaded)
     }
 
@@ -421,11 +486,14 @@ impl VectorCache {
         removed: &[u32],
     ) {
         let entry = self.entry(ns);
-        let mut e = entry.lock();
-        e.version += 1;
-        if let Some(v) = e.vectors.take() {
-            e.vectors = v.with_delta(added, removed).map(Arc::new);
+        {
+            let mut e = entry.lock();
+            e.version += 1;
+            if let Some(v) = e.vectors.clone() {
+                self.set(&mut e, v.with_delta(added, removed).map(Arc::new));
+            }
         }
+        self.evict(ns);
     }
 
     /// The approximate index now covers every slot below `from_slot`: drop those rows.
@@ -433,11 +501,9 @@ impl VectorCache {
         let entry = self.entry(ns);
         let mut e = entry.lock();
         e.version += 1;
-        if let Some(v) = e.vectors.take() {
+        if let Some(v) = e.vectors.clone() {
             if v.from_slot < from_slot {
-                e.vectors = Some(Arc::new(v.compacted(from_slot)));
-            } else {
-                e.vectors = Some(v);
+                self.set(&mut e, Some(Arc::new(v.compacted(from_slot))));
             }
         }
     }
@@ -447,7 +513,7 @@ impl VectorCache {
         let entry = self.entry(ns);
         let mut e = entry.lock();
         e.version += 1;
-        e.vectors = None;
+        self.set(&mut e, None);
     }
 
     /// The namespace is gone.
@@ -455,6 +521,12 @@ impl VectorCache {
         self.invalidate(ns);
         self.entries.write().remove(&ns);
         self.pending.lock().remove(&ns);
+    }
+
+    /// Bytes currently held by copies.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 }
 
@@ -700,6 +772,34 @@ mod tests {
         assert!(nv.search(&rows[10], 5).iter().all(|h| h.slot >= 2000));
         // A row of the wrong size makes the caller reload.
         assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..])], &[]).is_none());
+    }
+
+    #[test]
+    fn the_cache_keeps_within_its_budget_dropping_the_least_recently_used() {
+        let rows = random_rows(1000, 16, 4);
+        let one = build(&rows, 1000);
+        let cache = VectorCache::new(one.bytes() * 2 + 1);
+        let loads = std::cell::Cell::new(0);
+        let load = || {
+            loads.set(loads.get() + 1);
+            Ok(build(&rows, 1000))
+        };
+        cache.get_or_load(1, load).unwrap();
+        cache.get_or_load(2, load).unwrap();
+        cache.get_or_load(1, load).unwrap(); // 1 is now the most recently used
+        assert_eq!(loads.get(), 2);
+        cache.get_or_load(3, load).unwrap(); // over budget: 2 goes
+        assert_eq!(cache.held(), one.bytes() * 2);
+        cache.get_or_load(1, load).unwrap();
+        assert_eq!(loads.get(), 3, "1 stayed cached");
+        cache.get_or_load(2, load).unwrap();
+        assert_eq!(loads.get(), 4, "2 was evicted and reloaded");
+        // Writes keep the count exact; forgetting releases it.
+        cache.apply(2, &[(5000, [9; 16], rows[0].as_slice())], &[]);
+        cache.forget(1);
+        cache.forget(2);
+        cache.forget(3);
+        assert_eq!(cache.held(), 0);
     }
 
     #[test]

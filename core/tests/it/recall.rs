@@ -113,15 +113,20 @@ fn every_memory_is_recallable_as_soon_as_it_is_stored() {
     }
     // With an index over the first 1500 and a growing tail.
     assert!(engine.build_vector_indexes().unwrap() > 0);
+    let mut tail = Vec::new();
     for i in 1500..1800 {
-        store_one(&mut rng, i);
+        let v = rng.unit(32);
+        let m = root
+            .store_memory(StoreMemory { namespace: Some("ryw".into()), ..with_vector(i, &v) })
+            .unwrap();
+        assert_eq!(recall_ids(&engine, "ryw", &v, 1)[0], m.id, "memory {i} not recalled");
+        tail.push((v, m.id));
     }
-    // Indexed again: the tail moves into the index and stays recallable.
-    let probe: Vec<Vec<f32>> = (0..5).map(|_| rng.unit(32)).collect();
-    let before: Vec<Vec<String>> = probe.iter().map(|q| recall_ids(&engine, "ryw", q, 5)).collect();
+    // Indexed again: the tail moves into the index and every memory of it stays recallable.
     assert!(engine.build_vector_indexes().unwrap() > 0);
-    let after: Vec<Vec<String>> = probe.iter().map(|q| recall_ids(&engine, "ryw", q, 5)).collect();
-    assert_eq!(before, after);
+    for (v, id) in &tail {
+        assert_eq!(&recall_ids(&engine, "ryw", v, 1)[0], id);
+    }
     assert_eq!(root.get_namespace("ryw").unwrap().memory_count, 1800);
 }
 
