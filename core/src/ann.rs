@@ -1,71 +1,65 @@
-//! Approximate nearest-neighbour search for large namespaces: an arroy index (random
-//! projection trees) maintained in batches off the request path.
+//! Approximate nearest-neighbour search for large namespaces: an IVF partition (see
+//! [`crate::ivf`]) maintained in batches off the request path.
 //!
-//! Each indexed namespace's trees live in an LMDB environment of their own
-//! (`DIR/indexes/<namespace id>/`), not beside its rows. LMDB has one writer per environment
-//! and a build holds it for seconds (a first build of 100k × 384-d vectors: ~8 s here), so
-//! this way a build stalls no write at all: memory writes go to the data environment, which
-//! the indexer only touches with short read transactions and one tiny stats update per
-//! chunk. It also makes erasure of the index a file removal, whatever the isolation mode.
+//! What is stored: each indexed namespace has an LMDB environment of its own
+//! (`DIR/indexes/<namespace id>/`) holding the trained centroids and each indexed slot's
+//! cell. The int8 codes searched live in memory (in the namespace's
+//! [`crate::vector::NamespaceVectors`]), rebuilt from the vector rows and the stored cells on
+//! load. Keeping the index out of the data environment means index maintenance never holds a
+//! data environment's writer (LMDB has one writer per environment): memory writes go on while
+//! an index is trained, and erasing the index is a file removal, whatever the isolation mode.
 //!
 //! Invariants:
-//! - Slots below `stats.indexed_until` are in the namespace's index, except deleted ones not
-//!   yet cleaned up; slots from `indexed_until` on (the *tail*) may not be, and are searched
-//!   exactly from the in-memory copy ([`crate::vector::VectorCache`]). A memory is therefore
-//!   recallable the moment its store returns.
-//! - The index commits a chunk before `indexed_until` (data environment) and the in-memory
-//!   copy's `from_slot` advance past it. A recall takes its tail copy before opening the index's
-//!   read transaction, so the index it reads covers at least everything the copy leaves out.
-//!   Index hits at or above the copy's `from_slot` are dropped (the copy scores them exactly).
-//! - Index hits are mapped slot → memory through the vector row, which a delete removes in its
-//!   own transaction: a deleted memory never comes back from the index, even before the next
-//!   build removes it from the trees (which it does).
-//! - Items are added and the trees built in one write transaction (an index with added but
-//!   unbuilt items is unreadable). A crash between the index commit and the stats update only
-//!   makes the next build add those items again (adding is idempotent).
+//! - Slots below `stats.indexed_until` have a cell in the index environment (deleted ones
+//!   until cleaned up); slots from `indexed_until` on (the *tail*) may not, and are searched
+//!   exactly. A memory is therefore recallable the moment its store returns.
+//! - A step commits the index environment before it raises `indexed_until`, so any copy
+//!   loaded from a data snapshot finds a cell for every slot below its `indexed_until` (a
+//!   slot without one is searched exactly). The in-memory copy is moved forward under its
+//!   version (see [`crate::vector::VectorCache::indexed`]); every slot is in exactly one of
+//!   the partition and the tail.
+//! - Candidates from the partition are re-scored from the stored f32 rows, which a delete
+//!   removes in its own transaction: a deleted memory never comes back, even before a step
+//!   removes its cell.
 //! - The index environment of a deleted namespace is removed by its purge; it is never created
 //!   for a namespace already marked deleted (both happen under the registry's write lock).
+//! - The partition is retrained (new centroids, every vector filed again) when the namespace
+//!   has grown 4× since the last training, so cells stay near √n vectors.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use heed::{Env, WithoutTls};
-use parking_lot::RwLock;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-
 use crate::datastore::{ns_key, DataTables, NamespaceId, NamespaceStats};
 use crate::engine::{Engine, EngineInner};
 use crate::error::{Error, Result};
+use crate::ivf::Ivf;
 use crate::namespace::NamespaceRecord;
 use crate::store::{Store, Tables};
-use crate::vector::{decode_row, NamespaceVectors, PendingIndex};
+use crate::vector::{decode_row, dot, quantize, IndexUpdate, NamespaceVectors, PendingIndex};
+use heed::{Env, WithoutTls};
+use parking_lot::RwLock;
 
-/// Most items added to an index in one write transaction (bounds the rows held in memory
-/// during a build: 100k × 384-d is ~150 MB).
-pub(crate) const CHUNK: u32 = 100_000;
+/// Most tail rows filed in one step.
+pub(crate) const CHUNK: u32 = 200_000;
 /// A tail shorter than this waits for [`QUIET`] without writes before it is indexed.
 const MIN_BATCH: u32 = 2_000;
 /// How long a namespace must go without writes before a short tail is indexed.
 const QUIET: Duration = Duration::from_secs(2);
-/// Trees per index (fixed: arroy would otherwise re-estimate, and drop trees, on each build).
-/// Measured at 100k × 384 clustered vectors (2 cores): 16 trees build in ~8 s and, with
-/// [`SEARCH_EFFORT`] 4, give recall@10 ≈ 0.98.
-const N_TREES: usize = 16;
-/// Search effort: `search_k = top_k × trees × SEARCH_EFFORT` (arroy's default is 1, which
-/// gives recall@10 ≈ 0.85 here).
-const SEARCH_EFFORT: usize = 4;
-/// The arroy index number inside an index environment (one index per environment).
-const INDEX: u16 = 0;
+/// Retrain when the namespace has this many times the vectors of the last training.
+const RETRAIN_GROWTH: u64 = 4;
+/// Candidates taken from the partition per wanted result, re-scored exactly.
+const RESCORE_FACTOR: usize = 4;
 /// Initial map size of an index environment (sparse; grows when full).
-const INDEX_MAP_SIZE: usize = 1 << 30;
+const INDEX_MAP_SIZE: usize = 256 << 20;
 
 /// The tables of an index environment.
 pub(crate) struct IndexTables {
-    ann: arroy::Database<'static, arroy::distances::Cosine>,
+    /// "centroids" → f32 LE values; "trained" → u64 BE (vectors trained on); "dims" → u32 BE.
+    meta: heed::Database<'static, heed::types::Str, heed::types::Bytes>,
+    /// slot (u32 BE) → cell (u32 BE).
+    cells: heed::Database<'static, heed::types::Bytes, heed::types::Bytes>,
 }
 
 impl Tables for IndexTables {
@@ -73,13 +67,41 @@ impl Tables for IndexTables {
 
     fn create(env: &Env<WithoutTls>) -> Result<Self> {
         let wtxn = env.write_txn()?;
-        let ann = env
+        let (meta, cells) = env
             .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
-                Ok(heed::CommitOrAbort::<_, ()>::Commit(o.create_database(w, Some("ann"))?))
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((
+                    o.create_database(w, Some("meta"))?,
+                    o.create_database(w, Some("cells"))?,
+                )))
             })?
             .unwrap_commit();
-        Ok(IndexTables { ann })
+        Ok(IndexTables { meta, cells })
     }
+}
+
+/// The stored training of an index: its empty partition.
+fn stored_training(it: &IndexTables, r: &heed::RoTxn<'_, WithoutTls>) -> Result<Option<Ivf>> {
+    let (Some(c), Some(t), Some(d)) =
+        (it.meta.get(r, "centroids")?, it.meta.get(r, "trained")?, it.meta.get(r, "dims")?)
+    else {
+        return Ok(None);
+    };
+    let trained = u64::from_be_bytes(t.try_into().map_err(|_| corrupt("trained"))?);
+    let dims = u32::from_be_bytes(d.try_into().map_err(|_| corrupt("dims"))?) as usize;
+    let centroids: Vec<f32> =
+        c.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if dims == 0 || centroids.is_empty() || centroids.len() % dims != 0 {
+        return Err(corrupt("centroids"));
+    }
+    Ok(Some(Ivf::new(dims, trained, centroids)))
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Internal(format!("vector index: stored {what} is malformed"))
+}
+
+fn slot_cell(key: &[u8], value: &[u8]) -> Option<(u32, u32)> {
+    Some((u32::from_be_bytes(key.try_into().ok()?), u32::from_be_bytes(value.try_into().ok()?)))
 }
 
 /// The open index environments, by namespace.
@@ -128,58 +150,91 @@ impl EngineInner {
 /// One candidate of a recall: memory id and cosine similarity.
 pub(crate) type Candidate = ([u8; 16], f32);
 
-/// Candidates for a recall: the index's nearest items over the indexed part, merged with an
-/// exact scan of the tail copy `tail`. Returns at most `want`, best first, and whether fewer
-/// than `want` exist at all. `r` is a read transaction of the namespace's data environment.
+/// Loads a namespace's searchable vectors: the tail rows, and the partition of the indexed
+/// rows rebuilt from their stored cells.
+pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result<NamespaceVectors> {
+    let data = inner.data_env(&rec.location)?;
+    data.read(|r, t| {
+        let mut nv = NamespaceVectors::load(t, r, rec.id)?;
+        if nv.from_slot == 0 {
+            return Ok(nv);
+        }
+        let index = match inner.index_env(rec.id, false)? {
+            Some(env) => env.read(|ir, it| {
+                let Some(ivf) = stored_training(it, ir)? else { return Ok(None) };
+                let mut cells = Vec::new();
+                for e in it.cells.iter(ir)? {
+                    let (k, v) = e?;
+                    cells.extend(slot_cell(k, v));
+                }
+                Ok(Some((ivf, cells)))
+            })?,
+            None => None,
+        };
+        let (mut ivf, cells) = match index {
+            Some((ivf, cells)) => (Some(ivf), cells),
+            None => (None, Vec::new()),
+        };
+        let mut unfiled = Vec::new();
+        let mut batch: Vec<(u32, u32, Vec<i8>, f32)> = Vec::new();
+        let flush = |ivf: &mut Option<Ivf>, batch: &mut Vec<(u32, u32, Vec<i8>, f32)>| {
+            if let Some(ivf) = ivf {
+                ivf.add(
+                    batch.iter().map(|(s, c, codes, scale)| (*s, *c, codes.as_slice(), *scale)),
+                );
+            }
+            batch.clear();
+        };
+        for (slot, id, v) in slot_rows(t, r, rec.id, 0, nv.from_slot)? {
+            let cell = ivf.as_ref().filter(|i| i.dims() == v.len()).and_then(|_| {
+                cells.binary_search_by_key(&slot, |c| c.0).ok().map(|at| cells[at].1)
+            });
+            match cell {
+                Some(cell) => {
+                    let mut codes = Vec::with_capacity(v.len());
+                    let scale = quantize(&v, &mut codes);
+                    batch.push((slot, cell, codes, scale));
+                    if batch.len() >= 10_000 {
+                        flush(&mut ivf, &mut batch);
+                    }
+                }
+                None => unfiled.push((slot, id, v)),
+            }
+        }
+        flush(&mut ivf, &mut batch);
+        nv.ivf = ivf.map(Arc::new);
+        nv.push_tail(&unfiled);
+        Ok(nv)
+    })
+}
+
+/// Candidates for a recall: the exact best of the tail copy `vectors`, merged with the
+/// partition's candidates re-scored exactly from their stored rows. Returns at most `want`,
+/// best first, and whether fewer than `want` exist at all. `r` is a read transaction of the
+/// namespace's data environment.
 pub(crate) fn candidates(
-    inner: &EngineInner,
     t: &DataTables,
     r: &heed::RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
-    tail: &NamespaceVectors,
+    vectors: &NamespaceVectors,
     query: &[f32],
     want: usize,
 ) -> Result<(Vec<Candidate>, bool)> {
-    let exact = tail.search(query, want);
+    let exact = vectors.search(query, want);
     let mut exhausted = exact.len() < want;
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
-    if tail.from_slot == 0 {
-        return Ok((out, exhausted));
-    }
-    let Some(env) = inner.index_env(ns, false)? else { return Ok((out, exhausted)) };
-    let found = env.read(|ir, it| {
-        let reader = match arroy::Reader::open(ir, INDEX, it.ann) {
-            Ok(reader) => reader,
-            // Never built: empty.
-            Err(arroy::Error::MissingMetadata(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        if reader.dimensions() != query.len() {
-            return Ok(Vec::new());
-        }
-        let search_k = want.saturating_mul(reader.n_trees().max(1)).saturating_mul(SEARCH_EFFORT);
-        let mut q = reader.nns(want);
-        if let Some(k) = NonZeroUsize::new(search_k) {
-            q.search_k(k);
-        }
-        Ok(q.by_vector(ir, query)?)
-    })?;
+    let Some(ivf) = &vectors.ivf else { return Ok((out, exhausted)) };
+    let found = ivf.search(query, want * RESCORE_FACTOR + 32, |s| vectors.is_deleted(s));
     if found.len() >= want {
         exhausted = false;
     }
-    for (slot, distance) in found {
-        if slot >= tail.from_slot {
-            continue;
-        }
-        // A missing row is a deleted memory not yet removed from the trees.
+    for (slot, _) in found {
+        // A missing row is a deleted memory.
         let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else {
             continue;
         };
-        let Some(id) = row.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
-            continue;
-        };
-        // arroy's cosine distance is (1 - cos) / 2.
-        out.push((id, (1.0 - 2.0 * distance).clamp(-1.0, 1.0)));
+        let Some((id, v)) = decode_row(row) else { continue };
+        out.push((id, dot(&v, query)));
     }
     out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
     out.truncate(want);
@@ -298,70 +353,156 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
         return Ok(Step::Wait);
     }
     let Some(env) = inner.index_env(rec.id, true)? else { return Ok(Step::Done) };
-    let from = stats.indexed_until;
-    let end = stats.next_slot.min(from.saturating_add(CHUNK));
-    // Read what the build needs from the data environment first (short read transactions),
-    // so the data environment's writer is never held during the build.
-    let (rows, live) = data.read(|r, t| {
-        let rows = slot_rows(t, r, rec.id, from, end)?;
-        let live = if indexed { Some(live_slots(t, r, rec.id, from)?) } else { None };
-        Ok((rows, live))
-    })?;
-    let changed = env.write(|w, it| {
-        if inner.is_dead(rec.id) {
-            return Err(Error::namespace_forbidden(&rec.name));
-        }
-        let writer = arroy::Writer::new(it.ann, INDEX, dims);
-        let mut changed = false;
-        if let Some(live) = &live {
-            let items: Vec<u32> = match arroy::Reader::open(w, INDEX, it.ann) {
-                Ok(reader) => reader.item_ids().iter().take_while(|s| *s < from).collect(),
-                Err(arroy::Error::MissingMetadata(_)) => Vec::new(),
-                Err(e) => return Err(e.into()),
+    let training = env.read(|r, it| stored_training(it, r))?.filter(|i| i.dims() == dims);
+    let (end, update) = match training {
+        Some(ivf) if indexed && stats.memory_count < RETRAIN_GROWTH * ivf.trained.max(1) => {
+            let Some(update) = file_tail(inner, rec, &data, &env, &ivf, &stats)? else {
+                return Ok(Step::Done);
             };
-            // Items below `from` whose vector row is gone were deleted.
-            for slot in items {
-                if live.binary_search(&slot).is_err() {
-                    changed |= writer.del_item(w, slot)?;
-                }
+            update
+        }
+        _ => retrain(rec, &data, &env, dims, &stats)?,
+    };
+    if end > stats.indexed_until {
+        data.write(|w, t| {
+            if inner.is_dead(rec.id) {
+                return Err(Error::namespace_forbidden(&rec.name));
             }
-        }
-        for (slot, v) in &rows {
-            if v.len() == dims {
-                writer.add_item(w, *slot, v)?;
-                changed = true;
-            }
-        }
-        if changed || !indexed {
-            let mut rng = StdRng::seed_from_u64(rec.id ^ u64::from(end));
-            writer.builder(&mut rng).n_trees(N_TREES).build(w)?;
-        }
-        Ok(changed)
-    })?;
-    if end == from {
-        // Only removed deleted items (or found nothing to do).
-        return Ok(if changed { Step::Built } else { Step::Done });
+            let mut stats = t.stats_of(w, rec.id)?;
+            stats.indexed_until = stats.indexed_until.max(end);
+            t.put_stats(w, rec.id, &stats)
+        })?;
     }
-    data.write(|w, t| {
-        if inner.is_dead(rec.id) {
-            return Err(Error::namespace_forbidden(&rec.name));
-        }
-        let mut stats = t.stats_of(w, rec.id)?;
-        stats.indexed_until = stats.indexed_until.max(end);
-        t.put_stats(w, rec.id, &stats)
-    })?;
-    inner.vectors.advance(rec.id, end);
+    inner.vectors.indexed(rec.id, end, &update);
     Ok(Step::Built)
 }
 
-/// The vector rows of slots `from..end`.
+/// Trains a new partition on the namespace's vectors and files every vector below
+/// `stats.next_slot` in it.
+fn retrain(
+    rec: &NamespaceRecord,
+    data: &Store<DataTables>,
+    env: &Store<IndexTables>,
+    dims: usize,
+    stats: &NamespaceStats,
+) -> Result<(u32, IndexUpdate)> {
+    let end = stats.next_slot;
+    let k = crate::ivf::cells_for(stats.memory_count as usize);
+    let stride = (stats.memory_count as usize / crate::ivf::sample_size(k)).max(1);
+    let sample: Vec<f32> = data.read(|r, t| {
+        let mut sample = Vec::new();
+        for (i, (_, _, v)) in slot_rows(t, r, rec.id, 0, end)?.into_iter().enumerate() {
+            if i % stride == 0 && v.len() == dims {
+                sample.extend_from_slice(&v);
+            }
+        }
+        Ok(sample)
+    })?;
+    let centroids = crate::ivf::train(&sample, dims, k, rec.id ^ u64::from(end));
+    drop(sample);
+    let mut ivf = Ivf::new(dims, stats.memory_count, centroids);
+    let mut filed: Vec<(u32, u32)> = Vec::new();
+    let mut start = 0;
+    while start < end {
+        let stop = start.saturating_add(50_000).min(end);
+        let rows = data.read(|r, t| slot_rows(t, r, rec.id, start, stop))?;
+        let coded: Vec<(u32, Vec<i8>, f32)> = rows
+            .into_iter()
+            .filter(|(_, _, v)| v.len() == dims)
+            .map(|(slot, _, v)| {
+                let mut codes = Vec::with_capacity(dims);
+                let scale = quantize(&v, &mut codes);
+                (slot, codes, scale)
+            })
+            .collect();
+        let cells: Vec<u32> = coded.iter().map(|(_, codes, _)| ivf.nearest(codes)).collect();
+        ivf.add(
+            coded
+                .iter()
+                .zip(&cells)
+                .map(|((s, codes, scale), c)| (*s, *c, codes.as_slice(), *scale)),
+        );
+        filed.extend(coded.iter().map(|(s, _, _)| *s).zip(cells));
+        start = stop;
+    }
+    env.write(|w, it| {
+        it.cells.clear(w)?;
+        for (slot, cell) in &filed {
+            it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
+        }
+        let bytes: Vec<u8> = ivf.centroids().iter().flat_map(|x| x.to_le_bytes()).collect();
+        it.meta.put(w, "centroids", &bytes)?;
+        it.meta.put(w, "trained", &ivf.trained.to_be_bytes())?;
+        it.meta.put(w, "dims", &(dims as u32).to_be_bytes())?;
+        Ok(())
+    })?;
+    Ok((end, IndexUpdate::New(Arc::new(ivf))))
+}
+
+/// Files the tail (up to [`CHUNK`] rows) in the stored partition `ivf` and removes the cells
+/// of deleted memories. `None` if there was nothing to do.
+fn file_tail(
+    inner: &EngineInner,
+    rec: &NamespaceRecord,
+    data: &Store<DataTables>,
+    env: &Store<IndexTables>,
+    ivf: &Ivf,
+    stats: &NamespaceStats,
+) -> Result<Option<(u32, IndexUpdate)>> {
+    let from = stats.indexed_until;
+    let end = stats.next_slot.min(from.saturating_add(CHUNK));
+    let (rows, live) = data
+        .read(|r, t| Ok((slot_rows(t, r, rec.id, from, end)?, live_slots(t, r, rec.id, from)?)))?;
+    let assigned: Vec<(u32, u32)> = rows
+        .iter()
+        .filter(|(_, _, v)| v.len() == ivf.dims())
+        .map(|(slot, _, v)| {
+            let mut codes = Vec::with_capacity(v.len());
+            quantize(v, &mut codes);
+            (*slot, ivf.nearest(&codes))
+        })
+        .collect();
+    let stale: Vec<u32> = env.read(|r, it| {
+        if it.cells.len(r)? <= live.len() as u64 {
+            return Ok(Vec::new());
+        }
+        let mut stale = Vec::new();
+        for e in it.cells.iter(r)? {
+            let (k, v) = e?;
+            if let Some((slot, _)) = slot_cell(k, v) {
+                if slot < from && live.binary_search(&slot).is_err() {
+                    stale.push(slot);
+                }
+            }
+        }
+        Ok(stale)
+    })?;
+    if assigned.is_empty() && stale.is_empty() && end == from {
+        return Ok(None);
+    }
+    env.write(|w, it| {
+        if inner.is_dead(rec.id) {
+            return Err(Error::namespace_forbidden(&rec.name));
+        }
+        for slot in &stale {
+            it.cells.delete(w, &slot.to_be_bytes())?;
+        }
+        for (slot, cell) in &assigned {
+            it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
+        }
+        Ok(())
+    })?;
+    Ok(Some((end, IndexUpdate::Added { trained: ivf.trained, assigned })))
+}
+
+/// The vector rows (slot, memory id, vector) of slots `from..end`.
 fn slot_rows(
     t: &DataTables,
     r: &heed::RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
     from: u32,
     end: u32,
-) -> Result<Vec<(u32, Vec<f32>)>> {
+) -> Result<Vec<(u32, [u8; 16], Vec<f32>)>> {
     let start = ns_key(ns, &from.to_be_bytes());
     let stop = ns_key(ns, &end.to_be_bytes());
     let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
@@ -372,8 +513,8 @@ fn slot_rows(
         else {
             continue;
         };
-        if let Some((_, v)) = decode_row(row) {
-            out.push((slot, v));
+        if let Some((id, v)) = decode_row(row) {
+            out.push((slot, id, v));
         }
     }
     Ok(out)

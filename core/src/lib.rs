@@ -38,6 +38,7 @@ mod embed_minilm;
 mod engine;
 mod error;
 mod graph;
+mod ivf;
 mod keys;
 mod memory;
 mod namespace;

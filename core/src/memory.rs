@@ -16,7 +16,7 @@ use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::namespace::{DecayPolicy, NamespaceRecord};
-use crate::vector::{encode_row, normalize, validate_vector, NamespaceVectors};
+use crate::vector::{encode_row, normalize, validate_vector};
 
 /// Longest content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
@@ -735,7 +735,7 @@ impl Handle {
         let vectors = self
             .inner
             .vectors
-            .get_or_load(rec.id, || env.read(|r, t| NamespaceVectors::load(t, r, rec.id)))?;
+            .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
         crate::ann::note_recall(&self.inner, &rec, &stats);
         let now = self.inner.now_micros();
         let filtered = agent.is_some()
@@ -761,7 +761,7 @@ impl Handle {
         loop {
             let (hits, exhausted) = env.read(|r, t| {
                 let (candidates, exhausted) =
-                    crate::ann::candidates(&self.inner, t, r, rec.id, &vectors, &query, want)?;
+                    crate::ann::candidates(t, r, rec.id, &vectors, &query, want)?;
                 let mut hits = Vec::new();
                 for (id, sim) in &candidates {
                     let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };

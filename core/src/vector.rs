@@ -80,7 +80,7 @@ pub(crate) fn decode_row(row: &[u8]) -> Option<([u8; 16], Vec<f32>)> {
 }
 
 /// Quantizes `v` to int8 codes (symmetric, per-row scale); returns the scale.
-fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
+pub(crate) fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     if max == 0.0 {
         out.extend(std::iter::repeat_n(0i8, v.len()));
@@ -136,13 +136,16 @@ pub(crate) struct ScanHit {
     pub similarity: f32,
 }
 
-/// The searchable vectors of one namespace from slot `from_slot` on, as a few contiguous
-/// segments (merged geometrically as rows are appended) and a set of deleted slots.
+/// The searchable vectors of one namespace: the approximate index's partition of the slots
+/// below `from_slot` (if any), the rows from `from_slot` on (the *tail*) as a few contiguous
+/// segments (merged geometrically as rows are appended), and a set of deleted slots.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct NamespaceVectors {
     pub dims: usize,
-    /// Slots below this are served by the approximate index and not held here.
+    /// Slots below this are in `ivf`, not in the segments.
     pub from_slot: u32,
+    /// The approximate index over the slots below `from_slot`.
+    pub ivf: Option<Arc<crate::ivf::Ivf>>,
     segments: Vec<Arc<Segment>>,
     deleted: Arc<HashSet<u32>>,
     rows: usize,
@@ -189,7 +192,68 @@ impl NamespaceVectors {
 
     /// Approximate bytes held (f32 values, int8 codes, scales, slots, ids).
     fn bytes(&self) -> usize {
-        self.rows * (self.dims * 5 + 24) + self.deleted.len() * 8
+        self.rows * (self.dims * 5 + 24)
+            + self.deleted.len() * 8
+            + self.ivf.as_ref().map_or(0, |i| i.bytes())
+    }
+
+    /// Whether `slot` was deleted since this copy was loaded.
+    pub(crate) fn is_deleted(&self, slot: u32) -> bool {
+        self.deleted.contains(&slot)
+    }
+
+    /// Appends rows regardless of `from_slot` (rows below it that the index lacks).
+    pub(crate) fn push_tail(&mut self, rows: &[(u32, [u8; 16], Vec<f32>)]) {
+        let mut seg = Segment::default();
+        for (slot, id, v) in rows {
+            if v.len() == self.dims {
+                seg.push(*slot, *id, v);
+            }
+        }
+        if seg.len() > 0 {
+            self.rows += seg.len();
+            self.segments.push(Arc::new(seg));
+        }
+    }
+
+    /// The copy after the index took over the slots below `end`: with `update` either a
+    /// whole new partition (it holds every live row below `end`), or the cells the tail's rows
+    /// below `end` were filed under (`(slot, cell)`, sorted by slot) by the same training as
+    /// this copy's partition. `None` if the update does not fit this copy (reload instead).
+    fn indexed(&self, end: u32, update: &IndexUpdate) -> Option<Self> {
+        let mut next = self.clone();
+        match update {
+            IndexUpdate::New(ivf) => next.ivf = Some(ivf.clone()),
+            IndexUpdate::Added { trained, assigned } => {
+                let mut ivf = match &self.ivf {
+                    Some(i) if i.trained == *trained => (**i).clone(),
+                    None if self.from_slot == 0 => return None,
+                    _ => return None,
+                };
+                let dims = self.dims;
+                let mut rows = Vec::new();
+                for s in &self.segments {
+                    for i in 0..s.len() {
+                        let slot = s.slots[i];
+                        if slot >= end || self.deleted.contains(&slot) {
+                            continue;
+                        }
+                        let Ok(at) = assigned.binary_search_by_key(&slot, |a| a.0) else {
+                            continue;
+                        };
+                        rows.push((
+                            slot,
+                            assigned[at].1,
+                            &s.codes[i * dims..(i + 1) * dims],
+                            s.scales[i],
+                        ));
+                    }
+                }
+                ivf.add(rows);
+                next.ivf = Some(Arc::new(ivf));
+            }
+        }
+        Some(next.compacted(end))
     }
 
     /// Rows held, deleted ones excluded.
@@ -233,14 +297,21 @@ impl NamespaceVectors {
                 next.segments.push(Arc::new(merge(&a, &b)));
             }
         }
-        if next.deleted.len() > MAX_TOMBSTONES && next.deleted.len() * 8 > next.rows {
+        let indexed = next.ivf.as_ref().map_or(0, |i| i.rows());
+        if next.deleted.len() > MAX_TOMBSTONES && next.deleted.len() * 8 > next.rows + indexed {
             next = next.compacted(next.from_slot);
         }
         Some(next)
     }
 
-    /// A copy without deleted rows and without rows below `from_slot`.
+    /// A copy without deleted rows and without tail rows below `from_slot`.
     fn compacted(&self, from_slot: u32) -> Self {
+        let ivf = match &self.ivf {
+            Some(i) if !self.deleted.is_empty() => {
+                Some(Arc::new(i.without(|s| self.deleted.contains(&s))))
+            }
+            other => other.clone(),
+        };
         let mut seg = Segment::default();
         for s in &self.segments {
             for i in 0..s.len() {
@@ -252,6 +323,7 @@ impl NamespaceVectors {
         NamespaceVectors {
             dims: self.dims,
             from_slot,
+            ivf,
             rows: seg.len(),
             segments: if seg.len() > 0 { vec![Arc::new(seg)] } else { Vec::new() },
             deleted: Arc::default(),
@@ -371,6 +443,14 @@ struct CacheEntry {
     vectors: Option<Arc<NamespaceVectors>>,
     /// Tick of the last use (for eviction).
     used: u64,
+}
+
+/// What an index step changed, for the cached copies.
+pub(crate) enum IndexUpdate {
+    /// A new training: the whole partition.
+    New(Arc<crate::ivf::Ivf>),
+    /// Rows of the tail filed into the existing partition: `(slot, cell)` sorted by slot.
+    Added { trained: u64, assigned: Vec<(u32, u32)> },
 }
 
 /// A namespace waiting for approximate-index work (see [`crate::ann`]).
@@ -496,16 +576,19 @@ impl VectorCache {
         self.evict(ns);
     }
 
-    /// The approximate index now covers every slot below `from_slot`: drop those rows.
-    pub(crate) fn advance(&self, ns: NamespaceId, from_slot: u32) {
+    /// The approximate index now covers every slot below `end` (see [`IndexUpdate`]).
+    pub(crate) fn indexed(&self, ns: NamespaceId, end: u32, update: &IndexUpdate) {
         let entry = self.entry(ns);
-        let mut e = entry.lock();
-        e.version += 1;
-        if let Some(v) = e.vectors.clone() {
-            if v.from_slot < from_slot {
-                self.set(&mut e, Some(Arc::new(v.compacted(from_slot))));
+        {
+            let mut e = entry.lock();
+            e.version += 1;
+            if let Some(v) = e.vectors.clone() {
+                if v.from_slot < end {
+                    self.set(&mut e, v.indexed(end, update).map(Arc::new));
+                }
             }
         }
+        self.evict(ns);
     }
 
     /// Drops the namespace's copy (the next recall reloads it).
@@ -534,7 +617,7 @@ impl VectorCache {
 /// time), so the hot loops vectorise without building the whole crate for one CPU. The bodies
 /// are `inline(always)` so that they are compiled inside the feature-enabled functions.
 #[allow(clippy::inline_always)]
-mod kernels {
+pub(crate) mod kernels {
     #[inline(always)]
     fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -651,7 +734,7 @@ mod kernels {
         }
     }
 
-    pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports the enabled features (checked above).
@@ -660,7 +743,7 @@ mod kernels {
         dot_f32_body(a, b)
     }
 
-    pub(super) fn scan_f32(rows: &[f32], dims: usize, q: &[f32], f: impl FnMut(usize, f32)) {
+    pub(crate) fn scan_f32(rows: &[f32], dims: usize, q: &[f32], f: impl FnMut(usize, f32)) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports the enabled features (checked above).
@@ -669,7 +752,7 @@ mod kernels {
         scan_f32_body(rows, dims, q, f);
     }
 
-    pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
+    pub(crate) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports the enabled features (checked above).
