@@ -276,16 +276,6 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-impl From<arroy::Error> for Error {
-    fn from(e: arroy::Error) -> Self {
-        match e {
-            // Storage errors stay storage errors, so a full map is grown and the write retried.
-            arroy::Error::Heed(e) => Error::from(e),
-            e => Error::Internal(format!("vector index: {e}")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -785,15 +785,17 @@ impl Handle {
     }
 }
 
-/// Bytes charged for a memory: its record, its vector row, the vector's share of an
-/// approximate index (a leaf holding the vector again plus amortised tree nodes, measured at
-/// ~1.1× the row at 384 dimensions) and a fixed per-entry overhead. The index share is charged
-/// whether or not the namespace is large enough to be indexed yet, so its usage does not jump
-/// when the background indexer builds one.
+/// Bytes charged for a memory: its record, its vector row, the vector's entry in an
+/// approximate index (its cell, [`INDEX_ENTRY`]) and a fixed per-entry overhead. The index entry
+/// is charged whether or not the namespace is large enough to be indexed yet, so its usage does
+/// not jump when the background indexer builds one.
 fn charged_size(record_len: usize, row_len: u64) -> u64 {
-    let index_share = if row_len == 0 { 0 } else { row_len + row_len / 8 };
-    record_len as u64 + row_len + index_share + 64
+    let index_entry = if row_len == 0 { 0 } else { INDEX_ENTRY };
+    record_len as u64 + row_len + index_entry + 64
 }
+
+/// Bytes an indexed vector's cell takes on disk (key, value and LMDB node overhead).
+const INDEX_ENTRY: u64 = 24;
 
 /// Bytes of a stored vector row of `dims` dimensions.
 fn row_len(dims: usize) -> u64 {

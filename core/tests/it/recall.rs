@@ -229,6 +229,37 @@ fn deleted_memories_never_come_back_from_the_index() {
 }
 
 #[test]
+fn the_index_survives_a_restart_and_is_retrained_as_the_namespace_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options { background: false, ann_threshold: 1000, ..Options::default() };
+    let mut data = Clustered::new(8, 30, 48);
+    let vectors: Vec<Vec<f32>> = (0..6000).map(|_| data.point()).collect();
+    let queries: Vec<Vec<f32>> = (0..20).map(|_| data.point()).collect();
+    let ids = {
+        let engine = Engine::open(dir.path(), opts()).unwrap();
+        namespace(&engine, "grow", 48);
+        let mut ids = store_all(&engine, "grow", &vectors[..1200]);
+        assert!(engine.build_vector_indexes().unwrap() > 0);
+        // Grown 5x: the next step retrains on all 6000 (and files everything again).
+        ids.extend(
+            store_all(&engine, "grow", &vectors[1200..]).into_iter().map(|(id, i)| (id, i + 1200)),
+        );
+        assert!(engine.build_vector_indexes().unwrap() > 0);
+        assert!(recall_at_10(&engine, "grow", &vectors, &ids, &queries) >= 0.95);
+        ids
+    };
+    // Reopened: the index is rebuilt in memory from the stored cells, not retrained.
+    let engine = Engine::open(dir.path(), opts()).unwrap();
+    let r = recall_at_10(&engine, "grow", &vectors, &ids, &queries);
+    assert!(r >= 0.95, "recall@10 after restart {r}");
+    assert_eq!(engine.build_vector_indexes().unwrap(), 0, "nothing left to index");
+    let by_index: HashMap<usize, String> = ids.iter().map(|(id, i)| (*i, id.clone())).collect();
+    for i in [0usize, 1199, 1200, 5999] {
+        assert_eq!(recall_ids(&engine, "grow", &vectors[i], 1)[0], by_index[&i]);
+    }
+}
+
+#[test]
 fn a_deleted_namespace_leaves_no_index_behind() {
     let (dir, engine) = open(500);
     let mut rng = Rng(5);
