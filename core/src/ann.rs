@@ -495,14 +495,17 @@ fn file_tail(
     Ok(Some((end, IndexUpdate::Added { trained: ivf.trained, assigned })))
 }
 
-/// The vector rows (slot, memory id, vector) of slots `from..end`.
+/// A stored vector row: slot, memory id, vector.
+type Row = (u32, [u8; 16], Vec<f32>);
+
+/// The vector rows of slots `from..end`.
 fn slot_rows(
     t: &DataTables,
     r: &heed::RoTxn<'_, WithoutTls>,
     ns: NamespaceId,
     from: u32,
     end: u32,
-) -> Result<Vec<(u32, [u8; 16], Vec<f32>)>> {
+) -> Result<Vec<Row>> {
     let start = ns_key(ns, &from.to_be_bytes());
     let stop = ns_key(ns, &end.to_be_bytes());
     let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));

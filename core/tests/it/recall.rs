@@ -135,9 +135,8 @@ fn approximate_recall_matches_exact_search_at_20k() {
     ann_recall_case(20_000, 384, 30);
 }
 
-/// The size; run with `make test-recall-100k` (about a minute in the test profile).
+/// The size (about 40 s in the test profile).
 #[test]
-#[ignore = "100k x 384: run with `make test-recall-100k`"]
 fn approximate_recall_matches_exact_search_at_100k() {
     ann_recall_case(100_000, 384, 50);
 }
