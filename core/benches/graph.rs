@@ -107,12 +107,16 @@ fn graph(c: &mut Criterion) {
     let mut group = c.benchmark_group("graph 100k entities / 300k relations");
     group.sample_size(50);
     group.bench_function("neighbors depth 2 (warm cache)", |b| {
-        b.iter(|| root.neighbors(around(&ids[(rng.next_u64() % ids.len() as u64) as usize])).unwrap());
+        b.iter(|| {
+            root.neighbors(around(&ids[(rng.next_u64() % ids.len() as u64) as usize])).unwrap()
+        });
     });
     group.bench_function("shortest_path between random entities (warm cache)", |b| {
         b.iter(|| {
-            let (a, z) =
-                (&ids[(rng.next_u64() % ids.len() as u64) as usize], &ids[(rng.next_u64() % ids.len() as u64) as usize]);
+            let (a, z) = (
+                &ids[(rng.next_u64() % ids.len() as u64) as usize],
+                &ids[(rng.next_u64() % ids.len() as u64) as usize],
+            );
             root.shortest_path("g", a, z).ok()
         });
     });
