@@ -185,7 +185,8 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
             }
             batch.clear();
         };
-        for (slot, id, v) in slot_rows(t, r, rec.id, 0, nv.from_slot)? {
+        each_row(t, r, rec.id, 0, nv.from_slot, |slot, row| {
+            let Some((id, v)) = decode_row(row) else { return Ok(()) };
             let cell = ivf.as_ref().filter(|i| i.dims() == v.len()).and_then(|_| {
                 cells.binary_search_by_key(&slot, |c| c.0).ok().map(|at| cells[at].1)
             });
@@ -200,7 +201,8 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
                 }
                 None => unfiled.push((slot, id, v)),
             }
-        }
+            Ok(())
+        })?;
         flush(&mut ivf, &mut batch);
         nv.ivf = ivf.map(Arc::new);
         nv.push_tail(&unfiled);
@@ -391,11 +393,16 @@ fn retrain(
     let stride = (stats.memory_count as usize / crate::ivf::sample_size(k)).max(1);
     let sample: Vec<f32> = data.read(|r, t| {
         let mut sample = Vec::new();
-        for (i, (_, _, v)) in slot_rows(t, r, rec.id, 0, end)?.into_iter().enumerate() {
-            if i % stride == 0 && v.len() == dims {
-                sample.extend_from_slice(&v);
+        let mut i = 0usize;
+        each_row(t, r, rec.id, 0, end, |_, row| {
+            if i % stride == 0 {
+                if let Some((_, v)) = decode_row(row).filter(|(_, v)| v.len() == dims) {
+                    sample.extend_from_slice(&v);
+                }
             }
-        }
+            i += 1;
+            Ok(())
+        })?;
         Ok(sample)
     })?;
     let centroids = crate::ivf::train(&sample, dims, k, rec.id ^ u64::from(end));
@@ -498,6 +505,28 @@ fn file_tail(
 /// A stored vector row: slot, memory id, vector.
 type Row = (u32, [u8; 16], Vec<f32>);
 
+/// Calls `f` with each vector row (slot, raw row) of slots `from..end`, in slot order,
+/// without holding them all in memory.
+fn each_row(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    from: u32,
+    end: u32,
+    mut f: impl FnMut(u32, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let start = ns_key(ns, &from.to_be_bytes());
+    let stop = ns_key(ns, &end.to_be_bytes());
+    let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
+    for e in t.vectors.range(r, &bounds)? {
+        let (key, row) = e?;
+        if let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) {
+            f(slot, row)?;
+        }
+    }
+    Ok(())
+}
+
 /// The vector rows of slots `from..end`.
 fn slot_rows(
     t: &DataTables,
@@ -506,20 +535,11 @@ fn slot_rows(
     from: u32,
     end: u32,
 ) -> Result<Vec<Row>> {
-    let start = ns_key(ns, &from.to_be_bytes());
-    let stop = ns_key(ns, &end.to_be_bytes());
-    let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
     let mut out = Vec::new();
-    for e in t.vectors.range(r, &bounds)? {
-        let (key, row) = e?;
-        let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
-        else {
-            continue;
-        };
-        if let Some((id, v)) = decode_row(row) {
-            out.push((slot, id, v));
-        }
-    }
+    each_row(t, r, ns, from, end, |slot, row| {
+        out.extend(decode_row(row).map(|(id, v)| (slot, id, v)));
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -125,6 +125,8 @@ impl Segment {
 
 /// Below this many rows a scan is exact f32 throughout.
 const EXACT_SCAN_MAX: usize = 2048;
+/// Segments this large are not merged further.
+const MERGE_MAX: usize = 16_384;
 /// Deleted rows tolerated before the copy is compacted (also at most 1/8 of the rows).
 const MAX_TOMBSTONES: usize = 256;
 
@@ -287,8 +289,10 @@ impl NamespaceVectors {
         if seg.len() > 0 {
             next.rows += seg.len();
             next.segments.push(Arc::new(seg));
-            // Geometric merging keeps O(log n) segments and O(log n) copies per row.
+            // Geometric merging keeps few segments and O(log n) copies per row; segments of
+            // MERGE_MAX rows are left alone, so a large tail is not copied again and again.
             while next.segments.len() >= 2
+                && next.segments[next.segments.len() - 2].len() < MERGE_MAX
                 && next.segments[next.segments.len() - 1].len()
                     >= next.segments[next.segments.len() - 2].len()
             {
