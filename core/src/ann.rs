@@ -356,15 +356,13 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     }
     let Some(env) = inner.index_env(rec.id, true)? else { return Ok(Step::Done) };
     let training = env.read(|r, it| stored_training(it, r))?.filter(|i| i.dims() == dims);
-    let (end, update) = match training {
+    let done = match training {
         Some(ivf) if indexed && stats.memory_count < RETRAIN_GROWTH * ivf.trained.max(1) => {
-            let Some(update) = file_tail(inner, rec, &data, &env, &ivf, &stats)? else {
-                return Ok(Step::Done);
-            };
-            update
+            file_tail(inner, rec, &data, &env, &ivf, &stats)?
         }
         _ => retrain(rec, &data, &env, dims, &stats)?,
     };
+    let Some((end, update)) = done else { return Ok(Step::Done) };
     if end > stats.indexed_until {
         data.write(|w, t| {
             if inner.is_dead(rec.id) {
@@ -380,14 +378,14 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
 }
 
 /// Trains a new partition on the namespace's vectors and files every vector below
-/// `stats.next_slot` in it.
+/// `stats.next_slot` in it. `None` if there is no vector to train on.
 fn retrain(
     rec: &NamespaceRecord,
     data: &Store<DataTables>,
     env: &Store<IndexTables>,
     dims: usize,
     stats: &NamespaceStats,
-) -> Result<(u32, IndexUpdate)> {
+) -> Result<Option<(u32, IndexUpdate)>> {
     let end = stats.next_slot;
     let k = crate::ivf::cells_for(stats.memory_count as usize);
     let stride = (stats.memory_count as usize / crate::ivf::sample_size(k)).max(1);
@@ -405,6 +403,9 @@ fn retrain(
         })?;
         Ok(sample)
     })?;
+    if sample.is_empty() {
+        return Ok(None); // no vector of the namespace's dimension left
+    }
     let centroids = crate::ivf::train(&sample, dims, k, rec.id ^ u64::from(end));
     drop(sample);
     let mut ivf = Ivf::new(dims, stats.memory_count, centroids);
@@ -443,7 +444,7 @@ fn retrain(
         it.meta.put(w, "dims", &(dims as u32).to_be_bytes())?;
         Ok(())
     })?;
-    Ok((end, IndexUpdate::New(Arc::new(ivf))))
+    Ok(Some((end, IndexUpdate::New(Arc::new(ivf)))))
 }
 
 /// Files the tail (up to [`CHUNK`] rows) in the stored partition `ivf` and removes the cells

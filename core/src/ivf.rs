@@ -181,6 +181,9 @@ impl Ivf {
             .map(|(c, v)| (kernels::dot_f32(v, query), c))
             .collect();
         let nprobe = self.nprobe();
+        if nprobe == 0 {
+            return Vec::new();
+        }
         order.select_nth_unstable_by(nprobe - 1, |a, b| b.0.total_cmp(&a.0));
         let mut q = Vec::with_capacity(self.dims);
         quantize(query, &mut q);
@@ -210,7 +213,10 @@ impl Ivf {
 /// Trains `k` unit centroids on `sample` (rows of `dims` unit vectors) by spherical k-means,
 /// seeded deterministically by `seed`.
 pub(crate) fn train(sample: &[f32], dims: usize, k: usize, seed: u64) -> Vec<f32> {
-    let n = sample.len() / dims;
+    let n = sample.len() / dims.max(1);
+    if n == 0 {
+        return Vec::new();
+    }
     let k = k.min(n).max(1);
     let mut state = seed | 1;
     let mut next = move || {

@@ -259,6 +259,33 @@ fn the_index_survives_a_restart_and_is_retrained_as_the_namespace_grows() {
 }
 
 #[test]
+fn an_emptied_index_keeps_working_when_memories_come_back() {
+    let (_dir, engine) = open(500);
+    namespace(&engine, "empty", 16);
+    let mut rng = Rng(6);
+    let vectors: Vec<Vec<f32>> = (0..1200).map(|_| rng.unit(16)).collect();
+    store_all(&engine, "empty", &vectors[..600]);
+    assert!(engine.build_vector_indexes().unwrap() > 0);
+    let root = engine.root();
+    let forgot = root
+        .batch_forget(memsilo::Forget {
+            namespace: Some("empty".into()),
+            before: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(forgot.forgotten, 600);
+    engine.build_vector_indexes().unwrap();
+    assert!(recall_ids(&engine, "empty", &vectors[0], 10).is_empty());
+    let ids = store_all(&engine, "empty", &vectors[600..]);
+    engine.build_vector_indexes().unwrap();
+    let by_index: HashMap<usize, String> = ids.iter().map(|(id, i)| (*i, id.clone())).collect();
+    for i in [0usize, 299, 599] {
+        assert_eq!(recall_ids(&engine, "empty", &vectors[600 + i], 1)[0], by_index[&i]);
+    }
+}
+
+#[test]
 fn a_deleted_namespace_leaves_no_index_behind() {
     let (dir, engine) = open(500);
     let mut rng = Rng(5);
