@@ -72,13 +72,13 @@ class Memsilo(System):
         self.db.create_namespace(ns, dimensions=self.dims)
 
     def insert(self, ns, ids, vectors, texts):
-        rows = vectors.tolist()
-        batch = [{"content": t, "embedding": v, "importance": 0.5} for t, v in zip(texts, rows)]
+        # NumPy rows, as a NumPy user passes them (the SDK sends them as one float32 block).
+        batch = [{"content": t, "embedding": v, "importance": 0.5} for t, v in zip(texts, vectors)]
         for uid, row in zip(self.db.store_memories(ns, batch), ids):
             self.uuid_to_row[uid] = row
 
     def query(self, ns, vector, k):
-        hits = self.db.recall(ns, vector=vector.tolist(), top_k=k)
+        hits = self.db.recall(ns, vector=vector, top_k=k)
         return [self.uuid_to_row[h["id"]] for h in hits]
 
     def delete(self, ns):
