@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::{NamespaceAction, Principal};
-use crate::datastore::{ns_key, DataTables, NamespaceStats};
+use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::namespace::{DecayPolicy, NamespaceRecord};
@@ -486,9 +486,10 @@ impl Handle {
                     stats.next_slot += 1;
                     slot = Some(s);
                     slots.push((s, p.id, i));
-                    t.vectors.put(w, &ns_key(rec.id, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+                    let row = encode_row(&p.id, v);
+                    put_last(&t.vectors, w, &ns_key(rec.id, &s.to_be_bytes()), &row)?;
                 }
-                t.memories.put(w, &ns_key(rec.id, &p.id), &encode_record(slot, &p.json))?;
+                put_last(&t.memories, w, &ns_key(rec.id, &p.id), &encode_record(slot, &p.json))?;
                 for e in &p.memory.entities {
                     crate::graph::link_memory(t, w, rec.id, e, &p.id)?;
                 }
