@@ -230,14 +230,15 @@ pub(crate) fn train(sample: &[f32], dims: usize, k: usize, seed: u64) -> Vec<f32
     let offset = (next() as usize) % step.max(1);
     let mut centroids: Vec<f32> =
         (0..k).flat_map(|c| sample[(offset + c * step) * dims..][..dims].iter().copied()).collect();
+    let mut codes = Vec::with_capacity(sample.len());
+    for row in sample.chunks_exact(dims) {
+        quantize(row, &mut codes);
+    }
     let mut assign = vec![0u32; n];
     for _ in 0..ITERATIONS {
         let ivf = Ivf::new(dims, 0, centroids.clone());
-        let mut codes = Vec::with_capacity(dims);
-        for (i, row) in sample.chunks_exact(dims).enumerate() {
-            codes.clear();
-            quantize(row, &mut codes);
-            assign[i] = ivf.nearest(&codes);
+        for (i, row) in codes.chunks_exact(dims).enumerate() {
+            assign[i] = ivf.nearest(row);
         }
         let mut sums = vec![0f32; k * dims];
         let mut counts = vec![0usize; k];

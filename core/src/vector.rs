@@ -2,7 +2,8 @@
 //! similarity is a dot product.
 //!
 //! The exact path scans an in-memory copy of the namespace's vectors (for a namespace with an
-//! approximate index, only its not-yet-indexed tail: see [`crate::ann`]). Rows are kept twice:
+//! approximate index, only its not-yet-indexed tail; the indexed rows are held as int8 codes in
+//! the index's cells: see [`crate::ann`] and [`crate::ivf`]). Tail rows are kept twice:
 //! as f32 and as int8 codes with a per-row scale. Large scans rank every row by its int8 dot
 //! product (a quarter of the memory traffic), then re-score the best candidates exactly, so the
 //! returned similarities are exact f32 cosines.
