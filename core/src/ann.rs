@@ -49,8 +49,10 @@ const MIN_BATCH: u32 = 2_000;
 const QUIET: Duration = Duration::from_secs(2);
 /// Retrain when the namespace has this many times the vectors of the last training.
 const RETRAIN_GROWTH: u64 = 4;
-/// Candidates taken from the partition per wanted result, re-scored exactly.
+/// Candidates taken from the partition per wanted result, re-scored exactly...
 const RESCORE_FACTOR: usize = 4;
+/// ...but at most this many beyond the wanted ones (wide requests come from selective filters).
+const RESCORE_MAX_EXTRA: usize = 256;
 /// Initial map size of an index environment (sparse; grows when full).
 const INDEX_MAP_SIZE: usize = 256 << 20;
 
@@ -226,8 +228,10 @@ pub(crate) fn candidates(
     let mut exhausted = exact.len() < want;
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
     let Some(ivf) = &vectors.ivf else { return Ok((out, exhausted)) };
-    let found = ivf.search(query, want * RESCORE_FACTOR + 32, |s| vectors.is_deleted(s));
-    if found.len() >= want {
+    let extra = want.saturating_mul(RESCORE_FACTOR - 1).min(RESCORE_MAX_EXTRA) + 32;
+    let (found, complete) = ivf.search(query, want + extra, |s| vectors.is_deleted(s));
+    // Not every cell probed: a wider request (the caller's next round) may find more.
+    if found.len() >= want || !complete {
         exhausted = false;
     }
     for (slot, _) in found {

@@ -158,21 +158,26 @@ impl Ivf {
         out
     }
 
-    /// Cells probed per search: enough to cover a topic split over several cells.
-    fn nprobe(&self) -> usize {
-        (self.cells.len() / 16).clamp(8, 64).min(self.cells.len())
+    /// Cells probed for `limit` results: enough to cover a topic split over several cells, and
+    /// about twice `limit` vectors, so a search asked for more (a recall whose filters reject
+    /// most candidates widens its request) looks further, up to every cell.
+    fn nprobe(&self, limit: usize) -> usize {
+        let per_cell = (self.rows / self.cells.len().max(1)).max(1);
+        let base = (self.cells.len() / 16).clamp(8, 64);
+        base.max((2 * limit).div_ceil(per_cell)).min(self.cells.len())
     }
 
     /// The `limit` slots with the highest approximate similarity to `query` (a unit vector)
-    /// among the probed cells, best first, skipping slots `skip` rejects.
+    /// among the probed cells, best first, skipping slots `skip` rejects; and whether every
+    /// cell was probed (then fewer than `limit` results means there are no more).
     pub(crate) fn search(
         &self,
         query: &[f32],
         limit: usize,
         skip: impl Fn(u32) -> bool,
-    ) -> Vec<(u32, f32)> {
+    ) -> (Vec<(u32, f32)>, bool) {
         if query.len() != self.dims || limit == 0 || self.rows == 0 {
-            return Vec::new();
+            return (Vec::new(), true);
         }
         let mut order: Vec<(f32, usize)> = self
             .centroids
@@ -180,14 +185,14 @@ impl Ivf {
             .enumerate()
             .map(|(c, v)| (kernels::dot_f32(v, query), c))
             .collect();
-        let nprobe = self.nprobe();
+        let nprobe = self.nprobe(limit);
         if nprobe == 0 {
-            return Vec::new();
+            return (Vec::new(), true);
         }
         order.select_nth_unstable_by(nprobe - 1, |a, b| b.0.total_cmp(&a.0));
         let mut q = Vec::with_capacity(self.dims);
         quantize(query, &mut q);
-        let mut top: Vec<(f32, u32)> = Vec::with_capacity(limit * 2 + 64);
+        let mut top: Vec<(f32, u32)> = Vec::with_capacity(limit.min(self.rows) * 2 + 64);
         let mut threshold = f32::NEG_INFINITY;
         for &(_, cell) in &order[..nprobe] {
             for chunk in &self.cells[cell] {
@@ -206,7 +211,7 @@ impl Ivf {
         }
         top.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         top.truncate(limit);
-        top.into_iter().map(|(s, slot)| (slot, s)).collect()
+        (top.into_iter().map(|(s, slot)| (slot, s)).collect(), nprobe == self.cells.len())
     }
 }
 
@@ -318,16 +323,21 @@ mod tests {
             let mut exact: Vec<(f32, u32)> =
                 rows.iter().enumerate().map(|(i, r)| (kernels::dot_f32(r, q), i as u32)).collect();
             exact.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let got: Vec<u32> = ivf.search(q, 10, |_| false).into_iter().map(|h| h.0).collect();
+            let got: Vec<u32> = ivf.search(q, 10, |_| false).0.into_iter().map(|h| h.0).collect();
             assert_eq!(got[0], qi as u32, "a row finds itself first");
             found += exact[..10].iter().filter(|e| got.contains(&e.1)).count();
         }
         let recall = found as f64 / (10.0 * 4000f64 / 97.0).ceil();
         assert!(recall > 0.95, "recall@10 {recall}");
         // Skipped and dropped rows never come back.
-        assert!(ivf.search(&rows[5], 10, |s| s == 5).iter().all(|h| h.0 != 5));
+        assert!(ivf.search(&rows[5], 10, |s| s == 5).0.iter().all(|h| h.0 != 5));
         let smaller = ivf.without(|s| s % 2 == 0);
         assert_eq!(smaller.rows(), 2000);
-        assert!(smaller.search(&rows[6], 50, |_| false).iter().all(|h| h.0 % 2 == 1));
+        assert!(smaller.search(&rows[6], 50, |_| false).0.iter().all(|h| h.0 % 2 == 1));
+        // Asked for more than the probed cells hold, it probes every cell and finds them all.
+        let (all, complete) = ivf.search(&rows[6], 4000, |_| false);
+        assert!(complete);
+        assert_eq!(all.len(), 4000);
+        assert!(!ivf.search(&rows[6], 10, |_| false).1);
     }
 }

@@ -772,7 +772,9 @@ impl Handle {
                 }
                 Ok((hits, exhausted))
             })?;
-            if hits.len() >= top_k || exhausted {
+            // Asking for more candidates than there are vectors cannot find more.
+            let everything = want as u64 >= stats.next_slot.into();
+            if hits.len() >= top_k || exhausted || everything {
                 let mut hits = hits;
                 hits.sort_by(|a, b| b.score.total_cmp(&a.score));
                 hits.truncate(top_k);

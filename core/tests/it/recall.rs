@@ -285,6 +285,49 @@ fn an_emptied_index_keeps_working_when_memories_come_back() {
     }
 }
 
+#[test]
+fn selective_filters_still_find_their_top_k_through_the_index() {
+    let (_dir, engine) = open(1000);
+    namespace(&engine, "agents", 32);
+    let mut data = Clustered::new(12, 10, 32);
+    let vectors: Vec<Vec<f32>> = (0..8000).map(|_| data.point()).collect();
+    // 200 agents with 40 memories each, scattered over every cluster.
+    let agent = |i: usize| format!("customer-{}", i % 200);
+    let mut ids = HashMap::new();
+    for (c, chunk) in vectors.chunks(1000).enumerate() {
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| StoreMemory {
+                agent_id: Some(agent(c * 1000 + i)),
+                ..with_vector(c * 1000 + i, v)
+            })
+            .collect();
+        for (i, id) in
+            engine.root().store_memories("agents", batch).unwrap().into_iter().enumerate()
+        {
+            ids.insert(id, c * 1000 + i);
+        }
+    }
+    assert!(engine.build_vector_indexes().unwrap() > 0);
+    let mut found = 0;
+    for (n, q) in vectors.iter().step_by(400).enumerate() {
+        let who = agent(n * 7);
+        let mut recall = Recall::vector(q.clone()).namespace("agents").top_k(10);
+        recall.agent_id = Some(who.clone());
+        let hits = engine.root().recall(recall).unwrap();
+        assert_eq!(hits.len(), 10, "an agent with 40 memories gets 10 hits");
+        assert!(hits.iter().all(|h| h.agent_id.as_deref() == Some(who.as_str())));
+        let theirs: Vec<Vec<f32>> =
+            (0..vectors.len()).filter(|i| agent(*i) == who).map(|i| vectors[i].clone()).collect();
+        let index: Vec<usize> = (0..vectors.len()).filter(|i| agent(*i) == who).collect();
+        let truth: Vec<usize> = exact_top(&theirs, q, 10).into_iter().map(|i| index[i]).collect();
+        found += hits.iter().filter(|h| truth.contains(&ids[&h.id])).count();
+    }
+    let r = found as f64 / (10 * vectors.iter().step_by(400).count()) as f64;
+    assert!(r >= 0.95, "filtered recall@10 {r}");
+}
+
 /// Sum of the sizes of the `data.mdb` files under `dir`.
 fn data_file_bytes(dir: &std::path::Path) -> u64 {
     let mut total = 0;
