@@ -23,14 +23,29 @@ fn with_vector(i: usize, v: &[f32]) -> StoreMemory {
 
 /// Stores `vectors` in batches; returns memory id → index.
 fn store_all(engine: &Engine, ns: &str, vectors: &[Vec<f32>]) -> HashMap<String, usize> {
+    store_with(engine, ns, vectors, with_vector)
+}
+
+/// Stores `make(i, vectors[i])` for every vector, in batches; returns memory id → index.
+fn store_with(
+    engine: &Engine,
+    ns: &str,
+    vectors: &[Vec<f32>],
+    make: impl Fn(usize, &[f32]) -> StoreMemory,
+) -> HashMap<String, usize> {
     let mut ids = HashMap::new();
     for (c, chunk) in vectors.chunks(1000).enumerate() {
-        let batch = chunk.iter().enumerate().map(|(i, v)| with_vector(c * 1000 + i, v)).collect();
+        let batch = chunk.iter().enumerate().map(|(i, v)| make(c * 1000 + i, v)).collect();
         for (i, id) in engine.root().store_memories(ns, batch).unwrap().into_iter().enumerate() {
             ids.insert(id, c * 1000 + i);
         }
     }
     ids
+}
+
+/// Index → memory id, from what `store_all` returns.
+fn by_index(ids: &HashMap<String, usize>) -> HashMap<usize, String> {
+    ids.iter().map(|(id, i)| (*i, id.clone())).collect()
 }
 
 fn exact_top(vectors: &[Vec<f32>], q: &[f32], k: usize) -> Vec<usize> {
@@ -195,7 +210,7 @@ fn deleted_memories_never_come_back_from_the_index() {
     let mut data = Clustered::new(4, 20, 32);
     let vectors: Vec<Vec<f32>> = (0..3000).map(|_| data.point()).collect();
     let ids = store_all(&engine, "del", &vectors);
-    let by_index: HashMap<usize, String> = ids.iter().map(|(id, i)| (*i, id.clone())).collect();
+    let by_index = by_index(&ids);
     engine.build_vector_indexes().unwrap();
     let root = engine.root();
     // Delete each probe's nearest memory (indexed), then the next nearest through batch_forget.
@@ -252,7 +267,7 @@ fn the_index_survives_a_restart_and_is_retrained_as_the_namespace_grows() {
     let r = recall_at_10(&engine, "grow", &vectors, &ids, &queries);
     assert!(r >= 0.95, "recall@10 after restart {r}");
     assert_eq!(engine.build_vector_indexes().unwrap(), 0, "nothing left to index");
-    let by_index: HashMap<usize, String> = ids.iter().map(|(id, i)| (*i, id.clone())).collect();
+    let by_index = by_index(&ids);
     for i in [0usize, 1199, 1200, 5999] {
         assert_eq!(recall_ids(&engine, "grow", &vectors[i], 1)[0], by_index[&i]);
     }
@@ -279,7 +294,7 @@ fn an_emptied_index_keeps_working_when_memories_come_back() {
     assert!(recall_ids(&engine, "empty", &vectors[0], 10).is_empty());
     let ids = store_all(&engine, "empty", &vectors[600..]);
     engine.build_vector_indexes().unwrap();
-    let by_index: HashMap<usize, String> = ids.iter().map(|(id, i)| (*i, id.clone())).collect();
+    let by_index = by_index(&ids);
     for i in [0usize, 299, 599] {
         assert_eq!(recall_ids(&engine, "empty", &vectors[600 + i], 1)[0], by_index[&i]);
     }
@@ -293,22 +308,10 @@ fn selective_filters_still_find_their_top_k_through_the_index() {
     let vectors: Vec<Vec<f32>> = (0..8000).map(|_| data.point()).collect();
     // 200 agents with 40 memories each, scattered over every cluster.
     let agent = |i: usize| format!("customer-{}", i % 200);
-    let mut ids = HashMap::new();
-    for (c, chunk) in vectors.chunks(1000).enumerate() {
-        let batch = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, v)| StoreMemory {
-                agent_id: Some(agent(c * 1000 + i)),
-                ..with_vector(c * 1000 + i, v)
-            })
-            .collect();
-        for (i, id) in
-            engine.root().store_memories("agents", batch).unwrap().into_iter().enumerate()
-        {
-            ids.insert(id, c * 1000 + i);
-        }
-    }
+    let ids = store_with(&engine, "agents", &vectors, |i, v| StoreMemory {
+        agent_id: Some(agent(i)),
+        ..with_vector(i, v)
+    });
     assert!(engine.build_vector_indexes().unwrap() > 0);
     let mut found = 0;
     for (n, q) in vectors.iter().step_by(400).enumerate() {
