@@ -42,7 +42,7 @@ use heed::{Env, WithoutTls};
 use parking_lot::RwLock;
 
 /// Most tail rows filed in one step.
-pub(crate) const CHUNK: u32 = 200_000;
+const CHUNK: u32 = 200_000;
 /// A tail shorter than this waits for [`QUIET`] without writes before it is indexed.
 const MIN_BATCH: u32 = 2_000;
 /// How long a namespace must go without writes before a short tail is indexed.
