@@ -210,7 +210,48 @@ fn writes_during_a_build(n: usize) {
     }
 }
 
+/// Recall filtered by `agent_id` in a namespace of `n` memories spread over 200 agents: the
+/// "one customer of a tenant" case, where most candidates are rejected by the filter.
+fn filtered_recall(n: usize) {
+    let (_dir, engine) = open(Options::default());
+    namespace(&engine, "f");
+    let mut data = Clustered::new(n as u64 + 1, 200, DIMS);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
+    let root = engine.root();
+    for (c, chunk) in vectors.chunks(1000).enumerate() {
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| StoreMemory {
+                agent_id: Some(format!("customer-{}", (c * 1000 + i) % 200)),
+                ..memory(c * 1000 + i, v)
+            })
+            .collect();
+        root.store_memories("f", batch).unwrap();
+    }
+    engine.build_vector_indexes().unwrap();
+    let mut lat = Vec::new();
+    for qi in 0..200 {
+        let mut r = Recall::vector(data.point()).namespace("f").top_k(10);
+        r.agent_id = Some(format!("customer-{qi}"));
+        let t = Instant::now();
+        let hits = root.recall(r).unwrap();
+        lat.push(t.elapsed());
+        assert_eq!(hits.len(), 10);
+    }
+    println!(
+        "{n} x {DIMS}, recall filtered to one of 200 agents: p50 {}  p99 {}",
+        ms(percentile(&mut lat, 0.5)),
+        ms(percentile(&mut lat, 0.99))
+    );
+}
+
 fn main() {
+    if let Ok(n) = std::env::var("MEMSILO_BENCH_FILTERED") {
+        // Only the filtered recall, e.g. MEMSILO_BENCH_FILTERED=100000.
+        filtered_recall(n.parse().unwrap_or(100_000));
+        return;
+    }
     if std::env::var_os("MEMSILO_BENCH_STORE").is_some() {
         // Only the store throughput numbers.
         store_throughput();
