@@ -157,7 +157,8 @@ pub(crate) type Candidate = ([u8; 16], f32);
 pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result<NamespaceVectors> {
     let data = inner.data_env(&rec.location)?;
     data.read(|r, t| {
-        let mut nv = NamespaceVectors::load(t, r, rec.id)?;
+        let agents = crate::memory::slot_agents(t, r, rec.id)?;
+        let mut nv = NamespaceVectors::load(t, r, rec.id, &agents)?;
         if nv.from_slot == 0 {
             return Ok(nv);
         }
@@ -181,9 +182,9 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
         let mut batch: Vec<(u32, u32, Vec<i8>, f32)> = Vec::new();
         let flush = |ivf: &mut Option<Ivf>, batch: &mut Vec<(u32, u32, Vec<i8>, f32)>| {
             if let Some(ivf) = ivf {
-                ivf.add(
-                    batch.iter().map(|(s, c, codes, scale)| (*s, *c, codes.as_slice(), *scale)),
-                );
+                ivf.add(batch.iter().map(|(s, c, codes, scale)| {
+                    (*s, *c, codes.as_slice(), *scale, agents.get(*s))
+                }));
             }
             batch.clear();
         };
@@ -207,13 +208,14 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
         })?;
         flush(&mut ivf, &mut batch);
         nv.ivf = ivf.map(Arc::new);
-        nv.push_tail(&unfiled);
+        nv.push_tail(&unfiled, &agents);
         Ok(nv)
     })
 }
 
 /// Candidates for a recall: the exact best of the tail copy `vectors`, merged with the
-/// partition's candidates re-scored exactly from their stored rows. Returns at most `want`,
+/// partition's candidates re-scored exactly from their stored rows; only memories of agent key
+/// `agent` when given (the caller still checks every filter on the record). Returns at most `want`,
 /// best first, and whether fewer than `want` exist at all. `r` is a read transaction of the
 /// namespace's data environment.
 pub(crate) fn candidates(
@@ -223,13 +225,14 @@ pub(crate) fn candidates(
     vectors: &NamespaceVectors,
     query: &[f32],
     want: usize,
+    agent: Option<u64>,
 ) -> Result<(Vec<Candidate>, bool)> {
-    let exact = vectors.search(query, want);
+    let exact = vectors.search(query, want, agent);
     let mut exhausted = exact.len() < want;
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
     let Some(ivf) = &vectors.ivf else { return Ok((out, exhausted)) };
     let extra = want.saturating_mul(RESCORE_FACTOR - 1).min(RESCORE_MAX_EXTRA) + 32;
-    let (found, complete) = ivf.search(query, want + extra, |s| vectors.is_deleted(s));
+    let (found, complete) = ivf.search(query, want + extra, agent, |s| vectors.is_deleted(s));
     // Not every cell probed: a wider request (the caller's next round) may find more.
     if found.len() >= want || !complete {
         exhausted = false;
@@ -413,6 +416,7 @@ fn retrain(
     let centroids = crate::ivf::train(&sample, dims, k, rec.id ^ u64::from(end));
     drop(sample);
     let mut ivf = Ivf::new(dims, stats.memory_count, centroids);
+    let agents = data.read(|r, t| crate::memory::slot_agents(t, r, rec.id))?;
     let mut filed: Vec<(u32, u32)> = Vec::new();
     let mut start = 0;
     while start < end {
@@ -432,7 +436,7 @@ fn retrain(
             coded
                 .iter()
                 .zip(&cells)
-                .map(|((s, codes, scale), c)| (*s, *c, codes.as_slice(), *scale)),
+                .map(|((s, codes, scale), c)| (*s, *c, codes.as_slice(), *scale, agents.get(*s))),
         );
         filed.extend(coded.iter().map(|(s, _, _)| *s).zip(cells));
         start = stop;

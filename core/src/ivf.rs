@@ -23,19 +23,24 @@ const SAMPLE_PER_CELL: usize = 48;
 /// Chunks a cell may have before they are merged into one.
 const MAX_CHUNKS: usize = 8;
 
-/// Codes of some vectors of one cell.
+/// Codes of some vectors of one cell, with their slots and agent keys.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk {
     slots: Vec<u32>,
     codes: Vec<i8>,
     scales: Vec<f32>,
+    agents: Vec<u64>,
 }
 
+/// A vector filed in a cell: slot, cell, int8 codes, scale, agent key.
+pub(crate) type Filed<'a> = (u32, u32, &'a [i8], f32, u64);
+
 impl Chunk {
-    pub(crate) fn push(&mut self, slot: u32, codes: &[i8], scale: f32) {
+    fn push(&mut self, slot: u32, codes: &[i8], scale: f32, agent: u64) {
         self.slots.push(slot);
         self.codes.extend_from_slice(codes);
         self.scales.push(scale);
+        self.agents.push(agent);
     }
 
     fn len(&self) -> usize {
@@ -110,12 +115,12 @@ impl Ivf {
         best.1
     }
 
-    /// Files rows `(slot, cell, codes, scale)`, appending one chunk per touched cell.
-    pub(crate) fn add<'a>(&mut self, rows: impl IntoIterator<Item = (u32, u32, &'a [i8], f32)>) {
+    /// Files rows, appending one chunk per touched cell.
+    pub(crate) fn add<'a>(&mut self, rows: impl IntoIterator<Item = Filed<'a>>) {
         let mut fresh: Vec<Option<Chunk>> = (0..self.cells.len()).map(|_| None).collect();
-        for (slot, cell, codes, scale) in rows {
+        for (slot, cell, codes, scale, agent) in rows {
             let Some(c) = fresh.get_mut(cell as usize) else { continue };
-            c.get_or_insert_with(Chunk::default).push(slot, codes, scale);
+            c.get_or_insert_with(Chunk::default).push(slot, codes, scale, agent);
             self.rows += 1;
         }
         for (cell, chunk) in fresh.into_iter().enumerate() {
@@ -128,6 +133,7 @@ impl Ivf {
                     merged.slots.extend_from_slice(&c.slots);
                     merged.codes.extend_from_slice(&c.codes);
                     merged.scales.extend_from_slice(&c.scales);
+                    merged.agents.extend_from_slice(&c.agents);
                 }
                 *chunks = vec![Arc::new(merged)];
             }
@@ -142,11 +148,8 @@ impl Ivf {
             for c in chunks {
                 for i in 0..c.len() {
                     if !drop(c.slots[i]) {
-                        kept.push(
-                            c.slots[i],
-                            &c.codes[i * self.dims..(i + 1) * self.dims],
-                            c.scales[i],
-                        );
+                        let codes = &c.codes[i * self.dims..(i + 1) * self.dims];
+                        kept.push(c.slots[i], codes, c.scales[i], c.agents[i]);
                     }
                 }
             }
@@ -167,14 +170,17 @@ impl Ivf {
         base.max((2 * limit).div_ceil(per_cell)).min(self.cells.len())
     }
 
-    /// The `limit` slots with the highest approximate similarity to `query` (a unit vector)
-    /// among the probed cells, best first, skipping slots `skip` rejects; and whether every
-    /// cell was probed (then fewer than `limit` results means there are no more).
+    /// The `limit` slots with the highest approximate similarity to `query` (a unit vector),
+    /// best first, among rows of agent key `agent` (all rows if `None`) that are not
+    /// `deleted`; and whether every cell was probed (then fewer than `limit` results means
+    /// there are no more). Cells are probed nearest first until at least [`Self::nprobe`] were
+    /// and `limit` matching rows were seen, so a selective agent filter probes further.
     pub(crate) fn search(
         &self,
         query: &[f32],
         limit: usize,
-        skip: impl Fn(u32) -> bool,
+        agent: Option<u64>,
+        deleted: impl Fn(u32) -> bool,
     ) -> (Vec<(u32, f32)>, bool) {
         if query.len() != self.dims || limit == 0 || self.rows == 0 {
             return (Vec::new(), true);
@@ -185,33 +191,51 @@ impl Ivf {
             .enumerate()
             .map(|(c, v)| (kernels::dot_f32(v, query), c))
             .collect();
-        let nprobe = self.nprobe(limit);
-        if nprobe == 0 {
-            return (Vec::new(), true);
-        }
-        order.select_nth_unstable_by(nprobe - 1, |a, b| b.0.total_cmp(&a.0));
+        order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let base = self.nprobe(limit);
         let mut q = Vec::with_capacity(self.dims);
         quantize(query, &mut q);
         let mut top: Vec<(f32, u32)> = Vec::with_capacity(limit.min(self.rows) * 2 + 64);
         let mut threshold = f32::NEG_INFINITY;
-        for &(_, cell) in &order[..nprobe] {
+        let mut consider = |score: f32, slot: u32| {
+            if score > threshold && !deleted(slot) {
+                top.push((score, slot));
+                if top.len() >= 2 * limit + 64 {
+                    top.select_nth_unstable_by(limit - 1, |a, b| b.0.total_cmp(&a.0));
+                    top.truncate(limit);
+                    threshold = top.iter().map(|e| e.0).fold(f32::INFINITY, f32::min);
+                }
+            }
+        };
+        let (mut probed, mut matched) = (0, 0);
+        for &(_, cell) in &order {
+            if probed >= base && matched >= limit {
+                break;
+            }
+            probed += 1;
             for chunk in &self.cells[cell] {
-                kernels::scan_i8(&chunk.codes, self.dims, &q, |i, d| {
-                    let s = d as f32 * chunk.scales[i];
-                    if s > threshold && !skip(chunk.slots[i]) {
-                        top.push((s, chunk.slots[i]));
-                        if top.len() >= 2 * limit + 64 {
-                            top.select_nth_unstable_by(limit - 1, |a, b| b.0.total_cmp(&a.0));
-                            top.truncate(limit);
-                            threshold = top.iter().map(|e| e.0).fold(f32::INFINITY, f32::min);
+                match agent {
+                    None => {
+                        matched += chunk.len();
+                        kernels::scan_i8(&chunk.codes, self.dims, &q, |i, d| {
+                            consider(d as f32 * chunk.scales[i], chunk.slots[i]);
+                        });
+                    }
+                    Some(a) => {
+                        for (i, codes) in chunk.codes.chunks_exact(self.dims).enumerate() {
+                            if chunk.agents[i] == a {
+                                matched += 1;
+                                let d = kernels::dot_i8(codes, &q);
+                                consider(d as f32 * chunk.scales[i], chunk.slots[i]);
+                            }
                         }
                     }
-                });
+                }
             }
         }
         top.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         top.truncate(limit);
-        (top.into_iter().map(|(s, slot)| (slot, s)).collect(), nprobe == self.cells.len())
+        (top.into_iter().map(|(s, slot)| (slot, s)).collect(), probed == self.cells.len())
     }
 }
 
@@ -311,8 +335,11 @@ mod tests {
             .collect();
         // Filed in two batches, as the indexer does.
         for range in [0..2500usize, 2500..4000] {
-            let batch: Vec<(u32, u32, &[i8], f32)> = range
-                .map(|i| (i as u32, ivf.nearest(&coded[i].0), coded[i].0.as_slice(), coded[i].1))
+            let batch: Vec<Filed<'_>> = range
+                .map(|i| {
+                    let cell = ivf.nearest(&coded[i].0);
+                    (i as u32, cell, coded[i].0.as_slice(), coded[i].1, (i % 40) as u64 + 1)
+                })
                 .collect();
             ivf.add(batch);
         }
@@ -323,21 +350,27 @@ mod tests {
             let mut exact: Vec<(f32, u32)> =
                 rows.iter().enumerate().map(|(i, r)| (kernels::dot_f32(r, q), i as u32)).collect();
             exact.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let got: Vec<u32> = ivf.search(q, 10, |_| false).0.into_iter().map(|h| h.0).collect();
+            let got: Vec<u32> =
+                ivf.search(q, 10, None, |_| false).0.into_iter().map(|h| h.0).collect();
             assert_eq!(got[0], qi as u32, "a row finds itself first");
             found += exact[..10].iter().filter(|e| got.contains(&e.1)).count();
         }
         let recall = found as f64 / (10.0 * 4000f64 / 97.0).ceil();
         assert!(recall > 0.95, "recall@10 {recall}");
         // Skipped and dropped rows never come back.
-        assert!(ivf.search(&rows[5], 10, |s| s == 5).0.iter().all(|h| h.0 != 5));
+        assert!(ivf.search(&rows[5], 10, None, |s| s == 5).0.iter().all(|h| h.0 != 5));
         let smaller = ivf.without(|s| s % 2 == 0);
         assert_eq!(smaller.rows(), 2000);
-        assert!(smaller.search(&rows[6], 50, |_| false).0.iter().all(|h| h.0 % 2 == 1));
+        assert!(smaller.search(&rows[6], 50, None, |_| false).0.iter().all(|h| h.0 % 2 == 1));
         // Asked for more than the probed cells hold, it probes every cell and finds them all.
-        let (all, complete) = ivf.search(&rows[6], 4000, |_| false);
+        let (all, complete) = ivf.search(&rows[6], 4000, None, |_| false);
         assert!(complete);
         assert_eq!(all.len(), 4000);
-        assert!(!ivf.search(&rows[6], 10, |_| false).1);
+        assert!(!ivf.search(&rows[6], 10, None, |_| false).1);
+        // An agent filter returns only that agent's rows, probing as far as it takes: agent 8
+        // has 100 rows spread over every cell, and all of them are found.
+        let (theirs, _) = ivf.search(&rows[6], 100, Some(8), |_| false);
+        assert_eq!(theirs.len(), 100);
+        assert!(theirs.iter().all(|h| h.0 % 40 == 7));
     }
 }

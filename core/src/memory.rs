@@ -16,7 +16,7 @@ use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::namespace::{DecayPolicy, NamespaceRecord};
-use crate::vector::{encode_row, normalize, validate_vector};
+use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
 
 /// Longest content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
@@ -505,9 +505,12 @@ impl Handle {
         let (charged, slots, stats) = written;
         reservation.keep(charged);
         // Apply the new rows to the cached vectors before returning (read-your-writes).
-        let added: Vec<(u32, [u8; 16], &[f32])> = slots
+        let added: Vec<NewRow<'_>> = slots
             .iter()
-            .filter_map(|(slot, id, i)| Some((*slot, *id, items[*i].vector.as_deref()?)))
+            .filter_map(|(slot, id, i)| {
+                let p = &items[*i];
+                Some((*slot, *id, p.vector.as_deref()?, agent_key(p.memory.agent_id.as_deref())))
+            })
             .collect();
         self.inner.vectors.apply(rec.id, &added, &[]);
         crate::ann::note_write(&self.inner, rec, &stats);
@@ -739,8 +742,8 @@ impl Handle {
             .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
         crate::ann::note_recall(&self.inner, &rec, &stats);
         let now = self.inner.now_micros();
-        let filtered = agent.is_some()
-            || !req.tags.is_empty()
+        // Filters checked on the records (the agent filter is applied while scanning).
+        let filtered = !req.tags.is_empty()
             || req.min_importance.is_some()
             || req.since.is_some()
             || req.until.is_some();
@@ -757,12 +760,13 @@ impl Handle {
                 && req.until.is_none_or(|u| m.created_at < u);
             keep.then_some(eff)
         };
+        let agent_filter = agent.map(|a| agent_key(Some(a)));
         // Over-fetch so filters and decay still leave top_k; widen when they do not.
         let mut want = if filtered { top_k * 8 } else { top_k * 2 };
         loop {
             let (hits, exhausted) = env.read(|r, t| {
                 let (candidates, exhausted) =
-                    crate::ann::candidates(t, r, rec.id, &vectors, &query, want)?;
+                    crate::ann::candidates(t, r, rec.id, &vectors, &query, want, agent_filter)?;
                 let mut hits = Vec::new();
                 for (id, sim) in &candidates {
                     let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
@@ -856,6 +860,40 @@ fn check_vector_space(
     stats.embedder.get_or_insert_with(|| embedder.to_owned());
     stats.dimensions = Some(dims as u32);
     Ok(())
+}
+
+/// The agent key (see [`crate::vector::agent_key`]) of every vector slot of a namespace, read
+/// from its memory records without decoding them whole.
+pub(crate) fn slot_agents(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    ns: u64,
+) -> Result<SlotAgents> {
+    #[derive(Deserialize)]
+    struct AgentOf<'a> {
+        #[serde(borrow, default)]
+        agent_id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        slot: Option<u32>,
+    }
+    let mut out = Vec::new();
+    for e in t.memories.prefix_iter(r, &ns.to_be_bytes())? {
+        let (_, bytes) = e?;
+        let (slot, json) = match bytes.split_first() {
+            Some((&RECORD_V2, rest)) if rest.len() >= RECORD_HEADER - 1 => {
+                let (slot, json) = rest.split_at(RECORD_HEADER - 1);
+                let slot = u32::from_be_bytes([slot[0], slot[1], slot[2], slot[3]]);
+                ((slot != NO_SLOT).then_some(slot), json)
+            }
+            _ => (None, bytes),
+        };
+        let parsed: AgentOf<'_> = serde_json::from_slice(json)?;
+        if let Some(slot) = slot.or(parsed.slot) {
+            out.push((slot, agent_key(parsed.agent_id.as_deref())));
+        }
+    }
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(SlotAgents(out))
 }
 
 pub(crate) fn read_memory(

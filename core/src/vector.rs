@@ -92,7 +92,34 @@ pub(crate) fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
     max / 127.0
 }
 
-/// Rows appended together: f32 values, int8 codes and scales, slots and memory ids.
+/// Key of a memory's agent for scans that filter by agent: a hash of its `agent_id` (never 0),
+/// or 0 without one. Equal ids give equal keys; a collision only lets a row through to the
+/// exact filter on the memory's record.
+pub(crate) fn agent_key(agent: Option<&str>) -> u64 {
+    agent.map_or(0, |a| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in a.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h | 1
+    })
+}
+
+/// Agent keys of a namespace's vector slots, sorted by slot.
+#[derive(Debug, Default)]
+pub(crate) struct SlotAgents(pub Vec<(u32, u64)>);
+
+impl SlotAgents {
+    /// The agent key of `slot` (0 if unknown).
+    pub(crate) fn get(&self, slot: u32) -> u64 {
+        self.0.binary_search_by_key(&slot, |e| e.0).map_or(0, |at| self.0[at].1)
+    }
+}
+
+/// A row added by a write: slot, memory id, normalised vector, agent key.
+pub(crate) type NewRow<'a> = (u32, [u8; 16], &'a [f32], u64);
+
+/// Rows appended together: f32 values, int8 codes and scales, slots, memory ids, agent keys.
 #[derive(Debug, Default)]
 struct Segment {
     slots: Vec<u32>,
@@ -100,6 +127,7 @@ struct Segment {
     data: Vec<f32>,
     codes: Vec<i8>,
     scales: Vec<f32>,
+    agents: Vec<u64>,
 }
 
 impl Segment {
@@ -107,9 +135,10 @@ impl Segment {
         self.slots.len()
     }
 
-    fn push(&mut self, slot: u32, id: [u8; 16], v: &[f32]) {
+    fn push(&mut self, slot: u32, id: [u8; 16], v: &[f32], agent: u64) {
         self.slots.push(slot);
         self.ids.push(id);
+        self.agents.push(agent);
         self.data.extend_from_slice(v);
         let scale = quantize(v, &mut self.codes);
         self.scales.push(scale);
@@ -121,6 +150,7 @@ impl Segment {
         self.data.extend_from_slice(&other.data[i * dims..(i + 1) * dims]);
         self.codes.extend_from_slice(&other.codes[i * dims..(i + 1) * dims]);
         self.scales.push(other.scales[i]);
+        self.agents.push(other.agents[i]);
     }
 }
 
@@ -160,6 +190,7 @@ impl NamespaceVectors {
         t: &DataTables,
         r: &heed::RoTxn<'_, heed::WithoutTls>,
         ns: NamespaceId,
+        agents: &SlotAgents,
     ) -> Result<Self> {
         let stats = t.stats_of(r, ns)?;
         let from_slot = stats.indexed_until;
@@ -184,7 +215,7 @@ impl NamespaceVectors {
             if v.len() != out.dims {
                 continue;
             }
-            seg.push(slot, id, &v);
+            seg.push(slot, id, &v, agents.get(slot));
         }
         out.rows = seg.len();
         if seg.len() > 0 {
@@ -195,7 +226,7 @@ impl NamespaceVectors {
 
     /// Approximate bytes held (f32 values, int8 codes, scales, slots, ids).
     fn bytes(&self) -> usize {
-        self.rows * (self.dims * 5 + 24)
+        self.rows * (self.dims * 5 + 32)
             + self.deleted.len() * 8
             + self.ivf.as_ref().map_or(0, |i| i.bytes())
     }
@@ -206,11 +237,11 @@ impl NamespaceVectors {
     }
 
     /// Appends rows regardless of `from_slot` (rows below it that the index lacks).
-    pub(crate) fn push_tail(&mut self, rows: &[(u32, [u8; 16], Vec<f32>)]) {
+    pub(crate) fn push_tail(&mut self, rows: &[(u32, [u8; 16], Vec<f32>)], agents: &SlotAgents) {
         let mut seg = Segment::default();
         for (slot, id, v) in rows {
             if v.len() == self.dims {
-                seg.push(*slot, *id, v);
+                seg.push(*slot, *id, v, agents.get(*slot));
             }
         }
         if seg.len() > 0 {
@@ -249,6 +280,7 @@ impl NamespaceVectors {
                             assigned[at].1,
                             &s.codes[i * dims..(i + 1) * dims],
                             s.scales[i],
+                            s.agents[i],
                         ));
                     }
                 }
@@ -267,7 +299,7 @@ impl NamespaceVectors {
 
     /// A copy with `added` rows appended and `removed` slots deleted, sharing unchanged
     /// segments. `None` if an added row does not fit (the caller then reloads).
-    fn with_delta(&self, added: &[(u32, [u8; 16], &[f32])], removed: &[u32]) -> Option<Self> {
+    fn with_delta(&self, added: &[NewRow<'_>], removed: &[u32]) -> Option<Self> {
         let mut next = self.clone();
         if !removed.is_empty() {
             let mut deleted = (*next.deleted).clone();
@@ -275,7 +307,7 @@ impl NamespaceVectors {
             next.deleted = Arc::new(deleted);
         }
         let mut seg = Segment::default();
-        for (slot, id, v) in added {
+        for (slot, id, v, agent) in added {
             if *slot < next.from_slot || next.deleted.contains(slot) {
                 continue;
             }
@@ -285,7 +317,7 @@ impl NamespaceVectors {
             if v.len() != next.dims {
                 return None;
             }
-            seg.push(*slot, *id, v);
+            seg.push(*slot, *id, v, *agent);
         }
         if seg.len() > 0 {
             next.rows += seg.len();
@@ -335,9 +367,9 @@ impl NamespaceVectors {
         }
     }
 
-    /// The rows most similar to `query`, best first, at most `limit`, deleted rows excluded.
-    /// Similarities are exact.
-    pub(crate) fn search(&self, query: &[f32], limit: usize) -> Vec<ScanHit> {
+    /// The rows most similar to `query`, best first, at most `limit`, deleted rows excluded,
+    /// and only rows of agent key `agent` when given. Similarities are exact.
+    pub(crate) fn search(&self, query: &[f32], limit: usize, agent: Option<u64>) -> Vec<ScanHit> {
         if self.dims == 0 || query.len() != self.dims || limit == 0 || self.rows == 0 {
             return Vec::new();
         }
@@ -348,7 +380,9 @@ impl NamespaceVectors {
             let mut top = TopK::new(limit + self.deleted.len());
             for (si, s) in self.segments.iter().enumerate() {
                 kernels::scan_f32(&s.data, dims, query, |i, sim| {
-                    top.push(sim, si as u32, i as u32);
+                    top.push_if(sim, si as u32, i as u32, || {
+                        agent.is_none_or(|a| s.agents[i] == a)
+                    });
                 });
             }
             scored = top.into_vec();
@@ -358,7 +392,10 @@ impl NamespaceVectors {
             let mut top = TopK::new(rescore);
             for (si, s) in self.segments.iter().enumerate() {
                 kernels::scan_i8(&s.codes, dims, &q, |i, d| {
-                    top.push(d as f32 * s.scales[i], si as u32, i as u32);
+                    let score = d as f32 * s.scales[i];
+                    top.push_if(score, si as u32, i as u32, || {
+                        agent.is_none_or(|a| s.agents[i] == a)
+                    });
                 });
             }
             scored = top.into_vec();
@@ -396,9 +433,10 @@ impl TopK {
         TopK { k: k.max(1), threshold: f32::NEG_INFINITY, buf: Vec::with_capacity(2 * k.max(32)) }
     }
 
+    /// Offers an entry that `keep` accepts (asked only if the score could make the top).
     #[inline]
-    fn push(&mut self, score: f32, segment: u32, row: u32) {
-        if score <= self.threshold {
+    fn push_if(&mut self, score: f32, segment: u32, row: u32, keep: impl FnOnce() -> bool) {
+        if score <= self.threshold || !keep() {
             return;
         }
         self.buf.push((score, segment, row));
@@ -431,6 +469,7 @@ fn merge(a: &Segment, b: &Segment) -> Segment {
         data: Vec::with_capacity(a.data.len() + b.data.len()),
         codes: Vec::with_capacity(a.codes.len() + b.codes.len()),
         scales: Vec::with_capacity(a.len() + b.len()),
+        agents: Vec::with_capacity(a.len() + b.len()),
     };
     for s in [a, b] {
         out.slots.extend_from_slice(&s.slots);
@@ -438,6 +477,7 @@ fn merge(a: &Segment, b: &Segment) -> Segment {
         out.data.extend_from_slice(&s.data);
         out.codes.extend_from_slice(&s.codes);
         out.scales.extend_from_slice(&s.scales);
+        out.agents.extend_from_slice(&s.agents);
     }
     out
 }
@@ -564,12 +604,7 @@ impl VectorCache {
     }
 
     /// A write committed: `added` rows (slot, memory id, normalised vector) and `removed` slots.
-    pub(crate) fn apply(
-        &self,
-        ns: NamespaceId,
-        added: &[(u32, [u8; 16], &[f32])],
-        removed: &[u32],
-    ) {
+    pub(crate) fn apply(&self, ns: NamespaceId, added: &[NewRow<'_>], removed: &[u32]) {
         let entry = self.entry(ns);
         {
             let mut e = entry.lock();
@@ -697,7 +732,7 @@ pub(crate) mod kernels {
         /// (exact: codes are within ±127, so a pair sum fits i16), widened to i32.
         #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::cast_ptr_alignment)] // unaligned loads (loadu)
-        fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+        pub(super) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
             let n = a.len().min(b.len());
             let blocks = n / 32;
             let ones = _mm256_set1_epi16(1);
@@ -757,6 +792,15 @@ pub(crate) mod kernels {
         scan_f32_body(rows, dims, q, f);
     }
 
+    pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports the enabled features (checked above).
+            return unsafe { avx2::dot_i8(a, b) };
+        }
+        dot_i8_body(a, b)
+    }
+
     pub(crate) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
@@ -798,12 +842,12 @@ mod tests {
     fn build(rows: &[Vec<f32>], step: usize) -> NamespaceVectors {
         let mut nv = NamespaceVectors::default();
         for (c, chunk) in rows.chunks(step).enumerate() {
-            let added: Vec<(u32, [u8; 16], &[f32])> = chunk
+            let added: Vec<NewRow<'_>> = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
                     let slot = (c * step + i) as u32;
-                    (slot, [slot as u8; 16], v.as_slice())
+                    (slot, [slot as u8; 16], v.as_slice(), 0)
                 })
                 .collect();
             nv = nv.with_delta(&added, &[]).unwrap();
@@ -816,10 +860,10 @@ mod tests {
         let rows =
             vec![vec![1.0f32, 0.0], vec![0.0, 1.0], vec![std::f32::consts::FRAC_1_SQRT_2; 2]];
         let nv = build(&rows, 1);
-        let hits = nv.search(&[1.0, 0.0], 2);
+        let hits = nv.search(&[1.0, 0.0], 2, None);
         assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 2]);
         assert!((hits[0].similarity - 1.0).abs() < 1e-6);
-        assert!(nv.search(&[1.0, 0.0, 0.0], 2).is_empty());
+        assert!(nv.search(&[1.0, 0.0, 0.0], 2, None).is_empty());
     }
 
     #[test]
@@ -830,7 +874,7 @@ mod tests {
         assert!(nv.segments.len() > 1);
         for qi in 0..20 {
             let q = &rows[qi * 37];
-            let hits = nv.search(q, 10);
+            let hits = nv.search(q, 10, None);
             assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), exact(&rows, q, 10));
             assert!((hits[0].similarity - 1.0).abs() < 1e-5);
         }
@@ -841,14 +885,14 @@ mod tests {
         let rows = random_rows(3000, 32, 9);
         let nv = build(&rows, 1000);
         let q = rows[5].clone();
-        let top = nv.search(&q, 3);
+        let top = nv.search(&q, 3, None);
         assert_eq!(top[0].slot, 5);
         let nv = nv.with_delta(&[], &[5]).unwrap();
-        assert!(nv.search(&q, 3).iter().all(|h| h.slot != 5));
+        assert!(nv.search(&q, 3, None).iter().all(|h| h.slot != 5));
         assert_eq!(nv.len(), 2999);
         // A row deleted before its append was applied stays deleted.
-        let late = [(5u32, [5u8; 16], q.as_slice())];
-        assert!(nv.with_delta(&late, &[]).unwrap().search(&q, 3).iter().all(|h| h.slot != 5));
+        let late = [(5u32, [5u8; 16], q.as_slice(), 0)];
+        assert!(nv.with_delta(&late, &[]).unwrap().search(&q, 3, None).iter().all(|h| h.slot != 5));
         // Many deletes compact the copy.
         let many: Vec<u32> = (100..1000).collect();
         let nv = nv.with_delta(&[], &many).unwrap();
@@ -857,9 +901,9 @@ mod tests {
         // Rows below the index boundary are dropped.
         let nv = nv.compacted(2000);
         assert_eq!(nv.len(), 1000);
-        assert!(nv.search(&rows[10], 5).iter().all(|h| h.slot >= 2000));
+        assert!(nv.search(&rows[10], 5, None).iter().all(|h| h.slot >= 2000));
         // A row of the wrong size makes the caller reload.
-        assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..])], &[]).is_none());
+        assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[]).is_none());
     }
 
     #[test]
@@ -883,7 +927,7 @@ mod tests {
         cache.get_or_load(2, load).unwrap();
         assert_eq!(loads.get(), 4, "2 was evicted and reloaded");
         // Writes keep the count exact; forgetting releases it.
-        cache.apply(2, &[(5000, [9; 16], rows[0].as_slice())], &[]);
+        cache.apply(2, &[(5000, [9; 16], rows[0].as_slice(), 0)], &[]);
         cache.forget(1);
         cache.forget(2);
         cache.forget(3);
