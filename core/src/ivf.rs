@@ -2,7 +2,9 @@
 //! codes: `k` centroids trained by spherical k-means, each vector filed under its nearest
 //! centroid (its *cell*). A search scores the centroids, scans the codes of the `nprobe` best
 //! cells, and returns candidate slots with approximate scores; the caller re-scores them
-//! exactly from the stored f32 rows (see [`crate::ann`]).
+//! exactly from the stored f32 rows (see [`crate::ann`]). Each vector also carries its
+//! memory's agent key, so a search for one agent's memories skips the others' rows and probes
+//! further cells until it has seen enough of that agent's.
 //!
 //! Why not a tree index: on 384-d clustered embeddings, random-projection trees (arroy) reached
 //! recall@10 0.98 at 100k but 0.37 at 1M with the same effort, and each candidate cost an LMDB
