@@ -207,6 +207,10 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
             Ok(())
         })?;
         flush(&mut ivf, &mut batch);
+        if ivf.is_none() {
+            // The index's files are gone (or its training does not fit): train a new one.
+            queue(inner, rec, false);
+        }
         nv.ivf = ivf.map(Arc::new);
         nv.push_tail(&unfiled, &agents);
         Ok(nv)

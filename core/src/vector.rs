@@ -240,6 +240,9 @@ impl NamespaceVectors {
     pub(crate) fn push_tail(&mut self, rows: &[(u32, [u8; 16], Vec<f32>)], agents: &SlotAgents) {
         let mut seg = Segment::default();
         for (slot, id, v) in rows {
+            if self.dims == 0 {
+                self.dims = v.len(); // every other row was indexed
+            }
             if v.len() == self.dims {
                 seg.push(*slot, *id, v, agents.get(*slot));
             }
