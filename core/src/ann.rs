@@ -188,7 +188,7 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
             }
             batch.clear();
         };
-        each_row(t, r, rec.id, 0, nv.from_slot, |slot, row| {
+        t.each_vector_row(r, rec.id, 0, nv.from_slot, |slot, row| {
             let Some((id, v)) = decode_row(row) else { return Ok(()) };
             let cell = ivf.as_ref().filter(|i| i.dims() == v.len()).and_then(|_| {
                 cells.binary_search_by_key(&slot, |c| c.0).ok().map(|at| cells[at].1)
@@ -403,7 +403,7 @@ fn retrain(
     let sample: Vec<f32> = data.read(|r, t| {
         let mut sample = Vec::new();
         let mut i = 0usize;
-        each_row(t, r, rec.id, 0, end, |_, row| {
+        t.each_vector_row(r, rec.id, 0, end, |_, row| {
             if i % stride == 0 {
                 if let Some((_, v)) = decode_row(row).filter(|(_, v)| v.len() == dims) {
                     sample.extend_from_slice(&v);
@@ -518,28 +518,6 @@ fn file_tail(
 /// A stored vector row: slot, memory id, vector.
 type Row = (u32, [u8; 16], Vec<f32>);
 
-/// Calls `f` with each vector row (slot, raw row) of slots `from..end`, in slot order,
-/// without holding them all in memory.
-fn each_row(
-    t: &DataTables,
-    r: &heed::RoTxn<'_, WithoutTls>,
-    ns: NamespaceId,
-    from: u32,
-    end: u32,
-    mut f: impl FnMut(u32, &[u8]) -> Result<()>,
-) -> Result<()> {
-    let start = ns_key(ns, &from.to_be_bytes());
-    let stop = ns_key(ns, &end.to_be_bytes());
-    let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
-    for e in t.vectors.range(r, &bounds)? {
-        let (key, row) = e?;
-        if let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) {
-            f(slot, row)?;
-        }
-    }
-    Ok(())
-}
-
 /// The vector rows of slots `from..end`.
 fn slot_rows(
     t: &DataTables,
@@ -549,7 +527,7 @@ fn slot_rows(
     end: u32,
 ) -> Result<Vec<Row>> {
     let mut out = Vec::new();
-    each_row(t, r, ns, from, end, |slot, row| {
+    t.each_vector_row(r, ns, from, end, |slot, row| {
         out.extend(decode_row(row).map(|(id, v)| (slot, id, v)));
         Ok(())
     })?;
@@ -563,16 +541,11 @@ fn live_slots(
     ns: NamespaceId,
     end: u32,
 ) -> Result<Vec<u32>> {
-    let start = ns_key(ns, &0u32.to_be_bytes());
-    let stop = ns_key(ns, &end.to_be_bytes());
-    let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
     let mut out = Vec::new();
-    for e in t.vectors.lazily_decode_data().range(r, &bounds)? {
-        let (key, _) = e?;
-        if let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) {
-            out.push(slot);
-        }
-    }
+    t.each_vector_row(r, ns, 0, end, |slot, _| {
+        out.push(slot);
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -190,6 +190,28 @@ impl DataTables {
         Ok(())
     }
 
+    /// Calls `f` with each vector row (slot, raw row) of namespace `ns` in slots `from..end`,
+    /// in slot order, without holding them all in memory.
+    pub(crate) fn each_vector_row(
+        &self,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        ns: NamespaceId,
+        from: u32,
+        end: u32,
+        mut f: impl FnMut(u32, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let start = ns_key(ns, &from.to_be_bytes());
+        let stop = ns_key(ns, &end.to_be_bytes());
+        let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&stop[..]));
+        for e in self.vectors.range(rtxn, &bounds)? {
+            let (key, row) = e?;
+            if let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()) {
+                f(u32::from_be_bytes(slot), row)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes every row of a namespace in every table, at most `budget` rows per table per
     /// call; returns whether rows remain.
     pub(crate) fn purge_rows(

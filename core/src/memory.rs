@@ -92,18 +92,24 @@ fn encode_record(slot: Option<u32>, json: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes a record (current or legacy format).
-fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
+/// Splits a record into its slot and its JSON; `None` for a legacy record (its JSON, the
+/// whole record, holds the slot).
+fn split_record(bytes: &[u8]) -> Option<(Option<u32>, &[u8])> {
     match bytes.split_first() {
         Some((&RECORD_V2, rest)) if rest.len() >= RECORD_HEADER - 1 => {
             let (slot, json) = rest.split_at(RECORD_HEADER - 1);
             let slot = u32::from_be_bytes([slot[0], slot[1], slot[2], slot[3]]);
-            Ok(StoredMemory {
-                memory: serde_json::from_slice(json)?,
-                slot: (slot != NO_SLOT).then_some(slot),
-            })
+            Some(((slot != NO_SLOT).then_some(slot), json))
         }
-        _ => Ok(serde_json::from_slice(bytes)?),
+        _ => None,
+    }
+}
+
+/// Decodes a record (current or legacy format).
+fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
+    match split_record(bytes) {
+        Some((slot, json)) => Ok(StoredMemory { memory: serde_json::from_slice(json)?, slot }),
+        None => Ok(serde_json::from_slice(bytes)?),
     }
 }
 
@@ -879,14 +885,7 @@ pub(crate) fn slot_agents(
     let mut out = Vec::new();
     for e in t.memories.prefix_iter(r, &ns.to_be_bytes())? {
         let (_, bytes) = e?;
-        let (slot, json) = match bytes.split_first() {
-            Some((&RECORD_V2, rest)) if rest.len() >= RECORD_HEADER - 1 => {
-                let (slot, json) = rest.split_at(RECORD_HEADER - 1);
-                let slot = u32::from_be_bytes([slot[0], slot[1], slot[2], slot[3]]);
-                ((slot != NO_SLOT).then_some(slot), json)
-            }
-            _ => (None, bytes),
-        };
+        let (slot, json) = split_record(bytes).unwrap_or((None, bytes));
         let parsed: AgentOf<'_> = serde_json::from_slice(json)?;
         if let Some(slot) = slot.or(parsed.slot) {
             out.push((slot, agent_key(parsed.agent_id.as_deref())));

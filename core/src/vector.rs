@@ -13,14 +13,13 @@
 //! that returned before it started.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::datastore::{ns_key, DataTables, NamespaceId};
+use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
 use crate::namespace::NamespaceRecord;
 
@@ -194,29 +193,18 @@ impl NamespaceVectors {
     ) -> Result<Self> {
         let stats = t.stats_of(r, ns)?;
         let from_slot = stats.indexed_until;
-        let start = ns_key(ns, &from_slot.to_be_bytes());
-        let end = (ns + 1).to_be_bytes();
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (
-            Bound::Included(&start[..]),
-            if ns == u64::MAX { Bound::Unbounded } else { Bound::Excluded(&end[..]) },
-        );
         let mut out = NamespaceVectors { from_slot, ..Default::default() };
         let mut seg = Segment::default();
-        for e in t.vectors.range(r, &bounds)? {
-            let (key, row) = e?;
-            let Some(slot) = key.get(8..12).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
-            else {
-                continue;
-            };
-            let Some((id, v)) = decode_row(row) else { continue };
+        t.each_vector_row(r, ns, from_slot, stats.next_slot, |slot, row| {
+            let Some((id, v)) = decode_row(row) else { return Ok(()) };
             if out.dims == 0 {
                 out.dims = v.len();
             }
-            if v.len() != out.dims {
-                continue;
+            if v.len() == out.dims {
+                seg.push(slot, id, &v, agents.get(slot));
             }
-            seg.push(slot, id, &v, agents.get(slot));
-        }
+            Ok(())
+        })?;
         out.rows = seg.len();
         if seg.len() > 0 {
             out.segments.push(Arc::new(seg));
