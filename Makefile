@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help docs test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -91,6 +91,14 @@ bench-compare: ## memsilo vs Chroma, LanceDB, usearch, NumPy (small; FULL=1 for 
 	cd python && $(BENCH_VENV)/bin/maturin build --release --quiet -o $(BENCH_WHEELS)
 	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps $(BENCH_WHEELS)/memsilo-*.whl
 	$(BENCH_VENV)/bin/python benches/compare/harness.py $(if $(FULL),--full) $(BENCH_ARGS)
+
+MDBOOK_VERSION := 0.5.4
+MDBOOK := $(CARGO_TARGET_DIR)/tools/bin/mdbook
+docs: ## Build the book in docs/ into docs/book/ (installs mdBook from crates.io into target/tools once)
+	test -x $(MDBOOK) && $(MDBOOK) --version | grep -qF $(MDBOOK_VERSION) || \
+		cargo install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(CARGO_TARGET_DIR)/tools
+	$(MDBOOK) build docs
+	@echo "open docs/book/index.html"
 
 fmt: ## Format the Rust code
 	cargo fmt --all

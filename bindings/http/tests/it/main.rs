@@ -2,6 +2,7 @@
 
 mod binary;
 mod client;
+mod docs;
 mod edge;
 mod graph;
 mod memory;
