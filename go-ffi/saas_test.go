@@ -90,7 +90,7 @@ func saasFlow(t *testing.T, admin *DB) {
 
 	// Members and tenant usage.
 	m := of(admin.AddMember(bg, acme.tenant.ID, "alice@acme.com", RoleEditor, map[string]any{"team": "ml"})).must(t)
-	if m.Role != RoleEditor || m.MemberID == "" || m.Message != "Member added successfully" {
+	if m.Role != RoleEditor || m.MemberID == "" || m.Message != "Member added successfully to tenant "+acme.tenant.ID {
 		t.Fatalf("member: %+v", m)
 	}
 	_, err = admin.AddMember(bg, acme.tenant.ID, "alice@acme.com", RoleViewer, nil)

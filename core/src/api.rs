@@ -466,7 +466,9 @@ impl Handle {
     pub fn execute(&self, req: Request) -> Result<Reply> {
         match req {
             Request::CreateTenant(a) => {
-                with_message(self.create_tenant(a)?, "Tenant created successfully")
+                let t = self.create_tenant(a)?;
+                let message = format!("Tenant '{}' created successfully", t.tenant.name);
+                with_message(t, &message)
             }
             Request::ListTenants(a) => {
                 let page = self.list_tenants(
@@ -484,18 +486,22 @@ impl Handle {
             Request::GetTenant(a) => Reply::of(self.get_tenant(&a.tenant_id)?),
             Request::UpdateTenant(a) => {
                 let (id, changes) = a.into_parts();
-                with_message(self.update_tenant(&id, changes)?, "Tenant updated successfully")
+                let t = self.update_tenant(&id, changes)?;
+                let message = format!("Tenant '{}' updated successfully", t.tenant.name);
+                with_message(t, &message)
             }
             Request::DeleteTenant(a) => {
                 let t = self.delete_tenant(&a.tenant_id)?;
-                let mut r = with_message(t, "Tenant deleted successfully")?;
+                let message = format!("Tenant '{}' has been deleted", t.tenant.name);
+                let mut r = with_message(t, &message)?;
                 r.value["deleted_at"] = json!(now_string(self));
                 Ok(r)
             }
-            Request::AddMember(a) => with_message(
-                self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?,
-                "Member added successfully",
-            ),
+            Request::AddMember(a) => {
+                let m = self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?;
+                let message = format!("Member added successfully to tenant {}", m.tenant_id);
+                with_message(m, &message)
+            }
             Request::ListMembers(a) => Reply::of(self.list_members(
                 &a.tenant_id,
                 a.role,
@@ -506,7 +512,7 @@ impl Handle {
                 Reply::of(json!({
                     "tenant_id": m.tenant_id,
                     "member_id": m.member_id,
-                    "message": "Member removed successfully",
+                    "message": format!("Member {} removed from tenant {}", m.member_id, m.tenant_id),
                     "removed_at": now_string(self),
                 }))
             }
@@ -612,9 +618,12 @@ pub fn error_body(e: &Error) -> Value {
             body["tenant_id"] = json!(tenant);
             body["retry_after"] = json!(retry_after_secs);
         }
-        Error::InvalidArgument { field, .. } | Error::PayloadTooLarge { field, .. } => {
+        Error::InvalidArgument { field, .. }
+        | Error::Validation { field, .. }
+        | Error::PayloadTooLarge { field, .. } => {
             body["field"] = json!(field);
         }
+        Error::NotFound { kind: "tenant", id } => body["tenant_id"] = json!(id),
         _ => {}
     }
     body
@@ -638,6 +647,9 @@ pub fn error_from_body(body: &Value) -> Error {
         }
         crate::ErrorCode::InvalidArgument | crate::ErrorCode::PayloadTooLarge => {
             let field = body["field"].as_str().unwrap_or("").to_owned();
+            if let Some(reason) = message.strip_prefix(&format!("Validation error: {field} ")) {
+                return Error::Validation { field, reason: reason.to_owned() };
+            }
             let reason = message.strip_prefix(&format!("{field}: ")).unwrap_or(&message).to_owned();
             if code == crate::ErrorCode::InvalidArgument {
                 Error::InvalidArgument { field, reason }
@@ -790,6 +802,10 @@ mod tests {
             Error::Unauthorized("API key revoked".into()),
             Error::namespace_forbidden("tenant-acme"),
             Error::not_found("tenant", "t-1"),
+            Error::Validation {
+                field: "name".into(),
+                reason: "must be at least 3 characters".into(),
+            },
             Error::Conflict("namespace exists".into()),
             Error::QuotaExceeded {
                 tenant: "t-1".into(),

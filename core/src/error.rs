@@ -108,6 +108,15 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A request field failed validation, worded as the tenant API's reference words it
+    /// (`Validation error: name must be at least 3 characters`); code `invalid_argument`.
+    #[error("Validation error: {field} {reason}")]
+    Validation {
+        /// The offending field, as named on the wire.
+        field: String,
+        /// Why it was refused (follows the field name in the message).
+        reason: String,
+    },
     /// The key is missing, malformed, unknown, expired or revoked.
     #[error("{0}")]
     Unauthorized(String),
@@ -120,7 +129,7 @@ pub enum Error {
         namespace: Option<String>,
     },
     /// The named thing does not exist.
-    #[error("{kind} not found: {id}")]
+    #[error("{} not found: {id}", capitalized(kind))]
     NotFound {
         /// What kind of thing (tenant, member, key, memory, entity, namespace).
         kind: &'static str,
@@ -183,7 +192,7 @@ impl Error {
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Error::InvalidArgument { .. } | Error::Validation { .. } => ErrorCode::InvalidArgument,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::NotFound { .. } => ErrorCode::NotFound,
@@ -257,6 +266,12 @@ impl Error {
     }
 }
 
+/// `tenant` -> `Tenant`: messages start with a capital (`Tenant not found: <id>`).
+fn capitalized(kind: &str) -> String {
+    let mut chars = kind.chars();
+    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
 fn split_field(message: &str) -> (String, String) {
     match message.split_once(": ") {
         Some((f, r)) => (f.to_owned(), r.to_owned()),
@@ -297,5 +312,16 @@ mod tests {
         let e = Error::namespace_forbidden("tenant-acme-corp");
         assert_eq!(e.to_string(), "Key not authorized for namespace tenant-acme-corp");
         assert_eq!(e.code(), ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn not_found_and_validation_read_as_the_tenant_reference_words_them() {
+        assert_eq!(Error::not_found("tenant", "t-1").to_string(), "Tenant not found: t-1");
+        let e = Error::Validation {
+            field: "name".into(),
+            reason: "must be at least 3 characters".into(),
+        };
+        assert_eq!(e.to_string(), "Validation error: name must be at least 3 characters");
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
     }
 }

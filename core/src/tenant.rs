@@ -273,9 +273,16 @@ pub struct MemberList {
 }
 
 pub(crate) fn validate_tenant_name(name: &str) -> Result<()> {
-    let ok_len = (3..=64).contains(&name.len());
-    if !ok_len || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(Error::invalid("name", "must be 3-64 characters of A-Z, a-z, 0-9 and _"));
+    let refuse =
+        |reason: &str| Err(Error::Validation { field: "name".into(), reason: reason.into() });
+    if name.len() < 3 {
+        return refuse("must be at least 3 characters");
+    }
+    if name.len() > 64 {
+        return refuse("must be at most 64 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return refuse("must contain only A-Z, a-z, 0-9 and _");
     }
     Ok(())
 }
@@ -392,7 +399,7 @@ impl Handle {
         };
         self.inner.catalog_write(|w, t| {
             if t.tenant_names.get(w, &tenant.name)?.is_some() {
-                return Err(Error::Conflict(format!("tenant name {} already exists", tenant.name)));
+                return Err(Error::Conflict(format!("Tenant already exists: {}", tenant.name)));
             }
             if let Some(parent) = &tenant.parent_id {
                 let p = t.tenants.get(w, parent)?.ok_or_else(|| {
@@ -479,7 +486,7 @@ impl Handle {
             if let Some(name) = &req.name {
                 if *name != tenant.name {
                     if t.tenant_names.get(w, name)?.is_some() {
-                        return Err(Error::Conflict(format!("tenant name {name} already exists")));
+                        return Err(Error::Conflict(format!("Tenant already exists: {name}")));
                     }
                     t.tenant_names.delete(w, &tenant.name)?;
                     t.tenant_names.put(w, name, &tenant.id)?;

@@ -21,19 +21,27 @@ fn tenant_lifecycle_with_members_children_and_deletion() {
     assert_eq!(created["isolation_mode"], "logical");
     assert_eq!(created["quotas"]["qps_limit"], 50);
     assert_eq!(created["quotas"]["storage_quota_bytes"], 10_737_418_240_u64);
-    assert_eq!(created["message"], "Tenant created successfully");
+    // The wording of the tenant API's reference, with API.md's snake_case codes.
+    assert_eq!(created["message"], "Tenant 'acme_corp' created successfully");
 
     // Duplicate name, bad name.
-    s.admin("POST", "/api/v1/tenants", Some(json!({"name": "acme_corp"})))
-        .expect_error(409, "conflict");
+    let dup = s.admin("POST", "/api/v1/tenants", Some(json!({"name": "acme_corp"})));
+    assert_eq!(dup.expect_error(409, "conflict")["message"], "Tenant already exists: acme_corp");
     let bad = s.admin("POST", "/api/v1/tenants", Some(json!({"name": "a!"})));
+    let bad = bad.expect_error(400, "invalid_argument");
+    assert_eq!(bad["field"], "name");
+    assert_eq!(bad["message"], "Validation error: name must be at least 3 characters");
+    let bad = s.admin("POST", "/api/v1/tenants", Some(json!({"name": "acme corp"})));
     assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "name");
 
     let got = s.admin("GET", &format!("/api/v1/tenants/{id}"), None);
     assert_eq!(got.expect(200)["name"], "acme_corp");
     assert_eq!(got.json["usage"]["members"], 0);
-    s.admin("GET", "/api/v1/tenants/00000000-0000-0000-0000-000000000000", None)
-        .expect_error(404, "not_found");
+    let missing = "00000000-0000-0000-0000-000000000000";
+    let absent = s.admin("GET", &format!("/api/v1/tenants/{missing}"), None);
+    let absent = absent.expect_error(404, "not_found");
+    assert_eq!(absent["message"], format!("Tenant not found: {missing}"));
+    assert_eq!(absent["tenant_id"], missing);
 
     // Partial update keeps what is not named.
     let updated = s.admin(
@@ -44,7 +52,7 @@ fn tenant_lifecycle_with_members_children_and_deletion() {
     let updated = updated.expect(200);
     assert_eq!(updated["quotas"]["max_connections"], 4);
     assert_eq!(updated["quotas"]["qps_limit"], 50);
-    assert_eq!(updated["message"], "Tenant updated successfully");
+    assert_eq!(updated["message"], "Tenant 'acme_corp' updated successfully");
 
     // Members: add, duplicate, list with a role filter and pagination, remove.
     let members = format!("/api/v1/tenants/{id}/members");
@@ -58,7 +66,7 @@ fn tenant_lifecycle_with_members_children_and_deletion() {
         .clone();
     assert_eq!(alice["tenant_id"], id.as_str());
     assert_eq!(alice["role"], "admin");
-    assert_eq!(alice["message"], "Member added successfully");
+    assert_eq!(alice["message"], format!("Member added successfully to tenant {id}"));
     for who in ["bob@acme.com", "carol@acme.com"] {
         s.admin("POST", &members, Some(json!({"user_identifier": who, "role": "viewer"})))
             .expect(201);
@@ -83,6 +91,7 @@ fn tenant_lifecycle_with_members_children_and_deletion() {
     let removed = s.admin("DELETE", &format!("{members}/{alice_id}"), None);
     let removed = removed.expect(200);
     assert_eq!(removed["member_id"], alice_id);
+    assert_eq!(removed["message"], format!("Member {alice_id} removed from tenant {id}"));
     assert!(removed["removed_at"].is_string());
     s.admin("DELETE", &format!("{members}/{alice_id}"), None).expect_error(404, "not_found");
     assert_eq!(s.admin("GET", &members, None).expect(200)["total_count"], 2);
@@ -103,7 +112,8 @@ fn tenant_lifecycle_with_members_children_and_deletion() {
     s.admin("DELETE", &format!("/api/v1/tenants/{id}"), None).expect_error(409, "conflict");
     let gone = s.admin("DELETE", &format!("/api/v1/tenants/{child_id}"), None);
     assert!(gone.expect(200)["deleted_at"].is_string());
-    s.admin("DELETE", &format!("/api/v1/tenants/{id}"), None).expect(200);
+    let deleted = s.admin("DELETE", &format!("/api/v1/tenants/{id}"), None);
+    assert_eq!(deleted.expect(200)["message"], "Tenant 'acme_corp' has been deleted");
     s.admin("GET", &format!("/api/v1/tenants/{id}"), None).expect_error(404, "not_found");
 }
 
