@@ -4,12 +4,26 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help docs test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help docs console test-console console-screenshots test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: test-rust test-reliability test-python test-node test-go ## Everything CI runs
+test: console test-rust test-reliability test-python test-node test-go test-console ## Everything CI runs
+
+# The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
+# embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
+console: ## Build the admin console into console/dist (npm ci, tsc, vite); the next Rust build embeds it
+	cd console && npm ci --no-audit --no-fund && npm run build
+
+CHROMIUM ?= /usr/bin/chromium
+test-console: console ## The console in headless chromium against a real server (playwright-core, axe-core)
+	test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	cargo build -p memsilo-http --bin memsilo
+	cd console && CHROMIUM=$(CHROMIUM) SCREENSHOTS=$(SCREENSHOTS) node --test test/console.test.mjs
+
+console-screenshots: ## Take the screenshots in docs/console again (the console test with SCREENSHOTS=1)
+	$(MAKE) test-console SCREENSHOTS=1
 
 test-rust: ## Rust unit and integration tests (debug build; reliability has its own target)
 	cargo test --workspace --exclude memsilo-reliability

@@ -7,6 +7,7 @@
 mod cli;
 mod client;
 mod connections;
+mod console;
 mod dispatch;
 mod inflight;
 pub mod log;

@@ -61,7 +61,8 @@ pub(crate) struct App {
 pub(crate) type Shared = Arc<App>;
 
 /// The router for `engine`: every route of the table, plus `/healthz`, `/metrics`,
-/// `/openapi.json`, and JSON bodies for unknown routes (404) and wrong methods (405).
+/// `/openapi.json`, the admin console under `/console`, and JSON bodies for unknown routes
+/// (404) and wrong methods (405).
 pub fn router(engine: Engine, options: ServeOptions) -> Router {
     let app = Arc::new(App {
         engine,
@@ -98,7 +99,10 @@ fn build(app: Shared) -> Router {
     let mut router = Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/metrics", axum::routing::get(metrics))
-        .route("/openapi.json", axum::routing::get(openapi));
+        .route("/openapi.json", axum::routing::get(openapi))
+        .route("/console", axum::routing::get(crate::console::index))
+        .route("/console/", axum::routing::get(crate::console::index))
+        .route("/console/{*path}", axum::routing::get(crate::console::asset));
     for (path, mr) in paths {
         router = router.route(path, mr);
     }

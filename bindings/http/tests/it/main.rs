@@ -3,6 +3,7 @@
 mod binary;
 mod client;
 mod docs;
+mod console;
 mod edge;
 mod graph;
 mod memory;

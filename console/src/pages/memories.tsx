@@ -1,0 +1,338 @@
+// Memories of a namespace: store one, the recall playground (query, filters, mode, top_k,
+// scores), browsing with the list cursor and export, where the server offers them.
+import { useEffect, useState } from 'preact/hooks';
+import { call, callOperation, schemaField, type Memory } from '../api';
+import { useSession } from '../session';
+import { Empty, errorText, Field, fmtDate, Notice, PageHeader, useNotice } from '../ui';
+import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
+
+export function MemoriesPage(props: { params: URLSearchParams }) {
+  const names = useNamespaceNames();
+  const [ns, setNs] = useChosenNamespace(props.params, names);
+  const s = useSession();
+  return (
+    <section aria-labelledby="page-title">
+      <PageHeader title="Memories" subtitle="Store, recall, browse and export the memories of one namespace">
+        <NamespacePicker value={ns} onChange={setNs} names={names} />
+      </PageHeader>
+      <div class="grid-2">
+        <Recall ns={ns} />
+        <Store ns={ns} />
+      </div>
+      {s.ops.has('list_memories') && <Browse ns={ns} />}
+      {s.ops.has('export_namespace') && <Export ns={ns} />}
+    </section>
+  );
+}
+
+function tagsOf(text: string): string[] {
+  return text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+}
+
+function Store(props: { ns: string }) {
+  const notice = useNotice();
+  const [content, setContent] = useState('');
+  const [tags, setTags] = useState('');
+  const [importance, setImportance] = useState('0.5');
+  const [agent, setAgent] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const body = {
+      namespace: props.ns,
+      content,
+      tags: tagsOf(tags),
+      importance: Number(importance),
+      agent_id: agent.trim() || undefined,
+    };
+    if (await notice.run(() => call<Memory>('POST', '/v1/memory/store', { body }), `Stored in ${props.ns}.`)) setContent('');
+  };
+  return (
+    <section class="card" aria-labelledby="store-title">
+      <h2 id="store-title">Store a memory</h2>
+      <form onSubmit={submit} class="form-grid">
+        <Field label="Content">
+          {(id) => <textarea id={id} rows={3} required value={content} onInput={(e) => setContent(e.currentTarget.value)} />}
+        </Field>
+        <div class="row">
+          <Field label="Tags" hint="Comma-separated">
+            {(id) => <input id={id} value={tags} onInput={(e) => setTags(e.currentTarget.value)} />}
+          </Field>
+          <Field label="Importance">
+            {(id) => (
+              <input
+                id={id}
+                type="number"
+                min="0"
+                max="1"
+                step="0.05"
+                value={importance}
+                onInput={(e) => setImportance(e.currentTarget.value)}
+              />
+            )}
+          </Field>
+          <Field label="Agent id">
+            {(id) => <input id={id} value={agent} onInput={(e) => setAgent(e.currentTarget.value)} />}
+          </Field>
+        </div>
+        <div class="actions">
+          <button type="submit" class="primary" disabled={!props.ns}>
+            Store memory
+          </button>
+        </div>
+      </form>
+      {notice.view}
+    </section>
+  );
+}
+
+function Recall(props: { ns: string }) {
+  const [query, setQuery] = useState('');
+  const [topK, setTopK] = useState('5');
+  const [tags, setTags] = useState('');
+  const [agent, setAgent] = useState('');
+  const [minImportance, setMinImportance] = useState('');
+  const [mode, setMode] = useState('');
+  const [filter, setFilter] = useState('');
+  const [modes, setModes] = useState<string[] | null>(null);
+  const [hasFilter, setHasFilter] = useState(false);
+  const [hits, setHits] = useState<Memory[] | null>(null);
+  const [error, setError] = useState('');
+  const [took, setTook] = useState(0);
+  useEffect(() => {
+    schemaField('Recall', 'mode').then((m) => setModes(m && m.length ? m : null));
+    schemaField('Recall', 'filter').then((f) => setHasFilter(f !== null));
+  }, []);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError('');
+    const body: Record<string, unknown> = { namespace: props.ns, query, top_k: Number(topK) };
+    if (tagsOf(tags).length) body.tags = tagsOf(tags);
+    if (agent.trim()) body.agent_id = agent.trim();
+    if (minImportance !== '') body.min_importance = Number(minImportance);
+    if (modes && mode) body.mode = mode;
+    if (hasFilter && filter.trim()) {
+      try {
+        body.filter = JSON.parse(filter);
+      } catch (err) {
+        setError(`Filter is not valid JSON: ${String(err)}`);
+        return;
+      }
+    }
+    const started = performance.now();
+    try {
+      setHits(await call<Memory[]>('POST', '/v1/memory/recall', { body }));
+      setTook(performance.now() - started);
+    } catch (err) {
+      setHits(null);
+      setError(errorText(err));
+    }
+  };
+  return (
+    <section class="card" aria-labelledby="recall-title">
+      <h2 id="recall-title">Recall playground</h2>
+      <form onSubmit={submit} class="form-grid" aria-label="Recall">
+        <Field label="Query">
+          {(id) => <input id={id} required type="search" value={query} onInput={(e) => setQuery(e.currentTarget.value)} />}
+        </Field>
+        <div class="row">
+          <Field label="Top k">
+            {(id) => <input id={id} type="number" min="1" max="100" value={topK} onInput={(e) => setTopK(e.currentTarget.value)} />}
+          </Field>
+          {modes && (
+            <Field label="Mode">
+              {(id) => (
+                <select id={id} value={mode} onChange={(e) => setMode(e.currentTarget.value)}>
+                  <option value="">server default</option>
+                  {modes.map((m) => (
+                    <option key={m} value={m}>
+                      {m}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+          )}
+          <Field label="Min importance">
+            {(id) => (
+              <input
+                id={id}
+                type="number"
+                min="0"
+                max="1"
+                step="0.05"
+                value={minImportance}
+                onInput={(e) => setMinImportance(e.currentTarget.value)}
+              />
+            )}
+          </Field>
+        </div>
+        <div class="row">
+          <Field label="Only tags" hint="All of them, comma-separated">
+            {(id) => <input id={id} value={tags} onInput={(e) => setTags(e.currentTarget.value)} />}
+          </Field>
+          <Field label="Only agent">
+            {(id) => <input id={id} value={agent} onInput={(e) => setAgent(e.currentTarget.value)} />}
+          </Field>
+        </div>
+        {hasFilter && (
+          <Field label="Filter (JSON)" hint='e.g. {"metadata.tier": {"$in": ["gold"]}}'>
+            {(id) => <textarea id={id} rows={2} class="mono" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />}
+          </Field>
+        )}
+        <div class="actions">
+          <button type="submit" class="primary" disabled={!props.ns}>
+            Recall
+          </button>
+        </div>
+      </form>
+      <Notice notice={error ? { kind: 'error', text: error } : null} />
+      {hits && hits.length === 0 && <Empty>Nothing recalled.</Empty>}
+      {hits && hits.length > 0 && (
+        <>
+          <p class="small muted" role="status">
+            {hits.length} result{hits.length === 1 ? '' : 's'} in {took.toFixed(0)} ms
+          </p>
+          <ol class="hits" aria-label="Recalled memories">
+            {hits.map((h) => (
+              <li key={h.id} class="hit">
+                <div class="hit-score">
+                  <span class="score" aria-label={`score ${h.score?.toFixed(3)}`}>
+                    {h.score?.toFixed(3)}
+                  </span>
+                  <div class="bar" aria-hidden="true">
+                    <div class="bar-fill bar-low" style={{ width: `${Math.max(0, Math.min(1, h.score ?? 0)) * 100}%` }} />
+                  </div>
+                </div>
+                <div class="hit-body">
+                  <p class="hit-content">{h.content}</p>
+                  <p class="small muted">
+                    similarity {h.similarity?.toFixed(3) ?? '—'} · importance {h.importance} · {fmtDate(h.created_at)}
+                    {h.agent_id ? ` · agent ${h.agent_id}` : ''}
+                  </p>
+                  {h.tags.length > 0 && (
+                    <ul class="tags" aria-label="Tags">
+                      {h.tags.map((t) => (
+                        <li key={t} class="tag">
+                          {t}
+                        </li>
+                      ))}
+                    </ul>
+                  )}
+                </div>
+              </li>
+            ))}
+          </ol>
+        </>
+      )}
+    </section>
+  );
+}
+
+interface MemoryPage {
+  memories: Memory[];
+  next_cursor: string | null;
+}
+
+function Browse(props: { ns: string }) {
+  const s = useSession();
+  const [pages, setPages] = useState<MemoryPage[]>([]);
+  const [error, setError] = useState('');
+  const load = async (cursor: string | null) => {
+    setError('');
+    try {
+      const resp = await callOperation(s.ops.get('list_memories')!, {
+        namespace: props.ns,
+        limit: 20,
+        descending: true,
+        ...(cursor ? { cursor } : {}),
+      });
+      const page = (await resp.json()) as MemoryPage;
+      setPages((p) => (cursor ? [...p, page] : [page]));
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  useEffect(() => {
+    setPages([]);
+  }, [props.ns]);
+  const items = pages.flatMap((p) => p.memories);
+  const next = pages.length ? pages[pages.length - 1].next_cursor : null;
+  return (
+    <section class="card" aria-labelledby="browse-title">
+      <div class="card-header">
+        <h2 id="browse-title">Browse</h2>
+        <button type="button" onClick={() => load(null)} disabled={!props.ns}>
+          {pages.length ? 'Reload' : 'List memories'}
+        </button>
+      </div>
+      <Notice notice={error ? { kind: 'error', text: error } : null} />
+      {pages.length > 0 && items.length === 0 && <Empty>This namespace holds no memories.</Empty>}
+      {items.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <caption class="sr-only">Memories of {props.ns}, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Content</th>
+                <th scope="col">Tags</th>
+                <th scope="col" class="num">
+                  Importance
+                </th>
+                <th scope="col">Agent</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((m) => (
+                <tr key={m.id}>
+                  <td>{m.content}</td>
+                  <td class="small">{m.tags.join(', ')}</td>
+                  <td class="num">{m.importance}</td>
+                  <td class="small">{m.agent_id ?? '—'}</td>
+                  <td class="nowrap">{fmtDate(m.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {next && (
+        <button type="button" onClick={() => load(next)}>
+          Load more
+        </button>
+      )}
+    </section>
+  );
+}
+
+function Export(props: { ns: string }) {
+  const s = useSession();
+  const notice = useNotice();
+  const [href, setHref] = useState<string | null>(null);
+  const run = () =>
+    notice.run(async () => {
+      const resp = await callOperation(s.ops.get('export_namespace')!, { namespace: props.ns });
+      const blob = await resp.blob();
+      if (href) URL.revokeObjectURL(href);
+      setHref(URL.createObjectURL(blob));
+    }, `Export of ${props.ns} is ready.`);
+  return (
+    <section class="card" aria-labelledby="export-title">
+      <div class="card-header">
+        <h2 id="export-title">Export</h2>
+        <button type="button" onClick={run} disabled={!props.ns}>
+          Export {props.ns || 'namespace'}
+        </button>
+      </div>
+      {notice.view}
+      {href && (
+        <a class="button primary" href={href} download={`${props.ns}.export.json`}>
+          Download {props.ns}.export.json
+        </a>
+      )}
+    </section>
+  );
+}

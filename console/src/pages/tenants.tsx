@@ -1,0 +1,342 @@
+// Tenants: status, isolation, quota use as bars, the parent/child tree; create, suspend or
+// resume, edit quotas, delete with a typed confirmation.
+import { useState } from 'preact/hooks';
+import { call, enc, get, listAll, type Quotas, type Tenant } from '../api';
+import { isRoot, useSession } from '../session';
+import {
+  Bar,
+  ConfirmDelete,
+  Day,
+  Dialog,
+  Empty,
+  Field,
+  fmtBytes,
+  LoadError,
+  PageHeader,
+  StatusBadge,
+  useLoad,
+  useNotice,
+} from '../ui';
+
+const GIB = 1024 ** 3;
+
+/** Tenants in tree order (each parent followed by its children) with their depth. */
+export function treeOrder(tenants: Tenant[]): { tenant: Tenant; depth: number }[] {
+  const ids = new Set(tenants.map((t) => t.id));
+  const children = new Map<string | null, Tenant[]>();
+  for (const t of tenants) {
+    const parent = t.parent_id && ids.has(t.parent_id) ? t.parent_id : null;
+    children.set(parent, [...(children.get(parent) ?? []), t]);
+  }
+  const out: { tenant: Tenant; depth: number }[] = [];
+  const walk = (parent: string | null, depth: number) => {
+    for (const t of (children.get(parent) ?? []).sort((a, b) => a.name.localeCompare(b.name))) {
+      out.push({ tenant: t, depth });
+      walk(t.id, depth + 1);
+    }
+  };
+  walk(null, 0);
+  return out;
+}
+
+export function TenantsPage() {
+  const s = useSession();
+  const root = isRoot(s);
+  const { data, error, reload } = useLoad<Tenant[]>(
+    () =>
+      root
+        ? listAll<Tenant>('/api/v1/tenants', (b) => b.tenants)
+        : s.who.tenant_id
+          ? get<Tenant>(`/api/v1/tenants/${enc(s.who.tenant_id)}`).then((t) => [t])
+          : Promise.resolve([]),
+    [root],
+  );
+  const notice = useNotice();
+  const [creating, setCreating] = useState(false);
+  const [editing, setEditing] = useState<Tenant | null>(null);
+  const [deleting, setDeleting] = useState<Tenant | null>(null);
+  const tenants = data ?? [];
+  const rows = treeOrder(tenants);
+
+  const setStatus = (t: Tenant, status: 'active' | 'suspended') =>
+    notice
+      .run(
+        () => call('PUT', `/api/v1/tenants/${enc(t.id)}`, { body: { status } }),
+        `${t.name} is ${status === 'active' ? 'active again' : 'suspended: its keys now get 403'}.`,
+      )
+      .then(reload);
+
+  return (
+    <section aria-labelledby="page-title">
+      <PageHeader
+        title="Tenants"
+        subtitle={root ? `${tenants.length} tenant${tenants.length === 1 ? '' : 's'}, children under their parent` : 'Your tenant'}
+      >
+        {root && (
+          <button type="button" class="primary" onClick={() => setCreating(true)}>
+            New tenant
+          </button>
+        )}
+      </PageHeader>
+      {notice.view}
+      <LoadError error={error} />
+      {data && rows.length === 0 && <Empty>No tenants yet. Create one to give a customer its own quotas and keys.</Empty>}
+      {rows.length > 0 && (
+        <div class="table-wrap">
+          <table>
+            <caption class="sr-only">Tenants</caption>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Status</th>
+                <th scope="col">Isolation</th>
+                <th scope="col">Storage</th>
+                <th scope="col">Namespaces</th>
+                <th scope="col">Members</th>
+                <th scope="col">QPS limit</th>
+                <th scope="col">Created</th>
+                {root && (
+                  <th scope="col">
+                    <span class="sr-only">Actions</span>
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map(({ tenant: t, depth }) => (
+                <tr key={t.id} data-tenant={t.name}>
+                  <th scope="row" class="tree-cell">
+                    <span class="tree-indent" style={{ paddingLeft: `${depth * 1.25}rem` }}>
+                      {depth > 0 && (
+                        <span class="tree-branch" aria-hidden="true">
+                          └
+                        </span>
+                      )}
+                      <span class="strong">{t.name}</span>
+                      {depth > 0 && <span class="sr-only"> (child of {tenants.find((p) => p.id === t.parent_id)?.name})</span>}
+                    </span>
+                    <div class="mono small muted" title={t.id}>
+                      {t.id.slice(0, 8)}…
+                    </div>
+                  </th>
+                  <td>
+                    <StatusBadge status={t.status} />
+                  </td>
+                  <td>{t.isolation_mode}</td>
+                  <td class="bar-cell">
+                    <Bar
+                      label={`${t.name} storage`}
+                      used={t.usage.storage_bytes}
+                      limit={t.quotas.storage_quota_bytes}
+                      format={fmtBytes}
+                    />
+                  </td>
+                  <td class="bar-cell">
+                    <Bar label={`${t.name} namespaces`} used={t.usage.namespaces} limit={t.quotas.max_namespaces} />
+                  </td>
+                  <td class="bar-cell">
+                    <Bar label={`${t.name} members`} used={t.usage.members} limit={t.quotas.max_members} />
+                  </td>
+                  <td class="num">{t.quotas.qps_limit}/s</td>
+                  <td class="nowrap">
+                    <Day at={t.created_at} />
+                  </td>
+                  {root && (
+                    <td class="row-actions">
+                      {t.status === 'suspended' ? (
+                        <button type="button" onClick={() => setStatus(t, 'active')} aria-label={`Resume ${t.name}`}>
+                          Resume
+                        </button>
+                      ) : (
+                        <button type="button" onClick={() => setStatus(t, 'suspended')} aria-label={`Suspend ${t.name}`}>
+                          Suspend
+                        </button>
+                      )}
+                      <button type="button" onClick={() => setEditing(t)} aria-label={`Edit quotas of ${t.name}`}>
+                        Quotas
+                      </button>
+                      <button type="button" class="danger-outline" onClick={() => setDeleting(t)} aria-label={`Delete ${t.name}`}>
+                        Delete
+                      </button>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <CreateTenant
+        open={creating}
+        tenants={tenants}
+        onClose={() => setCreating(false)}
+        onCreate={(body) =>
+          notice.run(() => call('POST', '/api/v1/tenants', { body }), `Tenant ${body.name} created.`).then((ok) => {
+            if (ok) reload();
+            return ok;
+          })
+        }
+      />
+      {editing && (
+        <EditQuotas
+          tenant={editing}
+          onClose={() => setEditing(null)}
+          onSave={(quotas) =>
+            notice
+              .run(() => call('PUT', `/api/v1/tenants/${enc(editing.id)}`, { body: { quotas } }), `Quotas of ${editing.name} saved.`)
+              .then((ok) => {
+                if (ok) reload();
+                return ok;
+              })
+          }
+        />
+      )}
+      <ConfirmDelete
+        what="tenant"
+        name={deleting?.name ?? ''}
+        open={!!deleting}
+        consequence="Its namespaces with their memories, its keys and its members are deleted with it."
+        onClose={() => setDeleting(null)}
+        onConfirm={() =>
+          notice.run(() => call('DELETE', `/api/v1/tenants/${enc(deleting!.id)}`), `Tenant ${deleting!.name} deleted.`).then((ok) => {
+            reload();
+            return ok;
+          })
+        }
+      />
+    </section>
+  );
+}
+
+function CreateTenant(props: {
+  open: boolean;
+  tenants: Tenant[];
+  onClose: () => void;
+  onCreate: (body: { name: string; isolation_mode: string; parent_id?: string; quotas: Partial<Quotas> }) => Promise<boolean>;
+}) {
+  const [name, setName] = useState('');
+  const [mode, setMode] = useState('logical');
+  const [parent, setParent] = useState('');
+  const [qps, setQps] = useState('100');
+  const [gib, setGib] = useState('10');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const ok = await props.onCreate({
+      name: name.trim(),
+      isolation_mode: mode,
+      parent_id: parent || undefined,
+      quotas: { qps_limit: Number(qps), storage_quota_bytes: Math.round(Number(gib) * GIB) },
+    });
+    if (ok) {
+      setName('');
+      setParent('');
+      props.onClose();
+    }
+  };
+  return (
+    <Dialog title="New tenant" open={props.open} onClose={props.onClose}>
+      <form onSubmit={submit} class="form-grid">
+        <Field label="Name" hint="3–64 letters, digits or _">
+          {(id) => (
+            <input id={id} required pattern="[A-Za-z0-9_]{3,64}" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+          )}
+        </Field>
+        <Field label="Isolation mode" hint="logical: shared files; hybrid: a file per tenant; physical: a file per namespace">
+          {(id) => (
+            <select id={id} value={mode} onChange={(e) => setMode(e.currentTarget.value)}>
+              <option value="logical">logical</option>
+              <option value="hybrid">hybrid</option>
+              <option value="physical">physical</option>
+            </select>
+          )}
+        </Field>
+        <Field label="Parent tenant" hint="A child's usage also counts against its parent's quotas">
+          {(id) => (
+            <select id={id} value={parent} onChange={(e) => setParent(e.currentTarget.value)}>
+              <option value="">None (top level)</option>
+              {props.tenants.map((t) => (
+                <option key={t.id} value={t.id}>
+                  {t.name}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <div class="row">
+          <Field label="QPS limit">
+            {(id) => <input id={id} type="number" min="1" required value={qps} onInput={(e) => setQps(e.currentTarget.value)} />}
+          </Field>
+          <Field label="Storage quota (GiB)">
+            {(id) => (
+              <input id={id} type="number" min="0.001" step="any" required value={gib} onInput={(e) => setGib(e.currentTarget.value)} />
+            )}
+          </Field>
+        </div>
+        <div class="actions">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary">
+            Create tenant
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+function EditQuotas(props: { tenant: Tenant; onClose: () => void; onSave: (q: Partial<Quotas>) => Promise<boolean> }) {
+  const q = props.tenant.quotas;
+  const [v, setV] = useState({
+    storage: String(+(q.storage_quota_bytes / GIB).toFixed(3)),
+    qps: String(q.qps_limit),
+    members: String(q.max_members),
+    namespaces: String(q.max_namespaces),
+    connections: String(q.max_connections),
+  });
+  const set = (k: keyof typeof v) => (e: Event) => setV({ ...v, [k]: (e.currentTarget as HTMLInputElement).value });
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const ok = await props.onSave({
+      storage_quota_bytes: Math.round(Number(v.storage) * GIB),
+      qps_limit: Number(v.qps),
+      max_members: Number(v.members),
+      max_namespaces: Number(v.namespaces),
+      max_connections: Number(v.connections),
+    });
+    if (ok) props.onClose();
+  };
+  return (
+    <Dialog title={`Quotas of ${props.tenant.name}`} open onClose={props.onClose}>
+      <form onSubmit={submit} class="form-grid">
+        <div class="row">
+          <Field label="Storage quota (GiB)">
+            {(id) => <input id={id} type="number" min="0.001" step="any" required value={v.storage} onInput={set('storage')} />}
+          </Field>
+          <Field label="QPS limit">
+            {(id) => <input id={id} type="number" min="1" required value={v.qps} onInput={set('qps')} />}
+          </Field>
+        </div>
+        <div class="row">
+          <Field label="Max members">
+            {(id) => <input id={id} type="number" min="0" required value={v.members} onInput={set('members')} />}
+          </Field>
+          <Field label="Max namespaces">
+            {(id) => <input id={id} type="number" min="0" required value={v.namespaces} onInput={set('namespaces')} />}
+          </Field>
+          <Field label="Max connections">
+            {(id) => <input id={id} type="number" min="1" required value={v.connections} onInput={set('connections')} />}
+          </Field>
+        </div>
+        <div class="actions">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary">
+            Save quotas
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

@@ -1,0 +1,467 @@
+// The console in a real browser against a real server: sign in as admin, create tenants, a
+// namespace and a key, sign in with that key, store and recall a memory, get a 403 for
+// another namespace, draw the graph, read the live view, find an orphan, delete. Every page
+// is checked with axe-core and photographed; the main flow is driven by the keyboard.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test as nodeTest } from 'node:test';
+import { axe, launchBrowser, repo, startServer } from './harness.mjs';
+
+// Screenshots go to docs/console with SCREENSHOTS=1 (make console-screenshots), else to the
+// target dir so a test run leaves the work tree alone.
+const shots = process.env.SCREENSHOTS
+  ? join(repo, 'docs', 'console')
+  : join(process.env.CARGO_TARGET_DIR ?? join(repo, 'target'), 'console-screenshots');
+mkdirSync(shots, { recursive: true });
+
+let server;
+let browser;
+let page;
+const outside = [];
+const cspViolations = [];
+const pageErrors = [];
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+  page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  page.on('request', (r) => {
+    if (!r.url().startsWith(server.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) outside.push(r.url());
+  });
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function shot(name) {
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path: join(shots, `${name}.png`) });
+}
+
+async function accessible(where) {
+  const violations = await axe(page);
+  assert.deepEqual(violations, [], `accessibility violations on ${where}: ${JSON.stringify(violations, null, 2)}`);
+}
+
+async function go(title) {
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: title, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: title }).waitFor();
+}
+
+async function signIn(key) {
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+async function signOut() {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+}
+
+/** Fills and submits a dialog's form through its labelled controls. */
+async function inDialog(title) {
+  const d = page.getByRole('dialog', { name: title });
+  await d.waitFor();
+  return d;
+}
+
+let keySecret;
+
+// The steps build on each other: after a failure the rest are skipped, not failed again.
+let broken = false;
+function test(name, fn) {
+  nodeTest(name, async (t) => {
+    if (broken) return t.skip('an earlier step failed');
+    try {
+      await fn();
+    } catch (e) {
+      broken = true;
+      await shot(`failed-${name.split(':')[0].replace(/\W+/g, '-')}`).catch(() => {});
+      throw e;
+    }
+  });
+}
+
+test('the page is served with a strict Content-Security-Policy and signs in by keyboard', async () => {
+  const resp = await page.goto(`${server.url}/console/`);
+  assert.equal(resp.status(), 200);
+  const csp = resp.headers()['content-security-policy'];
+  assert.match(csp, /default-src 'self'/);
+  assert.match(csp, /script-src 'self';/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+  await accessible('the sign-in page');
+  await shot('signin');
+
+  // A wrong key is refused with the server's 401.
+  await page.getByLabel('API key').fill('msk_nope_nope');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'not valid' }).waitFor();
+
+  // Keyboard only, from a fresh load: Tab to the key, type it, Tab to the button, Enter.
+  await page.reload();
+  await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('type')), 'password');
+  await page.keyboard.type(server.adminKey);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Sign in');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Tenants' }).waitFor();
+  assert.equal(await page.getByTestId('whoami').textContent(), 'Administrator');
+  // The key is in this tab's session storage, never in a cookie.
+  assert.equal(await page.evaluate(() => document.cookie), '');
+  assert.equal((await browser.context.cookies()).length, 0);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('memsilo.console.key')), server.adminKey);
+});
+
+test('tenants: create a parent, a child and another tenant; edit quotas; suspend and resume', async () => {
+  const create = async (name, parent) => {
+    await page.getByRole('button', { name: 'New tenant' }).click();
+    const d = await inDialog('New tenant');
+    await d.getByLabel('Name').fill(name);
+    if (parent) await d.getByLabel('Parent tenant').selectOption({ label: parent });
+    await d.getByLabel('QPS limit').fill('50');
+    await d.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByRole('status').filter({ hasText: `Tenant ${name} created.` }).waitFor();
+  };
+  await create('acme_corp');
+  await create('globex');
+  await create('acme_eu', 'acme_corp');
+  const names = await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-tenant')));
+  assert.deepEqual(names, ['acme_corp', 'acme_eu', 'globex'], 'the child is listed under its parent');
+  await page.locator('tr[data-tenant=acme_eu]').getByText('(child of acme_corp)').waitFor({ state: 'attached' });
+  const row = page.locator('tr[data-tenant=acme_corp]');
+  assert.equal(await row.locator('.badge').textContent(), 'active');
+  assert.equal(await row.getByRole('meter', { name: 'acme_corp storage' }).getAttribute('aria-valuemax'), String(10 * 1024 ** 3));
+
+  await page.getByRole('button', { name: 'Edit quotas of acme_corp' }).click();
+  const d = await inDialog('Quotas of acme_corp');
+  await d.getByLabel('QPS limit').fill('75');
+  await d.getByLabel('Max namespaces').fill('5');
+  await d.getByRole('button', { name: 'Save quotas' }).click();
+  await row.getByText('75/s').waitFor();
+  assert.equal(await row.getByRole('meter', { name: 'acme_corp namespaces' }).getAttribute('aria-valuemax'), '5');
+
+  await page.getByRole('button', { name: 'Suspend acme_eu' }).click();
+  await page.locator('tr[data-tenant=acme_eu] .badge').filter({ hasText: 'suspended' }).waitFor();
+  await page.getByRole('button', { name: 'Resume acme_eu' }).click();
+  await page.locator('tr[data-tenant=acme_eu] .badge').filter({ hasText: 'active' }).waitFor();
+  await accessible('the tenants page');
+  await page.getByRole('button', { name: 'New tenant' }).click();
+  await inDialog('New tenant');
+  await accessible('the new-tenant dialog');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
+});
+
+test('namespaces: create one by keyboard, another with the mouse, edit a policy', async () => {
+  // Keyboard: from the nav link to the dialog's submit button.
+  const link = page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Namespaces' });
+  await link.focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Namespaces' }).waitFor();
+  await page.getByRole('button', { name: 'New namespace' }).focus();
+  await page.keyboard.press('Enter');
+  const d = await inDialog('New namespace');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), await d.getByLabel('Namespace name').getAttribute('id'));
+  await page.keyboard.type('acme-main');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), await d.getByLabel('Owning tenant').getAttribute('id'));
+  await d.getByLabel('Owning tenant').selectOption({ label: 'acme_corp' });
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Create namespace');
+  await page.keyboard.press('Enter');
+  await page.getByRole('status').filter({ hasText: 'Namespace acme-main created.' }).waitFor();
+
+  await page.getByRole('button', { name: 'New namespace' }).click();
+  const d2 = await inDialog('New namespace');
+  await d2.getByLabel('Namespace name').fill('globex-main');
+  await d2.getByLabel('Owning tenant').selectOption({ label: 'globex' });
+  await d2.getByRole('button', { name: 'Create namespace' }).click();
+  await page.locator('tr[data-namespace=globex-main]').waitFor();
+
+  await page.getByRole('button', { name: 'Edit policy of acme-main' }).click();
+  const p = await inDialog('Policy of acme-main');
+  await p.getByLabel('Decay rate').fill('0.01');
+  await p.getByLabel('Default TTL (seconds)').fill('86400');
+  await p.getByRole('button', { name: 'Save policy' }).click();
+  const row = page.locator('tr[data-namespace=acme-main]');
+  await row.getByText('decay 0.01').waitFor();
+  await row.getByText('ttl 86400 s').waitFor();
+  assert.equal(await row.locator('td').first().textContent(), 'acme_corp');
+  await accessible('the namespaces page');
+});
+
+test('members and keys: add and remove a member; a key shown once, copied, listed by prefix, rotated, revoked', async () => {
+  await go('Members & keys');
+  await page.getByLabel('Tenant', { exact: true }).selectOption({ label: 'acme_corp' });
+  await page.getByRole('heading', { name: 'Members of acme_corp' }).waitFor();
+  await page.getByLabel('User').fill('ana@acme.test');
+  await page.getByLabel('Role', { exact: true }).selectOption('editor');
+  await page.getByRole('button', { name: 'Add member' }).click();
+  await page.getByRole('rowheader', { name: 'ana@acme.test' }).waitFor();
+
+  await page.getByRole('button', { name: 'New key' }).click();
+  let d = await inDialog('New API key');
+  await d.getByLabel('Key name').fill('acme-backend');
+  await d.getByLabel('Access to acme-main').selectOption('write');
+  await d.getByRole('button', { name: 'Create key' }).click();
+  d = await inDialog('Key acme-backend');
+  await d.getByText('It is shown only once').waitFor();
+  keySecret = await d.getByLabel('Secret key').inputValue();
+  assert.match(keySecret, /^msk_[0-9a-f]+_/);
+  await d.getByRole('button', { name: 'Copy key' }).click();
+  await d.getByText('Copied to the clipboard.').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), keySecret);
+  await accessible('the new key dialog');
+  await shot('key-created');
+  await d.getByRole('button', { name: 'I have stored it' }).click();
+  assert.equal(await page.content().then((html) => html.includes(keySecret)), false, 'the secret is gone from the page');
+  const prefix = keySecret.split('_').slice(0, 2).join('_');
+  await page.locator('tr[data-key=acme-backend]').getByText(prefix).waitFor();
+
+  // A second key: rotate it (a new secret, shown once) and revoke it.
+  await page.getByRole('button', { name: 'New key' }).click();
+  d = await inDialog('New API key');
+  await d.getByLabel('Key name').fill('temp-reader');
+  await d.getByLabel('Access to acme-main').selectOption('read');
+  await d.getByRole('button', { name: 'Create key' }).click();
+  d = await inDialog('Key temp-reader');
+  const first = await d.getByLabel('Secret key').inputValue();
+  await d.getByRole('button', { name: 'I have stored it' }).click();
+  await page.getByRole('button', { name: 'Rotate temp-reader' }).click();
+  d = await inDialog('Key temp-reader');
+  const rotated = await d.getByLabel('Secret key').inputValue();
+  assert.notEqual(rotated, first);
+  await d.getByRole('button', { name: 'I have stored it' }).click();
+  const old = await page.evaluate((k) => fetch('/v1/whoami', { headers: { Authorization: `Bearer ${k}` } }).then((r) => r.status), first);
+  assert.equal(old, 401, 'the rotated-out secret no longer works');
+
+  // List by prefix: only the matching key stays.
+  await page.getByLabel('Filter by prefix or name').fill(prefix);
+  assert.deepEqual(await page.locator('tr[data-key]').evaluateAll((r) => r.map((x) => x.getAttribute('data-key'))), ['acme-backend']);
+  await page.getByLabel('Filter by prefix or name').fill('');
+
+  await page.getByRole('button', { name: 'Revoke temp-reader' }).click();
+  d = await inDialog('Revoke key temp-reader');
+  await d.getByLabel('Type temp-reader to confirm').fill('temp-reader');
+  await d.getByRole('button', { name: 'Revoke key' }).click();
+  await page.getByRole('status').filter({ hasText: 'Key temp-reader revoked.' }).waitFor();
+  await page.locator('tr[data-key=temp-reader]').waitFor({ state: 'detached' });
+  const revoked = await page.evaluate((k) => fetch('/v1/whoami', { headers: { Authorization: `Bearer ${k}` } }).then((r) => r.status), rotated);
+  assert.equal(revoked, 401, 'a revoked key no longer works');
+  await accessible('the members and keys page');
+  await shot('members-keys');
+
+  await page.getByRole('button', { name: 'Remove ana@acme.test' }).click();
+  d = await inDialog('Remove member ana@acme.test');
+  await d.getByLabel('Type ana@acme.test to confirm').fill('ana@acme.test');
+  await d.getByRole('button', { name: 'Remove member' }).click();
+  await page.getByText('No members yet.').waitFor();
+});
+
+test('signed in with the namespace key: only its namespace; store and recall; 403 for another namespace', async () => {
+  await signOut();
+  await signIn(keySecret);
+  assert.match(await page.getByTestId('whoami').textContent(), /^Namespace key.* · 1 namespace$/);
+  const nav = page.getByRole('navigation', { name: 'Console' });
+  assert.equal(await nav.getByRole('link', { name: 'Tenants' }).count(), 0);
+  assert.equal(await nav.getByRole('link', { name: 'Members & keys' }).count(), 0);
+  await page.getByRole('heading', { level: 1, name: 'Namespaces' }).waitFor();
+  await page.locator('tr[data-namespace=acme-main]').waitFor();
+  assert.equal(await page.locator('tr[data-namespace]').count(), 1, 'a namespace key sees its namespace only');
+  assert.equal(await page.getByRole('button', { name: 'New namespace' }).count(), 0);
+
+  await go('Memories');
+  assert.equal(await page.getByLabel('Namespace').inputValue(), 'acme-main');
+  const store = async (content, tags) => {
+    await page.getByLabel('Content').fill(content);
+    await page.getByLabel('Tags', { exact: true }).fill(tags);
+    await page.getByRole('button', { name: 'Store memory' }).click();
+    await page.getByRole('status').filter({ hasText: 'Stored in acme-main.' }).waitFor();
+    await page.getByRole('button', { name: 'Dismiss message' }).click();
+  };
+  await store('Acme Q3 roadmap: launch Omega in September', 'roadmap, q3');
+  await store('The cafeteria serves pasta on Fridays', 'food');
+  await store('Omega launch checklist: docs, pricing page, press release', 'roadmap');
+  await page.getByLabel('Query').fill('roadmap Omega launch');
+  await page.getByLabel('Top k').fill('3');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  const hits = page.getByRole('list', { name: 'Recalled memories' }).locator('li.hit');
+  await hits.first().waitFor();
+  assert.match(await hits.first().locator('.hit-content').textContent(), /Omega/);
+  const scores = await hits.locator('.score').allTextContents();
+  assert.ok(scores.length >= 2 && scores.every((s) => /^\d\.\d{3}$/.test(s)), `scores shown: ${scores}`);
+  assert.ok(Number(scores[0]) >= Number(scores[1]), 'best first');
+  // Filter by tag: only the roadmap memories.
+  await page.getByLabel('Only tags').fill('food');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await hits.first().filter({ hasText: 'pasta' }).waitFor();
+  assert.equal(await hits.count(), 1);
+  await page.getByLabel('Only tags').fill('');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await hits.nth(1).waitFor();
+  await accessible('the memories page');
+  await shot('memories');
+
+  for (const other of ['globex-main', 'no-such-namespace']) {
+    await page.getByLabel('Namespace').fill(other);
+    await page.getByRole('button', { name: 'Recall', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: `403 forbidden: Key not authorized for namespace ${other}` }).waitFor();
+  }
+  await page.getByLabel('Namespace').fill('acme-main');
+});
+
+test('graph: add entities and a relation, draw the neighbourhood, explore by click and by keyboard', async () => {
+  await go('Graph');
+  const entity = async (name, type) => {
+    await page.getByLabel('Entity name').fill(name);
+    await page.getByLabel('Entity type').fill(type);
+    await page.getByRole('button', { name: 'Add entity' }).click();
+    await page.getByRole('status').filter({ hasText: `Entity ${name} saved.` }).waitFor();
+  };
+  const relation = async (from, type, to) => {
+    await page.getByLabel('From').fill(from);
+    await page.getByLabel('Relation', { exact: true }).fill(type);
+    await page.getByLabel('To', { exact: true }).fill(to);
+    await page.getByRole('button', { name: 'Add relation' }).click();
+    await page.getByRole('status').filter({ hasText: `${from} —${type}→ ${to} saved.` }).waitFor();
+  };
+  await entity('Alice', 'person');
+  await entity('Bob', 'person');
+  await entity('Acme', 'org');
+  await entity('Omega', 'product');
+  await entity('Berlin', 'place');
+  await relation('Alice', 'works_at', 'Acme');
+  await relation('Bob', 'works_at', 'Acme');
+  await relation('Acme', 'builds', 'Omega');
+  await relation('Acme', 'based_in', 'Berlin');
+  await relation('Alice', 'manages', 'Bob');
+  await page.getByLabel('Entity', { exact: true }).fill('Alice');
+  await page.getByLabel('Depth').selectOption('1');
+  await page.getByRole('button', { name: 'Show neighbourhood' }).click();
+  const graph = page.getByRole('group', { name: /^Graph of Alice/ });
+  await graph.waitFor();
+  assert.deepEqual(
+    (await graph.locator('g.node text').allTextContents()).sort(),
+    ['Acme', 'Alice', 'Bob'],
+    'depth 1 from Alice',
+  );
+  // Click a node: its own neighbourhood.
+  await graph.getByRole('button', { name: /^Acme \(org\)/ }).click();
+  const acme = page.getByRole('group', { name: /^Graph of Acme/ });
+  await acme.waitFor();
+  assert.deepEqual((await acme.locator('g.node text').allTextContents()).sort(), ['Acme', 'Alice', 'Berlin', 'Bob', 'Omega']);
+  await page.getByRole('complementary', { name: 'Selected entity' }).getByRole('heading', { name: 'Acme' }).waitFor();
+  // Keyboard: focus a node, Enter explores it.
+  await acme.getByRole('button', { name: /^Omega \(product\)/ }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('group', { name: /^Graph of Omega/ }).waitFor();
+  await page.getByLabel('Depth').selectOption('2');
+  await page.getByLabel('Entity', { exact: true }).fill('Acme');
+  await page.getByRole('button', { name: 'Show neighbourhood' }).click();
+  await page.getByRole('group', { name: /^Graph of Acme: 5 entities, 5 relations/ }).waitFor();
+  await accessible('the graph page');
+  await shot('graph');
+});
+
+test('live view as admin: request rate, latency percentiles, 4xx per route from /metrics', async () => {
+  await signOut();
+  await signIn(server.adminKey);
+  await go('Live');
+  await page.getByRole('heading', { name: 'Requests and errors per route' }).waitFor();
+  // Two scrapes make a rate; the 403s of the recall above are in the per-route chart.
+  await page.waitForFunction(() => document.querySelector('svg.chart path.line') !== null, null, { timeout: 15_000 });
+  const chart = page.getByRole('img', { name: 'Requests per route, split into 2xx, 4xx and 5xx' });
+  await chart.getByText('/v1/memory/recall').waitFor();
+  const errors = await page.locator('.stat').filter({ hasText: 'Errors (4xx / 5xx)' }).locator('.stat-value').textContent();
+  assert.ok(Number(errors.split(' / ')[0]) >= 2, `4xx counted: ${errors}`);
+  // Some traffic while the page watches: the rate chart and the counter move.
+  const traffic = page.evaluate(async (k) => {
+    for (let i = 0; i < 60; i++) {
+      await fetch('/v1/namespaces', { headers: { Authorization: `Bearer ${k}` } });
+      await fetch(`/v1/memory/recall?namespace=nope&query=x`, { headers: { Authorization: `Bearer ${k}` } });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+  }, server.adminKey);
+  await page.waitForFunction(
+    () => Number(document.querySelector('.stat .stat-value')?.textContent) > 0,
+    null,
+    { timeout: 15_000 },
+  );
+  await page.waitForTimeout(6_000); // a few more scrapes, for a chart worth a screenshot
+  const latency = page.getByRole('table', { name: 'Latency percentiles per route in milliseconds' });
+  const p50 = await latency.getByRole('row', { name: /\/v1\/memory\/store/ }).locator('td').first().textContent();
+  assert.ok(Number(p50) > 0, `p50 of store: ${p50}`);
+  await accessible('the live page');
+  await shot('live');
+  await traffic;
+});
+
+test("orphans: a suspended tenant's namespace shows up; then delete with typed confirmation", async () => {
+  await go('Tenants');
+  const used = await page.getByRole('meter', { name: 'acme_corp storage' }).getAttribute('aria-valuenow');
+  assert.ok(Number(used) > 0, `the memories stored count against acme_corp's storage: ${used}`);
+  await shot('tenants');
+  await go('Namespaces');
+  assert.equal(await page.locator('tr[data-namespace=acme-main] td').nth(1).textContent(), '3', 'memory count');
+  await shot('namespaces');
+  await go('Tenants');
+  await page.getByRole('button', { name: 'Suspend globex' }).click();
+  await page.locator('tr[data-tenant=globex] .badge').filter({ hasText: 'suspended' }).waitFor();
+  await go('Namespaces');
+  await page.getByRole('button', { name: /^Orphans/ }).click();
+  const orphan = page.locator('tr[data-namespace=globex-main]');
+  await orphan.getByText('tenant globex is suspended').waitFor();
+  assert.equal(await page.locator('tr[data-namespace]').count(), 1);
+  await accessible('the orphan view');
+  await shot('orphans');
+
+  // A wrong name keeps the delete button disabled.
+  await page.getByRole('button', { name: 'Delete globex-main' }).click();
+  const d = await inDialog('Delete namespace globex-main');
+  await d.getByLabel('Type globex-main to confirm').fill('globex');
+  assert.equal(await d.getByRole('button', { name: 'Delete namespace' }).isDisabled(), true);
+  await d.getByLabel('Type globex-main to confirm').fill('globex-main');
+  await d.getByRole('button', { name: 'Delete namespace' }).click();
+  await page.getByRole('status').filter({ hasText: 'Namespace globex-main deleted.' }).waitFor();
+  await page.getByText('No orphaned namespaces.').waitFor();
+
+  // A tenant with a child cannot go first: the server's 409 is shown.
+  await go('Tenants');
+  const del = async (name) => {
+    await page.getByRole('button', { name: `Delete ${name}` }).click();
+    const dd = await inDialog(`Delete tenant ${name}`);
+    await dd.getByLabel(`Type ${name} to confirm`).fill(name);
+    await dd.getByRole('button', { name: 'Delete tenant' }).click();
+  };
+  await del('acme_corp');
+  await page.getByRole('alert').filter({ hasText: '409 conflict' }).waitFor();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  await del('acme_eu');
+  await page.getByRole('status').filter({ hasText: 'Tenant acme_eu deleted.' }).waitFor();
+  await del('acme_corp');
+  await page.getByRole('status').filter({ hasText: 'Tenant acme_corp deleted.' }).waitFor();
+  assert.deepEqual(await page.locator('tbody tr').evaluateAll((r) => r.map((x) => x.getAttribute('data-tenant'))), ['globex']);
+  // Its key went with it.
+  const status = await page.evaluate((k) => fetch('/v1/whoami', { headers: { Authorization: `Bearer ${k}` } }).then((r) => r.status), keySecret);
+  assert.equal(status, 401);
+});
+
+test('no request left the server, no CSP violation, no script error', () => {
+  assert.deepEqual(outside, []);
+  assert.deepEqual(cspViolations, []);
+  assert.deepEqual(pageErrors, []);
+});
