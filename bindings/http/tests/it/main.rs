@@ -2,8 +2,8 @@
 
 mod binary;
 mod client;
-mod docs;
 mod console;
+mod docs;
 mod edge;
 mod graph;
 mod memory;
