@@ -75,6 +75,7 @@ async function inDialog(title) {
 }
 
 let keySecret;
+let tenantAdminSecret;
 
 // The steps build on each other: after a failure the rest are skipped, not failed again.
 let broken = false;
@@ -212,6 +213,10 @@ test('members and keys: add and remove a member; a key shown once, copied, liste
   await page.getByLabel('Role', { exact: true }).selectOption('editor');
   await page.getByRole('button', { name: 'Add member' }).click();
   await page.getByRole('rowheader', { name: 'ana@acme.test' }).waitFor();
+  await page.getByLabel('User').fill('olga@acme.test');
+  await page.getByLabel('Role', { exact: true }).selectOption('admin');
+  await page.getByRole('button', { name: 'Add member' }).click();
+  await page.getByRole('rowheader', { name: 'olga@acme.test' }).waitFor();
 
   await page.getByRole('button', { name: 'New key' }).click();
   let d = await inDialog('New API key');
@@ -229,6 +234,17 @@ test('members and keys: add and remove a member; a key shown once, copied, liste
   await shot('key-created');
   await d.getByRole('button', { name: 'I have stored it' }).click();
   assert.equal(await page.content().then((html) => html.includes(keySecret)), false, 'the secret is gone from the page');
+
+  // A key issued to the tenant admin olga.
+  await page.getByRole('button', { name: 'New key' }).click();
+  d = await inDialog('New API key');
+  await d.getByLabel('Key name').fill('olga-console');
+  await d.getByLabel("Issued to a member (the member's role decides)").check();
+  await d.getByLabel('Member', { exact: true }).selectOption({ label: 'olga@acme.test (admin)' });
+  await d.getByRole('button', { name: 'Create key' }).click();
+  d = await inDialog('Key olga-console');
+  tenantAdminSecret = await d.getByLabel('Secret key').inputValue();
+  await d.getByRole('button', { name: 'I have stored it' }).click();
   const prefix = keySecret.split('_').slice(0, 2).join('_');
   await page.locator('tr[data-key=acme-backend]').getByText(prefix).waitFor();
 
@@ -269,7 +285,8 @@ test('members and keys: add and remove a member; a key shown once, copied, liste
   d = await inDialog('Remove member ana@acme.test');
   await d.getByLabel('Type ana@acme.test to confirm').fill('ana@acme.test');
   await d.getByRole('button', { name: 'Remove member' }).click();
-  await page.getByText('No members yet.').waitFor();
+  await page.getByRole('rowheader', { name: 'ana@acme.test' }).waitFor({ state: 'detached' });
+  await page.getByRole('rowheader', { name: 'olga@acme.test' }).waitFor();
 });
 
 test('signed in with the namespace key: only its namespace; store and recall; 403 for another namespace', async () => {
@@ -375,6 +392,25 @@ test('graph: add entities and a relation, draw the neighbourhood, explore by cli
   await page.getByRole('group', { name: /^Graph of Acme: 5 entities, 5 relations/ }).waitFor();
   await accessible('the graph page');
   await shot('graph');
+});
+
+test('signed in as a tenant admin: its tenant, its members and keys, its namespaces only', async () => {
+  await signOut();
+  await signIn(tenantAdminSecret);
+  assert.equal(await page.getByTestId('whoami').textContent(), 'Tenant admin of acme_corp');
+  await page.getByRole('heading', { level: 1, name: 'Tenants' }).waitFor();
+  await page.locator('tr[data-tenant=acme_corp]').waitFor();
+  assert.equal(await page.locator('tr[data-tenant=globex]').count(), 0, 'no other tenant');
+  assert.equal(await page.getByRole('button', { name: 'New tenant' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Suspend acme_corp' }).count(), 0);
+  await go('Members & keys');
+  await page.getByRole('heading', { name: 'Members of acme_corp' }).waitFor();
+  assert.equal(await page.getByLabel('Tenant', { exact: true }).count(), 0, 'no tenant to choose');
+  await page.locator('tr[data-key=acme-backend]').waitFor();
+  await go('Namespaces');
+  await page.locator('tr[data-namespace=acme-main]').waitFor();
+  assert.equal(await page.locator('tr[data-namespace=globex-main]').count(), 0, 'not the other tenant\'s namespace');
+  await accessible('the tenant admin\'s namespaces page');
 });
 
 test('live view as admin: request rate, latency percentiles, 4xx per route from /metrics', async () => {

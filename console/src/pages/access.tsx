@@ -272,7 +272,9 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
   const s = useSession();
   const [name, setName] = useState('');
   const [tenantId, setTenantId] = useState(props.tenantId ?? '');
-  const [kind, setKind] = useState<'namespaces' | 'role'>('namespaces');
+  const [kind, setKind] = useState<'namespaces' | 'role' | 'member'>('namespaces');
+  const [memberId, setMemberId] = useState('');
+  const [members, setMembers] = useState<Member[]>([]);
   const [grants, setGrants] = useState<Record<string, '' | 'read' | 'write'>>({});
   const [role, setRole] = useState('viewer');
   const [expires, setExpires] = useState('');
@@ -282,6 +284,17 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
     listAll<Namespace>('/v1/namespaces', (b) => b, tenantId ? { tenant_id: tenantId } : {})
       .then((all) => setNamespaces(tenantId ? all : all.filter((n) => !n.tenant_id)))
       .catch(() => setNamespaces([]));
+    if (!tenantId) {
+      setMembers([]);
+      if (kind !== 'namespaces') setKind('namespaces');
+      return;
+    }
+    listAll<Member>(`/api/v1/tenants/${enc(tenantId)}/members`, (b) => b.members)
+      .then((m) => {
+        setMembers(m);
+        setMemberId(m[0]?.member_id ?? '');
+      })
+      .catch(() => setMembers([]));
   }, [tenantId]);
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -292,7 +305,8 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
       body.namespaces = Object.entries(grants)
         .filter(([, a]) => a)
         .map(([namespace, access]) => ({ namespace, access }));
-    } else body.role = role;
+    } else if (kind === 'role') body.role = role;
+    else body.member_id = memberId;
     if (expires) body.expires_at = new Date(`${expires}T23:59:59Z`).toISOString();
     try {
       props.onCreated(await call<Key>('POST', '/v1/keys', { body }));
@@ -330,6 +344,16 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
             <input type="radio" name="kind" checked={kind === 'role'} disabled={!tenantId} onChange={() => setKind('role')} /> A role
             over every namespace of the tenant
           </label>
+          <label class="radio">
+            <input
+              type="radio"
+              name="kind"
+              checked={kind === 'member'}
+              disabled={!tenantId || members.length === 0}
+              onChange={() => setKind('member')}
+            />{' '}
+            Issued to a member (the member's role decides)
+          </label>
         </fieldset>
         {kind === 'namespaces' && (
           <div class="grant-list">
@@ -358,6 +382,19 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
                 <option value="viewer">viewer</option>
                 <option value="editor">editor</option>
                 <option value="admin">admin</option>
+              </select>
+            )}
+          </Field>
+        )}
+        {kind === 'member' && (
+          <Field label="Member">
+            {(id) => (
+              <select id={id} value={memberId} onChange={(e) => setMemberId(e.currentTarget.value)}>
+                {members.map((m) => (
+                  <option key={m.member_id} value={m.member_id}>
+                    {m.user_identifier} ({m.role})
+                  </option>
+                ))}
               </select>
             )}
           </Field>

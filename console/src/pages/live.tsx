@@ -1,7 +1,7 @@
 // Live view fed from the server's /metrics: requests per second, latency percentiles, and
 // 4xx/5xx per route and per tenant, as charts. Scraped every 2 s with the signed-in key.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { request } from '../api';
+import { listAll, request, type Tenant } from '../api';
 import { delta, histogramDelta, histograms, parse, quantile, sumBy, type Sample } from '../metrics';
 import { Empty, errorText, fmtBytes, LoadError, PageHeader } from '../ui';
 
@@ -21,6 +21,13 @@ export function LivePage() {
   const [scrapes, setScrapes] = useState<Scrape[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [paused, setPaused] = useState(false);
+  // Tenant names for the ids in the metrics, where this key may list tenants.
+  const [names, setNames] = useState<Map<string, string>>(new Map());
+  useEffect(() => {
+    listAll<Tenant>('/api/v1/tenants', (b) => b.tenants)
+      .then((ts) => setNames(new Map(ts.map((t) => [t.id, t.name]))))
+      .catch(() => {});
+  }, []);
   const timer = useRef<number | undefined>();
   useEffect(() => {
     let stop = false;
@@ -82,7 +89,7 @@ export function LivePage() {
           </section>
           <div class="grid-2">
             <RoutesChart last={last} first={first} />
-            <TenantsChart last={last} first={first} />
+            <TenantsChart last={last} first={first} names={names} />
           </div>
           <LatencyChart last={last} first={first} />
         </>
@@ -171,14 +178,25 @@ function StackedBars(props: { rows: { key: string; ok: number; c4: number; c5: n
   );
 }
 
-function byStatus(last: Scrape, first: Scrape, name: string, label: string, exclude: (l: Record<string, string>) => boolean) {
-  const now = sumBy(last.samples, name, [label, 'status'], (l) => !exclude(l));
-  const window = first === last ? now : delta(now, sumBy(first.samples, name, [label, 'status'], (l) => !exclude(l)));
+/** Counts of `name` per `label` split into 2xx/4xx/5xx (by its `status` or `class` label),
+ * over the window when there was traffic in it, else since the server started. */
+function byStatus(
+  last: Scrape,
+  first: Scrape,
+  name: string,
+  label: string,
+  exclude: (l: Record<string, string>) => boolean,
+  names: Map<string, string> = new Map(),
+) {
+  const status = last.samples.some((s) => s.name === name && 'class' in s.labels) ? 'class' : 'status';
+  const now = sumBy(last.samples, name, [label, status], (l) => !exclude(l));
+  const window = first === last ? now : delta(now, sumBy(first.samples, name, [label, status], (l) => !exclude(l)));
   const totals = new Map<string, { key: string; ok: number; c4: number; c5: number }>();
   // Cumulative counts (since the server started) give the shape; the window is shown when busy.
   const source = [...window.values()].some((v) => v > 0) ? window : now;
   for (const [k, v] of source) {
-    const [key, status] = k.split('\t');
+    const [id, status] = k.split('\t');
+    const key = names.get(id) ?? id;
     const t = totals.get(key) ?? { key, ok: 0, c4: 0, c5: 0 };
     if (status.startsWith('5')) t.c5 += v;
     else if (status.startsWith('4')) t.c4 += v;
@@ -267,21 +285,37 @@ function LatencyChart(props: { last: Scrape; first: Scrape }) {
   );
 }
 
-/** Per-tenant series, if the server exports any (a counter with a tenant label and a
- * status), and the tenants' storage gauge. */
-function TenantsChart(props: { last: Scrape; first: Scrape }) {
+/** Per-tenant series, if the server exports any (a counter with a tenant label and a status
+ * or error class), and the tenants' storage gauge; tenant ids are shown by name when this key
+ * may list tenants. */
+function TenantsChart(props: { last: Scrape; first: Scrape; names: Map<string, string> }) {
   const family = props.last.samples.find(
-    (s) => s.name.endsWith('_total') && s.name !== REQUESTS && ('tenant' in s.labels || 'tenant_id' in s.labels) && 'status' in s.labels,
+    (s) =>
+      s.name.endsWith('_total') &&
+      s.name !== REQUESTS &&
+      ('tenant' in s.labels || 'tenant_id' in s.labels) &&
+      ('status' in s.labels || 'class' in s.labels),
   );
-  const label = family && ('tenant' in family.labels ? 'tenant' : 'tenant_id');
-  const requests = family && label ? byStatus(props.last, props.first, family.name, label, () => false) : null;
+  const label = family && ('tenant_id' in family.labels ? 'tenant_id' : 'tenant');
+  const names = new Map([...props.names, ['-', 'no tenant']]);
+  const requests = family && label ? byStatus(props.last, props.first, family.name, label, ownRoute, names) : null;
+  const onlyErrors = family?.name.includes('error');
   const storage = props.last.samples.filter((s) => s.name === 'memsilo_tenant_storage_bytes');
   const maxStorage = Math.max(1, ...storage.map((s) => s.value));
   return (
     <section class="card" aria-labelledby="tenants-live-title">
       <h2 id="tenants-live-title">Per tenant</h2>
-      {requests && requests.rows.length > 0 ? (
-        <StackedBars rows={requests.rows.slice(0, 12)} label="Requests per tenant, split into 2xx, 4xx and 5xx" unit="" />
+      {requests ? (
+        <>
+          <p class="small muted">
+            {onlyErrors ? '4xx and 5xx' : 'Requests'} {requests.windowed ? 'in the window' : 'since the server started'}
+          </p>
+          {requests.rows.length > 0 ? (
+            <StackedBars rows={requests.rows.slice(0, 12)} label={`${onlyErrors ? 'Errors' : 'Requests'} per tenant, split into 4xx and 5xx`} unit="" />
+          ) : (
+            <Empty>No errors.</Empty>
+          )}
+        </>
       ) : (
         <p class="small muted">This server exports no per-tenant request counters.</p>
       )}
@@ -290,7 +324,7 @@ function TenantsChart(props: { last: Scrape; first: Scrape }) {
       <ul class="plain storage-list">
         {storage.map((s) => (
           <li key={s.labels.tenant_id}>
-            <span class="storage-name">{s.labels.tenant ?? s.labels.tenant_id}</span>
+            <span class="storage-name">{props.names.get(s.labels.tenant_id) ?? s.labels.tenant ?? s.labels.tenant_id}</span>
             <span class="bar" aria-hidden="true">
               <span class="bar-fill bar-low" style={{ width: `${(100 * s.value) / maxStorage}%` }} />
             </span>
