@@ -590,7 +590,7 @@ impl Handle {
         use crate::auth::Principal;
         Ok(match self.principal()? {
             Principal::Root => json!({ "principal": "root" }),
-            Principal::Member { key_id, tenant_id, role } => {
+            Principal::Member { key_id, tenant_id, role, .. } => {
                 json!({ "principal": "member", "key_id": key_id, "tenant_id": tenant_id, "role": role })
             }
             Principal::Scoped { key_id, tenant_id, grants } => json!({

@@ -90,8 +90,12 @@ pub enum Principal {
         key_id: String,
         /// The tenant.
         tenant_id: String,
-        /// The role in force (read live from the member record).
+        /// The role in force (read live from the member record, capped by the issuer's).
         role: Role,
+        /// The member the key is bound to: the member it was issued to, else the member
+        /// whose key minted it (`None` for a tenant key the root minted). Keys this principal
+        /// mints are bound to the same member.
+        member_id: Option<String>,
     },
     /// A key limited to a list of namespaces.
     Scoped {
@@ -140,6 +144,21 @@ pub enum Action<'a> {
     AdministerTenant(Option<&'a str>),
     /// Create, update or delete tenants; list every tenant.
     ManageTenants,
+    /// Mint a key of a tenant that acts with at most this role.
+    IssueKey(Option<&'a str>, Role),
+    /// Rotate a key and receive its new secret.
+    RotateKey(&'a KeyOwner<'a>),
+}
+
+/// Whose a key is, for [`Action::RotateKey`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeyOwner<'a> {
+    /// The key's id.
+    pub key_id: &'a str,
+    /// Its tenant.
+    pub tenant_id: Option<&'a str>,
+    /// The member it is bound to (issued to, else minted by).
+    pub member_id: Option<&'a str>,
 }
 
 /// The three levels of access to one namespace, for code that picks one before the lookup.
@@ -202,6 +221,27 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<()> {
             | Action::AdministerTenant(Some(t))
             | Action::ReadTenant(t),
         ) if tenant_id == t => Ok(()),
+        // A member never mints a key stronger than its own role.
+        // Minting is tenant administration, and never yields more than the minter's role.
+        (Principal::Member { tenant_id, role, .. }, Action::IssueKey(Some(t), want))
+            if tenant_id == t && *role == Role::Admin && want <= *role =>
+        {
+            Ok(())
+        }
+        // Rotation hands out the new secret: a tenant admin may rotate its own key and keys
+        // bound to its own member, never another member's (it may revoke those instead).
+        (
+            Principal::Member { key_id, tenant_id, role: Role::Admin, member_id },
+            Action::RotateKey(owner),
+        ) if owner.tenant_id == Some(tenant_id.as_str())
+            && (owner.key_id == key_id
+                || (owner.member_id.is_some() && owner.member_id == member_id.as_deref())) =>
+        {
+            Ok(())
+        }
+        (Principal::Member { .. }, Action::RotateKey(_)) => Err(Error::forbidden(
+            "a tenant admin may rotate only its own keys; revoke another member's key instead",
+        )),
 
         _ => Err(Error::forbidden("Key not authorized for this operation")),
     }
@@ -238,6 +278,43 @@ fn member_namespace(
     }
 }
 
+/// The member whose key minted a key, as it stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Issuer {
+    /// No member minted it (the root did).
+    Nobody,
+    /// A member who still holds this role.
+    Member(Role),
+    /// A member who is no longer one.
+    Gone,
+}
+
+/// The most a key minted by `issuer` may do: `None` for no bound (the root minted it), the
+/// minting member's live role otherwise. A key whose minting member is gone is revoked with
+/// that membership.
+pub(crate) fn issuer_bound(issuer: Issuer) -> Result<Option<Role>> {
+    match issuer {
+        Issuer::Nobody => Ok(None),
+        Issuer::Member(role) => Ok(Some(role)),
+        Issuer::Gone => Err(Error::Unauthorized("API key revoked".into())),
+    }
+}
+
+/// The role a tenant key acts with: `own` (its role, or its member's live role under the
+/// key's cap), never more than its [`issuer_bound`].
+pub(crate) fn bound_role(own: Role, bound: Option<Role>) -> Role {
+    bound.map_or(own, |b| own.min(b))
+}
+
+/// The access a scoped key's grant gives under its [`issuer_bound`] (a viewer's keys only
+/// read).
+pub(crate) fn bound_access(access: Access, bound: Option<Role>) -> Access {
+    match bound {
+        Some(Role::Viewer) => Access::Read,
+        _ => access,
+    }
+}
+
 /// A parsed key: its id and the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ParsedKey {
@@ -253,6 +330,11 @@ pub(crate) struct NewKey {
 
 pub(crate) fn hash_secret(secret: &[u8]) -> [u8; 32] {
     Sha256::digest(secret).into()
+}
+
+/// Constant-time equality of two secrets given as text (compared by their SHA-256).
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    hashes_equal(&hash_secret(a.as_bytes()), &hash_secret(b.as_bytes()))
 }
 
 /// Constant-time equality of two hashes.

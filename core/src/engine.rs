@@ -66,12 +66,19 @@ impl std::fmt::Debug for Options {
 #[derive(Debug)]
 pub(crate) struct Authed {
     pub principal: Principal,
-    /// The principal's tenant's qps limit, if rate limited.
-    pub qps_limit: Option<u32>,
-    /// The principal's tenant's connection limit.
-    pub max_connections: Option<u32>,
+    /// The rate and connection limits of the principal's tenant, then of each ancestor (a
+    /// child's requests count against its parents' limits too). Empty: not limited.
+    pub limits: Vec<TenantLimits>,
     /// When the key expires (micros since epoch).
     pub expires_at: Option<i64>,
+}
+
+/// One tenant's request limits.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantLimits {
+    pub tenant_id: String,
+    pub qps_limit: u32,
+    pub max_connections: u32,
 }
 
 struct CachedKey {
@@ -278,6 +285,13 @@ impl Engine {
         crate::memory::sweep_all(&self.inner, usize::MAX)
     }
 
+    /// Fault injection for tests: the next `n` catalog transactions fail at commit (their
+    /// changes are dropped), as on a full disk. Not for production use.
+    #[doc(hidden)]
+    pub fn fail_next_catalog_commits(&self, n: u32) {
+        self.inner.catalog.fail_next_commits(n);
+    }
+
     /// Number of namespaces whose deletion is still being purged.
     pub fn pending_purges(&self) -> Result<u64> {
         self.inner.catalog.read(|r, t| Ok(t.purges.len(r)?))
@@ -425,8 +439,21 @@ impl Handle {
         let Some(authed) = self.authed()? else {
             return Ok(Caller { principal: Principal::Root });
         };
-        if let (Some(t), Some(limit)) = (authed.principal.tenant_id(), authed.qps_limit) {
-            self.inner.limiter.admit(t, limit, self.inner.now_micros())?;
+        let now = self.inner.now_micros();
+        for link in &authed.limits {
+            if let Err(e) = self.inner.limiter.admit(&link.tenant_id, link.qps_limit, now) {
+                // The caller is told about its own tenant and limit, whichever link binds.
+                return Err(match (e, authed.limits.first()) {
+                    (Error::RateLimited { retry_after_secs, .. }, Some(own)) => {
+                        Error::RateLimited {
+                            tenant: own.tenant_id.clone(),
+                            limit: own.qps_limit,
+                            retry_after_secs,
+                        }
+                    }
+                    (other, _) => other,
+                });
+            }
         }
         Ok(Caller { principal: authed.principal.clone() })
     }
@@ -435,17 +462,16 @@ impl Handle {
     /// charging a request (for `X-RateLimit-*` headers).
     pub fn rate_info(&self) -> Result<Option<RateInfo>> {
         let Some(authed) = self.authed()? else { return Ok(None) };
-        Ok(match (authed.principal.tenant_id(), authed.qps_limit) {
-            (Some(t), Some(limit)) => {
-                Some(self.inner.limiter.peek(t, limit, self.inner.now_micros()))
-            }
-            _ => None,
-        })
+        Ok(authed
+            .limits
+            .first()
+            .map(|l| self.inner.limiter.peek(&l.tenant_id, l.qps_limit, self.inner.now_micros())))
     }
 
-    /// The tenant and its concurrent-connection limit, for transports that enforce it.
-    pub fn connection_limit(&self) -> Result<Option<(String, u32)>> {
-        let Some(authed) = self.authed()? else { return Ok(None) };
-        Ok(authed.principal.tenant_id().zip(authed.max_connections).map(|(t, n)| (t.to_owned(), n)))
+    /// The concurrent-connection limits a request of this handle counts against, for
+    /// transports that enforce them: its tenant's first, then each ancestor's.
+    pub fn connection_limits(&self) -> Result<Vec<(String, u32)>> {
+        let Some(authed) = self.authed()? else { return Ok(Vec::new()) };
+        Ok(authed.limits.iter().map(|l| (l.tenant_id.clone(), l.max_connections)).collect())
     }
 }

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{
-    self, authorize, Access, Action, Grant, NamespaceAction, ParsedKey, Principal, Role,
+    self, authorize, Access, Action, Grant, Issuer, NamespaceAction, ParsedKey, Principal, Role,
 };
 use crate::catalog::CatalogTables;
-use crate::engine::{Authed, EngineInner, Handle};
+use crate::engine::{Authed, EngineInner, Handle, TenantLimits};
 use crate::error::{Error, Result};
 use crate::page::{Page, Paged};
 use crate::tenant::TenantStatus;
@@ -24,6 +24,10 @@ pub(crate) struct KeyRecord {
     pub member_id: Option<String>,
     /// For member keys a cap on the member's role; for tenant keys the role itself.
     pub role: Option<Role>,
+    /// The member whose key minted this one: the key never acts with more than that
+    /// member's live role and dies with its membership.
+    #[serde(default)]
+    pub issuer_member_id: Option<String>,
     pub grants: Vec<Grant>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -248,24 +252,37 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
             }
             None => None,
         };
+        let member_role = |mid: &str| -> Result<Option<Role>> {
+            let tid = rec.tenant_id.as_deref().ok_or_else(invalid)?;
+            Ok(t.members.get(r, &format!("{tid}/{mid}"))?.map(|m| m.role))
+        };
+        let issuer = match rec.issuer_member_id.as_deref() {
+            None => Issuer::Nobody,
+            Some(mid) => member_role(mid)?.map_or(Issuer::Gone, Issuer::Member),
+        };
+        let bound = auth::issuer_bound(issuer)?;
         let principal = if rec.grants.is_empty() {
             let tenant_id = rec.tenant_id.clone().ok_or_else(invalid)?;
-            let role = match &rec.member_id {
+            let own = match &rec.member_id {
                 Some(mid) => {
-                    let member = t
-                        .members
-                        .get(r, &format!("{tenant_id}/{mid}"))?
+                    let role = member_role(mid)?
                         .ok_or_else(|| Error::Unauthorized("API key revoked".into()))?;
-                    rec.role.map_or(member.role, |cap| cap.min(member.role))
+                    rec.role.map_or(role, |cap| cap.min(role))
                 }
                 None => rec.role.ok_or_else(invalid)?,
             };
-            Principal::Member { key_id: rec.id.clone(), tenant_id, role }
+            Principal::Member {
+                key_id: rec.id.clone(),
+                tenant_id,
+                role: auth::bound_role(own, bound),
+                member_id: rec.member_id.clone().or_else(|| rec.issuer_member_id.clone()),
+            }
         } else {
             let mut live = Vec::new();
             for g in &rec.grants {
                 if t.namespaces.get(r, &g.namespace)?.is_some_and(|n| n.id == g.namespace_id) {
-                    live.push(g.clone());
+                    let access = auth::bound_access(g.access, bound);
+                    live.push(Grant { access, ..g.clone() });
                 }
             }
             // A key whose namespaces were all deleted stays a valid key that reaches nothing:
@@ -277,12 +294,23 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
                 grants: live,
             }
         };
-        Ok(Authed {
-            principal,
-            qps_limit: tenant.as_ref().map(|t| t.quotas.qps_limit),
-            max_connections: tenant.as_ref().map(|t| t.quotas.max_connections),
-            expires_at,
-        })
+        let mut limits = Vec::new();
+        let mut next = tenant;
+        while let Some(link) = next.take() {
+            if limits.len() >= crate::tenant::MAX_TENANT_DEPTH {
+                break;
+            }
+            next = match &link.parent_id {
+                Some(p) => t.tenants.get(r, p)?,
+                None => None,
+            };
+            limits.push(TenantLimits {
+                tenant_id: link.id,
+                qps_limit: link.quotas.qps_limit,
+                max_connections: link.quotas.max_connections,
+            });
+        }
+        Ok(Authed { principal, limits, expires_at })
     })
 }
 
@@ -319,6 +347,10 @@ impl Handle {
                 return Err(Error::invalid("role", "a tenant key needs a role or a member_id"));
             }
             authorize(&caller.principal, Action::AdministerTenant(Some(tid)))?;
+            authorize(
+                &caller.principal,
+                Action::IssueKey(Some(tid), req.role.unwrap_or(Role::Admin)),
+            )?;
         } else {
             if req.role.is_some() || req.member_id.is_some() {
                 return Err(Error::invalid(
@@ -361,6 +393,10 @@ impl Handle {
                 tenant_id = first;
             }
         }
+        let issuer_member_id = match &caller.principal {
+            Principal::Member { member_id, .. } => member_id.clone(),
+            _ => None,
+        };
         let new = auth::generate_key()?;
         let rec = KeyRecord {
             id: new.parsed.id.clone(),
@@ -369,6 +405,7 @@ impl Handle {
             tenant_id: tenant_id.clone(),
             member_id: req.member_id.clone(),
             role: req.role,
+            issuer_member_id,
             grants,
             created_at: now,
             expires_at: req.expires_at,
@@ -462,7 +499,13 @@ impl Handle {
     /// Gives a key a new secret; the old one fails at once. Returns the new key text (once).
     pub fn rotate_key(&self, key_id: &str) -> Result<CreatedKey> {
         let caller = self.caller()?;
-        self.visible_key(&caller.principal, key_id)?;
+        let rec = self.visible_key(&caller.principal, key_id)?;
+        let owner = auth::KeyOwner {
+            key_id,
+            tenant_id: rec.tenant_id.as_deref(),
+            member_id: rec.member_id.as_deref().or(rec.issuer_member_id.as_deref()),
+        };
+        authorize(&caller.principal, Action::RotateKey(&owner))?;
         let new = auth::generate_secret_for(key_id)?;
         let now = self.inner.options.clock.now();
         let info = self.inner.catalog_write(|w, t| {

@@ -351,11 +351,12 @@ impl Handle {
         Ok(self.namespace_for(&caller, name, NamespaceAction::Read)?.policy)
     }
 
-    /// Replaces the namespace's decay policy (write access needed).
+    /// Replaces the namespace's decay policy. Retention is namespace administration (root, or
+    /// an admin of the owning tenant): a policy can make the sweeper delete every memory.
     pub fn set_memory_policy(&self, name: &str, policy: DecayPolicy) -> Result<DecayPolicy> {
         let caller = self.caller()?;
         policy.validate()?;
-        let rec = self.namespace_for(&caller, name, NamespaceAction::Write)?;
+        let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)?;
         self.inner.catalog_write(|w, t| {
             let mut cur = t
                 .namespaces

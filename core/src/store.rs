@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use heed::{CompactionOption, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use parking_lot::RwLock;
@@ -29,6 +30,9 @@ struct Opened<T> {
 pub(crate) struct Store<T> {
     path: PathBuf,
     inner: RwLock<Option<Opened<T>>>,
+    /// Commits still to fail on purpose (fault-injection tests: see
+    /// `Engine::fail_next_catalog_commits`).
+    failing_commits: AtomicU32,
 }
 
 const DATA_FILE: &str = "data.mdb";
@@ -38,7 +42,11 @@ impl<T: Tables> Store<T> {
     pub(crate) fn open(path: &Path, initial_map_size: usize) -> Result<Self> {
         fs::create_dir_all(path)?;
         let opened = open_env::<T>(path, initial_map_size)?;
-        Ok(Store { path: path.to_owned(), inner: RwLock::new(Some(opened)) })
+        Ok(Store {
+            path: path.to_owned(),
+            inner: RwLock::new(Some(opened)),
+            failing_commits: AtomicU32::new(0),
+        })
     }
 
     /// Runs `f` in a read transaction.
@@ -62,6 +70,10 @@ impl<T: Tables> Store<T> {
                 let opened = guard.as_ref().ok_or_else(closed)?;
                 let mut wtxn = opened.env.write_txn()?;
                 match f(&mut wtxn, &opened.tables) {
+                    Ok(_) if self.take_failing_commit() => {
+                        wtxn.abort();
+                        Err(Error::Internal("injected commit failure".into()))
+                    }
                     Ok(r) => wtxn.commit().map(|()| r).map_err(Error::from),
                     Err(e) => Err(e),
                 }
@@ -71,6 +83,18 @@ impl<T: Tables> Store<T> {
                 other => return other,
             }
         }
+    }
+
+    /// Makes the next `n` write transactions fail instead of committing (the closure runs,
+    /// its changes are aborted), as a full disk or an I/O error at commit would.
+    pub(crate) fn fail_next_commits(&self, n: u32) {
+        self.failing_commits.store(n, Ordering::SeqCst);
+    }
+
+    fn take_failing_commit(&self) -> bool {
+        self.failing_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Doubles the memory map.

@@ -675,7 +675,7 @@ impl Handle {
         })
     }
 
-    /// Removes a member and revokes every key issued to it, at once.
+    /// Removes a member and revokes, at once, every key issued to it or minted by its keys.
     pub fn remove_member(&self, tenant_id: &str, member_id: &str) -> Result<Member> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
@@ -690,7 +690,10 @@ impl Handle {
             crate::keys::revoke_where(
                 t,
                 w,
-                |k| k.member_id.as_deref() == Some(member_id),
+                |k| {
+                    k.member_id.as_deref() == Some(member_id)
+                        || k.issuer_member_id.as_deref() == Some(member_id)
+                },
                 Some(now),
             )?;
             Ok(member)

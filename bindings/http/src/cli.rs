@@ -1,5 +1,5 @@
 //! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL]`, with environment fallbacks
-//! (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_ADMIN_KEY`).
+//! (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`).
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use crate::server::{self, ServeOptions};
 
 const USAGE: &str = "\
 usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
-                       [--body-limit BYTES] [--request-timeout SECS]
+                       [--body-limit BYTES] [--request-timeout SECS] [--metrics-token TOKEN]
 
 Runs the memsilo HTTP server.
   --data DIR             data directory (env MEMSILO_DATA; default ./data)
@@ -18,6 +18,8 @@ Runs the memsilo HTTP server.
   --log-level LEVEL      off|error|warn|info|debug (env MEMSILO_LOG; default info)
   --body-limit BYTES     largest request body (default 16777216)
   --request-timeout SECS longest time a request may take (default 30)
+  --metrics-token TOKEN  bearer token that may read GET /metrics besides the admin key
+                         (env MEMSILO_METRICS_TOKEN; default: the admin key only)
 
 The admin key is MEMSILO_ADMIN_KEY; without it, one is generated on first start and
 printed once. Stops cleanly on SIGINT or SIGTERM.";
@@ -29,6 +31,7 @@ struct ServeArgs {
     log_level: Level,
     body_limit: usize,
     request_timeout: Duration,
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -59,6 +62,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut level = env("MEMSILO_LOG").unwrap_or_else(|| "info".into());
     let mut body_limit = ServeOptions::default().body_limit.to_string();
     let mut timeout = ServeOptions::default().request_timeout.as_secs().to_string();
+    let mut metrics_token = env("MEMSILO_METRICS_TOKEN").unwrap_or_default();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
@@ -73,6 +77,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--log-level" => &mut level,
             "--body-limit" => &mut body_limit,
             "--request-timeout" => &mut timeout,
+            "--metrics-token" => &mut metrics_token,
             other => return Err(format!("unknown option {other:?}")),
         };
         *slot = match inline {
@@ -95,6 +100,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         log_level,
         body_limit,
         request_timeout: Duration::from_secs(secs),
+        metrics_token: Some(metrics_token.trim().to_owned()).filter(|t| !t.is_empty()),
     }))
 }
 
@@ -148,6 +154,7 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         listen: args.listen.clone(),
         body_limit: args.body_limit,
         request_timeout: args.request_timeout,
+        metrics_token: args.metrics_token.clone(),
         ..ServeOptions::default()
     };
     let header_timeout = options.header_timeout;
@@ -236,5 +243,9 @@ mod tests {
             panic!("not serve")
         };
         assert_eq!(bare.data, "/tmp/y");
+        let Command::Serve(m) = parse(&args("serve --metrics-token scrape-me")).unwrap() else {
+            panic!("not serve")
+        };
+        assert_eq!(m.metrics_token.as_deref(), Some("scrape-me"));
     }
 }

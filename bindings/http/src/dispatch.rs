@@ -10,12 +10,13 @@ use axum::response::Response;
 use memsilo::Error;
 use serde_json::Value;
 
+use crate::inflight::Slot;
 use crate::response;
 use crate::routes::{Body, Route};
 use crate::server::Shared;
 
 /// The bearer key of a request, or `unauthorized`.
-fn bearer(headers: &HeaderMap) -> Result<String, Error> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, Error> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(Error::Unauthorized(
             "missing Authorization header (expected: Authorization: Bearer <key>)".into(),
@@ -77,6 +78,24 @@ struct Outcome {
     edge_message: Option<String>,
 }
 
+impl Outcome {
+    fn failed(e: Error) -> Self {
+        Outcome { result: Err(e), rate: None, edge_message: None }
+    }
+}
+
+/// A caller let in: its handle, its tenant (for metrics) and the in-flight slots it holds
+/// until the answer is sent.
+struct Admitted {
+    handle: memsilo::Handle,
+    tenant: Option<String>,
+    _slots: Vec<Slot>,
+}
+
+/// The tenant a request was made for, carried on the response to the metrics layer.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantLabel(pub String);
+
 pub(crate) async fn dispatch(
     State(app): State<Shared>,
     route: &'static Route,
@@ -91,6 +110,20 @@ pub(crate) async fn dispatch(
     };
     let timeout = app.options.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
+    // The key and the tenant's in-flight limit are checked from the headers alone: a bad key
+    // or a tenant at its limit is refused before a byte of the body is read or buffered.
+    let admission = tokio::task::spawn_blocking({
+        let app = app.clone();
+        move || admit(&app, &key)
+    });
+    let admitted = match tokio::time::timeout_at(deadline, admission).await {
+        Ok(Ok(Ok(admitted))) => admitted,
+        Ok(Ok(Err(refused))) => return respond(route, refused, None),
+        Ok(Err(e)) => {
+            return response::error(&Error::Internal(format!("request handler failed: {e}")))
+        }
+        Err(_) => return timed_out(timeout),
+    };
     // A bad body or path is reported after the key is checked (401 comes first); only an
     // oversized body is refused before, so it is never buffered.
     let body = match route.body {
@@ -116,22 +149,26 @@ pub(crate) async fn dispatch(
         Err(e) => Err(Error::invalid("path", e.body_text())),
     };
     let args = path.and_then(|path| route.args_from_request(&path, query.as_deref(), body?));
-    let work = tokio::task::spawn_blocking({
-        let app = app.clone();
-        move || execute(&app, &key, route.op, args)
-    });
+    let tenant = admitted.tenant.clone();
+    let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args));
     let outcome = match tokio::time::timeout_at(deadline, work).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => {
             return response::error(&Error::Internal(format!("request handler failed: {e}")))
         }
-        Err(_) => {
-            return response::error(&Error::Internal(format!(
-                "request timed out after {}s (a write may still complete)",
-                timeout.as_secs()
-            )))
-        }
+        Err(_) => return timed_out(timeout),
     };
+    respond(route, outcome, tenant)
+}
+
+fn timed_out(timeout: std::time::Duration) -> Response {
+    response::error(&Error::Internal(format!(
+        "request timed out after {}s (a write may still complete)",
+        timeout.as_secs()
+    )))
+}
+
+fn respond(route: &Route, outcome: Outcome, tenant: Option<String>) -> Response {
     let mut resp = match &outcome.result {
         Ok(reply) => response::reply(route.status, reply),
         Err(e) => response::error_with_message(e, outcome.edge_message),
@@ -139,33 +176,43 @@ pub(crate) async fn dispatch(
     if let Some(info) = &outcome.rate {
         response::add_rate_headers(&mut resp, info);
     }
+    if let Some(t) = tenant {
+        resp.extensions_mut().insert(TenantLabel(t));
+    }
     resp
 }
 
-/// Authenticates, enforces `max_connections`, and runs the operation (on a blocking thread).
-fn execute(app: &Shared, key: &str, op: &str, args: Result<Value, Error>) -> Outcome {
-    let fail = |e| Outcome { result: Err(e), rate: None, edge_message: None };
-    let handle = match app.engine.scoped(key) {
-        Ok(h) => h,
-        Err(e) => return fail(e),
-    };
-    let _slot = match handle.connection_limit() {
-        Ok(None) => None,
-        Ok(Some((tenant, limit))) => match app.inflight.acquire(&tenant, limit) {
-            Ok(slot) => Some(slot),
-            Err(e) => {
-                let message = format!(
-                    "too many concurrent requests for tenant {tenant} (max_connections {limit}); retry after 1s"
-                );
-                return Outcome {
-                    result: Err(e),
-                    rate: handle.rate_info().ok().flatten(),
-                    edge_message: Some(message),
-                };
-            }
-        },
-        Err(e) => return fail(e),
-    };
+/// Authenticates and takes a slot under `max_connections` of the caller's tenant and of
+/// each of its ancestors (on a blocking thread: the key is looked up in the catalog).
+fn admit(app: &Shared, key: &str) -> Result<Admitted, Outcome> {
+    let handle = app.engine.scoped(key).map_err(Outcome::failed)?;
+    let limits = handle.connection_limits().map_err(Outcome::failed)?;
+    let tenant = limits.first().map(|(t, _)| t.clone());
+    let mut slots = Vec::with_capacity(limits.len());
+    for (i, (holder, limit)) in limits.iter().enumerate() {
+        let Ok(slot) = app.inflight.acquire(holder, *limit) else {
+            // The caller is told about its own tenant, whichever link of the chain is full.
+            let (own, own_limit) = &limits[0];
+            let whose = if i == 0 { "" } else { ", shared with its parent tenant" };
+            let message = format!(
+                "too many concurrent requests for tenant {own} (max_connections {own_limit}{whose}); retry after 1s"
+            );
+            let e =
+                Error::RateLimited { tenant: own.clone(), limit: *own_limit, retry_after_secs: 1 };
+            return Err(Outcome {
+                result: Err(e),
+                rate: handle.rate_info().ok().flatten(),
+                edge_message: Some(message),
+            });
+        };
+        slots.push(slot);
+    }
+    Ok(Admitted { handle, tenant, _slots: slots })
+}
+
+/// Runs the operation (on a blocking thread).
+fn execute(admitted: &Admitted, op: &str, args: Result<Value, Error>) -> Outcome {
+    let handle = &admitted.handle;
     let result = args.and_then(|args| handle.call(op, args));
     let rate = handle.rate_info().ok().flatten();
     Outcome { result, rate, edge_message: None }

@@ -1,5 +1,6 @@
-//! Request counters and a latency histogram per route template, rendered in the Prometheus
-//! text format at `GET /metrics`.
+//! Request counters and a latency histogram per route template, and error counts by route,
+//! tenant id and class, rendered in the Prometheus text format at `GET /metrics` (which needs
+//! the admin key or the metrics token: see `server`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -23,6 +24,8 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// (route, tenant id or `-`, `4xx`/`5xx`) → count.
+    errors: Mutex<BTreeMap<(String, String, &'static str), u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -32,9 +35,25 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Records one finished request.
-    pub fn record(&self, method: &'static str, route: &str, status: u16, took: Duration) {
+    /// Records one finished request (`tenant`: the tenant it was made for, if any).
+    pub fn record(
+        &self,
+        method: &'static str,
+        route: &str,
+        status: u16,
+        took: Duration,
+        tenant: Option<&str>,
+    ) {
         *self.requests.lock().entry((method, route.to_owned(), status)).or_insert(0) += 1;
+        let class = match status {
+            400..=499 => Some("4xx"),
+            500..=599 => Some("5xx"),
+            _ => None,
+        };
+        if let Some(class) = class {
+            let key = (route.to_owned(), tenant.unwrap_or("-").to_owned(), class);
+            *self.errors.lock().entry(key).or_insert(0) += 1;
+        }
         let secs = took.as_secs_f64();
         let mut latency = self.latency.lock();
         let h = latency.entry(route.to_owned()).or_default();
@@ -85,6 +104,16 @@ impl Metrics {
                 h.count
             );
         }
+        out.push_str("# HELP memsilo_http_errors_total Refused and failed HTTP requests by route template, tenant id (- for none) and class.\n");
+        out.push_str("# TYPE memsilo_http_errors_total counter\n");
+        for ((route, tenant, class), n) in self.errors.lock().iter() {
+            let _ = writeln!(
+                out,
+                "memsilo_http_errors_total{{route=\"{}\",tenant_id=\"{}\",class=\"{class}\"}} {n}",
+                escape(route),
+                escape(tenant)
+            );
+        }
         out.push_str("# HELP memsilo_http_requests_in_flight Requests being answered now.\n");
         out.push_str("# TYPE memsilo_http_requests_in_flight gauge\n");
         let _ = writeln!(out, "memsilo_http_requests_in_flight {in_flight}");
@@ -105,9 +134,9 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative() {
         let m = Metrics::default();
-        m.record("GET", "/v1/x", 200, Duration::from_micros(300));
-        m.record("GET", "/v1/x", 200, Duration::from_millis(30));
-        m.record("GET", "/v1/x", 404, Duration::from_secs(20));
+        m.record("GET", "/v1/x", 200, Duration::from_micros(300), None);
+        m.record("GET", "/v1/x", 200, Duration::from_millis(30), Some("t1"));
+        m.record("GET", "/v1/x", 404, Duration::from_secs(20), Some("t1"));
         let text = m.render(0, "");
         assert!(text.contains(
             "memsilo_http_requests_total{method=\"GET\",route=\"/v1/x\",status=\"200\"} 2"
@@ -120,6 +149,9 @@ mod tests {
         ));
         assert!(text.contains(
             "memsilo_http_request_duration_seconds_bucket{route=\"/v1/x\",le=\"+Inf\"} 3"
+        ));
+        assert!(text.contains(
+            "memsilo_http_errors_total{route=\"/v1/x\",tenant_id=\"t1\",class=\"4xx\"} 1"
         ));
     }
 }

@@ -28,9 +28,12 @@ pub fn document() -> Value {
     paths.insert(
         "/metrics".into(),
         json!({ "get": {
-            "operationId": "metrics", "summary": "Prometheus metrics (no authentication)", "tags": ["operations"],
-            "security": [],
-            "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+            "operationId": "metrics", "summary": "Prometheus metrics (the admin key, or the token given with --metrics-token)", "tags": ["operations"],
+            "responses": {
+                "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                "401": { "$ref": "#/components/responses/401" },
+                "403": { "$ref": "#/components/responses/403" }
+            }
         }}),
     );
     paths.insert(

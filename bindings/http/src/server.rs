@@ -35,6 +35,9 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Time a client has to send a request's headers before the connection is closed.
     pub header_timeout: Duration,
+    /// A bearer token that may read `GET /metrics` besides the admin key (for a scraper
+    /// that should hold no key to the data).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -44,6 +47,7 @@ impl Default for ServeOptions {
             body_limit: 16 << 20,
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
+            metrics_token: None,
         }
     }
 }
@@ -123,11 +127,28 @@ async fn openapi(State(app): State<Shared>) -> Response {
     resp
 }
 
-async fn metrics(State(app): State<Shared>) -> Response {
+/// `GET /metrics`: the admin key or the metrics token as a bearer token (401 without a
+/// valid one, 403 for any other key); the tenant series name tenants by id only.
+async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let key = match crate::dispatch::bearer(&headers) {
+        Ok(k) => k,
+        Err(e) => return response::error(&e),
+    };
     let engine = app.engine.clone();
-    let usage = tokio::task::spawn_blocking(move || crate::usage::tenant_storage(&engine))
-        .await
-        .unwrap_or_default();
+    let token = app.options.metrics_token.clone();
+    let usage = tokio::task::spawn_blocking(move || {
+        let by_token = token.is_some_and(|t| memsilo::auth::secrets_equal(&t, &key));
+        if !by_token && engine.scoped(&key)?.principal()? != memsilo::Principal::Root {
+            return Err(Error::forbidden("metrics need the admin key or the metrics token"));
+        }
+        Ok(crate::usage::tenant_storage(&engine))
+    })
+    .await
+    .unwrap_or_else(|e| Err(Error::Internal(format!("metrics failed: {e}"))));
+    let usage = match usage {
+        Ok(u) => u,
+        Err(e) => return response::error(&e),
+    };
     let text = app.metrics.render(app.active.load(Ordering::Relaxed), &usage);
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut()
@@ -183,7 +204,8 @@ async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Respons
     app.active.fetch_sub(1, Ordering::Relaxed);
     let took = started.elapsed();
     let status = resp.status().as_u16();
-    app.metrics.record(method, &route, status, took);
+    let tenant = resp.extensions().get::<crate::dispatch::TenantLabel>().map(|t| t.0.as_str());
+    app.metrics.record(method, &route, status, took, tenant);
     log::log(
         Level::Debug,
         format_args!("{method} {route} {status} {:.3}ms", took.as_secs_f64() * 1000.0),

@@ -1,5 +1,6 @@
 //! Per-tenant storage usage for `/metrics`, read as root (bounded to the first
 //! [`MAX_TENANTS`] tenants so a scrape stays cheap; the list carries each tenant's usage).
+//! Series carry the tenant id only: names are the tenants' own words, not an operator's need.
 
 use std::fmt::Write;
 
@@ -27,9 +28,8 @@ pub fn tenant_storage(engine: &Engine) -> String {
         for info in page.items {
             let _ = writeln!(
                 out,
-                "memsilo_tenant_storage_bytes{{tenant_id=\"{}\",tenant=\"{}\"}} {}",
+                "memsilo_tenant_storage_bytes{{tenant_id=\"{}\"}} {}",
                 crate::metrics::escape(&info.tenant.id),
-                crate::metrics::escape(&info.tenant.name),
                 info.usage.storage_bytes
             );
         }

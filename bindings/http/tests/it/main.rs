@@ -6,6 +6,7 @@ mod console;
 mod docs;
 mod edge;
 mod graph;
+mod holes;
 mod memory;
 mod namespaces;
 mod openapi;

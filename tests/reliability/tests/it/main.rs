@@ -10,6 +10,7 @@ mod crash;
 mod fuzz_loop;
 mod http;
 mod http_bad_input;
+mod issue14;
 mod load;
 mod resources;
 mod security;

@@ -1,0 +1,207 @@
+//! Issue 14: the holes a tenant admin or an anonymous caller could use, each tried over HTTP
+//! the way a hostile caller would. (Also run by `tests/reliability`, which includes this file.)
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::support::{key_for, Resp, TestServer, ADMIN};
+use memsilo_http::ServeOptions;
+
+fn tenant(s: &TestServer, name: &str, extra: Value) -> String {
+    let mut body = json!({ "name": name });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    s.admin("POST", "/api/v1/tenants", Some(body)).expect(201)["id"].as_str().unwrap().to_owned()
+}
+
+fn member(s: &TestServer, tid: &str, user: &str, role: &str) -> String {
+    let body = json!({ "user_identifier": user, "role": role });
+    let r = s.admin("POST", &format!("/api/v1/tenants/{tid}/members"), Some(body));
+    r.expect(201)["member_id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a key with `by` (a key, or the admin key); returns (id, key text).
+fn mint(s: &TestServer, by: &str, body: Value) -> (String, String) {
+    let r = s.call("POST", "/v1/keys", Some(by), Some(body));
+    let v = r.expect(201);
+    (v["id"].as_str().unwrap().to_owned(), v["key"].as_str().unwrap().to_owned())
+}
+
+fn whoami(s: &TestServer, key: &str) -> Resp {
+    s.call("GET", "/v1/whoami", Some(key), None)
+}
+
+/// Item 1: `/metrics` answers only the admin key or the metrics token, and names tenants by
+/// id only; `/healthz` stays open.
+#[test]
+fn metrics_need_the_admin_key_or_the_metrics_token_and_name_no_tenant() {
+    let token = "scrape-token-0123456789";
+    let s = TestServer::start_with(ServeOptions {
+        metrics_token: Some(token.into()),
+        ..ServeOptions::default()
+    });
+    let tid = tenant(&s, "secret_customer_name", json!({}));
+    let (_, tenant_admin) =
+        mint(&s, ADMIN, json!({ "name": "ta", "tenant_id": tid, "role": "admin" }));
+    s.call("GET", "/v1/namespaces/not-theirs", Some(&tenant_admin), None)
+        .expect_error(403, "forbidden");
+
+    s.call("GET", "/metrics", None, None).expect_error(401, "unauthorized");
+    s.call("GET", "/metrics", Some("junk"), None).expect_error(401, "unauthorized");
+    s.call("GET", "/metrics", Some(&format!("{token}x")), None).expect_error(401, "unauthorized");
+    s.call("GET", "/metrics", Some(&tenant_admin), None).expect_error(403, "forbidden");
+    for key in [ADMIN, token] {
+        let m = s.call("GET", "/metrics", Some(key), None);
+        assert_eq!(m.status, 200, "{}", m.text);
+        assert!(m.text.contains(&format!("memsilo_tenant_storage_bytes{{tenant_id=\"{tid}\"}} 0")));
+        assert!(!m.text.contains("secret_customer_name"), "a tenant's name is exposed: {}", m.text);
+        let refused = format!(
+            "memsilo_http_errors_total{{route=\"/v1/namespaces/{{name}}\",tenant_id=\"{tid}\",class=\"4xx\"}} 1"
+        );
+        assert!(m.text.contains(&refused), "{}", m.text);
+    }
+    s.call("GET", "/healthz", None, None).expect(200);
+}
+
+/// Item 2: keys a tenant-admin member minted (tenant-wide or scoped) die with its membership.
+#[test]
+fn keys_minted_by_a_member_die_with_its_membership() {
+    let s = TestServer::start();
+    let tid = tenant(&s, "removal_corp", json!({}));
+    let alice = member(&s, &tid, "alice@x.io", "admin");
+    let (_, alice_key) =
+        mint(&s, ADMIN, json!({ "name": "alice", "tenant_id": tid, "member_id": alice }));
+    let (_, shadow_admin) =
+        mint(&s, &alice_key, json!({ "name": "shadow", "tenant_id": tid, "role": "admin" }));
+    s.call("POST", "/v1/namespaces", Some(&alice_key), Some(json!({ "name": "held" }))).expect(201);
+    let (_, shadow_writer) = mint(
+        &s,
+        &alice_key,
+        json!({ "name": "w", "namespaces": [{ "namespace": "held", "access": "write" }] }),
+    );
+    // The minted admin key's own mints are bound to alice too.
+    let (_, grandchild) =
+        mint(&s, &shadow_admin, json!({ "name": "gc", "tenant_id": tid, "role": "editor" }));
+    for k in [&alice_key, &shadow_admin, &shadow_writer, &grandchild] {
+        whoami(&s, k).expect(200);
+    }
+    s.admin("DELETE", &format!("/api/v1/tenants/{tid}/members/{alice}"), None).expect(200);
+    for (what, k) in [
+        ("alice's own key", &alice_key),
+        ("the admin key alice minted", &shadow_admin),
+        ("the scoped key alice minted", &shadow_writer),
+        ("a key minted by alice's minted key", &grandchild),
+    ] {
+        let r = whoami(&s, k);
+        assert_eq!(r.status, 401, "{what} survives its member's removal: {}", r.text);
+    }
+    let store = json!({ "namespace": "held", "content": "after removal" });
+    s.call("POST", "/v1/memory/store", Some(&shadow_writer), Some(store))
+        .expect_error(401, "unauthorized");
+}
+
+/// Item 2: a tenant admin cannot rotate (and so obtain) another member's key or a tenant key
+/// it was not given; it may still revoke them, and rotate its own.
+#[test]
+fn a_tenant_admin_cannot_rotate_another_members_key() {
+    let s = TestServer::start();
+    let tid = tenant(&s, "rotation_corp", json!({}));
+    let alice = member(&s, &tid, "alice@x.io", "admin");
+    let bob = member(&s, &tid, "bob@x.io", "admin");
+    let (_, alice_key) =
+        mint(&s, ADMIN, json!({ "name": "alice", "tenant_id": tid, "member_id": alice }));
+    let (bob_id, bob_key) =
+        mint(&s, ADMIN, json!({ "name": "bob", "tenant_id": tid, "member_id": bob }));
+    let (ops_id, ops_key) =
+        mint(&s, ADMIN, json!({ "name": "ops", "tenant_id": tid, "role": "admin" }));
+    for victim in [&bob_id, &ops_id] {
+        let r = s.call("POST", &format!("/v1/keys/{victim}/rotate"), Some(&alice_key), None);
+        r.expect_error(403, "forbidden");
+        assert!(r.json.get("key").is_none(), "{}", r.text);
+    }
+    whoami(&s, &bob_key).expect(200);
+    whoami(&s, &ops_key).expect(200);
+    // Alice's own keys, and keys she minted, she may rotate.
+    let (minted_id, _) =
+        mint(&s, &alice_key, json!({ "name": "mine", "tenant_id": tid, "role": "viewer" }));
+    let r = s.call("POST", &format!("/v1/keys/{minted_id}/rotate"), Some(&alice_key), None);
+    whoami(&s, r.expect(200)["key"].as_str().unwrap()).expect(200);
+    // Revoking another member's key stays possible.
+    s.call("DELETE", &format!("/v1/keys/{bob_id}"), Some(&alice_key), None).expect(200);
+    whoami(&s, &bob_key).expect_error(401, "unauthorized");
+}
+
+/// Item 3: changing retention is namespace administration; a write key may only read it.
+#[test]
+fn a_write_key_cannot_change_retention() {
+    let s = TestServer::start();
+    let tid = tenant(&s, "retention_corp", json!({}));
+    s.admin("POST", "/v1/namespaces", Some(json!({ "name": "kept", "tenant_id": tid })))
+        .expect(201);
+    let writer = key_for(&s, &[("kept", "write")]);
+    let reader = key_for(&s, &[("kept", "read")]);
+    let (_, tenant_admin) =
+        mint(&s, ADMIN, json!({ "name": "ta", "tenant_id": tid, "role": "admin" }));
+    let (_, editor) = mint(&s, ADMIN, json!({ "name": "ed", "tenant_id": tid, "role": "editor" }));
+    let wipe = json!({ "min_importance": 1.0, "ttl_default": 1 });
+    for k in [&writer, &editor] {
+        s.call("PUT", "/v1/namespaces/kept/policy", Some(k), Some(wipe.clone()))
+            .expect_error(403, "forbidden");
+    }
+    let policy = s.call("GET", "/v1/namespaces/kept/policy", Some(&reader), None);
+    assert_eq!(policy.expect(200)["min_importance"], 0.0);
+    let set = s.call("PUT", "/v1/namespaces/kept/policy", Some(&tenant_admin), Some(wipe));
+    assert_eq!(set.expect(200)["ttl_default"], 1);
+}
+
+/// Sends a request head announcing a 15 MB body and none of it; returns what the server
+/// answers before any body byte (or panics after 20 s of silence).
+fn head_only(s: &TestServer, key: &str) -> (TcpStream, String) {
+    let addr = s.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST /v1/memory/store HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 15000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("no answer while the body was still unsent: {e}"));
+    (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Item 8: the key and the tenant's in-flight limit are checked from the headers; a junk
+/// key or a tenant at its limit is refused before the (large, slow) body is sent.
+#[test]
+fn keys_and_inflight_limits_are_checked_before_the_body_is_read() {
+    let s = TestServer::start();
+    let (_, answer) = head_only(&s, "junk");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("\"unauthorized\""), "{answer}");
+
+    let tid = tenant(&s, "inflight_corp", json!({ "quotas": { "max_connections": 1 } }));
+    s.admin("POST", "/v1/namespaces", Some(json!({ "name": "slow", "tenant_id": tid })))
+        .expect(201);
+    let key = key_for(&s, &[("slow", "write")]);
+    // A first upload that never finishes holds the tenant's only slot...
+    let addr = s.url.trim_start_matches("http://");
+    let mut first = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /v1/memory/store HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"namespace\""
+    );
+    first.write_all(head.as_bytes()).unwrap();
+    // ...(given a second to be admitted)...
+    std::thread::sleep(Duration::from_secs(1));
+    // ...so the next one is refused at once, its body unsent.
+    let (_, answer) = head_only(&s, &key);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("max_connections 1"), "{answer}");
+    drop(first);
+}
