@@ -107,7 +107,13 @@ fn normalize(v: &Value) -> Value {
                         || k.ends_with("_at")
                         || k == "key"
                         || k == "prefix";
-                    (k.clone(), if volatile { Value::String("*".into()) } else { normalize(v) })
+                    let value = match v {
+                        _ if volatile => Value::String("*".into()),
+                        // Messages may name an id (`... to tenant <uuid>`).
+                        Value::String(text) if k == "message" => Value::String(without_ids(text)),
+                        _ => normalize(v),
+                    };
+                    (k.clone(), value)
                 })
                 .collect(),
         ),
