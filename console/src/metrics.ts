@@ -37,16 +37,6 @@ export function sumBy(samples: Sample[], name: string, by: string[], where: (l: 
   return out;
 }
 
-/** `later - earlier` per key (a counter that went down means a restart: take `later`). */
-export function delta(later: Map<string, number>, earlier: Map<string, number> | undefined): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [k, v] of later) {
-    const before = earlier?.get(k) ?? 0;
-    out.set(k, v >= before ? v - before : v);
-  }
-  return out;
-}
-
 /** The q-quantile (0..1) of a histogram given as cumulative (upper bound, count) pairs,
  * interpolated linearly inside the bucket; the last finite bound if it falls in +Inf. */
 export function quantile(q: number, buckets: [number, number][]): number | null {

@@ -1,7 +1,7 @@
 // Small shared pieces: data loading, notices, dialogs, bars and formatting.
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useId, useRef, useState } from 'preact/hooks';
-import { ApiError } from './api';
+import { ApiError, type Tenant } from './api';
 
 export function errorText(e: unknown): string {
   if (e instanceof ApiError) return e.status ? `${e.status} ${e.code}: ${e.message}` : e.message;
@@ -48,8 +48,17 @@ export function useNotice() {
       return false;
     }
   }, []);
+  /** `run`, then `after` (a reload) whatever the outcome. */
+  const act = useCallback(
+    (what: () => Promise<unknown>, ok: string, after: () => void): Promise<boolean> =>
+      run(what, ok).then((done) => {
+        after();
+        return done;
+      }),
+    [run],
+  );
   const view = <Notice notice={notice} onClose={() => setNotice(null)} />;
-  return { run, view, setNotice };
+  return { run, act, view, setNotice };
 }
 
 export function Notice(props: { notice: { kind: 'ok' | 'error'; text: string } | null; onClose?: () => void }) {
@@ -159,6 +168,35 @@ export function Field(props: { label: string; hint?: string; children: (id: stri
   );
 }
 
+type InputAttrs = Omit<JSX.InputHTMLAttributes<HTMLInputElement>, 'value' | 'onChange' | 'onInput' | 'label' | 'id'>;
+
+/** A labelled text (or number, date, search) input. */
+export function Input(props: { label: string; hint?: string; value: string; onChange: (v: string) => void } & InputAttrs) {
+  const { label, hint, value, onChange, ...rest } = props;
+  return (
+    <Field label={label} hint={hint}>
+      {(id) => <input id={id} {...rest} value={value} onInput={(e) => onChange(e.currentTarget.value)} />}
+    </Field>
+  );
+}
+
+/** A labelled choice among fixed options: [value, text] pairs. */
+export function Select(props: { label: string; hint?: string; value: string; onChange: (v: string) => void; options: [string, string][] }) {
+  return (
+    <Field label={props.label} hint={props.hint}>
+      {(id) => (
+        <select id={id} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+          {props.options.map(([value, text]) => (
+            <option key={value} value={value}>
+              {text}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
+
 /** Use against a limit as a bar. */
 export function Bar(props: { label: string; used: number; limit: number; format?: (n: number) => string }) {
   const f = props.format ?? ((n: number) => n.toLocaleString('en-US'));
@@ -225,4 +263,70 @@ export function PageHeader(props: { title: string; subtitle?: string; children?:
 
 export function Empty(props: { children: ComponentChildren }) {
   return <p class="empty">{props.children}</p>;
+}
+
+/** A table's header row; a column named `#x` is numeric (right-aligned); `actions` adds an
+ * unlabelled column for the row's buttons. */
+export function TableHead(props: { cols: string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {props.cols.map((c) =>
+          c.startsWith('#') ? (
+            <th scope="col" class="num" key={c}>
+              {c.slice(1)}
+            </th>
+          ) : (
+            <th scope="col" key={c}>
+              {c}
+            </th>
+          ),
+        )}
+        {props.actions && (
+          <th scope="col">
+            <span class="sr-only">Actions</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  );
+}
+
+/** A dialog form's Cancel and submit buttons. */
+export function FormActions(props: { onCancel: () => void; submit: string }) {
+  return (
+    <div class="actions">
+      <button type="button" onClick={props.onCancel}>
+        Cancel
+      </button>
+      <button type="submit" class="primary">
+        {props.submit}
+      </button>
+    </div>
+  );
+}
+
+/** A labelled choice of tenant; `none` names the empty choice. */
+export function TenantSelect(props: {
+  label: string;
+  hint?: string;
+  value: string;
+  onChange: (v: string) => void;
+  tenants: Tenant[];
+  none: string;
+}) {
+  return (
+    <Field label={props.label} hint={props.hint}>
+      {(id) => (
+        <select id={id} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+          <option value="">{props.none}</option>
+          {props.tenants.map((t) => (
+            <option key={t.id} value={t.id}>
+              {t.name}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
 }

@@ -426,7 +426,7 @@ test('live view as admin: request rate, latency percentiles, 4xx per route from 
   assert.ok(Number(errors.split(' / ')[0]) >= 2, `4xx counted: ${errors}`);
   // Some traffic while the page watches: the rate chart and the counter move.
   const traffic = page.evaluate(async (k) => {
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 150; i++) {
       await fetch('/v1/namespaces', { headers: { Authorization: `Bearer ${k}` } });
       await fetch(`/v1/memory/recall?namespace=nope&query=x`, { headers: { Authorization: `Bearer ${k}` } });
       await new Promise((r) => setTimeout(r, 60));

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, enc, listAll, type Key, type Member, type Namespace, type Tenant } from '../api';
 import { isRoot, useSession } from '../session';
-import { ConfirmDelete, Dialog, Empty, Field, fmtDate, LoadError, PageHeader, useLoad, useNotice } from '../ui';
+import { ConfirmDelete, Dialog, Empty, Field, fmtDate, FormActions, Input, LoadError, PageHeader, Select, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
 
 const ROOT_KEYS = '';
 
@@ -20,18 +20,7 @@ export function AccessPage(props: { params: URLSearchParams }) {
     <section aria-labelledby="page-title">
       <PageHeader title="Members & keys" subtitle="Who belongs to a tenant, and the keys that reach its namespaces">
         {root && (
-          <Field label="Tenant">
-            {(id) => (
-              <select id={id} value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)}>
-                <option value={ROOT_KEYS}>All keys (no tenant filter)</option>
-                {(tenants.data ?? []).map((t) => (
-                  <option key={t.id} value={t.id}>
-                    {t.name}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <TenantSelect label="Tenant" value={tenantId} onChange={setTenantId} tenants={(tenants.data ?? [])} none="All keys (no tenant filter)" />
         )}
       </PageHeader>
       <LoadError error={tenants.error} />
@@ -70,15 +59,7 @@ function Members(props: { tenant: Tenant }) {
             <input id={id} required placeholder="name@example.com" value={user} onInput={(e) => setUser(e.currentTarget.value)} />
           )}
         </Field>
-        <Field label="Role">
-          {(id) => (
-            <select id={id} value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-              <option value="viewer">viewer (read)</option>
-              <option value="editor">editor (read and write)</option>
-              <option value="admin">admin (manage the tenant)</option>
-            </select>
-          )}
-        </Field>
+        <Select label="Role" value={role} onChange={setRole} options={[['viewer', 'viewer (read)'], ['editor', 'editor (read and write)'], ['admin', 'admin (manage the tenant)']]} />
         <button type="submit" class="primary">
           Add member
         </button>
@@ -88,17 +69,7 @@ function Members(props: { tenant: Tenant }) {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">Members of {t.name}</caption>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Role</th>
-                <th scope="col">Member id</th>
-                <th scope="col">Added</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead cols={['User', 'Role', 'Member id', 'Added']} actions />
             <tbody>
               {members.data.map((m) => (
                 <tr key={m.member_id}>
@@ -127,15 +98,11 @@ function Members(props: { tenant: Tenant }) {
         consequence="The member's keys are revoked at once."
         onClose={() => setRemoving(null)}
         onConfirm={() =>
-          notice
-            .run(
-              () => call('DELETE', `/api/v1/tenants/${enc(t.id)}/members/${enc(removing!.member_id)}`),
-              `${removing!.user_identifier} removed; their keys are revoked.`,
-            )
-            .then((ok) => {
-              members.reload();
-              return ok;
-            })
+          notice.act(
+            () => call('DELETE', `/api/v1/tenants/${enc(t.id)}/members/${enc(removing!.member_id)}`),
+            `${removing!.user_identifier} removed; their keys are revoked.`,
+            members.reload,
+          )
         }
       />
     </section>
@@ -193,20 +160,7 @@ function Keys(props: { tenantId: string | null; tenants: Tenant[] }) {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">API keys</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Prefix</th>
-                <th scope="col">Tenant</th>
-                <th scope="col">Scope</th>
-                <th scope="col">Created</th>
-                <th scope="col">Expires</th>
-                <th scope="col">State</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead cols={['Name', 'Prefix', 'Tenant', 'Scope', 'Created', 'Expires', 'State']} actions />
             <tbody>
               {shown.map((k) => (
                 <tr key={k.id} data-key={k.name}>
@@ -258,10 +212,7 @@ function Keys(props: { tenantId: string | null; tenants: Tenant[] }) {
         consequence="Requests with this key are refused from now on."
         onClose={() => setRevoking(null)}
         onConfirm={() =>
-          notice.run(() => call('DELETE', `/v1/keys/${enc(revoking!.id)}`), `Key ${revoking!.name} revoked.`).then((ok) => {
-            keys.reload();
-            return ok;
-          })
+          notice.act(() => call('DELETE', `/v1/keys/${enc(revoking!.id)}`), `Key ${revoking!.name} revoked.`, keys.reload)
         }
       />
     </section>
@@ -317,22 +268,9 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
   return (
     <Dialog title="New API key" open onClose={props.onClose}>
       <form onSubmit={submit} class="form-grid">
-        <Field label="Key name">
-          {(id) => <input id={id} required maxLength={128} value={name} onInput={(e) => setName(e.currentTarget.value)} />}
-        </Field>
+        <Input label="Key name" required maxLength={128} value={name} onChange={setName} />
         {isRoot(s) && (
-          <Field label="Key tenant">
-            {(id) => (
-              <select id={id} value={tenantId} onChange={(e) => setTenantId(e.currentTarget.value)}>
-                <option value="">No tenant</option>
-                {props.tenants.map((t) => (
-                  <option key={t.id} value={t.id}>
-                    {t.name}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <TenantSelect label="Key tenant" value={tenantId} onChange={setTenantId} tenants={props.tenants} none="No tenant" />
         )}
         <fieldset>
           <legend>What the key may reach</legend>
@@ -376,15 +314,7 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
           </div>
         )}
         {kind === 'role' && (
-          <Field label="Role">
-            {(id) => (
-              <select id={id} value={role} onChange={(e) => setRole(e.currentTarget.value)}>
-                <option value="viewer">viewer</option>
-                <option value="editor">editor</option>
-                <option value="admin">admin</option>
-              </select>
-            )}
-          </Field>
+          <Select label="Role" value={role} onChange={setRole} options={[['viewer', 'viewer'], ['editor', 'editor'], ['admin', 'admin']]} />
         )}
         {kind === 'member' && (
           <Field label="Member">
@@ -399,22 +329,13 @@ function CreateKey(props: { tenantId: string | null; tenants: Tenant[]; onClose:
             )}
           </Field>
         )}
-        <Field label="Expires on (optional)">
-          {(id) => <input id={id} type="date" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
-        </Field>
+        <Input label="Expires on (optional)" type="date" value={expires} onChange={setExpires} />
         {error && (
           <p class="notice notice-error" role="alert">
             {error}
           </p>
         )}
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Create key
-          </button>
-        </div>
+        <FormActions onCancel={props.onClose} submit="Create key" />
       </form>
     </Dialog>
   );

@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { call, enc, get, type Entity, type Relation } from '../api';
 import { forceLayout, type Point } from '../layout';
-import { Empty, errorText, Field, Notice, PageHeader, useNotice } from '../ui';
+import { Empty, errorText, Input, Notice, PageHeader, Select, useNotice } from '../ui';
 import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
 
 const W = 880;
@@ -58,18 +58,8 @@ export function GraphPage(props: { params: URLSearchParams }) {
         <NamespacePicker value={ns} onChange={setNs} names={names} />
       </PageHeader>
       <form class="card inline-form" onSubmit={submit} aria-label="Explore an entity">
-        <Field label="Entity" hint="Name or id">
-          {(id) => <input id={id} required value={entity} onInput={(e) => setEntity(e.currentTarget.value)} />}
-        </Field>
-        <Field label="Depth">
-          {(id) => (
-            <select id={id} value={depth} onChange={(e) => setDepth(e.currentTarget.value)}>
-              <option value="1">1 hop</option>
-              <option value="2">2 hops</option>
-              <option value="3">3 hops</option>
-            </select>
-          )}
-        </Field>
+        <Input label="Entity" hint="Name or id" required value={entity} onChange={setEntity} />
+        <Select label="Depth" value={depth} onChange={setDepth} options={[['1', '1 hop'], ['2', '2 hops'], ['3', '3 hops']]} />
         <button type="submit" class="primary" disabled={!ns}>
           Show neighbourhood
         </button>
@@ -278,26 +268,16 @@ function AddToGraph(props: { ns: string; onAdded: (name: string) => void }) {
       {notice.view}
       <div class="grid-2">
         <form class="inline-form" onSubmit={addEntity} aria-label="Add an entity">
-          <Field label="Entity name">
-            {(id) => <input id={id} required value={name} onInput={(e) => setName(e.currentTarget.value)} />}
-          </Field>
-          <Field label="Entity type">
-            {(id) => <input id={id} placeholder="entity" value={type} onInput={(e) => setType(e.currentTarget.value)} />}
-          </Field>
+          <Input label="Entity name" required value={name} onChange={setName} />
+          <Input label="Entity type" placeholder="entity" value={type} onChange={setType} />
           <button type="submit" disabled={!props.ns}>
             Add entity
           </button>
         </form>
         <form class="inline-form" onSubmit={addRelation} aria-label="Add a relation">
-          <Field label="From">
-            {(id) => <input id={id} required value={source} onInput={(e) => setSource(e.currentTarget.value)} />}
-          </Field>
-          <Field label="Relation">
-            {(id) => <input id={id} required placeholder="works_at" value={rel} onInput={(e) => setRel(e.currentTarget.value)} />}
-          </Field>
-          <Field label="To">
-            {(id) => <input id={id} required value={target} onInput={(e) => setTarget(e.currentTarget.value)} />}
-          </Field>
+          <Input label="From" required value={source} onChange={setSource} />
+          <Input label="Relation" required placeholder="works_at" value={rel} onChange={setRel} />
+          <Input label="To" required value={target} onChange={setTarget} />
           <button type="submit" disabled={!props.ns}>
             Add relation
           </button>

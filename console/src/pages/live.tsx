@@ -2,7 +2,7 @@
 // 4xx/5xx per route and per tenant, as charts. Scraped every 2 s with the signed-in key.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { listAll, request, type Tenant } from '../api';
-import { delta, histogramDelta, histograms, parse, quantile, sumBy, type Sample } from '../metrics';
+import { histogramDelta, histograms, parse, quantile, sumBy, type Sample } from '../metrics';
 import { Empty, errorText, fmtBytes, LoadError, PageHeader } from '../ui';
 
 const EVERY_MS = 2000;
@@ -61,7 +61,7 @@ export function LivePage() {
   const current = series.length ? series[series.length - 1].rate : 0;
   return (
     <section aria-labelledby="page-title">
-      <PageHeader title="Live" subtitle={`From /metrics every ${EVERY_MS / 1000} s; windows cover the last ${scrapes.length > 1 ? Math.round((last.at - first.at) / 1000) : 0} s`}>
+      <PageHeader title="Live" subtitle={`From /metrics every ${EVERY_MS / 1000} s, watched for ${scrapes.length > 1 ? Math.round((last.at - first.at) / 1000) : 0} s`}>
         <button type="button" onClick={() => setPaused(!paused)} aria-pressed={paused}>
           {paused ? 'Resume' : 'Pause'}
         </button>
@@ -88,8 +88,8 @@ export function LivePage() {
             <LineChart points={series.map((p) => p.rate)} label="Requests per second over the last two minutes" />
           </section>
           <div class="grid-2">
-            <RoutesChart last={last} first={first} />
-            <TenantsChart last={last} first={first} names={names} />
+            <RoutesChart last={last} />
+            <TenantsChart last={last} names={names} />
           </div>
           <LatencyChart last={last} first={first} />
         </>
@@ -178,43 +178,35 @@ function StackedBars(props: { rows: { key: string; ok: number; c4: number; c5: n
   );
 }
 
-/** Counts of `name` per `label` split into 2xx/4xx/5xx (by its `status` or `class` label),
- * over the window when there was traffic in it, else since the server started. */
+/** Counts of `name` per `label` since the server started, split into 2xx/4xx/5xx (by its
+ * `status` or `class` label). */
 function byStatus(
   last: Scrape,
-  first: Scrape,
   name: string,
   label: string,
   exclude: (l: Record<string, string>) => boolean,
   names: Map<string, string> = new Map(),
 ) {
   const status = last.samples.some((s) => s.name === name && 'class' in s.labels) ? 'class' : 'status';
-  const now = sumBy(last.samples, name, [label, status], (l) => !exclude(l));
-  const window = first === last ? now : delta(now, sumBy(first.samples, name, [label, status], (l) => !exclude(l)));
   const totals = new Map<string, { key: string; ok: number; c4: number; c5: number }>();
-  // Cumulative counts (since the server started) give the shape; the window is shown when busy.
-  const source = [...window.values()].some((v) => v > 0) ? window : now;
-  for (const [k, v] of source) {
-    const [id, status] = k.split('\t');
+  for (const [k, v] of sumBy(last.samples, name, [label, status], (l) => !exclude(l))) {
+    const [id, st] = k.split('\t');
     const key = names.get(id) ?? id;
     const t = totals.get(key) ?? { key, ok: 0, c4: 0, c5: 0 };
-    if (status.startsWith('5')) t.c5 += v;
-    else if (status.startsWith('4')) t.c4 += v;
+    if (st.startsWith('5')) t.c5 += v;
+    else if (st.startsWith('4')) t.c4 += v;
     else t.ok += v;
     totals.set(key, t);
   }
-  return {
-    rows: [...totals.values()].filter((r) => r.ok + r.c4 + r.c5 > 0).sort((a, b) => b.ok + b.c4 + b.c5 - (a.ok + a.c4 + a.c5)),
-    windowed: source === window && first !== last,
-  };
+  return [...totals.values()].filter((r) => r.ok + r.c4 + r.c5 > 0).sort((a, b) => b.ok + b.c4 + b.c5 - (a.ok + a.c4 + a.c5));
 }
 
-function RoutesChart(props: { last: Scrape; first: Scrape }) {
-  const { rows, windowed } = byStatus(props.last, props.first, REQUESTS, 'route', ownRoute);
+function RoutesChart(props: { last: Scrape }) {
+  const rows = byStatus(props.last, REQUESTS, 'route', ownRoute);
   return (
     <section class="card" aria-labelledby="routes-title">
       <h2 id="routes-title">Requests and errors per route</h2>
-      <p class="small muted">{windowed ? 'In the window' : 'Since the server started'}</p>
+      <p class="small muted">Since the server started</p>
       {rows.length ? <StackedBars rows={rows.slice(0, 12)} label="Requests per route, split into 2xx, 4xx and 5xx" unit="" /> : <Empty>No requests yet.</Empty>}
     </section>
   );
@@ -238,7 +230,7 @@ function LatencyChart(props: { last: Scrape; first: Scrape }) {
   return (
     <section class="card" aria-labelledby="latency-title">
       <h2 id="latency-title">Latency per route (ms)</h2>
-      <p class="small muted">p50 · p95 · p99, from the server's histogram buckets</p>
+      <p class="small muted">p50 · p95 · p99 from the server's histogram buckets: of the requests seen while watching, else since the server started</p>
       {rows.length === 0 && <Empty>No requests yet.</Empty>}
       {rows.length > 0 && (
         <table class="compact">
@@ -288,7 +280,7 @@ function LatencyChart(props: { last: Scrape; first: Scrape }) {
 /** Per-tenant series, if the server exports any (a counter with a tenant label and a status
  * or error class), and the tenants' storage gauge; tenant ids are shown by name when this key
  * may list tenants. */
-function TenantsChart(props: { last: Scrape; first: Scrape; names: Map<string, string> }) {
+function TenantsChart(props: { last: Scrape; names: Map<string, string> }) {
   const family = props.last.samples.find(
     (s) =>
       s.name.endsWith('_total') &&
@@ -298,7 +290,7 @@ function TenantsChart(props: { last: Scrape; first: Scrape; names: Map<string, s
   );
   const label = family && ('tenant_id' in family.labels ? 'tenant_id' : 'tenant');
   const names = new Map([...props.names, ['-', 'no tenant']]);
-  const requests = family && label ? byStatus(props.last, props.first, family.name, label, ownRoute, names) : null;
+  const requests = family && label ? byStatus(props.last, family.name, label, ownRoute, names) : null;
   const onlyErrors = family?.name.includes('error');
   const storage = props.last.samples.filter((s) => s.name === 'memsilo_tenant_storage_bytes');
   const maxStorage = Math.max(1, ...storage.map((s) => s.value));
@@ -308,10 +300,10 @@ function TenantsChart(props: { last: Scrape; first: Scrape; names: Map<string, s
       {requests ? (
         <>
           <p class="small muted">
-            {onlyErrors ? '4xx and 5xx' : 'Requests'} {requests.windowed ? 'in the window' : 'since the server started'}
+            {onlyErrors ? '4xx and 5xx' : 'Requests'} since the server started
           </p>
-          {requests.rows.length > 0 ? (
-            <StackedBars rows={requests.rows.slice(0, 12)} label={`${onlyErrors ? 'Errors' : 'Requests'} per tenant, split into 4xx and 5xx`} unit="" />
+          {requests.length > 0 ? (
+            <StackedBars rows={requests.slice(0, 12)} label={`${onlyErrors ? 'Errors' : 'Requests'} per tenant, split into 4xx and 5xx`} unit="" />
           ) : (
             <Empty>No errors.</Empty>
           )}

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, callOperation, schemaField, type Memory } from '../api';
 import { useSession } from '../session';
-import { Empty, errorText, Field, fmtDate, Notice, PageHeader, useNotice } from '../ui';
+import { Empty, errorText, Field, fmtDate, Input, Notice, PageHeader, TableHead, useNotice } from '../ui';
 import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
 
 export function MemoriesPage(props: { params: URLSearchParams }) {
@@ -57,25 +57,9 @@ function Store(props: { ns: string }) {
           {(id) => <textarea id={id} rows={3} required value={content} onInput={(e) => setContent(e.currentTarget.value)} />}
         </Field>
         <div class="row">
-          <Field label="Tags" hint="Comma-separated">
-            {(id) => <input id={id} value={tags} onInput={(e) => setTags(e.currentTarget.value)} />}
-          </Field>
-          <Field label="Importance">
-            {(id) => (
-              <input
-                id={id}
-                type="number"
-                min="0"
-                max="1"
-                step="0.05"
-                value={importance}
-                onInput={(e) => setImportance(e.currentTarget.value)}
-              />
-            )}
-          </Field>
-          <Field label="Agent id">
-            {(id) => <input id={id} value={agent} onInput={(e) => setAgent(e.currentTarget.value)} />}
-          </Field>
+          <Input label="Tags" hint="Comma-separated" value={tags} onChange={setTags} />
+          <Input label="Importance" type="number" min="0" max="1" step="0.05" value={importance} onChange={setImportance} />
+          <Input label="Agent id" value={agent} onChange={setAgent} />
         </div>
         <div class="actions">
           <button type="submit" class="primary" disabled={!props.ns}>
@@ -134,13 +118,9 @@ function Recall(props: { ns: string }) {
     <section class="card" aria-labelledby="recall-title">
       <h2 id="recall-title">Recall playground</h2>
       <form onSubmit={submit} class="form-grid" aria-label="Recall">
-        <Field label="Query">
-          {(id) => <input id={id} required type="search" value={query} onInput={(e) => setQuery(e.currentTarget.value)} />}
-        </Field>
+        <Input label="Query" required type="search" value={query} onChange={setQuery} />
         <div class="row">
-          <Field label="Top k">
-            {(id) => <input id={id} type="number" min="1" max="100" value={topK} onInput={(e) => setTopK(e.currentTarget.value)} />}
-          </Field>
+          <Input label="Top k" type="number" min="1" max="100" value={topK} onChange={setTopK} />
           {modes && (
             <Field label="Mode">
               {(id) => (
@@ -155,27 +135,11 @@ function Recall(props: { ns: string }) {
               )}
             </Field>
           )}
-          <Field label="Min importance">
-            {(id) => (
-              <input
-                id={id}
-                type="number"
-                min="0"
-                max="1"
-                step="0.05"
-                value={minImportance}
-                onInput={(e) => setMinImportance(e.currentTarget.value)}
-              />
-            )}
-          </Field>
+          <Input label="Min importance" type="number" min="0" max="1" step="0.05" value={minImportance} onChange={setMinImportance} />
         </div>
         <div class="row">
-          <Field label="Only tags" hint="All of them, comma-separated">
-            {(id) => <input id={id} value={tags} onInput={(e) => setTags(e.currentTarget.value)} />}
-          </Field>
-          <Field label="Only agent">
-            {(id) => <input id={id} value={agent} onInput={(e) => setAgent(e.currentTarget.value)} />}
-          </Field>
+          <Input label="Only tags" hint="All of them, comma-separated" value={tags} onChange={setTags} />
+          <Input label="Only agent" value={agent} onChange={setAgent} />
         </div>
         {hasFilter && (
           <Field label="Filter (JSON)" hint='e.g. {"metadata.tier": {"$in": ["gold"]}}'>
@@ -274,17 +238,7 @@ function Browse(props: { ns: string }) {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">Memories of {props.ns}, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Content</th>
-                <th scope="col">Tags</th>
-                <th scope="col" class="num">
-                  Importance
-                </th>
-                <th scope="col">Agent</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
+            <TableHead cols={['Content', 'Tags', '#Importance', 'Agent', 'Created']} />
             <tbody>
               {items.map((m) => (
                 <tr key={m.id}>

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { call, enc, listAll, type Namespace, type Policy, type Tenant } from '../api';
 import { canManage, isRoot, useSession } from '../session';
-import { ConfirmDelete, Dialog, Empty, Field, fmtBytes, fmtDate, LoadError, PageHeader, useLoad, useNotice } from '../ui';
+import { ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
 
 interface Data {
   namespaces: Namespace[];
@@ -61,7 +61,7 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
         </div>
       )}
       {view === 'orphans' && (
-        <p class="subtitle">
+        <p class="subtitle view-note">
           Namespaces whose tenant is gone or not active: review them weekly and delete what nobody can reach any more.
         </p>
       )}
@@ -72,29 +72,14 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">{view === 'orphans' ? 'Orphaned namespaces' : 'Namespaces'}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Tenant</th>
-                <th scope="col" class="num">
-                  Memories
-                </th>
-                <th scope="col" class="num">
-                  Size
-                </th>
-                <th scope="col">Embedder</th>
-                <th scope="col">Policy</th>
-                <th scope="col">Created</th>
-                {view === 'orphans' && <th scope="col">Why</th>}
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead
+              cols={['Name', 'Tenant', '#Memories', '#Size', 'Embedder', 'Policy', 'Created', ...(view === 'orphans' ? ['Why'] : [])]}
+              actions
+            />
             <tbody>
               {rows.map((n) => (
                 <tr key={n.name} data-namespace={n.name}>
-                  <th scope="row">
+                  <th scope="row" class="nowrap">
                     <a href={`#/memories?ns=${enc(n.name)}`} class="strong">
                       {n.name}
                     </a>
@@ -111,7 +96,9 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
                     <br />
                     ttl {n.policy.ttl_default == null ? 'none' : `${n.policy.ttl_default} s`}
                   </td>
-                  <td class="nowrap">{fmtDate(n.created_at)}</td>
+                  <td class="nowrap">
+                    <Day at={n.created_at} />
+                  </td>
                   {view === 'orphans' && <td>{tenants && orphanReason(n, tenants)}</td>}
                   <td class="row-actions">
                     <a class="button" href={`#/graph?ns=${enc(n.name)}`} aria-label={`Graph of ${n.name}`}>
@@ -139,10 +126,7 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
           tenants={root ? [...(tenants?.values() ?? [])] : []}
           onClose={() => setCreating(false)}
           onCreate={(body) =>
-            notice.run(() => call('POST', '/v1/namespaces', { body }), `Namespace ${body.name} created.`).then((ok) => {
-              if (ok) reload();
-              return ok;
-            })
+            notice.act(() => call('POST', '/v1/namespaces', { body }), `Namespace ${body.name} created.`, reload)
           }
         />
       )}
@@ -151,12 +135,7 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
           ns={policyOf}
           onClose={() => setPolicyOf(null)}
           onSave={(policy) =>
-            notice
-              .run(() => call('PUT', `/v1/namespaces/${enc(policyOf.name)}/policy`, { body: policy }), `Policy of ${policyOf.name} saved.`)
-              .then((ok) => {
-                if (ok) reload();
-                return ok;
-              })
+            notice.act(() => call('PUT', `/v1/namespaces/${enc(policyOf.name)}/policy`, { body: policy }), `Policy of ${policyOf.name} saved.`, reload)
           }
         />
       )}
@@ -167,10 +146,7 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
         consequence="Its memories, vectors and graph are deleted at once."
         onClose={() => setDeleting(null)}
         onConfirm={() =>
-          notice.run(() => call('DELETE', `/v1/namespaces/${enc(deleting!.name)}`), `Namespace ${deleting!.name} deleted.`).then((ok) => {
-            reload();
-            return ok;
-          })
+          notice.act(() => call('DELETE', `/v1/namespaces/${enc(deleting!.name)}`), `Namespace ${deleting!.name} deleted.`, reload)
         }
       />
     </section>
@@ -197,27 +173,9 @@ function CreateNamespace(props: {
           )}
         </Field>
         {props.tenants.length > 0 && (
-          <Field label="Owning tenant">
-            {(id) => (
-              <select id={id} value={tenant} onChange={(e) => setTenant(e.currentTarget.value)}>
-                <option value="">No tenant</option>
-                {props.tenants.map((t) => (
-                  <option key={t.id} value={t.id}>
-                    {t.name}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <TenantSelect label="Owning tenant" value={tenant} onChange={setTenant} tenants={props.tenants} none="No tenant" />
         )}
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Create namespace
-          </button>
-        </div>
+        <FormActions onCancel={props.onClose} submit="Create namespace" />
       </form>
     </Dialog>
   );
@@ -240,25 +198,14 @@ function EditPolicy(props: { ns: Namespace; onClose: () => void; onSave: (p: Pol
   return (
     <Dialog title={`Policy of ${props.ns.name}`} open onClose={props.onClose}>
       <form onSubmit={submit} class="form-grid">
-        <Field label="Decay rate" hint="Importance lost per day (0 keeps memories as they are)">
-          {(id) => <input id={id} type="number" step="any" min="0" required value={decay} onInput={(e) => setDecay(e.currentTarget.value)} />}
-        </Field>
+        <Input label="Decay rate" hint="Importance lost per day (0 keeps memories as they are)" type="number" step="any" min="0" required value={decay} onChange={setDecay} />
         <Field label="Minimum importance" hint="Memories that decay below it are not recalled">
           {(id) => (
             <input id={id} type="number" step="any" min="0" max="1" required value={min} onInput={(e) => setMin(e.currentTarget.value)} />
           )}
         </Field>
-        <Field label="Default TTL (seconds)" hint="Empty: memories do not expire">
-          {(id) => <input id={id} type="number" min="1" value={ttl} onInput={(e) => setTtl(e.currentTarget.value)} />}
-        </Field>
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Save policy
-          </button>
-        </div>
+        <Input label="Default TTL (seconds)" hint="Empty: memories do not expire" type="number" min="1" value={ttl} onChange={setTtl} />
+        <FormActions onCancel={props.onClose} submit="Save policy" />
       </form>
     </Dialog>
   );

@@ -3,20 +3,7 @@
 import { useState } from 'preact/hooks';
 import { call, enc, get, listAll, type Quotas, type Tenant } from '../api';
 import { isRoot, useSession } from '../session';
-import {
-  Bar,
-  ConfirmDelete,
-  Day,
-  Dialog,
-  Empty,
-  Field,
-  fmtBytes,
-  LoadError,
-  PageHeader,
-  StatusBadge,
-  useLoad,
-  useNotice,
-} from '../ui';
+import { Bar, ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, Select, StatusBadge, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
 
 const GIB = 1024 ** 3;
 
@@ -84,23 +71,7 @@ export function TenantsPage() {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">Tenants</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Status</th>
-                <th scope="col">Isolation</th>
-                <th scope="col">Storage</th>
-                <th scope="col">Namespaces</th>
-                <th scope="col">Members</th>
-                <th scope="col">QPS limit</th>
-                <th scope="col">Created</th>
-                {root && (
-                  <th scope="col">
-                    <span class="sr-only">Actions</span>
-                  </th>
-                )}
-              </tr>
-            </thead>
+            <TableHead cols={['Name', 'Status', 'Isolation', 'Storage', 'Namespaces', 'Members', 'QPS limit', 'Created']} actions={root} />
             <tbody>
               {rows.map(({ tenant: t, depth }) => (
                 <tr key={t.id} data-tenant={t.name}>
@@ -170,10 +141,7 @@ export function TenantsPage() {
         tenants={tenants}
         onClose={() => setCreating(false)}
         onCreate={(body) =>
-          notice.run(() => call('POST', '/api/v1/tenants', { body }), `Tenant ${body.name} created.`).then((ok) => {
-            if (ok) reload();
-            return ok;
-          })
+          notice.act(() => call('POST', '/api/v1/tenants', { body }), `Tenant ${body.name} created.`, reload)
         }
       />
       {editing && (
@@ -181,12 +149,7 @@ export function TenantsPage() {
           tenant={editing}
           onClose={() => setEditing(null)}
           onSave={(quotas) =>
-            notice
-              .run(() => call('PUT', `/api/v1/tenants/${enc(editing.id)}`, { body: { quotas } }), `Quotas of ${editing.name} saved.`)
-              .then((ok) => {
-                if (ok) reload();
-                return ok;
-              })
+            notice.act(() => call('PUT', `/api/v1/tenants/${enc(editing.id)}`, { body: { quotas } }), `Quotas of ${editing.name} saved.`, reload)
           }
         />
       )}
@@ -197,10 +160,7 @@ export function TenantsPage() {
         consequence="Its namespaces with their memories, its keys and its members are deleted with it."
         onClose={() => setDeleting(null)}
         onConfirm={() =>
-          notice.run(() => call('DELETE', `/api/v1/tenants/${enc(deleting!.id)}`), `Tenant ${deleting!.name} deleted.`).then((ok) => {
-            reload();
-            return ok;
-          })
+          notice.act(() => call('DELETE', `/api/v1/tenants/${enc(deleting!.id)}`), `Tenant ${deleting!.name} deleted.`, reload)
         }
       />
     </section>
@@ -240,45 +200,24 @@ function CreateTenant(props: {
             <input id={id} required pattern="[A-Za-z0-9_]{3,64}" value={name} onInput={(e) => setName(e.currentTarget.value)} />
           )}
         </Field>
-        <Field label="Isolation mode" hint="logical: shared files; hybrid: a file per tenant; physical: a file per namespace">
-          {(id) => (
-            <select id={id} value={mode} onChange={(e) => setMode(e.currentTarget.value)}>
-              <option value="logical">logical</option>
-              <option value="hybrid">hybrid</option>
-              <option value="physical">physical</option>
-            </select>
-          )}
-        </Field>
-        <Field label="Parent tenant" hint="A child's usage also counts against its parent's quotas">
-          {(id) => (
-            <select id={id} value={parent} onChange={(e) => setParent(e.currentTarget.value)}>
-              <option value="">None (top level)</option>
-              {props.tenants.map((t) => (
-                <option key={t.id} value={t.id}>
-                  {t.name}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
+        <Select label="Isolation mode" hint="logical: shared files; hybrid: a file per tenant; physical: a file per namespace" value={mode} onChange={setMode} options={[['logical', 'logical'], ['hybrid', 'hybrid'], ['physical', 'physical']]} />
+        <TenantSelect
+          label="Parent tenant"
+          hint="A child's usage also counts against its parent's quotas"
+          value={parent}
+          onChange={setParent}
+          tenants={props.tenants}
+          none="None (top level)"
+        />
         <div class="row">
-          <Field label="QPS limit">
-            {(id) => <input id={id} type="number" min="1" required value={qps} onInput={(e) => setQps(e.currentTarget.value)} />}
-          </Field>
+          <Input label="QPS limit" type="number" min="1" required value={qps} onChange={setQps} />
           <Field label="Storage quota (GiB)">
             {(id) => (
               <input id={id} type="number" min="0.001" step="any" required value={gib} onInput={(e) => setGib(e.currentTarget.value)} />
             )}
           </Field>
         </div>
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Create tenant
-          </button>
-        </div>
+        <FormActions onCancel={props.onClose} submit="Create tenant" />
       </form>
     </Dialog>
   );
@@ -327,14 +266,7 @@ function EditQuotas(props: { tenant: Tenant; onClose: () => void; onSave: (q: Pa
             {(id) => <input id={id} type="number" min="1" required value={v.connections} onInput={set('connections')} />}
           </Field>
         </div>
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Save quotas
-          </button>
-        </div>
+        <FormActions onCancel={props.onClose} submit="Save quotas" />
       </form>
     </Dialog>
   );
