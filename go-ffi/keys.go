@@ -86,6 +86,34 @@ func (db *DB) RevokeKey(ctx context.Context, keyID string) (*APIKey, error) {
 	return &k, nil
 }
 
+// ListNamespaceKeys lists the live keys granted namespace (one page). opts may be nil.
+func (db *DB) ListNamespaceKeys(ctx context.Context, namespace string, opts *ListOptions) (*KeyList, error) {
+	args := struct {
+		ListOptions
+		Namespace string `json:"namespace"`
+	}{Namespace: namespace}
+	if opts != nil {
+		args.ListOptions = *opts
+	}
+	var list KeyList
+	total, err := db.call(ctx, "list_keys", args, &list.Keys)
+	if err != nil {
+		return nil, err
+	}
+	list.TotalCount = deref(total)
+	return &list, nil
+}
+
+// RevokeNamespaceKey revokes a key granted namespace; any other key is CodeNotFound.
+func (db *DB) RevokeNamespaceKey(ctx context.Context, namespace, keyID string) (*APIKey, error) {
+	var k APIKey
+	args := map[string]string{"key_id": keyID, "namespace": namespace}
+	if _, err := db.call(ctx, "revoke_key", args, &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
 // RotateKey replaces a key's secret; the old text stops working.
 func (db *DB) RotateKey(ctx context.Context, keyID string) (*CreatedKey, error) {
 	return db.createdKeyCall(ctx, "rotate_key", keyArgs{keyID})

@@ -124,8 +124,15 @@ func saasFlow(t *testing.T, admin *DB) {
 		t.Fatalf("after delete: %+v", left)
 	}
 
+	// Keys by namespace: only the keys granted it; revoking under another namespace is not_found.
+	granted := of(admin.ListNamespaceKeys(bg, globex.ns, nil)).must(t)
+	if granted.TotalCount != 1 || granted.Keys[0].ID != globex.key.ID {
+		t.Fatalf("keys of %s: %+v", globex.ns, granted)
+	}
+	_, err = admin.RevokeNamespaceKey(bg, "no-such-namespace", globex.key.ID)
+	wantCode(t, err, CodeNotFound)
 	// Revoking a key takes effect on the handle already made.
-	of(admin.RevokeKey(bg, globex.key.ID)).must(t)
+	of(admin.RevokeNamespaceKey(bg, globex.ns, globex.key.ID)).must(t)
 	_, err = globex.db.Recall(bg, globex.ns, RecallRequest{Query: "roadmap"})
 	wantCode(t, err, CodeUnauthorized)
 	_, err = admin.Scoped(globex.key.Key)

@@ -293,7 +293,15 @@ export interface ListNamespacesOptions extends PageOptions {
   tenant_id?: string;
 }
 
-export type ListKeysOptions = ListNamespacesOptions;
+export interface ListKeysOptions extends ListNamespacesOptions {
+  /** Only the keys granted this namespace. */
+  namespace?: string;
+}
+
+export interface RevokeKeyOptions {
+  /** Only a key granted this namespace (any other is `not_found`). */
+  namespace?: string;
+}
 
 export interface MemoryInput {
   content: string;
@@ -449,7 +457,7 @@ export class Memsilo {
 
   createKey(name: string, opts?: CreateKeyOptions): Promise<CreatedKey>;
   listKeys(opts?: ListKeysOptions): Promise<ApiKey[]>;
-  revokeKey(keyId: string): Promise<ApiKey>;
+  revokeKey(keyId: string, opts?: RevokeKeyOptions): Promise<ApiKey>;
   rotateKey(keyId: string): Promise<CreatedKey>;
 
   addEntity(namespace: string, name: string, opts?: EntityOptions): Promise<Entity>;

@@ -278,8 +278,8 @@ class Memsilo {
   listKeys(opts) {
     return this.#call('list_keys', wire(opts));
   }
-  revokeKey(keyId) {
-    return this.#call('revoke_key', { key_id: keyId });
+  revokeKey(keyId, opts) {
+    return this.#call('revoke_key', { ...wire(opts), key_id: keyId });
   }
   rotateKey(keyId) {
     return this.#call('rotate_key', { key_id: keyId });

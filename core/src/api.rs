@@ -61,7 +61,7 @@ impl CreateNamespaceArgs {
     }
 }
 
-/// Arguments of `list_namespaces` and `list_keys`.
+/// Arguments of `list_namespaces`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -75,6 +75,37 @@ pub struct ListArgs {
     /// Page size.
     #[serde(default)]
     pub limit: Option<u64>,
+}
+
+/// Arguments of `list_keys`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ListKeysArgs {
+    /// Only this tenant's.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Only the keys granted this namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Arguments of `revoke_key`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKeyArgs {
+    /// Key id.
+    pub key_id: String,
+    /// Only if the key is granted this namespace (else `not_found`).
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 /// Arguments of `list_tenants`.
@@ -341,8 +372,8 @@ operations! {
     GetMemoryPolicy(PolicyArgs) = "get_memory_policy";
     SetMemoryPolicy(SetPolicyArgs) = "set_memory_policy";
     CreateKey(CreateKey) = "create_key";
-    ListKeys(ListArgs) = "list_keys";
-    RevokeKey(KeyArgs) = "revoke_key";
+    ListKeys(ListKeysArgs) = "list_keys";
+    RevokeKey(RevokeKeyArgs) = "revoke_key";
     RotateKey(KeyArgs) = "rotate_key";
     StoreMemory(StoreMemory) = "store_memory";
     StoreMemories(StoreBatchArgs) = "store_memories";
@@ -538,14 +569,20 @@ impl Handle {
             }
             Request::CreateKey(a) => Reply::of(self.create_key(a)?),
             Request::ListKeys(a) => {
-                let page = self
-                    .list_keys(Page { offset: a.offset, limit: a.limit }, a.tenant_id.as_deref())?;
+                let page = self.list_keys_granting(
+                    Page { offset: a.offset, limit: a.limit },
+                    a.tenant_id.as_deref(),
+                    a.namespace.as_deref(),
+                )?;
                 Ok(Reply {
                     value: serde_json::to_value(page.items)?,
                     total_count: Some(page.total_count),
                 })
             }
-            Request::RevokeKey(a) => Reply::of(self.revoke_key(&a.key_id)?),
+            Request::RevokeKey(a) => Reply::of(match &a.namespace {
+                Some(ns) => self.revoke_namespace_key(&a.key_id, ns)?,
+                None => self.revoke_key(&a.key_id)?,
+            }),
             Request::RotateKey(a) => Reply::of(self.rotate_key(&a.key_id)?),
             Request::StoreMemory(a) => Reply::of(self.store_memory(a)?),
             Request::StoreMemories(a) => {

@@ -453,6 +453,16 @@ impl Handle {
 
     /// Keys the caller administers (root: all, or one tenant's), paged; revoked keys are left out.
     pub fn list_keys(&self, page: Page, tenant_id: Option<&str>) -> Result<Paged<ApiKey>> {
+        self.list_keys_granting(page, tenant_id, None)
+    }
+
+    /// [`Handle::list_keys`], only the keys granted `namespace` when one is given.
+    pub fn list_keys_granting(
+        &self,
+        page: Page,
+        tenant_id: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<Paged<ApiKey>> {
         let caller = self.caller()?;
         let (offset, limit) = page.bounds()?;
         let scope = match (&caller.principal, tenant_id) {
@@ -471,6 +481,7 @@ impl Handle {
                 let (_, k) = e?;
                 if k.revoked_at.is_some()
                     || scope.as_ref().is_some_and(|s| k.tenant_id.as_ref() != Some(s))
+                    || namespace.is_some_and(|ns| !k.grants.iter().any(|g| g.namespace == ns))
                 {
                     continue;
                 }
@@ -481,6 +492,16 @@ impl Handle {
             }
             Ok(Paged { items, total_count: total })
         })
+    }
+
+    /// [`Handle::revoke_key`] for a key granted `namespace`; any other key is `not_found`.
+    pub fn revoke_namespace_key(&self, key_id: &str, namespace: &str) -> Result<ApiKey> {
+        let caller = self.caller()?;
+        let rec = self.visible_key(&caller.principal, key_id)?;
+        if !rec.grants.iter().any(|g| g.namespace == namespace) {
+            return Err(Error::not_found("key", key_id));
+        }
+        self.revoke_key(key_id)
     }
 
     /// Revokes a key; it fails with `unauthorized` from this moment, in every handle.

@@ -136,6 +136,8 @@ describe('API surface', () => {
     const keys = await db.listKeys({ tenantId: child.id });
     assert.ok(keys.some((k) => k.id === nsKey.id));
     assert.ok(keys.every((k) => !('key' in k)), 'listKeys must not return secrets');
+    assert.deepEqual((await db.listKeys({ namespace: 'child-ns' })).map((k) => k.id), [nsKey.id]);
+    await assert.rejects(db.revokeKey(nsKey.id, { namespace: 'other-ns' }), { code: 'not_found' });
     const rotated = await db.rotateKey(nsKey.id);
     assert.notEqual(rotated.key, nsKey.key);
     await assert.rejects(db.scoped(nsKey.key), { code: 'unauthorized' });

@@ -410,15 +410,21 @@ class Memsilo:
         return cast(CreatedKey, self._call("create_key", args))
 
     def list_keys(
-        self, tenant_id: Optional[str] = None, offset: int = 0, limit: int = 50
+        self,
+        tenant_id: Optional[str] = None,
+        offset: int = 0,
+        limit: int = 50,
+        namespace: Optional[str] = None,
     ) -> List[ApiKey]:
-        """Keys visible to this handle, one page (without their secrets)."""
-        args = {"tenant_id": tenant_id, "offset": offset, "limit": limit}
+        """Keys visible to this handle, one page (without their secrets); with `namespace`,
+        only the keys granted that namespace."""
+        args = {"tenant_id": tenant_id, "offset": offset, "limit": limit, "namespace": namespace}
         return cast(List[ApiKey], self._call("list_keys", args))
 
-    def revoke_key(self, key_id: str) -> ApiKey:
-        """Revokes a key; it fails at once everywhere."""
-        return cast(ApiKey, self._call("revoke_key", {"key_id": key_id}))
+    def revoke_key(self, key_id: str, namespace: Optional[str] = None) -> ApiKey:
+        """Revokes a key; it fails at once everywhere. With `namespace`, only a key granted
+        that namespace (any other is `NotFoundError`)."""
+        return cast(ApiKey, self._call("revoke_key", {"key_id": key_id, "namespace": namespace}))
 
     def rotate_key(self, key_id: str) -> CreatedKey:
         """Replaces a key's secret; the old text stops working."""

@@ -25,6 +25,11 @@ def test_tenants_keys_memories_isolation_and_deletion(db: memsilo.Memsilo, mode:
         {"namespace": acme_ns, "access": "write"}
     ]
 
+    granted = db.list_keys(namespace=acme_ns)
+    assert [k["id"] for k in granted] == [acme_key["id"]]
+    with pytest.raises(memsilo.NotFoundError):
+        db.revoke_key(acme_key["id"], namespace=globex_ns)
+
     acme_db = db.scoped(acme_key["key"])
     globex_db = db.scoped(globex_key["key"])
     who = acme_db.whoami()

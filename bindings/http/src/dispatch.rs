@@ -10,6 +10,7 @@ use axum::response::Response;
 use memsilo::Error;
 use serde_json::Value;
 
+use crate::dakera::{Adapter, Args};
 use crate::inflight::Slot;
 use crate::response;
 use crate::routes::{Body, Route};
@@ -99,6 +100,7 @@ pub(crate) struct TenantLabel(pub String);
 pub(crate) async fn dispatch(
     State(app): State<Shared>,
     route: &'static Route,
+    adapter: Option<&'static Adapter>,
     path: Result<Path<Vec<(String, String)>>, axum::extract::rejection::PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -118,7 +120,7 @@ pub(crate) async fn dispatch(
     });
     let admitted = match tokio::time::timeout_at(deadline, admission).await {
         Ok(Ok(Ok(admitted))) => admitted,
-        Ok(Ok(Err(refused))) => return respond(route, refused, None),
+        Ok(Ok(Err(refused))) => return respond(route, refused, None, None),
         Ok(Err(e)) => {
             return response::error(&Error::Internal(format!("request handler failed: {e}")))
         }
@@ -149,6 +151,24 @@ pub(crate) async fn dispatch(
         Err(e) => Err(Error::invalid("path", e.body_text())),
     };
     let args = path.and_then(|path| route.args_from_request(&path, query.as_deref(), body?));
+    // Dakera's shapes: always on its own routes, on shared ones for a Dakera client.
+    let adapter = adapter.or_else(|| {
+        crate::dakera::is_dakera_client(&headers)
+            .then(|| crate::dakera::shared_route_adapter(route))
+            .flatten()
+    });
+    let mut notes = Vec::new();
+    let args = match adapter {
+        Some(a) => args.and_then(|v| match v {
+            Value::Object(m) => (a.args)(m, &mut notes).map(Value::Object),
+            other => Ok(other),
+        }),
+        None => args,
+    };
+    let shape = adapter.map(|a| {
+        let ran_with = args.as_ref().ok().and_then(Value::as_object).cloned().unwrap_or_default();
+        (a, ran_with, notes)
+    });
     let tenant = admitted.tenant.clone();
     let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args));
     let outcome = match tokio::time::timeout_at(deadline, work).await {
@@ -158,7 +178,7 @@ pub(crate) async fn dispatch(
         }
         Err(_) => return timed_out(timeout),
     };
-    respond(route, outcome, tenant)
+    respond(route, outcome, tenant, shape)
 }
 
 fn timed_out(timeout: std::time::Duration) -> Response {
@@ -168,12 +188,24 @@ fn timed_out(timeout: std::time::Duration) -> Response {
     )))
 }
 
-fn respond(route: &Route, outcome: Outcome, tenant: Option<String>) -> Response {
-    let mut resp = match &outcome.result {
-        Ok(reply) => response::reply(route.status, reply),
-        Err(e) => response::error_with_message(e, outcome.edge_message),
+/// An adapter with the arguments the operation ran with and its notes for `warnings`.
+type Shape = (&'static Adapter, Args, Vec<String>);
+
+fn respond(
+    route: &Route,
+    outcome: Outcome,
+    tenant: Option<String>,
+    shape: Option<Shape>,
+) -> Response {
+    let Outcome { result, rate, edge_message } = outcome;
+    let mut resp = match (result, shape) {
+        (Ok(reply), Some((a, args, notes))) => {
+            response::json(route.status, &(a.reply)(reply, &args, notes))
+        }
+        (Ok(reply), None) => response::reply(route.status, &reply),
+        (Err(e), _) => response::error_with_message(&e, edge_message),
     };
-    if let Some(info) = &outcome.rate {
+    if let Some(info) = &rate {
         response::add_rate_headers(&mut resp, info);
     }
     if let Some(t) = tenant {

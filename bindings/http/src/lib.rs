@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod connections;
 mod console;
+pub mod dakera;
 mod dispatch;
 mod inflight;
 pub mod log;

@@ -15,6 +15,10 @@ pub fn document() -> Value {
         let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
         entry[route.method.as_str().to_ascii_lowercase()] = op;
     }
+    for d in crate::dakera::routes() {
+        let entry = paths.entry(d.route.path.to_owned()).or_insert_with(|| json!({}));
+        entry[d.route.method.as_str().to_ascii_lowercase()] = dakera_operation(d);
+    }
     paths.insert(
         "/healthz".into(),
         json!({ "get": {
@@ -62,6 +66,7 @@ pub fn document() -> Value {
         "tags": [
             { "name": "tenants" }, { "name": "namespaces" }, { "name": "keys" },
             { "name": "memory" }, { "name": "graph" }, { "name": "operations" },
+            { "name": "dakera", "description": "Routes Dakera's SDKs call (same core operations, Dakera's shapes)" },
         ],
         "paths": paths,
         "components": {
@@ -134,6 +139,52 @@ fn operation(route: &Route, components: &mut schemas::Components) -> Value {
 }
 
 /// Descriptions come from rustdoc comments, whose intra-doc link brackets are dropped here.
+/// A Dakera route: its path and query parameters, the body fields the SDK sends, and a
+/// JSON object answer (Dakera's shape; see `dakera.rs`).
+fn dakera_operation(d: &crate::dakera::DakeraRoute) -> Value {
+    let route = &d.route;
+    let mut parameters: Vec<Value> = route
+        .path_args
+        .iter()
+        .map(|(placeholder, arg)| {
+            json!({ "name": placeholder, "in": "path", "required": true,
+                "description": format!("The `{arg}` argument"), "schema": { "type": "string" } })
+        })
+        .collect();
+    for param in route.query {
+        let schema = match param.kind {
+            Kind::Integer => json!({ "type": "integer", "minimum": 0 }),
+            Kind::Number => json!({ "type": "number" }),
+            Kind::Boolean => json!({ "type": "boolean" }),
+            Kind::Text | Kind::List => json!({ "type": "string" }),
+        };
+        parameters.push(
+            json!({ "name": param.name, "in": "query", "required": false, "schema": schema }),
+        );
+    }
+    let mut ok = json!({ "description": "Success (Dakera's shape)",
+        "content": { "application/json": { "schema": {} } } });
+    ok["content"]["application/json"]["schema"] = json!({ "type": ["object", "array"] });
+    let mut responses = json!({ route.status.to_string(): ok });
+    for status in ["400", "401", "403", "404", "409", "413", "429", "500"] {
+        responses[status] = json!({ "$ref": format!("#/components/responses/{status}") });
+    }
+    let mut op = json!({
+        "operationId": format!("dakera_{}", route.op),
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if route.body == Body::Object {
+        let props: Map<String, Value> =
+            d.body_fields.iter().map(|f| ((*f).to_owned(), json!({}))).collect();
+        op["requestBody"] = json!({ "required": false, "content": { "application/json": {
+            "schema": { "type": "object", "properties": props } } } });
+    }
+    op
+}
+
 fn plain_descriptions(v: &mut Value) {
     match v {
         Value::Object(m) => {

@@ -81,13 +81,15 @@ pub fn router(engine: Engine, options: ServeOptions) -> Router {
 
 fn build(app: Shared) -> Router {
     let mut paths: Vec<(&'static str, MethodRouter<Shared>)> = Vec::new();
-    for route in ROUTES {
+    let native = ROUTES.iter().map(|r| (r, None));
+    let dakera = crate::dakera::routes().map(|d| (&d.route, Some(d.adapter)));
+    for (route, adapter) in native.chain(dakera) {
         let handler = move |state: State<Shared>,
                             path: Result<Path<Vec<(String, String)>>, _>,
                             query: RawQuery,
                             headers: HeaderMap,
                             body: HttpBody| {
-            crate::dispatch::dispatch(state, route, path, query, headers, body)
+            crate::dispatch::dispatch(state, route, adapter, path, query, headers, body)
         };
         let filter = match route.method {
             routes::Method::Get => MethodFilter::GET,

@@ -3,6 +3,7 @@
 mod binary;
 mod client;
 mod console;
+mod dakera;
 mod docs;
 mod edge;
 mod graph;

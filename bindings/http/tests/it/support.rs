@@ -45,9 +45,24 @@ impl TestServer {
 
     /// A request with a raw body.
     pub fn raw(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Resp {
+        self.with_headers(method, path, key, body, &[])
+    }
+
+    /// A request with a raw body and extra headers.
+    pub fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let agent = agent();
         let mut req =
             ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(k) = key {
             req = req.header("Authorization", format!("Bearer {k}"));
         }
