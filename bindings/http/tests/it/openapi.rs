@@ -12,7 +12,8 @@ fn the_document_lists_every_served_route_with_the_error_body() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let mut ids = std::collections::HashSet::new();
-    for route in ROUTES {
+    let dakera = memsilo_http::dakera::routes().map(|d| &d.route);
+    for route in ROUTES.iter().chain(dakera) {
         let op = &paths[route.path][route.method.as_str().to_ascii_lowercase()];
         assert!(op.is_object(), "{} {} undocumented", route.method.as_str(), route.path);
         assert!(
@@ -35,7 +36,8 @@ fn the_document_lists_every_served_route_with_the_error_body() {
         );
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, ROUTES.len() + 3, "healthz, metrics and openapi.json besides the API");
+    let served = ROUTES.len() + memsilo_http::dakera::routes().count();
+    assert_eq!(documented, served + 3, "healthz, metrics and openapi.json besides the API");
     let error = &doc["components"]["schemas"]["Error"];
     assert_eq!(error["required"], serde_json::json!(["error", "message", "code"]));
     assert_eq!(
