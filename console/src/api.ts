@@ -118,12 +118,24 @@ export interface Relation {
 
 let key: string | null = sessionStorage.getItem(STORE);
 
+/** The tenant rate bucket as the last tenant-scoped response reported it (X-RateLimit-*). */
+export interface RateBucket {
+  limit: number;
+  remaining: number;
+}
+let lastRate: RateBucket | null = null;
+
+export function rateBucket(): RateBucket | null {
+  return lastRate;
+}
+
 export function currentKey(): string | null {
   return key;
 }
 
 export function setKey(k: string | null): void {
   key = k;
+  lastRate = null;
   if (k) sessionStorage.setItem(STORE, k);
   else sessionStorage.removeItem(STORE);
 }
@@ -163,6 +175,9 @@ export async function request(
   } catch (e) {
     throw new ApiError(0, 'network', `The server did not answer (${String(e)})`);
   }
+  const limit = resp.headers.get('x-ratelimit-limit');
+  const remaining = resp.headers.get('x-ratelimit-remaining');
+  if (limit !== null && remaining !== null) lastRate = { limit: Number(limit), remaining: Number(remaining) };
   if (!resp.ok) {
     let code = `http_${resp.status}`;
     let message = resp.statusText || `HTTP ${resp.status}`;

@@ -296,6 +296,7 @@ test('signed in with the namespace key: only its namespace; store and recall; 40
   const nav = page.getByRole('navigation', { name: 'Console' });
   assert.equal(await nav.getByRole('link', { name: 'Tenants' }).count(), 0);
   assert.equal(await nav.getByRole('link', { name: 'Members & keys' }).count(), 0);
+  assert.equal(await nav.getByRole('link', { name: 'Live' }).count(), 0, '/metrics is for the admin');
   await page.getByRole('heading', { level: 1, name: 'Namespaces' }).waitFor();
   await page.locator('tr[data-namespace=acme-main]').waitFor();
   assert.equal(await page.locator('tr[data-namespace]').count(), 1, 'a namespace key sees its namespace only');
@@ -403,6 +404,11 @@ test('signed in as a tenant admin: its tenant, its members and keys, its namespa
   assert.equal(await page.locator('tr[data-tenant=globex]').count(), 0, 'no other tenant');
   assert.equal(await page.getByRole('button', { name: 'New tenant' }).count(), 0);
   assert.equal(await page.getByRole('button', { name: 'Suspend acme_corp' }).count(), 0);
+  // Its own rate bucket, from the X-RateLimit-* headers of its requests.
+  const qps = page.getByRole('meter', { name: 'acme_corp requests this second' });
+  assert.equal(await qps.getAttribute('aria-valuemax'), '75');
+  assert.ok(Number(await qps.getAttribute('aria-valuenow')) >= 1, 'this page\'s own requests are counted');
+  await shot('tenant-admin');
   await go('Members & keys');
   await page.getByRole('heading', { name: 'Members of acme_corp' }).waitFor();
   assert.equal(await page.getByLabel('Tenant', { exact: true }).count(), 0, 'no tenant to choose');
@@ -438,6 +444,11 @@ test('live view as admin: request rate, latency percentiles, 4xx per route from 
     { timeout: 15_000 },
   );
   await page.waitForTimeout(6_000); // a few more scrapes, for a chart worth a screenshot
+  // Per tenant: the namespace key's 403s count against acme_corp.
+  await page
+    .getByRole('img', { name: 'Errors per tenant, split into 4xx and 5xx' })
+    .getByText('acme_corp')
+    .waitFor();
   const latency = page.getByRole('table', { name: 'Latency percentiles per route in milliseconds' });
   const p50 = await latency.getByRole('row', { name: /\/v1\/memory\/store/ }).locator('td').first().textContent();
   assert.ok(Number(p50) > 0, `p50 of store: ${p50}`);

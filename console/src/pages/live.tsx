@@ -137,7 +137,7 @@ function LineChart(props: { points: number[]; label: string }) {
 }
 
 /** Horizontal stacked bars: ok / 4xx / 5xx per key. */
-function StackedBars(props: { rows: { key: string; ok: number; c4: number; c5: number }[]; label: string; unit: string }) {
+function StackedBars(props: { rows: { key: string; ok: number; c4: number; c5: number }[]; label: string; errorsOnly?: boolean }) {
   const max = Math.max(1, ...props.rows.map((r) => r.ok + r.c4 + r.c5));
   const rowH = 26;
   const w = 520;
@@ -147,7 +147,7 @@ function StackedBars(props: { rows: { key: string; ok: number; c4: number; c5: n
     <svg viewBox={`0 0 ${w} ${h}`} class="chart" role="img" aria-label={props.label}>
       {props.rows.map((r, i) => {
         const y = i * rowH + 4;
-        const scale = (w - labelW - 60) / max;
+        const scale = (w - labelW - 90) / max;
         const okW = r.ok * scale;
         const c4W = r.c4 * scale;
         const c5W = r.c5 * scale;
@@ -167,12 +167,16 @@ function StackedBars(props: { rows: { key: string; ok: number; c4: number; c5: n
         );
       })}
       <g transform={`translate(${labelW}, ${h - 8})`} class="axis-label">
-        <rect width="10" height="8" y="-8" class="seg-ok" />
-        <text x="14">2xx {props.unit}</text>
-        <rect x="90" width="10" height="8" y="-8" class="seg-4xx" />
-        <text x="104">4xx</text>
-        <rect x="140" width="10" height="8" y="-8" class="seg-5xx" />
-        <text x="154">5xx</text>
+        {!props.errorsOnly && (
+          <>
+            <rect width="10" height="8" y="-8" class="seg-ok" />
+            <text x="14">2xx</text>
+          </>
+        )}
+        <rect x="50" width="10" height="8" y="-8" class="seg-4xx" />
+        <text x="64">4xx</text>
+        <rect x="100" width="10" height="8" y="-8" class="seg-5xx" />
+        <text x="114">5xx</text>
       </g>
     </svg>
   );
@@ -207,7 +211,7 @@ function RoutesChart(props: { last: Scrape }) {
     <section class="card" aria-labelledby="routes-title">
       <h2 id="routes-title">Requests and errors per route</h2>
       <p class="small muted">Since the server started</p>
-      {rows.length ? <StackedBars rows={rows.slice(0, 12)} label="Requests per route, split into 2xx, 4xx and 5xx" unit="" /> : <Empty>No requests yet.</Empty>}
+      {rows.length ? <StackedBars rows={rows.slice(0, 12)} label="Requests per route, split into 2xx, 4xx and 5xx" /> : <Empty>No requests yet.</Empty>}
     </section>
   );
 }
@@ -303,7 +307,7 @@ function TenantsChart(props: { last: Scrape; names: Map<string, string> }) {
             {onlyErrors ? '4xx and 5xx' : 'Requests'} since the server started
           </p>
           {requests.length > 0 ? (
-            <StackedBars rows={requests.slice(0, 12)} label={`${onlyErrors ? 'Errors' : 'Requests'} per tenant, split into 4xx and 5xx`} unit="" />
+            <StackedBars rows={requests.slice(0, 12)} label={`${onlyErrors ? 'Errors' : 'Requests'} per tenant, split into 4xx and 5xx`} errorsOnly={onlyErrors} />
           ) : (
             <Empty>No errors.</Empty>
           )}

@@ -1,7 +1,7 @@
 // Tenants: status, isolation, quota use as bars, the parent/child tree; create, suspend or
 // resume, edit quotas, delete with a typed confirmation.
 import { useState } from 'preact/hooks';
-import { call, enc, get, listAll, type Quotas, type Tenant } from '../api';
+import { call, enc, get, listAll, rateBucket, type Quotas, type Tenant } from '../api';
 import { isRoot, useSession } from '../session';
 import { Bar, ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, Select, StatusBadge, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
 
@@ -42,6 +42,8 @@ export function TenantsPage() {
   const [editing, setEditing] = useState<Tenant | null>(null);
   const [deleting, setDeleting] = useState<Tenant | null>(null);
   const tenants = data ?? [];
+  // The rate bucket of the signed-in key's own tenant, from the last response's X-RateLimit-*.
+  const rate = data ? rateBucket() : null;
   const rows = treeOrder(tenants);
 
   const setStatus = (t: Tenant, status: 'active' | 'suspended') =>
@@ -71,7 +73,7 @@ export function TenantsPage() {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">Tenants</caption>
-            <TableHead cols={['Name', 'Status', 'Isolation', 'Storage', 'Namespaces', 'Members', 'QPS limit', 'Created']} actions={root} />
+            <TableHead cols={['Name', 'Status', 'Isolation', 'Storage', 'Namespaces', 'Members', 'QPS', 'Created']} actions={root} />
             <tbody>
               {rows.map(({ tenant: t, depth }) => (
                 <tr key={t.id} data-tenant={t.name}>
@@ -107,7 +109,13 @@ export function TenantsPage() {
                   <td class="bar-cell">
                     <Bar label={`${t.name} members`} used={t.usage.members} limit={t.quotas.max_members} />
                   </td>
-                  <td class="num">{t.quotas.qps_limit}/s</td>
+                  <td class="bar-cell">
+                    {rate && t.id === s.who.tenant_id ? (
+                      <Bar label={`${t.name} requests this second`} used={rate.limit - rate.remaining} limit={rate.limit} format={(n) => `${n}/s`} />
+                    ) : (
+                      <span class="num">{t.quotas.qps_limit}/s</span>
+                    )}
+                  </td>
                   <td class="nowrap">
                     <Day at={t.created_at} />
                   </td>
