@@ -139,6 +139,7 @@ test('tenants: create a parent, a child and another tenant; edit quotas; suspend
   await create('acme_corp');
   await create('globex');
   await create('acme_eu', 'acme_corp');
+  await page.locator('tr[data-tenant=acme_eu]').waitFor();
   const names = await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-tenant')));
   assert.deepEqual(names, ['acme_corp', 'acme_eu', 'globex'], 'the child is listed under its parent');
   await page.locator('tr[data-tenant=acme_eu]').getByText('(child of acme_corp)').waitFor({ state: 'attached' });
@@ -501,6 +502,7 @@ test("orphans: a suspended tenant's namespace shows up; then delete with typed c
   await page.getByRole('status').filter({ hasText: 'Tenant acme_eu deleted.' }).waitFor();
   await del('acme_corp');
   await page.getByRole('status').filter({ hasText: 'Tenant acme_corp deleted.' }).waitFor();
+  await page.locator('tr[data-tenant=acme_corp]').waitFor({ state: 'detached' });
   assert.deepEqual(await page.locator('tbody tr').evaluateAll((r) => r.map((x) => x.getAttribute('data-tenant'))), ['globex']);
   // Its key went with it.
   const status = await page.evaluate((k) => fetch('/v1/whoami', { headers: { Authorization: `Bearer ${k}` } }).then((r) => r.status), keySecret);
