@@ -109,9 +109,12 @@ function Members(props: { tenant: Tenant }) {
   );
 }
 
-function scope(k: Key): string {
+function scope(k: Key, members: Member[]): string {
   if (k.namespaces?.length) return k.namespaces.map((g) => `${g.namespace} (${g.access})`).join(', ');
-  if (k.member_id) return `member ${k.member_id.slice(0, 8)}…${k.role ? ` · ${k.role}` : ''}`;
+  if (k.member_id) {
+    const m = members.find((x) => x.member_id === k.member_id);
+    return `${m ? `${m.user_identifier} (${m.role})` : `member ${k.member_id.slice(0, 8)}…`}${k.role ? ` · ${k.role}` : ''}`;
+  }
   if (k.role) return `tenant ${k.role}`;
   return '—';
 }
@@ -119,6 +122,11 @@ function scope(k: Key): string {
 function Keys(props: { tenantId: string | null; tenants: Tenant[] }) {
   const keys = useLoad<Key[]>(
     () => listAll<Key>('/v1/keys', (b) => b, props.tenantId ? { tenant_id: props.tenantId } : {}),
+    [props.tenantId],
+  );
+  // Members of the tenant, to name the member a key was issued to.
+  const members = useLoad<Member[]>(
+    () => (props.tenantId ? listAll<Member>(`/api/v1/tenants/${enc(props.tenantId)}/members`, (b) => b.members) : Promise.resolve([])),
     [props.tenantId],
   );
   const notice = useNotice();
@@ -167,7 +175,7 @@ function Keys(props: { tenantId: string | null; tenants: Tenant[] }) {
                   <th scope="row">{k.name}</th>
                   <td class="mono small">{k.prefix}</td>
                   <td>{tenantName(k.tenant_id)}</td>
-                  <td class="small">{scope(k)}</td>
+                  <td class="small">{scope(k, members.data ?? [])}</td>
                   <td class="nowrap">{fmtDate(k.created_at)}</td>
                   <td class="nowrap">{fmtDate(k.expires_at)}</td>
                   <td>

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, callOperation, schemaField, type Memory } from '../api';
 import { useSession } from '../session';
-import { Empty, errorText, Field, fmtDate, Input, Notice, PageHeader, TableHead, useNotice } from '../ui';
+import { Empty, errorText, Field, fmtDate, Input, Notice, PageHeader, Select, TableHead, useNotice } from '../ui';
 import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
 
 export function MemoriesPage(props: { params: URLSearchParams }) {
@@ -203,13 +203,14 @@ interface MemoryPage {
 function Browse(props: { ns: string }) {
   const s = useSession();
   const [pages, setPages] = useState<MemoryPage[]>([]);
+  const [size, setSize] = useState('20');
   const [error, setError] = useState('');
   const load = async (cursor: string | null) => {
     setError('');
     try {
       const resp = await callOperation(s.ops.get('list_memories')!, {
         namespace: props.ns,
-        limit: 20,
+        limit: Number(size),
         descending: true,
         ...(cursor ? { cursor } : {}),
       });
@@ -228,6 +229,9 @@ function Browse(props: { ns: string }) {
     <section class="card" aria-labelledby="browse-title">
       <div class="card-header">
         <h2 id="browse-title">Browse</h2>
+      </div>
+      <div class="inline-form">
+        <Select label="Page size" value={size} onChange={setSize} options={[['5', '5'], ['20', '20'], ['100', '100']]} />
         <button type="button" onClick={() => load(null)} disabled={!props.ns}>
           {pages.length ? 'Reload' : 'List memories'}
         </button>
@@ -254,24 +258,34 @@ function Browse(props: { ns: string }) {
         </div>
       )}
       {next && (
-        <button type="button" onClick={() => load(next)}>
-          Load more
-        </button>
+        <div class="actions">
+          <button type="button" onClick={() => load(next)}>
+            Load more
+          </button>
+        </div>
       )}
     </section>
   );
 }
 
+/** The namespace's export (every page of `export_namespace`) as a JSON Lines file. */
 function Export(props: { ns: string }) {
   const s = useSession();
   const notice = useNotice();
-  const [href, setHref] = useState<string | null>(null);
+  const [file, setFile] = useState<{ href: string; lines: number; ns: string } | null>(null);
   const run = () =>
     notice.run(async () => {
-      const resp = await callOperation(s.ops.get('export_namespace')!, { namespace: props.ns });
-      const blob = await resp.blob();
-      if (href) URL.revokeObjectURL(href);
-      setHref(URL.createObjectURL(blob));
+      const lines: unknown[] = [];
+      let cursor: string | null = null;
+      do {
+        const resp = await callOperation(s.ops.get('export_namespace')!, { namespace: props.ns, ...(cursor ? { cursor } : {}) });
+        const page = (await resp.json()) as { lines: unknown[]; next_cursor: string | null };
+        lines.push(...page.lines);
+        cursor = page.next_cursor;
+      } while (cursor);
+      const blob = new Blob(lines.map((l) => `${JSON.stringify(l)}\n`), { type: 'application/x-ndjson' });
+      if (file) URL.revokeObjectURL(file.href);
+      setFile({ href: URL.createObjectURL(blob), lines: lines.length, ns: props.ns });
     }, `Export of ${props.ns} is ready.`);
   return (
     <section class="card" aria-labelledby="export-title">
@@ -281,10 +295,11 @@ function Export(props: { ns: string }) {
           Export {props.ns || 'namespace'}
         </button>
       </div>
+      <p class="small muted">Every memory, entity and relation of the namespace as JSON Lines, page by page.</p>
       {notice.view}
-      {href && (
-        <a class="button primary" href={href} download={`${props.ns}.export.json`}>
-          Download {props.ns}.export.json
+      {file && (
+        <a class="button primary" href={file.href} download={`${file.ns}.jsonl`}>
+          Download {file.ns}.jsonl ({file.lines} lines)
         </a>
       )}
     </section>
