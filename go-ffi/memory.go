@@ -15,13 +15,29 @@ type Memory struct {
 	Tags       []string       `json:"tags"`
 	Metadata   map[string]any `json:"metadata"`
 	Entities   []string       `json:"entities,omitempty"`
+	MemoryType MemoryType     `json:"memory_type"`
+	SessionID  *string        `json:"session_id"`
 	CreatedAt  time.Time      `json:"created_at"`
 	UpdatedAt  time.Time      `json:"updated_at"`
 	ExpiresAt  *time.Time     `json:"expires_at"`
+	Vector     []float32      `json:"vector,omitempty"` // only from GetMemories with includeVectors
 }
 
-// StoreMemoryRequest is one memory to store. Only Content is required.
+// MemoryType is the kind of a memory.
+type MemoryType string
+
+// The memory types.
+const (
+	Episodic   MemoryType = "episodic"
+	Semantic   MemoryType = "semantic"
+	Procedural MemoryType = "procedural"
+	Working    MemoryType = "working"
+)
+
+// StoreMemoryRequest is one memory to store. Only Content is required. An ID already
+// stored in the namespace is replaced (its CreatedAt kept).
 type StoreMemoryRequest struct {
+	ID         string         `json:"id,omitempty"` // 1-256 printable characters; default a new UUID v7
 	Content    string         `json:"content"`
 	Importance *float64       `json:"importance,omitempty"` // in [0, 1]; default 0.5
 	Tags       []string       `json:"tags,omitempty"`
@@ -30,6 +46,21 @@ type StoreMemoryRequest struct {
 	TTL        *uint64        `json:"ttl,omitempty"`       // seconds until it expires
 	Embedding  []float32      `json:"embedding,omitempty"` // your own vector (else the built-in embedder)
 	Entities   []string       `json:"entities,omitempty"`  // knowledge-graph entities it mentions
+	MemoryType MemoryType     `json:"memory_type,omitempty"`
+	SessionID  string         `json:"session_id,omitempty"`
+}
+
+// UpdateMemoryRequest holds the fields of a memory to change; nil/empty ones stay as stored.
+type UpdateMemoryRequest struct {
+	Content    *string        `json:"content,omitempty"` // re-embedded
+	Embedding  []float32      `json:"embedding,omitempty"`
+	Importance *float64       `json:"importance,omitempty"`
+	Tags       []string       `json:"tags,omitempty"`     // replaces the tags
+	Metadata   map[string]any `json:"metadata,omitempty"` // merged key by key (nil values remove keys) unless Replace
+	Replace    bool           `json:"replace,omitempty"`
+	TTL        *uint64        `json:"ttl,omitempty"` // seconds from now
+	MemoryType MemoryType     `json:"memory_type,omitempty"`
+	SessionID  *string        `json:"session_id,omitempty"`
 }
 
 // RecallRequest asks for the memories closest to a query text or vector.
@@ -56,7 +87,10 @@ type RecallHit struct {
 	AgentID             *string        `json:"agent_id"`
 	Tags                []string       `json:"tags"`
 	Metadata            map[string]any `json:"metadata"`
+	MemoryType          MemoryType     `json:"memory_type"`
+	SessionID           *string        `json:"session_id"`
 	CreatedAt           time.Time      `json:"created_at"`
+	UpdatedAt           time.Time      `json:"updated_at"`
 	ViaGraph            bool           `json:"via_graph,omitempty"`
 }
 
@@ -149,6 +183,40 @@ type memoryArgs struct {
 func (db *DB) GetMemory(ctx context.Context, ns, id string) (*Memory, error) {
 	var m Memory
 	if _, err := db.call(ctx, "get_memory", memoryArgs{nsField{ns}, id}, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// GetMemories reads the memories of ids (at most 1000) in that order; absent ids are left
+// out. With includeVectors each memory carries its stored Vector.
+func (db *DB) GetMemories(ctx context.Context, ns string, ids []string, includeVectors bool) ([]Memory, error) {
+	if ids == nil {
+		ids = []string{}
+	}
+	args := struct {
+		nsField
+		IDs            []string `json:"ids"`
+		IncludeVectors bool     `json:"include_vectors,omitempty"`
+	}{nsField{ns}, ids, includeVectors}
+	var out struct {
+		Memories []Memory `json:"memories"`
+	}
+	if _, err := db.call(ctx, "get_memories", args, &out); err != nil {
+		return nil, err
+	}
+	return out.Memories, nil
+}
+
+// UpdateMemory changes the given fields of memory id (CodeNotFound if absent).
+func (db *DB) UpdateMemory(ctx context.Context, ns, id string, req UpdateMemoryRequest) (*Memory, error) {
+	args := struct {
+		nsField
+		ID string `json:"id"`
+		UpdateMemoryRequest
+	}{nsField{ns}, id, req}
+	var m Memory
+	if _, err := db.call(ctx, "update_memory", args, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil

@@ -124,3 +124,30 @@ func TestPolicyTenantUpdateKeysAndWhoAmI(t *testing.T) {
 		t.Fatalf("tenants left: %+v", list)
 	}
 }
+
+func TestCallerIDsUpsertGetMemoriesAndUpdate(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "docs", nil)).must(t)
+	first := of(db.StoreMemory(bg, "docs", StoreMemoryRequest{ID: "doc/1", Content: "first", SessionID: "s-1"})).must(t)
+	if first.ID != "doc/1" || first.MemoryType != Episodic || first.SessionID == nil || *first.SessionID != "s-1" {
+		t.Fatalf("store: %+v", first)
+	}
+	again := of(db.StoreMemory(bg, "docs", StoreMemoryRequest{ID: "doc/1", Content: "second", MemoryType: Semantic})).must(t)
+	if !again.CreatedAt.Equal(first.CreatedAt) || again.MemoryType != Semantic {
+		t.Fatalf("upsert: %+v vs %+v", again, first)
+	}
+	_, err := db.StoreMemories(bg, "docs", []StoreMemoryRequest{{ID: "x", Content: "a"}, {ID: "x", Content: "b"}})
+	if e := wantCode(t, err, CodeInvalidArgument); e.Field != "memories[1].id" {
+		t.Fatalf("field: %+v", e)
+	}
+	got := of(db.GetMemories(bg, "docs", []string{"absent", "doc/1"}, true)).must(t)
+	if len(got) != 1 || got[0].ID != "doc/1" || len(got[0].Vector) == 0 {
+		t.Fatalf("get_memories: %+v", got)
+	}
+	updated := of(db.UpdateMemory(bg, "docs", "doc/1", UpdateMemoryRequest{Metadata: map[string]any{"tier": "gold"}, Importance: ptr(0.1)})).must(t)
+	if updated.Content != "second" || updated.Metadata["tier"] != "gold" || updated.Importance != 0.1 {
+		t.Fatalf("update: %+v", updated)
+	}
+	_, err = db.UpdateMemory(bg, "docs", "absent", UpdateMemoryRequest{Importance: ptr(0.2)})
+	wantCode(t, err, CodeNotFound)
+}

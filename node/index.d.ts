@@ -87,6 +87,8 @@ export interface DeletedNamespace {
   deleted_at: string;
 }
 
+export type MemoryType = 'episodic' | 'semantic' | 'procedural' | 'working';
+
 export interface Memory {
   id: string;
   namespace: string;
@@ -96,9 +98,13 @@ export interface Memory {
   tags: string[];
   metadata: JsonObject;
   entities?: string[];
+  memory_type: MemoryType;
+  session_id: string | null;
   created_at: string;
   updated_at: string;
   expires_at: string | null;
+  /** Only with `includeVectors`. */
+  vector?: number[];
 }
 
 export interface RecallHit {
@@ -111,7 +117,10 @@ export interface RecallHit {
   agent_id: string | null;
   tags: string[];
   metadata: JsonObject;
+  memory_type: MemoryType;
+  session_id: string | null;
   created_at: string;
+  updated_at: string;
   via_graph?: boolean;
 }
 
@@ -305,6 +314,12 @@ export interface RevokeKeyOptions {
 
 export interface MemoryInput {
   content: string;
+  /** The memory's id (1-256 printable characters); an id already stored is replaced. */
+  id?: string;
+  memoryType?: MemoryType;
+  memory_type?: MemoryType;
+  sessionId?: string;
+  session_id?: string;
   importance?: number;
   tags?: string[];
   metadata?: JsonObject;
@@ -318,6 +333,30 @@ export interface MemoryInput {
 }
 
 export type MemoryOptions = Omit<MemoryInput, 'content'>;
+
+export interface GetMemoriesOptions {
+  includeVectors?: boolean;
+  include_vectors?: boolean;
+}
+
+/** The fields of `updateMemory`: those given change, the others stay. */
+export interface MemoryUpdate {
+  /** New text, re-embedded. */
+  content?: string;
+  embedding?: Vector;
+  importance?: number;
+  /** Replace the tags. */
+  tags?: string[];
+  /** Merged key by key (a null value removes a key) unless `replace` is true. */
+  metadata?: JsonObject;
+  replace?: boolean;
+  /** Seconds to live from now. */
+  ttl?: number;
+  memoryType?: MemoryType;
+  memory_type?: MemoryType;
+  sessionId?: string;
+  session_id?: string;
+}
 
 export interface RecallOptions {
   topK?: number;
@@ -442,6 +481,10 @@ export class Memsilo {
   storeMemories(namespace: string, memories: Array<MemoryInput | string>): Promise<string[]>;
   recall(namespace: string | null, query: string | null, opts?: RecallOptions): Promise<RecallHit[]>;
   getMemory(namespace: string | null, id: string): Promise<Memory>;
+  /** At most 1000 ids; absent ones are left out, the others come in the order asked. */
+  getMemories(namespace: string | null, ids: string[], opts?: GetMemoriesOptions): Promise<Memory[]>;
+  /** `not_found` when absent. */
+  updateMemory(namespace: string | null, id: string, changes: MemoryUpdate): Promise<Memory>;
   deleteMemory(namespace: string | null, id: string): Promise<DeletedMemory>;
   /** At least one filter is required; an empty filter is `invalid_argument`. */
   batchForget(namespace: string | null, filter: ForgetFilter): Promise<Forgotten>;

@@ -234,6 +234,20 @@ class Memsilo {
   getMemory(namespace, id) {
     return this.#call('get_memory', withNamespace(namespace, { id }));
   }
+  /** The memories of `ids` in that order; absent ids are left out. */
+  async getMemories(namespace, ids, opts) {
+    if (!Array.isArray(ids)) throw new TypeError('memsilo: ids must be an array');
+    const reply = await this.#call('get_memories', withNamespace(namespace, { ...wire(opts), ids }));
+    return reply.memories;
+  }
+  /** Changes the given fields of memory `id`; metadata is merged unless `replace: true`. */
+  async updateMemory(namespace, id, changes) {
+    const args = withNamespace(namespace, { ...wire(changes), id });
+    if (this.#embed && args.embedding === undefined && typeof args.content === 'string') {
+      [args.embedding] = await this.#vectors([args.content]);
+    }
+    return this.#call('update_memory', args);
+  }
   deleteMemory(namespace, id) {
     return this.#call('delete_memory', withNamespace(namespace, { id }));
   }

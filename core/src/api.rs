@@ -12,7 +12,7 @@ use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation, Neighbors};
 use crate::keys::CreateKey;
-use crate::memory::{Forget, Recall, StoreMemory};
+use crate::memory::{Forget, Recall, StoreMemory, UpdateMemory};
 use crate::namespace::{DecayPolicy, NamespaceOptions};
 use crate::page::Page;
 use crate::tenant::{CreateTenant, TenantStatus, UpdateTenant};
@@ -274,6 +274,21 @@ pub struct MemoryArgs {
     pub id: String,
 }
 
+/// Arguments of `get_memories`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GetMemoriesArgs {
+    /// Namespace (optional for a key with exactly one namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Memory ids (at most 1000); absent ones are left out of the answer.
+    pub ids: Vec<String>,
+    /// Return each memory's stored vector too.
+    #[serde(default)]
+    pub include_vectors: bool,
+}
+
 /// Arguments of `get_entity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -379,6 +394,8 @@ operations! {
     StoreMemories(StoreBatchArgs) = "store_memories";
     Recall(Recall) = "recall";
     GetMemory(MemoryArgs) = "get_memory";
+    GetMemories(GetMemoriesArgs) = "get_memories";
+    UpdateMemory(UpdateMemory) = "update_memory";
     DeleteMemory(MemoryArgs) = "delete_memory";
     BatchForget(Forget) = "batch_forget";
     AddEntity(AddEntity) = "add_entity";
@@ -590,6 +607,10 @@ impl Handle {
             }
             Request::Recall(a) => Reply::of(self.recall(a)?),
             Request::GetMemory(a) => Reply::of(self.get_memory(a.namespace.as_deref(), &a.id)?),
+            Request::GetMemories(a) => Reply::of(json!({
+                "memories": self.get_memories(a.namespace.as_deref(), &a.ids, a.include_vectors)?
+            })),
+            Request::UpdateMemory(a) => Reply::of(self.update_memory(a)?),
             Request::DeleteMemory(a) => {
                 let m = self.delete_memory(a.namespace.as_deref(), &a.id)?;
                 Reply::of(json!({ "id": m.id, "namespace": m.namespace, "deleted": true }))
@@ -770,6 +791,7 @@ impl Request {
                 Ok(())
             }
             Request::StoreMemory(a) => one(&mut a.embedding, "embedding", &mut rows),
+            Request::UpdateMemory(a) => one(&mut a.embedding, "embedding", &mut rows),
             Request::Recall(a) => one(&mut a.vector, "vector", &mut rows),
             other => Err(Error::invalid(
                 "vectors",

@@ -59,7 +59,9 @@ pub use engine::{Engine, Handle, Options};
 pub use error::{Error, ErrorCode, Result};
 pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
-pub use memory::{Forget, Forgotten, Memory, Recall, RecallHit, StoreMemory};
+pub use memory::{
+    Forget, Forgotten, Memory, MemoryType, Recall, RecallHit, StoreMemory, UpdateMemory,
+};
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
 pub use page::{Page, Paged};
 pub use quota::RateInfo;

@@ -34,11 +34,44 @@ pub const CALLER_EMBEDDER: &str = "caller";
 const IMPORTANCE_WEIGHT: f64 = 0.3;
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
+/// Longest caller-chosen memory id, in characters.
+pub const MAX_ID_CHARS: usize = 256;
+/// Most ids in one `get_memories`.
+pub const MAX_GET: usize = 1000;
+
+/// What kind of memory this is (the guide's four kinds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryType {
+    /// Something that happened (the default).
+    #[default]
+    Episodic,
+    /// A fact.
+    Semantic,
+    /// How to do something.
+    Procedural,
+    /// Short-lived scratch state.
+    Working,
+}
+
+impl MemoryType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryType::Episodic => "episodic",
+            MemoryType::Semantic => "semantic",
+            MemoryType::Procedural => "procedural",
+            MemoryType::Working => "working",
+        }
+    }
+}
+
 /// A memory as stored and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Memory {
-    /// UUID v7.
+    /// The caller's id, or a UUID v7.
     pub id: String,
     /// Namespace name.
     pub namespace: String,
@@ -55,12 +88,21 @@ pub struct Memory {
     /// Entity names this memory mentions (knowledge graph links).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<String>,
-    /// Creation time.
+    /// Kind of memory.
+    #[serde(default)]
+    pub memory_type: MemoryType,
+    /// Session label.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Creation time (kept when the id is stored again).
     pub created_at: DateTime<Utc>,
     /// Last update.
     pub updated_at: DateTime<Utc>,
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The stored vector (only when asked for with `include_vectors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
 }
 
 /// A memory as stored: the record and the slot of its vector row.
@@ -121,6 +163,10 @@ pub struct StoreMemory {
     /// Target namespace (see [`Handle::store_memory`] for how it is chosen when absent).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// The memory's id (1-256 printable characters, unique in the namespace): storing an id
+    /// again replaces that memory, keeping its `created_at`. Default: a new UUID v7.
+    #[serde(default)]
+    pub id: Option<String>,
     /// Agent or end-user label.
     #[serde(default)]
     pub agent_id: Option<String>,
@@ -144,6 +190,12 @@ pub struct StoreMemory {
     /// Entity names this memory mentions.
     #[serde(default)]
     pub entities: Vec<String>,
+    /// Kind of memory (default `episodic`).
+    #[serde(default)]
+    pub memory_type: Option<MemoryType>,
+    /// Session label (1-256 bytes).
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 impl StoreMemory {
@@ -151,6 +203,46 @@ impl StoreMemory {
     pub fn text(content: impl Into<String>) -> Self {
         StoreMemory { content: content.into(), ..Default::default() }
     }
+}
+
+/// Arguments of [`Handle::update_memory`]: the fields given change, the others stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemory {
+    /// Namespace (optional for a key with exactly one namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The memory's id.
+    pub id: String,
+    /// New text (re-embedded unless `embedding` is given).
+    #[serde(default)]
+    pub content: Option<String>,
+    /// New caller-supplied vector.
+    #[serde(default)]
+    pub embedding: Option<Vec<f32>>,
+    /// New importance in [0, 1].
+    #[serde(default)]
+    pub importance: Option<f64>,
+    /// New tags (replace the old ones).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Metadata merged key by key into the stored metadata (a `null` value removes a key),
+    /// or replacing it whole with `replace: true`.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Replace the metadata instead of merging it.
+    #[serde(default)]
+    pub replace: bool,
+    /// Seconds to live from now.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// New kind of memory.
+    #[serde(default)]
+    pub memory_type: Option<MemoryType>,
+    /// New session label.
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 /// Arguments of [`Handle::recall`].
@@ -237,8 +329,14 @@ pub struct RecallHit {
     pub tags: Vec<String>,
     /// Metadata.
     pub metadata: Map<String, Value>,
+    /// Kind of memory.
+    pub memory_type: MemoryType,
+    /// Session label.
+    pub session_id: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Last update.
+    pub updated_at: DateTime<Utc>,
     /// Whether this hit was reached through the knowledge graph rather than by similarity.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub via_graph: bool,
@@ -315,6 +413,61 @@ fn validate_tags(tags: &[String], field: &str) -> Result<()> {
     Ok(())
 }
 
+fn validate_content(content: &str, field: &str) -> Result<()> {
+    if content.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(Error::invalid(field, format!("must be at most {MAX_CONTENT_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn validate_ttl(ttl: Option<u64>, field: &str) -> Result<()> {
+    if ttl.is_some_and(|t| t == 0 || t > 100 * 365 * 86_400) {
+        return Err(Error::invalid(field, "must be between 1 second and 100 years"));
+    }
+    Ok(())
+}
+
+/// A caller-chosen memory id: 1-256 characters, none of them a control character.
+pub(crate) fn validate_id(id: &str, field: &str) -> Result<()> {
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_ID_CHARS {
+        return Err(Error::invalid(field, format!("must be 1-{MAX_ID_CHARS} characters")));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be printable (no control characters)"));
+    }
+    Ok(())
+}
+
+fn validate_session(session: Option<&str>, field: &str) -> Result<()> {
+    if session.is_some_and(|s| s.is_empty() || s.len() > 256 || s.chars().any(char::is_control)) {
+        return Err(Error::invalid(field, "must be 1-256 bytes of printable characters"));
+    }
+    Ok(())
+}
+
+/// The 16-byte key a memory id is stored under: the bytes of a UUID in its canonical form
+/// (every generated id, so their keys sort by time), else a hash of the id. Reads check the
+/// record's id, so a key can never answer for another id.
+pub(crate) fn memory_key(id: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    if let Ok(u) = uuid::Uuid::parse_str(id) {
+        if u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == id {
+            return *u.as_bytes();
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(b"memsilo memory id\0");
+    h.update(id.as_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
 fn validate_agent(agent: Option<&str>) -> Result<()> {
     if agent.is_some_and(|a| a.is_empty() || a.len() > 256) {
         return Err(Error::invalid("agent_id", "must be 1-256 bytes"));
@@ -343,15 +496,23 @@ fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
 }
 
 /// A validated memory ready to be written, serialised once.
-struct Prepared {
-    memory: Memory,
-    /// The memory's id as bytes.
-    id: [u8; 16],
-    json: Vec<u8>,
-    vector: Option<Vec<f32>>,
+pub(crate) struct Prepared {
+    pub memory: Memory,
+    /// The memory's key (see [`memory_key`]).
+    pub id: [u8; 16],
+    pub json: Vec<u8>,
+    pub vector: Option<Vec<f32>>,
+    /// Whether the content is embedded when no vector is given (an update that leaves the
+    /// content alone keeps the stored vector instead).
+    pub embed: bool,
 }
 
 impl Prepared {
+    pub(crate) fn new(memory: Memory, vector: Option<Vec<f32>>) -> Result<Prepared> {
+        let json = serde_json::to_vec(&memory)?;
+        Ok(Prepared { id: memory_key(&memory.id), memory, json, vector, embed: true })
+    }
+
     /// Bytes the memory will be charged (see [`charged_size`]).
     fn charge(&self) -> u64 {
         charged_size(
@@ -385,15 +546,7 @@ impl Handle {
     ) -> Result<Prepared> {
         let f =
             |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-        if m.content.trim().is_empty() {
-            return Err(Error::invalid(f("content"), "must not be empty"));
-        }
-        if m.content.len() > MAX_CONTENT_BYTES {
-            return Err(Error::invalid(
-                f("content"),
-                format!("must be at most {MAX_CONTENT_BYTES} bytes"),
-            ));
-        }
+        validate_content(&m.content, &f("content"))?;
         let importance = m.importance.unwrap_or(0.5);
         validate_importance(importance, &f("importance"))?;
         validate_tags(&m.tags, &f("tags"))?;
@@ -402,9 +555,7 @@ impl Handle {
         let metadata = m.metadata.unwrap_or_default();
         crate::document::check_object(&f("metadata"), &metadata)?;
         let ttl = m.ttl.or(rec.policy.ttl_default);
-        if ttl.is_some_and(|t| t == 0 || t > 100 * 365 * 86_400) {
-            return Err(Error::invalid(f("ttl"), "must be between 1 second and 100 years"));
-        }
+        validate_ttl(ttl, &f("ttl"))?;
         let vector = match m.embedding {
             Some(mut v) => {
                 validate_vector(&v, &f("embedding"))?;
@@ -413,9 +564,12 @@ impl Handle {
             }
             None => None,
         };
-        let uuid = uuid::Uuid::now_v7();
+        if let Some(id) = &m.id {
+            validate_id(id, &f("id"))?;
+        }
+        validate_session(m.session_id.as_deref(), &f("session_id"))?;
+        let id = m.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let memory = Memory {
-            id: uuid.to_string(),
             namespace: rec.name.clone(),
             agent_id: m.agent_id,
             content: m.content,
@@ -423,17 +577,21 @@ impl Handle {
             tags: m.tags,
             metadata,
             entities: m.entities,
+            memory_type: m.memory_type.unwrap_or_default(),
+            session_id: m.session_id,
             created_at: now,
             updated_at: now,
             expires_at: ttl.map(|t| now + chrono::Duration::seconds(t as i64)),
+            vector: None,
+            id,
         };
-        let json = serde_json::to_vec(&memory)?;
-        Ok(Prepared { memory, id: *uuid.as_bytes(), json, vector })
+        Prepared::new(memory, vector)
     }
 
     /// Embeds the text of items without a caller vector, using the engine's embedder.
     fn embed_missing(&self, items: &mut [Prepared]) -> Result<()> {
-        let missing: Vec<usize> = (0..items.len()).filter(|i| items[*i].vector.is_none()).collect();
+        let missing: Vec<usize> =
+            (0..items.len()).filter(|i| items[*i].vector.is_none() && items[*i].embed).collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -446,12 +604,17 @@ impl Handle {
         Ok(())
     }
 
-    /// Writes prepared memories in one transaction, charging the tenant's storage quota.
+    /// Writes prepared memories in one transaction (all or none) through [`put_memory`],
+    /// charging the tenant's storage quota by the difference with the memories they replace.
+    /// With `patch`, each item is an update of the memory stored under its id (`not_found`
+    /// when there is none): `patch` builds the new memory from the stored one inside the
+    /// transaction, so concurrent updates do not lose each other's fields.
     fn write_memories(
         &self,
         rec: &NamespaceRecord,
         mut items: Vec<Prepared>,
         caller_vectors: bool,
+        patch: Option<&Patch<'_>>,
     ) -> Result<Vec<Memory>> {
         let embedder_name = if caller_vectors {
             CALLER_EMBEDDER.to_owned()
@@ -459,24 +622,34 @@ impl Handle {
             self.embed_missing(&mut items)?;
             self.inner.options.embedder.name().to_owned()
         };
+        let env = self.inner.data_env(&rec.location)?;
+        // What the replaced memories are charged now: the reservation is the difference.
+        let replaced: u64 = env.read(|r, t| {
+            let row = t.stats_of(r, rec.id)?.dimensions.map_or(0, |d| row_len(d as usize));
+            let mut sum = 0;
+            for p in &items {
+                if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? {
+                    let slot = split_record(bytes).map_or(Some(0), |(slot, _)| slot);
+                    sum += charged_size(bytes.len(), slot.map_or(0, |_| row));
+                }
+            }
+            Ok(sum)
+        })?;
         let total: u64 = items.iter().map(Prepared::charge).sum();
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
         };
-        let reservation = self.inner.usage.reserve(&chain, total)?;
-        let env = self.inner.data_env(&rec.location)?;
+        let reservation = self.inner.usage.reserve(&chain, total.saturating_sub(replaced))?;
         let written = env.write(|w, t| {
             if self.inner.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }
             let mut stats = t.stats_of(w, rec.id)?;
-            let dims = items.first().and_then(|p| p.vector.as_ref()).map(Vec::len);
+            let dims = items.iter().find_map(|p| p.vector.as_ref()).map(Vec::len);
             check_vector_space(rec, &mut stats, dims, &embedder_name)?;
-            let mut charged = 0u64;
-            let mut slots = Vec::with_capacity(items.len());
-            for (i, p) in items.iter().enumerate() {
-                let mut slot = None;
+            let mut effects = WriteEffects::default();
+            for (i, p) in items.iter_mut().enumerate() {
                 if let Some(v) = &p.vector {
                     if Some(v.len()) != dims {
                         return Err(Error::invalid(
@@ -488,37 +661,30 @@ impl Handle {
                             ),
                         ));
                     }
-                    let s = stats.next_slot;
-                    stats.next_slot += 1;
-                    slot = Some(s);
-                    slots.push((s, p.id, i));
-                    let row = encode_row(&p.id, v);
-                    put_last(&t.vectors, w, &ns_key(rec.id, &s.to_be_bytes()), &row)?;
                 }
-                put_last(&t.memories, w, &ns_key(rec.id, &p.id), &encode_record(slot, &p.json))?;
-                for e in &p.memory.entities {
-                    crate::graph::link_memory(t, w, rec.id, e, &p.id)?;
+                if let Some(slot) = put_memory(t, w, rec.id, &mut stats, p, patch, &mut effects)? {
+                    effects.added.push((slot, i));
                 }
-                stats.memory_count += 1;
-                stats.expiring += u64::from(p.memory.expires_at.is_some());
-                let size = p.charge();
-                stats.storage_bytes += size;
-                charged += size;
             }
             t.put_stats(w, rec.id, &stats)?;
-            Ok((charged, slots, stats))
+            Ok((effects, stats))
         })?;
-        let (charged, slots, stats) = written;
-        reservation.keep(charged);
-        // Apply the new rows to the cached vectors before returning (read-your-writes).
-        let added: Vec<NewRow<'_>> = slots
+        let (effects, stats) = written;
+        reservation.keep(effects.charged);
+        if effects.freed > 0 {
+            self.inner.usage.adjust(&chain, -(effects.freed as i64));
+        }
+        // Apply the new rows to the cached vectors before returning (read-your-writes); the
+        // rows of replaced memories go at the same time, so a recall never sees both.
+        let added: Vec<NewRow<'_>> = effects
+            .added
             .iter()
-            .filter_map(|(slot, id, i)| {
+            .filter_map(|(slot, i)| {
                 let p = &items[*i];
-                Some((*slot, *id, p.vector.as_deref()?, agent_key(p.memory.agent_id.as_deref())))
+                Some((*slot, p.id, p.vector.as_deref()?, agent_key(p.memory.agent_id.as_deref())))
             })
             .collect();
-        self.inner.vectors.apply(rec.id, &added, &[]);
+        self.inner.vectors.apply(rec.id, &added, &effects.removed_slots);
         crate::ann::note_write(&self.inner, rec, &stats);
         Ok(items.into_iter().map(|p| p.memory).collect())
     }
@@ -536,7 +702,7 @@ impl Handle {
         )?;
         let caller_vector = req.embedding.is_some();
         let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
-        let mut out = self.write_memories(&rec, vec![p], caller_vector)?;
+        let mut out = self.write_memories(&rec, vec![p], caller_vector, None)?;
         out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
     }
 
@@ -566,6 +732,17 @@ impl Handle {
                 "either every memory has an embedding or none does",
             ));
         }
+        let mut seen = std::collections::HashMap::new();
+        for (i, m) in memories.iter().enumerate() {
+            if let Some(id) = &m.id {
+                if let Some(first) = seen.insert(id.as_str(), i) {
+                    return Err(Error::invalid(
+                        format!("memories[{i}].id"),
+                        format!("repeats the id of memories[{first}]"),
+                    ));
+                }
+            }
+        }
         let now = self.inner.options.clock.now();
         let prepared = memories
             .into_iter()
@@ -582,7 +759,7 @@ impl Handle {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(self
-            .write_memories(&rec, prepared, with_vectors > 0)?
+            .write_memories(&rec, prepared, with_vectors > 0, None)?
             .into_iter()
             .map(|m| m.id)
             .collect())
@@ -592,22 +769,161 @@ impl Handle {
     pub fn get_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
         let caller = self.caller()?;
         let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Read)?;
-        let key = ns_key(rec.id, &uuid_bytes_or_not_found(id)?);
+        let mut found = self.read_memories(&rec, &[id], false)?;
+        found.pop().ok_or_else(|| Error::not_found("memory", id))
+    }
+
+    /// Many memories by id, in the order asked; ids that are absent (or expired, or decayed
+    /// away) are left out. With `include_vectors`, each memory carries its stored vector.
+    pub fn get_memories(
+        &self,
+        namespace: Option<&str>,
+        ids: &[String],
+        include_vectors: bool,
+    ) -> Result<Vec<Memory>> {
+        let caller = self.caller()?;
+        let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Read)?;
+        if ids.len() > MAX_GET {
+            return Err(Error::invalid("ids", format!("at most {MAX_GET} ids")));
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.read_memories(&rec, &ids, include_vectors)
+    }
+
+    /// The live memories of `ids` (in that order, each at most once) in one read transaction.
+    fn read_memories(
+        &self,
+        rec: &NamespaceRecord,
+        ids: &[&str],
+        include_vectors: bool,
+    ) -> Result<Vec<Memory>> {
         let now = self.inner.now_micros();
         let env = self.inner.data_env(&rec.location)?;
-        let stored = env.read(|r, t| read_memory(t, r, &key))?;
-        stored
-            .map(|s| s.memory)
-            .filter(|m| is_live(m, &rec.policy, now))
-            .ok_or_else(|| Error::not_found("memory", id))
+        env.read(|r, t| {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if !seen.insert(*id) {
+                    continue;
+                }
+                let Some(s) = read_memory(t, r, &ns_key(rec.id, &memory_key(id)))? else {
+                    continue;
+                };
+                if s.memory.id != *id || !is_live(&s.memory, &rec.policy, now) {
+                    continue;
+                }
+                let mut m = s.memory;
+                if include_vectors {
+                    m.vector = read_vector(t, r, rec.id, s.slot)?;
+                }
+                out.push(m);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Changes the given fields of a stored memory (`not_found` if absent): new content is
+    /// re-embedded, metadata is merged unless `replace` is set, `ttl` restarts the expiry from
+    /// now; `created_at` stays and `updated_at` moves to now.
+    pub fn update_memory(&self, req: UpdateMemory) -> Result<Memory> {
+        let caller = self.caller()?;
+        let (rec, _) =
+            self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Write)?;
+        validate_id(&req.id, "id")?;
+        if let Some(c) = &req.content {
+            validate_content(c, "content")?;
+        }
+        if let Some(i) = req.importance {
+            validate_importance(i, "importance")?;
+        }
+        if let Some(tags) = &req.tags {
+            validate_tags(tags, "tags")?;
+        }
+        if let Some(m) = &req.metadata {
+            crate::document::check_object("metadata", m)?;
+        }
+        validate_ttl(req.ttl, "ttl")?;
+        validate_session(req.session_id.as_deref(), "session_id")?;
+        let vector = match req.embedding.clone() {
+            Some(mut v) => {
+                validate_vector(&v, "embedding")?;
+                normalize(&mut v);
+                Some(v)
+            }
+            None => None,
+        };
+        let caller_vector = vector.is_some();
+        let now = self.inner.options.clock.now();
+        let now_micros = self.inner.now_micros();
+        let placeholder = Memory {
+            id: req.id.clone(),
+            namespace: rec.name.clone(),
+            agent_id: None,
+            content: req.content.clone().unwrap_or_default(),
+            importance: 0.0,
+            tags: Vec::new(),
+            metadata: Map::new(),
+            entities: Vec::new(),
+            memory_type: MemoryType::default(),
+            session_id: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            vector: None,
+        };
+        let mut p = Prepared::new(placeholder, vector)?;
+        p.embed = req.content.is_some();
+        let policy = rec.policy;
+        let patch = move |old: Memory, _: &mut Prepared| -> Result<Memory> {
+            if !is_live(&old, &policy, now_micros) {
+                return Err(Error::not_found("memory", &old.id));
+            }
+            let mut m = old;
+            if let Some(c) = &req.content {
+                m.content.clone_from(c);
+            }
+            if let Some(i) = req.importance {
+                m.importance = i;
+            }
+            if let Some(tags) = &req.tags {
+                m.tags.clone_from(tags);
+            }
+            if let Some(meta) = &req.metadata {
+                if req.replace {
+                    m.metadata.clone_from(meta);
+                } else {
+                    for (k, v) in meta {
+                        if v.is_null() {
+                            m.metadata.remove(k);
+                        } else {
+                            m.metadata.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                crate::document::check_object("metadata", &m.metadata)?;
+            }
+            if let Some(t) = req.ttl {
+                m.expires_at = Some(now + chrono::Duration::seconds(t as i64));
+            }
+            if let Some(mt) = req.memory_type {
+                m.memory_type = mt;
+            }
+            if let Some(sid) = &req.session_id {
+                m.session_id = Some(sid.clone());
+            }
+            m.updated_at = now;
+            m.vector = None;
+            Ok(m)
+        };
+        let mut out = self.write_memories(&rec, vec![p], caller_vector, Some(&patch))?;
+        out.pop().ok_or_else(|| Error::Internal("update wrote nothing".into()))
     }
 
     /// Deletes one memory; `not_found` if it does not exist.
     pub fn delete_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
         let caller = self.caller()?;
         let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Write)?;
-        let uid = uuid_bytes_or_not_found(id)?;
-        let mut removed = self.remove_memories(&rec, &[uid])?;
+        let mut removed = self.remove_memories(&rec, &[memory_key(id)])?;
         removed.pop().ok_or_else(|| Error::not_found("memory", id))
     }
 
@@ -642,7 +958,7 @@ impl Handle {
             validate_importance(b, "below_importance")?;
         }
         let ids: Option<Vec<[u8; 16]>> =
-            req.ids.as_ref().map(|ids| ids.iter().filter_map(|i| uuid_bytes(i).ok()).collect());
+            req.ids.as_ref().map(|ids| ids.iter().map(|i| memory_key(i)).collect());
         let now = self.inner.now_micros();
         let env = self.inner.data_env(&rec.location)?;
         let matching: Vec<[u8; 16]> = env.read(|r, t| {
@@ -662,7 +978,7 @@ impl Handle {
                         .below_importance
                         .is_none_or(|b| effective_importance(&m, &rec.policy, now) < b);
                 if ok {
-                    out.push(uuid_bytes(&m.id)?);
+                    out.push(memory_key(&m.id));
                 }
             }
             Ok(out)
@@ -798,6 +1114,102 @@ impl Handle {
     }
 }
 
+/// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
+pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + 'a;
+
+/// What a transaction's memory writes did, for the quota and the cached vectors.
+#[derive(Default)]
+pub(crate) struct WriteEffects {
+    /// Bytes charged for the written memories.
+    pub charged: u64,
+    /// Bytes released by the memories they replaced.
+    pub freed: u64,
+    /// New vector rows: (slot, index of the item).
+    pub added: Vec<(u32, usize)>,
+    /// Vector rows of replaced memories, deleted.
+    pub removed_slots: Vec<u32>,
+}
+
+/// Applies one memory write inside the namespace's write transaction — the one place every
+/// write path (store, batch, update, import) goes through. A memory already stored under the
+/// same id is replaced: its `created_at` is kept, its vector row, graph links and charge are
+/// released. With `patch`, the new memory is built from the stored one (`not_found` if
+/// absent), and a memory given no new vector keeps its row. Returns the slot of a new vector
+/// row.
+#[allow(clippy::many_single_char_names)] // t, w, p as in every transaction body
+pub(crate) fn put_memory(
+    t: &DataTables,
+    w: &mut heed::RwTxn<'_>,
+    ns: u64,
+    stats: &mut NamespaceStats,
+    p: &mut Prepared,
+    patch: Option<&Patch<'_>>,
+    effects: &mut WriteEffects,
+) -> Result<Option<u32>> {
+    let key = ns_key(ns, &p.id);
+    let old = match t.memories.get(w, &key)? {
+        Some(bytes) => Some((bytes.len(), decode_record(bytes)?)),
+        None => None,
+    };
+    let mut kept_slot = None;
+    match (&old, patch) {
+        (None, Some(_)) => return Err(Error::not_found("memory", &p.memory.id)),
+        (None, None) => stats.memory_count += 1,
+        (Some((len, stored)), _) => {
+            if let Some(patch) = patch {
+                p.memory = patch(stored.memory.clone(), p)?;
+            } else {
+                p.memory.created_at = stored.memory.created_at;
+            }
+            p.json = serde_json::to_vec(&p.memory)?;
+            let mut row = 0;
+            if let Some(slot) = stored.slot {
+                let vkey = ns_key(ns, &slot.to_be_bytes());
+                if let Some(r) = t.vectors.get(w, &vkey)? {
+                    row = r.len() as u64;
+                }
+                if p.vector.is_none() && patch.is_some() {
+                    kept_slot = Some((slot, row));
+                } else {
+                    t.vectors.delete(w, &vkey)?;
+                    effects.removed_slots.push(slot);
+                }
+            }
+            for e in &stored.memory.entities {
+                crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
+            }
+            stats.expiring =
+                stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()));
+            let size = charged_size(*len, if kept_slot.is_some() { 0 } else { row });
+            let freed = size.min(stats.storage_bytes);
+            stats.storage_bytes -= freed;
+            effects.freed += freed;
+        }
+    }
+    let mut new_slot = None;
+    let slot = match (&p.vector, kept_slot) {
+        (Some(v), _) => {
+            let s = stats.next_slot;
+            stats.next_slot += 1;
+            put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+            new_slot = Some(s);
+            Some(s)
+        }
+        (None, Some((s, _))) => Some(s),
+        (None, None) => None,
+    };
+    put_last(&t.memories, w, &key, &encode_record(slot, &p.json))?;
+    for e in &p.memory.entities {
+        crate::graph::link_memory(t, w, ns, e, &p.id)?;
+    }
+    stats.expiring += u64::from(p.memory.expires_at.is_some());
+    // A kept row was not released above, so it is not charged again.
+    let size = p.charge();
+    stats.storage_bytes += size;
+    effects.charged += size;
+    Ok(new_slot)
+}
+
 /// Bytes charged for a memory: its record, its vector row, the vector's entry in an
 /// approximate index (its cell, [`INDEX_ENTRY`]) and a fixed per-entry overhead. The index entry
 /// is charged whether or not the namespace is large enough to be indexed yet, so its usage does
@@ -826,7 +1238,10 @@ pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
         agent_id: m.agent_id,
         tags: m.tags,
         metadata: m.metadata,
+        memory_type: m.memory_type,
+        session_id: m.session_id,
         created_at: m.created_at,
+        updated_at: m.updated_at,
         via_graph,
     }
 }
@@ -916,14 +1331,18 @@ fn scan_memories<'t>(
         .map(|e| e.map_err(Error::from).and_then(|(_, v)| decode_record(v))))
 }
 
-pub(crate) fn uuid_bytes(id: &str) -> Result<[u8; 16]> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| *u.as_bytes())
-        .map_err(|_| Error::invalid("id", "must be a UUID"))
-}
-
-fn uuid_bytes_or_not_found(id: &str) -> Result<[u8; 16]> {
-    uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).map_err(|_| Error::not_found("memory", id))
+/// The stored vector of slot `slot`, if any.
+pub(crate) fn read_vector(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    ns: u64,
+    slot: Option<u32>,
+) -> Result<Option<Vec<f32>>> {
+    let Some(slot) = slot else { return Ok(None) };
+    Ok(t.vectors
+        .get(r, &ns_key(ns, &slot.to_be_bytes()))?
+        .and_then(crate::vector::decode_row)
+        .map(|(_, v)| v))
 }
 
 /// Removes memories by id in one transaction and releases their storage.
@@ -1008,7 +1427,7 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
                     continue;
                 }
                 if !is_live(&m, &rec.policy, now) {
-                    out.push(uuid_bytes(&m.id)?);
+                    out.push(memory_key(&m.id));
                     if out.len() >= budget {
                         break;
                     }
@@ -1060,9 +1479,12 @@ mod tests {
             tags: vec!["t".into()],
             metadata: serde_json::Map::new(),
             entities: Vec::new(),
+            memory_type: MemoryType::Episodic,
+            session_id: None,
             created_at: now,
             updated_at: now,
             expires_at: None,
+            vector: None,
         }
     }
 

@@ -179,3 +179,28 @@ describe('API surface', () => {
     await assert.rejects(db.getEntity('graph', 'Omega'), { code: 'not_found' });
   });
 });
+
+describe('memory model', () => {
+  it('stores by caller id (upsert), gets many and updates partially', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('docs');
+    const first = await db.storeMemory('docs', 'first', { id: 'doc/1', sessionId: 's-1', metadata: { a: 1 } });
+    assert.equal(first.id, 'doc/1');
+    assert.equal(first.session_id, 's-1');
+    assert.equal(first.memory_type, 'episodic');
+    const again = await db.storeMemory('docs', { id: 'doc/1', content: 'second', memoryType: 'semantic' });
+    assert.equal(again.created_at, first.created_at);
+    assert.equal((await db.getNamespace('docs')).memory_count, 1);
+    await assert.rejects(
+      db.storeMemories('docs', [{ id: 'x', content: 'a' }, { id: 'x', content: 'b' }]),
+      { code: 'invalid_argument', field: 'memories[1].id' },
+    );
+    const got = await db.getMemories('docs', ['absent', 'doc/1'], { includeVectors: true });
+    assert.deepEqual(got.map((m) => m.id), ['doc/1']);
+    assert.ok(got[0].vector.length > 0);
+    const updated = await db.updateMemory('docs', 'doc/1', { metadata: { tier: 'gold' }, importance: 0.1 });
+    assert.deepEqual(updated.metadata, { tier: 'gold' });
+    assert.equal(updated.content, 'second');
+    await assert.rejects(db.updateMemory('docs', 'absent', { importance: 0.2 }), { code: 'not_found' });
+  });
+});

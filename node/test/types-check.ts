@@ -9,6 +9,7 @@ import type {
   GraphPath,
   GraphView,
   Memory,
+  MemoryType,
   Member,
   Memsilo,
   Namespace,
@@ -58,6 +59,16 @@ async function everyMethod(): Promise<void> {
   await db.recall('tenant-acme', null, { vector: new Float64Array(8), top_k: 3 });
   const score: number = hits[0].score;
   const got: Memory = await db.getMemory('tenant-acme', m.id);
+  await db.storeMemory('tenant-acme', 'v1', { id: 'doc-1', memoryType: 'semantic', sessionId: 's-1' });
+  const many: Memory[] = await db.getMemories('tenant-acme', ['doc-1'], { includeVectors: true });
+  const kind: MemoryType = many[0].memory_type;
+  const changed: Memory = await db.updateMemory('tenant-acme', 'doc-1', {
+    content: 'v2',
+    metadata: { a: 1 },
+    replace: true,
+    memory_type: 'working',
+  });
+  console.log(kind, changed.updated_at);
   const del: { deleted: true } = await db.deleteMemory('tenant-acme', got.id);
   const forgot: number = (await db.batchForget('tenant-acme', { ids, agentId: 'c', tags: ['a'], before: new Date(), belowImportance: 0.1 })).forgotten;
 

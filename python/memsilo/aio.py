@@ -60,6 +60,8 @@ class AsyncMemsilo:
     store_memories = _to_async(Memsilo.store_memories)
     recall = _to_async(Memsilo.recall)
     get_memory = _to_async(Memsilo.get_memory)
+    get_memories = _to_async(Memsilo.get_memories)
+    update_memory = _to_async(Memsilo.update_memory)
     delete_memory = _to_async(Memsilo.delete_memory)
     batch_forget = _to_async(Memsilo.batch_forget)
     create_tenant = _to_async(Memsilo.create_tenant)

@@ -38,6 +38,7 @@ from .types import (
     MemberList,
     Memory,
     MemoryInput,
+    MemoryType,
     Namespace,
     QuotasInput,
     RecallHit,
@@ -192,8 +193,14 @@ class Memsilo:
         ttl: Optional[int] = None,
         embedding: Optional[VectorLike] = None,
         entities: Optional[Sequence[str]] = None,
+        *,
+        id: Optional[str] = None,
+        memory_type: Optional[MemoryType] = None,
+        session_id: Optional[str] = None,
     ) -> Memory:
-        """Stores one memory; with an ``embedding_function`` and no ``embedding``, embeds ``content``."""
+        """Stores one memory; with an ``embedding_function`` and no ``embedding``, embeds ``content``.
+
+        An ``id`` already stored in the namespace is replaced (upsert): its ``created_at`` stays."""
         if embedding is None and self._embed_fn is not None:
             embedding = self._embed([content])[0]
         args = {
@@ -205,6 +212,9 @@ class Memsilo:
             "agent_id": agent_id,
             "ttl": ttl,
             "entities": entities,
+            "id": id,
+            "memory_type": memory_type,
+            "session_id": session_id,
         }
         if embedding is not None:
             stored = self._call_with_vectors("store_memory", args, [embedding])
@@ -268,6 +278,52 @@ class Memsilo:
     def get_memory(self, namespace: Optional[str], id: str) -> Memory:
         """One memory by id."""
         return cast(Memory, self._call("get_memory", {"namespace": namespace, "id": id}))
+
+    def get_memories(
+        self, namespace: Optional[str], ids: Sequence[str], *, include_vectors: bool = False
+    ) -> List[Memory]:
+        """The memories of ``ids`` (at most 1000) in that order; absent ids are left out."""
+        args = {"namespace": namespace, "ids": list(ids), "include_vectors": include_vectors}
+        return cast(List[Memory], self._call("get_memories", args)["memories"])
+
+    def update_memory(
+        self,
+        namespace: Optional[str],
+        id: str,
+        *,
+        content: Optional[str] = None,
+        embedding: Optional[VectorLike] = None,
+        importance: Optional[float] = None,
+        tags: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        replace: bool = False,
+        ttl: Optional[int] = None,
+        memory_type: Optional[MemoryType] = None,
+        session_id: Optional[str] = None,
+    ) -> Memory:
+        """Changes the given fields of memory ``id`` (``NotFoundError`` if absent).
+
+        New ``content`` is re-embedded; ``metadata`` is merged key by key (``None`` values
+        remove keys) unless ``replace=True``; ``tags`` replace the tags."""
+        if content is not None and embedding is None and self._embed_fn is not None:
+            embedding = self._embed([content])[0]
+        args = {
+            "namespace": namespace,
+            "id": id,
+            "content": content,
+            "importance": importance,
+            "tags": tags,
+            "metadata": metadata,
+            "replace": replace,
+            "ttl": ttl,
+            "memory_type": memory_type,
+            "session_id": session_id,
+        }
+        if embedding is not None:
+            updated = self._call_with_vectors("update_memory", args, [embedding])
+            if updated is not None:
+                return cast(Memory, updated)
+        return cast(Memory, self._call("update_memory", {**args, "embedding": embedding}))
 
     def delete_memory(self, namespace: Optional[str], id: str) -> DeletedMemory:
         """Deletes one memory by id."""

@@ -176,6 +176,9 @@ class CreatedKey(ApiKey):
     key: str
 
 
+MemoryType = Literal["episodic", "semantic", "procedural", "working"]
+
+
 class _MemoryBase(TypedDict):
     id: str
     namespace: str
@@ -184,6 +187,8 @@ class _MemoryBase(TypedDict):
     importance: float
     tags: List[str]
     metadata: Dict[str, Any]
+    memory_type: MemoryType
+    session_id: Optional[str]
     created_at: str
     updated_at: str
     expires_at: Optional[str]
@@ -191,6 +196,7 @@ class _MemoryBase(TypedDict):
 
 class Memory(_MemoryBase, total=False):
     entities: List[str]
+    vector: List[float]
 
 
 class _MemoryInputBase(TypedDict):
@@ -198,8 +204,11 @@ class _MemoryInputBase(TypedDict):
 
 
 class MemoryInput(_MemoryInputBase, total=False):
-    """One item of ``store_memories``."""
+    """One item of ``store_memories`` (an ``id`` already stored is replaced)."""
 
+    id: Optional[str]
+    memory_type: Optional[MemoryType]
+    session_id: Optional[str]
     agent_id: Optional[str]
     importance: Optional[float]
     tags: List[str]
@@ -225,7 +234,10 @@ class _RecallHitBase(TypedDict):
     agent_id: Optional[str]
     tags: List[str]
     metadata: Dict[str, Any]
+    memory_type: MemoryType
+    session_id: Optional[str]
     created_at: str
+    updated_at: str
 
 
 class RecallHit(_RecallHitBase, total=False):

@@ -153,3 +153,29 @@ def test_memory_policy_round_trip(db: memsilo.Memsilo) -> None:
     assert deleted == {"id": stored["id"], "namespace": ns, "deleted": True}
     with pytest.raises(memsilo.NotFoundError):
         db.get_memory(ns, stored["id"])
+
+
+def test_caller_ids_upsert_get_memories_and_update(db: memsilo.Memsilo) -> None:
+    ns = unique("ids")
+    db.create_namespace(ns)
+    first = db.store_memory(ns, "first text", id="doc-1#p1", session_id="s-1", metadata={"a": 1})
+    assert first["id"] == "doc-1#p1"
+    assert first["memory_type"] == "episodic" and first["session_id"] == "s-1"
+    again = db.store_memory(ns, "second text", id="doc-1#p1", memory_type="semantic")
+    assert again["created_at"] == first["created_at"]
+    assert again["memory_type"] == "semantic" and again["metadata"] == {}
+    assert db.get_namespace(ns)["memory_count"] == 1
+    with pytest.raises(memsilo.InvalidArgumentError) as err:
+        db.store_memories(ns, [{"id": "x", "content": "a"}, {"id": "x", "content": "b"}])
+    assert err.value.details is not None and err.value.details["field"] == "memories[1].id"
+    db.store_memories(ns, [{"id": "x", "content": "a"}, {"id": "y", "content": "b"}])
+    got = db.get_memories(ns, ["y", "absent", "doc-1#p1"], include_vectors=True)
+    assert [m["id"] for m in got] == ["y", "doc-1#p1"]
+    assert all(len(m["vector"]) > 0 for m in got)
+    updated = db.update_memory(ns, "doc-1#p1", metadata={"tier": "gold"}, importance=0.2)
+    assert updated["metadata"] == {"tier": "gold"} and updated["importance"] == 0.2
+    assert updated["content"] == "second text"
+    with pytest.raises(memsilo.NotFoundError):
+        db.update_memory(ns, "absent", importance=0.5)
+    hits = db.recall(ns, "second text", top_k=10)
+    assert [h["id"] for h in hits].count("doc-1#p1") == 1

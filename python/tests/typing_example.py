@@ -87,6 +87,25 @@ def sync_usage(path: str) -> None:
     best: Optional[float] = hits[0]["score"] if hits else None
     scoped.recall("tenant-acme", vector=np.array([0.1, 0.2], dtype=np.float32))
     scoped.get_memory("tenant-acme", memory["id"])
+    scoped.store_memory(
+        "tenant-acme", "v2", id="doc-1", memory_type="semantic", session_id="s-1"
+    )
+    scoped.store_memories("tenant-acme", [{"id": "doc-2", "content": "b", "memory_type": "working"}])
+    got: List[Memory] = scoped.get_memories("tenant-acme", ["doc-1", "doc-2"], include_vectors=True)
+    kind: str = got[0]["memory_type"]
+    updated: Memory = scoped.update_memory(
+        "tenant-acme",
+        "doc-1",
+        content="v3",
+        importance=0.3,
+        tags=["t"],
+        metadata={"k": None},
+        replace=False,
+        ttl=60,
+        memory_type="procedural",
+        session_id="s-2",
+    )
+    print(kind, updated["updated_at"])
     scoped.delete_memory("tenant-acme", ids[0])
     forgotten: int = scoped.batch_forget(
         "tenant-acme", ids=ids, agent_id="agent-1", tags=["x"], before=datetime.now(), below_importance=0.2
@@ -122,5 +141,8 @@ async def async_usage(path: str) -> None:
     hits: List[RecallHit] = await db.recall("a", "query", top_k=3)
     scoped: memsilo.AsyncMemsilo = await db.scoped("msk_example")
     ids: List[str] = await scoped.store_memories("a", [{"content": "x"}])
+    many: List[Memory] = await scoped.get_memories("a", ids)
+    await scoped.update_memory("a", ids[0], metadata={"n": 1}, replace=True)
+    print(many)
     remote = memsilo.aio.connect("http://127.0.0.1:3300", "msk_example")
     print(created, hits, ids, await remote.whoami())

@@ -2,14 +2,14 @@
 //! derived from core's Rust types (`memsilo` built with its `schema` feature).
 
 use memsilo::api::{
-    AddMemberArgs, CreateNamespaceArgs, EntityArgs, KeyArgs, ListArgs, ListMembersArgs,
-    ListTenantsArgs, MemberArgs, MemoryArgs, NamespaceArgs, NoArgs, PathArgs, PolicyArgs,
-    RelationArgs, SetPolicyArgs, StoreBatchArgs, TenantArgs, UpdateTenantArgs,
+    AddMemberArgs, CreateNamespaceArgs, EntityArgs, GetMemoriesArgs, KeyArgs, ListArgs,
+    ListMembersArgs, ListTenantsArgs, MemberArgs, MemoryArgs, NamespaceArgs, NoArgs, PathArgs,
+    PolicyArgs, RelationArgs, SetPolicyArgs, StoreBatchArgs, TenantArgs, UpdateTenantArgs,
 };
 use memsilo::{
     AddEntity, AddRelation, ApiKey, CreateKey, CreateTenant, CreatedKey, DecayPolicy,
     DeletedNamespace, Entity, Forget, Forgotten, GraphPath, GraphView, Member, MemberList, Memory,
-    Namespace, Neighbors, Recall, RecallHit, Relation, StoreMemory, TenantInfo,
+    Namespace, Neighbors, Recall, RecallHit, Relation, StoreMemory, TenantInfo, UpdateMemory,
 };
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{json, Map, Value};
@@ -96,6 +96,8 @@ impl Components {
             "recall" => Recall,
             "get_memory" => MemoryArgs,
             "delete_memory" => MemoryArgs,
+            "get_memories" => GetMemoriesArgs,
+            "update_memory" => UpdateMemory,
             "batch_forget" => Forget,
             "add_entity" => AddEntity,
             "add_relation" => AddRelation,
@@ -164,7 +166,12 @@ impl Components {
             "create_key" | "rotate_key" => g.subschema_for::<CreatedKey>().into(),
             "list_keys" => g.subschema_for::<Vec<ApiKey>>().into(),
             "revoke_key" => g.subschema_for::<ApiKey>().into(),
-            "store_memory" | "get_memory" => g.subschema_for::<Memory>().into(),
+            "store_memory" | "get_memory" | "update_memory" => g.subschema_for::<Memory>().into(),
+            "get_memories" => json!({
+                "type": "object",
+                "properties": { "memories": Value::from(g.subschema_for::<Vec<Memory>>()) },
+                "required": ["memories"],
+            }),
             "store_memories" => json!({
                 "type": "object",
                 "properties": { "ids": { "type": "array", "items": { "type": "string" } } },

@@ -40,7 +40,7 @@ pub(crate) fn expand_hits(
         return Ok(hits);
     }
     let env = inner.data_env(&rec.location)?;
-    let direct: HashSet<Uid> = hits.iter().filter_map(|h| rows::parse_uid(&h.id)).collect();
+    let direct: HashSet<Uid> = hits.iter().map(|h| crate::memory::memory_key(&h.id)).collect();
     let starts: Vec<Uid> = env.read(|r, t| {
         let mut names = HashSet::new();
         for id in &direct {

@@ -6,6 +6,7 @@ mod graph;
 mod isolation;
 mod keys;
 mod memories;
+mod model;
 mod quotas;
 mod recall;
 #[path = "../common/synthetic.rs"]

@@ -10,6 +10,7 @@ use crate::support::{TestServer, ADMIN};
 type Step = Result<Reply, (ErrorCode, String)>;
 
 /// A `SaaS` flow run against any backend; each step's outcome is recorded.
+#[allow(clippy::too_many_lines)] // one flow, read top to bottom
 fn scenario(root: &dyn Backend) -> Vec<(String, Step)> {
     let mut out = Vec::new();
     let mut run = |b: &dyn Backend, op: &str, args: Value| -> Option<Value> {
@@ -72,6 +73,33 @@ fn scenario(root: &dyn Backend) -> Vec<(String, Step)> {
         s,
         "store_memories",
         json!({"namespace": "tenant-acme", "memories": [{"content": "Tacos on Friday"}, {"content": "Roadmap review meeting", "agent_id": "c1"}]}),
+    );
+    run(
+        s,
+        "store_memory",
+        json!({"namespace": "tenant-acme", "id": "doc-1", "content": "Doc one", "metadata": {"a": 1}}),
+    );
+    run(
+        s,
+        "store_memory",
+        json!({"namespace": "tenant-acme", "id": "doc-1", "content": "Doc one, again", "memory_type": "semantic"}),
+    );
+    run(
+        s,
+        "store_memories",
+        json!({"namespace": "tenant-acme", "memories": [{"id": "d", "content": "x"}, {"id": "d", "content": "y"}]}),
+    );
+    run(s, "get_memories", json!({"namespace": "tenant-acme", "ids": ["doc-1", "absent"]}));
+    run(
+        s,
+        "update_memory",
+        json!({"namespace": "tenant-acme", "id": "doc-1", "metadata": {"b": 2}, "importance": 0.2}),
+    );
+    run(s, "update_memory", json!({"namespace": "tenant-acme", "id": "absent", "importance": 0.2}));
+    run(
+        s,
+        "update_memory",
+        json!({"namespace": "tenant-acme", "id": "doc-1", "memory_type": "bogus"}),
     );
     run(s, "recall", json!({"namespace": "tenant-acme", "query": "product roadmap", "top_k": 2}));
     run(s, "recall", json!({"query": "roadmap", "tags": ["roadmap"]}));

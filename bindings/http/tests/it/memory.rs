@@ -215,3 +215,59 @@ fn an_empty_namespace_name_is_an_answer_not_a_storage_error() {
     s.call("GET", "/v1/memory/recall?namespace=&query=x", Some(&key), None)
         .expect_error(403, "forbidden");
 }
+
+#[test]
+fn caller_ids_upsert_get_batch_and_update_over_http() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "docs"}))).expect(201);
+    let key = key_for(&s, &[("docs", "write")]);
+    let k = Some(key.as_str());
+    let first = s
+        .call("POST", "/v1/memory/store", k,
+            Some(json!({"namespace": "docs", "id": "page/1 é", "content": "first text", "session_id": "s1"})))
+        .expect(201)
+        .clone();
+    assert_eq!(first["id"], "page/1 é");
+    assert_eq!(first["memory_type"], "episodic");
+    assert_eq!(first["session_id"], "s1");
+    let again = s
+        .call("POST", "/v1/memory/store", k,
+            Some(json!({"namespace": "docs", "id": "page/1 é", "content": "second text", "memory_type": "semantic"})))
+        .expect(201)
+        .clone();
+    assert_eq!(again["created_at"], first["created_at"]);
+    assert_eq!(again["memory_type"], "semantic");
+    s.call(
+        "POST",
+        "/v1/memory/store",
+        k,
+        Some(json!({"namespace": "docs", "id": "x".repeat(2000), "content": "t"})),
+    )
+    .expect_error(400, "invalid_argument");
+    // The id travels percent-encoded in the path.
+    let got = s.call("GET", "/v1/memory/page%2F1%20%C3%A9?namespace=docs", k, None);
+    assert_eq!(got.expect(200)["content"], "second text");
+    let batch = s.call(
+        "POST",
+        "/v1/memory/get_batch",
+        k,
+        Some(json!({"namespace": "docs", "ids": ["nope", "page/1 é"], "include_vectors": true})),
+    );
+    let memories = batch.expect(200)["memories"].as_array().unwrap().clone();
+    assert_eq!(memories.len(), 1);
+    assert!(memories[0]["vector"].as_array().is_some_and(|v| !v.is_empty()));
+    let updated = s.call(
+        "PUT",
+        "/v1/memory/page%2F1%20%C3%A9",
+        k,
+        Some(json!({"namespace": "docs", "metadata": {"tier": "gold"}, "tags": ["t"]})),
+    );
+    let updated = updated.expect(200).clone();
+    assert_eq!(updated["metadata"], json!({"tier": "gold"}));
+    assert_eq!(updated["content"], "second text");
+    s.call("PUT", "/v1/memory/absent", k, Some(json!({"namespace": "docs", "importance": 0.1})))
+        .expect_error(404, "not_found");
+    let bad =
+        s.call("PUT", "/v1/memory/absent", k, Some(json!({"namespace": "docs", "importance": 3})));
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "importance");
+}

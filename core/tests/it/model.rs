@@ -1,0 +1,199 @@
+//! The memory model: caller-chosen ids with upsert, update, get by ids.
+
+use memsilo::{
+    Engine, Error, ErrorCode, MemoryType, NamespaceOptions, Options, Recall, StoreMemory,
+    UpdateMemory,
+};
+use serde_json::json;
+
+fn open() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    (dir, engine)
+}
+
+fn with_id(ns: &str, id: &str, content: &str, v: [f32; 3]) -> StoreMemory {
+    StoreMemory {
+        namespace: Some(ns.into()),
+        id: Some(id.into()),
+        embedding: Some(v.to_vec()),
+        ..StoreMemory::text(content)
+    }
+}
+
+fn field_of(e: &Error) -> String {
+    match e {
+        Error::InvalidArgument { field, .. } => field.clone(),
+        other => panic!("expected invalid_argument, got {other:?}"),
+    }
+}
+
+#[test]
+fn storing_an_id_again_replaces_the_memory_and_its_vector_at_once() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    let first =
+        root.store_memory(with_id("ns", "doc-1/chunk 7", "old text", [1.0, 0.0, 0.0])).unwrap();
+    assert_eq!(first.id, "doc-1/chunk 7");
+    assert_eq!(first.memory_type, MemoryType::Episodic);
+    root.store_memory(with_id("ns", "other", "unrelated", [0.0, 0.0, 1.0])).unwrap();
+    let bytes_before = root.get_namespace("ns").unwrap().storage_bytes;
+
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let second = root
+        .store_memory(StoreMemory {
+            tags: vec!["t".into()],
+            memory_type: Some(MemoryType::Semantic),
+            session_id: Some("s-1".into()),
+            ..with_id("ns", "doc-1/chunk 7", "new text", [0.0, 1.0, 0.0])
+        })
+        .unwrap();
+    assert_eq!(second.created_at, first.created_at, "created_at is kept");
+    assert!(second.updated_at > first.updated_at, "updated_at moves");
+    let ns = root.get_namespace("ns").unwrap();
+    assert_eq!(ns.memory_count, 2, "an upsert does not add a memory");
+    // Charged by the difference: same vector size, content 8 -> 8 bytes, one tag more.
+    assert!(ns.storage_bytes.abs_diff(bytes_before) < 64, "{} vs {bytes_before}", ns.storage_bytes);
+
+    // Read-your-writes: the old vector is gone from recall, the new one answers, once.
+    let hits = root.recall(Recall::vector(vec![1.0, 0.0, 0.0]).namespace("ns").top_k(10)).unwrap();
+    assert_eq!(hits.iter().filter(|h| h.id == "doc-1/chunk 7").count(), 1);
+    let hit = hits.iter().find(|h| h.id == "doc-1/chunk 7").unwrap();
+    assert_eq!(hit.content, "new text");
+    assert!(hit.similarity.abs() < 1e-6, "scored against the new vector: {hit:?}");
+    assert_eq!(hit.memory_type, MemoryType::Semantic);
+    assert_eq!(hit.session_id.as_deref(), Some("s-1"));
+    let top = root.recall(Recall::vector(vec![0.0, 1.0, 0.0]).namespace("ns").top_k(1)).unwrap();
+    assert_eq!(top[0].id, "doc-1/chunk 7");
+}
+
+#[test]
+fn batches_with_ids_are_all_or_nothing_and_refuse_repeated_ids() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    let batch = |ids: &[&str]| -> Vec<StoreMemory> {
+        ids.iter().map(|id| with_id("ns", id, &format!("text {id}"), [1.0, 0.5, 0.0])).collect()
+    };
+    let err = root.store_memories("ns", batch(&["a", "b", "a"])).unwrap_err();
+    assert_eq!(field_of(&err), "memories[2].id");
+    let long = "x".repeat(257);
+    let err = root.store_memories("ns", batch(&["a", &long])).unwrap_err();
+    assert_eq!(field_of(&err), "memories[1].id");
+    let err = root.store_memories("ns", batch(&["a", "bad\nid"])).unwrap_err();
+    assert_eq!(field_of(&err), "memories[1].id");
+    assert_eq!(root.get_namespace("ns").unwrap().memory_count, 0, "nothing half-written");
+
+    let ids = root.store_memories("ns", batch(&["a", "b", "c"])).unwrap();
+    assert_eq!(ids, ["a", "b", "c"]);
+    // Re-running the same batch (an import run twice) changes nothing in the count.
+    root.store_memories("ns", batch(&["a", "b", "c"])).unwrap();
+    assert_eq!(root.get_namespace("ns").unwrap().memory_count, 3);
+    let hits = root.recall(Recall::vector(vec![1.0, 0.5, 0.0]).namespace("ns").top_k(10)).unwrap();
+    assert_eq!(hits.len(), 3, "no duplicate hits after an upsert: {hits:?}");
+}
+
+#[test]
+fn get_memories_returns_the_present_ids_in_order_with_vectors_on_request() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    root.create_namespace("other", NamespaceOptions::default()).unwrap();
+    root.store_memory(with_id("ns", "a", "alpha", [1.0, 0.0, 0.0])).unwrap();
+    root.store_memory(with_id("ns", "b", "beta", [0.0, 1.0, 0.0])).unwrap();
+    root.store_memory(with_id("other", "c", "gamma", [0.0, 1.0, 0.0])).unwrap();
+    let generated = root.store_memory(StoreMemory {
+        namespace: Some("ns".into()),
+        embedding: Some(vec![0.0, 0.0, 1.0]),
+        ..StoreMemory::text("generated id")
+    });
+    let generated = generated.unwrap().id;
+    assert!(uuid::Uuid::parse_str(&generated).is_ok());
+    let ids: Vec<String> =
+        ["b", "missing", "c", "a", &generated, "b"].iter().map(|s| (*s).to_string()).collect();
+    let got = root.get_memories(Some("ns"), &ids, false).unwrap();
+    let got_ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(got_ids, ["b", "a", generated.as_str()], "c lives in another namespace");
+    assert!(got.iter().all(|m| m.vector.is_none()));
+    let with = root.get_memories(Some("ns"), &ids[..1], true).unwrap();
+    assert_eq!(with[0].vector.as_deref(), Some(&[0.0f32, 1.0, 0.0][..]));
+    assert_eq!(root.get_memory(Some("ns"), "a").unwrap().content, "alpha");
+    assert_eq!(root.get_memory(Some("ns"), "c").unwrap_err().code(), ErrorCode::NotFound);
+    let many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    assert_eq!(field_of(&root.get_memories(Some("ns"), &many, false).unwrap_err()), "ids");
+    // Delete by a caller id.
+    root.delete_memory(Some("ns"), "a").unwrap();
+    assert!(root.get_memories(Some("ns"), &ids, false).unwrap().iter().all(|m| m.id != "a"));
+}
+
+#[test]
+fn update_changes_only_the_given_fields_and_merges_metadata() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    let stored = root
+        .store_memory(StoreMemory {
+            id: Some("m".into()),
+            namespace: Some("ns".into()),
+            tags: vec!["keep".into()],
+            importance: Some(0.9),
+            metadata: Some(json!({"a": 1, "b": {"c": 2}}).as_object().unwrap().clone()),
+            ..StoreMemory::text("the cat sat on the mat")
+        })
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let update = |u: UpdateMemory| {
+        root.update_memory(UpdateMemory { namespace: Some("ns".into()), id: "m".into(), ..u })
+    };
+    let merged = update(UpdateMemory {
+        metadata: Some(json!({"b": null, "d": "x"}).as_object().unwrap().clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(json!(merged.metadata), json!({"a": 1, "d": "x"}));
+    assert_eq!(merged.content, stored.content);
+    assert_eq!(merged.tags, ["keep"]);
+    assert!((merged.importance - 0.9).abs() < 1e-12);
+    assert_eq!(merged.created_at, stored.created_at);
+    assert!(merged.updated_at > stored.updated_at);
+
+    let replaced = update(UpdateMemory {
+        metadata: Some(json!({"z": true}).as_object().unwrap().clone()),
+        replace: true,
+        memory_type: Some(MemoryType::Procedural),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(json!(replaced.metadata), json!({"z": true}));
+    assert_eq!(replaced.memory_type, MemoryType::Procedural);
+
+    // New content is re-embedded: a query for it now finds it first.
+    root.store_memory(StoreMemory {
+        namespace: Some("ns".into()),
+        ..StoreMemory::text("quantum chromodynamics lecture")
+    })
+    .unwrap();
+    update(UpdateMemory {
+        content: Some("quantum chromodynamics notes".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let hits =
+        root.recall(Recall::text("quantum chromodynamics notes").namespace("ns").top_k(5)).unwrap();
+    assert_eq!(hits[0].id, "m");
+    assert_eq!(hits.iter().filter(|h| h.id == "m").count(), 1);
+    assert_eq!(root.get_namespace("ns").unwrap().memory_count, 2);
+
+    let missing = root.update_memory(UpdateMemory {
+        namespace: Some("ns".into()),
+        id: "nope".into(),
+        importance: Some(0.1),
+        ..Default::default()
+    });
+    assert_eq!(missing.unwrap_err().code(), ErrorCode::NotFound);
+    let bad = update(UpdateMemory { importance: Some(2.0), ..Default::default() }).unwrap_err();
+    assert_eq!(field_of(&bad), "importance");
+    assert_eq!(root.get_memory(Some("ns"), "m").unwrap().content, "quantum chromodynamics notes");
+}
