@@ -1,7 +1,11 @@
 package memsilo
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../bindings/c/include
+// Where the linker finds libmemsilo_ffi.a (first match wins): CGO_LDFLAGS="-L<dir>" (the
+// release artifact memsilo-ffi-<version>-linux-x86_64.tar.gz), lib/linux-amd64 (a module
+// release that carries the library), ../target/debug (this repository's dev build).
+#cgo CFLAGS: -I${SRCDIR}/include
+#cgo linux,amd64 LDFLAGS: -L${SRCDIR}/lib/linux-amd64
 #cgo LDFLAGS: -L${SRCDIR}/../target/debug -l:libmemsilo_ffi.a -lm -ldl -lpthread
 #include <stdlib.h>
 #include <string.h>

@@ -9,9 +9,12 @@
 //	_, err = acme.StoreMemory(ctx, "tenant-acme", memsilo.StoreMemoryRequest{Content: "Q3 roadmap"})
 //	hits, err := acme.Recall(ctx, "tenant-acme", memsilo.RecallRequest{Query: "roadmap", TopK: 5})
 //
-// Every failure is a [*Error] whose Code is one of the wire codes of API.md; use
+// Every failure is a [*Error] whose Code is one of the wire codes of the error table (docs/src/api/errors.md); use
 // [errors.As] to read it. A DB is safe for concurrent use by many goroutines.
 //
-// The package links the memsilo C ABI statically (bindings/c, built by
-// `cargo build -p memsilo-ffi`), so programs using it need no shared library at run time.
+// The package links the memsilo C ABI statically, so programs using it need no shared
+// library at run time. Building needs a C compiler and the static library libmemsilo_ffi.a
+// for linux/amd64: the release artifact memsilo-ffi-<Version>-linux-x86_64.tar.gz holds it,
+// and CGO_LDFLAGS="-L<dir>/lib" points the linker at it (no Rust needed). Inside the
+// repository, `cargo build -p memsilo-ffi` builds it into target/debug, which is searched last.
 package memsilo

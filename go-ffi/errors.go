@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Code is a stable error code, as on the wire (the "error" field of API.md's error body).
+// Code is a stable error code, as on the wire (the "error" field of the HTTP error body).
 type Code string
 
-// The error codes of API.md, one per row of its error table.
+// The error codes, one per row of the error table (docs/src/api/errors.md).
 const (
 	CodeInvalidArgument Code = "invalid_argument"  // validation failed (the message names the field)
 	CodeUnauthorized    Code = "unauthorized"      // missing, malformed, unknown, expired or revoked key
@@ -55,7 +55,7 @@ func (e *Error) Is(target error) bool {
 // ErrClosed is returned by calls on a DB after Close.
 var ErrClosed = errors.New("memsilo: DB is closed")
 
-// errorBody is API.md's error JSON as the C ABI returns it.
+// errorBody is the HTTP error JSON as the C ABI returns it.
 type errorBody struct {
 	Error      Code   `json:"error"`
 	Message    string `json:"message"`

@@ -8,7 +8,7 @@ import (
 // IsolationMode is how a tenant's data is laid out on disk.
 type IsolationMode string
 
-// Isolation modes (see API.md's tenants section).
+// Isolation modes (see docs/src/api/tenants.md).
 const (
 	IsolationLogical  IsolationMode = "logical"  // shared environment, id-prefixed keys (default)
 	IsolationHybrid   IsolationMode = "hybrid"   // one environment per tenant
