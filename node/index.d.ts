@@ -31,7 +31,7 @@ export interface MemsiloErrorInit {
   cause?: unknown;
 }
 
-/** Every error memsilo raises. `code` is the stable code of API.md, `status` its HTTP status. */
+/** Every error memsilo raises. `code` is a stable code of the error table (docs/src/api/errors.md), `status` its HTTP status. */
 export class MemsiloError extends Error {
   constructor(message: string, init?: MemsiloErrorInit);
   readonly code: ErrorCode;

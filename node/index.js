@@ -6,16 +6,34 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
+// The addon: a copy built in this directory (`npm run build`, the repository's dev flow), or
+// the platform package npm installed through optionalDependencies (the napi-rs convention).
+function platformPackage() {
+  if (process.platform !== 'linux') return `memsilo-${process.platform}-${process.arch}`;
+  const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null;
+  const glibc = report?.header?.glibcVersionRuntime;
+  return `memsilo-linux-${process.arch}-${glibc ? 'gnu' : 'musl'}`;
+}
+
 function loadNative() {
   const candidates = [`memsilo.${process.platform}-${process.arch}.node`, 'memsilo.node'];
   for (const name of candidates) {
     const file = path.join(__dirname, name);
     if (fs.existsSync(file)) return require(file);
   }
-  throw new Error(
-    `memsilo: native addon not found (looked for ${candidates.join(', ')} in ${__dirname}); ` +
-      'build it with `npm run build` (needs cargo)',
-  );
+  const pkg = platformPackage();
+  try {
+    return require(pkg);
+  } catch (err) {
+    if (err && err.code !== 'MODULE_NOT_FOUND') throw err;
+    throw new Error(
+      `memsilo: native addon not found: no ${candidates.join(' or ')} in ${__dirname}, and the ` +
+        `platform package ${pkg} is not installed. Prebuilt addons exist for linux-x64-gnu ` +
+        '(npm installs memsilo-linux-x64-gnu with memsilo); elsewhere build from a checkout with ' +
+        '`npm run build` (needs cargo).',
+      { cause: err },
+    );
+  }
 }
 
 const native = loadNative();
@@ -23,7 +41,7 @@ const native = loadNative();
 // ---------------------------------------------------------------------------------------
 // Errors: the one place native errors become MemsiloError.
 
-/** Base class of every error memsilo raises; `.code` is the stable code of API.md. */
+/** Base class of every error memsilo raises; `.code` is a stable code of the error table (docs/src/api/errors.md). */
 class MemsiloError extends Error {
   constructor(message, { code = 'internal', status = 500, retryAfter, namespace, field, tenantId, cause } = {}) {
     super(message, cause === undefined ? undefined : { cause });
