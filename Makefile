@@ -4,12 +4,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help docs console test-console console-screenshots test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help docs dist dist-tools test-dist console test-console console-screenshots test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: console test-rust test-reliability test-python test-node test-go test-console ## Everything CI runs
+test: console test-rust test-reliability test-python test-node test-go test-console test-dist ## Everything CI runs
 
 # The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
 # embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
@@ -113,6 +113,20 @@ docs: ## Build the book in docs/ into docs/book/ (installs mdBook from crates.io
 		cargo install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(CARGO_TARGET_DIR)/tools
 	$(MDBOOK) build docs
 	@echo "open docs/book/index.html"
+
+DIST_DIR ?= $(CURDIR)/dist
+DIST_VENV := $(CARGO_TARGET_DIR)/dist-venv
+dist-tools:
+	test -x $(DIST_VENV)/bin/python || $(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		"maturin==1.16.0" "ziglang==0.15.2" "pytest>=8,<9"
+
+dist: console dist-tools ## Release artifacts in dist/: wheel + sdist, npm tarballs, server tarball, Go/C static library
+	$(PYTHON) scripts/version.py check
+	bash scripts/dist.sh $(DIST_DIR) $(DIST_VENV)/bin
+
+test-dist: dist ## Install each artifact of dist/ with no Rust on PATH and run the quick starts (release build)
+	$(DIST_VENV)/bin/python -m pytest -s -q -p no:cacheprovider tests/dist
 
 fmt: ## Format the Rust code
 	cargo fmt --all

@@ -1,7 +1,7 @@
 """The shapes memsilo returns and accepts, as TypedDicts.
 
 Results are plain ``dict``/``list`` values decoded from the core's JSON (the same fields as the
-HTTP API in API.md); these types only describe them. Times are ISO 8601 strings.
+HTTP API reference, docs/src/api/); these types only describe them. Times are ISO 8601 strings.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ pub fn document() -> Value {
             "title": "memsilo",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Multi-tenant memory store for AI applications. Every error has the body \
-                `Error`; its `error` field is a stable code whose HTTP status is fixed (see API.md).",
+                `Error`; its `error` field is a stable code whose HTTP status is fixed (docs/src/api/errors.md).",
         },
         "servers": [{ "url": "http://127.0.0.1:3300" }],
         "security": [{ "bearer": [] }],
