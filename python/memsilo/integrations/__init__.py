@@ -1,0 +1,12 @@
+"""Framework adapters: memsilo as the store behind LangChain (more frameworks to come).
+
+Each adapter is a thin layer over one memsilo handle and one memsilo namespace: it converts the
+framework's objects to memsilo memories, calls the handle, and maps errors. Build it from a
+handle acting as a scoped key (``memsilo.connect(url, key)`` or ``db.scoped(key)``) and it can
+reach only what that key allows; tenant A's adapter cannot read or change tenant B's memories.
+
+Nothing here is imported by ``import memsilo``, and each submodule imports its framework only
+when it is imported itself. Install a framework with its extra::
+
+    pip install "memsilo[langchain]"    # memsilo.integrations.langchain
+"""
