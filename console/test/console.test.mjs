@@ -24,8 +24,15 @@ const pageErrors = [];
 
 before(async () => {
   server = await startServer();
-  browser = await launchBrowser();
-  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+  // Chromium now and then refuses a permission grant to a freshly started profile ("can't be
+  // granted in current context"): retry, then start the browser again.
+  for (let launch = 1; ; launch++) {
+    browser = await launchBrowser();
+    const granted = await grantClipboard(browser.context, server.url);
+    if (granted === true) break;
+    await browser.close();
+    if (launch >= 3) throw granted;
+  }
   page = browser.context.pages()[0] ?? (await browser.context.newPage());
   page.on('request', (r) => {
     if (!r.url().startsWith(server.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) outside.push(r.url());
@@ -35,6 +42,20 @@ before(async () => {
   });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
 });
+
+async function grantClipboard(context, origin) {
+  let error;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+      return true;
+    } catch (e) {
+      error = e;
+      await new Promise((ok) => setTimeout(ok, 250));
+    }
+  }
+  return error;
+}
 
 after(async () => {
   await browser?.close();
@@ -341,6 +362,19 @@ test('signed in with the namespace key: only its namespace; store and recall; 40
       .then((r) => r.json())
       .then((d) => Object.values(d.paths).flatMap((p) => Object.values(p).map((o) => o.operationId))),
   );
+  if (ops.includes('update_memory')) {
+    await page.getByRole('button', { name: 'Edit: Acme Q3 roadmap: launch Omega in Septe' }).click();
+    const e = await inDialog('Edit memory');
+    await e.getByLabel('Memory importance').fill('0.95');
+    await e.getByLabel('Memory tags').fill('roadmap, q3, launch');
+    await accessible('the edit memory dialog');
+    await e.getByRole('button', { name: 'Save memory' }).click();
+    const edited = hits.filter({ hasText: 'launch Omega in September' });
+    await edited.getByText('importance 0.95').waitFor();
+    await edited.getByRole('listitem').filter({ hasText: 'launch' }).waitFor();
+  } else {
+    assert.equal(await page.getByRole('button', { name: /^Edit: / }).count(), 0, 'no edit without update_memory');
+  }
   if (ops.includes('list_memories')) {
     await store('Pricing page draft for Omega', 'roadmap');
     await store('Press release approved by legal', 'roadmap');

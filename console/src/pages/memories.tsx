@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, callOperation, schemaField, type Memory } from '../api';
 import { useSession } from '../session';
-import { Empty, errorText, Field, fmtDate, Input, Notice, PageHeader, Select, TableHead, useNotice } from '../ui';
+import { Dialog, Empty, errorText, Field, fmtDate, FormActions, Input, Notice, PageHeader, Select, TableHead, useNotice } from '../ui';
 import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
 
 export function MemoriesPage(props: { params: URLSearchParams }) {
@@ -89,8 +89,10 @@ function Recall(props: { ns: string }) {
     schemaField('Recall', 'mode').then((m) => setModes(m && m.length ? m : null));
     schemaField('Recall', 'filter').then((f) => setHasFilter(f !== null));
   }, []);
-  const submit = async (e: Event) => {
-    e.preventDefault();
+  const s = useSession();
+  const [editing, setEditing] = useState<Memory | null>(null);
+  const submit = async (e?: Event) => {
+    e?.preventDefault();
     setError('');
     const body: Record<string, unknown> = { namespace: props.ns, query, top_k: Number(topK) };
     if (tagsOf(tags).length) body.tags = tagsOf(tags);
@@ -186,12 +188,68 @@ function Recall(props: { ns: string }) {
                     </ul>
                   )}
                 </div>
+                {s.ops.has('update_memory') && (
+                  <div class="hit-actions">
+                    <button type="button" onClick={() => setEditing(h)} aria-label={`Edit: ${h.content.slice(0, 40)}`}>
+                      Edit
+                    </button>
+                  </div>
+                )}
               </li>
             ))}
           </ol>
         </>
       )}
+      {editing && (
+        <EditMemory
+          ns={props.ns}
+          memory={editing}
+          onClose={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null);
+            submit();
+          }}
+        />
+      )}
     </section>
+  );
+}
+
+/** Changes a memory's content, importance or tags with `update_memory` (content is embedded
+ * again by the server). */
+function EditMemory(props: { ns: string; memory: Memory; onClose: () => void; onSaved: () => void }) {
+  const s = useSession();
+  const m = props.memory;
+  const [content, setContent] = useState(m.content);
+  const [importance, setImportance] = useState(String(m.importance));
+  const [tags, setTags] = useState(m.tags.join(', '));
+  const [error, setError] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError('');
+    const changes: Record<string, unknown> = { id: m.id, namespace: props.ns, importance: Number(importance), tags: tagsOf(tags) };
+    if (content !== m.content) changes.content = content;
+    try {
+      await callOperation(s.ops.get('update_memory')!, changes);
+      props.onSaved();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <Dialog title="Edit memory" open onClose={props.onClose}>
+      <form onSubmit={submit} class="form-grid">
+        <Field label="Memory content">
+          {(id) => <textarea id={id} rows={3} required value={content} onInput={(e) => setContent(e.currentTarget.value)} />}
+        </Field>
+        <div class="row">
+          <Input label="Memory importance" type="number" min="0" max="1" step="0.05" value={importance} onChange={setImportance} />
+          <Input label="Memory tags" hint="Comma-separated" value={tags} onChange={setTags} />
+        </div>
+        <Notice notice={error ? { kind: 'error', text: error } : null} />
+        <FormActions onCancel={props.onClose} submit="Save memory" />
+      </form>
+    </Dialog>
   );
 }
 
