@@ -8,9 +8,15 @@ import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick
 
 const W = 880;
 const H = 520;
-const PALETTE = ['#4f46e5', '#0f766e', '#b45309', '#be123c', '#7c3aed', '#15803d', '#0369a1', '#a21caf'];
+const PALETTE = ['#4f46e5', '#0f766e', '#b45309', '#be123c', '#0369a1', '#15803d', '#a21caf', '#7c3aed'];
 
+/** A colour per entity type: in order of first appearance (distinct for the first eight
+ * types), then by a hash of the name. */
+const seen: string[] = [];
 function colorOf(type: string): string {
+  let i = seen.indexOf(type);
+  if (i < 0 && seen.length < PALETTE.length) i = seen.push(type) - 1;
+  if (i >= 0) return PALETTE[i];
   let h = 0;
   for (const c of type) h = (h * 31 + c.charCodeAt(0)) >>> 0;
   return PALETTE[h % PALETTE.length];
