@@ -187,15 +187,19 @@ def test_python_wheel_quick_start_in_process_and_remote(tmp_path: Path):
         server.stop()
 
 
-def test_python_sdist_carries_the_sources():
+def test_python_sdist_carries_the_sources(tmp_path: Path):
     sdist = artifact(f"memsilo-{VERSION}.tar.gz")
     with tarfile.open(sdist) as t:
         names = t.getnames()
+        t.extractall(tmp_path, filter="data")
     prefix = f"memsilo-{VERSION}/"
     for needed in ["pyproject.toml", "memsilo/__init__.py", "PKG-INFO"]:
         assert prefix + needed in names, (needed, names[:20])
     assert any(n.endswith("core/src/lib.rs") for n in names), "the engine's sources"
     assert any(n.endswith("bindings/python/src/lib.rs") for n in names), "the extension's sources"
+    # Its workspace loads on its own (members it lacks would fail here); building it needs Rust.
+    subprocess.run(["cargo", "metadata", "--locked", "--no-deps", "--format-version", "1"],
+                   cwd=tmp_path / f"memsilo-{VERSION}", check=True, capture_output=True)
 
 
 # ------------------------------------------------------------------------------------------
