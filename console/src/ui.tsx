@@ -292,6 +292,19 @@ export function TableHead(props: { cols: string[]; actions?: boolean }) {
   );
 }
 
+/** A table with a caption for screen readers, its header row and `children` as its rows. */
+export function Table(props: { caption: ComponentChildren; cols: string[]; actions?: boolean; class?: string; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap">
+      <table class={props.class}>
+        <caption class="sr-only">{props.caption}</caption>
+        <TableHead cols={props.cols} actions={props.actions} />
+        <tbody>{props.children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 /** A dialog form's Cancel and submit buttons. */
 export function FormActions(props: { onCancel: () => void; submit: string }) {
   return (

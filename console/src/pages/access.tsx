@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, enc, listAll, type Key, type Member, type Namespace, type Tenant } from '../api';
 import { isRoot, useSession } from '../session';
-import { ConfirmDelete, Dialog, Empty, Field, fmtDate, FormActions, Input, LoadError, PageHeader, Select, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
+import { ConfirmDelete, Dialog, Empty, Field, fmtDate, FormActions, Input, LoadError, PageHeader, Select, Table, TenantSelect, useLoad, useNotice } from '../ui';
 
 const ROOT_KEYS = '';
 
@@ -66,11 +66,7 @@ function Members(props: { tenant: Tenant }) {
       </form>
       {members.data && members.data.length === 0 && <Empty>No members yet.</Empty>}
       {members.data && members.data.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Members of {t.name}</caption>
-            <TableHead cols={['User', 'Role', 'Member id', 'Added']} actions />
-            <tbody>
+        <Table caption={<>Members of {t.name}</>} cols={['User', 'Role', 'Member id', 'Added']} actions>
               {members.data.map((m) => (
                 <tr key={m.member_id}>
                   <th scope="row">{m.user_identifier}</th>
@@ -86,9 +82,7 @@ function Members(props: { tenant: Tenant }) {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </Table>
       )}
       <ConfirmDelete
         what="member"
@@ -165,11 +159,7 @@ function Keys(props: { tenantId: string | null; tenants: Tenant[] }) {
       </div>
       {keys.data && shown.length === 0 && <Empty>No keys{prefix ? ` starting with ${prefix}` : ''}.</Empty>}
       {shown.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">API keys</caption>
-            <TableHead cols={['Name', 'Prefix', 'Tenant', 'Scope', 'Created', 'Expires', 'State']} actions />
-            <tbody>
+        <Table caption="API keys" cols={['Name', 'Prefix', 'Tenant', 'Scope', 'Created', 'Expires', 'State']} actions>
               {shown.map((k) => (
                 <tr key={k.id} data-key={k.name}>
                   <th scope="row">{k.name}</th>
@@ -195,9 +185,7 @@ function Keys(props: { tenantId: string | null; tenants: Tenant[] }) {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </Table>
       )}
       {creating && (
         <CreateKey

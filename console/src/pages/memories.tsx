@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, callOperation, schemaField, type Memory } from '../api';
 import { useSession } from '../session';
-import { Dialog, Empty, errorText, Field, fmtDate, FormActions, Input, Notice, PageHeader, Select, TableHead, useNotice } from '../ui';
+import { Dialog, Empty, errorText, Field, fmtDate, FormActions, Input, Notice, PageHeader, Select, Table, useNotice } from '../ui';
 import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
 
 export function MemoriesPage(props: { params: URLSearchParams }) {
@@ -297,11 +297,7 @@ function Browse(props: { ns: string }) {
       <Notice notice={error ? { kind: 'error', text: error } : null} />
       {pages.length > 0 && items.length === 0 && <Empty>This namespace holds no memories.</Empty>}
       {items.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Memories of {props.ns}, newest first</caption>
-            <TableHead cols={['Content', 'Tags', '#Importance', 'Agent', 'Created']} />
-            <tbody>
+        <Table caption={<>Memories of {props.ns}, newest first</>} cols={['Content', 'Tags', '#Importance', 'Agent', 'Created']}>
               {items.map((m) => (
                 <tr key={m.id}>
                   <td>{m.content}</td>
@@ -311,9 +307,7 @@ function Browse(props: { ns: string }) {
                   <td class="nowrap">{fmtDate(m.created_at)}</td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </Table>
       )}
       {next && (
         <div class="actions">

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { call, enc, listAll, type Namespace, type Policy, type Tenant } from '../api';
 import { canManage, isRoot, useSession } from '../session';
-import { ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
+import { ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, Table, TenantSelect, useLoad, useNotice } from '../ui';
 
 interface Data {
   namespaces: Namespace[];
@@ -69,14 +69,7 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
       <LoadError error={error} />
       {data && rows.length === 0 && <Empty>{view === 'orphans' ? 'No orphaned namespaces.' : 'No namespaces this key may see.'}</Empty>}
       {rows.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">{view === 'orphans' ? 'Orphaned namespaces' : 'Namespaces'}</caption>
-            <TableHead
-              cols={['Name', 'Tenant', '#Memories', '#Size', 'Embedder', 'Policy', 'Created', ...(view === 'orphans' ? ['Why'] : [])]}
-              actions
-            />
-            <tbody>
+        <Table caption={view === 'orphans' ? 'Orphaned namespaces' : 'Namespaces'} cols={['Name', 'Tenant', '#Memories', '#Size', 'Embedder', 'Policy', 'Created', ...(view === 'orphans' ? ['Why'] : [])]} actions>
               {rows.map((n) => (
                 <tr key={n.name} data-namespace={n.name}>
                   <th scope="row" class="nowrap">
@@ -117,9 +110,7 @@ export function NamespacesPage(props: { params: URLSearchParams }) {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </Table>
       )}
       {creating && (
         <CreateNamespace

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { call, enc, get, listAll, rateBucket, type Quotas, type Tenant } from '../api';
 import { isRoot, useSession } from '../session';
-import { Bar, ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, Select, StatusBadge, TableHead, TenantSelect, useLoad, useNotice } from '../ui';
+import { Bar, ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, Select, StatusBadge, Table, TenantSelect, useLoad, useNotice } from '../ui';
 
 const GIB = 1024 ** 3;
 
@@ -70,11 +70,7 @@ export function TenantsPage() {
       <LoadError error={error} />
       {data && rows.length === 0 && <Empty>No tenants yet. Create one to give a customer its own quotas and keys.</Empty>}
       {rows.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Tenants</caption>
-            <TableHead cols={['Name', 'Status', 'Isolation', 'Storage', 'Namespaces', 'Members', 'QPS', 'Created']} actions={root} />
-            <tbody>
+        <Table caption="Tenants" cols={['Name', 'Status', 'Isolation', 'Storage', 'Namespaces', 'Members', 'QPS', 'Created']} actions={root}>
               {rows.map(({ tenant: t, depth }) => (
                 <tr key={t.id} data-tenant={t.name}>
                   <th scope="row" class="tree-cell">
@@ -140,9 +136,7 @@ export function TenantsPage() {
                   )}
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </Table>
       )}
       <CreateTenant
         open={creating}
