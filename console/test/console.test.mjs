@@ -472,7 +472,18 @@ test('graph: add entities and a relation, draw the neighbourhood, explore by cli
   await page.getByLabel('Depth').selectOption('2');
   await page.getByLabel('Entity', { exact: true }).fill('Acme');
   await page.getByRole('button', { name: 'Show neighbourhood' }).click();
-  await page.getByRole('group', { name: /^Graph of Acme: 5 entities, 5 relations/ }).waitFor();
+  const full = page.getByRole('group', { name: /^Graph of Acme: 5 entities, 5 relations/ });
+  await full.waitFor();
+  // Drag a node: it moves and stays where it was dropped.
+  const berlin = full.getByRole('button', { name: /^Berlin \(place\)/ });
+  const before = await berlin.getAttribute('transform');
+  const box = await berlin.locator('circle').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x - 120, box.y - 60, { steps: 5 });
+  await page.mouse.up();
+  assert.notEqual(await berlin.getAttribute('transform'), before, 'the dragged node moved');
+  await page.getByRole('group', { name: /^Graph of Acme/ }).waitFor();
   await accessible('the graph page');
   await shot('graph');
 });
