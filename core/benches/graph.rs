@@ -129,7 +129,7 @@ fn graph(c: &mut Criterion) {
                 ..Default::default()
             })
             .unwrap();
-            root.delete_entity("g", "churn").unwrap();
+            root.delete_entity("g", "churn", None).unwrap();
             root.neighbors(around(&ids[1])).unwrap()
         });
     });

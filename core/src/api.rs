@@ -627,7 +627,7 @@ impl Handle {
                 Reply::of(self.shortest_path(&a.namespace, &a.from, &a.to)?)
             }
             Request::DeleteEntity(a) => {
-                let e = self.delete_entity(&a.namespace, &a.entity)?;
+                let e = self.delete_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?;
                 Reply::of(json!({ "id": e.id, "name": e.name, "deleted": true }))
             }
             Request::DeleteRelation(a) => {

@@ -108,6 +108,9 @@ pub(crate) struct EngineInner {
     admin_hash: RwLock<Option<[u8; 32]>>,
     /// Namespaces deleted while this process runs (see [`crate::purge`]).
     pub dead: RwLock<std::collections::HashSet<u64>>,
+    /// Held by a deletion from its catalog commit until it has read what its namespaces
+    /// held, and by the purge while it lists its jobs (see [`EngineInner::retire_namespaces`]).
+    pub purge_gate: Mutex<()>,
     /// The exclusive lock on `DIR/LOCK`, released when the engine is dropped.
     _dir_lock: std::fs::File,
 }
@@ -212,6 +215,7 @@ impl Engine {
             graphs: crate::graph::GraphCache::default(),
             wake: (Mutex::new(false), Condvar::new()),
             dead: RwLock::default(),
+            purge_gate: Mutex::new(()),
             _dir_lock: dir_lock,
             admin_hash: RwLock::default(),
             options,

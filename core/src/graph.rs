@@ -590,10 +590,22 @@ impl Handle {
     }
 
     /// Deletes an entity (by id or name) and every relation touching it.
-    pub fn delete_entity(&self, namespace: &str, entity: &str) -> Result<Entity> {
+    ///
+    /// With `entity_type`, only an entity of that type is deleted (`not_found` if the one named
+    /// has another type); without it, a name several types share is `invalid_argument`
+    /// listing them.
+    pub fn delete_entity(
+        &self,
+        namespace: &str,
+        entity: &str,
+        entity_type: Option<&str>,
+    ) -> Result<Entity> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        if let Some(ty) = entity_type {
+            validate_type(ty, "type")?;
+        }
         self.write_graph(&rec, 0, |t, w, stats| {
-            let id = match rows::resolve(t, w, rec.id, "entity", entity, None)? {
+            let id = match rows::resolve(t, w, rec.id, "entity", entity, entity_type)? {
                 Resolved::Found(id) => id,
                 Resolved::Missing { .. } => return Err(Error::not_found("entity", entity)),
             };

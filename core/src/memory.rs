@@ -1354,8 +1354,17 @@ pub(crate) fn remove_memories(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let chain = match &rec.tenant_id {
+        Some(tid) => inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid))?,
+        None => Vec::new(),
+    };
     let env = inner.data_env(&rec.location)?;
     let (removed, freed, slots, stats) = env.write(|w, t| {
+        // As for writes: once its namespace is deleted, a forget releases nothing (the
+        // deletion releases what the namespace still holds).
+        if inner.is_dead(rec.id) {
+            return Err(Error::namespace_forbidden(&rec.name));
+        }
         let mut stats = t.stats_of(w, rec.id)?;
         let mut removed = Vec::new();
         let mut slots = Vec::new();
@@ -1390,11 +1399,7 @@ pub(crate) fn remove_memories(
         t.put_stats(w, rec.id, &stats)?;
         Ok((removed, freed, slots, stats))
     })?;
-    if let Some(tid) = &rec.tenant_id {
-        let chain =
-            inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid)).unwrap_or_default();
-        inner.usage.adjust(&chain, -(freed as i64));
-    }
+    inner.usage.adjust(&chain, -(freed as i64));
     inner.vectors.apply(rec.id, &[], &slots);
     crate::ann::note_delete(inner, rec, &stats);
     Ok(removed)
@@ -1435,7 +1440,11 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
             }
             Ok(out)
         })?;
-        total += remove_memories(inner, &rec, &doomed)?.len() as u64;
+        match remove_memories(inner, &rec, &doomed) {
+            Ok(removed) => total += removed.len() as u64,
+            Err(_) if inner.is_dead(rec.id) => {} // deleted meanwhile: the purge takes its rows
+            Err(e) => return Err(e),
+        }
     }
     Ok(total)
 }
@@ -1453,8 +1462,7 @@ impl EngineInner {
                 continue;
             }
             let bytes = self.namespace_stats(&rec)?.storage_bytes;
-            let chain =
-                self.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid)).unwrap_or_default();
+            let chain = self.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid))?;
             for link in chain {
                 *usage.entry(link.tenant_id).or_default() += bytes;
             }

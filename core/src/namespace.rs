@@ -10,7 +10,7 @@ use crate::datastore::{EnvLocation, NamespaceId, NamespaceStats};
 use crate::engine::{Caller, Handle};
 use crate::error::{Error, Result};
 use crate::page::{Page, Paged};
-use crate::tenant::{get_tenant, IsolationMode, TenantStatus};
+use crate::tenant::{get_tenant, Counted, IsolationMode, TenantStatus};
 
 /// Largest vector dimension accepted.
 pub const MAX_DIMENSIONS: u32 = 4096;
@@ -132,6 +132,14 @@ pub struct DeletedNamespace {
     pub deleted_at: DateTime<Utc>,
 }
 
+/// The answer for a namespace that is gone: only root learns `not_found`.
+fn gone(principal: &Principal, name: &str) -> Error {
+    match principal {
+        Principal::Root => Error::not_found("namespace", name),
+        _ => Error::namespace_forbidden(name),
+    }
+}
+
 /// Checks a namespace name: 1–128 characters of `[A-Za-z0-9_.-]`.
 pub fn validate_namespace_name(name: &str, field: &str) -> Result<()> {
     let ok = (1..=128).contains(&name.len())
@@ -162,10 +170,7 @@ impl Handle {
         authorize(&caller.principal, action.on(name, rec.as_ref()))?;
         let rec = rec.ok_or_else(|| Error::not_found("namespace", name))?;
         if self.inner.is_dead(rec.id) {
-            return Err(match caller.principal {
-                Principal::Root => Error::not_found("namespace", name),
-                _ => Error::namespace_forbidden(name),
-            });
+            return Err(gone(&caller.principal, name));
         }
         Ok(rec)
     }
@@ -224,15 +229,7 @@ impl Handle {
                     if tenant.status != TenantStatus::Active {
                         return Err(Error::invalid("tenant_id", "tenant is not active"));
                     }
-                    let count = count_namespaces(t, w, tid)?;
-                    if count >= u64::from(tenant.quotas.max_namespaces) {
-                        return Err(Error::QuotaExceeded {
-                            tenant: tid.clone(),
-                            quota: "max_namespaces",
-                            limit: u64::from(tenant.quotas.max_namespaces),
-                            requested: count + 1,
-                        });
-                    }
+                    crate::tenant::check_counted_quota(t, w, tid, Counted::Namespaces)?;
                     tenant.isolation_mode
                 }
                 None => IsolationMode::Logical,
@@ -328,20 +325,33 @@ impl Handle {
     pub fn delete_namespace(&self, name: &str) -> Result<DeletedNamespace> {
         let caller = self.caller()?;
         let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)?;
-        self.inner.mark_dead(rec.id);
-        let unlinked = self
-            .inner
-            .catalog_write(|w, t| crate::purge::unlink_namespace(&self.inner, t, w, name))?;
-        if let Some(tid) = &rec.tenant_id {
-            let chain = self
-                .inner
-                .catalog
-                .read(|r, t| crate::tenant::quota_chain(t, r, tid))
-                .unwrap_or_default();
-            self.inner.usage.adjust(&chain, -(unlinked.storage_bytes as i64));
-        }
-        self.inner.forget_namespace_caches(rec.id);
+        self.remove_namespace(&caller, &rec)
+    }
+
+    /// Removes the namespace `rec` that `caller` was authorised to delete, if it is still the
+    /// one under its name.
+    fn remove_namespace(&self, caller: &Caller, rec: &NamespaceRecord) -> Result<DeletedNamespace> {
+        let name = rec.name.as_str();
+        let gate = self.inner.purge_gate.lock();
+        let chain = self.inner.catalog_write(|w, t| {
+            // What was authorised is what is removed: the same namespace id, in this one
+            // transaction (the name may have been deleted and taken by another tenant since).
+            let cur = t
+                .namespaces
+                .get(w, name)?
+                .filter(|c| c.id == rec.id)
+                .ok_or_else(|| gone(&caller.principal, name))?;
+            let chain = match &cur.tenant_id {
+                Some(tid) => crate::tenant::quota_chain(t, w, tid)?,
+                None => Vec::new(),
+            };
+            crate::purge::unlink_namespace(t, w, &cur)?;
+            Ok(chain)
+        })?;
+        let held = self.inner.retire_namespaces(std::slice::from_ref(rec));
+        drop(gate);
         self.inner.wake_worker();
+        self.inner.usage.adjust(&chain, -(held? as i64));
         Ok(DeletedNamespace { name: name.to_owned(), deleted_at: self.inner.options.clock.now() })
     }
 
@@ -370,19 +380,6 @@ impl Handle {
     }
 }
 
-fn count_namespaces(
-    t: &CatalogTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
-    tenant_id: &str,
-) -> Result<u64> {
-    let mut n = 0;
-    for e in t.tenant_namespaces.prefix_iter(r, &format!("{tenant_id}/"))? {
-        e?;
-        n += 1;
-    }
-    Ok(n)
-}
-
 fn collect_tenant(
     t: &CatalogTables,
     r: &heed::RoTxn<'_, heed::WithoutTls>,
@@ -404,5 +401,48 @@ impl crate::engine::EngineInner {
     pub(crate) fn namespace_stats(&self, rec: &NamespaceRecord) -> Result<NamespaceStats> {
         let env = self.data_env(&rec.location)?;
         env.read(|r, t| t.stats_of(r, rec.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::CreateKey;
+    use crate::tenant::{CreateTenant, QuotasPatch};
+    use crate::{Engine, Options, Role, StoreMemory};
+
+    /// Item 4 of issue 14, made deterministic: a retried delete that was authorised on one
+    /// namespace runs after that namespace was deleted and its name taken by another tenant.
+    #[test]
+    fn a_delete_authorised_on_one_namespace_never_removes_its_namesake() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let root = engine.root();
+        let admin_of = |name: &str| {
+            let quotas = QuotasPatch { qps_limit: Some(1_000_000), ..Default::default() };
+            let req =
+                CreateTenant { name: name.into(), quotas: Some(quotas), ..Default::default() };
+            let tid = root.create_tenant(req).unwrap().tenant.id;
+            let key = root.create_key(CreateKey::tenant_role("a", &tid, Role::Admin)).unwrap();
+            (tid, engine.scoped(&key.key).unwrap())
+        };
+        let ((_, a), (b_id, b)) = (admin_of("tenant_a"), admin_of("tenant_b"));
+        a.create_namespace("contested", NamespaceOptions::default()).unwrap();
+        // The retried delete has been authorised on A's namespace...
+        let caller = a.caller().unwrap();
+        let stale = a.namespace_for(&caller, "contested", NamespaceAction::Manage).unwrap();
+        // ...when the first delete removes it and B takes the name.
+        a.delete_namespace("contested").unwrap();
+        b.create_namespace("contested", NamespaceOptions::default()).unwrap();
+        let memory = StoreMemory { namespace: Some("contested".into()), ..StoreMemory::text("b") };
+        b.store_memory(memory).unwrap();
+        let used = root.get_tenant(&b_id).unwrap().usage.storage_bytes;
+
+        let err = a.remove_namespace(&caller, &stale).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+        let ns = b.get_namespace("contested").unwrap();
+        assert_eq!((ns.tenant_id.as_deref(), ns.memory_count), (Some(b_id.as_str()), 1));
+        assert_eq!(root.get_tenant(&b_id).unwrap().usage.storage_bytes, used);
     }
 }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{next_counter, tenant_ns_key, CatalogTables};
 use crate::datastore::{EnvLocation, NamespaceId};
 use crate::engine::EngineInner;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::namespace::NamespaceRecord;
 
 /// Work left after a deletion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,28 +29,20 @@ pub(crate) enum PurgeJob {
     RemoveEnv { location: EnvLocation },
 }
 
-/// What a namespace held when it was unlinked.
-pub(crate) struct Unlinked {
-    pub storage_bytes: u64,
-}
-
-/// Removes a namespace's routing and queues its purge, inside the caller's catalog transaction.
+/// Removes a namespace's routing and queues its purge, inside the caller's catalog
+/// transaction. Nothing outside the transaction changes: once it has committed, the caller
+/// calls [`EngineInner::retire_namespaces`].
 pub(crate) fn unlink_namespace(
-    inner: &EngineInner,
     t: &CatalogTables,
     w: &mut heed::RwTxn<'_>,
-    name: &str,
-) -> Result<Unlinked> {
-    let rec = t.namespaces.get(w, name)?.ok_or_else(|| Error::not_found("namespace", name))?;
-    inner.mark_dead(rec.id);
-    let storage_bytes = inner.namespace_stats(&rec).map_or(0, |s| s.storage_bytes);
-    t.namespaces.delete(w, name)?;
-    t.tenant_namespaces.delete(w, &tenant_ns_key(rec.tenant_id.as_deref(), name))?;
+    rec: &NamespaceRecord,
+) -> Result<()> {
+    t.namespaces.delete(w, &rec.name)?;
+    t.tenant_namespaces.delete(w, &tenant_ns_key(rec.tenant_id.as_deref(), &rec.name))?;
     let job = PurgeJob::Namespace { ns_id: rec.id, location: rec.location.clone() };
     let id = next_counter(t, w, "purge_job")?;
     t.purges.put(w, &id, &job)?;
-    inner.forget_namespace_caches(rec.id);
-    Ok(Unlinked { storage_bytes })
+    Ok(())
 }
 
 /// Queues removal of a whole environment, after the namespace jobs queued before it.
@@ -69,8 +62,11 @@ const PURGE_BATCH: usize = 5_000;
 /// Runs every queued job; returns how many ran. Environments that lost rows are compacted
 /// once at the end, then the jobs are removed from the catalog.
 pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
-    let jobs: Vec<(u64, PurgeJob)> =
-        inner.catalog.read(|r, t| Ok(t.purges.iter(r)?.collect::<heed::Result<Vec<_>>>()?))?;
+    // Under the gate: a job is seen only once its deletion has read what the namespace held.
+    let jobs: Vec<(u64, PurgeJob)> = {
+        let _gate = inner.purge_gate.lock();
+        inner.catalog.read(|r, t| Ok(t.purges.iter(r)?.collect::<heed::Result<Vec<_>>>()?))?
+    };
     if jobs.is_empty() {
         return Ok(0);
     }
@@ -161,6 +157,25 @@ impl EngineInner {
     /// can land after the purge of its rows has begun.
     pub(crate) fn mark_dead(&self, id: NamespaceId) {
         self.dead.write().insert(id);
+    }
+
+    /// After the catalog committed the unlinking of `recs`: stops every write to them, drops
+    /// their caches, and returns the bytes they held. The bytes are read in a write
+    /// transaction of each namespace's environment begun after it was marked dead, so every
+    /// write or forget that passed its liveness check has committed by then and none can
+    /// follow: each byte is released exactly once. The caller holds
+    /// [`EngineInner::purge_gate`], so the purge cannot remove the counters first.
+    pub(crate) fn retire_namespaces(&self, recs: &[NamespaceRecord]) -> Result<u64> {
+        let mut held = 0;
+        for rec in recs {
+            self.mark_dead(rec.id);
+            self.forget_namespace_caches(rec.id);
+            if rec.location.dir(&self.dir).exists() {
+                let env = self.data_env(&rec.location)?;
+                held += env.write(|w, t| Ok(t.stats_of(w, rec.id)?.storage_bytes))?;
+            }
+        }
+        Ok(held)
     }
 
     /// Drops the in-memory vector and graph caches of a namespace.

@@ -107,19 +107,15 @@ impl StorageUsage {
     }
 
     /// Reserves `delta` bytes along `chain` (the tenant, then its ancestors), or fails with
-    /// `quota_exceeded` naming the first tenant whose limit binds, reserving nothing.
+    /// `quota_exceeded`, reserving nothing (see [`chain_exceeded`]).
     pub(crate) fn reserve(&self, chain: &[QuotaLink], delta: u64) -> Result<Reservation<'_>> {
         let mut bytes = self.bytes.lock();
-        for link in chain {
-            let used = bytes.get(&link.tenant_id).copied().unwrap_or(0);
-            if used + delta > link.limit {
-                return Err(Error::QuotaExceeded {
-                    tenant: link.tenant_id.clone(),
-                    quota: "storage_quota_bytes",
-                    limit: link.limit,
-                    requested: used + delta,
-                });
-            }
+        let usage: Vec<(u64, u64)> = chain
+            .iter()
+            .map(|l| (l.limit, bytes.get(&l.tenant_id).copied().unwrap_or(0)))
+            .collect();
+        if let Some(own) = chain.first() {
+            chain_exceeded(&own.tenant_id, "storage_quota_bytes", &usage, delta)?;
         }
         for link in chain {
             *bytes.entry(link.tenant_id.clone()).or_default() += delta;
@@ -144,6 +140,29 @@ impl StorageUsage {
     /// Sets usage from scratch (engine open).
     pub(crate) fn set_all(&self, all: HashMap<String, u64>) {
         *self.bytes.lock() = all;
+    }
+}
+
+/// Checks that `delta` more of a quota fits every `(limit, usage)` of a chain (the caller's
+/// tenant first, then its ancestors; each usage includes the descendants'). Refused, the
+/// error names the caller's own tenant with the limit that applies to it — its usage plus
+/// the smallest headroom along the chain — never an ancestor's id or usage (which would
+/// include its siblings').
+pub(crate) fn chain_exceeded(
+    own: &str,
+    quota: &'static str,
+    usage: &[(u64, u64)],
+    delta: u64,
+) -> Result<()> {
+    let headroom = usage.iter().map(|(limit, used)| limit.saturating_sub(*used)).min();
+    match (headroom, usage.first()) {
+        (Some(room), Some((_, used))) if delta > room => Err(Error::QuotaExceeded {
+            tenant: own.to_owned(),
+            quota,
+            limit: used + room,
+            requested: used + delta,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -204,8 +223,13 @@ mod tests {
         u.reserve(&chain, 80).unwrap().keep(80);
         assert_eq!(u.get("parent"), 80);
         u.adjust(&chain[1..], 60);
+        // The parent binds (140 of 150 used), but the child is told of its own applicable
+        // limit: its 80 bytes plus the 10 left above it.
         let err = u.reserve(&chain, 20).err().unwrap();
-        assert!(matches!(err, Error::QuotaExceeded { ref tenant, .. } if tenant == "parent"));
+        assert!(
+            matches!(err, Error::QuotaExceeded { ref tenant, limit: 90, requested: 100, .. } if tenant == "child"),
+            "{err}"
+        );
         drop(u.reserve(&chain, 5).unwrap());
         assert_eq!(u.get("child"), 80);
     }

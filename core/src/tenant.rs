@@ -337,6 +337,65 @@ pub(crate) fn quota_chain(
     Ok(chain)
 }
 
+/// A quota counted in catalog rows keyed `tenant_id/...` (namespaces, members).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counted {
+    /// `max_namespaces`, over `tenant_namespaces`.
+    Namespaces,
+    /// `max_members`, over `members`.
+    Members,
+}
+
+/// Checks that one more of a counted quota fits `tenant_id` and each of its ancestors, each
+/// counting its whole subtree (a child's namespaces and members count against its parents'
+/// limits too); refused, the error names the caller's own tenant (see
+/// [`crate::quota::chain_exceeded`]).
+pub(crate) fn check_counted_quota(
+    t: &CatalogTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    tenant_id: &str,
+    what: Counted,
+) -> Result<()> {
+    let mut children = std::collections::HashMap::<String, Vec<String>>::default();
+    for e in t.tenants.iter(r)? {
+        let (id, tenant) = e?;
+        if let Some(p) = tenant.parent_id {
+            children.entry(p).or_default().push(id.to_owned());
+        }
+    }
+    let count = |id: &str| -> Result<u64> {
+        let prefix = format!("{id}/");
+        match what {
+            Counted::Namespaces => count_prefix(&t.tenant_namespaces, r, &prefix),
+            Counted::Members => count_prefix(&t.members, r, &prefix),
+        }
+    };
+    let mut usage = Vec::new();
+    let mut next = Some(get_tenant(t, r, tenant_id)?);
+    while let Some(tenant) = next.take() {
+        if usage.len() >= MAX_TENANT_DEPTH {
+            break;
+        }
+        let mut total = 0;
+        let mut stack = vec![tenant.id.clone()];
+        while let Some(id) = stack.pop() {
+            total += count(&id)?;
+            stack.extend(children.get(&id).into_iter().flatten().cloned());
+        }
+        let limit = match what {
+            Counted::Namespaces => tenant.quotas.max_namespaces,
+            Counted::Members => tenant.quotas.max_members,
+        };
+        usage.push((u64::from(limit), total));
+        next = tenant.parent_id.as_deref().map(|p| get_tenant(t, r, p)).transpose()?;
+    }
+    let quota = match what {
+        Counted::Namespaces => "max_namespaces",
+        Counted::Members => "max_members",
+    };
+    crate::quota::chain_exceeded(tenant_id, quota, &usage, 1)
+}
+
 fn count_prefix<V>(
     db: &heed::Database<heed::types::Str, V>,
     r: &heed::RoTxn<'_, heed::WithoutTls>,
@@ -530,6 +589,7 @@ impl Handle {
     pub fn delete_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
+        let gate = self.inner.purge_gate.lock();
         let (mut tenant, purged) = self.inner.catalog_write(|w, t| {
             let tenant = get_tenant(t, w, tenant_id)?;
             for entry in t.tenants.iter(w)? {
@@ -549,7 +609,11 @@ impl Handle {
                 .collect::<heed::Result<_>>()?;
             let mut purged = Vec::new();
             for name in &names {
-                purged.push(crate::purge::unlink_namespace(&self.inner, t, w, name)?);
+                let rec = t.namespaces.get(w, name)?.ok_or_else(|| {
+                    Error::Internal(format!("namespace {name} is listed but has no record"))
+                })?;
+                crate::purge::unlink_namespace(t, w, &rec)?;
+                purged.push(rec);
             }
             if tenant.isolation_mode == IsolationMode::Hybrid {
                 crate::purge::queue_env_removal(
@@ -580,9 +644,10 @@ impl Handle {
             Ok((tenant, (chain, purged)))
         })?;
         let (chain, namespaces) = purged;
-        let freed: u64 = namespaces.iter().map(|n| n.storage_bytes).sum();
-        self.inner.usage.adjust(&chain[1..], -(freed as i64));
+        let freed = self.inner.retire_namespaces(&namespaces);
+        drop(gate);
         self.inner.usage.forget(tenant_id);
+        self.inner.usage.adjust(&chain[1..], -(freed? as i64));
         self.inner.limiter.reset(tenant_id);
         self.inner.wake_worker();
         tenant.status = TenantStatus::Deleted;
@@ -631,15 +696,7 @@ impl Handle {
             if t.member_users.get(w, &user_key)?.is_some() {
                 return Err(Error::Conflict(format!("member {user} already exists in tenant")));
             }
-            let count = count_prefix(&t.members, w, &format!("{tenant_id}/"))?;
-            if count >= u64::from(tenant.quotas.max_members) {
-                return Err(Error::QuotaExceeded {
-                    tenant: tenant_id.to_owned(),
-                    quota: "max_members",
-                    limit: u64::from(tenant.quotas.max_members),
-                    requested: count + 1,
-                });
-            }
+            check_counted_quota(t, w, tenant_id, Counted::Members)?;
             t.members.put(w, &format!("{tenant_id}/{}", member.member_id), &member)?;
             t.member_users.put(w, &user_key, &member.member_id)?;
             Ok(())

@@ -373,14 +373,14 @@ fn deleting_entities_and_relations_updates_traversals_and_counts() {
     assert_eq!(graph_counts(&root, "g"), (7, 9));
     // Warm the cache, then delete B with its 5 relations (the self loop counted once).
     assert_eq!(names(&root.neighbors(around("g", "A", 1, None)).unwrap()), set(&["A", "B", "C"]));
-    let b = root.delete_entity("g", "B").unwrap();
+    let b = root.delete_entity("g", "B", None).unwrap();
     assert_eq!(b.name, "B");
     assert_eq!(graph_counts(&root, "g"), (6, 4));
     let a = root.neighbors(around("g", "A", 1, None)).unwrap();
     assert_eq!(names(&a), set(&["A", "C"]));
     assert_eq!(relation_types(&a), ["knows"]);
     assert_eq!(root.get_entity("g", &b.id, None).unwrap_err().code(), ErrorCode::NotFound);
-    assert_eq!(root.delete_entity("g", &b.id).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(root.delete_entity("g", &b.id, None).unwrap_err().code(), ErrorCode::NotFound);
     // Delete a relation by id.
     let cd = root.neighbors(around("g", "D", 1, Some("owns"))).unwrap().relations;
     let c_to_d = cd.iter().find(|r| r.source_name == "C").unwrap().id.clone();
@@ -437,8 +437,8 @@ fn graph_rows_are_charged_to_storage_and_the_quota() {
     assert_eq!(counts(&root, "g"), (2, 1, after_rel));
     assert_eq!(root.get_tenant(&t.id).unwrap().usage.storage_bytes, after_rel);
     // Deleting gives every byte back.
-    root.delete_entity("g", &e.id).unwrap();
-    root.delete_entity("g", "Small").unwrap();
+    root.delete_entity("g", &e.id, None).unwrap();
+    root.delete_entity("g", "Small", None).unwrap();
     assert_eq!(counts(&root, "g"), (0, 0, 0));
     assert_eq!(root.get_tenant(&t.id).unwrap().usage.storage_bytes, 0);
 }
@@ -458,7 +458,7 @@ fn one_namespace_graph_is_invisible_from_another() {
         root.neighbors(around("b", &secret.id, 1, None)).unwrap_err().code(),
         ErrorCode::NotFound
     );
-    assert_eq!(root.delete_entity("b", &secret.id).unwrap_err().code(), ErrorCode::NotFound);
+    assert_eq!(root.delete_entity("b", &secret.id, None).unwrap_err().code(), ErrorCode::NotFound);
     assert_eq!(root.delete_relation("b", &r.id).unwrap_err().code(), ErrorCode::NotFound);
     assert_eq!(
         root.add_relation(rel("b", &secret.id, "Mine", "x", None)).unwrap_err().code(),
@@ -487,7 +487,7 @@ fn one_namespace_graph_is_invisible_from_another() {
             scoped.shortest_path(ns, "Secret", "Decoy").unwrap_err(),
             scoped.add_entity(entity(ns, "x", None)).unwrap_err(),
             scoped.add_relation(rel(ns, "x", "y", "z", None)).unwrap_err(),
-            scoped.delete_entity(ns, "Secret").unwrap_err(),
+            scoped.delete_entity(ns, "Secret", None).unwrap_err(),
         ];
         for e in errs {
             assert_eq!(e.code(), ErrorCode::Forbidden, "{ns}: {e}");
@@ -511,7 +511,7 @@ fn a_read_only_key_reads_the_graph_but_cannot_change_it() {
         reader.add_entity(entity("g", "New", None)).unwrap_err(),
         reader.add_entities("g", vec![entity("", "New", None)]).unwrap_err(),
         reader.add_relation(rel("g", "A", "E", "x", None)).unwrap_err(),
-        reader.delete_entity("g", "A").unwrap_err(),
+        reader.delete_entity("g", "A", None).unwrap_err(),
         reader.delete_relation("g", &rid).unwrap_err(),
     ];
     for e in errs {
@@ -620,7 +620,7 @@ fn recall_expand_adds_memories_linked_through_the_graph() {
     let all = root.recall(Recall { agent_id: None, expand: Some(1), ..base.clone() }).unwrap();
     assert!(all.iter().any(|h| h.id == other_agent.id && h.via_graph));
     // Deleting the Acme entity drops the path: nothing reached through it any more.
-    root.delete_entity("g", "Acme").unwrap();
+    root.delete_entity("g", "Acme", None).unwrap();
     let gone = root.recall(Recall { expand: Some(2), ..base }).unwrap();
     assert_eq!(gone.len(), 1);
 }
@@ -794,7 +794,7 @@ fn run_model(root: &Handle, ns: &str, ops: &[Op]) {
                 model.entities.extend([source, target]);
                 model.relations.push((added.id, source, target, kind_a, cost));
             }
-            Op::DeleteEntity(n) => match root.delete_entity(ns, &name(n)) {
+            Op::DeleteEntity(n) => match root.delete_entity(ns, &name(n), None) {
                 Ok(_) => {
                     assert!(model.entities.remove(&n), "deleted an entity the model lacks");
                     model.relations.retain(|(_, s, t, _, _)| *s != n && *t != n);

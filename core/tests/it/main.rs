@@ -3,6 +3,7 @@
 mod erasure;
 mod flow;
 mod graph;
+mod holes;
 mod isolation;
 mod keys;
 mod memories;

@@ -58,11 +58,14 @@ fn storage_quota_refuses_the_write_that_would_exceed_it_and_writes_nothing() {
         }
         assert!(stored < 100, "quota never enforced");
     };
-    // The parent's quota binds, though the child's own is far away.
+    // The parent's quota binds, though the child's own is far away; the child is told of
+    // the limit that applies to it, under its own id.
     match &err {
-        Error::QuotaExceeded { tenant, quota, .. } => {
-            assert_eq!(tenant, &parent.id);
+        Error::QuotaExceeded { tenant, quota, limit, .. } => {
+            assert_eq!(tenant, &child.id);
             assert_eq!(*quota, "storage_quota_bytes");
+            assert!(*limit <= 60_000, "{err}");
+            assert!(!err.to_string().contains(&parent.id), "{err}");
         }
         other => panic!("expected quota_exceeded, got {other}"),
     }

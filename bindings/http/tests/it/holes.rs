@@ -205,3 +205,108 @@ fn keys_and_inflight_limits_are_checked_before_the_body_is_read() {
     assert!(answer.contains("max_connections 1"), "{answer}");
     drop(first);
 }
+
+/// Item 6: `DELETE .../graph/entities/{name}?type=` deletes only an entity of that type; a
+/// name several types share needs the type.
+#[test]
+fn deleting_an_entity_respects_its_type() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({ "name": "g" }))).expect(201);
+    let add = |name: &str, ty: &str| {
+        let body = json!({ "name": name, "type": ty });
+        let r = s.admin("POST", "/v1/namespaces/g/graph/entities", Some(body));
+        r.expect(201)["id"].as_str().unwrap().to_owned()
+    };
+    let (org, person, bob) = (add("Acme", "org"), add("Acme", "person"), add("Bob", "person"));
+    let rel = json!({ "source": bob, "target": org, "type": "works_at" });
+    s.admin("POST", "/v1/namespaces/g/graph/relations", Some(rel)).expect(201);
+
+    s.admin("DELETE", "/v1/namespaces/g/graph/entities/Acme?type=place", None)
+        .expect_error(404, "not_found");
+    let ambiguous = s.admin("DELETE", "/v1/namespaces/g/graph/entities/Acme", None);
+    let msg = ambiguous.expect_error(400, "invalid_argument")["message"].as_str().unwrap();
+    assert!(msg.contains("org") && msg.contains("person"), "{msg}");
+    let gone = s.admin("DELETE", "/v1/namespaces/g/graph/entities/Acme?type=person", None);
+    assert_eq!(gone.expect(200)["id"], person.as_str());
+    let left = s.admin("GET", "/v1/namespaces/g/graph/entities/Acme", None);
+    assert_eq!(left.expect(200)["id"], org.as_str());
+    let around = s.admin("GET", &format!("/v1/namespaces/g/graph/neighbors?entity={org}"), None);
+    assert_eq!(around.expect(200)["relations"].as_array().unwrap().len(), 1, "{}", around.text);
+}
+
+fn assert_own_quota_error(r: &Resp, child: &str, parent: &str, quota: &str) {
+    let body = r.expect_error(403, "quota_exceeded");
+    assert_eq!(body["tenant_id"], child, "{}", r.text);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains(quota) && message.contains(child), "{message}");
+    assert!(!message.contains(parent), "a child is told about its parent: {message}");
+}
+
+/// Items 7 and 11: a child's namespaces, members, storage, requests and connections count
+/// against its parent's quotas; the child is told of its own applicable limit, never of its
+/// parent's id or usage.
+#[test]
+fn a_childs_usage_counts_against_its_parent_and_errors_name_the_child() {
+    let s = TestServer::start();
+    let quotas = json!({ "max_namespaces": 1, "max_members": 1, "storage_quota_bytes": 60_000 });
+    let parent = tenant(&s, "parent_co", json!({ "quotas": quotas }));
+    let child = tenant(&s, "child_co", json!({ "parent_id": parent }));
+    let (_, child_admin) =
+        mint(&s, ADMIN, json!({ "name": "ca", "tenant_id": child, "role": "admin" }));
+
+    let create = |name: &str| {
+        s.call("POST", "/v1/namespaces", Some(&child_admin), Some(json!({ "name": name })))
+    };
+    create("child-1").expect(201);
+    let r = create("child-2");
+    assert_own_quota_error(&r, &child, &parent, "max_namespaces");
+    assert_eq!(
+        r.json["message"],
+        format!("max_namespaces quota exceeded for tenant {child}: limit 1, would be 2")
+    );
+
+    member(&s, &child, "a@x.io", "viewer");
+    let body = json!({ "user_identifier": "b@x.io", "role": "viewer" });
+    let r =
+        s.call("POST", &format!("/api/v1/tenants/{child}/members"), Some(&child_admin), Some(body));
+    assert_own_quota_error(&r, &child, &parent, "max_members");
+
+    let mut refused = None;
+    for i in 0..40 {
+        let body =
+            json!({ "namespace": "child-1", "content": format!("{i} {}", "y".repeat(5_000)) });
+        let r = s.call("POST", "/v1/memory/store", Some(&child_admin), Some(body));
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the parent's storage quota never bound");
+    assert_own_quota_error(&r, &child, &parent, "storage_quota_bytes");
+
+    // Connections: the parent allows one request in flight across its subtree.
+    let quotas = json!({ "quotas": { "max_connections": 1 } });
+    s.admin("PUT", &format!("/api/v1/tenants/{parent}"), Some(quotas)).expect(200);
+    let addr = s.url.trim_start_matches("http://");
+    let mut slow_upload = TcpStream::connect(addr).unwrap();
+    let request_head = format!(
+        "POST /v1/memory/store HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {child_admin}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    slow_upload.write_all(request_head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, answer) = head_only(&s, &child_admin);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains(&child) && !answer.contains(&parent), "{answer}");
+    drop(slow_upload);
+
+    // Requests per second: the child's draw from the parent's bucket too.
+    let quotas = json!({ "quotas": { "qps_limit": 2, "max_connections": 10 } });
+    s.admin("PUT", &format!("/api/v1/tenants/{parent}"), Some(quotas)).expect(200);
+    let limited = (0..20)
+        .map(|_| s.call("GET", "/v1/namespaces", Some(&child_admin), None))
+        .find(|r| r.status == 429)
+        .expect("the parent's qps_limit never bound its child");
+    assert_eq!(limited.json["tenant_id"], child.as_str(), "{}", limited.text);
+    assert!(!limited.text.contains(&parent), "{}", limited.text);
+}

@@ -8,3 +8,6 @@ mod support;
 
 #[path = "../../../../bindings/http/tests/it/holes.rs"]
 mod http_holes;
+
+#[path = "../../../../core/tests/it/holes.rs"]
+mod engine_holes;
