@@ -311,7 +311,7 @@ fn neighbors_walk_cycles_loops_and_parallel_edges_to_the_depth_asked() {
     // Unknown start → not_found "entity".
     let err = root.neighbors(around("g", "nobody", 1, None)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
-    assert!(err.to_string().starts_with("entity not found"), "{err}");
+    assert!(err.to_string().starts_with("Entity not found"), "{err}");
 }
 
 #[test]
