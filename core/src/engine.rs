@@ -12,7 +12,7 @@ use crate::auth::{self, ParsedKey, Principal};
 use crate::catalog::CatalogTables;
 use crate::clock::{Clock, SystemClock};
 use crate::datastore::{DataTables, EnvLocation};
-use crate::embed::{Embedder, HashEmbedder};
+use crate::embed::{Embedder, ModelEmbedder};
 use crate::error::{Error, Result};
 use crate::quota::{RateInfo, RateLimiter, StorageUsage};
 use crate::store::Store;
@@ -23,7 +23,10 @@ use crate::vector::VectorCache;
 pub struct Options {
     /// Source of time (tests inject a [`crate::ManualClock`]).
     pub clock: Arc<dyn Clock>,
-    /// Embedder for text given without a vector.
+    /// Embedder for text given without a vector, in namespaces that have no text vectors yet
+    /// (a namespace keeps the embedder of its first one). Default: the `MEMSILO_EMBEDDER`
+    /// setting, else the potion-base-8M static model, found or fetched on first use (see
+    /// [`ModelEmbedder`]).
     pub embedder: Arc<dyn Embedder>,
     /// Number of shared environments `logical` namespaces are spread over.
     pub shards: u32,
@@ -40,7 +43,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             clock: Arc::new(SystemClock),
-            embedder: Arc::new(HashEmbedder::default()),
+            embedder: Arc::new(ModelEmbedder::from_env()),
             shards: 4,
             background: true,
             ann_threshold: 20_000,

@@ -33,8 +33,6 @@ mod clock;
 mod datastore;
 mod document;
 mod embed;
-#[cfg(feature = "minilm")]
-mod embed_minilm;
 mod engine;
 mod error;
 mod graph;
@@ -52,9 +50,12 @@ mod vector;
 pub use auth::{Access, Principal, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use datastore::NamespaceId;
-pub use embed::{Embedder, HashEmbedder};
 #[cfg(feature = "minilm")]
-pub use embed_minilm::MiniLmEmbedder;
+pub use embed::MiniLmEmbedder;
+pub use embed::{
+    load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder, ModelPaths, StaticEmbedder,
+    DEFAULT_MODEL,
+};
 pub use engine::{Engine, Handle, Options};
 pub use error::{Error, ErrorCode, Result};
 pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};

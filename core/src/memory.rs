@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{NamespaceAction, Principal};
 use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
+use crate::embed::Embedder;
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::namespace::{DecayPolicy, NamespaceRecord};
@@ -588,15 +589,15 @@ impl Handle {
         Prepared::new(memory, vector)
     }
 
-    /// Embeds the text of items without a caller vector, using the engine's embedder.
-    fn embed_missing(&self, items: &mut [Prepared]) -> Result<()> {
+    /// Embeds the text of items without a caller vector, using the namespace's embedder.
+    fn embed_missing(embedder: &dyn Embedder, items: &mut [Prepared]) -> Result<()> {
         let missing: Vec<usize> =
             (0..items.len()).filter(|i| items[*i].vector.is_none() && items[*i].embed).collect();
         if missing.is_empty() {
             return Ok(());
         }
         let texts: Vec<&str> = missing.iter().map(|i| items[*i].memory.content.as_str()).collect();
-        let vectors = self.inner.options.embedder.embed(&texts)?;
+        let vectors = embedder.embed(&texts)?;
         for (i, mut v) in missing.into_iter().zip(vectors) {
             normalize(&mut v);
             items[i].vector = Some(v);
@@ -619,8 +620,9 @@ impl Handle {
         let embedder_name = if caller_vectors {
             CALLER_EMBEDDER.to_owned()
         } else {
-            self.embed_missing(&mut items)?;
-            self.inner.options.embedder.name().to_owned()
+            let embedder = self.inner.embedder_for(rec)?;
+            Self::embed_missing(embedder.as_ref(), &mut items)?;
+            embedder.name().to_owned()
         };
         let env = self.inner.data_env(&rec.location)?;
         // What the replaced memories are charged now: the reservation is the difference.
@@ -1044,7 +1046,11 @@ impl Handle {
                         "this namespace holds caller-supplied vectors; pass vector instead",
                     ));
                 }
-                let mut v = self.inner.options.embedder.embed(&[q])?.pop().unwrap_or_default();
+                let embedder = crate::embed::for_namespace(
+                    &self.inner.options.embedder,
+                    stats.embedder.as_deref(),
+                )?;
+                let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
                 normalize(&mut v);
                 v
             }
@@ -1450,6 +1456,12 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
 }
 
 impl EngineInner {
+    /// The embedder of a namespace's text (see [`crate::embed::for_namespace`]).
+    fn embedder_for(&self, rec: &NamespaceRecord) -> Result<std::sync::Arc<dyn Embedder>> {
+        let stats = self.data_env(&rec.location)?.read(|r, t| t.stats_of(r, rec.id))?;
+        crate::embed::for_namespace(&self.options.embedder, stats.embedder.as_deref())
+    }
+
     /// Recomputes every tenant's storage usage from the namespaces' counters (engine open).
     pub(crate) fn load_usage(&self) -> Result<()> {
         let namespaces: Vec<NamespaceRecord> = self.catalog.read(|r, t| {

@@ -1,9 +1,12 @@
-//! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL]`, with environment fallbacks
-//! (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`).
+//! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL] [--embedder NAME|DIR]`, with
+//! environment fallbacks (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_EMBEDDER`,
+//! `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`), and `memsilo models pull NAME [--from DIR]`.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use memsilo::{Engine, Options};
+use memsilo::{Embedder, Engine, ModelEmbedder, ModelPaths, Options};
 
 use crate::log::{self, Level};
 use crate::server::{self, ServeOptions};
@@ -11,9 +14,13 @@ use crate::server::{self, ServeOptions};
 const USAGE: &str = "\
 usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
                        [--body-limit BYTES] [--request-timeout SECS] [--metrics-token TOKEN]
+                       [--embedder NAME|DIR]
+       memsilo models pull NAME [--from DIR]
 
 Runs the memsilo HTTP server.
   --data DIR             data directory (env MEMSILO_DATA; default ./data)
+  --embedder NAME|DIR    embedding model for new namespaces: a model2vec model name, a model
+                         directory, or `hash` (env MEMSILO_EMBEDDER; default potion-base-8M)
   --listen ADDR          address to listen on (env MEMSILO_LISTEN; default 127.0.0.1:3300)
   --log-level LEVEL      off|error|warn|info|debug (env MEMSILO_LOG; default info)
   --body-limit BYTES     largest request body (default 16777216)
@@ -22,7 +29,11 @@ Runs the memsilo HTTP server.
                          (env MEMSILO_METRICS_TOKEN; default: the admin key only)
 
 The admin key is MEMSILO_ADMIN_KEY; without it, one is generated on first start and
-printed once. Stops cleanly on SIGINT or SIGTERM.";
+printed once. Stops cleanly on SIGINT or SIGTERM.
+
+`models pull` installs a model into the user cache (~/.cache/memsilo/models/NAME, or
+MEMSILO_CACHE_DIR/models/NAME): downloaded from the Hugging Face hub (MEMSILO_HF_ENDPOINT or
+HF_ENDPOINT for a mirror), or copied from DIR (config.json, tokenizer.json, model.safetensors).";
 
 #[derive(Debug, PartialEq)]
 struct ServeArgs {
@@ -32,11 +43,13 @@ struct ServeArgs {
     body_limit: usize,
     request_timeout: Duration,
     metrics_token: Option<String>,
+    embedder: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
 enum Command {
     Serve(ServeArgs),
+    Pull { name: String, from: Option<String> },
     Help,
     Version,
 }
@@ -53,6 +66,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         Some("serve") => {
             it.next();
         }
+        Some("models") => return parse_models(&args[1..]),
         // `memsilo --data DIR ...` means `memsilo serve --data DIR ...`.
         Some(flag) if flag.starts_with("--") => {}
         Some(other) => return Err(format!("unknown command {other:?}")),
@@ -63,6 +77,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut body_limit = ServeOptions::default().body_limit.to_string();
     let mut timeout = ServeOptions::default().request_timeout.as_secs().to_string();
     let mut metrics_token = env("MEMSILO_METRICS_TOKEN").unwrap_or_default();
+    let mut embedder = env("MEMSILO_EMBEDDER").unwrap_or_default();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
@@ -78,6 +93,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--body-limit" => &mut body_limit,
             "--request-timeout" => &mut timeout,
             "--metrics-token" => &mut metrics_token,
+            "--embedder" => &mut embedder,
             other => return Err(format!("unknown option {other:?}")),
         };
         *slot = match inline {
@@ -101,7 +117,21 @@ fn parse(args: &[String]) -> Result<Command, String> {
         body_limit,
         request_timeout: Duration::from_secs(secs),
         metrics_token: Some(metrics_token.trim().to_owned()).filter(|t| !t.is_empty()),
+        embedder: Some(embedder).filter(|e| !e.trim().is_empty()),
     }))
+}
+
+fn parse_models(args: &[String]) -> Result<Command, String> {
+    match args {
+        [pull, name] if pull == "pull" => Ok(Command::Pull { name: name.clone(), from: None }),
+        [pull, name, from, dir] if pull == "pull" && from == "--from" => {
+            Ok(Command::Pull { name: name.clone(), from: Some(dir.clone()) })
+        }
+        [pull, name, from] if pull == "pull" && from.starts_with("--from=") => {
+            Ok(Command::Pull { name: name.clone(), from: Some(from["--from=".len()..].to_owned()) })
+        }
+        _ => Err("usage: memsilo models pull NAME [--from DIR]".into()),
+    }
 }
 
 /// Runs the command line (`args` without the program name) and returns the exit code.
@@ -126,6 +156,19 @@ pub fn run_cli(args: Vec<String>) -> i32 {
             return 0;
         }
         Command::Serve(a) => a,
+        Command::Pull { name, from } => {
+            let paths = ModelPaths::from_env();
+            return match memsilo::pull_model(&paths, &name, from.as_deref().map(Path::new)) {
+                Ok(dir) => {
+                    println!("memsilo: model {name} installed in {}", dir.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("memsilo: cannot install model {name}: {e}");
+                    1
+                }
+            };
+        }
     };
     log::set_level(args.log_level);
     match serve_until_signal(&args) {
@@ -138,7 +181,11 @@ pub fn run_cli(args: Vec<String>) -> i32 {
 }
 
 fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
-    let engine = Engine::open(&args.data, Options::default())
+    let mut options = Options::default();
+    if let Some(setting) = &args.embedder {
+        options.embedder = embedder_from(setting)?;
+    }
+    let engine = Engine::open(&args.data, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
     admin_key(&engine)?;
     let listener = server::bind(&args.listen).map_err(|e| {
@@ -171,6 +218,17 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("server failed: {e}"))?;
     log::log(Level::Info, format_args!("stopped"));
     Ok(())
+}
+
+/// The `--embedder` setting. A model directory given explicitly is loaded now, so a broken one
+/// stops the server with its error instead of falling back to hashing.
+fn embedder_from(setting: &str) -> Result<Arc<dyn Embedder>, String> {
+    let path = Path::new(setting);
+    if path.is_dir() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+        return memsilo::load_model(path, name).map_err(|e| format!("--embedder {setting}: {e}"));
+    }
+    Ok(Arc::new(ModelEmbedder::from_setting(setting)))
 }
 
 /// Installs the admin key from `MEMSILO_ADMIN_KEY`, or generates one on first start and
@@ -247,5 +305,14 @@ mod tests {
             panic!("not serve")
         };
         assert_eq!(m.metrics_token.as_deref(), Some("scrape-me"));
+        let Command::Serve(e) = parse(&args("serve --embedder hash")).unwrap() else {
+            panic!("not serve")
+        };
+        assert_eq!(e.embedder.as_deref(), Some("hash"));
+        assert_eq!(
+            parse(&args("models pull potion-base-8M --from /m")).unwrap(),
+            Command::Pull { name: "potion-base-8M".into(), from: Some("/m".into()) }
+        );
+        assert!(parse(&args("models fetch x")).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the engine through its public API, on real LMDB files.
 
+mod embedder;
 mod erasure;
 mod flow;
 mod graph;

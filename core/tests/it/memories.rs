@@ -270,8 +270,10 @@ fn a_namespace_keeps_one_vector_space() {
     root.create_namespace("text", NamespaceOptions::default()).unwrap();
     root.store_memory(mem("text", "embedded by the built-in embedder")).unwrap();
     let ns = root.get_namespace("text").unwrap();
-    assert_eq!(ns.dimensions, Some(384));
-    assert!(ns.embedder.unwrap().starts_with("memsilo-hash"));
+    // The engine's default embedder (the static model if installed, else hashing).
+    let default = Options::default().embedder;
+    assert_eq!(ns.embedder.as_deref(), Some(default.name()));
+    assert_eq!(ns.dimensions, Some(default.dimensions() as u32));
     let wrong = StoreMemory { embedding: Some(vec![0.5; 8]), ..mem("text", "eight dims") };
     assert_eq!(field_of(&root.store_memory(wrong).unwrap_err()), "embedding");
 

@@ -271,3 +271,47 @@ fn caller_ids_upsert_get_batch_and_update_over_http() {
         s.call("PUT", "/v1/memory/absent", k, Some(json!({"namespace": "docs", "importance": 3})));
     assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "importance");
 }
+
+/// The guide's example over HTTP with the default static model (`make models` fetches it).
+#[test]
+fn text_recall_finds_memories_by_meaning_with_the_static_model() {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        std::path::PathBuf::from,
+    );
+    let model = target.join("models/potion-base-8M");
+    assert!(model.join("model.safetensors").is_file(), "run `make models` first");
+    let embedder = memsilo::load_model(&model, "potion-base-8M").unwrap();
+    let s = TestServer::start_engine(
+        memsilo::Options { embedder, ..memsilo::Options::default() },
+        memsilo_http::ServeOptions::default(),
+    );
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "acme"}))).expect(201);
+    let memories: Vec<_> =
+        ["Q3 roadmap: Omega in Sept", "Hiring 4 ML engineers", "Budget: $2.4M allocated"]
+            .iter()
+            .map(|c| json!({"content": c}))
+            .collect();
+    s.admin(
+        "POST",
+        "/v1/memory/store_batch",
+        Some(json!({"namespace": "acme", "memories": memories})),
+    )
+    .expect(201);
+    for (query, want) in [
+        ("recruiting", "Hiring 4 ML engineers"),
+        ("how much money do we have", "Budget: $2.4M allocated"),
+    ] {
+        let hits = s.admin(
+            "POST",
+            "/v1/memory/recall",
+            Some(json!({"namespace": "acme", "query": query})),
+        );
+        let hits = hits.expect(200).as_array().unwrap().clone();
+        assert_eq!(hits[0]["content"], want, "{query}: {hits:?}");
+    }
+    assert_eq!(
+        s.admin("GET", "/v1/namespaces/acme", None).expect(200)["embedder"],
+        "potion-base-8M"
+    );
+}

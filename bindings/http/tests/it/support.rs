@@ -22,8 +22,14 @@ impl TestServer {
 
     #[allow(clippy::needless_pass_by_value)] // reads like a constructor: start_with(ServeOptions {..})
     pub fn start_with(options: ServeOptions) -> TestServer {
+        TestServer::start_engine(Options::default(), options)
+    }
+
+    /// A server over an engine opened with `engine_options`.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn start_engine(engine_options: Options, options: ServeOptions) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path(), Options::default()).unwrap();
+        let engine = Engine::open(dir.path(), engine_options).unwrap();
         engine.set_admin_key(ADMIN).unwrap();
         let server =
             serve(engine.clone(), ServeOptions { listen: "127.0.0.1:0".into(), ..options })

@@ -1,19 +1,9 @@
-//! Turning text into vectors. The built-in [`HashEmbedder`] needs no network and no model file:
-//! it hashes words and character trigrams into a fixed-size vector (feature hashing), which
-//! gives useful lexical and sub-word similarity ("roadmap" ~ "roadmaps", shared words).
-//! Callers can always pass their own vectors, or plug in any [`Embedder`].
+//! The fallback embedder: it needs no network and no model file. It hashes words and
+//! character trigrams into a fixed-size vector (feature hashing), which matches spelling
+//! ("roadmap" ~ "roadmaps", shared words), not meaning.
 
+use super::Embedder;
 use crate::error::Result;
-
-/// Something that turns texts into vectors of one fixed dimension.
-pub trait Embedder: Send + Sync {
-    /// A stable name, recorded per namespace (vectors of different embedders never mix).
-    fn name(&self) -> &str;
-    /// The dimension of every vector returned.
-    fn dimensions(&self) -> usize;
-    /// One vector per text, in order.
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
-}
 
 /// Feature-hashing embedder over words and character trigrams.
 #[derive(Debug, Clone)]
@@ -32,6 +22,13 @@ impl HashEmbedder {
     /// An embedder producing `dims`-dimensional vectors.
     pub fn new(dims: usize) -> Self {
         HashEmbedder { dims: dims.max(8), name: format!("memsilo-hash-{}-v1", dims.max(8)) }
+    }
+
+    /// The hashing embedder a recorded embedder name stands for (`memsilo-hash-N-v1`).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        let dims = name.strip_prefix("memsilo-hash-")?.strip_suffix("-v1")?.parse().ok()?;
+        let e = HashEmbedder::new(dims);
+        (e.name == name).then_some(e)
     }
 
     fn add(&self, v: &mut [f32], feature: &[u8], weight: f32) {

@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use crate::embed::Embedder;
+use super::Embedder;
 use crate::error::{Error, Result};
 
 /// Longest input, in tokens (as sentence-transformers truncates this model).

@@ -1,0 +1,56 @@
+//! Turning text into vectors. The default is a static embedding model in the model2vec format
+//! ([`StaticEmbedder`], potion-base-8M unless the `embedder` setting names another), found or
+//! fetched on first use ([`ModelEmbedder`]); without one, the [`HashEmbedder`]. Callers can
+//! always pass their own vectors, or plug in any [`Embedder`].
+//!
+//! A namespace records the name of the embedder of its first text vector and is embedded with
+//! that one for good, whatever the engine's default later becomes.
+
+mod hash;
+mod hub;
+#[cfg(feature = "minilm")]
+mod minilm;
+mod model2vec;
+mod models;
+
+use std::sync::Arc;
+
+pub use hash::HashEmbedder;
+#[cfg(feature = "minilm")]
+pub use minilm::MiniLmEmbedder;
+pub use model2vec::StaticEmbedder;
+pub use models::{load_model, pull_model, ModelEmbedder, ModelPaths, DEFAULT_MODEL};
+
+use crate::error::{Error, Result};
+
+/// Something that turns texts into vectors of one fixed dimension.
+pub trait Embedder: Send + Sync {
+    /// A stable name, recorded per namespace (vectors of different embedders never mix).
+    fn name(&self) -> &str;
+    /// The dimension of every vector returned.
+    fn dimensions(&self) -> usize;
+    /// One vector per text, in order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The embedder for a namespace whose first text vector came from `recorded` (`None`: a
+/// namespace without one yet, which gets the engine's `default`).
+pub(crate) fn for_namespace(
+    default: &Arc<dyn Embedder>,
+    recorded: Option<&str>,
+) -> Result<Arc<dyn Embedder>> {
+    match recorded {
+        // Caller-vector namespaces refuse text later, with their own message.
+        None | Some(crate::memory::CALLER_EMBEDDER) => Ok(default.clone()),
+        Some(name) if name == default.name() => Ok(default.clone()),
+        Some(name) => models::by_name(name).map_err(|e| {
+            Error::invalid(
+                "content",
+                format!(
+                    "this namespace was embedded with {name}, which cannot be loaded here ({e}); \
+                     install it with `memsilo models pull {name}`"
+                ),
+            )
+        }),
+    }
+}

@@ -1,0 +1,245 @@
+//! The default static embedder on real potion-base-8M weights (`make models` puts them in
+//! `target/models`): recall by meaning, the namespace's recorded embedder, bad model
+//! directories, and fetching a model from a hub served by a local HTTP server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memsilo::{
+    load_model, pull_model, Embedder, Engine, ErrorCode, HashEmbedder, ModelEmbedder, ModelPaths,
+    NamespaceOptions, Options, Recall, StoreMemory,
+};
+use sha2::Digest;
+
+/// The potion-base-8M directory fetched by `make models`.
+pub fn model_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
+    let dir = target.join("models/potion-base-8M");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} has no model: run `make models` first",
+        dir.display()
+    );
+    dir
+}
+
+const GUIDE: [&str; 3] =
+    ["Q3 roadmap: Omega in Sept", "Hiring 4 ML engineers", "Budget: $2.4M allocated"];
+
+fn engine_with(embedder: Arc<dyn Embedder>) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, embedder, ..Options::default() })
+            .unwrap();
+    (dir, engine)
+}
+
+fn top(engine: &Engine, ns: &str, query: &str) -> String {
+    let hits = engine.root().recall(Recall::text(query).namespace(ns).top_k(3)).unwrap();
+    hits[0].content.clone()
+}
+
+fn store_guide(engine: &Engine, ns: &str) {
+    engine.root().create_namespace(ns, NamespaceOptions::default()).unwrap();
+    let batch = GUIDE.iter().map(|t| StoreMemory::text(*t)).collect();
+    engine.root().store_memories(ns, batch).unwrap();
+}
+
+#[test]
+fn the_static_model_recalls_the_guides_memories_by_meaning() {
+    let (_d, engine) = engine_with(Arc::new(ModelEmbedder::at_path(model_dir())));
+    store_guide(&engine, "acme");
+    assert_eq!(top(&engine, "acme", "recruiting"), "Hiring 4 ML engineers");
+    assert_eq!(top(&engine, "acme", "how much money do we have"), "Budget: $2.4M allocated");
+    let ns = engine.root().get_namespace("acme").unwrap();
+    assert_eq!(ns.embedder.as_deref(), Some("potion-base-8M"));
+    assert_eq!(ns.dimensions, Some(256));
+}
+
+#[test]
+fn a_namespace_keeps_its_embedder_when_the_default_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |e: Arc<dyn Embedder>| {
+        Engine::open(dir.path(), Options { background: false, embedder: e, ..Options::default() })
+            .unwrap()
+    };
+    // Written while no model was available: the hashing embedder is recorded.
+    let engine = open(Arc::new(HashEmbedder::default()));
+    store_guide(&engine, "old");
+    drop(engine);
+    let engine = open(Arc::new(ModelEmbedder::at_path(model_dir())));
+    store_guide(&engine, "new");
+    engine
+        .root()
+        .store_memory(StoreMemory { namespace: Some("old".into()), ..StoreMemory::text("more") })
+        .unwrap();
+    let old = engine.root().get_namespace("old").unwrap();
+    assert_eq!((old.embedder.as_deref(), old.dimensions), (Some("memsilo-hash-384-v1"), Some(384)));
+    assert_eq!(
+        engine.root().recall(Recall::text("budget").namespace("old")).unwrap()[0].content,
+        "Budget: $2.4M allocated"
+    );
+    assert_eq!(top(&engine, "new", "recruiting"), "Hiring 4 ML engineers");
+}
+
+#[test]
+fn an_unavailable_model_falls_back_to_hashing_recorded_as_such() {
+    let missing = tempfile::tempdir().unwrap();
+    let (_d, engine) = engine_with(Arc::new(ModelEmbedder::at_path(missing.path().join("nope"))));
+    store_guide(&engine, "acme");
+    let ns = engine.root().get_namespace("acme").unwrap();
+    assert_eq!(ns.embedder.as_deref(), Some("memsilo-hash-384-v1"));
+}
+
+/// A copy of the model whose matrix has `rows` rows.
+fn model_with_rows(rows: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(model_dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let data = vec![0u8; rows * 256 * 4];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, 256], &data)
+            .unwrap();
+    safetensors::serialize_to_file(
+        [("embeddings", view)],
+        None,
+        &dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_matrix_that_does_not_fit_the_tokenizer_is_a_clear_error() {
+    let dir = model_with_rows(100);
+    let Err(e) = load_model(dir.path(), "bad") else { panic!("a 100-row matrix loaded") };
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let msg = e.to_string();
+    assert!(msg.contains("100 rows") && msg.contains("29528 tokens"), "{msg}");
+    let paths = ModelPaths {
+        model_dir: None,
+        cache_dir: Some(dir.path().join("cache")),
+        endpoint: String::new(),
+        offline: true,
+    };
+    let e = pull_model(&paths, "bad", Some(dir.path())).unwrap_err();
+    assert!(e.to_string().contains("100 rows"), "{e}");
+    assert!(!dir.path().join("cache/bad").exists(), "nothing installed");
+}
+
+#[test]
+fn pull_from_a_directory_installs_into_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let paths = ModelPaths {
+        model_dir: None,
+        cache_dir: Some(cache.path().to_owned()),
+        endpoint: String::new(),
+        offline: true,
+    };
+    assert!(paths.find("potion-base-8M").is_none());
+    let dest = pull_model(&paths, "potion-base-8M", Some(&model_dir())).unwrap();
+    assert_eq!(paths.find("potion-base-8M"), Some(dest.clone()));
+    let e = load_model(&dest, "potion-base-8M").unwrap();
+    assert_eq!(e.dimensions(), 256);
+    // Offline and not installed: a clear error, nothing fetched.
+    let err = paths.find_or_download("potion-base-32M").unwrap_err();
+    assert!(err.to_string().contains("not installed"), "{err}");
+}
+
+/// A hub on a loopback port serving the model's files as the Hugging Face hub does: the
+/// matrix through a redirect carrying its SHA-256, the small files with their git blob id.
+/// `corrupt` flips a byte of the matrix after its checksum was announced.
+fn serve_hub(files: &Path, corrupt: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let files = files.to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+            let response = |status: &str, headers: &str, body: &[u8]| {
+                let mut r = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(body);
+                r
+            };
+            let out = if let Some(file) = path.strip_prefix("/minishlab/tiny/resolve/main/") {
+                let body = std::fs::read(files.join(file)).unwrap();
+                if file == "model.safetensors" {
+                    let sha = hex(&sha2::Sha256::digest(&body));
+                    response(
+                        "302 Found",
+                        &format!("Location: /cdn/{file}\r\nX-Linked-Etag: \"{sha}\"\r\n"),
+                        b"",
+                    )
+                } else {
+                    let mut h = sha1::Sha1::new();
+                    h.update(format!("blob {}\0", body.len()).as_bytes());
+                    h.update(&body);
+                    response("200 OK", &format!("ETag: \"{}\"\r\n", hex(&h.finalize())), &body)
+                }
+            } else if let Some(file) = path.strip_prefix("/cdn/") {
+                let mut body = std::fs::read(files.join(file)).unwrap();
+                if corrupt {
+                    let n = body.len() - 1;
+                    body[n] ^= 1;
+                }
+                response("200 OK", "", &body)
+            } else {
+                response("404 Not Found", "", b"")
+            };
+            let _ = stream.write_all(&out);
+        }
+    });
+    url
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
+
+#[test]
+fn a_model_is_downloaded_on_first_use_and_checked() {
+    let cache = tempfile::tempdir().unwrap();
+    let paths = |endpoint: String| ModelPaths {
+        model_dir: None,
+        cache_dir: Some(cache.path().to_owned()),
+        endpoint,
+        offline: false,
+    };
+    // A corrupted transfer is refused and leaves nothing behind.
+    let bad = paths(serve_hub(&model_dir(), true));
+    let e = bad.find_or_download("tiny").unwrap_err();
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0, "nothing half-written");
+
+    let good = paths(serve_hub(&model_dir(), false));
+    let dir = good.find_or_download("tiny").unwrap();
+    assert_eq!(dir, cache.path().join("tiny"));
+    let model = load_model(&dir, "tiny").unwrap();
+    let v = model.embed(&["recruiting"]).unwrap();
+    let want = load_model(&model_dir(), "x").unwrap().embed(&["recruiting"]).unwrap();
+    assert_eq!(v, want, "the downloaded model is the served one");
+    // Found in the cache from now on, even with the hub gone.
+    assert_eq!(paths("http://127.0.0.1:9".into()).find_or_download("tiny").unwrap(), dir);
+}
