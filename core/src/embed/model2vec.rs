@@ -9,8 +9,11 @@
 //! carry per-token `weights`); texts are tokenized without special tokens, the unknown token is
 //! dropped, and at most 512 tokens count.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use safetensors::{Dtype, SafeTensors};
 use tokenizers::Tokenizer;
 
@@ -19,6 +22,8 @@ use crate::error::{Error, Result};
 
 /// Tokens per text that count (model2vec's default `max_length`).
 const MAX_TOKENS: usize = 512;
+/// Words whose token ids are remembered (the cache is emptied when it reaches this size).
+const WORD_CACHE: usize = 200_000;
 
 /// A model2vec static embedding model held in memory.
 pub struct StaticEmbedder {
@@ -36,6 +41,10 @@ pub struct StaticEmbedder {
     /// Texts are cut to this many characters before tokenizing (`MAX_TOKENS` times the
     /// median token length), so a huge text costs no more than a long one.
     max_chars: usize,
+    /// Token ids of each whitespace-separated word seen, when the tokenizer splits on
+    /// whitespace before anything else (BERT-style): a text's ids are then its words' ids in
+    /// order, and most words of a text were seen before, so most texts skip the tokenizer.
+    words: Option<RwLock<HashMap<String, Arc<[u32]>>>>,
 }
 
 impl std::fmt::Debug for StaticEmbedder {
@@ -73,6 +82,7 @@ impl StaticEmbedder {
         tokenizer.with_truncation(None).map_err(|e| bad(&tok_path, e))?;
         let vocab = tokenizer.get_vocab_size(true);
         let unk = unknown_token(&tok_bytes, &tokenizer);
+        let words = splits_on_whitespace_first(&tok_bytes).then(|| RwLock::new(HashMap::new()));
         let max_chars = MAX_TOKENS * median_token_chars(&tokenizer).max(1);
 
         let st_path = dir.join("model.safetensors");
@@ -141,6 +151,7 @@ impl StaticEmbedder {
             unk,
             normalize,
             max_chars,
+            words,
         })
     }
 
@@ -169,6 +180,22 @@ impl StaticEmbedder {
         }
         v
     }
+}
+
+/// Whether the tokenizer's first split is at whitespace with no normaliser that looks across
+/// it (BERT's normaliser and pre-tokenizer), so words can be tokenized one by one.
+fn splits_on_whitespace_first(tokenizer_json: &[u8]) -> bool {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(tokenizer_json) else {
+        return false;
+    };
+    let kind = |v: Option<&serde_json::Value>| {
+        v.and_then(|v| v.get("type")).and_then(serde_json::Value::as_str).map(str::to_owned)
+    };
+    let normalizer_ok = json.get("normalizer").is_none_or(serde_json::Value::is_null)
+        || kind(json.get("normalizer")).as_deref() == Some("BertNormalizer");
+    let pre = kind(json.get("pre_tokenizer"));
+    normalizer_ok
+        && matches!(pre.as_deref(), Some("BertPreTokenizer" | "WhitespaceSplit" | "Whitespace"))
 }
 
 /// The unknown token's id, which model2vec drops from every text (word-level tokenizers map
@@ -227,6 +254,24 @@ fn to_ids(dtype: Dtype, data: &[u8]) -> Option<Vec<u32>> {
     ids.into_iter().map(|i| u32::try_from(i).ok()).collect()
 }
 
+impl StaticEmbedder {
+    /// Token ids of each text, without special tokens.
+    fn tokenize(&self, texts: Vec<&str>) -> Result<Vec<Vec<u32>>> {
+        let encodings = self
+            .tokenizer
+            .encode_batch_fast(texts, false)
+            .map_err(|e| Error::Internal(format!("{}: tokenizer: {e}", self.name)))?;
+        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// [`Embedder::embed`] without the word cache (to check that the cache changes nothing).
+    #[cfg(test)]
+    fn embed_uncached(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        let ids = self.tokenize(texts.to_vec()).unwrap();
+        ids.iter().map(|e| self.embed_ids(e)).collect()
+    }
+}
+
 impl Embedder for StaticEmbedder {
     fn name(&self) -> &str {
         &self.name
@@ -244,10 +289,74 @@ impl Embedder for StaticEmbedder {
                 None => t,
             })
             .collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch_fast(cut, false)
-            .map_err(|e| Error::Internal(format!("{}: tokenizer: {e}", self.name)))?;
-        Ok(encodings.iter().map(|e| self.embed_ids(e.get_ids())).collect())
+        let Some(words) = &self.words else {
+            let encodings = self.tokenize(cut)?;
+            return Ok(encodings.iter().map(|e| self.embed_ids(e)).collect());
+        };
+        // Tokenize the words not seen before, all at once.
+        let mut missing: Vec<&str> = {
+            let known = words.read();
+            cut.iter()
+                .flat_map(|t| t.split_whitespace())
+                .filter(|w| !known.contains_key(*w))
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            let ids = self.tokenize(missing.clone())?;
+            let mut known = words.write();
+            if known.len() + missing.len() > WORD_CACHE {
+                known.clear();
+            }
+            for (w, ids) in missing.into_iter().zip(ids) {
+                known.insert(w.to_owned(), ids.into());
+            }
+        }
+        let known = words.read();
+        let mut ids = Vec::new();
+        Ok(cut
+            .iter()
+            .map(|t| {
+                ids.clear();
+                for w in t.split_whitespace() {
+                    match known.get(w) {
+                        Some(w) => ids.extend_from_slice(w),
+                        // Emptied by another thread meanwhile: tokenize it here.
+                        None => {
+                            ids.extend(self.tokenize(vec![w]).ok().into_iter().flatten().flatten())
+                        }
+                    }
+                }
+                self.embed_ids(&ids)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_word_cache_gives_the_tokenizers_vectors() {
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), Into::into)
+            .join("models/potion-base-8M");
+        let model = StaticEmbedder::load(&dir, "potion-base-8M").expect("run `make models`");
+        assert!(model.words.is_some(), "potion-base-8M splits on whitespace first");
+        let texts = [
+            "Hiring 4 ML engineers",
+            "Budget: $2.4M allocated (Q3), see\tthe doc\nbelow!",
+            "Café naïve façade — über straße",
+            "東京で会議 meeting in 東京",
+            "  leading and trailing spaces  ",
+            "",
+            "emoji 🎉 and CAPS and snake_case-and-kebab",
+        ];
+        for round in 0..2 {
+            let cached = model.embed(&texts).unwrap();
+            assert_eq!(cached, model.embed_uncached(&texts), "round {round}");
+        }
     }
 }
