@@ -324,7 +324,7 @@ impl Embedder for StaticEmbedder {
                         Some(w) => ids.extend_from_slice(w),
                         // Emptied by another thread meanwhile: tokenize it here.
                         None => {
-                            ids.extend(self.tokenize(vec![w]).ok().into_iter().flatten().flatten())
+                            ids.extend(self.tokenize(vec![w]).ok().into_iter().flatten().flatten());
                         }
                     }
                 }
