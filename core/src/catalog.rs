@@ -78,6 +78,12 @@ impl Tables for CatalogTables {
     }
 }
 
+/// LMDB refuses empty keys and keys over 511 bytes (`MDB_BAD_VALSIZE`); an identifier that
+/// cannot be a key names nothing, so lookups answer "not found" for it instead of failing.
+pub(crate) fn can_be_key(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 511
+}
+
 /// The `tenant_namespaces` key of a namespace.
 pub(crate) fn tenant_ns_key(tenant_id: Option<&str>, name: &str) -> String {
     format!("{}/{name}", tenant_id.unwrap_or("-"))

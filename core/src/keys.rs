@@ -440,6 +440,9 @@ impl Handle {
     }
 
     fn visible_key(&self, principal: &Principal, id: &str) -> Result<KeyRecord> {
+        if !crate::catalog::can_be_key(id) {
+            return Err(Error::not_found("key", id));
+        }
         let rec = self
             .inner
             .catalog

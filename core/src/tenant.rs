@@ -315,6 +315,9 @@ pub(crate) fn get_tenant(
     r: &heed::RoTxn<'_, heed::WithoutTls>,
     id: &str,
 ) -> Result<Tenant> {
+    if !crate::catalog::can_be_key(id) {
+        return Err(Error::not_found("tenant", id));
+    }
     t.tenants.get(r, id)?.ok_or_else(|| Error::not_found("tenant", id))
 }
 
@@ -740,8 +743,13 @@ impl Handle {
         self.inner.catalog_write(|w, t| {
             get_tenant(t, w, tenant_id)?;
             let key = format!("{tenant_id}/{member_id}");
-            let member =
-                t.members.get(w, &key)?.ok_or_else(|| Error::not_found("member", member_id))?;
+            let found = if crate::catalog::can_be_key(member_id) && crate::catalog::can_be_key(&key)
+            {
+                t.members.get(w, &key)?
+            } else {
+                None
+            };
+            let member = found.ok_or_else(|| Error::not_found("member", member_id))?;
             t.members.delete(w, &key)?;
             t.member_users.delete(w, &format!("{tenant_id}/{}", member.user_identifier))?;
             crate::keys::revoke_where(

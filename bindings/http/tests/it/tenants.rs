@@ -146,3 +146,32 @@ fn a_tenant_admin_key_reads_its_own_tenant_only() {
     assert_eq!(me.expect(200)["tenant_id"], a.as_str());
     assert_eq!(me.json["role"], "admin");
 }
+
+#[test]
+fn ids_that_cannot_exist_are_not_found_not_internal_errors() {
+    // An empty or over-long id in the path names nothing: 404, never LMDB's 500 for keys it
+    // cannot store (empty, or over 511 bytes).
+    let s = TestServer::start();
+    let created =
+        s.admin("POST", "/api/v1/tenants", Some(json!({"name": "acme_corp"}))).expect(201).clone();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let long = "x".repeat(600);
+    for path in [
+        "/api/v1/tenants//members".to_owned(),
+        format!("/api/v1/tenants/{long}"),
+        format!("/api/v1/tenants/{long}/members"),
+        format!("/api/v1/tenants/{id}/members/{long}"),
+    ] {
+        let method = if path.ends_with("/members") { "GET" } else { "DELETE" };
+        s.admin(method, &path, None).expect_error(404, "not_found");
+    }
+    s.admin(
+        "POST",
+        "/api/v1/tenants//members",
+        Some(json!({"user_identifier": "a@x.com", "role": "viewer"})),
+    )
+    .expect_error(404, "not_found");
+    s.admin("POST", "/v1/keys//rotate", None).expect_error(404, "not_found");
+    s.admin("POST", &format!("/v1/keys/{long}/rotate"), None).expect_error(404, "not_found");
+    s.admin("DELETE", &format!("/v1/keys/{long}"), None).expect_error(404, "not_found");
+}
