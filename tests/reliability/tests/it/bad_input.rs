@@ -22,8 +22,13 @@ pub fn names_field(e: &Error, field: &str) -> bool {
         {
             true
         }
-        _ => e.to_string().contains(field),
+        _ => message_names(&e.to_string(), field),
     }
+}
+
+/// Whether a message names `what`, in any case: "Memory not found: x" names "memory".
+pub fn message_names(message: &str, what: &str) -> bool {
+    message.to_lowercase().contains(&what.to_lowercase())
 }
 
 /// Checks one refusal; returns a description of what is wrong, if anything.

@@ -809,6 +809,42 @@ pub fn cases(fx: &Fixture) -> Vec<Case> {
         INVALID_OR_UNKNOWN,
     );
     add("get_memory", "no namespace for root", json!({ "id": fx.memory_id }), "namespace", INVALID);
+    add("get_memories", "missing ids", json!({ "namespace": TEXT_NS }), "ids", INVALID);
+    add(
+        "get_memories",
+        "ids not a list",
+        json!({ "namespace": TEXT_NS, "ids": "a" }),
+        "ids",
+        INVALID,
+    );
+    add(
+        "get_memories",
+        "an id as a number",
+        json!({ "namespace": TEXT_NS, "ids": ["a", 7] }),
+        "ids",
+        INVALID,
+    );
+    add(
+        "update_memory",
+        "missing id",
+        json!({ "namespace": TEXT_NS, "importance": 0.5 }),
+        "id",
+        INVALID,
+    );
+    add(
+        "update_memory",
+        "importance above 1",
+        json!({ "namespace": TEXT_NS, "id": fx.memory_id, "importance": 3.0 }),
+        "importance",
+        INVALID,
+    );
+    add(
+        "update_memory",
+        "tags not a list",
+        json!({ "namespace": TEXT_NS, "id": fx.memory_id, "tags": "x" }),
+        "tags",
+        INVALID,
+    );
     add("delete_memory", "missing id", json!({ "namespace": TEXT_NS }), "id", INVALID);
     add(
         "delete_memory",

@@ -30,7 +30,7 @@ fn judge(what: &str, resp: &Response, field: &str, codes: &[ErrorCode]) -> Optio
         return Some(format!("{what}: code {code}, wanted one of {codes:?}: {text}"));
     }
     let named = body["field"].as_str().is_some_and(|f| f.contains(field))
-        || body["message"].as_str().is_some_and(|m| m.contains(field));
+        || body["message"].as_str().is_some_and(|m| crate::bad_input::message_names(m, field));
     if !named {
         return Some(format!("{what}: refusal does not name {field:?}: {text}"));
     }
@@ -368,7 +368,9 @@ fn malformed_bodies_and_requests_get_a_json_4xx_never_a_5xx() {
                 .push(format!("{what}: HTTP {} without API.md's error body: {text}", resp.status));
         } else if !(field.is_empty()
             || parsed["field"].as_str().is_some_and(|f| f.contains(field))
-            || parsed["message"].as_str().is_some_and(|m| m.contains(field)))
+            || parsed["message"]
+                .as_str()
+                .is_some_and(|m| crate::bad_input::message_names(m, field)))
         {
             failures.push(format!("{what}: refusal does not name {field:?}: {text}"));
         }
