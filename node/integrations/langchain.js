@@ -1,7 +1,7 @@
 'use strict';
 // LangChain.js VectorStore over one memsilo namespace (`require('memsilo/langchain')`).
 // A document is one memory: pageContent its content, metadata its metadata, id its id (the same
-// id again replaces it). Metadata filters arrive with memsilo's filter language (issue 16).
+// id again replaces it). Filters are memsilo's filter language over the documents' metadata.
 // Build it from a handle acting as a scoped key and it reaches only that tenant's namespace.
 
 const { VectorStore } = require('@langchain/core/vectorstores');
@@ -51,7 +51,10 @@ class MemsiloVectorStore extends VectorStore {
 
   /** Deletes `{ids}` (absent ids are ignored), or everything with `{deleteAll: true}`. */
   async delete({ ids, deleteAll } = {}) {
-    if (deleteAll) throw new Error("memsilo: deleteAll needs memsilo's filter language (issue 16)");
+    if (deleteAll) {
+      await this.client.batchForget(this.namespace, { filter: {} });
+      return;
+    }
     if (!Array.isArray(ids)) throw new TypeError('memsilo: delete needs {ids: string[]} or {deleteAll: true}');
     for (let start = 0; start < ids.length; start += BATCH) {
       await this.client.batchForget(this.namespace, { ids: ids.slice(start, start + BATCH) });
@@ -70,7 +73,6 @@ class MemsiloVectorStore extends VectorStore {
 
   async #recall(vector, k, filter) {
     const opts = { vector, topK: k };
-    if (filter !== undefined && filter !== null) throw new Error("memsilo: metadata filters need memsilo's filter language (issue 16)");
     const where = scopedFilter(filter, 'metadata');
     if (where !== undefined) opts.filter = where;
     return this.client.recall(this.namespace, null, opts);
@@ -107,3 +109,8 @@ class MemsiloVectorStore extends VectorStore {
 }
 
 module.exports = { MemsiloVectorStore };
+// The LangGraph.js store is here too when @langchain/langgraph is installed.
+Object.defineProperty(module.exports, 'MemsiloStore', {
+  enumerable: true,
+  get: () => require('./langgraph.js').MemsiloStore,
+});

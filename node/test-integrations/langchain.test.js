@@ -1,6 +1,6 @@
 'use strict';
 // MemsiloVectorStore (LangChain.js) on the cases of LangChain's standard vector store suite,
-// plus MMR, asRetriever and tenant isolation, in-process and remote.
+// plus filters, fromTexts, MMR, asRetriever and tenant isolation, in-process and remote.
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Document } = require('@langchain/core/documents');
@@ -34,13 +34,15 @@ for (const mode of MODES) {
       assert.equal(docs[0].id, undefined);
     });
 
-    it('deletes by id (one, several, absent)', async () => {
+    it('deletes by id (one, several, absent) and everything', async () => {
       const vs = await store();
       await vs.addDocuments(['foo', 'bar', 'baz'].map((t, i) => new Document({ pageContent: t, metadata: { id: i + 1 } })), { ids: ['1', '2', '3'] });
       await vs.delete({ ids: ['1'] });
       assert.deepEqual((await vs.similaritySearch('foo', 5)).map((d) => d.id).sort(), ['2', '3']);
       await vs.delete({ ids: ['2', 'missing'] });
       assert.deepEqual((await vs.similaritySearch('foo', 5)).map((d) => d.id), ['3']);
+      await vs.delete({ deleteAll: true });
+      assert.deepEqual(await vs.similaritySearch('foo', 5), []);
     });
 
     it('adding by id is idempotent and replaces content and metadata', async () => {
@@ -67,16 +69,34 @@ for (const mode of MODES) {
       assert.deepEqual(await vs.getByIds(['1', '2']), []);
     });
 
-    it('fromTexts, maximal marginal relevance and asRetriever', async () => {
-      const t = await newTenant(mode);
-      const vs = await MemsiloVectorStore.fromTexts(['apple pie', 'apple pie!', 'apple tart', 'zebra'], { kind: 'text' }, new CharEmbeddings(), { client: t.handle, namespace: t.namespace });
-      assert.deepEqual((await vs.similaritySearch('zebra', 1)).map((d) => [d.pageContent, d.metadata]), [['zebra', { kind: 'text' }]]);
+    it('filters on metadata with the memsilo filter language, with scores', async () => {
+      const vs = await MemsiloVectorStore.fromTexts(
+        ['red apple', 'red car', 'green apple', 'blue car'],
+        [{ color: 'red', n: 1 }, { color: 'red', n: 2 }, { color: 'green', n: 3 }, { color: 'blue', n: 4, tags: ['sea'] }],
+        new CharEmbeddings(),
+        await newTenant(mode).then((t) => ({ client: t.handle, namespace: t.namespace })),
+      );
+      const red = await vs.similaritySearchWithScore('apple', 4, { color: 'red' });
+      assert.deepEqual(red.map(([d]) => d.pageContent), ['red apple', 'red car']);
+      assert.ok(red[0][1] > red[1][1] && red[0][1] <= 1);
+      const later = await vs.similaritySearch('car', 4, { n: { $gte: 2 }, color: { $in: ['red', 'blue'] } });
+      assert.deepEqual(later.map((d) => d.pageContent).sort(), ['blue car', 'red car']);
+      const either = await vs.similaritySearch('x', 4, { $or: [{ n: 1 }, { tags: { $contains: 'sea' } }] });
+      assert.deepEqual(either.map((d) => d.pageContent).sort(), ['blue car', 'red apple']);
+      await assert.rejects(vs.similaritySearch('x', 4, { n: { $bogus: 1 } }), memsilo.InvalidArgumentError);
+    });
+
+    it('maximal marginal relevance and asRetriever', async () => {
+      const vs = await store(new CharEmbeddings());
+      await vs.addDocuments(['apple pie', 'apple pie!', 'apple tart', 'zebra'].map((t) => new Document({ pageContent: t })));
       const mmr = await vs.maxMarginalRelevanceSearch('apple pie', { k: 2, fetchK: 4, lambda: 0.1 });
       assert.equal(mmr.length, 2);
       assert.equal(mmr[0].pageContent, 'apple pie');
       assert.notEqual(mmr[1].pageContent, 'apple pie!'); // a near duplicate is not chosen second
       const retriever = vs.asRetriever({ k: 3 });
       assert.equal((await retriever.invoke('apple')).length, 3);
+      const filtered = vs.asRetriever({ k: 3, filter: { missing: { $exists: true } } });
+      assert.deepEqual(await filtered.invoke('apple'), []);
     });
 
     it("a store built from tenant A's key cannot see tenant B", async () => {
@@ -90,7 +110,7 @@ for (const mode of MODES) {
       assert.deepEqual((await storeA.similaritySearch('secret', 5)).map((d) => d.pageContent), ['A plan']);
       const aOnB = new MemsiloVectorStore(emb, { client: a.handle, namespace: b.namespace });
       await assert.rejects(aOnB.similaritySearch('secret', 5), memsilo.ForbiddenError);
-      await assert.rejects(aOnB.delete({ ids: ['same'] }), memsilo.ForbiddenError);
+      await assert.rejects(aOnB.delete({ deleteAll: true }), memsilo.ForbiddenError);
       assert.deepEqual((await storeB.getByIds(['same'])).map((d) => d.pageContent), ['B secret']);
     });
   });

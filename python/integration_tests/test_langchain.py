@@ -1,5 +1,5 @@
-"""MemsiloVectorStore beyond the standard suite: from_texts, scores, max marginal relevance,
-as_retriever, the engine's own embedder, and tenant isolation."""
+"""MemsiloVectorStore beyond the standard suite: from_texts, the filter language with scores,
+max marginal relevance, as_retriever, the engine's own embedder, and tenant isolation."""
 
 from __future__ import annotations
 
@@ -42,6 +42,22 @@ def test_from_texts_and_scores(store: MemsiloVectorStore) -> None:
     assert 0.0 <= relevance[0][1] <= 1.0
 
 
+def test_filter_language(store: MemsiloVectorStore) -> None:
+    def ids(flt: Any) -> list:
+        return sorted(d.id for d, _ in store.similarity_search_with_score("thing", k=4, filter=flt))
+
+    assert ids({"color": "red"}) == ["a", "b"]
+    assert ids({"n": {"$gte": 3}}) == ["c", "d"]
+    assert ids({"color": {"$in": ["green", "blue"]}, "n": {"$lt": 4}}) == ["c"]
+    assert ids({"$or": [{"n": 1}, {"tags": {"$contains": "sea"}}]}) == ["a", "d"]
+    assert ids({"$not": {"color": "red"}}) == ["c", "d"]
+    assert ids({"tags": {"$contains_all": ["vehicle", "sea"]}}) == ["d"]
+    assert ids({"missing": {"$exists": True}}) == []
+    with pytest.raises(memsilo.InvalidArgumentError) as err:
+        store.similarity_search("thing", k=4, filter={"n": {"$bogus": 1}})
+    assert "filter" in str(err.value)
+
+
 def test_max_marginal_relevance(tenant: Tenant, model2vec_embeddings: Any) -> None:
     store = MemsiloVectorStore(tenant.handle, tenant.namespace, model2vec_embeddings)
     store.add_texts(["apple pie recipe", "apple pie recipe!", "apple tart recipe", "zebra stripes"])
@@ -54,9 +70,10 @@ def test_max_marginal_relevance(tenant: Tenant, model2vec_embeddings: Any) -> No
     assert isinstance(retriever, MemsiloRetriever) and len(retriever.invoke("apple")) == 2
 
 
-def test_as_retriever_with_k_and_threshold(store: MemsiloVectorStore) -> None:
-    assert len(store.as_retriever(search_kwargs={"k": 3}).invoke("x")) == 3
-    assert len(MemsiloRetriever(vectorstore=store, k=1).invoke("x")) == 1
+def test_as_retriever_with_filter_and_threshold(store: MemsiloVectorStore) -> None:
+    red = store.as_retriever(search_kwargs={"k": 4, "filter": {"color": "red"}}).invoke("x")
+    assert sorted(d.id for d in red) == ["a", "b"]
+    assert len(MemsiloRetriever(vectorstore=store, k=1, filter={"n": 4}).invoke("x")) == 1
     high = store.as_retriever(
         search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.99, "k": 4}
     ).invoke("red apple")
@@ -86,6 +103,7 @@ def test_tenant_a_store_cannot_see_tenant_b(new_tenant: Callable[[], Tenant]) ->
         lambda: a_on_b.get_by_ids(["same"]),
         lambda: a_on_b.add_texts(["overwrite"], ids=["same"]),
         lambda: a_on_b.delete(["same"]),
+        lambda: a_on_b.delete(),
     ):
         with pytest.raises(memsilo.ForbiddenError):
             call()

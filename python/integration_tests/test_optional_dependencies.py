@@ -28,7 +28,11 @@ def test_import_memsilo_imports_no_framework() -> None:
 
 @pytest.mark.parametrize(
     "module, own",
-    [("memsilo.integrations.langchain", {"langchain_core"})],
+    [
+        ("memsilo.integrations.langchain", {"langchain_core"}),
+        ("memsilo.integrations.langgraph", {"langgraph", "langchain_core"}),
+        ("memsilo.integrations.llama_index", {"llama_index"}),
+    ],
 )
 def test_each_adapter_imports_only_its_framework(module: str, own: set) -> None:
     loaded = imported_after(f"import {module}")
@@ -43,5 +47,10 @@ def test_extras_name_each_framework() -> None:
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     extras = project["project"]["optional-dependencies"]
-    for extra, package in [("langchain", "langchain-core")]:
+    for extra, package in [
+        ("langchain", "langchain-core"),
+        ("langgraph", "langgraph-checkpoint"),
+        ("mem0", "mem0ai"),
+        ("llamaindex", "llama-index-core"),
+    ]:
         assert any(req.startswith(package) for req in extras[extra]), (extra, extras.get(extra))

@@ -1,4 +1,4 @@
-"""Framework adapters: memsilo as the store behind LangChain (more frameworks to come).
+"""Framework adapters: memsilo as the store behind LangChain, LangGraph, mem0 and LlamaIndex.
 
 Each adapter is a thin layer over one memsilo handle and one memsilo namespace: it converts the
 framework's objects to memsilo memories, calls the handle, and maps errors. Build it from a
@@ -9,4 +9,7 @@ Nothing here is imported by ``import memsilo``, and each submodule imports its f
 when it is imported itself. Install a framework with its extra::
 
     pip install "memsilo[langchain]"    # memsilo.integrations.langchain
+    pip install "memsilo[langgraph]"    # memsilo.integrations.langgraph
+    pip install "memsilo[mem0]"         # memsilo.integrations.mem0
+    pip install "memsilo[llamaindex]"   # memsilo.integrations.llama_index
 """

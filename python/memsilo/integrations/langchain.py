@@ -8,12 +8,12 @@
     db = memsilo.connect("http://127.0.0.1:3300", "msk_...")       # a key scoped to tenant-acme
     store = MemsiloVectorStore(db, "tenant-acme", embedding=my_embeddings)
     store.add_documents(docs, ids=["a", "b"])                      # same id again = upsert
-    store.similarity_search_with_score("roadmap", k=4)
+    store.similarity_search_with_score("roadmap", k=4, filter={"team": {"$in": ["ml", "infra"]}})
     retriever = store.as_retriever(search_type="mmr", search_kwargs={"k": 3})
 
 A document is one memory: ``page_content`` is its content, ``metadata`` its metadata, ``id`` its
-id. Metadata filters arrive with memsilo's filter language (issue 16); until then a ``filter``
-argument, and ``delete()`` of everything, raise ``NotImplementedError``.
+id. Filters are memsilo's filter language over the documents' metadata (``{"genre": "sf"}``,
+``{"year": {"$gte": 2000}}``, ``$and``/``$or``/``$not``, ``$in``, ``$contains`` ...).
 Without ``embedding`` the engine embeds content and queries itself. Scores are cosine
 similarities in [-1, 1]; relevance scores map them onto [0, 1].
 """
@@ -65,8 +65,6 @@ class MemsiloVectorStore(VectorStore):
         return self._embedding
 
     def _filter(self, filter: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-        if filter is not None:
-            raise NotImplementedError("metadata filters need memsilo's filter language (issue 16)")
         return scoped_filter(filter, "metadata")
 
     # -- writes ----------------------------------------------------------------------------
@@ -104,7 +102,8 @@ class MemsiloVectorStore(VectorStore):
     def delete(self, ids: Optional[List[str]] = None, **kwargs: Any) -> Optional[bool]:
         """Deletes the given ids (absent ones are ignored); with ``ids=None``, every document."""
         if ids is None:
-            raise NotImplementedError("deleting everything needs memsilo's filter language")
+            self.client.batch_forget(self.namespace, filter={})
+            return True
         for start in range(0, len(ids), _BATCH):
             chunk = list(ids[start : start + _BATCH])
             if chunk:
