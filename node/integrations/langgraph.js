@@ -17,6 +17,7 @@ const { scopedFilter, allOf } = require('./filters.js');
 
 const BATCH = 1000;
 const MAX_TOP_K = 1000;
+const MIN_FETCH = 10; // smallest recall request of a semantic search
 
 function itemId(namespace, key) {
   const digest = crypto.createHash('sha256').update(JSON.stringify([...namespace, key])).digest('hex');
@@ -203,7 +204,8 @@ class MemsiloStore extends BaseStore {
   async #ranked(op, where, wanted) {
     const filter = allOf(where, { 'metadata.lg.indexed': true });
     const vector = this.index ? await this.index.embeddings.embedQuery(op.query) : undefined;
-    let topK = Math.min(MAX_TOP_K, wanted * Math.max(1, this.fields.length));
+    // One request size for the first pages, so paging through equal scores stays stable.
+    let topK = Math.min(MAX_TOP_K, Math.max(wanted, MIN_FETCH) * Math.max(1, this.fields.length));
     for (;;) {
       const hits = vector
         ? await this.client.recall(this.namespace, null, { vector, topK, filter })
@@ -213,7 +215,9 @@ class MemsiloStore extends BaseStore {
         const base = hit.metadata.lg.item;
         if (!best.has(base)) best.set(base, toItem(hit, hit.similarity));
       }
-      if (best.size >= wanted || hits.length < topK || topK >= MAX_TOP_K) return [...best.values()];
+      if (best.size >= wanted || hits.length < topK || topK >= MAX_TOP_K) {
+        return [...best.values()].sort((x, y) => y.score - x.score || compareNs(x.namespace, y.namespace) || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+      }
       topK = Math.min(MAX_TOP_K, topK * 4);
     }
   }

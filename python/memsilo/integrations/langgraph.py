@@ -68,6 +68,7 @@ __all__ = ["MemsiloStore"]
 
 _BATCH = 1000  # most memories per store/get call
 _MAX_TOP_K = 1000
+_MIN_FETCH = 10  # smallest recall request of a semantic search
 
 
 def item_id(namespace: Tuple[str, ...], key: str) -> str:
@@ -365,7 +366,8 @@ class MemsiloStore(BaseStore):
     ) -> List[Tuple[SearchItem, Dict[str, Any]]]:
         """Items by their best-matching row, best first (rows of one item are merged)."""
         flt = all_of(where, {"metadata.lg.indexed": True})
-        top_k = min(_MAX_TOP_K, wanted * max(1, len(self._fields)))
+        # One request size for the first pages, so paging through equal scores stays stable.
+        top_k = min(_MAX_TOP_K, max(wanted, _MIN_FETCH) * max(1, len(self._fields)))
         while True:
             if vector is not None:
                 hits = self.client.recall(self.namespace, vector=vector, top_k=top_k, filter=flt)
@@ -377,7 +379,9 @@ class MemsiloStore(BaseStore):
                 if base not in best:
                     best[base] = (self._search_item(dict(hit), float(hit["similarity"])), dict(hit))
             if len(best) >= wanted or len(hits) < top_k or top_k >= _MAX_TOP_K:
-                return list(best.values())
+                ranked = list(best.values())
+                ranked.sort(key=lambda pair: (-(pair[0].score or 0.0), pair[0].namespace, pair[0].key))
+                return ranked
             top_k = min(_MAX_TOP_K, top_k * 4)
 
     def _list_namespaces(self, op: ListNamespacesOp) -> List[Tuple[str, ...]]:
