@@ -213,12 +213,13 @@ impl DataTables {
     }
 
     /// Deletes every row of a namespace in every table, at most `budget` rows per table per
-    /// call; returns whether rows remain.
+    /// call; returns whether rows remain. `deleted` counts the rows deleted.
     pub(crate) fn purge_rows(
         &self,
         wtxn: &mut RwTxn<'_>,
         ns: NamespaceId,
         budget: usize,
+        deleted: &mut usize,
     ) -> Result<bool> {
         let prefix = ns.to_be_bytes();
         let mut more = false;
@@ -242,6 +243,7 @@ impl DataTables {
                 unsafe { iter.del_current()? };
                 n += 1;
             }
+            *deleted += n;
         }
         if !more {
             self.stats.delete(wtxn, &prefix)?;

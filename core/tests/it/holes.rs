@@ -158,3 +158,26 @@ fn forgets_racing_a_namespace_delete_release_each_byte_once() {
         assert_eq!(usage(&root, &tid), kept, "round {round}: usage drifted from what is stored");
     }
 }
+
+/// Item 10 (the part done): deleting a namespace that never held a row does not rewrite the
+/// shard file it shared with other tenants (before, every deletion copied the whole file under
+/// a lock blocking every tenant of the shard).
+#[cfg(unix)]
+#[test]
+fn purging_an_empty_namespace_leaves_the_shared_shard_file_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, shards: 1, ..Options::default() })
+            .unwrap();
+    let root = engine.root();
+    root.create_namespace("busy", NamespaceOptions::default()).unwrap();
+    store(&root, "busy", "another tenant's memory").unwrap();
+    root.create_namespace("empty", NamespaceOptions::default()).unwrap();
+    let file = dir.path().join("shards").join("shard-0").join("data.mdb");
+    let before = std::fs::metadata(&file).unwrap().ino();
+    root.delete_namespace("empty").unwrap();
+    assert_eq!(engine.run_pending_purges().unwrap(), 1);
+    assert_eq!(std::fs::metadata(&file).unwrap().ino(), before, "the shard file was rewritten");
+    assert_eq!(root.get_namespace("busy").unwrap().memory_count, 1);
+}
