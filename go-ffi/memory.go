@@ -74,6 +74,11 @@ type RecallRequest struct {
 	Since         *time.Time `json:"since,omitempty"`
 	Until         *time.Time `json:"until,omitempty"`
 	Expand        *uint32    `json:"expand,omitempty"` // also follow the knowledge graph this many hops
+	// Mode is "vector", "keyword" (BM25) or "hybrid" (both, fused); default hybrid for a
+	// text query, vector for a vector query.
+	Mode string `json:"mode,omitempty"`
+	// VectorWeight (hybrid only, in [0, 1]) fuses by a weighted sum instead of reciprocal rank.
+	VectorWeight *float64 `json:"vector_weight,omitempty"`
 }
 
 // RecallHit is one recalled memory with its score.
@@ -92,6 +97,8 @@ type RecallHit struct {
 	CreatedAt           time.Time      `json:"created_at"`
 	UpdatedAt           time.Time      `json:"updated_at"`
 	ViaGraph            bool           `json:"via_graph,omitempty"`
+	KeywordScore        *float64       `json:"keyword_score"` // BM25 (keyword and hybrid recall)
+	VectorScore         *float64       `json:"vector_score"`  // cosine similarity (vector and hybrid recall)
 }
 
 // ForgetRequest selects memories to forget; at least one filter is required (an empty
@@ -171,7 +178,7 @@ func (db *DB) Recall(ctx context.Context, ns string, req RecallRequest) ([]Recal
 func isVectorOnly(req RecallRequest) bool {
 	req.Vector, req.TopK = nil, 0
 	return req.Query == "" && req.AgentID == "" && req.Tags == nil && req.MinImportance == nil &&
-		req.Since == nil && req.Until == nil && req.Expand == nil
+		req.Since == nil && req.Until == nil && req.Expand == nil && req.Mode == "" && req.VectorWeight == nil
 }
 
 type memoryArgs struct {

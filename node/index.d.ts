@@ -122,6 +122,10 @@ export interface RecallHit {
   created_at: string;
   updated_at: string;
   via_graph?: boolean;
+  /** BM25 score of the query's words (keyword and hybrid recall). */
+  keyword_score: number | null;
+  /** Cosine similarity to the query vector (vector and hybrid recall). */
+  vector_score: number | null;
 }
 
 export interface DeletedMemory {
@@ -372,6 +376,11 @@ export interface RecallOptions {
   until?: Time;
   /** Also return memories linked through the graph, this many hops away. */
   expand?: number;
+  /** `vector`, `keyword` (BM25) or `hybrid` (both, fused); default hybrid for text, vector for a vector. */
+  mode?: 'vector' | 'keyword' | 'hybrid';
+  /** Hybrid only, in [0, 1]: fuse by a weighted sum instead of reciprocal rank. */
+  vectorWeight?: number;
+  vector_weight?: number;
 }
 
 export interface ForgetFilter {

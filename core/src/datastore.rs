@@ -72,6 +72,12 @@ pub(crate) struct NamespaceStats {
     pub dimensions: Option<u32>,
     /// Name of the embedder that produced the namespace's text vectors.
     pub embedder: Option<String>,
+    /// Memories in the keyword index.
+    #[serde(default)]
+    pub keyword_docs: u64,
+    /// Terms of the memories in the keyword index (BM25's average length).
+    #[serde(default)]
+    pub keyword_terms: u64,
     /// Entities in the graph.
     pub entity_count: u64,
     /// Relations in the graph.
@@ -101,6 +107,8 @@ pub(crate) struct DataTables {
     pub entity_memories: Database<'static, Bytes, Bytes>,
     /// ns ‖ entity uuid ‖ relation uuid → () (each relation under both of its endpoints).
     pub entity_relations: Database<'static, Bytes, Bytes>,
+    /// ns ‖ term → postings (sorted fixed-size duplicates; see [`crate::keyword`]).
+    pub keywords: Database<'static, Bytes, Bytes>,
 }
 
 impl Tables for DataTables {
@@ -117,6 +125,7 @@ impl Tables for DataTables {
             relations,
             entity_memories,
             entity_relations,
+            keywords,
         ) = env
             .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
@@ -128,6 +137,11 @@ impl Tables for DataTables {
                     o.create_database(w, Some("relations"))?,
                     o.create_database(w, Some("entity_memories"))?,
                     o.create_database(w, Some("entity_relations"))?,
+                    o.database_options()
+                        .types::<Bytes, Bytes>()
+                        .flags(heed::DatabaseFlags::DUP_SORT | heed::DatabaseFlags::DUP_FIXED)
+                        .name("keywords")
+                        .create(w)?,
                 )))
             })?
             .unwrap_commit();
@@ -140,6 +154,7 @@ impl Tables for DataTables {
             relations,
             entity_memories,
             entity_relations,
+            keywords,
         })
     }
 }
@@ -231,6 +246,7 @@ impl DataTables {
             &self.relations,
             &self.entity_memories,
             &self.entity_relations,
+            &self.keywords,
         ] {
             let mut iter = db.prefix_iter_mut(wtxn, &prefix)?;
             let mut n = 0;

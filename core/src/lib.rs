@@ -38,6 +38,7 @@ mod error;
 mod graph;
 mod ivf;
 mod keys;
+mod keyword;
 mod memory;
 mod namespace;
 mod page;
@@ -61,7 +62,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
 pub use memory::{
-    Forget, Forgotten, Memory, MemoryType, Recall, RecallHit, StoreMemory, UpdateMemory,
+    Forget, Forgotten, Memory, MemoryType, Recall, RecallHit, RecallMode, StoreMemory, UpdateMemory,
 };
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
 pub use page::{Page, Paged};

@@ -16,6 +16,7 @@ use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
 use crate::embed::Embedder;
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
+pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
 use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
 
@@ -282,6 +283,14 @@ pub struct Recall {
     /// the best hits mention.
     #[serde(default)]
     pub expand: Option<u32>,
+    /// How candidates are found: `vector`, `keyword` (BM25 over the memories' words) or
+    /// `hybrid` (both, fused). Default: hybrid for a text query, vector for a vector query.
+    #[serde(default)]
+    pub mode: Option<RecallMode>,
+    /// Hybrid recall: the weight in [0, 1] of the vector score in a weighted sum with the
+    /// keyword score (scaled to [0, 1] by the best one). Without it, reciprocal-rank fusion.
+    #[serde(default)]
+    pub vector_weight: Option<f64>,
 }
 
 impl Recall {
@@ -341,6 +350,13 @@ pub struct RecallHit {
     /// Whether this hit was reached through the knowledge graph rather than by similarity.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub via_graph: bool,
+    /// BM25 score of the query's words in this memory (keyword and hybrid recall; 0 when
+    /// none of them occurs in it).
+    #[serde(default)]
+    pub keyword_score: Option<f64>,
+    /// Cosine similarity to the query vector (vector and hybrid recall).
+    #[serde(default)]
+    pub vector_score: Option<f64>,
 }
 
 /// Arguments of [`Handle::batch_forget`]. At least one filter is required; given filters
@@ -1019,7 +1035,8 @@ impl Handle {
         }
         let env = self.inner.data_env(&rec.location)?;
         let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-        let query = match (&req.query, &req.vector) {
+        let mode = RecallMode::of(&req)?;
+        let query: Option<Vec<f32>> = match (&req.query, &req.vector) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid("vector", "give either query or vector, not both"))
             }
@@ -1028,7 +1045,7 @@ impl Handle {
                 validate_vector(v, "vector")?;
                 let mut v = v.clone();
                 normalize(&mut v);
-                v
+                Some(v)
             }
             (Some(q), None) => {
                 if q.trim().is_empty() {
@@ -1040,22 +1057,26 @@ impl Handle {
                         format!("must be at most {MAX_CONTENT_BYTES} bytes"),
                     ));
                 }
-                if stats.embedder.as_deref() == Some(CALLER_EMBEDDER) {
+                if mode == RecallMode::Keyword {
+                    None
+                } else if stats.embedder.as_deref() == Some(CALLER_EMBEDDER) {
                     return Err(Error::invalid(
                         "query",
-                        "this namespace holds caller-supplied vectors; pass vector instead",
+                        "this namespace holds caller-supplied vectors; pass vector instead \
+                         (or mode keyword)",
                     ));
+                } else {
+                    let embedder = crate::embed::for_namespace(
+                        &self.inner.options.embedder,
+                        stats.embedder.as_deref(),
+                    )?;
+                    let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
+                    normalize(&mut v);
+                    Some(v)
                 }
-                let embedder = crate::embed::for_namespace(
-                    &self.inner.options.embedder,
-                    stats.embedder.as_deref(),
-                )?;
-                let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
-                normalize(&mut v);
-                v
             }
         };
-        if let Some(d) = stats.dimensions.or(rec.dimensions) {
+        if let (Some(d), Some(query)) = (stats.dimensions.or(rec.dimensions), &query) {
             if query.len() != d as usize {
                 return Err(Error::invalid(
                     "vector",
@@ -1063,12 +1084,6 @@ impl Handle {
                 ));
             }
         }
-        // The tail copy is taken before the read transactions below (see crate::ann).
-        let vectors = self
-            .inner
-            .vectors
-            .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
-        crate::ann::note_recall(&self.inner, &rec, &stats);
         let now = self.inner.now_micros();
         // Filters checked on the records (the agent filter is applied while scanning).
         let filtered = !req.tags.is_empty()
@@ -1088,35 +1103,72 @@ impl Handle {
                 && req.until.is_none_or(|u| m.created_at < u);
             keep.then_some(eff)
         };
-        let agent_filter = agent.map(|a| agent_key(Some(a)));
-        // Over-fetch so filters and decay still leave top_k; widen when they do not.
-        let mut want = if filtered { top_k * 8 } else { top_k * 2 };
-        loop {
-            let (hits, exhausted) = env.read(|r, t| {
-                let (candidates, exhausted) =
-                    crate::ann::candidates(t, r, rec.id, &vectors, &query, want, agent_filter)?;
-                let mut hits = Vec::new();
-                for (id, sim) in &candidates {
-                    let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
-                    if let Some(eff) = passes(&s.memory) {
-                        hits.push(hit(s.memory, f64::from(*sim), eff, false));
+        // The best `k` memories by vector similarity that pass, with their slots.
+        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<(RecallHit, Option<u32>)>> {
+            // The tail copy is taken before the read transactions below (see crate::ann).
+            let vectors = self
+                .inner
+                .vectors
+                .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
+            crate::ann::note_recall(&self.inner, &rec, &stats);
+            let agent_filter = agent.map(|a| agent_key(Some(a)));
+            // Over-fetch so filters and decay still leave k; widen when they do not.
+            let mut want = if filtered { k * 8 } else { k * 2 };
+            loop {
+                let (mut hits, exhausted) = env.read(|r, t| {
+                    let (candidates, exhausted) =
+                        crate::ann::candidates(t, r, rec.id, &vectors, query, want, agent_filter)?;
+                    let mut hits = Vec::new();
+                    for (id, sim) in &candidates {
+                        let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
+                        if let Some(eff) = passes(&s.memory) {
+                            hits.push((hit(s.memory, f64::from(*sim), eff, false), s.slot));
+                        }
                     }
+                    Ok((hits, exhausted))
+                })?;
+                // Asking for more candidates than there are vectors cannot find more.
+                let everything = want as u64 >= stats.next_slot.into();
+                if hits.len() >= k || exhausted || everything {
+                    hits.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+                    hits.truncate(k);
+                    return Ok(hits);
                 }
-                Ok((hits, exhausted))
-            })?;
-            // Asking for more candidates than there are vectors cannot find more.
-            let everything = want as u64 >= stats.next_slot.into();
-            if hits.len() >= top_k || exhausted || everything {
-                let mut hits = hits;
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-                hits.truncate(top_k);
-                if let Some(depth) = req.expand.filter(|d| *d > 0) {
-                    hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
-                }
-                return Ok(hits);
+                want *= 4;
             }
-            want *= 4;
+        };
+        let text = req.query.as_deref().unwrap_or_default();
+        let mut hits = match (mode, &query) {
+            (RecallMode::Keyword, _) => env.read(|r, t| {
+                crate::keyword::keyword_hits(t, r, rec.id, &stats, text, None, top_k, &passes)
+            })?,
+            (RecallMode::Hybrid, Some(q)) => {
+                let depth = (top_k * 3).clamp(50, MAX_TOP_K);
+                let by_vector = vector_hits(q, depth)?;
+                env.read(|r, t| {
+                    crate::keyword::hybrid_hits(
+                        t,
+                        r,
+                        rec.id,
+                        &stats,
+                        text,
+                        q,
+                        by_vector,
+                        depth,
+                        req.vector_weight,
+                        &passes,
+                    )
+                })?
+            }
+            (_, Some(q)) => vector_hits(q, top_k)?.into_iter().map(|h| h.0).collect(),
+            (_, None) => return Err(Error::Internal("recall without a query vector".into())),
+        };
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(top_k);
+        if let Some(depth) = req.expand.filter(|d| *d > 0) {
+            hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
         }
+        Ok(hits)
     }
 }
 
@@ -1170,6 +1222,7 @@ pub(crate) fn put_memory(
             p.json = serde_json::to_vec(&p.memory)?;
             let mut row = 0;
             if let Some(slot) = stored.slot {
+                crate::keyword::unindex(t, w, ns, slot, &stored.memory.content, stats)?;
                 let vkey = ns_key(ns, &slot.to_be_bytes());
                 if let Some(r) = t.vectors.get(w, &vkey)? {
                     row = r.len() as u64;
@@ -1205,6 +1258,9 @@ pub(crate) fn put_memory(
         (None, None) => None,
     };
     put_last(&t.memories, w, &key, &encode_record(slot, &p.json))?;
+    if let Some(s) = slot {
+        crate::keyword::index(t, w, ns, s, &p.memory.content, stats)?;
+    }
     for e in &p.memory.entities {
         crate::graph::link_memory(t, w, ns, e, &p.id)?;
     }
@@ -1233,11 +1289,16 @@ fn row_len(dims: usize) -> u64 {
     16 + 4 * dims as u64
 }
 
+/// What a memory's effective importance multiplies its relevance by.
+pub(crate) fn importance_factor(eff: f64) -> f64 {
+    1.0 - IMPORTANCE_WEIGHT + IMPORTANCE_WEIGHT * eff
+}
+
 pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
     RecallHit {
         id: m.id,
         content: m.content,
-        score: sim * (1.0 - IMPORTANCE_WEIGHT + IMPORTANCE_WEIGHT * eff),
+        score: sim * importance_factor(eff),
         similarity: sim,
         importance: m.importance,
         effective_importance: eff,
@@ -1249,6 +1310,8 @@ pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
         created_at: m.created_at,
         updated_at: m.updated_at,
         via_graph,
+        keyword_score: None,
+        vector_score: (!via_graph).then_some(sim),
     }
 }
 
@@ -1387,6 +1450,7 @@ pub(crate) fn remove_memories(
                     row = r.len() as u64;
                 }
                 t.vectors.delete(w, &vkey)?;
+                crate::keyword::unindex(t, w, rec.id, slot, &stored.memory.content, &mut stats)?;
                 slots.push(slot);
             }
             let size = charged_size(bytes.len(), row);

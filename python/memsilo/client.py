@@ -254,6 +254,8 @@ class Memsilo:
         since: Optional[TimeLike] = None,
         until: Optional[TimeLike] = None,
         expand: Optional[int] = None,
+        mode: Optional[str] = None,
+        vector_weight: Optional[float] = None,
     ) -> List[RecallHit]:
         """The ``top_k`` memories closest to ``query`` (or to ``vector``), best first."""
         if vector is None and query is not None and self._embed_fn is not None:
@@ -268,6 +270,8 @@ class Memsilo:
             "since": since,
             "until": until,
             "expand": expand,
+            "mode": mode,
+            "vector_weight": vector_weight,
         }
         if vector is not None:
             hits = self._call_with_vectors("recall", args, [vector])

@@ -242,6 +242,8 @@ class _RecallHitBase(TypedDict):
 
 class RecallHit(_RecallHitBase, total=False):
     via_graph: bool
+    keyword_score: Optional[float]
+    vector_score: Optional[float]
 
 
 class Forgotten(TypedDict):

@@ -104,6 +104,8 @@ const RECALL: &[Param] = &[
     p("since", Kind::Text),
     p("until", Kind::Text),
     p("expand", Kind::Integer),
+    p("mode", Kind::Text),
+    p("vector_weight", Kind::Number),
 ];
 const NEIGHBORS: &[Param] =
     &[p("entity", Kind::Text), p("depth", Kind::Integer), p("type", Kind::Text)];

@@ -7,6 +7,7 @@ mod graph;
 mod holes;
 mod isolation;
 mod keys;
+mod keyword;
 mod memories;
 mod model;
 mod quotas;

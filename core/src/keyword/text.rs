@@ -1,0 +1,55 @@
+//! Text to index terms: Unicode words (UAX #29), case-folded, English stop words dropped,
+//! Snowball-stemmed (English), at most 64 bytes each.
+
+use std::sync::OnceLock;
+
+use rust_stemmers::{Algorithm, Stemmer};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Longest term kept, in bytes (longer words are cut at a character boundary).
+const MAX_TERM: usize = 64;
+
+/// Words too common to tell memories apart.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "of", "on", "or", "so", "such", "that", "the", "their", "then", "there", "these", "they",
+    "this", "to", "was", "will", "with",
+];
+
+fn stemmer() -> &'static Stemmer {
+    static STEMMER: OnceLock<Stemmer> = OnceLock::new();
+    STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
+}
+
+/// The index terms of `text`, in order (repeats kept).
+pub(crate) fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.unicode_words().filter_map(|word| {
+        let folded = word.to_lowercase();
+        if STOP_WORDS.binary_search(&folded.as_str()).is_ok() {
+            return None;
+        }
+        let mut term = stemmer().stem(&folded).into_owned();
+        if term.len() > MAX_TERM {
+            let mut cut = MAX_TERM;
+            while !term.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            term.truncate(cut);
+        }
+        Some(term)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_folded_stemmed_and_stop_words_dropped() {
+        let t: Vec<String> =
+            terms("The Engineers are HIRING engineers, naïve Straße 2.4M").collect();
+        assert_eq!(t, ["engin", "hire", "engin", "naïv", "straße", "2.4m"]);
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]), "sorted for binary search");
+        assert_eq!(terms(&"x".repeat(100)).next().unwrap().len(), MAX_TERM);
+    }
+}
