@@ -303,8 +303,16 @@ fn a_childs_usage_counts_against_its_parent_and_errors_name_the_child() {
     // Requests per second: the child's draw from the parent's bucket too.
     let quotas = json!({ "quotas": { "qps_limit": 2, "max_connections": 10 } });
     s.admin("PUT", &format!("/api/v1/tenants/{parent}"), Some(quotas)).expect(200);
-    let limited = (0..20)
-        .map(|_| s.call("GET", "/v1/namespaces", Some(&child_admin), None))
+    // Eight requests at once (under max_connections), so a slow machine cannot spread them
+    // below the rate.
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| s.call("GET", "/v1/namespaces", Some(&child_admin), None)))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let limited = answers
+        .into_iter()
         .find(|r| r.status == 429)
         .expect("the parent's qps_limit never bound its child");
     assert_eq!(limited.json["tenant_id"], child.as_str(), "{}", limited.text);
