@@ -472,17 +472,9 @@ macro_rules! dakera {
     ($op:literal, $method:ident $path:literal, $args:expr, $body:expr, $query:expr, $status:literal,
      $adapter:expr, $fields:expr, $summary:literal) => {
         DakeraRoute {
-            route: Route {
-                op: $op,
-                method: Method::$method,
-                path: $path,
-                path_args: $args,
-                body: $body,
-                query: $query,
-                status: $status,
-                summary: $summary,
-                tag: "dakera",
-            },
+            route: crate::routes::route!(
+                $op, $method $path, $args, $body, $query, $status, "dakera", $summary
+            ),
             adapter: &$adapter,
             body_fields: $fields,
         }

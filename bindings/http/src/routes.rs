@@ -126,6 +126,7 @@ macro_rules! route {
         }
     };
 }
+pub(crate) use route;
 
 /// Every API route. An operation with two routes (recall) lists first the one the remote
 /// client uses.
