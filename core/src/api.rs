@@ -672,7 +672,8 @@ pub fn error_body(e: &Error) -> Value {
     match e {
         Error::Forbidden { namespace: Some(ns), .. } => body["namespace"] = json!(ns),
         Error::QuotaExceeded { tenant, .. } => body["tenant_id"] = json!(tenant),
-        Error::RateLimited { tenant, retry_after_secs, .. } => {
+        Error::RateLimited { tenant, retry_after_secs, .. }
+        | Error::ComputeBusy { tenant, retry_after_secs, .. } => {
             body["tenant_id"] = json!(tenant);
             body["retry_after"] = json!(retry_after_secs);
         }

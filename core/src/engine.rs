@@ -14,7 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::datastore::{DataTables, EnvLocation};
 use crate::embed::{Embedder, ModelEmbedder};
 use crate::error::{Error, Result};
-use crate::quota::{RateInfo, RateLimiter, StorageUsage};
+use crate::quota::{ComputeGate, ComputeLink, ComputePermit, RateInfo, RateLimiter, StorageUsage};
 use crate::store::Store;
 use crate::vector::VectorCache;
 
@@ -37,6 +37,9 @@ pub struct Options {
     /// Bytes of in-memory vector copies kept across namespaces; past it the least recently
     /// used copies are dropped (and reloaded from disk by their next recall).
     pub vector_cache_bytes: usize,
+    /// How long a heavy operation (recall, embedding, batch store) waits for a free slot of
+    /// its tenant's `compute_quota_cores` before it is refused with `rate_limited`.
+    pub compute_wait: std::time::Duration,
 }
 
 impl Default for Options {
@@ -48,6 +51,7 @@ impl Default for Options {
             background: true,
             ann_threshold: 20_000,
             vector_cache_bytes: 2 << 30,
+            compute_wait: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -61,6 +65,7 @@ impl std::fmt::Debug for Options {
             .field("background", &self.background)
             .field("ann_threshold", &self.ann_threshold)
             .field("vector_cache_bytes", &self.vector_cache_bytes)
+            .field("compute_wait", &self.compute_wait)
             .finish()
     }
 }
@@ -82,6 +87,7 @@ pub(crate) struct TenantLimits {
     pub tenant_id: String,
     pub qps_limit: u32,
     pub max_connections: u32,
+    pub compute_quota_cores: f64,
 }
 
 struct CachedKey {
@@ -101,6 +107,7 @@ pub(crate) struct EngineInner {
     key_cache: RwLock<HashMap<String, CachedKey>>,
     pub usage: StorageUsage,
     pub limiter: RateLimiter,
+    pub compute: ComputeGate,
     pub vectors: VectorCache,
     /// Approximate-index environments, one per indexed namespace (see [`crate::ann`]).
     pub indexes: crate::ann::IndexEnvs,
@@ -213,6 +220,7 @@ impl Engine {
             key_cache: RwLock::default(),
             usage: StorageUsage::default(),
             limiter: RateLimiter::default(),
+            compute: ComputeGate::default(),
             vectors: VectorCache::new(options.vector_cache_bytes),
             indexes: crate::ann::IndexEnvs::default(),
             graphs: crate::graph::GraphCache::default(),
@@ -417,9 +425,11 @@ impl std::fmt::Debug for Handle {
     }
 }
 
-/// A checked caller for one operation: its principal and what the rate limiter said.
+/// A checked caller for one operation: its principal, and the compute quotas its heavy
+/// work counts against (its tenant's, then each ancestor's; none for root).
 pub(crate) struct Caller {
     pub principal: Principal,
+    compute: Vec<ComputeLink>,
 }
 
 impl Handle {
@@ -444,7 +454,7 @@ impl Handle {
     /// Checks the key and charges one request to the tenant's rate limit.
     pub(crate) fn caller(&self) -> Result<Caller> {
         let Some(authed) = self.authed()? else {
-            return Ok(Caller { principal: Principal::Root });
+            return Ok(Caller { principal: Principal::Root, compute: Vec::new() });
         };
         let now = self.inner.now_micros();
         for link in &authed.limits {
@@ -462,7 +472,19 @@ impl Handle {
                 });
             }
         }
-        Ok(Caller { principal: authed.principal.clone() })
+        let compute = authed
+            .limits
+            .iter()
+            .map(|l| ComputeLink { tenant_id: l.tenant_id.clone(), cores: l.compute_quota_cores })
+            .collect();
+        Ok(Caller { principal: authed.principal.clone(), compute })
+    }
+
+    /// A slot for one heavy operation of `caller` under its tenants' `compute_quota_cores`,
+    /// held until the permit is dropped; waits up to [`Options::compute_wait`], then fails
+    /// with `rate_limited`.
+    pub(crate) fn compute_slot(&self, caller: &Caller) -> Result<ComputePermit<'_>> {
+        self.inner.compute.acquire(&caller.compute, self.inner.options.compute_wait)
     }
 
     /// The rate-limit state the last admitted call of this handle's tenant left, without

@@ -161,6 +161,23 @@ pub enum Error {
         /// Seconds until a request would be admitted (at least 1).
         retry_after_secs: u64,
     },
+    /// The tenant's heavy operations already use its `compute_quota_cores` (code
+    /// `rate_limited`): the operation waited for a slot and got none.
+    #[error(
+        "compute quota of tenant {tenant} in use: compute_quota_cores {cores} runs {} heavy operation(s) at once{} and none finished in time; retry after {retry_after_secs}s",
+        (cores.floor() as u64).max(1),
+        if *shared { ", shared with its parent tenant" } else { "" }
+    )]
+    ComputeBusy {
+        /// The caller's tenant.
+        tenant: String,
+        /// Its `compute_quota_cores`.
+        cores: f64,
+        /// An ancestor's quota, not the tenant's own, is the one in use.
+        shared: bool,
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+    },
     /// A body or field is beyond the documented limits.
     #[error("{field}: {reason}")]
     PayloadTooLarge {
@@ -198,7 +215,7 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
-            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::RateLimited { .. } | Error::ComputeBusy { .. } => ErrorCode::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::Internal(_) | Error::Storage(_) => ErrorCode::Internal,
             Error::Remote { code, .. } => *code,
@@ -231,7 +248,8 @@ impl Error {
     /// Seconds to wait before retrying, for `rate_limited`.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Error::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            Error::RateLimited { retry_after_secs, .. }
+            | Error::ComputeBusy { retry_after_secs, .. } => Some(*retry_after_secs),
             Error::Remote { code: ErrorCode::RateLimited, body, .. } => {
                 Some(body["retry_after"].as_u64().unwrap_or(1))
             }

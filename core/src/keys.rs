@@ -308,6 +308,7 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
                 tenant_id: link.id,
                 qps_limit: link.quotas.qps_limit,
                 max_connections: link.quotas.max_connections,
+                compute_quota_cores: link.quotas.compute_quota_cores,
             });
         }
         Ok(Authed { principal, limits, expires_at })

@@ -720,6 +720,8 @@ impl Handle {
         )?;
         let caller_vector = req.embedding.is_some();
         let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
+        // Embedding the text is heavy work under the tenant's compute quota.
+        let _slot = if caller_vector { None } else { Some(self.compute_slot(&caller)?) };
         let mut out = self.write_memories(&rec, vec![p], caller_vector, None)?;
         out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
     }
@@ -776,6 +778,7 @@ impl Handle {
                 self.prepare(&rec, m, &format!("memories[{i}]"), now)
             })
             .collect::<Result<Vec<_>>>()?;
+        let _slot = self.compute_slot(&caller)?;
         Ok(self
             .write_memories(&rec, prepared, with_vectors > 0, None)?
             .into_iter()
@@ -1033,9 +1036,10 @@ impl Handle {
         if req.expand.is_some_and(|d| d > 5) {
             return Err(Error::invalid("expand", "must be between 0 and 5"));
         }
+        let mode = RecallMode::of(&req)?;
+        let _slot = self.compute_slot(&caller)?;
         let env = self.inner.data_env(&rec.location)?;
         let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-        let mode = RecallMode::of(&req)?;
         let query: Option<Vec<f32>> = match (&req.query, &req.vector) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid("vector", "give either query or vector, not both"))

@@ -1,11 +1,14 @@
 //! Quota enforcement: per-tenant storage reservations (a child's usage counts against every
-//! ancestor) and per-tenant request rates (GCRA, one atomic state per tenant).
+//! ancestor), per-tenant request rates (GCRA, one atomic state per tenant) and per-tenant
+//! compute (a bounded number of heavy operations running at once).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -192,6 +195,99 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// One link of a caller's ancestry with its compute quota.
+#[derive(Debug, Clone)]
+pub(crate) struct ComputeLink {
+    pub tenant_id: String,
+    /// `compute_quota_cores` as stored.
+    pub cores: f64,
+}
+
+impl ComputeLink {
+    /// Heavy operations the tenant may run at once: its cores rounded down, at least one.
+    pub(crate) fn slots(&self) -> usize {
+        (self.cores.floor() as usize).max(1)
+    }
+}
+
+/// Heavy operations (recalls, embedding, batch stores) running per tenant. A tenant's
+/// `compute_quota_cores` bounds how many run at once across it and its descendants, so one
+/// tenant cannot occupy every core; an operation beyond the bound waits up to the engine's
+/// `compute_wait` for a slot, then is refused with `rate_limited`.
+#[derive(Default)]
+pub(crate) struct ComputeGate {
+    running: Mutex<HashMap<String, usize>>,
+    freed: Condvar,
+}
+
+impl ComputeGate {
+    /// Takes a slot in every link of `chain` (the caller's tenant, then its ancestors), all
+    /// or none, waiting up to `wait` for them. Refused, the error names the caller's own
+    /// tenant and quota, whichever link is full.
+    pub(crate) fn acquire(
+        &self,
+        chain: &[ComputeLink],
+        wait: Duration,
+    ) -> Result<ComputePermit<'_>> {
+        let Some(own) = chain.first() else {
+            return Ok(ComputePermit { gate: self, tenants: Vec::new() });
+        };
+        let deadline = Instant::now() + wait;
+        let mut running = self.running.lock();
+        loop {
+            let full =
+                chain.iter().any(|l| running.get(&l.tenant_id).copied().unwrap_or(0) >= l.slots());
+            if !full {
+                for l in chain {
+                    *running.entry(l.tenant_id.clone()).or_default() += 1;
+                }
+                let tenants = chain.iter().map(|l| l.tenant_id.clone()).collect();
+                return Ok(ComputePermit { gate: self, tenants });
+            }
+            if self.freed.wait_until(&mut running, deadline).timed_out() {
+                let own_full = running.get(&own.tenant_id).copied().unwrap_or(0) >= own.slots();
+                return Err(Error::ComputeBusy {
+                    tenant: own.tenant_id.clone(),
+                    cores: own.cores,
+                    shared: !own_full,
+                    retry_after_secs: 1,
+                });
+            }
+        }
+    }
+
+    /// Heavy operations running for `tenant` (its descendants' included).
+    #[cfg(test)]
+    pub(crate) fn running(&self, tenant: &str) -> usize {
+        self.running.lock().get(tenant).copied().unwrap_or(0)
+    }
+}
+
+/// Slots held by one heavy operation; dropping it frees them and wakes a waiter.
+pub(crate) struct ComputePermit<'a> {
+    gate: &'a ComputeGate,
+    tenants: Vec<String>,
+}
+
+impl Drop for ComputePermit<'_> {
+    fn drop(&mut self) {
+        if self.tenants.is_empty() {
+            return;
+        }
+        let mut running = self.gate.running.lock();
+        for t in &self.tenants {
+            if let Some(n) = running.get_mut(t) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    running.remove(t);
+                }
+            }
+        }
+        drop(running);
+        self.gate.freed.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +328,43 @@ mod tests {
         );
         drop(u.reserve(&chain, 5).unwrap());
         assert_eq!(u.get("child"), 80);
+    }
+
+    fn link(tenant: &str, cores: f64) -> ComputeLink {
+        ComputeLink { tenant_id: tenant.into(), cores }
+    }
+
+    #[test]
+    fn compute_slots_bound_each_tenant_and_its_parent_and_a_waiter_gets_a_freed_slot() {
+        let gate = ComputeGate::default();
+        let child = [link("child", 1.0), link("p-1", 2.5)];
+        let sibling = [link("sibling", 4.0), link("p-1", 2.5)];
+        let held = gate.acquire(&child, Duration::ZERO).unwrap();
+        // The child's one core is busy: refused after the wait, naming the child.
+        let err = gate.acquire(&child, Duration::from_millis(20)).err().unwrap();
+        assert_eq!(err.code(), crate::ErrorCode::RateLimited);
+        assert!(
+            err.to_string().contains("child") && err.to_string().contains("compute_quota_cores"),
+            "{err}"
+        );
+        assert_eq!(err.retry_after(), Some(1));
+        // The parent has two slots (2.5 cores rounded down): the sibling gets the second.
+        let sib = gate.acquire(&sibling, Duration::ZERO).unwrap();
+        assert_eq!(gate.running("p-1"), 2);
+        let err = gate.acquire(&sibling, Duration::ZERO).err().unwrap();
+        let message = err.to_string();
+        assert!(message.contains("sibling") && !message.contains("p-1"), "{message}");
+        assert!(message.contains("shared with its parent tenant"), "{message}");
+        // Another tenant is not affected.
+        drop(gate.acquire(&[link("other", 0.5)], Duration::ZERO).unwrap());
+        // A waiter is admitted as soon as a slot is freed within its wait.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.acquire(&sibling, Duration::from_secs(10)).map(drop));
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            waiter.join().unwrap().unwrap();
+        });
+        drop(sib);
+        assert_eq!(gate.running("p-1"), 0);
     }
 }

@@ -318,3 +318,75 @@ fn a_childs_usage_counts_against_its_parent_and_errors_name_the_child() {
     assert_eq!(limited.json["tenant_id"], child.as_str(), "{}", limited.text);
     assert!(!limited.text.contains(&parent), "{}", limited.text);
 }
+
+/// Item 7 (compute): a tenant's heavy operations (recalls, embedding, batch stores) run at
+/// most `compute_quota_cores` at once; a burst beyond that waits up to the engine's
+/// `compute_wait` (zero here) and is then refused with 429 `rate_limited` naming the quota,
+/// while another tenant's recalls go on unrefused.
+#[test]
+fn compute_quota_cores_bounds_a_tenants_concurrent_heavy_work() {
+    let engine = memsilo::Options { compute_wait: Duration::ZERO, ..memsilo::Options::default() };
+    let s = TestServer::start_engine(engine, ServeOptions::default());
+    let quotas = json!({ "quotas": {
+        "compute_quota_cores": 1.0, "qps_limit": 100_000, "max_connections": 100 } });
+    let busy = tenant(&s, "busy_co", quotas.clone());
+    let quiet = tenant(&s, "quiet_co", quotas);
+    let setup = |tid: &str, ns: &str| {
+        let (_, key) = mint(&s, ADMIN, json!({ "name": ns, "tenant_id": tid, "role": "admin" }));
+        s.call("POST", "/v1/namespaces", Some(&key), Some(json!({ "name": ns }))).expect(201);
+        // Enough memories that a recall is real work.
+        for chunk in 0..4 {
+            let memories: Vec<Value> = (0..1000)
+                .map(|i| json!({ "content": format!("note {chunk}-{i} on topic {} and {}", i % 37, i % 11) }))
+                .collect();
+            let body = json!({ "namespace": ns, "memories": memories });
+            s.call("POST", "/v1/memory/store_batch", Some(&key), Some(body)).expect(201);
+        }
+        key
+    };
+    let busy_key = setup(&busy, "busy-ns");
+    let quiet_key = setup(&quiet, "quiet-ns");
+    let recall = |key: &str, ns: &str| {
+        let body = json!({ "namespace": ns, "query": "topic 7 and 3", "top_k": 20 });
+        s.call("POST", "/v1/memory/recall", Some(key), Some(body))
+    };
+    // Eight recalls at once by one tenant, while the other tenant recalls too.
+    let burst = || -> (Vec<Resp>, Vec<Resp>) {
+        std::thread::scope(|scope| {
+            let quiet_calls =
+                scope.spawn(|| (0..3).map(|_| recall(&quiet_key, "quiet-ns")).collect());
+            let calls: Vec<_> =
+                (0..8).map(|_| scope.spawn(|| recall(&busy_key, "busy-ns"))).collect();
+            let busy = calls.into_iter().map(|c| c.join().unwrap()).collect();
+            (busy, quiet_calls.join().unwrap())
+        })
+    };
+    let mut refused = None;
+    for _ in 0..10 {
+        let (busy_answers, quiet_answers) = burst();
+        for r in &quiet_answers {
+            r.expect(200);
+        }
+        for r in &busy_answers {
+            assert!(r.status == 200 || r.status == 429, "{}", r.text);
+        }
+        if let Some(r) = busy_answers.into_iter().find(|r| r.status == 429) {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("eight concurrent recalls ran under a one-core compute quota");
+    assert_eq!(r.json["error"], "rate_limited", "{}", r.text);
+    assert_eq!(r.json["tenant_id"], busy.as_str(), "{}", r.text);
+    let message = r.json["message"].as_str().unwrap();
+    assert!(message.contains("compute_quota_cores 1"), "{message}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+
+    // With sixteen cores' worth the same burst runs whole.
+    let quotas = json!({ "quotas": { "compute_quota_cores": 16.0 } });
+    s.admin("PUT", &format!("/api/v1/tenants/{busy}"), Some(quotas)).expect(200);
+    let (busy_answers, _) = burst();
+    for r in &busy_answers {
+        r.expect(200);
+    }
+}
