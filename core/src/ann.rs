@@ -375,7 +375,7 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     };
     let Some((end, update)) = done else { return Ok(Step::Done) };
     if end > stats.indexed_until {
-        data.write(|w, t| {
+        data.write_ns(rec.id, |w, t| {
             if inner.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }

@@ -227,6 +227,51 @@ impl DataTables {
         Ok(())
     }
 
+    /// Every table whose keys start with the namespace id, except `stats`.
+    fn namespace_rows(&self) -> [&Database<'static, Bytes, Bytes>; 8] {
+        [
+            &self.memories,
+            &self.vectors,
+            &self.entities,
+            &self.entity_names,
+            &self.relations,
+            &self.entity_memories,
+            &self.entity_relations,
+            &self.keywords,
+        ]
+    }
+
+    /// Makes namespace `ns`'s rows in this environment what they are in `from` (another
+    /// environment's tables, read in `rtxn`): deletes them here, then copies them.
+    pub(crate) fn copy_namespace(
+        &self,
+        from: &DataTables,
+        rtxn: &RoTxn<'_, WithoutTls>,
+        wtxn: &mut RwTxn<'_>,
+        ns: NamespaceId,
+    ) -> Result<()> {
+        let prefix = ns.to_be_bytes();
+        for (to, from) in self.namespace_rows().into_iter().zip(from.namespace_rows()) {
+            let mut stale = to.prefix_iter_mut(wtxn, &prefix)?;
+            while stale.next().transpose()?.is_some() {
+                // SAFETY: no reference into the database is kept across this deletion.
+                unsafe { stale.del_current()? };
+            }
+            drop(stale);
+            for row in from.prefix_iter(rtxn, &prefix)? {
+                let (key, value) = row?;
+                to.put(wtxn, key, value)?;
+            }
+        }
+        match from.stats.get(rtxn, &prefix)? {
+            Some(stats) => self.stats.put(wtxn, &prefix, &stats)?,
+            None => {
+                self.stats.delete(wtxn, &prefix)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes every row of a namespace in every table, at most `budget` rows per table per
     /// call; returns whether rows remain. `deleted` counts the rows deleted.
     pub(crate) fn purge_rows(
@@ -238,16 +283,7 @@ impl DataTables {
     ) -> Result<bool> {
         let prefix = ns.to_be_bytes();
         let mut more = false;
-        for db in [
-            &self.memories,
-            &self.vectors,
-            &self.entities,
-            &self.entity_names,
-            &self.relations,
-            &self.entity_memories,
-            &self.entity_relations,
-            &self.keywords,
-        ] {
+        for db in self.namespace_rows() {
             let mut iter = db.prefix_iter_mut(wtxn, &prefix)?;
             let mut n = 0;
             while iter.next().transpose()?.is_some() {

@@ -331,7 +331,7 @@ impl Handle {
         let reservation =
             if estimate > 0 { Some(self.inner.usage.reserve(&chain, estimate)?) } else { None };
         let env = self.inner.data_env(&rec.location)?;
-        let (change, applied) = env.write(|w, t| {
+        let (change, applied) = env.write_ns(rec.id, |w, t| {
             if self.inner.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }

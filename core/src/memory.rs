@@ -659,7 +659,7 @@ impl Handle {
             None => Vec::new(),
         };
         let reservation = self.inner.usage.reserve(&chain, total.saturating_sub(replaced))?;
-        let written = env.write(|w, t| {
+        let written = env.write_ns(rec.id, |w, t| {
             if self.inner.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }
@@ -1432,7 +1432,7 @@ pub(crate) fn remove_memories(
         None => Vec::new(),
     };
     let env = inner.data_env(&rec.location)?;
-    let (removed, freed, slots, stats) = env.write(|w, t| {
+    let (removed, freed, slots, stats) = env.write_ns(rec.id, |w, t| {
         // As for writes: once its namespace is deleted, a forget releases nothing (the
         // deletion releases what the namespace still holds).
         if inner.is_dead(rec.id) {

@@ -1,16 +1,25 @@
 //! One LMDB environment with typed tables, the only place that opens, grows, compacts or
 //! removes environment files.
 //!
-//! Every transaction runs under a read guard of `inner`; growing the map and compaction take the
-//! write guard, so they never race a live transaction (LMDB requires that for `mdb_env_set_mapsize`).
+//! Every transaction runs under a read guard of `inner`; growing the map and the last step of a
+//! compaction take the write guard, so they never race a live transaction (LMDB requires that for
+//! `mdb_env_set_mapsize`).
+//!
+//! Compaction (erasing deleted rows from a shared file) runs online: the environment is copied
+//! without its free pages from a read snapshot while every other transaction goes on; the
+//! namespaces written meanwhile (each data write names its namespace: see [`Store::write_ns`])
+//! are copied again from a newer snapshot, a few rounds; only the last round — the namespaces
+//! written during the round before — and the swap of the files hold the write guard.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use heed::{CompactionOption, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
+use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
 
 /// The tables of one kind of environment, created on open.
@@ -33,7 +42,19 @@ pub(crate) struct Store<T> {
     /// Commits still to fail on purpose (fault-injection tests: see
     /// `Engine::fail_next_catalog_commits`).
     failing_commits: AtomicU32,
+    /// While an online compaction runs: the namespaces written since its last snapshot
+    /// ([`ANY_NAMESPACE`] for a write that named none).
+    written: Mutex<Option<BTreeSet<NamespaceId>>>,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
 }
+
+/// Marks a write that did not say which namespace it changed: the compaction that sees it
+/// copies the whole environment again under the write guard.
+const ANY_NAMESPACE: NamespaceId = NamespaceId::MAX;
+
+/// Rounds of catching up online before the last one, under the write guard.
+const CATCH_UP_ROUNDS: usize = 4;
 
 const DATA_FILE: &str = "data.mdb";
 
@@ -46,6 +67,8 @@ impl<T: Tables> Store<T> {
             path: path.to_owned(),
             inner: RwLock::new(Some(opened)),
             failing_commits: AtomicU32::new(0),
+            written: Mutex::new(None),
+            compacting: Mutex::new(()),
         })
     }
 
@@ -62,21 +85,39 @@ impl<T: Tables> Store<T> {
 
     /// Runs `f` in a write transaction and commits it if `f` succeeds. When the map is full
     /// the transaction is aborted, the map doubled and `f` run again, so `f` must not have
-    /// effects outside the transaction.
-    pub(crate) fn write<R>(&self, mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R>) -> Result<R> {
+    /// effects outside the transaction. Data environments use [`Store::write_ns`].
+    pub(crate) fn write<R>(&self, f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R>) -> Result<R> {
+        self.write_ns(ANY_NAMESPACE, f)
+    }
+
+    /// [`Store::write`] for a transaction that changes only rows of namespace `ns` (every
+    /// data write), so that a compaction running meanwhile copies that namespace again.
+    pub(crate) fn write_ns<R>(
+        &self,
+        ns: NamespaceId,
+        mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R>,
+    ) -> Result<R> {
         loop {
             let outcome = {
                 let guard = self.inner.read();
                 let opened = guard.as_ref().ok_or_else(closed)?;
                 let mut wtxn = opened.env.write_txn()?;
-                match f(&mut wtxn, &opened.tables) {
+                let committed = match f(&mut wtxn, &opened.tables) {
                     Ok(_) if self.take_failing_commit() => {
                         wtxn.abort();
                         Err(Error::Internal("injected commit failure".into()))
                     }
                     Ok(r) => wtxn.commit().map(|()| r).map_err(Error::from),
                     Err(e) => Err(e),
+                };
+                // Noted after the commit and under the read guard: a compaction's snapshot
+                // taken before this commit was taken after it began noting, so it sees this.
+                if committed.is_ok() {
+                    if let Some(written) = self.written.lock().as_mut() {
+                        written.insert(ns);
+                    }
                 }
+                committed
             };
             match outcome {
                 Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => self.grow()?,
@@ -107,35 +148,6 @@ impl<T: Tables> Store<T> {
         Ok(())
     }
 
-    /// Rewrites the environment without its free pages, so bytes of deleted records are gone
-    /// from the file, then reopens it. Blocks this environment's transactions meanwhile.
-    pub(crate) fn compact(&self) -> Result<()> {
-        let mut guard = self.inner.write();
-        let opened = guard.take().ok_or_else(closed)?;
-        let map_size = opened.env.info().map_size;
-        let tmp = self.path.join("data.mdb.compact");
-        let copied = opened.env.copy_to_path(&tmp, CompactionOption::Enabled).map(|f| f.sync_all());
-        let reopen_from = match copied {
-            Ok(Ok(())) => {
-                close_env(opened);
-                fs::rename(&tmp, self.path.join(DATA_FILE))?;
-                fsync_dir(&self.path)?;
-                true
-            }
-            Ok(Err(e)) => {
-                *guard = Some(opened);
-                return Err(e.into());
-            }
-            Err(e) => {
-                *guard = Some(opened);
-                return Err(e.into());
-            }
-        };
-        debug_assert!(reopen_from);
-        *guard = Some(open_env::<T>(&self.path, map_size)?);
-        Ok(())
-    }
-
     /// Closes the environment and deletes its directory. Later calls fail.
     pub(crate) fn destroy(&self) -> Result<()> {
         let mut guard = self.inner.write();
@@ -147,6 +159,105 @@ impl<T: Tables> Store<T> {
             _ => Ok(()),
         }
     }
+}
+
+impl Store<DataTables> {
+    /// Rewrites the environment without its free pages, so bytes of deleted rows are gone
+    /// from the file, holding up the environment's other transactions only for the last
+    /// catch-up round and the swap of the files (see the module documentation).
+    pub(crate) fn compact(&self) -> Result<()> {
+        let _one = self.compacting.lock();
+        *self.written.lock() = Some(BTreeSet::new());
+        let next_dir = self.path.join("compacting");
+        let outcome = self.compact_into(&next_dir);
+        *self.written.lock() = None;
+        if outcome.is_err() {
+            let _ = fs::remove_dir_all(&next_dir);
+        }
+        outcome
+    }
+
+    fn compact_into(&self, next_dir: &Path) -> Result<()> {
+        match fs::remove_dir_all(next_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => fs::create_dir_all(next_dir)?,
+        }
+        // A compacted copy of a snapshot: other transactions go on meanwhile.
+        let map_size = {
+            let guard = self.inner.read();
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            opened
+                .env
+                .copy_to_path(next_dir.join(DATA_FILE), CompactionOption::Enabled)?
+                .sync_all()?;
+            opened.env.info().map_size
+        };
+        let next = open_env::<DataTables>(next_dir, map_size)?;
+        let caught_up = self.catch_up_online(&next);
+        let mut guard = self.inner.write();
+        let copied_under_guard = caught_up.and_then(|()| {
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            let written = self.written.lock().replace(BTreeSet::new()).unwrap_or_default();
+            if written.contains(&ANY_NAMESPACE) {
+                return Ok(false); // a write named no namespace: copy all again under the guard
+            }
+            copy_namespaces(opened, &next, &written)?;
+            next.env.force_sync()?;
+            Ok(true)
+        });
+        close_env(next);
+        if !copied_under_guard? {
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            let copy = next_dir.join(DATA_FILE);
+            opened.env.copy_to_path(&copy, CompactionOption::Enabled)?.sync_all()?;
+        }
+        let opened = guard.take().ok_or_else(closed)?;
+        close_env(opened);
+        let swapped = fs::rename(next_dir.join(DATA_FILE), self.path.join(DATA_FILE))
+            .map_err(Error::from)
+            .and_then(|()| fsync_dir(&self.path));
+        // Reopened whatever happened: on a failed rename the old file is still in place.
+        *guard = Some(open_env::<DataTables>(&self.path, map_size)?);
+        swapped?;
+        drop(guard);
+        fs::remove_dir_all(next_dir)?;
+        Ok(())
+    }
+
+    /// Copies again, from newer snapshots, the namespaces written since the last one, while
+    /// other transactions go on; stops when a round finds none or after a few rounds.
+    fn catch_up_online(&self, next: &Opened<DataTables>) -> Result<()> {
+        for _ in 0..CATCH_UP_ROUNDS {
+            let guard = self.inner.read();
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            // Taken before the snapshot: a write committed after it is noted in the new set.
+            let written = self.written.lock().replace(BTreeSet::new()).unwrap_or_default();
+            if written.is_empty() || written.contains(&ANY_NAMESPACE) {
+                self.written.lock().get_or_insert_with(BTreeSet::new).extend(written);
+                return Ok(());
+            }
+            copy_namespaces(opened, next, &written)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the rows of each namespace of `which` in `to` with its rows in `from` now.
+fn copy_namespaces(
+    from: &Opened<DataTables>,
+    to: &Opened<DataTables>,
+    which: &BTreeSet<NamespaceId>,
+) -> Result<()> {
+    if which.is_empty() {
+        return Ok(());
+    }
+    let rtxn = from.env.read_txn()?;
+    let mut wtxn = to.env.write_txn()?;
+    for ns in which {
+        to.tables.copy_namespace(&from.tables, &rtxn, &mut wtxn, *ns)?;
+    }
+    wtxn.commit()?;
+    Ok(())
 }
 
 fn open_env<T: Tables>(path: &Path, map_size: usize) -> Result<Opened<T>> {

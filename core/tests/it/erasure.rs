@@ -142,3 +142,68 @@ fn child_deletes_then_dies() {
     engine.root().delete_namespace("doomed").unwrap();
     std::process::abort();
 }
+
+/// Issue 14, item 10: the rewrite that erases a deleted namespace from a shared file runs
+/// while other namespaces of that file are written. Every write acknowledged before, during
+/// or after it is in the new file (read back after reopening), and the deleted content is
+/// not on disk.
+#[test]
+fn writes_made_during_an_erasing_rewrite_are_all_in_the_new_file() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let marker = "REWRITE-MARKER-3c9d";
+    let written = {
+        let engine = Engine::open(
+            dir.path(),
+            Options { background: false, shards: 1, ..Options::default() },
+        )
+        .unwrap();
+        let root = engine.root();
+        root.create_namespace("doomed", NamespaceOptions::default()).unwrap();
+        root.create_namespace("busy", NamespaceOptions::default()).unwrap();
+        let filler = "y".repeat(1500);
+        for b in 0..4 {
+            let batch =
+                (0..500).map(|i| StoreMemory::text(format!("{marker} {b}-{i} {filler}"))).collect();
+            root.store_memories("doomed", batch).unwrap();
+        }
+        root.delete_namespace("doomed").unwrap();
+        let (stop, purging) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let writer = {
+            let (root, stop, purging) = (root.clone(), stop.clone(), purging.clone());
+            std::thread::spawn(move || {
+                let (mut ids, mut during) = (Vec::new(), 0);
+                while !stop.load(Ordering::SeqCst) || ids.len() < 20 {
+                    let m = root
+                        .store_memory(StoreMemory {
+                            namespace: Some("busy".into()),
+                            ..StoreMemory::text(format!("busy write {}", ids.len()))
+                        })
+                        .unwrap();
+                    ids.push(m.id);
+                    during += usize::from(purging.load(Ordering::SeqCst));
+                }
+                (ids, during)
+            })
+        };
+        purging.store(true, Ordering::SeqCst);
+        assert_eq!(engine.run_pending_purges().unwrap(), 1);
+        purging.store(false, Ordering::SeqCst);
+        stop.store(true, Ordering::SeqCst);
+        let (ids, during) = writer.join().unwrap();
+        assert!(during > 0, "no write was made while the purge ran");
+        eprintln!("{} writes, {during} of them while the purge ran", ids.len());
+        ids
+    };
+    assert!(files_containing(dir.path(), marker.as_bytes()).is_empty());
+    let engine = engine(dir.path());
+    let root = engine.root();
+    assert_eq!(root.get_namespace("busy").unwrap().memory_count, written.len() as u64);
+    for id in &written {
+        root.get_memory(Some("busy"), id).unwrap();
+    }
+    let hits = root.recall(Recall::text("busy write").namespace("busy").top_k(5)).unwrap();
+    assert_eq!(hits.len(), 5);
+}

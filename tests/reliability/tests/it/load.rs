@@ -87,7 +87,8 @@ fn mixed_multi_tenant_traffic_stays_isolated_error_free_flat_and_rate_limited() 
     let addr = server.addr;
     let mut tenants = Vec::new();
     for t in 0..TENANTS {
-        let quotas = json!({ "qps_limit": 100_000, "max_connections": 64, "compute_quota_cores": 64 });
+        let quotas =
+            json!({ "qps_limit": 100_000, "max_connections": 64, "compute_quota_cores": 64 });
         let tenant = ok(
             call(
                 addr,
