@@ -530,12 +530,19 @@ impl Prepared {
         Ok(Prepared { id: memory_key(&memory.id), memory, json, vector, embed: true })
     }
 
-    /// Bytes the memory will be charged (see [`charged_size`]).
+    /// Bytes the memory will be charged (see [`charged_size`]), without its keyword
+    /// postings (see [`postings_charge`]).
     fn charge(&self) -> u64 {
         charged_size(
             RECORD_HEADER + self.json.len(),
             self.vector.as_ref().map_or(0, |v| row_len(v.len())),
         )
+    }
+
+    /// What a new memory is expected to be charged, its postings included (written with a
+    /// vector, it has a slot and so is in the keyword index).
+    fn estimate(&self) -> u64 {
+        self.charge() + postings_charge(self.vector.as_ref().map(|_| 0), &self.memory.content)
     }
 }
 
@@ -647,13 +654,14 @@ impl Handle {
             let mut sum = 0;
             for p in &items {
                 if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? {
-                    let slot = split_record(bytes).map_or(Some(0), |(slot, _)| slot);
-                    sum += charged_size(bytes.len(), slot.map_or(0, |_| row));
+                    let stored = decode_record(bytes)?;
+                    sum += charged_size(bytes.len(), stored.slot.map_or(0, |_| row))
+                        + postings_charge(stored.slot, &stored.memory.content);
                 }
             }
             Ok(sum)
         })?;
-        let total: u64 = items.iter().map(Prepared::charge).sum();
+        let total: u64 = items.iter().map(Prepared::estimate).sum();
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
@@ -1243,7 +1251,8 @@ pub(crate) fn put_memory(
             }
             stats.expiring =
                 stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()));
-            let size = charged_size(*len, if kept_slot.is_some() { 0 } else { row });
+            let size = charged_size(*len, if kept_slot.is_some() { 0 } else { row })
+                + postings_charge(stored.slot, &stored.memory.content);
             let freed = size.min(stats.storage_bytes);
             stats.storage_bytes -= freed;
             effects.freed += freed;
@@ -1270,10 +1279,16 @@ pub(crate) fn put_memory(
     }
     stats.expiring += u64::from(p.memory.expires_at.is_some());
     // A kept row was not released above, so it is not charged again.
-    let size = p.charge();
+    let size = p.charge() + postings_charge(slot, &p.memory.content);
     stats.storage_bytes += size;
     effects.charged += size;
     Ok(new_slot)
+}
+
+/// Bytes charged for a memory's keyword postings: a memory with a vector slot is in the
+/// keyword index (see [`crate::keyword::index`]).
+fn postings_charge(slot: Option<u32>, content: &str) -> u64 {
+    slot.map_or(0, |_| crate::keyword::charge(content))
 }
 
 /// Bytes charged for a memory: its record, its vector row, the vector's entry in an
@@ -1457,7 +1472,8 @@ pub(crate) fn remove_memories(
                 crate::keyword::unindex(t, w, rec.id, slot, &stored.memory.content, &mut stats)?;
                 slots.push(slot);
             }
-            let size = charged_size(bytes.len(), row);
+            let size = charged_size(bytes.len(), row)
+                + postings_charge(stored.slot, &stored.memory.content);
             for e in &stored.memory.entities {
                 crate::graph::unlink_memory(t, w, rec.id, e, id)?;
             }

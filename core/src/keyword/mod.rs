@@ -39,6 +39,15 @@ fn posting(slot: u32, tf: u32, len: usize) -> [u8; POSTING] {
     p
 }
 
+/// Bytes charged to the namespace's storage per posting: the 7-byte value, and a share of
+/// its term's key and of the page it sits in.
+const POSTING_CHARGE: u64 = 12;
+
+/// Bytes a memory's postings are charged: one posting per distinct term of its text.
+pub(crate) fn charge(text: &str) -> u64 {
+    counted(text).0.len() as u64 * POSTING_CHARGE
+}
+
 /// A term's key: `ns ‖ term`.
 fn term_key(ns: u64, term: &str) -> Vec<u8> {
     ns_key(ns, term.as_bytes())

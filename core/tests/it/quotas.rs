@@ -208,3 +208,55 @@ fn rate_limit_throttles_a_noisy_tenant_and_recovers_with_the_clock() {
         root.get_namespace(noisy_ns).unwrap();
     }
 }
+
+/// Issue 17: a memory's keyword postings (one per distinct word) count against its
+/// namespace's and tenant's storage, and are released with it.
+#[test]
+fn keyword_postings_count_in_the_storage_quota() {
+    let (_d, engine) = engine_with(Arc::new(ManualClock::starting_now()));
+    let root = engine.root();
+    let t =
+        root.create_tenant(CreateTenant { name: "words".into(), ..Default::default() }).unwrap();
+    let opts = || NamespaceOptions { tenant_id: Some(t.tenant.id.clone()), ..Default::default() };
+    root.create_namespace("one-word", opts()).unwrap();
+    root.create_namespace("many-words", opts()).unwrap();
+    // The same number of bytes: one word fifty times, or fifty different words.
+    let one = vec!["w000"; 50].join(" ");
+    let many = (0..50).map(|i| format!("w{i:03}")).collect::<Vec<_>>().join(" ");
+    assert_eq!(one.len(), many.len());
+    let store = |ns: &str, content: &str| {
+        root.store_memory(StoreMemory {
+            namespace: Some(ns.into()),
+            id: Some("0190a5b2-7c1d-7e3f-8a4b-5c6d7e8f9a0b".into()),
+            ..StoreMemory::text(content)
+        })
+        .unwrap()
+    };
+    store("one-word", &one);
+    store("many-words", &many);
+    let bytes = |ns: &str| root.get_namespace(ns).unwrap().storage_bytes;
+    let (one_b, many_b) = (bytes("one-word"), bytes("many-words"));
+    assert!(many_b >= one_b + 49 * 7, "49 more postings of 7 bytes each: {one_b} vs {many_b}");
+    assert_eq!(root.get_tenant(&t.tenant.id).unwrap().usage.storage_bytes, one_b + many_b);
+    // Rewriting the memory with fewer words releases their postings.
+    store("many-words", &one);
+    assert!(bytes("many-words") < one_b + 49 * 7, "{} vs {one_b}", bytes("many-words"));
+    // The quota counts them: a tenant with room for the record but not its postings.
+    let limit = Some(one_b + bytes("many-words") + one_b + 49 * 7);
+    let quotas = QuotasPatch { storage_quota_bytes: limit, ..Default::default() };
+    root.update_tenant(
+        &t.tenant.id,
+        memsilo::UpdateTenant { quotas: Some(quotas), ..Default::default() },
+    )
+    .unwrap();
+    let refused = root.store_memory(StoreMemory {
+        namespace: Some("one-word".into()),
+        ..StoreMemory::text(many.replace('w', "v"))
+    });
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::QuotaExceeded);
+    for ns in ["one-word", "many-words"] {
+        root.delete_memory(Some(ns), "0190a5b2-7c1d-7e3f-8a4b-5c6d7e8f9a0b").unwrap();
+        assert_eq!(bytes(ns), 0);
+    }
+    assert_eq!(root.get_tenant(&t.tenant.id).unwrap().usage.storage_bytes, 0);
+}
