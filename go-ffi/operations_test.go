@@ -21,6 +21,7 @@ var goMethods = map[string]string{
 	"add_entity": "AddEntity", "add_relation": "AddRelation", "get_entity": "GetEntity",
 	"neighbors": "Neighbors", "subgraph": "Subgraph", "shortest_path": "ShortestPath",
 	"delete_entity": "DeleteEntity", "delete_relation": "DeleteRelation", "whoami": "WhoAmI",
+	"list_audit": "ListAudit", "verify_audit": "VerifyAudit",
 }
 
 func TestEveryCoreOperationHasAGoMethod(t *testing.T) {

@@ -260,7 +260,56 @@ export type WhoAmI =
   | { principal: 'member'; key_id: string; tenant_id: string; role: Role }
   | { principal: 'scoped'; key_id: string; tenant_id: string | null; namespaces: NamespaceGrant[] };
 
+export interface AuditActor {
+  principal: 'root' | 'member' | 'scoped' | 'anonymous';
+  key_id: string | null;
+  key_prefix: string | null;
+  member_id: string | null;
+}
+
+/** One audit entry; `hash` chains it to `prev_hash`, the entry before it. */
+export interface AuditEntry {
+  seq: number;
+  time: string;
+  tenant_id: string;
+  actor: AuditActor;
+  action: string;
+  target: string | null;
+  result: 'ok' | 'refused' | 'failed';
+  error: ErrorCode | null;
+  status: number;
+  request_id: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditPage {
+  tenant_id: string;
+  entries: AuditEntry[];
+  next_cursor: string | null;
+}
+
+export interface AuditVerification {
+  tenant_id: string;
+  ok: boolean;
+  checked: number;
+  first_broken: { seq: number; reason: string } | null;
+  head_seq: number;
+  head_hash: string;
+}
+
 // Options (camelCase shown; the snake_case wire names are accepted too) ---------------------
+
+export interface ListAuditOptions {
+  since?: Time;
+  until?: Time;
+  /** A key id, key prefix or member id. */
+  actor?: string;
+  action?: string;
+  /** `next_cursor` of the previous page. */
+  cursor?: string;
+  limit?: number;
+}
 
 export interface PageOptions {
   offset?: number;
@@ -511,6 +560,11 @@ export class Memsilo {
   listKeys(opts?: ListKeysOptions): Promise<ApiKey[]>;
   revokeKey(keyId: string, opts?: RevokeKeyOptions): Promise<ApiKey>;
   rotateKey(keyId: string): Promise<CreatedKey>;
+
+  /** A tenant's audit entries, oldest first (`'instance'`: the instance log; root or the tenant's admins). */
+  listAudit(tenantId: string, opts?: ListAuditOptions): Promise<AuditPage>;
+  /** Checks a tenant's audit hash chain; `first_broken` names an edited or missing entry. */
+  verifyAudit(tenantId: string): Promise<AuditVerification>;
 
   addEntity(namespace: string, name: string, opts?: EntityOptions): Promise<Entity>;
   addRelation(namespace: string, source: string, target: string, type: string, opts?: RelationOptions): Promise<Relation>;

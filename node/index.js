@@ -317,6 +317,14 @@ class Memsilo {
     return this.#call('rotate_key', { key_id: keyId });
   }
 
+  // Audit log ----------------------------------------------------------------------------
+  listAudit(tenantId, opts) {
+    return this.#call('list_audit', { ...wire(opts), tenant_id: tenantId });
+  }
+  verifyAudit(tenantId) {
+    return this.#call('verify_audit', { tenant_id: tenantId });
+  }
+
   // Knowledge graph ----------------------------------------------------------------------
   addEntity(namespace, name, opts) {
     return this.#call('add_entity', { ...wire(opts), namespace, name });

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::audit::ListAudit;
 use crate::auth::Role;
 use crate::engine::Handle;
 use crate::error::{Error, Result};
@@ -407,6 +408,8 @@ operations! {
     DeleteEntity(EntityArgs) = "delete_entity";
     DeleteRelation(RelationArgs) = "delete_relation";
     WhoAmI(NoArgs) = "whoami";
+    ListAudit(ListAudit) = "list_audit";
+    VerifyAudit(TenantArgs) = "verify_audit";
 }
 
 /// Deepest nesting of arrays and objects accepted in an operation's arguments. Stored
@@ -509,9 +512,20 @@ fn now_string(h: &Handle) -> DateTime<Utc> {
 }
 
 impl Handle {
-    /// Runs one operation. Every transport calls this and nothing else.
-    #[allow(clippy::too_many_lines)] // one arm per operation: the table reads best whole
+    /// Runs one operation. Every transport calls this and nothing else. Control-plane
+    /// operations and refusals are recorded in the audit log (see [`crate::audit`]).
     pub fn execute(&self, req: Request) -> Result<Reply> {
+        let op = req.name();
+        let subject = crate::audit::Subject::of(&self.inner, &req);
+        let result = self.run(req);
+        if subject.recorded(&result) {
+            self.audit(op, subject, result.as_ref().map(|r| &r.value).map_err(Error::code));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_lines)] // one arm per operation: the table reads best whole
+    fn run(&self, req: Request) -> Result<Reply> {
         match req {
             Request::CreateTenant(a) => {
                 let t = self.create_tenant(a)?;
@@ -635,6 +649,8 @@ impl Handle {
                 Reply::of(json!({ "id": r.id, "deleted": true }))
             }
             Request::WhoAmI(_) => Reply::of(self.whoami()?),
+            Request::ListAudit(a) => Reply::of(self.list_audit(a)?),
+            Request::VerifyAudit(a) => Reply::of(self.verify_audit(&a.tenant_id)?),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Options {
     /// How long a heavy operation (recall, embedding, batch store) waits for a free slot of
     /// its tenant's `compute_quota_cores` before it is refused with `rate_limited`.
     pub compute_wait: std::time::Duration,
+    /// Days audit entries are kept (`None`: forever). Older entries are removed by the
+    /// background worker; each chain keeps the last removed entry's hash as its anchor.
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Default for Options {
@@ -52,6 +55,7 @@ impl Default for Options {
             ann_threshold: 20_000,
             vector_cache_bytes: 2 << 30,
             compute_wait: std::time::Duration::from_secs(2),
+            audit_retention_days: None,
         }
     }
 }
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Options {
             .field("ann_threshold", &self.ann_threshold)
             .field("vector_cache_bytes", &self.vector_cache_bytes)
             .field("compute_wait", &self.compute_wait)
+            .field("audit_retention_days", &self.audit_retention_days)
             .finish()
     }
 }
@@ -112,6 +117,8 @@ pub(crate) struct EngineInner {
     /// Approximate-index environments, one per indexed namespace (see [`crate::ann`]).
     pub indexes: crate::ann::IndexEnvs,
     pub graphs: crate::graph::GraphCache,
+    /// The audit log (see [`crate::audit`]).
+    pub audit: crate::audit::AuditLog,
     /// Wakes the background worker (a purge was queued, or the engine is closing).
     pub wake: (Mutex<bool>, Condvar),
     /// SHA-256 of the admin key, mirrored from the catalog.
@@ -211,6 +218,7 @@ impl Engine {
         }
         let dir_lock = lock_directory(&dir)?;
         let catalog = Store::open(&dir.join("catalog"), 1 << 30)?;
+        let audit = crate::audit::AuditLog::open(&dir)?;
         let inner = Arc::new(EngineInner {
             dir: dir.clone(),
             pid: std::process::id(),
@@ -224,6 +232,7 @@ impl Engine {
             vectors: VectorCache::new(options.vector_cache_bytes),
             indexes: crate::ann::IndexEnvs::default(),
             graphs: crate::graph::GraphCache::default(),
+            audit,
             wake: (Mutex::new(false), Condvar::new()),
             dead: RwLock::default(),
             purge_gate: Mutex::new(()),
@@ -245,20 +254,56 @@ impl Engine {
 
     /// The embedded owner: may do anything.
     pub fn root(&self) -> Handle {
-        Handle { inner: self.inner.clone(), who: Who::Root }
+        Handle { inner: self.inner.clone(), who: Who::Root, request_id: None }
     }
 
     /// A handle limited to what `api_key` allows. Fails with `unauthorized` at once for a
     /// malformed, unknown, expired or revoked key; every later call re-checks it, so a
-    /// revocation takes effect on handles already made.
+    /// revocation takes effect on handles already made. A refused key is recorded in the
+    /// audit log (its key's tenant's, or the instance log).
     pub fn scoped(&self, api_key: &str) -> Result<Handle> {
+        self.scoped_request(api_key, None)
+    }
+
+    /// [`Engine::scoped`] for one request of a transport: the handle's audit entries (and a
+    /// refusal of the key) carry `request_id`.
+    pub fn scoped_request(&self, api_key: &str, request_id: Option<&str>) -> Result<Handle> {
         self.inner.check_process()?;
+        let request_id = request_id.map(Arc::from);
         if self.inner.is_admin_key(api_key) {
-            return Ok(self.root());
+            return Ok(Handle { request_id, ..self.root() });
         }
-        let parsed = auth::parse_key(api_key)?;
-        self.inner.authenticate(&parsed)?;
-        Ok(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)) })
+        let parsed = match auth::parse_key(api_key) {
+            Ok(p) => p,
+            Err(e) => {
+                self.inner.audit_unauthenticated(None, "authenticate", &e, request_id.as_deref());
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.inner.authenticate(&parsed) {
+            if crate::audit::is_refusal(e.code()) {
+                self.inner.audit_unauthenticated(
+                    Some(&parsed),
+                    "authenticate",
+                    &e,
+                    request_id.as_deref(),
+                );
+            }
+            return Err(e);
+        }
+        Ok(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)), request_id })
+    }
+
+    /// Records a request refused by a transport before it had a handle (e.g. no
+    /// `Authorization` header) in the instance audit log.
+    pub fn record_unauthenticated(&self, action: &str, error: &Error, request_id: Option<&str>) {
+        self.inner.audit_unauthenticated(None, action, error, request_id);
+    }
+
+    /// Commits pending audit entries and removes those past the retention setting now (the
+    /// background worker does this on its own). Returns how many were removed.
+    pub fn audit_maintenance(&self) -> Result<u64> {
+        self.inner.audit_maintenance()
     }
 
     /// Sets the key that authenticates as root (the server's admin key). Only its hash is kept.
@@ -413,6 +458,8 @@ enum Who {
 pub struct Handle {
     pub(crate) inner: Arc<EngineInner>,
     who: Who,
+    /// The request this handle serves, for its audit entries.
+    request_id: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -436,6 +483,25 @@ impl Handle {
     /// The engine behind this handle.
     pub fn engine(&self) -> Engine {
         Engine { inner: self.inner.clone() }
+    }
+
+    /// The same principal, serving request `request_id` (recorded in its audit entries).
+    #[must_use]
+    pub fn with_request_id(&self, request_id: &str) -> Handle {
+        Handle { request_id: Some(Arc::from(request_id)), ..self.clone() }
+    }
+
+    /// The id of the key this handle acts as (`None`: root).
+    pub(crate) fn key_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::Root => None,
+            Who::Key(k) => Some(&k.id),
+        }
+    }
+
+    /// The request this handle serves, if a transport named one.
+    pub(crate) fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// Who this handle acts as, re-checked now (revocation, expiry, tenant status).

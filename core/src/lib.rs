@@ -27,6 +27,7 @@
 
 mod ann;
 pub mod api;
+mod audit;
 pub mod auth;
 mod catalog;
 mod clock;
@@ -48,6 +49,10 @@ mod store;
 mod tenant;
 mod vector;
 
+pub use audit::{
+    new_request_id, AuditActor, AuditEntry, AuditPage, AuditVerification, BrokenEntry, ListAudit,
+    INSTANCE,
+};
 pub use auth::{Access, Principal, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use datastore::NamespaceId;

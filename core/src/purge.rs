@@ -155,6 +155,11 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) {
                     eprintln!("memsilo: decay sweep failed, will retry: {e}");
                 }
             }
+            if ticks % 7200 == 0 {
+                if let Err(e) = inner.audit_maintenance() {
+                    eprintln!("memsilo: audit retention failed, will retry: {e}");
+                }
+            }
             ticks += 1;
             let (lock, cv) = &inner.wake;
             let mut woken = lock.lock();

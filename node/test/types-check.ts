@@ -2,6 +2,8 @@
 // package with its documented argument shapes, and the types of what comes back.
 import * as memsilo from 'memsilo';
 import type {
+  AuditPage,
+  AuditVerification,
   ApiKey,
   CreatedKey,
   DecayPolicy,
@@ -86,6 +88,10 @@ async function everyMethod(): Promise<void> {
   const keys: ApiKey[] = await db.listKeys({ tenantId: t.id });
   const revoked: boolean = (await db.revokeKey(key.id)).revoked;
   const secret: string = (await db.rotateKey(key.id)).key;
+  const audit: AuditPage = await db.listAudit(t.id, { since: new Date(), until: '2030-01-01T00:00:00Z', actor: key.id, action: 'create_key', cursor: '3', limit: 10 });
+  const refused: string[] = audit.entries.filter((x) => x.result === 'refused').map((x) => x.request_id);
+  const verified: AuditVerification = await db.verifyAudit('instance');
+  const brokenAt: number | undefined = verified.first_broken?.seq;
 
   const e: Entity = await db.addEntity('g', 'Alice', { type: 'person', properties: { a: 1 } });
   const r = await db.addRelation('g', 'Alice', 'Acme', 'works_at', { weight: 1, properties: {} });
@@ -98,7 +104,7 @@ async function everyMethod(): Promise<void> {
 
   const exitCode: number = await memsilo.serve(['serve', '--data', './data']);
   const ops: readonly string[] = memsilo.OPERATIONS;
-  void [names, gone, score, del, forgot, list, members, keys, revoked, secret, view, path, exitCode, ops];
+  void [refused, brokenAt, names, gone, score, del, forgot, list, members, keys, revoked, secret, view, path, exitCode, ops];
 }
 
 function errors(err: unknown): string | undefined {

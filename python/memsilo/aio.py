@@ -76,6 +76,8 @@ class AsyncMemsilo:
     list_keys = _to_async(Memsilo.list_keys)
     revoke_key = _to_async(Memsilo.revoke_key)
     rotate_key = _to_async(Memsilo.rotate_key)
+    list_audit = _to_async(Memsilo.list_audit)
+    verify_audit = _to_async(Memsilo.verify_audit)
     add_entity = _to_async(Memsilo.add_entity)
     add_relation = _to_async(Memsilo.add_relation)
     get_entity = _to_async(Memsilo.get_entity)

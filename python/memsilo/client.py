@@ -20,6 +20,8 @@ except ImportError:  # pragma: no cover - exercised where numpy is absent
 from . import _native
 from .types import (
     ApiKey,
+    AuditPage,
+    AuditVerification,
     CreatedKey,
     DecayPolicy,
     DecayPolicyInput,
@@ -489,6 +491,37 @@ class Memsilo:
     def rotate_key(self, key_id: str) -> CreatedKey:
         """Replaces a key's secret; the old text stops working."""
         return cast(CreatedKey, self._call("rotate_key", {"key_id": key_id}))
+
+    # -- audit log -----------------------------------------------------------------------
+
+    def list_audit(
+        self,
+        tenant_id: str,
+        since: Optional[TimeLike] = None,
+        until: Optional[TimeLike] = None,
+        actor: Optional[str] = None,
+        action: Optional[str] = None,
+        cursor: Optional[str] = None,
+        limit: int = 50,
+    ) -> AuditPage:
+        """A tenant's audit entries, oldest first (``tenant_id="instance"``: the instance log).
+
+        ``actor`` matches a key id, key prefix or member id; pass ``next_cursor`` as ``cursor``
+        for the next page. Root, or the tenant's admins."""
+        args = {
+            "tenant_id": tenant_id,
+            "since": since,
+            "until": until,
+            "actor": actor,
+            "action": action,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return cast(AuditPage, self._call("list_audit", args))
+
+    def verify_audit(self, tenant_id: str) -> AuditVerification:
+        """Checks a tenant's audit hash chain; ``first_broken`` names an edited or missing entry."""
+        return cast(AuditVerification, self._call("verify_audit", {"tenant_id": tenant_id}))
 
     # -- knowledge graph -----------------------------------------------------------------
 

@@ -312,8 +312,55 @@ class WhoAmI(_WhoAmIBase, total=False):
     namespaces: List[NamespaceGrant]
 
 
+class AuditActor(TypedDict):
+    principal: Literal["root", "member", "scoped", "anonymous"]
+    key_id: Optional[str]
+    key_prefix: Optional[str]
+    member_id: Optional[str]
+
+
+class AuditEntry(TypedDict):
+    seq: int
+    time: str
+    tenant_id: str
+    actor: AuditActor
+    action: str
+    target: Optional[str]
+    result: Literal["ok", "refused", "failed"]
+    error: Optional[str]
+    status: int
+    request_id: str
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(TypedDict):
+    tenant_id: str
+    entries: List[AuditEntry]
+    next_cursor: Optional[str]
+
+
+class BrokenEntry(TypedDict):
+    seq: int
+    reason: str
+
+
+class AuditVerification(TypedDict):
+    tenant_id: str
+    ok: bool
+    checked: int
+    first_broken: Optional[BrokenEntry]
+    head_seq: int
+    head_hash: str
+
+
 __all__ = [
     "Access",
+    "AuditActor",
+    "AuditEntry",
+    "AuditPage",
+    "AuditVerification",
+    "BrokenEntry",
     "ApiKey",
     "CreatedKey",
     "DecayPolicy",

@@ -12,6 +12,8 @@ import numpy as np
 import memsilo
 from memsilo.types import (
     ApiKey,
+    AuditPage,
+    AuditVerification,
     CreatedKey,
     DecayPolicy,
     Entity,
@@ -120,6 +122,11 @@ def sync_usage(path: str) -> None:
     db.delete_entity("tenant-acme", "Acme")
     principal: str = remote.whoami()["principal"]
     db.remove_member(tenant_id, member["member_id"])
+    page: AuditPage = db.list_audit(tenant_id, since=datetime.now(timezone.utc), action="add_member")
+    refused: List[str] = [e["request_id"] for e in page["entries"] if e["result"] == "refused"]
+    verified: AuditVerification = db.verify_audit(tenant_id)
+    broken: Optional[int] = verified["first_broken"]["seq"] if verified["first_broken"] else None
+    print(page["next_cursor"], refused, broken)
     db.delete_namespace("tenant-acme")
     db.delete_tenant(tenant_id)
     print(total, names, best, forgotten, route["total_weight"], principal)
@@ -146,3 +153,5 @@ async def async_usage(path: str) -> None:
     print(many)
     remote = memsilo.aio.connect("http://127.0.0.1:3300", "msk_example")
     print(created, hits, ids, await remote.whoami())
+    audit: AuditPage = await db.list_audit("instance", limit=10)
+    print(audit["entries"], (await db.verify_audit("instance"))["ok"])

@@ -1,6 +1,6 @@
 //! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL] [--embedder NAME|DIR]`, with
 //! environment fallbacks (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_EMBEDDER`,
-//! `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`), and `memsilo models pull NAME [--from DIR]`.
+//! `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`, `MEMSILO_AUDIT_RETENTION_DAYS`), and `memsilo models pull NAME [--from DIR]`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crate::server::{self, ServeOptions};
 const USAGE: &str = "\
 usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
                        [--body-limit BYTES] [--request-timeout SECS] [--metrics-token TOKEN]
-                       [--embedder NAME|DIR]
+                       [--embedder NAME|DIR] [--audit-retention-days DAYS]
        memsilo models pull NAME [--from DIR]
 
 Runs the memsilo HTTP server.
@@ -27,6 +27,9 @@ Runs the memsilo HTTP server.
   --request-timeout SECS longest time a request may take (default 30)
   --metrics-token TOKEN  bearer token that may read GET /metrics besides the admin key
                          (env MEMSILO_METRICS_TOKEN; default: the admin key only)
+  --audit-retention-days DAYS
+                         days audit entries are kept (env MEMSILO_AUDIT_RETENTION_DAYS;
+                         default: forever)
 
 The admin key is MEMSILO_ADMIN_KEY; without it, one is generated on first start and
 printed once. Stops cleanly on SIGINT or SIGTERM.
@@ -44,6 +47,7 @@ struct ServeArgs {
     request_timeout: Duration,
     metrics_token: Option<String>,
     embedder: Option<String>,
+    audit_retention_days: Option<u32>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -78,6 +82,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut timeout = ServeOptions::default().request_timeout.as_secs().to_string();
     let mut metrics_token = env("MEMSILO_METRICS_TOKEN").unwrap_or_default();
     let mut embedder = env("MEMSILO_EMBEDDER").unwrap_or_default();
+    let mut retention = env("MEMSILO_AUDIT_RETENTION_DAYS").unwrap_or_default();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
@@ -94,6 +99,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--request-timeout" => &mut timeout,
             "--metrics-token" => &mut metrics_token,
             "--embedder" => &mut embedder,
+            "--audit-retention-days" => &mut retention,
             other => return Err(format!("unknown option {other:?}")),
         };
         *slot = match inline {
@@ -110,7 +116,14 @@ fn parse(args: &[String]) -> Result<Command, String> {
         timeout.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
             format!("--request-timeout must be a positive integer, got {timeout:?}")
         })?;
+    let audit_retention_days = match retention.trim() {
+        "" => None,
+        days => Some(days.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("--audit-retention-days must be a positive integer, got {days:?}")
+        })?),
+    };
     Ok(Command::Serve(ServeArgs {
+        audit_retention_days,
         data,
         listen,
         log_level,
@@ -181,7 +194,8 @@ pub fn run_cli(args: Vec<String>) -> i32 {
 }
 
 fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
-    let mut options = Options::default();
+    let mut options =
+        Options { audit_retention_days: args.audit_retention_days, ..Options::default() };
     if let Some(setting) = &args.embedder {
         options.embedder = embedder_from(setting)?;
     }
@@ -308,7 +322,12 @@ mod tests {
         let Command::Serve(e) = parse(&args("serve --embedder hash")).unwrap() else {
             panic!("not serve")
         };
-        assert_eq!(e.embedder.as_deref(), Some("hash"));
+        assert_eq!((e.embedder.as_deref(), e.audit_retention_days), (Some("hash"), None));
+        let Command::Serve(kept) = parse(&args("--audit-retention-days 90")).unwrap() else {
+            panic!("not serve")
+        };
+        assert_eq!(kept.audit_retention_days, Some(90));
+        assert!(parse(&args("--audit-retention-days 0")).is_err());
         assert_eq!(
             parse(&args("models pull potion-base-8M --from /m")).unwrap(),
             Command::Pull { name: "potion-base-8M".into(), from: Some("/m".into()) }

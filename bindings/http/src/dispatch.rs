@@ -1,11 +1,12 @@
-//! One API request: the bearer key, the body (bounded in size and time), the arguments from
-//! path, query and body, then authentication and the operation on the blocking pool, and the
-//! answer with its rate-limit headers.
+//! One API request: its id, the bearer key, the body (bounded in size and time), the arguments
+//! from path, query and body, then authentication and the operation on the blocking pool, and
+//! the answer with its rate-limit headers and `X-Request-Id`. Refusals are recorded in core's
+//! audit log with the request's id.
 
 use axum::body::Body as HttpBody;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use memsilo::Error;
 use serde_json::Value;
@@ -32,6 +33,18 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, Error> {
             "malformed Authorization header (expected: Authorization: Bearer <key>)".into(),
         )),
     }
+}
+
+/// The request id header: taken from the client when it is 1-128 visible ASCII characters,
+/// generated otherwise, and always echoed in the answer.
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(memsilo::new_request_id, str::to_owned)
 }
 
 async fn read_body(
@@ -106,9 +119,39 @@ pub(crate) async fn dispatch(
     headers: HeaderMap,
     body: HttpBody,
 ) -> Response {
-    let key = match bearer(&headers) {
+    let id = request_id(&headers);
+    let mut resp = answer(&app, route, adapter, path, query, &headers, body, &id).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)] // the request's parts, as axum hands them over
+async fn answer(
+    app: &Shared,
+    route: &'static Route,
+    adapter: Option<&'static Adapter>,
+    path: Result<Path<Vec<(String, String)>>, axum::extract::rejection::PathRejection>,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: HttpBody,
+    request_id: &str,
+) -> Response {
+    let key = match bearer(headers) {
         Ok(k) => k,
-        Err(e) => return response::error(&e),
+        Err(e) => {
+            let engine = app.engine.clone();
+            let (op, id) = (route.op, request_id.to_owned());
+            let recorded = tokio::task::spawn_blocking(move || {
+                engine.record_unauthenticated(op, &e, Some(&id));
+                e
+            });
+            return match recorded.await {
+                Ok(e) => response::error(&e),
+                Err(e) => response::error(&Error::Internal(format!("request handler failed: {e}"))),
+            };
+        }
     };
     let timeout = app.options.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -116,7 +159,8 @@ pub(crate) async fn dispatch(
     // or a tenant at its limit is refused before a byte of the body is read or buffered.
     let admission = tokio::task::spawn_blocking({
         let app = app.clone();
-        move || admit(&app, &key)
+        let request_id = request_id.to_owned();
+        move || admit(&app, &key, &request_id, route.op)
     });
     let admitted = match tokio::time::timeout_at(deadline, admission).await {
         Ok(Ok(Ok(admitted))) => admitted,
@@ -131,7 +175,7 @@ pub(crate) async fn dispatch(
     let body = match route.body {
         Body::None => Ok(None),
         Body::Object | Body::Field(_) => {
-            let read = read_body(&headers, body, app.options.body_limit);
+            let read = read_body(headers, body, app.options.body_limit);
             match tokio::time::timeout_at(deadline, read).await {
                 Ok(Err(e @ Error::PayloadTooLarge { .. })) => return response::error(&e),
                 Ok(body) => body,
@@ -153,7 +197,7 @@ pub(crate) async fn dispatch(
     let args = path.and_then(|path| route.args_from_request(&path, query.as_deref(), body?));
     // Dakera's shapes: always on its own routes, on shared ones for a Dakera client.
     let adapter = adapter.or_else(|| {
-        crate::dakera::is_dakera_client(&headers)
+        crate::dakera::is_dakera_client(headers)
             .then(|| crate::dakera::shared_route_adapter(route))
             .flatten()
     });
@@ -216,8 +260,8 @@ fn respond(
 
 /// Authenticates and takes a slot under `max_connections` of the caller's tenant and of
 /// each of its ancestors (on a blocking thread: the key is looked up in the catalog).
-fn admit(app: &Shared, key: &str) -> Result<Admitted, Outcome> {
-    let handle = app.engine.scoped(key).map_err(Outcome::failed)?;
+fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted, Outcome> {
+    let handle = app.engine.scoped_request(key, Some(request_id)).map_err(Outcome::failed)?;
     let limits = handle.connection_limits().map_err(Outcome::failed)?;
     let tenant = limits.first().map(|(t, _)| t.clone());
     let mut slots = Vec::with_capacity(limits.len());
@@ -231,6 +275,7 @@ fn admit(app: &Shared, key: &str) -> Result<Admitted, Outcome> {
             );
             let e =
                 Error::RateLimited { tenant: own.clone(), limit: *own_limit, retry_after_secs: 1 };
+            handle.record_refusal(op, &e);
             return Err(Outcome {
                 result: Err(e),
                 rate: handle.rate_info().ok().flatten(),

@@ -65,7 +65,7 @@ pub fn document() -> Value {
         "security": [{ "bearer": [] }],
         "tags": [
             { "name": "tenants" }, { "name": "namespaces" }, { "name": "keys" },
-            { "name": "memory" }, { "name": "graph" }, { "name": "operations" },
+            { "name": "memory" }, { "name": "graph" }, { "name": "audit" }, { "name": "operations" },
             { "name": "dakera", "description": "Routes Dakera's SDKs call (same core operations, Dakera's shapes)" },
         ],
         "paths": paths,

@@ -181,6 +181,12 @@ pub const ROUTES: &[Route] = &[
     route!("delete_relation", Delete "/v1/namespaces/{name}/graph/relations/{id}", &[("name", "namespace"), ("id", "id")],
         Body::None, &[], 200, "graph", "Delete a relation"),
     route!("whoami", Get "/v1/whoami", &[], Body::None, &[], 200, "keys", "Describe the calling key"),
+    route!("list_audit", Get "/api/v1/tenants/{id}/audit", &[("id", "tenant_id")], Body::None,
+        &[p("since", Kind::Text), p("until", Kind::Text), p("actor", Kind::Text), p("action", Kind::Text),
+          p("cursor", Kind::Text), p("limit", Kind::Integer)],
+        200, "audit", "A tenant's audit log, oldest first, by cursor pages (root or the tenant's admins; `instance`: root)"),
+    route!("verify_audit", Post "/api/v1/tenants/{id}/audit/verify", &[("id", "tenant_id")], Body::None, &[], 200, "audit",
+        "Check a tenant's audit hash chain and name the first edited or missing entry"),
 ];
 
 /// The route the remote client uses for `op`.

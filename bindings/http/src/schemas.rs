@@ -11,6 +11,7 @@ use memsilo::{
     DeletedNamespace, Entity, Forget, Forgotten, GraphPath, GraphView, Member, MemberList, Memory,
     Namespace, Neighbors, Recall, RecallHit, Relation, StoreMemory, TenantInfo, UpdateMemory,
 };
+use memsilo::{AuditPage, AuditVerification, ListAudit};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{json, Map, Value};
 
@@ -108,6 +109,8 @@ impl Components {
             "delete_entity" => EntityArgs,
             "delete_relation" => RelationArgs,
             "whoami" => NoArgs,
+            "list_audit" => ListAudit,
+            "verify_audit" => TenantArgs,
         })?;
         let object = self.resolve(&schema);
         let fields = object["properties"].as_object().cloned().unwrap_or_default();
@@ -198,6 +201,8 @@ impl Components {
                 "properties": { "id": { "type": "string" }, "deleted": { "type": "boolean" } },
                 "required": ["id", "deleted"],
             }),
+            "list_audit" => g.subschema_for::<AuditPage>().into(),
+            "verify_audit" => g.subschema_for::<AuditVerification>().into(),
             "whoami" => json!({
                 "type": "object",
                 "properties": {

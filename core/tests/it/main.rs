@@ -1,5 +1,6 @@
 //! Integration tests of the engine through its public API, on real LMDB files.
 
+mod audit;
 mod embedder;
 mod erasure;
 mod flow;

@@ -1,5 +1,6 @@
 //! memsilo-http integration tests: a real server on a loopback port, real data directories.
 
+mod audit;
 mod binary;
 mod client;
 mod console;

@@ -989,5 +989,46 @@ pub fn cases(fx: &Fixture) -> Vec<Case> {
         INVALID,
     );
     add("whoami", "unknown field", json!({ "verbose": true }), "verbose", INVALID);
+    let tid = fx.tenant_id.as_str();
+    add("list_audit", "missing tenant_id", json!({}), "tenant_id", INVALID);
+    add("list_audit", "limit 0", json!({ "tenant_id": tid, "limit": 0 }), "limit", INVALID);
+    add("list_audit", "limit 1001", json!({ "tenant_id": tid, "limit": 1001 }), "limit", INVALID);
+    add(
+        "list_audit",
+        "cursor not a number",
+        json!({ "tenant_id": tid, "cursor": "x" }),
+        "cursor",
+        INVALID,
+    );
+    add(
+        "list_audit",
+        "since not a time",
+        json!({ "tenant_id": tid, "since": "monday" }),
+        "since",
+        INVALID,
+    );
+    add(
+        "list_audit",
+        "since after until",
+        json!({ "tenant_id": tid, "since": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z" }),
+        "since",
+        INVALID,
+    );
+    add(
+        "list_audit",
+        "unknown field",
+        json!({ "tenant_id": tid, "order": "desc" }),
+        "order",
+        INVALID,
+    );
+    add("verify_audit", "missing tenant_id", json!({}), "tenant_id", INVALID);
+    add(
+        "verify_audit",
+        "unknown tenant",
+        json!({ "tenant_id": "no-such-tenant" }),
+        "tenant",
+        INVALID_OR_UNKNOWN,
+    );
+    add("verify_audit", "unknown field", json!({ "tenant_id": tid, "from": 1 }), "from", INVALID);
     out
 }
