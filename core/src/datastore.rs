@@ -303,3 +303,29 @@ impl DataTables {
         Ok(more)
     }
 }
+
+impl crate::engine::Engine {
+    /// Bytes on disk of each table of the environment holding `namespace` (its pages times
+    /// the page size; the whole environment's, so of the namespace alone only in `physical`
+    /// mode). For benchmarks; not a stable API.
+    #[doc(hidden)]
+    pub fn table_bytes(&self, namespace: &str) -> Result<Vec<(&'static str, u64)>> {
+        let inner = &self.inner;
+        let rec = inner
+            .catalog
+            .read(|r, t| Ok(t.namespaces.get(r, namespace)?))?
+            .ok_or_else(|| crate::Error::not_found("namespace", namespace))?;
+        let env = inner.data_env(&rec.location)?;
+        env.read(|r, t| {
+            let mut out = Vec::new();
+            let named = ["memories", "vectors", "entities", "entity_names", "relations"];
+            let more = ["entity_memories", "entity_relations", "keywords"];
+            for (name, db) in named.into_iter().chain(more).zip(t.namespace_rows()) {
+                let s = db.stat(r)?;
+                let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
+                out.push((name, pages as u64 * u64::from(s.page_size)));
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Keyword and hybrid recall at scale (issue 17). Stores `HYBRID_N` (default 100,000) short
+//! synthetic notes in a namespace with a file of its own (`physical`), embedded by the default
+//! embedder (the static model when installed: `make bench-hybrid` points `MEMSILO_MODEL_DIR` at
+//! the weights `make models` fetched), builds the vector index, then prints text recall p50/p99
+//! in each mode and the bytes per memory of each table on disk. Asserts nothing.
+//!
+//! `cargo bench -p memsilo --bench hybrid` (release).
+
+use std::time::{Duration, Instant};
+
+use memsilo::{
+    CreateTenant, Engine, IsolationMode, NamespaceOptions, Options, Recall, RecallMode, StoreMemory,
+};
+
+/// A small deterministic generator (xorshift), so every run stores the same notes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Zipf-like pick in `0..n`: low indexes are common words, high ones rare.
+    fn word(&mut self, n: usize) -> usize {
+        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+        ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
+    }
+}
+
+const SYLLABLES: [&str; 16] = [
+    "ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "sa", "do", "fu", "gi", "ha", "jo", "be",
+];
+
+fn vocabulary(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let (a, b, c) = (i % 16, (i / 16) % 16, (i / 256) % 16);
+            format!("{}{}{}{}", SYLLABLES[a], SYLLABLES[b], SYLLABLES[c], i / 4096)
+        })
+        .collect()
+}
+
+fn percentile(lat: &mut [Duration], q: f64) -> Duration {
+    lat.sort();
+    lat[((lat.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let n: usize = std::env::var("HYBRID_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let root = engine.root();
+    let tenant = root
+        .create_tenant(CreateTenant {
+            name: "bench".into(),
+            isolation_mode: Some(IsolationMode::Physical),
+            ..Default::default()
+        })
+        .unwrap()
+        .tenant;
+    let opts = NamespaceOptions { tenant_id: Some(tenant.id), ..Default::default() };
+    root.create_namespace("notes", opts).unwrap();
+    let words = vocabulary(20_000);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut note = |i: usize| {
+        let len = 8 + (rng.next() % 12) as usize;
+        let body: Vec<&str> = (0..len).map(|_| words[rng.word(words.len())].as_str()).collect();
+        format!("note {i}: {}", body.join(" "))
+    };
+    let started = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<StoreMemory> =
+            (i..(i + 1000).min(n)).map(|j| StoreMemory::text(note(j))).collect();
+        i += batch.len();
+        root.store_memories("notes", batch).unwrap();
+    }
+    let took = started.elapsed().as_secs_f64();
+    let embedder = engine.root().get_namespace("notes").unwrap();
+    println!(
+        "{n} notes stored in {took:.1} s ({:.0} memories/s, batches of 1000)",
+        n as f64 / took
+    );
+    println!("embedder: {}", embedder.embedder.as_deref().unwrap_or("none"));
+    let t = Instant::now();
+    engine.build_vector_indexes().unwrap();
+    println!("vector index built in {:.1} s", t.elapsed().as_secs_f64());
+
+    let queries: Vec<String> = (0..300)
+        .map(|_| {
+            (0..3).map(|_| words[rng.word(words.len())].as_str()).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    for mode in [RecallMode::Vector, RecallMode::Keyword, RecallMode::Hybrid] {
+        let mut lat = Vec::new();
+        for q in &queries {
+            let t = Instant::now();
+            let recall = Recall {
+                mode: Some(mode),
+                ..Recall::text(q.as_str()).namespace("notes").top_k(10)
+            };
+            root.recall(recall).unwrap();
+            lat.push(t.elapsed());
+        }
+        println!(
+            "{n} notes: {mode:?} text recall top 10: p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&mut lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&mut lat, 0.99).as_secs_f64() * 1e3
+        );
+    }
+
+    let tables = engine.table_bytes("notes").unwrap();
+    let per = |name: &str| {
+        tables.iter().find(|(t, _)| *t == name).map_or(0.0, |(_, b)| *b as f64 / n as f64)
+    };
+    for (name, bytes) in &tables {
+        if *bytes > 0 {
+            println!(
+                "table {name:<16} {:>8.1} MiB  {:>7.1} bytes/memory",
+                *bytes as f64 / 1_048_576.0,
+                *bytes as f64 / n as f64
+            );
+        }
+    }
+    let (kw, rest) = (per("keywords"), per("memories") + per("vectors"));
+    println!(
+        "keyword index: {kw:.1} bytes/memory, {:.0}% on top of memories + vectors ({rest:.1} bytes/memory)",
+        100.0 * kw / rest
+    );
+}
