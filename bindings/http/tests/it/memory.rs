@@ -315,3 +315,70 @@ fn text_recall_finds_memories_by_meaning_with_the_static_model() {
         "potion-base-8M"
     );
 }
+
+/// Issue 17 over HTTP: `mode=keyword` finds a memory by a word only it contains (and nothing
+/// else), `mode=vector` ranks every memory, hybrid puts first the memory both lists hold, and
+/// `vector_weight` 0 / 1 follow the keyword / vector order. Each hit carries its scores.
+#[test]
+fn recall_modes_keyword_vector_and_hybrid() {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        std::path::PathBuf::from,
+    );
+    let model = target.join("models/potion-base-8M");
+    assert!(model.join("model.safetensors").is_file(), "run `make models` first");
+    let embedder = memsilo::load_model(&model, "potion-base-8M").unwrap();
+    let s = TestServer::start_engine(
+        memsilo::Options { embedder, ..memsilo::Options::default() },
+        memsilo_http::ServeOptions::default(),
+    );
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "acme"}))).expect(201);
+    let contents = [
+        "Q3 roadmap: Omega in Sept",
+        "Hiring 4 ML engineers",
+        "Budget: $2.4M allocated",
+        "Order ZX-4471 shipped to the Lisbon warehouse",
+    ];
+    let memories: Vec<_> = contents.iter().map(|c| json!({"content": c})).collect();
+    let body = json!({"namespace": "acme", "memories": memories});
+    s.admin("POST", "/v1/memory/store_batch", Some(body)).expect(201);
+    let recall = |extra: serde_json::Value| {
+        let mut body = json!({"namespace": "acme", "top_k": 10});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s.admin("POST", "/v1/memory/recall", Some(body)).expect(200).as_array().unwrap().clone()
+    };
+    let contents_of = |hits: &[serde_json::Value]| -> Vec<String> {
+        hits.iter().map(|h| h["content"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let keyword = recall(json!({"query": "zx-4471", "mode": "keyword"}));
+    assert_eq!(contents_of(&keyword), [contents[3]], "{keyword:?}");
+    assert!(keyword[0]["keyword_score"].as_f64().unwrap() > 0.0, "{keyword:?}");
+    // The GET form takes the mode as a query parameter.
+    let got = s.admin("GET", "/v1/memory/recall?namespace=acme&query=zx-4471&mode=keyword", None);
+    assert_eq!(contents_of(got.expect(200).as_array().unwrap()), [contents[3]]);
+    let vector = recall(json!({"query": "zx-4471", "mode": "vector"}));
+    assert_eq!(vector.len(), 4, "vector recall ranks every memory: {vector:?}");
+
+    // "hiring" is a word of one memory; the meaning of "money" is another's. Fused, the
+    // memory in both lists comes first, whatever the vector order alone.
+    let query = "how much money goes to hiring";
+    let hybrid = recall(json!({"query": query, "mode": "hybrid"}));
+    assert_eq!(hybrid[0]["content"], contents[1], "{hybrid:?}");
+    assert!(hybrid[0]["keyword_score"].as_f64().unwrap() > 0.0, "{hybrid:?}");
+    assert!(hybrid[0]["vector_score"].as_f64().is_some(), "{hybrid:?}");
+    assert_eq!(recall(json!({"query": query}))[0]["content"], contents[1], "hybrid is the default");
+    let vector = recall(json!({"query": query, "mode": "vector"}));
+    let keyword = recall(json!({"query": query, "mode": "keyword"}));
+    let only_vector = recall(json!({"query": query, "mode": "hybrid", "vector_weight": 1.0}));
+    let only_keyword = recall(json!({"query": query, "mode": "hybrid", "vector_weight": 0.0}));
+    assert_eq!(only_vector[0]["content"], vector[0]["content"], "{only_vector:?} vs {vector:?}");
+    assert_eq!(only_keyword[0]["content"], keyword[0]["content"]);
+
+    let bad = s.admin(
+        "POST",
+        "/v1/memory/recall",
+        Some(json!({"namespace": "acme", "query": "x", "mode": "fuzzy"})),
+    );
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "mode");
+}
