@@ -69,6 +69,17 @@ test-rust test-reliability test-python test-node test-go: export MEMSILO_OFFLINE
 bench-embed: models ## Embedding throughput (texts/s per embedder) and ingest with server-side embedding
 	cargo bench -p memsilo --bench embed
 
+# Retrieval quality on LoCoMo (snap-research/locomo, data/locomo10.zip; kept out of git):
+# DATA is the directory of its conversation files. Writes benches/quality.csv and .png.
+QUALITY_VENV := $(CARGO_TARGET_DIR)/quality-venv
+bench-quality: models ## Retrieval quality (hit@k, recall@k, nDCG@10) of each embedder and mode on LoCoMo: DATA=<dir>
+	@test -n "$(DATA)" || { echo "set DATA to the directory of LoCoMo's conversation files (see benches/README.md)"; exit 2; }
+	MEMSILO_MODEL_DIR=$(MODELS_DIR) DATA=$(abspath $(DATA)) QUALITY_CSV=$(CURDIR)/benches/quality.csv \
+		cargo bench -p memsilo --bench quality
+	test -x $(QUALITY_VENV)/bin/python || $(PYTHON) -m venv $(QUALITY_VENV)
+	$(QUALITY_VENV)/bin/pip install -q --disable-pip-version-check matplotlib==3.10.0
+	$(QUALITY_VENV)/bin/python benches/quality_chart.py benches/quality.csv benches/quality.png
+
 bench-hybrid: models ## Text recall p50/p99 per mode (vector, keyword, hybrid) at 100k memories, and disk bytes per memory of each table
 	MEMSILO_MODEL_DIR=$(MODELS_DIR) cargo bench -p memsilo --bench hybrid
 
