@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:3300
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: console test-rust test-reliability test-python test-node test-go test-console test-dist test-integrations ## Everything CI runs
+test: console test-rust test-reliability test-python test-node test-go test-console test-dist test-integrations test-dakera ## Everything CI runs
 
 # The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
 # embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
@@ -32,7 +32,7 @@ test-reliability: ## Bad inputs, SIGKILL crash safety, disk/map faults, security
 	cargo test -p memsilo-reliability -- --nocapture
 
 FUZZ_SECS ?= 30
-FUZZ_TARGETS := request_decode handle_call key_parse filters vector_input
+FUZZ_TARGETS := request_decode handle_call key_parse filters vector_input import_reader
 fuzz: ## Each fuzz target for FUZZ_SECS (libFuzzer via cargo-fuzz if installed, else the stable loop)
 	@if command -v cargo-fuzz >/dev/null; then \
 		for t in $(FUZZ_TARGETS); do \
@@ -97,6 +97,14 @@ test-python: models ## Python package: venv in python/.venv, debug build of the 
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest mypy numpy
 	cd python && VIRTUAL_ENV=$(PY_VENV) PATH=$(PY_VENV)/bin:$$PATH maturin develop --quiet
 	cd python && $(PY_VENV)/bin/python -m pytest tests -q
+
+DAKERA_VERSION ?= 0.14.1
+DAKERA_VENV := $(CARGO_TARGET_DIR)/dakera-venv
+test-dakera: ## The guide's flow through the published Dakera SDK (PyPI dakera==$(DAKERA_VERSION)) against memsilo serve
+	cargo build -p memsilo-http --bin memsilo
+	test -x $(DAKERA_VENV)/bin/python || $(PYTHON) -m venv $(DAKERA_VENV)
+	$(DAKERA_VENV)/bin/python -m pip install -q --disable-pip-version-check "dakera==$(DAKERA_VERSION)" pytest
+	MEMSILO_BIN=$(CARGO_TARGET_DIR)/debug/memsilo $(DAKERA_VENV)/bin/python -m pytest tests/dakera -v
 
 test-node: models ## Node package: npm ci (typescript), debug build of the addon, node --test
 	cd node && npm ci --no-audit --no-fund

@@ -22,6 +22,7 @@ var goMethods = map[string]string{
 	"neighbors": "Neighbors", "subgraph": "Subgraph", "shortest_path": "ShortestPath",
 	"delete_entity": "DeleteEntity", "delete_relation": "DeleteRelation", "whoami": "WhoAmI",
 	"list_audit": "ListAudit", "verify_audit": "VerifyAudit",
+	"export_namespace": "ExportNamespace", "import_namespace": "ImportNamespace",
 }
 
 func TestEveryCoreOperationHasAGoMethod(t *testing.T) {

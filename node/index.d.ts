@@ -524,6 +524,14 @@ export class Memsilo {
    */
   scoped(apiKey: string): Promise<Memsilo>;
   whoami(): Promise<WhoAmI>;
+  /** The namespace as export lines, a page at a time (`for await (const line of ...)`). */
+  exportNamespace(namespace: string, opts?: { pageSize?: number }): AsyncGenerator<ExportLine>;
+  /** Imports export lines (objects or JSON Lines text) in batches; returns the counts written. */
+  importNamespace(
+    namespace: string,
+    lines: Iterable<ExportLine | string> | AsyncIterable<ExportLine | string>,
+    opts?: { batchSize?: number },
+  ): Promise<ImportSummary>;
 
   createNamespace(name: string, opts?: CreateNamespaceOptions): Promise<Namespace>;
   listNamespaces(opts?: ListNamespacesOptions): Promise<Namespace[]>;
@@ -587,3 +595,18 @@ export function connect(url: string, opts: ConnectOptions): Promise<Memsilo>;
 export function serve(argv: string[]): Promise<number>;
 /** Every operation name of the core's operation table. */
 export const OPERATIONS: readonly string[];
+
+/** One line of a namespace export: `kind` is `namespace`, `entity`, `relation` or `memory`. */
+export interface ExportLine {
+  kind: 'namespace' | 'entity' | 'relation' | 'memory';
+  [field: string]: unknown;
+}
+
+/** What an import wrote. */
+export interface ImportSummary {
+  lines: number;
+  memories: number;
+  entities: number;
+  relations: number;
+  expired: number;
+}

@@ -194,6 +194,54 @@ class Memsilo {
     return this.#call('whoami', {});
   }
 
+  // Export and import ----------------------------------------------------------------------
+  /**
+   * The namespace as export lines (objects with a `kind`: the `namespace` line first, then
+   * entities, relations and memories with ids and vectors), fetched a page at a time.
+   */
+  async *exportNamespace(namespace, opts) {
+    const limit = (opts && (opts.pageSize ?? opts.page_size)) || 1000;
+    let cursor = null;
+    do {
+      const page = await this.#call('export_namespace', { namespace, cursor, limit });
+      yield* page.lines;
+      cursor = page.next_cursor;
+    } while (cursor !== null && cursor !== undefined);
+  }
+
+  /**
+   * Imports export lines (objects, or the text of JSON Lines) from an array or any
+   * (async) iterable into an existing namespace, in batches; each batch of one kind is all
+   * or nothing, and running it again is idempotent. A bad line rejects naming it.
+   */
+  async importNamespace(namespace, lines, opts) {
+    const size = (opts && (opts.batchSize ?? opts.batch_size)) || 1000;
+    const total = { lines: 0, memories: 0, entities: 0, relations: 0, expired: 0 };
+    let batch = [];
+    let first = 1;
+    let number = 0;
+    const send = async () => {
+      const done = await this.#call('import_namespace', { namespace, lines: batch, first_line: first });
+      for (const k of Object.keys(total)) total[k] += done[k];
+    };
+    for await (const raw of lines) {
+      number += 1;
+      const line = typeof raw === 'string' ? raw.replace(/\r?\n$/, '') : raw;
+      if (typeof line === 'string' && line.trim() === '') {
+        if (batch.length === 0) first = number + 1;
+        continue;
+      }
+      batch.push(line);
+      if (batch.length >= size) {
+        await send();
+        batch = [];
+        first = number + 1;
+      }
+    }
+    if (batch.length > 0) await send();
+    return total;
+  }
+
   // Namespaces ---------------------------------------------------------------------------
   createNamespace(name, opts) {
     return this.#call('create_namespace', { ...wire(opts), name });

@@ -410,6 +410,8 @@ operations! {
     WhoAmI(NoArgs) = "whoami";
     ListAudit(ListAudit) = "list_audit";
     VerifyAudit(TenantArgs) = "verify_audit";
+    ExportNamespace(crate::transfer::ExportArgs) = "export_namespace";
+    ImportNamespace(crate::transfer::ImportArgs) = "import_namespace";
 }
 
 /// Deepest nesting of arrays and objects accepted in an operation's arguments. Stored
@@ -651,6 +653,8 @@ impl Handle {
             Request::WhoAmI(_) => Reply::of(self.whoami()?),
             Request::ListAudit(a) => Reply::of(self.list_audit(a)?),
             Request::VerifyAudit(a) => Reply::of(self.verify_audit(&a.tenant_id)?),
+            Request::ExportNamespace(a) => Reply::of(self.export_page(a)?),
+            Request::ImportNamespace(a) => Reply::of(self.import_batch(a)?),
         }
     }
 

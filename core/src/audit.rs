@@ -438,6 +438,8 @@ impl Subject {
             Request::GetEntity(a) | Request::DeleteEntity(a) => data(Some(&a.namespace)),
             Request::ShortestPath(a) => data(Some(&a.namespace)),
             Request::DeleteRelation(a) => data(Some(&a.namespace)),
+            Request::ExportNamespace(a) => data(Some(&a.namespace)),
+            Request::ImportNamespace(a) => data(Some(&a.namespace)),
         }
     }
 

@@ -283,6 +283,8 @@ struct EntityItem {
 
 /// A validated relation to add.
 struct RelationItem {
+    /// Kept by imports; skipped when a relation with this id is there already.
+    id: Option<rows::Uid>,
     source: String,
     target: String,
     relation_type: String,
@@ -465,6 +467,11 @@ impl Handle {
             let mut out = Vec::with_capacity(items.len());
             let mut delta = 0;
             for it in items {
+                if let Some(id) = &it.id {
+                    if rows::relation_exists(t, w, rec.id, id)? {
+                        continue;
+                    }
+                }
                 let mut ends = Vec::with_capacity(2);
                 for (reference, name) in [(&it.source, "source"), (&it.target, "target")] {
                     let field = item_field(&it.prefix, name);
@@ -494,6 +501,7 @@ impl Handle {
                     relation_type: &it.relation_type,
                     weight: it.weight,
                     properties: it.properties.clone(),
+                    id: it.id,
                 };
                 let (relation, charge) =
                     rows::insert_relation(t, w, rec.id, (&ends[0], &ends[1]), spec, now)?;
@@ -502,6 +510,52 @@ impl Handle {
                 out.push(relation);
             }
             Ok(Change { out, delta, topology: true })
+        })
+    }
+
+    /// Adds relations keeping their ids, in one transaction (all or none); a relation whose
+    /// id is there already is left as it is, so an import can run again. Returns those added.
+    pub(crate) fn import_relations(
+        &self,
+        namespace: &str,
+        relations: Vec<(String, AddRelation)>,
+        field: impl Fn(usize) -> String,
+    ) -> Result<Vec<Relation>> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        let items = relations
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, r))| {
+                let prefix = field(i);
+                let uid = rows::parse_uid(&id)
+                    .ok_or_else(|| Error::invalid(format!("{prefix}.id"), "must be a UUID"))?;
+                let mut item = prepare_relation(r, &prefix)?;
+                item.id = Some(uid);
+                Ok(item)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_relations(&rec, &items)
+    }
+
+    /// Up to `limit` of a namespace's entities (or relations) in id order, after `after`.
+    pub(crate) fn graph_rows(
+        &self,
+        namespace: &str,
+        relations: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Value>> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
+        let after = match after {
+            Some(a) => {
+                Some(rows::parse_uid(a).ok_or_else(|| Error::invalid("cursor", "malformed"))?)
+            }
+            None => None,
+        };
+        let env = self.inner.data_env(&rec.location)?;
+        env.read(|r, t| {
+            let db = if relations { &t.relations } else { &t.entities };
+            rows::rows_after(db, r, rec.id, after.as_ref(), limit)
         })
     }
 
@@ -668,6 +722,7 @@ fn prepare_relation(req: AddRelation, prefix: &str) -> Result<RelationItem> {
     }
     validate_properties(req.properties.as_ref(), &item_field(prefix, "properties"))?;
     Ok(RelationItem {
+        id: None,
         source: req.source,
         target: req.target,
         relation_type: req.relation_type,

@@ -47,6 +47,7 @@ mod purge;
 mod quota;
 mod store;
 mod tenant;
+pub mod transfer;
 mod vector;
 
 pub use audit::{

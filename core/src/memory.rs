@@ -819,6 +819,59 @@ impl Handle {
         self.read_memories(&rec, &ids, include_vectors)
     }
 
+    /// Up to `limit` live memories of `namespace` with their vectors, in storage order after
+    /// the position `after` (what the previous call returned): how an export pages through a
+    /// namespace without holding it. The position is `None` after the last memory.
+    pub(crate) fn memory_rows(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Memory>, Option<String>)> {
+        let caller = self.caller()?;
+        let (rec, _) =
+            self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Read)?;
+        let after = match after {
+            Some(hex) => {
+                let bytes = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                    .collect::<Option<Vec<u8>>>()
+                    .filter(|b| b.len() == 16)
+                    .ok_or_else(|| Error::invalid("cursor", "malformed"))?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let now = self.inner.now_micros();
+        let env = self.inner.data_env(&rec.location)?;
+        env.read(|r, t| {
+            let start = ns_key(rec.id, after.as_deref().unwrap_or(&[]));
+            let stop = (rec.id + 1).to_be_bytes();
+            let lower = match after {
+                Some(_) => std::ops::Bound::Excluded(&start[..]),
+                None => std::ops::Bound::Included(&start[..]),
+            };
+            let bounds = (lower, std::ops::Bound::Excluded(&stop[..]));
+            let mut out = Vec::new();
+            for e in t.memories.range(r, &bounds)? {
+                let (k, v) = e?;
+                let s = decode_record(v)?;
+                if !is_live(&s.memory, &rec.policy, now) {
+                    continue;
+                }
+                let mut m = s.memory;
+                m.vector = read_vector(t, r, rec.id, s.slot)?;
+                out.push(m);
+                if out.len() == limit {
+                    let at = crate::keys::to_hex(&k[8..]);
+                    return Ok((out, Some(at)));
+                }
+            }
+            Ok((out, None))
+        })
+    }
+
     /// The live memories of `ids` (in that order, each at most once) in one read transaction.
     fn read_memories(
         &self,

@@ -148,6 +148,23 @@ describe('API surface', () => {
     await assert.rejects(db.getNamespace('child-ns'), { code: 'not_found' });
   });
 
+  it('exports a namespace as lines and imports them elsewhere, naming a bad line', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('src');
+    await db.storeMemories('src', Array.from({ length: 12 }, (_, i) => ({ id: `m${i}`, content: `note ${i}`, embedding: [i, 1, 0] })));
+    const lines = [];
+    for await (const line of db.exportNamespace('src', { pageSize: 5 })) lines.push(line);
+    assert.equal(lines[0].kind, 'namespace');
+    assert.equal(lines.filter((l) => l.kind === 'memory').length, 12);
+    await db.createNamespace('dst');
+    const done = await db.importNamespace('dst', lines.map((l) => JSON.stringify(l)), { batchSize: 4 });
+    assert.equal(done.memories, 12);
+    assert.equal((await db.getMemory('dst', 'm3')).content, 'note 3');
+    await db.createNamespace('dst2', { dimensions: 3 });
+    const bad = [...lines.slice(0, 3), { kind: 'memory', id: 'x', content: 'y', vector: [1] }];
+    await assert.rejects(db.importNamespace('dst2', bad), (e) => e.code === 'invalid_argument' && e.message.startsWith('line 4: vector has 1 dimensions'));
+  });
+
   it('builds and walks the knowledge graph', async () => {
     const db = memsilo.open(tmpdir());
     await db.createNamespace('graph');

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Optional, TypeVar, Union
 
 from . import _native
 from .client import Memsilo
@@ -49,6 +49,16 @@ class AsyncMemsilo:
         """A handle acting as ``api_key``."""
         return AsyncMemsilo(await asyncio.to_thread(self.sync.scoped, api_key))
 
+    async def export_namespace(self, namespace: str, page_size: int = 1000) -> AsyncIterator[Dict[str, Any]]:
+        """The namespace as export lines, a page at a time (see ``Memsilo.export_namespace``)."""
+        pages = self.sync.export_namespace(namespace, page_size)
+        while True:
+            line = await asyncio.to_thread(next, pages, None)
+            if line is None:
+                return
+            yield line
+
+    import_namespace = _to_async(Memsilo.import_namespace)
     whoami = _to_async(Memsilo.whoami)
     create_namespace = _to_async(Memsilo.create_namespace)
     list_namespaces = _to_async(Memsilo.list_namespaces)

@@ -54,6 +54,7 @@ struct ServeArgs {
 enum Command {
     Serve(ServeArgs),
     Pull { name: String, from: Option<String> },
+    Transfer(crate::transfer::TransferArgs),
     Help,
     Version,
 }
@@ -71,6 +72,13 @@ fn parse(args: &[String]) -> Result<Command, String> {
             it.next();
         }
         Some("models") => return parse_models(&args[1..]),
+        Some(verb @ ("export" | "import")) => {
+            let rest: Vec<String> = it.skip(1).cloned().collect();
+            if rest.iter().any(|a| a == "-h" || a == "--help") {
+                return Ok(Command::Help);
+            }
+            return crate::transfer::parse(verb == "export", &rest).map(Command::Transfer);
+        }
         // `memsilo --data DIR ...` means `memsilo serve --data DIR ...`.
         Some(flag) if flag.starts_with("--") => {}
         Some(other) => return Err(format!("unknown command {other:?}")),
@@ -155,13 +163,13 @@ pub fn run_cli(args: Vec<String>) -> i32 {
     let command = match parse(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("memsilo: {e}\n\n{USAGE}");
+            eprintln!("memsilo: {e}\n\n{USAGE}\n\n{}", crate::transfer::USAGE);
             return 2;
         }
     };
     let args = match command {
         Command::Help => {
-            println!("{USAGE}");
+            println!("{USAGE}\n\n{}", crate::transfer::USAGE);
             return 0;
         }
         Command::Version => {
@@ -178,6 +186,18 @@ pub fn run_cli(args: Vec<String>) -> i32 {
                 }
                 Err(e) => {
                     eprintln!("memsilo: cannot install model {name}: {e}");
+                    1
+                }
+            };
+        }
+        Command::Transfer(t) => {
+            return match crate::transfer::run(&t) {
+                Ok(summary) => {
+                    eprintln!("memsilo: {summary}");
+                    0
+                }
+                Err(message) => {
+                    eprintln!("memsilo: {message}");
                     1
                 }
             };

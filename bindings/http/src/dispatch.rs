@@ -100,8 +100,8 @@ impl Outcome {
 
 /// A caller let in: its handle, its tenant (for metrics) and the in-flight slots it holds
 /// until the answer is sent.
-struct Admitted {
-    handle: memsilo::Handle,
+pub(crate) struct Admitted {
+    pub(crate) handle: memsilo::Handle,
     tenant: Option<String>,
     _slots: Vec<Slot>,
 }
@@ -140,18 +140,7 @@ async fn answer(
 ) -> Response {
     let key = match bearer(headers) {
         Ok(k) => k,
-        Err(e) => {
-            let engine = app.engine.clone();
-            let (op, id) = (route.op, request_id.to_owned());
-            let recorded = tokio::task::spawn_blocking(move || {
-                engine.record_unauthenticated(op, &e, Some(&id));
-                e
-            });
-            return match recorded.await {
-                Ok(e) => response::error(&e),
-                Err(e) => response::error(&Error::Internal(format!("request handler failed: {e}"))),
-            };
-        }
+        Err(e) => return unauthenticated(app, route.op, request_id, e).await,
     };
     let timeout = app.options.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -256,6 +245,43 @@ fn respond(
         resp.extensions_mut().insert(TenantLabel(t));
     }
     resp
+}
+
+/// The refusal of a request without a usable key, recorded in the audit log first.
+async fn unauthenticated(app: &Shared, op: &'static str, request_id: &str, e: Error) -> Response {
+    let engine = app.engine.clone();
+    let id = request_id.to_owned();
+    let recorded = tokio::task::spawn_blocking(move || {
+        engine.record_unauthenticated(op, &e, Some(&id));
+        e
+    });
+    match recorded.await {
+        Ok(e) => response::error(&e),
+        Err(e) => response::error(&Error::Internal(format!("request handler failed: {e}"))),
+    }
+}
+
+/// For the streaming routes (running `op`): the key checked and the caller admitted (its
+/// in-flight slots are held until the returned value is dropped), or the refusal to send.
+pub(crate) async fn admit_streaming(
+    app: &Shared,
+    headers: &HeaderMap,
+    op: &'static str,
+) -> Result<Admitted, Response> {
+    let id = request_id(headers);
+    let key = match bearer(headers) {
+        Ok(k) => k,
+        Err(e) => return Err(unauthenticated(app, op, &id, e).await),
+    };
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || admit(&app, &key, &id, op)).await {
+        Ok(Ok(admitted)) => Ok(admitted),
+        Ok(Err(Outcome { result: Err(e), edge_message, .. })) => {
+            Err(response::error_with_message(&e, edge_message))
+        }
+        Ok(Err(_)) => Err(response::error(&Error::Internal("admission failed".into()))),
+        Err(e) => Err(response::error(&Error::Internal(format!("request handler failed: {e}")))),
+    }
 }
 
 /// Authenticates and takes a slot under `max_connections` of the caller's tenant and of

@@ -18,6 +18,8 @@ mod response;
 pub mod routes;
 mod schemas;
 mod server;
+mod stream;
+mod transfer;
 mod usage;
 
 pub use cli::run_cli;

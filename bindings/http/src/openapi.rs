@@ -7,6 +7,7 @@ use crate::routes::{Body, Kind, Route, ROUTES};
 use crate::schemas;
 
 /// The whole document.
+#[allow(clippy::too_many_lines)] // the table routes, then the hand-written ones, in order
 pub fn document() -> Value {
     let mut components = schemas::Components::default();
     let mut paths: Map<String, Value> = Map::new();
@@ -19,6 +20,51 @@ pub fn document() -> Value {
         let entry = paths.entry(d.route.path.to_owned()).or_insert_with(|| json!({}));
         entry[d.route.method.as_str().to_ascii_lowercase()] = dakera_operation(d);
     }
+    let name_param = json!({ "name": "name", "in": "path", "required": true,
+        "description": "The `namespace` argument", "schema": { "type": "string" } });
+    let page_size = json!({ "name": "page_size", "in": "query", "required": false,
+        "description": "Lines per page or batch (default 1000, at most 10000)",
+        "schema": { "type": "integer", "minimum": 1, "maximum": 10000 } });
+    let errors = || {
+        let mut out = Map::new();
+        for status in ["400", "401", "403", "404", "409", "413", "429", "500"] {
+            out.insert(
+                status.into(),
+                json!({ "$ref": format!("#/components/responses/{status}") }),
+            );
+        }
+        out
+    };
+    let mut export = errors();
+    export.insert(
+        "200".into(),
+        json!({ "description": "The namespace as JSON Lines, streamed",
+        "content": { "application/x-ndjson": { "schema": { "type": "string" } } } }),
+    );
+    paths.insert(
+        "/v1/namespaces/{name}/export".into(),
+        json!({ "get": {
+            "operationId": "export_namespace_stream", "tags": ["namespaces"],
+            "summary": "The namespace as JSON Lines (streamed; a cut body means the export failed midway)",
+            "parameters": [name_param.clone(), page_size.clone()], "responses": export,
+        }}),
+    );
+    let mut import = errors();
+    import.insert(
+        "200".into(),
+        json!({ "description": "What was written",
+        "content": { "application/json": { "schema": { "type": "object" } } } }),
+    );
+    paths.insert(
+        "/v1/namespaces/{name}/import".into(),
+        json!({ "post": {
+            "operationId": "import_namespace_stream", "tags": ["namespaces"],
+            "summary": "Import a JSON Lines body as it arrives, in batches (a bad line is a 4xx naming it)",
+            "parameters": [name_param, page_size],
+            "requestBody": { "required": true, "content": { "application/x-ndjson": { "schema": { "type": "string" } } } },
+            "responses": import,
+        }}),
+    );
     paths.insert(
         "/healthz".into(),
         json!({ "get": {

@@ -187,6 +187,11 @@ pub const ROUTES: &[Route] = &[
         200, "audit", "A tenant's audit log, oldest first, by cursor pages (root or the tenant's admins; `instance`: root)"),
     route!("verify_audit", Post "/api/v1/tenants/{id}/audit/verify", &[("id", "tenant_id")], Body::None, &[], 200, "audit",
         "Check a tenant's audit hash chain and name the first edited or missing entry"),
+    route!("export_namespace", Get "/v1/namespaces/{name}/export/page", NS, Body::None,
+        &[p("cursor", Kind::Text), p("limit", Kind::Integer)], 200, "namespaces",
+        "One page of the namespace's JSON Lines export (lines and next_cursor)"),
+    route!("import_namespace", Post "/v1/namespaces/{name}/import/batch", NS, Body::Object, &[], 200, "namespaces",
+        "Import one batch of export lines (a batch of one kind is all or nothing)"),
 ];
 
 /// The route the remote client uses for `op`.

@@ -3,8 +3,9 @@
 
 use memsilo::api::{
     AddMemberArgs, CreateNamespaceArgs, EntityArgs, GetMemoriesArgs, KeyArgs, ListArgs,
-    ListMembersArgs, ListTenantsArgs, MemberArgs, MemoryArgs, NamespaceArgs, NoArgs, PathArgs,
-    PolicyArgs, RelationArgs, SetPolicyArgs, StoreBatchArgs, TenantArgs, UpdateTenantArgs,
+    ListKeysArgs, ListMembersArgs, ListTenantsArgs, MemberArgs, MemoryArgs, NamespaceArgs, NoArgs,
+    PathArgs, PolicyArgs, RelationArgs, RevokeKeyArgs, SetPolicyArgs, StoreBatchArgs, TenantArgs,
+    UpdateTenantArgs,
 };
 use memsilo::{
     AddEntity, AddRelation, ApiKey, CreateKey, CreateTenant, CreatedKey, DecayPolicy,
@@ -89,8 +90,8 @@ impl Components {
             "get_memory_policy" => PolicyArgs,
             "set_memory_policy" => SetPolicyArgs,
             "create_key" => CreateKey,
-            "list_keys" => ListArgs,
-            "revoke_key" => KeyArgs,
+            "list_keys" => ListKeysArgs,
+            "revoke_key" => RevokeKeyArgs,
             "rotate_key" => KeyArgs,
             "store_memory" => StoreMemory,
             "store_memories" => StoreBatchArgs,
@@ -111,6 +112,8 @@ impl Components {
             "whoami" => NoArgs,
             "list_audit" => ListAudit,
             "verify_audit" => TenantArgs,
+            "export_namespace" => memsilo::transfer::ExportArgs,
+            "import_namespace" => memsilo::transfer::ImportArgs,
         })?;
         let object = self.resolve(&schema);
         let fields = object["properties"].as_object().cloned().unwrap_or_default();
@@ -203,6 +206,8 @@ impl Components {
             }),
             "list_audit" => g.subschema_for::<AuditPage>().into(),
             "verify_audit" => g.subschema_for::<AuditVerification>().into(),
+            "export_namespace" => g.subschema_for::<memsilo::transfer::ExportPage>().into(),
+            "import_namespace" => g.subschema_for::<memsilo::transfer::ImportSummary>().into(),
             "whoami" => json!({
                 "type": "object",
                 "properties": {

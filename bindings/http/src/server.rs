@@ -106,6 +106,8 @@ fn build(app: Shared) -> Router {
         .route("/healthz", axum::routing::get(healthz))
         .route("/metrics", axum::routing::get(metrics))
         .route("/openapi.json", axum::routing::get(openapi))
+        .route("/v1/namespaces/{name}/export", axum::routing::get(crate::stream::export))
+        .route("/v1/namespaces/{name}/import", axum::routing::post(crate::stream::import))
         .route("/console", axum::routing::get(crate::console::index))
         .route("/console/", axum::routing::get(crate::console::index))
         .route("/console/{*path}", axum::routing::get(crate::console::asset));

@@ -14,6 +14,8 @@
 //! grouping every spelling of one name (case-insensitive lookups scan one prefix). Names
 //! never contain NUL and types are `[A-Za-z0-9_.-]`, so `name ‖ 0 ‖ type` splits uniquely.
 
+use std::ops::Bound;
+
 use chrono::{DateTime, Utc};
 use heed::{RoTxn, RwTxn, WithoutTls};
 use serde_json::{Map, Value};
@@ -249,6 +251,8 @@ pub(super) struct RelationSpec<'a> {
     pub relation_type: &'a str,
     pub weight: f64,
     pub properties: Map<String, Value>,
+    /// The relation's id (imports keep the exported one); a new UUID v7 when `None`.
+    pub id: Option<Uid>,
 }
 
 /// What an upsert did.
@@ -311,6 +315,38 @@ pub(super) fn upsert_entity(
 }
 
 /// Writes a new relation between two existing entities; returns it and its charge.
+/// Up to `limit` rows of one of a namespace's id-keyed graph tables (`entities` or
+/// `relations`), in id order, after the id `after`.
+pub(super) fn rows_after<T: serde::de::DeserializeOwned>(
+    db: &heed::Database<heed::types::Bytes, heed::types::Bytes>,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    after: Option<&Uid>,
+    limit: usize,
+) -> Result<Vec<T>> {
+    let start = ns_key(ns, after.map_or(&[][..], |u| &u[..]));
+    let stop = (ns + 1).to_be_bytes();
+    let lower =
+        if after.is_some() { Bound::Excluded(&start[..]) } else { Bound::Included(&start[..]) };
+    let bounds = (lower, Bound::Excluded(&stop[..]));
+    let mut out = Vec::new();
+    for e in db.range(r, &bounds)?.take(limit) {
+        let (_, v) = e?;
+        out.push(serde_json::from_slice(v)?);
+    }
+    Ok(out)
+}
+
+/// Whether a relation with this id exists in the namespace.
+pub(super) fn relation_exists(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    id: &Uid,
+) -> Result<bool> {
+    Ok(t.relations.get(r, &ns_key(ns, id))?.is_some())
+}
+
 pub(super) fn insert_relation(
     t: &DataTables,
     w: &mut RwTxn<'_>,
@@ -319,8 +355,8 @@ pub(super) fn insert_relation(
     spec: RelationSpec<'_>,
     now: DateTime<Utc>,
 ) -> Result<(Relation, u64)> {
-    let RelationSpec { relation_type, weight, properties } = spec;
-    let id = *uuid::Uuid::now_v7().as_bytes();
+    let RelationSpec { relation_type, weight, properties, id } = spec;
+    let id = id.unwrap_or_else(|| *uuid::Uuid::now_v7().as_bytes());
     let relation = Relation {
         id: uid_string(&id),
         source: source.id.clone(),

@@ -15,3 +15,4 @@ mod quotas;
 mod recall;
 #[path = "../common/synthetic.rs"]
 mod synthetic;
+mod transfer;

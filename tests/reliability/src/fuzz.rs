@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_parse", key_parse),
     ("filters", filters),
     ("vector_input", vector_input),
+    ("import_reader", import_reader),
 ];
 
 /// Splits an input into an operation (its first byte indexes the operation table) and JSON.
@@ -288,4 +289,41 @@ pub fn vector_input(data: &[u8]) {
         }
         Err(e) => assert_ne!(e.code(), ErrorCode::Internal, "recall {v:?}: {e}"),
     }
+}
+
+/// An import's reader and batches fed any bytes as JSON Lines, as key A: no panic, no
+/// `internal`, every refusal names a line (or the namespace), and namespace B never changes.
+pub fn import_reader(data: &[u8]) {
+    let fx = fuzz_engine();
+    let h = fx.scoped();
+    let target = pick(data, 0, &[NS_A, NS_B]);
+    let size = 1 + usize::from(data.first().copied().unwrap_or(0) >> 4);
+    let mut batcher = memsilo::transfer::Batcher::new(size);
+    let mut ready = Vec::new();
+    for line in data.get(1..).unwrap_or_default().split(|b| *b == b'\n') {
+        match batcher.push(line) {
+            Ok(b) => ready.extend(b),
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+                assert!(e.to_string().starts_with("line "), "{e}");
+                break;
+            }
+        }
+    }
+    ready.extend(batcher.finish());
+    for b in ready {
+        let args = memsilo::transfer::ImportArgs {
+            namespace: target.into(),
+            lines: b.lines,
+            first_line: Some(b.first_line),
+        };
+        if let Err(e) = h.import_batch(args) {
+            assert_ne!(e.code(), ErrorCode::Internal, "import into {target}: {e}");
+            if target == NS_B {
+                assert_eq!(e.code(), ErrorCode::Forbidden, "import into {target}: {e}");
+            }
+            break;
+        }
+    }
+    fx.check_bystander();
 }

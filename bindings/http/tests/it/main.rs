@@ -14,3 +14,4 @@ mod namespaces;
 mod openapi;
 mod support;
 mod tenants;
+mod transfer;

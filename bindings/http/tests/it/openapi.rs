@@ -37,7 +37,8 @@ fn the_document_lists_every_served_route_with_the_error_body() {
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     let served = ROUTES.len() + memsilo_http::dakera::routes().count();
-    assert_eq!(documented, served + 3, "healthz, metrics and openapi.json besides the API");
+    // healthz, metrics, openapi.json and the streamed export and import besides the table.
+    assert_eq!(documented, served + 5, "healthz, metrics, openapi.json, export, import");
     let error = &doc["components"]["schemas"]["Error"];
     assert_eq!(error["required"], serde_json::json!(["error", "message", "code"]));
     assert_eq!(

@@ -1,0 +1,204 @@
+//! Streamed export and import: `GET /v1/namespaces/{name}/export` answers the namespace as
+//! JSON Lines (`application/x-ndjson`), page by page as core produces them; `POST
+//! /v1/namespaces/{name}/import` reads a JSON Lines body as it arrives and imports it in
+//! batches. Neither holds a whole namespace. Core does the format and the checks
+//! (`memsilo::transfer`); this only moves bytes.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{HeaderValue, CONTENT_TYPE};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use memsilo::transfer::{Batch, Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES, MAX_PAGE};
+use memsilo::Error;
+use serde_json::{json, Value};
+
+use crate::dispatch::admit_streaming;
+use crate::response;
+use crate::server::Shared;
+
+/// Runs a core call on the blocking pool.
+async fn call(handle: &memsilo::Handle, op: &'static str, args: Value) -> Result<Value, Error> {
+    let handle = handle.clone();
+    match tokio::task::spawn_blocking(move || handle.call(op, args)).await {
+        Ok(r) => r.map(|reply| reply.value),
+        Err(e) => Err(Error::Internal(format!("request handler failed: {e}"))),
+    }
+}
+
+fn lines_to_bytes(page: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 << 16);
+    for line in page["lines"].as_array().into_iter().flatten() {
+        if serde_json::to_writer(&mut out, line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+fn page_size(query: Option<&str>) -> Result<usize, Error> {
+    let Some(q) = query else { return Ok(DEFAULT_PAGE) };
+    let mut size = DEFAULT_PAGE;
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        if k != "page_size" {
+            return Err(Error::invalid(k, "unknown parameter (page_size)"));
+        }
+        size = v.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+            Error::invalid("page_size", format!("must be between 1 and {MAX_PAGE}"))
+        })?;
+    }
+    Ok(size)
+}
+
+/// `GET /v1/namespaces/{name}/export`.
+pub(crate) async fn export(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let admitted = match admit_streaming(&app, &headers, "export_namespace").await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let limit = match page_size(query.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return response::error(&e),
+    };
+    // The first page decides the status: a namespace the key may not read is a 403 here.
+    let first =
+        call(&admitted.handle, "export_namespace", json!({ "namespace": name, "limit": limit }))
+            .await;
+    let first = match first {
+        Ok(page) => page,
+        Err(e) => return response::error(&e),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut page = first;
+        loop {
+            if tx.send(Ok(Bytes::from(lines_to_bytes(&page)))).await.is_err() {
+                return; // the client went away
+            }
+            let Some(cursor) = page["next_cursor"].as_str().map(str::to_owned) else { return };
+            let args = json!({ "namespace": name, "cursor": cursor, "limit": limit });
+            page = match call(&admitted.handle, "export_namespace", args).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // The status is sent already: cut the body so the client sees it is short.
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    resp
+}
+
+async fn send_batch(
+    handle: &memsilo::Handle,
+    namespace: &str,
+    batch: Batch,
+    summary: &mut ImportSummary,
+) -> Result<(), Error> {
+    let args =
+        json!({ "namespace": namespace, "lines": batch.lines, "first_line": batch.first_line });
+    let done = call(handle, "import_namespace", args).await?;
+    let done: ImportSummary = serde_json::from_value(done).map_err(Error::from)?;
+    summary.add(done);
+    Ok(())
+}
+
+/// `POST /v1/namespaces/{name}/import`.
+pub(crate) async fn import(
+    State(app): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let admitted = match admit_streaming(&app, &headers, "import_namespace").await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let size = match page_size(query.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return response::error(&e),
+    };
+    let timeout = app.options.request_timeout;
+    let mut summary = ImportSummary::default();
+    let mut batcher = Batcher::new(size);
+    let mut chunks = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut line_no = 0u64;
+    let failed = |e: &Error, summary: &ImportSummary| {
+        let mut resp = response::error(e);
+        let mut body = memsilo::api::error_body(e);
+        body["imported"] = json!(summary);
+        *resp.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
+        resp
+    };
+    loop {
+        let chunk = match tokio::time::timeout(timeout, chunks.next()).await {
+            Ok(Some(Ok(c))) => c,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return failed(
+                    &Error::invalid("body", format!("could not read the body: {e}")),
+                    &summary,
+                )
+            }
+            Err(_) => {
+                let e = Error::invalid("body", format!("no data for {}s", timeout.as_secs()));
+                return failed(&e, &summary);
+            }
+        };
+        buf.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
+            let line = &buf[start..start + pos];
+            start += pos + 1;
+            line_no += 1;
+            let pushed = batcher.push(line);
+            match pushed {
+                Ok(Some(batch)) => {
+                    if let Err(e) = send_batch(&admitted.handle, &name, batch, &mut summary).await {
+                        return failed(&e, &summary);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return failed(&e, &summary),
+            }
+        }
+        buf.drain(..start);
+        if buf.len() > MAX_LINE_BYTES {
+            let e = Error::PayloadTooLarge {
+                field: format!("line {}", line_no + 1),
+                reason: format!("longer than {MAX_LINE_BYTES} bytes"),
+            };
+            return failed(&e, &summary);
+        }
+    }
+    if !buf.is_empty() {
+        match batcher.push(&buf) {
+            Ok(Some(batch)) => {
+                if let Err(e) = send_batch(&admitted.handle, &name, batch, &mut summary).await {
+                    return failed(&e, &summary);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return failed(&e, &summary),
+        }
+    }
+    if let Some(batch) = batcher.finish() {
+        if let Err(e) = send_batch(&admitted.handle, &name, batch, &mut summary).await {
+            return failed(&e, &summary);
+        }
+    }
+    response::json(200, &json!(summary))
+}

@@ -1,0 +1,250 @@
+//! `memsilo export` and `memsilo import`: a namespace as JSON Lines, to or from a file (or
+//! stdout/stdin), from a data directory or from a running server (`--url` and `--key`), with
+//! a progress bar when stderr is a terminal. The format, batching and checks are core's
+//! (`memsilo::transfer`); this loops over its pages and batches.
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use memsilo::api::Backend;
+use memsilo::transfer::{Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES};
+use memsilo::{Engine, Options};
+use serde_json::json;
+
+/// What to transfer, and with whom.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TransferArgs {
+    pub export: bool,
+    pub namespace: String,
+    pub data: String,
+    pub url: Option<String>,
+    pub key: Option<String>,
+    /// `-` for stdout (export) or stdin (import).
+    pub file: String,
+    pub batch: usize,
+}
+
+pub(crate) const USAGE: &str = "\
+usage: memsilo export NAMESPACE [--output FILE] [--data DIR | --url URL --key KEY]
+       memsilo import NAMESPACE [--input FILE] [--batch N] [--data DIR | --url URL --key KEY]
+
+Copies a namespace as JSON Lines (memories with ids and vectors, graph entities and
+relations, the policy). Import into an existing namespace; running it again is idempotent.
+  --output/--input FILE  file to write or read (default - : stdout / stdin)
+  --batch N              lines per import batch (default 1000; each batch is all or nothing)
+  --data DIR             data directory (env MEMSILO_DATA; default ./data; not while served)
+  --url URL, --key KEY   a running server and an API key (env MEMSILO_URL, MEMSILO_KEY)";
+
+pub(crate) fn parse(export: bool, args: &[String]) -> Result<TransferArgs, String> {
+    let env = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+    let mut out = TransferArgs {
+        export,
+        namespace: String::new(),
+        data: env("MEMSILO_DATA").unwrap_or_else(|| "./data".into()),
+        url: env("MEMSILO_URL"),
+        key: env("MEMSILO_KEY"),
+        file: "-".into(),
+        batch: DEFAULT_PAGE,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        if !flag.starts_with("--") {
+            if !out.namespace.is_empty() {
+                return Err(format!("unexpected argument {arg:?}"));
+            }
+            out.namespace.clone_from(arg);
+            continue;
+        }
+        let mut value =
+            || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"));
+        match (flag, export) {
+            ("--data", _) => out.data = value()?,
+            ("--url", _) => out.url = Some(value()?),
+            ("--key", _) => out.key = Some(value()?),
+            ("--output", true) | ("--input", false) => out.file = value()?,
+            ("--batch", false) => {
+                let v = value()?;
+                out.batch = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=memsilo::transfer::MAX_PAGE).contains(n))
+                    .ok_or(format!(
+                        "--batch must be 1 to {}, got {v:?}",
+                        memsilo::transfer::MAX_PAGE
+                    ))?;
+            }
+            (other, _) => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if out.namespace.is_empty() {
+        return Err("which namespace? (memsilo export NAMESPACE)".into());
+    }
+    if out.url.is_some() && out.key.is_none() {
+        return Err("--url needs --key (or MEMSILO_KEY)".into());
+    }
+    Ok(out)
+}
+
+fn backend(args: &TransferArgs) -> Result<Box<dyn Backend>, String> {
+    if let (Some(url), Some(key)) = (&args.url, &args.key) {
+        return crate::Client::connect(url, key)
+            .map(|c| Box::new(c) as Box<dyn Backend>)
+            .map_err(|e| format!("cannot reach {url}: {e}"));
+    }
+    let engine = Engine::open(&args.data, Options::default())
+        .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
+    Ok(Box::new(engine.root()))
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let template = format!("{what} {{bar:40}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs an export or import; returns a one-line summary for stderr.
+pub(crate) fn run(args: &TransferArgs) -> Result<String, String> {
+    let db = backend(args)?;
+    if args.export {
+        export(db.as_ref(), args)
+    } else {
+        import(db.as_ref(), args)
+    }
+}
+
+fn export(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
+    let ns = &args.namespace;
+    let info = db.call("get_namespace", json!({ "name": ns })).map_err(|e| e.to_string())?.value;
+    let total = ["memory_count", "entity_count", "relation_count"]
+        .iter()
+        .map(|f| info[f].as_u64().unwrap_or(0))
+        .sum::<u64>()
+        + 1;
+    let sink: Box<dyn Write> = if args.file == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(&args.file).map_err(|e| format!("{}: {e}", args.file))?)
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, sink);
+    let progress = bar(total, "export");
+    let mut cursor: Option<String> = None;
+    let mut lines = 0u64;
+    loop {
+        let page = db
+            .call(
+                "export_namespace",
+                json!({ "namespace": ns, "cursor": cursor, "limit": DEFAULT_PAGE }),
+            )
+            .map_err(|e| e.to_string())?
+            .value;
+        for line in page["lines"].as_array().into_iter().flatten() {
+            serde_json::to_writer(&mut out, line).map_err(|e| e.to_string())?;
+            out.write_all(b"\n").map_err(|e| e.to_string())?;
+            lines += 1;
+        }
+        progress.set_position(lines);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    progress.finish_and_clear();
+    Ok(format!("exported {lines} lines of {ns}"))
+}
+
+fn import(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
+    let (source, len): (Box<dyn Read>, u64) = if args.file == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let f = std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file))?;
+        let len = f.metadata().map_or(0, |m| m.len());
+        (Box::new(f), len)
+    };
+    let progress = bar(len, "import");
+    let mut summary = ImportSummary::default();
+    let mut send = |batch: memsilo::transfer::Batch| -> Result<(), String> {
+        let args = json!({ "namespace": args.namespace, "lines": batch.lines, "first_line": batch.first_line });
+        let done = db.call("import_namespace", args).map_err(|e| e.to_string())?.value;
+        let done: ImportSummary = serde_json::from_value(done).map_err(|e| e.to_string())?;
+        summary.add(done);
+        Ok(())
+    };
+    let report = each_batch(source, args.batch, |read, batch| {
+        progress.set_position(read);
+        send(batch)
+    });
+    progress.finish_and_clear();
+    report?;
+    Ok(format!(
+        "imported {} memories, {} entities, {} relations into {} ({} expired left out)",
+        summary.memories, summary.entities, summary.relations, args.namespace, summary.expired
+    ))
+}
+
+/// Reads JSON Lines and hands each batch (with the bytes read so far) to `f`.
+pub(crate) fn each_batch(
+    source: impl Read,
+    size: usize,
+    mut f: impl FnMut(u64, memsilo::transfer::Batch) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut reader = BufReader::with_capacity(1 << 20, source);
+    let mut batcher = Batcher::new(size);
+    let mut line = Vec::new();
+    let mut read = 0u64;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if let Some(batch) = batcher.push(text).map_err(|e| e.to_string())? {
+            f(read, batch)?;
+        }
+    }
+    if let Some(batch) = batcher.finish() {
+        f(read, batch)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_name_the_namespace_and_the_source() {
+        let a =
+            parse(false, &["ns".into(), "--input=x.jsonl".into(), "--batch".into(), "50".into()])
+                .unwrap();
+        assert_eq!((a.namespace.as_str(), a.file.as_str(), a.batch), ("ns", "x.jsonl", 50));
+        assert!(parse(true, &["--input".into(), "x".into(), "ns".into()]).is_err());
+        assert!(parse(true, &[]).is_err());
+        assert!(parse(false, &["ns".into(), "--batch".into(), "0".into()]).is_err());
+    }
+
+    #[test]
+    fn a_bad_line_stops_the_import_naming_it() {
+        let text = "{\"kind\":\"entity\",\"name\":\"a\"}\n\nnot json\n";
+        let mut seen = 0;
+        let err = each_batch(text.as_bytes(), 10, |_, b| {
+            seen += b.lines.len();
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.starts_with("line 3: not JSON"), "{err}");
+        assert_eq!(seen, 0, "the batch before the bad line is not sent yet: it is not full");
+    }
+}

@@ -1,0 +1,172 @@
+//! Export and import over HTTP (streamed JSON Lines both ways) and with the `memsilo export`
+//! / `memsilo import` commands against a data directory.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::support::{key_for, TestServer};
+
+fn seed(s: &TestServer, ns: &str, n: usize) {
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": ns}))).expect(201);
+    let memories: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("m{i}"), "content": format!("note {i}"), "embedding": [i as f32, 1.0, 0.0]}))
+        .collect();
+    for chunk in memories.chunks(500) {
+        s.admin(
+            "POST",
+            "/v1/memory/store_batch",
+            Some(json!({"namespace": ns, "memories": chunk})),
+        )
+        .expect(201);
+    }
+    s.admin(
+        "POST",
+        &format!("/v1/namespaces/{ns}/graph/relations"),
+        Some(json!({"source": "Alice", "target": "Acme", "type": "works_at"})),
+    )
+    .expect(201);
+}
+
+#[test]
+fn a_namespace_streams_out_and_back_in_and_a_bad_line_is_named() {
+    let s = TestServer::start();
+    seed(&s, "src", 1200);
+    let out = s.with_headers(
+        "GET",
+        "/v1/namespaces/src/export?page_size=500",
+        Some(crate::support::ADMIN),
+        None,
+        &[],
+    );
+    assert_eq!(out.status, 200, "{}", out.text);
+    assert_eq!(out.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<&str> = out.text.lines().collect();
+    assert_eq!(lines.len(), 1 + 2 + 1 + 1200, "namespace, 2 entities, 1 relation, memories");
+
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "dst", "dimensions": 3}))).expect(201);
+    let done = s.with_headers(
+        "POST",
+        "/v1/namespaces/dst/import",
+        Some(crate::support::ADMIN),
+        Some(&out.text),
+        &[],
+    );
+    let done = done.expect(200);
+    assert_eq!((done["memories"].as_u64(), done["relations"].as_u64()), (Some(1200), Some(1)));
+    assert_eq!(
+        s.admin("GET", "/v1/memory/m77?namespace=dst", None).expect(200)["content"],
+        "note 77"
+    );
+    // Again: idempotent.
+    let again = s.with_headers(
+        "POST",
+        "/v1/namespaces/dst/import",
+        Some(crate::support::ADMIN),
+        Some(&out.text),
+        &[],
+    );
+    assert_eq!(again.expect(200)["relations"], 0);
+    assert_eq!(s.admin("GET", "/v1/namespaces/dst", None).expect(200)["memory_count"], 1200);
+
+    // A vector of the wrong size on line 1100: the earlier batches stay, its batch does not.
+    let mut bad: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let mut line: Value = serde_json::from_str(&bad[1099]).unwrap();
+    line["vector"] = json!([1.0]);
+    line["id"] = json!("new-one");
+    bad[1099] = line.to_string();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "dst2", "dimensions": 3}))).expect(201);
+    let text = bad.join("\n");
+    let refused = s.with_headers(
+        "POST",
+        "/v1/namespaces/dst2/import",
+        Some(crate::support::ADMIN),
+        Some(&text),
+        &[],
+    );
+    let body = refused.expect_error(400, "invalid_argument");
+    assert_eq!(body["field"], "line 1100");
+    assert_eq!(body["message"], "line 1100: vector has 1 dimensions, namespace has 3");
+    // Batches hold one kind: lines 5..=1004 are the first batch of memories, written.
+    assert_eq!(body["imported"]["memories"], 1000);
+    s.admin("GET", "/v1/memory/new-one?namespace=dst2", None).expect_error(404, "not_found");
+
+    let junk = s.with_headers(
+        "POST",
+        "/v1/namespaces/dst2/import",
+        Some(crate::support::ADMIN),
+        Some("{\"kind\": \"memory\"\nnope\n"),
+        &[],
+    );
+    assert!(junk.expect_error(400, "invalid_argument")["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("line 1: not JSON"));
+}
+
+#[test]
+fn export_and_import_keep_to_the_keys_scope() {
+    let s = TestServer::start();
+    seed(&s, "mine", 3);
+    seed(&s, "theirs", 3);
+    let key = key_for(&s, &[("mine", "write")]);
+    let out = s.with_headers("GET", "/v1/namespaces/theirs/export", Some(&key), None, &[]);
+    out.expect_error(403, "forbidden");
+    let own = s.with_headers("GET", "/v1/namespaces/mine/export", Some(&key), None, &[]);
+    assert_eq!(own.status, 200);
+    let refused =
+        s.with_headers("POST", "/v1/namespaces/theirs/import", Some(&key), Some(&own.text), &[]);
+    refused.expect_error(403, "forbidden");
+    // Paged as JSON through the operation table too.
+    let page = s.call("GET", "/v1/namespaces/mine/export/page?limit=2", Some(&key), None);
+    let page = page.expect(200);
+    assert_eq!(page["lines"].as_array().unwrap().len(), 2);
+    assert!(page["next_cursor"].is_string());
+}
+
+fn quiet() -> memsilo::Options {
+    memsilo::Options { background: false, ..memsilo::Options::default() }
+}
+
+#[test]
+fn the_commands_copy_a_namespace_between_data_directories() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = src.path().join("ns.jsonl");
+    {
+        let engine = memsilo::Engine::open(src.path(), quiet()).unwrap();
+        let root = engine.root();
+        root.create_namespace("ns", memsilo::NamespaceOptions::default()).unwrap();
+        let memories: Vec<Value> = (0..30)
+            .map(|i| json!({"id": format!("m{i}"), "content": format!("note {i}")}))
+            .collect();
+        root.call("store_memories", json!({"namespace": "ns", "memories": memories})).unwrap();
+    }
+    let run = |args: &[&str], data: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_memsilo"))
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .env_remove("MEMSILO_DATA")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["export", "ns", "--output", file.to_str().unwrap()], src.path());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("exported 31 lines of ns"), "{err}");
+    {
+        let engine = memsilo::Engine::open(dst.path(), quiet()).unwrap();
+        engine.root().create_namespace("copy", memsilo::NamespaceOptions::default()).unwrap();
+    }
+    let (code, err) =
+        run(&["import", "copy", "--input", file.to_str().unwrap(), "--batch", "7"], dst.path());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("imported 30 memories"), "{err}");
+    let engine = memsilo::Engine::open(dst.path(), quiet()).unwrap();
+    assert_eq!(engine.root().get_memory(Some("copy"), "m29").unwrap().content, "note 29");
+    drop(engine);
+    let (code, err) = run(&["import", "missing", "--input", file.to_str().unwrap()], dst.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("missing"), "{err}");
+}
