@@ -4,12 +4,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help models bench-embed bench-hybrid bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis serve bench bench-http bench-compare fmt lint
+.PHONY: help models bench-embed bench-hybrid bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: console test-rust test-reliability test-python test-node test-go test-console test-dist test-integrations test-dakera ## Everything CI runs
+test: console test-rust test-reliability test-python test-node test-go test-console test-dist test-integrations test-dakera test-cluster ## Everything CI runs
 
 # The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
 # embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
@@ -26,7 +26,7 @@ console-screenshots: ## Take the screenshots in docs/console again (the console 
 	$(MAKE) test-console SCREENSHOTS=1
 
 test-rust: models ## Rust unit and integration tests (debug build; reliability has its own target)
-	cargo test --workspace --exclude memsilo-reliability
+	cargo test --workspace --exclude memsilo-reliability --exclude memsilo-cluster
 
 test-reliability: ## Bad inputs, SIGKILL crash safety, disk/map faults, security, fuzz loop, load (~3 min)
 	cargo test -p memsilo-reliability -- --nocapture
@@ -133,6 +133,24 @@ test-integrations: ## LangChain, LangGraph, mem0, LlamaIndex (Python) and LangCh
 	test -d node/node_modules/@langchain/langgraph || (cd node && npm ci --no-audit --no-fund)
 	cd node && node scripts/build.js
 	cd node && node --test test-integrations/
+
+# `memsilo serve --cluster` on loopback (issue 23): a 3-member etcd cluster (Debian etcd-server),
+# an S3 endpoint (moto, PyPI, pinned) and real memsilo processes killed with SIGKILL. The binary
+# built with the `cluster` feature is copied aside so the other targets' builds do not replace it.
+CLUSTER_VENV := $(CARGO_TARGET_DIR)/cluster-venv
+CLUSTER_BIN := $(CARGO_TARGET_DIR)/debug/memsilo-cluster-test
+test-cluster: ## Cluster mode: etcd + moto S3 + 3 memsilo nodes (SIGKILL, fencing, revocation, etcd leader loss)
+	command -v etcd >/dev/null && command -v protoc >/dev/null || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server protobuf-compiler libprotobuf-dev; }
+	test -x $(CLUSTER_VENV)/bin/moto_server || { $(PYTHON) -m venv $(CLUSTER_VENV) && \
+		$(CLUSTER_VENV)/bin/python -m pip install -q --disable-pip-version-check "moto[server]==5.2.5"; }
+	cargo build -p memsilo-http --features cluster --bin memsilo
+	cp $(CARGO_TARGET_DIR)/debug/memsilo $(CLUSTER_BIN)
+	cargo test -p memsilo-cluster --no-run
+	MEMSILO_CLUSTER_REQUIRED=1 MEMSILO_BIN=$(CLUSTER_BIN) bash scripts/cluster-env.sh --venv $(CLUSTER_VENV) -- \
+		cargo test -p memsilo-cluster -- --nocapture --test-threads 2 --skip etcd_leader
+	MEMSILO_CLUSTER_REQUIRED=1 MEMSILO_TEST_KILL_ETCD=1 MEMSILO_BIN=$(CLUSTER_BIN) bash scripts/cluster-env.sh --venv $(CLUSTER_VENV) -- \
+		cargo test -p memsilo-cluster --test it etcd_leader -- --nocapture
 
 FFI_LIB := $(CARGO_TARGET_DIR)/debug/libmemsilo_ffi.a
 C_TESTS := $(CARGO_TARGET_DIR)/c-tests

@@ -407,6 +407,25 @@ pub(crate) fn generate_secret_for(id: &str) -> Result<NewKey> {
     Ok(NewKey { text, parsed })
 }
 
+/// A new key for a key table kept outside this engine's catalog (the cluster's control plane
+/// in etcd): `(id, text, SHA-256 of the secret)`. The text is the only copy of the secret.
+pub fn issue_external_key() -> Result<(String, String, [u8; 32])> {
+    let key = generate_key()?;
+    Ok((key.parsed.id, key.text, key.parsed.secret_hash))
+}
+
+/// Parses and checksums key text for an external key table: `(id, SHA-256 of the secret)`,
+/// or `unauthorized` for any defect. Compare the hash with [`hashes_match`].
+pub fn parse_external_key(text: &str) -> Result<(String, [u8; 32])> {
+    let parsed = parse_key(text)?;
+    Ok((parsed.id, parsed.secret_hash))
+}
+
+/// Constant-time equality of two secret hashes.
+pub fn hashes_match(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    hashes_equal(a, b)
+}
+
 /// The displayable prefix of a key (safe to show and log).
 pub(crate) fn display_prefix(id: &str) -> String {
     format!("{KEY_PREFIX}{id}")

@@ -15,6 +15,8 @@ const USAGE: &str = "\
 usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
                        [--body-limit BYTES] [--request-timeout SECS] [--metrics-token TOKEN]
                        [--embedder NAME|DIR] [--audit-retention-days DAYS]
+                       [--cluster --etcd URLS --s3 URL/BUCKET [--node-id ID] [--advertise URL]
+                        [--cluster-prefix NAME] [--lease-ttl SECS]]
        memsilo models pull NAME [--from DIR]
 
 Runs the memsilo HTTP server.
@@ -30,6 +32,18 @@ Runs the memsilo HTTP server.
   --audit-retention-days DAYS
                          days audit entries are kept (env MEMSILO_AUDIT_RETENTION_DAYS;
                          default: forever)
+
+Cluster mode (a build with the cargo feature `cluster`; see the book's chapter \"Cluster\"):
+  --cluster              join a cluster: control plane in etcd, namespaces' logs on S3; the
+                         data directory becomes a cache of the namespaces this node owns
+  --etcd URLS            etcd client URLs, comma-separated (env MEMSILO_ETCD)
+  --s3 URL/BUCKET        S3 endpoint and bucket, e.g. https://s3.eu-west-1.amazonaws.com/b
+                         (env MEMSILO_S3; credentials from AWS_ACCESS_KEY_ID etc.)
+  --node-id ID           this node's id (env MEMSILO_NODE_ID; default: the listen address)
+  --advertise URL        URL other nodes forward to (env MEMSILO_ADVERTISE; default:
+                         http://LISTEN-ADDRESS)
+  --cluster-prefix NAME  key prefix in etcd and the bucket (default memsilo)
+  --lease-ttl SECS       how long a dead node keeps its namespaces (default 10)
 
 The admin key is MEMSILO_ADMIN_KEY; without it, one is generated on first start and
 printed once. Stops cleanly on SIGINT or SIGTERM.
@@ -48,6 +62,18 @@ struct ServeArgs {
     metrics_token: Option<String>,
     embedder: Option<String>,
     audit_retention_days: Option<u32>,
+    cluster: Option<Box<ClusterArgs>>,
+}
+
+/// `--cluster` and its settings.
+#[derive(Debug, PartialEq)]
+struct ClusterArgs {
+    etcd: Vec<String>,
+    s3: String,
+    node_id: Option<String>,
+    advertise: Option<String>,
+    prefix: String,
+    lease_ttl: i64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -91,7 +117,18 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut metrics_token = env("MEMSILO_METRICS_TOKEN").unwrap_or_default();
     let mut embedder = env("MEMSILO_EMBEDDER").unwrap_or_default();
     let mut retention = env("MEMSILO_AUDIT_RETENTION_DAYS").unwrap_or_default();
+    let mut cluster = false;
+    let mut etcd = env("MEMSILO_ETCD").unwrap_or_default();
+    let mut s3 = env("MEMSILO_S3").unwrap_or_default();
+    let mut node_id = env("MEMSILO_NODE_ID").unwrap_or_default();
+    let mut advertise = env("MEMSILO_ADVERTISE").unwrap_or_default();
+    let mut prefix = "memsilo".to_owned();
+    let mut lease_ttl = "10".to_owned();
     while let Some(arg) = it.next() {
+        if arg == "--cluster" {
+            cluster = true;
+            continue;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
             _ => (arg.as_str(), None),
@@ -108,6 +145,12 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--metrics-token" => &mut metrics_token,
             "--embedder" => &mut embedder,
             "--audit-retention-days" => &mut retention,
+            "--etcd" => &mut etcd,
+            "--s3" => &mut s3,
+            "--node-id" => &mut node_id,
+            "--advertise" => &mut advertise,
+            "--cluster-prefix" => &mut prefix,
+            "--lease-ttl" => &mut lease_ttl,
             other => return Err(format!("unknown option {other:?}")),
         };
         *slot = match inline {
@@ -130,6 +173,11 @@ fn parse(args: &[String]) -> Result<Command, String> {
             format!("--audit-retention-days must be a positive integer, got {days:?}")
         })?),
     };
+    let cluster = if cluster {
+        Some(Box::new(cluster_args(&etcd, &s3, node_id, advertise, prefix, &lease_ttl)?))
+    } else {
+        None
+    };
     Ok(Command::Serve(ServeArgs {
         audit_retention_days,
         data,
@@ -139,7 +187,40 @@ fn parse(args: &[String]) -> Result<Command, String> {
         request_timeout: Duration::from_secs(secs),
         metrics_token: Some(metrics_token.trim().to_owned()).filter(|t| !t.is_empty()),
         embedder: Some(embedder).filter(|e| !e.trim().is_empty()),
+        cluster,
     }))
+}
+
+fn cluster_args(
+    etcd: &str,
+    s3: &str,
+    node_id: String,
+    advertise: String,
+    prefix: String,
+    lease_ttl: &str,
+) -> Result<ClusterArgs, String> {
+    let etcd: Vec<String> =
+        etcd.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+    if etcd.is_empty() {
+        return Err("--cluster needs --etcd URLS".into());
+    }
+    if s3.trim().is_empty() {
+        return Err("--cluster needs --s3 URL/BUCKET".into());
+    }
+    let lease_ttl = lease_ttl
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (2..=3600).contains(n))
+        .ok_or_else(|| format!("--lease-ttl must be 2 to 3600 seconds, got {lease_ttl:?}"))?;
+    let some = |s: String| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    Ok(ClusterArgs {
+        etcd,
+        s3: s3.trim().to_owned(),
+        node_id: some(node_id),
+        advertise: some(advertise),
+        prefix,
+        lease_ttl,
+    })
 }
 
 fn parse_models(args: &[String]) -> Result<Command, String> {
@@ -239,7 +320,10 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         ..ServeOptions::default()
     };
     let header_timeout = options.header_timeout;
-    let app = server::router(engine, options);
+    let app = match &args.cluster {
+        None => server::router(engine, options),
+        Some(cluster) => cluster_router(&runtime, cluster, engine, &addr, args.body_limit)?,
+    };
     // Signal handlers are installed before the ready line, so a SIGTERM sent as soon as the
     // line is seen is a graceful shutdown, never the default action.
     let shutdown = {
@@ -252,6 +336,38 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("server failed: {e}"))?;
     log::log(Level::Info, format_args!("stopped"));
     Ok(())
+}
+
+/// Joins the cluster (`--cluster`) and returns the node's router.
+#[cfg(feature = "cluster")]
+fn cluster_router(
+    runtime: &tokio::runtime::Runtime,
+    args: &ClusterArgs,
+    engine: Engine,
+    addr: &std::net::SocketAddr,
+    body_limit: usize,
+) -> Result<axum::Router, String> {
+    let store = memsilo_cluster::object_store_from_url(&args.s3)?;
+    let config = memsilo_cluster::Config {
+        node_id: args.node_id.clone().unwrap_or_else(|| addr.to_string()),
+        advertise_url: args.advertise.clone().unwrap_or_else(|| format!("http://{addr}")),
+        etcd: args.etcd.clone(),
+        prefix: args.prefix.clone(),
+        lease_ttl: args.lease_ttl,
+    };
+    let node = runtime.block_on(memsilo_cluster::Node::start(config, engine, store))?;
+    Ok(crate::cluster::router(node, body_limit))
+}
+
+#[cfg(not(feature = "cluster"))]
+fn cluster_router(
+    _: &tokio::runtime::Runtime,
+    _: &ClusterArgs,
+    _: Engine,
+    _: &std::net::SocketAddr,
+    _: usize,
+) -> Result<axum::Router, String> {
+    Err("--cluster: this memsilo was built without cluster support (cargo feature `cluster` of memsilo-http)".into())
 }
 
 /// The `--embedder` setting. A model directory given explicitly is loaded now, so a broken one
@@ -353,5 +469,17 @@ mod tests {
             Command::Pull { name: "potion-base-8M".into(), from: Some("/m".into()) }
         );
         assert!(parse(&args("models fetch x")).is_err());
+        let Command::Serve(c) =
+            parse(&args("serve --cluster --etcd http://a:1,http://b:2 --s3 http://s:3/bk"))
+                .unwrap()
+        else {
+            panic!("not serve")
+        };
+        let c = c.cluster.unwrap();
+        assert_eq!((c.etcd.len(), c.s3.as_str(), c.lease_ttl), (2, "http://s:3/bk", 10));
+        assert!(parse(&args("serve --cluster --s3 http://s:3/bk")).is_err());
+        assert!(parse(&args("serve --cluster --etcd http://a:1 --s3 x --lease-ttl 1")).is_err());
+        let Command::Serve(single) = parse(&args("serve")).unwrap() else { panic!("not serve") };
+        assert!(single.cluster.is_none());
     }
 }

@@ -6,6 +6,8 @@
 
 mod cli;
 mod client;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod connections;
 mod console;
 pub mod dakera;
