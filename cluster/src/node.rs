@@ -81,6 +81,35 @@ fn etcd_err(e: &etcd_client::Error) -> Error {
     Error::Internal(format!("etcd: {e}"))
 }
 
+/// Whether an etcd call failed because the member it went to is down (the client balances
+/// over every member, and a dead one fails calls until it is dropped from the pool).
+fn member_down(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => format!("{:?}", s.code()) == "Unavailable",
+        _ => false,
+    }
+}
+
+/// Retries an etcd call on the other members while one is down (up to ~5 s).
+async fn with_retry<T, F, Fut>(etcd: &etcd_client::Client, mut call: F) -> Result<T>
+where
+    F: FnMut(etcd_client::Client) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match call(etcd.clone()).await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < 50 && member_down(&e) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(etcd_err(&e)),
+        }
+    }
+}
+
 /// Operations that change a namespace's data: logged before they are applied.
 const WRITES: &[&str] = &["store_memory", "store_memories", "update_memory", "delete_memory"];
 /// Operations that read one namespace.
@@ -153,6 +182,26 @@ impl Node {
         Ok(node)
     }
 
+    async fn get(
+        &self,
+        key: &str,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse> {
+        with_retry(&self.etcd, |mut c| {
+            let (key, options) = (key.to_owned(), options.clone());
+            async move { c.get(key, options).await }
+        })
+        .await
+    }
+
+    async fn txn(&self, txn: &Txn) -> Result<etcd_client::TxnResponse> {
+        with_retry(&self.etcd, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
+    }
+
     fn key(&self, kind: &str, name: &str) -> String {
         format!("/{}/{kind}/{name}", self.config.prefix.trim_matches('/'))
     }
@@ -164,26 +213,18 @@ impl Node {
     async fn register(&self) -> Result<()> {
         let lease = self.lease.read().id;
         let value = json!({ "url": self.config.advertise_url }).to_string();
-        self.etcd
-            .clone()
-            .put(
-                self.key("nodes", &self.config.node_id),
-                value,
-                Some(PutOptions::new().with_lease(lease)),
-            )
-            .await
-            .map_err(|e| etcd_err(&e))?;
+        let key = self.key("nodes", &self.config.node_id);
+        with_retry(&self.etcd, |mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { c.put(key, value, Some(PutOptions::new().with_lease(lease))).await }
+        })
+        .await?;
         Ok(())
     }
 
     /// Reads the key table; returns the etcd revision it was read at.
     async fn load_keys(&self) -> Result<i64> {
-        let resp = self
-            .etcd
-            .clone()
-            .get(self.key("keys", ""), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| etcd_err(&e))?;
+        let resp = self.get(&self.key("keys", ""), Some(GetOptions::new().with_prefix())).await?;
         let mut keys = HashMap::new();
         for kv in resp.kvs() {
             if let Ok(rec) = serde_json::from_slice::<KeyRecord>(kv.value()) {
@@ -267,12 +308,7 @@ impl Node {
 
     /// The owner's URL if another node owns `ns`.
     async fn owner_url(&self, ns: &str, lease: i64) -> Result<Option<String>> {
-        let resp = self
-            .etcd
-            .clone()
-            .get(self.ns_key("owners", ns), None)
-            .await
-            .map_err(|e| etcd_err(&e))?;
+        let resp = self.get(&self.ns_key("owners", ns), None).await?;
         let Some(kv) = resp.kvs().first() else { return Ok(None) };
         if kv.lease() == lease {
             // Ours (a takeover in flight on another request): wait for it through the cell.
@@ -283,11 +319,8 @@ impl Node {
     }
 
     async fn acquire(&self, ns: &str, lease: i64) -> std::result::Result<Arc<Owned>, Acquire> {
-        let mut etcd = self.etcd.clone();
-        let record = etcd
-            .get(self.ns_key("namespaces", ns), None)
-            .await
-            .map_err(|e| Acquire::Failed(etcd_err(&e)))?;
+        let record =
+            self.get(&self.ns_key("namespaces", ns), None).await.map_err(Acquire::Failed)?;
         let Some(kv) = record.kvs().first() else {
             return Err(Acquire::Failed(Error::not_found("namespace", ns)));
         };
@@ -303,7 +336,7 @@ impl Node {
                 Some(PutOptions::new().with_lease(lease)),
             )])
             .or_else([TxnOp::get(owner_key.clone(), None)]);
-        let mut resp = etcd.txn(txn).await.map_err(|e| Acquire::Failed(etcd_err(&e)))?;
+        let mut resp = self.txn(&txn).await.map_err(Acquire::Failed)?;
         if !resp.succeeded() {
             // Still ours from before (a copy dropped after a failure): claim it again, which
             // gives a new, larger epoch.
@@ -314,7 +347,7 @@ impl Node {
                     me.to_string(),
                     Some(PutOptions::new().with_lease(lease)),
                 )]);
-            resp = etcd.txn(again).await.map_err(|e| Acquire::Failed(etcd_err(&e)))?;
+            resp = self.txn(&again).await.map_err(Acquire::Failed)?;
         }
         if !resp.succeeded() {
             return match self.owner_url(ns, lease).await {
@@ -334,7 +367,7 @@ impl Node {
                 let release = Txn::new()
                     .when([Compare::lease(owner_key.clone(), CompareOp::Equal, lease)])
                     .and_then([TxnOp::delete(owner_key, None)]);
-                let _ = etcd.txn(release).await;
+                let _ = self.txn(&release).await;
                 Err(Acquire::Failed(e))
             }
         }
@@ -476,7 +509,7 @@ impl Node {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, args.to_string(), None)]);
-        let resp = self.etcd.clone().txn(txn).await.map_err(|e| etcd_err(&e))?;
+        let resp = self.txn(&txn).await?;
         if !resp.succeeded() {
             return Err(Error::Conflict(format!("Namespace already exists: {name}")));
         }
@@ -512,12 +545,11 @@ impl Node {
         if grants.is_empty() {
             return Err(Error::invalid("namespaces", "must name at least one namespace"));
         }
-        let mut etcd = self.etcd.clone();
         let mut compares = Vec::new();
         let mut namespaces = Vec::new();
         for (i, g) in grants.iter().enumerate() {
             let key = self.ns_key("namespaces", &g.namespace);
-            let found = etcd.get(key.clone(), None).await.map_err(|e| etcd_err(&e))?;
+            let found = self.get(&key, None).await?;
             if found.kvs().is_empty() {
                 return Err(Error::invalid(
                     format!("namespaces[{i}].namespace"),
@@ -539,7 +571,7 @@ impl Node {
         let value = serde_json::to_string(&rec)?;
         let txn =
             Txn::new().when(compares).and_then([TxnOp::put(self.key("keys", &id), value, None)]);
-        let resp = etcd.txn(txn).await.map_err(|e| etcd_err(&e))?;
+        let resp = self.txn(&txn).await?;
         if !resp.succeeded() {
             return Err(Error::Conflict("a namespace of the key was deleted meanwhile".into()));
         }
@@ -557,8 +589,7 @@ impl Node {
             return Err(Error::not_found("key", id));
         }
         let key = self.key("keys", id);
-        let mut etcd = self.etcd.clone();
-        let resp = etcd.get(key.clone(), None).await.map_err(|e| etcd_err(&e))?;
+        let resp = self.get(&key, None).await?;
         let Some(kv) = resp.kvs().first() else { return Err(Error::not_found("key", id)) };
         let mut rec: KeyRecord = serde_json::from_slice(kv.value())?;
         if rec.revoked_at.is_some() {
@@ -568,7 +599,7 @@ impl Node {
         let txn = Txn::new()
             .when([Compare::mod_revision(key.clone(), CompareOp::Equal, kv.mod_revision())])
             .and_then([TxnOp::put(key, serde_json::to_string(&rec)?, None)]);
-        if !etcd.txn(txn).await.map_err(|e| etcd_err(&e))?.succeeded() {
+        if !self.txn(&txn).await?.succeeded() {
             return Err(Error::Conflict("the key changed meanwhile; retry".into()));
         }
         let mut out = serde_json::to_value(&rec)?;
