@@ -4,6 +4,7 @@ mod audit;
 mod embedder;
 mod erasure;
 mod flow;
+mod format;
 mod graph;
 mod holes;
 mod isolation;
