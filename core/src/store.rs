@@ -260,31 +260,7 @@ fn copy_namespaces(
     Ok(())
 }
 
-/// Refuses an environment in LMDB 0.9's file format (memsilo 0.1 wrote those; this version
-/// uses LMDB 1.0, which cannot read them and would only say "not an LMDB file"). Both formats
-/// start with a meta page whose header is followed by the magic `0xBEEFC0DE`: LMDB 0.9's
-/// header is 16 bytes and its data version 1, LMDB 1.0's header 24 bytes.
-pub(crate) fn check_format(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut head = [0u8; 24];
-    let read = fs::File::open(path.join(DATA_FILE)).and_then(|mut f| f.read_exact(&mut head));
-    if read.is_ok()
-        && head[16..20] == 0xBEEF_C0DE_u32.to_le_bytes()
-        && head[20..24] == 1u32.to_le_bytes()
-    {
-        return Err(Error::Internal(format!(
-            "{} is in the file format of memsilo 0.1 (LMDB 0.9), which this version (LMDB 1.0, \
-             for encryption at rest) cannot open. Keep serving this data directory with memsilo \
-             0.1 and copy its memories into a new data directory served by this version through \
-             the API; the files were left unchanged",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 fn open_env<T: Tables>(path: &Path, map_size: usize) -> Result<Opened<T>> {
-    check_format(path)?;
     let page = 4096;
     let existing = fs::metadata(path.join(DATA_FILE)).map_or(0, |m| m.len() as usize);
     let size = map_size.max(existing.next_power_of_two()).div_ceil(page) * page;

@@ -4,7 +4,6 @@ mod audit;
 mod embedder;
 mod erasure;
 mod flow;
-mod format;
 mod graph;
 mod holes;
 mod isolation;
