@@ -375,9 +375,9 @@ impl EngineInner {
     }
 
     /// A write to the catalog; invalidates every cached key resolution.
-    pub(crate) fn catalog_write<R>(
+    pub(crate) fn catalog_write<R: Send>(
         &self,
-        f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R>,
+        f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
     ) -> Result<R> {
         let r = self.catalog.write(f);
         self.generation.fetch_add(1, Ordering::SeqCst);

@@ -320,11 +320,12 @@ impl Handle {
     /// Runs a graph write in one transaction: reserves `estimate` bytes of quota first,
     /// applies the byte delta to the namespace's stats and the tenant's usage, and
     /// invalidates the cached topology when it changed.
-    fn write_graph<R>(
+    fn write_graph<R: Send>(
         &self,
         rec: &NamespaceRecord,
         estimate: u64,
-        mut f: impl FnMut(&DataTables, &mut heed::RwTxn<'_>, &mut NamespaceStats) -> Result<Change<R>>,
+        mut f: impl FnMut(&DataTables, &mut heed::RwTxn<'_>, &mut NamespaceStats) -> Result<Change<R>>
+            + Send,
     ) -> Result<R> {
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,

@@ -1238,7 +1238,7 @@ impl Handle {
 }
 
 /// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
-pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + 'a;
+pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + Sync + 'a;
 
 /// What a transaction's memory writes did, for the quota and the cached vectors.
 #[derive(Default)]

@@ -14,10 +14,10 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use heed::{CompactionOption, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
@@ -35,10 +35,65 @@ struct Opened<T> {
     tables: T,
 }
 
+/// A write waiting in (or run by) a commit group; see [`Store::write`].
+type JobPtr<T> = *mut (dyn FnMut(&mut RwTxn<'_>, &T) -> Result<()> + Send + 'static);
+
+enum Outcome {
+    Done,
+    Failed(Error),
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+struct Member<T> {
+    job: JobPtr<T>,
+    /// The namespace it writes ([`ANY_NAMESPACE`] if it did not say).
+    ns: NamespaceId,
+    outcome: Option<Outcome>,
+}
+
+struct MemberPtr<T>(*mut Member<T>);
+
+// SAFETY: a member's job is `Send`, and the member is touched by one thread at a time: its
+// owner until it is queued, the group's leader until it is settled, then its owner again.
+unsafe impl<T> Send for MemberPtr<T> {}
+
+/// Writes waiting for the next group commit.
+struct Queue<T> {
+    pending: Vec<MemberPtr<T>>,
+    /// Whether a thread is running a group now.
+    leading: bool,
+    /// Tickets below this are settled.
+    settled: u64,
+    next_ticket: u64,
+}
+
+fn run_member<T>(m: &mut Member<T>, w: &mut RwTxn<'_>, tables: &T) -> Outcome {
+    // SAFETY: see `Store::write`; the job's owner waits until this member is settled.
+    let job = unsafe { &mut *m.job };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(w, tables))) {
+        Ok(Ok(())) => Outcome::Done,
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(p) => Outcome::Panicked(p),
+    }
+}
+
+/// Gives every member still running (or done, but not durable) the group's failure.
+fn settle_all<T>(members: &mut [&mut Member<T>], e: &Error) {
+    for m in members.iter_mut() {
+        if matches!(m.outcome, None | Some(Outcome::Done)) {
+            m.outcome = Some(Outcome::Failed(Error::Internal(e.to_string())));
+        }
+    }
+}
+
 /// An LMDB environment and its tables.
 pub(crate) struct Store<T> {
     path: PathBuf,
     inner: RwLock<Option<Opened<T>>>,
+    queue: Mutex<Queue<T>>,
+    settled: Condvar,
+    /// Durable commits made (each may hold many writes).
+    commits: AtomicU64,
     /// Commits still to fail on purpose (fault-injection tests: see
     /// `Engine::fail_next_catalog_commits`).
     failing_commits: AtomicU32,
@@ -66,6 +121,14 @@ impl<T: Tables> Store<T> {
         Ok(Store {
             path: path.to_owned(),
             inner: RwLock::new(Some(opened)),
+            queue: Mutex::new(Queue {
+                pending: Vec::new(),
+                leading: false,
+                settled: 0,
+                next_ticket: 0,
+            }),
+            settled: Condvar::new(),
+            commits: AtomicU64::new(0),
             failing_commits: AtomicU32::new(0),
             written: Mutex::new(None),
             compacting: Mutex::new(()),
@@ -86,44 +149,154 @@ impl<T: Tables> Store<T> {
     /// Runs `f` in a write transaction and commits it if `f` succeeds. When the map is full
     /// the transaction is aborted, the map doubled and `f` run again, so `f` must not have
     /// effects outside the transaction. Data environments use [`Store::write_ns`].
-    pub(crate) fn write<R>(&self, f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R>) -> Result<R> {
+    ///
+    /// Group commit: writes that arrive while another is committing wait, then all of them
+    /// run on one thread (the group's leader) in one LMDB write transaction, each in a
+    /// nested transaction of its own, and are made durable by one commit. `write` returns
+    /// only after the commit that holds `f`'s changes is on disk; an error of `f` undoes
+    /// `f`'s nested transaction only, never another member's changes.
+    pub(crate) fn write<R: Send>(
+        &self,
+        f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send,
+    ) -> Result<R> {
         self.write_ns(ANY_NAMESPACE, f)
     }
 
     /// [`Store::write`] for a transaction that changes only rows of namespace `ns` (every
     /// data write), so that a compaction running meanwhile copies that namespace again.
-    pub(crate) fn write_ns<R>(
+    pub(crate) fn write_ns<R: Send>(
         &self,
         ns: NamespaceId,
-        mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R>,
+        mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send,
     ) -> Result<R> {
+        let mut value = None;
+        let mut job = |w: &mut RwTxn<'_>, t: &T| -> Result<()> {
+            value = Some(f(w, t)?);
+            Ok(())
+        };
+        let job: &mut (dyn FnMut(&mut RwTxn<'_>, &T) -> Result<()> + Send) = &mut job;
+        // SAFETY: only the lifetime is erased. The pointer is used by the group's leader
+        // while this thread waits in `join` below, which returns only after the leader has
+        // stopped using it (the member is marked finished under the queue's lock).
+        let job: JobPtr<T> = unsafe { std::mem::transmute(job) };
+        let mut member = Member { job, ns, outcome: None };
+        self.join(&mut member);
+        match member.outcome.take() {
+            Some(Outcome::Done) => {
+                value.ok_or_else(|| Error::Internal("write lost its result".into()))
+            }
+            Some(Outcome::Failed(e)) => Err(e),
+            Some(Outcome::Panicked(p)) => std::panic::resume_unwind(p),
+            None => Err(Error::Internal("write was not run".into())),
+        }
+    }
+
+    /// Queues `member` and waits until a commit has settled it, leading a group when no
+    /// other thread is.
+    fn join(&self, member: &mut Member<T>) {
+        let mut q = self.queue.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push(MemberPtr(member));
         loop {
-            let outcome = {
-                let guard = self.inner.read();
-                let opened = guard.as_ref().ok_or_else(closed)?;
-                let mut wtxn = opened.env.write_txn()?;
-                let committed = match f(&mut wtxn, &opened.tables) {
-                    Ok(_) if self.take_failing_commit() => {
-                        wtxn.abort();
-                        Err(Error::Internal("injected commit failure".into()))
+            if q.settled > ticket {
+                return;
+            }
+            if q.leading {
+                self.settled.wait(&mut q);
+                continue;
+            }
+            q.leading = true;
+            let group = std::mem::take(&mut q.pending);
+            let last = q.next_ticket;
+            drop(q);
+            // SAFETY: each member stays alive and unaliased until it is settled, which
+            // happens below, after this group's commit.
+            let mut members: Vec<&mut Member<T>> =
+                group.into_iter().map(|m| unsafe { &mut *m.0 }).collect();
+            self.run_group(&mut members);
+            drop(members);
+            q = self.queue.lock();
+            q.leading = false;
+            q.settled = last;
+            self.settled.notify_all();
+        }
+    }
+
+    /// Runs a group to its end: every member gets an outcome.
+    fn run_group(&self, members: &mut [&mut Member<T>]) {
+        loop {
+            match self.try_group(members) {
+                Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => {
+                    for m in members.iter_mut() {
+                        if matches!(m.outcome, Some(Outcome::Done)) {
+                            m.outcome = None;
+                        }
                     }
-                    Ok(r) => wtxn.commit().map(|()| r).map_err(Error::from),
-                    Err(e) => Err(e),
-                };
-                // Noted after the commit and under the read guard: a compaction's snapshot
-                // taken before this commit was taken after it began noting, so it sees this.
-                if committed.is_ok() {
-                    if let Some(written) = self.written.lock().as_mut() {
-                        written.insert(ns);
+                    if let Err(e) = self.grow() {
+                        settle_all(members, &e);
+                        return;
                     }
                 }
-                committed
-            };
-            match outcome {
-                Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => self.grow()?,
-                other => return other,
+                Err(e) => {
+                    settle_all(members, &e);
+                    return;
+                }
+                Ok(()) => return,
             }
         }
+    }
+
+    /// One attempt at a group's transaction: the members not yet settled run (alone, or each
+    /// in a nested transaction), then one commit. `MapFull` from anyone aborts the attempt.
+    fn try_group(&self, members: &mut [&mut Member<T>]) -> Result<()> {
+        let guard = self.inner.read();
+        let opened = guard.as_ref().ok_or_else(closed)?;
+        let mut wtxn = opened.env.write_txn()?;
+        let runnable = members.iter().filter(|m| m.outcome.is_none()).count();
+        for m in members.iter_mut().filter(|m| m.outcome.is_none()) {
+            let outcome = if runnable == 1 {
+                run_member(m, &mut wtxn, &opened.tables)
+            } else {
+                let mut nested = opened.env.nested_write_txn(&mut wtxn)?;
+                let outcome = run_member(m, &mut nested, &opened.tables);
+                match outcome {
+                    Outcome::Done => nested.commit()?,
+                    _ => nested.abort(),
+                }
+                outcome
+            };
+            match outcome {
+                Outcome::Failed(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => {
+                    return Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull)));
+                }
+                o => m.outcome = Some(o),
+            }
+        }
+        if !members.iter().any(|m| matches!(m.outcome, Some(Outcome::Done))) {
+            wtxn.abort();
+            return Ok(());
+        }
+        if self.take_failing_commit() {
+            wtxn.abort();
+            return Err(Error::Internal("injected commit failure".into()));
+        }
+        wtxn.commit()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        // Noted after the commit and under the read guard: a compaction's snapshot taken
+        // before this commit was taken after it began noting, so it sees these.
+        if let Some(written) = self.written.lock().as_mut() {
+            for m in members.iter().filter(|m| matches!(m.outcome, Some(Outcome::Done))) {
+                written.insert(m.ns);
+            }
+        }
+        Ok(())
+    }
+
+    /// Durable commits made so far.
+    #[cfg(test)]
+    fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Makes the next `n` write transactions fail instead of committing (the closure runs,
@@ -292,4 +465,69 @@ fn fsync_dir(path: &Path) -> Result<()> {
 
 fn closed() -> Error {
     Error::Internal("storage environment is closed (namespace deleted or engine shut down)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CatalogTables;
+
+    /// Sixteen writes queued behind a running one form one group: one more commit for all of
+    /// them, and the ones that fail inside it leave no trace and cost the others nothing.
+    #[test]
+    fn queued_writes_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap();
+        let queued = || store.queue.lock().pending.len();
+        let before = store.commits();
+        std::thread::scope(|s| {
+            let first = s.spawn(|| {
+                store.write(|w, c| {
+                    // Holds the environment until the others are all waiting.
+                    let started = std::time::Instant::now();
+                    while queued() < 16 && started.elapsed() < std::time::Duration::from_secs(30) {
+                        std::thread::yield_now();
+                    }
+                    Ok(c.meta.put(w, "first", b"1")?)
+                })
+            });
+            while !store.queue.lock().leading {
+                std::thread::yield_now();
+            }
+            let others: Vec<_> = (0..16)
+                .map(|i| {
+                    let store = &store;
+                    s.spawn(move || {
+                        store.write(|w, c| {
+                            c.meta.put(w, &format!("k{i}"), b"v")?;
+                            if i % 4 == 3 {
+                                return Err(Error::invalid("k", format!("refused {i}")));
+                            }
+                            Ok(i)
+                        })
+                    })
+                })
+                .collect();
+            first.join().unwrap().unwrap();
+            for (i, h) in others.into_iter().enumerate() {
+                match h.join().unwrap() {
+                    Ok(v) => assert_eq!(v, i),
+                    Err(e) => {
+                        assert_eq!(i % 4, 3, "write {i} failed: {e}");
+                        assert_eq!(e.to_string(), format!("k: refused {i}"));
+                    }
+                }
+            }
+        });
+        assert_eq!(store.commits() - before, 2, "the sixteen queued writes took one commit");
+        store
+            .read(|r, c| {
+                for i in 0..16 {
+                    let kept = c.meta.get(r, &format!("k{i}"))?.is_some();
+                    assert_eq!(kept, i % 4 != 3, "k{i}");
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }

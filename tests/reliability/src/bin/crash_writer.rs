@@ -9,6 +9,12 @@
 //!
 //! `crash_writer concurrent DIR NS COUNT TAG` instead stores COUNT memories and exits: the
 //! second process of the concurrent-open test.
+//!
+//! `crash_writer grouped DIR RUN THREADS` writes from THREADS threads at once into namespace
+//! `grouped-RUN` until killed, so the engine's group commits hold many writes each: single
+//! stores, 4-memory batches, forgets of the thread's own memories, namespace creations, and
+//! stores whose vector has the wrong dimensions (refused inside the group's transaction,
+//! printed as `refused`). Lines carry the thread (`t`) so the driver can pair them.
 
 use std::io::Write;
 
@@ -222,8 +228,114 @@ fn concurrent(args: &[String]) -> memsilo::Result<()> {
     Ok(())
 }
 
+/// `crash_writer grouped DIR RUN THREADS` (see the module documentation).
+fn grouped(args: &[String]) -> memsilo::Result<()> {
+    let [dir, run, threads] = args else {
+        return Err(memsilo::Error::invalid("args", "usage: crash_writer grouped DIR RUN THREADS"));
+    };
+    let threads: usize =
+        threads.parse().map_err(|_| memsilo::Error::invalid("threads", "not a number"))?;
+    let engine = Engine::open(dir, Options { background: false, ..Options::default() })?;
+    let root = engine.root();
+    let ns = format!("grouped-{run}");
+    root.create_namespace(&ns, NamespaceOptions::default())?;
+    // The first memory fixes the namespace's dimensions, so a shorter vector is refused
+    // inside the transaction (after validation).
+    let first = format!("g{run}-first");
+    root.store_memory(StoreMemory {
+        namespace: Some(ns.clone()),
+        id: Some(first.clone()),
+        embedding: Some(vector_for(&first)),
+        ..StoreMemory::text(first)
+    })?;
+    emit("ready", &json!({ "pid": std::process::id(), "ns": ns }));
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (root, ns, run) = (root.clone(), ns.clone(), run.clone());
+            s.spawn(move || grouped_thread(&root, &ns, &run, t));
+        }
+    });
+    Ok(())
+}
+
+fn grouped_thread(root: &Handle, ns: &str, run: &str, t: usize) {
+    let mut mine: Vec<String> = Vec::new();
+    let memory = |id: &str| StoreMemory {
+        namespace: Some(ns.to_owned()),
+        id: Some(id.to_owned()),
+        embedding: Some(vector_for(id)),
+        ..StoreMemory::text(id)
+    };
+    for i in 0.. {
+        let id = format!("g{run}-{t}-{i}");
+        let (begin, result) = match i % 10 {
+            3 if !mine.is_empty() => {
+                let gone = mine.remove(0);
+                let begin = json!({ "op": "forget", "t": t, "ids": [gone] });
+                emit("begin", &begin);
+                let forget = Forget {
+                    namespace: Some(ns.to_owned()),
+                    ids: Some(vec![gone]),
+                    ..Forget::default()
+                };
+                (begin, root.batch_forget(forget).map(|_| ()))
+            }
+            5 => {
+                let name = format!("gn-{run}-{t}-{i}");
+                let begin = json!({ "op": "ns_create", "t": t, "ns": name });
+                emit("begin", &begin);
+                (begin, root.create_namespace(&name, NamespaceOptions::default()).map(|_| ()))
+            }
+            7 => {
+                let begin = json!({ "op": "bad", "t": t, "ids": [id] });
+                emit("begin", &begin);
+                let bad = StoreMemory { embedding: Some(vec![0.5; 8]), ..memory(&id) };
+                (begin, root.store_memory(bad).map(|_| ()))
+            }
+            9 => {
+                let ids: Vec<String> = (0..4).map(|j| format!("{id}-{j}")).collect();
+                let begin = json!({ "op": "batch", "t": t, "ids": ids });
+                emit("begin", &begin);
+                let batch = ids.iter().map(|id| memory(id)).collect();
+                let stored = root.store_memories(ns, batch).map(|_| ());
+                if stored.is_ok() {
+                    mine.extend(ids);
+                }
+                (begin, stored)
+            }
+            _ => {
+                let begin = json!({ "op": "store", "t": t, "ids": [id] });
+                emit("begin", &begin);
+                let stored = root.store_memory(memory(&id)).map(|_| ());
+                if stored.is_ok() {
+                    mine.push(id);
+                }
+                (begin, stored)
+            }
+        };
+        match result {
+            Ok(()) => emit("ack", &begin),
+            Err(e) if begin["op"] == "bad" => {
+                emit("refused", &json!({ "t": t, "ids": begin["ids"], "code": e.code().as_str() }));
+            }
+            Err(e) => {
+                emit("error", &json!({ "code": e.code().as_str(), "message": e.to_string() }));
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "grouped") {
+        if let Err(e) = grouped(&args[1..]) {
+            eprintln!("crash_writer: {e}");
+            emit("error", &json!({ "code": e.code().as_str(), "message": e.to_string() }));
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.first().is_some_and(|a| a == "concurrent") {
         if let Err(e) = concurrent(&args[1..]) {
             eprintln!("crash_writer: {e}");

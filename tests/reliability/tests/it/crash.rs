@@ -414,3 +414,167 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
     assert_eq!(engine.pending_purges().unwrap(), 0);
     check(&engine, &mut model, &mut rng, points);
 }
+
+/// Group commit under SIGKILL: a writer with 32 threads (single stores, batches, forgets,
+/// namespace creations and stores refused inside the group's transaction) is killed at a
+/// random point, again and again on one directory. After each kill: every acknowledged
+/// memory is there with its content, every acknowledged forget stayed forgotten, every
+/// acknowledged namespace exists, nothing refused was written, a write in flight is all or
+/// nothing, and each namespace's `memory_count` equals what the acknowledgements allow.
+#[test]
+fn acknowledged_grouped_writes_survive_sigkill() {
+    let seed = seed_from_env("MEMSILO_CRASH_SEED", 20_261_201);
+    let points: usize =
+        std::env::var("MEMSILO_GROUPED_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    // Per run: its namespace's memories (id → content) and its acknowledged namespaces.
+    let mut runs: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut namespaces: Vec<String> = Vec::new();
+    let (mut acks, mut in_flight_total, mut refused_total) = (0usize, 0usize, 0usize);
+    for run in 0..points {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crash_writer"))
+            .args([
+                "grouped".as_ref(),
+                dir.path().as_os_str(),
+                run.to_string().as_ref(),
+                "32".as_ref(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("crash_writer starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(v) = line.map(|l| serde_json::from_str::<Value>(&l)) else { break };
+                let Ok(v) = v else { break };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = rx.recv_timeout(Duration::from_secs(60)).expect("crash_writer became ready");
+        let ns = ready["ready"]["ns"].as_str().expect("ready names its namespace").to_owned();
+        std::thread::sleep(Duration::from_millis(rng.range(150, 700)));
+        child.kill().expect("SIGKILL");
+        assert!(child.wait().unwrap().code().is_none(), "crash_writer exited before the kill");
+        let first = format!("g{run}-first");
+        let mut memories = BTreeMap::from([(first.clone(), first)]);
+        let mut forgotten = BTreeSet::new();
+        let mut refused = Vec::new();
+        // Per thread: the write begun and not yet answered.
+        let mut unanswered: HashMap<u64, Value> = HashMap::new();
+        for v in &rx {
+            if let Some(e) = v.get("error") {
+                panic!("crash_writer failed: {e}");
+            }
+            let (kind, body) = v.as_object().and_then(|o| o.iter().next()).expect("one key");
+            let t = body["t"].as_u64().unwrap_or_default();
+            let ids = || body["ids"].as_array().cloned().unwrap_or_default();
+            match kind.as_str() {
+                "begin" => {
+                    unanswered.insert(t, body.clone());
+                }
+                "ack" => {
+                    unanswered.remove(&t);
+                    acks += 1;
+                    match body["op"].as_str().unwrap_or_default() {
+                        "store" | "batch" => {
+                            for id in ids() {
+                                let id = id.as_str().unwrap_or_default().to_owned();
+                                memories.insert(id.clone(), id);
+                            }
+                        }
+                        "forget" => {
+                            for id in ids() {
+                                let id = id.as_str().unwrap_or_default();
+                                memories.remove(id);
+                                forgotten.insert(id.to_owned());
+                            }
+                        }
+                        "ns_create" => namespaces.push(body["ns"].as_str().unwrap().to_owned()),
+                        other => panic!("unexpected acknowledgement of {other}"),
+                    }
+                }
+                "refused" => {
+                    unanswered.remove(&t);
+                    assert_eq!(body["code"], "invalid_argument", "{body}");
+                    refused.extend(ids());
+                }
+                _ => {}
+            }
+        }
+        let engine = open(dir.path());
+        let root = engine.root();
+        let present = |id: &str| match root.get_memory(Some(&ns), id) {
+            Ok(m) => {
+                assert_eq!(m.content, id, "run {run}: memory {id} has other content");
+                true
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => false,
+            Err(e) => panic!("run {run}: reading {id}: {e}"),
+        };
+        in_flight_total += unanswered.len();
+        refused_total += refused.len();
+        for begin in unanswered.values() {
+            let ids: Vec<String> = begin["ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            match begin["op"].as_str().unwrap_or_default() {
+                "store" | "batch" => {
+                    let found: Vec<bool> = ids.iter().map(|id| present(id)).collect();
+                    assert!(
+                        found.iter().all(|f| *f) || found.iter().all(|f| !*f),
+                        "run {run}: a batch in flight was half written: {begin}"
+                    );
+                    if found.first() == Some(&true) {
+                        for id in ids {
+                            memories.insert(id.clone(), id);
+                        }
+                    }
+                }
+                "forget" => {
+                    if !present(&ids[0]) {
+                        memories.remove(&ids[0]);
+                    }
+                }
+                "bad" => assert!(!present(&ids[0]), "run {run}: refused memory was written"),
+                "ns_create" => {
+                    let name = begin["ns"].as_str().unwrap();
+                    if root.get_namespace(name).is_ok() {
+                        namespaces.push(name.to_owned());
+                    }
+                }
+                other => panic!("unexpected write in flight: {other}"),
+            }
+        }
+        for id in memories.keys() {
+            assert!(present(id), "run {run}: acknowledged memory {id} is missing after the kill");
+        }
+        for id in &forgotten {
+            assert!(!present(id), "run {run}: forgotten memory {id} came back");
+        }
+        for id in &refused {
+            let id = id.as_str().unwrap();
+            assert!(!present(id), "run {run}: refused memory {id} was written");
+        }
+        runs.push((ns, memories));
+        // Nothing else: every run's count is exactly what its model holds.
+        for (ns, memories) in &runs {
+            let count = root.get_namespace(ns).unwrap().memory_count;
+            assert_eq!(count, memories.len() as u64, "run {run}: {ns} holds other memories");
+        }
+        for name in &namespaces {
+            root.get_namespace(name)
+                .unwrap_or_else(|e| panic!("run {run}: acknowledged namespace {name}: {e}"));
+        }
+        drop(engine);
+    }
+    eprintln!(
+        "grouped crash safety: {points} kills, {acks} acknowledged writes from 32 threads, \
+         {in_flight_total} in flight at the kills, {refused_total} refused inside groups"
+    );
+}
