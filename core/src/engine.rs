@@ -294,6 +294,22 @@ impl Engine {
         Ok(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)), request_id })
     }
 
+    /// [`Engine::scoped_request`] for a key that is let in: its handle, or `None` for a key
+    /// that would be refused. Records nothing and never writes (a cached key costs a hash
+    /// and a map look-up, an uncached one an LMDB read), so a transport may call it on a
+    /// thread that must not block, then call `scoped_request` elsewhere for the refusal and
+    /// its audit entry.
+    pub fn scoped_if_valid(&self, api_key: &str, request_id: Option<&str>) -> Option<Handle> {
+        self.inner.check_process().ok()?;
+        let request_id = request_id.map(Arc::from);
+        if self.inner.is_admin_key(api_key) {
+            return Some(Handle { request_id, ..self.root() });
+        }
+        let parsed = auth::parse_key(api_key).ok()?;
+        self.inner.authenticate(&parsed).ok()?;
+        Some(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)), request_id })
+    }
+
     /// Records a request refused by a transport before it had a handle (e.g. no
     /// `Authorization` header) in the instance audit log.
     pub fn record_unauthenticated(&self, action: &str, error: &Error, request_id: Option<&str>) {

@@ -1,7 +1,8 @@
 //! One API request: its id, the bearer key, the body (bounded in size and time), the arguments
-//! from path, query and body, then authentication and the operation on the blocking pool, and
-//! the answer with its rate-limit headers and `X-Request-Id`. Refusals are recorded in core's
-//! audit log with the request's id.
+//! from path, query and body, then authentication and the operation (keys let in and reads on
+//! the receiving thread; refusals and writes on the blocking pool), and the answer with its
+//! rate-limit headers and `X-Request-Id`. Refusals are recorded in core's audit log with the
+//! request's id.
 
 use axum::body::Body as HttpBody;
 use axum::extract::{Path, RawQuery, State};
@@ -106,6 +107,32 @@ pub(crate) struct Admitted {
     _slots: Vec<Slot>,
 }
 
+/// Operations that only read. They run on the thread that received the request: an LMDB
+/// read transaction never waits for a writer, and handing them to the blocking pool cost
+/// more than most of them take (`make bench-http`). Writes go to the blocking pool, where
+/// they wait for the group commit that makes them durable.
+const READS: &[&str] = &[
+    "whoami",
+    "recall",
+    "get_memory",
+    "get_memories",
+    "get_namespace",
+    "list_namespaces",
+    "get_memory_policy",
+    "list_keys",
+    "list_tenants",
+    "get_tenant",
+    "list_members",
+    "get_entity",
+    "neighbors",
+    "subgraph",
+    "shortest_path",
+];
+
+/// Reads that take a slot of the caller's tenant's `compute_quota_cores`, which may wait for
+/// one (`Options::compute_wait`).
+const COMPUTE: &[&str] = &["recall"];
+
 /// The tenant a request was made for, carried on the response to the metrics layer.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantLabel(pub String);
@@ -145,19 +172,28 @@ async fn answer(
     let timeout = app.options.request_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     // The key and the tenant's in-flight limit are checked from the headers alone: a bad key
-    // or a tenant at its limit is refused before a byte of the body is read or buffered.
-    let admission = tokio::task::spawn_blocking({
-        let app = app.clone();
-        let request_id = request_id.to_owned();
-        move || admit(&app, &key, &request_id, route.op)
-    });
-    let admitted = match tokio::time::timeout_at(deadline, admission).await {
-        Ok(Ok(Ok(admitted))) => admitted,
-        Ok(Ok(Err(refused))) => return respond(route, refused, None, None),
-        Ok(Err(e)) => {
-            return response::error(&Error::Internal(format!("request handler failed: {e}")))
+    // or a tenant at its limit is refused before a byte of the body is read or buffered. A
+    // key let in is checked on this thread; a refusal, which is written to the audit log, is
+    // made on the blocking pool.
+    let admitted = match admit_here(&app, &key, request_id) {
+        Some(admitted) => admitted,
+        None => {
+            let admission = tokio::task::spawn_blocking({
+                let app = app.clone();
+                let request_id = request_id.to_owned();
+                move || admit(&app, &key, &request_id, route.op)
+            });
+            match tokio::time::timeout_at(deadline, admission).await {
+                Ok(Ok(Ok(admitted))) => admitted,
+                Ok(Ok(Err(refused))) => return respond(route, refused, None, None),
+                Ok(Err(e)) => {
+                    return response::error(&Error::Internal(format!(
+                        "request handler failed: {e}"
+                    )))
+                }
+                Err(_) => return timed_out(timeout),
+            }
         }
-        Err(_) => return timed_out(timeout),
     };
     // A bad body or path is reported after the key is checked (401 comes first); only an
     // oversized body is refused before, so it is never buffered.
@@ -203,13 +239,20 @@ async fn answer(
         (a, ran_with, notes)
     });
     let tenant = admitted.tenant.clone();
-    let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args));
-    let outcome = match tokio::time::timeout_at(deadline, work).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
-            return response::error(&Error::Internal(format!("request handler failed: {e}")))
+    // A tenant's recall may wait for a slot of its compute quota: that wait is never made
+    // on the receiving thread.
+    let waits = COMPUTE.contains(&route.op) && admitted.tenant.is_some();
+    let outcome = if READS.contains(&route.op) && !waits {
+        execute(&admitted, route.op, args)
+    } else {
+        let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args));
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                return response::error(&Error::Internal(format!("request handler failed: {e}")))
+            }
+            Err(_) => return timed_out(timeout),
         }
-        Err(_) => return timed_out(timeout),
     };
     respond(route, outcome, tenant, shape)
 }
@@ -284,15 +327,34 @@ pub(crate) async fn admit_streaming(
     }
 }
 
+/// [`admit`] for a caller let in, on the receiving thread: `None` when the key would be
+/// refused or a tenant is at its limit (then `admit` refuses it and records the refusal).
+fn admit_here(app: &Shared, key: &str, request_id: &str) -> Option<Admitted> {
+    let handle = app.engine.scoped_if_valid(key, Some(request_id))?;
+    let limits = handle.connection_limits().ok()?;
+    let slots = take_slots(app, &limits).ok()?;
+    Some(Admitted { handle, tenant: limits.first().map(|(t, _)| t.clone()), _slots: slots })
+}
+
+/// A slot under each `(tenant, max_connections)` of `limits`, all or none; else the index
+/// of the first link at its limit.
+fn take_slots(app: &Shared, limits: &[(String, u32)]) -> Result<Vec<Slot>, usize> {
+    limits
+        .iter()
+        .enumerate()
+        .map(|(i, (holder, limit))| app.inflight.acquire(holder, *limit).map_err(|_| i))
+        .collect()
+}
+
 /// Authenticates and takes a slot under `max_connections` of the caller's tenant and of
-/// each of its ancestors (on a blocking thread: the key is looked up in the catalog).
+/// each of its ancestors (on a blocking thread: a refusal is written to the audit log).
 fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted, Outcome> {
     let handle = app.engine.scoped_request(key, Some(request_id)).map_err(Outcome::failed)?;
     let limits = handle.connection_limits().map_err(Outcome::failed)?;
     let tenant = limits.first().map(|(t, _)| t.clone());
-    let mut slots = Vec::with_capacity(limits.len());
-    for (i, (holder, limit)) in limits.iter().enumerate() {
-        let Ok(slot) = app.inflight.acquire(holder, *limit) else {
+    match take_slots(app, &limits) {
+        Ok(slots) => Ok(Admitted { handle, tenant, _slots: slots }),
+        Err(i) => {
             // The caller is told about its own tenant, whichever link of the chain is full.
             let (own, own_limit) = &limits[0];
             let whose = if i == 0 { "" } else { ", shared with its parent tenant" };
@@ -302,18 +364,16 @@ fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted
             let e =
                 Error::RateLimited { tenant: own.clone(), limit: *own_limit, retry_after_secs: 1 };
             handle.record_refusal(op, &e);
-            return Err(Outcome {
+            Err(Outcome {
                 result: Err(e),
                 rate: handle.rate_info().ok().flatten(),
                 edge_message: Some(message),
-            });
-        };
-        slots.push(slot);
+            })
+        }
     }
-    Ok(Admitted { handle, tenant, _slots: slots })
 }
 
-/// Runs the operation (on a blocking thread).
+/// Runs the operation (reads on the receiving thread, writes on the blocking pool).
 fn execute(admitted: &Admitted, op: &str, args: Result<Value, Error>) -> Outcome {
     let handle = &admitted.handle;
     let result = args.and_then(|args| handle.call(op, args));
