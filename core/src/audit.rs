@@ -739,7 +739,7 @@ mod tests {
     }
 
     /// Changes one stored row of `tenant`'s chain, as someone with the files could.
-    fn tamper(engine: &Engine, tenant: &str, seq: u64, f: impl Fn(&mut AuditEntry) -> bool) {
+    fn tamper(engine: &Engine, tenant: &str, seq: u64, f: impl Fn(&mut AuditEntry) -> bool + Sync) {
         engine
             .inner
             .audit

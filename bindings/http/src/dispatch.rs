@@ -175,24 +175,21 @@ async fn answer(
     // or a tenant at its limit is refused before a byte of the body is read or buffered. A
     // key let in is checked on this thread; a refusal, which is written to the audit log, is
     // made on the blocking pool.
-    let admitted = match admit_here(&app, &key, request_id) {
-        Some(admitted) => admitted,
-        None => {
-            let admission = tokio::task::spawn_blocking({
-                let app = app.clone();
-                let request_id = request_id.to_owned();
-                move || admit(&app, &key, &request_id, route.op)
-            });
-            match tokio::time::timeout_at(deadline, admission).await {
-                Ok(Ok(Ok(admitted))) => admitted,
-                Ok(Ok(Err(refused))) => return respond(route, refused, None, None),
-                Ok(Err(e)) => {
-                    return response::error(&Error::Internal(format!(
-                        "request handler failed: {e}"
-                    )))
-                }
-                Err(_) => return timed_out(timeout),
+    let admitted = if let Some(admitted) = admit_here(app, &key, request_id) {
+        admitted
+    } else {
+        let admission = tokio::task::spawn_blocking({
+            let app = app.clone();
+            let request_id = request_id.to_owned();
+            move || admit(&app, &key, &request_id, route.op)
+        });
+        match tokio::time::timeout_at(deadline, admission).await {
+            Ok(Ok(Ok(admitted))) => admitted,
+            Ok(Ok(Err(refused))) => return respond(route, refused, None, None),
+            Ok(Err(e)) => {
+                return response::error(&Error::Internal(format!("request handler failed: {e}")))
             }
+            Err(_) => return timed_out(timeout),
         }
     };
     // A bad body or path is reported after the key is checked (401 comes first); only an
