@@ -23,6 +23,8 @@ var goMethods = map[string]string{
 	"delete_entity": "DeleteEntity", "delete_relation": "DeleteRelation", "whoami": "WhoAmI",
 	"list_audit": "ListAudit", "verify_audit": "VerifyAudit",
 	"export_namespace": "ExportNamespace", "import_namespace": "ImportNamespace",
+	"start_session": "StartSession", "end_session": "EndSession", "get_session": "GetSession",
+	"list_sessions": "ListSessions", "session_memories": "SessionMemories",
 }
 
 func TestEveryCoreOperationHasAGoMethod(t *testing.T) {

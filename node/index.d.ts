@@ -128,6 +128,55 @@ export interface RecallHit {
   vector_score: number | null;
 }
 
+/** A session: its memories are those whose `session_id` is its `id`. */
+export interface Session {
+  id: string;
+  namespace: string;
+  agent_id: string | null;
+  metadata: JsonObject;
+  started_at: string;
+  /** `null` while active. */
+  ended_at: string | null;
+  summary: string | null;
+  memory_count: number;
+}
+
+export interface SessionPage {
+  sessions: Session[];
+  total_count: number;
+}
+
+export interface SessionMemoryPage {
+  memories: Memory[];
+  total_count: number;
+}
+
+export interface StartSessionOptions {
+  /** 1-256 printable characters; a UUID v7 when left out. */
+  id?: string;
+  agentId?: string;
+  agent_id?: string;
+  metadata?: JsonObject;
+}
+
+export interface EndSessionOptions {
+  summary?: string;
+}
+
+export interface ListSessionsOptions {
+  agentId?: string;
+  agent_id?: string;
+  activeOnly?: boolean;
+  active_only?: boolean;
+  offset?: number;
+  limit?: number;
+}
+
+export interface SessionMemoriesOptions {
+  offset?: number;
+  limit?: number;
+}
+
 export interface DeletedMemory {
   id: string;
   namespace: string;
@@ -554,6 +603,14 @@ export class Memsilo {
   deleteMemory(namespace: string | null, id: string): Promise<DeletedMemory>;
   /** At least one filter is required; an empty filter is `invalid_argument`. */
   batchForget(namespace: string | null, filter: ForgetFilter): Promise<Forgotten>;
+
+  /** `conflict` when the namespace has a session with `opts.id` already. */
+  startSession(namespace: string | null, opts?: StartSessionOptions): Promise<Session>;
+  /** Ending an ended session returns it unchanged; `not_found` when absent. */
+  endSession(namespace: string | null, id: string, opts?: EndSessionOptions): Promise<Session>;
+  getSession(namespace: string | null, id: string): Promise<Session>;
+  listSessions(namespace: string | null, opts?: ListSessionsOptions): Promise<SessionPage>;
+  sessionMemories(namespace: string | null, id: string, opts?: SessionMemoriesOptions): Promise<SessionMemoryPage>;
 
   createTenant(name: string, opts?: CreateTenantOptions): Promise<Tenant>;
   getTenant(tenantId: string): Promise<Tenant>;

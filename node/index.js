@@ -321,6 +321,27 @@ class Memsilo {
     return this.#call('batch_forget', withNamespace(namespace, wire(filter)));
   }
 
+  // Sessions -----------------------------------------------------------------------------
+  /** Starts a session (`conflict` if the namespace has one with `opts.id`). */
+  startSession(namespace, opts) {
+    return this.#call('start_session', withNamespace(namespace, wire(opts)));
+  }
+  /** Ends a session, keeping `opts.summary`; ending an ended session returns it unchanged. */
+  endSession(namespace, id, opts) {
+    return this.#call('end_session', withNamespace(namespace, { ...wire(opts), id }));
+  }
+  getSession(namespace, id) {
+    return this.#call('get_session', withNamespace(namespace, { id }));
+  }
+  /** The namespace's sessions, oldest first: `{sessions, total_count}`. */
+  listSessions(namespace, opts) {
+    return this.#call('list_sessions', withNamespace(namespace, wire(opts)));
+  }
+  /** A session's live memories, oldest first: `{memories, total_count}`. */
+  sessionMemories(namespace, id, opts) {
+    return this.#call('session_memories', withNamespace(namespace, { ...wire(opts), id }));
+  }
+
   // Tenants and members ------------------------------------------------------------------
   createTenant(name, opts) {
     return this.#call('create_tenant', { ...wire(opts), name });

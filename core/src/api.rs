@@ -412,6 +412,11 @@ operations! {
     VerifyAudit(TenantArgs) = "verify_audit";
     ExportNamespace(crate::transfer::ExportArgs) = "export_namespace";
     ImportNamespace(crate::transfer::ImportArgs) = "import_namespace";
+    StartSession(crate::session::StartSession) = "start_session";
+    EndSession(crate::session::EndSession) = "end_session";
+    GetSession(crate::session::SessionArgs) = "get_session";
+    ListSessions(crate::session::ListSessions) = "list_sessions";
+    SessionMemories(crate::session::SessionMemories) = "session_memories";
 }
 
 /// Deepest nesting of arrays and objects accepted in an operation's arguments. Stored
@@ -655,6 +660,11 @@ impl Handle {
             Request::VerifyAudit(a) => Reply::of(self.verify_audit(&a.tenant_id)?),
             Request::ExportNamespace(a) => Reply::of(self.export_page(a)?),
             Request::ImportNamespace(a) => Reply::of(self.import_batch(a)?),
+            Request::StartSession(a) => Reply::of(self.start_session(a)?),
+            Request::EndSession(a) => Reply::of(self.end_session(a)?),
+            Request::GetSession(a) => Reply::of(self.get_session(a.namespace.as_deref(), &a.id)?),
+            Request::ListSessions(a) => Reply::of(self.list_sessions(a)?),
+            Request::SessionMemories(a) => Reply::of(self.session_memories(a)?),
         }
     }
 

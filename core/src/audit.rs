@@ -440,6 +440,11 @@ impl Subject {
             Request::DeleteRelation(a) => data(Some(&a.namespace)),
             Request::ExportNamespace(a) => data(Some(&a.namespace)),
             Request::ImportNamespace(a) => data(Some(&a.namespace)),
+            Request::StartSession(a) => data(a.namespace.as_deref()),
+            Request::EndSession(a) => data(a.namespace.as_deref()),
+            Request::GetSession(a) => data(a.namespace.as_deref()),
+            Request::ListSessions(a) => data(a.namespace.as_deref()),
+            Request::SessionMemories(a) => data(a.namespace.as_deref()),
         }
     }
 

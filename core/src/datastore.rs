@@ -109,6 +109,8 @@ pub(crate) struct DataTables {
     pub entity_relations: Database<'static, Bytes, Bytes>,
     /// ns ‖ term → postings (sorted fixed-size duplicates; see [`crate::keyword`]).
     pub keywords: Database<'static, Bytes, Bytes>,
+    /// ns ‖ session key (see `session`) → session (JSON).
+    pub sessions: Database<'static, Bytes, Bytes>,
 }
 
 impl Tables for DataTables {
@@ -126,6 +128,7 @@ impl Tables for DataTables {
             entity_memories,
             entity_relations,
             keywords,
+            sessions,
         ) = env
             .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
@@ -142,6 +145,7 @@ impl Tables for DataTables {
                         .flags(heed::DatabaseFlags::DUP_SORT | heed::DatabaseFlags::DUP_FIXED)
                         .name("keywords")
                         .create(w)?,
+                    o.create_database(w, Some("sessions"))?,
                 )))
             })?
             .unwrap_commit();
@@ -155,6 +159,7 @@ impl Tables for DataTables {
             entity_memories,
             entity_relations,
             keywords,
+            sessions,
         })
     }
 }
@@ -228,7 +233,7 @@ impl DataTables {
     }
 
     /// Every table whose keys start with the namespace id, except `stats`.
-    fn namespace_rows(&self) -> [&Database<'static, Bytes, Bytes>; 8] {
+    fn namespace_rows(&self) -> [&Database<'static, Bytes, Bytes>; 9] {
         [
             &self.memories,
             &self.vectors,
@@ -238,6 +243,7 @@ impl DataTables {
             &self.entity_memories,
             &self.entity_relations,
             &self.keywords,
+            &self.sessions,
         ]
     }
 

@@ -45,6 +45,7 @@ mod namespace;
 mod page;
 mod purge;
 mod quota;
+mod session;
 mod store;
 mod tenant;
 pub mod transfer;
@@ -73,6 +74,10 @@ pub use memory::{
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
 pub use page::{Page, Paged};
 pub use quota::RateInfo;
+pub use session::{
+    EndSession, ListSessions, MemoryList, Session, SessionArgs, SessionMemories, SessionPage,
+    StartSession,
+};
 pub use tenant::{
     CreateTenant, IsolationMode, Member, MemberList, Quotas, QuotasPatch, Tenant, TenantInfo,
     TenantStatus, TenantUsage, UpdateTenant,

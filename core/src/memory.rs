@@ -548,7 +548,7 @@ impl Prepared {
 
 impl Handle {
     /// Resolves the namespace of a memory call and authorizes `action` on it.
-    fn memory_namespace(
+    pub(crate) fn memory_namespace(
         &self,
         caller: &Caller,
         namespace: Option<&str>,
@@ -869,6 +869,26 @@ impl Handle {
                 }
             }
             Ok((out, None))
+        })
+    }
+
+    /// Calls `f` with each live memory of the namespace (without its vector), in storage
+    /// order, in one read transaction.
+    pub(crate) fn each_live_memory(
+        &self,
+        rec: &NamespaceRecord,
+        mut f: impl FnMut(Memory),
+    ) -> Result<()> {
+        let now = self.inner.now_micros();
+        let env = self.inner.data_env(&rec.location)?;
+        env.read(|r, t| {
+            for s in scan_memories(t, r, rec.id)? {
+                let m = s?.memory;
+                if is_live(&m, &rec.policy, now) {
+                    f(m);
+                }
+            }
+            Ok(())
         })
     }
 

@@ -197,6 +197,29 @@ describe('API surface', () => {
   });
 });
 
+describe('sessions', () => {
+  it('starts, fills, ends and lists sessions with their memories', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('chat');
+    const s = await db.startSession('chat', { id: 's-1', agentId: 'bot', metadata: { channel: 'web' } });
+    assert.equal(s.agent_id, 'bot');
+    assert.equal(s.ended_at, null);
+    await assert.rejects(db.startSession('chat', { id: 's-1' }), { code: 'conflict' });
+    await db.storeMemory('chat', 'asked about SSO', { sessionId: 's-1' });
+    await db.storeMemory('chat', 'unrelated');
+    const page = await db.sessionMemories('chat', 's-1');
+    assert.deepEqual(page.memories.map((m) => m.content), ['asked about SSO']);
+    const ended = await db.endSession('chat', 's-1', { summary: 'SSO' });
+    assert.equal(ended.summary, 'SSO');
+    assert.equal(ended.memory_count, 1);
+    const other = await db.startSession('chat');
+    const active = await db.listSessions('chat', { activeOnly: true });
+    assert.deepEqual(active.sessions.map((x) => x.id), [other.id]);
+    assert.equal((await db.listSessions('chat')).total_count, 2);
+    await assert.rejects(db.getSession('chat', 'nope'), { code: 'not_found' });
+  });
+});
+
 describe('memory model', () => {
   it('stores by caller id (upsert), gets many and updates partially', async () => {
     const db = memsilo.open(tmpdir());

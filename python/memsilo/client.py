@@ -45,8 +45,14 @@ from .types import (
     QuotasInput,
     RecallHit,
     Relation,
+    MemoryList,
     RemovedMember,
     Role,
+    Session,
+    SessionPage,
+    Session,
+    SessionPage,
+    MemoryList,
     Tenant,
     TenantList,
     TenantStatus,
@@ -354,6 +360,55 @@ class Memsilo:
             "below_importance": below_importance,
         }
         return cast(Forgotten, self._call("batch_forget", args))
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def start_session(
+        self,
+        namespace: Optional[str],
+        *,
+        id: Optional[str] = None,
+        agent_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+    ) -> Session:
+        """Starts a session (``ConflictError`` if the namespace has one with ``id``)."""
+        args = {"namespace": namespace, "id": id, "agent_id": agent_id, "metadata": metadata}
+        return cast(Session, self._call("start_session", args))
+
+    def end_session(self, namespace: Optional[str], id: str, *, summary: Optional[str] = None) -> Session:
+        """Ends a session, keeping ``summary``; ending an ended session returns it unchanged."""
+        args = {"namespace": namespace, "id": id, "summary": summary}
+        return cast(Session, self._call("end_session", args))
+
+    def get_session(self, namespace: Optional[str], id: str) -> Session:
+        """One session with its ``memory_count`` (``NotFoundError`` if absent)."""
+        return cast(Session, self._call("get_session", {"namespace": namespace, "id": id}))
+
+    def list_sessions(
+        self,
+        namespace: Optional[str],
+        *,
+        agent_id: Optional[str] = None,
+        active_only: Optional[bool] = None,
+        offset: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> SessionPage:
+        """The namespace's sessions, oldest first: ``{"sessions", "total_count"}``."""
+        args = {
+            "namespace": namespace,
+            "agent_id": agent_id,
+            "active_only": active_only,
+            "offset": offset,
+            "limit": limit,
+        }
+        return cast(SessionPage, self._call("list_sessions", args))
+
+    def session_memories(
+        self, namespace: Optional[str], id: str, *, offset: Optional[int] = None, limit: Optional[int] = None
+    ) -> MemoryList:
+        """A session's live memories, oldest first: ``{"memories", "total_count"}``."""
+        args = {"namespace": namespace, "id": id, "offset": offset, "limit": limit}
+        return cast(MemoryList, self._call("session_memories", args))
 
     # -- tenants and members -------------------------------------------------------------
 

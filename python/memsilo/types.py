@@ -218,6 +218,29 @@ class MemoryInput(_MemoryInputBase, total=False):
     entities: List[str]
 
 
+class Session(TypedDict):
+    """A session: its memories are those whose ``session_id`` is its ``id``."""
+
+    id: str
+    namespace: str
+    agent_id: Optional[str]
+    metadata: Dict[str, Any]
+    started_at: str
+    ended_at: Optional[str]
+    summary: Optional[str]
+    memory_count: int
+
+
+class SessionPage(TypedDict):
+    sessions: List[Session]
+    total_count: int
+
+
+class MemoryList(TypedDict):
+    memories: List[Memory]
+    total_count: int
+
+
 class DeletedMemory(TypedDict):
     id: str
     namespace: str

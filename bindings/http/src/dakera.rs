@@ -413,17 +413,9 @@ fn list_sessions_args(mut a: Args, _: &mut Vec<String>) -> Result<Args> {
 }
 
 fn session_memories_args(mut a: Args, _: &mut Vec<String>) -> Result<Args> {
-    let id = a.remove("session_id").unwrap_or(Value::Null);
-    if a.remove("offset").is_some_and(|o| o != json!(0)) {
-        return Err(Error::invalid("offset", "memsilo pages a session's memories by cursor"));
-    }
+    // Contents come whole: a preview is the client's to cut.
     a.remove("content_preview_chars");
-    a.insert("filter".into(), json!({ "session_id": id }));
     Ok(a)
-}
-
-fn memories_reply(r: Reply, _: &Args, _: Vec<String>) -> Value {
-    json!({ "memories": r.value["memories"], "next_cursor": r.value["next_cursor"] })
 }
 
 macro_rules! adapter {
@@ -449,7 +441,7 @@ adapter!(BATCH_FORGET, batch_forget_args, batch_forget_reply);
 adapter!(START_SESSION, start_session_args, session_reply);
 adapter!(ONE_SESSION, same, one_session_reply);
 adapter!(LIST_SESSIONS, list_sessions_args, sessions_reply);
-adapter!(SESSION_MEMORIES, session_memories_args, memories_reply);
+adapter!(SESSION_MEMORIES, session_memories_args, value);
 
 /// The adapter a Dakera client gets on a native route it shares with memsilo's clients.
 pub fn shared_route_adapter(route: &Route) -> Option<&'static Adapter> {
@@ -515,7 +507,7 @@ pub static ROUTES: &[DakeraRoute] = &[
     dakera!("list_sessions", Get "/v1/sessions", &[], Body::None,
         &[p("agent_id", Kind::Text), p("active_only", Kind::Boolean), p("limit", Kind::Integer), p("offset", Kind::Integer)],
         200, LIST_SESSIONS, &[], "Dakera: list sessions (a bare array)"),
-    dakera!("list_memories", Get "/v1/sessions/{id}/memories", &[("id", "session_id")], Body::None,
+    dakera!("session_memories", Get "/v1/sessions/{id}/memories", &[("id", "id")], Body::None,
         &[p("limit", Kind::Integer), p("offset", Kind::Integer), p("content_preview_chars", Kind::Integer)],
         200, SESSION_MEMORIES, &[], "Dakera: a session's memories"),
 ];

@@ -110,6 +110,7 @@ const RECALL: &[Param] = &[
 const NEIGHBORS: &[Param] =
     &[p("entity", Kind::Text), p("depth", Kind::Integer), p("type", Kind::Text)];
 const NS: &[(&str, &str)] = &[("name", "namespace")];
+const SESSION: &[(&str, &str)] = &[("name", "namespace"), ("id", "id")];
 
 macro_rules! route {
     ($op:literal, $method:ident $path:literal, $args:expr, $body:expr, $query:expr, $status:literal, $tag:literal, $summary:literal) => {
@@ -192,6 +193,17 @@ pub const ROUTES: &[Route] = &[
         "One page of the namespace's JSON Lines export (lines and next_cursor)"),
     route!("import_namespace", Post "/v1/namespaces/{name}/import/batch", NS, Body::Object, &[], 200, "namespaces",
         "Import one batch of export lines (a batch of one kind is all or nothing)"),
+    route!("start_session", Post "/v1/namespaces/{name}/sessions", NS, Body::Object, &[], 201, "sessions",
+        "Start a session (409 if the namespace has one with that id)"),
+    route!("list_sessions", Get "/v1/namespaces/{name}/sessions", NS, Body::None,
+        &[p("agent_id", Kind::Text), p("active_only", Kind::Boolean), p("offset", Kind::Integer), p("limit", Kind::Integer)],
+        200, "sessions", "List a namespace's sessions, oldest first"),
+    route!("get_session", Get "/v1/namespaces/{name}/sessions/{id}", SESSION, Body::None, &[], 200, "sessions",
+        "Get a session with its memory count"),
+    route!("end_session", Post "/v1/namespaces/{name}/sessions/{id}/end", SESSION, Body::Object, &[], 200, "sessions",
+        "End a session (ending an ended session returns it unchanged)"),
+    route!("session_memories", Get "/v1/namespaces/{name}/sessions/{id}/memories", SESSION, Body::None,
+        &[p("offset", Kind::Integer), p("limit", Kind::Integer)], 200, "sessions", "A session's memories, oldest first"),
 ];
 
 /// The route the remote client uses for `op`.

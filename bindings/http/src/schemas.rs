@@ -114,6 +114,11 @@ impl Components {
             "verify_audit" => TenantArgs,
             "export_namespace" => memsilo::transfer::ExportArgs,
             "import_namespace" => memsilo::transfer::ImportArgs,
+            "start_session" => memsilo::StartSession,
+            "end_session" => memsilo::EndSession,
+            "get_session" => memsilo::SessionArgs,
+            "list_sessions" => memsilo::ListSessions,
+            "session_memories" => memsilo::SessionMemories,
         })?;
         let object = self.resolve(&schema);
         let fields = object["properties"].as_object().cloned().unwrap_or_default();
@@ -208,6 +213,11 @@ impl Components {
             "verify_audit" => g.subschema_for::<AuditVerification>().into(),
             "export_namespace" => g.subschema_for::<memsilo::transfer::ExportPage>().into(),
             "import_namespace" => g.subschema_for::<memsilo::transfer::ImportSummary>().into(),
+            "start_session" | "end_session" | "get_session" => {
+                g.subschema_for::<memsilo::Session>().into()
+            }
+            "list_sessions" => g.subschema_for::<memsilo::SessionPage>().into(),
+            "session_memories" => g.subschema_for::<memsilo::MemoryList>().into(),
             "whoami" => json!({
                 "type": "object",
                 "properties": {

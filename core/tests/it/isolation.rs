@@ -43,6 +43,8 @@ struct Actor {
 struct Model {
     /// namespace name -> (tenant index, memory id -> content)
     namespaces: BTreeMap<String, (usize, BTreeMap<String, String>)>,
+    /// namespace name -> its session ids (drawn from a small pool, so namespaces share ids)
+    sessions: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Actor {
@@ -90,7 +92,7 @@ fn random_operations_never_cross_a_scope() {
         Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     let root = engine.root();
 
-    let mut model = Model { namespaces: BTreeMap::new() };
+    let mut model = Model { namespaces: BTreeMap::new(), sessions: BTreeMap::new() };
     let mut tenants = Vec::new();
     for t in 0..3 {
         let tenant = root
@@ -259,7 +261,60 @@ fn random_operations_never_cross_a_scope() {
                     .collect();
                 assert_eq!(listed, visible, "{ctx}: list shows the wrong namespaces");
             }
-            90..=95 => {
+            90..=92 => {
+                *stats.entry("session").or_default() += 1;
+                // Start a session whose id other namespaces may have too, then read a session
+                // id seen anywhere: only this namespace's session of that id may answer.
+                let id = format!("s{}", rng.below(6));
+                let r = actor.handle.start_session(memsilo::StartSession {
+                    namespace: Some(ns.clone()),
+                    id: Some(id.clone()),
+                    ..Default::default()
+                });
+                let exists = model.sessions.get(&ns).is_some_and(|s| s.contains(&id));
+                match can {
+                    Can::Write | Can::Manage if exists => {
+                        let e = r.expect_err(&ctx);
+                        assert_eq!(e.code(), ErrorCode::Conflict, "{ctx}");
+                    }
+                    Can::Write | Can::Manage => {
+                        assert_eq!(r.unwrap_or_else(|e| panic!("{ctx}: {e}")).namespace, ns);
+                        model.sessions.entry(ns.clone()).or_default().insert(id);
+                    }
+                    _ => expect_refused(r, &ctx),
+                }
+                let id = format!("s{}", rng.below(6));
+                let r = actor.handle.get_session(Some(&ns), &id);
+                let exists = model.sessions.get(&ns).is_some_and(|s| s.contains(&id));
+                match (can, exists) {
+                    (Can::Nothing, _) => expect_refused(r, &ctx),
+                    (_, true) => {
+                        let s = r.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                        assert_eq!((s.id, s.namespace), (id, ns.clone()), "{ctx}");
+                    }
+                    (_, false) => {
+                        assert_eq!(r.expect_err(&ctx).code(), ErrorCode::NotFound, "{ctx}");
+                    }
+                }
+                let r = actor.handle.list_sessions(memsilo::ListSessions {
+                    namespace: Some(ns.clone()),
+                    limit: Some(100),
+                    ..Default::default()
+                });
+                if can == Can::Nothing {
+                    expect_refused(r, &ctx);
+                } else {
+                    let listed: BTreeSet<String> = r
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"))
+                        .sessions
+                        .into_iter()
+                        .map(|s| s.id)
+                        .collect();
+                    let expected = model.sessions.get(&ns).cloned().unwrap_or_default();
+                    assert_eq!(listed, expected, "{ctx}: list_sessions crossed a namespace");
+                }
+            }
+            93..=95 => {
                 *stats.entry("create_namespace").or_default() += 1;
                 let Some((t, _)) = actor.tenant else { continue };
                 let name = format!("t{t}-extra{created}");
@@ -281,6 +336,7 @@ fn random_operations_never_cross_a_scope() {
                 if can == Can::Manage {
                     r.unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     model.namespaces.remove(&ns);
+                    model.sessions.remove(&ns);
                 } else {
                     expect_refused(r, &ctx);
                 }

@@ -101,6 +101,20 @@ fn scenario(root: &dyn Backend) -> Vec<(String, Step)> {
         "update_memory",
         json!({"namespace": "tenant-acme", "id": "doc-1", "memory_type": "bogus"}),
     );
+    run(s, "start_session", json!({"namespace": "tenant-acme", "id": "chat-1", "agent_id": "bot"}));
+    run(s, "start_session", json!({"namespace": "tenant-acme", "id": "chat-1"}));
+    run(s, "start_session", json!({"namespace": "tenant-acme", "id": ""}));
+    run(
+        s,
+        "store_memory",
+        json!({"namespace": "tenant-acme", "content": "Asked about SSO", "session_id": "chat-1"}),
+    );
+    run(s, "end_session", json!({"namespace": "tenant-acme", "id": "chat-1", "summary": "SSO"}));
+    run(s, "get_session", json!({"namespace": "tenant-acme", "id": "chat-1"}));
+    run(s, "get_session", json!({"namespace": "tenant-globex", "id": "chat-1"}));
+    run(s, "list_sessions", json!({"namespace": "tenant-acme", "active_only": false}));
+    run(s, "session_memories", json!({"namespace": "tenant-acme", "id": "chat-1"}));
+    run(s, "session_memories", json!({"namespace": "tenant-acme", "id": "absent"}));
     run(s, "recall", json!({"namespace": "tenant-acme", "query": "product roadmap", "top_k": 2}));
     run(s, "recall", json!({"query": "roadmap", "tags": ["roadmap"]}));
     run(s, "recall", json!({"agent_id": "tenant-globex", "query": "x"}));

@@ -12,6 +12,7 @@ mod holes;
 mod memory;
 mod namespaces;
 mod openapi;
+mod sessions;
 mod support;
 mod tenants;
 mod transfer;
