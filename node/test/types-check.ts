@@ -64,6 +64,11 @@ async function everyMethod(): Promise<void> {
   await db.storeMemory('tenant-acme', 'v1', { id: 'doc-1', memoryType: 'semantic', sessionId: 's-1' });
   const many: Memory[] = await db.getMemories('tenant-acme', ['doc-1'], { includeVectors: true });
   const kind: MemoryType = many[0].memory_type;
+  const session: memsilo.Session = await db.startSession('tenant-acme', { id: 's-1', agentId: 'bot' });
+  const ended: string | null = (await db.endSession('tenant-acme', session.id, { summary: 'done' })).ended_at;
+  const count: number = (await db.getSession('tenant-acme', 's-1')).memory_count;
+  const sessions: memsilo.SessionPage = await db.listSessions('tenant-acme', { activeOnly: true, limit: 10 });
+  const inSession: Memory[] = (await db.sessionMemories('tenant-acme', 's-1', { limit: 5 })).memories;
   const changed: Memory = await db.updateMemory('tenant-acme', 'doc-1', {
     content: 'v2',
     metadata: { a: 1 },
