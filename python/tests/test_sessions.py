@@ -47,7 +47,7 @@ def test_sessions_go_with_their_namespace_and_keep_to_a_keys_scope(db: memsilo.M
         scoped.get_session(theirs, "secret")
     with pytest.raises(memsilo.ForbiddenError):
         scoped.list_sessions(theirs)
-    mine = scoped.start_session(None, id="secret")  # the key's only namespace
+    mine = scoped.start_session(mine_ns, id="secret")  # the same id as theirs: another session
     assert mine["namespace"] == mine_ns
     db.delete_namespace(theirs)
     db.create_namespace(theirs)
