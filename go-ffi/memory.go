@@ -78,7 +78,41 @@ type RecallRequest struct {
 	// text query, vector for a vector query.
 	Mode string `json:"mode,omitempty"`
 	// VectorWeight (hybrid only, in [0, 1]) fuses by a weighted sum instead of reciprocal rank.
-	VectorWeight *float64 `json:"vector_weight,omitempty"`
+	VectorWeight *float64   `json:"vector_weight,omitempty"`
+	Filter       Filter     `json:"filter,omitempty"` // only memories matching this filter
+	MemoryType   MemoryType `json:"memory_type,omitempty"`
+	SessionID    string     `json:"session_id,omitempty"`
+}
+
+// Filter is a filter of the filter language: fields (agent_id, session_id, memory_type, tags,
+// importance, created_at, updated_at, id, "metadata.<path>") and $and/$or/$not, with operator
+// objects such as {"$gte": 0.5} or plain values for equality.
+type Filter map[string]any
+
+// OrderBy is the order of ListMemories.
+type OrderBy string
+
+// The orders of ListMemories.
+const (
+	ByCreatedAt  OrderBy = "created_at"
+	ByUpdatedAt  OrderBy = "updated_at"
+	ByImportance OrderBy = "importance"
+)
+
+// ListMemoriesRequest selects one page of ListMemories.
+type ListMemoriesRequest struct {
+	Filter         Filter  `json:"filter,omitempty"`
+	OrderBy        OrderBy `json:"order_by,omitempty"` // default ByCreatedAt
+	Descending     bool    `json:"descending,omitempty"`
+	Limit          int     `json:"limit,omitempty"`  // 1 to 1000, default 100
+	Cursor         string  `json:"cursor,omitempty"` // NextCursor of the previous page
+	IncludeVectors bool    `json:"include_vectors,omitempty"`
+}
+
+// MemoryPage is one page of ListMemories; NextCursor is nil on the last page.
+type MemoryPage struct {
+	Memories   []Memory `json:"memories"`
+	NextCursor *string  `json:"next_cursor"`
 }
 
 // RecallHit is one recalled memory with its score.
@@ -109,6 +143,7 @@ type ForgetRequest struct {
 	Tags            []string   `json:"tags,omitempty"`
 	Before          *time.Time `json:"before,omitempty"`
 	BelowImportance *float64   `json:"below_importance,omitempty"`
+	Filter          Filter     `json:"filter,omitempty"`
 }
 
 // DeletedMemory confirms a memory's deletion.
@@ -178,7 +213,8 @@ func (db *DB) Recall(ctx context.Context, ns string, req RecallRequest) ([]Recal
 func isVectorOnly(req RecallRequest) bool {
 	req.Vector, req.TopK = nil, 0
 	return req.Query == "" && req.AgentID == "" && req.Tags == nil && req.MinImportance == nil &&
-		req.Since == nil && req.Until == nil && req.Expand == nil && req.Mode == "" && req.VectorWeight == nil
+		req.Since == nil && req.Until == nil && req.Expand == nil && req.Mode == "" &&
+		req.VectorWeight == nil && req.Filter == nil && req.MemoryType == "" && req.SessionID == ""
 }
 
 type memoryArgs struct {
@@ -251,4 +287,35 @@ func (db *DB) BatchForget(ctx context.Context, ns string, req ForgetRequest) (ui
 		return 0, err
 	}
 	return out.Forgotten, nil
+}
+
+// ListMemories returns one page of the memories of ns matching req.Filter, in a stable order.
+func (db *DB) ListMemories(ctx context.Context, ns string, req ListMemoriesRequest) (*MemoryPage, error) {
+	args := struct {
+		nsField
+		ListMemoriesRequest
+	}{nsField{ns}, req}
+	var page MemoryPage
+	if _, err := db.call(ctx, "list_memories", args, &page); err != nil {
+		return nil, err
+	}
+	if page.Memories == nil {
+		page.Memories = []Memory{}
+	}
+	return &page, nil
+}
+
+// CountMemories counts the live memories of ns matching filter (all of them when nil).
+func (db *DB) CountMemories(ctx context.Context, ns string, filter Filter) (uint64, error) {
+	args := struct {
+		nsField
+		Filter Filter `json:"filter,omitempty"`
+	}{nsField{ns}, filter}
+	var out struct {
+		Count uint64 `json:"count"`
+	}
+	if _, err := db.call(ctx, "count_memories", args, &out); err != nil {
+		return 0, err
+	}
+	return out.Count, nil
 }

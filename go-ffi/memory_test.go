@@ -1,6 +1,7 @@
 package memsilo
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -150,4 +151,47 @@ func TestCallerIDsUpsertGetMemoriesAndUpdate(t *testing.T) {
 	}
 	_, err = db.UpdateMemory(bg, "docs", "absent", UpdateMemoryRequest{Importance: ptr(0.2)})
 	wantCode(t, err, CodeNotFound)
+}
+
+func TestListByCursorCountAndFilters(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "l", nil)).must(t)
+	var batch []StoreMemoryRequest
+	for i := 0; i < 9; i++ {
+		batch = append(batch, StoreMemoryRequest{ID: fmt.Sprintf("m%d", i), Content: fmt.Sprintf("note %d", i),
+			Metadata: map[string]any{"n": i}, SessionID: fmt.Sprintf("s%d", i%2)})
+	}
+	of(db.StoreMemories(bg, "l", batch)).must(t)
+	seen := map[string]bool{}
+	cursor := ""
+	for {
+		page := of(db.ListMemories(bg, "l", ListMemoriesRequest{Limit: 4, Cursor: cursor})).must(t)
+		for _, m := range page.Memories {
+			if seen[m.ID] {
+				t.Fatalf("%s twice", m.ID)
+			}
+			seen[m.ID] = true
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if len(seen) != 9 {
+		t.Fatalf("listed %d of 9", len(seen))
+	}
+	if n := of(db.CountMemories(bg, "l", Filter{"session_id": "s0", "metadata.n": Filter{"$gte": 4}})).must(t); n != 3 {
+		t.Fatalf("count %d", n)
+	}
+	hits := of(db.Recall(bg, "l", RecallRequest{Query: "note", TopK: 20, Filter: Filter{"metadata.n": Filter{"$in": []int{1, 2}}}})).must(t)
+	if len(hits) != 2 {
+		t.Fatalf("filtered recall: %+v", hits)
+	}
+	_, err := db.CountMemories(bg, "l", Filter{"metadata.n": Filter{"$bogus": 1}})
+	if e := wantCode(t, err, CodeInvalidArgument); e.Field != "filter.metadata.n.$bogus" {
+		t.Fatalf("field: %+v", e)
+	}
+	if n := of(db.BatchForget(bg, "l", ForgetRequest{Filter: Filter{"session_id": "s1"}})).must(t); n != 4 {
+		t.Fatalf("forgot %d", n)
+	}
 }

@@ -17,6 +17,7 @@ var goMethods = map[string]string{
 	"create_key": "CreateKey", "list_keys": "ListKeys", "revoke_key": "RevokeKey", "rotate_key": "RotateKey",
 	"store_memory": "StoreMemory", "store_memories": "StoreMemories", "recall": "Recall",
 	"get_memory": "GetMemory", "get_memories": "GetMemories", "update_memory": "UpdateMemory",
+	"list_memories": "ListMemories", "count_memories": "CountMemories",
 	"delete_memory": "DeleteMemory", "batch_forget": "BatchForget",
 	"add_entity": "AddEntity", "add_relation": "AddRelation", "get_entity": "GetEntity",
 	"neighbors": "Neighbors", "subgraph": "Subgraph", "shortest_path": "ShortestPath",

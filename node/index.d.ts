@@ -436,6 +436,30 @@ export interface MemoryInput {
 
 export type MemoryOptions = Omit<MemoryInput, 'content'>;
 
+/** The filter language (see the API reference): fields, `metadata.<path>`, `$and $or $not`, operators. */
+export type Filter = JsonObject;
+
+export type OrderBy = 'created_at' | 'updated_at' | 'importance';
+
+export interface ListMemoriesOptions {
+  filter?: Filter;
+  orderBy?: OrderBy;
+  order_by?: OrderBy;
+  descending?: boolean;
+  /** 1 to 1000 (default 100). */
+  limit?: number;
+  /** `next_cursor` of the previous page. */
+  cursor?: string | null;
+  includeVectors?: boolean;
+  include_vectors?: boolean;
+}
+
+export interface MemoryPage {
+  memories: Memory[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
 export interface GetMemoriesOptions {
   includeVectors?: boolean;
   include_vectors?: boolean;
@@ -479,6 +503,12 @@ export interface RecallOptions {
   /** Hybrid only, in [0, 1]: fuse by a weighted sum instead of reciprocal rank. */
   vectorWeight?: number;
   vector_weight?: number;
+  /** Only memories matching this filter. */
+  filter?: Filter;
+  memoryType?: MemoryType;
+  memory_type?: MemoryType;
+  sessionId?: string;
+  session_id?: string;
 }
 
 export interface ForgetFilter {
@@ -489,6 +519,8 @@ export interface ForgetFilter {
   before?: Time;
   belowImportance?: number;
   below_importance?: number;
+  /** Memories matching this filter. */
+  filter?: Filter;
 }
 
 export interface CreateTenantOptions {
@@ -598,6 +630,10 @@ export class Memsilo {
   getMemory(namespace: string | null, id: string): Promise<Memory>;
   /** At most 1000 ids; absent ones are left out, the others come in the order asked. */
   getMemories(namespace: string | null, ids: string[], opts?: GetMemoriesOptions): Promise<Memory[]>;
+  /** One page of the memories matching `opts.filter`, in a stable order. */
+  listMemories(namespace: string | null, opts?: ListMemoriesOptions): Promise<MemoryPage>;
+  /** How many live memories match `filter` (all without one). */
+  countMemories(namespace: string | null, filter?: Filter): Promise<number>;
   /** `not_found` when absent. */
   updateMemory(namespace: string | null, id: string, changes: MemoryUpdate): Promise<Memory>;
   deleteMemory(namespace: string | null, id: string): Promise<DeletedMemory>;

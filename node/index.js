@@ -97,7 +97,7 @@ function nativeSync(fn) {
 // Arguments: camelCase or snake_case keys in, snake_case JSON out.
 
 // Values of these keys are the caller's own data and keep their keys as given.
-const USER_DATA = new Set(['metadata', 'properties', 'settings', 'features', 'tags']);
+const USER_DATA = new Set(['metadata', 'properties', 'settings', 'features', 'tags', 'filter']);
 
 const snake = (key) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
@@ -319,6 +319,17 @@ class Memsilo {
   }
   batchForget(namespace, filter) {
     return this.#call('batch_forget', withNamespace(namespace, wire(filter)));
+  }
+  /** One page of the memories matching `opts.filter`; `nextCursor` is `next_cursor` too. */
+  listMemories(namespace, opts) {
+    return this.#call('list_memories', withNamespace(namespace, wire(opts)));
+  }
+  /** How many live memories match `filter`. */
+  async countMemories(namespace, filter) {
+    const args = withNamespace(namespace, {});
+    if (filter !== undefined && filter !== null) args.filter = filter;
+    const reply = await this.#call('count_memories', args);
+    return reply.count;
   }
 
   // Sessions -----------------------------------------------------------------------------

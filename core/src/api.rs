@@ -13,6 +13,7 @@ use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation, Neighbors};
 use crate::keys::CreateKey;
+use crate::listing::{CountMemories, ListMemories};
 use crate::memory::{Forget, Recall, StoreMemory, UpdateMemory};
 use crate::namespace::{DecayPolicy, NamespaceOptions};
 use crate::page::Page;
@@ -397,6 +398,8 @@ operations! {
     GetMemory(MemoryArgs) = "get_memory";
     GetMemories(GetMemoriesArgs) = "get_memories";
     UpdateMemory(UpdateMemory) = "update_memory";
+    ListMemories(ListMemories) = "list_memories";
+    CountMemories(CountMemories) = "count_memories";
     DeleteMemory(MemoryArgs) = "delete_memory";
     BatchForget(Forget) = "batch_forget";
     AddEntity(AddEntity) = "add_entity";
@@ -632,6 +635,8 @@ impl Handle {
                 "memories": self.get_memories(a.namespace.as_deref(), &a.ids, a.include_vectors)?
             })),
             Request::UpdateMemory(a) => Reply::of(self.update_memory(a)?),
+            Request::ListMemories(a) => Reply::of(self.list_memories(a)?),
+            Request::CountMemories(a) => Reply::of(json!({ "count": self.count_memories(a)? })),
             Request::DeleteMemory(a) => {
                 let m = self.delete_memory(a.namespace.as_deref(), &a.id)?;
                 Reply::of(json!({ "id": m.id, "namespace": m.namespace, "deleted": true }))

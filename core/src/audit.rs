@@ -432,6 +432,8 @@ impl Subject {
             Request::GetMemories(a) => data(a.namespace.as_deref()),
             Request::UpdateMemory(a) => data(a.namespace.as_deref()),
             Request::BatchForget(a) => data(a.namespace.as_deref()),
+            Request::ListMemories(a) => data(a.namespace.as_deref()),
+            Request::CountMemories(a) => data(a.namespace.as_deref()),
             Request::AddEntity(a) => data(Some(&a.namespace)),
             Request::AddRelation(a) => data(Some(&a.namespace)),
             Request::Neighbors(a) | Request::Subgraph(a) => data(Some(&a.namespace)),

@@ -87,6 +87,10 @@ pub(crate) struct NamespaceStats {
     /// indexes moved to their own environments read as "not indexed", and are re-indexed.)
     #[serde(rename = "index_end", default)]
     pub indexed_until: u32,
+    /// Whether every memory has its secondary keys (table `fields`); namespaces written
+    /// before they existed get them at their next write or filtered read.
+    #[serde(default)]
+    pub fields_indexed: bool,
 }
 
 /// Data tables of one environment.
@@ -109,6 +113,9 @@ pub(crate) struct DataTables {
     pub entity_relations: Database<'static, Bytes, Bytes>,
     /// ns ‖ term → postings (sorted fixed-size duplicates; see [`crate::keyword`]).
     pub keywords: Database<'static, Bytes, Bytes>,
+    /// ns ‖ field tag ‖ value ‖ memory key → vector slot: secondary keys of the memories'
+    /// built-in fields and metadata (see `filter`).
+    pub fields: Database<'static, Bytes, Bytes>,
     /// ns ‖ session key (see `session`) → session (JSON).
     pub sessions: Database<'static, Bytes, Bytes>,
 }
@@ -128,6 +135,7 @@ impl Tables for DataTables {
             entity_memories,
             entity_relations,
             keywords,
+            fields,
             sessions,
         ) = env
             .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
@@ -145,6 +153,7 @@ impl Tables for DataTables {
                         .flags(heed::DatabaseFlags::DUP_SORT | heed::DatabaseFlags::DUP_FIXED)
                         .name("keywords")
                         .create(w)?,
+                    o.create_database(w, Some("fields"))?,
                     o.create_database(w, Some("sessions"))?,
                 )))
             })?
@@ -159,6 +168,7 @@ impl Tables for DataTables {
             entity_memories,
             entity_relations,
             keywords,
+            fields,
             sessions,
         })
     }
@@ -233,7 +243,7 @@ impl DataTables {
     }
 
     /// Every table whose keys start with the namespace id, except `stats`.
-    fn namespace_rows(&self) -> [&Database<'static, Bytes, Bytes>; 9] {
+    fn namespace_rows(&self) -> [&Database<'static, Bytes, Bytes>; 10] {
         [
             &self.memories,
             &self.vectors,
@@ -243,6 +253,7 @@ impl DataTables {
             &self.entity_memories,
             &self.entity_relations,
             &self.keywords,
+            &self.fields,
             &self.sessions,
         ]
     }
@@ -325,7 +336,7 @@ impl crate::engine::Engine {
         env.read(|r, t| {
             let mut out = Vec::new();
             let named = ["memories", "vectors", "entities", "entity_names", "relations"];
-            let more = ["entity_memories", "entity_relations", "keywords"];
+            let more = ["entity_memories", "entity_relations", "keywords", "fields", "sessions"];
             for (name, db) in named.into_iter().chain(more).zip(t.namespace_rows()) {
                 let s = db.stat(r)?;
                 let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;

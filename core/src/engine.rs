@@ -128,6 +128,8 @@ pub(crate) struct EngineInner {
     /// Held by a deletion from its catalog commit until it has read what its namespaces
     /// held, and by the purge while it lists its jobs (see [`EngineInner::retire_namespaces`]).
     pub purge_gate: Mutex<()>,
+    /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
+    pub cursor_key: OnceLock<[u8; 32]>,
     /// The exclusive lock on `DIR/LOCK`, released when the engine is dropped.
     _dir_lock: std::fs::File,
 }
@@ -236,6 +238,7 @@ impl Engine {
             wake: (Mutex::new(false), Condvar::new()),
             dead: RwLock::default(),
             purge_gate: Mutex::new(()),
+            cursor_key: OnceLock::new(),
             _dir_lock: dir_lock,
             admin_hash: RwLock::default(),
             options,

@@ -36,10 +36,12 @@ mod document;
 mod embed;
 mod engine;
 mod error;
+mod filter;
 mod graph;
 mod ivf;
 mod keys;
 mod keyword;
+mod listing;
 mod memory;
 mod namespace;
 mod page;
@@ -68,6 +70,7 @@ pub use engine::{Engine, Handle, Options};
 pub use error::{Error, ErrorCode, Result};
 pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
+pub use listing::{CountMemories, ListMemories, MemoryPage, OrderBy};
 pub use memory::{
     Forget, Forgotten, Memory, MemoryType, Recall, RecallHit, RecallMode, StoreMemory, UpdateMemory,
 };

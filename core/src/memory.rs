@@ -16,9 +16,10 @@ use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
 use crate::embed::Embedder;
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
+use crate::filter::{Field, Filter};
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
-use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
+use crate::vector::{agent_key, dot, encode_row, normalize, validate_vector, NewRow, SlotAgents};
 
 /// Longest content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
@@ -34,6 +35,10 @@ pub const MAX_TOP_K: usize = 1000;
 pub const CALLER_EMBEDDER: &str = "caller";
 
 const IMPORTANCE_WEIGHT: f64 = 0.3;
+/// A recall filter whose secondary keys name at most this many memories is answered by scoring
+/// exactly those memories' vectors; a broader one by the vector search with the filter applied
+/// to its candidates.
+const FILTERED_EXACT_MAX: usize = 20_000;
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
 /// Longest caller-chosen memory id, in characters.
@@ -147,6 +152,19 @@ fn split_record(bytes: &[u8]) -> Option<(Option<u32>, &[u8])> {
         }
         _ => None,
     }
+}
+
+/// The vector slot of a record.
+pub(crate) fn record_slot(bytes: &[u8]) -> Option<u32> {
+    match split_record(bytes) {
+        Some((slot, _)) => slot,
+        None => decode_record(bytes).ok().and_then(|s| s.slot),
+    }
+}
+
+/// Decodes a record (current or legacy format).
+pub(crate) fn decode_stored(bytes: &[u8]) -> Result<StoredMemory> {
+    decode_record(bytes)
 }
 
 /// Decodes a record (current or legacy format).
@@ -291,6 +309,15 @@ pub struct Recall {
     /// keyword score (scaled to [0, 1] by the best one). Without it, reciprocal-rank fusion.
     #[serde(default)]
     pub vector_weight: Option<f64>,
+    /// Only memories matching this filter (the filter language of `list_memories`).
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Only memories of this kind.
+    #[serde(default)]
+    pub memory_type: Option<MemoryType>,
+    /// Only memories with this session label.
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 impl Recall {
@@ -383,6 +410,9 @@ pub struct Forget {
     /// Memories whose effective importance is below this.
     #[serde(default)]
     pub below_importance: Option<f64>,
+    /// Memories matching this filter (the filter language of `list_memories`).
+    #[serde(default)]
+    pub filter: Option<Value>,
 }
 
 /// The answer to a forget.
@@ -507,7 +537,7 @@ fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
     m.importance * (-policy.decay_rate * days).exp()
 }
 
-fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
+pub(crate) fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
     m.expires_at.is_none_or(|e| e.timestamp_micros() > now)
         && effective_importance(m, policy, now) >= policy.min_importance
 }
@@ -672,6 +702,10 @@ impl Handle {
                 return Err(Error::namespace_forbidden(&rec.name));
             }
             let mut stats = t.stats_of(w, rec.id)?;
+            if !stats.fields_indexed {
+                crate::filter::build_all(t, w, rec.id)?;
+                stats.fields_indexed = true;
+            }
             let dims = items.iter().find_map(|p| p.vector.as_ref()).map(Vec::len);
             check_vector_space(rec, &mut stats, dims, &embedder_name)?;
             let mut effects = WriteEffects::default();
@@ -1043,12 +1077,17 @@ impl Handle {
             || agent.is_some()
             || req.tags.is_some()
             || req.before.is_some()
-            || req.below_importance.is_some();
+            || req.below_importance.is_some()
+            || req.filter.is_some();
         if !has_filter {
             return Err(Error::invalid(
                 "filter",
-                "at least one of ids, agent_id, tags, before, below_importance is required",
+                "at least one of ids, agent_id, tags, before, below_importance, filter is required",
             ));
+        }
+        let filter = crate::listing::parse_filter(req.filter.as_ref())?;
+        if filter.is_some() {
+            crate::listing::ensure_fields(&self.inner, &rec)?;
         }
         if let Some(tags) = &req.tags {
             if tags.is_empty() {
@@ -1065,12 +1104,19 @@ impl Handle {
         let env = self.inner.data_env(&rec.location)?;
         let matching: Vec<[u8; 16]> = env.read(|r, t| {
             let mut out = Vec::new();
-            let candidates: Box<dyn Iterator<Item = Result<StoredMemory>>> = match &ids {
-                Some(ids) => Box::new(
-                    ids.iter().filter_map(|id| read_memory(t, r, &ns_key(rec.id, id)).transpose()),
-                ),
-                None => Box::new(scan_memories(t, r, rec.id)?),
+            let indexed = match (&ids, &filter) {
+                (None, Some(f)) => crate::filter::candidates(t, r, rec.id, f, usize::MAX)?
+                    .map(|c| c.into_keys().collect::<Vec<_>>()),
+                _ => None,
             };
+            let candidates: Box<dyn Iterator<Item = Result<StoredMemory>>> =
+                match ids.as_ref().or(indexed.as_ref()) {
+                    Some(ids) => Box::new(
+                        ids.iter()
+                            .filter_map(|id| read_memory(t, r, &ns_key(rec.id, id)).transpose()),
+                    ),
+                    None => Box::new(scan_memories(t, r, rec.id)?),
+                };
             for s in candidates {
                 let m = s?.memory;
                 let ok = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
@@ -1078,7 +1124,8 @@ impl Handle {
                     && req.before.is_none_or(|b| m.created_at < b)
                     && req
                         .below_importance
-                        .is_none_or(|b| effective_importance(&m, &rec.policy, now) < b);
+                        .is_none_or(|b| effective_importance(&m, &rec.policy, now) < b)
+                    && filter.as_ref().is_none_or(|f| f.matches(&m));
                 if ok {
                     out.push(memory_key(&m.id));
                 }
@@ -1170,11 +1217,25 @@ impl Handle {
             }
         }
         let now = self.inner.now_micros();
+        validate_session(req.session_id.as_deref(), "session_id")?;
+        // The filter language's conditions, with the shorthands that map onto it.
+        let mut extra = Vec::new();
+        if let Some(f) = crate::listing::parse_filter(req.filter.as_ref())? {
+            extra.push(f);
+        }
+        if let Some(t) = req.memory_type {
+            extra.push(Filter::eq(Field::MemoryType, Value::String(t.as_str().to_owned())));
+        }
+        if let Some(s) = &req.session_id {
+            extra.push(Filter::eq(Field::SessionId, Value::String(s.clone())));
+        }
+        let extra = (!extra.is_empty()).then_some(Filter::And(extra));
         // Filters checked on the records (the agent filter is applied while scanning).
         let filtered = !req.tags.is_empty()
             || req.min_importance.is_some()
             || req.since.is_some()
-            || req.until.is_some();
+            || req.until.is_some()
+            || extra.is_some();
         // Liveness and the filters; the effective importance of a memory that passes.
         let passes = |m: &Memory| -> Option<f64> {
             if !is_live(m, &rec.policy, now) {
@@ -1185,11 +1246,61 @@ impl Handle {
                 && req.tags.iter().all(|t| m.tags.contains(t))
                 && req.min_importance.is_none_or(|mi| eff >= mi)
                 && req.since.is_none_or(|s| m.created_at >= s)
-                && req.until.is_none_or(|u| m.created_at < u);
+                && req.until.is_none_or(|u| m.created_at < u)
+                && extra.as_ref().is_none_or(|f| f.matches(m));
             keep.then_some(eff)
         };
+        // A selective filter: score its memories' vectors exactly, read only the best records.
+        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<SlotHit>>> {
+            let Some(extra) = &extra else { return Ok(None) };
+            let mut plan = vec![extra.clone()];
+            if let Some(a) = agent {
+                plan.push(Filter::eq(Field::AgentId, Value::String(a.to_owned())));
+            }
+            if !req.tags.is_empty() {
+                plan.push(Filter::all_tags(&req.tags));
+            }
+            let plan = Filter::And(plan);
+            crate::listing::ensure_fields(&self.inner, &rec)?;
+            env.read(|r, t| {
+                let Some(c) = crate::filter::candidates(t, r, rec.id, &plan, FILTERED_EXACT_MAX)?
+                else {
+                    return Ok(None);
+                };
+                let mut scored = Vec::with_capacity(c.len());
+                for (key, slot) in &c {
+                    let Some(slot) = slot else { continue };
+                    let Some(row) = t.vectors.get(r, &ns_key(rec.id, &slot.to_be_bytes()))? else {
+                        continue;
+                    };
+                    if let Some((_, v)) = crate::vector::decode_row(row) {
+                        if v.len() == query.len() {
+                            scored.push((dot(&v, query), *key));
+                        }
+                    }
+                }
+                scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                let enough = k * 4 + 32;
+                let mut hits = Vec::new();
+                for (sim, key) in scored {
+                    let Some(s) = read_memory(t, r, &ns_key(rec.id, &key))? else { continue };
+                    if let Some(eff) = passes(&s.memory) {
+                        hits.push((hit(s.memory, f64::from(sim), eff, false), s.slot));
+                        if hits.len() >= enough {
+                            break;
+                        }
+                    }
+                }
+                hits.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+                hits.truncate(k);
+                Ok(Some(hits))
+            })
+        };
         // The best `k` memories by vector similarity that pass, with their slots.
-        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<(RecallHit, Option<u32>)>> {
+        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<SlotHit>> {
+            if let Some(hits) = exact_hits(query, k)? {
+                return Ok(hits);
+            }
             // The tail copy is taken before the read transactions below (see crate::ann).
             let vectors = self
                 .inner
@@ -1257,6 +1368,9 @@ impl Handle {
     }
 }
 
+/// A recall hit with its memory's vector slot.
+type SlotHit = (RecallHit, Option<u32>);
+
 /// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
 pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + Sync + 'a;
 
@@ -1322,6 +1436,7 @@ pub(crate) fn put_memory(
             for e in &stored.memory.entities {
                 crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
             }
+            crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
             stats.expiring =
                 stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()));
             let size = charged_size(*len, if kept_slot.is_some() { 0 } else { row })
@@ -1350,6 +1465,7 @@ pub(crate) fn put_memory(
     for e in &p.memory.entities {
         crate::graph::link_memory(t, w, ns, e, &p.id)?;
     }
+    crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
     stats.expiring += u64::from(p.memory.expires_at.is_some());
     // A kept row was not released above, so it is not charged again.
     let size = p.charge() + postings_charge(slot, &p.memory.content);
@@ -1482,7 +1598,7 @@ pub(crate) fn read_memory(
     })
 }
 
-fn scan_memories<'t>(
+pub(crate) fn scan_memories<'t>(
     t: &DataTables,
     r: &'t heed::RoTxn<'_, heed::WithoutTls>,
     ns: u64,
@@ -1550,6 +1666,7 @@ pub(crate) fn remove_memories(
             for e in &stored.memory.entities {
                 crate::graph::unlink_memory(t, w, rec.id, e, id)?;
             }
+            crate::filter::delete_keys(t, w, rec.id, id, &stored.memory)?;
             stats.memory_count = stats.memory_count.saturating_sub(1);
             if stored.memory.expires_at.is_some() {
                 stats.expiring = stats.expiring.saturating_sub(1);

@@ -244,3 +244,33 @@ describe('memory model', () => {
     await assert.rejects(db.updateMemory('docs', 'absent', { importance: 0.2 }), { code: 'not_found' });
   });
 });
+
+describe('listing and filters', () => {
+  it('pages by cursor, counts and filters recall and forget', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('l');
+    await db.storeMemories('l', Array.from({ length: 9 }, (_, i) => ({
+      id: `m${i}`, content: `note ${i}`, metadata: { n: i }, sessionId: `s${i % 2}`,
+    })));
+    const seen = [];
+    let cursor = null;
+    do {
+      const page = await db.listMemories('l', { limit: 4, cursor, orderBy: 'created_at' });
+      seen.push(...page.memories.map((m) => m.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    assert.deepEqual(seen.sort(), Array.from({ length: 9 }, (_, i) => `m${i}`));
+    assert.equal(await db.countMemories('l'), 9);
+    // Filter keys are user data: `metadata.n` and `$gte` go over as written.
+    assert.equal(await db.countMemories('l', { session_id: 's0', 'metadata.n': { $gte: 4 } }), 3);
+    const hits = await db.recall('l', 'note', { topK: 20, filter: { 'metadata.n': { $in: [1, 2] } } });
+    assert.deepEqual(hits.map((h) => h.id).sort(), ['m1', 'm2']);
+    await assert.rejects(db.countMemories('l', { 'metadata.n': { $bogus: 1 } }), {
+      code: 'invalid_argument', field: 'filter.metadata.n.$bogus',
+    });
+    await assert.rejects(db.batchForget('l', { filter: { sessionId: 's1' } }), {
+      code: 'invalid_argument', field: 'filter.sessionId',
+    });
+    assert.deepEqual(await db.batchForget('l', { filter: { session_id: 's1' } }), { forgotten: 4 });
+  });
+});

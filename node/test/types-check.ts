@@ -12,6 +12,7 @@ import type {
   GraphView,
   Memory,
   MemoryType,
+  MemoryPage,
   Member,
   Memsilo,
   Namespace,
@@ -76,6 +77,19 @@ async function everyMethod(): Promise<void> {
     memory_type: 'working',
   });
   console.log(kind, changed.updated_at);
+  const page: MemoryPage = await db.listMemories('tenant-acme', {
+    filter: { 'metadata.tier': { $in: ['gold'] } },
+    orderBy: 'importance',
+    descending: true,
+    limit: 10,
+    cursor: null,
+    includeVectors: false,
+  });
+  const next: string | null = page.next_cursor;
+  const total: number = await db.countMemories('tenant-acme', { session_id: 's-1' });
+  await db.recall('tenant-acme', 'q', { filter: { tags: { $contains: 'x' } }, sessionId: 's', memoryType: 'episodic' });
+  await db.batchForget('tenant-acme', { filter: { session_id: 's-1' } });
+  console.log(next, total);
   const del: { deleted: true } = await db.deleteMemory('tenant-acme', got.id);
   const forgot: number = (await db.batchForget('tenant-acme', { ids, agentId: 'c', tags: ['a'], before: new Date(), belowImportance: 0.1 })).forgotten;
 

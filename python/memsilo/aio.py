@@ -79,6 +79,8 @@ class AsyncMemsilo:
     get_session = _to_async(Memsilo.get_session)
     list_sessions = _to_async(Memsilo.list_sessions)
     session_memories = _to_async(Memsilo.session_memories)
+    list_memories = _to_async(Memsilo.list_memories)
+    count_memories = _to_async(Memsilo.count_memories)
     create_tenant = _to_async(Memsilo.create_tenant)
     get_tenant = _to_async(Memsilo.get_tenant)
     list_tenants = _to_async(Memsilo.list_tenants)

@@ -39,8 +39,11 @@ from .types import (
     Member,
     MemberList,
     Memory,
+    Filter,
     MemoryInput,
+    MemoryPage,
     MemoryType,
+    OrderBy,
     Namespace,
     QuotasInput,
     RecallHit,
@@ -264,6 +267,9 @@ class Memsilo:
         expand: Optional[int] = None,
         mode: Optional[str] = None,
         vector_weight: Optional[float] = None,
+        filter: Optional[Filter] = None,
+        memory_type: Optional[MemoryType] = None,
+        session_id: Optional[str] = None,
     ) -> List[RecallHit]:
         """The ``top_k`` memories closest to ``query`` (or to ``vector``), best first."""
         if vector is None and query is not None and self._embed_fn is not None:
@@ -280,6 +286,9 @@ class Memsilo:
             "expand": expand,
             "mode": mode,
             "vector_weight": vector_weight,
+            "filter": filter,
+            "memory_type": memory_type,
+            "session_id": session_id,
         }
         if vector is not None:
             hits = self._call_with_vectors("recall", args, [vector])
@@ -349,6 +358,7 @@ class Memsilo:
         tags: Optional[Sequence[str]] = None,
         before: Optional[TimeLike] = None,
         below_importance: Optional[float] = None,
+        filter: Optional[Filter] = None,
     ) -> Forgotten:
         """Deletes the memories matching every given filter (at least one is required)."""
         args = {
@@ -358,6 +368,7 @@ class Memsilo:
             "tags": tags,
             "before": before,
             "below_importance": below_importance,
+            "filter": filter,
         }
         return cast(Forgotten, self._call("batch_forget", args))
 
@@ -409,6 +420,34 @@ class Memsilo:
         """A session's live memories, oldest first: ``{"memories", "total_count"}``."""
         args = {"namespace": namespace, "id": id, "offset": offset, "limit": limit}
         return cast(MemoryList, self._call("session_memories", args))
+    def list_memories(
+        self,
+        namespace: Optional[str],
+        *,
+        filter: Optional[Filter] = None,
+        order_by: Optional[OrderBy] = None,
+        descending: bool = False,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        include_vectors: bool = False,
+    ) -> MemoryPage:
+        """One page of the memories matching ``filter`` in a stable order; pass the page's
+        ``next_cursor`` as ``cursor`` for the next one (``None`` on the last page)."""
+        args = {
+            "namespace": namespace,
+            "filter": filter,
+            "order_by": order_by,
+            "descending": descending,
+            "limit": limit,
+            "cursor": cursor,
+            "include_vectors": include_vectors,
+        }
+        return cast(MemoryPage, self._call("list_memories", args))
+
+    def count_memories(self, namespace: Optional[str], filter: Optional[Filter] = None) -> int:
+        """How many live memories match ``filter`` (all of them without one)."""
+        reply = self._call("count_memories", {"namespace": namespace, "filter": filter})
+        return cast(int, reply["count"])
 
     # -- tenants and members -------------------------------------------------------------
 

@@ -199,6 +199,15 @@ class Memory(_MemoryBase, total=False):
     vector: List[float]
 
 
+class MemoryPage(TypedDict):
+    memories: List[Memory]
+    next_cursor: Optional[str]
+
+
+OrderBy = Literal["created_at", "updated_at", "importance"]
+Filter = Dict[str, Any]
+
+
 class _MemoryInputBase(TypedDict):
     content: str
 

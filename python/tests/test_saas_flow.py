@@ -179,3 +179,33 @@ def test_caller_ids_upsert_get_memories_and_update(db: memsilo.Memsilo) -> None:
         db.update_memory(ns, "absent", importance=0.5)
     hits = db.recall(ns, "second text", top_k=10)
     assert [h["id"] for h in hits].count("doc-1#p1") == 1
+
+
+def test_list_by_cursor_count_and_filters(db: memsilo.Memsilo) -> None:
+    ns = unique("list")
+    db.create_namespace(ns)
+    db.store_memories(
+        ns,
+        [
+            {"id": f"m{i}", "content": f"note {i}", "metadata": {"n": i}, "session_id": "s" + str(i % 2)}
+            for i in range(9)
+        ],
+    )
+    seen = []
+    cursor = None
+    while True:
+        page = db.list_memories(ns, limit=4, cursor=cursor, order_by="created_at")
+        seen += [m["id"] for m in page["memories"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"m{i}" for i in range(9)]
+    assert db.count_memories(ns) == 9
+    assert db.count_memories(ns, {"session_id": "s0", "metadata.n": {"$gte": 4}}) == 3
+    hits = db.recall(ns, "note", top_k=20, filter={"metadata.n": {"$in": [1, 2]}})
+    assert sorted(h["id"] for h in hits) == ["m1", "m2"]
+    with pytest.raises(memsilo.InvalidArgumentError) as err:
+        db.count_memories(ns, {"metadata.n": {"$bogus": 1}})
+    assert err.value.details is not None and err.value.details["field"] == "filter.metadata.n.$bogus"
+    assert db.batch_forget(ns, filter={"session_id": "s1"})["forgotten"] == 4
+    assert db.count_memories(ns) == 5

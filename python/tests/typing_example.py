@@ -108,6 +108,21 @@ def sync_usage(path: str) -> None:
         session_id="s-2",
     )
     print(kind, updated["updated_at"])
+    page = scoped.list_memories(
+        "tenant-acme",
+        filter={"metadata.tier": {"$in": ["gold"]}},
+        order_by="importance",
+        descending=True,
+        limit=10,
+        cursor=None,
+        include_vectors=False,
+    )
+    nxt: Optional[str] = page["next_cursor"]
+    listed: List[Memory] = page["memories"]
+    n_gold: int = scoped.count_memories("tenant-acme", {"session_id": "s-1"})
+    scoped.recall("tenant-acme", "q", filter={"tags": {"$contains": "x"}}, memory_type="episodic", session_id="s")
+    scoped.batch_forget("tenant-acme", filter={"session_id": "s-1"})
+    print(nxt, listed, n_gold)
     scoped.delete_memory("tenant-acme", ids[0])
     forgotten: int = scoped.batch_forget(
         "tenant-acme", ids=ids, agent_id="agent-1", tags=["x"], before=datetime.now(), below_importance=0.2
@@ -150,6 +165,9 @@ async def async_usage(path: str) -> None:
     ids: List[str] = await scoped.store_memories("a", [{"content": "x"}])
     many: List[Memory] = await scoped.get_memories("a", ids)
     await scoped.update_memory("a", ids[0], metadata={"n": 1}, replace=True)
+    first = await scoped.list_memories("a", limit=1)
+    total: int = await scoped.count_memories("a")
+    print(first["next_cursor"], total)
     print(many)
     remote = memsilo.aio.connect("http://127.0.0.1:3300", "msk_example")
     print(created, hits, ids, await remote.whoami())

@@ -8,9 +8,10 @@ use memsilo::api::{
     UpdateTenantArgs,
 };
 use memsilo::{
-    AddEntity, AddRelation, ApiKey, CreateKey, CreateTenant, CreatedKey, DecayPolicy,
-    DeletedNamespace, Entity, Forget, Forgotten, GraphPath, GraphView, Member, MemberList, Memory,
-    Namespace, Neighbors, Recall, RecallHit, Relation, StoreMemory, TenantInfo, UpdateMemory,
+    AddEntity, AddRelation, ApiKey, CountMemories, CreateKey, CreateTenant, CreatedKey,
+    DecayPolicy, DeletedNamespace, Entity, Forget, Forgotten, GraphPath, GraphView, ListMemories,
+    Member, MemberList, Memory, MemoryPage, Namespace, Neighbors, Recall, RecallHit, Relation,
+    StoreMemory, TenantInfo, UpdateMemory,
 };
 use memsilo::{AuditPage, AuditVerification, ListAudit};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -100,6 +101,8 @@ impl Components {
             "delete_memory" => MemoryArgs,
             "get_memories" => GetMemoriesArgs,
             "update_memory" => UpdateMemory,
+            "list_memories" => ListMemories,
+            "count_memories" => CountMemories,
             "batch_forget" => Forget,
             "add_entity" => AddEntity,
             "add_relation" => AddRelation,
@@ -178,6 +181,12 @@ impl Components {
             "list_keys" => g.subschema_for::<Vec<ApiKey>>().into(),
             "revoke_key" => g.subschema_for::<ApiKey>().into(),
             "store_memory" | "get_memory" | "update_memory" => g.subschema_for::<Memory>().into(),
+            "list_memories" => g.subschema_for::<MemoryPage>().into(),
+            "count_memories" => json!({
+                "type": "object",
+                "properties": { "count": { "type": "integer", "minimum": 0 } },
+                "required": ["count"],
+            }),
             "get_memories" => json!({
                 "type": "object",
                 "properties": { "memories": Value::from(g.subschema_for::<Vec<Memory>>()) },

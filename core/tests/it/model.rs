@@ -197,3 +197,216 @@ fn update_changes_only_the_given_fields_and_merges_metadata() {
     assert_eq!(field_of(&bad), "importance");
     assert_eq!(root.get_memory(Some("ns"), "m").unwrap().content, "quantum chromodynamics notes");
 }
+
+fn fill(engine: &Engine, ns: &str, n: usize) {
+    let root = engine.root();
+    root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+    let batch: Vec<StoreMemory> = (0..n)
+        .map(|i| StoreMemory {
+            namespace: Some(ns.into()),
+            id: Some(format!("m{i:03}")),
+            importance: Some((i % 10) as f64 / 10.0),
+            tags: if i % 2 == 0 { vec!["even".into()] } else { vec!["odd".into()] },
+            session_id: (i % 5 == 0).then(|| "s5".to_owned()),
+            metadata: Some(
+                json!({"customer": {"tier": if i % 7 == 0 { "gold" } else { "basic" }}, "n": i})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            embedding: Some(vec![1.0, i as f32 / n as f32, 0.5]),
+            ..StoreMemory::text(format!("memory {i}"))
+        })
+        .collect();
+    root.store_memories(ns, batch).unwrap();
+}
+
+#[test]
+fn list_pages_by_cursor_neither_skip_nor_repeat_while_others_write() {
+    use memsilo::{ListMemories, OrderBy};
+    let (_d, engine) = open();
+    fill(&engine, "ns", 120);
+    let root = engine.root();
+    let list = |cursor: Option<String>| {
+        root.list_memories(ListMemories {
+            namespace: Some("ns".into()),
+            limit: Some(25),
+            cursor,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut round = 0;
+    loop {
+        let page = list(cursor.take());
+        seen.extend(page.memories.iter().map(|m| m.id.clone()));
+        // Others write meanwhile: new memories, an upsert of a seen one, a delete of an unseen one.
+        root.store_memory(StoreMemory {
+            namespace: Some("ns".into()),
+            id: Some(format!("new{round}")),
+            embedding: Some(vec![0.0, 1.0, 0.0]),
+            ..StoreMemory::text("written during the scan")
+        })
+        .unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some("ns".into()),
+            id: Some("m000".into()),
+            embedding: Some(vec![0.0, 1.0, 0.0]),
+            ..StoreMemory::text("upserted")
+        })
+        .unwrap();
+        round += 1;
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a memory came twice");
+    for i in 0..120 {
+        assert!(unique.contains(&format!("m{i:03}")), "m{i:03} skipped");
+    }
+    // Descending importance, filtered, in order.
+    let page = root
+        .list_memories(ListMemories {
+            namespace: Some("ns".into()),
+            filter: Some(json!({"metadata.customer.tier": "gold"})),
+            order_by: Some(OrderBy::Importance),
+            descending: true,
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.memories.len(), 17); // multiples of 7 below 120, less m000 (upserted without metadata)
+    assert!(page.memories.windows(2).all(|w| w[0].importance >= w[1].importance));
+    assert!(page.next_cursor.is_none());
+}
+
+#[test]
+fn cursors_are_bound_to_their_namespace_and_tamper_evident() {
+    use memsilo::{ListMemories, OrderBy};
+    let (_d, engine) = open();
+    fill(&engine, "a", 10);
+    fill(&engine, "b", 10);
+    let root = engine.root();
+    let page = root
+        .list_memories(ListMemories {
+            namespace: Some("a".into()),
+            limit: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+    let cursor = page.next_cursor.unwrap();
+    let with = |ns: &str, c: String, order: Option<OrderBy>| {
+        root.list_memories(ListMemories {
+            namespace: Some(ns.into()),
+            cursor: Some(c),
+            order_by: order,
+            ..Default::default()
+        })
+    };
+    assert_eq!(with("a", cursor.clone(), None).unwrap().memories.len(), 7);
+    assert_eq!(field_of(&with("b", cursor.clone(), None).unwrap_err()), "cursor");
+    assert_eq!(
+        field_of(&with("a", cursor.clone(), Some(OrderBy::Importance)).unwrap_err()),
+        "cursor"
+    );
+    let mut bytes = cursor.into_bytes();
+    bytes[30] = if bytes[30] == b'0' { b'1' } else { b'0' };
+    assert_eq!(
+        field_of(&with("a", String::from_utf8(bytes).unwrap(), None).unwrap_err()),
+        "cursor"
+    );
+    assert_eq!(field_of(&with("a", "zz".into(), None).unwrap_err()), "cursor");
+    let too_many = root.list_memories(ListMemories {
+        namespace: Some("a".into()),
+        limit: Some(1001),
+        ..Default::default()
+    });
+    assert_eq!(field_of(&too_many.unwrap_err()), "limit");
+}
+
+#[test]
+fn one_filter_language_for_recall_count_list_and_forget() {
+    use memsilo::{CountMemories, Forget};
+    let (_d, engine) = open();
+    fill(&engine, "ns", 100);
+    let root = engine.root();
+    let count = |f: serde_json::Value| {
+        root.count_memories(CountMemories { namespace: Some("ns".into()), filter: Some(f) })
+            .unwrap()
+    };
+    assert_eq!(
+        root.count_memories(CountMemories { namespace: Some("ns".into()), filter: None }).unwrap(),
+        100
+    );
+    assert_eq!(count(json!({"session_id": "s5"})), 20);
+    assert_eq!(count(json!({"tags": {"$contains": "even"}, "importance": {"$gte": 0.5}})), 20);
+    assert_eq!(
+        count(json!({"$or": [{"metadata.n": {"$lt": 10}}, {"metadata.n": {"$gte": 95}}]})),
+        15
+    );
+    assert_eq!(count(json!({"$not": {"tags": "even"}})), 50);
+    assert_eq!(count(json!({"metadata.n": {"$in": [1, 2, 3]}, "id": {"$ne": "m002"}})), 2);
+    assert_eq!(
+        count(json!({"metadata.customer.tier": {"$ne": "gold"}, "memory_type": "episodic"})),
+        85
+    );
+    assert_eq!(count(json!({"id": {"$in": ["m001", "m050", "nope"]}})), 2);
+    let bad = root.count_memories(CountMemories {
+        namespace: Some("ns".into()),
+        filter: Some(json!({"metadata.n": {"$between": 1}})),
+    });
+    assert_eq!(field_of(&bad.unwrap_err()), "filter.metadata.n.$between");
+
+    // Recall with a filter returns only matches, best first, exactly like a filtered exact scan.
+    let hits = root
+        .recall(Recall {
+            filter: Some(json!({"metadata.customer.tier": "gold"})),
+            ..Recall::vector(vec![1.0, 1.0, 0.5]).namespace("ns").top_k(3)
+        })
+        .unwrap();
+    let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+    let q = [1.0f32, 1.0, 0.5];
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let mut exact: Vec<(f64, String)> = (0..100)
+        .filter(|i| i % 7 == 0)
+        .map(|i| {
+            let v = [1.0f32, i as f32 / 100.0, 0.5];
+            let sim = f64::from(
+                v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>() / (norm(&v) * norm(&q)),
+            );
+            (sim * (0.7 + 0.3 * (f64::from(i % 10) / 10.0)), format!("m{i:03}"))
+        })
+        .collect();
+    exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let want: Vec<String> = exact.into_iter().take(3).map(|e| e.1).collect();
+    assert_eq!(ids, want, "{hits:?}");
+    let by_session = root
+        .recall(Recall {
+            session_id: Some("s5".into()),
+            memory_type: Some(MemoryType::Episodic),
+            ..Recall::vector(vec![1.0, 0.0, 0.5]).namespace("ns").top_k(100)
+        })
+        .unwrap();
+    assert_eq!(by_session.len(), 20);
+    let bad = root.recall(Recall {
+        filter: Some(json!({"tags": {"$gt": "a"}})),
+        ..Recall::vector(vec![1.0, 0.0, 0.5]).namespace("ns")
+    });
+    assert_eq!(field_of(&bad.unwrap_err()), "filter.tags.$gt");
+
+    // Forget by filter alone.
+    let gone = root
+        .batch_forget(Forget {
+            namespace: Some("ns".into()),
+            filter: Some(json!({"session_id": "s5"})),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(gone.forgotten, 20);
+    assert_eq!(count(json!({"session_id": "s5"})), 0);
+    assert_eq!(root.get_namespace("ns").unwrap().memory_count, 80);
+}

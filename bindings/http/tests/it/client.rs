@@ -115,6 +115,27 @@ fn scenario(root: &dyn Backend) -> Vec<(String, Step)> {
     run(s, "list_sessions", json!({"namespace": "tenant-acme", "active_only": false}));
     run(s, "session_memories", json!({"namespace": "tenant-acme", "id": "chat-1"}));
     run(s, "session_memories", json!({"namespace": "tenant-acme", "id": "absent"}));
+    run(
+        s,
+        "list_memories",
+        json!({"namespace": "tenant-acme", "limit": 2, "filter": {"memory_type": {"$in": ["episodic", "semantic"]}}}),
+    );
+    run(s, "list_memories", json!({"namespace": "tenant-acme", "cursor": "00ff"}));
+    run(
+        s,
+        "count_memories",
+        json!({"namespace": "tenant-acme", "filter": {"metadata.b": {"$gte": 2}}}),
+    );
+    run(
+        s,
+        "count_memories",
+        json!({"namespace": "tenant-acme", "filter": {"metadata.b": {"$gtx": 2}}}),
+    );
+    run(
+        s,
+        "recall",
+        json!({"namespace": "tenant-acme", "query": "doc", "filter": {"id": "doc-1"}}),
+    );
     run(s, "recall", json!({"namespace": "tenant-acme", "query": "product roadmap", "top_k": 2}));
     run(s, "recall", json!({"query": "roadmap", "tags": ["roadmap"]}));
     run(s, "recall", json!({"agent_id": "tenant-globex", "query": "x"}));
@@ -148,6 +169,7 @@ fn normalize(v: &Value) -> Value {
                         || k.ends_with("_id")
                         || k.ends_with("_at")
                         || k == "key"
+                        || k == "next_cursor"
                         || k == "prefix";
                     let value = match v {
                         _ if volatile => Value::String("*".into()),

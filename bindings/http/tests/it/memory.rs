@@ -382,3 +382,86 @@ fn recall_modes_keyword_vector_and_hybrid() {
     );
     assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "mode");
 }
+
+#[test]
+fn list_pages_count_and_filtered_recall_over_http() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "a"}))).expect(201);
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "b"}))).expect(201);
+    let key = key_for(&s, &[("a", "write"), ("b", "write")]);
+    let k = Some(key.as_str());
+    let memories: Vec<_> = (0..7)
+        .map(|i| {
+            json!({"id": format!("m{i}"), "content": format!("note {i}"), "metadata": {"n": i},
+                        "session_id": if i % 2 == 0 { "even" } else { "odd" }})
+        })
+        .collect();
+    s.call(
+        "POST",
+        "/v1/memory/store_batch",
+        k,
+        Some(json!({"namespace": "a", "memories": memories})),
+    )
+    .expect(201);
+    let mut ids = Vec::new();
+    let mut cursor = serde_json::Value::Null;
+    loop {
+        let page = s
+            .call(
+                "POST",
+                "/v1/memory/list",
+                k,
+                Some(json!({"namespace": "a", "limit": 3, "cursor": cursor})),
+            )
+            .expect(200)
+            .clone();
+        ids.extend(
+            page["memories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned()),
+        );
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+        // A cursor of namespace a is refused in namespace b.
+        let other =
+            s.call("POST", "/v1/memory/list", k, Some(json!({"namespace": "b", "cursor": cursor})));
+        assert_eq!(other.expect_error(400, "invalid_argument")["field"], "cursor");
+    }
+    // One batch shares one created_at; ties are ordered by memory key, each memory once.
+    ids.sort();
+    assert_eq!(ids, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    let count = s.call(
+        "POST",
+        "/v1/memory/count",
+        k,
+        Some(json!({"namespace": "a", "filter": {"session_id": "even", "metadata.n": {"$gt": 0}}})),
+    );
+    assert_eq!(count.expect(200)["count"], 3);
+    let bad = s.call(
+        "POST",
+        "/v1/memory/count",
+        k,
+        Some(json!({"namespace": "a", "filter": {"metadata.n": {"$near": 1}}})),
+    );
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "filter.metadata.n.$near");
+    let hits = s.call(
+        "POST",
+        "/v1/memory/recall",
+        k,
+        Some(json!({"namespace": "a", "query": "note", "session_id": "odd", "top_k": 10})),
+    );
+    let hits = hits.expect(200).as_array().unwrap().clone();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().all(|h| h["session_id"] == "odd"));
+    let forgot = s.call(
+        "POST",
+        "/v1/memory/forget",
+        k,
+        Some(json!({"namespace": "a", "filter": {"metadata.n": {"$lt": 2}}})),
+    );
+    assert_eq!(forgot.expect(200)["forgotten"], 2);
+}

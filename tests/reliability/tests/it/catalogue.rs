@@ -845,6 +845,56 @@ pub fn cases(fx: &Fixture) -> Vec<Case> {
         "tags",
         INVALID,
     );
+    add(
+        "list_memories",
+        "unknown filter operator",
+        json!({ "namespace": TEXT_NS, "filter": {"metadata.tier": {"$near": 1}} }),
+        "filter.metadata.tier.$near",
+        INVALID,
+    );
+    add("list_memories", "limit 0", json!({ "namespace": TEXT_NS, "limit": 0 }), "limit", INVALID);
+    add(
+        "list_memories",
+        "tampered cursor",
+        json!({ "namespace": TEXT_NS, "cursor": "00".repeat(51) }),
+        "cursor",
+        INVALID,
+    );
+    add(
+        "list_memories",
+        "unknown order",
+        json!({ "namespace": TEXT_NS, "order_by": "colour" }),
+        "order_by",
+        INVALID,
+    );
+    add(
+        "count_memories",
+        "filter not an object",
+        json!({ "namespace": TEXT_NS, "filter": [1] }),
+        "filter",
+        INVALID,
+    );
+    add(
+        "count_memories",
+        "unknown field",
+        json!({ "namespace": TEXT_NS, "filter": {"colour": "red"} }),
+        "filter.colour",
+        INVALID,
+    );
+    add(
+        "recall",
+        "range on tags",
+        json!({ "namespace": TEXT_NS, "query": "x", "filter": {"tags": {"$gt": "a"}} }),
+        "filter.tags.$gt",
+        INVALID,
+    );
+    add(
+        "batch_forget",
+        "$in not a list",
+        json!({ "namespace": TEXT_NS, "filter": {"agent_id": {"$in": "a"}} }),
+        "filter.agent_id.$in",
+        INVALID,
+    );
     add("delete_memory", "missing id", json!({ "namespace": TEXT_NS }), "id", INVALID);
     add(
         "delete_memory",

@@ -1,0 +1,427 @@
+//! `list_memories` (a filtered scan in a stable order with cursor pages) and `count_memories`.
+//!
+//! A page walks the namespace's order keys (`created_at`, `updated_at` or `importance`, each
+//! ending in the memory key so equal values have a fixed order) from just after the cursor's
+//! position. The position is a key, not an offset, so memories written or deleted meanwhile
+//! move no other memory across it: a scan by `created_at` (which a memory keeps for life)
+//! neither skips nor repeats a memory. A memory whose `updated_at` or `importance` changes
+//! during a scan by that field moves to its new place in the order.
+//!
+//! The cursor is opaque: the namespace's id, the order, the position and a MAC (HMAC-SHA256
+//! with a key kept in the catalog). A cursor altered, or made for another namespace (even one
+//! of the same name deleted and created again) or another order, is `invalid_argument`.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::auth::NamespaceAction;
+use crate::datastore::{ns_key, DataTables};
+use crate::engine::{EngineInner, Handle};
+use crate::error::{Error, Result};
+use crate::filter::{self, Filter, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED};
+use crate::memory::{decode_stored, is_live, read_vector, Memory};
+use crate::namespace::NamespaceRecord;
+
+/// Largest page.
+pub const MAX_LIST: usize = 1000;
+/// Page size when none is asked for.
+pub const DEFAULT_LIST: usize = 100;
+/// A filter whose secondary keys name at most this many memories is answered from them
+/// (read and sorted) instead of walking the order keys.
+const SMALL_SET: usize = 5000;
+
+/// The order of `list_memories`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OrderBy {
+    /// Creation time (kept for life: the default, and the one no write can disturb).
+    #[default]
+    CreatedAt,
+    /// Last update.
+    UpdatedAt,
+    /// Stored importance.
+    Importance,
+}
+
+impl OrderBy {
+    fn tag(self) -> u8 {
+        match self {
+            OrderBy::CreatedAt => TAG_CREATED,
+            OrderBy::UpdatedAt => TAG_UPDATED,
+            OrderBy::Importance => TAG_IMPORTANCE,
+        }
+    }
+
+    fn value(self, m: &Memory) -> [u8; 8] {
+        match self {
+            OrderBy::CreatedAt => filter::i64_key(m.created_at.timestamp_micros()),
+            OrderBy::UpdatedAt => filter::i64_key(m.updated_at.timestamp_micros()),
+            OrderBy::Importance => filter::f64_key(m.importance),
+        }
+    }
+}
+
+/// Arguments of [`Handle::list_memories`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ListMemories {
+    /// Namespace (optional for a key with exactly one namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only memories matching this filter (see the filter language).
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Order (default `created_at`).
+    #[serde(default)]
+    pub order_by: Option<OrderBy>,
+    /// Highest first.
+    #[serde(default)]
+    pub descending: bool,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Return each memory's stored vector too.
+    #[serde(default)]
+    pub include_vectors: bool,
+}
+
+/// Arguments of [`Handle::count_memories`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CountMemories {
+    /// Namespace (optional for a key with exactly one namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only memories matching this filter.
+    #[serde(default)]
+    pub filter: Option<Value>,
+}
+
+/// One page of `list_memories`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct MemoryPage {
+    /// The memories, in order.
+    pub memories: Vec<Memory>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A position in an order: the value's key bytes and the memory key.
+type Position = ([u8; 8], [u8; 16]);
+
+const CURSOR_VERSION: u8 = 1;
+const MAC_LEN: usize = 16;
+
+fn cursor_key(inner: &EngineInner) -> Result<[u8; 32]> {
+    if let Some(k) = inner.cursor_key.get() {
+        return Ok(*k);
+    }
+    let key = inner.catalog_write(|w, t| {
+        if let Some(k) = t.meta.get(w, "cursor_key")?.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+            return Ok(k);
+        }
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+        t.meta.put(w, "cursor_key", &k)?;
+        Ok(k)
+    })?;
+    Ok(*inner.cursor_key.get_or_init(|| key))
+}
+
+fn mac(key: &[u8; 32], payload: &[u8]) -> Result<Vec<u8>> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key)
+        .map_err(|e| Error::Internal(format!("cursor key: {e}")))?;
+    m.update(payload);
+    Ok(m.finalize().into_bytes()[..MAC_LEN].to_vec())
+}
+
+fn payload(ns: u64, order: OrderBy, descending: bool, pos: &Position) -> Vec<u8> {
+    let mut p = Vec::with_capacity(35);
+    p.push(CURSOR_VERSION);
+    p.extend_from_slice(&ns.to_be_bytes());
+    p.push(order.tag());
+    p.push(u8::from(descending));
+    p.extend_from_slice(&pos.0);
+    p.extend_from_slice(&pos.1);
+    p
+}
+
+fn encode_cursor(
+    inner: &EngineInner,
+    ns: u64,
+    order: OrderBy,
+    descending: bool,
+    pos: &Position,
+) -> Result<String> {
+    let mut bytes = payload(ns, order, descending, pos);
+    let tag = mac(&cursor_key(inner)?, &bytes)?;
+    bytes.extend_from_slice(&tag);
+    Ok(bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    }))
+}
+
+fn decode_cursor(
+    inner: &EngineInner,
+    text: &str,
+    ns: u64,
+    order: OrderBy,
+    descending: bool,
+) -> Result<Position> {
+    let bad = || {
+        Error::invalid(
+            "cursor",
+            "not a cursor of this namespace's list (altered, or from another namespace)",
+        )
+    };
+    if text.len() != 2 * (35 + MAC_LEN) || !text.is_ascii() {
+        return Err(bad());
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let (body, tag) = bytes.split_at(35);
+    let want = mac(&cursor_key(inner)?, body)?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_slice(), tag)) {
+        return Err(bad());
+    }
+    if body[0] != CURSOR_VERSION || body[1..9] != ns.to_be_bytes() {
+        return Err(bad());
+    }
+    if body[9] != order.tag() || body[10] != u8::from(descending) {
+        return Err(Error::invalid("cursor", "made for another order_by or direction"));
+    }
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&body[11..19]);
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&body[19..35]);
+    Ok((value, key))
+}
+
+/// Gives every memory of a namespace written before secondary keys existed its keys.
+pub(crate) fn ensure_fields(inner: &EngineInner, rec: &NamespaceRecord) -> Result<()> {
+    let env = inner.data_env(&rec.location)?;
+    let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+    if stats.fields_indexed || stats.memory_count == 0 {
+        return Ok(());
+    }
+    env.write_ns(rec.id, |w, t| {
+        let mut stats = t.stats_of(w, rec.id)?;
+        if !stats.fields_indexed {
+            filter::build_all(t, w, rec.id)?;
+            stats.fields_indexed = true;
+            t.put_stats(w, rec.id, &stats)?;
+        }
+        Ok(())
+    })
+}
+
+/// Parses an optional filter argument.
+pub(crate) fn parse_filter(v: Option<&Value>) -> Result<Option<Filter>> {
+    v.map(|v| Filter::parse(v, "filter")).transpose()
+}
+
+impl Handle {
+    /// A page of a namespace's live memories matching `filter`, in a stable order, with the
+    /// cursor of the next page.
+    pub fn list_memories(&self, req: ListMemories) -> Result<MemoryPage> {
+        let caller = self.caller()?;
+        let (rec, _) =
+            self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Read)?;
+        let limit = req.limit.unwrap_or(DEFAULT_LIST);
+        if limit == 0 || limit > MAX_LIST {
+            return Err(Error::invalid("limit", format!("must be between 1 and {MAX_LIST}")));
+        }
+        let filter = parse_filter(req.filter.as_ref())?;
+        let order = req.order_by.unwrap_or_default();
+        let desc = req.descending;
+        let after = match &req.cursor {
+            Some(c) => Some(decode_cursor(&self.inner, c, rec.id, order, desc)?),
+            None => None,
+        };
+        ensure_fields(&self.inner, &rec)?;
+        let now = self.inner.now_micros();
+        let env = self.inner.data_env(&rec.location)?;
+        let keep = |m: &Memory| {
+            is_live(m, &rec.policy, now) && filter.as_ref().is_none_or(|f| f.matches(m))
+        };
+        let mut page: Vec<(Position, Memory, Option<u32>)> = env.read(|r, t| {
+            let small = match &filter {
+                Some(f) => filter::candidates(t, r, rec.id, f, SMALL_SET)?,
+                None => None,
+            };
+            match small {
+                Some(c) => from_candidates(t, r, rec.id, &c, order, desc, after, limit + 1, &keep),
+                None => walk_order(t, r, rec.id, order, desc, after, limit + 1, &keep),
+            }
+        })?;
+        let next_cursor = if page.len() > limit {
+            page.truncate(limit);
+            let last = &page[limit - 1].0;
+            Some(encode_cursor(&self.inner, rec.id, order, desc, last)?)
+        } else {
+            None
+        };
+        let memories = if req.include_vectors {
+            env.read(|r, t| {
+                page.into_iter()
+                    .map(|(_, mut m, slot)| {
+                        m.vector = read_vector(t, r, rec.id, slot)?;
+                        Ok(m)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
+        } else {
+            page.into_iter().map(|(_, m, _)| m).collect()
+        };
+        Ok(MemoryPage { memories, next_cursor })
+    }
+
+    /// How many live memories of a namespace match `filter` (all of them without one).
+    pub fn count_memories(&self, req: CountMemories) -> Result<u64> {
+        let caller = self.caller()?;
+        let (rec, _) =
+            self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Read)?;
+        let filter = parse_filter(req.filter.as_ref())?;
+        let env = self.inner.data_env(&rec.location)?;
+        let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        // Without a filter, decay floor or expiry, every stored memory is live.
+        if filter.is_none() && rec.policy.min_importance <= 0.0 && stats.expiring == 0 {
+            return Ok(stats.memory_count);
+        }
+        ensure_fields(&self.inner, &rec)?;
+        let now = self.inner.now_micros();
+        let keep = |m: &Memory| {
+            is_live(m, &rec.policy, now) && filter.as_ref().is_none_or(|f| f.matches(m))
+        };
+        env.read(|r, t| {
+            let found = match &filter {
+                Some(f) => filter::candidates(t, r, rec.id, f, usize::MAX)?,
+                None => None,
+            };
+            let mut n = 0u64;
+            match found {
+                Some(c) => {
+                    for key in c.keys() {
+                        let Some(bytes) = t.memories.get(r, &ns_key(rec.id, key))? else {
+                            continue;
+                        };
+                        n += u64::from(keep(&decode_stored(bytes)?.memory));
+                    }
+                }
+                None => {
+                    for s in crate::memory::scan_memories(t, r, rec.id)? {
+                        n += u64::from(keep(&s?.memory));
+                    }
+                }
+            }
+            Ok(n)
+        })
+    }
+}
+
+/// Whether position `p` comes after `after` in the walk's direction.
+fn beyond(p: &Position, after: Option<&Position>, desc: bool) -> bool {
+    after.is_none_or(|a| if desc { p < a } else { p > a })
+}
+
+/// A page from a small candidate set: read, filtered, sorted.
+#[allow(clippy::too_many_arguments)]
+fn from_candidates(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    ns: u64,
+    c: &filter::Candidates,
+    order: OrderBy,
+    desc: bool,
+    after: Option<Position>,
+    want: usize,
+    keep: &dyn Fn(&Memory) -> bool,
+) -> Result<Vec<(Position, Memory, Option<u32>)>> {
+    let mut rows = Vec::new();
+    for key in c.keys() {
+        let Some(bytes) = t.memories.get(r, &ns_key(ns, key))? else { continue };
+        let s = decode_stored(bytes)?;
+        let pos = (order.value(&s.memory), *key);
+        if beyond(&pos, after.as_ref(), desc) && keep(&s.memory) {
+            rows.push((pos, s.memory, s.slot));
+        }
+    }
+    rows.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+    rows.truncate(want);
+    Ok(rows)
+}
+
+/// A page by walking the order keys from the cursor.
+#[allow(clippy::too_many_arguments)]
+fn walk_order(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    ns: u64,
+    order: OrderBy,
+    desc: bool,
+    after: Option<Position>,
+    want: usize,
+    keep: &dyn Fn(&Memory) -> bool,
+) -> Result<Vec<(Position, Memory, Option<u32>)>> {
+    use std::ops::Bound::{Excluded, Included};
+    let first = ns_key(ns, &[order.tag()]);
+    let end = ns_key(ns, &[order.tag() + 1]);
+    let at = after.map(|(v, k)| {
+        let mut key = first.clone();
+        key.extend_from_slice(&v);
+        key.extend_from_slice(&k);
+        key
+    });
+    let mut out = Vec::new();
+    let mut visit = |k: &[u8]| -> Result<bool> {
+        let (Some(v), Some(mem)) = (
+            k.get(9..17).and_then(|v| <[u8; 8]>::try_from(v).ok()),
+            k.get(17..33).and_then(|m| <[u8; 16]>::try_from(m).ok()),
+        ) else {
+            return Ok(true);
+        };
+        if let Some(bytes) = t.memories.get(r, &ns_key(ns, &mem))? {
+            let s = decode_stored(bytes)?;
+            if keep(&s.memory) {
+                out.push(((v, mem), s.memory, s.slot));
+            }
+        }
+        Ok(out.len() < want)
+    };
+    if desc {
+        let hi = match &at {
+            Some(a) => Excluded(&a[..]),
+            None => Excluded(&end[..]),
+        };
+        for e in t.fields.rev_range(r, &(Included(&first[..]), hi))? {
+            if !visit(e?.0)? {
+                break;
+            }
+        }
+    } else {
+        let lo = match &at {
+            Some(a) => Excluded(&a[..]),
+            None => Included(&first[..]),
+        };
+        for e in t.fields.range(r, &(lo, Excluded(&end[..])))? {
+            if !visit(e?.0)? {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
