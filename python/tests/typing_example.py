@@ -137,11 +137,11 @@ def sync_usage(path: str) -> None:
     db.delete_entity("tenant-acme", "Acme")
     principal: str = remote.whoami()["principal"]
     db.remove_member(tenant_id, member["member_id"])
-    page: AuditPage = db.list_audit(tenant_id, since=datetime.now(timezone.utc), action="add_member")
-    refused: List[str] = [e["request_id"] for e in page["entries"] if e["result"] == "refused"]
+    audit_page: AuditPage = db.list_audit(tenant_id, since=datetime.now(timezone.utc), action="add_member")
+    refused: List[str] = [e["request_id"] for e in audit_page["entries"] if e["result"] == "refused"]
     verified: AuditVerification = db.verify_audit(tenant_id)
     broken: Optional[int] = verified["first_broken"]["seq"] if verified["first_broken"] else None
-    print(page["next_cursor"], refused, broken)
+    print(audit_page["next_cursor"], refused, broken)
     db.delete_namespace("tenant-acme")
     db.delete_tenant(tenant_id)
     print(total, names, best, forgotten, route["total_weight"], principal)
