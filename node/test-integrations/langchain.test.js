@@ -11,9 +11,6 @@ const { newTenant, stopServer, CharEmbeddings, MODES } = require('./support.js')
 
 after(stopServer);
 
-// The filter language (issue 16 (C)) is not in every build yet: these cases run once it is.
-const NEEDS_FILTERS = typeof memsilo.Memsilo.prototype.listMemories === 'function' ? false : 'needs the filter language of issue 16 (C)';
-
 const byId = (docs) => [...docs].sort((a, b) => (a.id < b.id ? -1 : 1));
 const plain = (docs) => docs.map((d) => ({ id: d.id, pageContent: d.pageContent, metadata: d.metadata }));
 
@@ -37,7 +34,7 @@ for (const mode of MODES) {
       assert.equal(docs[0].id, undefined);
     });
 
-    it('deletes by id (one, several, absent) and everything', { skip: NEEDS_FILTERS }, async () => {
+    it('deletes by id (one, several, absent) and everything', async () => {
       const vs = await store();
       await vs.addDocuments(['foo', 'bar', 'baz'].map((t, i) => new Document({ pageContent: t, metadata: { id: i + 1 } })), { ids: ['1', '2', '3'] });
       await vs.delete({ ids: ['1'] });
@@ -72,7 +69,7 @@ for (const mode of MODES) {
       assert.deepEqual(await vs.getByIds(['1', '2']), []);
     });
 
-    it('filters on metadata with the memsilo filter language, with scores', { skip: NEEDS_FILTERS }, async () => {
+    it('filters on metadata with the memsilo filter language, with scores', async () => {
       const vs = await MemsiloVectorStore.fromTexts(
         ['red apple', 'red car', 'green apple', 'blue car'],
         [{ color: 'red', n: 1 }, { color: 'red', n: 2 }, { color: 'green', n: 3 }, { color: 'blue', n: 4, tags: ['sea'] }],
@@ -89,7 +86,7 @@ for (const mode of MODES) {
       await assert.rejects(vs.similaritySearch('x', 4, { n: { $bogus: 1 } }), memsilo.InvalidArgumentError);
     });
 
-    it('maximal marginal relevance and asRetriever', { skip: NEEDS_FILTERS }, async () => {
+    it('maximal marginal relevance and asRetriever', async () => {
       const vs = await store(new CharEmbeddings());
       await vs.addDocuments(['apple pie', 'apple pie!', 'apple tart', 'zebra'].map((t) => new Document({ pageContent: t })));
       const mmr = await vs.maxMarginalRelevanceSearch('apple pie', { k: 2, fetchK: 4, lambda: 0.1 });
@@ -102,7 +99,7 @@ for (const mode of MODES) {
       assert.deepEqual(await filtered.invoke('apple'), []);
     });
 
-    it("a store built from tenant A's key cannot see tenant B", { skip: NEEDS_FILTERS }, async () => {
+    it("a store built from tenant A's key cannot see tenant B", async () => {
       const a = await newTenant(mode);
       const b = await newTenant(mode);
       const emb = new FakeEmbeddings();

@@ -9,9 +9,6 @@ const { newTenant, stopServer, CharEmbeddings, MODES } = require('./support.js')
 
 after(stopServer);
 
-// The filter language (issue 16 (C)) is not in every build yet: these cases run once it is.
-const NEEDS_FILTERS = typeof memsilo.Memsilo.prototype.listMemories === 'function' ? false : 'needs the filter language of issue 16 (C)';
-
 const DIMS = 128;
 const sorted = (list) => [...list].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
 
@@ -20,7 +17,7 @@ it('item ids are the Python store ids', () => {
 });
 
 for (const mode of MODES) {
-  describe(`MemsiloStore (${mode})`, { skip: NEEDS_FILTERS }, () => {
+  describe(`MemsiloStore (${mode})`, () => {
     const plainStore = async () => {
       const t = await newTenant(mode);
       return new MemsiloStore(t.handle, t.namespace);
@@ -136,7 +133,7 @@ for (const mode of MODES) {
   });
 }
 
-describe('LangGraph.js agent graph', { skip: NEEDS_FILTERS }, () => {
+describe('LangGraph.js agent graph', () => {
   it('writes and searches memories through the store', async () => {
     const { StateGraph, Annotation, START, END } = require('@langchain/langgraph');
     const t = await newTenant('local');

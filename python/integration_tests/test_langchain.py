@@ -13,11 +13,6 @@ import memsilo
 from conftest import Tenant
 from memsilo.integrations.langchain import MemsiloRetriever, MemsiloVectorStore
 
-needs_filters = pytest.mark.skipif(
-    not hasattr(memsilo.Memsilo, "list_memories"),
-    reason="needs the filter language of issue 16 (C): list_memories is not in this build",
-)
-
 COLORS = [
     ("red apple", {"color": "red", "n": 1, "tags": ["fruit"]}),
     ("red car", {"color": "red", "n": 2, "tags": ["vehicle"]}),
@@ -47,7 +42,6 @@ def test_from_texts_and_scores(store: MemsiloVectorStore) -> None:
     assert 0.0 <= relevance[0][1] <= 1.0
 
 
-@needs_filters
 def test_filter_language(store: MemsiloVectorStore) -> None:
     def ids(flt: Any) -> list:
         return sorted(d.id for d, _ in store.similarity_search_with_score("thing", k=4, filter=flt))
@@ -76,7 +70,6 @@ def test_max_marginal_relevance(tenant: Tenant, model2vec_embeddings: Any) -> No
     assert isinstance(retriever, MemsiloRetriever) and len(retriever.invoke("apple")) == 2
 
 
-@needs_filters
 def test_as_retriever_with_filter_and_threshold(store: MemsiloVectorStore) -> None:
     red = store.as_retriever(search_kwargs={"k": 4, "filter": {"color": "red"}}).invoke("x")
     assert sorted(d.id for d in red) == ["a", "b"]
@@ -95,7 +88,6 @@ def test_engine_embedder_when_no_embedding_is_given(tenant: Tenant) -> None:
         store.max_marginal_relevance_search("x")
 
 
-@needs_filters
 def test_tenant_a_store_cannot_see_tenant_b(new_tenant: Callable[[], Tenant]) -> None:
     emb = DeterministicFakeEmbedding(size=8)
     a, b = new_tenant(), new_tenant()

@@ -27,13 +27,6 @@ import memsilo
 from conftest import Tenant
 from memsilo.integrations.langgraph import MemsiloStore
 
-# These adapters need memsilo's filter language (list_memories, filters on recall and forget:
-# issue 16 (C)); until it is on main the suite is skipped, and it runs as soon as it is.
-pytestmark = pytest.mark.skipif(
-    not hasattr(memsilo.Memsilo, "list_memories"),
-    reason="needs the filter language of issue 16 (C): list_memories is not in this build",
-)
-
 
 DIMS = 128
 
