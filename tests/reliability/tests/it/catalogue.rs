@@ -895,6 +895,37 @@ pub fn cases(fx: &Fixture) -> Vec<Case> {
         "filter.agent_id.$in",
         INVALID,
     );
+    add(
+        "start_session",
+        "id of 300 characters",
+        json!({ "namespace": TEXT_NS, "id": s(300) }),
+        "id",
+        INVALID,
+    );
+    add("end_session", "missing id", json!({ "namespace": TEXT_NS }), "id", INVALID);
+    add("get_session", "missing id", json!({ "namespace": TEXT_NS }), "id", INVALID);
+    add(
+        "list_sessions",
+        "limit not a number",
+        json!({ "namespace": TEXT_NS, "limit": "ten" }),
+        "limit",
+        INVALID,
+    );
+    add("session_memories", "missing id", json!({ "namespace": TEXT_NS }), "id", INVALID);
+    add(
+        "export_namespace",
+        "tampered cursor",
+        json!({ "namespace": TEXT_NS, "cursor": "00".repeat(51) }),
+        "cursor",
+        INVALID,
+    );
+    add(
+        "import_namespace",
+        "lines not a list",
+        json!({ "namespace": TEXT_NS, "lines": "x" }),
+        "lines",
+        INVALID,
+    );
     add("delete_memory", "missing id", json!({ "namespace": TEXT_NS }), "id", INVALID);
     add(
         "delete_memory",
