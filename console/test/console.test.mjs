@@ -329,7 +329,7 @@ test('signed in with the namespace key: only its namespace; store and recall; 40
   assert.equal(await page.getByLabel('Namespace').inputValue(), 'acme-main');
   const store = async (content, tags) => {
     await page.getByLabel('Content').fill(content);
-    await page.getByLabel('Tags', { exact: true }).fill(tags);
+    await page.getByRole('textbox', { name: 'Tags', exact: true }).fill(tags);
     await page.getByRole('button', { name: 'Store memory' }).click();
     await page.getByRole('status').filter({ hasText: 'Stored in acme-main.' }).waitFor();
     await page.getByRole('button', { name: 'Dismiss message' }).click();

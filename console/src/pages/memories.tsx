@@ -179,7 +179,7 @@ function Recall(props: { ns: string }) {
                     {h.agent_id ? ` · agent ${h.agent_id}` : ''}
                   </p>
                   {h.tags.length > 0 && (
-                    <ul class="tags" aria-label="Tags">
+                    <ul class="tags" aria-label="Tags of this memory">
                       {h.tags.map((t) => (
                         <li key={t} class="tag">
                           {t}
