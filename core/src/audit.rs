@@ -1,6 +1,7 @@
 //! The audit log: who did what to which tenant, when, and with what result.
 //!
-//! Every control-plane operation (tenants, members, namespaces, keys, policies, quotas) and
+//! Every control-plane operation (tenants, members, namespaces, keys, policies, quotas, export
+//! pages and import batches) and
 //! every refused request (`unauthorized`, `forbidden`, `quota_exceeded`, `rate_limited`) is
 //! appended to its tenant's log. Events that belong to no tenant (an unknown or malformed key,
 //! root's work on namespaces outside any tenant) go to the instance log, [`INSTANCE`].
@@ -440,8 +441,14 @@ impl Subject {
             Request::GetEntity(a) | Request::DeleteEntity(a) => data(Some(&a.namespace)),
             Request::ShortestPath(a) => data(Some(&a.namespace)),
             Request::DeleteRelation(a) => data(Some(&a.namespace)),
-            Request::ExportNamespace(a) => data(Some(&a.namespace)),
-            Request::ImportNamespace(a) => data(Some(&a.namespace)),
+            // Every page of an export and every batch of an import is recorded: a cursor or a
+            // line number chosen by the caller must not be a way around the log.
+            Request::ExportNamespace(a) => {
+                control(namespace_tenant(&a.namespace), Some(a.namespace.clone()))
+            }
+            Request::ImportNamespace(a) => {
+                control(namespace_tenant(&a.namespace), Some(a.namespace.clone()))
+            }
             Request::StartSession(a) => data(a.namespace.as_deref()),
             Request::EndSession(a) => data(a.namespace.as_deref()),
             Request::GetSession(a) => data(a.namespace.as_deref()),

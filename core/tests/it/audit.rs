@@ -79,6 +79,10 @@ fn control_plane_actions_are_recorded_in_their_tenants_chain() {
     );
     ok(&admin, "revoke_key", json!({ "key_id": created["id"] }));
     ok(&admin, "remove_member", json!({ "tenant_id": acme.tenant, "member_id": member_id }));
+    // Moving data out of or into a namespace is recorded like any other control-plane action.
+    ok(&admin, "store_memory", json!({ "namespace": "acme-ns", "content": "kept out of the log" }));
+    let exported = ok(&admin, "export_namespace", json!({ "namespace": "acme-ns" }));
+    ok(&admin, "import_namespace", json!({ "namespace": "acme-ns", "lines": exported["lines"] }));
     ok(&admin, "delete_namespace", json!({ "name": "acme-ns" }));
     // Reads and data-plane calls that succeed are not recorded.
     ok(&admin, "list_members", json!({ "tenant_id": acme.tenant }));
@@ -97,11 +101,13 @@ fn control_plane_actions_are_recorded_in_their_tenants_chain() {
             "create_key:ok",
             "revoke_key:ok",
             "remove_member:ok",
+            "export_namespace:ok",
+            "import_namespace:ok",
             "delete_namespace:ok",
         ]
     );
     let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
     for pair in log.windows(2) {
         assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "each entry links to the one before");
     }
@@ -114,12 +120,14 @@ fn control_plane_actions_are_recorded_in_their_tenants_chain() {
     assert_eq!(add["target"], member_id);
     assert_eq!(log[8]["target"], created["id"]);
     assert_eq!(log[10]["target"], "acme-ns");
+    assert_eq!(log[10]["actor"]["key_prefix"], format!("msk_{}", &acme.admin[4..20]));
+    assert_eq!(log[12]["target"], "acme-ns");
 
     let v = ok(&root, "verify_audit", json!({ "tenant_id": acme.tenant }));
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["checked"], 11);
-    assert_eq!(v["head_seq"], 11);
-    assert_eq!(v["head_hash"], log[10]["hash"]);
+    assert_eq!(v["checked"], 13);
+    assert_eq!(v["head_seq"], 13);
+    assert_eq!(v["head_hash"], log[12]["hash"]);
 
     // A failed control-plane action is recorded as failed, with its code.
     let err = call(
@@ -128,7 +136,7 @@ fn control_plane_actions_are_recorded_in_their_tenants_chain() {
         json!({ "tenant_id": acme.tenant, "user_identifier": "", "role": "viewer" }),
     );
     assert_eq!(err.unwrap_err().code(), ErrorCode::InvalidArgument);
-    let last = entries(&root, json!({ "tenant_id": acme.tenant, "cursor": "12" }));
+    let last = entries(&root, json!({ "tenant_id": acme.tenant, "cursor": "14" }));
     assert_eq!(actions(&last), ["add_member:failed"]);
     assert_eq!(last[0]["error"], "invalid_argument");
     assert_eq!(last[0]["status"], 400);
