@@ -489,6 +489,12 @@ pub(crate) fn validate_id(id: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// Every id of a list asked for (`field[i]` names a bad one): an id no memory can have is a
+/// mistake to report, not an absent memory.
+fn validate_ids(ids: &[String], field: &str) -> Result<()> {
+    ids.iter().enumerate().try_for_each(|(i, id)| validate_id(id, &format!("{field}[{i}]")))
+}
+
 fn validate_session(session: Option<&str>, field: &str) -> Result<()> {
     if session.is_some_and(|s| s.is_empty() || s.len() > 256 || s.chars().any(char::is_control)) {
         return Err(Error::invalid(field, "must be 1-256 bytes of printable characters"));
@@ -832,6 +838,7 @@ impl Handle {
     pub fn get_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
         let caller = self.caller()?;
         let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Read)?;
+        validate_id(id, "id")?;
         let mut found = self.read_memories(&rec, &[id], false)?;
         found.pop().ok_or_else(|| Error::not_found("memory", id))
     }
@@ -849,6 +856,7 @@ impl Handle {
         if ids.len() > MAX_GET {
             return Err(Error::invalid("ids", format!("at most {MAX_GET} ids")));
         }
+        validate_ids(ids, "ids")?;
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         self.read_memories(&rec, &ids, include_vectors)
     }
@@ -1059,6 +1067,7 @@ impl Handle {
     pub fn delete_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
         let caller = self.caller()?;
         let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Write)?;
+        validate_id(id, "id")?;
         let mut removed = self.remove_memories(&rec, &[memory_key(id)])?;
         removed.pop().ok_or_else(|| Error::not_found("memory", id))
     }
@@ -1097,6 +1106,9 @@ impl Handle {
         }
         if let Some(b) = req.below_importance {
             validate_importance(b, "below_importance")?;
+        }
+        if let Some(ids) = &req.ids {
+            validate_ids(ids, "ids")?;
         }
         let ids: Option<Vec<[u8; 16]>> =
             req.ids.as_ref().map(|ids| ids.iter().map(|i| memory_key(i)).collect());

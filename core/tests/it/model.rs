@@ -410,3 +410,67 @@ fn one_filter_language_for_recall_count_list_and_forget() {
     assert_eq!(count(json!({"session_id": "s5"})), 0);
     assert_eq!(root.get_namespace("ns").unwrap().memory_count, 80);
 }
+
+/// The bad inputs, each refused naming its field with nothing written: an id no memory
+/// can have (2,000 characters) in every operation that takes one, and an unknown filter
+/// operator in every operation that takes a filter (forget deletes nothing).
+#[test]
+fn a_2000_char_id_and_an_unknown_operator_are_refused_by_name_and_change_nothing() {
+    use memsilo::{CountMemories, Forget, ListMemories};
+    let (_d, engine) = open();
+    fill(&engine, "ns", 20);
+    let root = engine.root();
+    let long = "x".repeat(2000);
+    let before = root.get_memory(Some("ns"), "m001").unwrap();
+
+    let stored = root.store_memory(with_id("ns", &long, "text", [1.0, 0.0, 0.0]));
+    assert_eq!(field_of(&stored.unwrap_err()), "id");
+    let batch =
+        vec![with_id("ns", "fine", "t", [1.0, 0.0, 0.0]), with_id("ns", &long, "t", [1.0; 3])];
+    assert_eq!(field_of(&root.store_memories("ns", batch).unwrap_err()), "memories[1].id");
+    let update = root.update_memory(UpdateMemory {
+        namespace: Some("ns".into()),
+        id: long.clone(),
+        content: Some("changed".into()),
+        ..Default::default()
+    });
+    assert_eq!(field_of(&update.unwrap_err()), "id");
+    assert_eq!(field_of(&root.get_memory(Some("ns"), &long).unwrap_err()), "id");
+    let ids = vec!["m001".to_owned(), long.clone()];
+    assert_eq!(field_of(&root.get_memories(Some("ns"), &ids, false).unwrap_err()), "ids[1]");
+    assert_eq!(field_of(&root.delete_memory(Some("ns"), &long).unwrap_err()), "id");
+    let forget = root.batch_forget(Forget {
+        namespace: Some("ns".into()),
+        ids: Some(ids.clone()),
+        ..Default::default()
+    });
+    assert_eq!(field_of(&forget.unwrap_err()), "ids[1]");
+
+    let bad = json!({"$and": [{"tags": "even"}, {"metadata.customer.tier": {"$regex": "g.*"}}]});
+    let path = "filter.$and[1].metadata.customer.tier.$regex";
+    let forget = root.batch_forget(Forget {
+        namespace: Some("ns".into()),
+        filter: Some(bad.clone()),
+        ..Default::default()
+    });
+    assert_eq!(field_of(&forget.unwrap_err()), path);
+    let list = root.list_memories(ListMemories {
+        namespace: Some("ns".into()),
+        filter: Some(bad.clone()),
+        ..Default::default()
+    });
+    assert_eq!(field_of(&list.unwrap_err()), path);
+    let count = root
+        .count_memories(CountMemories { namespace: Some("ns".into()), filter: Some(bad.clone()) });
+    assert_eq!(field_of(&count.unwrap_err()), path);
+    let recall = root.recall(Recall {
+        filter: Some(bad),
+        ..Recall::vector(vec![1.0, 0.0, 0.0]).namespace("ns")
+    });
+    assert_eq!(field_of(&recall.unwrap_err()), path);
+
+    // Nothing was written, changed or deleted by any of them.
+    assert_eq!(root.get_namespace("ns").unwrap().memory_count, 20);
+    assert_eq!(root.get_memory(Some("ns"), "m001").unwrap(), before);
+    assert_eq!(root.get_memory(Some("ns"), "fine").unwrap_err().code(), ErrorCode::NotFound);
+}

@@ -465,3 +465,74 @@ fn list_pages_count_and_filtered_recall_over_http() {
     );
     assert_eq!(forgot.expect(200)["forgotten"], 2);
 }
+
+/// The bad inputs over HTTP, each a 400 naming its field with nothing written: a
+/// 2,000-character id wherever an id goes (body, path, list of ids), an altered cursor, and an
+/// unknown filter operator (a forget with one deletes nothing).
+#[test]
+fn bad_ids_cursors_and_operators_are_named_and_change_nothing_over_http() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "a"}))).expect(201);
+    let key = key_for(&s, &[("a", "write")]);
+    let k = Some(key.as_str());
+    let memories: Vec<_> = (0..5)
+        .map(|i| json!({"id": format!("m{i}"), "content": format!("note {i}"), "tags": ["t"]}))
+        .collect();
+    s.call(
+        "POST",
+        "/v1/memory/store_batch",
+        k,
+        Some(json!({"namespace": "a", "memories": memories})),
+    )
+    .expect(201);
+    let long = "x".repeat(2000);
+    let field = |r: crate::support::Resp| r.expect_error(400, "invalid_argument")["field"].clone();
+
+    let batch = json!({"namespace": "a", "memories": [{"id": "new", "content": "n"}, {"id": long, "content": "n"}]});
+    assert_eq!(field(s.call("POST", "/v1/memory/store_batch", k, Some(batch))), "memories[1].id");
+    let path = format!("/v1/memory/{long}?namespace=a");
+    assert_eq!(field(s.call("GET", &path, k, None)), "id");
+    assert_eq!(field(s.call("DELETE", &path, k, None)), "id");
+    let put = s.call(
+        "PUT",
+        &format!("/v1/memory/{long}"),
+        k,
+        Some(json!({"namespace": "a", "importance": 0.2})),
+    );
+    assert_eq!(field(put), "id");
+    let get = json!({"namespace": "a", "ids": ["m1", long]});
+    assert_eq!(field(s.call("POST", "/v1/memory/get_batch", k, Some(get))), "ids[1]");
+    let forget = json!({"namespace": "a", "ids": [long]});
+    assert_eq!(field(s.call("POST", "/v1/memory/forget", k, Some(forget))), "ids[0]");
+
+    let page = s.call("POST", "/v1/memory/list", k, Some(json!({"namespace": "a", "limit": 2})));
+    let cursor = page.expect(200)["next_cursor"].as_str().unwrap().to_owned();
+    let mut bytes = cursor.into_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] = if bytes[last] == b'0' { b'1' } else { b'0' };
+    let altered = String::from_utf8(bytes).unwrap();
+    let refused =
+        s.call("POST", "/v1/memory/list", k, Some(json!({"namespace": "a", "cursor": altered})));
+    let body = refused.expect_error(400, "invalid_argument").clone();
+    assert_eq!(body["field"], "cursor");
+    assert!(body.get("memories").is_none(), "no data with the refusal: {body}");
+
+    let bad = json!({"tags": {"$contains": "t"}, "metadata.n": {"$regex": "^1"}});
+    for path in ["/v1/memory/forget", "/v1/memory/list", "/v1/memory/count", "/v1/memory/recall"] {
+        let args = json!({"namespace": "a", "query": "note", "filter": bad});
+        let mut args = args.as_object().unwrap().clone();
+        if path != "/v1/memory/recall" {
+            args.remove("query");
+        }
+        assert_eq!(
+            field(s.call("POST", path, k, Some(args.into()))),
+            "filter.metadata.n.$regex",
+            "{path}"
+        );
+    }
+    // Nothing was written, changed or deleted.
+    assert_eq!(s.call("GET", "/v1/namespaces/a", k, None).expect(200)["memory_count"], 5);
+    s.call("GET", "/v1/memory/new?namespace=a", k, None).expect_error(404, "not_found");
+    let m1 = s.call("GET", "/v1/memory/m1?namespace=a", k, None);
+    assert_eq!(m1.expect(200)["importance"], json!(0.5));
+}

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::support::{key_for, TestServer};
+use crate::support::{key_for, TestServer, ADMIN};
 
 fn seed(s: &TestServer, ns: &str, n: usize) {
     s.admin("POST", "/v1/namespaces", Some(json!({"name": ns}))).expect(201);
@@ -169,4 +169,56 @@ fn the_commands_copy_a_namespace_between_data_directories() {
     let (code, err) = run(&["import", "missing", "--input", file.to_str().unwrap()], dst.path());
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("missing"), "{err}");
+}
+
+/// The case: a vector of the wrong dimension on line 50,000 of an import. The 49 full
+/// batches before its batch stay written, nothing of its own batch is; the same import run
+/// again once the line is fixed writes the rest and duplicates nothing.
+#[test]
+fn a_wrong_vector_on_line_50000_stops_its_batch_and_a_rerun_is_idempotent() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "big", "dimensions": 3}))).expect(201);
+    let line = |i: usize, vector: Value| {
+        json!({"kind": "memory", "id": format!("m{i}"), "content": format!("note {i}"), "vector": vector})
+            .to_string()
+    };
+    let n = 50_500;
+    let mut lines: Vec<String> = (1..=n).map(|i| line(i, json!([1.0, i as f32, 0.0]))).collect();
+    let good = std::mem::replace(&mut lines[49_999], line(50_000, json!([1.0, 2.0])));
+    let import = |lines: &[String]| {
+        let text = lines.join("\n");
+        s.with_headers("POST", "/v1/namespaces/big/import", Some(ADMIN), Some(&text), &[])
+    };
+    let count = || s.admin("GET", "/v1/namespaces/big", None).expect(200)["memory_count"].clone();
+
+    let refused = import(&lines);
+    let body = refused.expect_error(400, "invalid_argument");
+    assert_eq!(body["field"], "line 50000");
+    assert_eq!(body["message"], "line 50000: vector has 2 dimensions, namespace has 3");
+    assert_eq!(body["imported"]["memories"], 49_000);
+    assert_eq!(count(), 49_000);
+    s.admin("GET", "/v1/memory/m49000?namespace=big", None).expect(200);
+    for absent in ["m49001", "m49999", "m50000"] {
+        s.admin("GET", &format!("/v1/memory/{absent}?namespace=big"), None)
+            .expect_error(404, "not_found");
+    }
+
+    lines[49_999] = good;
+    let first = s.admin("GET", "/v1/memory/m7?namespace=big", None).expect(200).clone();
+    // The whole import again: its first 49,000 memories are replaced, not added again.
+    assert_eq!(import(&lines).expect(200)["memories"], n);
+    assert_eq!(count(), n, "running the import again duplicates nothing");
+    let again = s.admin("GET", "/v1/memory/m7?namespace=big", None).expect(200).clone();
+    assert_eq!(
+        (&again["content"], &again["created_at"]),
+        (&first["content"], &first["created_at"])
+    );
+    let hits = s.admin(
+        "POST",
+        "/v1/memory/recall",
+        Some(json!({"namespace": "big", "vector": [1.0, 50_000.0, 0.0], "top_k": 3})),
+    );
+    let ids: Vec<&str> =
+        hits.expect(200).as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "no duplicate hits");
 }
