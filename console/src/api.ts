@@ -93,7 +93,10 @@ export interface Memory {
   content: string;
   score?: number;
   similarity?: number;
+  keyword_score?: number | null;
+  vector_score?: number | null;
   importance: number;
+  metadata?: Record<string, unknown>;
   agent_id: string | null;
   tags: string[];
   created_at: string;

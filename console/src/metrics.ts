@@ -7,6 +7,16 @@ export interface Sample {
   value: number;
 }
 
+/** One reading of /metrics and when it was taken (ms). */
+export interface Scrape {
+  at: number;
+  samples: Sample[];
+}
+
+/** Per tenant (labelled by tenant id only): requests by class, and their latency. */
+export const TENANT_REQUESTS = 'memsilo_tenant_requests_total';
+export const TENANT_LATENCY = 'memsilo_tenant_request_duration_seconds';
+
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
@@ -76,4 +86,27 @@ export function histogramDelta(later: [number, number][], earlier: [number, numb
   const before = new Map(earlier.map(([le, c]) => [le, c]));
   const d = later.map(([le, c]) => [le, c - (before.get(le) ?? 0)] as [number, number]);
   return d.some(([, c]) => c < 0) ? later : d;
+}
+
+/** Requests per second of each tenant between consecutive scrapes (`memsilo_tenant_requests_total`),
+ * all of them and its 4xx/5xx, over the watched window. */
+export function tenantRates(scrapes: Scrape[]): Map<string, { total: number[]; errors: number[] }> {
+  const out = new Map<string, { total: number[]; errors: number[] }>();
+  const counts = (x: Scrape, errors: boolean) =>
+    sumBy(x.samples, TENANT_REQUESTS, ['tenant_id'], (l) => !errors || l.class === '4xx' || l.class === '5xx');
+  const tenants = new Set(scrapes.flatMap((x) => [...counts(x, false).keys()]));
+  for (const t of tenants) out.set(t, { total: [], errors: [] });
+  scrapes.slice(1).forEach((x, i) => {
+    const prev = scrapes[i];
+    const secs = (x.at - prev.at) / 1000;
+    for (const [errors, key] of [[false, 'total'], [true, 'errors']] as const) {
+      const now = counts(x, errors);
+      const before = counts(prev, errors);
+      for (const t of tenants) {
+        const d = (now.get(t) ?? 0) - (before.get(t) ?? 0);
+        out.get(t)![key].push(secs > 0 ? Math.max(0, d) / secs : 0);
+      }
+    }
+  });
+  return out;
 }

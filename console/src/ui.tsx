@@ -267,7 +267,9 @@ export function Empty(props: { children: ComponentChildren }) {
 
 /** A table's header row; a column named `#x` is numeric (right-aligned); `actions` adds an
  * unlabelled column for the row's buttons. */
-export function TableHead(props: { cols: string[]; actions?: boolean }) {
+/** Column headers (`#name`: a numeric column); `actions` adds a last, unlabelled column (named
+ * `Actions` for screen readers, or the given name). */
+export function TableHead(props: { cols: string[]; actions?: boolean | string }) {
   return (
     <thead>
       <tr>
@@ -284,7 +286,7 @@ export function TableHead(props: { cols: string[]; actions?: boolean }) {
         )}
         {props.actions && (
           <th scope="col">
-            <span class="sr-only">Actions</span>
+            <span class="sr-only">{typeof props.actions === 'string' ? props.actions : 'Actions'}</span>
           </th>
         )}
       </tr>

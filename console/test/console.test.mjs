@@ -58,9 +58,17 @@ after(async () => {
   await server?.stop();
 });
 
-async function shot(name) {
+/** A screenshot of the window, or with `whole` of the whole page (the window made as tall as
+ * the page for the shot, so the sidebar still fills its height). */
+async function shot(name, whole = false) {
   await page.mouse.move(0, 0);
+  const size = page.viewportSize();
+  if (whole) {
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: size.width, height: Math.min(4000, Math.max(size.height, height)) });
+  }
   await page.screenshot({ path: join(shots, `${name}.png`) });
+  if (whole) await page.setViewportSize(size);
 }
 
 async function accessible(where) {
@@ -355,67 +363,104 @@ test('signed in with the namespace key: only its namespace; store and recall; 40
   await page.getByRole('button', { name: 'Recall', exact: true }).click();
   await hits.nth(1).waitFor();
   await accessible('the memories page');
-  await shot('memories');
 
-  // Features other engineers are landing: exercised once the server's OpenAPI lists them.
-  const ops = await page.evaluate(() =>
-    fetch('/openapi.json')
-      .then((r) => r.json())
-      .then((d) => Object.values(d.paths).flatMap((p) => Object.values(p).map((o) => o.operationId))),
+  // The playground's filter (the filter language as JSON), top k, and mode.
+  const alert = page.getByRole('alert');
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('{"tags": {"$contains": "food"}}');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await hits.first().filter({ hasText: 'pasta' }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('li.hit').length === 1);
+  assert.equal(await hits.count(), 1, 'only the food memory matches the filter');
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('{"tags": {"$contains": ');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await alert.filter({ hasText: 'The filter is not valid JSON' }).waitFor();
+  assert.equal(await hits.count(), 0, 'no stale hits under an error');
+  // The server's 400 for a filter it does not understand is shown with its message.
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('{"tags": {"$near": "food"}}');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  const refused = alert.filter({ hasText: 'The server refused the request (check the filter): 400 invalid_argument' });
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /\$near/, 'the message names the unknown operator');
+  await accessible('the memories page with a filter error');
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('{"tags": {"$contains": "roadmap"}}');
+  await page.getByLabel('Top k').fill('1');
+  await page.getByLabel('Mode').selectOption('keyword');
+  await page.getByLabel('Query').fill('checklist');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await hits.first().filter({ hasText: 'Omega launch checklist' }).waitFor();
+  assert.equal(await hits.count(), 1, 'top k 1');
+  assert.match(await hits.first().textContent(), /keyword \d\.\d{3}/, 'keyword recall shows its BM25 score');
+  await page.getByLabel('Mode').selectOption('vector');
+  await page.getByLabel('Query').fill('roadmap Omega launch');
+  await page.getByLabel('Top k').fill('5');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll('li.hit').length === 2);
+  assert.deepEqual(
+    (await hits.locator('.hit-content').allTextContents()).map((t) => /Omega/.test(t)),
+    [true, true],
+    'vector recall with the roadmap filter: the two roadmap memories',
   );
-  if (ops.includes('update_memory')) {
-    await page.getByRole('button', { name: 'Edit: Acme Q3 roadmap: launch Omega in Septe' }).click();
-    const e = await inDialog('Edit memory');
-    await e.getByLabel('Memory importance').fill('0.95');
-    await e.getByLabel('Memory tags').fill('roadmap, q3, launch');
-    await accessible('the edit memory dialog');
-    await e.getByRole('button', { name: 'Save memory' }).click();
-    const edited = hits.filter({ hasText: 'launch Omega in September' });
-    await edited.getByText('importance 0.95').waitFor();
-    await edited.getByRole('listitem').filter({ hasText: 'launch' }).waitFor();
-  } else {
-    assert.equal(await page.getByRole('button', { name: /^Edit: / }).count(), 0, 'no edit without update_memory');
-  }
-  if (ops.includes('list_memories')) {
-    await store('Pricing page draft for Omega', 'roadmap');
-    await store('Press release approved by legal', 'roadmap');
-    await store('Docs site moves to the new theme', 'docs');
-    await page.getByLabel('Page size').selectOption('5');
-    await page.getByRole('button', { name: 'List memories' }).click();
-    const rows = page.getByRole('table', { name: 'Memories of acme-main, newest first' }).locator('tbody tr');
-    await rows.nth(4).waitFor();
-    assert.equal(await rows.count(), 5);
-    assert.match(await rows.first().textContent(), /Docs site moves/, 'newest first');
-    await page.getByRole('button', { name: 'Load more' }).click();
-    await rows.nth(5).waitFor();
-    assert.equal(await rows.count(), 6, 'the cursor brought the last one');
-    assert.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0);
-  } else {
-    assert.equal(await page.getByRole('heading', { name: 'Browse' }).count(), 0, 'no browse without list_memories');
-  }
-  if (ops.includes('export_namespace')) {
-    await page.getByRole('button', { name: 'Export acme-main' }).click();
-    const download = page.waitForEvent('download');
-    await page.getByRole('link', { name: /^Download acme-main\.jsonl/ }).click();
-    const file = await (await download).path();
-    const text = (await import('node:fs')).readFileSync(file, 'utf8');
-    assert.match(text, /launch Omega in September/);
-  } else {
-    assert.equal(await page.getByRole('heading', { name: 'Export' }).count(), 0, 'no export without export_namespace');
-  }
-  const modes = await page.evaluate(() =>
-    fetch('/openapi.json')
-      .then((r) => r.json())
-      .then((d) => JSON.stringify(d.components.schemas.Recall?.properties?.mode ?? null)),
-  );
-  if (modes !== 'null' && (await page.getByLabel('Mode').count())) {
-    await page.getByLabel('Mode').selectOption('keyword');
-    await page.getByLabel('Query').fill('Omega');
-    await page.getByRole('button', { name: 'Recall', exact: true }).click();
-    await hits.first().filter({ hasText: 'Omega' }).waitFor();
-  } else {
-    assert.equal(await page.getByLabel('Mode').count(), 0, 'no mode control without the mode field');
-  }
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('');
+  await page.getByLabel('Mode').selectOption('');
+
+  await page.getByRole('button', { name: 'Edit: Acme Q3 roadmap: launch Omega in Septe' }).click();
+  const e = await inDialog('Edit memory');
+  await e.getByLabel('Memory importance').fill('0.95');
+  await e.getByLabel('Memory tags').fill('roadmap, q3, launch');
+  await accessible('the edit memory dialog');
+  await e.getByRole('button', { name: 'Save memory' }).click();
+  const edited = hits.filter({ hasText: 'launch Omega in September' });
+  await edited.getByText('importance 0.95').waitFor();
+  await edited.getByRole('listitem').filter({ hasText: 'launch' }).waitFor();
+
+  // Browse with the list cursor, a page at a time; then a filter, counted.
+  await store('Pricing page draft for Omega', 'roadmap');
+  await store('Press release approved by legal', 'roadmap');
+  await store('Docs site moves to the new theme', 'docs');
+  await page.getByLabel('Page size').selectOption('5');
+  await page.getByRole('button', { name: 'List memories' }).click();
+  const rows = page.getByRole('table', { name: 'Memories of acme-main, by created at, newest first' }).locator('tbody tr');
+  await rows.nth(4).waitFor();
+  assert.equal(await rows.count(), 5);
+  assert.match(await rows.first().textContent(), /Docs site moves/, 'newest first');
+  assert.equal(await page.getByTestId('browse-count').textContent(), '6 memories in all, 5 shown');
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await rows.nth(5).waitFor();
+  assert.equal(await rows.count(), 6, 'the cursor brought the last one');
+  assert.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0);
+  assert.match(await rows.last().textContent(), /Acme Q3 roadmap/, 'the oldest last');
+  await page.getByLabel('Browse filter (JSON)').fill('{"tags": {"$contains": "roadmap"}}');
+  await page.getByLabel('Order by').selectOption('importance');
+  await page.getByRole('button', { name: 'Reload' }).click();
+  const byImportance = page.getByRole('table', { name: 'Memories of acme-main, by importance, highest first' }).locator('tbody tr');
+  await byImportance.first().waitFor();
+  assert.equal(await page.getByTestId('browse-count').textContent(), '4 memories match the filter, 4 shown');
+  assert.match(await byImportance.first().textContent(), /Acme Q3 roadmap/, 'importance 0.95 first');
+  await page.getByLabel('Browse filter (JSON)').fill('{"importance": {"$between": 1}}');
+  await page.getByRole('button', { name: 'Reload' }).click();
+  await alert.filter({ hasText: 'The server refused the request (check the filter): 400 invalid_argument' }).waitFor();
+  assert.equal(await page.getByTestId('browse-count').count(), 0, 'no stale count under an error');
+  await page.getByLabel('Browse filter (JSON)').fill('');
+  await page.getByLabel('Order by').selectOption('created_at');
+  await page.getByRole('button', { name: 'List memories' }).click();
+  await rows.nth(4).waitFor();
+
+  // Export: every page of export_namespace, downloaded as JSON Lines.
+  await page.getByRole('button', { name: 'Export acme-main' }).click();
+  const download = page.waitForEvent('download');
+  await page.getByRole('link', { name: /^Download acme-main\.jsonl/ }).click();
+  const saved = await download;
+  assert.equal(saved.suggestedFilename(), 'acme-main.jsonl');
+  const lines = (await import('node:fs')).readFileSync(await saved.path(), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines[0].kind, 'namespace');
+  const memories = lines.filter((l) => l.kind === 'memory');
+  assert.equal(memories.length, 6, `every memory exported: ${JSON.stringify(lines.map((l) => l.kind))}`);
+  assert.ok(memories.some((m) => JSON.stringify(m).includes('launch Omega in September')));
+  await accessible('the memories page with browse and export');
+  await page.getByLabel('Query').fill('roadmap Omega launch');
+  await page.getByRole('button', { name: 'Recall', exact: true }).click();
+  await hits.nth(2).waitFor();
+  await shot('memories', true);
 
   for (const other of ['globex-main', 'no-such-namespace']) {
     await page.getByLabel('Namespace').fill(other);
@@ -513,7 +558,7 @@ test('signed in as a tenant admin: its tenant, its members and keys, its namespa
   await accessible('the tenant admin\'s namespaces page');
 });
 
-test('live view as admin: request rate, latency percentiles, 4xx per route from /metrics', async () => {
+test('live view as admin: request rate, latency percentiles, 4xx/5xx per route and per tenant from /metrics', async () => {
   await signOut();
   await signIn(server.adminKey);
   await go('Live');
@@ -524,30 +569,51 @@ test('live view as admin: request rate, latency percentiles, 4xx per route from 
   await chart.getByText('/v1/memory/recall').waitFor();
   const errors = await page.locator('.stat').filter({ hasText: 'Errors (4xx / 5xx)' }).locator('.stat-value').textContent();
   assert.ok(Number(errors.split(' / ')[0]) >= 2, `4xx counted: ${errors}`);
-  // Some traffic while the page watches: the rate chart and the counter move.
-  const traffic = page.evaluate(async (k) => {
-    for (let i = 0; i < 150; i++) {
-      await fetch('/v1/namespaces', { headers: { Authorization: `Bearer ${k}` } });
-      await fetch(`/v1/memory/recall?namespace=nope&query=x`, { headers: { Authorization: `Bearer ${k}` } });
-      await new Promise((r) => setTimeout(r, 60));
-    }
-  }, server.adminKey);
+  // Some traffic while the page watches, with acme_corp's namespace key (so it counts for the
+  // tenant) and the admin key: the rate charts and the counters move.
+  const traffic = page.evaluate(
+    async ([tenantKey, adminKey]) => {
+      for (let i = 0; i < 150; i++) {
+        await fetch('/v1/namespaces', { headers: { Authorization: `Bearer ${tenantKey}` } });
+        await fetch(`/v1/memory/recall?namespace=nope&query=x`, { headers: { Authorization: `Bearer ${tenantKey}` } });
+        await fetch('/v1/namespaces', { headers: { Authorization: `Bearer ${adminKey}` } });
+        await new Promise((r) => setTimeout(r, 60));
+      }
+    },
+    [keySecret, server.adminKey],
+  );
   await page.waitForFunction(
     () => Number(document.querySelector('.stat .stat-value')?.textContent) > 0,
     null,
     { timeout: 15_000 },
   );
   await page.waitForTimeout(6_000); // a few more scrapes, for a chart worth a screenshot
-  // Per tenant: the namespace key's 403s count against acme_corp.
-  await page
-    .getByRole('img', { name: 'Errors per tenant, split into 4xx and 5xx' })
-    .getByText('acme_corp')
-    .waitFor();
+  // Per tenant (from memsilo_tenant_requests_total and its latency histogram): acme_corp's
+  // requests and its 403s, its rate while the traffic runs, its latency percentiles.
+  const perTenant = page.getByRole('img', { name: 'Requests per tenant, split into 2xx, 4xx and 5xx' });
+  await perTenant.getByText('acme_corp').waitFor();
+  assert.match(
+    await perTenant.locator('text', { hasText: /^\d+ \(\d+\/0\)$/ }).first().textContent(),
+    /^\d+ \((\d+)\/0\)$/,
+    'the tenant row shows its 4xx',
+  );
+  await page.waitForFunction(
+    () => Number(document.querySelector('tr[data-tenant-rate=acme_corp] td')?.textContent) > 0,
+    null,
+    { timeout: 15_000 },
+  );
+  const rates = page.getByRole('table', { name: 'Requests per second per tenant' });
+  await rates.getByRole('img', { name: /^acme_corp: requests per second, peak \d/ }).waitFor();
+  assert.ok(Number(await rates.getByRole('row', { name: /acme_corp/ }).locator('td').nth(1).textContent()) > 0, 'its 403s per second');
+  const tenantLatency = page.getByRole('table', { name: 'Latency percentiles per tenant in milliseconds' });
+  const tenantP50 = await tenantLatency.getByRole('row', { name: /acme_corp/ }).locator('td').first().textContent();
+  assert.ok(Number(tenantP50) > 0, `p50 of acme_corp: ${tenantP50}`);
+  assert.equal(await tenantLatency.getByRole('row', { name: /no tenant/ }).count(), 0, 'the admin key has no tenant series');
   const latency = page.getByRole('table', { name: 'Latency percentiles per route in milliseconds' });
   const p50 = await latency.getByRole('row', { name: /\/v1\/memory\/store/ }).locator('td').first().textContent();
   assert.ok(Number(p50) > 0, `p50 of store: ${p50}`);
   await accessible('the live page');
-  await shot('live');
+  await shot('live', true);
   await traffic;
 });
 
@@ -555,7 +621,26 @@ test("orphans: a suspended tenant's namespace shows up; then delete with typed c
   await go('Tenants');
   const used = await page.getByRole('meter', { name: 'acme_corp storage' }).getAttribute('aria-valuenow');
   assert.ok(Number(used) > 0, `the memories stored count against acme_corp's storage: ${used}`);
+  // QPS use as a bar, measured from /metrics while the page is open: acme_corp's own requests
+  // plus its child acme_eu's (which count against the parent's limit too).
+  const qps = page.getByRole('meter', { name: 'acme_corp requests per second' });
+  const traffic = page.evaluate(async (k) => {
+    for (let i = 0; i < 60; i++) {
+      await fetch('/v1/namespaces', { headers: { Authorization: `Bearer ${k}` } });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }, keySecret);
+  await qps.waitFor({ timeout: 10_000 });
+  assert.equal(await qps.getAttribute('aria-valuemax'), '75');
+  await page.waitForFunction(
+    () => Number(document.querySelector('[role=meter][aria-label="acme_corp requests per second"]')?.getAttribute('aria-valuenow')) > 0,
+    null,
+    { timeout: 15_000 },
+  );
+  assert.equal(await page.getByRole('meter', { name: 'globex requests per second' }).getAttribute('aria-valuenow'), '0');
+  await accessible('the tenants page with QPS use');
   await shot('tenants');
+  await traffic;
   await go('Namespaces');
   const count = Number(await page.locator('tr[data-namespace=acme-main] td').nth(1).textContent());
   assert.ok(count >= 3, `memory count: ${count}`);

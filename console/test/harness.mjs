@@ -30,7 +30,8 @@ export async function startServer() {
     const timer = setTimeout(() => fail(new Error(`server did not start:\n${log}`)), 30_000);
     child.stderr.on('data', (chunk) => {
       log += chunk;
-      const m = /listening on (http:\/\/\S+)/.exec(log);
+      // The whole line: stderr may arrive cut anywhere, e.g. after "http://127".
+      const m = /listening on (http:\/\/\S+)\r?\n/.exec(log);
       if (m) {
         clearTimeout(timer);
         ok(m[1]);

@@ -1,6 +1,8 @@
-//! Request counters and a latency histogram per route template, and error counts by route,
-//! tenant id and class, rendered in the Prometheus text format at `GET /metrics` (which needs
-//! the admin key or the metrics token: see `server`).
+//! Request counters and a latency histogram per route template, error counts by route,
+//! tenant id and class, and request counts by class and a latency histogram per tenant id,
+//! rendered in the Prometheus text format at `GET /metrics` (which needs the admin key or the
+//! metrics token: see `server`). Tenants are labelled by id only, and at most
+//! [`MAX_TENANT_SERIES`] of them: requests of any further tenant count under `_other`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,12 +14,51 @@ use parking_lot::Mutex;
 const BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Tenant ids labelled at most (as many as `usage` reports storage for); the rest count
+/// under [`OTHER_TENANTS`].
+pub const MAX_TENANT_SERIES: usize = crate::usage::MAX_TENANTS as usize;
+
+/// The tenant label of requests past [`MAX_TENANT_SERIES`] tenants.
+pub const OTHER_TENANTS: &str = "_other";
+
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     sum: f64,
     count: u64,
 }
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of family `name` for one series
+    /// (`labels`: its already escaped labels, as `key="value"`).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(self.counts) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// One tenant's requests: counts by class (2xx, 3xx, 4xx, 5xx, other) and latency.
+#[derive(Default)]
+struct TenantSeries {
+    classes: [u64; CLASSES.len()],
+    latency: Histogram,
+}
+
+const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
 
 /// The server's counters.
 #[derive(Default)]
@@ -26,6 +67,8 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// (route, tenant id or `-`, `4xx`/`5xx`) → count.
     errors: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// Tenant id (at most [`MAX_TENANT_SERIES`], then [`OTHER_TENANTS`]) → its requests.
+    tenants: Mutex<BTreeMap<String, TenantSeries>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -45,23 +88,31 @@ impl Metrics {
         tenant: Option<&str>,
     ) {
         *self.requests.lock().entry((method, route.to_owned(), status)).or_insert(0) += 1;
+        let secs = took.as_secs_f64();
         let class = match status {
-            400..=499 => Some("4xx"),
-            500..=599 => Some("5xx"),
-            _ => None,
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            500..=599 => 3,
+            _ => 4,
         };
-        if let Some(class) = class {
-            let key = (route.to_owned(), tenant.unwrap_or("-").to_owned(), class);
+        let tenant = tenant.map(|t| {
+            let mut tenants = self.tenants.lock();
+            let label = if tenants.contains_key(t) || tenants.len() < MAX_TENANT_SERIES {
+                t
+            } else {
+                OTHER_TENANTS
+            };
+            let series = tenants.entry(label.to_owned()).or_default();
+            series.classes[class] += 1;
+            series.latency.observe(secs);
+            label
+        });
+        if matches!(CLASSES[class], "4xx" | "5xx") {
+            let key = (route.to_owned(), tenant.unwrap_or("-").to_owned(), CLASSES[class]);
             *self.errors.lock().entry(key).or_insert(0) += 1;
         }
-        let secs = took.as_secs_f64();
-        let mut latency = self.latency.lock();
-        let h = latency.entry(route.to_owned()).or_default();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            h.counts[i] += 1;
-        }
-        h.sum += secs;
-        h.count += 1;
+        self.latency.lock().entry(route.to_owned()).or_default().observe(secs);
     }
 
     /// The Prometheus text exposition, followed by `extra` (already formatted families).
@@ -79,29 +130,10 @@ impl Metrics {
         out.push_str("# HELP memsilo_http_request_duration_seconds Time to answer a request, by route template.\n");
         out.push_str("# TYPE memsilo_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().iter() {
-            let route = escape(route);
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "memsilo_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "memsilo_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "memsilo_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "memsilo_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
+            h.render(
+                &mut out,
+                "memsilo_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape(route)),
             );
         }
         out.push_str("# HELP memsilo_http_errors_total Refused and failed HTTP requests by route template, tenant id (- for none) and class.\n");
@@ -114,6 +146,27 @@ impl Metrics {
                 escape(tenant)
             );
         }
+        let tenants = self.tenants.lock();
+        out.push_str("# HELP memsilo_tenant_requests_total HTTP requests made with a tenant's keys, by tenant id (_other past the first 1000) and class.\n");
+        out.push_str("# TYPE memsilo_tenant_requests_total counter\n");
+        for (tenant, series) in tenants.iter() {
+            for (class, n) in CLASSES.iter().zip(series.classes) {
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "memsilo_tenant_requests_total{{tenant_id=\"{}\",class=\"{class}\"}} {n}",
+                        escape(tenant)
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP memsilo_tenant_request_duration_seconds Time to answer a request made with a tenant's keys, by tenant id.\n");
+        out.push_str("# TYPE memsilo_tenant_request_duration_seconds histogram\n");
+        for (tenant, series) in tenants.iter() {
+            let labels = format!("tenant_id=\"{}\"", escape(tenant));
+            series.latency.render(&mut out, "memsilo_tenant_request_duration_seconds", &labels);
+        }
+        drop(tenants);
         out.push_str("# HELP memsilo_http_requests_in_flight Requests being answered now.\n");
         out.push_str("# TYPE memsilo_http_requests_in_flight gauge\n");
         let _ = writeln!(out, "memsilo_http_requests_in_flight {in_flight}");
@@ -153,5 +206,45 @@ mod tests {
         assert!(text.contains(
             "memsilo_http_errors_total{route=\"/v1/x\",tenant_id=\"t1\",class=\"4xx\"} 1"
         ));
+    }
+
+    #[test]
+    fn tenants_get_request_counts_and_latency_by_id_up_to_a_bound() {
+        let m = Metrics::default();
+        m.record("GET", "/v1/x", 200, Duration::from_millis(2), Some("t1"));
+        m.record("POST", "/v1/y", 201, Duration::from_millis(2), Some("t1"));
+        m.record("GET", "/v1/x", 403, Duration::from_millis(2), Some("t1"));
+        m.record("GET", "/v1/x", 503, Duration::from_millis(2), Some("t2"));
+        m.record("GET", "/v1/x", 200, Duration::from_millis(2), None);
+        let text = m.render(0, "");
+        for line in [
+            "memsilo_tenant_requests_total{tenant_id=\"t1\",class=\"2xx\"} 2",
+            "memsilo_tenant_requests_total{tenant_id=\"t1\",class=\"4xx\"} 1",
+            "memsilo_tenant_requests_total{tenant_id=\"t2\",class=\"5xx\"} 1",
+            "memsilo_tenant_request_duration_seconds_bucket{tenant_id=\"t1\",le=\"0.0025\"} 3",
+            "memsilo_tenant_request_duration_seconds_count{tenant_id=\"t2\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(!text.contains("tenant_id=\"t2\",class=\"2xx\""), "zero counts are left out");
+        assert!(
+            !text.contains("memsilo_tenant_requests_total{tenant_id=\"-\""),
+            "no tenant, no series"
+        );
+
+        // Past the bound, further tenants share one series; known ones keep theirs.
+        for i in 0..MAX_TENANT_SERIES + 5 {
+            m.record("GET", "/v1/x", 200, Duration::from_millis(1), Some(&format!("n{i}")));
+        }
+        m.record("GET", "/v1/x", 200, Duration::from_millis(1), Some("t1"));
+        let text = m.render(0, "");
+        let series =
+            text.lines().filter(|l| l.starts_with("memsilo_tenant_requests_total{")).count();
+        // t1 (2xx, 4xx), t2 (5xx), then n0.. up to the bound, then _other.
+        assert_eq!(series, 3 + (MAX_TENANT_SERIES - 2) + 1, "{text}");
+        assert!(text.contains(&format!(
+            "memsilo_tenant_requests_total{{tenant_id=\"{OTHER_TENANTS}\",class=\"2xx\"}} 7"
+        )));
+        assert!(text.contains("memsilo_tenant_requests_total{tenant_id=\"t1\",class=\"2xx\"} 3"));
     }
 }

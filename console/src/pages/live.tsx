@@ -2,30 +2,28 @@
 // 4xx/5xx per route and per tenant, as charts. Scraped every 2 s with the signed-in key.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { listAll, request, type Tenant } from '../api';
-import { histogramDelta, histograms, parse, quantile, sumBy, type Sample } from '../metrics';
-import { Empty, errorText, fmtBytes, LoadError, PageHeader } from '../ui';
+import { histogramDelta, histograms, parse, quantile, sumBy, tenantRates, TENANT_LATENCY, TENANT_REQUESTS, type Sample, type Scrape } from '../metrics';
+import { Empty, errorText, fmtBytes, LoadError, PageHeader, TableHead } from '../ui';
 
 const EVERY_MS = 2000;
 const KEEP = 60;
 const REQUESTS = 'memsilo_http_requests_total';
 const LATENCY = 'memsilo_http_request_duration_seconds';
 /** The console's own scrapes are left out of the charts. */
+const OTHER = '_other';
 const ownRoute = (l: Record<string, string>) => l.route === '/metrics';
 
-interface Scrape {
-  at: number;
-  samples: Sample[];
-}
 
 export function LivePage() {
   const [scrapes, setScrapes] = useState<Scrape[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [paused, setPaused] = useState(false);
   // Tenant names for the ids in the metrics, where this key may list tenants.
-  const [names, setNames] = useState<Map<string, string>>(new Map());
+  // (`_other`: the tenants past the server's bound on tenant series.)
+  const [names, setNames] = useState<Map<string, string>>(new Map([[OTHER, 'other tenants']]));
   useEffect(() => {
     listAll<Tenant>('/api/v1/tenants', (b) => b.tenants)
-      .then((ts) => setNames(new Map(ts.map((t) => [t.id, t.name]))))
+      .then((ts) => setNames(new Map([[OTHER, 'other tenants'], ...ts.map((t): [string, string] => [t.id, t.name])])))
       .catch(() => {});
   }, []);
   const timer = useRef<number | undefined>();
@@ -91,7 +89,11 @@ export function LivePage() {
             <RoutesChart last={last} />
             <TenantsChart last={last} names={names} />
           </div>
-          <LatencyChart last={last} first={first} />
+          <LatencyChart last={last} first={first} per="route" exclude={(route) => route === '/metrics'} />
+          <div class="grid-2">
+            <TenantRates scrapes={scrapes} names={names} />
+            <LatencyChart last={last} first={first} per="tenant" names={names} />
+          </div>
         </>
       )}
     </section>
@@ -216,15 +218,25 @@ function RoutesChart(props: { last: Scrape }) {
   );
 }
 
-function LatencyChart(props: { last: Scrape; first: Scrape }) {
-  const now = histograms(props.last.samples, LATENCY, 'route');
-  const before = histograms(props.first.samples, LATENCY, 'route');
+/** p50/p95/p99 per route (`memsilo_http_request_duration_seconds`) or per tenant
+ * (`memsilo_tenant_request_duration_seconds`). */
+function LatencyChart(props: {
+  last: Scrape;
+  first: Scrape;
+  per: 'route' | 'tenant';
+  exclude?: (key: string) => boolean;
+  names?: Map<string, string>;
+}) {
+  const [family, label] = props.per === 'route' ? [LATENCY, 'route'] : [TENANT_LATENCY, 'tenant_id'];
+  const id = `${props.per}-latency-title`;
+  const now = histograms(props.last.samples, family, label);
+  const before = histograms(props.first.samples, family, label);
   const rows = [...now.entries()]
-    .filter(([route]) => route !== '/metrics')
-    .map(([route, buckets]) => {
-      const windowed = histogramDelta(buckets, before.get(route));
+    .filter(([key]) => !props.exclude?.(key))
+    .map(([key, buckets]) => {
+      const windowed = histogramDelta(buckets, before.get(key));
       const use = windowed.some(([, c]) => c > 0) ? windowed : buckets;
-      return { route, p50: quantile(0.5, use), p95: quantile(0.95, use), p99: quantile(0.99, use) };
+      return { key, name: props.names?.get(key) ?? key, p50: quantile(0.5, use), p95: quantile(0.95, use), p99: quantile(0.99, use) };
     })
     .filter((r) => r.p50 !== null)
     .sort((a, b) => (b.p99 ?? 0) - (a.p99 ?? 0))
@@ -232,35 +244,19 @@ function LatencyChart(props: { last: Scrape; first: Scrape }) {
   const max = Math.max(0.001, ...rows.map((r) => r.p99 ?? 0));
   const ms = (s: number | null) => (s === null ? '—' : s * 1000 < 10 ? (s * 1000).toFixed(2) : (s * 1000).toFixed(0));
   return (
-    <section class="card" aria-labelledby="latency-title">
-      <h2 id="latency-title">Latency per route (ms)</h2>
+    <section class="card" aria-labelledby={id}>
+      <h2 id={id}>Latency per {props.per} (ms)</h2>
       <p class="small muted">p50 · p95 · p99 from the server's histogram buckets: of the requests seen while watching, else since the server started</p>
       {rows.length === 0 && <Empty>No requests yet.</Empty>}
       {rows.length > 0 && (
         <table class="compact">
-          <caption class="sr-only">Latency percentiles per route in milliseconds</caption>
-          <thead>
-            <tr>
-              <th scope="col">Route</th>
-              <th scope="col" class="num">
-                p50
-              </th>
-              <th scope="col" class="num">
-                p95
-              </th>
-              <th scope="col" class="num">
-                p99
-              </th>
-              <th scope="col">
-                <span class="sr-only">Chart</span>
-              </th>
-            </tr>
-          </thead>
+          <caption class="sr-only">Latency percentiles per {props.per} in milliseconds</caption>
+          <TableHead cols={[props.per === 'route' ? 'Route' : 'Tenant', '#p50', '#p95', '#p99']} actions="Chart" />
           <tbody>
             {rows.map((r) => (
-              <tr key={r.route}>
+              <tr key={r.key}>
                 <th scope="row" class="mono small route-cell">
-                  {r.route}
+                  {r.name}
                 </th>
                 <td class="num">{ms(r.p50)}</td>
                 <td class="num">{ms(r.p95)}</td>
@@ -281,20 +277,74 @@ function LatencyChart(props: { last: Scrape; first: Scrape }) {
   );
 }
 
-/** Per-tenant series, if the server exports any (a counter with a tenant label and a status
- * or error class), and the tenants' storage gauge; tenant ids are shown by name when this key
- * may list tenants. */
-function TenantsChart(props: { last: Scrape; names: Map<string, string> }) {
-  const family = props.last.samples.find(
-    (s) =>
-      s.name.endsWith('_total') &&
-      s.name !== REQUESTS &&
-      ('tenant' in s.labels || 'tenant_id' in s.labels) &&
-      ('status' in s.labels || 'class' in s.labels),
+function TenantRates(props: { scrapes: Scrape[]; names: Map<string, string> }) {
+  const rates = [...tenantRates(props.scrapes).entries()]
+    .map(([id, r]) => ({
+      id,
+      name: props.names.get(id) ?? id,
+      ...r,
+      now: r.total[r.total.length - 1] ?? 0,
+      errNow: r.errors[r.errors.length - 1] ?? 0,
+      peak: Math.max(0, ...r.total),
+    }))
+    .sort((a, b) => b.peak - a.peak || a.name.localeCompare(b.name))
+    .slice(0, 12);
+  const max = Math.max(1, ...rates.map((r) => r.peak));
+  return (
+    <section class="card" aria-labelledby="tenant-rates-title">
+      <h2 id="tenant-rates-title">Requests per second per tenant</h2>
+      <p class="small muted">Requests made with each tenant's keys, between scrapes; errors are its 4xx and 5xx</p>
+      {rates.length === 0 && <Empty>No tenant requests yet.</Empty>}
+      {rates.length > 0 && (
+        <table class="compact">
+          <caption class="sr-only">Requests per second per tenant</caption>
+          <TableHead cols={['Tenant', '#now/s', '#errors/s', '#peak/s']} actions="Chart" />
+          <tbody>
+            {rates.map((r) => (
+              <tr key={r.id} data-tenant-rate={r.name}>
+                <th scope="row" class="small route-cell">
+                  {r.name}
+                </th>
+                <td class="num">{r.now.toFixed(1)}</td>
+                <td class="num">{r.errNow.toFixed(1)}</td>
+                <td class="num">{r.peak.toFixed(1)}</td>
+                <td class="rate-cell">
+                  <Spark total={r.total} errors={r.errors} max={max} label={`${r.name}: requests per second, peak ${r.peak.toFixed(1)}`} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
-  const label = family && ('tenant_id' in family.labels ? 'tenant_id' : 'tenant');
+}
+
+/** A small line chart of a rate (and its errors) over the watched window. */
+function Spark(props: { total: number[]; errors: number[]; max: number; label: string }) {
+  const w = 120;
+  const h = 24;
+  // Across the width from the first scrape watched to the last.
+  const step = w / Math.max(1, props.total.length - 1);
+  const line = (points: number[]) =>
+    points.map((v, i) => `${i ? 'L' : 'M'}${(i * step).toFixed(1)},${(h - 2 - (v / props.max) * (h - 4)).toFixed(1)}`).join(' ');
+  return (
+    <svg viewBox={`0 0 ${w} ${h}`} class="spark spark-line" role="img" aria-label={props.label}>
+      {props.total.length > 0 && <path d={line(props.total)} class="line" />}
+      {props.errors.some((e) => e > 0) && <path d={line(props.errors)} class="line line-error" />}
+    </svg>
+  );
+}
+
+/** Requests per tenant by class (or only its errors, from an older server), and the tenants'
+ * storage gauge; tenant ids are shown by name when this key may list tenants. */
+function TenantsChart(props: { last: Scrape; names: Map<string, string> }) {
+  // Every request of each tenant by class where the server counts them, else its errors only.
+  const family =
+    props.last.samples.find((s) => s.name === TENANT_REQUESTS) ??
+    props.last.samples.find((s) => s.name.endsWith('_total') && s.name !== REQUESTS && 'tenant_id' in s.labels && 'class' in s.labels);
   const names = new Map([...props.names, ['-', 'no tenant']]);
-  const requests = family && label ? byStatus(props.last, family.name, label, ownRoute, names) : null;
+  const requests = family ? byStatus(props.last, family.name, 'tenant_id', ownRoute, names) : null;
   const onlyErrors = family?.name.includes('error');
   const storage = props.last.samples.filter((s) => s.name === 'memsilo_tenant_storage_bytes');
   const maxStorage = Math.max(1, ...storage.map((s) => s.value));
@@ -307,7 +357,11 @@ function TenantsChart(props: { last: Scrape; names: Map<string, string> }) {
             {onlyErrors ? '4xx and 5xx' : 'Requests'} since the server started
           </p>
           {requests.length > 0 ? (
-            <StackedBars rows={requests.slice(0, 12)} label={`${onlyErrors ? 'Errors' : 'Requests'} per tenant, split into 4xx and 5xx`} errorsOnly={onlyErrors} />
+            <StackedBars
+              rows={requests.slice(0, 12)}
+              label={onlyErrors ? 'Errors per tenant, split into 4xx and 5xx' : 'Requests per tenant, split into 2xx, 4xx and 5xx'}
+              errorsOnly={onlyErrors}
+            />
           ) : (
             <Empty>No errors.</Empty>
           )}

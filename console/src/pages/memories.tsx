@@ -1,7 +1,7 @@
 // Memories of a namespace: store one, the recall playground (query, filters, mode, top_k,
 // scores), browsing with the list cursor and export, where the server offers them.
 import { useEffect, useState } from 'preact/hooks';
-import { call, callOperation, schemaField, type Memory } from '../api';
+import { ApiError, call, callOperation, schemaField, type Memory } from '../api';
 import { useSession } from '../session';
 import { Dialog, Empty, errorText, Field, fmtDate, FormActions, Input, Notice, PageHeader, Select, Table, useNotice } from '../ui';
 import { NamespacePicker, useChosenNamespace, useNamespaceNames } from './nspick';
@@ -25,6 +25,30 @@ export function MemoriesPage(props: { params: URLSearchParams }) {
   );
 }
 
+/** The filter typed in a form: nothing when blank, else a JSON object (the server checks the
+ * filter language itself and answers 400 naming what is wrong). */
+export function filterOf(text: string): { filter?: unknown; error?: string } {
+  if (!text.trim()) return {};
+  let filter: unknown;
+  try {
+    filter = JSON.parse(text);
+  } catch (err) {
+    return { error: `The filter is not valid JSON: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+    return { error: 'The filter must be a JSON object, e.g. {"tags": {"$contains": "roadmap"}}' };
+  }
+  return { filter };
+}
+
+/** A server refusal of a request carrying a filter, said plainly. */
+function refusal(err: unknown, filtered: boolean): string {
+  const text = errorText(err);
+  return filtered && err instanceof ApiError && err.status === 400 ? `The server refused the request (check the filter): ${text}` : text;
+}
+
+const FILTER_HINT = 'The filter language as JSON, e.g. {"tags": {"$contains": "roadmap"}} or {"importance": {"$gte": 0.5}}';
+
 function tagsOf(text: string): string[] {
   return text
     .split(',')
@@ -38,14 +62,27 @@ function Store(props: { ns: string }) {
   const [tags, setTags] = useState('');
   const [importance, setImportance] = useState('0.5');
   const [agent, setAgent] = useState('');
+  const [metadata, setMetadata] = useState('');
+  const [error, setError] = useState('');
   const submit = async (e: Event) => {
     e.preventDefault();
+    setError('');
+    let meta: unknown;
+    if (metadata.trim()) {
+      try {
+        meta = JSON.parse(metadata);
+      } catch (err) {
+        setError(`The metadata is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+    }
     const body = {
       namespace: props.ns,
       content,
       tags: tagsOf(tags),
       importance: Number(importance),
       agent_id: agent.trim() || undefined,
+      metadata: meta,
     };
     if (await notice.run(() => call<Memory>('POST', '/v1/memory/store', { body }), `Stored in ${props.ns}.`)) setContent('');
   };
@@ -61,12 +98,16 @@ function Store(props: { ns: string }) {
           <Input label="Importance" type="number" min="0" max="1" step="0.05" value={importance} onChange={setImportance} />
           <Input label="Agent id" value={agent} onChange={setAgent} />
         </div>
+        <Field label="Metadata (JSON)" hint='Optional, e.g. {"tier": "gold"}'>
+          {(id) => <textarea id={id} rows={1} class="mono" value={metadata} onInput={(e) => setMetadata(e.currentTarget.value)} />}
+        </Field>
         <div class="actions">
           <button type="submit" class="primary" disabled={!props.ns}>
             Store memory
           </button>
         </div>
       </form>
+      <Notice notice={error ? { kind: 'error', text: error } : null} />
       {notice.view}
     </section>
   );
@@ -91,6 +132,7 @@ function Recall(props: { ns: string }) {
   }, []);
   const s = useSession();
   const [editing, setEditing] = useState<Memory | null>(null);
+  const best = Math.max(0, ...(hits ?? []).map((h) => h.score ?? 0));
   const submit = async (e?: Event) => {
     e?.preventDefault();
     setError('');
@@ -99,13 +141,14 @@ function Recall(props: { ns: string }) {
     if (agent.trim()) body.agent_id = agent.trim();
     if (minImportance !== '') body.min_importance = Number(minImportance);
     if (modes && mode) body.mode = mode;
-    if (hasFilter && filter.trim()) {
-      try {
-        body.filter = JSON.parse(filter);
-      } catch (err) {
-        setError(`Filter is not valid JSON: ${String(err)}`);
+    if (hasFilter) {
+      const f = filterOf(filter);
+      if (f.error) {
+        setHits(null);
+        setError(f.error);
         return;
       }
+      if (f.filter) body.filter = f.filter;
     }
     const started = performance.now();
     try {
@@ -113,7 +156,7 @@ function Recall(props: { ns: string }) {
       setTook(performance.now() - started);
     } catch (err) {
       setHits(null);
-      setError(errorText(err));
+      setError(refusal(err, 'filter' in body));
     }
   };
   return (
@@ -144,7 +187,7 @@ function Recall(props: { ns: string }) {
           <Input label="Only agent" value={agent} onChange={setAgent} />
         </div>
         {hasFilter && (
-          <Field label="Filter (JSON)" hint='e.g. {"metadata.tier": {"$in": ["gold"]}}'>
+          <Field label="Filter (JSON)" hint={FILTER_HINT}>
             {(id) => <textarea id={id} rows={2} class="mono" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />}
           </Field>
         )}
@@ -158,6 +201,7 @@ function Recall(props: { ns: string }) {
       {hits && hits.length === 0 && <Empty>Nothing recalled.</Empty>}
       {hits && hits.length > 0 && (
         <>
+          {/* Bars relative to the best hit: scores are on different scales per mode. */}
           <p class="small muted" role="status">
             {hits.length} result{hits.length === 1 ? '' : 's'} in {took.toFixed(0)} ms
           </p>
@@ -169,13 +213,14 @@ function Recall(props: { ns: string }) {
                     {h.score?.toFixed(3)}
                   </span>
                   <div class="bar" aria-hidden="true">
-                    <div class="bar-fill bar-low" style={{ width: `${Math.max(0, Math.min(1, h.score ?? 0)) * 100}%` }} />
+                    <div class="bar-fill bar-low" style={{ width: `${best > 0 ? Math.max(0, Math.min(1, (h.score ?? 0) / best)) * 100 : 0}%` }} />
                   </div>
                 </div>
                 <div class="hit-body">
                   <p class="hit-content">{h.content}</p>
                   <p class="small muted">
-                    similarity {h.similarity?.toFixed(3) ?? '—'} · importance {h.importance} · {fmtDate(h.created_at)}
+                    similarity {h.similarity?.toFixed(3) ?? '—'}
+                    {typeof h.keyword_score === 'number' ? ` · keyword ${h.keyword_score.toFixed(3)}` : ''} · importance {h.importance} · {fmtDate(h.created_at)}
                     {h.agent_id ? ` · agent ${h.agent_id}` : ''}
                   </p>
                   {h.tags.length > 0 && (
@@ -258,46 +303,89 @@ interface MemoryPage {
   next_cursor: string | null;
 }
 
+/** Pages through `list_memories` with its cursor (optionally filtered and ordered), with
+ * `count_memories` for the same filter. */
 function Browse(props: { ns: string }) {
   const s = useSession();
   const [pages, setPages] = useState<MemoryPage[]>([]);
   const [size, setSize] = useState('20');
+  const [order, setOrder] = useState('created_at');
+  const [filter, setFilter] = useState('');
+  const [count, setCount] = useState<number | null>(null);
   const [error, setError] = useState('');
   const load = async (cursor: string | null) => {
     setError('');
+    const f = filterOf(filter);
+    if (f.error) {
+      setError(f.error);
+      return;
+    }
+    const where = { namespace: props.ns, ...(f.filter ? { filter: f.filter } : {}) };
     try {
       const resp = await callOperation(s.ops.get('list_memories')!, {
-        namespace: props.ns,
+        ...where,
+        order_by: order,
         limit: Number(size),
         descending: true,
         ...(cursor ? { cursor } : {}),
       });
       const page = (await resp.json()) as MemoryPage;
       setPages((p) => (cursor ? [...p, page] : [page]));
+      if (!cursor && s.ops.has('count_memories')) {
+        const counted = (await (await callOperation(s.ops.get('count_memories')!, where)).json()) as { count: number };
+        setCount(counted.count);
+      }
     } catch (err) {
-      setError(errorText(err));
+      if (!cursor) {
+        setPages([]);
+        setCount(null);
+      }
+      setError(refusal(err, !!f.filter));
     }
   };
   useEffect(() => {
     setPages([]);
+    setCount(null);
   }, [props.ns]);
   const items = pages.flatMap((p) => p.memories);
   const next = pages.length ? pages[pages.length - 1].next_cursor : null;
+  const orderName = `${order.replace('_', ' ')}, ${order === 'importance' ? 'highest' : 'newest'} first`;
   return (
     <section class="card" aria-labelledby="browse-title">
       <div class="card-header">
         <h2 id="browse-title">Browse</h2>
+        {count !== null && (
+          <span class="small muted" data-testid="browse-count">
+            {count.toLocaleString('en-US')} memor{count === 1 ? 'y' : 'ies'}
+            {filter.trim() ? ' match the filter' : ' in all'}, {items.length} shown
+          </span>
+        )}
       </div>
-      <div class="inline-form">
-        <Select label="Page size" value={size} onChange={setSize} options={[['5', '5'], ['20', '20'], ['100', '100']]} />
-        <button type="button" onClick={() => load(null)} disabled={!props.ns}>
-          {pages.length ? 'Reload' : 'List memories'}
-        </button>
-      </div>
+      <form
+        class="form-grid"
+        aria-label="Browse memories"
+        onSubmit={(e) => {
+          e.preventDefault();
+          load(null);
+        }}
+      >
+        <div class="row">
+          <Select label="Order by" value={order} onChange={setOrder} options={[['created_at', 'created at'], ['updated_at', 'updated at'], ['importance', 'importance']]} />
+          <Select label="Page size" value={size} onChange={setSize} options={[['5', '5'], ['20', '20'], ['100', '100']]} />
+        </div>
+        <Field label="Browse filter (JSON)" hint={FILTER_HINT}>
+          {(id) => <textarea id={id} rows={1} class="mono" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />}
+        </Field>
+        <div class="actions">
+          <button type="submit" disabled={!props.ns}>
+            {pages.length ? 'Reload' : 'List memories'}
+          </button>
+        </div>
+      </form>
       <Notice notice={error ? { kind: 'error', text: error } : null} />
-      {pages.length > 0 && items.length === 0 && <Empty>This namespace holds no memories.</Empty>}
+      {pages.length > 0 && items.length === 0 && <Empty>{filter.trim() ? 'No memory matches the filter.' : 'This namespace holds no memories.'}</Empty>}
       {items.length > 0 && (
-        <Table caption={<>Memories of {props.ns}, newest first</>} cols={['Content', 'Tags', '#Importance', 'Agent', 'Created']}>
+        <Table caption={<>Memories of {props.ns}, by {orderName}</>} cols={['Content', 'Tags', '#Importance', 'Agent', 'Created']}>
               {items.map((m) => (
                 <tr key={m.id}>
                   <td>{m.content}</td>

@@ -1,7 +1,8 @@
 // Tenants: status, isolation, quota use as bars, the parent/child tree; create, suspend or
 // resume, edit quotas, delete with a typed confirmation.
-import { useState } from 'preact/hooks';
-import { call, enc, get, listAll, rateBucket, type Quotas, type Tenant } from '../api';
+import { useEffect, useState } from 'preact/hooks';
+import { call, enc, get, listAll, rateBucket, request, type Quotas, type Tenant } from '../api';
+import { parse, tenantRates, type Scrape } from '../metrics';
 import { isRoot, useSession } from '../session';
 import { Bar, ConfirmDelete, Day, Dialog, Empty, Field, fmtBytes, FormActions, Input, LoadError, PageHeader, Select, StatusBadge, Table, TenantSelect, useLoad, useNotice } from '../ui';
 
@@ -26,6 +27,46 @@ export function treeOrder(tenants: Tenant[]): { tenant: Tenant; depth: number }[
   return out;
 }
 
+/** Every few seconds while the page is open (only for a key /metrics answers): each tenant's
+ * requests per second between the last two scrapes, its own plus its descendants' (a child's
+ * requests count against its parent's QPS limit too). */
+const RATE_EVERY_MS = 2000;
+function useQpsUse(enabled: boolean, tenants: Tenant[]): Map<string, number> | null {
+  const [scrapes, setScrapes] = useState<Scrape[]>([]);
+  useEffect(() => {
+    if (!enabled) return;
+    let stop = false;
+    let timer: number | undefined;
+    const tick = async () => {
+      try {
+        const text = await (await request('GET', '/metrics')).text();
+        if (!stop) setScrapes((old) => [...old.slice(-1), { at: Date.now(), samples: parse(text) }]);
+      } catch {
+        /* no rates then: the QPS limit is shown alone */
+      }
+      if (!stop) timer = window.setTimeout(tick, RATE_EVERY_MS);
+    };
+    tick();
+    return () => {
+      stop = true;
+      window.clearTimeout(timer);
+    };
+  }, [enabled]);
+  if (scrapes.length < 2) return null;
+  const own = new Map([...tenantRates(scrapes)].map(([id, r]) => [id, r.total[r.total.length - 1] ?? 0]));
+  const out = new Map<string, number>();
+  for (const t of tenants) {
+    // Walk up from each tenant, adding its own rate to every ancestor.
+    let at: Tenant | undefined = t;
+    for (let hops = 0; at && hops < 64; hops++) {
+      out.set(at.id, (out.get(at.id) ?? 0) + (own.get(t.id) ?? 0));
+      const parent: string | null = at.parent_id;
+      at = parent ? tenants.find((p) => p.id === parent) : undefined;
+    }
+  }
+  return out;
+}
+
 export function TenantsPage() {
   const s = useSession();
   const root = isRoot(s);
@@ -44,6 +85,8 @@ export function TenantsPage() {
   const tenants = data ?? [];
   // The rate bucket of the signed-in key's own tenant, from the last response's X-RateLimit-*.
   const rate = data ? rateBucket() : null;
+  // For a key that may read /metrics (the admin): every tenant's measured rate.
+  const qpsUse = useQpsUse(s.metrics, tenants);
   const rows = treeOrder(tenants);
 
   const setStatus = (t: Tenant, status: 'active' | 'suspended') =>
@@ -106,7 +149,14 @@ export function TenantsPage() {
                     <Bar label={`${t.name} members`} used={t.usage.members} limit={t.quotas.max_members} />
                   </td>
                   <td class="bar-cell">
-                    {rate && t.id === s.who.tenant_id ? (
+                    {qpsUse ? (
+                      <Bar
+                        label={`${t.name} requests per second`}
+                        used={Math.round((qpsUse.get(t.id) ?? 0) * 10) / 10}
+                        limit={t.quotas.qps_limit}
+                        format={(n) => `${n}/s`}
+                      />
+                    ) : rate && t.id === s.who.tenant_id ? (
                       <Bar label={`${t.name} requests this second`} used={rate.limit - rate.remaining} limit={rate.limit} format={(n) => `${n}/s`} />
                     ) : (
                       <span class="num">{t.quotas.qps_limit}/s</span>

@@ -36,7 +36,7 @@ fn whoami(s: &TestServer, key: &str) -> Resp {
 }
 
 /// Item 1: `/metrics` answers only the admin key or the metrics token, and names tenants by
-/// id only; `/healthz` stays open.
+/// id only (storage, errors, requests by class and latency per tenant); `/healthz` stays open.
 #[test]
 fn metrics_need_the_admin_key_or_the_metrics_token_and_name_no_tenant() {
     let token = "scrape-token-0123456789";
@@ -49,6 +49,8 @@ fn metrics_need_the_admin_key_or_the_metrics_token_and_name_no_tenant() {
         mint(&s, ADMIN, json!({ "name": "ta", "tenant_id": tid, "role": "admin" }));
     s.call("GET", "/v1/namespaces/not-theirs", Some(&tenant_admin), None)
         .expect_error(403, "forbidden");
+    whoami(&s, &tenant_admin).expect(200);
+    whoami(&s, &tenant_admin).expect(200);
 
     s.call("GET", "/metrics", None, None).expect_error(401, "unauthorized");
     s.call("GET", "/metrics", Some("junk"), None).expect_error(401, "unauthorized");
@@ -63,6 +65,14 @@ fn metrics_need_the_admin_key_or_the_metrics_token_and_name_no_tenant() {
             "memsilo_http_errors_total{{route=\"/v1/namespaces/{{name}}\",tenant_id=\"{tid}\",class=\"4xx\"}} 1"
         );
         assert!(m.text.contains(&refused), "{}", m.text);
+        // Per tenant: its requests by class and their latency, by id only.
+        for line in [
+            format!("memsilo_tenant_requests_total{{tenant_id=\"{tid}\",class=\"2xx\"}} 2"),
+            format!("memsilo_tenant_requests_total{{tenant_id=\"{tid}\",class=\"4xx\"}} 1"),
+            format!("memsilo_tenant_request_duration_seconds_count{{tenant_id=\"{tid}\"}} 3"),
+        ] {
+            assert!(m.text.contains(&line), "{line} missing from {}", m.text);
+        }
     }
     s.call("GET", "/healthz", None, None).expect(200);
 }
