@@ -457,10 +457,13 @@ test('signed in with the namespace key: only its namespace; store and recall; 40
   assert.equal(memories.length, 6, `every memory exported: ${JSON.stringify(lines.map((l) => l.kind))}`);
   assert.ok(memories.some((m) => JSON.stringify(m).includes('launch Omega in September')));
   await accessible('the memories page with browse and export');
+  // The screenshot: a filtered recall above the first page of the browse.
   await page.getByLabel('Query').fill('roadmap Omega launch');
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('{"tags": {"$contains": "roadmap"}}');
   await page.getByRole('button', { name: 'Recall', exact: true }).click();
-  await hits.nth(2).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('li.hit').length === 4);
   await shot('memories', true);
+  await page.getByLabel('Filter (JSON)', { exact: true }).fill('');
 
   for (const other of ['globex-main', 'no-such-namespace']) {
     await page.getByLabel('Namespace').fill(other);
@@ -520,6 +523,7 @@ test('graph: add entities and a relation, draw the neighbourhood, explore by cli
   await page.getByRole('button', { name: 'Show neighbourhood' }).click();
   const full = page.getByRole('group', { name: /^Graph of Acme: 5 entities, 5 relations/ });
   await full.waitFor();
+  await shot('graph');
   // Drag a node: it moves and stays where it was dropped.
   const berlin = full.getByRole('button', { name: /^Berlin \(place\)/ });
   const before = await berlin.getAttribute('transform');
@@ -531,7 +535,6 @@ test('graph: add entities and a relation, draw the neighbourhood, explore by cli
   assert.notEqual(await berlin.getAttribute('transform'), before, 'the dragged node moved');
   await page.getByRole('group', { name: /^Graph of Acme/ }).waitFor();
   await accessible('the graph page');
-  await shot('graph');
 });
 
 test('signed in as a tenant admin: its tenant, its members and keys, its namespaces only', async () => {
