@@ -167,7 +167,7 @@ test-go: ## C ABI leak check (valgrind) and the Go module's tests (go test -race
 	cd go-ffi && CGO_LDFLAGS="-L$(CARGO_TARGET_DIR)/debug" \
 		CGO_CFLAGS="-g -O2 -DMEMSILO_FFI_STAMP=$$(stat -c %Y $(FFI_LIB))" go test -race -count=1 ./...
 
-serve: ## Run the HTTP server on ./data (MEMSILO_ADMIN_KEY or a generated key)
+serve: console ## Run the HTTP server on ./data (MEMSILO_ADMIN_KEY or a generated key), with the console at /console
 	cargo run --release -p memsilo-http --bin memsilo -- serve --data $(DATA) --listen $(LISTEN)
 
 test-schemathesis: ## Fuzz the HTTP server against its /openapi.json (venv in target/, ~2 min; ST_SECONDS=N)

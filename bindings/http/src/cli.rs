@@ -331,6 +331,11 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?
     };
     eprintln!("memsilo listening on http://{addr}");
+    if crate::console::is_built() {
+        eprintln!("memsilo console at http://{addr}/console");
+    } else {
+        eprintln!("memsilo console not built into this binary (make console, then rebuild)");
+    }
     runtime
         .block_on(crate::connections::run(app, listener, header_timeout, shutdown))
         .map_err(|e| format!("server failed: {e}"))?;

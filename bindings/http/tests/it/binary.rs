@@ -84,6 +84,17 @@ fn the_binary_serves_and_stops_cleanly_on_sigterm_keeping_acknowledged_writes() 
     let agent = crate::support::agent();
     let health = agent.get(format!("{}/healthz", run.url)).call().unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    // The next line says where the console is, or that this binary has none.
+    let console = run.lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    let page = agent.get(format!("{}/console", run.url)).call();
+    if page.as_ref().is_ok_and(|r| r.status().as_u16() == 200) {
+        assert_eq!(console, format!("memsilo console at {}/console", run.url));
+    } else {
+        assert_eq!(
+            console,
+            "memsilo console not built into this binary (make console, then rebuild)"
+        );
+    }
 
     let admin = Client::connect(&run.url, KEY).unwrap();
     admin.call("create_namespace", json!({"name": "durable"})).unwrap();
