@@ -353,10 +353,13 @@ fn an_owner_killed_during_writes_loses_no_acknowledged_write() {
                 let mut i = 0;
                 let mut errors = 0;
                 while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
                     let (s, m) = store(&url, ADMIN, ns, &format!("writer {w} item {i}"));
                     if s == 201 {
                         acked.lock().unwrap().push(m["id"].as_str().unwrap().to_owned());
-                        if killed_at.lock().unwrap().is_some() {
+                        // Only a write sent after the kill proves a new owner took over; one in
+                        // flight at the kill may have been acknowledged by the old owner.
+                        if killed_at.lock().unwrap().is_some_and(|k| sent > k) {
                             first_after.lock().unwrap().get_or_insert_with(Instant::now);
                         }
                     } else {
