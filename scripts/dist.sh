@@ -41,6 +41,14 @@ printf '#!/bin/sh\ncase " $* " in *" rustc "*|*" build "*) env -0 > "%s" ;; esac
 chmod +x "$stage/shim/cargo"
 (cd python && PATH="$stage/shim:$PATH" maturin build --release --locked --zig --compatibility manylinux2014 -o "$dist")
 (cd python && maturin sdist -o "$dist")
+# maturin bundles the path dependencies it builds, but not an optional one of a dependency:
+# memsilo-http names memsilo-cluster (its `cluster` feature), and cargo cannot load a
+# workspace whose manifests name a path that is missing. Add that crate's tracked sources.
+sdist_dir=memsilo-$version
+mkdir -p "$stage/sdist"
+tar -C "$stage/sdist" -xzf "$dist/$sdist_dir.tar.gz"
+git ls-files -z cluster | grep -zv '^cluster/tests/' | xargs -0 -I{} cp --parents {} "$stage/sdist/$sdist_dir/"
+tar -C "$stage/sdist" -czf "$dist/$sdist_dir.tar.gz" "$sdist_dir"
 t1=$(date +%s)
 
 # 2. The server, the Node addon and the C ABI: the same target, profile, linker and C compiler.
