@@ -126,7 +126,7 @@ fn main() {
             );
         }
     }
-    let (kw, rest) = (per("keywords"), per("memories") + per("vectors"));
+    let (kw, rest) = (per("postings"), per("memories") + per("vectors"));
     println!(
         "keyword index: {kw:.1} bytes/memory, {:.0}% on top of memories + vectors ({rest:.1} bytes/memory)",
         100.0 * kw / rest

@@ -111,8 +111,8 @@ pub(crate) struct DataTables {
     pub entity_memories: Database<'static, Bytes, Bytes>,
     /// ns ‖ entity uuid ‖ relation uuid → () (each relation under both of its endpoints).
     pub entity_relations: Database<'static, Bytes, Bytes>,
-    /// ns ‖ term → postings (sorted fixed-size duplicates; see [`crate::keyword`]).
-    pub keywords: Database<'static, Bytes, Bytes>,
+    /// ns ‖ term ‖ 0 ‖ first slot → a block of postings (see [`crate::keyword`]).
+    pub postings: Database<'static, Bytes, Bytes>,
     /// ns ‖ field tag ‖ value ‖ memory key → vector slot: secondary keys of the memories'
     /// built-in fields and metadata (see `filter`).
     pub fields: Database<'static, Bytes, Bytes>,
@@ -134,7 +134,7 @@ impl Tables for DataTables {
             relations,
             entity_memories,
             entity_relations,
-            keywords,
+            postings,
             fields,
             sessions,
         ) = env
@@ -148,11 +148,7 @@ impl Tables for DataTables {
                     o.create_database(w, Some("relations"))?,
                     o.create_database(w, Some("entity_memories"))?,
                     o.create_database(w, Some("entity_relations"))?,
-                    o.database_options()
-                        .types::<Bytes, Bytes>()
-                        .flags(heed::DatabaseFlags::DUP_SORT | heed::DatabaseFlags::DUP_FIXED)
-                        .name("keywords")
-                        .create(w)?,
+                    o.create_database(w, Some("postings"))?,
                     o.create_database(w, Some("fields"))?,
                     o.create_database(w, Some("sessions"))?,
                 )))
@@ -167,7 +163,7 @@ impl Tables for DataTables {
             relations,
             entity_memories,
             entity_relations,
-            keywords,
+            postings,
             fields,
             sessions,
         })
@@ -252,7 +248,7 @@ impl DataTables {
             &self.relations,
             &self.entity_memories,
             &self.entity_relations,
-            &self.keywords,
+            &self.postings,
             &self.fields,
             &self.sessions,
         ]
@@ -336,7 +332,7 @@ impl crate::engine::Engine {
         env.read(|r, t| {
             let mut out = Vec::new();
             let named = ["memories", "vectors", "entities", "entity_names", "relations"];
-            let more = ["entity_memories", "entity_relations", "keywords", "fields", "sessions"];
+            let more = ["entity_memories", "entity_relations", "postings", "fields", "sessions"];
             for (name, db) in named.into_iter().chain(more).zip(t.namespace_rows()) {
                 let s = db.stat(r)?;
                 let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;

@@ -1,20 +1,25 @@
 //! Keyword search: BM25 over an inverted index kept in the namespace's own LMDB environment.
 //!
 //! Text is split into Unicode words (UAX #29), case-folded, stripped of a few English stop
-//! words and stemmed (Snowball English). The index is one table, `keywords`, with sorted
-//! fixed-size duplicates: key `ns ‖ term`, one 7-byte value per memory containing the term —
-//! the memory's vector slot (u32 BE, unique in its namespace), the term's count in it (u8) and
-//! the memory's length in terms (u16 BE). A term's document frequency is its number of values.
-//! Postings are written and removed in the memory's own transaction, so keyword recall sees a
-//! write as soon as it returns, and a namespace's deletion and erasure remove them with its
-//! other rows (every key starts with the namespace id).
+//! words and stemmed (Snowball English). The index is one table, `postings`, of posting
+//! blocks: key `ns ‖ term ‖ 0 ‖ first slot` (u32 BE; every posting of the block has a slot at
+//! or above it and below the next block's), value a 3-byte header — the block's largest term
+//! count (u8) and smallest memory length (u16 BE), from which a BM25 upper bound of any of its
+//! postings follows — then at most [`BLOCK`] 7-byte postings sorted by slot: the memory's
+//! vector slot (u32 BE, unique in its namespace), the term's count in it (u8) and the memory's
+//! length in terms (u16 BE). A term's document frequency is its number of postings. Postings
+//! are written and removed in the memory's own transaction, so keyword recall sees a write as
+//! soon as it returns, and a namespace's deletion and erasure remove them with its other rows
+//! (every key starts with the namespace id). Recall uses the block bounds to skip what cannot
+//! reach the top k (see `search`).
 
 mod recall;
+mod search;
 mod text;
 
 use std::collections::HashMap;
 
-use heed::{RoTxn, RwTxn, WithoutTls};
+use heed::RwTxn;
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
@@ -30,6 +35,10 @@ const B: f32 = 0.75;
 
 /// Bytes of one posting.
 pub(crate) const POSTING: usize = 7;
+/// Bytes of a block's header (largest count, smallest length).
+const HEADER: usize = 3;
+/// Most postings in one block (a block stays well below LMDB's inline node limit).
+const BLOCK: usize = 128;
 
 fn posting(slot: u32, tf: u32, len: usize) -> [u8; POSTING] {
     let mut p = [0u8; POSTING];
@@ -39,8 +48,33 @@ fn posting(slot: u32, tf: u32, len: usize) -> [u8; POSTING] {
     p
 }
 
+/// The slot of a posting.
+fn slot_of(p: &[u8]) -> u32 {
+    u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+}
+
+/// A posting's term count and memory length.
+fn tf_len(p: &[u8]) -> (u8, u16) {
+    (p[4], u16::from_be_bytes([p[5], p[6]]))
+}
+
+/// A block value: the header computed from `postings` (whole postings, sorted), then them.
+fn block(postings: &[u8]) -> Vec<u8> {
+    let (mut max_tf, mut min_len) = (0u8, u16::MAX);
+    for p in postings.chunks_exact(POSTING) {
+        let (tf, len) = tf_len(p);
+        max_tf = max_tf.max(tf);
+        min_len = min_len.min(len);
+    }
+    let mut v = Vec::with_capacity(HEADER + postings.len());
+    v.push(max_tf);
+    v.extend_from_slice(&min_len.to_be_bytes());
+    v.extend_from_slice(postings);
+    v
+}
+
 /// Bytes charged to the namespace's storage per posting: the 7-byte value, and a share of
-/// its term's key and of the page it sits in.
+/// its term's key, block header and page.
 const POSTING_CHARGE: u64 = 12;
 
 /// Bytes a memory's postings are charged: one posting per distinct term of its text.
@@ -48,9 +82,19 @@ pub(crate) fn charge(text: &str) -> u64 {
     counted(text).0.len() as u64 * POSTING_CHARGE
 }
 
-/// A term's key: `ns ‖ term`.
-fn term_key(ns: u64, term: &str) -> Vec<u8> {
-    ns_key(ns, term.as_bytes())
+/// The prefix of every block key of a term: `ns ‖ term ‖ 0` (terms hold no NUL).
+fn term_prefix(ns: u64, term: &str) -> Vec<u8> {
+    let mut k = ns_key(ns, term.as_bytes());
+    k.push(0);
+    k
+}
+
+/// A block's key: its term's prefix and its first slot.
+fn block_key(prefix: &[u8], first: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 4);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(&first.to_be_bytes());
+    k
 }
 
 /// Each distinct term of `text` with its count, and the text's length in terms.
@@ -64,6 +108,22 @@ fn counted(text: &str) -> (HashMap<String, u32>, usize) {
     (counts, len)
 }
 
+/// The block of `prefix`'s term that holds (or would hold) `slot`: its key and value.
+fn block_at(
+    t: &DataTables,
+    w: &RwTxn<'_>,
+    prefix: &[u8],
+    slot: u32,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let key = block_key(prefix, slot);
+    Ok(match t.postings.get_lower_than_or_equal_to(w, &key)? {
+        Some((k, v)) if k.len() == key.len() && k.starts_with(prefix) => {
+            Some((k.to_vec(), v.get(HEADER..).unwrap_or_default().to_vec()))
+        }
+        _ => None,
+    })
+}
+
 /// Adds the postings of a memory's text (inside the memory's write transaction).
 pub(crate) fn index(
     t: &DataTables,
@@ -75,7 +135,38 @@ pub(crate) fn index(
 ) -> Result<()> {
     let (counts, len) = counted(text);
     for (term, tf) in &counts {
-        t.keywords.put(w, &term_key(ns, term), &posting(slot, *tf, len))?;
+        let prefix = term_prefix(ns, term);
+        let new = posting(slot, *tf, len);
+        match block_at(t, w, &prefix, slot)? {
+            // The usual case: a new slot goes after the term's last block; a full block is
+            // left as it is and a new one begins.
+            Some((_, body))
+                if body.len() >= BLOCK * POSTING
+                    && slot_of(&body[body.len() - POSTING..]) < slot =>
+            {
+                t.postings.put(w, &block_key(&prefix, slot), &block(&new))?;
+            }
+            Some((key, mut body)) => {
+                let at = body
+                    .chunks_exact(POSTING)
+                    .position(|p| slot_of(p) >= slot)
+                    .unwrap_or(body.len() / POSTING);
+                if body.get(at * POSTING..).is_some_and(|p| p.len() >= 4 && slot_of(p) == slot) {
+                    body[at * POSTING..(at + 1) * POSTING].copy_from_slice(&new);
+                } else {
+                    body.splice(at * POSTING..at * POSTING, new);
+                }
+                if body.len() > BLOCK * POSTING {
+                    let half = body.len() / POSTING / 2 * POSTING;
+                    let (left, right) = body.split_at(half);
+                    t.postings.put(w, &key, &block(left))?;
+                    t.postings.put(w, &block_key(&prefix, slot_of(right)), &block(right))?;
+                } else {
+                    t.postings.put(w, &key, &block(&body))?;
+                }
+            }
+            None => t.postings.put(w, &block_key(&prefix, slot), &block(&new))?,
+        }
     }
     stats.keyword_docs += 1;
     stats.keyword_terms += len as u64;
@@ -92,46 +183,22 @@ pub(crate) fn unindex(
     stats: &mut NamespaceStats,
 ) -> Result<()> {
     let (counts, len) = counted(text);
-    for (term, tf) in &counts {
-        t.keywords.delete_one_duplicate(w, &term_key(ns, term), &posting(slot, *tf, len))?;
+    for term in counts.keys() {
+        let prefix = term_prefix(ns, term);
+        let Some((key, mut body)) = block_at(t, w, &prefix, slot)? else { continue };
+        let Some(at) = body.chunks_exact(POSTING).position(|p| slot_of(p) == slot) else {
+            continue;
+        };
+        body.drain(at * POSTING..(at + 1) * POSTING);
+        if body.is_empty() {
+            t.postings.delete(w, &key)?;
+        } else {
+            t.postings.put(w, &key, &block(&body))?;
+        }
     }
     stats.keyword_docs = stats.keyword_docs.saturating_sub(1);
     stats.keyword_terms = stats.keyword_terms.saturating_sub(len as u64);
     Ok(())
-}
-
-/// BM25 score of every memory matching at least one query term, by slot, best first.
-pub(crate) fn search(
-    t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
-    ns: u64,
-    stats: &NamespaceStats,
-    query: &str,
-) -> Result<Vec<(u32, f32)>> {
-    let n = stats.keyword_docs.max(1) as f32;
-    let avg_len = (stats.keyword_terms as f32 / n).max(1.0);
-    let (counts, _) = counted(query);
-    let mut scores: HashMap<u32, f32> = HashMap::new();
-    for (term, qtf) in counts {
-        let Some(postings) = t.keywords.get_duplicates(r, &term_key(ns, &term))? else {
-            continue;
-        };
-        let postings: Vec<&[u8]> =
-            postings.map(|p| p.map(|(_, v)| v)).collect::<heed::Result<_>>()?;
-        let df = postings.len() as f32;
-        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-        for p in postings {
-            let Some(p) = p.get(..POSTING) else { continue };
-            let slot = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
-            let tf = f32::from(p[4]);
-            let len = f32::from(u16::from_be_bytes([p[5], p[6]]));
-            let norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / avg_len));
-            *scores.entry(slot).or_insert(0.0) += idf * norm * qtf as f32;
-        }
-    }
-    let mut out: Vec<(u32, f32)> = scores.into_iter().collect();
-    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -142,5 +209,7 @@ mod tests {
     fn postings_saturate_instead_of_wrapping() {
         assert_eq!(posting(7, 300, 70_000), [0, 0, 0, 7, 255, 255, 255]);
         assert_eq!(posting(1, 2, 3), [0, 0, 0, 1, 2, 0, 3]);
+        let b = block(&[posting(1, 2, 9), posting(4, 5, 7)].concat());
+        assert_eq!(&b[..HEADER], &[5, 0, 7]);
     }
 }

@@ -76,9 +76,58 @@ fn memory_at(
     Ok(read_memory(t, r, &ns_key(ns, &id))?.map(|s| (s.memory, sim)))
 }
 
+/// The best keyword candidates that pass the filters, best first, until `enough` says there
+/// are enough (it sees each passing hit, or `None` for a candidate that is a vector hit
+/// already). BM25's top k is asked for more candidates (four times as many) while filters
+/// leave too few, so the result is that of walking the exhaustive ranking.
+#[allow(clippy::too_many_arguments, clippy::many_single_char_names)] // the recall's context
+fn keyword_candidates(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: u64,
+    stats: &NamespaceStats,
+    text: &str,
+    query: Option<&[f32]>,
+    k: usize,
+    passes: &dyn Fn(&Memory) -> Option<f64>,
+    skip: &HashSet<u32>,
+    mut take: impl FnMut(Option<RecallHit>) -> bool,
+) -> Result<()> {
+    if k == 0 {
+        return Ok(());
+    }
+    let mut want = k;
+    let mut seen = 0;
+    loop {
+        let top = super::search::top_k(t, r, ns, stats, text, want)?;
+        for &(slot, score) in &top[seen..] {
+            seen += 1;
+            if skip.contains(&slot) {
+                if take(None) {
+                    return Ok(());
+                }
+                continue;
+            }
+            let Some((m, sim)) = memory_at(t, r, ns, slot, query)? else { continue };
+            let Some(eff) = passes(&m) else { continue };
+            let mut h = hit(m, query.map_or(f64::from(score), |_| sim), eff, false);
+            h.keyword_score = Some(f64::from(score));
+            h.similarity = sim;
+            h.vector_score = query.map(|_| sim);
+            if take(Some(h)) {
+                return Ok(());
+            }
+        }
+        if top.len() < want {
+            return Ok(());
+        }
+        want = want.saturating_mul(4);
+    }
+}
+
 /// The best `k` memories by BM25 that pass the filters. Their vector score is their cosine
 /// similarity to `query` when given.
-#[allow(clippy::too_many_arguments, clippy::many_single_char_names)] // the recall's context
+#[allow(clippy::too_many_arguments)] // the recall's context
 pub(crate) fn keyword_hits(
     t: &DataTables,
     r: &RoTxn<'_, WithoutTls>,
@@ -89,20 +138,11 @@ pub(crate) fn keyword_hits(
     k: usize,
     passes: &dyn Fn(&Memory) -> Option<f64>,
 ) -> Result<Vec<RecallHit>> {
-    let want = k;
     let mut out = Vec::new();
-    for (slot, score) in super::search(t, r, ns, stats, text)? {
-        if out.len() == want {
-            break;
-        }
-        let Some((m, sim)) = memory_at(t, r, ns, slot, query)? else { continue };
-        let Some(eff) = passes(&m) else { continue };
-        let mut h = hit(m, f64::from(score), eff, false);
-        h.keyword_score = Some(f64::from(score));
-        h.similarity = sim;
-        h.vector_score = query.map(|_| sim);
-        out.push(h);
-    }
+    keyword_candidates(t, r, ns, stats, text, query, k, passes, &HashSet::new(), |h| {
+        out.extend(h);
+        out.len() == k
+    })?;
     Ok(out)
 }
 
@@ -122,9 +162,10 @@ pub(crate) fn hybrid_hits(
     vector_weight: Option<f64>,
     passes: &dyn Fn(&Memory) -> Option<f64>,
 ) -> Result<Vec<RecallHit>> {
-    let scored = super::search(t, r, ns, stats, text)?;
-    let keyword: HashMap<u32, f32> = scored.iter().copied().collect();
-    let seen: HashSet<u32> = by_vector.iter().filter_map(|(_, s)| *s).collect();
+    let slots: Vec<u32> = by_vector.iter().filter_map(|(_, s)| *s).collect();
+    let scores = super::search::scores_of(t, r, ns, stats, text, &slots)?;
+    let keyword: HashMap<u32, f32> = slots.iter().copied().zip(scores).collect();
+    let seen: HashSet<u32> = slots.into_iter().collect();
     let mut hits: Vec<RecallHit> = by_vector
         .into_iter()
         .map(|(mut h, slot)| {
@@ -134,21 +175,11 @@ pub(crate) fn hybrid_hits(
         })
         .collect();
     let mut considered = 0;
-    for (slot, score) in scored {
-        if considered == depth {
-            break;
-        }
-        if seen.contains(&slot) {
-            considered += 1;
-            continue;
-        }
-        let Some((m, sim)) = memory_at(t, r, ns, slot, Some(query))? else { continue };
-        let Some(eff) = passes(&m) else { continue };
+    keyword_candidates(t, r, ns, stats, text, Some(query), depth, passes, &seen, |h| {
         considered += 1;
-        let mut h = hit(m, sim, eff, false);
-        h.keyword_score = Some(f64::from(score));
-        hits.push(h);
-    }
+        hits.extend(h);
+        considered == depth
+    })?;
     fuse(&mut hits, vector_weight);
     Ok(hits)
 }

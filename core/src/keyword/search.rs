@@ -1,0 +1,487 @@
+//! BM25 top k with dynamic pruning. Each query term's blocks are read as slices of the
+//! memory map (no copies); a block's header bounds the BM25 contribution of each of its
+//! postings. Memories are visited in slot order (document at a time) with `MaxScore`: terms
+//! sorted by their bound, the smallest whose bounds sum to no more than the k-th best score
+//! so far are "non-essential" — a memory that has only those cannot enter the top k, so
+//! candidates come from the other terms' postings, and a non-essential term's postings are
+//! looked up (binary search in its block) only while the candidate can still make it. Before
+//! a candidate is scored, the bounds of the blocks around it are summed: when they cannot
+//! beat the k-th score, every memory up to the nearest block boundary is skipped (block-max).
+//! The result is exactly the exhaustive BM25 top k (same scores, summed in the same order,
+//! ties broken by slot) — `tests` compares the two on a random corpus.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use heed::{RoTxn, WithoutTls};
+
+use super::{counted, slot_of, term_prefix, tf_len, B, HEADER, K1, POSTING};
+use crate::datastore::{DataTables, NamespaceStats};
+use crate::error::Result;
+
+/// The BM25 scale of the index: documents and average length.
+#[derive(Clone, Copy)]
+struct Scale {
+    n: f32,
+    avg_len: f32,
+}
+
+impl Scale {
+    fn of(stats: &NamespaceStats) -> Scale {
+        let n = stats.keyword_docs.max(1) as f32;
+        Scale { n, avg_len: (stats.keyword_terms as f32 / n).max(1.0) }
+    }
+
+    fn idf(self, df: usize) -> f32 {
+        let df = df as f32;
+        (1.0 + (self.n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// A term's contribution to a memory's score: `weight` is its idf times its count in
+    /// the query.
+    fn contribution(self, weight: f32, tf: u8, len: u16) -> f32 {
+        let (tf, len) = (f32::from(tf), f32::from(len));
+        weight * (tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.avg_len)))
+    }
+
+    /// A bound on the contribution of any posting of a block with this header (the
+    /// contribution grows with the count and shrinks with the length).
+    fn bound(self, weight: f32, header: &[u8]) -> f32 {
+        self.contribution(weight, header[0], u16::from_be_bytes([header[1], header[2]]))
+    }
+}
+
+/// Whether a sum of bounds certainly stays below `threshold`, allowing for rounding (sums of
+/// f32 taken in different orders differ in their last bits). A memory whose bound equals the
+/// k-th score is still scored: it may tie, and ties go to the lower slot.
+fn below(bound: f32, threshold: f32) -> bool {
+    bound * (1.0 + 1e-4) < threshold
+}
+
+/// One block of a term: its postings (a slice of the map), first and last slot and bound.
+struct Block<'t> {
+    header: &'t [u8],
+    postings: &'t [u8],
+    first: u32,
+    last: u32,
+    bound: f32,
+}
+
+impl Block<'_> {
+    fn len(&self) -> usize {
+        self.postings.len() / POSTING
+    }
+
+    fn at(&self, i: usize) -> &[u8] {
+        &self.postings[i * POSTING..(i + 1) * POSTING]
+    }
+
+    /// The index of the first posting at or after `from` whose slot is at least `slot`.
+    fn find(&self, from: usize, slot: u64) -> usize {
+        let (mut lo, mut hi) = (from, self.len());
+        while lo < hi {
+            let mid = usize::midpoint(lo, hi);
+            if u64::from(slot_of(self.at(mid))) < slot {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+/// A query term: its blocks, its weight (idf × query count) and its bound.
+struct Term<'t> {
+    blocks: Vec<Block<'t>>,
+    weight: f32,
+    bound: f32,
+}
+
+/// Reads each distinct term of `query` (in the order of the terms, so every score is summed
+/// the same way) with the slices of its blocks.
+fn query_terms<'t>(
+    t: &DataTables,
+    r: &'t RoTxn<'_, WithoutTls>,
+    ns: u64,
+    scale: Scale,
+    query: &str,
+) -> Result<Vec<Term<'t>>> {
+    let (counts, _) = counted(query);
+    let mut counts: Vec<(String, u32)> = counts.into_iter().collect();
+    counts.sort_unstable();
+    let mut out = Vec::with_capacity(counts.len());
+    for (term, qtf) in counts {
+        let mut blocks = Vec::new();
+        for row in t.postings.prefix_iter(r, &term_prefix(ns, &term))? {
+            let (_, value) = row?;
+            if value.len() < HEADER + POSTING {
+                continue;
+            }
+            let (header, body) = value.split_at(HEADER);
+            let body = &body[..body.len() / POSTING * POSTING];
+            let last = slot_of(&body[body.len() - POSTING..]);
+            blocks.push(Block { header, postings: body, first: slot_of(body), last, bound: 0.0 });
+        }
+        let df = blocks.iter().map(Block::len).sum();
+        let weight = scale.idf(df) * qtf as f32;
+        let mut bound = 0.0f32;
+        for b in &mut blocks {
+            b.bound = scale.bound(weight, b.header);
+            bound = bound.max(b.bound);
+        }
+        out.push(Term { blocks, weight, bound });
+    }
+    Ok(out)
+}
+
+/// A position in a term's postings, moving forward only.
+struct Cursor {
+    block: usize,
+    at: usize,
+}
+
+/// Past every slot.
+const END: u64 = u64::MAX;
+
+impl Cursor {
+    fn doc(&self, term: &Term<'_>) -> u64 {
+        term.blocks.get(self.block).map_or(END, |b| u64::from(slot_of(b.at(self.at))))
+    }
+
+    fn next(&mut self, term: &Term<'_>) {
+        self.at += 1;
+        if self.at == term.blocks[self.block].len() {
+            self.block += 1;
+            self.at = 0;
+        }
+    }
+
+    /// Moves to the first block whose last slot is at or past `slot` (not inside it).
+    fn shallow(&mut self, term: &Term<'_>, slot: u64) {
+        while term.blocks.get(self.block).is_some_and(|b| u64::from(b.last) < slot) {
+            self.block += 1;
+            self.at = 0;
+        }
+    }
+
+    /// Moves to the first posting at or past `slot`.
+    fn seek(&mut self, term: &Term<'_>, slot: u64) {
+        self.shallow(term, slot);
+        if let Some(b) = term.blocks.get(self.block) {
+            self.at = b.find(self.at, slot);
+        }
+    }
+
+    /// After `shallow(slot)`: a bound on the term's contribution to `slot`, and the last slot
+    /// that bound holds for.
+    fn bound_at(&self, term: &Term<'_>, slot: u64) -> (f32, u64) {
+        match term.blocks.get(self.block) {
+            None => (0.0, END),
+            Some(b) if u64::from(b.first) > slot => (0.0, u64::from(b.first) - 1),
+            Some(b) => (b.bound, u64::from(b.last)),
+        }
+    }
+}
+
+/// A scored memory in the top-k heap: the worst on top (lower score, then higher slot).
+#[derive(PartialEq)]
+struct Scored(f32, u32);
+
+impl Eq for Scored {}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The best `k` memories matching at least one word of `query` by BM25, by slot, best first
+/// (ties by slot).
+#[allow(clippy::many_single_char_names)] // t, r as in every transaction body; k, i, j
+pub(crate) fn top_k(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: u64,
+    stats: &NamespaceStats,
+    query: &str,
+    k: usize,
+) -> Result<Vec<(u32, f32)>> {
+    let scale = Scale::of(stats);
+    let terms = query_terms(t, r, ns, scale, query)?;
+    if k == 0 || terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Terms by bound, smallest first; `sums[i]`: the bounds of terms `order[..=i]` summed.
+    let mut order: Vec<usize> = (0..terms.len()).collect();
+    order.sort_by(|a, b| terms[*a].bound.total_cmp(&terms[*b].bound));
+    let sums: Vec<f32> = order
+        .iter()
+        .scan(0.0f32, |sum, i| {
+            *sum += terms[*i].bound;
+            Some(*sum)
+        })
+        .collect();
+    let mut cursors: Vec<Cursor> = terms.iter().map(|_| Cursor { block: 0, at: 0 }).collect();
+    let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+    let mut threshold = 0.0f32; // the k-th best score once there are k
+    let mut essential = 0; // order[..essential] are non-essential
+    let mut parts = vec![0.0f32; terms.len()];
+    loop {
+        let doc =
+            order[essential..].iter().map(|&i| cursors[i].doc(&terms[i])).min().unwrap_or(END);
+        if doc == END {
+            break;
+        }
+        if heap.len() == k {
+            // Block-max: the bounds of the blocks around `doc`, and how far they hold.
+            let (mut bound, mut until) = (0.0f32, END);
+            for (i, term) in terms.iter().enumerate() {
+                cursors[i].shallow(term, doc);
+                let (b, u) = cursors[i].bound_at(term, doc);
+                bound += b;
+                until = until.min(u);
+            }
+            if below(bound, threshold) {
+                let to = until.saturating_add(1).max(doc + 1);
+                for &i in &order[essential..] {
+                    cursors[i].seek(&terms[i], to);
+                }
+                continue;
+            }
+        }
+        parts.fill(0.0);
+        let mut score = 0.0f32;
+        for &i in &order[essential..] {
+            if cursors[i].doc(&terms[i]) == doc {
+                let b = &terms[i].blocks[cursors[i].block];
+                let (tf, len) = tf_len(b.at(cursors[i].at));
+                parts[i] = scale.contribution(terms[i].weight, tf, len);
+                score += parts[i];
+                cursors[i].next(&terms[i]);
+            }
+        }
+        let mut pruned = false;
+        for j in (0..essential).rev() {
+            if heap.len() == k && below(score + sums[j], threshold) {
+                pruned = true;
+                break;
+            }
+            let i = order[j];
+            cursors[i].seek(&terms[i], doc);
+            if cursors[i].doc(&terms[i]) == doc {
+                let b = &terms[i].blocks[cursors[i].block];
+                let (tf, len) = tf_len(b.at(cursors[i].at));
+                parts[i] = scale.contribution(terms[i].weight, tf, len);
+                score += parts[i];
+            }
+        }
+        if pruned {
+            continue;
+        }
+        let score = parts.iter().sum::<f32>();
+        let slot = doc as u32;
+        if heap.len() < k {
+            heap.push(Scored(score, slot));
+        } else if heap.peek().is_some_and(|worst| Scored(score, slot) < *worst) {
+            heap.pop();
+            heap.push(Scored(score, slot));
+        } else {
+            continue;
+        }
+        if heap.len() == k {
+            threshold = heap.peek().map_or(0.0, |w| w.0);
+            while essential < order.len() && below(sums[essential], threshold) {
+                essential += 1;
+            }
+        }
+    }
+    let mut out: Vec<(u32, f32)> = heap.into_iter().map(|Scored(s, slot)| (slot, s)).collect();
+    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// The BM25 score of each of `slots` for `query` (0 for a memory with none of its words),
+/// equal to the score [`top_k`] gives it.
+pub(crate) fn scores_of(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: u64,
+    stats: &NamespaceStats,
+    query: &str,
+    slots: &[u32],
+) -> Result<Vec<f32>> {
+    let scale = Scale::of(stats);
+    let terms = query_terms(t, r, ns, scale, query)?;
+    Ok(slots
+        .iter()
+        .map(|&slot| {
+            terms
+                .iter()
+                .map(|term| {
+                    let bi = term.blocks.partition_point(|b| b.last < slot);
+                    let Some(b) = term.blocks.get(bi) else { return 0.0 };
+                    let at = b.find(0, u64::from(slot));
+                    if at == b.len() || slot_of(b.at(at)) != slot {
+                        return 0.0;
+                    }
+                    let (tf, len) = tf_len(b.at(at));
+                    scale.contribution(term.weight, tf, len)
+                })
+                .sum()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::store::Store;
+
+    /// xorshift: the same corpus every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// Zipf-like: low indexes common.
+        fn word(&mut self, n: usize) -> usize {
+            let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+            ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
+        }
+    }
+
+    fn text(rng: &mut Rng, words: &[String]) -> String {
+        let len = 1 + (rng.next() % 30) as usize;
+        (0..len).map(|_| words[rng.word(words.len())].as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// BM25 by its definition, over the texts themselves.
+    fn by_definition(docs: &HashMap<u32, Vec<String>>, query: &str) -> Vec<(u32, f32)> {
+        let n = docs.len() as f32;
+        let avg = docs.values().map(Vec::len).sum::<usize>() as f32 / n;
+        let (q, _) = counted(query);
+        let df: HashMap<&String, f32> = q
+            .keys()
+            .map(|term| (term, docs.values().filter(|d| d.contains(term)).count() as f32))
+            .collect();
+        let mut out = Vec::new();
+        for (slot, d) in docs {
+            let mut score = 0.0f32;
+            for (term, qtf) in &q {
+                let tf = d.iter().filter(|t| *t == term).count() as f32;
+                if tf == 0.0 {
+                    continue;
+                }
+                let idf = (1.0 + (n - df[term] + 0.5) / (df[term] + 0.5)).ln();
+                let len = d.len() as f32;
+                score +=
+                    idf * *qtf as f32 * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / avg));
+            }
+            if score > 0.0 {
+                out.push((*slot, score));
+            }
+        }
+        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    #[test]
+    fn pruned_top_k_is_the_exhaustive_ranking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Store<DataTables> = Store::open(dir.path(), 64 << 20).unwrap();
+        let words: Vec<String> = (0..400).map(|i| format!("w{i}x")).collect();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let ns = 7;
+        let total = 4000u32;
+        // Slots written out of order first (blocks split), then in order (blocks fill up).
+        let mut slots: Vec<u32> = (0..total).collect();
+        for i in (1..1500).rev() {
+            slots.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let mut texts: HashMap<u32, String> = HashMap::new();
+        let mut stats = NamespaceStats::default();
+        for chunk in slots.chunks(500) {
+            let batch: Vec<(u32, String)> =
+                chunk.iter().map(|s| (*s, text(&mut rng, &words))).collect();
+            stats = store
+                .write(|w, t| {
+                    let mut st = stats.clone();
+                    for (slot, text) in &batch {
+                        super::super::index(t, w, ns, *slot, text, &mut st)?;
+                    }
+                    Ok(st)
+                })
+                .unwrap();
+            texts.extend(batch);
+        }
+        // Deletions and rewrites (an update keeps its slot and changes its words).
+        let changed: Vec<u32> = (0..600).map(|_| (rng.next() % u64::from(total)) as u32).collect();
+        let mut changed: Vec<u32> =
+            changed.into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        changed.truncate(500);
+        let rewrites: Vec<(u32, Option<String>)> = changed
+            .iter()
+            .map(|s| (*s, (rng.next() % 2 == 0).then(|| text(&mut rng, &words))))
+            .collect();
+        stats = store
+            .write(|w, t| {
+                let mut st = stats.clone();
+                for (slot, new) in &rewrites {
+                    super::super::unindex(t, w, ns, *slot, &texts[slot], &mut st)?;
+                    if let Some(new) = new {
+                        super::super::index(t, w, ns, *slot, new, &mut st)?;
+                    }
+                }
+                Ok(st)
+            })
+            .unwrap();
+        for (slot, new) in rewrites {
+            match new {
+                Some(t) => texts.insert(slot, t),
+                None => texts.remove(&slot),
+            };
+        }
+        let all: Vec<u32> = (0..total).collect();
+        let docs: HashMap<u32, Vec<String>> =
+            texts.iter().map(|(s, t)| (*s, super::super::terms(t).collect())).collect();
+        store
+            .read(|r, t| {
+                for q in 0..120 {
+                    let n = 1 + q % 6;
+                    let query: Vec<&str> =
+                        (0..n).map(|_| words[rng.word(words.len())].as_str()).collect();
+                    let query = query.join(" ");
+                    let scores = scores_of(t, r, ns, &stats, &query, &all)?;
+                    let mut exhaustive: Vec<(u32, f32)> =
+                        all.iter().copied().zip(scores).filter(|(_, s)| *s > 0.0).collect();
+                    exhaustive.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    let defined = by_definition(&docs, &query);
+                    assert_eq!(exhaustive.len(), defined.len(), "{query}");
+                    for ((s1, a), (_, b)) in exhaustive.iter().zip(&defined) {
+                        assert!((a - b).abs() <= 1e-4 * b.abs(), "{query}: slot {s1}: {a} vs {b}");
+                    }
+                    for k in [1, 3, 10, 50, 5000] {
+                        let pruned = top_k(t, r, ns, &stats, &query, k)?;
+                        let want = &exhaustive[..k.min(exhaustive.len())];
+                        assert_eq!(pruned, want, "query {query:?}, k {k}");
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}
