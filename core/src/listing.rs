@@ -229,6 +229,48 @@ pub(crate) fn ensure_fields(inner: &EngineInner, rec: &NamespaceRecord) -> Resul
     })
 }
 
+/// Whether every stored memory of the namespace is live: without a decay floor or a memory
+/// that expires, none is hidden, so counts can come from keys alone.
+pub(crate) fn all_live(rec: &NamespaceRecord, stats: &crate::datastore::NamespaceStats) -> bool {
+    rec.policy.min_importance <= 0.0 && stats.expiring == 0
+}
+
+/// Calls `f` with every live memory of `rec` matching `filter`: read from the filter's
+/// secondary keys when it has usable ones (only those memories are decoded), else by scanning
+/// the namespace.
+pub(crate) fn each_matching(
+    inner: &EngineInner,
+    rec: &NamespaceRecord,
+    filter: &Filter,
+    mut f: impl FnMut(Memory),
+) -> Result<()> {
+    ensure_fields(inner, rec)?;
+    let now = inner.now_micros();
+    let env = inner.data_env(&rec.location)?;
+    let mut keep = |m: Memory| {
+        if is_live(&m, &rec.policy, now) && filter.matches(&m) {
+            f(m);
+        }
+    };
+    env.read(|r, t| {
+        match filter::candidates(t, r, rec.id, filter, usize::MAX)? {
+            Some(c) => {
+                for key in c.keys() {
+                    if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, key))? {
+                        keep(decode_stored(bytes)?.memory);
+                    }
+                }
+            }
+            None => {
+                for s in crate::memory::scan_memories(t, r, rec.id)? {
+                    keep(s?.memory);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Parses an optional filter argument.
 pub(crate) fn parse_filter(v: Option<&Value>) -> Result<Option<Filter>> {
     v.map(|v| Filter::parse(v, "filter")).transpose()
@@ -298,38 +340,13 @@ impl Handle {
         let filter = parse_filter(req.filter.as_ref())?;
         let env = self.inner.data_env(&rec.location)?;
         let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-        // Without a filter, decay floor or expiry, every stored memory is live.
-        if filter.is_none() && rec.policy.min_importance <= 0.0 && stats.expiring == 0 {
+        if filter.is_none() && all_live(&rec, &stats) {
             return Ok(stats.memory_count);
         }
-        ensure_fields(&self.inner, &rec)?;
-        let now = self.inner.now_micros();
-        let keep = |m: &Memory| {
-            is_live(m, &rec.policy, now) && filter.as_ref().is_none_or(|f| f.matches(m))
-        };
-        env.read(|r, t| {
-            let found = match &filter {
-                Some(f) => filter::candidates(t, r, rec.id, f, usize::MAX)?,
-                None => None,
-            };
-            let mut n = 0u64;
-            match found {
-                Some(c) => {
-                    for key in c.keys() {
-                        let Some(bytes) = t.memories.get(r, &ns_key(rec.id, key))? else {
-                            continue;
-                        };
-                        n += u64::from(keep(&decode_stored(bytes)?.memory));
-                    }
-                }
-                None => {
-                    for s in crate::memory::scan_memories(t, r, rec.id)? {
-                        n += u64::from(keep(&s?.memory));
-                    }
-                }
-            }
-            Ok(n)
-        })
+        let mut n = 0u64;
+        let all = Filter::And(Vec::new());
+        each_matching(&self.inner, &rec, filter.as_ref().unwrap_or(&all), |_| n += 1)?;
+        Ok(n)
     }
 }
 

@@ -914,26 +914,6 @@ impl Handle {
         })
     }
 
-    /// Calls `f` with each live memory of the namespace (without its vector), in storage
-    /// order, in one read transaction.
-    pub(crate) fn each_live_memory(
-        &self,
-        rec: &NamespaceRecord,
-        mut f: impl FnMut(Memory),
-    ) -> Result<()> {
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env(&rec.location)?;
-        env.read(|r, t| {
-            for s in scan_memories(t, r, rec.id)? {
-                let m = s?.memory;
-                if is_live(&m, &rec.policy, now) {
-                    f(m);
-                }
-            }
-            Ok(())
-        })
-    }
-
     /// The live memories of `ids` (in that order, each at most once) in one read transaction.
     fn read_memories(
         &self,

@@ -5,7 +5,7 @@
 //! has ended, is allowed). Sessions live in the namespace's environment (table `sessions`,
 //! `ns ‖ key(id)`), so they go with the namespace when it is deleted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -345,10 +345,8 @@ impl Handle {
         let (rec, _) =
             self.session_namespace(Some(&session.namespace), None, NamespaceAction::Read)?;
         let mut all = Vec::new();
-        self.each_live_memory(&rec, |m| {
-            if m.session_id.as_deref() == Some(req.id.as_str()) {
-                all.push(m);
-            }
+        crate::listing::each_matching(&self.inner, &rec, &of_sessions(&[&req.id])?, |m| {
+            all.push(m);
         })?;
         all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         let total_count = all.len() as u64;
@@ -356,7 +354,7 @@ impl Handle {
         Ok(MemoryList { memories, total_count })
     }
 
-    /// Live memories per session id, for the sessions `ids` (one scan of the namespace).
+    /// Live memories per session id, for the sessions `ids` (from the `session_id` keys).
     fn session_memory_counts(
         &self,
         rec: &NamespaceRecord,
@@ -366,12 +364,36 @@ impl Handle {
         if ids.is_empty() {
             return Ok(counts);
         }
-        let wanted: HashSet<&str> = ids.iter().copied().collect();
-        self.each_live_memory(rec, |m| {
-            if let Some(sid) = m.session_id.filter(|s| wanted.contains(s.as_str())) {
+        crate::listing::ensure_fields(&self.inner, rec)?;
+        let env = self.inner.data_env(&rec.location)?;
+        // Every memory live: a session's count is its number of session_id keys.
+        let from_keys = env.read(|r, t| {
+            if !crate::listing::all_live(rec, &t.stats_of(r, rec.id)?) {
+                return Ok(None);
+            }
+            let field = crate::filter::Field::SessionId;
+            for id in ids {
+                let Some(n) = crate::filter::count_exact(t, r, rec.id, &field, id)? else {
+                    return Ok(None);
+                };
+                counts.insert((*id).to_owned(), n);
+            }
+            Ok(Some(()))
+        })?;
+        if from_keys.is_some() {
+            return Ok(counts);
+        }
+        counts.clear();
+        crate::listing::each_matching(&self.inner, rec, &of_sessions(ids)?, |m| {
+            if let Some(sid) = m.session_id {
                 *counts.entry(sid).or_insert(0) += 1;
             }
         })?;
         Ok(counts)
     }
+}
+
+/// The filter "`session_id` is one of `ids`".
+fn of_sessions(ids: &[&str]) -> Result<crate::filter::Filter> {
+    crate::filter::Filter::parse(&serde_json::json!({ "session_id": { "$in": ids } }), "filter")
 }

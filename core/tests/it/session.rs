@@ -179,3 +179,74 @@ fn sessions_keep_to_their_namespace_and_go_with_it() {
     assert_eq!(listed.unwrap().total_count, 0);
     assert_eq!(root.get_session(Some("chat"), "shared-id").unwrap().namespace, "chat");
 }
+
+/// A session's memory count comes from the `session_id` keys while every memory is live, and
+/// from the records once one may be hidden (expiry): both agree with what is stored, for ids
+/// that prefix one another, an id too long for an exact key, moved and deleted memories.
+#[test]
+fn session_counts_follow_writes_prefixes_long_ids_and_expiry() {
+    use std::sync::Arc;
+    let clock = Arc::new(memsilo::ManualClock::new(chrono::Utc::now()));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options { background: false, clock: clock.clone(), ..Options::default() },
+    )
+    .unwrap();
+    let root = engine.root();
+    root.create_namespace("chat", NamespaceOptions::default()).unwrap();
+    let long = "L".repeat(250);
+    for id in ["s-1", "s-10", long.as_str()] {
+        root.start_session(start(id, None)).unwrap();
+    }
+    let with = |content: &str, session: &str, ttl: Option<u64>| StoreMemory {
+        namespace: Some("chat".into()),
+        id: Some(content.into()),
+        session_id: Some(session.into()),
+        ttl,
+        ..StoreMemory::text(content)
+    };
+    for (content, session) in [("a", "s-1"), ("b", "s-1"), ("c", "s-10"), ("d", long.as_str())] {
+        root.store_memory(with(content, session, None)).unwrap();
+    }
+    let counts = || -> Vec<(String, u64)> {
+        let page = root
+            .list_sessions(ListSessions { namespace: Some("chat".into()), ..Default::default() });
+        let mut v: Vec<_> =
+            page.unwrap().sessions.into_iter().map(|s| (s.id, s.memory_count)).collect();
+        v.sort();
+        v
+    };
+    let want = |a: u64, b: u64, l: u64| {
+        let mut v = vec![("s-1".to_owned(), a), ("s-10".to_owned(), b), (long.clone(), l)];
+        v.sort();
+        v
+    };
+    assert_eq!(counts(), want(2, 1, 1));
+    // Moved to another session, deleted.
+    root.update_memory(memsilo::UpdateMemory {
+        namespace: Some("chat".into()),
+        id: "b".into(),
+        session_id: Some("s-10".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    root.delete_memory(Some("chat"), "d").unwrap();
+    assert_eq!(counts(), want(1, 2, 0));
+    assert_eq!(root.get_session(Some("chat"), "s-10").unwrap().memory_count, 2);
+    // A memory that expires: counted while it lives, not after.
+    root.store_memory(with("e", "s-1", Some(60))).unwrap();
+    assert_eq!(counts(), want(2, 2, 0));
+    clock.advance_micros(61_000_000);
+    assert_eq!(counts(), want(1, 2, 0));
+    let page = root
+        .session_memories(SessionMemories {
+            namespace: Some("chat".into()),
+            id: "s-1".into(),
+            offset: None,
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(page.total_count, 1);
+    assert_eq!(page.memories[0].id, "a");
+}

@@ -1,0 +1,329 @@
+//! The memory model at 100k (issue 16): a namespace of `MEMSILO_BENCH_N` memories (default
+//! 100,000) with 384-dimension clustered vectors, each with one of 100 agents, tags and
+//! customers (so each of those values selects 1%). Prints, and asserts nothing about speed:
+//!
+//! - filtered recall p50/p99 and recall@10 against the exact filtered answer, for a built-in
+//!   field filter (`agent_id`, `tags`) and a metadata filter (`metadata.customer`);
+//! - `list_memories` of the whole namespace by cursor (pages of 1000), memories per second;
+//! - a session's memories and its memory count (`session_memories`, `get_session`,
+//!   `list_sessions`) with 100 sessions of 1% each;
+//! - upsert: batches of 1000 existing ids with new vectors, memories per second;
+//! - export to JSON Lines (in memory) and import into a fresh namespace in batches of 1000.
+//!
+//! `make bench-model` (`cargo bench -p memsilo --bench model`); `MEMSILO_BENCH_N=20000` for a
+//! quick run, `MEMSILO_BENCH_ONLY=recall,list,sessions,upsert,transfer` for some parts only.
+
+use std::time::{Duration, Instant};
+
+use memsilo::transfer::{Batch, Batcher, ExportArgs, ImportArgs};
+use memsilo::{
+    dot, Engine, ListMemories, ListSessions, NamespaceOptions, Options, Recall, SessionMemories,
+    StartSession, StoreMemory,
+};
+use serde_json::json;
+
+#[path = "../tests/common/synthetic.rs"]
+mod synthetic;
+
+use synthetic::Clustered;
+
+const DIMS: usize = 384;
+/// Distinct agents, tags and customers: each value selects 1% of the namespace.
+const GROUPS: usize = 100;
+
+/// CPU time of this process so far: the machine may be shared, and wall-clock rates then
+/// understate what one core does. Rates are printed both ways.
+fn cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &raw mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// "N/s wall, M/s per CPU second" for `count` items done in `wall` using `cpu` CPU time.
+fn rate(count: usize, wall: Duration, cpu: Duration) -> String {
+    format!(
+        "{:.0}/s wall, {:.0}/s per CPU second",
+        count as f64 / wall.as_secs_f64(),
+        count as f64 / cpu.as_secs_f64()
+    )
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn memory(i: usize, v: Vec<f32>) -> StoreMemory {
+    let g = i % GROUPS;
+    StoreMemory {
+        id: Some(format!("mem-{i:07}")),
+        agent_id: Some(format!("agent-{g}")),
+        session_id: Some(format!("session-{g}")),
+        tags: vec![format!("tag-{g}"), "bench".into()],
+        metadata: Some(json!({ "customer": format!("c{g}"), "i": i }).as_object().unwrap().clone()),
+        importance: Some(0.5),
+        embedding: Some(v),
+        ..StoreMemory::text(format!("memory number {i} about topic {}", i % 97))
+    }
+}
+
+/// Recall filtered to one group (1%) by `filter`: p50, p99 and recall@10 against the exact
+/// top 10 of that group's vectors.
+fn filtered_recall(
+    engine: &Engine,
+    vectors: &[Vec<f32>],
+    data: &mut Clustered,
+    label: &str,
+    filter: impl Fn(usize) -> serde_json::Value,
+) {
+    let root = engine.root();
+    let mut lat = Vec::new();
+    let (mut found, mut checked) = (0usize, 0usize);
+    for qi in 0..200 {
+        let g = (qi * 37) % GROUPS;
+        let q = data.point();
+        let r = Recall {
+            filter: Some(filter(g)),
+            ..Recall::vector(q.clone()).namespace("src").top_k(10)
+        };
+        let t = Instant::now();
+        let hits = root.recall(r).unwrap();
+        lat.push(t.elapsed());
+        let mut exact: Vec<(f32, usize)> =
+            (g..vectors.len()).step_by(GROUPS).map(|i| (dot(&vectors[i], &q), i)).collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let truth: Vec<String> = exact[..10].iter().map(|e| format!("mem-{:07}", e.1)).collect();
+        found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+        checked += 10;
+    }
+    println!(
+        "recall filtered to 1% by {label}: p50 {}  p99 {}  recall@10 {:.3}  (targets: p50 <= 2 ms, recall@10 >= 0.95)",
+        ms(percentile(&mut lat, 0.5)),
+        ms(percentile(&mut lat, 0.99)),
+        found as f64 / checked as f64
+    );
+}
+
+fn list_all(engine: &Engine, n: usize) {
+    let root = engine.root();
+    let (started, cpu0) = (Instant::now(), cpu());
+    let (mut listed, mut pages, mut cursor) = (0usize, 0usize, None);
+    loop {
+        let page = root
+            .list_memories(ListMemories {
+                namespace: Some("src".into()),
+                limit: Some(1000),
+                cursor,
+                ..Default::default()
+            })
+            .unwrap();
+        listed += page.memories.len();
+        pages += 1;
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
+    assert_eq!(listed, n);
+    println!(
+        "list_memories by cursor: {listed} memories in {pages} pages of 1000 in {:.2}s: {} (target >= 200k/s)",
+        wall.as_secs_f64(),
+        rate(listed, wall, used)
+    );
+}
+
+/// p50 and p99 of 50 runs of `f`.
+fn time50(mut f: impl FnMut(usize)) -> (Duration, Duration) {
+    let mut lat: Vec<Duration> = (0..50)
+        .map(|i| {
+            let t = Instant::now();
+            f(i);
+            t.elapsed()
+        })
+        .collect();
+    (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99))
+}
+
+fn session_reads(engine: &Engine, n: usize) {
+    let root = engine.root();
+    let ns = || Some("src".to_owned());
+    let (p50, p99) = time50(|i| {
+        let page = root
+            .session_memories(SessionMemories {
+                namespace: ns(),
+                id: format!("session-{}", i % GROUPS),
+                limit: Some(100),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.total_count as usize, n / GROUPS);
+    });
+    println!("session_memories (first 100 of a 1% session): p50 {}  p99 {}", ms(p50), ms(p99));
+    let (p50, p99) = time50(|i| {
+        let s = root.get_session(ns().as_deref(), &format!("session-{}", i % GROUPS)).unwrap();
+        assert_eq!(s.memory_count as usize, n / GROUPS);
+    });
+    println!("get_session (with its memory count): p50 {}  p99 {}", ms(p50), ms(p99));
+    let (p50, p99) = time50(|_| {
+        let page = root
+            .list_sessions(ListSessions { namespace: ns(), limit: Some(100), ..Default::default() })
+            .unwrap();
+        assert_eq!(page.sessions.len(), GROUPS);
+    });
+    println!("list_sessions (100 sessions with their counts): p50 {}  p99 {}", ms(p50), ms(p99));
+}
+
+fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
+    let root = engine.root();
+    let batches = 20.min(n / 1000);
+    let mut lat = Vec::new();
+    let cpu0 = cpu();
+    for b in 0..batches {
+        // 1000 existing ids spread over the namespace.
+        let batch: Vec<StoreMemory> =
+            (0..1000).map(|j| memory((j * (n / 1000) + b) % n, data.point())).collect();
+        let t = Instant::now();
+        root.store_memories("src", batch).unwrap();
+        lat.push(t.elapsed());
+    }
+    let used = cpu().saturating_sub(cpu0);
+    let total: Duration = lat.iter().sum();
+    assert_eq!(root.get_namespace("src").unwrap().memory_count, n as u64);
+    println!(
+        "upsert of 1000 existing ids per batch (new vectors): p50 {} per batch, {} (target >= 50k/s)",
+        ms(percentile(&mut lat, 0.5)),
+        rate(batches * 1000, total, used)
+    );
+}
+
+fn export_import(engine: &Engine, n: usize) {
+    let root = engine.root();
+    let (started, cpu0) = (Instant::now(), cpu());
+    let mut text = Vec::with_capacity(n * 4096);
+    let mut cursor = None;
+    let mut lines = 0usize;
+    loop {
+        let page = root
+            .export_page(ExportArgs { namespace: "src".into(), cursor, limit: Some(1000) })
+            .unwrap();
+        for line in &page.lines {
+            serde_json::to_writer(&mut text, line).unwrap();
+            text.push(b'\n');
+        }
+        lines += page.lines.len();
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
+    println!(
+        "export: {lines} lines ({:.0} MB) in {:.2}s: {} (target >= 50k/s)",
+        text.len() as f64 / 1e6,
+        wall.as_secs_f64(),
+        rate(n, wall, used)
+    );
+
+    let (started, cpu0) = (Instant::now(), cpu());
+    let mut batcher = Batcher::new(1000);
+    let mut imported = 0;
+    let mut send = |b: Batch| {
+        let args =
+            ImportArgs { namespace: "dst".into(), lines: b.lines, first_line: Some(b.first_line) };
+        imported += root.import_batch(args).unwrap().memories;
+    };
+    for line in text.split(|b| *b == b'\n') {
+        if let Some(b) = batcher.push(line).unwrap() {
+            send(b);
+        }
+    }
+    if let Some(b) = batcher.finish() {
+        send(b);
+    }
+    let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
+    println!(
+        "import: {imported} memories in {:.2}s: {} (target >= 50k/s)",
+        wall.as_secs_f64(),
+        rate(imported as usize, wall, used)
+    );
+    assert_eq!(imported as usize, n);
+}
+
+/// The filter selecting group `g`.
+type GroupFilter = fn(usize) -> serde_json::Value;
+
+fn main() {
+    let n: usize =
+        std::env::var("MEMSILO_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+    let root = engine.root();
+    let dims = Some(DIMS as u32);
+    for ns in ["src", "dst"] {
+        root.create_namespace(ns, NamespaceOptions { dimensions: dims, ..Default::default() })
+            .unwrap();
+    }
+    for g in 0..GROUPS {
+        let id = Some(format!("session-{g}"));
+        root.start_session(StartSession {
+            namespace: Some("src".into()),
+            id,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let mut data = Clustered::new(16, 200, DIMS);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
+    let (started, cpu0) = (Instant::now(), cpu());
+    for (c, chunk) in vectors.chunks(1000).enumerate() {
+        let batch =
+            chunk.iter().enumerate().map(|(i, v)| memory(c * 1000 + i, v.clone())).collect();
+        root.store_memories("src", batch).unwrap();
+    }
+    let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
+    println!(
+        "setup: stored {n} memories x {DIMS} in batches of 1000 in {:.1}s: {} (load average {})",
+        wall.as_secs_f64(),
+        rate(n, wall, used),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .next()
+            .unwrap_or("?")
+    );
+    let started = Instant::now();
+    engine.build_vector_indexes().unwrap();
+    println!("setup: vector index built in {:.1}s", started.elapsed().as_secs_f64());
+
+    let only = std::env::var("MEMSILO_BENCH_ONLY").ok();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p == part));
+    if run("recall") {
+        let filters: [(&str, GroupFilter); 3] = [
+            ("agent_id", |g| json!({ "agent_id": format!("agent-{g}") })),
+            ("tags", |g| json!({ "tags": { "$contains": format!("tag-{g}") } })),
+            ("metadata.customer", |g| json!({ "metadata.customer": format!("c{g}") })),
+        ];
+        for (label, filter) in filters {
+            filtered_recall(&engine, &vectors, &mut data, label, filter);
+        }
+    }
+    if run("list") {
+        list_all(&engine, n);
+    }
+    if run("sessions") {
+        session_reads(&engine, n);
+    }
+    if run("upsert") {
+        upsert(&engine, n, &mut data);
+    }
+    if run("transfer") {
+        export_import(&engine, n);
+    }
+}
