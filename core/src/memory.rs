@@ -1259,16 +1259,18 @@ impl Handle {
                 else {
                     return Ok(None);
                 };
-                let mut scored = Vec::with_capacity(c.len());
-                for (key, slot) in &c {
-                    let Some(slot) = slot else { continue };
+                // In slot order, so the rows are read in key order (neighbouring pages).
+                let mut slots: Vec<(u32, [u8; 16])> =
+                    c.iter().filter_map(|(key, slot)| slot.map(|s| (s, *key))).collect();
+                slots.sort_unstable_by_key(|s| s.0);
+                let mut scored = Vec::with_capacity(slots.len());
+                let mut buf = Vec::with_capacity(query.len());
+                for (slot, key) in slots {
                     let Some(row) = t.vectors.get(r, &ns_key(rec.id, &slot.to_be_bytes()))? else {
                         continue;
                     };
-                    if let Some((_, v)) = crate::vector::decode_row(row) {
-                        if v.len() == query.len() {
-                            scored.push((dot(&v, query), *key));
-                        }
+                    if let Some(sim) = crate::vector::row_dot(row, query, &mut buf) {
+                        scored.push((sim, key));
                     }
                 }
                 scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));

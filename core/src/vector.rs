@@ -79,6 +79,19 @@ pub(crate) fn decode_row(row: &[u8]) -> Option<([u8; 16], Vec<f32>)> {
     Some((id.try_into().ok()?, v))
 }
 
+/// The dot product of `query` with the vector of a stored row, decoded into `buf` (reused
+/// across rows, so scoring many rows allocates once); `None` if the row is malformed or of
+/// another dimension.
+pub(crate) fn row_dot(row: &[u8], query: &[f32], buf: &mut Vec<f32>) -> Option<f32> {
+    let floats = row.get(16..)?;
+    if floats.len() != query.len() * 4 {
+        return None;
+    }
+    buf.clear();
+    buf.extend(floats.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+    Some(dot(buf, query))
+}
+
 /// Quantizes `v` to int8 codes (symmetric, per-row scale); returns the scale.
 pub(crate) fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
