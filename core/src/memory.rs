@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::filter::{Field, Filter};
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
-use crate::vector::{agent_key, dot, encode_row, normalize, validate_vector, NewRow, SlotAgents};
+use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
 
 /// Longest content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
