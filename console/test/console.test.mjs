@@ -641,6 +641,11 @@ test("orphans: a suspended tenant's namespace shows up; then delete with typed c
     { timeout: 15_000 },
   );
   assert.equal(await page.getByRole('meter', { name: 'globex requests per second' }).getAttribute('aria-valuenow'), '0');
+  assert.equal(
+    await page.getByRole('meter', { name: 'acme_eu requests per second' }).getAttribute('aria-valuenow'),
+    '0',
+    "a parent's requests do not count against its child",
+  );
   await accessible('the tenants page with QPS use');
   await shot('tenants');
   await traffic;

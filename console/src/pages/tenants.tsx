@@ -54,14 +54,14 @@ function useQpsUse(enabled: boolean, tenants: Tenant[]): Map<string, number> | n
   }, [enabled]);
   if (scrapes.length < 2) return null;
   const own = new Map([...tenantRates(scrapes)].map(([id, r]) => [id, r.total[r.total.length - 1] ?? 0]));
+  const byId = new Map(tenants.map((t) => [t.id, t]));
   const out = new Map<string, number>();
   for (const t of tenants) {
     // Walk up from each tenant, adding its own rate to every ancestor.
     let at: Tenant | undefined = t;
     for (let hops = 0; at && hops < 64; hops++) {
       out.set(at.id, (out.get(at.id) ?? 0) + (own.get(t.id) ?? 0));
-      const parent: string | null = at.parent_id;
-      at = parent ? tenants.find((p) => p.id === parent) : undefined;
+      at = at.parent_id ? byId.get(at.parent_id) : undefined;
     }
   }
   return out;
