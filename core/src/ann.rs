@@ -549,22 +549,23 @@ fn live_slots(
     Ok(out)
 }
 
-/// Starts the index maintenance thread. It holds only a weak reference, so it ends when the
-/// engine is dropped.
-pub(crate) fn spawn_indexer(inner: &Arc<EngineInner>) {
+/// Starts the index maintenance thread. It holds only a weak reference and ends when the
+/// engine is closing (woken by an unpark then).
+pub(crate) fn spawn_indexer(inner: &Arc<EngineInner>) -> Option<std::thread::JoinHandle<()>> {
     let weak: Weak<EngineInner> = Arc::downgrade(inner);
     let spawned = std::thread::Builder::new().name("memsilo-indexer".into()).spawn(move || loop {
         {
             let Some(inner) = weak.upgrade() else { return };
+            if inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if let Err(e) = maintain(&inner, false) {
                 eprintln!("memsilo: vector index maintenance failed, will retry: {e}");
             }
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::park_timeout(Duration::from_millis(250));
     });
-    if let Err(e) = spawned {
-        eprintln!("memsilo: could not start the vector indexer: {e}");
-    }
+    spawned.map_err(|e| eprintln!("memsilo: could not start the vector indexer: {e}")).ok()
 }
 
 impl Engine {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -121,6 +121,8 @@ pub(crate) struct EngineInner {
     pub audit: crate::audit::AuditLog,
     /// Wakes the background worker (a purge was queued, or the engine is closing).
     pub wake: (Mutex<bool>, Condvar),
+    /// Set when the last [`Engine`] or [`Handle`] is dropped: the background threads end.
+    pub stopping: AtomicBool,
     /// SHA-256 of the admin key, mirrored from the catalog.
     admin_hash: RwLock<Option<[u8; 32]>>,
     /// Namespaces deleted while this process runs (see [`crate::purge`]).
@@ -186,8 +188,8 @@ fn try_lock_exclusive(_file: &std::fs::File) -> Result<bool> {
     Ok(true)
 }
 
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<EngineInner>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<EngineInner>>>> = OnceLock::new();
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Life>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<Life>>>> = OnceLock::new();
     REGISTRY.get_or_init(Mutex::default)
 }
 
@@ -196,6 +198,30 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<EngineInner>>> {
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<EngineInner>,
+    life: Arc<Life>,
+}
+
+/// What keeps an engine open for its users: every [`Engine`] and [`Handle`] holds it, the
+/// background threads do not (they hold a weak reference to the engine and take a strong one
+/// for each round of work). Dropping the last one stops those threads and waits for them, so
+/// a purge or index build under way finishes first and nothing works on the directory once
+/// the drop returns (its lock is released then too).
+pub(crate) struct Life {
+    inner: Arc<EngineInner>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Life {
+    fn drop(&mut self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.wake_worker();
+        for worker in std::mem::take(&mut *self.workers.lock()) {
+            worker.thread().unpark();
+            if worker.thread().id() != std::thread::current().id() {
+                let _ = worker.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -214,9 +240,9 @@ impl Engine {
         })?;
         let dir = dir.canonicalize()?;
         let mut reg = registry().lock();
-        if let Some(inner) = reg.get(&dir).and_then(Weak::upgrade) {
-            inner.check_process()?;
-            return Ok(Engine { inner });
+        if let Some(life) = reg.get(&dir).and_then(Weak::upgrade) {
+            life.inner.check_process()?;
+            return Ok(Engine { inner: life.inner.clone(), life });
         }
         let dir_lock = lock_directory(&dir)?;
         let catalog = Store::open(&dir.join("catalog"), 1 << 30)?;
@@ -236,6 +262,7 @@ impl Engine {
             graphs: crate::graph::GraphCache::default(),
             audit,
             wake: (Mutex::new(false), Condvar::new()),
+            stopping: AtomicBool::new(false),
             dead: RwLock::default(),
             purge_gate: Mutex::new(()),
             cursor_key: OnceLock::new(),
@@ -247,17 +274,23 @@ impl Engine {
         *inner.admin_hash.write() = inner.catalog.read(|r, t| {
             Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
         })?;
-        reg.insert(dir, Arc::downgrade(&inner));
+        let life = Arc::new(Life { inner: inner.clone(), workers: Mutex::default() });
+        reg.insert(dir, Arc::downgrade(&life));
         drop(reg);
         if inner.options.background {
-            crate::purge::spawn_worker(&inner);
+            *life.workers.lock() = crate::purge::spawn_worker(&inner);
         }
-        Ok(Engine { inner })
+        Ok(Engine { inner, life })
     }
 
     /// The embedded owner: may do anything.
     pub fn root(&self) -> Handle {
-        Handle { inner: self.inner.clone(), who: Who::Root, request_id: None }
+        Handle {
+            inner: self.inner.clone(),
+            life: self.life.clone(),
+            who: Who::Root,
+            request_id: None,
+        }
     }
 
     /// A handle limited to what `api_key` allows. Fails with `unauthorized` at once for a
@@ -294,7 +327,7 @@ impl Engine {
             }
             return Err(e);
         }
-        Ok(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)), request_id })
+        Ok(Handle { who: Who::Key(Arc::new(parsed)), request_id, ..self.root() })
     }
 
     /// [`Engine::scoped_request`] for a key that is let in: its handle, or `None` for a key
@@ -310,7 +343,7 @@ impl Engine {
         }
         let parsed = auth::parse_key(api_key).ok()?;
         self.inner.authenticate(&parsed).ok()?;
-        Some(Handle { inner: self.inner.clone(), who: Who::Key(Arc::new(parsed)), request_id })
+        Some(Handle { who: Who::Key(Arc::new(parsed)), request_id, ..self.root() })
     }
 
     /// Records a request refused by a transport before it had a handle (e.g. no
@@ -476,6 +509,7 @@ enum Who {
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) inner: Arc<EngineInner>,
+    life: Arc<Life>,
     who: Who,
     /// The request this handle serves, for its audit entries.
     request_id: Option<Arc<str>>,
@@ -501,7 +535,7 @@ pub(crate) struct Caller {
 impl Handle {
     /// The engine behind this handle.
     pub fn engine(&self) -> Engine {
-        Engine { inner: self.inner.clone() }
+        Engine { inner: self.inner.clone(), life: self.life.clone() }
     }
 
     /// The same principal, serving request `request_id` (recorded in its audit entries).

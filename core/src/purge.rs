@@ -135,15 +135,19 @@ fn location_key(loc: &EnvLocation) -> String {
     serde_json::to_string(loc).unwrap_or_default()
 }
 
-/// Starts the background worker: purges and decay sweeps. It holds only a weak reference,
-/// so it ends when the engine is dropped.
-pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) {
-    crate::ann::spawn_indexer(inner);
+/// Starts the background threads: this worker (purges and decay sweeps) and the vector
+/// indexer. They hold only a weak reference and end when the engine is closing (see
+/// [`crate::engine::Life`], which joins the threads returned).
+pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHandle<()>> {
+    let mut threads: Vec<_> = crate::ann::spawn_indexer(inner).into_iter().collect();
     let weak: Weak<EngineInner> = Arc::downgrade(inner);
     let spawned = std::thread::Builder::new().name("memsilo-worker".into()).spawn(move || {
         let mut ticks: u64 = 0;
         loop {
             let Some(inner) = weak.upgrade() else { return };
+            if inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if !inner.dir.exists() {
                 return; // the data directory was removed under a closing engine
             }
@@ -169,9 +173,11 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) {
             *woken = false;
         }
     });
-    if let Err(e) = spawned {
-        eprintln!("memsilo: could not start the background worker: {e}");
+    match spawned {
+        Ok(t) => threads.push(t),
+        Err(e) => eprintln!("memsilo: could not start the background worker: {e}"),
     }
+    threads
 }
 
 impl EngineInner {

@@ -207,3 +207,44 @@ fn writes_made_during_an_erasing_rewrite_are_all_in_the_new_file() {
     let hits = root.recall(Recall::text("busy write").namespace("busy").top_k(5)).unwrap();
     assert_eq!(hits.len(), 5);
 }
+
+/// Closing waits for the background worker: a purge (with its online rewrite) begun before the
+/// last handle is dropped is finished when the drop returns, so nothing writes in the directory
+/// afterwards and its lock is free at once (a caller may remove or reopen it right away).
+#[cfg(unix)]
+#[test]
+fn dropping_the_last_handle_waits_for_the_background_worker() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    assert!(Options::default().background, "the worker runs by default");
+    let root = engine.root();
+    root.create_namespace("big", NamespaceOptions { dimensions: Some(64), ..Default::default() })
+        .unwrap();
+    root.create_namespace("kept", NamespaceOptions { dimensions: Some(64), ..Default::default() })
+        .unwrap();
+    for ns in ["kept", "big"] {
+        for c in 0..8 {
+            let batch = (0..1000)
+                .map(|i| StoreMemory {
+                    embedding: Some(
+                        (0..64).map(|d| ((c * 1000 + i + d) % 17) as f32 + 1.0).collect(),
+                    ),
+                    ..StoreMemory::text(format!("{ns} memory {c} {i} with some words to index"))
+                })
+                .collect();
+            root.store_memories(ns, batch).unwrap();
+        }
+    }
+    root.delete_namespace("big").unwrap();
+    // The worker is woken by the deletion and is purging and rewriting the shared file now.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let clone = root.clone();
+    drop(root);
+    drop(engine);
+    drop(clone);
+    let lock = std::fs::File::open(dir.path().join("LOCK")).unwrap();
+    // SAFETY: flock on a file descriptor this test owns.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0, "the directory is still held after its last handle was dropped");
+}
