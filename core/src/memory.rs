@@ -1453,8 +1453,10 @@ pub(crate) fn put_memory(
         (None, None) => None,
     };
     put_last(&t.memories, w, &key, &encode_record(slot, &p.json))?;
-    if let Some(s) = slot {
-        crate::keyword::index(t, w, ns, s, &p.memory.content, stats)?;
+    // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
+    let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
+    if let (Some(s), Some(terms)) = (slot, &terms) {
+        crate::keyword::index(t, w, ns, s, terms, stats)?;
     }
     for e in &p.memory.entities {
         crate::graph::link_memory(t, w, ns, e, &p.id)?;
@@ -1462,7 +1464,7 @@ pub(crate) fn put_memory(
     crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
     stats.expiring += u64::from(p.memory.expires_at.is_some());
     // A kept row was not released above, so it is not charged again.
-    let size = p.charge() + postings_charge(slot, &p.memory.content);
+    let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
     stats.storage_bytes += size;
     effects.charged += size;
     Ok(new_slot)

@@ -79,7 +79,26 @@ const POSTING_CHARGE: u64 = 12;
 
 /// Bytes a memory's postings are charged: one posting per distinct term of its text.
 pub(crate) fn charge(text: &str) -> u64 {
-    counted(text).0.len() as u64 * POSTING_CHARGE
+    Terms::of(text).charge()
+}
+
+/// The terms of a memory's text, counted: what [`index`] writes and [`charge`] charges, so a
+/// write splits its text into terms once.
+pub(crate) struct Terms {
+    counts: HashMap<String, u32>,
+    len: usize,
+}
+
+impl Terms {
+    pub(crate) fn of(text: &str) -> Terms {
+        let (counts, len) = counted(text);
+        Terms { counts, len }
+    }
+
+    /// See [`charge`].
+    pub(crate) fn charge(&self) -> u64 {
+        self.counts.len() as u64 * POSTING_CHARGE
+    }
 }
 
 /// The prefix of every block key of a term: `ns ‖ term ‖ 0` (terms hold no NUL).
@@ -124,48 +143,78 @@ fn block_at(
     })
 }
 
-/// Adds the postings of a memory's text (inside the memory's write transaction).
+/// Adds the postings of a memory's text, split into `terms` (inside the memory's write
+/// transaction).
 pub(crate) fn index(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: u64,
     slot: u32,
-    text: &str,
+    terms: &Terms,
     stats: &mut NamespaceStats,
 ) -> Result<()> {
-    let (counts, len) = counted(text);
-    for (term, tf) in &counts {
-        let prefix = term_prefix(ns, term);
+    let Terms { counts, len } = terms;
+    let len = *len;
+    // Buffers kept across terms: the new slot's key, the block found and its key.
+    let (mut key, mut value, mut found) = (Vec::new(), Vec::new(), Vec::new());
+    for (term, tf) in counts {
+        key.clear();
+        key.extend_from_slice(&ns.to_be_bytes());
+        key.extend_from_slice(term.as_bytes());
+        key.push(0);
+        let prefix = key.len();
+        key.extend_from_slice(&slot.to_be_bytes());
         let new = posting(slot, *tf, len);
-        match block_at(t, w, &prefix, slot)? {
-            // The usual case: a new slot goes after the term's last block; a full block is
-            // left as it is and a new one begins.
-            Some((_, body))
-                if body.len() >= BLOCK * POSTING
-                    && slot_of(&body[body.len() - POSTING..]) < slot =>
+        let hit = match t.postings.get_lower_than_or_equal_to(w, &key)? {
+            Some((k, v))
+                if k.len() == key.len()
+                    && k.starts_with(&key[..prefix])
+                    && v.len() >= HEADER + POSTING =>
             {
-                t.postings.put(w, &block_key(&prefix, slot), &block(&new))?;
+                found.clear();
+                found.extend_from_slice(k);
+                value.clear();
+                value.extend_from_slice(v);
+                true
             }
-            Some((key, mut body)) => {
-                let at = body
-                    .chunks_exact(POSTING)
-                    .position(|p| slot_of(p) >= slot)
-                    .unwrap_or(body.len() / POSTING);
-                if body.get(at * POSTING..).is_some_and(|p| p.len() >= 4 && slot_of(p) == slot) {
-                    body[at * POSTING..(at + 1) * POSTING].copy_from_slice(&new);
-                } else {
-                    body.splice(at * POSTING..at * POSTING, new);
-                }
-                if body.len() > BLOCK * POSTING {
-                    let half = body.len() / POSTING / 2 * POSTING;
-                    let (left, right) = body.split_at(half);
-                    t.postings.put(w, &key, &block(left))?;
-                    t.postings.put(w, &block_key(&prefix, slot_of(right)), &block(right))?;
-                } else {
-                    t.postings.put(w, &key, &block(&body))?;
-                }
+            _ => false,
+        };
+        if !hit {
+            t.postings.put(w, &key, &block(&new))?;
+            continue;
+        }
+        // The usual case: the new slot comes after the block's last. A full block is left
+        // as it is and a new one begins; otherwise the posting is appended.
+        if slot_of(&value[value.len() - POSTING..]) < slot {
+            if value.len() - HEADER >= BLOCK * POSTING {
+                t.postings.put(w, &key, &block(&new))?;
+            } else {
+                let (tf, min_len) = tf_len(&new);
+                value[0] = value[0].max(tf);
+                let shortest = u16::from_be_bytes([value[1], value[2]]).min(min_len);
+                value[1..HEADER].copy_from_slice(&shortest.to_be_bytes());
+                value.extend_from_slice(&new);
+                t.postings.put(w, &found, &value)?;
             }
-            None => t.postings.put(w, &block_key(&prefix, slot), &block(&new))?,
+            continue;
+        }
+        let mut body = value[HEADER..].to_vec();
+        let at = body
+            .chunks_exact(POSTING)
+            .position(|p| slot_of(p) >= slot)
+            .unwrap_or(body.len() / POSTING);
+        if body.get(at * POSTING..).is_some_and(|p| p.len() >= 4 && slot_of(p) == slot) {
+            body[at * POSTING..(at + 1) * POSTING].copy_from_slice(&new);
+        } else {
+            body.splice(at * POSTING..at * POSTING, new);
+        }
+        if body.len() > BLOCK * POSTING {
+            let half = body.len() / POSTING / 2 * POSTING;
+            let (left, right) = body.split_at(half);
+            t.postings.put(w, &found, &block(left))?;
+            t.postings.put(w, &block_key(&key[..prefix], slot_of(right)), &block(right))?;
+        } else {
+            t.postings.put(w, &found, &block(&body))?;
         }
     }
     stats.keyword_docs += 1;

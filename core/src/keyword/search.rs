@@ -344,6 +344,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::keyword::Terms;
     use crate::store::Store;
 
     /// xorshift: the same corpus every run.
@@ -421,7 +422,7 @@ mod tests {
                 .write(|w, t| {
                     let mut st = stats.clone();
                     for (slot, text) in &batch {
-                        super::super::index(t, w, ns, *slot, text, &mut st)?;
+                        super::super::index(t, w, ns, *slot, &Terms::of(text), &mut st)?;
                     }
                     Ok(st)
                 })
@@ -443,7 +444,7 @@ mod tests {
                 for (slot, new) in &rewrites {
                     super::super::unindex(t, w, ns, *slot, &texts[slot], &mut st)?;
                     if let Some(new) = new {
-                        super::super::index(t, w, ns, *slot, new, &mut st)?;
+                        super::super::index(t, w, ns, *slot, &Terms::of(new), &mut st)?;
                     }
                 }
                 Ok(st)

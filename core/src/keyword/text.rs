@@ -1,6 +1,8 @@
 //! Text to index terms: Unicode words (UAX #29), case-folded, English stop words dropped,
 //! Snowball-stemmed (English), at most 64 bytes each.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -21,22 +23,45 @@ fn stemmer() -> &'static Stemmer {
     STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
 }
 
+/// The index term of one word (`None` for a stop word).
+fn term_of(word: &str) -> Option<String> {
+    let folded = word.to_lowercase();
+    if STOP_WORDS.binary_search(&folded.as_str()).is_ok() {
+        return None;
+    }
+    let mut term = stemmer().stem(&folded).into_owned();
+    if term.len() > MAX_TERM {
+        let mut cut = MAX_TERM;
+        while !term.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        term.truncate(cut);
+    }
+    Some(term)
+}
+
+/// Words whose term this thread computed recently: stemming is most of the cost of indexing
+/// a memory, and texts repeat their words. Emptied when it reaches this many words.
+const CACHED_WORDS: usize = 50_000;
+
+thread_local! {
+    static TERMS: RefCell<HashMap<Box<str>, Option<Box<str>>>> = RefCell::new(HashMap::new());
+}
+
 /// The index terms of `text`, in order (repeats kept).
 pub(crate) fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     text.unicode_words().filter_map(|word| {
-        let folded = word.to_lowercase();
-        if STOP_WORDS.binary_search(&folded.as_str()).is_ok() {
-            return None;
-        }
-        let mut term = stemmer().stem(&folded).into_owned();
-        if term.len() > MAX_TERM {
-            let mut cut = MAX_TERM;
-            while !term.is_char_boundary(cut) {
-                cut -= 1;
+        TERMS.with_borrow_mut(|cache| {
+            if let Some(term) = cache.get(word) {
+                return term.as_deref().map(str::to_owned);
             }
-            term.truncate(cut);
-        }
-        Some(term)
+            let term = term_of(word);
+            if cache.len() >= CACHED_WORDS {
+                cache.clear();
+            }
+            cache.insert(word.into(), term.as_deref().map(Into::into));
+            term
+        })
     })
 }
 
@@ -51,5 +76,9 @@ mod tests {
         assert_eq!(t, ["engin", "hire", "engin", "naïv", "straße", "2.4m"]);
         assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]), "sorted for binary search");
         assert_eq!(terms(&"x".repeat(100)).next().unwrap().len(), MAX_TERM);
+        // The second time from the cache, the same.
+        let again: Vec<String> =
+            terms("The Engineers are HIRING engineers, naïve Straße 2.4M").collect();
+        assert_eq!(again, t);
     }
 }
