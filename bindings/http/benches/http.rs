@@ -9,7 +9,8 @@
 //! - the per-request cost of authentication plus routing (serial medians).
 //!
 //! Run with `make bench-http`. `BENCH_SECS` (default 3) is the length of each timed phase,
-//! `BENCH_NAMESPACES` (default 2000) the namespaces created.
+//! `BENCH_NAMESPACES` (default 2000) the namespaces created, `BENCH_PHASES` (default all:
+//! `store,recall,malformed,namespaces,overhead`) the phases run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,6 +184,12 @@ fn overhead(url: &str, client: &Client, engine: &Engine, key: &str) {
     let health = serial_median(2_000, || {
         agent.get(&health_url).call().unwrap().body_mut().read_to_vec().unwrap();
     });
+    let whoami_url = format!("{url}/v1/whoami");
+    let auth = format!("Bearer {key}");
+    let raw = serial_median(2_000, || {
+        let mut r = agent.get(&whoami_url).header("Authorization", &auth).call().unwrap();
+        r.body_mut().read_to_vec().unwrap();
+    });
     let remote = serial_median(2_000, || {
         client.call("whoami", json!({})).unwrap();
     });
@@ -191,15 +198,21 @@ fn overhead(url: &str, client: &Client, engine: &Engine, key: &str) {
         handle.call("whoami", json!({})).unwrap();
     });
     println!(
-        "serial median: GET /healthz {:.1} µs, GET /v1/whoami {:.1} µs, in-process whoami {:.2} µs",
+        "serial median: GET /healthz {:.1} µs, GET /v1/whoami {:.1} µs (remote Client {:.1} µs), in-process whoami {:.2} µs",
         health.as_secs_f64() * 1e6,
+        raw.as_secs_f64() * 1e6,
         remote.as_secs_f64() * 1e6,
         local.as_secs_f64() * 1e6
     );
     println!(
-        "auth + routing per request ≈ {:.1} µs (whoami over HTTP − healthz − in-process whoami)",
-        (remote.as_secs_f64() - health.as_secs_f64() - local.as_secs_f64()) * 1e6
+        "auth + routing per request ≈ {:.1} µs (GET /v1/whoami − GET /healthz − in-process whoami)",
+        (raw.as_secs_f64() - health.as_secs_f64() - local.as_secs_f64()) * 1e6
     );
+}
+
+/// Whether phase `name` is to run (`BENCH_PHASES`, comma-separated; default all).
+fn phase(name: &str) -> bool {
+    std::env::var("BENCH_PHASES").map_or(true, |p| p.split(',').any(|x| x.trim() == name))
 }
 
 fn main() {
@@ -240,27 +253,40 @@ fn main() {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
 
-    let store = |t: usize, i: usize| {
-        post(
-            "/v1/memory/store",
-            &json!({"namespace": "bench", "content": format!("memory {t}-{i} about topic {}", i % 37)}),
-        )
-    };
-    for clients in LEVELS {
-        let (wall, t) = load(&url, &key, clients, Limit::Time(secs), &store);
-        report("POST /v1/memory/store", clients, wall, &t);
-    }
+    // Recall first: the stores below grow a namespace past the approximate index's
+    // threshold, whose training in the background would share the cores with recall.
     let recall = |_t: usize, i: usize| {
         post(
             "/v1/memory/recall",
             &json!({"namespace": "recall", "query": format!("topic {}", i % 37), "top_k": 10}),
         )
     };
-    for clients in LEVELS {
+    for clients in LEVELS.into_iter().filter(|_| phase("recall")) {
         let (wall, t) = load(&url, &key, clients, Limit::Time(secs), &recall);
         report("POST /v1/memory/recall (10k)", clients, wall, &t);
     }
+    // The same with the vector side only (the default for a text query is hybrid).
+    let vector_recall = |_t: usize, i: usize| {
+        post(
+            "/v1/memory/recall",
+            &json!({"namespace": "recall", "query": format!("topic {}", i % 37), "top_k": 10, "mode": "vector"}),
+        )
+    };
+    if phase("recall") || phase("vector") {
+        let (wall, t) = load(&url, &key, 64, Limit::Time(secs), &vector_recall);
+        report("recall (10k), mode vector", 64, wall, &t);
+    }
 
+    let store = |t: usize, i: usize| {
+        post(
+            "/v1/memory/store",
+            &json!({"namespace": "bench", "content": format!("memory {t}-{i} about topic {}", i % 37)}),
+        )
+    };
+    for clients in LEVELS.into_iter().filter(|_| phase("store")) {
+        let (wall, t) = load(&url, &key, clients, Limit::Time(secs), &store);
+        report("POST /v1/memory/store", clients, wall, &t);
+    }
     // 1% malformed: an importance out of range, refused with 400 before any write.
     let mixed = |t: usize, i: usize| {
         if (t * 7919 + i) % 100 == 0 {
@@ -274,19 +300,25 @@ fn main() {
             store(t, i)
         }
     };
-    let (wall, t) = load(&url, &key, 64, Limit::Time(secs), &mixed);
-    report("store, 1% malformed", 64, wall, &t);
-    println!(
-        "  malformed: {} refused with 400, {} answered otherwise; well-formed that failed: {}",
-        t.refused, t.malformed_other, t.failed
-    );
+    if phase("malformed") {
+        let (wall, t) = load(&url, &key, 64, Limit::Time(secs), &mixed);
+        report("store, 1% malformed", 64, wall, &t);
+        println!(
+            "  malformed: {} refused with 400, {} answered otherwise; well-formed that failed: {}",
+            t.refused, t.malformed_other, t.failed
+        );
+    }
 
-    let create =
-        |_t: usize, n: usize| post("/v1/namespaces", &json!({ "name": format!("tenant-{n}") }));
-    let (wall, t) = load(&url, ADMIN, 16, Limit::Count(namespaces), &create);
-    report("POST /v1/namespaces", 16, wall, &t);
-    println!("  {namespaces} namespaces created in {:.2} s", wall.as_secs_f64());
+    if phase("namespaces") {
+        let create =
+            |_t: usize, n: usize| post("/v1/namespaces", &json!({ "name": format!("tenant-{n}") }));
+        let (wall, t) = load(&url, ADMIN, 16, Limit::Count(namespaces), &create);
+        report("POST /v1/namespaces", 16, wall, &t);
+        println!("  {namespaces} namespaces created in {:.2} s", wall.as_secs_f64());
+    }
 
-    overhead(&url, &client, &engine, &key);
+    if phase("overhead") {
+        overhead(&url, &client, &engine, &key);
+    }
     server.shutdown().unwrap();
 }
