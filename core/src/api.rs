@@ -503,10 +503,69 @@ pub struct Reply {
     pub total_count: Option<u64>,
 }
 
-impl Reply {
+/// An operation's result as JSON text, serialised once from the operation's own types (see
+/// [`Handle::call_encoded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedReply {
+    /// The JSON result, as bytes.
+    pub body: Vec<u8>,
+    /// Items in all pages, for bare-array lists.
+    pub total_count: Option<u64>,
+}
+
+/// What [`Handle::run`] builds a result into: a JSON value ([`Reply`]) or JSON text
+/// ([`EncodedReply`]).
+trait Answer: Sized {
+    /// The result `v`.
+    fn of<T: Serialize>(v: T) -> Result<Self>;
+    /// A bare-array list with its total.
+    fn listed<T: Serialize>(items: T, total_count: u64) -> Result<Self>;
+    /// A result already built as a JSON value.
+    fn from_reply(r: Reply) -> Result<Self>;
+}
+
+impl Answer for Reply {
     fn of<T: Serialize>(v: T) -> Result<Reply> {
         Ok(Reply { value: serde_json::to_value(v)?, total_count: None })
     }
+
+    fn listed<T: Serialize>(items: T, total_count: u64) -> Result<Reply> {
+        Ok(Reply { value: serde_json::to_value(items)?, total_count: Some(total_count) })
+    }
+
+    fn from_reply(r: Reply) -> Result<Reply> {
+        Ok(r)
+    }
+}
+
+impl Answer for EncodedReply {
+    fn of<T: Serialize>(v: T) -> Result<EncodedReply> {
+        Ok(EncodedReply { body: to_json(&v)?, total_count: None })
+    }
+
+    fn listed<T: Serialize>(items: T, total_count: u64) -> Result<EncodedReply> {
+        Ok(EncodedReply { body: to_json(&items)?, total_count: Some(total_count) })
+    }
+
+    fn from_reply(r: Reply) -> Result<EncodedReply> {
+        Ok(EncodedReply { body: to_json(&r.value)?, total_count: r.total_count })
+    }
+}
+
+/// Writes numbers as a [`Value`] holds them (an `f32` widened to `f64`), so a reply's
+/// text is the same whether or not it went through a `Value`.
+struct AsValue;
+
+impl serde_json::ser::Formatter for AsValue {
+    fn write_f32<W: ?Sized + std::io::Write>(&mut self, w: &mut W, v: f32) -> std::io::Result<()> {
+        self.write_f64(w, f64::from(v))
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(512);
+    v.serialize(&mut serde_json::Serializer::with_formatter(&mut out, AsValue))?;
+    Ok(out)
 }
 
 fn with_message<T: Serialize>(v: T, message: &str) -> Result<Reply> {
@@ -527,20 +586,52 @@ impl Handle {
     pub fn execute(&self, req: Request) -> Result<Reply> {
         let op = req.name();
         let subject = crate::audit::Subject::of(&self.inner, &req);
-        let result = self.run(req);
-        if subject.recorded(&result) {
+        self.execute_audited(op, subject, req)
+    }
+
+    /// [`Handle::execute`] answering JSON text: the result is serialised once, straight from
+    /// the operation's types (a transport that sends JSON need not build a `Value` first).
+    pub fn execute_encoded(&self, req: Request) -> Result<EncodedReply> {
+        let op = req.name();
+        let subject = crate::audit::Subject::of(&self.inner, &req);
+        if subject.is_control() {
+            // Control-plane entries are completed from the answer's fields.
+            return self.execute_audited(op, subject, req).and_then(EncodedReply::from_reply);
+        }
+        let result = self.run::<EncodedReply>(req);
+        if let Err(e) = &result {
+            if subject.recorded(Some(e)) {
+                self.audit(op, subject, Err(e.code()));
+            }
+        }
+        result
+    }
+
+    fn execute_audited(
+        &self,
+        op: &str,
+        subject: crate::audit::Subject,
+        req: Request,
+    ) -> Result<Reply> {
+        let result = self.run::<Reply>(req);
+        if subject.recorded(result.as_ref().err()) {
             self.audit(op, subject, result.as_ref().map(|r| &r.value).map_err(Error::code));
         }
         result
     }
 
+    /// Parses and runs an operation, answering JSON text (see [`Handle::execute_encoded`]).
+    pub fn call_encoded(&self, op: &str, args: Value) -> Result<EncodedReply> {
+        self.execute_encoded(Request::parse(op, args)?)
+    }
+
     #[allow(clippy::too_many_lines)] // one arm per operation: the table reads best whole
-    fn run(&self, req: Request) -> Result<Reply> {
+    fn run<R: Answer>(&self, req: Request) -> Result<R> {
         match req {
             Request::CreateTenant(a) => {
                 let t = self.create_tenant(a)?;
                 let message = format!("Tenant '{}' created successfully", t.tenant.name);
-                with_message(t, &message)
+                R::from_reply(with_message(t, &message)?)
             }
             Request::ListTenants(a) => {
                 let page = self.list_tenants(
@@ -548,40 +639,40 @@ impl Handle {
                     a.status,
                     a.parent_id.as_deref(),
                 )?;
-                Reply::of(json!({
+                R::of(json!({
                     "tenants": page.items,
                     "total_count": page.total_count,
                     "offset": a.offset.unwrap_or(0),
                     "limit": a.limit.unwrap_or(crate::page::DEFAULT_LIMIT),
                 }))
             }
-            Request::GetTenant(a) => Reply::of(self.get_tenant(&a.tenant_id)?),
+            Request::GetTenant(a) => R::of(self.get_tenant(&a.tenant_id)?),
             Request::UpdateTenant(a) => {
                 let (id, changes) = a.into_parts();
                 let t = self.update_tenant(&id, changes)?;
                 let message = format!("Tenant '{}' updated successfully", t.tenant.name);
-                with_message(t, &message)
+                R::from_reply(with_message(t, &message)?)
             }
             Request::DeleteTenant(a) => {
                 let t = self.delete_tenant(&a.tenant_id)?;
                 let message = format!("Tenant '{}' has been deleted", t.tenant.name);
                 let mut r = with_message(t, &message)?;
                 r.value["deleted_at"] = json!(now_string(self));
-                Ok(r)
+                R::from_reply(r)
             }
             Request::AddMember(a) => {
                 let m = self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?;
                 let message = format!("Member added successfully to tenant {}", m.tenant_id);
-                with_message(m, &message)
+                R::from_reply(with_message(m, &message)?)
             }
-            Request::ListMembers(a) => Reply::of(self.list_members(
+            Request::ListMembers(a) => R::of(self.list_members(
                 &a.tenant_id,
                 a.role,
                 Page { offset: a.offset, limit: a.limit },
             )?),
             Request::RemoveMember(a) => {
                 let m = self.remove_member(&a.tenant_id, &a.member_id)?;
-                Reply::of(json!({
+                R::of(json!({
                     "tenant_id": m.tenant_id,
                     "member_id": m.member_id,
                     "message": format!("Member {} removed from tenant {}", m.member_id, m.tenant_id),
@@ -590,86 +681,76 @@ impl Handle {
             }
             Request::CreateNamespace(a) => {
                 let (name, options) = a.into_parts();
-                Reply::of(self.create_namespace(&name, options)?)
+                R::of(self.create_namespace(&name, options)?)
             }
             Request::ListNamespaces(a) => {
                 let page = self.list_namespaces(
                     Page { offset: a.offset, limit: a.limit },
                     a.tenant_id.as_deref(),
                 )?;
-                Ok(Reply {
-                    value: serde_json::to_value(page.items)?,
-                    total_count: Some(page.total_count),
-                })
+                R::listed(page.items, page.total_count)
             }
-            Request::GetNamespace(a) => Reply::of(self.get_namespace(&a.name)?),
-            Request::DeleteNamespace(a) => Reply::of(self.delete_namespace(&a.name)?),
-            Request::GetMemoryPolicy(a) => Reply::of(self.get_memory_policy(&a.namespace)?),
-            Request::SetMemoryPolicy(a) => {
-                Reply::of(self.set_memory_policy(&a.namespace, a.policy)?)
-            }
-            Request::CreateKey(a) => Reply::of(self.create_key(a)?),
+            Request::GetNamespace(a) => R::of(self.get_namespace(&a.name)?),
+            Request::DeleteNamespace(a) => R::of(self.delete_namespace(&a.name)?),
+            Request::GetMemoryPolicy(a) => R::of(self.get_memory_policy(&a.namespace)?),
+            Request::SetMemoryPolicy(a) => R::of(self.set_memory_policy(&a.namespace, a.policy)?),
+            Request::CreateKey(a) => R::of(self.create_key(a)?),
             Request::ListKeys(a) => {
                 let page = self.list_keys_granting(
                     Page { offset: a.offset, limit: a.limit },
                     a.tenant_id.as_deref(),
                     a.namespace.as_deref(),
                 )?;
-                Ok(Reply {
-                    value: serde_json::to_value(page.items)?,
-                    total_count: Some(page.total_count),
-                })
+                R::listed(page.items, page.total_count)
             }
-            Request::RevokeKey(a) => Reply::of(match &a.namespace {
+            Request::RevokeKey(a) => R::of(match &a.namespace {
                 Some(ns) => self.revoke_namespace_key(&a.key_id, ns)?,
                 None => self.revoke_key(&a.key_id)?,
             }),
-            Request::RotateKey(a) => Reply::of(self.rotate_key(&a.key_id)?),
-            Request::StoreMemory(a) => Reply::of(self.store_memory(a)?),
+            Request::RotateKey(a) => R::of(self.rotate_key(&a.key_id)?),
+            Request::StoreMemory(a) => R::of(self.store_memory(a)?),
             Request::StoreMemories(a) => {
-                Reply::of(json!({ "ids": self.store_memories(&a.namespace, a.memories)? }))
+                R::of(json!({ "ids": self.store_memories(&a.namespace, a.memories)? }))
             }
-            Request::Recall(a) => Reply::of(self.recall(a)?),
-            Request::GetMemory(a) => Reply::of(self.get_memory(a.namespace.as_deref(), &a.id)?),
-            Request::GetMemories(a) => Reply::of(json!({
+            Request::Recall(a) => R::of(self.recall(a)?),
+            Request::GetMemory(a) => R::of(self.get_memory(a.namespace.as_deref(), &a.id)?),
+            Request::GetMemories(a) => R::of(json!({
                 "memories": self.get_memories(a.namespace.as_deref(), &a.ids, a.include_vectors)?
             })),
-            Request::UpdateMemory(a) => Reply::of(self.update_memory(a)?),
-            Request::ListMemories(a) => Reply::of(self.list_memories(a)?),
-            Request::CountMemories(a) => Reply::of(json!({ "count": self.count_memories(a)? })),
+            Request::UpdateMemory(a) => R::of(self.update_memory(a)?),
+            Request::ListMemories(a) => R::of(self.list_memories(a)?),
+            Request::CountMemories(a) => R::of(json!({ "count": self.count_memories(a)? })),
             Request::DeleteMemory(a) => {
                 let m = self.delete_memory(a.namespace.as_deref(), &a.id)?;
-                Reply::of(json!({ "id": m.id, "namespace": m.namespace, "deleted": true }))
+                R::of(json!({ "id": m.id, "namespace": m.namespace, "deleted": true }))
             }
-            Request::BatchForget(a) => Reply::of(self.batch_forget(a)?),
-            Request::AddEntity(a) => Reply::of(self.add_entity(a)?),
-            Request::AddRelation(a) => Reply::of(self.add_relation(a)?),
+            Request::BatchForget(a) => R::of(self.batch_forget(a)?),
+            Request::AddEntity(a) => R::of(self.add_entity(a)?),
+            Request::AddRelation(a) => R::of(self.add_relation(a)?),
             Request::GetEntity(a) => {
-                Reply::of(self.get_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?)
+                R::of(self.get_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?)
             }
-            Request::Neighbors(a) => Reply::of(self.neighbors(a)?),
-            Request::Subgraph(a) => Reply::of(self.subgraph(a)?),
-            Request::ShortestPath(a) => {
-                Reply::of(self.shortest_path(&a.namespace, &a.from, &a.to)?)
-            }
+            Request::Neighbors(a) => R::of(self.neighbors(a)?),
+            Request::Subgraph(a) => R::of(self.subgraph(a)?),
+            Request::ShortestPath(a) => R::of(self.shortest_path(&a.namespace, &a.from, &a.to)?),
             Request::DeleteEntity(a) => {
                 let e = self.delete_entity(&a.namespace, &a.entity, a.entity_type.as_deref())?;
-                Reply::of(json!({ "id": e.id, "name": e.name, "deleted": true }))
+                R::of(json!({ "id": e.id, "name": e.name, "deleted": true }))
             }
             Request::DeleteRelation(a) => {
                 let r = self.delete_relation(&a.namespace, &a.id)?;
-                Reply::of(json!({ "id": r.id, "deleted": true }))
+                R::of(json!({ "id": r.id, "deleted": true }))
             }
-            Request::WhoAmI(_) => Reply::of(self.whoami()?),
-            Request::ListAudit(a) => Reply::of(self.list_audit(a)?),
-            Request::VerifyAudit(a) => Reply::of(self.verify_audit(&a.tenant_id)?),
-            Request::ExportNamespace(a) => Reply::of(self.export_page(a)?),
-            Request::ImportNamespace(a) => Reply::of(self.import_batch(a)?),
-            Request::StartSession(a) => Reply::of(self.start_session(a)?),
-            Request::EndSession(a) => Reply::of(self.end_session(a)?),
-            Request::GetSession(a) => Reply::of(self.get_session(a.namespace.as_deref(), &a.id)?),
-            Request::ListSessions(a) => Reply::of(self.list_sessions(a)?),
-            Request::SessionMemories(a) => Reply::of(self.session_memories(a)?),
+            Request::WhoAmI(_) => R::of(self.whoami()?),
+            Request::ListAudit(a) => R::of(self.list_audit(a)?),
+            Request::VerifyAudit(a) => R::of(self.verify_audit(&a.tenant_id)?),
+            Request::ExportNamespace(a) => R::of(self.export_page(a)?),
+            Request::ImportNamespace(a) => R::of(self.import_batch(a)?),
+            Request::StartSession(a) => R::of(self.start_session(a)?),
+            Request::EndSession(a) => R::of(self.end_session(a)?),
+            Request::GetSession(a) => R::of(self.get_session(a.namespace.as_deref(), &a.id)?),
+            Request::ListSessions(a) => R::of(self.list_sessions(a)?),
+            Request::SessionMemories(a) => R::of(self.session_memories(a)?),
         }
     }
 

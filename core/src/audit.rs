@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::api::{Reply, Request};
+use crate::api::Request;
 use crate::auth::{authorize, Action, ParsedKey};
 use crate::engine::{EngineInner, Handle};
 use crate::error::{Error, ErrorCode, Result};
@@ -458,8 +458,13 @@ impl Subject {
     }
 
     /// Whether the outcome is recorded at all.
-    pub(crate) fn recorded(&self, result: &Result<Reply>) -> bool {
-        self.control || result.as_ref().is_err_and(|e| is_refusal(e.code()))
+    pub(crate) fn recorded(&self, error: Option<&Error>) -> bool {
+        self.control || error.is_some_and(|e| is_refusal(e.code()))
+    }
+
+    /// Whether it is a control-plane request (recorded whatever the outcome).
+    pub(crate) fn is_control(&self) -> bool {
+        self.control
     }
 
     /// Fills in what only the answer knows (a new tenant's or key's id, a new member's id,

@@ -85,9 +85,16 @@ async fn read_body(
         .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))
 }
 
+/// An operation's answer: JSON text for the native routes (serialised once, in core), a
+/// JSON value for an adapter to reshape.
+enum Answer {
+    Encoded(memsilo::api::EncodedReply),
+    Value(memsilo::api::Reply),
+}
+
 /// The outcome of the blocking part of a request.
 struct Outcome {
-    result: Result<memsilo::api::Reply, Error>,
+    result: Result<Answer, Error>,
     rate: Option<memsilo::RateInfo>,
     /// Replaces the message of a `rate_limited` refusal made at the edge.
     edge_message: Option<String>,
@@ -239,10 +246,11 @@ async fn answer(
     // A tenant's recall may wait for a slot of its compute quota: that wait is never made
     // on the receiving thread.
     let waits = COMPUTE.contains(&route.op) && admitted.tenant.is_some();
+    let encoded = shape.is_none();
     let outcome = if READS.contains(&route.op) && !waits {
-        execute(&admitted, route.op, args)
+        execute(&admitted, route.op, args, encoded)
     } else {
-        let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args));
+        let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args, encoded));
         match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -272,10 +280,11 @@ fn respond(
 ) -> Response {
     let Outcome { result, rate, edge_message } = outcome;
     let mut resp = match (result, shape) {
-        (Ok(reply), Some((a, args, notes))) => {
+        (Ok(Answer::Value(reply)), Some((a, args, notes))) => {
             response::json(route.status, &(a.reply)(reply, &args, notes))
         }
-        (Ok(reply), None) => response::reply(route.status, &reply),
+        (Ok(Answer::Value(reply)), None) => response::reply(route.status, &reply),
+        (Ok(Answer::Encoded(reply)), _) => response::encoded(route.status, reply),
         (Err(e), _) => response::error_with_message(&e, edge_message),
     };
     if let Some(info) = &rate {
@@ -370,10 +379,17 @@ fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted
     }
 }
 
-/// Runs the operation (reads on the receiving thread, writes on the blocking pool).
-fn execute(admitted: &Admitted, op: &str, args: Result<Value, Error>) -> Outcome {
+/// Runs the operation (reads on the receiving thread, writes on the blocking pool),
+/// answering JSON text when `encoded`.
+fn execute(admitted: &Admitted, op: &str, args: Result<Value, Error>, encoded: bool) -> Outcome {
     let handle = &admitted.handle;
-    let result = args.and_then(|args| handle.call(op, args));
+    let result = args.and_then(|args| {
+        if encoded {
+            handle.call_encoded(op, args).map(Answer::Encoded)
+        } else {
+            handle.call(op, args).map(Answer::Value)
+        }
+    });
     let rate = handle.rate_info().ok().flatten();
     Outcome { result, rate, edge_message: None }
 }

@@ -4,7 +4,7 @@
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use memsilo::api::Reply;
+use memsilo::api::{EncodedReply, Reply};
 use memsilo::{Error, RateInfo};
 use serde_json::Value;
 
@@ -45,6 +45,17 @@ pub fn error_with_message(e: &Error, message: Option<String>) -> Response {
 /// The success response for a reply.
 pub fn reply(status: u16, reply: &Reply) -> Response {
     let mut resp = json(status, &reply.value);
+    if let Some(total) = reply.total_count {
+        resp.headers_mut().insert(TOTAL_COUNT, HeaderValue::from(total));
+    }
+    resp
+}
+
+/// The success response for a reply already serialised.
+pub fn encoded(status: u16, reply: EncodedReply) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, reply.body).into_response();
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(total) = reply.total_count {
         resp.headers_mut().insert(TOTAL_COUNT, HeaderValue::from(total));
     }

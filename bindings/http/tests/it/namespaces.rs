@@ -129,3 +129,74 @@ fn missing_malformed_and_unknown_keys_are_401() {
     // Health needs no key.
     s.call("GET", "/healthz", None, None).expect(200);
 }
+
+/// Every way a key stops working — revoked (deleted), rotated, its member removed, its tenant
+/// suspended — is refused on the very next request, although the key was just let in many
+/// times (its resolution cached by the server).
+#[test]
+fn a_withdrawn_key_is_refused_on_the_very_next_request() {
+    let s = TestServer::start();
+    let tenant = s.admin("POST", "/api/v1/tenants", Some(json!({"name": "acme"}))).expect(201)
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "ns1", "tenant_id": tenant})))
+        .expect(201);
+    let mint =
+        |body: serde_json::Value| s.admin("POST", "/v1/keys", Some(body)).expect(201).clone();
+    let scoped = |name: &str| {
+        mint(json!({"name": name, "namespaces": [{"namespace": "ns1", "access": "write"}]}))
+    };
+    let warm = |key: &str| {
+        for _ in 0..20 {
+            s.call("GET", "/v1/whoami", Some(key), None).expect(200);
+        }
+    };
+    let refused = |key: &str, status: u16, how: &str| {
+        let r = s.call("GET", "/v1/whoami", Some(key), None);
+        assert_eq!(r.status, status, "a key {how} was not refused: {}", r.json);
+    };
+
+    let revoked = scoped("revoked");
+    let key = revoked["key"].as_str().unwrap();
+    warm(key);
+    s.admin("DELETE", &format!("/v1/keys/{}", revoked["id"].as_str().unwrap()), None).expect(200);
+    refused(key, 401, "revoked");
+
+    let rotated = scoped("rotated");
+    let key = rotated["key"].as_str().unwrap();
+    warm(key);
+    let new_key = s
+        .admin("POST", &format!("/v1/keys/{}/rotate", rotated["id"].as_str().unwrap()), None)
+        .expect(200)["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    refused(key, 401, "rotated");
+    warm(&new_key);
+
+    let member = s
+        .admin(
+            "POST",
+            &format!("/api/v1/tenants/{tenant}/members"),
+            Some(json!({"user_identifier": "ann@acme.com", "role": "editor"})),
+        )
+        .expect(201)["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let of_member = mint(json!({"name": "ann", "tenant_id": tenant, "member_id": member}));
+    let key = of_member["key"].as_str().unwrap();
+    warm(key);
+    s.admin("DELETE", &format!("/api/v1/tenants/{tenant}/members/{member}"), None).expect(200);
+    refused(key, 401, "of a removed member");
+
+    let of_tenant = mint(json!({"name": "ops", "tenant_id": tenant, "role": "editor"}));
+    let key = of_tenant["key"].as_str().unwrap();
+    warm(key);
+    s.admin("PUT", &format!("/api/v1/tenants/{tenant}"), Some(json!({"status": "suspended"})))
+        .expect(200);
+    // Refused as forbidden: the key is genuine, its tenant may not act.
+    refused(key, 403, "of a suspended tenant");
+}
