@@ -343,31 +343,22 @@ pub(crate) fn scores_of(
 mod tests {
     use std::collections::HashMap;
 
+    use proptest::prelude::Rng as _;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
+
     use super::*;
     use crate::keyword::Terms;
     use crate::store::Store;
 
-    /// xorshift: the same corpus every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        /// Zipf-like: low indexes common.
-        fn word(&mut self, n: usize) -> usize {
-            let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
-            ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
-        }
+    /// Zipf-like pick in `0..n`: low indexes common.
+    fn word(rng: &mut TestRng, n: usize) -> usize {
+        let u = (rng.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+        ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
     }
 
-    fn text(rng: &mut Rng, words: &[String]) -> String {
-        let len = 1 + (rng.next() % 30) as usize;
-        (0..len).map(|_| words[rng.word(words.len())].as_str()).collect::<Vec<_>>().join(" ")
+    fn text(rng: &mut TestRng, words: &[String]) -> String {
+        let len = 1 + (rng.next_u64() % 30) as usize;
+        (0..len).map(|_| words[word(rng, words.len())].as_str()).collect::<Vec<_>>().join(" ")
     }
 
     /// BM25 by its definition, over the texts themselves.
@@ -405,13 +396,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Store<DataTables> = Store::open(dir.path(), 64 << 20).unwrap();
         let words: Vec<String> = (0..400).map(|i| format!("w{i}x")).collect();
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
         let ns = 7;
         let total = 4000u32;
         // Slots written out of order first (blocks split), then in order (blocks fill up).
         let mut slots: Vec<u32> = (0..total).collect();
         for i in (1..1500).rev() {
-            slots.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+            slots.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         let mut texts: HashMap<u32, String> = HashMap::new();
         let mut stats = NamespaceStats::default();
@@ -430,13 +421,14 @@ mod tests {
             texts.extend(batch);
         }
         // Deletions and rewrites (an update keeps its slot and changes its words).
-        let changed: Vec<u32> = (0..600).map(|_| (rng.next() % u64::from(total)) as u32).collect();
+        let changed: Vec<u32> =
+            (0..600).map(|_| (rng.next_u64() % u64::from(total)) as u32).collect();
         let mut changed: Vec<u32> =
             changed.into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         changed.truncate(500);
         let rewrites: Vec<(u32, Option<String>)> = changed
             .iter()
-            .map(|s| (*s, (rng.next() % 2 == 0).then(|| text(&mut rng, &words))))
+            .map(|s| (*s, (rng.next_u64() % 2 == 0).then(|| text(&mut rng, &words))))
             .collect();
         stats = store
             .write(|w, t| {
@@ -464,7 +456,7 @@ mod tests {
                 for q in 0..120 {
                     let n = 1 + q % 6;
                     let query: Vec<&str> =
-                        (0..n).map(|_| words[rng.word(words.len())].as_str()).collect();
+                        (0..n).map(|_| words[word(&mut rng, words.len())].as_str()).collect();
                     let query = query.join(" ");
                     let scores = scores_of(t, r, ns, &stats, &query, &all)?;
                     let mut exhaustive: Vec<(u32, f32)> =
