@@ -49,6 +49,12 @@ func Open(path string) (*DB, error) {
 // apiKey. The key is checked at once (CodeUnauthorized if unknown or revoked); an
 // unreachable server is CodeInternal. The returned DB has the same methods, results and
 // errors as an in-process one.
+//
+// url may list the servers of one cluster, comma-separated
+// ("http://10.0.0.1:3300,http://10.0.0.2:3300"): calls go to one of them and move to the
+// next when it cannot be reached or answers 503, for reads and for stores with
+// caller-chosen ids (any other write is never sent twice). A bad entry is
+// CodeInvalidArgument naming urls[i].
 func Connect(url, apiKey string) (*DB, error) {
 	curl, err := cString("url", url)
 	if err != nil {

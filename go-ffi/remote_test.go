@@ -215,3 +215,20 @@ func TestConcurrentCallsOverOneConnection(t *testing.T) {
 		t.Fatalf("remote rate limit: %+v", limited)
 	}
 }
+
+// Connect with a comma-separated list of a cluster's servers skips one that cannot be
+// reached; a bad entry is CodeInvalidArgument naming urls[i].
+func TestConnectWithSeveralURLsSkipsADeadServer(t *testing.T) {
+	url := startCargoServer(t)
+	dead := startCargoServerStopped(t)
+	db := connectAdmin(t, dead+","+url)
+	of(db.CreateNamespace(bg, "several-urls", nil)).must(t)
+	m := of(db.StoreMemory(bg, "several-urls", StoreMemoryRequest{Content: "through the second URL"})).must(t)
+	if got := of(db.GetMemory(bg, "several-urls", m.ID)).must(t); got.Content != "through the second URL" {
+		t.Fatalf("read back: %+v", got)
+	}
+	_, err := Connect(url+",nope", testAdminKey)
+	if me := wantCode(t, err, CodeInvalidArgument); !strings.Contains(me.Message, "urls[1]") {
+		t.Fatalf("bad entry: %+v", me)
+	}
+}

@@ -679,8 +679,13 @@ export class Memsilo {
 
 /** Opens (or creates) the data directory `path` in-process, as the root principal. */
 export function open(path: string, opts?: OpenOptions): Memsilo;
-/** Connects to a memsilo server (`memsilo serve`) with an API key. */
-export function connect(url: string, opts: ConnectOptions): Promise<Memsilo>;
+/**
+ * Connects to a memsilo server (`memsilo serve`) with an API key. `url` may be an array of
+ * the servers of one cluster: calls go to one of them and move to the next when it cannot be
+ * reached or answers 503, for reads and for stores with caller-chosen ids (any other write is
+ * never sent twice). A bad entry is `invalid_argument` naming `urls[i]`.
+ */
+export function connect(url: string | readonly string[], opts: ConnectOptions): Promise<Memsilo>;
 /**
  * Runs the bundled server with `argv` (e.g. `['serve', '--data', './data', '--listen',
  * '127.0.0.1:3300']`) on a worker thread; resolves to its exit code when it stops.

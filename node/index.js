@@ -439,12 +439,14 @@ function open(path, { embeddingFunction } = {}) {
   return new Memsilo(nativeSync(() => native.open(String(path))), embeddingFunction);
 }
 
-/** Connects to a memsilo server at `url` with `apiKey`. */
+/**
+ * Connects to a memsilo server at `url` (or an array of a cluster's servers) with `apiKey`.
+ */
 async function connect(url, { apiKey, embeddingFunction } = {}) {
   if (typeof apiKey !== 'string') throw new TypeError('memsilo: connect needs {apiKey: string}');
   let handle;
   try {
-    handle = await native.connect(String(url), apiKey);
+    handle = await native.connect(Array.isArray(url) ? url.map(String) : String(url), apiKey);
   } catch (err) {
     throw toMemsiloError(err);
   }

@@ -16,7 +16,7 @@ Errors are :class:`MemsiloError` subclasses, one per code (``.code``, ``.status`
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from . import _native, aio, types
 from ._native import (
@@ -55,10 +55,20 @@ def open(
 
 
 def connect(
-    url: str, api_key: str, *, embedding_function: Optional[EmbeddingFunction] = None
+    url: Union[str, Sequence[str]],
+    api_key: str,
+    *,
+    embedding_function: Optional[EmbeddingFunction] = None,
 ) -> Memsilo:
-    """Connects to a ``memsilo serve`` server at ``url`` (e.g. ``http://127.0.0.1:3300``)."""
-    return Memsilo(_native.connect(url, api_key), embedding_function=embedding_function)
+    """Connects to a ``memsilo serve`` server at ``url`` (e.g. ``http://127.0.0.1:3300``).
+
+    ``url`` may be a list of the servers of one cluster: calls go to one of them and move to
+    the next when it cannot be reached or answers 503, for reads and for stores with
+    caller-chosen ids; any other write is never sent twice. A bad entry is
+    :class:`InvalidArgumentError` naming ``urls[i]``.
+    """
+    urls = url if isinstance(url, str) else [str(u) for u in url]
+    return Memsilo(_native.connect(urls, api_key), embedding_function=embedding_function)
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Type stubs of the ``memsilo._native`` extension module (bindings/python)."""
 
 from os import PathLike
-from typing import Any, ClassVar, Dict, List, Optional, Union
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Union
 
 OPERATIONS: List[str]
 ERROR_CODES: List[str]
@@ -14,7 +14,7 @@ class Client:
     def scoped(self, api_key: str) -> Client: ...
 
 def open(path: Union[str, PathLike[str]]) -> Client: ...
-def connect(url: str, api_key: str) -> Client: ...
+def connect(url: Union[str, Sequence[str]], api_key: str) -> Client: ...
 def serve(argv: List[str]) -> int: ...
 
 class MemsiloError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Optional, Sequence, TypeVar, Union
 
 from . import _native
 from .client import Memsilo
@@ -115,10 +115,15 @@ def open(
 
 
 def connect(
-    url: str, api_key: str, *, embedding_function: Optional[EmbeddingFunction] = None
+    url: Union[str, Sequence[str]],
+    api_key: str,
+    *,
+    embedding_function: Optional[EmbeddingFunction] = None,
 ) -> AsyncMemsilo:
-    """Connects to a ``memsilo serve`` server at ``url`` with ``api_key``."""
-    return AsyncMemsilo(Memsilo(_native.connect(url, api_key), embedding_function=embedding_function))
+    """Connects to a ``memsilo serve`` server at ``url`` (or a list of a cluster's servers,
+    as :func:`memsilo.connect`) with ``api_key``."""
+    urls = url if isinstance(url, str) else [str(u) for u in url]
+    return AsyncMemsilo(Memsilo(_native.connect(urls, api_key), embedding_function=embedding_function))
 
 
 __all__ = ["AsyncMemsilo", "connect", "open"]

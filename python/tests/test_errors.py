@@ -7,7 +7,7 @@ import time
 from typing import Callable, Type
 
 import pytest
-from conftest import unique
+from conftest import ADMIN_KEY, Server, unique
 
 import memsilo
 from memsilo import _native
@@ -141,3 +141,15 @@ def test_internal_when_the_server_cannot_be_reached() -> None:
     )
     assert err.status == 500
     check(memsilo.InvalidArgumentError, lambda: memsilo.connect("localhost:3300", "msk_x"), "url")
+
+
+def test_a_list_of_urls_skips_a_dead_server(server: Server) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    db = memsilo.connect([dead, server.url], ADMIN_KEY)
+    ns = unique("urls")
+    db.create_namespace(ns)
+    stored = db.store_memory(ns, "reached through the second URL")
+    assert db.get_memory(ns, stored["id"])["content"] == "reached through the second URL"
+    check(memsilo.InvalidArgumentError, lambda: memsilo.connect([server.url, "nope"], ADMIN_KEY), "urls[1]")

@@ -35,10 +35,15 @@ impl Default for ClientOptions {
 /// A connection to a memsilo server acting as one API key. Cheap to clone (clones share one
 /// connection pool); safe to use from any non-async thread.
 ///
-/// The URL may list several servers of one cluster, comma-separated
-/// (`http://a:3300,http://b:3300`): a call goes to the one that answered last, and moves on to
-/// the next only when a server cannot be reached at all (a refused or failed connection, so the
-/// request was not sent and nothing can have been applied twice).
+/// It may be given several servers of one cluster ([`Client::connect_urls`], or one URL
+/// string with commas: `http://a:3300,http://b:3300`). A call goes to the server that
+/// answered last and moves on to the next one, in order, when that server cannot serve it:
+/// the connection fails (refused, reset, timed out before an answer) or the server answers
+/// `503` (a cluster node that cannot reach the namespace's owner). The call is sent again
+/// elsewhere only when that cannot apply it twice: a read always; a write only when its
+/// connection failed before the request was sent, or when it names every memory it writes
+/// by a caller-chosen `id` (`store_memory` / `store_memories` with ids replace, so a second
+/// send changes nothing). Any other answer, a `4xx` included, is returned as it is.
 #[derive(Clone)]
 pub struct Client {
     bases: Arc<[Arc<str>]>,
@@ -58,28 +63,56 @@ impl std::fmt::Debug for Client {
 const MAX_RESPONSE_BYTES: u64 = 256 << 20;
 
 impl Client {
-    /// Connects to the server at `url` (e.g. `http://localhost:3300`) as `api_key`, checking
-    /// the key at once: an unknown or revoked key is `unauthorized`, an unreachable server
-    /// is `internal` with a message saying so.
+    /// Connects to the server at `url` (e.g. `http://localhost:3300`; several servers of one
+    /// cluster comma-separated) as `api_key`, checking the key at once: an unknown or revoked
+    /// key is `unauthorized`, an unreachable server is `internal` with a message saying so.
     pub fn connect(url: &str, api_key: &str) -> Result<Client> {
         Client::connect_with(url, api_key, &ClientOptions::default())
     }
 
     /// [`Client::connect`] with options.
     pub fn connect_with(url: &str, api_key: &str, options: &ClientOptions) -> Result<Client> {
-        let mut bases: Vec<Arc<str>> = Vec::new();
-        let mut all_loopback = true;
-        for base in url.split(',').map(|b| b.trim().trim_end_matches('/')) {
-            let host = base.split("://").nth(1).unwrap_or("");
-            if !(base.starts_with("http://") || base.starts_with("https://")) || host.is_empty() {
-                return Err(Error::invalid(
-                    "url",
-                    format!("expected http://HOST:PORT (or several, comma-separated), got {url:?}"),
-                ));
-            }
-            all_loopback &= is_loopback(host);
-            bases.push(base.into());
+        let urls: Vec<&str> = url.split(',').collect();
+        if urls.len() == 1 {
+            let base = parse_base(url).ok_or_else(|| {
+                Error::invalid("url", format!("expected http://HOST:PORT, got {url:?}"))
+            })?;
+            return Client::open(vec![base], api_key, options);
         }
+        Client::connect_urls_with(&urls, api_key, options)
+    }
+
+    /// Connects to the first of `urls` that answers (servers of one cluster, tried in
+    /// order; see [`Client`] for when a call moves to the next). A malformed entry is
+    /// `invalid_argument` naming `urls[i]`.
+    pub fn connect_urls<S: AsRef<str>>(urls: &[S], api_key: &str) -> Result<Client> {
+        Client::connect_urls_with(urls, api_key, &ClientOptions::default())
+    }
+
+    /// [`Client::connect_urls`] with options.
+    pub fn connect_urls_with<S: AsRef<str>>(
+        urls: &[S],
+        api_key: &str,
+        options: &ClientOptions,
+    ) -> Result<Client> {
+        if urls.is_empty() {
+            return Err(Error::invalid("urls", "give at least one server URL"));
+        }
+        let mut bases = Vec::with_capacity(urls.len());
+        for (i, url) in urls.iter().enumerate() {
+            let url = url.as_ref();
+            bases.push(parse_base(url).ok_or_else(|| {
+                Error::invalid(
+                    format!("urls[{i}]"),
+                    format!("expected http://HOST:PORT, got {url:?}"),
+                )
+            })?);
+        }
+        Client::open(bases, api_key, options)
+    }
+
+    fn open(bases: Vec<Arc<str>>, api_key: &str, options: &ClientOptions) -> Result<Client> {
+        let all_loopback = bases.iter().all(|b| is_loopback(b.split("://").nth(1).unwrap_or("")));
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(options.connect_timeout))
@@ -107,7 +140,7 @@ impl Client {
     pub fn call(&self, op: &str, args: Value) -> Result<Reply> {
         let encoded = routes::route_for(op).map(|route| (route, route.encode(&args)));
         // Decoding here too gives the same `invalid_argument` as in-process before any I/O.
-        Request::parse(op, args)?;
+        let request = Request::parse(op, args)?;
         let (route, encoded) =
             encoded.ok_or_else(|| Error::invalid("op", format!("unknown operation {op:?}")))?;
         let encoded = encoded?;
@@ -121,20 +154,25 @@ impl Client {
             );
         }
         let body = encoded.body.as_ref().map(serde_json::to_vec).transpose()?;
+        let resend = self.bases.len() > 1 && safe_to_resend(&request);
         let first = self.current.load(Ordering::Relaxed);
         let n = self.bases.len();
         for i in 0..n {
             let at = (first + i) % n;
-            match self.send(&self.bases[at], route, &target, body.as_deref()) {
-                Err(e) if i + 1 < n && not_reached(&e) => {}
-                Err(e) => return Err(transport_error(&self.bases[at], &e)),
-                Ok(resp) => {
-                    if at != first {
-                        self.current.store(at, Ordering::Relaxed);
-                    }
-                    return read_answer(&self.bases[at], resp);
-                }
+            let base = &self.bases[at];
+            let more = i + 1 < n;
+            let (status, total_count, bytes) =
+                match self.send(base, route, &target, body.as_deref()).and_then(read_body) {
+                    // Not sent (a write too), or a read / id-named write: try the next server.
+                    Err(e) if more && (resend || not_reached(&e)) => continue,
+                    Err(e) => return Err(transport_error(base, &e)),
+                    Ok((503, ..)) if more && resend => continue,
+                    Ok(answer) => answer,
+                };
+            if at != first {
+                self.current.store(at, Ordering::Relaxed);
             }
+            return decode_answer(base, status, total_count, &bytes);
         }
         Err(Error::Internal("no server URL".into()))
     }
@@ -177,20 +215,57 @@ fn not_reached(e: &ureq::Error) -> bool {
     }
 }
 
-fn read_answer(base: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply> {
+/// Whether sending `request` a second time (to another server, after the first may have
+/// applied it) cannot change the outcome: reads, and stores whose every memory has a
+/// caller-chosen id (storing an id again replaces that memory with the same content).
+fn safe_to_resend(request: &Request) -> bool {
+    match request {
+        Request::StoreMemory(m) => m.id.is_some(),
+        Request::StoreMemories(batch) => batch.memories.iter().all(|m| m.id.is_some()),
+        Request::ListTenants(_)
+        | Request::GetTenant(_)
+        | Request::ListMembers(_)
+        | Request::ListNamespaces(_)
+        | Request::GetNamespace(_)
+        | Request::GetMemoryPolicy(_)
+        | Request::ListKeys(_)
+        | Request::Recall(_)
+        | Request::GetMemory(_)
+        | Request::GetMemories(_)
+        | Request::ListMemories(_)
+        | Request::CountMemories(_)
+        | Request::GetEntity(_)
+        | Request::Neighbors(_)
+        | Request::Subgraph(_)
+        | Request::ShortestPath(_)
+        | Request::WhoAmI(_)
+        | Request::ListAudit(_)
+        | Request::ExportNamespace(_)
+        | Request::ListSessions(_)
+        | Request::GetSession(_)
+        | Request::SessionMemories(_) => true,
+        _ => false,
+    }
+}
+
+type Answer = (u16, Option<u64>, Vec<u8>);
+
+/// The status, `X-Total-Count` and body of an answer.
+fn read_body(
+    mut resp: ureq::http::Response<ureq::Body>,
+) -> std::result::Result<Answer, ureq::Error> {
     let status = resp.status().as_u16();
     let total_count = resp
         .headers()
         .get("x-total-count")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let bytes = resp
-        .body_mut()
-        .with_config()
-        .limit(MAX_RESPONSE_BYTES)
-        .read_to_vec()
-        .map_err(|e| transport_error(base, &e))?;
-    let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let bytes = resp.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_vec()?;
+    Ok((status, total_count, bytes))
+}
+
+fn decode_answer(base: &str, status: u16, total_count: Option<u64>, bytes: &[u8]) -> Result<Reply> {
+    let value: Option<Value> = serde_json::from_slice(bytes).ok();
     match (status, value) {
         (200..=299, Some(value)) => Ok(Reply { value, total_count }),
         (_, Some(body)) if body.get("error").is_some_and(Value::is_string) => {
@@ -202,6 +277,13 @@ fn read_answer(base: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         ))),
     }
+}
+
+/// `http(s)://HOST[:PORT]` without a trailing slash, or `None`.
+fn parse_base(url: &str) -> Option<Arc<str>> {
+    let base = url.trim().trim_end_matches('/');
+    let host = base.strip_prefix("http://").or_else(|| base.strip_prefix("https://"))?;
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| base.into())
 }
 
 fn transport_error(base: &str, e: &ureq::Error) -> Error {
@@ -256,29 +338,6 @@ mod tests {
         let err = Client::connect(&format!("http://{addr}"), "msk_x").unwrap_err();
         assert_eq!(err.code(), memsilo::ErrorCode::Internal);
         assert!(err.to_string().contains("cannot reach the memsilo server"), "{err}");
-    }
-
-    #[test]
-    fn several_urls_skip_the_ones_that_cannot_be_reached() {
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead_addr = dead.local_addr().unwrap();
-        drop(dead);
-        let dir = tempfile::tempdir().unwrap();
-        let engine = memsilo::Engine::open(dir.path(), memsilo::Options::default()).unwrap();
-        engine.set_admin_key("several-urls-admin-key").unwrap();
-        let server = crate::serve(
-            engine,
-            crate::ServeOptions { listen: "127.0.0.1:0".into(), ..Default::default() },
-        )
-        .unwrap();
-        let live = format!("http://{}", server.addr());
-        let client =
-            Client::connect(&format!("http://{dead_addr}, {live}"), "several-urls-admin-key")
-                .unwrap();
-        assert_eq!(client.url(), live);
-        assert_eq!(client.call("whoami", Value::Null).unwrap().value["principal"], "root");
-        let err = Client::connect(&format!("http://{dead_addr},localhost:1"), "k").unwrap_err();
-        assert_eq!(err.code(), memsilo::ErrorCode::InvalidArgument);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpMethod, Statu
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use memsilo::Error;
+use memsilo::{Error, ErrorCode};
 use memsilo_cluster::{namespace_of, namespace_op, Caller, Node, Target};
 use serde_json::{json, Value};
 
@@ -146,7 +146,12 @@ async fn on_owner(
     let write = namespace_op(route.op).unwrap_or(true);
     let ns = namespace_of(route.op, &args)?;
     caller.authorize(&ns, write)?;
-    match app.node.route(&ns).await? {
+    let target = match app.node.route(&ns).await {
+        Ok(target) => target,
+        Err(e) if e.code() == ErrorCode::Internal => return Ok(unavailable(&e)),
+        Err(e) => return Err(e),
+    };
+    match target {
         Target::Local(owned) => {
             let reply = if write {
                 app.node.write(&owned, route.op, args).await?
@@ -162,7 +167,8 @@ async fn on_owner(
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(0);
             if hops >= 2 || url.is_empty() {
-                return Err(Error::Internal(format!("namespace {ns} is changing owner; retry")));
+                let e = Error::Internal(format!("namespace {ns} is changing owner; retry"));
+                return Ok(unavailable(&e));
             }
             let mut pass = vec![(HOPS.to_owned(), (hops + 1).to_string().into_bytes())];
             for name in ["authorization", "content-type"] {
@@ -171,7 +177,10 @@ async fn on_owner(
                 }
             }
             let answer =
-                app.node.forward(&url, method, path_and_query, pass, body.to_vec()).await?;
+                match app.node.forward(&url, method, path_and_query, pass, body.to_vec()).await {
+                    Ok(answer) => answer,
+                    Err(e) => return Ok(unavailable(&e)),
+                };
             let mut resp = (
                 StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY),
                 answer.body,
@@ -187,4 +196,14 @@ async fn on_owner(
             Ok(resp)
         }
     }
+}
+
+/// `503 Service Unavailable` (body: the `internal` error, `Retry-After: 1`): this node cannot
+/// serve the namespace now (its owner unreachable or changing, this node's lease in doubt);
+/// another node may. The remote client moves to its next URL on it (when resending is safe).
+fn unavailable(e: &Error) -> Response {
+    let mut resp = response::error(e);
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(1u32));
+    resp
 }

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use memsilo::{Engine, Options};
-use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::{AsyncTask, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
 
@@ -27,11 +27,15 @@ pub fn open(env: Env, path: String) -> napi::Result<Handle> {
     })
 }
 
-/// Connects to a memsilo server at `url` with `apiKey` (checked by a first request).
+/// Connects to a memsilo server at `url` (or the first answering of an array of a
+/// cluster's servers) with `apiKey` (checked by a first request).
 #[napi(ts_return_type = "Promise<Handle>")]
-pub fn connect(url: String, api_key: String) -> AsyncTask<HandleTask> {
+pub fn connect(url: Either<String, Vec<String>>, api_key: String) -> AsyncTask<HandleTask> {
     AsyncTask::new(HandleTask::new(move || {
-        Ok(Arc::new(memsilo_http::Client::connect(&url, &api_key)?))
+        Ok(Arc::new(match &url {
+            Either::A(url) => memsilo_http::Client::connect(url, &api_key)?,
+            Either::B(urls) => memsilo_http::Client::connect_urls(urls, &api_key)?,
+        }))
     }))
 }
 

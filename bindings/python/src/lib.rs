@@ -20,11 +20,25 @@ fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
     Ok(Client::new(engine.root(), "local"))
 }
 
-/// Connects to a `memsilo serve` server at `url` as `api_key` (checked at once).
+/// One server URL, or several servers of one cluster.
+#[derive(FromPyObject)]
+enum Urls {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Connects to a `memsilo serve` server at `url` (or the first answering of a list of
+/// servers) as `api_key` (checked at once).
 #[pyfunction]
-fn connect(py: Python<'_>, url: &str, api_key: &str) -> PyResult<Client> {
+#[allow(clippy::needless_pass_by_value)] // extracted by PyO3
+fn connect(py: Python<'_>, url: Urls, api_key: &str) -> PyResult<Client> {
     let client = py
-        .detach(|| error::guard(|| memsilo_http::Client::connect(url, api_key)))
+        .detach(|| {
+            error::guard(|| match &url {
+                Urls::One(url) => memsilo_http::Client::connect(url, api_key),
+                Urls::Many(urls) => memsilo_http::Client::connect_urls(urls, api_key),
+            })
+        })
         .map_err(|e| error::to_py_err(py, &e))?;
     Ok(Client::new(client, "remote"))
 }

@@ -11,9 +11,9 @@ use serde_json::json;
 
 const KEY: &str = "binary-test-admin-key-42";
 
-struct Running {
-    child: Child,
-    url: String,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     lines: mpsc::Receiver<String>,
 }
 
@@ -36,7 +36,7 @@ fn command(data: &std::path::Path, listen: &str, admin_key: Option<&str>) -> Com
 
 /// Starts the binary and waits for its listening line (collecting stderr before it).
 #[allow(clippy::zombie_processes)] // every test waits for the child after SIGTERM
-fn start(data: &std::path::Path, admin_key: Option<&str>) -> (Running, Vec<String>) {
+pub(crate) fn start(data: &std::path::Path, admin_key: Option<&str>) -> (Running, Vec<String>) {
     let mut child =
         command(data, "127.0.0.1:0", admin_key).args(["--log-level", "debug"]).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -60,13 +60,13 @@ fn start(data: &std::path::Path, admin_key: Option<&str>) -> (Running, Vec<Strin
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 }
 
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     for _ in 0..600 {
         if let Some(status) = child.try_wait().unwrap() {
             return status;

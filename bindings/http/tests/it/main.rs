@@ -13,6 +13,7 @@ mod memory;
 mod namespaces;
 mod openapi;
 mod sessions;
+mod several_urls;
 mod support;
 mod tenants;
 mod transfer;
