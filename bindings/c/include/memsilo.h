@@ -101,6 +101,12 @@ int32_t memsilo_open(const char *path, memsilo_handle **out, char **err_json);
  * `MEMSILO_UNAUTHORIZED`; an unreachable server is `MEMSILO_INTERNAL` saying so. Calls on
  * the handle block until the server answers.
  *
+ * `url` may list the servers of one cluster, comma-separated
+ * (`"http://a:3300,http://b:3300"`): calls go to one of them and move to the next when it
+ * cannot be reached or answers 503, for reads and for stores with caller-chosen ids (any
+ * other write is never sent twice). A bad entry is `MEMSILO_INVALID_ARGUMENT` naming
+ * `urls[i]`.
+ *
  * On success `*out` receives a handle to release with `memsilo_close`.
  *
  * # Safety
