@@ -490,8 +490,9 @@ fn recall_from_a_cold_node_replays_the_log() {
 }
 
 /// The remote client given all three nodes' URLs: the node it talks to (and the namespace's
-/// owner) is SIGKILLed; reads keep working through the other nodes once the dead owner's lease
-/// has run out, the client staying on a live node, and an id-named store is accepted.
+/// owner) is killed (`SIGKILL`); reads keep working through the other nodes once the dead
+/// owner's lease has run out, the client staying on a live node, and an id-named store is
+/// accepted.
 #[test]
 fn a_client_given_every_node_keeps_reading_when_its_node_is_killed() {
     let Some(env) = env() else { return };
