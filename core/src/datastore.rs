@@ -97,7 +97,6 @@ pub(crate) struct NamespaceStats {
     pub refile: u64,
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
