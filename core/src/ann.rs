@@ -366,8 +366,7 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     if !indexed && !needs_work(inner, &stats) {
         return Ok(Step::Done);
     }
-    let tail =
-        (stats.next_slot - stats.indexed_until).max(stats.refile.min(u64::from(u32::MAX)) as u32);
+    let tail = (stats.next_slot - stats.indexed_until).max(stats.refile.min(u64::from(u32::MAX)) as u32);
     let due = force || !indexed || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
     if !due {
         return Ok(Step::Wait);
@@ -550,10 +549,10 @@ fn file_tail(
             let mut stats = t.stats_of(w, rec.id)?;
             let mut dropped = 0;
             for (slot, _, sum) in &refile {
-                // `refiled` keeps `refile`'s slot order.
-                let filed = *slot < end && refiled.binary_search_by_key(slot, |f| f.0).is_ok();
+                let filed = refiled.iter().any(|f| f.0 == *slot) && *slot < end;
                 let gone = t.vectors.get(w, &ns_key(rec.id, &slot.to_be_bytes()))?.is_none();
-                if (filed || gone) && crate::filter::unmark_refile(t, w, rec.id, *slot, Some(*sum))?
+                if (filed || gone)
+                    && crate::filter::unmark_refile(t, w, rec.id, *slot, Some(*sum))?
                 {
                     dropped += 1;
                 }

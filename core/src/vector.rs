@@ -979,12 +979,7 @@ mod tests {
         assert_eq!(nv.len(), 2999);
         // A row deleted before its append was applied stays deleted.
         let late = [(5u32, [5u8; 16], q.as_slice(), 0)];
-        assert!(nv
-            .with_delta(&late, &[], &[])
-            .unwrap()
-            .search(&q, 3, None)
-            .iter()
-            .all(|h| h.slot != 5));
+        assert!(nv.with_delta(&late, &[], &[]).unwrap().search(&q, 3, None).iter().all(|h| h.slot != 5));
         // Many deletes compact the copy.
         let many: Vec<u32> = (100..1000).collect();
         let nv = nv.with_delta(&[], &[], &many).unwrap();

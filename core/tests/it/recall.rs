@@ -515,21 +515,14 @@ mod minilm {
 fn check_upserted(engine: &Engine, ns: &str, vectors: &[Vec<f32>], queries: &[Vec<f32>]) {
     let ids: HashMap<String, usize> = (0..vectors.len()).map(|i| (format!("m{i}"), i)).collect();
     for i in (0..vectors.len()).step_by(97) {
-        let hits = engine
-            .root()
-            .recall(Recall::vector(vectors[i].clone()).namespace(ns).top_k(20))
-            .unwrap();
+        let hits =
+            engine.root().recall(Recall::vector(vectors[i].clone()).namespace(ns).top_k(20)).unwrap();
         assert_eq!(hits[0].id, format!("m{i}"), "memory {i} answers its current vector");
         let mut seen = std::collections::HashSet::new();
         for h in &hits {
             assert!(seen.insert(h.id.clone()), "{} came back twice", h.id);
             let want = f64::from(dot(&vectors[ids[&h.id]], &vectors[i]));
-            assert!(
-                (h.similarity - want).abs() < 1e-5,
-                "{} scored {} not {want}",
-                h.id,
-                h.similarity
-            );
+            assert!((h.similarity - want).abs() < 1e-5, "{} scored {} not {want}", h.id, h.similarity);
         }
     }
     let r = recall_at_10(engine, ns, vectors, &ids, queries);
@@ -543,7 +536,10 @@ fn an_upsert_keeps_its_slot_and_the_index_serves_the_new_vector_before_and_after
     let mut data = Clustered::new(8, 30, 32);
     let mut vectors: Vec<Vec<f32>> = (0..4000).map(|_| data.point()).collect();
     let queries: Vec<Vec<f32>> = (0..20).map(|_| data.point()).collect();
-    let make = |i: usize, v: &[f32]| StoreMemory { id: Some(format!("m{i}")), ..with_vector(i, v) };
+    let make = |i: usize, v: &[f32]| StoreMemory {
+        id: Some(format!("m{i}")),
+        ..with_vector(i, v)
+    };
     let upsert = |engine: &Engine, vectors: &[Vec<f32>], which: &[usize]| {
         for chunk in which.chunks(1000) {
             let batch = chunk.iter().map(|i| make(*i, &vectors[*i])).collect();
@@ -563,11 +559,7 @@ fn an_upsert_keeps_its_slot_and_the_index_serves_the_new_vector_before_and_after
                 vectors[*i] = data.point();
             }
             upsert(&engine, &vectors, &which);
-            assert_eq!(
-                engine.root().get_namespace("up").unwrap().memory_count,
-                4000,
-                "round {round}"
-            );
+            assert_eq!(engine.root().get_namespace("up").unwrap().memory_count, 4000, "round {round}");
             check_upserted(&engine, "up", &vectors, &queries);
         }
     }
