@@ -91,14 +91,6 @@ pub(crate) struct NamespaceStats {
     /// before they existed get them at their next write or filtered read.
     #[serde(default)]
     pub fields_indexed: bool,
-    /// Vector rows overwritten in place whose index cell may be stale (see
-    /// `filter::mark_refile`); the index maintenance files them again.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub refile: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// Data tables of one environment.

@@ -728,10 +728,8 @@ impl Handle {
                         ));
                     }
                 }
-                match put_memory(t, w, rec.id, &mut stats, p, patch, &mut effects)? {
-                    RowWrite::New(slot) => effects.added.push((slot, i)),
-                    RowWrite::Replaced(slot) => effects.replaced.push((slot, i)),
-                    RowWrite::None => {}
+                if let Some(slot) = put_memory(t, w, rec.id, &mut stats, p, patch, &mut effects)? {
+                    effects.added.push((slot, i));
                 }
             }
             t.put_stats(w, rec.id, &stats)?;
@@ -744,18 +742,15 @@ impl Handle {
         }
         // Apply the new rows to the cached vectors before returning (read-your-writes); the
         // rows of replaced memories go at the same time, so a recall never sees both.
-        let rows = |written: &[(u32, usize)]| -> Vec<NewRow<'_>> {
-            written
-                .iter()
-                .filter_map(|(slot, i)| {
-                    let p = &items[*i];
-                    let agent = agent_key(p.memory.agent_id.as_deref());
-                    Some((*slot, p.id, p.vector.as_deref()?, agent))
-                })
-                .collect()
-        };
-        let (added, replaced) = (rows(&effects.added), rows(&effects.replaced));
-        self.inner.vectors.apply(rec.id, &added, &replaced, &effects.removed_slots);
+        let added: Vec<NewRow<'_>> = effects
+            .added
+            .iter()
+            .filter_map(|(slot, i)| {
+                let p = &items[*i];
+                Some((*slot, p.id, p.vector.as_deref()?, agent_key(p.memory.agent_id.as_deref())))
+            })
+            .collect();
+        self.inner.vectors.apply(rec.id, &added, &effects.removed_slots);
         crate::ann::note_write(&self.inner, rec, &stats);
         Ok(items.into_iter().map(|p| p.memory).collect())
     }
@@ -1382,31 +1377,17 @@ pub(crate) struct WriteEffects {
     pub freed: u64,
     /// New vector rows: (slot, index of the item).
     pub added: Vec<(u32, usize)>,
-    /// Vector rows overwritten in place (a stored id with a new vector keeps its slot):
-    /// (slot, index of the item).
-    pub replaced: Vec<(u32, usize)>,
     /// Vector rows of replaced memories, deleted.
     pub removed_slots: Vec<u32>,
 }
 
-/// What [`put_memory`] did with the memory's vector.
-pub(crate) enum RowWrite {
-    /// No vector row written.
-    None,
-    /// A new row in this (new) slot.
-    New(u32),
-    /// The stored memory's row, overwritten in place in its slot.
-    Replaced(u32),
-}
-
 /// Applies one memory write inside the namespace's write transaction — the one place every
 /// write path (store, batch, update, import) goes through. A memory already stored under the
-/// same id is replaced in place: it keeps its `created_at` and its vector slot (a new vector
-/// overwrites the row), and only what changed is written again — the secondary keys whose
-/// value changed, the keyword postings if the content changed, the graph links if the
-/// entities changed. With `patch`, the new memory is built from the stored one (`not_found`
-/// if absent), and a memory given no new vector keeps its row.
-#[allow(clippy::many_single_char_names, clippy::too_many_lines)] // t, w, p as in every transaction body
+/// same id is replaced: its `created_at` is kept, its vector row, graph links and charge are
+/// released. With `patch`, the new memory is built from the stored one (`not_found` if
+/// absent), and a memory given no new vector keeps its row. Returns the slot of a new vector
+/// row.
+#[allow(clippy::many_single_char_names)] // t, w, p as in every transaction body
 pub(crate) fn put_memory(
     t: &DataTables,
     w: &mut heed::RwTxn<'_>,
@@ -1415,130 +1396,78 @@ pub(crate) fn put_memory(
     p: &mut Prepared,
     patch: Option<&Patch<'_>>,
     effects: &mut WriteEffects,
-) -> Result<RowWrite> {
+) -> Result<Option<u32>> {
     let key = ns_key(ns, &p.id);
     let old = match t.memories.get(w, &key)? {
         Some(bytes) => Some((bytes.len(), decode_record(bytes)?)),
         None => None,
     };
-    let Some((len, stored)) = old else {
-        if patch.is_some() {
-            return Err(Error::not_found("memory", &p.memory.id));
-        }
-        stats.memory_count += 1;
-        let slot = match &p.vector {
-            Some(v) => {
-                let s = stats.next_slot;
-                stats.next_slot += 1;
-                put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
-                Some(s)
+    let mut kept_slot = None;
+    match (&old, patch) {
+        (None, Some(_)) => return Err(Error::not_found("memory", &p.memory.id)),
+        (None, None) => stats.memory_count += 1,
+        (Some((len, stored)), _) => {
+            if let Some(patch) = patch {
+                p.memory = patch(stored.memory.clone(), p)?;
+            } else {
+                p.memory.created_at = stored.memory.created_at;
             }
-            None => None,
-        };
-        put_last(&t.memories, w, &key, &encode_record(slot, &p.json))?;
-        // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
-        let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
-        if let (Some(s), Some(terms)) = (slot, &terms) {
-            crate::keyword::index(t, w, ns, s, terms, stats)?;
+            p.json = serde_json::to_vec(&p.memory)?;
+            let mut row = 0;
+            if let Some(slot) = stored.slot {
+                crate::keyword::unindex(t, w, ns, slot, &stored.memory.content, stats)?;
+                let vkey = ns_key(ns, &slot.to_be_bytes());
+                if let Some(r) = t.vectors.get(w, &vkey)? {
+                    row = r.len() as u64;
+                }
+                if p.vector.is_none() && patch.is_some() {
+                    kept_slot = Some((slot, row));
+                } else {
+                    t.vectors.delete(w, &vkey)?;
+                    effects.removed_slots.push(slot);
+                }
+            }
+            for e in &stored.memory.entities {
+                crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
+            }
+            crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
+            stats.expiring =
+                stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()));
+            let size = charged_size(*len, if kept_slot.is_some() { 0 } else { row })
+                + postings_charge(stored.slot, &stored.memory.content);
+            let freed = size.min(stats.storage_bytes);
+            stats.storage_bytes -= freed;
+            effects.freed += freed;
         }
-        for e in &p.memory.entities {
-            crate::graph::link_memory(t, w, ns, e, &p.id)?;
-        }
-        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
-        stats.expiring += u64::from(p.memory.expires_at.is_some());
-        let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
-        stats.storage_bytes += size;
-        effects.charged += size;
-        return Ok(slot.map_or(RowWrite::None, RowWrite::New));
-    };
-    if let Some(patch) = patch {
-        p.memory = patch(stored.memory.clone(), p)?;
-    } else {
-        p.memory.created_at = stored.memory.created_at;
     }
-    p.json = serde_json::to_vec(&p.memory)?;
-    // The stored row: overwritten by a new vector, kept by an update that gives none, deleted
-    // by a store without a vector (an import line without one).
-    let mut old_row = 0;
-    let mut row_kept = false;
-    let (slot, write) = match (stored.slot, &p.vector) {
-        (Some(s), Some(v)) => {
-            let vkey = ns_key(ns, &s.to_be_bytes());
-            if let Some(r) = t.vectors.get(w, &vkey)? {
-                old_row = r.len() as u64;
-            }
-            let row = encode_row(&p.id, v);
-            t.vectors.put(w, &vkey, &row)?;
-            if crate::filter::mark_refile(t, w, ns, s, &row)? {
-                stats.refile += 1;
-            }
-            (Some(s), RowWrite::Replaced(s))
-        }
-        (Some(s), None) if patch.is_some() => {
-            row_kept = true;
-            (Some(s), RowWrite::None)
-        }
-        (Some(s), None) => {
-            let vkey = ns_key(ns, &s.to_be_bytes());
-            if let Some(r) = t.vectors.get(w, &vkey)? {
-                old_row = r.len() as u64;
-            }
-            t.vectors.delete(w, &vkey)?;
-            if crate::filter::unmark_refile(t, w, ns, s, None)? {
-                stats.refile = stats.refile.saturating_sub(1);
-            }
-            effects.removed_slots.push(s);
-            (None, RowWrite::None)
-        }
-        (None, Some(v)) => {
+    let mut new_slot = None;
+    let slot = match (&p.vector, kept_slot) {
+        (Some(v), _) => {
             let s = stats.next_slot;
             stats.next_slot += 1;
             put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
-            (Some(s), RowWrite::New(s))
+            new_slot = Some(s);
+            Some(s)
         }
-        (None, None) => (None, RowWrite::None),
+        (None, Some((s, _))) => Some(s),
+        (None, None) => None,
     };
     put_last(&t.memories, w, &key, &encode_record(slot, &p.json))?;
-    // Keyword postings (keyed by slot): written again only if the slot or the content changed.
-    let reindex = slot != stored.slot || p.memory.content != stored.memory.content;
-    let mut postings_freed = 0;
-    let mut postings_charged = 0;
-    if reindex {
-        if let Some(s) = stored.slot {
-            crate::keyword::unindex(t, w, ns, s, &stored.memory.content, stats)?;
-            postings_freed = postings_charge(stored.slot, &stored.memory.content);
-        }
-        if let Some(s) = slot {
-            let terms = crate::keyword::Terms::of(&p.memory.content);
-            crate::keyword::index(t, w, ns, s, &terms, stats)?;
-            postings_charged = terms.charge();
-        }
+    // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
+    let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
+    if let (Some(s), Some(terms)) = (slot, &terms) {
+        crate::keyword::index(t, w, ns, s, terms, stats)?;
     }
-    if p.memory.entities != stored.memory.entities {
-        for e in &stored.memory.entities {
-            crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
-        }
-        for e in &p.memory.entities {
-            crate::graph::link_memory(t, w, ns, e, &p.id)?;
-        }
+    for e in &p.memory.entities {
+        crate::graph::link_memory(t, w, ns, e, &p.id)?;
     }
-    if slot == stored.slot {
-        crate::filter::update_keys(t, w, ns, &p.id, &stored.memory, &p.memory, slot)?;
-    } else {
-        crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
-        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
-    }
-    stats.expiring = stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()))
-        + u64::from(p.memory.expires_at.is_some());
-    // A kept row is neither released nor charged again (the prepared memory has no vector).
-    let size = charged_size(len, if row_kept { 0 } else { old_row }) + postings_freed;
-    let freed = size.min(stats.storage_bytes);
-    stats.storage_bytes -= freed;
-    effects.freed += freed;
-    let size = p.charge() + postings_charged;
+    crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+    stats.expiring += u64::from(p.memory.expires_at.is_some());
+    // A kept row was not released above, so it is not charged again.
+    let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
     stats.storage_bytes += size;
     effects.charged += size;
-    Ok(write)
+    Ok(new_slot)
 }
 
 /// Bytes charged for a memory's keyword postings: a memory with a vector slot is in the
@@ -1725,9 +1654,6 @@ pub(crate) fn remove_memories(
                     row = r.len() as u64;
                 }
                 t.vectors.delete(w, &vkey)?;
-                if crate::filter::unmark_refile(t, w, rec.id, slot, None)? {
-                    stats.refile = stats.refile.saturating_sub(1);
-                }
                 crate::keyword::unindex(t, w, rec.id, slot, &stored.memory.content, &mut stats)?;
                 slots.push(slot);
             }
@@ -1750,7 +1676,7 @@ pub(crate) fn remove_memories(
         Ok((removed, freed, slots, stats))
     })?;
     inner.usage.adjust(&chain, -(freed as i64));
-    inner.vectors.apply(rec.id, &[], &[], &slots);
+    inner.vectors.apply(rec.id, &[], &slots);
     crate::ann::note_delete(inner, rec, &stats);
     Ok(removed)
 }

@@ -131,12 +131,10 @@ impl SlotAgents {
 /// A row added by a write: slot, memory id, normalised vector, agent key.
 pub(crate) type NewRow<'a> = (u32, [u8; 16], &'a [f32], u64);
 
-/// Rows appended together: f32 values, int8 codes and scales, slots, memory ids, agent keys,
-/// and generations (see [`NamespaceVectors::current`]).
+/// Rows appended together: f32 values, int8 codes and scales, slots, memory ids, agent keys.
 #[derive(Debug, Default)]
 struct Segment {
     slots: Vec<u32>,
-    gens: Vec<u32>,
     ids: Vec<[u8; 16]>,
     data: Vec<f32>,
     codes: Vec<i8>,
@@ -149,9 +147,8 @@ impl Segment {
         self.slots.len()
     }
 
-    fn push(&mut self, slot: u32, gen: u32, id: [u8; 16], v: &[f32], agent: u64) {
+    fn push(&mut self, slot: u32, id: [u8; 16], v: &[f32], agent: u64) {
         self.slots.push(slot);
-        self.gens.push(gen);
         self.ids.push(id);
         self.agents.push(agent);
         self.data.extend_from_slice(v);
@@ -161,7 +158,6 @@ impl Segment {
 
     fn push_from(&mut self, other: &Segment, i: usize, dims: usize) {
         self.slots.push(other.slots[i]);
-        self.gens.push(other.gens[i]);
         self.ids.push(other.ids[i]);
         self.data.extend_from_slice(&other.data[i * dims..(i + 1) * dims]);
         self.codes.extend_from_slice(&other.codes[i * dims..(i + 1) * dims]);
@@ -188,11 +184,6 @@ pub(crate) struct ScanHit {
 /// The searchable vectors of one namespace: the approximate index's partition of the slots
 /// below `from_slot` (if any), the rows from `from_slot` on (the *tail*) as a few contiguous
 /// segments (merged geometrically as rows are appended), and a set of deleted slots.
-///
-/// A vector overwritten in place (an upsert keeps its memory's slot) is appended to the tail
-/// under a new generation, recorded in `current`: for a slot in `current`, only the tail row of
-/// that generation is live — the partition's entry and older tail rows are stale and skipped.
-/// Such slots stay in the tail (even below `from_slot`) until the copy is reloaded.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct NamespaceVectors {
     pub dims: usize,
@@ -203,12 +194,6 @@ pub(crate) struct NamespaceVectors {
     segments: Vec<Arc<Segment>>,
     deleted: Arc<HashSet<u32>>,
     rows: usize,
-    /// Overwritten slots: slot → generation of its live tail row.
-    current: Arc<HashMap<u32, u32>>,
-    /// Rows (tail or partition) made stale by overwrites since the last compaction.
-    stale: usize,
-    /// The next generation to give an overwriting row (generation 0: a row as loaded).
-    next_gen: u32,
 }
 
 impl NamespaceVectors {
@@ -229,7 +214,7 @@ impl NamespaceVectors {
                 out.dims = v.len();
             }
             if v.len() == out.dims {
-                seg.push(slot, 0, id, &v, agents.get(slot));
+                seg.push(slot, id, &v, agents.get(slot));
             }
             Ok(())
         })?;
@@ -242,46 +227,26 @@ impl NamespaceVectors {
 
     /// Approximate bytes held (f32 values, int8 codes, scales, slots, ids).
     fn bytes(&self) -> usize {
-        self.rows * (self.dims * 5 + 36)
-            + (self.deleted.len() + self.current.len()) * 8
+        self.rows * (self.dims * 5 + 32)
+            + self.deleted.len() * 8
             + self.ivf.as_ref().map_or(0, |i| i.bytes())
     }
 
-    /// Whether the partition's entry of `slot` is not to be used: the memory was deleted, or
-    /// its vector was overwritten (its live row is in the tail).
-    pub(crate) fn skip_indexed(&self, slot: u32) -> bool {
-        self.deleted.contains(&slot) || self.current.contains_key(&slot)
+    /// Whether `slot` was deleted since this copy was loaded.
+    pub(crate) fn is_deleted(&self, slot: u32) -> bool {
+        self.deleted.contains(&slot)
     }
 
-    /// Whether the tail row of `slot` with generation `gen` is the slot's live vector.
-    fn is_current(&self, slot: u32, gen: u32) -> bool {
-        self.current.get(&slot).is_none_or(|g| *g == gen)
-    }
-
-    /// Appends rows regardless of `from_slot` (rows below it that the index lacks). Those in
-    /// `refile` (ascending) were overwritten in place since their cell was stored: they stay in
-    /// the tail like overwritten rows (see the type's docs).
-    pub(crate) fn push_tail(
-        &mut self,
-        rows: &[(u32, [u8; 16], Vec<f32>)],
-        agents: &SlotAgents,
-        refile: &[u32],
-    ) {
+    /// Appends rows regardless of `from_slot` (rows below it that the index lacks).
+    pub(crate) fn push_tail(&mut self, rows: &[(u32, [u8; 16], Vec<f32>)], agents: &SlotAgents) {
         let mut seg = Segment::default();
-        let mut current = HashMap::new();
         for (slot, id, v) in rows {
             if self.dims == 0 {
                 self.dims = v.len(); // every other row was indexed
             }
             if v.len() == self.dims {
-                seg.push(*slot, 0, *id, v, agents.get(*slot));
-                if *slot < self.from_slot && refile.binary_search(slot).is_ok() {
-                    current.insert(*slot, 0);
-                }
+                seg.push(*slot, *id, v, agents.get(*slot));
             }
-        }
-        if !current.is_empty() {
-            self.current = Arc::new(current);
         }
         if seg.len() > 0 {
             self.rows += seg.len();
@@ -308,11 +273,7 @@ impl NamespaceVectors {
                 for s in &self.segments {
                     for i in 0..s.len() {
                         let slot = s.slots[i];
-                        // An overwritten slot stays in the tail (its cell may be stale).
-                        if slot >= end
-                            || self.deleted.contains(&slot)
-                            || self.current.contains_key(&slot)
-                        {
+                        if slot >= end || self.deleted.contains(&slot) {
                             continue;
                         }
                         let Ok(at) = assigned.binary_search_by_key(&slot, |a| a.0) else {
@@ -340,15 +301,9 @@ impl NamespaceVectors {
         self.rows - self.deleted.len()
     }
 
-    /// A copy with `added` rows appended, `replaced` rows (vectors overwritten in their slot)
-    /// appended under a new generation, and `removed` slots deleted, sharing unchanged
+    /// A copy with `added` rows appended and `removed` slots deleted, sharing unchanged
     /// segments. `None` if an added row does not fit (the caller then reloads).
-    fn with_delta(
-        &self,
-        added: &[NewRow<'_>],
-        replaced: &[NewRow<'_>],
-        removed: &[u32],
-    ) -> Option<Self> {
+    fn with_delta(&self, added: &[NewRow<'_>], removed: &[u32]) -> Option<Self> {
         let mut next = self.clone();
         if !removed.is_empty() {
             let mut deleted = (*next.deleted).clone();
@@ -366,23 +321,7 @@ impl NamespaceVectors {
             if v.len() != next.dims {
                 return None;
             }
-            seg.push(*slot, 0, *id, v, *agent);
-        }
-        if !replaced.is_empty() {
-            let mut current = (*next.current).clone();
-            for (slot, id, v, agent) in replaced {
-                if next.dims == 0 {
-                    next.dims = v.len();
-                }
-                if v.len() != next.dims || next.deleted.contains(slot) {
-                    return None;
-                }
-                next.next_gen += 1;
-                current.insert(*slot, next.next_gen);
-                seg.push(*slot, next.next_gen, *id, v, *agent);
-                next.stale += 1;
-            }
-            next.current = Arc::new(current);
+            seg.push(*slot, *id, v, *agent);
         }
         if seg.len() > 0 {
             next.rows += seg.len();
@@ -400,36 +339,28 @@ impl NamespaceVectors {
             }
         }
         let indexed = next.ivf.as_ref().map_or(0, |i| i.rows());
-        let dead = next.deleted.len() + next.stale;
-        if dead > MAX_TOMBSTONES && dead * 8 > next.rows + indexed {
+        if next.deleted.len() > MAX_TOMBSTONES && next.deleted.len() * 8 > next.rows + indexed {
             next = next.compacted(next.from_slot);
         }
         Some(next)
     }
 
-    /// A copy without deleted or stale rows and without tail rows below `from_slot` (other
-    /// than the live rows of overwritten slots).
+    /// A copy without deleted rows and without tail rows below `from_slot`.
     fn compacted(&self, from_slot: u32) -> Self {
         let ivf = match &self.ivf {
-            Some(i) if !self.deleted.is_empty() || self.stale > 0 => {
-                Some(Arc::new(i.without(|s| self.skip_indexed(s))))
+            Some(i) if !self.deleted.is_empty() => {
+                Some(Arc::new(i.without(|s| self.deleted.contains(&s))))
             }
             other => other.clone(),
         };
         let mut seg = Segment::default();
         for s in &self.segments {
             for i in 0..s.len() {
-                let slot = s.slots[i];
-                let keep = (slot >= from_slot || self.current.contains_key(&slot))
-                    && !self.deleted.contains(&slot)
-                    && self.is_current(slot, s.gens[i]);
-                if keep {
+                if s.slots[i] >= from_slot && !self.deleted.contains(&s.slots[i]) {
                     seg.push_from(s, i, self.dims);
                 }
             }
         }
-        let mut current = (*self.current).clone();
-        current.retain(|slot, _| !self.deleted.contains(slot));
         NamespaceVectors {
             dims: self.dims,
             from_slot,
@@ -437,9 +368,6 @@ impl NamespaceVectors {
             rows: seg.len(),
             segments: if seg.len() > 0 { vec![Arc::new(seg)] } else { Vec::new() },
             deleted: Arc::default(),
-            current: Arc::new(current),
-            stale: 0,
-            next_gen: self.next_gen,
         }
     }
 
@@ -458,7 +386,6 @@ impl NamespaceVectors {
                 kernels::scan_f32(&s.data, dims, query, |i, sim| {
                     top.push_if(sim, si as u32, i as u32, || {
                         agent.is_none_or(|a| s.agents[i] == a)
-                            && self.is_current(s.slots[i], s.gens[i])
                     });
                 });
             }
@@ -472,7 +399,6 @@ impl NamespaceVectors {
                     let score = d as f32 * s.scales[i];
                     top.push_if(score, si as u32, i as u32, || {
                         agent.is_none_or(|a| s.agents[i] == a)
-                            && self.is_current(s.slots[i], s.gens[i])
                     });
                 });
             }
@@ -543,7 +469,6 @@ fn top_by_score(v: &mut Vec<(f32, u32, u32)>, k: usize) {
 fn merge(a: &Segment, b: &Segment) -> Segment {
     let mut out = Segment {
         slots: Vec::with_capacity(a.len() + b.len()),
-        gens: Vec::with_capacity(a.len() + b.len()),
         ids: Vec::with_capacity(a.len() + b.len()),
         data: Vec::with_capacity(a.data.len() + b.data.len()),
         codes: Vec::with_capacity(a.codes.len() + b.codes.len()),
@@ -552,7 +477,6 @@ fn merge(a: &Segment, b: &Segment) -> Segment {
     };
     for s in [a, b] {
         out.slots.extend_from_slice(&s.slots);
-        out.gens.extend_from_slice(&s.gens);
         out.ids.extend_from_slice(&s.ids);
         out.data.extend_from_slice(&s.data);
         out.codes.extend_from_slice(&s.codes);
@@ -683,21 +607,14 @@ impl VectorCache {
         Ok(loaded)
     }
 
-    /// A write committed: `added` rows (slot, memory id, normalised vector), `replaced` rows
-    /// (vectors overwritten in their slot) and `removed` slots.
-    pub(crate) fn apply(
-        &self,
-        ns: NamespaceId,
-        added: &[NewRow<'_>],
-        replaced: &[NewRow<'_>],
-        removed: &[u32],
-    ) {
+    /// A write committed: `added` rows (slot, memory id, normalised vector) and `removed` slots.
+    pub(crate) fn apply(&self, ns: NamespaceId, added: &[NewRow<'_>], removed: &[u32]) {
         let entry = self.entry(ns);
         {
             let mut e = entry.lock();
             e.version += 1;
             if let Some(v) = e.vectors.clone() {
-                self.set(&mut e, v.with_delta(added, replaced, removed).map(Arc::new));
+                self.set(&mut e, v.with_delta(added, removed).map(Arc::new));
             }
         }
         self.evict(ns);
@@ -937,7 +854,7 @@ mod tests {
                     (slot, [slot as u8; 16], v.as_slice(), 0)
                 })
                 .collect();
-            nv = nv.with_delta(&added, &[], &[]).unwrap();
+            nv = nv.with_delta(&added, &[]).unwrap();
         }
         nv
     }
@@ -974,15 +891,15 @@ mod tests {
         let q = rows[5].clone();
         let top = nv.search(&q, 3, None);
         assert_eq!(top[0].slot, 5);
-        let nv = nv.with_delta(&[], &[], &[5]).unwrap();
+        let nv = nv.with_delta(&[], &[5]).unwrap();
         assert!(nv.search(&q, 3, None).iter().all(|h| h.slot != 5));
         assert_eq!(nv.len(), 2999);
         // A row deleted before its append was applied stays deleted.
         let late = [(5u32, [5u8; 16], q.as_slice(), 0)];
-        assert!(nv.with_delta(&late, &[], &[]).unwrap().search(&q, 3, None).iter().all(|h| h.slot != 5));
+        assert!(nv.with_delta(&late, &[]).unwrap().search(&q, 3, None).iter().all(|h| h.slot != 5));
         // Many deletes compact the copy.
         let many: Vec<u32> = (100..1000).collect();
-        let nv = nv.with_delta(&[], &[], &many).unwrap();
+        let nv = nv.with_delta(&[], &many).unwrap();
         assert!(nv.deleted.is_empty());
         assert_eq!(nv.len(), 2099);
         // Rows below the index boundary are dropped.
@@ -990,7 +907,7 @@ mod tests {
         assert_eq!(nv.len(), 1000);
         assert!(nv.search(&rows[10], 5, None).iter().all(|h| h.slot >= 2000));
         // A row of the wrong size makes the caller reload.
-        assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[], &[]).is_none());
+        assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[]).is_none());
     }
 
     #[test]
@@ -1014,7 +931,7 @@ mod tests {
         cache.get_or_load(2, load).unwrap();
         assert_eq!(loads.get(), 4, "2 was evicted and reloaded");
         // Writes keep the count exact; forgetting releases it.
-        cache.apply(2, &[(5000, [9; 16], rows[0].as_slice(), 0)], &[], &[]);
+        cache.apply(2, &[(5000, [9; 16], rows[0].as_slice(), 0)], &[]);
         cache.forget(1);
         cache.forget(2);
         cache.forget(3);
