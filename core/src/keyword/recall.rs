@@ -174,10 +174,13 @@ pub(crate) fn hybrid_hits(
             h
         })
         .collect();
+    // A vector hit without a known slot (written after the index's snapshot) is not in `seen`:
+    // its id keeps the keyword side from adding the same memory twice.
+    let ids: HashSet<String> = hits.iter().map(|h| h.id.clone()).collect();
     let mut considered = 0;
     keyword_candidates(t, r, ns, stats, text, Some(query), depth, passes, &seen, |h| {
         considered += 1;
-        hits.extend(h);
+        hits.extend(h.filter(|h| !ids.contains(&h.id)));
         considered == depth
     })?;
     fuse(&mut hits, vector_weight);
