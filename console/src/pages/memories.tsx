@@ -310,8 +310,10 @@ function Browse(props: { ns: string }) {
   const [pages, setPages] = useState<MemoryPage[]>([]);
   const [size, setSize] = useState('20');
   const [order, setOrder] = useState('created_at');
+  // The order the rows on screen were listed in (the select may already name another).
+  const [shownOrder, setShownOrder] = useState('created_at');
   const [filter, setFilter] = useState('');
-  const [count, setCount] = useState<number | null>(null);
+  const [count, setCount] = useState<{ n: number; filtered: boolean } | null>(null);
   const [error, setError] = useState('');
   const load = async (cursor: string | null) => {
     setError('');
@@ -322,19 +324,23 @@ function Browse(props: { ns: string }) {
     }
     const where = { namespace: props.ns, ...(f.filter ? { filter: f.filter } : {}) };
     try {
-      const resp = await callOperation(s.ops.get('list_memories')!, {
+      // The page and its count are asked for together and shown together, so a count of an
+      // earlier filter is never on screen beside the rows of a new one.
+      const listing = callOperation(s.ops.get('list_memories')!, {
         ...where,
         order_by: order,
         limit: Number(size),
         descending: true,
         ...(cursor ? { cursor } : {}),
-      });
-      const page = (await resp.json()) as MemoryPage;
+      }).then((resp) => resp.json() as Promise<MemoryPage>);
+      const counting =
+        !cursor && s.ops.has('count_memories')
+          ? callOperation(s.ops.get('count_memories')!, where).then((resp) => resp.json() as Promise<{ count: number }>)
+          : null;
+      const [page, counted] = await Promise.all([listing, counting]);
       setPages((p) => (cursor ? [...p, page] : [page]));
-      if (!cursor && s.ops.has('count_memories')) {
-        const counted = (await (await callOperation(s.ops.get('count_memories')!, where)).json()) as { count: number };
-        setCount(counted.count);
-      }
+      setShownOrder(order);
+      if (counted) setCount({ n: counted.count, filtered: !!f.filter });
     } catch (err) {
       if (!cursor) {
         setPages([]);
@@ -349,15 +355,15 @@ function Browse(props: { ns: string }) {
   }, [props.ns]);
   const items = pages.flatMap((p) => p.memories);
   const next = pages.length ? pages[pages.length - 1].next_cursor : null;
-  const orderName = `${order.replace('_', ' ')}, ${order === 'importance' ? 'highest' : 'newest'} first`;
+  const orderName = `${shownOrder.replace('_', ' ')}, ${shownOrder === 'importance' ? 'highest' : 'newest'} first`;
   return (
     <section class="card" aria-labelledby="browse-title">
       <div class="card-header">
         <h2 id="browse-title">Browse</h2>
         {count !== null && (
           <span class="small muted" data-testid="browse-count">
-            {count.toLocaleString('en-US')} memor{count === 1 ? 'y' : 'ies'}
-            {filter.trim() ? ' match the filter' : ' in all'}, {items.length} shown
+            {count.n.toLocaleString('en-US')} memor{count.n === 1 ? 'y' : 'ies'}
+            {count.filtered ? ' match the filter' : ' in all'}, {items.length} shown
           </span>
         )}
       </div>
