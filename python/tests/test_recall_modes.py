@@ -23,7 +23,7 @@ def test_keyword_vector_and_hybrid_recall(db: memsilo.Memsilo) -> None:
     # A word only one memory holds: keyword recall finds it and nothing else.
     keyword = db.recall(ns, "zx-4471", mode="keyword", top_k=10)
     assert [h["content"] for h in keyword] == [CONTENTS[3]]
-    assert keyword[0]["keyword_score"] > 0
+    assert (keyword[0]["keyword_score"] or 0) > 0
     # Vector recall ranks every memory.
     assert len(db.recall(ns, "zx-4471", mode="vector", top_k=10)) == 4
 
@@ -32,7 +32,7 @@ def test_keyword_vector_and_hybrid_recall(db: memsilo.Memsilo) -> None:
     query = "how much money goes to hiring"
     hybrid = db.recall(ns, query, mode="hybrid", top_k=10)
     assert hybrid[0]["content"] == CONTENTS[1]
-    assert hybrid[0]["keyword_score"] > 0 and hybrid[0]["vector_score"] is not None
+    assert (hybrid[0]["keyword_score"] or 0) > 0 and hybrid[0]["vector_score"] is not None
     assert db.recall(ns, query, top_k=10)[0]["content"] == CONTENTS[1]
     vector = db.recall(ns, query, mode="vector", top_k=10)
     weighted = db.recall(ns, query, mode="hybrid", vector_weight=1.0, top_k=10)

@@ -59,9 +59,9 @@ def test_tenants_keys_memories_isolation_and_deletion(db: memsilo.Memsilo, mode:
         with pytest.raises(memsilo.ForbiddenError) as info:
             attempt()
         assert info.value.code == "forbidden" and info.value.status == 403
-    with pytest.raises(memsilo.MemsiloError) as info:
+    with pytest.raises(memsilo.MemsiloError) as refused:
         acme_db.list_tenants()
-    assert info.value.code == "forbidden"
+    assert refused.value.code == "forbidden"
 
     # The operator audits namespaces per tenant.
     audit = db.list_namespaces(tenant_id=acme["id"])

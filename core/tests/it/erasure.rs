@@ -149,7 +149,7 @@ fn child_deletes_then_dies() {
 /// not on disk.
 #[test]
 fn writes_made_during_an_erasing_rewrite_are_all_in_the_new_file() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
@@ -171,11 +171,16 @@ fn writes_made_during_an_erasing_rewrite_are_all_in_the_new_file() {
         }
         root.delete_namespace("doomed").unwrap();
         let (stop, purging) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let written = Arc::new(AtomicUsize::new(0));
         let writer = {
-            let (root, stop, purging) = (root.clone(), stop.clone(), purging.clone());
+            let (root, stop, purging, written) =
+                (root.clone(), stop.clone(), purging.clone(), written.clone());
             std::thread::spawn(move || {
                 let (mut ids, mut during) = (Vec::new(), 0);
                 while !stop.load(Ordering::SeqCst) || ids.len() < 20 {
+                    // A write counts as made during the purge if it began while the purge ran
+                    // (one that began then may be acknowledged just after the purge returns).
+                    let began_during = purging.load(Ordering::SeqCst);
                     let m = root
                         .store_memory(StoreMemory {
                             namespace: Some("busy".into()),
@@ -183,11 +188,17 @@ fn writes_made_during_an_erasing_rewrite_are_all_in_the_new_file() {
                         })
                         .unwrap();
                     ids.push(m.id);
-                    during += usize::from(purging.load(Ordering::SeqCst));
+                    written.store(ids.len(), Ordering::SeqCst);
+                    during += usize::from(began_during);
                 }
                 (ids, during)
             })
         };
+        // The writer is running before the purge starts, so a loaded machine cannot schedule
+        // the whole purge ahead of its first write.
+        while written.load(Ordering::SeqCst) < 3 {
+            std::thread::yield_now();
+        }
         purging.store(true, Ordering::SeqCst);
         assert_eq!(engine.run_pending_purges().unwrap(), 1);
         purging.store(false, Ordering::SeqCst);
