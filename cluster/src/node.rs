@@ -2,6 +2,7 @@
 //! (group commit to the namespace's log, then the local engine, then the answer).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, OnceCell};
 
 use crate::control::{hex, Caller, Grant, KeyCache, KeyRecord};
-use crate::wal::{AppendError, NamespaceLog, Record, Writer};
+use crate::wal::{AppendError, Checkpointer, NamespaceLog, Published, Record, Writer};
 
 /// How a node joins the cluster.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct Config {
     pub prefix: String,
     /// Lease time to live, seconds: how long a dead node keeps its namespaces.
     pub lease_ttl: i64,
+    /// A namespace's owner snapshots it once this many log objects were written since the
+    /// last snapshot (0: never).
+    pub snapshot_every: u64,
 }
 
 /// Where a namespace's requests run.
@@ -47,6 +51,11 @@ pub struct Owned {
     lease: i64,
     writer: tokio::sync::Mutex<Writer>,
     pending: Mutex<Vec<(Record, oneshot::Sender<Result<Reply>>)>>,
+    checkpoint: tokio::sync::Mutex<Checkpointer>,
+    /// The manifest's `log_from` (what the last snapshot holds), read without the lock.
+    snapshot_from: AtomicU64,
+    /// A snapshot is being taken.
+    snapshotting: AtomicBool,
 }
 
 /// An answer from the owner, passed through unchanged.
@@ -398,30 +407,51 @@ impl Node {
         let takeover = Writer::take_over(log, epoch, &self.config.node_id)
             .await
             .map_err(|e| Error::Internal(format!("namespace {ns}: log: {e}")))?;
-        let records = takeover.records;
-        let count = records.len();
+        let fetched = started.elapsed();
+        let (snapshot, records) = (takeover.snapshot, takeover.records);
+        let (count, snapshot_bytes) = (records.len(), snapshot.as_ref().map_or(0, Vec::len));
         let engine = self.engine.clone();
-        blocking(move || {
+        let name = ns.to_owned();
+        let imported = blocking(move || {
             let root = engine.root();
+            let mut imported = memsilo::transfer::ImportSummary::default();
+            if let Some(bytes) = snapshot {
+                imported = import_snapshot(&root, &name, &bytes)?;
+            }
             for r in records {
                 // A write refused when it was first made is refused again: same outcome.
-                let _ = root.call(&r.op, r.args);
+                if let Err(e) = root.call(&r.op, r.args) {
+                    eprintln!("memsilo cluster: namespace {name}: a logged {} is refused again on replay: {e}", r.op);
+                }
             }
-            Ok(())
+            Ok(imported)
         })
         .await?;
+        let checkpointer = takeover.checkpointer;
         eprintln!(
-            "memsilo cluster: node {} owns namespace {ns} (epoch {epoch}): replayed {count} writes from {} log objects in {} ms",
+            "memsilo cluster: node {} owns namespace {ns} (epoch {epoch}): snapshot of {} memories ({snapshot_bytes} bytes) + {count} writes from {} log objects from position {} in {} ms ({} ms reading object storage)",
             self.config.node_id,
+            imported.memories,
             takeover.entries,
-            started.elapsed().as_millis()
+            checkpointer.log_from(),
+            started.elapsed().as_millis(),
+            fetched.as_millis(),
         );
         Ok(Arc::new(Owned {
             name: ns.to_owned(),
             lease,
             writer: tokio::sync::Mutex::new(takeover.writer),
             pending: Mutex::default(),
+            snapshot_from: AtomicU64::new(checkpointer.log_from()),
+            checkpoint: tokio::sync::Mutex::new(checkpointer),
+            snapshotting: AtomicBool::new(false),
         }))
+    }
+
+    /// Snapshots an owned namespace now (what `snapshot_every` does on its own): the export is
+    /// read while its writes wait, then stored and published without holding them.
+    pub async fn snapshot(&self, owned: &Arc<Owned>) -> Result<Published> {
+        snapshot(self.engine.clone(), owned.clone()).await
     }
 
     fn drop_namespace(&self, ns: &str) {
@@ -463,6 +493,7 @@ impl Node {
                                 for (tx, r) in replies.into_iter().zip(results) {
                                     let _ = tx.send(r);
                                 }
+                                self.snapshot_if_due(owned, writer.next_seq());
                             }
                             Err(e) => {
                                 // Logged but not applied here: this copy is no longer the log's.
@@ -644,6 +675,112 @@ impl Node {
             .to_vec();
         Ok(Forwarded { status, headers, body })
     }
+}
+
+impl Node {
+    /// Starts a snapshot in the background once `snapshot_every` log objects were written
+    /// since the last one.
+    fn snapshot_if_due(&self, owned: &Arc<Owned>, next: u64) {
+        let every = self.config.snapshot_every;
+        if every == 0 || next.saturating_sub(owned.snapshot_from.load(Ordering::Relaxed)) < every {
+            return;
+        }
+        if owned.snapshotting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (engine, owned, node) =
+            (self.engine.clone(), owned.clone(), self.config.node_id.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match snapshot(engine, owned.clone()).await {
+                Ok(p) => eprintln!(
+                    "memsilo cluster: node {node} snapshot of namespace {} up to log position {}: {} log objects deleted, {} ms",
+                    owned.name,
+                    p.log_from,
+                    p.deleted,
+                    started.elapsed().as_millis()
+                ),
+                Err(e) => eprintln!(
+                    "memsilo cluster: node {node} snapshot of namespace {} failed: {e}",
+                    owned.name
+                ),
+            }
+            owned.snapshotting.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Exports an owned namespace while its writes wait (so the export is the state after every
+/// logged write so far), then stores it and moves the manifest to it.
+async fn snapshot(engine: Engine, owned: Arc<Owned>) -> Result<Published> {
+    let mut checkpoint = owned.checkpoint.lock().await;
+    let (log_from, bytes) = {
+        let writer = owned.writer.lock().await;
+        let name = owned.name.clone();
+        let bytes = blocking(move || export_snapshot(&engine.root(), &name)).await?;
+        (writer.next_seq(), bytes)
+    };
+    let published = checkpoint.publish(log_from, bytes).await.map_err(|e| {
+        Error::Internal(format!("namespace {}: snapshot not published: {e}", owned.name))
+    })?;
+    owned.snapshot_from.store(published.log_from, Ordering::Relaxed);
+    Ok(published)
+}
+
+/// The namespace as export lines (JSON Lines), the format of `export_namespace`. Vectors the
+/// namespace's embedder made are left out and made again on load (an imported vector marks a
+/// namespace as holding caller-supplied vectors, which would refuse the text writes after it);
+/// caller-supplied vectors are kept.
+fn export_snapshot(root: &memsilo::Handle, ns: &str) -> Result<Vec<u8>> {
+    let info = root.get_namespace(ns)?;
+    let keep_vectors = info.embedder.as_deref().is_none_or(|e| e == memsilo::CALLER_EMBEDDER);
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let args =
+            json!({ "namespace": ns, "cursor": cursor, "limit": memsilo::transfer::MAX_PAGE });
+        let page: memsilo::transfer::ExportPage =
+            serde_json::from_value(root.call("export_namespace", args)?.value)?;
+        for mut line in page.lines {
+            if !keep_vectors {
+                if let Some(m) = line.as_object_mut() {
+                    m.remove("vector");
+                }
+            }
+            serde_json::to_writer(&mut out, &line)?;
+            out.push(b'\n');
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Loads a snapshot into namespace `ns` (created empty) with `import_namespace`.
+fn import_snapshot(
+    root: &memsilo::Handle,
+    ns: &str,
+    bytes: &[u8],
+) -> Result<memsilo::transfer::ImportSummary> {
+    let mut summary = memsilo::transfer::ImportSummary::default();
+    let mut batcher = memsilo::transfer::Batcher::new(memsilo::transfer::DEFAULT_PAGE);
+    let mut import = |batch: memsilo::transfer::Batch| -> Result<()> {
+        let args = json!({ "namespace": ns, "lines": batch.lines, "first_line": batch.first_line });
+        let done: memsilo::transfer::ImportSummary =
+            serde_json::from_value(root.call("import_namespace", args)?.value)?;
+        summary.add(done);
+        Ok(())
+    };
+    for line in bytes.split(|b| *b == b'\n') {
+        if let Some(batch) = batcher.push(line)? {
+            import(batch)?;
+        }
+    }
+    if let Some(batch) = batcher.finish() {
+        import(batch)?;
+    }
+    Ok(summary)
 }
 
 enum Acquire {

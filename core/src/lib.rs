@@ -72,7 +72,8 @@ pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors,
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
 pub use listing::{CountMemories, ListMemories, MemoryPage, OrderBy};
 pub use memory::{
-    Forget, Forgotten, Memory, MemoryType, Recall, RecallHit, RecallMode, StoreMemory, UpdateMemory,
+    Forget, Forgotten, Memory, MemoryType, Recall, RecallHit, RecallMode, StoreMemory,
+    UpdateMemory, CALLER_EMBEDDER,
 };
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
 pub use page::{Page, Paged};

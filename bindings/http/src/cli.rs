@@ -16,7 +16,7 @@ usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
                        [--body-limit BYTES] [--request-timeout SECS] [--metrics-token TOKEN]
                        [--embedder NAME|DIR] [--audit-retention-days DAYS]
                        [--cluster --etcd URLS --s3 URL/BUCKET [--node-id ID] [--advertise URL]
-                        [--cluster-prefix NAME] [--lease-ttl SECS]]
+                        [--cluster-prefix NAME] [--lease-ttl SECS] [--snapshot-every N]]
        memsilo models pull NAME [--from DIR]
 
 Runs the memsilo HTTP server.
@@ -44,6 +44,8 @@ Cluster mode (a build with the cargo feature `cluster`; see the book's chapter \
                          http://LISTEN-ADDRESS)
   --cluster-prefix NAME  key prefix in etcd and the bucket (default memsilo)
   --lease-ttl SECS       how long a dead node keeps its namespaces (default 10)
+  --snapshot-every N     snapshot a namespace to the bucket every N log objects, so loading
+                         it reads the snapshot and the log after it (default 256; 0: never)
 
 The admin key is MEMSILO_ADMIN_KEY; without it, one is generated on first start and
 printed once. Stops cleanly on SIGINT or SIGTERM.
@@ -74,6 +76,7 @@ struct ClusterArgs {
     advertise: Option<String>,
     prefix: String,
     lease_ttl: i64,
+    snapshot_every: u64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -118,12 +121,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut embedder = env("MEMSILO_EMBEDDER").unwrap_or_default();
     let mut retention = env("MEMSILO_AUDIT_RETENTION_DAYS").unwrap_or_default();
     let mut cluster = false;
-    let mut etcd = env("MEMSILO_ETCD").unwrap_or_default();
-    let mut s3 = env("MEMSILO_S3").unwrap_or_default();
-    let mut node_id = env("MEMSILO_NODE_ID").unwrap_or_default();
-    let mut advertise = env("MEMSILO_ADVERTISE").unwrap_or_default();
-    let mut prefix = "memsilo".to_owned();
-    let mut lease_ttl = "10".to_owned();
+    let mut c = ClusterFlags::from_env();
     while let Some(arg) = it.next() {
         if arg == "--cluster" {
             cluster = true;
@@ -145,12 +143,13 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--metrics-token" => &mut metrics_token,
             "--embedder" => &mut embedder,
             "--audit-retention-days" => &mut retention,
-            "--etcd" => &mut etcd,
-            "--s3" => &mut s3,
-            "--node-id" => &mut node_id,
-            "--advertise" => &mut advertise,
-            "--cluster-prefix" => &mut prefix,
-            "--lease-ttl" => &mut lease_ttl,
+            "--etcd" => &mut c.etcd,
+            "--s3" => &mut c.s3,
+            "--node-id" => &mut c.node_id,
+            "--advertise" => &mut c.advertise,
+            "--cluster-prefix" => &mut c.prefix,
+            "--lease-ttl" => &mut c.lease_ttl,
+            "--snapshot-every" => &mut c.snapshot_every,
             other => return Err(format!("unknown option {other:?}")),
         };
         *slot = match inline {
@@ -173,11 +172,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             format!("--audit-retention-days must be a positive integer, got {days:?}")
         })?),
     };
-    let cluster = if cluster {
-        Some(Box::new(cluster_args(&etcd, &s3, node_id, advertise, prefix, &lease_ttl)?))
-    } else {
-        None
-    };
+    let cluster = if cluster { Some(Box::new(cluster_args(c)?)) } else { None };
     Ok(Command::Serve(ServeArgs {
         audit_retention_days,
         data,
@@ -191,14 +186,33 @@ fn parse(args: &[String]) -> Result<Command, String> {
     }))
 }
 
-fn cluster_args(
-    etcd: &str,
-    s3: &str,
+/// The cluster flags as given (checked by [`cluster_args`]).
+struct ClusterFlags {
+    etcd: String,
+    s3: String,
     node_id: String,
     advertise: String,
     prefix: String,
-    lease_ttl: &str,
-) -> Result<ClusterArgs, String> {
+    lease_ttl: String,
+    snapshot_every: String,
+}
+
+impl ClusterFlags {
+    fn from_env() -> Self {
+        ClusterFlags {
+            etcd: env("MEMSILO_ETCD").unwrap_or_default(),
+            s3: env("MEMSILO_S3").unwrap_or_default(),
+            node_id: env("MEMSILO_NODE_ID").unwrap_or_default(),
+            advertise: env("MEMSILO_ADVERTISE").unwrap_or_default(),
+            prefix: "memsilo".to_owned(),
+            lease_ttl: "10".to_owned(),
+            snapshot_every: "256".to_owned(),
+        }
+    }
+}
+
+fn cluster_args(flags: ClusterFlags) -> Result<ClusterArgs, String> {
+    let ClusterFlags { etcd, s3, node_id, advertise, prefix, lease_ttl, snapshot_every } = flags;
     let etcd: Vec<String> =
         etcd.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
     if etcd.is_empty() {
@@ -208,10 +222,16 @@ fn cluster_args(
         return Err("--cluster needs --s3 URL/BUCKET".into());
     }
     let lease_ttl = lease_ttl
+        .trim()
         .parse::<i64>()
         .ok()
         .filter(|n| (2..=3600).contains(n))
         .ok_or_else(|| format!("--lease-ttl must be 2 to 3600 seconds, got {lease_ttl:?}"))?;
+    let snapshot_every = snapshot_every.trim().parse::<u64>().map_err(|_| {
+        format!(
+            "--snapshot-every must be a number of log objects (0: never), got {snapshot_every:?}"
+        )
+    })?;
     let some = |s: String| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     Ok(ClusterArgs {
         etcd,
@@ -220,6 +240,7 @@ fn cluster_args(
         advertise: some(advertise),
         prefix,
         lease_ttl,
+        snapshot_every,
     })
 }
 
@@ -359,6 +380,7 @@ fn cluster_router(
         etcd: args.etcd.clone(),
         prefix: args.prefix.clone(),
         lease_ttl: args.lease_ttl,
+        snapshot_every: args.snapshot_every,
     };
     let node = runtime.block_on(memsilo_cluster::Node::start(config, engine, store))?;
     Ok(crate::cluster::router(node, body_limit))
@@ -482,6 +504,10 @@ mod tests {
         };
         let c = c.cluster.unwrap();
         assert_eq!((c.etcd.len(), c.s3.as_str(), c.lease_ttl), (2, "http://s:3/bk", 10));
+        assert_eq!(c.snapshot_every, 256);
+        assert!(
+            parse(&args("serve --cluster --etcd http://a:1 --s3 x --snapshot-every -1")).is_err()
+        );
         assert!(parse(&args("serve --cluster --s3 http://s:3/bk")).is_err());
         assert!(parse(&args("serve --cluster --etcd http://a:1 --s3 x --lease-ttl 1")).is_err());
         let Command::Serve(single) = parse(&args("serve")).unwrap() else { panic!("not serve") };
