@@ -31,23 +31,9 @@ const DIMS: usize = 384;
 /// Distinct agents, tags and customers: each value selects 1% of the namespace.
 const GROUPS: usize = 100;
 
-/// CPU time of this process so far: the machine may be shared, and wall-clock rates then
-/// understate what one core does. Rates are printed both ways.
-fn cpu() -> Duration {
-    clock(libc::CLOCK_PROCESS_CPUTIME_ID)
-}
-
-/// CPU time of this thread so far (a recall runs on its caller's thread).
-fn thread_cpu() -> Duration {
-    clock(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-fn clock(id: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into the valid pointer given.
-    unsafe { libc::clock_gettime(id, &raw mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::{cpu, thread_cpu};
 
 /// "N/s wall, M/s per CPU second" for `count` items done in `wall` using `cpu` CPU time.
 fn rate(count: usize, wall: Duration, cpu: Duration) -> String {

@@ -17,6 +17,7 @@ use crate::embed::Embedder;
 use crate::engine::{Caller, EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::filter::{Field, Filter};
+use crate::keyword::KeywordRecall;
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
 use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
@@ -536,11 +537,16 @@ fn validate_importance(v: f64, field: &str) -> Result<()> {
 }
 
 fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
+    decayed(m.importance, m.updated_at, policy, now)
+}
+
+/// Importance `importance` of a memory last updated at `updated_at`, decayed to `now`.
+fn decayed(importance: f64, updated_at: DateTime<Utc>, policy: &DecayPolicy, now: i64) -> f64 {
     if policy.decay_rate <= 0.0 {
-        return m.importance;
+        return importance;
     }
-    let days = ((now - m.updated_at.timestamp_micros()).max(0) as f64) / MICROS_PER_DAY;
-    m.importance * (-policy.decay_rate * days).exp()
+    let days = ((now - updated_at.timestamp_micros()).max(0) as f64) / MICROS_PER_DAY;
+    importance * (-policy.decay_rate * days).exp()
 }
 
 pub(crate) fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
@@ -1242,8 +1248,28 @@ impl Handle {
                 && extra.as_ref().is_none_or(|f| f.matches(m));
             keep.then_some(eff)
         };
-        // A selective filter: score its memories' vectors exactly, read only the best records.
-        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<SlotHit>>> {
+        // The verdict on a stored record: decoded whole only when a filter needs more than
+        // liveness, importance and the agent.
+        let judge = |bytes: &[u8]| -> Result<Option<(Option<u32>, f64)>> {
+            if filtered {
+                let s = decode_record(bytes)?;
+                return Ok(passes(&s.memory).map(|eff| (s.slot, eff)));
+            }
+            let (slot, view) = match split_record(bytes) {
+                Some((slot, json)) => (slot, serde_json::from_slice::<RankView<'_>>(json)?),
+                None => {
+                    let v = serde_json::from_slice::<RankView<'_>>(bytes)?;
+                    (v.slot, v)
+                }
+            };
+            let eff = decayed(view.importance, view.updated_at, &rec.policy, now);
+            let live = view.expires_at.is_none_or(|e| e.timestamp_micros() > now)
+                && eff >= rec.policy.min_importance;
+            let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
+            Ok(keep.then_some((slot, eff)))
+        };
+        // A selective filter: score its memories' vectors exactly, judge the best records.
+        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
             let Some(extra) = &extra else { return Ok(None) };
             let mut plan = vec![extra.clone()];
             if let Some(a) = agent {
@@ -1277,21 +1303,20 @@ impl Handle {
                 let enough = k * 4 + 32;
                 let mut hits = Vec::new();
                 for (sim, key) in scored {
-                    let Some(s) = read_memory(t, r, &ns_key(rec.id, &key))? else { continue };
-                    if let Some(eff) = passes(&s.memory) {
-                        hits.push((hit(s.memory, f64::from(sim), eff, false), s.slot));
+                    let judged = judge_at(t, r, &ns_key(rec.id, &key), &judge)?;
+                    if let Some((slot, eff)) = judged {
+                        hits.push(Ranked::by_vector(key, slot, f64::from(sim), eff));
                         if hits.len() >= enough {
                             break;
                         }
                     }
                 }
-                hits.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
-                hits.truncate(k);
+                best(&mut hits, k);
                 Ok(Some(hits))
             })
         };
-        // The best `k` memories by vector similarity that pass, with their slots.
-        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<SlotHit>> {
+        // The best `k` memories by vector similarity that pass, ranked.
+        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<Ranked>> {
             if let Some(hits) = exact_hits(query, k)? {
                 return Ok(hits);
             }
@@ -1310,9 +1335,9 @@ impl Handle {
                         crate::ann::candidates(t, r, rec.id, &vectors, query, want, agent_filter)?;
                     let mut hits = Vec::new();
                     for (id, sim) in &candidates {
-                        let Some(s) = read_memory(t, r, &ns_key(rec.id, id))? else { continue };
-                        if let Some(eff) = passes(&s.memory) {
-                            hits.push((hit(s.memory, f64::from(*sim), eff, false), s.slot));
+                        let judged = judge_at(t, r, &ns_key(rec.id, id), &judge)?;
+                        if let Some((slot, eff)) = judged {
+                            hits.push(Ranked::by_vector(*id, slot, f64::from(*sim), eff));
                         }
                     }
                     Ok((hits, exhausted))
@@ -1320,8 +1345,7 @@ impl Handle {
                 // Asking for more candidates than there are vectors cannot find more.
                 let everything = want as u64 >= stats.next_slot.into();
                 if hits.len() >= k || exhausted || everything {
-                    hits.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
-                    hits.truncate(k);
+                    best(&mut hits, k);
                     return Ok(hits);
                 }
                 want *= 4;
@@ -1330,40 +1354,41 @@ impl Handle {
         let text = req.query.as_deref().unwrap_or_default();
         let mut hits = match (mode, &query) {
             (RecallMode::Keyword, _) => env.read(|r, t| {
-                crate::keyword::keyword_hits(t, r, rec.id, &stats, text, None, top_k, &passes)
+                let kw = KeywordRecall { t, r, ns: rec.id, stats: &stats, text, query: None, judge: &judge };
+                let mut ranked = kw.hits(top_k)?;
+                best(&mut ranked, top_k);
+                materialize(t, r, rec.id, ranked)
             })?,
             (RecallMode::Hybrid, Some(q)) => {
                 let depth = (top_k * 3).clamp(50, MAX_TOP_K);
                 let by_vector = vector_hits(q, depth)?;
                 env.read(|r, t| {
-                    crate::keyword::hybrid_hits(
+                    let kw = KeywordRecall {
                         t,
                         r,
-                        rec.id,
-                        &stats,
+                        ns: rec.id,
+                        stats: &stats,
                         text,
-                        q,
-                        by_vector,
-                        depth,
-                        req.vector_weight,
-                        &passes,
-                    )
+                        query: Some(q),
+                        judge: &judge,
+                    };
+                    let mut ranked = kw.hybrid(by_vector, depth, req.vector_weight)?;
+                    best(&mut ranked, top_k);
+                    materialize(t, r, rec.id, ranked)
                 })?
             }
-            (_, Some(q)) => vector_hits(q, top_k)?.into_iter().map(|h| h.0).collect(),
+            (_, Some(q)) => {
+                let ranked = vector_hits(q, top_k)?;
+                env.read(|r, t| materialize(t, r, rec.id, ranked))?
+            }
             (_, None) => return Err(Error::Internal("recall without a query vector".into())),
         };
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hits.truncate(top_k);
         if let Some(depth) = req.expand.filter(|d| *d > 0) {
             hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
         }
         Ok(hits)
     }
 }
-
-/// A recall hit with its memory's vector slot.
-type SlotHit = (RecallHit, Option<u32>);
 
 /// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
 pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + Sync + 'a;
@@ -1592,6 +1617,90 @@ pub(crate) fn read_memory(
         Some(bytes) => Some(decode_record(bytes)?),
         None => None,
     })
+}
+
+/// What ranking and the liveness check read of a record, without decoding it whole: a
+/// recall ranks many more candidates than it returns, and decodes only those it returns.
+#[derive(Deserialize)]
+struct RankView<'a> {
+    importance: f64,
+    updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(borrow, default)]
+    agent_id: Option<std::borrow::Cow<'a, str>>,
+    /// A legacy record's slot (a current record has it in its header).
+    #[serde(default)]
+    slot: Option<u32>,
+}
+
+/// A stored record's verdict in a recall: its vector slot and effective importance, or `None`
+/// when it is not live or a filter leaves it out.
+pub(crate) type Judge<'a> = dyn Fn(&[u8]) -> Result<Option<(Option<u32>, f64)>> + 'a;
+
+/// The verdict of `judge` on the memory stored under `key` (`None` if there is none).
+pub(crate) fn judge_at(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    key: &[u8],
+    judge: &Judge<'_>,
+) -> Result<Option<(Option<u32>, f64)>> {
+    match t.memories.get(r, key)? {
+        Some(bytes) => judge(bytes),
+        None => Ok(None),
+    }
+}
+
+/// A recall candidate, ranked before its record is decoded (see [`materialize`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Ranked {
+    /// The memory's key (see [`memory_key`]).
+    pub key: [u8; 16],
+    /// Its vector slot.
+    pub slot: Option<u32>,
+    /// The hit's `similarity`.
+    pub sim: f64,
+    /// Its effective importance.
+    pub eff: f64,
+    /// The hit's score (relevance times the importance factor).
+    pub score: f64,
+    /// The hit's `keyword_score`.
+    pub keyword: Option<f64>,
+    /// The hit's `vector_score`.
+    pub vector: Option<f64>,
+}
+
+impl Ranked {
+    /// A vector candidate: ranked by similarity `sim` times the importance factor.
+    pub(crate) fn by_vector(key: [u8; 16], slot: Option<u32>, sim: f64, eff: f64) -> Ranked {
+        let score = sim * importance_factor(eff);
+        Ranked { key, slot, sim, eff, score, keyword: None, vector: Some(sim) }
+    }
+}
+
+/// The hits of ranked candidates (best first): their records decoded, in the same read
+/// transaction. A candidate removed since it was ranked is left out.
+pub(crate) fn materialize(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    ns: u64,
+    ranked: Vec<Ranked>,
+) -> Result<Vec<RecallHit>> {
+    let mut out = Vec::with_capacity(ranked.len());
+    for c in ranked {
+        let Some(s) = read_memory(t, r, &ns_key(ns, &c.key))? else { continue };
+        let mut h = hit(s.memory, c.sim, c.eff, false);
+        h.score = c.score;
+        h.keyword_score = c.keyword;
+        h.vector_score = c.vector;
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// Sorts candidates best first (stable: equal scores keep their order) and keeps `k`.
+pub(crate) fn best(ranked: &mut Vec<Ranked>, k: usize) {
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    ranked.truncate(k);
 }
 
 pub(crate) fn scan_memories<'t>(

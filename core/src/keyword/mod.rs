@@ -25,7 +25,7 @@ use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
 
 pub use recall::RecallMode;
-pub(crate) use recall::{hybrid_hits, keyword_hits};
+pub(crate) use recall::KeywordRecall;
 pub(crate) use text::terms;
 
 /// BM25's term-frequency saturation.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::{Error, Result};
-use crate::memory::{hit, read_memory, Memory, Recall, RecallHit};
+use crate::memory::{judge_at, Judge, Ranked, Recall};
 
 /// How [`crate::Handle::recall`] finds candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,138 +60,132 @@ impl RecallMode {
     }
 }
 
-/// The memory whose vector sits in `slot`, with its cosine similarity to `query` if given.
-fn memory_at(
-    t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
-    ns: u64,
-    slot: u32,
-    query: Option<&[f32]>,
-) -> Result<Option<(Memory, f64)>> {
-    let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else {
-        return Ok(None);
-    };
-    let Some((id, v)) = crate::vector::decode_row(row) else { return Ok(None) };
-    let sim = query.map_or(0.0, |q| f64::from(crate::vector::dot(q, &v)));
-    Ok(read_memory(t, r, &ns_key(ns, &id))?.map(|s| (s.memory, sim)))
+/// One keyword or hybrid recall's context: the namespace's tables in a read transaction, its
+/// statistics, the query text (and its embedding, for hybrid recall) and the filters' verdict.
+pub(crate) struct KeywordRecall<'a, 'e> {
+    pub t: &'a DataTables,
+    pub r: &'a RoTxn<'e, WithoutTls>,
+    pub ns: u64,
+    pub stats: &'a NamespaceStats,
+    pub text: &'a str,
+    /// The query's embedding: each candidate's vector score is its cosine similarity to it.
+    pub query: Option<&'a [f32]>,
+    pub judge: &'a Judge<'a>,
 }
 
-/// The best keyword candidates that pass the filters, best first, until `enough` says there
-/// are enough (it sees each passing hit, or `None` for a candidate that is a vector hit
-/// already). BM25's top k is asked for more candidates (four times as many) while filters
-/// leave too few, so the result is that of walking the exhaustive ranking.
-#[allow(clippy::too_many_arguments, clippy::many_single_char_names)] // the recall's context
-fn keyword_candidates(
-    t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
-    ns: u64,
-    stats: &NamespaceStats,
-    text: &str,
-    query: Option<&[f32]>,
-    k: usize,
-    passes: &dyn Fn(&Memory) -> Option<f64>,
-    skip: &HashSet<u32>,
-    mut take: impl FnMut(Option<RecallHit>) -> bool,
-) -> Result<()> {
-    if k == 0 {
-        return Ok(());
+impl KeywordRecall<'_, '_> {
+    /// The memory whose vector sits in `slot` (its key), with its cosine similarity to the
+    /// query if there is one.
+    fn memory_at(&self, slot: u32) -> Result<Option<([u8; 16], f64)>> {
+        let Some(row) = self.t.vectors.get(self.r, &ns_key(self.ns, &slot.to_be_bytes()))? else {
+            return Ok(None);
+        };
+        let Some((key, v)) = crate::vector::decode_row(row) else { return Ok(None) };
+        let sim = self.query.map_or(0.0, |q| f64::from(crate::vector::dot(q, &v)));
+        Ok(Some((key, sim)))
     }
-    let mut want = k;
-    let mut seen = 0;
-    loop {
-        let top = super::search::top_k(t, r, ns, stats, text, want)?;
-        for &(slot, score) in &top[seen..] {
-            seen += 1;
-            if skip.contains(&slot) {
-                if take(None) {
-                    return Ok(());
-                }
-                continue;
-            }
-            let Some((m, sim)) = memory_at(t, r, ns, slot, query)? else { continue };
-            let Some(eff) = passes(&m) else { continue };
-            let mut h = hit(m, query.map_or(f64::from(score), |_| sim), eff, false);
-            h.keyword_score = Some(f64::from(score));
-            h.similarity = sim;
-            h.vector_score = query.map(|_| sim);
-            if take(Some(h)) {
-                return Ok(());
-            }
-        }
-        if top.len() < want {
+
+    /// The best keyword candidates that pass the filters, best first, until `take` says
+    /// there are enough (it sees each passing candidate, or `None` for one that is in `skip`,
+    /// a vector hit already). BM25's top k is asked for more candidates (four times as many)
+    /// while filters leave too few, so the result is that of walking the exhaustive ranking.
+    fn candidates(
+        &self,
+        k: usize,
+        skip: &HashSet<u32>,
+        mut take: impl FnMut(Option<Ranked>) -> bool,
+    ) -> Result<()> {
+        if k == 0 {
             return Ok(());
         }
-        want = want.saturating_mul(4);
+        let mut want = k;
+        let mut seen = 0;
+        loop {
+            let top = super::search::top_k(self.t, self.r, self.ns, self.stats, self.text, want)?;
+            for &(slot, score) in &top[seen..] {
+                seen += 1;
+                if skip.contains(&slot) {
+                    if take(None) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                let Some((key, sim)) = self.memory_at(slot)? else { continue };
+                let judged = judge_at(self.t, self.r, &ns_key(self.ns, &key), self.judge)?;
+                let Some((slot, eff)) = judged else { continue };
+                let score = f64::from(score);
+                let relevance = if self.query.is_some() { sim } else { score };
+                let candidate = Ranked {
+                    key,
+                    slot,
+                    sim,
+                    eff,
+                    score: relevance * crate::memory::importance_factor(eff),
+                    keyword: Some(score),
+                    vector: self.query.map(|_| sim),
+                };
+                if take(Some(candidate)) {
+                    return Ok(());
+                }
+            }
+            if top.len() < want {
+                return Ok(());
+            }
+            want = want.saturating_mul(4);
+        }
     }
-}
 
-/// The best `k` memories by BM25 that pass the filters. Their vector score is their cosine
-/// similarity to `query` when given.
-#[allow(clippy::too_many_arguments)] // the recall's context
-pub(crate) fn keyword_hits(
-    t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
-    ns: u64,
-    stats: &NamespaceStats,
-    text: &str,
-    query: Option<&[f32]>,
-    k: usize,
-    passes: &dyn Fn(&Memory) -> Option<f64>,
-) -> Result<Vec<RecallHit>> {
-    let mut out = Vec::new();
-    keyword_candidates(t, r, ns, stats, text, query, k, passes, &HashSet::new(), |h| {
-        out.extend(h);
-        out.len() == k
-    })?;
-    Ok(out)
-}
+    /// The best `k` memories by BM25 that pass the filters, in BM25 order. Their vector score
+    /// is their cosine similarity to the query when there is one.
+    pub(crate) fn hits(&self, k: usize) -> Result<Vec<Ranked>> {
+        let mut out = Vec::new();
+        self.candidates(k, &HashSet::new(), |h| {
+            out.extend(h);
+            out.len() == k
+        })?;
+        Ok(out)
+    }
 
-/// Fuses the vector candidates (best first, with their slots) with the best `depth` keyword
-/// candidates. Every hit carries both scores; its score is the fused one times the importance
-/// factor of [`hit`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn hybrid_hits(
-    t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
-    ns: u64,
-    stats: &NamespaceStats,
-    text: &str,
-    query: &[f32],
-    by_vector: Vec<(RecallHit, Option<u32>)>,
-    depth: usize,
-    vector_weight: Option<f64>,
-    passes: &dyn Fn(&Memory) -> Option<f64>,
-) -> Result<Vec<RecallHit>> {
-    let slots: Vec<u32> = by_vector.iter().filter_map(|(_, s)| *s).collect();
-    let scores = super::search::scores_of(t, r, ns, stats, text, &slots)?;
-    let keyword: HashMap<u32, f32> = slots.iter().copied().zip(scores).collect();
-    let seen: HashSet<u32> = slots.into_iter().collect();
-    let mut hits: Vec<RecallHit> = by_vector
-        .into_iter()
-        .map(|(mut h, slot)| {
-            let k = slot.and_then(|s| keyword.get(&s)).copied().unwrap_or(0.0);
-            h.keyword_score = Some(f64::from(k));
-            h
-        })
-        .collect();
-    // A vector hit without a known slot (written after the index's snapshot) is not in `seen`:
-    // its id keeps the keyword side from adding the same memory twice.
-    let ids: HashSet<String> = hits.iter().map(|h| h.id.clone()).collect();
-    let mut considered = 0;
-    keyword_candidates(t, r, ns, stats, text, Some(query), depth, passes, &seen, |h| {
-        considered += 1;
-        hits.extend(h.filter(|h| !ids.contains(&h.id)));
-        considered == depth
-    })?;
-    fuse(&mut hits, vector_weight);
-    Ok(hits)
+    /// Fuses the vector candidates (best first) with the best `depth` keyword candidates.
+    /// Every candidate carries both scores; its score is the fused one times the importance
+    /// factor.
+    pub(crate) fn hybrid(
+        &self,
+        by_vector: Vec<Ranked>,
+        depth: usize,
+        vector_weight: Option<f64>,
+    ) -> Result<Vec<Ranked>> {
+        let slots: Vec<u32> = by_vector.iter().filter_map(|c| c.slot).collect();
+        let scores = super::search::scores_of(self.t, self.r, self.ns, self.stats, self.text, &slots)?;
+        let keyword: HashMap<u32, f32> = slots.iter().copied().zip(scores).collect();
+        let seen: HashSet<u32> = slots.into_iter().collect();
+        let mut hits: Vec<Ranked> = by_vector
+            .into_iter()
+            .map(|mut c| {
+                let k = c.slot.and_then(|s| keyword.get(&s)).copied().unwrap_or(0.0);
+                c.keyword = Some(f64::from(k));
+                c
+            })
+            .collect();
+        // A vector hit without a known slot (written after the index's snapshot) is not in
+        // `seen`: its key keeps the keyword side from adding the same memory twice.
+        let keys: HashSet<[u8; 16]> = hits.iter().map(|c| c.key).collect();
+        let mut considered = 0;
+        self.candidates(depth, &seen, |c| {
+            considered += 1;
+            hits.extend(c.filter(|c| !keys.contains(&c.key)));
+            considered == depth
+        })?;
+        fuse(&mut hits, vector_weight);
+        Ok(hits)
+    }
 }
 
 /// Replaces each hit's score by the fused score times its importance factor.
 #[allow(clippy::single_match_else)] // two fusion rules, side by side
-fn fuse(hits: &mut [RecallHit], vector_weight: Option<f64>) {
-    let v = |h: &RecallHit| h.vector_score.unwrap_or(h.similarity);
-    let k = |h: &RecallHit| h.keyword_score.unwrap_or(0.0);
+fn fuse(hits: &mut [Ranked], vector_weight: Option<f64>) {
+    let v = |h: &Ranked| h.vector.unwrap_or(h.sim);
+    let k = |h: &Ranked| h.keyword.unwrap_or(0.0);
     let fused: Vec<f64> = match vector_weight {
         Some(w) => {
             let best = hits.iter().map(k).fold(0.0, f64::max);
@@ -200,7 +194,7 @@ fn fuse(hits: &mut [RecallHit], vector_weight: Option<f64>) {
                 .collect()
         }
         None => {
-            let rank = |score: &dyn Fn(&RecallHit) -> f64| {
+            let rank = |score: &dyn Fn(&Ranked) -> f64| {
                 let mut order: Vec<usize> = (0..hits.len()).collect();
                 order.sort_by(|a, b| score(&hits[*b]).total_cmp(&score(&hits[*a])));
                 let mut ranks = vec![0usize; hits.len()];
@@ -220,9 +214,9 @@ fn fuse(hits: &mut [RecallHit], vector_weight: Option<f64>) {
         }
     };
     for (h, f) in hits.iter_mut().zip(fused) {
-        let factor = crate::memory::importance_factor(h.effective_importance);
-        h.similarity = v(h);
-        h.vector_score = Some(v(h));
+        let factor = crate::memory::importance_factor(h.eff);
+        h.sim = v(h);
+        h.vector = Some(v(h));
         h.score = f * factor;
     }
 }

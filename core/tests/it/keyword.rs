@@ -99,3 +99,84 @@ fn bad_modes_and_queries_are_invalid_arguments_naming_the_field() {
     let weight = Recall { vector_weight: Some(1.5), ..Recall::text("q").namespace("ns") };
     assert_eq!(field(weight), "vector_weight");
 }
+
+/// Recall ranks its candidates from a few fields of each record (importance, update time,
+/// expiry, agent) and decodes only the hits it returns; a filter other than the agent makes it
+/// decode every candidate whole. `min_importance: 0` filters nothing, so in every mode both
+/// ways must return the same hits with the same scores: decay, expiry, the decay floor and the
+/// agent applied alike.
+#[test]
+fn ranking_from_a_records_fields_is_the_ranking_of_the_whole_records() {
+    use memsilo::{DecayPolicy, ManualClock};
+    let clock = std::sync::Arc::new(ManualClock::starting_now());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options { background: false, clock: clock.clone(), ..Options::default() };
+    let e = Engine::open(dir.path(), opts).unwrap();
+    let policy = DecayPolicy { decay_rate: 0.05, min_importance: 0.1, ttl_default: None };
+    e.root()
+        .create_namespace("ns", NamespaceOptions { policy: Some(policy), ..Default::default() })
+        .unwrap();
+    let words = ["rust", "memory", "engine", "invoice", "berlin", "flight", "email"];
+    let mut expired = Vec::new();
+    let mut faded = Vec::new();
+    for i in 0..60usize {
+        let importance = 0.05 + (i % 10) as f64 / 10.0;
+        let ttl = (i % 7 == 0).then_some(3600);
+        let content = format!(
+            "note {i}: {} {} \"quoted\" \\ {}",
+            words[i % 7],
+            words[(i * 3 + 1) % 7],
+            "x".repeat(i)
+        );
+        let m = StoreMemory {
+            namespace: Some("ns".into()),
+            agent_id: Some(if i % 2 == 0 { "a" } else { "b" }.into()),
+            importance: Some(importance),
+            ttl,
+            metadata: Some(serde_json::json!({ "i": i, "nested": { "words": words } })
+                .as_object()
+                .unwrap()
+                .clone()),
+            tags: vec![format!("t{}", i % 3)],
+            ..StoreMemory::text(content)
+        };
+        let id = e.root().store_memory(m).unwrap().id;
+        if ttl.is_some() {
+            expired.push(id);
+        } else if importance * (-0.05f64 * 2.0).exp() < 0.1 {
+            faded.push(id);
+        }
+    }
+    clock.advance_secs(2.0 * 86_400.0);
+    assert!(!expired.is_empty() && !faded.is_empty());
+    let live = 60 - expired.len() - faded.len();
+    for mode in [RecallMode::Vector, RecallMode::Keyword, RecallMode::Hybrid] {
+        for agent in [None, Some("a")] {
+            for q in ["rust memory", "berlin flight email", "invoice"] {
+                let base = Recall {
+                    mode: Some(mode),
+                    agent_id: agent.map(Into::into),
+                    ..Recall::text(q).namespace("ns").top_k(100)
+                };
+                let whole = Recall { min_importance: Some(0.0), ..base.clone() };
+                let fields = e.root().recall(base).unwrap();
+                let whole = e.root().recall(whole).unwrap();
+                let key = |h: &memsilo::RecallHit| {
+                    (h.id.clone(), h.content.clone(), h.score, h.effective_importance)
+                };
+                assert_eq!(
+                    fields.iter().map(key).collect::<Vec<_>>(),
+                    whole.iter().map(key).collect::<Vec<_>>(),
+                    "{mode:?} {agent:?} {q}"
+                );
+                assert!(!fields.is_empty(), "{mode:?} {agent:?} {q}");
+                assert!(fields.iter().all(|h| !expired.contains(&h.id) && !faded.contains(&h.id)));
+                assert!(fields.iter().all(|h| agent.is_none_or(|a| h.agent_id.as_deref() == Some(a))));
+                assert!(fields.windows(2).all(|w| w[0].score >= w[1].score));
+                if mode != RecallMode::Keyword && agent.is_none() {
+                    assert_eq!(fields.len(), live, "{mode:?} {q}: every live memory");
+                }
+            }
+        }
+    }
+}
