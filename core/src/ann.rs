@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::ivf::Ivf;
 use crate::namespace::NamespaceRecord;
 use crate::store::{Store, Tables};
-use crate::vector::{decode_row, dot, quantize, IndexUpdate, NamespaceVectors, PendingIndex};
+use crate::vector::{decode_row, quantize, IndexUpdate, NamespaceVectors, PendingIndex};
 use heed::{Env, WithoutTls};
 use parking_lot::RwLock;
 
@@ -241,13 +241,17 @@ pub(crate) fn candidates(
     if found.len() >= want || !complete {
         exhausted = false;
     }
+    let mut buf = Vec::with_capacity(query.len());
     for (slot, _) in found {
         // A missing row is a deleted memory.
         let Some(row) = t.vectors.get(r, &ns_key(ns, &slot.to_be_bytes()))? else {
             continue;
         };
-        let Some((id, v)) = decode_row(row) else { continue };
-        out.push((id, dot(&v, query)));
+        let Some(id) = row.get(..16).and_then(|id| <[u8; 16]>::try_from(id).ok()) else {
+            continue;
+        };
+        let Some(sim) = crate::vector::row_dot(row, query, &mut buf) else { continue };
+        out.push((id, sim));
     }
     out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
     out.truncate(want);

@@ -1354,7 +1354,15 @@ impl Handle {
         let text = req.query.as_deref().unwrap_or_default();
         let mut hits = match (mode, &query) {
             (RecallMode::Keyword, _) => env.read(|r, t| {
-                let kw = KeywordRecall { t, r, ns: rec.id, stats: &stats, text, query: None, judge: &judge };
+                let kw = KeywordRecall {
+                    t,
+                    r,
+                    ns: rec.id,
+                    stats: &stats,
+                    text,
+                    query: None,
+                    judge: &judge,
+                };
                 let mut ranked = kw.hits(top_k)?;
                 best(&mut ranked, top_k);
                 materialize(t, r, rec.id, ranked)

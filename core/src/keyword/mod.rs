@@ -24,8 +24,8 @@ use heed::RwTxn;
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
 
-pub use recall::RecallMode;
 pub(crate) use recall::KeywordRecall;
+pub use recall::RecallMode;
 pub(crate) use text::terms;
 
 /// BM25's term-frequency saturation.

@@ -156,7 +156,8 @@ impl KeywordRecall<'_, '_> {
         vector_weight: Option<f64>,
     ) -> Result<Vec<Ranked>> {
         let slots: Vec<u32> = by_vector.iter().filter_map(|c| c.slot).collect();
-        let scores = super::search::scores_of(self.t, self.r, self.ns, self.stats, self.text, &slots)?;
+        let scores =
+            super::search::scores_of(self.t, self.r, self.ns, self.stats, self.text, &slots)?;
         let keyword: HashMap<u32, f32> = slots.iter().copied().zip(scores).collect();
         let seen: HashSet<u32> = slots.into_iter().collect();
         let mut hits: Vec<Ranked> = by_vector

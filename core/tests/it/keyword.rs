@@ -133,10 +133,12 @@ fn ranking_from_a_records_fields_is_the_ranking_of_the_whole_records() {
             agent_id: Some(if i % 2 == 0 { "a" } else { "b" }.into()),
             importance: Some(importance),
             ttl,
-            metadata: Some(serde_json::json!({ "i": i, "nested": { "words": words } })
-                .as_object()
-                .unwrap()
-                .clone()),
+            metadata: Some(
+                serde_json::json!({ "i": i, "nested": { "words": words } })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
             tags: vec![format!("t{}", i % 3)],
             ..StoreMemory::text(content)
         };
@@ -171,7 +173,9 @@ fn ranking_from_a_records_fields_is_the_ranking_of_the_whole_records() {
                 );
                 assert!(!fields.is_empty(), "{mode:?} {agent:?} {q}");
                 assert!(fields.iter().all(|h| !expired.contains(&h.id) && !faded.contains(&h.id)));
-                assert!(fields.iter().all(|h| agent.is_none_or(|a| h.agent_id.as_deref() == Some(a))));
+                assert!(fields
+                    .iter()
+                    .all(|h| agent.is_none_or(|a| h.agent_id.as_deref() == Some(a))));
                 assert!(fields.windows(2).all(|w| w[0].score >= w[1].score));
                 if mode != RecallMode::Keyword && agent.is_none() {
                     assert_eq!(fields.len(), live, "{mode:?} {q}: every live memory");
