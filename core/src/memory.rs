@@ -1255,13 +1255,7 @@ impl Handle {
                 let s = decode_record(bytes)?;
                 return Ok(passes(&s.memory).map(|eff| (s.slot, eff)));
             }
-            let (slot, view) = match split_record(bytes) {
-                Some((slot, json)) => (slot, serde_json::from_slice::<RankView<'_>>(json)?),
-                None => {
-                    let v = serde_json::from_slice::<RankView<'_>>(bytes)?;
-                    (v.slot, v)
-                }
-            };
+            let (slot, view) = rank_view(bytes)?;
             let eff = decayed(view.importance, view.updated_at, &rec.policy, now);
             let live = view.expires_at.is_none_or(|e| e.timestamp_micros() > now)
                 && eff >= rec.policy.min_importance;
@@ -1639,6 +1633,15 @@ struct RankView<'a> {
     /// A legacy record's slot (a current record has it in its header).
     #[serde(default)]
     slot: Option<u32>,
+}
+
+/// A record's slot and [`RankView`].
+fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
+    if let Some((slot, json)) = split_record(bytes) {
+        return Ok((slot, serde_json::from_slice(json)?));
+    }
+    let view: RankView<'_> = serde_json::from_slice(bytes)?;
+    Ok((view.slot, view))
 }
 
 /// A stored record's verdict in a recall: its vector slot and effective importance, or `None`
