@@ -119,21 +119,27 @@ where
     }
 }
 
-/// Operations that change a namespace's data: logged before they are applied.
-const WRITES: &[&str] = &["store_memory", "store_memories", "update_memory", "delete_memory"];
-/// Operations that read one namespace.
-const READS: &[&str] =
-    &["recall", "get_memory", "get_memories", "get_namespace", "get_memory_policy"];
+/// The operations of one namespace served in cluster mode, on its owner. Which of them write
+/// (and are logged before they are applied) is the operation table's flag
+/// ([`memsilo::api::Effect`]).
+const SERVED: &[&str] = &[
+    "store_memory",
+    "store_memories",
+    "update_memory",
+    "delete_memory",
+    "recall",
+    "get_memory",
+    "get_memories",
+    "get_namespace",
+    "get_memory_policy",
+];
 
 /// Whether `op` runs on a namespace's owner, and whether it writes.
 pub fn namespace_op(op: &str) -> Option<bool> {
-    if WRITES.contains(&op) {
-        Some(true)
-    } else if READS.contains(&op) {
-        Some(false)
-    } else {
-        None
+    if !SERVED.contains(&op) {
+        return None;
     }
+    Request::effect_of(op).map(|e| e != memsilo::api::Effect::Read)
 }
 
 /// The namespace an operation's arguments name.
@@ -243,6 +249,33 @@ impl Node {
         let revision = resp.header().map_or(0, etcd_client::ResponseHeader::revision);
         *self.keys.write() = KeyCache { synced: true, keys };
         Ok(revision)
+    }
+
+    /// Leaves the cluster (a graceful stop, after the requests in flight are answered): stops
+    /// serving as owner and revokes the lease, which frees every namespace this node owns at
+    /// once, so other nodes take them over without waiting for the lease to run out.
+    pub async fn leave(&self) {
+        let id = {
+            let mut lease = self.lease.write();
+            lease.valid_until = Instant::now();
+            lease.id
+        };
+        self.owned.lock().clear();
+        let mut etcd = self.etcd.clone();
+        match tokio::time::timeout(Duration::from_secs(5), etcd.lease_revoke(id)).await {
+            Ok(Ok(_)) => eprintln!(
+                "memsilo cluster: node {} left the cluster (lease revoked; its namespaces are free)",
+                self.config.node_id
+            ),
+            Ok(Err(e)) => eprintln!(
+                "memsilo cluster: node {} could not revoke its lease ({e}); its namespaces are free when it expires",
+                self.config.node_id
+            ),
+            Err(_) => eprintln!(
+                "memsilo cluster: node {} could not reach etcd to revoke its lease; its namespaces are free when it expires",
+                self.config.node_id
+            ),
+        }
     }
 
     /// The node's id.
@@ -679,33 +712,44 @@ impl Node {
 
 impl Node {
     /// Starts a snapshot in the background once `snapshot_every` log objects were written
-    /// since the last one.
+    /// since the last one; the task goes on while more are due (writes that came in while it
+    /// ran do not start a second one).
     fn snapshot_if_due(&self, owned: &Arc<Owned>, next: u64) {
         let every = self.config.snapshot_every;
-        if every == 0 || next.saturating_sub(owned.snapshot_from.load(Ordering::Relaxed)) < every {
-            return;
-        }
-        if owned.snapshotting.swap(true, Ordering::AcqRel) {
+        let due = move |owned: &Owned, next: u64| {
+            every > 0 && next.saturating_sub(owned.snapshot_from.load(Ordering::Relaxed)) >= every
+        };
+        if !due(owned, next) || owned.snapshotting.swap(true, Ordering::AcqRel) {
             return;
         }
         let (engine, owned, node) =
             (self.engine.clone(), owned.clone(), self.config.node_id.clone());
         tokio::spawn(async move {
-            let started = Instant::now();
-            match snapshot(engine, owned.clone()).await {
-                Ok(p) => eprintln!(
-                    "memsilo cluster: node {node} snapshot of namespace {} up to log position {}: {} log objects deleted, {} ms",
-                    owned.name,
-                    p.log_from,
-                    p.deleted,
-                    started.elapsed().as_millis()
-                ),
-                Err(e) => eprintln!(
-                    "memsilo cluster: node {node} snapshot of namespace {} failed: {e}",
-                    owned.name
-                ),
+            loop {
+                let started = Instant::now();
+                let result = snapshot(engine.clone(), owned.clone()).await;
+                match &result {
+                    Ok(p) => eprintln!(
+                        "memsilo cluster: node {node} snapshot of namespace {} up to log position {}: {} log objects deleted, {} ms",
+                        owned.name,
+                        p.log_from,
+                        p.deleted,
+                        started.elapsed().as_millis()
+                    ),
+                    Err(e) => eprintln!(
+                        "memsilo cluster: node {node} snapshot of namespace {} failed: {e}",
+                        owned.name
+                    ),
+                }
+                owned.snapshotting.store(false, Ordering::Release);
+                let next = owned.writer.lock().await.next_seq();
+                if result.is_err()
+                    || !due(&owned, next)
+                    || owned.snapshotting.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
             }
-            owned.snapshotting.store(false, Ordering::Release);
         });
     }
 }

@@ -320,20 +320,25 @@ fn a_new_owner_loads_the_snapshot_and_the_log_after_it() {
     let store_ = memsilo_cluster::object_store_from_url(&env.s3).unwrap();
     let log = NamespaceLog::new(store_, &prefix, ns);
     let rt = runtime();
-    // Snapshots run in the background: wait for the one after the 9th write.
+    // Snapshots run in the background: wait for one past the 9th write and its sweep, after
+    // which the log below it is gone but for the fence of the first owner.
     let t = Instant::now();
     let manifest = loop {
         let m = rt.block_on(log.read_manifest()).unwrap().map(|s| s.manifest);
-        if let Some(m) = m.filter(|m| m.log_from >= 9) {
-            break m;
+        let below = match &m {
+            Some(m) if m.log_from >= 9 => rt.block_on(log.positions_below(m.log_from)).unwrap(),
+            _ => Vec::new(),
+        };
+        if below == [0] {
+            break m.unwrap();
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "no snapshot was published");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no snapshot swept the log: manifest {m:?}, log objects below it {below:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(manifest.snapshot.is_some());
-    // The log below the snapshot is gone but for the fence of the first owner.
-    let below = rt.block_on(log.positions_below(manifest.log_from)).unwrap();
-    assert_eq!(below, vec![0], "log objects below the manifest's log_from: {below:?}");
     for i in 10..12 {
         let (s, m) = store(&nodes[0].url, ADMIN, ns, &format!("note {i} about the harbour"));
         assert_eq!(s, 201, "{m}");
@@ -424,6 +429,51 @@ fn any_node_serves_any_namespace_and_keys_stay_in_their_namespace() {
         assert_eq!(s, 403);
     }
     assert_eq!(call(&nodes[1].url, "GET", "/v1/whoami", "msk_garbage", None).0, 401);
+    // A write key for alpha, through every node: a batch that slips in a memory for beta is
+    // refused whole (nothing reaches beta), and a request posing as forwarded (the hop header
+    // nodes add) is checked like any other.
+    let (status, issued) = call(
+        &nodes[0].url,
+        "POST",
+        "/v1/keys",
+        ADMIN,
+        Some(
+            json!({ "name": "writer", "namespaces": [{ "namespace": alpha, "access": "write" }] }),
+        ),
+    );
+    assert_eq!(status, 201, "{issued}");
+    let writer = issued["key"].as_str().unwrap().to_owned();
+    for n in &nodes {
+        let t = Instant::now();
+        while call(&n.url, "GET", "/v1/whoami", &writer, None).0 != 200 {
+            assert!(t.elapsed() < Duration::from_secs(10), "the new key never reached {}", n.url);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let batch = json!({ "namespace": alpha, "memories": [
+            { "id": "smuggled-ok", "content": "fine" },
+            { "id": "smuggled", "namespace": beta, "content": "into beta" },
+        ] });
+        let (status, refusal) =
+            call(&n.url, "POST", "/v1/memory/store_batch", &writer, Some(batch));
+        assert_eq!(
+            (status, refusal["field"].as_str()),
+            (400, Some("memories[1].namespace")),
+            "{refusal}"
+        );
+        let req = ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("{}/v1/memory/{id}?namespace={beta}", n.url))
+            .header("Authorization", format!("Bearer {writer}"))
+            .header("x-memsilo-hops", "1")
+            .body(())
+            .unwrap();
+        let status = agent().run(req).unwrap().status().as_u16();
+        assert_eq!(status, 403, "a request posing as forwarded reached beta through {}", n.url);
+    }
+    for missing in ["smuggled", "smuggled-ok"] {
+        assert_eq!(get(&nodes[0].url, ADMIN, beta, missing).0, 404);
+        assert_eq!(get(&nodes[0].url, ADMIN, alpha, missing).0, 404);
+    }
 }
 
 #[test]
@@ -469,6 +519,83 @@ fn a_key_revoked_on_node_1_is_refused_on_node_3() {
     }
 }
 
+/// Writers storing through some nodes, one thread each, until told to stop.
+struct Load {
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    event: Arc<Mutex<Option<Instant>>>,
+    first_after: Arc<Mutex<Option<Instant>>>,
+    threads: Vec<std::thread::JoinHandle<u32>>,
+}
+
+impl Load {
+    fn start(urls: &[&str], ns: &'static str) -> Load {
+        let load = Load {
+            acked: Arc::default(),
+            stop: Arc::default(),
+            event: Arc::default(),
+            first_after: Arc::default(),
+            threads: Vec::new(),
+        };
+        let threads = urls
+            .iter()
+            .enumerate()
+            .map(|(w, url)| {
+                let url = (*url).to_owned();
+                let (acked, stop, event, first_after) = (
+                    load.acked.clone(),
+                    load.stop.clone(),
+                    load.event.clone(),
+                    load.first_after.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    let mut errors = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        let (s, m) = store(&url, ADMIN, ns, &format!("writer {w} item {i}"));
+                        if s == 201 {
+                            acked.lock().unwrap().push(m["id"].as_str().unwrap().to_owned());
+                            // Only a write sent after the event proves a new owner took over;
+                            // one in flight may have been acknowledged by the old owner.
+                            if event.lock().unwrap().is_some_and(|k| sent > k) {
+                                first_after.lock().unwrap().get_or_insert_with(Instant::now);
+                            }
+                        } else {
+                            errors += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        i += 1;
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load { threads, ..load }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Marks the event (just sent), waits for the first write sent after it to be acknowledged
+    /// (30 s at most) and a little more load, then stops: (time from the event to that write,
+    /// every acknowledged id, writes refused).
+    fn after_event(self) -> (Duration, Vec<String>, u32) {
+        let at = Instant::now();
+        *self.event.lock().unwrap() = Some(at);
+        while self.first_after.lock().unwrap().is_none() && at.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self.threads.into_iter().map(|w| w.join().unwrap()).sum();
+        let first = self.first_after.lock().unwrap().expect("no write succeeded after the event");
+        let acked = self.acked.lock().unwrap().clone();
+        (first - at, acked, errors)
+    }
+}
+
 /// Writers through two nodes while the owner is killed (`SIGKILL`): every acknowledged write is
 /// there afterwards, read through a node that was never the owner.
 #[test]
@@ -497,53 +624,11 @@ fn an_owner_killed_during_writes_loses_no_acknowledged_write() {
         local[20], local[36], forwarded[20]
     );
 
-    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let killed_at = Arc::new(Mutex::new(None::<Instant>));
-    let first_after = Arc::new(Mutex::new(None::<Instant>));
-    let writers: Vec<_> = [nodes[1].url.clone(), nodes[2].url.clone()]
-        .into_iter()
-        .enumerate()
-        .map(|(w, url)| {
-            let (acked, stop, killed_at, first_after) =
-                (acked.clone(), stop.clone(), killed_at.clone(), first_after.clone());
-            std::thread::spawn(move || {
-                let mut i = 0;
-                let mut errors = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let (s, m) = store(&url, ADMIN, ns, &format!("writer {w} item {i}"));
-                    if s == 201 {
-                        acked.lock().unwrap().push(m["id"].as_str().unwrap().to_owned());
-                        // Only a write sent after the kill proves a new owner took over; one in
-                        // flight at the kill may have been acknowledged by the old owner.
-                        if killed_at.lock().unwrap().is_some_and(|k| sent > k) {
-                            first_after.lock().unwrap().get_or_insert_with(Instant::now);
-                        }
-                    } else {
-                        errors += 1;
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    i += 1;
-                }
-                errors
-            })
-        })
-        .collect();
+    let load = Load::start(&[&nodes[1].url, &nodes[2].url], ns);
     std::thread::sleep(Duration::from_millis(800));
-    let before = acked.lock().unwrap().len();
+    let before = load.acked();
     nodes[0].signal(libc::SIGKILL);
-    *killed_at.lock().unwrap() = Some(Instant::now());
-    let t = Instant::now();
-    while first_after.lock().unwrap().is_none() && t.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(800));
-    stop.store(true, Ordering::Relaxed);
-    let errors: u32 = writers.into_iter().map(|w| w.join().unwrap()).sum();
-    let failover = first_after.lock().unwrap().expect("no write succeeded after the kill")
-        - killed_at.lock().unwrap().unwrap();
-    let acked = acked.lock().unwrap().clone();
+    let (failover, acked, errors) = load.after_event();
     eprintln!(
         "MEASURE failover (SIGKILL of the owner to the next acknowledged write, lease TTL {TTL} s): {} ms; {} writes acknowledged ({before} before the kill), {errors} refused meanwhile",
         failover.as_millis(),
@@ -556,6 +641,46 @@ fn an_owner_killed_during_writes_loses_no_acknowledged_write() {
         assert_eq!(s, 200, "acknowledged write {id} lost: {m}");
     }
     assert_single_writer(&log_entries(&env, &prefix, ns));
+}
+
+/// A namespace moved while under load: writers through nodes 2 and 3, the owner (node 1) stopped
+/// gracefully (SIGTERM, as in a rolling restart). It answers what it has in flight, then revokes
+/// its lease, so its namespaces are free at once: with leases of 60 s, writes come back (through
+/// a new owner) long before the lease could have run out. Every acknowledged write is there.
+#[test]
+fn a_namespace_moves_under_load_when_its_owner_stops() {
+    let Some(env) = env() else { return };
+    let prefix = unique("move");
+    let extra = ["--lease-ttl", "60"];
+    let mut nodes: Vec<Node> =
+        (1..=3).map(|i| start_node_with(&env, &prefix, &format!("n{i}"), &extra)).collect();
+    let ns = "moving";
+    create_namespace(&nodes[0].url, ns); // node 1 takes it over
+    let load = Load::start(&[&nodes[1].url, &nodes[2].url], ns);
+    std::thread::sleep(Duration::from_millis(800));
+    let before = load.acked();
+    nodes[0].signal(libc::SIGTERM);
+    let (moved, acked, errors) = load.after_event();
+    let status = nodes[0].child.wait().unwrap();
+    assert!(status.success(), "node 1 did not stop cleanly: {status}");
+    assert!(
+        nodes[0].lines.lock().unwrap().iter().any(|l| l.contains("left the cluster")),
+        "node 1 did not revoke its lease"
+    );
+    eprintln!(
+        "MEASURE namespace moved (SIGTERM of the owner to the next acknowledged write through a new owner, lease TTL 60 s): {} ms; {} writes acknowledged ({before} before), {errors} refused meanwhile",
+        moved.as_millis(),
+        acked.len()
+    );
+    assert!(acked.len() > before, "no writes after the move");
+    nodes.remove(0);
+    for id in &acked {
+        let (s, m) = get(&nodes[1].url, ADMIN, ns, id);
+        assert_eq!(s, 200, "acknowledged write {id} lost: {m}");
+    }
+    let entries = log_entries(&env, &prefix, ns);
+    assert_single_writer(&entries);
+    assert!(entries.iter().any(|(_, e)| e.writer != "n1"), "no other node wrote the log");
 }
 
 /// An owner frozen (SIGSTOP) past its lease: another node takes the namespace; the old owner,

@@ -335,8 +335,22 @@ pub struct RelationArgs {
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
+/// What an operation does to stored data: one flag per operation in the table below, read by
+/// every face that needs it (the remote client's choice to send a call again to another
+/// server, the cluster's split between reads and logged writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only: sending it twice changes nothing.
+    Read,
+    /// Stores memories: sending it twice changes nothing when every memory carries a
+    /// caller-chosen id (the second send replaces each memory with the same content).
+    Upsert,
+    /// Changes data: a second send may apply it twice.
+    Write,
+}
+
 macro_rules! operations {
-    ($( $(#[$doc:meta])* $variant:ident($args:ty) = $name:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident($args:ty) = $name:literal, $effect:ident; )*) => {
         /// Every operation, with its arguments.
         #[derive(Debug, Clone)]
         #[allow(missing_docs)]
@@ -364,6 +378,16 @@ macro_rules! operations {
                 match self { $( Request::$variant(_) => $name, )* }
             }
 
+            /// What the operation does to stored data.
+            pub fn effect(&self) -> Effect {
+                match self { $( Request::$variant(_) => Effect::$effect, )* }
+            }
+
+            /// What operation `op` does to stored data (`None` for an unknown name).
+            pub fn effect_of(op: &str) -> Option<Effect> {
+                match op { $( $name => Some(Effect::$effect), )* _ => None }
+            }
+
             /// The arguments as JSON (what [`Request::parse`] takes back).
             pub fn args(&self) -> Value {
                 let v = match self { $( Request::$variant(a) => serde_json::to_value(a), )* };
@@ -374,52 +398,68 @@ macro_rules! operations {
 }
 
 operations! {
-    CreateTenant(CreateTenant) = "create_tenant";
-    ListTenants(ListTenantsArgs) = "list_tenants";
-    GetTenant(TenantArgs) = "get_tenant";
-    UpdateTenant(UpdateTenantArgs) = "update_tenant";
-    DeleteTenant(TenantArgs) = "delete_tenant";
-    AddMember(AddMemberArgs) = "add_member";
-    ListMembers(ListMembersArgs) = "list_members";
-    RemoveMember(MemberArgs) = "remove_member";
-    CreateNamespace(CreateNamespaceArgs) = "create_namespace";
-    ListNamespaces(ListArgs) = "list_namespaces";
-    GetNamespace(NamespaceArgs) = "get_namespace";
-    DeleteNamespace(NamespaceArgs) = "delete_namespace";
-    GetMemoryPolicy(PolicyArgs) = "get_memory_policy";
-    SetMemoryPolicy(SetPolicyArgs) = "set_memory_policy";
-    CreateKey(CreateKey) = "create_key";
-    ListKeys(ListKeysArgs) = "list_keys";
-    RevokeKey(RevokeKeyArgs) = "revoke_key";
-    RotateKey(KeyArgs) = "rotate_key";
-    StoreMemory(StoreMemory) = "store_memory";
-    StoreMemories(StoreBatchArgs) = "store_memories";
-    Recall(Recall) = "recall";
-    GetMemory(MemoryArgs) = "get_memory";
-    GetMemories(GetMemoriesArgs) = "get_memories";
-    UpdateMemory(UpdateMemory) = "update_memory";
-    ListMemories(ListMemories) = "list_memories";
-    CountMemories(CountMemories) = "count_memories";
-    DeleteMemory(MemoryArgs) = "delete_memory";
-    BatchForget(Forget) = "batch_forget";
-    AddEntity(AddEntity) = "add_entity";
-    AddRelation(AddRelation) = "add_relation";
-    GetEntity(EntityArgs) = "get_entity";
-    Neighbors(Neighbors) = "neighbors";
-    Subgraph(Neighbors) = "subgraph";
-    ShortestPath(PathArgs) = "shortest_path";
-    DeleteEntity(EntityArgs) = "delete_entity";
-    DeleteRelation(RelationArgs) = "delete_relation";
-    WhoAmI(NoArgs) = "whoami";
-    ListAudit(ListAudit) = "list_audit";
-    VerifyAudit(TenantArgs) = "verify_audit";
-    ExportNamespace(crate::transfer::ExportArgs) = "export_namespace";
-    ImportNamespace(crate::transfer::ImportArgs) = "import_namespace";
-    StartSession(crate::session::StartSession) = "start_session";
-    EndSession(crate::session::EndSession) = "end_session";
-    GetSession(crate::session::SessionArgs) = "get_session";
-    ListSessions(crate::session::ListSessions) = "list_sessions";
-    SessionMemories(crate::session::SessionMemories) = "session_memories";
+    CreateTenant(CreateTenant) = "create_tenant", Write;
+    ListTenants(ListTenantsArgs) = "list_tenants", Read;
+    GetTenant(TenantArgs) = "get_tenant", Read;
+    UpdateTenant(UpdateTenantArgs) = "update_tenant", Write;
+    DeleteTenant(TenantArgs) = "delete_tenant", Write;
+    AddMember(AddMemberArgs) = "add_member", Write;
+    ListMembers(ListMembersArgs) = "list_members", Read;
+    RemoveMember(MemberArgs) = "remove_member", Write;
+    CreateNamespace(CreateNamespaceArgs) = "create_namespace", Write;
+    ListNamespaces(ListArgs) = "list_namespaces", Read;
+    GetNamespace(NamespaceArgs) = "get_namespace", Read;
+    DeleteNamespace(NamespaceArgs) = "delete_namespace", Write;
+    GetMemoryPolicy(PolicyArgs) = "get_memory_policy", Read;
+    SetMemoryPolicy(SetPolicyArgs) = "set_memory_policy", Write;
+    CreateKey(CreateKey) = "create_key", Write;
+    ListKeys(ListKeysArgs) = "list_keys", Read;
+    RevokeKey(RevokeKeyArgs) = "revoke_key", Write;
+    RotateKey(KeyArgs) = "rotate_key", Write;
+    StoreMemory(StoreMemory) = "store_memory", Upsert;
+    StoreMemories(StoreBatchArgs) = "store_memories", Upsert;
+    Recall(Recall) = "recall", Read;
+    GetMemory(MemoryArgs) = "get_memory", Read;
+    GetMemories(GetMemoriesArgs) = "get_memories", Read;
+    UpdateMemory(UpdateMemory) = "update_memory", Write;
+    ListMemories(ListMemories) = "list_memories", Read;
+    CountMemories(CountMemories) = "count_memories", Read;
+    DeleteMemory(MemoryArgs) = "delete_memory", Write;
+    BatchForget(Forget) = "batch_forget", Write;
+    AddEntity(AddEntity) = "add_entity", Write;
+    AddRelation(AddRelation) = "add_relation", Write;
+    GetEntity(EntityArgs) = "get_entity", Read;
+    Neighbors(Neighbors) = "neighbors", Read;
+    Subgraph(Neighbors) = "subgraph", Read;
+    ShortestPath(PathArgs) = "shortest_path", Read;
+    DeleteEntity(EntityArgs) = "delete_entity", Write;
+    DeleteRelation(RelationArgs) = "delete_relation", Write;
+    WhoAmI(NoArgs) = "whoami", Read;
+    ListAudit(ListAudit) = "list_audit", Read;
+    VerifyAudit(TenantArgs) = "verify_audit", Write;
+    ExportNamespace(crate::transfer::ExportArgs) = "export_namespace", Read;
+    ImportNamespace(crate::transfer::ImportArgs) = "import_namespace", Write;
+    StartSession(crate::session::StartSession) = "start_session", Write;
+    EndSession(crate::session::EndSession) = "end_session", Write;
+    GetSession(crate::session::SessionArgs) = "get_session", Read;
+    ListSessions(crate::session::ListSessions) = "list_sessions", Read;
+    SessionMemories(crate::session::SessionMemories) = "session_memories", Read;
+}
+
+impl Request {
+    /// Whether sending this request a second time (to another server, after the first may have
+    /// applied it) cannot change the outcome: reads, and stores whose every memory has a
+    /// caller-chosen id.
+    pub fn safe_to_resend(&self) -> bool {
+        match (self.effect(), self) {
+            (Effect::Read, _) => true,
+            (Effect::Upsert, Request::StoreMemory(m)) => m.id.is_some(),
+            (Effect::Upsert, Request::StoreMemories(batch)) => {
+                batch.memories.iter().all(|m| m.id.is_some())
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Deepest nesting of arrays and objects accepted in an operation's arguments. Stored

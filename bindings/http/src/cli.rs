@@ -341,8 +341,8 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         ..ServeOptions::default()
     };
     let header_timeout = options.header_timeout;
-    let app = match &args.cluster {
-        None => server::router(engine, options),
+    let (app, leave) = match &args.cluster {
+        None => (server::router(engine, options), None),
         Some(cluster) => cluster_router(&runtime, cluster, engine, &addr, args.body_limit)?,
     };
     // Signal handlers are installed before the ready line, so a SIGTERM sent as soon as the
@@ -360,11 +360,18 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
     runtime
         .block_on(crate::connections::run(app, listener, header_timeout, shutdown))
         .map_err(|e| format!("server failed: {e}"))?;
+    // A cluster node leaves once its requests in flight are answered: its namespaces move now.
+    if let Some(leave) = leave {
+        runtime.block_on(leave);
+    }
     log::log(Level::Info, format_args!("stopped"));
     Ok(())
 }
 
-/// Joins the cluster (`--cluster`) and returns the node's router.
+/// What a cluster node does when it stops (see `memsilo_cluster::Node::leave`).
+type Leave = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Joins the cluster (`--cluster`) and returns the node's router and what it does to leave.
 #[cfg(feature = "cluster")]
 fn cluster_router(
     runtime: &tokio::runtime::Runtime,
@@ -372,7 +379,7 @@ fn cluster_router(
     engine: Engine,
     addr: &std::net::SocketAddr,
     body_limit: usize,
-) -> Result<axum::Router, String> {
+) -> Result<(axum::Router, Option<Leave>), String> {
     let store = memsilo_cluster::object_store_from_url(&args.s3)?;
     let config = memsilo_cluster::Config {
         node_id: args.node_id.clone().unwrap_or_else(|| addr.to_string()),
@@ -383,7 +390,9 @@ fn cluster_router(
         snapshot_every: args.snapshot_every,
     };
     let node = runtime.block_on(memsilo_cluster::Node::start(config, engine, store))?;
-    Ok(crate::cluster::router(node, body_limit))
+    let leaving = node.clone();
+    let leave: Leave = Box::pin(async move { leaving.leave().await });
+    Ok((crate::cluster::router(node, body_limit), Some(leave)))
 }
 
 #[cfg(not(feature = "cluster"))]
@@ -393,7 +402,7 @@ fn cluster_router(
     _: Engine,
     _: &std::net::SocketAddr,
     _: usize,
-) -> Result<axum::Router, String> {
+) -> Result<(axum::Router, Option<Leave>), String> {
     Err("--cluster: this memsilo was built without cluster support (cargo feature `cluster` of memsilo-http)".into())
 }
 

@@ -154,7 +154,7 @@ impl Client {
             );
         }
         let body = encoded.body.as_ref().map(serde_json::to_vec).transpose()?;
-        let resend = self.bases.len() > 1 && safe_to_resend(&request);
+        let resend = self.bases.len() > 1 && request.safe_to_resend();
         let first = self.current.load(Ordering::Relaxed);
         let n = self.bases.len();
         for i in 0..n {
@@ -211,39 +211,6 @@ fn not_reached(e: &ureq::Error) -> bool {
         ureq::Error::Timeout(t) => {
             matches!(t, ureq::Timeout::Connect | ureq::Timeout::Resolve)
         }
-        _ => false,
-    }
-}
-
-/// Whether sending `request` a second time (to another server, after the first may have
-/// applied it) cannot change the outcome: reads, and stores whose every memory has a
-/// caller-chosen id (storing an id again replaces that memory with the same content).
-fn safe_to_resend(request: &Request) -> bool {
-    match request {
-        Request::StoreMemory(m) => m.id.is_some(),
-        Request::StoreMemories(batch) => batch.memories.iter().all(|m| m.id.is_some()),
-        Request::ListTenants(_)
-        | Request::GetTenant(_)
-        | Request::ListMembers(_)
-        | Request::ListNamespaces(_)
-        | Request::GetNamespace(_)
-        | Request::GetMemoryPolicy(_)
-        | Request::ListKeys(_)
-        | Request::Recall(_)
-        | Request::GetMemory(_)
-        | Request::GetMemories(_)
-        | Request::ListMemories(_)
-        | Request::CountMemories(_)
-        | Request::GetEntity(_)
-        | Request::Neighbors(_)
-        | Request::Subgraph(_)
-        | Request::ShortestPath(_)
-        | Request::WhoAmI(_)
-        | Request::ListAudit(_)
-        | Request::ExportNamespace(_)
-        | Request::ListSessions(_)
-        | Request::GetSession(_)
-        | Request::SessionMemories(_) => true,
         _ => false,
     }
 }
