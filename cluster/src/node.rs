@@ -132,6 +132,16 @@ const SERVED: &[&str] = &[
     "get_memories",
     "get_namespace",
     "get_memory_policy",
+    "list_memories",
+    "count_memories",
+    "export_namespace",
+    "get_entity",
+    "neighbors",
+    "subgraph",
+    "shortest_path",
+    "get_session",
+    "list_sessions",
+    "session_memories",
 ];
 
 /// Whether `op` runs on a namespace's owner, and whether it writes.

@@ -519,6 +519,51 @@ fn a_key_revoked_on_node_1_is_refused_on_node_3() {
     }
 }
 
+/// What cluster mode serves beyond stores and reads of one memory: listing, counting and
+/// exporting a namespace from any node; operations not served yet are refused up front with
+/// `invalid_argument` naming the operation (never a 404, a 500 or a half-done write).
+#[test]
+fn listings_are_served_from_any_node_and_the_rest_is_refused_by_name() {
+    let Some(env) = env() else { return };
+    let prefix = unique("served");
+    let nodes: Vec<Node> = (1..=2).map(|i| start_node(&env, &prefix, &format!("n{i}"))).collect();
+    let ns = "served";
+    create_namespace(&nodes[0].url, ns);
+    for i in 0..5 {
+        assert_eq!(store(&nodes[0].url, ADMIN, ns, &format!("item {i}")).0, 201);
+    }
+    for n in &nodes {
+        let (s, listed) = call(
+            &n.url,
+            "POST",
+            "/v1/memory/list",
+            ADMIN,
+            Some(json!({ "namespace": ns, "limit": 3 })),
+        );
+        assert_eq!(s, 200, "{listed}");
+        assert_eq!(listed["memories"].as_array().map(Vec::len), Some(3), "{listed}");
+        let (s, counted) =
+            call(&n.url, "POST", "/v1/memory/count", ADMIN, Some(json!({ "namespace": ns })));
+        assert_eq!((s, counted["count"].as_u64()), (200, Some(5)), "{counted}");
+    }
+    let refused = [
+        (
+            "POST",
+            "/v1/namespaces/served/graph/entities",
+            json!({ "name": "Ada", "type": "person" }),
+            "add_entity",
+        ),
+        ("GET", "/api/v1/tenants", Value::Null, "list_tenants"),
+        ("DELETE", "/v1/namespaces/served", Value::Null, "delete_namespace"),
+    ];
+    for (method, path, body, op) in refused {
+        let body = (!body.is_null()).then_some(body);
+        let (s, e) = call(&nodes[1].url, method, path, ADMIN, body);
+        assert_eq!((s, e["error"].as_str()), (400, Some("invalid_argument")), "{op}: {e}");
+        assert!(e["message"].as_str().unwrap_or("").contains(op), "{op}: {e}");
+    }
+}
+
 /// Writers storing through some nodes, one thread each, until told to stop.
 struct Load {
     acked: Arc<Mutex<Vec<String>>>,
