@@ -80,6 +80,14 @@ fn run_member<T>(m: &mut Member<T>, w: &mut RwTxn<'_>, tables: &T) -> Outcome {
     }
 }
 
+/// How an attempt at a group's transaction ended (see [`Store::run_group`]).
+enum Attempt {
+    /// Every member has its outcome (the transaction committed, or had nothing to commit).
+    Settled,
+    /// A member run straight in the shared transaction failed: run them again, isolated.
+    Isolate,
+}
+
 /// Gives every member still running (or done, but not durable) the group's failure.
 fn settle_all<T>(members: &mut [&mut Member<T>], e: &Error) {
     for m in members.iter_mut() {
@@ -273,9 +281,15 @@ impl<T: Tables> Store<T> {
     }
 
     /// Runs a group to its end: every member gets an outcome.
+    ///
+    /// The members first run one after another straight in the group's transaction (no
+    /// nested transaction to open, copy pages into and merge per member). If one of them
+    /// fails, that attempt is aborted and the group runs again with each member in a nested
+    /// transaction of its own, so that the failure undoes its own changes only.
     fn run_group(&self, members: &mut [&mut Member<T>]) {
+        let mut isolated = false;
         loop {
-            match self.try_group(members) {
+            match self.try_group(members, isolated) {
                 Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => {
                     for m in members.iter_mut() {
                         if matches!(m.outcome, Some(Outcome::Done)) {
@@ -291,20 +305,28 @@ impl<T: Tables> Store<T> {
                     settle_all(members, &e);
                     return;
                 }
-                Ok(()) => return,
+                Ok(Attempt::Settled) => return,
+                Ok(Attempt::Isolate) => {
+                    for m in members.iter_mut() {
+                        m.outcome = None;
+                    }
+                    isolated = true;
+                }
             }
         }
     }
 
-    /// One attempt at a group's transaction: the members not yet settled run (alone, or each
-    /// in a nested transaction), then one commit. `MapFull` from anyone aborts the attempt.
-    fn try_group(&self, members: &mut [&mut Member<T>]) -> Result<()> {
+    /// One attempt at a group's transaction: the members not yet settled run (alone or
+    /// straight in the transaction; each in a nested transaction when `isolated`), then one
+    /// commit. `MapFull` from anyone aborts the attempt, and so does the failure of a member
+    /// run straight in a transaction it shares.
+    fn try_group(&self, members: &mut [&mut Member<T>], isolated: bool) -> Result<Attempt> {
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
         let mut wtxn = opened.env.write_txn()?;
         let runnable = members.iter().filter(|m| m.outcome.is_none()).count();
         for m in members.iter_mut().filter(|m| m.outcome.is_none()) {
-            let outcome = if runnable == 1 {
+            let outcome = if runnable == 1 || !isolated {
                 run_member(m, &mut wtxn, &opened.tables)
             } else {
                 let mut nested = opened.env.nested_write_txn(&mut wtxn)?;
@@ -319,12 +341,16 @@ impl<T: Tables> Store<T> {
                 Outcome::Failed(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => {
                     return Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull)));
                 }
+                Outcome::Failed(_) | Outcome::Panicked(_) if runnable > 1 && !isolated => {
+                    wtxn.abort();
+                    return Ok(Attempt::Isolate);
+                }
                 o => m.outcome = Some(o),
             }
         }
         if !members.iter().any(|m| matches!(m.outcome, Some(Outcome::Done))) {
             wtxn.abort();
-            return Ok(());
+            return Ok(Attempt::Settled);
         }
         if self.take_failing_commit() {
             wtxn.abort();
@@ -339,7 +365,7 @@ impl<T: Tables> Store<T> {
                 written.insert(m.ns);
             }
         }
-        Ok(())
+        Ok(Attempt::Settled)
     }
 
     /// Durable commits made so far.
