@@ -17,3 +17,4 @@ mod several_urls;
 mod support;
 mod tenants;
 mod transfer;
+mod under_load;
