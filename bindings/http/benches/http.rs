@@ -1,9 +1,11 @@
-//! Loopback throughput and latency of the HTTP server, measured with keep-alive HTTP clients
-//! on 1, 16 and 64 threads in this process (the load generator shares the machine's cores
-//! with the server; state the machine's load next to the numbers):
+//! Loopback throughput and latency of the HTTP server, measured with 1, 16 and 64 keep-alive
+//! connections from a hyper client on one thread of this process. The load generator shares
+//! the machine's cores with the server, so each line gives the CPU time per request of the
+//! server (the process less the load generator's thread) and of the load generator; state
+//! the machine's load next to the numbers:
 //!
 //! - recall over 10,000 memories (`POST /v1/memory/recall`, top 10, hashing embedder; hybrid,
-//!   then vector only);
+//!   then vector only), then each with 1% malformed requests mixed in;
 //! - namespace creation with 16 clients (`POST /v1/namespaces`, admin key);
 //! - the per-request cost of authentication plus routing (serial medians);
 //! - single-memory stores (`POST /v1/memory/store`), each answered after its fsync'd commit;
@@ -11,12 +13,16 @@
 //!
 //! Run with `make bench-http`. `BENCH_SECS` (default 3) is the length of each timed phase,
 //! `BENCH_NAMESPACES` (default 2000) the namespaces created, `BENCH_PHASES` (default all:
-//! `recall,namespaces,overhead,store,malformed`; `vector` for the vector-only row) the phases
-//! run. `TMPDIR` places the data directory (on tmpfs, fsync costs nothing: the code's own limit).
+//! `recall,namespaces,overhead,store,malformed`; `hybrid` or `vector` for one recall mode)
+//! the phases run. `TMPDIR` places the data directory (on tmpfs, fsync costs nothing: the
+//! code's own limit).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use hyper_util::rt::TokioIo;
 use memsilo::{Engine, HashEmbedder, Options};
 use memsilo_http::{serve, Client, ServeOptions};
 use serde_json::json;
@@ -37,12 +43,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// One request to send: method, path, JSON body, and whether it is meant to fail.
+/// One request to send: method, path, JSON body, and for a request meant to fail, the
+/// field its refusal must name.
 struct Req {
     method: &'static str,
     path: String,
     body: Option<Vec<u8>>,
-    malformed: bool,
+    malformed: Option<&'static str>,
 }
 
 fn post(path: &str, body: &serde_json::Value) -> Req {
@@ -50,7 +57,7 @@ fn post(path: &str, body: &serde_json::Value) -> Req {
         method: "POST",
         path: path.into(),
         body: Some(body.to_string().into_bytes()),
-        malformed: false,
+        malformed: None,
     }
 }
 
@@ -59,95 +66,159 @@ struct Tally {
     lat: Vec<Duration>,
     /// Well-formed requests that did not get a 2xx.
     failed: usize,
-    /// Malformed requests answered 400.
+    /// Malformed requests answered with a 4xx.
     refused: usize,
+    /// Of those, the ones whose error body did not name the bad field.
+    unnamed: usize,
     /// Malformed requests answered otherwise.
     malformed_other: usize,
 }
 
-/// Sends requests from `clients` threads, each with its own keep-alive connection, until
-/// `limit` (a duration, or a number of requests in all) is reached.
+/// CPU seconds used so far by the calling thread.
+fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU seconds used so far by the whole process (server and load generator).
+fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// What a phase cost: wall time, CPU of the whole process, CPU of the load generator.
+struct Cost {
+    wall: Duration,
+    process_cpu: Duration,
+    client_cpu: Duration,
+}
+
+/// Sends requests over `clients` keep-alive connections until `limit` (a duration, or a
+/// number of requests in all) is reached. The load generator is a hyper HTTP/1.1 client
+/// on one thread (an async task per connection), so that it takes little of the cores the
+/// server runs on; its CPU time is measured apart from the process's.
 fn load(
     url: &str,
     key: &str,
     clients: usize,
     limit: Limit,
     make: &(dyn Fn(usize, usize) -> Req + Sync),
-) -> (Duration, Tally) {
-    let started = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let tallies: Vec<Tally> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|t| {
-                let next = &next;
-                s.spawn(move || {
-                    let agent = ureq::Agent::new_with_config(
-                        ureq::Agent::config_builder()
-                            .proxy(None)
-                            .http_status_as_error(false)
-                            .max_idle_connections_per_host(1)
-                            .build(),
-                    );
-                    let auth = format!("Bearer {key}");
-                    let mut tally = Tally::default();
-                    let mut i = 0;
-                    loop {
-                        let n = match limit {
-                            Limit::Time(d) if started.elapsed() >= d => break,
-                            Limit::Time(_) => i,
-                            Limit::Count(max) => {
-                                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                if n >= max {
-                                    break;
-                                }
-                                n
-                            }
-                        };
-                        let req = make(t, n);
-                        let uri = format!("{url}{}", req.path);
-                        let builder = ureq::http::Request::builder()
-                            .method(req.method)
-                            .uri(&uri)
-                            .header("Authorization", &auth);
-                        let t0 = Instant::now();
-                        let resp = match req.body {
-                            Some(b) => agent.run(
-                                builder.header("Content-Type", "application/json").body(b).unwrap(),
-                            ),
-                            None => agent.run(builder.body(()).unwrap()),
-                        };
-                        let status = match resp {
-                            Ok(mut r) => {
-                                let _ = r.body_mut().read_to_vec();
-                                r.status().as_u16()
-                            }
-                            Err(_) => 0,
-                        };
-                        tally.lat.push(t0.elapsed());
-                        match (req.malformed, status) {
-                            (false, 200..=299) => {}
-                            (false, _) => tally.failed += 1,
-                            (true, 400) => tally.refused += 1,
-                            (true, _) => tally.malformed_other += 1,
-                        }
-                        i += 1;
-                    }
-                    tally
-                })
+) -> (Cost, Tally) {
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let auth = format!("Bearer {key}");
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let generator = std::thread::Builder::new().name("load-generator".into());
+        generator
+            .spawn_scoped(s, || {
+                let rt =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let cpu0 = (thread_cpu(), process_cpu());
+                let started = Instant::now();
+                let tallies = rt.block_on(async {
+                    let conns = (0..clients)
+                        .map(|t| connection(addr, &auth, t, started, limit, &next, make));
+                    futures_util::future::join_all(conns).await
+                });
+                let cost = Cost {
+                    wall: started.elapsed(),
+                    process_cpu: process_cpu() - cpu0.1,
+                    client_cpu: thread_cpu() - cpu0.0,
+                };
+                let mut all = Tally::default();
+                for t in tallies {
+                    all.lat.extend(t.lat);
+                    all.failed += t.failed;
+                    all.refused += t.refused;
+                    all.malformed_other += t.malformed_other;
+                    all.unnamed += t.unnamed;
+                }
+                all.lat.sort();
+                (cost, all)
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let wall = started.elapsed();
-    let mut all = Tally::default();
-    for t in tallies {
-        all.lat.extend(t.lat);
-        all.failed += t.failed;
-        all.refused += t.refused;
-        all.malformed_other += t.malformed_other;
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
+/// One client: a keep-alive connection sending its requests one after another.
+async fn connection(
+    addr: std::net::SocketAddr,
+    auth: &str,
+    t: usize,
+    started: Instant,
+    limit: Limit,
+    next: &AtomicUsize,
+    make: &(dyn Fn(usize, usize) -> Req + Sync),
+) -> Tally {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let mut tally = Tally::default();
+    let mut i = 0;
+    loop {
+        let n = match limit {
+            Limit::Time(d) if started.elapsed() >= d => break,
+            Limit::Time(_) => i,
+            Limit::Count(max) => {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= max {
+                    break;
+                }
+                n
+            }
+        };
+        let req = make(t, n);
+        let mut builder = hyper::Request::builder()
+            .method(req.method)
+            .uri(&req.path)
+            .header(hyper::header::HOST, "bench")
+            .header(hyper::header::AUTHORIZATION, auth);
+        if req.body.is_some() {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder.body(Full::new(Bytes::from(req.body.unwrap_or_default()))).unwrap();
+        let t0 = Instant::now();
+        let answer = match sender.ready().await {
+            Ok(()) => match sender.send_request(request).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                    body.ok().map(|b| (status, b))
+                }
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        tally.lat.push(t0.elapsed());
+        let (status, body) = answer.unwrap_or((0, Bytes::new()));
+        match (&req.malformed, status) {
+            (None, 200..=299) => {}
+            (None, _) => tally.failed += 1,
+            (Some(field), 400..=499) => {
+                tally.refused += 1;
+                let named = serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|v| v["field"] == *field);
+                tally.unnamed += usize::from(!named);
+            }
+            (Some(_), _) => tally.malformed_other += 1,
+        }
+        i += 1;
     }
-    all.lat.sort();
-    (wall, all)
+    drop(sender);
+    let _ = conn.await;
+    tally
 }
 
 #[derive(Clone, Copy)]
@@ -156,14 +227,26 @@ enum Limit {
     Count(usize),
 }
 
-fn report(name: &str, clients: usize, wall: Duration, t: &Tally) {
+fn report(name: &str, clients: usize, cost: &Cost, t: &Tally) {
+    let n = t.lat.len().max(1) as f64;
+    let server_cpu = cost.process_cpu.saturating_sub(cost.client_cpu);
     println!(
-        "{name:<34} {clients:>3} clients {:>8.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} requests, {} failed)",
-        t.lat.len() as f64 / wall.as_secs_f64(),
+        "{name:<34} {clients:>3} clients {:>8.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   CPU/request: server {:>6.1} µs, load generator {:>5.1} µs   ({} requests, {} failed)",
+        t.lat.len() as f64 / cost.wall.as_secs_f64(),
         percentile(&t.lat, 0.50).as_secs_f64() * 1e3,
         percentile(&t.lat, 0.99).as_secs_f64() * 1e3,
+        server_cpu.as_secs_f64() * 1e6 / n,
+        cost.client_cpu.as_secs_f64() * 1e6 / n,
         t.lat.len(),
         t.failed,
+    );
+}
+
+/// The line about a phase with malformed requests mixed in.
+fn report_malformed(t: &Tally) {
+    println!(
+        "  malformed: {} refused with a 4xx ({} of them not naming the field), {} answered otherwise; well-formed that failed: {}",
+        t.refused, t.unnamed, t.malformed_other, t.failed
     );
 }
 
@@ -258,35 +341,53 @@ fn main() {
     // Recall, namespace creation and the serial medians first: the stores below grow a
     // namespace past the approximate index's threshold, whose training in the background
     // then shares the cores with whatever runs next.
-    let recall = |_t: usize, i: usize| {
-        post(
-            "/v1/memory/recall",
-            &json!({"namespace": "recall", "query": format!("topic {}", i % 37), "top_k": 10}),
-        )
+    let recall = |mode: &'static str| {
+        move |_t: usize, i: usize| {
+            post(
+                "/v1/memory/recall",
+                &json!({"namespace": "recall", "query": format!("topic {}", i % 37), "top_k": 10, "mode": mode}),
+            )
+        }
     };
-    for clients in LEVELS.into_iter().filter(|_| phase("recall")) {
-        let (wall, t) = load(&url, &key, clients, Limit::Time(secs), &recall);
-        report("POST /v1/memory/recall (10k)", clients, wall, &t);
+    // A text query is hybrid by default (vector and keyword sides fused); vector is the
+    // vector side alone.
+    for mode in ["hybrid", "vector"] {
+        if !(phase("recall") || phase(mode)) {
+            continue;
+        }
+        for clients in LEVELS {
+            let (cost, t) = load(&url, &key, clients, Limit::Time(secs), &recall(mode));
+            report(&format!("recall (10k), mode {mode}"), clients, &cost, &t);
+        }
     }
-    // The same with the vector side only (the default for a text query is hybrid).
-    let vector_recall = |_t: usize, i: usize| {
-        post(
-            "/v1/memory/recall",
-            &json!({"namespace": "recall", "query": format!("topic {}", i % 37), "top_k": 10, "mode": "vector"}),
-        )
-    };
-    if phase("recall") || phase("vector") {
-        let (wall, t) = load(&url, &key, 64, Limit::Time(secs), &vector_recall);
-        report("recall (10k), mode vector", 64, wall, &t);
+    // 1% malformed recalls: top_k out of range, refused with 400 naming top_k.
+    if phase("malformed") {
+        for mode in ["hybrid", "vector"] {
+            let mixed = |t: usize, i: usize| {
+                if (t * 7919 + i) % 100 == 0 {
+                    let mut r = post(
+                        "/v1/memory/recall",
+                        &json!({"namespace": "recall", "query": "topic 1", "top_k": 0, "mode": mode}),
+                    );
+                    r.malformed = Some("top_k");
+                    r
+                } else {
+                    recall(mode)(t, i)
+                }
+            };
+            let (cost, t) = load(&url, &key, 64, Limit::Time(secs), &mixed);
+            report(&format!("recall {mode}, 1% malformed"), 64, &cost, &t);
+            report_malformed(&t);
+        }
     }
 
     // Then what the stores' background work would disturb (see above).
     if phase("namespaces") {
         let create =
             |_t: usize, n: usize| post("/v1/namespaces", &json!({ "name": format!("tenant-{n}") }));
-        let (wall, t) = load(&url, ADMIN, 16, Limit::Count(namespaces), &create);
-        report("POST /v1/namespaces", 16, wall, &t);
-        println!("  {namespaces} namespaces created in {:.2} s", wall.as_secs_f64());
+        let (cost, t) = load(&url, ADMIN, 16, Limit::Count(namespaces), &create);
+        report("POST /v1/namespaces", 16, &cost, &t);
+        println!("  {namespaces} namespaces created in {:.2} s", cost.wall.as_secs_f64());
     }
 
     if phase("overhead") {
@@ -300,29 +401,27 @@ fn main() {
         )
     };
     for clients in LEVELS.into_iter().filter(|_| phase("store")) {
-        let (wall, t) = load(&url, &key, clients, Limit::Time(secs), &store);
-        report("POST /v1/memory/store", clients, wall, &t);
+        let (cost, t) = load(&url, &key, clients, Limit::Time(secs), &store);
+        report("POST /v1/memory/store", clients, &cost, &t);
     }
-    // 1% malformed: an importance out of range, refused with 400 before any write.
+    // 1% malformed: an importance out of range, refused with 400 naming importance before
+    // any write; its neighbours in the same commit group are stored.
     let mixed = |t: usize, i: usize| {
         if (t * 7919 + i) % 100 == 0 {
             let mut r = post(
                 "/v1/memory/store",
                 &json!({"namespace": "bench", "content": "bad", "importance": 7}),
             );
-            r.malformed = true;
+            r.malformed = Some("importance");
             r
         } else {
             store(t, i)
         }
     };
     if phase("malformed") {
-        let (wall, t) = load(&url, &key, 64, Limit::Time(secs), &mixed);
-        report("store, 1% malformed", 64, wall, &t);
-        println!(
-            "  malformed: {} refused with 400, {} answered otherwise; well-formed that failed: {}",
-            t.refused, t.malformed_other, t.failed
-        );
+        let (cost, t) = load(&url, &key, 64, Limit::Time(secs), &mixed);
+        report("store, 1% malformed", 64, &cost, &t);
+        report_malformed(&t);
     }
 
     server.shutdown().unwrap();
