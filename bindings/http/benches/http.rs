@@ -87,7 +87,7 @@ fn process_cpu() -> Duration {
 fn cpu_clock(clock: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
@@ -127,8 +127,8 @@ fn load(
                 });
                 let cost = Cost {
                     wall: started.elapsed(),
-                    process_cpu: process_cpu() - cpu0.1,
-                    client_cpu: thread_cpu() - cpu0.0,
+                    process_cpu: process_cpu().saturating_sub(cpu0.1),
+                    client_cpu: thread_cpu().saturating_sub(cpu0.0),
                 };
                 let mut all = Tally::default();
                 for t in tallies {
@@ -194,7 +194,8 @@ async fn connection(
             Ok(()) => match sender.send_request(request).await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                    let body =
+                        resp.into_body().collect().await.map(http_body_util::Collected::to_bytes);
                     body.ok().map(|b| (status, b))
                 }
                 Err(_) => None,
@@ -300,6 +301,7 @@ fn phase(name: &str) -> bool {
     std::env::var("BENCH_PHASES").map_or(true, |p| p.split(',').any(|x| x.trim() == name))
 }
 
+#[allow(clippy::too_many_lines)] // the phases in order, read top to bottom
 fn main() {
     let secs = Duration::from_secs_f64(env_or("BENCH_SECS", 3.0));
     let namespaces = env_or("BENCH_NAMESPACES", 2000.0) as usize;
