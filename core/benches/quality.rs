@@ -4,9 +4,12 @@
 //! its answer). Each conversation's turns are stored in one namespace (one memory per turn,
 //! "speaker: text"); each question is recalled, and the evidence turns are looked for in the top
 //! k. Prints hit@k (any evidence turn in the top k), recall@k (the share of evidence turns in
-//! the top k) and nDCG@10 for: hashing embedder, static default (potion-base-8M), keyword only
-//! (BM25), hybrid with each embedder; and writes them as CSV for the chart. Adversarial
-//! questions (category 5: the answer is not in the conversation) are left out. Asserts nothing.
+//! the top k) and nDCG@10, over every question and over the held-out half of the conversations
+//! (see `tuning`), for: hashing embedder, static default (potion-base-8M), MiniLM
+//! (`MEMSILO_MINILM_DIR`, feature `minilm`), keyword only (BM25), hybrid with each embedder;
+//! and writes them as CSV for the chart. With `QUALITY_SWEEP=1` it also replays fusions of the
+//! default model's two rankings (see `sweep`). Adversarial questions (category 5: the answer
+//! is not in the conversation) are left out. Asserts nothing.
 //!
 //! `make bench-quality DATA=<dir of LoCoMo's conversation files>` (release; needs the data,
 //! kept out of git, and `make models`).
@@ -91,41 +94,89 @@ struct Scores {
 
 const KS: [usize; 3] = [1, 5, 10];
 
-fn score(ranked: &[String], evidence: &[String], s: &mut Scores) {
-    let wanted: HashSet<&str> = evidence.iter().map(String::as_str).collect();
-    s.questions += 1;
-    for (i, k) in KS.iter().enumerate() {
-        let found = ranked.iter().take(*k).filter(|d| wanted.contains(d.as_str())).count();
-        s.hit[i] += f64::from(u8::from(found > 0));
-        s.recall[i] += found as f64 / wanted.len() as f64;
+/// The largest `top_k` a recall takes: hybrid recall then fuses that many of each ranking,
+/// more than a LoCoMo conversation's turns.
+const LARGEST_TOP_K: usize = 1000;
+
+impl Scores {
+    fn add(&mut self, ranked: &[&str], evidence: &[String]) {
+        let wanted: HashSet<&str> = evidence.iter().map(String::as_str).collect();
+        self.questions += 1;
+        for (i, k) in KS.iter().enumerate() {
+            let found = ranked.iter().take(*k).filter(|d| wanted.contains(*d)).count();
+            self.hit[i] += f64::from(u8::from(found > 0));
+            self.recall[i] += found as f64 / wanted.len() as f64;
+        }
+        let dcg: f64 = ranked
+            .iter()
+            .take(10)
+            .enumerate()
+            .filter(|(_, d)| wanted.contains(*d))
+            .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..wanted.len().min(10)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
+        self.ndcg10 += dcg / ideal;
     }
-    let dcg: f64 = ranked
-        .iter()
-        .take(10)
-        .enumerate()
-        .filter(|(_, d)| wanted.contains(d.as_str()))
-        .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
-        .sum();
-    let ideal: f64 = (0..wanted.len().min(10)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
-    s.ndcg10 += dcg / ideal;
+
+    /// hit@1, hit@5, hit@10, recall@1, recall@5, recall@10, nDCG@10.
+    fn values(&self) -> [f64; 7] {
+        let n = self.questions.max(1) as f64;
+        let (h, r) = (self.hit, self.recall);
+        [h[0] / n, h[1] / n, h[2] / n, r[0] / n, r[1] / n, r[2] / n, self.ndcg10 / n]
+    }
 }
 
-/// Stores every conversation with `embedder`, then scores each mode over every question.
+/// Whether the `i`-th conversation (in file-name order) is one of those whose questions choose
+/// the fusion's parameters: every other one, from the first. The others are held out, and the
+/// numbers on them are the ones to believe.
+fn tuning(i: usize) -> bool {
+    i % 2 == 0
+}
+
+/// Scores over every question, the tuning half's and the held-out half's.
+#[derive(Default, Clone)]
+struct Split {
+    all: Scores,
+    tune: Scores,
+    held: Scores,
+}
+
+impl Split {
+    fn add(&mut self, tune: bool, ranked: &[&str], evidence: &[String]) {
+        self.all.add(ranked, evidence);
+        if tune { &mut self.tune } else { &mut self.held }.add(ranked, evidence);
+    }
+}
+
+/// One question's every memory with its cosine similarity and BM25 score, as a hybrid recall
+/// deep enough to see the whole namespace returns them: enough to replay any fusion of the two
+/// rankings outside the engine.
+struct Pool {
+    tune: bool,
+    evidence: Vec<String>,
+    /// (dialogue id, similarity, BM25), in the engine's order.
+    memories: Vec<(String, f64, f64)>,
+}
+
+/// Stores every conversation with `embedder`, then scores each mode over every question (and
+/// keeps each question's [`Pool`] if `pools`).
 fn run(
     label: &str,
     embedder: Arc<dyn Embedder>,
     conversations: &[Conversation],
     modes: &[(&str, RecallMode)],
-) -> Vec<(String, Scores)> {
+    pools: bool,
+) -> (Vec<(String, Split)>, Vec<Pool>) {
     let dir = tempfile::tempdir().unwrap();
     let engine =
         Engine::open(dir.path(), Options { background: false, embedder, ..Options::default() })
             .unwrap();
     let root = engine.root();
-    let mut out: Vec<(String, Scores)> =
-        modes.iter().map(|(m, _)| (format!("{m} ({label})"), Scores::default())).collect();
+    let mut out: Vec<(String, Split)> =
+        modes.iter().map(|(m, _)| (format!("{m} ({label})"), Split::default())).collect();
+    let mut kept = Vec::new();
     let started = Instant::now();
-    for c in conversations {
+    for (i, c) in conversations.iter().enumerate() {
         let ns = format!("conv-{}", c.name);
         root.create_namespace(&ns, NamespaceOptions::default()).unwrap();
         let mut by_id = HashMap::new();
@@ -141,13 +192,160 @@ fn run(
                     ..Recall::text(question.as_str()).namespace(ns.as_str()).top_k(10)
                 };
                 let hits = root.recall(recall).unwrap();
-                let ranked: Vec<String> = hits.iter().map(|h| by_id[&h.id].clone()).collect();
-                score(&ranked, evidence, s);
+                let ranked: Vec<&str> = hits.iter().map(|h| by_id[&h.id].as_str()).collect();
+                s.add(tuning(i), &ranked, evidence);
+            }
+            if pools {
+                let every =
+                    Recall::text(question.as_str()).namespace(ns.as_str()).top_k(LARGEST_TOP_K);
+                let hits = root.recall(every).unwrap();
+                assert!(hits.len() >= c.turns.len().min(LARGEST_TOP_K) * 9 / 10);
+                let memories = hits
+                    .iter()
+                    .map(|h| {
+                        let v = h.vector_score.unwrap_or(h.similarity);
+                        (by_id[&h.id].clone(), v, h.keyword_score.unwrap_or(0.0))
+                    })
+                    .collect();
+                kept.push(Pool { tune: tuning(i), evidence: evidence.clone(), memories });
             }
         }
     }
     eprintln!("{label}: {:.1} s", started.elapsed().as_secs_f64());
-    out
+    (out, kept)
+}
+
+/// A way to fuse the vector and keyword rankings (replayed on [`Pool`]s).
+#[derive(Debug, Clone, Copy)]
+enum Fusion {
+    /// Reciprocal rank: 1 / (k + vector rank) + keyword weight / (k + keyword rank).
+    Rrf { k: f64, keyword_weight: f64 },
+    /// w · cosine + (1 - w) · BM25 / the best BM25 (what `vector_weight` does).
+    Weighted { w: f64 },
+    /// w · min-max scaled cosine + (1 - w) · min-max scaled BM25, over the candidates.
+    MinMax { w: f64 },
+}
+
+/// The top 10 of `pool` fused by `fusion` over the best `depth` of each ranking.
+fn replay(pool: &Pool, fusion: Fusion, depth: usize) -> Vec<&str> {
+    let m = &pool.memories;
+    let mut by_v: Vec<usize> = (0..m.len()).collect();
+    by_v.sort_by(|a, b| m[*b].1.total_cmp(&m[*a].1));
+    let mut by_k: Vec<usize> = (0..m.len()).filter(|i| m[*i].2 > 0.0).collect();
+    by_k.sort_by(|a, b| m[*b].2.total_cmp(&m[*a].2));
+    let mut cands: Vec<usize> = by_v.iter().take(depth).copied().collect();
+    let seen: HashSet<usize> = cands.iter().copied().collect();
+    cands.extend(by_k.iter().take(depth).filter(|i| !seen.contains(i)));
+    let rank_by = |score: &dyn Fn(usize) -> f64| {
+        let mut order = cands.clone();
+        order.sort_by(|a, b| score(*b).total_cmp(&score(*a)));
+        let mut rank = HashMap::new();
+        for (r, i) in order.into_iter().enumerate() {
+            rank.insert(i, r + 1);
+        }
+        rank
+    };
+    let fused: Vec<f64> = match fusion {
+        Fusion::Rrf { k, keyword_weight } => {
+            let (rv, rk) = (rank_by(&|i| m[i].1), rank_by(&|i| m[i].2));
+            cands
+                .iter()
+                .map(|i| {
+                    let by_keyword =
+                        if m[*i].2 > 0.0 { keyword_weight / (k + rk[i] as f64) } else { 0.0 };
+                    1.0 / (k + rv[i] as f64) + by_keyword
+                })
+                .collect()
+        }
+        Fusion::Weighted { w } => {
+            let best = cands.iter().map(|i| m[*i].2).fold(0.0, f64::max);
+            cands
+                .iter()
+                .map(|i| w * m[*i].1 + (1.0 - w) * if best > 0.0 { m[*i].2 / best } else { 0.0 })
+                .collect()
+        }
+        Fusion::MinMax { w } => {
+            let range = |f: &dyn Fn(usize) -> f64| {
+                let lo = cands.iter().map(|i| f(*i)).fold(f64::INFINITY, f64::min);
+                let hi = cands.iter().map(|i| f(*i)).fold(f64::NEG_INFINITY, f64::max);
+                (lo, if hi > lo { hi - lo } else { 1.0 })
+            };
+            let ((lv, dv), (lk, dk)) = (range(&|i| m[i].1), range(&|i| m[i].2));
+            cands
+                .iter()
+                .map(|i| w * (m[*i].1 - lv) / dv + (1.0 - w) * (m[*i].2 - lk) / dk)
+                .collect()
+        }
+    };
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+    order.iter().take(10).map(|o| m[cands[*o]].0.as_str()).collect()
+}
+
+fn replay_all(pools: &[Pool], fusion: Fusion, depth: usize) -> Split {
+    let mut s = Split::default();
+    for p in pools {
+        s.add(p.tune, &replay(p, fusion, depth), &p.evidence);
+    }
+    s
+}
+
+/// Replays fusions on the pools, chooses the best hit@10 (then nDCG@10) of the tuning half,
+/// and prints the best few with their held-out numbers beside the current fusion's.
+fn sweep(pools: &[Pool]) {
+    let mut fusions = Vec::new();
+    for k in [1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 60.0, 100.0] {
+        for keyword_weight in [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0] {
+            fusions.push(Fusion::Rrf { k, keyword_weight });
+        }
+    }
+    for w in (0..=20).map(|i| f64::from(i) / 20.0) {
+        fusions.push(Fusion::Weighted { w });
+        fusions.push(Fusion::MinMax { w });
+    }
+    // QUALITY_SWEEP=quick: the weighted sums only, at two depths.
+    let quick = std::env::var("QUALITY_SWEEP").is_ok_and(|v| v == "quick");
+    if quick {
+        fusions.retain(|f| !matches!(f, Fusion::Rrf { .. }));
+    }
+    let depths: &[usize] = if quick { &[20, 50] } else { &[10, 20, 30, 50, 100, 200] };
+    let mut results: Vec<(Fusion, usize, Split)> = Vec::new();
+    for &depth in depths {
+        for f in &fusions {
+            results.push((*f, depth, replay_all(pools, *f, depth)));
+        }
+    }
+    let key = |s: &Scores| {
+        let v = s.values();
+        (v[2], v[6])
+    };
+    results.sort_by(|a, b| key(&b.2.tune).partial_cmp(&key(&a.2.tune)).unwrap());
+    println!("fusion sweep ({} configurations), best on the tuning half first:", results.len());
+    println!(
+        "{:<44} {:>6} {:>11} {:>12} {:>12} {:>9}",
+        "fusion", "depth", "tune hit@10", "held hit@10", "held nDCG10", "all hit@10"
+    );
+    let current = (Fusion::Rrf { k: 60.0, keyword_weight: 1.0 }, 50);
+    let current = (current.0, current.1, replay_all(pools, current.0, current.1));
+    // The best few, then the best of each kind, then the fusion before the sweep.
+    let family = |f: &Fusion| std::mem::discriminant(f);
+    let mut shown: Vec<&(Fusion, usize, Split)> = results.iter().take(8).collect();
+    for r in &results {
+        if !shown.iter().any(|s| family(&s.0) == family(&r.0)) {
+            shown.push(r);
+        }
+    }
+    for (f, depth, s) in shown.into_iter().chain(std::iter::once(&current)) {
+        println!(
+            "{:<44} {depth:>6} {:>11.3} {:>12.3} {:>12.3} {:>9.3}",
+            format!("{f:?}"),
+            s.tune.values()[2],
+            s.held.values()[2],
+            s.held.values()[6],
+            s.all.values()[2]
+        );
+    }
+    println!("(last line: the fusion before the sweep, reciprocal rank k = 60 over the best 50)");
 }
 
 fn main() {
@@ -158,54 +356,74 @@ fn main() {
     let conversations = load(Path::new(&data));
     let turns: usize = conversations.iter().map(|c| c.turns.len()).sum();
     let questions: usize = conversations.iter().map(|c| c.questions.len()).sum();
+    let tune: Vec<&str> = conversations
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| tuning(*i))
+        .map(|(_, c)| c.name.as_str())
+        .collect();
     println!(
-        "LoCoMo: {} conversations, {turns} turns, {questions} questions with evidence",
-        conversations.len()
+        "LoCoMo: {} conversations, {turns} turns, {questions} questions with evidence; \
+         tuning half: conversations {}",
+        conversations.len(),
+        tune.join(", ")
     );
-    let mut rows = run(
-        "hashing",
-        Arc::new(HashEmbedder::new(384)),
-        &conversations,
-        &[
-            ("vector", RecallMode::Vector),
-            ("keyword", RecallMode::Keyword),
-            ("hybrid", RecallMode::Hybrid),
-        ],
-    );
+    let modes = [
+        ("vector", RecallMode::Vector),
+        ("keyword", RecallMode::Keyword),
+        ("hybrid", RecallMode::Hybrid),
+    ];
+    let (mut rows, _) =
+        run("hashing", Arc::new(HashEmbedder::new(384)), &conversations, &modes, false);
     let model_dir = std::env::var_os("MEMSILO_MODEL_DIR").map(PathBuf::from);
+    let sweeping = std::env::var_os("QUALITY_SWEEP").is_some();
+    let two = [modes[0], modes[2]];
     match model_dir.map(|d| memsilo::load_model(&d.join("potion-base-8M"), "potion-base-8M")) {
-        Some(Ok(model)) => rows.extend(run(
-            "potion-base-8M",
-            model,
-            &conversations,
-            &[("vector", RecallMode::Vector), ("hybrid", RecallMode::Hybrid)],
-        )),
+        Some(Ok(model)) => {
+            let (more, pools) = run("potion-base-8M", model, &conversations, &two, sweeping);
+            rows.extend(more);
+            if sweeping {
+                sweep(&pools);
+            }
+        }
         Some(Err(e)) => eprintln!("static model not loaded: {e}"),
         None => eprintln!("MEMSILO_MODEL_DIR not set: the static model is left out (make models)"),
     }
-    let mut csv = String::from("setup,hit@1,hit@5,hit@10,recall@1,recall@5,recall@10,ndcg@10\n");
+    match std::env::var_os("MEMSILO_MINILM_DIR").map(PathBuf::from) {
+        Some(d) => match memsilo::load_model(&d, "all-MiniLM-L6-v2") {
+            Ok(model) => rows.extend(run("all-MiniLM-L6-v2", model, &conversations, &two, false).0),
+            Err(e) => {
+                eprintln!("MiniLM not loaded (make bench-quality builds --features minilm): {e}")
+            }
+        },
+        None => eprintln!("MEMSILO_MINILM_DIR not set: MiniLM is left out"),
+    }
+    let mut csv = String::from(
+        "setup,hit@1,hit@5,hit@10,recall@1,recall@5,recall@10,ndcg@10,held-out hit@10,held-out ndcg@10\n",
+    );
     println!(
-        "{:<26} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8}",
-        "setup", "hit@1", "hit@5", "hit@10", "recall@1", "recall@5", "recall@10", "nDCG@10"
+        "{:<30} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>12} {:>12}",
+        "setup",
+        "hit@1",
+        "hit@5",
+        "hit@10",
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "nDCG@10",
+        "held hit@10",
+        "held nDCG10"
     );
     for (name, s) in &rows {
-        let n = s.questions as f64;
         let name = name.replace("keyword (hashing)", "keyword (BM25)");
-        let v = [
-            s.hit[0] / n,
-            s.hit[1] / n,
-            s.hit[2] / n,
-            s.recall[0] / n,
-            s.recall[1] / n,
-            s.recall[2] / n,
-            s.ndcg10 / n,
-        ];
+        let v = s.all.values();
+        let h = s.held.values();
         println!(
-            "{name:<26} {:>7.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>9.3} {:>8.3}",
-            v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+            "{name:<30} {:>7.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>9.3} {:>8.3} {:>12.3} {:>12.3}",
+            v[0], v[1], v[2], v[3], v[4], v[5], v[6], h[2], h[6]
         );
         csv.push_str(&name);
-        for x in v {
+        for x in v.iter().chain([h[2], h[6]].iter()) {
             let _ = write!(csv, ",{x:.4}");
         }
         csv.push('\n');

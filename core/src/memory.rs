@@ -307,7 +307,7 @@ pub struct Recall {
     #[serde(default)]
     pub mode: Option<RecallMode>,
     /// Hybrid recall: the weight in [0, 1] of the vector score in a weighted sum with the
-    /// keyword score (scaled to [0, 1] by the best one). Without it, reciprocal-rank fusion.
+    /// keyword score, each scaled to [0, 1] over the candidates. Default 0.6.
     #[serde(default)]
     pub vector_weight: Option<f64>,
     /// Only memories matching this filter (the filter language of `list_memories`).
@@ -1374,7 +1374,8 @@ impl Handle {
                         query: Some(q),
                         judge: &judge,
                     };
-                    let mut ranked = kw.hybrid(by_vector, depth, req.vector_weight)?;
+                    let w = req.vector_weight.unwrap_or(crate::keyword::DEFAULT_VECTOR_WEIGHT);
+                    let mut ranked = kw.hybrid(by_vector, depth, w)?;
                     best(&mut ranked, top_k);
                     materialize(t, r, rec.id, ranked)
                 })?

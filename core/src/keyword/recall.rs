@@ -1,5 +1,6 @@
 //! Keyword and hybrid recall: candidates from the BM25 index, fused with the vector
-//! candidates by reciprocal rank (or by a weighted sum when `vector_weight` is given).
+//! candidates by a weighted sum of their cosine similarity and BM25 score, each scaled to
+//! [0, 1] over the candidates (`vector_weight`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,8 +24,10 @@ pub enum RecallMode {
     Hybrid,
 }
 
-/// Reciprocal-rank fusion's damping constant (the usual 60).
-const RRF_K: f64 = 60.0;
+/// Hybrid recall's `vector_weight` when none is given. Chosen, with the fusion rule, by
+/// `make bench-quality`'s sweep on half of `LoCoMo`'s conversations (the best hit@10 there;
+/// see benches/README.md): reciprocal-rank fusion (k = 60), the rule before, found less.
+pub(crate) const DEFAULT_VECTOR_WEIGHT: f64 = 0.6;
 
 impl RecallMode {
     /// The mode a request asks for, checked against its query and `vector_weight`.
@@ -153,7 +156,7 @@ impl KeywordRecall<'_, '_> {
         &self,
         by_vector: Vec<Ranked>,
         depth: usize,
-        vector_weight: Option<f64>,
+        vector_weight: f64,
     ) -> Result<Vec<Ranked>> {
         let slots: Vec<u32> = by_vector.iter().filter_map(|c| c.slot).collect();
         let scores =
@@ -182,42 +185,25 @@ impl KeywordRecall<'_, '_> {
     }
 }
 
-/// Replaces each hit's score by the fused score times its importance factor.
-#[allow(clippy::single_match_else)] // two fusion rules, side by side
-fn fuse(hits: &mut [Ranked], vector_weight: Option<f64>) {
+/// Replaces each hit's score by the fused score — `vector_weight` × its cosine similarity +
+/// (1 − `vector_weight`) × its BM25 score, each scaled to [0, 1] over the candidates (min-max;
+/// 1 when every candidate has the same score, so equally relevant memories are still told
+/// apart by importance) — times its importance factor.
+fn fuse(hits: &mut [Ranked], vector_weight: f64) {
     let v = |h: &Ranked| h.vector.unwrap_or(h.sim);
     let k = |h: &Ranked| h.keyword.unwrap_or(0.0);
-    let fused: Vec<f64> = match vector_weight {
-        Some(w) => {
-            let best = hits.iter().map(k).fold(0.0, f64::max);
-            hits.iter()
-                .map(|h| w * v(h) + (1.0 - w) * if best > 0.0 { k(h) / best } else { 0.0 })
-                .collect()
-        }
-        None => {
-            let rank = |score: &dyn Fn(&Ranked) -> f64| {
-                let mut order: Vec<usize> = (0..hits.len()).collect();
-                order.sort_by(|a, b| score(&hits[*b]).total_cmp(&score(&hits[*a])));
-                let mut ranks = vec![0usize; hits.len()];
-                for (r, i) in order.into_iter().enumerate() {
-                    ranks[i] = r + 1;
-                }
-                ranks
-            };
-            let (rv, rk) = (rank(&v), rank(&k));
-            (0..hits.len())
-                .map(|i| {
-                    let by_keyword =
-                        if k(&hits[i]) > 0.0 { 1.0 / (RRF_K + rk[i] as f64) } else { 0.0 };
-                    1.0 / (RRF_K + rv[i] as f64) + by_keyword
-                })
-                .collect()
-        }
+    let scaled = |score: &dyn Fn(&Ranked) -> f64| {
+        let lo = hits.iter().map(score).fold(f64::INFINITY, f64::min);
+        let hi = hits.iter().map(score).fold(f64::NEG_INFINITY, f64::max);
+        let fused: Vec<f64> =
+            hits.iter().map(|h| if hi > lo { (score(h) - lo) / (hi - lo) } else { 1.0 }).collect();
+        fused
     };
-    for (h, f) in hits.iter_mut().zip(fused) {
-        let factor = crate::memory::importance_factor(h.eff);
+    let (sv, sk) = (scaled(&v), scaled(&k));
+    for ((h, v_scaled), k_scaled) in hits.iter_mut().zip(sv).zip(sk) {
+        let fused = vector_weight * v_scaled + (1.0 - vector_weight) * k_scaled;
         h.sim = v(h);
         h.vector = Some(v(h));
-        h.score = f * factor;
+        h.score = fused * crate::memory::importance_factor(h.eff);
     }
 }
