@@ -5,7 +5,7 @@
 //! "speaker: text"); each question is recalled, and the evidence turns are looked for in the top
 //! k. Prints hit@k (any evidence turn in the top k), recall@k (the share of evidence turns in
 //! the top k) and nDCG@10, over every question and over the held-out half of the conversations
-//! (see `tuning`), for: hashing embedder, static default (potion-base-8M), MiniLM
+//! (see `tuning`), for: hashing embedder, static default (potion-base-8M), `MiniLM`
 //! (`MEMSILO_MINILM_DIR`, feature `minilm`), keyword only (BM25), hybrid with each embedder;
 //! and writes them as CSV for the chart. With `QUALITY_SWEEP=1` it also replays fusions of the
 //! default model's two rankings (see `sweep`). Adversarial questions (category 5: the answer
@@ -95,7 +95,7 @@ struct Scores {
 const KS: [usize; 3] = [1, 5, 10];
 
 /// The largest `top_k` a recall takes: hybrid recall then fuses that many of each ranking,
-/// more than a LoCoMo conversation's turns.
+/// more than a `LoCoMo` conversation's turns.
 const LARGEST_TOP_K: usize = 1000;
 
 impl Scores {
@@ -379,8 +379,8 @@ fn main() {
     let sweeping = std::env::var_os("QUALITY_SWEEP").is_some();
     let two = [modes[0], modes[2]];
     match model_dir.map(|d| memsilo::load_model(&d.join("potion-base-8M"), "potion-base-8M")) {
-        Some(Ok(model)) => {
-            let (more, pools) = run("potion-base-8M", model, &conversations, &two, sweeping);
+        Some(Ok(potion)) => {
+            let (more, pools) = run("potion-base-8M", potion, &conversations, &two, sweeping);
             rows.extend(more);
             if sweeping {
                 sweep(&pools);
@@ -391,9 +391,11 @@ fn main() {
     }
     match std::env::var_os("MEMSILO_MINILM_DIR").map(PathBuf::from) {
         Some(d) => match memsilo::load_model(&d, "all-MiniLM-L6-v2") {
-            Ok(model) => rows.extend(run("all-MiniLM-L6-v2", model, &conversations, &two, false).0),
+            Ok(minilm) => {
+                rows.extend(run("all-MiniLM-L6-v2", minilm, &conversations, &two, false).0);
+            }
             Err(e) => {
-                eprintln!("MiniLM not loaded (make bench-quality builds --features minilm): {e}")
+                eprintln!("MiniLM not loaded (make bench-quality builds --features minilm): {e}");
             }
         },
         None => eprintln!("MEMSILO_MINILM_DIR not set: MiniLM is left out"),
