@@ -77,7 +77,8 @@ type RecallRequest struct {
 	// Mode is "vector", "keyword" (BM25) or "hybrid" (both, fused); default hybrid for a
 	// text query, vector for a vector query.
 	Mode string `json:"mode,omitempty"`
-	// VectorWeight (hybrid only, in [0, 1]) fuses by a weighted sum instead of reciprocal rank.
+	// VectorWeight (hybrid only, in [0, 1]) is the vector score's weight in the fused sum (both
+	// scores scaled to [0, 1] over the candidates); default 0.6.
 	VectorWeight *float64   `json:"vector_weight,omitempty"`
 	Filter       Filter     `json:"filter,omitempty"` // only memories matching this filter
 	MemoryType   MemoryType `json:"memory_type,omitempty"`

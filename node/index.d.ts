@@ -500,7 +500,7 @@ export interface RecallOptions {
   expand?: number;
   /** `vector`, `keyword` (BM25) or `hybrid` (both, fused); default hybrid for text, vector for a vector. */
   mode?: 'vector' | 'keyword' | 'hybrid';
-  /** Hybrid only, in [0, 1]: fuse by a weighted sum instead of reciprocal rank. */
+  /** Hybrid only, in [0, 1]: the vector score's weight in the fused sum (both scores scaled to [0, 1] over the candidates); default 0.6. */
   vectorWeight?: number;
   vector_weight?: number;
   /** Only memories matching this filter. */
