@@ -9,6 +9,12 @@
 //! | `relation` | `id`, `source`, `target` (entity ids), `source_name`, `target_name`, `type`, `weight`, `properties` |
 //! | `memory` | a memory as `get_memory` returns it (`id`, `content`, ...) plus `vector` |
 //!
+//! A memory's `vector` is written as a string: the standard (padded) base64 of its values as
+//! little-endian IEEE 754 f32, 4 bytes each (see [`encode_vector`]) — a fifth of the size of
+//! the numbers as JSON text, and neither formatted nor parsed digit by digit. An import reads
+//! either that string or a JSON array of numbers (what `memsilo-export/1` files hold, and
+//! what a hand-written line gives).
+//!
 //! [`Handle::export_page`] returns the lines in pages with an opaque cursor, so no face ever
 //! holds a whole namespace; [`Handle::import_batch`] takes a batch of lines. Entities come
 //! before the relations that name them, and a batch of one kind is one transaction: all of it
@@ -20,12 +26,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::api::{Request, StoreBatchArgs};
 use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation};
+use crate::memory::StoreMemory;
 
-/// The `format` of an export's first line.
-pub const FORMAT: &str = "memsilo-export/1";
+/// The `format` of an export's first line (`/2`: vectors as base64 strings).
+pub const FORMAT: &str = "memsilo-export/2";
+/// Formats an import reads: the current one and `memsilo-export/1` (vectors as arrays).
+pub const FORMATS: &[&str] = &["memsilo-export/1", FORMAT];
 /// Lines per export page by default, and at most.
 pub const DEFAULT_PAGE: usize = 1000;
 /// Largest page.
@@ -272,7 +282,7 @@ impl Handle {
                     let from = (!after.is_empty()).then_some(after.as_str());
                     let (memories, next) = self.memory_rows(ns, from, room)?;
                     for m in memories {
-                        lines.push(export_memory(serde_json::to_value(m)?));
+                        lines.push(export_memory(m)?);
                     }
                     match next {
                         Some(next) => after = next,
@@ -354,7 +364,8 @@ impl Handle {
                         continue;
                     }
                     let n = items.len() as u64;
-                    self.call("store_memories", json!({ "namespace": ns, "memories": items }))
+                    let batch = StoreBatchArgs { namespace: ns.to_owned(), memories: items };
+                    self.execute(Request::StoreMemories(batch))
                         .map_err(|e| name_line(e, "memories", &numbers))?;
                     summary.memories += n;
                 }
@@ -374,11 +385,49 @@ fn export_graph_row(kind: &str, mut row: Value) -> Value {
     with_kind(kind, row)
 }
 
-fn export_memory(mut m: Value) -> Value {
-    if let Value::Object(map) = &mut m {
+/// A memory's export line: its fields without `namespace`, its vector as base64.
+fn export_memory(mut m: crate::memory::Memory) -> Result<Value> {
+    let vector = m.vector.take();
+    let mut line = serde_json::to_value(m)?;
+    if let Value::Object(map) = &mut line {
         map.remove("namespace");
+        if let Some(v) = vector {
+            map.insert("vector".into(), Value::String(encode_vector(&v)));
+        }
     }
-    with_kind("memory", m)
+    Ok(with_kind("memory", line))
+}
+
+/// The export encoding of a vector: standard base64 of its little-endian f32 values.
+pub fn encode_vector(v: &[f32]) -> String {
+    use base64::Engine as _;
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Reads [`encode_vector`]'s text; `None` if it is not base64 of a whole number of f32.
+pub fn decode_vector(text: &str) -> Option<Vec<f32>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// A memory line's `vector`: base64 text or an array of numbers.
+fn line_vector(v: Value) -> std::result::Result<Vec<f32>, String> {
+    match v {
+        Value::String(text) => decode_vector(&text).ok_or_else(|| {
+            "vector: not the base64 of little-endian f32 values (nor an array of numbers)".into()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| "vector: expected an array of numbers (or base64 text)".into()),
+        _ => Err("vector: expected an array of numbers or base64 text".into()),
+    }
 }
 
 /// Lines of one kind with their numbers.
@@ -390,7 +439,7 @@ enum Group {
     Entities(Vec<u64>, Vec<AddEntity>),
     Relations(Vec<u64>, Vec<(String, AddRelation)>),
     /// Line numbers, `store_memories` items, and how many were left out as expired.
-    Memories(Vec<u64>, Vec<Value>, u64),
+    Memories(Vec<u64>, Vec<StoreMemory>, u64),
 }
 
 /// Fields of a memory line that become `store_memories` fields as they are.
@@ -417,8 +466,8 @@ fn prepare_group(kind: Kind, items: Numbered, dims: Option<u32>) -> Result<Group
                 items.into_iter().last().ok_or_else(|| Error::Internal("empty group".into()))?;
             let at = |r: String| Error::invalid(format!("line {n}"), r);
             match map.get("format").and_then(Value::as_str) {
-                Some(FORMAT) => {}
-                other => return Err(at(format!("format {other:?} is not {FORMAT:?}"))),
+                Some(f) if FORMATS.contains(&f) => {}
+                other => return Err(at(format!("format {other:?} is not one of {FORMATS:?}"))),
             }
             if let (Some(want), Some(got)) = (dims, map.get("dimensions").and_then(Value::as_u64)) {
                 if u64::from(want) != got {
@@ -509,8 +558,10 @@ fn prepare_memories(items: Numbered, dims: Option<u32>) -> Result<Group> {
             None | Some(Value::Null) => {}
             Some(_) => return Err(at("expires_at: expected an RFC 3339 time or null".into())),
         }
-        match map.remove("vector") {
-            Some(Value::Array(v)) => {
+        let vector = match map.remove("vector") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let v = line_vector(v).map_err(at)?;
                 if let Some(d) = dims {
                     if v.len() != d as usize {
                         return Err(at(format!(
@@ -519,12 +570,13 @@ fn prepare_memories(items: Numbered, dims: Option<u32>) -> Result<Group> {
                         )));
                     }
                 }
-                item.insert("embedding".into(), Value::Array(v));
+                Some(v)
             }
-            None | Some(Value::Null) => {}
-            Some(_) => return Err(at("vector: expected an array of numbers".into())),
-        }
-        out.push(Value::Object(item));
+        };
+        let mut item: StoreMemory =
+            crate::api::decode(Value::Object(item)).map_err(|e| at_line(n, e))?;
+        item.embedding = vector;
+        out.push(item);
         kept.push(n);
     }
     Ok(Group::Memories(kept, out, expired))

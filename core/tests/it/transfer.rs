@@ -92,8 +92,13 @@ fn a_namespace_is_copied_with_ids_vectors_graph_and_policy_and_reimport_changes_
     assert_eq!(lines[0]["dimensions"], 4);
     let count = |k: &str| lines.iter().filter(|l| l["kind"] == k).count();
     assert_eq!((count("entity"), count("relation"), count("memory")), (2, 1, 25));
+    assert_eq!(lines[0]["format"], "memsilo-export/2");
     let m = lines.iter().find(|l| l["id"] == "m-007").unwrap();
-    assert_eq!(m["vector"].as_array().unwrap().len(), 4);
+    // The stored (normalised) vector, as base64 of its little-endian f32 values.
+    let v = memsilo::transfer::decode_vector(m["vector"].as_str().unwrap()).unwrap();
+    let norm = (49.0f32 + 1.0 + 0.25 + 0.0625).sqrt();
+    let want = [7.0 / norm, 1.0 / norm, 0.5 / norm, 0.25 / norm];
+    assert!(v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{v:?}");
 
     root.create_namespace("dst", NamespaceOptions::default()).unwrap();
     let text = to_text(&lines);
@@ -170,4 +175,53 @@ fn export_and_import_are_scoped_like_every_operation() {
         .export_page(ExportArgs { namespace: "src".into(), cursor: Some("zz".into()), limit: None })
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
+}
+
+/// Exports written before vectors were base64 (`memsilo-export/1`, vectors as arrays of
+/// numbers) still import, and a line may mix in either form; a vector that is neither is named.
+#[test]
+fn old_exports_with_vectors_as_arrays_still_import() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    seed(&root);
+    let mut lines = export_all(&root, "src", 1000);
+    lines[0]["format"] = json!("memsilo-export/1");
+    for l in lines.iter_mut().filter(|l| l["kind"] == "memory") {
+        let v = memsilo::transfer::decode_vector(l["vector"].as_str().unwrap()).unwrap();
+        l["vector"] = json!(v);
+    }
+    root.create_namespace("dst", NamespaceOptions::default()).unwrap();
+    let done = import_all(&root, "dst", &to_text(&lines), 10).unwrap();
+    assert_eq!(done.memories, 25);
+    let hits = root
+        .call("recall", json!({"namespace": "dst", "vector": [7.0, 1.0, 0.5, 0.25], "top_k": 1}))
+        .unwrap();
+    assert_eq!(hits.value[0]["id"], "m-007");
+    // The copy exports the same vectors as the source.
+    let vectors = |ns: &str| -> Vec<(String, Vec<f32>)> {
+        let mut out: Vec<(String, Vec<f32>)> = export_all(&root, ns, 1000)
+            .into_iter()
+            .filter(|l| l["kind"] == "memory")
+            .map(|l| {
+                let v = memsilo::transfer::decode_vector(l["vector"].as_str().unwrap()).unwrap();
+                (l["id"].as_str().unwrap().to_owned(), v)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    let (copied, source) = (vectors("dst"), vectors("src"));
+    assert_eq!(copied.len(), 25);
+    for ((id, a), (_, b)) in copied.iter().zip(&source) {
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6), "{id}: {a:?} {b:?}");
+    }
+
+    let at = lines.iter().position(|l| l["id"] == "m-003").unwrap();
+    lines[at]["vector"] = json!("not base64!");
+    let err = import_all(&root, "dst", &to_text(&lines), 1000).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(err.to_string().starts_with(&format!("line {}: vector: ", at + 1)), "{err}");
+    lines[at]["vector"] = json!(["x"]);
+    let err = import_all(&root, "dst", &to_text(&lines), 1000).unwrap_err();
+    assert!(err.to_string().starts_with(&format!("line {}: vector: ", at + 1)), "{err}");
 }
