@@ -474,3 +474,58 @@ fn a_2000_char_id_and_an_unknown_operator_are_refused_by_name_and_change_nothing
     assert_eq!(root.get_memory(Some("ns"), "m001").unwrap(), before);
     assert_eq!(root.get_memory(Some("ns"), "fine").unwrap_err().code(), ErrorCode::NotFound);
 }
+
+/// An upsert or an update that changes a memory's agent moves it to the new agent at once in
+/// agent-filtered recall (the cached vectors' agent keys follow the record), by the `agent_id`
+/// shorthand and by the filter language.
+#[test]
+fn agent_filtered_recall_follows_an_agent_changed_by_upsert_or_update() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    let with_agent = |id: &str, agent: &str, v: [f32; 3]| StoreMemory {
+        agent_id: Some(agent.into()),
+        ..with_id("ns", id, "text", v)
+    };
+    root.store_memory(with_agent("m", "alice", [1.0, 0.0, 0.0])).unwrap();
+    root.store_memory(with_agent("a2", "alice", [0.0, 1.0, 0.0])).unwrap();
+    root.store_memory(with_agent("b2", "bob", [0.0, 0.0, 1.0])).unwrap();
+    let ids_of = |agent: &str, by_filter: bool| -> Vec<String> {
+        let base = Recall::vector(vec![1.0, 0.1, 0.1]).namespace("ns").top_k(10);
+        let req = if by_filter {
+            Recall { filter: Some(json!({ "agent_id": agent })), ..base }
+        } else {
+            Recall { agent_id: Some(agent.into()), ..base }
+        };
+        root.recall(req).unwrap().into_iter().map(|h| h.id).collect()
+    };
+    for by_filter in [false, true] {
+        assert_eq!(ids_of("alice", by_filter), ["m", "a2"]);
+        assert_eq!(ids_of("bob", by_filter), ["b2"]);
+    }
+    // Upsert: same id, same vector, another agent.
+    root.store_memory(with_agent("m", "bob", [1.0, 0.0, 0.0])).unwrap();
+    for by_filter in [false, true] {
+        assert_eq!(ids_of("alice", by_filter), ["a2"], "by filter: {by_filter}");
+        assert_eq!(ids_of("bob", by_filter), ["m", "b2"], "by filter: {by_filter}");
+    }
+    // An update that gives no vector keeps the memory's row and its agent.
+    root.update_memory(UpdateMemory {
+        namespace: Some("ns".into()),
+        id: "m".into(),
+        importance: Some(0.9),
+        tags: Some(vec!["x".into()]),
+        ..Default::default()
+    })
+    .unwrap();
+    for by_filter in [false, true] {
+        assert_eq!(ids_of("alice", by_filter), ["a2"], "by filter: {by_filter}");
+        assert_eq!(ids_of("bob", by_filter), ["m", "b2"], "by filter: {by_filter}");
+    }
+    // And an upsert back to the first agent with a new vector.
+    root.store_memory(with_agent("m", "alice", [0.9, 0.0, 0.1])).unwrap();
+    for by_filter in [false, true] {
+        assert_eq!(ids_of("alice", by_filter), ["m", "a2"], "by filter: {by_filter}");
+        assert_eq!(ids_of("bob", by_filter), ["b2"], "by filter: {by_filter}");
+    }
+}
