@@ -653,8 +653,12 @@ impl Handle {
         subject: crate::audit::Subject,
         req: Request,
     ) -> Result<Reply> {
-        let result = self.run::<Reply>(req);
-        if subject.recorded(result.as_ref().err()) {
+        let (result, written) = if subject.is_control() {
+            self.with_entry_in_commit(op, &subject, || self.run::<Reply>(req))
+        } else {
+            (self.run::<Reply>(req), false)
+        };
+        if !written && subject.recorded(result.as_ref().err()) {
             self.audit(op, subject, result.as_ref().map(|r| &r.value).map_err(Error::code));
         }
         result

@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::Request;
 use crate::auth::{authorize, Action, ParsedKey};
+use crate::catalog::CatalogTables;
 use crate::engine::{EngineInner, Handle};
 use crate::error::{Error, ErrorCode, Result};
 use crate::store::{Store, Tables};
@@ -159,7 +160,7 @@ pub struct ListAudit {
 
 /// A chain's head and retention anchor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Head {
+pub(crate) struct Head {
     seq: u64,
     hash: String,
     /// The last entry removed by retention: the first kept entry links to it.
@@ -169,15 +170,32 @@ struct Head {
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The audit environment's tables.
+/// The audit log's tables, in the catalog's environment (so a control-plane change and its
+/// entry share one transaction and one durable commit).
 pub(crate) struct AuditTables {
     /// `tenant/seq` (seq zero-padded to 20 digits) → entry.
     pub entries: Database<'static, Str, SerdeJson<AuditEntry>>,
     /// tenant → chain head.
-    heads: Database<'static, Str, SerdeJson<Head>>,
+    pub heads: Database<'static, Str, SerdeJson<Head>>,
 }
 
-impl Tables for AuditTables {
+impl AuditTables {
+    /// Names of the two tables in the catalog's environment.
+    pub(crate) const NAMES: [&'static str; 2] = ["audit_entries", "audit_heads"];
+
+    pub(crate) fn new(
+        entries: Database<'static, Str, SerdeJson<AuditEntry>>,
+        heads: Database<'static, Str, SerdeJson<Head>>,
+    ) -> AuditTables {
+        AuditTables { entries, heads }
+    }
+}
+
+/// The log's own environment of earlier versions (`DIR/audit`): read once, to move its
+/// entries into the catalog (see [`adopt_old_log`]).
+struct OldAuditTables(AuditTables);
+
+impl Tables for OldAuditTables {
     const MAX_DBS: u32 = 4;
 
     fn create(env: &Env<WithoutTls>) -> Result<Self> {
@@ -190,8 +208,48 @@ impl Tables for AuditTables {
                 )))
             })?
             .unwrap_commit();
-        Ok(AuditTables { entries, heads })
+        Ok(OldAuditTables(AuditTables { entries, heads }))
     }
+}
+
+/// Moves the entries of a log kept in its own environment (`DIR/audit`, earlier versions)
+/// into the catalog, in one transaction, then removes that environment. A crash between the
+/// two steps is harmless: the copy is made only while the catalog holds no chain yet.
+pub(crate) fn adopt_old_log(dir: &Path, catalog: &Store<CatalogTables>) -> Result<()> {
+    let old_dir = dir.join("audit");
+    if !old_dir.join("data.mdb").exists() {
+        return Ok(());
+    }
+    let old = Store::<OldAuditTables>::open(&old_dir, 64 << 20)?;
+    type Rows = Vec<(String, Vec<u8>)>;
+    let (entries, heads): (Rows, Rows) = old.read(|r, t| {
+        let raw = |db: &Database<'static, Str, heed::types::Bytes>| -> Result<Rows> {
+            db.iter(r)?
+                .map(|e| e.map(|(k, v)| (k.to_owned(), v.to_vec())).map_err(Error::from))
+                .collect()
+        };
+        Ok((
+            raw(&t.0.entries.remap_data_type::<heed::types::Bytes>())?,
+            raw(&t.0.heads.remap_data_type::<heed::types::Bytes>())?,
+        ))
+    })?;
+    catalog.write(|w, t| {
+        if !t.audit.heads.is_empty(w)? {
+            return Ok(());
+        }
+        let (e, h) = (
+            t.audit.entries.remap_data_type::<heed::types::Bytes>(),
+            t.audit.heads.remap_data_type::<heed::types::Bytes>(),
+        );
+        for (k, v) in &entries {
+            e.put(w, k, v)?;
+        }
+        for (k, v) in &heads {
+            h.put(w, k, v)?;
+        }
+        Ok(())
+    })?;
+    old.destroy()
 }
 
 /// The key of entry `seq` of `tenant`'s chain.
@@ -200,6 +258,7 @@ pub fn entry_key(tenant: &str, seq: u64) -> String {
 }
 
 /// An entry before it has its place in the chain.
+#[derive(Clone)]
 struct Draft {
     time: DateTime<Utc>,
     tenant_id: String,
@@ -218,62 +277,91 @@ fn entry_hash(entry: &AuditEntry) -> String {
     crate::keys::to_hex(&Sha256::digest(&bytes))
 }
 
-/// The audit log of one data directory.
+/// Entries waiting for a catalog transaction. They are taken from the queue inside the
+/// transaction that writes them (never before), so they reach their chains in the order they
+/// were queued, whichever thread's transaction writes them.
+#[derive(Default)]
 pub(crate) struct AuditLog {
-    store: Store<AuditTables>,
-    queue: Mutex<Vec<Draft>>,
+    queue: Mutex<std::collections::VecDeque<Draft>>,
+    /// Held by the thread writing refusals (which do not wait for their commit).
     writer: Mutex<()>,
 }
 
 impl AuditLog {
-    pub(crate) fn open(dir: &Path) -> Result<AuditLog> {
-        Ok(AuditLog {
-            store: Store::open(&dir.join("audit"), 64 << 20)?,
-            queue: Mutex::default(),
-            writer: Mutex::default(),
-        })
-    }
-
     /// Appends `draft`. With `wait`, returns once it is committed; otherwise it may be left
     /// to the writer that is busy now, which commits it in its next transaction.
-    fn append(&self, draft: Draft, wait: bool) {
-        self.queue.lock().push(draft);
-        let mut wait = wait;
+    fn append(&self, catalog: &Store<CatalogTables>, draft: Draft, wait: bool) {
+        self.queue.lock().push_back(draft);
+        if wait {
+            self.write_queued(catalog, Vec::new()).ok();
+            return;
+        }
         loop {
-            let guard = if wait { Some(self.writer.lock()) } else { self.writer.try_lock() };
-            let Some(guard) = guard else { return };
-            let batch = std::mem::take(&mut *self.queue.lock());
-            if !batch.is_empty() {
-                if let Err(e) = self.store.write(|w, t| write_batch(w, t, &batch)) {
-                    eprintln!("memsilo: {} audit entries could not be written: {e}", batch.len());
-                }
-            }
+            let Some(guard) = self.writer.try_lock() else { return };
+            let written = self.write_queued(catalog, Vec::new());
             drop(guard);
             // An entry queued while this writer held the lock is written by this loop.
-            if self.queue.lock().is_empty() {
+            if written.is_err() || self.queue.lock().is_empty() {
                 return;
             }
-            wait = false;
+        }
+    }
+
+    /// Commits every queued entry, then `own` (entries decided after them), in one catalog
+    /// write. On failure the entries go back to the front of the queue for the next writer.
+    fn write_queued(&self, catalog: &Store<CatalogTables>, own: Vec<Draft>) -> Result<()> {
+        let mut taken: Option<Vec<Draft>> = None;
+        let written = catalog.write(|w, t| self.write_taken(w, &t.audit, &mut taken, &own));
+        self.settle_taken(taken, &written);
+        written
+    }
+
+    /// Inside a catalog transaction: takes the queued entries (once: a transaction run again
+    /// after the map grew writes the same ones) and writes them, then `own`.
+    fn write_taken(
+        &self,
+        w: &mut heed::RwTxn<'_>,
+        t: &AuditTables,
+        taken: &mut Option<Vec<Draft>>,
+        own: &[Draft],
+    ) -> Result<()> {
+        let batch = taken.get_or_insert_with(|| self.queue.lock().drain(..).collect());
+        write_batch(w, t, batch)?;
+        write_batch(w, t, own)
+    }
+
+    /// After the write that took `taken`: on failure they are queued again, first.
+    fn settle_taken<R>(&self, taken: Option<Vec<Draft>>, written: &Result<R>) {
+        let Some(taken) = taken.filter(|b| !b.is_empty()) else { return };
+        if let Err(e) = written {
+            eprintln!("memsilo: {} audit entries not written yet, kept queued: {e}", taken.len());
+            let mut q = self.queue.lock();
+            for d in taken.into_iter().rev() {
+                q.push_front(d);
+            }
         }
     }
 
     /// Commits every queued entry.
-    fn flush(&self) {
-        let _guard = self.writer.lock();
-        let batch = std::mem::take(&mut *self.queue.lock());
-        if !batch.is_empty() {
-            if let Err(e) = self.store.write(|w, t| write_batch(w, t, &batch)) {
-                eprintln!("memsilo: {} audit entries could not be written: {e}", batch.len());
-            }
+    fn flush(&self, catalog: &Store<CatalogTables>) {
+        if self.queue.lock().is_empty() {
+            return;
+        }
+        if let Err(e) = self.write_queued(catalog, Vec::new()) {
+            eprintln!("memsilo: audit entries could not be written: {e}");
         }
     }
 
     /// Removes every entry older than `cutoff`, keeping each chain's last removed hash as
     /// its anchor. Returns how many were removed.
-    pub(crate) fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        self.flush();
-        let _guard = self.writer.lock();
-        self.store.write(|w, t| {
+    pub(crate) fn prune(
+        &self,
+        catalog: &Store<CatalogTables>,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.flush(catalog);
+        catalog.write(|w, t| {
+            let t = &t.audit;
             let heads: Vec<(String, Head)> = t
                 .heads
                 .iter(w)?
@@ -362,6 +450,7 @@ pub(crate) fn is_refusal(code: ErrorCode) -> bool {
 
 /// What a control-plane request is about, worked out before it runs (a deleted key or
 /// namespace cannot be looked up afterwards).
+#[derive(Clone)]
 pub(crate) struct Subject {
     tenant: Option<String>,
     target: Option<String>,
@@ -494,6 +583,87 @@ pub fn new_request_id() -> String {
     crate::keys::to_hex(&b)
 }
 
+/// An entry whose outcome is not known yet.
+pub(crate) struct Unfinished {
+    /// The tenant the request named.
+    subject_tenant: Option<String>,
+    /// The tenant of the caller's key.
+    key_tenant: Option<String>,
+    draft: Draft,
+}
+
+impl Unfinished {
+    /// The entry, given the outcome and what only the change knows (the tenant of what was
+    /// made, when the request did not name one; the id of what was made).
+    fn finish(
+        &self,
+        outcome: std::result::Result<(), ErrorCode>,
+        made_in: Option<String>,
+        made: Option<String>,
+    ) -> Draft {
+        let mut d = self.draft.clone();
+        d.tenant_id = (self.subject_tenant.clone().or(made_in).or_else(|| self.key_tenant.clone()))
+            .unwrap_or_else(|| INSTANCE.into());
+        if made.is_some() {
+            d.target = made;
+        }
+        d.outcome = outcome;
+        d
+    }
+}
+
+/// The control-plane request this thread runs, whose entry has not been written yet.
+struct InCommit {
+    pending: Unfinished,
+    written: bool,
+}
+
+thread_local! {
+    /// Set while [`Handle::with_entry_in_commit`] runs a request on this thread.
+    static IN_COMMIT: std::cell::RefCell<Option<InCommit>> = const { std::cell::RefCell::new(None) };
+}
+
+impl EngineInner {
+    /// A catalog write that is the whole change of a control-plane request (creating a
+    /// namespace, a key): when the request is recorded (it runs under
+    /// [`Handle::with_entry_in_commit`]), its audit entry is written in the same transaction
+    /// as the change, after the entries queued before it, so the change and its entry are
+    /// made durable by one commit (shared with the other writes of its group). `made` names
+    /// the tenant the change was made in and the id of what it made. If `f` fails, nothing is
+    /// written and the request's outcome is recorded afterwards, as for any request.
+    pub(crate) fn catalog_write_audited<R: Send>(
+        &self,
+        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+        made: impl Fn(&R) -> (Option<String>, Option<String>) + Sync,
+    ) -> Result<R> {
+        let pending = IN_COMMIT.with(|c| {
+            c.borrow().as_ref().filter(|c| !c.written).map(|c| Unfinished {
+                subject_tenant: c.pending.subject_tenant.clone(),
+                key_tenant: c.pending.key_tenant.clone(),
+                draft: c.pending.draft.clone(),
+            })
+        });
+        let Some(pending) = pending else { return self.catalog_write(f) };
+        let mut taken = None;
+        let written = self.catalog_write(|w, t| {
+            let r = f(w, t)?;
+            let (made_in, made) = made(&r);
+            let own = pending.finish(Ok(()), made_in, made);
+            self.audit.write_taken(w, &t.audit, &mut taken, std::slice::from_ref(&own))?;
+            Ok(r)
+        });
+        self.audit.settle_taken(taken, &written);
+        if written.is_ok() {
+            IN_COMMIT.with(|c| {
+                if let Some(c) = c.borrow_mut().as_mut() {
+                    c.written = true;
+                }
+            });
+        }
+        written
+    }
+}
+
 impl EngineInner {
     /// The actor behind key `id` (`None`: root), with the tenant its key belongs to.
     fn actor(&self, key_id: Option<&str>) -> (AuditActor, Option<String>) {
@@ -529,6 +699,7 @@ impl EngineInner {
             None => (AuditActor { principal: "anonymous".into(), ..AuditActor::default() }, None),
         };
         self.audit.append(
+            &self.catalog,
             Draft {
                 time: self.options.clock.now(),
                 tenant_id: tenant.unwrap_or_else(|| INSTANCE.into()),
@@ -544,11 +715,11 @@ impl EngineInner {
 
     /// Commits queued entries and applies the retention setting (the background worker).
     pub(crate) fn audit_maintenance(&self) -> Result<u64> {
-        self.audit.flush();
+        self.audit.flush(&self.catalog);
         match self.options.audit_retention_days {
             Some(days) => {
                 let cutoff = self.options.clock.now() - chrono::Duration::days(i64::from(days));
-                self.audit.prune(cutoff)
+                self.audit.prune(&self.catalog, cutoff)
             }
             None => Ok(0),
         }
@@ -566,20 +737,47 @@ impl Handle {
         if let Ok(reply) = outcome {
             subject.complete(op, reply);
         }
-        let (actor, key_tenant) = self.inner.actor(self.key_id());
-        let tenant = subject.tenant.or(key_tenant).unwrap_or_else(|| INSTANCE.into());
-        let draft = Draft {
-            time: self.inner.options.clock.now(),
-            tenant_id: tenant,
-            actor,
-            action: op.into(),
-            target: subject.target,
-            outcome: outcome.map(drop),
-            request_id: self.request_id().map_or_else(new_request_id, str::to_owned),
-        };
+        let control = subject.control;
+        let draft = self.draft(op, subject).finish(outcome.map(drop), None, None);
         // Control-plane entries are committed before the answer; refusals may ride along
         // with the next commit, so a flood of refused calls costs one transaction per batch.
-        self.inner.audit.append(draft, subject.control);
+        self.inner.audit.append(&self.inner.catalog, draft, control);
+    }
+
+    /// The entry of `op` about `subject`, before its outcome is known.
+    pub(crate) fn draft(&self, op: &str, subject: Subject) -> Unfinished {
+        let (actor, key_tenant) = self.inner.actor(self.key_id());
+        Unfinished {
+            subject_tenant: subject.tenant,
+            key_tenant,
+            draft: Draft {
+                time: self.inner.options.clock.now(),
+                tenant_id: INSTANCE.into(),
+                actor,
+                action: op.into(),
+                target: subject.target,
+                outcome: Ok(()),
+                request_id: self.request_id().map_or_else(new_request_id, str::to_owned),
+            },
+        }
+    }
+
+    /// Runs a control-plane request whose entry may be written by the catalog transaction
+    /// that makes its change (see [`EngineInner::catalog_write_audited`]). Returns the
+    /// result and whether that happened (otherwise the caller records the outcome).
+    pub(crate) fn with_entry_in_commit<R>(
+        &self,
+        op: &str,
+        subject: &Subject,
+        run: impl FnOnce() -> R,
+    ) -> (R, bool) {
+        let pending = self.draft(op, Subject { control: true, ..subject.clone() });
+        let previous = IN_COMMIT.with(|c| c.replace(Some(InCommit { pending, written: false })));
+        let out = run();
+        let written = IN_COMMIT
+            .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+            .is_some_and(|c| c.written);
+        (out, written)
     }
 
     /// Records a refusal made by a transport on this handle's behalf (e.g. the HTTP
@@ -596,7 +794,7 @@ impl Handle {
         }
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
         let known = self.inner.catalog.read(|r, t| Ok(t.tenants.get(r, tenant_id)?.is_some()))?
-            || self.inner.audit.store.read(|r, t| Ok(t.heads.get(r, tenant_id)?.is_some()))?;
+            || self.inner.catalog.read(|r, t| Ok(t.audit.heads.get(r, tenant_id)?.is_some()))?;
         if known {
             Ok(())
         } else {
@@ -626,7 +824,7 @@ impl Handle {
                 return Err(Error::invalid("since", "is after until"));
             }
         }
-        self.inner.audit.flush();
+        self.inner.audit.flush(&self.inner.catalog);
         let keep = |e: &AuditEntry| {
             q.since.is_none_or(|s| e.time >= s)
                 && q.until.is_none_or(|u| e.time < u)
@@ -639,7 +837,8 @@ impl Handle {
         };
         let prefix = format!("{}/", q.tenant_id);
         let from = entry_key(&q.tenant_id, start);
-        self.inner.audit.store.read(|r, t| {
+        self.inner.catalog.read(|r, t| {
+            let t = &t.audit;
             let mut entries = Vec::new();
             let mut next_cursor = None;
             for item in t.entries.range(r, &(Bound::Included(from.as_str()), Bound::Unbounded))? {
@@ -664,8 +863,8 @@ impl Handle {
     /// was edited, removed or moved (same access as [`Handle::list_audit`]).
     pub fn verify_audit(&self, tenant_id: &str) -> Result<AuditVerification> {
         self.audit_tenant_allowed(tenant_id)?;
-        self.inner.audit.flush();
-        self.inner.audit.store.read(|r, t| verify_chain(r, t, tenant_id))
+        self.inner.audit.flush(&self.inner.catalog);
+        self.inner.catalog.read(|r, t| verify_chain(r, &t.audit, tenant_id))
     }
 }
 
@@ -761,9 +960,9 @@ mod tests {
     fn tamper(engine: &Engine, tenant: &str, seq: u64, f: impl Fn(&mut AuditEntry) -> bool + Sync) {
         engine
             .inner
-            .audit
-            .store
+            .catalog
             .write(|w, t| {
+                let t = &t.audit;
                 let key = entry_key(tenant, seq);
                 let mut entry = t.entries.get(w, &key)?.unwrap();
                 if f(&mut entry) {
@@ -829,5 +1028,98 @@ mod tests {
             true
         });
         assert_eq!(broken(&engine, &id).seq, 2);
+    }
+
+    fn entries(engine: &Engine, tenant: &str) -> Vec<AuditEntry> {
+        let q = ListAudit { tenant_id: tenant.into(), limit: Some(1000), ..ListAudit::default() };
+        engine.root().list_audit(q).unwrap().entries
+    }
+
+    /// Issue 19: a namespace or key created through the operation table is made durable with
+    /// its audit entry by one catalog commit (one fsync'd commit, not two), the entry names
+    /// what was made; a refused creation still gets its entry.
+    #[test]
+    fn a_creation_and_its_entry_share_one_commit_and_a_refused_one_is_recorded() {
+        let (_dir, engine, id) = chain(1);
+        let root = engine.root().with_request_id("req-1");
+        let commits = || engine.inner.catalog.commits();
+        let before = commits();
+        root.call("create_namespace", serde_json::json!({ "name": "one", "tenant_id": id }))
+            .unwrap();
+        assert_eq!(commits(), before + 1, "the namespace and its entry: one commit");
+        let key = crate::CreateKey::tenant_role("k", &id, crate::Role::Viewer);
+        let made = root.call("create_key", serde_json::to_value(key).unwrap()).unwrap();
+        let key_id = made.value["id"].as_str().unwrap().to_owned();
+        assert_eq!(commits(), before + 2, "the key and its entry: one commit");
+        let args = serde_json::json!({ "name": "one", "tenant_id": id });
+        assert_eq!(root.call("create_namespace", args).unwrap_err().code(), ErrorCode::Conflict);
+
+        let log = entries(&engine, &id);
+        let last: Vec<(&str, Option<&str>, &str, Option<&str>)> = log[log.len() - 3..]
+            .iter()
+            .map(|e| {
+                (e.action.as_str(), e.target.as_deref(), e.result.as_str(), e.error.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            last,
+            [
+                ("create_namespace", Some("one"), "ok", None),
+                ("create_key", Some(key_id.as_str()), "ok", None),
+                ("create_namespace", Some("one"), "failed", Some("conflict")),
+            ]
+        );
+        assert!(log.iter().rev().take(3).all(|e| e.request_id == "req-1"));
+        assert!(engine.root().verify_audit(&id).unwrap().ok);
+    }
+
+    /// An entry still queued (a refusal does not wait for its commit) is written before the
+    /// entry of a creation decided after it: the chain keeps the order of the decisions.
+    #[test]
+    fn queued_entries_go_into_the_chain_before_a_later_creations_entry() {
+        let (_dir, engine, id) = chain(1);
+        let root = engine.root();
+        let queued = root
+            .draft(
+                "store_memory",
+                Subject { tenant: Some(id.clone()), target: None, control: false },
+            )
+            .finish(Err(ErrorCode::Forbidden), None, None);
+        engine.inner.audit.queue.lock().push_back(queued);
+        root.call("create_namespace", serde_json::json!({ "name": "two", "tenant_id": id }))
+            .unwrap();
+        let log = entries(&engine, &id);
+        let actions: Vec<&str> = log[log.len() - 2..].iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["store_memory", "create_namespace"]);
+        assert!(engine.inner.audit.queue.lock().is_empty());
+        assert!(engine.root().verify_audit(&id).unwrap().ok);
+    }
+
+    /// A data directory of an earlier version kept the log in its own environment
+    /// (`DIR/audit`): opening it moves the chains into the catalog, intact, and removes it.
+    #[test]
+    fn a_log_in_its_own_environment_is_moved_into_the_catalog_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Store::<OldAuditTables>::open(&dir.path().join("audit"), 1 << 20).unwrap();
+            let draft = |action: &str| Draft {
+                time: Utc::now(),
+                tenant_id: "t1".into(),
+                actor: AuditActor { principal: "root".into(), ..AuditActor::default() },
+                action: action.into(),
+                target: None,
+                outcome: Ok(()),
+                request_id: "r".into(),
+            };
+            let batch = [draft("create_tenant"), draft("create_namespace")];
+            old.write(|w, t| write_batch(w, &t.0, &batch)).unwrap();
+        }
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        assert!(!dir.path().join("audit").exists());
+        let actions: Vec<String> = entries(&engine, "t1").into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["create_tenant", "create_namespace"]);
+        let v = engine.root().verify_audit("t1").unwrap();
+        assert!(v.ok && v.head_seq == 2, "{v:?}");
     }
 }

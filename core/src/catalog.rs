@@ -1,9 +1,11 @@
-//! The control plane's tables: tenants, members, namespaces, keys and pending purges, all in
-//! one LMDB environment so that every control-plane change is one transaction.
+//! The control plane's tables: tenants, members, namespaces, keys, pending purges and the audit
+//! log, all in one LMDB environment so that every control-plane change (and its audit entry)
+//! is one transaction.
 
 use heed::types::{Bytes, SerdeJson, Str, U64};
 use heed::{byteorder::BigEndian, Database, Env, WithoutTls};
 
+use crate::audit::AuditTables;
 use crate::error::Result;
 use crate::keys::KeyRecord;
 use crate::namespace::NamespaceRecord;
@@ -32,6 +34,8 @@ pub(crate) struct CatalogTables {
     pub purges: Database<'static, U64<BigEndian>, SerdeJson<PurgeJob>>,
     /// counters and settings.
     pub meta: Database<'static, Str, Bytes>,
+    /// The audit log (see [`crate::audit`]).
+    pub audit: AuditTables,
 }
 
 impl Tables for CatalogTables {
@@ -49,6 +53,8 @@ impl Tables for CatalogTables {
             keys,
             purges,
             meta,
+            audit_entries,
+            audit_heads,
         ) = env
             .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
                 Ok(heed::CommitOrAbort::<_, ()>::Commit((
@@ -61,6 +67,8 @@ impl Tables for CatalogTables {
                     o.create_database(w, Some("keys"))?,
                     o.create_database(w, Some("purges"))?,
                     o.create_database(w, Some("meta"))?,
+                    o.create_database(w, Some(AuditTables::NAMES[0]))?,
+                    o.create_database(w, Some(AuditTables::NAMES[1]))?,
                 )))
             })?
             .unwrap_commit();
@@ -74,6 +82,7 @@ impl Tables for CatalogTables {
             keys,
             purges,
             meta,
+            audit: AuditTables::new(audit_entries, audit_heads),
         })
     }
 }

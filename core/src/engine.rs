@@ -43,6 +43,10 @@ pub struct Options {
     /// Days audit entries are kept (`None`: forever). Older entries are removed by the
     /// background worker; each chain keeps the last removed entry's hash as its anchor.
     pub audit_retention_days: Option<u32>,
+    /// Environments of their own (`hybrid` tenants, `physical` namespaces) kept open at once;
+    /// past it the least recently used idle one is closed (and opened again by its next use),
+    /// so memory maps and file descriptors stay bounded however many namespaces exist.
+    pub max_open_environments: usize,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             vector_cache_bytes: 2 << 30,
             compute_wait: std::time::Duration::from_secs(2),
             audit_retention_days: None,
+            max_open_environments: 256,
         }
     }
 }
@@ -71,6 +76,7 @@ impl std::fmt::Debug for Options {
             .field("vector_cache_bytes", &self.vector_cache_bytes)
             .field("compute_wait", &self.compute_wait)
             .field("audit_retention_days", &self.audit_retention_days)
+            .field("max_open_environments", &self.max_open_environments)
             .finish()
     }
 }
@@ -101,6 +107,13 @@ struct CachedKey {
     authed: Arc<Authed>,
 }
 
+/// An open data environment and when it was last used.
+struct OpenEnv {
+    store: Arc<Store<DataTables>>,
+    /// Tick of its last use (of `EngineInner::env_clock`).
+    used: AtomicU64,
+}
+
 pub(crate) struct EngineInner {
     pub dir: PathBuf,
     pub pid: u32,
@@ -108,7 +121,9 @@ pub(crate) struct EngineInner {
     pub catalog: Store<CatalogTables>,
     /// Bumped by every catalog write; cached key resolutions are valid for one generation.
     pub generation: AtomicU64,
-    data_envs: RwLock<HashMap<EnvLocation, Arc<Store<DataTables>>>>,
+    data_envs: RwLock<HashMap<EnvLocation, OpenEnv>>,
+    /// Ticks of the environments' use (see [`OpenEnv::used`]).
+    env_clock: AtomicU64,
     key_cache: RwLock<HashMap<String, CachedKey>>,
     pub usage: StorageUsage,
     pub limiter: RateLimiter,
@@ -130,6 +145,8 @@ pub(crate) struct EngineInner {
     /// Held by a deletion from its catalog commit until it has read what its namespaces
     /// held, and by the purge while it lists its jobs (see [`EngineInner::retire_namespaces`]).
     pub purge_gate: Mutex<()>,
+    /// Name after which the background decay sweep goes on (see [`crate::memory::sweep_all`]).
+    pub sweep_from: Mutex<String>,
     /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
     pub cursor_key: OnceLock<[u8; 32]>,
     /// The exclusive lock on `DIR/LOCK`, released when the engine is dropped.
@@ -246,13 +263,14 @@ impl Engine {
         }
         let dir_lock = lock_directory(&dir)?;
         let catalog = Store::open(&dir.join("catalog"), 1 << 30)?;
-        let audit = crate::audit::AuditLog::open(&dir)?;
+        crate::audit::adopt_old_log(&dir, &catalog)?;
         let inner = Arc::new(EngineInner {
             dir: dir.clone(),
             pid: std::process::id(),
             catalog,
             generation: AtomicU64::new(1),
             data_envs: RwLock::default(),
+            env_clock: AtomicU64::new(0),
             key_cache: RwLock::default(),
             usage: StorageUsage::default(),
             limiter: RateLimiter::default(),
@@ -260,17 +278,18 @@ impl Engine {
             vectors: VectorCache::new(options.vector_cache_bytes),
             indexes: crate::ann::IndexEnvs::default(),
             graphs: crate::graph::GraphCache::default(),
-            audit,
+            audit: crate::audit::AuditLog::default(),
             wake: (Mutex::new(false), Condvar::new()),
             stopping: AtomicBool::new(false),
             dead: RwLock::default(),
             purge_gate: Mutex::new(()),
+            sweep_from: Mutex::default(),
             cursor_key: OnceLock::new(),
             _dir_lock: dir_lock,
             admin_hash: RwLock::default(),
             options,
         });
-        inner.load_usage()?;
+        inner.usage.attach(Arc::downgrade(&inner));
         *inner.admin_hash.write() = inner.catalog.read(|r, t| {
             Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
         })?;
@@ -394,7 +413,14 @@ impl Engine {
 
     /// Runs one bounded decay/TTL sweep over every namespace now; returns memories removed.
     pub fn sweep_now(&self) -> Result<u64> {
-        crate::memory::sweep_all(&self.inner, usize::MAX)
+        crate::memory::sweep_all(&self.inner, usize::MAX, None)
+    }
+
+    /// Data environments open now (shared shards included): bounded by
+    /// [`Options::max_open_environments`] plus the shards. For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn open_environments(&self) -> usize {
+        self.inner.open_env_count()
     }
 
     /// Fault injection for tests: the next `n` catalog transactions fail at commit (their
@@ -436,25 +462,68 @@ impl EngineInner {
         r
     }
 
-    /// The data environment at `loc`, opened on first use.
+    /// The data environment at `loc`, opened on first use. Environments of their own
+    /// (hybrid, physical) are closed least recently used first past
+    /// [`Options::max_open_environments`]; the shared shards stay open.
     pub(crate) fn data_env(&self, loc: &EnvLocation) -> Result<Arc<Store<DataTables>>> {
-        if let Some(s) = self.data_envs.read().get(loc) {
-            return Ok(s.clone());
+        if let Some(e) = self.data_envs.read().get(loc) {
+            self.touch(loc, e);
+            return Ok(e.store.clone());
         }
         let mut envs = self.data_envs.write();
-        if let Some(s) = envs.get(loc) {
-            return Ok(s.clone());
+        if let Some(e) = envs.get(loc) {
+            self.touch(loc, e);
+            return Ok(e.store.clone());
+        }
+        if !matches!(loc, EnvLocation::Shard { .. }) {
+            self.close_idle_envs(&mut envs);
         }
         let store = Arc::new(Store::open(&loc.dir(&self.dir), loc.initial_map_size())?);
-        envs.insert(loc.clone(), store.clone());
+        let used = AtomicU64::new(self.env_clock.fetch_add(1, Ordering::Relaxed));
+        envs.insert(loc.clone(), OpenEnv { store: store.clone(), used });
         Ok(store)
+    }
+
+    fn touch(&self, loc: &EnvLocation, e: &OpenEnv) {
+        if !matches!(loc, EnvLocation::Shard { .. }) {
+            e.used.store(self.env_clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    /// Closes the least recently used environments of their own that nobody is using until
+    /// one more fits under the limit (one in use stays open: it is closed by a later call).
+    fn close_idle_envs(&self, envs: &mut HashMap<EnvLocation, OpenEnv>) {
+        let limit = self.options.max_open_environments.max(1);
+        let own = envs.keys().filter(|l| !matches!(l, EnvLocation::Shard { .. })).count();
+        if own < limit {
+            return;
+        }
+        let mut idle: Vec<(u64, EnvLocation)> = envs
+            .iter()
+            .filter(|(l, e)| {
+                !matches!(l, EnvLocation::Shard { .. }) && Arc::strong_count(&e.store) == 1
+            })
+            .map(|(l, e)| (e.used.load(Ordering::Relaxed), l.clone()))
+            .collect();
+        idle.sort_unstable_by_key(|(used, _)| *used);
+        for (_, loc) in idle.into_iter().take(own + 1 - limit) {
+            // The last reference: dropping it closes the environment (no transaction can be
+            // running on it, and none can start while `envs` is locked).
+            envs.remove(&loc);
+        }
+    }
+
+    /// Environments open now (tests and benchmarks: the bound of
+    /// [`Options::max_open_environments`]).
+    pub(crate) fn open_env_count(&self) -> usize {
+        self.data_envs.read().len()
     }
 
     /// Closes and deletes an environment's files (hybrid/physical purge).
     pub(crate) fn destroy_data_env(&self, loc: &EnvLocation) -> Result<()> {
         let store = self.data_envs.write().remove(loc);
-        if let Some(s) = store {
-            return s.destroy();
+        if let Some(e) = store {
+            return e.store.destroy();
         }
         match std::fs::remove_dir_all(loc.dir(&self.dir)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

@@ -413,7 +413,7 @@ impl Handle {
             revoked_at: None,
             rotated_at: None,
         };
-        self.inner.catalog_write(|w, t| {
+        let create = |w: &mut heed::RwTxn<'_>, t: &crate::catalog::CatalogTables| {
             if let Some(tid) = &rec.tenant_id {
                 let tenant = crate::tenant::get_tenant(t, w, tid)
                     .map_err(|_| Error::invalid("tenant_id", format!("no tenant with id {tid}")))?;
@@ -436,7 +436,9 @@ impl Handle {
             }
             t.keys.put(w, &rec.id, &rec)?;
             Ok(())
-        })?;
+        };
+        self.inner
+            .catalog_write_audited(create, |()| (rec.tenant_id.clone(), Some(rec.id.clone())))?;
         Ok(CreatedKey { info: rec.view(), key: new.text })
     }
 

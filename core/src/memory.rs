@@ -1804,10 +1804,32 @@ pub(crate) fn remove_memories(
 
 /// Removes expired and decayed-away memories, at most `budget` per namespace. Returns how
 /// many were removed.
-pub(crate) fn sweep_all(inner: &EngineInner, budget: usize) -> Result<u64> {
-    let namespaces: Vec<NamespaceRecord> = inner
-        .catalog
-        .read(|r, t| Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect()))?;
+pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>) -> Result<u64> {
+    // The background sweep takes `step` namespaces per round, in name order from where the
+    // last round stopped (with a million namespaces, a round reads a few thousand, not all).
+    let namespaces: Vec<NamespaceRecord> = inner.catalog.read(|r, t| {
+        let Some(step) = step else {
+            return Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect());
+        };
+        let mut from = inner.sweep_from.lock();
+        let start = if from.is_empty() {
+            std::ops::Bound::Unbounded
+        } else {
+            std::ops::Bound::Excluded(from.as_str())
+        };
+        let out: Vec<NamespaceRecord> = t
+            .namespaces
+            .range(r, &(start, std::ops::Bound::Unbounded))?
+            .take(step)
+            .filter_map(|e| e.ok().map(|(_, v)| v))
+            .collect();
+        *from = if out.len() < step {
+            String::new()
+        } else {
+            out.last().map(|n| n.name.clone()).unwrap_or_default()
+        };
+        Ok(out)
+    })?;
     let now = inner.now_micros();
     let mut total = 0;
     for rec in namespaces {
@@ -1853,25 +1875,40 @@ impl EngineInner {
         crate::embed::for_namespace(&self.options.embedder, stats.embedder.as_deref())
     }
 
-    /// Recomputes every tenant's storage usage from the namespaces' counters (engine open).
-    pub(crate) fn load_usage(&self) -> Result<()> {
-        let namespaces: Vec<NamespaceRecord> = self.catalog.read(|r, t| {
-            Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect())
-        })?;
+    /// The storage figures of the tenants of the tree under `root` (each tenant's includes
+    /// its descendants'), read from their namespaces' environments.
+    pub(crate) fn tree_usage(&self, root: &str) -> Result<std::collections::HashMap<String, u64>> {
+        let namespaces: Vec<(NamespaceRecord, Vec<crate::quota::QuotaLink>)> =
+            self.catalog.read(|r, t| {
+                let mut out = Vec::new();
+                let ids = t.tenants.remap_data_type::<heed::types::DecodeIgnore>();
+                for e in ids.iter(r)? {
+                    let id = e?.0;
+                    let chain = crate::tenant::quota_chain(t, r, id)?;
+                    if chain.last().map(|l| l.tenant_id.as_str()) != Some(root) {
+                        continue;
+                    }
+                    let prefix = format!("{id}/");
+                    let names = t.tenant_namespaces.remap_data_type::<heed::types::DecodeIgnore>();
+                    for k in names.prefix_iter(r, &prefix)? {
+                        if let Some(rec) = t.namespaces.get(r, &k?.0[prefix.len()..])? {
+                            out.push((rec, chain.clone()));
+                        }
+                    }
+                }
+                Ok(out)
+            })?;
         let mut usage = std::collections::HashMap::<String, u64>::new();
-        for rec in namespaces {
-            let Some(tid) = &rec.tenant_id else { continue };
+        for (rec, chain) in namespaces {
             if !rec.location.dir(&self.dir).exists() {
                 continue;
             }
             let bytes = self.namespace_stats(&rec)?.storage_bytes;
-            let chain = self.catalog.read(|r, t| crate::tenant::quota_chain(t, r, tid))?;
             for link in chain {
                 *usage.entry(link.tenant_id).or_default() += bytes;
             }
         }
-        self.usage.set_all(usage);
-        Ok(())
+        Ok(usage)
     }
 }
 

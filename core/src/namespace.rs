@@ -214,7 +214,7 @@ impl Handle {
         }
         let now = self.inner.options.clock.now();
         let shards = self.inner.options.shards.max(1);
-        let created = self.inner.catalog_write(|w, t| {
+        let create = |w: &mut heed::RwTxn<'_>, t: &CatalogTables| {
             if let Some(existing) = t.namespaces.get(w, name)? {
                 if opts.exist_ok && existing.tenant_id == tenant_id {
                     return Ok(existing);
@@ -255,7 +255,8 @@ impl Handle {
             t.namespaces.put(w, name, &rec)?;
             t.tenant_namespaces.put(w, &tenant_ns_key(tenant_id.as_deref(), name), &[])?;
             Ok(rec)
-        })?;
+        };
+        let created = self.inner.catalog_write_audited(create, |r| (r.tenant_id.clone(), None))?;
         self.namespace_view(created)
     }
 
@@ -276,46 +277,51 @@ impl Handle {
     pub fn list_namespaces(&self, page: Page, tenant_id: Option<&str>) -> Result<Paged<Namespace>> {
         let caller = self.caller()?;
         let (offset, limit) = page.bounds()?;
-        let recs: Vec<NamespaceRecord> = self.inner.catalog.read(|r, t| {
-            let mut out = Vec::new();
+        // Only the page's records are read: with a million namespaces a page costs a walk
+        // over the names before it (keys only), not a million records.
+        let (total, recs) = self.inner.catalog.read(|r, t| {
+            let mut pager = Pager::new(&self.inner, offset, limit);
             match &caller.principal {
                 Principal::Root => match tenant_id {
-                    Some(tid) => collect_tenant(t, r, tid, &mut out)?,
+                    Some(tid) => pager.tenant(t, r, tid)?,
                     None => {
-                        for e in t.namespaces.iter(r)? {
-                            out.push(e?.1);
+                        for e in
+                            t.namespaces.remap_data_type::<heed::types::DecodeIgnore>().iter(r)?
+                        {
+                            if pager.full() {
+                                break;
+                            }
+                            pager.offer(t, r, e?.0)?;
                         }
+                        pager.total = t.namespaces.len(r)?;
                     }
                 },
                 Principal::Member { tenant_id: own, .. } => {
                     if tenant_id.is_some_and(|t| t != own) {
                         return Err(Error::forbidden("Key not authorized for this tenant"));
                     }
-                    collect_tenant(t, r, own, &mut out)?;
+                    pager.tenant(t, r, own)?;
                 }
                 Principal::Scoped { grants, .. } => {
-                    for g in grants {
-                        if let Some(rec) = t.namespaces.get(r, &g.namespace)? {
-                            if rec.id == g.namespace_id
-                                && tenant_id.is_none_or(|t| rec.tenant_id.as_deref() == Some(t))
-                            {
-                                out.push(rec);
-                            }
+                    let mut names: Vec<&str> =
+                        grants.iter().map(|g| g.namespace.as_str()).collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    for name in names {
+                        let Some(rec) = t.namespaces.get(r, name)? else { continue };
+                        let granted =
+                            grants.iter().any(|g| g.namespace == name && g.namespace_id == rec.id);
+                        if granted && tenant_id.is_none_or(|t| rec.tenant_id.as_deref() == Some(t))
+                        {
+                            pager.total += 1;
+                            pager.offer(t, r, name)?;
                         }
                     }
-                    out.sort_by(|a, b| a.name.cmp(&b.name));
                 }
             }
-            Ok(out)
+            Ok((pager.total, pager.page))
         })?;
-        let total = recs.len() as u64;
-        let items = recs
-            .into_iter()
-            .filter(|r| !self.inner.is_dead(r.id))
-            .skip(offset)
-            .take(limit)
-            .map(|r| self.namespace_view(r))
-            .collect::<Result<_>>()?;
+        let items = recs.into_iter().map(|r| self.namespace_view(r)).collect::<Result<_>>()?;
         Ok(Paged { items, total_count: total })
     }
 
@@ -380,20 +386,71 @@ impl Handle {
     }
 }
 
-fn collect_tenant(
-    t: &CatalogTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
-    tenant_id: &str,
-    out: &mut Vec<NamespaceRecord>,
-) -> Result<()> {
-    let prefix = format!("{tenant_id}/");
-    for e in t.tenant_namespaces.prefix_iter(r, &prefix)? {
-        let (k, _) = e?;
-        if let Some(rec) = t.namespaces.get(r, &k[prefix.len()..])? {
-            out.push(rec);
-        }
+/// One page of namespaces, gathered in name order from the names offered.
+struct Pager<'a> {
+    inner: &'a crate::engine::EngineInner,
+    offset: usize,
+    limit: usize,
+    /// Whether no namespace is being deleted (names can then be skipped unread).
+    none_dead: bool,
+    skipped: usize,
+    page: Vec<NamespaceRecord>,
+    /// Names in the whole list.
+    total: u64,
+}
+
+impl<'a> Pager<'a> {
+    fn new(inner: &'a crate::engine::EngineInner, offset: usize, limit: usize) -> Self {
+        let none_dead = inner.dead.read().is_empty();
+        Pager { inner, offset, limit, none_dead, skipped: 0, page: Vec::new(), total: 0 }
     }
-    Ok(())
+
+    fn full(&self) -> bool {
+        self.page.len() >= self.limit
+    }
+
+    /// Takes namespace `name` into the page, unless it falls before the page (or after it).
+    fn offer(
+        &mut self,
+        t: &CatalogTables,
+        r: &heed::RoTxn<'_, heed::WithoutTls>,
+        name: &str,
+    ) -> Result<()> {
+        if self.full() {
+            return Ok(());
+        }
+        if self.none_dead && self.skipped < self.offset {
+            self.skipped += 1;
+            return Ok(());
+        }
+        let Some(rec) = t.namespaces.get(r, name)? else { return Ok(()) };
+        if self.inner.is_dead(rec.id) {
+            return Ok(());
+        }
+        if self.skipped < self.offset {
+            self.skipped += 1;
+        } else {
+            self.page.push(rec);
+        }
+        Ok(())
+    }
+
+    /// Offers a tenant's namespaces (and counts them all, keys only).
+    fn tenant(
+        &mut self,
+        t: &CatalogTables,
+        r: &heed::RoTxn<'_, heed::WithoutTls>,
+        tenant_id: &str,
+    ) -> Result<()> {
+        let prefix = format!("{tenant_id}/");
+        let keys = t.tenant_namespaces.remap_data_type::<heed::types::DecodeIgnore>();
+        for e in keys.prefix_iter(r, &prefix)? {
+            let (k, ()) = e?;
+            self.total += 1;
+            self.offer(t, r, &k[prefix.len()..])?;
+        }
+        Ok(())
+    }
 }
 
 impl crate::engine::EngineInner {

@@ -138,6 +138,9 @@ fn location_key(loc: &EnvLocation) -> String {
 /// Starts the background threads: this worker (purges and decay sweeps) and the vector
 /// indexer. They hold only a weak reference and end when the engine is closing (see
 /// [`crate::engine::Life`], which joins the threads returned).
+/// Namespaces the background decay sweep visits per round (every 5 s).
+const SWEEP_STEP: usize = 2_000;
+
 pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHandle<()>> {
     let mut threads: Vec<_> = crate::ann::spawn_indexer(inner).into_iter().collect();
     let weak: Weak<EngineInner> = Arc::downgrade(inner);
@@ -155,7 +158,7 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
                 eprintln!("memsilo: purge failed, will retry: {e}");
             }
             if ticks % 10 == 0 {
-                if let Err(e) = crate::memory::sweep_all(&inner, 10_000) {
+                if let Err(e) = crate::memory::sweep_all(&inner, 10_000, Some(SWEEP_STEP)) {
                     eprintln!("memsilo: decay sweep failed, will retry: {e}");
                 }
             }

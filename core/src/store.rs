@@ -370,7 +370,7 @@ impl<T: Tables> Store<T> {
 
     /// Durable commits made so far.
     #[cfg(test)]
-    fn commits(&self) -> u64 {
+    pub(crate) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
 

@@ -424,7 +424,7 @@ impl EngineInner {
     ) -> Result<TenantInfo> {
         let prefix = format!("{}/", tenant.id);
         let usage = TenantUsage {
-            storage_bytes: self.usage.get(&tenant.id),
+            storage_bytes: self.usage.get(&quota_chain(t, r, &tenant.id)?),
             namespaces: count_prefix(&t.tenant_namespaces, r, &prefix)?,
             members: count_prefix(&t.members, r, &prefix)?,
         };

@@ -13,6 +13,7 @@ mod memories;
 mod model;
 mod quotas;
 mod recall;
+mod scale;
 mod session;
 #[path = "../common/synthetic.rs"]
 mod synthetic;
