@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help models minilm bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-compare fmt lint
+.PHONY: help models minilm bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -185,6 +185,20 @@ bench: ## Criterion benches of the core paths
 
 bench-http: ## HTTP server on loopback: store/recall req/s, p50/p99, auth+routing overhead
 	cargo bench -p memsilo-http --bench http
+
+N ?= 1000000
+bench-namespaces: ## A million namespaces (N=...): create rate, disk per namespace, list pages, restart time, cold recall, RSS/fds
+	BENCH_NAMESPACES=$(N) cargo bench -p memsilo-http --bench namespaces
+
+# memsilo serve beside Chroma's server (chromadb pinned in benches/compare/requirements.txt,
+# installed into a venv under the target dir): the same vectors, one load generator.
+CHROMA_VENV := $(CARGO_TARGET_DIR)/chroma-venv
+bench-http-compare: ## memsilo serve vs chroma run at 1/16/64 clients (store, recall): benches/compare/http.{md,png}
+	test -x $(CHROMA_VENV)/bin/chroma || $(PYTHON) -m venv $(CHROMA_VENV)
+	$(CHROMA_VENV)/bin/pip install -q --disable-pip-version-check \
+		$$(grep -E '^(chromadb|matplotlib)==' benches/compare/requirements.txt)
+	CHROMA=$(CHROMA_VENV)/bin/chroma cargo bench -p memsilo-http --bench compare
+	$(CHROMA_VENV)/bin/python benches/compare/http_chart.py benches/compare/http.csv benches/compare/http.png
 
 BENCH_VENV := $(CURDIR)/benches/compare/.venv
 BENCH_WHEELS := $(CARGO_TARGET_DIR)/bench-wheels
