@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod support;
+use support::{agent, cpu_tree};
+
 const ADMIN: &str = "bench-admin-key-0123456789";
 const MEMSILO: &str = env!("CARGO_BIN_EXE_memsilo");
 const DIM: usize = 384;
@@ -58,16 +61,6 @@ fn vectors(n: usize, seed: u64) -> Vec<String> {
         .collect()
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .proxy(None)
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(1)
-            .build(),
-    )
-}
-
 /// POSTs `body` (JSON text); status and body.
 fn post(agent: &ureq::Agent, url: &str, auth: Option<&str>, body: String) -> (u16, String) {
     let mut req = ureq::http::Request::builder()
@@ -81,26 +74,6 @@ fn post(agent: &ureq::Agent, url: &str, auth: Option<&str>, body: String) -> (u1
         Ok(mut r) => (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
         Err(e) => (0, e.to_string()),
     }
-}
-
-/// CPU seconds of `pid` and its descendants so far.
-fn cpu_tree(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> =
-        stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let t = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let own = (t(11) + t(12)) / 100.0;
-    let children = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect::<Vec<_>>()
-        })
-        .map(cpu_tree)
-        .sum::<f64>();
-    own + children
 }
 
 /// A system under test: how to reach it and how to phrase each request.

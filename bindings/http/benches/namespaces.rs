@@ -19,21 +19,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod support;
+use support::{agent, cpu_secs};
+
 const ADMIN: &str = "bench-admin-key-0123456789";
 const MEMSILO: &str = env!("CARGO_BIN_EXE_memsilo");
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// CPU seconds (user + system) of process `pid` so far, from `/proc`.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat; 11 and 12 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -105,16 +98,6 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .proxy(None)
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(1)
-            .build(),
-    )
 }
 
 /// Status and JSON body of a request (with `X-Total-Count`, if the answer has one, under
