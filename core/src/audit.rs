@@ -216,12 +216,12 @@ impl Tables for OldAuditTables {
 /// into the catalog, in one transaction, then removes that environment. A crash between the
 /// two steps is harmless: the copy is made only while the catalog holds no chain yet.
 pub(crate) fn adopt_old_log(dir: &Path, catalog: &Store<CatalogTables>) -> Result<()> {
+    type Rows = Vec<(String, Vec<u8>)>;
     let old_dir = dir.join("audit");
     if !old_dir.join("data.mdb").exists() {
         return Ok(());
     }
     let old = Store::<OldAuditTables>::open(&old_dir, 64 << 20)?;
-    type Rows = Vec<(String, Vec<u8>)>;
     let (entries, heads): (Rows, Rows) = old.read(|r, t| {
         let raw = |db: &Database<'static, Str, heed::types::Bytes>| -> Result<Rows> {
             db.iter(r)?

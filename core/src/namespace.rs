@@ -282,12 +282,12 @@ impl Handle {
         let (total, recs) = self.inner.catalog.read(|r, t| {
             let mut pager = Pager::new(&self.inner, offset, limit);
             match &caller.principal {
-                Principal::Root => match tenant_id {
-                    Some(tid) => pager.tenant(t, r, tid)?,
-                    None => {
-                        for e in
-                            t.namespaces.remap_data_type::<heed::types::DecodeIgnore>().iter(r)?
-                        {
+                Principal::Root => {
+                    if let Some(tid) = tenant_id {
+                        pager.tenant(t, r, tid)?;
+                    } else {
+                        let names = t.namespaces.remap_data_type::<heed::types::DecodeIgnore>();
+                        for e in names.iter(r)? {
                             if pager.full() {
                                 break;
                             }
@@ -295,7 +295,7 @@ impl Handle {
                         }
                         pager.total = t.namespaces.len(r)?;
                     }
-                },
+                }
                 Principal::Member { tenant_id: own, .. } => {
                     if tenant_id.is_some_and(|t| t != own) {
                         return Err(Error::forbidden("Key not authorized for this tenant"));

@@ -1,4 +1,4 @@
-//! `memsilo serve` and Chroma's server (`chroma run`, the pinned `chromadb` PyPI package)
+//! `memsilo serve` and Chroma's server (`chroma run`, the pinned `chromadb` `PyPI` package)
 //! under the same load from the same generator: keep-alive HTTP/1.1 clients on 1, 16 and 64
 //! threads of this process (ureq; neither system's SDK), on loopback, one server at a time.
 //!
@@ -312,9 +312,9 @@ fn main() {
         let _ = sys.child.wait();
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut md = format!(
+    let mut md = String::from(
         "| system | request | clients | req/s | p50 ms | p99 ms | failed | server CPU s / 1k req |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     let mut csv = String::from("system,phase,clients,rps,p50_ms,p99_ms,failed,cpu_s,wall_s\n");
     for r in &rows {

@@ -185,14 +185,9 @@ fn main() {
     }
     let n = env_usize("BENCH_NAMESPACES", 1_000_000);
     let clients = env_usize("BENCH_CLIENTS", 64);
-    let tmp;
-    let data: PathBuf = match std::env::var("BENCH_DATA") {
-        Ok(d) => d.into(),
-        Err(_) => {
-            tmp = tempfile::tempdir().unwrap();
-            tmp.path().join("data")
-        }
-    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data: PathBuf =
+        std::env::var("BENCH_DATA").map_or_else(|_| tmp.path().join("data"), PathBuf::from);
     println!(
         "memsilo namespaces bench: {n} namespaces, {clients} clients, data in {}",
         data.display()
