@@ -1263,19 +1263,22 @@ impl Handle {
             Ok(keep.then_some((slot, eff)))
         };
         // A selective filter: score its memories' vectors exactly, judge the best records.
-        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
-            let Some(extra) = &extra else { return Ok(None) };
-            let mut plan = vec![extra.clone()];
+        // The filters the secondary keys can answer: the filter language, agent and tags.
+        let plan = {
+            let mut plan: Vec<Filter> = extra.iter().cloned().collect();
             if let Some(a) = agent {
                 plan.push(Filter::eq(Field::AgentId, Value::String(a.to_owned())));
             }
             if !req.tags.is_empty() {
                 plan.push(Filter::all_tags(&req.tags));
             }
-            let plan = Filter::And(plan);
+            (!plan.is_empty()).then_some(Filter::And(plan))
+        };
+        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
+            let (Some(_), Some(plan)) = (&extra, &plan) else { return Ok(None) };
             crate::listing::ensure_fields(&self.inner, &rec)?;
             env.read(|r, t| {
-                let Some(c) = crate::filter::candidates(t, r, rec.id, &plan, FILTERED_EXACT_MAX)?
+                let Some(c) = crate::filter::candidates(t, r, rec.id, plan, FILTERED_EXACT_MAX)?
                 else {
                     return Ok(None);
                 };
@@ -1347,20 +1350,36 @@ impl Handle {
         };
         let text = req.query.as_deref().unwrap_or_default();
         let mut hits = match (mode, &query) {
-            (RecallMode::Keyword, _) => env.read(|r, t| {
-                let kw = KeywordRecall {
-                    t,
-                    r,
-                    ns: rec.id,
-                    stats: &stats,
-                    text,
-                    query: None,
-                    judge: &judge,
-                };
-                let mut ranked = kw.hits(top_k)?;
-                best(&mut ranked, top_k);
-                materialize(t, r, rec.id, ranked)
-            })?,
+            (RecallMode::Keyword, _) => {
+                if plan.is_some() {
+                    crate::listing::ensure_fields(&self.inner, &rec)?;
+                }
+                env.read(|r, t| {
+                    let kw = KeywordRecall {
+                        t,
+                        r,
+                        ns: rec.id,
+                        stats: &stats,
+                        text,
+                        query: None,
+                        judge: &judge,
+                    };
+                    // A selective filter: rank only the memories its secondary keys name.
+                    let among = match &plan {
+                        Some(p) => crate::filter::candidates(t, r, rec.id, p, FILTERED_EXACT_MAX)?,
+                        None => None,
+                    };
+                    let mut ranked = match among {
+                        Some(c) => {
+                            let c = c.iter().filter_map(|(key, slot)| Some(((*slot)?, *key)));
+                            kw.hits_among(c.collect(), top_k)?
+                        }
+                        None => kw.hits(top_k)?,
+                    };
+                    best(&mut ranked, top_k);
+                    materialize(t, r, rec.id, ranked)
+                })?
+            }
             (RecallMode::Hybrid, Some(q)) => {
                 let depth = (top_k * 3).clamp(50, MAX_TOP_K);
                 let by_vector = vector_hits(q, depth)?;

@@ -88,6 +88,57 @@ impl KeywordRecall<'_, '_> {
         Ok(Some((key, sim)))
     }
 
+    /// A keyword candidate: BM25 `score`, and `sim`, its cosine similarity to the query's
+    /// embedding when there is one (its relevance then, else the BM25 score).
+    fn ranked(&self, key: [u8; 16], slot: Option<u32>, sim: f64, score: f32, eff: f64) -> Ranked {
+        let score = f64::from(score);
+        let relevance = if self.query.is_some() { sim } else { score };
+        Ranked {
+            key,
+            slot,
+            sim,
+            eff,
+            score: relevance * crate::memory::importance_factor(eff),
+            keyword: Some(score),
+            vector: self.query.map(|_| sim),
+        }
+    }
+
+    /// The best `k` memories by BM25 among `among` (vector slot, memory key) — the memories a
+    /// selective filter's secondary keys name — that pass the filters, in BM25 order: what
+    /// [`Self::hits`] gives for the same filters, without walking the whole ranking. Keyword
+    /// recall only (no query embedding).
+    pub(crate) fn hits_among(
+        &self,
+        mut among: Vec<(u32, [u8; 16])>,
+        k: usize,
+    ) -> Result<Vec<Ranked>> {
+        among.sort_unstable_by_key(|c| c.0);
+        let slots: Vec<u32> = among.iter().map(|c| c.0).collect();
+        let scores =
+            super::search::scores_of(self.t, self.r, self.ns, self.stats, self.text, &slots)?;
+        // Best first, ties by slot: the order of the whole ranking.
+        let mut order: Vec<(f32, u32, [u8; 16])> = scores
+            .into_iter()
+            .zip(among)
+            .filter(|(s, _)| *s > 0.0)
+            .map(|(s, (slot, key))| (s, slot, key))
+            .collect();
+        order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut out = Vec::new();
+        for (score, slot, key) in order {
+            if out.len() == k {
+                break;
+            }
+            let judged = judge_at(self.t, self.r, &ns_key(self.ns, &key), self.judge)?;
+            let Some((stored, eff)) = judged else { continue };
+            if stored == Some(slot) {
+                out.push(self.ranked(key, stored, 0.0, score, eff));
+            }
+        }
+        Ok(out)
+    }
+
     /// The best keyword candidates that pass the filters, best first, until `take` says
     /// there are enough (it sees each passing candidate, or `None` for one that is in `skip`,
     /// a vector hit already). BM25's top k is asked for more candidates (four times as many)
@@ -116,18 +167,7 @@ impl KeywordRecall<'_, '_> {
                 let Some((key, sim)) = self.memory_at(slot)? else { continue };
                 let judged = judge_at(self.t, self.r, &ns_key(self.ns, &key), self.judge)?;
                 let Some((slot, eff)) = judged else { continue };
-                let score = f64::from(score);
-                let relevance = if self.query.is_some() { sim } else { score };
-                let candidate = Ranked {
-                    key,
-                    slot,
-                    sim,
-                    eff,
-                    score: relevance * crate::memory::importance_factor(eff),
-                    keyword: Some(score),
-                    vector: self.query.map(|_| sim),
-                };
-                if take(Some(candidate)) {
+                if take(Some(self.ranked(key, slot, sim, score, eff))) {
                     return Ok(());
                 }
             }

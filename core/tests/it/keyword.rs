@@ -184,3 +184,78 @@ fn ranking_from_a_records_fields_is_the_ranking_of_the_whole_records() {
         }
     }
 }
+
+/// Which memories a filter of a test case matches.
+type Check = Box<dyn Fn(&memsilo::Memory) -> bool>;
+
+/// A keyword recall with a filter returns what the whole ranking gives once filtered: the same
+/// memories in the same order with the same scores — whether the filter is selective (ranked
+/// among the memories its secondary keys name) or matches most of the namespace.
+#[test]
+fn a_filtered_keyword_recall_is_the_whole_ranking_filtered() {
+    let (_d, e) = open();
+    let root = e.root();
+    let words = ["invoice", "flight", "email", "berlin", "payment", "refund", "ticket"];
+    let memories: Vec<StoreMemory> = (0..400)
+        .map(|i| {
+            let text = format!(
+                "{} {} {} note {i}",
+                words[i % 7],
+                words[(i / 7) % 7],
+                words[(i * 3 + 1) % 7]
+            );
+            StoreMemory {
+                agent_id: Some(format!("agent-{}", i % 40)),
+                tags: vec![format!("t{}", i % 25), "all".into()],
+                metadata: Some(
+                    serde_json::json!({ "c": format!("c{}", i % 50) }).as_object().unwrap().clone(),
+                ),
+                ..StoreMemory::text(text)
+            }
+        })
+        .collect();
+    for chunk in memories.chunks(100) {
+        root.store_memories("ns", chunk.to_vec()).unwrap();
+    }
+    let query = "invoice berlin refund";
+    let everything = Recall {
+        mode: Some(RecallMode::Keyword),
+        ..Recall::text(query).namespace("ns").top_k(1000)
+    };
+    let all = root.recall(everything).unwrap();
+    assert!(all.len() > 300, "{}", all.len());
+    let stored = |id: &str| root.get_memory(Some("ns"), id).unwrap();
+    let cases: Vec<(Recall, Check)> = vec![
+        (
+            Recall { filter: Some(serde_json::json!({"metadata.c": "c7"})), ..Recall::default() },
+            Box::new(|m| m.metadata["c"] == "c7"),
+        ),
+        (
+            Recall { agent_id: Some("agent-3".into()), ..Recall::default() },
+            Box::new(|m| m.agent_id.as_deref() == Some("agent-3")),
+        ),
+        (
+            Recall { tags: vec!["t4".into()], ..Recall::default() },
+            Box::new(|m| m.tags.contains(&"t4".to_owned())),
+        ),
+        (
+            Recall { filter: Some(serde_json::json!({"tags": "all"})), ..Recall::default() },
+            Box::new(|_| true),
+        ),
+    ];
+    for (filter, matches) in cases {
+        let req = Recall {
+            mode: Some(RecallMode::Keyword),
+            namespace: Some("ns".into()),
+            query: Some(query.into()),
+            top_k: Some(5),
+            ..filter
+        };
+        let got = root.recall(req.clone()).unwrap();
+        let want: Vec<_> = all.iter().filter(|h| matches(&stored(&h.id))).take(5).collect();
+        assert_eq!(got.len(), want.len(), "{req:?}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g.id, g.score, g.keyword_score), (&w.id, w.score, w.keyword_score));
+        }
+    }
+}
