@@ -182,7 +182,9 @@ fn normalize(v: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
-        Value::Number(n) if n.is_f64() => json!((n.as_f64().unwrap() * 1e6).round() / 1e6),
+        // Four decimals: the namespace decays (0.1 a day), so an effective importance or a
+        // score read a second or two later on the other side differs in the sixth decimal.
+        Value::Number(n) if n.is_f64() => json!((n.as_f64().unwrap() * 1e4).round() / 1e4),
         Value::String(s) if is_uuid(s) => json!("*"),
         other => other.clone(),
     }
