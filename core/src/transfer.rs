@@ -4,7 +4,7 @@
 //!
 //! | kind | fields |
 //! | --- | --- |
-//! | `namespace` | `format` (`memsilo-export/1`), `name`, `dimensions`, `policy` — always the first line |
+//! | `namespace` | `format` (`memsilo-export/2`), `name`, `dimensions`, `policy` — always the first line |
 //! | `entity` | `id`, `name`, `type`, `properties` |
 //! | `relation` | `id`, `source`, `target` (entity ids), `source_name`, `target_name`, `type`, `weight`, `properties` |
 //! | `memory` | a memory as `get_memory` returns it (`id`, `content`, ...) plus `vector` |
