@@ -49,8 +49,6 @@ struct Member<T> {
     /// The namespace it writes ([`ANY_NAMESPACE`] if it did not say).
     ns: NamespaceId,
     outcome: Option<Outcome>,
-    /// The thread waiting for it (woken when it is settled, or to lead the next group).
-    thread: std::thread::Thread,
 }
 
 struct MemberPtr<T>(*mut Member<T>);
@@ -61,7 +59,8 @@ unsafe impl<T> Send for MemberPtr<T> {}
 
 /// Writes waiting for the next group commit.
 struct Queue<T> {
-    /// Queued members, with the threads that wait for them.
+    /// Queued members, with the threads that wait for them (woken when settled, or to lead
+    /// the next group).
     pending: Vec<(MemberPtr<T>, std::thread::Thread)>,
     /// Whether a thread is running a group now.
     leading: bool,
@@ -192,7 +191,7 @@ impl<T: Tables> Store<T> {
         // while this thread waits in `join` below, which returns only after the leader has
         // stopped using it (the member is marked finished under the queue's lock).
         let job: JobPtr<T> = unsafe { std::mem::transmute(job) };
-        let mut member = Member { job, ns, outcome: None, thread: std::thread::current() };
+        let mut member = Member { job, ns, outcome: None };
         self.join(&mut member);
         match member.outcome.take() {
             Some(Outcome::Done) => {
@@ -221,8 +220,7 @@ impl<T: Tables> Store<T> {
         let mut q = self.queue.lock();
         let ticket = q.next_ticket;
         q.next_ticket += 1;
-        let thread = member.thread.clone();
-        q.pending.push((MemberPtr(member), thread));
+        q.pending.push((MemberPtr(member), std::thread::current()));
         loop {
             if q.settled > ticket {
                 return;
@@ -234,13 +232,14 @@ impl<T: Tables> Store<T> {
                 continue;
             }
             q.leading = true;
-            let group = std::mem::take(&mut q.pending);
+            let (group, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut q.pending).into_iter().unzip();
             let last = q.next_ticket;
             drop(q);
             // SAFETY: each member stays alive and unaliased until it is settled, which
             // happens below, after this group's commit and sync.
             let mut members: Vec<&mut Member<T>> =
-                group.into_iter().map(|m| unsafe { &mut *m.0 .0 }).collect();
+                group.into_iter().map(|m| unsafe { &mut *m.0 }).collect();
             self.run_group(&mut members);
             // Syncs (and so settlements) happen in commit order: the next leader waits here.
             let in_order = self.syncing.lock();
@@ -252,8 +251,6 @@ impl<T: Tables> Store<T> {
                 t.unpark();
             }
             self.sync_group(&mut members);
-            let waiting: Vec<std::thread::Thread> =
-                members.iter().map(|m| m.thread.clone()).collect();
             drop(members);
             q = self.queue.lock();
             q.settled = q.settled.max(last);
