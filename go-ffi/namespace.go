@@ -48,14 +48,19 @@ type NamespaceOptions struct {
 // ListOptions page through namespaces and keys.
 type ListOptions struct {
 	TenantID string  `json:"tenant_id,omitempty"` // only this tenant's
-	Offset   *uint64 `json:"offset,omitempty"`
-	Limit    *uint64 `json:"limit,omitempty"` // default 50, at most 100
+	Offset   *uint64 `json:"offset,omitempty"`    // items to skip (not with Cursor)
+	Limit    *uint64 `json:"limit,omitempty"`     // default 50, at most 100
+	// Cursor is the NextCursor of the previous page of ListNamespaces: the page starts after
+	// it, at the same cost however deep (keys are paged by Offset only).
+	Cursor string `json:"cursor,omitempty"`
 }
 
-// NamespaceList is one page of namespaces and the total over all pages.
+// NamespaceList is one page of namespaces, the total over all pages and where the next page
+// starts (empty on the last page).
 type NamespaceList struct {
 	Namespaces []Namespace
 	TotalCount uint64
+	NextCursor string
 }
 
 // DeletedNamespace confirms a namespace deletion.
@@ -80,11 +85,14 @@ func (db *DB) CreateNamespace(ctx context.Context, name string, opts *NamespaceO
 // ListNamespaces lists the namespaces the caller may see. opts may be nil.
 func (db *DB) ListNamespaces(ctx context.Context, opts *ListOptions) (*NamespaceList, error) {
 	var list NamespaceList
-	total, err := db.call(ctx, "list_namespaces", orEmpty(opts), &list.Namespaces)
+	got, err := db.call(ctx, "list_namespaces", orEmpty(opts), &list.Namespaces)
 	if err != nil {
 		return nil, err
 	}
-	list.TotalCount = deref(total)
+	list.TotalCount = deref(got.TotalCount)
+	if got.NextCursor != nil {
+		list.NextCursor = *got.NextCursor
+	}
 	return &list, nil
 }
 

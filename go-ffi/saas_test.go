@@ -84,8 +84,16 @@ func saasFlow(t *testing.T, admin *DB) {
 		t.Fatalf("acme list: %+v", own)
 	}
 	page := of(admin.ListNamespaces(bg, &ListOptions{Limit: ptr[uint64](1)})).must(t)
-	if len(page.Namespaces) != 1 || page.TotalCount != 2 {
+	if len(page.Namespaces) != 1 || page.TotalCount != 2 || page.NextCursor == "" {
 		t.Fatalf("paged list: %+v", page)
+	}
+	next := of(admin.ListNamespaces(bg, &ListOptions{Limit: ptr[uint64](1), Cursor: page.NextCursor})).must(t)
+	if len(next.Namespaces) != 1 || next.Namespaces[0].Name == page.Namespaces[0].Name || next.NextCursor != "" {
+		t.Fatalf("the page after %+v: %+v", page, next)
+	}
+	_, err = admin.ListNamespaces(bg, &ListOptions{Offset: ptr[uint64](1), Cursor: page.NextCursor})
+	if me := wantCode(t, err, CodeInvalidArgument); me.Field != "offset" {
+		t.Fatalf("offset with a cursor: %+v", me)
 	}
 
 	// Members and tenant usage.

@@ -54,9 +54,14 @@ func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader
 	var total ImportSummary
 	lines := make([]string, 0, batchSize)
 	first, number := 1, 0
+	started := false
+	var embedder *string
 	send := func() error {
 		var done ImportSummary
 		args := map[string]any{"namespace": namespace, "lines": lines, "first_line": first}
+		if embedder != nil {
+			args["embedder"] = *embedder
+		}
 		if _, err := db.call(ctx, "import_namespace", args, &done); err != nil {
 			return err
 		}
@@ -78,6 +83,11 @@ func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader
 					first = number + 1
 				}
 			} else {
+				if !started {
+					// The namespace line names its vectors' embedder; later batches pass it on.
+					started = true
+					embedder = exportEmbedder(line)
+				}
 				lines = append(lines, line)
 			}
 			if len(lines) >= batchSize {
@@ -100,6 +110,19 @@ func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader
 		}
 	}
 	return &total, nil
+}
+
+// exportEmbedder is the embedder an export's first line (its namespace line) names for the
+// file's vectors; nil for files that do not say (their vectors are caller vectors).
+func exportEmbedder(line string) *string {
+	var head struct {
+		Kind     string  `json:"kind"`
+		Embedder *string `json:"embedder"`
+	}
+	if json.Unmarshal([]byte(line), &head) != nil || head.Kind != "namespace" {
+		return nil // a bad line is named by the server
+	}
+	return head.Embedder
 }
 
 func trimNewline(s string) string {

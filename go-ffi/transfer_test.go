@@ -29,6 +29,10 @@ func TestExportAndImportCopyANamespace(t *testing.T) {
 	if m := of(db.GetMemory(bg, "dst", "m4")).must(t); m.Content != "note 4" {
 		t.Fatalf("copy: %+v", m)
 	}
+	// The namespace line named the embedder, so the copy takes text as the source did.
+	if _, err := db.StoreMemory(bg, "dst", StoreMemoryRequest{Content: "note 9"}); err != nil {
+		t.Fatalf("text into the copy: %v", err)
+	}
 	_, err := db.ImportNamespace(bg, "dst", strings.NewReader("{\"kind\": \"memory\"}\nnot json\n"), 0)
 	wantCode(t, err, CodeInvalidArgument)
 	if !strings.Contains(err.Error(), "line 2: not JSON") && !strings.Contains(err.Error(), "line 1: id") {

@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'quota_exceeded'
   | 'rate_limited'
   | 'payload_too_large'
-  | 'internal';
+  | 'internal'
+  | 'method_not_allowed';
 
 export interface MemsiloErrorInit {
   code?: ErrorCode;
@@ -29,6 +30,7 @@ export interface MemsiloErrorInit {
   field?: string;
   tenantId?: string;
   cause?: unknown;
+  causes?: string[];
 }
 
 /** Every error memsilo raises. `code` is a stable code of the error table (docs/src/api/errors.md), `status` its HTTP status. */
@@ -44,6 +46,11 @@ export class MemsiloError extends Error {
   readonly field?: string;
   /** The tenant, for `quota_exceeded` and `rate_limited`. */
   readonly tenantId?: string;
+  /**
+   * What caused an `internal` error, nearest first: the words of the I/O, storage or encoding
+   * failure underneath. The same chain is `cause` (an `Error` whose own `cause` is the next).
+   */
+  readonly causes?: string[];
 }
 export class InvalidArgumentError extends MemsiloError {}
 export class UnauthorizedError extends MemsiloError {}
@@ -54,6 +61,8 @@ export class QuotaExceededError extends MemsiloError {}
 export class RateLimitedError extends MemsiloError {}
 export class PayloadTooLargeError extends MemsiloError {}
 export class InternalError extends MemsiloError {}
+/** An HTTP method the server's route does not take (only a server answers it). */
+export class MethodNotAllowedError extends MemsiloError {}
 
 // Records ---------------------------------------------------------------------------------
 
@@ -402,9 +411,20 @@ export interface CreateNamespaceOptions {
 export interface ListNamespacesOptions extends PageOptions {
   tenantId?: string;
   tenant_id?: string;
+  /** `next_cursor` of the previous page: this page starts after it (not with `offset`). */
+  cursor?: string;
 }
 
-export interface ListKeysOptions extends ListNamespacesOptions {
+/** One page of `listNamespaces`: the namespaces, the total over all pages and where the next page starts. */
+export interface NamespaceList extends Array<Namespace> {
+  total_count: number;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
+export interface ListKeysOptions extends PageOptions {
+  tenantId?: string;
+  tenant_id?: string;
   /** Only the keys granted this namespace. */
   namespace?: string;
 }
@@ -615,7 +635,7 @@ export class Memsilo {
   ): Promise<ImportSummary>;
 
   createNamespace(name: string, opts?: CreateNamespaceOptions): Promise<Namespace>;
-  listNamespaces(opts?: ListNamespacesOptions): Promise<Namespace[]>;
+  listNamespaces(opts?: ListNamespacesOptions): Promise<NamespaceList>;
   getNamespace(name: string): Promise<Namespace>;
   deleteNamespace(name: string): Promise<DeletedNamespace>;
   getMemoryPolicy(namespace: string): Promise<DecayPolicy>;
@@ -693,6 +713,8 @@ export function connect(url: string | readonly string[], opts: ConnectOptions): 
 export function serve(argv: string[]): Promise<number>;
 /** Every operation name of the core's operation table. */
 export const OPERATIONS: readonly string[];
+/** Every error code of the core's error table. */
+export const ERROR_CODES: readonly ErrorCode[];
 
 /** One line of a namespace export: `kind` is `namespace`, `entity`, `relation` or `memory`. */
 export interface ExportLine {

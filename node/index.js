@@ -43,11 +43,12 @@ const native = loadNative();
 
 /** Base class of every error memsilo raises; `.code` is a stable code of the error table (docs/src/api/errors.md). */
 class MemsiloError extends Error {
-  constructor(message, { code = 'internal', status = 500, retryAfter, namespace, field, tenantId, cause } = {}) {
+  constructor(message, { code = 'internal', status = 500, retryAfter, namespace, field, tenantId, cause, causes } = {}) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = new.target.name;
     this.code = code;
     this.status = status;
+    if (causes !== undefined) this.causes = causes;
     if (retryAfter !== undefined) this.retryAfter = retryAfter;
     if (namespace !== undefined) this.namespace = namespace;
     if (field !== undefined) this.field = field;
@@ -64,6 +65,7 @@ class QuotaExceededError extends MemsiloError {}
 class RateLimitedError extends MemsiloError {}
 class PayloadTooLargeError extends MemsiloError {}
 class InternalError extends MemsiloError {}
+class MethodNotAllowedError extends MemsiloError {}
 
 const ERROR_CLASSES = {
   invalid_argument: InvalidArgumentError,
@@ -75,14 +77,23 @@ const ERROR_CLASSES = {
   rate_limited: RateLimitedError,
   payload_too_large: PayloadTooLargeError,
   internal: InternalError,
+  method_not_allowed: MethodNotAllowedError,
 };
 
-/** Wraps an error from the addon; anything else (a TypeError of ours) passes through. */
+/**
+ * Wraps an error from the addon; anything else (a TypeError of ours) passes through. The
+ * failures underneath (`causes`, nearest first: an I/O or storage error's own words) become
+ * the `cause` chain of plain Errors, which Node prints as `[cause]: Error: ...`.
+ */
 function toMemsiloError(err) {
   const Class = err && typeof err.code === 'string' ? ERROR_CLASSES[err.code] : undefined;
   if (!Class) return err;
-  const { code, status, retryAfter, namespace, field, tenantId } = err;
-  return new Class(err.message, { code, status, retryAfter, namespace, field, tenantId });
+  const { code, status, retryAfter, namespace, field, tenantId, causes } = err;
+  const cause = (causes || []).reduceRight(
+    (next, message) => new Error(message, next === undefined ? undefined : { cause: next }),
+    undefined,
+  );
+  return new Class(err.message, { code, status, retryAfter, namespace, field, tenantId, cause, causes });
 }
 
 function nativeSync(fn) {
@@ -96,10 +107,66 @@ function nativeSync(fn) {
 // ---------------------------------------------------------------------------------------
 // Arguments: camelCase or snake_case keys in, snake_case JSON out.
 
+/** memsilo's `invalid_argument` for `field`, as the engine would report it. */
+function invalidArgument(field, reason) {
+  return new InvalidArgumentError(`${field}: ${reason}`, { code: 'invalid_argument', status: 400, field });
+}
+
+/** Why JSON cannot carry `value` as given, or undefined when it can. */
+function unsendable(value) {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? undefined : `must be a finite number, got ${value}`;
+    case 'bigint':
+      return `must be a number, got the BigInt ${value}n (convert it with Number())`;
+    case 'function':
+    case 'symbol':
+      return `must be JSON data, got a ${typeof value}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The arguments as JSON. JSON has no NaN, Infinity or BigInt, and JSON.stringify writes NaN
+ * as null (so `importance: NaN` would silently become the default), drops functions and
+ * symbols, and throws a bare TypeError on a BigInt: each is refused here as
+ * `invalid_argument` naming its field, the way the engine names any other bad value.
+ */
+function encodeArgs(args) {
+  const paths = new Map();
+  let bad;
+  const json = JSON.stringify(args, function replace(key, value) {
+    const parent = paths.get(this);
+    let path = key;
+    if (parent !== undefined) {
+      path = Array.isArray(this) ? `${parent}[${key}]` : parent === '' ? key : `${parent}.${key}`;
+    }
+    const reason = unsendable(value);
+    if (reason !== undefined) {
+      if (bad === undefined) bad = invalidArgument(path, reason);
+      return null;
+    }
+    if (value !== null && typeof value === 'object') paths.set(value, path);
+    return value;
+  });
+  if (bad !== undefined) throw bad;
+  return json;
+}
+
 // Values of these keys are the caller's own data and keep their keys as given.
 const USER_DATA = new Set(['metadata', 'properties', 'settings', 'features', 'tags', 'filter']);
 
 const snake = (key) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** What a caller passed, for a refusal: `an array`, `a string`, `the BigInt 5n`, ... */
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'bigint') return `the BigInt ${v}n`;
+  if (typeof v === 'object') return `an instance of ${v.constructor ? v.constructor.name : 'Object'}`;
+  return `a ${typeof v}`;
+}
 
 function isPlainObject(v) {
   if (v === null || typeof v !== 'object') return false;
@@ -121,7 +188,7 @@ function wireValue(v) {
 function wire(opts, top = true) {
   const out = {};
   if (opts === undefined || opts === null) return out;
-  if (!isPlainObject(opts)) throw new TypeError('memsilo: options must be a plain object');
+  if (!isPlainObject(opts)) throw invalidArgument('options', `must be a plain object, got ${describe(opts)}`);
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || (top && v === null)) continue;
     const key = snake(k);
@@ -134,6 +201,23 @@ function wire(opts, top = true) {
 function grant(g) {
   if (Array.isArray(g)) return { namespace: g[0], access: g[1] };
   return wire(g);
+}
+
+// The embedder an export's first line (its `namespace` line) names for the file's vectors;
+// null for files that do not say (their vectors are caller vectors).
+function exportEmbedder(line) {
+  let obj = line;
+  if (typeof line === 'string') {
+    try {
+      obj = JSON.parse(line);
+    } catch {
+      return null; // the server names the bad line
+    }
+  }
+  if (isPlainObject(obj) && obj.kind === 'namespace' && typeof obj.embedder === 'string') {
+    return obj.embedder;
+  }
+  return null;
 }
 
 function withNamespace(ns, args) {
@@ -157,10 +241,11 @@ class Memsilo {
     this.#embed = embeddingFunction || null;
   }
 
-  async #call(op, args) {
+  async #call(op, args, listed = false) {
     let json;
     try {
-      json = await this.#handle.call(op, JSON.stringify(args));
+      const text = encodeArgs(args);
+      json = await (listed ? this.#handle.callListed(op, text) : this.#handle.call(op, text));
     } catch (err) {
       throw toMemsiloError(err);
     }
@@ -220,8 +305,12 @@ class Memsilo {
     let batch = [];
     let first = 1;
     let number = 0;
+    let started = false;
+    let embedder = null;
     const send = async () => {
-      const done = await this.#call('import_namespace', { namespace, lines: batch, first_line: first });
+      const args = { namespace, lines: batch, first_line: first };
+      if (embedder !== null) args.embedder = embedder;
+      const done = await this.#call('import_namespace', args);
       for (const k of Object.keys(total)) total[k] += done[k];
     };
     for await (const raw of lines) {
@@ -230,6 +319,11 @@ class Memsilo {
       if (typeof line === 'string' && line.trim() === '') {
         if (batch.length === 0) first = number + 1;
         continue;
+      }
+      if (!started) {
+        // The namespace line names its vectors' embedder; later batches pass it on.
+        started = true;
+        embedder = exportEmbedder(line);
       }
       batch.push(line);
       if (batch.length >= size) {
@@ -246,8 +340,13 @@ class Memsilo {
   createNamespace(name, opts) {
     return this.#call('create_namespace', { ...wire(opts), name });
   }
-  listNamespaces(opts) {
-    return this.#call('list_namespaces', wire(opts));
+  /**
+   * One page of namespaces in name order: an array with `total_count` and `next_cursor`
+   * (pass it as `cursor` for the next page; null on the last page).
+   */
+  async listNamespaces(opts) {
+    const page = await this.#call('list_namespaces', wire(opts), true);
+    return Object.assign(page.value, { total_count: page.total_count, next_cursor: page.next_cursor });
   }
   getNamespace(name) {
     return this.#call('get_namespace', { name });
@@ -273,7 +372,7 @@ class Memsilo {
   }
   /** Stores all of `memories` or none; resolves to their ids. */
   async storeMemories(namespace, memories) {
-    if (!Array.isArray(memories)) throw new TypeError('memsilo: memories must be an array');
+    if (!Array.isArray(memories)) throw invalidArgument('memories', `must be an array, got ${describe(memories)}`);
     const items = memories.map((m) => (typeof m === 'string' ? { content: m } : wire(m)));
     if (this.#embed) {
       const missing = items.filter((m) => m.embedding === undefined && typeof m.content === 'string');
@@ -302,7 +401,7 @@ class Memsilo {
   }
   /** The memories of `ids` in that order; absent ids are left out. */
   async getMemories(namespace, ids, opts) {
-    if (!Array.isArray(ids)) throw new TypeError('memsilo: ids must be an array');
+    if (!Array.isArray(ids)) throw invalidArgument('ids', `must be an array, got ${describe(ids)}`);
     const reply = await this.#call('get_memories', withNamespace(namespace, { ...wire(opts), ids }));
     return reply.memories;
   }
@@ -472,6 +571,8 @@ async function serve(argv) {
 
 /** Every operation name of the core's operation table. */
 const OPERATIONS = Object.freeze(native.operations());
+/** Every error code of the core's error table (each has its class in ERROR_CLASSES). */
+const ERROR_CODES = Object.freeze(native.errorCodes());
 
 module.exports = {
   open,
@@ -488,5 +589,7 @@ module.exports = {
   RateLimitedError,
   PayloadTooLargeError,
   InternalError,
+  MethodNotAllowedError,
   OPERATIONS,
+  ERROR_CODES,
 };

@@ -19,7 +19,9 @@ export const {
   RateLimitedError,
   PayloadTooLargeError,
   InternalError,
+  MethodNotAllowedError,
   OPERATIONS,
+  ERROR_CODES,
 } = memsilo;
 
 export default memsilo;

@@ -48,52 +48,80 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Eight free loopback ports (the kernel picks them; a small race with other processes is
-# possible and shows as a failed start, never as a wrong result).
-read -r -a PORTS <<<"$(python3 - <<'EOF'
-import socket
+# Free loopback ports, chosen by the kernel. Another process can take one between our choice and
+# etcd's bind; that shows as a failed start, never as a wrong result, and the start is retried
+# with new ports and new data directories.
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
 socks = []
-for _ in range(8):
+for _ in range(int(sys.argv[1])):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
-)"
+}
 
-CLUSTER=""
-for i in 0 1 2; do CLUSTER+="${CLUSTER:+,}m$i=http://127.0.0.1:${PORTS[$((3 + i))]}"; done
-CLIENTS=""
-for i in 0 1 2; do
-    client="http://127.0.0.1:${PORTS[$i]}"
-    peer="http://127.0.0.1:${PORTS[$((3 + i))]}"
-    etcd --name "m$i" --data-dir "$WORK/etcd-m$i" \
-        --listen-client-urls "$client" --advertise-client-urls "$client" \
-        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
-        --initial-cluster "$CLUSTER" --initial-cluster-state new \
-        --initial-cluster-token "memsilo-test-$$" \
-        --heartbeat-interval 50 --election-timeout 500 \
-        >"$WORK/etcd-m$i.log" 2>&1 &
-    PIDS+=($!)
-    CLIENTS+="${CLIENTS:+,}$client"
-done
-S3_PORT=${PORTS[6]}
-"$MOTO" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-
+# Waits up to $1 seconds for "${@:2}" to succeed, giving up early if process $PID_WATCH exits.
 ready() {
-    for _ in $(seq 300); do
+    local limit=$1; shift
+    local deadline=$((SECONDS + limit))
+    while ((SECONDS < deadline)); do
         if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
+        if [[ -n "${PID_WATCH:-}" ]] && ! kill -0 "$PID_WATCH" 2>/dev/null; then return 1; fi
+        sleep 0.2
     done
     return 1
 }
-for i in 0 1 2; do
-    if ! ready curl -sf "http://127.0.0.1:${PORTS[$i]}/health"; then
-        echo "cluster-env: etcd member m$i did not become healthy; its log:" >&2
-        tail -20 "$WORK/etcd-m$i.log" >&2
-        exit 1
-    fi
+
+ETCD_PIDS=()
+CLIENTS=""
+# Starts a 3-member etcd cluster on new ports (attempt $1); returns 1 if a member is not healthy.
+start_etcd() {
+    local attempt=$1 i j state client peer cluster="" ports
+    read -r -a ports <<<"$(free_ports 6)"
+    ETCD_PIDS=()
+    CLIENTS=""
+    for i in 0 1 2; do cluster+="${cluster:+,}m$i=http://127.0.0.1:${ports[$((3 + i))]}"; done
+    for i in 0 1 2; do
+        client="http://127.0.0.1:${ports[$i]}"
+        peer="http://127.0.0.1:${ports[$((3 + i))]}"
+        etcd --name "m$i" --data-dir "$WORK/a$attempt/etcd-m$i" \
+            --listen-client-urls "$client" --advertise-client-urls "$client" \
+            --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token "memsilo-test-$$-$attempt" \
+            --heartbeat-interval 50 --election-timeout 500 \
+            >"$WORK/a$attempt/etcd-m$i.log" 2>&1 &
+        ETCD_PIDS+=($!)
+        PIDS+=($!)
+        CLIENTS+="${CLIENTS:+,}$client"
+    done
+    for i in 0 1 2; do
+        # A loaded machine (CI runs this after everything else) can be slow to elect a leader.
+        if ! PID_WATCH=${ETCD_PIDS[$i]} ready 60 curl -sf "http://127.0.0.1:${ports[$i]}/health"; then
+            echo "cluster-env: etcd member m$i (attempt $attempt) did not become healthy" >&2
+            for j in 0 1 2; do
+                if kill -0 "${ETCD_PIDS[$j]}" 2>/dev/null; then state=running; else state=exited; fi
+                echo "--- etcd m$j ($state), last lines of its log:" >&2
+                tail -15 "$WORK/a$attempt/etcd-m$j.log" >&2
+            done
+            for j in 0 1 2; do kill -KILL "${ETCD_PIDS[$j]}" 2>/dev/null || true; done
+            return 1
+        fi
+    done
+}
+
+started=0
+for attempt in 1 2 3; do
+    mkdir -p "$WORK/a$attempt"
+    if start_etcd "$attempt"; then started=1; break; fi
 done
-if ! ready curl -sf "http://127.0.0.1:$S3_PORT/moto-api/"; then
+[[ $started == 1 ]] || { echo "cluster-env: etcd did not start in 3 attempts" >&2; exit 1; }
+
+S3_PORT=$(free_ports 1)
+"$MOTO" -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+if ! PID_WATCH=$! ready 60 curl -sf "http://127.0.0.1:$S3_PORT/moto-api/"; then
     echo "cluster-env: moto did not start; its log:" >&2
     tail -20 "$WORK/moto.log" >&2
     exit 1
@@ -102,7 +130,7 @@ BUCKET=memsilo-test
 curl -sf -X PUT "http://127.0.0.1:$S3_PORT/$BUCKET" >/dev/null
 
 export MEMSILO_TEST_ETCD="$CLIENTS"
-export MEMSILO_TEST_ETCD_PIDS="${PIDS[0]},${PIDS[1]},${PIDS[2]}"
+export MEMSILO_TEST_ETCD_PIDS="${ETCD_PIDS[0]},${ETCD_PIDS[1]},${ETCD_PIDS[2]}"
 export MEMSILO_TEST_S3="http://127.0.0.1:$S3_PORT/$BUCKET"
 # moto accepts any credentials; object_store wants some.
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"

@@ -1,6 +1,6 @@
-//! The control plane cached from etcd: the cluster's API keys (hashes only). Every node loads
-//! the table at start and follows it with a watch, so a key revoked through any node is
-//! refused by every node as soon as the watch event arrives. While the watch is down, the node
+//! The control plane cached from etcd: the cluster's API keys (hashes only) and tenants. Every node loads
+//! the table at start and follows it with a watch, so a key revoked (or its tenant suspended)
+//! through any node is refused by every node as soon as the watch event arrives. While the watch is down, the node
 //! refuses every key but the admin key (fail closed) until it has re-read the table.
 
 use std::collections::HashMap;
@@ -17,13 +17,29 @@ pub struct KeyRecord {
     pub name: String,
     /// SHA-256 of the secret, hex.
     pub secret_sha256: String,
-    /// Namespaces and access.
+    /// The tenant whose key it is (given, or the one every namespace of the key belongs to):
+    /// its status is checked on every use, as the engine does ([`memsilo::Tenant::admits_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Namespaces and access (empty for a tenant key).
     pub namespaces: Vec<Grant>,
-    /// Creation time (RFC 3339).
-    pub created_at: String,
+    /// A tenant key's role over the tenant's namespaces (a cap on its member's role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<memsilo::Role>,
+    /// The member a tenant key is issued to: its live role decides what the key may do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    /// Creation time.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When the key stops working (checked by every node on every use, against its clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Set when revoked.
     #[serde(default)]
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Set when its secret was last replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One namespace a key reaches.
@@ -42,14 +58,34 @@ pub enum Caller {
     Admin,
     /// A namespace-scoped key of the control plane.
     Scoped(KeyRecord),
+    /// A tenant key: `role` over every namespace of `tenant_id` (checked on the owner, which
+    /// knows a namespace's tenant).
+    Member {
+        /// The key.
+        key: KeyRecord,
+        /// Its tenant.
+        tenant_id: String,
+        /// The role in force: the key's, or its member's live role capped by the key's.
+        role: memsilo::Role,
+    },
 }
 
 impl Caller {
-    /// Whether this caller may read (or, with `write`, change) namespace `ns`. A key that lacks
-    /// the namespace gets `forbidden` whether or not it exists.
+    /// The tenant whose limits apply to this caller's requests.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            Caller::Admin => None,
+            Caller::Scoped(rec) => rec.tenant_id.as_deref(),
+            Caller::Member { tenant_id, .. } => Some(tenant_id),
+        }
+    }
+
+    /// Whether this caller may read (or, with `write`, change) namespace `ns`, as far as the
+    /// receiving node can tell: a key that lacks the namespace gets `forbidden` whether or not
+    /// it exists. A tenant key is checked on the owner ([`Caller::authorize_owned`]).
     pub fn authorize(&self, ns: &str, write: bool) -> Result<()> {
         match self {
-            Caller::Admin => Ok(()),
+            Caller::Admin | Caller::Member { .. } => Ok(()),
             Caller::Scoped(rec) => {
                 let grant = rec.namespaces.iter().find(|g| g.namespace == ns);
                 match grant {
@@ -60,6 +96,54 @@ impl Caller {
         }
     }
 
+    /// On the owner, which knows namespace `ns`'s tenant: a tenant key reaches its own
+    /// tenant's namespaces, reading as `viewer` and writing as `editor` or `admin` (the roles
+    /// of the engine), and gets `forbidden` for any other, existing or not.
+    pub fn authorize_owned(&self, ns: &str, tenant: Option<&str>, write: bool) -> Result<()> {
+        let Caller::Member { tenant_id, role, .. } = self else { return Ok(()) };
+        let need = if write { memsilo::Role::Editor } else { memsilo::Role::Viewer };
+        if tenant == Some(tenant_id.as_str()) && *role >= need {
+            Ok(())
+        } else {
+            Err(Error::namespace_forbidden(ns))
+        }
+    }
+
+    /// On the owner: whether this caller administers namespace `ns` (deletes it): the admin
+    /// key, or a tenant key with the `admin` role in the namespace's tenant, as the engine's
+    /// `NamespaceAction::Manage`; others get `forbidden`, existing or not.
+    pub fn authorize_manage(&self, ns: &str, tenant: Option<&str>) -> Result<()> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Member { tenant_id, role, .. }
+                if tenant == Some(tenant_id.as_str()) && *role >= memsilo::Role::Admin =>
+            {
+                Ok(())
+            }
+            _ => Err(Error::namespace_forbidden(ns)),
+        }
+    }
+
+    /// The caller as core's [`memsilo::Principal`], for core's rules (`memsilo::auth::authorize`)
+    /// on tenant administration and keys. A scoped key's grants carry no namespace id (the
+    /// control plane has none): it is checked on namespaces by [`Caller::authorize`] instead.
+    pub fn principal(&self) -> memsilo::Principal {
+        match self {
+            Caller::Admin => memsilo::Principal::Root,
+            Caller::Scoped(rec) => memsilo::Principal::Scoped {
+                key_id: rec.id.clone(),
+                tenant_id: rec.tenant_id.clone(),
+                grants: Vec::new(),
+            },
+            Caller::Member { key, tenant_id, role } => memsilo::Principal::Member {
+                key_id: key.id.clone(),
+                tenant_id: tenant_id.clone(),
+                role: *role,
+                member_id: key.member_id.clone(),
+            },
+        }
+    }
+
     /// `whoami`'s answer.
     pub fn describe(&self) -> serde_json::Value {
         match self {
@@ -67,19 +151,30 @@ impl Caller {
             Caller::Scoped(rec) => serde_json::json!({
                 "principal": "scoped",
                 "key_id": rec.id,
-                "tenant_id": null,
+                "tenant_id": rec.tenant_id,
                 "namespaces": rec.namespaces,
+            }),
+            Caller::Member { key, tenant_id, role } => serde_json::json!({
+                "principal": "member",
+                "key_id": key.id,
+                "tenant_id": tenant_id,
+                "role": role,
             }),
         }
     }
 }
 
-/// The cached key table.
+/// The cached control plane: the key table and the tenants.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     /// False until loaded, and while the watch is down.
     pub synced: bool,
     pub keys: HashMap<String, KeyRecord>,
+    pub tenants: HashMap<String, memsilo::Tenant>,
+    /// The tenants' members, by `<tenant id>/<member id>` (a member key's live role).
+    pub members: HashMap<String, memsilo::Member>,
+    /// The live nodes (their `nodes/<id>` keys), which share each tenant's `qps_limit`.
+    pub nodes: std::collections::HashSet<String>,
 }
 
 impl KeyCache {
@@ -97,7 +192,29 @@ impl KeyCache {
         if !memsilo::auth::hashes_match(&stored, &hash) || rec.revoked_at.is_some() {
             return Err(refused());
         }
-        Ok(Caller::Scoped(rec.clone()))
+        if rec.expires_at.is_some_and(|e| e <= chrono::Utc::now()) {
+            return Err(Error::Unauthorized("API key expired".into()));
+        }
+        if let Some(tenant_id) = &rec.tenant_id {
+            // A suspended tenant's keys stop on every node once the watch brings its status.
+            self.tenants.get(tenant_id).ok_or_else(refused)?.admits_keys()?;
+        }
+        if !rec.namespaces.is_empty() {
+            return Ok(Caller::Scoped(rec.clone()));
+        }
+        // A tenant key: its role, or its member's live role capped by it (as the engine does).
+        let tenant_id = rec.tenant_id.clone().ok_or_else(refused)?;
+        let role = match &rec.member_id {
+            Some(mid) => {
+                let member = self
+                    .members
+                    .get(&format!("{tenant_id}/{mid}"))
+                    .ok_or_else(|| Error::Unauthorized("API key revoked".into()))?;
+                rec.role.map_or(member.role, |cap| cap.min(member.role))
+            }
+            None => rec.role.ok_or_else(refused)?,
+        };
+        Ok(Caller::Member { key: rec.clone(), tenant_id, role })
     }
 }
 

@@ -13,11 +13,19 @@
 //! of the API table (`op`, JSON arguments) and replies.
 
 mod control;
+mod keys;
+mod namespaces;
 mod node;
+mod quota;
+mod tenants;
 pub mod wal;
 
 pub use control::{Caller, KeyRecord};
-pub use node::{namespace_of, namespace_op, Config, Forwarded, Node, Owned, Target};
+pub use namespaces::NamePage;
+pub use node::{
+    namespace_of, namespace_op, Config, Forwarded, Node, Owned, Target, WATCH_PROGRESS,
+};
+pub use quota::slice as reservation_slice;
 
 use std::sync::Arc;
 

@@ -47,15 +47,35 @@ pub enum Target {
 
 /// A namespace this node owns.
 pub struct Owned {
-    name: String,
-    lease: i64,
-    writer: tokio::sync::Mutex<Writer>,
+    pub(crate) name: String,
+    pub(crate) lease: i64,
+    /// When the namespace was created (the control plane's record; the local copy's is the
+    /// time this node loaded it).
+    created_at: Option<Value>,
+    /// Deleted: takes no more writes or reads.
+    pub(crate) deleted: AtomicBool,
+    /// The namespace's tenant, whose storage limit its writes count against.
+    pub(crate) tenant_id: Option<String>,
+    /// Bytes the namespace uses (core's figure, read after every group of writes).
+    pub(crate) used: AtomicU64,
+    /// Bytes reserved for it under its tenant's limit (see `quota.rs`).
+    pub(crate) reserved: AtomicU64,
+    /// One reservation at a time.
+    pub(crate) reserving: tokio::sync::Mutex<()>,
+    pub(crate) writer: tokio::sync::Mutex<Writer>,
     pending: Mutex<Vec<(Record, oneshot::Sender<Result<Reply>>)>>,
-    checkpoint: tokio::sync::Mutex<Checkpointer>,
+    pub(crate) checkpoint: tokio::sync::Mutex<Checkpointer>,
     /// The manifest's `log_from` (what the last snapshot holds), read without the lock.
     snapshot_from: AtomicU64,
     /// A snapshot is being taken.
     snapshotting: AtomicBool,
+}
+
+impl Owned {
+    /// The namespace's tenant (the control plane's record of it).
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
+    }
 }
 
 /// An answer from the owner, passed through unchanged.
@@ -76,13 +96,17 @@ struct Lease {
 
 /// A cluster node.
 pub struct Node {
-    config: Config,
-    engine: Engine,
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
     etcd: etcd_client::Client,
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     lease: RwLock<Lease>,
-    owned: Mutex<HashMap<String, Arc<OnceCell<Arc<Owned>>>>>,
+    pub(crate) owned: Mutex<HashMap<String, Arc<OnceCell<Arc<Owned>>>>>,
+    /// The key sealing namespace list cursors (the same on every node; `namespaces.rs`).
+    pub(crate) cursor_key: OnceCell<[u8; 32]>,
     keys: RwLock<KeyCache>,
+    /// This node's share of each tenant's `qps_limit` (core's limiter).
+    limiter: memsilo::RateLimiter,
     http: reqwest::Client,
 }
 
@@ -131,7 +155,11 @@ const SERVED: &[&str] = &[
     "get_memory",
     "get_memories",
     "get_namespace",
+    "delete_namespace",
     "get_memory_policy",
+    "set_memory_policy",
+    "batch_forget",
+    "import_namespace",
     "list_memories",
     "count_memories",
     "export_namespace",
@@ -139,9 +167,15 @@ const SERVED: &[&str] = &[
     "neighbors",
     "subgraph",
     "shortest_path",
+    "add_entity",
+    "add_relation",
+    "delete_entity",
+    "delete_relation",
     "get_session",
     "list_sessions",
     "session_memories",
+    "start_session",
+    "end_session",
 ];
 
 /// Whether `op` runs on a namespace's owner, and whether it writes.
@@ -154,14 +188,17 @@ pub fn namespace_op(op: &str) -> Option<bool> {
 
 /// The namespace an operation's arguments name.
 pub fn namespace_of(op: &str, args: &Value) -> Result<String> {
-    let field = if op == "get_namespace" { "name" } else { "namespace" };
+    let field =
+        if matches!(op, "get_namespace" | "delete_namespace") { "name" } else { "namespace" };
     args.get(field)
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| Error::invalid(field, "required in cluster mode"))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Internal(format!("worker failed: {e}")))?
@@ -175,11 +212,13 @@ impl Node {
         engine: Engine,
         store: Arc<dyn ObjectStore>,
     ) -> std::result::Result<Arc<Node>, String> {
-        let mut etcd = etcd_client::Client::connect(&config.etcd, None)
+        let etcd = etcd_client::Client::connect(&config.etcd, None)
             .await
             .map_err(|e| format!("cannot connect to etcd {:?}: {e}", config.etcd))?;
-        let granted = etcd
-            .lease_grant(config.lease_ttl, None)
+        // A listed member that is down fails the first call sent its way: the lease, like
+        // every etcd call, is tried again on the others.
+        let ttl = config.lease_ttl;
+        let granted = with_retry(&etcd, |mut c| async move { c.lease_grant(ttl, None).await })
             .await
             .map_err(|e| format!("etcd lease: {e}"))?;
         let lease = Lease {
@@ -194,6 +233,8 @@ impl Node {
             lease: RwLock::new(lease),
             owned: Mutex::default(),
             keys: RwLock::default(),
+            limiter: memsilo::RateLimiter::default(),
+            cursor_key: OnceCell::new(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(60))
@@ -207,7 +248,7 @@ impl Node {
         Ok(node)
     }
 
-    async fn get(
+    pub(crate) async fn get(
         &self,
         key: &str,
         options: Option<GetOptions>,
@@ -219,7 +260,7 @@ impl Node {
         .await
     }
 
-    async fn txn(&self, txn: &Txn) -> Result<etcd_client::TxnResponse> {
+    pub(crate) async fn txn(&self, txn: &Txn) -> Result<etcd_client::TxnResponse> {
         with_retry(&self.etcd, |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
@@ -227,11 +268,11 @@ impl Node {
         .await
     }
 
-    fn key(&self, kind: &str, name: &str) -> String {
+    pub(crate) fn key(&self, kind: &str, name: &str) -> String {
         format!("/{}/{kind}/{name}", self.config.prefix.trim_matches('/'))
     }
 
-    fn ns_key(&self, kind: &str, ns: &str) -> String {
+    pub(crate) fn ns_key(&self, kind: &str, ns: &str) -> String {
         self.key(kind, &hex(ns.as_bytes()))
     }
 
@@ -247,7 +288,7 @@ impl Node {
         Ok(())
     }
 
-    /// Reads the key table; returns the etcd revision it was read at.
+    /// Reads the key table and the tenants (at one revision); returns that revision.
     async fn load_keys(&self) -> Result<i64> {
         let resp = self.get(&self.key("keys", ""), Some(GetOptions::new().with_prefix())).await?;
         let mut keys = HashMap::new();
@@ -257,8 +298,32 @@ impl Node {
             }
         }
         let revision = resp.header().map_or(0, etcd_client::ResponseHeader::revision);
-        *self.keys.write() = KeyCache { synced: true, keys };
+        let at = GetOptions::new().with_prefix().with_revision(revision);
+        let mut tenants = HashMap::new();
+        for kv in self.get(&self.key("tenants", ""), Some(at.clone())).await?.kvs() {
+            if let Ok(t) = serde_json::from_slice::<memsilo::Tenant>(kv.value()) {
+                tenants.insert(t.id.clone(), t);
+            }
+        }
+        let mut members = HashMap::new();
+        for kv in self.get(&self.key("members", ""), Some(at.clone())).await?.kvs() {
+            if let Ok(m) = serde_json::from_slice::<memsilo::Member>(kv.value()) {
+                members.insert(format!("{}/{}", m.tenant_id, m.member_id), m);
+            }
+        }
+        let nodes_prefix = self.key("nodes", "");
+        let nodes = (self.get(&nodes_prefix, Some(at.with_keys_only())).await?.kvs().iter())
+            .map(|kv| {
+                String::from_utf8_lossy(kv.key()).trim_start_matches(&nodes_prefix).to_owned()
+            })
+            .collect();
+        *self.keys.write() = KeyCache { synced: true, keys, tenants, members, nodes };
         Ok(revision)
+    }
+
+    /// A tenant as this node's cache has it (`None` when not known here).
+    pub(crate) fn cached_tenant(&self, id: &str) -> Option<memsilo::Tenant> {
+        self.keys.read().tenants.get(id).cloned()
     }
 
     /// Leaves the cluster (a graceful stop, after the requests in flight are answered): stops
@@ -316,6 +381,23 @@ impl Node {
         self.keys.read().authenticate(key)
     }
 
+    /// Charges one request of `caller` to this node's share of its tenant's `qps_limit`:
+    /// `ceil(qps_limit / live nodes)`, with core's limiter (`rate_limited` naming the share
+    /// when it is used up). Every node a request passes through charges it, so the cluster
+    /// admits at most `live nodes × share` (< `qps_limit` + live nodes) requests a second for
+    /// a tenant, however its clients spread them; a client using one node gets its share.
+    pub fn admit(&self, caller: &Caller) -> Result<()> {
+        let Some(tenant_id) = caller.tenant_id() else { return Ok(()) };
+        let share = {
+            let cache = self.keys.read();
+            let Some(tenant) = cache.tenants.get(tenant_id) else { return Ok(()) };
+            let nodes = u32::try_from(cache.nodes.len().max(1)).unwrap_or(u32::MAX);
+            tenant.quotas.qps_limit.div_ceil(nodes).max(1)
+        };
+        let now = chrono::Utc::now().timestamp_micros();
+        self.limiter.admit(tenant_id, share, now).map(|_| ())
+    }
+
     /// Where namespace `ns` is served, taking it over if nobody owns it.
     pub async fn route(&self, ns: &str) -> Result<Target> {
         let (lease, valid) = {
@@ -324,7 +406,7 @@ impl Node {
         };
         let cell = self.owned.lock().get(ns).cloned();
         if let Some(owned) = cell.as_ref().and_then(|c| c.get()) {
-            if owned.lease == lease && valid {
+            if owned.lease == lease && valid && !owned.deleted.load(Ordering::Acquire) {
                 return Ok(Target::Local(owned.clone()));
             }
             self.drop_namespace(ns);
@@ -429,11 +511,18 @@ impl Node {
     async fn load(
         &self,
         ns: &str,
-        create_args: Value,
+        mut create_args: Value,
         epoch: i64,
         lease: i64,
     ) -> Result<Arc<Owned>> {
         let started = Instant::now();
+        // The tenant is the control plane's (its limits are shared out across nodes, see
+        // `quota.rs`): the local copy is created without one.
+        let tenant_id = create_args
+            .as_object_mut()
+            .and_then(|o| o.remove("tenant_id"))
+            .and_then(|t| t.as_str().map(str::to_owned));
+        let created_at = create_args.as_object_mut().and_then(|o| o.remove("created_at"));
         let engine = self.engine.clone();
         let name = ns.to_owned();
         // The local copy may be stale (owned earlier, then lost): start from nothing.
@@ -455,7 +544,7 @@ impl Node {
         let (count, snapshot_bytes) = (records.len(), snapshot.as_ref().map_or(0, Vec::len));
         let engine = self.engine.clone();
         let name = ns.to_owned();
-        let imported = blocking(move || {
+        let (imported, used) = blocking(move || {
             let root = engine.root();
             let mut imported = memsilo::transfer::ImportSummary::default();
             if let Some(bytes) = snapshot {
@@ -463,11 +552,12 @@ impl Node {
             }
             for r in records {
                 // A write refused when it was first made is refused again: same outcome.
-                if let Err(e) = root.call(&r.op, r.args) {
-                    eprintln!("memsilo cluster: namespace {name}: a logged {} is refused again on replay: {e}", r.op);
+                let op = r.op.clone();
+                if let Err(e) = r.apply(&root) {
+                    eprintln!("memsilo cluster: namespace {name}: a logged {op} is refused again on replay: {e}");
                 }
             }
-            Ok(imported)
+            Ok((imported, storage_bytes(&root, &name)?))
         })
         .await?;
         let checkpointer = takeover.checkpointer;
@@ -483,6 +573,12 @@ impl Node {
         Ok(Arc::new(Owned {
             name: ns.to_owned(),
             lease,
+            created_at,
+            deleted: AtomicBool::new(false),
+            tenant_id,
+            used: AtomicU64::new(used),
+            reserved: AtomicU64::new(0),
+            reserving: tokio::sync::Mutex::default(),
             writer: tokio::sync::Mutex::new(takeover.writer),
             pending: Mutex::default(),
             snapshot_from: AtomicU64::new(checkpointer.log_from()),
@@ -497,15 +593,27 @@ impl Node {
         snapshot(self.engine.clone(), owned.clone()).await
     }
 
-    fn drop_namespace(&self, ns: &str) {
+    pub(crate) fn drop_namespace(&self, ns: &str) {
         self.owned.lock().remove(ns);
     }
 
     /// Runs a read on an owned namespace.
-    pub async fn read(&self, op: &str, args: Value) -> Result<Reply> {
+    pub async fn read(&self, owned: &Owned, op: &str, args: Value) -> Result<Reply> {
         let engine = self.engine.clone();
         let op = op.to_owned();
-        blocking(move || engine.root().call(&op, args)).await
+        let get_namespace = op == "get_namespace";
+        if owned.deleted.load(Ordering::Acquire) {
+            return Err(Error::not_found("namespace", &owned.name));
+        }
+        let mut reply = blocking(move || engine.root().call(&op, args)).await?;
+        if get_namespace {
+            // The local copy has no tenant: the control plane's record has it.
+            reply.value["tenant_id"] = owned.tenant_id.clone().map_or(Value::Null, Value::String);
+            if let Some(created_at) = &owned.created_at {
+                reply.value["created_at"] = created_at.clone();
+            }
+        }
+        Ok(reply)
     }
 
     /// Runs a write on an owned namespace: logged (grouped with the writes queued meanwhile)
@@ -513,26 +621,40 @@ impl Node {
     pub async fn write(&self, owned: &Arc<Owned>, op: &str, mut args: Value) -> Result<Reply> {
         prepare(op, &owned.name, &mut args)?;
         Request::parse(op, args.clone())?;
+        // Deletes and policy changes are never refused for storage.
+        if !(op.starts_with("delete_") || matches!(op, "batch_forget" | "set_memory_policy")) {
+            self.make_room(owned).await?;
+        }
         let (tx, rx) = oneshot::channel();
-        owned.pending.lock().push((Record { op: op.to_owned(), args }, tx));
+        let record = Record { op: op.to_owned(), args, ids: memsilo::GraphIds::fresh(op) };
+        owned.pending.lock().push((record, tx));
         {
             let mut writer = owned.writer.lock().await;
             let batch = std::mem::take(&mut *owned.pending.lock());
-            if !batch.is_empty() {
+            if owned.deleted.load(Ordering::Acquire) {
+                // Deleted while these waited: nothing of them is logged.
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(Error::not_found("namespace", &owned.name)));
+                }
+            } else if !batch.is_empty() {
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 match writer.append(records.clone()).await {
                     Ok(()) => {
                         let engine = self.engine.clone();
+                        let name = owned.name.clone();
                         let results = blocking(move || {
                             let root = engine.root();
-                            Ok(records
-                                .into_iter()
-                                .map(|r| root.call(&r.op, r.args))
-                                .collect::<Vec<_>>())
+                            let results =
+                                records.into_iter().map(|r| r.apply(&root)).collect::<Vec<_>>();
+                            // Read after the group; kept as it was if it cannot be read.
+                            Ok((results, storage_bytes(&root, &name).ok()))
                         })
                         .await;
                         match results {
-                            Ok(results) => {
+                            Ok((results, used)) => {
+                                if let Some(used) = used {
+                                    owned.used.store(used, Ordering::Release);
+                                }
                                 for (tx, r) in replies.into_iter().zip(results) {
                                     let _ = tx.send(r);
                                 }
@@ -562,32 +684,99 @@ impl Node {
         rx.await.map_err(|_| Error::Internal("write abandoned".into()))?
     }
 
-    /// Creates a namespace in the control plane (admin only). Its owner creates it in its
-    /// engine when it takes it over.
-    pub async fn create_namespace(&self, caller: &Caller, args: Value) -> Result<String> {
-        if !matches!(caller, Caller::Admin) {
-            return Err(Error::Forbidden {
-                message: "only the admin key creates namespaces in cluster mode".into(),
-                namespace: None,
-            });
+    /// Creates a namespace in the control plane: the admin key, or a tenant admin's key in its
+    /// tenant (its own tenant when none is given), by core's rule (`CreateNamespace`). Its
+    /// owner creates it in its engine when it takes it over.
+    pub async fn create_namespace(&self, caller: &Caller, mut args: Value) -> Result<String> {
+        if let Caller::Member { tenant_id, .. } = caller {
+            if args.is_object() && args.get("tenant_id").is_none_or(Value::is_null) {
+                args["tenant_id"] = Value::String(tenant_id.clone());
+            }
         }
-        Request::parse("create_namespace", args.clone())?;
-        if args.get("tenant_id").is_some_and(|t| !t.is_null()) {
-            return Err(Error::invalid(
-                "tenant_id",
-                "tenants are not available in cluster mode yet",
-            ));
-        }
+        let Request::CreateNamespace(req) = Request::parse("create_namespace", args.clone())?
+        else {
+            return Err(Error::Internal("create_namespace decoded as another operation".into()));
+        };
+        memsilo::auth::authorize(
+            &caller.principal(),
+            memsilo::auth::Action::CreateNamespace(req.tenant_id.as_deref()),
+        )?;
         let name = namespace_of("get_namespace", &args)?;
         let key = self.ns_key("namespaces", &name);
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, args.to_string(), None)]);
-        let resp = self.txn(&txn).await?;
-        if !resp.succeeded() {
-            return Err(Error::Conflict(format!("Namespace already exists: {name}")));
+        // The record is the creation's arguments and its time (the owners' copies are
+        // created when they load it).
+        let mut record = args.clone();
+        record["created_at"] = serde_json::to_value(chrono::Utc::now())?;
+        let record = record.to_string();
+        // Taken: `conflict`, unless `exist_ok` and it is the same tenant's.
+        let tenant = req.tenant_id.clone();
+        let exists = |found: &etcd_client::GetResponse| {
+            let same_tenant = found.kvs().first().is_some_and(|kv| {
+                let rec: Value = serde_json::from_slice(kv.value()).unwrap_or(Value::Null);
+                rec.get("tenant_id").and_then(Value::as_str) == tenant.as_deref()
+            });
+            if req.exist_ok && same_tenant {
+                Ok(name.clone())
+            } else {
+                Err(Error::Conflict(format!("Namespace already exists: {name}")))
+            }
+        };
+        let Some(tenant_id) = req.tenant_id else {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.clone(), record, None)]);
+            if self.txn(&txn).await?.succeeded() {
+                return Ok(name);
+            }
+            return exists(&self.get(&key, None).await?);
+        };
+        // A tenant's namespace: counted against its `max_namespaces` with a compare on the
+        // count's revision, so concurrent creations through several nodes cannot exceed it.
+        for _ in 0..20 {
+            let found = self.get(&key, None).await?;
+            if !found.kvs().is_empty() {
+                return exists(&found);
+            }
+            let (tenant, revision) = match self.tenant_record(&tenant_id).await {
+                Err(e) if e.code() == memsilo::ErrorCode::NotFound => {
+                    return Err(Error::invalid(
+                        "tenant_id",
+                        format!("no tenant with id {tenant_id}"),
+                    ))
+                }
+                other => other?,
+            };
+            if tenant.status != memsilo::TenantStatus::Active {
+                return Err(Error::invalid("tenant_id", "the tenant is not active"));
+            }
+            let (mut counts, counts_revision) = self.counts(&tenant_id).await?;
+            crate::tenants::check_counted(
+                &tenant,
+                "max_namespaces",
+                tenant.quotas.max_namespaces,
+                counts.namespaces,
+            )?;
+            counts.namespaces += 1;
+            let counts_key = self.key("tenant_counts", &tenant_id);
+            let txn = Txn::new()
+                .when([
+                    Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+                    Compare::mod_revision(
+                        self.key("tenants", &tenant_id),
+                        CompareOp::Equal,
+                        revision,
+                    ),
+                    Compare::mod_revision(counts_key.clone(), CompareOp::Equal, counts_revision),
+                ])
+                .and_then([
+                    TxnOp::put(key.clone(), record.clone(), None),
+                    TxnOp::put(counts_key, crate::tenants::to_json(&counts)?, None),
+                ]);
+            if self.txn(&txn).await?.succeeded() {
+                return Ok(name);
+            }
         }
-        Ok(name)
+        Err(Error::Internal("the control plane kept changing under this request; retry".into()))
     }
 
     /// Creates a namespace-scoped key in the control plane (admin only); the answer holds the
@@ -602,85 +791,87 @@ impl Node {
         let Request::CreateKey(req) = Request::parse("create_key", args)? else {
             return Err(Error::Internal("create_key decoded as another operation".into()));
         };
-        if req.tenant_id.is_some() || req.role.is_some() || req.member_id.is_some() {
-            return Err(Error::invalid(
-                "namespaces",
-                "cluster mode issues namespace-scoped keys only (no tenant_id, role or member_id)",
-            ));
-        }
-        if req.expires_at.is_some() {
-            return Err(Error::invalid("expires_at", "not available in cluster mode yet"));
-        }
+        // The request's shape is checked by core's rules, as on one node.
+        let tenant_key = req.check_shape()?.map(str::to_owned);
+        req.check_expiry(chrono::Utc::now())?;
         let name = req.name.trim().to_owned();
-        if name.is_empty() || name.len() > 128 {
-            return Err(Error::invalid("name", "must be 1-128 characters"));
-        }
-        let grants = req.namespaces.unwrap_or_default();
-        if grants.is_empty() {
-            return Err(Error::invalid("namespaces", "must name at least one namespace"));
-        }
+        let grants = req.namespaces.clone().unwrap_or_default();
         let mut compares = Vec::new();
         let mut namespaces = Vec::new();
+        if let Some(tid) = &tenant_key {
+            // A tenant key: its tenant (and member) must exist until the key is stored.
+            let tenant = self.key("tenants", tid);
+            let found = self.get(&tenant, None).await?;
+            let Some(kv) = found.kvs().first() else {
+                return Err(Error::invalid("tenant_id", format!("no tenant with id {tid}")));
+            };
+            compares.push(Compare::mod_revision(tenant, CompareOp::Equal, kv.mod_revision()));
+            if let Some(mid) = &req.member_id {
+                let member = self.key("members", &format!("{tid}/{mid}"));
+                let found = self.get(&member, None).await?;
+                let Some(kv) = found.kvs().first() else {
+                    return Err(Error::invalid(
+                        "member_id",
+                        format!("no member {mid} in tenant {tid}"),
+                    ));
+                };
+                compares.push(Compare::mod_revision(member, CompareOp::Equal, kv.mod_revision()));
+            }
+        }
+        // A namespace-scoped key's tenant, as the engine decides it: the one given (every
+        // namespace must be its), else the one every namespace belongs to.
+        let mut tenants = std::collections::BTreeSet::new();
         for (i, g) in grants.iter().enumerate() {
+            let field = format!("namespaces[{i}].namespace");
             let key = self.ns_key("namespaces", &g.namespace);
             let found = self.get(&key, None).await?;
-            if found.kvs().is_empty() {
-                return Err(Error::invalid(
-                    format!("namespaces[{i}].namespace"),
-                    format!("no namespace {:?}", g.namespace),
-                ));
+            let Some(kv) = found.kvs().first() else {
+                return Err(Error::invalid(field, format!("no namespace {:?}", g.namespace)));
+            };
+            let record: Value = serde_json::from_slice(kv.value()).unwrap_or(Value::Null);
+            let owner = record.get("tenant_id").and_then(Value::as_str).map(str::to_owned);
+            match (&req.tenant_id, &owner) {
+                (Some(t), Some(o)) if t != o => {
+                    return Err(Error::invalid(field, "namespace belongs to another tenant"));
+                }
+                (Some(_), None) => {
+                    return Err(Error::invalid(field, "namespace belongs to no tenant"));
+                }
+                _ => {}
             }
-            compares.push(Compare::create_revision(key, CompareOp::Greater, 0));
+            tenants.insert(owner);
+            compares.push(Compare::mod_revision(key, CompareOp::Equal, kv.mod_revision()));
             namespaces.push(Grant { namespace: g.namespace.clone(), access: g.access });
         }
+        let tenant_id = match req.tenant_id.clone() {
+            Some(t) => Some(t),
+            None if tenants.len() == 1 => tenants.into_iter().next().flatten(),
+            None => None,
+        };
         let (id, text, hash) = memsilo::auth::issue_external_key()?;
         let rec = KeyRecord {
             id: id.clone(),
             name,
             secret_sha256: hex(&hash),
+            tenant_id,
             namespaces,
-            created_at: chrono_now(),
+            role: req.role,
+            member_id: req.member_id.clone(),
+            created_at: chrono::Utc::now(),
+            expires_at: req.expires_at,
             revoked_at: None,
+            rotated_at: None,
         };
         let value = serde_json::to_string(&rec)?;
         let txn =
             Txn::new().when(compares).and_then([TxnOp::put(self.key("keys", &id), value, None)]);
         let resp = self.txn(&txn).await?;
         if !resp.succeeded() {
-            return Err(Error::Conflict("a namespace of the key was deleted meanwhile".into()));
+            return Err(Error::Conflict(
+                "the key's namespaces, tenant or member changed meanwhile; retry".into(),
+            ));
         }
-        let mut out = serde_json::to_value(&rec)?;
-        out["key"] = Value::String(text);
-        if let Some(o) = out.as_object_mut() {
-            o.remove("secret_sha256");
-        }
-        Ok(out)
-    }
-
-    /// Revokes a key of the control plane (admin only), for every node.
-    pub async fn revoke_key(&self, caller: &Caller, id: &str) -> Result<Value> {
-        if !matches!(caller, Caller::Admin) {
-            return Err(Error::not_found("key", id));
-        }
-        let key = self.key("keys", id);
-        let resp = self.get(&key, None).await?;
-        let Some(kv) = resp.kvs().first() else { return Err(Error::not_found("key", id)) };
-        let mut rec: KeyRecord = serde_json::from_slice(kv.value())?;
-        if rec.revoked_at.is_some() {
-            return Err(Error::not_found("key", id));
-        }
-        rec.revoked_at = Some(chrono_now());
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, kv.mod_revision())])
-            .and_then([TxnOp::put(key, serde_json::to_string(&rec)?, None)]);
-        if !self.txn(&txn).await?.succeeded() {
-            return Err(Error::Conflict("the key changed meanwhile; retry".into()));
-        }
-        let mut out = serde_json::to_value(&rec)?;
-        if let Some(o) = out.as_object_mut() {
-            o.remove("secret_sha256");
-        }
-        Ok(out)
+        Ok(serde_json::to_value(memsilo::CreatedKey { info: rec.view(), key: text })?)
     }
 
     /// Sends a request on to the owner at `url`, unchanged but for a hop count.
@@ -781,13 +972,11 @@ async fn snapshot(engine: Engine, owned: Arc<Owned>) -> Result<Published> {
     Ok(published)
 }
 
-/// The namespace as export lines (JSON Lines), the format of `export_namespace`. Vectors the
-/// namespace's embedder made are left out and made again on load (an imported vector marks a
-/// namespace as holding caller-supplied vectors, which would refuse the text writes after it);
-/// caller-supplied vectors are kept.
+/// The namespace as export lines (JSON Lines), the format of `export_namespace`, vectors
+/// included: the namespace line names the embedder that made them (`memsilo-export/3`), so a
+/// node loading the snapshot with the same embedder keeps them instead of embedding every
+/// memory again (with another embedder, the import embeds them again itself).
 fn export_snapshot(root: &memsilo::Handle, ns: &str) -> Result<Vec<u8>> {
-    let info = root.get_namespace(ns)?;
-    let keep_vectors = info.embedder.as_deref().is_none_or(|e| e == memsilo::CALLER_EMBEDDER);
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -795,12 +984,7 @@ fn export_snapshot(root: &memsilo::Handle, ns: &str) -> Result<Vec<u8>> {
             json!({ "namespace": ns, "cursor": cursor, "limit": memsilo::transfer::MAX_PAGE });
         let page: memsilo::transfer::ExportPage =
             serde_json::from_value(root.call("export_namespace", args)?.value)?;
-        for mut line in page.lines {
-            if !keep_vectors {
-                if let Some(m) = line.as_object_mut() {
-                    m.remove("vector");
-                }
-            }
+        for line in page.lines {
             serde_json::to_writer(&mut out, &line)?;
             out.push(b'\n');
         }
@@ -809,6 +993,11 @@ fn export_snapshot(root: &memsilo::Handle, ns: &str) -> Result<Vec<u8>> {
             None => return Ok(out),
         }
     }
+}
+
+/// Bytes namespace `ns` uses in the local engine (core's own figure).
+fn storage_bytes(root: &memsilo::Handle, ns: &str) -> Result<u64> {
+    Ok(root.get_namespace(ns)?.storage_bytes)
 }
 
 /// Loads a snapshot into namespace `ns` (created empty) with `import_namespace`.
@@ -820,10 +1009,8 @@ fn import_snapshot(
     let mut summary = memsilo::transfer::ImportSummary::default();
     let mut batcher = memsilo::transfer::Batcher::new(memsilo::transfer::DEFAULT_PAGE);
     let mut import = |batch: memsilo::transfer::Batch| -> Result<()> {
-        let args = json!({ "namespace": ns, "lines": batch.lines, "first_line": batch.first_line });
-        let done: memsilo::transfer::ImportSummary =
-            serde_json::from_value(root.call("import_namespace", args)?.value)?;
-        summary.add(done);
+        // Later batches name the vectors' embedder too (the namespace line is in the first).
+        summary.add(root.import_batch(batch.into_args(ns))?);
         Ok(())
     };
     for line in bytes.split(|b| *b == b'\n') {
@@ -842,16 +1029,43 @@ enum Acquire {
     Failed(Error),
 }
 
-fn chrono_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Fills in what the engine would choose at random (memory ids), so the logged write and its
+/// Fills in what the engine would choose at random in the arguments (memory and session ids;
+/// a graph write's ids travel beside them, [`Record::ids`]), so the logged write and its
 /// replay are the same write; refuses arguments that reach beyond the routed namespace.
 fn prepare(op: &str, ns: &str, args: &mut Value) -> Result<()> {
     let new_id = || Value::String(uuid::Uuid::now_v7().to_string());
     match op {
-        "store_memory" if args.get("id").is_none_or(Value::is_null) => args["id"] = new_id(),
+        "store_memory" | "start_session" if args.get("id").is_none_or(Value::is_null) => {
+            args["id"] = new_id();
+        }
+        // Only what is the same at every replay: an effective importance is decayed by the
+        // time, so a replay later would forget more.
+        "batch_forget" if args.get("below_importance").is_some_and(|v| !v.is_null()) => {
+            return Err(Error::invalid(
+                "below_importance",
+                "not available in cluster mode: the effective importance depends on the time a \
+                 logged forget is replayed; forget by ids, tags, agent_id, before or filter",
+            ));
+        }
+        // Memory and entity lines without an id get one now (as a store does), so a replay
+        // imports the same ids; lines given as text are logged as the objects they hold.
+        "import_namespace" => {
+            if let Some(lines) = args.get_mut("lines").and_then(Value::as_array_mut) {
+                for line in lines.iter_mut() {
+                    if let Some(parsed) =
+                        line.as_str().and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    {
+                        *line = parsed;
+                    }
+                    let kind = line.get("kind").and_then(Value::as_str);
+                    if matches!(kind, Some("memory" | "entity"))
+                        && line.get("id").is_none_or(Value::is_null)
+                    {
+                        line["id"] = new_id();
+                    }
+                }
+            }
+        }
         "store_memories" => {
             if let Some(items) = args.get_mut("memories").and_then(Value::as_array_mut) {
                 for (i, item) in items.iter_mut().enumerate() {
@@ -931,14 +1145,49 @@ async fn keep_alive(node: Arc<Node>) {
     }
 }
 
-/// Follows the key table. While the watch is down the table is marked unsynced (scoped keys
-/// are refused) until it is read again.
+/// How often a node asks etcd whether its control plane watch is alive (a progress
+/// notification). A watch silent for twice this is given up: the node refuses scoped keys
+/// until it has read the table again, so a revoked key stops working on every node within
+/// three periods even when the node's watch stalls without breaking.
+pub const WATCH_PROGRESS: Duration = Duration::from_secs(1);
+
+/// Follows the control plane (the key table and the tenants: one watch on the cluster's
+/// prefix). While the watch is down the cache is marked unsynced (scoped keys are refused)
+/// until it is read again.
 async fn watch_keys(node: Arc<Node>, mut revision: i64) {
+    let members = node.key("members", "");
+    let namespaces = node.key("namespaces", "");
+    let (keys, tenants, nodes) =
+        (node.key("keys", ""), node.key("tenants", ""), node.key("nodes", ""));
     loop {
         let mut etcd = node.etcd.clone();
         let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
-        if let Ok(mut stream) = etcd.watch(node.key("keys", ""), Some(options)).await {
-            while let Ok(Some(resp)) = stream.message().await {
+        let all = format!("/{}/", node.config.prefix.trim_matches('/'));
+        if let Ok(mut stream) = etcd.watch(all, Some(options)).await {
+            // A watch can stay open and say nothing (a half-open connection, a stuck member):
+            // ask etcd for a progress notification every WATCH_PROGRESS, and give the watch up
+            // (fail closed, then read the table again) when nothing came for twice that.
+            let mut heard = Instant::now();
+            loop {
+                let resp = tokio::select! {
+                    msg = stream.message() => match msg {
+                        Ok(Some(resp)) => resp,
+                        _ => break,
+                    },
+                    () = tokio::time::sleep(WATCH_PROGRESS) => {
+                        if heard.elapsed() > 2 * WATCH_PROGRESS {
+                            eprintln!(
+                                "memsilo cluster: node {}: the control plane watch was silent for {} ms; reading it again",
+                                node.config.node_id,
+                                heard.elapsed().as_millis()
+                            );
+                            break;
+                        }
+                        let _ = stream.request_progress().await;
+                        continue;
+                    }
+                };
+                heard = Instant::now();
                 if resp.canceled() {
                     break;
                 }
@@ -946,17 +1195,38 @@ async fn watch_keys(node: Arc<Node>, mut revision: i64) {
                 for event in resp.events() {
                     let Some(kv) = event.kv() else { continue };
                     revision = revision.max(kv.mod_revision());
-                    match event.event_type() {
-                        EventType::Put => {
-                            if let Ok(rec) = serde_json::from_slice::<KeyRecord>(kv.value()) {
-                                cache.keys.insert(rec.id.clone(), rec);
-                            }
+                    let key = String::from_utf8_lossy(kv.key());
+                    let put = event.event_type() == EventType::Put;
+                    if let Some(id) = key.strip_prefix(keys.as_str()) {
+                        if !put {
+                            cache.keys.remove(id);
+                        } else if let Ok(rec) = serde_json::from_slice::<KeyRecord>(kv.value()) {
+                            cache.keys.insert(rec.id.clone(), rec);
                         }
-                        EventType::Delete => {
-                            let key = String::from_utf8_lossy(kv.key()).into_owned();
-                            if let Some(id) = key.rsplit('/').next() {
-                                cache.keys.remove(id);
-                            }
+                    } else if let Some(id) = key.strip_prefix(tenants.as_str()) {
+                        if !put {
+                            cache.tenants.remove(id);
+                        } else if let Ok(t) = serde_json::from_slice::<memsilo::Tenant>(kv.value())
+                        {
+                            cache.tenants.insert(t.id.clone(), t);
+                        }
+                    } else if let Some(id) = key.strip_prefix(members.as_str()) {
+                        if !put {
+                            cache.members.remove(id);
+                        } else if let Ok(m) = serde_json::from_slice::<memsilo::Member>(kv.value())
+                        {
+                            cache.members.insert(id.to_owned(), m);
+                        }
+                    } else if let Some(name) = key.strip_prefix(namespaces.as_str()) {
+                        // Deleted on its owner: a copy left here from an earlier ownership goes.
+                        if let Some(name) = crate::namespaces::unhex(name).filter(|_| !put) {
+                            node.forget_copy(name);
+                        }
+                    } else if let Some(id) = key.strip_prefix(nodes.as_str()) {
+                        if put {
+                            cache.nodes.insert(id.to_owned());
+                        } else {
+                            cache.nodes.remove(id);
                         }
                     }
                 }

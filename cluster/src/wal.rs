@@ -31,13 +31,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One logged write: an operation of the API table and its arguments, with every id the
-/// engine would otherwise choose at random already filled in (so a replay is the same write).
+/// engine would otherwise choose at random already fixed (so a replay is the same write):
+/// memory and session ids in the arguments, the ids of what a graph write creates in `ids`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     /// Operation name (`store_memory`, ...).
     pub op: String,
     /// Its arguments.
     pub args: Value,
+    /// The ids a graph write (`add_entity`, `add_relation`) gives the rows it creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<memsilo::GraphIds>,
+}
+
+impl Record {
+    /// A write with nothing fixed beyond its arguments.
+    pub fn new(op: &str, args: Value) -> Record {
+        Record { op: op.to_owned(), args, ids: None }
+    }
+
+    /// Applies the write to the local engine: the first time on the owner, and again on
+    /// replay, with the same ids.
+    pub fn apply(self, root: &memsilo::Handle) -> memsilo::Result<memsilo::api::Reply> {
+        root.with_graph_ids(self.ids).call(&self.op, self.args)
+    }
 }
 
 /// One log object.
@@ -263,6 +280,34 @@ impl NamespaceLog {
     /// Deletes log entry `seq`.
     pub async fn delete_entry(&self, seq: u64) -> Result<(), String> {
         self.store.delete(&self.entry_path(seq)).await.map_err(|e| e.to_string())
+    }
+
+    /// Deletes every object of the namespace that holds data: log objects with writes,
+    /// snapshots and the manifest. Fences (log objects without writes) are kept: they hold
+    /// nothing of the namespace and keep an older owner's appends refused. Returns the number
+    /// of objects deleted.
+    pub async fn erase(&self) -> Result<usize, String> {
+        let prefix = Path::from(self.dir.as_str());
+        let metas: Vec<_> =
+            self.store.list(Some(&prefix)).try_collect().await.map_err(|e| e.to_string())?;
+        let log = format!("{}/log/", self.dir);
+        let mut deleted = 0;
+        for meta in metas {
+            let seq = meta.location.as_ref().strip_prefix(&log).and_then(|f| f.parse::<u64>().ok());
+            if let Some(seq) = seq {
+                match self.read_entry(seq).await {
+                    Ok(e) if e.records.is_empty() => continue,
+                    Ok(_) => {}
+                    Err(e) if e.contains("corrupt") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(deleted)
     }
 
     /// Creates entry `seq`; refused if it exists.

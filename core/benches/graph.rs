@@ -25,7 +25,7 @@ fn build(root: &Handle) -> Vec<String> {
         let batch = (0..BATCH)
             .map(|i| AddEntity {
                 name: format!("entity-{}", chunk * BATCH + i),
-                entity_type: Some(if i % 10 == 0 { "org" } else { "person" }.into()),
+                entity_type: Some(if i.is_multiple_of(10) { "org" } else { "person" }.into()),
                 ..Default::default()
             })
             .collect();

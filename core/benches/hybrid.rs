@@ -12,36 +12,8 @@ use memsilo::{
     CreateTenant, Engine, IsolationMode, NamespaceOptions, Options, Recall, RecallMode, StoreMemory,
 };
 
-/// A small deterministic generator (xorshift), so every run stores the same notes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Zipf-like pick in `0..n`: low indexes are common words, high ones rare.
-    fn word(&mut self, n: usize) -> usize {
-        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
-        ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
-    }
-}
-
-const SYLLABLES: [&str; 16] = [
-    "ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "sa", "do", "fu", "gi", "ha", "jo", "be",
-];
-
-fn vocabulary(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let (a, b, c) = (i % 16, (i / 16) % 16, (i / 256) % 16);
-            format!("{}{}{}{}", SYLLABLES[a], SYLLABLES[b], SYLLABLES[c], i / 4096)
-        })
-        .collect()
-}
+#[path = "common/notes.rs"]
+mod notes;
 
 #[path = "common/cpu.rs"]
 mod cpu;
@@ -67,18 +39,12 @@ fn main() {
         .tenant;
     let opts = NamespaceOptions { tenant_id: Some(tenant.id), ..Default::default() };
     root.create_namespace("notes", opts).unwrap();
-    let words = vocabulary(20_000);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut note = |i: usize| {
-        let len = 8 + (rng.next() % 12) as usize;
-        let body: Vec<&str> = (0..len).map(|_| words[rng.word(words.len())].as_str()).collect();
-        format!("note {i}: {}", body.join(" "))
-    };
+    let mut notes = notes::Notes::new();
     let started = Instant::now();
     let mut i = 0;
     while i < n {
         let batch: Vec<StoreMemory> =
-            (i..(i + 1000).min(n)).map(|j| StoreMemory::text(note(j))).collect();
+            (i..(i + 1000).min(n)).map(|j| StoreMemory::text(notes.note(j))).collect();
         i += batch.len();
         root.store_memories("notes", batch).unwrap();
     }
@@ -93,11 +59,7 @@ fn main() {
     engine.build_vector_indexes().unwrap();
     println!("vector index built in {:.1} s", t.elapsed().as_secs_f64());
 
-    let queries: Vec<String> = (0..300)
-        .map(|_| {
-            (0..3).map(|_| words[rng.word(words.len())].as_str()).collect::<Vec<_>>().join(" ")
-        })
-        .collect();
+    let queries: Vec<String> = (0..300).map(|_| notes.query()).collect();
     // Hybrid fuses the best 50 of each mode, so their top 50 are shown too.
     let runs = [
         (RecallMode::Vector, 10),

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use memsilo::transfer::{Batch, Batcher, ExportArgs, ImportArgs};
+use memsilo::transfer::{Batch, Batcher, ExportArgs};
 use memsilo::{
     dot, Engine, ListMemories, ListSessions, NamespaceOptions, Options, Recall, SessionMemories,
     StartSession, StoreMemory,
@@ -135,6 +135,16 @@ fn list_all(engine: &Engine, n: usize) {
     );
 }
 
+/// Bytes this process has passed to write calls so far (`wchar` of `/proc/self/io`): what
+/// LMDB's commits write, as it writes its dirty pages with `pwrite`.
+fn written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// p50 and p99 of 50 runs of `f`.
 fn time50(mut f: impl FnMut(usize)) -> (Duration, Duration) {
     let mut lat: Vec<Duration> = (0..50)
@@ -180,7 +190,7 @@ fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
     let root = engine.root();
     let batches = 20.min(n / 1000);
     let mut lat = Vec::new();
-    let cpu0 = cpu();
+    let (cpu0, written0) = (cpu(), written());
     for b in 0..batches {
         // 1000 existing ids spread over the namespace.
         let batch: Vec<StoreMemory> =
@@ -190,10 +200,11 @@ fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
         lat.push(t.elapsed());
     }
     let used = cpu().saturating_sub(cpu0);
+    let pages = written().saturating_sub(written0) as f64 / 4096.0 / batches as f64;
     let total: Duration = lat.iter().sum();
     assert_eq!(root.get_namespace("src").unwrap().memory_count, n as u64);
     println!(
-        "upsert of 1000 existing ids per batch (new vectors): p50 {} per batch, {} (target >= 50k/s)",
+        "upsert of 1000 existing ids per batch (new vectors): p50 {} per batch, {} (target >= 50k/s); {pages:.0} pages written per batch",
         ms(percentile(&mut lat, 0.5)),
         rate(batches * 1000, total, used)
     );
@@ -231,9 +242,7 @@ fn export_import(engine: &Engine, n: usize) {
     let mut batcher = Batcher::new(1000);
     let mut imported = 0;
     let mut send = |b: Batch| {
-        let args =
-            ImportArgs { namespace: "dst".into(), lines: b.lines, first_line: Some(b.first_line) };
-        imported += root.import_batch(args).unwrap().memories;
+        imported += root.import_batch(b.into_args("dst")).unwrap().memories;
     };
     for line in text.split(|b| *b == b'\n') {
         if let Some(b) = batcher.push(line).unwrap() {

@@ -8,7 +8,9 @@
 //! (see `tuning`), for: hashing embedder, static default (potion-base-8M), `MiniLM`
 //! (`MEMSILO_MINILM_DIR`, feature `minilm`), keyword only (BM25), hybrid with each embedder;
 //! and writes them as CSV for the chart. With `QUALITY_SWEEP=1` it also replays fusions of the
-//! default model's two rankings (see `sweep`). Adversarial questions (category 5: the answer
+//! default model's two rankings (see `sweep`), with `QUALITY_SWEEP=match` the fusion with the
+//! static model's token match (see `sweep_match`), and with `QUALITY_SWEEP=experiments` other
+//! scalings, pseudo-relevance feedback and question-word handling (see `experiments`). Adversarial questions (category 5: the answer
 //! is not in the conversation) are left out. Asserts nothing.
 //!
 //! `make bench-quality DATA=<dir of LoCoMo's conversation files>` (release; needs the data,
@@ -130,7 +132,7 @@ impl Scores {
 /// the fusion's parameters: every other one, from the first. The others are held out, and the
 /// numbers on them are the ones to believe.
 fn tuning(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 /// Scores over every question, the tuning half's and the held-out half's.
@@ -153,7 +155,11 @@ impl Split {
 /// rankings outside the engine.
 struct Pool {
     tune: bool,
+    question: String,
     evidence: Vec<String>,
+    /// The conversation's index (for its memories' embeddings) and the question's embedding.
+    conv: usize,
+    query: Vec<f32>,
     /// (dialogue id, similarity, BM25), in the engine's order.
     memories: Vec<(String, f64, f64)>,
 }
@@ -168,9 +174,11 @@ fn run(
     pools: bool,
 ) -> (Vec<(String, Split)>, Vec<Pool>) {
     let dir = tempfile::tempdir().unwrap();
-    let engine =
-        Engine::open(dir.path(), Options { background: false, embedder, ..Options::default() })
-            .unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options { background: false, embedder: embedder.clone(), ..Options::default() },
+    )
+    .unwrap();
     let root = engine.root();
     let mut out: Vec<(String, Split)> =
         modes.iter().map(|(m, _)| (format!("{m} ({label})"), Split::default())).collect();
@@ -207,7 +215,15 @@ fn run(
                         (by_id[&h.id].clone(), v, h.keyword_score.unwrap_or(0.0))
                     })
                     .collect();
-                kept.push(Pool { tune: tuning(i), evidence: evidence.clone(), memories });
+                let query = embedder.embed(&[question.as_str()]).unwrap().remove(0);
+                kept.push(Pool {
+                    tune: tuning(i),
+                    question: question.clone(),
+                    evidence: evidence.clone(),
+                    conv: i,
+                    query,
+                    memories,
+                });
             }
         }
     }
@@ -227,8 +243,10 @@ enum Fusion {
 }
 
 /// The top 10 of `pool` fused by `fusion` over the best `depth` of each ranking.
-fn replay(pool: &Pool, fusion: Fusion, depth: usize) -> Vec<&str> {
-    let m = &pool.memories;
+/// The candidates a fusion over the best `depth` of each ranking sees, as indices into
+/// `m` (the pool's memories): the best `depth` by cosine, then those of the best `depth` by
+/// BM25 not among them, as the engine gathers them.
+fn candidates(m: &[(String, f64, f64)], depth: usize) -> Vec<usize> {
     let mut by_v: Vec<usize> = (0..m.len()).collect();
     by_v.sort_by(|a, b| m[*b].1.total_cmp(&m[*a].1));
     let mut by_k: Vec<usize> = (0..m.len()).filter(|i| m[*i].2 > 0.0).collect();
@@ -236,6 +254,12 @@ fn replay(pool: &Pool, fusion: Fusion, depth: usize) -> Vec<&str> {
     let mut cands: Vec<usize> = by_v.iter().take(depth).copied().collect();
     let seen: HashSet<usize> = cands.iter().copied().collect();
     cands.extend(by_k.iter().take(depth).filter(|i| !seen.contains(i)));
+    cands
+}
+
+fn replay(pool: &Pool, fusion: Fusion, depth: usize) -> Vec<&str> {
+    let m = &pool.memories;
+    let cands = candidates(m, depth);
     let rank_by = |score: &dyn Fn(usize) -> f64| {
         let mut order = cands.clone();
         order.sort_by(|a, b| score(*b).total_cmp(&score(*a)));
@@ -348,6 +372,324 @@ fn sweep(pools: &[Pool]) {
     println!("(last line: the fusion before the sweep, reciprocal rank k = 60 over the best 50)");
 }
 
+/// Scores scaled to [0, 1] over the candidates (min-max; 1 when they are all equal), as the
+/// engine's fusion scales them.
+fn min_max(xs: &[f64]) -> Vec<f64> {
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    xs.iter().map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 1.0 }).collect()
+}
+
+/// `QUALITY_SWEEP=match`: replays the engine's hybrid fusion with the static model's token
+/// match ([`Embedder::token_match`], the engine's own) over the best 50 or 100 of each ranking,
+/// for a grid of `vector_weight` and the cosine's share of the vector side, and prints the
+/// best on the tuning half first (ties by its recall@10) with their held-out and overall
+/// hit@10.
+fn sweep_match(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
+    let texts: Vec<HashMap<&str, &str>> = conversations
+        .iter()
+        .map(|c| c.turns.iter().map(|(d, t)| (d.as_str(), t.as_str())).collect())
+        .collect();
+    let mut results: Vec<(String, Split)> = Vec::new();
+    for depth in [50, 100] {
+        // Per pool: the candidates, their scaled cosine, BM25 and token match.
+        type Prepared = (Vec<usize>, Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+        let prepared: Vec<Prepared> = pools
+            .iter()
+            .map(|p| {
+                let m = &p.memories;
+                let cands = candidates(m, depth);
+                let ctexts: Vec<&str> =
+                    cands.iter().map(|i| texts[p.conv][m[*i].0.as_str()]).collect();
+                let tm = potion.token_match(&p.question, &ctexts).unwrap();
+                let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
+                let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
+                (cands, min_max(&v), min_max(&k), tm.as_deref().map(min_max))
+            })
+            .collect();
+        for vw in [0.8, 0.85, 0.9, 0.95, 1.0] {
+            for share in [0.2, 0.3, 0.35, 0.4, 0.5] {
+                let mut s = Split::default();
+                for (p, (c, v, k, tm)) in pools.iter().zip(&prepared) {
+                    let (w, side): (f64, Vec<f64>) = match tm {
+                        Some(t) => (
+                            vw,
+                            v.iter().zip(t).map(|(v, t)| share * v + (1.0 - share) * t).collect(),
+                        ),
+                        None => (0.6, v.clone()),
+                    };
+                    let fused: Vec<f64> =
+                        side.iter().zip(k).map(|(s, k)| w * s + (1.0 - w) * k).collect();
+                    let mut order: Vec<usize> = (0..c.len()).collect();
+                    order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+                    let ranked: Vec<&str> =
+                        order.iter().take(10).map(|o| p.memories[c[*o]].0.as_str()).collect();
+                    s.add(p.tune, &ranked, &p.evidence);
+                }
+                results.push((format!("depth {depth} vector_weight {vw} cosine share {share}"), s));
+            }
+        }
+    }
+    let key = |s: &Scores| (s.values()[2], s.values()[5]);
+    results.sort_by(|a, b| key(&b.1.tune).partial_cmp(&key(&a.1.tune)).unwrap());
+    println!("token-match fusion sweep ({}), best on the tuning half first:", results.len());
+    println!(
+        "{:<50} {:>11} {:>14} {:>12} {:>9}",
+        "fusion", "tune hit@10", "tune recall@10", "held hit@10", "all hit@10"
+    );
+    for (name, s) in results.iter().take(12) {
+        println!(
+            "{name:<50} {:>11.3} {:>14.3} {:>12.3} {:>9.3}",
+            s.tune.values()[2],
+            s.tune.values()[5],
+            s.held.values()[2],
+            s.all.values()[2]
+        );
+    }
+}
+
+/// How [`experiments`] scales the two scores before the weighted sum: min-max over the
+/// candidates (the engine's), z-score (mean and standard deviation over the candidates; the
+/// ranking of distribution-based score fusion), or reciprocal rank with constant k.
+#[derive(Debug, Clone, Copy)]
+enum Norm {
+    MinMax,
+    ZScore,
+    Rrf(f64),
+}
+
+/// Indices of `m` best first by fusing vector scores `vs` and keyword scores `ks`.
+fn fuse_idx(vs: &[f64], ks: &[f64], norm: Norm, w: f64, depth: usize, n: usize) -> Vec<usize> {
+    fuse_sel(vs, vs, ks, norm, w, depth, n)
+}
+
+/// As [`fuse_idx`], candidates chosen by `sel` (vector side) and scored by `vs`.
+#[allow(clippy::too_many_arguments)]
+fn fuse_sel(
+    sel: &[f64],
+    vs: &[f64],
+    ks: &[f64],
+    norm: Norm,
+    w: f64,
+    depth: usize,
+    n: usize,
+) -> Vec<usize> {
+    let mut by_v: Vec<usize> = (0..vs.len()).collect();
+    by_v.sort_by(|a, b| sel[*b].total_cmp(&sel[*a]));
+    let mut by_k: Vec<usize> = (0..ks.len()).filter(|i| ks[*i] > 0.0).collect();
+    by_k.sort_by(|a, b| ks[*b].total_cmp(&ks[*a]));
+    let mut cands: Vec<usize> = by_v.iter().take(depth).copied().collect();
+    let seen: HashSet<usize> = cands.iter().copied().collect();
+    cands.extend(by_k.iter().take(depth).filter(|i| !seen.contains(i)));
+    let fused: Vec<f64> = match norm {
+        Norm::MinMax | Norm::ZScore => {
+            let scale = |f: &[f64]| -> (f64, f64) {
+                let xs: Vec<f64> = cands.iter().map(|i| f[*i]).collect();
+                if matches!(norm, Norm::MinMax) {
+                    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    (lo, if hi > lo { hi - lo } else { 1.0 })
+                } else {
+                    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+                    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+                    (mean, if var > 0.0 { var.sqrt() } else { 1.0 })
+                }
+            };
+            let ((lv, dv), (lk, dk)) = (scale(vs), scale(ks));
+            cands.iter().map(|i| w * (vs[*i] - lv) / dv + (1.0 - w) * (ks[*i] - lk) / dk).collect()
+        }
+        Norm::Rrf(k) => {
+            let rank = |order: &[usize]| -> HashMap<usize, usize> {
+                order.iter().enumerate().map(|(r, i)| (*i, r + 1)).collect()
+            };
+            let (rv, rk) = (rank(&by_v), rank(&by_k));
+            cands
+                .iter()
+                .map(|i| {
+                    w / (k + rv[i] as f64) + rk.get(i).map_or(0.0, |r| (1.0 - w) / (k + *r as f64))
+                })
+                .collect()
+        }
+    };
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+    order.iter().take(n).map(|o| cands[*o]).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+}
+
+/// Pseudo-relevance feedback on the vector side in [`experiments`].
+#[derive(Debug, Clone, Copy)]
+enum Prf {
+    None,
+    /// Fused top m's centroid, weight beta.
+    Fused(usize, f64),
+    /// Keyword top m's centroid.
+    Keyword(usize, f64),
+    /// As `Fused`, rescoring the first fusion's candidates only.
+    Rerank(usize, f64),
+}
+
+/// The variants [`experiments`] replays: scaling, weight, depth, feedback, stop words.
+fn variants() -> Vec<(Norm, f64, usize, Prf, u8)> {
+    let mut variants: Vec<(Norm, f64, usize, Prf, u8)> = Vec::new();
+    for stop in [0u8, 1, 2] {
+        for (norm, ws) in [
+            (Norm::MinMax, vec![0.4, 0.5, 0.55, 0.6, 0.65, 0.7]),
+            (Norm::ZScore, vec![0.3, 0.4, 0.5, 0.6, 0.7]),
+        ] {
+            for w in ws {
+                for depth in [30, 50, 100] {
+                    variants.push((norm, w, depth, Prf::None, stop));
+                }
+            }
+        }
+        for k in [10.0, 60.0] {
+            for w in [0.4, 0.5, 0.6] {
+                variants.push((Norm::Rrf(k), w, 50, Prf::None, stop));
+            }
+        }
+        for m in [3, 5, 10] {
+            for beta in [0.5, 1.0, 2.0] {
+                for w in [0.5, 0.6, 0.7] {
+                    variants.push((Norm::MinMax, w, 50, Prf::Fused(m, beta), stop));
+                    variants.push((Norm::ZScore, w, 50, Prf::Fused(m, beta), stop));
+                    variants.push((Norm::MinMax, w, 50, Prf::Keyword(m, beta), stop));
+                    variants.push((Norm::MinMax, w, 50, Prf::Rerank(m, beta), stop));
+                    variants.push((Norm::ZScore, w, 50, Prf::Rerank(m, beta), stop));
+                }
+            }
+        }
+    }
+    variants
+}
+
+/// `QUALITY_SWEEP=experiments`: replays other ways to rank the default model's pools and prints
+/// the best on the tuning half with their held-out hit@10 and nDCG@10 — z-score scaling,
+/// candidate depth 30/50/100, reciprocal rank; pseudo-relevance feedback on the vector side
+/// (the query moved towards the centroid of the fused top m, or of BM25's top m, by beta, then
+/// the whole ranking or only the first fusion's candidates scored again); and stop words left
+/// out before embedding (`stop` 1: of the question; 2: of the question and the memories).
+fn experiments(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
+    // Every memory's embedding, and with the stop words left out (memories and questions).
+    let stop = stop_list();
+    let mut embs: Vec<HashMap<String, Vec<f32>>> = Vec::new();
+    let mut m_ns: Vec<HashMap<String, Vec<f32>>> = Vec::new();
+    let mut q_ns = Vec::new();
+    for c in conversations {
+        let ids = || c.turns.iter().map(|t| t.0.clone());
+        let texts: Vec<&str> = c.turns.iter().map(|t| t.1.as_str()).collect();
+        embs.push(ids().zip(potion.embed(&texts).unwrap()).collect());
+        let filtered: Vec<String> = texts.iter().map(|t| without_stop_words(t, &stop)).collect();
+        let filtered: Vec<&str> = filtered.iter().map(String::as_str).collect();
+        m_ns.push(ids().zip(potion.embed(&filtered).unwrap()).collect());
+        for (q, _) in &c.questions {
+            q_ns.push(potion.embed(&[without_stop_words(q, &stop).as_str()]).unwrap().remove(0));
+        }
+    }
+
+    let variants = variants();
+    let mut results: Vec<(String, Split)> = Vec::new();
+    for (norm, w, depth, prf, stop) in &variants {
+        let mut s = Split::default();
+        for (pi, p) in pools.iter().enumerate() {
+            let emb_of = |id: &str| -> &Vec<f32> {
+                if *stop == 2 {
+                    &m_ns[p.conv][id]
+                } else {
+                    &embs[p.conv][id]
+                }
+            };
+            let q = if *stop >= 1 { &q_ns[pi] } else { &p.query };
+            let mut vs: Vec<f64> = p.memories.iter().map(|m| dot(q, emb_of(&m.0))).collect();
+            let ks: Vec<f64> = p.memories.iter().map(|m| m.2).collect();
+            let feedback = match prf {
+                Prf::None => None,
+                Prf::Fused(m, beta) | Prf::Rerank(m, beta) => {
+                    Some((fuse_idx(&vs, &ks, *norm, *w, *depth, *m), *beta))
+                }
+                Prf::Keyword(m, beta) => {
+                    let mut by_k: Vec<usize> = (0..ks.len()).filter(|i| ks[*i] > 0.0).collect();
+                    by_k.sort_by(|a, b| ks[*b].total_cmp(&ks[*a]));
+                    by_k.truncate(*m);
+                    Some((by_k, *beta))
+                }
+            };
+            let sel = vs.clone();
+            if let Some((top, beta)) = feedback {
+                if !top.is_empty() {
+                    let mut c = vec![0f32; q.len()];
+                    for i in &top {
+                        for (a, b) in c.iter_mut().zip(emb_of(&p.memories[*i].0)) {
+                            *a += b / top.len() as f32;
+                        }
+                    }
+                    let q2: Vec<f32> = q.iter().zip(&c).map(|(a, b)| a + beta as f32 * b).collect();
+                    let n = dot(&q2, &q2).sqrt().max(1e-9);
+                    vs = p.memories.iter().map(|m| dot(&q2, emb_of(&m.0)) / n).collect();
+                }
+            }
+            let top = if matches!(prf, Prf::Rerank(..)) {
+                fuse_sel(&sel, &vs, &ks, *norm, *w, *depth, 10)
+            } else {
+                fuse_idx(&vs, &ks, *norm, *w, *depth, 10)
+            };
+            let ranked: Vec<&str> = top.iter().map(|i| p.memories[*i].0.as_str()).collect();
+            s.add(p.tune, &ranked, &p.evidence);
+        }
+        results.push((format!("{norm:?} w{w} d{depth} {prf:?} stop{stop}"), s));
+    }
+    results.sort_by(|a, b| b.1.tune.values()[2].total_cmp(&a.1.tune.values()[2]));
+    println!("experiments ({}), best tuning hit@10 first:", results.len());
+    for (name, s) in results.iter().take(40) {
+        println!(
+            "{name:<55} tune {:.3} held {:.3} all {:.3} heldnDCG {:.3}",
+            s.tune.values()[2],
+            s.held.values()[2],
+            s.all.values()[2],
+            s.held.values()[6]
+        );
+    }
+    for (name, s) in &results {
+        if name.starts_with("MinMax w0.6 d50 None") || name.starts_with("ZScore w0.5 d50 None") {
+            println!(
+                "ref {name:<51} tune {:.3} held {:.3} all {:.3}",
+                s.tune.values()[2],
+                s.held.values()[2],
+                s.all.values()[2]
+            );
+        }
+    }
+}
+
+/// Question words and function words dropped before embedding (experiment): the keyword
+/// index's stop list, read from its source.
+fn without_stop_words(text: &str, stop: &HashSet<String>) -> String {
+    let kept: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty() && !stop.contains(&w.to_lowercase()))
+        .collect();
+    if kept.is_empty() {
+        text.to_owned()
+    } else {
+        kept.join(" ")
+    }
+}
+
+fn stop_list() -> HashSet<String> {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/keyword/text.rs"))
+        .unwrap();
+    let start = src.find("const STOP_WORDS").unwrap();
+    let body = &src[start..];
+    let body = &body[body.find("&[").unwrap() + 2..body.find("];").unwrap()];
+    body.split(',')
+        .map(|w| w.trim().trim_matches('"').to_owned())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 fn main() {
     let Some(data) = std::env::var_os("DATA") else {
         eprintln!("set DATA to the directory of LoCoMo's conversation files (make bench-quality DATA=...)");
@@ -380,10 +722,14 @@ fn main() {
     let two = [modes[0], modes[2]];
     match model_dir.map(|d| memsilo::load_model(&d.join("potion-base-8M"), "potion-base-8M")) {
         Some(Ok(potion)) => {
-            let (more, pools) = run("potion-base-8M", potion, &conversations, &two, sweeping);
+            let (more, pools) =
+                run("potion-base-8M", potion.clone(), &conversations, &two, sweeping);
             rows.extend(more);
-            if sweeping {
-                sweep(&pools);
+            match std::env::var("QUALITY_SWEEP").as_deref() {
+                Ok("experiments") => experiments(potion.as_ref(), &conversations, &pools),
+                Ok("match") => sweep_match(potion.as_ref(), &conversations, &pools),
+                Ok(_) => sweep(&pools),
+                Err(_) => {}
             }
         }
         Some(Err(e)) => eprintln!("static model not loaded: {e}"),

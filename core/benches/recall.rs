@@ -4,19 +4,27 @@
 //!
 //! Sizes: 1k, 10k and 100k vectors of 384 dimensions; set `MEMSILO_BENCH_1M=1` to add 1M.
 //! Set `MEMSILO_BENCH_QUICK=1` to skip the 100k cases, `MEMSILO_BENCH_STORE=1` for the store
-//! numbers only, `MEMSILO_BENCH_SIZES=10000,100000` for recall at those sizes only.
+//! numbers only, `MEMSILO_BENCH_SIZES=10000,100000` for recall at those sizes only,
+//! `MEMSILO_BENCH_ANN=10000` for the approximate index's recall@10 against exact search at that
+//! size on several kinds of data (clustered vectors, text notes through the default embedder —
+//! the static model when `MEMSILO_MODEL_DIR` points at it — and vectors without structure).
 
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use memsilo::{dot, Engine, NamespaceOptions, Options, Recall, StoreMemory};
+use memsilo::{dot, Engine, NamespaceOptions, Options, Recall, RecallMode, StoreMemory};
 
 const DIMS: usize = 384;
 
 #[path = "../tests/common/synthetic.rs"]
 mod synthetic;
 
-use synthetic::Clustered;
+use synthetic::{Clustered, Rng};
+
+#[path = "common/cpu.rs"]
+mod cpu;
+#[path = "common/notes.rs"]
+mod notes;
 
 fn open(options: Options) -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +173,94 @@ fn recall_at(n: usize, c: &mut Criterion) {
     });
 }
 
+/// What a data set stores and asks: memories and queries, as vectors or as texts.
+enum Data {
+    Vectors(Vec<Vec<f32>>, Vec<Vec<f32>>),
+    Texts(Vec<String>, Vec<String>),
+}
+
+/// The approximate index against exact search at `n` memories: each query's top 10 before the
+/// index is built (exact) and after (the index's cells), recall@10 of the second against the
+/// first, and the CPU time per recall both ways.
+fn ann_quality(n: usize) {
+    let clustered = |seed: u64, topics: usize| {
+        let mut d = Clustered::new(seed, topics, DIMS);
+        Data::Vectors((0..n).map(|_| d.point()).collect(), (0..200).map(|_| d.point()).collect())
+    };
+    let mut rng = Rng(5);
+    let mut text = notes::Notes::new();
+    let sets: Vec<(&str, Data)> = vec![
+        ("clustered vectors, 200 topics", clustered(n as u64, 200)),
+        ("clustered vectors, 2,000 topics", clustered(n as u64 + 1, 2000)),
+        (
+            "text notes, default embedder",
+            Data::Texts(
+                (0..n).map(|i| text.note(i)).collect(),
+                (0..200).map(|_| text.query()).collect(),
+            ),
+        ),
+        (
+            "uniform random vectors (no structure)",
+            Data::Vectors(
+                (0..n).map(|_| rng.unit(DIMS)).collect(),
+                (0..200).map(|_| rng.unit(DIMS)).collect(),
+            ),
+        ),
+    ];
+    for (name, data) in sets {
+        let (_dir, engine) = open(Options { ann_threshold: n, ..Options::default() });
+        let root = engine.root();
+        let dims = matches!(data, Data::Vectors(..)).then_some(DIMS as u32);
+        root.create_namespace("q", NamespaceOptions { dimensions: dims, ..Default::default() })
+            .unwrap();
+        let queries: Vec<Recall> = match &data {
+            Data::Vectors(rows, qs) => {
+                ingest(&engine, "q", rows);
+                qs.iter().map(|q| Recall::vector(q.clone())).collect()
+            }
+            Data::Texts(rows, qs) => {
+                for (c, chunk) in rows.chunks(1000).enumerate() {
+                    let batch =
+                        chunk.iter().map(|t| StoreMemory::text(t.clone())).collect::<Vec<_>>();
+                    root.store_memories("q", batch).unwrap_or_else(|e| panic!("batch {c}: {e}"));
+                }
+                qs.iter()
+                    .map(|q| Recall { mode: Some(RecallMode::Vector), ..Recall::text(q.as_str()) })
+                    .collect()
+            }
+        };
+        let run = || {
+            let mut cpu_times = Vec::new();
+            let tops: Vec<Vec<String>> = queries
+                .iter()
+                .map(|q| {
+                    let cpu0 = cpu::thread_cpu();
+                    let hits = root.recall(q.clone().namespace("q").top_k(10)).unwrap();
+                    cpu_times.push(cpu::thread_cpu().saturating_sub(cpu0));
+                    hits.into_iter().map(|h| h.id).collect()
+                })
+                .collect();
+            (tops, percentile(&mut cpu_times, 0.5))
+        };
+        let (exact, exact_cpu) = run();
+        engine.build_vector_indexes().unwrap();
+        let (approx, approx_cpu) = run();
+        let found: usize = exact
+            .iter()
+            .zip(&approx)
+            .map(|(e, a)| a.iter().filter(|id| e.contains(id)).count())
+            .sum();
+        let wanted: usize = exact.iter().map(Vec::len).sum();
+        println!(
+            "{n} memories, {name}: recall@10 of the index against exact search {:.3} ({} queries); CPU p50 per recall exact {}, index {}",
+            found as f64 / wanted.max(1) as f64,
+            queries.len(),
+            ms(exact_cpu),
+            ms(approx_cpu)
+        );
+    }
+}
+
 /// Write latency (batches of 100) in namespace A while namespace B builds a 100k index, with
 /// A in the same environment as B and in another one.
 fn writes_during_a_build(n: usize) {
@@ -247,6 +343,10 @@ fn filtered_recall(n: usize) {
 }
 
 fn main() {
+    if let Ok(n) = std::env::var("MEMSILO_BENCH_ANN") {
+        ann_quality(n.parse().unwrap_or(10_000));
+        return;
+    }
     if let Ok(n) = std::env::var("MEMSILO_BENCH_FILTERED") {
         // Only the filtered recall, e.g. MEMSILO_BENCH_FILTERED=100000.
         filtered_recall(n.parse().unwrap_or(100_000));

@@ -92,7 +92,7 @@ fn stored_training(it: &IndexTables, r: &heed::RoTxn<'_, WithoutTls>) -> Result<
     let dims = u32::from_be_bytes(d.try_into().map_err(|_| corrupt("dims"))?) as usize;
     let centroids: Vec<f32> =
         c.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    if dims == 0 || centroids.is_empty() || centroids.len() % dims != 0 {
+    if dims == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dims) {
         return Err(corrupt("centroids"));
     }
     Ok(Some(Ivf::new(dims, trained, centroids)))
@@ -162,6 +162,9 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
         if nv.from_slot == 0 {
             return Ok(nv);
         }
+        // Rows overwritten in place since their cell was stored: searched exactly.
+        let refile: Vec<u32> =
+            crate::filter::refile_slots(t, r, rec.id)?.into_iter().map(|e| e.0).collect();
         let index = match inner.index_env(rec.id, false)? {
             Some(env) => env.read(|ir, it| {
                 let Some(ivf) = stored_training(it, ir)? else { return Ok(None) };
@@ -190,9 +193,12 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
         };
         t.each_vector_row(r, rec.id, 0, nv.from_slot, |slot, row| {
             let Some((id, v)) = decode_row(row) else { return Ok(()) };
-            let cell = ivf.as_ref().filter(|i| i.dims() == v.len()).and_then(|_| {
-                cells.binary_search_by_key(&slot, |c| c.0).ok().map(|at| cells[at].1)
-            });
+            let cell = ivf
+                .as_ref()
+                .filter(|i| i.dims() == v.len() && refile.binary_search(&slot).is_err())
+                .and_then(|_| {
+                    cells.binary_search_by_key(&slot, |c| c.0).ok().map(|at| cells[at].1)
+                });
             match cell {
                 Some(cell) => {
                     let mut codes = Vec::with_capacity(v.len());
@@ -212,7 +218,7 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
             queue(inner, rec, false);
         }
         nv.ivf = ivf.map(Arc::new);
-        nv.push_tail(&unfiled, &agents);
+        nv.push_tail(&unfiled, &agents, &refile);
         Ok(nv)
     })
 }
@@ -236,7 +242,7 @@ pub(crate) fn candidates(
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
     let Some(ivf) = &vectors.ivf else { return Ok((out, exhausted)) };
     let extra = want.saturating_mul(RESCORE_FACTOR - 1).min(RESCORE_MAX_EXTRA) + 32;
-    let (found, complete) = ivf.search(query, want + extra, agent, |s| vectors.is_deleted(s));
+    let (found, complete) = ivf.search(query, want + extra, agent, |s| vectors.skip_indexed(s));
     // Not every cell probed: a wider request (the caller's next round) may find more.
     if found.len() >= want || !complete {
         exhausted = false;
@@ -298,7 +304,7 @@ fn queue(inner: &EngineInner, rec: &NamespaceRecord, wrote: bool) {
 
 fn needs_work(inner: &EngineInner, stats: &NamespaceStats) -> bool {
     if stats.indexed_until > 0 {
-        stats.next_slot > stats.indexed_until
+        stats.next_slot > stats.indexed_until || stats.refile > 0
     } else {
         stats.memory_count >= inner.options.ann_threshold as u64
     }
@@ -364,7 +370,8 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     if !indexed && !needs_work(inner, &stats) {
         return Ok(Step::Done);
     }
-    let tail = stats.next_slot - stats.indexed_until;
+    let tail =
+        (stats.next_slot - stats.indexed_until).max(stats.refile.min(u64::from(u32::MAX)) as u32);
     let due = force || !indexed || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
     if !due {
         return Ok(Step::Wait);
@@ -408,7 +415,7 @@ fn retrain(
         let mut sample = Vec::new();
         let mut i = 0usize;
         t.each_vector_row(r, rec.id, 0, end, |_, row| {
-            if i % stride == 0 {
+            if i.is_multiple_of(stride) {
                 if let Some((_, v)) = decode_row(row).filter(|(_, v)| v.len() == dims) {
                     sample.extend_from_slice(&v);
                 }
@@ -475,8 +482,23 @@ fn file_tail(
 ) -> Result<Option<(u32, IndexUpdate)>> {
     let from = stats.indexed_until;
     let end = stats.next_slot.min(from.saturating_add(CHUNK));
-    let (rows, live) = data
-        .read(|r, t| Ok((slot_rows(t, r, rec.id, from, end)?, live_slots(t, r, rec.id, from)?)))?;
+    let (rows, live, refile) = data.read(|r, t| {
+        Ok((
+            slot_rows(t, r, rec.id, from, end)?,
+            live_slots(t, r, rec.id, from)?,
+            refile_rows(t, r, rec.id)?,
+        ))
+    })?;
+    // Rows overwritten in place: their cells again, from the rows as they are now.
+    let refiled: Vec<(u32, u32, u64)> = refile
+        .iter()
+        .filter(|(_, v, _)| v.len() == ivf.dims())
+        .map(|(slot, v, sum)| {
+            let mut codes = Vec::with_capacity(v.len());
+            quantize(v, &mut codes);
+            (*slot, ivf.nearest(&codes), *sum)
+        })
+        .collect();
     let assigned: Vec<(u32, u32)> = rows
         .iter()
         .filter(|(_, _, v)| v.len() == ivf.dims())
@@ -501,7 +523,7 @@ fn file_tail(
         }
         Ok(stale)
     })?;
-    if assigned.is_empty() && stale.is_empty() && end == from {
+    if assigned.is_empty() && stale.is_empty() && refile.is_empty() && end == from {
         return Ok(None);
     }
     env.write(|w, it| {
@@ -514,13 +536,60 @@ fn file_tail(
         for (slot, cell) in &assigned {
             it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
         }
+        for (slot, cell, _) in &refiled {
+            if *slot < end {
+                it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
+            }
+        }
         Ok(())
     })?;
+    if !refile.is_empty() {
+        // The notes go once their cells are stored, unless the row was overwritten again
+        // meanwhile (its note's checksum changed: filed again at the next step). A slot at or
+        // past `end` is filed with the tail.
+        data.write_ns(rec.id, |w, t| {
+            if inner.is_dead(rec.id) {
+                return Err(Error::namespace_forbidden(&rec.name));
+            }
+            let mut stats = t.stats_of(w, rec.id)?;
+            let mut dropped = 0;
+            for (slot, _, sum) in &refile {
+                let filed = refiled.iter().any(|f| f.0 == *slot) && *slot < end;
+                let gone = t.vectors.get(w, &ns_key(rec.id, &slot.to_be_bytes()))?.is_none();
+                if (filed || gone) && crate::filter::unmark_refile(t, w, rec.id, *slot, Some(*sum))?
+                {
+                    dropped += 1;
+                }
+            }
+            stats.refile = stats.refile.saturating_sub(dropped);
+            t.put_stats(w, rec.id, &stats)
+        })?;
+    }
     Ok(Some((end, IndexUpdate::Added { trained: ivf.trained, assigned })))
 }
 
 /// A stored vector row: slot, memory id, vector.
 type Row = (u32, [u8; 16], Vec<f32>);
+
+/// The rows overwritten in place (see [`crate::filter::mark_refile`]): slot, vector, and the
+/// checksum of the note. A note whose row is gone comes with an empty vector.
+fn refile_rows(
+    t: &DataTables,
+    r: &heed::RoTxn<'_, WithoutTls>,
+    ns: NamespaceId,
+) -> Result<Vec<(u32, Vec<f32>, u64)>> {
+    let mut out = Vec::new();
+    for (slot, sum) in crate::filter::refile_slots(t, r, ns)? {
+        let v = t
+            .vectors
+            .get(r, &ns_key(ns, &slot.to_be_bytes()))?
+            .and_then(decode_row)
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        out.push((slot, v, sum));
+    }
+    Ok(out)
+}
 
 /// The vector rows of slots `from..end`.
 fn slot_rows(
@@ -564,12 +633,12 @@ pub(crate) fn spawn_indexer(inner: &Arc<EngineInner>) -> Option<std::thread::Joi
                 return;
             }
             if let Err(e) = maintain(&inner, false) {
-                eprintln!("memsilo: vector index maintenance failed, will retry: {e}");
+                tracing::warn!("vector index maintenance failed, will retry: {e}");
             }
         }
         std::thread::park_timeout(Duration::from_millis(250));
     });
-    spawned.map_err(|e| eprintln!("memsilo: could not start the vector indexer: {e}")).ok()
+    spawned.map_err(|e| tracing::error!("could not start the vector indexer: {e}")).ok()
 }
 
 impl Engine {

@@ -16,7 +16,7 @@ use crate::keys::CreateKey;
 use crate::listing::{CountMemories, ListMemories};
 use crate::memory::{Forget, Recall, StoreMemory, UpdateMemory};
 use crate::namespace::{DecayPolicy, NamespaceOptions};
-use crate::page::Page;
+use crate::page::{Page, Paged};
 use crate::tenant::{CreateTenant, TenantStatus, UpdateTenant};
 
 /// Arguments naming one namespace.
@@ -71,12 +71,15 @@ pub struct ListArgs {
     /// Only this tenant's.
     #[serde(default)]
     pub tenant_id: Option<String>,
-    /// Items to skip.
+    /// Items to skip (not with `cursor`).
     #[serde(default)]
     pub offset: Option<u64>,
     /// Page size.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// `next_cursor` of the previous page: the page starts after it.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 /// Arguments of `list_keys`.
@@ -166,7 +169,8 @@ pub struct UpdateTenantArgs {
 }
 
 impl UpdateTenantArgs {
-    fn into_parts(self) -> (String, UpdateTenant) {
+    /// The tenant's id and the changes.
+    pub fn into_parts(self) -> (String, UpdateTenant) {
         let changes = UpdateTenant {
             name: self.name,
             status: self.status,
@@ -534,13 +538,23 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
 }
 
 /// An operation's result. `total_count` is set for the lists whose value is a bare array
-/// (namespaces, keys); HTTP carries it in `X-Total-Count`.
+/// (namespaces, keys), and `next_cursor` for those paged by cursor (namespaces) when a page
+/// follows; HTTP carries them in `X-Total-Count` and `X-Next-Cursor`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     /// The JSON result.
     pub value: Value,
     /// Items in all pages, for bare-array lists.
     pub total_count: Option<u64>,
+    /// Where the next page of a bare-array list starts (`None`: no page follows).
+    pub next_cursor: Option<String>,
+}
+
+impl Reply {
+    /// A result that is not a bare-array list.
+    pub fn of_value(value: Value) -> Reply {
+        Reply { value, total_count: None, next_cursor: None }
+    }
 }
 
 /// An operation's result as JSON text, serialised once from the operation's own types (see
@@ -551,6 +565,8 @@ pub struct EncodedReply {
     pub body: Vec<u8>,
     /// Items in all pages, for bare-array lists.
     pub total_count: Option<u64>,
+    /// Where the next page of a bare-array list starts.
+    pub next_cursor: Option<String>,
 }
 
 /// What [`Handle::run`] builds a result into: a JSON value ([`Reply`]) or JSON text
@@ -558,19 +574,23 @@ pub struct EncodedReply {
 trait Answer: Sized {
     /// The result `v`.
     fn of<T: Serialize>(v: T) -> Result<Self>;
-    /// A bare-array list with its total.
-    fn listed<T: Serialize>(items: T, total_count: u64) -> Result<Self>;
+    /// A bare-array list with its total and the cursor of the page after it.
+    fn listed<T: Serialize>(page: Paged<T>) -> Result<Self>;
     /// A result already built as a JSON value.
     fn from_reply(r: Reply) -> Result<Self>;
 }
 
 impl Answer for Reply {
     fn of<T: Serialize>(v: T) -> Result<Reply> {
-        Ok(Reply { value: serde_json::to_value(v)?, total_count: None })
+        Ok(Reply::of_value(serde_json::to_value(v)?))
     }
 
-    fn listed<T: Serialize>(items: T, total_count: u64) -> Result<Reply> {
-        Ok(Reply { value: serde_json::to_value(items)?, total_count: Some(total_count) })
+    fn listed<T: Serialize>(page: Paged<T>) -> Result<Reply> {
+        Ok(Reply {
+            value: serde_json::to_value(page.items)?,
+            total_count: Some(page.total_count),
+            next_cursor: page.next_cursor,
+        })
     }
 
     fn from_reply(r: Reply) -> Result<Reply> {
@@ -580,15 +600,23 @@ impl Answer for Reply {
 
 impl Answer for EncodedReply {
     fn of<T: Serialize>(v: T) -> Result<EncodedReply> {
-        Ok(EncodedReply { body: to_json(&v)?, total_count: None })
+        Ok(EncodedReply { body: to_json(&v)?, total_count: None, next_cursor: None })
     }
 
-    fn listed<T: Serialize>(items: T, total_count: u64) -> Result<EncodedReply> {
-        Ok(EncodedReply { body: to_json(&items)?, total_count: Some(total_count) })
+    fn listed<T: Serialize>(page: Paged<T>) -> Result<EncodedReply> {
+        Ok(EncodedReply {
+            body: to_json(&page.items)?,
+            total_count: Some(page.total_count),
+            next_cursor: page.next_cursor,
+        })
     }
 
     fn from_reply(r: Reply) -> Result<EncodedReply> {
-        Ok(EncodedReply { body: to_json(&r.value)?, total_count: r.total_count })
+        Ok(EncodedReply {
+            body: to_json(&r.value)?,
+            total_count: r.total_count,
+            next_cursor: r.next_cursor,
+        })
     }
 }
 
@@ -613,7 +641,7 @@ fn with_message<T: Serialize>(v: T, message: &str) -> Result<Reply> {
     if let Value::Object(map) = &mut value {
         map.insert("message".into(), Value::String(message.into()));
     }
-    Ok(Reply { value, total_count: None })
+    Ok(Reply::of_value(value))
 }
 
 fn now_string(h: &Handle) -> DateTime<Utc> {
@@ -639,12 +667,62 @@ impl Handle {
             return self.execute_audited(op, subject, req).and_then(EncodedReply::from_reply);
         }
         let result = self.run::<EncodedReply>(req);
-        if let Err(e) = &result {
+        self.audit_failure(op, subject, &result);
+        result
+    }
+
+    /// Whether [`Handle::call_encoded_async`] runs `op` to its durable commit without
+    /// holding a thread meanwhile: a namespace's creation, and a single store when the
+    /// engine's embedder is fast (see [`crate::Embedder::is_fast`]: its text is embedded on
+    /// the calling thread); both while the environments' commit threads, which lead such
+    /// writes' groups, are not at their bound (many environments written at once).
+    pub fn awaits_commit(&self, op: &str) -> bool {
+        let awaits = match op {
+            "store_memory" => self.inner.options.embedder.is_fast(),
+            "create_namespace" => true,
+            _ => false,
+        };
+        awaits && crate::store::commit_threads() < crate::store::MAX_COMMIT_THREADS
+    }
+
+    /// [`Handle::call_encoded`] for a transport on an async executor. An operation for
+    /// which [`Handle::awaits_commit`] holds does its work on the calling thread (embedding a text
+    /// included), queues its write for the next group commit and awaits that commit's sync
+    /// without a thread waiting for it (see `Store::write_ns_async`); it is answered only
+    /// after its commit is on disk, as ever. Any other operation runs at once, as
+    /// `call_encoded` runs it (so a write blocks the calling thread).
+    pub async fn call_encoded_async(&self, op: &str, args: Value) -> Result<EncodedReply> {
+        let req = Request::parse(op, args)?;
+        let op = req.name();
+        let subject = crate::audit::Subject::of(&self.inner, &req);
+        match req {
+            Request::StoreMemory(a) => {
+                let result = self.store_memory_async(a).await.and_then(EncodedReply::of);
+                self.audit_failure(op, subject, &result);
+                result
+            }
+            Request::CreateNamespace(a) => {
+                // A control-plane request: its entry is written by the commit of its change,
+                // or, when it fails, by a commit of its own before the answer.
+                let entry = self.draft(op, subject.clone());
+                let (name, options) = a.into_parts();
+                let result = self.create_namespace_async(&name, options, entry.clone()).await;
+                if let Err(e) = &result {
+                    self.record_control_failure_async(&entry, e.code()).await;
+                }
+                result.and_then(EncodedReply::of)
+            }
+            req => self.execute_encoded(req),
+        }
+    }
+
+    /// Records a failed data-plane call in the audit log when it is a refusal.
+    fn audit_failure<R>(&self, op: &str, subject: crate::audit::Subject, result: &Result<R>) {
+        if let Err(e) = result {
             if subject.recorded(Some(e)) {
                 self.audit(op, subject, Err(e.code()));
             }
         }
-        result
     }
 
     fn execute_audited(
@@ -658,7 +736,9 @@ impl Handle {
         } else {
             (self.run::<Reply>(req), false)
         };
-        if !written && subject.recorded(result.as_ref().err()) {
+        // An entry written with the change says `ok`; if the request failed after that commit
+        // (describing what it made, say), a `failed` entry with the caller's code follows it.
+        if (!written && subject.recorded(result.as_ref().err())) || (written && result.is_err()) {
             self.audit(op, subject, result.as_ref().map(|r| &r.value).map_err(Error::code));
         }
         result
@@ -727,13 +807,11 @@ impl Handle {
                 let (name, options) = a.into_parts();
                 R::of(self.create_namespace(&name, options)?)
             }
-            Request::ListNamespaces(a) => {
-                let page = self.list_namespaces(
-                    Page { offset: a.offset, limit: a.limit },
-                    a.tenant_id.as_deref(),
-                )?;
-                R::listed(page.items, page.total_count)
-            }
+            Request::ListNamespaces(a) => R::listed(self.list_namespaces_from(
+                Page { offset: a.offset, limit: a.limit },
+                a.tenant_id.as_deref(),
+                a.cursor.as_deref(),
+            )?),
             Request::GetNamespace(a) => R::of(self.get_namespace(&a.name)?),
             Request::DeleteNamespace(a) => R::of(self.delete_namespace(&a.name)?),
             Request::GetMemoryPolicy(a) => R::of(self.get_memory_policy(&a.namespace)?),
@@ -745,7 +823,7 @@ impl Handle {
                     a.tenant_id.as_deref(),
                     a.namespace.as_deref(),
                 )?;
-                R::listed(page.items, page.total_count)
+                R::listed(page)
             }
             Request::RevokeKey(a) => R::of(match &a.namespace {
                 Some(ns) => self.revoke_namespace_key(&a.key_id, ns)?,
@@ -821,7 +899,8 @@ impl Handle {
     }
 }
 
-/// The JSON error body of API.md: `{"error", "message", "code", "namespace"?}`.
+/// The JSON error body of API.md: `{"error", "message", "code", "namespace"?}`, plus
+/// `causes` (the messages of the failures underneath, nearest first) when there are any.
 pub fn error_body(e: &Error) -> Value {
     if let Error::Remote { body, .. } = e {
         return body.clone();
@@ -845,6 +924,10 @@ pub fn error_body(e: &Error) -> Value {
         Error::NotFound { kind: "tenant", id } => body["tenant_id"] = json!(id),
         _ => {}
     }
+    let causes = e.causes();
+    if !causes.is_empty() {
+        body["causes"] = json!(causes);
+    }
     body
 }
 
@@ -860,7 +943,8 @@ pub fn error_from_body(body: &Value) -> Error {
         crate::ErrorCode::NotFound
         | crate::ErrorCode::QuotaExceeded
         | crate::ErrorCode::RateLimited
-        | crate::ErrorCode::Internal => Error::Remote { code, message, body: body.clone() },
+        | crate::ErrorCode::Internal
+        | crate::ErrorCode::MethodNotAllowed => Error::Remote { code, message, body: body.clone() },
         crate::ErrorCode::Forbidden => {
             Error::Forbidden { message, namespace: body["namespace"].as_str().map(str::to_owned) }
         }
@@ -910,11 +994,21 @@ impl Request {
     /// A vector given both inline and in the block, or a row count that does not match, is
     /// `invalid_argument`.
     pub fn attach_vectors(&mut self, vectors: &[f32], dims: usize) -> Result<()> {
-        if dims == 0 || vectors.len() % dims != 0 {
+        if dims == 0 || !vectors.len().is_multiple_of(dims) {
             return Err(Error::invalid(
                 "vectors",
                 "the block's length must be a whole number of rows of dims > 0 values",
             ));
+        }
+        // Checked here, before a remote client writes the block as JSON (where NaN would
+        // become null): the same error in process and over HTTP.
+        let field = |i: usize| match self {
+            Request::StoreMemories(_) => format!("memories[{i}].embedding"),
+            Request::Recall(_) => "vector".to_owned(),
+            _ => "embedding".to_owned(),
+        };
+        for (i, row) in vectors.chunks_exact(dims).enumerate() {
+            crate::vector::check_finite(row, &field(i))?;
         }
         let mut rows = vectors.chunks_exact(dims).map(<[f32]>::to_vec);
         let count = vectors.len() / dims;
@@ -996,6 +1090,9 @@ mod tests {
         req.attach_vectors(&[1.0, 0.0, 0.0, 1.0], 2).unwrap();
         let Request::StoreMemories(batch) = &req else { panic!("wrong op") };
         assert_eq!(batch.memories[1].embedding, Some(vec![0.0, 1.0]));
+        let mut nan = Request::parse("store_memories", args.clone()).unwrap();
+        let err = nan.attach_vectors(&[1.0, 0.0, 0.0, f32::NAN], 2).unwrap_err();
+        assert_eq!(err.to_string(), "memories[1].embedding: element 1 is not a finite number");
         let mut wrong_rows = Request::parse("store_memories", args).unwrap();
         assert!(wrong_rows.attach_vectors(&[1.0, 0.0], 2).is_err());
         let inline =

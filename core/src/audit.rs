@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use heed::types::{SerdeJson, Str};
@@ -334,7 +335,7 @@ impl AuditLog {
     fn settle_taken<R>(&self, taken: Option<Vec<Draft>>, written: &Result<R>) {
         let Some(taken) = taken.filter(|b| !b.is_empty()) else { return };
         if let Err(e) = written {
-            eprintln!("memsilo: {} audit entries not written yet, kept queued: {e}", taken.len());
+            tracing::warn!("{} audit entries not written yet, kept queued: {e}", taken.len());
             let mut q = self.queue.lock();
             for d in taken.into_iter().rev() {
                 q.push_front(d);
@@ -348,7 +349,7 @@ impl AuditLog {
             return;
         }
         if let Err(e) = self.write_queued(catalog, Vec::new()) {
-            eprintln!("memsilo: audit entries could not be written: {e}");
+            tracing::error!("audit entries could not be written: {e}");
         }
     }
 
@@ -584,6 +585,7 @@ pub fn new_request_id() -> String {
 }
 
 /// An entry whose outcome is not known yet.
+#[derive(Clone)]
 pub(crate) struct Unfinished {
     /// The tenant the request named.
     subject_tenant: Option<String>,
@@ -633,6 +635,7 @@ impl EngineInner {
     /// written and the request's outcome is recorded afterwards, as for any request.
     pub(crate) fn catalog_write_audited<R: Send>(
         &self,
+        affects: crate::engine::Affects<'_>,
         mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
         made: impl Fn(&R) -> (Option<String>, Option<String>) + Sync,
     ) -> Result<R> {
@@ -643,9 +646,9 @@ impl EngineInner {
                 draft: c.pending.draft.clone(),
             })
         });
-        let Some(pending) = pending else { return self.catalog_write(f) };
+        let Some(pending) = pending else { return self.catalog_write_affecting(affects, f) };
         let mut taken = None;
-        let written = self.catalog_write(|w, t| {
+        let written = self.catalog_write_affecting(affects, |w, t| {
             let r = f(w, t)?;
             let (made_in, made) = made(&r);
             let own = pending.finish(Ok(()), made_in, made);
@@ -660,6 +663,49 @@ impl EngineInner {
                 }
             });
         }
+        written
+    }
+}
+
+impl EngineInner {
+    /// [`EngineInner::catalog_write_audited`] for a caller on an async executor, whose
+    /// request's audit entry is `entry`: `f`'s change and the entry are queued for the
+    /// catalog's next group commit and awaited without a thread (see
+    /// `Store::write_ns_async`). The change must alter no key's resolution. If `f` fails,
+    /// nothing is written (the caller records the outcome: [`Handle::audit_async`]).
+    pub(crate) async fn catalog_write_audited_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        entry: Unfinished,
+        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send + 'static,
+        made: impl Fn(&R) -> (Option<String>, Option<String>) + Send + 'static,
+    ) -> Result<R> {
+        self.catalog_write_with_entries_async(move |w, t| {
+            let r = f(w, t)?;
+            let (made_in, made) = made(&r);
+            Ok((r, Some(entry.finish(Ok(()), made_in, made))))
+        })
+        .await
+    }
+
+    /// An awaited catalog write of `f`'s change, then the queued audit entries, then the
+    /// entry `f` returns (see [`AuditLog::write_taken`]).
+    async fn catalog_write_with_entries_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<(R, Option<Draft>)>
+            + Send
+            + 'static,
+    ) -> Result<R> {
+        let taken = Arc::new(Mutex::new(None));
+        let (inner, in_job) = (self.clone(), taken.clone());
+        let written = self
+            .catalog
+            .write_async(move |w, t| {
+                let (r, own) = f(w, t)?;
+                inner.audit.write_taken(w, &t.audit, &mut in_job.lock(), own.as_slice())?;
+                Ok(r)
+            })
+            .await;
+        self.audit.settle_taken(taken.lock().take(), &written);
         written
     }
 }
@@ -742,6 +788,17 @@ impl Handle {
         // Control-plane entries are committed before the answer; refusals may ride along
         // with the next commit, so a flood of refused calls costs one transaction per batch.
         self.inner.audit.append(&self.inner.catalog, draft, control);
+    }
+
+    /// [`Handle::audit`] of a control-plane request's failure (`entry` is its entry) for a
+    /// caller on an async executor: committed before it returns, without a thread waiting.
+    pub(crate) async fn record_control_failure_async(&self, entry: &Unfinished, code: ErrorCode) {
+        let draft = entry.finish(Err(code), None, None);
+        let written =
+            self.inner.catalog_write_with_entries_async(move |_, _| Ok(((), Some(draft.clone()))));
+        if let Err(e) = written.await {
+            tracing::error!("audit entry could not be written: {e}");
+        }
     }
 
     /// The entry of `op` about `subject`, before its outcome is known.

@@ -346,7 +346,7 @@ fn random_base62(n: usize) -> Result<String> {
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
     while out.len() < n {
-        getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+        getrandom::fill(&mut buf).map_err(|e| Error::internal_from("random source", e))?;
         // Rejection sampling keeps the distribution uniform (248 = 4 * 62).
         for b in buf.iter().filter(|b| **b < 248) {
             if out.len() == n {
@@ -393,7 +393,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// Generates a new key with a fresh id.
 pub(crate) fn generate_key() -> Result<NewKey> {
     let mut id = [0u8; ID_LEN / 2];
-    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+    getrandom::fill(&mut id).map_err(|e| Error::internal_from("random source", e))?;
     let id = crate::keys::to_hex(&id);
     generate_secret_for(&id)
 }
@@ -414,6 +414,13 @@ pub fn issue_external_key() -> Result<(String, String, [u8; 32])> {
     Ok((key.parsed.id, key.text, key.parsed.secret_hash))
 }
 
+/// A new secret for key `id` of an external key table (rotation in the cluster's control
+/// plane): `(text, SHA-256 of the secret)`. The text is the only copy of the secret.
+pub fn issue_external_secret_for(id: &str) -> Result<(String, [u8; 32])> {
+    let key = generate_secret_for(id)?;
+    Ok((key.text, key.parsed.secret_hash))
+}
+
 /// Parses and checksums key text for an external key table: `(id, SHA-256 of the secret)`,
 /// or `unauthorized` for any defect. Compare the hash with [`hashes_match`].
 pub fn parse_external_key(text: &str) -> Result<(String, [u8; 32])> {
@@ -426,8 +433,9 @@ pub fn hashes_match(a: &[u8; 32], b: &[u8; 32]) -> bool {
     hashes_equal(a, b)
 }
 
-/// The displayable prefix of a key (safe to show and log).
-pub(crate) fn display_prefix(id: &str) -> String {
+/// The displayable prefix of a key (safe to show and log). Public for external key tables
+/// (the cluster's control plane), which show keys as [`crate::ApiKey`] too.
+pub fn display_prefix(id: &str) -> String {
     format!("{KEY_PREFIX}{id}")
 }
 

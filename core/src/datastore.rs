@@ -78,6 +78,12 @@ pub(crate) struct NamespaceStats {
     /// Terms of the memories in the keyword index (BM25's average length).
     #[serde(default)]
     pub keyword_terms: u64,
+    /// Whether every memory with a vector slot is in the keyword index. Namespaces written
+    /// before it existed (0.1.0) are indexed at their next write, deletion or keyword or
+    /// hybrid recall (see [`crate::listing::ensure_keywords`]); so is every namespace written
+    /// before this flag, once (its index is rebuilt as it was).
+    #[serde(default)]
+    pub keyword_indexed: bool,
     /// Entities in the graph.
     pub entity_count: u64,
     /// Relations in the graph.
@@ -91,6 +97,19 @@ pub(crate) struct NamespaceStats {
     /// before they existed get them at their next write or filtered read.
     #[serde(default)]
     pub fields_indexed: bool,
+    /// Vector rows overwritten in place whose index cell may be stale (see
+    /// `filter::mark_refile`); the index maintenance files them again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refile: u64,
+    /// Writes that changed the namespace's vector rows so far: each one's sequence number
+    /// (see [`crate::vector::VectorCache::apply`]), in commit order.
+    #[serde(default)]
+    pub vector_writes: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Data tables of one environment.

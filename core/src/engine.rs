@@ -102,9 +102,37 @@ pub(crate) struct TenantLimits {
 }
 
 struct CachedKey {
-    generation: u64,
     secret_hash: [u8; 32],
     authed: Arc<Authed>,
+}
+
+/// The cached key resolutions a catalog write can change (see
+/// [`EngineInner::catalog_write_affecting`]). A write that names too little would let a
+/// withdrawn key in, so anything not listed here uses [`Affects::AllKeys`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Affects<'a> {
+    /// No key resolution: a new namespace, key or purge job, a policy, the cursor secret.
+    NoKeys,
+    /// The resolution of this key id (its record revoked, rotated or deleted).
+    Key(&'a str),
+    /// The resolutions of keys granted this namespace (deleted: their grant is dead).
+    Namespace(&'a str),
+    /// Every resolution (tenants, members, the admin key).
+    AllKeys,
+}
+
+impl Affects<'_> {
+    fn covers(&self, key_id: &str, authed: &Authed) -> bool {
+        match self {
+            Affects::NoKeys => false,
+            Affects::Key(id) => *id == key_id,
+            Affects::Namespace(name) => match &authed.principal {
+                Principal::Scoped { grants, .. } => grants.iter().any(|g| g.namespace == *name),
+                Principal::Member { .. } | Principal::Root => false,
+            },
+            Affects::AllKeys => true,
+        }
+    }
 }
 
 /// An open data environment and when it was last used.
@@ -118,9 +146,11 @@ pub(crate) struct EngineInner {
     pub dir: PathBuf,
     pub pid: u32,
     pub options: Options,
-    pub catalog: Store<CatalogTables>,
-    /// Bumped by every catalog write; cached key resolutions are valid for one generation.
-    pub generation: AtomicU64,
+    pub catalog: Arc<Store<CatalogTables>>,
+    /// Bumped by every catalog write that changes key resolutions (under `key_cache`'s write
+    /// lock, when it drops the entries it changes): a resolution read before such a write is
+    /// not cached after it.
+    generation: AtomicU64,
     data_envs: RwLock<HashMap<EnvLocation, OpenEnv>>,
     /// Ticks of the environments' use (see [`OpenEnv::used`]).
     env_clock: AtomicU64,
@@ -145,6 +175,9 @@ pub(crate) struct EngineInner {
     /// Held by a deletion from its catalog commit until it has read what its namespaces
     /// held, and by the purge while it lists its jobs (see [`EngineInner::retire_namespaces`]).
     pub purge_gate: Mutex<()>,
+    /// Held by one run of the queued purges at a time: the background worker and an explicit
+    /// `run_pending_purges` never destroy or compact the same environment at once.
+    pub purge_run: Mutex<()>,
     /// Name after which the background decay sweep goes on (see [`crate::memory::sweep_all`]).
     pub sweep_from: Mutex<String>,
     /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
@@ -262,7 +295,7 @@ impl Engine {
             return Ok(Engine { inner: life.inner.clone(), life });
         }
         let dir_lock = lock_directory(&dir)?;
-        let catalog = Store::open(&dir.join("catalog"), 1 << 30)?;
+        let catalog = Arc::new(Store::open(&dir.join("catalog"), 1 << 30)?);
         crate::audit::adopt_old_log(&dir, &catalog)?;
         let inner = Arc::new(EngineInner {
             dir: dir.clone(),
@@ -283,6 +316,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             dead: RwLock::default(),
             purge_gate: Mutex::new(()),
+            purge_run: Mutex::new(()),
             sweep_from: Mutex::default(),
             cursor_key: OnceLock::new(),
             _dir_lock: dir_lock,
@@ -309,6 +343,7 @@ impl Engine {
             life: self.life.clone(),
             who: Who::Root,
             request_id: None,
+            graph_ids: None,
         }
     }
 
@@ -389,8 +424,8 @@ impl Engine {
     }
 
     /// Whether an admin key has been set.
-    pub fn has_admin_key(&self) -> Result<bool> {
-        Ok(self.inner.admin_hash.read().is_some())
+    pub fn has_admin_key(&self) -> bool {
+        self.inner.admin_hash.read().is_some()
     }
 
     /// Generates a new admin key, stores its hash, and returns the text (shown once).
@@ -421,6 +456,14 @@ impl Engine {
     #[doc(hidden)]
     pub fn open_environments(&self) -> usize {
         self.inner.open_env_count()
+    }
+
+    /// Group-commit counters since the engine opened, of the catalog and of the data
+    /// environments open now (benchmarks print the writes per commit and syncs per second
+    /// they give).
+    pub fn commit_stats(&self) -> crate::store::CommitStats {
+        let data = self.inner.data_envs.read();
+        data.values().fold(self.inner.catalog.stats(), |sum, e| sum + e.store.stats())
     }
 
     /// Fault injection for tests: the next `n` catalog transactions fail at commit (their
@@ -457,9 +500,42 @@ impl EngineInner {
         &self,
         f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
     ) -> Result<R> {
+        self.catalog_write_affecting(Affects::AllKeys, f)
+    }
+
+    /// A write to the catalog that changes at most the key resolutions `affects` names:
+    /// those are dropped from the cache once it is committed (before it returns, so the next
+    /// request resolves the key again), the others stay.
+    pub(crate) fn catalog_write_affecting<R: Send>(
+        &self,
+        affects: Affects<'_>,
+        f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+    ) -> Result<R> {
         let r = self.catalog.write(f);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.forget_keys(affects);
         r
+    }
+
+    /// Drops the cached key resolutions `affects` names.
+    fn forget_keys(&self, affects: Affects<'_>) {
+        if matches!(affects, Affects::NoKeys) {
+            return;
+        }
+        let mut cache = self.key_cache.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match affects {
+            Affects::AllKeys => cache.clear(),
+            Affects::Key(id) => {
+                cache.remove(id);
+            }
+            _ => cache.retain(|id, c| !affects.covers(id, &c.authed)),
+        }
+    }
+
+    /// Whether key `id`'s resolution is cached (tests of what a write keeps).
+    #[cfg(test)]
+    pub(crate) fn key_cached(&self, id: &str) -> bool {
+        self.key_cache.read().contains_key(id)
     }
 
     /// The data environment at `loc`, opened on first use. Environments of their own
@@ -474,6 +550,14 @@ impl EngineInner {
         if let Some(e) = envs.get(loc) {
             self.touch(loc, e);
             return Ok(e.store.clone());
+        }
+        if let EnvLocation::Namespace { id } = loc {
+            // Checked under the lock `destroy_data_env` holds while it deletes the files: a
+            // late reader of a deleted namespace cannot create its directory again (one not
+            // yet purged is still read, for the bytes it held).
+            if self.is_dead(*id) && !loc.dir(&self.dir).exists() {
+                return Err(Error::not_found("namespace", format!("#{id} (deleted)")));
+            }
         }
         if !matches!(loc, EnvLocation::Shard { .. }) {
             self.close_idle_envs(&mut envs);
@@ -520,9 +604,11 @@ impl EngineInner {
     }
 
     /// Closes and deletes an environment's files (hybrid/physical purge).
+    /// The lock on the open environments is held throughout, so no one opens (and so
+    /// creates) the directory again while its files are being deleted.
     pub(crate) fn destroy_data_env(&self, loc: &EnvLocation) -> Result<()> {
-        let store = self.data_envs.write().remove(loc);
-        if let Some(e) = store {
+        let mut envs = self.data_envs.write();
+        if let Some(e) = envs.remove(loc) {
             return e.store.destroy();
         }
         match std::fs::remove_dir_all(loc.dir(&self.dir)) {
@@ -536,12 +622,13 @@ impl EngineInner {
         stored.is_some_and(|h| auth::hashes_equal(&h, &auth::hash_secret(text.as_bytes())))
     }
 
-    /// Resolves a parsed key to its principal, from the cache when the catalog is unchanged.
+    /// Resolves a parsed key to its principal, from the cache unless a catalog write changed
+    /// it since it was cached (see [`EngineInner::catalog_write_affecting`]).
     pub(crate) fn authenticate(&self, key: &ParsedKey) -> Result<Arc<Authed>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let now = self.now_micros();
         if let Some(c) = self.key_cache.read().get(&key.id) {
-            if c.generation == generation && auth::hashes_equal(&c.secret_hash, &key.secret_hash) {
+            if auth::hashes_equal(&c.secret_hash, &key.secret_hash) {
                 return match c.authed.expires_at {
                     Some(exp) if exp <= now => Err(Error::Unauthorized("API key expired".into())),
                     _ => Ok(c.authed.clone()),
@@ -550,12 +637,17 @@ impl EngineInner {
         }
         let authed = Arc::new(crate::keys::resolve_key(self, key, now)?);
         let mut cache = self.key_cache.write();
+        // A write that changed resolutions committed while this one was read: it may be
+        // stale, so it is not cached (the next request reads it again).
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(authed);
+        }
         if cache.len() > 100_000 {
             cache.clear();
         }
         cache.insert(
             key.id.clone(),
-            CachedKey { generation, secret_hash: key.secret_hash, authed: authed.clone() },
+            CachedKey { secret_hash: key.secret_hash, authed: authed.clone() },
         );
         Ok(authed)
     }
@@ -582,6 +674,8 @@ pub struct Handle {
     who: Who,
     /// The request this handle serves, for its audit entries.
     request_id: Option<Arc<str>>,
+    /// Ids its graph writes use instead of new random ones ([`Handle::with_graph_ids`]).
+    pub(crate) graph_ids: Option<Arc<crate::graph::GraphIds>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -611,6 +705,15 @@ impl Handle {
     #[must_use]
     pub fn with_request_id(&self, request_id: &str) -> Handle {
         Handle { request_id: Some(Arc::from(request_id)), ..self.clone() }
+    }
+
+    /// The same principal, whose graph writes (`add_entity`, `add_relation`) give what they
+    /// create the ids in `ids` instead of new random ones. A replicated log (cluster mode) picks
+    /// them before it logs a write, so applying the write and replaying it later on another
+    /// node write the same rows.
+    #[must_use]
+    pub fn with_graph_ids(&self, ids: Option<crate::graph::GraphIds>) -> Handle {
+        Handle { graph_ids: ids.map(Arc::new), ..self.clone() }
     }
 
     /// The id of the key this handle acts as (`None`: root).
@@ -690,5 +793,56 @@ impl Handle {
     pub fn connection_limits(&self) -> Result<Vec<(String, u32)>> {
         let Some(authed) = self.authed()? else { return Ok(Vec::new()) };
         Ok(authed.limits.iter().map(|l| (l.tenant_id.clone(), l.max_connections)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Access;
+    use crate::keys::CreateKey;
+    use crate::namespace::NamespaceOptions;
+
+    /// A catalog write drops only the cached key resolutions it changes: new namespaces and
+    /// keys, a policy or another key's revocation keep a key's resolution; its own rotation
+    /// or revocation, or the deletion of a namespace it is granted, drop it.
+    #[test]
+    fn catalog_writes_drop_only_the_key_resolutions_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let root = engine.root();
+        for ns in ["a", "b"] {
+            root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+        }
+        let mint = |name: &str, ns: &[&str]| {
+            root.create_key(CreateKey::namespaces(name, ns.iter().map(|n| (*n, Access::Write))))
+                .unwrap()
+        };
+        let on_a = mint("on-a", &["a"]);
+        let on_b = mint("on-b", &["b"]);
+        let other = mint("other", &["a"]);
+        let cached = |k: &crate::keys::CreatedKey| engine.inner.key_cached(&k.info.id);
+        for k in [&on_a, &on_b, &other] {
+            engine.scoped(&k.key).unwrap().whoami().unwrap();
+            assert!(cached(k));
+        }
+
+        root.create_namespace("c", NamespaceOptions::default()).unwrap();
+        mint("new", &["c"]);
+        root.set_memory_policy("a", crate::namespace::DecayPolicy::default()).unwrap();
+        root.revoke_key(&other.info.id).unwrap();
+        assert!(cached(&on_a) && cached(&on_b), "kept across writes that do not change them");
+        assert!(!cached(&other), "a revoked key's resolution is dropped");
+        assert!(engine.scoped(&other.key).is_err());
+
+        root.delete_namespace("b").unwrap();
+        assert!(cached(&on_a));
+        assert!(!cached(&on_b), "a key granted a deleted namespace is resolved again");
+
+        let rotated = root.rotate_key(&on_a.info.id).unwrap();
+        assert!(!cached(&on_a));
+        assert!(engine.scoped(&on_a.key).is_err());
+        assert!(engine.scoped(&rotated.key).is_ok());
     }
 }

@@ -1,8 +1,14 @@
 //! One error type for every face of memsilo. Each variant has a stable `snake_case` code
 //! (the Python exception's `.code`, the JS `error.code`, the Go `Code`, the C integer)
 //! and an HTTP status; the table lives in [`ErrorCode`] and nowhere else.
+//!
+//! An error caused by an I/O, storage (LMDB) or encoding failure keeps that failure as its
+//! [`std::error::Error::source`]; [`Error::causes`] lists the chain's messages, and the error
+//! body carries them as `causes`, which is how every binding shows them.
 
+use std::any::Any;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Result with memsilo's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,11 +35,14 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// A bug or an environment failure (I/O, LMDB).
     Internal,
+    /// An HTTP method the route does not take (the answer's `Allow` header lists those it
+    /// does). Only a server answers it; last so that the C integers before it keep theirs.
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
     /// Every code, in C-integer order.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidArgument,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -43,6 +52,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::PayloadTooLarge,
         ErrorCode::Internal,
+        ErrorCode::MethodNotAllowed,
     ];
 
     /// The wire name, e.g. `"not_found"`.
@@ -57,6 +67,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Internal => "internal",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -76,12 +87,13 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Internal => 500,
+            ErrorCode::MethodNotAllowed => 405,
         }
     }
 
     /// The C ABI integer (0 is success, so codes start at 1).
     pub fn as_i32(self) -> i32 {
-        Self::ALL.iter().position(|c| *c == self).map_or(9, |i| i as i32 + 1)
+        Self::ALL.iter().position(|c| *c == self).map_or(0, |i| i as i32 + 1)
     }
 
     /// Inverse of [`ErrorCode::as_i32`].
@@ -192,8 +204,24 @@ pub enum Error {
     /// The storage engine (LMDB) failed; reported with code `internal`.
     #[error("storage error: {0}")]
     Storage(#[from] heed::Error),
-    /// An error a remote memsilo reported, kept as sent: its code, its message, and its whole
-    /// error body (`tenant_id`, `retry_after`, ...), so it reads the same as in-process.
+    /// An I/O failure, kept as the source; reported with code `internal`.
+    #[error("internal error: io: {0}")]
+    Io(#[from] std::io::Error),
+    /// JSON that could not be encoded or decoded, kept as the source; code `internal`.
+    #[error("internal error: encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+    /// An environment failure, with what was being done; the failure is the source. Code
+    /// `internal`. Built by [`Error::internal_from`].
+    #[error("internal error: {context}: {source}")]
+    Caused {
+        /// What was being done (`random source`, `session record`, ...).
+        context: String,
+        /// The failure underneath.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An error known by its code and words only, kept as sent: one a remote memsilo reported
+    /// (with its whole error body: `tenant_id`, `retry_after`, `causes`, ...), or one rebuilt
+    /// by [`Error::from_code`]. It reads the same as in-process.
     #[error("{message}")]
     Remote {
         /// The code the server sent.
@@ -217,7 +245,11 @@ impl Error {
             Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Error::RateLimited { .. } | Error::ComputeBusy { .. } => ErrorCode::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            Error::Internal(_) | Error::Storage(_) => ErrorCode::Internal,
+            Error::Internal(_)
+            | Error::Storage(_)
+            | Error::Io(_)
+            | Error::Encoding(_)
+            | Error::Caused { .. } => ErrorCode::Internal,
             Error::Remote { code, .. } => *code,
         }
     }
@@ -257,56 +289,79 @@ impl Error {
         }
     }
 
-    /// Builds an error from a wire code and message (used by remote clients and FFI callers).
+    /// Builds an error from a wire code and message (remote clients, FFI callers). The
+    /// message is kept word for word and no field is made up: codes whose variants need
+    /// typed fields (a tenant, a limit, a field name) become [`Error::Remote`] with a body of
+    /// the code and message alone.
     pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
         let message = message.into();
         match code {
-            ErrorCode::InvalidArgument => {
-                let (field, reason) = split_field(&message);
-                Error::InvalidArgument { field, reason }
-            }
             ErrorCode::Unauthorized => Error::Unauthorized(message),
             ErrorCode::Forbidden => Error::Forbidden { message, namespace: None },
-            ErrorCode::NotFound => Error::NotFound { kind: "resource", id: message },
             ErrorCode::Conflict => Error::Conflict(message),
-            ErrorCode::QuotaExceeded => {
-                Error::QuotaExceeded { tenant: message, quota: "quota", limit: 0, requested: 0 }
+            _ => {
+                let body = serde_json::json!({
+                    "error": code.as_str(),
+                    "message": message,
+                    "code": code.http_status(),
+                });
+                Error::Remote { code, message, body }
             }
-            ErrorCode::RateLimited => {
-                Error::RateLimited { tenant: message, limit: 0, retry_after_secs: 1 }
-            }
-            ErrorCode::PayloadTooLarge => {
-                let (field, reason) = split_field(&message);
-                Error::PayloadTooLarge { field, reason }
-            }
-            ErrorCode::Internal => Error::Internal(message),
         }
     }
+
+    /// An `internal` error for an environment failure, keeping `source` as the cause:
+    /// `internal error: <context>: <source>`.
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Caused { context: context.into(), source: source.into() }
+    }
+
+    /// The messages of the failures underneath this error, nearest first (an I/O, storage or
+    /// encoding failure in its own words); empty when it has none. A remote error's are the
+    /// server's (`causes` in its body).
+    pub fn causes(&self) -> Vec<String> {
+        if let Error::Remote { body, .. } = self {
+            let sent = body["causes"].as_array().into_iter().flatten();
+            return sent.filter_map(|c| c.as_str().map(str::to_owned)).collect();
+        }
+        let mut causes: Vec<String> = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            let message = e.to_string();
+            if causes.last() != Some(&message) {
+                causes.push(message);
+            }
+            next = e.source();
+        }
+        causes
+    }
+}
+
+/// Runs `f`, turning a panic into an `internal` error (`panic in memsilo: <message>`): what
+/// every binding does so that no panic unwinds into another language.
+pub fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(Error::Internal(format!("panic in memsilo: {}", panic_message(&*panic))))
+    })
+}
+
+/// The text a panic was raised with (`panic!` carries a `&str` or a `String`), or
+/// `unknown panic`.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
 }
 
 /// `tenant` -> `Tenant`: messages start with a capital (`Tenant not found: <id>`).
 fn capitalized(kind: &str) -> String {
     let mut chars = kind.chars();
     chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
-}
-
-fn split_field(message: &str) -> (String, String) {
-    match message.split_once(": ") {
-        Some((f, r)) => (f.to_owned(), r.to_owned()),
-        None => (String::new(), message.to_owned()),
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Internal(format!("io: {e}"))
-    }
-}
-
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        Error::Internal(format!("encoding: {e}"))
-    }
 }
 
 #[cfg(test)]
@@ -318,11 +373,43 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_str_code(code.as_str()), Some(code));
             assert_eq!(ErrorCode::from_i32(code.as_i32()), Some(code));
-            assert_eq!(Error::from_code(code, "x: y").code(), code);
+            let rebuilt = Error::from_code(code, "x: y");
+            assert_eq!((rebuilt.code(), rebuilt.to_string().as_str()), (code, "x: y"));
+            assert_eq!(crate::api::error_body(&rebuilt)["error"], code.as_str());
         }
         assert_eq!(ErrorCode::QuotaExceeded.http_status(), 403);
         assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        assert_eq!(ErrorCode::MethodNotAllowed.http_status(), 405);
+        // The C integers of the first nine codes never change.
+        assert_eq!((ErrorCode::Internal.as_i32(), ErrorCode::MethodNotAllowed.as_i32()), (9, 10));
         assert_eq!(ErrorCode::from_i32(0), None);
+    }
+
+    #[test]
+    fn a_failure_underneath_is_kept_as_the_cause_and_the_message_reads_as_before() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let words = json.to_string();
+        let e = Error::from(json);
+        assert_eq!(e.to_string(), format!("internal error: encoding: {words}"));
+        assert_eq!(e.causes(), [words]);
+        let e = Error::internal_from("session record", std::io::Error::other("disk gone"));
+        assert_eq!(e.to_string(), "internal error: session record: disk gone");
+        assert_eq!((e.code(), e.causes()), (ErrorCode::Internal, vec!["disk gone".to_owned()]));
+        // A remote client's error keeps the causes the server sent.
+        let remote = crate::api::error_from_body(&crate::api::error_body(&e));
+        assert_eq!((remote.to_string(), remote.causes()), (e.to_string(), e.causes()));
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let e = catch_panic::<()>(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (ErrorCode::Internal, "internal error: panic in memsilo: boom 7".to_owned())
+        );
+        let e = catch_panic::<()>(|| std::panic::panic_any(3_u8)).unwrap_err();
+        assert!(e.to_string().ends_with("panic in memsilo: unknown panic"), "{e}");
+        assert_eq!(catch_panic(|| Ok(5)).unwrap(), 5);
     }
 
     #[test]

@@ -122,6 +122,50 @@ pub struct Relation {
     pub created_at: DateTime<Utc>,
 }
 
+/// The ids a graph write gives what it creates, fixed ahead instead of new random ones
+/// ([`Handle::with_graph_ids`]). A replicated log (cluster mode) picks them before it logs a
+/// write, so the write and its replay on another node create the same rows. An id names a
+/// row only if the write creates it: an `add_entity` that merges into an existing entity, or a
+/// relation end that names an existing entity, leaves its id unused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphIds {
+    /// `add_entity`: the entity's id if it is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// `add_relation`: the relation's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    /// `add_relation`: the id of the source entity if it is created by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `add_relation`: the id of the target entity if it is created by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl GraphIds {
+    /// New ids (UUID v7) for every row operation `op` may create; `None` for an operation
+    /// that creates no graph rows.
+    pub fn fresh(op: &str) -> Option<GraphIds> {
+        let new = || Some(uuid::Uuid::now_v7().to_string());
+        match op {
+            "add_entity" => Some(GraphIds { entity: new(), ..GraphIds::default() }),
+            "add_relation" => {
+                Some(GraphIds { entity: None, relation: new(), source: new(), target: new() })
+            }
+            _ => None,
+        }
+    }
+
+    fn parse(id: Option<&String>, field: &str) -> Result<Option<rows::Uid>> {
+        id.map(|id| {
+            rows::parse_uid(id)
+                .ok_or_else(|| Error::invalid(format!("graph_ids.{field}"), "must be a UUID"))
+        })
+        .transpose()
+    }
+}
+
 /// Arguments of [`Handle::add_entity`] (upsert by name and type).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -273,8 +317,18 @@ fn batch_namespace(item_ns: &str, namespace: &str, prefix: &str) -> Result<()> {
     }
 }
 
+/// A relation line of an import: its id, the relation (ends by exported id, or by name), and
+/// the names of its ends, looked up when their ids are not in the namespace.
+pub(crate) struct ImportedRelation {
+    pub id: String,
+    pub relation: AddRelation,
+    pub names: [Option<String>; 2],
+}
+
 /// A validated entity to upsert.
 struct EntityItem {
+    /// The id it gets if it is created (imports, [`GraphIds`]); a new UUID v7 when `None`.
+    id: Option<rows::Uid>,
     name: String,
     entity_type: String,
     properties: Map<String, Value>,
@@ -287,6 +341,11 @@ struct RelationItem {
     id: Option<rows::Uid>,
     source: String,
     target: String,
+    /// The ids `source` and `target` get if they are created by name ([`GraphIds`]).
+    end_ids: [Option<rows::Uid>; 2],
+    /// Names to look `source` and `target` up by when they are ids not in the namespace
+    /// (an import's relation: its ends' exported ids, then their names).
+    fallback_names: [Option<String>; 2],
     relation_type: String,
     weight: f64,
     properties: Map<String, Value>,
@@ -363,7 +422,10 @@ impl Handle {
     /// Creates or updates an entity (by name and type): see the module docs.
     pub fn add_entity(&self, req: AddEntity) -> Result<Entity> {
         let rec = self.graph_namespace(&req.namespace, NamespaceAction::Write)?;
-        let item = prepare_entity(req, "")?;
+        let mut item = prepare_entity(req, "")?;
+        if let Some(ids) = &self.graph_ids {
+            item.id = GraphIds::parse(ids.entity.as_ref(), "entity")?;
+        }
         let mut out = self.write_entities(&rec, &[item])?;
         out.pop().ok_or_else(|| Error::Internal("upsert wrote nothing".into()))
     }
@@ -401,6 +463,7 @@ impl Handle {
                     entity_type: &it.entity_type,
                     properties: it.properties.clone(),
                     field: &it.field,
+                    id: it.id,
                 };
                 let up = rows::upsert_entity(t, w, rec.id, spec, now)?;
                 if up.created {
@@ -417,7 +480,14 @@ impl Handle {
     /// Adds a relation: see the module docs for how `source` and `target` resolve.
     pub fn add_relation(&self, req: AddRelation) -> Result<Relation> {
         let rec = self.graph_namespace(&req.namespace, NamespaceAction::Write)?;
-        let item = prepare_relation(req, "")?;
+        let mut item = prepare_relation(req, "")?;
+        if let Some(ids) = &self.graph_ids {
+            item.id = GraphIds::parse(ids.relation.as_ref(), "relation")?;
+            item.end_ids = [
+                GraphIds::parse(ids.source.as_ref(), "source")?,
+                GraphIds::parse(ids.target.as_ref(), "target")?,
+            ];
+        }
         let mut out = self.write_relations(&rec, &[item])?;
         out.pop().ok_or_else(|| Error::Internal("add_relation wrote nothing".into()))
     }
@@ -474,9 +544,19 @@ impl Handle {
                     }
                 }
                 let mut ends = Vec::with_capacity(2);
-                for (reference, name) in [(&it.source, "source"), (&it.target, "target")] {
+                let sides = [(&it.source, "source"), (&it.target, "target")];
+                for (side, (reference, name)) in sides.into_iter().enumerate() {
                     let field = item_field(&it.prefix, name);
-                    let entity = match rows::resolve(t, w, rec.id, &field, reference, None)? {
+                    let mut reference = reference;
+                    let mut found = rows::resolve(t, w, rec.id, &field, reference, None)?;
+                    if let (Resolved::Missing { looked_like_id: true }, Some(by_name)) =
+                        (&found, &it.fallback_names[side])
+                    {
+                        // An import's end: its exported id is not here, its name may be.
+                        reference = by_name;
+                        found = rows::resolve(t, w, rec.id, &field, reference, None)?;
+                    }
+                    let entity = match found {
                         Resolved::Found(id) => rows::read_entity(t, w, rec.id, &id)?
                             .ok_or_else(|| Error::Internal("resolved entity has no row".into()))?,
                         Resolved::Missing { looked_like_id: true } => {
@@ -489,6 +569,7 @@ impl Handle {
                                 entity_type: DEFAULT_ENTITY_TYPE,
                                 properties: Map::new(),
                                 field: &field,
+                                id: it.end_ids[side],
                             };
                             let up = rows::upsert_entity(t, w, rec.id, spec, now)?;
                             stats.entity_count += 1;
@@ -514,24 +595,52 @@ impl Handle {
         })
     }
 
+    /// Upserts entities keeping their ids when they are created, in one transaction (all or
+    /// none); an entity already there by name and type keeps its own id, and an id that names
+    /// another entity here is not reused (the entity gets a new one). Returns them in order.
+    pub(crate) fn import_entities(
+        &self,
+        namespace: &str,
+        entities: Vec<(Option<String>, AddEntity)>,
+        field: impl Fn(usize) -> String,
+    ) -> Result<Vec<Entity>> {
+        let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
+        validate_batch(entities.len(), "entities")?;
+        let items = entities
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, e))| {
+                let prefix = field(i);
+                let mut item = prepare_entity(e, &prefix)?;
+                item.id = id.as_deref().and_then(rows::parse_uid);
+                Ok(item)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_entities(&rec, &items)
+    }
+
     /// Adds relations keeping their ids, in one transaction (all or none); a relation whose
-    /// id is there already is left as it is, so an import can run again. Returns those added.
+    /// id is there already is left as it is, so an import can run again. Each end is the
+    /// entity of its exported id when the namespace has it, else the entity of its name
+    /// (created with the exported id when missing). Returns those added.
     pub(crate) fn import_relations(
         &self,
         namespace: &str,
-        relations: Vec<(String, AddRelation)>,
+        relations: Vec<ImportedRelation>,
         field: impl Fn(usize) -> String,
     ) -> Result<Vec<Relation>> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Write)?;
         let items = relations
             .into_iter()
             .enumerate()
-            .map(|(i, (id, r))| {
+            .map(|(i, r)| {
                 let prefix = field(i);
-                let uid = rows::parse_uid(&id)
+                let uid = rows::parse_uid(&r.id)
                     .ok_or_else(|| Error::invalid(format!("{prefix}.id"), "must be a UUID"))?;
-                let mut item = prepare_relation(r, &prefix)?;
+                let mut item = prepare_relation(r.relation, &prefix)?;
                 item.id = Some(uid);
+                item.end_ids = [rows::parse_uid(&item.source), rows::parse_uid(&item.target)];
+                item.fallback_names = r.names;
                 Ok(item)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -706,6 +815,7 @@ fn prepare_entity(req: AddEntity, prefix: &str) -> Result<EntityItem> {
     let field = item_field(prefix, "properties");
     validate_properties(req.properties.as_ref(), &field)?;
     Ok(EntityItem {
+        id: None,
         name: req.name,
         entity_type,
         properties: req.properties.unwrap_or_default(),
@@ -726,6 +836,8 @@ fn prepare_relation(req: AddRelation, prefix: &str) -> Result<RelationItem> {
         id: None,
         source: req.source,
         target: req.target,
+        end_ids: [None, None],
+        fallback_names: [None, None],
         relation_type: req.relation_type,
         weight,
         properties: req.properties.unwrap_or_default(),

@@ -361,7 +361,7 @@ mod tests {
         assert!(recall > 0.95, "recall@10 {recall}");
         // Skipped and dropped rows never come back.
         assert!(ivf.search(&rows[5], 10, None, |s| s == 5).0.iter().all(|h| h.0 != 5));
-        let smaller = ivf.without(|s| s % 2 == 0);
+        let smaller = ivf.without(|s| s.is_multiple_of(2));
         assert_eq!(smaller.rows(), 2000);
         assert!(smaller.search(&rows[6], 50, None, |_| false).0.iter().all(|h| h.0 % 2 == 1));
         // Asked for more than the probed cells hold, it probes every cell and finds them all.

@@ -8,7 +8,7 @@ use crate::auth::{
     self, authorize, Access, Action, Grant, Issuer, NamespaceAction, ParsedKey, Principal, Role,
 };
 use crate::catalog::CatalogTables;
-use crate::engine::{Authed, EngineInner, Handle, TenantLimits};
+use crate::engine::{Affects, Authed, EngineInner, Handle, TenantLimits};
 use crate::error::{Error, Result};
 use crate::page::{Page, Paged};
 use crate::tenant::TenantStatus;
@@ -109,6 +109,60 @@ pub struct CreateKey {
 }
 
 impl CreateKey {
+    /// `expires_at`, if given, must be after `now` (the same for every issuer: the engine, a
+    /// cluster's control plane).
+    pub fn check_expiry(&self, now: DateTime<Utc>) -> Result<()> {
+        if self.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        Ok(())
+    }
+
+    /// Checks the request's shape, the same for every issuer (the engine, a cluster's control
+    /// plane): the name (1-128 characters), then either namespaces (1-1000 valid names, each
+    /// once, no role or `member_id`) or a tenant key (a `tenant_id` with a role or a `member_id`).
+    /// Returns the tenant of a tenant key, `None` for a namespace-scoped key.
+    pub fn check_shape(&self) -> Result<Option<&str>> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(Error::invalid("name", "must be 1-128 characters"));
+        }
+        let grants = self.namespaces.as_deref().unwrap_or_default();
+        if grants.len() > 1000 {
+            return Err(Error::invalid("namespaces", "at most 1000 namespaces per key"));
+        }
+        if grants.is_empty() {
+            if self.namespaces.is_some() && self.tenant_id.is_none() {
+                return Err(Error::invalid("namespaces", "must name at least one namespace"));
+            }
+            let tid = self.tenant_id.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "namespaces",
+                    "a key needs namespaces, or a tenant_id with a role or member_id",
+                )
+            })?;
+            if self.role.is_none() && self.member_id.is_none() {
+                return Err(Error::invalid("role", "a tenant key needs a role or a member_id"));
+            }
+            return Ok(Some(tid));
+        }
+        if self.role.is_some() || self.member_id.is_some() {
+            return Err(Error::invalid(
+                "role",
+                "a namespace-scoped key takes no role or member_id",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, g) in grants.iter().enumerate() {
+            let field = format!("namespaces[{i}].namespace");
+            crate::namespace::validate_namespace_name(&g.namespace, &field)?;
+            if !seen.insert(g.namespace.as_str()) {
+                return Err(Error::invalid(field, "namespace listed twice"));
+            }
+        }
+        Ok(None)
+    }
+
     /// A key scoped to namespaces.
     pub fn namespaces<'a>(
         name: impl Into<String>,
@@ -233,21 +287,7 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
         let tenant = match &rec.tenant_id {
             Some(tid) => {
                 let tenant = t.tenants.get(r, tid)?.ok_or_else(invalid)?;
-                match tenant.status {
-                    TenantStatus::Active => {}
-                    TenantStatus::Suspended | TenantStatus::Provisioning => {
-                        return Err(Error::forbidden(format!(
-                            "tenant {} is {}",
-                            tenant.name,
-                            if tenant.status == TenantStatus::Suspended {
-                                "suspended"
-                            } else {
-                                "provisioning"
-                            }
-                        )));
-                    }
-                    TenantStatus::Deleting | TenantStatus::Deleted => return Err(invalid()),
-                }
+                tenant.admits_keys()?;
                 Some(tenant)
             }
             None => None,
@@ -320,52 +360,22 @@ impl Handle {
     #[allow(clippy::too_many_lines)] // the validation of the two key kinds, in order
     pub fn create_key(&self, req: CreateKey) -> Result<CreatedKey> {
         let caller = self.caller()?;
+        let tenant_key = req.check_shape()?;
         let name = req.name.trim();
-        if name.is_empty() || name.len() > 128 {
-            return Err(Error::invalid("name", "must be 1-128 characters"));
-        }
         let now = self.inner.options.clock.now();
-        if req.expires_at.is_some_and(|e| e <= now) {
-            return Err(Error::invalid("expires_at", "must be in the future"));
-        }
+        req.check_expiry(now)?;
         let grants_req = req.namespaces.clone().unwrap_or_default();
-        if grants_req.len() > 1000 {
-            return Err(Error::invalid("namespaces", "at most 1000 namespaces per key"));
-        }
         let mut grants = Vec::with_capacity(grants_req.len());
         let mut tenant_id = req.tenant_id.clone();
-        if grants_req.is_empty() {
-            if req.namespaces.is_some() && req.tenant_id.is_none() {
-                return Err(Error::invalid("namespaces", "must name at least one namespace"));
-            }
-            let tid = tenant_id.as_deref().ok_or_else(|| {
-                Error::invalid(
-                    "namespaces",
-                    "a key needs namespaces, or a tenant_id with a role or member_id",
-                )
-            })?;
-            if req.role.is_none() && req.member_id.is_none() {
-                return Err(Error::invalid("role", "a tenant key needs a role or a member_id"));
-            }
+        if let Some(tid) = tenant_key {
             authorize(&caller.principal, Action::AdministerTenant(Some(tid)))?;
             authorize(
                 &caller.principal,
                 Action::IssueKey(Some(tid), req.role.unwrap_or(Role::Admin)),
             )?;
         } else {
-            if req.role.is_some() || req.member_id.is_some() {
-                return Err(Error::invalid(
-                    "role",
-                    "a namespace-scoped key takes no role or member_id",
-                ));
-            }
-            let mut seen = std::collections::HashSet::new();
             for (i, g) in grants_req.iter().enumerate() {
                 let field = format!("namespaces[{i}].namespace");
-                crate::namespace::validate_namespace_name(&g.namespace, &field)?;
-                if !seen.insert(g.namespace.clone()) {
-                    return Err(Error::invalid(field, "namespace listed twice"));
-                }
                 let rec = self.namespace_for(&caller, &g.namespace, NamespaceAction::Manage)?;
                 match (&tenant_id, &rec.tenant_id) {
                     (Some(t), Some(r)) if t != r => {
@@ -437,8 +447,9 @@ impl Handle {
             t.keys.put(w, &rec.id, &rec)?;
             Ok(())
         };
-        self.inner
-            .catalog_write_audited(create, |()| (rec.tenant_id.clone(), Some(rec.id.clone())))?;
+        self.inner.catalog_write_audited(Affects::NoKeys, create, |()| {
+            (rec.tenant_id.clone(), Some(rec.id.clone()))
+        })?;
         Ok(CreatedKey { info: rec.view(), key: new.text })
     }
 
@@ -471,6 +482,11 @@ impl Handle {
     ) -> Result<Paged<ApiKey>> {
         let caller = self.caller()?;
         let (offset, limit) = page.bounds()?;
+        if let Some(ns) = namespace {
+            // Like every call naming a namespace: `forbidden` outside the caller's
+            // administration, whether or not it exists.
+            self.namespace_for(&caller, ns, NamespaceAction::Manage)?;
+        }
         let scope = match (&caller.principal, tenant_id) {
             (Principal::Root, t) => t.map(str::to_owned),
             (p, t) => {
@@ -496,13 +512,15 @@ impl Handle {
                 }
                 total += 1;
             }
-            Ok(Paged { items, total_count: total })
+            Ok(Paged { items, total_count: total, next_cursor: None })
         })
     }
 
     /// [`Handle::revoke_key`] for a key granted `namespace`; any other key is `not_found`.
+    /// A namespace the caller does not administer is `forbidden`, whether or not it exists.
     pub fn revoke_namespace_key(&self, key_id: &str, namespace: &str) -> Result<ApiKey> {
         let caller = self.caller()?;
+        self.namespace_for(&caller, namespace, NamespaceAction::Manage)?;
         let rec = self.visible_key(&caller.principal, key_id)?;
         if !rec.grants.iter().any(|g| g.namespace == namespace) {
             return Err(Error::not_found("key", key_id));
@@ -515,7 +533,7 @@ impl Handle {
         let caller = self.caller()?;
         self.visible_key(&caller.principal, key_id)?;
         let now = self.inner.options.clock.now();
-        self.inner.catalog_write(|w, t| {
+        self.inner.catalog_write_affecting(Affects::Key(key_id), |w, t| {
             let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
             k.revoked_at = Some(now);
             t.keys.put(w, key_id, &k)?;
@@ -535,7 +553,7 @@ impl Handle {
         authorize(&caller.principal, Action::RotateKey(&owner))?;
         let new = auth::generate_secret_for(key_id)?;
         let now = self.inner.options.clock.now();
-        let info = self.inner.catalog_write(|w, t| {
+        let info = self.inner.catalog_write_affecting(Affects::Key(key_id), |w, t| {
             let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
             k.secret_sha256 = to_hex(&new.parsed.secret_hash);
             k.rotated_at = Some(now);

@@ -35,7 +35,7 @@ mod datastore;
 mod document;
 mod embed;
 mod engine;
-mod error;
+pub mod error;
 mod filter;
 mod graph;
 mod ivf;
@@ -68,7 +68,9 @@ pub use embed::{
 };
 pub use engine::{Engine, Handle, Options};
 pub use error::{Error, ErrorCode, Result};
-pub use graph::{AddEntity, AddRelation, Entity, GraphPath, GraphView, Neighbors, Relation};
+pub use graph::{
+    AddEntity, AddRelation, Entity, GraphIds, GraphPath, GraphView, Neighbors, Relation,
+};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
 pub use listing::{CountMemories, ListMemories, MemoryPage, OrderBy};
 pub use memory::{
@@ -76,12 +78,13 @@ pub use memory::{
     UpdateMemory, CALLER_EMBEDDER,
 };
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
-pub use page::{Page, Paged};
-pub use quota::RateInfo;
+pub use page::{Page, Paged, DEFAULT_LIMIT};
+pub use quota::{RateInfo, RateLimiter};
 pub use session::{
     EndSession, ListSessions, MemoryList, Session, SessionArgs, SessionMemories, SessionPage,
     StartSession,
 };
+pub use store::CommitStats;
 pub use tenant::{
     CreateTenant, IsolationMode, Member, MemberList, Quotas, QuotasPatch, Tenant, TenantInfo,
     TenantStatus, TenantUsage, UpdateTenant,

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::auth::NamespaceAction;
 use crate::datastore::{ns_key, DataTables};
-use crate::engine::{EngineInner, Handle};
+use crate::engine::{Affects, EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::filter::{self, Filter, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED};
 use crate::memory::{decode_stored, is_live, read_vector, Memory};
@@ -125,12 +125,12 @@ fn cursor_key(inner: &EngineInner) -> Result<[u8; 32]> {
     if let Some(k) = inner.cursor_key.get() {
         return Ok(*k);
     }
-    let key = inner.catalog_write(|w, t| {
+    let key = inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
         if let Some(k) = t.meta.get(w, "cursor_key")?.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
             return Ok(k);
         }
         let mut k = [0u8; 32];
-        getrandom::fill(&mut k).map_err(|e| Error::Internal(format!("random source: {e}")))?;
+        getrandom::fill(&mut k).map_err(|e| Error::internal_from("random source", e))?;
         t.meta.put(w, "cursor_key", &k)?;
         Ok(k)
     })?;
@@ -155,6 +155,34 @@ fn payload(ns: u64, order: OrderBy, descending: bool, pos: &Position) -> Vec<u8>
     p
 }
 
+/// `body` followed by its MAC, as hex: an opaque cursor only this data directory can make.
+pub(crate) fn seal(inner: &EngineInner, mut body: Vec<u8>) -> Result<String> {
+    let tag = mac(&cursor_key(inner)?, &body)?;
+    body.extend_from_slice(&tag);
+    Ok(body.iter().fold(String::with_capacity(body.len() * 2), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    }))
+}
+
+/// The body of a cursor [`seal`] made, `None` if `text` is not one (altered or made up).
+pub(crate) fn unseal(inner: &EngineInner, text: &str) -> Result<Option<Vec<u8>>> {
+    if text.len() < 2 * (1 + MAC_LEN) || !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return Ok(None);
+    }
+    let Ok(mut bytes) = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+    else {
+        return Ok(None);
+    };
+    let tag = bytes.split_off(bytes.len() - MAC_LEN);
+    let want = mac(&cursor_key(inner)?, &bytes)?;
+    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(want.as_slice(), tag.as_slice())).then_some(bytes))
+}
+
 fn encode_cursor(
     inner: &EngineInner,
     ns: u64,
@@ -162,14 +190,7 @@ fn encode_cursor(
     descending: bool,
     pos: &Position,
 ) -> Result<String> {
-    let mut bytes = payload(ns, order, descending, pos);
-    let tag = mac(&cursor_key(inner)?, &bytes)?;
-    bytes.extend_from_slice(&tag);
-    Ok(bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-        out
-    }))
+    seal(inner, payload(ns, order, descending, pos))
 }
 
 fn decode_cursor(
@@ -185,17 +206,8 @@ fn decode_cursor(
             "not a cursor of this namespace's list (altered, or from another namespace)",
         )
     };
-    if text.len() != 2 * (35 + MAC_LEN) || !text.is_ascii() {
-        return Err(bad());
-    }
-    let bytes = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    let (body, tag) = bytes.split_at(35);
-    let want = mac(&cursor_key(inner)?, body)?;
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_slice(), tag)) {
+    let body = unseal(inner, text)?.ok_or_else(bad)?;
+    if body.len() != 35 {
         return Err(bad());
     }
     if body[0] != CURSOR_VERSION || body[1..9] != ns.to_be_bytes() {
@@ -227,6 +239,34 @@ pub(crate) fn ensure_fields(inner: &EngineInner, rec: &NamespaceRecord) -> Resul
         }
         Ok(())
     })
+}
+
+/// Gives the namespace's memories their keyword postings if some may lack them (see
+/// [`crate::keyword::rebuild`]), in one write transaction, and charges the tenant's storage
+/// for the postings added. A no-op once done, or for a namespace without memories.
+pub(crate) fn ensure_keywords(inner: &EngineInner, rec: &NamespaceRecord) -> Result<()> {
+    let env = inner.data_env(&rec.location)?;
+    let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+    if stats.keyword_indexed || stats.memory_count == 0 {
+        return Ok(());
+    }
+    let added = env.write_ns(rec.id, |w, t| {
+        let mut stats = t.stats_of(w, rec.id)?;
+        if stats.keyword_indexed {
+            return Ok(0);
+        }
+        let added = crate::keyword::rebuild(t, w, rec.id, &mut stats)?;
+        t.put_stats(w, rec.id, &stats)?;
+        Ok(added)
+    })?;
+    if added > 0 {
+        let chain = match &rec.tenant_id {
+            Some(t) => inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
+            None => Vec::new(),
+        };
+        inner.usage.adjust(&chain, i64::try_from(added).unwrap_or(i64::MAX));
+    }
+    Ok(())
 }
 
 /// Whether every stored memory of the namespace is live: without a decay floor or a memory

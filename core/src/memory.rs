@@ -7,6 +7,8 @@
 //! importance is below the namespace's `min_importance`, or whose expiry has passed, are
 //! never returned and are removed by the background sweep.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,6 +22,8 @@ use crate::filter::{Field, Filter};
 use crate::keyword::KeywordRecall;
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
+use crate::quota::{ComputePermit, QuotaLink, Reservation};
+use crate::store::Store;
 use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
 
 /// Longest content, in bytes.
@@ -307,7 +311,9 @@ pub struct Recall {
     #[serde(default)]
     pub mode: Option<RecallMode>,
     /// Hybrid recall: the weight in [0, 1] of the vector score in a weighted sum with the
-    /// keyword score, each scaled to [0, 1] over the candidates. Default 0.6.
+    /// keyword score, each scaled to [0, 1] over the candidates. With a static model the
+    /// vector side also holds how well the memory's tokens match the query's (default 0.95);
+    /// otherwise the default is 0.6.
     #[serde(default)]
     pub vector_weight: Option<f64>,
     /// Only memories matching this filter (the filter language of `list_memories`).
@@ -672,99 +678,150 @@ impl Handle {
 
     /// Writes prepared memories in one transaction (all or none) through [`put_memory`],
     /// charging the tenant's storage quota by the difference with the memories they replace.
-    /// With `patch`, each item is an update of the memory stored under its id (`not_found`
-    /// when there is none): `patch` builds the new memory from the stored one inside the
-    /// transaction, so concurrent updates do not lose each other's fields.
+    /// `vectors_by` names what made the items' vectors ([`CALLER_EMBEDDER`] for the caller's,
+    /// an embedder's name for an import's); `None`: the namespace's embedder embeds the text of
+    /// items without one. With `patch`, each item is an update of the memory stored under its
+    /// id (`not_found` when there is none): `patch` builds the new memory from the stored one
+    /// inside the transaction, so concurrent updates do not lose each other's fields.
     fn write_memories(
         &self,
         rec: &NamespaceRecord,
         mut items: Vec<Prepared>,
-        caller_vectors: bool,
+        vectors_by: Option<&str>,
         patch: Option<&Patch<'_>>,
     ) -> Result<Vec<Memory>> {
-        let embedder_name = if caller_vectors {
-            CALLER_EMBEDDER.to_owned()
+        let start = self.begin_write(rec, &mut items, vectors_by)?;
+        let written = start.env.write_ns(rec.id, |w, t| {
+            write_rows(&self.inner, rec, &mut items, &start.embedder_name, patch, w, t)
+        })?;
+        Ok(self.finish_write(rec, start, items, written))
+    }
+
+    /// [`Handle::write_memories`] of new memories (no patch) for a caller on an async
+    /// executor: the commit is awaited without holding a thread (see
+    /// [`crate::store::Store::write_ns_async`]).
+    async fn write_memories_async(
+        &self,
+        rec: &NamespaceRecord,
+        mut items: Vec<Prepared>,
+        vectors_by: Option<&str>,
+    ) -> Result<Vec<Memory>> {
+        let start = self.begin_write(rec, &mut items, vectors_by)?;
+        let rows = Arc::new(parking_lot::Mutex::new(items));
+        let job = {
+            let (inner, rec, rows) = (self.inner.clone(), rec.clone(), rows.clone());
+            let name = start.embedder_name.clone();
+            move |w: &mut heed::RwTxn<'_>, t: &DataTables| {
+                write_rows(&inner, &rec, &mut rows.lock(), &name, None, w, t)
+            }
+        };
+        let written = start.env.write_ns_async(rec.id, job).await?;
+        let items = std::mem::take(&mut *rows.lock());
+        Ok(self.finish_write(rec, start, items, written))
+    }
+
+    /// What a write of memories does before its transaction: embeds the items without a
+    /// vector (unless `vectors_by` names what made theirs), and reserves the tenant's
+    /// storage for the difference with the memories they replace.
+    fn begin_write(
+        &self,
+        rec: &NamespaceRecord,
+        items: &mut [Prepared],
+        vectors_by: Option<&str>,
+    ) -> Result<WriteStart<'_>> {
+        let embedder_name = if let Some(name) = vectors_by {
+            name.to_owned()
         } else {
             let embedder = self.inner.embedder_for(rec)?;
-            Self::embed_missing(embedder.as_ref(), &mut items)?;
+            Self::embed_missing(embedder.as_ref(), items)?;
             embedder.name().to_owned()
         };
+        crate::listing::ensure_keywords(&self.inner, rec)?;
         let env = self.inner.data_env(&rec.location)?;
-        // What the replaced memories are charged now: the reservation is the difference.
-        let replaced: u64 = env.read(|r, t| {
-            let row = t.stats_of(r, rec.id)?.dimensions.map_or(0, |d| row_len(d as usize));
-            let mut sum = 0;
-            for p in &items {
-                if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? {
-                    let stored = decode_record(bytes)?;
-                    sum += charged_size(bytes.len(), stored.slot.map_or(0, |_| row))
-                        + postings_charge(stored.slot, &stored.memory.content);
-                }
-            }
-            Ok(sum)
-        })?;
-        let total: u64 = items.iter().map(Prepared::estimate).sum();
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
         };
-        let reservation = self.inner.usage.reserve(&chain, total.saturating_sub(replaced))?;
-        let written = env.write_ns(rec.id, |w, t| {
-            if self.inner.is_dead(rec.id) {
-                return Err(Error::namespace_forbidden(&rec.name));
-            }
-            let mut stats = t.stats_of(w, rec.id)?;
-            if !stats.fields_indexed {
-                crate::filter::build_all(t, w, rec.id)?;
-                stats.fields_indexed = true;
-            }
-            let dims = items.iter().find_map(|p| p.vector.as_ref()).map(Vec::len);
-            check_vector_space(rec, &mut stats, dims, &embedder_name)?;
-            let mut effects = WriteEffects::default();
-            for (i, p) in items.iter_mut().enumerate() {
-                if let Some(v) = &p.vector {
-                    if Some(v.len()) != dims {
-                        return Err(Error::invalid(
-                            format!("memories[{i}].embedding"),
-                            format!(
-                                "has {} dimensions, the namespace uses {}",
-                                v.len(),
-                                dims.unwrap_or(0)
-                            ),
-                        ));
+        // The reservation is the difference between what the items are expected to be charged
+        // and what the memories they replace are charged now. With no quota to check (a
+        // namespace outside tenants) it is nothing, and neither is read.
+        let delta = if chain.is_empty() {
+            0
+        } else {
+            let replaced: u64 = env.read(|r, t| {
+                let row = t.stats_of(r, rec.id)?.dimensions.map_or(0, |d| row_len(d as usize));
+                let mut sum = 0;
+                for p in items.iter() {
+                    if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? {
+                        sum += stored_charge(bytes, row)?;
                     }
                 }
-                if let Some(slot) = put_memory(t, w, rec.id, &mut stats, p, patch, &mut effects)? {
-                    effects.added.push((slot, i));
-                }
-            }
-            t.put_stats(w, rec.id, &stats)?;
-            Ok((effects, stats))
-        })?;
-        let (effects, stats) = written;
+                Ok(sum)
+            })?;
+            let total: u64 = items.iter().map(Prepared::estimate).sum();
+            total.saturating_sub(replaced)
+        };
+        let reservation = self.inner.usage.reserve(&chain, delta)?;
+        Ok(WriteStart { env, embedder_name, chain, reservation })
+    }
+
+    /// What a write of memories does after its commit: keeps the storage it used, and
+    /// applies the new rows to the cached vectors before returning (read-your-writes).
+    fn finish_write(
+        &self,
+        rec: &NamespaceRecord,
+        start: WriteStart<'_>,
+        items: Vec<Prepared>,
+        (effects, stats): (WriteEffects, NamespaceStats),
+    ) -> Vec<Memory> {
+        let WriteStart { chain, reservation, .. } = start;
         reservation.keep(effects.charged);
         if effects.freed > 0 {
             self.inner.usage.adjust(&chain, -(effects.freed as i64));
         }
         // Apply the new rows to the cached vectors before returning (read-your-writes); the
         // rows of replaced memories go at the same time, so a recall never sees both.
-        let added: Vec<NewRow<'_>> = effects
-            .added
-            .iter()
-            .filter_map(|(slot, i)| {
-                let p = &items[*i];
-                Some((*slot, p.id, p.vector.as_deref()?, agent_key(p.memory.agent_id.as_deref())))
-            })
-            .collect();
-        self.inner.vectors.apply(rec.id, &added, &effects.removed_slots);
+        let rows = |written: &[(u32, usize)]| -> Vec<NewRow<'_>> {
+            written
+                .iter()
+                .filter_map(|(slot, i)| {
+                    let p = &items[*i];
+                    let agent = agent_key(p.memory.agent_id.as_deref());
+                    Some((*slot, p.id, p.vector.as_deref()?, agent))
+                })
+                .collect()
+        };
+        let (added, replaced) = (rows(&effects.added), rows(&effects.replaced));
+        let seq = stats.vector_writes;
+        self.inner.vectors.apply(rec.id, seq, &added, &replaced, &effects.removed_slots);
         crate::ann::note_write(&self.inner, rec, &stats);
-        Ok(items.into_iter().map(|p| p.memory).collect())
+        items.into_iter().map(|p| p.memory).collect()
     }
 
     /// Stores one memory and returns it. The namespace is `req.namespace`; if absent, the
     /// `agent_id` value; if both are absent, the key's only namespace. The memory is
     /// recallable as soon as this returns.
     pub fn store_memory(&self, req: StoreMemory) -> Result<Memory> {
+        let (rec, p, by, _slot) = self.start_store(req)?;
+        let mut out = self.write_memories(&rec, vec![p], by, None)?;
+        out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
+    }
+
+    /// [`Handle::store_memory`] for a caller on an async executor: the durable commit is
+    /// awaited without holding a thread. Everything else runs on the calling thread (the
+    /// text is embedded there), as a recall does.
+    pub(crate) async fn store_memory_async(&self, req: StoreMemory) -> Result<Memory> {
+        let (rec, p, by, _slot) = self.start_store(req)?;
+        let mut out = self.write_memories_async(&rec, vec![p], by).await?;
+        out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
+    }
+
+    /// A single store up to its write: the namespace authorized, the memory checked and
+    /// built, what made its vector, and the compute slot its embedding takes.
+    fn start_store(
+        &self,
+        req: StoreMemory,
+    ) -> Result<(NamespaceRecord, Prepared, Option<&'static str>, Option<ComputePermit<'_>>)> {
         let caller = self.caller()?;
         let (rec, _) = self.memory_namespace(
             &caller,
@@ -775,9 +832,8 @@ impl Handle {
         let caller_vector = req.embedding.is_some();
         let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
         // Embedding the text is heavy work under the tenant's compute quota.
-        let _slot = if caller_vector { None } else { Some(self.compute_slot(&caller)?) };
-        let mut out = self.write_memories(&rec, vec![p], caller_vector, None)?;
-        out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
+        let slot = if caller_vector { None } else { Some(self.compute_slot(&caller)?) };
+        Ok((rec, p, caller_vector.then_some(CALLER_EMBEDDER), slot))
     }
 
     /// Stores many memories in one transaction: all of them or none. Either every item
@@ -786,6 +842,17 @@ impl Handle {
         &self,
         namespace: &str,
         memories: Vec<StoreMemory>,
+    ) -> Result<Vec<String>> {
+        self.store_memories_by(namespace, memories, CALLER_EMBEDDER)
+    }
+
+    /// [`Handle::store_memories`] of memories whose vectors `vectors_by` made (an import's
+    /// vectors of the target namespace's own embedder, or [`CALLER_EMBEDDER`]).
+    pub(crate) fn store_memories_by(
+        &self,
+        namespace: &str,
+        memories: Vec<StoreMemory>,
+        vectors_by: &str,
     ) -> Result<Vec<String>> {
         let caller = self.caller()?;
         let (rec, _) =
@@ -834,7 +901,7 @@ impl Handle {
             .collect::<Result<Vec<_>>>()?;
         let _slot = self.compute_slot(&caller)?;
         Ok(self
-            .write_memories(&rec, prepared, with_vectors > 0, None)?
+            .write_memories(&rec, prepared, (with_vectors > 0).then_some(vectors_by), None)?
             .into_iter()
             .map(|m| m.id)
             .collect())
@@ -1045,7 +1112,8 @@ impl Handle {
             m.vector = None;
             Ok(m)
         };
-        let mut out = self.write_memories(&rec, vec![p], caller_vector, Some(&patch))?;
+        let by = caller_vector.then_some(CALLER_EMBEDDER);
+        let mut out = self.write_memories(&rec, vec![p], by, Some(&patch))?;
         out.pop().ok_or_else(|| Error::Internal("update wrote nothing".into()))
     }
 
@@ -1165,7 +1233,14 @@ impl Handle {
         let mode = RecallMode::of(&req)?;
         let _slot = self.compute_slot(&caller)?;
         let env = self.inner.data_env(&rec.location)?;
-        let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
+            // Written before the keyword index (0.1.0): index it first.
+            crate::listing::ensure_keywords(&self.inner, &rec)?;
+            stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        }
+        // The embedder of a text query, for hybrid recall's token match.
+        let mut matcher: Option<Arc<dyn crate::Embedder>> = None;
         let query: Option<Vec<f32>> = match (&req.query, &req.vector) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid("vector", "give either query or vector, not both"))
@@ -1202,6 +1277,7 @@ impl Handle {
                     )?;
                     let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
                     normalize(&mut v);
+                    matcher = Some(embedder);
                     Some(v)
                 }
             }
@@ -1381,7 +1457,11 @@ impl Handle {
                 })?
             }
             (RecallMode::Hybrid, Some(q)) => {
-                let depth = (top_k * 3).clamp(50, MAX_TOP_K);
+                let with_token_match = match &matcher {
+                    Some(m) => m.token_match(text, &[])?.is_some(),
+                    None => false,
+                };
+                let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
                 let by_vector = vector_hits(q, depth)?;
                 env.read(|r, t| {
                     let kw = KeywordRecall {
@@ -1393,8 +1473,8 @@ impl Handle {
                         query: Some(q),
                         judge: &judge,
                     };
-                    let w = req.vector_weight.unwrap_or(crate::keyword::DEFAULT_VECTOR_WEIGHT);
-                    let mut ranked = kw.hybrid(by_vector, depth, w)?;
+                    let w = req.vector_weight;
+                    let mut ranked = kw.hybrid(by_vector, depth, w, matcher.as_deref())?;
                     best(&mut ranked, top_k);
                     materialize(t, r, rec.id, ranked)
                 })?
@@ -1415,6 +1495,59 @@ impl Handle {
 /// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
 pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + Sync + 'a;
 
+/// A write of memories between [`Handle::begin_write`] and [`Handle::finish_write`].
+struct WriteStart<'a> {
+    env: Arc<Store<DataTables>>,
+    /// What made the items' vectors.
+    embedder_name: String,
+    chain: Vec<QuotaLink>,
+    reservation: Reservation<'a>,
+}
+
+/// A write of memories inside the namespace's transaction: each item through
+/// [`put_memory`], then the namespace's stats.
+fn write_rows(
+    inner: &EngineInner,
+    rec: &NamespaceRecord,
+    items: &mut [Prepared],
+    embedder_name: &str,
+    patch: Option<&Patch<'_>>,
+    w: &mut heed::RwTxn<'_>,
+    t: &DataTables,
+) -> Result<(WriteEffects, NamespaceStats)> {
+    if inner.is_dead(rec.id) {
+        return Err(Error::namespace_forbidden(&rec.name));
+    }
+    let mut stats = t.stats_of(w, rec.id)?;
+    if !stats.fields_indexed {
+        crate::filter::build_all(t, w, rec.id)?;
+        stats.fields_indexed = true;
+    }
+    // A namespace's first memory: nothing to index before it (see `ensure_keywords`).
+    stats.keyword_indexed |= stats.memory_count == 0;
+    let dims = items.iter().find_map(|p| p.vector.as_ref()).map(Vec::len);
+    check_vector_space(rec, &mut stats, dims, embedder_name)?;
+    let mut effects = WriteEffects::default();
+    for (i, p) in items.iter_mut().enumerate() {
+        if let Some(v) = &p.vector {
+            if Some(v.len()) != dims {
+                return Err(Error::invalid(
+                    format!("memories[{i}].embedding"),
+                    format!("has {} dimensions, the namespace uses {}", v.len(), dims.unwrap_or(0)),
+                ));
+            }
+        }
+        match put_memory(t, w, rec.id, &mut stats, p, patch, &mut effects)? {
+            RowWrite::New(slot) => effects.added.push((slot, i)),
+            RowWrite::Replaced(slot) => effects.replaced.push((slot, i)),
+            RowWrite::None => {}
+        }
+    }
+    stats.vector_writes += 1;
+    t.put_stats(w, rec.id, &stats)?;
+    Ok((effects, stats))
+}
+
 /// What a transaction's memory writes did, for the quota and the cached vectors.
 #[derive(Default)]
 pub(crate) struct WriteEffects {
@@ -1424,17 +1557,31 @@ pub(crate) struct WriteEffects {
     pub freed: u64,
     /// New vector rows: (slot, index of the item).
     pub added: Vec<(u32, usize)>,
+    /// Vector rows overwritten in place (a stored id with a new vector keeps its slot):
+    /// (slot, index of the item).
+    pub replaced: Vec<(u32, usize)>,
     /// Vector rows of replaced memories, deleted.
     pub removed_slots: Vec<u32>,
 }
 
+/// What [`put_memory`] did with the memory's vector.
+pub(crate) enum RowWrite {
+    /// No vector row written.
+    None,
+    /// A new row in this (new) slot.
+    New(u32),
+    /// The stored memory's row, overwritten in place in its slot.
+    Replaced(u32),
+}
+
 /// Applies one memory write inside the namespace's write transaction — the one place every
 /// write path (store, batch, update, import) goes through. A memory already stored under the
-/// same id is replaced: its `created_at` is kept, its vector row, graph links and charge are
-/// released. With `patch`, the new memory is built from the stored one (`not_found` if
-/// absent), and a memory given no new vector keeps its row. Returns the slot of a new vector
-/// row.
-#[allow(clippy::many_single_char_names)] // t, w, p as in every transaction body
+/// same id is replaced in place: it keeps its `created_at` and its vector slot (a new vector
+/// overwrites the row), and only what changed is written again — the secondary keys whose
+/// value changed, the keyword postings if the content changed, the graph links if the
+/// entities changed. With `patch`, the new memory is built from the stored one (`not_found`
+/// if absent), and a memory given no new vector keeps its row.
+#[allow(clippy::many_single_char_names, clippy::too_many_lines)] // t, w, p as in every transaction body
 pub(crate) fn put_memory(
     t: &DataTables,
     w: &mut heed::RwTxn<'_>,
@@ -1443,78 +1590,172 @@ pub(crate) fn put_memory(
     p: &mut Prepared,
     patch: Option<&Patch<'_>>,
     effects: &mut WriteEffects,
-) -> Result<Option<u32>> {
+) -> Result<RowWrite> {
     let key = ns_key(ns, &p.id);
     let old = match t.memories.get(w, &key)? {
         Some(bytes) => Some((bytes.len(), decode_record(bytes)?)),
         None => None,
     };
-    let mut kept_slot = None;
-    match (&old, patch) {
-        (None, Some(_)) => return Err(Error::not_found("memory", &p.memory.id)),
-        (None, None) => stats.memory_count += 1,
-        (Some((len, stored)), _) => {
-            if let Some(patch) = patch {
-                p.memory = patch(stored.memory.clone(), p)?;
-            } else {
-                p.memory.created_at = stored.memory.created_at;
-            }
-            p.json = serde_json::to_vec(&p.memory)?;
-            let mut row = 0;
-            if let Some(slot) = stored.slot {
-                crate::keyword::unindex(t, w, ns, slot, &stored.memory.content, stats)?;
-                let vkey = ns_key(ns, &slot.to_be_bytes());
-                if let Some(r) = t.vectors.get(w, &vkey)? {
-                    row = r.len() as u64;
-                }
-                if p.vector.is_none() && patch.is_some() {
-                    kept_slot = Some((slot, row));
-                } else {
-                    t.vectors.delete(w, &vkey)?;
-                    effects.removed_slots.push(slot);
-                }
-            }
-            for e in &stored.memory.entities {
-                crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
-            }
-            crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
-            stats.expiring =
-                stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()));
-            let size = charged_size(*len, if kept_slot.is_some() { 0 } else { row })
-                + postings_charge(stored.slot, &stored.memory.content);
-            let freed = size.min(stats.storage_bytes);
-            stats.storage_bytes -= freed;
-            effects.freed += freed;
+    let Some((len, stored)) = old else {
+        if patch.is_some() {
+            return Err(Error::not_found("memory", &p.memory.id));
         }
+        stats.memory_count += 1;
+        let slot = match &p.vector {
+            Some(v) => {
+                let s = stats.next_slot;
+                stats.next_slot += 1;
+                put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+                Some(s)
+            }
+            None => None,
+        };
+        // Generated ids (UUID v7) sort by time: a new one goes at the end of the table. A
+        // caller's id is hashed, so its key lands anywhere and is put without trying that.
+        let record = encode_record(slot, &p.json);
+        if uuid::Uuid::from_bytes(p.id).get_version_num() == 7 {
+            put_last(&t.memories, w, &key, &record)?;
+        } else {
+            t.memories.put(w, &key, &record)?;
+        }
+        // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
+        let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
+        if let (Some(s), Some(terms)) = (slot, &terms) {
+            crate::keyword::index(t, w, ns, s, terms, stats)?;
+        }
+        for e in &p.memory.entities {
+            crate::graph::link_memory(t, w, ns, e, &p.id)?;
+        }
+        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+        stats.expiring += u64::from(p.memory.expires_at.is_some());
+        let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
+        stats.storage_bytes += size;
+        effects.charged += size;
+        return Ok(slot.map_or(RowWrite::None, RowWrite::New));
+    };
+    if let Some(patch) = patch {
+        p.memory = patch(stored.memory.clone(), p)?;
+        p.json = serde_json::to_vec(&p.memory)?;
+    } else if p.memory.created_at != stored.memory.created_at {
+        p.memory.created_at = stored.memory.created_at;
+        set_created_at(&mut p.json, &p.memory.created_at)?;
     }
-    let mut new_slot = None;
-    let slot = match (&p.vector, kept_slot) {
-        (Some(v), _) => {
+    // The stored row: overwritten by a new vector, kept by an update that gives none, deleted
+    // by a store without a vector (an import line without one).
+    let mut old_row = 0;
+    let mut row_kept = false;
+    let (slot, write) = match (stored.slot, &p.vector) {
+        (Some(s), Some(v)) => {
+            let vkey = ns_key(ns, &s.to_be_bytes());
+            // The row overwritten has the namespace's dimensions, as the new one.
+            old_row = row_len(v.len());
+            let row = encode_row(&p.id, v);
+            t.vectors.put(w, &vkey, &row)?;
+            if crate::filter::mark_refile(t, w, ns, s, &row)? {
+                stats.refile += 1;
+            }
+            (Some(s), RowWrite::Replaced(s))
+        }
+        (Some(s), None) if patch.is_some() => {
+            row_kept = true;
+            (Some(s), RowWrite::None)
+        }
+        (Some(s), None) => {
+            let vkey = ns_key(ns, &s.to_be_bytes());
+            if let Some(r) = t.vectors.get(w, &vkey)? {
+                old_row = r.len() as u64;
+            }
+            t.vectors.delete(w, &vkey)?;
+            if crate::filter::unmark_refile(t, w, ns, s, None)? {
+                stats.refile = stats.refile.saturating_sub(1);
+            }
+            effects.removed_slots.push(s);
+            (None, RowWrite::None)
+        }
+        (None, Some(v)) => {
             let s = stats.next_slot;
             stats.next_slot += 1;
             put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
-            new_slot = Some(s);
-            Some(s)
+            (Some(s), RowWrite::New(s))
         }
-        (None, Some((s, _))) => Some(s),
-        (None, None) => None,
+        (None, None) => (None, RowWrite::None),
     };
-    put_last(&t.memories, w, &key, &encode_record(slot, &p.json))?;
-    // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
-    let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
-    if let (Some(s), Some(terms)) = (slot, &terms) {
-        crate::keyword::index(t, w, ns, s, terms, stats)?;
+    t.memories.put(w, &key, &encode_record(slot, &p.json))?;
+    // Keyword postings (keyed by slot): written again only if the slot or the content changed.
+    let reindex = slot != stored.slot || p.memory.content != stored.memory.content;
+    let mut postings_freed = 0;
+    let mut postings_charged = 0;
+    if reindex {
+        if let Some(s) = stored.slot {
+            crate::keyword::unindex(t, w, ns, s, &stored.memory.content, stats)?;
+            postings_freed = postings_charge(stored.slot, &stored.memory.content);
+        }
+        if let Some(s) = slot {
+            let terms = crate::keyword::Terms::of(&p.memory.content);
+            crate::keyword::index(t, w, ns, s, &terms, stats)?;
+            postings_charged = terms.charge();
+        }
     }
-    for e in &p.memory.entities {
-        crate::graph::link_memory(t, w, ns, e, &p.id)?;
+    if p.memory.entities != stored.memory.entities {
+        for e in &stored.memory.entities {
+            crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
+        }
+        for e in &p.memory.entities {
+            crate::graph::link_memory(t, w, ns, e, &p.id)?;
+        }
     }
-    crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
-    stats.expiring += u64::from(p.memory.expires_at.is_some());
-    // A kept row was not released above, so it is not charged again.
-    let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
+    if slot == stored.slot {
+        crate::filter::update_keys(t, w, ns, &p.id, &stored.memory, &p.memory, slot)?;
+    } else {
+        crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
+        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+    }
+    stats.expiring = stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()))
+        + u64::from(p.memory.expires_at.is_some());
+    // A kept row is neither released nor charged again (the prepared memory has no vector).
+    let size = charged_size(len, if row_kept { 0 } else { old_row }) + postings_freed;
+    let freed = size.min(stats.storage_bytes);
+    stats.storage_bytes -= freed;
+    effects.freed += freed;
+    let size = p.charge() + postings_charged;
     stats.storage_bytes += size;
     effects.charged += size;
-    Ok(new_slot)
+    Ok(write)
+}
+
+/// What a stored record is charged (its row of `row` bytes and its keyword postings
+/// included), read without decoding the memory: only its slot and content are looked at.
+fn stored_charge(bytes: &[u8], row: u64) -> Result<u64> {
+    #[derive(Deserialize)]
+    struct Content<'a> {
+        #[serde(borrow)]
+        content: std::borrow::Cow<'a, str>,
+    }
+    let (slot, content) = if let Some((slot, json)) = split_record(bytes) {
+        (slot, serde_json::from_slice::<Content<'_>>(json)?.content)
+    } else {
+        let s = decode_record(bytes)?;
+        (s.slot, s.memory.content.into())
+    };
+    Ok(charged_size(bytes.len(), slot.map_or(0, |_| row)) + postings_charge(slot, &content))
+}
+
+/// Sets the `created_at` of a memory's JSON (as [`Prepared::new`] serialised it) to `t`
+/// without serialising the memory again. The field is the last `"created_at":` of the text:
+/// only `updated_at` and `expires_at` (timestamps or null) follow it, nothing a caller wrote.
+fn set_created_at(json: &mut Vec<u8>, t: &DateTime<Utc>) -> Result<()> {
+    const FIELD: &[u8] = b"\"created_at\":\"";
+    let value = json
+        .windows(FIELD.len())
+        .rposition(|w| w == FIELD)
+        .map(|at| at + FIELD.len() - 1)
+        .and_then(|start| {
+            let len = json[start + 1..].iter().position(|b| *b == b'"')?;
+            Some(start..start + len + 2)
+        })
+        .ok_or_else(|| Error::Internal("a memory's JSON has no created_at".into()))?;
+    json.splice(value, serde_json::to_vec(t)?);
+    Ok(())
 }
 
 /// Bytes charged for a memory's keyword postings: a memory with a vector slot is in the
@@ -1771,6 +2012,7 @@ pub(crate) fn remove_memories(
         Some(tid) => inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, tid))?,
         None => Vec::new(),
     };
+    crate::listing::ensure_keywords(inner, rec)?;
     let env = inner.data_env(&rec.location)?;
     let (removed, freed, slots, stats) = env.write_ns(rec.id, |w, t| {
         // As for writes: once its namespace is deleted, a forget releases nothing (the
@@ -1794,6 +2036,9 @@ pub(crate) fn remove_memories(
                     row = r.len() as u64;
                 }
                 t.vectors.delete(w, &vkey)?;
+                if crate::filter::unmark_refile(t, w, rec.id, slot, None)? {
+                    stats.refile = stats.refile.saturating_sub(1);
+                }
                 crate::keyword::unindex(t, w, rec.id, slot, &stored.memory.content, &mut stats)?;
                 slots.push(slot);
             }
@@ -1812,11 +2057,12 @@ pub(crate) fn remove_memories(
             freed += charged;
             removed.push(stored.memory);
         }
+        stats.vector_writes += 1;
         t.put_stats(w, rec.id, &stats)?;
         Ok((removed, freed, slots, stats))
     })?;
     inner.usage.adjust(&chain, -(freed as i64));
-    inner.vectors.apply(rec.id, &[], &slots);
+    inner.vectors.apply(rec.id, stats.vector_writes, &[], &[], &slots);
     crate::ann::note_delete(inner, rec, &stats);
     Ok(removed)
 }
@@ -1969,5 +2215,40 @@ mod tests {
         let back = decode_record(&legacy).unwrap();
         assert_eq!((back.memory.content.as_str(), back.slot), ("text", Some(3)));
         assert!(decode_record(&[RECORD_V2, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn an_upsert_sets_created_at_in_the_json_as_serialising_it_again_would() {
+        let mut m = memory();
+        // Caller text that looks like the field must not be taken for it.
+        m.content = r#"{"created_at":"2001-01-01T00:00:00Z"}"#.into();
+        m.metadata.insert("created_at".into(), Value::String("2001-01-01T00:00:00Z".into()));
+        m.expires_at = Some(m.created_at + chrono::Duration::seconds(60));
+        let mut json = serde_json::to_vec(&m).unwrap();
+        for earlier in [
+            "2020-05-06T07:08:09Z",
+            "2020-05-06T07:08:09.123Z",
+            "2020-05-06T07:08:09.123456Z",
+            "2020-05-06T07:08:09.123456789Z",
+        ] {
+            m.created_at = earlier.parse().unwrap();
+            set_created_at(&mut json, &m.created_at).unwrap();
+            assert_eq!(String::from_utf8_lossy(&json), serde_json::to_string(&m).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_stored_record_is_charged_the_same_read_whole_or_in_part() {
+        let mut m = memory();
+        m.content = "three \"distinct\" words, words".into();
+        let json = serde_json::to_vec(&m).unwrap();
+        let legacy =
+            serde_json::to_vec(&StoredMemory { memory: m.clone(), slot: Some(3) }).unwrap();
+        for bytes in [encode_record(Some(3), &json), legacy] {
+            let want = charged_size(bytes.len(), 100) + postings_charge(Some(3), &m.content);
+            assert_eq!(stored_charge(&bytes, 100).unwrap(), want);
+        }
+        let bytes = encode_record(None, &json);
+        assert_eq!(stored_charge(&bytes, 100).unwrap(), charged_size(bytes.len(), 0));
     }
 }

@@ -1,13 +1,15 @@
 //! Namespaces: each a complete, isolated memory store with its own vectors, graph and decay
 //! policy. Created in one catalog transaction; deleted atomically (see [`crate::purge`]).
 
+use std::ops::Bound;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{authorize, Action, NamespaceAction, Principal};
-use crate::catalog::{next_counter, tenant_ns_key, CatalogTables};
+use crate::catalog::{can_be_key, next_counter, tenant_ns_key, CatalogTables};
 use crate::datastore::{EnvLocation, NamespaceId, NamespaceStats};
-use crate::engine::{Caller, Handle};
+use crate::engine::{Affects, Caller, Handle};
 use crate::error::{Error, Result};
 use crate::page::{Page, Paged};
 use crate::tenant::{get_tenant, Counted, IsolationMode, TenantStatus};
@@ -140,15 +142,18 @@ fn gone(principal: &Principal, name: &str) -> Error {
     }
 }
 
-/// Checks a namespace name: 1–128 characters of `[A-Za-z0-9_.-]`.
+/// Checks a namespace name: 1–128 characters of `[A-Za-z0-9_.-]`, and not `.` or `..`
+/// (a URL path's dot segments: clients remove them, so `/v1/namespaces/..` could never reach it).
 pub fn validate_namespace_name(name: &str, field: &str) -> Result<()> {
     let ok = (1..=128).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(field, "must be 1-128 characters of A-Z, a-z, 0-9, _, . and -"))
+    if !ok {
+        return Err(Error::invalid(field, "must be 1-128 characters of A-Z, a-z, 0-9, _, . and -"));
     }
+    if name == "." || name == ".." {
+        return Err(Error::invalid(field, "cannot be . or .. (a URL path cannot carry them)"));
+    }
+    Ok(())
 }
 
 impl Handle {
@@ -177,24 +182,129 @@ impl Handle {
 
     fn namespace_view(&self, rec: NamespaceRecord) -> Result<Namespace> {
         let stats = self.inner.namespace_stats(&rec)?;
-        Ok(Namespace {
-            name: rec.name,
-            tenant_id: rec.tenant_id,
-            created_at: rec.created_at,
-            memory_count: stats.memory_count,
-            storage_bytes: stats.storage_bytes,
-            isolation_mode: rec.isolation_mode,
-            policy: rec.policy,
-            dimensions: stats.dimensions.or(rec.dimensions),
-            embedder: stats.embedder,
-            entity_count: stats.entity_count,
-            relation_count: stats.relation_count,
-        })
+        Ok(namespace_view_with(rec, stats))
+    }
+}
+
+/// The description of namespace `rec` whose stats are `stats`.
+fn namespace_view_with(rec: NamespaceRecord, stats: NamespaceStats) -> Namespace {
+    Namespace {
+        name: rec.name,
+        tenant_id: rec.tenant_id,
+        created_at: rec.created_at,
+        memory_count: stats.memory_count,
+        storage_bytes: stats.storage_bytes,
+        isolation_mode: rec.isolation_mode,
+        policy: rec.policy,
+        dimensions: stats.dimensions.or(rec.dimensions),
+        embedder: stats.embedder,
+        entity_count: stats.entity_count,
+        relation_count: stats.relation_count,
+    }
+}
+
+/// A namespace creation checked outside the catalog transaction, run inside it (perhaps
+/// more than once: see `Store::write`).
+struct NamespaceCreation {
+    name: String,
+    tenant_id: Option<String>,
+    policy: DecayPolicy,
+    dimensions: Option<u32>,
+    exist_ok: bool,
+    now: DateTime<Utc>,
+    shards: u32,
+}
+
+impl NamespaceCreation {
+    /// Writes the namespace's record: the record and `true`, or the existing one and
+    /// `false` (`exist_ok`).
+    fn run(&self, w: &mut heed::RwTxn<'_>, t: &CatalogTables) -> Result<(NamespaceRecord, bool)> {
+        let (name, tenant_id) = (&self.name, &self.tenant_id);
+        if let Some(existing) = t.namespaces.get(w, name)? {
+            if self.exist_ok && existing.tenant_id == *tenant_id {
+                return Ok((existing, false));
+            }
+            return Err(Error::Conflict(format!("namespace {name} already exists")));
+        }
+        let mode = match tenant_id {
+            Some(tid) => {
+                let tenant = get_tenant(t, w, tid)
+                    .map_err(|_| Error::invalid("tenant_id", format!("no tenant with id {tid}")))?;
+                if tenant.status != TenantStatus::Active {
+                    return Err(Error::invalid("tenant_id", "tenant is not active"));
+                }
+                crate::tenant::check_counted_quota(t, w, tid, Counted::Namespaces)?;
+                tenant.isolation_mode
+            }
+            None => IsolationMode::Logical,
+        };
+        let id = next_counter(t, w, "namespace_id")?;
+        let location = match (mode, tenant_id) {
+            (IsolationMode::Hybrid, Some(tid)) => EnvLocation::Tenant { tenant_id: tid.clone() },
+            (IsolationMode::Physical, _) => EnvLocation::Namespace { id },
+            _ => EnvLocation::Shard { n: (id % u64::from(self.shards)) as u32 },
+        };
+        let rec = NamespaceRecord {
+            id,
+            name: name.clone(),
+            tenant_id: tenant_id.clone(),
+            created_at: self.now,
+            policy: self.policy,
+            dimensions: self.dimensions,
+            isolation_mode: mode,
+            location,
+        };
+        t.namespaces.put(w, name, &rec)?;
+        t.tenant_namespaces.put(w, &tenant_ns_key(tenant_id.as_deref(), name), &[])?;
+        Ok((rec, true))
     }
 
+    /// For the audit entry: the tenant the namespace is in.
+    fn made((rec, _): &(NamespaceRecord, bool)) -> (Option<String>, Option<String>) {
+        (rec.tenant_id.clone(), None)
+    }
+}
+
+impl Handle {
     /// Creates a namespace. `conflict` if the name is taken (unless `exist_ok`),
     /// `quota_exceeded` beyond the tenant's `max_namespaces`.
     pub fn create_namespace(&self, name: &str, opts: NamespaceOptions) -> Result<Namespace> {
+        let creation = self.namespace_creation(name, opts)?;
+        // A new namespace changes no key's resolution: a grant names a namespace by id too, so
+        // a name taken again does not revive a grant of the namespace deleted under it.
+        let made = self.inner.catalog_write_audited(
+            Affects::NoKeys,
+            |w, t| creation.run(w, t),
+            NamespaceCreation::made,
+        )?;
+        self.created_namespace(made)
+    }
+
+    /// [`Handle::create_namespace`] for a caller on an async executor: checked on the calling
+    /// thread, then queued for the catalog's next group commit (shared with the creations
+    /// and other catalog writes arriving meanwhile) and awaited without a thread; answered
+    /// after that commit is on disk. `entry`: the request's audit entry, written by the
+    /// same commit.
+    pub(crate) async fn create_namespace_async(
+        &self,
+        name: &str,
+        opts: NamespaceOptions,
+        entry: crate::audit::Unfinished,
+    ) -> Result<Namespace> {
+        let creation = self.namespace_creation(name, opts)?;
+        let made = self
+            .inner
+            .catalog_write_audited_async(
+                entry,
+                move |w, t| creation.run(w, t),
+                NamespaceCreation::made,
+            )
+            .await?;
+        self.created_namespace(made)
+    }
+
+    /// A creation checked (name, caller's right, policy, dimensions), ready to write.
+    fn namespace_creation(&self, name: &str, opts: NamespaceOptions) -> Result<NamespaceCreation> {
         let caller = self.caller()?;
         validate_namespace_name(name, "name")?;
         let tenant_id = opts.tenant_id.clone().or_else(|| match &caller.principal {
@@ -212,52 +322,25 @@ impl Handle {
                 ));
             }
         }
-        let now = self.inner.options.clock.now();
-        let shards = self.inner.options.shards.max(1);
-        let create = |w: &mut heed::RwTxn<'_>, t: &CatalogTables| {
-            if let Some(existing) = t.namespaces.get(w, name)? {
-                if opts.exist_ok && existing.tenant_id == tenant_id {
-                    return Ok(existing);
-                }
-                return Err(Error::Conflict(format!("namespace {name} already exists")));
-            }
-            let mode = match &tenant_id {
-                Some(tid) => {
-                    let tenant = get_tenant(t, w, tid).map_err(|_| {
-                        Error::invalid("tenant_id", format!("no tenant with id {tid}"))
-                    })?;
-                    if tenant.status != TenantStatus::Active {
-                        return Err(Error::invalid("tenant_id", "tenant is not active"));
-                    }
-                    crate::tenant::check_counted_quota(t, w, tid, Counted::Namespaces)?;
-                    tenant.isolation_mode
-                }
-                None => IsolationMode::Logical,
-            };
-            let id = next_counter(t, w, "namespace_id")?;
-            let location = match (mode, &tenant_id) {
-                (IsolationMode::Hybrid, Some(tid)) => {
-                    EnvLocation::Tenant { tenant_id: tid.clone() }
-                }
-                (IsolationMode::Physical, _) => EnvLocation::Namespace { id },
-                _ => EnvLocation::Shard { n: (id % u64::from(shards)) as u32 },
-            };
-            let rec = NamespaceRecord {
-                id,
-                name: name.to_owned(),
-                tenant_id: tenant_id.clone(),
-                created_at: now,
-                policy,
-                dimensions: opts.dimensions,
-                isolation_mode: mode,
-                location,
-            };
-            t.namespaces.put(w, name, &rec)?;
-            t.tenant_namespaces.put(w, &tenant_ns_key(tenant_id.as_deref(), name), &[])?;
-            Ok(rec)
-        };
-        let created = self.inner.catalog_write_audited(create, |r| (r.tenant_id.clone(), None))?;
-        self.namespace_view(created)
+        Ok(NamespaceCreation {
+            name: name.to_owned(),
+            tenant_id,
+            policy,
+            dimensions: opts.dimensions,
+            exist_ok: opts.exist_ok,
+            now: self.inner.options.clock.now(),
+            shards: self.inner.options.shards.max(1),
+        })
+    }
+
+    /// The answer to a creation: the namespace made, or the one that existed (`exist_ok`).
+    fn created_namespace(&self, (rec, new): (NamespaceRecord, bool)) -> Result<Namespace> {
+        if new {
+            // Nothing is stored under a new id: its environment (one of its own in hybrid
+            // and physical modes) is opened, created if need be, on first use, not here.
+            return Ok(namespace_view_with(rec, NamespaceStats::default()));
+        }
+        self.namespace_view(rec)
     }
 
     /// One namespace (root; the owning tenant's admins). Others get `forbidden`.
@@ -273,22 +356,47 @@ impl Handle {
     }
 
     /// Namespaces the caller can see: root all (or one tenant's), a tenant's members their
-    /// tenant's, a scoped key those in its scope. Paged, in name order.
+    /// tenant's, a scoped key those in its scope. Paged by offset, in name order (see
+    /// [`Handle::list_namespaces_from`] for pages by cursor).
     pub fn list_namespaces(&self, page: Page, tenant_id: Option<&str>) -> Result<Paged<Namespace>> {
+        self.list_namespaces_from(page, tenant_id, None)
+    }
+
+    /// [`Handle::list_namespaces`] from `cursor` (the `next_cursor` of the page before), which
+    /// is a position in the name order: a page by cursor costs the same however deep it is,
+    /// and namespaces created or deleted meanwhile shift no other across it. `offset` cannot
+    /// be combined with a cursor.
+    pub fn list_namespaces_from(
+        &self,
+        page: Page,
+        tenant_id: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Paged<Namespace>> {
         let caller = self.caller()?;
         let (offset, limit) = page.bounds()?;
-        // Only the page's records are read: with a million namespaces a page costs a walk
-        // over the names before it (keys only), not a million records.
-        let (total, recs) = self.inner.catalog.read(|r, t| {
-            let mut pager = Pager::new(&self.inner, offset, limit);
+        let after = match cursor {
+            Some(c) => {
+                if offset > 0 {
+                    return Err(Error::invalid("offset", "cannot be combined with cursor"));
+                }
+                Some(decode_ns_cursor(&self.inner, c)?)
+            }
+            None => None,
+        };
+        let after = after.as_deref();
+        // Only the page's records are read: with a million namespaces a page by offset costs
+        // a walk over the names before it (keys only), one by cursor a seek.
+        let (total, recs, more) = self.inner.catalog.read(|r, t| {
+            let mut pager = Pager::new(&self.inner, offset, limit, after);
             match &caller.principal {
                 Principal::Root => {
                     if let Some(tid) = tenant_id {
                         pager.tenant(t, r, tid)?;
                     } else {
                         let names = t.namespaces.remap_data_type::<heed::types::DecodeIgnore>();
-                        for e in names.iter(r)? {
-                            if pager.full() {
+                        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+                        for e in names.range(r, &(from, Bound::Unbounded))? {
+                            if pager.more {
                                 break;
                             }
                             pager.offer(t, r, e?.0)?;
@@ -319,10 +427,14 @@ impl Handle {
                     }
                 }
             }
-            Ok((pager.total, pager.page))
+            Ok((pager.total, pager.page, pager.more))
         })?;
+        let next_cursor = match recs.last() {
+            Some(last) if more => Some(encode_ns_cursor(&self.inner, &last.name)?),
+            _ => None,
+        };
         let items = recs.into_iter().map(|r| self.namespace_view(r)).collect::<Result<_>>()?;
-        Ok(Paged { items, total_count: total })
+        Ok(Paged { items, total_count: total, next_cursor })
     }
 
     /// Deletes a namespace atomically: from the moment this returns, every call on it fails
@@ -339,7 +451,7 @@ impl Handle {
     fn remove_namespace(&self, caller: &Caller, rec: &NamespaceRecord) -> Result<DeletedNamespace> {
         let name = rec.name.as_str();
         let gate = self.inner.purge_gate.lock();
-        let chain = self.inner.catalog_write(|w, t| {
+        let chain = self.inner.catalog_write_affecting(Affects::Namespace(name), |w, t| {
             // What was authorised is what is removed: the same namespace id, in this one
             // transaction (the name may have been deleted and taken by another tenant since).
             let cur = t
@@ -373,7 +485,7 @@ impl Handle {
         let caller = self.caller()?;
         policy.validate()?;
         let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)?;
-        self.inner.catalog_write(|w, t| {
+        self.inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
             let mut cur = t
                 .namespaces
                 .get(w, name)?
@@ -386,27 +498,67 @@ impl Handle {
     }
 }
 
+/// First byte of a namespace list's cursor (a memory list's starts with its version, 1).
+const NS_CURSOR: u8 = b'n';
+
+/// The cursor of the namespace list's position just after `name`.
+fn encode_ns_cursor(inner: &crate::engine::EngineInner, name: &str) -> Result<String> {
+    let mut body = Vec::with_capacity(1 + name.len());
+    body.push(NS_CURSOR);
+    body.extend_from_slice(name.as_bytes());
+    crate::listing::seal(inner, body)
+}
+
+/// The name a namespace list's cursor continues after.
+fn decode_ns_cursor(inner: &crate::engine::EngineInner, text: &str) -> Result<String> {
+    crate::listing::unseal(inner, text)?
+        .filter(|b| b.first() == Some(&NS_CURSOR))
+        .and_then(|b| String::from_utf8(b[1..].to_vec()).ok())
+        .filter(|name| can_be_key(name))
+        .ok_or_else(|| {
+            Error::invalid(
+                "cursor",
+                "not a cursor of a namespace list (altered, or of another list)",
+            )
+        })
+}
+
 /// One page of namespaces, gathered in name order from the names offered.
 struct Pager<'a> {
     inner: &'a crate::engine::EngineInner,
     offset: usize,
     limit: usize,
+    /// The page starts after this name (a cursor's position).
+    after: Option<&'a str>,
     /// Whether no namespace is being deleted (names can then be skipped unread).
     none_dead: bool,
     skipped: usize,
     page: Vec<NamespaceRecord>,
+    /// A name was offered once the page was full: a next page may follow.
+    more: bool,
     /// Names in the whole list.
     total: u64,
 }
 
 impl<'a> Pager<'a> {
-    fn new(inner: &'a crate::engine::EngineInner, offset: usize, limit: usize) -> Self {
+    fn new(
+        inner: &'a crate::engine::EngineInner,
+        offset: usize,
+        limit: usize,
+        after: Option<&'a str>,
+    ) -> Self {
         let none_dead = inner.dead.read().is_empty();
-        Pager { inner, offset, limit, none_dead, skipped: 0, page: Vec::new(), total: 0 }
-    }
-
-    fn full(&self) -> bool {
-        self.page.len() >= self.limit
+        Pager {
+            inner,
+            offset,
+            limit,
+            after,
+            none_dead,
+            skipped: 0,
+            page: Vec::new(),
+            more: false,
+            total: 0,
+        }
     }
 
     /// Takes namespace `name` into the page, unless it falls before the page (or after it).
@@ -416,7 +568,11 @@ impl<'a> Pager<'a> {
         r: &heed::RoTxn<'_, heed::WithoutTls>,
         name: &str,
     ) -> Result<()> {
-        if self.full() {
+        if self.more || self.after.is_some_and(|a| name <= a) {
+            return Ok(());
+        }
+        if self.page.len() >= self.limit {
+            self.more = true;
             return Ok(());
         }
         if self.none_dead && self.skipped < self.offset {
@@ -467,6 +623,70 @@ mod tests {
     use crate::keys::CreateKey;
     use crate::tenant::{CreateTenant, QuotasPatch};
     use crate::{Engine, Options, Role, StoreMemory};
+
+    /// Namespace creations awaited together (as the HTTP server awaits them) are queued
+    /// without a thread each and share one catalog commit, each with its audit entry. A
+    /// taken name and an unknown tenant, refused inside that commit, fail alone; a bad
+    /// field is refused before anything is queued. Every outcome is in the audit log.
+    #[test]
+    fn awaited_creations_commit_together_and_fail_alone() {
+        use std::future::Future;
+        use std::task::{Context, Waker};
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let root = engine.root();
+        let catalog = engine.inner.catalog.clone();
+        // A running catalog write holds the environment until the creations are queued.
+        let held = crate::store::tests::HeldWrite::start(&catalog);
+        let before = catalog.commits();
+        let mut args: Vec<_> =
+            (0..16).map(|i| serde_json::json!({ "name": format!("t-{i}") })).collect();
+        args.push(serde_json::json!({ "name": "t-3" }));
+        args.push(serde_json::json!({ "name": "u", "tenant_id": "no-such-tenant" }));
+        args.push(serde_json::json!({ "name": "d", "dimensions": 0 }));
+        let mut futures: Vec<_> = args
+            .into_iter()
+            .map(|a| Box::pin(root.call_encoded_async("create_namespace", a)))
+            .collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        for f in &mut futures {
+            assert!(f.as_mut().poll(&mut cx).is_pending(), "nothing is committed yet");
+        }
+        // Sixteen creations, the duplicate, the unknown tenant, and the entry of the
+        // creation refused before its write.
+        assert_eq!(catalog.queued(), 19, "queued without a thread each");
+        held.release();
+        let results: Vec<_> = futures.into_iter().map(crate::store::tests::block_on).collect();
+        for (i, r) in results[..16].iter().enumerate() {
+            let body: serde_json::Value =
+                serde_json::from_slice(&r.as_ref().unwrap().body).unwrap();
+            assert_eq!(body["name"], format!("t-{i}"));
+        }
+        let codes: Vec<_> = results[16..].iter().map(|r| r.as_ref().unwrap_err()).collect();
+        assert_eq!(codes[0].code(), crate::ErrorCode::Conflict);
+        assert!(matches!(codes[1], Error::InvalidArgument { field, .. } if field == "tenant_id"));
+        assert!(matches!(codes[2], Error::InvalidArgument { field, .. } if field == "dimensions"));
+        // One commit for the group; one each for the two entries of the creations refused in
+        // it, which are written after the group settled them.
+        assert_eq!(catalog.commits() - before, 4, "the held write, the group, two entries");
+        let names = root.list_namespaces(Page { offset: None, limit: Some(100) }, None).unwrap();
+        let mut names: Vec<_> = names.items.into_iter().map(|n| n.name).collect();
+        names.sort();
+        let mut expected: Vec<_> = (0..16).map(|i| format!("t-{i}")).collect();
+        expected.sort();
+        assert_eq!(names, expected, "the refused creations left nothing");
+        let query = crate::audit::ListAudit {
+            tenant_id: "instance".into(),
+            action: Some("create_namespace".into()),
+            limit: Some(100),
+            ..Default::default()
+        };
+        let entries = root.list_audit(query).unwrap().entries;
+        let ok = entries.iter().filter(|e| e.result == "ok").count();
+        // The creation for an unknown tenant is recorded in that tenant's log.
+        assert_eq!((ok, entries.len()), (16, 18), "every outcome is recorded");
+    }
 
     /// Item 4 of issue 14, made deterministic: a retried delete that was authorised on one
     /// namespace runs after that namespace was deleted and its name taken by another tenant.

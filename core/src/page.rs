@@ -45,4 +45,7 @@ pub struct Paged<T> {
     pub items: Vec<T>,
     /// Items matching in all pages.
     pub total_count: u64,
+    /// Where the next page starts, for the lists paged by cursor (`None`: no page follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }

@@ -22,7 +22,7 @@
 //! catalog) after the rewrite. Jobs live in the catalog, so a crash before the purge finishes
 //! resumes it on the next open.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{next_counter, tenant_ns_key, CatalogTables};
 use crate::datastore::{EnvLocation, NamespaceId};
-use crate::engine::EngineInner;
+use crate::engine::{Affects, EngineInner};
 use crate::error::Result;
 use crate::namespace::NamespaceRecord;
 
@@ -77,6 +77,7 @@ const PURGE_BATCH: usize = 5_000;
 /// Runs every queued job; returns how many ran. Environments that lost rows are compacted
 /// once at the end, then the jobs are removed from the catalog.
 pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
+    let _one_run = inner.purge_run.lock();
     // Under the gate: a job is seen only once its deletion has read what the namespace held.
     let jobs: Vec<(u64, PurgeJob)> = {
         let _gate = inner.purge_gate.lock();
@@ -85,7 +86,7 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
     if jobs.is_empty() {
         return Ok(0);
     }
-    let mut to_compact = BTreeSet::new();
+    let mut to_compact = HashSet::new();
     for (_, job) in &jobs {
         match job {
             PurgeJob::Namespace { ns_id, location: loc @ EnvLocation::Namespace { .. } } => {
@@ -107,32 +108,27 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
                 }
                 // Nothing of a namespace that held no rows is on disk: no rewrite for it.
                 if deleted > 0 {
-                    to_compact.insert(location_key(location));
+                    to_compact.insert(location.clone());
                 }
             }
             PurgeJob::RemoveEnv { location } => {
-                to_compact.remove(&location_key(location));
+                to_compact.remove(location);
                 inner.destroy_data_env(location)?;
             }
         }
     }
-    for key in to_compact {
-        let loc: EnvLocation = serde_json::from_str(&key)?;
+    for loc in to_compact {
         if loc.dir(&inner.dir).exists() {
             inner.data_env(&loc)?.compact()?;
         }
     }
-    inner.catalog_write(|w, t| {
+    inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
         for (id, _) in &jobs {
             t.purges.delete(w, id)?;
         }
         Ok(())
     })?;
     Ok(jobs.len())
-}
-
-fn location_key(loc: &EnvLocation) -> String {
-    serde_json::to_string(loc).unwrap_or_default()
 }
 
 /// Starts the background threads: this worker (purges and decay sweeps) and the vector
@@ -155,16 +151,16 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
                 return; // the data directory was removed under a closing engine
             }
             if let Err(e) = run_pending(&inner) {
-                eprintln!("memsilo: purge failed, will retry: {e}");
+                tracing::warn!("purge failed, will retry: {e}");
             }
-            if ticks % 10 == 0 {
+            if ticks.is_multiple_of(10) {
                 if let Err(e) = crate::memory::sweep_all(&inner, 10_000, Some(SWEEP_STEP)) {
-                    eprintln!("memsilo: decay sweep failed, will retry: {e}");
+                    tracing::warn!("decay sweep failed, will retry: {e}");
                 }
             }
-            if ticks % 7200 == 0 {
+            if ticks.is_multiple_of(7200) {
                 if let Err(e) = inner.audit_maintenance() {
-                    eprintln!("memsilo: audit retention failed, will retry: {e}");
+                    tracing::warn!("audit retention failed, will retry: {e}");
                 }
             }
             ticks += 1;
@@ -178,7 +174,7 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
     });
     match spawned {
         Ok(t) => threads.push(t),
-        Err(e) => eprintln!("memsilo: could not start the background worker: {e}"),
+        Err(e) => tracing::error!("could not start the background worker: {e}"),
     }
     threads
 }
@@ -218,5 +214,58 @@ impl EngineInner {
     pub(crate) fn forget_namespace_caches(&self, id: NamespaceId) {
         self.vectors.forget(id);
         self.graphs.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::datastore::EnvLocation;
+    use crate::error::ErrorCode;
+    use crate::memory::StoreMemory;
+    use crate::namespace::NamespaceOptions;
+    use crate::tenant::{CreateTenant, IsolationMode};
+    use crate::{Engine, Options};
+
+    /// A reader that found a namespace before it was deleted (the vector indexer, a request in
+    /// flight) asks for its environment after the purge removed the files: it is told the
+    /// namespace is gone, and the directory is not created again (it was, and the purge of a
+    /// second pass then failed on a directory that was not empty).
+    #[test]
+    fn a_late_reader_of_a_purged_namespace_does_not_create_its_files_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let root = engine.root();
+        let tenant = root
+            .create_tenant(CreateTenant {
+                name: "own_files".into(),
+                isolation_mode: Some(IsolationMode::Physical),
+                ..Default::default()
+            })
+            .unwrap()
+            .tenant;
+        let opts = NamespaceOptions { tenant_id: Some(tenant.id), ..Default::default() };
+        root.create_namespace("doomed", opts).unwrap();
+        root.store_memory(StoreMemory {
+            namespace: Some("doomed".into()),
+            ..StoreMemory::text("kept until the purge")
+        })
+        .unwrap();
+        let own: Vec<_> = std::fs::read_dir(dir.path().join("namespaces"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(own.len(), 1, "one namespace with its own files: {own:?}");
+        let location = EnvLocation::Namespace { id: own[0].parse().unwrap() };
+        let files = location.dir(&engine.inner.dir);
+
+        root.delete_namespace("doomed").unwrap();
+        assert_eq!(engine.run_pending_purges().unwrap(), 1);
+        assert!(!files.exists(), "the purge removed the namespace's directory");
+
+        let late =
+            engine.inner.data_env(&location).err().expect("a purged namespace is not opened");
+        assert_eq!(late.code(), ErrorCode::NotFound);
+        assert!(!files.exists(), "a late reader created {} again", files.display());
     }
 }

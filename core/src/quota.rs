@@ -25,9 +25,10 @@ pub struct RateInfo {
 }
 
 /// Generic cell rate algorithm: a request is admitted when the tenant's theoretical arrival
-/// time is at most one second (the burst) ahead of now.
+/// time is at most one second (the burst) ahead of now. The engine keeps one for its tenants;
+/// a cluster node keeps one for its share of each tenant's limit.
 #[derive(Default)]
-pub(crate) struct RateLimiter {
+pub struct RateLimiter {
     tat: RwLock<HashMap<String, Arc<AtomicI64>>>,
 }
 
@@ -41,8 +42,9 @@ impl RateLimiter {
         self.tat.write().entry(tenant.to_owned()).or_default().clone()
     }
 
-    /// Admits one request or fails with `rate_limited`.
-    pub(crate) fn admit(&self, tenant: &str, limit: u32, now: i64) -> Result<RateInfo> {
+    /// Admits one request of `tenant` at `now` (microseconds since the epoch) under `limit`
+    /// requests a second, or fails with `rate_limited`.
+    pub fn admit(&self, tenant: &str, limit: u32, now: i64) -> Result<RateInfo> {
         let limit = limit.max(1);
         let interval = SECOND / i64::from(limit);
         let tolerance = SECOND - interval;
@@ -139,7 +141,7 @@ impl StorageUsage {
                 }
                 self.loaded.write().insert(root.to_owned());
             }
-            Err(e) => eprintln!("memsilo: storage use of tenant {root} not read yet: {e}"),
+            Err(e) => tracing::warn!("storage use of tenant {root} not read yet: {e}"),
         }
     }
 

@@ -179,7 +179,7 @@ pub struct SessionPage {
 }
 
 fn decode_session(bytes: &[u8]) -> Result<SessionRecord> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Internal(format!("session record: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Error::internal_from("session record", e))
 }
 
 impl Handle {

@@ -11,10 +11,16 @@
 //! are copied again from a newer snapshot, a few rounds; only the last round — the namespaces
 //! written during the round before — and the swap of the files hold the write guard.
 
+use std::cell::UnsafeCell;
 use std::collections::BTreeSet;
 use std::fs;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use heed::{CompactionOption, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use parking_lot::{Mutex, RwLock};
@@ -22,8 +28,45 @@ use parking_lot::{Mutex, RwLock};
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
 
+/// Counters of group commits (see `Engine::commit_stats`): under load, many writes share
+/// a commit and a commit's sync makes the one before it durable too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Writes committed (each the change of one call: a store, a namespace's creation...).
+    pub writes: u64,
+    /// Commits that wrote pages: each syncs the data file once.
+    pub commits: u64,
+    /// Disk syncs: one per commit, plus each sync of the environment made for a commit that
+    /// no later commit made durable.
+    pub syncs: u64,
+}
+
+impl std::ops::Add for CommitStats {
+    type Output = CommitStats;
+
+    fn add(self, o: CommitStats) -> CommitStats {
+        CommitStats {
+            writes: self.writes + o.writes,
+            commits: self.commits + o.commits,
+            syncs: self.syncs + o.syncs,
+        }
+    }
+}
+
+impl std::ops::Sub for CommitStats {
+    type Output = CommitStats;
+
+    fn sub(self, o: CommitStats) -> CommitStats {
+        CommitStats {
+            writes: self.writes.saturating_sub(o.writes),
+            commits: self.commits.saturating_sub(o.commits),
+            syncs: self.syncs.saturating_sub(o.syncs),
+        }
+    }
+}
+
 /// The tables of one kind of environment, created on open.
-pub(crate) trait Tables: Sized + Send + Sync {
+pub(crate) trait Tables: Sized + Send + Sync + 'static {
     /// How many named databases the environment needs.
     const MAX_DBS: u32;
     /// Creates (or opens) every table, in one committed write transaction.
@@ -57,16 +100,124 @@ struct MemberPtr<T>(*mut Member<T>);
 // owner until it is queued, the group's leader until it is settled, then its owner again.
 unsafe impl<T> Send for MemberPtr<T> {}
 
+/// Who waits for a queued member: woken when it is settled, or (a thread) to lead the next
+/// group.
+enum Waiter<T> {
+    /// A thread parked in [`Store::join`].
+    Thread(std::thread::Thread),
+    /// A task awaiting [`Store::write_ns_async`]; the environment's commit thread leads
+    /// the next group for it.
+    Task(Arc<Task<T>>),
+}
+
+impl<T> Waiter<T> {
+    /// Tells the waiter its member is settled.
+    fn wake(self) {
+        match self {
+            Waiter::Thread(t) => t.unpark(),
+            Waiter::Task(task) => {
+                let waker = {
+                    let mut state = task.state.lock();
+                    state.0 = true;
+                    state.1.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+/// The job of a write that a task awaits: owned, so it outlives a task that stops waiting.
+type TaskJob<T> = Box<dyn FnMut(&mut RwTxn<'_>, &T) -> Result<()> + Send + 'static>;
+
+/// A write queued by [`Store::write_ns_async`]. Its member points at its job; both are
+/// touched by the group's leader only, until the member is settled (`state.0`), then by the
+/// awaiting task only.
+struct Task<T> {
+    /// Set before the task is queued.
+    member: UnsafeCell<Option<Member<T>>>,
+    job: UnsafeCell<TaskJob<T>>,
+    /// Settled; the waker of the task awaiting it.
+    state: Mutex<(bool, Option<Waker>)>,
+}
+
+// SAFETY: the job is `Send`; the cells are used by one thread at a time, handed over under
+// `state`'s lock (see the type's documentation).
+unsafe impl<T> Send for Task<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Task<T> {}
+
+/// Resolves when a queued task's member is settled.
+struct Settled<T>(Arc<Task<T>>);
+
+impl<T> Future for Settled<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.state.lock();
+        if state.0 {
+            return Poll::Ready(());
+        }
+        if !state.1.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            state.1 = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// How long an environment's commit thread waits for more tasks' writes before it ends.
+const COMMITTER_IDLE: Duration = Duration::from_millis(500);
+
+/// Commit threads per environment: one leads a group while the other syncs the batch before
+/// it (see [`Store::settle`]), as two writing threads would.
+const COMMITTERS: usize = 2;
+
+/// Commit threads running, all environments together (see [`commit_threads`]).
+static COMMIT_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Commit threads running in the process. A transport sends writes to threads of its own
+/// instead of awaiting them while this is at [`MAX_COMMIT_THREADS`] (many environments
+/// written at once), so their number stays bounded.
+pub(crate) fn commit_threads() -> usize {
+    COMMIT_THREADS.load(Ordering::Relaxed)
+}
+
+/// See [`commit_threads`].
+pub(crate) const MAX_COMMIT_THREADS: usize = 64;
+
 /// Writes waiting for the next group commit.
 struct Queue<T> {
-    /// Queued members, with the threads that wait for them (woken when settled, or to lead
-    /// the next group).
-    pending: Vec<(MemberPtr<T>, std::thread::Thread)>,
+    /// Queued members, with who waits for them.
+    pending: Vec<(MemberPtr<T>, Waiter<T>)>,
+    /// The environment's commit threads running (they lead the groups that tasks' writes
+    /// are queued in: a task cannot lead; see [`Store::write_ns_async`]), and those of them
+    /// waiting for work.
+    committers: usize,
+    idle: Vec<std::thread::Thread>,
     /// Whether a thread is running a group now.
     leading: bool,
+    /// Committed groups not yet durable: their data pages are synced, their meta page is
+    /// written but not (see [`Store::join`]).
+    awaiting: Batch<T>,
     /// Tickets below this are settled.
     settled: u64,
     next_ticket: u64,
+}
+
+/// Members of one or more groups, settled together.
+struct Batch<T> {
+    members: Vec<MemberPtr<T>>,
+    threads: Vec<Waiter<T>>,
+    /// The first ticket after the batch's last member.
+    end: u64,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch { members: Vec::new(), threads: Vec::new(), end: 0 }
+    }
 }
 
 fn run_member<T>(m: &mut Member<T>, w: &mut RwTxn<'_>, tables: &T) -> Outcome {
@@ -81,8 +232,9 @@ fn run_member<T>(m: &mut Member<T>, w: &mut RwTxn<'_>, tables: &T) -> Outcome {
 
 /// How an attempt at a group's transaction ended (see [`Store::run_group`]).
 enum Attempt {
-    /// Every member has its outcome (the transaction committed, or had nothing to commit).
-    Settled,
+    /// Every member has its outcome (the transaction committed, or had nothing to commit);
+    /// `synced` when a commit wrote pages, so synced the data file before its meta page.
+    Settled { synced: bool },
     /// A member run straight in the shared transaction failed: run them again, isolated.
     Isolate,
 }
@@ -96,16 +248,59 @@ fn settle_all<T>(members: &mut [&mut Member<T>], e: &Error) {
     }
 }
 
+/// What a settled member's caller gets: the value its job produced, its error, or its panic
+/// again.
+fn result_of<R>(outcome: Option<Outcome>, value: Option<R>) -> Result<R> {
+    match outcome {
+        Some(Outcome::Done) => value.ok_or_else(|| Error::Internal("write lost its result".into())),
+        Some(Outcome::Failed(e)) => Err(e),
+        Some(Outcome::Panicked(p)) => std::panic::resume_unwind(p),
+        None => Err(Error::Internal("write was not run".into())),
+    }
+}
+
+/// One of an environment's commit threads: leads the groups that tasks' writes wait in (see
+/// [`Store::write_ns_async`]) until it has had nothing to do for [`COMMITTER_IDLE`], or the
+/// environment is dropped (it holds no reference to it while it waits).
+fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
+    let me = std::thread::current();
+    let mut busy = Instant::now();
+    loop {
+        let Some(s) = store.upgrade() else { break };
+        let mut q = s.queue.lock();
+        q.idle.retain(|t| t.id() != me.id());
+        if !q.leading && !q.pending.is_empty() {
+            s.lead(q);
+            busy = Instant::now();
+            continue;
+        }
+        if q.pending.is_empty() && busy.elapsed() >= COMMITTER_IDLE {
+            q.committers -= 1;
+            break;
+        }
+        q.idle.push(me.clone());
+        drop(q);
+        drop(s);
+        std::thread::park_timeout(COMMITTER_IDLE);
+    }
+    COMMIT_THREADS.fetch_sub(1, Ordering::Relaxed);
+}
+
 /// An LMDB environment and its tables.
 pub(crate) struct Store<T> {
     path: PathBuf,
     inner: RwLock<Option<Opened<T>>>,
     queue: Mutex<Queue<T>>,
-    /// Held by a group's leader from its commit until its members are settled, so groups are
-    /// made durable (and settled) in commit order while the next group already runs.
+    /// Held by a group's leader while it settles groups (and syncs the environment for
+    /// them), so groups are settled in commit order while the next group already runs.
     syncing: Mutex<()>,
     /// Durable commits made (each may hold many writes).
     commits: AtomicU64,
+    /// Syncs of the environment made to settle groups (see [`Store::join`]).
+    syncs: AtomicU64,
+    /// Commits that wrote pages (so synced the data file), and the writes they held.
+    synced_commits: AtomicU64,
+    writes: AtomicU64,
     /// Commits still to fail on purpose (fault-injection tests: see
     /// `Engine::fail_next_catalog_commits`).
     failing_commits: AtomicU32,
@@ -135,12 +330,18 @@ impl<T: Tables> Store<T> {
             inner: RwLock::new(Some(opened)),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
+                committers: 0,
+                idle: Vec::new(),
                 leading: false,
+                awaiting: Batch::default(),
                 settled: 0,
                 next_ticket: 0,
             }),
             syncing: Mutex::new(()),
             commits: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            synced_commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             failing_commits: AtomicU32::new(0),
             written: Mutex::new(None),
             compacting: Mutex::new(()),
@@ -193,14 +394,7 @@ impl<T: Tables> Store<T> {
         let job: JobPtr<T> = unsafe { std::mem::transmute(job) };
         let mut member = Member { job, ns, outcome: None };
         self.join(&mut member);
-        match member.outcome.take() {
-            Some(Outcome::Done) => {
-                value.ok_or_else(|| Error::Internal("write lost its result".into()))
-            }
-            Some(Outcome::Failed(e)) => Err(e),
-            Some(Outcome::Panicked(p)) => std::panic::resume_unwind(p),
-            None => Err(Error::Internal("write was not run".into())),
-        }
+        result_of(member.outcome.take(), value)
     }
 
     /// Queues `member` and waits until a commit has settled it, leading a group when no
@@ -208,19 +402,20 @@ impl<T: Tables> Store<T> {
     ///
     /// A group's leader runs it and commits; LMDB writes the data pages and syncs them, then
     /// writes the meta page that makes the commit current without syncing it (the
-    /// environment is opened with `NO_META_SYNC`). The leader then hands the lead to a
-    /// waiting member, so the next group runs its transaction and its data sync while this
-    /// one syncs again (`mdb_env_sync`, which makes the meta page durable), and only then
-    /// settles its members: a write is answered after its commit is on disk, as with a
-    /// synchronous commit, but the environment's writer is held for one sync per commit
-    /// instead of two. A crash before the second sync loses only unanswered commits, never
-    /// the integrity of the file (LMDB's data pages are durable before any meta page points
-    /// at them).
+    /// environment is opened with `NO_META_SYNC`). That meta page is made durable by the
+    /// next commit's sync of the data file (the same file) or by a sync of the environment
+    /// (`mdb_env_sync`). So a leader whose commit synced settles the groups committed before
+    /// it; then, when more writes are queued, it leaves its own group to the next commit and
+    /// hands the lead on, else it hands the lead on and syncs the environment itself. Under
+    /// load a group costs one sync, not two, and a write is still answered only after its
+    /// commit is on disk. A crash before that sync loses only unanswered commits, never the
+    /// integrity of the file (LMDB's data pages are durable before any meta page points at
+    /// them).
     fn join(&self, member: &mut Member<T>) {
         let mut q = self.queue.lock();
         let ticket = q.next_ticket;
         q.next_ticket += 1;
-        q.pending.push((MemberPtr(member), std::thread::current()));
+        q.pending.push((MemberPtr(member), Waiter::Thread(std::thread::current())));
         loop {
             if q.settled > ticket {
                 return;
@@ -231,49 +426,176 @@ impl<T: Tables> Store<T> {
                 q = self.queue.lock();
                 continue;
             }
-            q.leading = true;
-            let (group, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut q.pending).into_iter().unzip();
-            let last = q.next_ticket;
-            drop(q);
-            // SAFETY: each member stays alive and unaliased until it is settled, which
-            // happens below, after this group's commit and sync.
-            let mut members: Vec<&mut Member<T>> =
-                group.into_iter().map(|m| unsafe { &mut *m.0 }).collect();
-            self.run_group(&mut members);
-            // Syncs (and so settlements) happen in commit order: the next leader waits here.
-            let in_order = self.syncing.lock();
-            q = self.queue.lock();
-            q.leading = false;
-            let next_leader = q.pending.first().map(|(_, t)| t.clone());
-            drop(q);
-            if let Some(t) = next_leader {
-                t.unpark();
-            }
-            self.sync_group(&mut members);
-            drop(members);
-            q = self.queue.lock();
-            q.settled = q.settled.max(last);
-            drop(q);
-            drop(in_order);
-            for t in waiting {
-                t.unpark();
-            }
+            self.lead(q);
             q = self.queue.lock();
         }
     }
 
-    /// Makes a committed group durable: syncs the environment if any member's changes were
-    /// committed, failing those members if the sync fails.
-    fn sync_group(&self, members: &mut [&mut Member<T>]) {
+    /// Runs the queued writes as one group and settles it (see [`Store::join`]); the caller
+    /// found no other thread leading.
+    fn lead(&self, mut q: parking_lot::MutexGuard<'_, Queue<T>>) {
+        q.leading = true;
+        let group = std::mem::take(&mut q.pending);
+        let end = q.next_ticket;
+        drop(q);
+        // SAFETY: each member stays alive and unaliased until it is settled, which
+        // happens after this group's commit is durable.
+        let mut members: Vec<&mut Member<T>> =
+            group.iter().map(|(m, _)| unsafe { &mut *m.0 }).collect();
+        let synced = self.run_group(&mut members);
+        drop(members);
+        self.settle(group, end, synced);
+    }
+
+    /// [`Store::write_ns`] for a caller on an async executor: the write is queued at once
+    /// and the returned future resolves when the commit that holds it is on disk, without a
+    /// thread waiting for it. The group is led by a thread writing meanwhile, or by the
+    /// environment's commit thread (started on demand, ended when idle). `f` may run more
+    /// than once, as in `write_ns`. A future dropped before it resolves does not undo the
+    /// write: it commits all the same.
+    pub(crate) fn write_ns_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        ns: NamespaceId,
+        mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + 'static {
+        let value = Arc::new(Mutex::new(None));
+        let slot = value.clone();
+        let job: TaskJob<T> = Box::new(move |w: &mut RwTxn<'_>, t: &T| {
+            *slot.lock() = Some(f(w, t)?);
+            Ok(())
+        });
+        let task = Arc::new(Task {
+            member: UnsafeCell::new(None),
+            job: UnsafeCell::new(job),
+            state: Mutex::new((false, None)),
+        });
+        // SAFETY: the task is not shared yet; the job's box lives as long as the task.
+        unsafe {
+            let job: &mut TaskJob<T> = &mut *task.job.get();
+            *task.member.get() = Some(Member { job: &raw mut **job, ns, outcome: None });
+        }
+        let queued = self.enqueue(&task);
+        async move {
+            queued?;
+            Settled(task.clone()).await;
+            // SAFETY: settled: the leader is done with the member.
+            let outcome = unsafe { (*task.member.get()).as_mut().and_then(|m| m.outcome.take()) };
+            let value = value.lock().take();
+            result_of(outcome, value)
+        }
+    }
+
+    /// [`Store::write_ns_async`] of a write that names no namespace (see [`Store::write`]).
+    pub(crate) fn write_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + 'static {
+        self.write_ns_async(ANY_NAMESPACE, f)
+    }
+
+    /// Queues a task's write and, when no group is running, wakes a commit thread to lead
+    /// one (else the running group's leader hands the lead on; see [`Store::settle`]).
+    /// Starts the environment's commit threads if they are not running.
+    fn enqueue(self: &Arc<Self>, task: &Arc<Task<T>>) -> Result<()> {
+        let mut q = self.queue.lock();
+        while q.committers < COMMITTERS {
+            let weak = Arc::downgrade(self);
+            COMMIT_THREADS.fetch_add(1, Ordering::Relaxed);
+            let spawned = std::thread::Builder::new()
+                .name("memsilo-commit".into())
+                .spawn(move || commit_thread(&weak));
+            if let Err(e) = spawned {
+                COMMIT_THREADS.fetch_sub(1, Ordering::Relaxed);
+                if q.committers == 0 {
+                    return Err(Error::Internal(format!("cannot start a commit thread: {e}")));
+                }
+                break;
+            }
+            q.committers += 1;
+        }
+        // SAFETY: the member was set before the task was shared (see `write_ns_async`).
+        let member = unsafe { (*task.member.get()).as_mut() }
+            .ok_or_else(|| Error::Internal("write queued without its job".into()))?;
+        q.next_ticket += 1;
+        q.pending.push((MemberPtr(member), Waiter::Task(task.clone())));
+        if !q.leading {
+            if let Some(t) = q.idle.pop() {
+                t.unpark();
+            }
+        }
+        Ok(())
+    }
+
+    /// A leader's last step, after its group ran: settles what is durable now and leaves
+    /// its own group to the next commit, or syncs the environment and settles it (see
+    /// [`Store::join`]). `synced`: the group's commit synced the data file.
+    fn settle(&self, group: Vec<(MemberPtr<T>, Waiter<T>)>, end: u64, synced: bool) {
+        // Settlements happen in commit order: a leader still syncing an earlier batch holds
+        // this.
+        let in_order = self.syncing.lock();
+        let mut q = self.queue.lock();
+        let mut durable = Vec::new();
+        if synced {
+            // The meta pages of the commits before this one were synced with its data.
+            let before = std::mem::take(&mut q.awaiting);
+            q.settled = q.settled.max(before.end);
+            durable = before.threads;
+        }
+        let mut batch = std::mem::take(&mut q.awaiting);
+        for (m, t) in group {
+            batch.members.push(m);
+            batch.threads.push(t);
+        }
+        batch.end = end;
+        q.leading = false;
+        // A task's write is led by an idle commit thread; with none idle, by a busy one when
+        // it is done (each looks for queued writes before it waits).
+        let mut next_leader = match q.pending.first() {
+            Some((_, Waiter::Thread(t))) => Some(t.clone()),
+            Some((_, Waiter::Task(_))) => q.idle.pop(),
+            None => None,
+        };
+        if synced && next_leader.is_some() {
+            // The next group's commit makes this one durable.
+            q.awaiting = batch;
+            drop(q);
+            drop(in_order);
+        } else {
+            drop(q);
+            // The next group runs its transaction while this batch syncs.
+            if let Some(t) = next_leader.take() {
+                t.unpark();
+            }
+            self.sync_batch(&batch);
+            let mut q = self.queue.lock();
+            q.settled = q.settled.max(batch.end);
+            drop(q);
+            drop(in_order);
+            durable.extend(batch.threads);
+        }
+        if let Some(t) = next_leader {
+            t.unpark();
+        }
+        for w in durable {
+            w.wake();
+        }
+    }
+
+    /// Makes a batch durable: syncs the environment if any member's changes were committed,
+    /// failing those members if the sync fails.
+    fn sync_batch(&self, batch: &Batch<T>) {
+        // SAFETY: the batch's members wait, unsettled, until this leader settles them.
+        let mut members: Vec<&mut Member<T>> =
+            batch.members.iter().map(|m| unsafe { &mut *m.0 }).collect();
         if !members.iter().any(|m| matches!(m.outcome, Some(Outcome::Done))) {
             return;
         }
-        // An environment closed since the commit was destroyed (its namespace deleted): there
-        // is nothing left to make durable.
+        // An environment closed since the commit was destroyed (its namespace deleted) or
+        // swapped for its compacted copy (synced before the swap): nothing is left to sync.
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         let synced = self.inner.read().as_ref().map_or(Ok(()), |o| o.env.force_sync());
         if let Err(e) = synced {
-            settle_all(members, &Error::from(e));
+            settle_all(&mut members, &Error::from(e));
         }
     }
 
@@ -283,7 +605,9 @@ impl<T: Tables> Store<T> {
     /// nested transaction to open, copy pages into and merge per member). If one of them
     /// fails, that attempt is aborted and the group runs again with each member in a nested
     /// transaction of its own, so that the failure undoes its own changes only.
-    fn run_group(&self, members: &mut [&mut Member<T>]) {
+    ///
+    /// Returns whether its commit synced the data file (a commit that wrote pages).
+    fn run_group(&self, members: &mut [&mut Member<T>]) -> bool {
         let mut isolated = false;
         loop {
             match self.try_group(members, isolated) {
@@ -295,14 +619,14 @@ impl<T: Tables> Store<T> {
                     }
                     if let Err(e) = self.grow() {
                         settle_all(members, &e);
-                        return;
+                        return false;
                     }
                 }
                 Err(e) => {
                     settle_all(members, &e);
-                    return;
+                    return false;
                 }
-                Ok(Attempt::Settled) => return,
+                Ok(Attempt::Settled { synced }) => return synced,
                 Ok(Attempt::Isolate) => {
                     for m in members.iter_mut() {
                         m.outcome = None;
@@ -347,14 +671,23 @@ impl<T: Tables> Store<T> {
         }
         if !members.iter().any(|m| matches!(m.outcome, Some(Outcome::Done))) {
             wtxn.abort();
-            return Ok(Attempt::Settled);
+            return Ok(Attempt::Settled { synced: false });
         }
         if self.take_failing_commit() {
             wtxn.abort();
             return Err(Error::Internal("injected commit failure".into()));
         }
+        let id = wtxn.id();
         wtxn.commit()?;
+        // A commit that changed nothing writes no page, syncs nothing and leaves the last
+        // transaction id where it was.
+        let synced = opened.env.info().last_txn_id >= id;
         self.commits.fetch_add(1, Ordering::Relaxed);
+        if synced {
+            self.synced_commits.fetch_add(1, Ordering::Relaxed);
+            let done = members.iter().filter(|m| matches!(m.outcome, Some(Outcome::Done)));
+            self.writes.fetch_add(done.count() as u64, Ordering::Relaxed);
+        }
         // Noted after the commit and under the read guard: a compaction's snapshot taken
         // before this commit was taken after it began noting, so it sees these.
         if let Some(written) = self.written.lock().as_mut() {
@@ -362,13 +695,35 @@ impl<T: Tables> Store<T> {
                 written.insert(m.ns);
             }
         }
-        Ok(Attempt::Settled)
+        Ok(Attempt::Settled { synced })
+    }
+
+    /// What the environment's group commits have done so far.
+    pub(crate) fn stats(&self) -> CommitStats {
+        let synced = self.synced_commits.load(Ordering::Relaxed);
+        CommitStats {
+            writes: self.writes.load(Ordering::Relaxed),
+            commits: synced,
+            syncs: synced + self.syncs.load(Ordering::Relaxed),
+        }
     }
 
     /// Durable commits made so far.
     #[cfg(test)]
     pub(crate) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Writes queued for the next group.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.lock().pending.len()
+    }
+
+    /// Syncs made to settle groups so far.
+    #[cfg(test)]
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Makes the next `n` write transactions fail instead of committing (the closure runs,
@@ -543,24 +898,59 @@ fn closed() -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::CatalogTables;
 
-    /// Sixteen writes queued behind a running one form one group: one more commit for all of
-    /// them, and the ones that fail inside it leave no trace and cost the others nothing.
-    #[test]
-    fn queued_writes_commit_together_and_fail_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap();
-        let queued = || store.queue.lock().pending.len();
-        let before = store.commits();
+    /// A running write that holds a store's environment, so that later writes queue behind
+    /// it, until [`HeldWrite::release`].
+    pub(crate) struct HeldWrite {
+        go: Arc<std::sync::atomic::AtomicBool>,
+        thread: std::thread::JoinHandle<Result<()>>,
+    }
+
+    impl HeldWrite {
+        /// Starts the write and returns once it leads the store's group.
+        pub(crate) fn start(store: &Arc<Store<CatalogTables>>) -> HeldWrite {
+            let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let thread = {
+                let (store, go) = (store.clone(), go.clone());
+                std::thread::spawn(move || {
+                    store.write(|w, c| {
+                        while !go.load(Ordering::SeqCst) {
+                            std::thread::yield_now();
+                        }
+                        Ok(c.meta.put(w, "held", b"1")?)
+                    })
+                })
+            };
+            while !store.queue.lock().leading {
+                std::thread::yield_now();
+            }
+            HeldWrite { go, thread }
+        }
+
+        /// Lets the write commit and waits for it.
+        pub(crate) fn release(self) {
+            self.go.store(true, Ordering::SeqCst);
+            self.thread.join().unwrap().unwrap();
+        }
+    }
+
+    /// Runs a write that holds the environment until `n` more are queued, and those `n`
+    /// writes (`job(i)` each) behind it; returns the first's result and theirs.
+    fn held_then_queued<R: Send>(
+        store: &Store<CatalogTables>,
+        n: usize,
+        job: impl Fn(usize, &mut RwTxn<'_>, &CatalogTables) -> Result<R> + Sync,
+    ) -> Vec<Result<R>> {
+        let queued = || store.queued();
         std::thread::scope(|s| {
             let first = s.spawn(|| {
                 store.write(|w, c| {
                     // Holds the environment until the others are all waiting.
                     let started = std::time::Instant::now();
-                    while queued() < 16 && started.elapsed() < std::time::Duration::from_secs(30) {
+                    while queued() < n && started.elapsed() < std::time::Duration::from_secs(30) {
                         std::thread::yield_now();
                     }
                     Ok(c.meta.put(w, "first", b"1")?)
@@ -569,38 +959,123 @@ mod tests {
             while !store.queue.lock().leading {
                 std::thread::yield_now();
             }
-            let others: Vec<_> = (0..16)
+            let others: Vec<_> = (0..n)
                 .map(|i| {
-                    let store = &store;
-                    s.spawn(move || {
-                        store.write(|w, c| {
-                            c.meta.put(w, &format!("k{i}"), b"v")?;
-                            if i % 4 == 3 {
-                                return Err(Error::invalid("k", format!("refused {i}")));
-                            }
-                            Ok(i)
-                        })
-                    })
+                    let job = &job;
+                    s.spawn(move || store.write(|w, c| job(i, w, c)))
                 })
                 .collect();
             first.join().unwrap().unwrap();
-            for (i, h) in others.into_iter().enumerate() {
-                match h.join().unwrap() {
-                    Ok(v) => assert_eq!(v, i),
-                    Err(e) => {
-                        assert_eq!(i % 4, 3, "write {i} failed: {e}");
-                        assert_eq!(e.to_string(), format!("k: refused {i}"));
-                    }
+            others.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    /// Write `i` of a group: puts `k{i}`, and fails every fourth write after its put.
+    fn every_fourth_refused(i: usize, w: &mut RwTxn<'_>, c: &CatalogTables) -> Result<usize> {
+        c.meta.put(w, &format!("k{i}"), b"v")?;
+        if i % 4 == 3 {
+            return Err(Error::invalid("k", format!("refused {i}")));
+        }
+        Ok(i)
+    }
+
+    /// Each write of [`every_fourth_refused`] got its own outcome.
+    fn assert_each_fourth_refused(results: impl IntoIterator<Item = Result<usize>>) {
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(v) => assert_eq!(v, i),
+                Err(e) => {
+                    assert_eq!(i % 4, 3, "write {i} failed: {e}");
+                    assert_eq!(e.to_string(), format!("k: refused {i}"));
                 }
             }
-        });
-        assert_eq!(store.commits() - before, 2, "the sixteen queued writes took one commit");
+        }
+    }
+
+    /// Sixteen writes queued behind a running one form one group: one more commit for all of
+    /// them, and the ones that fail inside it leave no trace and cost the others nothing.
+    /// The second commit's sync of the data file makes the first durable: one sync of the
+    /// environment settles both.
+    #[test]
+    fn queued_writes_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap();
+        let before = (store.commits(), store.syncs());
+        let results = held_then_queued(&store, 16, every_fourth_refused);
+        assert_each_fourth_refused(results);
+        assert_eq!(store.commits() - before.0, 2, "the sixteen queued writes took one commit");
+        assert_eq!(store.syncs() - before.1, 1, "the first commit was synced by the second");
         store
             .read(|r, c| {
                 for i in 0..16 {
                     let kept = c.meta.get(r, &format!("k{i}"))?.is_some();
                     assert_eq!(kept, i % 4 != 3, "k{i}");
                 }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A commit that wrote nothing syncs nothing, so the group before it is not durable
+    /// through it: that group is settled only after a sync of the environment.
+    #[test]
+    fn a_commit_that_writes_nothing_leaves_the_group_before_it_to_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap();
+        let before = (store.commits(), store.syncs());
+        let results = held_then_queued(&store, 8, |i, w, c| Ok(c.meta.get(w, "first")?.map(|_| i)));
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r.unwrap(), Some(i));
+        }
+        assert_eq!(store.commits() - before.0, 2);
+        assert_eq!(store.syncs() - before.1, 1, "the first group was made durable by a sync");
+        assert!(store.read(|r, c| Ok(c.meta.get(r, "first")?.is_some())).unwrap());
+    }
+
+    /// Polls a future on this thread, parking it between wakes (core has no executor).
+    pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    /// Writes awaited by tasks hold no thread: queued behind a running write they form one
+    /// group, led by the environment's commit thread, and fail alone; each future resolves
+    /// with its own result after the commit. A write whose future is dropped unawaited
+    /// commits all the same.
+    #[test]
+    fn awaited_writes_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap());
+        let held = HeldWrite::start(&store);
+        let before = (store.commits(), store.syncs());
+        let futures: Vec<_> = (0..16)
+            .map(|i| store.write_ns_async(ANY_NAMESPACE, move |w, c| every_fourth_refused(i, w, c)))
+            .collect();
+        drop(store.write_ns_async(ANY_NAMESPACE, |w, c| Ok(c.meta.put(w, "dropped", b"1")?)));
+        assert_eq!(store.queued(), 17, "queued without a thread each");
+        held.release();
+        assert_each_fourth_refused(futures.into_iter().map(block_on));
+        assert_eq!(store.commits() - before.0, 2, "the seventeen queued writes took one commit");
+        assert_eq!(store.syncs() - before.1, 1, "the first commit was synced by the second");
+        store
+            .read(|r, c| {
+                for i in 0..16 {
+                    assert_eq!(c.meta.get(r, &format!("k{i}"))?.is_some(), i % 4 != 3, "k{i}");
+                }
+                assert!(c.meta.get(r, "dropped")?.is_some(), "the dropped write committed");
                 Ok(())
             })
             .unwrap();

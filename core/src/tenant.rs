@@ -272,6 +272,139 @@ pub struct MemberList {
     pub total_count: u64,
 }
 
+impl Tenant {
+    /// Whether the tenant's keys may be used now: `forbidden` while it is suspended or being
+    /// provisioned (naming the tenant and why), `unauthorized` ("invalid API key") once it is
+    /// being deleted or deleted. Asked by every key resolution: the engine's, and the cluster's
+    /// from its cached copy of the tenant.
+    pub fn admits_keys(&self) -> Result<()> {
+        let why = match self.status {
+            TenantStatus::Active => return Ok(()),
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Provisioning => "provisioning",
+            TenantStatus::Deleting | TenantStatus::Deleted => {
+                return Err(Error::Unauthorized("invalid API key".into()))
+            }
+        };
+        Err(Error::forbidden(format!("tenant {} is {why}", self.name)))
+    }
+
+    /// A new, active tenant from a create request, checked (name, quotas, labels, settings).
+    /// Whoever stores it keeps names unique and checks the parent: the engine in its catalog,
+    /// a cluster in its control plane.
+    pub fn from_request(req: &CreateTenant, now: DateTime<Utc>) -> Result<Tenant> {
+        validate_tenant_name(&req.name)?;
+        let mut quotas = Quotas::default();
+        if let Some(p) = &req.quotas {
+            p.apply(&mut quotas)?;
+        }
+        validate_labels(req.features.as_ref(), req.tags.as_ref())?;
+        let settings = req.settings.clone().unwrap_or_default();
+        validate_json_size("settings", &Value::Object(settings.clone()))?;
+        Ok(Tenant {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: req.name.clone(),
+            status: TenantStatus::Active,
+            isolation_mode: req.isolation_mode.unwrap_or_default(),
+            parent_id: req.parent_id.clone(),
+            settings,
+            features: req.features.clone().unwrap_or(Value::Array(vec![])),
+            tags: req.tags.clone().unwrap_or(Value::Array(vec![])),
+            quotas,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// `invalid_argument` unless the tenant is active (members join active tenants only).
+    pub fn accepts_members(&self) -> Result<()> {
+        if self.status == TenantStatus::Active {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "tenant_id",
+            format!("tenant is {:?}, members can only be added to active tenants", self.status)
+                .to_lowercase(),
+        ))
+    }
+
+    /// Applies an update's changes (checked; the name too: whoever stores the tenant keeps
+    /// names unique). On error the tenant may be half changed: apply it to a copy.
+    pub fn apply_update(&mut self, req: &UpdateTenant, now: DateTime<Utc>) -> Result<()> {
+        req.validate()?;
+        if let Some(name) = &req.name {
+            self.name.clone_from(name);
+        }
+        if let Some(s) = req.status {
+            self.status = s;
+        }
+        if let Some(q) = &req.quotas {
+            q.apply(&mut self.quotas)?;
+        }
+        if let Some(settings) = &req.settings {
+            for (k, v) in settings {
+                if v.is_null() {
+                    self.settings.remove(k);
+                } else {
+                    self.settings.insert(k.clone(), v.clone());
+                }
+            }
+            validate_json_size("settings", &Value::Object(self.settings.clone()))?;
+        }
+        if let Some(f) = &req.features {
+            self.features = f.clone();
+        }
+        if let Some(tags) = &req.tags {
+            self.tags = tags.clone();
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl UpdateTenant {
+    /// Checks what can be checked without the tenant: the name, labels and status.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(name) = &self.name {
+            validate_tenant_name(name)?;
+        }
+        validate_labels(self.features.as_ref(), self.tags.as_ref())?;
+        if let Some(s) = self.status {
+            if matches!(s, TenantStatus::Deleting | TenantStatus::Deleted) {
+                return Err(Error::invalid("status", "use DELETE to delete a tenant"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Member {
+    /// A new member, checked (`user_identifier` 1-256 characters once trimmed, metadata size).
+    /// Whoever stores it checks the tenant, uniqueness and `max_members`.
+    pub fn new(
+        tenant_id: &str,
+        user_identifier: &str,
+        role: Role,
+        metadata: Option<Map<String, Value>>,
+        now: DateTime<Utc>,
+    ) -> Result<Member> {
+        let user = user_identifier.trim();
+        if user.is_empty() || user.len() > 256 {
+            return Err(Error::invalid("user_identifier", "must be 1-256 characters"));
+        }
+        let metadata = metadata.unwrap_or_default();
+        validate_json_size("metadata", &Value::Object(metadata.clone()))?;
+        Ok(Member {
+            tenant_id: tenant_id.to_owned(),
+            member_id: uuid::Uuid::now_v7().to_string(),
+            user_identifier: user.to_owned(),
+            role,
+            metadata,
+            added_at: now,
+        })
+    }
+}
+
 pub(crate) fn validate_tenant_name(name: &str) -> Result<()> {
     let refuse =
         |reason: &str| Err(Error::Validation { field: "name".into(), reason: reason.into() });
@@ -437,28 +570,7 @@ impl Handle {
     pub fn create_tenant(&self, req: CreateTenant) -> Result<TenantInfo> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
-        validate_tenant_name(&req.name)?;
-        let mut quotas = Quotas::default();
-        if let Some(p) = &req.quotas {
-            p.apply(&mut quotas)?;
-        }
-        validate_labels(req.features.as_ref(), req.tags.as_ref())?;
-        let settings = req.settings.clone().unwrap_or_default();
-        validate_json_size("settings", &Value::Object(settings.clone()))?;
-        let now = self.inner.options.clock.now();
-        let tenant = Tenant {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: req.name.clone(),
-            status: TenantStatus::Active,
-            isolation_mode: req.isolation_mode.unwrap_or_default(),
-            parent_id: req.parent_id.clone(),
-            settings,
-            features: req.features.clone().unwrap_or(Value::Array(vec![])),
-            tags: req.tags.clone().unwrap_or(Value::Array(vec![])),
-            quotas,
-            created_at: now,
-            updated_at: now,
-        };
+        let tenant = Tenant::from_request(&req, self.inner.options.clock.now())?;
         self.inner.catalog_write(|w, t| {
             if t.tenant_names.get(w, &tenant.name)?.is_some() {
                 return Err(Error::Conflict(format!("Tenant already exists: {}", tenant.name)));
@@ -525,7 +637,7 @@ impl Handle {
                 }
                 total += 1;
             }
-            Ok(Paged { items, total_count: total })
+            Ok(Paged { items, total_count: total, next_cursor: None })
         })
     }
 
@@ -533,51 +645,19 @@ impl Handle {
     pub fn update_tenant(&self, tenant_id: &str, req: UpdateTenant) -> Result<TenantInfo> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
-        if let Some(name) = &req.name {
-            validate_tenant_name(name)?;
-        }
-        validate_labels(req.features.as_ref(), req.tags.as_ref())?;
-        if let Some(s) = req.status {
-            if matches!(s, TenantStatus::Deleting | TenantStatus::Deleted) {
-                return Err(Error::invalid("status", "use DELETE to delete a tenant"));
-            }
-        }
+        req.validate()?;
         let now = self.inner.options.clock.now();
         let updated = self.inner.catalog_write(|w, t| {
             let mut tenant = get_tenant(t, w, tenant_id)?;
-            if let Some(name) = &req.name {
-                if *name != tenant.name {
-                    if t.tenant_names.get(w, name)?.is_some() {
-                        return Err(Error::Conflict(format!("Tenant already exists: {name}")));
-                    }
-                    t.tenant_names.delete(w, &tenant.name)?;
-                    t.tenant_names.put(w, name, &tenant.id)?;
-                    tenant.name.clone_from(name);
+            let old_name = tenant.name.clone();
+            tenant.apply_update(&req, now)?;
+            if tenant.name != old_name {
+                if t.tenant_names.get(w, &tenant.name)?.is_some() {
+                    return Err(Error::Conflict(format!("Tenant already exists: {}", tenant.name)));
                 }
+                t.tenant_names.delete(w, &old_name)?;
+                t.tenant_names.put(w, &tenant.name, &tenant.id)?;
             }
-            if let Some(s) = req.status {
-                tenant.status = s;
-            }
-            if let Some(q) = &req.quotas {
-                q.apply(&mut tenant.quotas)?;
-            }
-            if let Some(settings) = &req.settings {
-                for (k, v) in settings {
-                    if v.is_null() {
-                        tenant.settings.remove(k);
-                    } else {
-                        tenant.settings.insert(k.clone(), v.clone());
-                    }
-                }
-                validate_json_size("settings", &Value::Object(tenant.settings.clone()))?;
-            }
-            if let Some(f) = &req.features {
-                tenant.features = f.clone();
-            }
-            if let Some(tags) = &req.tags {
-                tenant.tags = tags.clone();
-            }
-            tenant.updated_at = now;
             t.tenants.put(w, tenant_id, &tenant)?;
             Ok(tenant)
         })?;
@@ -669,32 +749,16 @@ impl Handle {
     ) -> Result<Member> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        let user = user_identifier.trim();
-        if user.is_empty() || user.len() > 256 {
-            return Err(Error::invalid("user_identifier", "must be 1-256 characters"));
-        }
-        let metadata = metadata.unwrap_or_default();
-        validate_json_size("metadata", &Value::Object(metadata.clone()))?;
-        let member = Member {
-            tenant_id: tenant_id.to_owned(),
-            member_id: uuid::Uuid::now_v7().to_string(),
-            user_identifier: user.to_owned(),
+        let member = Member::new(
+            tenant_id,
+            user_identifier,
             role,
             metadata,
-            added_at: self.inner.options.clock.now(),
-        };
+            self.inner.options.clock.now(),
+        )?;
+        let user = member.user_identifier.as_str();
         self.inner.catalog_write(|w, t| {
-            let tenant = get_tenant(t, w, tenant_id)?;
-            if tenant.status != TenantStatus::Active {
-                return Err(Error::invalid(
-                    "tenant_id",
-                    format!(
-                        "tenant is {:?}, members can only be added to active tenants",
-                        tenant.status
-                    )
-                    .to_lowercase(),
-                ));
-            }
+            get_tenant(t, w, tenant_id)?.accepts_members()?;
             let user_key = format!("{tenant_id}/{user}");
             if t.member_users.get(w, &user_key)?.is_some() {
                 return Err(Error::Conflict(format!("member {user} already exists in tenant")));

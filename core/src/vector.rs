@@ -38,6 +38,14 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     kernels::dot_f32(a, b)
 }
 
+/// Refuses a vector holding NaN or an infinity, naming the first such element.
+pub(crate) fn check_finite(v: &[f32], field: &str) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::invalid(field, format!("element {i} is not a finite number"))),
+        None => Ok(()),
+    }
+}
+
 /// Checks a caller-supplied vector: finite values, sane size, not all zeros.
 pub fn validate_vector(v: &[f32], field: &str) -> Result<()> {
     if v.is_empty() || v.len() > crate::namespace::MAX_DIMENSIONS as usize {
@@ -50,9 +58,7 @@ pub fn validate_vector(v: &[f32], field: &str) -> Result<()> {
             ),
         ));
     }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::invalid(field, format!("element {i} is not a finite number")));
-    }
+    check_finite(v, field)?;
     if v.iter().all(|x| *x == 0.0) {
         return Err(Error::invalid(field, "must not be the zero vector"));
     }
@@ -71,7 +77,7 @@ pub(crate) fn encode_row(id: &[u8; 16], v: &[f32]) -> Vec<u8> {
 
 /// Decodes a vector row into its uuid and values.
 pub(crate) fn decode_row(row: &[u8]) -> Option<([u8; 16], Vec<f32>)> {
-    if row.len() < 16 || (row.len() - 16) % 4 != 0 {
+    if row.len() < 16 || !(row.len() - 16).is_multiple_of(4) {
         return None;
     }
     let (id, floats) = row.split_at(16);
@@ -131,10 +137,12 @@ impl SlotAgents {
 /// A row added by a write: slot, memory id, normalised vector, agent key.
 pub(crate) type NewRow<'a> = (u32, [u8; 16], &'a [f32], u64);
 
-/// Rows appended together: f32 values, int8 codes and scales, slots, memory ids, agent keys.
+/// Rows appended together: f32 values, int8 codes and scales, slots, memory ids, agent keys,
+/// and generations (see [`NamespaceVectors::current`]).
 #[derive(Debug, Default)]
 struct Segment {
     slots: Vec<u32>,
+    gens: Vec<u64>,
     ids: Vec<[u8; 16]>,
     data: Vec<f32>,
     codes: Vec<i8>,
@@ -147,8 +155,9 @@ impl Segment {
         self.slots.len()
     }
 
-    fn push(&mut self, slot: u32, id: [u8; 16], v: &[f32], agent: u64) {
+    fn push(&mut self, slot: u32, gen: u64, id: [u8; 16], v: &[f32], agent: u64) {
         self.slots.push(slot);
+        self.gens.push(gen);
         self.ids.push(id);
         self.agents.push(agent);
         self.data.extend_from_slice(v);
@@ -158,6 +167,7 @@ impl Segment {
 
     fn push_from(&mut self, other: &Segment, i: usize, dims: usize) {
         self.slots.push(other.slots[i]);
+        self.gens.push(other.gens[i]);
         self.ids.push(other.ids[i]);
         self.data.extend_from_slice(&other.data[i * dims..(i + 1) * dims]);
         self.codes.extend_from_slice(&other.codes[i * dims..(i + 1) * dims]);
@@ -184,16 +194,32 @@ pub(crate) struct ScanHit {
 /// The searchable vectors of one namespace: the approximate index's partition of the slots
 /// below `from_slot` (if any), the rows from `from_slot` on (the *tail*) as a few contiguous
 /// segments (merged geometrically as rows are appended), and a set of deleted slots.
+///
+/// A vector overwritten in place (an upsert keeps its memory's slot) is appended to the tail
+/// under a new generation, recorded in `current`: for a slot in `current`, only the tail row of
+/// that generation is live — the partition's entry and older tail rows are stale and skipped.
+/// Such slots stay in the tail (even below `from_slot`) until the copy is reloaded.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct NamespaceVectors {
     pub dims: usize,
     /// Slots below this are in `ivf`, not in the segments.
     pub from_slot: u32,
+    /// The sequence number of the namespace's last vector write when the copy was loaded
+    /// (`NamespaceStats::vector_writes`, given out in commit order): a write at or below it
+    /// committed before the load read the environment and is in the copy already, so when it
+    /// applies its rows after the load was installed (see [`VectorCache`]) they are skipped.
+    /// (Slots cannot tell: an upsert overwrites a row in its old slot.)
+    loaded_seq: u64,
     /// The approximate index over the slots below `from_slot`.
     pub ivf: Option<Arc<crate::ivf::Ivf>>,
     segments: Vec<Arc<Segment>>,
     deleted: Arc<HashSet<u32>>,
     rows: usize,
+    /// Overwritten slots: slot → generation of its live tail row (the sequence number of the
+    /// write that overwrote it; 0: the row as loaded).
+    current: Arc<HashMap<u32, u64>>,
+    /// Rows (tail or partition) made stale by overwrites since the last compaction.
+    stale: usize,
 }
 
 impl NamespaceVectors {
@@ -206,7 +232,8 @@ impl NamespaceVectors {
     ) -> Result<Self> {
         let stats = t.stats_of(r, ns)?;
         let from_slot = stats.indexed_until;
-        let mut out = NamespaceVectors { from_slot, ..Default::default() };
+        let mut out =
+            NamespaceVectors { from_slot, loaded_seq: stats.vector_writes, ..Default::default() };
         let mut seg = Segment::default();
         t.each_vector_row(r, ns, from_slot, stats.next_slot, |slot, row| {
             let Some((id, v)) = decode_row(row) else { return Ok(()) };
@@ -214,7 +241,7 @@ impl NamespaceVectors {
                 out.dims = v.len();
             }
             if v.len() == out.dims {
-                seg.push(slot, id, &v, agents.get(slot));
+                seg.push(slot, 0, id, &v, agents.get(slot));
             }
             Ok(())
         })?;
@@ -227,26 +254,46 @@ impl NamespaceVectors {
 
     /// Approximate bytes held (f32 values, int8 codes, scales, slots, ids).
     fn bytes(&self) -> usize {
-        self.rows * (self.dims * 5 + 32)
-            + self.deleted.len() * 8
+        self.rows * (self.dims * 5 + 36)
+            + (self.deleted.len() + self.current.len()) * 8
             + self.ivf.as_ref().map_or(0, |i| i.bytes())
     }
 
-    /// Whether `slot` was deleted since this copy was loaded.
-    pub(crate) fn is_deleted(&self, slot: u32) -> bool {
-        self.deleted.contains(&slot)
+    /// Whether the partition's entry of `slot` is not to be used: the memory was deleted, or
+    /// its vector was overwritten (its live row is in the tail).
+    pub(crate) fn skip_indexed(&self, slot: u32) -> bool {
+        self.deleted.contains(&slot) || self.current.contains_key(&slot)
     }
 
-    /// Appends rows regardless of `from_slot` (rows below it that the index lacks).
-    pub(crate) fn push_tail(&mut self, rows: &[(u32, [u8; 16], Vec<f32>)], agents: &SlotAgents) {
+    /// Whether the tail row of `slot` with generation `gen` is the slot's live vector.
+    fn is_current(&self, slot: u32, gen: u64) -> bool {
+        self.current.get(&slot).is_none_or(|g| *g == gen)
+    }
+
+    /// Appends rows regardless of `from_slot` (rows below it that the index lacks). Those in
+    /// `refile` (ascending) were overwritten in place since their cell was stored: they stay in
+    /// the tail like overwritten rows (see the type's docs).
+    pub(crate) fn push_tail(
+        &mut self,
+        rows: &[(u32, [u8; 16], Vec<f32>)],
+        agents: &SlotAgents,
+        refile: &[u32],
+    ) {
         let mut seg = Segment::default();
+        let mut current = HashMap::new();
         for (slot, id, v) in rows {
             if self.dims == 0 {
                 self.dims = v.len(); // every other row was indexed
             }
             if v.len() == self.dims {
-                seg.push(*slot, *id, v, agents.get(*slot));
+                seg.push(*slot, 0, *id, v, agents.get(*slot));
+                if *slot < self.from_slot && refile.binary_search(slot).is_ok() {
+                    current.insert(*slot, 0);
+                }
             }
+        }
+        if !current.is_empty() {
+            self.current = Arc::new(current);
         }
         if seg.len() > 0 {
             self.rows += seg.len();
@@ -273,7 +320,11 @@ impl NamespaceVectors {
                 for s in &self.segments {
                     for i in 0..s.len() {
                         let slot = s.slots[i];
-                        if slot >= end || self.deleted.contains(&slot) {
+                        // An overwritten slot stays in the tail (its cell may be stale).
+                        if slot >= end
+                            || self.deleted.contains(&slot)
+                            || self.current.contains_key(&slot)
+                        {
                             continue;
                         }
                         let Ok(at) = assigned.binary_search_by_key(&slot, |a| a.0) else {
@@ -301,9 +352,22 @@ impl NamespaceVectors {
         self.rows - self.deleted.len()
     }
 
-    /// A copy with `added` rows appended and `removed` slots deleted, sharing unchanged
-    /// segments. `None` if an added row does not fit (the caller then reloads).
-    fn with_delta(&self, added: &[NewRow<'_>], removed: &[u32]) -> Option<Self> {
+    /// A copy with the rows of write `seq` applied: `added` rows appended, `replaced` rows
+    /// (vectors overwritten in their slot) appended under generation `seq`, and `removed` slots
+    /// deleted, sharing unchanged segments. A write the copy already holds (loaded after it
+    /// committed) changes nothing; an overwrite older than the slot's live row (writes may
+    /// apply out of commit order) is skipped. `None` if a row does not fit (the caller then
+    /// reloads).
+    fn with_delta(
+        &self,
+        seq: u64,
+        added: &[NewRow<'_>],
+        replaced: &[NewRow<'_>],
+        removed: &[u32],
+    ) -> Option<Self> {
+        if seq <= self.loaded_seq {
+            return Some(self.clone());
+        }
         let mut next = self.clone();
         if !removed.is_empty() {
             let mut deleted = (*next.deleted).clone();
@@ -321,7 +385,25 @@ impl NamespaceVectors {
             if v.len() != next.dims {
                 return None;
             }
-            seg.push(*slot, *id, v, *agent);
+            seg.push(*slot, 0, *id, v, *agent);
+        }
+        if !replaced.is_empty() {
+            let mut current = (*next.current).clone();
+            for (slot, id, v, agent) in replaced {
+                if next.deleted.contains(slot) || current.get(slot).is_some_and(|g| *g >= seq) {
+                    continue; // deleted since, or overwritten again by a later write
+                }
+                if next.dims == 0 {
+                    next.dims = v.len();
+                }
+                if v.len() != next.dims {
+                    return None;
+                }
+                current.insert(*slot, seq);
+                seg.push(*slot, seq, *id, v, *agent);
+                next.stale += 1;
+            }
+            next.current = Arc::new(current);
         }
         if seg.len() > 0 {
             next.rows += seg.len();
@@ -339,35 +421,46 @@ impl NamespaceVectors {
             }
         }
         let indexed = next.ivf.as_ref().map_or(0, |i| i.rows());
-        if next.deleted.len() > MAX_TOMBSTONES && next.deleted.len() * 8 > next.rows + indexed {
+        let dead = next.deleted.len() + next.stale;
+        if dead > MAX_TOMBSTONES && dead * 8 > next.rows + indexed {
             next = next.compacted(next.from_slot);
         }
         Some(next)
     }
 
-    /// A copy without deleted rows and without tail rows below `from_slot`.
+    /// A copy without deleted or stale rows and without tail rows below `from_slot` (other
+    /// than the live rows of overwritten slots).
     fn compacted(&self, from_slot: u32) -> Self {
         let ivf = match &self.ivf {
-            Some(i) if !self.deleted.is_empty() => {
-                Some(Arc::new(i.without(|s| self.deleted.contains(&s))))
+            Some(i) if !self.deleted.is_empty() || self.stale > 0 => {
+                Some(Arc::new(i.without(|s| self.skip_indexed(s))))
             }
             other => other.clone(),
         };
         let mut seg = Segment::default();
         for s in &self.segments {
             for i in 0..s.len() {
-                if s.slots[i] >= from_slot && !self.deleted.contains(&s.slots[i]) {
+                let slot = s.slots[i];
+                let keep = (slot >= from_slot || self.current.contains_key(&slot))
+                    && !self.deleted.contains(&slot)
+                    && self.is_current(slot, s.gens[i]);
+                if keep {
                     seg.push_from(s, i, self.dims);
                 }
             }
         }
+        let mut current = (*self.current).clone();
+        current.retain(|slot, _| !self.deleted.contains(slot));
         NamespaceVectors {
             dims: self.dims,
             from_slot,
+            loaded_seq: self.loaded_seq,
             ivf,
             rows: seg.len(),
             segments: if seg.len() > 0 { vec![Arc::new(seg)] } else { Vec::new() },
             deleted: Arc::default(),
+            current: Arc::new(current),
+            stale: 0,
         }
     }
 
@@ -386,28 +479,25 @@ impl NamespaceVectors {
                 kernels::scan_f32(&s.data, dims, query, |i, sim| {
                     top.push_if(sim, si as u32, i as u32, || {
                         agent.is_none_or(|a| s.agents[i] == a)
+                            && self.is_current(s.slots[i], s.gens[i])
                     });
                 });
             }
             scored = top.into_vec();
         } else {
             let mut q = Vec::with_capacity(dims);
-            quantize(query, &mut q);
+            let q_scale = quantize(query, &mut q);
             let mut top = TopK::new(rescore);
             for (si, s) in self.segments.iter().enumerate() {
                 kernels::scan_i8(&s.codes, dims, &q, |i, d| {
                     let score = d as f32 * s.scales[i];
                     top.push_if(score, si as u32, i as u32, || {
                         agent.is_none_or(|a| s.agents[i] == a)
+                            && self.is_current(s.slots[i], s.gens[i])
                     });
                 });
             }
-            scored = top.into_vec();
-            for c in &mut scored {
-                let s = &self.segments[c.1 as usize];
-                let i = c.2 as usize;
-                c.0 = kernels::dot_f32(&s.data[i * dims..(i + 1) * dims], query);
-            }
+            scored = self.rescored(top.into_vec(), query, q_scale, limit + self.deleted.len());
         }
         let want = (limit + self.deleted.len()).min(scored.len());
         top_by_score(&mut scored, want);
@@ -421,6 +511,78 @@ impl NamespaceVectors {
             .filter(|h| !self.deleted.contains(&h.slot))
             .take(limit)
             .collect()
+    }
+}
+
+impl NamespaceVectors {
+    /// Exact scores of the int8 scan's candidates `(int8 dot × row scale, segment, row)` that
+    /// can still be among the best `want`: candidates are scored in the order of their int8
+    /// estimate, and scoring stops when no candidate left can reach the `want`-th best exact
+    /// score so far, its estimate plus [`quantization_error`] falling short. The candidates
+    /// left out provably rank below the best `want`, so these are the best `want` that scoring
+    /// every candidate gives.
+    fn rescored(
+        &self,
+        mut candidates: Vec<(f32, u32, u32)>,
+        query: &[f32],
+        q_scale: f32,
+        want: usize,
+    ) -> Vec<(f32, u32, u32)> {
+        let dims = self.dims;
+        let q_l1: f32 = query.iter().map(|x| x.abs()).sum();
+        let mut error = 0.0f32;
+        for c in &mut candidates {
+            let scale = self.segments[c.1 as usize].scales[c.2 as usize];
+            error = error.max(quantization_error(dims, scale, q_scale, q_l1));
+            c.0 *= q_scale;
+        }
+        candidates.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // The best `want` exact scores so far, as a min-heap (its top is the `want`-th).
+        let mut best: std::collections::BinaryHeap<std::cmp::Reverse<Score>> =
+            std::collections::BinaryHeap::with_capacity(want + 1);
+        let mut out = Vec::with_capacity(candidates.len().min(want * 2));
+        for (estimate, si, i) in candidates {
+            if best.len() >= want && best.peek().is_some_and(|t| estimate + error < t.0 .0) {
+                break;
+            }
+            let s = &self.segments[si as usize];
+            let row = i as usize;
+            let exact = kernels::dot_f32(&s.data[row * dims..(row + 1) * dims], query);
+            out.push((exact, si, i));
+            best.push(std::cmp::Reverse(Score(exact)));
+            if best.len() > want {
+                best.pop();
+            }
+        }
+        out
+    }
+}
+
+/// A bound on `|x·q − s·t·(c·c_q)|`, the error of the int8 estimate of a dot product: the
+/// row `x` (unit length, `dims` values) is `s·c + e` with `|e_i| ≤ s/2`, the query `q` is
+/// `t·c_q + f` with `|f_i| ≤ t/2`, so the error `e·q + s·c·f` is at most
+/// `s/2·‖q‖₁ + t/2·‖s·c‖₁`, and `‖s·c‖₁ ≤ ‖x‖₁ + dims·s/2 ≤ √dims + dims·s/2`. A small
+/// allowance covers the rounding of both f32 sums.
+fn quantization_error(dims: usize, s: f32, t: f32, q_l1: f32) -> f32 {
+    let d = dims as f32;
+    s / 2.0 * q_l1 + t / 2.0 * (d.sqrt() + d * s / 2.0) + 1e-4
+}
+
+/// An f32 ordered by `total_cmp`, for heaps of scores.
+#[derive(PartialEq)]
+struct Score(f32);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
     }
 }
 
@@ -469,6 +631,7 @@ fn top_by_score(v: &mut Vec<(f32, u32, u32)>, k: usize) {
 fn merge(a: &Segment, b: &Segment) -> Segment {
     let mut out = Segment {
         slots: Vec::with_capacity(a.len() + b.len()),
+        gens: Vec::with_capacity(a.len() + b.len()),
         ids: Vec::with_capacity(a.len() + b.len()),
         data: Vec::with_capacity(a.data.len() + b.data.len()),
         codes: Vec::with_capacity(a.codes.len() + b.codes.len()),
@@ -477,6 +640,7 @@ fn merge(a: &Segment, b: &Segment) -> Segment {
     };
     for s in [a, b] {
         out.slots.extend_from_slice(&s.slots);
+        out.gens.extend_from_slice(&s.gens);
         out.ids.extend_from_slice(&s.ids);
         out.data.extend_from_slice(&s.data);
         out.codes.extend_from_slice(&s.codes);
@@ -511,8 +675,11 @@ pub(crate) struct PendingIndex {
 
 /// Per-namespace in-memory vectors. Every committed write bumps the namespace's version and
 /// applies its rows to the cached copy (under the namespace's lock, before the write returns);
-/// a load records the version before reading and is installed only if no write came between,
-/// so a recall never serves vectors older than a write that returned before it began.
+/// a load records the version before reading and is installed only if no write applied its
+/// rows meanwhile, so a recall never serves vectors older than a write that returned before
+/// it began. A write that committed before a load read the environment but applies its rows
+/// after the load was installed finds them there already (its sequence number is not past the
+/// copy's `loaded_seq`) and adds nothing.
 ///
 /// The copies together stay within a byte budget: past it, the least recently used ones are
 /// dropped (the next recall of that namespace reloads it from disk).
@@ -607,14 +774,23 @@ impl VectorCache {
         Ok(loaded)
     }
 
-    /// A write committed: `added` rows (slot, memory id, normalised vector) and `removed` slots.
-    pub(crate) fn apply(&self, ns: NamespaceId, added: &[NewRow<'_>], removed: &[u32]) {
+    /// Write `seq` (its `NamespaceStats::vector_writes`) committed: `added` rows (slot, memory
+    /// id, normalised vector), `replaced` rows (vectors overwritten in their slot) and
+    /// `removed` slots. Writes may apply in another order than they committed.
+    pub(crate) fn apply(
+        &self,
+        ns: NamespaceId,
+        seq: u64,
+        added: &[NewRow<'_>],
+        replaced: &[NewRow<'_>],
+        removed: &[u32],
+    ) {
         let entry = self.entry(ns);
         {
             let mut e = entry.lock();
             e.version += 1;
             if let Some(v) = e.vectors.clone() {
-                self.set(&mut e, v.with_delta(added, removed).map(Arc::new));
+                self.set(&mut e, v.with_delta(seq, added, replaced, removed).map(Arc::new));
             }
         }
         self.evict(ns);
@@ -724,6 +900,57 @@ pub(crate) mod kernels {
     }
 
     #[cfg(target_arch = "x86_64")]
+    fn has_vnni() -> bool {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
+
+    /// The int8 scan with AVX-512 VNNI: 64 products a row per instruction (`vpdpbusd`
+    /// multiplies unsigned by signed bytes and adds each four into an i32 lane, without
+    /// saturating). A row's codes are made unsigned by flipping their top bit (x + 128), so
+    /// each sum is the dot product plus 128 × Σq, which is taken off again: exact.
+    #[cfg(target_arch = "x86_64")]
+    mod vnni {
+        use std::arch::x86_64::{
+            __m512i, _mm512_dpbusd_epi32, _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32,
+            _mm512_set1_epi8, _mm512_setzero_si512, _mm512_xor_si512,
+        };
+
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], mut f: impl FnMut(usize, i32)) {
+            if dims == 0 || q.len() < dims {
+                return super::scan_i8_body(rows, dims, q, f);
+            }
+            let blocks = dims.div_ceil(64);
+            // The lanes of the last block past `dims` load as 0 (query) and 128 (rows).
+            let last = match dims % 64 {
+                0 => u64::MAX,
+                r => (1u64 << r) - 1,
+            };
+            let mask = |k: usize| if k + 1 == blocks { last } else { u64::MAX };
+            // SAFETY: each load reads the lanes of its mask only, all within `dims` bytes
+            // from a block's start inside `q` (or the row).
+            let qs: Vec<__m512i> = (0..blocks)
+                .map(|k| unsafe { _mm512_maskz_loadu_epi8(mask(k), q.as_ptr().add(k * 64)) })
+                .collect();
+            let bias: i32 = 128 * q[..dims].iter().map(|&x| i32::from(x)).sum::<i32>();
+            let flip = _mm512_set1_epi8(i8::MIN);
+            for (i, row) in rows.chunks_exact(dims).enumerate() {
+                let mut acc = _mm512_setzero_si512();
+                for (k, qk) in qs.iter().enumerate() {
+                    // SAFETY: as above, within the row's `dims` bytes.
+                    let r = unsafe { _mm512_maskz_loadu_epi8(mask(k), row.as_ptr().add(k * 64)) };
+                    // Lanes past `dims` hold 128 after the flip, times a query lane of 0.
+                    let r = _mm512_xor_si512(r, flip);
+                    acc = _mm512_dpbusd_epi32(acc, r, *qk);
+                }
+                f(i, _mm512_reduce_add_epi32(acc) - bias);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
     mod avx2 {
         use std::arch::x86_64::{
             __m256i, _mm256_abs_epi8, _mm256_add_epi32, _mm256_castsi256_si128,
@@ -807,11 +1034,41 @@ pub(crate) mod kernels {
 
     pub(crate) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i32)) {
         #[cfg(target_arch = "x86_64")]
+        if has_vnni() {
+            // SAFETY: the CPU supports the enabled features (checked above).
+            return unsafe { vnni::scan_i8(rows, dims, q, f) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports the enabled features (checked above).
             return unsafe { avx2::scan_i8(rows, dims, q, f) };
         }
         scan_i8_body(rows, dims, q, f);
+    }
+
+    /// An int8 scan as the tests call it (through a `dyn` callback).
+    #[cfg(test)]
+    pub(crate) type ScanI8 = fn(&[i8], usize, &[i8], &mut dyn FnMut(usize, i32));
+
+    /// Every int8 scan this CPU can run, by name: the plain one always, AVX2 and AVX-512
+    /// VNNI where the CPU has them, so the tests hold each one (not only the one `scan_i8`
+    /// picks) to the exact dot products.
+    #[cfg(test)]
+    pub(crate) fn scan_i8_each() -> Vec<(&'static str, ScanI8)> {
+        let mut each: Vec<(&'static str, ScanI8)> =
+            vec![("plain", |r, d, q, f| scan_i8_body(r, d, q, f))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                // SAFETY: listed only when the CPU supports the enabled features.
+                each.push(("avx2", |r, d, q, f| unsafe { avx2::scan_i8(r, d, q, f) }));
+            }
+            if has_vnni() {
+                // SAFETY: listed only when the CPU supports the enabled features.
+                each.push(("avx512-vnni", |r, d, q, f| unsafe { vnni::scan_i8(r, d, q, f) }));
+            }
+        }
+        each
     }
 }
 
@@ -854,7 +1111,7 @@ mod tests {
                     (slot, [slot as u8; 16], v.as_slice(), 0)
                 })
                 .collect();
-            nv = nv.with_delta(&added, &[]).unwrap();
+            nv = nv.with_delta(c as u64 + 1, &added, &[], &[]).unwrap();
         }
         nv
     }
@@ -884,6 +1141,45 @@ mod tests {
         }
     }
 
+    /// The int8 estimate of a row's dot product lies within `quantization_error` of the
+    /// exact one; when the best rows stand out, the candidates below them by more than that
+    /// are not scored exactly, and the result is still the exact top k.
+    #[test]
+    fn the_int8_error_bound_holds_and_spares_exact_scores() {
+        let dims = 384;
+        let mut rows = random_rows(3000, dims, 11);
+        let q = rows[0].clone();
+        // Ten rows close to the query.
+        let noise = random_rows(10, dims, 12);
+        for (i, n) in noise.iter().enumerate() {
+            let mut v: Vec<f32> = q.iter().zip(n).map(|(a, b)| a + 0.3 * b).collect();
+            normalize(&mut v);
+            rows[100 + i] = v;
+        }
+        let (mut qc, mut rc) = (Vec::new(), Vec::new());
+        let t = quantize(&q, &mut qc);
+        let q_l1: f32 = q.iter().map(|x| x.abs()).sum();
+        for r in &rows {
+            rc.clear();
+            let s = quantize(r, &mut rc);
+            let d: i32 = rc.iter().zip(&qc).map(|(a, b)| i32::from(*a) * i32::from(*b)).sum();
+            let error = (dot(r, &q) - d as f32 * s * t).abs();
+            assert!(error <= quantization_error(dims, s, t, q_l1), "{error}");
+        }
+        let nv = build(&rows, rows.len());
+        let seg = &nv.segments[0];
+        let mut candidates = Vec::new();
+        kernels::scan_i8(&seg.codes, dims, &qc, |i, d| {
+            candidates.push((d as f32 * seg.scales[i], 0, i as u32));
+        });
+        let mut scored = nv.rescored(candidates, &q, t, 11);
+        assert!(scored.len() < 100, "{} of 3000 scored exactly", scored.len());
+        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let slots: Vec<u32> = scored.iter().take(11).map(|c| seg.slots[c.2 as usize]).collect();
+        assert_eq!(slots, exact(&rows, &q, 11));
+        assert_eq!(nv.search(&q, 11, None).iter().map(|h| h.slot).collect::<Vec<_>>(), slots);
+    }
+
     #[test]
     fn deletes_and_appends_apply_to_the_copy() {
         let rows = random_rows(3000, 32, 9);
@@ -891,15 +1187,16 @@ mod tests {
         let q = rows[5].clone();
         let top = nv.search(&q, 3, None);
         assert_eq!(top[0].slot, 5);
-        let nv = nv.with_delta(&[], &[5]).unwrap();
+        let nv = nv.with_delta(100, &[], &[], &[5]).unwrap();
         assert!(nv.search(&q, 3, None).iter().all(|h| h.slot != 5));
         assert_eq!(nv.len(), 2999);
         // A row deleted before its append was applied stays deleted.
         let late = [(5u32, [5u8; 16], q.as_slice(), 0)];
-        assert!(nv.with_delta(&late, &[]).unwrap().search(&q, 3, None).iter().all(|h| h.slot != 5));
+        let nv2 = nv.with_delta(101, &late, &[], &[]).unwrap();
+        assert!(nv2.search(&q, 3, None).iter().all(|h| h.slot != 5));
         // Many deletes compact the copy.
         let many: Vec<u32> = (100..1000).collect();
-        let nv = nv.with_delta(&[], &many).unwrap();
+        let nv = nv.with_delta(102, &[], &[], &many).unwrap();
         assert!(nv.deleted.is_empty());
         assert_eq!(nv.len(), 2099);
         // Rows below the index boundary are dropped.
@@ -907,7 +1204,7 @@ mod tests {
         assert_eq!(nv.len(), 1000);
         assert!(nv.search(&rows[10], 5, None).iter().all(|h| h.slot >= 2000));
         // A row of the wrong size makes the caller reload.
-        assert!(nv.with_delta(&[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[]).is_none());
+        assert!(nv.with_delta(103, &[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[], &[]).is_none());
     }
 
     #[test]
@@ -931,11 +1228,66 @@ mod tests {
         cache.get_or_load(2, load).unwrap();
         assert_eq!(loads.get(), 4, "2 was evicted and reloaded");
         // Writes keep the count exact; forgetting releases it.
-        cache.apply(2, &[(5000, [9; 16], rows[0].as_slice(), 0)], &[]);
+        cache.apply(2, 100, &[(5000, [9; 16], rows[0].as_slice(), 0)], &[], &[]);
         cache.forget(1);
         cache.forget(2);
         cache.forget(3);
         assert_eq!(cache.held(), 0);
+    }
+
+    /// A write commits, a recall loads the namespace from a snapshot that holds that write and
+    /// installs it, then the write applies its rows: the row is in the copy once, not twice
+    /// (a recall listed the newest memory twice when the two raced).
+    #[test]
+    fn a_write_applied_after_a_load_that_holds_it_is_not_added_twice() {
+        let rows = random_rows(3, 8, 5);
+        let cache = VectorCache::new(usize::MAX);
+        let loaded = || {
+            let mut nv = build(&rows, 3);
+            nv.loaded_seq = 3; // the snapshot's last vector write: writes 1..=3 committed
+            Ok(nv)
+        };
+        cache.get_or_load(1, loaded).unwrap();
+        cache.apply(1, 3, &[(2, [2; 16], rows[2].as_slice(), 0)], &[], &[]);
+        let copy = cache.get_or_load(1, || unreachable!("cached")).unwrap();
+        assert_eq!(copy.len(), 3);
+        let hits = copy.search(&rows[2], 3, None);
+        assert_eq!(hits.iter().filter(|h| h.slot == 2).count(), 1);
+        // A write committed after the load still adds its row.
+        cache.apply(1, 4, &[(3, [3; 16], rows[0].as_slice(), 0)], &[], &[]);
+        assert_eq!(cache.get_or_load(1, || unreachable!("cached")).unwrap().len(), 4);
+    }
+
+    /// Upserts overwrite a row in its slot, so slots no longer tell which writes a load
+    /// holds: an overwrite the load holds adds nothing, and of two overwrites of one slot that
+    /// apply out of commit order the later-committed one stays live.
+    #[test]
+    fn overwrites_apply_once_and_the_last_committed_one_wins() {
+        let rows = random_rows(6, 8, 11);
+        let cache = VectorCache::new(usize::MAX);
+        let loaded = || {
+            // Slot 1 holds rows[3]: written by write 2, which the load holds.
+            let mut nv = build(&[rows[0].clone(), rows[3].clone(), rows[2].clone()], 3);
+            nv.loaded_seq = 2;
+            Ok(nv)
+        };
+        cache.get_or_load(1, loaded).unwrap();
+        cache.apply(1, 2, &[], &[(1, [1; 16], rows[3].as_slice(), 0)], &[]);
+        let copy = cache.get_or_load(1, || unreachable!("cached")).unwrap();
+        assert_eq!(copy.rows, 3, "the held overwrite added no row");
+        assert!(copy.current.is_empty());
+        // Write 4 (rows[5]) applies before write 3 (rows[4]).
+        cache.apply(1, 4, &[], &[(1, [1; 16], rows[5].as_slice(), 0)], &[]);
+        cache.apply(1, 3, &[], &[(1, [1; 16], rows[4].as_slice(), 0)], &[]);
+        let copy = cache.get_or_load(1, || unreachable!("cached")).unwrap();
+        let top = copy.search(&rows[5], 3, None);
+        assert_eq!((top[0].slot, top.iter().filter(|h| h.slot == 1).count()), (1, 1));
+        assert!((top[0].similarity - 1.0).abs() < 1e-5);
+        for stale in [&rows[3], &rows[4]] {
+            let hits = copy.search(stale, 3, None);
+            assert_eq!(hits.iter().filter(|h| h.slot == 1).count(), 1);
+            assert!(hits.iter().all(|h| h.slot != 1 || h.similarity < 0.999));
+        }
     }
 
     #[test]
@@ -950,6 +1302,47 @@ mod tests {
         let mut got = 0;
         kernels::scan_i8(&a, 389, &b, |_, d| got = d);
         assert_eq!(got, plain);
+    }
+
+    /// Each int8 scan the CPU can run (plain always; AVX2 and AVX-512 VNNI where present, so
+    /// the fallbacks are held to the same answers as the fast path) and the one `scan_i8`
+    /// picks give each row's exact dot product, for widths with and without a partial last
+    /// block and at the codes' extremes.
+    #[test]
+    fn int8_scan_is_exact_for_every_row_and_width() {
+        let each = kernels::scan_i8_each();
+        assert_eq!(each[0].0, "plain");
+        eprintln!("int8 scans on this CPU: {:?}", each.iter().map(|k| k.0).collect::<Vec<_>>());
+        for dims in [1, 7, 63, 64, 65, 384, 389, 1024] {
+            let mut rows: Vec<Vec<i8>> = random_rows(6, dims, dims as u64)
+                .iter()
+                .map(|r| {
+                    let mut c = Vec::new();
+                    quantize(r, &mut c);
+                    c
+                })
+                .collect();
+            rows.push(vec![127; dims]);
+            rows.push(vec![-127; dims]);
+            for q in [rows[0].clone(), vec![127; dims], vec![-127; dims]] {
+                let flat: Vec<i8> = rows.concat();
+                let mut got = Vec::new();
+                kernels::scan_i8(&flat, dims, &q, |i, d| got.push((i, d)));
+                let want: Vec<(usize, i32)> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        (i, r.iter().zip(&q).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum())
+                    })
+                    .collect();
+                assert_eq!(got, want, "dims {dims}, the scan scan_i8 picks");
+                for (name, scan) in &each {
+                    let mut got = Vec::new();
+                    scan(&flat, dims, &q, &mut |i, d| got.push((i, d)));
+                    assert_eq!(got, want, "dims {dims}, {name}");
+                }
+            }
+        }
     }
 
     #[test]

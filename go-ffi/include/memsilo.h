@@ -6,6 +6,8 @@
  *   - Returns MEMSILO_OK (0) on success, or one of the MEMSILO_* error codes (the C integers of
  *     API.md's error table). On failure, if err_json is not NULL, *err_json receives the error
  *     body as JSON: {"error": "<code>", "message": "...", "code": <http status>, ...}.
+ *     An error caused by an I/O, storage or encoding failure also carries "causes": the
+ *     messages of the failures underneath, nearest first (e.g. ["Is a directory (os error 21)"]).
  *   - Every string returned through an out parameter (out_json, err_json) is owned by the
  *     caller and must be released with memsilo_string_free(); on failure, *out_json is NULL.
  *   - Every handle returned through an out parameter must be released with memsilo_close().
@@ -75,6 +77,11 @@
 #define MEMSILO_INTERNAL 9
 
 /**
+ * An HTTP method the route does not take (only a server answers it).
+ */
+#define MEMSILO_METHOD_NOT_ALLOWED 10
+
+/**
  * An open memsilo: in-process (`memsilo_open`, `memsilo_scoped`) or a remote server
  * (`memsilo_connect`). Opaque to C; safe to share between threads.
  */
@@ -137,9 +144,11 @@ int32_t memsilo_scoped(const memsilo_handle *h,
  * `"store_memory"`, `"recall"`, ... — `memsilo_operations` lists them all) and `args_json`
  * its arguments as a JSON object with the wire field names (NULL means `{}`).
  *
- * On success `*out_json` receives `{"value": <result>, "total_count": <n or null>}`;
+ * On success `*out_json` receives
+ * `{"value": <result>, "total_count": <n or null>, "next_cursor": <text or null>}`;
  * `total_count` is set for the list operations whose value is a bare array
- * (`list_namespaces`, `list_keys`). Free it with `memsilo_string_free`.
+ * (`list_namespaces`, `list_keys`), `next_cursor` for `list_namespaces` when another page
+ * follows (pass it as `cursor`). Free it with `memsilo_string_free`.
  *
  * # Safety
  * `h` is a live handle; `op` and `args_json` (may be NULL) are NUL-terminated strings;

@@ -165,6 +165,22 @@ describe('API surface', () => {
     await assert.rejects(db.importNamespace('dst2', bad), (e) => e.code === 'invalid_argument' && e.message.startsWith('line 4: vector has 1 dimensions'));
   });
 
+  it('imports a text namespace so that its copy takes text and recalls it', async () => {
+    const db = memsilo.open(tmpdir());
+    await db.createNamespace('notes');
+    const texts = ['the cat sleeps on the warm kitchen mat', 'quarterly revenue grew in europe'];
+    await db.storeMemories('notes', texts.map((content, i) => ({ id: `t${i}`, content })));
+    const lines = [];
+    for await (const line of db.exportNamespace('notes')) lines.push(JSON.stringify(line));
+    assert.equal(JSON.parse(lines[0]).embedder, (await db.getNamespace('notes')).embedder);
+    await db.createNamespace('copy');
+    // Batches of one line: the memories' batches come after the namespace line's.
+    assert.equal((await db.importNamespace('copy', lines, { batchSize: 1 })).memories, 2);
+    await db.storeMemory('copy', 'backups run every night at two');
+    const hits = await db.recall('copy', 'the cat on the kitchen mat', { topK: 3 });
+    assert.equal(hits[0].id, 't0');
+  });
+
   it('builds and walks the knowledge graph', async () => {
     const db = memsilo.open(tmpdir());
     await db.createNamespace('graph');

@@ -4,6 +4,9 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const util = require('node:util');
 
 const memsilo = require('..');
 const { tmpdir } = require('../test-support/kit.js');
@@ -42,6 +45,38 @@ describe('error codes', () => {
       db.recall('forget-ns', 'q', { topK: 'five' }),
       expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field: 'top_k' }),
     );
+  });
+
+  it('NaN and Infinity are refused naming their field, never sent as null', async () => {
+    await db.createNamespace('nan-ns');
+    for (const [call, field] of [
+      [() => db.storeMemory('nan-ns', { content: 'x', importance: NaN }), 'importance'],
+      [() => db.storeMemory('nan-ns', { content: 'x', metadata: { score: { raw: -Infinity } } }), 'metadata.score.raw'],
+      [() => db.storeMemory('nan-ns', { content: 'x', embedding: [0.5, NaN] }), 'embedding[1]'],
+      [() => db.storeMemories('nan-ns', [{ content: 'a' }, { content: 'b', importance: Infinity }]), 'memories[1].importance'],
+      [() => db.recall('nan-ns', 'x', { topK: Infinity }), 'top_k'],
+    ]) {
+      await assert.rejects(call(), expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field }));
+    }
+    // Nothing was written (NaN used to become null: the default importance, a null metadata value).
+    assert.equal(await db.countMemories('nan-ns'), 0);
+  });
+
+  it('a BigInt, a function or a wrongly shaped argument is invalid_argument naming it, not a bare TypeError', async () => {
+    await db.createNamespace('types-ns');
+    for (const [call, field] of [
+      [() => db.storeMemory('types-ns', { content: 'x', importance: 1n }), 'importance'],
+      [() => db.storeMemory('types-ns', { content: 'x', metadata: { n: 10n ** 30n } }), 'metadata.n'],
+      [() => db.recall('types-ns', 'x', { topK: 5n }), 'top_k'],
+      [() => db.storeMemory('types-ns', { content: 'x', importance: () => 0.9 }), 'importance'],
+      [() => db.storeMemory('types-ns', { content: 'x', tags: ['a', Symbol('b')] }), 'tags[1]'],
+      [() => db.recall('types-ns', 'x', 5), 'options'],
+      [() => db.storeMemories('types-ns', 'not a list'), 'memories'],
+      [() => db.getMemories('types-ns', null), 'ids'],
+    ]) {
+      await assert.rejects(async () => call(), expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field }));
+    }
+    assert.equal(await db.countMemories('types-ns'), 0);
   });
 
   it('unauthorized for an unknown key and for a revoked one', async () => {
@@ -122,5 +157,51 @@ describe('error codes', () => {
     assert.equal(err.code, 'internal');
     assert.equal(err.status, 500);
     assert.equal(err.message, 'boom');
+  });
+});
+
+describe('the error table', () => {
+  it('has one exported class per code of the core table, and index.d.ts lists the same codes', () => {
+    const className = (code) => code.replace(/(^|_)([a-z])/g, (_, __, c) => c.toUpperCase()) + 'Error';
+    assert.ok(memsilo.ERROR_CODES.includes('not_found') && memsilo.ERROR_CODES.length >= 9);
+    for (const code of memsilo.ERROR_CODES) {
+      const Class = memsilo[className(code)];
+      assert.ok(Class && Class.prototype instanceof memsilo.MemsiloError, `no class for ${code}`);
+    }
+    const exported = Object.keys(memsilo).filter((k) => /.Error$/.test(k) && k !== 'MemsiloError');
+    assert.deepEqual(exported.sort(), memsilo.ERROR_CODES.map(className).sort());
+    const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
+    const union = dts.match(/export type ErrorCode =([^;]*);/)[1];
+    assert.deepEqual([...union.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]), [...memsilo.ERROR_CODES]);
+  });
+});
+
+describe('causes', () => {
+  it('an I/O failure is the cause of the internal error', () => {
+    const dir = tmpdir();
+    // The lock file's place is taken by a directory: opening the data directory fails (EISDIR).
+    fs.mkdirSync(path.join(dir, 'LOCK'));
+    let err;
+    try {
+      memsilo.open(dir);
+    } catch (e) {
+      err = e;
+    }
+    expectError(memsilo.InternalError, 'internal', 500)(err);
+    assert.match(err.message, /^internal error: io: Is a directory \(os error \d+\)$/);
+    const words = err.message.slice('internal error: io: '.length);
+    assert.ok(err.cause instanceof Error, 'err.cause is an Error');
+    assert.equal(err.cause.message, words);
+    assert.equal(err.cause.cause, undefined);
+    assert.deepEqual(err.causes, [words]);
+    assert.match(util.inspect(err), /\[cause\]: Error: Is a directory/);
+  });
+
+  it('errors without a failure underneath have no cause', async () => {
+    await assert.rejects(db.getNamespace('no-such-namespace'), (err) => {
+      assert.equal(err.cause, undefined);
+      assert.equal(err.causes, undefined);
+      return true;
+    });
   });
 });

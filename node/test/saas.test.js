@@ -81,6 +81,13 @@ async function saasFlow(admin) {
   const acmeOnly = await admin.listNamespaces({ tenantId: acmeTenant.id });
   assert.deepEqual(acmeOnly.map((n) => n.name), ['tenant-acme']);
   assert.equal(acmeOnly[0].memory_count, 1);
+  const first = await admin.listNamespaces({ limit: 1 });
+  assert.equal(first.total_count, 2);
+  assert.equal(typeof first.next_cursor, 'string');
+  const second = await admin.listNamespaces({ limit: 1, cursor: first.next_cursor });
+  assert.deepEqual([...first, ...second].map((n) => n.name), ['tenant-acme', 'tenant-globex']);
+  assert.equal(second.next_cursor, null);
+  await assert.rejects(admin.listNamespaces({ offset: 1, cursor: first.next_cursor }), { code: 'invalid_argument', field: 'offset' });
 
   const deleted = await admin.deleteNamespace('tenant-globex');
   assert.equal(deleted.name, 'tenant-globex');

@@ -13,6 +13,7 @@ import type {
   Memory,
   MemoryType,
   MemoryPage,
+  NamespaceList,
   Member,
   Memsilo,
   Namespace,
@@ -33,6 +34,9 @@ async function everyMethod(): Promise<void> {
   const ns: Namespace = await db.createNamespace('tenant-acme', { tenantId: 't', policy: { decayRate: 0.1 }, dimensions: 8, existOk: true });
   await db.createNamespace('tenant-b', { tenant_id: 't', exist_ok: false });
   const names: string[] = (await db.listNamespaces({ tenantId: 't', offset: 0, limit: 10 })).map((n) => n.name);
+  const listed: NamespaceList = await db.listNamespaces({ limit: 10 });
+  const after: NamespaceList = await db.listNamespaces({ cursor: listed.next_cursor ?? undefined });
+  const more: [number, string | null] = [after.total_count, after.next_cursor];
   const one: Namespace = await db.getNamespace(ns.name);
   const gone: { name: string; deleted_at: string } = await db.deleteNamespace(one.name);
   const policy: DecayPolicy = await db.getMemoryPolicy('tenant-acme');

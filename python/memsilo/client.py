@@ -8,6 +8,7 @@ grant objects; numpy arrays become lists; ``datetime`` values become ISO 8601 st
 from __future__ import annotations
 
 import json
+import math
 from array import array
 from datetime import datetime
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, cast
@@ -45,6 +46,7 @@ from .types import (
     MemoryType,
     OrderBy,
     Namespace,
+    NamespaceList,
     QuotasInput,
     RecallHit,
     Relation,
@@ -75,6 +77,56 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"memsilo cannot send a value of type {type(value).__name__}")
+
+
+def _unsendable(value: Any, path: str) -> Optional[Tuple[str, str]]:
+    """The path (``metadata.score``, ``embedding[3]``) of the first value in ``value`` that
+    JSON cannot carry as given (a NaN or infinity, a type ``_encode`` does not know, a mapping
+    key that is not a string or number), with why; or ``None``."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number")
+    if value is None or isinstance(value, (str, int, datetime, set, frozenset)):
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, (str, int, float, bool)):
+                return here, f"keys must be strings, got {type(key).__name__}"
+            found = _unsendable(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unsendable(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    elif hasattr(value, "tolist"):  # numpy arrays and scalars, as _encode sends them
+        return _unsendable(value.tolist(), path)
+    else:
+        return path, f"cannot be sent: a value of type {type(value).__name__}"
+    return None
+
+
+def _dumps(args: Mapping[str, Any]) -> str:
+    """The arguments as JSON. JSON has no NaN or infinity (``json.dumps`` would write ``NaN``,
+    which the engine refuses as unreadable ``args``), and ``json.dumps`` raises a bare
+    ``TypeError`` for a value of another type: either is refused here as
+    ``InvalidArgumentError`` naming its field, as the engine names any other bad value."""
+    body = {k: v for k, v in args.items() if v is not None}
+    try:
+        return json.dumps(body, default=_encode, allow_nan=False)
+    except (ValueError, TypeError):
+        found = _unsendable(body, "")
+        if found is None:
+            raise
+    field, reason = found
+    message = f"{field}: {reason}"
+    err = _native.InvalidArgumentError(message)
+    err.message = message
+    err.retry_after = None
+    err.field = field
+    err.details = {"error": "invalid_argument", "message": message, "code": 400, "field": field}
+    raise err
 
 
 def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
@@ -125,16 +177,14 @@ class Memsilo:
         return f"<memsilo.Memsilo {self._client!r}>"
 
     def _call(self, op: str, args: Mapping[str, Any]) -> Any:
-        body = json.dumps({k: v for k, v in args.items() if v is not None}, default=_encode)
-        return json.loads(self._client.call(op, body))
+        return json.loads(self._client.call(op, _dumps(args)))
 
     def _call_with_vectors(self, op: str, args: Mapping[str, Any], rows: Sequence[Any]) -> Any:
         """``_call`` with the vectors as a binary block when they pack cleanly."""
         packed = _pack(rows)
         if packed is None:
             return None
-        body = json.dumps({k: v for k, v in args.items() if v is not None}, default=_encode)
-        return json.loads(self._client.call_vectors(op, body, packed[0], packed[1]))
+        return json.loads(self._client.call_vectors(op, _dumps(args), packed[0], packed[1]))
 
     def _embed(self, texts: List[str]) -> List[Any]:
         assert self._embed_fn is not None
@@ -168,11 +218,20 @@ class Memsilo:
         return cast(Namespace, self._call("create_namespace", {**args, "exist_ok": exist_ok}))
 
     def list_namespaces(
-        self, tenant_id: Optional[str] = None, offset: int = 0, limit: int = 50
-    ) -> List[Namespace]:
-        """Namespaces visible to this handle, one page (``limit`` at most 100)."""
-        args = {"tenant_id": tenant_id, "offset": offset, "limit": limit}
-        return cast(List[Namespace], self._call("list_namespaces", args))
+        self,
+        tenant_id: Optional[str] = None,
+        offset: int = 0,
+        limit: int = 50,
+        cursor: Optional[str] = None,
+    ) -> NamespaceList:
+        """Namespaces visible to this handle in name order, one page (``limit`` at most 100).
+
+        The page is a list with ``total_count`` (of the whole list, on every page) and
+        ``next_cursor``: pass ``next_cursor`` as ``cursor`` for the next page (same cost at any
+        depth; not with ``offset``)."""
+        args = {"tenant_id": tenant_id, "offset": offset, "limit": limit, "cursor": cursor}
+        page = json.loads(self._client.call_listed("list_namespaces", _dumps(args)))
+        return NamespaceList(page["value"], page["total_count"] or 0, page["next_cursor"])
 
     def get_namespace(self, name: str) -> Namespace:
         """One namespace with its counts and policy."""
@@ -605,11 +664,14 @@ class Memsilo:
         batch: List[Any] = []
         first = 1
         number = 0
+        started = False
+        embedder: Optional[str] = None
 
         def send() -> None:
-            done = self._call(
-                "import_namespace", {"namespace": namespace, "lines": batch, "first_line": first}
-            )
+            args: Dict[str, Any] = {"namespace": namespace, "lines": batch, "first_line": first}
+            if embedder is not None:
+                args["embedder"] = embedder
+            done = self._call("import_namespace", args)
             for k in total:
                 total[k] += done[k]
 
@@ -621,6 +683,10 @@ class Memsilo:
                 if not batch:
                     first = number + 1
                 continue
+            if not started:
+                # The namespace line names its vectors' embedder; later batches pass it on.
+                started = True
+                embedder = _export_embedder(line)
             batch.append(line.rstrip("\n") if isinstance(line, str) else line)
             if len(batch) >= batch_size:
                 send()
@@ -734,3 +800,16 @@ class Memsilo:
     def delete_relation(self, namespace: str, id: str) -> DeletedRelation:
         """Deletes one relation by id."""
         return cast(DeletedRelation, self._call("delete_relation", {"namespace": namespace, "id": id}))
+
+
+def _export_embedder(line: Any) -> Optional[str]:
+    """The embedder an export's first line (its ``namespace`` line) names for the file's
+    vectors; ``None`` for files that do not say (their vectors are caller vectors)."""
+    try:
+        obj = json.loads(line) if isinstance(line, str) else line
+    except ValueError:
+        return None  # the server names the bad line
+    if isinstance(obj, Mapping) and obj.get("kind") == "namespace":
+        found = obj.get("embedder")
+        return found if isinstance(found, str) else None
+    return None

@@ -117,6 +117,21 @@ class Tenant(_TenantBase, total=False):
     deleted_at: str
 
 
+class NamespaceList(List[Namespace]):
+    """One page of ``list_namespaces``: a list of namespaces with the total over all pages and
+    ``next_cursor``, where the next page starts (``None`` on the last page)."""
+
+    total_count: int
+    next_cursor: Optional[str]
+
+    def __init__(
+        self, items: Iterable[Namespace] = (), total_count: int = 0, next_cursor: Optional[str] = None
+    ) -> None:
+        super().__init__(items)
+        self.total_count = total_count
+        self.next_cursor = next_cursor
+
+
 class TenantList(TypedDict):
     tenants: List[Tenant]
     total_count: int
@@ -414,6 +429,7 @@ __all__ = [
     "MemoryInput",
     "Namespace",
     "NamespaceGrant",
+    "NamespaceList",
     "Quotas",
     "QuotasInput",
     "RecallHit",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from typing import Callable, Type
 
 import pytest
@@ -22,6 +23,7 @@ CLASSES = {
     "rate_limited": (memsilo.RateLimitedError, 429),
     "payload_too_large": (memsilo.PayloadTooLargeError, 413),
     "internal": (memsilo.InternalError, 500),
+    "method_not_allowed": (memsilo.MethodNotAllowedError, 405),
 }
 
 
@@ -44,18 +46,57 @@ def check(
     assert err.code == cls.code and err.status == cls.status
     assert err.details is not None and err.details["error"] == err.code
     assert err.details["code"] == err.status
+    # The fields of the body that apply are attributes too, None where they do not.
+    for attr in ("field", "namespace", "tenant_id"):
+        assert getattr(err, attr) == err.details.get(attr), attr
     assert err.message and message_part in err.message and str(err) == err.message
     return err
 
 
 def test_invalid_argument(db: memsilo.Memsilo) -> None:
     err = check(memsilo.InvalidArgumentError, lambda: db.create_namespace("bad name!"), "name")
-    assert err.details is not None and err.details["field"] == "name"
+    assert err.field == "name"
     check(memsilo.InvalidArgumentError, lambda: db.list_namespaces(limit=101), "limit")
     ns = unique("inv")
     db.create_namespace(ns)
     check(memsilo.InvalidArgumentError, lambda: db.store_memory(ns, "x", importance=1.5))
     check(memsilo.InvalidArgumentError, lambda: db.batch_forget(ns))  # no filter: never "all"
+
+
+def test_nan_and_infinity_are_refused_naming_their_field(db: memsilo.Memsilo) -> None:
+    ns = unique("nan")
+    db.create_namespace(ns)
+    nan, inf = float("nan"), float("inf")
+    for call, field in [
+        (lambda: db.store_memory(ns, "x", importance=nan), "importance"),
+        (lambda: db.store_memory(ns, "x", metadata={"score": {"raw": -inf}}), "metadata.score.raw"),
+        (lambda: db.store_memories(ns, [{"content": "a"}, {"content": "b", "importance": inf}]),
+         "memories[1].importance"),
+        (lambda: db.recall(ns, "x", min_importance=nan), "min_importance"),
+    ]:
+        err = check(memsilo.InvalidArgumentError, call, field)
+        assert err.field == field
+    assert db.count_memories(ns) == 0
+
+
+def test_values_json_cannot_carry_are_refused_naming_their_field(db: memsilo.Memsilo) -> None:
+    ns = unique("types")
+    db.create_namespace(ns)
+    for call, field in [
+        (lambda: db.store_memory(ns, "x", metadata={"when": object()}), "metadata.when"),
+        (lambda: db.store_memory(ns, "x", metadata={"n": {(1, 2): "tuple key"}}), "metadata.n.(1, 2)"),
+        (lambda: db.store_memories(ns, [{"content": "a"}, {"content": "b", "metadata": {"raw": b"x"}}]),
+         "memories[1].metadata.raw"),
+    ]:
+        err = check(memsilo.InvalidArgumentError, call, field)
+        assert err.field == field
+    assert db.count_memories(ns) == 0
+
+
+def test_an_unknown_keyword_is_refused_naming_it(db: memsilo.Memsilo) -> None:
+    # The signature is the check (mypy --strict flags it too): Python's own TypeError names it.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        db.store_memory("any", "x", colour="red")  # type: ignore[call-arg]
 
 
 def test_unauthorized(db: memsilo.Memsilo) -> None:
@@ -68,7 +109,7 @@ def test_forbidden(db: memsilo.Memsilo) -> None:
     db.create_namespace(theirs)
     scoped = db.scoped(db.create_key("k", namespaces=[(mine, "read")])["key"])
     err = check(memsilo.ForbiddenError, lambda: scoped.recall(theirs, "x"), theirs)
-    assert err.details is not None and err.details["namespace"] == theirs
+    assert err.namespace == theirs and err.field is None
     check(memsilo.ForbiddenError, lambda: scoped.store_memory(mine, "read-only key"))
 
 
@@ -97,7 +138,7 @@ def test_quota_exceeded(db: memsilo.Memsilo) -> None:
         lambda: db.create_namespace(unique("second"), tenant_id=tenant["id"]),
         "max_namespaces",
     )
-    assert err.details is not None and err.details["tenant_id"] == tenant["id"]
+    assert err.tenant_id == tenant["id"]
     check(memsilo.QuotaExceededError, lambda: db.store_memory(ns, "x" * 5000), "storage")
     assert db.get_namespace(ns)["memory_count"] == 0  # nothing partial was written
 
@@ -153,3 +194,24 @@ def test_a_list_of_urls_skips_a_dead_server(server: Server) -> None:
     stored = db.store_memory(ns, "reached through the second URL")
     assert db.get_memory(ns, stored["id"])["content"] == "reached through the second URL"
     check(memsilo.InvalidArgumentError, lambda: memsilo.connect([server.url, "nope"], ADMIN_KEY), "urls[1]")
+
+
+def test_an_io_failure_is_the_cause_of_the_internal_error(tmp_path: Path) -> None:
+    # The lock file's place is taken by a directory: opening the data directory fails (EISDIR).
+    (tmp_path / "LOCK").mkdir()
+    with pytest.raises(memsilo.InternalError) as info:
+        memsilo.open(tmp_path)
+    err = info.value
+    with pytest.raises(IsADirectoryError) as os_info:
+        open(tmp_path / "LOCK", "r+b")
+    words = f"{os_info.value.strerror} (os error {os_info.value.errno})"  # as Rust words it
+    cause = err.__cause__
+    assert cause is not None and str(cause) == words and cause.__cause__ is None
+    assert err.message == f"internal error: io: {words}"
+    assert err.details is not None and err.details["causes"] == [words]
+
+
+def test_errors_without_a_failure_underneath_have_no_cause(db: memsilo.Memsilo) -> None:
+    err = check(memsilo.NotFoundError, lambda: db.get_namespace(unique("missing")))
+    assert err.__cause__ is None
+    assert err.details is not None and "causes" not in err.details

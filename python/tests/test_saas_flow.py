@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from conftest import unique
 
@@ -209,3 +211,36 @@ def test_list_by_cursor_count_and_filters(db: memsilo.Memsilo) -> None:
     assert err.value.details is not None and err.value.details["field"] == "filter.metadata.n.$bogus"
     assert db.batch_forget(ns, filter={"session_id": "s1"})["forgotten"] == 4
     assert db.count_memories(ns) == 5
+
+
+def test_namespaces_page_by_cursor(db: memsilo.Memsilo) -> None:
+    """``list_namespaces`` pages carry ``total_count`` and ``next_cursor``; the cursor walks a
+    tenant's namespaces once each in name order, blocking and async."""
+    tenant = db.create_tenant(unique("paged"))
+    names = sorted(unique(f"paged-{i}") for i in range(5))
+    for name in names:
+        db.create_namespace(name, tenant_id=tenant["id"])
+
+    seen: list[str] = []
+    page = db.list_namespaces(tenant_id=tenant["id"], limit=2)
+    while True:
+        assert isinstance(page, list) and page.total_count == 5
+        seen += [n["name"] for n in page]
+        if page.next_cursor is None:
+            break
+        page = db.list_namespaces(tenant_id=tenant["id"], limit=2, cursor=page.next_cursor)
+    assert seen == names
+
+    first = db.list_namespaces(tenant_id=tenant["id"], limit=4)
+    assert first.next_cursor is not None
+    with pytest.raises(memsilo.InvalidArgumentError) as bad:
+        db.list_namespaces(tenant_id=tenant["id"], offset=1, cursor=first.next_cursor)
+    assert bad.value.details is not None and bad.value.details["field"] == "offset"
+
+    async def rest() -> list[str]:
+        adb = memsilo.aio.AsyncMemsilo(db)
+        page = await adb.list_namespaces(tenant_id=tenant["id"], limit=4, cursor=first.next_cursor)
+        assert page.next_cursor is None
+        return [n["name"] for n in page]
+
+    assert asyncio.run(rest()) == names[4:]

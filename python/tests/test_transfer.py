@@ -35,6 +35,21 @@ def test_a_namespace_is_copied_through_json_lines(db: memsilo.Memsilo) -> None:
     assert str(e.value).startswith("line 11: vector has 1 dimensions, namespace has 3")
 
 
+def test_a_text_namespace_copy_takes_text_and_recalls_it(db: memsilo.Memsilo) -> None:
+    db.create_namespace("notes")
+    texts = ["the cat sleeps on the warm kitchen mat", "quarterly revenue grew in europe"]
+    db.store_memories("notes", [{"id": f"t{i}", "content": t} for i, t in enumerate(texts)])
+    lines = list(db.export_namespace("notes"))
+    assert lines[0]["embedder"] == db.get_namespace("notes")["embedder"]
+    text = io.StringIO("".join(json.dumps(l) + "\n" for l in lines))
+    db.create_namespace("copy")
+    # Batches of one line: the memories' batches come after the namespace line's.
+    assert db.import_namespace("copy", text, batch_size=1)["memories"] == 2
+    db.store_memory("copy", "backups run every night at two")
+    hits = db.recall("copy", "the cat on the kitchen mat", top_k=3)
+    assert hits[0]["id"] == "t0"
+
+
 def test_the_async_handle_exports_and_imports(db: memsilo.Memsilo) -> None:
     adb = memsilo.aio.AsyncMemsilo(db)
 

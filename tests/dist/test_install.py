@@ -227,20 +227,24 @@ def test_npm_tarballs_quick_start_commonjs_and_esm(tmp_path: Path):
     assert (app / "node_modules/memsilo-linux-x64-gnu/memsilo.linux-x64-gnu.node").exists()
 
     quick = readme_block("Node", "js")
-    require_line = "const memsilo = require('memsilo');"
-    assert require_line in quick and "memsilo.open('./data')" in quick
-    (app / "quick.cjs").write_text(f"(async () => {{\n{quick}\n}})().catch((e) => {{ console.error(e); process.exit(1); }});\n")
-    out = run(["node", "quick.cjs"], app, env)
+    import_line = "import * as memsilo from 'memsilo';"
+    assert import_line in quick and "memsilo.open('./data')" in quick
+    # ESM, in-process, exactly as the README has it.
+    (app / "quick.mjs").write_text(quick)
+    out = run(["node", "quick.mjs"], app, env)
     assert "forbidden " + FORBIDDEN in out, out
 
-    # ESM, against the server the package bundles (npx memsilo serve).
+    # CommonJS (as the README's comment says), against the server the package bundles
+    # (npx memsilo serve).
     server = Server([str(app / "node_modules/.bin/memsilo")], app, env)
     try:
-        esm = quick.replace(require_line, "import * as memsilo from 'memsilo';").replace(
+        cjs = quick.replace(import_line, "const memsilo = require('memsilo');").replace(
             "memsilo.open('./data')", f"await memsilo.connect('{server.url}', {{ apiKey: '{ADMIN}' }})"
         )
-        (app / "quick.mjs").write_text(esm)
-        out = run(["node", "quick.mjs"], app, env)
+        (app / "quick.cjs").write_text(
+            f"(async () => {{\n{cjs}\n}})().catch((e) => {{ console.error(e); process.exit(1); }});\n"
+        )
+        out = run(["node", "quick.cjs"], app, env)
         assert "forbidden " + FORBIDDEN in out, out
     finally:
         server.stop()

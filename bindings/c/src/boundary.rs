@@ -2,7 +2,6 @@
 //! turn errors and panics into a return code plus an error body. No memsilo logic lives here.
 
 use std::ffi::{c_char, CStr, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use memsilo::api::error_body;
 use memsilo::{Error, Result};
@@ -13,24 +12,12 @@ pub(crate) fn guard(err_json: *mut *mut c_char, body: impl FnOnce() -> Result<()
         // SAFETY: the caller passes NULL or a writable `char **`.
         unsafe { *err_json = std::ptr::null_mut() };
     }
-    let err = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => return 0,
-        Ok(Err(e)) => e,
-        Err(panic) => Error::Internal(format!("panic in memsilo: {}", panic_message(&*panic))),
-    };
+    let Err(err) = memsilo::error::catch_panic(body) else { return 0 };
     if !err_json.is_null() {
         // SAFETY: as above.
         unsafe { *err_json = into_c_string(error_body(&err).to_string()) };
     }
     err.code().as_i32()
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("unknown panic")
 }
 
 /// A required NUL-terminated UTF-8 argument.

@@ -36,6 +36,8 @@ pub const MEMSILO_RATE_LIMITED: i32 = 7;
 pub const MEMSILO_PAYLOAD_TOO_LARGE: i32 = 8;
 /// A bug or an environment failure; never a crash.
 pub const MEMSILO_INTERNAL: i32 = 9;
+/// An HTTP method the route does not take (only a server answers it).
+pub const MEMSILO_METHOD_NOT_ALLOWED: i32 = 10;
 
 /// An open memsilo: in-process (`memsilo_open`, `memsilo_scoped`) or a remote server
 /// (`memsilo_connect`). Opaque to C; safe to share between threads.
@@ -65,6 +67,8 @@ pub unsafe extern "C" fn memsilo_open(
         // SAFETY: the caller's contract above.
         unsafe { clear_out(out, "out") }?;
         let path = unsafe { required_str(path, "path") }?;
+        // The engine's warnings (a missing embedding model, background failures) go to stderr.
+        memsilo_http::log::install();
         let engine = Engine::open(path, Options::default())?;
         hand_out(Box::new(engine.root()), out);
         Ok(())
@@ -132,9 +136,11 @@ pub unsafe extern "C" fn memsilo_scoped(
 /// `"store_memory"`, `"recall"`, ... — `memsilo_operations` lists them all) and `args_json`
 /// its arguments as a JSON object with the wire field names (NULL means `{}`).
 ///
-/// On success `*out_json` receives `{"value": <result>, "total_count": <n or null>}`;
+/// On success `*out_json` receives
+/// `{"value": <result>, "total_count": <n or null>, "next_cursor": <text or null>}`;
 /// `total_count` is set for the list operations whose value is a bare array
-/// (`list_namespaces`, `list_keys`). Free it with `memsilo_string_free`.
+/// (`list_namespaces`, `list_keys`), `next_cursor` for `list_namespaces` when another page
+/// follows (pass it as `cursor`). Free it with `memsilo_string_free`.
 ///
 /// # Safety
 /// `h` is a live handle; `op` and `args_json` (may be NULL) are NUL-terminated strings;
@@ -296,6 +302,7 @@ fn write_reply(reply: Reply, out_json: *mut *mut c_char) {
     let mut body = serde_json::Map::new();
     body.insert("value".into(), reply.value);
     body.insert("total_count".into(), reply.total_count.into());
+    body.insert("next_cursor".into(), reply.next_cursor.into());
     let text = Value::Object(body).to_string();
     // SAFETY: `out_json` was checked writable by `clear_out`.
     unsafe { *out_json = into_c_string(text) };

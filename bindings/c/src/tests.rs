@@ -61,6 +61,7 @@ fn header_constants_are_the_core_error_table() {
         MEMSILO_RATE_LIMITED,
         MEMSILO_PAYLOAD_TOO_LARGE,
         MEMSILO_INTERNAL,
+        MEMSILO_METHOD_NOT_ALLOWED,
     ];
     assert_eq!(consts.len(), ErrorCode::ALL.len());
     for (c, code) in consts.into_iter().zip(ErrorCode::ALL) {
@@ -212,6 +213,54 @@ fn a_panic_becomes_internal_with_a_body() {
     let body = take_json(err);
     assert_eq!(body["error"], "internal");
     assert_eq!(body["message"], "internal error: panic in memsilo: boom");
+}
+
+#[test]
+fn an_io_failure_reaches_c_as_the_causes_of_the_error_body() {
+    let dir = tempfile::tempdir().unwrap();
+    // The lock file's place is taken by a directory: the open fails with EISDIR.
+    std::fs::create_dir(dir.path().join("LOCK")).unwrap();
+    let path = CString::new(dir.path().to_str().unwrap()).unwrap();
+    let (mut h, mut err) = (null_mut(), null_mut());
+    assert_eq!(unsafe { memsilo_open(path.as_ptr(), &raw mut h, &raw mut err) }, MEMSILO_INTERNAL);
+    assert!(h.is_null());
+    let body = take_json(err);
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(dir.path().join("LOCK"));
+    let cause = lock.unwrap_err().to_string(); // Is a directory (os error 21)
+    assert_eq!(body["causes"], json!([cause]), "{body}");
+    assert_eq!(body["message"], format!("internal error: io: {cause}"));
+}
+
+/// The code lists spelled out for C (memsilo.h) and Go (go-ffi/errors.go) are core's table:
+/// the same names, in the same order, with the same integers.
+#[test]
+fn the_c_header_and_the_go_constants_spell_the_core_error_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let header = std::fs::read_to_string(root.join("bindings/c/include/memsilo.h")).unwrap();
+    let go = std::fs::read_to_string(root.join("go-ffi/errors.go")).unwrap();
+    let mut go_consts = Vec::new();
+    for code in ErrorCode::ALL {
+        let name = code.as_str();
+        let define = format!("#define MEMSILO_{} {}\n", name.to_uppercase(), code.as_i32());
+        assert!(header.contains(&define), "memsilo.h lacks {define:?}");
+        let camel: String = name.split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+        let go_const = format!("Code{camel} Code = \"{name}\"");
+        let squeezed = go.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeezed.contains(&go_const), "errors.go lacks {go_const:?}");
+        go_consts.push(format!("Code{camel}"));
+    }
+    let integers = header
+        .lines()
+        .filter(|l| l.starts_with("#define MEMSILO_"))
+        .filter(|l| l.rsplit(' ').next().is_some_and(|n| n.parse::<i32>().is_ok()))
+        .count();
+    assert_eq!(integers, ErrorCode::ALL.len() + 1, "MEMSILO_OK and one per code");
+    assert_eq!(go.matches(" Code = \"").count(), ErrorCode::ALL.len(), "one Go constant per code");
+    // cCodes maps the C integers to Go codes: index i is the code whose C integer is i.
+    let c_codes = go.split("var cCodes = [...]Code{").nth(1).unwrap().split('}').next().unwrap();
+    let listed: Vec<&str> = c_codes.split(',').map(str::trim).collect();
+    assert_eq!(listed[0], "\"\"");
+    assert_eq!(listed[1..], go_consts.iter().map(String::as_str).collect::<Vec<_>>()[..]);
 }
 
 #[test]

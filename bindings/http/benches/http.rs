@@ -9,6 +9,7 @@
 //! - namespace creation with 16 clients (`POST /v1/namespaces`, admin key);
 //! - the per-request cost of authentication plus routing (serial medians);
 //! - single-memory stores (`POST /v1/memory/store`), each answered after its fsync'd commit;
+//!   with namespace creation, the group commits' writes per commit and disk syncs per second;
 //! - stores with 1% malformed requests mixed in (only those may fail).
 //!
 //! Run with `make bench-http`. `BENCH_SECS` (default 3) is the length of each timed phase,
@@ -243,6 +244,21 @@ fn report(name: &str, clients: usize, cost: &Cost, t: &Tally) {
     );
 }
 
+/// The line about a phase's group commits: writes per commit, disk syncs per second.
+fn report_commits(engine: &Engine, before: memsilo::CommitStats, cost: &Cost) {
+    let d = engine.commit_stats() - before;
+    let per = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+    println!(
+        "  group commits: {} writes in {} commits ({:.1} per commit), {} disk syncs ({:.0}/s, {:.1} writes per sync)",
+        d.writes,
+        d.commits,
+        per(d.writes, d.commits),
+        d.syncs,
+        d.syncs as f64 / cost.wall.as_secs_f64(),
+        per(d.writes, d.syncs),
+    );
+}
+
 /// The line about a phase with malformed requests mixed in.
 fn report_malformed(t: &Tally) {
     println!(
@@ -366,7 +382,7 @@ fn main() {
     if phase("malformed") {
         for mode in ["hybrid", "vector"] {
             let mixed = |t: usize, i: usize| {
-                if (t * 7919 + i) % 100 == 0 {
+                if (t * 7919 + i).is_multiple_of(100) {
                     let mut r = post(
                         "/v1/memory/recall",
                         &json!({"namespace": "recall", "query": "topic 1", "top_k": 0, "mode": mode}),
@@ -387,13 +403,29 @@ fn main() {
     if phase("namespaces") {
         let create =
             |_t: usize, n: usize| post("/v1/namespaces", &json!({ "name": format!("tenant-{n}") }));
+        let before = engine.commit_stats();
         let (cost, t) = load(&url, ADMIN, 16, Limit::Count(namespaces), &create);
         report("POST /v1/namespaces", 16, &cost, &t);
+        report_commits(&engine, before, &cost);
         println!("  {namespaces} namespaces created in {:.2} s", cost.wall.as_secs_f64());
     }
 
     if phase("overhead") {
         overhead(&url, &client, &engine, &key);
+        // The same under load: server CPU per request, with and without the key check,
+        // routing and the call into core.
+        let get = |path: &'static str| {
+            move |_t: usize, _i: usize| Req {
+                method: "GET",
+                path: path.into(),
+                body: None,
+                malformed: None,
+            }
+        };
+        for path in ["/healthz", "/v1/whoami"] {
+            let (cost, t) = load(&url, &key, 16, Limit::Time(secs), &get(path));
+            report(&format!("GET {path}"), 16, &cost, &t);
+        }
     }
 
     let store = |t: usize, i: usize| {
@@ -403,13 +435,15 @@ fn main() {
         )
     };
     for clients in LEVELS.into_iter().filter(|_| phase("store")) {
+        let before = engine.commit_stats();
         let (cost, t) = load(&url, &key, clients, Limit::Time(secs), &store);
         report("POST /v1/memory/store", clients, &cost, &t);
+        report_commits(&engine, before, &cost);
     }
     // 1% malformed: an importance out of range, refused with 400 naming importance before
     // any write; its neighbours in the same commit group are stored.
     let mixed = |t: usize, i: usize| {
-        if (t * 7919 + i) % 100 == 0 {
+        if (t * 7919 + i).is_multiple_of(100) {
             let mut r = post(
                 "/v1/memory/store",
                 &json!({"namespace": "bench", "content": "bad", "importance": 7}),

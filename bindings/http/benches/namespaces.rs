@@ -5,7 +5,8 @@
 //!    from `BENCH_CLIENTS` (default 64) keep-alive clients, printing the rate as it goes,
 //!    with the server's CPU time beside the wall time;
 //! 2. bytes on disk per namespace;
-//! 3. listing pages (`GET /v1/namespaces?offset=&limit=100`) at the start, middle and end;
+//! 3. listing pages (`GET /v1/namespaces?offset=&limit=100`) at the start, middle and end,
+//!    and the page after each by its `X-Next-Cursor`;
 //! 4. a restart: from spawning `memsilo serve` to its first answer on `/healthz`;
 //! 5. the first recall of a cold namespace after the restart, then a warm one;
 //! 6. the server's resident memory and open file descriptors after the restart and after
@@ -100,8 +101,8 @@ impl Server {
     }
 }
 
-/// Status and JSON body of a request (with `X-Total-Count`, if the answer has one, under
-/// `"total_count"` of an object wrapping a bare array).
+/// Status and JSON body of a request (with `X-Total-Count` and `X-Next-Cursor`, if the answer
+/// has them, under `"total_count"` and `"next_cursor"` of an object wrapping a bare array).
 fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
     let req = ureq::http::Request::builder()
         .method(method)
@@ -116,10 +117,12 @@ fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> (
     let status = resp.status().as_u16();
     let total =
         resp.headers().get("x-total-count").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let cursor =
+        resp.headers().get("x-next-cursor").and_then(|v| Some(v.to_str().ok()?.to_owned()));
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     match total {
-        Some(t) => (status, json!({ "items": value, "total_count": t })),
+        Some(t) => (status, json!({ "items": value, "total_count": t, "next_cursor": cursor })),
         None => (status, value),
     }
 }
@@ -149,7 +152,7 @@ fn create(server: &Server, n: usize, clients: usize) {
                         send(&agent, "POST", &url, Some(&json!({ "name": name(i) })));
                     assert_eq!(status, 201, "creating {}: {body}", name(i));
                     let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if d % step == 0 {
+                    if d.is_multiple_of(step) {
                         let wall = started.elapsed().as_secs_f64();
                         println!(
                             "  {d:>9} created  {wall:7.1} s  {:8.0}/s  server CPU {:7.1} s",
@@ -215,6 +218,18 @@ fn main() {
             v["total_count"],
             ms(took)
         );
+        // The page after it, by the cursor the offset page answered.
+        if let Some(cursor) = v["next_cursor"].as_str() {
+            let url = format!("{}/v1/namespaces?cursor={cursor}&limit=100", server.url);
+            let ((status, v), took) = timed(|| send(&agent, "GET", &url, None));
+            assert_eq!(status, 200, "{v}");
+            let items = v["items"].as_array().map_or(0, Vec::len);
+            println!(
+                "list page after it by cursor: {items} items in {:.1} ms (next cursor: {})",
+                ms(took),
+                v["next_cursor"].is_string()
+            );
+        }
     }
     let (cpu_total, rss, fds) =
         (cpu_secs(server.pid()), rss_mb(server.pid()), open_fds(server.pid()));

@@ -262,6 +262,7 @@ fn parse_models(args: &[String]) -> Result<Command, String> {
 // Owned arguments: the Python, Node and Go packages hand over argv as they built it.
 #[allow(clippy::needless_pass_by_value)]
 pub fn run_cli(args: Vec<String>) -> i32 {
+    crate::log::install();
     let command = match parse(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -426,7 +427,7 @@ fn admin_key(engine: &Engine) -> Result<(), String> {
         }
         return engine.set_admin_key(&key).map_err(|e| format!("MEMSILO_ADMIN_KEY: {e}"));
     }
-    if !engine.has_admin_key().map_err(|e| e.to_string())? {
+    if !engine.has_admin_key() {
         let key = engine.generate_admin_key().map_err(|e| e.to_string())?;
         eprintln!("memsilo: generated an admin key (shown only now; set MEMSILO_ADMIN_KEY to choose your own):");
         eprintln!("memsilo: admin key: {key}");

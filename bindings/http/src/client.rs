@@ -161,7 +161,7 @@ impl Client {
             let at = (first + i) % n;
             let base = &self.bases[at];
             let more = i + 1 < n;
-            let (status, total_count, bytes) =
+            let (status, list, bytes) =
                 match self.send(base, route, &target, body.as_deref()).and_then(read_body) {
                     // Not sent (a write too), or a read / id-named write: try the next server.
                     Err(e) if more && (resend || not_reached(&e)) => continue,
@@ -172,7 +172,7 @@ impl Client {
             if at != first {
                 self.current.store(at, Ordering::Relaxed);
             }
-            return decode_answer(base, status, total_count, &bytes);
+            return decode_answer(base, status, list, &bytes);
         }
         Err(Error::Internal("no server URL".into()))
     }
@@ -215,26 +215,27 @@ fn not_reached(e: &ureq::Error) -> bool {
     }
 }
 
-type Answer = (u16, Option<u64>, Vec<u8>);
+/// `X-Total-Count` and `X-Next-Cursor` of a bare-array list.
+type ListHeaders = (Option<u64>, Option<String>);
 
-/// The status, `X-Total-Count` and body of an answer.
+type Answer = (u16, ListHeaders, Vec<u8>);
+
+/// The status, list headers and body of an answer.
 fn read_body(
     mut resp: ureq::http::Response<ureq::Body>,
 ) -> std::result::Result<Answer, ureq::Error> {
     let status = resp.status().as_u16();
-    let total_count = resp
-        .headers()
-        .get("x-total-count")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let total_count = header("x-total-count").and_then(|v| v.parse::<u64>().ok());
+    let next_cursor = header("x-next-cursor").map(str::to_owned);
     let bytes = resp.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_vec()?;
-    Ok((status, total_count, bytes))
+    Ok((status, (total_count, next_cursor), bytes))
 }
 
-fn decode_answer(base: &str, status: u16, total_count: Option<u64>, bytes: &[u8]) -> Result<Reply> {
+fn decode_answer(base: &str, status: u16, list: ListHeaders, bytes: &[u8]) -> Result<Reply> {
     let value: Option<Value> = serde_json::from_slice(bytes).ok();
     match (status, value) {
-        (200..=299, Some(value)) => Ok(Reply { value, total_count }),
+        (200..=299, Some(value)) => Ok(Reply { value, total_count: list.0, next_cursor: list.1 }),
         (_, Some(body)) if body.get("error").is_some_and(Value::is_string) => {
             Err(memsilo::api::error_from_body(&body))
         }

@@ -3,8 +3,9 @@
 //! The routes are those of the route table. A namespace's reads and writes run on its owner:
 //! any node accepts them and forwards them there (one hop; the answer comes back unchanged),
 //! taking the namespace over first if nobody owns it. Namespaces and keys are created in the
-//! control plane (etcd). Operations not yet available in cluster mode (tenants, members, the
-//! graph, listings) answer `invalid_argument` naming the operation.
+//! control plane (etcd), and so are tenants and members (from any node). Operations not yet
+//! available in cluster mode (policies, `batch_forget`, ...) answer `invalid_argument`
+//! naming the operation.
 
 use std::sync::Arc;
 
@@ -88,6 +89,7 @@ async fn handle(
 ) -> Result<Response, Error> {
     let key = bearer(headers)?;
     let caller = app.node.authenticate(&key).await?;
+    app.node.admit(&caller)?;
     let bytes =
         axum::body::to_bytes(body, app.body_limit).await.map_err(|_| Error::PayloadTooLarge {
             field: "body".into(),
@@ -96,10 +98,7 @@ async fn handle(
     let json_body = match route.body {
         Body::None => None,
         _ if bytes.iter().all(u8::is_ascii_whitespace) => None,
-        _ => Some(
-            serde_json::from_slice::<Value>(&bytes)
-                .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?,
-        ),
+        _ => Some(crate::json::parse_body(&bytes)?),
     };
     let args = route.args_from_request(&path, query.as_deref(), json_body)?;
     let node = &app.node;
@@ -119,9 +118,21 @@ async fn handle(
             Ok(resp)
         }
         "create_key" => Ok(response::json(route.status, &node.create_key(&caller, args).await?)),
-        "revoke_key" => {
-            let id = args.get("key_id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            Ok(response::json(route.status, &node.revoke_key(&caller, &id).await?))
+        "create_tenant" | "get_tenant" | "list_tenants" | "update_tenant" | "delete_tenant"
+        | "add_member" | "list_members" | "remove_member" => {
+            Ok(response::json(route.status, &node.tenant_op(&caller, route.op, args).await?))
+        }
+        "list_namespaces" => list_namespaces(app, &caller, args, headers).await,
+        "list_keys" => Ok(response::reply(route.status, &node.list_keys(&caller, args).await?)),
+        "revoke_key" | "rotate_key" => {
+            let str_arg = |name: &str| args.get(name).and_then(Value::as_str);
+            let id = str_arg("key_id").unwrap_or_default();
+            let answer = if route.op == "rotate_key" {
+                serde_json::to_value(node.rotate_key(&caller, id).await?)?
+            } else {
+                serde_json::to_value(node.revoke_key(&caller, id, str_arg("namespace")).await?)?
+            };
+            Ok(response::json(route.status, &answer))
         }
         op if namespace_op(op).is_some() => {
             let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
@@ -129,6 +140,41 @@ async fn handle(
         }
         op => Err(Error::invalid("op", format!("{op} is not available in cluster mode yet"))),
     }
+}
+
+/// `list_namespaces`: the page of names from the control plane, each namespace as its owner
+/// describes it (`get_namespace` there, which loads a namespace nobody holds), so the figures
+/// are exact. A namespace deleted meanwhile is left out.
+async fn list_namespaces(
+    app: &Shared,
+    caller: &Caller,
+    args: Value,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let page = app.node.list_namespace_names(caller, args).await?;
+    let get = routes::route_for("get_namespace").expect("get_namespace is routed");
+    let mut items = Vec::with_capacity(page.names.len());
+    for name in page.names {
+        let args = json!({ "name": name });
+        let path = get.encode(&args)?.path;
+        let resp = on_owner(app, caller, get, args, "GET", &path, headers, Bytes::new()).await?;
+        match resp.status() {
+            StatusCode::OK => {
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .map_err(|e| Error::Internal(format!("reading a namespace's owner: {e}")))?;
+                items.push(serde_json::from_slice::<Value>(&body)?);
+            }
+            StatusCode::NOT_FOUND => {}
+            _ => return Ok(resp),
+        }
+    }
+    let reply = memsilo::api::Reply {
+        value: Value::Array(items),
+        total_count: Some(page.total_count),
+        next_cursor: page.next_cursor,
+    };
+    Ok(response::reply(200, &reply))
 }
 
 /// Runs a namespace operation on the namespace's owner: here, or forwarded.
@@ -149,14 +195,34 @@ async fn on_owner(
     let target = match app.node.route(&ns).await {
         Ok(target) => target,
         Err(e) if e.code() == ErrorCode::Internal => return Ok(unavailable(&e)),
+        // A tenant key is told `forbidden` whether or not the namespace exists.
+        Err(e) if e.code() == ErrorCode::NotFound && matches!(caller, Caller::Member { .. }) => {
+            return Err(Error::namespace_forbidden(&ns))
+        }
         Err(e) => return Err(e),
     };
     match target {
         Target::Local(owned) => {
+            caller.authorize_owned(&ns, owned.tenant_id(), write)?;
+            // Namespace administration (the engine's `ManageNamespace`): the admin key or the
+            // tenant's admins. An import can replace the namespace's policy, which only they may.
+            if matches!(route.op, "set_memory_policy" | "import_namespace" | "delete_namespace") {
+                caller.authorize_manage(&ns, owned.tenant_id())?;
+            }
+            if route.op == "delete_namespace" {
+                let started = std::time::Instant::now();
+                let (reply, erased) = app.node.delete_namespace(&owned).await?;
+                eprintln!(
+                    "memsilo cluster: node {} deleted namespace {ns}: {erased} objects erased, {} ms",
+                    app.node.id(),
+                    started.elapsed().as_millis()
+                );
+                return Ok(response::reply(route.status, &reply));
+            }
             let reply = if write {
                 app.node.write(&owned, route.op, args).await?
             } else {
-                app.node.read(route.op, args).await?
+                app.node.read(&owned, route.op, args).await?
             };
             Ok(response::reply(route.status, &reply))
         }

@@ -1,12 +1,13 @@
 //! One API request: its id, the bearer key, the body (bounded in size and time), the arguments
 //! from path, query and body, then authentication and the operation (keys let in and reads on
-//! the receiving thread; refusals and writes on the blocking pool), and the answer with its
-//! rate-limit headers and `X-Request-Id`. Refusals are recorded in core's audit log with the
+//! the receiving thread; a single store there too, awaiting its group commit as a task;
+//! refusals and other writes on the blocking pool), and the answer with its rate-limit headers
+//! and `X-Request-Id`. Refusals are recorded in core's audit log with the
 //! request's id.
 
 use axum::body::Body as HttpBody;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use memsilo::Error;
@@ -40,7 +41,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, Error> {
 /// generated otherwise, and always echoed in the answer.
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn request_id(headers: &HeaderMap) -> String {
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -48,11 +49,23 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(memsilo::new_request_id, str::to_owned)
 }
 
+/// How much of a body over the limit is still read, and dropped, before the `413` is sent.
+/// Most clients (Go's `net/http`, Node's `fetch`) write the whole body before they read the
+/// answer: when the server closes the connection first, they report a broken pipe instead of
+/// the `413`. Bodies declared larger than this are not read at all.
+const DRAIN_LIMIT: u64 = 256 << 20;
+
+/// Reads a JSON body of at most `limit` bytes before `deadline` (`timeout` after the start).
+/// The outer error is answered at once (too large, or not received in time); the inner one
+/// is a bad body, reported after the path and query.
 async fn read_body(
     headers: &HeaderMap,
     body: HttpBody,
     limit: usize,
-) -> Result<Option<Value>, Error> {
+    deadline: tokio::time::Instant,
+    timeout: std::time::Duration,
+) -> Result<Result<Option<Value>, Error>, Error> {
+    use http_body_util::BodyExt;
     let too_large = || Error::PayloadTooLarge {
         field: "body".into(),
         reason: format!("request body exceeds the limit of {limit} bytes"),
@@ -61,28 +74,73 @@ async fn read_body(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+            let _ = tokio::time::timeout_at(deadline, drain(body)).await;
+        }
         return Err(too_large());
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) => {
-            let inner = e.into_inner();
-            if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Err(too_large());
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            // A client that stops sending is refused like any bad body, not as a fault.
+            Err(_) => {
+                return Err(Error::invalid(
+                    "body",
+                    format!("not received within {}s", timeout.as_secs()),
+                ))
             }
-            return Err(Error::invalid(
-                "body",
-                format!("could not read the request body: {inner}"),
-            ));
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                let e = Error::invalid("body", format!("could not read the request body: {e}"));
+                return Ok(Err(e));
+            }
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        if bytes.len() + data.len() > limit {
+            let _ = tokio::time::timeout_at(deadline, drain(body)).await;
+            return Err(too_large());
         }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        bytes.extend_from_slice(&data);
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Ok(None));
+    }
+    Ok(crate::json::parse_body(&bytes).map(Some).map_err(|e| match e {
+        Error::InvalidArgument { field, reason } if field == "body" => {
+            Error::InvalidArgument { field, reason: reason + &declared_type(headers) }
+        }
+        other => other,
+    }))
+}
+
+/// For a body that is not JSON, the type it was declared as when that is not JSON either
+/// (a form post, plain text), so that the refusal says what was sent.
+fn declared_type(headers: &HeaderMap) -> String {
+    match headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes())) {
+        Some(t) if !t.to_ascii_lowercase().contains("json") => {
+            let t: String = t.trim().chars().take(100).collect();
+            format!(" (sent as Content-Type: {t}; send JSON as application/json)")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Reads and drops the rest of a body refused as too large, up to [`DRAIN_LIMIT`] bytes.
+async fn drain(mut body: HttpBody) {
+    use http_body_util::BodyExt;
+    let mut seen = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
 }
 
 /// An operation's answer: JSON text for the native routes (serialised once, in core), a
@@ -117,7 +175,8 @@ pub(crate) struct Admitted {
 /// Operations that only read. They run on the thread that received the request: an LMDB
 /// read transaction never waits for a writer, and handing them to the blocking pool cost
 /// more than most of them take (`make bench-http`). Writes go to the blocking pool, where
-/// they wait for the group commit that makes them durable.
+/// they wait for the group commit that makes them durable, except single stores and
+/// namespace creations (`Handle::awaits_commit`), which await it as a task.
 const READS: &[&str] = &[
     "whoami",
     "recall",
@@ -136,9 +195,9 @@ const READS: &[&str] = &[
     "shortest_path",
 ];
 
-/// Reads that take a slot of the caller's tenant's `compute_quota_cores`, which may wait for
-/// one (`Options::compute_wait`).
-const COMPUTE: &[&str] = &["recall"];
+/// Operations that take a slot of the caller's tenant's `compute_quota_cores`, which may
+/// wait for one (`Options::compute_wait`): a recall, a store's embedding.
+const COMPUTE: &[&str] = &["recall", "store_memory"];
 
 /// The tenant a request was made for, carried on the response to the metrics layer.
 #[derive(Debug, Clone)]
@@ -204,17 +263,9 @@ async fn answer(
     let body = match route.body {
         Body::None => Ok(None),
         Body::Object | Body::Field(_) => {
-            let read = read_body(headers, body, app.options.body_limit);
-            match tokio::time::timeout_at(deadline, read).await {
-                Ok(Err(e @ Error::PayloadTooLarge { .. })) => return response::error(&e),
+            match read_body(headers, body, app.options.body_limit, deadline, timeout).await {
                 Ok(body) => body,
-                // A client that stops sending is refused like any bad body, not as a fault.
-                Err(_) => {
-                    return response::error(&Error::invalid(
-                        "body",
-                        format!("not received within {}s", timeout.as_secs()),
-                    ))
-                }
+                Err(e) => return response::error(&e),
             }
         }
     };
@@ -243,14 +294,22 @@ async fn answer(
         (a, ran_with, notes)
     });
     let tenant = admitted.tenant.clone();
-    // A tenant's recall may wait for a slot of its compute quota: that wait is never made
-    // on the receiving thread.
+    // A tenant's recall or store may wait for a slot of its compute quota: that wait is
+    // never made on the receiving thread.
     let waits = COMPUTE.contains(&route.op) && admitted.tenant.is_some();
     let encoded = shape.is_none();
+    // A store or a namespace's creation awaits its group commit without a thread (unless
+    // it may wait for a compute slot). It is spawned so that it runs to its end (a store's
+    // cached vectors updated) even when its client goes away or the request times out.
+    let awaits_commit = encoded && !waits && admitted.handle.awaits_commit(route.op);
     let outcome = if READS.contains(&route.op) && !waits {
         execute(&admitted, route.op, args, encoded)
     } else {
-        let work = tokio::task::spawn_blocking(move || execute(&admitted, route.op, args, encoded));
+        let work = if awaits_commit {
+            tokio::spawn(execute_async(admitted, route.op, args))
+        } else {
+            tokio::task::spawn_blocking(move || execute(&admitted, route.op, args, encoded))
+        };
         match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -390,6 +449,21 @@ fn execute(admitted: &Admitted, op: &str, args: Result<Value, Error>, encoded: b
             handle.call(op, args).map(Answer::Value)
         }
     });
+    let rate = handle.rate_info().ok().flatten();
+    Outcome { result, rate, edge_message: None }
+}
+
+/// [`execute`] of an operation that awaits its commit (`Handle::awaits_commit`).
+async fn execute_async(
+    admitted: Admitted,
+    op: &'static str,
+    args: Result<Value, Error>,
+) -> Outcome {
+    let handle = &admitted.handle;
+    let result = match args {
+        Ok(args) => handle.call_encoded_async(op, args).await.map(Answer::Encoded),
+        Err(e) => Err(e),
+    };
     let rate = handle.rate_info().ok().flatten();
     Outcome { result, rate, edge_message: None }
 }

@@ -13,6 +13,7 @@ mod console;
 pub mod dakera;
 mod dispatch;
 mod inflight;
+mod json;
 pub mod log;
 mod metrics;
 mod openapi;

@@ -296,6 +296,12 @@ fn responses(route: &Route, components: &mut schemas::Components) -> Value {
     if matches!(route.op, "list_namespaces" | "list_keys") {
         ok["headers"] = json!({ "X-Total-Count": { "description": "Items in all pages", "schema": { "type": "integer" } } });
     }
+    if route.op == "list_namespaces" {
+        ok["headers"]["X-Next-Cursor"] = json!({
+            "description": "Pass as `cursor` for the next page; absent on the last page",
+            "schema": { "type": "string" },
+        });
+    }
     let mut out = json!({ route.status.to_string(): ok });
     for status in ["400", "401", "403", "404", "409", "413", "429", "500"] {
         out[status] = json!({ "$ref": format!("#/components/responses/{status}") });
@@ -316,6 +322,11 @@ fn error_schema() -> Value {
             "namespace": { "type": "string" },
             "field": { "type": "string", "description": "The offending field (invalid_argument, payload_too_large)" },
             "retry_after": { "type": "integer", "description": "Seconds to wait (rate_limited)" },
+            "causes": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "The failures underneath (an I/O, storage or encoding error's own words), nearest first",
+            },
         },
         "required": ["error", "message", "code"],
     })

@@ -1,5 +1,6 @@
 //! Turning core results into HTTP responses: API.md's error body with the status of
-//! `ErrorCode::http_status`, `Retry-After` on 429, `X-RateLimit-*` and `X-Total-Count`.
+//! `ErrorCode::http_status`, `Retry-After` on 429, `X-RateLimit-*`, `X-Total-Count` and
+//! `X-Next-Cursor`.
 
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
@@ -10,6 +11,8 @@ use serde_json::Value;
 
 /// `X-Total-Count`.
 pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+/// `X-Next-Cursor`: where the next page of a bare-array list paged by cursor starts.
+pub const NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
 const RATE_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const RATE_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RATE_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
@@ -45,10 +48,19 @@ pub fn error_with_message(e: &Error, message: Option<String>) -> Response {
 /// The success response for a reply.
 pub fn reply(status: u16, reply: &Reply) -> Response {
     let mut resp = json(status, &reply.value);
-    if let Some(total) = reply.total_count {
+    add_list_headers(&mut resp, reply.total_count, reply.next_cursor.as_deref());
+    resp
+}
+
+/// `X-Total-Count` and `X-Next-Cursor` of a bare-array list.
+fn add_list_headers(resp: &mut Response, total: Option<u64>, next_cursor: Option<&str>) {
+    if let Some(total) = total {
         resp.headers_mut().insert(TOTAL_COUNT, HeaderValue::from(total));
     }
-    resp
+    // A cursor is hex, always a valid header value.
+    if let Some(v) = next_cursor.and_then(|c| HeaderValue::from_str(c).ok()) {
+        resp.headers_mut().insert(NEXT_CURSOR, v);
+    }
 }
 
 /// The success response for a reply already serialised.
@@ -56,9 +68,7 @@ pub fn encoded(status: u16, reply: EncodedReply) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let mut resp = (status, reply.body).into_response();
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(total) = reply.total_count {
-        resp.headers_mut().insert(TOTAL_COUNT, HeaderValue::from(total));
-    }
+    add_list_headers(&mut resp, reply.total_count, reply.next_cursor.as_deref());
     resp
 }
 

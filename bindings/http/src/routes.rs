@@ -94,6 +94,12 @@ const fn p(name: &'static str, kind: Kind) -> Param {
 
 const LIST: &[Param] =
     &[p("tenant_id", Kind::Text), p("offset", Kind::Integer), p("limit", Kind::Integer)];
+const NS_LIST: &[Param] = &[
+    p("tenant_id", Kind::Text),
+    p("offset", Kind::Integer),
+    p("limit", Kind::Integer),
+    p("cursor", Kind::Text),
+];
 const RECALL: &[Param] = &[
     p("namespace", Kind::Text),
     p("agent_id", Kind::Text),
@@ -146,8 +152,8 @@ pub const ROUTES: &[Route] = &[
     route!("remove_member", Delete "/api/v1/tenants/{id}/members/{member_id}", &[("id", "tenant_id"), ("member_id", "member_id")],
         Body::None, &[], 200, "tenants", "Remove a member (revokes its keys)"),
     route!("create_namespace", Post "/v1/namespaces", &[], Body::Object, &[], 201, "namespaces", "Create a namespace"),
-    route!("list_namespaces", Get "/v1/namespaces", &[], Body::None, LIST, 200, "namespaces",
-        "List namespaces (a bare array; the total is in X-Total-Count)"),
+    route!("list_namespaces", Get "/v1/namespaces", &[], Body::None, NS_LIST, 200, "namespaces",
+        "List namespaces (a bare array; the total is in X-Total-Count, the next page's cursor in X-Next-Cursor)"),
     route!("get_namespace", Get "/v1/namespaces/{name}", &[("name", "name")], Body::None, &[], 200, "namespaces", "Get a namespace"),
     route!("delete_namespace", Delete "/v1/namespaces/{name}", &[("name", "name")], Body::None, &[], 200, "namespaces",
         "Delete a namespace (atomic and immediate)"),
@@ -264,6 +270,7 @@ impl Route {
     fn query_args(&self, query: Option<&str>) -> Result<Map<String, Value>> {
         let mut out = Map::new();
         let Some(query) = query else { return Ok(out) };
+        refuse_non_utf8(query)?;
         for (name, text) in form_urlencoded::parse(query.as_bytes()) {
             let kind = self.param(&name).map_or(Kind::Text, |p| p.kind);
             if kind == Kind::List {
@@ -373,6 +380,28 @@ fn convert(name: &str, text: &str, kind: Kind) -> Result<Value> {
             _ => Err(Error::invalid(name, format!("expected true or false, got {text:?}"))),
         },
     }
+}
+
+/// `form_urlencoded::parse` turns percent-encoded bytes that are not UTF-8 into U+FFFD, so
+/// `query=%ff` would search for a replacement character: such a parameter is refused instead,
+/// named when its name is readable.
+fn refuse_non_utf8(query: &str) -> Result<()> {
+    let text = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .ok()
+            .map(std::borrow::Cow::into_owned)
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(name) = text(name) else {
+            return Err(Error::invalid("query", "a parameter name is not valid UTF-8"));
+        };
+        if text(value).is_none() {
+            return Err(Error::invalid(name, "not valid UTF-8 (percent-encoded bytes)"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The axum server: one handler per entry of the route table. A request is authenticated
-//! with `Engine::scoped` and run with `Handle::call` on the blocking pool (LMDB work never
-//! runs on the async threads); every decision about who may do what is made in core.
+//! with `Engine::scoped` and run with `Handle::call` (where: see `dispatch`); every decision
+//! about who may do what is made in core.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,7 @@ use axum::Router;
 use memsilo::{Engine, Error};
 use serde_json::json;
 
+use crate::dispatch::REQUEST_ID;
 use crate::inflight::InFlight;
 use crate::log::{self, Level};
 use crate::metrics::Metrics;
@@ -165,21 +166,34 @@ async fn not_found(req: Request) -> Response {
     response::error(&Error::not_found("route", what))
 }
 
+/// The routes `build` serves besides the route tables, as (method, path template).
+const OWN_ROUTES: [(&str, &str); 8] = [
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/namespaces/{name}/export"),
+    ("POST", "/v1/namespaces/{name}/import"),
+    ("GET", "/console"),
+    ("GET", "/console/"),
+    ("GET", "/console/{*path}"),
+];
+
 async fn method_not_allowed(req: Request) -> Response {
     let path = req.uri().path();
     let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    let allowed: Vec<&str> = ROUTES
-        .iter()
-        .filter(|r| matched.map_or_else(|| template_matches(r.path, path), |m| m == r.path))
-        .map(|r| r.method.as_str())
-        .collect();
-    let e = Error::invalid(
-        "method",
+    let tables = ROUTES.iter().chain(crate::dakera::routes().map(|d| &d.route));
+    let mut allowed: Vec<&str> = Vec::new();
+    for (method, template) in tables.map(|r| (r.method.as_str(), r.path)).chain(OWN_ROUTES) {
+        let here = matched.map_or_else(|| template_matches(template, path), |m| m == template);
+        if here && !allowed.contains(&method) {
+            allowed.push(method);
+        }
+    }
+    let e = Error::from_code(
+        memsilo::ErrorCode::MethodNotAllowed,
         format!("{} is not allowed here; allowed: {}", req.method(), allowed.join(", ")),
     );
-    let mut body = memsilo::api::error_body(&e);
-    body["code"] = json!(405);
-    let mut resp = response::json(405, &body);
+    let mut resp = response::error(&e);
     if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
         resp.headers_mut().insert(ALLOW, v);
     }
@@ -196,16 +210,25 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OP
 
 /// Counts, times and logs every request by its route template (never its concrete path,
 /// which may carry ids, and never its headers, which carry keys).
-async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
+/// Also gives every answer an `X-Request-Id` (the client's when valid, else a new one), and
+/// puts that id on the request for the handlers that record it (the audit log).
+async fn observe(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let request_id = HeaderValue::from_str(&crate::dispatch::request_id(req.headers())).ok();
+    if let Some(id) = &request_id {
+        req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+    }
     let method = METHODS.iter().copied().find(|m| *m == req.method().as_str()).unwrap_or("OTHER");
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     app.active.fetch_add(1, Ordering::Relaxed);
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     app.active.fetch_sub(1, Ordering::Relaxed);
+    if let Some(id) = request_id {
+        resp.headers_mut().entry(&REQUEST_ID).or_insert(id);
+    }
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let tenant = resp.extensions().get::<crate::dispatch::TenantLabel>().map(|t| t.0.as_str());

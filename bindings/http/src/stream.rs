@@ -27,14 +27,34 @@ async fn call(handle: &memsilo::Handle, op: &'static str, args: Value) -> Result
     }
 }
 
-fn lines_to_bytes(page: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 << 16);
-    for line in page["lines"].as_array().into_iter().flatten() {
-        if serde_json::to_writer(&mut out, line).is_ok() {
-            out.push(b'\n');
-        }
+/// Runs one `export_namespace` page on the blocking pool, as JSON text: core writes each
+/// line's text once and it is copied out as it is.
+async fn export_page(handle: &memsilo::Handle, args: Value) -> Result<Vec<u8>, Error> {
+    let handle = handle.clone();
+    let run = move || handle.call_encoded("export_namespace", args).map(|r| r.body);
+    match tokio::task::spawn_blocking(run).await {
+        Ok(r) => r,
+        Err(e) => Err(Error::Internal(format!("request handler failed: {e}"))),
     }
-    out
+}
+
+/// A page of `export_namespace` as its JSON text holds it.
+#[derive(serde::Deserialize)]
+struct PageText<'a> {
+    #[serde(borrow)]
+    lines: Vec<&'a serde_json::value::RawValue>,
+    next_cursor: Option<String>,
+}
+
+/// A page's lines as JSON Lines, and where the next page starts.
+fn lines_to_bytes(page: &[u8]) -> Result<(Vec<u8>, Option<String>), Error> {
+    let page: PageText<'_> = serde_json::from_slice(page).map_err(Error::from)?;
+    let mut out = Vec::with_capacity(page.lines.iter().map(|l| l.get().len() + 1).sum());
+    for line in page.lines {
+        out.extend_from_slice(line.get().as_bytes());
+        out.push(b'\n');
+    }
+    Ok((out, page.next_cursor))
 }
 
 fn page_size(query: Option<&str>) -> Result<usize, Error> {
@@ -67,10 +87,8 @@ pub(crate) async fn export(
         Err(e) => return response::error(&e),
     };
     // The first page decides the status: a namespace the key may not read is a 403 here.
-    let first =
-        call(&admitted.handle, "export_namespace", json!({ "namespace": name, "limit": limit }))
-            .await;
-    let first = match first {
+    let first = export_page(&admitted.handle, json!({ "namespace": name, "limit": limit })).await;
+    let first = match first.and_then(|page| lines_to_bytes(&page)) {
         Ok(page) => page,
         Err(e) => return response::error(&e),
     };
@@ -78,12 +96,14 @@ pub(crate) async fn export(
     tokio::spawn(async move {
         let mut page = first;
         loop {
-            if tx.send(Ok(Bytes::from(lines_to_bytes(&page)))).await.is_err() {
+            let (bytes, next) = page;
+            if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
                 return; // the client went away
             }
-            let Some(cursor) = page["next_cursor"].as_str().map(str::to_owned) else { return };
+            let Some(cursor) = next else { return };
             let args = json!({ "namespace": name, "cursor": cursor, "limit": limit });
-            page = match call(&admitted.handle, "export_namespace", args).await {
+            page = match export_page(&admitted.handle, args).await.and_then(|p| lines_to_bytes(&p))
+            {
                 Ok(p) => p,
                 Err(e) => {
                     // The status is sent already: cut the body so the client sees it is short.
@@ -106,8 +126,7 @@ async fn send_batch(
     batch: Batch,
     summary: &mut ImportSummary,
 ) -> Result<(), Error> {
-    let args =
-        json!({ "namespace": namespace, "lines": batch.lines, "first_line": batch.first_line });
+    let args = serde_json::to_value(batch.into_args(namespace)).map_err(Error::from)?;
     let done = call(handle, "import_namespace", args).await?;
     let done: ImportSummary = serde_json::from_value(done).map_err(Error::from)?;
     summary.add(done);

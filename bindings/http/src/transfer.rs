@@ -171,7 +171,8 @@ fn import(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
     let progress = bar(len, "import");
     let mut summary = ImportSummary::default();
     let mut send = |batch: memsilo::transfer::Batch| -> Result<(), String> {
-        let args = json!({ "namespace": args.namespace, "lines": batch.lines, "first_line": batch.first_line });
+        let args =
+            serde_json::to_value(batch.into_args(&args.namespace)).map_err(|e| e.to_string())?;
         let done = db.call("import_namespace", args).map_err(|e| e.to_string())?.value;
         let done: ImportSummary = serde_json::from_value(done).map_err(|e| e.to_string())?;
         summary.add(done);

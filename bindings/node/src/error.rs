@@ -2,10 +2,7 @@
 //! (`node/index.js`) wraps it into `MemsiloError`; this is the only place the properties
 //! are named on the native side.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use memsilo::api::error_body;
-use memsilo::Error;
 use napi::bindgen_prelude::JsObjectValue;
 use napi::{Env, JsValue, Status};
 use serde_json::Value;
@@ -13,22 +10,13 @@ use serde_json::Value;
 /// Runs `f`, turning a core error or a panic into the API.md error body, so nothing
 /// unwinds into Node.
 pub fn guard<T>(f: impl FnOnce() -> memsilo::Result<T>) -> Result<T, Value> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error_body(&e)),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_owned());
-            Err(error_body(&Error::Internal(what)))
-        }
-    }
+    memsilo::error::catch_panic(f).map_err(|e| error_body(&e))
 }
 
 /// A JS `Error` built from an error body: `message`, `code` (the stable string),
-/// `status` (HTTP status), and when present `retryAfter`, `namespace`, `field`, `tenantId`.
+/// `status` (HTTP status), and when present `retryAfter`, `namespace`, `field`, `tenantId`
+/// and `causes` (the messages of the failures underneath; `node/index.js` chains them as
+/// `Error.cause`).
 pub fn js_error(env: Env, body: &Value) -> napi::Error {
     let message = body["message"].as_str().unwrap_or("internal error");
     let build = || -> napi::Result<napi::Error> {
@@ -37,6 +25,10 @@ pub fn js_error(env: Env, body: &Value) -> napi::Error {
         obj.set_named_property("status", body["code"].as_u64().unwrap_or(500) as u32)?;
         if let Some(secs) = body["retry_after"].as_u64() {
             obj.set_named_property("retryAfter", secs as f64)?;
+        }
+        if let Some(causes) = body["causes"].as_array() {
+            let causes: Vec<&str> = causes.iter().filter_map(Value::as_str).collect();
+            obj.set_named_property("causes", causes)?;
         }
         for (wire, js) in
             [("namespace", "namespace"), ("field", "field"), ("tenant_id", "tenantId")]

@@ -30,7 +30,24 @@ impl Handle {
     /// the JSON result, rejects with an Error carrying `.code`.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn call(&self, op: String, args_json: String) -> AsyncTask<CallTask> {
-        AsyncTask::new(CallTask { backend: self.backend.clone(), op, args: args_json })
+        AsyncTask::new(CallTask {
+            backend: self.backend.clone(),
+            op,
+            args: args_json,
+            listed: false,
+        })
+    }
+
+    /// Like `call` for a bare-array list: resolves to `{value, total_count, next_cursor}`
+    /// as JSON (the total over all pages, and where the next page starts if one follows).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn call_listed(&self, op: String, args_json: String) -> AsyncTask<CallTask> {
+        AsyncTask::new(CallTask {
+            backend: self.backend.clone(),
+            op,
+            args: args_json,
+            listed: true,
+        })
     }
 
     /// A handle acting as `apiKey`; rejects with `unauthorized` for a bad key. (Checking
@@ -47,6 +64,8 @@ pub struct CallTask {
     backend: Arc<dyn Backend>,
     op: String,
     args: String,
+    /// Answer the list's total and next cursor beside its value.
+    listed: bool,
 }
 
 impl Task for CallTask {
@@ -63,6 +82,14 @@ impl Task for CallTask {
                     .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?
             };
             let reply = self.backend.call(&self.op, args)?;
+            if self.listed {
+                let listed = serde_json::json!({
+                    "value": reply.value,
+                    "total_count": reply.total_count,
+                    "next_cursor": reply.next_cursor,
+                });
+                return Ok(listed.to_string());
+            }
             Ok(serde_json::to_string(&reply.value)?)
         }))
     }

@@ -21,6 +21,8 @@ use error::throw_on_error;
 #[napi]
 #[allow(clippy::needless_pass_by_value)] // napi hands JS strings over as owned Strings
 pub fn open(env: Env, path: String) -> napi::Result<Handle> {
+    // The engine's warnings (a missing embedding model, background failures) go to stderr.
+    memsilo_http::log::install();
     throw_on_error(env, || {
         let engine = Engine::open(&path, Options::default())?;
         Ok(Handle::new(Arc::new(engine.root())))
@@ -66,6 +68,12 @@ impl Task for ServeTask {
     fn resolve(&mut self, _env: Env, code: i32) -> napi::Result<i32> {
         Ok(code)
     }
+}
+
+/// Every error code of the core's table (`ErrorCode::ALL`), in C-integer order.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    memsilo::ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect()
 }
 
 /// Every operation name `Handle.call` accepts.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use memsilo::api::Backend;
+use memsilo::api::{Backend, Reply};
 use memsilo::Error;
 use pyo3::prelude::*;
 use serde_json::Value;
@@ -22,22 +22,46 @@ impl Client {
     pub(crate) fn new(backend: impl Backend + 'static, mode: &'static str) -> Self {
         Client { backend: Arc::new(backend), mode }
     }
+
+    /// Parses `args_json`, runs `op` with the GIL released, and encodes its reply with
+    /// `encode`; errors become the package's exceptions.
+    fn run(
+        &self,
+        py: Python<'_>,
+        op: &str,
+        args_json: &str,
+        encode: impl FnOnce(Reply) -> memsilo::Result<String> + Send,
+    ) -> PyResult<String> {
+        let backend = &self.backend;
+        py.detach(|| {
+            guard(|| {
+                let args: Value = serde_json::from_str(args_json)
+                    .map_err(|e| Error::invalid("args", format!("not valid JSON: {e}")))?;
+                encode(backend.call(op, args)?)
+            })
+        })
+        .map_err(|e| to_py_err(py, &e))
+    }
 }
 
 #[pymethods]
 impl Client {
     /// Runs operation `op` with JSON-encoded arguments; returns the JSON-encoded result.
     fn call(&self, py: Python<'_>, op: &str, args_json: &str) -> PyResult<String> {
-        let backend = &self.backend;
-        py.detach(|| {
-            guard(|| {
-                let args: Value = serde_json::from_str(args_json)
-                    .map_err(|e| Error::invalid("args", format!("not valid JSON: {e}")))?;
-                let reply = backend.call(op, args)?;
-                Ok(serde_json::to_string(&reply.value)?)
-            })
+        self.run(py, op, args_json, |reply| Ok(serde_json::to_string(&reply.value)?))
+    }
+
+    /// Like `call` for a bare-array list: returns `{"value", "total_count", "next_cursor"}`
+    /// as JSON (the total over all pages, and where the next page starts if one follows).
+    fn call_listed(&self, py: Python<'_>, op: &str, args_json: &str) -> PyResult<String> {
+        self.run(py, op, args_json, |reply| {
+            let listed = serde_json::json!({
+                "value": reply.value,
+                "total_count": reply.total_count,
+                "next_cursor": reply.next_cursor,
+            });
+            Ok(listed.to_string())
         })
-        .map_err(|e| to_py_err(py, &e))
     }
 
     /// Like `call`, with the operation's vectors as one block of native-endian float32 rows
@@ -54,7 +78,7 @@ impl Client {
         let backend = &self.backend;
         py.detach(|| {
             guard(|| {
-                if vectors.len() % 4 != 0 {
+                if !vectors.len().is_multiple_of(4) {
                     return Err(Error::invalid(
                         "vectors",
                         "a float32 block must be a multiple of 4 bytes",

@@ -1,9 +1,8 @@
 //! The Python exception tree: `MemsiloError` and one subclass per [`ErrorCode`], and the one
 //! function mapping a [`memsilo::Error`] to it. Each class carries `code` and `status` as
-//! class attributes; each raised instance also has `message`, `retry_after` and `details`
-//! (the API.md error body as a dict).
-
-use std::panic::{catch_unwind, AssertUnwindSafe};
+//! class attributes; each raised instance also has `message`, `retry_after`, `field`,
+//! `namespace` and `tenant_id` (`None` where they do not apply), and `details` (the API.md
+//! error body as a dict).
 
 use memsilo::{Error, ErrorCode};
 use pyo3::create_exception;
@@ -56,20 +55,26 @@ create_exception!(
     "A body or field beyond the documented limits."
 );
 create_exception!(memsilo, InternalError, MemsiloError, "A bug or an environment failure.");
+create_exception!(
+    memsilo,
+    MethodNotAllowedError,
+    MemsiloError,
+    "An HTTP method the server's route does not take."
+);
 
-/// The class raised for a wire code; unknown codes fall back to the base class.
-fn exception_type<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
+/// The class raised for a code (one per row of core's table: the match is exhaustive).
+fn exception_type(py: Python<'_>, code: ErrorCode) -> Bound<'_, PyType> {
     match code {
-        "invalid_argument" => py.get_type::<InvalidArgumentError>(),
-        "unauthorized" => py.get_type::<UnauthorizedError>(),
-        "forbidden" => py.get_type::<ForbiddenError>(),
-        "not_found" => py.get_type::<NotFoundError>(),
-        "conflict" => py.get_type::<ConflictError>(),
-        "quota_exceeded" => py.get_type::<QuotaExceededError>(),
-        "rate_limited" => py.get_type::<RateLimitedError>(),
-        "payload_too_large" => py.get_type::<PayloadTooLargeError>(),
-        "internal" => py.get_type::<InternalError>(),
-        _ => py.get_type::<MemsiloError>(),
+        ErrorCode::InvalidArgument => py.get_type::<InvalidArgumentError>(),
+        ErrorCode::Unauthorized => py.get_type::<UnauthorizedError>(),
+        ErrorCode::Forbidden => py.get_type::<ForbiddenError>(),
+        ErrorCode::NotFound => py.get_type::<NotFoundError>(),
+        ErrorCode::Conflict => py.get_type::<ConflictError>(),
+        ErrorCode::QuotaExceeded => py.get_type::<QuotaExceededError>(),
+        ErrorCode::RateLimited => py.get_type::<RateLimitedError>(),
+        ErrorCode::PayloadTooLarge => py.get_type::<PayloadTooLargeError>(),
+        ErrorCode::Internal => py.get_type::<InternalError>(),
+        ErrorCode::MethodNotAllowed => py.get_type::<MethodNotAllowedError>(),
     }
 }
 
@@ -79,12 +84,12 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let base = py.get_type::<MemsiloError>();
     base.setattr("code", ErrorCode::Internal.as_str())?;
     base.setattr("status", ErrorCode::Internal.http_status())?;
-    for attr in ["message", "retry_after", "details"] {
+    for attr in ["message", "retry_after", "field", "namespace", "tenant_id", "details"] {
         base.setattr(attr, py.None())?;
     }
     m.add("MemsiloError", &base)?;
     for code in ErrorCode::ALL {
-        let ty = exception_type(py, code.as_str());
+        let ty = exception_type(py, code);
         ty.setattr("code", code.as_str())?;
         ty.setattr("status", code.http_status())?;
         m.add(ty.name()?, &ty)?;
@@ -94,15 +99,31 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Maps an engine error to its Python exception, keeping the code, status, message,
-/// retry-after and the error body.
+/// retry-after and the error body. The failures underneath (an I/O or storage error) become
+/// its `__cause__` chain: plain `Exception`s carrying their messages, nearest first.
 pub(crate) fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let message = e.to_string();
-        let exc = exception_type(py, e.code().as_str()).call1((message.as_str(),))?;
+        let exc = exception_type(py, e.code()).call1((message.as_str(),))?;
         exc.setattr("message", message)?;
         exc.setattr("retry_after", e.retry_after())?;
-        let body = serde_json::to_string(&memsilo::api::error_body(e)).unwrap_or_default();
+        let body = memsilo::api::error_body(e);
+        for attr in ["field", "namespace", "tenant_id"] {
+            exc.setattr(attr, body[attr].as_str())?;
+        }
+        let body = serde_json::to_string(&body).unwrap_or_default();
         exc.setattr("details", py.import("json")?.call_method1("loads", (body,))?)?;
+        let mut innermost: Option<Bound<'_, PyAny>> = None;
+        for cause in e.causes().iter().rev() {
+            let link = py.get_type::<PyException>().call1((cause.as_str(),))?;
+            if let Some(next) = innermost.take() {
+                link.setattr("__cause__", next)?;
+            }
+            innermost = Some(link);
+        }
+        if let Some(cause) = innermost {
+            exc.setattr("__cause__", cause)?;
+        }
         Ok(PyErr::from_value(exc))
     };
     build().unwrap_or_else(|err| err)
@@ -110,12 +131,5 @@ pub(crate) fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
 
 /// Runs `f`, turning a panic into an `internal` error so that none crosses into Python.
 pub(crate) fn guard<T>(f: impl FnOnce() -> memsilo::Result<T>) -> memsilo::Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        Err(Error::Internal(format!("panic in memsilo: {what}")))
-    })
+    memsilo::error::catch_panic(f)
 }

@@ -14,6 +14,8 @@ use client::Client;
 /// root client. Opening the same path twice in one process shares one engine.
 #[pyfunction]
 fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
+    // The engine's warnings (a missing embedding model, background failures) go to stderr.
+    memsilo_http::log::install();
     let engine = py
         .detach(|| error::guard(|| memsilo::Engine::open(path, memsilo::Options::default())))
         .map_err(|e| error::to_py_err(py, &e))?;

@@ -91,6 +91,10 @@ impl Embedder for HashEmbedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         Ok(texts.iter().map(|t| self.embed_one(t)).collect())
     }
+
+    fn is_fast(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,22 @@ pub trait Embedder: Send + Sync {
     fn dimensions(&self) -> usize;
     /// One vector per text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// Whether a short text is embedded in microseconds (a hashing or static model), so
+    /// that a server may embed it on a thread that serves other requests too. A neural
+    /// model that takes milliseconds says no (the default).
+    fn is_fast(&self) -> bool {
+        false
+    }
+    /// How well each of `texts` matches `query` token by token, for hybrid recall: each
+    /// content token of the query (stop words and punctuation left out) scores its best
+    /// cosine similarity with a token of the text (negative counts as 0), weighted by its
+    /// inverse document frequency among `texts`, summed. `None` when the embedder has no
+    /// token vectors (the default: only a static model has them, where a token's vector is
+    /// one table row) or the query has no content token.
+    fn token_match(&self, query: &str, texts: &[&str]) -> Result<Option<Vec<f64>>> {
+        let _ = (query, texts);
+        Ok(None)
+    }
 }
 
 /// The embedder for a namespace whose first text vector came from `recorded` (`None`: a

@@ -45,6 +45,11 @@ pub struct StaticEmbedder {
     /// whitespace before anything else (BERT-style): a text's ids are then its words' ids in
     /// order, and most words of a text were seen before, so most texts skip the tokenizer.
     words: Option<RwLock<HashMap<String, Arc<[u32]>>>>,
+    /// Token id → whether it counts in [`Embedder::token_match`]: not the unknown token, not
+    /// punctuation or symbols only, not one of the keyword index's stop words.
+    content: Vec<bool>,
+    /// Row → 1 / its length (0 for a zero row), for cosine similarities between tokens.
+    inv_norms: Vec<f32>,
 }
 
 impl std::fmt::Debug for StaticEmbedder {
@@ -141,6 +146,8 @@ impl StaticEmbedder {
                 format!("`weights` must have one entry per token ({vocab})"),
             ));
         }
+        let inv_norms = inverse_norms(&matrix, dims);
+        let content = content_tokens(&tokenizer, vocab, unk);
         Ok(StaticEmbedder {
             name: name.to_owned(),
             tokenizer,
@@ -152,7 +159,18 @@ impl StaticEmbedder {
             normalize,
             max_chars,
             words,
+            content,
+            inv_norms,
         })
+    }
+
+    /// The row of token `id` (`None` for an id beyond the vocabulary).
+    fn row_of(&self, id: u32) -> Option<usize> {
+        let row = self
+            .mapping
+            .as_ref()
+            .map_or(Some(id as usize), |m| m.get(id as usize).map(|r| *r as usize))?;
+        (row < self.inv_norms.len()).then_some(row)
     }
 
     fn embed_ids(&self, ids: &[u32]) -> Vec<f32> {
@@ -180,6 +198,34 @@ impl StaticEmbedder {
         }
         v
     }
+}
+
+/// Each row's 1 / length (0 for a zero row).
+fn inverse_norms(matrix: &[f32], dims: usize) -> Vec<f32> {
+    matrix
+        .chunks_exact(dims)
+        .map(|r| {
+            let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if n > 0.0 {
+                1.0 / n
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Token id → whether it counts in a token match (see `StaticEmbedder::content`).
+fn content_tokens(tokenizer: &Tokenizer, vocab: usize, unk: Option<u32>) -> Vec<bool> {
+    (0..u32::try_from(vocab).unwrap_or(u32::MAX))
+        .map(|id| {
+            Some(id) != unk
+                && tokenizer.id_to_token(id).is_some_and(|t| {
+                    t.chars().any(char::is_alphanumeric)
+                        && !crate::keyword::is_stop_word(&t.to_lowercase())
+                })
+        })
+        .collect()
 }
 
 /// Whether the tokenizer's first split is at whitespace with no normaliser that looks across
@@ -277,11 +323,85 @@ impl Embedder for StaticEmbedder {
         &self.name
     }
 
+    /// A static model looks its tokens up in a table (`make bench-embed`: ~19k texts/s on
+    /// the first pass, ~100k once its words are known).
+    fn is_fast(&self) -> bool {
+        true
+    }
+
     fn dimensions(&self) -> usize {
         self.dims
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.ids(texts)?.iter().map(|ids| self.embed_ids(ids)).collect())
+    }
+
+    fn token_match(&self, query: &str, texts: &[&str]) -> Result<Option<Vec<f64>>> {
+        let mut all = Vec::with_capacity(texts.len() + 1);
+        all.push(query);
+        all.extend_from_slice(texts);
+        let ids = self.ids(&all)?;
+        // Each text's distinct content tokens' rows, sorted.
+        let rows = |ids: &[u32]| {
+            let mut r: Vec<usize> = ids
+                .iter()
+                .filter(|id| self.content.get(**id as usize).copied().unwrap_or(false))
+                .filter_map(|id| self.row_of(*id))
+                .collect();
+            r.sort_unstable();
+            r.dedup();
+            r
+        };
+        let query = rows(&ids[0]);
+        if query.is_empty() {
+            return Ok(None);
+        }
+        let docs: Vec<Vec<usize>> = ids[1..].iter().map(|d| rows(d)).collect();
+        let n = docs.len() as f64;
+        let idf: Vec<f64> = query
+            .iter()
+            .map(|q| {
+                let df = docs.iter().filter(|d| d.binary_search(q).is_ok()).count() as f64;
+                (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+            })
+            .collect();
+        // Each query token's cosine with each distinct token of the texts, computed once.
+        let mut distinct: Vec<usize> = docs.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let row = |r: usize| &self.matrix[r * self.dims..(r + 1) * self.dims];
+        let cos: Vec<Vec<f32>> = query
+            .iter()
+            .map(|q| {
+                let (qv, qn) = (row(*q), self.inv_norms[*q]);
+                distinct
+                    .iter()
+                    .map(|d| crate::vector::dot(qv, row(*d)) * qn * self.inv_norms[*d])
+                    .collect()
+            })
+            .collect();
+        Ok(Some(
+            docs.iter()
+                .map(|d| {
+                    let at: Vec<usize> =
+                        d.iter().filter_map(|r| distinct.binary_search(r).ok()).collect();
+                    cos.iter()
+                        .zip(&idf)
+                        .map(|(c, w)| {
+                            let best = at.iter().map(|i| c[*i]).fold(0.0f32, f32::max);
+                            w * f64::from(best)
+                        })
+                        .sum()
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl StaticEmbedder {
+    /// Each text's token ids (cut to `max_chars`), through the word cache when there is one.
+    fn ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let cut: Vec<&str> = texts
             .iter()
             .map(|t| match t.char_indices().nth(self.max_chars) {
@@ -290,8 +410,7 @@ impl Embedder for StaticEmbedder {
             })
             .collect();
         let Some(words) = &self.words else {
-            let encodings = self.tokenize(cut)?;
-            return Ok(encodings.iter().map(|e| self.embed_ids(e)).collect());
+            return self.tokenize(cut);
         };
         // Tokenize the words not seen before, all at once.
         let mut missing: Vec<&str> = {
@@ -314,11 +433,10 @@ impl Embedder for StaticEmbedder {
             }
         }
         let known = words.read();
-        let mut ids = Vec::new();
         Ok(cut
             .iter()
             .map(|t| {
-                ids.clear();
+                let mut ids = Vec::new();
                 for w in t.split_whitespace() {
                     match known.get(w) {
                         Some(w) => ids.extend_from_slice(w),
@@ -328,7 +446,7 @@ impl Embedder for StaticEmbedder {
                         }
                     }
                 }
-                self.embed_ids(&ids)
+                ids
             })
             .collect())
     }
@@ -338,12 +456,36 @@ impl Embedder for StaticEmbedder {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_word_cache_gives_the_tokenizers_vectors() {
+    fn potion() -> StaticEmbedder {
         let dir = std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), Into::into)
             .join("models/potion-base-8M");
-        let model = StaticEmbedder::load(&dir, "potion-base-8M").expect("run `make models`");
+        StaticEmbedder::load(&dir, "potion-base-8M").expect("run `make models`")
+    }
+
+    #[test]
+    fn token_match_finds_related_words_and_skips_stop_words() {
+        let model = potion();
+        let texts =
+            ["Hiring 4 ML engineers", "Budget: $2.4M allocated", "Q3 roadmap: Omega in Sept"];
+        // "recruiting" is in none of them; its nearest token is "hiring".
+        let m = model.token_match("who are we recruiting?", &texts).unwrap().unwrap();
+        assert!(m[0] > m[1] && m[0] > m[2], "{m:?}");
+        // A token the text holds scores its whole weight: its idf among the texts (df 1 of 3).
+        let exact = model.token_match("Engineers!", &texts).unwrap().unwrap();
+        let idf = (1.0 + (3.0 - 1.0 + 0.5) / 1.5f64).ln();
+        assert!((exact[0] - idf).abs() < 1e-5, "{exact:?}");
+        assert!(exact[1] < 0.7 * idf && exact[2] < 0.7 * idf, "{exact:?}");
+        // Stop words and punctuation only: nothing to match.
+        assert!(model.token_match("what is it?", &texts).unwrap().is_none());
+        // An embedder without token vectors has no match.
+        let hashing = crate::HashEmbedder::new(64);
+        assert!(hashing.token_match("engineers", &texts).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_word_cache_gives_the_tokenizers_vectors() {
+        let model = potion();
         assert!(model.words.is_some(), "potion-base-8M splits on whitespace first");
         let texts = [
             "Hiring 4 ML engineers",

@@ -82,11 +82,7 @@ impl ModelPaths {
         let dest = self.cached(name).ok_or_else(|| {
             Error::invalid("embedder", "no cache directory (set MEMSILO_CACHE_DIR or HOME)")
         })?;
-        eprintln!(
-            "memsilo: downloading model {name} from {} into {}",
-            self.endpoint,
-            dest.display()
-        );
+        tracing::info!("downloading model {name} from {} into {}", self.endpoint, dest.display());
         hub::download(&self.endpoint, &hub_repo(name), &dest)?;
         Ok(dest)
     }
@@ -275,8 +271,8 @@ impl ModelEmbedder {
 fn fallback(name: &str, why: &Error) -> Arc<dyn Embedder> {
     static WARNED: OnceLock<Mutex<std::collections::HashSet<String>>> = OnceLock::new();
     if WARNED.get_or_init(Mutex::default).lock().insert(name.to_owned()) {
-        eprintln!(
-            "memsilo: warning: embedding model {name} is not available ({why}).\n\
+        tracing::warn!(
+            "warning: embedding model {name} is not available ({why}).\n\
              memsilo: new namespaces will use the hashing embedder, which matches spelling, not \
              meaning.\nmemsilo: install the model with `memsilo models pull {name}` (or \
              `memsilo models pull {name} --from DIR` offline), or set MEMSILO_MODEL_DIR."
@@ -296,5 +292,14 @@ impl Embedder for ModelEmbedder {
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.get().embed(texts)
+    }
+
+    /// Not before the model is loaded (its first use loads it).
+    fn is_fast(&self) -> bool {
+        self.resolved.get().is_some_and(|e| e.is_fast())
+    }
+
+    fn token_match(&self, query: &str, texts: &[&str]) -> Result<Option<Vec<f64>>> {
+        self.get().token_match(query, texts)
     }
 }

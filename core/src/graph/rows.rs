@@ -244,6 +244,9 @@ pub(super) struct EntitySpec<'a> {
     pub properties: Map<String, Value>,
     /// Wire name of the properties field, for errors.
     pub field: &'a str,
+    /// The id it gets if created (unless an entity of the namespace has it already); a new
+    /// UUID v7 when `None`.
+    pub id: Option<Uid>,
 }
 
 /// A relation to add between two resolved entities.
@@ -271,7 +274,7 @@ pub(super) fn upsert_entity(
     spec: EntitySpec<'_>,
     now: DateTime<Utc>,
 ) -> Result<Upserted> {
-    let EntitySpec { name, entity_type, properties, field } = spec;
+    let EntitySpec { name, entity_type, properties, field, id } = spec;
     let nkey = name_key(ns, name, entity_type);
     if let Some(id) = t.entity_names.get(w, &nkey)? {
         let id = uid_of(id)?;
@@ -298,7 +301,10 @@ pub(super) fn upsert_entity(
         let delta = row.len() as i64 - old_len as i64;
         return Ok(Upserted { entity, created: false, delta });
     }
-    let id = *uuid::Uuid::now_v7().as_bytes();
+    let id = match id {
+        Some(id) if t.entities.get(w, &ns_key(ns, &id))?.is_none() => id,
+        _ => *uuid::Uuid::now_v7().as_bytes(),
+    };
     let entity = Entity {
         id: uid_string(&id),
         name: name.to_owned(),

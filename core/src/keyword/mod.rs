@@ -25,8 +25,8 @@ use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
 
 pub use recall::RecallMode;
-pub(crate) use recall::{KeywordRecall, DEFAULT_VECTOR_WEIGHT};
-pub(crate) use text::terms;
+pub(crate) use recall::{hybrid_depth, KeywordRecall};
+pub(crate) use text::{is_stop_word, terms};
 
 /// BM25's term-frequency saturation (chosen with `make bench-quality` on half of `LoCoMo`'s
 /// conversations, like [`B`]: short memories repeat words less than documents do).
@@ -251,6 +251,57 @@ pub(crate) fn unindex(
     Ok(())
 }
 
+/// Rebuilds the namespace's keyword index from its memories, inside a write transaction:
+/// every posting of the namespace is removed and every memory with a vector slot indexed
+/// again, and `stats.keyword_indexed` set. Namespaces written before the index existed
+/// (0.1.0) have memories without postings; this gives them theirs (see
+/// [`crate::listing::ensure_keywords`]). Returns the change in bytes charged: the postings of
+/// memories that had none before are charged now.
+pub(crate) fn rebuild(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: u64,
+    stats: &mut NamespaceStats,
+) -> Result<u64> {
+    let mut rows = Vec::new();
+    for s in crate::memory::scan_memories(t, w, ns)? {
+        let s = s?;
+        if let Some(slot) = s.slot {
+            rows.push((slot, Terms::of(&s.memory.content)));
+        }
+    }
+    // A memory was charged for its postings if it has them (its first term's block holds
+    // its slot): postings are written with the memory or not at all.
+    let mut charged_before = 0;
+    for (slot, terms) in &rows {
+        let Some(term) = terms.counts.keys().next() else { continue };
+        let had = block_at(t, w, &term_prefix(ns, term), *slot)?
+            .is_some_and(|(_, body)| body.chunks_exact(POSTING).any(|p| slot_of(p) == *slot));
+        if had {
+            charged_before += terms.charge();
+        }
+    }
+    let mut stale = Vec::new();
+    for row in t.postings.prefix_iter(w, &ns.to_be_bytes())? {
+        stale.push(row?.0.to_vec());
+    }
+    for key in stale {
+        t.postings.delete(w, &key)?;
+    }
+    stats.keyword_docs = 0;
+    stats.keyword_terms = 0;
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut charged = 0;
+    for (slot, terms) in &rows {
+        index(t, w, ns, *slot, terms, stats)?;
+        charged += terms.charge();
+    }
+    stats.keyword_indexed = true;
+    let added = charged.saturating_sub(charged_before);
+    stats.storage_bytes += added;
+    Ok(added)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +312,90 @@ mod tests {
         assert_eq!(posting(1, 2, 3), [0, 0, 0, 1, 2, 0, 3]);
         let b = block(&[posting(1, 2, 9), posting(4, 5, 7)].concat());
         assert_eq!(&b[..HEADER], &[5, 0, 7]);
+    }
+
+    /// A namespace written by 0.1.0 (memories, no postings, no flag) gets its postings when
+    /// the store is opened again and recalled by keyword; its statistics and storage charge
+    /// then equal those of the same memories written with the index.
+    #[test]
+    fn memories_written_without_postings_are_found_by_keyword_after_reopening() {
+        use crate::auth::NamespaceAction;
+        use crate::{Engine, NamespaceOptions, Options, Recall, StoreMemory};
+
+        let dir = tempfile::tempdir().unwrap();
+        let texts = ["Alice adopted a greyhound named Pixel", "Budget: $2.4M allocated", "x"];
+        let open = || {
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap()
+        };
+        let engine = open();
+        let root = engine.root();
+        for ns in ["fresh", "older"] {
+            root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+            let batch = texts.iter().map(|t| StoreMemory::text(*t)).collect();
+            root.store_memories(ns, batch).unwrap();
+        }
+        // (Names of one length: a record holds its namespace's name, and its size is charged.)
+        // Make "older" what 0.1.0 wrote: no postings, no keyword statistics, no charge for them.
+        let caller = root.caller().unwrap();
+        let rec = root.namespace_for(&caller, "older", NamespaceAction::Manage).unwrap();
+        let env = engine.inner.data_env(&rec.location).unwrap();
+        env.write_ns(rec.id, |w, t| {
+            let mut charges = 0;
+            for s in crate::memory::scan_memories(t, w, rec.id)? {
+                charges += charge(&s?.memory.content);
+            }
+            let mut keys = Vec::new();
+            for row in t.postings.prefix_iter(w, &rec.id.to_be_bytes())? {
+                keys.push(row?.0.to_vec());
+            }
+            assert!(!keys.is_empty());
+            for k in keys {
+                t.postings.delete(w, &k)?;
+            }
+            let mut stats = t.stats_of(w, rec.id)?;
+            stats.storage_bytes -= charges;
+            (stats.keyword_docs, stats.keyword_terms, stats.keyword_indexed) = (0, 0, false);
+            t.put_stats(w, rec.id, &stats)
+        })
+        .unwrap();
+        let keyword = |root: &crate::Handle, ns: &str, q: &str| {
+            let req = Recall {
+                mode: Some(RecallMode::Keyword),
+                ..Recall::text(q).namespace(ns).top_k(5)
+            };
+            root.recall(req).unwrap().into_iter().map(|h| h.content).collect::<Vec<_>>()
+        };
+        drop((env, root, engine));
+
+        let engine = open();
+        let root = engine.root();
+        assert_eq!(keyword(&root, "older", "greyhound"), [texts[0]]);
+        assert_eq!(keyword(&root, "older", "budget allocated"), [texts[1]]);
+        // Hybrid recall ranks it too, with its keyword score.
+        let hits = root.recall(Recall::text("Pixel").namespace("older").top_k(1)).unwrap();
+        assert_eq!(hits[0].content, texts[0]);
+        assert!(hits[0].keyword_score.is_some_and(|k| k > 0.0));
+        let (old, indexed) =
+            (root.get_namespace("older").unwrap(), root.get_namespace("fresh").unwrap());
+        assert_eq!(old.storage_bytes, indexed.storage_bytes);
+        let stats = |ns: &str| {
+            let rec = root.namespace_for(&caller, ns, NamespaceAction::Manage).unwrap();
+            let env = engine.inner.data_env(&rec.location).unwrap();
+            env.read(|r, t| t.stats_of(r, rec.id)).unwrap()
+        };
+        let (o, i) = (stats("older"), stats("fresh"));
+        assert_eq!((o.keyword_docs, o.keyword_terms), (i.keyword_docs, i.keyword_terms));
+        assert!(o.keyword_indexed && i.keyword_indexed);
+        // A deletion afterwards releases what was charged, no more.
+        let id =
+            root.recall(Recall::text("Pixel").namespace("older").top_k(1)).unwrap()[0].id.clone();
+        root.delete_memory(Some("older"), &id).unwrap();
+        let id =
+            root.recall(Recall::text("Pixel").namespace("fresh").top_k(1)).unwrap()[0].id.clone();
+        root.delete_memory(Some("fresh"), &id).unwrap();
+        assert_eq!(
+            root.get_namespace("older").unwrap().storage_bytes,
+            root.get_namespace("fresh").unwrap().storage_bytes
+        );
     }
 }

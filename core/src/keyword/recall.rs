@@ -1,6 +1,7 @@
 //! Keyword and hybrid recall: candidates from the BM25 index, fused with the vector
-//! candidates by a weighted sum of their cosine similarity and BM25 score, each scaled to
-//! [0, 1] over the candidates (`vector_weight`).
+//! candidates by a weighted sum of their cosine similarity and BM25 score — and, with a
+//! static model, of how well their tokens match the query's ([`crate::Embedder::token_match`])
+//! — each scaled to [0, 1] over the candidates (`vector_weight`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +29,25 @@ pub enum RecallMode {
 /// `make bench-quality`'s sweep on half of `LoCoMo`'s conversations (the best hit@10 there;
 /// see benches/README.md): reciprocal-rank fusion (k = 60), the rule before, found less.
 pub(crate) const DEFAULT_VECTOR_WEIGHT: f64 = 0.6;
+
+/// Hybrid recall's `vector_weight` when none is given and the embedder matches tokens (a
+/// static model): the embedder's side then holds the cosine similarity and the token match.
+/// Chosen, with [`COSINE_SHARE`] and [`MATCHED_DEPTH`], as [`DEFAULT_VECTOR_WEIGHT`] was (the
+/// best hit@10 on the tuning half of `LoCoMo`; benches/README.md).
+const DEFAULT_VECTOR_WEIGHT_MATCHED: f64 = 0.95;
+
+/// The cosine similarity's share of the embedder's side when there is a token match too
+/// (the token match has the rest).
+const COSINE_SHARE: f64 = 0.35;
+
+/// How many of each ranking hybrid recall fuses at least: more when a token match reranks
+/// them (it finds evidence that both rankings put lower).
+pub(crate) fn hybrid_depth(top_k: usize, token_match: bool) -> usize {
+    (top_k * 3).max(if token_match { MATCHED_DEPTH } else { 50 })
+}
+
+/// [`hybrid_depth`] with a token match.
+const MATCHED_DEPTH: usize = 100;
 
 impl RecallMode {
     /// The mode a request asks for, checked against its query and `vector_weight`.
@@ -191,12 +211,13 @@ impl KeywordRecall<'_, '_> {
 
     /// Fuses the vector candidates (best first) with the best `depth` keyword candidates.
     /// Every candidate carries both scores; its score is the fused one times the importance
-    /// factor.
+    /// factor. `matcher`, the namespace's embedder, adds its token match when it has one.
     pub(crate) fn hybrid(
         &self,
         by_vector: Vec<Ranked>,
         depth: usize,
-        vector_weight: f64,
+        vector_weight: Option<f64>,
+        matcher: Option<&dyn crate::Embedder>,
     ) -> Result<Vec<Ranked>> {
         let slots: Vec<u32> = by_vector.iter().filter_map(|c| c.slot).collect();
         let scores =
@@ -220,7 +241,25 @@ impl KeywordRecall<'_, '_> {
             hits.extend(c.filter(|c| !keys.contains(&c.key)));
             considered == depth
         })?;
-        fuse(&mut hits, vector_weight);
+        let token_scores = match matcher {
+            Some(m) => {
+                let mut texts = Vec::with_capacity(hits.len());
+                for h in &hits {
+                    let stored =
+                        crate::memory::read_memory(self.t, self.r, &ns_key(self.ns, &h.key))?;
+                    texts.push(stored.map(|s| s.memory.content).unwrap_or_default());
+                }
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                m.token_match(self.text, &texts)?
+            }
+            None => None,
+        };
+        let default = if token_scores.is_some() {
+            DEFAULT_VECTOR_WEIGHT_MATCHED
+        } else {
+            DEFAULT_VECTOR_WEIGHT
+        };
+        fuse(&mut hits, vector_weight.unwrap_or(default), token_scores.as_deref());
         Ok(hits)
     }
 }
@@ -228,8 +267,10 @@ impl KeywordRecall<'_, '_> {
 /// Replaces each hit's score by the fused score — `vector_weight` × its cosine similarity +
 /// (1 − `vector_weight`) × its BM25 score, each scaled to [0, 1] over the candidates (min-max;
 /// 1 when every candidate has the same score, so equally relevant memories are still told
-/// apart by importance) — times its importance factor.
-fn fuse(hits: &mut [Ranked], vector_weight: f64) {
+/// apart by importance) — times its importance factor. With `matched` (each hit's token
+/// match, in order) the embedder's side is [`COSINE_SHARE`] of the scaled cosine plus the
+/// rest of the scaled token match.
+fn fuse(hits: &mut [Ranked], vector_weight: f64, matched: Option<&[f64]>) {
     let v = |h: &Ranked| h.vector.unwrap_or(h.sim);
     let k = |h: &Ranked| h.keyword.unwrap_or(0.0);
     let scaled = |score: &dyn Fn(&Ranked) -> f64| {
@@ -239,7 +280,16 @@ fn fuse(hits: &mut [Ranked], vector_weight: f64) {
             hits.iter().map(|h| if hi > lo { (score(h) - lo) / (hi - lo) } else { 1.0 }).collect();
         fused
     };
-    let (sv, sk) = (scaled(&v), scaled(&k));
+    let (mut sv, sk) = (scaled(&v), scaled(&k));
+    if let Some(m) = matched.filter(|m| m.len() == hits.len()) {
+        let (lo, hi) = m
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        for (v, x) in sv.iter_mut().zip(m) {
+            let m_scaled = if hi > lo { (x - lo) / (hi - lo) } else { 1.0 };
+            *v = COSINE_SHARE * *v + (1.0 - COSINE_SHARE) * m_scaled;
+        }
+    }
     for ((h, v_scaled), k_scaled) in hits.iter_mut().zip(sv).zip(sk) {
         let fused = vector_weight * v_scaled + (1.0 - vector_weight) * k_scaled;
         h.sim = v(h);

@@ -428,7 +428,7 @@ mod tests {
         changed.truncate(500);
         let rewrites: Vec<(u32, Option<String>)> = changed
             .iter()
-            .map(|s| (*s, (rng.next_u64() % 2 == 0).then(|| text(&mut rng, &words))))
+            .map(|s| (*s, (rng.next_u64().is_multiple_of(2)).then(|| text(&mut rng, &words))))
             .collect();
         stats = store
             .write(|w, t| {

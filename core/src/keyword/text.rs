@@ -152,10 +152,15 @@ fn stemmer() -> &'static Stemmer {
     STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
 }
 
+/// Whether a case-folded word is one of the stop words the index leaves out.
+pub(crate) fn is_stop_word(folded: &str) -> bool {
+    STOP_WORDS.binary_search(&folded).is_ok()
+}
+
 /// The index term of one word (`None` for a stop word).
 fn term_of(word: &str) -> Option<String> {
     let folded = word.to_lowercase();
-    if STOP_WORDS.binary_search(&folded.as_str()).is_ok() {
+    if is_stop_word(&folded) {
         return None;
     }
     let mut term = stemmer().stem(&folded).into_owned();

@@ -346,3 +346,36 @@ fn no_memory_content_or_secret_reaches_the_log() {
         );
     }
 }
+
+/// A request whose change (and its `ok` entry) committed, but which then failed, is not left
+/// as `ok` alone: a `failed` entry with its code follows, as the caller was told.
+#[test]
+fn a_request_that_fails_after_its_change_committed_is_recorded_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), Arc::new(ManualClock::starting_now()), None);
+    let root = engine.root();
+    let tenant =
+        ok(&root, "create_tenant", json!({ "name": "late_fail", "isolation_mode": "physical" }));
+    let tenant = tenant["id"].as_str().unwrap().to_owned();
+    // A new physical namespace's files are made on first use: none are open yet.
+    ok(&root, "create_namespace", json!({ "name": "phys-ns", "tenant_id": tenant }));
+    let files = dir.path().join("namespaces");
+    if files.exists() {
+        std::fs::remove_dir_all(&files).unwrap();
+    }
+    std::fs::write(&files, b"not a directory").unwrap();
+    // exist_ok: the catalog transaction (with its entry) commits, then describing the
+    // namespace needs its files, which cannot be opened.
+    let args = json!({ "name": "phys-ns", "tenant_id": tenant, "exist_ok": true });
+    let e = call(&root, "create_namespace", args).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Internal, "{e}");
+    let logged = entries(&root, json!({ "tenant_id": tenant }));
+    let last = logged.last().unwrap();
+    assert_eq!(
+        (last["action"].as_str(), last["result"].as_str(), last["error"].as_str(), &last["status"]),
+        (Some("create_namespace"), Some("failed"), Some("internal"), &json!(500)),
+        "{:?}",
+        actions(&logged)
+    );
+    assert_eq!(ok(&root, "verify_audit", json!({ "tenant_id": tenant }))["ok"], true);
+}

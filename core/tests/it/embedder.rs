@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use memsilo::{
     load_model, pull_model, Embedder, Engine, ErrorCode, HashEmbedder, ModelEmbedder, ModelPaths,
-    NamespaceOptions, Options, Recall, StoreMemory,
+    NamespaceOptions, Options, Recall, RecallMode, StoreMemory,
 };
 use sha2::Digest;
 
@@ -57,6 +57,32 @@ fn the_static_model_recalls_the_guides_memories_by_meaning() {
     let ns = engine.root().get_namespace("acme").unwrap();
     assert_eq!(ns.embedder.as_deref(), Some("potion-base-8M"));
     assert_eq!(ns.dimensions, Some(256));
+}
+
+#[test]
+fn hybrid_recall_with_the_static_model_matches_related_words() {
+    let (_d, engine) = engine_with(Arc::new(ModelEmbedder::at_path(model_dir())));
+    let root = engine.root();
+    root.create_namespace("chat", NamespaceOptions::default()).unwrap();
+    let turns = [
+        "Caroline: I adopted a puppy from the shelter",
+        "Melanie: Caroline, the school trip is on Friday",
+        "Caroline: Our clinic downtown is hiring two nurses for the night shift next month",
+        "Melanie: I painted the lake at sunset",
+        "Caroline: I love the new bakery",
+    ];
+    root.store_memories("chat", turns.iter().map(|t| StoreMemory::text(*t)).collect()).unwrap();
+    let ask = |mode| {
+        let r = Recall { mode: Some(mode), ..Recall::text("Is Caroline recruiting staff?") };
+        root.recall(r.namespace("chat").top_k(5)).unwrap()
+    };
+    // BM25 sees only the name, and ranks the shorter turns that hold it first.
+    let by_keyword = ask(RecallMode::Keyword);
+    assert_ne!(by_keyword[0].content, turns[2]);
+    // The token match finds "hiring" for "recruiting" and "nurses" for "staff".
+    let hybrid = ask(RecallMode::Hybrid);
+    assert_eq!(hybrid[0].content, turns[2], "{hybrid:#?}");
+    assert!(hybrid[0].keyword_score.is_some() && hybrid[0].vector_score.is_some());
 }
 
 #[test]

@@ -944,3 +944,55 @@ fn expansion_never_returns_expired_or_filtered_out_memories() {
         "an expired memory is not reached through the graph"
     );
 }
+
+/// What a replicated log relies on (cluster mode): a graph write given fixed ids creates the
+/// same rows wherever it is applied, and ids name only what the write creates.
+#[test]
+fn graph_writes_with_fixed_ids_create_the_same_rows_in_two_engines() {
+    let ((_a, one), (_b, two)) = (open(), open());
+    let add_entity = memsilo::GraphIds::fresh("add_entity").unwrap();
+    let add_relation = memsilo::GraphIds::fresh("add_relation").unwrap();
+    assert!(memsilo::GraphIds::fresh("delete_entity").is_none());
+    let mut seen = Vec::new();
+    for engine in [&one, &two] {
+        let root = engine.root();
+        root.create_namespace("g", NamespaceOptions::default()).unwrap();
+        let ada = root.with_graph_ids(Some(add_entity.clone()));
+        let ada = ada.call("add_entity", json!({"namespace": "g", "name": "Ada"})).unwrap().value;
+        let fixed = root.with_graph_ids(Some(add_relation.clone()));
+        let knows = fixed
+            .call(
+                "add_relation",
+                json!({"namespace": "g", "source": "Bob", "target": "Ada", "type": "knows"}),
+            )
+            .unwrap()
+            .value;
+        // A merge into an existing entity keeps its id: a fixed id is only for a new row.
+        let again = root.with_graph_ids(memsilo::GraphIds::fresh("add_entity"));
+        let merged = again
+            .call("add_entity", json!({"namespace": "g", "name": "Ada", "properties": {"x": 1}}))
+            .unwrap()
+            .value;
+        assert_eq!(merged["id"], ada["id"]);
+        seen.push((
+            ada["id"].clone(),
+            knows["id"].clone(),
+            knows["source"].clone(),
+            knows["target"].clone(),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "the same rows in both engines");
+    let (ada, knows, bob, target) = seen.remove(0);
+    assert_eq!(ada.as_str(), add_entity.entity.as_deref());
+    assert_eq!(knows.as_str(), add_relation.relation.as_deref());
+    assert_eq!(bob.as_str(), add_relation.source.as_deref(), "Bob was created by name");
+    assert_eq!(target, ada, "Ada existed: the fixed target id is unused");
+    let bad = memsilo::GraphIds { entity: Some("not-a-uuid".into()), ..Default::default() };
+    let err = one
+        .root()
+        .with_graph_ids(Some(bad))
+        .call("add_entity", json!({"namespace": "g", "name": "Eve"}))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(err.to_string().contains("graph_ids.entity"), "{err}");
+}

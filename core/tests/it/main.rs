@@ -3,6 +3,7 @@
 mod audit;
 mod embedder;
 mod erasure;
+mod errors;
 mod flow;
 mod graph;
 mod holes;

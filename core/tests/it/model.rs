@@ -529,3 +529,275 @@ fn agent_filtered_recall_follows_an_agent_changed_by_upsert_or_update() {
         assert_eq!(ids_of("bob", by_filter), ["b2"], "by filter: {by_filter}");
     }
 }
+
+/// One memory as the model expects it.
+#[derive(Clone, Debug)]
+struct Expected {
+    content: String,
+    vector: Vec<f32>,
+    importance: f64,
+    tags: Vec<String>,
+    agent: Option<String>,
+}
+
+/// A seeded sequence of ~300 stores, upserts, batch upserts, updates and deletes on a pool of
+/// ids in one namespace (with index builds and restarts between them), checked at intervals
+/// against a from-scratch expectation: list by importance with a tags filter (paged by
+/// cursor), counts, and vector, keyword and agent recall with a filter. Upserts overwrite
+/// vector rows in place, so this is what catches a stale or doubled vector in the cached copy,
+/// the index or the secondary keys.
+#[test]
+#[allow(clippy::too_many_lines)] // the sequence, its model and the check read as one story
+fn random_writes_agree_with_a_from_scratch_model_in_lists_counts_and_recall() {
+    use crate::synthetic::Rng;
+    use memsilo::{CountMemories, Forget, ListMemories, OrderBy, RecallMode};
+    use std::collections::BTreeMap;
+
+    const DIMS: usize = 8;
+    const WORDS: [&str; 6] = ["apple", "banana", "cherry", "damson", "elder", "fig"];
+    const TAGS: [&str; 3] = ["red", "blue", "green"];
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options { background: false, ann_threshold: 16, ..Options::default() };
+    let mut engine = Some(Engine::open(dir.path(), opts()).unwrap());
+    engine
+        .as_ref()
+        .unwrap()
+        .root()
+        .create_namespace(
+            "m",
+            NamespaceOptions { dimensions: Some(DIMS as u32), ..Default::default() },
+        )
+        .unwrap();
+    let mut rng = Rng(0x5eed_0016);
+    let mut pick = |rng: &mut Rng, n: usize| (rng.next_u64() % n as u64) as usize;
+    let mut model: BTreeMap<String, Expected> = BTreeMap::new();
+    let random_memory = |rng: &mut Rng, pick: &mut dyn FnMut(&mut Rng, usize) -> usize| {
+        let words: Vec<&str> = (0..2).map(|_| WORDS[pick(rng, WORDS.len())]).collect();
+        let tags: Vec<String> =
+            TAGS.iter().filter(|_| pick(rng, 2) == 0).map(|t| (*t).to_owned()).collect();
+        Expected {
+            content: words.join(" "),
+            vector: rng.unit(DIMS),
+            importance: pick(rng, 21) as f64 / 20.0,
+            tags,
+            agent: [None, Some("a0"), Some("a1")][pick(rng, 3)].map(str::to_owned),
+        }
+    };
+    let store = |id: &str, m: &Expected| StoreMemory {
+        namespace: Some("m".into()),
+        id: Some(id.into()),
+        embedding: Some(m.vector.clone()),
+        importance: Some(m.importance),
+        tags: m.tags.clone(),
+        agent_id: m.agent.clone(),
+        ..StoreMemory::text(m.content.clone())
+    };
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = |a: &[f32], b: &[f32]| {
+        f64::from(a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)))
+    };
+    let red = |m: &Expected| m.tags.iter().any(|t| t == "red");
+
+    let check = |engine: &Engine, model: &BTreeMap<String, Expected>, rng: &mut Rng, at: usize| {
+        let root = engine.root();
+        // List by importance (descending) with a tags filter, page by page.
+        let mut listed = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = root
+                .list_memories(ListMemories {
+                    namespace: Some("m".into()),
+                    filter: Some(json!({"tags": {"$contains": "red"}})),
+                    order_by: Some(OrderBy::Importance),
+                    descending: true,
+                    limit: Some(7),
+                    cursor: cursor.take(),
+                    ..Default::default()
+                })
+                .unwrap();
+            listed.extend(page.memories);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut want: Vec<(&String, &Expected)> = model.iter().filter(|(_, m)| red(m)).collect();
+        want.sort_by(|a, b| b.1.importance.total_cmp(&a.1.importance));
+        let got_ids: std::collections::BTreeSet<&str> =
+            listed.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(got_ids.len(), listed.len(), "op {at}: a memory listed twice");
+        assert_eq!(got_ids, want.iter().map(|w| w.0.as_str()).collect(), "op {at}: listed ids");
+        let importances =
+            |v: Vec<f64>| v.into_iter().map(|i| (i * 20.0).round() as i64).collect::<Vec<_>>();
+        assert_eq!(
+            importances(listed.iter().map(|m| m.importance).collect()),
+            importances(want.iter().map(|w| w.1.importance).collect()),
+            "op {at}: list order"
+        );
+        for m in &listed {
+            let e = &model[&m.id];
+            assert_eq!(
+                (&m.content, &m.tags, &m.agent_id),
+                (&e.content, &e.tags, &e.agent),
+                "op {at}"
+            );
+        }
+        // Counts.
+        let count = |filter: Option<serde_json::Value>| {
+            root.count_memories(CountMemories { namespace: Some("m".into()), filter }).unwrap()
+        };
+        assert_eq!(count(None), model.len() as u64, "op {at}: count");
+        assert_eq!(
+            count(Some(json!({"tags": {"$contains": "red"}}))),
+            want.len() as u64,
+            "op {at}"
+        );
+        let high = model.values().filter(|m| m.importance >= 0.5).count() as u64;
+        assert_eq!(count(Some(json!({"importance": {"$gte": 0.5}}))), high, "op {at}");
+        // Vector recall with a filter, and by agent: every match, scored with its current vector.
+        for (label, req, keep) in [
+            (
+                "filtered vector recall",
+                Recall { filter: Some(json!({"tags": {"$contains": "red"}})), ..Recall::default() },
+                &(|m: &Expected| red(m)) as &dyn Fn(&Expected) -> bool,
+            ),
+            (
+                "agent recall",
+                Recall { agent_id: Some("a0".into()), ..Recall::default() },
+                &|m: &Expected| m.agent.as_deref() == Some("a0"),
+            ),
+        ] {
+            let q = rng.unit(DIMS);
+            let hits = root
+                .recall(Recall {
+                    namespace: Some("m".into()),
+                    vector: Some(q.clone()),
+                    top_k: Some(1000),
+                    ..req
+                })
+                .unwrap();
+            let mut want: Vec<(f64, &str)> = model
+                .iter()
+                .filter(|(_, m)| keep(m))
+                .map(|(id, m)| (cos(&q, &m.vector) * (0.7 + 0.3 * m.importance), id.as_str()))
+                .collect();
+            want.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let got: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+            let mut sorted_got = got.clone();
+            sorted_got.sort_unstable();
+            let mut sorted_want: Vec<&str> = want.iter().map(|w| w.1).collect();
+            sorted_want.sort_unstable();
+            assert_eq!(sorted_got, sorted_want, "op {at}: {label} ids");
+            for (h, w) in hits.iter().zip(&want) {
+                let e = &model[&h.id];
+                assert!(
+                    (h.similarity - cos(&q, &e.vector)).abs() < 1e-4,
+                    "op {at}: {label}: {} scored with a stale vector",
+                    h.id
+                );
+                assert!(
+                    (h.score - w.0).abs() < 1e-4,
+                    "op {at}: {label} order: {got:?} vs {want:?}"
+                );
+            }
+        }
+        // Keyword recall with a filter.
+        let word = WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
+        let hits = root
+            .recall(Recall {
+                mode: Some(RecallMode::Keyword),
+                filter: Some(json!({"tags": {"$contains": "red"}})),
+                ..Recall::text(word).namespace("m").top_k(1000)
+            })
+            .unwrap();
+        let mut got: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        got.sort_unstable();
+        let want: Vec<&str> = model
+            .iter()
+            .filter(|(_, m)| red(m) && m.content.split(' ').any(|w| w == word))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(got, want, "op {at}: keyword recall of {word}");
+    };
+
+    let mut built = 0;
+    for op in 0..300 {
+        let e = engine.as_ref().unwrap();
+        let root = e.root();
+        let id = format!("id-{}", pick(&mut rng, 60));
+        match pick(&mut rng, 20) {
+            // Store, or upsert an id already stored.
+            0..=6 => {
+                let m = random_memory(&mut rng, &mut pick);
+                root.store_memory(store(&id, &m)).unwrap();
+                model.insert(id, m);
+            }
+            // A batch of distinct ids, stored and upserted together.
+            7..=9 => {
+                let mut batch = BTreeMap::new();
+                for _ in 0..=pick(&mut rng, 8) {
+                    batch.insert(
+                        format!("id-{}", pick(&mut rng, 60)),
+                        random_memory(&mut rng, &mut pick),
+                    );
+                }
+                root.store_memories("m", batch.iter().map(|(id, m)| store(id, m)).collect())
+                    .unwrap();
+                model.extend(batch);
+            }
+            // A partial update: importance and tags, or new content with its vector.
+            10..=14 => {
+                let fresh = random_memory(&mut rng, &mut pick);
+                let content = pick(&mut rng, 2) == 0;
+                let req = UpdateMemory {
+                    namespace: Some("m".into()),
+                    id: id.clone(),
+                    importance: Some(fresh.importance),
+                    tags: Some(fresh.tags.clone()),
+                    content: content.then(|| fresh.content.clone()),
+                    embedding: content.then(|| fresh.vector.clone()),
+                    ..Default::default()
+                };
+                match (root.update_memory(req), model.get_mut(&id)) {
+                    (Ok(_), Some(m)) => {
+                        m.importance = fresh.importance;
+                        m.tags = fresh.tags;
+                        if content {
+                            m.content = fresh.content;
+                            m.vector = fresh.vector;
+                        }
+                    }
+                    (Err(err), None) => assert_eq!(err.code(), ErrorCode::NotFound),
+                    (got, _) => panic!("op {op}: update of {id}: {got:?}"),
+                }
+            }
+            // Deletes (some of ids never stored or gone).
+            _ => {
+                let ids: Vec<String> =
+                    (0..=pick(&mut rng, 3)).map(|_| format!("id-{}", pick(&mut rng, 60))).collect();
+                root.batch_forget(Forget {
+                    namespace: Some("m".into()),
+                    ids: Some(ids.clone()),
+                    ..Default::default()
+                })
+                .unwrap();
+                for id in ids {
+                    model.remove(&id);
+                }
+            }
+        }
+        if op % 40 == 39 {
+            built += e.build_vector_indexes().unwrap();
+        }
+        if op % 15 == 14 {
+            check(e, &model, &mut rng, op);
+        }
+        if op == 149 || op == 299 {
+            drop(engine.take());
+            engine = Some(Engine::open(dir.path(), opts()).unwrap());
+            check(engine.as_ref().unwrap(), &model, &mut rng, op);
+        }
+    }
+    assert!(model.len() > 20, "the sequence kept some memories: {}", model.len());
+    assert!(built > 0, "the approximate index was built (and refiled overwritten rows)");
+}

@@ -76,19 +76,32 @@ fn touching_many_physical_namespaces_keeps_files_bounded_and_closed_ones_reopen_
     assert!(engine.open_environments() <= LIMIT + 4);
 }
 
+/// Creates tenant `tenant_t` and namespaces `n000`, `n001`, ... (`n` of them), those for which
+/// `in_tenant(i)` holds in the tenant and the others in none; returns the tenant's id.
+fn namespaces_n000_on(
+    root: &memsilo::Handle,
+    n: usize,
+    in_tenant: impl Fn(usize) -> bool,
+) -> String {
+    let tid = root
+        .create_tenant(CreateTenant { name: "tenant_t".into(), ..Default::default() })
+        .unwrap()
+        .tenant
+        .id;
+    for i in 0..n {
+        let tenant_id = in_tenant(i).then(|| tid.clone());
+        let opts = NamespaceOptions { tenant_id, ..Default::default() };
+        root.create_namespace(&format!("n{i:03}"), opts).unwrap();
+    }
+    tid
+}
+
 #[test]
 fn namespaces_list_in_pages_in_name_order_for_root_and_for_a_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), 8);
     let root = engine.root();
-    let tid =
-        root.create_tenant(CreateTenant { name: "tenant_t".into(), ..Default::default() }).unwrap();
-    let tid = tid.tenant.id;
-    for i in 0..230 {
-        let tenant_id = (i % 2 == 0).then(|| tid.clone());
-        let opts = NamespaceOptions { tenant_id, ..Default::default() };
-        root.create_namespace(&format!("n{i:03}"), opts).unwrap();
-    }
+    let tid = namespaces_n000_on(&root, 230, |i| i % 2 == 0);
     root.delete_namespace("n004").unwrap();
     let all = |tenant: Option<&str>| {
         let mut names = Vec::new();
@@ -110,4 +123,94 @@ fn namespaces_list_in_pages_in_name_order_for_root_and_for_a_tenant() {
     let even: Vec<String> =
         expect.into_iter().filter(|n| n[1..].parse::<u32>().unwrap() % 2 == 0).collect();
     assert_eq!((names, total), (even, 114));
+}
+
+/// The names of every page of `list_namespaces` by cursor (through the operation table, as
+/// every binding calls it), `between` run after the first page; and the last page's total.
+fn walk_by_cursor(
+    h: &memsilo::Handle,
+    args: serde_json::Value,
+    mut between: impl FnMut(),
+) -> (Vec<String>, u64) {
+    let (mut names, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let mut args = args.clone();
+        if let Some(c) = &cursor {
+            args["cursor"] = c.clone().into();
+        }
+        let reply = h.call("list_namespaces", args).unwrap();
+        let items = reply.value.as_array().unwrap();
+        names.extend(items.iter().map(|ns| ns["name"].as_str().unwrap().to_owned()));
+        pages += 1;
+        if pages == 1 {
+            between();
+        }
+        match reply.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return (names, reply.total_count.unwrap()),
+        }
+    }
+}
+
+#[test]
+fn namespaces_page_by_cursor_once_each_in_name_order_while_others_come_and_go() {
+    use memsilo::{CreateKey, Role};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), 8);
+    let root = engine.root();
+    let tid = namespaces_n000_on(&root, 250, |i| i % 2 == 1);
+    // After the first page (n000..n039): one namespace behind the cursor appears (not
+    // listed), one ahead of it is deleted (not listed), one ahead appears (listed once).
+    let (names, total) = walk_by_cursor(&root, json!({"limit": 40}), || {
+        root.create_namespace("n0005", NamespaceOptions::default()).unwrap();
+        root.delete_namespace("n100").unwrap();
+        root.create_namespace("n2005", NamespaceOptions::default()).unwrap();
+    });
+    let mut expect: Vec<String> =
+        (0..250).filter(|i| *i != 100).map(|i| format!("n{i:03}")).collect();
+    expect.push("n2005".into());
+    expect.sort();
+    assert_eq!(names, expect);
+    assert_eq!(total, 251);
+
+    // A tenant's admin pages through its tenant's namespaces only.
+    let key = root.create_key(CreateKey::tenant_role("t-admin", &tid, Role::Admin)).unwrap();
+    let admin = engine.scoped(&key.key).unwrap();
+    let (names, total) = walk_by_cursor(&admin, json!({"limit": 7}), || {});
+    let odd: Vec<String> = (0..250).filter(|i| i % 2 == 1).map(|i| format!("n{i:03}")).collect();
+    assert_eq!((names, total), (odd.clone(), 125));
+    let (names, _) = walk_by_cursor(&root, json!({"limit": 100, "tenant_id": tid}), || {});
+    assert_eq!(names, odd);
+
+    // A page that ends the list has no cursor; offset still pages as before.
+    let last = root.call("list_namespaces", json!({"offset": 200, "limit": 100})).unwrap();
+    assert_eq!((last.value.as_array().unwrap().len(), last.next_cursor), (51, None));
+
+    let field = |args: serde_json::Value| match root.call("list_namespaces", args) {
+        Err(memsilo::Error::InvalidArgument { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    let cursor = root.call("list_namespaces", json!({"limit": 3})).unwrap().next_cursor.unwrap();
+    assert_eq!(field(json!({"cursor": cursor, "offset": 3})), "offset");
+    let mut altered = cursor.clone().into_bytes();
+    altered[3] = if altered[3] == b'0' { b'1' } else { b'0' };
+    assert_eq!(field(json!({"cursor": String::from_utf8(altered).unwrap()})), "cursor");
+    assert_eq!(field(json!({"cursor": "not a cursor"})), "cursor");
+    // A cursor of a memory list is no cursor of the namespace list.
+    for i in 0..3 {
+        let memory = StoreMemory {
+            namespace: Some("n000".into()),
+            ..StoreMemory::text(format!("note {i}"))
+        };
+        root.store_memory(memory).unwrap();
+    }
+    let listed = root
+        .list_memories(memsilo::ListMemories {
+            namespace: Some("n000".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(field(json!({"cursor": listed.next_cursor.unwrap()})), "cursor");
 }

@@ -3,8 +3,8 @@
 
 use memsilo::transfer::{Batcher, ExportArgs, ImportArgs, ImportSummary};
 use memsilo::{
-    Access, AddEntity, AddRelation, CreateKey, DecayPolicy, Engine, ErrorCode, Handle,
-    NamespaceOptions, Options,
+    Access, AddEntity, AddRelation, CreateKey, DecayPolicy, Embedder, Engine, ErrorCode, Handle,
+    HashEmbedder, NamespaceOptions, Neighbors, Options,
 };
 use serde_json::{json, Value};
 
@@ -21,7 +21,7 @@ fn export_all(h: &Handle, ns: &str, limit: usize) -> Vec<Value> {
     loop {
         let page =
             h.export_page(ExportArgs { namespace: ns.into(), cursor, limit: Some(limit) }).unwrap();
-        out.extend(page.lines);
+        out.extend(page.lines.iter().map(|l| serde_json::from_str::<Value>(l.get()).unwrap()));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => return out,
@@ -38,9 +38,7 @@ fn import_all(h: &Handle, ns: &str, text: &str, size: usize) -> memsilo::Result<
     }
     ready.extend(batcher.finish());
     for b in ready {
-        let args =
-            ImportArgs { namespace: ns.into(), lines: b.lines, first_line: Some(b.first_line) };
-        total.add(h.import_batch(args)?);
+        total.add(h.import_batch(b.into_args(ns))?);
     }
     Ok(total)
 }
@@ -92,7 +90,8 @@ fn a_namespace_is_copied_with_ids_vectors_graph_and_policy_and_reimport_changes_
     assert_eq!(lines[0]["dimensions"], 4);
     let count = |k: &str| lines.iter().filter(|l| l["kind"] == k).count();
     assert_eq!((count("entity"), count("relation"), count("memory")), (2, 1, 25));
-    assert_eq!(lines[0]["format"], "memsilo-export/2");
+    assert_eq!(lines[0]["format"], "memsilo-export/3");
+    assert_eq!(lines[0]["embedder"], "caller", "the vectors came from the caller");
     let m = lines.iter().find(|l| l["id"] == "m-007").unwrap();
     // The stored (normalised) vector, as base64 of its little-endian f32 values.
     let v = memsilo::transfer::decode_vector(m["vector"].as_str().unwrap()).unwrap();
@@ -168,7 +167,7 @@ fn export_and_import_are_scoped_like_every_operation() {
     assert_eq!(err.code(), ErrorCode::Forbidden);
     let lines = export_all(&root, "src", 1000);
     let err = scoped
-        .import_batch(ImportArgs { namespace: "src".into(), lines, first_line: None })
+        .import_batch(ImportArgs { namespace: "src".into(), lines, ..Default::default() })
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Forbidden);
     let err = root
@@ -224,4 +223,296 @@ fn old_exports_with_vectors_as_arrays_still_import() {
     lines[at]["vector"] = json!(["x"]);
     let err = import_all(&root, "dst", &to_text(&lines), 1000).unwrap_err();
     assert!(err.to_string().starts_with(&format!("line {}: vector: ", at + 1)), "{err}");
+}
+
+fn open_with(embedder: std::sync::Arc<dyn Embedder>) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { background: false, embedder, ..Options::default() };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    (dir, engine)
+}
+
+const TEXTS: [&str; 4] = [
+    "the cat sleeps on the warm kitchen mat",
+    "quarterly revenue grew in the european market",
+    "the hiking trail climbs above the glacier lake",
+    "our database backups run every night at two",
+];
+
+/// A text namespace: the four texts stored by the engine's embedder under ids t0..t3.
+fn seed_text(root: &Handle, ns: &str) {
+    root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+    let memories: Vec<Value> = TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": format!("t{i}"), "content": t}))
+        .collect();
+    root.call("store_memories", json!({"namespace": ns, "memories": memories})).unwrap();
+}
+
+fn recall_text(h: &Handle, ns: &str, query: &str) -> memsilo::Result<Vec<String>> {
+    let hits = h.call("recall", json!({"namespace": ns, "query": query, "top_k": 4}))?.value;
+    Ok(hits.as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect())
+}
+
+/// The stored vector of memory `id`.
+fn vector_of(h: &Handle, ns: &str, id: &str) -> Vec<f32> {
+    let got = h.get_memories(Some(ns), &[id.to_owned()], true).unwrap();
+    got[0].vector.clone().unwrap()
+}
+
+/// An export of a namespace the engine embedded names that embedder; imported into a fresh
+/// namespace of the same engine (in batches of 2 lines, so the memory batches come after the
+/// namespace line's), the vectors are recorded as that embedder's: storing text and recalling
+/// by text work in the copy, and recall finds the imported memories by meaning.
+#[test]
+fn an_imported_text_namespace_goes_on_taking_text_and_recalls_by_meaning() {
+    let (_d, engine) = open_with(std::sync::Arc::new(HashEmbedder::new(384)));
+    let root = engine.root();
+    seed_text(&root, "src");
+    let lines = export_all(&root, "src", 1000);
+    assert_eq!(lines[0]["embedder"], "memsilo-hash-384-v1");
+    root.create_namespace("dst", NamespaceOptions::default()).unwrap();
+    let done = import_all(&root, "dst", &to_text(&lines), 2).unwrap();
+    assert_eq!(done.memories, 4);
+    let info = root.get_namespace("dst").unwrap();
+    assert_eq!(info.embedder.as_deref(), Some("memsilo-hash-384-v1"));
+    // The vectors came over as they were.
+    assert_eq!(vector_of(&root, "dst", "t2"), vector_of(&root, "src", "t2"));
+
+    root.call("store_memory", json!({"namespace": "dst", "id": "new", "content": "a new note"}))
+        .unwrap();
+    let hits = recall_text(&root, "dst", "where does the cat sleep? on the mat").unwrap();
+    assert_eq!(hits[0], "t0", "{hits:?}");
+    let hits = recall_text(&root, "dst", "nightly database backups").unwrap();
+    assert_eq!(hits[0], "t3", "{hits:?}");
+    assert_eq!(root.get_namespace("dst").unwrap().memory_count, 5);
+}
+
+/// An export of caller-supplied vectors says so, and its copy holds caller vectors too: text
+/// is refused there as in the source, vectors are taken.
+#[test]
+fn caller_vector_exports_stay_caller_vectors_on_import() {
+    let (_d, engine) = open_with(std::sync::Arc::new(HashEmbedder::new(384)));
+    let root = engine.root();
+    seed(&root);
+    let lines = export_all(&root, "src", 1000);
+    assert_eq!(lines[0]["embedder"], "caller");
+    root.create_namespace("dst", NamespaceOptions::default()).unwrap();
+    assert_eq!(import_all(&root, "dst", &to_text(&lines), 3).unwrap().memories, 25);
+    assert_eq!(root.get_namespace("dst").unwrap().embedder.as_deref(), Some("caller"));
+    let err = root
+        .call("store_memory", json!({"namespace": "dst", "content": "text without a vector"}))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(err.to_string().contains("caller-supplied vectors"), "{err}");
+    root.call(
+        "store_memory",
+        json!({"namespace": "dst", "content": "with one", "embedding": [0.0, 1.0, 0.0, 0.0]}),
+    )
+    .unwrap();
+    let hits = root
+        .call("recall", json!({"namespace": "dst", "vector": [7.0, 1.0, 0.5, 0.25], "top_k": 1}))
+        .unwrap();
+    assert_eq!(hits.value[0]["id"], "m-007");
+}
+
+/// The hashing embedder's vectors turned around: same dimension, another embedder.
+struct Reversed(HashEmbedder);
+
+impl Embedder for Reversed {
+    fn name(&self) -> &'static str {
+        "reversed-hash-384"
+    }
+    fn dimensions(&self) -> usize {
+        self.0.dimensions()
+    }
+    fn embed(&self, texts: &[&str]) -> memsilo::Result<Vec<Vec<f32>>> {
+        let mut out = self.0.embed(texts)?;
+        for v in &mut out {
+            v.reverse();
+        }
+        Ok(out)
+    }
+}
+
+/// Vectors of another embedder than the target's are dropped and the content embedded again
+/// with the target's, whether the target has its embedder already or takes the engine's now,
+/// and whatever the source's dimension: the copy's vectors are the target embedder's, and
+/// text recall finds the memories by meaning.
+#[test]
+fn an_export_of_another_embedder_is_embedded_again() {
+    let hash = std::sync::Arc::new(HashEmbedder::new(384));
+    let (_d, target) = open_with(hash.clone());
+    let root = target.root();
+    for (source, name) in [
+        (
+            std::sync::Arc::new(Reversed(HashEmbedder::new(384))) as std::sync::Arc<dyn Embedder>,
+            "reversed-hash-384",
+        ),
+        (std::sync::Arc::new(HashEmbedder::new(64)), "memsilo-hash-64-v1"),
+    ] {
+        let (_s, from) = open_with(source);
+        seed_text(&from.root(), "src");
+        let lines = export_all(&from.root(), "src", 1000);
+        assert_eq!(lines[0]["embedder"], name);
+        let text = to_text(&lines);
+        // A fresh target (the engine's embedder), then one whose embedder is already fixed.
+        let fresh = format!("fresh-{name}");
+        root.create_namespace(&fresh, NamespaceOptions::default()).unwrap();
+        let fixed = format!("fixed-{name}");
+        seed_text(&root, &fixed);
+        root.call("delete_memory", json!({"namespace": fixed, "id": "t1"})).unwrap();
+        for ns in [&fresh, &fixed] {
+            assert_eq!(import_all(&root, ns, &text, 2).unwrap().memories, 4, "{ns}");
+            let info = root.get_namespace(ns).unwrap();
+            assert_eq!(info.embedder.as_deref(), Some("memsilo-hash-384-v1"), "{ns}");
+            assert_eq!(info.dimensions, Some(384), "{ns}");
+            let mut want = hash.embed(&[TEXTS[1]]).unwrap().pop().unwrap();
+            memsilo::normalize(&mut want);
+            let got = vector_of(&root, ns, "t1");
+            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "{ns}");
+            let hits = recall_text(&root, ns, "revenue in european markets").unwrap();
+            assert_eq!(hits[0], "t1", "{ns}: {hits:?}");
+            root.call("store_memory", json!({"namespace": ns, "content": "more text"})).unwrap();
+        }
+    }
+}
+
+/// A `memsilo-export/2` file (no `embedder` on its namespace line) imports as it always did:
+/// its vectors are caller vectors.
+#[test]
+fn exports_without_an_embedder_import_their_vectors_as_caller_vectors() {
+    let (_d, engine) = open_with(std::sync::Arc::new(HashEmbedder::new(384)));
+    let root = engine.root();
+    seed_text(&root, "src");
+    let mut lines = export_all(&root, "src", 1000);
+    lines[0]["format"] = json!("memsilo-export/2");
+    lines[0].as_object_mut().unwrap().remove("embedder");
+    root.create_namespace("dst", NamespaceOptions::default()).unwrap();
+    assert_eq!(import_all(&root, "dst", &to_text(&lines), 2).unwrap().memories, 4);
+    assert_eq!(root.get_namespace("dst").unwrap().embedder.as_deref(), Some("caller"));
+    assert_eq!(vector_of(&root, "dst", "t0"), vector_of(&root, "src", "t0"));
+}
+
+/// A copy keeps its entities' ids, and a relation's ends are found by id: two entities that
+/// share a name (of different types) no longer make the copy of their relations ambiguous.
+#[test]
+fn a_copy_keeps_entity_ids_and_finds_relation_ends_by_id() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("src", NamespaceOptions::default()).unwrap();
+    let add = |name: &str, ty: &str| {
+        root.call("add_entity", json!({"namespace": "src", "name": name, "type": ty}))
+            .unwrap()
+            .value
+    };
+    let (planet, element) = (add("Mercury", "planet"), add("Mercury", "element"));
+    let relate = |source: &Value, target: &str, ty: &str| {
+        let args =
+            json!({"namespace": "src", "source": source["id"], "target": target, "type": ty});
+        root.call("add_relation", args).unwrap().value
+    };
+    let orbits = relate(&planet, "Sun", "orbits");
+    let symbol = relate(&element, "Hg", "symbol");
+    let text = to_text(&export_all(&root, "src", 1000));
+    root.create_namespace("dst", NamespaceOptions::default()).unwrap();
+    let done = import_all(&root, "dst", &text, 1000).unwrap();
+    assert_eq!((done.entities, done.relations), (4, 2));
+    for e in [&planet, &element] {
+        let copied = root.get_entity("dst", e["id"].as_str().unwrap(), None).unwrap();
+        assert_eq!(
+            (copied.name.as_str(), copied.entity_type.as_str()),
+            ("Mercury", e["type"].as_str().unwrap())
+        );
+    }
+    for r in [&orbits, &symbol] {
+        let view = root
+            .neighbors(Neighbors {
+                namespace: "dst".into(),
+                entity: r["source"].as_str().unwrap().into(),
+                depth: Some(1),
+                relation_type: None,
+            })
+            .unwrap();
+        let ids: Vec<&str> = view.relations.iter().map(|x| x.id.as_str()).collect();
+        assert_eq!(ids, [r["id"].as_str().unwrap()]);
+        assert_eq!(view.entities[1].id, r["target"].as_str().unwrap(), "the same end, same id");
+    }
+    // Again: the same graph (ids kept, nothing doubled).
+    import_all(&root, "dst", &text, 1000).unwrap();
+    let info = root.get_namespace("dst").unwrap();
+    assert_eq!((info.entity_count, info.relation_count), (4, 2));
+}
+
+/// A memory line given as its text (what a file holds: read typed) and the same line given
+/// as a JSON object store the same memory, nulls, expiry, metadata and vector included; a text
+/// line the typed reading does not take (a vector as numbers, an unknown field) goes the
+/// object's way, with its error.
+#[test]
+fn memory_lines_as_text_and_as_objects_import_alike() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    seed(&root);
+    root.call(
+        "store_memory",
+        json!({"namespace": "src", "id": "odd \"one\"", "content": "caf\u{e9}\nnew line",
+               "metadata": {"a": {"b": [1, null, "x"]}}, "ttl": 3600, "session_id": "s",
+               "memory_type": "procedural", "agent_id": "ag", "entities": ["Acme"],
+               "embedding": [0.5, 0.5, 0.5, 0.5]}),
+    )
+    .unwrap();
+    let mut lines = export_all(&root, "src", 1000);
+    let nulls = lines.iter().position(|l| l["id"] == "m-001").unwrap();
+    lines[nulls]["importance"] = Value::Null;
+    lines[nulls]["tags"] = Value::Null;
+    lines[nulls]["metadata"] = Value::Null;
+    let arrays = lines.iter().position(|l| l["id"] == "m-002").unwrap();
+    let v = memsilo::transfer::decode_vector(lines[arrays]["vector"].as_str().unwrap()).unwrap();
+    lines[arrays]["vector"] = json!(v);
+    for ns in ["as_text", "as_objects"] {
+        root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+    }
+    let as_text = import_all(&root, "as_text", &to_text(&lines), 1000).unwrap();
+    let as_objects = root
+        .import_batch(ImportArgs {
+            namespace: "as_objects".into(),
+            lines: lines.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((as_text.memories, as_objects.memories), (26, 26));
+    let memories = |ns: &str| -> Vec<Value> {
+        let mut out: Vec<Value> = export_all(&root, ns, 1000)
+            .into_iter()
+            .filter(|l| l["kind"] == "memory")
+            .map(|mut l| {
+                // Times are set again by an import; an expiry is kept as time left.
+                let o = l.as_object_mut().unwrap();
+                o.remove("created_at");
+                o.remove("updated_at");
+                let expires = o.remove("expires_at").is_some_and(|t| !t.is_null());
+                o.insert("expires".into(), json!(expires));
+                l
+            })
+            .collect();
+        out.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        out
+    };
+    let (text, objects) = (memories("as_text"), memories("as_objects"));
+    assert_eq!(text, objects);
+    let odd = text.iter().find(|l| l["id"] == "odd \"one\"").unwrap();
+    assert_eq!(
+        (odd["expires"].as_bool(), odd["content"].as_str()),
+        (Some(true), Some("caf\u{e9}\nnew line"))
+    );
+    let m001 = text.iter().find(|l| l["id"] == "m-001").unwrap();
+    assert_eq!(
+        (m001["importance"].as_f64(), m001["tags"].as_array().map(Vec::len)),
+        (Some(0.5), Some(0))
+    );
+
+    lines[nulls]["colour"] = json!("red");
+    let err = import_all(&root, "as_text", &to_text(&lines), 1000).unwrap_err();
+    assert_eq!(err.to_string(), format!("line {}: colour: unknown field of a memory", nulls + 1));
 }

@@ -312,12 +312,7 @@ pub fn import_reader(data: &[u8]) {
     }
     ready.extend(batcher.finish());
     for b in ready {
-        let args = memsilo::transfer::ImportArgs {
-            namespace: target.into(),
-            lines: b.lines,
-            first_line: Some(b.first_line),
-        };
-        if let Err(e) = h.import_batch(args) {
+        if let Err(e) = h.import_batch(b.into_args(target)) {
             assert_ne!(e.code(), ErrorCode::Internal, "import into {target}: {e}");
             if target == NS_B {
                 assert_eq!(e.code(), ErrorCode::Forbidden, "import into {target}: {e}");

@@ -37,8 +37,13 @@ fn command(data: &std::path::Path, listen: &str, admin_key: Option<&str>) -> Com
 /// Starts the binary and waits for its listening line (collecting stderr before it).
 #[allow(clippy::zombie_processes)] // every test waits for the child after SIGTERM
 pub(crate) fn start(data: &std::path::Path, admin_key: Option<&str>) -> (Running, Vec<String>) {
-    let mut child =
-        command(data, "127.0.0.1:0", admin_key).args(["--log-level", "debug"]).spawn().unwrap();
+    start_command(command(data, "127.0.0.1:0", admin_key))
+}
+
+/// Starts `cmd` (a `serve` command) at log level debug and waits for its listening line.
+#[allow(clippy::zombie_processes)] // the child is handed back in `Running`; callers wait on it
+fn start_command(mut cmd: Command) -> (Running, Vec<String>) {
+    let mut child = cmd.args(["--log-level", "debug"]).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -191,4 +196,31 @@ fn without_an_admin_key_one_is_generated_printed_once_and_kept() {
     Client::connect(&again.url, &key).unwrap();
     sigterm(&again.child);
     assert!(wait_exit(&mut again.child).success());
+}
+
+/// The engine reports through `tracing` and never prints; the server shows what it reports
+/// as lines of its log (here: the embedding model that is not available, said once).
+#[test]
+fn the_engines_warnings_are_lines_of_the_server_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(&dir.path().join("data"), "127.0.0.1:0", Some(KEY));
+    cmd.env("MEMSILO_CACHE_DIR", dir.path().join("empty-cache"))
+        .env("MEMSILO_OFFLINE", "1")
+        .env_remove("MEMSILO_MODEL_DIR")
+        .env_remove("MEMSILO_EMBEDDER");
+    let (mut run, _) = start_command(cmd);
+    let admin = Client::connect(&run.url, KEY).unwrap();
+    admin.call("create_namespace", json!({"name": "words"})).unwrap();
+    admin.call("store_memory", json!({"namespace": "words", "content": "hello there"})).unwrap();
+    let want = "memsilo: warning: embedding model potion-base-8M is not available";
+    let mut seen = Vec::new();
+    let hint = "memsilo: install the model with";
+    while !seen.iter().any(|l: &String| l.starts_with(hint)) {
+        let line = run.lines.recv_timeout(Duration::from_secs(30));
+        let line = line.unwrap_or_else(|e| panic!("{e}: no {hint:?} in:\n{}", seen.join("\n")));
+        seen.push(line);
+    }
+    assert_eq!(seen.iter().filter(|l| l.starts_with(want)).count(), 1, "{seen:?}");
+    sigterm(&run.child);
+    assert!(wait_exit(&mut run.child).success());
 }

@@ -214,6 +214,9 @@ fn the_remote_client_matches_the_in_process_handle_step_by_step() {
             (Ok(l), Ok(r)) => {
                 assert_eq!(normalize(&l.value), normalize(&r.value), "step {i} {op}");
                 assert_eq!(l.total_count, r.total_count, "step {i} {op}");
+                // Cursors are sealed with each data directory's own key: only whether a
+                // page follows compares.
+                assert_eq!(l.next_cursor.is_some(), r.next_cursor.is_some(), "step {i} {op}");
             }
             (Err((lc, lm)), Err((rc, rm))) => {
                 assert_eq!(lc, rc, "step {i} {op}: {lm} vs {rm}");

@@ -66,6 +66,40 @@ fn namespace_lifecycle_with_policy_and_bare_array_listing() {
     assert_eq!(s.admin("GET", "/v1/namespaces", None).header("x-total-count"), Some("2"));
 }
 
+/// `GET /v1/namespaces` pages by cursor: each page's `X-Next-Cursor` starts the next, the
+/// last page has none, and the remote client carries the cursor both ways.
+#[test]
+fn namespaces_page_by_the_next_cursor_header_and_through_the_remote_client() {
+    let s = TestServer::start();
+    let names: Vec<String> = (0..7).map(|i| format!("page-{i}")).collect();
+    for n in &names {
+        s.admin("POST", "/v1/namespaces", Some(json!({"name": n}))).expect(201);
+    }
+    let (mut seen, mut path) = (Vec::new(), "/v1/namespaces?limit=3".to_owned());
+    loop {
+        let page = s.admin("GET", &path, None);
+        let items = page.expect(200).as_array().expect("a bare JSON array");
+        seen.extend(items.iter().map(|ns| ns["name"].as_str().unwrap().to_owned()));
+        assert_eq!(page.header("x-total-count"), Some("7"));
+        match page.header("x-next-cursor") {
+            Some(c) => path = format!("/v1/namespaces?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, names);
+
+    let bad = s.admin("GET", "/v1/namespaces?cursor=6e00", None);
+    assert_eq!(bad.expect_error(400, "invalid_argument")["field"], "cursor");
+
+    let client = memsilo_http::Client::connect(&s.url, crate::support::ADMIN).unwrap();
+    let first = client.call("list_namespaces", json!({"limit": 4})).unwrap();
+    let cursor = first.next_cursor.expect("a page follows");
+    let rest = client.call("list_namespaces", json!({"limit": 4, "cursor": cursor})).unwrap();
+    let rest: Vec<&str> =
+        rest.value.as_array().unwrap().iter().map(|ns| ns["name"].as_str().unwrap()).collect();
+    assert_eq!((rest, first.total_count), (vec!["page-4", "page-5", "page-6"], Some(7)));
+}
+
 #[test]
 fn keys_are_created_listed_rotated_and_revoked_with_immediate_effect() {
     let s = TestServer::start();
@@ -176,6 +210,32 @@ fn a_withdrawn_key_is_refused_on_the_very_next_request() {
     refused(key, 401, "rotated");
     warm(&new_key);
 
+    // A namespace deleted: a key granted it (and another) is refused there on the next
+    // request, its other namespace still answers; a namespace made again under that name is
+    // not the one granted.
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "ns2", "tenant_id": tenant})))
+        .expect(201);
+    let two = mint(json!({"name": "two", "namespaces": [
+        {"namespace": "ns1", "access": "write"}, {"namespace": "ns2", "access": "write"}]}));
+    let key = two["key"].as_str().unwrap();
+    let store = |ns: &str| {
+        s.call(
+            "POST",
+            "/v1/memory/store",
+            Some(key),
+            Some(json!({"namespace": ns, "content": "x"})),
+        )
+    };
+    for _ in 0..5 {
+        store("ns2").expect(201);
+    }
+    s.admin("DELETE", "/v1/namespaces/ns2", None).expect(200);
+    store("ns2").expect_error(403, "forbidden");
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "ns2", "tenant_id": tenant})))
+        .expect(201);
+    store("ns2").expect_error(403, "forbidden");
+    store("ns1").expect(201);
+
     let member = s
         .admin(
             "POST",
@@ -199,4 +259,54 @@ fn a_withdrawn_key_is_refused_on_the_very_next_request() {
         .expect(200);
     // Refused as forbidden: the key is genuine, its tenant may not act.
     refused(key, 403, "of a suspended tenant");
+}
+
+#[test]
+fn a_tenants_namespace_pages_by_cursor_each_carry_the_total_of_that_tenants_whole_list() {
+    let s = TestServer::start();
+    let tenant = |name: &str| {
+        let t = s.admin("POST", "/api/v1/tenants", Some(json!({"name": name})));
+        t.expect(201)["id"].as_str().unwrap().to_owned()
+    };
+    let (acme, globex) = (tenant("acme_corp"), tenant("globex_corp"));
+    for (name, owner) in [
+        ("acme-1", Some(&acme)),
+        ("acme-2", Some(&acme)),
+        ("acme-3", Some(&acme)),
+        ("acme-4", Some(&acme)),
+        ("acme-5", Some(&acme)),
+        ("globex-1", Some(&globex)),
+        ("globex-2", Some(&globex)),
+        ("shared-1", None),
+    ] {
+        let mut body = json!({ "name": name });
+        if let Some(t) = owner {
+            body["tenant_id"] = json!(t);
+        }
+        s.admin("POST", "/v1/namespaces", Some(body)).expect(201);
+    }
+    let admin_key = s.admin(
+        "POST",
+        "/v1/keys",
+        Some(json!({"name": "acme-admin", "tenant_id": acme, "role": "admin"})),
+    );
+    let admin_key = admin_key.expect(201)["key"].as_str().unwrap().to_owned();
+    // Root asking for one tenant, and that tenant's admin: every page, the first and those
+    // by cursor, says 5 (the tenant's whole list), never 8 (every namespace) nor what is left.
+    for (key, query) in
+        [(crate::support::ADMIN, format!("tenant_id={acme}&")), (admin_key.as_str(), String::new())]
+    {
+        let (mut seen, mut path) = (Vec::new(), format!("/v1/namespaces?{query}limit=2"));
+        loop {
+            let page = s.call("GET", &path, Some(key), None);
+            let items = page.expect(200).as_array().unwrap();
+            seen.extend(items.iter().map(|ns| ns["name"].as_str().unwrap().to_owned()));
+            assert_eq!(page.header("x-total-count"), Some("5"), "{path}");
+            match page.header("x-next-cursor") {
+                Some(c) => path = format!("/v1/namespaces?{query}limit=2&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["acme-1", "acme-2", "acme-3", "acme-4", "acme-5"], "{query}");
+    }
 }

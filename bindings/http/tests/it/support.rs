@@ -63,7 +63,21 @@ impl TestServer {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let agent = agent();
+        self.with_timeout(method, path, key, body, headers, Duration::from_secs(60))
+    }
+
+    /// [`TestServer::with_headers`] with its own time limit, for a request known to take long
+    /// in a debug build on a loaded machine (a large import).
+    pub fn with_timeout(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Resp {
+        let agent = agent_with(timeout);
         let mut req =
             ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
         for (name, value) in headers {
@@ -92,11 +106,15 @@ impl TestServer {
 }
 
 pub fn agent() -> ureq::Agent {
+    agent_with(Duration::from_secs(60))
+}
+
+fn agent_with(timeout: Duration) -> ureq::Agent {
     ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_global(Some(timeout))
             .build(),
     )
 }

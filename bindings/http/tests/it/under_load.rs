@@ -26,7 +26,7 @@ fn request(n: usize) -> (Value, &'static str, Option<&'static str>) {
         (body, "/v1/memory/recall", None)
     };
     if n % 100 != 37 {
-        return if n % 2 == 0 { store(json!({})) } else { recall(5) };
+        return if n.is_multiple_of(2) { store(json!({})) } else { recall(5) };
     }
     let (body, path, _) = match (n / 100) % 3 {
         // Refused while the request is checked, before it joins a commit group.

@@ -154,7 +154,7 @@ impl Writer {
         let ns = self.memories[self.rng.below(self.memories.len())].0.clone();
         let mut ids = Vec::new();
         self.memories.retain(|(n, id)| {
-            let take = *n == ns && ids.len() < 50 && id.as_bytes()[35] % 2 == 0;
+            let take = *n == ns && ids.len() < 50 && id.as_bytes()[35].is_multiple_of(2);
             if take {
                 ids.push(id.clone());
             }

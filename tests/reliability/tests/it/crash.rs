@@ -607,3 +607,167 @@ fn acknowledged_grouped_writes_survive_sigkill() {
          {in_flight_total} in flight at the kills, {refused_total} refused inside groups"
     );
 }
+
+/// Stores and namespace creations over HTTP into a real `memsilo serve` (hashing embedder,
+/// so each awaits its group commit without holding a server thread: `Handle::awaits_commit`)
+/// from 16 clients at once, killed with SIGKILL at a random point, again and again on one
+/// directory. After each kill: every acknowledged memory is there with its content, every
+/// acknowledged namespace is there, and there are no more memories or namespaces than were
+/// acknowledged or in flight at a kill.
+#[test]
+fn acknowledged_http_stores_survive_sigkill() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::http::{call, send, ServerProcess, ADMIN_KEY};
+
+    const CLIENTS: usize = 16;
+    let seed = seed_from_env("MEMSILO_CRASH_SEED", 20_261_202);
+    let points: usize =
+        std::env::var("MEMSILO_HTTP_CRASH_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = format!("Bearer {ADMIN_KEY}");
+    // Acknowledged memories (id → content) and namespaces, and stores and creations
+    // unanswered at a kill.
+    let mut acked: BTreeMap<String, String> = BTreeMap::new();
+    let mut created: Vec<String> = Vec::new();
+    let (mut in_flight, mut creating) = (0, 0);
+    for run in 0..points {
+        let mut server = ServerProcess::start(
+            dir.path(),
+            Some(ADMIN_KEY),
+            &["--embedder", "hash", "--log-level", "warn"],
+        );
+        let addr = server.addr;
+        if run == 0 {
+            let made = call(
+                addr,
+                ADMIN_KEY,
+                "create_namespace",
+                &serde_json::json!({ "name": "http-crash" }),
+            )
+            .expect("encodable");
+            assert_eq!(made.status, 201, "{}", String::from_utf8_lossy(&made.body));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|t| {
+                let (stop, auth, answered) = (stop.clone(), auth.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    let headers =
+                        [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+                    let (mut stored, mut made) = (Vec::new(), Vec::new());
+                    for i in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            return (stored, made, (0, 0));
+                        }
+                        // Every fourth request creates a namespace (its catalog commit is
+                        // grouped with the other clients' creations).
+                        if i % 4 == 3 {
+                            let name = format!("made-{run}-{t}-{i}");
+                            let body = serde_json::json!({ "name": name });
+                            match send(
+                                addr,
+                                "POST",
+                                "/v1/namespaces",
+                                &headers,
+                                body.to_string().as_bytes(),
+                            ) {
+                                Ok(r) if r.status == 201 => made.push(name),
+                                Ok(r) => panic!(
+                                    "run {run}: creation answered {} {}",
+                                    r.status,
+                                    String::from_utf8_lossy(&r.body)
+                                ),
+                                Err(_) => return (stored, made, (0, 1)),
+                            }
+                            continue;
+                        }
+                        let content = format!("run {run} client {t} memory {i}");
+                        let body =
+                            serde_json::json!({ "namespace": "http-crash", "content": content });
+                        match send(
+                            addr,
+                            "POST",
+                            "/v1/memory/store",
+                            &headers,
+                            body.to_string().as_bytes(),
+                        ) {
+                            Ok(r) if r.status == 201 => {
+                                let id = r.json()["id"]
+                                    .as_str()
+                                    .expect("a stored memory's id")
+                                    .to_owned();
+                                stored.push((id, content));
+                                answered.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => panic!(
+                                "run {run}: store answered {} {}",
+                                r.status,
+                                String::from_utf8_lossy(&r.body)
+                            ),
+                            // The server was killed with this store unanswered.
+                            Err(_) => return (stored, made, (1, 0)),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        // The kill lands while stores are being answered (the first may take long on a busy
+        // machine's disk).
+        let started = Instant::now();
+        while answered.load(Ordering::Relaxed) == 0 && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(100, 800)));
+        server.child.kill().expect("SIGKILL");
+        assert!(
+            server.child.wait().unwrap().code().is_none(),
+            "memsilo serve exited before the kill"
+        );
+        stop.store(true, Ordering::Relaxed);
+        let before = acked.len();
+        for c in clients {
+            let (stored, made, (unstored, uncreated)) = c.join().expect("client thread");
+            acked.extend(stored);
+            created.extend(made);
+            in_flight += unstored;
+            creating += uncreated;
+        }
+        assert!(acked.len() > before, "run {run}: no store was acknowledged before the kill");
+        let engine = open(dir.path());
+        let root = engine.root();
+        for (id, content) in &acked {
+            let m = root
+                .get_memory(Some("http-crash"), id)
+                .unwrap_or_else(|e| panic!("run {run}: acknowledged memory {id} is gone: {e}"));
+            assert_eq!(&m.content, content, "run {run}: memory {id} changed");
+        }
+        for name in &created {
+            root.get_namespace(name).unwrap_or_else(|e| {
+                panic!("run {run}: acknowledged namespace {name} is gone: {e}")
+            });
+        }
+        let page = memsilo::Page { offset: None, limit: Some(1) };
+        let namespaces = root.list_namespaces(page, None).unwrap().total_count as usize;
+        assert!(
+            (created.len() + 1..=created.len() + 1 + creating).contains(&namespaces),
+            "run {run}: {namespaces} namespaces, {} acknowledged, {creating} unanswered at kills",
+            created.len() + 1
+        );
+        let count = root.get_namespace("http-crash").expect("the namespace").memory_count as usize;
+        assert!(
+            (acked.len()..=acked.len() + in_flight).contains(&count),
+            "run {run}: {count} memories, {} acknowledged, {in_flight} unanswered at kills",
+            acked.len()
+        );
+    }
+    eprintln!(
+        "HTTP crash safety: {points} kills, {} acknowledged stores and {} namespace creations from {CLIENTS} clients, {in_flight} and {creating} unanswered at the kills",
+        acked.len(),
+        created.len()
+    );
+}

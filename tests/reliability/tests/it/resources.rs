@@ -42,7 +42,7 @@ fn verify(engine: &Engine, ns: &str, written: &[(String, String)], recall_every:
             .get_memory(Some(ns), id)
             .unwrap_or_else(|e| panic!("memory {i} of {ns} unreadable: {e}"));
         assert!(m.content == *content, "memory {i} of {ns} changed");
-        if i % recall_every == 0 {
+        if i.is_multiple_of(recall_every) {
             let hits = root
                 .recall(Recall {
                     top_k: Some(1),
