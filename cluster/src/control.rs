@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use memsilo::auth::{bound_access, bound_role, issuer_bound, Issuer};
 use memsilo::{Access, Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,11 @@ pub struct KeyRecord {
     /// The member a tenant key is issued to: its live role decides what the key may do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_id: Option<String>,
+    /// The member whose key issued this one (a tenant admin's key bound to a member): the key
+    /// acts with at most that member's live role and dies with the membership, as on one node
+    /// (core's [`memsilo::auth::issuer_bound`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_member_id: Option<String>,
     /// Creation time.
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When the key stops working (checked by every node on every use, against its clock).
@@ -139,7 +145,8 @@ impl Caller {
                 key_id: key.id.clone(),
                 tenant_id: tenant_id.clone(),
                 role: *role,
-                member_id: key.member_id.clone(),
+                // Bound to the member it was issued to, else the one whose key minted it.
+                member_id: key.member_id.clone().or_else(|| key.issuer_member_id.clone()),
             },
         }
     }
@@ -199,22 +206,35 @@ impl KeyCache {
             // A suspended tenant's keys stop on every node once the watch brings its status.
             self.tenants.get(tenant_id).ok_or_else(refused)?.admits_keys()?;
         }
+        let member_role = |mid: &str| {
+            let tenant_id = rec.tenant_id.as_deref().unwrap_or_default();
+            self.members.get(&format!("{tenant_id}/{mid}")).map(|m| m.role)
+        };
+        // A key issued by a member's key acts with at most that member's live role, and dies
+        // with the membership (core's rule, as the engine applies it on one node).
+        let issuer = match rec.issuer_member_id.as_deref() {
+            None => Issuer::Nobody,
+            Some(mid) => member_role(mid).map_or(Issuer::Gone, Issuer::Member),
+        };
+        let bound = issuer_bound(issuer)?;
         if !rec.namespaces.is_empty() {
-            return Ok(Caller::Scoped(rec.clone()));
+            let mut rec = rec.clone();
+            for g in &mut rec.namespaces {
+                g.access = bound_access(g.access, bound);
+            }
+            return Ok(Caller::Scoped(rec));
         }
         // A tenant key: its role, or its member's live role capped by it (as the engine does).
         let tenant_id = rec.tenant_id.clone().ok_or_else(refused)?;
-        let role = match &rec.member_id {
+        let own = match &rec.member_id {
             Some(mid) => {
-                let member = self
-                    .members
-                    .get(&format!("{tenant_id}/{mid}"))
+                let role = member_role(mid)
                     .ok_or_else(|| Error::Unauthorized("API key revoked".into()))?;
-                rec.role.map_or(member.role, |cap| cap.min(member.role))
+                rec.role.map_or(role, |cap| cap.min(role))
             }
             None => rec.role.ok_or_else(refused)?,
         };
-        Ok(Caller::Member { key: rec.clone(), tenant_id, role })
+        Ok(Caller::Member { key: rec.clone(), tenant_id, role: bound_role(own, bound) })
     }
 }
 

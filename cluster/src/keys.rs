@@ -116,7 +116,7 @@ impl Node {
 
     /// `forbidden` unless the caller administers namespace `ns` (the admin key; a tenant admin
     /// for its tenant's), whether or not it exists; `not_found` for the admin key.
-    async fn check_manages(&self, caller: &Caller, ns: &str) -> Result<()> {
+    pub(crate) async fn check_manages(&self, caller: &Caller, ns: &str) -> Result<()> {
         let found = self.get(&self.ns_key("namespaces", ns), None).await?;
         let tenant = found.kvs().first().map(|kv| {
             let rec: Value = serde_json::from_slice(kv.value()).unwrap_or(Value::Null);
@@ -157,7 +157,7 @@ impl Node {
         let owner = KeyOwner {
             key_id: id,
             tenant_id: rec.tenant_id.as_deref(),
-            member_id: rec.member_id.as_deref(),
+            member_id: rec.member_id.as_deref().or(rec.issuer_member_id.as_deref()),
         };
         authorize(&caller.principal(), Action::RotateKey(&owner))?;
         let (text, hash) = memsilo::auth::issue_external_secret_for(id)?;

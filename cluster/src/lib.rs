@@ -12,6 +12,7 @@
 //! The HTTP face lives in `memsilo-http` (feature `cluster`); this crate speaks in operations
 //! of the API table (`op`, JSON arguments) and replies.
 
+mod audit;
 mod control;
 mod keys;
 mod namespaces;

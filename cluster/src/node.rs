@@ -107,6 +107,8 @@ pub struct Node {
     keys: RwLock<KeyCache>,
     /// This node's share of each tenant's `qps_limit` (core's limiter).
     limiter: memsilo::RateLimiter,
+    /// The tenants' audit chains in object storage (`audit.rs`).
+    pub(crate) audit: Arc<crate::audit::AuditChains>,
     http: reqwest::Client,
 }
 
@@ -225,6 +227,7 @@ impl Node {
             id: granted.id(),
             valid_until: Instant::now() + Duration::from_secs(granted.ttl().max(1) as u64),
         };
+        let audit = Arc::new(crate::audit::AuditChains::new(store.clone(), &config.prefix));
         let node = Arc::new(Node {
             config,
             engine,
@@ -235,6 +238,7 @@ impl Node {
             keys: RwLock::default(),
             limiter: memsilo::RateLimiter::default(),
             cursor_key: OnceCell::new(),
+            audit,
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(60))
@@ -319,6 +323,11 @@ impl Node {
             .collect();
         *self.keys.write() = KeyCache { synced: true, keys, tenants, members, nodes };
         Ok(revision)
+    }
+
+    /// A key as this node's cache has it.
+    pub(crate) fn cached_key(&self, id: &str) -> Option<KeyRecord> {
+        self.keys.read().keys.get(id).cloned()
     }
 
     /// A tenant as this node's cache has it (`None` when not known here).
@@ -779,15 +788,50 @@ impl Node {
         Err(Error::Internal("the control plane kept changing under this request; retry".into()))
     }
 
-    /// Creates a namespace-scoped key in the control plane (admin only); the answer holds the
-    /// only copy of the secret.
-    pub async fn create_key(&self, caller: &Caller, args: Value) -> Result<Value> {
-        if !matches!(caller, Caller::Admin) {
-            return Err(Error::Forbidden {
-                message: "only the admin key issues keys in cluster mode".into(),
-                namespace: None,
-            });
+    /// Whether `caller` may issue the key `req` asks for (core's rules): a tenant key needs
+    /// `IssueKey` in its tenant; a namespace-scoped key, administration of each namespace
+    /// (`forbidden` otherwise, whether or not it exists). Returns the member the caller's key
+    /// is bound to (the new key's issuer) and the guard that it is still a member when the key
+    /// is stored.
+    async fn may_issue(
+        &self,
+        caller: &Caller,
+        req: &memsilo::CreateKey,
+        tenant_key: Option<&str>,
+    ) -> Result<(Option<String>, Vec<Compare>)> {
+        use memsilo::auth::{authorize, Action};
+        let principal = caller.principal();
+        if let Some(tid) = tenant_key {
+            authorize(&principal, Action::AdministerTenant(Some(tid)))?;
+            let role = req.role.unwrap_or(memsilo::Role::Admin);
+            authorize(&principal, Action::IssueKey(Some(tid), role))?;
+        } else if !matches!(caller, Caller::Admin) {
+            for g in req.namespaces.iter().flatten() {
+                self.check_manages(caller, &g.namespace).await?;
+            }
         }
+        let issuer = match &principal {
+            memsilo::Principal::Member { member_id, .. } => member_id.clone(),
+            _ => None,
+        };
+        let mut compares = Vec::new();
+        if let (Some(mid), Some(tid)) = (&issuer, caller.tenant_id()) {
+            let member = self.key("members", &format!("{tid}/{mid}"));
+            let found = self.get(&member, None).await?;
+            let Some(kv) = found.kvs().first() else {
+                return Err(Error::Unauthorized("API key revoked".into()));
+            };
+            compares.push(Compare::mod_revision(member, CompareOp::Equal, kv.mod_revision()));
+        }
+        Ok((issuer, compares))
+    }
+
+    /// Creates a key in the control plane, by core's rules as on one node: the admin key any
+    /// key; a tenant admin's key its tenant's keys (never stronger than its own role, and
+    /// namespace-scoped keys only for namespaces it administers). A key issued by a key bound
+    /// to a member records that member (`issuer_member_id`) and dies with the membership. The
+    /// answer holds the only copy of the secret.
+    pub async fn create_key(&self, caller: &Caller, args: Value) -> Result<Value> {
         let Request::CreateKey(req) = Request::parse("create_key", args)? else {
             return Err(Error::Internal("create_key decoded as another operation".into()));
         };
@@ -796,7 +840,8 @@ impl Node {
         req.check_expiry(chrono::Utc::now())?;
         let name = req.name.trim().to_owned();
         let grants = req.namespaces.clone().unwrap_or_default();
-        let mut compares = Vec::new();
+        let (issuer_member_id, mut compares) =
+            self.may_issue(caller, &req, tenant_key.as_deref()).await?;
         let mut namespaces = Vec::new();
         if let Some(tid) = &tenant_key {
             // A tenant key: its tenant (and member) must exist until the key is stored.
@@ -857,6 +902,7 @@ impl Node {
             namespaces,
             role: req.role,
             member_id: req.member_id.clone(),
+            issuer_member_id,
             created_at: chrono::Utc::now(),
             expires_at: req.expires_at,
             revoked_at: None,

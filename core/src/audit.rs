@@ -159,6 +159,43 @@ pub struct ListAudit {
     pub limit: Option<u64>,
 }
 
+impl ListAudit {
+    /// The first sequence number of the page (its cursor) and the page size, checked.
+    pub fn bounds(&self) -> Result<(u64, u64)> {
+        let limit = self.limit.unwrap_or(crate::page::DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_AUDIT_LIMIT {
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_AUDIT_LIMIT}"),
+            ));
+        }
+        let start = match &self.cursor {
+            None => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                Error::invalid("cursor", "not a cursor returned by an earlier page")
+            })?,
+        };
+        if let (Some(s), Some(u)) = (self.since, self.until) {
+            if s > u {
+                return Err(Error::invalid("since", "is after until"));
+            }
+        }
+        Ok((start, limit))
+    }
+
+    /// Whether entry `e` passes the filters (time range, action, actor).
+    pub fn keeps(&self, e: &AuditEntry) -> bool {
+        self.since.is_none_or(|s| e.time >= s)
+            && self.until.is_none_or(|u| e.time < u)
+            && self.action.as_ref().is_none_or(|a| *a == e.action)
+            && self.actor.as_ref().is_none_or(|a| {
+                [&e.actor.key_id, &e.actor.key_prefix, &e.actor.member_id]
+                    .iter()
+                    .any(|v| v.as_deref() == Some(a.as_str()))
+            })
+    }
+}
+
 /// A chain's head and retention anchor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Head {
@@ -169,7 +206,10 @@ pub(crate) struct Head {
     anchor_hash: String,
 }
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const GENESIS: &str = GENESIS_HASH;
+
+/// The `prev_hash` of a chain's first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The audit log's tables, in the catalog's environment (so a control-plane change and its
 /// entry share one transaction and one durable commit).
@@ -258,16 +298,54 @@ pub fn entry_key(tenant: &str, seq: u64) -> String {
     format!("{tenant}/{seq:020}")
 }
 
-/// An entry before it has its place in the chain.
-#[derive(Clone)]
-struct Draft {
-    time: DateTime<Utc>,
-    tenant_id: String,
-    actor: AuditActor,
-    action: String,
-    target: Option<String>,
-    outcome: std::result::Result<(), ErrorCode>,
-    request_id: String,
+/// An entry before it has its place in the chain (public for chains kept elsewhere: the
+/// cluster's, in object storage, seals its entries with [`Draft::seal`] too).
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// When the request was decided.
+    pub time: DateTime<Utc>,
+    /// The tenant whose chain gets it (`instance` for the instance log).
+    pub tenant_id: String,
+    /// Who asked.
+    pub actor: AuditActor,
+    /// The operation.
+    pub action: String,
+    /// What it was about.
+    pub target: Option<String>,
+    /// Its outcome: the error code when refused or failed.
+    pub outcome: std::result::Result<(), ErrorCode>,
+    /// The request's id.
+    pub request_id: String,
+}
+
+impl Draft {
+    /// The entry at position `seq` of its chain, after the entry whose hash is `prev_hash`
+    /// ([`GENESIS_HASH`] first), with its own hash: the one rule of every chain.
+    pub fn seal(&self, seq: u64, prev_hash: &str) -> AuditEntry {
+        let (result, error, status) = match self.outcome {
+            Ok(()) => ("ok", None, 200),
+            Err(code) => {
+                let result = if is_refusal(code) { "refused" } else { "failed" };
+                (result, Some(code.as_str().to_owned()), code.http_status())
+            }
+        };
+        let mut entry = AuditEntry {
+            seq,
+            time: self.time,
+            tenant_id: self.tenant_id.clone(),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            target: self.target.clone(),
+            result: result.into(),
+            error,
+            status,
+            request_id: self.request_id.clone(),
+            prev_hash: prev_hash.to_owned(),
+            hash: String::new(),
+        };
+        entry.hash = entry_hash(&entry);
+        entry
+    }
 }
 
 /// The hash of an entry: SHA-256 over its fields (with `hash` empty) as JSON.
@@ -406,28 +484,7 @@ fn write_batch(w: &mut heed::RwTxn<'_>, t: &AuditTables, batch: &[Draft]) -> Res
                 v.insert(h)
             }
         };
-        let (result, error, status) = match d.outcome {
-            Ok(()) => ("ok", None, 200),
-            Err(code) => {
-                let result = if is_refusal(code) { "refused" } else { "failed" };
-                (result, Some(code.as_str().to_owned()), code.http_status())
-            }
-        };
-        let mut entry = AuditEntry {
-            seq: head.seq + 1,
-            time: d.time,
-            tenant_id: d.tenant_id.clone(),
-            actor: d.actor.clone(),
-            action: d.action.clone(),
-            target: d.target.clone(),
-            result: result.into(),
-            error,
-            status,
-            request_id: d.request_id.clone(),
-            prev_hash: head.hash.clone(),
-            hash: String::new(),
-        };
-        entry.hash = entry_hash(&entry);
+        let entry = d.seal(head.seq + 1, &head.hash);
         t.entries.put(w, &entry_key(&d.tenant_id, entry.seq), &entry)?;
         head.seq = entry.seq;
         head.hash.clone_from(&entry.hash);
@@ -439,7 +496,7 @@ fn write_batch(w: &mut heed::RwTxn<'_>, t: &AuditTables, batch: &[Draft]) -> Res
 }
 
 /// Whether an error is a refusal the log records for every operation.
-pub(crate) fn is_refusal(code: ErrorCode) -> bool {
+pub fn is_refusal(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::Unauthorized
@@ -451,12 +508,14 @@ pub(crate) fn is_refusal(code: ErrorCode) -> bool {
 
 /// What a control-plane request is about, worked out before it runs (a deleted key or
 /// namespace cannot be looked up afterwards).
-#[derive(Clone)]
-pub(crate) struct Subject {
-    tenant: Option<String>,
-    target: Option<String>,
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The tenant the request names (its chain gets the entry), if any.
+    pub tenant: Option<String>,
+    /// What it is about (a tenant, member, namespace or key id/name).
+    pub target: Option<String>,
     /// Recorded whatever the outcome (control plane); otherwise only when refused.
-    control: bool,
+    pub control: bool,
 }
 
 impl Subject {
@@ -476,6 +535,16 @@ impl Subject {
                 .ok()
                 .flatten()
         };
+        Subject::of_request(req, namespace_tenant, key_tenant)
+    }
+
+    /// The subject of `req`, the tenants of namespaces and keys told by the lookups (for logs
+    /// kept outside an engine: the cluster's control plane knows them).
+    pub fn of_request(
+        req: &Request,
+        namespace_tenant: impl Fn(&str) -> Option<String>,
+        key_tenant: impl Fn(&str) -> Option<String>,
+    ) -> Subject {
         let control = |tenant: Option<String>, target: Option<String>| Subject {
             tenant,
             target,
@@ -559,7 +628,7 @@ impl Subject {
 
     /// Fills in what only the answer knows (a new tenant's or key's id, a new member's id,
     /// the tenant a namespace was created in).
-    fn complete(&mut self, op: &str, reply: &Value) {
+    pub fn complete(&mut self, op: &str, reply: &Value) {
         let field = |name: &str| reply.get(name).and_then(Value::as_str).map(str::to_owned);
         match op {
             "create_tenant" => {
@@ -863,35 +932,9 @@ impl Handle {
     /// tenant's admins; the `instance` log: root only).
     pub fn list_audit(&self, q: ListAudit) -> Result<AuditPage> {
         self.audit_tenant_allowed(&q.tenant_id)?;
-        let limit = q.limit.unwrap_or(crate::page::DEFAULT_LIMIT);
-        if limit == 0 || limit > MAX_AUDIT_LIMIT {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_AUDIT_LIMIT}"),
-            ));
-        }
-        let start = match &q.cursor {
-            None => 0,
-            Some(c) => c.parse::<u64>().map_err(|_| {
-                Error::invalid("cursor", "not a cursor returned by an earlier page")
-            })?,
-        };
-        if let (Some(s), Some(u)) = (q.since, q.until) {
-            if s > u {
-                return Err(Error::invalid("since", "is after until"));
-            }
-        }
+        let (start, limit) = q.bounds()?;
         self.inner.audit.flush(&self.inner.catalog);
-        let keep = |e: &AuditEntry| {
-            q.since.is_none_or(|s| e.time >= s)
-                && q.until.is_none_or(|u| e.time < u)
-                && q.action.as_ref().is_none_or(|a| *a == e.action)
-                && q.actor.as_ref().is_none_or(|a| {
-                    [&e.actor.key_id, &e.actor.key_prefix, &e.actor.member_id]
-                        .iter()
-                        .any(|v| v.as_deref() == Some(a.as_str()))
-                })
-        };
+        let keep = |e: &AuditEntry| q.keeps(e);
         let prefix = format!("{}/", q.tenant_id);
         let from = entry_key(&q.tenant_id, start);
         self.inner.catalog.read(|r, t| {
@@ -935,17 +978,41 @@ fn verify_chain(
         anchor_hash: GENESIS.into(),
         ..Head::default()
     });
-    let mut expect_seq = head.anchor_seq + 1;
-    let mut expect_prev = head.anchor_hash.clone();
-    let mut checked = 0u64;
-    let mut broken = None;
     let raw = t.entries.remap_data_type::<heed::types::Bytes>();
-    for item in raw.prefix_iter(r, &format!("{tenant_id}/"))? {
+    let stored = raw.prefix_iter(r, &format!("{tenant_id}/"))?.map(|item| {
         let (key, bytes) = item?;
         let key_seq = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        Ok((key_seq, bytes))
+    });
+    verify_entries(
+        tenant_id,
+        (head.anchor_seq, &head.anchor_hash),
+        Some((head.seq, &head.hash)),
+        stored,
+    )
+}
+
+/// Checks a chain from its anchor on and names the first entry that was edited, removed or
+/// moved. `stored` is the chain's entries in order, each with the position it is stored at and
+/// its bytes; `anchor` is the sequence number and hash the first entry links to (`(0,`
+/// [`GENESIS_HASH`]`)` when nothing was pruned); `head` is the last appended entry when it is
+/// kept apart from the entries (then a chain cut short at its end is reported), else the
+/// last entry read is taken as the head. The check of the engine's log and of the cluster's.
+pub fn verify_entries<B: AsRef<[u8]>>(
+    tenant_id: &str,
+    anchor: (u64, &str),
+    head: Option<(u64, &str)>,
+    stored: impl IntoIterator<Item = Result<(u64, B)>>,
+) -> Result<AuditVerification> {
+    let mut expect_seq = anchor.0 + 1;
+    let mut expect_prev = anchor.1.to_owned();
+    let mut checked = 0u64;
+    let mut broken = None;
+    for item in stored {
+        let (key_seq, bytes) = item?;
         checked += 1;
         let fail = |seq: u64, reason: String| Some(BrokenEntry { seq, reason });
-        let entry: AuditEntry = match serde_json::from_slice(bytes) {
+        let entry: AuditEntry = match serde_json::from_slice(bytes.as_ref()) {
             Ok(e) => e,
             Err(e) => {
                 broken = fail(key_seq, format!("entry cannot be read: {e}"));
@@ -974,12 +1041,15 @@ fn verify_chain(
         expect_seq += 1;
         expect_prev = entry.hash;
     }
-    if broken.is_none() && (expect_seq != head.seq + 1 || expect_prev != head.hash) {
+    let (head_seq, head_hash) = match head {
+        Some((seq, hash)) => (seq, hash.to_owned()),
+        None => (expect_seq - 1, expect_prev.clone()),
+    };
+    if broken.is_none() && (expect_seq != head_seq + 1 || expect_prev != head_hash) {
         broken = Some(BrokenEntry {
             seq: expect_seq,
             reason: format!(
-                "the chain ends before its head (entry {} was appended; entries from {expect_seq} are missing)",
-                head.seq
+                "the chain ends before its head (entry {head_seq} was appended; entries from {expect_seq} are missing)"
             ),
         });
     }
@@ -988,8 +1058,8 @@ fn verify_chain(
         ok: broken.is_none(),
         checked,
         first_broken: broken,
-        head_seq: head.seq,
-        head_hash: head.hash,
+        head_seq,
+        head_hash,
     })
 }
 

@@ -280,7 +280,7 @@ fn member_namespace(
 
 /// The member whose key minted a key, as it stands now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Issuer {
+pub enum Issuer {
     /// No member minted it (the root did).
     Nobody,
     /// A member who still holds this role.
@@ -292,7 +292,7 @@ pub(crate) enum Issuer {
 /// The most a key minted by `issuer` may do: `None` for no bound (the root minted it), the
 /// minting member's live role otherwise. A key whose minting member is gone is revoked with
 /// that membership.
-pub(crate) fn issuer_bound(issuer: Issuer) -> Result<Option<Role>> {
+pub fn issuer_bound(issuer: Issuer) -> Result<Option<Role>> {
     match issuer {
         Issuer::Nobody => Ok(None),
         Issuer::Member(role) => Ok(Some(role)),
@@ -302,13 +302,13 @@ pub(crate) fn issuer_bound(issuer: Issuer) -> Result<Option<Role>> {
 
 /// The role a tenant key acts with: `own` (its role, or its member's live role under the
 /// key's cap), never more than its [`issuer_bound`].
-pub(crate) fn bound_role(own: Role, bound: Option<Role>) -> Role {
+pub fn bound_role(own: Role, bound: Option<Role>) -> Role {
     bound.map_or(own, |b| own.min(b))
 }
 
 /// The access a scoped key's grant gives under its [`issuer_bound`] (a viewer's keys only
 /// read).
-pub(crate) fn bound_access(access: Access, bound: Option<Role>) -> Access {
+pub fn bound_access(access: Access, bound: Option<Role>) -> Access {
     match bound {
         Some(Role::Viewer) => Access::Read,
         _ => access,

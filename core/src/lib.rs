@@ -54,8 +54,9 @@ pub mod transfer;
 mod vector;
 
 pub use audit::{
-    new_request_id, AuditActor, AuditEntry, AuditPage, AuditVerification, BrokenEntry, ListAudit,
-    INSTANCE,
+    is_refusal, new_request_id, verify_entries, AuditActor, AuditEntry, AuditPage,
+    AuditVerification, BrokenEntry, Draft as AuditDraft, ListAudit, Subject as AuditSubject,
+    GENESIS_HASH, INSTANCE,
 };
 pub use auth::{Access, Principal, Role};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -47,10 +47,44 @@ pub(crate) fn router(node: Arc<Node>, body_limit: usize) -> Router {
                             headers: HeaderMap,
                             body: HttpBody| async move {
             let path = path.map(|Path(p)| p).unwrap_or_default();
-            match handle(&state.0, route, path, query.0, &method, &uri, &headers, body).await {
+            let request_id = crate::dispatch::request_id(&headers);
+            let mut seen = Seen::default();
+            let result = handle(
+                &state.0,
+                route,
+                path,
+                query.0,
+                &method,
+                &uri,
+                &headers,
+                body,
+                &mut seen,
+                &request_id,
+            )
+            .await;
+            let mut resp = match result {
                 Ok(resp) => resp,
-                Err(e) => response::error(&e),
+                Err(e) => {
+                    seen.error = Some(e.code());
+                    response::error(&e)
+                }
+            };
+            // Recorded where the answer was made: a forwarded answer is the owner's to record.
+            if resp.extensions_mut().remove::<ForwardedAnswer>().is_none() {
+                let outcome = match seen.error {
+                    Some(code) => Err(code),
+                    // Only `unavailable` answers an error without an `Error` (503).
+                    None if !resp.status().is_success() => Err(ErrorCode::Internal),
+                    None => Ok(seen.reply.as_ref()),
+                };
+                let node = &state.0.node;
+                let (caller, key) = (seen.caller.as_ref(), seen.key.as_deref());
+                node.audit(route.op, seen.subject, caller, key, &request_id, outcome).await;
             }
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert(crate::dispatch::REQUEST_ID.clone(), v);
+            }
+            resp
         };
         let filter = match route.method {
             routes::Method::Get => MethodFilter::GET,
@@ -76,6 +110,21 @@ async fn healthz(State(app): State<Shared>) -> Response {
     response::json(200, &json!({ "status": "ok", "node": app.node.id(), "mode": "cluster" }))
 }
 
+/// What the audit log needs of a request, gathered while it is served.
+#[derive(Default)]
+struct Seen {
+    key: Option<String>,
+    caller: Option<Caller>,
+    subject: Option<memsilo::AuditSubject>,
+    /// The answer of a control-plane action served here (the id of what it made).
+    reply: Option<Value>,
+    error: Option<ErrorCode>,
+}
+
+/// Marks an answer passed through from the namespace's owner (which recorded it).
+#[derive(Clone, Copy)]
+struct ForwardedAnswer;
+
 #[allow(clippy::too_many_arguments)] // the parts of one request
 async fn handle(
     app: &Shared,
@@ -86,9 +135,13 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: HttpBody,
+    seen: &mut Seen,
+    request_id: &str,
 ) -> Result<Response, Error> {
     let key = bearer(headers)?;
+    seen.key = Some(key.clone());
     let caller = app.node.authenticate(&key).await?;
+    seen.caller = Some(caller.clone());
     app.node.admit(&caller)?;
     let bytes =
         axum::body::to_bytes(body, app.body_limit).await.map_err(|_| Error::PayloadTooLarge {
@@ -102,6 +155,13 @@ async fn handle(
     };
     let args = route.args_from_request(&path, query.as_deref(), json_body)?;
     let node = &app.node;
+    seen.subject = node.audit_subject(route.op, &args).await;
+    let mut headers = headers.clone();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        // The owner records a forwarded request under the same id.
+        headers.insert(crate::dispatch::REQUEST_ID.clone(), v);
+    }
+    let headers = &headers;
     match route.op {
         "whoami" => Ok(response::json(200, &caller.describe())),
         "create_namespace" => {
@@ -115,12 +175,28 @@ async fn handle(
             if resp.status() == StatusCode::OK {
                 *resp.status_mut() = StatusCode::CREATED;
             }
+            // The creation is this node's to record, wherever its description came from.
+            resp.extensions_mut().remove::<ForwardedAnswer>();
             Ok(resp)
         }
-        "create_key" => Ok(response::json(route.status, &node.create_key(&caller, args).await?)),
+        "create_key" => {
+            let made = node.create_key(&caller, args).await?;
+            seen.reply = Some(json!({ "id": made["id"], "tenant_id": made["tenant_id"] }));
+            Ok(response::json(route.status, &made))
+        }
         "create_tenant" | "get_tenant" | "list_tenants" | "update_tenant" | "delete_tenant"
         | "add_member" | "list_members" | "remove_member" => {
-            Ok(response::json(route.status, &node.tenant_op(&caller, route.op, args).await?))
+            let answer = node.tenant_op(&caller, route.op, args).await?;
+            if matches!(route.op, "create_tenant" | "add_member") {
+                seen.reply = Some(answer.clone());
+            }
+            Ok(response::json(route.status, &answer))
+        }
+        "list_audit" => Ok(response::reply(route.status, &node.list_audit(&caller, args).await?)),
+        "verify_audit" => {
+            let tenant = args.get("tenant_id").and_then(Value::as_str).unwrap_or_default();
+            let verified = serde_json::to_value(node.verify_audit(&caller, tenant).await?)?;
+            Ok(response::json(route.status, &verified))
         }
         "list_namespaces" => list_namespaces(app, &caller, args, headers).await,
         "list_keys" => Ok(response::reply(route.status, &node.list_keys(&caller, args).await?)),
@@ -138,7 +214,7 @@ async fn handle(
             let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
             on_owner(app, &caller, route, args, method.as_str(), &target, headers, bytes).await
         }
-        op => Err(Error::invalid("op", format!("{op} is not available in cluster mode yet"))),
+        op => Err(Error::invalid("op", format!("{op} is not served in cluster mode"))),
     }
 }
 
@@ -237,7 +313,7 @@ async fn on_owner(
                 return Ok(unavailable(&e));
             }
             let mut pass = vec![(HOPS.to_owned(), (hops + 1).to_string().into_bytes())];
-            for name in ["authorization", "content-type"] {
+            for name in ["authorization", "content-type", "x-request-id"] {
                 if let Some(v) = headers.get(name) {
                     pass.push((name.to_owned(), v.as_bytes().to_vec()));
                 }
@@ -259,6 +335,7 @@ async fn on_owner(
                     resp.headers_mut().insert(n, v);
                 }
             }
+            resp.extensions_mut().insert(ForwardedAnswer);
             Ok(resp)
         }
     }
