@@ -194,20 +194,22 @@ impl Node {
                 TxnOp::delete(owner_key.clone(), None),
             ];
             if let Some(tenant) = owned.tenant_id.as_deref() {
-                let (mut counts, counts_revision) = self.counts(tenant).await?;
-                counts.namespaces = counts.namespaces.saturating_sub(1);
-                let counts_key = self.key("tenant_counts", tenant);
-                when.push(Compare::mod_revision(
-                    counts_key.clone(),
-                    CompareOp::Equal,
-                    counts_revision,
-                ));
-                then.push(TxnOp::put(counts_key, to_json(&counts)?, None));
-                let (mut map, revision): (Reservations, i64) = self.reservations(tenant).await?;
-                if map.remove(&hex(ns.as_bytes())).is_some() {
-                    let quota_key = self.key("quota", tenant);
-                    when.push(Compare::mod_revision(quota_key.clone(), CompareOp::Equal, revision));
-                    then.push(TxnOp::put(quota_key, to_json(&map)?, None));
+                let (guards, moves) =
+                    self.count(tenant, crate::tenants::Counted::Namespaces, false).await?;
+                when.extend(guards);
+                then.extend(moves);
+                // Its reservation leaves its tenant's map and every ancestor's.
+                for (link, _) in self.quota_chain(tenant).await? {
+                    let (mut map, revision): (Reservations, i64) = self.reservations(&link).await?;
+                    if map.remove(&hex(ns.as_bytes())).is_some() {
+                        let quota_key = self.key("quota", &link);
+                        when.push(Compare::mod_revision(
+                            quota_key.clone(),
+                            CompareOp::Equal,
+                            revision,
+                        ));
+                        then.push(TxnOp::put(quota_key, to_json(&map)?, None));
+                    }
                 }
             }
             let resp = self.txn(&Txn::new().when(when).and_then(then)).await?;

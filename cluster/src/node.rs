@@ -397,14 +397,35 @@ impl Node {
     /// a tenant, however its clients spread them; a client using one node gets its share.
     pub fn admit(&self, caller: &Caller) -> Result<()> {
         let Some(tenant_id) = caller.tenant_id() else { return Ok(()) };
-        let share = {
+        // The tenant's share and each ancestor's: a child's requests count against every
+        // ancestor's `qps_limit` too, as on one node.
+        let shares = {
             let cache = self.keys.read();
-            let Some(tenant) = cache.tenants.get(tenant_id) else { return Ok(()) };
             let nodes = u32::try_from(cache.nodes.len().max(1)).unwrap_or(u32::MAX);
-            tenant.quotas.qps_limit.div_ceil(nodes).max(1)
+            let mut shares = Vec::new();
+            let mut next = cache.tenants.get(tenant_id);
+            while let Some(tenant) = next.take() {
+                if shares.len() >= memsilo::MAX_TENANT_DEPTH {
+                    break;
+                }
+                shares.push((tenant.id.clone(), tenant.quotas.qps_limit.div_ceil(nodes).max(1)));
+                next = tenant.parent_id.as_ref().and_then(|p| cache.tenants.get(p));
+            }
+            shares
         };
         let now = chrono::Utc::now().timestamp_micros();
-        self.limiter.admit(tenant_id, share, now).map(|_| ())
+        for (id, share) in &shares {
+            if let Err(e) = self.limiter.admit(id, *share, now) {
+                // The caller is told about its own tenant and share, whichever link binds.
+                return Err(match (e, shares.first()) {
+                    (Error::RateLimited { retry_after_secs, .. }, Some((own, limit))) => {
+                        Error::RateLimited { tenant: own.clone(), limit: *limit, retry_after_secs }
+                    }
+                    (other, _) => other,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Where namespace `ns` is served, taking it over if nobody owns it.
@@ -739,14 +760,15 @@ impl Node {
             }
             return exists(&self.get(&key, None).await?);
         };
-        // A tenant's namespace: counted against its `max_namespaces` with a compare on the
-        // count's revision, so concurrent creations through several nodes cannot exceed it.
+        // A tenant's namespace: counted against its `max_namespaces` (and its ancestors') with
+        // a compare on the counts' revisions, so concurrent creations through several nodes
+        // cannot exceed it.
         for _ in 0..20 {
             let found = self.get(&key, None).await?;
             if !found.kvs().is_empty() {
                 return exists(&found);
             }
-            let (tenant, revision) = match self.tenant_record(&tenant_id).await {
+            let (tenant, _) = match self.tenant_record(&tenant_id).await {
                 Err(e) if e.code() == memsilo::ErrorCode::NotFound => {
                     return Err(Error::invalid(
                         "tenant_id",
@@ -758,29 +780,12 @@ impl Node {
             if tenant.status != memsilo::TenantStatus::Active {
                 return Err(Error::invalid("tenant_id", "the tenant is not active"));
             }
-            let (mut counts, counts_revision) = self.counts(&tenant_id).await?;
-            crate::tenants::check_counted(
-                &tenant,
-                "max_namespaces",
-                tenant.quotas.max_namespaces,
-                counts.namespaces,
-            )?;
-            counts.namespaces += 1;
-            let counts_key = self.key("tenant_counts", &tenant_id);
-            let txn = Txn::new()
-                .when([
-                    Compare::create_revision(key.clone(), CompareOp::Equal, 0),
-                    Compare::mod_revision(
-                        self.key("tenants", &tenant_id),
-                        CompareOp::Equal,
-                        revision,
-                    ),
-                    Compare::mod_revision(counts_key.clone(), CompareOp::Equal, counts_revision),
-                ])
-                .and_then([
-                    TxnOp::put(key.clone(), record.clone(), None),
-                    TxnOp::put(counts_key, crate::tenants::to_json(&counts)?, None),
-                ]);
+            // Counted against the tenant's limit and every ancestor's (each its subtree).
+            let (mut when, mut then) =
+                self.count(&tenant_id, crate::tenants::Counted::Namespaces, true).await?;
+            when.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(key.clone(), record.clone(), None));
+            let txn = Txn::new().when(when).and_then(then);
             if self.txn(&txn).await?.succeeded() {
                 return Ok(name);
             }

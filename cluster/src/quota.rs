@@ -14,6 +14,10 @@
 //! it, i.e. the writes in flight on that namespace when it crossed it (a group). A namespace
 //! keeps its reservation when its owner dies: the entry is the namespace's, and its next
 //! owner reserves again from the namespace's usage as loaded, so dead nodes leak nothing.
+//!
+//! A child tenant's namespace reserves the same bytes under its tenant and every ancestor
+//! (`quota/<ancestor>` holds its descendants' namespaces too), in one transaction guarded on
+//! every map, so each ancestor's limit holds over its whole subtree with the same bound.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -53,6 +57,27 @@ impl Node {
         }
     }
 
+    /// A tenant and its ancestors (the tenant first), each with its storage limit: a
+    /// namespace reserves under every one of them, as a write on one node counts against every
+    /// ancestor's `storage_quota_bytes`. Read from this node's cache (a tenant's parent never
+    /// changes), else from etcd.
+    pub(crate) async fn quota_chain(&self, tenant: &str) -> Result<Vec<(String, u64)>> {
+        let mut chain = Vec::new();
+        let mut next = Some(tenant.to_owned());
+        while let Some(id) = next.take() {
+            if chain.len() >= memsilo::MAX_TENANT_DEPTH {
+                break;
+            }
+            let t = match self.cached_tenant(&id) {
+                Some(t) => t,
+                None => self.tenant_record(&id).await?.0,
+            };
+            next.clone_from(&t.parent_id);
+            chain.push((id, t.quotas.storage_quota_bytes));
+        }
+        Ok(chain)
+    }
+
     /// Makes sure an owned namespace may take one more write under its tenant's storage limit
     /// (reserving another slice in etcd when it has used its reservation), or fails with
     /// `quota_exceeded`.
@@ -66,36 +91,47 @@ impl Node {
         if fits() {
             return Ok(());
         }
-        let limit = match self.cached_tenant(tenant) {
-            Some(t) => t.quotas.storage_quota_bytes,
-            None => self.tenant_record(tenant).await?.0.quotas.storage_quota_bytes,
-        };
+        let chain = self.quota_chain(tenant).await?;
+        let own_limit = chain.first().map_or(u64::MAX, |(_, limit)| *limit);
         let me = hex(owned.name.as_bytes());
-        let key = self.key("quota", tenant);
         for _ in 0..20 {
-            let (mut map, revision) = self.reservations(tenant).await?;
             let used = owned.used.load(Ordering::Acquire);
-            let others = map.iter().filter(|(k, _)| **k != me);
-            let (others_reserved, others_used) =
-                others.fold((0u64, 0u64), |(r, u), (_, v)| (r + v.reserved, u + v.used));
-            let want = used.saturating_add(slice(limit)).min(limit.saturating_sub(others_reserved));
+            // Under every link: the most the others' reservations leave, and the usage.
+            let mut want = used.saturating_add(slice(own_limit));
+            let mut maps = Vec::with_capacity(chain.len());
+            let mut usage = Vec::with_capacity(chain.len());
+            for (id, limit) in &chain {
+                let (map, revision) = self.reservations(id).await?;
+                let others = map.iter().filter(|(k, _)| **k != me);
+                let (others_reserved, others_used) =
+                    others.fold((0u64, 0u64), |(r, u), (_, v)| (r + v.reserved, u + v.used));
+                want = want.min(limit.saturating_sub(others_reserved));
+                usage.push((*limit, others_used + used));
+                maps.push((id, map, revision));
+            }
             if want <= used {
+                // Named as on one node: the caller's tenant, with the limit that applies to it.
+                memsilo::chain_exceeded(tenant, "storage_quota_bytes", &usage, 1)?;
+                let (limit, used_all) = usage.first().copied().unwrap_or((own_limit, used));
                 return Err(Error::QuotaExceeded {
                     tenant: tenant.to_owned(),
                     quota: "storage_quota_bytes",
                     limit,
-                    requested: others_used + used + 1,
+                    requested: used_all + 1,
                 });
             }
-            map.insert(me.clone(), Reservation { reserved: want, used });
-            let guard = if revision == 0 {
-                Compare::create_revision(key.clone(), CompareOp::Equal, 0)
-            } else {
-                Compare::mod_revision(key.clone(), CompareOp::Equal, revision)
-            };
-            let txn =
-                Txn::new().when([guard]).and_then([TxnOp::put(key.clone(), to_json(&map)?, None)]);
-            if self.txn(&txn).await?.succeeded() {
+            let (mut when, mut then) = (Vec::new(), Vec::new());
+            for (id, mut map, revision) in maps {
+                map.insert(me.clone(), Reservation { reserved: want, used });
+                let key = self.key("quota", id);
+                when.push(if revision == 0 {
+                    Compare::create_revision(key.clone(), CompareOp::Equal, 0)
+                } else {
+                    Compare::mod_revision(key.clone(), CompareOp::Equal, revision)
+                });
+                then.push(TxnOp::put(key, to_json(&map)?, None));
+            }
+            if self.txn(&Txn::new().when(when).and_then(then)).await?.succeeded() {
                 owned.reserved.store(want, Ordering::Release);
                 return Ok(());
             }

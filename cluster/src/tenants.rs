@@ -30,8 +30,65 @@ const TRIES: usize = 20;
 /// A tenant's counted quotas as stored at `tenant_counts/<id>`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub(crate) struct Counts {
+    /// Its own namespaces and members (`get_tenant`'s usage).
     pub namespaces: u64,
     pub members: u64,
+    /// Its descendants' namespaces and members, which count against its limits too.
+    #[serde(default)]
+    pub below_namespaces: u64,
+    #[serde(default)]
+    pub below_members: u64,
+    /// Its child tenants (a tenant with children is not deleted).
+    #[serde(default)]
+    pub children: u64,
+}
+
+/// A quota counted in `tenant_counts`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counted {
+    Namespaces,
+    Members,
+}
+
+impl Counted {
+    fn quota(self) -> &'static str {
+        match self {
+            Counted::Namespaces => "max_namespaces",
+            Counted::Members => "max_members",
+        }
+    }
+
+    fn limit(self, tenant: &Tenant) -> u64 {
+        u64::from(match self {
+            Counted::Namespaces => tenant.quotas.max_namespaces,
+            Counted::Members => tenant.quotas.max_members,
+        })
+    }
+
+    /// The tenant's own count.
+    fn own(self, c: &mut Counts) -> &mut u64 {
+        match self {
+            Counted::Namespaces => &mut c.namespaces,
+            Counted::Members => &mut c.members,
+        }
+    }
+
+    /// Its descendants' count.
+    fn below(self, c: &mut Counts) -> &mut u64 {
+        match self {
+            Counted::Namespaces => &mut c.below_namespaces,
+            Counted::Members => &mut c.below_members,
+        }
+    }
+}
+
+/// One tenant of a chain (a tenant, its parent, ...), as read with the revisions a guarded
+/// change compares.
+pub(crate) struct Link {
+    pub tenant: Tenant,
+    pub revision: i64,
+    pub counts: Counts,
+    pub counts_revision: i64,
 }
 
 /// Core's rule for `action` by `caller` (the engine's `authorize`, on the caller as a
@@ -106,14 +163,6 @@ impl Node {
     }
 
     async fn create_tenant(&self, req: memsilo::CreateTenant) -> Result<Value> {
-        if req.parent_id.is_some() {
-            return Err(Error::invalid(
-                "parent_id",
-                "child tenants are not available in cluster mode yet: a child counts against \
-                 every ancestor's quotas, which the control plane does not hold across the \
-                 chain (see the cluster chapter of the docs)",
-            ));
-        }
         if req.isolation_mode.is_some_and(|m| m != memsilo::IsolationMode::Logical) {
             return Err(Error::invalid(
                 "isolation_mode",
@@ -122,18 +171,49 @@ impl Node {
         }
         let tenant = Tenant::from_request(&req, chrono::Utc::now())?;
         let name_key = self.key("tenant_names", &hex(tenant.name.as_bytes()));
-        let txn = Txn::new()
-            .when([Compare::create_revision(name_key.clone(), CompareOp::Equal, 0)])
-            .and_then([
-                TxnOp::put(self.key("tenants", &tenant.id), to_json(&tenant)?, None),
-                TxnOp::put(name_key, tenant.id.clone(), None),
-                TxnOp::put(
-                    self.key("tenant_counts", &tenant.id),
-                    to_json(&Counts::default())?,
-                    None,
-                ),
-            ]);
-        if !self.txn(&txn).await?.succeeded() {
+        let mut when = vec![Compare::create_revision(name_key.clone(), CompareOp::Equal, 0)];
+        let mut then = vec![
+            TxnOp::put(self.key("tenants", &tenant.id), to_json(&tenant)?, None),
+            TxnOp::put(name_key.clone(), tenant.id.clone(), None),
+            TxnOp::put(self.key("tenant_counts", &tenant.id), to_json(&Counts::default())?, None),
+        ];
+        if let Some(parent) = &tenant.parent_id {
+            // The parent (as on one node: it exists, is not being deleted, and the tree stays
+            // within MAX_TENANT_DEPTH) counts one child more, guarded on its records, so a
+            // parent deleted meanwhile refuses the child and a child created meanwhile
+            // refuses the parent's deletion.
+            let chain = match self.chain(parent).await {
+                Err(e) if e.code() == memsilo::ErrorCode::NotFound => {
+                    return Err(Error::invalid("parent_id", format!("no tenant with id {parent}")))
+                }
+                other => other?,
+            };
+            let link = &chain[0];
+            if matches!(link.tenant.status, TenantStatus::Deleting | TenantStatus::Deleted) {
+                return Err(Error::invalid("parent_id", "parent tenant is being deleted"));
+            }
+            if chain.len() >= memsilo::MAX_TENANT_DEPTH {
+                return Err(Error::invalid("parent_id", "tenant hierarchy is too deep"));
+            }
+            let mut counts = link.counts;
+            counts.children += 1;
+            let counts_key = self.key("tenant_counts", parent);
+            when.push(Compare::mod_revision(
+                self.key("tenants", parent),
+                CompareOp::Equal,
+                link.revision,
+            ));
+            when.push(Compare::mod_revision(
+                counts_key.clone(),
+                CompareOp::Equal,
+                link.counts_revision,
+            ));
+            then.push(TxnOp::put(counts_key, to_json(&counts)?, None));
+        }
+        if !self.txn(&Txn::new().when(when).and_then(then)).await?.succeeded() {
+            if self.get(&name_key, None).await?.kvs().is_empty() {
+                return Err(changed_meanwhile());
+            }
             return Err(Error::Conflict(format!("Tenant already exists: {}", tenant.name)));
         }
         let message = format!("Tenant '{}' created successfully", tenant.name);
@@ -203,6 +283,11 @@ impl Node {
         for _ in 0..TRIES {
             let (mut tenant, revision) = self.tenant_record(&tenant_id).await?;
             let (counts, counts_revision) = self.counts(&tenant_id).await?;
+            if counts.children > 0 {
+                return Err(Error::Conflict(format!(
+                    "tenant {tenant_id} has child tenants; delete them first"
+                )));
+            }
             if counts.namespaces > 0 {
                 return Err(Error::Conflict(format!(
                     "tenant {tenant_id} has {} namespaces; delete them first",
@@ -211,26 +296,41 @@ impl Node {
             }
             let counts_key = self.key("tenant_counts", &tenant_id);
             let tenant_key = self.key("tenants", &tenant_id);
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(tenant_key.clone(), CompareOp::Equal, revision),
-                    Compare::mod_revision(counts_key.clone(), CompareOp::Equal, counts_revision),
-                ])
-                .and_then([
-                    TxnOp::delete(tenant_key, None),
-                    TxnOp::delete(self.key("tenant_names", &hex(tenant.name.as_bytes())), None),
-                    TxnOp::delete(counts_key, None),
-                    TxnOp::delete(
-                        self.key("members", &format!("{tenant_id}/")),
-                        Some(etcd_client::DeleteOptions::new().with_prefix()),
-                    ),
-                    TxnOp::delete(
-                        self.key("member_users", &format!("{tenant_id}/")),
-                        Some(etcd_client::DeleteOptions::new().with_prefix()),
-                    ),
-                    TxnOp::delete(self.key("quota", &tenant_id), None),
-                ]);
-            if self.txn(&txn).await?.succeeded() {
+            // Its members leave its ancestors' counts, and its parent has one child less.
+            let (mut when, mut then) = (Vec::new(), Vec::new());
+            if let Some(parent) = &tenant.parent_id {
+                for (depth, link) in self.chain(parent).await?.into_iter().enumerate() {
+                    let mut c = link.counts;
+                    c.below_members = c.below_members.saturating_sub(counts.members);
+                    if depth == 0 {
+                        c.children = c.children.saturating_sub(1);
+                    }
+                    let key = self.key("tenant_counts", &link.tenant.id);
+                    when.push(Compare::mod_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        link.counts_revision,
+                    ));
+                    then.push(TxnOp::put(key, to_json(&c)?, None));
+                }
+            }
+            when.push(Compare::mod_revision(tenant_key.clone(), CompareOp::Equal, revision));
+            when.push(Compare::mod_revision(counts_key.clone(), CompareOp::Equal, counts_revision));
+            then.extend([
+                TxnOp::delete(tenant_key, None),
+                TxnOp::delete(self.key("tenant_names", &hex(tenant.name.as_bytes())), None),
+                TxnOp::delete(counts_key, None),
+                TxnOp::delete(
+                    self.key("members", &format!("{tenant_id}/")),
+                    Some(etcd_client::DeleteOptions::new().with_prefix()),
+                ),
+                TxnOp::delete(
+                    self.key("member_users", &format!("{tenant_id}/")),
+                    Some(etcd_client::DeleteOptions::new().with_prefix()),
+                ),
+                TxnOp::delete(self.key("quota", &tenant_id), None),
+            ]);
+            if self.txn(&Txn::new().when(when).and_then(then)).await?.succeeded() {
                 tenant.status = TenantStatus::Deleted;
                 let message = format!("Tenant '{}' has been deleted", tenant.name);
                 let usage = TenantUsage { storage_bytes: 0, namespaces: 0, members: 0 };
@@ -250,32 +350,19 @@ impl Node {
             &format!("{}/{}", a.tenant_id, hex(member.user_identifier.as_bytes())),
         );
         for _ in 0..TRIES {
-            let (tenant, revision) = self.tenant_record(&a.tenant_id).await?;
+            let (tenant, _) = self.tenant_record(&a.tenant_id).await?;
             tenant.accepts_members()?;
-            let (mut counts, counts_revision) = self.counts(&a.tenant_id).await?;
-            check_counted(&tenant, "max_members", tenant.quotas.max_members, counts.members)?;
-            counts.members += 1;
-            let counts_key = self.key("tenant_counts", &a.tenant_id);
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(
-                        self.key("tenants", &a.tenant_id),
-                        CompareOp::Equal,
-                        revision,
-                    ),
-                    Compare::mod_revision(counts_key.clone(), CompareOp::Equal, counts_revision),
-                    Compare::create_revision(user_key.clone(), CompareOp::Equal, 0),
-                ])
-                .and_then([
-                    TxnOp::put(
-                        self.key("members", &format!("{}/{}", a.tenant_id, member.member_id)),
-                        to_json(&member)?,
-                        None,
-                    ),
-                    TxnOp::put(user_key.clone(), member.member_id.clone(), None),
-                    TxnOp::put(counts_key, to_json(&counts)?, None),
-                ]);
-            if self.txn(&txn).await?.succeeded() {
+            let (mut when, mut then) = self.count(&a.tenant_id, Counted::Members, true).await?;
+            when.push(Compare::create_revision(user_key.clone(), CompareOp::Equal, 0));
+            then.extend([
+                TxnOp::put(
+                    self.key("members", &format!("{}/{}", a.tenant_id, member.member_id)),
+                    to_json(&member)?,
+                    None,
+                ),
+                TxnOp::put(user_key.clone(), member.member_id.clone(), None),
+            ]);
+            if self.txn(&Txn::new().when(when).and_then(then)).await?.succeeded() {
                 let message = format!("Member added successfully to tenant {}", member.tenant_id);
                 return with_message(&member, &message);
             }
@@ -323,24 +410,18 @@ impl Node {
                 return Err(Error::not_found("member", &a.member_id));
             };
             let member: Member = serde_json::from_slice(kv.value())?;
-            let (mut counts, counts_revision) = self.counts(&a.tenant_id).await?;
-            counts.members = counts.members.saturating_sub(1);
-            let counts_key = self.key("tenant_counts", &a.tenant_id);
+            let (mut when, mut then) = self.count(&a.tenant_id, Counted::Members, false).await?;
             let user_key = self.key(
                 "member_users",
                 &format!("{}/{}", a.tenant_id, hex(member.user_identifier.as_bytes())),
             );
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(member_key.clone(), CompareOp::Equal, kv.mod_revision()),
-                    Compare::mod_revision(counts_key.clone(), CompareOp::Equal, counts_revision),
-                ])
-                .and_then([
-                    TxnOp::delete(member_key.clone(), None),
-                    TxnOp::delete(user_key, None),
-                    TxnOp::put(counts_key, to_json(&counts)?, None),
-                ]);
-            if self.txn(&txn).await?.succeeded() {
+            when.push(Compare::mod_revision(
+                member_key.clone(),
+                CompareOp::Equal,
+                kv.mod_revision(),
+            ));
+            then.extend([TxnOp::delete(member_key.clone(), None), TxnOp::delete(user_key, None)]);
+            if self.txn(&Txn::new().when(when).and_then(then)).await?.succeeded() {
                 return Ok(json!({
                     "tenant_id": member.tenant_id,
                     "member_id": member.member_id,
@@ -357,6 +438,62 @@ impl Node {
         let resp = self.get(&self.key("tenants", id), None).await?;
         let kv = resp.kvs().first().ok_or_else(|| Error::not_found("tenant", id))?;
         Ok((serde_json::from_slice(kv.value())?, kv.mod_revision()))
+    }
+
+    /// A tenant and its ancestors (the tenant first, at most `MAX_TENANT_DEPTH`), each with
+    /// its counts and the revisions a guarded change compares.
+    pub(crate) async fn chain(&self, tenant_id: &str) -> Result<Vec<Link>> {
+        let mut links = Vec::new();
+        let mut next = Some(tenant_id.to_owned());
+        while let Some(id) = next.take() {
+            if links.len() >= memsilo::MAX_TENANT_DEPTH {
+                break;
+            }
+            let (tenant, revision) = self.tenant_record(&id).await?;
+            let (counts, counts_revision) = self.counts(&id).await?;
+            next.clone_from(&tenant.parent_id);
+            links.push(Link { tenant, revision, counts, counts_revision });
+        }
+        Ok(links)
+    }
+
+    /// The guarded change of a counted quota by one (`add`: one more, checked against the
+    /// tenant's limit and every ancestor's, each counting its subtree, as on one node; else
+    /// one less) for `tenant_id` and its ancestors: the compares and the puts to put in the
+    /// transaction that adds or removes what is counted.
+    pub(crate) async fn count(
+        &self,
+        tenant_id: &str,
+        what: Counted,
+        add: bool,
+    ) -> Result<(Vec<Compare>, Vec<TxnOp>)> {
+        let mut links = self.chain(tenant_id).await?;
+        if add {
+            let usage: Vec<(u64, u64)> = links
+                .iter_mut()
+                .map(|l| {
+                    let used = *what.own(&mut l.counts) + *what.below(&mut l.counts);
+                    (what.limit(&l.tenant), used)
+                })
+                .collect();
+            memsilo::chain_exceeded(tenant_id, what.quota(), &usage, 1)?;
+        }
+        let (mut when, mut then) = (Vec::new(), Vec::new());
+        for (depth, mut link) in links.into_iter().enumerate() {
+            let n =
+                if depth == 0 { what.own(&mut link.counts) } else { what.below(&mut link.counts) };
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+            let (tenant, counts) =
+                (self.key("tenants", &link.tenant.id), self.key("tenant_counts", &link.tenant.id));
+            when.push(Compare::mod_revision(tenant, CompareOp::Equal, link.revision));
+            when.push(Compare::mod_revision(
+                counts.clone(),
+                CompareOp::Equal,
+                link.counts_revision,
+            ));
+            then.push(TxnOp::put(counts, to_json(&link.counts)?, None));
+        }
+        Ok((when, then))
     }
 
     /// A tenant's counted quotas and their record's revision.
@@ -378,24 +515,6 @@ impl Node {
         };
         Ok(TenantInfo { tenant, usage })
     }
-}
-
-/// `quota_exceeded` when one more of a counted quota does not fit.
-pub(crate) fn check_counted(
-    tenant: &Tenant,
-    quota: &'static str,
-    limit: u32,
-    used: u64,
-) -> Result<()> {
-    if used < u64::from(limit) {
-        return Ok(());
-    }
-    Err(Error::QuotaExceeded {
-        tenant: tenant.id.clone(),
-        quota,
-        limit: u64::from(limit),
-        requested: used + 1,
-    })
 }
 
 pub(crate) fn to_json(v: &impl Serialize) -> Result<String> {

@@ -1672,6 +1672,120 @@ fn the_audit_log_is_one_chain_per_tenant_written_and_read_from_any_node() {
     println!("MEASURE audit append (one conditional put of a group, moto on loopback): {} appends, p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms", micros.len(), at(0.5), at(0.9), at(1.0));
 }
 
+/// Child tenants in cluster mode, with single-node quota semantics: a child's namespaces,
+/// members and storage count against its parent's limits too (each counting its subtree), its
+/// requests against its parent's rate; a quota refusal names the child; a parent with children
+/// is not deleted; a missing parent is refused naming `parent_id`.
+#[test]
+#[allow(clippy::too_many_lines)] // one story: counted quotas, storage, rate, deletion
+fn child_tenants_count_against_their_parents_limits_on_every_node() {
+    let Some(env) = env() else { return };
+    let prefix = unique("children");
+    let nodes = tenant_nodes(&env, &prefix);
+    let (one, two) = (nodes[0].url.as_str(), nodes[1].url.as_str());
+    let limit: u64 = 120_000;
+    let quotas = json!({ "max_namespaces": 2, "max_members": 2, "storage_quota_bytes": limit });
+    let parent = create_tenant(one, json!({ "name": "parent", "quotas": quotas }));
+    let body = json!({ "name": "child", "parent_id": parent, "quotas": { "max_namespaces": 5 } });
+    let (status, child) = call(two, "POST", "/api/v1/tenants", ADMIN, Some(body));
+    assert_eq!((status, child["parent_id"].as_str()), (201, Some(parent.as_str())), "{child}");
+    let child = child["id"].as_str().unwrap().to_owned();
+    let body = json!({ "name": "orphan", "parent_id": "no-such-tenant" });
+    let (status, err) = call(one, "POST", "/api/v1/tenants", ADMIN, Some(body));
+    assert_eq!((status, err["field"].as_str()), (400, Some("parent_id")), "{err}");
+    let (status, listed) =
+        call(one, "GET", &format!("/api/v1/tenants?parent_id={parent}"), ADMIN, None);
+    assert_eq!((status, listed["total_count"].as_u64()), (200, Some(1)), "{listed}");
+
+    // max_namespaces 2 on the parent holds over its subtree, through either node.
+    for (url, ns, tenant) in [(one, "p-a", &parent), (two, "c-a", &child)] {
+        let body = json!({ "name": ns, "tenant_id": tenant });
+        assert_eq!(call(url, "POST", "/v1/namespaces", ADMIN, Some(body)).0, 201, "{ns}");
+    }
+    let body = json!({ "name": "c-b", "tenant_id": child });
+    let (status, err) = call(one, "POST", "/v1/namespaces", ADMIN, Some(body));
+    assert_eq!(
+        (status, err["error"].as_str(), err["tenant_id"].as_str()),
+        (403, Some("quota_exceeded"), Some(child.as_str())),
+        "{err}"
+    );
+    assert!(err["message"].as_str().unwrap_or("").contains("max_namespaces"), "{err}");
+    // max_members 2 on the parent, likewise.
+    assert_eq!(add_member(one, &child, "ada@example.com").0, 201);
+    assert_eq!(add_member(two, &parent, "bo@example.com").0, 201);
+    let (status, err) = add_member(two, &child, "cy@example.com");
+    assert_eq!((status, err["error"].as_str()), (403, Some("quota_exceeded")), "{err}");
+    let (_, info) = call(two, "GET", &format!("/api/v1/tenants/{parent}"), ADMIN, None);
+    assert_eq!(
+        (info["usage"]["namespaces"].as_u64(), info["usage"]["members"].as_u64()),
+        (Some(1), Some(1)),
+        "its own usage, as on one node: {info}"
+    );
+
+    // Storage: the child's namespace is refused once the parent's subtree reaches its limit.
+    let filler = "x".repeat(1500);
+    let (mut stored, mut refusal) = (0u64, Value::Null);
+    for i in 0..400 {
+        let (status, b) = store(one, ADMIN, "c-a", &format!("c-a {i} {filler}"));
+        if status == 201 {
+            stored += 1;
+            continue;
+        }
+        refusal = b;
+        break;
+    }
+    assert_eq!(refusal["error"].as_str(), Some("quota_exceeded"), "never refused: {refusal}");
+    assert_eq!(refusal["tenant_id"].as_str(), Some(child.as_str()), "{refusal}");
+    let (_, info) = call(two, "GET", "/v1/namespaces/c-a", ADMIN, None);
+    let used = info["storage_bytes"].as_u64().unwrap();
+    let per_write = used / stored.max(1) + 64;
+    assert!(used <= limit + per_write, "the child used {used} bytes of its parent's {limit}");
+    assert!(used + memsilo_cluster::reservation_slice(limit) + per_write >= limit, "{used}");
+    // The parent's own namespace has no room left either.
+    let (status, err) = store(two, ADMIN, "p-a", "one more");
+    assert_eq!((status, err["tenant_id"].as_str()), (403, Some(parent.as_str())), "{err}");
+    println!("MEASURE child tenant storage: {used} B of the parent's {limit} B in {stored} writes");
+
+    // Rate: the parent's qps_limit binds the child's key (2 on 2 nodes: a share of 1).
+    let (status, key) = call(
+        one,
+        "POST",
+        "/v1/keys",
+        ADMIN,
+        Some(json!({ "name": "k", "tenant_id": child, "role": "viewer" })),
+    );
+    assert_eq!(status, 201, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    await_key(&nodes, &key);
+    let body = json!({ "quotas": { "qps_limit": 2 } });
+    assert_eq!(call(one, "PUT", &format!("/api/v1/tenants/{parent}"), ADMIN, Some(body)).0, 200);
+    let started = Instant::now();
+    let refused = loop {
+        let answers: Vec<(u16, Value)> =
+            (0..6).map(|_| call(two, "GET", "/v1/whoami", &key, None)).collect();
+        if let Some((_, e)) = answers.iter().find(|(s, _)| *s == 429) {
+            break e.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the parent's rate never bound");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused["tenant_id"].as_str(), Some(child.as_str()), "{refused}");
+
+    // Deletion: not the parent while it has a child; the child once its namespace is gone;
+    // then the parent's subtree has room again.
+    let (status, err) = call(two, "DELETE", &format!("/api/v1/tenants/{parent}"), ADMIN, None);
+    assert_eq!((status, err["error"].as_str()), (409, Some("conflict")), "{err}");
+    assert_eq!(call(one, "DELETE", "/v1/namespaces/c-a", ADMIN, None).0, 200);
+    assert_eq!(call(two, "DELETE", &format!("/api/v1/tenants/{child}"), ADMIN, None).0, 200);
+    let body = json!({ "name": "p-b", "tenant_id": parent });
+    assert_eq!(call(one, "POST", "/v1/namespaces", ADMIN, Some(body)).0, 201);
+    assert_eq!(add_member(two, &parent, "cy@example.com").0, 201);
+    for ns in ["p-a", "p-b"] {
+        assert_eq!(call(two, "DELETE", &format!("/v1/namespaces/{ns}"), ADMIN, None).0, 200);
+    }
+    assert_eq!(call(one, "DELETE", &format!("/api/v1/tenants/{parent}"), ADMIN, None).0, 200);
+}
+
 /// Tenants and members live in etcd: created, changed, read and deleted through any node,
 /// `max_members` held by a guarded transaction.
 #[test]

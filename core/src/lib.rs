@@ -80,7 +80,7 @@ pub use memory::{
 };
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
 pub use page::{Page, Paged, DEFAULT_LIMIT};
-pub use quota::{RateInfo, RateLimiter};
+pub use quota::{chain_exceeded, RateInfo, RateLimiter};
 pub use session::{
     EndSession, ListSessions, MemoryList, Session, SessionArgs, SessionMemories, SessionPage,
     StartSession,
@@ -88,6 +88,6 @@ pub use session::{
 pub use store::CommitStats;
 pub use tenant::{
     CreateTenant, IsolationMode, Member, MemberList, Quotas, QuotasPatch, Tenant, TenantInfo,
-    TenantStatus, TenantUsage, UpdateTenant,
+    TenantStatus, TenantUsage, UpdateTenant, MAX_TENANT_DEPTH,
 };
 pub use vector::{dot, normalize};

@@ -191,7 +191,7 @@ impl StorageUsage {
 /// error names the caller's own tenant with the limit that applies to it — its usage plus
 /// the smallest headroom along the chain — never an ancestor's id or usage (which would
 /// include its siblings').
-pub(crate) fn chain_exceeded(
+pub fn chain_exceeded(
     own: &str,
     quota: &'static str,
     usage: &[(u64, u64)],
