@@ -45,6 +45,10 @@ pub enum Target {
     Remote(String),
 }
 
+/// A write waiting for its namespace's log: the record, whether it must keep the policy (an
+/// import by a key that does not administer the namespace), and where its answer goes.
+type Waiting = (Record, bool, oneshot::Sender<Result<Reply>>);
+
 /// A namespace this node owns.
 pub struct Owned {
     pub(crate) name: String,
@@ -63,7 +67,9 @@ pub struct Owned {
     /// One reservation at a time.
     pub(crate) reserving: tokio::sync::Mutex<()>,
     pub(crate) writer: tokio::sync::Mutex<Writer>,
-    pending: Mutex<Vec<(Record, oneshot::Sender<Result<Reply>>)>>,
+    /// Writes waiting for the log; `true` marks an import that must leave the policy as it
+    /// is (a tenant editor's, see [`Node::write`]).
+    pending: Mutex<Vec<Waiting>>,
     pub(crate) checkpoint: tokio::sync::Mutex<Checkpointer>,
     /// The manifest's `log_from` (what the last snapshot holds), read without the lock.
     snapshot_from: AtomicU64,
@@ -647,8 +653,19 @@ impl Node {
     }
 
     /// Runs a write on an owned namespace: logged (grouped with the writes queued meanwhile)
-    /// before it is applied; answered once its log object is stored.
-    pub async fn write(&self, owned: &Arc<Owned>, op: &str, mut args: Value) -> Result<Reply> {
+    /// before it is applied; answered once its log object is stored. With `keep_policy` (an
+    /// import by a tenant editor, who may import but not change the policy, as on one node)
+    /// the import is checked when its group is formed, against the policy every earlier
+    /// logged write left: refused (`forbidden`) if a namespace line carries another policy,
+    /// or (`conflict`, retry) if a write before it in its group may change the policy; so its
+    /// replay never changes the policy either.
+    pub async fn write(
+        &self,
+        owned: &Arc<Owned>,
+        op: &str,
+        mut args: Value,
+        keep_policy: bool,
+    ) -> Result<Reply> {
         prepare(op, &owned.name, &mut args)?;
         Request::parse(op, args.clone())?;
         // Deletes and policy changes are never refused for storage.
@@ -657,16 +674,20 @@ impl Node {
         }
         let (tx, rx) = oneshot::channel();
         let record = Record { op: op.to_owned(), args, ids: memsilo::GraphIds::fresh(op) };
-        owned.pending.lock().push((record, tx));
+        owned.pending.lock().push((record, keep_policy, tx));
         {
             let mut writer = owned.writer.lock().await;
             let batch = std::mem::take(&mut *owned.pending.lock());
-            if owned.deleted.load(Ordering::Acquire) {
+            let batch = if owned.deleted.load(Ordering::Acquire) {
                 // Deleted while these waited: nothing of them is logged.
-                for (_, tx) in batch {
+                for (_, _, tx) in batch {
                     let _ = tx.send(Err(Error::not_found("namespace", &owned.name)));
                 }
-            } else if !batch.is_empty() {
+                Vec::new()
+            } else {
+                self.keeping_policy(&owned.name, batch).await
+            };
+            if !batch.is_empty() {
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 match writer.append(records.clone()).await {
                     Ok(()) => {
@@ -712,6 +733,65 @@ impl Node {
             }
         }
         rx.await.map_err(|_| Error::Internal("write abandoned".into()))?
+    }
+
+    /// The group of writes `batch` without the imports marked to keep the policy that would
+    /// change it (answered with their refusal); the others as they are.
+    async fn keeping_policy(
+        &self,
+        ns: &str,
+        batch: Vec<Waiting>,
+    ) -> Vec<(Record, oneshot::Sender<Result<Reply>>)> {
+        let policy_lines = |r: &Record| -> Vec<(u64, Value)> {
+            let lines = r.args.get("lines").and_then(Value::as_array);
+            let first = r.args.get("first_line").and_then(Value::as_u64).unwrap_or(1);
+            (lines.into_iter().flatten().zip(first..))
+                .filter(|(l, _)| l.get("kind").and_then(Value::as_str) == Some("namespace"))
+                .map(|(l, n)| (n, l.get("policy").cloned().unwrap_or_else(|| json!({}))))
+                .collect()
+        };
+        let current = if batch.iter().any(|(_, keep, _)| *keep) {
+            let engine = self.engine.clone();
+            let name = ns.to_owned();
+            blocking(move || Ok(serde_json::to_value(engine.root().get_memory_policy(&name)?)?))
+                .await
+        } else {
+            Ok(Value::Null)
+        };
+        let mut changed = false;
+        let mut out = Vec::with_capacity(batch.len());
+        for (record, keep, tx) in batch {
+            if !keep {
+                // Conservatively: any policy write or import with a namespace line may change it.
+                changed |= record.op == "set_memory_policy"
+                    || (record.op == "import_namespace" && !policy_lines(&record).is_empty());
+                out.push((record, tx));
+                continue;
+            }
+            let lines = policy_lines(&record);
+            let refusal = match &current {
+                _ if lines.is_empty() => None,
+                Err(e) => Some(Error::Internal(format!("reading the policy: {e}"))),
+                Ok(_) if changed => Some(Error::Conflict(
+                    "the namespace's policy may change in the same group of writes; retry".into(),
+                )),
+                Ok(policy) => lines.iter().find(|(_, p)| p != policy).map(|(line, _)| {
+                    Error::Forbidden {
+                        message: format!(
+                            "line {line}: the export's decay policy differs and setting it needs an admin key"
+                        ),
+                        namespace: Some(ns.to_owned()),
+                    }
+                }),
+            };
+            match refusal {
+                Some(e) => {
+                    let _ = tx.send(Err(e));
+                }
+                None => out.push((record, tx)),
+            }
+        }
+        out
     }
 
     /// Creates a namespace in the control plane: the admin key, or a tenant admin's key in its

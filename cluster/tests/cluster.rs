@@ -849,8 +849,22 @@ fn forgets_policies_and_imports_are_logged_and_replayed_after_a_sigkill() {
         "{\"kind\": \"memory\", \"id\": \"0190b3c4-0000-7000-8000-000000000001\", \"content\": \"imported as text\"}",
     ]});
     let import = format!("/v1/namespaces/{ns}/import/batch");
-    let (status, err) = call(&two, "POST", &import, &scoped, Some(lines.clone()));
+    // A write key imports, as on one node, as long as the import keeps the policy.
+    let (_, current) = call(&two, "GET", &path, ADMIN, None);
+    let with_policy = |policy: &Value, id: &str| {
+        json!({ "lines": [
+            { "kind": "namespace", "format": "memsilo-export/3", "name": ns, "policy": policy },
+            { "kind": "memory", "id": id, "content": "imported by a write key" },
+        ]})
+    };
+    let other = json!({ "decay_rate": 0.5, "min_importance": 0.1, "ttl_default": 86400 });
+    let body = with_policy(&other, "0190b3c4-0000-7000-8000-000000000003");
+    let (status, err) = call(&two, "POST", &import, &scoped, Some(body));
     assert_eq!((status, err["error"].as_str()), (403, Some("forbidden")), "{err}");
+    assert!(err["message"].as_str().unwrap_or("").contains("policy"), "{err}");
+    let body = with_policy(&current, "0190b3c4-0000-7000-8000-000000000002");
+    let (status, imported) = call(&two, "POST", &import, &scoped, Some(body));
+    assert_eq!((status, imported["memories"].as_u64()), (200, Some(1)), "{imported}");
     let (status, imported) = call(&two, "POST", &import, ADMIN, Some(lines));
     assert_eq!((status, imported["memories"].as_u64()), (200, Some(2)), "{imported}");
     // The id the owner gave the line without one is in the log.
@@ -858,7 +872,7 @@ fn forgets_policies_and_imports_are_logged_and_replayed_after_a_sigkill() {
     let given = logged
         .iter()
         .flat_map(|(_, e)| e.records.iter())
-        .find(|r| r.op == "import_namespace")
+        .rfind(|r| r.op == "import_namespace")
         .and_then(|r| r.args["lines"][0]["id"].as_str().map(str::to_owned))
         .expect("the import is logged with the id it was given");
     let ops: Vec<&str> =
@@ -879,10 +893,11 @@ fn forgets_policies_and_imports_are_logged_and_replayed_after_a_sigkill() {
         assert!(started.elapsed() < Duration::from_secs(30), "node 2 never took it over");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(counted["count"].as_u64(), Some(4), "2 kept + 2 imported: {counted}");
+    assert_eq!(counted["count"].as_u64(), Some(5), "2 kept + 3 imported: {counted}");
     let (status, got) = call(&two, "GET", &format!("/v1/namespaces/{ns}/policy"), ADMIN, None);
     assert_eq!((status, &got), (200, &policy), "{got}");
-    for id in [given.as_str(), "0190b3c4-0000-7000-8000-000000000001"] {
+    let by_write_key = "0190b3c4-0000-7000-8000-000000000002";
+    for id in [given.as_str(), "0190b3c4-0000-7000-8000-000000000001", by_write_key] {
         assert_eq!(get(&two, ADMIN, ns, id).0, 200, "imported memory {id} lost");
     }
 }

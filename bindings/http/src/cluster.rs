@@ -281,10 +281,12 @@ async fn on_owner(
         Target::Local(owned) => {
             caller.authorize_owned(&ns, owned.tenant_id(), write)?;
             // Namespace administration (the engine's `ManageNamespace`): the admin key or the
-            // tenant's admins. An import can replace the namespace's policy, which only they may.
-            if matches!(route.op, "set_memory_policy" | "import_namespace" | "delete_namespace") {
+            // tenant's admins. Others with write access import only what keeps the policy.
+            if matches!(route.op, "set_memory_policy" | "delete_namespace") {
                 caller.authorize_manage(&ns, owned.tenant_id())?;
             }
+            let keep_policy = route.op == "import_namespace"
+                && caller.authorize_manage(&ns, owned.tenant_id()).is_err();
             if route.op == "delete_namespace" {
                 let started = std::time::Instant::now();
                 let (reply, erased) = app.node.delete_namespace(&owned).await?;
@@ -296,7 +298,7 @@ async fn on_owner(
                 return Ok(response::reply(route.status, &reply));
             }
             let reply = if write {
-                app.node.write(&owned, route.op, args).await?
+                app.node.write(&owned, route.op, args, keep_policy).await?
             } else {
                 app.node.read(&owned, route.op, args).await?
             };
