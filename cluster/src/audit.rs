@@ -139,8 +139,9 @@ impl AuditChains {
     }
 
     /// Appends `draft` to its tenant's chain. With `wait`, returns once it is stored (or
-    /// storing failed, which is reported on stderr: a request is never refused because its
-    /// entry could not be written); otherwise it is stored in the background.
+    /// storing failed: then it is reported on stderr and kept, first in the queue, for the
+    /// chain's next append; a request is never refused because its entry could not be
+    /// written); otherwise it is stored in the background.
     pub(crate) async fn append(self: &Arc<Self>, draft: AuditDraft, wait: bool) {
         let tenant = draft.tenant_id.clone();
         let chain = self.chains.lock().entry(tenant.clone()).or_default().clone();
@@ -170,10 +171,16 @@ impl AuditChains {
                         );
                     }
                 }
-                Err(e) => eprintln!(
-                    "memsilo cluster: {} audit entries of {tenant} not stored: {e}",
-                    drafts.len()
-                ),
+                Err(e) => {
+                    eprintln!(
+                        "memsilo cluster: {} audit entries of {tenant} not stored yet ({e}); kept \
+                         for the next append",
+                        drafts.len()
+                    );
+                    // First in the queue again, so the chain keeps the order of the decisions.
+                    let kept = drafts.into_iter().map(|d| (d, None));
+                    chain.pending.lock().splice(0..0, kept);
+                }
             }
             for tx in waiters.into_iter().flatten() {
                 let _ = tx.send(());
