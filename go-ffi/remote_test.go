@@ -2,6 +2,7 @@ package memsilo
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,6 +145,10 @@ func TestConnectRefusesBadKeysAndDeadServers(t *testing.T) {
 	dead := startCargoServerStopped(t)
 	_, err = Connect(dead, testAdminKey)
 	wantCode(t, err, CodeInternal)
+	// The connection failure is the cause, in its own words.
+	if cause := errors.Unwrap(err); cause == nil || !strings.Contains(cause.Error(), "refused") {
+		t.Fatalf("cause of %v: %v", err, cause)
+	}
 }
 
 // startCargoServerStopped starts a server, stops it, and returns its now-dead URL.

@@ -507,7 +507,7 @@ impl<T: Tables> Store<T> {
             if let Err(e) = spawned {
                 COMMIT_THREADS.fetch_sub(1, Ordering::Relaxed);
                 if q.committers == 0 {
-                    return Err(Error::Internal(format!("cannot start a commit thread: {e}")));
+                    return Err(Error::internal_from("cannot start a commit thread", e));
                 }
                 break;
             }

@@ -5,6 +5,7 @@
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const util = require('node:util');
 
@@ -195,6 +196,24 @@ describe('causes', () => {
     assert.equal(err.cause.cause, undefined);
     assert.deepEqual(err.causes, [words]);
     assert.match(util.inspect(err), /\[cause\]: Error: Is a directory/);
+  });
+
+  it('a refused connection is the cause of a remote client\'s internal error', async () => {
+    // A port nothing listens on: bind one, then close it.
+    const port = await new Promise((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address();
+        probe.close(() => resolve(p));
+      });
+    });
+    await assert.rejects(memsilo.connect(`http://127.0.0.1:${port}`, { apiKey: 'msk_x' }), (err) => {
+      expectError(memsilo.InternalError, 'internal', 500)(err);
+      assert.match(err.message, /cannot reach the memsilo server/);
+      assert.ok(err.cause instanceof Error, 'err.cause is an Error');
+      assert.match(err.cause.message, /refused/);
+      assert.ok(err.message.endsWith(err.cause.message), err.message);
+      return true;
+    });
   });
 
   it('errors without a failure underneath have no cause', async () => {

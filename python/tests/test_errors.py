@@ -181,6 +181,9 @@ def test_internal_when_the_server_cannot_be_reached() -> None:
         "cannot reach",
     )
     assert err.status == 500
+    # The connection failure is the cause, in its own words.
+    assert err.__cause__ is not None and "refused" in str(err.__cause__), err.__cause__
+    assert err.details is not None and err.details["causes"] == [str(err.__cause__)]
     check(memsilo.InvalidArgumentError, lambda: memsilo.connect("localhost:3300", "msk_x"), "url")
 
 

@@ -165,7 +165,7 @@ impl Client {
                 match self.send(base, route, &target, body.as_deref()).and_then(read_body) {
                     // Not sent (a write too), or a read / id-named write: try the next server.
                     Err(e) if more && (resend || not_reached(&e)) => continue,
-                    Err(e) => return Err(transport_error(base, &e)),
+                    Err(e) => return Err(transport_error(base, e)),
                     Ok((503, ..)) if more && resend => continue,
                     Ok(answer) => answer,
                 };
@@ -254,8 +254,9 @@ fn parse_base(url: &str) -> Option<Arc<str>> {
     (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| base.into())
 }
 
-fn transport_error(base: &str, e: &ureq::Error) -> Error {
-    Error::Internal(format!("cannot reach the memsilo server at {base}: {e}"))
+/// `internal error: cannot reach the memsilo server at <base>: <e>`, with `e` as the cause.
+fn transport_error(base: &str, e: ureq::Error) -> Error {
+    Error::internal_from(format!("cannot reach the memsilo server at {base}"), e)
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -306,6 +307,13 @@ mod tests {
         let err = Client::connect(&format!("http://{addr}"), "msk_x").unwrap_err();
         assert_eq!(err.code(), memsilo::ErrorCode::Internal);
         assert!(err.to_string().contains("cannot reach the memsilo server"), "{err}");
+        // The connection failure is the cause, in its own words, not only in the message.
+        let causes = err.causes();
+        assert!(
+            causes.first().is_some_and(|c| err.to_string().ends_with(c.as_str())),
+            "{causes:?}"
+        );
+        assert!(causes.iter().any(|c| c.contains("refused")), "{causes:?}");
     }
 
     #[test]
