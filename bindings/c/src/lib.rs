@@ -228,8 +228,8 @@ pub unsafe extern "C" fn memsilo_operations(out_json: *mut *mut c_char) -> i32 {
 /// Runs the memsilo command line in this process, as the `memsilo` binary would:
 /// `memsilo_serve(argc, argv)` from a C `main` (argv[0], the program name, is skipped), e.g.
 /// `memsilo serve --data ./data --listen 127.0.0.1:3300`. `serve` blocks until SIGINT or
-/// SIGTERM. Returns the exit code (0 success, 1 failure, 2 usage error; invalid arguments
-/// to this function are 2).
+/// SIGTERM. Returns the exit code (0 success, 1 failure, 2 usage error, 70 when memsilo
+/// panicked; invalid arguments to this function are 2).
 ///
 /// # Safety
 /// `argv` points to `argc` NUL-terminated strings (NULL entries are refused).
@@ -250,14 +250,14 @@ pub unsafe extern "C" fn memsilo_serve(argc: c_int, argv: *const *const c_char) 
         }
         Ok(memsilo_http::run_cli(cli_args))
     };
-    match std::panic::catch_unwind(run) {
-        Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            eprintln!("memsilo: {e}");
+    memsilo::error::catch_panic(run).unwrap_or_else(|e| {
+        eprintln!("memsilo: {e}");
+        if e.code() == memsilo::ErrorCode::InvalidArgument {
             2
+        } else {
+            memsilo_http::EXIT_PANIC
         }
-        Err(_) => 1,
-    }
+    })
 }
 
 /// Releases a string returned by any memsilo function. NULL is ignored.

@@ -257,11 +257,23 @@ fn parse_models(args: &[String]) -> Result<Command, String> {
     }
 }
 
-/// Runs the command line (`args` without the program name) and returns the exit code.
-/// `serve` blocks until SIGINT or SIGTERM, then finishes the requests in flight.
+/// Exit code of a command that panicked (`EX_SOFTWARE`: a bug in memsilo).
+pub const EXIT_PANIC: i32 = 70;
+
+/// Runs the command line (`args` without the program name) and returns the exit code: 0
+/// success, 1 failure, 2 usage error, [`EXIT_PANIC`] (70) when memsilo panicked. `serve`
+/// blocks until SIGINT or SIGTERM, then finishes the requests in flight. A panic does not
+/// unwind out of it, so the Python, Node and C bindings call it as it is.
+pub fn run_cli(args: Vec<String>) -> i32 {
+    memsilo::error::catch_panic(|| Ok(run_command(args))).unwrap_or_else(|e| {
+        eprintln!("memsilo: {e}");
+        EXIT_PANIC
+    })
+}
+
 // Owned arguments: the Python, Node and Go packages hand over argv as they built it.
 #[allow(clippy::needless_pass_by_value)]
-pub fn run_cli(args: Vec<String>) -> i32 {
+fn run_command(args: Vec<String>) -> i32 {
     crate::log::install();
     let command = match parse(&args) {
         Ok(c) => c,

@@ -25,7 +25,7 @@ mod stream;
 mod transfer;
 mod usage;
 
-pub use cli::run_cli;
+pub use cli::{run_cli, EXIT_PANIC};
 pub use client::{Client, ClientOptions};
 pub use openapi::document as openapi_document;
 pub use server::{router, serve, ServeOptions, Server};

@@ -5,7 +5,6 @@
 mod error;
 mod handle;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use memsilo::{Engine, Options};
@@ -59,10 +58,7 @@ impl Task for ServeTask {
 
     fn compute(&mut self) -> napi::Result<i32> {
         let argv = std::mem::take(&mut self.argv);
-        Ok(catch_unwind(AssertUnwindSafe(|| memsilo_http::run_cli(argv))).unwrap_or_else(|_| {
-            eprintln!("memsilo: the server panicked");
-            70
-        }))
+        Ok(memsilo_http::run_cli(argv))
     }
 
     fn resolve(&mut self, _env: Env, code: i32) -> napi::Result<i32> {

@@ -49,12 +49,7 @@ fn connect(py: Python<'_>, url: Urls, api_key: &str) -> PyResult<Client> {
 /// `["serve", "--data", "./data"]`); blocks until the server stops; returns the exit code.
 #[pyfunction]
 fn serve(py: Python<'_>, argv: Vec<String>) -> i32 {
-    let code = py.detach(|| {
-        std::panic::catch_unwind(|| memsilo_http::run_cli(argv)).unwrap_or_else(|_| {
-            eprintln!("memsilo: internal error (panic); see the message above");
-            70
-        })
-    });
+    let code = py.detach(|| memsilo_http::run_cli(argv));
     // The server already handled SIGINT/SIGTERM as "shut down"; Python's own handler saw the
     // SIGINT too and would raise KeyboardInterrupt now. Run it here and drop what it raises.
     let _ = py.check_signals();
