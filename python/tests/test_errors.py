@@ -36,6 +36,16 @@ def test_one_class_per_core_error_code() -> None:
     assert len({cls for cls, _ in CLASSES.values()}) == len(CLASSES)
 
 
+def test_the_package_exports_and_types_each_core_error_class() -> None:
+    # The class names spelled out in memsilo/__init__.py and _native.pyi follow core's table.
+    stub = (Path(memsilo.__file__).parent / "_native.pyi").read_text()
+    for code in _native.ERROR_CODES:
+        name = "".join(word.capitalize() for word in code.split("_")) + "Error"
+        assert getattr(memsilo, name) is getattr(_native, name), name
+        assert name in memsilo.__all__, name
+        assert f"class {name}(MemsiloError): ..." in stub, name
+
+
 def check(
     cls: Type[memsilo.MemsiloError], call: Callable[[], object], message_part: str = ""
 ) -> memsilo.MemsiloError:
