@@ -598,6 +598,71 @@ fn listings_are_served_from_any_node() {
     assert_eq!((s, e["error"].as_str()), (404, Some("not_found")), "{e}");
 }
 
+/// Every node serves what one node serves besides the API table: `/healthz`, `/openapi.json`,
+/// `/metrics` (its own requests; the admin key or the metrics token only) and the console;
+/// the streaming export and import are refused with an error naming their paged forms.
+#[test]
+fn every_node_serves_health_openapi_metrics_and_the_console() {
+    let Some(env) = env() else { return };
+    let prefix = unique("own");
+    let extra = ["--metrics-token", "cluster-scraper-token-0123456789"];
+    let nodes: Vec<Node> =
+        (1..=2).map(|i| start_node_with(&env, &prefix, &format!("n{i}"), &extra)).collect();
+    let ns = "own";
+    create_namespace(&nodes[0].url, ns);
+    let (s, made) = call(
+        &nodes[0].url,
+        "POST",
+        "/v1/keys",
+        ADMIN,
+        Some(json!({ "name": "w", "namespaces": [{ "namespace": ns, "access": "write" }] })),
+    );
+    assert_eq!(s, 201, "{made}");
+    let scoped = made["key"].as_str().unwrap().to_owned();
+    await_key(&nodes, &scoped);
+    let text = |url: &str, path: &str, key: Option<&str>| {
+        let mut req = ureq::http::Request::builder().method("GET").uri(format!("{url}{path}"));
+        if let Some(k) = key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        let mut r = agent().run(req.body(()).unwrap()).unwrap();
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (r.status().as_u16(), ct, r.body_mut().read_to_string().unwrap_or_default())
+    };
+    for n in &nodes {
+        // One store received by this node (node 1's is forwarded to node 0, the owner, which
+        // counts it too, after node 0's counters were read below).
+        assert_eq!(store(&n.url, &scoped, ns, "counted").0, 201);
+        let (s, health) = call(&n.url, "GET", "/healthz", ADMIN, None);
+        assert_eq!((s, health["status"].as_str()), (200, Some("ok")), "{health}");
+        let (s, ct, body) = text(&n.url, "/openapi.json", None);
+        assert_eq!((s, ct.as_deref()), (200, Some("application/json")));
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        assert!(doc["paths"]["/v1/memory/store"]["post"].is_object(), "{}", doc["paths"]);
+        let (s, ct, body) = text(&n.url, "/metrics", Some(ADMIN));
+        assert_eq!(s, 200, "{body}");
+        assert!(ct.unwrap_or_default().starts_with("text/plain"));
+        assert!(
+            body.contains(r#"memsilo_http_requests_total{method="POST",route="/v1/memory/store",status="201"} 1"#),
+            "{body}"
+        );
+        assert_eq!(text(&n.url, "/metrics", Some("cluster-scraper-token-0123456789")).0, 200);
+        let (s, _, e) = text(&n.url, "/metrics", Some(&scoped));
+        assert_eq!(s, 403, "{e}");
+        assert_eq!(text(&n.url, "/metrics", None).0, 401);
+        // The console is served (503 with how to build it when this binary lacks it).
+        let (s, _, page) = text(&n.url, "/console", None);
+        assert!(s == 200 || (s == 503 && page.contains("make console")), "{s} {page}");
+        let (s, e) = call(&n.url, "GET", &format!("/v1/namespaces/{ns}/export"), ADMIN, None);
+        assert_eq!((s, e["error"].as_str()), (400, Some("invalid_argument")), "{e}");
+        assert!(e["message"].as_str().unwrap().contains("/export/page"), "{e}");
+        let (s, e) =
+            call(&n.url, "POST", &format!("/v1/namespaces/{ns}/import"), ADMIN, Some(json!({})));
+        assert_eq!((s, e["error"].as_str()), (400, Some("invalid_argument")), "{e}");
+        assert!(e["message"].as_str().unwrap().contains("/import/batch"), "{e}");
+    }
+}
+
 /// Namespaces are listed from any node as on one node: in name order, by offset or by cursor
 /// pages (a cursor made by one node continues on another), a bare array with `X-Total-Count`,
 /// each namespace with its owner's figures; a tenant key sees its tenant's namespaces, a scoped

@@ -356,7 +356,7 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
     let header_timeout = options.header_timeout;
     let (app, leave) = match &args.cluster {
         None => (server::router(engine, options), None),
-        Some(cluster) => cluster_router(&runtime, cluster, engine, &addr, args.body_limit)?,
+        Some(cluster) => cluster_router(&runtime, cluster, engine, &addr, &options)?,
     };
     // Signal handlers are installed before the ready line, so a SIGTERM sent as soon as the
     // line is seen is a graceful shutdown, never the default action.
@@ -391,7 +391,7 @@ fn cluster_router(
     args: &ClusterArgs,
     engine: Engine,
     addr: &std::net::SocketAddr,
-    body_limit: usize,
+    options: &ServeOptions,
 ) -> Result<(axum::Router, Option<Leave>), String> {
     let store = memsilo_cluster::object_store_from_url(&args.s3)?;
     let config = memsilo_cluster::Config {
@@ -405,7 +405,8 @@ fn cluster_router(
     let node = runtime.block_on(memsilo_cluster::Node::start(config, engine, store))?;
     let leaving = node.clone();
     let leave: Leave = Box::pin(async move { leaving.leave().await });
-    Ok((crate::cluster::router(node, body_limit), Some(leave)))
+    let router = crate::cluster::router(node, options.body_limit, options.metrics_token.clone());
+    Ok((router, Some(leave)))
 }
 
 #[cfg(not(feature = "cluster"))]
@@ -414,7 +415,7 @@ fn cluster_router(
     _: &ClusterArgs,
     _: Engine,
     _: &std::net::SocketAddr,
-    _: usize,
+    _: &ServeOptions,
 ) -> Result<(axum::Router, Option<Leave>), String> {
     Err("--cluster: this memsilo was built without cluster support (cargo feature `cluster` of memsilo-http)".into())
 }

@@ -3,15 +3,17 @@
 //! The routes are those of the route table. A namespace's reads and writes run on its owner:
 //! any node accepts them and forwards them there (one hop; the answer comes back unchanged),
 //! taking the namespace over first if nobody owns it. Namespaces and keys are created in the
-//! control plane (etcd), and so are tenants and members (from any node). Operations not yet
-//! available in cluster mode (policies, `batch_forget`, ...) answer `invalid_argument`
-//! naming the operation.
+//! control plane (etcd), and so are tenants and members (from any node). Besides the table,
+//! every node serves `/healthz`, `/openapi.json`, its own `/metrics` and the console; the
+//! streaming export and import are refused with an error naming their paged routes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body as HttpBody, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpMethod, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
@@ -20,6 +22,7 @@ use memsilo_cluster::{namespace_of, namespace_op, Caller, Node, Target};
 use serde_json::{json, Value};
 
 use crate::dispatch::bearer;
+use crate::metrics::Metrics;
 use crate::response;
 use crate::routes::{self, Body, Route, ROUTES};
 
@@ -30,13 +33,27 @@ const HOPS: &str = "x-memsilo-hops";
 struct ClusterApp {
     node: Arc<Node>,
     body_limit: usize,
+    /// A bearer token that may read `GET /metrics` besides the admin key.
+    metrics_token: Option<String>,
+    /// This node's request counters (`/metrics`), as one node keeps them.
+    metrics: Metrics,
+    active: AtomicU64,
+    openapi: Bytes,
 }
 
 type Shared = Arc<ClusterApp>;
 
-/// The router of a cluster node.
-pub(crate) fn router(node: Arc<Node>, body_limit: usize) -> Router {
-    let app = Arc::new(ClusterApp { node, body_limit });
+/// The router of a cluster node: the route table, `/healthz`, `/metrics` (this node's
+/// requests), `/openapi.json` and the console, as on one node.
+pub(crate) fn router(node: Arc<Node>, body_limit: usize, metrics_token: Option<String>) -> Router {
+    let app = Arc::new(ClusterApp {
+        node,
+        body_limit,
+        metrics_token,
+        metrics: Metrics::default(),
+        active: AtomicU64::new(0),
+        openapi: serde_json::to_vec_pretty(&crate::openapi::document()).unwrap_or_default().into(),
+    });
     let mut paths: Vec<(&'static str, MethodRouter<Shared>)> = Vec::new();
     for route in ROUTES {
         let handler = move |state: State<Shared>,
@@ -97,13 +114,79 @@ pub(crate) fn router(node: Arc<Node>, body_limit: usize) -> Router {
             None => paths.push((route.path, on(filter, handler))),
         }
     }
-    let mut router = Router::new().route("/healthz", axum::routing::get(healthz));
+    let mut router = Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/openapi.json", axum::routing::get(openapi))
+        .route("/v1/namespaces/{name}/export", axum::routing::get(streaming_refused))
+        .route("/v1/namespaces/{name}/import", axum::routing::post(streaming_refused))
+        .route("/console", axum::routing::get(crate::console::index))
+        .route("/console/", axum::routing::get(crate::console::index))
+        .route("/console/{*path}", axum::routing::get(crate::console::asset));
     for (path, mr) in paths {
         router = router.route(path, mr);
     }
     router
         .fallback(|| async { response::error(&Error::not_found("route", "no such route")) })
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
+}
+
+/// Counts and times every request this node answers (forwarded ones included), by route
+/// template, as one node does.
+async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    crate::server::observed(&app.metrics, &app.active, req, next).await
+}
+
+async fn openapi(State(app): State<Shared>) -> Response {
+    crate::server::openapi_response(app.openapi.clone())
+}
+
+/// `GET /metrics`: this node's counters, for the admin key or the metrics token (401 without
+/// a valid key, 403 for any other key). Tenants' storage is not among them in cluster mode
+/// (it is each namespace owner's: `get_tenant`'s `usage`).
+async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let key = match bearer(&headers) {
+        Ok(k) => k,
+        Err(e) => return response::error(&e),
+    };
+    let by_token =
+        app.metrics_token.as_deref().is_some_and(|t| memsilo::auth::secrets_equal(t, &key));
+    if !by_token {
+        match app.node.authenticate(&key).await {
+            Ok(Caller::Admin) => {}
+            Ok(_) => {
+                let e = Error::forbidden("metrics need the admin key or the metrics token");
+                return response::error(&e);
+            }
+            Err(e) => return response::error(&e),
+        }
+    }
+    crate::server::metrics_response(app.metrics.render(app.active.load(Ordering::Relaxed), ""))
+}
+
+/// The streaming export and import (NDJSON bodies) are not served by a cluster node: a
+/// forwarded request is buffered whole, which would defeat streaming. Their paged forms are.
+async fn streaming_refused(method: HttpMethod) -> Response {
+    let (route, paged) = if method == HttpMethod::GET {
+        (
+            "GET /v1/namespaces/{name}/export",
+            "GET /v1/namespaces/{name}/export/page (export_namespace)",
+        )
+    } else {
+        (
+            "POST /v1/namespaces/{name}/import",
+            "POST /v1/namespaces/{name}/import/batch (import_namespace)",
+        )
+    };
+    let e = Error::invalid(
+        "route",
+        format!(
+            "{route} (a streamed NDJSON body) is not served in cluster mode; use {paged}, \
+             page by page, as the remote clients' export and import do"
+        ),
+    );
+    response::error(&e)
 }
 
 async fn healthz(State(app): State<Shared>) -> Response {

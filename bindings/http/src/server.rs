@@ -127,8 +127,21 @@ async fn healthz() -> Response {
 }
 
 async fn openapi(State(app): State<Shared>) -> Response {
-    let mut resp = (StatusCode::OK, app.openapi.clone()).into_response();
+    openapi_response(app.openapi.clone())
+}
+
+/// `GET /openapi.json`'s answer (also a cluster node's).
+pub(crate) fn openapi_response(document: axum::body::Bytes) -> Response {
+    let mut resp = (StatusCode::OK, document).into_response();
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// `GET /metrics`'s answer: the Prometheus text (also a cluster node's).
+pub(crate) fn metrics_response(text: String) -> Response {
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     resp
 }
 
@@ -154,11 +167,7 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
         Ok(u) => u,
         Err(e) => return response::error(&e),
     };
-    let text = app.metrics.render(app.active.load(Ordering::Relaxed), &usage);
-    let mut resp = (StatusCode::OK, text).into_response();
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-    resp
+    metrics_response(app.metrics.render(app.active.load(Ordering::Relaxed), &usage))
 }
 
 async fn not_found(req: Request) -> Response {
@@ -212,7 +221,17 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OP
 /// which may carry ids, and never its headers, which carry keys).
 /// Also gives every answer an `X-Request-Id` (the client's when valid, else a new one), and
 /// puts that id on the request for the handlers that record it (the audit log).
-async fn observe(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
+async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    observed(&app.metrics, &app.active, req, next).await
+}
+
+/// [`observe`] with the counters it updates (a cluster node has its own).
+pub(crate) async fn observed(
+    metrics: &Metrics,
+    active: &AtomicU64,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let request_id = HeaderValue::from_str(&crate::dispatch::request_id(req.headers())).ok();
     if let Some(id) = &request_id {
@@ -223,16 +242,16 @@ async fn observe(State(app): State<Shared>, mut req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    app.active.fetch_add(1, Ordering::Relaxed);
+    active.fetch_add(1, Ordering::Relaxed);
     let mut resp = next.run(req).await;
-    app.active.fetch_sub(1, Ordering::Relaxed);
+    active.fetch_sub(1, Ordering::Relaxed);
     if let Some(id) = request_id {
         resp.headers_mut().entry(&REQUEST_ID).or_insert(id);
     }
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let tenant = resp.extensions().get::<crate::dispatch::TenantLabel>().map(|t| t.0.as_str());
-    app.metrics.record(method, &route, status, took, tenant);
+    metrics.record(method, &route, status, took, tenant);
     log::log(
         Level::Debug,
         format_args!("{method} {route} {status} {:.3}ms", took.as_secs_f64() * 1000.0),
