@@ -1,6 +1,8 @@
 //! One error type for every face of memsilo. Each variant has a stable `snake_case` code
 //! (the Python exception's `.code`, the JS `error.code`, the Go `Code`, the C integer)
-//! and an HTTP status; the table lives in [`ErrorCode`] and nowhere else.
+//! and an HTTP status; the table lives in [`ErrorCode`]. The lists the other faces spell out
+//! (Python's and Node's classes, Go's constants, C's integers, the docs' table) are tested
+//! against [`ErrorCode::ALL`], so a code added here fails their tests until they have it.
 //!
 //! An error caused by an I/O, storage (LMDB) or encoding failure keeps that failure as its
 //! [`std::error::Error::source`]; [`Error::causes`] lists the chain's messages, and the error
@@ -383,6 +385,24 @@ mod tests {
         // The C integers of the first nine codes never change.
         assert_eq!((ErrorCode::Internal.as_i32(), ErrorCode::MethodNotAllowed.as_i32()), (9, 10));
         assert_eq!(ErrorCode::from_i32(0), None);
+    }
+
+    /// docs/src/api/errors.md has one row per code, with its status, in the table's order.
+    #[test]
+    fn the_documented_error_table_is_this_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/api/errors.md");
+        let doc = std::fs::read_to_string(path).expect("docs/src/api/errors.md");
+        let rows: Vec<(&str, u16)> = doc
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.strip_prefix("| `")?.splitn(2, "` | ");
+                let (code, rest) = (cells.next()?, cells.next()?);
+                Some((code, rest.split(' ').next()?.parse().ok()?))
+            })
+            .collect();
+        let table: Vec<(&str, u16)> =
+            ErrorCode::ALL.iter().map(|c| (c.as_str(), c.http_status())).collect();
+        assert_eq!(rows, table);
     }
 
     #[test]
