@@ -702,15 +702,11 @@ impl Handle {
                 result
             }
             Request::CreateNamespace(a) => {
-                // A control-plane request: its entry is written by the commit of its change,
-                // or, when it fails, by a commit of its own before the answer.
-                let entry = self.draft(op, subject.clone());
+                // A control-plane request: its entry is written with its outcome, before the
+                // answer (see `create_namespace_async`).
+                let entry = self.draft(op, subject);
                 let (name, options) = a.into_parts();
-                let result = self.create_namespace_async(&name, options, entry.clone()).await;
-                if let Err(e) = &result {
-                    self.record_control_failure_async(&entry, e.code()).await;
-                }
-                result.and_then(EncodedReply::of)
+                self.create_namespace_async(&name, options, entry).await.and_then(EncodedReply::of)
             }
             req => self.execute_encoded(req),
         }

@@ -740,18 +740,29 @@ impl EngineInner {
     /// [`EngineInner::catalog_write_audited`] for a caller on an async executor, whose
     /// request's audit entry is `entry`: `f`'s change and the entry are queued for the
     /// catalog's next group commit and awaited without a thread (see
-    /// `Store::write_ns_async`). The change must alter no key's resolution. If `f` fails,
-    /// nothing is written (the caller records the outcome: [`Handle::audit_async`]).
+    /// `Store::write_ns_async`). The change must alter no key's resolution. `f` may refuse
+    /// the request after reading the catalog and before writing anything (`Ok(Err(_))`, e.g.
+    /// a name taken): the refusal's entry is then written by the same commit, and comes back
+    /// as the inner `Err`. If `f` fails otherwise, nothing is written (the caller records the
+    /// outcome: [`Handle::record_control_failure_async`]).
     pub(crate) async fn catalog_write_audited_async<R: Send + 'static>(
         self: &Arc<Self>,
         entry: Unfinished,
-        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send + 'static,
+        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<Result<R>> + Send + 'static,
         made: impl Fn(&R) -> (Option<String>, Option<String>) + Send + 'static,
-    ) -> Result<R> {
+    ) -> Result<Result<R>> {
         self.catalog_write_with_entries_async(move |w, t| {
-            let r = f(w, t)?;
-            let (made_in, made) = made(&r);
-            Ok((r, Some(entry.finish(Ok(()), made_in, made))))
+            Ok(match f(w, t)? {
+                Ok(r) => {
+                    let (made_in, made) = made(&r);
+                    let own = entry.finish(Ok(()), made_in, made);
+                    (Ok(r), Some(own))
+                }
+                Err(refused) => {
+                    let own = entry.finish(Err(refused.code()), None, None);
+                    (Err(refused), Some(own))
+                }
+            })
         })
         .await
     }

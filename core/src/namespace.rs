@@ -215,29 +215,68 @@ struct NamespaceCreation {
     shards: u32,
 }
 
+/// What a creation found in the catalog.
+enum Checked {
+    /// The namespace exists and `exist_ok` asks for it.
+    Exists(NamespaceRecord),
+    /// It is new, in this isolation mode.
+    New(IsolationMode),
+}
+
 impl NamespaceCreation {
     /// Writes the namespace's record: the record and `true`, or the existing one and
     /// `false` (`exist_ok`).
     fn run(&self, w: &mut heed::RwTxn<'_>, t: &CatalogTables) -> Result<(NamespaceRecord, bool)> {
+        self.run_or_refuse(w, t)?
+    }
+
+    /// [`NamespaceCreation::run`], telling a refusal (a name taken, a tenant missing,
+    /// inactive or at its quota: `Ok(Err(_))`, decided before anything is written) from a
+    /// failure of the transaction.
+    fn run_or_refuse(
+        &self,
+        w: &mut heed::RwTxn<'_>,
+        t: &CatalogTables,
+    ) -> Result<Result<(NamespaceRecord, bool)>> {
+        let mode = match self.check(w, t)? {
+            Ok(Checked::Exists(existing)) => return Ok(Ok((existing, false))),
+            Ok(Checked::New(mode)) => mode,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        self.write(w, t, mode).map(Ok)
+    }
+
+    /// Reads what decides the creation, writing nothing.
+    fn check(&self, w: &heed::RwTxn<'_>, t: &CatalogTables) -> Result<Result<Checked>> {
         let (name, tenant_id) = (&self.name, &self.tenant_id);
         if let Some(existing) = t.namespaces.get(w, name)? {
             if self.exist_ok && existing.tenant_id == *tenant_id {
-                return Ok((existing, false));
+                return Ok(Ok(Checked::Exists(existing)));
             }
-            return Err(Error::Conflict(format!("namespace {name} already exists")));
+            return Ok(Err(Error::Conflict(format!("namespace {name} already exists"))));
         }
-        let mode = match tenant_id {
-            Some(tid) => {
-                let tenant = get_tenant(t, w, tid)
-                    .map_err(|_| Error::invalid("tenant_id", format!("no tenant with id {tid}")))?;
-                if tenant.status != TenantStatus::Active {
-                    return Err(Error::invalid("tenant_id", "tenant is not active"));
-                }
-                crate::tenant::check_counted_quota(t, w, tid, Counted::Namespaces)?;
-                tenant.isolation_mode
-            }
-            None => IsolationMode::Logical,
+        let Some(tid) = tenant_id else { return Ok(Ok(Checked::New(IsolationMode::Logical))) };
+        let Ok(tenant) = get_tenant(t, w, tid) else {
+            return Ok(Err(Error::invalid("tenant_id", format!("no tenant with id {tid}"))));
         };
+        if tenant.status != TenantStatus::Active {
+            return Ok(Err(Error::invalid("tenant_id", "tenant is not active")));
+        }
+        match crate::tenant::check_counted_quota(t, w, tid, Counted::Namespaces) {
+            Ok(()) => Ok(Ok(Checked::New(tenant.isolation_mode))),
+            Err(e @ Error::QuotaExceeded { .. }) => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a new namespace in isolation mode `mode`.
+    fn write(
+        &self,
+        w: &mut heed::RwTxn<'_>,
+        t: &CatalogTables,
+        mode: IsolationMode,
+    ) -> Result<(NamespaceRecord, bool)> {
+        let (name, tenant_id) = (&self.name, &self.tenant_id);
         let id = next_counter(t, w, "namespace_id")?;
         let location = match (mode, tenant_id) {
             (IsolationMode::Hybrid, Some(tid)) => EnvLocation::Tenant { tenant_id: tid.clone() },
@@ -283,24 +322,38 @@ impl Handle {
     /// [`Handle::create_namespace`] for a caller on an async executor: checked on the calling
     /// thread, then queued for the catalog's next group commit (shared with the creations
     /// and other catalog writes arriving meanwhile) and awaited without a thread; answered
-    /// after that commit is on disk. `entry`: the request's audit entry, written by the
-    /// same commit.
+    /// after that commit is on disk. `entry`: the request's audit entry, written with its
+    /// outcome whatever it is: by the same commit as the namespace, or as the refusal (a name
+    /// taken, the tenant's quota reached), so that a refused creation costs no commit of its
+    /// own; by a commit of its own only for a creation refused before it was queued or one
+    /// whose commit failed.
     pub(crate) async fn create_namespace_async(
         &self,
         name: &str,
         opts: NamespaceOptions,
         entry: crate::audit::Unfinished,
     ) -> Result<Namespace> {
-        let creation = self.namespace_creation(name, opts)?;
-        let made = self
-            .inner
-            .catalog_write_audited_async(
-                entry,
-                move |w, t| creation.run(w, t),
-                NamespaceCreation::made,
-            )
-            .await?;
-        self.created_namespace(made)
+        let written = match self.namespace_creation(name, opts) {
+            Ok(creation) => {
+                self.inner
+                    .catalog_write_audited_async(
+                        entry.clone(),
+                        move |w, t| creation.run_or_refuse(w, t),
+                        NamespaceCreation::made,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let answer = match written {
+            Ok(Ok(made)) => self.created_namespace(made),
+            Ok(Err(refused)) => return Err(refused), // recorded by its commit
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &answer {
+            self.record_control_failure_async(&entry, e.code()).await;
+        }
+        answer
     }
 
     /// A creation checked (name, caller's right, policy, dimensions), ready to write.
@@ -626,8 +679,9 @@ mod tests {
 
     /// Namespace creations awaited together (as the HTTP server awaits them) are queued
     /// without a thread each and share one catalog commit, each with its audit entry. A
-    /// taken name and an unknown tenant, refused inside that commit, fail alone; a bad
-    /// field is refused before anything is queued. Every outcome is in the audit log.
+    /// taken name and an unknown tenant, refused inside that commit, fail alone, their
+    /// entries written by the same commit; a bad field is refused before anything is queued.
+    /// Every outcome is in the audit log.
     #[test]
     fn awaited_creations_commit_together_and_fail_alone() {
         use std::future::Future;
@@ -667,9 +721,9 @@ mod tests {
         assert_eq!(codes[0].code(), crate::ErrorCode::Conflict);
         assert!(matches!(codes[1], Error::InvalidArgument { field, .. } if field == "tenant_id"));
         assert!(matches!(codes[2], Error::InvalidArgument { field, .. } if field == "dimensions"));
-        // One commit for the group; one each for the two entries of the creations refused in
-        // it, which are written after the group settled them.
-        assert_eq!(catalog.commits() - before, 4, "the held write, the group, two entries");
+        // One commit for the whole group: the creations refused in it wrote their entries in
+        // it, as the others did, and nothing else.
+        assert_eq!(catalog.commits() - before, 2, "the held write, then the group");
         let names = root.list_namespaces(Page { offset: None, limit: Some(100) }, None).unwrap();
         let mut names: Vec<_> = names.items.into_iter().map(|n| n.name).collect();
         names.sort();
