@@ -98,6 +98,52 @@ pub(crate) fn tenant_ns_key(tenant_id: Option<&str>, name: &str) -> String {
     format!("{}/{name}", tenant_id.unwrap_or("-"))
 }
 
+/// The `meta` key of tenant `tid`'s namespace count (`None`: too long to be a key, so the
+/// count is not kept).
+fn tenant_ns_count_key(tid: &str) -> Option<String> {
+    let key = format!("namespaces_of/{tid}");
+    can_be_key(&key).then_some(key)
+}
+
+/// How many namespaces tenant `tid` holds itself (not its children's): the count kept beside
+/// them, so that checking `max_namespaces` costs the same with a million of them, or, for a
+/// tenant that has none or whose namespaces were made before the count was kept, counted.
+pub(crate) fn tenant_namespace_count(
+    t: &CatalogTables,
+    r: &heed::RoTxn<'_, WithoutTls>,
+    tid: &str,
+) -> Result<u64> {
+    if let Some(key) = tenant_ns_count_key(tid) {
+        if let Some(n) = t.meta.get(r, &key)?.and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            return Ok(u64::from_be_bytes(n));
+        }
+    }
+    let rows = t.tenant_namespaces.remap_data_type::<heed::types::DecodeIgnore>();
+    let mut n = 0;
+    for item in rows.prefix_iter(r, &format!("{tid}/"))? {
+        item?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Stores tenant `tid`'s namespace count, in the transaction that adds or removes one of
+/// them (none is stored for zero).
+pub(crate) fn set_tenant_namespace_count(
+    t: &CatalogTables,
+    w: &mut heed::RwTxn<'_>,
+    tid: &str,
+    n: u64,
+) -> Result<()> {
+    let Some(key) = tenant_ns_count_key(tid) else { return Ok(()) };
+    if n == 0 {
+        t.meta.delete(w, &key)?;
+    } else {
+        t.meta.put(w, &key, &n.to_be_bytes())?;
+    }
+    Ok(())
+}
+
 /// Reads a big-endian u64 counter from `meta`.
 pub(crate) fn read_counter(
     t: &CatalogTables,

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{authorize, Action, NamespaceAction, Principal};
-use crate::catalog::{can_be_key, next_counter, tenant_ns_key, CatalogTables};
+use crate::catalog::{
+    can_be_key, next_counter, set_tenant_namespace_count, tenant_namespace_count, tenant_ns_key,
+    CatalogTables,
+};
 use crate::datastore::{EnvLocation, NamespaceId, NamespaceStats};
 use crate::engine::{Affects, Caller, Handle};
 use crate::error::{Error, Result};
@@ -294,6 +297,10 @@ impl NamespaceCreation {
             location,
         };
         t.namespaces.put(w, name, &rec)?;
+        if let Some(tid) = tenant_id {
+            let n = tenant_namespace_count(t, w, tid)?;
+            set_tenant_namespace_count(t, w, tid, n + 1)?;
+        }
         t.tenant_namespaces.put(w, &tenant_ns_key(tenant_id.as_deref(), name), &[])?;
         Ok((rec, true))
     }
@@ -740,6 +747,49 @@ mod tests {
         let ok = entries.iter().filter(|e| e.result == "ok").count();
         // The creation for an unknown tenant is recorded in that tenant's log.
         assert_eq!((ok, entries.len()), (16, 18), "every outcome is recorded");
+    }
+
+    /// A tenant's namespace count is kept beside its namespaces, in the transactions that
+    /// add and remove them, so `max_namespaces` is checked without counting them; a catalog
+    /// without the count (namespaces made before it was kept) is counted, and the count is
+    /// kept again from its next change.
+    #[test]
+    fn a_tenants_namespace_count_is_kept_or_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let root = engine.root();
+        let quotas = QuotasPatch { max_namespaces: Some(3), ..Default::default() };
+        let req =
+            CreateTenant { name: "counted".into(), quotas: Some(quotas), ..Default::default() };
+        let tid = root.create_tenant(req).unwrap().tenant.id;
+        let opts = || NamespaceOptions { tenant_id: Some(tid.clone()), ..Default::default() };
+        let key = format!("namespaces_of/{tid}");
+        let kept = || {
+            let bytes =
+                engine.inner.catalog.read(|r, t| Ok(t.meta.get(r, &key)?.map(<[u8]>::to_vec)));
+            bytes.unwrap().map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+        };
+        let usage = || root.get_tenant(&tid).unwrap().usage.namespaces;
+        let refused = |name: &str| root.create_namespace(name, opts()).unwrap_err().code();
+        for name in ["a", "b", "c"] {
+            root.create_namespace(name, opts()).unwrap();
+        }
+        assert_eq!((kept(), usage()), (Some(3), 3));
+        assert_eq!(refused("d"), crate::ErrorCode::QuotaExceeded);
+        // As written before the count was kept.
+        engine.inner.catalog.write(|w, t| Ok(t.meta.delete(w, &key)?)).unwrap();
+        assert_eq!((kept(), usage()), (None, 3), "counted");
+        assert_eq!(refused("d"), crate::ErrorCode::QuotaExceeded);
+        root.delete_namespace("a").unwrap();
+        assert_eq!(kept(), Some(2), "kept again from the deletion on");
+        root.create_namespace("d", opts()).unwrap();
+        assert_eq!((kept(), usage()), (Some(3), 3));
+        assert_eq!(refused("e"), crate::ErrorCode::QuotaExceeded);
+        for name in ["b", "c", "d"] {
+            root.delete_namespace(name).unwrap();
+        }
+        assert_eq!((kept(), usage()), (None, 0), "none kept for none");
     }
 
     /// Item 4 of issue 14, made deterministic: a retried delete that was authorised on one

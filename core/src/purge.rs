@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{next_counter, tenant_ns_key, CatalogTables};
+use crate::catalog::{
+    next_counter, set_tenant_namespace_count, tenant_namespace_count, tenant_ns_key, CatalogTables,
+};
 use crate::datastore::{EnvLocation, NamespaceId};
 use crate::engine::{Affects, EngineInner};
 use crate::error::Result;
@@ -53,6 +55,10 @@ pub(crate) fn unlink_namespace(
     rec: &NamespaceRecord,
 ) -> Result<()> {
     t.namespaces.delete(w, &rec.name)?;
+    if let Some(tid) = rec.tenant_id.as_deref() {
+        let n = tenant_namespace_count(t, w, tid)?;
+        set_tenant_namespace_count(t, w, tid, n.saturating_sub(1))?;
+    }
     t.tenant_namespaces.delete(w, &tenant_ns_key(rec.tenant_id.as_deref(), &rec.name))?;
     let job = PurgeJob::Namespace { ns_id: rec.id, location: rec.location.clone() };
     let id = next_counter(t, w, "purge_job")?;

@@ -476,7 +476,7 @@ pub(crate) fn quota_chain(
 /// A quota counted in catalog rows keyed `tenant_id/...` (namespaces, members).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Counted {
-    /// `max_namespaces`, over `tenant_namespaces`.
+    /// `max_namespaces`, over each tenant's namespace count (`catalog::tenant_namespace_count`).
     Namespaces,
     /// `max_members`, over `members`.
     Members,
@@ -502,7 +502,7 @@ pub(crate) fn check_counted_quota(
     let count = |id: &str| -> Result<u64> {
         let prefix = format!("{id}/");
         match what {
-            Counted::Namespaces => count_prefix(&t.tenant_namespaces, r, &prefix),
+            Counted::Namespaces => crate::catalog::tenant_namespace_count(t, r, id),
             Counted::Members => count_prefix(&t.members, r, &prefix),
         }
     };
@@ -558,7 +558,7 @@ impl EngineInner {
         let prefix = format!("{}/", tenant.id);
         let usage = TenantUsage {
             storage_bytes: self.usage.get(&quota_chain(t, r, &tenant.id)?),
-            namespaces: count_prefix(&t.tenant_namespaces, r, &prefix)?,
+            namespaces: crate::catalog::tenant_namespace_count(t, r, &tenant.id)?,
             members: count_prefix(&t.members, r, &prefix)?,
         };
         Ok(TenantInfo { tenant, usage })
