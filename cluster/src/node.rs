@@ -198,11 +198,25 @@ pub fn namespace_op(op: &str) -> Option<bool> {
 pub fn namespace_of(op: &str, args: &Value) -> Result<String> {
     let field =
         if matches!(op, "get_namespace" | "delete_namespace") { "name" } else { "namespace" };
-    args.get(field)
-        .and_then(Value::as_str)
+    let given = args.get(field).and_then(Value::as_str);
+    // Core reads the namespace of these calls from `agent_id` when `namespace` is absent
+    // (how Dakera's SDKs name it); the owner runs them with the arguments as they are.
+    let agent = || {
+        AGENT_NAMES_NAMESPACE
+            .contains(&op)
+            .then(|| args.get("agent_id").and_then(Value::as_str))
+            .flatten()
+    };
+    given
+        .or_else(agent)
         .map(str::to_owned)
         .ok_or_else(|| Error::invalid(field, "required in cluster mode"))
 }
+
+/// The operations whose missing `namespace` core takes from `agent_id`
+/// (`Handle::memory_namespace` with an agent).
+const AGENT_NAMES_NAMESPACE: &[&str] =
+    &["store_memory", "recall", "batch_forget", "start_session", "list_sessions"];
 
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,

@@ -663,6 +663,191 @@ fn every_node_serves_health_openapi_metrics_and_the_console() {
     }
 }
 
+/// A call as Dakera's SDK sends it (its `User-Agent`): (status, JSON body).
+fn dakera_call(
+    url: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{url}{path}"))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "application/json")
+        .header("User-Agent", "dakera-py/0.9.0");
+    let resp = match body {
+        Some(b) => agent().run(req.body(serde_json::to_vec(&b).unwrap()).unwrap()),
+        None => agent().run(req.body(()).unwrap()),
+    };
+    let mut r = resp.unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A JSON value's shape: its fields and the types of their values (an array by its first
+/// item), so that two answers with different ids and times compare equal.
+fn skeleton(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), skeleton(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.first().map(skeleton).into_iter().collect()),
+        Value::Null => json!("null"),
+        Value::Bool(_) => json!("bool"),
+        Value::Number(_) => json!("number"),
+        Value::String(_) => json!("string"),
+    }
+}
+
+/// The namespace guide's calls in Dakera's paths and shapes, each sent to `urls[i % 3]`
+/// (one URL three times for one node): (step, status, answer).
+fn dakera_flow(urls: [&str; 3]) -> Vec<(&'static str, u16, Value)> {
+    let ns = "dakera-guide";
+    let mut out = Vec::new();
+    let mut step = |name: &'static str, (s, v): (u16, Value)| {
+        out.push((name, s, v.clone()));
+        v
+    };
+    step(
+        "create_namespace",
+        dakera_call(urls[0], "POST", "/v1/namespaces", ADMIN, Some(json!({ "name": ns }))),
+    );
+    let made = step(
+        "create_namespace_key",
+        dakera_call(
+            urls[1],
+            "POST",
+            &format!("/v1/namespaces/{ns}/keys"),
+            ADMIN,
+            Some(json!({ "name": "backend", "scope": "write" })),
+        ),
+    );
+    let key = made["key"].as_str().unwrap_or_default().to_owned();
+    let key_id = made["key_id"].as_str().unwrap_or_default().to_owned();
+    let started = Instant::now();
+    while urls.iter().any(|u| call(u, "GET", "/v1/whoami", &key, None).0 != 200) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the key never reached every node");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let policy = json!({
+        "working_ttl_seconds": 3600, "episodic_ttl_seconds": 3600, "semantic_ttl_seconds": 3600,
+        "procedural_ttl_seconds": 3600, "decay_rate": 0.0, "consolidation_enabled": true,
+    });
+    let path = format!("/v1/namespaces/{ns}/memory_policy");
+    step("set_memory_policy", dakera_call(urls[2], "PUT", &path, ADMIN, Some(policy)));
+    step("get_memory_policy", dakera_call(urls[0], "GET", &path, ADMIN, None));
+    let stored = step(
+        "store_memory",
+        dakera_call(
+            urls[0],
+            "POST",
+            "/v1/memory/store",
+            &key,
+            Some(json!({
+                "agent_id": ns, "content": "the deploy runs every day at noon", "importance": 0.7,
+                "tags": ["ops"],
+            })),
+        ),
+    );
+    let id = stored["id"].as_str().unwrap_or_default().to_owned();
+    step(
+        "recall",
+        dakera_call(
+            urls[2],
+            "POST",
+            "/v1/memory/recall",
+            &key,
+            Some(json!({ "agent_id": ns, "query": "when does the deploy run", "top_k": 3 })),
+        ),
+    );
+    step(
+        "get_memory",
+        dakera_call(urls[1], "GET", &format!("/v1/memory/get/{id}?agent_id={ns}"), &key, None),
+    );
+    step(
+        "list_namespace_keys",
+        dakera_call(urls[2], "GET", &format!("/v1/namespaces/{ns}/keys"), ADMIN, None),
+    );
+    step("list_namespaces", dakera_call(urls[1], "GET", "/v1/namespaces", ADMIN, None));
+    let session = step(
+        "start_session",
+        dakera_call(urls[0], "POST", "/v1/sessions/start", &key, Some(json!({ "agent_id": ns }))),
+    );
+    let sid = session["session"]["session_id"].as_str().unwrap_or_default().to_owned();
+    step("get_session", dakera_call(urls[2], "GET", &format!("/v1/sessions/{sid}"), &key, None));
+    step(
+        "batch_forget",
+        dakera_call(
+            urls[1],
+            "DELETE",
+            "/v1/memories/forget/batch",
+            &key,
+            Some(json!({ "agent_id": ns, "filter": { "tags": ["ops"] } })),
+        ),
+    );
+    step(
+        "revoke_namespace_key",
+        dakera_call(urls[2], "DELETE", &format!("/v1/namespaces/{ns}/keys/{key_id}"), ADMIN, None),
+    );
+    out
+}
+
+/// Dakera's SDK pointed at any node gets what one node answers: its routes and shapes,
+/// each operation run on the namespace's owner (a store through node 1, recall through
+/// node 3), every answer of the same status and shape as a single node's.
+#[test]
+fn the_dakera_routes_are_served_by_every_node_in_one_nodes_shapes() {
+    let Some(env) = env() else { return };
+    let prefix = unique("dakera");
+    let nodes: Vec<Node> = (1..=3).map(|i| start_node(&env, &prefix, &format!("n{i}"))).collect();
+    let single = start_single_node(&env);
+    let want = dakera_flow([&single.url, &single.url, &single.url]);
+    let got = dakera_flow([&nodes[0].url, &nodes[1].url, &nodes[2].url]);
+    for ((step, s1, one), (_, s3, many)) in want.iter().zip(&got) {
+        assert_eq!((step, *s3), (step, *s1), "{step}: cluster {many} / one node {one}");
+        assert_eq!(skeleton(many), skeleton(one), "{step}: cluster {many} / one node {one}");
+    }
+    let answer = |name: &str| &got.iter().find(|(s, _, _)| *s == name).unwrap().2;
+    let id = answer("store_memory")["id"].clone();
+    assert_eq!(answer("recall")["memories"][0]["id"], id, "{}", answer("recall"));
+    assert_eq!(answer("get_memory")["id"], id);
+    assert_eq!(answer("get_memory_policy")["semantic_ttl_seconds"], json!(3600));
+    assert!(answer("set_memory_policy")["warnings"].to_string().contains("consolidation_enabled"));
+    assert_eq!(answer("list_namespace_keys")["keys"].as_array().map(Vec::len), Some(1));
+    let listed = answer("list_namespaces");
+    assert_eq!(listed["namespaces"][0]["vector_count"], json!(1), "{listed}");
+    assert_eq!(answer("get_session")["session_id"], answer("start_session")["session"]["id"]);
+    assert_eq!(answer("batch_forget")["deleted_count"], json!(1));
+    assert_eq!(answer("revoke_namespace_key")["success"], json!(true));
+}
+
+/// A single-node `memsilo serve` (the same binary, without `--cluster`).
+fn start_single_node(env: &Env) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&env.bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--embedder", "hash", "--log-level", "warn"])
+        .arg("--data")
+        .arg(dir.path())
+        .env("MEMSILO_ADMIN_KEY", ADMIN)
+        .env("MEMSILO_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("memsilo exited before listening").unwrap();
+        if let Some(rest) = line.strip_prefix("memsilo listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    Node { child, url, lines: Arc::default(), _dir: dir }
+}
+
 /// Namespaces are listed from any node as on one node: in name order, by offset or by cursor
 /// pages (a cursor made by one node continues on another), a bare array with `X-Total-Count`,
 /// each namespace with its owner's figures; a tenant key sees its tenant's namespaces, a scoped

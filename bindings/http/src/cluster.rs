@@ -4,8 +4,10 @@
 //! any node accepts them and forwards them there (one hop; the answer comes back unchanged),
 //! taking the namespace over first if nobody owns it. Namespaces and keys are created in the
 //! control plane (etcd), and so are tenants and members (from any node). Besides the table,
-//! every node serves `/healthz`, `/openapi.json`, its own `/metrics` and the console; the
-//! streaming export and import are refused with an error naming their paged routes.
+//! every node serves `/healthz`, `/openapi.json`, its own `/metrics`, the console and the
+//! Dakera-compatible routes (translated here by one node's adapters, run as the operation's
+//! own route, the answer shaped back here); the streaming export and import are refused
+//! with an error naming their paged routes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use memsilo::{Error, ErrorCode};
 use memsilo_cluster::{namespace_of, namespace_op, Caller, Node, Target};
 use serde_json::{json, Value};
 
+use crate::dakera::{Adapter, Args};
 use crate::dispatch::bearer;
 use crate::metrics::Metrics;
 use crate::response;
@@ -55,7 +58,10 @@ pub(crate) fn router(node: Arc<Node>, body_limit: usize, metrics_token: Option<S
         openapi: serde_json::to_vec_pretty(&crate::openapi::document()).unwrap_or_default().into(),
     });
     let mut paths: Vec<(&'static str, MethodRouter<Shared>)> = Vec::new();
-    for route in ROUTES {
+    // Dakera's routes run their operation as its own route does, in Dakera's shapes.
+    let native = ROUTES.iter().map(|r| (r, None));
+    let dakera = crate::dakera::routes().map(|d| (&d.route, Some(d.adapter)));
+    for (route, adapter) in native.chain(dakera) {
         let handler = move |state: State<Shared>,
                             path: Option<Path<Vec<(String, String)>>>,
                             query: RawQuery,
@@ -69,6 +75,7 @@ pub(crate) fn router(node: Arc<Node>, body_limit: usize, metrics_token: Option<S
             let result = handle(
                 &state.0,
                 route,
+                adapter,
                 path,
                 query.0,
                 &method,
@@ -212,6 +219,7 @@ struct ForwardedAnswer;
 async fn handle(
     app: &Shared,
     route: &'static Route,
+    adapter: Option<&'static Adapter>,
     path: Vec<(String, String)>,
     query: Option<String>,
     method: &HttpMethod,
@@ -237,6 +245,58 @@ async fn handle(
         _ => Some(crate::json::parse_body(&bytes)?),
     };
     let args = route.args_from_request(&path, query.as_deref(), json_body)?;
+    // Dakera's shapes, as on one node (`dakera::adapter_for`): its arguments become the
+    // operation's here, the operation runs as from its own route (forwarded to the owner as
+    // that route), and its answer is shaped back here.
+    let adapter = crate::dakera::adapter_for(route, adapter, headers);
+    let mut notes = Vec::new();
+    let args = match (adapter, args) {
+        (Some(a), Value::Object(m)) => Value::Object((a.args)(m, &mut notes)?),
+        (_, args) => args,
+    };
+    let answer = run(
+        app,
+        route,
+        adapter.is_some(),
+        args.clone(),
+        method,
+        uri,
+        headers,
+        bytes,
+        &caller,
+        seen,
+        request_id,
+    )
+    .await?;
+    match adapter {
+        Some(a) => {
+            let ran_with = match args {
+                Value::Object(m) => m,
+                _ => Args::new(),
+            };
+            shape(answer, a, route.status, &ran_with, notes).await
+        }
+        None => Ok(answer),
+    }
+}
+
+/// Runs a request's operation (its arguments those of the operation: `translated` when a
+/// Dakera adapter made them, then the owner is sent the operation's own route).
+#[allow(clippy::too_many_arguments)] // the parts of one request
+async fn run(
+    app: &Shared,
+    route: &'static Route,
+    translated: bool,
+    args: Value,
+    method: &HttpMethod,
+    uri: &Uri,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    caller: &Caller,
+    seen: &mut Seen,
+    request_id: &str,
+) -> Result<Response, Error> {
+    let caller = caller.clone();
     let node = &app.node;
     seen.subject = node.audit_subject(route.op, &args).await;
     let mut headers = headers.clone();
@@ -294,11 +354,80 @@ async fn handle(
             Ok(response::json(route.status, &answer))
         }
         op if namespace_op(op).is_some() => {
-            let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
-            on_owner(app, &caller, route, args, method.as_str(), &target, headers, bytes).await
+            let mut args = with_only_namespace(&caller, op, args);
+            if translated {
+                let own = routes::route_for(op).expect("every operation is routed");
+                // A route with the namespace in its path (`start_session`) names the one the
+                // call resolves to (its `agent_id`: the same session, the agent recorded).
+                let in_path = own.path_args.iter().any(|(_, arg)| *arg == "namespace");
+                if let (true, Ok(ns), Value::Object(m)) =
+                    (in_path, namespace_of(op, &args), &mut args)
+                {
+                    m.entry("namespace").or_insert(Value::String(ns));
+                }
+                let encoded = own.encode(&args)?;
+                let mut target = encoded.path;
+                if !encoded.query.is_empty() {
+                    target.push('?');
+                    target.push_str(
+                        &form_urlencoded::Serializer::new(String::new())
+                            .extend_pairs(encoded.query.iter())
+                            .finish(),
+                    );
+                }
+                let body = encoded.body.as_ref().map(serde_json::to_vec).transpose()?;
+                let body = Bytes::from(body.unwrap_or_default());
+                on_owner(app, &caller, own, args, own.method.as_str(), &target, headers, body).await
+            } else {
+                let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str()).to_owned();
+                on_owner(app, &caller, route, args, method.as_str(), &target, headers, bytes).await
+            }
         }
         op => Err(Error::invalid("op", format!("{op} is not served in cluster mode"))),
     }
+}
+
+/// The arguments with the namespace of a key that reaches exactly one, when they name none
+/// (core's rule: "else the key's only namespace"); as they are otherwise.
+fn with_only_namespace(caller: &Caller, op: &str, mut args: Value) -> Value {
+    if namespace_of(op, &args).is_err() {
+        if let (Caller::Scoped(rec), Value::Object(m)) = (caller, &mut args) {
+            if let [grant] = rec.namespaces.as_slice() {
+                m.insert("namespace".into(), Value::String(grant.namespace.clone()));
+            }
+        }
+    }
+    args
+}
+
+/// A success answered in the operation's own shape, reshaped by a Dakera adapter (with the
+/// arguments the operation ran with and the adapter's notes), as one node answers it.
+async fn shape(
+    resp: Response,
+    adapter: &Adapter,
+    status: u16,
+    ran_with: &Args,
+    notes: Vec<String>,
+) -> Result<Response, Error> {
+    if !resp.status().is_success() {
+        return Ok(resp);
+    }
+    let forwarded = resp.extensions().get::<ForwardedAnswer>().is_some();
+    let (total_count, next_cursor) = {
+        let header = |name: &HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let total = header(&response::TOTAL_COUNT).and_then(|t| t.parse().ok());
+        (total, header(&response::NEXT_CURSOR).map(str::to_owned))
+    };
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .map_err(|e| Error::Internal(format!("reading an answer: {e}")))?;
+    let value = serde_json::from_slice(&body)?;
+    let reply = memsilo::api::Reply { value, total_count, next_cursor };
+    let mut out = response::json(status, &(adapter.reply)(reply, ran_with, notes));
+    if forwarded {
+        out.extensions_mut().insert(ForwardedAnswer);
+    }
+    Ok(out)
 }
 
 /// `list_namespaces`: the page of names from the control plane, each namespace as its owner

@@ -443,6 +443,16 @@ adapter!(ONE_SESSION, same, one_session_reply);
 adapter!(LIST_SESSIONS, list_sessions_args, sessions_reply);
 adapter!(SESSION_MEMORIES, session_memories_args, value);
 
+/// The adapter a request gets: `own` on a Dakera route; on a native route it shares with
+/// memsilo's clients, the shared adapter for a Dakera client (see the module documentation).
+pub fn adapter_for(
+    route: &Route,
+    own: Option<&'static Adapter>,
+    headers: &HeaderMap,
+) -> Option<&'static Adapter> {
+    own.or_else(|| is_dakera_client(headers).then(|| shared_route_adapter(route)).flatten())
+}
+
 /// The adapter a Dakera client gets on a native route it shares with memsilo's clients.
 pub fn shared_route_adapter(route: &Route) -> Option<&'static Adapter> {
     match (route.method, route.path) {

@@ -276,11 +276,7 @@ async fn answer(
     };
     let args = path.and_then(|path| route.args_from_request(&path, query.as_deref(), body?));
     // Dakera's shapes: always on its own routes, on shared ones for a Dakera client.
-    let adapter = adapter.or_else(|| {
-        crate::dakera::is_dakera_client(headers)
-            .then(|| crate::dakera::shared_route_adapter(route))
-            .flatten()
-    });
+    let adapter = crate::dakera::adapter_for(route, adapter, headers);
     let mut notes = Vec::new();
     let args = match adapter {
         Some(a) => args.and_then(|v| match v {
