@@ -4,7 +4,8 @@
 //! the weights `make models` fetched), builds the vector index, then prints text recall p50/p99
 //! in each mode and the bytes per memory of each table on disk. Asserts nothing.
 //!
-//! `cargo bench -p memsilo --bench hybrid` (release).
+//! `cargo bench -p memsilo --bench hybrid` (release). `HYBRID_N` sets the number of notes,
+//! `HYBRID_ROUNDS` repeats the 300 queries, `HYBRID_ONLY=1` runs hybrid top 10 alone.
 
 use std::time::{Duration, Instant};
 
@@ -59,15 +60,22 @@ fn main() {
     engine.build_vector_indexes().unwrap();
     println!("vector index built in {:.1} s", t.elapsed().as_secs_f64());
 
-    let queries: Vec<String> = (0..300).map(|_| notes.query()).collect();
+    // HYBRID_ROUNDS (default 1) times 300 queries; HYBRID_ONLY=1 runs hybrid top 10 alone
+    // (for a profiler).
+    let rounds: usize =
+        std::env::var("HYBRID_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let queries: Vec<String> = (0..300 * rounds).map(|_| notes.query()).collect();
     // Hybrid fuses the best 50 of each mode, so their top 50 are shown too.
-    let runs = [
+    let mut runs = vec![
         (RecallMode::Vector, 10),
         (RecallMode::Keyword, 10),
         (RecallMode::Hybrid, 10),
         (RecallMode::Vector, 50),
         (RecallMode::Keyword, 50),
     ];
+    if std::env::var_os("HYBRID_ONLY").is_some() {
+        runs.retain(|r| *r == (RecallMode::Hybrid, 10));
+    }
     for (mode, k) in runs {
         let (mut lat, mut on_cpu) = (Vec::new(), Vec::new());
         for q in &queries {

@@ -247,13 +247,18 @@ enum Fusion {
 /// `m` (the pool's memories): the best `depth` by cosine, then those of the best `depth` by
 /// BM25 not among them, as the engine gathers them.
 fn candidates(m: &[(String, f64, f64)], depth: usize) -> Vec<usize> {
+    candidates_of(m, depth, depth)
+}
+
+/// [`candidates`] with the best `dv` by cosine and the best `dk` by BM25.
+fn candidates_of(m: &[(String, f64, f64)], dv: usize, dk: usize) -> Vec<usize> {
     let mut by_v: Vec<usize> = (0..m.len()).collect();
     by_v.sort_by(|a, b| m[*b].1.total_cmp(&m[*a].1));
     let mut by_k: Vec<usize> = (0..m.len()).filter(|i| m[*i].2 > 0.0).collect();
     by_k.sort_by(|a, b| m[*b].2.total_cmp(&m[*a].2));
-    let mut cands: Vec<usize> = by_v.iter().take(depth).copied().collect();
+    let mut cands: Vec<usize> = by_v.iter().take(dv).copied().collect();
     let seen: HashSet<usize> = cands.iter().copied().collect();
-    cands.extend(by_k.iter().take(depth).filter(|i| !seen.contains(i)));
+    cands.extend(by_k.iter().take(dk).filter(|i| !seen.contains(i)));
     cands
 }
 
@@ -445,6 +450,143 @@ fn sweep_match(potion: &dyn Embedder, conversations: &[Conversation], pools: &[P
             s.held.values()[2],
             s.all.values()[2]
         );
+    }
+}
+
+/// `QUALITY_SWEEP=rerank`: replays a two-stage fusion with the static model's token match —
+/// the two-score fusion (min-max, weight `w1` on the cosine) over the best `depth` of each
+/// ranking, then the token match over its best `n` only, fused as the engine fuses three scores
+/// (each min-max scaled over those `n`) — for a grid of `depth`, `w1`, `n`, `vector_weight` and
+/// the cosine's share, and prints the best on the tuning half first (ties by its recall@10).
+fn sweep_rerank(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
+    let texts: Vec<HashMap<&str, &str>> = conversations
+        .iter()
+        .map(|c| c.turns.iter().map(|(d, t)| (d.as_str(), t.as_str())).collect())
+        .collect();
+    let mut results: Vec<(String, Split)> = Vec::new();
+    let (depths, ns) = rerank_grid();
+    for (dv, dk) in depths {
+        let depth = format!("{dv}:{dk}");
+        for w1 in [0.3, 0.4, 0.5, 0.6, 0.7] {
+            for &n in &ns {
+                // Per pool: the reranked candidates (indices into its memories), their cosine,
+                // BM25 and token match, each scaled over them.
+                type Prepared = (Vec<usize>, Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+                let prepared: Vec<Prepared> = pools
+                    .iter()
+                    .map(|p| {
+                        let m = &p.memories;
+                        let cands = candidates_of(m, dv, dk);
+                        let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
+                        let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
+                        let (sv, sk) = (min_max(&v), min_max(&k));
+                        let fused: Vec<f64> =
+                            sv.iter().zip(&sk).map(|(v, k)| w1 * v + (1.0 - w1) * k).collect();
+                        let mut order: Vec<usize> = (0..cands.len()).collect();
+                        order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+                        order.truncate(n);
+                        let top: Vec<usize> = order.iter().map(|o| cands[*o]).collect();
+                        let ctexts: Vec<&str> =
+                            top.iter().map(|i| texts[p.conv][m[*i].0.as_str()]).collect();
+                        let tm = potion.token_match(&p.question, &ctexts).unwrap();
+                        let v: Vec<f64> = top.iter().map(|i| m[*i].1).collect();
+                        let k: Vec<f64> = top.iter().map(|i| m[*i].2).collect();
+                        (top, min_max(&v), min_max(&k), tm.as_deref().map(min_max))
+                    })
+                    .collect();
+                for vw in [0.8, 0.85, 0.9, 0.95, 1.0] {
+                    for share in [0.2, 0.3, 0.35, 0.4, 0.5] {
+                        let mut s = Split::default();
+                        for (p, (c, v, k, tm)) in pools.iter().zip(&prepared) {
+                            let (w, side): (f64, Vec<f64>) = match tm {
+                                Some(t) => (
+                                    vw,
+                                    v.iter()
+                                        .zip(t)
+                                        .map(|(v, t)| share * v + (1.0 - share) * t)
+                                        .collect(),
+                                ),
+                                None => (w1, v.clone()),
+                            };
+                            let fused: Vec<f64> =
+                                side.iter().zip(k).map(|(s, k)| w * s + (1.0 - w) * k).collect();
+                            let mut order: Vec<usize> = (0..c.len()).collect();
+                            order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+                            let ranked: Vec<&str> = order
+                                .iter()
+                                .take(10)
+                                .map(|o| p.memories[c[*o]].0.as_str())
+                                .collect();
+                            s.add(p.tune, &ranked, &p.evidence);
+                        }
+                        results.push((
+                            format!("depth {depth} w1 {w1} n {n} vw {vw} share {share}"),
+                            s,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    print_rerank(results);
+}
+
+/// [`sweep_rerank`]'s vector:keyword depths (`RERANK_DEPTHS`, e.g. "20:50,50:50") and rerank
+/// counts (`RERANK_NS`, e.g. "50,75").
+fn rerank_grid() -> (Vec<(usize, usize)>, Vec<usize>) {
+    let depths = std::env::var("RERANK_DEPTHS").ok().map_or_else(
+        || vec![(30, 30), (50, 50), (100, 100)],
+        |v| {
+            v.split(',')
+                .filter_map(|x| {
+                    let (a, b) = x.split_once(':')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect()
+        },
+    );
+    let ns = std::env::var("RERANK_NS").ok().map_or_else(
+        || vec![20, 30, 40, 50, 75],
+        |v| v.split(',').filter_map(|x| x.parse().ok()).collect(),
+    );
+    (depths, ns)
+}
+
+/// Prints [`sweep_rerank`]'s results, best on the tuning half first, then the best of each
+/// depth and rerank count.
+fn print_rerank(mut results: Vec<(String, Split)>) {
+    let key = |s: &Scores| (s.values()[2], s.values()[5]);
+    results.sort_by(|a, b| key(&b.1.tune).partial_cmp(&key(&a.1.tune)).unwrap());
+    println!("two-stage token-match sweep ({}), best on the tuning half first:", results.len());
+    println!(
+        "{:<50} {:>11} {:>14} {:>12} {:>9}",
+        "fusion", "tune hit@10", "tune recall@10", "held hit@10", "all hit@10"
+    );
+    for (name, s) in results.iter().take(40) {
+        println!(
+            "{name:<50} {:>11.3} {:>14.3} {:>12.3} {:>9.3}",
+            s.tune.values()[2],
+            s.tune.values()[5],
+            s.held.values()[2],
+            s.all.values()[2]
+        );
+    }
+    // The best of each depth and n, for the latency trade-off.
+    let mut best: Vec<(String, &Split)> = Vec::new();
+    for (name, s) in &results {
+        let group: String = name.split(" vw").next().unwrap_or_default().to_owned();
+        let group = group.split(" w1").next().unwrap_or_default().to_owned()
+            + &group.split(" n ").nth(1).map(|n| format!(" n {n}")).unwrap_or_default();
+        if !best.iter().any(|(g, _)| *g == group) {
+            best.push((group, s));
+            println!(
+                "best of {:<40} {name:<50} {:>6.3} {:>6.3} {:>6.3}",
+                best.last().unwrap().0,
+                s.tune.values()[2],
+                s.held.values()[2],
+                s.all.values()[2]
+            );
+        }
     }
 }
 
@@ -728,6 +870,7 @@ fn main() {
             match std::env::var("QUALITY_SWEEP").as_deref() {
                 Ok("experiments") => experiments(potion.as_ref(), &conversations, &pools),
                 Ok("match") => sweep_match(potion.as_ref(), &conversations, &pools),
+                Ok("rerank") => sweep_rerank(potion.as_ref(), &conversations, &pools),
                 Ok(_) => sweep(&pools),
                 Err(_) => {}
             }

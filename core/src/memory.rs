@@ -1474,7 +1474,8 @@ impl Handle {
                         judge: &judge,
                     };
                     let w = req.vector_weight;
-                    let mut ranked = kw.hybrid(by_vector, depth, w, matcher.as_deref())?;
+                    let matcher = matcher.as_deref().filter(|_| with_token_match);
+                    let mut ranked = kw.hybrid(by_vector, depth, top_k, w, matcher)?;
                     best(&mut ranked, top_k);
                     materialize(t, r, rec.id, ranked)
                 })?
@@ -1880,6 +1881,23 @@ pub(crate) fn read_memory(
         Some(bytes) => Some(decode_record(bytes)?),
         None => None,
     })
+}
+
+/// The content of the memory at `key`, read from its record without decoding the rest (hybrid
+/// recall's token match reads the text of many candidates it does not return).
+pub(crate) fn read_content<'t>(
+    t: &DataTables,
+    r: &'t heed::RoTxn<'_, heed::WithoutTls>,
+    key: &[u8],
+) -> Result<Option<std::borrow::Cow<'t, str>>> {
+    #[derive(Deserialize)]
+    struct ContentView<'a> {
+        #[serde(borrow)]
+        content: std::borrow::Cow<'a, str>,
+    }
+    let Some(bytes) = t.memories.get(r, key)? else { return Ok(None) };
+    let json = split_record(bytes).map_or(bytes, |(_, json)| json);
+    Ok(Some(serde_json::from_slice::<ContentView<'t>>(json)?.content))
 }
 
 /// What ranking and the liveness check read of a record, without decoding it whole: a

@@ -10,6 +10,7 @@
 //! dropped, and at most 512 tokens count.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,6 +25,9 @@ use crate::error::{Error, Result};
 const MAX_TOKENS: usize = 512;
 /// Words whose token ids are remembered (the cache is emptied when it reaches this size).
 const WORD_CACHE: usize = 200_000;
+/// Content rows of texts remembered for the token match, in all (32 MB: 100k memories of ~80
+/// tokens; the cache is emptied when it reaches this size).
+const MATCH_CACHE_ROWS: usize = 8_000_000;
 
 /// A model2vec static embedding model held in memory.
 pub struct StaticEmbedder {
@@ -50,6 +54,27 @@ pub struct StaticEmbedder {
     content: Vec<bool>,
     /// Row → 1 / its length (0 for a zero row), for cosine similarities between tokens.
     inv_norms: Vec<f32>,
+    /// Each text's content rows (see [`Embedder::token_match`]) by the text's 128-bit hash:
+    /// hybrid recall matches the same memories' texts again and again, and a text is split
+    /// into tokens once.
+    matched: RwLock<MatchCache>,
+}
+
+/// Texts' sorted distinct content rows, by the texts' 128-bit hashes (two keyed `SipHash`
+/// 1-3 hashes: a collision, which would give one text another's rows, is out of reach).
+/// Emptied when it holds [`MATCH_CACHE_ROWS`] rows.
+#[derive(Default)]
+struct MatchCache {
+    hashers: [std::hash::RandomState; 2],
+    rows: HashMap<u128, Arc<[u32]>>,
+    held: usize,
+}
+
+impl MatchCache {
+    fn key(&self, text: &str) -> u128 {
+        let [a, b] = &self.hashers;
+        (u128::from(a.hash_one(text)) << 64) | u128::from(b.hash_one(text))
+    }
 }
 
 impl std::fmt::Debug for StaticEmbedder {
@@ -161,6 +186,7 @@ impl StaticEmbedder {
             words,
             content,
             inv_norms,
+            matched: RwLock::new(MatchCache::default()),
         })
     }
 
@@ -333,31 +359,20 @@ impl Embedder for StaticEmbedder {
         self.dims
     }
 
+    /// Also remembers each text's content tokens for [`Embedder::token_match`]: the texts
+    /// a namespace's writes embed are the ones its hybrid recalls match.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.ids(texts)?.iter().map(|ids| self.embed_ids(ids)).collect())
+        let ids = self.ids(texts)?;
+        self.remember(texts, &ids);
+        Ok(ids.iter().map(|ids| self.embed_ids(ids)).collect())
     }
 
     fn token_match(&self, query: &str, texts: &[&str]) -> Result<Option<Vec<f64>>> {
-        let mut all = Vec::with_capacity(texts.len() + 1);
-        all.push(query);
-        all.extend_from_slice(texts);
-        let ids = self.ids(&all)?;
-        // Each text's distinct content tokens' rows, sorted.
-        let rows = |ids: &[u32]| {
-            let mut r: Vec<usize> = ids
-                .iter()
-                .filter(|id| self.content.get(**id as usize).copied().unwrap_or(false))
-                .filter_map(|id| self.row_of(*id))
-                .collect();
-            r.sort_unstable();
-            r.dedup();
-            r
-        };
-        let query = rows(&ids[0]);
+        let query = self.content_rows(&self.ids(&[query])?[0]);
         if query.is_empty() {
             return Ok(None);
         }
-        let docs: Vec<Vec<usize>> = ids[1..].iter().map(|d| rows(d)).collect();
+        let docs = self.matched_rows(texts)?;
         let n = docs.len() as f64;
         let idf: Vec<f64> = query
             .iter()
@@ -366,36 +381,95 @@ impl Embedder for StaticEmbedder {
                 (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
             })
             .collect();
-        // Each query token's cosine with each distinct token of the texts, computed once.
-        let mut distinct: Vec<usize> = docs.iter().flatten().copied().collect();
+        // Each distinct row of the texts' cosine with each query row, computed once: a row
+        // is read from the matrix once for all the query's rows.
+        let mut distinct: Vec<u32> = docs.iter().flat_map(|d| d.iter().copied()).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let row = |r: usize| &self.matrix[r * self.dims..(r + 1) * self.dims];
-        let cos: Vec<Vec<f32>> = query
-            .iter()
-            .map(|q| {
-                let (qv, qn) = (row(*q), self.inv_norms[*q]);
-                distinct
-                    .iter()
-                    .map(|d| crate::vector::dot(qv, row(*d)) * qn * self.inv_norms[*d])
-                    .collect()
-            })
-            .collect();
+        let row = |r: u32| &self.matrix[r as usize * self.dims..(r as usize + 1) * self.dims];
+        let queried: Vec<(&[f32], f32)> =
+            query.iter().map(|q| (row(*q), self.inv_norms[*q as usize])).collect();
+        let width = query.len();
+        let mut cos = vec![0.0f32; distinct.len() * width];
+        for (d, out) in distinct.iter().zip(cos.chunks_exact_mut(width)) {
+            let (dv, dn) = (row(*d), self.inv_norms[*d as usize]);
+            for ((qv, qn), c) in queried.iter().zip(out) {
+                *c = crate::vector::dot(qv, dv) * qn * dn;
+            }
+        }
+        let mut best = vec![0.0f32; width];
         Ok(Some(
             docs.iter()
                 .map(|d| {
-                    let at: Vec<usize> =
-                        d.iter().filter_map(|r| distinct.binary_search(r).ok()).collect();
-                    cos.iter()
-                        .zip(&idf)
-                        .map(|(c, w)| {
-                            let best = at.iter().map(|i| c[*i]).fold(0.0f32, f32::max);
-                            w * f64::from(best)
-                        })
-                        .sum()
+                    best.fill(0.0);
+                    for r in d.iter() {
+                        let Ok(i) = distinct.binary_search(r) else { continue };
+                        for (b, c) in best.iter_mut().zip(&cos[i * width..(i + 1) * width]) {
+                            *b = b.max(*c);
+                        }
+                    }
+                    best.iter().zip(&idf).map(|(b, w)| w * f64::from(*b)).sum()
                 })
                 .collect(),
         ))
+    }
+}
+
+impl StaticEmbedder {
+    /// The distinct rows of the content tokens among `ids`, sorted.
+    fn content_rows(&self, ids: &[u32]) -> Vec<u32> {
+        let mut r: Vec<u32> = ids
+            .iter()
+            .filter(|id| self.content.get(**id as usize).copied().unwrap_or(false))
+            .filter_map(|id| self.row_of(*id).and_then(|r| u32::try_from(r).ok()))
+            .collect();
+        r.sort_unstable();
+        r.dedup();
+        r
+    }
+
+    /// Puts each text's [`Self::content_rows`] (from its `ids`) in the cache of matched
+    /// texts, and returns them.
+    fn remember(&self, texts: &[&str], ids: &[Vec<u32>]) -> Vec<Arc<[u32]>> {
+        let rows: Vec<Arc<[u32]>> = ids.iter().map(|ids| self.content_rows(ids).into()).collect();
+        let mut cache = self.matched.write();
+        for (text, rows) in texts.iter().zip(&rows) {
+            if cache.held + rows.len() > MATCH_CACHE_ROWS {
+                cache.rows.clear();
+                cache.held = 0;
+            }
+            cache.held += rows.len();
+            let key = cache.key(text);
+            if let Some(old) = cache.rows.insert(key, rows.clone()) {
+                cache.held -= old.len();
+            }
+        }
+        rows
+    }
+
+    /// Each text's [`Self::content_rows`], through the cache of texts embedded or matched
+    /// before.
+    fn matched_rows(&self, texts: &[&str]) -> Result<Vec<Arc<[u32]>>> {
+        let mut out: Vec<Option<Arc<[u32]>>> = Vec::with_capacity(texts.len());
+        let mut missing = Vec::new();
+        {
+            let cache = self.matched.read();
+            for (i, t) in texts.iter().enumerate() {
+                let hit = cache.rows.get(&cache.key(t)).cloned();
+                if hit.is_none() {
+                    missing.push(i);
+                }
+                out.push(hit);
+            }
+        }
+        if !missing.is_empty() {
+            let new: Vec<&str> = missing.iter().map(|i| texts[*i]).collect();
+            let ids = self.ids(&new)?;
+            for (i, rows) in missing.into_iter().zip(self.remember(&new, &ids)) {
+                out[i] = Some(rows);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 }
 
@@ -481,6 +555,20 @@ mod tests {
         // An embedder without token vectors has no match.
         let hashing = crate::HashEmbedder::new(64);
         assert!(hashing.token_match("engineers", &texts).unwrap().is_none());
+    }
+
+    /// Texts embedded before (a namespace's writes) are matched from the cache of their
+    /// tokens: the same scores as texts never seen, and a changed text is matched anew.
+    #[test]
+    fn token_match_is_the_same_for_texts_embedded_before() {
+        let texts = ["Hiring 4 ML engineers", "Budget: $2.4M allocated", "Q3 roadmap: Omega"];
+        let fresh = potion().token_match("recruiting engineers", &texts).unwrap();
+        let model = potion();
+        model.embed(&texts).unwrap();
+        assert_eq!(model.token_match("recruiting engineers", &texts).unwrap(), fresh);
+        let changed = ["Hiring 4 ML engineers", "Budget: $2.4M allocated", "Q3 roadmap: engineers"];
+        let m = model.token_match("recruiting engineers", &changed).unwrap().unwrap();
+        assert!(m[2] > fresh.as_ref().unwrap()[2], "{m:?} {fresh:?}");
     }
 
     #[test]

@@ -32,22 +32,30 @@ pub(crate) const DEFAULT_VECTOR_WEIGHT: f64 = 0.6;
 
 /// Hybrid recall's `vector_weight` when none is given and the embedder matches tokens (a
 /// static model): the embedder's side then holds the cosine similarity and the token match.
-/// Chosen, with [`COSINE_SHARE`] and [`MATCHED_DEPTH`], as [`DEFAULT_VECTOR_WEIGHT`] was (the
-/// best hit@10 on the tuning half of `LoCoMo`; benches/README.md).
-const DEFAULT_VECTOR_WEIGHT_MATCHED: f64 = 0.95;
+/// Chosen, with [`COSINE_SHARE`], [`FIRST_STAGE_WEIGHT`], [`RERANKED`] and [`MATCHED_DEPTH`],
+/// as [`DEFAULT_VECTOR_WEIGHT`] was (the best hit@10 on the tuning half of `LoCoMo`;
+/// benches/README.md).
+const DEFAULT_VECTOR_WEIGHT_MATCHED: f64 = 0.85;
 
 /// The cosine similarity's share of the embedder's side when there is a token match too
 /// (the token match has the rest).
-const COSINE_SHARE: f64 = 0.35;
+const COSINE_SHARE: f64 = 0.4;
 
-/// How many of each ranking hybrid recall fuses at least: more when a token match reranks
-/// them (it finds evidence that both rankings put lower).
+/// The `vector_weight` of the first stage when there is a token match: the fusion of cosine
+/// and BM25 that chooses which candidates the token match reranks.
+const FIRST_STAGE_WEIGHT: f64 = 0.5;
+
+/// How many of the first stage's best candidates the token match reranks, at least (the
+/// token match reads each one's text: its cost grows with them).
+const RERANKED: usize = 75;
+
+/// How many of each ranking hybrid recall fuses at least.
 pub(crate) fn hybrid_depth(top_k: usize, token_match: bool) -> usize {
     (top_k * 3).max(if token_match { MATCHED_DEPTH } else { 50 })
 }
 
 /// [`hybrid_depth`] with a token match.
-const MATCHED_DEPTH: usize = 100;
+const MATCHED_DEPTH: usize = 50;
 
 impl RecallMode {
     /// The mode a request asks for, checked against its query and `vector_weight`.
@@ -211,11 +219,15 @@ impl KeywordRecall<'_, '_> {
 
     /// Fuses the vector candidates (best first) with the best `depth` keyword candidates.
     /// Every candidate carries both scores; its score is the fused one times the importance
-    /// factor. `matcher`, the namespace's embedder, adds its token match when it has one.
+    /// factor. `matcher`, the namespace's embedder when it matches the query's tokens, adds
+    /// its token match: the candidates are then ranked by cosine and BM25 first, and the best
+    /// [`RERANKED`] (or `top_k`, if more) ranked again with the token match; only those are
+    /// returned.
     pub(crate) fn hybrid(
         &self,
         by_vector: Vec<Ranked>,
         depth: usize,
+        top_k: usize,
         vector_weight: Option<f64>,
         matcher: Option<&dyn crate::Embedder>,
     ) -> Result<Vec<Ranked>> {
@@ -241,25 +253,27 @@ impl KeywordRecall<'_, '_> {
             hits.extend(c.filter(|c| !keys.contains(&c.key)));
             considered == depth
         })?;
-        let token_scores = match matcher {
-            Some(m) => {
-                let mut texts = Vec::with_capacity(hits.len());
-                for h in &hits {
-                    let stored =
-                        crate::memory::read_memory(self.t, self.r, &ns_key(self.ns, &h.key))?;
-                    texts.push(stored.map(|s| s.memory.content).unwrap_or_default());
-                }
-                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-                m.token_match(self.text, &texts)?
-            }
-            None => None,
+        let default = vector_weight.unwrap_or(DEFAULT_VECTOR_WEIGHT);
+        let Some(matcher) = matcher else {
+            fuse(&mut hits, default, None);
+            return Ok(hits);
         };
-        let default = if token_scores.is_some() {
-            DEFAULT_VECTOR_WEIGHT_MATCHED
-        } else {
-            DEFAULT_VECTOR_WEIGHT
+        // Two stages: the cheap fusion of cosine and BM25 ranks every candidate, then the
+        // token match reranks the best of them only (reading their texts).
+        fuse(&mut hits, FIRST_STAGE_WEIGHT, None);
+        crate::memory::best(&mut hits, top_k.max(RERANKED));
+        let mut texts = Vec::with_capacity(hits.len());
+        for h in &hits {
+            let key = ns_key(self.ns, &h.key);
+            texts.push(crate::memory::read_content(self.t, self.r, &key)?.unwrap_or_default());
+        }
+        let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let token_scores = matcher.token_match(self.text, &texts)?;
+        let weight = match token_scores {
+            Some(_) => vector_weight.unwrap_or(DEFAULT_VECTOR_WEIGHT_MATCHED),
+            None => default,
         };
-        fuse(&mut hits, vector_weight.unwrap_or(default), token_scores.as_deref());
+        fuse(&mut hits, weight, token_scores.as_deref());
         Ok(hits)
     }
 }

@@ -85,6 +85,28 @@ fn hybrid_recall_with_the_static_model_matches_related_words() {
     assert!(hybrid[0].keyword_score.is_some() && hybrid[0].vector_score.is_some());
 }
 
+/// With the token match, hybrid recall ranks the candidates by cosine and BM25 first and
+/// reranks the best 75 with the token match; a larger `top_k` still gets that many hits,
+/// best first, each with both scores.
+#[test]
+fn hybrid_recall_with_the_static_model_returns_every_hit_asked_for() {
+    let (_d, engine) = engine_with(Arc::new(ModelEmbedder::at_path(model_dir())));
+    let root = engine.root();
+    root.create_namespace("chat", NamespaceOptions::default()).unwrap();
+    let topics = ["the school trip", "a puppy from the shelter", "the lake at sunset", "bread"];
+    let turns: Vec<String> = (0..120)
+        .map(|i| format!("Caroline, turn {i}: we talked about {}", topics[i % topics.len()]))
+        .collect();
+    root.store_memories("chat", turns.iter().map(|t| StoreMemory::text(t.as_str())).collect())
+        .unwrap();
+    let hits =
+        root.recall(Recall::text("Caroline's new puppy").namespace("chat").top_k(100)).unwrap();
+    assert_eq!(hits.len(), 100);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(hits.iter().all(|h| h.keyword_score.is_some() && h.vector_score.is_some()));
+    assert!(hits[0].content.contains("puppy"), "{:?}", hits[0].content);
+}
+
 #[test]
 fn a_namespace_keeps_its_embedder_when_the_default_changes() {
     let dir = tempfile::tempdir().unwrap();
