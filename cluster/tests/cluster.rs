@@ -620,6 +620,12 @@ fn every_node_serves_health_openapi_metrics_and_the_console() {
     assert_eq!(s, 201, "{made}");
     let scoped = made["key"].as_str().unwrap().to_owned();
     await_key(&nodes, &scoped);
+    let acme = create_tenant(&nodes[0].url, json!({ "name": "acme" }));
+    let viewer = json!({ "name": "v", "tenant_id": acme, "role": "viewer" });
+    let (s, viewer) = call(&nodes[0].url, "POST", "/v1/keys", ADMIN, Some(viewer));
+    assert_eq!(s, 201, "{viewer}");
+    let viewer = viewer["key"].as_str().unwrap().to_owned();
+    await_key(&nodes, &viewer);
     let text = |url: &str, path: &str, key: Option<&str>| {
         let mut req = ureq::http::Request::builder().method("GET").uri(format!("{url}{path}"));
         if let Some(k) = key {
@@ -646,6 +652,10 @@ fn every_node_serves_health_openapi_metrics_and_the_console() {
             body.contains(r#"memsilo_http_requests_total{method="POST",route="/v1/memory/store",status="201"} 1"#),
             "{body}"
         );
+        // The tenant's requests (await_key's whoami on every node) in its own series.
+        let tenant_line =
+            format!(r#"memsilo_tenant_requests_total{{tenant_id="{acme}",class="2xx"}}"#);
+        assert!(body.contains(&tenant_line), "{body}");
         assert_eq!(text(&n.url, "/metrics", Some("cluster-scraper-token-0123456789")).0, 200);
         let (s, _, e) = text(&n.url, "/metrics", Some(&scoped));
         assert_eq!(s, 403, "{e}");

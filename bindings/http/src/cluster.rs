@@ -108,6 +108,10 @@ pub(crate) fn router(node: Arc<Node>, body_limit: usize, metrics_token: Option<S
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 resp.headers_mut().insert(crate::dispatch::REQUEST_ID.clone(), v);
             }
+            // The tenant the request was made for, for `/metrics`' per-tenant series.
+            if let Some(tenant) = seen.caller.as_ref().and_then(Caller::tenant_id) {
+                resp.extensions_mut().insert(crate::dispatch::TenantLabel(tenant.to_owned()));
+            }
             resp
         };
         let filter = match route.method {
