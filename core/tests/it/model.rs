@@ -801,3 +801,266 @@ fn random_writes_agree_with_a_from_scratch_model_in_lists_counts_and_recall() {
     assert!(model.len() > 20, "the sequence kept some memories: {}", model.len());
     assert!(built > 0, "the approximate index was built (and refiled overwritten rows)");
 }
+
+/// A memory's fields as the field-by-field test expects them.
+#[derive(Clone, Debug)]
+struct Fields {
+    content: String,
+    vector: [f32; 3],
+    importance: f64,
+    tags: Vec<String>,
+    agent: Option<String>,
+    session: Option<String>,
+    kind: MemoryType,
+    tier: Option<String>,
+}
+
+impl Fields {
+    fn store(&self, id: &str) -> StoreMemory {
+        StoreMemory {
+            importance: Some(self.importance),
+            tags: self.tags.clone(),
+            agent_id: self.agent.clone(),
+            session_id: self.session.clone(),
+            memory_type: Some(self.kind),
+            metadata: self
+                .tier
+                .as_ref()
+                .map(|t| json!({ "tier": t, "n": 1 }).as_object().unwrap().clone()),
+            ..with_id("ns", id, &self.content, self.vector)
+        }
+    }
+}
+
+/// Which memories a filter of the field-by-field test matches.
+type KeepFields = fn(&Fields) -> bool;
+/// A change of one field in the field-by-field test.
+type ChangeFields = fn(&mut Fields);
+
+/// Every secondary key follows its field through upserts and updates that change it, and
+/// through ones that leave it alone: for each field in turn, an upsert changing only it, an
+/// upsert changing nothing, and (where `update_memory` has the field) an update changing it.
+/// After each write, every order of `list_memories` (unfiltered: the walk of the order keys)
+/// lists each memory once in order, and each filter on each field lists, counts and recalls
+/// exactly the memories the fields say. (An upsert keeps the memory's vector slot and writes
+/// only the keys whose value changed: a key left behind or missing shows up here.)
+#[test]
+#[allow(clippy::too_many_lines)] // the fields, the writes and the check read as one story
+fn secondary_keys_follow_each_field_through_upserts_and_updates_that_change_it_or_not() {
+    use memsilo::{CountMemories, ListMemories, OrderBy, SessionMemories, StartSession};
+    use std::collections::BTreeMap;
+
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    let base = |i: usize| Fields {
+        content: format!("apple number {i}"),
+        vector: [1.0, i as f32 * 0.1, 0.2],
+        importance: 0.1 * i as f64,
+        tags: vec![["red", "blue"][i % 2].to_owned(), "all".to_owned()],
+        agent: Some(format!("agent-{}", i % 2)),
+        session: Some(format!("s{}", i % 2)),
+        kind: [MemoryType::Episodic, MemoryType::Semantic][i % 2],
+        tier: Some(["gold", "silver"][i % 2].to_owned()),
+    };
+    for s in ["s0", "s1", "s9"] {
+        let id = Some(s.to_owned());
+        root.start_session(StartSession { namespace: Some("ns".into()), id, ..Default::default() })
+            .unwrap();
+    }
+    let mut model: BTreeMap<String, Fields> = BTreeMap::new();
+    for i in 0..6 {
+        let id = format!("m{i}");
+        root.store_memory(base(i).store(&id)).unwrap();
+        model.insert(id, base(i));
+    }
+    let filters: Vec<(serde_json::Value, KeepFields)> = vec![
+        (json!({"agent_id": "agent-0"}), |f| f.agent.as_deref() == Some("agent-0")),
+        (json!({"agent_id": "agent-1"}), |f| f.agent.as_deref() == Some("agent-1")),
+        (json!({"agent_id": "agent-9"}), |f| f.agent.as_deref() == Some("agent-9")),
+        (json!({"session_id": "s0"}), |f| f.session.as_deref() == Some("s0")),
+        (json!({"session_id": "s9"}), |f| f.session.as_deref() == Some("s9")),
+        (json!({"memory_type": "semantic"}), |f| f.kind == MemoryType::Semantic),
+        (json!({"memory_type": "procedural"}), |f| f.kind == MemoryType::Procedural),
+        (json!({"tags": {"$contains": "red"}}), |f| f.tags.iter().any(|t| t == "red")),
+        (json!({"tags": {"$contains": "blue"}}), |f| f.tags.iter().any(|t| t == "blue")),
+        (json!({"tags": {"$contains": "green"}}), |f| f.tags.iter().any(|t| t == "green")),
+        (json!({"importance": {"$gte": 0.3}}), |f| f.importance >= 0.3),
+        (json!({"importance": 0.95}), |f| (f.importance - 0.95).abs() < 1e-9),
+        (json!({"metadata.tier": "gold"}), |f| f.tier.as_deref() == Some("gold")),
+        (json!({"metadata.tier": "platinum"}), |f| f.tier.as_deref() == Some("platinum")),
+        (json!({"metadata.tier": {"$exists": false}}), |f| f.tier.is_none()),
+        (json!({"$and": [{"tags": {"$contains": "red"}}, {"importance": {"$lt": 0.5}}]}), |f| {
+            f.tags.iter().any(|t| t == "red") && f.importance < 0.5
+        }),
+    ];
+    let check = |model: &BTreeMap<String, Fields>, what: &str| {
+        let list = |filter: Option<serde_json::Value>, order: OrderBy, descending: bool| {
+            let (mut out, mut cursor) = (Vec::new(), None);
+            loop {
+                let page = root
+                    .list_memories(ListMemories {
+                        namespace: Some("ns".into()),
+                        filter: filter.clone(),
+                        order_by: Some(order),
+                        descending,
+                        limit: Some(2),
+                        cursor: cursor.take(),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                out.extend(page.memories);
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => return out,
+                }
+            }
+        };
+        for order in [OrderBy::CreatedAt, OrderBy::UpdatedAt, OrderBy::Importance] {
+            for descending in [false, true] {
+                let listed = list(None, order, descending);
+                let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
+                let mut sorted = ids.clone();
+                sorted.sort_unstable();
+                assert_eq!(
+                    sorted,
+                    model.keys().map(String::as_str).collect::<Vec<_>>(),
+                    "{what}: list by {order:?} (descending: {descending}) lists each once"
+                );
+                let key = |m: &memsilo::Memory| match order {
+                    OrderBy::CreatedAt => m.created_at.timestamp_micros() as f64,
+                    OrderBy::UpdatedAt => m.updated_at.timestamp_micros() as f64,
+                    OrderBy::Importance => m.importance,
+                };
+                for pair in listed.windows(2) {
+                    let (a, b) = (key(&pair[0]), key(&pair[1]));
+                    assert!(
+                        if descending { a >= b } else { a <= b },
+                        "{what}: list by {order:?} (descending: {descending}) out of order: {ids:?}"
+                    );
+                }
+                for m in &listed {
+                    let want = model[&m.id].importance;
+                    assert!((m.importance - want).abs() < 1e-9, "{what}: {}", m.id);
+                }
+            }
+        }
+        for (filter, keep) in &filters {
+            let want: Vec<&str> =
+                model.iter().filter(|(_, f)| keep(f)).map(|(id, _)| id.as_str()).collect();
+            let listed = list(Some(filter.clone()), OrderBy::Importance, true);
+            let mut got: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
+            assert!(
+                listed.windows(2).all(|p| p[0].importance >= p[1].importance),
+                "{what}: {filter} by importance: {got:?}"
+            );
+            got.sort_unstable();
+            assert_eq!(got, want, "{what}: list {filter}");
+            let count = root
+                .count_memories(CountMemories {
+                    namespace: Some("ns".into()),
+                    filter: Some(filter.clone()),
+                })
+                .unwrap();
+            assert_eq!(count, want.len() as u64, "{what}: count {filter}");
+            let hits = root
+                .recall(Recall {
+                    filter: Some(filter.clone()),
+                    ..Recall::vector(vec![1.0, 0.3, 0.2]).namespace("ns").top_k(100)
+                })
+                .unwrap();
+            let mut got: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "{what}: recall {filter}");
+            for h in &hits {
+                let v = model[&h.id].vector;
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let cos = f64::from((v[0] + 0.3 * v[1] + 0.2 * v[2]) / norm / 1.13f32.sqrt());
+                assert!((h.similarity - cos).abs() < 1e-4, "{what}: {} has a stale vector", h.id);
+            }
+        }
+        for s in ["s0", "s1", "s9"] {
+            let want = model.values().filter(|f| f.session.as_deref() == Some(s)).count();
+            let got = root
+                .session_memories(SessionMemories {
+                    namespace: Some("ns".into()),
+                    id: s.into(),
+                    limit: Some(100),
+                    ..Default::default()
+                })
+                .unwrap()
+                .total_count;
+            assert_eq!(got, want as u64, "{what}: session {s}");
+        }
+        let apple = root
+            .recall(Recall {
+                mode: Some(memsilo::RecallMode::Keyword),
+                ..Recall::text("apple").namespace("ns").top_k(100)
+            })
+            .unwrap();
+        let want = model.values().filter(|f| f.content.contains("apple")).count();
+        assert_eq!(apple.len(), want, "{what}: keyword recall of apple");
+    };
+    check(&model, "as stored");
+
+    let changes: Vec<(&str, ChangeFields)> = vec![
+        ("agent_id", |f| f.agent = Some("agent-9".into())),
+        ("agent_id removed", |f| f.agent = None),
+        ("session_id", |f| f.session = Some("s9".into())),
+        ("memory_type", |f| f.kind = MemoryType::Procedural),
+        ("tags", |f| f.tags = vec!["green".into(), "red".into()]),
+        ("tags removed", |f| f.tags.clear()),
+        ("importance", |f| f.importance = 0.95),
+        ("metadata", |f| f.tier = Some("platinum".into())),
+        ("metadata removed", |f| f.tier = None),
+        ("content", |f| f.content = "cherry pie".into()),
+        ("vector", |f| f.vector = [0.0, 1.0, 0.0]),
+    ];
+    for (round, (field, change)) in changes.iter().enumerate() {
+        // Each round writes another memory, so earlier rounds' changes stay beside it.
+        let id = format!("m{}", round % 6);
+        let mut f = model[&id].clone();
+        change(&mut f);
+        root.store_memory(f.store(&id)).unwrap();
+        model.insert(id.clone(), f.clone());
+        check(&model, &format!("upsert of {id} changing {field}"));
+
+        root.store_memory(f.store(&id)).unwrap();
+        check(&model, &format!("upsert of {id} changing nothing after {field}"));
+
+        // The same change by update_memory, on the next memory (fields it has).
+        let next = format!("m{}", (round + 1) % 6);
+        let mut g = model[&next].clone();
+        change(&mut g);
+        let update = UpdateMemory {
+            namespace: Some("ns".into()),
+            id: next.clone(),
+            content: (g.content != model[&next].content).then(|| g.content.clone()),
+            embedding: (g.vector.map(f32::to_bits) != model[&next].vector.map(f32::to_bits)
+                || g.content != model[&next].content)
+                .then(|| g.vector.to_vec()),
+            importance: Some(g.importance),
+            tags: Some(g.tags.clone()),
+            metadata: Some(
+                g.tier
+                    .as_ref()
+                    .map(|t| json!({ "tier": t, "n": 1 }))
+                    .unwrap_or(json!({ "n": 1 }))
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            replace: true,
+            memory_type: Some(g.kind),
+            session_id: g.session.clone(),
+            ..Default::default()
+        };
+        if g.agent != model[&next].agent || (g.session.is_none() && model[&next].session.is_some())
+        {
+            continue; // update_memory has no agent, and cannot remove a session
+        }
+        root.update_memory(update).unwrap();
+        model.insert(next.clone(), g);
+        check(&model, &format!("update of {next} changing {field}"));
+    }
+}
