@@ -662,11 +662,19 @@ fn refile_key(ns: NamespaceId, slot: u32) -> Vec<u8> {
     k
 }
 
-/// A checksum of a vector row (FNV-1a): tells whether a row was overwritten again.
+/// A checksum of a vector row (FNV-1a over 8-byte words, then the rest byte by byte): tells
+/// whether a row was overwritten again. Only ever compared with the value it gave for the same
+/// note, never recomputed from a stored row, so its definition may change between versions.
 pub(crate) fn row_sum(row: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0100_0000_01b3;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in row {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    let mut words = row.chunks_exact(8);
+    for w in &mut words {
+        let w: [u8; 8] = w.try_into().unwrap_or_default();
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
+    }
+    for b in words.remainder() {
+        h = (h ^ u64::from(*b)).wrapping_mul(PRIME);
     }
     h
 }

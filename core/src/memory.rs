@@ -1651,11 +1651,18 @@ pub(crate) fn put_memory(
             // The row overwritten has the namespace's dimensions, as the new one.
             old_row = row_len(v.len());
             let row = encode_row(&p.id, v);
-            t.vectors.put(w, &vkey, &row)?;
-            if crate::filter::mark_refile(t, w, ns, s, &row)? {
-                stats.refile += 1;
+            // The same vector again (an import run again, a document added again): its row
+            // and index cell stay as they are, and only a new agent reaches the cached copy.
+            if t.vectors.get(w, &vkey)? == Some(row.as_slice()) {
+                let same_agent = p.memory.agent_id == stored.memory.agent_id;
+                (Some(s), if same_agent { RowWrite::None } else { RowWrite::Replaced(s) })
+            } else {
+                t.vectors.put(w, &vkey, &row)?;
+                if crate::filter::mark_refile(t, w, ns, s, &row)? {
+                    stats.refile += 1;
+                }
+                (Some(s), RowWrite::Replaced(s))
             }
-            (Some(s), RowWrite::Replaced(s))
         }
         (Some(s), None) if patch.is_some() => {
             row_kept = true;
