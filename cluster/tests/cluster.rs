@@ -670,6 +670,12 @@ fn every_node_serves_health_openapi_metrics_and_the_console() {
             call(&n.url, "POST", &format!("/v1/namespaces/{ns}/import"), ADMIN, Some(json!({})));
         assert_eq!((s, e["error"].as_str()), (400, Some("invalid_argument")), "{e}");
         assert!(e["message"].as_str().unwrap().contains("/import/batch"), "{e}");
+        // A method a route does not take gets one node's JSON refusal naming the ones it does.
+        let (s, e) = call(&n.url, "DELETE", "/openapi.json", ADMIN, None);
+        assert_eq!((s, e["error"].as_str()), (405, Some("method_not_allowed")), "{e}");
+        assert!(e["message"].as_str().unwrap().ends_with("allowed: GET"), "{e}");
+        let (s, e) = call(&n.url, "PATCH", "/v1/memory/store", ADMIN, Some(json!({})));
+        assert_eq!((s, e["error"].as_str()), (405, Some("method_not_allowed")), "{e}");
     }
 }
 

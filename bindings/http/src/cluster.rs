@@ -138,7 +138,8 @@ pub(crate) fn router(node: Arc<Node>, body_limit: usize, metrics_token: Option<S
         router = router.route(path, mr);
     }
     router
-        .fallback(|| async { response::error(&Error::not_found("route", "no such route")) })
+        .fallback(crate::server::not_found)
+        .method_not_allowed_fallback(crate::server::method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }

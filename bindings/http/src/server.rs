@@ -170,7 +170,7 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
     metrics_response(app.metrics.render(app.active.load(Ordering::Relaxed), &usage))
 }
 
-async fn not_found(req: Request) -> Response {
+pub(crate) async fn not_found(req: Request) -> Response {
     let what = format!("{} {}", req.method(), req.uri().path());
     response::error(&Error::not_found("route", what))
 }
@@ -187,7 +187,7 @@ const OWN_ROUTES: [(&str, &str); 8] = [
     ("GET", "/console/{*path}"),
 ];
 
-async fn method_not_allowed(req: Request) -> Response {
+pub(crate) async fn method_not_allowed(req: Request) -> Response {
     let path = req.uri().path();
     let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
     let tables = ROUTES.iter().chain(crate::dakera::routes().map(|d| &d.route));
