@@ -385,66 +385,79 @@ fn min_max(xs: &[f64]) -> Vec<f64> {
     xs.iter().map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 1.0 }).collect()
 }
 
-/// `QUALITY_SWEEP=match`: replays the engine's hybrid fusion with the static model's token
-/// match ([`Embedder::token_match`], the engine's own) over the best 50 or 100 of each ranking,
-/// for a grid of `vector_weight` and the cosine's share of the vector side, and prints the
-/// best on the tuning half first (ties by its recall@10) with their held-out and overall
-/// hit@10.
-fn sweep_match(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
-    let texts: Vec<HashMap<&str, &str>> = conversations
+/// Per pool: candidates (indices into its memories) with their cosine, BM25 and token match,
+/// each min-max scaled over those candidates.
+type Prepared = (Vec<usize>, Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+
+/// Each conversation's turns by dialogue id, for the token match's candidate texts.
+fn turn_texts(conversations: &[Conversation]) -> Vec<HashMap<&str, &str>> {
+    conversations
         .iter()
         .map(|c| c.turns.iter().map(|(d, t)| (d.as_str(), t.as_str())).collect())
-        .collect();
-    let mut results: Vec<(String, Split)> = Vec::new();
-    for depth in [50, 100] {
-        // Per pool: the candidates, their scaled cosine, BM25 and token match.
-        type Prepared = (Vec<usize>, Vec<f64>, Vec<f64>, Option<Vec<f64>>);
-        let prepared: Vec<Prepared> = pools
-            .iter()
-            .map(|p| {
-                let m = &p.memories;
-                let cands = candidates(m, depth);
-                let ctexts: Vec<&str> =
-                    cands.iter().map(|i| texts[p.conv][m[*i].0.as_str()]).collect();
-                let tm = potion.token_match(&p.question, &ctexts).unwrap();
-                let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
-                let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
-                (cands, min_max(&v), min_max(&k), tm.as_deref().map(min_max))
-            })
-            .collect();
-        for vw in [0.8, 0.85, 0.9, 0.95, 1.0] {
-            for share in [0.2, 0.3, 0.35, 0.4, 0.5] {
-                let mut s = Split::default();
-                for (p, (c, v, k, tm)) in pools.iter().zip(&prepared) {
-                    let (w, side): (f64, Vec<f64>) = match tm {
-                        Some(t) => (
-                            vw,
-                            v.iter().zip(t).map(|(v, t)| share * v + (1.0 - share) * t).collect(),
-                        ),
-                        None => (0.6, v.clone()),
-                    };
-                    let fused: Vec<f64> =
-                        side.iter().zip(k).map(|(s, k)| w * s + (1.0 - w) * k).collect();
-                    let mut order: Vec<usize> = (0..c.len()).collect();
-                    order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
-                    let ranked: Vec<&str> =
-                        order.iter().take(10).map(|o| p.memories[c[*o]].0.as_str()).collect();
-                    s.add(p.tune, &ranked, &p.evidence);
-                }
-                results.push((format!("depth {depth} vector_weight {vw} cosine share {share}"), s));
+        .collect()
+}
+
+/// `cands` of pool `p` with their scaled cosine, BM25 and token match.
+fn prepare(
+    potion: &dyn Embedder,
+    texts: &[HashMap<&str, &str>],
+    p: &Pool,
+    cands: Vec<usize>,
+) -> Prepared {
+    let m = &p.memories;
+    let ctexts: Vec<&str> = cands.iter().map(|i| texts[p.conv][m[*i].0.as_str()]).collect();
+    let tm = potion.token_match(&p.question, &ctexts).unwrap();
+    let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
+    let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
+    (cands, min_max(&v), min_max(&k), tm.as_deref().map(min_max))
+}
+
+/// Fuses the prepared candidates as the engine fuses three scores, for a grid of
+/// `vector_weight` and the cosine's share of the vector side (`no_match_weight` when the model
+/// gives no token match), and adds one result per grid point, named `label` and the point.
+fn sweep_weights(
+    pools: &[Pool],
+    prepared: &[Prepared],
+    no_match_weight: f64,
+    label: &str,
+    results: &mut Vec<(String, Split)>,
+) {
+    for vw in [0.8, 0.85, 0.9, 0.95, 1.0] {
+        for share in [0.2, 0.3, 0.35, 0.4, 0.5] {
+            let mut s = Split::default();
+            for (p, (c, v, k, tm)) in pools.iter().zip(prepared) {
+                let (w, side): (f64, Vec<f64>) = match tm {
+                    Some(t) => {
+                        (vw, v.iter().zip(t).map(|(v, t)| share * v + (1.0 - share) * t).collect())
+                    }
+                    None => (no_match_weight, v.clone()),
+                };
+                let fused: Vec<f64> =
+                    side.iter().zip(k).map(|(s, k)| w * s + (1.0 - w) * k).collect();
+                let mut order: Vec<usize> = (0..c.len()).collect();
+                order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+                let ranked: Vec<&str> =
+                    order.iter().take(10).map(|o| p.memories[c[*o]].0.as_str()).collect();
+                s.add(p.tune, &ranked, &p.evidence);
             }
+            results.push((format!("{label} vector_weight {vw} cosine share {share}"), s));
         }
     }
+}
+
+/// Sorts sweep results best on the tuning half first (ties by its recall@10) and prints the
+/// first `top` with their held-out and overall hit@10.
+fn print_best(title: &str, results: &mut [(String, Split)], top: usize) {
     let key = |s: &Scores| (s.values()[2], s.values()[5]);
     results.sort_by(|a, b| key(&b.1.tune).partial_cmp(&key(&a.1.tune)).unwrap());
-    println!("token-match fusion sweep ({}), best on the tuning half first:", results.len());
+    println!("{title} ({}), best on the tuning half first:", results.len());
     println!(
-        "{:<50} {:>11} {:>14} {:>12} {:>9}",
+        "{:<70} {:>11} {:>14} {:>12} {:>9}",
         "fusion", "tune hit@10", "tune recall@10", "held hit@10", "all hit@10"
     );
-    for (name, s) in results.iter().take(12) {
+    for (name, s) in results.iter().take(top) {
         println!(
-            "{name:<50} {:>11.3} {:>14.3} {:>12.3} {:>9.3}",
+            "{name:<70} {:>11.3} {:>14.3} {:>12.3} {:>9.3}",
             s.tune.values()[2],
             s.tune.values()[5],
             s.held.values()[2],
@@ -453,25 +466,36 @@ fn sweep_match(potion: &dyn Embedder, conversations: &[Conversation], pools: &[P
     }
 }
 
+/// `QUALITY_SWEEP=match`: replays the engine's hybrid fusion with the static model's token
+/// match ([`Embedder::token_match`], the engine's own) over the best 50 or 100 of each ranking,
+/// for a grid of `vector_weight` and the cosine's share of the vector side, and prints the
+/// best on the tuning half first (ties by its recall@10) with their held-out and overall
+/// hit@10.
+fn sweep_match(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
+    let texts = turn_texts(conversations);
+    let mut results: Vec<(String, Split)> = Vec::new();
+    for depth in [50, 100] {
+        let prepared: Vec<Prepared> = pools
+            .iter()
+            .map(|p| prepare(potion, &texts, p, candidates(&p.memories, depth)))
+            .collect();
+        sweep_weights(pools, &prepared, 0.6, &format!("depth {depth}"), &mut results);
+    }
+    print_best("token-match fusion sweep", &mut results, 12);
+}
+
 /// `QUALITY_SWEEP=rerank`: replays a two-stage fusion with the static model's token match —
 /// the two-score fusion (min-max, weight `w1` on the cosine) over the best `depth` of each
 /// ranking, then the token match over its best `n` only, fused as the engine fuses three scores
 /// (each min-max scaled over those `n`) — for a grid of `depth`, `w1`, `n`, `vector_weight` and
 /// the cosine's share, and prints the best on the tuning half first (ties by its recall@10).
 fn sweep_rerank(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
-    let texts: Vec<HashMap<&str, &str>> = conversations
-        .iter()
-        .map(|c| c.turns.iter().map(|(d, t)| (d.as_str(), t.as_str())).collect())
-        .collect();
+    let texts = turn_texts(conversations);
     let mut results: Vec<(String, Split)> = Vec::new();
     let (depths, ns) = rerank_grid();
     for (dv, dk) in depths {
-        let depth = format!("{dv}:{dk}");
         for w1 in [0.3, 0.4, 0.5, 0.6, 0.7] {
             for &n in &ns {
-                // Per pool: the reranked candidates (indices into its memories), their cosine,
-                // BM25 and token match, each scaled over them.
-                type Prepared = (Vec<usize>, Vec<f64>, Vec<f64>, Option<Vec<f64>>);
                 let prepared: Vec<Prepared> = pools
                     .iter()
                     .map(|p| {
@@ -485,46 +509,11 @@ fn sweep_rerank(potion: &dyn Embedder, conversations: &[Conversation], pools: &[
                         let mut order: Vec<usize> = (0..cands.len()).collect();
                         order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
                         order.truncate(n);
-                        let top: Vec<usize> = order.iter().map(|o| cands[*o]).collect();
-                        let ctexts: Vec<&str> =
-                            top.iter().map(|i| texts[p.conv][m[*i].0.as_str()]).collect();
-                        let tm = potion.token_match(&p.question, &ctexts).unwrap();
-                        let v: Vec<f64> = top.iter().map(|i| m[*i].1).collect();
-                        let k: Vec<f64> = top.iter().map(|i| m[*i].2).collect();
-                        (top, min_max(&v), min_max(&k), tm.as_deref().map(min_max))
+                        prepare(potion, &texts, p, order.iter().map(|o| cands[*o]).collect())
                     })
                     .collect();
-                for vw in [0.8, 0.85, 0.9, 0.95, 1.0] {
-                    for share in [0.2, 0.3, 0.35, 0.4, 0.5] {
-                        let mut s = Split::default();
-                        for (p, (c, v, k, tm)) in pools.iter().zip(&prepared) {
-                            let (w, side): (f64, Vec<f64>) = match tm {
-                                Some(t) => (
-                                    vw,
-                                    v.iter()
-                                        .zip(t)
-                                        .map(|(v, t)| share * v + (1.0 - share) * t)
-                                        .collect(),
-                                ),
-                                None => (w1, v.clone()),
-                            };
-                            let fused: Vec<f64> =
-                                side.iter().zip(k).map(|(s, k)| w * s + (1.0 - w) * k).collect();
-                            let mut order: Vec<usize> = (0..c.len()).collect();
-                            order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
-                            let ranked: Vec<&str> = order
-                                .iter()
-                                .take(10)
-                                .map(|o| p.memories[c[*o]].0.as_str())
-                                .collect();
-                            s.add(p.tune, &ranked, &p.evidence);
-                        }
-                        results.push((
-                            format!("depth {depth} w1 {w1} n {n} vw {vw} share {share}"),
-                            s,
-                        ));
-                    }
-                }
+                let label = format!("depth {dv}:{dk} w1 {w1} n {n}");
+                sweep_weights(pools, &prepared, w1, &label, &mut results);
             }
         }
     }
@@ -555,26 +544,11 @@ fn rerank_grid() -> (Vec<(usize, usize)>, Vec<usize>) {
 /// Prints [`sweep_rerank`]'s results, best on the tuning half first, then the best of each
 /// depth and rerank count.
 fn print_rerank(mut results: Vec<(String, Split)>) {
-    let key = |s: &Scores| (s.values()[2], s.values()[5]);
-    results.sort_by(|a, b| key(&b.1.tune).partial_cmp(&key(&a.1.tune)).unwrap());
-    println!("two-stage token-match sweep ({}), best on the tuning half first:", results.len());
-    println!(
-        "{:<50} {:>11} {:>14} {:>12} {:>9}",
-        "fusion", "tune hit@10", "tune recall@10", "held hit@10", "all hit@10"
-    );
-    for (name, s) in results.iter().take(40) {
-        println!(
-            "{name:<50} {:>11.3} {:>14.3} {:>12.3} {:>9.3}",
-            s.tune.values()[2],
-            s.tune.values()[5],
-            s.held.values()[2],
-            s.all.values()[2]
-        );
-    }
+    print_best("two-stage token-match sweep", &mut results, 40);
     // The best of each depth and n, for the latency trade-off.
     let mut best: Vec<(String, &Split)> = Vec::new();
     for (name, s) in &results {
-        let group: String = name.split(" vw").next().unwrap_or_default().to_owned();
+        let group: String = name.split(" vector_weight").next().unwrap_or_default().to_owned();
         let group = group.split(" w1").next().unwrap_or_default().to_owned()
             + &group.split(" n ").nth(1).map(|n| format!(" n {n}")).unwrap_or_default();
         if !best.iter().any(|(g, _)| *g == group) {

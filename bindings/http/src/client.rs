@@ -144,15 +144,7 @@ impl Client {
         let (route, encoded) =
             encoded.ok_or_else(|| Error::invalid("op", format!("unknown operation {op:?}")))?;
         let encoded = encoded?;
-        let mut target = encoded.path.clone();
-        if !encoded.query.is_empty() {
-            target.push('?');
-            target.push_str(
-                &form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(encoded.query.iter())
-                    .finish(),
-            );
-        }
+        let target = encoded.target();
         let body = encoded.body.as_ref().map(serde_json::to_vec).transpose()?;
         let resend = self.bases.len() > 1 && request.safe_to_resend();
         let first = self.current.load(Ordering::Relaxed);

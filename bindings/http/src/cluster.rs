@@ -371,15 +371,7 @@ async fn run(
                     m.entry("namespace").or_insert(Value::String(ns));
                 }
                 let encoded = own.encode(&args)?;
-                let mut target = encoded.path;
-                if !encoded.query.is_empty() {
-                    target.push('?');
-                    target.push_str(
-                        &form_urlencoded::Serializer::new(String::new())
-                            .extend_pairs(encoded.query.iter())
-                            .finish(),
-                    );
-                }
+                let target = encoded.target();
                 let body = encoded.body.as_ref().map(serde_json::to_vec).transpose()?;
                 let body = Bytes::from(body.unwrap_or_default());
                 on_owner(app, &caller, own, args, own.method.as_str(), &target, headers, body).await

@@ -361,6 +361,22 @@ pub struct Encoded {
     pub body: Option<Value>,
 }
 
+impl Encoded {
+    /// The request target: the path, and `?` with the query form-encoded when there is one.
+    pub fn target(&self) -> String {
+        let mut target = self.path.clone();
+        if !self.query.is_empty() {
+            target.push('?');
+            target.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(self.query.iter())
+                    .finish(),
+            );
+        }
+        target
+    }
+}
+
 fn convert(name: &str, text: &str, kind: Kind) -> Result<Value> {
     match kind {
         Kind::Text | Kind::List => Ok(Value::String(text.to_owned())),

@@ -287,20 +287,10 @@ impl KeywordRecall<'_, '_> {
 fn fuse(hits: &mut [Ranked], vector_weight: f64, matched: Option<&[f64]>) {
     let v = |h: &Ranked| h.vector.unwrap_or(h.sim);
     let k = |h: &Ranked| h.keyword.unwrap_or(0.0);
-    let scaled = |score: &dyn Fn(&Ranked) -> f64| {
-        let lo = hits.iter().map(score).fold(f64::INFINITY, f64::min);
-        let hi = hits.iter().map(score).fold(f64::NEG_INFINITY, f64::max);
-        let fused: Vec<f64> =
-            hits.iter().map(|h| if hi > lo { (score(h) - lo) / (hi - lo) } else { 1.0 }).collect();
-        fused
-    };
-    let (mut sv, sk) = (scaled(&v), scaled(&k));
+    let mut sv = min_max(hits.iter().map(v).collect());
+    let sk = min_max(hits.iter().map(k).collect());
     if let Some(m) = matched.filter(|m| m.len() == hits.len()) {
-        let (lo, hi) = m
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-        for (v, x) in sv.iter_mut().zip(m) {
-            let m_scaled = if hi > lo { (x - lo) / (hi - lo) } else { 1.0 };
+        for (v, m_scaled) in sv.iter_mut().zip(min_max(m.to_vec())) {
             *v = COSINE_SHARE * *v + (1.0 - COSINE_SHARE) * m_scaled;
         }
     }
@@ -310,4 +300,12 @@ fn fuse(hits: &mut [Ranked], vector_weight: f64, matched: Option<&[f64]>) {
         h.vector = Some(v(h));
         h.score = fused * crate::memory::importance_factor(h.eff);
     }
+}
+
+/// Each score scaled to [0, 1] over all of them (min-max; 1 when they are all equal).
+fn min_max(scores: Vec<f64>) -> Vec<f64> {
+    let (lo, hi) = scores
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    scores.into_iter().map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 1.0 }).collect()
 }
