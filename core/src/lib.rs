@@ -39,6 +39,7 @@ pub mod error;
 mod filter;
 mod graph;
 mod ivf;
+pub mod keyring;
 mod keys;
 mod keyword;
 mod listing;
@@ -72,6 +73,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use graph::{
     AddEntity, AddRelation, Entity, GraphIds, GraphPath, GraphView, Neighbors, Relation,
 };
+pub use keyring::{Key, KeyProvider};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
 pub use listing::{CountMemories, ListMemories, MemoryPage, OrderBy};
 pub use memory::{
