@@ -36,9 +36,10 @@ use crate::engine::{Engine, EngineInner};
 use crate::error::{Error, Result};
 use crate::ivf::Ivf;
 use crate::namespace::NamespaceRecord;
+use crate::storage::{Environment, RoTxn, Table};
 use crate::store::{Store, Tables};
 use crate::vector::{decode_row, quantize, IndexUpdate, NamespaceVectors, PendingIndex};
-use heed::{Env, WithoutTls};
+use heed3::types::{Bytes, Str};
 use parking_lot::RwLock;
 
 /// Most tail rows filed in one step.
@@ -59,37 +60,31 @@ const INDEX_MAP_SIZE: usize = 256 << 20;
 /// The tables of an index environment.
 pub(crate) struct IndexTables {
     /// "centroids" → f32 LE values; "trained" → u64 BE (vectors trained on); "dims" → u32 BE.
-    meta: heed::Database<'static, heed::types::Str, heed::types::Bytes>,
+    meta: Table<Str, Bytes>,
     /// slot (u32 BE) → cell (u32 BE).
-    cells: heed::Database<'static, heed::types::Bytes, heed::types::Bytes>,
+    cells: Table<Bytes, Bytes>,
 }
 
 impl Tables for IndexTables {
     const MAX_DBS: u32 = 2;
 
-    fn create(env: &Env<WithoutTls>) -> Result<Self> {
-        let wtxn = env.write_txn()?;
-        let (meta, cells) = env
-            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
-                Ok(heed::CommitOrAbort::<_, ()>::Commit((
-                    o.create_database(w, Some("meta"))?,
-                    o.create_database(w, Some("cells"))?,
-                )))
-            })?
-            .unwrap_commit();
-        Ok(IndexTables { meta, cells })
+    fn create(env: &Environment) -> Result<Self> {
+        let [meta, cells] = env.create_tables(["meta", "cells"])?;
+        Ok(IndexTables { meta: meta.remap_types(), cells })
     }
 }
 
 /// The stored training of an index: its empty partition.
-fn stored_training(it: &IndexTables, r: &heed::RoTxn<'_, WithoutTls>) -> Result<Option<Ivf>> {
-    let (Some(c), Some(t), Some(d)) =
-        (it.meta.get(r, "centroids")?, it.meta.get(r, "trained")?, it.meta.get(r, "dims")?)
-    else {
+fn stored_training(it: &IndexTables, r: &mut RoTxn<'_>) -> Result<Option<Ivf>> {
+    // Each value is copied before the next read (see `storage`).
+    let c = it.meta.get(r, "centroids")?.map(<[u8]>::to_vec);
+    let t = it.meta.get(r, "trained")?.map(<[u8]>::to_vec);
+    let d = it.meta.get(r, "dims")?.map(<[u8]>::to_vec);
+    let (Some(c), Some(t), Some(d)) = (c, t, d) else {
         return Ok(None);
     };
-    let trained = u64::from_be_bytes(t.try_into().map_err(|_| corrupt("trained"))?);
-    let dims = u32::from_be_bytes(d.try_into().map_err(|_| corrupt("dims"))?) as usize;
+    let trained = u64::from_be_bytes(t[..].try_into().map_err(|_| corrupt("trained"))?);
+    let dims = u32::from_be_bytes(d[..].try_into().map_err(|_| corrupt("dims"))?) as usize;
     let centroids: Vec<f32> =
         c.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if dims == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dims) {
@@ -131,7 +126,7 @@ impl EngineInner {
         if self.is_dead(ns) || !(create || dir.exists()) {
             return Ok(None);
         }
-        let store = Arc::new(Store::open(&dir, INDEX_MAP_SIZE)?);
+        let store = Arc::new(Store::open(&dir, INDEX_MAP_SIZE, None)?);
         open.insert(ns, store.clone());
         Ok(Some(store))
     }
@@ -230,7 +225,7 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
 /// namespace's data environment.
 pub(crate) fn candidates(
     t: &DataTables,
-    r: &heed::RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     vectors: &NamespaceVectors,
     query: &[f32],
@@ -575,7 +570,7 @@ type Row = (u32, [u8; 16], Vec<f32>);
 /// checksum of the note. A note whose row is gone comes with an empty vector.
 fn refile_rows(
     t: &DataTables,
-    r: &heed::RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
 ) -> Result<Vec<(u32, Vec<f32>, u64)>> {
     let mut out = Vec::new();
@@ -594,7 +589,7 @@ fn refile_rows(
 /// The vector rows of slots `from..end`.
 fn slot_rows(
     t: &DataTables,
-    r: &heed::RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     from: u32,
     end: u32,
@@ -608,12 +603,7 @@ fn slot_rows(
 }
 
 /// Live vector slots below `end`, ascending.
-fn live_slots(
-    t: &DataTables,
-    r: &heed::RoTxn<'_, WithoutTls>,
-    ns: NamespaceId,
-    end: u32,
-) -> Result<Vec<u32>> {
+fn live_slots(t: &DataTables, r: &mut RoTxn<'_>, ns: NamespaceId, end: u32) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     t.each_vector_row(r, ns, 0, end, |slot, _| {
         out.push(slot);

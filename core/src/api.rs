@@ -917,6 +917,7 @@ pub fn error_body(e: &Error) -> Value {
         | Error::PayloadTooLarge { field, .. } => {
             body["field"] = json!(field);
         }
+        Error::UpgradeRequired { .. } => body["field"] = json!("path"),
         Error::NotFound { kind: "tenant", id } => body["tenant_id"] = json!(id),
         _ => {}
     }

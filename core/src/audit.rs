@@ -26,8 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use heed::types::{SerdeJson, Str};
-use heed::{Database, Env, WithoutTls};
+use heed3::types::{SerdeJson, Str};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,6 +37,7 @@ use crate::auth::{authorize, Action, ParsedKey};
 use crate::catalog::CatalogTables;
 use crate::engine::{EngineInner, Handle};
 use crate::error::{Error, ErrorCode, Result};
+use crate::storage::{Environment, RoTxn, Table};
 use crate::store::{Store, Tables};
 
 /// The log of events that belong to no tenant (readable by root only).
@@ -215,9 +215,9 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// entry share one transaction and one durable commit).
 pub(crate) struct AuditTables {
     /// `tenant/seq` (seq zero-padded to 20 digits) → entry.
-    pub entries: Database<'static, Str, SerdeJson<AuditEntry>>,
+    pub entries: Table<Str, SerdeJson<AuditEntry>>,
     /// tenant → chain head.
-    pub heads: Database<'static, Str, SerdeJson<Head>>,
+    pub heads: Table<Str, SerdeJson<Head>>,
 }
 
 impl AuditTables {
@@ -225,8 +225,8 @@ impl AuditTables {
     pub(crate) const NAMES: [&'static str; 2] = ["audit_entries", "audit_heads"];
 
     pub(crate) fn new(
-        entries: Database<'static, Str, SerdeJson<AuditEntry>>,
-        heads: Database<'static, Str, SerdeJson<Head>>,
+        entries: Table<Str, SerdeJson<AuditEntry>>,
+        heads: Table<Str, SerdeJson<Head>>,
     ) -> AuditTables {
         AuditTables { entries, heads }
     }
@@ -239,17 +239,12 @@ struct OldAuditTables(AuditTables);
 impl Tables for OldAuditTables {
     const MAX_DBS: u32 = 4;
 
-    fn create(env: &Env<WithoutTls>) -> Result<Self> {
-        let wtxn = env.write_txn()?;
-        let (entries, heads) = env
-            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
-                Ok(heed::CommitOrAbort::<_, ()>::Commit((
-                    o.create_database(w, Some("entries"))?,
-                    o.create_database(w, Some("heads"))?,
-                )))
-            })?
-            .unwrap_commit();
-        Ok(OldAuditTables(AuditTables { entries, heads }))
+    fn create(env: &Environment) -> Result<Self> {
+        let [entries, heads] = env.create_tables(["entries", "heads"])?;
+        Ok(OldAuditTables(AuditTables {
+            entries: entries.remap_types(),
+            heads: heads.remap_types(),
+        }))
     }
 }
 
@@ -262,16 +257,16 @@ pub(crate) fn adopt_old_log(dir: &Path, catalog: &Store<CatalogTables>) -> Resul
     if !old_dir.join("data.mdb").exists() {
         return Ok(());
     }
-    let old = Store::<OldAuditTables>::open(&old_dir, 64 << 20)?;
+    let old = Store::<OldAuditTables>::open(&old_dir, 64 << 20, None)?;
     let (entries, heads): (Rows, Rows) = old.read(|r, t| {
-        let raw = |db: &Database<'static, Str, heed::types::Bytes>| -> Result<Rows> {
+        let mut raw = |db: &Table<Str, heed3::types::Bytes>| -> Result<Rows> {
             db.iter(r)?
                 .map(|e| e.map(|(k, v)| (k.to_owned(), v.to_vec())).map_err(Error::from))
                 .collect()
         };
         Ok((
-            raw(&t.0.entries.remap_data_type::<heed::types::Bytes>())?,
-            raw(&t.0.heads.remap_data_type::<heed::types::Bytes>())?,
+            raw(&t.0.entries.remap_data_type::<heed3::types::Bytes>())?,
+            raw(&t.0.heads.remap_data_type::<heed3::types::Bytes>())?,
         ))
     })?;
     catalog.write(|w, t| {
@@ -279,8 +274,8 @@ pub(crate) fn adopt_old_log(dir: &Path, catalog: &Store<CatalogTables>) -> Resul
             return Ok(());
         }
         let (e, h) = (
-            t.audit.entries.remap_data_type::<heed::types::Bytes>(),
-            t.audit.heads.remap_data_type::<heed::types::Bytes>(),
+            t.audit.entries.remap_data_type::<heed3::types::Bytes>(),
+            t.audit.heads.remap_data_type::<heed3::types::Bytes>(),
         );
         for (k, v) in &entries {
             e.put(w, k, v)?;
@@ -399,7 +394,7 @@ impl AuditLog {
     /// after the map grew writes the same ones) and writes them, then `own`.
     fn write_taken(
         &self,
-        w: &mut heed::RwTxn<'_>,
+        w: &mut heed3::RwTxn<'_>,
         t: &AuditTables,
         taken: &mut Option<Vec<Draft>>,
         own: &[Draft],
@@ -445,7 +440,7 @@ impl AuditLog {
                 .heads
                 .iter(w)?
                 .map(|e| e.map(|(k, h)| (k.to_owned(), h)))
-                .collect::<heed::Result<_>>()?;
+                .collect::<heed3::Result<_>>()?;
             let mut removed = 0u64;
             for (tenant, mut head) in heads {
                 let mut doomed = Vec::new();
@@ -470,7 +465,7 @@ impl AuditLog {
     }
 }
 
-fn write_batch(w: &mut heed::RwTxn<'_>, t: &AuditTables, batch: &[Draft]) -> Result<()> {
+fn write_batch(w: &mut heed3::RwTxn<'_>, t: &AuditTables, batch: &[Draft]) -> Result<()> {
     let mut heads: HashMap<&str, Head> = HashMap::new();
     for d in batch {
         let head = match heads.entry(d.tenant_id.as_str()) {
@@ -705,7 +700,7 @@ impl EngineInner {
     pub(crate) fn catalog_write_audited<R: Send>(
         &self,
         affects: crate::engine::Affects<'_>,
-        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+        mut f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
         made: impl Fn(&R) -> (Option<String>, Option<String>) + Sync,
     ) -> Result<R> {
         let pending = IN_COMMIT.with(|c| {
@@ -748,7 +743,7 @@ impl EngineInner {
     pub(crate) async fn catalog_write_audited_async<R: Send + 'static>(
         self: &Arc<Self>,
         entry: Unfinished,
-        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<Result<R>> + Send + 'static,
+        mut f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<Result<R>> + Send + 'static,
         made: impl Fn(&R) -> (Option<String>, Option<String>) + Send + 'static,
     ) -> Result<Result<R>> {
         self.catalog_write_with_entries_async(move |w, t| {
@@ -771,7 +766,7 @@ impl EngineInner {
     /// entry `f` returns (see [`AuditLog::write_taken`]).
     async fn catalog_write_with_entries_async<R: Send + 'static>(
         self: &Arc<Self>,
-        mut f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<(R, Option<Draft>)>
+        mut f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<(R, Option<Draft>)>
             + Send
             + 'static,
     ) -> Result<R> {
@@ -979,17 +974,13 @@ impl Handle {
     }
 }
 
-fn verify_chain(
-    r: &heed::RoTxn<'_, WithoutTls>,
-    t: &AuditTables,
-    tenant_id: &str,
-) -> Result<AuditVerification> {
+fn verify_chain(r: &mut RoTxn<'_>, t: &AuditTables, tenant_id: &str) -> Result<AuditVerification> {
     let head = t.heads.get(r, tenant_id)?.unwrap_or_else(|| Head {
         hash: GENESIS.into(),
         anchor_hash: GENESIS.into(),
         ..Head::default()
     });
-    let raw = t.entries.remap_data_type::<heed::types::Bytes>();
+    let raw = t.entries.remap_data_type::<heed3::types::Bytes>();
     let stored = raw.prefix_iter(r, &format!("{tenant_id}/"))?.map(|item| {
         let (key, bytes) = item?;
         let key_seq = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
@@ -1239,7 +1230,8 @@ mod tests {
     fn a_log_in_its_own_environment_is_moved_into_the_catalog_on_open() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let old = Store::<OldAuditTables>::open(&dir.path().join("audit"), 1 << 20).unwrap();
+            let old =
+                Store::<OldAuditTables>::open(&dir.path().join("audit"), 1 << 20, None).unwrap();
             let draft = |action: &str| Draft {
                 time: Utc::now(),
                 tenant_id: "t1".into(),

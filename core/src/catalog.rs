@@ -2,14 +2,15 @@
 //! log, all in one LMDB environment so that every control-plane change (and its audit entry)
 //! is one transaction.
 
-use heed::types::{Bytes, SerdeJson, Str, U64};
-use heed::{byteorder::BigEndian, Database, Env, WithoutTls};
+use heed3::byteorder::BigEndian;
+use heed3::types::{Bytes, SerdeJson, Str, U64};
 
 use crate::audit::AuditTables;
 use crate::error::Result;
 use crate::keys::KeyRecord;
 use crate::namespace::NamespaceRecord;
 use crate::purge::PurgeJob;
+use crate::storage::{Environment, RoTxn, Table};
 use crate::store::Tables;
 use crate::tenant::{Member, Tenant};
 
@@ -17,23 +18,23 @@ use crate::tenant::{Member, Tenant};
 /// `-`, so prefix scans cannot run into a neighbour.
 pub(crate) struct CatalogTables {
     /// tenant id → tenant.
-    pub tenants: Database<'static, Str, SerdeJson<Tenant>>,
+    pub tenants: Table<Str, SerdeJson<Tenant>>,
     /// tenant name → tenant id.
-    pub tenant_names: Database<'static, Str, Str>,
+    pub tenant_names: Table<Str, Str>,
     /// `tenant_id/member_id` → member.
-    pub members: Database<'static, Str, SerdeJson<Member>>,
+    pub members: Table<Str, SerdeJson<Member>>,
     /// `tenant_id/user_identifier` → member id.
-    pub member_users: Database<'static, Str, Str>,
+    pub member_users: Table<Str, Str>,
     /// namespace name → namespace.
-    pub namespaces: Database<'static, Str, SerdeJson<NamespaceRecord>>,
+    pub namespaces: Table<Str, SerdeJson<NamespaceRecord>>,
     /// `tenant_id/namespace name` (`-/name` for tenant-less namespaces) → ().
-    pub tenant_namespaces: Database<'static, Str, Bytes>,
+    pub tenant_namespaces: Table<Str, Bytes>,
     /// key id → key.
-    pub keys: Database<'static, Str, SerdeJson<KeyRecord>>,
+    pub keys: Table<Str, SerdeJson<KeyRecord>>,
     /// namespace id → purge still to do.
-    pub purges: Database<'static, U64<BigEndian>, SerdeJson<PurgeJob>>,
+    pub purges: Table<U64<BigEndian>, SerdeJson<PurgeJob>>,
     /// counters and settings.
-    pub meta: Database<'static, Str, Bytes>,
+    pub meta: Table<Str, Bytes>,
     /// The audit log (see [`crate::audit`]).
     pub audit: AuditTables,
 }
@@ -41,48 +42,32 @@ pub(crate) struct CatalogTables {
 impl Tables for CatalogTables {
     const MAX_DBS: u32 = 16;
 
-    fn create(env: &Env<WithoutTls>) -> Result<Self> {
-        let wtxn = env.write_txn()?;
-        let (
-            tenants,
-            tenant_names,
-            members,
-            member_users,
-            namespaces,
-            tenant_namespaces,
-            keys,
-            purges,
-            meta,
-            audit_entries,
-            audit_heads,
-        ) = env
-            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
-                Ok(heed::CommitOrAbort::<_, ()>::Commit((
-                    o.create_database(w, Some("tenants"))?,
-                    o.create_database(w, Some("tenant_names"))?,
-                    o.create_database(w, Some("members"))?,
-                    o.create_database(w, Some("member_users"))?,
-                    o.create_database(w, Some("namespaces"))?,
-                    o.create_database(w, Some("tenant_namespaces"))?,
-                    o.create_database(w, Some("keys"))?,
-                    o.create_database(w, Some("purges"))?,
-                    o.create_database(w, Some("meta"))?,
-                    o.create_database(w, Some(AuditTables::NAMES[0]))?,
-                    o.create_database(w, Some(AuditTables::NAMES[1]))?,
-                )))
-            })?
-            .unwrap_commit();
+    fn create(env: &Environment) -> Result<Self> {
+        let [tenants, tenant_names, members, member_users, namespaces, tenant_namespaces, keys, purges, meta, audit_entries, audit_heads] =
+            env.create_tables([
+                "tenants",
+                "tenant_names",
+                "members",
+                "member_users",
+                "namespaces",
+                "tenant_namespaces",
+                "keys",
+                "purges",
+                "meta",
+                AuditTables::NAMES[0],
+                AuditTables::NAMES[1],
+            ])?;
         Ok(CatalogTables {
-            tenants,
-            tenant_names,
-            members,
-            member_users,
-            namespaces,
-            tenant_namespaces,
-            keys,
-            purges,
-            meta,
-            audit: AuditTables::new(audit_entries, audit_heads),
+            tenants: tenants.remap_types(),
+            tenant_names: tenant_names.remap_types(),
+            members: members.remap_types(),
+            member_users: member_users.remap_types(),
+            namespaces: namespaces.remap_types(),
+            tenant_namespaces: tenant_namespaces.remap_types(),
+            keys: keys.remap_types(),
+            purges: purges.remap_types(),
+            meta: meta.remap_types(),
+            audit: AuditTables::new(audit_entries.remap_types(), audit_heads.remap_types()),
         })
     }
 }
@@ -110,7 +95,7 @@ fn tenant_ns_count_key(tid: &str) -> Option<String> {
 /// tenant that has none or whose namespaces were made before the count was kept, counted.
 pub(crate) fn tenant_namespace_count(
     t: &CatalogTables,
-    r: &heed::RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     tid: &str,
 ) -> Result<u64> {
     if let Some(key) = tenant_ns_count_key(tid) {
@@ -118,7 +103,7 @@ pub(crate) fn tenant_namespace_count(
             return Ok(u64::from_be_bytes(n));
         }
     }
-    let rows = t.tenant_namespaces.remap_data_type::<heed::types::DecodeIgnore>();
+    let rows = t.tenant_namespaces.remap_data_type::<heed3::types::DecodeIgnore>();
     let mut n = 0;
     for item in rows.prefix_iter(r, &format!("{tid}/"))? {
         item?;
@@ -131,7 +116,7 @@ pub(crate) fn tenant_namespace_count(
 /// them (none is stored for zero).
 pub(crate) fn set_tenant_namespace_count(
     t: &CatalogTables,
-    w: &mut heed::RwTxn<'_>,
+    w: &mut heed3::RwTxn<'_>,
     tid: &str,
     n: u64,
 ) -> Result<()> {
@@ -145,11 +130,7 @@ pub(crate) fn set_tenant_namespace_count(
 }
 
 /// Reads a big-endian u64 counter from `meta`.
-pub(crate) fn read_counter(
-    t: &CatalogTables,
-    rtxn: &heed::RoTxn<'_, WithoutTls>,
-    name: &str,
-) -> Result<u64> {
+pub(crate) fn read_counter(t: &CatalogTables, rtxn: &mut RoTxn<'_>, name: &str) -> Result<u64> {
     Ok(t.meta
         .get(rtxn, name)?
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -159,7 +140,7 @@ pub(crate) fn read_counter(
 /// Increments a counter in `meta` and returns the new value.
 pub(crate) fn next_counter(
     t: &CatalogTables,
-    wtxn: &mut heed::RwTxn<'_>,
+    wtxn: &mut heed3::RwTxn<'_>,
     name: &str,
 ) -> Result<u64> {
     let next = read_counter(t, wtxn, name)? + 1;

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use heed::types::{Bytes, SerdeJson};
-use heed::{Database, Env, RoTxn, RwTxn, WithoutTls};
+use heed3::types::{Bytes, SerdeJson};
+use heed3::RwTxn;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::storage::{Environment, RoTxn, Table};
 use crate::store::Tables;
 
 /// Internal numeric id of a namespace, assigned by the catalog and never reused.
@@ -115,68 +116,52 @@ fn is_zero(n: &u64) -> bool {
 /// Data tables of one environment.
 pub(crate) struct DataTables {
     /// ns ‖ memory uuid → memory record (JSON).
-    pub memories: Database<'static, Bytes, Bytes>,
+    pub memories: Table<Bytes, Bytes>,
     /// ns ‖ slot (u32 BE) → memory uuid ‖ f32 LE vector.
-    pub vectors: Database<'static, Bytes, Bytes>,
+    pub vectors: Table<Bytes, Bytes>,
     /// ns → stats.
-    pub stats: Database<'static, Bytes, SerdeJson<NamespaceStats>>,
+    pub stats: Table<Bytes, SerdeJson<NamespaceStats>>,
     /// ns ‖ entity uuid → entity (JSON).
-    pub entities: Database<'static, Bytes, Bytes>,
+    pub entities: Table<Bytes, Bytes>,
     /// ns ‖ name-hash (8) ‖ name ‖ 0 ‖ type → entity uuid (see `graph::rows`).
-    pub entity_names: Database<'static, Bytes, Bytes>,
+    pub entity_names: Table<Bytes, Bytes>,
     /// ns ‖ relation uuid → relation (JSON).
-    pub relations: Database<'static, Bytes, Bytes>,
+    pub relations: Table<Bytes, Bytes>,
     /// ns ‖ lowercased entity name ‖ 0 ‖ memory uuid → () (memories that name an entity).
-    pub entity_memories: Database<'static, Bytes, Bytes>,
+    pub entity_memories: Table<Bytes, Bytes>,
     /// ns ‖ entity uuid ‖ relation uuid → () (each relation under both of its endpoints).
-    pub entity_relations: Database<'static, Bytes, Bytes>,
+    pub entity_relations: Table<Bytes, Bytes>,
     /// ns ‖ term ‖ 0 ‖ first slot → a block of postings (see [`crate::keyword`]).
-    pub postings: Database<'static, Bytes, Bytes>,
+    pub postings: Table<Bytes, Bytes>,
     /// ns ‖ field tag ‖ value ‖ memory key → vector slot: secondary keys of the memories'
     /// built-in fields and metadata (see `filter`).
-    pub fields: Database<'static, Bytes, Bytes>,
+    pub fields: Table<Bytes, Bytes>,
     /// ns ‖ session key (see `session`) → session (JSON).
-    pub sessions: Database<'static, Bytes, Bytes>,
+    pub sessions: Table<Bytes, Bytes>,
 }
 
 impl Tables for DataTables {
     const MAX_DBS: u32 = 16;
 
-    fn create(env: &Env<WithoutTls>) -> Result<Self> {
-        let wtxn = env.write_txn()?;
-        let (
-            memories,
-            vectors,
-            stats,
-            entities,
-            entity_names,
-            relations,
-            entity_memories,
-            entity_relations,
-            postings,
-            fields,
-            sessions,
-        ) = env
-            .create_databases_and_commit(wtxn, |o, w| -> heed::Result<_> {
-                Ok(heed::CommitOrAbort::<_, ()>::Commit((
-                    o.create_database(w, Some("memories"))?,
-                    o.create_database(w, Some("vectors"))?,
-                    o.create_database(w, Some("stats"))?,
-                    o.create_database(w, Some("entities"))?,
-                    o.create_database(w, Some("entity_names"))?,
-                    o.create_database(w, Some("relations"))?,
-                    o.create_database(w, Some("entity_memories"))?,
-                    o.create_database(w, Some("entity_relations"))?,
-                    o.create_database(w, Some("postings"))?,
-                    o.create_database(w, Some("fields"))?,
-                    o.create_database(w, Some("sessions"))?,
-                )))
-            })?
-            .unwrap_commit();
+    fn create(env: &Environment) -> Result<Self> {
+        let [memories, vectors, stats, entities, entity_names, relations, entity_memories, entity_relations, postings, fields, sessions] =
+            env.create_tables([
+                "memories",
+                "vectors",
+                "stats",
+                "entities",
+                "entity_names",
+                "relations",
+                "entity_memories",
+                "entity_relations",
+                "postings",
+                "fields",
+                "sessions",
+            ])?;
         Ok(DataTables {
             memories,
             vectors,
-            stats,
+            stats: stats.remap_types(),
             entities,
             entity_names,
             relations,
@@ -203,24 +188,20 @@ pub(crate) fn ns_key(ns: NamespaceId, local: &[u8]) -> Vec<u8> {
 /// vector rows means one row per 4 KiB page. Falls back to an ordinary put when the key is not
 /// the last (another namespace's rows follow it in a shared environment).
 pub(crate) fn put_last(
-    db: &Database<'static, Bytes, Bytes>,
+    db: &Table<Bytes, Bytes>,
     wtxn: &mut RwTxn<'_>,
     key: &[u8],
     value: &[u8],
 ) -> Result<()> {
-    match db.put_with_flags(wtxn, heed::PutFlags::APPEND, key, value) {
-        Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => Ok(db.put(wtxn, key, value)?),
+    match db.put_with_flags(wtxn, heed3::PutFlags::APPEND, key, value) {
+        Err(heed3::Error::Mdb(heed3::MdbError::KeyExist)) => Ok(db.put(wtxn, key, value)?),
         other => Ok(other?),
     }
 }
 
 impl DataTables {
     /// Reads a namespace's stats (zeroes if it has none yet).
-    pub(crate) fn stats_of(
-        &self,
-        rtxn: &RoTxn<'_, WithoutTls>,
-        ns: NamespaceId,
-    ) -> Result<NamespaceStats> {
+    pub(crate) fn stats_of(&self, rtxn: &mut RoTxn<'_>, ns: NamespaceId) -> Result<NamespaceStats> {
         Ok(self.stats.get(rtxn, &ns.to_be_bytes())?.unwrap_or_default())
     }
 
@@ -239,7 +220,7 @@ impl DataTables {
     /// in slot order, without holding them all in memory.
     pub(crate) fn each_vector_row(
         &self,
-        rtxn: &RoTxn<'_, WithoutTls>,
+        rtxn: &mut RoTxn<'_>,
         ns: NamespaceId,
         from: u32,
         end: u32,
@@ -258,7 +239,7 @@ impl DataTables {
     }
 
     /// Every table whose keys start with the namespace id, except `stats`.
-    fn namespace_rows(&self) -> [&Database<'static, Bytes, Bytes>; 10] {
+    fn namespace_rows(&self) -> [&Table<Bytes, Bytes>; 10] {
         [
             &self.memories,
             &self.vectors,
@@ -278,7 +259,7 @@ impl DataTables {
     pub(crate) fn copy_namespace(
         &self,
         from: &DataTables,
-        rtxn: &RoTxn<'_, WithoutTls>,
+        rtxn: &mut RoTxn<'_>,
         wtxn: &mut RwTxn<'_>,
         ns: NamespaceId,
     ) -> Result<()> {

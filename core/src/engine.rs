@@ -295,7 +295,8 @@ impl Engine {
             return Ok(Engine { inner: life.inner.clone(), life });
         }
         let dir_lock = lock_directory(&dir)?;
-        let catalog = Arc::new(Store::open(&dir.join("catalog"), 1 << 30)?);
+        crate::format::check_or_mark(&dir)?;
+        let catalog = Arc::new(Store::open(&dir.join("catalog"), 1 << 30, None)?);
         crate::audit::adopt_old_log(&dir, &catalog)?;
         let inner = Arc::new(EngineInner {
             dir: dir.clone(),
@@ -498,7 +499,7 @@ impl EngineInner {
     /// A write to the catalog; invalidates every cached key resolution.
     pub(crate) fn catalog_write<R: Send>(
         &self,
-        f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+        f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
     ) -> Result<R> {
         self.catalog_write_affecting(Affects::AllKeys, f)
     }
@@ -509,7 +510,7 @@ impl EngineInner {
     pub(crate) fn catalog_write_affecting<R: Send>(
         &self,
         affects: Affects<'_>,
-        f: impl FnMut(&mut heed::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+        f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
     ) -> Result<R> {
         let r = self.catalog.write(f);
         self.forget_keys(affects);
@@ -562,7 +563,7 @@ impl EngineInner {
         if !matches!(loc, EnvLocation::Shard { .. }) {
             self.close_idle_envs(&mut envs);
         }
-        let store = Arc::new(Store::open(&loc.dir(&self.dir), loc.initial_map_size())?);
+        let store = Arc::new(Store::open(&loc.dir(&self.dir), loc.initial_map_size(), None)?);
         let used = AtomicU64::new(self.env_clock.fetch_add(1, Ordering::Relaxed));
         envs.insert(loc.clone(), OpenEnv { store: store.clone(), used });
         Ok(store)

@@ -200,12 +200,24 @@ pub enum Error {
         /// Which limit.
         reason: String,
     },
+    /// The data directory was written in a storage format this version does not open: that
+    /// of an earlier version (code `invalid_argument`, field `path`).
+    #[error(
+        "path: data directory {dir} was written by memsilo {version}, whose storage format \
+         this version cannot open; run `memsilo upgrade {dir}` to convert it"
+    )]
+    UpgradeRequired {
+        /// The data directory.
+        dir: String,
+        /// The version whose format it holds.
+        version: String,
+    },
     /// A bug or environment failure.
     #[error("internal error: {0}")]
     Internal(String),
     /// The storage engine (LMDB) failed; reported with code `internal`.
     #[error("storage error: {0}")]
-    Storage(#[from] heed::Error),
+    Storage(#[from] heed3::Error),
     /// An I/O failure, kept as the source; reported with code `internal`.
     #[error("internal error: io: {0}")]
     Io(#[from] std::io::Error),
@@ -239,7 +251,9 @@ impl Error {
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidArgument { .. } | Error::Validation { .. } => ErrorCode::InvalidArgument,
+            Error::InvalidArgument { .. }
+            | Error::Validation { .. }
+            | Error::UpgradeRequired { .. } => ErrorCode::InvalidArgument,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::NotFound { .. } => ErrorCode::NotFound,

@@ -21,12 +21,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use heed::{RoTxn, RwTxn, WithoutTls};
+use heed3::RwTxn;
 use serde_json::{Map, Value};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
 use crate::memory::{Memory, MemoryType};
+use crate::storage::RoTxn;
 
 /// Most conditions in one filter.
 pub const MAX_CONDITIONS: usize = 256;
@@ -716,7 +717,7 @@ pub(crate) fn unmark_refile(
 /// The noted slots (ascending) with their rows' checksums.
 pub(crate) fn refile_slots(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
 ) -> Result<Vec<(u32, u64)>> {
     let mut prefix = ns.to_be_bytes().to_vec();
@@ -742,7 +743,7 @@ pub(crate) type Candidates = HashMap<[u8; 16], Option<u32>>;
 #[allow(clippy::many_single_char_names)] // t, r as in every transaction body
 pub(crate) fn candidates(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     f: &Filter,
     cap: usize,
@@ -781,7 +782,7 @@ pub(crate) fn candidates(
 #[allow(clippy::too_many_arguments, clippy::many_single_char_names)]
 fn cmp_candidates(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     field: &Field,
     op: Op,
@@ -882,7 +883,7 @@ fn cmp_candidates(
 /// so only the records could tell.
 pub(crate) fn count_exact(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     field: &Field,
     value: &str,

@@ -383,7 +383,7 @@ impl Handle {
         &self,
         rec: &NamespaceRecord,
         estimate: u64,
-        mut f: impl FnMut(&DataTables, &mut heed::RwTxn<'_>, &mut NamespaceStats) -> Result<Change<R>>
+        mut f: impl FnMut(&DataTables, &mut heed3::RwTxn<'_>, &mut NamespaceStats) -> Result<Change<R>>
             + Send,
     ) -> Result<R> {
         let chain = match &rec.tenant_id {

@@ -248,7 +248,7 @@ impl KeyRecord {
 /// Revokes (with `now`) or deletes (without) every key matching `pred`.
 pub(crate) fn revoke_where(
     t: &CatalogTables,
-    w: &mut heed::RwTxn<'_>,
+    w: &mut heed3::RwTxn<'_>,
     pred: impl Fn(&KeyRecord) -> bool,
     now: Option<DateTime<Utc>>,
 ) -> Result<usize> {
@@ -292,7 +292,7 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
             }
             None => None,
         };
-        let member_role = |mid: &str| -> Result<Option<Role>> {
+        let mut member_role = |mid: &str| -> Result<Option<Role>> {
             let tid = rec.tenant_id.as_deref().ok_or_else(invalid)?;
             Ok(t.members.get(r, &format!("{tid}/{mid}"))?.map(|m| m.role))
         };
@@ -423,7 +423,7 @@ impl Handle {
             revoked_at: None,
             rotated_at: None,
         };
-        let create = |w: &mut heed::RwTxn<'_>, t: &crate::catalog::CatalogTables| {
+        let create = |w: &mut heed3::RwTxn<'_>, t: &crate::catalog::CatalogTables| {
             if let Some(tid) = &rec.tenant_id {
                 let tenant = crate::tenant::get_tenant(t, w, tid)
                     .map_err(|_| Error::invalid("tenant_id", format!("no tenant with id {tid}")))?;

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::filter::{self, Filter, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED};
 use crate::memory::{decode_stored, is_live, read_vector, Memory};
 use crate::namespace::NamespaceRecord;
+use crate::storage::RoTxn;
 
 /// Largest page.
 pub const MAX_LIST: usize = 1000;
@@ -399,7 +400,7 @@ fn beyond(p: &Position, after: Option<&Position>, desc: bool) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn from_candidates(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     c: &filter::Candidates,
     order: OrderBy,
@@ -426,7 +427,7 @@ fn from_candidates(
 #[allow(clippy::too_many_arguments)]
 fn walk_order(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     order: OrderBy,
     desc: bool,
@@ -444,7 +445,7 @@ fn walk_order(
         key
     });
     let mut out = Vec::new();
-    let mut visit = |k: &[u8]| -> Result<bool> {
+    let visit = |r: &mut RoTxn<'_>, k: &[u8], _: &[u8]| -> Result<bool> {
         let (Some(v), Some(mem)) = (
             k.get(9..17).and_then(|v| <[u8; 8]>::try_from(v).ok()),
             k.get(17..33).and_then(|m| <[u8; 16]>::try_from(m).ok()),
@@ -459,26 +460,11 @@ fn walk_order(
         }
         Ok(out.len() < want)
     };
-    if desc {
-        let hi = match &at {
-            Some(a) => Excluded(&a[..]),
-            None => Excluded(&end[..]),
-        };
-        for e in t.fields.rev_range(r, &(Included(&first[..]), hi))? {
-            if !visit(e?.0)? {
-                break;
-            }
-        }
-    } else {
-        let lo = match &at {
-            Some(a) => Excluded(&a[..]),
-            None => Included(&first[..]),
-        };
-        for e in t.fields.range(r, &(lo, Excluded(&end[..])))? {
-            if !visit(e?.0)? {
-                break;
-            }
-        }
-    }
+    let (lo, hi) = match (at, desc) {
+        (Some(a), true) => (Included(first), Excluded(a)),
+        (Some(a), false) => (Excluded(a), Excluded(end)),
+        (None, _) => (Included(first), Excluded(end)),
+    };
+    crate::storage::scan(&t.fields, r, lo, hi, desc, visit)?;
     Ok(out)
 }

@@ -23,6 +23,7 @@ use crate::keyword::KeywordRecall;
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
 use crate::quota::{ComputePermit, QuotaLink, Reservation};
+use crate::storage::RoTxn;
 use crate::store::Store;
 use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
 
@@ -711,7 +712,7 @@ impl Handle {
         let job = {
             let (inner, rec, rows) = (self.inner.clone(), rec.clone(), rows.clone());
             let name = start.embedder_name.clone();
-            move |w: &mut heed::RwTxn<'_>, t: &DataTables| {
+            move |w: &mut heed3::RwTxn<'_>, t: &DataTables| {
                 write_rows(&inner, &rec, &mut rows.lock(), &name, None, w, t)
             }
         };
@@ -964,26 +965,26 @@ impl Handle {
             let start = ns_key(rec.id, after.as_deref().unwrap_or(&[]));
             let stop = (rec.id + 1).to_be_bytes();
             let lower = match after {
-                Some(_) => std::ops::Bound::Excluded(&start[..]),
-                None => std::ops::Bound::Included(&start[..]),
+                Some(_) => std::ops::Bound::Excluded(start),
+                None => std::ops::Bound::Included(start),
             };
-            let bounds = (lower, std::ops::Bound::Excluded(&stop[..]));
-            let mut out = Vec::new();
-            for e in t.memories.range(r, &bounds)? {
-                let (k, v) = e?;
+            let (mut out, mut next) = (Vec::new(), None);
+            let upper = std::ops::Bound::Excluded(stop.to_vec());
+            crate::storage::scan(&t.memories, r, lower, upper, false, |r, k, v| {
                 let s = decode_record(v)?;
                 if !is_live(&s.memory, &rec.policy, now) {
-                    continue;
+                    return Ok(true);
                 }
                 let mut m = s.memory;
                 m.vector = read_vector(t, r, rec.id, s.slot)?;
                 out.push(m);
                 if out.len() == limit {
-                    let at = crate::keys::to_hex(&k[8..]);
-                    return Ok((out, Some(at)));
+                    next = Some(crate::keys::to_hex(&k[8..]));
+                    return Ok(false);
                 }
-            }
-            Ok((out, None))
+                Ok(true)
+            })?;
+            Ok((out, next))
         })
     }
 
@@ -1431,19 +1432,19 @@ impl Handle {
                     crate::listing::ensure_fields(&self.inner, &rec)?;
                 }
                 env.read(|r, t| {
-                    let kw = KeywordRecall {
+                    // A selective filter: rank only the memories its secondary keys name.
+                    let among = match &plan {
+                        Some(p) => crate::filter::candidates(t, r, rec.id, p, FILTERED_EXACT_MAX)?,
+                        None => None,
+                    };
+                    let mut kw = KeywordRecall {
                         t,
-                        r,
+                        r: &mut *r,
                         ns: rec.id,
                         stats: &stats,
                         text,
                         query: None,
                         judge: &judge,
-                    };
-                    // A selective filter: rank only the memories its secondary keys name.
-                    let among = match &plan {
-                        Some(p) => crate::filter::candidates(t, r, rec.id, p, FILTERED_EXACT_MAX)?,
-                        None => None,
                     };
                     let mut ranked = match among {
                         Some(c) => {
@@ -1464,9 +1465,9 @@ impl Handle {
                 let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
                 let by_vector = vector_hits(q, depth)?;
                 env.read(|r, t| {
-                    let kw = KeywordRecall {
+                    let mut kw = KeywordRecall {
                         t,
-                        r,
+                        r: &mut *r,
                         ns: rec.id,
                         stats: &stats,
                         text,
@@ -1513,7 +1514,7 @@ fn write_rows(
     items: &mut [Prepared],
     embedder_name: &str,
     patch: Option<&Patch<'_>>,
-    w: &mut heed::RwTxn<'_>,
+    w: &mut heed3::RwTxn<'_>,
     t: &DataTables,
 ) -> Result<(WriteEffects, NamespaceStats)> {
     if inner.is_dead(rec.id) {
@@ -1585,7 +1586,7 @@ pub(crate) enum RowWrite {
 #[allow(clippy::many_single_char_names, clippy::too_many_lines)] // t, w, p as in every transaction body
 pub(crate) fn put_memory(
     t: &DataTables,
-    w: &mut heed::RwTxn<'_>,
+    w: &mut heed3::RwTxn<'_>,
     ns: u64,
     stats: &mut NamespaceStats,
     p: &mut Prepared,
@@ -1854,11 +1855,7 @@ fn check_vector_space(
 
 /// The agent key (see [`crate::vector::agent_key`]) of every vector slot of a namespace, read
 /// from its memory records without decoding them whole.
-pub(crate) fn slot_agents(
-    t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
-    ns: u64,
-) -> Result<SlotAgents> {
+pub(crate) fn slot_agents(t: &DataTables, r: &mut RoTxn<'_>, ns: u64) -> Result<SlotAgents> {
     #[derive(Deserialize)]
     struct AgentOf<'a> {
         #[serde(borrow, default)]
@@ -1881,7 +1878,7 @@ pub(crate) fn slot_agents(
 
 pub(crate) fn read_memory(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     key: &[u8],
 ) -> Result<Option<StoredMemory>> {
     Ok(match t.memories.get(r, key)? {
@@ -1894,7 +1891,7 @@ pub(crate) fn read_memory(
 /// recall's token match reads the text of many candidates it does not return).
 pub(crate) fn read_content<'t>(
     t: &DataTables,
-    r: &'t heed::RoTxn<'_, heed::WithoutTls>,
+    r: &'t mut RoTxn<'_>,
     key: &[u8],
 ) -> Result<Option<std::borrow::Cow<'t, str>>> {
     #[derive(Deserialize)]
@@ -1937,7 +1934,7 @@ pub(crate) type Judge<'a> = dyn Fn(&[u8]) -> Result<Option<(Option<u32>, f64)>> 
 /// The verdict of `judge` on the memory stored under `key` (`None` if there is none).
 pub(crate) fn judge_at(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     key: &[u8],
     judge: &Judge<'_>,
 ) -> Result<Option<(Option<u32>, f64)>> {
@@ -1978,7 +1975,7 @@ impl Ranked {
 /// transaction. A candidate removed since it was ranked is left out.
 pub(crate) fn materialize(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     ranked: Vec<Ranked>,
 ) -> Result<Vec<RecallHit>> {
@@ -2002,7 +1999,7 @@ pub(crate) fn best(ranked: &mut Vec<Ranked>, k: usize) {
 
 pub(crate) fn scan_memories<'t>(
     t: &DataTables,
-    r: &'t heed::RoTxn<'_, heed::WithoutTls>,
+    r: &'t mut RoTxn<'_>,
     ns: u64,
 ) -> Result<impl Iterator<Item = Result<StoredMemory>> + 't> {
     Ok(t.memories
@@ -2013,7 +2010,7 @@ pub(crate) fn scan_memories<'t>(
 /// The stored vector of slot `slot`, if any.
 pub(crate) fn read_vector(
     t: &DataTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     slot: Option<u32>,
 ) -> Result<Option<Vec<f32>>> {
@@ -2171,17 +2168,24 @@ impl EngineInner {
         let namespaces: Vec<(NamespaceRecord, Vec<crate::quota::QuotaLink>)> =
             self.catalog.read(|r, t| {
                 let mut out = Vec::new();
-                let ids = t.tenants.remap_data_type::<heed::types::DecodeIgnore>();
-                for e in ids.iter(r)? {
-                    let id = e?.0;
-                    let chain = crate::tenant::quota_chain(t, r, id)?;
+                let ids = t.tenants.remap_data_type::<heed3::types::DecodeIgnore>();
+                let ids: Vec<String> = ids
+                    .iter(r)?
+                    .map(|e| e.map(|(id, ())| id.to_owned()))
+                    .collect::<heed3::Result<_>>()?;
+                for id in ids {
+                    let chain = crate::tenant::quota_chain(t, r, &id)?;
                     if chain.last().map(|l| l.tenant_id.as_str()) != Some(root) {
                         continue;
                     }
                     let prefix = format!("{id}/");
-                    let names = t.tenant_namespaces.remap_data_type::<heed::types::DecodeIgnore>();
-                    for k in names.prefix_iter(r, &prefix)? {
-                        if let Some(rec) = t.namespaces.get(r, &k?.0[prefix.len()..])? {
+                    let names = t.tenant_namespaces.remap_data_type::<heed3::types::DecodeIgnore>();
+                    let names: Vec<String> = names
+                        .prefix_iter(r, &prefix)?
+                        .map(|e| e.map(|(k, ())| k[prefix.len()..].to_owned()))
+                        .collect::<heed3::Result<_>>()?;
+                    for name in names {
+                        if let Some(rec) = t.namespaces.get(r, &name)? {
                             out.push((rec, chain.clone()));
                         }
                     }

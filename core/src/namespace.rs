@@ -15,7 +15,9 @@ use crate::datastore::{EnvLocation, NamespaceId, NamespaceStats};
 use crate::engine::{Affects, Caller, Handle};
 use crate::error::{Error, Result};
 use crate::page::{Page, Paged};
+use crate::storage::{scan, scan_prefix, RoTxn};
 use crate::tenant::{get_tenant, Counted, IsolationMode, TenantStatus};
+use heed3::types::Bytes;
 
 /// Largest vector dimension accepted.
 pub const MAX_DIMENSIONS: u32 = 4096;
@@ -229,7 +231,7 @@ enum Checked {
 impl NamespaceCreation {
     /// Writes the namespace's record: the record and `true`, or the existing one and
     /// `false` (`exist_ok`).
-    fn run(&self, w: &mut heed::RwTxn<'_>, t: &CatalogTables) -> Result<(NamespaceRecord, bool)> {
+    fn run(&self, w: &mut heed3::RwTxn<'_>, t: &CatalogTables) -> Result<(NamespaceRecord, bool)> {
         self.run_or_refuse(w, t)?
     }
 
@@ -238,7 +240,7 @@ impl NamespaceCreation {
     /// failure of the transaction.
     fn run_or_refuse(
         &self,
-        w: &mut heed::RwTxn<'_>,
+        w: &mut heed3::RwTxn<'_>,
         t: &CatalogTables,
     ) -> Result<Result<(NamespaceRecord, bool)>> {
         let mode = match self.check(w, t)? {
@@ -250,7 +252,7 @@ impl NamespaceCreation {
     }
 
     /// Reads what decides the creation, writing nothing.
-    fn check(&self, w: &heed::RwTxn<'_>, t: &CatalogTables) -> Result<Result<Checked>> {
+    fn check(&self, w: &mut heed3::RwTxn<'_>, t: &CatalogTables) -> Result<Result<Checked>> {
         let (name, tenant_id) = (&self.name, &self.tenant_id);
         if let Some(existing) = t.namespaces.get(w, name)? {
             if self.exist_ok && existing.tenant_id == *tenant_id {
@@ -275,7 +277,7 @@ impl NamespaceCreation {
     /// Writes a new namespace in isolation mode `mode`.
     fn write(
         &self,
-        w: &mut heed::RwTxn<'_>,
+        w: &mut heed3::RwTxn<'_>,
         t: &CatalogTables,
         mode: IsolationMode,
     ) -> Result<(NamespaceRecord, bool)> {
@@ -453,14 +455,12 @@ impl Handle {
                     if let Some(tid) = tenant_id {
                         pager.tenant(t, r, tid)?;
                     } else {
-                        let names = t.namespaces.remap_data_type::<heed::types::DecodeIgnore>();
-                        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-                        for e in names.range(r, &(from, Bound::Unbounded))? {
-                            if pager.more {
-                                break;
-                            }
-                            pager.offer(t, r, e?.0)?;
-                        }
+                        let names = t.namespaces.remap_types::<Bytes, Bytes>();
+                        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.into()));
+                        scan(&names, r, from, Bound::Unbounded, false, |r, name, _| {
+                            pager.offer(t, r, std::str::from_utf8(name).map_err(not_utf8)?)?;
+                            Ok(!pager.more)
+                        })?;
                         pager.total = t.namespaces.len(r)?;
                     }
                 }
@@ -622,12 +622,7 @@ impl<'a> Pager<'a> {
     }
 
     /// Takes namespace `name` into the page, unless it falls before the page (or after it).
-    fn offer(
-        &mut self,
-        t: &CatalogTables,
-        r: &heed::RoTxn<'_, heed::WithoutTls>,
-        name: &str,
-    ) -> Result<()> {
+    fn offer(&mut self, t: &CatalogTables, r: &mut RoTxn<'_>, name: &str) -> Result<()> {
         if self.more || self.after.is_some_and(|a| name <= a) {
             return Ok(());
         }
@@ -652,21 +647,20 @@ impl<'a> Pager<'a> {
     }
 
     /// Offers a tenant's namespaces (and counts them all, keys only).
-    fn tenant(
-        &mut self,
-        t: &CatalogTables,
-        r: &heed::RoTxn<'_, heed::WithoutTls>,
-        tenant_id: &str,
-    ) -> Result<()> {
+    fn tenant(&mut self, t: &CatalogTables, r: &mut RoTxn<'_>, tenant_id: &str) -> Result<()> {
         let prefix = format!("{tenant_id}/");
-        let keys = t.tenant_namespaces.remap_data_type::<heed::types::DecodeIgnore>();
-        for e in keys.prefix_iter(r, &prefix)? {
-            let (k, ()) = e?;
+        let keys = t.tenant_namespaces.remap_types::<Bytes, Bytes>();
+        scan_prefix(&keys, r, prefix.as_bytes(), |r, k, _| {
             self.total += 1;
-            self.offer(t, r, &k[prefix.len()..])?;
-        }
-        Ok(())
+            self.offer(t, r, std::str::from_utf8(&k[prefix.len()..]).map_err(not_utf8)?)?;
+            Ok(true)
+        })
     }
+}
+
+/// A catalog key that is not UTF-8 (keys are written from `&str`: a damaged file).
+fn not_utf8(e: std::str::Utf8Error) -> Error {
+    Error::internal_from("catalog key is not UTF-8", e)
 }
 
 impl crate::engine::EngineInner {

@@ -51,7 +51,7 @@ pub(crate) enum PurgeJob {
 /// calls [`EngineInner::retire_namespaces`].
 pub(crate) fn unlink_namespace(
     t: &CatalogTables,
-    w: &mut heed::RwTxn<'_>,
+    w: &mut heed3::RwTxn<'_>,
     rec: &NamespaceRecord,
 ) -> Result<()> {
     t.namespaces.delete(w, &rec.name)?;
@@ -69,7 +69,7 @@ pub(crate) fn unlink_namespace(
 /// Queues removal of a whole environment, after the namespace jobs queued before it.
 pub(crate) fn queue_env_removal(
     t: &CatalogTables,
-    w: &mut heed::RwTxn<'_>,
+    w: &mut heed3::RwTxn<'_>,
     location: EnvLocation,
 ) -> Result<()> {
     let id = next_counter(t, w, "purge_job")?;
@@ -87,7 +87,7 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
     // Under the gate: a job is seen only once its deletion has read what the namespace held.
     let jobs: Vec<(u64, PurgeJob)> = {
         let _gate = inner.purge_gate.lock();
-        inner.catalog.read(|r, t| Ok(t.purges.iter(r)?.collect::<heed::Result<Vec<_>>>()?))?
+        inner.catalog.read(|r, t| Ok(t.purges.iter(r)?.collect::<heed3::Result<Vec<_>>>()?))?
     };
     if jobs.is_empty() {
         return Ok(0);

@@ -22,11 +22,12 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use heed::{CompactionOption, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
+use heed3::{CompactionOption, EnvFlags, EnvOpenOptions, MdbError, RwTxn};
 use parking_lot::{Mutex, RwLock};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
+use crate::storage::{Environment, RoTxn};
 
 /// Counters of group commits (see `Engine::commit_stats`): under load, many writes share
 /// a commit and a commit's sync makes the one before it durable too.
@@ -70,11 +71,11 @@ pub(crate) trait Tables: Sized + Send + Sync + 'static {
     /// How many named databases the environment needs.
     const MAX_DBS: u32;
     /// Creates (or opens) every table, in one committed write transaction.
-    fn create(env: &Env<WithoutTls>) -> Result<Self>;
+    fn create(env: &Environment) -> Result<Self>;
 }
 
 struct Opened<T> {
-    env: Env<WithoutTls>,
+    env: Environment,
     tables: T,
 }
 
@@ -289,6 +290,8 @@ fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
 /// An LMDB environment and its tables.
 pub(crate) struct Store<T> {
     path: PathBuf,
+    /// The key of an encrypted environment (kept to reopen it after a compaction).
+    key: Option<[u8; 32]>,
     inner: RwLock<Option<Opened<T>>>,
     queue: Mutex<Queue<T>>,
     /// Held by a group's leader while it settles groups (and syncs the environment for
@@ -321,12 +324,18 @@ const CATCH_UP_ROUNDS: usize = 4;
 const DATA_FILE: &str = "data.mdb";
 
 impl<T: Tables> Store<T> {
-    /// Opens (creating if needed) the environment in directory `path`.
-    pub(crate) fn open(path: &Path, initial_map_size: usize) -> Result<Self> {
+    /// Opens (creating if needed) the environment in directory `path`, encrypted with `key`
+    /// when one is given.
+    pub(crate) fn open(
+        path: &Path,
+        initial_map_size: usize,
+        key: Option<&[u8; 32]>,
+    ) -> Result<Self> {
         fs::create_dir_all(path)?;
-        let opened = open_env::<T>(path, initial_map_size)?;
+        let opened = open_env::<T>(path, initial_map_size, key)?;
         Ok(Store {
             path: path.to_owned(),
+            key: key.copied(),
             inner: RwLock::new(Some(opened)),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
@@ -349,14 +358,11 @@ impl<T: Tables> Store<T> {
     }
 
     /// Runs `f` in a read transaction.
-    pub(crate) fn read<R>(
-        &self,
-        f: impl FnOnce(&RoTxn<'_, WithoutTls>, &T) -> Result<R>,
-    ) -> Result<R> {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&mut RoTxn<'_>, &T) -> Result<R>) -> Result<R> {
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
-        let rtxn = opened.env.read_txn()?;
-        f(&rtxn, &opened.tables)
+        let mut rtxn = opened.env.read_txn()?;
+        f(&mut rtxn, &opened.tables)
     }
 
     /// Runs `f` in a write transaction and commits it if `f` succeeds. When the map is full
@@ -611,7 +617,7 @@ impl<T: Tables> Store<T> {
         let mut isolated = false;
         loop {
             match self.try_group(members, isolated) {
-                Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => {
+                Err(Error::Storage(heed3::Error::Mdb(MdbError::MapFull))) => {
                     for m in members.iter_mut() {
                         if matches!(m.outcome, Some(Outcome::Done)) {
                             m.outcome = None;
@@ -659,8 +665,8 @@ impl<T: Tables> Store<T> {
                 outcome
             };
             match outcome {
-                Outcome::Failed(Error::Storage(heed::Error::Mdb(MdbError::MapFull))) => {
-                    return Err(Error::Storage(heed::Error::Mdb(MdbError::MapFull)));
+                Outcome::Failed(Error::Storage(heed3::Error::Mdb(MdbError::MapFull))) => {
+                    return Err(Error::Storage(heed3::Error::Mdb(MdbError::MapFull)));
                 }
                 Outcome::Failed(_) | Outcome::Panicked(_) if runnable > 1 && !isolated => {
                     wtxn.abort();
@@ -788,11 +794,11 @@ impl Store<DataTables> {
             let opened = guard.as_ref().ok_or_else(closed)?;
             opened
                 .env
-                .copy_to_path(next_dir.join(DATA_FILE), CompactionOption::Enabled)?
+                .copy_to_path(&next_dir.join(DATA_FILE), CompactionOption::Enabled)?
                 .sync_all()?;
             opened.env.info().map_size
         };
-        let next = open_env::<DataTables>(next_dir, map_size)?;
+        let next = open_env::<DataTables>(next_dir, map_size, self.key.as_ref())?;
         let caught_up = self.catch_up_online(&next);
         let mut guard = self.inner.write();
         let copied_under_guard = caught_up.and_then(|()| {
@@ -817,7 +823,7 @@ impl Store<DataTables> {
             .map_err(Error::from)
             .and_then(|()| fsync_dir(&self.path));
         // Reopened whatever happened: on a failed rename the old file is still in place.
-        *guard = Some(open_env::<DataTables>(&self.path, map_size)?);
+        *guard = Some(open_env::<DataTables>(&self.path, map_size, self.key.as_ref())?);
         swapped?;
         drop(guard);
         fs::remove_dir_all(next_dir)?;
@@ -851,29 +857,29 @@ fn copy_namespaces(
     if which.is_empty() {
         return Ok(());
     }
-    let rtxn = from.env.read_txn()?;
+    let mut rtxn = from.env.read_txn()?;
     let mut wtxn = to.env.write_txn()?;
     for ns in which {
-        to.tables.copy_namespace(&from.tables, &rtxn, &mut wtxn, *ns)?;
+        to.tables.copy_namespace(&from.tables, &mut rtxn, &mut wtxn, *ns)?;
     }
     wtxn.commit()?;
     Ok(())
 }
 
-fn open_env<T: Tables>(path: &Path, map_size: usize) -> Result<Opened<T>> {
+fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&[u8; 32]>) -> Result<Opened<T>> {
     let page = 4096;
     let existing = fs::metadata(path.join(DATA_FILE)).map_or(0, |m| m.len() as usize);
     let size = map_size.max(existing.next_power_of_two()).div_ceil(page) * page;
     // SAFETY: each environment path is opened once per process (the engine registry
     // guarantees it) and the files are never truncated while mapped.
     let env = unsafe {
-        EnvOpenOptions::new()
-            .read_txn_without_tls()
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options
             .map_size(size)
             .max_dbs(T::MAX_DBS)
             .max_readers(1024)
-            .flags(EnvFlags::NO_READ_AHEAD | EnvFlags::NO_META_SYNC)
-            .open(path)?
+            .flags(EnvFlags::NO_READ_AHEAD | EnvFlags::NO_META_SYNC);
+        Environment::open(&options, path, key)?
     };
     let tables = T::create(&env)?;
     // Commits do not sync their meta page (see `Store::join`): the tables' creation is made
@@ -999,7 +1005,7 @@ pub(crate) mod tests {
     #[test]
     fn queued_writes_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20, None).unwrap();
         let before = (store.commits(), store.syncs());
         let results = held_then_queued(&store, 16, every_fourth_refused);
         assert_each_fourth_refused(results);
@@ -1021,7 +1027,7 @@ pub(crate) mod tests {
     #[test]
     fn a_commit_that_writes_nothing_leaves_the_group_before_it_to_a_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap();
+        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20, None).unwrap();
         let before = (store.commits(), store.syncs());
         let results = held_then_queued(&store, 8, |i, w, c| Ok(c.meta.get(w, "first")?.map(|_| i)));
         for (i, r) in results.into_iter().enumerate() {
@@ -1058,7 +1064,7 @@ pub(crate) mod tests {
     #[test]
     fn awaited_writes_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::<CatalogTables>::open(dir.path(), 1 << 20).unwrap());
+        let store = Arc::new(Store::<CatalogTables>::open(dir.path(), 1 << 20, None).unwrap());
         let held = HeldWrite::start(&store);
         let before = (store.commits(), store.syncs());
         let futures: Vec<_> = (0..16)

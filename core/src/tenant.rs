@@ -10,6 +10,9 @@ use crate::engine::{EngineInner, Handle};
 use crate::error::{Error, Result};
 use crate::page::{Page, Paged};
 use crate::quota::QuotaLink;
+use crate::storage::{scan, RoTxn};
+use heed3::types::Bytes;
+use std::ops::Bound;
 
 /// Deepest tenant ancestry allowed (a tenant, its parent, ...).
 pub const MAX_TENANT_DEPTH: usize = 8;
@@ -443,11 +446,7 @@ fn validate_json_size(field: &str, v: &Value) -> Result<()> {
     crate::document::check(field, v).map(drop)
 }
 
-pub(crate) fn get_tenant(
-    t: &CatalogTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
-    id: &str,
-) -> Result<Tenant> {
+pub(crate) fn get_tenant(t: &CatalogTables, r: &mut RoTxn<'_>, id: &str) -> Result<Tenant> {
     if !crate::catalog::can_be_key(id) {
         return Err(Error::not_found("tenant", id));
     }
@@ -457,7 +456,7 @@ pub(crate) fn get_tenant(
 /// The tenant and its ancestors, each with its storage limit.
 pub(crate) fn quota_chain(
     t: &CatalogTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     tenant_id: &str,
 ) -> Result<Vec<QuotaLink>> {
     let mut chain = Vec::new();
@@ -488,7 +487,7 @@ pub(crate) enum Counted {
 /// [`crate::quota::chain_exceeded`]).
 pub(crate) fn check_counted_quota(
     t: &CatalogTables,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    r: &mut RoTxn<'_>,
     tenant_id: &str,
     what: Counted,
 ) -> Result<()> {
@@ -499,7 +498,7 @@ pub(crate) fn check_counted_quota(
             children.entry(p).or_default().push(id.to_owned());
         }
     }
-    let count = |id: &str| -> Result<u64> {
+    let count = |r: &mut RoTxn<'_>, id: &str| -> Result<u64> {
         let prefix = format!("{id}/");
         match what {
             Counted::Namespaces => crate::catalog::tenant_namespace_count(t, r, id),
@@ -515,7 +514,7 @@ pub(crate) fn check_counted_quota(
         let mut total = 0;
         let mut stack = vec![tenant.id.clone()];
         while let Some(id) = stack.pop() {
-            total += count(&id)?;
+            total += count(r, &id)?;
             stack.extend(children.get(&id).into_iter().flatten().cloned());
         }
         let limit = match what {
@@ -533,15 +532,15 @@ pub(crate) fn check_counted_quota(
 }
 
 fn count_prefix<V>(
-    db: &heed::Database<heed::types::Str, V>,
-    r: &heed::RoTxn<'_, heed::WithoutTls>,
+    db: &crate::storage::Table<heed3::types::Str, V>,
+    r: &mut RoTxn<'_>,
     prefix: &str,
 ) -> Result<u64>
 where
     V: 'static,
 {
     let mut n = 0;
-    for item in db.remap_data_type::<heed::types::DecodeIgnore>().prefix_iter(r, prefix)? {
+    for item in db.remap_data_type::<heed3::types::DecodeIgnore>().prefix_iter(r, prefix)? {
         item?;
         n += 1;
     }
@@ -552,7 +551,7 @@ impl EngineInner {
     pub(crate) fn tenant_info(
         &self,
         t: &CatalogTables,
-        r: &heed::RoTxn<'_, heed::WithoutTls>,
+        r: &mut RoTxn<'_>,
         tenant: Tenant,
     ) -> Result<TenantInfo> {
         let prefix = format!("{}/", tenant.id);
@@ -624,19 +623,20 @@ impl Handle {
         self.inner.catalog.read(|r, t| {
             let mut items = Vec::new();
             let mut total = 0u64;
-            for entry in t.tenants.iter(r)? {
-                let (_, tenant) = entry?;
+            let tenants = t.tenants.remap_types::<Bytes, Bytes>();
+            scan(&tenants, r, Bound::Unbounded, Bound::Unbounded, false, |r, _, tenant| {
+                let tenant: Tenant = serde_json::from_slice(tenant)?;
                 let keep = only.as_ref().is_none_or(|id| *id == tenant.id)
                     && status.is_none_or(|s| s == tenant.status)
                     && parent_id.is_none_or(|p| tenant.parent_id.as_deref() == Some(p));
-                if !keep {
-                    continue;
+                if keep {
+                    if total as usize >= offset && items.len() < limit {
+                        items.push(self.inner.tenant_info(t, r, tenant)?);
+                    }
+                    total += 1;
                 }
-                if total as usize >= offset && items.len() < limit {
-                    items.push(self.inner.tenant_info(t, r, tenant)?);
-                }
-                total += 1;
-            }
+                Ok(true)
+            })?;
             Ok(Paged { items, total_count: total, next_cursor: None })
         })
     }
@@ -689,7 +689,7 @@ impl Handle {
                 .tenant_namespaces
                 .prefix_iter(w, &prefix)?
                 .map(|e| e.map(|(k, _)| k[prefix.len()..].to_owned()))
-                .collect::<heed::Result<_>>()?;
+                .collect::<heed3::Result<_>>()?;
             let mut purged = Vec::new();
             for name in &names {
                 let rec = t.namespaces.get(w, name)?.ok_or_else(|| {
@@ -710,7 +710,7 @@ impl Handle {
                 .members
                 .prefix_iter(w, &prefix)?
                 .map(|e| e.map(|(k, _)| k.to_owned()))
-                .collect::<heed::Result<_>>()?;
+                .collect::<heed3::Result<_>>()?;
             for m in members {
                 t.members.delete(w, &m)?;
             }
@@ -718,7 +718,7 @@ impl Handle {
                 .member_users
                 .prefix_iter(w, &prefix)?
                 .map(|e| e.map(|(k, _)| k.to_owned()))
-                .collect::<heed::Result<_>>()?;
+                .collect::<heed3::Result<_>>()?;
             for u in users {
                 t.member_users.delete(w, &u)?;
             }

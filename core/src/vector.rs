@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
 use crate::namespace::NamespaceRecord;
+use crate::storage::RoTxn;
 
 /// Scales `v` to unit length (the zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
@@ -226,7 +227,7 @@ impl NamespaceVectors {
     /// Loads the vector rows of a namespace not covered by its approximate index.
     pub(crate) fn load(
         t: &DataTables,
-        r: &heed::RoTxn<'_, heed::WithoutTls>,
+        r: &mut RoTxn<'_>,
         ns: NamespaceId,
         agents: &SlotAgents,
     ) -> Result<Self> {

@@ -17,7 +17,7 @@
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
-use heed::{RoTxn, RwTxn, WithoutTls};
+use heed3::RwTxn;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,7 @@ use super::traverse::NamespaceGraph;
 use super::{Entity, Relation, MAX_PROPERTIES_BYTES};
 use crate::datastore::{ns_key, DataTables, NamespaceId};
 use crate::error::{Error, Result};
+use crate::storage::{RoTxn, Table};
 
 /// A 16-byte UUID as stored in keys.
 pub(crate) type Uid = [u8; 16];
@@ -123,7 +124,7 @@ pub(super) fn relation_estimate(type_len: usize, props_len: usize, names_len: us
 /// One entity by id.
 pub(super) fn read_entity(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     id: &Uid,
 ) -> Result<Option<Entity>> {
@@ -136,7 +137,7 @@ pub(super) fn read_entity(
 /// One relation by id.
 pub(super) fn read_relation(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     id: &Uid,
 ) -> Result<Option<Relation>> {
@@ -149,7 +150,7 @@ pub(super) fn read_relation(
 /// Entities named exactly `name`: `(type, id)` pairs.
 pub(super) fn entities_named(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     name: &str,
 ) -> Result<Vec<(String, Uid)>> {
@@ -169,7 +170,7 @@ pub(super) fn entities_named(
 /// Ids of entities whose name equals `name` ignoring case.
 pub(super) fn entities_named_folded(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     name: &str,
 ) -> Result<Vec<Uid>> {
@@ -200,7 +201,7 @@ pub(super) enum Resolved {
 /// type is `invalid_argument` on `field`.
 pub(super) fn resolve(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     field: &str,
     reference: &str,
@@ -324,8 +325,8 @@ pub(super) fn upsert_entity(
 /// Up to `limit` rows of one of a namespace's id-keyed graph tables (`entities` or
 /// `relations`), in id order, after the id `after`.
 pub(super) fn rows_after<T: serde::de::DeserializeOwned>(
-    db: &heed::Database<heed::types::Bytes, heed::types::Bytes>,
-    r: &RoTxn<'_, WithoutTls>,
+    db: &Table<heed3::types::Bytes, heed3::types::Bytes>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     after: Option<&Uid>,
     limit: usize,
@@ -346,7 +347,7 @@ pub(super) fn rows_after<T: serde::de::DeserializeOwned>(
 /// Whether a relation with this id exists in the namespace.
 pub(super) fn relation_exists(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     id: &Uid,
 ) -> Result<bool> {
@@ -480,7 +481,7 @@ fn memory_link_key(ns: NamespaceId, entity: &str, memory: &Uid) -> Vec<u8> {
 /// Ids of the memories that mention `entity` (ignoring case).
 pub(super) fn memories_mentioning(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
     entity: &str,
 ) -> Result<Vec<Uid>> {
@@ -523,7 +524,7 @@ pub(crate) fn unlink_memory(
 /// rows (binary, so no relation JSON is parsed).
 pub(super) fn load_topology(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: NamespaceId,
 ) -> Result<NamespaceGraph> {
     let stats = t.stats_of(r, ns)?;

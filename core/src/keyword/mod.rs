@@ -19,7 +19,7 @@ mod text;
 
 use std::collections::HashMap;
 
-use heed::RwTxn;
+use heed3::RwTxn;
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
@@ -131,7 +131,7 @@ fn counted(text: &str) -> (HashMap<String, u32>, usize) {
 /// The block of `prefix`'s term that holds (or would hold) `slot`: its key and value.
 fn block_at(
     t: &DataTables,
-    w: &RwTxn<'_>,
+    w: &mut RwTxn<'_>,
     prefix: &[u8],
     slot: u32,
 ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {

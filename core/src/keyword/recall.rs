@@ -5,12 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use heed::{RoTxn, WithoutTls};
 use serde::{Deserialize, Serialize};
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::{Error, Result};
 use crate::memory::{judge_at, Judge, Ranked, Recall};
+use crate::storage::RoTxn;
 
 /// How [`crate::Handle::recall`] finds candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ impl RecallMode {
 /// statistics, the query text (and its embedding, for hybrid recall) and the filters' verdict.
 pub(crate) struct KeywordRecall<'a, 'e> {
     pub t: &'a DataTables,
-    pub r: &'a RoTxn<'e, WithoutTls>,
+    pub r: &'a mut RoTxn<'e>,
     pub ns: u64,
     pub stats: &'a NamespaceStats,
     pub text: &'a str,
@@ -107,7 +107,7 @@ pub(crate) struct KeywordRecall<'a, 'e> {
 impl KeywordRecall<'_, '_> {
     /// The memory whose vector sits in `slot` (its key), with its cosine similarity to the
     /// query if there is one.
-    fn memory_at(&self, slot: u32) -> Result<Option<([u8; 16], f64)>> {
+    fn memory_at(&mut self, slot: u32) -> Result<Option<([u8; 16], f64)>> {
         let Some(row) = self.t.vectors.get(self.r, &ns_key(self.ns, &slot.to_be_bytes()))? else {
             return Ok(None);
         };
@@ -137,7 +137,7 @@ impl KeywordRecall<'_, '_> {
     /// [`Self::hits`] gives for the same filters, without walking the whole ranking. Keyword
     /// recall only (no query embedding).
     pub(crate) fn hits_among(
-        &self,
+        &mut self,
         mut among: Vec<(u32, [u8; 16])>,
         k: usize,
     ) -> Result<Vec<Ranked>> {
@@ -172,7 +172,7 @@ impl KeywordRecall<'_, '_> {
     /// a vector hit already). BM25's top k is asked for more candidates (four times as many)
     /// while filters leave too few, so the result is that of walking the exhaustive ranking.
     fn candidates(
-        &self,
+        &mut self,
         k: usize,
         skip: &HashSet<u32>,
         mut take: impl FnMut(Option<Ranked>) -> bool,
@@ -208,7 +208,7 @@ impl KeywordRecall<'_, '_> {
 
     /// The best `k` memories by BM25 that pass the filters, in BM25 order. Their vector score
     /// is their cosine similarity to the query when there is one.
-    pub(crate) fn hits(&self, k: usize) -> Result<Vec<Ranked>> {
+    pub(crate) fn hits(&mut self, k: usize) -> Result<Vec<Ranked>> {
         let mut out = Vec::new();
         self.candidates(k, &HashSet::new(), |h| {
             out.extend(h);
@@ -224,7 +224,7 @@ impl KeywordRecall<'_, '_> {
     /// [`RERANKED`] (or `top_k`, if more) ranked again with the token match; only those are
     /// returned.
     pub(crate) fn hybrid(
-        &self,
+        &mut self,
         by_vector: Vec<Ranked>,
         depth: usize,
         top_k: usize,
@@ -265,7 +265,8 @@ impl KeywordRecall<'_, '_> {
         let mut texts = Vec::with_capacity(hits.len());
         for h in &hits {
             let key = ns_key(self.ns, &h.key);
-            texts.push(crate::memory::read_content(self.t, self.r, &key)?.unwrap_or_default());
+            let text = crate::memory::read_content(self.t, self.r, &key)?;
+            texts.push(text.map(std::borrow::Cow::into_owned).unwrap_or_default());
         }
         let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let token_scores = matcher.token_match(self.text, &texts)?;

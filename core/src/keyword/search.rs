@@ -13,11 +13,10 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use heed::{RoTxn, WithoutTls};
-
 use super::{counted, slot_of, term_prefix, tf_len, B, HEADER, K1, POSTING};
 use crate::datastore::{DataTables, NamespaceStats};
 use crate::error::Result;
+use crate::storage::RoTxn;
 
 /// The BM25 scale of the index: documents and average length.
 #[derive(Clone, Copy)]
@@ -58,16 +57,17 @@ fn below(bound: f32, threshold: f32) -> bool {
     bound * (1.0 + 1e-4) < threshold
 }
 
-/// One block of a term: its postings (a slice of the map), first and last slot and bound.
-struct Block<'t> {
-    header: &'t [u8],
-    postings: &'t [u8],
+/// One block of a term: its postings (copied: a read of an encrypted environment is valid
+/// only until the next one), first and last slot and bound.
+struct Block {
+    header: Vec<u8>,
+    postings: Vec<u8>,
     first: u32,
     last: u32,
     bound: f32,
 }
 
-impl Block<'_> {
+impl Block {
     fn len(&self) -> usize {
         self.postings.len() / POSTING
     }
@@ -92,21 +92,21 @@ impl Block<'_> {
 }
 
 /// A query term: its blocks, its weight (idf × query count) and its bound.
-struct Term<'t> {
-    blocks: Vec<Block<'t>>,
+struct Term {
+    blocks: Vec<Block>,
     weight: f32,
     bound: f32,
 }
 
 /// Reads each distinct term of `query` (in the order of the terms, so every score is summed
 /// the same way) with the slices of its blocks.
-fn query_terms<'t>(
+fn query_terms(
     t: &DataTables,
-    r: &'t RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     scale: Scale,
     query: &str,
-) -> Result<Vec<Term<'t>>> {
+) -> Result<Vec<Term>> {
     let (counts, _) = counted(query);
     let mut counts: Vec<(String, u32)> = counts.into_iter().collect();
     counts.sort_unstable();
@@ -121,13 +121,19 @@ fn query_terms<'t>(
             let (header, body) = value.split_at(HEADER);
             let body = &body[..body.len() / POSTING * POSTING];
             let last = slot_of(&body[body.len() - POSTING..]);
-            blocks.push(Block { header, postings: body, first: slot_of(body), last, bound: 0.0 });
+            blocks.push(Block {
+                header: header.to_vec(),
+                postings: body.to_vec(),
+                first: slot_of(body),
+                last,
+                bound: 0.0,
+            });
         }
         let df = blocks.iter().map(Block::len).sum();
         let weight = scale.idf(df) * qtf as f32;
         let mut bound = 0.0f32;
         for b in &mut blocks {
-            b.bound = scale.bound(weight, b.header);
+            b.bound = scale.bound(weight, &b.header);
             bound = bound.max(b.bound);
         }
         out.push(Term { blocks, weight, bound });
@@ -145,11 +151,11 @@ struct Cursor {
 const END: u64 = u64::MAX;
 
 impl Cursor {
-    fn doc(&self, term: &Term<'_>) -> u64 {
+    fn doc(&self, term: &Term) -> u64 {
         term.blocks.get(self.block).map_or(END, |b| u64::from(slot_of(b.at(self.at))))
     }
 
-    fn next(&mut self, term: &Term<'_>) {
+    fn next(&mut self, term: &Term) {
         self.at += 1;
         if self.at == term.blocks[self.block].len() {
             self.block += 1;
@@ -158,7 +164,7 @@ impl Cursor {
     }
 
     /// Moves to the first block whose last slot is at or past `slot` (not inside it).
-    fn shallow(&mut self, term: &Term<'_>, slot: u64) {
+    fn shallow(&mut self, term: &Term, slot: u64) {
         while term.blocks.get(self.block).is_some_and(|b| u64::from(b.last) < slot) {
             self.block += 1;
             self.at = 0;
@@ -166,7 +172,7 @@ impl Cursor {
     }
 
     /// Moves to the first posting at or past `slot`.
-    fn seek(&mut self, term: &Term<'_>, slot: u64) {
+    fn seek(&mut self, term: &Term, slot: u64) {
         self.shallow(term, slot);
         if let Some(b) = term.blocks.get(self.block) {
             self.at = b.find(self.at, slot);
@@ -175,7 +181,7 @@ impl Cursor {
 
     /// After `shallow(slot)`: a bound on the term's contribution to `slot`, and the last slot
     /// that bound holds for.
-    fn bound_at(&self, term: &Term<'_>, slot: u64) -> (f32, u64) {
+    fn bound_at(&self, term: &Term, slot: u64) -> (f32, u64) {
         match term.blocks.get(self.block) {
             None => (0.0, END),
             Some(b) if u64::from(b.first) > slot => (0.0, u64::from(b.first) - 1),
@@ -207,7 +213,7 @@ impl PartialOrd for Scored {
 #[allow(clippy::many_single_char_names)] // t, r as in every transaction body; k, i, j
 pub(crate) fn top_k(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     stats: &NamespaceStats,
     query: &str,
@@ -311,7 +317,7 @@ pub(crate) fn top_k(
 /// equal to the score [`top_k`] gives it.
 pub(crate) fn scores_of(
     t: &DataTables,
-    r: &RoTxn<'_, WithoutTls>,
+    r: &mut RoTxn<'_>,
     ns: u64,
     stats: &NamespaceStats,
     query: &str,
@@ -394,7 +400,7 @@ mod tests {
     #[test]
     fn pruned_top_k_is_the_exhaustive_ranking() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Store<DataTables> = Store::open(dir.path(), 64 << 20).unwrap();
+        let store: Store<DataTables> = Store::open(dir.path(), 64 << 20, None).unwrap();
         let words: Vec<String> = (0..400).map(|i| format!("w{i}x")).collect();
         let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
         let ns = 7;
