@@ -32,9 +32,27 @@ type DB struct {
 	h  *C.memsilo_handle
 }
 
+// OpenOption is a setting of Open.
+type OpenOption func(*openSettings)
+
+type openSettings struct {
+	keyring *string
+}
+
+// WithKeyring opens with a keyring: a directory outside the data directory holding the
+// encryption keys (created if missing), or "env:" for MEMSILO_KEY_<ID> variables. Without
+// it, the MEMSILO_KEYRING setting is used, if any.
+func WithKeyring(dir string) OpenOption {
+	return func(s *openSettings) { s.keyring = &dir }
+}
+
 // Open opens (creating if needed) the data directory at path in this process, acting as
 // the embedded owner (root). Two opens of one path in one process share one engine.
-func Open(path string) (*DB, error) {
+func Open(path string, opts ...OpenOption) (*DB, error) {
+	var settings openSettings
+	for _, o := range opts {
+		o(&settings)
+	}
 	cpath, err := cString("path", path)
 	if err != nil {
 		return nil, err
@@ -42,7 +60,18 @@ func Open(path string) (*DB, error) {
 	defer C.free(unsafe.Pointer(cpath))
 	var h *C.memsilo_handle
 	var cerr *C.char
-	if rc := C.memsilo_open(cpath, &h, &cerr); rc != C.MEMSILO_OK {
+	if settings.keyring == nil {
+		if rc := C.memsilo_open(cpath, &h, &cerr); rc != C.MEMSILO_OK {
+			return nil, takeError(rc, cerr)
+		}
+		return newDB(h), nil
+	}
+	ckeyring, err := cString("keyring", *settings.keyring)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(ckeyring))
+	if rc := C.memsilo_open_with_keyring(cpath, ckeyring, &h, &cerr); rc != C.MEMSILO_OK {
 		return nil, takeError(rc, cerr)
 	}
 	return newDB(h), nil

@@ -65,11 +65,13 @@ type Tenant struct {
 	Features      any            `json:"features"`
 	Tags          any            `json:"tags"`
 	Quotas        Quotas         `json:"quotas"`
-	CreatedAt     time.Time      `json:"created_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
-	Usage         *TenantUsage   `json:"usage,omitempty"`
-	Message       string         `json:"message,omitempty"`    // set by create, update and delete
-	DeletedAt     *time.Time     `json:"deleted_at,omitempty"` // set by delete
+	// EncryptionKeyID is the tenant's own encryption key (physical and hybrid tenants), or nil.
+	EncryptionKeyID *string      `json:"encryption_key_id"`
+	CreatedAt       time.Time    `json:"created_at"`
+	UpdatedAt       time.Time    `json:"updated_at"`
+	Usage           *TenantUsage `json:"usage,omitempty"`
+	Message         string       `json:"message,omitempty"`    // set by create, update and delete
+	DeletedAt       *time.Time   `json:"deleted_at,omitempty"` // set by delete
 }
 
 // TenantOptions are CreateTenant's optional settings.
@@ -80,6 +82,9 @@ type TenantOptions struct {
 	Settings      map[string]any `json:"settings,omitempty"`
 	Features      any            `json:"features,omitempty"`
 	Tags          any            `json:"tags,omitempty"`
+	// EncryptionKeyID gives a physical or hybrid tenant a key of its own (needs a keyring):
+	// created in the keyring if absent, destroyed when the tenant is deleted.
+	EncryptionKeyID string `json:"encryption_key_id,omitempty"`
 }
 
 // TenantUpdate changes some of a tenant's fields; unset fields are kept.

@@ -215,6 +215,8 @@ export interface Tenant {
   features: string[] | JsonObject;
   tags: string[] | JsonObject;
   quotas: Quotas;
+  /** The tenant's own encryption key id (physical and hybrid tenants), or null. */
+  encryption_key_id: string | null;
   created_at: string;
   updated_at: string;
   usage: { storage_bytes: number; namespaces: number; members: number };
@@ -552,6 +554,12 @@ export interface CreateTenantOptions {
   settings?: JsonObject;
   features?: string[] | JsonObject;
   tags?: string[] | JsonObject;
+  /**
+   * A key of the tenant's own (physical and hybrid tenants; needs a keyring): created in the
+   * keyring if absent, destroyed when the tenant is deleted.
+   */
+  encryptionKeyId?: string;
+  encryption_key_id?: string;
 }
 
 export interface ListTenantsOptions extends PageOptions {
@@ -609,6 +617,14 @@ export interface NeighborsOptions {
 
 export interface OpenOptions {
   embeddingFunction?: EmbeddingFunction;
+}
+
+export interface OpenLocalOptions extends OpenOptions {
+  /**
+   * Where encryption keys are kept: a directory outside the data directory, or `'env:'` for
+   * `MEMSILO_KEY_<ID>` variables. Default: the `MEMSILO_KEYRING` setting, if any.
+   */
+  keyring?: string;
 }
 
 export interface ConnectOptions extends OpenOptions {
@@ -698,7 +714,7 @@ export class Memsilo {
 }
 
 /** Opens (or creates) the data directory `path` in-process, as the root principal. */
-export function open(path: string, opts?: OpenOptions): Memsilo;
+export function open(path: string, opts?: OpenLocalOptions): Memsilo;
 /**
  * Connects to a memsilo server (`memsilo serve`) with an API key. `url` may be an array of
  * the servers of one cluster: calls go to one of them and move to the next when it cannot be

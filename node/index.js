@@ -534,8 +534,9 @@ class Memsilo {
 // ---------------------------------------------------------------------------------------
 
 /** Opens (or creates) the data directory `path` in-process, as the root principal. */
-function open(path, { embeddingFunction } = {}) {
-  return new Memsilo(nativeSync(() => native.open(String(path))), embeddingFunction);
+function open(path, { embeddingFunction, keyring } = {}) {
+  const dir = keyring == null ? undefined : String(keyring);
+  return new Memsilo(nativeSync(() => native.open(String(path), dir)), embeddingFunction);
 }
 
 /**

@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::datastore::{DataTables, EnvLocation};
 use crate::embed::{Embedder, ModelEmbedder};
 use crate::error::{Error, Result};
+use crate::keyring::KeyProvider;
 use crate::quota::{ComputeGate, ComputeLink, ComputePermit, RateInfo, RateLimiter, StorageUsage};
 use crate::store::Store;
 use crate::vector::VectorCache;
@@ -47,6 +48,14 @@ pub struct Options {
     /// past it the least recently used idle one is closed (and opened again by its next use),
     /// so memory maps and file descriptors stay bounded however many namespaces exist.
     pub max_open_environments: usize,
+    /// Where encryption keys are kept: a keyring directory (created if missing; refused
+    /// inside the data directory), or `env:` for `MEMSILO_KEY_<ID>` variables (see
+    /// [`crate::keyring`]). Needed for tenants with their own `encryption_key_id`. Default:
+    /// the `MEMSILO_KEYRING` setting, else none.
+    pub keyring: Option<PathBuf>,
+    /// A key provider of the application's own (a cloud KMS, say); when set, `keyring` is
+    /// not used.
+    pub key_provider: Option<Arc<dyn KeyProvider>>,
 }
 
 impl Default for Options {
@@ -61,6 +70,10 @@ impl Default for Options {
             compute_wait: std::time::Duration::from_secs(2),
             audit_retention_days: None,
             max_open_environments: 256,
+            keyring: std::env::var_os("MEMSILO_KEYRING")
+                .filter(|v| !v.to_string_lossy().trim().is_empty())
+                .map(PathBuf::from),
+            key_provider: None,
         }
     }
 }
@@ -77,6 +90,8 @@ impl std::fmt::Debug for Options {
             .field("compute_wait", &self.compute_wait)
             .field("audit_retention_days", &self.audit_retention_days)
             .field("max_open_environments", &self.max_open_environments)
+            .field("keyring", &self.keyring)
+            .field("key_provider", &self.key_provider.as_ref().map(|p| p.describe()))
             .finish()
     }
 }
@@ -180,6 +195,9 @@ pub(crate) struct EngineInner {
     pub purge_run: Mutex<()>,
     /// Name after which the background decay sweep goes on (see [`crate::memory::sweep_all`]).
     pub sweep_from: Mutex<String>,
+    /// Where encryption keys come from ([`Options::key_provider`] or [`Options::keyring`]);
+    /// `None` when neither is configured.
+    pub keys: Option<Arc<dyn KeyProvider>>,
     /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
     pub cursor_key: OnceLock<[u8; 32]>,
     /// The exclusive lock on `DIR/LOCK`, released when the engine is dropped.
@@ -294,6 +312,11 @@ impl Engine {
             life.inner.check_process()?;
             return Ok(Engine { inner: life.inner.clone(), life });
         }
+        let keys = match (&options.key_provider, &options.keyring) {
+            (Some(provider), _) => Some(provider.clone()),
+            (None, Some(setting)) => Some(crate::keyring::provider_for(setting, &dir)?),
+            (None, None) => None,
+        };
         let dir_lock = lock_directory(&dir)?;
         crate::format::check_or_mark(&dir)?;
         let catalog = Arc::new(Store::open(&dir.join("catalog"), 1 << 30, None)?);
@@ -320,6 +343,7 @@ impl Engine {
             purge_run: Mutex::new(()),
             sweep_from: Mutex::default(),
             cursor_key: OnceLock::new(),
+            keys,
             _dir_lock: dir_lock,
             admin_hash: RwLock::default(),
             options,

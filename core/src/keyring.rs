@@ -32,6 +32,10 @@ pub const MAX_KEY_ID_LEN: usize = 128;
 /// The field key-id errors name.
 const FIELD: &str = "encryption_key_id";
 
+/// Id of the instance key: the key of the catalog, the audit log and the environments of
+/// `logical` tenants (and of tenants without a key of their own). No tenant may take it.
+pub const INSTANCE_KEY_ID: &str = "instance";
+
 /// Prefix of the environment variables [`EnvKeys`] reads.
 pub const ENV_PREFIX: &str = "MEMSILO_KEY_";
 

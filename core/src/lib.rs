@@ -53,6 +53,7 @@ mod session;
 mod storage;
 mod store;
 mod tenant;
+mod tenant_keys;
 pub mod transfer;
 mod vector;
 

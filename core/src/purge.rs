@@ -44,6 +44,9 @@ pub(crate) enum PurgeJob {
     Namespace { ns_id: NamespaceId, location: EnvLocation },
     /// Remove a whole environment (a deleted hybrid tenant's file).
     RemoveEnv { location: EnvLocation },
+    /// Destroy an encryption key in the key provider once the data under it is gone (a
+    /// deleted tenant's own key): run after every other job of its round.
+    DestroyKey { key_id: String },
 }
 
 /// Removes a namespace's routing and queues its purge, inside the caller's catalog
@@ -77,6 +80,17 @@ pub(crate) fn queue_env_removal(
     Ok(())
 }
 
+/// Queues destruction of encryption key `key_id`, after the jobs queued before it.
+pub(crate) fn queue_key_destruction(
+    t: &CatalogTables,
+    w: &mut heed3::RwTxn<'_>,
+    key_id: &str,
+) -> Result<()> {
+    let id = next_counter(t, w, "purge_job")?;
+    t.purges.put(w, &id, &PurgeJob::DestroyKey { key_id: key_id.to_owned() })?;
+    Ok(())
+}
+
 /// Rows deleted per transaction, so a large purge never holds the writer for long.
 const PURGE_BATCH: usize = 5_000;
 
@@ -93,7 +107,8 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
         return Ok(0);
     }
     let mut to_compact = HashSet::new();
-    for (_, job) in &jobs {
+    let mut keys_to_destroy = Vec::new();
+    for (job_id, job) in &jobs {
         match job {
             PurgeJob::Namespace { ns_id, location: loc @ EnvLocation::Namespace { .. } } => {
                 inner.mark_dead(*ns_id);
@@ -121,6 +136,7 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
                 to_compact.remove(location);
                 inner.destroy_data_env(location)?;
             }
+            PurgeJob::DestroyKey { key_id } => keys_to_destroy.push((*job_id, key_id)),
         }
     }
     for loc in to_compact {
@@ -128,13 +144,28 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
             inner.data_env(&loc)?.compact()?;
         }
     }
+    // Last, once no file of this round needs them. Destroying is idempotent, so a crash
+    // after it and before the jobs leave the catalog repeats it harmlessly. A key that cannot
+    // be destroyed now (no keyring configured, the provider failing) keeps its job, to be
+    // retried; the other jobs are done.
+    let mut kept = HashSet::new();
+    let mut failure = None;
+    for (job_id, key_id) in keys_to_destroy {
+        if let Err(e) = inner.destroy_key(key_id) {
+            kept.insert(job_id);
+            failure = Some(e);
+        }
+    }
     inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
-        for (id, _) in &jobs {
+        for (id, _) in jobs.iter().filter(|(id, _)| !kept.contains(id)) {
             t.purges.delete(w, id)?;
         }
         Ok(())
     })?;
-    Ok(jobs.len())
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(jobs.len()),
+    }
 }
 
 /// Starts the background threads: this worker (purges and decay sweeps) and the vector

@@ -164,6 +164,11 @@ pub struct Tenant {
     pub tags: Value,
     /// Limits.
     pub quotas: Quotas,
+    /// Id of the tenant's own encryption key in the key provider (`physical` and `hybrid`
+    /// tenants only; `None`: the instance key). Set at creation, changed by rotation; the
+    /// key is destroyed when the tenant is deleted.
+    #[serde(default)]
+    pub encryption_key_id: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -218,6 +223,11 @@ pub struct CreateTenant {
     /// Tags.
     #[serde(default)]
     pub tags: Option<Value>,
+    /// The tenant's own encryption key (`physical` and `hybrid` tenants; needs a keyring):
+    /// created in the key provider if it has no key by that id. Without it the tenant's data
+    /// is under the instance key.
+    #[serde(default)]
+    pub encryption_key_id: Option<String>,
 }
 
 /// Arguments of [`Handle::update_tenant`]: given fields change, others stay.
@@ -304,16 +314,34 @@ impl Tenant {
         validate_labels(req.features.as_ref(), req.tags.as_ref())?;
         let settings = req.settings.clone().unwrap_or_default();
         validate_json_size("settings", &Value::Object(settings.clone()))?;
+        let isolation_mode = req.isolation_mode.unwrap_or_default();
+        if let Some(id) = &req.encryption_key_id {
+            crate::keyring::validate_key_id(id)?;
+            if isolation_mode == IsolationMode::Logical {
+                return Err(Error::invalid(
+                    "encryption_key_id",
+                    "only physical and hybrid tenants have keys of their own; logical tenants \
+                     share the instance key",
+                ));
+            }
+            if id == crate::keyring::INSTANCE_KEY_ID {
+                return Err(Error::invalid(
+                    "encryption_key_id",
+                    format!("{id} is the instance key's id; choose another"),
+                ));
+            }
+        }
         Ok(Tenant {
             id: uuid::Uuid::now_v7().to_string(),
             name: req.name.clone(),
             status: TenantStatus::Active,
-            isolation_mode: req.isolation_mode.unwrap_or_default(),
+            isolation_mode,
             parent_id: req.parent_id.clone(),
             settings,
             features: req.features.clone().unwrap_or(Value::Array(vec![])),
             tags: req.tags.clone().unwrap_or(Value::Array(vec![])),
             quotas,
+            encryption_key_id: req.encryption_key_id.clone(),
             created_at: now,
             updated_at: now,
         })
@@ -570,7 +598,14 @@ impl Handle {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
         let tenant = Tenant::from_request(&req, self.inner.options.clock.now())?;
-        self.inner.catalog_write(|w, t| {
+        let own_key = match &tenant.encryption_key_id {
+            Some(id) => Some(self.inner.tenant_key(id)?),
+            None => None,
+        };
+        let written = self.inner.catalog_write(|w, t| {
+            if let Some(id) = &tenant.encryption_key_id {
+                crate::tenant_keys::check_key_unused(t, w, id)?;
+            }
             if t.tenant_names.get(w, &tenant.name)?.is_some() {
                 return Err(Error::Conflict(format!("Tenant already exists: {}", tenant.name)));
             }
@@ -588,7 +623,16 @@ impl Handle {
             t.tenants.put(w, &tenant.id, &tenant)?;
             t.tenant_names.put(w, &tenant.name, &tenant.id)?;
             Ok(())
-        })?;
+        });
+        if let Err(e) = written {
+            // A key made for this tenant alone goes with it: nothing is left half-written.
+            if let (Some((id, true)), Some(keys)) = (&own_key, &self.inner.keys) {
+                if let Err(undo) = keys.destroy(id) {
+                    tracing::warn!("key {id} made for a tenant that was not created stays: {undo}");
+                }
+            }
+            return Err(e);
+        }
         self.inner.catalog.read(|r, t| self.inner.tenant_info(t, r, tenant.clone()))
     }
 
@@ -704,6 +748,11 @@ impl Handle {
                     w,
                     crate::datastore::EnvLocation::Tenant { tenant_id: tenant_id.to_owned() },
                 )?;
+            }
+            // Crypto-shredding: the key goes after the data it encrypts, so that even a copy
+            // of the tenant's files made before the deletion can never be read again.
+            if let Some(key_id) = &tenant.encryption_key_id {
+                crate::purge::queue_key_destruction(t, w, key_id)?;
             }
             crate::keys::revoke_where(t, w, |k| k.tenant_id.as_deref() == Some(tenant_id), None)?;
             let members: Vec<String> = t

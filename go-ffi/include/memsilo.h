@@ -103,6 +103,21 @@ extern "C" {
 int32_t memsilo_open(const char *path, memsilo_handle **out, char **err_json);
 
 /**
+ * [`memsilo_open`] with a keyring: `keyring` is a directory outside the data directory
+ * holding the encryption keys (created if missing), or `"env:"` for `MEMSILO_KEY_<ID>`
+ * variables; NULL means none (the `MEMSILO_KEYRING` setting, if any). A keyring inside the
+ * data directory is `MEMSILO_INVALID_ARGUMENT` naming `keyring`.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string, `keyring` one or NULL; `out` and `err_json` as in
+ * `memsilo_open`.
+ */
+int32_t memsilo_open_with_keyring(const char *path,
+                                  const char *keyring,
+                                  memsilo_handle **out,
+                                  char **err_json);
+
+/**
  * Connects to a memsilo server at `url` (e.g. `"http://127.0.0.1:3300"`) acting as
  * `api_key`. The key is checked at once: an unknown or revoked key is
  * `MEMSILO_UNAUTHORIZED`; an unreachable server is `MEMSILO_INTERNAL` saying so. Calls on

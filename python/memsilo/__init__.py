@@ -43,6 +43,7 @@ def open(
     path: Union[str, "os.PathLike[str]"],
     *,
     embedding_function: Optional[EmbeddingFunction] = None,
+    keyring: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> Memsilo:
     """Opens (creating if needed) the data directory at ``path`` in this process, as root.
 
@@ -50,9 +51,11 @@ def open(
     a forked child, inherited handles and ``open`` of a path the parent has open raise
     :class:`InternalError` (use ``multiprocessing``'s ``spawn`` start method for workers).
     ``embedding_function`` (``list[str] -> list[vector]``) embeds stored content and text
-    queries in Python instead of the engine's built-in embedder.
+    queries in Python instead of the engine's built-in embedder. ``keyring`` is where
+    encryption keys are kept (tenants' own keys): a directory outside the data directory, or
+    ``"env:"`` for ``MEMSILO_KEY_<ID>`` variables; default the ``MEMSILO_KEYRING`` setting.
     """
-    return Memsilo(_native.open(path), embedding_function=embedding_function)
+    return Memsilo(_native.open(path, keyring), embedding_function=embedding_function)
 
 
 def connect(

@@ -109,9 +109,13 @@ def open(
     path: Union[str, "os.PathLike[str]"],
     *,
     embedding_function: Optional[EmbeddingFunction] = None,
+    keyring: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> AsyncMemsilo:
-    """Opens the data directory at ``path`` in this process (root principal)."""
-    return AsyncMemsilo(Memsilo(_native.open(path), embedding_function=embedding_function))
+    """Opens the data directory at ``path`` in this process (root principal); ``keyring`` as
+    :func:`memsilo.open` takes it."""
+    return AsyncMemsilo(
+        Memsilo(_native.open(path, keyring), embedding_function=embedding_function)
+    )
 
 
 def connect(

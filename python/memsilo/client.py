@@ -519,8 +519,11 @@ class Memsilo:
         settings: Optional[Mapping[str, Any]] = None,
         features: Any = None,
         tags: Any = None,
+        encryption_key_id: Optional[str] = None,
     ) -> Tenant:
-        """Creates a tenant (quotas not given take their defaults)."""
+        """Creates a tenant (quotas not given take their defaults). ``encryption_key_id``
+        gives a ``physical`` or ``hybrid`` tenant a key of its own (created in the keyring
+        if absent; destroyed when the tenant is deleted)."""
         args = {
             "name": name,
             "quotas": quotas,
@@ -529,6 +532,7 @@ class Memsilo:
             "settings": settings,
             "features": features,
             "tags": tags,
+            "encryption_key_id": encryption_key_id,
         }
         return cast(Tenant, self._call("create_tenant", args))
 

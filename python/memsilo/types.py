@@ -107,6 +107,7 @@ class _TenantBase(TypedDict):
     features: Any
     tags: Any
     quotas: Quotas
+    encryption_key_id: Optional[str]
     created_at: str
     updated_at: str
     usage: TenantUsage

@@ -75,6 +75,41 @@ pub unsafe extern "C" fn memsilo_open(
     })
 }
 
+/// [`memsilo_open`] with a keyring: `keyring` is a directory outside the data directory
+/// holding the encryption keys (created if missing), or `"env:"` for `MEMSILO_KEY_<ID>`
+/// variables; NULL means none (the `MEMSILO_KEYRING` setting, if any). A keyring inside the
+/// data directory is `MEMSILO_INVALID_ARGUMENT` naming `keyring`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string, `keyring` one or NULL; `out` and `err_json` as in
+/// `memsilo_open`.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_open_with_keyring(
+    path: *const c_char,
+    keyring: *const c_char,
+    out: *mut *mut MemsiloHandle,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out, "out") }?;
+        let path = unsafe { required_str(path, "path") }?;
+        let keyring = if keyring.is_null() {
+            None
+        } else {
+            Some(unsafe { required_str(keyring, "keyring") }?)
+        };
+        memsilo_http::log::install();
+        let mut options = Options::default();
+        if let Some(keyring) = keyring {
+            options.keyring = Some(keyring.into());
+        }
+        let engine = Engine::open(path, options)?;
+        hand_out(Box::new(engine.root()), out);
+        Ok(())
+    })
+}
+
 /// Connects to a memsilo server at `url` (e.g. `"http://127.0.0.1:3300"`) acting as
 /// `api_key`. The key is checked at once: an unknown or revoked key is
 /// `MEMSILO_UNAUTHORIZED`; an unreachable server is `MEMSILO_INTERNAL` saying so. Calls on

@@ -1,6 +1,7 @@
-//! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL] [--embedder NAME|DIR]`, with
-//! environment fallbacks (`MEMSILO_DATA`, `MEMSILO_LISTEN`, `MEMSILO_LOG`, `MEMSILO_EMBEDDER`,
-//! `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`, `MEMSILO_AUDIT_RETENTION_DAYS`), and `memsilo models pull NAME [--from DIR]`.
+//! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL] [--embedder NAME|DIR]
+//! [--keyring DIR]`, with environment fallbacks (`MEMSILO_DATA`, `MEMSILO_LISTEN`,
+//! `MEMSILO_LOG`, `MEMSILO_EMBEDDER`, `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`,
+//! `MEMSILO_AUDIT_RETENTION_DAYS`, `MEMSILO_KEYRING`), and `memsilo models pull NAME [--from DIR]`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::server::{self, ServeOptions};
 const USAGE: &str = "\
 usage: memsilo [serve] [--data DIR] [--listen ADDR] [--log-level LEVEL]
                        [--body-limit BYTES] [--request-timeout SECS] [--metrics-token TOKEN]
-                       [--embedder NAME|DIR] [--audit-retention-days DAYS]
+                       [--embedder NAME|DIR] [--audit-retention-days DAYS] [--keyring DIR]
                        [--cluster --etcd URLS --s3 URL/BUCKET [--node-id ID] [--advertise URL]
                         [--cluster-prefix NAME] [--lease-ttl SECS] [--snapshot-every N]]
        memsilo models pull NAME [--from DIR]
@@ -32,6 +33,9 @@ Runs the memsilo HTTP server.
   --audit-retention-days DAYS
                          days audit entries are kept (env MEMSILO_AUDIT_RETENTION_DAYS;
                          default: forever)
+  --keyring DIR          where encryption keys are kept (tenants' own keys): a directory
+                         outside the data directory, or `env:` for MEMSILO_KEY_<ID>
+                         variables (env MEMSILO_KEYRING; default: none)
 
 Cluster mode (a build with the cargo feature `cluster`; see the book's chapter \"Cluster\"):
   --cluster              join a cluster: control plane in etcd, namespaces' logs on S3; the
@@ -64,6 +68,7 @@ struct ServeArgs {
     metrics_token: Option<String>,
     embedder: Option<String>,
     audit_retention_days: Option<u32>,
+    keyring: Option<String>,
     cluster: Option<Box<ClusterArgs>>,
 }
 
@@ -120,6 +125,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut metrics_token = env("MEMSILO_METRICS_TOKEN").unwrap_or_default();
     let mut embedder = env("MEMSILO_EMBEDDER").unwrap_or_default();
     let mut retention = env("MEMSILO_AUDIT_RETENTION_DAYS").unwrap_or_default();
+    let mut keyring = env("MEMSILO_KEYRING").unwrap_or_default();
     let mut cluster = false;
     let mut c = ClusterFlags::from_env();
     while let Some(arg) = it.next() {
@@ -143,6 +149,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--metrics-token" => &mut metrics_token,
             "--embedder" => &mut embedder,
             "--audit-retention-days" => &mut retention,
+            "--keyring" => &mut keyring,
             "--etcd" => &mut c.etcd,
             "--s3" => &mut c.s3,
             "--node-id" => &mut c.node_id,
@@ -182,6 +189,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         request_timeout: Duration::from_secs(secs),
         metrics_token: Some(metrics_token.trim().to_owned()).filter(|t| !t.is_empty()),
         embedder: Some(embedder).filter(|e| !e.trim().is_empty()),
+        keyring: Some(keyring).filter(|k| !k.trim().is_empty()),
         cluster,
     }))
 }
@@ -329,8 +337,11 @@ fn run_command(args: Vec<String>) -> i32 {
 }
 
 fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
-    let mut options =
-        Options { audit_retention_days: args.audit_retention_days, ..Options::default() };
+    let mut options = Options {
+        audit_retention_days: args.audit_retention_days,
+        keyring: args.keyring.as_ref().map(Into::into),
+        ..Options::default()
+    };
     if let Some(setting) = &args.embedder {
         options.embedder = embedder_from(setting)?;
     }
@@ -513,6 +524,12 @@ mod tests {
             panic!("not serve")
         };
         assert_eq!(kept.audit_retention_days, Some(90));
+        let Command::Serve(keyring) = parse(&args("serve --keyring /etc/memsilo/keys")).unwrap()
+        else {
+            panic!("not serve")
+        };
+        assert_eq!(keyring.keyring.as_deref(), Some("/etc/memsilo/keys"));
+        assert!(parse(&args("serve --keyring")).is_err());
         assert!(parse(&args("--audit-retention-days 0")).is_err());
         assert_eq!(
             parse(&args("models pull potion-base-8M --from /m")).unwrap(),

@@ -17,6 +17,8 @@ pub(crate) struct TransferArgs {
     pub export: bool,
     pub namespace: String,
     pub data: String,
+    /// `--keyring` (or `MEMSILO_KEYRING`) for a data directory with tenants' own keys.
+    pub keyring: Option<String>,
     pub url: Option<String>,
     pub key: Option<String>,
     /// `-` for stdout (export) or stdin (import).
@@ -25,14 +27,15 @@ pub(crate) struct TransferArgs {
 }
 
 pub(crate) const USAGE: &str = "\
-usage: memsilo export NAMESPACE [--output FILE] [--data DIR | --url URL --key KEY]
-       memsilo import NAMESPACE [--input FILE] [--batch N] [--data DIR | --url URL --key KEY]
+usage: memsilo export NAMESPACE [--output FILE] [--data DIR [--keyring DIR] | --url URL --key KEY]
+       memsilo import NAMESPACE [--input FILE] [--batch N] [--data DIR [--keyring DIR] | --url URL --key KEY]
 
 Copies a namespace as JSON Lines (memories with ids and vectors, graph entities and
 relations, the policy). Import into an existing namespace; running it again is idempotent.
   --output/--input FILE  file to write or read (default - : stdout / stdin)
   --batch N              lines per import batch (default 1000; each batch is all or nothing)
   --data DIR             data directory (env MEMSILO_DATA; default ./data; not while served)
+  --keyring DIR          its keyring, or `env:` (env MEMSILO_KEYRING), as `memsilo serve` takes it
   --url URL, --key KEY   a running server and an API key (env MEMSILO_URL, MEMSILO_KEY)";
 
 pub(crate) fn parse(export: bool, args: &[String]) -> Result<TransferArgs, String> {
@@ -41,6 +44,7 @@ pub(crate) fn parse(export: bool, args: &[String]) -> Result<TransferArgs, Strin
         export,
         namespace: String::new(),
         data: env("MEMSILO_DATA").unwrap_or_else(|| "./data".into()),
+        keyring: env("MEMSILO_KEYRING"),
         url: env("MEMSILO_URL"),
         key: env("MEMSILO_KEY"),
         file: "-".into(),
@@ -63,6 +67,7 @@ pub(crate) fn parse(export: bool, args: &[String]) -> Result<TransferArgs, Strin
             || inline.clone().or_else(|| it.next().cloned()).ok_or(format!("{flag} needs a value"));
         match (flag, export) {
             ("--data", _) => out.data = value()?,
+            ("--keyring", _) => out.keyring = Some(value()?),
             ("--url", _) => out.url = Some(value()?),
             ("--key", _) => out.key = Some(value()?),
             ("--output", true) | ("--input", false) => out.file = value()?,
@@ -95,7 +100,8 @@ fn backend(args: &TransferArgs) -> Result<Box<dyn Backend>, String> {
             .map(|c| Box::new(c) as Box<dyn Backend>)
             .map_err(|e| format!("cannot reach {url}: {e}"));
     }
-    let engine = Engine::open(&args.data, Options::default())
+    let options = Options { keyring: args.keyring.as_ref().map(Into::into), ..Options::default() };
+    let engine = Engine::open(&args.data, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
     Ok(Box::new(engine.root()))
 }
@@ -234,6 +240,8 @@ mod tests {
         assert!(parse(true, &["--input".into(), "x".into(), "ns".into()]).is_err());
         assert!(parse(true, &[]).is_err());
         assert!(parse(false, &["ns".into(), "--batch".into(), "0".into()]).is_err());
+        let k = parse(true, &["ns".into(), "--keyring=/k".into()]).unwrap();
+        assert_eq!(k.keyring.as_deref(), Some("/k"));
     }
 
     #[test]

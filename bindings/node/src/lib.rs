@@ -16,14 +16,19 @@ pub use handle::{CallTask, Handle, HandleTask};
 
 use error::throw_on_error;
 
-/// Opens (or creates) the data directory `path` in-process, as the root principal.
+/// Opens (or creates) the data directory `path` in-process, as the root principal, with the
+/// keyring `keyring` (default: the `MEMSILO_KEYRING` setting, if any).
 #[napi]
 #[allow(clippy::needless_pass_by_value)] // napi hands JS strings over as owned Strings
-pub fn open(env: Env, path: String) -> napi::Result<Handle> {
+pub fn open(env: Env, path: String, keyring: Option<String>) -> napi::Result<Handle> {
     // The engine's warnings (a missing embedding model, background failures) go to stderr.
     memsilo_http::log::install();
     throw_on_error(env, || {
-        let engine = Engine::open(&path, Options::default())?;
+        let mut options = Options::default();
+        if let Some(keyring) = keyring {
+            options.keyring = Some(keyring.into());
+        }
+        let engine = Engine::open(&path, options)?;
         Ok(Handle::new(Arc::new(engine.root())))
     })
 }

@@ -11,13 +11,23 @@ mod error;
 use client::Client;
 
 /// Opens (creating if needed) the data directory at `path` in this process and returns a
-/// root client. Opening the same path twice in one process shares one engine.
+/// root client. Opening the same path twice in one process shares one engine. `keyring`: the
+/// keyring directory (or `env:`); `None` uses the `MEMSILO_KEYRING` setting, if any.
 #[pyfunction]
-fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Client> {
+#[pyo3(signature = (path, keyring = None))]
+fn open(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    keyring: Option<std::path::PathBuf>,
+) -> PyResult<Client> {
     // The engine's warnings (a missing embedding model, background failures) go to stderr.
     memsilo_http::log::install();
+    let mut options = memsilo::Options::default();
+    if keyring.is_some() {
+        options.keyring = keyring;
+    }
     let engine = py
-        .detach(|| error::guard(|| memsilo::Engine::open(path, memsilo::Options::default())))
+        .detach(|| error::guard(|| memsilo::Engine::open(path, options)))
         .map_err(|e| error::to_py_err(py, &e))?;
     Ok(Client::new(engine.root(), "local"))
 }

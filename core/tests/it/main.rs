@@ -19,4 +19,5 @@ mod scale;
 mod session;
 #[path = "../common/synthetic.rs"]
 mod synthetic;
+mod tenant_keys;
 mod transfer;

@@ -1,0 +1,46 @@
+package memsilo
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A tenant's own key is made in the keyring given with WithKeyring and destroyed with the
+// tenant; a keyring inside the data directory and a tenant key without a keyring are refused.
+func TestTenantKeysLiveInTheKeyring(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	db := of(Open(filepath.Join(dir, "data"), WithKeyring(keys))).must(t)
+	t.Cleanup(func() { db.Close() })
+	tenant := of(db.CreateTenant(bg, "go_keyed", &TenantOptions{IsolationMode: IsolationHybrid, EncryptionKeyID: "go-key"})).must(t)
+	if tenant.EncryptionKeyID == nil || *tenant.EncryptionKeyID != "go-key" {
+		t.Fatalf("encryption_key_id: %v", tenant.EncryptionKeyID)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "go-key")); err != nil {
+		t.Fatalf("the key is not in the keyring: %v", err)
+	}
+	_, err := db.CreateTenant(bg, "go_shared", &TenantOptions{IsolationMode: IsolationLogical, EncryptionKeyID: "other"})
+	wantCode(t, err, CodeInvalidArgument)
+	of(db.DeleteTenant(bg, tenant.ID)).must(t)
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(filepath.Join(keys, "go-key")); os.IsNotExist(err) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "go-key")); !os.IsNotExist(err) {
+		t.Fatalf("the key outlived its tenant: %v", err)
+	}
+
+	_, err = Open(filepath.Join(dir, "other"), WithKeyring(filepath.Join(dir, "other", "keys")))
+	wantCode(t, err, CodeInvalidArgument)
+	if err == nil || !strings.Contains(err.Error(), "never written next to the data") {
+		t.Fatalf("keyring inside the data directory: %v", err)
+	}
+	plain := openTemp(t)
+	_, err = plain.CreateTenant(bg, "go_nokeys", &TenantOptions{IsolationMode: IsolationPhysical, EncryptionKeyID: "k"})
+	wantCode(t, err, CodeInvalidArgument)
+}

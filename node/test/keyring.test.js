@@ -1,0 +1,44 @@
+'use strict';
+// Keyrings and tenants' own keys from Node: open(path, { keyring }), createTenant with
+// encryptionKeyId, and the refusals that name the field.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const memsilo = require('..');
+const { tmpdir } = require('../test-support/kit.js');
+
+describe('keyring', () => {
+  it('makes a tenant key in the keyring and destroys it with the tenant', async () => {
+    const dir = tmpdir();
+    const keys = path.join(dir, 'keys');
+    const db = memsilo.open(path.join(dir, 'data'), { keyring: keys });
+    const tenant = await db.createTenant('node_keyed', { isolationMode: 'hybrid', encryptionKeyId: 'node-key' });
+    assert.equal(tenant.encryption_key_id, 'node-key');
+    assert.ok(fs.existsSync(path.join(keys, 'node-key')));
+    await assert.rejects(
+      db.createTenant('node_shared', { isolation_mode: 'logical', encryption_key_id: 'other' }),
+      (e) => e.code === 'invalid_argument' && e.message.includes('encryption_key_id'),
+    );
+    await db.deleteTenant(tenant.id);
+    for (let i = 0; i < 100 && fs.existsSync(path.join(keys, 'node-key')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(!fs.existsSync(path.join(keys, 'node-key')), 'the key is destroyed with the tenant');
+  });
+
+  it('refuses a keyring inside the data directory, and a tenant key without a keyring', async () => {
+    const dir = tmpdir();
+    assert.throws(
+      () => memsilo.open(path.join(dir, 'data'), { keyring: path.join(dir, 'data', 'keys') }),
+      (e) => e.code === 'invalid_argument' && e.message.includes('never written next to the data'),
+    );
+    const db = memsilo.open(path.join(dir, 'plain'));
+    await assert.rejects(
+      db.createTenant('node_nokeys', { isolationMode: 'physical', encryptionKeyId: 'k' }),
+      (e) => e.code === 'invalid_argument' && e.message.includes('a keyring is needed'),
+    );
+  });
+});

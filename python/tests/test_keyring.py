@@ -1,0 +1,64 @@
+"""Keyrings and tenants' own keys from Python: ``open(path, keyring=...)`` (sync and async),
+``create_tenant(encryption_key_id=...)`` and crypto-shredding on tenant deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+import memsilo
+
+
+def test_a_tenant_key_is_made_in_the_keyring_and_destroyed_with_the_tenant(
+    tmp_path: Path,
+) -> None:
+    keys = tmp_path / "keys"
+    db = memsilo.open(tmp_path / "data", keyring=keys)
+    tenant = db.create_tenant(
+        "py_keyed", isolation_mode="hybrid", encryption_key_id="py-tenant-key"
+    )
+    assert tenant["encryption_key_id"] == "py-tenant-key"
+    assert db.get_tenant(tenant["id"])["encryption_key_id"] == "py-tenant-key"
+    assert (keys / "py-tenant-key").is_file()
+
+    with pytest.raises(memsilo.InvalidArgumentError) as refused:
+        db.create_tenant("py_shared", isolation_mode="logical", encryption_key_id="other")
+    assert "encryption_key_id" in str(refused.value)
+    with pytest.raises(memsilo.ConflictError):
+        db.create_tenant("py_copy", isolation_mode="physical", encryption_key_id="py-tenant-key")
+
+    db.delete_tenant(tenant["id"])
+    # The background purge removes the tenant's file, then its key.
+    for _ in range(100):
+        if not (keys / "py-tenant-key").exists():
+            break
+        time.sleep(0.1)
+    assert not (keys / "py-tenant-key").exists(), "the key is destroyed with the tenant"
+
+
+def test_without_a_keyring_a_tenant_key_is_refused_saying_why(tmp_path: Path) -> None:
+    db = memsilo.open(tmp_path / "data")
+    with pytest.raises(memsilo.InvalidArgumentError) as refused:
+        db.create_tenant("py_nokeys", isolation_mode="physical", encryption_key_id="k")
+    assert "a keyring is needed" in str(refused.value)
+
+
+def test_a_keyring_inside_the_data_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(memsilo.InvalidArgumentError) as refused:
+        memsilo.open(tmp_path / "data", keyring=tmp_path / "data" / "keys")
+    assert "keys are never written next to the data" in str(refused.value)
+
+
+def test_the_async_open_takes_a_keyring(tmp_path: Path) -> None:
+    async def run() -> None:
+        db = memsilo.aio.open(tmp_path / "data", keyring=str(tmp_path / "keys"))
+        tenant = await db.create_tenant(
+            "py_async_keyed", isolation_mode="physical", encryption_key_id="py-async-key"
+        )
+        assert tenant["encryption_key_id"] == "py-async-key"
+
+    asyncio.run(run())
+    assert (tmp_path / "keys" / "py-async-key").is_file()
