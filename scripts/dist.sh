@@ -55,13 +55,14 @@ t1=$(date +%s)
 test -s "$stage/cargo.env" || { echo "dist.sh: maturin's cargo environment was not recorded" >&2; exit 1; }
 mapfile -d '' maturin_env < "$stage/cargo.env"
 env -i "${maturin_env[@]}" "$real_cargo" build --release --locked --target "$triple" \
-    -p memsilo-http -p memsilo-node -p memsilo-ffi
+    -p memsilo-http -p memsilo-node -p memsilo-ffi -p memsilo-dump-v0
 t2=$(date +%s)
 
 # 3. The server tarball.
 name=memsilo-$version-linux-x86_64
 mkdir -p "$stage/$name"
-cp "$rel/memsilo" README.md CHANGELOG.md LICENSE "$stage/$name/"
+# memsilo-dump-v0 reads 0.1.0 data directories for `memsilo upgrade DIR`, which finds it here.
+cp "$rel/memsilo" "$rel/memsilo-dump-v0" README.md CHANGELOG.md LICENSE "$stage/$name/"
 tar -C "$stage" -czf "$dist/$name.tar.gz" "$name"
 
 # 4. The static library and header for Go and C (debug info stripped: it is most of the size).

@@ -234,7 +234,7 @@ impl AuditTables {
 
 /// The log's own environment of earlier versions (`DIR/audit`): read once, to move its
 /// entries into the catalog (see [`adopt_old_log`]).
-struct OldAuditTables(AuditTables);
+pub(crate) struct OldAuditTables(AuditTables);
 
 impl Tables for OldAuditTables {
     const MAX_DBS: u32 = 4;

@@ -209,7 +209,7 @@ pub(crate) struct EngineInner {
 /// would make stale (vector caches, storage usage, key caches), and a purge's compaction
 /// replaces files another process still has mapped, losing its later writes. A second
 /// process gets `conflict`; it should talk to the first one's server instead.
-fn lock_directory(dir: &Path) -> Result<std::fs::File> {
+pub(crate) fn lock_directory(dir: &Path) -> Result<std::fs::File> {
     use std::io::{Read, Seek, Write};
     let path = dir.join("LOCK");
     let mut file = std::fs::OpenOptions::new()

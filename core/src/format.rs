@@ -71,6 +71,25 @@ pub(crate) fn check_or_mark(dir: &Path) -> Result<Format> {
     }
 }
 
+/// Whether `dir` is marked as in the current format (its `storage.json` says so).
+pub(crate) fn is_current(dir: &Path) -> Result<bool> {
+    let path = dir.join(FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let found: Format = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal_from(format!("reading {}", path.display()), e))?;
+            Ok(found.format == CURRENT)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Marks `dir` as in the current format, synced: the last step of `memsilo upgrade`'s copy.
+pub(crate) fn mark_current(dir: &Path) -> Result<()> {
+    write_synced(dir, &dir.join(FILE), &serde_json::to_vec_pretty(&Format::current())?)
+}
+
 /// Writes `bytes` to `path` (in directory `dir`) through a temporary file, synced and
 /// renamed, so the file is whole or absent after a crash.
 fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {

@@ -55,6 +55,7 @@ mod store;
 mod tenant;
 mod tenant_keys;
 pub mod transfer;
+pub mod upgrade;
 mod vector;
 
 pub use audit::{

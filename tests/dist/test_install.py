@@ -310,9 +310,10 @@ def test_server_tarball_runs(tmp_path: Path):
     with tarfile.open(tar) as t:
         t.extractall(tmp_path, filter="data")
     top = tmp_path / f"memsilo-{VERSION}-linux-x86_64"
-    assert sorted(p.name for p in top.iterdir()) == ["CHANGELOG.md", "LICENSE", "README.md", "memsilo"]
+    assert sorted(p.name for p in top.iterdir()) == ["CHANGELOG.md", "LICENSE", "README.md", "memsilo", "memsilo-dump-v0"]
     binary = top / "memsilo"
     assert max(glibc_versions(binary)) <= (2, 17)
+    assert max(glibc_versions(top / "memsilo-dump-v0")) <= (2, 17)
     env = user_env()
     assert run([str(binary), "--version"], tmp_path, env).strip() == f"memsilo {VERSION}"
     server = Server([str(binary)], tmp_path, env)
@@ -324,3 +325,12 @@ def test_server_tarball_runs(tmp_path: Path):
             assert r.status == 201
     finally:
         server.stop()
+
+    # `memsilo upgrade` finds the tarball's memsilo-dump-v0 beside it and converts a 0.1.0
+    # data directory (the repository's fixture).
+    with tarfile.open(ROOT / "tests/fixtures/data-0.1.0/data.tar.gz") as t:
+        t.extractall(tmp_path / "old", filter="data")
+    p = subprocess.run([str(binary), "upgrade", str(tmp_path / "old/data")], cwd=tmp_path, env=user_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "7 environments" in p.stderr, p.stderr
+    assert (tmp_path / "old/data.0.1.0-backup/catalog/data.mdb").exists()

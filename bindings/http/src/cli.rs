@@ -1,7 +1,8 @@
 //! `memsilo serve --data DIR --listen ADDR [--log-level LEVEL] [--embedder NAME|DIR]
 //! [--keyring DIR]`, with environment fallbacks (`MEMSILO_DATA`, `MEMSILO_LISTEN`,
 //! `MEMSILO_LOG`, `MEMSILO_EMBEDDER`, `MEMSILO_ADMIN_KEY`, `MEMSILO_METRICS_TOKEN`,
-//! `MEMSILO_AUDIT_RETENTION_DAYS`, `MEMSILO_KEYRING`), and `memsilo models pull NAME [--from DIR]`.
+//! `MEMSILO_AUDIT_RETENTION_DAYS`, `MEMSILO_KEYRING`), `memsilo models pull NAME [--from DIR]`
+//! and `memsilo upgrade DIR`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -89,6 +90,7 @@ enum Command {
     Serve(ServeArgs),
     Pull { name: String, from: Option<String> },
     Transfer(crate::transfer::TransferArgs),
+    Upgrade(std::path::PathBuf),
     Help,
     Version,
 }
@@ -106,6 +108,12 @@ fn parse(args: &[String]) -> Result<Command, String> {
             it.next();
         }
         Some("models") => return parse_models(&args[1..]),
+        Some("upgrade") => {
+            if args[1..].iter().any(|a| a == "-h" || a == "--help") {
+                return Ok(Command::Help);
+            }
+            return crate::upgrade::parse(&args[1..]).map(Command::Upgrade);
+        }
         Some(verb @ ("export" | "import")) => {
             let rest: Vec<String> = it.skip(1).cloned().collect();
             if rest.iter().any(|a| a == "-h" || a == "--help") {
@@ -286,13 +294,17 @@ fn run_command(args: Vec<String>) -> i32 {
     let command = match parse(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("memsilo: {e}\n\n{USAGE}\n\n{}", crate::transfer::USAGE);
+            eprintln!(
+                "memsilo: {e}\n\n{USAGE}\n\n{}\n\n{}",
+                crate::transfer::USAGE,
+                crate::upgrade::USAGE
+            );
             return 2;
         }
     };
     let args = match command {
         Command::Help => {
-            println!("{USAGE}\n\n{}", crate::transfer::USAGE);
+            println!("{USAGE}\n\n{}\n\n{}", crate::transfer::USAGE, crate::upgrade::USAGE);
             return 0;
         }
         Command::Version => {
@@ -309,6 +321,18 @@ fn run_command(args: Vec<String>) -> i32 {
                 }
                 Err(e) => {
                     eprintln!("memsilo: cannot install model {name}: {e}");
+                    1
+                }
+            };
+        }
+        Command::Upgrade(dir) => {
+            return match crate::upgrade::run(&dir) {
+                Ok(summary) => {
+                    eprintln!("memsilo: {summary}");
+                    0
+                }
+                Err(message) => {
+                    eprintln!("memsilo: {message}");
                     1
                 }
             };

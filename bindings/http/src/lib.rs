@@ -23,6 +23,7 @@ mod schemas;
 mod server;
 mod stream;
 mod transfer;
+mod upgrade;
 mod usage;
 
 pub use cli::{run_cli, EXIT_PANIC};

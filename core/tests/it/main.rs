@@ -21,3 +21,4 @@ mod session;
 mod synthetic;
 mod tenant_keys;
 mod transfer;
+mod upgrade;

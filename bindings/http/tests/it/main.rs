@@ -19,4 +19,5 @@ mod support;
 mod tenants;
 mod transfer;
 mod under_load;
+mod upgrade;
 mod wire;
