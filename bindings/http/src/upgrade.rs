@@ -33,12 +33,12 @@ pub(crate) fn run(dir: &Path) -> Result<String, String> {
     }
     let mut show = |p: UpgradeProgress<'_>| {
         let what = format!("[{}/{}] {}", p.index, p.environments, p.environment);
-        if p.rows == 0 {
+        if p.rows == 0 && !p.finished {
             bar.set_length(p.rows_total);
             bar.set_message(what.clone());
         }
         bar.set_position(p.rows);
-        if p.rows == p.rows_total {
+        if p.finished {
             let line = format!("memsilo: {what}: {} rows", p.rows);
             if bar.is_hidden() {
                 eprintln!("{line}");

@@ -72,6 +72,8 @@ pub struct UpgradeProgress<'a> {
     pub rows: u64,
     /// Rows this environment holds.
     pub rows_total: u64,
+    /// The environment is written, synced and counted again.
+    pub finished: bool,
 }
 
 /// Rows between two progress reports within an environment.
@@ -351,6 +353,7 @@ fn load(
                     environments: count,
                     rows: 0,
                     rows_total: total,
+                    finished: false,
                 });
                 writer = Some((w, listing.path, 0, total));
             }
@@ -365,6 +368,7 @@ fn load(
                         environments: count,
                         rows: *done,
                         rows_total: *total,
+                        finished: false,
                     });
                 }
             }
@@ -377,6 +381,7 @@ fn load(
                     environments: count,
                     rows: written,
                     rows_total: total,
+                    finished: true,
                 });
                 envs += 1;
                 rows += written;

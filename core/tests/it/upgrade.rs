@@ -61,16 +61,26 @@ fn an_upgraded_fixture_answers_every_check_as_0_1_0_did_and_a_second_run_changes
     let (_root, data) = fixture_copy();
     let mut seen = Vec::new();
     let report = upgrade(&data, Some(&dump_program()), &mut |p| {
-        seen.push((p.environment.to_owned(), p.index, p.environments, p.rows, p.rows_total));
+        seen.push((
+            p.environment.to_owned(),
+            p.index,
+            p.environments,
+            p.rows,
+            p.rows_total,
+            p.finished,
+        ));
     })
     .unwrap();
     assert_eq!(report.outcome, UpgradeOutcome::Upgraded);
     assert_eq!(report.environments, 7, "catalog, 2 shards, a tenant's, 2 namespaces', an index");
     assert_eq!(report.backup.as_deref(), Some(backup_dir(&data).unwrap().as_path()));
     // Each environment reported at its start and its end, with its rows.
-    let ends: Vec<_> = seen.iter().filter(|s| s.3 == s.4 && s.3 > 0).collect();
+    let ends: Vec<_> = seen.iter().filter(|s| s.5).collect();
     assert_eq!(ends.len(), 7, "{seen:?}");
+    assert!(ends.iter().all(|s| s.3 == s.4 && s.2 == 7), "{seen:?}");
+    assert_eq!(ends.iter().map(|s| s.1).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
     assert_eq!(ends.iter().map(|s| s.3).sum::<u64>(), report.rows);
+    assert!(report.rows > 500, "{}", report.rows);
     assert!(!upgrading_dir(&data).unwrap().exists());
     // The 0.1.0 directory is kept whole.
     let backup = backup_dir(&data).unwrap();
