@@ -555,3 +555,58 @@ pub fn unpack(tar: &Path, into: &Path) {
         .unwrap();
     assert!(status.success(), "tar -x failed");
 }
+
+/// Writes a large data directory for timing `memsilo upgrade` (the numbers in
+/// docs/src/operations.md): `MEMSILO_LARGE_DIR` gets `MEMSILO_LARGE_N` memories (default
+/// 100,000; 384-d caller vectors, content, a tag and metadata each), 80% in a `logical` tenant's
+/// namespace (past the IVF threshold: an index environment), 10% each in a `hybrid` and a
+/// `physical` one. For a 0.1.0 directory, run it on a 0.1.0 checkout (see the module
+/// documentation), in release:
+/// `MEMSILO_LARGE_DIR=/tmp/big/data cargo test --release -p memsilo --test it
+/// fixture_v0::write_a_large_directory -- --ignored --exact`, then
+/// `time memsilo upgrade /tmp/big/data` with this version's release build.
+#[test]
+#[ignore = "writes a large directory for timing memsilo upgrade"]
+fn write_a_large_directory() {
+    let Some(dir) = std::env::var_os("MEMSILO_LARGE_DIR") else { return };
+    let n: usize = std::env::var("MEMSILO_LARGE_N").map_or(100_000, |s| s.parse().unwrap());
+    let engine = Engine::open(
+        &dir,
+        Options { ann_threshold: Options::default().ann_threshold, ..options() },
+    )
+    .unwrap();
+    let root = engine.root();
+    let started = std::time::Instant::now();
+    let mut seed = 1u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    for (name, mode, tenths) in [
+        ("big_logical", "logical", 8),
+        ("big_hybrid", "hybrid", 1),
+        ("big_physical", "physical", 1),
+    ] {
+        let reply = root.call("create_tenant", json!({ "name": name, "isolation_mode": mode }));
+        let tenant = reply.unwrap().value["id"].as_str().unwrap().to_owned();
+        let ns = format!("{name}-ns");
+        let args = json!({ "name": ns, "tenant_id": tenant, "dimensions": 384 });
+        root.call("create_namespace", args).unwrap();
+        let count = n * tenths / 10;
+        for start in (0..count).step_by(1000) {
+            let batch: Vec<Value> = (start..(start + 1000).min(count))
+                .map(|i| {
+                    let v: Vec<f32> = (0..384).map(|_| rnd()).collect();
+                    json!({ "id": format!("m-{i}"), "embedding": v, "tags": [format!("t{}", i % 10)],
+                            "content": format!("memory {i} about topic {} and item {}", i % 97, i % 1013),
+                            "metadata": { "i": i } })
+                })
+                .collect();
+            root.call("store_memories", json!({ "namespace": ns, "memories": batch })).unwrap();
+        }
+    }
+    engine.build_vector_indexes().unwrap();
+    eprintln!("wrote {n} memories in {:.1} s", started.elapsed().as_secs_f64());
+}
