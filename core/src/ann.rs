@@ -114,7 +114,12 @@ fn index_dir(inner: &EngineInner, ns: NamespaceId) -> PathBuf {
 impl EngineInner {
     /// The index environment of `ns`: opened if it exists, created if `create`. `None` if it
     /// does not exist (and is not to be created) or the namespace is deleted.
-    fn index_env(&self, ns: NamespaceId, create: bool) -> Result<Option<Arc<Store<IndexTables>>>> {
+    fn index_env(
+        &self,
+        rec: &NamespaceRecord,
+        create: bool,
+    ) -> Result<Option<Arc<Store<IndexTables>>>> {
+        let ns = rec.id;
         if let Some(s) = self.indexes.open.read().get(&ns) {
             return Ok(Some(s.clone()));
         }
@@ -126,7 +131,9 @@ impl EngineInner {
         if self.is_dead(ns) || !(create || dir.exists()) {
             return Ok(None);
         }
-        let store = Arc::new(Store::open(&dir, INDEX_MAP_SIZE, None)?);
+        // The namespace's data key: its index is as secret as its vectors.
+        let key = self.key_for(&rec.location, rec.tenant_id.as_deref())?;
+        let store = Arc::new(crate::encryption::open_store(&dir, INDEX_MAP_SIZE, key.as_ref())?);
         open.insert(ns, store.clone());
         Ok(Some(store))
     }
@@ -150,7 +157,7 @@ pub(crate) type Candidate = ([u8; 16], f32);
 /// Loads a namespace's searchable vectors: the tail rows, and the partition of the indexed
 /// rows rebuilt from their stored cells.
 pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result<NamespaceVectors> {
-    let data = inner.data_env(&rec.location)?;
+    let data = inner.data_env_of(rec)?;
     data.read(|r, t| {
         let agents = crate::memory::slot_agents(t, r, rec.id)?;
         let mut nv = NamespaceVectors::load(t, r, rec.id, &agents)?;
@@ -160,7 +167,7 @@ pub(crate) fn load_vectors(inner: &EngineInner, rec: &NamespaceRecord) -> Result
         // Rows overwritten in place since their cell was stored: searched exactly.
         let refile: Vec<u32> =
             crate::filter::refile_slots(t, r, rec.id)?.into_iter().map(|e| e.0).collect();
-        let index = match inner.index_env(rec.id, false)? {
+        let index = match inner.index_env(rec, false)? {
             Some(env) => env.read(|ir, it| {
                 let Some(ivf) = stored_training(it, ir)? else { return Ok(None) };
                 let mut cells = Vec::new();
@@ -358,7 +365,7 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     if inner.is_dead(rec.id) {
         return Ok(Step::Done);
     }
-    let data = inner.data_env(&rec.location)?;
+    let data = inner.data_env_of(rec)?;
     let stats = data.read(|r, t| t.stats_of(r, rec.id))?;
     let Some(dims) = stats.dimensions.map(|d| d as usize) else { return Ok(Step::Done) };
     let indexed = stats.indexed_until > 0;
@@ -371,7 +378,7 @@ fn step(inner: &EngineInner, p: &PendingIndex, force: bool) -> Result<Step> {
     if !due {
         return Ok(Step::Wait);
     }
-    let Some(env) = inner.index_env(rec.id, true)? else { return Ok(Step::Done) };
+    let Some(env) = inner.index_env(rec, true)? else { return Ok(Step::Done) };
     let training = env.read(|r, it| stored_training(it, r))?.filter(|i| i.dims() == dims);
     let done = match training {
         Some(ivf) if indexed && stats.memory_count < RETRAIN_GROWTH * ivf.trained.max(1) => {

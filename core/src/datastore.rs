@@ -285,6 +285,27 @@ impl DataTables {
         Ok(())
     }
 
+    /// Copies every row of `from` (another environment's tables, read in `rtxn`) into these
+    /// tables, which are empty.
+    pub(crate) fn copy_all(
+        &self,
+        from: &DataTables,
+        rtxn: &mut RoTxn<'_>,
+        wtxn: &mut RwTxn<'_>,
+    ) -> Result<()> {
+        let stats = |t: &DataTables| t.stats.remap_types::<Bytes, Bytes>();
+        let (to_stats, from_stats) = (stats(self), stats(from));
+        let to_tables = self.namespace_rows().into_iter().chain([&to_stats]);
+        for (to, from) in to_tables.zip(from.namespace_rows().into_iter().chain([&from_stats])) {
+            for row in from.iter(rtxn)? {
+                let (key, value) = row?;
+                // In key order into an empty table: appended, pages filled.
+                to.put_with_flags(wtxn, heed3::PutFlags::APPEND, key, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes every row of a namespace in every table, at most `budget` rows per table per
     /// call; returns whether rows remain. `deleted` counts the rows deleted.
     pub(crate) fn purge_rows(
@@ -328,7 +349,7 @@ impl crate::engine::Engine {
             .catalog
             .read(|r, t| Ok(t.namespaces.get(r, namespace)?))?
             .ok_or_else(|| crate::Error::not_found("namespace", namespace))?;
-        let env = inner.data_env(&rec.location)?;
+        let env = inner.data_env_of(&rec)?;
         env.read(|r, t| {
             let mut out = Vec::new();
             let named = ["memories", "vectors", "entities", "entity_names", "relations"];

@@ -200,6 +200,9 @@ pub(crate) struct EngineInner {
     pub keys: Option<Arc<dyn KeyProvider>>,
     /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
     pub cursor_key: OnceLock<[u8; 32]>,
+    /// The key of the catalog and the shared shards (see [`crate::encryption`]); `None` when
+    /// the data directory is plain.
+    pub instance_key: Option<crate::encryption::EnvKey>,
     /// The exclusive lock on `DIR/LOCK`, released when the engine is dropped.
     _dir_lock: std::fs::File,
 }
@@ -318,8 +321,13 @@ impl Engine {
             (None, None) => None,
         };
         let dir_lock = lock_directory(&dir)?;
-        crate::format::check_or_mark(&dir)?;
-        let catalog = Arc::new(Store::open(&dir.join("catalog"), 1 << 30, None)?);
+        let instance_key = crate::format::check_or_mark(&dir, keys.as_deref())?
+            .map(crate::encryption::EnvKey::instance);
+        let catalog = Arc::new(crate::encryption::open_store(
+            &dir.join("catalog"),
+            1 << 30,
+            instance_key.as_ref(),
+        )?);
         crate::audit::adopt_old_log(&dir, &catalog)?;
         let inner = Arc::new(EngineInner {
             dir: dir.clone(),
@@ -344,6 +352,7 @@ impl Engine {
             sweep_from: Mutex::default(),
             cursor_key: OnceLock::new(),
             keys,
+            instance_key,
             _dir_lock: dir_lock,
             admin_hash: RwLock::default(),
             options,
@@ -567,6 +576,24 @@ impl EngineInner {
     /// (hybrid, physical) are closed least recently used first past
     /// [`Options::max_open_environments`]; the shared shards stay open.
     pub(crate) fn data_env(&self, loc: &EnvLocation) -> Result<Arc<Store<DataTables>>> {
+        self.data_env_with(loc, None)
+    }
+
+    /// The data environment of namespace `rec` (see [`EngineInner::data_env`]).
+    pub(crate) fn data_env_of(
+        &self,
+        rec: &crate::namespace::NamespaceRecord,
+    ) -> Result<Arc<Store<DataTables>>> {
+        self.data_env_with(&rec.location, rec.tenant_id.as_deref())
+    }
+
+    /// [`EngineInner::data_env`]; `tenant`: the tenant of a `physical` namespace, whose key
+    /// its environment is created with (see [`EngineInner::key_for`]).
+    fn data_env_with(
+        &self,
+        loc: &EnvLocation,
+        tenant: Option<&str>,
+    ) -> Result<Arc<Store<DataTables>>> {
         if let Some(e) = self.data_envs.read().get(loc) {
             self.touch(loc, e);
             return Ok(e.store.clone());
@@ -587,7 +614,12 @@ impl EngineInner {
         if !matches!(loc, EnvLocation::Shard { .. }) {
             self.close_idle_envs(&mut envs);
         }
-        let store = Arc::new(Store::open(&loc.dir(&self.dir), loc.initial_map_size(), None)?);
+        let key = self.key_for(loc, tenant)?;
+        let store = Arc::new(crate::encryption::open_store(
+            &loc.dir(&self.dir),
+            loc.initial_map_size(),
+            key.as_ref(),
+        )?);
         let used = AtomicU64::new(self.env_clock.fetch_add(1, Ordering::Relaxed));
         envs.insert(loc.clone(), OpenEnv { store: store.clone(), used });
         Ok(store)

@@ -212,6 +212,17 @@ pub enum Error {
         /// The version whose format it holds.
         version: String,
     },
+    /// Encrypted data could not be opened: its key is not configured, not in the key
+    /// provider, or does not decrypt it (code `internal`: the server's configuration).
+    #[error("cannot open the encrypted data of {owner} (key id {key_id}): the key {problem}")]
+    EncryptionKey {
+        /// Whose data: `instance`, or `tenant <id>`.
+        owner: String,
+        /// The key's id in the key provider.
+        key_id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A bug or environment failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -262,6 +273,7 @@ impl Error {
             Error::RateLimited { .. } | Error::ComputeBusy { .. } => ErrorCode::RateLimited,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::Internal(_)
+            | Error::EncryptionKey { .. }
             | Error::Storage(_)
             | Error::Io(_)
             | Error::Encoding(_)

@@ -1,5 +1,7 @@
 //! The data directory's storage format, recorded in a plain file at its top (`storage.json`)
-//! so that a directory is known before any environment in it is opened.
+//! so that a directory is known before any environment in it is opened: its format, and
+//! whether its environments are encrypted, with which cipher and instance key id (never key
+//! material).
 //!
 //! Format 2 is LMDB mdb.master3 (heed3), the first with page encryption. Directories of
 //! memsilo 0.1.0 (LMDB 0.9 through heed 0.23, which mdb.master3 does not read) have no such
@@ -12,6 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::keyring::{Key, KeyProvider, INSTANCE_KEY_ID};
 
 /// The file's name under the data directory.
 pub(crate) const FILE: &str = "storage.json";
@@ -19,43 +22,48 @@ pub(crate) const FILE: &str = "storage.json";
 /// The format this version writes and opens.
 pub(crate) const CURRENT: u32 = 2;
 
+/// The cipher of encrypted environments, as recorded (see [`crate::storage::Cipher`]).
+pub(crate) const CIPHER: &str = "chacha20-poly1305";
+
 /// What `storage.json` records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Format {
     /// Storage format number ([`CURRENT`]).
-    pub format: u32,
+    #[serde(rename = "format")]
+    pub version: u32,
     /// The LMDB branch the environments are written with.
     pub lmdb: String,
+    /// Present when the environments are encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 impl Format {
+    /// The current format, plain.
     fn current() -> Format {
-        Format { format: CURRENT, lmdb: "mdb.master3".into() }
+        Format { version: CURRENT, lmdb: "mdb.master3".into(), encryption: None }
     }
 }
 
-/// Checks the data directory `dir` before its environments are opened: a directory in the
-/// current format passes, a new one is marked with it, and any other is refused naming
-/// what it is and how to convert it.
-pub(crate) fn check_or_mark(dir: &Path) -> Result<Format> {
+/// How a directory's environments are encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Encryption {
+    /// The page cipher ([`CIPHER`]).
+    pub cipher: String,
+    /// The id of the instance key in the key provider.
+    pub instance_key_id: String,
+}
+
+/// Checks the data directory `dir` before its environments are opened and gets its instance
+/// key (`None`: a plain directory) from `keys`. A new directory is marked with the current format, encrypted (its
+/// instance key created if the provider has none) when there is a provider. A directory of
+/// another format, an encrypted one without a provider or its key, or a plain one opened with
+/// a provider are refused, naming what is wrong.
+pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Result<Option<Key>> {
     let path = dir.join(FILE);
-    match fs::read(&path) {
-        Ok(bytes) => {
-            let found: Format = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::internal_from(format!("reading {}", path.display()), e))?;
-            if found.format != CURRENT {
-                return Err(Error::invalid(
-                    "path",
-                    format!(
-                        "data directory {} is in storage format {}; this version of memsilo \
-                         opens format {CURRENT} only",
-                        dir.display(),
-                        found.format
-                    ),
-                ));
-            }
-            Ok(found)
-        }
+    let format = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Format>(&bytes)
+            .map_err(|e| Error::internal_from(format!("reading {}", path.display()), e))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if dir.join("catalog").join("data.mdb").exists() {
                 return Err(Error::UpgradeRequired {
@@ -63,12 +71,76 @@ pub(crate) fn check_or_mark(dir: &Path) -> Result<Format> {
                     version: "0.1.0".into(),
                 });
             }
-            let format = Format::current();
+            let instance_key = match keys {
+                Some(k) => Some(crate::keyring::get_or_create(k, INSTANCE_KEY_ID)?),
+                None => None,
+            };
+            let format = Format {
+                encryption: instance_key.as_ref().map(|_| Encryption {
+                    cipher: CIPHER.into(),
+                    instance_key_id: INSTANCE_KEY_ID.into(),
+                }),
+                ..Format::current()
+            };
             write_synced(dir, &path, &serde_json::to_vec_pretty(&format)?)?;
-            Ok(format)
+            return Ok(instance_key);
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    if format.version != CURRENT {
+        return Err(Error::invalid(
+            "path",
+            format!(
+                "data directory {} is in storage format {}; this version of memsilo opens format \
+                 {CURRENT} only",
+                dir.display(),
+                format.version
+            ),
+        ));
     }
+    let instance_key = match (&format.encryption, keys) {
+        (None, None) => None,
+        (None, Some(k)) => {
+            // Created without a key provider: the catalog and shards stay plain (the pages
+            // are not rewritten); tenants' own keys still encrypt their environments.
+            tracing::warn!(
+                "data directory {} is not encrypted (created without a key provider); {} is \
+                 used for tenants' own keys only",
+                dir.display(),
+                k.describe()
+            );
+            None
+        }
+        (Some(enc), _) if enc.cipher != CIPHER => {
+            return Err(Error::invalid(
+                "path",
+                format!(
+                    "data directory {} is encrypted with {}, unknown here",
+                    dir.display(),
+                    enc.cipher
+                ),
+            ))
+        }
+        (Some(enc), None) => {
+            return Err(Error::EncryptionKey {
+                owner: "instance".into(),
+                key_id: enc.instance_key_id.clone(),
+                problem: format!(
+                    "is needed: data directory {} is encrypted and no key provider is \
+                     configured (--keyring or MEMSILO_KEYRING)",
+                    dir.display()
+                ),
+            })
+        }
+        (Some(enc), Some(k)) => {
+            Some(k.get(&enc.instance_key_id)?.ok_or_else(|| Error::EncryptionKey {
+                owner: "instance".into(),
+                key_id: enc.instance_key_id.clone(),
+                problem: format!("is not in {}", k.describe()),
+            })?)
+        }
+    };
+    Ok(instance_key)
 }
 
 /// Whether `dir` is marked as in the current format (its `storage.json` says so).
@@ -78,7 +150,7 @@ pub(crate) fn is_current(dir: &Path) -> Result<bool> {
         Ok(bytes) => {
             let found: Format = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::internal_from(format!("reading {}", path.display()), e))?;
-            Ok(found.format == CURRENT)
+            Ok(found.version == CURRENT)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e.into()),
@@ -92,7 +164,7 @@ pub(crate) fn mark_current(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` (in directory `dir`) through a temporary file, synced and
 /// renamed, so the file is whole or absent after a crash.
-fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes)?;
@@ -109,17 +181,18 @@ mod tests {
     #[test]
     fn a_new_directory_is_marked_and_opens_again() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(check_or_mark(dir.path()).unwrap(), Format::current());
-        let written = fs::read_to_string(dir.path().join(FILE)).unwrap();
-        assert!(written.contains("\"format\": 2"), "{written}");
-        assert_eq!(check_or_mark(dir.path()).unwrap(), Format::current());
+        assert!(check_or_mark(dir.path(), None).unwrap().is_none());
+        let written: Format =
+            serde_json::from_slice(&fs::read(dir.path().join(FILE)).unwrap()).unwrap();
+        assert_eq!((written.version, written.encryption), (CURRENT, None));
+        assert!(check_or_mark(dir.path(), None).unwrap().is_none());
     }
 
     #[test]
     fn a_directory_of_another_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(FILE), r#"{"format": 3, "lmdb": "x"}"#).unwrap();
-        let e = check_or_mark(dir.path()).unwrap_err();
+        let e = check_or_mark(dir.path(), None).unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
         assert!(e.to_string().contains("storage format 3"), "{e}");
     }

@@ -392,7 +392,7 @@ impl Handle {
         };
         let reservation =
             if estimate > 0 { Some(self.inner.usage.reserve(&chain, estimate)?) } else { None };
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(rec)?;
         let (change, applied) = env.write_ns(rec.id, |w, t| {
             if self.inner.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
@@ -662,7 +662,7 @@ impl Handle {
             }
             None => None,
         };
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         env.read(|r, t| {
             let db = if relations { &t.relations } else { &t.entities };
             rows::rows_after(db, r, rec.id, after.as_ref(), limit)
@@ -680,7 +680,7 @@ impl Handle {
         if let Some(ty) = entity_type {
             validate_type(ty, "type")?;
         }
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         env.read(|r, t| match rows::resolve(t, r, rec.id, "entity", entity, entity_type)? {
             Resolved::Found(id) => rows::read_entity(t, r, rec.id, &id)?
                 .ok_or_else(|| Error::not_found("entity", entity)),
@@ -709,7 +709,7 @@ impl Handle {
         if let Some(ty) = &req.relation_type {
             validate_type(ty, "type")?;
         }
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let start = resolve_existing(&rec, &env, "entity", &req.entity)?;
         let graph = load_graph(&self.inner, &rec, &env)?;
         let reach = graph.reach(&start, depth, req.relation_type.as_deref(), induced);
@@ -734,7 +734,7 @@ impl Handle {
     /// (`not_found` if none).
     pub fn shortest_path(&self, namespace: &str, from: &str, to: &str) -> Result<GraphPath> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let a = resolve_existing(&rec, &env, "from", from)?;
         let b = resolve_existing(&rec, &env, "to", to)?;
         let graph = load_graph(&self.inner, &rec, &env)?;

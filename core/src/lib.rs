@@ -34,6 +34,7 @@ mod clock;
 mod datastore;
 mod document;
 mod embed;
+mod encryption;
 mod engine;
 pub mod error;
 mod filter;

@@ -226,7 +226,7 @@ fn decode_cursor(
 
 /// Gives every memory of a namespace written before secondary keys existed its keys.
 pub(crate) fn ensure_fields(inner: &EngineInner, rec: &NamespaceRecord) -> Result<()> {
-    let env = inner.data_env(&rec.location)?;
+    let env = inner.data_env_of(rec)?;
     let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
     if stats.fields_indexed || stats.memory_count == 0 {
         return Ok(());
@@ -246,7 +246,7 @@ pub(crate) fn ensure_fields(inner: &EngineInner, rec: &NamespaceRecord) -> Resul
 /// [`crate::keyword::rebuild`]), in one write transaction, and charges the tenant's storage
 /// for the postings added. A no-op once done, or for a namespace without memories.
 pub(crate) fn ensure_keywords(inner: &EngineInner, rec: &NamespaceRecord) -> Result<()> {
-    let env = inner.data_env(&rec.location)?;
+    let env = inner.data_env_of(rec)?;
     let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
     if stats.keyword_indexed || stats.memory_count == 0 {
         return Ok(());
@@ -287,7 +287,7 @@ pub(crate) fn each_matching(
 ) -> Result<()> {
     ensure_fields(inner, rec)?;
     let now = inner.now_micros();
-    let env = inner.data_env(&rec.location)?;
+    let env = inner.data_env_of(rec)?;
     let mut keep = |m: Memory| {
         if is_live(&m, &rec.policy, now) && filter.matches(&m) {
             f(m);
@@ -337,7 +337,7 @@ impl Handle {
         };
         ensure_fields(&self.inner, &rec)?;
         let now = self.inner.now_micros();
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let keep = |m: &Memory| {
             is_live(m, &rec.policy, now) && filter.as_ref().is_none_or(|f| f.matches(m))
         };
@@ -379,7 +379,7 @@ impl Handle {
         let (rec, _) =
             self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Read)?;
         let filter = parse_filter(req.filter.as_ref())?;
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         if filter.is_none() && all_live(&rec, &stats) {
             return Ok(stats.memory_count);

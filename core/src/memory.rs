@@ -738,7 +738,7 @@ impl Handle {
             embedder.name().to_owned()
         };
         crate::listing::ensure_keywords(&self.inner, rec)?;
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(rec)?;
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
@@ -960,7 +960,7 @@ impl Handle {
             None => None,
         };
         let now = self.inner.now_micros();
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         env.read(|r, t| {
             let start = ns_key(rec.id, after.as_deref().unwrap_or(&[]));
             let stop = (rec.id + 1).to_be_bytes();
@@ -996,7 +996,7 @@ impl Handle {
         include_vectors: bool,
     ) -> Result<Vec<Memory>> {
         let now = self.inner.now_micros();
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(rec)?;
         env.read(|r, t| {
             let mut seen = std::collections::HashSet::new();
             let mut out = Vec::with_capacity(ids.len());
@@ -1168,7 +1168,7 @@ impl Handle {
         let ids: Option<Vec<[u8; 16]>> =
             req.ids.as_ref().map(|ids| ids.iter().map(|i| memory_key(i)).collect());
         let now = self.inner.now_micros();
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let matching: Vec<[u8; 16]> = env.read(|r, t| {
             let mut out = Vec::new();
             let indexed = match (&ids, &filter) {
@@ -1233,7 +1233,7 @@ impl Handle {
         }
         let mode = RecallMode::of(&req)?;
         let _slot = self.compute_slot(&caller)?;
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
             // Written before the keyword index (0.1.0): index it first.
@@ -2035,7 +2035,7 @@ pub(crate) fn remove_memories(
         None => Vec::new(),
     };
     crate::listing::ensure_keywords(inner, rec)?;
-    let env = inner.data_env(&rec.location)?;
+    let env = inner.data_env_of(rec)?;
     let (removed, freed, slots, stats) = env.write_ns(rec.id, |w, t| {
         // As for writes: once its namespace is deleted, a forget releases nothing (the
         // deletion releases what the namespace still holds).
@@ -2126,7 +2126,7 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>)
         // Only a decay floor or an expiry can make a memory go; most namespaces have neither,
         // and then the sweep reads none of their rows.
         let decays = rec.policy.min_importance > 0.0;
-        let env = inner.data_env(&rec.location)?;
+        let env = inner.data_env_of(&rec)?;
         if !decays && env.read(|r, t| t.stats_of(r, rec.id))?.expiring == 0 {
             continue;
         }
@@ -2158,7 +2158,7 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>)
 impl EngineInner {
     /// The embedder of a namespace's text (see [`crate::embed::for_namespace`]).
     fn embedder_for(&self, rec: &NamespaceRecord) -> Result<std::sync::Arc<dyn Embedder>> {
-        let stats = self.data_env(&rec.location)?.read(|r, t| t.stats_of(r, rec.id))?;
+        let stats = self.data_env_of(rec)?.read(|r, t| t.stats_of(r, rec.id))?;
         crate::embed::for_namespace(&self.options.embedder, stats.embedder.as_deref())
     }
 

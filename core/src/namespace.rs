@@ -666,7 +666,7 @@ fn not_utf8(e: std::str::Utf8Error) -> Error {
 impl crate::engine::EngineInner {
     /// A namespace's counters from its data environment.
     pub(crate) fn namespace_stats(&self, rec: &NamespaceRecord) -> Result<NamespaceStats> {
-        let env = self.data_env(&rec.location)?;
+        let env = self.data_env_of(rec)?;
         env.read(|r, t| t.stats_of(r, rec.id))
     }
 }

@@ -240,7 +240,7 @@ impl EngineInner {
             self.mark_dead(rec.id);
             self.forget_namespace_caches(rec.id);
             if rec.location.dir(&self.dir).exists() {
-                let env = self.data_env(&rec.location)?;
+                let env = self.data_env_of(rec)?;
                 held += env.write_ns(rec.id, |w, t| Ok(t.stats_of(w, rec.id)?.storage_bytes))?;
             }
         }

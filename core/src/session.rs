@@ -220,7 +220,7 @@ impl Handle {
         };
         let key = ns_key(rec.id, &memory_key(&record.id));
         let json = serde_json::to_vec(&record)?;
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         env.write_ns(rec.id, |w, t| {
             if self.inner.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
@@ -258,7 +258,7 @@ impl Handle {
         }
         let key = ns_key(rec.id, &memory_key(&req.id));
         let now = self.inner.options.clock.now();
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let record = env.write_ns(rec.id, |w, t| {
             let mut s = match t.sessions.get(w, &key)? {
                 Some(bytes) => decode_session(bytes)?,
@@ -284,7 +284,7 @@ impl Handle {
         let (rec, _) = self.session_namespace(namespace, None, NamespaceAction::Read)?;
         validate_id(id, "id")?;
         let key = ns_key(rec.id, &memory_key(id));
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let record = env.read(|r, t| match t.sessions.get(r, &key)? {
             Some(bytes) => decode_session(bytes),
             None => Err(Error::not_found("session", id)),
@@ -308,7 +308,7 @@ impl Handle {
         let (offset, limit) = Page { offset: req.offset, limit: req.limit }.bounds()?;
         let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
         let active_only = req.active_only.unwrap_or(false);
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(&rec)?;
         let mut all = env.read(|r, t| {
             let mut out = Vec::new();
             for e in t.sessions.prefix_iter(r, &rec.id.to_be_bytes())? {
@@ -365,7 +365,7 @@ impl Handle {
             return Ok(counts);
         }
         crate::listing::ensure_fields(&self.inner, rec)?;
-        let env = self.inner.data_env(&rec.location)?;
+        let env = self.inner.data_env_of(rec)?;
         // Every memory live: a session's count is its number of session_id keys.
         let from_keys = env.read(|r, t| {
             if !crate::listing::all_live(rec, &t.stats_of(r, rec.id)?) {

@@ -17,7 +17,7 @@ use heed3::{
     RoIter, RoPrefix, RoRange, RoRevRange, RwPrefix, RwTxn, WithoutTls,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A read transaction of any environment (reads in a write transaction pass the `RwTxn`).
 pub(crate) type RoTxn<'e> = heed3::RoTxn<'e, WithoutTls>;
@@ -64,6 +64,10 @@ impl Environment {
         })
     }
 
+    pub(crate) fn is_encrypted(&self) -> bool {
+        matches!(self, Self::Encrypted(_))
+    }
+
     pub(crate) fn read_txn(&self) -> heed3::Result<RoTxn<'_>> {
         either!(self, e => e.read_txn())
     }
@@ -96,17 +100,16 @@ impl Environment {
         either!(self, e => e.force_sync())
     }
 
-    /// Copies the environment (its pages as stored: an encrypted one stays encrypted, with
-    /// the same key) into the file `path`, without free pages when compacting.
+    /// Copies a plain environment into the file `path`, without free pages when compacting.
+    /// An encrypted one is refused: LMDB's compacting copy does not encrypt the pages it
+    /// renumbers again (see `Store::compacted_copy`).
     pub(crate) fn copy_to_path(&self, path: &Path, option: CompactionOption) -> Result<File> {
-        Ok(match self {
-            Self::Plain(e) => e.copy_to_path(path, option)?,
-            Self::Encrypted(e) => {
-                let mut file = File::options().create_new(true).write(true).open(path)?;
-                e.copy_to_file(&mut file, option)?;
-                file
+        match self {
+            Self::Plain(e) => Ok(e.copy_to_path(path, option)?),
+            Self::Encrypted(_) => {
+                Err(Error::Internal("an encrypted environment is copied row by row".into()))
             }
-        })
+        }
     }
 
     pub(crate) fn prepare_for_closing(self) -> EnvClosingEvent {

@@ -27,6 +27,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
+use crate::keyring::Key;
 use crate::storage::{Environment, RoTxn};
 
 /// Counters of group commits (see `Engine::commit_stats`): under load, many writes share
@@ -291,7 +292,7 @@ fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
 pub(crate) struct Store<T> {
     path: PathBuf,
     /// The key of an encrypted environment (kept to reopen it after a compaction).
-    key: Option<[u8; 32]>,
+    key: Option<Key>,
     inner: RwLock<Option<Opened<T>>>,
     queue: Mutex<Queue<T>>,
     /// Held by a group's leader while it settles groups (and syncs the environment for
@@ -326,16 +327,12 @@ const DATA_FILE: &str = "data.mdb";
 impl<T: Tables> Store<T> {
     /// Opens (creating if needed) the environment in directory `path`, encrypted with `key`
     /// when one is given.
-    pub(crate) fn open(
-        path: &Path,
-        initial_map_size: usize,
-        key: Option<&[u8; 32]>,
-    ) -> Result<Self> {
+    pub(crate) fn open(path: &Path, initial_map_size: usize, key: Option<&Key>) -> Result<Self> {
         fs::create_dir_all(path)?;
         let opened = open_env::<T>(path, initial_map_size, key)?;
         Ok(Store {
             path: path.to_owned(),
-            key: key.copied(),
+            key: key.cloned(),
             inner: RwLock::new(Some(opened)),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
@@ -792,11 +789,9 @@ impl Store<DataTables> {
         let map_size = {
             let guard = self.inner.read();
             let opened = guard.as_ref().ok_or_else(closed)?;
-            opened
-                .env
-                .copy_to_path(&next_dir.join(DATA_FILE), CompactionOption::Enabled)?
-                .sync_all()?;
-            opened.env.info().map_size
+            let map_size = opened.env.info().map_size;
+            self.compacted_copy(opened, next_dir, map_size)?;
+            map_size
         };
         let next = open_env::<DataTables>(next_dir, map_size, self.key.as_ref())?;
         let caught_up = self.catch_up_online(&next);
@@ -814,8 +809,7 @@ impl Store<DataTables> {
         close_env(next);
         if !copied_under_guard? {
             let opened = guard.as_ref().ok_or_else(closed)?;
-            let copy = next_dir.join(DATA_FILE);
-            opened.env.copy_to_path(&copy, CompactionOption::Enabled)?.sync_all()?;
+            self.compacted_copy(opened, next_dir, map_size)?;
         }
         let opened = guard.take().ok_or_else(closed)?;
         close_env(opened);
@@ -828,6 +822,39 @@ impl Store<DataTables> {
         drop(guard);
         fs::remove_dir_all(next_dir)?;
         Ok(())
+    }
+
+    /// Writes a copy of `opened` without its free pages in `next_dir` (replacing any there).
+    /// A plain environment is copied by LMDB; an encrypted one row by row into a new
+    /// environment with the same key, because LMDB's compacting copy does not encrypt the
+    /// pages it renumbers again (its copy fails to decrypt).
+    fn compacted_copy(
+        &self,
+        opened: &Opened<DataTables>,
+        next_dir: &Path,
+        map_size: usize,
+    ) -> Result<()> {
+        if !opened.env.is_encrypted() {
+            let copy = next_dir.join(DATA_FILE);
+            opened.env.copy_to_path(&copy, CompactionOption::Enabled)?.sync_all()?;
+            return Ok(());
+        }
+        for file in [DATA_FILE, "lock.mdb"] {
+            match fs::remove_file(next_dir.join(file)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        let next = open_env::<DataTables>(next_dir, map_size, self.key.as_ref())?;
+        let copied = (|| {
+            let mut rtxn = opened.env.read_txn()?;
+            let mut wtxn = next.env.write_txn()?;
+            next.tables.copy_all(&opened.tables, &mut rtxn, &mut wtxn)?;
+            wtxn.commit()?;
+            Ok(next.env.force_sync()?)
+        })();
+        close_env(next);
+        copied
     }
 
     /// Copies again, from newer snapshots, the namespaces written since the last one, while
@@ -866,7 +893,7 @@ fn copy_namespaces(
     Ok(())
 }
 
-fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&[u8; 32]>) -> Result<Opened<T>> {
+fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&Key>) -> Result<Opened<T>> {
     let page = 4096;
     let existing = fs::metadata(path.join(DATA_FILE)).map_or(0, |m| m.len() as usize);
     let size = map_size.max(existing.next_power_of_two()).div_ceil(page) * page;
@@ -879,7 +906,7 @@ fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&[u8; 32]>) -> 
             .max_dbs(T::MAX_DBS)
             .max_readers(1024)
             .flags(EnvFlags::NO_READ_AHEAD | EnvFlags::NO_META_SYNC);
-        Environment::open(&options, path, key)?
+        Environment::open(&options, path, key.map(Key::as_bytes))?
     };
     let tables = T::create(&env)?;
     // Commits do not sync their meta page (see `Store::join`): the tables' creation is made
@@ -1036,6 +1063,40 @@ pub(crate) mod tests {
         assert_eq!(store.commits() - before.0, 2);
         assert_eq!(store.syncs() - before.1, 1, "the first group was made durable by a sync");
         assert!(store.read(|r, c| Ok(c.meta.get(r, "first")?.is_some())).unwrap());
+    }
+
+    /// An encrypted environment grows when its map is full, compacts (row by row), keeps
+    /// nothing in plain text and is refused with another key (`MDB_CRYPTO_FAIL`).
+    #[test]
+    fn an_encrypted_environment_grows_compacts_and_refuses_another_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::from_bytes([7; 32]);
+        let store = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
+        let row = b"SECRET-ROW-MARKER ".repeat(64);
+        for batch in 0u64..20 {
+            store
+                .write_ns(1, |w, t| {
+                    for i in batch * 100..(batch + 1) * 100 {
+                        let key = crate::datastore::ns_key(1, &i.to_be_bytes());
+                        t.memories.put(w, &key, &row)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let map_size = store.inner.read().as_ref().unwrap().env.info().map_size;
+        assert!(map_size > 1 << 20, "the map grew");
+        store.compact().unwrap();
+        let count = store.read(|r, t| Ok(t.memories.len(r)?)).unwrap();
+        assert_eq!(count, 2000);
+        drop(store);
+        let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
+        assert!(!data.windows(17).any(|w| w == b"SECRET-ROW-MARKER"), "plain text on disk");
+        let wrong = Key::from_bytes([8; 32]);
+        let e = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&wrong)).err().unwrap();
+        assert!(matches!(e, Error::Storage(heed3::Error::Mdb(MdbError::CryptoFail))), "{e:?}");
+        let store = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
+        assert_eq!(store.read(|r, t| Ok(t.memories.len(r)?)).unwrap(), 2000);
     }
 
     /// Polls a future on this thread, parking it between wakes (core has no executor).

@@ -39,7 +39,7 @@ pub(crate) fn expand_hits(
     if hits.is_empty() || depth == 0 {
         return Ok(hits);
     }
-    let env = inner.data_env(&rec.location)?;
+    let env = inner.data_env_of(rec)?;
     let direct: HashSet<Uid> = hits.iter().map(|h| crate::memory::memory_key(&h.id)).collect();
     let starts: Vec<Uid> = env.read(|r, t| {
         let mut names = HashSet::new();

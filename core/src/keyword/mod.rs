@@ -338,7 +338,7 @@ mod tests {
         // Make "older" what 0.1.0 wrote: no postings, no keyword statistics, no charge for them.
         let caller = root.caller().unwrap();
         let rec = root.namespace_for(&caller, "older", NamespaceAction::Manage).unwrap();
-        let env = engine.inner.data_env(&rec.location).unwrap();
+        let env = engine.inner.data_env_of(&rec).unwrap();
         env.write_ns(rec.id, |w, t| {
             let mut charges = 0;
             for s in crate::memory::scan_memories(t, w, rec.id)? {
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(old.storage_bytes, indexed.storage_bytes);
         let stats = |ns: &str| {
             let rec = root.namespace_for(&caller, ns, NamespaceAction::Manage).unwrap();
-            let env = engine.inner.data_env(&rec.location).unwrap();
+            let env = engine.inner.data_env_of(&rec).unwrap();
             env.read(|r, t| t.stats_of(r, rec.id)).unwrap()
         };
         let (o, i) = (stats("older"), stats("fresh"));

@@ -13,6 +13,12 @@ fn engine(dir: &std::path::Path) -> Engine {
     Engine::open(dir, Options { background: false, ..Options::default() }).unwrap()
 }
 
+/// An engine on `dir` encrypted with the keyring directory `keys`.
+fn encrypted_engine(dir: &std::path::Path, keys: &std::path::Path) -> Engine {
+    let options = Options { background: false, keyring: Some(keys.into()), ..Options::default() };
+    Engine::open(dir, options).unwrap()
+}
+
 /// Fills a namespace of a tenant in `mode` with marked memories and a neighbour with others.
 fn populate(engine: &Engine, mode: IsolationMode, marker: &str) -> String {
     let root = engine.root();
@@ -44,14 +50,23 @@ fn populate(engine: &Engine, mode: IsolationMode, marker: &str) -> String {
 }
 
 fn erasure_in(mode: IsolationMode) {
-    let dir = tempfile::tempdir().unwrap();
+    erasure_with(mode, false);
+}
+
+/// The erasure test; `encrypted`: in a data directory opened with a keyring, where the marker
+/// is never on disk in plain text, before the deletion either.
+fn erasure_with(mode: IsolationMode, encrypted: bool) {
+    let (dir, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let marker = format!("GDPR-MARKER-{mode:?}-7f3a9c");
-    let engine = engine(dir.path());
+    let engine =
+        if encrypted { encrypted_engine(dir.path(), keys.path()) } else { engine(dir.path()) };
     populate(&engine, mode, &marker);
-    assert!(
-        !files_containing(dir.path(), marker.as_bytes()).is_empty(),
-        "marker should be on disk before deletion"
+    assert_eq!(
+        files_containing(dir.path(), marker.as_bytes()).is_empty(),
+        encrypted,
+        "marker on disk before deletion: in plain text only when not encrypted"
     );
+    assert_eq!(engine.root().recall(Recall::text(&marker).namespace("doomed")).unwrap().len(), 10);
     let root = engine.root();
     root.delete_namespace("doomed").unwrap();
     // Gone at once through the API, before any purge.
@@ -85,6 +100,13 @@ fn erasure_reaches_the_files_in_hybrid_mode() {
 #[test]
 fn erasure_reaches_the_files_in_physical_mode() {
     erasure_in(IsolationMode::Physical);
+}
+
+#[test]
+fn erasure_reaches_the_files_in_every_mode_when_encrypted() {
+    for mode in [IsolationMode::Logical, IsolationMode::Hybrid, IsolationMode::Physical] {
+        erasure_with(mode, true);
+    }
 }
 
 #[test]

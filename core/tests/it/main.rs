@@ -2,6 +2,7 @@
 
 mod audit;
 mod embedder;
+mod encryption;
 mod erasure;
 mod errors;
 mod fixture_v0;
