@@ -157,9 +157,15 @@ pub(crate) fn is_current(dir: &Path) -> Result<bool> {
     }
 }
 
-/// Marks `dir` as in the current format, synced: the last step of `memsilo upgrade`'s copy.
-pub(crate) fn mark_current(dir: &Path) -> Result<()> {
-    write_synced(dir, &dir.join(FILE), &serde_json::to_vec_pretty(&Format::current())?)
+/// Marks `dir` as in the current format (`encrypted` with the instance key, or plain), synced:
+/// the last step of `memsilo upgrade`'s copy.
+pub(crate) fn mark_current(dir: &Path, encrypted: bool) -> Result<()> {
+    let format = Format {
+        encryption: encrypted
+            .then(|| Encryption { cipher: CIPHER.into(), instance_key_id: INSTANCE_KEY_ID.into() }),
+        ..Format::current()
+    };
+    write_synced(dir, &dir.join(FILE), &serde_json::to_vec_pretty(&format)?)
 }
 
 /// Writes `bytes` to `path` (in directory `dir`) through a temporary file, synced and

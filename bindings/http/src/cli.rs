@@ -90,7 +90,7 @@ enum Command {
     Serve(ServeArgs),
     Pull { name: String, from: Option<String> },
     Transfer(crate::transfer::TransferArgs),
-    Upgrade(std::path::PathBuf),
+    Upgrade(crate::upgrade::UpgradeArgs),
     Help,
     Version,
 }
@@ -325,8 +325,8 @@ fn run_command(args: Vec<String>) -> i32 {
                 }
             };
         }
-        Command::Upgrade(dir) => {
-            return match crate::upgrade::run(&dir) {
+        Command::Upgrade(args) => {
+            return match crate::upgrade::run(&args) {
                 Ok(summary) => {
                     eprintln!("memsilo: {summary}");
                     0

@@ -80,6 +80,7 @@ pub struct UpgradeProgress<'a> {
 const PROGRESS_ROWS: u64 = 50_000;
 
 use crate::format::{is_current, mark_current};
+use crate::keyring::{self, Key, KeyProvider, INSTANCE_KEY_ID};
 
 /// `dir`'s sibling named `dir` + `suffix`.
 fn sibling(dir: &Path, suffix: &str) -> Result<PathBuf> {
@@ -161,11 +162,14 @@ pub fn find_dump_program() -> Result<PathBuf> {
 
 /// Upgrades the data directory `dir` from 0.1.0, reading it with `dump_program`
 /// (`memsilo-dump-v0`; when `None`, the one [`find_dump_program`] finds, looked for only if
-/// there is something to read); see the module documentation. `progress` hears of each
-/// environment as it is written.
+/// there is something to read); see the module documentation. With `keys`, the new
+/// directory is encrypted with the instance key (created in the provider if it has none), as
+/// a directory created with that provider is: 0.1.0 tenants have no keys of their own.
+/// `progress` hears of each environment as it is written.
 pub fn upgrade(
     dir: &Path,
     dump_program: Option<&Path>,
+    keys: Option<&dyn KeyProvider>,
     progress: &mut dyn FnMut(UpgradeProgress<'_>),
 ) -> Result<UpgradeReport> {
     let upgrading = upgrading_dir(dir)?;
@@ -222,9 +226,11 @@ pub fn upgrade(
             Some(p) => p.to_owned(),
             None => find_dump_program()?,
         };
-        let loaded = load_with(dir, &upgrading, &program, progress)?;
+        let key = keys.map(|k| keyring::get_or_create(k, INSTANCE_KEY_ID)).transpose()?;
+        let key = key.as_ref().map(Key::as_bytes);
+        let loaded = load_with(dir, &upgrading, &program, key, progress)?;
         copy_other_files(dir, &upgrading)?;
-        mark_current(&upgrading)?;
+        mark_current(&upgrading, key.is_some())?;
         fsync_dir(&parent)?;
         loaded
     };
@@ -293,6 +299,7 @@ fn load_with(
     dir: &Path,
     into: &Path,
     program: &Path,
+    key: Option<&[u8; 32]>,
     progress: &mut dyn FnMut(UpgradeProgress<'_>),
 ) -> Result<(u64, u64)> {
     let mut child = Command::new(program)
@@ -310,7 +317,8 @@ fn load_with(
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let loaded = load(dir, into, std::io::BufReader::with_capacity(1 << 20, stdout), progress);
+    let input = std::io::BufReader::with_capacity(1 << 20, stdout);
+    let loaded = load(dir, into, input, key, progress);
     if loaded.is_err() {
         let _ = child.kill();
     }
@@ -333,6 +341,7 @@ fn load(
     dir: &Path,
     into: &Path,
     input: impl Read,
+    key: Option<&[u8; 32]>,
     progress: &mut dyn FnMut(UpgradeProgress<'_>),
 ) -> Result<(u64, u64)> {
     let mut reader = DumpReader::new(input)?;
@@ -345,7 +354,7 @@ fn load(
             (Item::Env(listing), None) => {
                 index += 1;
                 let source = fs::metadata(dir.join(&listing.path).join("data.mdb"))?.len();
-                let w = EnvWriter::create(into, &listing.path, &listing.tables, source, None)?;
+                let w = EnvWriter::create(into, &listing.path, &listing.tables, source, key)?;
                 let total = listing.rows();
                 progress(UpgradeProgress {
                     environment: &listing.path,

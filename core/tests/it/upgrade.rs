@@ -50,7 +50,11 @@ fn manifest() -> Value {
 
 /// Every check of the manifest answers as it did in 0.1.0.
 fn assert_answers_as_0_1_0(data: &Path) {
-    let engine = Engine::open(data, options()).unwrap();
+    assert_answers_with(data, options());
+}
+
+fn assert_answers_with(data: &Path, options: memsilo::Options) {
+    let engine = Engine::open(data, options).unwrap();
     let (diffs, n) = replay(&engine, &manifest());
     assert!(n > 80, "the manifest has {n} checks");
     assert!(diffs.is_empty(), "{} of {n} checks differ:\n{}", diffs.len(), diffs.join("\n"));
@@ -60,7 +64,7 @@ fn assert_answers_as_0_1_0(data: &Path) {
 fn an_upgraded_fixture_answers_every_check_as_0_1_0_did_and_a_second_run_changes_nothing() {
     let (_root, data) = fixture_copy();
     let mut seen = Vec::new();
-    let report = upgrade(&data, Some(&dump_program()), &mut |p| {
+    let report = upgrade(&data, Some(&dump_program()), None, &mut |p| {
         seen.push((
             p.environment.to_owned(),
             p.index,
@@ -91,7 +95,8 @@ fn an_upgraded_fixture_answers_every_check_as_0_1_0_did_and_a_second_run_changes
 
     assert_answers_as_0_1_0(&data);
 
-    let again = upgrade(&data, Some(&dump_program()), &mut |_| panic!("nothing to write")).unwrap();
+    let again =
+        upgrade(&data, Some(&dump_program()), None, &mut |_| panic!("nothing to write")).unwrap();
     assert_eq!(again.outcome, UpgradeOutcome::AlreadyCurrent);
     assert_eq!(again.backup.as_deref(), Some(backup.as_path()));
 }
@@ -107,14 +112,14 @@ fn a_directory_that_is_open_or_not_a_data_directory_is_refused() {
         .unwrap();
     // SAFETY: flock on a descriptor this test owns.
     assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) }, 0);
-    let e = upgrade(&data, Some(&dump_program()), &mut |_| {}).unwrap_err();
+    let e = upgrade(&data, Some(&dump_program()), None, &mut |_| {}).unwrap_err();
     assert_eq!(e.code(), memsilo::ErrorCode::Conflict, "{e}");
     drop(held);
     let empty = tempfile::tempdir().unwrap();
-    let e = upgrade(empty.path(), Some(&dump_program()), &mut |_| {}).unwrap_err();
+    let e = upgrade(empty.path(), Some(&dump_program()), None, &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("not a memsilo data directory"), "{e}");
-    let e =
-        upgrade(&data, Some(Path::new("/nonexistent/memsilo-dump-v0")), &mut |_| {}).unwrap_err();
+    let e = upgrade(&data, Some(Path::new("/nonexistent/memsilo-dump-v0")), None, &mut |_| {})
+        .unwrap_err();
     assert!(e.to_string().contains("starting /nonexistent/memsilo-dump-v0"), "{e}");
     assert!(!upgrading_dir(&data).unwrap().exists() || !backup_dir(&data).unwrap().exists());
 }
@@ -126,7 +131,7 @@ fn a_directory_that_is_open_or_not_a_data_directory_is_refused() {
 fn upgrade_child() {
     let Some(dir) = std::env::var_os("MEMSILO_UPGRADE_CHILD_DIR") else { return };
     let program = PathBuf::from(std::env::var_os("MEMSILO_UPGRADE_CHILD_DUMP").unwrap());
-    upgrade(Path::new(&dir), Some(&program), &mut |_| {}).unwrap();
+    upgrade(Path::new(&dir), Some(&program), None, &mut |_| {}).unwrap();
 }
 
 /// A process ended at once (abort, as a SIGKILL would) after each step of an upgrade: after
@@ -152,10 +157,50 @@ fn a_run_killed_at_each_step_is_finished_by_the_next() {
         assert!(!status.success(), "{step}: the child was not stopped");
         let left = upgrading_dir(&data).unwrap();
         assert!(left.exists(), "{step}: nothing left half done");
-        let report = upgrade(&data, Some(&dump_program()), &mut |_| {}).unwrap();
+        let report = upgrade(&data, Some(&dump_program()), None, &mut |_| {}).unwrap();
         assert_eq!(report.outcome, then, "{step}");
         assert!(!left.exists(), "{step}");
         assert!(backup_dir(&data).unwrap().join("catalog/data.mdb").is_file(), "{step}");
         assert_answers_as_0_1_0(&data);
     }
+}
+
+/// Every regular file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn holds(file: &Path, marker: &[u8]) -> bool {
+    std::fs::read(file).unwrap().windows(marker.len()).any(|w| w == marker)
+}
+
+/// With a keyring, every environment of the new directory is written encrypted with the
+/// instance key (created in the keyring): no memory's text is left in any file (the 0.1.0
+/// backup still holds it, so the search would find it); the engine opened with the keyring
+/// answers as 0.1.0 did, and without it refuses the directory.
+#[test]
+fn an_upgrade_with_a_keyring_writes_every_environment_encrypted() {
+    let (root, data) = fixture_copy();
+    let keyring = root.path().join("keyring");
+    let keys = memsilo::keyring::provider_for(&keyring, &data).unwrap();
+    let report = upgrade(&data, Some(&dump_program()), Some(keys.as_ref()), &mut |_| {}).unwrap();
+    assert_eq!(report.outcome, UpgradeOutcome::Upgraded);
+    let marker = b"Acme Q3 roadmap";
+    let backup = backup_dir(&data).unwrap();
+    assert!(files(&backup).iter().any(|f| holds(f, marker)), "the search finds plain text");
+    let leaked: Vec<_> = files(&data).into_iter().filter(|f| holds(f, marker)).collect();
+    assert!(leaked.is_empty(), "plain text in {leaked:?}");
+    assert!(keyring.join("instance").is_file(), "the instance key was created in the keyring");
+    let without = Engine::open(&data, options()).unwrap_err();
+    assert!(without.to_string().contains("instance"), "{without}");
+    assert_answers_with(&data, memsilo::Options { keyring: Some(keyring), ..options() });
 }
