@@ -57,11 +57,12 @@ fn below(bound: f32, threshold: f32) -> bool {
     bound * (1.0 + 1e-4) < threshold
 }
 
-/// One block of a term: its postings (copied: a read of an encrypted environment is valid
-/// only until the next one), first and last slot and bound.
+/// One block of a term: where its postings are in the term's [`Term::postings`], its header,
+/// first and last slot and bound.
 struct Block {
-    header: Vec<u8>,
-    postings: Vec<u8>,
+    start: usize,
+    end: usize,
+    header: [u8; HEADER],
     first: u32,
     last: u32,
     bound: f32,
@@ -69,19 +70,21 @@ struct Block {
 
 impl Block {
     fn len(&self) -> usize {
-        self.postings.len() / POSTING
+        (self.end - self.start) / POSTING
     }
 
-    fn at(&self, i: usize) -> &[u8] {
-        &self.postings[i * POSTING..(i + 1) * POSTING]
+    /// Its `i`-th posting, in `postings` (its term's).
+    fn at<'p>(&self, postings: &'p [u8], i: usize) -> &'p [u8] {
+        let at = self.start + i * POSTING;
+        &postings[at..at + POSTING]
     }
 
     /// The index of the first posting at or after `from` whose slot is at least `slot`.
-    fn find(&self, from: usize, slot: u64) -> usize {
+    fn find(&self, postings: &[u8], from: usize, slot: u64) -> usize {
         let (mut lo, mut hi) = (from, self.len());
         while lo < hi {
             let mid = usize::midpoint(lo, hi);
-            if u64::from(slot_of(self.at(mid))) < slot {
+            if u64::from(slot_of(self.at(postings, mid))) < slot {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -91,15 +94,18 @@ impl Block {
     }
 }
 
-/// A query term: its blocks, its weight (idf × query count) and its bound.
+/// A query term: its blocks, their postings one after the other (copied into one buffer: a
+/// read of an encrypted environment is valid only until the next one), its weight (idf ×
+/// query count) and its bound.
 struct Term {
     blocks: Vec<Block>,
+    postings: Vec<u8>,
     weight: f32,
     bound: f32,
 }
 
 /// Reads each distinct term of `query` (in the order of the terms, so every score is summed
-/// the same way) with the slices of its blocks.
+/// the same way) with its blocks.
 fn query_terms(
     t: &DataTables,
     r: &mut RoTxn<'_>,
@@ -112,7 +118,7 @@ fn query_terms(
     counts.sort_unstable();
     let mut out = Vec::with_capacity(counts.len());
     for (term, qtf) in counts {
-        let mut blocks = Vec::new();
+        let (mut blocks, mut postings) = (Vec::new(), Vec::new());
         for row in t.postings.prefix_iter(r, &term_prefix(ns, &term))? {
             let (_, value) = row?;
             if value.len() < HEADER + POSTING {
@@ -121,9 +127,12 @@ fn query_terms(
             let (header, body) = value.split_at(HEADER);
             let body = &body[..body.len() / POSTING * POSTING];
             let last = slot_of(&body[body.len() - POSTING..]);
+            let start = postings.len();
+            postings.extend_from_slice(body);
             blocks.push(Block {
-                header: header.to_vec(),
-                postings: body.to_vec(),
+                start,
+                end: postings.len(),
+                header: header.try_into().expect("HEADER bytes"),
                 first: slot_of(body),
                 last,
                 bound: 0.0,
@@ -136,7 +145,7 @@ fn query_terms(
             b.bound = scale.bound(weight, &b.header);
             bound = bound.max(b.bound);
         }
-        out.push(Term { blocks, weight, bound });
+        out.push(Term { blocks, postings, weight, bound });
     }
     Ok(out)
 }
@@ -152,7 +161,9 @@ const END: u64 = u64::MAX;
 
 impl Cursor {
     fn doc(&self, term: &Term) -> u64 {
-        term.blocks.get(self.block).map_or(END, |b| u64::from(slot_of(b.at(self.at))))
+        term.blocks
+            .get(self.block)
+            .map_or(END, |b| u64::from(slot_of(b.at(&term.postings, self.at))))
     }
 
     fn next(&mut self, term: &Term) {
@@ -175,7 +186,7 @@ impl Cursor {
     fn seek(&mut self, term: &Term, slot: u64) {
         self.shallow(term, slot);
         if let Some(b) = term.blocks.get(self.block) {
-            self.at = b.find(self.at, slot);
+            self.at = b.find(&term.postings, self.at, slot);
         }
     }
 
@@ -267,7 +278,7 @@ pub(crate) fn top_k(
         for &i in &order[essential..] {
             if cursors[i].doc(&terms[i]) == doc {
                 let b = &terms[i].blocks[cursors[i].block];
-                let (tf, len) = tf_len(b.at(cursors[i].at));
+                let (tf, len) = tf_len(b.at(&terms[i].postings, cursors[i].at));
                 parts[i] = scale.contribution(terms[i].weight, tf, len);
                 score += parts[i];
                 cursors[i].next(&terms[i]);
@@ -283,7 +294,7 @@ pub(crate) fn top_k(
             cursors[i].seek(&terms[i], doc);
             if cursors[i].doc(&terms[i]) == doc {
                 let b = &terms[i].blocks[cursors[i].block];
-                let (tf, len) = tf_len(b.at(cursors[i].at));
+                let (tf, len) = tf_len(b.at(&terms[i].postings, cursors[i].at));
                 parts[i] = scale.contribution(terms[i].weight, tf, len);
                 score += parts[i];
             }
@@ -333,11 +344,11 @@ pub(crate) fn scores_of(
                 .map(|term| {
                     let bi = term.blocks.partition_point(|b| b.last < slot);
                     let Some(b) = term.blocks.get(bi) else { return 0.0 };
-                    let at = b.find(0, u64::from(slot));
-                    if at == b.len() || slot_of(b.at(at)) != slot {
+                    let at = b.find(&term.postings, 0, u64::from(slot));
+                    if at == b.len() || slot_of(b.at(&term.postings, at)) != slot {
                         return 0.0;
                     }
-                    let (tf, len) = tf_len(b.at(at));
+                    let (tf, len) = tf_len(b.at(&term.postings, at));
                     scale.contribution(term.weight, tf, len)
                 })
                 .sum()
