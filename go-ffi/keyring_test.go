@@ -44,3 +44,32 @@ func TestTenantKeysLiveInTheKeyring(t *testing.T) {
 	_, err = plain.CreateTenant(bg, "go_nokeys", &TenantOptions{IsolationMode: IsolationPhysical, EncryptionKeyID: "k"})
 	wantCode(t, err, CodeInvalidArgument)
 }
+
+// A tenant's key is rotated online and the rotation polled until done; the old key is
+// destroyed once no file uses it.
+func TestTenantKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	db := of(Open(filepath.Join(dir, "data"), WithKeyring(keys))).must(t)
+	t.Cleanup(func() { db.Close() })
+	tenant := of(db.CreateTenant(bg, "go_rotated", &TenantOptions{IsolationMode: IsolationHybrid, EncryptionKeyID: "go-old"})).must(t)
+	of(db.CreateNamespace(bg, "go-rotated-ns", &NamespaceOptions{TenantID: tenant.ID})).must(t)
+	started := of(db.RotateTenantKey(bg, tenant.ID, "go-new")).must(t)
+	if started.NewKeyID != "go-new" || started.OldKeyID == nil || *started.OldKeyID != "go-old" {
+		t.Fatalf("rotation: %+v", started)
+	}
+	var status *KeyRotation
+	for i := 0; i < 100; i++ {
+		status = of(db.GetKeyRotation(bg, tenant.ID)).must(t)
+		if _, err := os.Stat(filepath.Join(keys, "go-old")); status.State == "done" && os.IsNotExist(err) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status.State != "done" || status.EnvironmentsDone != status.EnvironmentsTotal || status.FinishedAt == nil {
+		t.Fatalf("rotation did not finish: %+v", status)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "go-old")); !os.IsNotExist(err) {
+		t.Fatalf("the old key outlived the rotation: %v", err)
+	}
+}

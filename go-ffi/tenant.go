@@ -188,6 +188,43 @@ func (db *DB) DeleteTenant(ctx context.Context, tenantID string) (*Tenant, error
 	return db.tenantCall(ctx, "delete_tenant", tenantArgs{tenantID})
 }
 
+// KeyRotation is a tenant's key rotation and its progress.
+type KeyRotation struct {
+	TenantID          string     `json:"tenant_id"`
+	OldKeyID          *string    `json:"old_key_id"` // nil: the instance key
+	NewKeyID          string     `json:"new_key_id"`
+	State             string     `json:"state"` // "rewriting" or "done"
+	EnvironmentsTotal uint64     `json:"environments_total"`
+	EnvironmentsDone  uint64     `json:"environments_done"`
+	StartedAt         time.Time  `json:"started_at"`
+	FinishedAt        *time.Time `json:"finished_at"`
+}
+
+// RotateTenantKey rotates a physical or hybrid tenant's encryption key to newKeyID (made in
+// the keyring if absent; "" for the default "<tenant name>.<ms>"): new data is written under
+// it at once and the tenant's files are rewritten under it in the background, then the old
+// key is destroyed. Poll GetKeyRotation for progress. Root and the tenant's admins only.
+func (db *DB) RotateTenantKey(ctx context.Context, tenantID, newKeyID string) (*KeyRotation, error) {
+	args := struct {
+		TenantID string `json:"tenant_id"`
+		NewKeyID string `json:"new_key_id,omitempty"`
+	}{tenantID, newKeyID}
+	var r KeyRotation
+	if _, err := db.call(ctx, "rotate_tenant_key", args, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// GetKeyRotation is the tenant's last key rotation (CodeNotFound if none).
+func (db *DB) GetKeyRotation(ctx context.Context, tenantID string) (*KeyRotation, error) {
+	var r KeyRotation
+	if _, err := db.call(ctx, "get_key_rotation", tenantArgs{tenantID}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 func (db *DB) tenantCall(ctx context.Context, op string, args any) (*Tenant, error) {
 	var t Tenant
 	if _, err := db.call(ctx, op, args, &t); err != nil {

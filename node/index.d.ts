@@ -562,6 +562,23 @@ export interface CreateTenantOptions {
   encryption_key_id?: string;
 }
 
+export interface RotateTenantKeyOptions {
+  /** The new key's id (made in the keyring if absent); default `<tenant name>.<ms>`. */
+  newKeyId?: string;
+  new_key_id?: string;
+}
+
+export interface KeyRotation {
+  tenant_id: string;
+  old_key_id: string | null;
+  new_key_id: string;
+  state: 'rewriting' | 'done';
+  environments_total: number;
+  environments_done: number;
+  started_at: string;
+  finished_at: string | null;
+}
+
 export interface ListTenantsOptions extends PageOptions {
   status?: TenantStatus;
   parentId?: string;
@@ -689,6 +706,13 @@ export class Memsilo {
   listTenants(opts?: ListTenantsOptions): Promise<TenantList>;
   updateTenant(tenantId: string, changes: TenantChanges): Promise<Tenant>;
   deleteTenant(tenantId: string): Promise<Tenant>;
+  /**
+   * Rotates a physical or hybrid tenant's encryption key (new data at once, its files in the
+   * background, then the old key is destroyed); poll getKeyRotation. Root and tenant admins.
+   */
+  rotateTenantKey(tenantId: string, opts?: RotateTenantKeyOptions): Promise<KeyRotation>;
+  /** The tenant's last key rotation and its progress (`not_found` if none). */
+  getKeyRotation(tenantId: string): Promise<KeyRotation>;
   addMember(tenantId: string, userIdentifier: string, role: Role, metadata?: JsonObject): Promise<Member>;
   listMembers(tenantId: string, opts?: ListMembersOptions): Promise<MemberList>;
   removeMember(tenantId: string, memberId: string): Promise<RemovedMember>;

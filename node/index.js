@@ -468,6 +468,12 @@ class Memsilo {
   deleteTenant(tenantId) {
     return this.#call('delete_tenant', { tenant_id: tenantId });
   }
+  rotateTenantKey(tenantId, opts) {
+    return this.#call('rotate_tenant_key', { ...wire(opts), tenant_id: tenantId });
+  }
+  getKeyRotation(tenantId) {
+    return this.#call('get_key_rotation', { tenant_id: tenantId });
+  }
   addMember(tenantId, userIdentifier, role, metadata) {
     const args = { tenant_id: tenantId, user_identifier: userIdentifier, role };
     if (metadata !== undefined && metadata !== null) args.metadata = metadata;

@@ -333,6 +333,18 @@ pub struct RelationArgs {
     pub id: String,
 }
 
+/// Arguments of `rotate_tenant_key`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateTenantKeyArgs {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The new key's id (made in the keyring if absent); default `<tenant name>.<ms>`.
+    #[serde(default)]
+    pub new_key_id: Option<String>,
+}
+
 /// Arguments of operations that take none.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -407,6 +419,8 @@ operations! {
     GetTenant(TenantArgs) = "get_tenant", Read;
     UpdateTenant(UpdateTenantArgs) = "update_tenant", Write;
     DeleteTenant(TenantArgs) = "delete_tenant", Write;
+    RotateTenantKey(RotateTenantKeyArgs) = "rotate_tenant_key", Write;
+    GetKeyRotation(TenantArgs) = "get_key_rotation", Read;
     AddMember(AddMemberArgs) = "add_member", Write;
     ListMembers(ListMembersArgs) = "list_members", Read;
     RemoveMember(MemberArgs) = "remove_member", Write;
@@ -780,6 +794,10 @@ impl Handle {
                 r.value["deleted_at"] = json!(now_string(self));
                 R::from_reply(r)
             }
+            Request::RotateTenantKey(a) => {
+                R::of(self.rotate_tenant_key(&a.tenant_id, a.new_key_id.as_deref())?)
+            }
+            Request::GetKeyRotation(a) => R::of(self.key_rotation(&a.tenant_id)?),
             Request::AddMember(a) => {
                 let m = self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?;
                 let message = format!("Member added successfully to tenant {}", m.tenant_id);

@@ -558,6 +558,9 @@ impl Subject {
             Request::DeleteTenant(a) => {
                 control(Some(a.tenant_id.clone()), Some(a.tenant_id.clone()))
             }
+            Request::RotateTenantKey(a) => {
+                control(Some(a.tenant_id.clone()), Some(a.tenant_id.clone()))
+            }
             Request::AddMember(a) => control(Some(a.tenant_id.clone()), None),
             Request::RemoveMember(a) => {
                 control(Some(a.tenant_id.clone()), Some(a.member_id.clone()))
@@ -577,7 +580,7 @@ impl Subject {
             | Request::WhoAmI(_) => data(None),
             Request::ListAudit(ListAudit { tenant_id, .. })
             | Request::VerifyAudit(crate::api::TenantArgs { tenant_id }) => data(Some(tenant_id)),
-            Request::GetTenant(a) => data(Some(&a.tenant_id)),
+            Request::GetTenant(a) | Request::GetKeyRotation(a) => data(Some(&a.tenant_id)),
             Request::GetNamespace(a) => data(Some(&a.name)),
             Request::GetMemoryPolicy(a) => data(Some(&a.namespace)),
             Request::StoreMemory(a) => data(a.namespace.as_deref()),

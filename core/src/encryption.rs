@@ -91,15 +91,15 @@ impl EngineInner {
             _ => self.instance_key.clone(),
         };
         if let (Some(key), Some(tid)) = (&key, tenant) {
-            let rec = KeyRecord {
-                cipher: crate::format::CIPHER.into(),
-                key_id: key.id.clone(),
-                tenant_id: tid.to_owned(),
-            };
-            fs::create_dir_all(&dir)?;
-            crate::format::write_synced(&dir, &file, &serde_json::to_vec_pretty(&rec)?)?;
+            write_key_record(&dir, &key.id, tid)?;
         }
         Ok(key)
+    }
+
+    /// Key `id` of tenant `tenant` from the key provider, for a file about to be written under
+    /// it (a key rotation's new file).
+    pub(crate) fn tenant_env_key(&self, id: &str, tenant: &str) -> Result<EnvKey> {
+        self.resolve_key(id, tenant)
     }
 
     /// Key `id` of `tenant` from the key provider (the instance key for [`INSTANCE_KEY_ID`]).
@@ -130,6 +130,18 @@ impl EngineInner {
             }),
         }
     }
+}
+
+/// Records in `dir` (an environment of its own) that its file is under key `key_id` of tenant
+/// `tenant_id` ([`KEY_FILE`], written and synced atomically).
+pub(crate) fn write_key_record(dir: &Path, key_id: &str, tenant_id: &str) -> Result<()> {
+    let rec = KeyRecord {
+        cipher: crate::format::CIPHER.into(),
+        key_id: key_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+    };
+    fs::create_dir_all(dir)?;
+    crate::format::write_synced(dir, &dir.join(KEY_FILE), &serde_json::to_vec_pretty(&rec)?)
 }
 
 /// Opens the environment in `path` with `key`. A key that does not decrypt it is refused

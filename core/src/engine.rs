@@ -198,6 +198,8 @@ pub(crate) struct EngineInner {
     /// Where encryption keys come from ([`Options::key_provider`] or [`Options::keyring`]);
     /// `None` when neither is configured.
     pub keys: Option<Arc<dyn KeyProvider>>,
+    /// Set by [`Engine::stop_key_rotations_after_staging`] (tests).
+    pub stop_rotations_after_staging: AtomicBool,
     /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
     pub cursor_key: OnceLock<[u8; 32]>,
     /// The key of the catalog and the shared shards (see [`crate::encryption`]); `None` when
@@ -351,6 +353,7 @@ impl Engine {
             purge_run: Mutex::new(()),
             sweep_from: Mutex::default(),
             cursor_key: OnceLock::new(),
+            stop_rotations_after_staging: AtomicBool::new(false),
             keys,
             instance_key,
             _dir_lock: dir_lock,
@@ -358,6 +361,9 @@ impl Engine {
             options,
         });
         inner.usage.attach(Arc::downgrade(&inner));
+        // Before anything opens a data environment: a rotation's complete new files that a
+        // crash left beside the old ones are moved into place.
+        inner.settle_staged_rotations()?;
         *inner.admin_hash.write() = inner.catalog.read(|r, t| {
             Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
         })?;
@@ -480,6 +486,20 @@ impl Engine {
         crate::purge::run_pending(&self.inner)
     }
 
+    /// Goes on with unfinished key rotations now, on this thread; returns how many
+    /// environments were rewritten. The background worker does the same on its own.
+    pub fn run_key_rotations(&self) -> Result<usize> {
+        self.inner.run_rotations()
+    }
+
+    /// Fault injection for tests: key rotations stop as a crash would, once an environment's
+    /// new file is complete and recorded, before it replaces the old one (that environment
+    /// is left closed). Not for production use.
+    #[doc(hidden)]
+    pub fn stop_key_rotations_after_staging(&self) {
+        self.inner.stop_rotations_after_staging.store(true, Ordering::SeqCst);
+    }
+
     /// Runs one bounded decay/TTL sweep over every namespace now; returns memories removed.
     pub fn sweep_now(&self) -> Result<u64> {
         crate::memory::sweep_all(&self.inner, usize::MAX, None)
@@ -589,7 +609,7 @@ impl EngineInner {
 
     /// [`EngineInner::data_env`]; `tenant`: the tenant of a `physical` namespace, whose key
     /// its environment is created with (see [`EngineInner::key_for`]).
-    fn data_env_with(
+    pub(crate) fn data_env_with(
         &self,
         loc: &EnvLocation,
         tenant: Option<&str>,

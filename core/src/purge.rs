@@ -190,6 +190,9 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
             if let Err(e) = run_pending(&inner) {
                 tracing::warn!("purge failed, will retry: {e}");
             }
+            if let Err(e) = inner.run_rotations() {
+                tracing::warn!("key rotation failed, will retry: {e}");
+            }
             if ticks.is_multiple_of(10) {
                 if let Err(e) = crate::memory::sweep_all(&inner, 10_000, Some(SWEEP_STEP)) {
                     tracing::warn!("decay sweep failed, will retry: {e}");

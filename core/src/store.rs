@@ -292,7 +292,7 @@ fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
 pub(crate) struct Store<T> {
     path: PathBuf,
     /// The key of an encrypted environment (kept to reopen it after a compaction).
-    key: Option<Key>,
+    key: Mutex<Option<Key>>,
     inner: RwLock<Option<Opened<T>>>,
     queue: Mutex<Queue<T>>,
     /// Held by a group's leader while it settles groups (and syncs the environment for
@@ -332,7 +332,7 @@ impl<T: Tables> Store<T> {
         let opened = open_env::<T>(path, initial_map_size, key)?;
         Ok(Store {
             path: path.to_owned(),
-            key: key.cloned(),
+            key: Mutex::new(key.cloned()),
             inner: RwLock::new(Some(opened)),
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
@@ -793,7 +793,8 @@ impl Store<DataTables> {
             self.compacted_copy(opened, next_dir, map_size)?;
             map_size
         };
-        let next = open_env::<DataTables>(next_dir, map_size, self.key.as_ref())?;
+        let key = self.key.lock().clone();
+        let next = open_env::<DataTables>(next_dir, map_size, key.as_ref())?;
         let caught_up = self.catch_up_online(&next);
         let mut guard = self.inner.write();
         let copied_under_guard = caught_up.and_then(|()| {
@@ -817,7 +818,7 @@ impl Store<DataTables> {
             .map_err(Error::from)
             .and_then(|()| fsync_dir(&self.path));
         // Reopened whatever happened: on a failed rename the old file is still in place.
-        *guard = Some(open_env::<DataTables>(&self.path, map_size, self.key.as_ref())?);
+        *guard = Some(open_env::<DataTables>(&self.path, map_size, key.as_ref())?);
         swapped?;
         drop(guard);
         fs::remove_dir_all(next_dir)?;
@@ -839,22 +840,86 @@ impl Store<DataTables> {
             opened.env.copy_to_path(&copy, CompactionOption::Enabled)?.sync_all()?;
             return Ok(());
         }
-        for file in [DATA_FILE, "lock.mdb"] {
-            match fs::remove_file(next_dir.join(file)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+        let key = self.key.lock().clone();
+        copy_rows_into(opened, next_dir, map_size, key.as_ref())
+    }
+
+    /// Rewrites the environment into a new file under `key` (a key rotation), online as
+    /// [`Store::compact`] is: every row is copied from a snapshot while other transactions go
+    /// on, then the namespaces written meanwhile, the last of them under the write guard.
+    /// Then `staged` gets the new file's directory (to add what goes with the file, and to
+    /// record that it is complete), and the new files replace the old ones; from then on the
+    /// environment is under `key`. A crash after `staged` leaves the new files beside the
+    /// old: [`finish_rekey`] moves them at the next open. If the move fails here the
+    /// environment stays closed (a write under the old key now would be lost at that move).
+    /// `staged` answering `false` stops there as a crash would (tests), the environment
+    /// closed.
+    pub(crate) fn rekey(
+        &self,
+        key: &Key,
+        staged: impl FnOnce(&Path) -> Result<bool>,
+    ) -> Result<()> {
+        let _one = self.compacting.lock();
+        *self.written.lock() = Some(BTreeSet::new());
+        let next_dir = self.path.join(REKEY_DIR);
+        let mut is_staged = false;
+        let outcome = self.rekey_into(&next_dir, key, staged, &mut is_staged);
+        *self.written.lock() = None;
+        if outcome.is_err() && !is_staged {
+            let _ = fs::remove_dir_all(&next_dir);
         }
-        let next = open_env::<DataTables>(next_dir, map_size, self.key.as_ref())?;
-        let copied = (|| {
-            let mut rtxn = opened.env.read_txn()?;
-            let mut wtxn = next.env.write_txn()?;
-            next.tables.copy_all(&opened.tables, &mut rtxn, &mut wtxn)?;
-            wtxn.commit()?;
-            Ok(next.env.force_sync()?)
-        })();
+        outcome
+    }
+
+    fn rekey_into(
+        &self,
+        next_dir: &Path,
+        key: &Key,
+        staged: impl FnOnce(&Path) -> Result<bool>,
+        is_staged: &mut bool,
+    ) -> Result<()> {
+        match fs::remove_dir_all(next_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => fs::create_dir_all(next_dir)?,
+        }
+        // Row by row from a snapshot: a copy of the file would keep the old key's pages.
+        let map_size = {
+            let guard = self.inner.read();
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            let map_size = opened.env.info().map_size;
+            copy_rows_into(opened, next_dir, map_size, Some(key))?;
+            map_size
+        };
+        let next = open_env::<DataTables>(next_dir, map_size, Some(key))?;
+        let caught_up = self.catch_up_online(&next);
+        let mut guard = self.inner.write();
+        let copied_under_guard = caught_up.and_then(|()| {
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            let written = self.written.lock().replace(BTreeSet::new()).unwrap_or_default();
+            if written.contains(&ANY_NAMESPACE) {
+                return Ok(false); // a write named no namespace: copy all again under the guard
+            }
+            copy_namespaces(opened, &next, &written)?;
+            next.env.force_sync()?;
+            Ok(true)
+        });
         close_env(next);
-        copied
+        if !copied_under_guard? {
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            copy_rows_into(opened, next_dir, map_size, Some(key))?;
+        }
+        fsync_dir(next_dir)?;
+        let go_on = staged(next_dir)?;
+        *is_staged = true;
+        let opened = guard.take().ok_or_else(closed)?;
+        close_env(opened);
+        if !go_on {
+            return Err(Error::Internal("key rotation stopped after staging (test)".into()));
+        }
+        finish_rekey(&self.path)?;
+        *self.key.lock() = Some(key.clone());
+        *guard = Some(open_env::<DataTables>(&self.path, map_size, Some(key))?);
+        Ok(())
     }
 
     /// Copies again, from newer snapshots, the namespaces written since the last one, while
@@ -873,6 +938,32 @@ impl Store<DataTables> {
         }
         Ok(())
     }
+}
+
+/// Writes every row of `opened` into a new environment in `next_dir` (replacing any there)
+/// under `key`: a compacted copy of an encrypted environment, or its copy under another key.
+fn copy_rows_into(
+    opened: &Opened<DataTables>,
+    next_dir: &Path,
+    map_size: usize,
+    key: Option<&Key>,
+) -> Result<()> {
+    for file in [DATA_FILE, "lock.mdb"] {
+        match fs::remove_file(next_dir.join(file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let next = open_env::<DataTables>(next_dir, map_size, key)?;
+    let copied = (|| {
+        let mut rtxn = opened.env.read_txn()?;
+        let mut wtxn = next.env.write_txn()?;
+        next.tables.copy_all(&opened.tables, &mut rtxn, &mut wtxn)?;
+        wtxn.commit()?;
+        Ok(next.env.force_sync()?)
+    })();
+    close_env(next);
+    copied
 }
 
 /// Replaces the rows of each namespace of `which` in `to` with its rows in `from` now.
@@ -919,6 +1010,39 @@ fn close_env<T>(opened: Opened<T>) {
     let Opened { env, tables } = opened;
     drop(tables);
     env.prepare_for_closing().wait();
+}
+
+/// Directory of a key rotation's new files, beside the environment's (see [`Store::rekey`]).
+const REKEY_DIR: &str = "rekeying";
+
+/// Moves a rotation's complete new files (see [`Store::rekey`]) into place if they are still
+/// beside the environment's (the data file last), then drops their directory; nothing to do
+/// if they were moved already. The environment must be closed.
+pub(crate) fn finish_rekey(env_dir: &Path) -> Result<()> {
+    let next_dir = env_dir.join(REKEY_DIR);
+    let mut files = Vec::new();
+    match fs::read_dir(&next_dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let name = entry?.file_name();
+                if name != "lock.mdb" && name != DATA_FILE {
+                    files.push(name);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    files.push(DATA_FILE.into());
+    for name in files {
+        let from = next_dir.join(&name);
+        if from.exists() {
+            fs::rename(&from, env_dir.join(&name))?;
+        }
+    }
+    fsync_dir(env_dir)?;
+    fs::remove_dir_all(&next_dir)?;
+    Ok(())
 }
 
 fn fsync_dir(path: &Path) -> Result<()> {

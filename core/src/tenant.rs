@@ -754,6 +754,10 @@ impl Handle {
             if let Some(key_id) = &tenant.encryption_key_id {
                 crate::purge::queue_key_destruction(t, w, key_id)?;
             }
+            // A rotation under way: the key it was moving away from goes too.
+            if let Some(old) = crate::rotation::forget_tenant(t, w, tenant_id)? {
+                crate::purge::queue_key_destruction(t, w, &old)?;
+            }
             crate::keys::revoke_where(t, w, |k| k.tenant_id.as_deref() == Some(tenant_id), None)?;
             let members: Vec<String> = t
                 .members

@@ -23,6 +23,11 @@ pub(crate) fn check_key_unused(t: &CatalogTables, r: &mut RoTxn<'_>, id: &str) -
             )));
         }
     }
+    if crate::rotation::key_ids_in_use(t, r)?.iter().any(|k| k == id) {
+        return Err(Error::Conflict(format!(
+            "encryption_key_id: key {id} is in use by a key rotation under way"
+        )));
+    }
     for entry in t.purges.iter(r)? {
         if let (_, PurgeJob::DestroyKey { key_id }) = entry? {
             if key_id == id {

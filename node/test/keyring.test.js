@@ -41,4 +41,23 @@ describe('keyring', () => {
       (e) => e.code === 'invalid_argument' && e.message.includes('a keyring is needed'),
     );
   });
+  it('rotates a tenant key and reports progress until done', async () => {
+    const dir = tmpdir();
+    const keys = path.join(dir, 'keys');
+    const db = memsilo.open(path.join(dir, 'data'), { keyring: keys });
+    const tenant = await db.createTenant('node_rotated', { isolationMode: 'physical', encryptionKeyId: 'node-old' });
+    await db.createNamespace('node-rotated-ns', { tenantId: tenant.id });
+    await db.storeMemory('node-rotated-ns', { content: 'kept across the rotation' });
+    const started = await db.rotateTenantKey(tenant.id, { newKeyId: 'node-new' });
+    assert.equal(started.new_key_id, 'node-new');
+    assert.equal(started.environments_total, 1);
+    let status = started;
+    for (let i = 0; i < 100 && (status.state !== 'done' || fs.existsSync(path.join(keys, 'node-old'))); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = await db.getKeyRotation(tenant.id);
+    }
+    assert.equal(status.state, 'done');
+    assert.ok(!fs.existsSync(path.join(keys, 'node-old')), 'the old key is destroyed');
+    assert.equal(await db.countMemories('node-rotated-ns'), 1);
+  });
 });

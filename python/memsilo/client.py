@@ -37,6 +37,7 @@ from .types import (
     GraphPath,
     GraphView,
     IsolationMode,
+    KeyRotation,
     Member,
     MemberList,
     Memory,
@@ -577,6 +578,19 @@ class Memsilo:
     def delete_tenant(self, tenant_id: str) -> Tenant:
         """Deletes a tenant with its namespaces, keys and members (``ConflictError`` if it has children)."""
         return cast(Tenant, self._call("delete_tenant", {"tenant_id": tenant_id}))
+
+    def rotate_tenant_key(self, tenant_id: str, new_key_id: Optional[str] = None) -> KeyRotation:
+        """Rotates a ``physical`` or ``hybrid`` tenant's encryption key to ``new_key_id`` (made
+        in the keyring if absent; default ``<tenant name>.<ms>``): new data is written under
+        it at once, and the tenant's files are rewritten under it in the background while
+        the tenant keeps working; then the old key is destroyed. Poll
+        :meth:`get_key_rotation` for progress. Root and the tenant's admins only."""
+        args = {"tenant_id": tenant_id, "new_key_id": new_key_id}
+        return cast(KeyRotation, self._call("rotate_tenant_key", args))
+
+    def get_key_rotation(self, tenant_id: str) -> KeyRotation:
+        """The tenant's last key rotation and its progress (``NotFoundError`` if none)."""
+        return cast(KeyRotation, self._call("get_key_rotation", {"tenant_id": tenant_id}))
 
     def add_member(
         self,

@@ -133,6 +133,20 @@ class NamespaceList(List[Namespace]):
         self.next_cursor = next_cursor
 
 
+KeyRotationState = Literal["rewriting", "done"]
+
+
+class KeyRotation(TypedDict):
+    tenant_id: str
+    old_key_id: Optional[str]
+    new_key_id: str
+    state: KeyRotationState
+    environments_total: int
+    environments_done: int
+    started_at: str
+    finished_at: Optional[str]
+
+
 class TenantList(TypedDict):
     tenants: List[Tenant]
     total_count: int
@@ -424,6 +438,8 @@ __all__ = [
     "GraphPath",
     "GraphView",
     "IsolationMode",
+    "KeyRotation",
+    "KeyRotationState",
     "Member",
     "MemberList",
     "Memory",

@@ -62,3 +62,24 @@ def test_the_async_open_takes_a_keyring(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert (tmp_path / "keys" / "py-async-key").is_file()
+
+
+def test_a_key_rotation_is_started_and_polled_until_done(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    db = memsilo.open(tmp_path / "data", keyring=keys)
+    tenant = db.create_tenant("py_rotated", isolation_mode="hybrid", encryption_key_id="py-old")
+    db.create_namespace("py-rotated-ns", tenant_id=tenant["id"])
+    db.store_memory("py-rotated-ns", "kept across the rotation")
+    started = db.rotate_tenant_key(tenant["id"], new_key_id="py-new")
+    assert (started["old_key_id"], started["new_key_id"]) == ("py-old", "py-new")
+    assert started["environments_total"] == 1
+    with pytest.raises(memsilo.ConflictError):
+        db.rotate_tenant_key(tenant["id"])
+    for _ in range(100):
+        if db.get_key_rotation(tenant["id"])["state"] == "done" and not (keys / "py-old").exists():
+            break
+        time.sleep(0.1)
+    assert db.get_key_rotation(tenant["id"])["environments_done"] == 1
+    assert not (keys / "py-old").exists(), "the old key is destroyed once no file uses it"
+    assert db.get_tenant(tenant["id"])["encryption_key_id"] == "py-new"
+    assert db.count_memories("py-rotated-ns") == 1

@@ -251,7 +251,7 @@ async fn answer(
         });
         match tokio::time::timeout_at(deadline, admission).await {
             Ok(Ok(Ok(admitted))) => admitted,
-            Ok(Ok(Err(refused))) => return respond(route, refused, None, None),
+            Ok(Ok(Err(refused))) => return respond(route, *refused, None, None),
             Ok(Err(e)) => {
                 return response::error(&Error::Internal(format!("request handler failed: {e}")))
             }
@@ -380,10 +380,12 @@ pub(crate) async fn admit_streaming(
     let app = app.clone();
     match tokio::task::spawn_blocking(move || admit(&app, &key, &id, op)).await {
         Ok(Ok(admitted)) => Ok(admitted),
-        Ok(Err(Outcome { result: Err(e), edge_message, .. })) => {
-            Err(response::error_with_message(&e, edge_message))
-        }
-        Ok(Err(_)) => Err(response::error(&Error::Internal("admission failed".into()))),
+        Ok(Err(refused)) => match *refused {
+            Outcome { result: Err(e), edge_message, .. } => {
+                Err(response::error_with_message(&e, edge_message))
+            }
+            Outcome { .. } => Err(response::error(&Error::Internal("admission failed".into()))),
+        },
         Err(e) => Err(response::error(&Error::Internal(format!("request handler failed: {e}")))),
     }
 }
@@ -408,10 +410,13 @@ fn take_slots(app: &Shared, limits: &[(String, u32)]) -> Result<Vec<Slot>, usize
 }
 
 /// Authenticates and takes a slot under `max_connections` of the caller's tenant and of
-/// each of its ancestors (on a blocking thread: a refusal is written to the audit log).
-fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted, Outcome> {
-    let handle = app.engine.scoped_request(key, Some(request_id)).map_err(Outcome::failed)?;
-    let limits = handle.connection_limits().map_err(Outcome::failed)?;
+/// each of its ancestors (on a blocking thread: a refusal is written to the audit log). The
+/// refusal is boxed: an `Outcome` is large and the admission of a caller let in is the path
+/// taken.
+fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted, Box<Outcome>> {
+    let refused = |e| Box::new(Outcome::failed(e));
+    let handle = app.engine.scoped_request(key, Some(request_id)).map_err(refused)?;
+    let limits = handle.connection_limits().map_err(refused)?;
     let tenant = limits.first().map(|(t, _)| t.clone());
     match take_slots(app, &limits) {
         Ok(slots) => Ok(Admitted { handle, tenant, _slots: slots }),
@@ -425,11 +430,11 @@ fn admit(app: &Shared, key: &str, request_id: &str, op: &str) -> Result<Admitted
             let e =
                 Error::RateLimited { tenant: own.clone(), limit: *own_limit, retry_after_secs: 1 };
             handle.record_refusal(op, &e);
-            Err(Outcome {
+            Err(Box::new(Outcome {
                 result: Err(e),
                 rate: handle.rate_info().ok().flatten(),
                 edge_message: Some(message),
-            })
+            }))
         }
     }
 }

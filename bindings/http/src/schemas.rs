@@ -81,6 +81,8 @@ impl Components {
             "get_tenant" => TenantArgs,
             "update_tenant" => UpdateTenantArgs,
             "delete_tenant" => TenantArgs,
+            "rotate_tenant_key" => memsilo::api::RotateTenantKeyArgs,
+            "get_key_rotation" => TenantArgs,
             "add_member" => AddMemberArgs,
             "list_members" => ListMembersArgs,
             "remove_member" => MemberArgs,
@@ -155,6 +157,9 @@ impl Components {
             "delete_tenant" => json!({ "allOf": [tenant, message, {
                 "type": "object", "properties": { "deleted_at": time }, "required": ["deleted_at"] }] }),
             "get_tenant" => tenant,
+            "rotate_tenant_key" | "get_key_rotation" => {
+                g.subschema_for::<memsilo::KeyRotation>().into()
+            }
             "list_tenants" => json!({
                 "type": "object",
                 "properties": {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use memsilo::keyring::{KeyProvider, KeyringDir};
 use memsilo::{
     CreateTenant, Engine, ErrorCode, HashEmbedder, IsolationMode, NamespaceOptions, Options, Page,
-    StoreMemory,
+    RotationState, StoreMemory,
 };
 
 fn options(keyring: Option<&Path>) -> Options {
@@ -137,22 +137,27 @@ fn tenant_with_data(engine: &Engine, mode: IsolationMode, key: &str) -> String {
 }
 
 #[test]
-fn deleting_a_tenant_destroys_its_key_after_its_data() {
+fn deleting_a_tenant_destroys_its_key_so_an_old_backup_cannot_be_read() {
     for mode in [IsolationMode::Hybrid, IsolationMode::Physical] {
         let tmp = tempfile::tempdir().unwrap();
         let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
-        let engine = Engine::open(&data, options(Some(&keys))).unwrap();
         let ring = KeyringDir::open(&keys, None).unwrap();
-        let id = tenant_with_data(&engine, mode, "shred-me");
-        // Another tenant's key is not touched.
-        engine.root().create_tenant(tenant("bystander", mode, Some("keep-me"))).unwrap();
-        let own = match mode {
-            IsolationMode::Hybrid => data.join("tenants").join(&id),
-            _ => data.join("namespaces"),
+        let id = {
+            let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+            let id = tenant_with_data(&engine, mode, "shred-me");
+            // Another tenant's key is not touched.
+            engine.root().create_tenant(tenant("bystander", mode, Some("keep-me"))).unwrap();
+            id
         };
+        // An old backup: a copy of the whole data directory, taken before the deletion.
         let backup = tmp.path().join("old-backup");
-        copy_dir(&own, &backup);
+        copy_dir(&data, &backup);
+        assert!(
+            files_containing(&backup, b"patient record").is_empty(),
+            "{mode:?}: the tenant's content is encrypted in the backup"
+        );
 
+        let engine = Engine::open(&data, options(Some(&keys))).unwrap();
         engine.root().delete_tenant(&id).unwrap();
         // Until the purge has removed the data, the key stays (the purge may need it).
         assert!(ring.get("shred-me").unwrap().is_some(), "{mode:?}");
@@ -160,11 +165,42 @@ fn deleting_a_tenant_destroys_its_key_after_its_data() {
         assert!(ring.get("shred-me").unwrap().is_none(), "{mode:?}: the key is destroyed");
         assert!(!keys.join("shred-me").exists(), "{mode:?}: no key file is left");
         assert!(ring.get("keep-me").unwrap().is_some(), "{mode:?}: another tenant's key stays");
-        // The old backup's files are still there, and no key to read them is.
-        assert!(std::fs::read_dir(&backup).unwrap().next().is_some());
-        // The destroyed key's id is free again only once its destruction is done.
+        drop(engine);
+
+        // The backup, opened with the same keyring: the tenant is listed there, and its data
+        // cannot be read by anyone: the only key that decrypts it is gone.
+        let read_backup = || {
+            let old = Engine::open(&backup, options(Some(&keys))).unwrap();
+            assert!(old.root().get_tenant(&id).is_ok(), "{mode:?}");
+            let list =
+                memsilo::ListMemories { namespace: Some("secrets".into()), ..Default::default() };
+            old.root().list_memories(list).unwrap_err().to_string()
+        };
+        let e = read_backup();
+        assert!(e.contains("key id shred-me"), "{mode:?}: names the key: {e}");
+        assert!(e.contains("is not in keyring directory"), "{mode:?}: {e}");
+        // The destroyed key's id is free again once its destruction is done; a new key by
+        // that id does not decrypt the old files either.
+        let engine = Engine::open(&data, options(Some(&keys))).unwrap();
         engine.root().create_tenant(tenant("reborn", mode, Some("shred-me"))).unwrap();
+        drop(engine);
+        let e = read_backup();
+        assert!(e.contains("does not decrypt"), "{mode:?}: {e}");
     }
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
+            found.push(path);
+        }
+    }
+    found
 }
 
 #[test]
@@ -196,4 +232,197 @@ fn a_key_destruction_interrupted_by_a_crash_is_finished_on_the_next_open() {
     assert_eq!(engine.run_pending_purges().unwrap(), 3);
     assert!(ring.get("shred-later").unwrap().is_none());
     assert_eq!(engine.run_pending_purges().unwrap(), 0);
+}
+
+fn recall_all(engine: &Engine, namespace: &str) -> usize {
+    engine
+        .root()
+        .list_memories(memsilo::ListMemories {
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .memories
+        .len()
+}
+
+#[test]
+fn a_key_rotation_rewrites_the_tenants_files_online_then_destroys_the_old_key() {
+    for mode in [IsolationMode::Hybrid, IsolationMode::Physical] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+        let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+        let ring = KeyringDir::open(&keys, None).unwrap();
+        let root = engine.root();
+        let id = tenant_with_data(&engine, mode, "old-key");
+
+        let started = root.rotate_tenant_key(&id, Some("new-key")).unwrap();
+        assert_eq!(started.state, RotationState::Rewriting, "{mode:?}");
+        assert_eq!(
+            (started.old_key_id.as_deref(), started.new_key_id.as_str()),
+            (Some("old-key"), "new-key")
+        );
+        assert_eq!((started.environments_total, started.environments_done), (1, 0), "{mode:?}");
+        // The tenant's key is the new one at once; both keys exist while files are rewritten.
+        assert_eq!(
+            root.get_tenant(&id).unwrap().tenant.encryption_key_id.as_deref(),
+            Some("new-key")
+        );
+        assert!(ring.get("old-key").unwrap().is_some() && ring.get("new-key").unwrap().is_some());
+        // A second rotation waits for the first.
+        let e = root.rotate_tenant_key(&id, Some("newer-key")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "{e}");
+        assert!(ring.get("newer-key").unwrap().is_none(), "the refused rotation's key is gone");
+        // The tenant keeps working meanwhile.
+        root.store_memory(StoreMemory {
+            namespace: Some("secrets".into()),
+            ..StoreMemory::text("written during the rotation")
+        })
+        .unwrap();
+
+        assert_eq!(engine.run_key_rotations().unwrap(), 1, "{mode:?}");
+        let done = root.key_rotation(&id).unwrap();
+        assert_eq!(done.state, RotationState::Done, "{mode:?}");
+        assert_eq!((done.environments_total, done.environments_done), (1, 1));
+        assert!(done.finished_at.is_some());
+        assert_eq!(recall_all(&engine, "secrets"), 21, "{mode:?}: every memory is still there");
+        let own = match mode {
+            IsolationMode::Hybrid => data.join("tenants").join(&id),
+            _ => {
+                std::fs::read_dir(data.join("namespaces")).unwrap().next().unwrap().unwrap().path()
+            }
+        };
+        let record = std::fs::read_to_string(own.join("encryption.json")).unwrap();
+        assert!(
+            record.contains("\"new-key\""),
+            "{mode:?}: the file is under the new key: {record}"
+        );
+        assert!(!own.join("rekeying").exists());
+        assert!(files_containing(&data, b"written during the rotation").is_empty(), "{mode:?}");
+        // The old key goes with the purge round that follows; the new one stays.
+        engine.run_pending_purges().unwrap();
+        assert!(ring.get("old-key").unwrap().is_none(), "{mode:?}: the old key is destroyed");
+        assert!(ring.get("new-key").unwrap().is_some());
+        assert_eq!(engine.run_key_rotations().unwrap(), 0, "nothing is left to do");
+        // Reopened, the data is read under the new key.
+        drop(root);
+        drop(engine);
+        let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+        assert_eq!(recall_all(&engine, "secrets"), 21, "{mode:?}");
+        // Deleting the tenant destroys the new key too.
+        engine.root().delete_tenant(&id).unwrap();
+        engine.run_pending_purges().unwrap();
+        assert!(ring.get("new-key").unwrap().is_none(), "{mode:?}");
+    }
+}
+
+#[test]
+fn only_admins_rotate_and_only_tenants_with_files_of_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    let root = engine.root();
+    let id = tenant_with_data(&engine, IsolationMode::Hybrid, "admin-key");
+    let shared = root.create_tenant(tenant("shared_rows", IsolationMode::Logical, None)).unwrap();
+    let e = root.rotate_tenant_key(&shared.tenant.id, None).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.to_string().contains("logical tenants share the instance key"), "{e}");
+    let e = root.key_rotation(&id).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound, "never rotated: {e}");
+
+    let key = |role| {
+        let made = root.create_key(memsilo::CreateKey::tenant_role("k", id.clone(), role)).unwrap();
+        engine.scoped(&made.key).unwrap()
+    };
+    let viewer = key(memsilo::Role::Viewer);
+    assert_eq!(viewer.rotate_tenant_key(&id, None).unwrap_err().code(), ErrorCode::Forbidden);
+    let admin = key(memsilo::Role::Admin);
+    // By the operation table, as every binding and the HTTP server call it: audited.
+    let started = admin.call("rotate_tenant_key", serde_json::json!({ "tenant_id": id })).unwrap();
+    let new_key = started.value["new_key_id"].as_str().unwrap().to_owned();
+    assert!(new_key.starts_with("shredded."), "the default id is <tenant name>.<ms>: {new_key}");
+    let polled = admin.call("get_key_rotation", serde_json::json!({ "tenant_id": id })).unwrap();
+    assert_eq!(polled.value["state"], "rewriting");
+    let log = root
+        .list_audit(memsilo::ListAudit { tenant_id: id.clone(), ..Default::default() })
+        .unwrap();
+    assert!(
+        log.entries.iter().any(|e| e.action == "rotate_tenant_key" && e.result == "ok"),
+        "the rotation is in the tenant's audit log"
+    );
+    engine.run_key_rotations().unwrap();
+    assert_eq!(admin.key_rotation(&id).unwrap().state, RotationState::Done);
+}
+
+#[test]
+fn a_rotation_stopped_after_its_new_file_is_complete_is_finished_on_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let ring = KeyringDir::open(&keys, None).unwrap();
+    let id = {
+        let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+        let id = tenant_with_data(&engine, IsolationMode::Hybrid, "before-crash");
+        engine.root().rotate_tenant_key(&id, Some("after-crash")).unwrap();
+        // The new file is complete and recorded `staged`; the process stops before it
+        // replaces the old one.
+        engine.stop_key_rotations_after_staging();
+        assert!(engine.run_key_rotations().is_err());
+        assert!(data.join("tenants").join(&id).join("rekeying").join("data.mdb").exists());
+        id
+    };
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    assert!(!data.join("tenants").join(&id).join("rekeying").exists(), "moved into place at open");
+    assert_eq!(engine.root().key_rotation(&id).unwrap().environments_done, 1);
+    assert_eq!(recall_all(&engine, "secrets"), 20);
+    engine.run_key_rotations().unwrap();
+    assert_eq!(engine.root().key_rotation(&id).unwrap().state, RotationState::Done);
+    engine.run_pending_purges().unwrap();
+    assert!(ring.get("before-crash").unwrap().is_none());
+    assert_eq!(recall_all(&engine, "secrets"), 20);
+}
+
+#[test]
+fn a_rotation_stopped_before_its_new_file_is_complete_starts_that_file_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    let id = tenant_with_data(&engine, IsolationMode::Physical, "first-key");
+    engine.root().rotate_tenant_key(&id, Some("second-key")).unwrap();
+    // The catalog write that records the new file fails (a full disk): the new file is
+    // dropped and the environment stays under the old key.
+    engine.fail_next_catalog_commits(1);
+    assert!(engine.run_key_rotations().is_err());
+    assert_eq!(engine.root().key_rotation(&id).unwrap().environments_done, 0);
+    assert_eq!(recall_all(&engine, "secrets"), 20);
+    drop(engine);
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    assert_eq!(engine.run_key_rotations().unwrap(), 1);
+    assert_eq!(engine.root().key_rotation(&id).unwrap().state, RotationState::Done);
+    assert_eq!(recall_all(&engine, "secrets"), 20);
+}
+
+#[test]
+fn a_tenant_under_the_instance_key_moves_to_a_key_of_its_own_and_the_instance_key_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let ring = KeyringDir::open(&keys, None).unwrap();
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    let root = engine.root();
+    let t = root.create_tenant(tenant("instance_keyed", IsolationMode::Hybrid, None)).unwrap();
+    let ns = NamespaceOptions { tenant_id: Some(t.tenant.id.clone()), ..Default::default() };
+    root.create_namespace("moved", ns).unwrap();
+    root.store_memory(StoreMemory {
+        namespace: Some("moved".into()),
+        ..StoreMemory::text("under the instance key first")
+    })
+    .unwrap();
+    let started = root.rotate_tenant_key(&t.tenant.id, Some("own-at-last")).unwrap();
+    assert_eq!(started.old_key_id, None);
+    engine.run_key_rotations().unwrap();
+    engine.run_pending_purges().unwrap();
+    assert!(ring.get("instance").unwrap().is_some(), "the instance key is never destroyed");
+    drop(root);
+    drop(engine);
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    assert_eq!(recall_all(&engine, "moved"), 1);
 }

@@ -269,6 +269,36 @@ pub fn cases(fx: &Fixture) -> Vec<Case> {
     add("update_tenant", "unknown field", with(&ut, "owner", json!("bob")), "owner", INVALID);
     add("update_tenant", "missing tenant_id", json!({ "name": "renamed" }), "tenant_id", INVALID);
     add("delete_tenant", "missing tenant_id", json!({}), "tenant_id", INVALID);
+    add("rotate_tenant_key", "missing tenant_id", json!({}), "tenant_id", INVALID);
+    add(
+        "rotate_tenant_key",
+        "a key id that is a path",
+        json!({ "tenant_id": tid, "new_key_id": "../keys/other" }),
+        "new_key_id",
+        INVALID,
+    );
+    add(
+        "rotate_tenant_key",
+        "a logical tenant (no key of its own)",
+        json!({ "tenant_id": tid }),
+        "tenant_id",
+        INVALID,
+    );
+    add(
+        "rotate_tenant_key",
+        "unknown field",
+        json!({ "tenant_id": tid, "new_key": "x" }),
+        "new_key",
+        INVALID,
+    );
+    add("get_key_rotation", "missing tenant_id", json!({}), "tenant_id", INVALID);
+    add(
+        "get_key_rotation",
+        "tenant_id as a number",
+        json!({ "tenant_id": 5 }),
+        "tenant_id",
+        INVALID,
+    );
     add(
         "delete_tenant",
         "tenant_id as an object",

@@ -1,0 +1,466 @@
+//! Rotation of a tenant's own encryption key, online.
+//!
+//! [`Handle::rotate_tenant_key`] makes the new key, and in one catalog transaction makes it
+//! the tenant's key (environments made from then on are under it) and writes a durable
+//! rotation record listing the tenant's environments still under the old key. The background
+//! worker then rewrites each of them into a new file under the new key while the tenant keeps
+//! reading and writing it (see [`crate::store::Store::rekey`]), records it `staged`, swaps the
+//! files and records it `done`. When every environment is done, the rotation is `done` and the
+//! old key's destruction is queued behind the purges (see [`crate::purge`]).
+//!
+//! A crash at any point leaves each environment wholly under one key, and the record says
+//! which: `pending` (the old file is in place), `staged` (the new file is complete; if it is
+//! still beside the old one the next open moves it into place before anything opens the
+//! environment), `done`. On the next open the worker goes on from there: a rotation is always
+//! finished, never left half done.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{authorize, Action};
+use crate::catalog::CatalogTables;
+use crate::datastore::{EnvLocation, NamespaceId};
+use crate::engine::{Affects, EngineInner, Handle};
+use crate::error::{Error, Result};
+use crate::storage::RoTxn;
+use crate::tenant::{get_tenant, IsolationMode};
+
+/// Catalog `meta` key prefix of rotation records (`key_rotation/<tenant id>`).
+const RECORD_PREFIX: &str = "key_rotation/";
+
+/// Where a rotation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RotationState {
+    /// Environments are being rewritten under the new key.
+    Rewriting,
+    /// Every environment is under the new key; the old key is destroyed.
+    Done,
+}
+
+/// A tenant's key rotation, as [`Handle::rotate_tenant_key`] and [`Handle::key_rotation`]
+/// report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KeyRotation {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The key the data was under (`None`: the instance key, which is never destroyed).
+    pub old_key_id: Option<String>,
+    /// The tenant's key now.
+    pub new_key_id: String,
+    /// Where the rotation stands.
+    pub state: RotationState,
+    /// The tenant's environments (files) to rewrite.
+    pub environments_total: u64,
+    /// Those under the new key already.
+    pub environments_done: u64,
+    /// When it was asked for.
+    pub started_at: DateTime<Utc>,
+    /// When the last environment was done.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Where one environment stands in a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum EnvState {
+    /// Under the old key.
+    Pending,
+    /// Its new file, under the new key, is complete; it replaces the old one.
+    Staged,
+    /// Under the new key.
+    Done,
+}
+
+/// The durable record of a rotation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RotationRecord {
+    pub rotation: KeyRotation,
+    pub environments: Vec<(EnvLocation, EnvState)>,
+}
+
+impl RotationRecord {
+    fn count_done(&mut self) {
+        self.rotation.environments_done =
+            self.environments.iter().filter(|(_, s)| *s == EnvState::Done).count() as u64;
+    }
+}
+
+fn record_key(tenant_id: &str) -> String {
+    format!("{RECORD_PREFIX}{tenant_id}")
+}
+
+pub(crate) fn get_record(
+    t: &CatalogTables,
+    r: &mut RoTxn<'_>,
+    tenant_id: &str,
+) -> Result<Option<RotationRecord>> {
+    if !crate::catalog::can_be_key(&record_key(tenant_id)) {
+        return Ok(None);
+    }
+    match t.meta.get(r, &record_key(tenant_id))? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn put_record(t: &CatalogTables, w: &mut heed3::RwTxn<'_>, rec: &RotationRecord) -> Result<()> {
+    t.meta.put(w, &record_key(&rec.rotation.tenant_id), &serde_json::to_vec(rec)?)?;
+    Ok(())
+}
+
+/// Every rotation record.
+pub(crate) fn all_records(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<RotationRecord>> {
+    let mut out = Vec::new();
+    for entry in t.meta.prefix_iter(r, RECORD_PREFIX)? {
+        let (_, bytes) = entry?;
+        out.push(serde_json::from_slice(bytes)?);
+    }
+    Ok(out)
+}
+
+/// Removes a deleted tenant's rotation record, inside the deletion's transaction; returns the
+/// key an unfinished rotation was moving away from (to be destroyed with the tenant's).
+pub(crate) fn forget_tenant(
+    t: &CatalogTables,
+    w: &mut heed3::RwTxn<'_>,
+    tenant_id: &str,
+) -> Result<Option<String>> {
+    let Some(rec) = get_record(t, w, tenant_id)? else { return Ok(None) };
+    t.meta.delete(w, &record_key(tenant_id))?;
+    Ok(match rec.rotation.state {
+        RotationState::Rewriting => rec.rotation.old_key_id,
+        RotationState::Done => None,
+    })
+}
+
+/// Key ids a rotation still uses: the old key of an unfinished one and every new key.
+pub(crate) fn key_ids_in_use(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for rec in all_records(t, r)? {
+        if rec.rotation.state == RotationState::Rewriting {
+            ids.extend(rec.rotation.old_key_id);
+            ids.push(rec.rotation.new_key_id);
+        }
+    }
+    Ok(ids)
+}
+
+impl Handle {
+    /// Rotates tenant `tenant_id`'s encryption key to `new_key_id` (made in the keyring if
+    /// absent; default `<tenant name>.<milliseconds>`): from now on the tenant's data is
+    /// written under the new key, and the background worker rewrites its files under it
+    /// while the tenant keeps working, then destroys the old key. Root and the tenant's
+    /// admins only; `physical` and `hybrid` tenants only; `conflict` while a rotation of the
+    /// tenant is under way. Poll [`Handle::key_rotation`] for progress.
+    pub fn rotate_tenant_key(
+        &self,
+        tenant_id: &str,
+        new_key_id: Option<&str>,
+    ) -> Result<KeyRotation> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        if let Some(id) = new_key_id {
+            crate::keyring::validate_key_id(id).map_err(|e| match e {
+                Error::InvalidArgument { reason, .. } => Error::invalid("new_key_id", reason),
+                other => other,
+            })?;
+        }
+        let inner = &self.inner;
+        let now = inner.options.clock.now();
+        let tenant = inner.catalog.read(|r, t| get_tenant(t, r, tenant_id))?;
+        if tenant.isolation_mode == IsolationMode::Logical {
+            return Err(Error::invalid(
+                "tenant_id",
+                "only physical and hybrid tenants have keys of their own; logical tenants share \
+                 the instance key",
+            ));
+        }
+        let new_key_id = match new_key_id {
+            Some(id) => id.to_owned(),
+            None => format!("{}.{}", tenant.name, now.timestamp_millis()),
+        };
+        crate::keyring::validate_key_id(&new_key_id)?;
+        if new_key_id == crate::keyring::INSTANCE_KEY_ID {
+            return Err(Error::invalid(
+                "new_key_id",
+                format!("{new_key_id} is the instance key's id; choose another"),
+            ));
+        }
+        if tenant.encryption_key_id.as_deref() == Some(&new_key_id) {
+            return Err(Error::invalid(
+                "new_key_id",
+                format!("{new_key_id} is the tenant's key already"),
+            ));
+        }
+        let (_, created) = inner.tenant_key(&new_key_id)?;
+        let written = inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
+            let mut tenant = get_tenant(t, w, tenant_id)?;
+            if let Some(rec) = get_record(t, w, tenant_id)? {
+                if rec.rotation.state == RotationState::Rewriting {
+                    return Err(Error::Conflict(format!(
+                        "a key rotation of tenant {} is under way ({} of {} environments done)",
+                        tenant.name,
+                        rec.rotation.environments_done,
+                        rec.rotation.environments_total
+                    )));
+                }
+            }
+            crate::tenant_keys::check_key_unused(t, w, &new_key_id)?;
+            let environments: Vec<(EnvLocation, EnvState)> =
+                tenant_environments(t, w, tenant_id, tenant.isolation_mode)?
+                    .into_iter()
+                    .map(|(loc, _)| (loc, EnvState::Pending))
+                    .collect();
+            let rotation = KeyRotation {
+                tenant_id: tenant_id.to_owned(),
+                old_key_id: tenant.encryption_key_id.clone(),
+                new_key_id: new_key_id.clone(),
+                state: RotationState::Rewriting,
+                environments_total: environments.len() as u64,
+                environments_done: 0,
+                started_at: now,
+                finished_at: None,
+            };
+            let rec = RotationRecord { rotation, environments };
+            put_record(t, w, &rec)?;
+            tenant.encryption_key_id = Some(new_key_id.clone());
+            tenant.updated_at = now;
+            t.tenants.put(w, tenant_id, &tenant)?;
+            Ok(rec.rotation)
+        });
+        match written {
+            Ok(rotation) => {
+                tracing::info!(
+                    "key rotation of tenant {} to key {new_key_id}: {} environment(s) to rewrite",
+                    tenant.name,
+                    rotation.environments_total
+                );
+                inner.wake_worker();
+                Ok(rotation)
+            }
+            Err(e) => {
+                if created {
+                    if let Some(keys) = &inner.keys {
+                        if let Err(undo) = keys.destroy(&new_key_id) {
+                            tracing::warn!(
+                                "key {new_key_id} made for a refused rotation stays: {undo}"
+                            );
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The last key rotation of tenant `tenant_id` (root and the tenant's admins):
+    /// `not_found` if its key was never rotated.
+    pub fn key_rotation(&self, tenant_id: &str) -> Result<KeyRotation> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        self.inner.catalog.read(|r, t| {
+            get_tenant(t, r, tenant_id)?;
+            get_record(t, r, tenant_id)?
+                .map(|rec| rec.rotation)
+                .ok_or_else(|| Error::not_found("key rotation", tenant_id))
+        })
+    }
+}
+
+/// The tenant's own environments, with the namespaces whose rows each holds: its file
+/// (`hybrid`) or each namespace's (`physical`).
+pub(crate) fn tenant_environments(
+    t: &CatalogTables,
+    r: &mut RoTxn<'_>,
+    tenant_id: &str,
+    mode: IsolationMode,
+) -> Result<Vec<(EnvLocation, Vec<NamespaceId>)>> {
+    let prefix = format!("{tenant_id}/");
+    let names: Vec<String> = t
+        .tenant_namespaces
+        .prefix_iter(r, &prefix)?
+        .map(|e| e.map(|(k, _)| k[prefix.len()..].to_owned()))
+        .collect::<heed3::Result<_>>()?;
+    let mut namespaces = Vec::new();
+    for name in names {
+        if let Some(rec) = t.namespaces.get(r, &name)? {
+            namespaces.push(rec);
+        }
+    }
+    Ok(match mode {
+        IsolationMode::Logical => Vec::new(),
+        IsolationMode::Hybrid => vec![(
+            EnvLocation::Tenant { tenant_id: tenant_id.to_owned() },
+            namespaces.iter().map(|n| n.id).collect(),
+        )],
+        IsolationMode::Physical => {
+            namespaces.into_iter().map(|n| (n.location, vec![n.id])).collect()
+        }
+    })
+}
+
+impl EngineInner {
+    /// Moves into place the new files of environments a crash left `staged` (complete under
+    /// the new key, beside the old file) and records them `done`. Run at open, before
+    /// anything opens a data environment.
+    pub(crate) fn settle_staged_rotations(&self) -> Result<()> {
+        let records = self.catalog.read(|r, t| all_records(t, r))?;
+        for mut rec in records {
+            let mut changed = false;
+            for (loc, state) in &mut rec.environments {
+                if *state != EnvState::Staged {
+                    continue;
+                }
+                crate::store::finish_rekey(&loc.dir(&self.dir))?;
+                let namespaces = self.catalog.read(|r, t| {
+                    let Some(tenant) = t.tenants.get(r, &rec.rotation.tenant_id)? else {
+                        return Ok(std::collections::BTreeSet::new());
+                    };
+                    let envs =
+                        tenant_environments(t, r, &rec.rotation.tenant_id, tenant.isolation_mode)?;
+                    Ok(envs
+                        .into_iter()
+                        .filter(|(l, _)| l == loc)
+                        .flat_map(|(_, ns)| ns)
+                        .collect::<std::collections::BTreeSet<_>>())
+                })?;
+                self.drop_indexes(&namespaces)?;
+                *state = EnvState::Done;
+                changed = true;
+            }
+            if changed {
+                rec.count_done();
+                self.catalog_write_affecting(Affects::NoKeys, |w, t| put_record(t, w, &rec))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Goes on with every unfinished rotation (the background worker calls it each round);
+    /// returns how many environments were rewritten.
+    pub(crate) fn run_rotations(&self) -> Result<usize> {
+        let records = self.catalog.read(|r, t| all_records(t, r))?;
+        let mut rewritten = 0;
+        for rec in records {
+            if rec.rotation.state != RotationState::Rewriting
+                || self.stopping.load(Ordering::SeqCst)
+            {
+                continue;
+            }
+            rewritten += self.run_rotation(rec)?;
+        }
+        Ok(rewritten)
+    }
+
+    fn run_rotation(&self, mut rec: RotationRecord) -> Result<usize> {
+        let tenant_id = rec.rotation.tenant_id.clone();
+        let new_key_id = rec.rotation.new_key_id.clone();
+        let key = self.tenant_env_key(&new_key_id, &tenant_id)?;
+        let mut rewritten = 0;
+        for i in 0..rec.environments.len() {
+            let (loc, state) = rec.environments[i].clone();
+            if state == EnvState::Done {
+                continue;
+            }
+            let namespaces = || -> Result<std::collections::BTreeSet<NamespaceId>> {
+                let found = self.catalog.read(|r, t| {
+                    let Some(tenant) = t.tenants.get(r, &tenant_id)? else {
+                        return Ok(None);
+                    };
+                    let envs = tenant_environments(t, r, &tenant_id, tenant.isolation_mode)?;
+                    Ok(envs.into_iter().find(|(l, _)| *l == loc).map(|(_, ns)| ns))
+                })?;
+                Ok(found.unwrap_or_default().into_iter().collect())
+            };
+            // A hybrid tenant's file is rewritten even with no namespace left in it (one made
+            // later opens it under the new key); a deleted namespace's file is not.
+            let rewrite = loc.dir(&self.dir).exists()
+                && (matches!(loc, EnvLocation::Tenant { .. }) || !namespaces()?.is_empty());
+            if rewrite {
+                let store = self.data_env_with(&loc, Some(&tenant_id))?;
+                let mark_staged = |next_dir: &std::path::Path| {
+                    crate::encryption::write_key_record(next_dir, &new_key_id, &tenant_id)?;
+                    self.save_env_state(&tenant_id, &loc, EnvState::Staged)?;
+                    Ok(!self.stop_rotations_after_staging.load(Ordering::SeqCst))
+                };
+                store.rekey(&key.key, mark_staged)?;
+                // Its namespaces' vector indexes were under the old key: rebuilt under the new.
+                self.drop_indexes(&namespaces()?)?;
+            }
+            if !self.save_env_state(&tenant_id, &loc, EnvState::Done).map(|()| true).or_else(
+                |e| if e.code() == crate::ErrorCode::NotFound { Ok(false) } else { Err(e) },
+            )? {
+                return Ok(rewritten); // the tenant was deleted meanwhile, its record with it
+            }
+            set_state(&mut rec, &loc, EnvState::Done);
+            rewritten += 1;
+            tracing::info!(
+                "key rotation of tenant {tenant_id} to key {new_key_id}: {} of {} environment(s) done",
+                rec.rotation.environments_done,
+                rec.rotation.environments_total
+            );
+        }
+        let now = self.options.clock.now();
+        let finished = self.catalog_write_affecting(Affects::NoKeys, |w, t| {
+            let Some(mut current) = get_record(t, w, &tenant_id)? else { return Ok(false) };
+            if current.rotation.state == RotationState::Done
+                || current.environments.iter().any(|(_, s)| *s != EnvState::Done)
+            {
+                return Ok(false);
+            }
+            current.rotation.state = RotationState::Done;
+            current.rotation.finished_at = Some(now);
+            // The old key goes once no environment uses it (never the instance key).
+            if let Some(old) = &current.rotation.old_key_id {
+                crate::purge::queue_key_destruction(t, w, old)?;
+            }
+            put_record(t, w, &current)?;
+            Ok(true)
+        })?;
+        if finished {
+            tracing::info!("key rotation of tenant {tenant_id} to key {new_key_id} done");
+            self.wake_worker();
+        }
+        Ok(rewritten)
+    }
+}
+
+impl EngineInner {
+    /// Records environment `loc` of tenant `tenant_id`'s rotation in `state`; `not_found`
+    /// when the record is gone (the tenant was deleted).
+    fn save_env_state(&self, tenant_id: &str, loc: &EnvLocation, state: EnvState) -> Result<()> {
+        self.catalog_write_affecting(Affects::NoKeys, |w, t| {
+            let Some(mut rec) = get_record(t, w, tenant_id)? else {
+                return Err(Error::not_found("key rotation", tenant_id));
+            };
+            set_state(&mut rec, loc, state);
+            put_record(t, w, &rec)
+        })
+    }
+}
+
+impl EngineInner {
+    /// Drops the vector indexes of `namespaces` (rebuilt by the indexer; recall is exact
+    /// meanwhile).
+    fn drop_indexes(&self, namespaces: &std::collections::BTreeSet<NamespaceId>) -> Result<()> {
+        for ns in namespaces {
+            self.forget_namespace_caches(*ns);
+            self.destroy_index_env(*ns)?;
+        }
+        Ok(())
+    }
+}
+
+fn set_state(rec: &mut RotationRecord, loc: &EnvLocation, state: EnvState) {
+    for (l, s) in &mut rec.environments {
+        if l == loc {
+            *s = state;
+        }
+    }
+    rec.count_done();
+}
