@@ -29,7 +29,9 @@ pub(crate) type Cipher = chacha20poly1305::ChaCha20Poly1305;
 /// An open LMDB environment, plain or encrypted.
 pub(crate) enum Environment {
     Plain(Env<WithoutTls>),
-    Encrypted(EncryptedEnv<WithoutTls>),
+    /// Boxed: a kept read transaction borrows it, at an address that does not change when
+    /// the environment moves (see [`Environment::static_read_txn`]).
+    Encrypted(Box<EncryptedEnv<WithoutTls>>),
 }
 
 /// Runs `$body` with `$e` bound to the environment (or table) of either kind.
@@ -59,7 +61,9 @@ impl Environment {
             None => Environment::Plain(unsafe { options.open(path)? }),
             Some(key) => {
                 let key = chacha20poly1305::Key::from(*key);
-                Environment::Encrypted(unsafe { options.open_encrypted::<Cipher, _>(key, path)? })
+                Environment::Encrypted(Box::new(unsafe {
+                    options.open_encrypted::<Cipher, _>(key, path)?
+                }))
             }
         })
     }
@@ -70,6 +74,25 @@ impl Environment {
 
     pub(crate) fn read_txn(&self) -> heed3::Result<RoTxn<'_>> {
         either!(self, e => e.read_txn())
+    }
+
+    /// A read transaction that may be kept beyond a borrow of the environment.
+    ///
+    /// # Safety
+    ///
+    /// The transaction ends before the environment is dropped (it may move meanwhile).
+    pub(crate) unsafe fn static_read_txn(&self) -> heed3::Result<RoTxn<'static>> {
+        match self {
+            Self::Plain(e) => e.clone().static_read_txn(),
+            Self::Encrypted(e) => {
+                // heed3 cannot clone an encrypted environment (its `Clone` wants the TLS
+                // marker to be `Clone`), so the transaction borrows the box's contents.
+                let txn = e.read_txn()?;
+                // SAFETY: the borrowed `EncryptedEnv` stays where it is until `self` is
+                // dropped (it is boxed), and the caller ends the transaction before that.
+                Ok(unsafe { std::mem::transmute::<RoTxn<'_>, RoTxn<'static>>(txn) })
+            }
+        }
     }
 
     pub(crate) fn write_txn(&self) -> heed3::Result<RwTxn<'_>> {
@@ -113,7 +136,10 @@ impl Environment {
     }
 
     pub(crate) fn prepare_for_closing(self) -> EnvClosingEvent {
-        either!(self, e => e.prepare_for_closing())
+        match self {
+            Self::Plain(e) => e.prepare_for_closing(),
+            Self::Encrypted(e) => e.prepare_for_closing(),
+        }
     }
 
     /// Creates (or opens) the named tables in one committed write transaction.

@@ -76,9 +76,17 @@ pub(crate) trait Tables: Sized + Send + Sync + 'static {
 }
 
 struct Opened<T> {
+    /// Read transactions of the last committed snapshot kept between reads (see
+    /// [`Store::read`]); each owns a handle of `env`, so they go first (and are emptied
+    /// before anything that needs no transaction alive: growing the map, closing).
+    readers: Mutex<Vec<RoTxn<'static>>>,
     env: Environment,
     tables: T,
 }
+
+/// Read transactions an environment keeps for its next reads (about the readers that run at
+/// once; more are ended after their read).
+const KEPT_READERS: usize = 4;
 
 /// A write waiting in (or run by) a commit group; see [`Store::write`].
 type JobPtr<T> = *mut (dyn FnMut(&mut RwTxn<'_>, &T) -> Result<()> + Send + 'static);
@@ -354,12 +362,38 @@ impl<T: Tables> Store<T> {
         })
     }
 
-    /// Runs `f` in a read transaction.
+    /// Runs `f` in a read transaction of the last committed snapshot.
+    ///
+    /// The transaction is kept for the next read while nothing is committed (a few of them,
+    /// for readers that run at once): an encrypted environment decrypts a page once per
+    /// transaction that reads it (mdb.master3 forgets decrypted pages when the last
+    /// transaction using them ends), so a transaction reused by the next reads spares them
+    /// decrypting again. A kept transaction older than the last commit is ended, never
+    /// reused (a read sees every write answered before it), and a commit ends the kept ones
+    /// (so no old snapshot keeps pages from being reused).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&mut RoTxn<'_>, &T) -> Result<R>) -> Result<R> {
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
-        let mut rtxn = opened.env.read_txn()?;
-        f(&mut rtxn, &opened.tables)
+        let kept = {
+            let mut readers = opened.readers.lock();
+            let last = opened.env.info().last_txn_id;
+            readers.retain(|t| t.id() == last);
+            readers.pop()
+        };
+        let mut rtxn = match kept {
+            Some(t) => t,
+            // SAFETY: the transaction ends in this call or is kept in `opened.readers`,
+            // dropped before `opened.env` (first field; `close_env` drops it first).
+            None => unsafe { opened.env.static_read_txn()? },
+        };
+        let out = f(&mut rtxn, &opened.tables)?;
+        // Checked under the lock a commit empties the kept ones under (after it committed),
+        // so a snapshot older than a commit is never put back.
+        let mut readers = opened.readers.lock();
+        if readers.len() < KEPT_READERS && rtxn.id() == opened.env.info().last_txn_id {
+            readers.push(rtxn);
+        }
+        Ok(out)
     }
 
     /// Runs `f` in a write transaction and commits it if `f` succeeds. When the map is full
@@ -681,7 +715,10 @@ impl<T: Tables> Store<T> {
             return Err(Error::Internal("injected commit failure".into()));
         }
         let id = wtxn.id();
-        wtxn.commit()?;
+        let committed = wtxn.commit();
+        // Read transactions kept by `read` see the snapshot before this commit now.
+        std::mem::take(&mut *opened.readers.lock());
+        committed?;
         // A commit that changed nothing writes no page, syncs nothing and leaves the last
         // transaction id where it was.
         let synced = opened.env.info().last_txn_id >= id;
@@ -746,7 +783,9 @@ impl<T: Tables> Store<T> {
         let guard = self.inner.write();
         let opened = guard.as_ref().ok_or_else(closed)?;
         let new_size = opened.env.info().map_size.saturating_mul(2);
-        // SAFETY: the write guard excludes every transaction of this environment.
+        std::mem::take(&mut *opened.readers.lock());
+        // SAFETY: the write guard excludes every transaction of this environment but the
+        // kept read transactions, ended just above.
         unsafe { opened.env.resize(new_size)? };
         Ok(())
     }
@@ -1003,11 +1042,13 @@ fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&Key>) -> Resul
     // Commits do not sync their meta page (see `Store::join`): the tables' creation is made
     // durable here.
     env.force_sync()?;
-    Ok(Opened { env, tables })
+    Ok(Opened { readers: Mutex::new(Vec::new()), env, tables })
 }
 
 fn close_env<T>(opened: Opened<T>) {
-    let Opened { env, tables } = opened;
+    let Opened { readers, env, tables } = opened;
+    // A kept read transaction holds the environment open.
+    drop(readers);
     drop(tables);
     env.prepare_for_closing().wait();
 }
@@ -1221,6 +1262,49 @@ pub(crate) mod tests {
         assert!(matches!(e, Error::Storage(heed3::Error::Mdb(MdbError::CryptoFail))), "{e:?}");
         let store = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
         assert_eq!(store.read(|r, t| Ok(t.memories.len(r)?)).unwrap(), 2000);
+    }
+
+    /// Reads reuse kept read transactions, yet each read sees every write answered before
+    /// it, commits end the kept ones (no old snapshot holds pages), and growing the map,
+    /// compacting and destroying the environment go on with transactions kept.
+    #[test]
+    fn kept_read_transactions_see_every_commit_and_never_hold_the_environment() {
+        for key in [None, Some(Key::from_bytes([7; 32]))] {
+            let dir = tempfile::tempdir().unwrap();
+            let store =
+                Arc::new(Store::<DataTables>::open(dir.path(), 1 << 20, key.as_ref()).unwrap());
+            let kept =
+                |s: &Store<DataTables>| s.inner.read().as_ref().unwrap().readers.lock().len();
+            let count = |s: &Store<DataTables>| s.read(|r, t| Ok(t.memories.len(r)?)).unwrap();
+            let row = b"ROW ".repeat(256);
+            for batch in 0u64..20 {
+                // Readers at once, each in a transaction of its own, all kept after.
+                std::thread::scope(|scope| {
+                    for _ in 0..3 {
+                        scope.spawn(|| assert_eq!(count(&store), batch * 100));
+                    }
+                });
+                assert!((1..=KEPT_READERS).contains(&kept(&store)), "{key:?}");
+                store
+                    .write_ns(1, |w, t| {
+                        for i in batch * 100..(batch + 1) * 100 {
+                            let key = crate::datastore::ns_key(1, &i.to_be_bytes());
+                            t.memories.put(w, &key, &row)?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                assert_eq!(kept(&store), 0, "a commit ends the kept transactions");
+                assert_eq!(count(&store), (batch + 1) * 100, "the read sees the write");
+            }
+            let map_size = store.inner.read().as_ref().unwrap().env.info().map_size;
+            assert!(map_size > 1 << 20, "the map grew");
+            assert_eq!(kept(&store), 1);
+            store.compact().unwrap();
+            assert_eq!(count(&store), 2000);
+            store.destroy().unwrap();
+            assert!(!dir.path().exists());
+        }
     }
 
     /// Polls a future on this thread, parking it between wakes (core has no executor).
