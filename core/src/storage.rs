@@ -17,10 +17,65 @@ use heed3::{
     RoIter, RoPrefix, RoRange, RoRevRange, RwPrefix, RwTxn, WithoutTls,
 };
 
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
+
 use crate::error::{Error, Result};
 
 /// A read transaction of any environment (reads in a write transaction pass the `RwTxn`).
 pub(crate) type RoTxn<'e> = heed3::RoTxn<'e, WithoutTls>;
+
+/// Held by every live transaction of an encrypted environment, so that no two run at once
+/// in this process.
+///
+/// mdb.master3 corrupts pages when transactions of an encrypted environment run in parallel
+/// threads (meilisearch/heed#336, open upstream): values read back as garbage, and a write
+/// transaction could copy such a page into the file. Until that is fixed, transactions of
+/// encrypted environments take turns. One lock for every encrypted environment, not one per
+/// environment, so that code holding a transaction of one environment while it opens one of
+/// another (the catalog, then a namespace's rows) can never wait in a cycle; reentrant, so
+/// that the same thread may do that. Plain environments never take it.
+static ENCRYPTED_TXNS: ReentrantMutex<()> = ReentrantMutex::new(());
+
+/// A transaction of an [`Environment`]: heed3's, plus the turn of an encrypted environment
+/// (see [`ENCRYPTED_TXNS`]), released after the transaction ends.
+pub(crate) struct Txn<T> {
+    txn: T,
+    _turn: Option<ReentrantMutexGuard<'static, ()>>,
+}
+
+impl<T> std::ops::Deref for Txn<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.txn
+    }
+}
+
+impl<T> std::ops::DerefMut for Txn<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.txn
+    }
+}
+
+impl<T> Txn<T> {
+    /// heed3's transaction, for a call that takes it by value, and the turn: keep the turn
+    /// until that transaction has ended.
+    pub(crate) fn into_parts(self) -> (T, Option<ReentrantMutexGuard<'static, ()>>) {
+        (self.txn, self._turn)
+    }
+}
+
+impl<'e> Txn<RwTxn<'e>> {
+    /// Commits the transaction, then gives up the turn.
+    pub(crate) fn commit(self) -> heed3::Result<()> {
+        self.txn.commit()
+    }
+
+    /// Aborts the transaction, then gives up the turn.
+    pub(crate) fn abort(self) {
+        self.txn.abort()
+    }
+}
 
 /// The cipher of encrypted environments: authenticated, so a page that fails its tag is an
 /// error (`MDB_CRYPTO_FAIL`), never garbage.
@@ -72,15 +127,17 @@ impl Environment {
         matches!(self, Self::Encrypted(_))
     }
 
-    pub(crate) fn read_txn(&self) -> heed3::Result<RoTxn<'_>> {
-        either!(self, e => e.read_txn())
+    /// The turn a transaction of this environment must hold (none for a plain one).
+    pub(crate) fn turn(&self) -> Option<ReentrantMutexGuard<'static, ()>> {
+        self.is_encrypted().then(|| ENCRYPTED_TXNS.lock())
     }
 
     /// A read transaction that may be kept beyond a borrow of the environment.
     ///
     /// # Safety
     ///
-    /// The transaction ends before the environment is dropped (it may move meanwhile).
+    /// The transaction ends before the environment is dropped (it may move meanwhile), and
+    /// for an encrypted environment the caller holds [`Environment::turn`] whenever it uses it.
     pub(crate) unsafe fn static_read_txn(&self) -> heed3::Result<RoTxn<'static>> {
         match self {
             Self::Plain(e) => e.clone().static_read_txn(),
@@ -95,8 +152,14 @@ impl Environment {
         }
     }
 
-    pub(crate) fn write_txn(&self) -> heed3::Result<RwTxn<'_>> {
-        either!(self, e => e.write_txn())
+    pub(crate) fn read_txn(&self) -> heed3::Result<Txn<RoTxn<'_>>> {
+        let turn = self.turn();
+        Ok(Txn { txn: either!(self, e => e.read_txn())?, _turn: turn })
+    }
+
+    pub(crate) fn write_txn(&self) -> heed3::Result<Txn<RwTxn<'_>>> {
+        let turn = self.turn();
+        Ok(Txn { txn: either!(self, e => e.write_txn())?, _turn: turn })
     }
 
     pub(crate) fn nested_write_txn<'p>(
@@ -147,7 +210,8 @@ impl Environment {
         &self,
         names: [&str; N],
     ) -> Result<[Table<Bytes, Bytes>; N]> {
-        let wtxn = self.write_txn()?;
+        let _turn = self.turn();
+        let wtxn = either!(self, e => e.write_txn())?;
         Ok(match self {
             Self::Plain(e) => e
                 .create_databases_and_commit(wtxn, |o, w| -> heed3::Result<_> {

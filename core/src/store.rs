@@ -374,6 +374,9 @@ impl<T: Tables> Store<T> {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&mut RoTxn<'_>, &T) -> Result<R>) -> Result<R> {
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
+        // Transactions of an encrypted environment take turns (see `storage::ENCRYPTED_TXNS`),
+        // kept ones included: the turn is held from taking one to putting it back.
+        let _turn = opened.env.turn();
         let kept = {
             let mut readers = opened.readers.lock();
             let last = opened.env.info().last_txn_id;

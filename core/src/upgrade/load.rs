@@ -79,7 +79,7 @@ fn raw_tables(env: &Environment) -> Result<BTreeMap<String, Table<Bytes, Bytes>>
     let open_main = |o: Option<Table<Bytes, DecodeIgnore>>| {
         o.ok_or_else(|| Error::Internal("an environment without its main database".into()))
     };
-    let rtxn = env.read_txn()?;
+    let (rtxn, turn) = env.read_txn()?.into_parts();
     let main = match env {
         Environment::Plain(e) => open_main(
             e.open_databases_and_commit(rtxn, |o, r| -> heed3::Result<_> {
@@ -96,6 +96,7 @@ fn raw_tables(env: &Environment) -> Result<BTreeMap<String, Table<Bytes, Bytes>>
             .map(Table::Encrypted),
         )?,
     };
+    drop(turn);
     let mut rtxn = env.read_txn()?;
     // mdb.master3 keeps a table's name with its terminating NUL.
     let names: Vec<String> = main
