@@ -262,9 +262,12 @@ fn swap(dir: &Path, upgrading: &Path, parent: &Path) -> Result<()> {
             .map_err(|_| Error::invalid("path", "contains a NUL byte"))?;
         let b = std::ffi::CString::new(upgrading.as_os_str().as_bytes())
             .map_err(|_| Error::invalid("path", "contains a NUL byte"))?;
+        // The system call, not glibc's `renameat2` wrapper: the release builds link against
+        // glibc 2.17 (manylinux2014), which has no wrapper (added in 2.28).
         // SAFETY: two NUL-terminated paths that live through the call.
         let rc = unsafe {
-            libc::renameat2(
+            libc::syscall(
+                libc::SYS_renameat2,
                 libc::AT_FDCWD,
                 a.as_ptr(),
                 libc::AT_FDCWD,

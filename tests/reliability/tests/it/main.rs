@@ -13,4 +13,5 @@ mod http_bad_input;
 mod issue14;
 mod load;
 mod resources;
+mod rotation;
 mod security;
