@@ -40,7 +40,7 @@ static ENCRYPTED_TXNS: ReentrantMutex<()> = ReentrantMutex::new(());
 /// (see [`ENCRYPTED_TXNS`]), released after the transaction ends.
 pub(crate) struct Txn<T> {
     txn: T,
-    _turn: Option<ReentrantMutexGuard<'static, ()>>,
+    turn: Option<ReentrantMutexGuard<'static, ()>>,
 }
 
 impl<T> std::ops::Deref for Txn<T> {
@@ -61,11 +61,11 @@ impl<T> Txn<T> {
     /// heed3's transaction, for a call that takes it by value, and the turn: keep the turn
     /// until that transaction has ended.
     pub(crate) fn into_parts(self) -> (T, Option<ReentrantMutexGuard<'static, ()>>) {
-        (self.txn, self._turn)
+        (self.txn, self.turn)
     }
 }
 
-impl<'e> Txn<RwTxn<'e>> {
+impl Txn<RwTxn<'_>> {
     /// Commits the transaction, then gives up the turn.
     pub(crate) fn commit(self) -> heed3::Result<()> {
         self.txn.commit()
@@ -73,7 +73,7 @@ impl<'e> Txn<RwTxn<'e>> {
 
     /// Aborts the transaction, then gives up the turn.
     pub(crate) fn abort(self) {
-        self.txn.abort()
+        self.txn.abort();
     }
 }
 
@@ -154,12 +154,12 @@ impl Environment {
 
     pub(crate) fn read_txn(&self) -> heed3::Result<Txn<RoTxn<'_>>> {
         let turn = self.turn();
-        Ok(Txn { txn: either!(self, e => e.read_txn())?, _turn: turn })
+        Ok(Txn { txn: either!(self, e => e.read_txn())?, turn })
     }
 
     pub(crate) fn write_txn(&self) -> heed3::Result<Txn<RwTxn<'_>>> {
         let turn = self.turn();
-        Ok(Txn { txn: either!(self, e => e.write_txn())?, _turn: turn })
+        Ok(Txn { txn: either!(self, e => e.write_txn())?, turn })
     }
 
     pub(crate) fn nested_write_txn<'p>(
