@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use heed3::{CompactionOption, EnvFlags, EnvOpenOptions, MdbError, RwTxn};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
@@ -823,37 +823,12 @@ impl Store<DataTables> {
     }
 
     fn compact_into(&self, next_dir: &Path) -> Result<()> {
-        match fs::remove_dir_all(next_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => fs::create_dir_all(next_dir)?,
-        }
-        // A compacted copy of a snapshot: other transactions go on meanwhile.
-        let map_size = {
-            let guard = self.inner.read();
-            let opened = guard.as_ref().ok_or_else(closed)?;
-            let map_size = opened.env.info().map_size;
-            self.compacted_copy(opened, next_dir, map_size)?;
-            map_size
-        };
         let key = self.key.lock().clone();
-        let next = open_env::<DataTables>(next_dir, map_size, key.as_ref())?;
-        let caught_up = self.catch_up_online(&next);
-        let mut guard = self.inner.write();
-        let copied_under_guard = caught_up.and_then(|()| {
-            let opened = guard.as_ref().ok_or_else(closed)?;
-            let written = self.written.lock().replace(BTreeSet::new()).unwrap_or_default();
-            if written.contains(&ANY_NAMESPACE) {
-                return Ok(false); // a write named no namespace: copy all again under the guard
-            }
-            copy_namespaces(opened, &next, &written)?;
-            next.env.force_sync()?;
-            Ok(true)
-        });
-        close_env(next);
-        if !copied_under_guard? {
-            let opened = guard.as_ref().ok_or_else(closed)?;
-            self.compacted_copy(opened, next_dir, map_size)?;
-        }
+        // A compacted copy of a snapshot: other transactions go on meanwhile.
+        let (mut guard, map_size) =
+            self.copy_online(next_dir, key.as_ref(), |opened, map_size| {
+                self.compacted_copy(opened, next_dir, map_size)
+            })?;
         let opened = guard.take().ok_or_else(closed)?;
         close_env(opened);
         let swapped = fs::rename(next_dir.join(DATA_FILE), self.path.join(DATA_FILE))
@@ -920,36 +895,10 @@ impl Store<DataTables> {
         staged: impl FnOnce(&Path) -> Result<bool>,
         is_staged: &mut bool,
     ) -> Result<()> {
-        match fs::remove_dir_all(next_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => fs::create_dir_all(next_dir)?,
-        }
         // Row by row from a snapshot: a copy of the file would keep the old key's pages.
-        let map_size = {
-            let guard = self.inner.read();
-            let opened = guard.as_ref().ok_or_else(closed)?;
-            let map_size = opened.env.info().map_size;
-            copy_rows_into(opened, next_dir, map_size, Some(key))?;
-            map_size
-        };
-        let next = open_env::<DataTables>(next_dir, map_size, Some(key))?;
-        let caught_up = self.catch_up_online(&next);
-        let mut guard = self.inner.write();
-        let copied_under_guard = caught_up.and_then(|()| {
-            let opened = guard.as_ref().ok_or_else(closed)?;
-            let written = self.written.lock().replace(BTreeSet::new()).unwrap_or_default();
-            if written.contains(&ANY_NAMESPACE) {
-                return Ok(false); // a write named no namespace: copy all again under the guard
-            }
-            copy_namespaces(opened, &next, &written)?;
-            next.env.force_sync()?;
-            Ok(true)
-        });
-        close_env(next);
-        if !copied_under_guard? {
-            let opened = guard.as_ref().ok_or_else(closed)?;
-            copy_rows_into(opened, next_dir, map_size, Some(key))?;
-        }
+        let (mut guard, map_size) = self.copy_online(next_dir, Some(key), |opened, map_size| {
+            copy_rows_into(opened, next_dir, map_size, Some(key))
+        })?;
         fsync_dir(next_dir)?;
         let go_on = staged(next_dir)?;
         *is_staged = true;
@@ -962,6 +911,49 @@ impl Store<DataTables> {
         *self.key.lock() = Some(key.clone());
         *guard = Some(open_env::<DataTables>(&self.path, map_size, Some(key))?);
         Ok(())
+    }
+
+    /// Copies the environment into `next_dir` (emptied first) under `key` while other
+    /// transactions go on: `full_copy` copies a snapshot (given the map size), then the
+    /// namespaces written meanwhile are copied again from newer snapshots, the last of them
+    /// under the write guard — or, when a write named no namespace, `full_copy` runs again
+    /// under it. Answers the write guard, for the caller to swap the files under, and the
+    /// map size.
+    fn copy_online(
+        &self,
+        next_dir: &Path,
+        key: Option<&Key>,
+        full_copy: impl Fn(&Opened<DataTables>, usize) -> Result<()>,
+    ) -> Result<(RwLockWriteGuard<'_, Option<Opened<DataTables>>>, usize)> {
+        match fs::remove_dir_all(next_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => fs::create_dir_all(next_dir)?,
+        }
+        let map_size = {
+            let guard = self.inner.read();
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            let map_size = opened.env.info().map_size;
+            full_copy(opened, map_size)?;
+            map_size
+        };
+        let next = open_env::<DataTables>(next_dir, map_size, key)?;
+        let caught_up = self.catch_up_online(&next);
+        let guard = self.inner.write();
+        let copied_under_guard = caught_up.and_then(|()| {
+            let opened = guard.as_ref().ok_or_else(closed)?;
+            let written = self.written.lock().replace(BTreeSet::new()).unwrap_or_default();
+            if written.contains(&ANY_NAMESPACE) {
+                return Ok(false); // a write named no namespace: copy all again under the guard
+            }
+            copy_namespaces(opened, &next, &written)?;
+            next.env.force_sync()?;
+            Ok(true)
+        });
+        close_env(next);
+        if !copied_under_guard? {
+            full_copy(guard.as_ref().ok_or_else(closed)?, map_size)?;
+        }
+        Ok((guard, map_size))
     }
 
     /// Copies again, from newer snapshots, the namespaces written since the last one, while
