@@ -10,7 +10,7 @@ use std::fs::File;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
-use heed3::types::Bytes;
+use heed3::types::{Bytes, DecodeIgnore};
 use heed3::{
     BytesDecode, BytesEncode, CommitOrAbort, CompactionOption, Database, DatabaseStat,
     EncryptedDatabase, EncryptedEnv, Env, EnvClosingEvent, EnvInfo, EnvOpenOptions, PutFlags,
@@ -40,7 +40,7 @@ static ENCRYPTED_TXNS: ReentrantMutex<()> = ReentrantMutex::new(());
 /// (see [`ENCRYPTED_TXNS`]), released after the transaction ends.
 pub(crate) struct Txn<T> {
     txn: T,
-    turn: Option<ReentrantMutexGuard<'static, ()>>,
+    _turn: Option<ReentrantMutexGuard<'static, ()>>,
 }
 
 impl<T> std::ops::Deref for Txn<T> {
@@ -54,14 +54,6 @@ impl<T> std::ops::Deref for Txn<T> {
 impl<T> std::ops::DerefMut for Txn<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.txn
-    }
-}
-
-impl<T> Txn<T> {
-    /// heed3's transaction, for a call that takes it by value, and the turn: keep the turn
-    /// until that transaction has ended.
-    pub(crate) fn into_parts(self) -> (T, Option<ReentrantMutexGuard<'static, ()>>) {
-        (self.txn, self.turn)
     }
 }
 
@@ -89,12 +81,25 @@ pub(crate) enum Environment {
     Encrypted(Box<EncryptedEnv<WithoutTls>>),
 }
 
-/// Runs `$body` with `$e` bound to the environment (or table) of either kind.
+/// Runs `$body` with `$e` bound to the environment (or table) of either kind, and `$table`
+/// (when named) to the [`Table`] variant of that kind.
 macro_rules! either {
     ($self:expr, $e:ident => $body:expr) => {
         match $self {
             Self::Plain($e) => $body,
             Self::Encrypted($e) => $body,
+        }
+    };
+    ($self:expr, $e:ident, $table:ident => $body:expr) => {
+        match $self {
+            Self::Plain($e) => {
+                let $table = Table::Plain;
+                $body
+            }
+            Self::Encrypted($e) => {
+                let $table = Table::Encrypted;
+                $body
+            }
         }
     };
 }
@@ -154,12 +159,12 @@ impl Environment {
 
     pub(crate) fn read_txn(&self) -> heed3::Result<Txn<RoTxn<'_>>> {
         let turn = self.turn();
-        Ok(Txn { txn: either!(self, e => e.read_txn())?, turn })
+        Ok(Txn { txn: either!(self, e => e.read_txn())?, _turn: turn })
     }
 
     pub(crate) fn write_txn(&self) -> heed3::Result<Txn<RwTxn<'_>>> {
         let turn = self.turn();
-        Ok(Txn { txn: either!(self, e => e.write_txn())?, turn })
+        Ok(Txn { txn: either!(self, e => e.write_txn())?, _turn: turn })
     }
 
     pub(crate) fn nested_write_txn<'p>(
@@ -212,28 +217,29 @@ impl Environment {
     ) -> Result<[Table<Bytes, Bytes>; N]> {
         let _turn = self.turn();
         let wtxn = either!(self, e => e.write_txn())?;
-        Ok(match self {
-            Self::Plain(e) => e
-                .create_databases_and_commit(wtxn, |o, w| -> heed3::Result<_> {
-                    let mut dbs = Vec::with_capacity(N);
-                    for name in names {
-                        dbs.push(o.create_database::<Bytes, Bytes>(w, Some(name))?);
-                    }
-                    Ok(CommitOrAbort::<_, ()>::Commit(array(dbs)))
-                })?
-                .unwrap_commit()
-                .map(Table::Plain),
-            Self::Encrypted(e) => e
-                .create_databases_and_commit(wtxn, |o, w| -> heed3::Result<_> {
-                    let mut dbs = Vec::with_capacity(N);
-                    for name in names {
-                        dbs.push(o.create_database::<Bytes, Bytes>(w, Some(name))?);
-                    }
-                    Ok(CommitOrAbort::<_, ()>::Commit(array(dbs)))
-                })?
-                .unwrap_commit()
-                .map(Table::Encrypted),
-        })
+        Ok(either!(self, e, table => e
+            .create_databases_and_commit(wtxn, |o, w| -> heed3::Result<_> {
+                let mut dbs = Vec::with_capacity(N);
+                for name in names {
+                    dbs.push(o.create_database::<Bytes, Bytes>(w, Some(name))?);
+                }
+                Ok(CommitOrAbort::<_, ()>::Commit(array(dbs)))
+            })?
+            .unwrap_commit()
+            .map(table)))
+    }
+
+    /// The main (unnamed) table, whose keys are the names of the named tables.
+    pub(crate) fn main_table(&self) -> Result<Table<Bytes, DecodeIgnore>> {
+        let _turn = self.turn();
+        let rtxn = either!(self, e => e.read_txn())?;
+        either!(self, e, table => e
+            .open_databases_and_commit(rtxn, |o, r| -> heed3::Result<_> {
+                Ok(CommitOrAbort::<_, ()>::Commit(o.open_database::<Bytes, DecodeIgnore>(r, None)?))
+            })?
+            .unwrap_commit()
+            .map(table))
+        .ok_or_else(|| Error::Internal("an environment without its main database".into()))
     }
 }
 

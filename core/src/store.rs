@@ -1225,6 +1225,20 @@ pub(crate) mod tests {
         assert!(store.read(|r, c| Ok(c.meta.get(r, "first")?.is_some())).unwrap());
     }
 
+    /// Writes memory rows `batch * 100 .. (batch + 1) * 100` of namespace 1, each `row`, in
+    /// one write.
+    fn put_hundred_rows(store: &Store<DataTables>, batch: u64, row: &[u8]) {
+        store
+            .write_ns(1, |w, t| {
+                for i in batch * 100..(batch + 1) * 100 {
+                    let key = crate::datastore::ns_key(1, &i.to_be_bytes());
+                    t.memories.put(w, &key, row)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// An encrypted environment grows when its map is full, compacts (row by row), keeps
     /// nothing in plain text and is refused with another key (`MDB_CRYPTO_FAIL`).
     #[test]
@@ -1234,15 +1248,7 @@ pub(crate) mod tests {
         let store = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
         let row = b"SECRET-ROW-MARKER ".repeat(64);
         for batch in 0u64..20 {
-            store
-                .write_ns(1, |w, t| {
-                    for i in batch * 100..(batch + 1) * 100 {
-                        let key = crate::datastore::ns_key(1, &i.to_be_bytes());
-                        t.memories.put(w, &key, &row)?;
-                    }
-                    Ok(())
-                })
-                .unwrap();
+            put_hundred_rows(&store, batch, &row);
         }
         let map_size = store.inner.read().as_ref().unwrap().env.info().map_size;
         assert!(map_size > 1 << 20, "the map grew");
@@ -1280,15 +1286,7 @@ pub(crate) mod tests {
                     }
                 });
                 assert!((1..=KEPT_READERS).contains(&kept(&store)), "{key:?}");
-                store
-                    .write_ns(1, |w, t| {
-                        for i in batch * 100..(batch + 1) * 100 {
-                            let key = crate::datastore::ns_key(1, &i.to_be_bytes());
-                            t.memories.put(w, &key, &row)?;
-                        }
-                        Ok(())
-                    })
-                    .unwrap();
+                put_hundred_rows(&store, batch, &row);
                 assert_eq!(kept(&store), 0, "a commit ends the kept transactions");
                 assert_eq!(count(&store), (batch + 1) * 100, "the read sees the write");
             }

@@ -63,16 +63,8 @@ pub unsafe extern "C" fn memsilo_open(
     out: *mut *mut MemsiloHandle,
     err_json: *mut *mut c_char,
 ) -> i32 {
-    guard(err_json, || {
-        // SAFETY: the caller's contract above.
-        unsafe { clear_out(out, "out") }?;
-        let path = unsafe { required_str(path, "path") }?;
-        // The engine's warnings (a missing embedding model, background failures) go to stderr.
-        memsilo_http::log::install();
-        let engine = Engine::open(path, Options::default())?;
-        hand_out(Box::new(engine.root()), out);
-        Ok(())
-    })
+    // SAFETY: the caller's contract above, with no keyring.
+    unsafe { memsilo_open_with_keyring(path, std::ptr::null(), out, err_json) }
 }
 
 /// [`memsilo_open`] with a keyring: `keyring` is a directory outside the data directory
@@ -94,13 +86,10 @@ pub unsafe extern "C" fn memsilo_open_with_keyring(
         // SAFETY: the caller's contract above.
         unsafe { clear_out(out, "out") }?;
         let path = unsafe { required_str(path, "path") }?;
-        let keyring = if keyring.is_null() {
-            None
-        } else {
-            Some(unsafe { required_str(keyring, "keyring") }?)
-        };
+        let keyring = unsafe { optional_str(keyring, "keyring") }?;
+        // The engine's warnings (a missing embedding model, background failures) go to stderr.
         memsilo_http::log::install();
-        let mut options = Options::default();
+        let mut options = Options::default(); // keyring: MEMSILO_KEYRING, if set
         if let Some(keyring) = keyring {
             options.keyring = Some(keyring.into());
         }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use heed3::types::{Bytes, DecodeIgnore};
-use heed3::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, PutFlags};
+use heed3::types::Bytes;
+use heed3::{EnvFlags, EnvOpenOptions, MdbError, PutFlags};
 
 use crate::error::{Error, Result};
 use crate::storage::{Environment, Table};
@@ -76,27 +76,7 @@ impl EnvKind {
 
 /// Every named database of `env` (the keys of its main database), as raw bytes.
 fn raw_tables(env: &Environment) -> Result<BTreeMap<String, Table<Bytes, Bytes>>> {
-    let open_main = |o: Option<Table<Bytes, DecodeIgnore>>| {
-        o.ok_or_else(|| Error::Internal("an environment without its main database".into()))
-    };
-    let (rtxn, turn) = env.read_txn()?.into_parts();
-    let main = match env {
-        Environment::Plain(e) => open_main(
-            e.open_databases_and_commit(rtxn, |o, r| -> heed3::Result<_> {
-                Ok(CommitOrAbort::<_, ()>::Commit(o.open_database::<Bytes, DecodeIgnore>(r, None)?))
-            })?
-            .unwrap_commit()
-            .map(Table::Plain),
-        )?,
-        Environment::Encrypted(e) => open_main(
-            e.open_databases_and_commit(rtxn, |o, r| -> heed3::Result<_> {
-                Ok(CommitOrAbort::<_, ()>::Commit(o.open_database::<Bytes, DecodeIgnore>(r, None)?))
-            })?
-            .unwrap_commit()
-            .map(Table::Encrypted),
-        )?,
-    };
-    drop(turn);
+    let main = env.main_table()?;
     let mut rtxn = env.read_txn()?;
     // mdb.master3 keeps a table's name with its terminating NUL.
     let names: Vec<String> = main

@@ -5,7 +5,8 @@ use std::path::Path;
 use chrono::{Duration, Utc};
 use memsilo::{Access, CreateKey, Engine, ErrorCode, ManualClock, NamespaceOptions, Options};
 
-fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
+/// Files under `dir` (recursively) whose bytes contain `needle`.
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -22,10 +23,6 @@ fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
         }
     }
     hits
-}
-
-pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    files_contain(dir, needle)
 }
 
 #[test]
@@ -52,11 +49,11 @@ fn raw_secrets_never_reach_the_disk() {
         // The secret part (after the id) must not be anywhere; nor the whole key text.
         let secret_part = &s[21..];
         assert!(
-            files_contain(dir.path(), secret_part.as_bytes()).is_empty(),
+            files_containing(dir.path(), secret_part.as_bytes()).is_empty(),
             "secret of {} found on disk",
             &s[..20]
         );
-        assert!(files_contain(dir.path(), s.as_bytes()).is_empty());
+        assert!(files_containing(dir.path(), s.as_bytes()).is_empty());
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use memsilo::keyring::{KeyProvider, KeyringDir};
+
+use crate::keys::files_containing;
 use memsilo::{
     CreateTenant, Engine, ErrorCode, HashEmbedder, IsolationMode, NamespaceOptions, Options, Page,
     RotationState, StoreMemory,
@@ -187,20 +189,6 @@ fn deleting_a_tenant_destroys_its_key_so_an_old_backup_cannot_be_read() {
         let e = read_backup();
         assert!(e.contains("does not decrypt"), "{mode:?}: {e}");
     }
-}
-
-/// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[test]

@@ -12,6 +12,7 @@ use memsilo::Engine;
 use serde_json::Value;
 
 use crate::fixture_v0::{fixture_dir, options, replay, unpack};
+use crate::keys::files_containing;
 
 /// The `memsilo-dump-v0` program, built once per test run (it is a program of its own:
 /// it links the 0.1.0 LMDB, which cannot be linked into this test).
@@ -165,24 +166,6 @@ fn a_run_killed_at_each_step_is_finished_by_the_next() {
     }
 }
 
-/// Every regular file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-fn holds(file: &Path, marker: &[u8]) -> bool {
-    std::fs::read(file).unwrap().windows(marker.len()).any(|w| w == marker)
-}
-
 /// With a keyring, every environment of the new directory is written encrypted with the
 /// instance key (created in the keyring): no memory's text is left in any file (the 0.1.0
 /// backup still holds it, so the search would find it); the engine opened with the keyring
@@ -196,8 +179,8 @@ fn an_upgrade_with_a_keyring_writes_every_environment_encrypted() {
     assert_eq!(report.outcome, UpgradeOutcome::Upgraded);
     let marker = b"Acme Q3 roadmap";
     let backup = backup_dir(&data).unwrap();
-    assert!(files(&backup).iter().any(|f| holds(f, marker)), "the search finds plain text");
-    let leaked: Vec<_> = files(&data).into_iter().filter(|f| holds(f, marker)).collect();
+    assert!(!files_containing(&backup, marker).is_empty(), "the search finds plain text");
+    let leaked = files_containing(&data, marker);
     assert!(leaked.is_empty(), "plain text in {leaked:?}");
     assert!(keyring.join("instance").is_file(), "the instance key was created in the keyring");
     let without = Engine::open(&data, options()).unwrap_err();
