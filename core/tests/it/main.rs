@@ -12,6 +12,7 @@ mod holes;
 mod isolation;
 mod keys;
 mod keyword;
+mod layers;
 mod memories;
 mod model;
 mod quotas;
