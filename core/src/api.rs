@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use crate::audit::ListAudit;
 use crate::auth::Role;
-use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation, Neighbors};
+use crate::handle::Handle;
 use crate::keys::CreateKey;
 use crate::listing::{CountMemories, ListMemories};
 use crate::memory::{Forget, Recall, StoreMemory, UpdateMemory};

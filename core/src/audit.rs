@@ -21,7 +21,6 @@
 //! writer busy leaves its entry in the queue for that writer's next transaction.
 
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,9 +32,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::api::Request;
-use crate::auth::{authorize, Action, ParsedKey};
+use crate::auth::ParsedKey;
 use crate::catalog::CatalogTables;
-use crate::engine::{EngineInner, Handle};
+use crate::engine::EngineInner;
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::{Environment, RoTxn, Table};
 use crate::store::{Store, Tables};
@@ -364,7 +363,7 @@ pub(crate) struct AuditLog {
 impl AuditLog {
     /// Appends `draft`. With `wait`, returns once it is committed; otherwise it may be left
     /// to the writer that is busy now, which commits it in its next transaction.
-    fn append(&self, catalog: &Store<CatalogTables>, draft: Draft, wait: bool) {
+    pub(crate) fn append(&self, catalog: &Store<CatalogTables>, draft: Draft, wait: bool) {
         self.queue.lock().push_back(draft);
         if wait {
             self.write_queued(catalog, Vec::new()).ok();
@@ -417,7 +416,7 @@ impl AuditLog {
     }
 
     /// Commits every queued entry.
-    fn flush(&self, catalog: &Store<CatalogTables>) {
+    pub(crate) fn flush(&self, catalog: &Store<CatalogTables>) {
         if self.queue.lock().is_empty() {
             return;
         }
@@ -655,16 +654,16 @@ pub fn new_request_id() -> String {
 #[derive(Clone)]
 pub(crate) struct Unfinished {
     /// The tenant the request named.
-    subject_tenant: Option<String>,
+    pub(crate) subject_tenant: Option<String>,
     /// The tenant of the caller's key.
-    key_tenant: Option<String>,
-    draft: Draft,
+    pub(crate) key_tenant: Option<String>,
+    pub(crate) draft: Draft,
 }
 
 impl Unfinished {
     /// The entry, given the outcome and what only the change knows (the tenant of what was
     /// made, when the request did not name one; the id of what was made).
-    fn finish(
+    pub(crate) fn finish(
         &self,
         outcome: std::result::Result<(), ErrorCode>,
         made_in: Option<String>,
@@ -682,7 +681,7 @@ impl Unfinished {
 }
 
 /// The control-plane request this thread runs, whose entry has not been written yet.
-struct InCommit {
+pub(crate) struct InCommit {
     pending: Unfinished,
     written: bool,
 }
@@ -690,6 +689,18 @@ struct InCommit {
 thread_local! {
     /// Set while [`Handle::with_entry_in_commit`] runs a request on this thread.
     static IN_COMMIT: std::cell::RefCell<Option<InCommit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `run` as this thread's control-plane request `pending`: a catalog write inside it
+/// may write its entry (see [`EngineInner::catalog_write_audited`]). Returns its result and
+/// whether that happened.
+pub(crate) fn run_in_commit<R>(pending: Unfinished, run: impl FnOnce() -> R) -> (R, bool) {
+    let previous = IN_COMMIT.with(|c| c.replace(Some(InCommit { pending, written: false })));
+    let out = run();
+    let written = IN_COMMIT
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+        .is_some_and(|c| c.written);
+    (out, written)
 }
 
 impl EngineInner {
@@ -767,7 +778,7 @@ impl EngineInner {
 
     /// An awaited catalog write of `f`'s change, then the queued audit entries, then the
     /// entry `f` returns (see [`AuditLog::write_taken`]).
-    async fn catalog_write_with_entries_async<R: Send + 'static>(
+    pub(crate) async fn catalog_write_with_entries_async<R: Send + 'static>(
         self: &Arc<Self>,
         mut f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<(R, Option<Draft>)>
             + Send
@@ -790,7 +801,7 @@ impl EngineInner {
 
 impl EngineInner {
     /// The actor behind key `id` (`None`: root), with the tenant its key belongs to.
-    fn actor(&self, key_id: Option<&str>) -> (AuditActor, Option<String>) {
+    pub(crate) fn actor(&self, key_id: Option<&str>) -> (AuditActor, Option<String>) {
         let Some(id) = key_id else {
             return (AuditActor { principal: "root".into(), ..AuditActor::default() }, None);
         };
@@ -850,134 +861,11 @@ impl EngineInner {
     }
 }
 
-impl Handle {
-    /// Records the outcome of `op` about `subject` (see [`Subject::recorded`]).
-    pub(crate) fn audit(
-        &self,
-        op: &str,
-        mut subject: Subject,
-        outcome: std::result::Result<&Value, ErrorCode>,
-    ) {
-        if let Ok(reply) = outcome {
-            subject.complete(op, reply);
-        }
-        let control = subject.control;
-        let draft = self.draft(op, subject).finish(outcome.map(drop), None, None);
-        // Control-plane entries are committed before the answer; refusals may ride along
-        // with the next commit, so a flood of refused calls costs one transaction per batch.
-        self.inner.audit.append(&self.inner.catalog, draft, control);
-    }
-
-    /// [`Handle::audit`] of a control-plane request's failure (`entry` is its entry) for a
-    /// caller on an async executor: committed before it returns, without a thread waiting.
-    pub(crate) async fn record_control_failure_async(&self, entry: &Unfinished, code: ErrorCode) {
-        let draft = entry.finish(Err(code), None, None);
-        let written =
-            self.inner.catalog_write_with_entries_async(move |_, _| Ok(((), Some(draft.clone()))));
-        if let Err(e) = written.await {
-            tracing::error!("audit entry could not be written: {e}");
-        }
-    }
-
-    /// The entry of `op` about `subject`, before its outcome is known.
-    pub(crate) fn draft(&self, op: &str, subject: Subject) -> Unfinished {
-        let (actor, key_tenant) = self.inner.actor(self.key_id());
-        Unfinished {
-            subject_tenant: subject.tenant,
-            key_tenant,
-            draft: Draft {
-                time: self.inner.options.clock.now(),
-                tenant_id: INSTANCE.into(),
-                actor,
-                action: op.into(),
-                target: subject.target,
-                outcome: Ok(()),
-                request_id: self.request_id().map_or_else(new_request_id, str::to_owned),
-            },
-        }
-    }
-
-    /// Runs a control-plane request whose entry may be written by the catalog transaction
-    /// that makes its change (see [`EngineInner::catalog_write_audited`]). Returns the
-    /// result and whether that happened (otherwise the caller records the outcome).
-    pub(crate) fn with_entry_in_commit<R>(
-        &self,
-        op: &str,
-        subject: &Subject,
-        run: impl FnOnce() -> R,
-    ) -> (R, bool) {
-        let pending = self.draft(op, Subject { control: true, ..subject.clone() });
-        let previous = IN_COMMIT.with(|c| c.replace(Some(InCommit { pending, written: false })));
-        let out = run();
-        let written = IN_COMMIT
-            .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
-            .is_some_and(|c| c.written);
-        (out, written)
-    }
-
-    /// Records a refusal made by a transport on this handle's behalf (e.g. the HTTP
-    /// server's `max_connections`), as if `op` had been refused by core.
-    pub fn record_refusal(&self, op: &str, error: &Error) {
-        let subject = Subject { tenant: None, target: None, control: false };
-        self.audit(op, subject, Err(error.code()));
-    }
-
-    fn audit_tenant_allowed(&self, tenant_id: &str) -> Result<()> {
-        let caller = self.caller()?;
-        if tenant_id == INSTANCE {
-            return authorize(&caller.principal, Action::ManageTenants);
-        }
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        let known = self.inner.catalog.read(|r, t| Ok(t.tenants.get(r, tenant_id)?.is_some()))?
-            || self.inner.catalog.read(|r, t| Ok(t.audit.heads.get(r, tenant_id)?.is_some()))?;
-        if known {
-            Ok(())
-        } else {
-            Err(Error::not_found("tenant", tenant_id))
-        }
-    }
-
-    /// A tenant's audit entries, oldest first, filtered and paged by cursor (root, or the
-    /// tenant's admins; the `instance` log: root only).
-    pub fn list_audit(&self, q: ListAudit) -> Result<AuditPage> {
-        self.audit_tenant_allowed(&q.tenant_id)?;
-        let (start, limit) = q.bounds()?;
-        self.inner.audit.flush(&self.inner.catalog);
-        let keep = |e: &AuditEntry| q.keeps(e);
-        let prefix = format!("{}/", q.tenant_id);
-        let from = entry_key(&q.tenant_id, start);
-        self.inner.catalog.read(|r, t| {
-            let t = &t.audit;
-            let mut entries = Vec::new();
-            let mut next_cursor = None;
-            for item in t.entries.range(r, &(Bound::Included(from.as_str()), Bound::Unbounded))? {
-                let (key, entry) = item?;
-                if !key.starts_with(&prefix) {
-                    break;
-                }
-                if !keep(&entry) {
-                    continue;
-                }
-                if entries.len() as u64 == limit {
-                    next_cursor = Some(entry.seq.to_string());
-                    break;
-                }
-                entries.push(entry);
-            }
-            Ok(AuditPage { tenant_id: q.tenant_id.clone(), entries, next_cursor })
-        })
-    }
-
-    /// Checks a tenant's chain from its anchor to its head and names the first entry that
-    /// was edited, removed or moved (same access as [`Handle::list_audit`]).
-    pub fn verify_audit(&self, tenant_id: &str) -> Result<AuditVerification> {
-        self.audit_tenant_allowed(tenant_id)?;
-        self.inner.audit.flush(&self.inner.catalog);
-        self.inner.catalog.read(|r, t| verify_chain(r, &t.audit, tenant_id))
-    }
-}
-
-fn verify_chain(r: &mut RoTxn<'_>, t: &AuditTables, tenant_id: &str) -> Result<AuditVerification> {
+pub(crate) fn verify_chain(
+    r: &mut RoTxn<'_>,
+    t: &AuditTables,
+    tenant_id: &str,
+) -> Result<AuditVerification> {
     let head = t.heads.get(r, tenant_id)?.unwrap_or_else(|| Head {
         hash: GENESIS.into(),
         anchor_hash: GENESIS.into(),

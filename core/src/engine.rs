@@ -14,8 +14,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::datastore::{DataTables, EnvLocation};
 use crate::embed::{Embedder, ModelEmbedder};
 use crate::error::{Error, Result};
+use crate::handle::Handle;
 use crate::keyring::KeyProvider;
-use crate::quota::{ComputeGate, ComputeLink, ComputePermit, RateInfo, RateLimiter, StorageUsage};
+use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::store::Store;
 use crate::vector::VectorCache;
 
@@ -274,6 +275,13 @@ pub struct Engine {
     life: Arc<Life>,
 }
 
+impl Engine {
+    /// The engine a handle was made by (see [`Handle::engine`]).
+    pub(crate) fn from_parts(inner: Arc<EngineInner>, life: Arc<Life>) -> Engine {
+        Engine { inner, life }
+    }
+}
+
 /// What keeps an engine open for its users: every [`Engine`] and [`Handle`] holds it, the
 /// background threads do not (they hold a weak reference to the engine and take a strong one
 /// for each round of work). Dropping the last one stops those threads and waits for them, so
@@ -378,13 +386,7 @@ impl Engine {
 
     /// The embedded owner: may do anything.
     pub fn root(&self) -> Handle {
-        Handle {
-            inner: self.inner.clone(),
-            life: self.life.clone(),
-            who: Who::Root,
-            request_id: None,
-            graph_ids: None,
-        }
+        Handle::new(self.inner.clone(), self.life.clone(), None, None)
     }
 
     /// A handle limited to what `api_key` allows. Fails with `unauthorized` at once for a
@@ -401,7 +403,7 @@ impl Engine {
         self.inner.check_process()?;
         let request_id = request_id.map(Arc::from);
         if self.inner.is_admin_key(api_key) {
-            return Ok(Handle { request_id, ..self.root() });
+            return Ok(self.root().with_request(request_id));
         }
         let parsed = match auth::parse_key(api_key) {
             Ok(p) => p,
@@ -421,7 +423,7 @@ impl Engine {
             }
             return Err(e);
         }
-        Ok(Handle { who: Who::Key(Arc::new(parsed)), request_id, ..self.root() })
+        Ok(Handle::new(self.inner.clone(), self.life.clone(), Some(parsed), request_id))
     }
 
     /// [`Engine::scoped_request`] for a key that is let in: its handle, or `None` for a key
@@ -433,11 +435,11 @@ impl Engine {
         self.inner.check_process().ok()?;
         let request_id = request_id.map(Arc::from);
         if self.inner.is_admin_key(api_key) {
-            return Some(Handle { request_id, ..self.root() });
+            return Some(self.root().with_request(request_id));
         }
         let parsed = auth::parse_key(api_key).ok()?;
         self.inner.authenticate(&parsed).ok()?;
-        Some(Handle { who: Who::Key(Arc::new(parsed)), request_id, ..self.root() })
+        Some(Handle::new(self.inner.clone(), self.life.clone(), Some(parsed), request_id))
     }
 
     /// Records a request refused by a transport before it had a handle (e.g. no
@@ -734,142 +736,6 @@ impl EngineInner {
         let (lock, cv) = &self.wake;
         *lock.lock() = true;
         cv.notify_all();
-    }
-}
-
-#[derive(Clone)]
-enum Who {
-    Root,
-    Key(Arc<ParsedKey>),
-}
-
-/// A principal's view of the engine: every operation goes through [`auth::authorize`].
-#[derive(Clone)]
-pub struct Handle {
-    pub(crate) inner: Arc<EngineInner>,
-    life: Arc<Life>,
-    who: Who,
-    /// The request this handle serves, for its audit entries.
-    request_id: Option<Arc<str>>,
-    /// Ids its graph writes use instead of new random ones ([`Handle::with_graph_ids`]).
-    pub(crate) graph_ids: Option<Arc<crate::graph::GraphIds>>,
-}
-
-impl std::fmt::Debug for Handle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let who = match &self.who {
-            Who::Root => "root".to_owned(),
-            Who::Key(k) => auth::display_prefix(&k.id),
-        };
-        f.debug_struct("Handle").field("who", &who).finish_non_exhaustive()
-    }
-}
-
-/// A checked caller for one operation: its principal, and the compute quotas its heavy
-/// work counts against (its tenant's, then each ancestor's; none for root).
-pub(crate) struct Caller {
-    pub principal: Principal,
-    compute: Vec<ComputeLink>,
-}
-
-impl Handle {
-    /// The engine behind this handle.
-    pub fn engine(&self) -> Engine {
-        Engine { inner: self.inner.clone(), life: self.life.clone() }
-    }
-
-    /// The same principal, serving request `request_id` (recorded in its audit entries).
-    #[must_use]
-    pub fn with_request_id(&self, request_id: &str) -> Handle {
-        Handle { request_id: Some(Arc::from(request_id)), ..self.clone() }
-    }
-
-    /// The same principal, whose graph writes (`add_entity`, `add_relation`) give what they
-    /// create the ids in `ids` instead of new random ones. A replicated log (cluster mode) picks
-    /// them before it logs a write, so applying the write and replaying it later on another
-    /// node write the same rows.
-    #[must_use]
-    pub fn with_graph_ids(&self, ids: Option<crate::graph::GraphIds>) -> Handle {
-        Handle { graph_ids: ids.map(Arc::new), ..self.clone() }
-    }
-
-    /// The id of the key this handle acts as (`None`: root).
-    pub(crate) fn key_id(&self) -> Option<&str> {
-        match &self.who {
-            Who::Root => None,
-            Who::Key(k) => Some(&k.id),
-        }
-    }
-
-    /// The request this handle serves, if a transport named one.
-    pub(crate) fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
-    /// Who this handle acts as, re-checked now (revocation, expiry, tenant status).
-    pub fn principal(&self) -> Result<Principal> {
-        Ok(self.authed()?.map_or(Principal::Root, |a| a.principal.clone()))
-    }
-
-    fn authed(&self) -> Result<Option<Arc<Authed>>> {
-        self.inner.check_process()?;
-        match &self.who {
-            Who::Root => Ok(None),
-            Who::Key(k) => self.inner.authenticate(k).map(Some),
-        }
-    }
-
-    /// Checks the key and charges one request to the tenant's rate limit.
-    pub(crate) fn caller(&self) -> Result<Caller> {
-        let Some(authed) = self.authed()? else {
-            return Ok(Caller { principal: Principal::Root, compute: Vec::new() });
-        };
-        let now = self.inner.now_micros();
-        for link in &authed.limits {
-            if let Err(e) = self.inner.limiter.admit(&link.tenant_id, link.qps_limit, now) {
-                // The caller is told about its own tenant and limit, whichever link binds.
-                return Err(match (e, authed.limits.first()) {
-                    (Error::RateLimited { retry_after_secs, .. }, Some(own)) => {
-                        Error::RateLimited {
-                            tenant: own.tenant_id.clone(),
-                            limit: own.qps_limit,
-                            retry_after_secs,
-                        }
-                    }
-                    (other, _) => other,
-                });
-            }
-        }
-        let compute = authed
-            .limits
-            .iter()
-            .map(|l| ComputeLink { tenant_id: l.tenant_id.clone(), cores: l.compute_quota_cores })
-            .collect();
-        Ok(Caller { principal: authed.principal.clone(), compute })
-    }
-
-    /// A slot for one heavy operation of `caller` under its tenants' `compute_quota_cores`,
-    /// held until the permit is dropped; waits up to [`Options::compute_wait`], then fails
-    /// with `rate_limited`.
-    pub(crate) fn compute_slot(&self, caller: &Caller) -> Result<ComputePermit<'_>> {
-        self.inner.compute.acquire(&caller.compute, self.inner.options.compute_wait)
-    }
-
-    /// The rate-limit state the last admitted call of this handle's tenant left, without
-    /// charging a request (for `X-RateLimit-*` headers).
-    pub fn rate_info(&self) -> Result<Option<RateInfo>> {
-        let Some(authed) = self.authed()? else { return Ok(None) };
-        Ok(authed
-            .limits
-            .first()
-            .map(|l| self.inner.limiter.peek(&l.tenant_id, l.qps_limit, self.inner.now_micros())))
-    }
-
-    /// The concurrent-connection limits a request of this handle counts against, for
-    /// transports that enforce them: its tenant's first, then each ancestor's.
-    pub fn connection_limits(&self) -> Result<Vec<(String, u32)>> {
-        let Some(authed) = self.authed()? else { return Ok(Vec::new()) };
-        Ok(authed.limits.iter().map(|l| (l.tenant_id.clone(), l.max_connections)).collect())
     }
 }
 

@@ -40,6 +40,7 @@ pub mod error;
 mod filter;
 mod format;
 mod graph;
+mod handle;
 mod ivf;
 pub mod keyring;
 mod keys;
@@ -74,11 +75,12 @@ pub use embed::{
     load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder, ModelPaths, StaticEmbedder,
     DEFAULT_MODEL,
 };
-pub use engine::{Engine, Handle, Options};
+pub use engine::{Engine, Options};
 pub use error::{Error, ErrorCode, Result};
 pub use graph::{
     AddEntity, AddRelation, Entity, GraphIds, GraphPath, GraphView, Neighbors, Relation,
 };
+pub use handle::Handle;
 pub use keyring::{Key, KeyProvider};
 pub use keys::{ApiKey, CreateKey, CreatedKey, NamespaceGrant};
 pub use listing::{CountMemories, ListMemories, MemoryPage, OrderBy};

@@ -16,12 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::auth::NamespaceAction;
 use crate::datastore::{ns_key, DataTables};
-use crate::engine::{Affects, EngineInner, Handle};
+use crate::engine::{Affects, EngineInner};
 use crate::error::{Error, Result};
 use crate::filter::{self, Filter, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED};
-use crate::memory::{decode_stored, is_live, read_vector, Memory};
+use crate::memory::{decode_stored, is_live, Memory};
 use crate::namespace::NamespaceRecord;
 use crate::storage::RoTxn;
 
@@ -31,7 +30,7 @@ pub const MAX_LIST: usize = 1000;
 pub const DEFAULT_LIST: usize = 100;
 /// A filter whose secondary keys name at most this many memories is answered from them
 /// (read and sorted) instead of walking the order keys.
-const SMALL_SET: usize = 5000;
+pub(crate) const SMALL_SET: usize = 5000;
 
 /// The order of `list_memories`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,7 +116,7 @@ pub struct MemoryPage {
 }
 
 /// A position in an order: the value's key bytes and the memory key.
-type Position = ([u8; 8], [u8; 16]);
+pub(crate) type Position = ([u8; 8], [u8; 16]);
 
 const CURSOR_VERSION: u8 = 1;
 const MAC_LEN: usize = 16;
@@ -184,7 +183,7 @@ pub(crate) fn unseal(inner: &EngineInner, text: &str) -> Result<Option<Vec<u8>>>
     Ok(bool::from(subtle::ConstantTimeEq::ct_eq(want.as_slice(), tag.as_slice())).then_some(bytes))
 }
 
-fn encode_cursor(
+pub(crate) fn encode_cursor(
     inner: &EngineInner,
     ns: u64,
     order: OrderBy,
@@ -194,7 +193,7 @@ fn encode_cursor(
     seal(inner, payload(ns, order, descending, pos))
 }
 
-fn decode_cursor(
+pub(crate) fn decode_cursor(
     inner: &EngineInner,
     text: &str,
     ns: u64,
@@ -317,80 +316,6 @@ pub(crate) fn parse_filter(v: Option<&Value>) -> Result<Option<Filter>> {
     v.map(|v| Filter::parse(v, "filter")).transpose()
 }
 
-impl Handle {
-    /// A page of a namespace's live memories matching `filter`, in a stable order, with the
-    /// cursor of the next page.
-    pub fn list_memories(&self, req: ListMemories) -> Result<MemoryPage> {
-        let caller = self.caller()?;
-        let (rec, _) =
-            self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Read)?;
-        let limit = req.limit.unwrap_or(DEFAULT_LIST);
-        if limit == 0 || limit > MAX_LIST {
-            return Err(Error::invalid("limit", format!("must be between 1 and {MAX_LIST}")));
-        }
-        let filter = parse_filter(req.filter.as_ref())?;
-        let order = req.order_by.unwrap_or_default();
-        let desc = req.descending;
-        let after = match &req.cursor {
-            Some(c) => Some(decode_cursor(&self.inner, c, rec.id, order, desc)?),
-            None => None,
-        };
-        ensure_fields(&self.inner, &rec)?;
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(&rec)?;
-        let keep = |m: &Memory| {
-            is_live(m, &rec.policy, now) && filter.as_ref().is_none_or(|f| f.matches(m))
-        };
-        let mut page: Vec<(Position, Memory, Option<u32>)> = env.read(|r, t| {
-            let small = match &filter {
-                Some(f) => filter::candidates(t, r, rec.id, f, SMALL_SET)?,
-                None => None,
-            };
-            match small {
-                Some(c) => from_candidates(t, r, rec.id, &c, order, desc, after, limit + 1, &keep),
-                None => walk_order(t, r, rec.id, order, desc, after, limit + 1, &keep),
-            }
-        })?;
-        let next_cursor = if page.len() > limit {
-            page.truncate(limit);
-            let last = &page[limit - 1].0;
-            Some(encode_cursor(&self.inner, rec.id, order, desc, last)?)
-        } else {
-            None
-        };
-        let memories = if req.include_vectors {
-            env.read(|r, t| {
-                page.into_iter()
-                    .map(|(_, mut m, slot)| {
-                        m.vector = read_vector(t, r, rec.id, slot)?;
-                        Ok(m)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })?
-        } else {
-            page.into_iter().map(|(_, m, _)| m).collect()
-        };
-        Ok(MemoryPage { memories, next_cursor })
-    }
-
-    /// How many live memories of a namespace match `filter` (all of them without one).
-    pub fn count_memories(&self, req: CountMemories) -> Result<u64> {
-        let caller = self.caller()?;
-        let (rec, _) =
-            self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Read)?;
-        let filter = parse_filter(req.filter.as_ref())?;
-        let env = self.inner.data_env_of(&rec)?;
-        let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-        if filter.is_none() && all_live(&rec, &stats) {
-            return Ok(stats.memory_count);
-        }
-        let mut n = 0u64;
-        let all = Filter::And(Vec::new());
-        each_matching(&self.inner, &rec, filter.as_ref().unwrap_or(&all), |_| n += 1)?;
-        Ok(n)
-    }
-}
-
 /// Whether position `p` comes after `after` in the walk's direction.
 fn beyond(p: &Position, after: Option<&Position>, desc: bool) -> bool {
     after.is_none_or(|a| if desc { p < a } else { p > a })
@@ -398,7 +323,7 @@ fn beyond(p: &Position, after: Option<&Position>, desc: bool) -> bool {
 
 /// A page from a small candidate set: read, filtered, sorted.
 #[allow(clippy::too_many_arguments)]
-fn from_candidates(
+pub(crate) fn from_candidates(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: u64,
@@ -425,7 +350,7 @@ fn from_candidates(
 
 /// A page by walking the order keys from the cursor.
 #[allow(clippy::too_many_arguments)]
-fn walk_order(
+pub(crate) fn walk_order(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: u64,

@@ -13,19 +13,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::auth::{NamespaceAction, Principal};
+use crate::auth::Principal;
 use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
 use crate::embed::Embedder;
-use crate::engine::{Caller, EngineInner, Handle};
+use crate::engine::EngineInner;
 use crate::error::{Error, Result};
-use crate::filter::{Field, Filter};
-use crate::keyword::KeywordRecall;
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
-use crate::quota::{ComputePermit, QuotaLink, Reservation};
+use crate::quota::{QuotaLink, Reservation};
 use crate::storage::RoTxn;
 use crate::store::Store;
-use crate::vector::{agent_key, encode_row, normalize, validate_vector, NewRow, SlotAgents};
+use crate::vector::{agent_key, encode_row, SlotAgents};
 
 /// Longest content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
@@ -44,7 +42,7 @@ const IMPORTANCE_WEIGHT: f64 = 0.3;
 /// A recall filter whose secondary keys name at most this many memories is answered by scoring
 /// exactly those memories' vectors; a broader one by the vector search with the filter applied
 /// to its candidates.
-const FILTERED_EXACT_MAX: usize = 20_000;
+pub(crate) const FILTERED_EXACT_MAX: usize = 20_000;
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
 /// Longest caller-chosen memory id, in characters.
@@ -174,7 +172,7 @@ pub(crate) fn decode_stored(bytes: &[u8]) -> Result<StoredMemory> {
 }
 
 /// Decodes a record (current or legacy format).
-fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
     match split_record(bytes) {
         Some((slot, json)) => Ok(StoredMemory { memory: serde_json::from_slice(json)?, slot }),
         None => Ok(serde_json::from_slice(bytes)?),
@@ -434,7 +432,7 @@ pub struct Forgotten {
 /// Which namespace a memory call addresses: the explicit namespace; else the `agent_id`
 /// value; else the key's only namespace. The flag says whether `agent_id` was used as the
 /// namespace (then it is not also a filter).
-fn target_namespace(
+pub(crate) fn target_namespace(
     principal: &Principal,
     namespace: Option<&str>,
     agent_id: Option<&str>,
@@ -453,7 +451,7 @@ fn target_namespace(
     }
 }
 
-fn validate_tags(tags: &[String], field: &str) -> Result<()> {
+pub(crate) fn validate_tags(tags: &[String], field: &str) -> Result<()> {
     if tags.len() > MAX_TAGS {
         return Err(Error::invalid(field, format!("at most {MAX_TAGS} tags")));
     }
@@ -468,7 +466,7 @@ fn validate_tags(tags: &[String], field: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_content(content: &str, field: &str) -> Result<()> {
+pub(crate) fn validate_content(content: &str, field: &str) -> Result<()> {
     if content.trim().is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -478,7 +476,7 @@ fn validate_content(content: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_ttl(ttl: Option<u64>, field: &str) -> Result<()> {
+pub(crate) fn validate_ttl(ttl: Option<u64>, field: &str) -> Result<()> {
     if ttl.is_some_and(|t| t == 0 || t > 100 * 365 * 86_400) {
         return Err(Error::invalid(field, "must be between 1 second and 100 years"));
     }
@@ -499,11 +497,11 @@ pub(crate) fn validate_id(id: &str, field: &str) -> Result<()> {
 
 /// Every id of a list asked for (`field[i]` names a bad one): an id no memory can have is a
 /// mistake to report, not an absent memory.
-fn validate_ids(ids: &[String], field: &str) -> Result<()> {
+pub(crate) fn validate_ids(ids: &[String], field: &str) -> Result<()> {
     ids.iter().enumerate().try_for_each(|(i, id)| validate_id(id, &format!("{field}[{i}]")))
 }
 
-fn validate_session(session: Option<&str>, field: &str) -> Result<()> {
+pub(crate) fn validate_session(session: Option<&str>, field: &str) -> Result<()> {
     if session.is_some_and(|s| s.is_empty() || s.len() > 256 || s.chars().any(char::is_control)) {
         return Err(Error::invalid(field, "must be 1-256 bytes of printable characters"));
     }
@@ -529,26 +527,31 @@ pub(crate) fn memory_key(id: &str) -> [u8; 16] {
     out
 }
 
-fn validate_agent(agent: Option<&str>) -> Result<()> {
+pub(crate) fn validate_agent(agent: Option<&str>) -> Result<()> {
     if agent.is_some_and(|a| a.is_empty() || a.len() > 256) {
         return Err(Error::invalid("agent_id", "must be 1-256 bytes"));
     }
     Ok(())
 }
 
-fn validate_importance(v: f64, field: &str) -> Result<()> {
+pub(crate) fn validate_importance(v: f64, field: &str) -> Result<()> {
     if !v.is_finite() || !(0.0..=1.0).contains(&v) {
         return Err(Error::invalid(field, "must be a number between 0 and 1"));
     }
     Ok(())
 }
 
-fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
+pub(crate) fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
     decayed(m.importance, m.updated_at, policy, now)
 }
 
 /// Importance `importance` of a memory last updated at `updated_at`, decayed to `now`.
-fn decayed(importance: f64, updated_at: DateTime<Utc>, policy: &DecayPolicy, now: i64) -> f64 {
+pub(crate) fn decayed(
+    importance: f64,
+    updated_at: DateTime<Utc>,
+    policy: &DecayPolicy,
+    now: i64,
+) -> f64 {
     if policy.decay_rate <= 0.0 {
         return importance;
     }
@@ -590,907 +593,8 @@ impl Prepared {
 
     /// What a new memory is expected to be charged, its postings included (written with a
     /// vector, it has a slot and so is in the keyword index).
-    fn estimate(&self) -> u64 {
+    pub(crate) fn estimate(&self) -> u64 {
         self.charge() + postings_charge(self.vector.as_ref().map(|_| 0), &self.memory.content)
-    }
-}
-
-impl Handle {
-    /// Resolves the namespace of a memory call and authorizes `action` on it.
-    pub(crate) fn memory_namespace(
-        &self,
-        caller: &Caller,
-        namespace: Option<&str>,
-        agent_id: Option<&str>,
-        action: NamespaceAction,
-    ) -> Result<(NamespaceRecord, bool)> {
-        let (name, agent_is_ns) = target_namespace(&caller.principal, namespace, agent_id)?;
-        let rec = self.namespace_for(caller, &name, action)?;
-        Ok((rec, agent_is_ns))
-    }
-
-    #[allow(clippy::unused_self)] // a method so every step of a store reads `self.…`
-    fn prepare(
-        &self,
-        rec: &NamespaceRecord,
-        m: StoreMemory,
-        field: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Prepared> {
-        let f =
-            |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-        validate_content(&m.content, &f("content"))?;
-        let importance = m.importance.unwrap_or(0.5);
-        validate_importance(importance, &f("importance"))?;
-        validate_tags(&m.tags, &f("tags"))?;
-        validate_agent(m.agent_id.as_deref())?;
-        validate_tags(&m.entities, &f("entities"))?;
-        let metadata = m.metadata.unwrap_or_default();
-        crate::document::check_object(&f("metadata"), &metadata)?;
-        let ttl = m.ttl.or(rec.policy.ttl_default);
-        validate_ttl(ttl, &f("ttl"))?;
-        let vector = match m.embedding {
-            Some(mut v) => {
-                validate_vector(&v, &f("embedding"))?;
-                normalize(&mut v);
-                Some(v)
-            }
-            None => None,
-        };
-        if let Some(id) = &m.id {
-            validate_id(id, &f("id"))?;
-        }
-        validate_session(m.session_id.as_deref(), &f("session_id"))?;
-        let id = m.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let memory = Memory {
-            namespace: rec.name.clone(),
-            agent_id: m.agent_id,
-            content: m.content,
-            importance,
-            tags: m.tags,
-            metadata,
-            entities: m.entities,
-            memory_type: m.memory_type.unwrap_or_default(),
-            session_id: m.session_id,
-            created_at: now,
-            updated_at: now,
-            expires_at: ttl.map(|t| now + chrono::Duration::seconds(t as i64)),
-            vector: None,
-            id,
-        };
-        Prepared::new(memory, vector)
-    }
-
-    /// Embeds the text of items without a caller vector, using the namespace's embedder.
-    fn embed_missing(embedder: &dyn Embedder, items: &mut [Prepared]) -> Result<()> {
-        let missing: Vec<usize> =
-            (0..items.len()).filter(|i| items[*i].vector.is_none() && items[*i].embed).collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let texts: Vec<&str> = missing.iter().map(|i| items[*i].memory.content.as_str()).collect();
-        let vectors = embedder.embed(&texts)?;
-        for (i, mut v) in missing.into_iter().zip(vectors) {
-            normalize(&mut v);
-            items[i].vector = Some(v);
-        }
-        Ok(())
-    }
-
-    /// Writes prepared memories in one transaction (all or none) through [`put_memory`],
-    /// charging the tenant's storage quota by the difference with the memories they replace.
-    /// `vectors_by` names what made the items' vectors ([`CALLER_EMBEDDER`] for the caller's,
-    /// an embedder's name for an import's); `None`: the namespace's embedder embeds the text of
-    /// items without one. With `patch`, each item is an update of the memory stored under its
-    /// id (`not_found` when there is none): `patch` builds the new memory from the stored one
-    /// inside the transaction, so concurrent updates do not lose each other's fields.
-    fn write_memories(
-        &self,
-        rec: &NamespaceRecord,
-        mut items: Vec<Prepared>,
-        vectors_by: Option<&str>,
-        patch: Option<&Patch<'_>>,
-    ) -> Result<Vec<Memory>> {
-        let start = self.begin_write(rec, &mut items, vectors_by)?;
-        let written = start.env.write_ns(rec.id, |w, t| {
-            write_rows(&self.inner, rec, &mut items, &start.embedder_name, patch, w, t)
-        })?;
-        Ok(self.finish_write(rec, start, items, written))
-    }
-
-    /// [`Handle::write_memories`] of new memories (no patch) for a caller on an async
-    /// executor: the commit is awaited without holding a thread (see
-    /// [`crate::store::Store::write_ns_async`]).
-    async fn write_memories_async(
-        &self,
-        rec: &NamespaceRecord,
-        mut items: Vec<Prepared>,
-        vectors_by: Option<&str>,
-    ) -> Result<Vec<Memory>> {
-        let start = self.begin_write(rec, &mut items, vectors_by)?;
-        let rows = Arc::new(parking_lot::Mutex::new(items));
-        let job = {
-            let (inner, rec, rows) = (self.inner.clone(), rec.clone(), rows.clone());
-            let name = start.embedder_name.clone();
-            move |w: &mut heed3::RwTxn<'_>, t: &DataTables| {
-                write_rows(&inner, &rec, &mut rows.lock(), &name, None, w, t)
-            }
-        };
-        let written = start.env.write_ns_async(rec.id, job).await?;
-        let items = std::mem::take(&mut *rows.lock());
-        Ok(self.finish_write(rec, start, items, written))
-    }
-
-    /// What a write of memories does before its transaction: embeds the items without a
-    /// vector (unless `vectors_by` names what made theirs), and reserves the tenant's
-    /// storage for the difference with the memories they replace.
-    fn begin_write(
-        &self,
-        rec: &NamespaceRecord,
-        items: &mut [Prepared],
-        vectors_by: Option<&str>,
-    ) -> Result<WriteStart<'_>> {
-        let embedder_name = if let Some(name) = vectors_by {
-            name.to_owned()
-        } else {
-            let embedder = self.inner.embedder_for(rec)?;
-            Self::embed_missing(embedder.as_ref(), items)?;
-            embedder.name().to_owned()
-        };
-        crate::listing::ensure_keywords(&self.inner, rec)?;
-        let env = self.inner.data_env_of(rec)?;
-        let chain = match &rec.tenant_id {
-            Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
-            None => Vec::new(),
-        };
-        // The reservation is the difference between what the items are expected to be charged
-        // and what the memories they replace are charged now. With no quota to check (a
-        // namespace outside tenants) it is nothing, and neither is read.
-        let delta = if chain.is_empty() {
-            0
-        } else {
-            let replaced: u64 = env.read(|r, t| {
-                let row = t.stats_of(r, rec.id)?.dimensions.map_or(0, |d| row_len(d as usize));
-                let mut sum = 0;
-                for p in items.iter() {
-                    if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? {
-                        sum += stored_charge(bytes, row)?;
-                    }
-                }
-                Ok(sum)
-            })?;
-            let total: u64 = items.iter().map(Prepared::estimate).sum();
-            total.saturating_sub(replaced)
-        };
-        let reservation = self.inner.usage.reserve(&chain, delta)?;
-        Ok(WriteStart { env, embedder_name, chain, reservation })
-    }
-
-    /// What a write of memories does after its commit: keeps the storage it used, and
-    /// applies the new rows to the cached vectors before returning (read-your-writes).
-    fn finish_write(
-        &self,
-        rec: &NamespaceRecord,
-        start: WriteStart<'_>,
-        items: Vec<Prepared>,
-        (effects, stats): (WriteEffects, NamespaceStats),
-    ) -> Vec<Memory> {
-        let WriteStart { chain, reservation, .. } = start;
-        reservation.keep(effects.charged);
-        if effects.freed > 0 {
-            self.inner.usage.adjust(&chain, -(effects.freed as i64));
-        }
-        // Apply the new rows to the cached vectors before returning (read-your-writes); the
-        // rows of replaced memories go at the same time, so a recall never sees both.
-        let rows = |written: &[(u32, usize)]| -> Vec<NewRow<'_>> {
-            written
-                .iter()
-                .filter_map(|(slot, i)| {
-                    let p = &items[*i];
-                    let agent = agent_key(p.memory.agent_id.as_deref());
-                    Some((*slot, p.id, p.vector.as_deref()?, agent))
-                })
-                .collect()
-        };
-        let (added, replaced) = (rows(&effects.added), rows(&effects.replaced));
-        let seq = stats.vector_writes;
-        self.inner.vectors.apply(rec.id, seq, &added, &replaced, &effects.removed_slots);
-        crate::ann::note_write(&self.inner, rec, &stats);
-        items.into_iter().map(|p| p.memory).collect()
-    }
-
-    /// Stores one memory and returns it. The namespace is `req.namespace`; if absent, the
-    /// `agent_id` value; if both are absent, the key's only namespace. The memory is
-    /// recallable as soon as this returns.
-    pub fn store_memory(&self, req: StoreMemory) -> Result<Memory> {
-        let (rec, p, by, _slot) = self.start_store(req)?;
-        let mut out = self.write_memories(&rec, vec![p], by, None)?;
-        out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
-    }
-
-    /// [`Handle::store_memory`] for a caller on an async executor: the durable commit is
-    /// awaited without holding a thread. Everything else runs on the calling thread (the
-    /// text is embedded there), as a recall does.
-    pub(crate) async fn store_memory_async(&self, req: StoreMemory) -> Result<Memory> {
-        let (rec, p, by, _slot) = self.start_store(req)?;
-        let mut out = self.write_memories_async(&rec, vec![p], by).await?;
-        out.pop().ok_or_else(|| Error::Internal("store wrote nothing".into()))
-    }
-
-    /// A single store up to its write: the namespace authorized, the memory checked and
-    /// built, what made its vector, and the compute slot its embedding takes.
-    fn start_store(
-        &self,
-        req: StoreMemory,
-    ) -> Result<(NamespaceRecord, Prepared, Option<&'static str>, Option<ComputePermit<'_>>)> {
-        let caller = self.caller()?;
-        let (rec, _) = self.memory_namespace(
-            &caller,
-            req.namespace.as_deref(),
-            req.agent_id.as_deref(),
-            NamespaceAction::Write,
-        )?;
-        let caller_vector = req.embedding.is_some();
-        let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
-        // Embedding the text is heavy work under the tenant's compute quota.
-        let slot = if caller_vector { None } else { Some(self.compute_slot(&caller)?) };
-        Ok((rec, p, caller_vector.then_some(CALLER_EMBEDDER), slot))
-    }
-
-    /// Stores many memories in one transaction: all of them or none. Either every item
-    /// carries an `embedding` or none does. Returns the ids in order.
-    pub fn store_memories(
-        &self,
-        namespace: &str,
-        memories: Vec<StoreMemory>,
-    ) -> Result<Vec<String>> {
-        self.store_memories_by(namespace, memories, CALLER_EMBEDDER)
-    }
-
-    /// [`Handle::store_memories`] of memories whose vectors `vectors_by` made (an import's
-    /// vectors of the target namespace's own embedder, or [`CALLER_EMBEDDER`]).
-    pub(crate) fn store_memories_by(
-        &self,
-        namespace: &str,
-        memories: Vec<StoreMemory>,
-        vectors_by: &str,
-    ) -> Result<Vec<String>> {
-        let caller = self.caller()?;
-        let (rec, _) =
-            self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Write)?;
-        if memories.is_empty() {
-            return Err(Error::invalid("memories", "must contain at least one memory"));
-        }
-        if memories.len() > MAX_BATCH {
-            return Err(Error::PayloadTooLarge {
-                field: "memories".into(),
-                reason: format!("at most {MAX_BATCH} memories per batch"),
-            });
-        }
-        let with_vectors = memories.iter().filter(|m| m.embedding.is_some()).count();
-        if with_vectors != 0 && with_vectors != memories.len() {
-            return Err(Error::invalid(
-                "memories",
-                "either every memory has an embedding or none does",
-            ));
-        }
-        let mut seen = std::collections::HashMap::new();
-        for (i, m) in memories.iter().enumerate() {
-            if let Some(id) = &m.id {
-                if let Some(first) = seen.insert(id.as_str(), i) {
-                    return Err(Error::invalid(
-                        format!("memories[{i}].id"),
-                        format!("repeats the id of memories[{first}]"),
-                    ));
-                }
-            }
-        }
-        let now = self.inner.options.clock.now();
-        let prepared = memories
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut m)| {
-                if m.namespace.as_deref().is_some_and(|n| n != namespace) {
-                    return Err(Error::invalid(
-                        format!("memories[{i}].namespace"),
-                        "differs from the batch namespace",
-                    ));
-                }
-                m.namespace = None;
-                self.prepare(&rec, m, &format!("memories[{i}]"), now)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let _slot = self.compute_slot(&caller)?;
-        Ok(self
-            .write_memories(&rec, prepared, (with_vectors > 0).then_some(vectors_by), None)?
-            .into_iter()
-            .map(|m| m.id)
-            .collect())
-    }
-
-    /// One memory by id (`not_found` if absent, expired or decayed away).
-    pub fn get_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
-        let caller = self.caller()?;
-        let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Read)?;
-        validate_id(id, "id")?;
-        let mut found = self.read_memories(&rec, &[id], false)?;
-        found.pop().ok_or_else(|| Error::not_found("memory", id))
-    }
-
-    /// Many memories by id, in the order asked; ids that are absent (or expired, or decayed
-    /// away) are left out. With `include_vectors`, each memory carries its stored vector.
-    pub fn get_memories(
-        &self,
-        namespace: Option<&str>,
-        ids: &[String],
-        include_vectors: bool,
-    ) -> Result<Vec<Memory>> {
-        let caller = self.caller()?;
-        let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Read)?;
-        if ids.len() > MAX_GET {
-            return Err(Error::invalid("ids", format!("at most {MAX_GET} ids")));
-        }
-        validate_ids(ids, "ids")?;
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.read_memories(&rec, &ids, include_vectors)
-    }
-
-    /// Up to `limit` live memories of `namespace` with their vectors, in storage order after
-    /// the position `after` (what the previous call returned): how an export pages through a
-    /// namespace without holding it. The position is `None` after the last memory.
-    pub(crate) fn memory_rows(
-        &self,
-        namespace: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<Memory>, Option<String>)> {
-        let caller = self.caller()?;
-        let (rec, _) =
-            self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Read)?;
-        let after = match after {
-            Some(hex) => {
-                let bytes = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-                    .collect::<Option<Vec<u8>>>()
-                    .filter(|b| b.len() == 16)
-                    .ok_or_else(|| Error::invalid("cursor", "malformed"))?;
-                Some(bytes)
-            }
-            None => None,
-        };
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(&rec)?;
-        env.read(|r, t| {
-            let start = ns_key(rec.id, after.as_deref().unwrap_or(&[]));
-            let stop = (rec.id + 1).to_be_bytes();
-            let lower = match after {
-                Some(_) => std::ops::Bound::Excluded(start),
-                None => std::ops::Bound::Included(start),
-            };
-            let (mut out, mut next) = (Vec::new(), None);
-            let upper = std::ops::Bound::Excluded(stop.to_vec());
-            crate::storage::scan(&t.memories, r, lower, upper, false, |r, k, v| {
-                let s = decode_record(v)?;
-                if !is_live(&s.memory, &rec.policy, now) {
-                    return Ok(true);
-                }
-                let mut m = s.memory;
-                m.vector = read_vector(t, r, rec.id, s.slot)?;
-                out.push(m);
-                if out.len() == limit {
-                    next = Some(crate::keys::to_hex(&k[8..]));
-                    return Ok(false);
-                }
-                Ok(true)
-            })?;
-            Ok((out, next))
-        })
-    }
-
-    /// The live memories of `ids` (in that order, each at most once) in one read transaction.
-    fn read_memories(
-        &self,
-        rec: &NamespaceRecord,
-        ids: &[&str],
-        include_vectors: bool,
-    ) -> Result<Vec<Memory>> {
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(rec)?;
-        env.read(|r, t| {
-            let mut seen = std::collections::HashSet::new();
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if !seen.insert(*id) {
-                    continue;
-                }
-                let Some(s) = read_memory(t, r, &ns_key(rec.id, &memory_key(id)))? else {
-                    continue;
-                };
-                if s.memory.id != *id || !is_live(&s.memory, &rec.policy, now) {
-                    continue;
-                }
-                let mut m = s.memory;
-                if include_vectors {
-                    m.vector = read_vector(t, r, rec.id, s.slot)?;
-                }
-                out.push(m);
-            }
-            Ok(out)
-        })
-    }
-
-    /// Changes the given fields of a stored memory (`not_found` if absent): new content is
-    /// re-embedded, metadata is merged unless `replace` is set, `ttl` restarts the expiry from
-    /// now; `created_at` stays and `updated_at` moves to now.
-    pub fn update_memory(&self, req: UpdateMemory) -> Result<Memory> {
-        let caller = self.caller()?;
-        let (rec, _) =
-            self.memory_namespace(&caller, req.namespace.as_deref(), None, NamespaceAction::Write)?;
-        validate_id(&req.id, "id")?;
-        if let Some(c) = &req.content {
-            validate_content(c, "content")?;
-        }
-        if let Some(i) = req.importance {
-            validate_importance(i, "importance")?;
-        }
-        if let Some(tags) = &req.tags {
-            validate_tags(tags, "tags")?;
-        }
-        if let Some(m) = &req.metadata {
-            crate::document::check_object("metadata", m)?;
-        }
-        validate_ttl(req.ttl, "ttl")?;
-        validate_session(req.session_id.as_deref(), "session_id")?;
-        let vector = match req.embedding.clone() {
-            Some(mut v) => {
-                validate_vector(&v, "embedding")?;
-                normalize(&mut v);
-                Some(v)
-            }
-            None => None,
-        };
-        let caller_vector = vector.is_some();
-        let now = self.inner.options.clock.now();
-        let now_micros = self.inner.now_micros();
-        let placeholder = Memory {
-            id: req.id.clone(),
-            namespace: rec.name.clone(),
-            agent_id: None,
-            content: req.content.clone().unwrap_or_default(),
-            importance: 0.0,
-            tags: Vec::new(),
-            metadata: Map::new(),
-            entities: Vec::new(),
-            memory_type: MemoryType::default(),
-            session_id: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: None,
-            vector: None,
-        };
-        let mut p = Prepared::new(placeholder, vector)?;
-        p.embed = req.content.is_some();
-        let policy = rec.policy;
-        let patch = move |old: Memory, _: &mut Prepared| -> Result<Memory> {
-            if !is_live(&old, &policy, now_micros) {
-                return Err(Error::not_found("memory", &old.id));
-            }
-            let mut m = old;
-            if let Some(c) = &req.content {
-                m.content.clone_from(c);
-            }
-            if let Some(i) = req.importance {
-                m.importance = i;
-            }
-            if let Some(tags) = &req.tags {
-                m.tags.clone_from(tags);
-            }
-            if let Some(meta) = &req.metadata {
-                if req.replace {
-                    m.metadata.clone_from(meta);
-                } else {
-                    for (k, v) in meta {
-                        if v.is_null() {
-                            m.metadata.remove(k);
-                        } else {
-                            m.metadata.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-                crate::document::check_object("metadata", &m.metadata)?;
-            }
-            if let Some(t) = req.ttl {
-                m.expires_at = Some(now + chrono::Duration::seconds(t as i64));
-            }
-            if let Some(mt) = req.memory_type {
-                m.memory_type = mt;
-            }
-            if let Some(sid) = &req.session_id {
-                m.session_id = Some(sid.clone());
-            }
-            m.updated_at = now;
-            m.vector = None;
-            Ok(m)
-        };
-        let by = caller_vector.then_some(CALLER_EMBEDDER);
-        let mut out = self.write_memories(&rec, vec![p], by, Some(&patch))?;
-        out.pop().ok_or_else(|| Error::Internal("update wrote nothing".into()))
-    }
-
-    /// Deletes one memory; `not_found` if it does not exist.
-    pub fn delete_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
-        let caller = self.caller()?;
-        let (rec, _) = self.memory_namespace(&caller, namespace, None, NamespaceAction::Write)?;
-        validate_id(id, "id")?;
-        let mut removed = self.remove_memories(&rec, &[memory_key(id)])?;
-        removed.pop().ok_or_else(|| Error::not_found("memory", id))
-    }
-
-    /// Deletes memories matching every given filter; at least one filter is required.
-    pub fn batch_forget(&self, req: Forget) -> Result<Forgotten> {
-        let caller = self.caller()?;
-        let (rec, agent_is_ns) = self.memory_namespace(
-            &caller,
-            req.namespace.as_deref(),
-            req.agent_id.as_deref(),
-            NamespaceAction::Write,
-        )?;
-        let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
-        let has_filter = req.ids.is_some()
-            || agent.is_some()
-            || req.tags.is_some()
-            || req.before.is_some()
-            || req.below_importance.is_some()
-            || req.filter.is_some();
-        if !has_filter {
-            return Err(Error::invalid(
-                "filter",
-                "at least one of ids, agent_id, tags, before, below_importance, filter is required",
-            ));
-        }
-        let filter = crate::listing::parse_filter(req.filter.as_ref())?;
-        if filter.is_some() {
-            crate::listing::ensure_fields(&self.inner, &rec)?;
-        }
-        if let Some(tags) = &req.tags {
-            if tags.is_empty() {
-                return Err(Error::invalid("tags", "must not be empty"));
-            }
-            validate_tags(tags, "tags")?;
-        }
-        if let Some(b) = req.below_importance {
-            validate_importance(b, "below_importance")?;
-        }
-        if let Some(ids) = &req.ids {
-            validate_ids(ids, "ids")?;
-        }
-        let ids: Option<Vec<[u8; 16]>> =
-            req.ids.as_ref().map(|ids| ids.iter().map(|i| memory_key(i)).collect());
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(&rec)?;
-        let matching: Vec<[u8; 16]> = env.read(|r, t| {
-            let mut out = Vec::new();
-            let indexed = match (&ids, &filter) {
-                (None, Some(f)) => crate::filter::candidates(t, r, rec.id, f, usize::MAX)?
-                    .map(|c| c.into_keys().collect::<Vec<_>>()),
-                _ => None,
-            };
-            let candidates: Box<dyn Iterator<Item = Result<StoredMemory>>> =
-                match ids.as_ref().or(indexed.as_ref()) {
-                    Some(ids) => Box::new(
-                        ids.iter()
-                            .filter_map(|id| read_memory(t, r, &ns_key(rec.id, id)).transpose()),
-                    ),
-                    None => Box::new(scan_memories(t, r, rec.id)?),
-                };
-            for s in candidates {
-                let m = s?.memory;
-                let ok = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
-                    && req.tags.as_ref().is_none_or(|tags| tags.iter().all(|t| m.tags.contains(t)))
-                    && req.before.is_none_or(|b| m.created_at < b)
-                    && req
-                        .below_importance
-                        .is_none_or(|b| effective_importance(&m, &rec.policy, now) < b)
-                    && filter.as_ref().is_none_or(|f| f.matches(&m));
-                if ok {
-                    out.push(memory_key(&m.id));
-                }
-            }
-            Ok(out)
-        })?;
-        let removed = self.remove_memories(&rec, &matching)?;
-        Ok(Forgotten { forgotten: removed.len() as u64 })
-    }
-
-    /// Removes memories by id in one transaction and releases their storage.
-    fn remove_memories(&self, rec: &NamespaceRecord, ids: &[[u8; 16]]) -> Result<Vec<Memory>> {
-        remove_memories(&self.inner, rec, ids)
-    }
-
-    /// Recalls the memories most similar to a query text or vector, ranked by similarity
-    /// combined with effective importance, after filters.
-    #[allow(clippy::too_many_lines)] // validation, candidate search and filtering in order
-    pub fn recall(&self, req: Recall) -> Result<Vec<RecallHit>> {
-        let caller = self.caller()?;
-        let (rec, agent_is_ns) = self.memory_namespace(
-            &caller,
-            req.namespace.as_deref(),
-            req.agent_id.as_deref(),
-            NamespaceAction::Read,
-        )?;
-        let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
-        let top_k = req.top_k.unwrap_or(10);
-        if top_k == 0 || top_k > MAX_TOP_K {
-            return Err(Error::invalid("top_k", format!("must be between 1 and {MAX_TOP_K}")));
-        }
-        validate_tags(&req.tags, "tags")?;
-        if let Some(m) = req.min_importance {
-            validate_importance(m, "min_importance")?;
-        }
-        if req.expand.is_some_and(|d| d > 5) {
-            return Err(Error::invalid("expand", "must be between 0 and 5"));
-        }
-        let mode = RecallMode::of(&req)?;
-        let _slot = self.compute_slot(&caller)?;
-        let env = self.inner.data_env_of(&rec)?;
-        let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-        if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
-            // Written before the keyword index (0.1.0): index it first.
-            crate::listing::ensure_keywords(&self.inner, &rec)?;
-            stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-        }
-        // The embedder of a text query, for hybrid recall's token match.
-        let mut matcher: Option<Arc<dyn crate::Embedder>> = None;
-        let query: Option<Vec<f32>> = match (&req.query, &req.vector) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid("vector", "give either query or vector, not both"))
-            }
-            (None, None) => return Err(Error::invalid("query", "required (or give vector)")),
-            (None, Some(v)) => {
-                validate_vector(v, "vector")?;
-                let mut v = v.clone();
-                normalize(&mut v);
-                Some(v)
-            }
-            (Some(q), None) => {
-                if q.trim().is_empty() {
-                    return Err(Error::invalid("query", "must not be empty"));
-                }
-                if q.len() > MAX_CONTENT_BYTES {
-                    return Err(Error::invalid(
-                        "query",
-                        format!("must be at most {MAX_CONTENT_BYTES} bytes"),
-                    ));
-                }
-                if mode == RecallMode::Keyword {
-                    None
-                } else if stats.embedder.as_deref() == Some(CALLER_EMBEDDER) {
-                    return Err(Error::invalid(
-                        "query",
-                        "this namespace holds caller-supplied vectors; pass vector instead \
-                         (or mode keyword)",
-                    ));
-                } else {
-                    let embedder = crate::embed::for_namespace(
-                        &self.inner.options.embedder,
-                        stats.embedder.as_deref(),
-                    )?;
-                    let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
-                    normalize(&mut v);
-                    matcher = Some(embedder);
-                    Some(v)
-                }
-            }
-        };
-        if let (Some(d), Some(query)) = (stats.dimensions.or(rec.dimensions), &query) {
-            if query.len() != d as usize {
-                return Err(Error::invalid(
-                    "vector",
-                    format!("has {} dimensions, the namespace uses {d}", query.len()),
-                ));
-            }
-        }
-        let now = self.inner.now_micros();
-        validate_session(req.session_id.as_deref(), "session_id")?;
-        // The filter language's conditions, with the shorthands that map onto it.
-        let mut extra = Vec::new();
-        if let Some(f) = crate::listing::parse_filter(req.filter.as_ref())? {
-            extra.push(f);
-        }
-        if let Some(t) = req.memory_type {
-            extra.push(Filter::eq(Field::MemoryType, Value::String(t.as_str().to_owned())));
-        }
-        if let Some(s) = &req.session_id {
-            extra.push(Filter::eq(Field::SessionId, Value::String(s.clone())));
-        }
-        let extra = (!extra.is_empty()).then_some(Filter::And(extra));
-        // Filters checked on the records (the agent filter is applied while scanning).
-        let filtered = !req.tags.is_empty()
-            || req.min_importance.is_some()
-            || req.since.is_some()
-            || req.until.is_some()
-            || extra.is_some();
-        // Liveness and the filters; the effective importance of a memory that passes.
-        let passes = |m: &Memory| -> Option<f64> {
-            if !is_live(m, &rec.policy, now) {
-                return None;
-            }
-            let eff = effective_importance(m, &rec.policy, now);
-            let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
-                && req.tags.iter().all(|t| m.tags.contains(t))
-                && req.min_importance.is_none_or(|mi| eff >= mi)
-                && req.since.is_none_or(|s| m.created_at >= s)
-                && req.until.is_none_or(|u| m.created_at < u)
-                && extra.as_ref().is_none_or(|f| f.matches(m));
-            keep.then_some(eff)
-        };
-        // The verdict on a stored record: decoded whole only when a filter needs more than
-        // liveness, importance and the agent.
-        let judge = |bytes: &[u8]| -> Result<Option<(Option<u32>, f64)>> {
-            if filtered {
-                let s = decode_record(bytes)?;
-                return Ok(passes(&s.memory).map(|eff| (s.slot, eff)));
-            }
-            let (slot, view) = rank_view(bytes)?;
-            let eff = decayed(view.importance, view.updated_at, &rec.policy, now);
-            let live = view.expires_at.is_none_or(|e| e.timestamp_micros() > now)
-                && eff >= rec.policy.min_importance;
-            let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
-            Ok(keep.then_some((slot, eff)))
-        };
-        // A selective filter: score its memories' vectors exactly, judge the best records.
-        // The filters the secondary keys can answer: the filter language, agent and tags.
-        let plan = {
-            let mut plan: Vec<Filter> = extra.iter().cloned().collect();
-            if let Some(a) = agent {
-                plan.push(Filter::eq(Field::AgentId, Value::String(a.to_owned())));
-            }
-            if !req.tags.is_empty() {
-                plan.push(Filter::all_tags(&req.tags));
-            }
-            (!plan.is_empty()).then_some(Filter::And(plan))
-        };
-        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
-            let (Some(_), Some(plan)) = (&extra, &plan) else { return Ok(None) };
-            crate::listing::ensure_fields(&self.inner, &rec)?;
-            env.read(|r, t| {
-                let Some(c) = crate::filter::candidates(t, r, rec.id, plan, FILTERED_EXACT_MAX)?
-                else {
-                    return Ok(None);
-                };
-                // In slot order, so the rows are read in key order (neighbouring pages).
-                let mut slots: Vec<(u32, [u8; 16])> =
-                    c.iter().filter_map(|(key, slot)| slot.map(|s| (s, *key))).collect();
-                slots.sort_unstable_by_key(|s| s.0);
-                let mut scored = Vec::with_capacity(slots.len());
-                let mut buf = Vec::with_capacity(query.len());
-                for (slot, key) in slots {
-                    let Some(row) = t.vectors.get(r, &ns_key(rec.id, &slot.to_be_bytes()))? else {
-                        continue;
-                    };
-                    if let Some(sim) = crate::vector::row_dot(row, query, &mut buf) {
-                        scored.push((sim, key));
-                    }
-                }
-                scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-                let enough = k * 4 + 32;
-                let mut hits = Vec::new();
-                for (sim, key) in scored {
-                    let judged = judge_at(t, r, &ns_key(rec.id, &key), &judge)?;
-                    if let Some((slot, eff)) = judged {
-                        hits.push(Ranked::by_vector(key, slot, f64::from(sim), eff));
-                        if hits.len() >= enough {
-                            break;
-                        }
-                    }
-                }
-                best(&mut hits, k);
-                Ok(Some(hits))
-            })
-        };
-        // The best `k` memories by vector similarity that pass, ranked.
-        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<Ranked>> {
-            if let Some(hits) = exact_hits(query, k)? {
-                return Ok(hits);
-            }
-            // The tail copy is taken before the read transactions below (see crate::ann).
-            let vectors = self
-                .inner
-                .vectors
-                .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
-            crate::ann::note_recall(&self.inner, &rec, &stats);
-            let agent_filter = agent.map(|a| agent_key(Some(a)));
-            // Over-fetch so filters and decay still leave k; widen when they do not.
-            let mut want = if filtered { k * 8 } else { k * 2 };
-            loop {
-                let (mut hits, exhausted) = env.read(|r, t| {
-                    let (candidates, exhausted) =
-                        crate::ann::candidates(t, r, rec.id, &vectors, query, want, agent_filter)?;
-                    let mut hits = Vec::new();
-                    for (id, sim) in &candidates {
-                        let judged = judge_at(t, r, &ns_key(rec.id, id), &judge)?;
-                        if let Some((slot, eff)) = judged {
-                            hits.push(Ranked::by_vector(*id, slot, f64::from(*sim), eff));
-                        }
-                    }
-                    Ok((hits, exhausted))
-                })?;
-                // Asking for more candidates than there are vectors cannot find more.
-                let everything = want as u64 >= stats.next_slot.into();
-                if hits.len() >= k || exhausted || everything {
-                    best(&mut hits, k);
-                    return Ok(hits);
-                }
-                want *= 4;
-            }
-        };
-        let text = req.query.as_deref().unwrap_or_default();
-        let mut hits = match (mode, &query) {
-            (RecallMode::Keyword, _) => {
-                if plan.is_some() {
-                    crate::listing::ensure_fields(&self.inner, &rec)?;
-                }
-                env.read(|r, t| {
-                    // A selective filter: rank only the memories its secondary keys name.
-                    let among = match &plan {
-                        Some(p) => crate::filter::candidates(t, r, rec.id, p, FILTERED_EXACT_MAX)?,
-                        None => None,
-                    };
-                    let mut kw = KeywordRecall {
-                        t,
-                        r: &mut *r,
-                        ns: rec.id,
-                        stats: &stats,
-                        text,
-                        query: None,
-                        judge: &judge,
-                    };
-                    let mut ranked = match among {
-                        Some(c) => {
-                            let c = c.iter().filter_map(|(key, slot)| Some(((*slot)?, *key)));
-                            kw.hits_among(c.collect(), top_k)?
-                        }
-                        None => kw.hits(top_k)?,
-                    };
-                    best(&mut ranked, top_k);
-                    materialize(t, r, rec.id, ranked)
-                })?
-            }
-            (RecallMode::Hybrid, Some(q)) => {
-                let with_token_match = match &matcher {
-                    Some(m) => m.token_match(text, &[])?.is_some(),
-                    None => false,
-                };
-                let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
-                let by_vector = vector_hits(q, depth)?;
-                env.read(|r, t| {
-                    let mut kw = KeywordRecall {
-                        t,
-                        r: &mut *r,
-                        ns: rec.id,
-                        stats: &stats,
-                        text,
-                        query: Some(q),
-                        judge: &judge,
-                    };
-                    let w = req.vector_weight;
-                    let matcher = matcher.as_deref().filter(|_| with_token_match);
-                    let mut ranked = kw.hybrid(by_vector, depth, top_k, w, matcher)?;
-                    best(&mut ranked, top_k);
-                    materialize(t, r, rec.id, ranked)
-                })?
-            }
-            (_, Some(q)) => {
-                let ranked = vector_hits(q, top_k)?;
-                env.read(|r, t| materialize(t, r, rec.id, ranked))?
-            }
-            (_, None) => return Err(Error::Internal("recall without a query vector".into())),
-        };
-        if let Some(depth) = req.expand.filter(|d| *d > 0) {
-            hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
-        }
-        Ok(hits)
     }
 }
 
@@ -1498,17 +602,17 @@ impl Handle {
 pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + Sync + 'a;
 
 /// A write of memories between [`Handle::begin_write`] and [`Handle::finish_write`].
-struct WriteStart<'a> {
-    env: Arc<Store<DataTables>>,
+pub(crate) struct WriteStart<'a> {
+    pub(crate) env: Arc<Store<DataTables>>,
     /// What made the items' vectors.
-    embedder_name: String,
-    chain: Vec<QuotaLink>,
-    reservation: Reservation<'a>,
+    pub(crate) embedder_name: String,
+    pub(crate) chain: Vec<QuotaLink>,
+    pub(crate) reservation: Reservation<'a>,
 }
 
 /// A write of memories inside the namespace's transaction: each item through
 /// [`put_memory`], then the namespace's stats.
-fn write_rows(
+pub(crate) fn write_rows(
     inner: &EngineInner,
     rec: &NamespaceRecord,
     items: &mut [Prepared],
@@ -1734,7 +838,7 @@ pub(crate) fn put_memory(
 
 /// What a stored record is charged (its row of `row` bytes and its keyword postings
 /// included), read without decoding the memory: only its slot and content are looked at.
-fn stored_charge(bytes: &[u8], row: u64) -> Result<u64> {
+pub(crate) fn stored_charge(bytes: &[u8], row: u64) -> Result<u64> {
     #[derive(Deserialize)]
     struct Content<'a> {
         #[serde(borrow)]
@@ -1786,7 +890,7 @@ fn charged_size(record_len: usize, row_len: u64) -> u64 {
 const INDEX_ENTRY: u64 = 24;
 
 /// Bytes of a stored vector row of `dims` dimensions.
-fn row_len(dims: usize) -> u64 {
+pub(crate) fn row_len(dims: usize) -> u64 {
     16 + 4 * dims as u64
 }
 
@@ -1907,19 +1011,19 @@ pub(crate) fn read_content<'t>(
 /// What ranking and the liveness check read of a record, without decoding it whole: a
 /// recall ranks many more candidates than it returns, and decodes only those it returns.
 #[derive(Deserialize)]
-struct RankView<'a> {
-    importance: f64,
-    updated_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
+pub(crate) struct RankView<'a> {
+    pub(crate) importance: f64,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
     #[serde(borrow, default)]
-    agent_id: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) agent_id: Option<std::borrow::Cow<'a, str>>,
     /// A legacy record's slot (a current record has it in its header).
     #[serde(default)]
     slot: Option<u32>,
 }
 
 /// A record's slot and [`RankView`].
-fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
+pub(crate) fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
     if let Some((slot, json)) = split_record(bytes) {
         return Ok((slot, serde_json::from_slice(json)?));
     }
@@ -2157,7 +1261,10 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>)
 
 impl EngineInner {
     /// The embedder of a namespace's text (see [`crate::embed::for_namespace`]).
-    fn embedder_for(&self, rec: &NamespaceRecord) -> Result<std::sync::Arc<dyn Embedder>> {
+    pub(crate) fn embedder_for(
+        &self,
+        rec: &NamespaceRecord,
+    ) -> Result<std::sync::Arc<dyn Embedder>> {
         let stats = self.data_env_of(rec)?.read(|r, t| t.stats_of(r, rec.id))?;
         crate::embed::for_namespace(&self.options.embedder, stats.embedder.as_deref())
     }

@@ -19,13 +19,12 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{authorize, Action};
 use crate::catalog::CatalogTables;
 use crate::datastore::{EnvLocation, NamespaceId};
-use crate::engine::{Affects, EngineInner, Handle};
+use crate::engine::{Affects, EngineInner};
 use crate::error::{Error, Result};
 use crate::storage::RoTxn;
-use crate::tenant::{get_tenant, IsolationMode};
+use crate::tenant::IsolationMode;
 
 /// Catalog `meta` key prefix of rotation records (`key_rotation/<tenant id>`).
 const RECORD_PREFIX: &str = "key_rotation/";
@@ -108,7 +107,11 @@ pub(crate) fn get_record(
     }
 }
 
-fn put_record(t: &CatalogTables, w: &mut heed3::RwTxn<'_>, rec: &RotationRecord) -> Result<()> {
+pub(crate) fn put_record(
+    t: &CatalogTables,
+    w: &mut heed3::RwTxn<'_>,
+    rec: &RotationRecord,
+) -> Result<()> {
     t.meta.put(w, &record_key(&rec.rotation.tenant_id), &serde_json::to_vec(rec)?)?;
     Ok(())
 }
@@ -148,128 +151,6 @@ pub(crate) fn key_ids_in_use(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec
         }
     }
     Ok(ids)
-}
-
-impl Handle {
-    /// Rotates tenant `tenant_id`'s encryption key to `new_key_id` (made in the keyring if
-    /// absent; default `<tenant name>.<milliseconds>`): from now on the tenant's data is
-    /// written under the new key, and the background worker rewrites its files under it
-    /// while the tenant keeps working, then destroys the old key. Root and the tenant's
-    /// admins only; `physical` and `hybrid` tenants only; `conflict` while a rotation of the
-    /// tenant is under way. Poll [`Handle::key_rotation`] for progress.
-    pub fn rotate_tenant_key(
-        &self,
-        tenant_id: &str,
-        new_key_id: Option<&str>,
-    ) -> Result<KeyRotation> {
-        let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        if let Some(id) = new_key_id {
-            crate::keyring::validate_key_id(id).map_err(|e| match e {
-                Error::InvalidArgument { reason, .. } => Error::invalid("new_key_id", reason),
-                other => other,
-            })?;
-        }
-        let inner = &self.inner;
-        let now = inner.options.clock.now();
-        let tenant = inner.catalog.read(|r, t| get_tenant(t, r, tenant_id))?;
-        if tenant.isolation_mode == IsolationMode::Logical {
-            return Err(Error::invalid(
-                "tenant_id",
-                "only physical and hybrid tenants have keys of their own; logical tenants share \
-                 the instance key",
-            ));
-        }
-        let new_key_id = match new_key_id {
-            Some(id) => id.to_owned(),
-            None => format!("{}.{}", tenant.name, now.timestamp_millis()),
-        };
-        crate::keyring::validate_key_id(&new_key_id)?;
-        if new_key_id == crate::keyring::INSTANCE_KEY_ID {
-            return Err(Error::invalid(
-                "new_key_id",
-                format!("{new_key_id} is the instance key's id; choose another"),
-            ));
-        }
-        if tenant.encryption_key_id.as_deref() == Some(&new_key_id) {
-            return Err(Error::invalid(
-                "new_key_id",
-                format!("{new_key_id} is the tenant's key already"),
-            ));
-        }
-        let (_, created) = inner.tenant_key(&new_key_id)?;
-        let written = inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
-            let mut tenant = get_tenant(t, w, tenant_id)?;
-            if let Some(rec) = get_record(t, w, tenant_id)? {
-                if rec.rotation.state == RotationState::Rewriting {
-                    return Err(Error::Conflict(format!(
-                        "a key rotation of tenant {} is under way ({} of {} environments done)",
-                        tenant.name,
-                        rec.rotation.environments_done,
-                        rec.rotation.environments_total
-                    )));
-                }
-            }
-            crate::tenant_keys::check_key_unused(t, w, &new_key_id)?;
-            let environments: Vec<(EnvLocation, EnvState)> =
-                tenant_environments(t, w, tenant_id, tenant.isolation_mode)?
-                    .into_iter()
-                    .map(|(loc, _)| (loc, EnvState::Pending))
-                    .collect();
-            let rotation = KeyRotation {
-                tenant_id: tenant_id.to_owned(),
-                old_key_id: tenant.encryption_key_id.clone(),
-                new_key_id: new_key_id.clone(),
-                state: RotationState::Rewriting,
-                environments_total: environments.len() as u64,
-                environments_done: 0,
-                started_at: now,
-                finished_at: None,
-            };
-            let rec = RotationRecord { rotation, environments };
-            put_record(t, w, &rec)?;
-            tenant.encryption_key_id = Some(new_key_id.clone());
-            tenant.updated_at = now;
-            t.tenants.put(w, tenant_id, &tenant)?;
-            Ok(rec.rotation)
-        });
-        match written {
-            Ok(rotation) => {
-                tracing::info!(
-                    "key rotation of tenant {} to key {new_key_id}: {} environment(s) to rewrite",
-                    tenant.name,
-                    rotation.environments_total
-                );
-                inner.wake_worker();
-                Ok(rotation)
-            }
-            Err(e) => {
-                if created {
-                    if let Some(keys) = &inner.keys {
-                        if let Err(undo) = keys.destroy(&new_key_id) {
-                            tracing::warn!(
-                                "key {new_key_id} made for a refused rotation stays: {undo}"
-                            );
-                        }
-                    }
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// The last key rotation of tenant `tenant_id` (root and the tenant's admins):
-    /// `not_found` if its key was never rotated.
-    pub fn key_rotation(&self, tenant_id: &str) -> Result<KeyRotation> {
-        let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        self.inner.catalog.read(|r, t| {
-            get_tenant(t, r, tenant_id)?;
-            get_record(t, r, tenant_id)?
-                .map(|rec| rec.rotation)
-                .ok_or_else(|| Error::not_found("key rotation", tenant_id))
-        })
-    }
 }
 
 /// The tenant's own environments, with the namespaces whose rows each holds: its file

@@ -40,7 +40,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::engine::Handle;
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation};
 use crate::memory::{StoreMemory, CALLER_EMBEDDER};
@@ -164,7 +163,7 @@ pub fn parse_line(number: u64, text: &[u8]) -> Result<(Kind, Map<String, Value>)
 
 /// The kind of one line of an export, as [`parse_line`] reads it (with its errors) but without
 /// building the line: a line that is a JSON object with a known `kind` string is only checked.
-fn line_head(number: u64, text: &[u8]) -> Result<Kind> {
+pub(crate) fn line_head(number: u64, text: &[u8]) -> Result<Kind> {
     #[derive(Deserialize)]
     struct Head<'a> {
         #[serde(borrow)]
@@ -186,11 +185,11 @@ fn line_head(number: u64, text: &[u8]) -> Result<Kind> {
 
 /// The embedder a namespace line names for its file's vectors (`memsilo-export/3` on; lines of
 /// earlier formats have none, and their vectors are caller vectors).
-fn source_embedder(map: &Map<String, Value>) -> Option<String> {
+pub(crate) fn source_embedder(map: &Map<String, Value>) -> Option<String> {
     map.get("embedder").and_then(Value::as_str).map(str::to_owned)
 }
 
-fn line_kind(map: &Map<String, Value>) -> std::result::Result<Kind, String> {
+pub(crate) fn line_kind(map: &Map<String, Value>) -> std::result::Result<Kind, String> {
     kind_named(map.get("kind").and_then(Value::as_str))
 }
 
@@ -299,11 +298,11 @@ impl Batcher {
 }
 
 /// Cursor phases: entities, relations, memories; each with where it stopped.
-fn encode_cursor(phase: char, after: &str) -> String {
+pub(crate) fn encode_cursor(phase: char, after: &str) -> String {
     format!("{phase}:{after}")
 }
 
-fn decode_cursor(c: &str) -> Result<(char, &str)> {
+pub(crate) fn decode_cursor(c: &str) -> Result<(char, &str)> {
     let bad = || Error::invalid("cursor", "malformed or from another export");
     let (phase, rest) = c.split_once(':').ok_or_else(bad)?;
     match phase {
@@ -319,167 +318,7 @@ fn with_kind(kind: &str, mut v: Value) -> Value {
     v
 }
 
-impl Handle {
-    /// One page of the JSON Lines export of a namespace (see the module docs).
-    pub fn export_page(&self, args: ExportArgs) -> Result<ExportPage> {
-        let limit = args.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Error::invalid("limit", format!("must be between 1 and {MAX_PAGE}")));
-        }
-        let ns = args.namespace.as_str();
-        let mut lines = Vec::new();
-        let (mut phase, mut after) = match &args.cursor {
-            None => {
-                let info = self.get_namespace(ns)?;
-                lines.push(serde_json::value::to_raw_value(&json!({
-                    "kind": "namespace", "format": FORMAT, "name": info.name,
-                    "dimensions": info.dimensions, "embedder": info.embedder,
-                    "policy": info.policy,
-                }))?);
-                ('e', String::new())
-            }
-            Some(c) => {
-                let (p, a) = decode_cursor(c)?;
-                (p, a.to_owned())
-            }
-        };
-        loop {
-            let room = limit.saturating_sub(lines.len());
-            if room == 0 {
-                return Ok(ExportPage { lines, next_cursor: Some(encode_cursor(phase, &after)) });
-            }
-            match phase {
-                'e' | 'r' => {
-                    let relations = phase == 'r';
-                    let from = (!after.is_empty()).then_some(after.as_str());
-                    let rows = self.graph_rows(ns, relations, from, room)?;
-                    let full = rows.len() == room;
-                    if let Some(last) = rows.last() {
-                        last["id"].as_str().unwrap_or("").clone_into(&mut after);
-                    }
-                    let kind = if relations { "relation" } else { "entity" };
-                    for row in rows {
-                        lines.push(serde_json::value::to_raw_value(&export_graph_row(kind, row))?);
-                    }
-                    if !full {
-                        phase = if relations { 'm' } else { 'r' };
-                        after.clear();
-                    }
-                }
-                _ => {
-                    let from = (!after.is_empty()).then_some(after.as_str());
-                    let (memories, next) = self.memory_rows(ns, from, room)?;
-                    for m in &memories {
-                        lines.push(export_memory(m)?);
-                    }
-                    match next {
-                        Some(next) => after = next,
-                        None => return Ok(ExportPage { lines, next_cursor: None }),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Imports one batch of export lines into `namespace` (see the module docs).
-    pub fn import_batch(&self, args: ImportArgs) -> Result<ImportSummary> {
-        let first = args.first_line.unwrap_or(1);
-        let ns = args.namespace.as_str();
-        let mut summary = ImportSummary { lines: args.lines.len() as u64, ..Default::default() };
-        let mut groups: Vec<(Kind, Numbered)> = Vec::new();
-        for (i, line) in args.lines.into_iter().enumerate() {
-            let number = first + i as u64;
-            let (kind, map) = match line {
-                // A line as text (what a file holds) is checked here, so its errors name it. A
-                // memory line stays text: it is read once, typed (see `typed_memory`).
-                Value::String(text) => {
-                    if line_head(number, text.as_bytes())? == Kind::Memory {
-                        (Kind::Memory, LineIn::Text(text))
-                    } else {
-                        let (kind, map) = parse_line(number, text.as_bytes())?;
-                        (kind, LineIn::Object(map))
-                    }
-                }
-                Value::Object(map) => {
-                    let kind =
-                        line_kind(&map).map_err(|r| Error::invalid(format!("line {number}"), r))?;
-                    (kind, LineIn::Object(map))
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        format!("line {number}"),
-                        "not a JSON object (or its text)",
-                    ))
-                }
-            };
-            match groups.last_mut() {
-                Some((k, items)) if *k == kind => items.push((number, map)),
-                _ => groups.push((kind, vec![(number, map)])),
-            }
-        }
-        // Check every line before writing any.
-        let target = self.get_namespace(ns)?;
-        let default = self.inner.options.embedder.name();
-        let mut source = args.embedder;
-        let mut prepared = Vec::with_capacity(groups.len());
-        for (kind, items) in groups {
-            if kind == Kind::Namespace {
-                source = items.last().and_then(|(_, line)| match line {
-                    LineIn::Object(map) => source_embedder(map),
-                    LineIn::Text(_) => None,
-                });
-            }
-            let plan = Vectors::plan(source.as_deref(), target.embedder.as_deref(), default);
-            prepared.push(prepare_group(kind, items, target.dimensions, &plan)?);
-        }
-        for group in prepared {
-            match group {
-                Group::Policy(line, policy) => {
-                    // Retention is administration: only a changed policy needs the right.
-                    let current = serde_json::to_value(self.get_memory_policy(ns)?)?;
-                    if policy != current {
-                        let set = json!({ "namespace": ns, "policy": policy });
-                        self.call("set_memory_policy", set).map_err(|e| match e {
-                            Error::Forbidden { namespace, .. } => Error::Forbidden {
-                                message: format!(
-                                    "line {line}: the export's decay policy differs and setting \
-                                     it needs an admin key"
-                                ),
-                                namespace,
-                            },
-                            other => at_line(line, other),
-                        })?;
-                    }
-                }
-                Group::Entities(numbers, items) => {
-                    let done = self
-                        .import_entities(ns, items, |i| format!("entities[{i}]"))
-                        .map_err(|e| name_line(e, "entities", &numbers))?;
-                    summary.entities += done.len() as u64;
-                }
-                Group::Relations(numbers, items) => {
-                    let done = self
-                        .import_relations(ns, items, |i| format!("relations[{i}]"))
-                        .map_err(|e| name_line(e, "relations", &numbers))?;
-                    summary.relations += done.len() as u64;
-                }
-                Group::Memories(numbers, items, expired, by) => {
-                    summary.expired += expired;
-                    if items.is_empty() {
-                        continue;
-                    }
-                    let n = items.len() as u64;
-                    self.store_memories_by(ns, items, &by)
-                        .map_err(|e| name_line(e, "memories", &numbers))?;
-                    summary.memories += n;
-                }
-            }
-        }
-        Ok(summary)
-    }
-}
-
-fn export_graph_row(kind: &str, mut row: Value) -> Value {
+pub(crate) fn export_graph_row(kind: &str, mut row: Value) -> Value {
     if let Value::Object(m) = &mut row {
         // Timestamps are set again on import.
         for f in ["created_at", "updated_at"] {
@@ -513,7 +352,7 @@ struct MemoryLine<'a> {
 }
 
 /// A memory's export line (see [`MemoryLine`]), serialised once.
-fn export_memory(m: &crate::memory::Memory) -> Result<Line> {
+pub(crate) fn export_memory(m: &crate::memory::Memory) -> Result<Line> {
     let line = MemoryLine {
         agent_id: &m.agent_id,
         content: &m.content,
@@ -592,7 +431,7 @@ fn line_vector(v: Value) -> std::result::Result<Vec<f32>, String> {
 }
 
 /// An import line: a JSON object, or the text of a memory line (read in `typed_memory`).
-enum LineIn {
+pub(crate) enum LineIn {
     Object(Map<String, Value>),
     Text(String),
 }
@@ -608,11 +447,11 @@ impl LineIn {
 }
 
 /// Lines of one kind with their numbers.
-type Numbered = Vec<(u64, LineIn)>;
+pub(crate) type Numbered = Vec<(u64, LineIn)>;
 
 /// What an import does with the memory lines' vectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Vectors {
+pub(crate) enum Vectors {
     /// Stored as caller-supplied vectors.
     Caller,
     /// Stored as vectors of this embedder, the target namespace's (or the engine's, for a
@@ -626,7 +465,7 @@ impl Vectors {
     /// The plan for vectors made by `source` (from the namespace line; `None`: a file that
     /// does not say) imported into a namespace embedded with `target` (`None`: none yet,
     /// which the engine's `default` embedder would fix).
-    fn plan(source: Option<&str>, target: Option<&str>, default: &str) -> Vectors {
+    pub(crate) fn plan(source: Option<&str>, target: Option<&str>, default: &str) -> Vectors {
         match (source, target) {
             (None | Some(CALLER_EMBEDDER), _) | (_, Some(CALLER_EMBEDDER)) => Vectors::Caller,
             (Some(s), Some(t)) if s == t => Vectors::Embedder(s.to_owned()),
@@ -636,7 +475,7 @@ impl Vectors {
     }
 }
 
-enum Group {
+pub(crate) enum Group {
     /// Line number and the policy.
     Policy(u64, Value),
     Entities(Vec<u64>, Vec<(Option<String>, AddEntity)>),
@@ -662,7 +501,12 @@ const MEMORY_FIELDS: &[&str] = &[
 const MEMORY_DERIVED: &[&str] =
     &["kind", "created_at", "updated_at", "expires_at", "vector", "namespace"];
 
-fn prepare_group(kind: Kind, items: Numbered, dims: Option<u32>, plan: &Vectors) -> Result<Group> {
+pub(crate) fn prepare_group(
+    kind: Kind,
+    items: Numbered,
+    dims: Option<u32>,
+    plan: &Vectors,
+) -> Result<Group> {
     let numbers: Vec<u64> = items.iter().map(|(n, _)| *n).collect();
     if kind == Kind::Memory {
         return prepare_memories(items, dims, plan);
@@ -773,7 +617,7 @@ struct MemoryLineIn<'a> {
 }
 
 /// What [`typed_memory`] made of a memory line.
-enum Typed {
+pub(crate) enum Typed {
     Item(Box<StoreMemory>),
     /// Left out: expired.
     Expired,
@@ -781,7 +625,7 @@ enum Typed {
 
 /// A memory line read typed from its text (see [`MemoryLineIn`]) and checked as
 /// [`prepare_memories`] checks an object; `None` when it is not read that way.
-fn typed_memory(
+pub(crate) fn typed_memory(
     text: &str,
     n: u64,
     dims: Option<u32>,
@@ -896,7 +740,7 @@ fn prepare_memories(items: Numbered, dims: Option<u32>, plan: &Vectors) -> Resul
     Ok(Group::Memories(kept, out, expired, by))
 }
 
-fn at_line(n: u64, e: Error) -> Error {
+pub(crate) fn at_line(n: u64, e: Error) -> Error {
     match e {
         Error::InvalidArgument { field, reason } => {
             Error::invalid(format!("line {n}"), format!("{field}: {reason}"))
@@ -906,7 +750,7 @@ fn at_line(n: u64, e: Error) -> Error {
 }
 
 /// `memories[3].embedding: ...` from a batch write becomes `line 1203: embedding: ...`.
-fn name_line(e: Error, list: &str, numbers: &[u64]) -> Error {
+pub(crate) fn name_line(e: Error, list: &str, numbers: &[u64]) -> Error {
     let (field, reason, large) = match e {
         Error::InvalidArgument { field, reason } => (field, reason, false),
         Error::PayloadTooLarge { field, reason } => (field, reason, true),

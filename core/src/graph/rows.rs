@@ -108,7 +108,7 @@ fn relation_charge(row_len: usize) -> u64 {
 
 /// The bytes a new entity of this shape is charged, for the quota reservation (the exact
 /// figure replaces it after the write).
-pub(super) fn entity_estimate(name_len: usize, type_len: usize, props_len: usize) -> u64 {
+pub(crate) fn entity_estimate(name_len: usize, type_len: usize, props_len: usize) -> u64 {
     // JSON row: uuid, two timestamps, field names and quotes (~160 bytes), name and type;
     // then the name index row.
     (props_len + 2 * (name_len + type_len) + 160) as u64 + ENTITY_OVERHEAD
@@ -116,13 +116,13 @@ pub(super) fn entity_estimate(name_len: usize, type_len: usize, props_len: usize
 
 /// The bytes a new relation is charged, for the quota reservation; `names_len` is the
 /// length of both endpoint names (the exact figure replaces it after the write).
-pub(super) fn relation_estimate(type_len: usize, props_len: usize, names_len: usize) -> u64 {
+pub(crate) fn relation_estimate(type_len: usize, props_len: usize, names_len: usize) -> u64 {
     // JSON row: three uuids, a timestamp, the weight, field names and quotes (~260 bytes).
     (props_len + type_len + names_len + 260) as u64 + RELATION_OVERHEAD
 }
 
 /// One entity by id.
-pub(super) fn read_entity(
+pub(crate) fn read_entity(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -135,7 +135,7 @@ pub(super) fn read_entity(
 }
 
 /// One relation by id.
-pub(super) fn read_relation(
+pub(crate) fn read_relation(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -148,7 +148,7 @@ pub(super) fn read_relation(
 }
 
 /// Entities named exactly `name`: `(type, id)` pairs.
-pub(super) fn entities_named(
+pub(crate) fn entities_named(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -168,7 +168,7 @@ pub(super) fn entities_named(
 }
 
 /// Ids of entities whose name equals `name` ignoring case.
-pub(super) fn entities_named_folded(
+pub(crate) fn entities_named_folded(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -189,7 +189,7 @@ pub(super) fn entities_named_folded(
 }
 
 /// How an entity reference (id or name) resolved.
-pub(super) enum Resolved {
+pub(crate) enum Resolved {
     /// This entity.
     Found(Uid),
     /// Nothing matched; `looked_like_id` when the reference parses as a UUID.
@@ -199,7 +199,7 @@ pub(super) enum Resolved {
 /// Resolves an entity reference: an id of this namespace, else an exact name (of
 /// `entity_type` when given). Several same-named entities of different types without a
 /// type is `invalid_argument` on `field`.
-pub(super) fn resolve(
+pub(crate) fn resolve(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -239,7 +239,7 @@ pub(super) fn resolve(
 }
 
 /// An entity to create or merge into.
-pub(super) struct EntitySpec<'a> {
+pub(crate) struct EntitySpec<'a> {
     pub name: &'a str,
     pub entity_type: &'a str,
     pub properties: Map<String, Value>,
@@ -251,7 +251,7 @@ pub(super) struct EntitySpec<'a> {
 }
 
 /// A relation to add between two resolved entities.
-pub(super) struct RelationSpec<'a> {
+pub(crate) struct RelationSpec<'a> {
     pub relation_type: &'a str,
     pub weight: f64,
     pub properties: Map<String, Value>,
@@ -260,7 +260,7 @@ pub(super) struct RelationSpec<'a> {
 }
 
 /// What an upsert did.
-pub(super) struct Upserted {
+pub(crate) struct Upserted {
     pub entity: Entity,
     pub created: bool,
     /// Change of the namespace's charged bytes.
@@ -268,7 +268,7 @@ pub(super) struct Upserted {
 }
 
 /// Creates the entity `(name, type)` or merges `properties` into the existing one.
-pub(super) fn upsert_entity(
+pub(crate) fn upsert_entity(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
@@ -324,7 +324,7 @@ pub(super) fn upsert_entity(
 /// Writes a new relation between two existing entities; returns it and its charge.
 /// Up to `limit` rows of one of a namespace's id-keyed graph tables (`entities` or
 /// `relations`), in id order, after the id `after`.
-pub(super) fn rows_after<T: serde::de::DeserializeOwned>(
+pub(crate) fn rows_after<T: serde::de::DeserializeOwned>(
     db: &Table<heed3::types::Bytes, heed3::types::Bytes>,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -345,7 +345,7 @@ pub(super) fn rows_after<T: serde::de::DeserializeOwned>(
 }
 
 /// Whether a relation with this id exists in the namespace.
-pub(super) fn relation_exists(
+pub(crate) fn relation_exists(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -354,7 +354,7 @@ pub(super) fn relation_exists(
     Ok(t.relations.get(r, &ns_key(ns, id))?.is_some())
 }
 
-pub(super) fn insert_relation(
+pub(crate) fn insert_relation(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
@@ -395,7 +395,7 @@ pub(super) fn insert_relation(
 }
 
 /// Deletes a relation's row and adjacency rows; returns it and the bytes it was charged.
-pub(super) fn remove_relation(
+pub(crate) fn remove_relation(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
@@ -415,7 +415,7 @@ pub(super) fn remove_relation(
 }
 
 /// What deleting an entity removed.
-pub(super) struct RemovedEntity {
+pub(crate) struct RemovedEntity {
     pub entity: Entity,
     pub relations: u64,
     pub freed: u64,
@@ -423,7 +423,7 @@ pub(super) struct RemovedEntity {
 
 /// Deletes an entity, every relation touching it, and — when no other entity keeps the
 /// name (ignoring case) — the links of memories that mention the name.
-pub(super) fn remove_entity(
+pub(crate) fn remove_entity(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
@@ -479,7 +479,7 @@ fn memory_link_key(ns: NamespaceId, entity: &str, memory: &Uid) -> Vec<u8> {
 }
 
 /// Ids of the memories that mention `entity` (ignoring case).
-pub(super) fn memories_mentioning(
+pub(crate) fn memories_mentioning(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
@@ -522,7 +522,7 @@ pub(crate) fn unlink_memory(
 
 /// Builds a namespace's traversal graph from its entity keys and the source-side adjacency
 /// rows (binary, so no relation JSON is parsed).
-pub(super) fn load_topology(
+pub(crate) fn load_topology(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,

@@ -37,13 +37,13 @@ pub(crate) struct NamespaceGraph {
 }
 
 /// Entities reached (with their hop distance, start first, nearest first) and relations.
-pub(super) struct Reach {
+pub(crate) struct Reach {
     pub entities: Vec<(Uid, u32)>,
     pub relations: Vec<Uid>,
 }
 
 /// A lowest-weight path.
-pub(super) struct Path {
+pub(crate) struct Path {
     pub entities: Vec<Uid>,
     pub relations: Vec<Uid>,
     pub total_weight: f64,
@@ -51,7 +51,7 @@ pub(super) struct Path {
 
 impl NamespaceGraph {
     /// An empty graph with room for this many entities and relations.
-    pub(super) fn with_capacity(entities: usize, relations: usize) -> NamespaceGraph {
+    pub(crate) fn with_capacity(entities: usize, relations: usize) -> NamespaceGraph {
         NamespaceGraph {
             graph: DiGraph::with_capacity(entities, relations),
             nodes: HashMap::with_capacity(entities),
@@ -60,14 +60,14 @@ impl NamespaceGraph {
     }
 
     /// Adds an entity (before any relation touching it).
-    pub(super) fn add_entity(&mut self, id: Uid) {
+    pub(crate) fn add_entity(&mut self, id: Uid) {
         let ix = self.graph.add_node(id);
         self.nodes.insert(id, ix);
     }
 
     /// Adds a relation between two added entities (ignored otherwise: rows of a relation and
     /// its endpoints change in one transaction, so that never happens in one snapshot).
-    pub(super) fn add_relation(
+    pub(crate) fn add_relation(
         &mut self,
         id: Uid,
         source: Uid,
@@ -90,7 +90,7 @@ impl NamespaceGraph {
 
     /// Entities and relations counted in the graph.
     #[cfg(test)]
-    pub(super) fn size(&self) -> (usize, usize) {
+    pub(crate) fn size(&self) -> (usize, usize) {
         (self.graph.node_count(), self.graph.edge_count())
     }
 
@@ -112,7 +112,7 @@ impl NamespaceGraph {
     /// only those of `kind` when given. `induced` adds every relation among the entities
     /// reached (a subgraph); otherwise relations are those traversed from entities nearer
     /// than `depth`.
-    pub(super) fn reach(
+    pub(crate) fn reach(
         &self,
         start: &Uid,
         depth: u32,
@@ -172,7 +172,7 @@ impl NamespaceGraph {
 
     /// Bidirectional Dijkstra over relation weights, following relations in either
     /// direction. `None` when no path joins the two entities.
-    pub(super) fn shortest_path(&self, from: &Uid, to: &Uid) -> Option<Path> {
+    pub(crate) fn shortest_path(&self, from: &Uid, to: &Uid) -> Option<Path> {
         if from == to {
             return Some(Path { entities: vec![*from], relations: Vec::new(), total_weight: 0.0 });
         }

@@ -1,0 +1,306 @@
+//! Recall: the memories most similar to a query, ranked by similarity and effective
+//! importance, after filters (vector, keyword or hybrid; see [`crate::memory`]'s ranking).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::auth::NamespaceAction;
+use crate::datastore::ns_key;
+use crate::error::{Error, Result};
+use crate::filter::{Field, Filter};
+use crate::handle::Handle;
+use crate::keyword::{KeywordRecall, RecallMode};
+use crate::memory::{
+    best, decayed, decode_record, effective_importance, is_live, judge_at, materialize, rank_view,
+    validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
+    CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
+};
+use crate::vector::{agent_key, normalize, validate_vector};
+
+impl Handle {
+    /// Recalls the memories most similar to a query text or vector, ranked by similarity
+    /// combined with effective importance, after filters.
+    #[allow(clippy::too_many_lines)] // validation, candidate search and filtering in order
+    pub fn recall(&self, req: Recall) -> Result<Vec<RecallHit>> {
+        let caller = self.caller()?;
+        let (rec, agent_is_ns) = self.memory_namespace(
+            &caller,
+            req.namespace.as_deref(),
+            req.agent_id.as_deref(),
+            NamespaceAction::Read,
+        )?;
+        let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
+        let top_k = req.top_k.unwrap_or(10);
+        if top_k == 0 || top_k > MAX_TOP_K {
+            return Err(Error::invalid("top_k", format!("must be between 1 and {MAX_TOP_K}")));
+        }
+        validate_tags(&req.tags, "tags")?;
+        if let Some(m) = req.min_importance {
+            validate_importance(m, "min_importance")?;
+        }
+        if req.expand.is_some_and(|d| d > 5) {
+            return Err(Error::invalid("expand", "must be between 0 and 5"));
+        }
+        let mode = RecallMode::of(&req)?;
+        let _slot = self.compute_slot(&caller)?;
+        let env = self.inner.data_env_of(&rec)?;
+        let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
+            // Written before the keyword index (0.1.0): index it first.
+            crate::listing::ensure_keywords(&self.inner, &rec)?;
+            stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        }
+        // The embedder of a text query, for hybrid recall's token match.
+        let mut matcher: Option<Arc<dyn crate::Embedder>> = None;
+        let query: Option<Vec<f32>> = match (&req.query, &req.vector) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid("vector", "give either query or vector, not both"))
+            }
+            (None, None) => return Err(Error::invalid("query", "required (or give vector)")),
+            (None, Some(v)) => {
+                validate_vector(v, "vector")?;
+                let mut v = v.clone();
+                normalize(&mut v);
+                Some(v)
+            }
+            (Some(q), None) => {
+                if q.trim().is_empty() {
+                    return Err(Error::invalid("query", "must not be empty"));
+                }
+                if q.len() > MAX_CONTENT_BYTES {
+                    return Err(Error::invalid(
+                        "query",
+                        format!("must be at most {MAX_CONTENT_BYTES} bytes"),
+                    ));
+                }
+                if mode == RecallMode::Keyword {
+                    None
+                } else if stats.embedder.as_deref() == Some(CALLER_EMBEDDER) {
+                    return Err(Error::invalid(
+                        "query",
+                        "this namespace holds caller-supplied vectors; pass vector instead \
+                         (or mode keyword)",
+                    ));
+                } else {
+                    let embedder = crate::embed::for_namespace(
+                        &self.inner.options.embedder,
+                        stats.embedder.as_deref(),
+                    )?;
+                    let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
+                    normalize(&mut v);
+                    matcher = Some(embedder);
+                    Some(v)
+                }
+            }
+        };
+        if let (Some(d), Some(query)) = (stats.dimensions.or(rec.dimensions), &query) {
+            if query.len() != d as usize {
+                return Err(Error::invalid(
+                    "vector",
+                    format!("has {} dimensions, the namespace uses {d}", query.len()),
+                ));
+            }
+        }
+        let now = self.inner.now_micros();
+        validate_session(req.session_id.as_deref(), "session_id")?;
+        // The filter language's conditions, with the shorthands that map onto it.
+        let mut extra = Vec::new();
+        if let Some(f) = crate::listing::parse_filter(req.filter.as_ref())? {
+            extra.push(f);
+        }
+        if let Some(t) = req.memory_type {
+            extra.push(Filter::eq(Field::MemoryType, Value::String(t.as_str().to_owned())));
+        }
+        if let Some(s) = &req.session_id {
+            extra.push(Filter::eq(Field::SessionId, Value::String(s.clone())));
+        }
+        let extra = (!extra.is_empty()).then_some(Filter::And(extra));
+        // Filters checked on the records (the agent filter is applied while scanning).
+        let filtered = !req.tags.is_empty()
+            || req.min_importance.is_some()
+            || req.since.is_some()
+            || req.until.is_some()
+            || extra.is_some();
+        // Liveness and the filters; the effective importance of a memory that passes.
+        let passes = |m: &Memory| -> Option<f64> {
+            if !is_live(m, &rec.policy, now) {
+                return None;
+            }
+            let eff = effective_importance(m, &rec.policy, now);
+            let keep = agent.is_none_or(|a| m.agent_id.as_deref() == Some(a))
+                && req.tags.iter().all(|t| m.tags.contains(t))
+                && req.min_importance.is_none_or(|mi| eff >= mi)
+                && req.since.is_none_or(|s| m.created_at >= s)
+                && req.until.is_none_or(|u| m.created_at < u)
+                && extra.as_ref().is_none_or(|f| f.matches(m));
+            keep.then_some(eff)
+        };
+        // The verdict on a stored record: decoded whole only when a filter needs more than
+        // liveness, importance and the agent.
+        let judge = |bytes: &[u8]| -> Result<Option<(Option<u32>, f64)>> {
+            if filtered {
+                let s = decode_record(bytes)?;
+                return Ok(passes(&s.memory).map(|eff| (s.slot, eff)));
+            }
+            let (slot, view) = rank_view(bytes)?;
+            let eff = decayed(view.importance, view.updated_at, &rec.policy, now);
+            let live = view.expires_at.is_none_or(|e| e.timestamp_micros() > now)
+                && eff >= rec.policy.min_importance;
+            let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
+            Ok(keep.then_some((slot, eff)))
+        };
+        // A selective filter: score its memories' vectors exactly, judge the best records.
+        // The filters the secondary keys can answer: the filter language, agent and tags.
+        let plan = {
+            let mut plan: Vec<Filter> = extra.iter().cloned().collect();
+            if let Some(a) = agent {
+                plan.push(Filter::eq(Field::AgentId, Value::String(a.to_owned())));
+            }
+            if !req.tags.is_empty() {
+                plan.push(Filter::all_tags(&req.tags));
+            }
+            (!plan.is_empty()).then_some(Filter::And(plan))
+        };
+        let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
+            let (Some(_), Some(plan)) = (&extra, &plan) else { return Ok(None) };
+            crate::listing::ensure_fields(&self.inner, &rec)?;
+            env.read(|r, t| {
+                let Some(c) = crate::filter::candidates(t, r, rec.id, plan, FILTERED_EXACT_MAX)?
+                else {
+                    return Ok(None);
+                };
+                // In slot order, so the rows are read in key order (neighbouring pages).
+                let mut slots: Vec<(u32, [u8; 16])> =
+                    c.iter().filter_map(|(key, slot)| slot.map(|s| (s, *key))).collect();
+                slots.sort_unstable_by_key(|s| s.0);
+                let mut scored = Vec::with_capacity(slots.len());
+                let mut buf = Vec::with_capacity(query.len());
+                for (slot, key) in slots {
+                    let Some(row) = t.vectors.get(r, &ns_key(rec.id, &slot.to_be_bytes()))? else {
+                        continue;
+                    };
+                    if let Some(sim) = crate::vector::row_dot(row, query, &mut buf) {
+                        scored.push((sim, key));
+                    }
+                }
+                scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                let enough = k * 4 + 32;
+                let mut hits = Vec::new();
+                for (sim, key) in scored {
+                    let judged = judge_at(t, r, &ns_key(rec.id, &key), &judge)?;
+                    if let Some((slot, eff)) = judged {
+                        hits.push(Ranked::by_vector(key, slot, f64::from(sim), eff));
+                        if hits.len() >= enough {
+                            break;
+                        }
+                    }
+                }
+                best(&mut hits, k);
+                Ok(Some(hits))
+            })
+        };
+        // The best `k` memories by vector similarity that pass, ranked.
+        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<Ranked>> {
+            if let Some(hits) = exact_hits(query, k)? {
+                return Ok(hits);
+            }
+            // The tail copy is taken before the read transactions below (see crate::ann).
+            let vectors = self
+                .inner
+                .vectors
+                .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
+            crate::ann::note_recall(&self.inner, &rec, &stats);
+            let agent_filter = agent.map(|a| agent_key(Some(a)));
+            // Over-fetch so filters and decay still leave k; widen when they do not.
+            let mut want = if filtered { k * 8 } else { k * 2 };
+            loop {
+                let (mut hits, exhausted) = env.read(|r, t| {
+                    let (candidates, exhausted) =
+                        crate::ann::candidates(t, r, rec.id, &vectors, query, want, agent_filter)?;
+                    let mut hits = Vec::new();
+                    for (id, sim) in &candidates {
+                        let judged = judge_at(t, r, &ns_key(rec.id, id), &judge)?;
+                        if let Some((slot, eff)) = judged {
+                            hits.push(Ranked::by_vector(*id, slot, f64::from(*sim), eff));
+                        }
+                    }
+                    Ok((hits, exhausted))
+                })?;
+                // Asking for more candidates than there are vectors cannot find more.
+                let everything = want as u64 >= stats.next_slot.into();
+                if hits.len() >= k || exhausted || everything {
+                    best(&mut hits, k);
+                    return Ok(hits);
+                }
+                want *= 4;
+            }
+        };
+        let text = req.query.as_deref().unwrap_or_default();
+        let mut hits = match (mode, &query) {
+            (RecallMode::Keyword, _) => {
+                if plan.is_some() {
+                    crate::listing::ensure_fields(&self.inner, &rec)?;
+                }
+                env.read(|r, t| {
+                    // A selective filter: rank only the memories its secondary keys name.
+                    let among = match &plan {
+                        Some(p) => crate::filter::candidates(t, r, rec.id, p, FILTERED_EXACT_MAX)?,
+                        None => None,
+                    };
+                    let mut kw = KeywordRecall {
+                        t,
+                        r: &mut *r,
+                        ns: rec.id,
+                        stats: &stats,
+                        text,
+                        query: None,
+                        judge: &judge,
+                    };
+                    let mut ranked = match among {
+                        Some(c) => {
+                            let c = c.iter().filter_map(|(key, slot)| Some(((*slot)?, *key)));
+                            kw.hits_among(c.collect(), top_k)?
+                        }
+                        None => kw.hits(top_k)?,
+                    };
+                    best(&mut ranked, top_k);
+                    materialize(t, r, rec.id, ranked)
+                })?
+            }
+            (RecallMode::Hybrid, Some(q)) => {
+                let with_token_match = match &matcher {
+                    Some(m) => m.token_match(text, &[])?.is_some(),
+                    None => false,
+                };
+                let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
+                let by_vector = vector_hits(q, depth)?;
+                env.read(|r, t| {
+                    let mut kw = KeywordRecall {
+                        t,
+                        r: &mut *r,
+                        ns: rec.id,
+                        stats: &stats,
+                        text,
+                        query: Some(q),
+                        judge: &judge,
+                    };
+                    let w = req.vector_weight;
+                    let matcher = matcher.as_deref().filter(|_| with_token_match);
+                    let mut ranked = kw.hybrid(by_vector, depth, top_k, w, matcher)?;
+                    best(&mut ranked, top_k);
+                    materialize(t, r, rec.id, ranked)
+                })?
+            }
+            (_, Some(q)) => {
+                let ranked = vector_hits(q, top_k)?;
+                env.read(|r, t| materialize(t, r, rec.id, ranked))?
+            }
+            (_, None) => return Err(Error::Internal("recall without a query vector".into())),
+        };
+        if let Some(depth) = req.expand.filter(|d| *d > 0) {
+            hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
+        }
+        Ok(hits)
+    }
+}
