@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::audit::ListAudit;
 use crate::auth::Role;
+pub use crate::error::{error_body, error_from_body};
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation, Neighbors};
 use crate::handle::Handle;
@@ -913,72 +914,6 @@ impl Handle {
     }
 }
 
-/// The JSON error body of API.md: `{"error", "message", "code", "namespace"?}`, plus
-/// `causes` (the messages of the failures underneath, nearest first) when there are any.
-pub fn error_body(e: &Error) -> Value {
-    if let Error::Remote { body, .. } = e {
-        return body.clone();
-    }
-    let code = e.code();
-    let mut body =
-        json!({ "error": code.as_str(), "message": e.to_string(), "code": code.http_status() });
-    match e {
-        Error::Forbidden { namespace: Some(ns), .. } => body["namespace"] = json!(ns),
-        Error::QuotaExceeded { tenant, .. } => body["tenant_id"] = json!(tenant),
-        Error::RateLimited { tenant, retry_after_secs, .. }
-        | Error::ComputeBusy { tenant, retry_after_secs, .. } => {
-            body["tenant_id"] = json!(tenant);
-            body["retry_after"] = json!(retry_after_secs);
-        }
-        Error::InvalidArgument { field, .. }
-        | Error::Validation { field, .. }
-        | Error::PayloadTooLarge { field, .. } => {
-            body["field"] = json!(field);
-        }
-        Error::UpgradeRequired { .. } => body["field"] = json!("path"),
-        Error::NotFound { kind: "tenant", id } => body["tenant_id"] = json!(id),
-        _ => {}
-    }
-    let causes = e.causes();
-    if !causes.is_empty() {
-        body["causes"] = json!(causes);
-    }
-    body
-}
-
-/// Rebuilds an [`Error`] from an error body (remote clients, FFI callers).
-pub fn error_from_body(body: &Value) -> Error {
-    let code = body["error"]
-        .as_str()
-        .and_then(crate::ErrorCode::from_str_code)
-        .unwrap_or(crate::ErrorCode::Internal);
-    let message = body["message"].as_str().unwrap_or("").to_owned();
-    match code {
-        // These variants format their own message from typed fields; keep the server's words.
-        crate::ErrorCode::NotFound
-        | crate::ErrorCode::QuotaExceeded
-        | crate::ErrorCode::RateLimited
-        | crate::ErrorCode::Internal
-        | crate::ErrorCode::MethodNotAllowed => Error::Remote { code, message, body: body.clone() },
-        crate::ErrorCode::Forbidden => {
-            Error::Forbidden { message, namespace: body["namespace"].as_str().map(str::to_owned) }
-        }
-        crate::ErrorCode::InvalidArgument | crate::ErrorCode::PayloadTooLarge => {
-            let field = body["field"].as_str().unwrap_or("").to_owned();
-            if let Some(reason) = message.strip_prefix(&format!("Validation error: {field} ")) {
-                return Error::Validation { field, reason: reason.to_owned() };
-            }
-            let reason = message.strip_prefix(&format!("{field}: ")).unwrap_or(&message).to_owned();
-            if code == crate::ErrorCode::InvalidArgument {
-                Error::InvalidArgument { field, reason }
-            } else {
-                Error::PayloadTooLarge { field, reason }
-            }
-        }
-        other => Error::from_code(other, message),
-    }
-}
-
 /// What every binding talks to: an in-process handle or a remote server, with the same
 /// operations, results and errors.
 pub trait Backend: Send + Sync {
@@ -1125,37 +1060,5 @@ mod tests {
             .unwrap()
             .attach_vectors(&[1.0, 2.0, 3.0], 2)
             .is_err());
-    }
-
-    #[test]
-    fn error_bodies_round_trip_with_the_same_message_and_fields() {
-        let errors = [
-            Error::invalid("name", "too long"),
-            Error::Unauthorized("API key revoked".into()),
-            Error::namespace_forbidden("tenant-acme"),
-            Error::not_found("tenant", "t-1"),
-            Error::Validation {
-                field: "name".into(),
-                reason: "must be at least 3 characters".into(),
-            },
-            Error::Conflict("namespace exists".into()),
-            Error::QuotaExceeded {
-                tenant: "t-1".into(),
-                quota: "max_namespaces",
-                limit: 1,
-                requested: 2,
-            },
-            Error::RateLimited { tenant: "t-1".into(), limit: 5, retry_after_secs: 3 },
-            Error::PayloadTooLarge { field: "memories".into(), reason: "at most 1000".into() },
-            Error::Internal("disk full".into()),
-        ];
-        for e in errors {
-            let body = error_body(&e);
-            let back = error_from_body(&body);
-            assert_eq!(back.code(), e.code());
-            assert_eq!(back.to_string(), e.to_string());
-            assert_eq!(back.retry_after(), e.retry_after());
-            assert_eq!(error_body(&back), body);
-        }
     }
 }

@@ -78,7 +78,6 @@ const KNOWN_UPWARD_EDGES: &[(&str, &str)] = &[
     ("embed", "memory"),
     ("encryption", "engine"),
     ("engine", "purge"),
-    ("error", "api"),
     ("filter", "memory"),
     ("graph", "engine"),
     ("graph", "memory"),

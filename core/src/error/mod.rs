@@ -9,106 +9,17 @@
 //! body carries them as `causes`, which is how every binding shows them.
 
 use std::any::Any;
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+mod body;
+mod code;
+
+pub use body::{error_body, error_from_body};
+pub use code::ErrorCode;
 
 /// Result with memsilo's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The stable error codes of API.md, with their HTTP status and C integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// Validation failed; the message names the field.
-    InvalidArgument,
-    /// Missing, malformed, unknown, expired or revoked key.
-    Unauthorized,
-    /// Valid key, not allowed here (also: unknown namespace for non-admins).
-    Forbidden,
-    /// Tenant, member, key, memory, entity (or, for admins, namespace) not found.
-    NotFound,
-    /// Duplicate name, tenant with children, member already exists.
-    Conflict,
-    /// A storage, member or namespace limit would be exceeded; nothing was written.
-    QuotaExceeded,
-    /// Over the tenant's queries-per-second limit.
-    RateLimited,
-    /// Body or field beyond the documented limits.
-    PayloadTooLarge,
-    /// A bug or an environment failure (I/O, LMDB).
-    Internal,
-    /// An HTTP method the route does not take (the answer's `Allow` header lists those it
-    /// does). Only a server answers it; last so that the C integers before it keep theirs.
-    MethodNotAllowed,
-}
-
-impl ErrorCode {
-    /// Every code, in C-integer order.
-    pub const ALL: [ErrorCode; 10] = [
-        ErrorCode::InvalidArgument,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::NotFound,
-        ErrorCode::Conflict,
-        ErrorCode::QuotaExceeded,
-        ErrorCode::RateLimited,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::Internal,
-        ErrorCode::MethodNotAllowed,
-    ];
-
-    /// The wire name, e.g. `"not_found"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "invalid_argument",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::QuotaExceeded => "quota_exceeded",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::Internal => "internal",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-        }
-    }
-
-    /// Parses a wire name; unknown names are `None`.
-    pub fn from_str_code(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// The HTTP status of API.md's table.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::InvalidArgument => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden | ErrorCode::QuotaExceeded => 403,
-            ErrorCode::NotFound => 404,
-            ErrorCode::Conflict => 409,
-            ErrorCode::RateLimited => 429,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::Internal => 500,
-            ErrorCode::MethodNotAllowed => 405,
-        }
-    }
-
-    /// The C ABI integer (0 is success, so codes start at 1).
-    pub fn as_i32(self) -> i32 {
-        Self::ALL.iter().position(|c| *c == self).map_or(0, |i| i as i32 + 1)
-    }
-
-    /// Inverse of [`ErrorCode::as_i32`].
-    pub fn from_i32(n: i32) -> Option<Self> {
-        usize::try_from(n - 1).ok().and_then(|i| Self::ALL.get(i).copied())
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Every failure memsilo reports.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +155,10 @@ pub enum Error {
         /// The failure underneath.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// One failure reported to each of several callers (every write of a group commit that
+    /// failed): it reads, codes and chains exactly as that failure.
+    #[error(transparent)]
+    Shared(Arc<Error>),
     /// An error known by its code and words only, kept as sent: one a remote memsilo reported
     /// (with its whole error body: `tenant_id`, `retry_after`, `causes`, ...), or one rebuilt
     /// by [`Error::from_code`]. It reads the same as in-process.
@@ -279,6 +194,7 @@ impl Error {
             | Error::Encoding(_)
             | Error::Caused { .. } => ErrorCode::Internal,
             Error::Remote { code, .. } => *code,
+            Error::Shared(e) => e.code(),
         }
     }
 
@@ -313,6 +229,7 @@ impl Error {
             Error::Remote { code: ErrorCode::RateLimited, body, .. } => {
                 Some(body["retry_after"].as_u64().unwrap_or(1))
             }
+            Error::Shared(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -351,9 +268,13 @@ impl Error {
     /// encoding failure in its own words); empty when it has none. A remote error's are the
     /// server's (`causes` in its body).
     pub fn causes(&self) -> Vec<String> {
-        if let Error::Remote { body, .. } = self {
-            let sent = body["causes"].as_array().into_iter().flatten();
-            return sent.filter_map(|c| c.as_str().map(str::to_owned)).collect();
+        match self {
+            Error::Remote { body, .. } => {
+                let sent = body["causes"].as_array().into_iter().flatten();
+                return sent.filter_map(|c| c.as_str().map(str::to_owned)).collect();
+            }
+            Error::Shared(e) => return e.causes(),
+            _ => {}
         }
         let mut causes: Vec<String> = Vec::new();
         let mut next = std::error::Error::source(self);
@@ -403,7 +324,7 @@ mod tests {
             assert_eq!(ErrorCode::from_i32(code.as_i32()), Some(code));
             let rebuilt = Error::from_code(code, "x: y");
             assert_eq!((rebuilt.code(), rebuilt.to_string().as_str()), (code, "x: y"));
-            assert_eq!(crate::api::error_body(&rebuilt)["error"], code.as_str());
+            assert_eq!(error_body(&rebuilt)["error"], code.as_str());
         }
         assert_eq!(ErrorCode::QuotaExceeded.http_status(), 403);
         assert_eq!(ErrorCode::RateLimited.http_status(), 429);
@@ -442,7 +363,7 @@ mod tests {
         assert_eq!(e.to_string(), "internal error: session record: disk gone");
         assert_eq!((e.code(), e.causes()), (ErrorCode::Internal, vec!["disk gone".to_owned()]));
         // A remote client's error keeps the causes the server sent.
-        let remote = crate::api::error_from_body(&crate::api::error_body(&e));
+        let remote = error_from_body(&error_body(&e));
         assert_eq!((remote.to_string(), remote.causes()), (e.to_string(), e.causes()));
     }
 
