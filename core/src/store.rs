@@ -249,11 +249,13 @@ enum Attempt {
     Isolate,
 }
 
-/// Gives every member still running (or done, but not durable) the group's failure.
-fn settle_all<T>(members: &mut [&mut Member<T>], e: &Error) {
+/// Gives every member still running (or done, but not durable) the group's failure, shared
+/// (it reads, codes and keeps its cause as itself).
+fn settle_all<T>(members: &mut [&mut Member<T>], e: Error) {
+    let e = std::sync::Arc::new(e);
     for m in members.iter_mut() {
         if matches!(m.outcome, None | Some(Outcome::Done)) {
-            m.outcome = Some(Outcome::Failed(Error::Internal(e.to_string())));
+            m.outcome = Some(Outcome::Failed(Error::Shared(e.clone())));
         }
     }
 }
@@ -635,7 +637,7 @@ impl<T: Tables> Store<T> {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         let synced = self.inner.read().as_ref().map_or(Ok(()), |o| o.env.force_sync());
         if let Err(e) = synced {
-            settle_all(&mut members, &Error::from(e));
+            settle_all(&mut members, Error::from(e));
         }
     }
 
@@ -658,12 +660,12 @@ impl<T: Tables> Store<T> {
                         }
                     }
                     if let Err(e) = self.grow() {
-                        settle_all(members, &e);
+                        settle_all(members, e);
                         return false;
                     }
                 }
                 Err(e) => {
-                    settle_all(members, &e);
+                    settle_all(members, e);
                     return false;
                 }
                 Ok(Attempt::Settled { synced }) => return synced,
