@@ -73,7 +73,7 @@ pub use datastore::NamespaceId;
 pub use embed::MiniLmEmbedder;
 pub use embed::{
     load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder, ModelPaths, StaticEmbedder,
-    DEFAULT_MODEL,
+    DEFAULT_MODEL, DOWNLOAD_PROGRESS,
 };
 pub use engine::{Engine, Options};
 pub use error::{Error, ErrorCode, Result};

@@ -21,8 +21,13 @@ pub(crate) const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "mod
 /// Largest file accepted (a model matrix of a few hundred MB at most).
 const MAX_FILE_BYTES: u64 = 4 << 30;
 
-fn fetch_error(url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Internal(format!("download {url}: {e}"))
+fn fetch_error(url: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("download {url}: {reason}"))
+}
+
+/// A download that failed underneath (the connection, a read): that failure is the cause.
+fn fetch_failed(url: &str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::internal_from(format!("download {url}"), source)
 }
 
 /// Downloads `repo`'s model files from `endpoint` into `dest` (which must not exist yet; it is
@@ -95,7 +100,7 @@ fn fetch_file(agent: &ureq::Agent, url: &str, file: &str, out: &Path) -> Result<
     let mut expected = Expected::None;
     let mut response = None;
     for _ in 0..5 {
-        let r = agent.get(&url).call().map_err(|e| fetch_error(&url, e))?;
+        let r = agent.get(&url).call().map_err(|e| fetch_failed(&url, e))?;
         if matches!(expected, Expected::None) {
             expected = expected_from(r.headers());
         }
@@ -127,7 +132,7 @@ fn fetch_file(agent: &ureq::Agent, url: &str, file: &str, out: &Path) -> Result<
     let mut progress = Progress::new(file, total);
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| fetch_error(&url, e))?;
+        let n = reader.read(&mut buf).map_err(|e| fetch_failed(&url, e))?;
         if n == 0 {
             break;
         }
@@ -182,7 +187,13 @@ fn git_blob_sha1(content: &[u8]) -> String {
     hex(&h.finalize())
 }
 
-/// A one-line progress bar on stderr, redrawn at most every percent.
+/// The `tracing` target of download progress events. Each event has the fields `file`,
+/// `done` (bytes so far), `total` (bytes, when the server sent a length) and `finished`; the
+/// command line draws them as a progress bar (memsilo-http's `log`), a library user's
+/// subscriber gets them like any other event. Nothing is printed by the library itself.
+pub const DOWNLOAD_PROGRESS: &str = "memsilo::download";
+
+/// A file's download progress, reported at most once a percent (once a MB without a length).
 struct Progress {
     file: String,
     total: Option<u64>,
@@ -200,32 +211,24 @@ impl Progress {
         let step = self.total.map_or(1 << 20, |t| (t / 100).max(1));
         if self.shown == u64::MAX || self.done / step != self.shown / step {
             self.shown = self.done;
-            self.draw();
+            self.report(false);
         }
     }
 
-    fn draw(&self) {
-        let mb = |b: u64| b as f64 / 1e6;
-        let line = match self.total {
-            Some(t) if t > 0 => {
-                let filled = (self.done * 30 / t).min(30) as usize;
-                format!(
-                    "memsilo: {:<18} [{}{}] {:6.1}/{:.1} MB",
-                    self.file,
-                    "#".repeat(filled),
-                    "-".repeat(30 - filled),
-                    mb(self.done),
-                    mb(t)
-                )
-            }
-            _ => format!("memsilo: {:<18} {:6.1} MB", self.file, mb(self.done)),
-        };
-        eprint!("\r{line}");
+    fn report(&self, finished: bool) {
+        tracing::info!(
+            target: DOWNLOAD_PROGRESS,
+            file = self.file.as_str(),
+            done = self.done,
+            total = self.total,
+            finished,
+            "downloading {}",
+            self.file
+        );
     }
 
     fn finish(&self) {
-        self.draw();
-        eprintln!();
+        self.report(true);
     }
 }
 

@@ -16,6 +16,7 @@ mod models;
 use std::sync::Arc;
 
 pub use hash::HashEmbedder;
+pub use hub::DOWNLOAD_PROGRESS;
 #[cfg(feature = "minilm")]
 pub use minilm::MiniLmEmbedder;
 pub use model2vec::StaticEmbedder;

@@ -332,7 +332,7 @@ impl StaticEmbedder {
         let encodings = self
             .tokenizer
             .encode_batch_fast(texts, false)
-            .map_err(|e| Error::Internal(format!("{}: tokenizer: {e}", self.name)))?;
+            .map_err(|e| Error::internal_from(format!("{}: tokenizer", self.name), e))?;
         Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
