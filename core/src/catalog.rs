@@ -6,10 +6,10 @@ use heed3::byteorder::BigEndian;
 use heed3::types::{Bytes, SerdeJson, Str, U64};
 
 use crate::audit::AuditTables;
+use crate::datastore::EnvLocation;
 use crate::error::Result;
 use crate::keys::KeyRecord;
-use crate::namespace::NamespaceRecord;
-use crate::purge::PurgeJob;
+use crate::records::{NamespaceRecord, PurgeJob};
 use crate::storage::{Environment, RoTxn, Table};
 use crate::store::Tables;
 use crate::tenant::{Member, Tenant};
@@ -146,4 +146,46 @@ pub(crate) fn next_counter(
     let next = read_counter(t, wtxn, name)? + 1;
     t.meta.put(wtxn, name, &next.to_be_bytes())?;
     Ok(next)
+}
+
+/// Removes a namespace's routing and queues its purge, inside the caller's catalog
+/// transaction. Nothing outside the transaction changes: once it has committed, the caller
+/// retires the namespace (see `engine::purge`).
+pub(crate) fn unlink_namespace(
+    t: &CatalogTables,
+    w: &mut heed3::RwTxn<'_>,
+    rec: &NamespaceRecord,
+) -> Result<()> {
+    t.namespaces.delete(w, &rec.name)?;
+    if let Some(tid) = rec.tenant_id.as_deref() {
+        let n = tenant_namespace_count(t, w, tid)?;
+        set_tenant_namespace_count(t, w, tid, n.saturating_sub(1))?;
+    }
+    t.tenant_namespaces.delete(w, &tenant_ns_key(rec.tenant_id.as_deref(), &rec.name))?;
+    let job = PurgeJob::Namespace { ns_id: rec.id, location: rec.location.clone() };
+    let id = next_counter(t, w, "purge_job")?;
+    t.purges.put(w, &id, &job)?;
+    Ok(())
+}
+
+/// Queues removal of a whole environment, after the namespace jobs queued before it.
+pub(crate) fn queue_env_removal(
+    t: &CatalogTables,
+    w: &mut heed3::RwTxn<'_>,
+    location: EnvLocation,
+) -> Result<()> {
+    let id = next_counter(t, w, "purge_job")?;
+    t.purges.put(w, &id, &PurgeJob::RemoveEnv { location })?;
+    Ok(())
+}
+
+/// Queues destruction of encryption key `key_id`, after the jobs queued before it.
+pub(crate) fn queue_key_destruction(
+    t: &CatalogTables,
+    w: &mut heed3::RwTxn<'_>,
+    key_id: &str,
+) -> Result<()> {
+    let id = next_counter(t, w, "purge_job")?;
+    t.purges.put(w, &id, &PurgeJob::DestroyKey { key_id: key_id.to_owned() })?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The data plane's tables: memories, vectors and graph rows of the namespaces that share
 //! one LMDB environment. Every key starts with the namespace's 8-byte big-endian id, so one
 //! namespace's rows are one contiguous key range. (Approximate indexes have environments of
-//! their own: see [`crate::ann`].)
+//! their own: see [`crate::index`].)
 
 use std::path::{Path, PathBuf};
 
@@ -11,10 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::storage::{Environment, RoTxn, Table};
-use crate::store::Tables;
-
-/// Internal numeric id of a namespace, assigned by the catalog and never reused.
-pub type NamespaceId = u64;
+pub use crate::store::NamespaceId;
+use crate::store::{NamespacedTables, Tables};
 
 /// Where a namespace's rows live, chosen from its tenant's isolation mode at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,7 +101,7 @@ pub(crate) struct NamespaceStats {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refile: u64,
     /// Writes that changed the namespace's vector rows so far: each one's sequence number
-    /// (see [`crate::vector::VectorCache::apply`]), in commit order.
+    /// (see [`crate::index::VectorCache::apply`]), in commit order.
     #[serde(default)]
     pub vector_writes: u64,
 }
@@ -254,58 +252,6 @@ impl DataTables {
         ]
     }
 
-    /// Makes namespace `ns`'s rows in this environment what they are in `from` (another
-    /// environment's tables, read in `rtxn`): deletes them here, then copies them.
-    pub(crate) fn copy_namespace(
-        &self,
-        from: &DataTables,
-        rtxn: &mut RoTxn<'_>,
-        wtxn: &mut RwTxn<'_>,
-        ns: NamespaceId,
-    ) -> Result<()> {
-        let prefix = ns.to_be_bytes();
-        for (to, from) in self.namespace_rows().into_iter().zip(from.namespace_rows()) {
-            let mut stale = to.prefix_iter_mut(wtxn, &prefix)?;
-            while stale.next().transpose()?.is_some() {
-                // SAFETY: no reference into the database is kept across this deletion.
-                unsafe { stale.del_current()? };
-            }
-            drop(stale);
-            for row in from.prefix_iter(rtxn, &prefix)? {
-                let (key, value) = row?;
-                to.put(wtxn, key, value)?;
-            }
-        }
-        match from.stats.get(rtxn, &prefix)? {
-            Some(stats) => self.stats.put(wtxn, &prefix, &stats)?,
-            None => {
-                self.stats.delete(wtxn, &prefix)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Copies every row of `from` (another environment's tables, read in `rtxn`) into these
-    /// tables, which are empty.
-    pub(crate) fn copy_all(
-        &self,
-        from: &DataTables,
-        rtxn: &mut RoTxn<'_>,
-        wtxn: &mut RwTxn<'_>,
-    ) -> Result<()> {
-        let stats = |t: &DataTables| t.stats.remap_types::<Bytes, Bytes>();
-        let (to_stats, from_stats) = (stats(self), stats(from));
-        let to_tables = self.namespace_rows().into_iter().chain([&to_stats]);
-        for (to, from) in to_tables.zip(from.namespace_rows().into_iter().chain([&from_stats])) {
-            for row in from.iter(rtxn)? {
-                let (key, value) = row?;
-                // In key order into an empty table: appended, pages filled.
-                to.put_with_flags(wtxn, heed3::PutFlags::APPEND, key, value)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes every row of a namespace in every table, at most `budget` rows per table per
     /// call; returns whether rows remain. `deleted` counts the rows deleted.
     pub(crate) fn purge_rows(
@@ -338,28 +284,66 @@ impl DataTables {
     }
 }
 
-impl crate::engine::Engine {
-    /// Bytes on disk of each table of the environment holding `namespace` (its pages times
-    /// the page size; the whole environment's, so of the namespace alone only in `physical`
-    /// mode). For benchmarks; not a stable API.
-    #[doc(hidden)]
-    pub fn table_bytes(&self, namespace: &str) -> Result<Vec<(&'static str, u64)>> {
-        let inner = &self.inner;
-        let rec = inner
-            .catalog
-            .read(|r, t| Ok(t.namespaces.get(r, namespace)?))?
-            .ok_or_else(|| crate::Error::not_found("namespace", namespace))?;
-        let env = inner.data_env_of(&rec)?;
-        env.read(|r, t| {
-            let mut out = Vec::new();
-            let named = ["memories", "vectors", "entities", "entity_names", "relations"];
-            let more = ["entity_memories", "entity_relations", "postings", "fields", "sessions"];
-            for (name, db) in named.into_iter().chain(more).zip(t.namespace_rows()) {
-                let s = db.stat(r)?;
-                let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
-                out.push((name, pages as u64 * u64::from(s.page_size)));
+impl DataTables {
+    /// Bytes on disk of each table of this environment (its pages times the page size).
+    pub(crate) fn table_bytes(&self, r: &mut RoTxn<'_>) -> Result<Vec<(&'static str, u64)>> {
+        let mut out = Vec::new();
+        let named = ["memories", "vectors", "entities", "entity_names", "relations"];
+        let more = ["entity_memories", "entity_relations", "postings", "fields", "sessions"];
+        for (name, db) in named.into_iter().chain(more).zip(self.namespace_rows()) {
+            let s = db.stat(r)?;
+            let pages = s.branch_pages + s.leaf_pages + s.overflow_pages;
+            out.push((name, pages as u64 * u64::from(s.page_size)));
+        }
+        Ok(out)
+    }
+}
+
+impl NamespacedTables for DataTables {
+    /// Makes namespace `ns`'s rows in this environment what they are in `from` (another
+    /// environment's tables, read in `rtxn`): deletes them here, then copies them.
+    fn copy_namespace(
+        &self,
+        from: &Self,
+        rtxn: &mut RoTxn<'_>,
+        wtxn: &mut RwTxn<'_>,
+        ns: NamespaceId,
+    ) -> Result<()> {
+        let prefix = ns.to_be_bytes();
+        for (to, from) in self.namespace_rows().into_iter().zip(from.namespace_rows()) {
+            let mut stale = to.prefix_iter_mut(wtxn, &prefix)?;
+            while stale.next().transpose()?.is_some() {
+                // SAFETY: no reference into the database is kept across this deletion.
+                unsafe { stale.del_current()? };
             }
-            Ok(out)
-        })
+            drop(stale);
+            for row in from.prefix_iter(rtxn, &prefix)? {
+                let (key, value) = row?;
+                to.put(wtxn, key, value)?;
+            }
+        }
+        match from.stats.get(rtxn, &prefix)? {
+            Some(stats) => self.stats.put(wtxn, &prefix, &stats)?,
+            None => {
+                self.stats.delete(wtxn, &prefix)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies every row of `from` (another environment's tables, read in `rtxn`) into these
+    /// tables, which are empty.
+    fn copy_all(&self, from: &Self, rtxn: &mut RoTxn<'_>, wtxn: &mut RwTxn<'_>) -> Result<()> {
+        let stats = |t: &DataTables| t.stats.remap_types::<Bytes, Bytes>();
+        let (to_stats, from_stats) = (stats(self), stats(from));
+        let to_tables = self.namespace_rows().into_iter().chain([&to_stats]);
+        for (to, from) in to_tables.zip(from.namespace_rows().into_iter().chain([&from_stats])) {
+            for row in from.iter(rtxn)? {
+                let (key, value) = row?;
+                // In key order into an empty table: appended, pages filled.
+                to.put_with_flags(wtxn, heed3::PutFlags::APPEND, key, value)?;
+            }
+        }
+        Ok(())
     }
 }

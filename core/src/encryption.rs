@@ -1,4 +1,6 @@
-//! Which key opens which environment: one rule, [`EngineInner::key_for`].
+//! Encryption at open: the key of an environment of its own, recorded beside it, and
+//! opening an environment with a key. Which key opens which environment is one rule, the
+//! engine's `key_for`:
 //!
 //! With no key provider every environment is plain. A data directory created with one is
 //! encrypted (see [`crate::format`]): the catalog (and the audit log inside it) and the shared
@@ -15,8 +17,6 @@ use std::path::Path;
 use heed3::MdbError;
 use serde::{Deserialize, Serialize};
 
-use crate::datastore::EnvLocation;
-use crate::engine::EngineInner;
 use crate::error::{Error, Result};
 use crate::keyring::{Key, INSTANCE_KEY_ID};
 use crate::store::{Store, Tables};
@@ -52,83 +52,17 @@ struct KeyRecord {
     tenant_id: String,
 }
 
-impl EngineInner {
-    /// The key that opens the environment at `loc` (`None`: plain). `tenant` is the tenant of
-    /// a `physical` namespace, needed when its environment is created.
-    pub(crate) fn key_for(
-        &self,
-        loc: &EnvLocation,
-        tenant: Option<&str>,
-    ) -> Result<Option<EnvKey>> {
-        let tenant = match loc {
-            EnvLocation::Shard { .. } => return Ok(self.instance_key.clone()),
-            EnvLocation::Tenant { tenant_id } => Some(tenant_id.as_str()),
-            EnvLocation::Namespace { .. } => tenant,
-        };
-        let dir = loc.dir(&self.dir);
-        let file = dir.join(KEY_FILE);
-        match fs::read(&file) {
-            Ok(bytes) => {
-                let rec: KeyRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::internal_from(format!("reading {}", file.display()), e))?;
-                return self.resolve_key(&rec.key_id, &rec.tenant_id).map(Some);
-            }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            Err(_) => {}
+/// The key id and tenant that [`KEY_FILE`] in `dir` records, if there is one.
+pub(crate) fn read_key_record(dir: &Path) -> Result<Option<(String, String)>> {
+    let file = dir.join(KEY_FILE);
+    match fs::read(&file) {
+        Ok(bytes) => {
+            let rec: KeyRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal_from(format!("reading {}", file.display()), e))?;
+            Ok(Some((rec.key_id, rec.tenant_id)))
         }
-        // No record: an environment created plain or with the instance key, or a new one.
-        if dir.join("data.mdb").exists() {
-            return Ok(self.instance_key.clone());
-        }
-        let own = match tenant {
-            Some(tid) => self.catalog.read(|r, t| {
-                Ok(t.tenants.get(r, tid)?.and_then(|tenant| tenant.encryption_key_id))
-            })?,
-            None => None,
-        };
-        let key = match (own, tenant) {
-            (Some(id), Some(tid)) => Some(self.resolve_key(&id, tid)?),
-            _ => self.instance_key.clone(),
-        };
-        if let (Some(key), Some(tid)) = (&key, tenant) {
-            write_key_record(&dir, &key.id, tid)?;
-        }
-        Ok(key)
-    }
-
-    /// Key `id` of tenant `tenant` from the key provider, for a file about to be written under
-    /// it (a key rotation's new file).
-    pub(crate) fn tenant_env_key(&self, id: &str, tenant: &str) -> Result<EnvKey> {
-        self.resolve_key(id, tenant)
-    }
-
-    /// Key `id` of `tenant` from the key provider (the instance key for [`INSTANCE_KEY_ID`]).
-    fn resolve_key(&self, id: &str, tenant: &str) -> Result<EnvKey> {
-        let owner = format!("tenant {tenant}");
-        if id == INSTANCE_KEY_ID {
-            return self.instance_key.clone().ok_or_else(|| Error::EncryptionKey {
-                owner,
-                key_id: id.into(),
-                problem: "is needed and the data directory has no instance key".into(),
-            });
-        }
-        let Some(keys) = self.keys.as_deref() else {
-            return Err(Error::EncryptionKey {
-                owner,
-                key_id: id.into(),
-                problem: "is needed and no key provider is configured (--keyring or \
-                          MEMSILO_KEYRING)"
-                    .into(),
-            });
-        };
-        match keys.get(id)? {
-            Some(key) => Ok(EnvKey { owner, id: id.into(), key }),
-            None => Err(Error::EncryptionKey {
-                owner,
-                key_id: id.into(),
-                problem: format!("is not in {}", keys.describe()),
-            }),
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        Err(_) => Ok(None),
     }
 }
 

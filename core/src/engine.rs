@@ -15,10 +15,15 @@ use crate::datastore::{DataTables, EnvLocation};
 use crate::embed::{Embedder, ModelEmbedder};
 use crate::error::{Error, Result};
 use crate::handle::Handle;
+use crate::index::VectorCache;
 use crate::keyring::KeyProvider;
 use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::store::Store;
-use crate::vector::VectorCache;
+
+mod encryption;
+mod indexer;
+mod purge;
+mod table_bytes;
 
 /// How an engine is opened.
 #[derive(Clone)]
@@ -175,8 +180,8 @@ pub(crate) struct EngineInner {
     pub limiter: RateLimiter,
     pub compute: ComputeGate,
     pub vectors: VectorCache,
-    /// Approximate-index environments, one per indexed namespace (see [`crate::ann`]).
-    pub indexes: crate::ann::IndexEnvs,
+    /// Approximate indexes: their environments and work queue (see [`crate::index`]).
+    pub indexes: crate::index::Indexes,
     pub graphs: crate::graph::GraphCache,
     /// The audit log (see [`crate::audit`]).
     pub audit: crate::audit::AuditLog,
@@ -186,7 +191,7 @@ pub(crate) struct EngineInner {
     pub stopping: AtomicBool,
     /// SHA-256 of the admin key, mirrored from the catalog.
     admin_hash: RwLock<Option<[u8; 32]>>,
-    /// Namespaces deleted while this process runs (see [`crate::purge`]).
+    /// Namespaces deleted while this process runs (see `engine::purge`).
     pub dead: RwLock<std::collections::HashSet<u64>>,
     /// Held by a deletion from its catalog commit until it has read what its namespaces
     /// held, and by the purge while it lists its jobs (see [`EngineInner::retire_namespaces`]).
@@ -351,7 +356,7 @@ impl Engine {
             limiter: RateLimiter::default(),
             compute: ComputeGate::default(),
             vectors: VectorCache::new(options.vector_cache_bytes),
-            indexes: crate::ann::IndexEnvs::default(),
+            indexes: crate::index::Indexes::new(dir.join("indexes"), options.ann_threshold),
             graphs: crate::graph::GraphCache::default(),
             audit: crate::audit::AuditLog::default(),
             wake: (Mutex::new(false), Condvar::new()),
@@ -379,7 +384,9 @@ impl Engine {
         reg.insert(dir, Arc::downgrade(&life));
         drop(reg);
         if inner.options.background {
-            *life.workers.lock() = crate::purge::spawn_worker(&inner);
+            let mut workers = purge::spawn_worker(&inner);
+            workers.extend(indexer::spawn(&inner));
+            *life.workers.lock() = workers;
         }
         Ok(Engine { inner, life })
     }
@@ -485,7 +492,7 @@ impl Engine {
     /// Runs pending purges (and their compaction) now, on this thread. Returns how many
     /// namespaces were purged. The background worker does the same on its own.
     pub fn run_pending_purges(&self) -> Result<usize> {
-        crate::purge::run_pending(&self.inner)
+        purge::run_pending(&self.inner)
     }
 
     /// Goes on with unfinished key rotations now, on this thread; returns how many

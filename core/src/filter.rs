@@ -26,7 +26,8 @@ use serde_json::{Map, Value};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
-use crate::memory::{Memory, MemoryType};
+use crate::records::memory::{decode_record, memory_key, record_slot};
+use crate::records::{Memory, MemoryType};
 use crate::storage::RoTxn;
 
 /// Most conditions in one filter.
@@ -652,7 +653,7 @@ pub(crate) fn update_keys(
 /// Tag of the keys naming a vector slot whose row was overwritten in place (an upsert kept
 /// the memory's slot), so the approximate index's cell of that slot may be stale: ns ‖ tag ‖
 /// slot (u32 BE) → a checksum of the row written. The index maintenance files those rows
-/// again; until then a load searches them exactly (see [`crate::ann`]).
+/// again; until then a load searches them exactly (see [`crate::index`]).
 const TAG_REFILE: u8 = 0xF0;
 
 fn refile_key(ns: NamespaceId, slot: u32) -> Vec<u8> {
@@ -796,10 +797,10 @@ fn cmp_candidates(
         }
         for o in operands {
             if let Operand::Json(Value::String(id)) = o {
-                let key = crate::memory::memory_key(id);
+                let key = memory_key(id);
                 let full = crate::datastore::ns_key(ns, &key);
                 if let Some(bytes) = t.memories.get(r, &full)? {
-                    out.insert(key, crate::memory::record_slot(bytes));
+                    out.insert(key, record_slot(bytes));
                 }
             }
         }
@@ -925,7 +926,7 @@ pub(crate) fn build_all(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId) -> R
         let Some(mem) = k.get(8..24).and_then(|m| <[u8; 16]>::try_from(m).ok()) else {
             continue;
         };
-        let s = crate::memory::decode_stored(bytes)?;
+        let s = decode_record(bytes)?;
         rows.push((mem, s.memory, s.slot));
     }
     for (mem, m, slot) in rows {

@@ -55,7 +55,7 @@ use serde_json::{Map, Value};
 use crate::datastore::DataTables;
 use crate::engine::EngineInner;
 use crate::error::{Error, Result};
-use crate::namespace::NamespaceRecord;
+use crate::records::NamespaceRecord;
 use crate::store::Store;
 use rows::{Resolved, Uid};
 use traverse::NamespaceGraph;

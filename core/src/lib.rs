@@ -25,7 +25,6 @@
 //! ```
 #![warn(missing_docs)]
 
-mod ann;
 pub mod api;
 mod audit;
 pub mod auth;
@@ -41,7 +40,7 @@ mod filter;
 mod format;
 mod graph;
 mod handle;
-mod ivf;
+mod index;
 pub mod keyring;
 mod keys;
 mod keyword;
@@ -49,14 +48,15 @@ mod listing;
 mod memory;
 mod namespace;
 mod page;
-mod purge;
 mod quota;
+mod records;
 mod rotation;
 mod session;
 mod storage;
 mod store;
 mod tenant;
 mod tenant_keys;
+mod text;
 pub mod transfer;
 pub mod upgrade;
 mod vector;

@@ -16,14 +16,20 @@ use serde_json::{Map, Value};
 use crate::auth::Principal;
 use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
 use crate::embed::Embedder;
+pub use crate::embed::CALLER_EMBEDDER;
 use crate::engine::EngineInner;
 use crate::error::{Error, Result};
 pub use crate::keyword::RecallMode;
 use crate::namespace::{DecayPolicy, NamespaceRecord};
 use crate::quota::{QuotaLink, Reservation};
+pub(crate) use crate::records::memory::{
+    decode_record, decode_record as decode_stored, encode_record, judge_at, memory_key,
+    read_memory, scan_memories, split_record, StoredMemory, RECORD_HEADER,
+};
+pub use crate::records::{Memory, MemoryType};
 use crate::storage::RoTxn;
 use crate::store::Store;
-use crate::vector::{agent_key, encode_row, SlotAgents};
+use crate::vector::encode_row;
 
 /// Longest content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024;
@@ -35,8 +41,6 @@ pub const MAX_TAG_BYTES: usize = 128;
 pub const MAX_BATCH: usize = 1000;
 /// Largest `top_k`.
 pub const MAX_TOP_K: usize = 1000;
-/// Embedder name recorded for namespaces whose vectors come from the caller.
-pub const CALLER_EMBEDDER: &str = "caller";
 
 const IMPORTANCE_WEIGHT: f64 = 0.3;
 /// A recall filter whose secondary keys name at most this many memories is answered by scoring
@@ -49,135 +53,6 @@ const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 pub const MAX_ID_CHARS: usize = 256;
 /// Most ids in one `get_memories`.
 pub const MAX_GET: usize = 1000;
-
-/// What kind of memory this is (the guide's four kinds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum MemoryType {
-    /// Something that happened (the default).
-    #[default]
-    Episodic,
-    /// A fact.
-    Semantic,
-    /// How to do something.
-    Procedural,
-    /// Short-lived scratch state.
-    Working,
-}
-
-impl MemoryType {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemoryType::Episodic => "episodic",
-            MemoryType::Semantic => "semantic",
-            MemoryType::Procedural => "procedural",
-            MemoryType::Working => "working",
-        }
-    }
-}
-
-/// A memory as stored and returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct Memory {
-    /// The caller's id, or a UUID v7.
-    pub id: String,
-    /// Namespace name.
-    pub namespace: String,
-    /// Agent or end-user label inside the namespace.
-    pub agent_id: Option<String>,
-    /// The text.
-    pub content: String,
-    /// Importance in [0, 1] as stored.
-    pub importance: f64,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Free-form metadata object.
-    pub metadata: Map<String, Value>,
-    /// Entity names this memory mentions (knowledge graph links).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub entities: Vec<String>,
-    /// Kind of memory.
-    #[serde(default)]
-    pub memory_type: MemoryType,
-    /// Session label.
-    #[serde(default)]
-    pub session_id: Option<String>,
-    /// Creation time (kept when the id is stored again).
-    pub created_at: DateTime<Utc>,
-    /// Last update.
-    pub updated_at: DateTime<Utc>,
-    /// Expiry, if any.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The stored vector (only when asked for with `include_vectors`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
-}
-
-/// A memory as stored: the record and the slot of its vector row.
-///
-/// On disk (table `memories`) a record is [`RECORD_V2`] ‖ slot (u32 BE, [`NO_SLOT`] if the
-/// memory has no vector) ‖ the memory's JSON, so a write serialises each memory once, before
-/// its slot is known. Records written by earlier versions are one JSON object with a `slot`
-/// field; they are still read.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StoredMemory {
-    #[serde(flatten)]
-    pub memory: Memory,
-    pub slot: Option<u32>,
-}
-
-/// First byte of a current record (a legacy record starts with `{`).
-const RECORD_V2: u8 = 2;
-/// Bytes before the JSON of a current record.
-const RECORD_HEADER: usize = 5;
-/// Slot field of a memory without a vector.
-const NO_SLOT: u32 = u32::MAX;
-
-/// Encodes a record from a memory's JSON and its slot.
-fn encode_record(slot: Option<u32>, json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RECORD_HEADER + json.len());
-    out.push(RECORD_V2);
-    out.extend_from_slice(&slot.unwrap_or(NO_SLOT).to_be_bytes());
-    out.extend_from_slice(json);
-    out
-}
-
-/// Splits a record into its slot and its JSON; `None` for a legacy record (its JSON, the
-/// whole record, holds the slot).
-fn split_record(bytes: &[u8]) -> Option<(Option<u32>, &[u8])> {
-    match bytes.split_first() {
-        Some((&RECORD_V2, rest)) if rest.len() >= RECORD_HEADER - 1 => {
-            let (slot, json) = rest.split_at(RECORD_HEADER - 1);
-            let slot = u32::from_be_bytes([slot[0], slot[1], slot[2], slot[3]]);
-            Some(((slot != NO_SLOT).then_some(slot), json))
-        }
-        _ => None,
-    }
-}
-
-/// The vector slot of a record.
-pub(crate) fn record_slot(bytes: &[u8]) -> Option<u32> {
-    match split_record(bytes) {
-        Some((slot, _)) => slot,
-        None => decode_record(bytes).ok().and_then(|s| s.slot),
-    }
-}
-
-/// Decodes a record (current or legacy format).
-pub(crate) fn decode_stored(bytes: &[u8]) -> Result<StoredMemory> {
-    decode_record(bytes)
-}
-
-/// Decodes a record (current or legacy format).
-pub(crate) fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
-    match split_record(bytes) {
-        Some((slot, json)) => Ok(StoredMemory { memory: serde_json::from_slice(json)?, slot }),
-        None => Ok(serde_json::from_slice(bytes)?),
-    }
-}
 
 /// Arguments of [`Handle::store_memory`] (and one item of a batch).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -506,25 +381,6 @@ pub(crate) fn validate_session(session: Option<&str>, field: &str) -> Result<()>
         return Err(Error::invalid(field, "must be 1-256 bytes of printable characters"));
     }
     Ok(())
-}
-
-/// The 16-byte key a memory id is stored under: the bytes of a UUID in its canonical form
-/// (every generated id, so their keys sort by time), else a hash of the id. Reads check the
-/// record's id, so a key can never answer for another id.
-pub(crate) fn memory_key(id: &str) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    if let Ok(u) = uuid::Uuid::parse_str(id) {
-        if u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == id {
-            return *u.as_bytes();
-        }
-    }
-    let mut h = Sha256::new();
-    h.update(b"memsilo memory id\0");
-    h.update(id.as_bytes());
-    let d = h.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
-    out
 }
 
 pub(crate) fn validate_agent(agent: Option<&str>) -> Result<()> {
@@ -957,57 +813,6 @@ fn check_vector_space(
     Ok(())
 }
 
-/// The agent key (see [`crate::vector::agent_key`]) of every vector slot of a namespace, read
-/// from its memory records without decoding them whole.
-pub(crate) fn slot_agents(t: &DataTables, r: &mut RoTxn<'_>, ns: u64) -> Result<SlotAgents> {
-    #[derive(Deserialize)]
-    struct AgentOf<'a> {
-        #[serde(borrow, default)]
-        agent_id: Option<std::borrow::Cow<'a, str>>,
-        #[serde(default)]
-        slot: Option<u32>,
-    }
-    let mut out = Vec::new();
-    for e in t.memories.prefix_iter(r, &ns.to_be_bytes())? {
-        let (_, bytes) = e?;
-        let (slot, json) = split_record(bytes).unwrap_or((None, bytes));
-        let parsed: AgentOf<'_> = serde_json::from_slice(json)?;
-        if let Some(slot) = slot.or(parsed.slot) {
-            out.push((slot, agent_key(parsed.agent_id.as_deref())));
-        }
-    }
-    out.sort_unstable_by_key(|e| e.0);
-    Ok(SlotAgents(out))
-}
-
-pub(crate) fn read_memory(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    key: &[u8],
-) -> Result<Option<StoredMemory>> {
-    Ok(match t.memories.get(r, key)? {
-        Some(bytes) => Some(decode_record(bytes)?),
-        None => None,
-    })
-}
-
-/// The content of the memory at `key`, read from its record without decoding the rest (hybrid
-/// recall's token match reads the text of many candidates it does not return).
-pub(crate) fn read_content<'t>(
-    t: &DataTables,
-    r: &'t mut RoTxn<'_>,
-    key: &[u8],
-) -> Result<Option<std::borrow::Cow<'t, str>>> {
-    #[derive(Deserialize)]
-    struct ContentView<'a> {
-        #[serde(borrow)]
-        content: std::borrow::Cow<'a, str>,
-    }
-    let Some(bytes) = t.memories.get(r, key)? else { return Ok(None) };
-    let json = split_record(bytes).map_or(bytes, |(_, json)| json);
-    Ok(Some(serde_json::from_slice::<ContentView<'t>>(json)?.content))
-}
-
 /// What ranking and the liveness check read of a record, without decoding it whole: a
 /// recall ranks many more candidates than it returns, and decodes only those it returns.
 #[derive(Deserialize)]
@@ -1029,23 +834,6 @@ pub(crate) fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
     }
     let view: RankView<'_> = serde_json::from_slice(bytes)?;
     Ok((view.slot, view))
-}
-
-/// A stored record's verdict in a recall: its vector slot and effective importance, or `None`
-/// when it is not live or a filter leaves it out.
-pub(crate) type Judge<'a> = dyn Fn(&[u8]) -> Result<Option<(Option<u32>, f64)>> + 'a;
-
-/// The verdict of `judge` on the memory stored under `key` (`None` if there is none).
-pub(crate) fn judge_at(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    key: &[u8],
-    judge: &Judge<'_>,
-) -> Result<Option<(Option<u32>, f64)>> {
-    match t.memories.get(r, key)? {
-        Some(bytes) => judge(bytes),
-        None => Ok(None),
-    }
 }
 
 /// A recall candidate, ranked before its record is decoded (see [`materialize`]).
@@ -1099,16 +887,6 @@ pub(crate) fn materialize(
 pub(crate) fn best(ranked: &mut Vec<Ranked>, k: usize) {
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
     ranked.truncate(k);
-}
-
-pub(crate) fn scan_memories<'t>(
-    t: &DataTables,
-    r: &'t mut RoTxn<'_>,
-    ns: u64,
-) -> Result<impl Iterator<Item = Result<StoredMemory>> + 't> {
-    Ok(t.memories
-        .prefix_iter(r, &ns.to_be_bytes())?
-        .map(|e| e.map_err(Error::from).and_then(|(_, v)| decode_record(v))))
 }
 
 /// The stored vector of slot `slot`, if any.
@@ -1189,7 +967,7 @@ pub(crate) fn remove_memories(
     })?;
     inner.usage.adjust(&chain, -(freed as i64));
     inner.vectors.apply(rec.id, stats.vector_writes, &[], &[], &slots);
-    crate::ann::note_delete(inner, rec, &stats);
+    inner.indexes.note_delete(rec, &stats);
     Ok(removed)
 }
 
@@ -1335,22 +1113,6 @@ mod tests {
             expires_at: None,
             vector: None,
         }
-    }
-
-    #[test]
-    fn records_round_trip_in_both_formats() {
-        let m = memory();
-        let json = serde_json::to_vec(&m).unwrap();
-        for slot in [Some(0), Some(7), None] {
-            let back = decode_record(&encode_record(slot, &json)).unwrap();
-            assert_eq!((back.memory.id.as_str(), back.slot), (m.id.as_str(), slot));
-        }
-        // Records written before the slot moved out of the JSON.
-        let legacy =
-            serde_json::to_vec(&StoredMemory { memory: m.clone(), slot: Some(3) }).unwrap();
-        let back = decode_record(&legacy).unwrap();
-        assert_eq!((back.memory.content.as_str(), back.slot), ("text", Some(3)));
-        assert!(decode_record(&[RECORD_V2, 0, 0]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! worker then rewrites each of them into a new file under the new key while the tenant keeps
 //! reading and writing it (see [`crate::store::Store::rekey`]), records it `staged`, swaps the
 //! files and records it `done`. When every environment is done, the rotation is `done` and the
-//! old key's destruction is queued behind the purges (see [`crate::purge`]).
+//! old key's destruction is queued behind the purges (see `engine::purge`).
 //!
 //! A crash at any point leaves each environment wholly under one key, and the record says
 //! which: `pending` (the old file is in place), `staged` (the new file is complete; if it is
@@ -298,7 +298,7 @@ impl EngineInner {
             current.rotation.finished_at = Some(now);
             // The old key goes once no environment uses it (never the instance key).
             if let Some(old) = &current.rotation.old_key_id {
-                crate::purge::queue_key_destruction(t, w, old)?;
+                crate::catalog::queue_key_destruction(t, w, old)?;
             }
             put_record(t, w, &current)?;
             Ok(true)
@@ -331,7 +331,7 @@ impl EngineInner {
     fn drop_indexes(&self, namespaces: &std::collections::BTreeSet<NamespaceId>) -> Result<()> {
         for ns in namespaces {
             self.forget_namespace_caches(*ns);
-            self.destroy_index_env(*ns)?;
+            self.indexes.destroy(*ns)?;
         }
         Ok(())
     }

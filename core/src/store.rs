@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use heed3::{CompactionOption, EnvFlags, EnvOpenOptions, MdbError, RwTxn};
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
-use crate::datastore::{DataTables, NamespaceId};
 use crate::error::{Error, Result};
 use crate::keyring::Key;
 use crate::storage::{Environment, RoTxn};
@@ -67,12 +66,34 @@ impl std::ops::Sub for CommitStats {
     }
 }
 
+/// Internal numeric id of a namespace, assigned by the catalog and never reused.
+pub type NamespaceId = u64;
+
 /// The tables of one kind of environment, created on open.
 pub(crate) trait Tables: Sized + Send + Sync + 'static {
     /// How many named databases the environment needs.
     const MAX_DBS: u32;
     /// Creates (or opens) every table, in one committed write transaction.
     fn create(env: &Environment) -> Result<Self>;
+}
+
+/// Tables whose rows are each of one namespace (keys begin with its [`NamespaceId`]), so
+/// that an online compaction or key rotation copies again only the namespaces written while
+/// it ran.
+pub(crate) trait NamespacedTables: Tables {
+    /// Makes namespace `ns`'s rows in these tables what they are in `from` (another
+    /// environment's tables, read in `rtxn`).
+    fn copy_namespace(
+        &self,
+        from: &Self,
+        rtxn: &mut RoTxn<'_>,
+        wtxn: &mut RwTxn<'_>,
+        ns: NamespaceId,
+    ) -> Result<()>;
+
+    /// Copies every row of `from` (another environment's tables, read in `rtxn`) into these
+    /// tables, which are empty.
+    fn copy_all(&self, from: &Self, rtxn: &mut RoTxn<'_>, wtxn: &mut RwTxn<'_>) -> Result<()>;
 }
 
 struct Opened<T> {
@@ -808,7 +829,7 @@ impl<T: Tables> Store<T> {
     }
 }
 
-impl Store<DataTables> {
+impl<T: NamespacedTables> Store<T> {
     /// Rewrites the environment without its free pages, so bytes of deleted rows are gone
     /// from the file, holding up the environment's other transactions only for the last
     /// catch-up round and the swap of the files (see the module documentation).
@@ -837,7 +858,7 @@ impl Store<DataTables> {
             .map_err(Error::from)
             .and_then(|()| fsync_dir(&self.path));
         // Reopened whatever happened: on a failed rename the old file is still in place.
-        *guard = Some(open_env::<DataTables>(&self.path, map_size, key.as_ref())?);
+        *guard = Some(open_env::<T>(&self.path, map_size, key.as_ref())?);
         swapped?;
         drop(guard);
         fs::remove_dir_all(next_dir)?;
@@ -848,12 +869,7 @@ impl Store<DataTables> {
     /// A plain environment is copied by LMDB; an encrypted one row by row into a new
     /// environment with the same key, because LMDB's compacting copy does not encrypt the
     /// pages it renumbers again (its copy fails to decrypt).
-    fn compacted_copy(
-        &self,
-        opened: &Opened<DataTables>,
-        next_dir: &Path,
-        map_size: usize,
-    ) -> Result<()> {
+    fn compacted_copy(&self, opened: &Opened<T>, next_dir: &Path, map_size: usize) -> Result<()> {
         if !opened.env.is_encrypted() {
             let copy = next_dir.join(DATA_FILE);
             opened.env.copy_to_path(&copy, CompactionOption::Enabled)?.sync_all()?;
@@ -911,7 +927,7 @@ impl Store<DataTables> {
         }
         finish_rekey(&self.path)?;
         *self.key.lock() = Some(key.clone());
-        *guard = Some(open_env::<DataTables>(&self.path, map_size, Some(key))?);
+        *guard = Some(open_env::<T>(&self.path, map_size, Some(key))?);
         Ok(())
     }
 
@@ -925,8 +941,8 @@ impl Store<DataTables> {
         &self,
         next_dir: &Path,
         key: Option<&Key>,
-        full_copy: impl Fn(&Opened<DataTables>, usize) -> Result<()>,
-    ) -> Result<(RwLockWriteGuard<'_, Option<Opened<DataTables>>>, usize)> {
+        full_copy: impl Fn(&Opened<T>, usize) -> Result<()>,
+    ) -> Result<(RwLockWriteGuard<'_, Option<Opened<T>>>, usize)> {
         match fs::remove_dir_all(next_dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => fs::create_dir_all(next_dir)?,
@@ -938,7 +954,7 @@ impl Store<DataTables> {
             full_copy(opened, map_size)?;
             map_size
         };
-        let next = open_env::<DataTables>(next_dir, map_size, key)?;
+        let next = open_env::<T>(next_dir, map_size, key)?;
         let caught_up = self.catch_up_online(&next);
         let guard = self.inner.write();
         let copied_under_guard = caught_up.and_then(|()| {
@@ -960,7 +976,7 @@ impl Store<DataTables> {
 
     /// Copies again, from newer snapshots, the namespaces written since the last one, while
     /// other transactions go on; stops when a round finds none or after a few rounds.
-    fn catch_up_online(&self, next: &Opened<DataTables>) -> Result<()> {
+    fn catch_up_online(&self, next: &Opened<T>) -> Result<()> {
         for _ in 0..CATCH_UP_ROUNDS {
             let guard = self.inner.read();
             let opened = guard.as_ref().ok_or_else(closed)?;
@@ -978,8 +994,8 @@ impl Store<DataTables> {
 
 /// Writes every row of `opened` into a new environment in `next_dir` (replacing any there)
 /// under `key`: a compacted copy of an encrypted environment, or its copy under another key.
-fn copy_rows_into(
-    opened: &Opened<DataTables>,
+fn copy_rows_into<T: NamespacedTables>(
+    opened: &Opened<T>,
     next_dir: &Path,
     map_size: usize,
     key: Option<&Key>,
@@ -990,7 +1006,7 @@ fn copy_rows_into(
             _ => {}
         }
     }
-    let next = open_env::<DataTables>(next_dir, map_size, key)?;
+    let next = open_env::<T>(next_dir, map_size, key)?;
     let copied = (|| {
         let mut rtxn = opened.env.read_txn()?;
         let mut wtxn = next.env.write_txn()?;
@@ -1003,9 +1019,9 @@ fn copy_rows_into(
 }
 
 /// Replaces the rows of each namespace of `which` in `to` with its rows in `from` now.
-fn copy_namespaces(
-    from: &Opened<DataTables>,
-    to: &Opened<DataTables>,
+fn copy_namespaces<T: NamespacedTables>(
+    from: &Opened<T>,
+    to: &Opened<T>,
     which: &BTreeSet<NamespaceId>,
 ) -> Result<()> {
     if which.is_empty() {
@@ -1095,7 +1111,59 @@ fn closed() -> Error {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::catalog::CatalogTables;
+    use crate::storage::Table;
+    use heed3::types::{Bytes, Str};
+
+    /// Tables of the tests: settings in `meta`, and `rows` whose keys begin with their
+    /// namespace id.
+    struct TestTables {
+        meta: Table<Str, Bytes>,
+        rows: Table<Bytes, Bytes>,
+    }
+
+    impl Tables for TestTables {
+        const MAX_DBS: u32 = 2;
+
+        fn create(env: &Environment) -> Result<Self> {
+            let [meta, rows] = env.create_tables(["meta", "rows"])?;
+            Ok(TestTables { meta: meta.remap_types(), rows })
+        }
+    }
+
+    impl NamespacedTables for TestTables {
+        fn copy_namespace(
+            &self,
+            from: &Self,
+            rtxn: &mut RoTxn<'_>,
+            wtxn: &mut RwTxn<'_>,
+            ns: NamespaceId,
+        ) -> Result<()> {
+            let prefix = ns.to_be_bytes();
+            let mut stale = self.rows.prefix_iter_mut(wtxn, &prefix)?;
+            while stale.next().transpose()?.is_some() {
+                // SAFETY: no reference into the database is kept across this deletion.
+                unsafe { stale.del_current()? };
+            }
+            drop(stale);
+            for row in from.rows.prefix_iter(rtxn, &prefix)? {
+                let (key, value) = row?;
+                self.rows.put(wtxn, key, value)?;
+            }
+            Ok(())
+        }
+
+        fn copy_all(&self, from: &Self, rtxn: &mut RoTxn<'_>, wtxn: &mut RwTxn<'_>) -> Result<()> {
+            for row in from.rows.iter(rtxn)? {
+                let (key, value) = row?;
+                self.rows.put(wtxn, key, value)?;
+            }
+            for row in from.meta.iter(rtxn)? {
+                let (key, value) = row?;
+                self.meta.put(wtxn, key, value)?;
+            }
+            Ok(())
+        }
+    }
 
     /// A running write that holds a store's environment, so that later writes queue behind
     /// it, until [`HeldWrite::release`].
@@ -1106,16 +1174,16 @@ pub(crate) mod tests {
 
     impl HeldWrite {
         /// Starts the write and returns once it leads the store's group.
-        pub(crate) fn start(store: &Arc<Store<CatalogTables>>) -> HeldWrite {
+        pub(crate) fn start<T: Tables>(store: &Arc<Store<T>>) -> HeldWrite {
             let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let thread = {
                 let (store, go) = (store.clone(), go.clone());
                 std::thread::spawn(move || {
-                    store.write(|w, c| {
+                    store.write(|_, _| {
                         while !go.load(Ordering::SeqCst) {
                             std::thread::yield_now();
                         }
-                        Ok(c.meta.put(w, "held", b"1")?)
+                        Ok(())
                     })
                 })
             };
@@ -1135,9 +1203,9 @@ pub(crate) mod tests {
     /// Runs a write that holds the environment until `n` more are queued, and those `n`
     /// writes (`job(i)` each) behind it; returns the first's result and theirs.
     fn held_then_queued<R: Send>(
-        store: &Store<CatalogTables>,
+        store: &Store<TestTables>,
         n: usize,
-        job: impl Fn(usize, &mut RwTxn<'_>, &CatalogTables) -> Result<R> + Sync,
+        job: impl Fn(usize, &mut RwTxn<'_>, &TestTables) -> Result<R> + Sync,
     ) -> Vec<Result<R>> {
         let queued = || store.queued();
         std::thread::scope(|s| {
@@ -1166,7 +1234,7 @@ pub(crate) mod tests {
     }
 
     /// Write `i` of a group: puts `k{i}`, and fails every fourth write after its put.
-    fn every_fourth_refused(i: usize, w: &mut RwTxn<'_>, c: &CatalogTables) -> Result<usize> {
+    fn every_fourth_refused(i: usize, w: &mut RwTxn<'_>, c: &TestTables) -> Result<usize> {
         c.meta.put(w, &format!("k{i}"), b"v")?;
         if i % 4 == 3 {
             return Err(Error::invalid("k", format!("refused {i}")));
@@ -1194,7 +1262,7 @@ pub(crate) mod tests {
     #[test]
     fn queued_writes_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20, None).unwrap();
+        let store = Store::<TestTables>::open(dir.path(), 1 << 20, None).unwrap();
         let before = (store.commits(), store.syncs());
         let results = held_then_queued(&store, 16, every_fourth_refused);
         assert_each_fourth_refused(results);
@@ -1216,7 +1284,7 @@ pub(crate) mod tests {
     #[test]
     fn a_commit_that_writes_nothing_leaves_the_group_before_it_to_a_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::<CatalogTables>::open(dir.path(), 1 << 20, None).unwrap();
+        let store = Store::<TestTables>::open(dir.path(), 1 << 20, None).unwrap();
         let before = (store.commits(), store.syncs());
         let results = held_then_queued(&store, 8, |i, w, c| Ok(c.meta.get(w, "first")?.map(|_| i)));
         for (i, r) in results.into_iter().enumerate() {
@@ -1229,12 +1297,12 @@ pub(crate) mod tests {
 
     /// Writes memory rows `batch * 100 .. (batch + 1) * 100` of namespace 1, each `row`, in
     /// one write.
-    fn put_hundred_rows(store: &Store<DataTables>, batch: u64, row: &[u8]) {
+    fn put_hundred_rows(store: &Store<TestTables>, batch: u64, row: &[u8]) {
         store
             .write_ns(1, |w, t| {
                 for i in batch * 100..(batch + 1) * 100 {
-                    let key = crate::datastore::ns_key(1, &i.to_be_bytes());
-                    t.memories.put(w, &key, row)?;
+                    let key = [1u64.to_be_bytes(), i.to_be_bytes()].concat();
+                    t.rows.put(w, &key, row)?;
                 }
                 Ok(())
             })
@@ -1247,7 +1315,7 @@ pub(crate) mod tests {
     fn an_encrypted_environment_grows_compacts_and_refuses_another_key() {
         let dir = tempfile::tempdir().unwrap();
         let key = Key::from_bytes([7; 32]);
-        let store = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
+        let store = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
         let row = b"SECRET-ROW-MARKER ".repeat(64);
         for batch in 0u64..20 {
             put_hundred_rows(&store, batch, &row);
@@ -1255,16 +1323,16 @@ pub(crate) mod tests {
         let map_size = store.inner.read().as_ref().unwrap().env.info().map_size;
         assert!(map_size > 1 << 20, "the map grew");
         store.compact().unwrap();
-        let count = store.read(|r, t| Ok(t.memories.len(r)?)).unwrap();
+        let count = store.read(|r, t| Ok(t.rows.len(r)?)).unwrap();
         assert_eq!(count, 2000);
         drop(store);
         let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
         assert!(!data.windows(17).any(|w| w == b"SECRET-ROW-MARKER"), "plain text on disk");
         let wrong = Key::from_bytes([8; 32]);
-        let e = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&wrong)).err().unwrap();
+        let e = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&wrong)).err().unwrap();
         assert!(matches!(e, Error::Storage(heed3::Error::Mdb(MdbError::CryptoFail))), "{e:?}");
-        let store = Store::<DataTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
-        assert_eq!(store.read(|r, t| Ok(t.memories.len(r)?)).unwrap(), 2000);
+        let store = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
+        assert_eq!(store.read(|r, t| Ok(t.rows.len(r)?)).unwrap(), 2000);
     }
 
     /// Reads reuse kept read transactions, yet each read sees every write answered before
@@ -1275,10 +1343,10 @@ pub(crate) mod tests {
         for key in [None, Some(Key::from_bytes([7; 32]))] {
             let dir = tempfile::tempdir().unwrap();
             let store =
-                Arc::new(Store::<DataTables>::open(dir.path(), 1 << 20, key.as_ref()).unwrap());
+                Arc::new(Store::<TestTables>::open(dir.path(), 1 << 20, key.as_ref()).unwrap());
             let kept =
-                |s: &Store<DataTables>| s.inner.read().as_ref().unwrap().readers.lock().len();
-            let count = |s: &Store<DataTables>| s.read(|r, t| Ok(t.memories.len(r)?)).unwrap();
+                |s: &Store<TestTables>| s.inner.read().as_ref().unwrap().readers.lock().len();
+            let count = |s: &Store<TestTables>| s.read(|r, t| Ok(t.rows.len(r)?)).unwrap();
             let row = b"ROW ".repeat(256);
             for batch in 0u64..20 {
                 // Readers at once, each in a transaction of its own, all kept after.
@@ -1328,7 +1396,7 @@ pub(crate) mod tests {
     #[test]
     fn awaited_writes_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::<CatalogTables>::open(dir.path(), 1 << 20, None).unwrap());
+        let store = Arc::new(Store::<TestTables>::open(dir.path(), 1 << 20, None).unwrap());
         let held = HeldWrite::start(&store);
         let before = (store.commits(), store.syncs());
         let futures: Vec<_> = (0..16)

@@ -9,6 +9,7 @@ use crate::catalog::CatalogTables;
 use crate::engine::EngineInner;
 use crate::error::{Error, Result};
 use crate::quota::QuotaLink;
+pub use crate::records::IsolationMode;
 use crate::storage::RoTxn;
 
 /// Deepest tenant ancestry allowed (a tenant, its parent, ...).
@@ -29,20 +30,6 @@ pub enum TenantStatus {
     Deleting,
     /// Deleted.
     Deleted,
-}
-
-/// Where a tenant's namespaces keep their data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum IsolationMode {
-    /// Shared environments, rows separated by namespace id.
-    #[default]
-    Logical,
-    /// One environment (file) per tenant.
-    Hybrid,
-    /// One environment per namespace.
-    Physical,
 }
 
 /// A tenant's limits.

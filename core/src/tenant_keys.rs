@@ -4,7 +4,7 @@
 use crate::catalog::CatalogTables;
 use crate::engine::EngineInner;
 use crate::error::{Error, Result};
-use crate::purge::PurgeJob;
+use crate::records::PurgeJob;
 use crate::storage::RoTxn;
 
 /// The field every tenant-key error names.

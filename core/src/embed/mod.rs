@@ -24,6 +24,9 @@ pub use models::{load_model, pull_model, ModelEmbedder, ModelPaths, DEFAULT_MODE
 
 use crate::error::{Error, Result};
 
+/// Embedder name recorded for namespaces whose vectors come from the caller.
+pub const CALLER_EMBEDDER: &str = "caller";
+
 /// Something that turns texts into vectors of one fixed dimension.
 pub trait Embedder: Send + Sync {
     /// A stable name, recorded per namespace (vectors of different embedders never mix).
@@ -58,7 +61,7 @@ pub(crate) fn for_namespace(
 ) -> Result<Arc<dyn Embedder>> {
     match recorded {
         // Caller-vector namespaces refuse text later, with their own message.
-        None | Some(crate::memory::CALLER_EMBEDDER) => Ok(default.clone()),
+        None | Some(CALLER_EMBEDDER) => Ok(default.clone()),
         Some(name) if name == default.name() => Ok(default.clone()),
         Some(name) => models::by_name(name).map_err(|e| {
             Error::invalid(

@@ -248,7 +248,7 @@ fn content_tokens(tokenizer: &Tokenizer, vocab: usize, unk: Option<u32>) -> Vec<
             Some(id) != unk
                 && tokenizer.id_to_token(id).is_some_and(|t| {
                     t.chars().any(char::is_alphanumeric)
-                        && !crate::keyword::is_stop_word(&t.to_lowercase())
+                        && !crate::text::is_stop_word(&t.to_lowercase())
                 })
         })
         .collect()

@@ -14,8 +14,9 @@ use super::rows::{self, Uid};
 use crate::datastore::ns_key;
 use crate::engine::EngineInner;
 use crate::error::Result;
-use crate::memory::{hit, read_memory, Memory, RecallHit};
-use crate::namespace::NamespaceRecord;
+use crate::memory::{hit, RecallHit};
+use crate::records::memory::{memory_key, read_memory};
+use crate::records::{Memory, NamespaceRecord};
 
 /// Score gap per hop between direct hits and graph hits.
 const HOP_STEP: f64 = 0.01;
@@ -40,7 +41,7 @@ pub(crate) fn expand_hits(
         return Ok(hits);
     }
     let env = inner.data_env_of(rec)?;
-    let direct: HashSet<Uid> = hits.iter().map(|h| crate::memory::memory_key(&h.id)).collect();
+    let direct: HashSet<Uid> = hits.iter().map(|h| memory_key(&h.id)).collect();
     let starts: Vec<Uid> = env.read(|r, t| {
         let mut names = HashSet::new();
         for id in &direct {

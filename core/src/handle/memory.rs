@@ -18,7 +18,8 @@ use crate::memory::{
 };
 use crate::namespace::NamespaceRecord;
 use crate::quota::ComputePermit;
-use crate::vector::{agent_key, normalize, validate_vector, NewRow};
+use crate::records::memory::agent_key;
+use crate::vector::{normalize, validate_vector, NewRow};
 
 impl Handle {
     /// Resolves the namespace of a memory call and authorizes `action` on it.
@@ -220,7 +221,7 @@ impl Handle {
         let (added, replaced) = (rows(&effects.added), rows(&effects.replaced));
         let seq = stats.vector_writes;
         self.inner.vectors.apply(rec.id, seq, &added, &replaced, &effects.removed_slots);
-        crate::ann::note_write(&self.inner, rec, &stats);
+        self.inner.indexes.note_write(rec, &stats);
         items.into_iter().map(|p| p.memory).collect()
     }
 

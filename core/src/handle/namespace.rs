@@ -262,7 +262,7 @@ impl Handle {
                 Some(tid) => crate::tenant::quota_chain(t, w, tid)?,
                 None => Vec::new(),
             };
-            crate::purge::unlink_namespace(t, w, &cur)?;
+            crate::catalog::unlink_namespace(t, w, &cur)?;
             Ok(chain)
         })?;
         let held = self.inner.retire_namespaces(std::slice::from_ref(rec));

@@ -16,7 +16,8 @@ use crate::memory::{
     validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
     CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
 };
-use crate::vector::{agent_key, normalize, validate_vector};
+use crate::records::memory::agent_key;
+use crate::vector::{normalize, validate_vector};
 
 impl Handle {
     /// Recalls the memories most similar to a query text or vector, ranked by similarity
@@ -205,19 +206,26 @@ impl Handle {
             if let Some(hits) = exact_hits(query, k)? {
                 return Ok(hits);
             }
-            // The tail copy is taken before the read transactions below (see crate::ann).
+            // The tail copy is taken before the read transactions below (see crate::index).
             let vectors = self
                 .inner
                 .vectors
-                .get_or_load(rec.id, || crate::ann::load_vectors(&self.inner, &rec))?;
-            crate::ann::note_recall(&self.inner, &rec, &stats);
+                .get_or_load(rec.id, || self.inner.indexes.load_vectors(&*self.inner, &rec))?;
+            self.inner.indexes.note_recall(&rec, &stats);
             let agent_filter = agent.map(|a| agent_key(Some(a)));
             // Over-fetch so filters and decay still leave k; widen when they do not.
             let mut want = if filtered { k * 8 } else { k * 2 };
             loop {
                 let (mut hits, exhausted) = env.read(|r, t| {
-                    let (candidates, exhausted) =
-                        crate::ann::candidates(t, r, rec.id, &vectors, query, want, agent_filter)?;
+                    let (candidates, exhausted) = crate::index::candidates(
+                        t,
+                        r,
+                        rec.id,
+                        &vectors,
+                        query,
+                        want,
+                        agent_filter,
+                    )?;
                     let mut hits = Vec::new();
                     for (id, sim) in &candidates {
                         let judged = judge_at(t, r, &ns_key(rec.id, id), &judge)?;

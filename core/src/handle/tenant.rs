@@ -162,11 +162,11 @@ impl Handle {
                 let rec = t.namespaces.get(w, name)?.ok_or_else(|| {
                     Error::Internal(format!("namespace {name} is listed but has no record"))
                 })?;
-                crate::purge::unlink_namespace(t, w, &rec)?;
+                crate::catalog::unlink_namespace(t, w, &rec)?;
                 purged.push(rec);
             }
             if tenant.isolation_mode == IsolationMode::Hybrid {
-                crate::purge::queue_env_removal(
+                crate::catalog::queue_env_removal(
                     t,
                     w,
                     crate::datastore::EnvLocation::Tenant { tenant_id: tenant_id.to_owned() },
@@ -175,11 +175,11 @@ impl Handle {
             // Crypto-shredding: the key goes after the data it encrypts, so that even a copy
             // of the tenant's files made before the deletion can never be read again.
             if let Some(key_id) = &tenant.encryption_key_id {
-                crate::purge::queue_key_destruction(t, w, key_id)?;
+                crate::catalog::queue_key_destruction(t, w, key_id)?;
             }
             // A rotation under way: the key it was moving away from goes too.
             if let Some(old) = crate::rotation::forget_tenant(t, w, tenant_id)? {
-                crate::purge::queue_key_destruction(t, w, &old)?;
+                crate::catalog::queue_key_destruction(t, w, &old)?;
             }
             crate::keys::revoke_where(t, w, |k| k.tenant_id.as_deref() == Some(tenant_id), None)?;
             let members: Vec<String> = t

@@ -15,7 +15,6 @@
 
 mod recall;
 mod search;
-mod text;
 
 use std::collections::HashMap;
 
@@ -24,9 +23,9 @@ use heed3::RwTxn;
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
 
+pub(crate) use crate::text::terms;
 pub use recall::RecallMode;
 pub(crate) use recall::{hybrid_depth, KeywordRecall};
-pub(crate) use text::{is_stop_word, terms};
 
 /// BM25's term-frequency saturation (chosen with `make bench-quality` on half of `LoCoMo`'s
 /// conversations, like [`B`]: short memories repeat words less than documents do).
@@ -264,7 +263,7 @@ pub(crate) fn rebuild(
     stats: &mut NamespaceStats,
 ) -> Result<u64> {
     let mut rows = Vec::new();
-    for s in crate::memory::scan_memories(t, w, ns)? {
+    for s in crate::records::memory::scan_memories(t, w, ns)? {
         let s = s?;
         if let Some(slot) = s.slot {
             rows.push((slot, Terms::of(&s.memory.content)));
@@ -341,7 +340,7 @@ mod tests {
         let env = engine.inner.data_env_of(&rec).unwrap();
         env.write_ns(rec.id, |w, t| {
             let mut charges = 0;
-            for s in crate::memory::scan_memories(t, w, rec.id)? {
+            for s in crate::records::memory::scan_memories(t, w, rec.id)? {
                 charges += charge(&s?.memory.content);
             }
             let mut keys = Vec::new();

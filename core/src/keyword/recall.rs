@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::{Error, Result};
-use crate::memory::{judge_at, Judge, Ranked, Recall};
+use crate::memory::{Ranked, Recall};
+use crate::records::memory::{judge_at, Judge};
 use crate::storage::RoTxn;
 
 /// How [`crate::Handle::recall`] finds candidates.
@@ -265,7 +266,7 @@ impl KeywordRecall<'_, '_> {
         let mut texts = Vec::with_capacity(hits.len());
         for h in &hits {
             let key = ns_key(self.ns, &h.key);
-            let text = crate::memory::read_content(self.t, self.r, &key)?;
+            let text = crate::records::memory::read_content(self.t, self.r, &key)?;
             texts.push(text.map(std::borrow::Cow::into_owned).unwrap_or_default());
         }
         let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();

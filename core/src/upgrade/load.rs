@@ -49,7 +49,7 @@ impl EnvKind {
         match self {
             EnvKind::Catalog => crate::catalog::CatalogTables::MAX_DBS,
             EnvKind::Data => crate::datastore::DataTables::MAX_DBS,
-            EnvKind::Index => crate::ann::IndexTables::MAX_DBS,
+            EnvKind::Index => crate::index::IndexTables::MAX_DBS,
             EnvKind::OldAudit => crate::audit::OldAuditTables::MAX_DBS,
         }
     }
@@ -64,7 +64,7 @@ impl EnvKind {
                 crate::datastore::DataTables::create(env)?;
             }
             EnvKind::Index => {
-                crate::ann::IndexTables::create(env)?;
+                crate::index::IndexTables::create(env)?;
             }
             EnvKind::OldAudit => {
                 crate::audit::OldAuditTables::create(env)?;

@@ -2,7 +2,7 @@
 //! codes: `k` centroids trained by spherical k-means, each vector filed under its nearest
 //! centroid (its *cell*). A search scores the centroids, scans the codes of the `nprobe` best
 //! cells, and returns candidate slots with approximate scores; the caller re-scores them
-//! exactly from the stored f32 rows (see [`crate::ann`]). Each vector also carries its
+//! exactly from the stored f32 rows (see [`super`]). Each vector also carries its
 //! memory's agent key, so a search for one agent's memories skips the others' rows and probes
 //! further cells until it has seen enough of that agent's.
 //!

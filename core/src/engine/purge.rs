@@ -17,79 +17,18 @@
 //!
 //! How long erasure takes at most: the worker is woken by the deletion (and polls every
 //! 0.5 s), deletes the rows in transactions of 5,000, then rewrites the environment, which
-//! takes time proportional to its size (≈ 0.5 s per 60 MB measured with `benches/churn.rs` in
-//! a debug build on a shared 2-core machine); the purge reports done (its job leaves the
-//! catalog) after the rewrite. Jobs live in the catalog, so a crash before the purge finishes
-//! resumes it on the next open.
+//! takes time proportional to its size; the purge reports done (its job leaves the catalog)
+//! after the rewrite. Jobs live in the catalog, so a crash before the purge finishes resumes
+//! it on the next open.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::catalog::{
-    next_counter, set_tenant_namespace_count, tenant_namespace_count, tenant_ns_key, CatalogTables,
-};
+use super::{Affects, EngineInner};
 use crate::datastore::{EnvLocation, NamespaceId};
-use crate::engine::{Affects, EngineInner};
 use crate::error::Result;
-use crate::namespace::NamespaceRecord;
-
-/// Work left after a deletion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum PurgeJob {
-    /// Delete a namespace's rows (or files) and erase them from disk.
-    Namespace { ns_id: NamespaceId, location: EnvLocation },
-    /// Remove a whole environment (a deleted hybrid tenant's file).
-    RemoveEnv { location: EnvLocation },
-    /// Destroy an encryption key in the key provider once the data under it is gone (a
-    /// deleted tenant's own key): run after every other job of its round.
-    DestroyKey { key_id: String },
-}
-
-/// Removes a namespace's routing and queues its purge, inside the caller's catalog
-/// transaction. Nothing outside the transaction changes: once it has committed, the caller
-/// calls [`EngineInner::retire_namespaces`].
-pub(crate) fn unlink_namespace(
-    t: &CatalogTables,
-    w: &mut heed3::RwTxn<'_>,
-    rec: &NamespaceRecord,
-) -> Result<()> {
-    t.namespaces.delete(w, &rec.name)?;
-    if let Some(tid) = rec.tenant_id.as_deref() {
-        let n = tenant_namespace_count(t, w, tid)?;
-        set_tenant_namespace_count(t, w, tid, n.saturating_sub(1))?;
-    }
-    t.tenant_namespaces.delete(w, &tenant_ns_key(rec.tenant_id.as_deref(), &rec.name))?;
-    let job = PurgeJob::Namespace { ns_id: rec.id, location: rec.location.clone() };
-    let id = next_counter(t, w, "purge_job")?;
-    t.purges.put(w, &id, &job)?;
-    Ok(())
-}
-
-/// Queues removal of a whole environment, after the namespace jobs queued before it.
-pub(crate) fn queue_env_removal(
-    t: &CatalogTables,
-    w: &mut heed3::RwTxn<'_>,
-    location: EnvLocation,
-) -> Result<()> {
-    let id = next_counter(t, w, "purge_job")?;
-    t.purges.put(w, &id, &PurgeJob::RemoveEnv { location })?;
-    Ok(())
-}
-
-/// Queues destruction of encryption key `key_id`, after the jobs queued before it.
-pub(crate) fn queue_key_destruction(
-    t: &CatalogTables,
-    w: &mut heed3::RwTxn<'_>,
-    key_id: &str,
-) -> Result<()> {
-    let id = next_counter(t, w, "purge_job")?;
-    t.purges.put(w, &id, &PurgeJob::DestroyKey { key_id: key_id.to_owned() })?;
-    Ok(())
-}
+use crate::records::{NamespaceRecord, PurgeJob};
 
 /// Rows deleted per transaction, so a large purge never holds the writer for long.
 const PURGE_BATCH: usize = 5_000;
@@ -112,12 +51,12 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
         match job {
             PurgeJob::Namespace { ns_id, location: loc @ EnvLocation::Namespace { .. } } => {
                 inner.mark_dead(*ns_id);
-                inner.destroy_index_env(*ns_id)?;
+                inner.indexes.destroy(*ns_id)?;
                 inner.destroy_data_env(loc)?;
             }
             PurgeJob::Namespace { ns_id, location } => {
                 inner.mark_dead(*ns_id);
-                inner.destroy_index_env(*ns_id)?;
+                inner.indexes.destroy(*ns_id)?;
                 if !location.dir(&inner.dir).exists() {
                     continue;
                 }
@@ -168,14 +107,14 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
     }
 }
 
-/// Starts the background threads: this worker (purges and decay sweeps) and the vector
-/// indexer. They hold only a weak reference and end when the engine is closing (see
-/// [`crate::engine::Life`], which joins the threads returned).
 /// Namespaces the background decay sweep visits per round (every 5 s).
 const SWEEP_STEP: usize = 2_000;
 
+/// Starts the background worker: purges, key rotations, decay sweeps and audit retention. It
+/// holds only a weak reference and ends when the engine is closing (see
+/// [`crate::engine::Life`], which joins the threads returned).
 pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHandle<()>> {
-    let mut threads: Vec<_> = crate::ann::spawn_indexer(inner).into_iter().collect();
+    let mut threads = Vec::new();
     let weak: Weak<EngineInner> = Arc::downgrade(inner);
     let spawned = std::thread::Builder::new().name("memsilo-worker".into()).spawn(move || {
         let mut ticks: u64 = 0;
@@ -253,6 +192,7 @@ impl EngineInner {
     /// Drops the in-memory vector and graph caches of a namespace.
     pub(crate) fn forget_namespace_caches(&self, id: NamespaceId) {
         self.vectors.forget(id);
+        self.indexes.forget(id);
         self.graphs.forget(id);
     }
 }

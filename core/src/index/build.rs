@@ -1,0 +1,339 @@
+//! Index maintenance: training a partition, filing the tail in it, and removing the cells of
+//! deleted memories, one bounded step per queued namespace.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cache::{IndexUpdate, VectorCache};
+use super::env::{slot_cell, stored_training, IndexTables};
+use super::ivf::Ivf;
+use super::queue::PendingIndex;
+use super::{IndexHost, Indexes};
+use crate::datastore::{ns_key, DataTables, NamespaceId, NamespaceStats};
+use crate::error::{Error, Result};
+use crate::records::memory::slot_agents;
+use crate::records::NamespaceRecord;
+use crate::storage::RoTxn;
+use crate::store::Store;
+use crate::vector::{decode_row, quantize};
+
+/// Most tail rows filed in one step.
+const CHUNK: u32 = 200_000;
+/// A tail shorter than this waits for [`QUIET`] without writes before it is indexed.
+const MIN_BATCH: u32 = 2_000;
+/// How long a namespace must go without writes before a short tail is indexed.
+const QUIET: Duration = Duration::from_secs(2);
+/// Retrain when the namespace has this many times the vectors of the last training.
+const RETRAIN_GROWTH: u64 = 4;
+
+/// What one maintenance step did.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Nothing (more) to do for this namespace.
+    Done,
+    /// Not yet due (short tail, recent writes).
+    Wait,
+    /// Indexed a chunk; more may follow.
+    Built,
+}
+
+/// Runs one step for every queued namespace (every step until done when `force`). Returns
+/// how many chunks were built.
+pub(super) fn maintain(
+    indexes: &Indexes,
+    host: &dyn IndexHost,
+    cache: &VectorCache,
+    force: bool,
+) -> Result<u64> {
+    let mut built = 0;
+    loop {
+        let queued = indexes.queue.snapshot();
+        if queued.is_empty() {
+            return Ok(built);
+        }
+        let mut progressed = false;
+        for p in queued {
+            let step = match step(indexes, host, cache, &p, force) {
+                Ok(s) => s,
+                Err(_) if host.is_dead(p.rec.id) => Step::Done,
+                Err(e) => return Err(e),
+            };
+            match step {
+                Step::Done => indexes.queue.done(&p),
+                Step::Wait => {}
+                Step::Built => {
+                    built += 1;
+                    progressed = true;
+                }
+            }
+        }
+        if !force || !progressed {
+            return Ok(built);
+        }
+    }
+}
+
+fn step(
+    index: &Indexes,
+    host: &dyn IndexHost,
+    cache: &VectorCache,
+    p: &PendingIndex,
+    force: bool,
+) -> Result<Step> {
+    let rec = &p.rec;
+    if host.is_dead(rec.id) {
+        return Ok(Step::Done);
+    }
+    let data = host.data_env(rec)?;
+    let stats = data.read(|r, t| t.stats_of(r, rec.id))?;
+    let Some(dims) = stats.dimensions.map(|d| d as usize) else { return Ok(Step::Done) };
+    let indexed = stats.indexed_until > 0;
+    if !indexed && !index.queue.needs_work(&stats) {
+        return Ok(Step::Done);
+    }
+    let tail =
+        (stats.next_slot - stats.indexed_until).max(stats.refile.min(u64::from(u32::MAX)) as u32);
+    let due = force || !indexed || tail >= MIN_BATCH || p.last_write.elapsed() >= QUIET;
+    if !due {
+        return Ok(Step::Wait);
+    }
+    let Some(env) = index.envs.get(host, rec, true)? else { return Ok(Step::Done) };
+    let training = env.read(|r, it| stored_training(it, r))?.filter(|i| i.dims() == dims);
+    let done = match training {
+        Some(ivf) if indexed && stats.memory_count < RETRAIN_GROWTH * ivf.trained.max(1) => {
+            file_tail(host, rec, &data, &env, &ivf, &stats)?
+        }
+        _ => retrain(rec, &data, &env, dims, &stats)?,
+    };
+    let Some((end, update)) = done else { return Ok(Step::Done) };
+    if end > stats.indexed_until {
+        data.write_ns(rec.id, |w, t| {
+            if host.is_dead(rec.id) {
+                return Err(Error::namespace_forbidden(&rec.name));
+            }
+            let mut stats = t.stats_of(w, rec.id)?;
+            stats.indexed_until = stats.indexed_until.max(end);
+            t.put_stats(w, rec.id, &stats)
+        })?;
+    }
+    cache.indexed(rec.id, end, &update);
+    Ok(Step::Built)
+}
+
+/// Trains a new partition on the namespace's vectors and files every vector below
+/// `stats.next_slot` in it. `None` if there is no vector to train on.
+fn retrain(
+    rec: &NamespaceRecord,
+    data: &Store<DataTables>,
+    env: &Store<IndexTables>,
+    dims: usize,
+    stats: &NamespaceStats,
+) -> Result<Option<(u32, IndexUpdate)>> {
+    let end = stats.next_slot;
+    let k = super::ivf::cells_for(stats.memory_count as usize);
+    let stride = (stats.memory_count as usize / super::ivf::sample_size(k)).max(1);
+    let sample: Vec<f32> = data.read(|r, t| {
+        let mut sample = Vec::new();
+        let mut i = 0usize;
+        t.each_vector_row(r, rec.id, 0, end, |_, row| {
+            if i.is_multiple_of(stride) {
+                if let Some((_, v)) = decode_row(row).filter(|(_, v)| v.len() == dims) {
+                    sample.extend_from_slice(&v);
+                }
+            }
+            i += 1;
+            Ok(())
+        })?;
+        Ok(sample)
+    })?;
+    if sample.is_empty() {
+        return Ok(None); // no vector of the namespace's dimension left
+    }
+    let centroids = super::ivf::train(&sample, dims, k, rec.id ^ u64::from(end));
+    drop(sample);
+    let mut ivf = Ivf::new(dims, stats.memory_count, centroids);
+    let agents = data.read(|r, t| slot_agents(t, r, rec.id))?;
+    let mut filed: Vec<(u32, u32)> = Vec::new();
+    let mut start = 0;
+    while start < end {
+        let stop = start.saturating_add(50_000).min(end);
+        let rows = data.read(|r, t| slot_rows(t, r, rec.id, start, stop))?;
+        let coded: Vec<(u32, Vec<i8>, f32)> = rows
+            .into_iter()
+            .filter(|(_, _, v)| v.len() == dims)
+            .map(|(slot, _, v)| {
+                let mut codes = Vec::with_capacity(dims);
+                let scale = quantize(&v, &mut codes);
+                (slot, codes, scale)
+            })
+            .collect();
+        let cells: Vec<u32> = coded.iter().map(|(_, codes, _)| ivf.nearest(codes)).collect();
+        ivf.add(
+            coded
+                .iter()
+                .zip(&cells)
+                .map(|((s, codes, scale), c)| (*s, *c, codes.as_slice(), *scale, agents.get(*s))),
+        );
+        filed.extend(coded.iter().map(|(s, _, _)| *s).zip(cells));
+        start = stop;
+    }
+    env.write(|w, it| {
+        it.cells.clear(w)?;
+        for (slot, cell) in &filed {
+            it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
+        }
+        let bytes: Vec<u8> = ivf.centroids().iter().flat_map(|x| x.to_le_bytes()).collect();
+        it.meta.put(w, "centroids", &bytes)?;
+        it.meta.put(w, "trained", &ivf.trained.to_be_bytes())?;
+        it.meta.put(w, "dims", &(dims as u32).to_be_bytes())?;
+        Ok(())
+    })?;
+    Ok(Some((end, IndexUpdate::New(Arc::new(ivf)))))
+}
+
+/// Files the tail (up to [`CHUNK`] rows) in the stored partition `ivf` and removes the cells
+/// of deleted memories. `None` if there was nothing to do.
+fn file_tail(
+    host: &dyn IndexHost,
+    rec: &NamespaceRecord,
+    data: &Store<DataTables>,
+    env: &Store<IndexTables>,
+    ivf: &Ivf,
+    stats: &NamespaceStats,
+) -> Result<Option<(u32, IndexUpdate)>> {
+    let from = stats.indexed_until;
+    let end = stats.next_slot.min(from.saturating_add(CHUNK));
+    let (rows, live, refile) = data.read(|r, t| {
+        Ok((
+            slot_rows(t, r, rec.id, from, end)?,
+            live_slots(t, r, rec.id, from)?,
+            refile_rows(t, r, rec.id)?,
+        ))
+    })?;
+    // Rows overwritten in place: their cells again, from the rows as they are now.
+    let refiled: Vec<(u32, u32, u64)> = refile
+        .iter()
+        .filter(|(_, v, _)| v.len() == ivf.dims())
+        .map(|(slot, v, sum)| {
+            let mut codes = Vec::with_capacity(v.len());
+            quantize(v, &mut codes);
+            (*slot, ivf.nearest(&codes), *sum)
+        })
+        .collect();
+    let assigned: Vec<(u32, u32)> = rows
+        .iter()
+        .filter(|(_, _, v)| v.len() == ivf.dims())
+        .map(|(slot, _, v)| {
+            let mut codes = Vec::with_capacity(v.len());
+            quantize(v, &mut codes);
+            (*slot, ivf.nearest(&codes))
+        })
+        .collect();
+    let stale: Vec<u32> = env.read(|r, it| {
+        if it.cells.len(r)? <= live.len() as u64 {
+            return Ok(Vec::new());
+        }
+        let mut stale = Vec::new();
+        for e in it.cells.iter(r)? {
+            let (k, v) = e?;
+            if let Some((slot, _)) = slot_cell(k, v) {
+                if slot < from && live.binary_search(&slot).is_err() {
+                    stale.push(slot);
+                }
+            }
+        }
+        Ok(stale)
+    })?;
+    if assigned.is_empty() && stale.is_empty() && refile.is_empty() && end == from {
+        return Ok(None);
+    }
+    env.write(|w, it| {
+        if host.is_dead(rec.id) {
+            return Err(Error::namespace_forbidden(&rec.name));
+        }
+        for slot in &stale {
+            it.cells.delete(w, &slot.to_be_bytes())?;
+        }
+        for (slot, cell) in &assigned {
+            it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
+        }
+        for (slot, cell, _) in &refiled {
+            if *slot < end {
+                it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
+            }
+        }
+        Ok(())
+    })?;
+    if !refile.is_empty() {
+        // The notes go once their cells are stored, unless the row was overwritten again
+        // meanwhile (its note's checksum changed: filed again at the next step). A slot at or
+        // past `end` is filed with the tail.
+        data.write_ns(rec.id, |w, t| {
+            if host.is_dead(rec.id) {
+                return Err(Error::namespace_forbidden(&rec.name));
+            }
+            let mut stats = t.stats_of(w, rec.id)?;
+            let mut dropped = 0;
+            for (slot, _, sum) in &refile {
+                let filed = refiled.iter().any(|f| f.0 == *slot) && *slot < end;
+                let gone = t.vectors.get(w, &ns_key(rec.id, &slot.to_be_bytes()))?.is_none();
+                if (filed || gone) && crate::filter::unmark_refile(t, w, rec.id, *slot, Some(*sum))?
+                {
+                    dropped += 1;
+                }
+            }
+            stats.refile = stats.refile.saturating_sub(dropped);
+            t.put_stats(w, rec.id, &stats)
+        })?;
+    }
+    Ok(Some((end, IndexUpdate::Added { trained: ivf.trained, assigned })))
+}
+
+/// A stored vector row: slot, memory id, vector.
+type Row = (u32, [u8; 16], Vec<f32>);
+
+/// The rows overwritten in place (see [`crate::filter::mark_refile`]): slot, vector, and the
+/// checksum of the note. A note whose row is gone comes with an empty vector.
+fn refile_rows(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    ns: NamespaceId,
+) -> Result<Vec<(u32, Vec<f32>, u64)>> {
+    let mut out = Vec::new();
+    for (slot, sum) in crate::filter::refile_slots(t, r, ns)? {
+        let v = t
+            .vectors
+            .get(r, &ns_key(ns, &slot.to_be_bytes()))?
+            .and_then(decode_row)
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        out.push((slot, v, sum));
+    }
+    Ok(out)
+}
+
+/// The vector rows of slots `from..end`.
+fn slot_rows(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    ns: NamespaceId,
+    from: u32,
+    end: u32,
+) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    t.each_vector_row(r, ns, from, end, |slot, row| {
+        out.extend(decode_row(row).map(|(id, v)| (slot, id, v)));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Live vector slots below `end`, ascending.
+fn live_slots(t: &DataTables, r: &mut RoTxn<'_>, ns: NamespaceId, end: u32) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    t.each_vector_row(r, ns, 0, end, |slot, _| {
+        out.push(slot);
+        Ok(())
+    })?;
+    Ok(out)
+}

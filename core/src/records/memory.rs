@@ -1,0 +1,300 @@
+//! The memory record: a [`Memory`] as the `memories` table stores it, and the reads that
+//! decode only the part of a record they need.
+//!
+//! A record is [`RECORD_V2`] ‖ slot (u32 BE, [`NO_SLOT`] if the memory has no vector) ‖ the
+//! memory's JSON, so a write serialises each memory once, before its slot is known. Records
+//! written by earlier versions are one JSON object with a `slot` field; they are still read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::datastore::DataTables;
+use crate::error::{Error, Result};
+use crate::storage::RoTxn;
+
+/// What kind of memory this is (the guide's four kinds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryType {
+    /// Something that happened (the default).
+    #[default]
+    Episodic,
+    /// A fact.
+    Semantic,
+    /// How to do something.
+    Procedural,
+    /// Short-lived scratch state.
+    Working,
+}
+
+impl MemoryType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryType::Episodic => "episodic",
+            MemoryType::Semantic => "semantic",
+            MemoryType::Procedural => "procedural",
+            MemoryType::Working => "working",
+        }
+    }
+}
+
+/// A memory as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Memory {
+    /// The caller's id, or a UUID v7.
+    pub id: String,
+    /// Namespace name.
+    pub namespace: String,
+    /// Agent or end-user label inside the namespace.
+    pub agent_id: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Importance in [0, 1] as stored.
+    pub importance: f64,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Free-form metadata object.
+    pub metadata: Map<String, Value>,
+    /// Entity names this memory mentions (knowledge graph links).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
+    /// Kind of memory.
+    #[serde(default)]
+    pub memory_type: MemoryType,
+    /// Session label.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Creation time (kept when the id is stored again).
+    pub created_at: DateTime<Utc>,
+    /// Last update.
+    pub updated_at: DateTime<Utc>,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The stored vector (only when asked for with `include_vectors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A memory as stored: the record and the slot of its vector row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredMemory {
+    #[serde(flatten)]
+    pub memory: Memory,
+    pub slot: Option<u32>,
+}
+
+/// First byte of a current record (a legacy record starts with `{`).
+const RECORD_V2: u8 = 2;
+/// Bytes before the JSON of a current record.
+pub(crate) const RECORD_HEADER: usize = 5;
+/// Slot field of a memory without a vector.
+const NO_SLOT: u32 = u32::MAX;
+
+/// Encodes a record from a memory's JSON and its slot.
+pub(crate) fn encode_record(slot: Option<u32>, json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEADER + json.len());
+    out.push(RECORD_V2);
+    out.extend_from_slice(&slot.unwrap_or(NO_SLOT).to_be_bytes());
+    out.extend_from_slice(json);
+    out
+}
+
+/// Splits a record into its slot and its JSON; `None` for a legacy record (its JSON, the
+/// whole record, holds the slot).
+pub(crate) fn split_record(bytes: &[u8]) -> Option<(Option<u32>, &[u8])> {
+    match bytes.split_first() {
+        Some((&RECORD_V2, rest)) if rest.len() >= RECORD_HEADER - 1 => {
+            let (slot, json) = rest.split_at(RECORD_HEADER - 1);
+            let slot = u32::from_be_bytes([slot[0], slot[1], slot[2], slot[3]]);
+            Some(((slot != NO_SLOT).then_some(slot), json))
+        }
+        _ => None,
+    }
+}
+
+/// The vector slot of a record.
+pub(crate) fn record_slot(bytes: &[u8]) -> Option<u32> {
+    match split_record(bytes) {
+        Some((slot, _)) => slot,
+        None => decode_record(bytes).ok().and_then(|s| s.slot),
+    }
+}
+
+/// Decodes a record (current or legacy format).
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<StoredMemory> {
+    match split_record(bytes) {
+        Some((slot, json)) => Ok(StoredMemory { memory: serde_json::from_slice(json)?, slot }),
+        None => Ok(serde_json::from_slice(bytes)?),
+    }
+}
+
+/// The 16-byte key a memory id is stored under: the bytes of a UUID in its canonical form
+/// (every generated id, so their keys sort by time), else a hash of the id. Reads check the
+/// record's id, so a key can never answer for another id.
+pub(crate) fn memory_key(id: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    if let Ok(u) = uuid::Uuid::parse_str(id) {
+        if u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == id {
+            return *u.as_bytes();
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(b"memsilo memory id\0");
+    h.update(id.as_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// Key of a memory's agent for scans that filter by agent: a hash of its `agent_id` (never 0),
+/// or 0 without one. Equal ids give equal keys; a collision only lets a row through to the
+/// exact filter on the memory's record.
+pub(crate) fn agent_key(agent: Option<&str>) -> u64 {
+    agent.map_or(0, |a| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in a.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h | 1
+    })
+}
+
+/// Agent keys of a namespace's vector slots, sorted by slot.
+#[derive(Debug, Default)]
+pub(crate) struct SlotAgents(pub Vec<(u32, u64)>);
+
+impl SlotAgents {
+    /// The agent key of `slot` (0 if unknown).
+    pub(crate) fn get(&self, slot: u32) -> u64 {
+        self.0.binary_search_by_key(&slot, |e| e.0).map_or(0, |at| self.0[at].1)
+    }
+}
+
+/// The [`agent_key`] of every vector slot of a namespace, read from its memory records
+/// without decoding them whole.
+pub(crate) fn slot_agents(t: &DataTables, r: &mut RoTxn<'_>, ns: u64) -> Result<SlotAgents> {
+    #[derive(Deserialize)]
+    struct AgentOf<'a> {
+        #[serde(borrow, default)]
+        agent_id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        slot: Option<u32>,
+    }
+    let mut out = Vec::new();
+    for e in t.memories.prefix_iter(r, &ns.to_be_bytes())? {
+        let (_, bytes) = e?;
+        let (slot, json) = split_record(bytes).unwrap_or((None, bytes));
+        let parsed: AgentOf<'_> = serde_json::from_slice(json)?;
+        if let Some(slot) = slot.or(parsed.slot) {
+            out.push((slot, agent_key(parsed.agent_id.as_deref())));
+        }
+    }
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(SlotAgents(out))
+}
+
+/// The memory stored under `key`.
+pub(crate) fn read_memory(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    key: &[u8],
+) -> Result<Option<StoredMemory>> {
+    Ok(match t.memories.get(r, key)? {
+        Some(bytes) => Some(decode_record(bytes)?),
+        None => None,
+    })
+}
+
+/// The content of the memory at `key`, read from its record without decoding the rest (hybrid
+/// recall's token match reads the text of many candidates it does not return).
+pub(crate) fn read_content<'t>(
+    t: &DataTables,
+    r: &'t mut RoTxn<'_>,
+    key: &[u8],
+) -> Result<Option<std::borrow::Cow<'t, str>>> {
+    #[derive(Deserialize)]
+    struct ContentView<'a> {
+        #[serde(borrow)]
+        content: std::borrow::Cow<'a, str>,
+    }
+    let Some(bytes) = t.memories.get(r, key)? else { return Ok(None) };
+    let json = split_record(bytes).map_or(bytes, |(_, json)| json);
+    Ok(Some(serde_json::from_slice::<ContentView<'t>>(json)?.content))
+}
+
+/// A stored record's verdict in a recall: its vector slot and effective importance, or `None`
+/// when it is not live or a filter leaves it out.
+pub(crate) type Judge<'a> = dyn Fn(&[u8]) -> Result<Option<(Option<u32>, f64)>> + 'a;
+
+/// The verdict of `judge` on the memory stored under `key` (`None` if there is none).
+pub(crate) fn judge_at(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    key: &[u8],
+    judge: &Judge<'_>,
+) -> Result<Option<(Option<u32>, f64)>> {
+    match t.memories.get(r, key)? {
+        Some(bytes) => judge(bytes),
+        None => Ok(None),
+    }
+}
+
+/// Every memory of namespace `ns`, decoded.
+pub(crate) fn scan_memories<'t>(
+    t: &DataTables,
+    r: &'t mut RoTxn<'_>,
+    ns: u64,
+) -> Result<impl Iterator<Item = Result<StoredMemory>> + 't> {
+    Ok(t.memories
+        .prefix_iter(r, &ns.to_be_bytes())?
+        .map(|e| e.map_err(Error::from).and_then(|(_, v)| decode_record(v))))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A memory with every field set but the vector.
+    pub(crate) fn memory() -> Memory {
+        let now = Utc::now();
+        Memory {
+            id: uuid::Uuid::now_v7().to_string(),
+            namespace: "ns".into(),
+            agent_id: Some("agent".into()),
+            content: "text".into(),
+            importance: 0.25,
+            tags: vec!["t".into()],
+            metadata: serde_json::Map::new(),
+            entities: Vec::new(),
+            memory_type: MemoryType::Episodic,
+            session_id: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            vector: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_in_both_formats() {
+        let m = memory();
+        let json = serde_json::to_vec(&m).unwrap();
+        for slot in [Some(0), Some(7), None] {
+            let back = decode_record(&encode_record(slot, &json)).unwrap();
+            assert_eq!((back.memory.id.as_str(), back.slot), (m.id.as_str(), slot));
+            assert_eq!(record_slot(&encode_record(slot, &json)), slot);
+        }
+        // Records written before the slot moved out of the JSON.
+        let legacy =
+            serde_json::to_vec(&StoredMemory { memory: m.clone(), slot: Some(3) }).unwrap();
+        let back = decode_record(&legacy).unwrap();
+        assert_eq!((back.memory.content.as_str(), back.slot), ("text", Some(3)));
+        assert_eq!(record_slot(&legacy), Some(3));
+        assert!(decode_record(&[RECORD_V2, 0, 0]).is_err());
+    }
+}
