@@ -53,7 +53,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::datastore::DataTables;
-use crate::engine::EngineInner;
 use crate::error::{Error, Result};
 use crate::records::NamespaceRecord;
 use crate::store::Store;
@@ -353,11 +352,11 @@ pub(crate) struct RelationItem {
 
 /// The traversal graph of a namespace, from the cache or built from its rows.
 pub(crate) fn load_graph(
-    inner: &EngineInner,
+    graphs: &GraphCache,
     rec: &NamespaceRecord,
     env: &Store<DataTables>,
 ) -> Result<Arc<NamespaceGraph>> {
-    inner.graphs.get_or_build(rec.id, || env.read(|r, t| rows::load_topology(t, r, rec.id)))
+    graphs.get_or_build(rec.id, || env.read(|r, t| rows::load_topology(t, r, rec.id)))
 }
 
 /// What a graph write changed.

@@ -11,12 +11,14 @@
 use std::collections::{HashMap, HashSet};
 
 use super::rows::{self, Uid};
+use super::GraphCache;
 use crate::datastore::ns_key;
-use crate::engine::EngineInner;
+use crate::datastore::DataTables;
 use crate::error::Result;
 use crate::memory::{hit, RecallHit};
 use crate::records::memory::{memory_key, read_memory};
 use crate::records::{Memory, NamespaceRecord};
+use crate::store::Store;
 
 /// Score gap per hop between direct hits and graph hits.
 const HOP_STEP: f64 = 0.01;
@@ -29,9 +31,11 @@ const MAX_LINK_READS: usize = 5_000;
 
 /// Adds memories linked through the graph to the entities the hits mention. `keep` is the
 /// recall's filter (liveness included) given a memory and its effective importance, or
-/// `None` when the memory must not be returned.
+/// `None` when the memory must not be returned. `env` is the namespace's data environment,
+/// `graphs` the cache of traversal graphs.
 pub(crate) fn expand_hits(
-    inner: &EngineInner,
+    graphs: &GraphCache,
+    env: &Store<DataTables>,
     rec: &NamespaceRecord,
     mut hits: Vec<RecallHit>,
     depth: u32,
@@ -40,7 +44,6 @@ pub(crate) fn expand_hits(
     if hits.is_empty() || depth == 0 {
         return Ok(hits);
     }
-    let env = inner.data_env_of(rec)?;
     let direct: HashSet<Uid> = hits.iter().map(|h| memory_key(&h.id)).collect();
     let starts: Vec<Uid> = env.read(|r, t| {
         let mut names = HashSet::new();
@@ -58,7 +61,7 @@ pub(crate) fn expand_hits(
     if starts.is_empty() {
         return Ok(hits);
     }
-    let graph = super::load_graph(inner, rec, &env)?;
+    let graph = super::load_graph(graphs, rec, env)?;
     let mut hops: HashMap<Uid, u32> = HashMap::new();
     for start in &starts {
         for (id, d) in graph.reach(start, depth, None, false).entities {

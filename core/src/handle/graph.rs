@@ -357,7 +357,7 @@ impl Handle {
         }
         let env = self.inner.data_env_of(&rec)?;
         let start = resolve_existing(&rec, &env, "entity", &req.entity)?;
-        let graph = load_graph(&self.inner, &rec, &env)?;
+        let graph = load_graph(&self.inner.graphs, &rec, &env)?;
         let reach = graph.reach(&start, depth, req.relation_type.as_deref(), induced);
         let view = env.read(|r, t| {
             let mut entities = Vec::with_capacity(reach.entities.len());
@@ -383,7 +383,7 @@ impl Handle {
         let env = self.inner.data_env_of(&rec)?;
         let a = resolve_existing(&rec, &env, "from", from)?;
         let b = resolve_existing(&rec, &env, "to", to)?;
-        let graph = load_graph(&self.inner, &rec, &env)?;
+        let graph = load_graph(&self.inner.graphs, &rec, &env)?;
         let no_path = || Error::not_found("path", format!("{from} -> {to}"));
         let path = graph.shortest_path(&a, &b).ok_or_else(no_path)?;
         env.read(|r, t| {

@@ -307,7 +307,8 @@ impl Handle {
             (_, None) => return Err(Error::Internal("recall without a query vector".into())),
         };
         if let Some(depth) = req.expand.filter(|d| *d > 0) {
-            hits = crate::graph::expand_hits(&self.inner, &rec, hits, depth, &passes)?;
+            let env = self.inner.data_env_of(&rec)?;
+            hits = crate::graph::expand_hits(&self.inner.graphs, &env, &rec, hits, depth, &passes)?;
         }
         Ok(hits)
     }
