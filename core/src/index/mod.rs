@@ -33,6 +33,8 @@ mod env;
 pub(crate) mod ivf;
 mod queue;
 mod search;
+mod segment;
+mod topk;
 mod vectors;
 
 pub(crate) use cache::VectorCache;

@@ -14,50 +14,13 @@ use std::sync::Arc;
 
 use super::cache::IndexUpdate;
 use super::ivf::Ivf;
+use super::segment::{merge, Segment};
+use super::topk::{quantization_error, top_by_score, Score, TopK};
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::Result;
 use crate::records::memory::SlotAgents;
 use crate::storage::RoTxn;
 use crate::vector::{decode_row, kernels, quantize, NewRow};
-
-/// Rows appended together: f32 values, int8 codes and scales, slots, memory ids, agent keys,
-/// and generations (see [`NamespaceVectors::current`]).
-#[derive(Debug, Default)]
-struct Segment {
-    slots: Vec<u32>,
-    gens: Vec<u64>,
-    ids: Vec<[u8; 16]>,
-    data: Vec<f32>,
-    codes: Vec<i8>,
-    scales: Vec<f32>,
-    agents: Vec<u64>,
-}
-
-impl Segment {
-    pub(super) fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    fn push(&mut self, slot: u32, gen: u64, id: [u8; 16], v: &[f32], agent: u64) {
-        self.slots.push(slot);
-        self.gens.push(gen);
-        self.ids.push(id);
-        self.agents.push(agent);
-        self.data.extend_from_slice(v);
-        let scale = quantize(v, &mut self.codes);
-        self.scales.push(scale);
-    }
-
-    fn push_from(&mut self, other: &Segment, i: usize, dims: usize) {
-        self.slots.push(other.slots[i]);
-        self.gens.push(other.gens[i]);
-        self.ids.push(other.ids[i]);
-        self.data.extend_from_slice(&other.data[i * dims..(i + 1) * dims]);
-        self.codes.extend_from_slice(&other.codes[i * dims..(i + 1) * dims]);
-        self.scales.push(other.scales[i]);
-        self.agents.push(other.agents[i]);
-    }
-}
 
 /// Below this many rows a scan is exact f32 throughout.
 const EXACT_SCAN_MAX: usize = 2048;
@@ -439,98 +402,6 @@ impl NamespaceVectors {
         }
         out
     }
-}
-
-/// A bound on `|x·q − s·t·(c·c_q)|`, the error of the int8 estimate of a dot product: the
-/// row `x` (unit length, `dims` values) is `s·c + e` with `|e_i| ≤ s/2`, the query `q` is
-/// `t·c_q + f` with `|f_i| ≤ t/2`, so the error `e·q + s·c·f` is at most
-/// `s/2·‖q‖₁ + t/2·‖s·c‖₁`, and `‖s·c‖₁ ≤ ‖x‖₁ + dims·s/2 ≤ √dims + dims·s/2`. A small
-/// allowance covers the rounding of both f32 sums.
-fn quantization_error(dims: usize, s: f32, t: f32, q_l1: f32) -> f32 {
-    let d = dims as f32;
-    s / 2.0 * q_l1 + t / 2.0 * (d.sqrt() + d * s / 2.0) + 1e-4
-}
-
-/// An f32 ordered by `total_cmp`, for heaps of scores.
-#[derive(PartialEq)]
-struct Score(f32);
-
-impl Eq for Score {}
-
-impl PartialOrd for Score {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Score {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-/// The `k` highest-scoring (score, segment, row) entries seen, kept with a running threshold
-/// so most rows cost one comparison.
-struct TopK {
-    k: usize,
-    threshold: f32,
-    buf: Vec<(f32, u32, u32)>,
-}
-
-impl TopK {
-    fn new(k: usize) -> Self {
-        TopK { k: k.max(1), threshold: f32::NEG_INFINITY, buf: Vec::with_capacity(2 * k.max(32)) }
-    }
-
-    /// Offers an entry that `keep` accepts (asked only if the score could make the top).
-    #[inline]
-    fn push_if(&mut self, score: f32, segment: u32, row: u32, keep: impl FnOnce() -> bool) {
-        if score <= self.threshold || !keep() {
-            return;
-        }
-        self.buf.push((score, segment, row));
-        if self.buf.len() >= 2 * self.k.max(32) {
-            top_by_score(&mut self.buf, self.k);
-            self.threshold = self.buf.iter().map(|e| e.0).fold(f32::INFINITY, f32::min);
-        }
-    }
-
-    fn into_vec(mut self) -> Vec<(f32, u32, u32)> {
-        top_by_score(&mut self.buf, self.k);
-        self.buf
-    }
-}
-
-/// Keeps the `k` highest-scoring entries (unordered).
-fn top_by_score(v: &mut Vec<(f32, u32, u32)>, k: usize) {
-    if k < v.len() {
-        if k > 0 {
-            v.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-        }
-        v.truncate(k);
-    }
-}
-
-fn merge(a: &Segment, b: &Segment) -> Segment {
-    let mut out = Segment {
-        slots: Vec::with_capacity(a.len() + b.len()),
-        gens: Vec::with_capacity(a.len() + b.len()),
-        ids: Vec::with_capacity(a.len() + b.len()),
-        data: Vec::with_capacity(a.data.len() + b.data.len()),
-        codes: Vec::with_capacity(a.codes.len() + b.codes.len()),
-        scales: Vec::with_capacity(a.len() + b.len()),
-        agents: Vec::with_capacity(a.len() + b.len()),
-    };
-    for s in [a, b] {
-        out.slots.extend_from_slice(&s.slots);
-        out.gens.extend_from_slice(&s.gens);
-        out.ids.extend_from_slice(&s.ids);
-        out.data.extend_from_slice(&s.data);
-        out.codes.extend_from_slice(&s.codes);
-        out.scales.extend_from_slice(&s.scales);
-        out.agents.extend_from_slice(&s.agents);
-    }
-    out
 }
 
 #[cfg(test)]
