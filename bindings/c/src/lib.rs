@@ -9,7 +9,7 @@
 use std::ffi::{c_char, c_int, CString};
 
 use memsilo::api::{Backend, Reply, Request};
-use memsilo::{Engine, Error, Options};
+use memsilo::Error;
 use serde_json::{json, Value};
 
 mod boundary;
@@ -87,14 +87,8 @@ pub unsafe extern "C" fn memsilo_open_with_keyring(
         unsafe { clear_out(out, "out") }?;
         let path = unsafe { required_str(path, "path") }?;
         let keyring = unsafe { optional_str(keyring, "keyring") }?;
-        // The engine's warnings (a missing embedding model, background failures) go to stderr.
-        memsilo_http::log::install();
-        let mut options = Options::default(); // keyring: MEMSILO_KEYRING, if set
-        if let Some(keyring) = keyring {
-            options.keyring = Some(keyring.into());
-        }
-        let engine = Engine::open(path, options)?;
-        hand_out(Box::new(engine.root()), out);
+        let root = memsilo_http::bindings::open(path.as_ref(), keyring.map(Into::into))?;
+        hand_out(Box::new(root), out);
         Ok(())
     })
 }
@@ -184,8 +178,7 @@ pub unsafe extern "C" fn memsilo_call(
         let op = unsafe { required_str(op, "op") }?;
         let args = match unsafe { optional_str(args_json, "args_json") }? {
             None => Value::Null,
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| Error::invalid("args_json", format!("not valid JSON: {e}")))?,
+            Some(text) => memsilo_http::bindings::parse_args(text, "args_json")?,
         };
         let reply = h.backend.call(op, args)?;
         write_reply(reply, out_json);
@@ -323,11 +316,7 @@ unsafe fn handle<'a>(h: *const MemsiloHandle) -> memsilo::Result<&'a MemsiloHand
 }
 
 fn write_reply(reply: Reply, out_json: *mut *mut c_char) {
-    let mut body = serde_json::Map::new();
-    body.insert("value".into(), reply.value);
-    body.insert("total_count".into(), reply.total_count.into());
-    body.insert("next_cursor".into(), reply.next_cursor.into());
-    let text = Value::Object(body).to_string();
+    let text = memsilo_http::bindings::listed(reply).to_string();
     // SAFETY: `out_json` was checked writable by `clear_out`.
     unsafe { *out_json = into_c_string(text) };
 }

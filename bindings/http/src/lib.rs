@@ -4,6 +4,7 @@
 //! Both are built from one route table ([`routes::ROUTES`]): the server registers a handler
 //! per route, and the client encodes each `(op, args)` call with the same entry.
 
+pub mod bindings;
 mod cli;
 mod client;
 #[cfg(feature = "cluster")]

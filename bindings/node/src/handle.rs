@@ -75,20 +75,10 @@ impl Task for CallTask {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let args = std::mem::take(&mut self.args);
         Ok(guard(|| {
-            let args: Value = if args.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&args)
-                    .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?
-            };
+            let args = memsilo_http::bindings::parse_args(&args, "body")?;
             let reply = self.backend.call(&self.op, args)?;
             if self.listed {
-                let listed = serde_json::json!({
-                    "value": reply.value,
-                    "total_count": reply.total_count,
-                    "next_cursor": reply.next_cursor,
-                });
-                return Ok(listed.to_string());
+                return Ok(memsilo_http::bindings::listed(reply).to_string());
             }
             Ok(serde_json::to_string(&reply.value)?)
         }))

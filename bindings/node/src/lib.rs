@@ -7,7 +7,6 @@ mod handle;
 
 use std::sync::Arc;
 
-use memsilo::{Engine, Options};
 use napi::bindgen_prelude::{AsyncTask, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
@@ -21,15 +20,9 @@ use error::throw_on_error;
 #[napi]
 #[allow(clippy::needless_pass_by_value)] // napi hands JS strings over as owned Strings
 pub fn open(env: Env, path: String, keyring: Option<String>) -> napi::Result<Handle> {
-    // The engine's warnings (a missing embedding model, background failures) go to stderr.
-    memsilo_http::log::install();
     throw_on_error(env, || {
-        let mut options = Options::default();
-        if let Some(keyring) = keyring {
-            options.keyring = Some(keyring.into());
-        }
-        let engine = Engine::open(&path, options)?;
-        Ok(Handle::new(Arc::new(engine.root())))
+        let root = memsilo_http::bindings::open(path.as_ref(), keyring.map(Into::into))?;
+        Ok(Handle::new(Arc::new(root)))
     })
 }
 

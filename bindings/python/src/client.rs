@@ -6,7 +6,6 @@ use std::sync::Arc;
 use memsilo::api::{Backend, Reply};
 use memsilo::Error;
 use pyo3::prelude::*;
-use serde_json::Value;
 
 use crate::error::{guard, to_py_err};
 
@@ -35,8 +34,7 @@ impl Client {
         let backend = &self.backend;
         py.detach(|| {
             guard(|| {
-                let args: Value = serde_json::from_str(args_json)
-                    .map_err(|e| Error::invalid("args", format!("not valid JSON: {e}")))?;
+                let args = memsilo_http::bindings::parse_args(args_json, "args")?;
                 encode(backend.call(op, args)?)
             })
         })
@@ -54,14 +52,7 @@ impl Client {
     /// Like `call` for a bare-array list: returns `{"value", "total_count", "next_cursor"}`
     /// as JSON (the total over all pages, and where the next page starts if one follows).
     fn call_listed(&self, py: Python<'_>, op: &str, args_json: &str) -> PyResult<String> {
-        self.run(py, op, args_json, |reply| {
-            let listed = serde_json::json!({
-                "value": reply.value,
-                "total_count": reply.total_count,
-                "next_cursor": reply.next_cursor,
-            });
-            Ok(listed.to_string())
-        })
+        self.run(py, op, args_json, |reply| Ok(memsilo_http::bindings::listed(reply).to_string()))
     }
 
     /// Like `call`, with the operation's vectors as one block of native-endian float32 rows
@@ -88,8 +79,7 @@ impl Client {
                     .chunks_exact(4)
                     .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
-                let args: Value = serde_json::from_str(args_json)
-                    .map_err(|e| Error::invalid("args", format!("not valid JSON: {e}")))?;
+                let args = memsilo_http::bindings::parse_args(args_json, "args")?;
                 let reply = backend.call_with_vectors(op, args, &floats, dims)?;
                 Ok(serde_json::to_string(&reply.value)?)
             })

@@ -20,16 +20,10 @@ fn open(
     path: std::path::PathBuf,
     keyring: Option<std::path::PathBuf>,
 ) -> PyResult<Client> {
-    // The engine's warnings (a missing embedding model, background failures) go to stderr.
-    memsilo_http::log::install();
-    let mut options = memsilo::Options::default();
-    if keyring.is_some() {
-        options.keyring = keyring;
-    }
-    let engine = py
-        .detach(|| error::guard(|| memsilo::Engine::open(path, options)))
+    let root = py
+        .detach(|| error::guard(|| memsilo_http::bindings::open(&path, keyring)))
         .map_err(|e| error::to_py_err(py, &e))?;
-    Ok(Client::new(engine.root(), "local"))
+    Ok(Client::new(root, "local"))
 }
 
 /// One server URL, or several servers of one cluster.
