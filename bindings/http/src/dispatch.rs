@@ -252,9 +252,7 @@ async fn answer(
         match tokio::time::timeout_at(deadline, admission).await {
             Ok(Ok(Ok(admitted))) => admitted,
             Ok(Ok(Err(refused))) => return respond(route, *refused, None, None),
-            Ok(Err(e)) => {
-                return response::error(&Error::Internal(format!("request handler failed: {e}")))
-            }
+            Ok(Err(e)) => return response::error(&response::handler_failed(e)),
             Err(_) => return timed_out(timeout),
         }
     };
@@ -308,9 +306,7 @@ async fn answer(
         };
         match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                return response::error(&Error::Internal(format!("request handler failed: {e}")))
-            }
+            Ok(Err(e)) => return response::error(&response::handler_failed(e)),
             Err(_) => return timed_out(timeout),
         }
     };
@@ -361,7 +357,7 @@ async fn unauthenticated(app: &Shared, op: &'static str, request_id: &str, e: Er
     });
     match recorded.await {
         Ok(e) => response::error(&e),
-        Err(e) => response::error(&Error::Internal(format!("request handler failed: {e}"))),
+        Err(e) => response::error(&response::handler_failed(e)),
     }
 }
 
@@ -386,7 +382,7 @@ pub(crate) async fn admit_streaming(
             }
             Outcome { .. } => Err(response::error(&Error::Internal("admission failed".into()))),
         },
-        Err(e) => Err(response::error(&Error::Internal(format!("request handler failed: {e}")))),
+        Err(e) => Err(response::error(&response::handler_failed(e))),
     }
 }
 

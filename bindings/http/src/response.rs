@@ -26,6 +26,12 @@ pub fn json(status: u16, value: &Value) -> Response {
     resp
 }
 
+/// A request handler's task that failed (it panicked or was cancelled): an `internal`
+/// error whose source is the task's failure (`internal error: request handler failed: ...`).
+pub fn handler_failed(e: tokio::task::JoinError) -> Error {
+    Error::internal_from("request handler failed", e)
+}
+
 /// The error response for `e`.
 pub fn error(e: &Error) -> Response {
     error_with_message(e, None)

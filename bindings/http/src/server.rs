@@ -162,7 +162,7 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
         Ok(crate::usage::tenant_storage(&engine))
     })
     .await
-    .unwrap_or_else(|e| Err(Error::Internal(format!("metrics failed: {e}"))));
+    .unwrap_or_else(|e| Err(Error::internal_from("metrics failed", e)));
     let usage = match usage {
         Ok(u) => u,
         Err(e) => return response::error(&e),

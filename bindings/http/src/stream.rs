@@ -23,7 +23,7 @@ async fn call(handle: &memsilo::Handle, op: &'static str, args: Value) -> Result
     let handle = handle.clone();
     match tokio::task::spawn_blocking(move || handle.call(op, args)).await {
         Ok(r) => r.map(|reply| reply.value),
-        Err(e) => Err(Error::Internal(format!("request handler failed: {e}"))),
+        Err(e) => Err(crate::response::handler_failed(e)),
     }
 }
 
@@ -34,7 +34,7 @@ async fn export_page(handle: &memsilo::Handle, args: Value) -> Result<Vec<u8>, E
     let run = move || handle.call_encoded("export_namespace", args).map(|r| r.body);
     match tokio::task::spawn_blocking(run).await {
         Ok(r) => r,
-        Err(e) => Err(Error::Internal(format!("request handler failed: {e}"))),
+        Err(e) => Err(crate::response::handler_failed(e)),
     }
 }
 
