@@ -128,11 +128,14 @@ impl StorageUsage {
         if self.loaded.read().contains(root) {
             return;
         }
+        let Some(engine) = engine.upgrade() else { return };
+        // Loading reads environments: the turn comes before `loading` (see `storage::Turn`);
+        // a reader of the catalog asks for the figures inside its transaction.
+        let _turn = engine.turn();
         let _one = self.loading.lock();
         if self.loaded.read().contains(root) {
             return;
         }
-        let Some(engine) = engine.upgrade() else { return };
         match engine.tree_usage(root) {
             Ok(figures) => {
                 let mut bytes = self.bytes.lock();

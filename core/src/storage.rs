@@ -36,11 +36,25 @@ pub(crate) type RoTxn<'e> = heed3::RoTxn<'e, WithoutTls>;
 /// that the same thread may do that. Plain environments never take it.
 static ENCRYPTED_TXNS: ReentrantMutex<()> = ReentrantMutex::new(());
 
+/// A turn of encrypted environments (see [`ENCRYPTED_TXNS`]), or none.
+///
+/// Lock order: the turn comes before every other lock that a thread holding a transaction
+/// may wait for. Code that takes such a lock and then opens a transaction (a store's
+/// environment guard, its commit queue, the registries of open environments) takes the turn
+/// first, with [`encrypted_turn`]: else it could hold that lock while waiting for the turn,
+/// held by a thread in a transaction waiting for that lock.
+pub(crate) type Turn = Option<ReentrantMutexGuard<'static, ()>>;
+
+/// The turn of encrypted environments when `encrypted`, else none (see [`Turn`]).
+pub(crate) fn encrypted_turn(encrypted: bool) -> Turn {
+    encrypted.then(|| ENCRYPTED_TXNS.lock())
+}
+
 /// A transaction of an [`Environment`]: heed3's, plus the turn of an encrypted environment
 /// (see [`ENCRYPTED_TXNS`]), released after the transaction ends.
 pub(crate) struct Txn<T> {
     txn: T,
-    _turn: Option<ReentrantMutexGuard<'static, ()>>,
+    _turn: Turn,
 }
 
 impl<T> std::ops::Deref for Txn<T> {
@@ -133,8 +147,8 @@ impl Environment {
     }
 
     /// The turn a transaction of this environment must hold (none for a plain one).
-    pub(crate) fn turn(&self) -> Option<ReentrantMutexGuard<'static, ()>> {
-        self.is_encrypted().then(|| ENCRYPTED_TXNS.lock())
+    pub(crate) fn turn(&self) -> Turn {
+        encrypted_turn(self.is_encrypted())
     }
 
     /// A read transaction that may be kept beyond a borrow of the environment.

@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::keyring::Key;
-use crate::storage::{Environment, RoTxn};
+use crate::storage::{self, Environment, RoTxn, Turn};
 
 /// Counters of group commits (see `Engine::commit_stats`): under load, many writes share
 /// a commit and a commit's sync makes the one before it durable too.
@@ -300,6 +300,8 @@ fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
     let mut busy = Instant::now();
     loop {
         let Some(s) = store.upgrade() else { break };
+        // Taken before the queue, as a writer does (see `Store::join`).
+        let turn = s.turn();
         let mut q = s.queue.lock();
         q.idle.retain(|t| t.id() != me.id());
         if !q.leading && !q.pending.is_empty() {
@@ -313,6 +315,7 @@ fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
         }
         q.idle.push(me.clone());
         drop(q);
+        drop(turn);
         drop(s);
         std::thread::park_timeout(COMMITTER_IDLE);
     }
@@ -385,6 +388,14 @@ impl<T: Tables> Store<T> {
         })
     }
 
+    /// The turn this environment's transactions need (see `storage::Turn`): taken before
+    /// its guard, its commit queue or its compaction's copy, and held while they are.
+    pub(crate) fn turn(&self) -> Turn {
+        // Not under the key's lock: a thread holding the turn takes it.
+        let encrypted = self.key.lock().is_some();
+        storage::encrypted_turn(encrypted)
+    }
+
     /// Runs `f` in a read transaction of the last committed snapshot.
     ///
     /// The transaction is kept for the next read while nothing is committed (a few of them,
@@ -395,11 +406,12 @@ impl<T: Tables> Store<T> {
     /// reused (a read sees every write answered before it), and a commit ends the kept ones
     /// (so no old snapshot keeps pages from being reused).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&mut RoTxn<'_>, &T) -> Result<R>) -> Result<R> {
+        // Transactions of an encrypted environment take turns (see `storage::ENCRYPTED_TXNS`),
+        // kept ones included: the turn is held from taking one to putting it back. It is
+        // taken before the guard (see `storage::Turn`).
+        let _turn = self.turn();
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
-        // Transactions of an encrypted environment take turns (see `storage::ENCRYPTED_TXNS`),
-        // kept ones included: the turn is held from taking one to putting it back.
-        let _turn = opened.env.turn();
         let kept = {
             let mut readers = opened.readers.lock();
             let last = opened.env.info().last_txn_id;
@@ -474,7 +486,13 @@ impl<T: Tables> Store<T> {
     /// commit is on disk. A crash before that sync loses only unanswered commits, never the
     /// integrity of the file (LMDB's data pages are durable before any meta page points at
     /// them).
+    ///
+    /// A writer of an encrypted environment holds the turn (see `storage::Turn`) from
+    /// queueing to settling, and so does the commit thread that leads a group: one group of
+    /// theirs runs at a time, whose leader syncs it itself (a follower holding the turn
+    /// would wait for a leader that waits for the turn).
     fn join(&self, member: &mut Member<T>) {
+        let _turn = self.turn();
         let mut q = self.queue.lock();
         let ticket = q.next_ticket;
         q.next_ticket += 1;
@@ -618,7 +636,9 @@ impl<T: Tables> Store<T> {
             Some((_, Waiter::Task(_))) => q.idle.pop(),
             None => None,
         };
-        if synced && next_leader.is_some() {
+        // An encrypted environment's leader holds the turn the next leader needs: it syncs
+        // its group itself (see `Store::join`).
+        if synced && next_leader.is_some() && self.key.lock().is_none() {
             // The next group's commit makes this one durable.
             q.awaiting = batch;
             drop(q);
@@ -818,6 +838,7 @@ impl<T: Tables> Store<T> {
 
     /// Closes the environment and deletes its directory. Later calls fail.
     pub(crate) fn destroy(&self) -> Result<()> {
+        let _turn = self.turn();
         let mut guard = self.inner.write();
         if let Some(opened) = guard.take() {
             close_env(opened);
@@ -846,6 +867,8 @@ impl<T: NamespacedTables> Store<T> {
     }
 
     fn compact_into(&self, next_dir: &Path) -> Result<()> {
+        // Held throughout: the copy's transactions need it, and it comes before the guard.
+        let _turn = self.turn();
         let key = self.key.lock().clone();
         // A compacted copy of a snapshot: other transactions go on meanwhile.
         let (mut guard, map_size) =
@@ -913,6 +936,9 @@ impl<T: NamespacedTables> Store<T> {
         staged: impl FnOnce(&Path) -> Result<bool>,
         is_staged: &mut bool,
     ) -> Result<()> {
+        // Held throughout: the copy's transactions need it, it comes before the guard, and
+        // `staged` writes the catalog under the guard.
+        let _turn = self.turn();
         // Row by row from a snapshot: a copy of the file would keep the old key's pages.
         let (mut guard, map_size) = self.copy_online(next_dir, Some(key), |opened, map_size| {
             copy_rows_into(opened, next_dir, map_size, Some(key))
