@@ -363,7 +363,9 @@ mod tests {
         let root = engine.root();
         let catalog = engine.inner.catalog.clone();
         // A running catalog write holds the environment until the creations are queued.
-        let held = crate::store::tests::HeldWrite::start(&catalog);
+        let held = crate::store::tests::HeldWrite::start(&catalog, |w, c| {
+            Ok(c.meta.put(w, "held", b"1")?)
+        });
         let before = catalog.commits();
         let mut args: Vec<_> =
             (0..16).map(|i| serde_json::json!({ "name": format!("t-{i}") })).collect();

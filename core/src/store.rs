@@ -1199,17 +1199,22 @@ pub(crate) mod tests {
     }
 
     impl HeldWrite {
-        /// Starts the write and returns once it leads the store's group.
-        pub(crate) fn start<T: Tables>(store: &Arc<Store<T>>) -> HeldWrite {
+        /// Starts the write (`put` once let go: it must change a row, so that its commit
+        /// writes pages and syncs as a real write does) and returns once it leads the
+        /// store's group.
+        pub(crate) fn start<T: Tables>(
+            store: &Arc<Store<T>>,
+            put: impl Fn(&mut RwTxn<'_>, &T) -> Result<()> + Send + Sync + 'static,
+        ) -> HeldWrite {
             let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let thread = {
                 let (store, go) = (store.clone(), go.clone());
                 std::thread::spawn(move || {
-                    store.write(|_, _| {
+                    store.write(|w, t| {
                         while !go.load(Ordering::SeqCst) {
                             std::thread::yield_now();
                         }
-                        Ok(())
+                        put(w, t)
                     })
                 })
             };
@@ -1423,7 +1428,7 @@ pub(crate) mod tests {
     fn awaited_writes_commit_together_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::<TestTables>::open(dir.path(), 1 << 20, None).unwrap());
-        let held = HeldWrite::start(&store);
+        let held = HeldWrite::start(&store, |w, c| Ok(c.meta.put(w, "held", b"1")?));
         let before = (store.commits(), store.syncs());
         let futures: Vec<_> = (0..16)
             .map(|i| store.write_ns_async(ANY_NAMESPACE, move |w, c| every_fourth_refused(i, w, c)))
