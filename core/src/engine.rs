@@ -20,10 +20,12 @@ use crate::keyring::KeyProvider;
 use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::store::Store;
 
+mod audit;
 mod encryption;
 mod indexer;
 mod purge;
 mod table_bytes;
+mod tenant;
 
 /// How an engine is opened.
 #[derive(Clone)]

@@ -1,0 +1,103 @@
+//! What one request's entry records: its subject (operation, tenant, namespace, target), and
+//! the entry a control-plane request writes in the same commit as its change.
+
+use serde_json::Value;
+
+use super::{is_refusal, Draft, INSTANCE};
+use crate::error::{Error, ErrorCode};
+
+/// What a control-plane request is about, worked out before it runs (a deleted key or
+/// namespace cannot be looked up afterwards).
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The tenant the request names (its chain gets the entry), if any.
+    pub tenant: Option<String>,
+    /// What it is about (a tenant, member, namespace or key id/name).
+    pub target: Option<String>,
+    /// Recorded whatever the outcome (control plane); otherwise only when refused.
+    pub control: bool,
+}
+
+impl Subject {
+    /// Whether the outcome is recorded at all.
+    pub(crate) fn recorded(&self, error: Option<&Error>) -> bool {
+        self.control || error.is_some_and(|e| is_refusal(e.code()))
+    }
+
+    /// Whether it is a control-plane request (recorded whatever the outcome).
+    pub(crate) fn is_control(&self) -> bool {
+        self.control
+    }
+
+    /// Fills in what only the answer knows (a new tenant's or key's id, a new member's id,
+    /// the tenant a namespace was created in).
+    pub fn complete(&mut self, op: &str, reply: &Value) {
+        let field = |name: &str| reply.get(name).and_then(Value::as_str).map(str::to_owned);
+        match op {
+            "create_tenant" => {
+                self.tenant = field("id");
+                self.target = field("id");
+            }
+            "create_namespace" => self.tenant = self.tenant.take().or_else(|| field("tenant_id")),
+            "create_key" => {
+                self.tenant = self.tenant.take().or_else(|| field("tenant_id"));
+                self.target = field("id");
+            }
+            "add_member" => self.target = field("member_id"),
+            _ => {}
+        }
+    }
+}
+
+/// An entry whose outcome is not known yet.
+#[derive(Clone)]
+pub(crate) struct Unfinished {
+    /// The tenant the request named.
+    pub(crate) subject_tenant: Option<String>,
+    /// The tenant of the caller's key.
+    pub(crate) key_tenant: Option<String>,
+    pub(crate) draft: Draft,
+}
+
+impl Unfinished {
+    /// The entry, given the outcome and what only the change knows (the tenant of what was
+    /// made, when the request did not name one; the id of what was made).
+    pub(crate) fn finish(
+        &self,
+        outcome: std::result::Result<(), ErrorCode>,
+        made_in: Option<String>,
+        made: Option<String>,
+    ) -> Draft {
+        let mut d = self.draft.clone();
+        d.tenant_id = (self.subject_tenant.clone().or(made_in).or_else(|| self.key_tenant.clone()))
+            .unwrap_or_else(|| INSTANCE.into());
+        if made.is_some() {
+            d.target = made;
+        }
+        d.outcome = outcome;
+        d
+    }
+}
+
+/// The control-plane request this thread runs, whose entry has not been written yet.
+pub(crate) struct InCommit {
+    pub(crate) pending: Unfinished,
+    pub(crate) written: bool,
+}
+
+thread_local! {
+    /// Set while [`Handle::with_entry_in_commit`] runs a request on this thread.
+    pub(crate) static IN_COMMIT: std::cell::RefCell<Option<InCommit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `run` as this thread's control-plane request `pending`: a catalog write inside it
+/// may write its entry (see `EngineInner::catalog_write_audited`). Returns its result and
+/// whether that happened.
+pub(crate) fn run_in_commit<R>(pending: Unfinished, run: impl FnOnce() -> R) -> (R, bool) {
+    let previous = IN_COMMIT.with(|c| c.replace(Some(InCommit { pending, written: false })));
+    let out = run();
+    let written = IN_COMMIT
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+        .is_some_and(|c| c.written);
+    (out, written)
+}

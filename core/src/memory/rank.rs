@@ -1,0 +1,140 @@
+//! Ranking: effective importance (decayed by the namespace's policy), liveness, and the
+//! top-k of candidates by similarity combined with importance.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{read_memory, split_record, Memory, RecallHit};
+use crate::datastore::{ns_key, DataTables};
+use crate::error::Result;
+use crate::namespace::DecayPolicy;
+use crate::storage::RoTxn;
+
+pub(super) const IMPORTANCE_WEIGHT: f64 = 0.3;
+
+pub(super) const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+
+pub(crate) fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
+    decayed(m.importance, m.updated_at, policy, now)
+}
+
+/// Importance `importance` of a memory last updated at `updated_at`, decayed to `now`.
+pub(crate) fn decayed(
+    importance: f64,
+    updated_at: DateTime<Utc>,
+    policy: &DecayPolicy,
+    now: i64,
+) -> f64 {
+    if policy.decay_rate <= 0.0 {
+        return importance;
+    }
+    let days = ((now - updated_at.timestamp_micros()).max(0) as f64) / MICROS_PER_DAY;
+    importance * (-policy.decay_rate * days).exp()
+}
+
+pub(crate) fn is_live(m: &Memory, policy: &DecayPolicy, now: i64) -> bool {
+    m.expires_at.is_none_or(|e| e.timestamp_micros() > now)
+        && effective_importance(m, policy, now) >= policy.min_importance
+}
+
+/// What a memory's effective importance multiplies its relevance by.
+pub(crate) fn importance_factor(eff: f64) -> f64 {
+    1.0 - IMPORTANCE_WEIGHT + IMPORTANCE_WEIGHT * eff
+}
+
+pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
+    RecallHit {
+        id: m.id,
+        content: m.content,
+        score: sim * importance_factor(eff),
+        similarity: sim,
+        importance: m.importance,
+        effective_importance: eff,
+        agent_id: m.agent_id,
+        tags: m.tags,
+        metadata: m.metadata,
+        memory_type: m.memory_type,
+        session_id: m.session_id,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        via_graph,
+        keyword_score: None,
+        vector_score: (!via_graph).then_some(sim),
+    }
+}
+
+/// What ranking and the liveness check read of a record, without decoding it whole: a
+/// recall ranks many more candidates than it returns, and decodes only those it returns.
+#[derive(Deserialize)]
+pub(crate) struct RankView<'a> {
+    pub(crate) importance: f64,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    #[serde(borrow, default)]
+    pub(crate) agent_id: Option<std::borrow::Cow<'a, str>>,
+    /// A legacy record's slot (a current record has it in its header).
+    #[serde(default)]
+    slot: Option<u32>,
+}
+
+/// A record's slot and [`RankView`].
+pub(crate) fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
+    if let Some((slot, json)) = split_record(bytes) {
+        return Ok((slot, serde_json::from_slice(json)?));
+    }
+    let view: RankView<'_> = serde_json::from_slice(bytes)?;
+    Ok((view.slot, view))
+}
+
+/// A recall candidate, ranked before its record is decoded (see [`materialize`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Ranked {
+    /// The memory's key (see [`memory_key`]).
+    pub key: [u8; 16],
+    /// Its vector slot.
+    pub slot: Option<u32>,
+    /// The hit's `similarity`.
+    pub sim: f64,
+    /// Its effective importance.
+    pub eff: f64,
+    /// The hit's score (relevance times the importance factor).
+    pub score: f64,
+    /// The hit's `keyword_score`.
+    pub keyword: Option<f64>,
+    /// The hit's `vector_score`.
+    pub vector: Option<f64>,
+}
+
+impl Ranked {
+    /// A vector candidate: ranked by similarity `sim` times the importance factor.
+    pub(crate) fn by_vector(key: [u8; 16], slot: Option<u32>, sim: f64, eff: f64) -> Ranked {
+        let score = sim * importance_factor(eff);
+        Ranked { key, slot, sim, eff, score, keyword: None, vector: Some(sim) }
+    }
+}
+
+/// The hits of ranked candidates (best first): their records decoded, in the same read
+/// transaction. A candidate removed since it was ranked is left out.
+pub(crate) fn materialize(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    ns: u64,
+    ranked: Vec<Ranked>,
+) -> Result<Vec<RecallHit>> {
+    let mut out = Vec::with_capacity(ranked.len());
+    for c in ranked {
+        let Some(s) = read_memory(t, r, &ns_key(ns, &c.key))? else { continue };
+        let mut h = hit(s.memory, c.sim, c.eff, false);
+        h.score = c.score;
+        h.keyword_score = c.keyword;
+        h.vector_score = c.vector;
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// Sorts candidates best first (stable: equal scores keep their order) and keeps `k`.
+pub(crate) fn best(ranked: &mut Vec<Ranked>, k: usize) {
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    ranked.truncate(k);
+}

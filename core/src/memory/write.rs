@@ -1,0 +1,349 @@
+//! Writing memories: one transaction per namespace puts each record, its vector row, its
+//! secondary keys and postings, and charges the bytes to the tenant's storage quota.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{
+    check_vector_space, decode_record, encode_record, memory_key, split_record, Memory,
+    RECORD_HEADER,
+};
+use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
+use crate::engine::EngineInner;
+use crate::error::{Error, Result};
+use crate::namespace::NamespaceRecord;
+use crate::quota::{QuotaLink, Reservation};
+use crate::store::Store;
+use crate::vector::encode_row;
+
+/// A validated memory ready to be written, serialised once.
+pub(crate) struct Prepared {
+    pub memory: Memory,
+    /// The memory's key (see [`memory_key`]).
+    pub id: [u8; 16],
+    pub json: Vec<u8>,
+    pub vector: Option<Vec<f32>>,
+    /// Whether the content is embedded when no vector is given (an update that leaves the
+    /// content alone keeps the stored vector instead).
+    pub embed: bool,
+}
+
+impl Prepared {
+    pub(crate) fn new(memory: Memory, vector: Option<Vec<f32>>) -> Result<Prepared> {
+        let json = serde_json::to_vec(&memory)?;
+        Ok(Prepared { id: memory_key(&memory.id), memory, json, vector, embed: true })
+    }
+
+    /// Bytes the memory will be charged (see [`charged_size`]), without its keyword
+    /// postings (see [`postings_charge`]).
+    fn charge(&self) -> u64 {
+        charged_size(
+            RECORD_HEADER + self.json.len(),
+            self.vector.as_ref().map_or(0, |v| row_len(v.len())),
+        )
+    }
+
+    /// What a new memory is expected to be charged, its postings included (written with a
+    /// vector, it has a slot and so is in the keyword index).
+    pub(crate) fn estimate(&self) -> u64 {
+        self.charge() + postings_charge(self.vector.as_ref().map(|_| 0), &self.memory.content)
+    }
+}
+
+/// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
+pub(crate) type Patch<'a> = dyn Fn(Memory, &mut Prepared) -> Result<Memory> + Sync + 'a;
+
+/// A write of memories between [`Handle::begin_write`] and [`Handle::finish_write`].
+pub(crate) struct WriteStart<'a> {
+    pub(crate) env: Arc<Store<DataTables>>,
+    /// What made the items' vectors.
+    pub(crate) embedder_name: String,
+    pub(crate) chain: Vec<QuotaLink>,
+    pub(crate) reservation: Reservation<'a>,
+}
+
+/// A write of memories inside the namespace's transaction: each item through
+/// [`put_memory`], then the namespace's stats.
+pub(crate) fn write_rows(
+    inner: &EngineInner,
+    rec: &NamespaceRecord,
+    items: &mut [Prepared],
+    embedder_name: &str,
+    patch: Option<&Patch<'_>>,
+    w: &mut heed3::RwTxn<'_>,
+    t: &DataTables,
+) -> Result<(WriteEffects, NamespaceStats)> {
+    if inner.is_dead(rec.id) {
+        return Err(Error::namespace_forbidden(&rec.name));
+    }
+    let mut stats = t.stats_of(w, rec.id)?;
+    if !stats.fields_indexed {
+        crate::filter::build_all(t, w, rec.id)?;
+        stats.fields_indexed = true;
+    }
+    // A namespace's first memory: nothing to index before it (see `ensure_keywords`).
+    stats.keyword_indexed |= stats.memory_count == 0;
+    let dims = items.iter().find_map(|p| p.vector.as_ref()).map(Vec::len);
+    check_vector_space(rec, &mut stats, dims, embedder_name)?;
+    let mut effects = WriteEffects::default();
+    for (i, p) in items.iter_mut().enumerate() {
+        if let Some(v) = &p.vector {
+            if Some(v.len()) != dims {
+                return Err(Error::invalid(
+                    format!("memories[{i}].embedding"),
+                    format!("has {} dimensions, the namespace uses {}", v.len(), dims.unwrap_or(0)),
+                ));
+            }
+        }
+        match put_memory(t, w, rec.id, &mut stats, p, patch, &mut effects)? {
+            RowWrite::New(slot) => effects.added.push((slot, i)),
+            RowWrite::Replaced(slot) => effects.replaced.push((slot, i)),
+            RowWrite::None => {}
+        }
+    }
+    stats.vector_writes += 1;
+    t.put_stats(w, rec.id, &stats)?;
+    Ok((effects, stats))
+}
+
+/// What a transaction's memory writes did, for the quota and the cached vectors.
+#[derive(Default)]
+pub(crate) struct WriteEffects {
+    /// Bytes charged for the written memories.
+    pub charged: u64,
+    /// Bytes released by the memories they replaced.
+    pub freed: u64,
+    /// New vector rows: (slot, index of the item).
+    pub added: Vec<(u32, usize)>,
+    /// Vector rows overwritten in place (a stored id with a new vector keeps its slot):
+    /// (slot, index of the item).
+    pub replaced: Vec<(u32, usize)>,
+    /// Vector rows of replaced memories, deleted.
+    pub removed_slots: Vec<u32>,
+}
+
+/// What [`put_memory`] did with the memory's vector.
+pub(crate) enum RowWrite {
+    /// No vector row written.
+    None,
+    /// A new row in this (new) slot.
+    New(u32),
+    /// The stored memory's row, overwritten in place in its slot.
+    Replaced(u32),
+}
+
+/// Applies one memory write inside the namespace's write transaction — the one place every
+/// write path (store, batch, update, import) goes through. A memory already stored under the
+/// same id is replaced in place: it keeps its `created_at` and its vector slot (a new vector
+/// overwrites the row), and only what changed is written again — the secondary keys whose
+/// value changed, the keyword postings if the content changed, the graph links if the
+/// entities changed. With `patch`, the new memory is built from the stored one (`not_found`
+/// if absent), and a memory given no new vector keeps its row.
+#[allow(clippy::many_single_char_names, clippy::too_many_lines)] // t, w, p as in every transaction body
+pub(crate) fn put_memory(
+    t: &DataTables,
+    w: &mut heed3::RwTxn<'_>,
+    ns: u64,
+    stats: &mut NamespaceStats,
+    p: &mut Prepared,
+    patch: Option<&Patch<'_>>,
+    effects: &mut WriteEffects,
+) -> Result<RowWrite> {
+    let key = ns_key(ns, &p.id);
+    let old = match t.memories.get(w, &key)? {
+        Some(bytes) => Some((bytes.len(), decode_record(bytes)?)),
+        None => None,
+    };
+    let Some((len, stored)) = old else {
+        if patch.is_some() {
+            return Err(Error::not_found("memory", &p.memory.id));
+        }
+        stats.memory_count += 1;
+        let slot = match &p.vector {
+            Some(v) => {
+                let s = stats.next_slot;
+                stats.next_slot += 1;
+                put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+                Some(s)
+            }
+            None => None,
+        };
+        // Generated ids (UUID v7) sort by time: a new one goes at the end of the table. A
+        // caller's id is hashed, so its key lands anywhere and is put without trying that.
+        let record = encode_record(slot, &p.json);
+        if uuid::Uuid::from_bytes(p.id).get_version_num() == 7 {
+            put_last(&t.memories, w, &key, &record)?;
+        } else {
+            t.memories.put(w, &key, &record)?;
+        }
+        // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
+        let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
+        if let (Some(s), Some(terms)) = (slot, &terms) {
+            crate::keyword::index(t, w, ns, s, terms, stats)?;
+        }
+        for e in &p.memory.entities {
+            crate::graph::link_memory(t, w, ns, e, &p.id)?;
+        }
+        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+        stats.expiring += u64::from(p.memory.expires_at.is_some());
+        let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
+        stats.storage_bytes += size;
+        effects.charged += size;
+        return Ok(slot.map_or(RowWrite::None, RowWrite::New));
+    };
+    if let Some(patch) = patch {
+        p.memory = patch(stored.memory.clone(), p)?;
+        p.json = serde_json::to_vec(&p.memory)?;
+    } else if p.memory.created_at != stored.memory.created_at {
+        p.memory.created_at = stored.memory.created_at;
+        set_created_at(&mut p.json, &p.memory.created_at)?;
+    }
+    // The stored row: overwritten by a new vector, kept by an update that gives none, deleted
+    // by a store without a vector (an import line without one).
+    let mut old_row = 0;
+    let mut row_kept = false;
+    let (slot, write) = match (stored.slot, &p.vector) {
+        (Some(s), Some(v)) => {
+            let vkey = ns_key(ns, &s.to_be_bytes());
+            // The row overwritten has the namespace's dimensions, as the new one.
+            old_row = row_len(v.len());
+            let row = encode_row(&p.id, v);
+            // The same vector again (an import run again, a document added again): its row
+            // and index cell stay as they are, and only a new agent reaches the cached copy.
+            if t.vectors.get(w, &vkey)? == Some(row.as_slice()) {
+                let same_agent = p.memory.agent_id == stored.memory.agent_id;
+                (Some(s), if same_agent { RowWrite::None } else { RowWrite::Replaced(s) })
+            } else {
+                t.vectors.put(w, &vkey, &row)?;
+                if crate::filter::mark_refile(t, w, ns, s, &row)? {
+                    stats.refile += 1;
+                }
+                (Some(s), RowWrite::Replaced(s))
+            }
+        }
+        (Some(s), None) if patch.is_some() => {
+            row_kept = true;
+            (Some(s), RowWrite::None)
+        }
+        (Some(s), None) => {
+            let vkey = ns_key(ns, &s.to_be_bytes());
+            if let Some(r) = t.vectors.get(w, &vkey)? {
+                old_row = r.len() as u64;
+            }
+            t.vectors.delete(w, &vkey)?;
+            if crate::filter::unmark_refile(t, w, ns, s, None)? {
+                stats.refile = stats.refile.saturating_sub(1);
+            }
+            effects.removed_slots.push(s);
+            (None, RowWrite::None)
+        }
+        (None, Some(v)) => {
+            let s = stats.next_slot;
+            stats.next_slot += 1;
+            put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+            (Some(s), RowWrite::New(s))
+        }
+        (None, None) => (None, RowWrite::None),
+    };
+    t.memories.put(w, &key, &encode_record(slot, &p.json))?;
+    // Keyword postings (keyed by slot): written again only if the slot or the content changed.
+    let reindex = slot != stored.slot || p.memory.content != stored.memory.content;
+    let mut postings_freed = 0;
+    let mut postings_charged = 0;
+    if reindex {
+        if let Some(s) = stored.slot {
+            crate::keyword::unindex(t, w, ns, s, &stored.memory.content, stats)?;
+            postings_freed = postings_charge(stored.slot, &stored.memory.content);
+        }
+        if let Some(s) = slot {
+            let terms = crate::keyword::Terms::of(&p.memory.content);
+            crate::keyword::index(t, w, ns, s, &terms, stats)?;
+            postings_charged = terms.charge();
+        }
+    }
+    if p.memory.entities != stored.memory.entities {
+        for e in &stored.memory.entities {
+            crate::graph::unlink_memory(t, w, ns, e, &p.id)?;
+        }
+        for e in &p.memory.entities {
+            crate::graph::link_memory(t, w, ns, e, &p.id)?;
+        }
+    }
+    if slot == stored.slot {
+        crate::filter::update_keys(t, w, ns, &p.id, &stored.memory, &p.memory, slot)?;
+    } else {
+        crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
+        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+    }
+    stats.expiring = stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()))
+        + u64::from(p.memory.expires_at.is_some());
+    // A kept row is neither released nor charged again (the prepared memory has no vector).
+    let size = charged_size(len, if row_kept { 0 } else { old_row }) + postings_freed;
+    let freed = size.min(stats.storage_bytes);
+    stats.storage_bytes -= freed;
+    effects.freed += freed;
+    let size = p.charge() + postings_charged;
+    stats.storage_bytes += size;
+    effects.charged += size;
+    Ok(write)
+}
+
+/// What a stored record is charged (its row of `row` bytes and its keyword postings
+/// included), read without decoding the memory: only its slot and content are looked at.
+pub(crate) fn stored_charge(bytes: &[u8], row: u64) -> Result<u64> {
+    #[derive(Deserialize)]
+    struct Content<'a> {
+        #[serde(borrow)]
+        content: std::borrow::Cow<'a, str>,
+    }
+    let (slot, content) = if let Some((slot, json)) = split_record(bytes) {
+        (slot, serde_json::from_slice::<Content<'_>>(json)?.content)
+    } else {
+        let s = decode_record(bytes)?;
+        (s.slot, s.memory.content.into())
+    };
+    Ok(charged_size(bytes.len(), slot.map_or(0, |_| row)) + postings_charge(slot, &content))
+}
+
+/// Sets the `created_at` of a memory's JSON (as [`Prepared::new`] serialised it) to `t`
+/// without serialising the memory again. The field is the last `"created_at":` of the text:
+/// only `updated_at` and `expires_at` (timestamps or null) follow it, nothing a caller wrote.
+pub(super) fn set_created_at(json: &mut Vec<u8>, t: &DateTime<Utc>) -> Result<()> {
+    const FIELD: &[u8] = b"\"created_at\":\"";
+    let value = json
+        .windows(FIELD.len())
+        .rposition(|w| w == FIELD)
+        .map(|at| at + FIELD.len() - 1)
+        .and_then(|start| {
+            let len = json[start + 1..].iter().position(|b| *b == b'"')?;
+            Some(start..start + len + 2)
+        })
+        .ok_or_else(|| Error::Internal("a memory's JSON has no created_at".into()))?;
+    json.splice(value, serde_json::to_vec(t)?);
+    Ok(())
+}
+
+/// Bytes charged for a memory's keyword postings: a memory with a vector slot is in the
+/// keyword index (see [`crate::keyword::index`]).
+pub(super) fn postings_charge(slot: Option<u32>, content: &str) -> u64 {
+    slot.map_or(0, |_| crate::keyword::charge(content))
+}
+
+/// Bytes charged for a memory: its record, its vector row, the vector's entry in an
+/// approximate index (its cell, [`INDEX_ENTRY`]) and a fixed per-entry overhead. The index entry
+/// is charged whether or not the namespace is large enough to be indexed yet, so its usage does
+/// not jump when the background indexer builds one.
+pub(super) fn charged_size(record_len: usize, row_len: u64) -> u64 {
+    let index_entry = if row_len == 0 { 0 } else { INDEX_ENTRY };
+    record_len as u64 + row_len + index_entry + 64
+}
+
+/// Bytes an indexed vector's cell takes on disk (key, value and LMDB node overhead).
+pub(super) const INDEX_ENTRY: u64 = 24;
+
+/// Bytes of a stored vector row of `dims` dimensions.
+pub(crate) fn row_len(dims: usize) -> u64 {
+    16 + 4 * dims as u64
+}

@@ -1,0 +1,158 @@
+//! Reading lines of an export: each line's kind and fields, and the batches an import is
+//! applied in (one kind per batch, in file order).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{ImportArgs, Kind, MAX_LINE_BYTES};
+use crate::error::{Error, Result};
+
+/// Reads one line of an export: a JSON object with a known `kind`. Errors name the line.
+pub fn parse_line(number: u64, text: &[u8]) -> Result<(Kind, Map<String, Value>)> {
+    let bad = |reason: String| Error::invalid(format!("line {number}"), reason);
+    if text.len() > MAX_LINE_BYTES {
+        return Err(bad(format!("longer than {MAX_LINE_BYTES} bytes")));
+    }
+    let value: Value = serde_json::from_slice(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(bad("not a JSON object".into()));
+    };
+    let kind = line_kind(&map).map_err(bad)?;
+    Ok((kind, map))
+}
+
+/// The kind of one line of an export, as [`parse_line`] reads it (with its errors) but without
+/// building the line: a line that is a JSON object with a known `kind` string is only checked.
+pub(crate) fn line_head(number: u64, text: &[u8]) -> Result<Kind> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let object = text.len() <= MAX_LINE_BYTES
+        && text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && std::str::from_utf8(text).is_ok();
+    if object {
+        if let Ok(head) = serde_json::from_slice::<Head<'_>>(text) {
+            if let Ok(kind) = kind_named(Some(&head.kind)) {
+                return Ok(kind);
+            }
+        }
+    }
+    // Anything else (not JSON, not an object, no kind, ...) as parse_line says it.
+    parse_line(number, text).map(|(kind, _)| kind)
+}
+
+/// The embedder a namespace line names for its file's vectors (`memsilo-export/3` on; lines of
+/// earlier formats have none, and their vectors are caller vectors).
+pub(crate) fn source_embedder(map: &Map<String, Value>) -> Option<String> {
+    map.get("embedder").and_then(Value::as_str).map(str::to_owned)
+}
+
+pub(crate) fn line_kind(map: &Map<String, Value>) -> std::result::Result<Kind, String> {
+    kind_named(map.get("kind").and_then(Value::as_str))
+}
+
+pub(super) fn kind_named(kind: Option<&str>) -> std::result::Result<Kind, String> {
+    match kind {
+        Some("namespace") => Ok(Kind::Namespace),
+        Some("entity") => Ok(Kind::Entity),
+        Some("relation") => Ok(Kind::Relation),
+        Some("memory") => Ok(Kind::Memory),
+        Some(other) => Err(format!("unknown kind {other:?}")),
+        None => Err("no `kind` (namespace, entity, relation or memory)".into()),
+    }
+}
+
+/// Splits a stream of lines into import batches: at most `size` lines, one kind each (so a
+/// batch is one transaction). Blank lines are skipped but counted.
+pub struct Batcher {
+    size: usize,
+    embedder: Option<String>,
+    next_line: u64,
+    pending: Vec<Value>,
+    pending_kind: Option<Kind>,
+    first: u64,
+}
+
+/// A batch ready to import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Number of its first line.
+    pub first_line: u64,
+    /// Its lines.
+    pub lines: Vec<Value>,
+    /// The vectors' embedder named by the file's namespace line (see [`ImportArgs::embedder`]).
+    pub embedder: Option<String>,
+}
+
+impl Batch {
+    /// The `import_namespace` arguments of this batch into `namespace`.
+    pub fn into_args(self, namespace: &str) -> ImportArgs {
+        ImportArgs {
+            namespace: namespace.to_owned(),
+            lines: self.lines,
+            first_line: Some(self.first_line),
+            embedder: self.embedder,
+        }
+    }
+}
+
+impl Batcher {
+    /// A batcher of `size` lines (at least 1).
+    pub fn new(size: usize) -> Self {
+        Batcher {
+            size: size.max(1),
+            embedder: None,
+            next_line: 1,
+            pending: Vec::new(),
+            pending_kind: None,
+            first: 1,
+        }
+    }
+
+    /// Takes the next line; returns a batch when one is full or the kind changes.
+    pub fn push(&mut self, text: &[u8]) -> Result<Option<Batch>> {
+        let number = self.next_line;
+        self.next_line += 1;
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let kind = line_head(number, text)?;
+        if kind == Kind::Namespace {
+            self.embedder = source_embedder(&parse_line(number, text)?.1);
+        }
+        // The line goes on as its text (an import reads a memory line once, typed).
+        let line = match std::str::from_utf8(text) {
+            Ok(t) => Value::String(t.to_owned()),
+            Err(_) => Value::Object(parse_line(number, text)?.1),
+        };
+        let mut out = None;
+        if self.pending_kind.is_some_and(|k| k != kind) || self.pending.len() >= self.size {
+            out = self.take();
+        }
+        if self.pending.is_empty() {
+            self.first = number;
+        }
+        self.pending_kind = Some(kind);
+        self.pending.push(line);
+        Ok(out)
+    }
+
+    /// The last, partial batch.
+    pub fn finish(&mut self) -> Option<Batch> {
+        self.take()
+    }
+
+    fn take(&mut self) -> Option<Batch> {
+        self.pending_kind = None;
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(Batch {
+            first_line: self.first,
+            lines: std::mem::take(&mut self.pending),
+            embedder: self.embedder.clone(),
+        })
+    }
+}
