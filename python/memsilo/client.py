@@ -1,6 +1,6 @@
 """``Memsilo``: the SDK over one native client (in-process or remote).
 
-Each method only builds the arguments of one core operation (see core/src/api.rs) and returns
+Each method only builds the arguments of one core operation (see core/src/api/) and returns
 the core's JSON result as plain dicts and lists. ``None`` arguments are left out; tuples become
 grant objects; numpy arrays become lists; ``datetime`` values become ISO 8601 strings.
 """
