@@ -43,11 +43,13 @@ chmod +x "$stage/shim/cargo"
 (cd python && maturin sdist -o "$dist")
 # maturin bundles the path dependencies it builds, but not an optional one of a dependency:
 # memsilo-http names memsilo-cluster (its `cluster` feature), and cargo cannot load a
-# workspace whose manifests name a path that is missing. Add that crate's tracked sources.
+# workspace whose manifests name a path that is missing. Add that crate's tracked sources,
+# and those of the patched crates the workspace's [patch.crates-io] names (third_party/).
 sdist_dir=memsilo-$version
 mkdir -p "$stage/sdist"
 tar -C "$stage/sdist" -xzf "$dist/$sdist_dir.tar.gz"
-git ls-files -z cluster | grep -zv '^cluster/tests/' | xargs -0 -I{} cp --parents {} "$stage/sdist/$sdist_dir/"
+git ls-files -z cluster third_party | grep -zv '^cluster/tests/' |
+    xargs -0 -I{} cp --parents {} "$stage/sdist/$sdist_dir/"
 tar -C "$stage/sdist" -czf "$dist/$sdist_dir.tar.gz" "$sdist_dir"
 t1=$(date +%s)
 
