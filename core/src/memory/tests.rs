@@ -1,27 +1,7 @@
-use chrono::Utc;
 use serde_json::Value;
 
 use super::*;
-
-fn memory() -> Memory {
-    let now = Utc::now();
-    Memory {
-        id: uuid::Uuid::now_v7().to_string(),
-        namespace: "ns".into(),
-        agent_id: Some("agent".into()),
-        content: "text".into(),
-        importance: 0.25,
-        tags: vec!["t".into()],
-        metadata: serde_json::Map::new(),
-        entities: Vec::new(),
-        memory_type: MemoryType::Episodic,
-        session_id: None,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        vector: None,
-    }
-}
+use crate::records::memory::tests::memory;
 
 #[test]
 fn an_upsert_sets_created_at_in_the_json_as_serialising_it_again_would() {
