@@ -311,16 +311,7 @@ impl NamespacedTables for DataTables {
     ) -> Result<()> {
         let prefix = ns.to_be_bytes();
         for (to, from) in self.namespace_rows().into_iter().zip(from.namespace_rows()) {
-            let mut stale = to.prefix_iter_mut(wtxn, &prefix)?;
-            while stale.next().transpose()?.is_some() {
-                // SAFETY: no reference into the database is kept across this deletion.
-                unsafe { stale.del_current()? };
-            }
-            drop(stale);
-            for row in from.prefix_iter(rtxn, &prefix)? {
-                let (key, value) = row?;
-                to.put(wtxn, key, value)?;
-            }
+            to.replace_prefix(from, rtxn, wtxn, &prefix)?;
         }
         match from.stats.get(rtxn, &prefix)? {
             Some(stats) => self.stats.put(wtxn, &prefix, &stats)?,

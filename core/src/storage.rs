@@ -424,6 +424,30 @@ impl<K, V> Table<K, V> {
     }
 }
 
+impl Table<Bytes, Bytes> {
+    /// Makes the rows under `prefix` here what they are in `from` (a table of another
+    /// environment, read in `rtxn`): deletes them here, then copies them.
+    pub(crate) fn replace_prefix(
+        &self,
+        from: &Self,
+        rtxn: &mut RoTxn<'_>,
+        wtxn: &mut RwTxn<'_>,
+        prefix: &[u8],
+    ) -> heed3::Result<()> {
+        let mut stale = self.prefix_iter_mut(wtxn, prefix)?;
+        while stale.next().transpose()?.is_some() {
+            // SAFETY: no reference into the database is kept across this deletion.
+            unsafe { stale.del_current()? };
+        }
+        drop(stale);
+        for row in from.prefix_iter(rtxn, prefix)? {
+            let (key, value) = row?;
+            self.put(wtxn, key, value)?;
+        }
+        Ok(())
+    }
+}
+
 /// Rows copied per batch by [`scan`].
 const SCAN_BATCH: usize = 64;
 

@@ -1164,18 +1164,7 @@ pub(crate) mod tests {
             wtxn: &mut RwTxn<'_>,
             ns: NamespaceId,
         ) -> Result<()> {
-            let prefix = ns.to_be_bytes();
-            let mut stale = self.rows.prefix_iter_mut(wtxn, &prefix)?;
-            while stale.next().transpose()?.is_some() {
-                // SAFETY: no reference into the database is kept across this deletion.
-                unsafe { stale.del_current()? };
-            }
-            drop(stale);
-            for row in from.rows.prefix_iter(rtxn, &prefix)? {
-                let (key, value) = row?;
-                self.rows.put(wtxn, key, value)?;
-            }
-            Ok(())
+            Ok(self.rows.replace_prefix(&from.rows, rtxn, wtxn, &ns.to_be_bytes())?)
         }
 
         fn copy_all(&self, from: &Self, rtxn: &mut RoTxn<'_>, wtxn: &mut RwTxn<'_>) -> Result<()> {
