@@ -49,6 +49,7 @@ mod memory;
 mod namespace;
 mod page;
 mod quota;
+mod rank;
 mod records;
 mod rotation;
 mod session;

@@ -15,7 +15,7 @@ use super::GraphCache;
 use crate::datastore::ns_key;
 use crate::datastore::DataTables;
 use crate::error::Result;
-use crate::memory::{hit, RecallHit};
+use crate::rank::{hit, RecallHit};
 use crate::records::memory::{memory_key, read_memory};
 use crate::records::{Memory, NamespaceRecord};
 use crate::store::Store;

@@ -43,7 +43,7 @@ impl Handle {
         if req.expand.is_some_and(|d| d > 5) {
             return Err(Error::invalid("expand", "must be between 0 and 5"));
         }
-        let mode = RecallMode::of(&req)?;
+        let mode = RecallMode::of(req.mode, req.vector.is_some(), req.vector_weight)?;
         let _slot = self.compute_slot(&caller)?;
         let env = self.inner.data_env_of(&rec)?;
         let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;

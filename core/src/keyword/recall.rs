@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::{Error, Result};
-use crate::memory::{Ranked, Recall};
+use crate::rank::{best, importance_factor, Ranked};
 use crate::records::memory::{judge_at, Judge};
 use crate::storage::RoTxn;
 
@@ -59,12 +59,17 @@ pub(crate) fn hybrid_depth(top_k: usize, token_match: bool) -> usize {
 const MATCHED_DEPTH: usize = 50;
 
 impl RecallMode {
-    /// The mode a request asks for, checked against its query and `vector_weight`.
-    pub(crate) fn of(req: &Recall) -> Result<RecallMode> {
-        let mode = match (req.mode, &req.vector) {
-            (None, Some(_)) => RecallMode::Vector,
-            (None, None) => RecallMode::Hybrid,
-            (Some(m @ (RecallMode::Keyword | RecallMode::Hybrid)), Some(_)) => {
+    /// The mode a recall asks for (`mode`), checked against its query (a vector when
+    /// `vector`, else text) and its `vector_weight`.
+    pub(crate) fn of(
+        mode: Option<RecallMode>,
+        vector: bool,
+        vector_weight: Option<f64>,
+    ) -> Result<RecallMode> {
+        let mode = match (mode, vector) {
+            (None, true) => RecallMode::Vector,
+            (None, false) => RecallMode::Hybrid,
+            (Some(m @ (RecallMode::Keyword | RecallMode::Hybrid)), true) => {
                 return Err(Error::invalid(
                     "mode",
                     format!("{} recall needs query text, not a vector", m.as_str()),
@@ -72,7 +77,7 @@ impl RecallMode {
             }
             (Some(m), _) => m,
         };
-        if let Some(w) = req.vector_weight {
+        if let Some(w) = vector_weight {
             if mode != RecallMode::Hybrid {
                 return Err(Error::invalid("vector_weight", "applies to hybrid recall only"));
             }
@@ -127,7 +132,7 @@ impl KeywordRecall<'_, '_> {
             slot,
             sim,
             eff,
-            score: relevance * crate::memory::importance_factor(eff),
+            score: relevance * importance_factor(eff),
             keyword: Some(score),
             vector: self.query.map(|_| sim),
         }
@@ -262,7 +267,7 @@ impl KeywordRecall<'_, '_> {
         // Two stages: the cheap fusion of cosine and BM25 ranks every candidate, then the
         // token match reranks the best of them only (reading their texts).
         fuse(&mut hits, FIRST_STAGE_WEIGHT, None);
-        crate::memory::best(&mut hits, top_k.max(RERANKED));
+        best(&mut hits, top_k.max(RERANKED));
         let mut texts = Vec::with_capacity(hits.len());
         for h in &hits {
             let key = ns_key(self.ns, &h.key);
@@ -300,7 +305,7 @@ fn fuse(hits: &mut [Ranked], vector_weight: f64, matched: Option<&[f64]>) {
         let fused = vector_weight * v_scaled + (1.0 - vector_weight) * k_scaled;
         h.sim = v(h);
         h.vector = Some(v(h));
-        h.score = fused * crate::memory::importance_factor(h.eff);
+        h.score = fused * importance_factor(h.eff);
     }
 }
 

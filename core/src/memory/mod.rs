@@ -1,13 +1,6 @@
 //! Memories: store (single and all-or-nothing batch), get, delete, recall, forget, and the
-//! decay/TTL sweep.
-//!
-//! Ranking: `score = similarity * (0.7 + 0.3 * effective_importance)`, where similarity is
-//! cosine in [-1, 1] and `effective_importance = importance * exp(-decay_rate * days)` with
-//! `days` the time since the memory was created or last updated. Memories whose effective
-//! importance is below the namespace's `min_importance`, or whose expiry has passed, are
-//! never returned and are removed by the background sweep.
+//! decay/TTL sweep. How recall ranks, and which memories are live, is [`crate::rank`].
 
-mod rank;
 mod read;
 mod sweep;
 #[cfg(test)]
@@ -16,7 +9,6 @@ mod types;
 mod validate;
 mod write;
 
-pub(crate) use rank::*;
 pub(crate) use read::*;
 pub(crate) use sweep::*;
 pub use types::*;
@@ -26,6 +18,9 @@ pub(crate) use write::*;
 pub use crate::embed::CALLER_EMBEDDER;
 
 pub use crate::keyword::RecallMode;
+
+pub use crate::rank::RecallHit;
+pub(crate) use crate::rank::*;
 
 pub(crate) use crate::records::memory::{
     decode_record, decode_record as decode_stored, encode_record, judge_at, memory_key,

@@ -178,48 +178,6 @@ impl Recall {
     }
 }
 
-/// One recall result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct RecallHit {
-    /// Memory id.
-    pub id: String,
-    /// The text.
-    pub content: String,
-    /// Ranking score (see the module docs).
-    pub score: f64,
-    /// Cosine similarity to the query.
-    pub similarity: f64,
-    /// Stored importance.
-    pub importance: f64,
-    /// Importance after decay.
-    pub effective_importance: f64,
-    /// Agent label.
-    pub agent_id: Option<String>,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Metadata.
-    pub metadata: Map<String, Value>,
-    /// Kind of memory.
-    pub memory_type: MemoryType,
-    /// Session label.
-    pub session_id: Option<String>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last update.
-    pub updated_at: DateTime<Utc>,
-    /// Whether this hit was reached through the knowledge graph rather than by similarity.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub via_graph: bool,
-    /// BM25 score of the query's words in this memory (keyword and hybrid recall; 0 when
-    /// none of them occurs in it).
-    #[serde(default)]
-    pub keyword_score: Option<f64>,
-    /// Cosine similarity to the query vector (vector and hybrid recall).
-    #[serde(default)]
-    pub vector_score: Option<f64>,
-}
-
 /// Arguments of [`Handle::batch_forget`]. At least one filter is required; given filters
 /// must all match.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

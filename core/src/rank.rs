@@ -1,18 +1,25 @@
-//! Ranking: effective importance (decayed by the namespace's policy), liveness, and the
-//! top-k of candidates by similarity combined with importance.
+//! Ranking of recall candidates: effective importance (decayed by the namespace's policy),
+//! liveness, the score, and the top-k of candidates; [`RecallHit`], one recall result.
+//!
+//! `score = similarity * (0.7 + 0.3 * effective_importance)`, where similarity is cosine in
+//! [-1, 1] and `effective_importance = importance * exp(-decay_rate * days)` with `days` the
+//! time since the memory was created or last updated. Memories whose effective importance is
+//! below the namespace's `min_importance`, or whose expiry has passed, are not live: never
+//! returned, and removed by the background sweep.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::{read_memory, split_record, Memory, RecallHit};
 use crate::datastore::{ns_key, DataTables};
 use crate::error::Result;
-use crate::namespace::DecayPolicy;
+use crate::records::memory::{read_memory, split_record};
+use crate::records::{DecayPolicy, Memory, MemoryType};
 use crate::storage::RoTxn;
 
-pub(super) const IMPORTANCE_WEIGHT: f64 = 0.3;
+const IMPORTANCE_WEIGHT: f64 = 0.3;
 
-pub(super) const MICROS_PER_DAY: f64 = 86_400_000_000.0;
+const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
 pub(crate) fn effective_importance(m: &Memory, policy: &DecayPolicy, now: i64) -> f64 {
     decayed(m.importance, m.updated_at, policy, now)
@@ -89,7 +96,7 @@ pub(crate) fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
 /// A recall candidate, ranked before its record is decoded (see [`materialize`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Ranked {
-    /// The memory's key (see [`memory_key`]).
+    /// The memory's key (see [`crate::records::memory::memory_key`]).
     pub key: [u8; 16],
     /// Its vector slot.
     pub slot: Option<u32>,
@@ -137,4 +144,47 @@ pub(crate) fn materialize(
 pub(crate) fn best(ranked: &mut Vec<Ranked>, k: usize) {
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
     ranked.truncate(k);
+}
+
+/// One recall result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RecallHit {
+    /// Memory id.
+    pub id: String,
+    /// The text.
+    pub content: String,
+    /// Ranking score: the relevance (the similarity, or the fused score of hybrid recall)
+    /// times `0.7 + 0.3 * effective_importance`.
+    pub score: f64,
+    /// Cosine similarity to the query.
+    pub similarity: f64,
+    /// Stored importance.
+    pub importance: f64,
+    /// Importance after decay.
+    pub effective_importance: f64,
+    /// Agent label.
+    pub agent_id: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Metadata.
+    pub metadata: Map<String, Value>,
+    /// Kind of memory.
+    pub memory_type: MemoryType,
+    /// Session label.
+    pub session_id: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last update.
+    pub updated_at: DateTime<Utc>,
+    /// Whether this hit was reached through the knowledge graph rather than by similarity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_graph: bool,
+    /// BM25 score of the query's words in this memory (keyword and hybrid recall; 0 when
+    /// none of them occurs in it).
+    #[serde(default)]
+    pub keyword_score: Option<f64>,
+    /// Cosine similarity to the query vector (vector and hybrid recall).
+    #[serde(default)]
+    pub vector_score: Option<f64>,
 }
