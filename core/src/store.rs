@@ -1287,7 +1287,10 @@ pub(crate) mod tests {
         let results = held_then_queued(&store, 16, every_fourth_refused);
         assert_each_fourth_refused(results);
         assert_eq!(store.commits() - before.0, 2, "the sixteen queued writes took one commit");
-        assert_eq!(store.syncs() - before.1, 1, "the first commit was synced by the second");
+        // The second commit's write of the data file usually makes the first durable (one
+        // sync); on a busy machine the first's sync may run before it (two). Never more.
+        let syncs = store.syncs() - before.1;
+        assert!((1..=2).contains(&syncs), "{syncs} syncs for two commits");
         store
             .read(|r, c| {
                 for i in 0..16 {
@@ -1427,7 +1430,10 @@ pub(crate) mod tests {
         held.release();
         assert_each_fourth_refused(futures.into_iter().map(block_on));
         assert_eq!(store.commits() - before.0, 2, "the seventeen queued writes took one commit");
-        assert_eq!(store.syncs() - before.1, 1, "the first commit was synced by the second");
+        // The second commit's write of the data file usually makes the first durable (one
+        // sync); on a busy machine the first's sync may run before it (two). Never more.
+        let syncs = store.syncs() - before.1;
+        assert!((1..=2).contains(&syncs), "{syncs} syncs for two commits");
         store
             .read(|r, c| {
                 for i in 0..16 {
