@@ -4,80 +4,18 @@
 //! everything before it) lets clients and secret scanners reject a mistyped or truncated key
 //! without a lookup. Only the SHA-256 of the secret is stored; comparison is constant-time.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::namespace::NamespaceRecord;
+use crate::records::NamespaceRecord;
+pub use crate::records::{Access, Grant, Role};
 
 const KEY_PREFIX: &str = "msk_";
 const ID_LEN: usize = 16;
 const SECRET_LEN: usize = 40;
 const CHECK_LEN: usize = 6;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// A member's role in a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads the tenant's namespaces.
-    Viewer,
-    /// Reads and writes the tenant's namespaces.
-    Editor,
-    /// Reads, writes and manages the tenant's namespaces, members and keys.
-    Admin,
-}
-
-impl Role {
-    /// Parses `admin`, `editor` or `viewer`.
-    pub fn parse(s: &str, field: &str) -> Result<Self> {
-        match s {
-            "admin" => Ok(Role::Admin),
-            "editor" => Ok(Role::Editor),
-            "viewer" => Ok(Role::Viewer),
-            other => Err(Error::invalid(
-                field,
-                format!("must be one of admin, editor, viewer (got {other:?})"),
-            )),
-        }
-    }
-}
-
-/// Access a namespace-scoped key has to one namespace. `Write` implies `Read`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    /// Read memories and the graph.
-    Read,
-    /// Read and change memories and the graph.
-    Write,
-}
-
-impl Access {
-    /// Parses `read` or `write`.
-    pub fn parse(s: &str, field: &str) -> Result<Self> {
-        match s {
-            "read" => Ok(Access::Read),
-            "write" => Ok(Access::Write),
-            other => Err(Error::invalid(field, format!("must be read or write (got {other:?})"))),
-        }
-    }
-}
-
-/// One namespace a scoped key may reach. Bound to the namespace's internal id, so a key for
-/// a deleted namespace never reaches a new namespace created later under the same name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// Namespace name.
-    pub namespace: String,
-    /// Internal id of the namespace the grant was made for.
-    pub namespace_id: u64,
-    /// What the key may do there.
-    pub access: Access,
-}
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,7 +332,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 pub(crate) fn generate_key() -> Result<NewKey> {
     let mut id = [0u8; ID_LEN / 2];
     getrandom::fill(&mut id).map_err(|e| Error::internal_from("random source", e))?;
-    let id = crate::keys::to_hex(&id);
+    let id = to_hex(&id);
     generate_secret_for(&id)
 }
 
@@ -460,6 +398,27 @@ pub(crate) fn parse_key(text: &str) -> Result<ParsedKey> {
         return Err(malformed());
     }
     Ok(ParsedKey { id: id.to_owned(), secret_hash: hash_secret(secret.as_bytes()) })
+}
+
+/// Lower-case hex of `bytes` (key ids, hashes as stored).
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The 32 bytes a 64-digit hex string spells (`None` for anything else).
+pub(crate) fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]

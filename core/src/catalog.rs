@@ -5,14 +5,11 @@
 use heed3::byteorder::BigEndian;
 use heed3::types::{Bytes, SerdeJson, Str, U64};
 
-use crate::audit::AuditTables;
 use crate::datastore::EnvLocation;
 use crate::error::Result;
-use crate::keys::KeyRecord;
-use crate::records::{NamespaceRecord, PurgeJob};
+use crate::records::{AuditTables, KeyRecord, Member, NamespaceRecord, PurgeJob, Tenant};
 use crate::storage::{Environment, RoTxn, Table};
 use crate::store::Tables;
-use crate::tenant::{Member, Tenant};
 
 /// Catalog tables. Composite keys use `/` as separator; every part before it is a UUID or
 /// `-`, so prefix scans cannot run into a neighbour.
@@ -35,7 +32,7 @@ pub(crate) struct CatalogTables {
     pub purges: Table<U64<BigEndian>, SerdeJson<PurgeJob>>,
     /// counters and settings.
     pub meta: Table<Str, Bytes>,
-    /// The audit log (see [`crate::audit`]).
+    /// The audit log's entries and chain heads.
     pub audit: AuditTables,
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::index::VectorCache;
 use crate::keyring::KeyProvider;
+use crate::keys::Authed;
 use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::store::Store;
 
@@ -24,8 +25,10 @@ mod audit;
 mod encryption;
 mod indexer;
 mod purge;
+mod rotation;
 mod table_bytes;
 mod tenant;
+mod tenant_keys;
 
 /// How an engine is opened.
 #[derive(Clone)]
@@ -102,26 +105,6 @@ impl std::fmt::Debug for Options {
             .field("key_provider", &self.key_provider.as_ref().map(|p| p.describe()))
             .finish()
     }
-}
-
-/// What a valid key resolves to, cached until the catalog changes.
-#[derive(Debug)]
-pub(crate) struct Authed {
-    pub principal: Principal,
-    /// The rate and connection limits of the principal's tenant, then of each ancestor (a
-    /// child's requests count against its parents' limits too). Empty: not limited.
-    pub limits: Vec<TenantLimits>,
-    /// When the key expires (micros since epoch).
-    pub expires_at: Option<i64>,
-}
-
-/// One tenant's request limits.
-#[derive(Debug, Clone)]
-pub(crate) struct TenantLimits {
-    pub tenant_id: String,
-    pub qps_limit: u32,
-    pub max_connections: u32,
-    pub compute_quota_cores: f64,
 }
 
 struct CachedKey {
@@ -738,7 +721,7 @@ impl EngineInner {
                 };
             }
         }
-        let authed = Arc::new(crate::keys::resolve_key(self, key, now)?);
+        let authed = Arc::new(crate::keys::resolve_key(&self.catalog, key, now)?);
         let mut cache = self.key_cache.write();
         // A write that changed resolutions committed while this one was read: it may be
         // stale, so it is not cached (the next request reads it again).

@@ -4,32 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, Access, Grant, Issuer, ParsedKey, Principal, Role};
+use crate::auth::{self, from_hex, Access, Grant, Issuer, ParsedKey, Principal, Role};
 use crate::catalog::CatalogTables;
-use crate::engine::{Authed, EngineInner, TenantLimits};
 use crate::error::{Error, Result};
-
-/// A key as the catalog stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct KeyRecord {
-    pub id: String,
-    pub name: String,
-    /// Hex SHA-256 of the secret part.
-    pub secret_sha256: String,
-    pub tenant_id: Option<String>,
-    pub member_id: Option<String>,
-    /// For member keys a cap on the member's role; for tenant keys the role itself.
-    pub role: Option<Role>,
-    /// The member whose key minted this one: the key never acts with more than that
-    /// member's live role and dies with its membership.
-    #[serde(default)]
-    pub issuer_member_id: Option<String>,
-    pub grants: Vec<Grant>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub rotated_at: Option<DateTime<Utc>>,
-}
+pub(crate) use crate::records::KeyRecord;
+use crate::records::MAX_TENANT_DEPTH;
+use crate::store::Store;
 
 /// One namespace of a scoped key, as callers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +131,7 @@ impl CreateKey {
         let mut seen = std::collections::HashSet::new();
         for (i, g) in grants.iter().enumerate() {
             let field = format!("namespaces[{i}].namespace");
-            crate::namespace::validate_namespace_name(&g.namespace, &field)?;
+            crate::records::validate_namespace_name(&g.namespace, &field)?;
             if !seen.insert(g.namespace.as_str()) {
                 return Err(Error::invalid(field, "namespace listed twice"));
             }
@@ -201,25 +181,6 @@ impl CreateKey {
     }
 }
 
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn from_hex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl KeyRecord {
     pub(crate) fn view(&self) -> ApiKey {
         ApiKey {
@@ -264,10 +225,34 @@ pub(crate) fn revoke_where(
     Ok(matching.len())
 }
 
+/// What a valid key resolves to, cached until the catalog changes.
+#[derive(Debug)]
+pub(crate) struct Authed {
+    pub principal: Principal,
+    /// The rate and connection limits of the principal's tenant, then of each ancestor (a
+    /// child's requests count against its parents' limits too). Empty: not limited.
+    pub limits: Vec<TenantLimits>,
+    /// When the key expires (micros since epoch).
+    pub expires_at: Option<i64>,
+}
+
+/// One tenant's request limits.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantLimits {
+    pub tenant_id: String,
+    pub qps_limit: u32,
+    pub max_connections: u32,
+    pub compute_quota_cores: f64,
+}
+
 /// Resolves a presented key against the catalog.
-pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Result<Authed> {
+pub(crate) fn resolve_key(
+    catalog: &Store<CatalogTables>,
+    key: &ParsedKey,
+    now: i64,
+) -> Result<Authed> {
     let invalid = || Error::Unauthorized("invalid API key".into());
-    inner.catalog.read(|r, t| {
+    catalog.read(|r, t| {
         let rec = t.keys.get(r, &key.id)?;
         // Compare against a fixed hash when the id is unknown, so both paths do the same work.
         let stored = rec.as_ref().and_then(|k| from_hex(&k.secret_sha256)).unwrap_or([0xA5; 32]);
@@ -333,7 +318,7 @@ pub(crate) fn resolve_key(inner: &EngineInner, key: &ParsedKey, now: i64) -> Res
         let mut limits = Vec::new();
         let mut next = tenant;
         while let Some(link) = next.take() {
-            if limits.len() >= crate::tenant::MAX_TENANT_DEPTH {
+            if limits.len() >= MAX_TENANT_DEPTH {
                 break;
             }
             next = match &link.parent_id {

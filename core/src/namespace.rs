@@ -11,7 +11,7 @@ use crate::catalog::{
 };
 use crate::datastore::{EnvLocation, NamespaceStats};
 use crate::error::{Error, Result};
-pub use crate::records::{DecayPolicy, NamespaceRecord, MAX_DIMENSIONS};
+pub use crate::records::{validate_namespace_name, DecayPolicy, NamespaceRecord, MAX_DIMENSIONS};
 use crate::storage::{scan_prefix, RoTxn};
 use crate::tenant::{get_tenant, Counted, IsolationMode, TenantStatus};
 use heed3::types::Bytes;
@@ -79,20 +79,6 @@ pub(crate) fn gone(principal: &Principal, name: &str) -> Error {
         Principal::Root => Error::not_found("namespace", name),
         _ => Error::namespace_forbidden(name),
     }
-}
-
-/// Checks a namespace name: 1–128 characters of `[A-Za-z0-9_.-]`, and not `.` or `..`
-/// (a URL path's dot segments: clients remove them, so `/v1/namespaces/..` could never reach it).
-pub fn validate_namespace_name(name: &str, field: &str) -> Result<()> {
-    let ok = (1..=128).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !ok {
-        return Err(Error::invalid(field, "must be 1-128 characters of A-Z, a-z, 0-9, _, . and -"));
-    }
-    if name == "." || name == ".." {
-        return Err(Error::invalid(field, "cannot be . or .. (a URL path cannot carry them)"));
-    }
-    Ok(())
 }
 
 /// The description of namespace `rec` whose stats are `stats`.

@@ -5,58 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
+pub use crate::records::{entry_key, AuditActor, AuditEntry};
 
 /// The log of events that belong to no tenant (readable by root only).
 pub const INSTANCE: &str = "instance";
 
 /// Largest page of [`Handle::list_audit`].
 pub const MAX_AUDIT_LIMIT: u64 = 1000;
-
-/// Who made a recorded request.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct AuditActor {
-    /// `root`, `member` (a tenant or member key), `scoped` (a namespace key) or `anonymous`
-    /// (no usable key).
-    pub principal: String,
-    /// The key's id.
-    pub key_id: Option<String>,
-    /// The key's displayable prefix (`msk_<id>`), never its secret.
-    pub key_prefix: Option<String>,
-    /// The member the key was issued to.
-    pub member_id: Option<String>,
-}
-
-/// One audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct AuditEntry {
-    /// Position in its tenant's chain (1, 2, ...; never reused).
-    pub seq: u64,
-    /// When the request was decided.
-    pub time: DateTime<Utc>,
-    /// The tenant whose log holds it (`instance` for the instance log).
-    pub tenant_id: String,
-    /// Who asked.
-    pub actor: AuditActor,
-    /// The operation (`create_key`, `recall`, ...; `authenticate` for a key refused before any
-    /// operation).
-    pub action: String,
-    /// What it was about: a tenant, member, namespace or key id/name.
-    pub target: Option<String>,
-    /// `ok`, `refused` (401/403/429) or `failed` (any other error).
-    pub result: String,
-    /// The error code when not `ok`.
-    pub error: Option<String>,
-    /// HTTP status of the answer.
-    pub status: u16,
-    /// The request's id (`X-Request-Id` over HTTP).
-    pub request_id: String,
-    /// Hex SHA-256 of the previous entry (or of the anchor after retention; zeros first).
-    pub prev_hash: String,
-    /// Hex SHA-256 of this entry's fields and `prev_hash`.
-    pub hash: String,
-}
 
 /// The first entry at which a chain does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,11 +122,6 @@ pub(super) const GENESIS: &str = GENESIS_HASH;
 /// The `prev_hash` of a chain's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The key of entry `seq` of `tenant`'s chain.
-pub fn entry_key(tenant: &str, seq: u64) -> String {
-    format!("{tenant}/{seq:020}")
-}
-
 /// Whether an error is a refusal the log records for every operation.
 pub fn is_refusal(code: ErrorCode) -> bool {
     matches!(
@@ -187,5 +137,5 @@ pub fn is_refusal(code: ErrorCode) -> bool {
 pub fn new_request_id() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
-    crate::keys::to_hex(&b)
+    crate::auth::to_hex(&b)
 }

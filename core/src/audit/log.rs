@@ -5,47 +5,16 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use heed3::types::{SerdeJson, Str};
+use heed3::types::Str;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{entry_key, is_refusal, AuditActor, AuditEntry, GENESIS};
 use crate::catalog::CatalogTables;
 use crate::error::{Error, ErrorCode, Result};
+pub(crate) use crate::records::{AuditTables, Head};
 use crate::storage::{Environment, Table};
 use crate::store::{Store, Tables};
-
-/// A chain's head and retention anchor.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Head {
-    pub(crate) seq: u64,
-    pub(crate) hash: String,
-    /// The last entry removed by retention: the first kept entry links to it.
-    pub(crate) anchor_seq: u64,
-    pub(crate) anchor_hash: String,
-}
-
-/// The audit log's tables, in the catalog's environment (so a control-plane change and its
-/// entry share one transaction and one durable commit).
-pub(crate) struct AuditTables {
-    /// `tenant/seq` (seq zero-padded to 20 digits) → entry.
-    pub entries: Table<Str, SerdeJson<AuditEntry>>,
-    /// tenant → chain head.
-    pub heads: Table<Str, SerdeJson<Head>>,
-}
-
-impl AuditTables {
-    /// Names of the two tables in the catalog's environment.
-    pub(crate) const NAMES: [&'static str; 2] = ["audit_entries", "audit_heads"];
-
-    pub(crate) fn new(
-        entries: Table<Str, SerdeJson<AuditEntry>>,
-        heads: Table<Str, SerdeJson<Head>>,
-    ) -> AuditTables {
-        AuditTables { entries, heads }
-    }
-}
 
 /// The log's own environment of earlier versions (`DIR/audit`): read once, to move its
 /// entries into the catalog (see [`adopt_old_log`]).
@@ -158,7 +127,7 @@ pub(super) fn entry_hash(entry: &AuditEntry) -> String {
     let mut unhashed = entry.clone();
     unhashed.hash.clear();
     let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
-    crate::keys::to_hex(&Sha256::digest(&bytes))
+    crate::auth::to_hex(&Sha256::digest(&bytes))
 }
 
 /// Entries waiting for a catalog transaction. They are taken from the queue inside the

@@ -80,14 +80,15 @@ impl Unfinished {
 }
 
 /// The control-plane request this thread runs, whose entry has not been written yet.
-pub(crate) struct InCommit {
-    pub(crate) pending: Unfinished,
-    pub(crate) written: bool,
+struct InCommit {
+    pending: Unfinished,
+    written: bool,
 }
 
 thread_local! {
-    /// Set while [`Handle::with_entry_in_commit`] runs a request on this thread.
-    pub(crate) static IN_COMMIT: std::cell::RefCell<Option<InCommit>> = const { std::cell::RefCell::new(None) };
+    /// Set while [`Handle::with_entry_in_commit`] runs a request on this thread. Only
+    /// [`run_in_commit`], [`unwritten_in_commit`] and [`mark_written_in_commit`] touch it.
+    static IN_COMMIT: std::cell::RefCell<Option<InCommit>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Runs `run` as this thread's control-plane request `pending`: a catalog write inside it
@@ -100,4 +101,19 @@ pub(crate) fn run_in_commit<R>(pending: Unfinished, run: impl FnOnce() -> R) -> 
         .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
         .is_some_and(|c| c.written);
     (out, written)
+}
+
+/// The entry of this thread's control-plane request (see [`run_in_commit`]), if it is not
+/// written yet: a catalog write may write it in its own transaction.
+pub(crate) fn unwritten_in_commit() -> Option<Unfinished> {
+    IN_COMMIT.with(|c| c.borrow().as_ref().filter(|c| !c.written).map(|c| c.pending.clone()))
+}
+
+/// Notes that the entry of this thread's control-plane request was committed.
+pub(crate) fn mark_written_in_commit() {
+    IN_COMMIT.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.written = true;
+        }
+    });
 }

@@ -1,11 +1,11 @@
 //! API keys: creating, listing, rotating and revoking scoped and member keys, and who the
 //! caller is. Records and resolution are [`crate::keys`]'s.
 
+use crate::auth::to_hex;
 use crate::auth::{self, authorize, Action, Grant, NamespaceAction, Principal, Role};
 use crate::engine::Affects;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
-use crate::keys::to_hex;
 use crate::keys::ApiKey;
 use crate::keys::CreateKey;
 use crate::keys::CreatedKey;

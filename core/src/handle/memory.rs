@@ -405,7 +405,7 @@ impl Handle {
                 m.vector = read_vector(t, r, rec.id, s.slot)?;
                 out.push(m);
                 if out.len() == limit {
-                    next = Some(crate::keys::to_hex(&k[8..]));
+                    next = Some(crate::auth::to_hex(&k[8..]));
                     return Ok(false);
                 }
                 Ok(true)

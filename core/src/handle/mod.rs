@@ -19,8 +19,9 @@ mod transfer;
 use std::sync::Arc;
 
 use crate::auth::{self, ParsedKey, Principal};
-use crate::engine::{Authed, Engine, EngineInner, Life};
+use crate::engine::{Engine, EngineInner, Life};
 use crate::error::{Error, Result};
+use crate::keys::Authed;
 use crate::quota::{ComputeLink, ComputePermit, RateInfo};
 
 #[derive(Clone)]

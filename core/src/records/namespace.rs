@@ -49,6 +49,20 @@ impl DecayPolicy {
     }
 }
 
+/// Checks a namespace name: 1–128 characters of `[A-Za-z0-9_.-]`, and not `.` or `..`
+/// (a URL path's dot segments: clients remove them, so `/v1/namespaces/..` could never reach it).
+pub fn validate_namespace_name(name: &str, field: &str) -> Result<()> {
+    let ok = (1..=128).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(Error::invalid(field, "must be 1-128 characters of A-Z, a-z, 0-9, _, . and -"));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::invalid(field, "cannot be . or .. (a URL path cannot carry them)"));
+    }
+    Ok(())
+}
+
 /// A namespace as the catalog stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {

@@ -6,4 +6,4 @@ mod types;
 pub(crate) use records::*;
 pub use types::*;
 
-pub use crate::records::IsolationMode;
+pub use crate::records::{IsolationMode, Member, Quotas, Tenant, TenantStatus, MAX_TENANT_DEPTH};

@@ -166,7 +166,7 @@ impl<R: Read> DumpReader<R> {
             (b'e', Some(_)) => {
                 let end: EnvEnd = serde_json::from_slice(payload).map_err(bad)?;
                 let (env, hash, rows) = self.current.take().unwrap_or_else(|| unreachable!());
-                let sha = crate::keys::to_hex(&hash.finalize());
+                let sha = crate::auth::to_hex(&hash.finalize());
                 if end.path != env.path
                     || end.rows != rows
                     || rows != env.rows()
@@ -229,7 +229,7 @@ mod tests {
             p.extend_from_slice(v);
             frame(&mut body, b'R', &p);
         }
-        let sha = crate::keys::to_hex(&Sha256::digest(&body));
+        let sha = crate::auth::to_hex(&Sha256::digest(&body));
         let mut tail = Vec::new();
         tamper(&mut body, &mut tail);
         out.extend_from_slice(&body);
