@@ -76,15 +76,26 @@ fn main() {
     if std::env::var_os("HYBRID_ONLY").is_some() {
         runs.retain(|r| *r == (RecallMode::Hybrid, 10));
     }
+    let dump = std::env::var_os("HYBRID_DUMP");
     for (mode, k) in runs {
         let (mut lat, mut on_cpu) = (Vec::new(), Vec::new());
+        let mut lines = String::new();
         for q in &queries {
             let (t, cpu0) = (Instant::now(), cpu::thread_cpu());
             let recall =
                 Recall { mode: Some(mode), ..Recall::text(q.as_str()).namespace("notes").top_k(k) };
-            root.recall(recall).unwrap();
+            let hits = root.recall(recall).unwrap();
             lat.push(t.elapsed());
             on_cpu.push(cpu::thread_cpu().saturating_sub(cpu0));
+            if dump.is_some() && (mode, k) == (RecallMode::Hybrid, 10) {
+                let notes: Vec<&str> =
+                    hits.iter().map(|h| h.content.split(':').next().unwrap_or_default()).collect();
+                lines.push_str(&notes.join(","));
+                lines.push('\n');
+            }
+        }
+        if let (Some(path), false) = (&dump, lines.is_empty()) {
+            std::fs::write(path, lines).unwrap();
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(

@@ -201,8 +201,9 @@ impl Handle {
                 Ok(Some(hits))
             })
         };
-        // The best `k` memories by vector similarity that pass, ranked.
-        let vector_hits = |query: &[f32], k: usize| -> Result<Vec<Ranked>> {
+        // The best `k` memories by vector similarity that pass, ranked. `fusing`: for hybrid
+        // recall, whose fusion weighs importance itself, so the best `k` by similarity will do.
+        let vector_hits = |query: &[f32], k: usize, fusing: bool| -> Result<Vec<Ranked>> {
             if let Some(hits) = exact_hits(query, k)? {
                 return Ok(hits);
             }
@@ -213,8 +214,13 @@ impl Handle {
                 .get_or_load(rec.id, || self.inner.indexes.load_vectors(&*self.inner, &rec))?;
             self.inner.indexes.note_recall(&rec, &stats);
             let agent_filter = agent.map(|a| agent_key(Some(a)));
-            // Over-fetch so filters and decay still leave k; widen when they do not.
-            let mut want = if filtered { k * 8 } else { k * 2 };
+            // Over-fetch so filters and decay still leave k (and importance can reorder
+            // them); widen when they do not.
+            let mut want = match (filtered, fusing) {
+                (true, _) => k * 8,
+                (false, false) => k * 2,
+                (false, true) => k,
+            };
             loop {
                 let (mut hits, exhausted) = env.read(|r, t| {
                     let (candidates, exhausted) = crate::index::candidates(
@@ -282,7 +288,7 @@ impl Handle {
                     None => false,
                 };
                 let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
-                let by_vector = vector_hits(q, depth)?;
+                let by_vector = vector_hits(q, depth, true)?;
                 env.read(|r, t| {
                     let mut kw = KeywordRecall {
                         t,
@@ -301,7 +307,7 @@ impl Handle {
                 })?
             }
             (_, Some(q)) => {
-                let ranked = vector_hits(q, top_k)?;
+                let ranked = vector_hits(q, top_k, false)?;
                 env.read(|r, t| materialize(t, r, rec.id, ranked))?
             }
             (_, None) => return Err(Error::Internal("recall without a query vector".into())),
