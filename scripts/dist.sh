@@ -60,11 +60,24 @@ env -i "${maturin_env[@]}" "$real_cargo" build --release --locked --target "$tri
     -p memsilo-http -p memsilo-node -p memsilo-ffi -p memsilo-dump-v0
 t2=$(date +%s)
 
+# The binaries link LMDB (third_party/lmdb-master3-sys), whose licence (the OpenLDAP Public
+# License) asks binary redistributions to reproduce its copyright notice and licence: each
+# binary artifact ships them in THIRD-PARTY-NOTICES.
+lmdb=third_party/lmdb-master3-sys/lmdb/libraries/liblmdb
+{
+    printf 'memsilo links LMDB (mdb.master3, patched: third_party/lmdb-master3-sys in the\n'
+    printf 'source), distributed under the OpenLDAP Public License:\n\n'
+    cat "$lmdb/COPYRIGHT"
+    printf '\n'
+    cat "$lmdb/LICENSE"
+} > "$stage/THIRD-PARTY-NOTICES"
+
 # 3. The server tarball.
 name=memsilo-$version-linux-x86_64
 mkdir -p "$stage/$name"
 # memsilo-dump-v0 reads 0.1.0 data directories for `memsilo upgrade DIR`, which finds it here.
-cp "$rel/memsilo" "$rel/memsilo-dump-v0" README.md CHANGELOG.md LICENSE "$stage/$name/"
+cp "$rel/memsilo" "$rel/memsilo-dump-v0" README.md CHANGELOG.md LICENSE "$stage/THIRD-PARTY-NOTICES" \
+    "$stage/$name/"
 tar -C "$stage" -czf "$dist/$name.tar.gz" "$name"
 
 # 4. The static library and header for Go and C (debug info stripped: it is most of the size).
@@ -73,7 +86,7 @@ mkdir -p "$stage/$name/lib" "$stage/$name/include"
 cp "$rel/libmemsilo_ffi.a" "$stage/$name/lib/"
 strip --strip-debug "$stage/$name/lib/libmemsilo_ffi.a"
 cp bindings/c/include/memsilo.h "$stage/$name/include/"
-cp LICENSE CHANGELOG.md "$stage/$name/"
+cp LICENSE CHANGELOG.md "$stage/THIRD-PARTY-NOTICES" "$stage/$name/"
 cat > "$stage/$name/README.md" <<EOF
 # memsilo $version: static library for Go and C (linux/amd64, glibc 2.17+)
 
@@ -93,7 +106,7 @@ tar -C "$stage" -czf "$dist/$name.tar.gz" "$name"
 #    optionalDependencies (the napi-rs convention; added here, as \`napi prepublish\` does).
 cp -r node/npm/linux-x64-gnu "$stage/npm-linux-x64-gnu"
 cp "$rel/libmemsilo_node.so" "$stage/npm-linux-x64-gnu/memsilo.linux-x64-gnu.node"
-cp LICENSE "$stage/npm-linux-x64-gnu/"
+cp LICENSE "$stage/THIRD-PARTY-NOTICES" "$stage/npm-linux-x64-gnu/"
 (cd "$stage/npm-linux-x64-gnu" && npm pack --silent --pack-destination "$dist" >/dev/null)
 mkdir -p "$stage/npm-memsilo"
 cp -r node/index.js node/index.mjs node/index.d.ts node/bin node/README.md LICENSE "$stage/npm-memsilo/"

@@ -216,6 +216,7 @@ def test_npm_tarballs_quick_start_commonjs_and_esm(tmp_path: Path):
     assert pkg["optionalDependencies"] == {"memsilo-linux-x64-gnu": VERSION}
     with tarfile.open(platform) as t:
         t.extract("package/memsilo.linux-x64-gnu.node", tmp_path / "addon", filter="data")
+        assert b"OpenLDAP Public License" in t.extractfile("package/THIRD-PARTY-NOTICES").read()
     assert max(glibc_versions(tmp_path / "addon/package/memsilo.linux-x64-gnu.node")) <= (2, 17)
 
     env = user_env()
@@ -268,6 +269,7 @@ def test_go_module_builds_with_only_the_static_library(tmp_path: Path, library: 
         t.extractall(opt, filter="data")
     lib = opt / f"memsilo-ffi-{VERSION}-linux-x86_64"
     assert (lib / "lib/libmemsilo_ffi.a").exists() and (lib / "include/memsilo.h").exists()
+    assert "OpenLDAP Public License" in (lib / "THIRD-PARTY-NOTICES").read_text()
 
     # The module as `go get` would fetch it: go-ffi/ and nothing around it.
     module = tmp_path / "memsilo-go"
@@ -310,7 +312,9 @@ def test_server_tarball_runs(tmp_path: Path):
     with tarfile.open(tar) as t:
         t.extractall(tmp_path, filter="data")
     top = tmp_path / f"memsilo-{VERSION}-linux-x86_64"
-    assert sorted(p.name for p in top.iterdir()) == ["CHANGELOG.md", "LICENSE", "README.md", "memsilo", "memsilo-dump-v0"]
+    assert sorted(p.name for p in top.iterdir()) == [
+        "CHANGELOG.md", "LICENSE", "README.md", "THIRD-PARTY-NOTICES", "memsilo", "memsilo-dump-v0"]
+    assert "OpenLDAP Public License" in (top / "THIRD-PARTY-NOTICES").read_text()
     binary = top / "memsilo"
     assert max(glibc_versions(binary)) <= (2, 17)
     assert max(glibc_versions(top / "memsilo-dump-v0")) <= (2, 17)
