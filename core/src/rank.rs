@@ -79,6 +79,9 @@ pub(crate) struct RankView<'a> {
     pub(crate) expires_at: Option<DateTime<Utc>>,
     #[serde(borrow, default)]
     pub(crate) agent_id: Option<std::borrow::Cow<'a, str>>,
+    /// The text (borrowed from the record unless it has escapes: scanned either way).
+    #[serde(borrow, default)]
+    pub(crate) content: std::borrow::Cow<'a, str>,
     /// A legacy record's slot (a current record has it in its header).
     #[serde(default)]
     slot: Option<u32>,
@@ -110,13 +113,16 @@ pub(crate) struct Ranked {
     pub keyword: Option<f64>,
     /// The hit's `vector_score`.
     pub vector: Option<f64>,
+    /// Its text, when the recall reads its candidates' texts (see
+    /// [`crate::records::memory::Verdict`]).
+    pub text: Option<String>,
 }
 
 impl Ranked {
     /// A vector candidate: ranked by similarity `sim` times the importance factor.
     pub(crate) fn by_vector(key: [u8; 16], slot: Option<u32>, sim: f64, eff: f64) -> Ranked {
         let score = sim * importance_factor(eff);
-        Ranked { key, slot, sim, eff, score, keyword: None, vector: Some(sim) }
+        Ranked { key, slot, sim, eff, score, keyword: None, vector: Some(sim), text: None }
     }
 }
 

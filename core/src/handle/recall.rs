@@ -16,7 +16,7 @@ use crate::memory::{
     validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
     CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
 };
-use crate::records::memory::agent_key;
+use crate::records::memory::{agent_key, Verdict};
 use crate::vector::{normalize, validate_vector};
 
 impl Handle {
@@ -137,19 +137,29 @@ impl Handle {
                 && extra.as_ref().is_none_or(|f| f.matches(m));
             keep.then_some(eff)
         };
+        let text = req.query.as_deref().unwrap_or_default();
+        // Hybrid recall with a static model matches the query's tokens with its candidates'
+        // texts: they are kept from the read that judges each candidate.
+        let with_token_match = match (&matcher, mode) {
+            (Some(m), RecallMode::Hybrid) => m.token_match(text, &[])?.is_some(),
+            _ => false,
+        };
         // The verdict on a stored record: decoded whole only when a filter needs more than
         // liveness, importance and the agent.
-        let judge = |bytes: &[u8]| -> Result<Option<(Option<u32>, f64)>> {
+        let judge = |bytes: &[u8]| -> Result<Option<Verdict>> {
             if filtered {
                 let s = decode_record(bytes)?;
-                return Ok(passes(&s.memory).map(|eff| (s.slot, eff)));
+                let Some(eff) = passes(&s.memory) else { return Ok(None) };
+                let text = with_token_match.then_some(s.memory.content);
+                return Ok(Some(Verdict { slot: s.slot, eff, text }));
             }
             let (slot, view) = rank_view(bytes)?;
             let eff = decayed(view.importance, view.updated_at, &rec.policy, now);
             let live = view.expires_at.is_none_or(|e| e.timestamp_micros() > now)
                 && eff >= rec.policy.min_importance;
             let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
-            Ok(keep.then_some((slot, eff)))
+            let text = with_token_match.then(|| view.content.into_owned());
+            Ok(keep.then_some(Verdict { slot, eff, text }))
         };
         // A selective filter: score its memories' vectors exactly, judge the best records.
         // The filters the secondary keys can answer: the filter language, agent and tags.
@@ -190,8 +200,9 @@ impl Handle {
                 let mut hits = Vec::new();
                 for (sim, key) in scored {
                     let judged = judge_at(t, r, &ns_key(rec.id, &key), &judge)?;
-                    if let Some((slot, eff)) = judged {
-                        hits.push(Ranked::by_vector(key, slot, f64::from(sim), eff));
+                    if let Some(Verdict { slot, eff, text }) = judged {
+                        let sim = f64::from(sim);
+                        hits.push(Ranked { text, ..Ranked::by_vector(key, slot, sim, eff) });
                         if hits.len() >= enough {
                             break;
                         }
@@ -235,8 +246,9 @@ impl Handle {
                     let mut hits = Vec::new();
                     for (id, sim) in &candidates {
                         let judged = judge_at(t, r, &ns_key(rec.id, id), &judge)?;
-                        if let Some((slot, eff)) = judged {
-                            hits.push(Ranked::by_vector(*id, slot, f64::from(*sim), eff));
+                        if let Some(Verdict { slot, eff, text }) = judged {
+                            let sim = f64::from(*sim);
+                            hits.push(Ranked { text, ..Ranked::by_vector(*id, slot, sim, eff) });
                         }
                     }
                     Ok((hits, exhausted))
@@ -250,7 +262,6 @@ impl Handle {
                 want *= 4;
             }
         };
-        let text = req.query.as_deref().unwrap_or_default();
         let mut hits = match (mode, &query) {
             (RecallMode::Keyword, _) => {
                 if plan.is_some() {
@@ -262,15 +273,7 @@ impl Handle {
                         Some(p) => crate::filter::candidates(t, r, rec.id, p, FILTERED_EXACT_MAX)?,
                         None => None,
                     };
-                    let mut kw = KeywordRecall {
-                        t,
-                        r: &mut *r,
-                        ns: rec.id,
-                        stats: &stats,
-                        text,
-                        query: None,
-                        judge: &judge,
-                    };
+                    let mut kw = KeywordRecall::new(t, &mut *r, rec.id, &stats, text, None, &judge);
                     let mut ranked = match among {
                         Some(c) => {
                             let c = c.iter().filter_map(|(key, slot)| Some(((*slot)?, *key)));
@@ -283,22 +286,11 @@ impl Handle {
                 })?
             }
             (RecallMode::Hybrid, Some(q)) => {
-                let with_token_match = match &matcher {
-                    Some(m) => m.token_match(text, &[])?.is_some(),
-                    None => false,
-                };
                 let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
                 let by_vector = vector_hits(q, depth, true)?;
                 env.read(|r, t| {
-                    let mut kw = KeywordRecall {
-                        t,
-                        r: &mut *r,
-                        ns: rec.id,
-                        stats: &stats,
-                        text,
-                        query: Some(q),
-                        judge: &judge,
-                    };
+                    let mut kw =
+                        KeywordRecall::new(t, &mut *r, rec.id, &stats, text, Some(q), &judge);
                     let w = req.vector_weight;
                     let matcher = matcher.as_deref().filter(|_| with_token_match);
                     let mut ranked = kw.hybrid(by_vector, depth, top_k, w, matcher)?;

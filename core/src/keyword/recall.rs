@@ -3,14 +3,16 @@
 //! static model, of how well their tokens match the query's ([`crate::Embedder::token_match`])
 //! — each scaled to [0, 1] over the candidates (`vector_weight`).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::search::Query;
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::{Error, Result};
 use crate::rank::{best, importance_factor, Ranked};
-use crate::records::memory::{judge_at, Judge};
+use crate::records::memory::{judge_at, Judge, Verdict};
 use crate::storage::RoTxn;
 
 /// How [`crate::Handle::recall`] finds candidates.
@@ -100,33 +102,63 @@ impl RecallMode {
 /// One keyword or hybrid recall's context: the namespace's tables in a read transaction, its
 /// statistics, the query text (and its embedding, for hybrid recall) and the filters' verdict.
 pub(crate) struct KeywordRecall<'a, 'e> {
-    pub t: &'a DataTables,
-    pub r: &'a mut RoTxn<'e>,
-    pub ns: u64,
-    pub stats: &'a NamespaceStats,
-    pub text: &'a str,
+    t: &'a DataTables,
+    r: &'a mut RoTxn<'e>,
+    ns: u64,
+    stats: &'a NamespaceStats,
+    text: &'a str,
     /// The query's embedding: each candidate's vector score is its cosine similarity to it.
-    pub query: Option<&'a [f32]>,
-    pub judge: &'a Judge<'a>,
+    query: Option<&'a [f32]>,
+    judge: &'a Judge<'a>,
+    /// The query's terms, read from the index at their first use.
+    bm25: Option<Query>,
+    /// A stored vector, decoded (reused across candidates).
+    buf: Vec<f32>,
 }
 
-impl KeywordRecall<'_, '_> {
+impl<'a, 'e> KeywordRecall<'a, 'e> {
+    /// A recall of `text` in namespace `ns` (of `stats`), in the read transaction `r`.
+    pub(crate) fn new(
+        t: &'a DataTables,
+        r: &'a mut RoTxn<'e>,
+        ns: u64,
+        stats: &'a NamespaceStats,
+        text: &'a str,
+        query: Option<&'a [f32]>,
+        judge: &'a Judge<'a>,
+    ) -> Self {
+        KeywordRecall { t, r, ns, stats, text, query, judge, bm25: None, buf: Vec::new() }
+    }
+
+    /// The query's terms (read once per recall).
+    fn bm25(&mut self) -> Result<&Query> {
+        if self.bm25.is_none() {
+            self.bm25 = Some(Query::read(self.t, self.r, self.ns, self.stats, self.text)?);
+        }
+        Ok(self.bm25.as_ref().expect("just read"))
+    }
     /// The memory whose vector sits in `slot` (its key), with its cosine similarity to the
     /// query if there is one.
     fn memory_at(&mut self, slot: u32) -> Result<Option<([u8; 16], f64)>> {
         let Some(row) = self.t.vectors.get(self.r, &ns_key(self.ns, &slot.to_be_bytes()))? else {
             return Ok(None);
         };
-        let Some((key, v)) = crate::vector::decode_row(row) else { return Ok(None) };
-        let sim = self.query.map_or(0.0, |q| f64::from(crate::vector::dot(q, &v)));
+        let Some(key) = row.get(..16).and_then(|k| <[u8; 16]>::try_from(k).ok()) else {
+            return Ok(None);
+        };
+        let sim = self
+            .query
+            .and_then(|q| crate::vector::row_dot(row, q, &mut self.buf))
+            .map_or(0.0, f64::from);
         Ok(Some((key, sim)))
     }
 
     /// A keyword candidate: BM25 `score`, and `sim`, its cosine similarity to the query's
     /// embedding when there is one (its relevance then, else the BM25 score).
-    fn ranked(&self, key: [u8; 16], slot: Option<u32>, sim: f64, score: f32, eff: f64) -> Ranked {
+    fn ranked(&self, key: [u8; 16], sim: f64, score: f32, verdict: Verdict) -> Ranked {
         let score = f64::from(score);
         let relevance = if self.query.is_some() { sim } else { score };
+        let Verdict { slot, eff, text } = verdict;
         Ranked {
             key,
             slot,
@@ -135,6 +167,7 @@ impl KeywordRecall<'_, '_> {
             score: relevance * importance_factor(eff),
             keyword: Some(score),
             vector: self.query.map(|_| sim),
+            text,
         }
     }
 
@@ -149,8 +182,7 @@ impl KeywordRecall<'_, '_> {
     ) -> Result<Vec<Ranked>> {
         among.sort_unstable_by_key(|c| c.0);
         let slots: Vec<u32> = among.iter().map(|c| c.0).collect();
-        let scores =
-            super::search::scores_of(self.t, self.r, self.ns, self.stats, self.text, &slots)?;
+        let scores = self.bm25()?.scores_of(&slots);
         // Best first, ties by slot: the order of the whole ranking.
         let mut order: Vec<(f32, u32, [u8; 16])> = scores
             .into_iter()
@@ -165,9 +197,9 @@ impl KeywordRecall<'_, '_> {
                 break;
             }
             let judged = judge_at(self.t, self.r, &ns_key(self.ns, &key), self.judge)?;
-            let Some((stored, eff)) = judged else { continue };
-            if stored == Some(slot) {
-                out.push(self.ranked(key, stored, 0.0, score, eff));
+            let Some(verdict) = judged else { continue };
+            if verdict.slot == Some(slot) {
+                out.push(self.ranked(key, 0.0, score, verdict));
             }
         }
         Ok(out)
@@ -189,7 +221,7 @@ impl KeywordRecall<'_, '_> {
         let mut want = k;
         let mut seen = 0;
         loop {
-            let top = super::search::top_k(self.t, self.r, self.ns, self.stats, self.text, want)?;
+            let top = self.bm25()?.top_k(want);
             for &(slot, score) in &top[seen..] {
                 seen += 1;
                 if skip.contains(&slot) {
@@ -200,8 +232,8 @@ impl KeywordRecall<'_, '_> {
                 }
                 let Some((key, sim)) = self.memory_at(slot)? else { continue };
                 let judged = judge_at(self.t, self.r, &ns_key(self.ns, &key), self.judge)?;
-                let Some((slot, eff)) = judged else { continue };
-                if take(Some(self.ranked(key, slot, sim, score, eff))) {
+                let Some(verdict) = judged else { continue };
+                if take(Some(self.ranked(key, sim, score, verdict))) {
                     return Ok(());
                 }
             }
@@ -238,8 +270,7 @@ impl KeywordRecall<'_, '_> {
         matcher: Option<&dyn crate::Embedder>,
     ) -> Result<Vec<Ranked>> {
         let slots: Vec<u32> = by_vector.iter().filter_map(|c| c.slot).collect();
-        let scores =
-            super::search::scores_of(self.t, self.r, self.ns, self.stats, self.text, &slots)?;
+        let scores = self.bm25()?.scores_of(&slots);
         let keyword: HashMap<u32, f32> = slots.iter().copied().zip(scores).collect();
         let seen: HashSet<u32> = slots.into_iter().collect();
         let mut hits: Vec<Ranked> = by_vector
@@ -265,14 +296,20 @@ impl KeywordRecall<'_, '_> {
             return Ok(hits);
         };
         // Two stages: the cheap fusion of cosine and BM25 ranks every candidate, then the
-        // token match reranks the best of them only (reading their texts).
+        // token match reranks the best of them only (with their texts, kept from the read
+        // that judged them).
         fuse(&mut hits, FIRST_STAGE_WEIGHT, None);
         best(&mut hits, top_k.max(RERANKED));
         let mut texts = Vec::with_capacity(hits.len());
         for h in &hits {
-            let key = ns_key(self.ns, &h.key);
-            let text = crate::records::memory::read_content(self.t, self.r, &key)?;
-            texts.push(text.map(std::borrow::Cow::into_owned).unwrap_or_default());
+            let text = if let Some(text) = &h.text {
+                Cow::Borrowed(text.as_str())
+            } else {
+                let key = ns_key(self.ns, &h.key);
+                let text = crate::records::memory::read_content(self.t, self.r, &key)?;
+                Cow::Owned(text.map(Cow::into_owned).unwrap_or_default())
+            };
+            texts.push(text);
         }
         let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let token_scores = matcher.token_match(self.text, &texts)?;

@@ -104,50 +104,61 @@ struct Term {
     bound: f32,
 }
 
-/// Reads each distinct term of `query` (in the order of the terms, so every score is summed
-/// the same way) with its blocks.
-fn query_terms(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    ns: u64,
+/// A query's terms as read from the index, once: [`Query::top_k`] and [`Query::scores_of`]
+/// rank with them as often as asked (hybrid recall asks both, and a filtered recall may ask
+/// for a wider top k) without reading or copying the postings again.
+pub(crate) struct Query {
     scale: Scale,
-    query: &str,
-) -> Result<Vec<Term>> {
-    let (counts, _) = counted(query);
-    let mut counts: Vec<(String, u32)> = counts.into_iter().collect();
-    counts.sort_unstable();
-    let mut out = Vec::with_capacity(counts.len());
-    for (term, qtf) in counts {
-        let (mut blocks, mut postings) = (Vec::new(), Vec::new());
-        for row in t.postings.prefix_iter(r, &term_prefix(ns, &term))? {
-            let (_, value) = row?;
-            if value.len() < HEADER + POSTING {
-                continue;
+    terms: Vec<Term>,
+}
+
+impl Query {
+    /// Reads each distinct term of `query` (in the order of the terms, so every score is
+    /// summed the same way) with its blocks.
+    pub(crate) fn read(
+        t: &DataTables,
+        r: &mut RoTxn<'_>,
+        ns: u64,
+        stats: &NamespaceStats,
+        query: &str,
+    ) -> Result<Query> {
+        let scale = Scale::of(stats);
+        let (counts, _) = counted(query);
+        let mut counts: Vec<(String, u32)> = counts.into_iter().collect();
+        counts.sort_unstable();
+        let mut terms = Vec::with_capacity(counts.len());
+        for (term, qtf) in counts {
+            let (mut blocks, mut postings) = (Vec::new(), Vec::new());
+            for row in t.postings.prefix_iter(r, &term_prefix(ns, &term))? {
+                let (_, value) = row?;
+                if value.len() < HEADER + POSTING {
+                    continue;
+                }
+                let (header, body) = value.split_at(HEADER);
+                let body = &body[..body.len() / POSTING * POSTING];
+                let last = slot_of(&body[body.len() - POSTING..]);
+                let start = postings.len();
+                postings.extend_from_slice(body);
+                blocks.push(Block {
+                    start,
+                    end: postings.len(),
+                    header: header.try_into().expect("HEADER bytes"),
+                    first: slot_of(body),
+                    last,
+                    bound: 0.0,
+                });
             }
-            let (header, body) = value.split_at(HEADER);
-            let body = &body[..body.len() / POSTING * POSTING];
-            let last = slot_of(&body[body.len() - POSTING..]);
-            let start = postings.len();
-            postings.extend_from_slice(body);
-            blocks.push(Block {
-                start,
-                end: postings.len(),
-                header: header.try_into().expect("HEADER bytes"),
-                first: slot_of(body),
-                last,
-                bound: 0.0,
-            });
+            let df = blocks.iter().map(Block::len).sum();
+            let weight = scale.idf(df) * qtf as f32;
+            let mut bound = 0.0f32;
+            for b in &mut blocks {
+                b.bound = scale.bound(weight, &b.header);
+                bound = bound.max(b.bound);
+            }
+            terms.push(Term { blocks, postings, weight, bound });
         }
-        let df = blocks.iter().map(Block::len).sum();
-        let weight = scale.idf(df) * qtf as f32;
-        let mut bound = 0.0f32;
-        for b in &mut blocks {
-            b.bound = scale.bound(weight, &b.header);
-            bound = bound.max(b.bound);
-        }
-        out.push(Term { blocks, postings, weight, bound });
+        Ok(Query { scale, terms })
     }
-    Ok(out)
 }
 
 /// A position in a term's postings, moving forward only.
@@ -219,141 +230,127 @@ impl PartialOrd for Scored {
     }
 }
 
-/// The best `k` memories matching at least one word of `query` by BM25, by slot, best first
-/// (ties by slot).
-#[allow(clippy::many_single_char_names)] // t, r as in every transaction body; k, i, j
-pub(crate) fn top_k(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    ns: u64,
-    stats: &NamespaceStats,
-    query: &str,
-    k: usize,
-) -> Result<Vec<(u32, f32)>> {
-    let scale = Scale::of(stats);
-    let terms = query_terms(t, r, ns, scale, query)?;
-    if k == 0 || terms.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Terms by bound, smallest first; `sums[i]`: the bounds of terms `order[..=i]` summed.
-    let mut order: Vec<usize> = (0..terms.len()).collect();
-    order.sort_by(|a, b| terms[*a].bound.total_cmp(&terms[*b].bound));
-    let sums: Vec<f32> = order
-        .iter()
-        .scan(0.0f32, |sum, i| {
-            *sum += terms[*i].bound;
-            Some(*sum)
-        })
-        .collect();
-    let mut cursors: Vec<Cursor> = terms.iter().map(|_| Cursor { block: 0, at: 0 }).collect();
-    let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
-    let mut threshold = 0.0f32; // the k-th best score once there are k
-    let mut essential = 0; // order[..essential] are non-essential
-    let mut parts = vec![0.0f32; terms.len()];
-    loop {
-        let doc =
-            order[essential..].iter().map(|&i| cursors[i].doc(&terms[i])).min().unwrap_or(END);
-        if doc == END {
-            break;
+impl Query {
+    /// The best `k` memories matching at least one word of the query by BM25, by slot, best
+    /// first (ties by slot).
+    #[allow(clippy::many_single_char_names)] // k, i, j
+    pub(crate) fn top_k(&self, k: usize) -> Vec<(u32, f32)> {
+        let (scale, terms) = (self.scale, &self.terms);
+        if k == 0 || terms.is_empty() {
+            return Vec::new();
         }
-        if heap.len() == k {
-            // Block-max: the bounds of the blocks around `doc`, and how far they hold.
-            let (mut bound, mut until) = (0.0f32, END);
-            for (i, term) in terms.iter().enumerate() {
-                cursors[i].shallow(term, doc);
-                let (b, u) = cursors[i].bound_at(term, doc);
-                bound += b;
-                until = until.min(u);
-            }
-            if below(bound, threshold) {
-                let to = until.saturating_add(1).max(doc + 1);
-                for &i in &order[essential..] {
-                    cursors[i].seek(&terms[i], to);
-                }
-                continue;
-            }
-        }
-        parts.fill(0.0);
-        let mut score = 0.0f32;
-        for &i in &order[essential..] {
-            if cursors[i].doc(&terms[i]) == doc {
-                let b = &terms[i].blocks[cursors[i].block];
-                let (tf, len) = tf_len(b.at(&terms[i].postings, cursors[i].at));
-                parts[i] = scale.contribution(terms[i].weight, tf, len);
-                score += parts[i];
-                cursors[i].next(&terms[i]);
-            }
-        }
-        let mut pruned = false;
-        for j in (0..essential).rev() {
-            if heap.len() == k && below(score + sums[j], threshold) {
-                pruned = true;
+        // Terms by bound, smallest first; `sums[i]`: the bounds of terms `order[..=i]` summed.
+        let mut order: Vec<usize> = (0..terms.len()).collect();
+        order.sort_by(|a, b| terms[*a].bound.total_cmp(&terms[*b].bound));
+        let sums: Vec<f32> = order
+            .iter()
+            .scan(0.0f32, |sum, i| {
+                *sum += terms[*i].bound;
+                Some(*sum)
+            })
+            .collect();
+        let mut cursors: Vec<Cursor> = terms.iter().map(|_| Cursor { block: 0, at: 0 }).collect();
+        let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        let mut threshold = 0.0f32; // the k-th best score once there are k
+        let mut essential = 0; // order[..essential] are non-essential
+        let mut parts = vec![0.0f32; terms.len()];
+        loop {
+            let doc =
+                order[essential..].iter().map(|&i| cursors[i].doc(&terms[i])).min().unwrap_or(END);
+            if doc == END {
                 break;
             }
-            let i = order[j];
-            cursors[i].seek(&terms[i], doc);
-            if cursors[i].doc(&terms[i]) == doc {
-                let b = &terms[i].blocks[cursors[i].block];
-                let (tf, len) = tf_len(b.at(&terms[i].postings, cursors[i].at));
-                parts[i] = scale.contribution(terms[i].weight, tf, len);
-                score += parts[i];
-            }
-        }
-        if pruned {
-            continue;
-        }
-        let score = parts.iter().sum::<f32>();
-        let slot = doc as u32;
-        if heap.len() < k {
-            heap.push(Scored(score, slot));
-        } else if heap.peek().is_some_and(|worst| Scored(score, slot) < *worst) {
-            heap.pop();
-            heap.push(Scored(score, slot));
-        } else {
-            continue;
-        }
-        if heap.len() == k {
-            threshold = heap.peek().map_or(0.0, |w| w.0);
-            while essential < order.len() && below(sums[essential], threshold) {
-                essential += 1;
-            }
-        }
-    }
-    let mut out: Vec<(u32, f32)> = heap.into_iter().map(|Scored(s, slot)| (slot, s)).collect();
-    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok(out)
-}
-
-/// The BM25 score of each of `slots` for `query` (0 for a memory with none of its words),
-/// equal to the score [`top_k`] gives it.
-pub(crate) fn scores_of(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    ns: u64,
-    stats: &NamespaceStats,
-    query: &str,
-    slots: &[u32],
-) -> Result<Vec<f32>> {
-    let scale = Scale::of(stats);
-    let terms = query_terms(t, r, ns, scale, query)?;
-    Ok(slots
-        .iter()
-        .map(|&slot| {
-            terms
-                .iter()
-                .map(|term| {
-                    let bi = term.blocks.partition_point(|b| b.last < slot);
-                    let Some(b) = term.blocks.get(bi) else { return 0.0 };
-                    let at = b.find(&term.postings, 0, u64::from(slot));
-                    if at == b.len() || slot_of(b.at(&term.postings, at)) != slot {
-                        return 0.0;
+            if heap.len() == k {
+                // Block-max: the bounds of the blocks around `doc`, and how far they hold.
+                let (mut bound, mut until) = (0.0f32, END);
+                for (i, term) in terms.iter().enumerate() {
+                    cursors[i].shallow(term, doc);
+                    let (b, u) = cursors[i].bound_at(term, doc);
+                    bound += b;
+                    until = until.min(u);
+                }
+                if below(bound, threshold) {
+                    let to = until.saturating_add(1).max(doc + 1);
+                    for &i in &order[essential..] {
+                        cursors[i].seek(&terms[i], to);
                     }
-                    let (tf, len) = tf_len(b.at(&term.postings, at));
-                    scale.contribution(term.weight, tf, len)
-                })
-                .sum()
-        })
-        .collect())
+                    continue;
+                }
+            }
+            parts.fill(0.0);
+            let mut score = 0.0f32;
+            for &i in &order[essential..] {
+                if cursors[i].doc(&terms[i]) == doc {
+                    let b = &terms[i].blocks[cursors[i].block];
+                    let (tf, len) = tf_len(b.at(&terms[i].postings, cursors[i].at));
+                    parts[i] = scale.contribution(terms[i].weight, tf, len);
+                    score += parts[i];
+                    cursors[i].next(&terms[i]);
+                }
+            }
+            let mut pruned = false;
+            for j in (0..essential).rev() {
+                if heap.len() == k && below(score + sums[j], threshold) {
+                    pruned = true;
+                    break;
+                }
+                let i = order[j];
+                cursors[i].seek(&terms[i], doc);
+                if cursors[i].doc(&terms[i]) == doc {
+                    let b = &terms[i].blocks[cursors[i].block];
+                    let (tf, len) = tf_len(b.at(&terms[i].postings, cursors[i].at));
+                    parts[i] = scale.contribution(terms[i].weight, tf, len);
+                    score += parts[i];
+                }
+            }
+            if pruned {
+                continue;
+            }
+            let score = parts.iter().sum::<f32>();
+            let slot = doc as u32;
+            if heap.len() < k {
+                heap.push(Scored(score, slot));
+            } else if heap.peek().is_some_and(|worst| Scored(score, slot) < *worst) {
+                heap.pop();
+                heap.push(Scored(score, slot));
+            } else {
+                continue;
+            }
+            if heap.len() == k {
+                threshold = heap.peek().map_or(0.0, |w| w.0);
+                while essential < order.len() && below(sums[essential], threshold) {
+                    essential += 1;
+                }
+            }
+        }
+        let mut out: Vec<(u32, f32)> = heap.into_iter().map(|Scored(s, slot)| (slot, s)).collect();
+        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The BM25 score of each of `slots` for the query (0 for a memory with none of its words),
+    /// equal to the score [`Query::top_k`] gives it.
+    pub(crate) fn scores_of(&self, slots: &[u32]) -> Vec<f32> {
+        let (scale, terms) = (self.scale, &self.terms);
+        slots
+            .iter()
+            .map(|&slot| {
+                terms
+                    .iter()
+                    .map(|term| {
+                        let bi = term.blocks.partition_point(|b| b.last < slot);
+                        let Some(b) = term.blocks.get(bi) else { return 0.0 };
+                        let at = b.find(&term.postings, 0, u64::from(slot));
+                        if at == b.len() || slot_of(b.at(&term.postings, at)) != slot {
+                            return 0.0;
+                        }
+                        let (tf, len) = tf_len(b.at(&term.postings, at));
+                        scale.contribution(term.weight, tf, len)
+                    })
+                    .sum()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -475,7 +472,8 @@ mod tests {
                     let query: Vec<&str> =
                         (0..n).map(|_| words[word(&mut rng, words.len())].as_str()).collect();
                     let query = query.join(" ");
-                    let scores = scores_of(t, r, ns, &stats, &query, &all)?;
+                    let bm25 = Query::read(t, r, ns, &stats, &query)?;
+                    let scores = bm25.scores_of(&all);
                     let mut exhaustive: Vec<(u32, f32)> =
                         all.iter().copied().zip(scores).filter(|(_, s)| *s > 0.0).collect();
                     exhaustive.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -485,7 +483,7 @@ mod tests {
                         assert!((a - b).abs() <= 1e-4 * b.abs(), "{query}: slot {s1}: {a} vs {b}");
                     }
                     for k in [1, 3, 10, 50, 5000] {
-                        let pruned = top_k(t, r, ns, &stats, &query, k)?;
+                        let pruned = bm25.top_k(k);
                         let want = &exhaustive[..k.min(exhaustive.len())];
                         assert_eq!(pruned, want, "query {query:?}, k {k}");
                     }

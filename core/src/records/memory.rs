@@ -227,9 +227,17 @@ pub(crate) fn read_content<'t>(
     Ok(Some(serde_json::from_slice::<ContentView<'t>>(json)?.content))
 }
 
-/// A stored record's verdict in a recall: its vector slot and effective importance, or `None`
-/// when it is not live or a filter leaves it out.
-pub(crate) type Judge<'a> = dyn Fn(&[u8]) -> Result<Option<(Option<u32>, f64)>> + 'a;
+/// A stored record's verdict in a recall that keeps it: its vector slot, its effective
+/// importance and, when the recall reads its candidates' texts (hybrid recall's token match),
+/// its text, taken from the same read.
+pub(crate) struct Verdict {
+    pub slot: Option<u32>,
+    pub eff: f64,
+    pub text: Option<String>,
+}
+
+/// A stored record's [`Verdict`], or `None` when it is not live or a filter leaves it out.
+pub(crate) type Judge<'a> = dyn Fn(&[u8]) -> Result<Option<Verdict>> + 'a;
 
 /// The verdict of `judge` on the memory stored under `key` (`None` if there is none).
 pub(crate) fn judge_at(
@@ -237,7 +245,7 @@ pub(crate) fn judge_at(
     r: &mut RoTxn<'_>,
     key: &[u8],
     judge: &Judge<'_>,
-) -> Result<Option<(Option<u32>, f64)>> {
+) -> Result<Option<Verdict>> {
     match t.memories.get(r, key)? {
         Some(bytes) => judge(bytes),
         None => Ok(None),
