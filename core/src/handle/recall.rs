@@ -10,6 +10,7 @@ use crate::datastore::ns_key;
 use crate::error::{Error, Result};
 use crate::filter::{Field, Filter};
 use crate::handle::Handle;
+use crate::index::Rescore;
 use crate::keyword::{KeywordRecall, RecallMode};
 use crate::memory::{
     best, decayed, decode_record, effective_importance, is_live, judge_at, materialize, rank_view,
@@ -242,6 +243,7 @@ impl Handle {
                         query,
                         want,
                         agent_filter,
+                        if fusing { Rescore::Fusion } else { Rescore::Ranking },
                     )?;
                     let mut hits = Vec::new();
                     for (id, sim) in &candidates {

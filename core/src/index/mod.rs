@@ -39,7 +39,7 @@ mod vectors;
 
 pub(crate) use cache::VectorCache;
 pub(crate) use env::IndexTables;
-pub(crate) use search::candidates;
+pub(crate) use search::{candidates, Rescore};
 pub(crate) use vectors::NamespaceVectors;
 
 use std::path::PathBuf;

@@ -18,6 +18,21 @@ use crate::vector::{decode_row, quantize};
 const RESCORE_FACTOR: usize = 4;
 /// ...but at most this many beyond the wanted ones (wide requests come from selective filters).
 const RESCORE_MAX_EXTRA: usize = 256;
+/// Candidates re-scored beyond the wanted ones for a fusion ([`Rescore::Fusion`]).
+const FUSION_EXTRA: usize = 32;
+
+/// How many of the partition's candidates a recall re-scores exactly from their stored rows
+/// (one read each): the int8 scores order them nearly as the exact ones do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rescore {
+    /// A vector recall's ranking: [`RESCORE_FACTOR`] per wanted result (at most
+    /// [`RESCORE_MAX_EXTRA`] more), plus 32.
+    Ranking,
+    /// Hybrid recall's vector side, which a fusion ranks again: [`FUSION_EXTRA`] more. (At
+    /// 100k memories, `make bench-hybrid`'s 900 hybrid top 10s were the same with 18 or 60 more
+    /// as with the 182 more of a ranking.)
+    Fusion,
+}
 
 /// One candidate of a recall: memory id and cosine similarity.
 pub(crate) type Candidate = ([u8; 16], f32);
@@ -101,7 +116,8 @@ pub(super) fn load_vectors(
 /// partition's candidates re-scored exactly from their stored rows; only memories of agent key
 /// `agent` when given (the caller still checks every filter on the record). Returns at most `want`,
 /// best first, and whether fewer than `want` exist at all. `r` is a read transaction of the
-/// namespace's data environment.
+/// namespace's data environment; `rescore` says how many candidates are re-scored.
+#[allow(clippy::too_many_arguments)] // the transaction, the namespace's copy, one recall's asks
 pub(crate) fn candidates(
     t: &DataTables,
     r: &mut RoTxn<'_>,
@@ -110,12 +126,16 @@ pub(crate) fn candidates(
     query: &[f32],
     want: usize,
     agent: Option<u64>,
+    rescore: Rescore,
 ) -> Result<(Vec<Candidate>, bool)> {
     let exact = vectors.search(query, want, agent);
     let mut exhausted = exact.len() < want;
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
     let Some(ivf) = &vectors.ivf else { return Ok((out, exhausted)) };
-    let extra = want.saturating_mul(RESCORE_FACTOR - 1).min(RESCORE_MAX_EXTRA) + 32;
+    let extra = match rescore {
+        Rescore::Ranking => want.saturating_mul(RESCORE_FACTOR - 1).min(RESCORE_MAX_EXTRA) + 32,
+        Rescore::Fusion => FUSION_EXTRA,
+    };
     let (found, complete) = ivf.search(query, want + extra, agent, |s| vectors.skip_indexed(s));
     // Not every cell probed: a wider request (the caller's next round) may find more.
     if found.len() >= want || !complete {
