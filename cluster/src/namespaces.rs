@@ -4,9 +4,9 @@
 //!   order is the names' byte order, as on one node), keeps those the caller may see (the
 //!   rules of the engine's `list_namespaces`: root all, a tenant key its tenant's, a scoped key
 //!   its grants), and pages them by offset or by cursor. A cursor is the name it continues
-//!   after, sealed with a key every node shares (`cursor_key` in etcd), so a cursor made by one
-//!   node is read by any other. Each item's figures are its owner's (the HTTP face asks the
-//!   owner for `get_namespace`).
+//!   after, sealed as the engine seals its own (`memsilo::cursor`) with a key every node shares
+//!   (`cursor_key` in etcd), so a cursor made by one node is read by any other. Each item's
+//!   figures are its owner's (the HTTP face asks the owner for `get_namespace`).
 //! - **Deleting** runs on the owner, holding the namespace's log: the namespace stops taking
 //!   writes and reads; every object under its prefix that holds data (log objects with writes,
 //!   snapshots, the manifest) is deleted, keeping only fences (log objects without writes, which
@@ -20,22 +20,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
-use hmac::{Hmac, Mac};
 use memsilo::api::{ListArgs, Reply};
 use memsilo::{Error, Page, Result};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::control::{hex, Caller};
 use crate::node::{Node, Owned};
 use crate::quota::Reservations;
 use crate::tenants::to_json;
 use crate::wal::NamespaceLog;
-
-/// First byte of a namespace list's cursor (as the engine's).
-const NS_CURSOR: u8 = b'n';
-/// Bytes of the cursor's MAC.
-const MAC_LEN: usize = 16;
 
 /// One page of namespace names the caller may see, in name order.
 pub struct NamePage {
@@ -135,37 +128,12 @@ impl Node {
             .copied()
     }
 
-    fn mac(key: &[u8; 32], body: &[u8]) -> Result<Vec<u8>> {
-        let mut m = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|e| Error::Internal(format!("cursor key: {e}")))?;
-        m.update(body);
-        Ok(m.finalize().into_bytes()[..MAC_LEN].to_vec())
-    }
-
     async fn seal_cursor(&self, name: &str) -> Result<String> {
-        let mut body = vec![NS_CURSOR];
-        body.extend_from_slice(name.as_bytes());
-        let tag = Self::mac(&self.cursor_key().await?, &body)?;
-        body.extend_from_slice(&tag);
-        Ok(hex(&body))
+        Ok(memsilo::cursor::seal_after_name(&self.cursor_key().await?, name))
     }
 
     async fn open_cursor(&self, text: &str) -> Result<String> {
-        let refused = || {
-            Error::invalid(
-                "cursor",
-                "not a cursor of a namespace list (altered, or of another list)",
-            )
-        };
-        let mut bytes = unhex_bytes(text).filter(|b| b.len() > 1 + MAC_LEN).ok_or_else(refused)?;
-        let tag = bytes.split_off(bytes.len() - MAC_LEN);
-        let want = Self::mac(&self.cursor_key().await?, &bytes)?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_slice(), tag.as_slice()))
-            || bytes.first() != Some(&NS_CURSOR)
-        {
-            return Err(refused());
-        }
-        String::from_utf8(bytes[1..].to_vec()).map_err(|_| refused())
+        memsilo::cursor::unseal_after_name(&self.cursor_key().await?, text)
     }
 
     /// Deletes an owned namespace (see the module's documentation): answers core's

@@ -79,7 +79,7 @@ pub(crate) struct NamespaceStats {
     pub keyword_terms: u64,
     /// Whether every memory with a vector slot is in the keyword index. Namespaces written
     /// before it existed (0.1.0) are indexed at their next write, deletion or keyword or
-    /// hybrid recall (see [`crate::listing::ensure_keywords`]); so is every namespace written
+    /// hybrid recall (see [`crate::keyword::ensure_indexed`]); so is every namespace written
     /// before this flag, once (its index is rebuilt as it was).
     #[serde(default)]
     pub keyword_indexed: bool,

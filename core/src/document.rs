@@ -1,8 +1,10 @@
-//! Limits of the free-form JSON documents callers attach (memory metadata, entity and
-//! relation properties, tenant settings, features and tags): one size and depth rule for all.
+//! JSON from callers: the limits of the free-form documents they attach (memory metadata,
+//! entity and relation properties, tenant settings, features and tags), one size and depth
+//! rule for all; and [`decode`], an argument's JSON into its type.
 //! The depth bound keeps every stored row readable: `serde_json` refuses to parse documents
 //! nested deeper than 128 levels, so a deeper one could be written but never read back.
 
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -54,6 +56,36 @@ pub(crate) fn check_object(field: &str, m: &Map<String, Value>) -> Result<usize>
         ));
     }
     Ok(len)
+}
+
+/// Decodes JSON into `T`; failures become `invalid_argument` naming the field path.
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = match inner.split('`').nth(1) {
+            Some(f) if inner.starts_with("missing field") => {
+                if path == "." {
+                    f.to_owned()
+                } else {
+                    format!("{path}.{f}")
+                }
+            }
+            Some(f) if inner.starts_with("unknown field") => {
+                // serde_path_to_error's path already ends with the unknown key itself.
+                if path == "." {
+                    f.to_owned()
+                } else if path == f || path.ends_with(&format!(".{f}")) {
+                    path
+                } else {
+                    format!("{path}.{f}")
+                }
+            }
+            _ if path == "." => "body".to_owned(),
+            _ => path,
+        };
+        Error::invalid(field, inner)
+    })
 }
 
 #[cfg(test)]

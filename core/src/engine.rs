@@ -22,10 +22,14 @@ use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::store::Store;
 
 mod audit;
+mod data;
 mod encryption;
 mod indexer;
+#[cfg(test)]
+mod namespace_tests;
 mod purge;
 mod rotation;
+mod sweep;
 mod table_bytes;
 mod tenant;
 mod tenant_keys;
@@ -184,15 +188,15 @@ pub(crate) struct EngineInner {
     /// Held by one run of the queued purges at a time: the background worker and an explicit
     /// `run_pending_purges` never destroy or compact the same environment at once.
     pub purge_run: Mutex<()>,
-    /// Name after which the background decay sweep goes on (see [`crate::memory::sweep_all`]).
+    /// Name after which the background decay sweep goes on (see [`sweep::sweep_all`]).
     pub sweep_from: Mutex<String>,
     /// Where encryption keys come from ([`Options::key_provider`] or [`Options::keyring`]);
     /// `None` when neither is configured.
     pub keys: Option<Arc<dyn KeyProvider>>,
     /// Set by [`Engine::stop_key_rotations_after_staging`] (tests).
     pub stop_rotations_after_staging: AtomicBool,
-    /// Key of the list cursors' MACs (see [`crate::listing`]), read or made on first use.
-    pub cursor_key: OnceLock<[u8; 32]>,
+    /// Key of the list cursors' MACs (see [`crate::cursor`]), read or made on first use.
+    pub cursor_key: crate::cursor::CursorKey,
     /// The key of the catalog and the shared shards (see [`crate::encryption`]); `None` when
     /// the data directory is plain.
     pub instance_key: Option<crate::encryption::EnvKey>,
@@ -354,7 +358,7 @@ impl Engine {
             purge_gate: Mutex::new(()),
             purge_run: Mutex::new(()),
             sweep_from: Mutex::default(),
-            cursor_key: OnceLock::new(),
+            cursor_key: crate::cursor::CursorKey::default(),
             stop_rotations_after_staging: AtomicBool::new(false),
             keys,
             instance_key,
@@ -500,7 +504,7 @@ impl Engine {
 
     /// Runs one bounded decay/TTL sweep over every namespace now; returns memories removed.
     pub fn sweep_now(&self) -> Result<u64> {
-        crate::memory::sweep_all(&self.inner, usize::MAX, None)
+        sweep::sweep_all(&self.inner, usize::MAX, None)
     }
 
     /// Data environments open now (shared shards included): bounded by

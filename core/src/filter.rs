@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::records::memory::{decode_record, memory_key, record_slot};
 use crate::records::{Memory, MemoryType};
 use crate::storage::RoTxn;
+use crate::store::Store;
 
 /// Most conditions in one filter.
 pub const MAX_CONDITIONS: usize = 256;
@@ -916,6 +917,25 @@ fn prefix_end(p: &[u8]) -> Vec<u8> {
         }
     }
     vec![0xFF; p.len() + 1]
+}
+
+/// Gives every memory of namespace `ns` (in data environment `env`) written before secondary
+/// keys existed its keys, in one write transaction. A no-op once done, or for a namespace
+/// without memories.
+pub(crate) fn ensure_indexed(env: &Store<DataTables>, ns: NamespaceId) -> Result<()> {
+    let stats = env.read(|r, t| t.stats_of(r, ns))?;
+    if stats.fields_indexed || stats.memory_count == 0 {
+        return Ok(());
+    }
+    env.write_ns(ns, |w, t| {
+        let mut stats = t.stats_of(w, ns)?;
+        if !stats.fields_indexed {
+            build_all(t, w, ns)?;
+            stats.fields_indexed = true;
+            t.put_stats(w, ns, &stats)?;
+        }
+        Ok(())
+    })
 }
 
 /// Writes the secondary keys of every memory of a namespace written before they existed.

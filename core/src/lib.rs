@@ -30,6 +30,7 @@ mod audit;
 pub mod auth;
 mod catalog;
 mod clock;
+pub mod cursor;
 mod datastore;
 mod document;
 mod embed;

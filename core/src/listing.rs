@@ -7,22 +7,21 @@
 //! neither skips nor repeats a memory. A memory whose `updated_at` or `importance` changes
 //! during a scan by that field moves to its new place in the order.
 //!
-//! The cursor is opaque: the namespace's id, the order, the position and a MAC (HMAC-SHA256
-//! with a key kept in the catalog). A cursor altered, or made for another namespace (even one
+//! The cursor is opaque: the namespace's id, the order, the position and a MAC (see
+//! [`crate::cursor`]). A cursor altered, or made for another namespace (even one
 //! of the same name deleted and created again) or another order, is `invalid_argument`.
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::datastore::{ns_key, DataTables};
-use crate::engine::{Affects, EngineInner};
 use crate::error::{Error, Result};
 use crate::filter::{self, Filter, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED};
-use crate::memory::{decode_stored, is_live, Memory};
-use crate::namespace::NamespaceRecord;
+use crate::rank::is_live;
+use crate::records::memory::{decode_record as decode_stored, scan_memories};
+use crate::records::{Memory, NamespaceRecord};
 use crate::storage::RoTxn;
+use crate::store::Store;
 
 /// Largest page.
 pub const MAX_LIST: usize = 1000;
@@ -119,29 +118,6 @@ pub struct MemoryPage {
 pub(crate) type Position = ([u8; 8], [u8; 16]);
 
 const CURSOR_VERSION: u8 = 1;
-const MAC_LEN: usize = 16;
-
-fn cursor_key(inner: &EngineInner) -> Result<[u8; 32]> {
-    if let Some(k) = inner.cursor_key.get() {
-        return Ok(*k);
-    }
-    let key = inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
-        if let Some(k) = t.meta.get(w, "cursor_key")?.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-            return Ok(k);
-        }
-        let mut k = [0u8; 32];
-        getrandom::fill(&mut k).map_err(|e| Error::internal_from("random source", e))?;
-        t.meta.put(w, "cursor_key", &k)?;
-        Ok(k)
-    })?;
-    Ok(*inner.cursor_key.get_or_init(|| key))
-}
-
-fn mac(key: &[u8; 32], payload: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    m.update(payload);
-    m.finalize().into_bytes()[..MAC_LEN].to_vec()
-}
 
 fn payload(ns: u64, order: OrderBy, descending: bool, pos: &Position) -> Vec<u8> {
     let mut p = Vec::with_capacity(35);
@@ -154,46 +130,22 @@ fn payload(ns: u64, order: OrderBy, descending: bool, pos: &Position) -> Vec<u8>
     p
 }
 
-/// `body` followed by its MAC, as hex: an opaque cursor only this data directory can make.
-pub(crate) fn seal(inner: &EngineInner, mut body: Vec<u8>) -> Result<String> {
-    let tag = mac(&cursor_key(inner)?, &body);
-    body.extend_from_slice(&tag);
-    Ok(body.iter().fold(String::with_capacity(body.len() * 2), |mut out, b| {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-        out
-    }))
-}
-
-/// The body of a cursor [`seal`] made, `None` if `text` is not one (altered or made up).
-pub(crate) fn unseal(inner: &EngineInner, text: &str) -> Result<Option<Vec<u8>>> {
-    if text.len() < 2 * (1 + MAC_LEN) || !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return Ok(None);
-    }
-    let Ok(mut bytes) = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-    else {
-        return Ok(None);
-    };
-    let tag = bytes.split_off(bytes.len() - MAC_LEN);
-    let want = mac(&cursor_key(inner)?, &bytes);
-    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(want.as_slice(), tag.as_slice())).then_some(bytes))
-}
-
+/// The cursor of position `pos` in namespace `ns`'s list in this order, sealed with `key`
+/// (see [`crate::cursor`]).
 pub(crate) fn encode_cursor(
-    inner: &EngineInner,
+    key: &[u8; 32],
     ns: u64,
     order: OrderBy,
     descending: bool,
     pos: &Position,
-) -> Result<String> {
-    seal(inner, payload(ns, order, descending, pos))
+) -> String {
+    crate::cursor::seal(key, payload(ns, order, descending, pos))
 }
 
+/// The position a cursor [`encode_cursor`] made continues after; `invalid_argument` if it is
+/// not one of this list.
 pub(crate) fn decode_cursor(
-    inner: &EngineInner,
+    key: &[u8; 32],
     text: &str,
     ns: u64,
     order: OrderBy,
@@ -205,7 +157,7 @@ pub(crate) fn decode_cursor(
             "not a cursor of this namespace's list (altered, or from another namespace)",
         )
     };
-    let body = unseal(inner, text)?.ok_or_else(bad)?;
+    let body = crate::cursor::unseal(key, text).ok_or_else(bad)?;
     if body.len() != 35 {
         return Err(bad());
     }
@@ -222,52 +174,6 @@ pub(crate) fn decode_cursor(
     Ok((value, key))
 }
 
-/// Gives every memory of a namespace written before secondary keys existed its keys.
-pub(crate) fn ensure_fields(inner: &EngineInner, rec: &NamespaceRecord) -> Result<()> {
-    let env = inner.data_env_of(rec)?;
-    let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-    if stats.fields_indexed || stats.memory_count == 0 {
-        return Ok(());
-    }
-    env.write_ns(rec.id, |w, t| {
-        let mut stats = t.stats_of(w, rec.id)?;
-        if !stats.fields_indexed {
-            filter::build_all(t, w, rec.id)?;
-            stats.fields_indexed = true;
-            t.put_stats(w, rec.id, &stats)?;
-        }
-        Ok(())
-    })
-}
-
-/// Gives the namespace's memories their keyword postings if some may lack them (see
-/// [`crate::keyword::rebuild`]), in one write transaction, and charges the tenant's storage
-/// for the postings added. A no-op once done, or for a namespace without memories.
-pub(crate) fn ensure_keywords(inner: &EngineInner, rec: &NamespaceRecord) -> Result<()> {
-    let env = inner.data_env_of(rec)?;
-    let stats = env.read(|r, t| t.stats_of(r, rec.id))?;
-    if stats.keyword_indexed || stats.memory_count == 0 {
-        return Ok(());
-    }
-    let added = env.write_ns(rec.id, |w, t| {
-        let mut stats = t.stats_of(w, rec.id)?;
-        if stats.keyword_indexed {
-            return Ok(0);
-        }
-        let added = crate::keyword::rebuild(t, w, rec.id, &mut stats)?;
-        t.put_stats(w, rec.id, &stats)?;
-        Ok(added)
-    })?;
-    if added > 0 {
-        let chain = match &rec.tenant_id {
-            Some(t) => inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
-            None => Vec::new(),
-        };
-        inner.usage.adjust(&chain, i64::try_from(added).unwrap_or(i64::MAX));
-    }
-    Ok(())
-}
-
 /// Whether every stored memory of the namespace is live: without a decay floor or a memory
 /// that expires, none is hidden, so counts can come from keys alone.
 pub(crate) fn all_live(rec: &NamespaceRecord, stats: &crate::datastore::NamespaceStats) -> bool {
@@ -277,15 +183,15 @@ pub(crate) fn all_live(rec: &NamespaceRecord, stats: &crate::datastore::Namespac
 /// Calls `f` with every live memory of `rec` matching `filter`: read from the filter's
 /// secondary keys when it has usable ones (only those memories are decoded), else by scanning
 /// the namespace.
+/// `env` is the namespace's data environment, `now` the time liveness is judged at.
 pub(crate) fn each_matching(
-    inner: &EngineInner,
+    env: &Store<DataTables>,
     rec: &NamespaceRecord,
+    now: i64,
     filter: &Filter,
     mut f: impl FnMut(Memory),
 ) -> Result<()> {
-    ensure_fields(inner, rec)?;
-    let now = inner.now_micros();
-    let env = inner.data_env_of(rec)?;
+    filter::ensure_indexed(env, rec.id)?;
     let mut keep = |m: Memory| {
         if is_live(&m, &rec.policy, now) && filter.matches(&m) {
             f(m);
@@ -301,7 +207,7 @@ pub(crate) fn each_matching(
                 }
             }
             None => {
-                for s in crate::memory::scan_memories(t, r, rec.id)? {
+                for s in scan_memories(t, r, rec.id)? {
                     keep(s?.memory);
                 }
             }

@@ -11,10 +11,11 @@ mod subject;
 #[cfg(test)]
 mod tests;
 
+pub use crate::document::decode;
 pub use crate::error::{error_body, error_from_body};
 pub use args::*;
 pub use backend::Backend;
-pub use operations::{decode, Effect, Request, MAX_JSON_DEPTH};
+pub use operations::{Effect, Request, MAX_JSON_DEPTH};
 pub use reply::{EncodedReply, Reply};
 
 use reply::{with_message, Answer};

@@ -1,7 +1,6 @@
 //! The operation table: every operation's name, argument type and effect, and the
 //! decoding of a request from its name and JSON arguments.
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{
@@ -11,6 +10,7 @@ use super::{
     StoreBatchArgs, TenantArgs, UpdateTenantArgs,
 };
 use crate::audit::ListAudit;
+use crate::document::decode;
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation, Neighbors};
 use crate::keys::CreateKey;
@@ -186,34 +186,4 @@ fn check_arguments_shape(args: &Value) -> Result<()> {
         return Err(Error::invalid(field, format!("nested deeper than {MAX_JSON_DEPTH} levels")));
     }
     Ok(())
-}
-
-/// Decodes JSON into `T`; failures become `invalid_argument` naming the field path.
-pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let field = match inner.split('`').nth(1) {
-            Some(f) if inner.starts_with("missing field") => {
-                if path == "." {
-                    f.to_owned()
-                } else {
-                    format!("{path}.{f}")
-                }
-            }
-            Some(f) if inner.starts_with("unknown field") => {
-                // serde_path_to_error's path already ends with the unknown key itself.
-                if path == "." {
-                    f.to_owned()
-                } else if path == f || path.ends_with(&format!(".{f}")) {
-                    path
-                } else {
-                    format!("{path}.{f}")
-                }
-            }
-            _ if path == "." => "body".to_owned(),
-            _ => path,
-        };
-        Error::invalid(field, inner)
-    })
 }

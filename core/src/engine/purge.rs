@@ -133,7 +133,7 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
                 tracing::warn!("key rotation failed, will retry: {e}");
             }
             if ticks.is_multiple_of(10) {
-                if let Err(e) = crate::memory::sweep_all(&inner, 10_000, Some(SWEEP_STEP)) {
+                if let Err(e) = super::sweep::sweep_all(&inner, 10_000, Some(SWEEP_STEP)) {
                     tracing::warn!("decay sweep failed, will retry: {e}");
                 }
             }

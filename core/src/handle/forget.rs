@@ -8,10 +8,9 @@ use crate::datastore::ns_key;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::memory::{
-    effective_importance, is_live, memory_key, read_memory, remove_memories, scan_memories,
-    validate_content, validate_id, validate_ids, validate_importance, validate_session,
-    validate_tags, validate_ttl, Forget, Forgotten, Memory, MemoryType, Prepared, StoredMemory,
-    UpdateMemory, CALLER_EMBEDDER,
+    effective_importance, is_live, memory_key, read_memory, scan_memories, validate_content,
+    validate_id, validate_ids, validate_importance, validate_session, validate_tags, validate_ttl,
+    Forget, Forgotten, Memory, MemoryType, Prepared, StoredMemory, UpdateMemory, CALLER_EMBEDDER,
 };
 use crate::namespace::NamespaceRecord;
 use crate::vector::{normalize, validate_vector};
@@ -148,7 +147,7 @@ impl Handle {
         }
         let filter = crate::listing::parse_filter(req.filter.as_ref())?;
         if filter.is_some() {
-            crate::listing::ensure_fields(&self.inner, &rec)?;
+            self.inner.ensure_fields(&rec)?;
         }
         if let Some(tags) = &req.tags {
             if tags.is_empty() {
@@ -202,6 +201,6 @@ impl Handle {
 
     /// Removes memories by id in one transaction and releases their storage.
     fn remove_memories(&self, rec: &NamespaceRecord, ids: &[[u8; 16]]) -> Result<Vec<Memory>> {
-        remove_memories(&self.inner, rec, ids)
+        self.inner.remove_memories(rec, ids)
     }
 }

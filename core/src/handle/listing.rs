@@ -5,11 +5,12 @@ use crate::error::{Error, Result};
 use crate::filter::{self, Filter};
 use crate::handle::Handle;
 use crate::listing::{
-    all_live, decode_cursor, each_matching, encode_cursor, ensure_fields, from_candidates,
-    parse_filter, walk_order, CountMemories, ListMemories, MemoryPage, Position, DEFAULT_LIST,
-    MAX_LIST, SMALL_SET,
+    all_live, decode_cursor, each_matching, encode_cursor, from_candidates, parse_filter,
+    walk_order, CountMemories, ListMemories, MemoryPage, Position, DEFAULT_LIST, MAX_LIST,
+    SMALL_SET,
 };
 use crate::memory::{is_live, read_vector, Memory};
+use crate::records::NamespaceRecord;
 
 impl Handle {
     /// A page of a namespace's live memories matching `filter`, in a stable order, with the
@@ -26,10 +27,10 @@ impl Handle {
         let order = req.order_by.unwrap_or_default();
         let desc = req.descending;
         let after = match &req.cursor {
-            Some(c) => Some(decode_cursor(&self.inner, c, rec.id, order, desc)?),
+            Some(c) => Some(decode_cursor(&self.inner.cursor_key()?, c, rec.id, order, desc)?),
             None => None,
         };
-        ensure_fields(&self.inner, &rec)?;
+        self.inner.ensure_fields(&rec)?;
         let now = self.inner.now_micros();
         let env = self.inner.data_env_of(&rec)?;
         let keep = |m: &Memory| {
@@ -48,7 +49,7 @@ impl Handle {
         let next_cursor = if page.len() > limit {
             page.truncate(limit);
             let last = &page[limit - 1].0;
-            Some(encode_cursor(&self.inner, rec.id, order, desc, last)?)
+            Some(encode_cursor(&self.inner.cursor_key()?, rec.id, order, desc, last))
         } else {
             None
         };
@@ -80,8 +81,20 @@ impl Handle {
         }
         let mut n = 0u64;
         let all = Filter::And(Vec::new());
-        each_matching(&self.inner, &rec, filter.as_ref().unwrap_or(&all), |_| n += 1)?;
+        self.each_matching(&rec, filter.as_ref().unwrap_or(&all), |_| n += 1)?;
         Ok(n)
+    }
+
+    /// Calls `f` with every live memory of `rec` matching `filter` (see
+    /// [`each_matching`]).
+    pub(crate) fn each_matching(
+        &self,
+        rec: &NamespaceRecord,
+        filter: &Filter,
+        f: impl FnMut(Memory),
+    ) -> Result<()> {
+        let env = self.inner.data_env_of(rec)?;
+        each_matching(&env, rec, self.inner.now_micros(), filter, f)
     }
 }
 

@@ -119,7 +119,15 @@ impl Handle {
     ) -> Result<Vec<Memory>> {
         let start = self.begin_write(rec, &mut items, vectors_by)?;
         let written = start.env.write_ns(rec.id, |w, t| {
-            write_rows(&self.inner, rec, &mut items, &start.embedder_name, patch, w, t)
+            write_rows(
+                &|id| self.inner.is_dead(id),
+                rec,
+                &mut items,
+                &start.embedder_name,
+                patch,
+                w,
+                t,
+            )
         })?;
         Ok(self.finish_write(rec, start, items, written))
     }
@@ -139,7 +147,7 @@ impl Handle {
             let (inner, rec, rows) = (self.inner.clone(), rec.clone(), rows.clone());
             let name = start.embedder_name.clone();
             move |w: &mut heed3::RwTxn<'_>, t: &DataTables| {
-                write_rows(&inner, &rec, &mut rows.lock(), &name, None, w, t)
+                write_rows(&|id| inner.is_dead(id), &rec, &mut rows.lock(), &name, None, w, t)
             }
         };
         let written = start.env.write_ns_async(rec.id, job).await?;
@@ -163,7 +171,7 @@ impl Handle {
             Self::embed_missing(embedder.as_ref(), items)?;
             embedder.name().to_owned()
         };
-        crate::listing::ensure_keywords(&self.inner, rec)?;
+        self.inner.ensure_keywords(rec)?;
         let env = self.inner.data_env_of(rec)?;
         let chain = match &rec.tenant_id {
             Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,

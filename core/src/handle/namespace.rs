@@ -11,9 +11,8 @@ use crate::engine::Affects;
 use crate::error::{Error, Result};
 use crate::handle::{Caller, Handle};
 use crate::namespace::{
-    decode_ns_cursor, encode_ns_cursor, gone, namespace_view_with, not_utf8,
-    validate_namespace_name, DecayPolicy, DeletedNamespace, Namespace, NamespaceCreation,
-    NamespaceOptions, NamespaceRecord, Pager, MAX_DIMENSIONS,
+    gone, namespace_view_with, not_utf8, validate_namespace_name, DecayPolicy, DeletedNamespace,
+    Namespace, NamespaceCreation, NamespaceOptions, NamespaceRecord, Pager, MAX_DIMENSIONS,
 };
 use crate::page::{Page, Paged};
 use crate::storage::scan;
@@ -176,7 +175,7 @@ impl Handle {
                 if offset > 0 {
                     return Err(Error::invalid("offset", "cannot be combined with cursor"));
                 }
-                Some(decode_ns_cursor(&self.inner, c)?)
+                Some(crate::cursor::unseal_after_name(&self.inner.cursor_key()?, c)?)
             }
             None => None,
         };
@@ -184,7 +183,9 @@ impl Handle {
         // Only the page's records are read: with a million namespaces a page by offset costs
         // a walk over the names before it (keys only), one by cursor a seek.
         let (total, recs, more) = self.inner.catalog.read(|r, t| {
-            let mut pager = Pager::new(&self.inner, offset, limit, after);
+            let is_dead = |id| self.inner.is_dead(id);
+            let none_dead = self.inner.dead.read().is_empty();
+            let mut pager = Pager::new(&is_dead, none_dead, offset, limit, after);
             match &caller.principal {
                 Principal::Root => {
                     if let Some(tid) = tenant_id {
@@ -225,7 +226,9 @@ impl Handle {
             Ok((pager.total, pager.page, pager.more))
         })?;
         let next_cursor = match recs.last() {
-            Some(last) if more => Some(encode_ns_cursor(&self.inner, &last.name)?),
+            Some(last) if more => {
+                Some(crate::cursor::seal_after_name(&self.inner.cursor_key()?, &last.name))
+            }
             _ => None,
         };
         let items = recs.into_iter().map(|r| self.namespace_view(r)).collect::<Result<_>>()?;

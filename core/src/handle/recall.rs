@@ -50,7 +50,7 @@ impl Handle {
         let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
             // Written before the keyword index (0.1.0): index it first.
-            crate::listing::ensure_keywords(&self.inner, &rec)?;
+            self.inner.ensure_keywords(&rec)?;
             stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         }
         // The embedder of a text query, for hybrid recall's token match.
@@ -176,7 +176,7 @@ impl Handle {
         };
         let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
             let (Some(_), Some(plan)) = (&extra, &plan) else { return Ok(None) };
-            crate::listing::ensure_fields(&self.inner, &rec)?;
+            self.inner.ensure_fields(&rec)?;
             env.read(|r, t| {
                 let Some(c) = crate::filter::candidates(t, r, rec.id, plan, FILTERED_EXACT_MAX)?
                 else {
@@ -267,7 +267,7 @@ impl Handle {
         let mut hits = match (mode, &query) {
             (RecallMode::Keyword, _) => {
                 if plan.is_some() {
-                    crate::listing::ensure_fields(&self.inner, &rec)?;
+                    self.inner.ensure_fields(&rec)?;
                 }
                 env.read(|r, t| {
                     // A selective filter: rank only the memories its secondary keys name.

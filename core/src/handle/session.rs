@@ -177,7 +177,7 @@ impl Handle {
         let (rec, _) =
             self.session_namespace(Some(&session.namespace), None, NamespaceAction::Read)?;
         let mut all = Vec::new();
-        crate::listing::each_matching(&self.inner, &rec, &of_sessions(&[&req.id])?, |m| {
+        self.each_matching(&rec, &of_sessions(&[&req.id])?, |m| {
             all.push(m);
         })?;
         all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
@@ -196,7 +196,7 @@ impl Handle {
         if ids.is_empty() {
             return Ok(counts);
         }
-        crate::listing::ensure_fields(&self.inner, rec)?;
+        self.inner.ensure_fields(rec)?;
         let env = self.inner.data_env_of(rec)?;
         // Every memory live: a session's count is its number of session_id keys.
         let from_keys = env.read(|r, t| {
@@ -216,7 +216,7 @@ impl Handle {
             return Ok(counts);
         }
         counts.clear();
-        crate::listing::each_matching(&self.inner, rec, &of_sessions(ids)?, |m| {
+        self.each_matching(rec, &of_sessions(ids)?, |m| {
             if let Some(sid) = m.session_id {
                 *counts.entry(sid).or_insert(0) += 1;
             }

@@ -22,6 +22,7 @@ use heed3::RwTxn;
 
 use crate::datastore::{ns_key, DataTables, NamespaceStats};
 use crate::error::Result;
+use crate::store::Store;
 
 pub(crate) use crate::text::terms;
 pub use recall::RecallMode;
@@ -250,11 +251,31 @@ pub(crate) fn unindex(
     Ok(())
 }
 
+/// Gives the memories of namespace `ns` (in data environment `env`) their keyword postings if
+/// some may lack them (see [`rebuild`]), in one write transaction. Returns the bytes of
+/// postings added, which the caller charges to the tenant's storage. A no-op once done, or for
+/// a namespace without memories.
+pub(crate) fn ensure_indexed(env: &Store<DataTables>, ns: u64) -> Result<u64> {
+    let stats = env.read(|r, t| t.stats_of(r, ns))?;
+    if stats.keyword_indexed || stats.memory_count == 0 {
+        return Ok(0);
+    }
+    env.write_ns(ns, |w, t| {
+        let mut stats = t.stats_of(w, ns)?;
+        if stats.keyword_indexed {
+            return Ok(0);
+        }
+        let added = rebuild(t, w, ns, &mut stats)?;
+        t.put_stats(w, ns, &stats)?;
+        Ok(added)
+    })
+}
+
 /// Rebuilds the namespace's keyword index from its memories, inside a write transaction:
 /// every posting of the namespace is removed and every memory with a vector slot indexed
 /// again, and `stats.keyword_indexed` set. Namespaces written before the index existed
 /// (0.1.0) have memories without postings; this gives them theirs (see
-/// [`crate::listing::ensure_keywords`]). Returns the change in bytes charged: the postings of
+/// [`ensure_indexed`]). Returns the change in bytes charged: the postings of
 /// memories that had none before are charged now.
 pub(crate) fn rebuild(
     t: &DataTables,

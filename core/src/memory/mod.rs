@@ -1,8 +1,8 @@
-//! Memories: store (single and all-or-nothing batch), get, delete, recall, forget, and the
-//! decay/TTL sweep. How recall ranks, and which memories are live, is [`crate::rank`].
+//! Memories: store (single and all-or-nothing batch), get, delete, recall, forget. How recall
+//! ranks, and which memories are live, is [`crate::rank`]; the background decay/TTL sweep is
+//! the engine's.
 
 mod read;
-mod sweep;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -10,7 +10,6 @@ mod validate;
 mod write;
 
 pub(crate) use read::*;
-pub(crate) use sweep::*;
 pub use types::*;
 pub(crate) use validate::*;
 pub(crate) use write::*;
@@ -23,8 +22,8 @@ pub use crate::rank::RecallHit;
 pub(crate) use crate::rank::*;
 
 pub(crate) use crate::records::memory::{
-    decode_record, decode_record as decode_stored, encode_record, judge_at, memory_key,
-    read_memory, scan_memories, split_record, StoredMemory, RECORD_HEADER,
+    decode_record, encode_record, judge_at, memory_key, read_memory, scan_memories, split_record,
+    StoredMemory, RECORD_HEADER,
 };
 
 pub use crate::records::{Memory, MemoryType};

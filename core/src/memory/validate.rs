@@ -5,7 +5,7 @@ use super::{CALLER_EMBEDDER, MAX_CONTENT_BYTES, MAX_ID_CHARS, MAX_TAGS, MAX_TAG_
 use crate::auth::Principal;
 use crate::datastore::NamespaceStats;
 use crate::error::{Error, Result};
-use crate::namespace::NamespaceRecord;
+use crate::records::NamespaceRecord;
 
 /// Which namespace a memory call addresses: the explicit namespace; else the `agent_id`
 /// value; else the key's only namespace. The flag says whether `agent_id` was used as the

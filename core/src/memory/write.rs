@@ -10,11 +10,10 @@ use super::{
     check_vector_space, decode_record, encode_record, memory_key, split_record, Memory,
     RECORD_HEADER,
 };
-use crate::datastore::{ns_key, put_last, DataTables, NamespaceStats};
-use crate::engine::EngineInner;
+use crate::datastore::{ns_key, put_last, DataTables, NamespaceId, NamespaceStats};
 use crate::error::{Error, Result};
-use crate::namespace::NamespaceRecord;
 use crate::quota::{QuotaLink, Reservation};
+use crate::records::NamespaceRecord;
 use crate::store::Store;
 use crate::vector::encode_row;
 
@@ -66,8 +65,10 @@ pub(crate) struct WriteStart<'a> {
 
 /// A write of memories inside the namespace's transaction: each item through
 /// [`put_memory`], then the namespace's stats.
+/// `is_dead` tells a deleted namespace: once it is, nothing more is written to it (asked
+/// inside the transaction, so no write lands after the purge of its rows has begun).
 pub(crate) fn write_rows(
-    inner: &EngineInner,
+    is_dead: &dyn Fn(NamespaceId) -> bool,
     rec: &NamespaceRecord,
     items: &mut [Prepared],
     embedder_name: &str,
@@ -75,7 +76,7 @@ pub(crate) fn write_rows(
     w: &mut heed3::RwTxn<'_>,
     t: &DataTables,
 ) -> Result<(WriteEffects, NamespaceStats)> {
-    if inner.is_dead(rec.id) {
+    if is_dead(rec.id) {
         return Err(Error::namespace_forbidden(&rec.name));
     }
     let mut stats = t.stats_of(w, rec.id)?;

@@ -147,7 +147,7 @@ pub(crate) fn prepare_group(
                 }
             }
             let policy = map.get("policy").cloned().unwrap_or(json!({}));
-            crate::api::decode::<crate::namespace::DecayPolicy>(policy.clone())
+            crate::document::decode::<crate::records::DecayPolicy>(policy.clone())
                 .map_err(|e| at_line(n, e))?;
             Ok(Group::Policy(n, policy))
         }
@@ -160,7 +160,7 @@ pub(crate) fn prepare_group(
                     _ => None,
                 };
                 map.insert("namespace".into(), Value::String(String::new()));
-                let entity = crate::api::decode::<AddEntity>(Value::Object(map))
+                let entity = crate::document::decode::<AddEntity>(Value::Object(map))
                     .map_err(|e| at_line(n, e))?;
                 out.push((id, entity));
             }
@@ -190,7 +190,7 @@ pub(crate) fn prepare_group(
                     }
                 }
                 map.insert("namespace".into(), Value::String(String::new()));
-                let relation = crate::api::decode::<AddRelation>(Value::Object(map))
+                let relation = crate::document::decode::<AddRelation>(Value::Object(map))
                     .map_err(|e| at_line(n, e))?;
                 out.push(crate::graph::ImportedRelation { id, relation, names });
             }
@@ -346,7 +346,7 @@ pub(super) fn prepare_memories(
             }
         };
         let mut item: StoreMemory =
-            crate::api::decode(Value::Object(item)).map_err(|e| at_line(n, e))?;
+            crate::document::decode(Value::Object(item)).map_err(|e| at_line(n, e))?;
         item.embedding = vector;
         out.push(item);
         kept.push(n);

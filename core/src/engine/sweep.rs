@@ -1,11 +1,11 @@
 //! The decay and TTL sweep: bounded rounds over every namespace remove memories whose
 //! effective importance or expiry says they are gone.
 
-use super::{is_live, memory_key, remove_memories, scan_memories};
-use crate::embed::Embedder;
-use crate::engine::EngineInner;
+use super::EngineInner;
 use crate::error::Result;
-use crate::namespace::NamespaceRecord;
+use crate::rank::is_live;
+use crate::records::memory::{memory_key, scan_memories};
+use crate::records::NamespaceRecord;
 
 /// Removes expired and decayed-away memories, at most `budget` per namespace. Returns how
 /// many were removed.
@@ -64,65 +64,11 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>)
             }
             Ok(out)
         })?;
-        match remove_memories(inner, &rec, &doomed) {
+        match inner.remove_memories(&rec, &doomed) {
             Ok(removed) => total += removed.len() as u64,
             Err(_) if inner.is_dead(rec.id) => {} // deleted meanwhile: the purge takes its rows
             Err(e) => return Err(e),
         }
     }
     Ok(total)
-}
-
-impl EngineInner {
-    /// The embedder of a namespace's text (see [`crate::embed::for_namespace`]).
-    pub(crate) fn embedder_for(
-        &self,
-        rec: &NamespaceRecord,
-    ) -> Result<std::sync::Arc<dyn Embedder>> {
-        let stats = self.data_env_of(rec)?.read(|r, t| t.stats_of(r, rec.id))?;
-        crate::embed::for_namespace(&self.options.embedder, stats.embedder.as_deref())
-    }
-
-    /// The storage figures of the tenants of the tree under `root` (each tenant's includes
-    /// its descendants'), read from their namespaces' environments.
-    pub(crate) fn tree_usage(&self, root: &str) -> Result<std::collections::HashMap<String, u64>> {
-        let namespaces: Vec<(NamespaceRecord, Vec<crate::quota::QuotaLink>)> =
-            self.catalog.read(|r, t| {
-                let mut out = Vec::new();
-                let ids = t.tenants.remap_data_type::<heed3::types::DecodeIgnore>();
-                let ids: Vec<String> = ids
-                    .iter(r)?
-                    .map(|e| e.map(|(id, ())| id.to_owned()))
-                    .collect::<heed3::Result<_>>()?;
-                for id in ids {
-                    let chain = crate::tenant::quota_chain(t, r, &id)?;
-                    if chain.last().map(|l| l.tenant_id.as_str()) != Some(root) {
-                        continue;
-                    }
-                    let prefix = format!("{id}/");
-                    let names = t.tenant_namespaces.remap_data_type::<heed3::types::DecodeIgnore>();
-                    let names: Vec<String> = names
-                        .prefix_iter(r, &prefix)?
-                        .map(|e| e.map(|(k, ())| k[prefix.len()..].to_owned()))
-                        .collect::<heed3::Result<_>>()?;
-                    for name in names {
-                        if let Some(rec) = t.namespaces.get(r, &name)? {
-                            out.push((rec, chain.clone()));
-                        }
-                    }
-                }
-                Ok(out)
-            })?;
-        let mut usage = std::collections::HashMap::<String, u64>::new();
-        for (rec, chain) in namespaces {
-            if !rec.location.dir(&self.dir).exists() {
-                continue;
-            }
-            let bytes = self.namespace_stats(&rec)?.storage_bytes;
-            for link in chain {
-                *usage.entry(link.tenant_id).or_default() += bytes;
-            }
-        }
-        Ok(usage)
-    }
 }
