@@ -99,6 +99,18 @@ pub(crate) struct QuotaLink {
     pub limit: u64,
 }
 
+/// Where [`StorageUsage`] reads the figures of a tenant tree it has not seen yet: the
+/// engine, from its namespaces' environments.
+pub(crate) trait UsageSource: Send + Sync {
+    /// The storage figures of the tenants of the tree under `root` (each tenant's includes
+    /// its descendants').
+    fn tree_usage(&self, root: &str) -> Result<HashMap<String, u64>>;
+
+    /// The turn of encrypted environments, taken before a tree's figures are read (see
+    /// `storage::Turn`).
+    fn turn(&self) -> crate::storage::Turn;
+}
+
 /// Storage bytes in use per tenant (each tenant's figure includes its descendants').
 ///
 /// Figures are worked out from the data environments a tenant tree at a time, when the tree
@@ -111,12 +123,12 @@ pub(crate) struct StorageUsage {
     loaded: RwLock<std::collections::HashSet<String>>,
     /// One tree worked out at a time; uses of a tree wait for its figures.
     loading: Mutex<()>,
-    engine: std::sync::OnceLock<std::sync::Weak<crate::engine::EngineInner>>,
+    engine: std::sync::OnceLock<std::sync::Weak<dyn UsageSource>>,
 }
 
 impl StorageUsage {
     /// Lets the figures be worked out from `engine`'s environments.
-    pub(crate) fn attach(&self, engine: std::sync::Weak<crate::engine::EngineInner>) {
+    pub(crate) fn attach(&self, engine: std::sync::Weak<dyn UsageSource>) {
         let _ = self.engine.set(engine);
     }
 

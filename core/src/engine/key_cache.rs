@@ -1,0 +1,176 @@
+//! Key resolutions cached per key id, and the catalog writes that drop the ones they change:
+//! a resolution read before a write that changes it is never served after it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::EngineInner;
+use crate::auth::{self, ParsedKey, Principal};
+use crate::catalog::CatalogTables;
+use crate::error::{Error, Result};
+use crate::keys::Authed;
+
+pub(super) struct CachedKey {
+    pub(super) secret_hash: [u8; 32],
+    pub(super) authed: Arc<Authed>,
+}
+
+/// The cached key resolutions a catalog write can change (see
+/// [`EngineInner::catalog_write_affecting`]). A write that names too little would let a
+/// withdrawn key in, so anything not listed here uses [`Affects::AllKeys`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Affects<'a> {
+    /// No key resolution: a new namespace, key or purge job, a policy, the cursor secret.
+    NoKeys,
+    /// The resolution of this key id (its record revoked, rotated or deleted).
+    Key(&'a str),
+    /// The resolutions of keys granted this namespace (deleted: their grant is dead).
+    Namespace(&'a str),
+    /// Every resolution (tenants, members, the admin key).
+    AllKeys,
+}
+
+impl Affects<'_> {
+    fn covers(&self, key_id: &str, authed: &Authed) -> bool {
+        match self {
+            Affects::NoKeys => false,
+            Affects::Key(id) => *id == key_id,
+            Affects::Namespace(name) => match &authed.principal {
+                Principal::Scoped { grants, .. } => grants.iter().any(|g| g.namespace == *name),
+                Principal::Member { .. } | Principal::Root => false,
+            },
+            Affects::AllKeys => true,
+        }
+    }
+}
+
+impl EngineInner {
+    /// A write to the catalog; invalidates every cached key resolution.
+    pub(crate) fn catalog_write<R: Send>(
+        &self,
+        f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+    ) -> Result<R> {
+        self.catalog_write_affecting(Affects::AllKeys, f)
+    }
+
+    /// A write to the catalog that changes at most the key resolutions `affects` names:
+    /// those are dropped from the cache once it is committed (before it returns, so the next
+    /// request resolves the key again), the others stay.
+    pub(crate) fn catalog_write_affecting<R: Send>(
+        &self,
+        affects: Affects<'_>,
+        f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
+    ) -> Result<R> {
+        let r = self.catalog.write(f);
+        self.forget_keys(affects);
+        r
+    }
+
+    /// Drops the cached key resolutions `affects` names.
+    fn forget_keys(&self, affects: Affects<'_>) {
+        if matches!(affects, Affects::NoKeys) {
+            return;
+        }
+        let mut cache = self.key_cache.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match affects {
+            Affects::AllKeys => cache.clear(),
+            Affects::Key(id) => {
+                cache.remove(id);
+            }
+            _ => cache.retain(|id, c| !affects.covers(id, &c.authed)),
+        }
+    }
+
+    /// Whether key `id`'s resolution is cached (tests of what a write keeps).
+    #[cfg(test)]
+    pub(crate) fn key_cached(&self, id: &str) -> bool {
+        self.key_cache.read().contains_key(id)
+    }
+
+    pub(super) fn is_admin_key(&self, text: &str) -> bool {
+        let stored = *self.admin_hash.read();
+        stored.is_some_and(|h| auth::hashes_equal(&h, &auth::hash_secret(text.as_bytes())))
+    }
+
+    /// Resolves a parsed key to its principal, from the cache unless a catalog write changed
+    /// it since it was cached (see [`EngineInner::catalog_write_affecting`]).
+    pub(crate) fn authenticate(&self, key: &ParsedKey) -> Result<Arc<Authed>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let now = self.now_micros();
+        if let Some(c) = self.key_cache.read().get(&key.id) {
+            if auth::hashes_equal(&c.secret_hash, &key.secret_hash) {
+                return match c.authed.expires_at {
+                    Some(exp) if exp <= now => Err(Error::Unauthorized("API key expired".into())),
+                    _ => Ok(c.authed.clone()),
+                };
+            }
+        }
+        let authed = Arc::new(crate::keys::resolve_key(&self.catalog, key, now)?);
+        let mut cache = self.key_cache.write();
+        // A write that changed resolutions committed while this one was read: it may be
+        // stale, so it is not cached (the next request reads it again).
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(authed);
+        }
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(
+            key.id.clone(),
+            CachedKey { secret_hash: key.secret_hash, authed: authed.clone() },
+        );
+        Ok(authed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::auth::Access;
+    use crate::engine::{Engine, Options};
+    use crate::keys::CreateKey;
+    use crate::namespace::NamespaceOptions;
+
+    /// A catalog write drops only the cached key resolutions it changes: new namespaces and
+    /// keys, a policy or another key's revocation keep a key's resolution; its own rotation
+    /// or revocation, or the deletion of a namespace it is granted, drop it.
+    #[test]
+    fn catalog_writes_drop_only_the_key_resolutions_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
+        let root = engine.root();
+        for ns in ["a", "b"] {
+            root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+        }
+        let mint = |name: &str, ns: &[&str]| {
+            root.create_key(CreateKey::namespaces(name, ns.iter().map(|n| (*n, Access::Write))))
+                .unwrap()
+        };
+        let on_a = mint("on-a", &["a"]);
+        let on_b = mint("on-b", &["b"]);
+        let other = mint("other", &["a"]);
+        let cached = |k: &crate::keys::CreatedKey| engine.inner.key_cached(&k.info.id);
+        for k in [&on_a, &on_b, &other] {
+            engine.scoped(&k.key).unwrap().whoami().unwrap();
+            assert!(cached(k));
+        }
+
+        root.create_namespace("c", NamespaceOptions::default()).unwrap();
+        mint("new", &["c"]);
+        root.set_memory_policy("a", crate::namespace::DecayPolicy::default()).unwrap();
+        root.revoke_key(&other.info.id).unwrap();
+        assert!(cached(&on_a) && cached(&on_b), "kept across writes that do not change them");
+        assert!(!cached(&other), "a revoked key's resolution is dropped");
+        assert!(engine.scoped(&other.key).is_err());
+
+        root.delete_namespace("b").unwrap();
+        assert!(cached(&on_a));
+        assert!(!cached(&on_b), "a key granted a deleted namespace is resolved again");
+
+        let rotated = root.rotate_key(&on_a.info.id).unwrap();
+        assert!(!cached(&on_a));
+        assert!(engine.scoped(&on_a.key).is_err());
+        assert!(engine.scoped(&rotated.key).is_ok());
+    }
+}

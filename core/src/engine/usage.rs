@@ -1,0 +1,17 @@
+//! The engine as [`StorageUsage`]'s source of a tenant tree's figures.
+//!
+//! [`StorageUsage`]: crate::quota::StorageUsage
+
+use super::EngineInner;
+use crate::error::Result;
+use crate::quota::UsageSource;
+
+impl UsageSource for EngineInner {
+    fn tree_usage(&self, root: &str) -> Result<std::collections::HashMap<String, u64>> {
+        EngineInner::tree_usage(self, root)
+    }
+
+    fn turn(&self) -> crate::storage::Turn {
+        EngineInner::turn(self)
+    }
+}
