@@ -15,8 +15,8 @@
 //! Run with `make bench-http`. `BENCH_SECS` (default 3) is the length of each timed phase,
 //! `BENCH_NAMESPACES` (default 2000) the namespaces created, `BENCH_PHASES` (default all:
 //! `recall,namespaces,overhead,store,malformed`; `hybrid` or `vector` for one recall mode)
-//! the phases run. `TMPDIR` places the data directory (on tmpfs, fsync costs nothing: the
-//! code's own limit).
+//! the phases run, `BENCH_CLIENTS` (default `1,16,64`) the client counts of recall and store.
+//! `TMPDIR` places the data directory (on tmpfs, fsync costs nothing: the code's own limit).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,6 +31,16 @@ use serde_json::json;
 const ADMIN: &str = "bench-admin-key-0123456789";
 const RECALL_MEMORIES: usize = 10_000;
 const LEVELS: [usize; 3] = [1, 16, 64];
+
+/// The client counts the recall and store phases run at: `BENCH_CLIENTS` (comma-separated),
+/// default [`LEVELS`].
+fn levels() -> Vec<usize> {
+    std::env::var("BENCH_CLIENTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect::<Vec<usize>>())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| LEVELS.to_vec())
+}
 
 fn env_or(name: &str, default: f64) -> f64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -373,7 +383,7 @@ fn main() {
         if !(phase("recall") || phase(mode)) {
             continue;
         }
-        for clients in LEVELS {
+        for clients in levels() {
             let (cost, t) = load(&url, &key, clients, Limit::Time(secs), &recall(mode));
             report(&format!("recall (10k), mode {mode}"), clients, &cost, &t);
         }
@@ -434,7 +444,7 @@ fn main() {
             &json!({"namespace": "bench", "content": format!("memory {t}-{i} about topic {}", i % 37)}),
         )
     };
-    for clients in LEVELS.into_iter().filter(|_| phase("store")) {
+    for clients in levels().into_iter().filter(|_| phase("store")) {
         let before = engine.commit_stats();
         let (cost, t) = load(&url, &key, clients, Limit::Time(secs), &store);
         report("POST /v1/memory/store", clients, &cost, &t);
