@@ -89,7 +89,7 @@ impl AuditChains {
             .list(Some(&self.dir(tenant)))
             .try_collect()
             .await
-            .map_err(|e| Error::Internal(format!("audit log: listing: {e}")))?;
+            .map_err(|e| Error::internal_from("audit log: listing", e))?;
         let mut seqs: Vec<u64> = metas
             .iter()
             .filter_map(|m| m.location.filename().and_then(|f| f.parse::<u64>().ok()))
@@ -102,15 +102,13 @@ impl AuditChains {
     async fn read(&self, tenant: &str, first_seq: u64) -> Result<Option<Vec<Value>>> {
         match self.store.get(&self.object(tenant, first_seq)).await {
             Ok(got) => {
-                let bytes = got
-                    .bytes()
-                    .await
-                    .map_err(|e| Error::Internal(format!("audit log: reading: {e}")))?;
+                let bytes =
+                    got.bytes().await.map_err(|e| Error::internal_from("audit log: reading", e))?;
                 // A damaged object is one unreadable entry for `verify` to name.
                 Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| vec![Value::Null])))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::Internal(format!("audit log: reading: {e}"))),
+            Err(e) => Err(Error::internal_from("audit log: reading", e)),
         }
     }
 
@@ -229,7 +227,7 @@ impl AuditChains {
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. },
                 ) => *head = Some(self.catch_up(tenant, at).await?),
-                Err(e) => return Err(Error::Internal(format!("audit log: storing: {e}"))),
+                Err(e) => return Err(Error::internal_from("audit log: storing", e)),
             }
         }
         Err(Error::Internal("audit log: the chain kept moving under this append".into()))

@@ -109,7 +109,7 @@ impl Node {
             .get_or_try_init(|| async {
                 let key = self.key("cursor_key", "");
                 let mut fresh = [0u8; 32];
-                getrandom::fill(&mut fresh).map_err(|e| Error::Internal(format!("random: {e}")))?;
+                getrandom::fill(&mut fresh).map_err(|e| Error::internal_from("random", e))?;
                 let txn = Txn::new()
                     .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(key.clone(), hex(&fresh), None)])

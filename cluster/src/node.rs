@@ -118,8 +118,8 @@ pub struct Node {
     http: reqwest::Client,
 }
 
-fn etcd_err(e: &etcd_client::Error) -> Error {
-    Error::Internal(format!("etcd: {e}"))
+fn etcd_err(e: etcd_client::Error) -> Error {
+    Error::internal_from("etcd", e)
 }
 
 /// Whether an etcd call failed because the member it went to is down (the client balances
@@ -146,7 +146,7 @@ where
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => return Err(etcd_err(&e)),
+            Err(e) => return Err(etcd_err(e)),
         }
     }
 }
@@ -221,9 +221,7 @@ const AGENT_NAMES_NAMESPACE: &[&str] =
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("worker failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal_from("worker failed", e))?
 }
 
 impl Node {
@@ -509,7 +507,7 @@ impl Node {
             return Err(Acquire::Failed(Error::not_found("namespace", ns)));
         };
         let create_args: Value = serde_json::from_slice(kv.value())
-            .map_err(|e| Acquire::Failed(Error::Internal(format!("namespace record: {e}"))))?;
+            .map_err(|e| Acquire::Failed(Error::internal_from("namespace record", e)))?;
         let owner_key = self.ns_key("owners", ns);
         let me = json!({ "node": self.config.node_id, "url": self.config.advertise_url });
         let txn = Txn::new()
@@ -1029,13 +1027,16 @@ impl Node {
         body: Vec<u8>,
     ) -> Result<Forwarded> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal_from("forwarded method", e))?;
         let mut req = self.http.request(method, format!("{url}{path_and_query}"));
         for (name, value) in headers {
             req = req.header(name, value);
         }
         let resp = req.body(body).send().await.map_err(|e| {
-            Error::Internal(format!("the namespace's owner at {url} did not answer ({e}); retry"))
+            Error::internal_from(
+                format!("the namespace's owner at {url} did not answer (retry)"),
+                e,
+            )
         })?;
         let status = resp.status().as_u16();
         let headers = resp
@@ -1050,7 +1051,7 @@ impl Node {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| Error::Internal(format!("reading the owner's answer: {e}")))?
+            .map_err(|e| Error::internal_from("reading the owner's answer", e))?
             .to_vec();
         Ok(Forwarded { status, headers, body })
     }
@@ -1111,7 +1112,7 @@ async fn snapshot(engine: Engine, owned: Arc<Owned>) -> Result<Published> {
         (writer.next_seq(), bytes)
     };
     let published = checkpoint.publish(log_from, bytes).await.map_err(|e| {
-        Error::Internal(format!("namespace {}: snapshot not published: {e}", owned.name))
+        Error::internal_from(format!("namespace {}: snapshot not published", owned.name), e)
     })?;
     owned.snapshot_from.store(published.log_from, Ordering::Relaxed);
     Ok(published)
@@ -1385,5 +1386,19 @@ async fn watch_keys(node: Arc<Node>, mut revision: i64) {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An etcd failure is the internal error's cause (`source`, and `causes` in its body), not
+    /// only words in its message.
+    #[test]
+    fn an_etcd_failure_is_the_internal_errors_cause() {
+        let e = super::etcd_err(etcd_client::Error::InvalidArgs("no key".into()));
+        assert_eq!(e.code(), memsilo::ErrorCode::Internal);
+        assert_eq!(e.to_string(), "internal error: etcd: invalid arguments: no key");
+        assert_eq!(e.causes(), ["invalid arguments: no key"]);
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

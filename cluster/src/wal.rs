@@ -77,6 +77,8 @@ pub enum AppendError {
     Store(String),
 }
 
+impl std::error::Error for AppendError {}
+
 impl std::fmt::Display for AppendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -43,6 +43,7 @@
 //! entities about 1.5 ms (`cargo bench -p memsilo --bench graph`).
 
 pub(crate) mod expand;
+pub(crate) mod links;
 pub(crate) mod rows;
 pub(crate) mod traverse;
 
@@ -60,7 +61,7 @@ use rows::{Resolved, Uid};
 use traverse::NamespaceGraph;
 
 pub(crate) use expand::expand_hits;
-pub(crate) use rows::{link_memory, unlink_memory};
+pub(crate) use links::{link_memory, unlink_memory};
 pub(crate) use traverse::GraphCache;
 
 /// Longest entity name, in bytes.
@@ -359,7 +360,7 @@ pub(crate) fn load_graph(
     // A build holds the namespace's build lock while it reads: the turn comes first (see
     // `storage::Turn`).
     let _turn = env.turn();
-    graphs.get_or_build(rec.id, || env.read(|r, t| rows::load_topology(t, r, rec.id)))
+    graphs.get_or_build(rec.id, || env.read(|r, t| traverse::load_topology(t, r, rec.id)))
 }
 
 /// What a graph write changed.

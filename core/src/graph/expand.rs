@@ -85,7 +85,7 @@ pub(crate) fn expand_hits(
                 break;
             }
             let Some(e) = rows::read_entity(t, r, rec.id, entity)? else { continue };
-            for mid in rows::memories_mentioning(t, r, rec.id, &e.name)? {
+            for mid in super::links::memories_mentioning(t, r, rec.id, &e.name)? {
                 if !seen.insert(mid) {
                     continue;
                 }

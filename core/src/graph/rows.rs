@@ -1,6 +1,7 @@
 //! Graph rows: key layouts, and reads and writes inside a caller's transaction.
 //!
-//! Rows are the truth; the traversal graph in [`super::traverse`] is rebuilt from them.
+//! Rows are the truth; the traversal graph in [`super::traverse`] is rebuilt from them. The
+//! links of memories to the entities they name are [`super::links`].
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
@@ -21,7 +22,6 @@ use heed3::RwTxn;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::traverse::NamespaceGraph;
 use super::{Entity, Relation, MAX_PROPERTIES_BYTES};
 use crate::datastore::{ns_key, DataTables, NamespaceId};
 use crate::error::{Error, Result};
@@ -69,7 +69,7 @@ fn adjacency_key(ns: NamespaceId, entity: &Uid, relation: &Uid) -> Vec<u8> {
 }
 
 /// Adjacency value flag: the row's entity is the relation's source (a self loop has only this row).
-const SOURCE_SIDE: u8 = 0;
+pub(super) const SOURCE_SIDE: u8 = 0;
 /// Adjacency value flag: the row's entity is the relation's target.
 const TARGET_SIDE: u8 = 1;
 
@@ -83,7 +83,7 @@ fn adjacency_value(side: u8, other: &Uid, weight: f64, relation_type: &str) -> V
     v
 }
 
-fn uid_of(bytes: &[u8]) -> Result<Uid> {
+pub(super) fn uid_of(bytes: &[u8]) -> Result<Uid> {
     <Uid>::try_from(bytes).map_err(|_| Error::Internal("corrupt graph row: bad uuid".into()))
 }
 
@@ -452,7 +452,7 @@ pub(crate) fn remove_entity(
     }
 
     if entities_named_folded(t, w, ns, &entity.name)?.is_empty() {
-        let prefix = memory_link_prefix(ns, &entity.name);
+        let prefix = super::links::memory_link_prefix(ns, &entity.name);
         let mut iter = t.entity_memories.prefix_iter_mut(w, &prefix)?;
         while let Some((k, _)) = iter.next().transpose()? {
             if k.len() == prefix.len() + 16 {
@@ -462,97 +462,4 @@ pub(crate) fn remove_entity(
         }
     }
     Ok(Some(RemovedEntity { entity, relations, freed }))
-}
-
-/// ns ‖ lowercase name ‖ 0: the memories that mention a name.
-fn memory_link_prefix(ns: NamespaceId, entity: &str) -> Vec<u8> {
-    let mut local = Vec::with_capacity(entity.len() + 17);
-    local.extend_from_slice(entity.to_lowercase().as_bytes());
-    local.push(0);
-    ns_key(ns, &local)
-}
-
-fn memory_link_key(ns: NamespaceId, entity: &str, memory: &Uid) -> Vec<u8> {
-    let mut k = memory_link_prefix(ns, entity);
-    k.extend_from_slice(memory);
-    k
-}
-
-/// Ids of the memories that mention `entity` (ignoring case).
-pub(crate) fn memories_mentioning(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    ns: NamespaceId,
-    entity: &str,
-) -> Result<Vec<Uid>> {
-    let prefix = memory_link_prefix(ns, entity);
-    let mut out = Vec::new();
-    for row in t.entity_memories.prefix_iter(r, &prefix)? {
-        let (k, _) = row?;
-        if k.len() == prefix.len() + 16 {
-            out.push(uid_of(&k[prefix.len()..])?);
-        }
-    }
-    Ok(out)
-}
-
-/// Records that a memory mentions an entity (by name, ignoring case).
-pub(crate) fn link_memory(
-    t: &DataTables,
-    w: &mut RwTxn<'_>,
-    ns: NamespaceId,
-    entity: &str,
-    memory: &Uid,
-) -> Result<()> {
-    t.entity_memories.put(w, &memory_link_key(ns, entity, memory), &[])?;
-    Ok(())
-}
-
-/// Removes a memory's mention of an entity.
-pub(crate) fn unlink_memory(
-    t: &DataTables,
-    w: &mut RwTxn<'_>,
-    ns: NamespaceId,
-    entity: &str,
-    memory: &Uid,
-) -> Result<()> {
-    t.entity_memories.delete(w, &memory_link_key(ns, entity, memory))?;
-    Ok(())
-}
-
-/// Builds a namespace's traversal graph from its entity keys and the source-side adjacency
-/// rows (binary, so no relation JSON is parsed).
-pub(crate) fn load_topology(
-    t: &DataTables,
-    r: &mut RoTxn<'_>,
-    ns: NamespaceId,
-) -> Result<NamespaceGraph> {
-    let stats = t.stats_of(r, ns)?;
-    let mut graph =
-        NamespaceGraph::with_capacity(stats.entity_count as usize, stats.relation_count as usize);
-    let prefix = ns.to_be_bytes();
-    for row in t.entities.prefix_iter(r, &prefix)? {
-        let (key, _) = row?;
-        graph.add_entity(uid_of(&key[8..])?);
-    }
-    for row in t.entity_relations.prefix_iter(r, &prefix)? {
-        let (key, value) = row?;
-        if value.first() != Some(&SOURCE_SIDE) {
-            continue;
-        }
-        let corrupt = || Error::Internal("corrupt graph adjacency row".into());
-        if key.len() != 40 || value.len() < 25 {
-            return Err(corrupt());
-        }
-        let weight = f64::from_le_bytes(value[17..25].try_into().map_err(|_| corrupt())?);
-        let kind = std::str::from_utf8(&value[25..]).map_err(|_| corrupt())?;
-        graph.add_relation(
-            uid_of(&key[24..])?,
-            uid_of(&key[8..24])?,
-            uid_of(&value[1..17])?,
-            kind,
-            weight,
-        );
-    }
-    Ok(graph)
 }

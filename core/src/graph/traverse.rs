@@ -14,9 +14,12 @@ use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use super::rows::Uid;
+use super::rows::{uid_of, Uid, SOURCE_SIDE};
+use crate::datastore::DataTables;
 use crate::datastore::NamespaceId;
+use crate::error::Error;
 use crate::error::Result;
+use crate::storage::RoTxn;
 
 /// Cached namespaces beyond which the cache is emptied (a crude bound on memory).
 const MAX_CACHED: usize = 256;
@@ -334,6 +337,43 @@ impl GraphCache {
         }
         Ok(graph)
     }
+}
+
+/// Builds a namespace's traversal graph from its entity keys and the source-side adjacency
+/// rows (binary, so no relation JSON is parsed).
+pub(crate) fn load_topology(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    ns: NamespaceId,
+) -> Result<NamespaceGraph> {
+    let stats = t.stats_of(r, ns)?;
+    let mut graph =
+        NamespaceGraph::with_capacity(stats.entity_count as usize, stats.relation_count as usize);
+    let prefix = ns.to_be_bytes();
+    for row in t.entities.prefix_iter(r, &prefix)? {
+        let (key, _) = row?;
+        graph.add_entity(uid_of(&key[8..])?);
+    }
+    for row in t.entity_relations.prefix_iter(r, &prefix)? {
+        let (key, value) = row?;
+        if value.first() != Some(&SOURCE_SIDE) {
+            continue;
+        }
+        let corrupt = || Error::Internal("corrupt graph adjacency row".into());
+        if key.len() != 40 || value.len() < 25 {
+            return Err(corrupt());
+        }
+        let weight = f64::from_le_bytes(value[17..25].try_into().map_err(|_| corrupt())?);
+        let kind = std::str::from_utf8(&value[25..]).map_err(|_| corrupt())?;
+        graph.add_relation(
+            uid_of(&key[24..])?,
+            uid_of(&key[8..24])?,
+            uid_of(&value[1..17])?,
+            kind,
+            weight,
+        );
+    }
+    Ok(graph)
 }
 
 #[cfg(test)]

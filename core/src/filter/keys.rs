@@ -1,0 +1,264 @@
+//! The secondary keys (table `fields`): their encoding, writing them with a memory, and giving
+//! them to the memories of a namespace written before they existed.
+
+use heed3::RwTxn;
+use serde_json::{Map, Value};
+
+use super::{Field, Operand};
+use crate::datastore::{DataTables, NamespaceId};
+use crate::error::Result;
+use crate::records::memory::decode_record;
+use crate::records::Memory;
+use crate::store::Store;
+
+/// Bytes of a metadata path or string value kept in a secondary key.
+pub(super) const KEY_PART: usize = 200;
+
+pub(super) const TAG_AGENT: u8 = 1;
+pub(super) const TAG_SESSION: u8 = 2;
+pub(super) const TAG_TYPE: u8 = 3;
+pub(super) const TAG_TAGS: u8 = 4;
+/// Order keys of `list_memories` (8-byte values).
+pub(crate) const TAG_IMPORTANCE: u8 = 5;
+pub(crate) const TAG_CREATED: u8 = 6;
+pub(crate) const TAG_UPDATED: u8 = 7;
+pub(super) const TAG_META: u8 = 8;
+
+/// Order-preserving bytes of an f64.
+pub(crate) fn f64_key(v: f64) -> [u8; 8] {
+    let bits = v.to_bits();
+    let flipped = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+    flipped.to_be_bytes()
+}
+
+/// Order-preserving bytes of an i64.
+pub(crate) fn i64_key(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+const K_NULL: u8 = 1;
+const K_FALSE: u8 = 2;
+const K_TRUE: u8 = 3;
+const K_NUM: u8 = 4;
+const K_STR: u8 = 5;
+
+/// The encoded value of a variable-length (string or metadata) key part, with its end mark.
+fn value_key(v: &Value, out: &mut Vec<u8>) -> bool {
+    match v {
+        Value::Null => out.push(K_NULL),
+        Value::Bool(false) => out.push(K_FALSE),
+        Value::Bool(true) => out.push(K_TRUE),
+        Value::Number(n) => {
+            out.push(K_NUM);
+            out.extend_from_slice(&f64_key(n.as_f64().unwrap_or(0.0)));
+        }
+        Value::String(s) => str_key(s, out),
+        Value::Array(_) | Value::Object(_) => return false,
+    }
+    out.push(0);
+    true
+}
+
+fn str_key(s: &str, out: &mut Vec<u8>) {
+    out.push(K_STR);
+    // Cut and with NUL bytes mapped to 1: a lossy key, so still a superset of the matches.
+    out.extend(s.as_bytes().iter().take(KEY_PART).map(|b| if *b == 0 { 1 } else { *b }));
+}
+
+pub(super) fn path_key(path: &[String], out: &mut Vec<u8>) {
+    let joined = path.join(".");
+    out.extend(joined.as_bytes().iter().take(KEY_PART).map(|b| if *b == 0 { 1 } else { *b }));
+    out.push(0);
+}
+
+/// The field-and-value prefix of a key (after the namespace), for a value of `field`.
+pub(super) fn prefix(field: &Field, v: &Operand) -> Option<Vec<u8>> {
+    let mut out = vec![field.tag()?];
+    match (field, v) {
+        (Field::Importance, Operand::Json(Value::Number(n))) => {
+            out.extend_from_slice(&f64_key(n.as_f64()?));
+        }
+        (Field::CreatedAt | Field::UpdatedAt, Operand::Time(t)) => {
+            out.extend_from_slice(&i64_key(*t));
+        }
+        (Field::Meta(path), Operand::Json(v)) => {
+            path_key(path, &mut out);
+            if !value_key(v, &mut out) {
+                return None;
+            }
+        }
+        (_, Operand::Json(Value::String(s))) => {
+            str_key(s, &mut out);
+            out.push(0);
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// Every secondary key (after the namespace, before the memory key) of memory `m`.
+fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let one = |tag: u8, s: &str| {
+        let mut k = vec![tag];
+        str_key(s, &mut k);
+        k.push(0);
+        k
+    };
+    if let Some(a) = &m.agent_id {
+        out.push(one(TAG_AGENT, a));
+    }
+    if let Some(s) = &m.session_id {
+        out.push(one(TAG_SESSION, s));
+    }
+    out.push(one(TAG_TYPE, m.memory_type.as_str()));
+    for t in &m.tags {
+        out.push(one(TAG_TAGS, t));
+    }
+    let mut k = vec![TAG_IMPORTANCE];
+    k.extend_from_slice(&f64_key(m.importance));
+    out.push(k);
+    for (tag, t) in [(TAG_CREATED, m.created_at), (TAG_UPDATED, m.updated_at)] {
+        let mut k = vec![tag];
+        k.extend_from_slice(&i64_key(t.timestamp_micros()));
+        out.push(k);
+    }
+    let mut path = Vec::new();
+    meta_keys(&m.metadata, &mut path, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn meta_keys(map: &Map<String, Value>, path: &mut Vec<String>, out: &mut Vec<Vec<u8>>) {
+    for (k, v) in map {
+        path.push(k.clone());
+        match v {
+            Value::Object(inner) => meta_keys(inner, path, out),
+            Value::Array(items) => {
+                for item in items {
+                    let mut key = vec![TAG_META];
+                    path_key(path, &mut key);
+                    if value_key(item, &mut key) {
+                        out.push(key);
+                    }
+                }
+            }
+            scalar => {
+                let mut key = vec![TAG_META];
+                path_key(path, &mut key);
+                if value_key(scalar, &mut key) {
+                    out.push(key);
+                }
+            }
+        }
+        path.pop();
+    }
+}
+
+fn full_key(ns: NamespaceId, part: &[u8], mem: &[u8; 16]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + part.len() + 16);
+    k.extend_from_slice(&ns.to_be_bytes());
+    k.extend_from_slice(part);
+    k.extend_from_slice(mem);
+    k
+}
+
+/// Slot value of a secondary key.
+fn slot_value(slot: Option<u32>) -> [u8; 4] {
+    slot.unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// Writes the secondary keys of memory `m` stored under `mem` with vector `slot`.
+pub(crate) fn put_keys(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    mem: &[u8; 16],
+    m: &Memory,
+    slot: Option<u32>,
+) -> Result<()> {
+    for part in keys_of(m) {
+        t.fields.put(w, &full_key(ns, &part, mem), &slot_value(slot))?;
+    }
+    Ok(())
+}
+
+/// Deletes the secondary keys of memory `m` stored under `mem`.
+pub(crate) fn delete_keys(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    mem: &[u8; 16],
+    m: &Memory,
+) -> Result<()> {
+    for part in keys_of(m) {
+        t.fields.delete(w, &full_key(ns, &part, mem))?;
+    }
+    Ok(())
+}
+
+/// Rewrites the secondary keys of a memory stored under `mem` whose vector slot did not
+/// change: deletes the keys of `old` that `new` lacks and writes those `new` adds; keys whose
+/// value did not change are not touched (an upsert that changes one field dirties one key's
+/// page, not ten).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_keys(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    mem: &[u8; 16],
+    old: &Memory,
+    new: &Memory,
+    slot: Option<u32>,
+) -> Result<()> {
+    let (old, new) = (keys_of(old), keys_of(new));
+    // Both are sorted and free of duplicates.
+    for part in &old {
+        if new.binary_search(part).is_err() {
+            t.fields.delete(w, &full_key(ns, part, mem))?;
+        }
+    }
+    for part in &new {
+        if old.binary_search(part).is_err() {
+            t.fields.put(w, &full_key(ns, part, mem), &slot_value(slot))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives every memory of namespace `ns` (in data environment `env`) written before secondary
+/// keys existed its keys, in one write transaction. A no-op once done, or for a namespace
+/// without memories.
+pub(crate) fn ensure_indexed(env: &Store<DataTables>, ns: NamespaceId) -> Result<()> {
+    let stats = env.read(|r, t| t.stats_of(r, ns))?;
+    if stats.fields_indexed || stats.memory_count == 0 {
+        return Ok(());
+    }
+    env.write_ns(ns, |w, t| {
+        let mut stats = t.stats_of(w, ns)?;
+        if !stats.fields_indexed {
+            build_all(t, w, ns)?;
+            stats.fields_indexed = true;
+            t.put_stats(w, ns, &stats)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes the secondary keys of every memory of a namespace written before they existed.
+pub(crate) fn build_all(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId) -> Result<()> {
+    let mut rows = Vec::new();
+    for e in t.memories.prefix_iter(w, &ns.to_be_bytes())? {
+        let (k, bytes) = e?;
+        let Some(mem) = k.get(8..24).and_then(|m| <[u8; 16]>::try_from(m).ok()) else {
+            continue;
+        };
+        let s = decode_record(bytes)?;
+        rows.push((mem, s.memory, s.slot));
+    }
+    for (mem, m, slot) in rows {
+        put_keys(t, w, ns, &mem, &m, slot)?;
+    }
+    Ok(())
+}
