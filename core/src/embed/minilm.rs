@@ -33,8 +33,9 @@ impl std::fmt::Debug for MiniLmEmbedder {
     }
 }
 
-fn model_error(e: impl std::fmt::Display) -> Error {
-    Error::Internal(format!("MiniLM: {e}"))
+/// A failure of the model (candle) or its tokenizer, kept as the cause.
+fn model_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::internal_from("MiniLM", e)
 }
 
 impl MiniLmEmbedder {
@@ -74,11 +75,16 @@ impl MiniLmEmbedder {
         Ok(MiniLmEmbedder { model, tokenizer, dims: config.hidden_size })
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| candle_core::Error::Msg(format!("tokenizer: {e}")))?;
+            .map_err(|e| Error::internal_from("MiniLM tokenizer", e))?;
+        self.forward(&encodings).map_err(model_error)
+    }
+
+    /// Mean-pooled, normalised vectors of tokenized texts.
+    fn forward(&self, encodings: &[tokenizers::Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
         let device = Device::Cpu;
         let rows = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> candle_core::Result<Tensor> {
             let rows = encodings
@@ -118,7 +124,7 @@ impl Embedder for MiniLmEmbedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(BATCH) {
-            out.extend(self.embed_batch(chunk).map_err(model_error)?);
+            out.extend(self.embed_batch(chunk)?);
         }
         Ok(out)
     }
