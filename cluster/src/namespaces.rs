@@ -1,5 +1,9 @@
-//! Listing and deleting namespaces in cluster mode.
+//! Creating, listing and deleting namespaces in cluster mode.
 //!
+//! - **Creating** puts the namespace's record (its creation arguments and time) in the control
+//!   plane with a guarded transaction: refused if the name is taken, and for a tenant's
+//!   namespace counted against its `max_namespaces` and its ancestors'. The owner creates its
+//!   local copy when it takes the namespace over.
 //! - **Listing** reads the control plane's records (`namespaces/<hex name>` in etcd, whose key
 //!   order is the names' byte order, as on one node), keeps those the caller may see (the
 //!   rules of the engine's `list_namespaces`: root all, a tenant key its tenant's, a scoped key
@@ -20,12 +24,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
-use memsilo::api::{ListArgs, Reply};
+use memsilo::api::{ListArgs, Reply, Request};
 use memsilo::{Error, Page, Result};
 use serde_json::{json, Value};
 
 use crate::control::{hex, Caller};
-use crate::node::{Node, Owned};
+use crate::node::{namespace_of, Node, Owned};
 use crate::quota::Reservations;
 use crate::tenants::to_json;
 use crate::wal::NamespaceLog;
@@ -41,6 +45,85 @@ pub struct NamePage {
 }
 
 impl Node {
+    /// Creates a namespace in the control plane: the admin key, or a tenant admin's key in its
+    /// tenant (its own tenant when none is given), by core's rule (`CreateNamespace`). Its
+    /// owner creates it in its engine when it takes it over.
+    pub async fn create_namespace(&self, caller: &Caller, mut args: Value) -> Result<String> {
+        if let Caller::Member { tenant_id, .. } = caller {
+            if args.is_object() && args.get("tenant_id").is_none_or(Value::is_null) {
+                args["tenant_id"] = Value::String(tenant_id.clone());
+            }
+        }
+        let Request::CreateNamespace(req) = Request::parse("create_namespace", args.clone())?
+        else {
+            return Err(Error::Internal("create_namespace decoded as another operation".into()));
+        };
+        memsilo::auth::authorize(
+            &caller.principal(),
+            memsilo::auth::Action::CreateNamespace(req.tenant_id.as_deref()),
+        )?;
+        let name = namespace_of("get_namespace", &args)?;
+        let key = self.ns_key("namespaces", &name);
+        // The record is the creation's arguments and its time (the owners' copies are
+        // created when they load it).
+        let mut record = args.clone();
+        record["created_at"] = serde_json::to_value(chrono::Utc::now())?;
+        let record = record.to_string();
+        // Taken: `conflict`, unless `exist_ok` and it is the same tenant's.
+        let tenant = req.tenant_id.clone();
+        let exists = |found: &etcd_client::GetResponse| {
+            let same_tenant = found.kvs().first().is_some_and(|kv| {
+                let rec: Value = serde_json::from_slice(kv.value()).unwrap_or(Value::Null);
+                rec.get("tenant_id").and_then(Value::as_str) == tenant.as_deref()
+            });
+            if req.exist_ok && same_tenant {
+                Ok(name.clone())
+            } else {
+                Err(Error::Conflict(format!("Namespace already exists: {name}")))
+            }
+        };
+        let Some(tenant_id) = req.tenant_id else {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.clone(), record, None)]);
+            if self.txn(&txn).await?.succeeded() {
+                return Ok(name);
+            }
+            return exists(&self.get(&key, None).await?);
+        };
+        // A tenant's namespace: counted against its `max_namespaces` (and its ancestors') with
+        // a compare on the counts' revisions, so concurrent creations through several nodes
+        // cannot exceed it.
+        for _ in 0..20 {
+            let found = self.get(&key, None).await?;
+            if !found.kvs().is_empty() {
+                return exists(&found);
+            }
+            let (tenant, _) = match self.tenant_record(&tenant_id).await {
+                Err(e) if e.code() == memsilo::ErrorCode::NotFound => {
+                    return Err(Error::invalid(
+                        "tenant_id",
+                        format!("no tenant with id {tenant_id}"),
+                    ))
+                }
+                other => other?,
+            };
+            if tenant.status != memsilo::TenantStatus::Active {
+                return Err(Error::invalid("tenant_id", "the tenant is not active"));
+            }
+            // Counted against the tenant's limit and every ancestor's (each its subtree).
+            let (mut when, mut then) =
+                self.count(&tenant_id, crate::tenants::Counted::Namespaces, true).await?;
+            when.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(key.clone(), record.clone(), None));
+            let txn = Txn::new().when(when).and_then(then);
+            if self.txn(&txn).await?.succeeded() {
+                return Ok(name);
+            }
+        }
+        Err(Error::Internal("the control plane kept changing under this request; retry".into()))
+    }
+
     /// The names of one page of `list_namespaces` for `caller`.
     pub async fn list_namespace_names(&self, caller: &Caller, args: Value) -> Result<NamePage> {
         let a: ListArgs = match memsilo::api::Request::parse("list_namespaces", args)? {
