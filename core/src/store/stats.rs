@@ -1,0 +1,72 @@
+//! Counters of an environment's group commits.
+
+use std::sync::atomic::Ordering;
+
+use super::{Store, Tables};
+
+/// Counters of group commits (see `Engine::commit_stats`): under load, many writes share
+/// a commit and a commit's sync makes the one before it durable too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Writes committed (each the change of one call: a store, a namespace's creation...).
+    pub writes: u64,
+    /// Commits that wrote pages: each syncs the data file once.
+    pub commits: u64,
+    /// Disk syncs: one per commit, plus each sync of the environment made for a commit that
+    /// no later commit made durable.
+    pub syncs: u64,
+}
+
+impl std::ops::Add for CommitStats {
+    type Output = CommitStats;
+
+    fn add(self, o: CommitStats) -> CommitStats {
+        CommitStats {
+            writes: self.writes + o.writes,
+            commits: self.commits + o.commits,
+            syncs: self.syncs + o.syncs,
+        }
+    }
+}
+
+impl std::ops::Sub for CommitStats {
+    type Output = CommitStats;
+
+    fn sub(self, o: CommitStats) -> CommitStats {
+        CommitStats {
+            writes: self.writes.saturating_sub(o.writes),
+            commits: self.commits.saturating_sub(o.commits),
+            syncs: self.syncs.saturating_sub(o.syncs),
+        }
+    }
+}
+
+impl<T: Tables> Store<T> {
+    /// What the environment's group commits have done so far.
+    pub(crate) fn stats(&self) -> CommitStats {
+        let synced = self.synced_commits.load(Ordering::Relaxed);
+        CommitStats {
+            writes: self.writes.load(Ordering::Relaxed),
+            commits: synced,
+            syncs: synced + self.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Durable commits made so far.
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Writes queued for the next group.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.lock().pending.len()
+    }
+
+    /// Syncs made to settle groups so far.
+    #[cfg(test)]
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,253 @@
+//! Writes: queued into a group commit and answered once the commit holding them is on disk
+//! (see [`Store::join`]).
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use heed3::RwTxn;
+use parking_lot::Mutex;
+
+use super::queue::{
+    commit_thread, result_of, JobPtr, Member, MemberPtr, Queue, Settled, Task, TaskJob, Waiter,
+    COMMITTERS, COMMIT_THREADS,
+};
+use super::{NamespaceId, Store, Tables, ANY_NAMESPACE};
+use crate::error::{Error, Result};
+
+impl<T: Tables> Store<T> {
+    /// Runs `f` in a write transaction and commits it if `f` succeeds. When the map is full
+    /// the transaction is aborted, the map doubled and `f` run again, so `f` must not have
+    /// effects outside the transaction. Data environments use [`Store::write_ns`].
+    ///
+    /// Group commit: writes that arrive while another is committing wait, then all of them
+    /// run on one thread (the group's leader) in one LMDB write transaction, each in a
+    /// nested transaction of its own, and are made durable by one commit. `write` returns
+    /// only after the commit that holds `f`'s changes is on disk; an error of `f` undoes
+    /// `f`'s nested transaction only, never another member's changes.
+    pub(crate) fn write<R: Send>(
+        &self,
+        f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send,
+    ) -> Result<R> {
+        self.write_ns(ANY_NAMESPACE, f)
+    }
+
+    /// [`Store::write`] for a transaction that changes only rows of namespace `ns` (every
+    /// data write), so that a compaction running meanwhile copies that namespace again.
+    pub(crate) fn write_ns<R: Send>(
+        &self,
+        ns: NamespaceId,
+        mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send,
+    ) -> Result<R> {
+        let mut value = None;
+        let mut job = |w: &mut RwTxn<'_>, t: &T| -> Result<()> {
+            value = Some(f(w, t)?);
+            Ok(())
+        };
+        let job: &mut (dyn FnMut(&mut RwTxn<'_>, &T) -> Result<()> + Send) = &mut job;
+        // SAFETY: only the lifetime is erased. The pointer is used by the group's leader
+        // while this thread waits in `join` below, which returns only after the leader has
+        // stopped using it (the member is marked finished under the queue's lock).
+        let job: JobPtr<T> = unsafe { std::mem::transmute(job) };
+        let mut member = Member { job, ns, outcome: None };
+        self.join(&mut member);
+        result_of(member.outcome.take(), value)
+    }
+
+    /// Queues `member` and waits until a commit has settled it, leading a group when no
+    /// other thread is.
+    ///
+    /// A group's leader runs it and commits; LMDB writes the data pages and syncs them, then
+    /// writes the meta page that makes the commit current without syncing it (the
+    /// environment is opened with `NO_META_SYNC`). That meta page is made durable by the
+    /// next commit's sync of the data file (the same file) or by a sync of the environment
+    /// (`mdb_env_sync`). So a leader whose commit synced settles the groups committed before
+    /// it; then, when more writes are queued, it leaves its own group to the next commit
+    /// (led by the next writer, an idle commit thread or itself), else it hands the lead on
+    /// and syncs the environment itself. Under load a group costs one sync, not two, and a
+    /// write is still answered only after its commit is on disk. A crash before that sync
+    /// loses only unanswered commits, never the integrity of the file (LMDB's data pages are
+    /// durable before any meta page points at them).
+    ///
+    /// A writer of an encrypted environment holds the turn (see `storage::Turn`) from
+    /// queueing to settling, and so does the commit thread that leads a group: one group of
+    /// theirs runs at a time, whose leader syncs it itself (a follower holding the turn
+    /// would wait for a leader that waits for the turn).
+    fn join(&self, member: &mut Member<T>) {
+        let _turn = self.turn();
+        let mut q = self.queue.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push((MemberPtr(member), Waiter::Thread(std::thread::current())));
+        loop {
+            if q.settled > ticket {
+                return;
+            }
+            if q.leading {
+                drop(q);
+                std::thread::park();
+                q = self.queue.lock();
+                continue;
+            }
+            self.lead(q);
+            q = self.queue.lock();
+        }
+    }
+
+    /// Runs the queued writes as one group and settles it (see [`Store::join`]); the caller
+    /// found no other thread leading.
+    pub(super) fn lead(&self, mut q: parking_lot::MutexGuard<'_, Queue<T>>) {
+        q.leading = true;
+        let group = std::mem::take(&mut q.pending);
+        let end = q.next_ticket;
+        drop(q);
+        // SAFETY: each member stays alive and unaliased until it is settled, which
+        // happens after this group's commit is durable.
+        let mut members: Vec<&mut Member<T>> =
+            group.iter().map(|(m, _)| unsafe { &mut *m.0 }).collect();
+        let synced = self.run_group(&mut members);
+        drop(members);
+        self.settle(group, end, synced);
+    }
+
+    /// [`Store::write_ns`] for a caller on an async executor: the write is queued at once
+    /// and the returned future resolves when the commit that holds it is on disk, without a
+    /// thread waiting for it. The group is led by a thread writing meanwhile, or by the
+    /// environment's commit thread (started on demand, ended when idle). `f` may run more
+    /// than once, as in `write_ns`. A future dropped before it resolves does not undo the
+    /// write: it commits all the same.
+    pub(crate) fn write_ns_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        ns: NamespaceId,
+        mut f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + 'static {
+        let value = Arc::new(Mutex::new(None));
+        let slot = value.clone();
+        let job: TaskJob<T> = Box::new(move |w: &mut RwTxn<'_>, t: &T| {
+            *slot.lock() = Some(f(w, t)?);
+            Ok(())
+        });
+        let task = Arc::new(Task {
+            member: UnsafeCell::new(None),
+            job: UnsafeCell::new(job),
+            state: Mutex::new((false, None)),
+        });
+        // SAFETY: the task is not shared yet; the job's box lives as long as the task.
+        unsafe {
+            let job: &mut TaskJob<T> = &mut *task.job.get();
+            *task.member.get() = Some(Member { job: &raw mut **job, ns, outcome: None });
+        }
+        let queued = self.enqueue(&task);
+        async move {
+            queued?;
+            Settled(task.clone()).await;
+            // SAFETY: settled: the leader is done with the member.
+            let outcome = unsafe { (*task.member.get()).as_mut().and_then(|m| m.outcome.take()) };
+            let value = value.lock().take();
+            result_of(outcome, value)
+        }
+    }
+
+    /// [`Store::write_ns_async`] of a write that names no namespace (see [`Store::write`]).
+    pub(crate) fn write_async<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnMut(&mut RwTxn<'_>, &T) -> Result<R> + Send + 'static,
+    ) -> impl Future<Output = Result<R>> + Send + 'static {
+        self.write_ns_async(ANY_NAMESPACE, f)
+    }
+
+    /// Queues a task's write and, when no group is running, wakes a commit thread to lead
+    /// one (else the running group's leader hands the lead on; see [`Store::settle`]).
+    /// Starts the environment's commit threads if they are not running.
+    fn enqueue(self: &Arc<Self>, task: &Arc<Task<T>>) -> Result<()> {
+        let mut q = self.queue.lock();
+        while q.committers < COMMITTERS {
+            let weak = Arc::downgrade(self);
+            COMMIT_THREADS.fetch_add(1, Ordering::Relaxed);
+            let spawned = std::thread::Builder::new()
+                .name("memsilo-commit".into())
+                .spawn(move || commit_thread(&weak));
+            if let Err(e) = spawned {
+                COMMIT_THREADS.fetch_sub(1, Ordering::Relaxed);
+                if q.committers == 0 {
+                    return Err(Error::internal_from("cannot start a commit thread", e));
+                }
+                break;
+            }
+            q.committers += 1;
+        }
+        // SAFETY: the member was set before the task was shared (see `write_ns_async`).
+        let member = unsafe { (*task.member.get()).as_mut() }
+            .ok_or_else(|| Error::Internal("write queued without its job".into()))?;
+        q.next_ticket += 1;
+        q.pending.push((MemberPtr(member), Waiter::Task(task.clone())));
+        if !q.leading {
+            if let Some(t) = q.idle.pop() {
+                t.unpark();
+            }
+        }
+        Ok(())
+    }
+
+    /// A leader's last step, after its group ran: settles what is durable now and leaves
+    /// its own group to the next commit, or syncs the environment and settles it (see
+    /// [`Store::join`]). `synced`: the group's commit synced the data file.
+    fn settle(&self, group: Vec<(MemberPtr<T>, Waiter<T>)>, end: u64, synced: bool) {
+        // Settlements happen in commit order: a leader still syncing an earlier batch holds
+        // this.
+        let in_order = self.syncing.lock();
+        let mut q = self.queue.lock();
+        let mut durable = Vec::new();
+        if synced {
+            // The meta pages of the commits before this one were synced with its data.
+            let before = std::mem::take(&mut q.awaiting);
+            q.settled = q.settled.max(before.end);
+            durable = before.threads;
+        }
+        let mut batch = std::mem::take(&mut q.awaiting);
+        for (m, t) in group {
+            batch.members.push(m);
+            batch.threads.push(t);
+        }
+        batch.end = end;
+        q.leading = false;
+        // A task's write is led by an idle commit thread; with none idle, by a busy one when
+        // it is done (each looks for queued writes before it waits).
+        let mut next_leader = match q.pending.first() {
+            Some((_, Waiter::Thread(t))) => Some(t.clone()),
+            Some((_, Waiter::Task(_))) => q.idle.pop(),
+            None => None,
+        };
+        // More writes are queued: the next group's commit makes this one durable, whoever
+        // leads it, this thread included (a commit thread and a writer in `join` both look
+        // for queued writes after this returns; a task's write waits for no idle thread).
+        // A sync of its own here would delay that commit and cost one more sync per group.
+        // An encrypted environment's leader holds the turn the next leader needs: it syncs
+        // its group itself (see `Store::join`).
+        if synced && !q.pending.is_empty() && self.key.lock().is_none() {
+            // The next group's commit makes this one durable.
+            q.awaiting = batch;
+            drop(q);
+            drop(in_order);
+        } else {
+            drop(q);
+            // The next group runs its transaction while this batch syncs.
+            if let Some(t) = next_leader.take() {
+                t.unpark();
+            }
+            self.sync_batch(&batch);
+            let mut q = self.queue.lock();
+            q.settled = q.settled.max(batch.end);
+            drop(q);
+            drop(in_order);
+            durable.extend(batch.threads);
+        }
+        if let Some(t) = next_leader {
+            t.unpark();
+        }
+        for w in durable {
+            w.wake();
+        }
+    }
+}
