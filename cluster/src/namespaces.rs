@@ -231,11 +231,11 @@ impl Node {
         // From here on the namespace takes nothing more here; a last fence, then the data.
         self.drop_namespace(&ns);
         let erased = async {
-            writer.append(Vec::new()).await.map_err(|e| e.to_string())?;
+            writer.append(Vec::new()).await?;
             NamespaceLog::new(self.store.clone(), &self.config.prefix, &ns).erase().await
         }
         .await
-        .map_err(|e| Error::Internal(format!("namespace {ns}: not deleted: {e}; retry")))?;
+        .map_err(|e| Error::internal_from(format!("namespace {ns}: not deleted (retry)"), e))?;
         let record_key = self.ns_key("namespaces", &ns);
         let owner_key = self.ns_key("owners", &ns);
         for _ in 0..20 {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use memsilo_cluster::wal::{AppendError, NamespaceLog, Published, Record, Writer};
+use memsilo_cluster::wal::{LogError, NamespaceLog, Published, Record, Writer};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "cluster-test-admin-key-0123456789";
@@ -257,8 +257,8 @@ fn a_second_writer_is_fenced_by_the_store_itself() {
         assert_eq!(new.records, vec![rec(1), rec(2)]);
         let mut new = new.writer;
         // The old owner's next append is refused by the store, and so is every later one.
-        assert!(matches!(old.append(vec![rec(3)]).await, Err(AppendError::Fenced(_))));
-        assert!(matches!(old.append(vec![rec(4)]).await, Err(AppendError::Fenced(_))));
+        assert!(matches!(old.append(vec![rec(3)]).await, Err(LogError::Fenced(_))));
+        assert!(matches!(old.append(vec![rec(4)]).await, Err(LogError::Fenced(_))));
         new.append(vec![rec(5)]).await.unwrap();
         let all: Vec<Record> =
             log.read_from(0).await.unwrap().into_iter().flat_map(|(_, e)| e.records).collect();
@@ -310,7 +310,7 @@ fn a_fenced_old_owner_cannot_move_the_manifest() {
         // The old owner cannot move the manifest: its compare-and-swap names a version the
         // new owner replaced. Its snapshot object is not left behind.
         let refused = old_manifest.publish(5, b"stale snapshot".to_vec()).await;
-        assert!(matches!(refused, Err(AppendError::Fenced(_))), "{:?}", refused.err());
+        assert!(matches!(refused, Err(LogError::Fenced(_))), "{:?}", refused.err());
         let m = log.read_manifest().await.unwrap().unwrap().manifest;
         assert_eq!((m.epoch, m.writer.as_str(), m.log_from), (11, "new", 4));
 
@@ -321,7 +321,7 @@ fn a_fenced_old_owner_cannot_move_the_manifest() {
         assert_eq!(log.positions_below(7).await.unwrap(), vec![0, 5], "fences are kept");
         // The old owner's next position (5) is the new owner's fence, kept: refused by the
         // store although the log around it is gone.
-        assert!(matches!(old.append(vec![rec(99)]).await, Err(AppendError::Fenced(5))));
+        assert!(matches!(old.append(vec![rec(99)]).await, Err(LogError::Fenced(5))));
         assert!(log.read_from(0).await.unwrap().iter().all(|(_, e)| e.records != vec![rec(99)]));
 
         // A third owner loads snapshot two and nothing after it; an older epoch cannot.

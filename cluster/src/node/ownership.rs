@@ -202,7 +202,7 @@ impl Node {
         let log = NamespaceLog::new(self.store.clone(), &self.config.prefix, ns);
         let takeover = Writer::take_over(log, epoch, &self.config.node_id)
             .await
-            .map_err(|e| Error::Internal(format!("namespace {ns}: log: {e}")))?;
+            .map_err(|e| Error::internal_from(format!("namespace {ns}: log"), e))?;
         let fetched = started.elapsed();
         let (snapshot, records) = (takeover.snapshot, takeover.records);
         let (count, snapshot_bytes) = (records.len(), snapshot.as_ref().map_or(0, Vec::len));

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::snapshots::storage_bytes;
 use super::{blocking, Node, Owned};
-use crate::wal::{AppendError, Record};
+use crate::wal::{LogError, Record};
 
 /// A write waiting for its namespace's log: the record, whether it must keep the policy (an
 /// import by a key that does not administer the namespace), and where its answer goes.
@@ -101,19 +101,21 @@ impl Node {
                             Err(e) => {
                                 // Logged but not applied here: this copy is no longer the log's.
                                 self.drop_namespace(&owned.name);
+                                let e = Arc::new(e);
                                 for tx in replies {
-                                    let _ = tx.send(Err(Error::Internal(e.to_string())));
+                                    let _ = tx.send(Err(Error::Shared(e.clone())));
                                 }
                             }
                         }
                     }
                     Err(e) => {
-                        if matches!(e, AppendError::Fenced(_)) {
+                        if matches!(e, LogError::Fenced(_)) {
                             self.drop_namespace(&owned.name);
                         }
-                        let msg = format!("namespace {}: write not stored: {e}; retry", owned.name);
+                        let context = format!("namespace {}: write not stored (retry)", owned.name);
+                        let e = Arc::new(Error::internal_from(context, e));
                         for tx in replies {
-                            let _ = tx.send(Err(Error::Internal(msg.clone())));
+                            let _ = tx.send(Err(Error::Shared(e.clone())));
                         }
                     }
                 }
@@ -142,6 +144,7 @@ impl Node {
             let name = ns.to_owned();
             blocking(move || Ok(serde_json::to_value(engine.root().get_memory_policy(&name)?)?))
                 .await
+                .map_err(Arc::new)
         } else {
             Ok(Value::Null)
         };
@@ -158,7 +161,7 @@ impl Node {
             let lines = policy_lines(&record);
             let refusal = match &current {
                 _ if lines.is_empty() => None,
-                Err(e) => Some(Error::Internal(format!("reading the policy: {e}"))),
+                Err(e) => Some(Error::internal_from("reading the policy", Error::Shared(e.clone()))),
                 Ok(_) if changed => Some(Error::Conflict(
                     "the namespace's policy may change in the same group of writes; retry".into(),
                 )),

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::objects::ManifestState;
-use super::{AppendError, Manifest, NamespaceLog};
+use super::{LogError, Manifest, NamespaceLog};
 
 /// What a snapshot published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,15 +48,11 @@ impl Checkpointer {
         &mut self,
         log_from: u64,
         snapshot: Vec<u8>,
-    ) -> Result<Published, AppendError> {
+    ) -> Result<Published, LogError> {
         if log_from <= self.state.manifest.log_from {
             return Ok(Published { log_from: self.state.manifest.log_from, deleted: 0 });
         }
-        let name = self
-            .log
-            .put_snapshot(log_from, self.epoch, snapshot)
-            .await
-            .map_err(AppendError::Store)?;
+        let name = self.log.put_snapshot(log_from, self.epoch, snapshot).await?;
         let next = Manifest {
             epoch: self.epoch,
             writer: self.node.clone(),
@@ -75,7 +71,7 @@ impl Checkpointer {
             let _ = self.log.delete_snapshot(&old).await;
         }
         let mut deleted = 0;
-        for seq in self.log.positions_below(log_from).await.map_err(AppendError::Store)? {
+        for seq in self.log.positions_below(log_from).await? {
             if self.fences.contains(&seq) {
                 continue;
             }

@@ -22,6 +22,7 @@
 //! fences keeps every stale owner refused even where the log is gone.
 
 mod checkpoint;
+mod error;
 mod objects;
 mod writer;
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use checkpoint::{Checkpointer, Published};
+pub use error::LogError;
 pub use objects::{ManifestState, NamespaceLog};
 pub use writer::{Takeover, Writer};
 
@@ -68,28 +70,6 @@ pub struct Entry {
     pub writer: String,
     /// The writes, in order; empty for a fence.
     pub records: Vec<Record>,
-}
-
-/// Why an append failed.
-#[derive(Debug)]
-pub enum AppendError {
-    /// Another owner wrote this sequence number: this owner is fenced and must stop.
-    Fenced(u64),
-    /// The store failed (nothing is known to be written; the caller may retry).
-    Store(String),
-}
-
-impl std::error::Error for AppendError {}
-
-impl std::fmt::Display for AppendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AppendError::Fenced(seq) => {
-                write!(f, "fenced: log position {seq} was written by a newer owner")
-            }
-            AppendError::Store(e) => write!(f, "object store: {e}"),
-        }
-    }
 }
 
 /// A namespace's manifest (`DIR/manifest`): where loading starts. Moved only by

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{AppendError, Checkpointer, Entry, NamespaceLog, Record};
+use super::{Checkpointer, Entry, LogError, NamespaceLog, Record};
 
 /// The log as its current owner holds it.
 pub struct Writer {
@@ -33,7 +33,11 @@ impl Writer {
     /// Takes the log over for `epoch`: moves the manifest to `epoch` (refused if a newer owner
     /// did), reads its snapshot and every entry after it, then writes the fence after the last
     /// one (re-reading if a late write of the previous owner got there first).
-    pub async fn take_over(log: NamespaceLog, epoch: i64, node: &str) -> Result<Takeover, String> {
+    pub async fn take_over(
+        log: NamespaceLog,
+        epoch: i64,
+        node: &str,
+    ) -> Result<Takeover, LogError> {
         let manifest = log.claim_manifest(epoch, node).await?;
         let snapshot = match &manifest.manifest.snapshot {
             Some(name) => Some(log.read_snapshot(name).await?),
@@ -47,10 +51,11 @@ impl Writer {
         loop {
             for (seq, entry) in log.read_from(next).await? {
                 if entry.epoch > epoch {
-                    return Err(format!(
-                        "a newer owner (epoch {}) already wrote this log; ours is {epoch}",
-                        entry.epoch
-                    ));
+                    return Err(LogError::Superseded {
+                        did: "already wrote this log",
+                        theirs: entry.epoch,
+                        ours: epoch,
+                    });
                 }
                 next = seq + 1;
                 entries += 1;
@@ -76,16 +81,16 @@ impl Writer {
                     return Ok(Takeover { writer, snapshot, records, entries, checkpointer });
                 }
                 // Someone wrote `next` meanwhile: read it and try after it.
-                Err(AppendError::Fenced(_)) => {}
-                Err(AppendError::Store(e)) => return Err(e),
+                Err(LogError::Fenced(_)) => {}
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// Appends one group of writes. After `Fenced` every later append fails too.
-    pub async fn append(&mut self, records: Vec<Record>) -> Result<(), AppendError> {
+    pub async fn append(&mut self, records: Vec<Record>) -> Result<(), LogError> {
         if self.fenced {
-            return Err(AppendError::Fenced(self.next));
+            return Err(LogError::Fenced(self.next));
         }
         let entry = Entry { epoch: self.epoch, writer: self.node.clone(), records };
         match self.log.put(self.next, &entry).await {
@@ -93,7 +98,7 @@ impl Writer {
                 self.next += 1;
                 Ok(())
             }
-            Err(e @ AppendError::Fenced(_)) => {
+            Err(e @ LogError::Fenced(_)) => {
                 self.fenced = true;
                 Err(e)
             }
