@@ -15,27 +15,20 @@ use std::sync::Arc;
 use super::cache::IndexUpdate;
 use super::ivf::Ivf;
 use super::segment::{merge, Segment};
-use super::topk::{quantization_error, top_by_score, Score, TopK};
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::Result;
 use crate::records::memory::SlotAgents;
 use crate::storage::RoTxn;
-use crate::vector::{decode_row, kernels, quantize, NewRow};
+use crate::vector::{decode_row, NewRow};
 
-/// Below this many rows a scan is exact f32 throughout.
-const EXACT_SCAN_MAX: usize = 2048;
+mod scan;
+#[cfg(test)]
+pub(crate) mod tests;
+
 /// Segments this large are not merged further.
 const MERGE_MAX: usize = 16_384;
 /// Deleted rows tolerated before the copy is compacted (also at most 1/8 of the rows).
 const MAX_TOMBSTONES: usize = 256;
-
-/// One exact hit of a scan.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct ScanHit {
-    pub slot: u32,
-    pub id: [u8; 16],
-    pub similarity: f32,
-}
 
 /// The searchable vectors of one namespace: the approximate index's partition of the slots
 /// below `from_slot` (if any), the rows from `from_slot` on (the *tail*) as a few contiguous
@@ -308,218 +301,5 @@ impl NamespaceVectors {
             current: Arc::new(current),
             stale: 0,
         }
-    }
-
-    /// The rows most similar to `query`, best first, at most `limit`, deleted rows excluded,
-    /// and only rows of agent key `agent` when given. Similarities are exact.
-    pub(crate) fn search(&self, query: &[f32], limit: usize, agent: Option<u64>) -> Vec<ScanHit> {
-        if self.dims == 0 || query.len() != self.dims || limit == 0 || self.rows == 0 {
-            return Vec::new();
-        }
-        let dims = self.dims;
-        let rescore = (limit * 4 + 32 + self.deleted.len()).min(self.rows);
-        let mut scored;
-        if self.rows <= EXACT_SCAN_MAX || rescore * 4 >= self.rows {
-            let mut top = TopK::new(limit + self.deleted.len());
-            for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_f32(&s.data, dims, query, |i, sim| {
-                    top.push_if(sim, si as u32, i as u32, || {
-                        agent.is_none_or(|a| s.agents[i] == a)
-                            && self.is_current(s.slots[i], s.gens[i])
-                    });
-                });
-            }
-            scored = top.into_vec();
-        } else {
-            let mut q = Vec::with_capacity(dims);
-            let q_scale = quantize(query, &mut q);
-            let mut top = TopK::new(rescore);
-            for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_i8(&s.codes, dims, &q, |i, d| {
-                    let score = d as f32 * s.scales[i];
-                    top.push_if(score, si as u32, i as u32, || {
-                        agent.is_none_or(|a| s.agents[i] == a)
-                            && self.is_current(s.slots[i], s.gens[i])
-                    });
-                });
-            }
-            scored = self.rescored(top.into_vec(), query, q_scale, limit + self.deleted.len());
-        }
-        let want = (limit + self.deleted.len()).min(scored.len());
-        top_by_score(&mut scored, want);
-        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        scored
-            .into_iter()
-            .map(|(sim, si, i)| {
-                let s = &self.segments[si as usize];
-                ScanHit { slot: s.slots[i as usize], id: s.ids[i as usize], similarity: sim }
-            })
-            .filter(|h| !self.deleted.contains(&h.slot))
-            .take(limit)
-            .collect()
-    }
-}
-
-impl NamespaceVectors {
-    /// Exact scores of the int8 scan's candidates `(int8 dot × row scale, segment, row)` that
-    /// can still be among the best `want`: candidates are scored in the order of their int8
-    /// estimate, and scoring stops when no candidate left can reach the `want`-th best exact
-    /// score so far, its estimate plus [`quantization_error`] falling short. The candidates
-    /// left out provably rank below the best `want`, so these are the best `want` that scoring
-    /// every candidate gives.
-    fn rescored(
-        &self,
-        mut candidates: Vec<(f32, u32, u32)>,
-        query: &[f32],
-        q_scale: f32,
-        want: usize,
-    ) -> Vec<(f32, u32, u32)> {
-        let dims = self.dims;
-        let q_l1: f32 = query.iter().map(|x| x.abs()).sum();
-        let mut error = 0.0f32;
-        for c in &mut candidates {
-            let scale = self.segments[c.1 as usize].scales[c.2 as usize];
-            error = error.max(quantization_error(dims, scale, q_scale, q_l1));
-            c.0 *= q_scale;
-        }
-        candidates.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        // The best `want` exact scores so far, as a min-heap (its top is the `want`-th).
-        let mut best: std::collections::BinaryHeap<std::cmp::Reverse<Score>> =
-            std::collections::BinaryHeap::with_capacity(want + 1);
-        let mut out = Vec::with_capacity(candidates.len().min(want * 2));
-        for (estimate, si, i) in candidates {
-            if best.len() >= want && best.peek().is_some_and(|t| estimate + error < t.0 .0) {
-                break;
-            }
-            let s = &self.segments[si as usize];
-            let row = i as usize;
-            let exact = kernels::dot_f32(&s.data[row * dims..(row + 1) * dims], query);
-            out.push((exact, si, i));
-            best.push(std::cmp::Reverse(Score(exact)));
-            if best.len() > want {
-                best.pop();
-            }
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::vector::tests::random_rows;
-    use crate::vector::{dot, normalize};
-
-    pub(crate) fn exact(rows: &[Vec<f32>], q: &[f32], k: usize) -> Vec<u32> {
-        let mut s: Vec<(f32, u32)> =
-            rows.iter().enumerate().map(|(i, r)| (dot(r, q), i as u32)).collect();
-        s.sort_by(|a, b| b.0.total_cmp(&a.0));
-        s.into_iter().take(k).map(|x| x.1).collect()
-    }
-
-    pub(crate) fn build(rows: &[Vec<f32>], step: usize) -> NamespaceVectors {
-        let mut nv = NamespaceVectors::default();
-        for (c, chunk) in rows.chunks(step).enumerate() {
-            let added: Vec<NewRow<'_>> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let slot = (c * step + i) as u32;
-                    (slot, [slot as u8; 16], v.as_slice(), 0)
-                })
-                .collect();
-            nv = nv.with_delta(c as u64 + 1, &added, &[], &[]).unwrap();
-        }
-        nv
-    }
-    #[test]
-    fn search_ranks_by_cosine_and_truncates() {
-        let rows =
-            vec![vec![1.0f32, 0.0], vec![0.0, 1.0], vec![std::f32::consts::FRAC_1_SQRT_2; 2]];
-        let nv = build(&rows, 1);
-        let hits = nv.search(&[1.0, 0.0], 2, None);
-        assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 2]);
-        assert!((hits[0].similarity - 1.0).abs() < 1e-6);
-        assert!(nv.search(&[1.0, 0.0, 0.0], 2, None).is_empty());
-    }
-
-    #[test]
-    fn quantized_scan_returns_the_exact_top_k_with_exact_scores() {
-        let rows = random_rows(5000, 64, 7);
-        // Appended in uneven batches, so several segments are searched.
-        let nv = build(&rows, 333);
-        assert!(nv.segments.len() > 1);
-        for qi in 0..20 {
-            let q = &rows[qi * 37];
-            let hits = nv.search(q, 10, None);
-            assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), exact(&rows, q, 10));
-            assert!((hits[0].similarity - 1.0).abs() < 1e-5);
-        }
-    }
-
-    /// The int8 estimate of a row's dot product lies within `quantization_error` of the
-    /// exact one; when the best rows stand out, the candidates below them by more than that
-    /// are not scored exactly, and the result is still the exact top k.
-    #[test]
-    fn the_int8_error_bound_holds_and_spares_exact_scores() {
-        let dims = 384;
-        let mut rows = random_rows(3000, dims, 11);
-        let q = rows[0].clone();
-        // Ten rows close to the query.
-        let noise = random_rows(10, dims, 12);
-        for (i, n) in noise.iter().enumerate() {
-            let mut v: Vec<f32> = q.iter().zip(n).map(|(a, b)| a + 0.3 * b).collect();
-            normalize(&mut v);
-            rows[100 + i] = v;
-        }
-        let (mut qc, mut rc) = (Vec::new(), Vec::new());
-        let t = quantize(&q, &mut qc);
-        let q_l1: f32 = q.iter().map(|x| x.abs()).sum();
-        for r in &rows {
-            rc.clear();
-            let s = quantize(r, &mut rc);
-            let d: i32 = rc.iter().zip(&qc).map(|(a, b)| i32::from(*a) * i32::from(*b)).sum();
-            let error = (dot(r, &q) - d as f32 * s * t).abs();
-            assert!(error <= quantization_error(dims, s, t, q_l1), "{error}");
-        }
-        let nv = build(&rows, rows.len());
-        let seg = &nv.segments[0];
-        let mut candidates = Vec::new();
-        kernels::scan_i8(&seg.codes, dims, &qc, |i, d| {
-            candidates.push((d as f32 * seg.scales[i], 0, i as u32));
-        });
-        let mut scored = nv.rescored(candidates, &q, t, 11);
-        assert!(scored.len() < 100, "{} of 3000 scored exactly", scored.len());
-        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        let slots: Vec<u32> = scored.iter().take(11).map(|c| seg.slots[c.2 as usize]).collect();
-        assert_eq!(slots, exact(&rows, &q, 11));
-        assert_eq!(nv.search(&q, 11, None).iter().map(|h| h.slot).collect::<Vec<_>>(), slots);
-    }
-
-    #[test]
-    fn deletes_and_appends_apply_to_the_copy() {
-        let rows = random_rows(3000, 32, 9);
-        let nv = build(&rows, 1000);
-        let q = rows[5].clone();
-        let top = nv.search(&q, 3, None);
-        assert_eq!(top[0].slot, 5);
-        let nv = nv.with_delta(100, &[], &[], &[5]).unwrap();
-        assert!(nv.search(&q, 3, None).iter().all(|h| h.slot != 5));
-        assert_eq!(nv.len(), 2999);
-        // A row deleted before its append was applied stays deleted.
-        let late = [(5u32, [5u8; 16], q.as_slice(), 0)];
-        let nv2 = nv.with_delta(101, &late, &[], &[]).unwrap();
-        assert!(nv2.search(&q, 3, None).iter().all(|h| h.slot != 5));
-        // Many deletes compact the copy.
-        let many: Vec<u32> = (100..1000).collect();
-        let nv = nv.with_delta(102, &[], &[], &many).unwrap();
-        assert!(nv.deleted.is_empty());
-        assert_eq!(nv.len(), 2099);
-        // Rows below the index boundary are dropped.
-        let nv = nv.compacted(2000);
-        assert_eq!(nv.len(), 1000);
-        assert!(nv.search(&rows[10], 5, None).iter().all(|h| h.slot >= 2000));
-        // A row of the wrong size makes the caller reload.
-        assert!(nv.with_delta(103, &[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[], &[]).is_none());
     }
 }

@@ -7,19 +7,23 @@
 //! return values that borrow it. Code that reads while it iterates copies or collects first.
 
 use std::fs::File;
-use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
 use heed3::types::{Bytes, DecodeIgnore};
 use heed3::{
-    BytesDecode, BytesEncode, CommitOrAbort, CompactionOption, Database, DatabaseStat,
-    EncryptedDatabase, EncryptedEnv, Env, EnvClosingEvent, EnvInfo, EnvOpenOptions, PutFlags,
-    RoIter, RoPrefix, RoRange, RoRevRange, RwPrefix, RwTxn, WithoutTls,
+    CommitOrAbort, CompactionOption, EncryptedEnv, Env, EnvClosingEvent, EnvInfo, EnvOpenOptions,
+    RwTxn, WithoutTls,
 };
 
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
 use crate::error::{Error, Result};
+
+mod scan;
+mod table;
+
+pub(crate) use scan::{scan, scan_prefix};
+pub(crate) use table::Table;
 
 /// A read transaction of any environment (reads in a write transaction pass the `RwTxn`).
 pub(crate) type RoTxn<'e> = heed3::RoTxn<'e, WithoutTls>;
@@ -117,6 +121,7 @@ macro_rules! either {
         }
     };
 }
+pub(crate) use either;
 
 impl Environment {
     /// Opens (creating if needed) the environment in directory `path`, encrypted with `key`
@@ -260,270 +265,4 @@ impl Environment {
 /// The `N` items of `v` (which has `N`) as an array.
 fn array<T, const N: usize>(v: Vec<T>) -> [T; N] {
     v.try_into().unwrap_or_else(|_| unreachable!("one table per name"))
-}
-
-/// A table of an [`Environment`], typed by its key and value codecs.
-pub(crate) enum Table<K, V> {
-    Plain(Database<'static, K, V>),
-    Encrypted(EncryptedDatabase<'static, K, V>),
-}
-
-impl<K, V> Clone for Table<K, V> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<K, V> Copy for Table<K, V> {}
-
-impl<K, V> Table<K, V> {
-    /// The same table read and written through other codecs.
-    pub(crate) fn remap_types<K2, V2>(self) -> Table<K2, V2> {
-        match self {
-            Self::Plain(d) => Table::Plain(d.remap_types()),
-            Self::Encrypted(d) => Table::Encrypted(d.remap_types()),
-        }
-    }
-
-    /// The same table with values read through another codec.
-    pub(crate) fn remap_data_type<V2>(self) -> Table<K, V2> {
-        self.remap_types()
-    }
-
-    pub(crate) fn get<'a, 't>(
-        &self,
-        txn: &'t mut heed3::RoTxn<'_>,
-        key: &'a K::EItem,
-    ) -> heed3::Result<Option<V::DItem>>
-    where
-        K: BytesEncode<'a>,
-        V: BytesDecode<'t>,
-    {
-        either!(self, d => d.get(txn, key))
-    }
-
-    pub(crate) fn get_lower_than_or_equal_to<'a, 't>(
-        &self,
-        txn: &'t mut heed3::RoTxn<'_>,
-        key: &'a K::EItem,
-    ) -> heed3::Result<Option<(K::DItem, V::DItem)>>
-    where
-        K: BytesEncode<'a> + BytesDecode<'t>,
-        V: BytesDecode<'t>,
-    {
-        either!(self, d => d.get_lower_than_or_equal_to(txn, key))
-    }
-
-    pub(crate) fn len(&self, txn: &heed3::RoTxn<'_>) -> heed3::Result<u64> {
-        either!(self, d => d.len(txn))
-    }
-
-    pub(crate) fn is_empty(&self, txn: &heed3::RoTxn<'_>) -> heed3::Result<bool> {
-        either!(self, d => d.is_empty(txn))
-    }
-
-    pub(crate) fn stat(&self, txn: &heed3::RoTxn<'_>) -> heed3::Result<DatabaseStat> {
-        either!(self, d => d.stat(txn))
-    }
-
-    #[allow(clippy::iter_not_returning_iterator)] // heed's name: a `Result` of an iterator
-    pub(crate) fn iter<'t>(
-        &self,
-        txn: &'t mut heed3::RoTxn<'_>,
-    ) -> heed3::Result<RoIter<'t, K, V>> {
-        either!(self, d => d.iter(txn))
-    }
-
-    pub(crate) fn range<'a, 't, R>(
-        &self,
-        txn: &'t mut heed3::RoTxn<'_>,
-        range: &'a R,
-    ) -> heed3::Result<RoRange<'t, K, V>>
-    where
-        K: BytesEncode<'a>,
-        R: RangeBounds<K::EItem>,
-    {
-        either!(self, d => d.range(txn, range))
-    }
-
-    pub(crate) fn rev_range<'a, 't, R>(
-        &self,
-        txn: &'t mut heed3::RoTxn<'_>,
-        range: &'a R,
-    ) -> heed3::Result<RoRevRange<'t, K, V>>
-    where
-        K: BytesEncode<'a>,
-        R: RangeBounds<K::EItem>,
-    {
-        either!(self, d => d.rev_range(txn, range))
-    }
-
-    pub(crate) fn prefix_iter<'a, 't>(
-        &self,
-        txn: &'t mut heed3::RoTxn<'_>,
-        prefix: &'a K::EItem,
-    ) -> heed3::Result<RoPrefix<'t, K, V>>
-    where
-        K: BytesEncode<'a>,
-    {
-        either!(self, d => d.prefix_iter(txn, prefix))
-    }
-
-    /// Iterates the rows under `prefix` in a write transaction, deleting with
-    /// `del_current` (unsafe: no value read before may be used after it).
-    pub(crate) fn prefix_iter_mut<'a, 't>(
-        &self,
-        txn: &'t mut RwTxn<'_>,
-        prefix: &'a K::EItem,
-    ) -> heed3::Result<RwPrefix<'t, K, V>>
-    where
-        K: BytesEncode<'a>,
-    {
-        match self {
-            Self::Plain(d) => d.prefix_iter_mut(txn, prefix),
-            Self::Encrypted(d) => d.prefix_iter_mut::<WithoutTls>(txn, prefix),
-        }
-    }
-
-    pub(crate) fn put<'a>(
-        &self,
-        txn: &mut RwTxn<'_>,
-        key: &'a K::EItem,
-        value: &'a V::EItem,
-    ) -> heed3::Result<()>
-    where
-        K: BytesEncode<'a>,
-        V: BytesEncode<'a>,
-    {
-        either!(self, d => d.put(txn, key, value))
-    }
-
-    pub(crate) fn put_with_flags<'a>(
-        &self,
-        txn: &mut RwTxn<'_>,
-        flags: PutFlags,
-        key: &'a K::EItem,
-        value: &'a V::EItem,
-    ) -> heed3::Result<()>
-    where
-        K: BytesEncode<'a>,
-        V: BytesEncode<'a>,
-    {
-        either!(self, d => d.put_with_flags(txn, flags, key, value))
-    }
-
-    pub(crate) fn delete<'a>(&self, txn: &mut RwTxn<'_>, key: &'a K::EItem) -> heed3::Result<bool>
-    where
-        K: BytesEncode<'a>,
-    {
-        either!(self, d => d.delete(txn, key))
-    }
-
-    pub(crate) fn clear(&self, txn: &mut RwTxn<'_>) -> heed3::Result<()> {
-        either!(self, d => d.clear(txn))
-    }
-}
-
-impl Table<Bytes, Bytes> {
-    /// Makes the rows under `prefix` here what they are in `from` (a table of another
-    /// environment, read in `rtxn`): deletes them here, then copies them.
-    pub(crate) fn replace_prefix(
-        &self,
-        from: &Self,
-        rtxn: &mut RoTxn<'_>,
-        wtxn: &mut RwTxn<'_>,
-        prefix: &[u8],
-    ) -> heed3::Result<()> {
-        let mut stale = self.prefix_iter_mut(wtxn, prefix)?;
-        while stale.next().transpose()?.is_some() {
-            // SAFETY: no reference into the database is kept across this deletion.
-            unsafe { stale.del_current()? };
-        }
-        drop(stale);
-        for row in from.prefix_iter(rtxn, prefix)? {
-            let (key, value) = row?;
-            self.put(wtxn, key, value)?;
-        }
-        Ok(())
-    }
-}
-
-/// Rows copied per batch by [`scan`].
-const SCAN_BATCH: usize = 64;
-
-/// Visits the rows of `table` between `lo` and `hi` in key order (descending when `rev`),
-/// copying them a batch at a time so that `f` may read the same transaction between rows
-/// (an iterator cannot stay open across other reads: see the module documentation). `f`
-/// returns whether to go on. Rows written by `f` itself are not guaranteed to be visited.
-pub(crate) fn scan(
-    table: &Table<Bytes, Bytes>,
-    r: &mut RoTxn<'_>,
-    mut lo: Bound<Vec<u8>>,
-    mut hi: Bound<Vec<u8>>,
-    rev: bool,
-    mut f: impl FnMut(&mut RoTxn<'_>, &[u8], &[u8]) -> Result<bool>,
-) -> Result<()> {
-    let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(SCAN_BATCH);
-    loop {
-        batch.clear();
-        let bounds = (as_slice(&lo), as_slice(&hi));
-        if rev {
-            for row in table.rev_range(r, &bounds)?.take(SCAN_BATCH) {
-                let (k, v) = row?;
-                batch.push((k.to_vec(), v.to_vec()));
-            }
-        } else {
-            for row in table.range(r, &bounds)?.take(SCAN_BATCH) {
-                let (k, v) = row?;
-                batch.push((k.to_vec(), v.to_vec()));
-            }
-        }
-        let full = batch.len() == SCAN_BATCH;
-        for (k, v) in &batch {
-            if !f(r, k, v)? {
-                return Ok(());
-            }
-        }
-        match batch.pop() {
-            Some((last, _)) if full => {
-                if rev {
-                    hi = Bound::Excluded(last);
-                } else {
-                    lo = Bound::Excluded(last);
-                }
-            }
-            _ => return Ok(()),
-        }
-    }
-}
-
-fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v),
-        Bound::Excluded(v) => Bound::Excluded(v),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-/// [`scan`] of the rows whose keys start with `prefix`, in key order.
-pub(crate) fn scan_prefix(
-    table: &Table<Bytes, Bytes>,
-    r: &mut RoTxn<'_>,
-    prefix: &[u8],
-    f: impl FnMut(&mut RoTxn<'_>, &[u8], &[u8]) -> Result<bool>,
-) -> Result<()> {
-    // The first key after every key with the prefix: the prefix with its last byte below
-    // 0xFF incremented and the bytes after it dropped (none: no upper bound).
-    let mut end = prefix.to_vec();
-    let hi = loop {
-        match end.pop() {
-            Some(0xFF) => {}
-            Some(b) => {
-                end.push(b + 1);
-                break Bound::Excluded(end);
-            }
-            None => break Bound::Unbounded,
-        }
-    };
-    scan(table, r, Bound::Included(prefix.to_vec()), hi, false, f)
 }
