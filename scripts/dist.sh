@@ -31,6 +31,21 @@ rm -rf "$dist" "$stage"
 mkdir -p "$dist" "$stage/shim"
 t0=$(date +%s)
 
+# The binaries link LMDB (third_party/lmdb-master3-sys), whose licence (the OpenLDAP Public
+# License) asks binary redistributions to reproduce its copyright notice and licence: each
+# binary artifact ships them in THIRD-PARTY-NOTICES. The wheel and the sdist carry it (and
+# memsilo's LICENSE) as licence files (pyproject's license-files, PEP 639): copies in python/
+# for maturin, git-ignored.
+lmdb=third_party/lmdb-master3-sys/lmdb/libraries/liblmdb
+{
+    printf 'memsilo links LMDB (mdb.master3, patched: third_party/lmdb-master3-sys in the\n'
+    printf 'source), distributed under the OpenLDAP Public License:\n\n'
+    cat "$lmdb/COPYRIGHT"
+    printf '\n'
+    cat "$lmdb/LICENSE"
+} > "$stage/THIRD-PARTY-NOTICES"
+cp "$stage/THIRD-PARTY-NOTICES" LICENSE python/
+
 # 1. The Python wheel (abi3, manylinux_2_17) and sdist. The shim records the environment of
 #    maturin's compiling cargo call.
 export __CARGO_TEST_CHANNEL_OVERRIDE_DO_NOT_USE_THIS=nightly
@@ -59,18 +74,6 @@ mapfile -d '' maturin_env < "$stage/cargo.env"
 env -i "${maturin_env[@]}" "$real_cargo" build --release --locked --target "$triple" \
     -p memsilo-http -p memsilo-node -p memsilo-ffi -p memsilo-dump-v0
 t2=$(date +%s)
-
-# The binaries link LMDB (third_party/lmdb-master3-sys), whose licence (the OpenLDAP Public
-# License) asks binary redistributions to reproduce its copyright notice and licence: each
-# binary artifact ships them in THIRD-PARTY-NOTICES.
-lmdb=third_party/lmdb-master3-sys/lmdb/libraries/liblmdb
-{
-    printf 'memsilo links LMDB (mdb.master3, patched: third_party/lmdb-master3-sys in the\n'
-    printf 'source), distributed under the OpenLDAP Public License:\n\n'
-    cat "$lmdb/COPYRIGHT"
-    printf '\n'
-    cat "$lmdb/LICENSE"
-} > "$stage/THIRD-PARTY-NOTICES"
 
 # 3. The server tarball.
 name=memsilo-$version-linux-x86_64

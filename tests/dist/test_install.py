@@ -160,6 +160,11 @@ def test_python_wheel_quick_start_in_process_and_remote(tmp_path: Path):
         native = [n for n in z.namelist() if n.startswith("memsilo/_native") and n.endswith(".so")]
         assert native, z.namelist()
         (tmp_path / "native.so").write_bytes(z.read(native[0]))
+        # The extension links LMDB: its notice and memsilo's licence are licence files.
+        licences = {n.rsplit("/", 1)[1]: n for n in z.namelist() if ".dist-info/licenses/" in n}
+        assert set(licences) == {"LICENSE", "THIRD-PARTY-NOTICES"}, z.namelist()
+        assert b"OpenLDAP Public License" in z.read(licences["THIRD-PARTY-NOTICES"])
+        assert b"Apache License" in z.read(licences["LICENSE"])
     assert max(glibc_versions(tmp_path / "native.so")) <= (2, 17)
 
     env = user_env()
@@ -193,8 +198,9 @@ def test_python_sdist_carries_the_sources(tmp_path: Path):
         names = t.getnames()
         t.extractall(tmp_path, filter="data")
     prefix = f"memsilo-{VERSION}/"
-    for needed in ["pyproject.toml", "memsilo/__init__.py", "PKG-INFO"]:
+    for needed in ["pyproject.toml", "memsilo/__init__.py", "PKG-INFO", "LICENSE", "THIRD-PARTY-NOTICES"]:
         assert prefix + needed in names, (needed, names[:20])
+    assert "OpenLDAP Public License" in (tmp_path / prefix / "THIRD-PARTY-NOTICES").read_text()
     assert any(n.endswith("core/src/lib.rs") for n in names), "the engine's sources"
     assert any(n.endswith("bindings/python/src/lib.rs") for n in names), "the extension's sources"
     # Its workspace loads on its own (members it lacks would fail here); building it needs Rust.
