@@ -74,8 +74,8 @@ pub use datastore::NamespaceId;
 #[cfg(feature = "minilm")]
 pub use embed::MiniLmEmbedder;
 pub use embed::{
-    load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder, ModelPaths, StaticEmbedder,
-    DEFAULT_MODEL, DOWNLOAD_PROGRESS,
+    embedder_from_setting, load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder,
+    ModelPaths, StaticEmbedder, DEFAULT_MODEL, DOWNLOAD_PROGRESS,
 };
 pub use engine::{Engine, Options};
 pub use error::{Error, ErrorCode, Result};

@@ -63,3 +63,59 @@ def test_without_a_model_it_says_so_once_and_uses_hashing(tmp_path: Path) -> Non
     assert json.loads(ran.stdout)["embedder"] == "memsilo-hash-384-v1"
     assert ran.stderr.count("is not available") == 1, ran.stderr
     assert "memsilo models pull potion-base-8M" in ran.stderr
+
+
+OPEN_SCRIPT = """
+import sys, memsilo
+try:
+    memsilo.open(sys.argv[1])
+except memsilo.InvalidArgumentError as e:
+    print(e.field, e)
+else:
+    print("opened")
+"""
+
+
+def broken_models(tmp_path: Path) -> dict[str, Path]:
+    """Copies of the model: one whose matrix has 100 rows (its tokenizer has 29,528 tokens),
+    one without tokenizer.json."""
+    wrong_shape, no_tokenizer = tmp_path / "wrong-shape", tmp_path / "no-tokenizer"
+    for d in (wrong_shape, no_tokenizer):
+        d.mkdir()
+        (d / "config.json").write_bytes((MODEL / "config.json").read_bytes())
+    (wrong_shape / "tokenizer.json").write_bytes((MODEL / "tokenizer.json").read_bytes())
+    (no_tokenizer / "model.safetensors").write_bytes((MODEL / "model.safetensors").read_bytes())
+    rows, dims = 100, 256
+    header = json.dumps(
+        {"embeddings": {"dtype": "F32", "shape": [rows, dims], "data_offsets": [0, rows * dims * 4]}}
+    ).encode()
+    header += b" " * (-len(header) % 8)
+    (wrong_shape / "model.safetensors").write_bytes(
+        len(header).to_bytes(8, "little") + header + bytes(rows * dims * 4)
+    )
+    return {"wrong-shape": wrong_shape, "no-tokenizer": no_tokenizer}
+
+
+def test_a_broken_model_directory_in_memsilo_embedder_fails_open(tmp_path: Path) -> None:
+    assert (MODEL / "model.safetensors").is_file(), f"{MODEL} missing: run `make models`"
+    says = {
+        "wrong-shape": "`embeddings` has 100 rows but tokenizer.json has 29528 tokens",
+        "no-tokenizer": "tokenizer.json: cannot read",
+    }
+    for name, model in broken_models(tmp_path).items():
+        env = dict(os.environ, MEMSILO_EMBEDDER=str(model), MEMSILO_OFFLINE="1")
+        ran = subprocess.run(
+            [sys.executable, "-c", OPEN_SCRIPT, str(tmp_path / f"data-{name}")],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith("embedder ") and says[name] in ran.stdout, ran.stdout
+        assert str(model) in ran.stdout, ran.stdout
+        # The server refuses to start on it, naming the flag.
+        served = subprocess.run(
+            [sys.executable, "-m", "memsilo", "serve", "--data", str(tmp_path / "srv"),
+             "--listen", "127.0.0.1:0", "--embedder", str(model)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert served.returncode != 0 and f"--embedder {model}: " in served.stderr, served.stderr
+        assert says[name] in served.stderr, served.stderr

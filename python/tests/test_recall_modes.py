@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from conftest import unique
 
@@ -38,7 +40,21 @@ def test_keyword_vector_and_hybrid_recall(db: memsilo.Memsilo) -> None:
     weighted = db.recall(ns, query, mode="hybrid", vector_weight=1.0, top_k=10)
     assert weighted[0]["content"] == vector[0]["content"]
 
-    with pytest.raises(memsilo.InvalidArgumentError, match="mode"):
-        db.recall(ns, "x", mode="fuzzy")
-    with pytest.raises(memsilo.InvalidArgumentError, match="vector_weight"):
-        db.recall(ns, "x", mode="keyword", vector_weight=0.5)
+
+def test_bad_recall_arguments_name_their_field(db: memsilo.Memsilo) -> None:
+    ns = unique("bad")
+    db.create_namespace(ns)
+    db.store_memories(ns, [{"content": c} for c in CONTENTS])
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"query": "x", "mode": "fuzzy"}, "mode", "unknown variant `fuzzy`"),
+        ({"query": "x", "mode": "keyword", "vector_weight": 0.5}, "vector_weight", "hybrid"),
+        ({"query": "x", "vector_weight": 1.5}, "vector_weight", "between 0 and 1"),
+        ({"query": "x", "vector_weight": -0.1}, "vector_weight", "between 0 and 1"),
+        ({"query": "x" * (64 * 1024 + 1)}, "query", "at most 65536 bytes"),
+    ]
+    for args, field, says in cases:
+        with pytest.raises(memsilo.InvalidArgumentError) as e:
+            db.recall(ns, **args)
+        assert e.value.field == field and says in str(e.value), (list(args), e.value)
+    # A query of exactly 64 KiB is allowed.
+    assert db.recall(ns, "x " * (32 * 1024), mode="keyword") == []

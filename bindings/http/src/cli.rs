@@ -5,10 +5,9 @@
 //! and `memsilo upgrade DIR`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use memsilo::{Embedder, Engine, ModelEmbedder, ModelPaths, Options};
+use memsilo::{Engine, ModelPaths, Options};
 
 use crate::log::{self, Level};
 use crate::server::{self, ServeOptions};
@@ -367,7 +366,8 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         ..Options::default()
     };
     if let Some(setting) = &args.embedder {
-        options.embedder = embedder_from(setting)?;
+        options.embedder = memsilo::embedder_from_setting(setting)
+            .map_err(|e| format!("--embedder {setting}: {e}"))?;
     }
     let engine = Engine::open(&args.data, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
@@ -453,17 +453,6 @@ fn cluster_router(
     _: &ServeOptions,
 ) -> Result<(axum::Router, Option<Leave>), String> {
     Err("--cluster: this memsilo was built without cluster support (cargo feature `cluster` of memsilo-http)".into())
-}
-
-/// The `--embedder` setting. A model directory given explicitly is loaded now, so a broken one
-/// stops the server with its error instead of falling back to hashing.
-fn embedder_from(setting: &str) -> Result<Arc<dyn Embedder>, String> {
-    let path = Path::new(setting);
-    if path.is_dir() {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("model");
-        return memsilo::load_model(path, name).map_err(|e| format!("--embedder {setting}: {e}"));
-    }
-    Ok(Arc::new(ModelEmbedder::from_setting(setting)))
 }
 
 /// Installs the admin key from `MEMSILO_ADMIN_KEY`, or generates one on first start and

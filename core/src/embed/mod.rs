@@ -20,7 +20,9 @@ pub use hub::DOWNLOAD_PROGRESS;
 #[cfg(feature = "minilm")]
 pub use minilm::MiniLmEmbedder;
 pub use model2vec::StaticEmbedder;
-pub use models::{load_model, pull_model, ModelEmbedder, ModelPaths, DEFAULT_MODEL};
+pub use models::{
+    embedder_from_setting, load_model, pull_model, ModelEmbedder, ModelPaths, DEFAULT_MODEL,
+};
 
 use crate::error::{Error, Result};
 

@@ -234,16 +234,13 @@ impl ModelEmbedder {
     }
 
     /// From the `embedder` setting: `hash`, a model name, or a model directory (a value
-    /// with a path separator or naming an existing directory).
+    /// starting with `.` or `/`, or naming an existing directory).
     pub fn from_setting(setting: &str) -> Self {
         let s = setting.trim();
         if s.eq_ignore_ascii_case("hash") {
             ModelEmbedder { source: Source::Hash, resolved: OnceLock::new() }
-        } else if s.starts_with('.')
-            || s.starts_with('/')
-            || s.contains(std::path::MAIN_SEPARATOR) && Path::new(s).is_dir()
-        {
-            Self::at_path(s)
+        } else if let Some(dir) = setting_dir(s) {
+            Self::at_path(dir)
         } else {
             Self::named(s)
         }
@@ -264,6 +261,29 @@ impl ModelEmbedder {
                 load_model(dir, &name).unwrap_or_else(|e| fallback(&name, &e))
             }
         })
+    }
+}
+
+/// The model directory an `embedder` setting names, if it names one: a value starting with
+/// `.` or `/`, or naming an existing directory (else it is a model name: `owner/model` too).
+fn setting_dir(setting: &str) -> Option<&Path> {
+    let path = Path::new(setting);
+    (setting.starts_with('.') || setting.starts_with('/') || path.is_dir()).then_some(path)
+}
+
+/// The embedder of an `embedder` setting (`MEMSILO_EMBEDDER`, `memsilo serve --embedder`), as
+/// [`ModelEmbedder::from_setting`] resolves it, except that a model directory is loaded now:
+/// a directory given explicitly that is missing or broken (a missing file, a matrix whose
+/// shape does not fit its tokenizer) is an `invalid_argument` error naming `embedder` and the
+/// file, not a fallback to hashing that every namespace created meanwhile would keep.
+pub fn embedder_from_setting(setting: &str) -> Result<Arc<dyn Embedder>> {
+    let s = setting.trim();
+    match setting_dir(s) {
+        Some(dir) => {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+            load_model(dir, name)
+        }
+        None => Ok(Arc::new(ModelEmbedder::from_setting(s))),
     }
 }
 

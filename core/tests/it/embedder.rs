@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memsilo::{
-    load_model, pull_model, Embedder, Engine, ErrorCode, HashEmbedder, ModelEmbedder, ModelPaths,
-    NamespaceOptions, Options, Recall, RecallMode, StoreMemory,
+    load_model, pull_model, Embedder, Engine, Error, ErrorCode, HashEmbedder, ModelEmbedder,
+    ModelPaths, NamespaceOptions, Options, Recall, RecallMode, StoreMemory,
 };
 use sha2::Digest;
 
@@ -177,6 +177,40 @@ fn a_matrix_that_does_not_fit_the_tokenizer_is_a_clear_error() {
     let e = pull_model(&paths, "bad", Some(dir.path())).unwrap_err();
     assert!(e.to_string().contains("100 rows"), "{e}");
     assert!(!dir.path().join("cache/bad").exists(), "nothing installed");
+}
+
+/// A model directory given as the `embedder` setting (`MEMSILO_EMBEDDER`, `--embedder`) is
+/// loaded at once: broken or missing, it is an error naming the setting and the file, where a
+/// model found by name falls back to hashing with a warning.
+#[test]
+fn a_broken_model_directory_in_the_setting_is_an_error_naming_the_file() {
+    let wrong_shape = model_with_rows(100);
+    let setting = wrong_shape.path().to_str().unwrap();
+    let e = memsilo::embedder_from_setting(setting).map(|_| ()).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument { field, .. } if field == "embedder"), "{e}");
+    assert!(
+        e.to_string().contains("model.safetensors") && e.to_string().contains("100 rows"),
+        "{e}"
+    );
+
+    let no_tokenizer = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(model_dir().join(f), no_tokenizer.path().join(f)).unwrap();
+    }
+    let e = memsilo::embedder_from_setting(no_tokenizer.path().to_str().unwrap())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument { field, .. } if field == "embedder"), "{e}");
+    assert!(e.to_string().contains("tokenizer.json: cannot read"), "{e}");
+
+    let missing = no_tokenizer.path().join("nope");
+    let e = memsilo::embedder_from_setting(missing.to_str().unwrap()).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("nope/config.json: cannot read"), "{e}");
+
+    // The working model loads; `hash` and names resolve lazily as before.
+    let ok = memsilo::embedder_from_setting(model_dir().to_str().unwrap()).unwrap();
+    assert_eq!((ok.name(), ok.dimensions()), ("potion-base-8M", 256));
+    assert_eq!(memsilo::embedder_from_setting("hash").unwrap().name(), "memsilo-hash-384-v1");
 }
 
 #[test]
