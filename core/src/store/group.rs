@@ -1,10 +1,11 @@
 //! A group's transaction: its members run, one commit, and the sync that makes it durable.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use heed3::{MdbError, RwTxn};
 
-use super::queue::{Batch, Member, Outcome};
+use super::queue::{Member, Outcome, Waiter};
 use super::{closed, Store, Tables};
 use crate::error::{Error, Result};
 
@@ -39,22 +40,33 @@ fn settle_all<T>(members: &mut [&mut Member<T>], e: Error) {
 }
 
 impl<T: Tables> Store<T> {
-    /// Makes a batch durable: syncs the environment if any member's changes were committed,
-    /// failing those members if the sync fails.
-    pub(super) fn sync_batch(&self, batch: &Batch<T>) {
-        // SAFETY: the batch's members wait, unsettled, until this leader settles them.
-        let mut members: Vec<&mut Member<T>> =
-            batch.members.iter().map(|m| unsafe { &mut *m.0 }).collect();
-        if !members.iter().any(|m| matches!(m.outcome, Some(Outcome::Done))) {
-            return;
-        }
+    /// Syncs the environment, then settles every committed batch up to ticket `end` that a
+    /// later commit's sync has not settled first (each was committed before this sync
+    /// began, so the sync made it durable), failing their members if the sync failed.
+    /// Answers who is to be told.
+    pub(super) fn sync_committed(&self, end: u64) -> Vec<Waiter<T>> {
         // An environment closed since the commit was destroyed (its namespace deleted) or
         // swapped for its compacted copy (synced before the swap): nothing is left to sync.
         self.syncs.fetch_add(1, Ordering::Relaxed);
         let synced = self.inner.read().as_ref().map_or(Ok(()), |o| o.env.force_sync());
-        if let Err(e) = synced {
-            settle_all(&mut members, Error::from(e));
+        let failure = synced.err().map(|e| Arc::new(Error::from(e)));
+        let mut q = self.queue.lock();
+        let mut durable = Vec::new();
+        while q.committed.front().is_some_and(|b| b.end <= end) {
+            let Some(batch) = q.committed.pop_front() else { break };
+            if let Some(e) = &failure {
+                for m in &batch.members {
+                    // SAFETY: the batch's members wait, unsettled, until it is settled here.
+                    let m = unsafe { &mut *m.0 };
+                    if matches!(m.outcome, None | Some(Outcome::Done)) {
+                        m.outcome = Some(Outcome::Failed(Error::Shared(e.clone())));
+                    }
+                }
+            }
+            q.settled = q.settled.max(batch.end);
+            durable.extend(batch.threads);
         }
+        durable
     }
 
     /// Runs a group to its end: every member gets an outcome.

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::keyring::Key;
 use crate::storage::{self, Environment, RoTxn, Turn};
 
-use queue::{Batch, Queue};
+use queue::Queue;
 
 mod compact;
 mod group;
@@ -87,9 +87,6 @@ pub(crate) struct Store<T> {
     key: Mutex<Option<Key>>,
     inner: RwLock<Option<Opened<T>>>,
     queue: Mutex<Queue<T>>,
-    /// Held by a group's leader while it settles groups (and syncs the environment for
-    /// them), so groups are settled in commit order while the next group already runs.
-    syncing: Mutex<()>,
     /// Durable commits made (each may hold many writes).
     commits: AtomicU64,
     /// Syncs of the environment made to settle groups (see [`Store::join`]).
@@ -128,11 +125,10 @@ impl<T: Tables> Store<T> {
                 committers: 0,
                 idle: Vec::new(),
                 leading: false,
-                awaiting: Batch::default(),
+                committed: std::collections::VecDeque::new(),
                 settled: 0,
                 next_ticket: 0,
             }),
-            syncing: Mutex::new(()),
             commits: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             synced_commits: AtomicU64::new(0),

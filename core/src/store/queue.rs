@@ -2,6 +2,7 @@
 //! environment's commit threads that lead the groups of writes awaited by tasks.
 
 use std::cell::UnsafeCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,26 +136,20 @@ pub(super) struct Queue<T> {
     pub(super) idle: Vec<std::thread::Thread>,
     /// Whether a thread is running a group now.
     pub(super) leading: bool,
-    /// Committed groups not yet durable: their data pages are synced, their meta page is
-    /// written but not (see [`Store::join`]).
-    pub(super) awaiting: Batch<T>,
+    /// Committed groups not known durable yet, in commit order: their data pages are
+    /// synced, their meta page is written but maybe not (see [`Store::join`]).
+    pub(super) committed: VecDeque<Batch<T>>,
     /// Tickets below this are settled.
     pub(super) settled: u64,
     pub(super) next_ticket: u64,
 }
 
-/// Members of one or more groups, settled together.
+/// The members of a committed group, settled together.
 pub(super) struct Batch<T> {
     pub(super) members: Vec<MemberPtr<T>>,
     pub(super) threads: Vec<Waiter<T>>,
     /// The first ticket after the batch's last member.
     pub(super) end: u64,
-}
-
-impl<T> Default for Batch<T> {
-    fn default() -> Self {
-        Batch { members: Vec::new(), threads: Vec::new(), end: 0 }
-    }
 }
 
 /// What a settled member's caller gets: the value its job produced, its error, or its panic

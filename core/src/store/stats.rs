@@ -5,15 +5,15 @@ use std::sync::atomic::Ordering;
 use super::{Store, Tables};
 
 /// Counters of group commits (see `Engine::commit_stats`): under load, many writes share
-/// a commit and a commit's sync makes the one before it durable too.
+/// a commit, and each group's sync runs while the next group commits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitStats {
     /// Writes committed (each the change of one call: a store, a namespace's creation...).
     pub writes: u64,
     /// Commits that wrote pages: each syncs the data file once.
     pub commits: u64,
-    /// Disk syncs: one per commit, plus each sync of the environment made for a commit that
-    /// no later commit made durable.
+    /// Disk syncs: one per commit (its data), plus the sync of the environment that makes a
+    /// commit's meta page durable (made for each group while the next one commits).
     pub syncs: u64,
 }
 
