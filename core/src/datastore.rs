@@ -301,7 +301,7 @@ impl DataTables {
 
 impl NamespacedTables for DataTables {
     /// Makes namespace `ns`'s rows in this environment what they are in `from` (another
-    /// environment's tables, read in `rtxn`): deletes them here, then copies them.
+    /// environment's tables, read in `rtxn`), writing only the rows that differ.
     fn copy_namespace(
         &self,
         from: &Self,

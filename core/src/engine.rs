@@ -182,11 +182,7 @@ impl Engine {
             limiter: RateLimiter::default(),
             compute: ComputeGate::default(),
             vectors: VectorCache::new(options.vector_cache_bytes),
-            indexes: crate::index::Indexes::new(
-                dir.join("indexes"),
-                options.ann_threshold,
-                keys.is_some(),
-            ),
+            indexes: crate::index::Indexes::new(dir.join("indexes"), options.ann_threshold),
             graphs: crate::graph::GraphCache::default(),
             audit: crate::audit::AuditLog::default(),
             wake: (Mutex::new(false), Condvar::new()),

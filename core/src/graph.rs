@@ -357,9 +357,6 @@ pub(crate) fn load_graph(
     rec: &NamespaceRecord,
     env: &Store<DataTables>,
 ) -> Result<Arc<NamespaceGraph>> {
-    // A build holds the namespace's build lock while it reads: the turn comes first (see
-    // `storage::Turn`).
-    let _turn = env.turn();
     graphs.get_or_build(rec.id, || env.read(|r, t| traverse::load_topology(t, r, rec.id)))
 }
 

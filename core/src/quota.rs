@@ -105,10 +105,6 @@ pub(crate) trait UsageSource: Send + Sync {
     /// The storage figures of the tenants of the tree under `root` (each tenant's includes
     /// its descendants').
     fn tree_usage(&self, root: &str) -> Result<HashMap<String, u64>>;
-
-    /// The turn of encrypted environments, taken before a tree's figures are read (see
-    /// `storage::Turn`).
-    fn turn(&self) -> crate::storage::Turn;
 }
 
 /// Storage bytes in use per tenant (each tenant's figure includes its descendants').
@@ -140,14 +136,11 @@ impl StorageUsage {
         if self.loaded.read().contains(root) {
             return;
         }
-        let Some(engine) = engine.upgrade() else { return };
-        // Loading reads environments: the turn comes before `loading` (see `storage::Turn`);
-        // a reader of the catalog asks for the figures inside its transaction.
-        let _turn = engine.turn();
         let _one = self.loading.lock();
         if self.loaded.read().contains(root) {
             return;
         }
+        let Some(engine) = engine.upgrade() else { return };
         match engine.tree_usage(root) {
             Ok(figures) => {
                 let mut bytes = self.bytes.lock();

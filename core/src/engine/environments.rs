@@ -44,8 +44,6 @@ impl EngineInner {
             self.touch(loc, e);
             return Ok(e.store.clone());
         }
-        // Opening one may run a transaction: the turn comes first (see `storage::Turn`).
-        let _turn = self.turn();
         let mut envs = self.data_envs.write();
         if let Some(e) = envs.get(loc) {
             self.touch(loc, e);
@@ -71,14 +69,6 @@ impl EngineInner {
         let used = AtomicU64::new(self.env_clock.fetch_add(1, Ordering::Relaxed));
         envs.insert(loc.clone(), OpenEnv { store: store.clone(), used });
         Ok(store)
-    }
-
-    /// The turn of encrypted environments when any may be open (a key provider is set):
-    /// taken before a lock that is held while an environment is opened or read, whose
-    /// holder could otherwise wait for a turn held by a thread waiting for that lock (see
-    /// `storage::Turn`).
-    pub(crate) fn turn(&self) -> crate::storage::Turn {
-        crate::storage::encrypted_turn(self.keys.is_some())
     }
 
     fn touch(&self, loc: &EnvLocation, e: &OpenEnv) {
@@ -120,7 +110,6 @@ impl EngineInner {
     /// The lock on the open environments is held throughout, so no one opens (and so
     /// creates) the directory again while its files are being deleted.
     pub(crate) fn destroy_data_env(&self, loc: &EnvLocation) -> Result<()> {
-        let _turn = self.turn();
         let mut envs = self.data_envs.write();
         if let Some(e) = envs.remove(loc) {
             return e.store.destroy();

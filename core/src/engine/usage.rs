@@ -10,8 +10,4 @@ impl UsageSource for EngineInner {
     fn tree_usage(&self, root: &str) -> Result<std::collections::HashMap<String, u64>> {
         EngineInner::tree_usage(self, root)
     }
-
-    fn turn(&self) -> crate::storage::Turn {
-        EngineInner::turn(self)
-    }
 }

@@ -67,15 +67,11 @@ pub(super) fn slot_cell(key: &[u8], value: &[u8]) -> Option<(u32, u32)> {
 pub(super) struct IndexEnvs {
     dir: PathBuf,
     open: RwLock<HashMap<NamespaceId, Arc<Store<IndexTables>>>>,
-    /// Whether environments may be encrypted (a key provider is set): then the turn comes
-    /// before `open`'s write lock, held while one is opened or destroyed (see
-    /// `storage::Turn`).
-    encrypted: bool,
 }
 
 impl IndexEnvs {
-    pub(super) fn new(dir: PathBuf, encrypted: bool) -> Self {
-        IndexEnvs { dir, open: RwLock::default(), encrypted }
+    pub(super) fn new(dir: PathBuf) -> Self {
+        IndexEnvs { dir, open: RwLock::default() }
     }
 
     fn dir_of(&self, ns: NamespaceId) -> PathBuf {
@@ -94,7 +90,6 @@ impl IndexEnvs {
         if let Some(s) = self.open.read().get(&ns) {
             return Ok(Some(s.clone()));
         }
-        let _turn = crate::storage::encrypted_turn(self.encrypted);
         let mut open = self.open.write();
         if let Some(s) = open.get(&ns) {
             return Ok(Some(s.clone()));
@@ -111,7 +106,6 @@ impl IndexEnvs {
 
     /// Closes and removes the index environment of a deleted namespace (idempotent).
     pub(super) fn destroy(&self, ns: NamespaceId) -> Result<()> {
-        let _turn = crate::storage::encrypted_turn(self.encrypted);
         let mut open = self.open.write();
         if let Some(s) = open.remove(&ns) {
             return s.destroy();

@@ -70,10 +70,8 @@ pub(crate) struct Indexes {
 
 impl Indexes {
     /// Indexes under `dir`; a namespace is indexed once it has `threshold` memories.
-    /// `encrypted`: whether environments may be encrypted (a key provider is set).
-    pub(crate) fn new(dir: PathBuf, threshold: usize, encrypted: bool) -> Self {
-        let envs = env::IndexEnvs::new(dir, encrypted);
-        Indexes { envs, queue: queue::IndexQueue::new(threshold) }
+    pub(crate) fn new(dir: PathBuf, threshold: usize) -> Self {
+        Indexes { envs: env::IndexEnvs::new(dir), queue: queue::IndexQueue::new(threshold) }
     }
 
     /// After a write to `rec` committed leaving `stats`: queue index work if the namespace is

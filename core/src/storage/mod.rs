@@ -15,8 +15,6 @@ use heed3::{
     RwTxn, WithoutTls,
 };
 
-use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
-
 use crate::error::{Error, Result};
 
 mod scan;
@@ -27,65 +25,6 @@ pub(crate) use table::Table;
 
 /// A read transaction of any environment (reads in a write transaction pass the `RwTxn`).
 pub(crate) type RoTxn<'e> = heed3::RoTxn<'e, WithoutTls>;
-
-/// Held by every live transaction of an encrypted environment, so that no two run at once
-/// in this process.
-///
-/// mdb.master3 corrupts pages when transactions of an encrypted environment run in parallel
-/// threads (meilisearch/heed#336, open upstream): values read back as garbage, and a write
-/// transaction could copy such a page into the file. Until that is fixed, transactions of
-/// encrypted environments take turns. One lock for every encrypted environment, not one per
-/// environment, so that code holding a transaction of one environment while it opens one of
-/// another (the catalog, then a namespace's rows) can never wait in a cycle; reentrant, so
-/// that the same thread may do that. Plain environments never take it.
-static ENCRYPTED_TXNS: ReentrantMutex<()> = ReentrantMutex::new(());
-
-/// A turn of encrypted environments (see [`ENCRYPTED_TXNS`]), or none.
-///
-/// Lock order: the turn comes before every other lock that a thread holding a transaction
-/// may wait for. Code that takes such a lock and then opens a transaction (a store's
-/// environment guard, its commit queue, the registries of open environments) takes the turn
-/// first, with [`encrypted_turn`]: else it could hold that lock while waiting for the turn,
-/// held by a thread in a transaction waiting for that lock.
-pub(crate) type Turn = Option<ReentrantMutexGuard<'static, ()>>;
-
-/// The turn of encrypted environments when `encrypted`, else none (see [`Turn`]).
-pub(crate) fn encrypted_turn(encrypted: bool) -> Turn {
-    encrypted.then(|| ENCRYPTED_TXNS.lock())
-}
-
-/// A transaction of an [`Environment`]: heed3's, plus the turn of an encrypted environment
-/// (see [`ENCRYPTED_TXNS`]), released after the transaction ends.
-pub(crate) struct Txn<T> {
-    txn: T,
-    _turn: Turn,
-}
-
-impl<T> std::ops::Deref for Txn<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.txn
-    }
-}
-
-impl<T> std::ops::DerefMut for Txn<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.txn
-    }
-}
-
-impl Txn<RwTxn<'_>> {
-    /// Commits the transaction, then gives up the turn.
-    pub(crate) fn commit(self) -> heed3::Result<()> {
-        self.txn.commit()
-    }
-
-    /// Aborts the transaction, then gives up the turn.
-    pub(crate) fn abort(self) {
-        self.txn.abort();
-    }
-}
 
 /// The cipher of encrypted environments: authenticated, so a page that fails its tag is an
 /// error (`MDB_CRYPTO_FAIL`), never garbage.
@@ -151,17 +90,11 @@ impl Environment {
         matches!(self, Self::Encrypted(_))
     }
 
-    /// The turn a transaction of this environment must hold (none for a plain one).
-    pub(crate) fn turn(&self) -> Turn {
-        encrypted_turn(self.is_encrypted())
-    }
-
     /// A read transaction that may be kept beyond a borrow of the environment.
     ///
     /// # Safety
     ///
-    /// The transaction ends before the environment is dropped (it may move meanwhile), and
-    /// for an encrypted environment the caller holds [`Environment::turn`] whenever it uses it.
+    /// The transaction ends before the environment is dropped (it may move meanwhile).
     pub(crate) unsafe fn static_read_txn(&self) -> heed3::Result<RoTxn<'static>> {
         match self {
             Self::Plain(e) => e.clone().static_read_txn(),
@@ -176,14 +109,12 @@ impl Environment {
         }
     }
 
-    pub(crate) fn read_txn(&self) -> heed3::Result<Txn<RoTxn<'_>>> {
-        let turn = self.turn();
-        Ok(Txn { txn: either!(self, e => e.read_txn())?, _turn: turn })
+    pub(crate) fn read_txn(&self) -> heed3::Result<RoTxn<'_>> {
+        either!(self, e => e.read_txn())
     }
 
-    pub(crate) fn write_txn(&self) -> heed3::Result<Txn<RwTxn<'_>>> {
-        let turn = self.turn();
-        Ok(Txn { txn: either!(self, e => e.write_txn())?, _turn: turn })
+    pub(crate) fn write_txn(&self) -> heed3::Result<RwTxn<'_>> {
+        either!(self, e => e.write_txn())
     }
 
     pub(crate) fn nested_write_txn<'p>(
@@ -234,8 +165,7 @@ impl Environment {
         &self,
         names: [&str; N],
     ) -> Result<[Table<Bytes, Bytes>; N]> {
-        let _turn = self.turn();
-        let wtxn = either!(self, e => e.write_txn())?;
+        let wtxn = self.write_txn()?;
         Ok(either!(self, e, table => e
             .create_databases_and_commit(wtxn, |o, w| -> heed3::Result<_> {
                 let mut dbs = Vec::with_capacity(N);
@@ -250,8 +180,7 @@ impl Environment {
 
     /// The main (unnamed) table, whose keys are the names of the named tables.
     pub(crate) fn main_table(&self) -> Result<Table<Bytes, DecodeIgnore>> {
-        let _turn = self.turn();
-        let rtxn = either!(self, e => e.read_txn())?;
+        let rtxn = self.read_txn()?;
         either!(self, e, table => e
             .open_databases_and_commit(rtxn, |o, r| -> heed3::Result<_> {
                 Ok(CommitOrAbort::<_, ()>::Commit(o.open_database::<Bytes, DecodeIgnore>(r, None)?))

@@ -35,8 +35,6 @@ impl<T: NamespacedTables> Store<T> {
     }
 
     fn compact_into(&self, next_dir: &Path) -> Result<()> {
-        // Held throughout: the copy's transactions need it, and it comes before the guard.
-        let _turn = self.turn();
         let key = self.key.lock().clone();
         // A compacted copy of a snapshot: other transactions go on meanwhile.
         let (mut guard, map_size) =
@@ -104,9 +102,6 @@ impl<T: NamespacedTables> Store<T> {
         staged: impl FnOnce(&Path) -> Result<bool>,
         is_staged: &mut bool,
     ) -> Result<()> {
-        // Held throughout: the copy's transactions need it, it comes before the guard, and
-        // `staged` writes the catalog under the guard.
-        let _turn = self.turn();
         // Row by row from a snapshot: a copy of the file would keep the old key's pages.
         let (mut guard, map_size) = self.copy_online(next_dir, Some(key), |opened, map_size| {
             copy_rows_into(opened, next_dir, map_size, Some(key))

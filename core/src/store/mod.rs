@@ -8,8 +8,11 @@
 //! Compaction (erasing deleted rows from a shared file) runs online: the environment is copied
 //! without its free pages from a read snapshot while every other transaction goes on; the
 //! namespaces written meanwhile (each data write names its namespace: see [`Store::write_ns`])
-//! are copied again from a newer snapshot, a few rounds; only the last round — the namespaces
-//! written during the round before — and the swap of the files hold the write guard.
+//! are brought up to date from a newer snapshot, a few rounds, writing only the rows that
+//! differ (so a round costs a read of those namespaces, not their rewrite, and the rounds
+//! converge while writers go on: a physical namespace is its whole file); only the last round
+//! — the namespaces written during the round before — and the swap of the files hold the write
+//! guard.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -21,7 +24,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::keyring::Key;
-use crate::storage::{self, Environment, RoTxn, Turn};
+use crate::storage::{Environment, RoTxn};
 
 use queue::Queue;
 
@@ -139,14 +142,6 @@ impl<T: Tables> Store<T> {
         })
     }
 
-    /// The turn this environment's transactions need (see `storage::Turn`): taken before
-    /// its guard, its commit queue or its compaction's copy, and held while they are.
-    pub(crate) fn turn(&self) -> Turn {
-        // Not under the key's lock: a thread holding the turn takes it.
-        let encrypted = self.key.lock().is_some();
-        storage::encrypted_turn(encrypted)
-    }
-
     /// Runs `f` in a read transaction of the last committed snapshot.
     ///
     /// The transaction is kept for the next read while nothing is committed (a few of them,
@@ -157,10 +152,6 @@ impl<T: Tables> Store<T> {
     /// reused (a read sees every write answered before it), and a commit ends the kept ones
     /// (so no old snapshot keeps pages from being reused).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&mut RoTxn<'_>, &T) -> Result<R>) -> Result<R> {
-        // Transactions of an encrypted environment take turns (see `storage::ENCRYPTED_TXNS`),
-        // kept ones included: the turn is held from taking one to putting it back. It is
-        // taken before the guard (see `storage::Turn`).
-        let _turn = self.turn();
         let guard = self.inner.read();
         let opened = guard.as_ref().ok_or_else(closed)?;
         let kept = {
@@ -199,7 +190,6 @@ impl<T: Tables> Store<T> {
 
     /// Closes the environment and deletes its directory. Later calls fail.
     pub(crate) fn destroy(&self) -> Result<()> {
-        let _turn = self.turn();
         let mut guard = self.inner.write();
         if let Some(opened) = guard.take() {
             close_env(opened);

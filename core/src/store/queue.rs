@@ -171,8 +171,6 @@ pub(super) fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
     let mut busy = Instant::now();
     loop {
         let Some(s) = store.upgrade() else { break };
-        // Taken before the queue, as a writer does (see `Store::join`).
-        let turn = s.turn();
         let mut q = s.queue.lock();
         q.idle.retain(|t| t.id() != me.id());
         if !q.leading && !q.pending.is_empty() {
@@ -186,7 +184,6 @@ pub(super) fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
         }
         q.idle.push(me.clone());
         drop(q);
-        drop(turn);
         drop(s);
         std::thread::park_timeout(COMMITTER_IDLE);
     }

@@ -70,13 +70,7 @@ impl<T: Tables> Store<T> {
     /// 0.7 ms each). A write is answered only after its commit is on disk. A crash before
     /// that sync loses only unanswered commits, never the integrity of the file (LMDB's data
     /// pages are durable before any meta page points at them).
-    ///
-    /// A writer of an encrypted environment holds the turn (see `storage::Turn`) from
-    /// queueing to settling, and so does the commit thread that leads a group: one group of
-    /// theirs runs at a time, whose leader syncs it itself (a follower holding the turn
-    /// would wait for a leader that waits for the turn).
     fn join(&self, member: &mut Member<T>) {
-        let _turn = self.turn();
         let mut q = self.queue.lock();
         let ticket = q.next_ticket;
         q.next_ticket += 1;

@@ -303,7 +303,11 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
                 if reached {
                     break;
                 }
-                assert!(Instant::now() < deadline, "round {round}: rotation stuck at {status}");
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: rotation stuck at {status}; server: {}",
+                    server.output.lock().unwrap()
+                );
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
