@@ -1,94 +1,46 @@
 //! The engine: a data directory, its LMDB environments, the background purger, and the
 //! handles through which every operation passes.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::auth;
-use crate::catalog::CatalogTables;
-use crate::datastore::EnvLocation;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
-use crate::index::VectorCache;
-use crate::keyring::KeyProvider;
-use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
-use crate::store::Store;
+use crate::state::{Options, State};
 pub(crate) use directory::lock_directory;
-use environments::OpenEnv;
-pub(crate) use key_cache::Affects;
-use key_cache::CachedKey;
-pub use options::Options;
 
-mod audit;
-mod data;
+#[cfg(test)]
+mod audit_tests;
 mod directory;
-mod encryption;
-mod environments;
 mod indexer;
-mod key_cache;
+#[cfg(test)]
+mod key_cache_tests;
+#[cfg(test)]
+mod listing_tests;
 #[cfg(test)]
 mod namespace_tests;
-mod options;
 mod purge;
 mod rotation;
 mod sweep;
 mod table_bytes;
-mod tenant;
-mod tenant_keys;
-mod usage;
 
+/// The engine's own state, beside the [`State`] its handles share: what only its
+/// background workers and its own operations touch.
 pub(crate) struct EngineInner {
-    dir: PathBuf,
-    pid: u32,
-    pub options: Options,
-    pub catalog: Arc<Store<CatalogTables>>,
-    /// Bumped by every catalog write that changes key resolutions (under `key_cache`'s write
-    /// lock, when it drops the entries it changes): a resolution read before such a write is
-    /// not cached after it.
-    generation: AtomicU64,
-    data_envs: RwLock<HashMap<EnvLocation, OpenEnv>>,
-    /// Ticks of the environments' use (see [`OpenEnv::used`]).
-    env_clock: AtomicU64,
-    key_cache: RwLock<HashMap<String, CachedKey>>,
-    pub usage: StorageUsage,
-    pub limiter: RateLimiter,
-    pub compute: ComputeGate,
-    pub vectors: VectorCache,
-    /// Approximate indexes: their environments and work queue (see [`crate::index`]).
-    pub indexes: crate::index::Indexes,
-    pub graphs: crate::graph::GraphCache,
-    /// The audit log (see [`crate::audit`]).
-    pub audit: crate::audit::AuditLog,
-    /// Wakes the background worker (a purge was queued, or the engine is closing).
-    wake: (Mutex<bool>, Condvar),
-    /// Set when the last [`Engine`] or [`Handle`] is dropped: the background threads end.
-    stopping: AtomicBool,
-    /// SHA-256 of the admin key, mirrored from the catalog.
-    admin_hash: RwLock<Option<[u8; 32]>>,
-    /// Namespaces deleted while this process runs (see `engine::purge`).
-    pub dead: RwLock<std::collections::HashSet<u64>>,
-    /// Held by a deletion from its catalog commit until it has read what its namespaces
-    /// held, and by the purge while it lists its jobs (see [`EngineInner::retire_namespaces`]).
-    pub purge_gate: Mutex<()>,
+    state: Arc<State>,
     /// Held by one run of the queued purges at a time: the background worker and an explicit
     /// `run_pending_purges` never destroy or compact the same environment at once.
     purge_run: Mutex<()>,
     /// Name after which the background decay sweep goes on (see [`sweep::sweep_all`]).
-    pub sweep_from: Mutex<String>,
-    /// Where encryption keys come from ([`Options::key_provider`] or [`Options::keyring`]);
-    /// `None` when neither is configured.
-    pub keys: Option<Arc<dyn KeyProvider>>,
+    sweep_from: Mutex<String>,
     /// Set by [`Engine::stop_key_rotations_after_staging`] (tests).
     stop_rotations_after_staging: AtomicBool,
-    /// Key of the list cursors' MACs (see [`crate::cursor`]), read or made on first use.
-    pub cursor_key: crate::cursor::CursorKey,
-    /// The key of the catalog and the shared shards (see [`crate::encryption`]); `None` when
-    /// the data directory is plain.
-    instance_key: Option<crate::encryption::EnvKey>,
     /// The exclusive lock on `DIR/LOCK`, released when the engine is dropped.
     _dir_lock: std::fs::File,
 }
@@ -102,14 +54,18 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Life>>> {
 /// one engine (LMDB allows one environment per file per process).
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<EngineInner>,
+    inner: Arc<EngineInner>,
     life: Arc<Life>,
 }
 
-impl Engine {
-    /// The engine a handle was made by (see [`Handle::engine`]).
-    pub(crate) fn from_parts(inner: Arc<EngineInner>, life: Arc<Life>) -> Engine {
-        Engine { inner, life }
+impl Handle {
+    /// The engine behind this handle.
+    pub fn engine(&self) -> Engine {
+        // A handle keeps alive the `Life` of the engine that made it (see `Engine::handle`).
+        let life = Arc::clone(self.life())
+            .downcast::<Life>()
+            .unwrap_or_else(|_| unreachable!("a handle is kept alive by its engine's Life"));
+        Engine { inner: life.inner.clone(), life }
     }
 }
 
@@ -118,15 +74,14 @@ impl Engine {
 /// for each round of work). Dropping the last one stops those threads and waits for them, so
 /// a purge or index build under way finishes first and nothing works on the directory once
 /// the drop returns (its lock is released then too).
-pub(crate) struct Life {
+struct Life {
     inner: Arc<EngineInner>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for Life {
     fn drop(&mut self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        self.inner.wake_worker();
+        self.inner.state.stop_workers();
         for worker in std::mem::take(&mut *self.workers.lock()) {
             worker.thread().unpark();
             if worker.thread().id() != std::thread::current().id() {
@@ -138,7 +93,7 @@ impl Drop for Life {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Engine").field("dir", &self.inner.state.dir).finish_non_exhaustive()
     }
 }
 
@@ -153,7 +108,7 @@ impl Engine {
         let dir = dir.canonicalize()?;
         let mut reg = registry().lock();
         if let Some(life) = reg.get(&dir).and_then(Weak::upgrade) {
-            life.inner.check_process()?;
+            life.inner.state.check_process()?;
             return Ok(Engine { inner: life.inner.clone(), life });
         }
         let keys = match (&options.key_provider, &options.keyring) {
@@ -170,47 +125,21 @@ impl Engine {
             instance_key.as_ref(),
         )?);
         crate::audit::adopt_old_log(&dir, &catalog)?;
+        let state = State::new(dir.clone(), options, catalog, keys, instance_key)?;
         let inner = Arc::new(EngineInner {
-            dir: dir.clone(),
-            pid: std::process::id(),
-            catalog,
-            generation: AtomicU64::new(1),
-            data_envs: RwLock::default(),
-            env_clock: AtomicU64::new(0),
-            key_cache: RwLock::default(),
-            usage: StorageUsage::default(),
-            limiter: RateLimiter::default(),
-            compute: ComputeGate::default(),
-            vectors: VectorCache::new(options.vector_cache_bytes),
-            indexes: crate::index::Indexes::new(dir.join("indexes"), options.ann_threshold),
-            graphs: crate::graph::GraphCache::default(),
-            audit: crate::audit::AuditLog::default(),
-            wake: (Mutex::new(false), Condvar::new()),
-            stopping: AtomicBool::new(false),
-            dead: RwLock::default(),
-            purge_gate: Mutex::new(()),
+            state,
             purge_run: Mutex::new(()),
             sweep_from: Mutex::default(),
-            cursor_key: crate::cursor::CursorKey::default(),
             stop_rotations_after_staging: AtomicBool::new(false),
-            keys,
-            instance_key,
             _dir_lock: dir_lock,
-            admin_hash: RwLock::default(),
-            options,
         });
-        let source: Weak<EngineInner> = Arc::downgrade(&inner);
-        inner.usage.attach(source);
         // Before anything opens a data environment: a rotation's complete new files that a
         // crash left beside the old ones are moved into place.
         inner.settle_staged_rotations()?;
-        *inner.admin_hash.write() = inner.catalog.read(|r, t| {
-            Ok(t.meta.get(r, "admin_key_sha256")?.and_then(|b| <[u8; 32]>::try_from(b).ok()))
-        })?;
         let life = Arc::new(Life { inner: inner.clone(), workers: Mutex::default() });
         reg.insert(dir, Arc::downgrade(&life));
         drop(reg);
-        if inner.options.background {
+        if inner.state.options.background {
             let mut workers = purge::spawn_worker(&inner);
             workers.extend(indexer::spawn(&inner));
             *life.workers.lock() = workers;
@@ -218,9 +147,15 @@ impl Engine {
         Ok(Engine { inner, life })
     }
 
+    /// A handle of this engine acting as `key`'s principal (`None`: root).
+    fn handle(&self, key: Option<crate::auth::ParsedKey>, request_id: Option<Arc<str>>) -> Handle {
+        let life: Arc<dyn Any + Send + Sync> = self.life.clone();
+        Handle::new(self.inner.state.clone(), life, key, request_id)
+    }
+
     /// The embedded owner: may do anything.
     pub fn root(&self) -> Handle {
-        Handle::new(self.inner.clone(), self.life.clone(), None, None)
+        self.handle(None, None)
     }
 
     /// A handle limited to what `api_key` allows. Fails with `unauthorized` at once for a
@@ -234,21 +169,26 @@ impl Engine {
     /// [`Engine::scoped`] for one request of a transport: the handle's audit entries (and a
     /// refusal of the key) carry `request_id`.
     pub fn scoped_request(&self, api_key: &str, request_id: Option<&str>) -> Result<Handle> {
-        self.inner.check_process()?;
+        self.inner.state.check_process()?;
         let request_id = request_id.map(Arc::from);
-        if self.inner.is_admin_key(api_key) {
+        if self.inner.state.is_admin_key(api_key) {
             return Ok(self.root().with_request(request_id));
         }
         let parsed = match auth::parse_key(api_key) {
             Ok(p) => p,
             Err(e) => {
-                self.inner.audit_unauthenticated(None, "authenticate", &e, request_id.as_deref());
+                self.inner.state.audit_unauthenticated(
+                    None,
+                    "authenticate",
+                    &e,
+                    request_id.as_deref(),
+                );
                 return Err(e);
             }
         };
-        if let Err(e) = self.inner.authenticate(&parsed) {
+        if let Err(e) = self.inner.state.authenticate(&parsed) {
             if crate::audit::is_refusal(e.code()) {
-                self.inner.audit_unauthenticated(
+                self.inner.state.audit_unauthenticated(
                     Some(&parsed),
                     "authenticate",
                     &e,
@@ -257,7 +197,7 @@ impl Engine {
             }
             return Err(e);
         }
-        Ok(Handle::new(self.inner.clone(), self.life.clone(), Some(parsed), request_id))
+        Ok(self.handle(Some(parsed), request_id))
     }
 
     /// [`Engine::scoped_request`] for a key that is let in: its handle, or `None` for a key
@@ -266,26 +206,26 @@ impl Engine {
     /// thread that must not block, then call `scoped_request` elsewhere for the refusal and
     /// its audit entry.
     pub fn scoped_if_valid(&self, api_key: &str, request_id: Option<&str>) -> Option<Handle> {
-        self.inner.check_process().ok()?;
+        self.inner.state.check_process().ok()?;
         let request_id = request_id.map(Arc::from);
-        if self.inner.is_admin_key(api_key) {
+        if self.inner.state.is_admin_key(api_key) {
             return Some(self.root().with_request(request_id));
         }
         let parsed = auth::parse_key(api_key).ok()?;
-        self.inner.authenticate(&parsed).ok()?;
-        Some(Handle::new(self.inner.clone(), self.life.clone(), Some(parsed), request_id))
+        self.inner.state.authenticate(&parsed).ok()?;
+        Some(self.handle(Some(parsed), request_id))
     }
 
     /// Records a request refused by a transport before it had a handle (e.g. no
     /// `Authorization` header) in the instance audit log.
     pub fn record_unauthenticated(&self, action: &str, error: &Error, request_id: Option<&str>) {
-        self.inner.audit_unauthenticated(None, action, error, request_id);
+        self.inner.state.audit_unauthenticated(None, action, error, request_id);
     }
 
     /// Commits pending audit entries and removes those past the retention setting now (the
     /// background worker does this on its own). Returns how many were removed.
     pub fn audit_maintenance(&self) -> Result<u64> {
-        self.inner.audit_maintenance()
+        self.inner.state.audit_maintenance()
     }
 
     /// Sets the key that authenticates as root (the server's admin key). Only its hash is kept.
@@ -294,14 +234,14 @@ impl Engine {
             return Err(Error::invalid("admin_key", "must not be empty"));
         }
         let hash = auth::hash_secret(key.as_bytes());
-        self.inner.catalog_write(|w, t| Ok(t.meta.put(w, "admin_key_sha256", &hash)?))?;
-        *self.inner.admin_hash.write() = Some(hash);
+        self.inner.state.catalog_write(|w, t| Ok(t.meta.put(w, "admin_key_sha256", &hash)?))?;
+        self.inner.state.set_admin_hash(hash);
         Ok(())
     }
 
     /// Whether an admin key has been set.
     pub fn has_admin_key(&self) -> bool {
-        self.inner.admin_hash.read().is_some()
+        self.inner.state.has_admin_key()
     }
 
     /// Generates a new admin key, stores its hash, and returns the text (shown once).
@@ -313,7 +253,7 @@ impl Engine {
 
     /// The data directory.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        &self.inner.state.dir
     }
 
     /// Runs pending purges (and their compaction) now, on this thread. Returns how many
@@ -345,50 +285,25 @@ impl Engine {
     /// [`Options::max_open_environments`] plus the shards. For tests and benchmarks.
     #[doc(hidden)]
     pub fn open_environments(&self) -> usize {
-        self.inner.open_env_count()
+        self.inner.state.open_env_count()
     }
 
     /// Group-commit counters since the engine opened, of the catalog and of the data
     /// environments open now (benchmarks print the writes per commit and syncs per second
     /// they give).
     pub fn commit_stats(&self) -> crate::store::CommitStats {
-        let data = self.inner.data_envs.read();
-        data.values().fold(self.inner.catalog.stats(), |sum, e| sum + e.store.stats())
+        self.inner.state.commit_stats()
     }
 
     /// Fault injection for tests: the next `n` catalog transactions fail at commit (their
     /// changes are dropped), as on a full disk. Not for production use.
     #[doc(hidden)]
     pub fn fail_next_catalog_commits(&self, n: u32) {
-        self.inner.catalog.fail_next_commits(n);
+        self.inner.state.catalog.fail_next_commits(n);
     }
 
     /// Number of namespaces whose deletion is still being purged.
     pub fn pending_purges(&self) -> Result<u64> {
-        self.inner.catalog.read(|r, t| Ok(t.purges.len(r)?))
-    }
-}
-
-impl EngineInner {
-    /// Refuses use in a forked child: LMDB environments must not cross `fork()`.
-    pub(crate) fn check_process(&self) -> Result<()> {
-        if std::process::id() == self.pid {
-            Ok(())
-        } else {
-            Err(Error::Internal(
-                "this engine was opened in a parent process; open it again after fork()".into(),
-            ))
-        }
-    }
-
-    pub(crate) fn now_micros(&self) -> i64 {
-        self.options.clock.now_micros()
-    }
-
-    /// Wakes the background worker.
-    pub(crate) fn wake_worker(&self) {
-        let (lock, cv) = &self.wake;
-        *lock.lock() = true;
-        cv.notify_all();
+        self.inner.state.catalog.read(|r, t| Ok(t.purges.len(r)?))
     }
 }

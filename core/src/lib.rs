@@ -54,6 +54,7 @@ mod rank;
 mod records;
 mod rotation;
 mod session;
+mod state;
 mod storage;
 mod store;
 mod tenant;
@@ -77,7 +78,7 @@ pub use embed::{
     embedder_from_setting, load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder,
     ModelPaths, StaticEmbedder, DEFAULT_MODEL, DOWNLOAD_PROGRESS,
 };
-pub use engine::{Engine, Options};
+pub use engine::Engine;
 pub use error::{Error, ErrorCode, Result};
 pub use graph::{
     AddEntity, AddRelation, Entity, GraphIds, GraphPath, GraphView, Neighbors, Relation,
@@ -98,6 +99,7 @@ pub use session::{
     EndSession, ListSessions, MemoryList, Session, SessionArgs, SessionMemories, SessionPage,
     StartSession,
 };
+pub use state::Options;
 pub use store::CommitStats;
 pub use tenant::{
     CreateTenant, IsolationMode, Member, MemberList, Quotas, QuotasPatch, Tenant, TenantInfo,

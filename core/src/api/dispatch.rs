@@ -10,7 +10,7 @@ use crate::handle::Handle;
 use crate::page::Page;
 
 fn now_string(h: &Handle) -> DateTime<Utc> {
-    h.engine().inner.options.clock.now()
+    h.state.options.clock.now()
 }
 
 impl Handle {
@@ -18,7 +18,7 @@ impl Handle {
     /// operations and refusals are recorded in the audit log (see [`crate::audit`]).
     pub fn execute(&self, req: Request) -> Result<Reply> {
         let op = req.name();
-        let subject = crate::audit::Subject::of(&self.inner, &req);
+        let subject = crate::audit::Subject::of(&self.state.catalog, &req);
         self.execute_audited(op, subject, req)
     }
 
@@ -26,7 +26,7 @@ impl Handle {
     /// the operation's types (a transport that sends JSON need not build a `Value` first).
     pub fn execute_encoded(&self, req: Request) -> Result<EncodedReply> {
         let op = req.name();
-        let subject = crate::audit::Subject::of(&self.inner, &req);
+        let subject = crate::audit::Subject::of(&self.state.catalog, &req);
         if subject.is_control() {
             // Control-plane entries are completed from the answer's fields.
             return self.execute_audited(op, subject, req).and_then(EncodedReply::from_reply);
@@ -43,7 +43,7 @@ impl Handle {
     /// writes' groups, are not at their bound (many environments written at once).
     pub fn awaits_commit(&self, op: &str) -> bool {
         let awaits = match op {
-            "store_memory" => self.inner.options.embedder.is_fast(),
+            "store_memory" => self.state.options.embedder.is_fast(),
             "create_namespace" => true,
             _ => false,
         };
@@ -59,7 +59,7 @@ impl Handle {
     pub async fn call_encoded_async(&self, op: &str, args: Value) -> Result<EncodedReply> {
         let req = Request::parse(op, args)?;
         let op = req.name();
-        let subject = crate::audit::Subject::of(&self.inner, &req);
+        let subject = crate::audit::Subject::of(&self.state.catalog, &req);
         match req {
             Request::StoreMemory(a) => {
                 let result = self.store_memory_async(a).await.and_then(EncodedReply::of);

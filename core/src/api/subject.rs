@@ -3,24 +3,21 @@
 
 use crate::api::{Request, TenantArgs};
 use crate::audit::{ListAudit, Subject};
-use crate::engine::EngineInner;
+use crate::catalog::CatalogTables;
+use crate::store::Store;
 
 impl Subject {
-    /// The subject of `req`. Data-plane requests only note their namespace.
-    pub(crate) fn of(inner: &EngineInner, req: &Request) -> Subject {
+    /// The subject of `req`, its tenants read from `catalog`. Data-plane requests only note
+    /// their namespace.
+    pub(crate) fn of(catalog: &Store<CatalogTables>, req: &Request) -> Subject {
         let namespace_tenant = |name: &str| {
-            inner
-                .catalog
+            catalog
                 .read(|r, t| Ok(t.namespaces.get(r, name)?.and_then(|n| n.tenant_id)))
                 .ok()
                 .flatten()
         };
         let key_tenant = |id: &str| {
-            inner
-                .catalog
-                .read(|r, t| Ok(t.keys.get(r, id)?.and_then(|k| k.tenant_id)))
-                .ok()
-                .flatten()
+            catalog.read(|r, t| Ok(t.keys.get(r, id)?.and_then(|k| k.tenant_id))).ok().flatten()
         };
         Subject::of_request(req, namespace_tenant, key_tenant)
     }

@@ -92,7 +92,7 @@ thread_local! {
 }
 
 /// Runs `run` as this thread's control-plane request `pending`: a catalog write inside it
-/// may write its entry (see `EngineInner::catalog_write_audited`). Returns its result and
+/// may write its entry (see `State::catalog_write_audited`). Returns its result and
 /// whether that happened.
 pub(crate) fn run_in_commit<R>(pending: Unfinished, run: impl FnOnce() -> R) -> (R, bool) {
     let previous = IN_COMMIT.with(|c| c.replace(Some(InCommit { pending, written: false })));

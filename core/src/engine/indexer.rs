@@ -1,30 +1,12 @@
-//! The engine's side of the approximate index: what the index needs of the engine
-//! ([`IndexHost`]), the background indexer thread, and [`Engine::build_vector_indexes`].
+//! The engine's side of the approximate index: the background indexer thread, and
+//! [`Engine::build_vector_indexes`] (what the index needs of the engine, its `IndexHost`, is
+//! the shared state's: see `state::index_host`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::{Engine, EngineInner};
-use crate::datastore::{DataTables, NamespaceId};
-use crate::encryption::EnvKey;
 use crate::error::Result;
-use crate::index::IndexHost;
-use crate::records::NamespaceRecord;
-use crate::store::Store;
-
-impl IndexHost for EngineInner {
-    fn data_env(&self, rec: &NamespaceRecord) -> Result<Arc<Store<DataTables>>> {
-        self.data_env_of(rec)
-    }
-
-    fn is_dead(&self, ns: NamespaceId) -> bool {
-        EngineInner::is_dead(self, ns)
-    }
-
-    fn data_key(&self, rec: &NamespaceRecord) -> Result<Option<EnvKey>> {
-        self.key_for(&rec.location, rec.tenant_id.as_deref())
-    }
-}
 
 /// Starts the index maintenance thread. It holds only a weak reference and ends when the
 /// engine is closing (woken by an unpark then).
@@ -33,10 +15,11 @@ pub(crate) fn spawn(inner: &Arc<EngineInner>) -> Option<std::thread::JoinHandle<
     let spawned = std::thread::Builder::new().name("memsilo-indexer".into()).spawn(move || loop {
         {
             let Some(inner) = weak.upgrade() else { return };
-            if inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            if inner.state.stopping() {
                 return;
             }
-            if let Err(e) = inner.indexes.maintain(&*inner, &inner.vectors, false) {
+            if let Err(e) = inner.state.indexes.maintain(&*inner.state, &inner.state.vectors, false)
+            {
                 tracing::warn!("vector index maintenance failed, will retry: {e}");
             }
         }
@@ -51,6 +34,6 @@ impl Engine {
     /// indexed once enough have arrived or writes pause). Returns how many index chunks were
     /// built. Recall never depends on this: memories not yet indexed are searched exactly.
     pub fn build_vector_indexes(&self) -> Result<u64> {
-        self.inner.indexes.maintain(&*self.inner, &self.inner.vectors, true)
+        self.inner.state.indexes.maintain(&*self.inner.state, &self.inner.state.vectors, true)
     }
 }

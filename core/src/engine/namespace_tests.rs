@@ -23,7 +23,7 @@ fn awaited_creations_commit_together_and_fail_alone() {
     let engine =
         Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     let root = engine.root();
-    let catalog = engine.inner.catalog.clone();
+    let catalog = engine.inner.state.catalog.clone();
     // A running catalog write holds the environment until the creations are queued.
     let held =
         crate::store::tests::HeldWrite::start(&catalog, |w, c| Ok(c.meta.put(w, "held", b"1")?));
@@ -91,7 +91,8 @@ fn a_tenants_namespace_count_is_kept_or_counted() {
     let opts = || NamespaceOptions { tenant_id: Some(tid.clone()), ..Default::default() };
     let key = format!("namespaces_of/{tid}");
     let kept = || {
-        let bytes = engine.inner.catalog.read(|r, t| Ok(t.meta.get(r, &key)?.map(<[u8]>::to_vec)));
+        let bytes =
+            engine.inner.state.catalog.read(|r, t| Ok(t.meta.get(r, &key)?.map(<[u8]>::to_vec)));
         bytes.unwrap().map(|b| u64::from_be_bytes(b.try_into().unwrap()))
     };
     let usage = || root.get_tenant(&tid).unwrap().usage.namespaces;
@@ -102,7 +103,7 @@ fn a_tenants_namespace_count_is_kept_or_counted() {
     assert_eq!((kept(), usage()), (Some(3), 3));
     assert_eq!(refused("d"), crate::ErrorCode::QuotaExceeded);
     // As written before the count was kept.
-    engine.inner.catalog.write(|w, t| Ok(t.meta.delete(w, &key)?)).unwrap();
+    engine.inner.state.catalog.write(|w, t| Ok(t.meta.delete(w, &key)?)).unwrap();
     assert_eq!((kept(), usage()), (None, 3), "counted");
     assert_eq!(refused("d"), crate::ErrorCode::QuotaExceeded);
     root.delete_namespace("a").unwrap();

@@ -25,10 +25,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Affects, EngineInner};
-use crate::datastore::{EnvLocation, NamespaceId};
+use super::EngineInner;
+use crate::datastore::EnvLocation;
 use crate::error::Result;
-use crate::records::{NamespaceRecord, PurgeJob};
+use crate::records::PurgeJob;
+use crate::state::Affects;
 
 /// Rows deleted per transaction, so a large purge never holds the writer for long.
 const PURGE_BATCH: usize = 5_000;
@@ -39,8 +40,11 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
     let _one_run = inner.purge_run.lock();
     // Under the gate: a job is seen only once its deletion has read what the namespace held.
     let jobs: Vec<(u64, PurgeJob)> = {
-        let _gate = inner.purge_gate.lock();
-        inner.catalog.read(|r, t| Ok(t.purges.iter(r)?.collect::<heed3::Result<Vec<_>>>()?))?
+        let _gate = inner.state.purge_gate();
+        inner
+            .state
+            .catalog
+            .read(|r, t| Ok(t.purges.iter(r)?.collect::<heed3::Result<Vec<_>>>()?))?
     };
     if jobs.is_empty() {
         return Ok(0);
@@ -50,17 +54,17 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
     for (job_id, job) in &jobs {
         match job {
             PurgeJob::Namespace { ns_id, location: loc @ EnvLocation::Namespace { .. } } => {
-                inner.mark_dead(*ns_id);
-                inner.indexes.destroy(*ns_id)?;
-                inner.destroy_data_env(loc)?;
+                inner.state.mark_dead(*ns_id);
+                inner.state.indexes.destroy(*ns_id)?;
+                inner.state.destroy_data_env(loc)?;
             }
             PurgeJob::Namespace { ns_id, location } => {
-                inner.mark_dead(*ns_id);
-                inner.indexes.destroy(*ns_id)?;
-                if !location.dir(&inner.dir).exists() {
+                inner.state.mark_dead(*ns_id);
+                inner.state.indexes.destroy(*ns_id)?;
+                if !location.dir(&inner.state.dir).exists() {
                     continue;
                 }
-                let env = inner.data_env(location)?;
+                let env = inner.state.data_env(location)?;
                 let mut deleted = 0;
                 while env
                     .write_ns(*ns_id, |w, t| t.purge_rows(w, *ns_id, PURGE_BATCH, &mut deleted))?
@@ -73,14 +77,14 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
             }
             PurgeJob::RemoveEnv { location } => {
                 to_compact.remove(location);
-                inner.destroy_data_env(location)?;
+                inner.state.destroy_data_env(location)?;
             }
             PurgeJob::DestroyKey { key_id } => keys_to_destroy.push((*job_id, key_id)),
         }
     }
     for loc in to_compact {
-        if loc.dir(&inner.dir).exists() {
-            inner.data_env(&loc)?.compact()?;
+        if loc.dir(&inner.state.dir).exists() {
+            inner.state.data_env(&loc)?.compact()?;
         }
     }
     // Last, once no file of this round needs them. Destroying is idempotent, so a crash
@@ -90,12 +94,12 @@ pub(crate) fn run_pending(inner: &EngineInner) -> Result<usize> {
     let mut kept = HashSet::new();
     let mut failure = None;
     for (job_id, key_id) in keys_to_destroy {
-        if let Err(e) = inner.destroy_key(key_id) {
+        if let Err(e) = inner.state.destroy_key(key_id) {
             kept.insert(job_id);
             failure = Some(e);
         }
     }
-    inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
+    inner.state.catalog_write_affecting(Affects::NoKeys, |w, t| {
         for (id, _) in jobs.iter().filter(|(id, _)| !kept.contains(id)) {
             t.purges.delete(w, id)?;
         }
@@ -120,10 +124,10 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
         let mut ticks: u64 = 0;
         loop {
             let Some(inner) = weak.upgrade() else { return };
-            if inner.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            if inner.state.stopping() {
                 return;
             }
-            if !inner.dir.exists() {
+            if !inner.state.dir.exists() {
                 return; // the data directory was removed under a closing engine
             }
             if let Err(e) = run_pending(&inner) {
@@ -138,17 +142,12 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
                 }
             }
             if ticks.is_multiple_of(7200) {
-                if let Err(e) = inner.audit_maintenance() {
+                if let Err(e) = inner.state.audit_maintenance() {
                     tracing::warn!("audit retention failed, will retry: {e}");
                 }
             }
             ticks += 1;
-            let (lock, cv) = &inner.wake;
-            let mut woken = lock.lock();
-            if !*woken {
-                cv.wait_for(&mut woken, Duration::from_millis(500));
-            }
-            *woken = false;
+            inner.state.wait_for_worker_wake(Duration::from_millis(500));
         }
     });
     match spawned {
@@ -156,45 +155,6 @@ pub(crate) fn spawn_worker(inner: &Arc<EngineInner>) -> Vec<std::thread::JoinHan
         Err(e) => tracing::error!("could not start the background worker: {e}"),
     }
     threads
-}
-
-impl EngineInner {
-    /// Whether a namespace id has been deleted in this process.
-    pub(crate) fn is_dead(&self, id: NamespaceId) -> bool {
-        self.dead.read().contains(&id)
-    }
-
-    /// Marks a namespace deleted: data writes check this inside their transaction, so none
-    /// can land after the purge of its rows has begun.
-    pub(crate) fn mark_dead(&self, id: NamespaceId) {
-        self.dead.write().insert(id);
-    }
-
-    /// After the catalog committed the unlinking of `recs`: stops every write to them, drops
-    /// their caches, and returns the bytes they held. The bytes are read in a write
-    /// transaction of each namespace's environment begun after it was marked dead, so every
-    /// write or forget that passed its liveness check has committed by then and none can
-    /// follow: each byte is released exactly once. The caller holds
-    /// [`EngineInner::purge_gate`], so the purge cannot remove the counters first.
-    pub(crate) fn retire_namespaces(&self, recs: &[NamespaceRecord]) -> Result<u64> {
-        let mut held = 0;
-        for rec in recs {
-            self.mark_dead(rec.id);
-            self.forget_namespace_caches(rec.id);
-            if rec.location.dir(&self.dir).exists() {
-                let env = self.data_env_of(rec)?;
-                held += env.write_ns(rec.id, |w, t| Ok(t.stats_of(w, rec.id)?.storage_bytes))?;
-            }
-        }
-        Ok(held)
-    }
-
-    /// Drops the in-memory vector and graph caches of a namespace.
-    pub(crate) fn forget_namespace_caches(&self, id: NamespaceId) {
-        self.vectors.forget(id);
-        self.indexes.forget(id);
-        self.graphs.forget(id);
-    }
 }
 
 #[cfg(test)]
@@ -237,14 +197,14 @@ mod tests {
             .collect();
         assert_eq!(own.len(), 1, "one namespace with its own files: {own:?}");
         let location = EnvLocation::Namespace { id: own[0].parse().unwrap() };
-        let files = location.dir(&engine.inner.dir);
+        let files = location.dir(&engine.inner.state.dir);
 
         root.delete_namespace("doomed").unwrap();
         assert_eq!(engine.run_pending_purges().unwrap(), 1);
         assert!(!files.exists(), "the purge removed the namespace's directory");
 
         let late =
-            engine.inner.data_env(&location).err().expect("a purged namespace is not opened");
+            engine.inner.state.data_env(&location).err().expect("a purged namespace is not opened");
         assert_eq!(late.code(), ErrorCode::NotFound);
         assert!(!files.exists(), "a late reader created {} again", files.display());
     }

@@ -4,28 +4,29 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Affects, EngineInner};
+use super::EngineInner;
 use crate::datastore::{EnvLocation, NamespaceId};
 use crate::error::{Error, Result};
 use crate::rotation::{
     all_records, get_record, put_record, set_state, tenant_environments, EnvState, RotationRecord,
     RotationState,
 };
+use crate::state::Affects;
 
 impl EngineInner {
     /// Moves into place the new files of environments a crash left `staged` (complete under
     /// the new key, beside the old file) and records them `done`. Run at open, before
     /// anything opens a data environment.
     pub(crate) fn settle_staged_rotations(&self) -> Result<()> {
-        let records = self.catalog.read(|r, t| all_records(t, r))?;
+        let records = self.state.catalog.read(|r, t| all_records(t, r))?;
         for mut rec in records {
             let mut changed = false;
             for (loc, state) in &mut rec.environments {
                 if *state != EnvState::Staged {
                     continue;
                 }
-                crate::store::finish_rekey(&loc.dir(&self.dir))?;
-                let namespaces = self.catalog.read(|r, t| {
+                crate::store::finish_rekey(&loc.dir(&self.state.dir))?;
+                let namespaces = self.state.catalog.read(|r, t| {
                     let Some(tenant) = t.tenants.get(r, &rec.rotation.tenant_id)? else {
                         return Ok(std::collections::BTreeSet::new());
                     };
@@ -43,7 +44,8 @@ impl EngineInner {
             }
             if changed {
                 rec.count_done();
-                self.catalog_write_affecting(Affects::NoKeys, |w, t| put_record(t, w, &rec))?;
+                self.state
+                    .catalog_write_affecting(Affects::NoKeys, |w, t| put_record(t, w, &rec))?;
             }
         }
         Ok(())
@@ -52,12 +54,10 @@ impl EngineInner {
     /// Goes on with every unfinished rotation (the background worker calls it each round);
     /// returns how many environments were rewritten.
     pub(crate) fn run_rotations(&self) -> Result<usize> {
-        let records = self.catalog.read(|r, t| all_records(t, r))?;
+        let records = self.state.catalog.read(|r, t| all_records(t, r))?;
         let mut rewritten = 0;
         for rec in records {
-            if rec.rotation.state != RotationState::Rewriting
-                || self.stopping.load(Ordering::SeqCst)
-            {
+            if rec.rotation.state != RotationState::Rewriting || self.state.stopping() {
                 continue;
             }
             rewritten += self.run_rotation(rec)?;
@@ -68,7 +68,7 @@ impl EngineInner {
     fn run_rotation(&self, mut rec: RotationRecord) -> Result<usize> {
         let tenant_id = rec.rotation.tenant_id.clone();
         let new_key_id = rec.rotation.new_key_id.clone();
-        let key = self.tenant_env_key(&new_key_id, &tenant_id)?;
+        let key = self.state.tenant_env_key(&new_key_id, &tenant_id)?;
         let mut rewritten = 0;
         for i in 0..rec.environments.len() {
             let (loc, state) = rec.environments[i].clone();
@@ -76,7 +76,7 @@ impl EngineInner {
                 continue;
             }
             let namespaces = || -> Result<std::collections::BTreeSet<NamespaceId>> {
-                let found = self.catalog.read(|r, t| {
+                let found = self.state.catalog.read(|r, t| {
                     let Some(tenant) = t.tenants.get(r, &tenant_id)? else {
                         return Ok(None);
                     };
@@ -87,10 +87,10 @@ impl EngineInner {
             };
             // A hybrid tenant's file is rewritten even with no namespace left in it (one made
             // later opens it under the new key); a deleted namespace's file is not.
-            let rewrite = loc.dir(&self.dir).exists()
+            let rewrite = loc.dir(&self.state.dir).exists()
                 && (matches!(loc, EnvLocation::Tenant { .. }) || !namespaces()?.is_empty());
             if rewrite {
-                let store = self.data_env_with(&loc, Some(&tenant_id))?;
+                let store = self.state.data_env_with(&loc, Some(&tenant_id))?;
                 let mark_staged = |next_dir: &std::path::Path| {
                     crate::encryption::write_key_record(next_dir, &new_key_id, &tenant_id)?;
                     self.save_env_state(&tenant_id, &loc, EnvState::Staged)?;
@@ -113,8 +113,8 @@ impl EngineInner {
                 rec.rotation.environments_total
             );
         }
-        let now = self.options.clock.now();
-        let finished = self.catalog_write_affecting(Affects::NoKeys, |w, t| {
+        let now = self.state.options.clock.now();
+        let finished = self.state.catalog_write_affecting(Affects::NoKeys, |w, t| {
             let Some(mut current) = get_record(t, w, &tenant_id)? else { return Ok(false) };
             if current.rotation.state == RotationState::Done
                 || current.environments.iter().any(|(_, s)| *s != EnvState::Done)
@@ -132,7 +132,7 @@ impl EngineInner {
         })?;
         if finished {
             tracing::info!("key rotation of tenant {tenant_id} to key {new_key_id} done");
-            self.wake_worker();
+            self.state.wake_worker();
         }
         Ok(rewritten)
     }
@@ -142,7 +142,7 @@ impl EngineInner {
     /// Records environment `loc` of tenant `tenant_id`'s rotation in `state`; `not_found`
     /// when the record is gone (the tenant was deleted).
     fn save_env_state(&self, tenant_id: &str, loc: &EnvLocation, state: EnvState) -> Result<()> {
-        self.catalog_write_affecting(Affects::NoKeys, |w, t| {
+        self.state.catalog_write_affecting(Affects::NoKeys, |w, t| {
             let Some(mut rec) = get_record(t, w, tenant_id)? else {
                 return Err(Error::not_found("key rotation", tenant_id));
             };
@@ -157,8 +157,8 @@ impl EngineInner {
     /// meanwhile).
     fn drop_indexes(&self, namespaces: &std::collections::BTreeSet<NamespaceId>) -> Result<()> {
         for ns in namespaces {
-            self.forget_namespace_caches(*ns);
-            self.indexes.destroy(*ns)?;
+            self.state.forget_namespace_caches(*ns);
+            self.state.indexes.destroy(*ns)?;
         }
         Ok(())
     }

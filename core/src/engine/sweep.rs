@@ -12,7 +12,7 @@ use crate::records::NamespaceRecord;
 pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>) -> Result<u64> {
     // The background sweep takes `step` namespaces per round, in name order from where the
     // last round stopped (with a million namespaces, a round reads a few thousand, not all).
-    let namespaces: Vec<NamespaceRecord> = inner.catalog.read(|r, t| {
+    let namespaces: Vec<NamespaceRecord> = inner.state.catalog.read(|r, t| {
         let Some(step) = step else {
             return Ok(t.namespaces.iter(r)?.filter_map(|e| e.ok().map(|(_, v)| v)).collect());
         };
@@ -35,16 +35,16 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>)
         };
         Ok(out)
     })?;
-    let now = inner.now_micros();
+    let now = inner.state.now_micros();
     let mut total = 0;
     for rec in namespaces {
-        if inner.is_dead(rec.id) {
+        if inner.state.is_dead(rec.id) {
             continue;
         }
         // Only a decay floor or an expiry can make a memory go; most namespaces have neither,
         // and then the sweep reads none of their rows.
         let decays = rec.policy.min_importance > 0.0;
-        let env = inner.data_env_of(&rec)?;
+        let env = inner.state.data_env_of(&rec)?;
         if !decays && env.read(|r, t| t.stats_of(r, rec.id))?.expiring == 0 {
             continue;
         }
@@ -64,9 +64,9 @@ pub(crate) fn sweep_all(inner: &EngineInner, budget: usize, step: Option<usize>)
             }
             Ok(out)
         })?;
-        match inner.remove_memories(&rec, &doomed) {
+        match inner.state.remove_memories(&rec, &doomed) {
             Ok(removed) => total += removed.len() as u64,
-            Err(_) if inner.is_dead(rec.id) => {} // deleted meanwhile: the purge takes its rows
+            Err(_) if inner.state.is_dead(rec.id) => {} // deleted meanwhile: the purge takes its rows
             Err(e) => return Err(e),
         }
     }

@@ -9,11 +9,11 @@ impl Engine {
     /// mode). For benchmarks; not a stable API.
     #[doc(hidden)]
     pub fn table_bytes(&self, namespace: &str) -> Result<Vec<(&'static str, u64)>> {
-        let inner = &self.inner;
-        let rec = inner
+        let state = &self.inner.state;
+        let rec = state
             .catalog
             .read(|r, t| Ok(t.namespaces.get(r, namespace)?))?
             .ok_or_else(|| Error::not_found("namespace", namespace))?;
-        inner.data_env_of(&rec)?.read(|r, t| t.table_bytes(r))
+        state.data_env_of(&rec)?.read(|r, t| t.table_bytes(r))
     }
 }

@@ -28,7 +28,7 @@ impl Handle {
         let draft = self.draft(op, subject).finish(outcome.map(drop), None, None);
         // Control-plane entries are committed before the answer; refusals may ride along
         // with the next commit, so a flood of refused calls costs one transaction per batch.
-        self.inner.audit.append(&self.inner.catalog, draft, control);
+        self.state.audit.append(&self.state.catalog, draft, control);
     }
 
     /// [`Handle::audit`] of a control-plane request's failure (`entry` is its entry) for a
@@ -36,7 +36,7 @@ impl Handle {
     pub(crate) async fn record_control_failure_async(&self, entry: &Unfinished, code: ErrorCode) {
         let draft = entry.finish(Err(code), None, None);
         let written =
-            self.inner.catalog_write_with_entries_async(move |_, _| Ok(((), Some(draft.clone()))));
+            self.state.catalog_write_with_entries_async(move |_, _| Ok(((), Some(draft.clone()))));
         if let Err(e) = written.await {
             tracing::error!("audit entry could not be written: {e}");
         }
@@ -44,12 +44,12 @@ impl Handle {
 
     /// The entry of `op` about `subject`, before its outcome is known.
     pub(crate) fn draft(&self, op: &str, subject: Subject) -> Unfinished {
-        let (actor, key_tenant) = self.inner.actor(self.key_id());
+        let (actor, key_tenant) = self.state.actor(self.key_id());
         Unfinished {
             subject_tenant: subject.tenant,
             key_tenant,
             draft: Draft {
-                time: self.inner.options.clock.now(),
+                time: self.state.options.clock.now(),
                 tenant_id: INSTANCE.into(),
                 actor,
                 action: op.into(),
@@ -61,7 +61,7 @@ impl Handle {
     }
 
     /// Runs a control-plane request whose entry may be written by the catalog transaction
-    /// that makes its change (see [`EngineInner::catalog_write_audited`]). Returns the
+    /// that makes its change (see [`State::catalog_write_audited`]). Returns the
     /// result and whether that happened (otherwise the caller records the outcome).
     pub(crate) fn with_entry_in_commit<R>(
         &self,
@@ -86,8 +86,8 @@ impl Handle {
             return authorize(&caller.principal, Action::ManageTenants);
         }
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        let known = self.inner.catalog.read(|r, t| Ok(t.tenants.get(r, tenant_id)?.is_some()))?
-            || self.inner.catalog.read(|r, t| Ok(t.audit.heads.get(r, tenant_id)?.is_some()))?;
+        let known = self.state.catalog.read(|r, t| Ok(t.tenants.get(r, tenant_id)?.is_some()))?
+            || self.state.catalog.read(|r, t| Ok(t.audit.heads.get(r, tenant_id)?.is_some()))?;
         if known {
             Ok(())
         } else {
@@ -100,11 +100,11 @@ impl Handle {
     pub fn list_audit(&self, q: ListAudit) -> Result<AuditPage> {
         self.audit_tenant_allowed(&q.tenant_id)?;
         let (start, limit) = q.bounds()?;
-        self.inner.audit.flush(&self.inner.catalog);
+        self.state.audit.flush(&self.state.catalog);
         let keep = |e: &AuditEntry| q.keeps(e);
         let prefix = format!("{}/", q.tenant_id);
         let from = entry_key(&q.tenant_id, start);
-        self.inner.catalog.read(|r, t| {
+        self.state.catalog.read(|r, t| {
             let t = &t.audit;
             let mut entries = Vec::new();
             let mut next_cursor = None;
@@ -130,7 +130,7 @@ impl Handle {
     /// was edited, removed or moved (same access as [`Handle::list_audit`]).
     pub fn verify_audit(&self, tenant_id: &str) -> Result<AuditVerification> {
         self.audit_tenant_allowed(tenant_id)?;
-        self.inner.audit.flush(&self.inner.catalog);
-        self.inner.catalog.read(|r, t| verify_chain(r, &t.audit, tenant_id))
+        self.state.audit.flush(&self.state.catalog);
+        self.state.catalog.read(|r, t| verify_chain(r, &t.audit, tenant_id))
     }
 }

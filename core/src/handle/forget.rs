@@ -47,8 +47,8 @@ impl Handle {
             None => None,
         };
         let caller_vector = vector.is_some();
-        let now = self.inner.options.clock.now();
-        let now_micros = self.inner.now_micros();
+        let now = self.state.options.clock.now();
+        let now_micros = self.state.now_micros();
         let placeholder = Memory {
             id: req.id.clone(),
             namespace: rec.name.clone(),
@@ -147,7 +147,7 @@ impl Handle {
         }
         let filter = crate::listing::parse_filter(req.filter.as_ref())?;
         if filter.is_some() {
-            self.inner.ensure_fields(&rec)?;
+            self.state.ensure_fields(&rec)?;
         }
         if let Some(tags) = &req.tags {
             if tags.is_empty() {
@@ -163,8 +163,8 @@ impl Handle {
         }
         let ids: Option<Vec<[u8; 16]>> =
             req.ids.as_ref().map(|ids| ids.iter().map(|i| memory_key(i)).collect());
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(&rec)?;
+        let now = self.state.now_micros();
+        let env = self.state.data_env_of(&rec)?;
         let matching: Vec<[u8; 16]> = env.read(|r, t| {
             let mut out = Vec::new();
             let indexed = match (&ids, &filter) {
@@ -201,6 +201,6 @@ impl Handle {
 
     /// Removes memories by id in one transaction and releases their storage.
     fn remove_memories(&self, rec: &NamespaceRecord, ids: &[[u8; 16]]) -> Result<Vec<Memory>> {
-        self.inner.remove_memories(rec, ids)
+        self.state.remove_memories(rec, ids)
     }
 }

@@ -33,14 +33,14 @@ impl Handle {
             + Send,
     ) -> Result<R> {
         let chain = match &rec.tenant_id {
-            Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
+            Some(t) => self.state.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
         };
         let reservation =
-            if estimate > 0 { Some(self.inner.usage.reserve(&chain, estimate)?) } else { None };
-        let env = self.inner.data_env_of(rec)?;
+            if estimate > 0 { Some(self.state.usage.reserve(&chain, estimate)?) } else { None };
+        let env = self.state.data_env_of(rec)?;
         let (change, applied) = env.write_ns(rec.id, |w, t| {
-            if self.inner.is_dead(rec.id) {
+            if self.state.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }
             let mut stats = t.stats_of(w, rec.id)?;
@@ -53,14 +53,14 @@ impl Handle {
         })?;
         match reservation {
             Some(res) => res.keep(applied.max(0) as u64),
-            None if applied > 0 => self.inner.usage.adjust(&chain, applied),
+            None if applied > 0 => self.state.usage.adjust(&chain, applied),
             None => {}
         }
         if applied < 0 {
-            self.inner.usage.adjust(&chain, applied);
+            self.state.usage.adjust(&chain, applied);
         }
         if change.topology {
-            self.inner.graphs.invalidate(rec.id);
+            self.state.graphs.invalidate(rec.id);
         }
         Ok(change.out)
     }
@@ -99,7 +99,7 @@ impl Handle {
             let props = serde_json::to_vec(&it.properties)?.len();
             estimate += rows::entity_estimate(it.name.len(), it.entity_type.len(), props);
         }
-        let now = self.inner.options.clock.now();
+        let now = self.state.options.clock.now();
         self.write_graph(rec, estimate, |t, w, stats| {
             let mut out = Vec::with_capacity(items.len());
             let (mut delta, mut topology) = (0, false);
@@ -179,7 +179,7 @@ impl Handle {
             }
             estimate += rows::relation_estimate(it.relation_type.len(), props, names_len);
         }
-        let now = self.inner.options.clock.now();
+        let now = self.state.options.clock.now();
         self.write_graph(rec, estimate, |t, w, stats| {
             let mut out = Vec::with_capacity(items.len());
             let mut delta = 0;
@@ -308,7 +308,7 @@ impl Handle {
             }
             None => None,
         };
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         env.read(|r, t| {
             let db = if relations { &t.relations } else { &t.entities };
             rows::rows_after(db, r, rec.id, after.as_ref(), limit)
@@ -326,7 +326,7 @@ impl Handle {
         if let Some(ty) = entity_type {
             validate_type(ty, "type")?;
         }
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         env.read(|r, t| match rows::resolve(t, r, rec.id, "entity", entity, entity_type)? {
             Resolved::Found(id) => rows::read_entity(t, r, rec.id, &id)?
                 .ok_or_else(|| Error::not_found("entity", entity)),
@@ -355,9 +355,9 @@ impl Handle {
         if let Some(ty) = &req.relation_type {
             validate_type(ty, "type")?;
         }
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         let start = resolve_existing(&rec, &env, "entity", &req.entity)?;
-        let graph = load_graph(&self.inner.graphs, &rec, &env)?;
+        let graph = load_graph(&self.state.graphs, &rec, &env)?;
         let reach = graph.reach(&start, depth, req.relation_type.as_deref(), induced);
         let view = env.read(|r, t| {
             let mut entities = Vec::with_capacity(reach.entities.len());
@@ -380,10 +380,10 @@ impl Handle {
     /// (`not_found` if none).
     pub fn shortest_path(&self, namespace: &str, from: &str, to: &str) -> Result<GraphPath> {
         let rec = self.graph_namespace(namespace, NamespaceAction::Read)?;
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         let a = resolve_existing(&rec, &env, "from", from)?;
         let b = resolve_existing(&rec, &env, "to", to)?;
-        let graph = load_graph(&self.inner.graphs, &rec, &env)?;
+        let graph = load_graph(&self.state.graphs, &rec, &env)?;
         let no_path = || Error::not_found("path", format!("{from} -> {to}"));
         let path = graph.shortest_path(&a, &b).ok_or_else(no_path)?;
         env.read(|r, t| {

@@ -3,7 +3,6 @@
 
 use crate::auth::to_hex;
 use crate::auth::{self, authorize, Action, Grant, NamespaceAction, Principal, Role};
-use crate::engine::Affects;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::keys::ApiKey;
@@ -11,6 +10,7 @@ use crate::keys::CreateKey;
 use crate::keys::CreatedKey;
 use crate::keys::KeyRecord;
 use crate::page::{Page, Paged};
+use crate::state::Affects;
 use crate::tenant::TenantStatus;
 
 impl Handle {
@@ -20,7 +20,7 @@ impl Handle {
         let caller = self.caller()?;
         let tenant_key = req.check_shape()?;
         let name = req.name.trim();
-        let now = self.inner.options.clock.now();
+        let now = self.state.options.clock.now();
         req.check_expiry(now)?;
         let grants_req = req.namespaces.clone().unwrap_or_default();
         let mut grants = Vec::with_capacity(grants_req.len());
@@ -51,7 +51,7 @@ impl Handle {
                 });
             }
             if tenant_id.is_none() {
-                let first = self.inner.catalog.read(|r, t| {
+                let first = self.state.catalog.read(|r, t| {
                     let mut tenants = std::collections::BTreeSet::new();
                     for g in &grants {
                         tenants
@@ -105,7 +105,7 @@ impl Handle {
             t.keys.put(w, &rec.id, &rec)?;
             Ok(())
         };
-        self.inner.catalog_write_audited(Affects::NoKeys, create, |()| {
+        self.state.catalog_write_audited(Affects::NoKeys, create, |()| {
             (rec.tenant_id.clone(), Some(rec.id.clone()))
         })?;
         Ok(CreatedKey { info: rec.view(), key: new.text })
@@ -116,7 +116,7 @@ impl Handle {
             return Err(Error::not_found("key", id));
         }
         let rec = self
-            .inner
+            .state
             .catalog
             .read(|r, t| Ok(t.keys.get(r, id)?))?
             .filter(|k| k.revoked_at.is_none())
@@ -154,7 +154,7 @@ impl Handle {
                 want
             }
         };
-        self.inner.catalog.read(|r, t| {
+        self.state.catalog.read(|r, t| {
             let mut items = Vec::new();
             let mut total = 0u64;
             for e in t.keys.iter(r)? {
@@ -190,8 +190,8 @@ impl Handle {
     pub fn revoke_key(&self, key_id: &str) -> Result<ApiKey> {
         let caller = self.caller()?;
         self.visible_key(&caller.principal, key_id)?;
-        let now = self.inner.options.clock.now();
-        self.inner.catalog_write_affecting(Affects::Key(key_id), |w, t| {
+        let now = self.state.options.clock.now();
+        self.state.catalog_write_affecting(Affects::Key(key_id), |w, t| {
             let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
             k.revoked_at = Some(now);
             t.keys.put(w, key_id, &k)?;
@@ -210,8 +210,8 @@ impl Handle {
         };
         authorize(&caller.principal, Action::RotateKey(&owner))?;
         let new = auth::generate_secret_for(key_id)?;
-        let now = self.inner.options.clock.now();
-        let info = self.inner.catalog_write_affecting(Affects::Key(key_id), |w, t| {
+        let now = self.state.options.clock.now();
+        let info = self.state.catalog_write_affecting(Affects::Key(key_id), |w, t| {
             let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
             k.secret_sha256 = to_hex(&new.parsed.secret_hash);
             k.rotated_at = Some(now);

@@ -120,7 +120,7 @@ impl Handle {
         let start = self.begin_write(rec, &mut items, vectors_by)?;
         let written = start.env.write_ns(rec.id, |w, t| {
             write_rows(
-                &|id| self.inner.is_dead(id),
+                &|id| self.state.is_dead(id),
                 rec,
                 &mut items,
                 &start.embedder_name,
@@ -144,10 +144,10 @@ impl Handle {
         let start = self.begin_write(rec, &mut items, vectors_by)?;
         let rows = Arc::new(parking_lot::Mutex::new(items));
         let job = {
-            let (inner, rec, rows) = (self.inner.clone(), rec.clone(), rows.clone());
+            let (state, rec, rows) = (self.state.clone(), rec.clone(), rows.clone());
             let name = start.embedder_name.clone();
             move |w: &mut heed3::RwTxn<'_>, t: &DataTables| {
-                write_rows(&|id| inner.is_dead(id), &rec, &mut rows.lock(), &name, None, w, t)
+                write_rows(&|id| state.is_dead(id), &rec, &mut rows.lock(), &name, None, w, t)
             }
         };
         let written = start.env.write_ns_async(rec.id, job).await?;
@@ -167,14 +167,14 @@ impl Handle {
         let embedder_name = if let Some(name) = vectors_by {
             name.to_owned()
         } else {
-            let embedder = self.inner.embedder_for(rec)?;
+            let embedder = self.state.embedder_for(rec)?;
             Self::embed_missing(embedder.as_ref(), items)?;
             embedder.name().to_owned()
         };
-        self.inner.ensure_keywords(rec)?;
-        let env = self.inner.data_env_of(rec)?;
+        self.state.ensure_keywords(rec)?;
+        let env = self.state.data_env_of(rec)?;
         let chain = match &rec.tenant_id {
-            Some(t) => self.inner.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
+            Some(t) => self.state.catalog.read(|r, c| crate::tenant::quota_chain(c, r, t))?,
             None => Vec::new(),
         };
         // The reservation is the difference between what the items are expected to be charged
@@ -196,7 +196,7 @@ impl Handle {
             let total: u64 = items.iter().map(Prepared::estimate).sum();
             total.saturating_sub(replaced)
         };
-        let reservation = self.inner.usage.reserve(&chain, delta)?;
+        let reservation = self.state.usage.reserve(&chain, delta)?;
         Ok(WriteStart { env, embedder_name, chain, reservation })
     }
 
@@ -212,7 +212,7 @@ impl Handle {
         let WriteStart { chain, reservation, .. } = start;
         reservation.keep(effects.charged);
         if effects.freed > 0 {
-            self.inner.usage.adjust(&chain, -(effects.freed as i64));
+            self.state.usage.adjust(&chain, -(effects.freed as i64));
         }
         // Apply the new rows to the cached vectors before returning (read-your-writes); the
         // rows of replaced memories go at the same time, so a recall never sees both.
@@ -228,8 +228,8 @@ impl Handle {
         };
         let (added, replaced) = (rows(&effects.added), rows(&effects.replaced));
         let seq = stats.vector_writes;
-        self.inner.vectors.apply(rec.id, seq, &added, &replaced, &effects.removed_slots);
-        self.inner.indexes.note_write(rec, &stats);
+        self.state.vectors.apply(rec.id, seq, &added, &replaced, &effects.removed_slots);
+        self.state.indexes.note_write(rec, &stats);
         items.into_iter().map(|p| p.memory).collect()
     }
 
@@ -265,7 +265,7 @@ impl Handle {
             NamespaceAction::Write,
         )?;
         let caller_vector = req.embedding.is_some();
-        let p = self.prepare(&rec, req, "", self.inner.options.clock.now())?;
+        let p = self.prepare(&rec, req, "", self.state.options.clock.now())?;
         // Embedding the text is heavy work under the tenant's compute quota.
         let slot = if caller_vector { None } else { Some(self.compute_slot(&caller)?) };
         Ok((rec, p, caller_vector.then_some(CALLER_EMBEDDER), slot))
@@ -319,7 +319,7 @@ impl Handle {
                 }
             }
         }
-        let now = self.inner.options.clock.now();
+        let now = self.state.options.clock.now();
         let prepared = memories
             .into_iter()
             .enumerate()
@@ -393,8 +393,8 @@ impl Handle {
             }
             None => None,
         };
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(&rec)?;
+        let now = self.state.now_micros();
+        let env = self.state.data_env_of(&rec)?;
         env.read(|r, t| {
             let start = ns_key(rec.id, after.as_deref().unwrap_or(&[]));
             let stop = (rec.id + 1).to_be_bytes();
@@ -429,8 +429,8 @@ impl Handle {
         ids: &[&str],
         include_vectors: bool,
     ) -> Result<Vec<Memory>> {
-        let now = self.inner.now_micros();
-        let env = self.inner.data_env_of(rec)?;
+        let now = self.state.now_micros();
+        let env = self.state.data_env_of(rec)?;
         env.read(|r, t| {
             let mut seen = std::collections::HashSet::new();
             let mut out = Vec::with_capacity(ids.len());

@@ -16,13 +16,14 @@ mod session;
 mod tenant;
 mod transfer;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use crate::auth::{self, ParsedKey, Principal};
-use crate::engine::{Engine, EngineInner, Life};
 use crate::error::{Error, Result};
 use crate::keys::Authed;
 use crate::quota::{ComputeLink, ComputePermit, RateInfo};
+use crate::state::State;
 
 #[derive(Clone)]
 enum Who {
@@ -33,8 +34,10 @@ enum Who {
 /// A principal's view of the engine: every operation goes through [`auth::authorize`].
 #[derive(Clone)]
 pub struct Handle {
-    pub(crate) inner: Arc<EngineInner>,
-    life: Arc<Life>,
+    /// What the handles of its engine share.
+    pub(crate) state: Arc<State>,
+    /// Keeps the engine that made it open (the engine's own type: see `Handle::engine`).
+    life: Arc<dyn Any + Send + Sync>,
     who: Who,
     /// The request this handle serves, for its audit entries.
     request_id: Option<Arc<str>>,
@@ -62,13 +65,13 @@ pub(crate) struct Caller {
 impl Handle {
     /// A handle acting as `key`'s principal (`None`: root), serving `request_id`.
     pub(crate) fn new(
-        inner: Arc<EngineInner>,
-        life: Arc<Life>,
+        state: Arc<State>,
+        life: Arc<dyn Any + Send + Sync>,
         key: Option<ParsedKey>,
         request_id: Option<Arc<str>>,
     ) -> Handle {
         let who = key.map_or(Who::Root, |k| Who::Key(Arc::new(k)));
-        Handle { inner, life, who, request_id, graph_ids: None }
+        Handle { state, life, who, request_id, graph_ids: None }
     }
 
     /// The same principal, serving `request_id`.
@@ -76,9 +79,9 @@ impl Handle {
         Handle { request_id, ..self }
     }
 
-    /// The engine behind this handle.
-    pub fn engine(&self) -> Engine {
-        Engine::from_parts(self.inner.clone(), self.life.clone())
+    /// What keeps the engine behind this handle open.
+    pub(crate) fn life(&self) -> &Arc<dyn Any + Send + Sync> {
+        &self.life
     }
 
     /// The same principal, serving request `request_id` (recorded in its audit entries).
@@ -115,10 +118,10 @@ impl Handle {
     }
 
     fn authed(&self) -> Result<Option<Arc<Authed>>> {
-        self.inner.check_process()?;
+        self.state.check_process()?;
         match &self.who {
             Who::Root => Ok(None),
-            Who::Key(k) => self.inner.authenticate(k).map(Some),
+            Who::Key(k) => self.state.authenticate(k).map(Some),
         }
     }
 
@@ -127,9 +130,9 @@ impl Handle {
         let Some(authed) = self.authed()? else {
             return Ok(Caller { principal: Principal::Root, compute: Vec::new() });
         };
-        let now = self.inner.now_micros();
+        let now = self.state.now_micros();
         for link in &authed.limits {
-            if let Err(e) = self.inner.limiter.admit(&link.tenant_id, link.qps_limit, now) {
+            if let Err(e) = self.state.limiter.admit(&link.tenant_id, link.qps_limit, now) {
                 // The caller is told about its own tenant and limit, whichever link binds.
                 return Err(match (e, authed.limits.first()) {
                     (Error::RateLimited { retry_after_secs, .. }, Some(own)) => {
@@ -155,7 +158,7 @@ impl Handle {
     /// held until the permit is dropped; waits up to [`Options::compute_wait`], then fails
     /// with `rate_limited`.
     pub(crate) fn compute_slot(&self, caller: &Caller) -> Result<ComputePermit<'_>> {
-        self.inner.compute.acquire(&caller.compute, self.inner.options.compute_wait)
+        self.state.compute.acquire(&caller.compute, self.state.options.compute_wait)
     }
 
     /// The rate-limit state the last admitted call of this handle's tenant left, without
@@ -165,7 +168,7 @@ impl Handle {
         Ok(authed
             .limits
             .first()
-            .map(|l| self.inner.limiter.peek(&l.tenant_id, l.qps_limit, self.inner.now_micros())))
+            .map(|l| self.state.limiter.peek(&l.tenant_id, l.qps_limit, self.state.now_micros())))
     }
 
     /// The concurrent-connection limits a request of this handle counts against, for

@@ -7,7 +7,6 @@ use heed3::types::Bytes;
 
 use crate::auth::{authorize, Action, NamespaceAction, Principal};
 use crate::datastore::NamespaceStats;
-use crate::engine::Affects;
 use crate::error::{Error, Result};
 use crate::handle::{Caller, Handle};
 use crate::namespace::{
@@ -15,6 +14,7 @@ use crate::namespace::{
     Namespace, NamespaceCreation, NamespaceOptions, NamespaceRecord, Pager, MAX_DIMENSIONS,
 };
 use crate::page::{Page, Paged};
+use crate::state::Affects;
 use crate::storage::scan;
 
 impl Handle {
@@ -29,20 +29,20 @@ impl Handle {
     ) -> Result<NamespaceRecord> {
         // LMDB refuses empty keys (MDB_BAD_VALSIZE): an empty name simply matches nothing.
         let rec = if (1..=128).contains(&name.len()) {
-            self.inner.catalog.read(|r, t| Ok(t.namespaces.get(r, name)?))?
+            self.state.catalog.read(|r, t| Ok(t.namespaces.get(r, name)?))?
         } else {
             None
         };
         authorize(&caller.principal, action.on(name, rec.as_ref()))?;
         let rec = rec.ok_or_else(|| Error::not_found("namespace", name))?;
-        if self.inner.is_dead(rec.id) {
+        if self.state.is_dead(rec.id) {
             return Err(gone(&caller.principal, name));
         }
         Ok(rec)
     }
 
     fn namespace_view(&self, rec: NamespaceRecord) -> Result<Namespace> {
-        let stats = self.inner.namespace_stats(&rec)?;
+        let stats = self.state.namespace_stats(&rec)?;
         Ok(namespace_view_with(rec, stats))
     }
 }
@@ -54,7 +54,7 @@ impl Handle {
         let creation = self.namespace_creation(name, opts)?;
         // A new namespace changes no key's resolution: a grant names a namespace by id too, so
         // a name taken again does not revive a grant of the namespace deleted under it.
-        let made = self.inner.catalog_write_audited(
+        let made = self.state.catalog_write_audited(
             Affects::NoKeys,
             |w, t| creation.run(w, t),
             NamespaceCreation::made,
@@ -78,7 +78,7 @@ impl Handle {
     ) -> Result<Namespace> {
         let written = match self.namespace_creation(name, opts) {
             Ok(creation) => {
-                self.inner
+                self.state
                     .catalog_write_audited_async(
                         entry.clone(),
                         move |w, t| creation.run_or_refuse(w, t),
@@ -124,8 +124,8 @@ impl Handle {
             policy,
             dimensions: opts.dimensions,
             exist_ok: opts.exist_ok,
-            now: self.inner.options.clock.now(),
-            shards: self.inner.options.shards.max(1),
+            now: self.state.options.clock.now(),
+            shards: self.state.options.shards.max(1),
         })
     }
 
@@ -175,16 +175,16 @@ impl Handle {
                 if offset > 0 {
                     return Err(Error::invalid("offset", "cannot be combined with cursor"));
                 }
-                Some(crate::cursor::unseal_after_name(&self.inner.cursor_key()?, c)?)
+                Some(crate::cursor::unseal_after_name(&self.state.cursor_key()?, c)?)
             }
             None => None,
         };
         let after = after.as_deref();
         // Only the page's records are read: with a million namespaces a page by offset costs
         // a walk over the names before it (keys only), one by cursor a seek.
-        let (total, recs, more) = self.inner.catalog.read(|r, t| {
-            let is_dead = |id| self.inner.is_dead(id);
-            let none_dead = self.inner.dead.read().is_empty();
+        let (total, recs, more) = self.state.catalog.read(|r, t| {
+            let is_dead = |id| self.state.is_dead(id);
+            let none_dead = self.state.none_dead();
             let mut pager = Pager::new(&is_dead, none_dead, offset, limit, after);
             match &caller.principal {
                 Principal::Root => {
@@ -227,7 +227,7 @@ impl Handle {
         })?;
         let next_cursor = match recs.last() {
             Some(last) if more => {
-                Some(crate::cursor::seal_after_name(&self.inner.cursor_key()?, &last.name))
+                Some(crate::cursor::seal_after_name(&self.state.cursor_key()?, &last.name))
             }
             _ => None,
         };
@@ -252,8 +252,8 @@ impl Handle {
         rec: &NamespaceRecord,
     ) -> Result<DeletedNamespace> {
         let name = rec.name.as_str();
-        let gate = self.inner.purge_gate.lock();
-        let chain = self.inner.catalog_write_affecting(Affects::Namespace(name), |w, t| {
+        let gate = self.state.purge_gate();
+        let chain = self.state.catalog_write_affecting(Affects::Namespace(name), |w, t| {
             // What was authorised is what is removed: the same namespace id, in this one
             // transaction (the name may have been deleted and taken by another tenant since).
             let cur = t
@@ -268,11 +268,11 @@ impl Handle {
             crate::catalog::unlink_namespace(t, w, &cur)?;
             Ok(chain)
         })?;
-        let held = self.inner.retire_namespaces(std::slice::from_ref(rec));
+        let held = self.state.retire_namespaces(std::slice::from_ref(rec));
         drop(gate);
-        self.inner.wake_worker();
-        self.inner.usage.adjust(&chain, -(held? as i64));
-        Ok(DeletedNamespace { name: name.to_owned(), deleted_at: self.inner.options.clock.now() })
+        self.state.wake_worker();
+        self.state.usage.adjust(&chain, -(held? as i64));
+        Ok(DeletedNamespace { name: name.to_owned(), deleted_at: self.state.options.clock.now() })
     }
 
     /// The namespace's decay policy.
@@ -287,7 +287,7 @@ impl Handle {
         let caller = self.caller()?;
         policy.validate()?;
         let rec = self.namespace_for(&caller, name, NamespaceAction::Manage)?;
-        self.inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
+        self.state.catalog_write_affecting(Affects::NoKeys, |w, t| {
             let mut cur = t
                 .namespaces
                 .get(w, name)?

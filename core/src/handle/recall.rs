@@ -46,11 +46,11 @@ impl Handle {
         }
         let mode = RecallMode::of(req.mode, req.vector.is_some(), req.vector_weight)?;
         let _slot = self.compute_slot(&caller)?;
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
             // Written before the keyword index (0.1.0): index it first.
-            self.inner.ensure_keywords(&rec)?;
+            self.state.ensure_keywords(&rec)?;
             stats = env.read(|r, t| t.stats_of(r, rec.id))?;
         }
         // The embedder of a text query, for hybrid recall's token match.
@@ -86,7 +86,7 @@ impl Handle {
                     ));
                 } else {
                     let embedder = crate::embed::for_namespace(
-                        &self.inner.options.embedder,
+                        &self.state.options.embedder,
                         stats.embedder.as_deref(),
                     )?;
                     let mut v = embedder.embed(&[q])?.pop().unwrap_or_default();
@@ -104,7 +104,7 @@ impl Handle {
                 ));
             }
         }
-        let now = self.inner.now_micros();
+        let now = self.state.now_micros();
         validate_session(req.session_id.as_deref(), "session_id")?;
         // The filter language's conditions, with the shorthands that map onto it.
         let mut extra = Vec::new();
@@ -176,7 +176,7 @@ impl Handle {
         };
         let exact_hits = |query: &[f32], k: usize| -> Result<Option<Vec<Ranked>>> {
             let (Some(_), Some(plan)) = (&extra, &plan) else { return Ok(None) };
-            self.inner.ensure_fields(&rec)?;
+            self.state.ensure_fields(&rec)?;
             env.read(|r, t| {
                 let Some(c) = crate::filter::candidates(t, r, rec.id, plan, FILTERED_EXACT_MAX)?
                 else {
@@ -221,10 +221,10 @@ impl Handle {
             }
             // The tail copy is taken before the read transactions below (see crate::index).
             let vectors = self
-                .inner
+                .state
                 .vectors
-                .get_or_load(rec.id, || self.inner.indexes.load_vectors(&*self.inner, &rec))?;
-            self.inner.indexes.note_recall(&rec, &stats);
+                .get_or_load(rec.id, || self.state.indexes.load_vectors(&*self.state, &rec))?;
+            self.state.indexes.note_recall(&rec, &stats);
             let agent_filter = agent.map(|a| agent_key(Some(a)));
             // Over-fetch so filters and decay still leave k (and importance can reorder
             // them); widen when they do not.
@@ -267,7 +267,7 @@ impl Handle {
         let mut hits = match (mode, &query) {
             (RecallMode::Keyword, _) => {
                 if plan.is_some() {
-                    self.inner.ensure_fields(&rec)?;
+                    self.state.ensure_fields(&rec)?;
                 }
                 env.read(|r, t| {
                     // A selective filter: rank only the memories its secondary keys name.
@@ -307,8 +307,8 @@ impl Handle {
             (_, None) => return Err(Error::Internal("recall without a query vector".into())),
         };
         if let Some(depth) = req.expand.filter(|d| *d > 0) {
-            let env = self.inner.data_env_of(&rec)?;
-            hits = crate::graph::expand_hits(&self.inner.graphs, &env, &rec, hits, depth, &passes)?;
+            let env = self.state.data_env_of(&rec)?;
+            hits = crate::graph::expand_hits(&self.state.graphs, &env, &rec, hits, depth, &passes)?;
         }
         Ok(hits)
     }

@@ -3,13 +3,13 @@
 
 use crate::auth::{authorize, Action};
 use crate::datastore::EnvLocation;
-use crate::engine::Affects;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::rotation::{
     get_record, put_record, tenant_environments, EnvState, KeyRotation, RotationRecord,
     RotationState,
 };
+use crate::state::Affects;
 use crate::tenant::{get_tenant, IsolationMode};
 
 impl Handle {
@@ -32,9 +32,9 @@ impl Handle {
                 other => other,
             })?;
         }
-        let inner = &self.inner;
-        let now = inner.options.clock.now();
-        let tenant = inner.catalog.read(|r, t| get_tenant(t, r, tenant_id))?;
+        let state = &self.state;
+        let now = state.options.clock.now();
+        let tenant = state.catalog.read(|r, t| get_tenant(t, r, tenant_id))?;
         if tenant.isolation_mode == IsolationMode::Logical {
             return Err(Error::invalid(
                 "tenant_id",
@@ -59,8 +59,8 @@ impl Handle {
                 format!("{new_key_id} is the tenant's key already"),
             ));
         }
-        let (_, created) = inner.tenant_key(&new_key_id)?;
-        let written = inner.catalog_write_affecting(Affects::NoKeys, |w, t| {
+        let (_, created) = state.tenant_key(&new_key_id)?;
+        let written = state.catalog_write_affecting(Affects::NoKeys, |w, t| {
             let mut tenant = get_tenant(t, w, tenant_id)?;
             if let Some(rec) = get_record(t, w, tenant_id)? {
                 if rec.rotation.state == RotationState::Rewriting {
@@ -102,12 +102,12 @@ impl Handle {
                     tenant.name,
                     rotation.environments_total
                 );
-                inner.wake_worker();
+                state.wake_worker();
                 Ok(rotation)
             }
             Err(e) => {
                 if created {
-                    if let Some(keys) = &inner.keys {
+                    if let Some(keys) = &state.keys {
                         if let Err(undo) = keys.destroy(&new_key_id) {
                             tracing::warn!(
                                 "key {new_key_id} made for a refused rotation stays: {undo}"
@@ -125,7 +125,7 @@ impl Handle {
     pub fn key_rotation(&self, tenant_id: &str) -> Result<KeyRotation> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        self.inner.catalog.read(|r, t| {
+        self.state.catalog.read(|r, t| {
             get_tenant(t, r, tenant_id)?;
             get_record(t, r, tenant_id)?
                 .map(|rec| rec.rotation)

@@ -46,15 +46,15 @@ impl Handle {
             // An agent that named the namespace is still the session's agent.
             agent_id: req.agent_id,
             metadata,
-            started_at: self.inner.options.clock.now(),
+            started_at: self.state.options.clock.now(),
             ended_at: None,
             summary: None,
         };
         let key = ns_key(rec.id, &memory_key(&record.id));
         let json = serde_json::to_vec(&record)?;
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         env.write_ns(rec.id, |w, t| {
-            if self.inner.is_dead(rec.id) {
+            if self.state.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }
             if let Some(old) = t.sessions.get(w, &key)? {
@@ -89,8 +89,8 @@ impl Handle {
             ));
         }
         let key = ns_key(rec.id, &memory_key(&req.id));
-        let now = self.inner.options.clock.now();
-        let env = self.inner.data_env_of(&rec)?;
+        let now = self.state.options.clock.now();
+        let env = self.state.data_env_of(&rec)?;
         let record = env.write_ns(rec.id, |w, t| {
             let mut s = match t.sessions.get(w, &key)? {
                 Some(bytes) => decode_session(bytes)?,
@@ -116,7 +116,7 @@ impl Handle {
         let (rec, _) = self.session_namespace(namespace, None, NamespaceAction::Read)?;
         validate_id(id, "id")?;
         let key = ns_key(rec.id, &memory_key(id));
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         let record = env.read(|r, t| match t.sessions.get(r, &key)? {
             Some(bytes) => decode_session(bytes),
             None => Err(Error::not_found("session", id)),
@@ -140,7 +140,7 @@ impl Handle {
         let (offset, limit) = Page { offset: req.offset, limit: req.limit }.bounds()?;
         let agent = if agent_is_ns { None } else { req.agent_id.as_deref() };
         let active_only = req.active_only.unwrap_or(false);
-        let env = self.inner.data_env_of(&rec)?;
+        let env = self.state.data_env_of(&rec)?;
         let mut all = env.read(|r, t| {
             let mut out = Vec::new();
             for e in t.sessions.prefix_iter(r, &rec.id.to_be_bytes())? {
@@ -196,8 +196,8 @@ impl Handle {
         if ids.is_empty() {
             return Ok(counts);
         }
-        self.inner.ensure_fields(rec)?;
-        let env = self.inner.data_env_of(rec)?;
+        self.state.ensure_fields(rec)?;
+        let env = self.state.data_env_of(rec)?;
         // Every memory live: a session's count is its number of session_id keys.
         let from_keys = env.read(|r, t| {
             if !crate::listing::all_live(rec, &t.stats_of(r, rec.id)?) {

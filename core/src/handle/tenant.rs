@@ -20,12 +20,12 @@ impl Handle {
     pub fn create_tenant(&self, req: CreateTenant) -> Result<TenantInfo> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
-        let tenant = Tenant::from_request(&req, self.inner.options.clock.now())?;
+        let tenant = Tenant::from_request(&req, self.state.options.clock.now())?;
         let own_key = match &tenant.encryption_key_id {
-            Some(id) => Some(self.inner.tenant_key(id)?),
+            Some(id) => Some(self.state.tenant_key(id)?),
             None => None,
         };
-        let written = self.inner.catalog_write(|w, t| {
+        let written = self.state.catalog_write(|w, t| {
             if let Some(id) = &tenant.encryption_key_id {
                 crate::tenant_keys::check_key_unused(t, w, id)?;
             }
@@ -49,23 +49,23 @@ impl Handle {
         });
         if let Err(e) = written {
             // A key made for this tenant alone goes with it: nothing is left half-written.
-            if let (Some((id, true)), Some(keys)) = (&own_key, &self.inner.keys) {
+            if let (Some((id, true)), Some(keys)) = (&own_key, &self.state.keys) {
                 if let Err(undo) = keys.destroy(id) {
                     tracing::warn!("key {id} made for a tenant that was not created stays: {undo}");
                 }
             }
             return Err(e);
         }
-        self.inner.catalog.read(|r, t| self.inner.tenant_info(t, r, tenant.clone()))
+        self.state.catalog.read(|r, t| self.state.tenant_info(t, r, tenant.clone()))
     }
 
     /// One tenant (root, or that tenant's admins).
     pub fn get_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ReadTenant(tenant_id))?;
-        self.inner.catalog.read(|r, t| {
+        self.state.catalog.read(|r, t| {
             let tenant = get_tenant(t, r, tenant_id)?;
-            self.inner.tenant_info(t, r, tenant)
+            self.state.tenant_info(t, r, tenant)
         })
     }
 
@@ -87,7 +87,7 @@ impl Handle {
                 _ => return Err(e),
             },
         };
-        self.inner.catalog.read(|r, t| {
+        self.state.catalog.read(|r, t| {
             let mut items = Vec::new();
             let mut total = 0u64;
             let tenants = t.tenants.remap_types::<Bytes, Bytes>();
@@ -98,7 +98,7 @@ impl Handle {
                     && parent_id.is_none_or(|p| tenant.parent_id.as_deref() == Some(p));
                 if keep {
                     if total as usize >= offset && items.len() < limit {
-                        items.push(self.inner.tenant_info(t, r, tenant)?);
+                        items.push(self.state.tenant_info(t, r, tenant)?);
                     }
                     total += 1;
                 }
@@ -113,8 +113,8 @@ impl Handle {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
         req.validate()?;
-        let now = self.inner.options.clock.now();
-        let updated = self.inner.catalog_write(|w, t| {
+        let now = self.state.options.clock.now();
+        let updated = self.state.catalog_write(|w, t| {
             let mut tenant = get_tenant(t, w, tenant_id)?;
             let old_name = tenant.name.clone();
             tenant.apply_update(&req, now)?;
@@ -129,9 +129,9 @@ impl Handle {
             Ok(tenant)
         })?;
         if req.quotas.is_some() {
-            self.inner.limiter.reset(tenant_id);
+            self.state.limiter.reset(tenant_id);
         }
-        self.inner.catalog.read(|r, t| self.inner.tenant_info(t, r, updated.clone()))
+        self.state.catalog.read(|r, t| self.state.tenant_info(t, r, updated.clone()))
     }
 
     /// Deletes a tenant with its namespaces, keys and members (root only). Fails with
@@ -139,8 +139,8 @@ impl Handle {
     pub fn delete_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageTenants)?;
-        let gate = self.inner.purge_gate.lock();
-        let (mut tenant, purged) = self.inner.catalog_write(|w, t| {
+        let gate = self.state.purge_gate();
+        let (mut tenant, purged) = self.state.catalog_write(|w, t| {
             let tenant = get_tenant(t, w, tenant_id)?;
             for entry in t.tenants.iter(w)? {
                 let (_, other) = entry?;
@@ -203,12 +203,12 @@ impl Handle {
             Ok((tenant, (chain, purged)))
         })?;
         let (chain, namespaces) = purged;
-        let freed = self.inner.retire_namespaces(&namespaces);
+        let freed = self.state.retire_namespaces(&namespaces);
         drop(gate);
-        self.inner.usage.forget(tenant_id);
-        self.inner.usage.adjust(&chain[1..], -(freed? as i64));
-        self.inner.limiter.reset(tenant_id);
-        self.inner.wake_worker();
+        self.state.usage.forget(tenant_id);
+        self.state.usage.adjust(&chain[1..], -(freed? as i64));
+        self.state.limiter.reset(tenant_id);
+        self.state.wake_worker();
         tenant.status = TenantStatus::Deleted;
         let usage = TenantUsage { storage_bytes: 0, namespaces: 0, members: 0 };
         Ok(TenantInfo { tenant, usage })
@@ -230,10 +230,10 @@ impl Handle {
             user_identifier,
             role,
             metadata,
-            self.inner.options.clock.now(),
+            self.state.options.clock.now(),
         )?;
         let user = member.user_identifier.as_str();
-        self.inner.catalog_write(|w, t| {
+        self.state.catalog_write(|w, t| {
             get_tenant(t, w, tenant_id)?.accepts_members()?;
             let user_key = format!("{tenant_id}/{user}");
             if t.member_users.get(w, &user_key)?.is_some() {
@@ -257,7 +257,7 @@ impl Handle {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
         let (offset, limit) = page.bounds()?;
-        self.inner.catalog.read(|r, t| {
+        self.state.catalog.read(|r, t| {
             get_tenant(t, r, tenant_id)?;
             let mut members = Vec::new();
             let mut total = 0u64;
@@ -279,8 +279,8 @@ impl Handle {
     pub fn remove_member(&self, tenant_id: &str, member_id: &str) -> Result<Member> {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
-        let now = self.inner.options.clock.now();
-        self.inner.catalog_write(|w, t| {
+        let now = self.state.options.clock.now();
+        self.state.catalog_write(|w, t| {
             get_tenant(t, w, tenant_id)?;
             let key = format!("{tenant_id}/{member_id}");
             let found = if crate::catalog::can_be_key(member_id) && crate::catalog::can_be_key(&key)

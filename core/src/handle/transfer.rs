@@ -110,7 +110,7 @@ impl Handle {
         }
         // Check every line before writing any.
         let target = self.get_namespace(ns)?;
-        let default = self.inner.options.embedder.name();
+        let default = self.state.options.embedder.name();
         let mut source = args.embedder;
         let mut prepared = Vec::with_capacity(groups.len());
         for (kind, items) in groups {

@@ -2,12 +2,12 @@
 //!
 //! [`StorageUsage`]: crate::quota::StorageUsage
 
-use super::EngineInner;
+use super::State;
 use crate::error::Result;
 use crate::quota::UsageSource;
 
-impl UsageSource for EngineInner {
+impl UsageSource for State {
     fn tree_usage(&self, root: &str) -> Result<std::collections::HashMap<String, u64>> {
-        EngineInner::tree_usage(self, root)
+        State::tree_usage(self, root)
     }
 }

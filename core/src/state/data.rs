@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use super::EngineInner;
+use super::State;
 use crate::datastore::NamespaceStats;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::records::{Memory, NamespaceRecord};
 
-impl EngineInner {
+impl State {
     /// A namespace's counters from its data environment.
     pub(crate) fn namespace_stats(&self, rec: &NamespaceRecord) -> Result<NamespaceStats> {
         let env = self.data_env_of(rec)?;

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::EngineInner;
+use super::State;
 use crate::auth::{self, ParsedKey, Principal};
 use crate::catalog::CatalogTables;
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ pub(super) struct CachedKey {
 }
 
 /// The cached key resolutions a catalog write can change (see
-/// [`EngineInner::catalog_write_affecting`]). A write that names too little would let a
+/// [`State::catalog_write_affecting`]). A write that names too little would let a
 /// withdrawn key in, so anything not listed here uses [`Affects::AllKeys`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Affects<'a> {
@@ -44,7 +44,7 @@ impl Affects<'_> {
     }
 }
 
-impl EngineInner {
+impl State {
     /// A write to the catalog; invalidates every cached key resolution.
     pub(crate) fn catalog_write<R: Send>(
         &self,
@@ -88,13 +88,13 @@ impl EngineInner {
         self.key_cache.read().contains_key(id)
     }
 
-    pub(super) fn is_admin_key(&self, text: &str) -> bool {
+    pub(crate) fn is_admin_key(&self, text: &str) -> bool {
         let stored = *self.admin_hash.read();
         stored.is_some_and(|h| auth::hashes_equal(&h, &auth::hash_secret(text.as_bytes())))
     }
 
     /// Resolves a parsed key to its principal, from the cache unless a catalog write changed
-    /// it since it was cached (see [`EngineInner::catalog_write_affecting`]).
+    /// it since it was cached (see [`State::catalog_write_affecting`]).
     pub(crate) fn authenticate(&self, key: &ParsedKey) -> Result<Arc<Authed>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let now = self.now_micros();
@@ -121,56 +121,5 @@ impl EngineInner {
             CachedKey { secret_hash: key.secret_hash, authed: authed.clone() },
         );
         Ok(authed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::auth::Access;
-    use crate::engine::{Engine, Options};
-    use crate::keys::CreateKey;
-    use crate::namespace::NamespaceOptions;
-
-    /// A catalog write drops only the cached key resolutions it changes: new namespaces and
-    /// keys, a policy or another key's revocation keep a key's resolution; its own rotation
-    /// or revocation, or the deletion of a namespace it is granted, drop it.
-    #[test]
-    fn catalog_writes_drop_only_the_key_resolutions_they_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine =
-            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
-        let root = engine.root();
-        for ns in ["a", "b"] {
-            root.create_namespace(ns, NamespaceOptions::default()).unwrap();
-        }
-        let mint = |name: &str, ns: &[&str]| {
-            root.create_key(CreateKey::namespaces(name, ns.iter().map(|n| (*n, Access::Write))))
-                .unwrap()
-        };
-        let on_a = mint("on-a", &["a"]);
-        let on_b = mint("on-b", &["b"]);
-        let other = mint("other", &["a"]);
-        let cached = |k: &crate::keys::CreatedKey| engine.inner.key_cached(&k.info.id);
-        for k in [&on_a, &on_b, &other] {
-            engine.scoped(&k.key).unwrap().whoami().unwrap();
-            assert!(cached(k));
-        }
-
-        root.create_namespace("c", NamespaceOptions::default()).unwrap();
-        mint("new", &["c"]);
-        root.set_memory_policy("a", crate::namespace::DecayPolicy::default()).unwrap();
-        root.revoke_key(&other.info.id).unwrap();
-        assert!(cached(&on_a) && cached(&on_b), "kept across writes that do not change them");
-        assert!(!cached(&other), "a revoked key's resolution is dropped");
-        assert!(engine.scoped(&other.key).is_err());
-
-        root.delete_namespace("b").unwrap();
-        assert!(cached(&on_a));
-        assert!(!cached(&on_b), "a key granted a deleted namespace is resolved again");
-
-        let rotated = root.rotate_key(&on_a.info.id).unwrap();
-        assert!(!cached(&on_a));
-        assert!(engine.scoped(&on_a.key).is_err());
-        assert!(engine.scoped(&rotated.key).is_ok());
     }
 }

@@ -1,10 +1,10 @@
 //! Tenants' own encryption keys in the key provider: made at a tenant's creation,
 //! destroyed after its data (which key ids are taken is [`crate::tenant_keys`]'s).
 
-use super::EngineInner;
+use super::State;
 use crate::error::{Error, Result};
 
-impl EngineInner {
+impl State {
     /// The provider, or `invalid_argument` naming `encryption_key_id` when none is configured.
     pub(crate) fn key_provider(&self) -> Result<&dyn crate::KeyProvider> {
         self.keys.as_deref().ok_or_else(|| {

@@ -6,9 +6,9 @@ use crate::error::Result;
 use crate::storage::RoTxn;
 use crate::tenant::{count_prefix, quota_chain, Tenant, TenantInfo, TenantUsage};
 
-use super::EngineInner;
+use super::State;
 
-impl EngineInner {
+impl State {
     pub(crate) fn tenant_info(
         &self,
         t: &CatalogTables,

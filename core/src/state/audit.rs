@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::State;
 use crate::audit::{
     mark_written_in_commit, new_request_id, unwritten_in_commit, AuditActor, Draft, Unfinished,
     INSTANCE,
 };
 use crate::auth::ParsedKey;
 use crate::catalog::CatalogTables;
-use crate::engine::EngineInner;
 use crate::error::{Error, Result};
 
-impl EngineInner {
+impl State {
     /// A catalog write that is the whole change of a control-plane request (creating a
     /// namespace, a key): when the request is recorded (it runs under
     /// [`Handle::with_entry_in_commit`]), its audit entry is written in the same transaction
@@ -24,7 +24,7 @@ impl EngineInner {
     /// written and the request's outcome is recorded afterwards, as for any request.
     pub(crate) fn catalog_write_audited<R: Send>(
         &self,
-        affects: crate::engine::Affects<'_>,
+        affects: super::Affects<'_>,
         mut f: impl FnMut(&mut heed3::RwTxn<'_>, &CatalogTables) -> Result<R> + Send,
         made: impl Fn(&R) -> (Option<String>, Option<String>) + Sync,
     ) -> Result<R> {
@@ -47,8 +47,8 @@ impl EngineInner {
     }
 }
 
-impl EngineInner {
-    /// [`EngineInner::catalog_write_audited`] for a caller on an async executor, whose
+impl State {
+    /// [`State::catalog_write_audited`] for a caller on an async executor, whose
     /// request's audit entry is `entry`: `f`'s change and the entry are queued for the
     /// catalog's next group commit and awaited without a thread (see
     /// `Store::write_ns_async`). The change must alter no key's resolution. `f` may refuse
@@ -101,7 +101,7 @@ impl EngineInner {
     }
 }
 
-impl EngineInner {
+impl State {
     /// The actor behind key `id` (`None`: root), with the tenant its key belongs to.
     pub(crate) fn actor(&self, key_id: Option<&str>) -> (AuditActor, Option<String>) {
         let Some(id) = key_id else {
@@ -160,88 +160,5 @@ impl EngineInner {
             }
             None => Ok(0),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::audit::{AuditEntry, ListAudit, Subject};
-    use crate::error::ErrorCode;
-    use crate::{Engine, Options};
-
-    /// An engine with one tenant (whose creation is the first entry of its chain).
-    fn tenant() -> (tempfile::TempDir, Engine, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let engine =
-            Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
-        let args = serde_json::json!({ "name": "acme" });
-        let made = engine.root().call("create_tenant", args).unwrap();
-        let id = made.value["id"].as_str().unwrap().to_owned();
-        (dir, engine, id)
-    }
-
-    fn entries(engine: &Engine, tenant: &str) -> Vec<AuditEntry> {
-        let q = ListAudit { tenant_id: tenant.into(), limit: Some(1000), ..ListAudit::default() };
-        engine.root().list_audit(q).unwrap().entries
-    }
-
-    /// Issue 19: a namespace or key created through the operation table is made durable with
-    /// its audit entry by one catalog commit (one fsync'd commit, not two), the entry names
-    /// what was made; a refused creation still gets its entry.
-    #[test]
-    fn a_creation_and_its_entry_share_one_commit_and_a_refused_one_is_recorded() {
-        let (_dir, engine, id) = tenant();
-        let root = engine.root().with_request_id("req-1");
-        let commits = || engine.inner.catalog.commits();
-        let before = commits();
-        root.call("create_namespace", serde_json::json!({ "name": "one", "tenant_id": id }))
-            .unwrap();
-        assert_eq!(commits(), before + 1, "the namespace and its entry: one commit");
-        let key = crate::CreateKey::tenant_role("k", &id, crate::Role::Viewer);
-        let made = root.call("create_key", serde_json::to_value(key).unwrap()).unwrap();
-        let key_id = made.value["id"].as_str().unwrap().to_owned();
-        assert_eq!(commits(), before + 2, "the key and its entry: one commit");
-        let args = serde_json::json!({ "name": "one", "tenant_id": id });
-        assert_eq!(root.call("create_namespace", args).unwrap_err().code(), ErrorCode::Conflict);
-
-        let log = entries(&engine, &id);
-        let last: Vec<(&str, Option<&str>, &str, Option<&str>)> = log[log.len() - 3..]
-            .iter()
-            .map(|e| {
-                (e.action.as_str(), e.target.as_deref(), e.result.as_str(), e.error.as_deref())
-            })
-            .collect();
-        assert_eq!(
-            last,
-            [
-                ("create_namespace", Some("one"), "ok", None),
-                ("create_key", Some(key_id.as_str()), "ok", None),
-                ("create_namespace", Some("one"), "failed", Some("conflict")),
-            ]
-        );
-        assert!(log.iter().rev().take(3).all(|e| e.request_id == "req-1"));
-        assert!(engine.root().verify_audit(&id).unwrap().ok);
-    }
-
-    /// An entry still queued (a refusal does not wait for its commit) is written before the
-    /// entry of a creation decided after it: the chain keeps the order of the decisions.
-    #[test]
-    fn queued_entries_go_into_the_chain_before_a_later_creations_entry() {
-        let (_dir, engine, id) = tenant();
-        let root = engine.root();
-        let queued = root
-            .draft(
-                "store_memory",
-                Subject { tenant: Some(id.clone()), target: None, control: false },
-            )
-            .finish(Err(ErrorCode::Forbidden), None, None);
-        engine.inner.audit.queue.lock().push_back(queued);
-        root.call("create_namespace", serde_json::json!({ "name": "two", "tenant_id": id }))
-            .unwrap();
-        let log = entries(&engine, &id);
-        let actions: Vec<&str> = log[log.len() - 2..].iter().map(|e| e.action.as_str()).collect();
-        assert_eq!(actions, ["store_memory", "create_namespace"]);
-        assert!(engine.inner.audit.queue.lock().is_empty());
-        assert!(engine.root().verify_audit(&id).unwrap().ok);
     }
 }

@@ -1,13 +1,13 @@
-//! Which key opens which environment: one rule, [`EngineInner::key_for`] (see
+//! Which key opens which environment: one rule, [`State::key_for`] (see
 //! [`crate::encryption`] for what each environment is under).
 
-use super::EngineInner;
+use super::State;
 use crate::datastore::EnvLocation;
 use crate::encryption::{read_key_record, write_key_record, EnvKey};
 use crate::error::{Error, Result};
 use crate::keyring::INSTANCE_KEY_ID;
 
-impl EngineInner {
+impl State {
     /// The key that opens the environment at `loc` (`None`: plain). `tenant` is the tenant of
     /// a `physical` namespace, needed when its environment is created.
     pub(crate) fn key_for(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::EngineInner;
+use super::State;
 use crate::datastore::{DataTables, EnvLocation};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -13,11 +13,11 @@ use crate::store::Store;
 /// An open data environment and when it was last used.
 pub(super) struct OpenEnv {
     pub(super) store: Arc<Store<DataTables>>,
-    /// Tick of its last use (of `EngineInner::env_clock`).
+    /// Tick of its last use (of `State::env_clock`).
     pub(super) used: AtomicU64,
 }
 
-impl EngineInner {
+impl State {
     /// The data environment at `loc`, opened on first use. Environments of their own
     /// (hybrid, physical) are closed least recently used first past
     /// [`Options::max_open_environments`]; the shared shards stay open.
@@ -25,7 +25,7 @@ impl EngineInner {
         self.data_env_with(loc, None)
     }
 
-    /// The data environment of namespace `rec` (see [`EngineInner::data_env`]).
+    /// The data environment of namespace `rec` (see [`State::data_env`]).
     pub(crate) fn data_env_of(
         &self,
         rec: &crate::namespace::NamespaceRecord,
@@ -33,8 +33,8 @@ impl EngineInner {
         self.data_env_with(&rec.location, rec.tenant_id.as_deref())
     }
 
-    /// [`EngineInner::data_env`]; `tenant`: the tenant of a `physical` namespace, whose key
-    /// its environment is created with (see [`EngineInner::key_for`]).
+    /// [`State::data_env`]; `tenant`: the tenant of a `physical` namespace, whose key
+    /// its environment is created with (see [`State::key_for`]).
     pub(crate) fn data_env_with(
         &self,
         loc: &EnvLocation,
@@ -104,6 +104,12 @@ impl EngineInner {
     /// [`Options::max_open_environments`]).
     pub(crate) fn open_env_count(&self) -> usize {
         self.data_envs.read().len()
+    }
+
+    /// Group-commit counters of the catalog and of the data environments open now.
+    pub(crate) fn commit_stats(&self) -> crate::store::CommitStats {
+        let data = self.data_envs.read();
+        data.values().fold(self.catalog.stats(), |sum, e| sum + e.store.stats())
     }
 
     /// Closes and deletes an environment's files (hybrid/physical purge).
