@@ -32,4 +32,6 @@ pub(crate) use keys::{
     TAG_IMPORTANCE, TAG_UPDATED,
 };
 pub(crate) use parse::{Field, Filter, Op, Operand};
-pub(crate) use refile::{mark_refile, refile_slots, unmark_refile};
+pub(crate) use refile::{
+    drop_note, mark_refile, refile_notes, refile_slots, unmark_refile, RefileNote,
+};

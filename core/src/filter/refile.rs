@@ -1,4 +1,17 @@
 //! Vector rows to file again: notes of the slots whose rows an upsert overwrote in place.
+//!
+//! A note says that the approximate index's cell of a slot may be stale (the memory kept its
+//! slot and got a new vector); the index maintenance files those rows again, and until then a
+//! load searches them exactly (see [`crate::index`]). Notes are keyed by the write that made
+//! them: `ns ‖ TAG_REFILE ‖ write sequence (u64 BE) ‖ slot (u32 BE) → ()`, so the notes of a
+//! batch that overwrites rows all over the namespace are adjacent keys on a few pages instead
+//! of one key on each of hundreds of pages. A row overwritten again before it is filed gets
+//! another note; the maintenance drops exactly the notes it read, so a later one stays.
+//!
+//! A namespace not indexed yet has notes keyed by slot instead, `ns ‖ TAG_REFILE_BY_SLOT ‖ slot`
+//! (as earlier versions wrote for every namespace, with a checksum of the row as value): one
+//! per slot, since nothing files them before the first index is built. Both kinds are read,
+//! and dropped once filed or when their slot's row is deleted.
 
 use heed3::RwTxn;
 
@@ -6,87 +19,166 @@ use crate::datastore::{DataTables, NamespaceId};
 use crate::error::Result;
 use crate::storage::RoTxn;
 
-/// Tag of the keys naming a vector slot whose row was overwritten in place (an upsert kept
-/// the memory's slot), so the approximate index's cell of that slot may be stale: ns ‖ tag ‖
-/// slot (u32 BE) → a checksum of the row written. The index maintenance files those rows
-/// again; until then a load searches them exactly (see [`crate::index`]).
-const TAG_REFILE: u8 = 0xF0;
+/// Tag of the notes keyed by write sequence and slot.
+const TAG_REFILE: u8 = 0xF1;
+/// Tag of the notes keyed by slot (a namespace without an index; every namespace before).
+const TAG_REFILE_BY_SLOT: u8 = 0xF0;
 
-fn refile_key(ns: NamespaceId, slot: u32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(13);
+fn prefix(ns: NamespaceId, tag: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(21);
     k.extend_from_slice(&ns.to_be_bytes());
-    k.push(TAG_REFILE);
+    k.push(tag);
+    k
+}
+
+fn by_slot_key(ns: NamespaceId, slot: u32) -> Vec<u8> {
+    let mut k = prefix(ns, TAG_REFILE_BY_SLOT);
     k.extend_from_slice(&slot.to_be_bytes());
     k
 }
 
-/// A checksum of a vector row (FNV-1a over 8-byte words, then the rest byte by byte): tells
-/// whether a row was overwritten again. Only ever compared with the value it gave for the same
-/// note, never recomputed from a stored row, so its definition may change between versions.
-pub(crate) fn row_sum(row: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut words = row.chunks_exact(8);
-    for w in &mut words {
-        let w: [u8; 8] = w.try_into().unwrap_or_default();
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
-    }
-    for b in words.remainder() {
-        h = (h ^ u64::from(*b)).wrapping_mul(PRIME);
-    }
-    h
+/// One note: the slot it names and its key.
+#[derive(Debug, Clone)]
+pub(crate) struct RefileNote {
+    pub slot: u32,
+    key: Vec<u8>,
 }
 
-/// Notes that `slot`'s row was overwritten with `row`. Returns whether the slot was not
-/// noted already.
+/// Notes that the rows of `slots` were overwritten in place by write number `seq` of the
+/// namespace (its `vector_writes` once committed); `slots` hold no slot twice. A namespace
+/// without an index yet (`indexed` false) gets notes keyed by slot, one per slot however often
+/// it is overwritten: nothing files them before its first index is built, so notes per write
+/// would pile up. Returns how many notes were added.
 pub(crate) fn mark_refile(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
-    slot: u32,
-    row: &[u8],
-) -> Result<bool> {
-    let key = refile_key(ns, slot);
-    let fresh = t.fields.get(w, &key)?.is_none();
-    t.fields.put(w, &key, &row_sum(row).to_be_bytes())?;
-    Ok(fresh)
+    seq: u64,
+    indexed: bool,
+    slots: &mut [u32],
+) -> Result<u64> {
+    // In key order: each note lands beside the one before it.
+    slots.sort_unstable();
+    let mut added = 0;
+    if !indexed {
+        for slot in slots.iter() {
+            let key = by_slot_key(ns, *slot);
+            if t.fields.get(w, &key)?.is_none() {
+                t.fields.put(w, &key, &[])?;
+                added += 1;
+            }
+        }
+        return Ok(added);
+    }
+    let mut key = prefix(ns, TAG_REFILE);
+    key.extend_from_slice(&seq.to_be_bytes());
+    let at = key.len();
+    for slot in slots.iter() {
+        key.truncate(at);
+        key.extend_from_slice(&slot.to_be_bytes());
+        t.fields.put(w, &key, &[])?;
+        added += 1;
+    }
+    Ok(added)
 }
 
-/// Drops the note of `slot` if its checksum is still `sum` (any sum when `None`). Returns
-/// whether a note was dropped.
+/// Drops the note keyed by `slot` (the slot's row is deleted). Notes keyed by write stay until
+/// the maintenance finds their row gone. Returns whether a note was dropped.
 pub(crate) fn unmark_refile(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
     slot: u32,
-    sum: Option<u64>,
 ) -> Result<bool> {
-    let key = refile_key(ns, slot);
-    let Some(v) = t.fields.get(w, &key)? else { return Ok(false) };
-    let stored = <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes);
-    if sum.is_some_and(|s| stored != Some(s)) {
-        return Ok(false);
-    }
-    t.fields.delete(w, &key)?;
-    Ok(true)
+    Ok(t.fields.delete(w, &by_slot_key(ns, slot))?)
 }
 
-/// The noted slots (ascending) with their rows' checksums.
-pub(crate) fn refile_slots(
+/// Drops `note` (read by [`refile_notes`]) once its row is filed or gone. An overwrite since the
+/// note was read made a note of its own (the namespace is indexed: notes keyed by write), so
+/// the row it wrote is filed at the next step. Returns whether it was dropped (not already,
+/// by a deletion of its row).
+pub(crate) fn drop_note(t: &DataTables, w: &mut RwTxn<'_>, note: &RefileNote) -> Result<bool> {
+    Ok(t.fields.delete(w, &note.key)?)
+}
+
+/// Every note of the namespace, oldest first (those keyed by slot before the others).
+pub(crate) fn refile_notes(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
-) -> Result<Vec<(u32, u64)>> {
-    let mut prefix = ns.to_be_bytes().to_vec();
-    prefix.push(TAG_REFILE);
+) -> Result<Vec<RefileNote>> {
     let mut out = Vec::new();
-    for e in t.fields.prefix_iter(r, &prefix)? {
-        let (k, v) = e?;
-        let slot = k.get(9..13).and_then(|s| <[u8; 4]>::try_from(s).ok()).map(u32::from_be_bytes);
-        let sum = <[u8; 8]>::try_from(v).ok().map(u64::from_be_bytes);
-        if let (Some(slot), Some(sum)) = (slot, sum) {
-            out.push((slot, sum));
+    for e in t.fields.prefix_iter(r, &prefix(ns, TAG_REFILE_BY_SLOT))? {
+        let (k, _) = e?;
+        if let Some(slot) = k.get(9..13).and_then(|s| <[u8; 4]>::try_from(s).ok()) {
+            out.push(RefileNote { slot: u32::from_be_bytes(slot), key: k.to_vec() });
+        }
+    }
+    for e in t.fields.prefix_iter(r, &prefix(ns, TAG_REFILE))? {
+        let (k, _) = e?;
+        if let Some(slot) = k.get(17..21).and_then(|s| <[u8; 4]>::try_from(s).ok()) {
+            out.push(RefileNote { slot: u32::from_be_bytes(slot), key: k.to_vec() });
         }
     }
     Ok(out)
+}
+
+/// The slots with a note, ascending, each once.
+pub(crate) fn refile_slots(t: &DataTables, r: &mut RoTxn<'_>, ns: NamespaceId) -> Result<Vec<u32>> {
+    let mut slots: Vec<u32> = refile_notes(t, r, ns)?.into_iter().map(|n| n.slot).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    Ok(slots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Notes keyed by write: one per overwrite, dropped exactly (a later overwrite's note
+    /// stays); a note an earlier version keyed by slot is read beside them, and dropped with
+    /// its slot's row.
+    #[test]
+    fn notes_are_kept_per_write_and_dropped_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Store<DataTables> = Store::open(dir.path(), 1 << 24, None).unwrap();
+        let ns = 7;
+        env.write(|w, t| {
+            // What an earlier version wrote for slot 9 (a checksum of its row).
+            t.fields.put(w, &by_slot_key(ns, 9), &42u64.to_be_bytes())?;
+            assert_eq!(mark_refile(t, w, ns, 3, true, &mut [40, 2])?, 2);
+            assert_eq!(mark_refile(t, w, ns, 4, true, &mut [2])?, 1);
+            // Another namespace's notes are not this one's; without an index, one per slot.
+            assert_eq!(mark_refile(t, w, ns + 1, 1, false, &mut [5, 6])?, 2);
+            assert_eq!(mark_refile(t, w, ns + 1, 2, false, &mut [5])?, 0);
+            Ok(())
+        })
+        .unwrap();
+        let notes = env.read(|r, t| refile_notes(t, r, ns)).unwrap();
+        let slots: Vec<u32> = notes.iter().map(|n| n.slot).collect();
+        assert_eq!(slots, [9, 2, 40, 2]);
+        assert_eq!(env.read(|r, t| refile_slots(t, r, ns)).unwrap(), [2, 9, 40]);
+        env.write(|w, t| {
+            // Write 3's notes are filed; write 4's note of slot 2 stays.
+            assert!(drop_note(t, w, &notes[1])?);
+            assert!(drop_note(t, w, &notes[2])?);
+            assert!(!drop_note(t, w, &notes[2])?, "dropped once");
+            Ok(())
+        })
+        .unwrap();
+        let left: Vec<u32> =
+            env.read(|r, t| refile_notes(t, r, ns)).unwrap().iter().map(|n| n.slot).collect();
+        assert_eq!(left, [9, 2]);
+        // A deleted row drops the note keyed by its slot.
+        env.write(|w, t| {
+            assert!(unmark_refile(t, w, ns, 9)?);
+            assert!(!unmark_refile(t, w, ns, 9)?);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(env.read(|r, t| refile_slots(t, r, ns)).unwrap(), [2]);
+        assert_eq!(env.read(|r, t| refile_notes(t, r, ns + 1)).unwrap().len(), 2);
+        assert_eq!(env.read(|r, t| refile_slots(t, r, ns + 1)).unwrap(), [5, 6]);
+    }
 }

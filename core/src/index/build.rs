@@ -203,7 +203,7 @@ fn file_tail(
 ) -> Result<Option<(u32, IndexUpdate)>> {
     let from = stats.indexed_until;
     let end = stats.next_slot.min(from.saturating_add(CHUNK));
-    let (rows, live, refile) = data.read(|r, t| {
+    let (rows, live, (notes, refile)) = data.read(|r, t| {
         Ok((
             slot_rows(t, r, rec.id, from, end)?,
             live_slots(t, r, rec.id, from)?,
@@ -211,13 +211,13 @@ fn file_tail(
         ))
     })?;
     // Rows overwritten in place: their cells again, from the rows as they are now.
-    let refiled: Vec<(u32, u32, u64)> = refile
+    let refiled: Vec<(u32, u32)> = refile
         .iter()
-        .filter(|(_, v, _)| v.len() == ivf.dims())
-        .map(|(slot, v, sum)| {
+        .filter(|(_, v)| v.len() == ivf.dims())
+        .map(|(slot, v)| {
             let mut codes = Vec::with_capacity(v.len());
             quantize(v, &mut codes);
-            (*slot, ivf.nearest(&codes), *sum)
+            (*slot, ivf.nearest(&codes))
         })
         .collect();
     let assigned: Vec<(u32, u32)> = rows
@@ -244,7 +244,10 @@ fn file_tail(
         }
         Ok(stale)
     })?;
-    if assigned.is_empty() && stale.is_empty() && refile.is_empty() && end == from {
+    if assigned.is_empty() && stale.is_empty() && notes.is_empty() && end == from {
+        if stats.refile > 0 {
+            count_notes(host, rec, data, &[], &[], end)?;
+        }
         return Ok(None);
     }
     env.write(|w, it| {
@@ -257,59 +260,75 @@ fn file_tail(
         for (slot, cell) in &assigned {
             it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
         }
-        for (slot, cell, _) in &refiled {
+        for (slot, cell) in &refiled {
             if *slot < end {
                 it.cells.put(w, &slot.to_be_bytes(), &cell.to_be_bytes())?;
             }
         }
         Ok(())
     })?;
-    if !refile.is_empty() {
-        // The notes go once their cells are stored, unless the row was overwritten again
-        // meanwhile (its note's checksum changed: filed again at the next step). A slot at or
-        // past `end` is filed with the tail.
-        data.write_ns(rec.id, |w, t| {
-            if host.is_dead(rec.id) {
-                return Err(Error::namespace_forbidden(&rec.name));
-            }
-            let mut stats = t.stats_of(w, rec.id)?;
-            let mut dropped = 0;
-            for (slot, _, sum) in &refile {
-                let filed = refiled.iter().any(|f| f.0 == *slot) && *slot < end;
-                let gone = t.vectors.get(w, &ns_key(rec.id, &slot.to_be_bytes()))?.is_none();
-                if (filed || gone) && crate::filter::unmark_refile(t, w, rec.id, *slot, Some(*sum))?
-                {
-                    dropped += 1;
-                }
-            }
-            stats.refile = stats.refile.saturating_sub(dropped);
-            t.put_stats(w, rec.id, &stats)
-        })?;
+    if !notes.is_empty() || stats.refile > 0 {
+        count_notes(host, rec, data, &notes, &refiled, end)?;
     }
     Ok(Some((end, IndexUpdate::Added { trained: ivf.trained, assigned })))
+}
+
+/// Drops the refile notes read (`notes`) whose rows are now filed (`refiled` below `end`; a
+/// slot at or past `end` is filed with the tail) or gone, and sets the namespace's count of
+/// notes to those left. A row overwritten since the notes were read has a note of its own,
+/// filed at the next step.
+fn count_notes(
+    host: &dyn IndexHost,
+    rec: &NamespaceRecord,
+    data: &Store<DataTables>,
+    notes: &[crate::filter::RefileNote],
+    refiled: &[(u32, u32)],
+    end: u32,
+) -> Result<()> {
+    data.write_ns(rec.id, |w, t| {
+        if host.is_dead(rec.id) {
+            return Err(Error::namespace_forbidden(&rec.name));
+        }
+        for note in notes {
+            let slot = note.slot;
+            let filed = slot < end && refiled.binary_search_by_key(&slot, |f| f.0).is_ok();
+            if filed || t.vectors.get(w, &ns_key(rec.id, &slot.to_be_bytes()))?.is_none() {
+                crate::filter::drop_note(t, w, note)?;
+            }
+        }
+        let mut stats = t.stats_of(w, rec.id)?;
+        stats.refile = crate::filter::refile_notes(t, w, rec.id)?.len() as u64;
+        t.put_stats(w, rec.id, &stats)
+    })
 }
 
 /// A stored vector row: slot, memory id, vector.
 type Row = (u32, [u8; 16], Vec<f32>);
 
-/// The rows overwritten in place (see [`crate::filter::mark_refile`]): slot, vector, and the
-/// checksum of the note. A note whose row is gone comes with an empty vector.
+/// The rows overwritten in place (see [`crate::filter::mark_refile`]): every note, and the
+/// row of each slot they name (ascending, each once; a row that is gone comes with an empty
+/// vector).
+#[allow(clippy::type_complexity)]
 fn refile_rows(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
-) -> Result<Vec<(u32, Vec<f32>, u64)>> {
-    let mut out = Vec::new();
-    for (slot, sum) in crate::filter::refile_slots(t, r, ns)? {
+) -> Result<(Vec<crate::filter::RefileNote>, Vec<(u32, Vec<f32>)>)> {
+    let notes = crate::filter::refile_notes(t, r, ns)?;
+    let mut slots: Vec<u32> = notes.iter().map(|n| n.slot).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    let mut rows = Vec::with_capacity(slots.len());
+    for slot in slots {
         let v = t
             .vectors
             .get(r, &ns_key(ns, &slot.to_be_bytes()))?
             .and_then(decode_row)
             .map(|(_, v)| v)
             .unwrap_or_default();
-        out.push((slot, v, sum));
+        rows.push((slot, v));
     }
-    Ok(out)
+    Ok((notes, rows))
 }
 
 /// The vector rows of slots `from..end`.

@@ -52,8 +52,7 @@ pub(super) fn load_vectors(
             return Ok(nv);
         }
         // Rows overwritten in place since their cell was stored: searched exactly.
-        let refile: Vec<u32> =
-            crate::filter::refile_slots(t, r, rec.id)?.into_iter().map(|e| e.0).collect();
+        let refile = crate::filter::refile_slots(t, r, rec.id)?;
         let index = match indexes.envs.get(host, rec, false)? {
             Some(env) => env.read(|ir, it| {
                 let Some(ivf) = stored_training(it, ir)? else { return Ok(None) };

@@ -57,7 +57,7 @@ pub(crate) fn remove_rows(
                 row = r.len() as u64;
             }
             t.vectors.delete(w, &vkey)?;
-            if crate::filter::unmark_refile(t, w, ns, slot, None)? {
+            if crate::filter::unmark_refile(t, w, ns, slot)? {
                 stats.refile = stats.refile.saturating_sub(1);
             }
             crate::keyword::unindex(t, w, ns, slot, &stored.memory.content, &mut stats)?;

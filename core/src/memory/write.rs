@@ -105,6 +105,11 @@ pub(crate) fn write_rows(
         }
     }
     stats.vector_writes += 1;
+    if !effects.refile.is_empty() {
+        let (seq, indexed) = (stats.vector_writes, stats.indexed_until > 0);
+        stats.refile +=
+            crate::filter::mark_refile(t, w, rec.id, seq, indexed, &mut effects.refile)?;
+    }
     t.put_stats(w, rec.id, &stats)?;
     Ok((effects, stats))
 }
@@ -123,6 +128,9 @@ pub(crate) struct WriteEffects {
     pub replaced: Vec<(u32, usize)>,
     /// Vector rows of replaced memories, deleted.
     pub removed_slots: Vec<u32>,
+    /// Slots whose rows were overwritten in place (their index cells may be stale), noted
+    /// for the index maintenance once the items are written (see [`crate::filter::mark_refile`]).
+    pub refile: Vec<u32>,
 }
 
 /// What [`put_memory`] did with the memory's vector.
@@ -218,9 +226,7 @@ pub(crate) fn put_memory(
                 (Some(s), if same_agent { RowWrite::None } else { RowWrite::Replaced(s) })
             } else {
                 t.vectors.put(w, &vkey, &row)?;
-                if crate::filter::mark_refile(t, w, ns, s, &row)? {
-                    stats.refile += 1;
-                }
+                effects.refile.push(s);
                 (Some(s), RowWrite::Replaced(s))
             }
         }
@@ -234,7 +240,7 @@ pub(crate) fn put_memory(
                 old_row = r.len() as u64;
             }
             t.vectors.delete(w, &vkey)?;
-            if crate::filter::unmark_refile(t, w, ns, s, None)? {
+            if crate::filter::unmark_refile(t, w, ns, s)? {
                 stats.refile = stats.refile.saturating_sub(1);
             }
             effects.removed_slots.push(s);
