@@ -147,7 +147,7 @@ pub(crate) fn next_counter(
 
 /// Removes a namespace's routing and queues its purge, inside the caller's catalog
 /// transaction. Nothing outside the transaction changes: once it has committed, the caller
-/// retires the namespace (see `engine::purge`).
+/// retires the namespace (`State::retire_namespaces`).
 pub(crate) fn unlink_namespace(
     t: &CatalogTables,
     w: &mut heed3::RwTxn<'_>,

@@ -1,5 +1,5 @@
-//! The engine: a data directory, its LMDB environments, the background purger, and the
-//! handles through which every operation passes.
+//! The engine: a data directory held open, the state its handles share (`state::State`),
+//! and the background workers (purge, key rotation, sweep, indexer) it starts and stops.
 
 use std::any::Any;
 use std::collections::HashMap;
