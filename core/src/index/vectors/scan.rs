@@ -6,6 +6,9 @@ use crate::vector::{kernels, quantize};
 
 /// Below this many rows a scan is exact f32 throughout.
 const EXACT_SCAN_MAX: usize = 2048;
+/// How many candidates ahead of the one scored [`NamespaceVectors::rescored`] starts loading
+/// rows.
+const PREFETCH_AHEAD: usize = 4;
 
 /// One exact hit of a scan.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,13 +94,23 @@ impl NamespaceVectors {
         let mut best: std::collections::BinaryHeap<std::cmp::Reverse<Score>> =
             std::collections::BinaryHeap::with_capacity(want + 1);
         let mut out = Vec::with_capacity(candidates.len().min(want * 2));
-        for (estimate, si, i) in candidates {
+        let row_of = |si: u32, i: u32| {
+            let (s, row) = (&self.segments[si as usize], i as usize);
+            &s.data[row * dims..(row + 1) * dims]
+        };
+        // The rows are scattered over the copy: each one's load is started a few candidates
+        // before it is scored, instead of waiting on memory for each in turn.
+        for &(_, si, i) in candidates.iter().take(PREFETCH_AHEAD) {
+            kernels::prefetch(row_of(si, i));
+        }
+        for (n, &(estimate, si, i)) in candidates.iter().enumerate() {
             if best.len() >= want && best.peek().is_some_and(|t| estimate + error < t.0 .0) {
                 break;
             }
-            let s = &self.segments[si as usize];
-            let row = i as usize;
-            let exact = kernels::dot_f32(&s.data[row * dims..(row + 1) * dims], query);
+            if let Some(&(_, sa, ia)) = candidates.get(n + PREFETCH_AHEAD) {
+                kernels::prefetch(row_of(sa, ia));
+            }
+            let exact = kernels::dot_f32(row_of(si, i), query);
             out.push((exact, si, i));
             best.push(std::cmp::Reverse(Score(exact)));
             if best.len() > want {
