@@ -88,8 +88,24 @@ mod vnni {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], mut f: impl FnMut(usize, i32)) {
+        scan_i8_blocks(rows, dims, q, |start, scores| {
+            for (j, d) in scores.iter().enumerate() {
+                f(start + j, *d);
+            }
+        });
+    }
+
+    /// [`scan_i8`] handing over the scores of up to [`BATCH`] rows at a time: `f(first row,
+    /// their scores)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn scan_i8_blocks(
+        rows: &[i8],
+        dims: usize,
+        q: &[i8],
+        mut f: impl FnMut(usize, &[i32]),
+    ) {
         if dims == 0 || q.len() < dims {
-            return super::scan_i8_body(rows, dims, q, f);
+            return super::blocks_of(|g| super::scan_i8_body(rows, dims, q, g), f);
         }
         let blocks = dims.div_ceil(64);
         // The lanes of the last block past `dims` load as 0 (query) and 128 (rows).
@@ -139,9 +155,7 @@ mod vnni {
                 scores[i - start] = _mm512_reduce_add_epi32(acc) - bias;
                 i += 1;
             }
-            for (j, s) in scores[..end - start].iter().enumerate() {
-                f(start + j, *s);
-            }
+            f(start, &scores[..end - start]);
             start = end;
         }
     }
@@ -259,6 +273,38 @@ pub(crate) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, i
     scan_i8_body(rows, dims, q, f);
 }
 
+/// [`scan_i8`] handing over the scores of a few rows at a time, `f(first row, their
+/// scores)`, so that the caller's loop over them is compiled inline (a call per row costs
+/// about as much as the row's dot product).
+pub(crate) fn scan_i8_blocks(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(usize, &[i32])) {
+    #[cfg(target_arch = "x86_64")]
+    if has_vnni() {
+        // SAFETY: the CPU supports the enabled features (checked above).
+        return unsafe { vnni::scan_i8_blocks(rows, dims, q, f) };
+    }
+    blocks_of(|g| scan_i8(rows, dims, q, g), f);
+}
+
+/// Runs a per-row scan (`scan` calls its argument with each row and score, in order) and
+/// hands its scores to `f` in blocks of up to 32.
+fn blocks_of(scan: impl FnOnce(&mut dyn FnMut(usize, i32)), mut f: impl FnMut(usize, &[i32])) {
+    let mut scores = Vec::with_capacity(32);
+    let mut start = 0;
+    scan(&mut |i, d| {
+        if scores.is_empty() {
+            start = i;
+        }
+        scores.push(d);
+        if scores.len() == 32 {
+            f(start, &scores);
+            scores.clear();
+        }
+    });
+    if !scores.is_empty() {
+        f(start, &scores);
+    }
+}
+
 /// An int8 scan as the tests call it (through a `dyn` callback).
 #[cfg(test)]
 pub(crate) type ScanI8 = fn(&[i8], usize, &[i8], &mut dyn FnMut(usize, i32));
@@ -340,6 +386,12 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(got, want, "dims {dims}, the scan scan_i8 picks");
+                let mut got = Vec::new();
+                scan_i8_blocks(&flat, dims, &q, |start, scores| {
+                    assert!((1..=32).contains(&scores.len()), "a block of {}", scores.len());
+                    got.extend(scores.iter().enumerate().map(|(j, d)| (start + j, *d)));
+                });
+                assert_eq!(got, want, "dims {dims}, scan_i8_blocks");
                 for (name, scan) in &each {
                     let mut got = Vec::new();
                     scan(&flat, dims, &q, &mut |i, d| got.push((i, d)));

@@ -44,12 +44,15 @@ impl NamespaceVectors {
             let q_scale = quantize(query, &mut q);
             let mut top = TopK::new(rescore);
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_i8(&s.codes, dims, &q, |i, d| {
-                    let score = d as f32 * s.scales[i];
-                    top.push_if(score, si as u32, i as u32, || {
-                        agent.is_none_or(|a| s.agents[i] == a)
-                            && self.is_current(s.slots[i], s.gens[i])
-                    });
+                kernels::scan_i8_blocks(&s.codes, dims, &q, |start, block| {
+                    let scales = &s.scales[start..start + block.len()];
+                    for (j, (d, scale)) in block.iter().zip(scales).enumerate() {
+                        let i = start + j;
+                        top.push_if(*d as f32 * scale, si as u32, i as u32, || {
+                            agent.is_none_or(|a| s.agents[i] == a)
+                                && self.is_current(s.slots[i], s.gens[i])
+                        });
+                    }
                 });
             }
             scored = self.rescored(top.into_vec(), query, q_scale, limit + self.deleted.len());
