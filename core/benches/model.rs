@@ -12,6 +12,9 @@
 //! - export to JSON Lines (in memory), import into a fresh namespace in batches of 1000, and
 //!   the same import again (every id stored with the same vector).
 //!
+//! The setup line gives the rate of storing the namespace (new memories with caller ids, in
+//! batches of 1000) and the pages each batch wrote.
+//!
 //! `make bench-model` (`cargo bench -p memsilo --bench model`); `MEMSILO_BENCH_N=20000` for a
 //! quick run, `MEMSILO_BENCH_ONLY=recall,list,sessions,upsert,transfer` for some parts only.
 
@@ -316,15 +319,16 @@ fn main() {
     }
     let mut data = Clustered::new(16, 200, DIMS);
     let vectors: Vec<Vec<f32>> = (0..n).map(|_| data.point()).collect();
-    let (started, cpu0) = (Instant::now(), cpu());
+    let (started, cpu0, written0) = (Instant::now(), cpu(), written());
     for (c, chunk) in vectors.chunks(1000).enumerate() {
         let batch =
             chunk.iter().enumerate().map(|(i, v)| memory(c * 1000 + i, v.clone())).collect();
         root.store_memories("src", batch).unwrap();
     }
     let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
+    let pages = written().saturating_sub(written0) as f64 / 4096.0 / (n as f64 / 1000.0);
     println!(
-        "setup: stored {n} memories x {DIMS} in batches of 1000 in {:.1}s: {} (load average {})",
+        "setup: stored {n} memories x {DIMS} in batches of 1000 in {:.1}s: {}; {pages:.0} pages written per batch (load average {})",
         wall.as_secs_f64(),
         rate(n, wall, used),
         std::fs::read_to_string("/proc/loadavg")

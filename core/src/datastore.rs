@@ -96,6 +96,12 @@ pub(crate) struct NamespaceStats {
     /// before they existed get them at their next write or filtered read.
     #[serde(default)]
     pub fields_indexed: bool,
+    /// Whether every value key of the namespace holds its memory's slot (see
+    /// `filter::keys::full_key`): true once its keys were first written by a version that
+    /// writes them so; otherwise it may still hold keys of the earlier layout, which are
+    /// deleted beside the current ones.
+    #[serde(default)]
+    pub fields_by_slot: bool,
     /// Vector rows overwritten in place whose index cell may be stale (see
     /// `filter::mark_refile`); the index maintenance files them again.
     #[serde(default, skip_serializing_if = "is_zero")]

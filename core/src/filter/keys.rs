@@ -5,7 +5,7 @@ use heed3::RwTxn;
 use serde_json::{Map, Value};
 
 use super::{Field, Operand};
-use crate::datastore::{DataTables, NamespaceId};
+use crate::datastore::{DataTables, NamespaceId, NamespaceStats};
 use crate::error::Result;
 use crate::records::memory::decode_record;
 use crate::records::Memory;
@@ -156,17 +156,72 @@ fn meta_keys(map: &Map<String, Value>, path: &mut Vec<String>, out: &mut Vec<Vec
     }
 }
 
-fn full_key(ns: NamespaceId, part: &[u8], mem: &[u8; 16]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + part.len() + 16);
+/// Whether a key part is an order key (`importance`, `created_at`, `updated_at`), which
+/// `list_memories` walks in key order: those end in the memory key right after the value, so
+/// equal values list in memory key order, as cursors made before expect.
+fn is_order(part: &[u8]) -> bool {
+    matches!(part.first(), Some(&(TAG_IMPORTANCE | TAG_CREATED | TAG_UPDATED)))
+}
+
+/// The key of `part` for memory `mem` with vector `slot`. A value key (every key but the
+/// order keys) holds the slot before the memory key: memories written together have adjacent
+/// slots, so a batch's keys of one value are adjacent too and dirty a page or two, not one page
+/// per memory (memory keys of callers' ids are hashes, spread over the value's whole range).
+/// Readers take the memory key from the last 16 bytes, whatever the layout.
+fn full_key(ns: NamespaceId, part: &[u8], mem: &[u8; 16], slot: Option<u32>) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + part.len() + 4 + 16);
     k.extend_from_slice(&ns.to_be_bytes());
     k.extend_from_slice(part);
+    if !is_order(part) {
+        k.extend_from_slice(&slot_value(slot));
+    }
     k.extend_from_slice(mem);
     k
 }
 
-/// Slot value of a secondary key.
+/// Slot value of a secondary key (and the slot part of a value key).
 fn slot_value(slot: Option<u32>) -> [u8; 4] {
     slot.unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// Which keys a namespace may hold for its memories: [`Layout::WithLegacy`] when its keys were
+/// first written by an earlier version, whose value keys had no slot (`ns ‖ part ‖ memory
+/// key`). Those are read as they are (the memory key is still last) and deleted beside the
+/// current key when their memory changes, so no upgrade rewrites a namespace's keys at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    Current,
+    WithLegacy,
+}
+
+impl Layout {
+    /// The layout of a namespace with these stats.
+    pub(crate) fn of(stats: &NamespaceStats) -> Layout {
+        if stats.fields_by_slot {
+            Layout::Current
+        } else {
+            Layout::WithLegacy
+        }
+    }
+}
+
+fn delete_key(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    part: &[u8],
+    mem: &[u8; 16],
+    slot: Option<u32>,
+    layout: Layout,
+) -> Result<()> {
+    t.fields.delete(w, &full_key(ns, part, mem, slot))?;
+    if layout == Layout::WithLegacy && !is_order(part) {
+        let mut legacy = ns.to_be_bytes().to_vec();
+        legacy.extend_from_slice(part);
+        legacy.extend_from_slice(mem);
+        t.fields.delete(w, &legacy)?;
+    }
+    Ok(())
 }
 
 /// Writes the secondary keys of memory `m` stored under `mem` with vector `slot`.
@@ -179,21 +234,22 @@ pub(crate) fn put_keys(
     slot: Option<u32>,
 ) -> Result<()> {
     for part in keys_of(m) {
-        t.fields.put(w, &full_key(ns, &part, mem), &slot_value(slot))?;
+        t.fields.put(w, &full_key(ns, &part, mem, slot), &slot_value(slot))?;
     }
     Ok(())
 }
 
-/// Deletes the secondary keys of memory `m` stored under `mem`.
+/// Deletes the secondary keys of memory `m` stored under `mem` with vector `slot`.
 pub(crate) fn delete_keys(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
-    mem: &[u8; 16],
+    (mem, slot): (&[u8; 16], Option<u32>),
     m: &Memory,
+    layout: Layout,
 ) -> Result<()> {
     for part in keys_of(m) {
-        t.fields.delete(w, &full_key(ns, &part, mem))?;
+        delete_key(t, w, ns, &part, mem, slot, layout)?;
     }
     Ok(())
 }
@@ -207,21 +263,21 @@ pub(crate) fn update_keys(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
-    mem: &[u8; 16],
+    (mem, slot): (&[u8; 16], Option<u32>),
     old: &Memory,
     new: &Memory,
-    slot: Option<u32>,
+    layout: Layout,
 ) -> Result<()> {
     let (old, new) = (keys_of(old), keys_of(new));
     // Both are sorted and free of duplicates.
     for part in &old {
         if new.binary_search(part).is_err() {
-            t.fields.delete(w, &full_key(ns, part, mem))?;
+            delete_key(t, w, ns, part, mem, slot, layout)?;
         }
     }
     for part in &new {
         if old.binary_search(part).is_err() {
-            t.fields.put(w, &full_key(ns, part, mem), &slot_value(slot))?;
+            t.fields.put(w, &full_key(ns, part, mem, slot), &slot_value(slot))?;
         }
     }
     Ok(())
@@ -238,16 +294,21 @@ pub(crate) fn ensure_indexed(env: &Store<DataTables>, ns: NamespaceId) -> Result
     env.write_ns(ns, |w, t| {
         let mut stats = t.stats_of(w, ns)?;
         if !stats.fields_indexed {
-            build_all(t, w, ns)?;
-            stats.fields_indexed = true;
+            build_all(t, w, ns, &mut stats)?;
             t.put_stats(w, ns, &stats)?;
         }
         Ok(())
     })
 }
 
-/// Writes the secondary keys of every memory of a namespace written before they existed.
-pub(crate) fn build_all(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId) -> Result<()> {
+/// Writes the secondary keys of every memory of a namespace written before they existed, and
+/// notes in `stats` that it has them (all in the current layout).
+pub(crate) fn build_all(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    ns: NamespaceId,
+    stats: &mut NamespaceStats,
+) -> Result<()> {
     let mut rows = Vec::new();
     for e in t.memories.prefix_iter(w, &ns.to_be_bytes())? {
         let (k, bytes) = e?;
@@ -260,5 +321,7 @@ pub(crate) fn build_all(t: &DataTables, w: &mut RwTxn<'_>, ns: NamespaceId) -> R
     for (mem, m, slot) in rows {
         put_keys(t, w, ns, &mem, &m, slot)?;
     }
+    stats.fields_indexed = true;
+    stats.fields_by_slot = true;
     Ok(())
 }

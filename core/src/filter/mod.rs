@@ -12,9 +12,10 @@
 //! of another type does not match. A missing field matches only `$ne`, `$nin`, `$exists: false`
 //! and negations.
 //!
-//! Secondary keys (table `fields`): `ns ‖ field tag ‖ [path ‖ 0] ‖ encoded value ‖ memory key →
-//! vector slot`, one per built-in value, per tag and per scalar metadata leaf (array elements
-//! under their array's path). Values are encoded so that byte order is value order within a
+//! Secondary keys (table `fields`): `ns ‖ field tag ‖ [path ‖ 0] ‖ encoded value ‖ slot ‖ memory
+//! key → vector slot`, one per built-in value, per tag and per scalar metadata leaf (array
+//! elements under their array's path); the order keys of `importance`, `created_at` and
+//! `updated_at` have no slot part (see `keys::full_key`). Values are encoded so that byte order is value order within a
 //! type; long strings and paths are cut, so the keys give a superset of the matches and every
 //! candidate is still checked against its record.
 
@@ -28,8 +29,8 @@ mod tests;
 
 pub(crate) use candidates::{candidates, count_exact, Candidates};
 pub(crate) use keys::{
-    build_all, delete_keys, ensure_indexed, f64_key, i64_key, put_keys, update_keys, TAG_CREATED,
-    TAG_IMPORTANCE, TAG_UPDATED,
+    build_all, delete_keys, ensure_indexed, f64_key, i64_key, put_keys, update_keys, Layout,
+    TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED,
 };
 pub(crate) use parse::{Field, Filter, Op, Operand};
 pub(crate) use refile::{

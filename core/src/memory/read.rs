@@ -68,7 +68,8 @@ pub(crate) fn remove_rows(
         for e in &stored.memory.entities {
             crate::graph::unlink_memory(t, w, ns, e, id)?;
         }
-        crate::filter::delete_keys(t, w, ns, id, &stored.memory)?;
+        let layout = crate::filter::Layout::of(&stats);
+        crate::filter::delete_keys(t, w, ns, (id, stored.slot), &stored.memory, layout)?;
         stats.memory_count = stats.memory_count.saturating_sub(1);
         if stored.memory.expires_at.is_some() {
             stats.expiring = stats.expiring.saturating_sub(1);

@@ -81,9 +81,10 @@ pub(crate) fn write_rows(
     }
     let mut stats = t.stats_of(w, rec.id)?;
     if !stats.fields_indexed {
-        crate::filter::build_all(t, w, rec.id)?;
-        stats.fields_indexed = true;
+        crate::filter::build_all(t, w, rec.id, &mut stats)?;
     }
+    // A namespace without memories holds no keys of an earlier layout.
+    stats.fields_by_slot |= stats.memory_count == 0;
     // A namespace's first memory: nothing to index before it (see `ensure_keywords`).
     stats.keyword_indexed |= stats.memory_count == 0;
     let dims = items.iter().find_map(|p| p.vector.as_ref()).map(Vec::len);
@@ -278,10 +279,11 @@ pub(crate) fn put_memory(
             crate::graph::link_memory(t, w, ns, e, &p.id)?;
         }
     }
+    let layout = crate::filter::Layout::of(stats);
     if slot == stored.slot {
-        crate::filter::update_keys(t, w, ns, &p.id, &stored.memory, &p.memory, slot)?;
+        crate::filter::update_keys(t, w, ns, (&p.id, slot), &stored.memory, &p.memory, layout)?;
     } else {
-        crate::filter::delete_keys(t, w, ns, &p.id, &stored.memory)?;
+        crate::filter::delete_keys(t, w, ns, (&p.id, stored.slot), &stored.memory, layout)?;
         crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
     }
     stats.expiring = stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()))
