@@ -85,6 +85,8 @@ mod vnni {
     /// Rows scored before their scores are handed to the callback, so that the vector loop
     /// runs without a call between rows (a call clobbers the vector registers).
     const BATCH: usize = 32;
+    /// How many rows ahead of the ones scored the scan starts loading rows.
+    const PREFETCH_ROWS: usize = 16;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) fn scan_i8(rows: &[i8], dims: usize, q: &[i8], mut f: impl FnMut(usize, i32)) {
@@ -139,6 +141,9 @@ mod vnni {
             let mut i = start;
             // Four rows at a time: four independent sums keep more loads in flight.
             while i + 4 <= end {
+                // The rows `PREFETCH_ROWS` on are fetched while these are scored.
+                let ahead = (i + PREFETCH_ROWS).min(n);
+                super::prefetch(&rows[ahead * dims..(ahead + 4).min(n) * dims]);
                 let mut acc = [_mm512_setzero_si512(); 4];
                 for k in 0..blocks {
                     for (j, a) in acc.iter_mut().enumerate() {
