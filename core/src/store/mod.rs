@@ -145,10 +145,9 @@ impl<T: Tables> Store<T> {
     /// Runs `f` in a read transaction of the last committed snapshot.
     ///
     /// The transaction is kept for the next read while nothing is committed (a few of them,
-    /// for readers that run at once): an encrypted environment decrypts a page once per
-    /// transaction that reads it (mdb.master3 forgets decrypted pages when the last
-    /// transaction using them ends), so a transaction reused by the next reads spares them
-    /// decrypting again. A kept transaction older than the last commit is ended, never
+    /// for readers that run at once), sparing the next reads a new transaction (released
+    /// mdb.master3 also decrypted again the pages of every new one; the patched LMDB keeps
+    /// decrypted pages across transactions, see third_party/lmdb-master3-sys). A kept transaction older than the last commit is ended, never
     /// reused (a read sees every write answered before it), and a commit ends the kept ones
     /// (so no old snapshot keeps pages from being reused).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&mut RoTxn<'_>, &T) -> Result<R>) -> Result<R> {

@@ -3764,11 +3764,12 @@ mdb_txn_end(MDB_txn *txn, unsigned mode)
 				x = mdb_mid3l_search(el, tl[i].mid);
 				if (tl[i].mptr == el[x].mptr) {
 					el[x].mref--;
-					if (!el[x].mref) {
+					/* memsilo patch: a chunk's decrypted pages are kept for
+					 * the next txns (mdb_rpage_decrypt checks each is still
+					 * the page in the file); only a checksummed chunk's
+					 * bits are reset */
+					if (!el[x].mref && !el[x].menc)
 						el[x].muse = 0;
-						if (el[x].menc)
-							MDB_ENCUSE(el[x].menc) = 0;
-					}
 				} else {
 					/* another tmp overflow page */
 					munmap(tl[i].mptr, tl[i].mcnt * env->me_psize);
@@ -4080,6 +4081,51 @@ static void *mdb_rpage_encalloc(size_t len);
 static int mdb_page_encrypt(MDB_env *env, MDB_page *in, MDB_page *out, size_t size);
 static int mdb_page_chk_checksum(MDB_env *env, MDB_page *mp, size_t size);
 static void mdb_page_set_checksum(MDB_env *env, MDB_page *mp, size_t size);
+
+/** memsilo patch: forgets the decrypted copies of the pages @p txn writes
+ * (dirty list entries @p keep+1 .. @p pagecount, @p dl_nump pages each), in the
+ * env's cache and in @p txn's own. Decrypted pages are kept across txns and
+ * reused while their header (pgno, txnid) matches the file's; a txn writes a
+ * page under its own txnid, but a spilled page (#mdb_page_spill) is written
+ * once when spilled and again at commit under the same txnid, and an aborted
+ * txn's txnid is given to the next one: the header alone would not tell the
+ * versions apart. The pages written are seen by no live snapshot but the
+ * writer's own (LMDB reuses no page a live snapshot sees), so no other thread
+ * is reading their slots; clearing a mark only makes the next read decrypt.
+ */
+static void
+mdb_rpage_forget(MDB_txn *txn, int keep, int pagecount, int *dl_nump)
+{
+	MDB_env *env = txn->mt_env;
+	MDB_ID2L dl = txn->mt_u.dirty_list;
+	MDB_ID3L lists[2];
+	int i, l;
+
+	lists[0] = env->me_rpages;
+	lists[1] = txn->mt_rpages;
+	pthread_mutex_lock(&env->me_rpmutex);
+	for (i = keep; ++i <= pagecount; ) {
+		pgno_t pg, last;
+		last = dl[i].mid + dl_nump[i] - 1;
+		for (pg = dl[i].mid; pg <= last; pg++) {
+			pgno_t mids[2];
+			int m;
+			/* a page's decrypted copy is in the chunk it starts in, or in
+			 * a txn's own mapping starting at it (see mdb_rpage_get) */
+			mids[0] = pg & ~(pgno_t)(MDB_RPAGE_CHUNK-1);
+			mids[1] = pg;
+			for (l = 0; l < 2; l++) {
+				MDB_ID3L rl = lists[l];
+				for (m = 0; m < (mids[1] == mids[0] ? 1 : 2); m++) {
+					unsigned x = mdb_mid3l_search(rl, mids[m]);
+					if (x <= rl[0].mid && rl[x].mid == mids[m] && rl[x].menc)
+						MDB_ENCUSE(rl[x].menc) &= (unsigned short)~(1u << (pg & (MDB_RPAGE_CHUNK-1)));
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&env->me_rpmutex);
+}
 #endif
 
 /** Flush (some) dirty pages to the map, after clearing their dirty flag.
@@ -4146,6 +4192,12 @@ mdb_page_flush(MDB_txn *txn, int keep)
 		env->me_ovs = ovs;
 	}
 	ov = env->me_ov;
+#endif
+
+#if MDB_RPAGE_CACHE
+	/* memsilo patch: before any is written (a failed flush too) */
+	if (env->me_encfunc)
+		mdb_rpage_forget(txn, keep, pagecount, dl_nump);
 #endif
 
 	/* Write the pages */
@@ -6786,31 +6838,25 @@ static void *mdb_rpage_encalloc(size_t len)
 	return p + MDB_ENCHDR;
 }
 
+/** Checks the checksum of a page of an env that is checksummed but not
+ * encrypted (memsilo patch: encrypted pages are checked by mdb_rpage_decrypt).
+ */
 static int
 mdb_rpage_encsum(MDB_env *env, MDB_ID3 *id3, unsigned rem, int numpgs)
 {
 	int rc = 0;
-	if (env->me_encfunc) {
-		unsigned short muse = MDB_ENCUSE(id3->menc);
-		rc = mdb_rpage_decrypt(env, id3, rem, numpgs);
-		if (!rc && env->me_sumfunc && muse != id3->muse) {
-			MDB_page *p = (MDB_page *)((char *)id3->menc + rem * env->me_psize);
-			rc = mdb_page_chk_checksum(env, p, numpgs * env->me_psize);
-		}
-	} else {
-		if (!(id3->muse & (1 << rem))) {
-			MDB_page *p;
-			int bit;
-			/* If this is an overflow page, set all use bits to the end */
-			if (rem + numpgs > MDB_RPAGE_CHUNK)
-				bit = 0xffff;
-			else
-				bit = 1;
+	if (!(id3->muse & (1 << rem))) {
+		MDB_page *p;
+		int bit;
+		/* If this is an overflow page, set all use bits to the end */
+		if (rem + numpgs > MDB_RPAGE_CHUNK)
+			bit = 0xffff;
+		else
+			bit = 1;
 
-			id3->muse |= (bit << rem);
-			p = (MDB_page *)((char *)id3->mptr + rem * env->me_psize);
-			rc = mdb_page_chk_checksum(env, p, numpgs * env->me_psize);
-		}
+		id3->muse |= (bit << rem);
+		p = (MDB_page *)((char *)id3->mptr + rem * env->me_psize);
+		rc = mdb_page_chk_checksum(env, p, numpgs * env->me_psize);
 	}
 	return rc;
 }
@@ -6977,12 +7023,9 @@ mdb_rpage_get(MDB_txn *txn, pgno_t pg0, int numpgs, MDB_page **ret)
 		id3.menc = tl[x].menc;
 		id3.muse = tl[x].muse;
 		tl[x].mref++;
-		if (env->me_encfunc || env->me_sumfunc) {
-			if (env->me_encfunc)
-				pthread_mutex_lock(&env->me_rpmutex);
+		/* memsilo patch: an encrypted page is decrypted at ok, outside me_rpmutex */
+		if (!env->me_encfunc && env->me_sumfunc) {
 			rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
-			if (env->me_encfunc)
-				pthread_mutex_unlock(&env->me_rpmutex);
 			if (rc) return rc;
 			tl[x].muse = id3.muse;
 		}
@@ -7076,17 +7119,18 @@ retry:
 				}
 				if (!el[x].mref) {
 					munmap(el[x].mptr, env->me_psize * el[x].mcnt);
-					el[x].mptr = id3.mptr;
-					el[x].mcnt = id3.mcnt;
+					/* memsilo patch: disposed with its own size */
 					if (el[x].menc)
 						mdb_rpage_dispose(env, &el[x]);
+					el[x].mptr = id3.mptr;
+					el[x].mcnt = id3.mcnt;
 					el[x].menc = id3.menc;
 					el[x].muse = id3.muse;
 				} else {
 					id3.mid = pg0;
 					/* memsilo patch: id3 is our own temporary mapping, its
 					 * decrypted pages are not el[x]'s */
-					if (env->me_encfunc || env->me_sumfunc) {
+					if (!env->me_encfunc && env->me_sumfunc) {
 						rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
 						if (rc)
 							goto fail;
@@ -7096,7 +7140,7 @@ retry:
 				}
 			}
 			el[x].mref++;
-			if (env->me_encfunc || env->me_sumfunc) {
+			if (!env->me_encfunc && env->me_sumfunc) {
 				rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
 				if (rc)
 					goto fail;
@@ -7153,7 +7197,7 @@ fail:
 				goto fail;
 			}
 		}
-		if (env->me_encfunc || env->me_sumfunc) {
+		if (!env->me_encfunc && env->me_sumfunc) {
 			rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
 			if (rc)
 				goto fail;
@@ -7179,13 +7223,10 @@ ok:
 	base = (char *)(env->me_encfunc ? id3.menc : id3.mptr);
 	p = (MDB_page *)(base + rem * env->me_psize);
 	rc = MDB_SUCCESS;
-	if (env->me_encfunc || env->me_sumfunc) {
-		if (env->me_encfunc)
-			pthread_mutex_lock(&env->me_rpmutex);
+	if (env->me_encfunc)
+		rc = mdb_rpage_decrypt(env, &id3, rem, numpgs);
+	else if (env->me_sumfunc)
 		rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
-		if (env->me_encfunc)
-			pthread_mutex_unlock(&env->me_rpmutex);
-	}
 #if MDB_DEBUG	/* we don't need this check any more */
 	if (IS_OVERFLOW(p)) {
 		mdb_tassert(txn, p->mp_pages + rem <= id3.mcnt);
@@ -7220,77 +7261,99 @@ static int mdb_page_encrypt(MDB_env *env, MDB_page *dp, MDB_page *encp, size_t s
 	return env->me_encfunc(&in, &out, enckeys, 1);
 }
 
-static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
+/** memsilo patch: whether page @p rem of @p id3's buffer holds the page in the
+ * file decrypted. Under me_rpmutex. A page decrypted earlier is used only if it
+ * is still the page in the file: the file's page header (page number and txnid,
+ * the nonce) is in the clear, a page is rewritten with a new txnid, and no live
+ * snapshot sees its old version. So decrypted pages stay valid across txns.
+ */
+static int mdb_rpage_isdec(MDB_env *env, MDB_ID3 *id3, int rem)
 {
-	int rc = 0;
-	unsigned short *muse = &MDB_ENCUSE(id3->menc);
 	MDB_page *pmap = (MDB_page *)((char *)id3->mptr + rem * env->me_psize);
 	MDB_page *pdec = (MDB_page *)((char *)id3->menc + rem * env->me_psize);
-	/* memsilo patch: a page decrypted earlier is used only if it is still the
-	 * page in the file. The bitmap of a chunk is reset only when no txn holds
-	 * the chunk, so while one does, a writer may reuse a freed page of it, and
-	 * the old plaintext would be read in place of the new page. The file's
-	 * page header (page number and txnid, the nonce) is in the clear; a page
-	 * is rewritten with a new txnid, and no live snapshot sees its old version.
-	 */
-	if (!(*muse & (1 << rem)) ||
-		pdec->mp_pgno != pmap->mp_pgno || pdec->mp_txnid != pmap->mp_txnid) {
-		MDB_val in, out, enckeys[3];
-		int bit;
-		int xsize = sizeof(pgno_t) + sizeof(txnid_t);
+	return (MDB_ENCUSE(id3->menc) & (1 << rem)) &&
+		pdec->mp_pgno == pmap->mp_pgno && pdec->mp_txnid == pmap->mp_txnid;
+}
 
-		/* If this is an overflow page, set all use bits to the end */
-		if (rem + numpgs > MDB_RPAGE_CHUNK)
-			bit = 0xffff;
-		else
-			bit = 1;
+/** Zero @p len bytes of plaintext at @p p (not optimised away before a free). */
+static void mdb_rpage_wipe(void *p, size_t len)
+{
+	static void *(*const volatile wipe)(void *, int, size_t) = memset;
+	wipe(p, 0, len);
+}
 
-		in.mv_size = numpgs * env->me_psize - xsize;
-		in.mv_data = (char *)id3->mptr + rem * env->me_psize + xsize;
-		enckeys[0] = env->me_enckey;
-		enckeys[1].mv_size = xsize;
-		enckeys[1].mv_data = (char *)in.mv_data - xsize;
-		if (env->me_esumsize) {
-			in.mv_size -= env->me_esumsize;
-			enckeys[2].mv_size = env->me_esumsize;
-			enckeys[2].mv_data = (char *)in.mv_data + in.mv_size;
-		} else {
-			enckeys[2].mv_size = 0;
-			enckeys[2].mv_data = 0;
-		}
-		out.mv_size = in.mv_size;
-		out.mv_data = (char *)id3->menc + rem * env->me_psize + xsize;
-		if (env->me_encfunc(&in, &out, enckeys, 0))
-			rc = MDB_CRYPTO_FAIL;	/* and the page stays not decrypted */
-		else {
-			MDB_page *penc, *pclr;
-			penc = (MDB_page *)enckeys[1].mv_data;
-			pclr = (MDB_page *)((char *)out.mv_data - xsize);
-			pclr->mp_pgno = penc->mp_pgno;
-			pclr->mp_txnid = penc->mp_txnid;
-			*muse |= (bit << rem);
-		}
+/** memsilo patch: makes page @p rem (of @p numpgs pages) of @p id3's buffer the
+ * decrypted page in the file. Called without me_rpmutex: the cipher runs into a
+ * buffer of this thread's, outside the lock, so threads decrypt in parallel;
+ * only the check and the copy into the shared buffer take the lock. A page is
+ * written into the shared buffer only while it is not decrypted there (so no
+ * thread is reading it), and marked decrypted after. The pages an overflow page
+ * covers lose their marks: their slots hold its plaintext, not theirs.
+ */
+static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
+{
+	int rc = 0, ok;
+	MDB_val in, out, enckeys[3];
+	int xsize = sizeof(pgno_t) + sizeof(txnid_t);
+	size_t size = (size_t)numpgs * env->me_psize;
+	MDB_page *pmap = (MDB_page *)((char *)id3->mptr + rem * env->me_psize);
+	MDB_page *pdec = (MDB_page *)((char *)id3->menc + rem * env->me_psize);
+	MDB_page *ptmp;
+	unsigned short mask;
+
+	pthread_mutex_lock(&env->me_rpmutex);
+	ok = mdb_rpage_isdec(env, id3, rem);
+	id3->muse = MDB_ENCUSE(id3->menc);
+	pthread_mutex_unlock(&env->me_rpmutex);
+	if (ok)
+		return 0;
+
+	ptmp = malloc(size);
+	if (!ptmp)
+		return ENOMEM;
+	in.mv_size = size - xsize;
+	in.mv_data = (char *)pmap + xsize;
+	enckeys[0] = env->me_enckey;
+	enckeys[1].mv_size = xsize;
+	enckeys[1].mv_data = pmap;
+	if (env->me_esumsize) {
+		in.mv_size -= env->me_esumsize;
+		enckeys[2].mv_size = env->me_esumsize;
+		enckeys[2].mv_data = (char *)in.mv_data + in.mv_size;
+	} else {
+		enckeys[2].mv_size = 0;
+		enckeys[2].mv_data = 0;
 	}
-	id3->muse = *muse;
+	out.mv_size = in.mv_size;
+	out.mv_data = (char *)ptmp + xsize;
+	if (env->me_encfunc(&in, &out, enckeys, 0)) {
+		rc = MDB_CRYPTO_FAIL;	/* and the page stays not decrypted */
+	} else {
+		ptmp->mp_pgno = pmap->mp_pgno;
+		ptmp->mp_txnid = pmap->mp_txnid;
+		/* this page's bit; the other pages of the chunk it covers lose theirs */
+		mask = (unsigned short)(rem + numpgs >= MDB_RPAGE_CHUNK ?
+			0xffff << rem : ((1 << numpgs) - 1) << rem);
+		pthread_mutex_lock(&env->me_rpmutex);
+		if (!mdb_rpage_isdec(env, id3, rem)) {
+			memcpy(pdec, ptmp, xsize + out.mv_size);
+			MDB_ENCUSE(id3->menc) = (MDB_ENCUSE(id3->menc) & ~mask) | (1 << rem);
+			if (env->me_sumfunc)
+				rc = mdb_page_chk_checksum(env, pdec, size);
+		}
+		id3->muse = MDB_ENCUSE(id3->menc);
+		pthread_mutex_unlock(&env->me_rpmutex);
+	}
+	mdb_rpage_wipe(ptmp, xsize + out.mv_size);
+	free(ptmp);
 	return rc;
 }
 
-/** zero out decrypted pages before freeing them */
+/** zero out decrypted pages before freeing them (memsilo patch: every page of
+ * the buffer: the marks no longer tell which slots an overflow page filled) */
 static void mdb_rpage_dispose(MDB_env *env, MDB_ID3 *id3)
 {
-	char *base = id3->menc;
-	unsigned short muse = MDB_ENCUSE(base);
-	int i, j;
-	for (i=0, j=1; i<15; i++) {
-		if (muse & j)
-			memset(base, 0, env->me_psize);
-		j <<= 1;
-		base += env->me_psize;
-	}
-	if (muse & j) {
-		i = id3->mcnt - (MDB_RPAGE_CHUNK - 1);
-		memset(base, 0, i * env->me_psize);
-	}
+	mdb_rpage_wipe(id3->menc, (size_t)id3->mcnt * env->me_psize);
 	free((char *)id3->menc - MDB_ENCHDR);
 }
 
