@@ -126,6 +126,7 @@ impl Engine {
         )?);
         crate::audit::adopt_old_log(&dir, &catalog)?;
         let state = State::new(dir.clone(), options, catalog, keys, instance_key)?;
+        state.check_key_locations()?;
         let inner = Arc::new(EngineInner {
             state,
             purge_run: Mutex::new(()),

@@ -72,7 +72,7 @@ impl Handle {
                     )));
                 }
             }
-            crate::tenant_keys::check_key_unused(t, w, &new_key_id)?;
+            crate::tenant_keys::check_key_unused(t, w, state.key_provider()?, &new_key_id)?;
             let environments: Vec<(EnvLocation, EnvState)> =
                 tenant_environments(t, w, tenant_id, tenant.isolation_mode)?
                     .into_iter()

@@ -27,7 +27,7 @@ impl Handle {
         };
         let written = self.state.catalog_write(|w, t| {
             if let Some(id) = &tenant.encryption_key_id {
-                crate::tenant_keys::check_key_unused(t, w, id)?;
+                crate::tenant_keys::check_key_unused(t, w, self.state.key_provider()?, id)?;
             }
             if t.tenant_names.get(w, &tenant.name)?.is_some() {
                 return Err(Error::Conflict(format!("Tenant already exists: {}", tenant.name)));

@@ -69,4 +69,8 @@ impl KeyProvider for EnvKeys {
     fn describe(&self) -> String {
         format!("environment ({ENV_PREFIX}<ID>)")
     }
+
+    fn location(&self, id: &str) -> Result<String> {
+        Ok(format!("variable {}", Self::variable(id)?))
+    }
 }

@@ -161,6 +161,59 @@ pub trait KeyProvider: Send + Sync {
     fn destroy(&self, id: &str) -> Result<()>;
     /// One line naming the provider for logs and errors (`keyring directory /etc/memsilo/keys`).
     fn describe(&self) -> String;
+    /// Where key `id` is kept (the environment keyring: its variable). Two ids kept in one
+    /// place would be one key, so memsilo refuses that (see [`shared_location`]).
+    /// Default: the id itself (each id is a place of its own).
+    fn location(&self, id: &str) -> Result<String> {
+        Ok(id.to_owned())
+    }
+}
+
+/// Two of `ids` that `provider` keeps in one place (`MEMSILO_KEY_ACME_KEY` holds both
+/// `acme-key` and `acme.key`), with that place: they would be one key, shared by two owners,
+/// so destroying one's would shred the other's data.
+pub fn shared_location<'a>(
+    provider: &dyn KeyProvider,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<SharedLocation>> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for id in ids {
+        let place = provider.location(id)?;
+        match seen.get(place.as_str()) {
+            Some(other) if *other != id => {
+                return Ok(Some(SharedLocation {
+                    ids: [(*other).to_owned(), id.to_owned()],
+                    place: format!("{place} of {}", provider.describe()),
+                }));
+            }
+            _ => {
+                seen.insert(place, id);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Two key ids a provider keeps in one place (see [`shared_location`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedLocation {
+    /// The two ids.
+    pub ids: [String; 2],
+    /// Where both are kept, and the provider (`variable MEMSILO_KEY_ACME_KEY of environment
+    /// (MEMSILO_KEY_<ID>)`).
+    pub place: String,
+}
+
+impl fmt::Display for SharedLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b] = &self.ids;
+        write!(
+            f,
+            "keys {a} and {b} are both kept in {}: they would be one key (use ids that differ \
+             in more than letter case and '-', '.', '_', or a keyring directory: --keyring DIR)",
+            self.place
+        )
+    }
 }
 
 /// The key `id`, created in `provider` if it has none.

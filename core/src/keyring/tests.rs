@@ -126,3 +126,21 @@ fn environment_keys_are_read_only() {
     let e = env.get("unit-env-bad").unwrap_err();
     assert!(e.to_string().contains("environment variable MEMSILO_KEY_UNIT_ENV_BAD"), "{e}");
 }
+
+#[test]
+fn ids_the_environment_keeps_in_one_variable_are_found_with_both_names() {
+    let env = EnvKeys;
+    assert_eq!(env.location("acme-key").unwrap(), "variable MEMSILO_KEY_ACME_KEY");
+    let shared = shared_location(&env, ["instance", "acme-key", "globex", "Acme.Key"])
+        .unwrap()
+        .expect("acme-key and Acme.Key share MEMSILO_KEY_ACME_KEY");
+    assert_eq!(shared.ids, ["acme-key".to_owned(), "Acme.Key".to_owned()]);
+    assert!(shared.to_string().starts_with(
+        "keys acme-key and Acme.Key are both kept in variable MEMSILO_KEY_ACME_KEY of environment"
+    ));
+    // The same id twice is one key, not two; a keyring directory keeps each id apart.
+    assert_eq!(shared_location(&env, ["acme-key", "acme-key"]).unwrap(), None);
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = KeyringDir::open(tmp.path().join("keys"), None).unwrap();
+    assert_eq!(shared_location(&ring, ["acme-key", "Acme.Key"]).unwrap(), None);
+}

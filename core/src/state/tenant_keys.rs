@@ -42,4 +42,18 @@ impl State {
         tracing::info!("destroyed key {id} in {}", keys.describe());
         Ok(())
     }
+
+    /// Refuses to open a directory two of whose key ids in use the provider keeps in one
+    /// place (an environment variable): `internal` naming both ids and the variable.
+    pub(crate) fn check_key_locations(&self) -> Result<()> {
+        let Some(keys) = self.keys.as_deref() else { return Ok(()) };
+        let ids = self.catalog.read(|r, t| crate::tenant_keys::key_ids_in_use(t, r))?;
+        match crate::keyring::shared_location(keys, ids.iter().map(String::as_str))? {
+            Some(shared) => Err(Error::Internal(format!(
+                "cannot open data directory {}: {shared}",
+                self.dir.display()
+            ))),
+            None => Ok(()),
+        }
+    }
 }

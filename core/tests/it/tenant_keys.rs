@@ -109,6 +109,85 @@ fn a_keyring_inside_the_data_directory_is_refused_at_open() {
     assert!(!data.join("keys").exists());
 }
 
+/// A keyring directory that says it keeps each key where the environment keyring would
+/// (`MEMSILO_KEY_<ID>`), without touching this process's environment.
+struct VariableNamedRing(KeyringDir);
+
+impl KeyProvider for VariableNamedRing {
+    fn get(&self, id: &str) -> memsilo::Result<Option<memsilo::Key>> {
+        self.0.get(id)
+    }
+    fn create(&self, id: &str) -> memsilo::Result<memsilo::Key> {
+        self.0.create(id)
+    }
+    fn destroy(&self, id: &str) -> memsilo::Result<()> {
+        self.0.destroy(id)
+    }
+    fn describe(&self) -> String {
+        "environment (MEMSILO_KEY_<ID>)".into()
+    }
+    fn location(&self, id: &str) -> memsilo::Result<String> {
+        Ok(format!("variable {}", memsilo::keyring::EnvKeys::variable(id)?))
+    }
+}
+
+#[test]
+fn key_ids_that_one_environment_variable_would_hold_are_refused_naming_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    // Made where each id is a file of its own: two tenants whose ids differ only in '-'/'.'.
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    let acme = tenant_with_data(&engine, IsolationMode::Hybrid, "acme-key");
+    let other = engine
+        .root()
+        .create_tenant(tenant("other", IsolationMode::Physical, Some("acme.key")))
+        .unwrap()
+        .tenant
+        .id;
+    drop(engine);
+
+    // With a provider that keeps both in MEMSILO_KEY_ACME_KEY, the directory does not open.
+    let by_variable = || Options {
+        keyring: None,
+        key_provider: Some(Arc::new(VariableNamedRing(KeyringDir::open(&keys, None).unwrap()))),
+        ..options(None)
+    };
+    let e = Engine::open(&data, by_variable()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Internal);
+    let text = e.to_string();
+    assert!(
+        text.contains("keys acme-key and acme.key are both kept in variable MEMSILO_KEY_ACME_KEY"),
+        "{text}"
+    );
+
+    // Once one of them is gone, it opens, and a new id colliding with one in use is refused
+    // at creation and at rotation, naming both ids; nothing is made.
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    engine.root().delete_tenant(&other).unwrap();
+    engine.run_pending_purges().unwrap();
+    drop(engine);
+    let engine = Engine::open(&data, by_variable()).unwrap();
+    let root = engine.root();
+    for colliding in ["ACME_KEY", "Acme.Key"] {
+        let e = root
+            .create_tenant(tenant("again", IsolationMode::Hybrid, Some(colliding)))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "{colliding}");
+        assert!(
+            e.to_string().contains(&format!("keys acme-key and {colliding} are both kept")),
+            "{e}"
+        );
+        let e = root.rotate_tenant_key(&acme, Some(colliding)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict, "{colliding}");
+    }
+    // The instance key's variable is taken too.
+    let e =
+        root.create_tenant(tenant("again", IsolationMode::Hybrid, Some("INSTANCE"))).unwrap_err();
+    assert!(e.to_string().contains("keys instance and INSTANCE are both kept"), "{e}");
+    assert!(root.list_tenants(Page::default(), None, None).unwrap().items.len() == 1);
+    root.create_tenant(tenant("again", IsolationMode::Hybrid, Some("acme-key-2"))).unwrap();
+}
+
 /// Copies directory `from` to `to` (the tenant's files as a backup would hold them).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
