@@ -4,7 +4,9 @@
 //!
 //! - filtered recall p50/p99 and recall@10 against the exact filtered answer, for a built-in
 //!   field filter (`agent_id`, `tags`) and a metadata filter (`metadata.customer`);
-//! - `list_memories` of the whole namespace by cursor (pages of 1000), memories per second;
+//! - `list_memories` of the whole namespace by cursor (pages of 1000), memories per second,
+//!   and how often the listing thread waited or was preempted (wall time above CPU time is
+//!   then the machine's load, not waiting);
 //! - a session's memories and its memory count (`session_memories`, `get_session`,
 //!   `list_sessions`) with 100 sessions of 1% each;
 //! - upsert: batches of 1000 existing ids with new vectors, memories per second (CPU time of
@@ -113,7 +115,7 @@ fn filtered_recall(
 
 fn list_all(engine: &Engine, n: usize) {
     let root = engine.root();
-    let (started, cpu0) = (Instant::now(), cpu());
+    let (started, cpu0, switches0) = (Instant::now(), cpu(), switches());
     let (mut listed, mut pages, mut cursor) = (0usize, 0usize, None);
     loop {
         let page = root
@@ -134,9 +136,10 @@ fn list_all(engine: &Engine, n: usize) {
     let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
     assert_eq!(listed, n);
     println!(
-        "list_memories by cursor: {listed} memories in {pages} pages of 1000 in {:.2}s: {} (target >= 200k/s)",
+        "list_memories by cursor: {listed} memories in {pages} pages of 1000 in {:.2}s: {} (target >= 200k/s; {})",
         wall.as_secs_f64(),
-        rate(listed, wall, used)
+        rate(listed, wall, used),
+        switched(switches0)
     );
 }
 
@@ -191,16 +194,34 @@ fn session_reads(engine: &Engine, n: usize) {
     println!("list_sessions (100 sessions with their counts): p50 {}  p99 {}", ms(p50), ms(p99));
 }
 
-/// CPU time this process has spent in the kernel so far.
-fn kernel_cpu() -> Duration {
+fn rusage(who: libc::c_int) -> libc::rusage {
     // SAFETY: rusage is plain integers (all-zero is valid), and getrusage fills the struct
     // it is given.
-    let usage = unsafe {
+    unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &raw mut usage);
+        libc::getrusage(who, &raw mut usage);
         usage
-    };
+    }
+}
+
+/// CPU time this process has spent in the kernel so far.
+fn kernel_cpu() -> Duration {
+    let usage = rusage(libc::RUSAGE_SELF);
     Duration::new(usage.ru_stime.tv_sec as u64, usage.ru_stime.tv_usec as u32 * 1000)
+}
+
+/// Context switches of this thread so far: (voluntary, involuntary). A voluntary one is a
+/// wait (I/O, a lock); an involuntary one is the scheduler giving the core to another
+/// runnable thread (the machine's load).
+fn switches() -> (i64, i64) {
+    let usage = rusage(libc::RUSAGE_THREAD);
+    (usage.ru_nvcsw, usage.ru_nivcsw)
+}
+
+/// "N waits, M preemptions" since `from` (see [`switches`]).
+fn switched(from: (i64, i64)) -> String {
+    let now = switches();
+    format!("{} waits, {} preemptions", now.0 - from.0, now.1 - from.1)
 }
 
 fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
@@ -232,7 +253,7 @@ fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
 
 fn export_import(engine: &Engine, n: usize) {
     let root = engine.root();
-    let (started, cpu0) = (Instant::now(), cpu());
+    let (started, cpu0, switches0) = (Instant::now(), cpu(), switches());
     let mut text = Vec::with_capacity(n * 4096);
     let mut cursor = None;
     let mut lines = 0usize;
@@ -252,10 +273,11 @@ fn export_import(engine: &Engine, n: usize) {
     }
     let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
     println!(
-        "export: {lines} lines ({:.0} MB) in {:.2}s: {} (target >= 50k/s)",
+        "export: {lines} lines ({:.0} MB) in {:.2}s: {} (target >= 50k/s; {})",
         text.len() as f64 / 1e6,
         wall.as_secs_f64(),
-        rate(n, wall, used)
+        rate(n, wall, used),
+        switched(switches0)
     );
 
     import(engine, n, &text, "import");
