@@ -13,7 +13,7 @@ import threading
 
 import pytest
 from dakera import DakeraClient
-from dakera.exceptions import AuthenticationError, AuthorizationError, NotFoundError
+from dakera.exceptions import AuthenticationError, AuthorizationError, NotFoundError, ValidationError
 from dakera.models import BatchForgetRequest, BatchMemoryFilter, MemoryPolicy
 
 ADMIN_KEY = "dakera-guide-admin-key-0123456789abcdef"
@@ -227,3 +227,18 @@ def test_16_delete_a_tenant(svc):
     with pytest.raises(NotFoundError):
         svc.admin.get_namespace("tenant-acme")
     assert "tenant-acme" not in {n.name for n in svc.admin.list_namespaces()}
+
+
+def test_17_encryption_key_rotation_is_refused_without_echoing_the_key(svc):
+    # Dakera's server-wide rotation sends key material; memsilo never takes it in a request.
+    secret = "5ec12e7" * 9 + "f"  # 64 hex digits
+    with pytest.raises(ValidationError) as refused:
+        svc.admin.rotate_encryption_key(new_key=secret)
+    assert refused.value.status_code == 400
+    # The SDK's exception text carries the body's `error` (the code); the reason is the body's
+    # `message`, which the exception keeps.
+    body = refused.value.response_body
+    assert body["error"] == "invalid_argument" and body["field"] == "route", body
+    assert "never takes key material" in body["message"], body
+    assert "/api/v1/tenants/{id}/rotate-key" in body["message"], body
+    assert secret not in str(refused.value) and secret not in str(body)

@@ -522,6 +522,28 @@ pub static ROUTES: &[DakeraRoute] = &[
         200, SESSION_MEMORIES, &[], "Dakera: a session's memories"),
 ];
 
+/// Dakera routes memsilo refuses, each with why and what to do instead: the SDK's call gets
+/// `400 invalid_argument` naming `route` and saying so, not a bare `404`. The refusal comes
+/// before authentication and reads no body (nothing of what was sent is kept or logged).
+pub const REFUSED: &[(Method, &str, &str)] = &[(
+    Method::Post,
+    "/v1/admin/encryption/rotate-key",
+    "is refused: memsilo never takes key material (new_key) in a request, where it would \
+     cross the network and any proxy in the clear (memsilo serve speaks plain HTTP), and keys \
+     live in its key provider (--keyring). Rotate a tenant's key with POST \
+     /api/v1/tenants/{id}/rotate-key {\"new_key_id\"} (to bring your own key, put it in the \
+     keyring under that id first); the instance key is not rotated online: export and import \
+     into a directory created with a new keyring (docs: encryption)",
+)];
+
+/// The refusal for `method` `path` when it is one of [`REFUSED`].
+pub fn refusal(method: &str, path: &str) -> Option<Error> {
+    REFUSED
+        .iter()
+        .find(|(m, p, _)| m.as_str() == method && *p == path)
+        .map(|(m, p, why)| Error::invalid("route", format!("{} {p} {why}", m.as_str())))
+}
+
 /// The Dakera routes whose operation this build has.
 pub fn routes() -> impl Iterator<Item = &'static DakeraRoute> {
     ROUTES.iter().filter(|r| memsilo::api::Request::OPERATIONS.contains(&r.route.op))
@@ -548,6 +570,21 @@ mod tests {
         }
         let shared = crate::routes::ROUTES.iter().filter(|r| shared_route_adapter(r).is_some());
         assert_eq!(shared.count(), 6);
+    }
+
+    #[test]
+    fn dakeras_encryption_key_rotation_is_refused_saying_why_and_what_instead() {
+        let e = refusal("POST", "/v1/admin/encryption/rotate-key").expect("refused");
+        assert_eq!(e.code(), memsilo::ErrorCode::InvalidArgument);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("route: POST /v1/admin/encryption/rotate-key is refused"),
+            "{text}"
+        );
+        assert!(text.contains("never takes key material"), "{text}");
+        assert!(text.contains("/api/v1/tenants/{id}/rotate-key"), "{text}");
+        assert!(refusal("GET", "/v1/admin/encryption/rotate-key").is_none());
+        assert!(refusal("POST", "/v1/admin/encryption/rotate-keys").is_none());
     }
 
     #[test]

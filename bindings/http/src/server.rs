@@ -171,6 +171,9 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 pub(crate) async fn not_found(req: Request) -> Response {
+    if let Some(e) = crate::dakera::refusal(req.method().as_str(), req.uri().path()) {
+        return response::error(&e);
+    }
     let what = format!("{} {}", req.method(), req.uri().path());
     response::error(&Error::not_found("route", what))
 }
