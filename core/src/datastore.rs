@@ -137,8 +137,9 @@ pub(crate) struct DataTables {
     pub entity_relations: Table<Bytes, Bytes>,
     /// ns ‖ term ‖ 0 ‖ first slot → a block of postings (see [`crate::keyword`]).
     pub postings: Table<Bytes, Bytes>,
-    /// ns ‖ field tag ‖ value ‖ memory key → vector slot: secondary keys of the memories'
-    /// built-in fields and metadata (see `filter`).
+    /// ns ‖ field tag ‖ value ‖ slot ‖ memory key → vector slot: secondary keys of the
+    /// memories' built-in fields and metadata; the order keys (`importance`, `created_at`,
+    /// `updated_at`) have no slot part (see `filter`).
     pub fields: Table<Bytes, Bytes>,
     /// ns ‖ session key (see `session`) → session (JSON).
     pub sessions: Table<Bytes, Bytes>,
