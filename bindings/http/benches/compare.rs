@@ -8,7 +8,10 @@
 //! - store: one memory (id, text, vector) per request into one of 16 tenants' namespaces /
 //!   collections (client `c` writes to tenant `c % 16`);
 //! - recall: the top 10 over the same 10,000-vector corpus (one namespace / collection),
-//!   query vectors drawn from the corpus's distribution.
+//!   query vectors drawn from the corpus's distribution;
+//! - store with 1% malformed requests mixed in (64 clients): every hundredth request carries
+//!   a 3-dimensional vector, which both systems must refuse (a 4xx) while every other request
+//!   of the same moment is stored.
 //!
 //! Each phase runs `BENCH_SECS` (default 5) per level. The servers' CPU time (process and
 //! children, from `/proc`) is printed beside the wall clock. Writes `benches/compare/http.md`
@@ -219,9 +222,30 @@ struct Row {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Well-formed requests that did not get a 2xx.
     failed: usize,
+    /// Malformed requests sent, and those of them answered with a 4xx.
+    malformed: usize,
+    refused: usize,
     cpu_s: f64,
     wall_s: f64,
+}
+
+/// The phase whose every hundredth store is malformed (see the module's documentation).
+const MIXED: &str = "mixed";
+
+/// Whether request `i` of client `c` in the [`MIXED`] phase is malformed.
+fn is_malformed(c: usize, i: usize) -> bool {
+    (c * 7919 + i).is_multiple_of(100)
+}
+
+/// What a client of a phase saw: latencies, well-formed failures, malformed sent and refused.
+#[derive(Default)]
+struct Seen {
+    lat: Vec<Duration>,
+    failed: usize,
+    malformed: usize,
+    refused: usize,
 }
 
 fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecs: &[String]) -> Row {
@@ -229,30 +253,35 @@ fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecs:
     let cpu0 = cpu_tree(pid);
     let started = Instant::now();
     let limit = Duration::from_secs_f64(secs);
-    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+    let short = "[0.5,0.5,0.5]";
+    let results: Vec<Seen> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|c| {
                 s.spawn(move || {
                     let agent = agent();
-                    let (mut lat, mut failed, mut i) = (Vec::new(), 0, 0usize);
+                    let (mut seen, mut i) = (Seen::default(), 0usize);
                     while started.elapsed() < limit {
-                        let v = &vecs[(c * 7919 + i) % vecs.len()];
-                        let (url, body) = if phase == "store" {
+                        let bad = phase == MIXED && is_malformed(c, i);
+                        let v = if bad { short } else { &vecs[(c * 7919 + i) % vecs.len()] };
+                        let (url, body) = if phase == "recall" {
+                            (sys.recall_url.as_str(), (sys.recall_body)(v))
+                        } else {
                             let t = c % TENANTS;
                             let id = format!("{phase}-{clients}-{c}-{i}");
                             (sys.store_url[t].as_str(), (sys.store_body)(t, &id, v))
-                        } else {
-                            (sys.recall_url.as_str(), (sys.recall_body)(v))
                         };
                         let t0 = Instant::now();
                         let (status, _) = post(&agent, url, sys.auth.as_deref(), body);
-                        lat.push(t0.elapsed());
-                        if !(200..300).contains(&status) {
-                            failed += 1;
+                        seen.lat.push(t0.elapsed());
+                        if bad {
+                            seen.malformed += 1;
+                            seen.refused += usize::from((400..500).contains(&status));
+                        } else if !(200..300).contains(&status) {
+                            seen.failed += 1;
                         }
                         i += 1;
                     }
-                    (lat, failed)
+                    seen
                 })
             })
             .collect();
@@ -260,8 +289,10 @@ fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecs:
     });
     let wall = started.elapsed().as_secs_f64();
     let cpu_s = cpu_tree(pid) - cpu0;
-    let failed = results.iter().map(|r| r.1).sum();
-    let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
+    let failed = results.iter().map(|r| r.failed).sum();
+    let malformed = results.iter().map(|r| r.malformed).sum();
+    let refused = results.iter().map(|r| r.refused).sum();
+    let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.lat).collect();
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
@@ -275,12 +306,14 @@ fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecs:
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         failed,
+        malformed,
+        refused,
         cpu_s,
         wall_s: wall,
     };
     println!(
-        "{:8} {:6} {:3} clients {:8.0} req/s  p50 {:7.2} ms  p99 {:7.2} ms  failed {}  server CPU {:.1} s in {:.1} s",
-        row.system, row.phase, row.clients, row.rps, row.p50_ms, row.p99_ms, row.failed, row.cpu_s, row.wall_s
+        "{:8} {:6} {:3} clients {:8.0} req/s  p50 {:7.2} ms  p99 {:7.2} ms  failed {}  malformed refused {}/{}  server CPU {:.1} s in {:.1} s",
+        row.system, row.phase, row.clients, row.rps, row.p50_ms, row.p99_ms, row.failed, row.refused, row.malformed, row.cpu_s, row.wall_s
     );
     row
 }
@@ -308,30 +341,58 @@ fn main() {
         for clients in LEVELS {
             rows.push(run_phase(&sys, "store", clients, secs, &queries));
         }
+        rows.push(run_phase(&sys, MIXED, 64, secs, &queries));
         unsafe { libc::kill(sys.child.id() as i32, libc::SIGTERM) };
         let _ = sys.child.wait();
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut md = String::from(
-        "| system | request | clients | req/s | p50 ms | p99 ms | failed | server CPU s / 1k req |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| system | request | clients | req/s | p50 ms | p99 ms | failed | malformed refused | server CPU s / 1k req |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    let mut csv = String::from("system,phase,clients,rps,p50_ms,p99_ms,failed,cpu_s,wall_s\n");
+    let mut csv = String::from(
+        "system,phase,clients,rps,p50_ms,p99_ms,failed,malformed,refused,cpu_s,wall_s\n",
+    );
     for r in &rows {
         let per_k = r.cpu_s / (r.rps * r.wall_s / 1000.0).max(1e-9);
-        let request = if r.phase == "store" { "store 1 memory" } else { "recall top 10 of 10k" };
+        let request = match r.phase {
+            "store" => "store 1 memory",
+            MIXED => "store, 1% malformed",
+            _ => "recall top 10 of 10k",
+        };
+        let refused = if r.malformed == 0 {
+            "–".to_owned()
+        } else {
+            format!("{} of {}", r.refused, r.malformed)
+        };
         let _ = writeln!(
             md,
-            "| {} | {request} | {} | {:.0} | {:.2} | {:.2} | {} | {per_k:.2} |",
+            "| {} | {request} | {} | {:.0} | {:.2} | {:.2} | {} | {refused} | {per_k:.2} |",
             r.system, r.clients, r.rps, r.p50_ms, r.p99_ms, r.failed
         );
         let _ = writeln!(
             csv,
-            "{},{},{},{:.1},{:.3},{:.3},{},{:.2},{:.2}",
-            r.system, r.phase, r.clients, r.rps, r.p50_ms, r.p99_ms, r.failed, r.cpu_s, r.wall_s
+            "{},{},{},{:.1},{:.3},{:.3},{},{},{},{:.2},{:.2}",
+            r.system,
+            r.phase,
+            r.clients,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.failed,
+            r.malformed,
+            r.refused,
+            r.cpu_s,
+            r.wall_s
         );
     }
-    let _ = writeln!(md, "\n{secs} s per row; load average at the end: {}", load.trim());
+    let _ = writeln!(
+        md,
+        "\n{secs} s per row; load average at the end: {}. `failed`: well-formed requests not \
+         answered 2xx. The 1% malformed store requests carry a 3-dimensional vector \
+         (the collections hold 384); `malformed refused`: those answered with a 4xx.",
+        load.trim()
+    );
     print!("\n{md}");
     std::fs::write(out_dir.join("http.md"), md).unwrap();
     std::fs::write(out_dir.join("http.csv"), csv).unwrap();
