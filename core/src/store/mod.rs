@@ -131,6 +131,7 @@ impl<T: Tables> Store<T> {
                 committed: std::collections::VecDeque::new(),
                 settled: 0,
                 next_ticket: 0,
+                handed_sync: None,
             }),
             commits: AtomicU64::new(0),
             syncs: AtomicU64::new(0),

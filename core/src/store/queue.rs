@@ -142,6 +142,10 @@ pub(super) struct Queue<T> {
     /// Tickets below this are settled.
     pub(super) settled: u64,
     pub(super) next_ticket: u64,
+    /// A sync of the committed groups handed by a commit thread that went on to lead the
+    /// next group to another commit thread (see [`Store::settle`]); it holds the
+    /// environment open until that thread has synced it.
+    pub(super) handed_sync: Option<Arc<Store<T>>>,
 }
 
 /// The members of a committed group, settled together.
@@ -164,7 +168,8 @@ pub(super) fn result_of<R>(outcome: Option<Outcome>, value: Option<R>) -> Result
 }
 
 /// One of an environment's commit threads: leads the groups that tasks' writes wait in (see
-/// [`Store::write_ns_async`]) until it has had nothing to do for [`COMMITTER_IDLE`], or the
+/// [`Store::write_ns_async`]) and syncs the groups another commit thread handed over (see
+/// [`Store::settle`]) until it has had nothing to do for [`COMMITTER_IDLE`], or the
 /// environment is dropped (it holds no reference to it while it waits).
 pub(super) fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
     let me = std::thread::current();
@@ -174,7 +179,20 @@ pub(super) fn commit_thread<T: Tables>(store: &Weak<Store<T>>) {
         let mut q = s.queue.lock();
         q.idle.retain(|t| t.id() != me.id());
         if !q.leading && !q.pending.is_empty() {
-            s.lead(q);
+            s.lead_handing_sync(q);
+            busy = Instant::now();
+            continue;
+        }
+        // A sync handed over by the thread leading now (or by this one, if the other
+        // thread took the lead first): it makes every group committed by now durable.
+        if let Some(held) = q.handed_sync.take() {
+            let end = q.committed.back().map(|b| b.end);
+            drop(q);
+            if let Some(end) = end {
+                for w in held.sync_committed(end) {
+                    w.wake();
+                }
+            }
             busy = Instant::now();
             continue;
         }

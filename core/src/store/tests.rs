@@ -306,3 +306,42 @@ fn awaited_writes_commit_together_and_fail_alone() {
         })
         .unwrap();
 }
+
+/// Awaited writes arriving without pause from many threads: the commit thread that
+/// committed a group leads the next one at once and hands its group's sync to the other
+/// commit thread. Every write is answered (none waits for a sync nobody makes), groups
+/// are shared, and every row is stored.
+#[test]
+fn awaited_writes_without_pause_are_each_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::<TestTables>::open(dir.path(), 1 << 22, None).unwrap());
+    let (before, syncs_before) = (store.stats(), store.syncs());
+    let (threads, each) = (8u64, 150u64);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..each {
+                    let key = (t * 1000 + i).to_be_bytes();
+                    block_on(
+                        store.write_ns_async(ANY_NAMESPACE, move |w, c| {
+                            Ok(c.rows.put(w, &key, b"v")?)
+                        }),
+                    )
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let done = store.stats() - before;
+    assert_eq!(done.writes, threads * each);
+    assert!(done.commits < done.writes, "writes were grouped: {done:?}");
+    // The last group has no commit after it: a sync of the environment settled it.
+    assert!(store.syncs() > syncs_before, "{done:?}");
+    store
+        .read(|r, c| {
+            assert_eq!(c.rows.len(r)?, threads * each);
+            Ok(())
+        })
+        .unwrap();
+}

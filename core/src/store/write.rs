@@ -92,7 +92,22 @@ impl<T: Tables> Store<T> {
 
     /// Runs the queued writes as one group and settles it (see [`Store::join`]); the caller
     /// found no other thread leading.
-    pub(super) fn lead(&self, mut q: parking_lot::MutexGuard<'_, Queue<T>>) {
+    pub(super) fn lead(&self, q: parking_lot::MutexGuard<'_, Queue<T>>) {
+        self.lead_group(q, None);
+    }
+
+    /// [`Store::lead`] by one of the environment's commit threads: when writes are queued
+    /// once its group is committed, it leads their group next and hands its own group's
+    /// sync to the other commit thread (see [`Store::settle`]).
+    pub(super) fn lead_handing_sync(self: &Arc<Self>, q: parking_lot::MutexGuard<'_, Queue<T>>) {
+        self.lead_group(q, Some(self));
+    }
+
+    fn lead_group(
+        &self,
+        mut q: parking_lot::MutexGuard<'_, Queue<T>>,
+        handing: Option<&Arc<Self>>,
+    ) {
         q.leading = true;
         let group = std::mem::take(&mut q.pending);
         let end = q.next_ticket;
@@ -103,7 +118,7 @@ impl<T: Tables> Store<T> {
             group.iter().map(|(m, _)| unsafe { &mut *m.0 }).collect();
         let synced = self.run_group(&mut members);
         drop(members);
-        self.settle(group, end, synced);
+        self.settle(group, end, synced, handing);
     }
 
     /// [`Store::write_ns`] for a caller on an async executor: the write is queued at once
@@ -189,7 +204,21 @@ impl<T: Tables> Store<T> {
     /// durable, hands the lead on, then syncs the environment for its own group while the
     /// next group commits, and settles it (see [`Store::join`]). `synced`: the group's
     /// commit synced the data file.
-    fn settle(&self, group: Vec<(MemberPtr<T>, Waiter<T>)>, end: u64, synced: bool) {
+    ///
+    /// A commit thread (`handing`) that finds tasks' writes queued does it the other way
+    /// round: it hands the sync to the environment's other commit thread and returns to
+    /// lead the next group itself. The next commit then begins at once instead of after
+    /// the other thread has woken up, a wait that is part of every group's cycle when the
+    /// cores are busy; the sync waits for it instead, and runs beside that commit all the
+    /// same. Its group is answered after that sync, or after the next commit's, whichever
+    /// ends first.
+    fn settle(
+        &self,
+        group: Vec<(MemberPtr<T>, Waiter<T>)>,
+        end: u64,
+        synced: bool,
+        handing: Option<&Arc<Self>>,
+    ) {
         let mut q = self.queue.lock();
         let mut durable = Vec::new();
         if synced {
@@ -212,6 +241,26 @@ impl<T: Tables> Store<T> {
             durable.extend(batch.threads);
         }
         q.leading = false;
+        let hand = match handing {
+            Some(me) if sync && q.committers >= 2 => {
+                matches!(q.pending.first(), Some((_, Waiter::Task(_)))).then(|| me.clone())
+            }
+            _ => None,
+        };
+        if let Some(me) = hand {
+            // The other commit thread is idle (woken here) or syncing (it looks for a
+            // handed sync before it waits); it syncs every group committed by then.
+            q.handed_sync = Some(me);
+            let other = q.idle.pop();
+            drop(q);
+            if let Some(t) = other {
+                t.unpark();
+            }
+            for w in durable {
+                w.wake();
+            }
+            return;
+        }
         // A task's write is led by an idle commit thread; with none idle, by a busy one when
         // it is done (each looks for queued writes before it waits).
         let next_leader = match q.pending.first() {
