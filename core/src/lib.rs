@@ -75,8 +75,8 @@ pub use datastore::NamespaceId;
 #[cfg(feature = "minilm")]
 pub use embed::MiniLmEmbedder;
 pub use embed::{
-    embedder_from_setting, load_model, pull_model, Embedder, HashEmbedder, ModelEmbedder,
-    ModelPaths, StaticEmbedder, DEFAULT_MODEL, DOWNLOAD_PROGRESS,
+    embedder_from_env, embedder_from_setting, load_model, pull_model, Embedder, HashEmbedder,
+    ModelEmbedder, ModelPaths, StaticEmbedder, DEFAULT_MODEL, DOWNLOAD_PROGRESS,
 };
 pub use engine::Engine;
 pub use error::{Error, ErrorCode, Result};

@@ -119,3 +119,32 @@ def test_a_broken_model_directory_in_memsilo_embedder_fails_open(tmp_path: Path)
         )
         assert served.returncode != 0 and f"--embedder {model}: " in served.stderr, served.stderr
         assert says[name] in served.stderr, served.stderr
+
+
+def test_a_broken_model_found_by_name_fails_open_naming_the_file(tmp_path: Path) -> None:
+    """A broken copy of the default model in ``MEMSILO_MODEL_DIR`` (found by name, no
+    ``MEMSILO_EMBEDDER``) is the same clear error as a broken directory given explicitly,
+    not a warning and the hashing embedder."""
+    assert (MODEL / "model.safetensors").is_file(), f"{MODEL} missing: run `make models`"
+    models = tmp_path / "models"
+    models.mkdir()
+    broken_models(tmp_path)["wrong-shape"].rename(models / "potion-base-8M")
+    env = dict(os.environ, MEMSILO_MODEL_DIR=str(models), MEMSILO_OFFLINE="1",
+               MEMSILO_CACHE_DIR=str(tmp_path / "empty"))
+    env.pop("MEMSILO_EMBEDDER", None)
+    says = "`embeddings` has 100 rows but tokenizer.json has 29528 tokens"
+    ran = subprocess.run(
+        [sys.executable, "-c", OPEN_SCRIPT, str(tmp_path / "data")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("embedder ") and says in ran.stdout, ran.stdout
+    assert str(models / "potion-base-8M" / "model.safetensors") in ran.stdout, ran.stdout
+    assert "is not available" not in ran.stderr, ran.stderr
+    served = subprocess.run(
+        [sys.executable, "-m", "memsilo", "serve", "--data", str(tmp_path / "srv"),
+         "--listen", "127.0.0.1:0"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert served.returncode != 0 and "model potion-base-8M: " in served.stderr, served.stderr
+    assert says in served.stderr, served.stderr

@@ -13,14 +13,12 @@ use serde_json::{json, Value};
 /// Opens (creating if needed) the data directory `path` in this process as the root
 /// principal, with the keyring `keyring` (`None`: the `MEMSILO_KEYRING` setting, if any).
 /// The engine's warnings (a missing embedding model, background failures, a model's
-/// download) go to stderr through [`crate::log`]. A `MEMSILO_EMBEDDER` setting naming a
-/// model directory loads it now: a broken one fails here, as `memsilo serve` does.
+/// download) go to stderr through [`crate::log`]. The embedding model (`MEMSILO_EMBEDDER`,
+/// else the default), if installed, is loaded now: a broken one fails here, as `memsilo
+/// serve` does (see [`memsilo::embedder_from_env`]).
 pub fn open(path: &Path, keyring: Option<PathBuf>) -> Result<Handle> {
     crate::log::install();
-    let mut options = Options::default();
-    if let Some(setting) = std::env::var("MEMSILO_EMBEDDER").ok().filter(|s| !s.trim().is_empty()) {
-        options.embedder = memsilo::embedder_from_setting(&setting)?;
-    }
+    let mut options = Options { embedder: memsilo::embedder_from_env()?, ..Options::default() };
     if keyring.is_some() {
         options.keyring = keyring;
     }

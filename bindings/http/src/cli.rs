@@ -365,10 +365,13 @@ fn serve_until_signal(args: &ServeArgs) -> Result<(), String> {
         keyring: args.keyring.as_ref().map(Into::into),
         ..Options::default()
     };
-    if let Some(setting) = &args.embedder {
-        options.embedder = memsilo::embedder_from_setting(setting)
-            .map_err(|e| format!("--embedder {setting}: {e}"))?;
-    }
+    // An installed model is loaded now: a broken one stops the server here, named.
+    options.embedder = match &args.embedder {
+        Some(setting) => memsilo::embedder_from_setting(setting)
+            .map_err(|e| format!("--embedder {setting}: {e}"))?,
+        None => memsilo::embedder_from_setting(memsilo::DEFAULT_MODEL)
+            .map_err(|e| format!("model {}: {e}", memsilo::DEFAULT_MODEL))?,
+    };
     let engine = Engine::open(&args.data, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
     admin_key(&engine)?;

@@ -306,6 +306,13 @@ fn responses(route: &Route, components: &mut schemas::Components) -> Value {
     for status in ["400", "401", "403", "404", "409", "413", "429", "500"] {
         out[status] = json!({ "$ref": format!("#/components/responses/{status}") });
     }
+    if route.method.as_str() == "GET" && !route.query.is_empty() {
+        out["414"] = json!({
+            "description": "URI Too Long: the URL is over 65,534 bytes, the HTTP layer's fixed \
+                limit, checked before memsilo reads the request: the body is empty, so it names \
+                no field. Send long arguments (a long `query`) with the POST form.",
+        });
+    }
     out
 }
 

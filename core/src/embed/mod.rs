@@ -21,7 +21,8 @@ pub use hub::DOWNLOAD_PROGRESS;
 pub use minilm::MiniLmEmbedder;
 pub use model2vec::StaticEmbedder;
 pub use models::{
-    embedder_from_setting, load_model, pull_model, ModelEmbedder, ModelPaths, DEFAULT_MODEL,
+    embedder_from_env, embedder_from_setting, load_model, pull_model, ModelEmbedder, ModelPaths,
+    DEFAULT_MODEL,
 };
 
 use crate::error::{Error, Result};

@@ -197,12 +197,35 @@ pub fn pull_model(paths: &ModelPaths, name: &str, from: Option<&Path>) -> Result
 }
 
 /// The engine's embedder for new namespaces: a model found by name or at a path, resolved on
-/// first use. If no model can be had it says so once on stderr, with how to install one, and
-/// embeds with the [`HashEmbedder`] instead (whose name is then what namespaces record, so
-/// their vectors never mix with the model's).
+/// first use. If no model can be had (none installed, and none downloaded) it says so once on
+/// stderr, with how to install one, and embeds with the [`HashEmbedder`] instead (whose name
+/// is then what namespaces record, so their vectors never mix with the model's). A model that
+/// is there but does not load (its files in the directory given, or in the copy found by name
+/// in `MEMSILO_MODEL_DIR` or the cache, but a file unreadable, a matrix that does not fit its
+/// tokenizer) is not a fallback: every embedding fails with the `invalid_argument` error
+/// naming `embedder` and the file, until it is fixed (and the process restarted).
 pub struct ModelEmbedder {
     source: Source,
-    resolved: OnceLock<Arc<dyn Embedder>>,
+    resolved: OnceLock<Resolved>,
+}
+
+/// What a [`ModelEmbedder`] resolved to.
+enum Resolved {
+    Ready(Arc<dyn Embedder>),
+    /// A model that is there but does not load: its error's field and reason.
+    Broken {
+        field: String,
+        reason: String,
+    },
+}
+
+impl Resolved {
+    fn broken(e: Error) -> Resolved {
+        match e {
+            Error::InvalidArgument { field, reason } => Resolved::Broken { field, reason },
+            e => Resolved::Broken { field: "embedder".into(), reason: e.to_string() },
+        }
+    }
 }
 
 enum Source {
@@ -252,15 +275,58 @@ impl ModelEmbedder {
             .map_or_else(|| Self::named(DEFAULT_MODEL), |s| Self::from_setting(&s))
     }
 
-    fn get(&self) -> &Arc<dyn Embedder> {
-        self.resolved.get_or_init(|| match &self.source {
-            Source::Hash => Arc::new(HashEmbedder::default()),
-            Source::Named(name) => by_name(name).unwrap_or_else(|e| fallback(name, &e)),
+    /// The embedder, resolved on the first call; the error of a model that is there but does
+    /// not load.
+    fn get(&self) -> Result<&Arc<dyn Embedder>> {
+        match self.resolved.get_or_init(|| self.resolve()) {
+            Resolved::Ready(e) => Ok(e),
+            Resolved::Broken { field, reason } => Err(Error::invalid(field, reason)),
+        }
+    }
+
+    fn resolve(&self) -> Resolved {
+        match &self.source {
+            Source::Hash => Resolved::Ready(Arc::new(HashEmbedder::default())),
+            Source::Named(name) => match by_name(name) {
+                Ok(e) => Resolved::Ready(e),
+                // Installed but broken: the user's to fix, not "no model can be had".
+                Err(e) if ModelPaths::from_env().find(name).is_some() => Resolved::broken(e),
+                Err(e) => Resolved::Ready(fallback(name, &e)),
+            },
             Source::Path(dir) => {
-                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model").to_owned();
-                load_model(dir, &name).unwrap_or_else(|e| fallback(&name, &e))
+                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+                match load_model(dir, name) {
+                    Ok(e) => Resolved::Ready(e),
+                    Err(e) if is_model_dir(dir) => Resolved::broken(e),
+                    Err(e) => Resolved::Ready(fallback(name, &e)),
+                }
             }
-        })
+        }
+    }
+
+    /// Loads the model now if a copy is installed (found by name, or the directory given
+    /// holds its files), so that a broken one is an error at once rather than at the first
+    /// text embedded.
+    /// A model not installed is left to its first use (a download, or the fallback).
+    pub fn load_if_installed(&self) -> Result<()> {
+        let installed = match &self.source {
+            Source::Hash => true,
+            Source::Path(dir) => is_model_dir(dir),
+            Source::Named(name) => ModelPaths::from_env().find(name).is_some(),
+        };
+        if installed {
+            self.get()?;
+        }
+        Ok(())
+    }
+
+    /// The name a broken model is known by (the embedder's name cannot fail).
+    fn source_name(&self) -> &str {
+        match &self.source {
+            Source::Named(n) => n,
+            Source::Path(dir) => dir.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+            Source::Hash => "hash",
+        }
     }
 }
 
@@ -272,19 +338,27 @@ fn setting_dir(setting: &str) -> Option<&Path> {
 }
 
 /// The embedder of an `embedder` setting (`MEMSILO_EMBEDDER`, `memsilo serve --embedder`), as
-/// [`ModelEmbedder::from_setting`] resolves it, except that a model directory is loaded now:
+/// [`ModelEmbedder::from_setting`] resolves it, except that an installed model is loaded now:
 /// a directory given explicitly that is missing or broken (a missing file, a matrix whose
-/// shape does not fit its tokenizer) is an `invalid_argument` error naming `embedder` and the
-/// file, not a fallback to hashing that every namespace created meanwhile would keep.
+/// shape does not fit its tokenizer), or a broken copy found by name (in `MEMSILO_MODEL_DIR`
+/// or the cache), is an `invalid_argument` error naming `embedder` and the file, not a
+/// fallback to hashing that every namespace created meanwhile would keep. A model not
+/// installed is resolved at its first use, as before (a download, or the fallback).
 pub fn embedder_from_setting(setting: &str) -> Result<Arc<dyn Embedder>> {
     let s = setting.trim();
-    match setting_dir(s) {
-        Some(dir) => {
-            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
-            load_model(dir, name)
-        }
-        None => Ok(Arc::new(ModelEmbedder::from_setting(s))),
+    if let Some(dir) = setting_dir(s) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+        return load_model(dir, name);
     }
+    let e = ModelEmbedder::from_setting(s);
+    e.load_if_installed()?;
+    Ok(Arc::new(e))
+}
+
+/// [`embedder_from_setting`] of the `MEMSILO_EMBEDDER` setting, else of [`DEFAULT_MODEL`]:
+/// what an application or server opening a data directory embeds with.
+pub fn embedder_from_env() -> Result<Arc<dyn Embedder>> {
+    embedder_from_setting(env("MEMSILO_EMBEDDER").as_deref().unwrap_or(DEFAULT_MODEL))
 }
 
 /// Says once per process and model why it is unavailable, and hands out the hashing embedder.
@@ -302,24 +376,26 @@ fn fallback(name: &str, why: &Error) -> Arc<dyn Embedder> {
 }
 
 impl Embedder for ModelEmbedder {
+    /// The model's name (a broken model's: the name or directory it was given as).
     fn name(&self) -> &str {
-        self.get().name()
+        self.get().map_or_else(|_| self.source_name(), |e| e.name())
     }
 
+    /// 0 for a broken model.
     fn dimensions(&self) -> usize {
-        self.get().dimensions()
+        self.get().map_or(0, |e| e.dimensions())
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.get().embed(texts)
+        self.get()?.embed(texts)
     }
 
     /// Not before the model is loaded (its first use loads it).
     fn is_fast(&self) -> bool {
-        self.resolved.get().is_some_and(|e| e.is_fast())
+        matches!(self.resolved.get(), Some(Resolved::Ready(e)) if e.is_fast())
     }
 
     fn token_match(&self, query: &str, texts: &[&str]) -> Result<Option<Vec<f64>>> {
-        self.get().token_match(query, texts)
+        self.get()?.token_match(query, texts)
     }
 }

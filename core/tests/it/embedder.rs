@@ -180,8 +180,8 @@ fn a_matrix_that_does_not_fit_the_tokenizer_is_a_clear_error() {
 }
 
 /// A model directory given as the `embedder` setting (`MEMSILO_EMBEDDER`, `--embedder`) is
-/// loaded at once: broken or missing, it is an error naming the setting and the file, where a
-/// model found by name falls back to hashing with a warning.
+/// loaded at once: broken or missing, it is an error naming the setting and the file (a
+/// model named that is not installed is left to its first use: a download, or hashing).
 #[test]
 fn a_broken_model_directory_in_the_setting_is_an_error_naming_the_file() {
     let wrong_shape = model_with_rows(100);
@@ -211,6 +211,35 @@ fn a_broken_model_directory_in_the_setting_is_an_error_naming_the_file() {
     let ok = memsilo::embedder_from_setting(model_dir().to_str().unwrap()).unwrap();
     assert_eq!((ok.name(), ok.dimensions()), ("potion-base-8M", 256));
     assert_eq!(memsilo::embedder_from_setting("hash").unwrap().name(), "memsilo-hash-384-v1");
+}
+
+/// A [`ModelEmbedder`] whose model is there but does not load (here a directory given with
+/// a wrong-shape matrix; a copy found by name in `MEMSILO_MODEL_DIR` resolves the same way)
+/// fails every embedding with the error naming the file: no fallback to hashing, and a text
+/// write stores nothing (the namespace records no embedder). Vectors from the caller still
+/// work.
+#[test]
+fn a_broken_model_fails_each_embedding_instead_of_falling_back() {
+    let wrong_shape = model_with_rows(100);
+    let embedder = ModelEmbedder::at_path(wrong_shape.path());
+    let e = embedder.embed(&["hello"]).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument { field, .. } if field == "embedder"), "{e}");
+    assert!(e.to_string().contains("model.safetensors") && e.to_string().contains("100 rows"));
+    assert!(embedder.load_if_installed().is_err());
+
+    let name = wrong_shape.path().file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(embedder.name(), name, "a broken model is known by what it was given as");
+    let (_d, engine) = engine_with(Arc::new(embedder));
+    let root = engine.root();
+    root.create_namespace("n", NamespaceOptions::default()).unwrap();
+    let e = root.store_memories("n", vec![StoreMemory::text("hello")]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.to_string().contains("100 rows"), "{e}");
+    assert_eq!(root.get_namespace("n").unwrap().embedder, None);
+    let e = root.recall(Recall::text("hello").namespace("n")).unwrap_err();
+    assert!(e.to_string().contains("100 rows"), "{e}");
+    let vector = StoreMemory { embedding: Some(vec![1.0, 0.0]), ..StoreMemory::text("hello") };
+    root.store_memories("n", vec![vector]).unwrap();
 }
 
 #[test]

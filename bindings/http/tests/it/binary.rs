@@ -224,3 +224,28 @@ fn the_engines_warnings_are_lines_of_the_server_log() {
     sigterm(&run.child);
     assert!(wait_exit(&mut run.child).success());
 }
+
+/// A model found by name (`MEMSILO_MODEL_DIR/potion-base-8M`, the default) that does not load
+/// stops the server at start with the error naming the file, as a broken `--embedder DIR`
+/// does: it is not the "no model can be had" fallback to hashing.
+#[test]
+fn a_broken_model_found_by_name_stops_the_server_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("models/potion-base-8M");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), "{}").unwrap();
+    std::fs::write(model.join("tokenizer.json"), "not a tokenizer").unwrap();
+    std::fs::write(model.join("model.safetensors"), b"").unwrap();
+    let mut cmd = command(&dir.path().join("data"), "127.0.0.1:0", Some(KEY));
+    cmd.env("MEMSILO_MODEL_DIR", dir.path().join("models"))
+        .env("MEMSILO_CACHE_DIR", dir.path().join("empty-cache"))
+        .env("MEMSILO_OFFLINE", "1")
+        .env_remove("MEMSILO_EMBEDDER");
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let file = model.join("tokenizer.json");
+    let want = format!("memsilo: model potion-base-8M: embedder: {}: ", file.display());
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+}

@@ -39,6 +39,11 @@ fn the_document_lists_every_served_route_with_the_error_body() {
     let served = ROUTES.len() + memsilo_http::dakera::routes().count();
     // healthz, metrics, openapi.json and the streamed export and import besides the table.
     assert_eq!(documented, served + 5, "healthz, metrics, openapi.json, export, import");
+    // A GET's arguments are in its URL, which the HTTP layer caps (414, empty body): the
+    // document says so and points to POST.
+    let too_long = &paths["/v1/memory/recall"]["get"]["responses"]["414"]["description"];
+    assert!(too_long.as_str().is_some_and(|d| d.contains("65,534") && d.contains("POST")));
+    assert!(paths["/v1/memory/recall"]["post"]["responses"]["414"].is_null());
     let error = &doc["components"]["schemas"]["Error"];
     assert_eq!(error["required"], serde_json::json!(["error", "message", "code"]));
     assert_eq!(
