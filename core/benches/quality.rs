@@ -385,8 +385,52 @@ fn min_max(xs: &[f64]) -> Vec<f64> {
     xs.iter().map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 1.0 }).collect()
 }
 
-/// Per pool: candidates (indices into its memories) with their cosine, BM25 and token match,
-/// each min-max scaled over those candidates.
+/// Scores scaled over the candidates to mean 0 and standard deviation 1 (z-score; 0 when they
+/// are all equal): the scaling of distribution-based score fusion.
+fn z_score(xs: &[f64]) -> Vec<f64> {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    xs.iter().map(|x| if sd > 0.0 { (x - mean) / sd } else { 0.0 }).collect()
+}
+
+/// How the rerank sweeps scale each score over the candidates before the weighted sums.
+#[derive(Debug, Clone, Copy)]
+enum Scale {
+    MinMax,
+    ZScore,
+}
+
+impl Scale {
+    fn apply(self, xs: &[f64]) -> Vec<f64> {
+        match self {
+            Scale::MinMax => min_max(xs),
+            Scale::ZScore => z_score(xs),
+        }
+    }
+
+    /// `RERANK_SCALES` (e.g. "minmax,zscore"; default min-max only).
+    fn from_env() -> Vec<Scale> {
+        std::env::var("RERANK_SCALES").map_or_else(
+            |_| vec![Scale::MinMax],
+            |v| {
+                v.split(',')
+                    .filter_map(|x| match x.trim() {
+                        "minmax" => Some(Scale::MinMax),
+                        "zscore" => Some(Scale::ZScore),
+                        _ => None,
+                    })
+                    .collect()
+            },
+        )
+    }
+}
+
+/// A pool's candidates' cosine, BM25 and token match, scaled.
+type Scaled = (Vec<f64>, Vec<f64>, Option<Vec<f64>>);
+
+/// Per pool: candidates (indices into its memories) with their cosine, BM25 and token match
+/// (unscaled).
 type Prepared = (Vec<usize>, Vec<f64>, Vec<f64>, Option<Vec<f64>>);
 
 /// Each conversation's turns by dialogue id, for the token match's candidate texts.
@@ -409,7 +453,7 @@ fn prepare(
     let tm = potion.token_match(&p.question, &ctexts).unwrap();
     let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
     let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
-    (cands, min_max(&v), min_max(&k), tm.as_deref().map(min_max))
+    (cands, v, k, tm)
 }
 
 /// Fuses the prepared candidates as the engine fuses three scores, for a grid of
@@ -419,13 +463,19 @@ fn sweep_weights(
     pools: &[Pool],
     prepared: &[Prepared],
     no_match_weight: f64,
-    label: &str,
+    (label, scale): (&str, Scale),
     results: &mut Vec<(String, Split)>,
 ) {
-    for vw in [0.8, 0.85, 0.9, 0.95, 1.0] {
+    let scaled: Vec<Scaled> = prepared
+        .iter()
+        .map(|(_, v, k, tm)| {
+            (scale.apply(v), scale.apply(k), tm.as_deref().map(|t| scale.apply(t)))
+        })
+        .collect();
+    for vw in [0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0] {
         for share in [0.2, 0.3, 0.35, 0.4, 0.5] {
             let mut s = Split::default();
-            for (p, (c, v, k, tm)) in pools.iter().zip(prepared) {
+            for ((p, (c, ..)), (v, k, tm)) in pools.iter().zip(prepared).zip(&scaled) {
                 let (w, side): (f64, Vec<f64>) = match tm {
                     Some(t) => {
                         (vw, v.iter().zip(t).map(|(v, t)| share * v + (1.0 - share) * t).collect())
@@ -479,7 +529,8 @@ fn sweep_match(potion: &dyn Embedder, conversations: &[Conversation], pools: &[P
             .iter()
             .map(|p| prepare(potion, &texts, p, candidates(&p.memories, depth)))
             .collect();
-        sweep_weights(pools, &prepared, 0.6, &format!("depth {depth}"), &mut results);
+        let label = format!("depth {depth}");
+        sweep_weights(pools, &prepared, 0.6, (&label, Scale::MinMax), &mut results);
     }
     print_best("token-match fusion sweep", &mut results, 12);
 }
@@ -493,7 +544,9 @@ fn sweep_rerank(potion: &dyn Embedder, conversations: &[Conversation], pools: &[
     let texts = turn_texts(conversations);
     let mut results: Vec<(String, Split)> = Vec::new();
     let (depths, ns) = rerank_grid();
-    for (dv, dk) in depths {
+    for (scale, (dv, dk)) in
+        Scale::from_env().into_iter().flat_map(|s| depths.iter().map(move |d| (s, *d)))
+    {
         for w1 in [0.3, 0.4, 0.5, 0.6, 0.7] {
             for &n in &ns {
                 let prepared: Vec<Prepared> = pools
@@ -503,7 +556,7 @@ fn sweep_rerank(potion: &dyn Embedder, conversations: &[Conversation], pools: &[
                         let cands = candidates_of(m, dv, dk);
                         let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
                         let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
-                        let (sv, sk) = (min_max(&v), min_max(&k));
+                        let (sv, sk) = (scale.apply(&v), scale.apply(&k));
                         let fused: Vec<f64> =
                             sv.iter().zip(&sk).map(|(v, k)| w1 * v + (1.0 - w1) * k).collect();
                         let mut order: Vec<usize> = (0..cands.len()).collect();
@@ -512,8 +565,8 @@ fn sweep_rerank(potion: &dyn Embedder, conversations: &[Conversation], pools: &[
                         prepare(potion, &texts, p, order.iter().map(|o| cands[*o]).collect())
                     })
                     .collect();
-                let label = format!("depth {dv}:{dk} w1 {w1} n {n}");
-                sweep_weights(pools, &prepared, w1, &label, &mut results);
+                let label = format!("{scale:?} depth {dv}:{dk} w1 {w1} n {n}");
+                sweep_weights(pools, &prepared, w1, (&label, scale), &mut results);
             }
         }
     }
