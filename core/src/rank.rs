@@ -72,11 +72,15 @@ pub(crate) fn hit(m: Memory, sim: f64, eff: f64, via_graph: bool) -> RecallHit {
 
 /// What ranking and the liveness check read of a record, without decoding it whole: a
 /// recall ranks many more candidates than it returns, and decodes only those it returns.
+/// Its timestamps are kept as the record's text and parsed only when asked for (most
+/// namespaces neither decay nor expire memories).
 #[derive(Deserialize)]
 pub(crate) struct RankView<'a> {
     pub(crate) importance: f64,
-    pub(crate) updated_at: DateTime<Utc>,
-    pub(crate) expires_at: Option<DateTime<Utc>>,
+    #[serde(borrow)]
+    updated_at: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    expires_at: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) agent_id: Option<std::borrow::Cow<'a, str>>,
     /// The text (borrowed from the record unless it has escapes: scanned either way).
@@ -85,6 +89,31 @@ pub(crate) struct RankView<'a> {
     /// A legacy record's slot (a current record has it in its header).
     #[serde(default)]
     slot: Option<u32>,
+}
+
+impl RankView<'_> {
+    /// The memory's effective importance under `policy` at `now` ([`decayed`]).
+    pub(crate) fn effective_importance(&self, policy: &DecayPolicy, now: i64) -> Result<f64> {
+        if policy.decay_rate <= 0.0 {
+            return Ok(self.importance);
+        }
+        Ok(decayed(self.importance, parse_time(&self.updated_at)?, policy, now))
+    }
+
+    /// Whether the memory's expiry has passed at `now`.
+    pub(crate) fn expired(&self, now: i64) -> Result<bool> {
+        match &self.expires_at {
+            Some(e) => Ok(parse_time(e)?.timestamp_micros() <= now),
+            None => Ok(false),
+        }
+    }
+}
+
+/// A record's timestamp, read as its `DateTime<Utc>` field would be.
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    let parsed = text.parse::<DateTime<chrono::FixedOffset>>();
+    let parsed = parsed.map_err(<serde_json::Error as serde::de::Error>::custom)?;
+    Ok(parsed.with_timezone(&Utc))
 }
 
 /// A record's slot and [`RankView`].

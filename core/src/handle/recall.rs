@@ -13,7 +13,7 @@ use crate::handle::Handle;
 use crate::index::Rescore;
 use crate::keyword::{KeywordRecall, RecallMode};
 use crate::memory::{
-    best, decayed, decode_record, effective_importance, is_live, judge_at, materialize, rank_view,
+    best, decode_record, effective_importance, is_live, judge_at, materialize, rank_view,
     validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
     CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
 };
@@ -155,9 +155,8 @@ impl Handle {
                 return Ok(Some(Verdict { slot: s.slot, eff, text }));
             }
             let (slot, view) = rank_view(bytes)?;
-            let eff = decayed(view.importance, view.updated_at, &rec.policy, now);
-            let live = view.expires_at.is_none_or(|e| e.timestamp_micros() > now)
-                && eff >= rec.policy.min_importance;
+            let eff = view.effective_importance(&rec.policy, now)?;
+            let live = !view.expired(now)? && eff >= rec.policy.min_importance;
             let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
             let text = with_token_match.then(|| view.content.into_owned());
             Ok(keep.then_some(Verdict { slot, eff, text }))
