@@ -10,7 +10,9 @@
 //! and writes them as CSV for the chart. With `QUALITY_SWEEP=1` it also replays fusions of the
 //! default model's two rankings (see `sweep`), with `QUALITY_SWEEP=match` the fusion with the
 //! static model's token match (see `sweep_match`), and with `QUALITY_SWEEP=experiments` other
-//! scalings, pseudo-relevance feedback and question-word handling (see `experiments`). Adversarial questions (category 5: the answer
+//! scalings, pseudo-relevance feedback and question-word handling (see `experiments`); the
+//! rerank sweep takes `RERANK_SCALES` and, with `QUALITY_TM_IDF_ALL=1`, the token match's idf
+//! over the whole conversation (see `prepare`). Adversarial questions (category 5: the answer
 //! is not in the conversation) are left out. Asserts nothing.
 //!
 //! `make bench-quality DATA=<dir of LoCoMo's conversation files>` (release; needs the data,
@@ -450,7 +452,18 @@ fn prepare(
 ) -> Prepared {
     let m = &p.memories;
     let ctexts: Vec<&str> = cands.iter().map(|i| texts[p.conv][m[*i].0.as_str()]).collect();
-    let tm = potion.token_match(&p.question, &ctexts).unwrap();
+    let tm = if std::env::var_os("QUALITY_TM_IDF_ALL").is_some() {
+        // QUALITY_TM_IDF_ALL: the token match's idf over every memory of the conversation
+        // (what a namespace-wide document frequency of token rows would give), not over
+        // the candidates only.
+        let all: Vec<&str> = m.iter().map(|x| texts[p.conv][x.0.as_str()]).collect();
+        potion
+            .token_match(&p.question, &all)
+            .unwrap()
+            .map(|scores| cands.iter().map(|i| scores[*i]).collect())
+    } else {
+        potion.token_match(&p.question, &ctexts).unwrap()
+    };
     let v: Vec<f64> = cands.iter().map(|i| m[*i].1).collect();
     let k: Vec<f64> = cands.iter().map(|i| m[*i].2).collect();
     (cands, v, k, tm)
