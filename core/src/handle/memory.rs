@@ -155,6 +155,40 @@ impl Handle {
         Ok(self.finish_write(rec, start, items, written))
     }
 
+    /// Gives each item to embed whose content is the content its id holds already the stored
+    /// vector, so that storing the same text again (a framework adding the same documents
+    /// again) embeds nothing: the namespace's embedder (`embedder`, recorded in its stats)
+    /// made that vector from that very text. Read before the write's transaction; a change of
+    /// the id meanwhile cannot make the vector wrong, as it is the embedding of the item's
+    /// own content.
+    fn keep_stored_vectors(
+        &self,
+        rec: &NamespaceRecord,
+        embedder: &str,
+        items: &mut [Prepared],
+    ) -> Result<()> {
+        let to_embed = |p: &Prepared| p.vector.is_none() && p.embed;
+        if !items.iter().any(to_embed) {
+            return Ok(());
+        }
+        self.state.data_env_of(rec)?.read(|r, t| {
+            if t.stats_of(r, rec.id)?.embedder.as_deref() != Some(embedder) {
+                return Ok(());
+            }
+            for p in items.iter_mut().filter(|p| to_embed(p)) {
+                let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? else { continue };
+                let stored = decode_record(bytes)?;
+                let same =
+                    stored.memory.id == p.memory.id && stored.memory.content == p.memory.content;
+                let Some(slot) = stored.slot.filter(|_| same) else { continue };
+                if let Some(v) = read_vector(t, r, rec.id, Some(slot))? {
+                    p.vector = Some(v);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// What a write of memories does before its transaction: embeds the items without a
     /// vector (unless `vectors_by` names what made theirs), and reserves the tenant's
     /// storage for the difference with the memories they replace.
@@ -168,6 +202,7 @@ impl Handle {
             name.to_owned()
         } else {
             let embedder = self.state.embedder_for(rec)?;
+            self.keep_stored_vectors(rec, embedder.name(), items)?;
             Self::embed_missing(embedder.as_ref(), items)?;
             embedder.name().to_owned()
         };

@@ -354,3 +354,59 @@ fn a_model_is_downloaded_on_first_use_and_checked() {
     // Found in the cache from now on, even with the hub gone.
     assert_eq!(paths("http://127.0.0.1:9".into()).find_or_download("tiny").unwrap(), dir);
 }
+
+/// The hashing embedder, counting the texts it embeds.
+struct Counting(HashEmbedder, std::sync::atomic::AtomicUsize);
+
+impl Embedder for Counting {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn dimensions(&self) -> usize {
+        self.0.dimensions()
+    }
+    fn embed(&self, texts: &[&str]) -> memsilo::Result<Vec<Vec<f32>>> {
+        self.1.fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+        self.0.embed(texts)
+    }
+}
+
+/// Storing the text an id holds again (a framework adding the same documents again) embeds
+/// nothing: the stored vector is kept, and the memory is still recalled by that text. A new
+/// text under the id, or a new id, is embedded.
+#[test]
+fn the_same_text_stored_again_under_its_id_is_not_embedded_again() {
+    let counting = Arc::new(Counting(HashEmbedder::new(64), 0.into()));
+    let (_d, engine) = engine_with(counting.clone());
+    let root = engine.root();
+    root.create_namespace("docs", NamespaceOptions::default()).unwrap();
+    let embedded = || counting.1.load(std::sync::atomic::Ordering::SeqCst);
+    let doc = |id: &str, text: &str| StoreMemory {
+        id: Some(id.into()),
+        namespace: Some("docs".into()),
+        ..StoreMemory::text(text)
+    };
+    let first = root.store_memory(doc("d1", "the glacier lake above the trail")).unwrap();
+    assert_eq!(embedded(), 1);
+    let again = root.store_memory(doc("d1", "the glacier lake above the trail")).unwrap();
+    assert_eq!(embedded(), 1, "the same text under its id is not embedded again");
+    assert_eq!(again.created_at, first.created_at);
+    root.store_memories(
+        "docs",
+        vec![doc("d1", "the glacier lake above the trail"), doc("d2", "night backups at two")],
+    )
+    .unwrap();
+    assert_eq!(embedded(), 2, "only the new id's text is embedded");
+    let hits = root
+        .recall(Recall::text("glacier lake above the trail").namespace("docs").top_k(1))
+        .unwrap();
+    assert_eq!(hits[0].id, "d1");
+    // The recall embedded its query.
+    assert_eq!(embedded(), 3);
+    root.store_memory(doc("d1", "quarterly revenue in europe")).unwrap();
+    assert_eq!(embedded(), 4, "a new text under the id is embedded");
+    let mut want = HashEmbedder::new(64).embed(&["quarterly revenue in europe"]).unwrap();
+    memsilo::normalize(&mut want[0]);
+    let got = root.get_memories(Some("docs"), &["d1".to_owned()], true).unwrap();
+    assert_eq!(got[0].vector.as_ref(), Some(&want[0]));
+}
