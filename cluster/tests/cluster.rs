@@ -783,6 +783,11 @@ fn dakera_flow(urls: [&str; 3]) -> Vec<(&'static str, u16, Value)> {
         "get_memory",
         dakera_call(urls[1], "GET", &format!("/v1/memory/get/{id}?agent_id={ns}"), &key, None),
     );
+    // An error from the namespace's owner reaches the client in Dakera's error shape too.
+    step(
+        "get_missing_memory",
+        dakera_call(urls[2], "GET", &format!("/v1/memory/get/no-such?agent_id={ns}"), &key, None),
+    );
     step(
         "list_namespace_keys",
         dakera_call(urls[2], "GET", &format!("/v1/namespaces/{ns}/keys"), ADMIN, None),
@@ -830,6 +835,9 @@ fn the_dakera_routes_are_served_by_every_node_in_one_nodes_shapes() {
     let id = answer("store_memory")["id"].clone();
     assert_eq!(answer("recall")["memories"][0]["id"], id, "{}", answer("recall"));
     assert_eq!(answer("get_memory")["id"], id);
+    let missing = answer("get_missing_memory");
+    assert_eq!(missing["code"], "VECTOR_NOT_FOUND", "{missing}");
+    assert_eq!(missing["details"], "Memory not found: no-such", "{missing}");
     assert_eq!(answer("get_memory_policy")["semantic_ttl_seconds"], json!(3600));
     assert!(answer("set_memory_policy")["warnings"].to_string().contains("consolidation_enabled"));
     assert_eq!(answer("list_namespace_keys")["keys"].as_array().map(Vec::len), Some(1));

@@ -13,7 +13,13 @@ import threading
 
 import pytest
 from dakera import DakeraClient
-from dakera.exceptions import AuthenticationError, AuthorizationError, NotFoundError, ValidationError
+from dakera.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ErrorCode,
+    NotFoundError,
+    ValidationError,
+)
 from dakera.models import BatchForgetRequest, BatchMemoryFilter, MemoryPolicy
 
 ADMIN_KEY = "dakera-guide-admin-key-0123456789abcdef"
@@ -132,8 +138,14 @@ def test_04_recall_finds_the_tenants_own_memory(svc):
 def test_05_cross_tenant_recall_is_403(svc):
     with pytest.raises(AuthorizationError) as e:
         svc.client("acme").recall("tenant-globex", "roadmap")
-    assert e.value.status_code == 403
-    assert e.value.response_body["message"] == "Key not authorized for namespace tenant-globex"
+    # memsilo answers a Dakera client in Dakera's error shape: the SDK reads the code and
+    # the message (our snake_case code stays in the body as `memsilo_error`).
+    assert e.value.status_code == 403 and e.value.code == ErrorCode.NAMESPACE_ACCESS_DENIED
+    assert str(e.value) == (
+        "[403] NAMESPACE_ACCESS_DENIED: Key not authorized for namespace tenant-globex"
+    )
+    assert e.value.details == "Key not authorized for namespace tenant-globex"
+    assert e.value.response_body["memsilo_error"] == "forbidden"
 
 
 def test_06_cross_tenant_store_is_403(svc):
@@ -200,8 +212,10 @@ def test_12_sessions(svc):
 def test_13_forget_one_memory(svc):
     c = svc.client("acme")
     c.forget("tenant-acme", state["memory_id"])
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as e:
         c.get_memory("tenant-acme", state["memory_id"])
+    assert e.value.code == ErrorCode.VECTOR_NOT_FOUND
+    assert f"Memory not found: {state['memory_id']}" in str(e.value)
 
 
 def test_14_batch_forget(svc, served):
@@ -217,15 +231,19 @@ def test_14_batch_forget(svc, served):
 
 def test_15_revoke_a_key(svc):
     svc.admin.delete_namespace_key("tenant-globex", svc.key_ids["globex"])
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as e:
         svc.client("globex").recall("tenant-globex", "roadmap")
+    assert e.value.code == ErrorCode.AUTHENTICATION_REQUIRED
+    assert "API key revoked" in str(e.value), str(e.value)
     assert svc.admin.list_namespace_keys("tenant-globex").keys == []
 
 
 def test_16_delete_a_tenant(svc):
     svc.offboard("acme")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as e:
         svc.admin.get_namespace("tenant-acme")
+    assert e.value.code == ErrorCode.NAMESPACE_NOT_FOUND
+    assert str(e.value) == "[404] NAMESPACE_NOT_FOUND: Namespace not found: tenant-acme"
     assert "tenant-acme" not in {n.name for n in svc.admin.list_namespaces()}
 
 
@@ -234,11 +252,10 @@ def test_17_encryption_key_rotation_is_refused_without_echoing_the_key(svc):
     secret = "5ec12e7" * 9 + "f"  # 64 hex digits
     with pytest.raises(ValidationError) as refused:
         svc.admin.rotate_encryption_key(new_key=secret)
-    assert refused.value.status_code == 400
-    # The SDK's exception text carries the body's `error` (the code); the reason is the body's
-    # `message`, which the exception keeps.
+    assert refused.value.status_code == 400 and refused.value.code == ErrorCode.INVALID_REQUEST
+    # The SDK's exception text carries the reason (the body's `error`, also its `details`).
     body = refused.value.response_body
-    assert body["error"] == "invalid_argument" and body["field"] == "route", body
-    assert "never takes key material" in body["message"], body
-    assert "/api/v1/tenants/{id}/rotate-key" in body["message"], body
+    assert body["memsilo_error"] == "invalid_argument" and body["field"] == "route", body
+    assert "never takes key material" in str(refused.value), str(refused.value)
+    assert "/api/v1/tenants/{id}/rotate-key" in refused.value.details, body
     assert secret not in str(refused.value) and secret not in str(body)

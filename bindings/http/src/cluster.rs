@@ -529,6 +529,10 @@ async fn on_owner(
                     pass.push((name.to_owned(), v.as_bytes().to_vec()));
                 }
             }
+            if crate::dakera::is_dakera_client(headers) {
+                let dialect = crate::dakera::ERROR_DIALECT_HEADER.to_owned();
+                pass.push((dialect, b"dakera".to_vec()));
+            }
             let answer =
                 match app.node.forward(&url, method, path_and_query, pass, body.to_vec()).await {
                     Ok(answer) => answer,

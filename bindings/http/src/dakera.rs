@@ -33,6 +33,21 @@ pub fn is_dakera_client(headers: &HeaderMap) -> bool {
     ua.to_ascii_lowercase().starts_with("dakera") || dialect.eq_ignore_ascii_case("dakera")
 }
 
+/// Request header that asks for Dakera's error shape only: a cluster node sends it with a
+/// Dakera client's request it forwards to the namespace's owner (which runs the operation's
+/// own route, in memsilo's shapes), so the owner's errors come back as one node answers them.
+pub const ERROR_DIALECT_HEADER: &str = "x-memsilo-error-dialect";
+
+/// Whether error answers take Dakera's shape ([`error_body`]): a Dakera client, or a
+/// forwarded request of one.
+pub fn wants_dakera_errors(headers: &HeaderMap) -> bool {
+    is_dakera_client(headers)
+        || headers
+            .get(ERROR_DIALECT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("dakera"))
+}
+
 /// Arguments as they travel between the two halves of an adapter.
 pub type Args = Map<String, Value>;
 
@@ -542,6 +557,24 @@ pub fn refusal(method: &str, path: &str) -> Option<Error> {
         .iter()
         .find(|(m, p, _)| m.as_str() == method && *p == path)
         .map(|(m, p, why)| Error::invalid("route", format!("{} {p} {why}", m.as_str())))
+}
+
+/// API.md's error body in Dakera's shape, for a Dakera client: `error` and `details` are
+/// the message, `code` is Dakera's `ErrorCode` (absent where Dakera has none), and
+/// `memsilo_error` keeps our code; every other field (`namespace`, `field`, `retry_after`,
+/// ...) stays.
+pub fn error_body(mut body: Map<String, Value>, code: Option<&str>) -> Map<String, Value> {
+    let message = body.remove("message").unwrap_or(Value::Null);
+    if let Some(ours) = body.remove("error") {
+        body.insert("memsilo_error".into(), ours);
+    }
+    body.remove("code");
+    if let Some(code) = code {
+        body.insert("code".into(), json!(code));
+    }
+    body.insert("error".into(), message.clone());
+    body.insert("details".into(), message);
+    body
 }
 
 /// The Dakera routes whose operation this build has.

@@ -320,7 +320,7 @@ fn error_schema() -> Value {
     let codes: Vec<&str> = memsilo::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     json!({
         "type": "object",
-        "description": "Every error response has this body.",
+        "description": "Every error response has this body. A Dakera client (User-Agent `dakera...` or `X-Memsilo-Dialect: dakera`) gets it in Dakera's shape instead: `error` and `details` are the message, `code` is Dakera's ErrorCode string, `memsilo_error` is `error` here; the other fields stay.",
         "properties": {
             "error": { "type": "string", "enum": codes, "description": "Stable error code" },
             "message": { "type": "string" },

@@ -32,6 +32,12 @@ pub fn handler_failed(e: tokio::task::JoinError) -> Error {
     Error::internal_from("request handler failed", e)
 }
 
+/// On an error response: the code a Dakera SDK reads for its error
+/// ([`memsilo::Error::dakera_code`]), for the server to answer a Dakera client in Dakera's
+/// error shape ([`crate::dakera::error_body`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DakeraCode(pub Option<&'static str>);
+
 /// The error response for `e`.
 pub fn error(e: &Error) -> Response {
     error_with_message(e, None)
@@ -45,6 +51,7 @@ pub fn error_with_message(e: &Error, message: Option<String>) -> Response {
         body["message"] = Value::String(m);
     }
     let mut resp = json(e.code().http_status(), &body);
+    resp.extensions_mut().insert(DakeraCode(e.dakera_code()));
     if let Some(secs) = e.retry_after() {
         resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }

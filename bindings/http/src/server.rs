@@ -223,7 +223,8 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OP
 /// Counts, times and logs every request by its route template (never its concrete path,
 /// which may carry ids, and never its headers, which carry keys).
 /// Also gives every answer an `X-Request-Id` (the client's when valid, else a new one), and
-/// puts that id on the request for the handlers that record it (the audit log).
+/// puts that id on the request for the handlers that record it (the audit log). A Dakera
+/// client's error answers are put in Dakera's error shape here.
 async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
     observed(&app.metrics, &app.active, req, next).await
 }
@@ -245,9 +246,13 @@ pub(crate) async fn observed(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let dakera = crate::dakera::wants_dakera_errors(req.headers());
     active.fetch_add(1, Ordering::Relaxed);
     let mut resp = next.run(req).await;
     active.fetch_sub(1, Ordering::Relaxed);
+    if dakera {
+        resp = in_dakera_shape(resp).await;
+    }
     if let Some(id) = request_id {
         resp.headers_mut().entry(&REQUEST_ID).or_insert(id);
     }
@@ -260,6 +265,25 @@ pub(crate) async fn observed(
         format_args!("{method} {route} {status} {:.3}ms", took.as_secs_f64() * 1000.0),
     );
     resp
+}
+
+/// An error response (one [`response::error`] made) in Dakera's error shape; any other
+/// response as it is.
+async fn in_dakera_shape(resp: Response) -> Response {
+    let Some(&response::DakeraCode(code)) = resp.extensions().get() else {
+        return resp;
+    };
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(body)) => {
+            let body = crate::dakera::error_body(body, code);
+            serde_json::to_vec(&body).map_or(bytes, Into::into)
+        }
+        _ => bytes,
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, HttpBody::from(body))
 }
 
 /// A running server (see [`serve`]). Dropping it shuts it down.

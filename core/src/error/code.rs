@@ -98,3 +98,95 @@ impl fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+impl super::Error {
+    /// The code a Dakera SDK reads from this error (its `ErrorCode` values), for servers that
+    /// answer Dakera clients in Dakera's error shape. Refined by what the error carries: a
+    /// refusal that names a namespace, what was not found, a storage failure. `None` where
+    /// Dakera has no code for it (a tenant, member, entity, relation, session or graph path
+    /// not found, or a not-found reported by another server without its kind).
+    pub fn dakera_code(&self) -> Option<&'static str> {
+        use super::Error as E;
+        Some(match self {
+            E::Shared(e) => return e.dakera_code(),
+            E::Forbidden { namespace: Some(_), .. } => "NAMESPACE_ACCESS_DENIED",
+            E::NotFound { kind, .. } => match *kind {
+                "namespace" => "NAMESPACE_NOT_FOUND",
+                "memory" => "VECTOR_NOT_FOUND",
+                "key" => "API_KEY_NOT_FOUND",
+                "route" => "ROUTE_NOT_FOUND",
+                _ => return None,
+            },
+            E::Storage(_) => "STORAGE_ERROR",
+            _ => match self.code() {
+                ErrorCode::InvalidArgument => "INVALID_REQUEST",
+                // Missing, malformed, unknown, expired or revoked: the error says which in
+                // words only.
+                ErrorCode::Unauthorized => "AUTHENTICATION_REQUIRED",
+                ErrorCode::Forbidden => "INSUFFICIENT_SCOPE",
+                ErrorCode::NotFound => return None,
+                ErrorCode::Conflict => "CONFLICT",
+                ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
+                ErrorCode::RateLimited => "RATE_LIMIT_EXCEEDED",
+                ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+                ErrorCode::Internal => "INTERNAL_ERROR",
+                ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Error;
+
+    #[test]
+    fn dakera_codes_follow_what_the_error_knows() {
+        let cases = [
+            (Error::invalid("name", "too long"), Some("INVALID_REQUEST")),
+            (Error::Unauthorized("API key revoked".into()), Some("AUTHENTICATION_REQUIRED")),
+            (Error::namespace_forbidden("acme"), Some("NAMESPACE_ACCESS_DENIED")),
+            (Error::forbidden("admin only"), Some("INSUFFICIENT_SCOPE")),
+            (Error::not_found("namespace", "n"), Some("NAMESPACE_NOT_FOUND")),
+            (Error::not_found("memory", "m"), Some("VECTOR_NOT_FOUND")),
+            (Error::not_found("key", "k"), Some("API_KEY_NOT_FOUND")),
+            (Error::not_found("route", "GET /x"), Some("ROUTE_NOT_FOUND")),
+            (Error::not_found("tenant", "t"), None),
+            (Error::Conflict("exists".into()), Some("CONFLICT")),
+            (
+                Error::QuotaExceeded {
+                    tenant: "t".into(),
+                    quota: "max_members",
+                    limit: 1,
+                    requested: 2,
+                },
+                Some("QUOTA_EXCEEDED"),
+            ),
+            (
+                Error::RateLimited { tenant: "t".into(), limit: 1, retry_after_secs: 1 },
+                Some("RATE_LIMIT_EXCEEDED"),
+            ),
+            (
+                Error::PayloadTooLarge { field: "body".into(), reason: "big".into() },
+                Some("PAYLOAD_TOO_LARGE"),
+            ),
+            (Error::Internal("bug".into()), Some("INTERNAL_ERROR")),
+            (
+                Error::Storage(heed3::Error::Io(std::io::Error::other("disk"))),
+                Some("STORAGE_ERROR"),
+            ),
+            (
+                Error::from_code(super::ErrorCode::MethodNotAllowed, "PUT is not allowed here"),
+                Some("METHOD_NOT_ALLOWED"),
+            ),
+            (Error::from_code(super::ErrorCode::NotFound, "Memory not found: m"), None),
+            (
+                Error::Shared(std::sync::Arc::new(Error::not_found("namespace", "n"))),
+                Some("NAMESPACE_NOT_FOUND"),
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.dakera_code(), code, "{e:?}");
+        }
+    }
+}

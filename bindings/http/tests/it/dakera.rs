@@ -57,7 +57,7 @@ fn a_shared_path_answers_each_client_in_its_own_shape() {
         ADMIN,
         Some(json!({"name": "tenant-c", "distance": "cosine"})),
     );
-    assert_eq!(refused.expect_error(400, "invalid_argument")["field"], "distance");
+    assert_eq!(refused.expect_dakera_error(400, "INVALID_REQUEST")["field"], "distance");
 
     // Recall: a bare array for memsilo's clients, {"memories": [...]} for Dakera's.
     let key = key_for(&s, &[("tenant-a", "write")]);
@@ -82,9 +82,67 @@ fn a_shared_path_answers_each_client_in_its_own_shape() {
         Some(json!({"agent_id": "tenant-b", "query": "x"})),
     );
     assert_eq!(
-        other.expect_error(403, "forbidden")["message"],
+        other.expect_dakera_error(403, "NAMESPACE_ACCESS_DENIED")["error"],
         "Key not authorized for namespace tenant-b"
     );
+}
+
+/// A Dakera client reads an error as `{"error": <message>, "code": <Dakera ErrorCode>,
+/// "details"}` (its SDK's `error_from_response`); every other client keeps API.md's body.
+#[test]
+fn a_dakera_client_gets_errors_in_dakeras_shape_and_others_in_ours() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "tenant-a"}))).expect(201);
+    let key = key_for(&s, &[("tenant-a", "write")]);
+    let store = json!({"namespace": "tenant-b", "content": "x"});
+
+    let ours = s.call("POST", "/v1/memory/store", Some(&key), Some(store.clone()));
+    assert_eq!(
+        *ours.expect_error(403, "forbidden"),
+        json!({
+            "error": "forbidden",
+            "message": "Key not authorized for namespace tenant-b",
+            "code": 403,
+            "namespace": "tenant-b",
+        })
+    );
+    let theirs = dakera(&s, "POST", "/v1/memory/store", &key, Some(store));
+    assert_eq!(
+        *theirs.expect_dakera_error(403, "NAMESPACE_ACCESS_DENIED"),
+        json!({
+            "error": "Key not authorized for namespace tenant-b",
+            "code": "NAMESPACE_ACCESS_DENIED",
+            "details": "Key not authorized for namespace tenant-b",
+            "memsilo_error": "forbidden",
+            "namespace": "tenant-b",
+        })
+    );
+
+    // What was not found picks the code; the dialect header asks for the shape too.
+    let missing = dakera(&s, "GET", "/v1/namespaces/nope/memory_policy", ADMIN, None);
+    assert_eq!(
+        missing.expect_dakera_error(404, "NAMESPACE_NOT_FOUND")["error"],
+        "Namespace not found: nope"
+    );
+    let memory = dakera(&s, "GET", "/v1/memory/get/no-such-memory?agent_id=tenant-a", &key, None);
+    assert_eq!(
+        memory.expect_dakera_error(404, "VECTOR_NOT_FOUND")["error"],
+        "Memory not found: no-such-memory"
+    );
+    let route = s.with_headers(
+        "GET",
+        "/v1/no-such-route",
+        Some(ADMIN),
+        None,
+        &[("X-Memsilo-Dialect", "dakera")],
+    );
+    route.expect_dakera_error(404, "ROUTE_NOT_FOUND");
+    let unauthenticated = s.with_headers("GET", "/v1/namespaces", None, None, &[DAKERA_UA]);
+    assert!(unauthenticated.expect_dakera_error(401, "AUTHENTICATION_REQUIRED")["error"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("missing Authorization header")));
+    // Without a Dakera user agent the same 404 reads as before.
+    s.admin("GET", "/v1/namespaces/nope/memory_policy", None).expect_error(404, "not_found");
 }
 
 #[test]

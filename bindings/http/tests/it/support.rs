@@ -149,6 +149,20 @@ impl Resp {
         assert!(self.json["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.text);
         &self.json
     }
+
+    /// Asserts an error in Dakera's shape: `code` is Dakera's `ErrorCode`, `error` and
+    /// `details` the message, `memsilo_error` our code. Returns the body.
+    pub fn expect_dakera_error(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.text);
+        assert_eq!(self.json["code"], code, "{}", self.text);
+        let message = self.json["error"].as_str().unwrap_or("");
+        assert!(!message.is_empty(), "{}", self.text);
+        assert_eq!(self.json["details"], message, "{}", self.text);
+        assert!(self.json["memsilo_error"].is_string(), "{}", self.text);
+        assert!(self.json.get("message").is_none(), "{}", self.text);
+        &self.json
+    }
 }
 
 /// Creates a namespace-scoped key as admin; returns the key text.
