@@ -18,7 +18,7 @@ pub(crate) fn lock_directory(dir: &Path) -> Result<std::fs::File> {
         .create(true)
         .truncate(false)
         .open(&path)?;
-    if !try_lock_exclusive(&file)? {
+    if !lock_within(&file, LOCK_WAIT)? {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
         let holder = holder.trim();
@@ -33,6 +33,27 @@ pub(crate) fn lock_directory(dir: &Path) -> Result<std::fs::File> {
     file.rewind()?;
     write!(file, "{}", std::process::id())?;
     Ok(file)
+}
+
+/// How long `lock_directory` waits for a lock held by another process to be released before
+/// answering `conflict`. A process that has just closed the directory can still hold the lock
+/// for a moment: it is exiting, or a child it forked has not reached `exec` yet (a `flock`
+/// belongs to the open file, which a fork shares until the child's `exec` closes it). A
+/// process that really has the directory open holds it far longer than this.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Tries the lock until it is had or `wait` has passed.
+fn lock_within(file: &std::fs::File, wait: std::time::Duration) -> Result<bool> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if try_lock_exclusive(file)? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[cfg(unix)]
