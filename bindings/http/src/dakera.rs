@@ -29,8 +29,15 @@ pub const DIALECT_HEADER: &str = "x-memsilo-dialect";
 /// Whether the request comes from a Dakera client (see the module documentation).
 pub fn is_dakera_client(headers: &HeaderMap) -> bool {
     let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let dialect = headers.get(DIALECT_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    ua.to_ascii_lowercase().starts_with("dakera") || dialect.eq_ignore_ascii_case("dakera")
+    ua.to_ascii_lowercase().starts_with("dakera") || says_dakera(headers, DIALECT_HEADER)
+}
+
+/// Whether header `name` is `dakera` (in any case).
+fn says_dakera(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("dakera"))
 }
 
 /// Request header that asks for Dakera's error shape only: a cluster node sends it with a
@@ -41,11 +48,7 @@ pub const ERROR_DIALECT_HEADER: &str = "x-memsilo-error-dialect";
 /// Whether error answers take Dakera's shape ([`error_body`]): a Dakera client, or a
 /// forwarded request of one.
 pub fn wants_dakera_errors(headers: &HeaderMap) -> bool {
-    is_dakera_client(headers)
-        || headers
-            .get(ERROR_DIALECT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("dakera"))
+    is_dakera_client(headers) || says_dakera(headers, ERROR_DIALECT_HEADER)
 }
 
 /// Arguments as they travel between the two halves of an adapter.
