@@ -17,48 +17,58 @@ pub(crate) fn check_key_unused(
     keys: &dyn KeyProvider,
     id: &str,
 ) -> Result<()> {
-    for entry in t.tenants.iter(r)? {
-        let (_, tenant) = entry?;
-        if tenant.encryption_key_id.as_deref() == Some(id) {
-            return Err(Error::Conflict(format!(
-                "encryption_key_id: key {id} is the key of tenant {}; each tenant has a key of its own",
-                tenant.name
-            )));
-        }
-    }
-    if crate::rotation::key_ids_in_use(t, r)?.iter().any(|k| k == id) {
-        return Err(Error::Conflict(format!(
-            "encryption_key_id: key {id} is in use by a key rotation under way"
-        )));
-    }
-    for entry in t.purges.iter(r)? {
-        if let (_, PurgeJob::DestroyKey { key_id }) = entry? {
-            if key_id == id {
-                return Err(Error::Conflict(format!(
-                    "encryption_key_id: key {id} belonged to a deleted tenant and is being destroyed"
-                )));
+    let uses = key_uses(t, r)?;
+    for (used, by) in &uses {
+        let taken = match by {
+            _ if used != id => continue,
+            KeyUse::Instance => continue,
+            KeyUse::Tenant(name) => {
+                format!("is the key of tenant {name}; each tenant has a key of its own")
             }
-        }
+            KeyUse::Rotation => "is in use by a key rotation under way".to_owned(),
+            KeyUse::Destroying => "belonged to a deleted tenant and is being destroyed".to_owned(),
+        };
+        return Err(Error::Conflict(format!("encryption_key_id: key {id} {taken}")));
     }
-    let used = key_ids_in_use(t, r)?;
-    match shared_location(keys, used.iter().map(String::as_str).chain([id]))? {
+    match shared_location(keys, uses.iter().map(|(used, _)| used.as_str()).chain([id]))? {
         Some(shared) => Err(Error::Conflict(format!("encryption_key_id: {shared}"))),
         None => Ok(()),
     }
 }
 
-/// Every key id the directory uses: the instance key's, the tenants', those of key rotations
-/// under way, and those waiting to be destroyed.
-pub(crate) fn key_ids_in_use(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<String>> {
-    let mut ids = vec![INSTANCE_KEY_ID.to_owned()];
+/// What holds a key id (see [`key_uses`]).
+enum KeyUse {
+    Instance,
+    /// The tenant of this name.
+    Tenant(String),
+    /// A key rotation under way.
+    Rotation,
+    /// A deleted tenant's key, waiting to be destroyed.
+    Destroying,
+}
+
+/// Every key id the directory uses, with what uses it, in one read of the catalog: the
+/// instance key's, the tenants', those of key rotations under way, and those waiting to be
+/// destroyed.
+fn key_uses(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<(String, KeyUse)>> {
+    let mut uses = vec![(INSTANCE_KEY_ID.to_owned(), KeyUse::Instance)];
     for entry in t.tenants.iter(r)? {
-        ids.extend(entry?.1.encryption_key_id);
-    }
-    ids.extend(crate::rotation::key_ids_in_use(t, r)?);
-    for entry in t.purges.iter(r)? {
-        if let (_, PurgeJob::DestroyKey { key_id }) = entry? {
-            ids.push(key_id);
+        let (_, tenant) = entry?;
+        if let Some(id) = tenant.encryption_key_id {
+            uses.push((id, KeyUse::Tenant(tenant.name)));
         }
     }
-    Ok(ids)
+    let rotating = crate::rotation::key_ids_in_use(t, r)?;
+    uses.extend(rotating.into_iter().map(|id| (id, KeyUse::Rotation)));
+    for entry in t.purges.iter(r)? {
+        if let (_, PurgeJob::DestroyKey { key_id }) = entry? {
+            uses.push((key_id, KeyUse::Destroying));
+        }
+    }
+    Ok(uses)
+}
+
+/// Every key id the directory uses (see [`key_uses`]).
+pub(crate) fn key_ids_in_use(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<String>> {
+    Ok(key_uses(t, r)?.into_iter().map(|(id, _)| id).collect())
 }
