@@ -37,7 +37,7 @@ pub(crate) fn download(endpoint: &str, repo: &str, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(parent)?;
     let partial = parent.join(format!(
         ".{}.partial-{}",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+        super::models::dir_model_name(dest),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&partial);

@@ -294,7 +294,7 @@ impl ModelEmbedder {
                 Err(e) => Resolved::Ready(fallback(name, &e)),
             },
             Source::Path(dir) => {
-                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+                let name = dir_model_name(dir);
                 match load_model(dir, name) {
                     Ok(e) => Resolved::Ready(e),
                     Err(e) if is_model_dir(dir) => Resolved::broken(e),
@@ -324,7 +324,7 @@ impl ModelEmbedder {
     fn source_name(&self) -> &str {
         match &self.source {
             Source::Named(n) => n,
-            Source::Path(dir) => dir.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+            Source::Path(dir) => dir_model_name(dir),
             Source::Hash => "hash",
         }
     }
@@ -337,6 +337,11 @@ fn setting_dir(setting: &str) -> Option<&Path> {
     (setting.starts_with('.') || setting.starts_with('/') || path.is_dir()).then_some(path)
 }
 
+/// The name a model given as directory `dir` is known by: the directory's name.
+pub(crate) fn dir_model_name(dir: &Path) -> &str {
+    dir.file_name().and_then(|n| n.to_str()).unwrap_or("model")
+}
+
 /// The embedder of an `embedder` setting (`MEMSILO_EMBEDDER`, `memsilo serve --embedder`), as
 /// [`ModelEmbedder::from_setting`] resolves it, except that an installed model is loaded now:
 /// a directory given explicitly that is missing or broken (a missing file, a matrix whose
@@ -347,8 +352,7 @@ fn setting_dir(setting: &str) -> Option<&Path> {
 pub fn embedder_from_setting(setting: &str) -> Result<Arc<dyn Embedder>> {
     let s = setting.trim();
     if let Some(dir) = setting_dir(s) {
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
-        return load_model(dir, name);
+        return load_model(dir, dir_model_name(dir));
     }
     let e = ModelEmbedder::from_setting(s);
     e.load_if_installed()?;
