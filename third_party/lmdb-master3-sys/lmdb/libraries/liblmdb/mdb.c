@@ -10864,12 +10864,20 @@ mdb_page_split(MDB_cursor *mc, MDB_val *newkey, MDB_val *newdata, pgno_t newpgno
 						node = NULL;
 					} else {
 						node = (MDB_node *)((char *)mp + copy->mp_ptrs[i] + PAGEBASE);
-						psize += NODESIZE + NODEKSZ(node) + sizeof(indx_t);
+						/* memsilo patch (split point), see PATCHES.md:
+						 * count the size mdb_node_add() will take. The
+						 * key and the data are each padded to an even
+						 * length (NODEDATA), so a node whose key and data
+						 * are both odd takes 2 bytes more than
+						 * EVEN(key + data), which this sum used to count:
+						 * a half found to fit could not, MDB_PAGE_FULL.
+						 */
+						psize += NODESIZE + EVEN(NODEKSZ(node)) + sizeof(indx_t);
 						if (IS_LEAF(mp)) {
 							if (F_ISSET(node->mn_flags, F_BIGDATA))
 								psize += sizeof(MDB_ovpage);
 							else
-								psize += NODEDSZ(node);
+								psize += EVEN(NODEDSZ(node));
 						}
 						psize = EVEN(psize);
 					}
