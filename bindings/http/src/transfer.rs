@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use memsilo::api::Backend;
-use memsilo::transfer::{Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES};
+use memsilo::transfer::{Batch, Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES};
 use memsilo::{Engine, Options};
 use serde_json::json;
 
@@ -100,10 +100,15 @@ fn backend(args: &TransferArgs) -> Result<Box<dyn Backend>, String> {
             .map(|c| Box::new(c) as Box<dyn Backend>)
             .map_err(|e| format!("cannot reach {url}: {e}"));
     }
+    Ok(Box::new(open_local(args)?))
+}
+
+/// The data directory's root handle.
+fn open_local(args: &TransferArgs) -> Result<memsilo::Handle, String> {
     let options = Options { keyring: args.keyring.as_ref().map(Into::into), ..Options::default() };
     let engine = Engine::open(&args.data, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", args.data))?;
-    Ok(Box::new(engine.root()))
+    Ok(engine.root())
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -117,12 +122,25 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 /// Runs an export or import; returns a one-line summary for stderr.
 pub(crate) fn run(args: &TransferArgs) -> Result<String, String> {
+    if !args.export && args.url.is_none() {
+        // From a data directory, the next batch is read while one is written (core's
+        // `import_batches`): both cores work.
+        return import(&Target::Local(open_local(args)?), args);
+    }
     let db = backend(args)?;
     if args.export {
         export(db.as_ref(), args)
     } else {
-        import(db.as_ref(), args)
+        import(&Target::Remote(db), args)
     }
+}
+
+/// Where an import goes.
+enum Target {
+    /// A data directory: batches go through `Handle::import_batches`.
+    Local(memsilo::Handle),
+    /// A server: one `import_namespace` call a batch.
+    Remote(Box<dyn Backend>),
 }
 
 fn export(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
@@ -166,7 +184,7 @@ fn export(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
     Ok(format!("exported {lines} lines of {ns}"))
 }
 
-fn import(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
+fn import(target: &Target, args: &TransferArgs) -> Result<String, String> {
     let (source, len): (Box<dyn Read>, u64) = if args.file == "-" {
         (Box::new(std::io::stdin().lock()), 0)
     } else {
@@ -175,56 +193,102 @@ fn import(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
         (Box::new(f), len)
     };
     let progress = bar(len, "import");
-    let mut summary = ImportSummary::default();
-    let mut send = |batch: memsilo::transfer::Batch| -> Result<(), String> {
-        let args =
-            serde_json::to_value(batch.into_args(&args.namespace)).map_err(|e| e.to_string())?;
-        let done = db.call("import_namespace", args).map_err(|e| e.to_string())?.value;
-        let done: ImportSummary = serde_json::from_value(done).map_err(|e| e.to_string())?;
-        summary.add(done);
-        Ok(())
+    let mut reader = BatchReader::new(source, args.batch);
+    let report = match target {
+        Target::Local(handle) => {
+            let batches = reader.by_ref().map(|b| {
+                b.map(|(read, batch)| {
+                    progress.set_position(read);
+                    batch
+                })
+            });
+            handle.import_batches(&args.namespace, batches, |_| {}).map_err(|e| e.to_string())
+        }
+        Target::Remote(db) => {
+            let mut summary = ImportSummary::default();
+            let mut send = |(read, batch): (u64, Batch)| -> Result<(), String> {
+                progress.set_position(read);
+                let args = serde_json::to_value(batch.into_args(&args.namespace))
+                    .map_err(|e| e.to_string())?;
+                let done = db.call("import_namespace", args).map_err(|e| e.to_string())?.value;
+                let done: ImportSummary =
+                    serde_json::from_value(done).map_err(|e| e.to_string())?;
+                summary.add(done);
+                Ok(())
+            };
+            reader.by_ref().try_for_each(|b| send(b.map_err(|e| e.to_string())?)).map(|()| summary)
+        }
     };
-    let report = each_batch(source, args.batch, |read, batch| {
-        progress.set_position(read);
-        send(batch)
-    });
     progress.finish_and_clear();
-    report?;
+    let summary = report?;
+    // A read error ends the batches; what was read before it is imported.
+    if let Some(e) = reader.failed {
+        return Err(e);
+    }
     Ok(format!(
         "imported {} memories, {} entities, {} relations into {} ({} expired left out)",
         summary.memories, summary.entities, summary.relations, args.namespace, summary.expired
     ))
 }
 
-/// Reads JSON Lines and hands each batch (with the bytes read so far) to `f`.
-pub(crate) fn each_batch(
-    source: impl Read,
-    size: usize,
-    mut f: impl FnMut(u64, memsilo::transfer::Batch) -> Result<(), String>,
-) -> Result<(), String> {
-    let mut reader = BufReader::with_capacity(1 << 20, source);
-    let mut batcher = Batcher::new(size);
-    let mut line = Vec::new();
-    let mut read = 0u64;
-    loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 2)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if let Some(batch) = batcher.push(text).map_err(|e| e.to_string())? {
-            f(read, batch)?;
+/// JSON Lines read as import batches, each with the bytes read so far. A bad line is an error
+/// naming it; a read error ends the batches and is kept in `failed`.
+pub(crate) struct BatchReader<R> {
+    reader: BufReader<R>,
+    batcher: Batcher,
+    line: Vec<u8>,
+    read: u64,
+    ended: bool,
+    pub failed: Option<String>,
+}
+
+impl<R: Read> BatchReader<R> {
+    pub(crate) fn new(source: R, size: usize) -> Self {
+        BatchReader {
+            reader: BufReader::with_capacity(1 << 20, source),
+            batcher: Batcher::new(size),
+            line: Vec::new(),
+            read: 0,
+            ended: false,
+            failed: None,
         }
     }
-    if let Some(batch) = batcher.finish() {
-        f(read, batch)?;
+}
+
+impl<R: Read> Iterator for BatchReader<R> {
+    type Item = memsilo::Result<(u64, Batch)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.ended {
+            self.line.clear();
+            let n = match (&mut self.reader)
+                .take(MAX_LINE_BYTES as u64 + 2)
+                .read_until(b'\n', &mut self.line)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    self.ended = true;
+                    self.failed = Some(e.to_string());
+                    return None;
+                }
+            };
+            if n == 0 {
+                self.ended = true;
+                return self.batcher.finish().map(|b| Ok((self.read, b)));
+            }
+            self.read += n as u64;
+            let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            match self.batcher.push(text) {
+                Ok(Some(batch)) => return Some(Ok((self.read, batch))),
+                Ok(None) => {}
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -248,11 +312,10 @@ mod tests {
     fn a_bad_line_stops_the_import_naming_it() {
         let text = "{\"kind\":\"entity\",\"name\":\"a\"}\n\nnot json\n";
         let mut seen = 0;
-        let err = each_batch(text.as_bytes(), 10, |_, b| {
-            seen += b.lines.len();
-            Ok(())
-        })
-        .unwrap_err();
+        let err = BatchReader::new(text.as_bytes(), 10)
+            .try_for_each(|b| b.map(|(_, b)| seen += b.lines.len()))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("line 3: not JSON"), "{err}");
         assert_eq!(seen, 0, "the batch before the bad line is not sent yet: it is not full");
     }

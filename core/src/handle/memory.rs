@@ -21,6 +21,16 @@ use crate::quota::ComputePermit;
 use crate::records::memory::agent_key;
 use crate::vector::{normalize, validate_vector, NewRow};
 
+/// A batch of memories checked and built, not yet written (see [`Handle::prepare_memories`]).
+pub(crate) struct PreparedBatch {
+    caller: Caller,
+    rec: NamespaceRecord,
+    items: Vec<Prepared>,
+    /// What made the items' vectors; `None`: they have none (the namespace's embedder embeds
+    /// their text).
+    vectors_by: Option<String>,
+}
+
 impl Handle {
     /// Resolves the namespace of a memory call and authorizes `action` on it.
     pub(crate) fn memory_namespace(
@@ -324,6 +334,20 @@ impl Handle {
         memories: Vec<StoreMemory>,
         vectors_by: &str,
     ) -> Result<Vec<String>> {
+        let batch = self.prepare_memories(namespace, memories, vectors_by)?;
+        self.write_batch(batch)
+    }
+
+    /// The part of [`Handle::store_memories_by`] before its write: the caller authorized,
+    /// every memory checked and built (serialised once). The batch is written by
+    /// [`Handle::write_batch`], which may run on another thread meanwhile writing the
+    /// previous batch (an import's pipeline).
+    pub(crate) fn prepare_memories(
+        &self,
+        namespace: &str,
+        memories: Vec<StoreMemory>,
+        vectors_by: &str,
+    ) -> Result<PreparedBatch> {
         let caller = self.caller()?;
         let (rec, _) =
             self.memory_namespace(&caller, Some(namespace), None, NamespaceAction::Write)?;
@@ -355,7 +379,7 @@ impl Handle {
             }
         }
         let now = self.state.options.clock.now();
-        let prepared = memories
+        let items = memories
             .into_iter()
             .enumerate()
             .map(|(i, mut m)| {
@@ -369,9 +393,17 @@ impl Handle {
                 self.prepare(&rec, m, &format!("memories[{i}]"), now)
             })
             .collect::<Result<Vec<_>>>()?;
+        let vectors_by = (with_vectors > 0).then(|| vectors_by.to_owned());
+        Ok(PreparedBatch { caller, rec, items, vectors_by })
+    }
+
+    /// Writes a batch [`Handle::prepare_memories`] prepared: all of it or none. Returns the
+    /// ids in order.
+    pub(crate) fn write_batch(&self, batch: PreparedBatch) -> Result<Vec<String>> {
+        let PreparedBatch { caller, rec, items, vectors_by } = batch;
         let _slot = self.compute_slot(&caller)?;
         Ok(self
-            .write_memories(&rec, prepared, (with_vectors > 0).then_some(vectors_by), None)?
+            .write_memories(&rec, items, vectors_by.as_deref(), None)?
             .into_iter()
             .map(|m| m.id)
             .collect())

@@ -2,11 +2,14 @@
 
 use serde_json::{json, Value};
 
+use crate::api::Request;
+use crate::audit::Subject;
 use crate::error::{Error, Result};
+use crate::handle::memory::PreparedBatch;
 use crate::handle::Handle;
 use crate::transfer::{
     at_line, decode_cursor, encode_cursor, export_graph_row, export_memory, line_head, line_kind,
-    name_line, parse_line, prepare_group, source_embedder, ExportArgs, ExportPage, Group,
+    name_line, parse_line, prepare_group, source_embedder, Batch, ExportArgs, ExportPage, Group,
     ImportArgs, ImportSummary, Kind, LineIn, Numbered, Vectors, DEFAULT_PAGE, FORMAT, MAX_PAGE,
 };
 
@@ -74,9 +77,94 @@ impl Handle {
 
     /// Imports one batch of export lines into `namespace` (see the module docs).
     pub fn import_batch(&self, args: ImportArgs) -> Result<ImportSummary> {
+        let ready = self.prepare_import(args)?;
+        self.apply_import(ready)
+    }
+
+    /// Imports batches of export lines into `namespace` in order, as the operation
+    /// `import_namespace` (audit entries included) of each would, and returns what they wrote.
+    /// While one batch is written (its transaction and the sync that makes it durable) the
+    /// next is read and checked on the calling thread (`batches` is read there too), so an
+    /// import keeps two cores busy. A batch that sets what the next one is checked against
+    /// (the namespace's policy, or its first vectors, which fix its dimensions and embedder)
+    /// is written before the next one is read. The first failure stops the import: batches
+    /// after the failing one are not written. `done` is told the running total after each
+    /// batch written.
+    pub fn import_batches<I>(
+        &self,
+        namespace: &str,
+        batches: I,
+        mut done: impl FnMut(&ImportSummary),
+    ) -> Result<ImportSummary>
+    where
+        I: IntoIterator<Item = Result<Batch>>,
+    {
+        const OP: &str = "import_namespace";
+        let stopped = || Error::Internal("the import's writer stopped".into());
+        let mut total = ImportSummary::default();
+        std::thread::scope(|s| {
+            let (to_writer, inbox) = std::sync::mpsc::sync_channel::<(ImportReady, Subject)>(1);
+            let (to_reader, written) = std::sync::mpsc::channel::<Result<ImportSummary>>();
+            s.spawn(move || {
+                for (ready, subject) in inbox {
+                    // As `Handle::execute` records a control-plane request.
+                    let (result, in_commit) =
+                        self.with_entry_in_commit(OP, &subject, || self.apply_import(ready));
+                    if !in_commit || result.is_err() {
+                        let reply = result.as_ref().map(|r| json!(r));
+                        self.audit(OP, subject, reply.as_ref().map_err(|e| e.code()));
+                    }
+                    let failed = result.is_err();
+                    if to_reader.send(result).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            // Waits for the batch being written and adds what it wrote.
+            let mut settle = |total: &mut ImportSummary| -> Result<()> {
+                total.add(written.recv().map_err(|_| stopped())??);
+                done(total);
+                Ok(())
+            };
+            let mut in_flight = false;
+            for batch in batches {
+                let batch = batch.map(|b| b.into_args(namespace));
+                let prepared = batch.map(|args| {
+                    let subject = Subject::of(&self.state.catalog, &audit_request(&args));
+                    (self.prepare_import(args), subject)
+                });
+                if std::mem::take(&mut in_flight) {
+                    // An earlier batch's failure comes first, as it would one batch at a time.
+                    settle(&mut total)?;
+                }
+                let ready = match prepared? {
+                    (Ok(ready), subject) => (ready, subject),
+                    (Err(e), subject) => {
+                        self.audit(OP, subject, Err(e.code()));
+                        return Err(e);
+                    }
+                };
+                let wait = !ready.0.leaves_namespace;
+                to_writer.send(ready).map_err(|_| stopped())?;
+                in_flight = true;
+                if wait {
+                    in_flight = false;
+                    settle(&mut total)?;
+                }
+            }
+            if in_flight {
+                settle(&mut total)?;
+            }
+            Ok(total)
+        })
+    }
+
+    /// The part of an import batch before its writes: every line read and checked, and a
+    /// batch of memory lines prepared as `store_memories` prepares its items.
+    fn prepare_import(&self, args: ImportArgs) -> Result<ImportReady> {
         let first = args.first_line.unwrap_or(1);
-        let ns = args.namespace.as_str();
-        let mut summary = ImportSummary { lines: args.lines.len() as u64, ..Default::default() };
+        let ns = args.namespace;
+        let summary = ImportSummary { lines: args.lines.len() as u64, ..Default::default() };
         let mut groups: Vec<(Kind, Numbered)> = Vec::new();
         for (i, line) in args.lines.into_iter().enumerate() {
             let number = first + i as u64;
@@ -109,7 +197,7 @@ impl Handle {
             }
         }
         // Check every line before writing any.
-        let target = self.get_namespace(ns)?;
+        let target = self.get_namespace(&ns)?;
         let default = self.state.options.embedder.name();
         let mut source = args.embedder;
         let mut prepared = Vec::with_capacity(groups.len());
@@ -123,7 +211,47 @@ impl Handle {
             let plan = Vectors::plan(source.as_deref(), target.embedder.as_deref(), default);
             prepared.push(prepare_group(kind, items, target.dimensions, &plan)?);
         }
-        for group in prepared {
+        let memories_only = prepared.iter().all(|g| matches!(g, Group::Memories(..)));
+        // What the next batch is checked against: the namespace's policy (a policy line sets
+        // it) and its dimensions and embedder (fixed by its first vectors).
+        let leaves_namespace = !prepared.iter().any(|g| matches!(g, Group::Policy(..)))
+            && (!prepared.iter().any(|g| matches!(g, Group::Memories(..)))
+                || (target.dimensions.is_some() && target.embedder.is_some()));
+        let groups = prepared
+            .into_iter()
+            .map(|group| match group {
+                // A batch of memory lines only (what `Batcher` makes) is prepared here, as
+                // `store_memories` would before its write, so that this work too is done
+                // while the previous batch is written.
+                Group::Memories(numbers, items, expired, by)
+                    if memories_only && !items.is_empty() =>
+                {
+                    let batch = self
+                        .prepare_memories(&ns, items, &by)
+                        .map_err(|e| name_line(e, "memories", &numbers))?;
+                    Ok(Ready::Memories(numbers, Box::new(batch), expired))
+                }
+                other => Ok(Ready::Group(other)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ImportReady { namespace: ns, summary, groups, leaves_namespace })
+    }
+
+    /// Writes a batch [`Handle::prepare_import`] prepared, group by group.
+    fn apply_import(&self, ready: ImportReady) -> Result<ImportSummary> {
+        let ImportReady { namespace, mut summary, groups, .. } = ready;
+        let ns = namespace.as_str();
+        for group in groups {
+            let group = match group {
+                Ready::Memories(numbers, batch, expired) => {
+                    summary.expired += expired;
+                    let n =
+                        self.write_batch(*batch).map_err(|e| name_line(e, "memories", &numbers))?;
+                    summary.memories += n.len() as u64;
+                    continue;
+                }
+                Ready::Group(group) => group,
+            };
             match group {
                 Group::Policy(line, policy) => {
                     // Retention is administration: only a changed policy needs the right.
@@ -168,4 +296,32 @@ impl Handle {
         }
         Ok(summary)
     }
+}
+
+/// The request an import batch's audit entry is about (its namespace; not its lines).
+fn audit_request(args: &ImportArgs) -> Request {
+    Request::ImportNamespace(ImportArgs {
+        namespace: args.namespace.clone(),
+        ..ImportArgs::default()
+    })
+}
+
+/// An import batch read and checked, waiting for its writes (see [`Handle::import_batches`]).
+struct ImportReady {
+    namespace: String,
+    /// Its lines counted.
+    summary: ImportSummary,
+    groups: Vec<Ready>,
+    /// Whether the next batch may be checked while this one is written: its writes change
+    /// nothing that check reads.
+    leaves_namespace: bool,
+}
+
+/// A group of an import batch, ready to write.
+enum Ready {
+    /// Memory lines prepared as `store_memories` items: line numbers, the batch, how many
+    /// were left out as expired.
+    Memories(Vec<u64>, Box<PreparedBatch>, u64),
+    /// Any other group, prepared when written.
+    Group(Group),
 }

@@ -516,3 +516,94 @@ fn memory_lines_as_text_and_as_objects_import_alike() {
     let err = import_all(&root, "as_text", &to_text(&lines), 1000).unwrap_err();
     assert_eq!(err.to_string(), format!("line {}: colour: unknown field of a memory", nulls + 1));
 }
+
+/// The batches a file of `text` is read as, as `memsilo import` reads them: up to the first
+/// bad line, which ends them.
+fn batches_of(text: &str, size: usize) -> Vec<memsilo::Result<memsilo::transfer::Batch>> {
+    let mut batcher = Batcher::new(size);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        match batcher.push(line.as_bytes()) {
+            Ok(batch) => out.extend(batch.map(Ok)),
+            Err(e) => {
+                out.push(Err(e));
+                return out;
+            }
+        }
+    }
+    out.extend(batcher.finish().map(Ok));
+    out
+}
+
+/// A memory line's fields an import keeps (its times are set again; its vector is normalised
+/// again, to within a rounding).
+fn kept(lines: &[Value]) -> Vec<Value> {
+    let rounded = |v: &Value| -> Vec<i64> {
+        let v = memsilo::transfer::decode_vector(v.as_str().unwrap()).unwrap();
+        v.iter().map(|x| (x * 1e5).round() as i64).collect()
+    };
+    let mut out: Vec<Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "memory")
+        .map(|l| json!([l["id"], l["content"], rounded(&l["vector"]), l["metadata"], l["tags"]]))
+        .collect();
+    out.sort_by_key(ToString::to_string);
+    out
+}
+
+fn import_entries(root: &Handle) -> Vec<String> {
+    let page = root.call("list_audit", json!({ "tenant_id": "instance", "limit": 1000 })).unwrap();
+    page.value["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "import_namespace")
+        .map(|e| e["result"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn batches_imported_while_the_one_before_is_written_make_the_same_copy() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    seed(&root);
+    let lines = export_all(&root, "src", 1000);
+    root.create_namespace("dst", NamespaceOptions::default()).unwrap();
+    let batches = batches_of(&to_text(&lines), 4);
+    // The namespace line, the entities, the relation, then 25 memories in batches of 4.
+    assert_eq!(batches.len(), 3 + 7);
+    let mut told = Vec::new();
+    let total = root.import_batches("dst", batches, |t| told.push(t.memories)).unwrap();
+    assert_eq!((total.memories, total.entities, total.relations), (25, 2, 1));
+    assert_eq!(told, [0, 0, 0, 4, 8, 12, 16, 20, 24, 25], "the running total after each batch");
+    assert_eq!(kept(&export_all(&root, "dst", 1000)), kept(&lines));
+    let policy = root.get_namespace("dst").unwrap().policy;
+    assert!((policy.min_importance - 0.1).abs() < 1e-12, "{policy:?}");
+    assert_eq!(root.shortest_path("dst", "Alice", "Acme").unwrap().relations.len(), 1);
+    // Each batch is recorded as the `import_namespace` it stands for.
+    assert_eq!(import_entries(&root), vec!["ok"; 10]);
+
+    // A bad line in the fifth batch of memories: the four before it are written, nothing of
+    // its own batch or after it, and the error names the line.
+    let mut bad = lines.clone();
+    let memory_lines: Vec<usize> = (0..bad.len()).filter(|i| bad[*i]["kind"] == "memory").collect();
+    let at = memory_lines[17];
+    bad[at]["vector"] = json!([1.0, 2.0, 3.0]);
+    let err = root.import_batches("dst2", batches_of(&to_text(&bad), 4), |_| {});
+    assert_eq!(err.unwrap_err().code(), ErrorCode::NotFound, "no namespace dst2 yet");
+    root.create_namespace("dst2", NamespaceOptions::default()).unwrap();
+    let err = root.import_batches("dst2", batches_of(&to_text(&bad), 4), |_| {}).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("line {}: vector has 3 dimensions, namespace has 4", at + 1)
+    );
+    assert_eq!(root.get_namespace("dst2").unwrap().memory_count, 16);
+    let after: Vec<String> = memory_lines[16..]
+        .iter()
+        .filter_map(|i| bad[*i]["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(root.get_memories(Some("dst2"), &after, false).unwrap().is_empty());
+    let recorded = import_entries(&root);
+    assert_eq!(recorded.len(), 10 + 1 + 3 + 5, "{recorded:?}");
+    assert_eq!(recorded.iter().filter(|r| *r != "ok").count(), 2, "{recorded:?}");
+}
