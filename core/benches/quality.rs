@@ -1029,8 +1029,9 @@ impl Bm25Index {
     }
 
     /// BM25 (the index's k1 and b) of `query` in the turn `id`; `delta` > 0 is BM25+ (each
-    /// matched term adds at least `delta` × its weight, however long the turn).
-    fn score(&self, query: &HashMap<String, u32>, id: &str, delta: f64) -> f64 {
+    /// matched term adds at least `delta` × its weight, however long the turn); each query
+    /// term's weight is its idf to the power 1 + `gamma` (0: BM25's own).
+    fn score(&self, query: &HashMap<String, u32>, id: &str, delta: f64, gamma: f64) -> f64 {
         const K1: f64 = 0.9;
         const B: f64 = 0.4;
         let n = self.docs.len() as f64;
@@ -1042,7 +1043,7 @@ impl Bm25Index {
                 let df = self.df[term] as f64;
                 let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
                 let norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * *len as f64 / self.avg));
-                Some(idf * f64::from(*qtf) * (norm + delta))
+                Some(idf.powf(1.0 + gamma) * f64::from(*qtf) * (norm + delta))
             })
             .sum()
     }
@@ -1058,6 +1059,7 @@ fn engine_fusion<'p>(
     pool: &'p Pool,
     cosine: &[f64],
     bm25: &[f64],
+    idf_all: bool,
 ) -> Vec<&'p str> {
     let scored: Vec<(String, f64, f64)> = pool
         .memories
@@ -1075,7 +1077,14 @@ fn engine_fusion<'p>(
     order.truncate(75);
     let kept: Vec<usize> = order.iter().map(|o| cands[*o]).collect();
     let ctexts: Vec<&str> = kept.iter().map(|i| texts[pool.conv][scored[*i].0.as_str()]).collect();
-    let matched = potion.token_match(&pool.question, &ctexts).unwrap();
+    let matched = if idf_all {
+        // The token match's idf over every turn of the conversation, not the candidates.
+        let all: Vec<&str> = scored.iter().map(|x| texts[pool.conv][x.0.as_str()]).collect();
+        let over_all = potion.token_match(&pool.question, &all).unwrap();
+        over_all.map(|s| kept.iter().map(|i| s[*i]).collect::<Vec<f64>>())
+    } else {
+        potion.token_match(&pool.question, &ctexts).unwrap()
+    };
     let (sv, sk) = (scaled(cosine, &kept), scaled(bm25, &kept));
     let side: Vec<f64> = match matched {
         Some(t) => sv.iter().zip(min_max(&t)).map(|(v, t)| 0.4 * v + 0.6 * t).collect(),
@@ -1090,8 +1099,10 @@ fn engine_fusion<'p>(
 }
 
 /// `QUALITY_SWEEP=analyzers`: BM25 computed here under other analyzers (stemming: Snowball
-/// English, the index's; plurals only; none) and as BM25+ (delta 0.5, 1), then keyword-only
-/// and the engine's hybrid fusion ([`engine_fusion`]) replayed with it. Prints, per variant,
+/// English, the index's; plurals only; none), as BM25+ (delta 0.5, 1) and with query terms
+/// weighted by a power of their idf (`idf^x`), then keyword-only and the engine's hybrid
+/// fusion ([`engine_fusion`]) replayed with it — and once with the token match's idf over
+/// the whole conversation (`tm-idf-all`). Prints, per variant,
 /// keyword-only and hybrid hit@10 on the tuning half, the held-out half and all questions,
 /// and the held-out margin of hybrid over the better single mode. The first line (Snowball,
 /// delta 0) is the engine's own BM25, so its hybrid numbers are the engine's.
@@ -1112,7 +1123,7 @@ fn sweep_analyzers(potion: &dyn Embedder, conversations: &[Conversation], pools:
         vector.all.values()[2]
     );
     println!(
-        "{:<22} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "{:<34} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12} {:>10}",
         "variant",
         "kw tune",
         "kw held",
@@ -1123,10 +1134,25 @@ fn sweep_analyzers(potion: &dyn Embedder, conversations: &[Conversation], pools:
         "held margin",
         "max Δbm25"
     );
+    let mut variants: Vec<(Analyzer, f64, f64, bool)> = Vec::new();
     for a in [Analyzer::Snowball, Analyzer::Plural, Analyzer::Unstemmed] {
-        let indexes: Vec<Bm25Index> =
-            conversations.iter().map(|c| Bm25Index::of(c, a, &stop)).collect();
         for delta in [0.0, 0.5, 1.0] {
+            variants.push((a, delta, 0.0, false));
+        }
+    }
+    for gamma in [-0.5, 0.5, 1.0] {
+        variants.push((Analyzer::Snowball, 0.0, gamma, false));
+    }
+    variants.push((Analyzer::Snowball, 0.0, 0.0, true));
+    let mut indexes: Vec<(String, Vec<Bm25Index>)> = Vec::new();
+    for (a, delta, gamma, idf_all) in variants {
+        let name = format!("{a:?}");
+        if !indexes.iter().any(|(n, _)| *n == name) {
+            let built = conversations.iter().map(|c| Bm25Index::of(c, a, &stop)).collect();
+            indexes.push((name.clone(), built));
+        }
+        let built = &indexes.iter().find(|(n, _)| *n == name).expect("built").1;
+        {
             let (mut keyword, mut hybrid) = (Split::default(), Split::default());
             let mut worst: f64 = 0.0;
             for p in pools {
@@ -1134,12 +1160,13 @@ fn sweep_analyzers(potion: &dyn Embedder, conversations: &[Conversation], pools:
                 for t in analyze(&p.question, a, &stop) {
                     *q.entry(t).or_default() += 1;
                 }
-                let index = &indexes[p.conv];
-                let k: Vec<f64> = p.memories.iter().map(|m| index.score(&q, &m.0, delta)).collect();
+                let index = &built[p.conv];
+                let k: Vec<f64> =
+                    p.memories.iter().map(|m| index.score(&q, &m.0, delta, gamma)).collect();
                 for (m, k) in p.memories.iter().zip(&k) {
                     worst = worst.max((m.2 - k).abs() / m.2.max(1.0));
                 }
-                if delta == 0.0 && matches!(a, Analyzer::Snowball) {
+                if delta == 0.0 && gamma == 0.0 && matches!(a, Analyzer::Snowball) {
                     assert!(worst < 1e-3, "the index's BM25 not reproduced: {worst}");
                 }
                 let v: Vec<f64> = p.memories.iter().map(|m| m.1).collect();
@@ -1148,13 +1175,18 @@ fn sweep_analyzers(potion: &dyn Embedder, conversations: &[Conversation], pools:
                 let ranked: Vec<&str> =
                     order.iter().take(10).map(|i| p.memories[*i].0.as_str()).collect();
                 keyword.add(p.tune, &ranked, &p.evidence);
-                hybrid.add(p.tune, &engine_fusion(potion, &texts, p, &v, &k), &p.evidence);
+                let fused = engine_fusion(potion, &texts, p, &v, &k, idf_all);
+                hybrid.add(p.tune, &fused, &p.evidence);
             }
             let held = |s: &Split| s.held.values()[2];
             let margin = held(&hybrid) / held(&keyword).max(held(&vector)) - 1.0;
             println!(
-                "{:<22} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>10.3} {:>10.3} {:>11.1}% {:>10.4}",
-                format!("{a:?} delta {delta}"),
+                "{:<34} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>10.3} {:>10.3} {:>11.1}% {:>10.4}",
+                format!(
+                    "{a:?} delta {delta}{}{}",
+                    if gamma == 0.0 { String::new() } else { format!(" idf^{}", 1.0 + gamma) },
+                    if idf_all { " tm-idf-all" } else { "" }
+                ),
                 keyword.tune.values()[2],
                 held(&keyword),
                 keyword.all.values()[2],
