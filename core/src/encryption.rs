@@ -18,25 +18,26 @@ use heed3::MdbError;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keyring::{Key, INSTANCE_KEY_ID};
+use crate::keyring::INSTANCE_KEY_ID;
+use crate::storage::{Cipher, PageKey};
 use crate::store::{Store, Tables};
 
 /// The file in an environment of its own that names its key.
 pub(crate) const KEY_FILE: &str = "encryption.json";
 
-/// The key of an encrypted environment, with whose it is (for errors).
+/// The key of an encrypted environment (with its cipher), with whose it is (for errors).
 #[derive(Clone)]
 pub(crate) struct EnvKey {
     /// `instance`, or `tenant <id>`.
     pub owner: String,
     /// The key's id in the key provider.
     pub id: String,
-    pub key: Key,
+    pub key: PageKey,
 }
 
 impl EnvKey {
-    /// The instance key.
-    pub(crate) fn instance(key: Key) -> EnvKey {
+    /// The instance key, under the data directory's cipher.
+    pub(crate) fn instance(key: PageKey) -> EnvKey {
         EnvKey { owner: "instance".into(), id: INSTANCE_KEY_ID.into(), key }
     }
 }
@@ -44,7 +45,7 @@ impl EnvKey {
 /// What [`KEY_FILE`] records.
 #[derive(Serialize, Deserialize)]
 struct KeyRecord {
-    /// The page cipher.
+    /// The page cipher ([`Cipher::name`]).
     cipher: String,
     /// The key's id in the key provider.
     key_id: String,
@@ -52,14 +53,30 @@ struct KeyRecord {
     tenant_id: String,
 }
 
-/// The key id and tenant that [`KEY_FILE`] in `dir` records, if there is one.
-pub(crate) fn read_key_record(dir: &Path) -> Result<Option<(String, String)>> {
+/// What [`KEY_FILE`] in an environment's directory says: its file's key and cipher.
+pub(crate) struct RecordedKey {
+    /// The key's id in the key provider.
+    pub key_id: String,
+    /// The tenant whose data it is.
+    pub tenant_id: String,
+    pub cipher: Cipher,
+}
+
+/// What [`KEY_FILE`] in `dir` records, if there is one. A cipher unknown here is refused.
+pub(crate) fn read_key_record(dir: &Path) -> Result<Option<RecordedKey>> {
     let file = dir.join(KEY_FILE);
     match fs::read(&file) {
         Ok(bytes) => {
             let rec: KeyRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::internal_from(format!("reading {}", file.display()), e))?;
-            Ok(Some((rec.key_id, rec.tenant_id)))
+            let cipher = Cipher::from_name(&rec.cipher).ok_or_else(|| {
+                Error::Internal(format!(
+                    "{} names cipher {}, unknown to this version of memsilo",
+                    file.display(),
+                    rec.cipher
+                ))
+            })?;
+            Ok(Some(RecordedKey { key_id: rec.key_id, tenant_id: rec.tenant_id, cipher }))
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         Err(_) => Ok(None),
@@ -67,10 +84,12 @@ pub(crate) fn read_key_record(dir: &Path) -> Result<Option<(String, String)>> {
 }
 
 /// Records in `dir` (an environment of its own) that its file is under key `key_id` of tenant
-/// `tenant_id` ([`KEY_FILE`], written and synced atomically).
+/// `tenant_id` with the cipher of new environments, [`Cipher::NEW`] ([`KEY_FILE`], written
+/// and synced atomically): written before the file is created (or, for a key rotation's
+/// file, beside it before it replaces the old one).
 pub(crate) fn write_key_record(dir: &Path, key_id: &str, tenant_id: &str) -> Result<()> {
     let rec = KeyRecord {
-        cipher: crate::format::CIPHER.into(),
+        cipher: Cipher::NEW.name().into(),
         key_id: key_id.to_owned(),
         tenant_id: tenant_id.to_owned(),
     };

@@ -14,16 +14,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keyring::{Key, KeyProvider, INSTANCE_KEY_ID};
+use crate::keyring::{KeyProvider, INSTANCE_KEY_ID};
+use crate::storage::{Cipher, PageKey};
 
 /// The file's name under the data directory.
 pub(crate) const FILE: &str = "storage.json";
 
 /// The format this version writes and opens.
 pub(crate) const CURRENT: u32 = 2;
-
-/// The cipher of encrypted environments, as recorded (see [`crate::storage::Cipher`]).
-pub(crate) const CIPHER: &str = "chacha20-poly1305";
 
 /// What `storage.json` records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,18 +46,20 @@ impl Format {
 /// How a directory's environments are encrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Encryption {
-    /// The page cipher ([`CIPHER`]).
+    /// The page cipher of the catalog and the shared shards, and of every environment
+    /// without a record of its own ([`Cipher::name`]).
     pub cipher: String,
     /// The id of the instance key in the key provider.
     pub instance_key_id: String,
 }
 
 /// Checks the data directory `dir` before its environments are opened and gets its instance
-/// key (`None`: a plain directory) from `keys`. A new directory is marked with the current format, encrypted (its
-/// instance key created if the provider has none) when there is a provider. A directory of
+/// key (`None`: a plain directory) from `keys`, with the directory's cipher. A new directory
+/// is marked with the current format, encrypted with [`Cipher::NEW`] (its instance key
+/// created if the provider has none) when there is a provider. A directory of
 /// another format, an encrypted one without a provider or its key, or a plain one opened with
 /// a provider are refused, naming what is wrong.
-pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Result<Option<Key>> {
+pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Result<Option<PageKey>> {
     let path = dir.join(FILE);
     let format = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<Format>(&bytes)
@@ -77,13 +77,13 @@ pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Resul
             };
             let format = Format {
                 encryption: instance_key.as_ref().map(|_| Encryption {
-                    cipher: CIPHER.into(),
+                    cipher: Cipher::NEW.name().into(),
                     instance_key_id: INSTANCE_KEY_ID.into(),
                 }),
                 ..Format::current()
             };
             write_synced(dir, &path, &serde_json::to_vec_pretty(&format)?)?;
-            return Ok(instance_key);
+            return Ok(instance_key.map(|key| PageKey { cipher: Cipher::NEW, key }));
         }
         Err(e) => return Err(e.into()),
     };
@@ -111,16 +111,6 @@ pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Resul
             );
             None
         }
-        (Some(enc), _) if enc.cipher != CIPHER => {
-            return Err(Error::invalid(
-                "path",
-                format!(
-                    "data directory {} is encrypted with {}, unknown here",
-                    dir.display(),
-                    enc.cipher
-                ),
-            ))
-        }
         (Some(enc), None) => {
             return Err(Error::EncryptionKey {
                 owner: "instance".into(),
@@ -133,11 +123,22 @@ pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Resul
             })
         }
         (Some(enc), Some(k)) => {
-            Some(k.get(&enc.instance_key_id)?.ok_or_else(|| Error::EncryptionKey {
+            let Some(cipher) = Cipher::from_name(&enc.cipher) else {
+                return Err(Error::invalid(
+                    "path",
+                    format!(
+                        "data directory {} is encrypted with {}, unknown here",
+                        dir.display(),
+                        enc.cipher
+                    ),
+                ));
+            };
+            let key = k.get(&enc.instance_key_id)?.ok_or_else(|| Error::EncryptionKey {
                 owner: "instance".into(),
                 key_id: enc.instance_key_id.clone(),
                 problem: format!("is not in {}", k.describe()),
-            })?)
+            })?;
+            Some(PageKey { cipher, key })
         }
     };
     Ok(instance_key)
@@ -157,12 +158,14 @@ pub(crate) fn is_current(dir: &Path) -> Result<bool> {
     }
 }
 
-/// Marks `dir` as in the current format (`encrypted` with the instance key, or plain), synced:
-/// the last step of `memsilo upgrade`'s copy.
+/// Marks `dir` as in the current format (`encrypted` with the instance key under
+/// [`Cipher::NEW`], or plain), synced: the last step of `memsilo upgrade`'s copy.
 pub(crate) fn mark_current(dir: &Path, encrypted: bool) -> Result<()> {
     let format = Format {
-        encryption: encrypted
-            .then(|| Encryption { cipher: CIPHER.into(), instance_key_id: INSTANCE_KEY_ID.into() }),
+        encryption: encrypted.then(|| Encryption {
+            cipher: Cipher::NEW.name().into(),
+            instance_key_id: INSTANCE_KEY_ID.into(),
+        }),
         ..Format::current()
     };
     write_synced(dir, &dir.join(FILE), &serde_json::to_vec_pretty(&format)?)

@@ -17,6 +17,9 @@
 //! `recall,namespaces,overhead,store,malformed`; `hybrid` or `vector` for one recall mode)
 //! the phases run, `BENCH_CLIENTS` (default `1,16,64`) the client counts of recall and store.
 //! `TMPDIR` places the data directory (on tmpfs, fsync costs nothing: the code's own limit).
+//! `MEMSILO_KEYRING=DIR` encrypts it (the instance key is made in DIR); with it,
+//! `BENCH_CIPHER=chacha20-poly1305` makes it a directory as created before AES-256-GCM-SIV
+//! (its `storage.json` written first, naming that cipher), to compare the two ciphers.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -332,6 +335,11 @@ fn main() {
     let secs = Duration::from_secs_f64(env_or("BENCH_SECS", 3.0));
     let namespaces = env_or("BENCH_NAMESPACES", 2000.0) as usize;
     let dir = tempfile::tempdir().unwrap();
+    if let Ok(cipher) = std::env::var("BENCH_CIPHER") {
+        let format = json!({"format": 2, "lmdb": "mdb.master3",
+            "encryption": {"cipher": cipher, "instance_key_id": "instance"}});
+        std::fs::write(dir.path().join("storage.json"), format.to_string()).unwrap();
+    }
     let options = Options { embedder: Arc::new(HashEmbedder::new(384)), ..Options::default() };
     let engine = Engine::open(dir.path(), options).unwrap();
     engine.set_admin_key(ADMIN).unwrap();

@@ -16,19 +16,26 @@ use heed3::{
 };
 
 use crate::error::{Error, Result};
+use crate::keyring::Key;
 
+mod cipher;
 mod scan;
 mod table;
 
+pub(crate) use cipher::Cipher;
+use cipher::{ChaChaPoly, GcmSiv, LcAead};
 pub(crate) use scan::{scan, scan_prefix};
 pub(crate) use table::Table;
 
 /// A read transaction of any environment (reads in a write transaction pass the `RwTxn`).
 pub(crate) type RoTxn<'e> = heed3::RoTxn<'e, WithoutTls>;
 
-/// The cipher of encrypted environments: authenticated, so a page that fails its tag is an
-/// error (`MDB_CRYPTO_FAIL`), never garbage.
-pub(crate) type Cipher = chacha20poly1305::ChaCha20Poly1305;
+/// The key of an encrypted environment and its cipher (its `Debug` shows no byte of the key).
+#[derive(Debug, Clone)]
+pub(crate) struct PageKey {
+    pub cipher: Cipher,
+    pub key: Key,
+}
 
 /// An open LMDB environment, plain or encrypted.
 pub(crate) enum Environment {
@@ -64,7 +71,7 @@ pub(crate) use either;
 
 impl Environment {
     /// Opens (creating if needed) the environment in directory `path`, encrypted with `key`
-    /// when one is given.
+    /// under `cipher` when a key is given.
     ///
     /// # Safety
     ///
@@ -73,16 +80,16 @@ impl Environment {
     pub(crate) unsafe fn open(
         options: &EnvOpenOptions<WithoutTls>,
         path: &Path,
-        key: Option<&[u8; 32]>,
+        key: Option<(Cipher, &[u8; 32])>,
     ) -> Result<Environment> {
         Ok(match key {
             None => Environment::Plain(unsafe { options.open(path)? }),
-            Some(key) => {
-                let key = chacha20poly1305::Key::from(*key);
-                Environment::Encrypted(Box::new(unsafe {
-                    options.open_encrypted::<Cipher, _>(key, path)?
-                }))
-            }
+            Some((Cipher::ChaCha20Poly1305, key)) => Environment::Encrypted(Box::new(unsafe {
+                options.open_encrypted::<LcAead<ChaChaPoly>, _>((*key).into(), path)?
+            })),
+            Some((Cipher::Aes256GcmSiv, key)) => Environment::Encrypted(Box::new(unsafe {
+                options.open_encrypted::<LcAead<GcmSiv>, _>((*key).into(), path)?
+            })),
         })
     }
 

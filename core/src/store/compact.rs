@@ -13,7 +13,7 @@ use super::{
     ANY_NAMESPACE, DATA_FILE,
 };
 use crate::error::{Error, Result};
-use crate::keyring::Key;
+use crate::storage::PageKey;
 
 /// Rounds of catching up online before the last one, under the write guard.
 const CATCH_UP_ROUNDS: usize = 4;
@@ -80,7 +80,7 @@ impl<T: NamespacedTables> Store<T> {
     /// closed.
     pub(crate) fn rekey(
         &self,
-        key: &Key,
+        key: &PageKey,
         staged: impl FnOnce(&Path) -> Result<bool>,
     ) -> Result<()> {
         let _one = self.compacting.lock();
@@ -98,7 +98,7 @@ impl<T: NamespacedTables> Store<T> {
     fn rekey_into(
         &self,
         next_dir: &Path,
-        key: &Key,
+        key: &PageKey,
         staged: impl FnOnce(&Path) -> Result<bool>,
         is_staged: &mut bool,
     ) -> Result<()> {
@@ -129,7 +129,7 @@ impl<T: NamespacedTables> Store<T> {
     fn copy_online(
         &self,
         next_dir: &Path,
-        key: Option<&Key>,
+        key: Option<&PageKey>,
         full_copy: impl Fn(&Opened<T>, usize) -> Result<()>,
     ) -> Result<(RwLockWriteGuard<'_, Option<Opened<T>>>, usize)> {
         match fs::remove_dir_all(next_dir) {
@@ -187,7 +187,7 @@ fn copy_rows_into<T: NamespacedTables>(
     opened: &Opened<T>,
     next_dir: &Path,
     map_size: usize,
-    key: Option<&Key>,
+    key: Option<&PageKey>,
 ) -> Result<()> {
     for file in [DATA_FILE, "lock.mdb"] {
         match fs::remove_file(next_dir.join(file)) {

@@ -23,8 +23,7 @@ use heed3::{EnvFlags, EnvOpenOptions, RwTxn};
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::keyring::Key;
-use crate::storage::{Environment, RoTxn};
+use crate::storage::{Environment, PageKey, RoTxn};
 
 use queue::Queue;
 
@@ -86,8 +85,8 @@ const KEPT_READERS: usize = 4;
 /// An LMDB environment and its tables.
 pub(crate) struct Store<T> {
     path: PathBuf,
-    /// The key of an encrypted environment (kept to reopen it after a compaction).
-    key: Mutex<Option<Key>>,
+    /// The key and cipher of an encrypted environment (kept to reopen it after a compaction).
+    key: Mutex<Option<PageKey>>,
     inner: RwLock<Option<Opened<T>>>,
     queue: Mutex<Queue<T>>,
     /// Durable commits made (each may hold many writes).
@@ -115,8 +114,12 @@ const DATA_FILE: &str = "data.mdb";
 
 impl<T: Tables> Store<T> {
     /// Opens (creating if needed) the environment in directory `path`, encrypted with `key`
-    /// when one is given.
-    pub(crate) fn open(path: &Path, initial_map_size: usize, key: Option<&Key>) -> Result<Self> {
+    /// (under its cipher) when one is given.
+    pub(crate) fn open(
+        path: &Path,
+        initial_map_size: usize,
+        key: Option<&PageKey>,
+    ) -> Result<Self> {
         fs::create_dir_all(path)?;
         let opened = open_env::<T>(path, initial_map_size, key)?;
         Ok(Store {
@@ -201,7 +204,7 @@ impl<T: Tables> Store<T> {
     }
 }
 
-fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&Key>) -> Result<Opened<T>> {
+fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&PageKey>) -> Result<Opened<T>> {
     let page = 4096;
     let existing = fs::metadata(path.join(DATA_FILE)).map_or(0, |m| m.len() as usize);
     let size = map_size.max(existing.next_power_of_two()).div_ceil(page) * page;
@@ -214,7 +217,7 @@ fn open_env<T: Tables>(path: &Path, map_size: usize, key: Option<&Key>) -> Resul
             .max_dbs(T::MAX_DBS)
             .max_readers(1024)
             .flags(EnvFlags::NO_READ_AHEAD | EnvFlags::NO_META_SYNC);
-        Environment::open(&options, path, key.map(Key::as_bytes))?
+        Environment::open(&options, path, key.map(|k| (k.cipher, k.key.as_bytes())))?
     };
     let tables = T::create(&env)?;
     // Commits do not sync their meta page (see `Store::join`): the tables' creation is made

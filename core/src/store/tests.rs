@@ -6,7 +6,8 @@ use std::task::{Context, Poll, Waker};
 use heed3::MdbError;
 
 use super::*;
-use crate::storage::Table;
+use crate::keyring::Key;
+use crate::storage::{Cipher, PageKey, Table};
 use heed3::types::{Bytes, Str};
 
 /// Tables of the tests: settings in `meta`, and `rows` whose keys begin with their
@@ -200,29 +201,39 @@ fn put_hundred_rows(store: &Store<TestTables>, batch: u64, row: &[u8]) {
 }
 
 /// An encrypted environment grows when its map is full, compacts (row by row), keeps
-/// nothing in plain text and is refused with another key (`MDB_CRYPTO_FAIL`).
+/// nothing in plain text and is refused with another key or another cipher
+/// (`MDB_CRYPTO_FAIL`), with each cipher.
 #[test]
 fn an_encrypted_environment_grows_compacts_and_refuses_another_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::from_bytes([7; 32]);
-    let store = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
-    let row = b"SECRET-ROW-MARKER ".repeat(64);
-    for batch in 0u64..20 {
-        put_hundred_rows(&store, batch, &row);
+    for (cipher, other) in [
+        (Cipher::ChaCha20Poly1305, Cipher::Aes256GcmSiv),
+        (Cipher::Aes256GcmSiv, Cipher::ChaCha20Poly1305),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PageKey { cipher, key: Key::from_bytes([7; 32]) };
+        let store = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
+        let row = b"SECRET-ROW-MARKER ".repeat(64);
+        for batch in 0u64..20 {
+            put_hundred_rows(&store, batch, &row);
+        }
+        let map_size = store.inner.read().as_ref().unwrap().env.info().map_size;
+        assert!(map_size > 1 << 20, "the map grew");
+        store.compact().unwrap();
+        let count = store.read(|r, t| Ok(t.rows.len(r)?)).unwrap();
+        assert_eq!(count, 2000);
+        drop(store);
+        let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
+        assert!(!data.windows(17).any(|w| w == b"SECRET-ROW-MARKER"), "plain text on disk");
+        for wrong in [
+            PageKey { cipher, key: Key::from_bytes([8; 32]) },
+            PageKey { cipher: other, key: key.key.clone() },
+        ] {
+            let e = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&wrong)).err().unwrap();
+            assert!(matches!(e, Error::Storage(heed3::Error::Mdb(MdbError::CryptoFail))), "{e:?}");
+        }
+        let store = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
+        assert_eq!(store.read(|r, t| Ok(t.rows.len(r)?)).unwrap(), 2000);
     }
-    let map_size = store.inner.read().as_ref().unwrap().env.info().map_size;
-    assert!(map_size > 1 << 20, "the map grew");
-    store.compact().unwrap();
-    let count = store.read(|r, t| Ok(t.rows.len(r)?)).unwrap();
-    assert_eq!(count, 2000);
-    drop(store);
-    let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
-    assert!(!data.windows(17).any(|w| w == b"SECRET-ROW-MARKER"), "plain text on disk");
-    let wrong = Key::from_bytes([8; 32]);
-    let e = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&wrong)).err().unwrap();
-    assert!(matches!(e, Error::Storage(heed3::Error::Mdb(MdbError::CryptoFail))), "{e:?}");
-    let store = Store::<TestTables>::open(dir.path(), 1 << 20, Some(&key)).unwrap();
-    assert_eq!(store.read(|r, t| Ok(t.rows.len(r)?)).unwrap(), 2000);
 }
 
 /// Reads reuse kept read transactions, yet each read sees every write answered before
@@ -230,7 +241,7 @@ fn an_encrypted_environment_grows_compacts_and_refuses_another_key() {
 /// compacting and destroying the environment go on with transactions kept.
 #[test]
 fn kept_read_transactions_see_every_commit_and_never_hold_the_environment() {
-    for key in [None, Some(Key::from_bytes([7; 32]))] {
+    for key in [None, Some(PageKey { cipher: Cipher::NEW, key: Key::from_bytes([7; 32]) })] {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::<TestTables>::open(dir.path(), 1 << 20, key.as_ref()).unwrap());
         let kept = |s: &Store<TestTables>| s.inner.read().as_ref().unwrap().readers.lock().len();

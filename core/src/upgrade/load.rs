@@ -9,7 +9,7 @@ use heed3::types::Bytes;
 use heed3::{EnvFlags, EnvOpenOptions, MdbError, PutFlags};
 
 use crate::error::{Error, Result};
-use crate::storage::{Environment, Table};
+use crate::storage::{Cipher, Environment, Table};
 use crate::store::Tables;
 
 /// Rows put in one write transaction.
@@ -134,7 +134,7 @@ impl EnvWriter {
                 .map_size(map_size)
                 .max_dbs(kind.max_dbs())
                 .flags(EnvFlags::NO_READ_AHEAD | EnvFlags::NO_SYNC);
-            Environment::open(&options, &dir, key)?
+            Environment::open(&options, &dir, key.map(|k| (Cipher::NEW, k)))?
         };
         kind.create_tables(&env)?;
         let tables = raw_tables(&env)?;

@@ -100,7 +100,7 @@ fn with_a_key_provider_no_file_holds_the_text_and_it_reads_back_after_a_restart(
     // The directory says it is encrypted, with the key id and cipher, and holds no key.
     let format: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("storage.json")).unwrap()).unwrap();
-    assert_eq!(format["encryption"]["cipher"], "chacha20-poly1305");
+    assert_eq!(format["encryption"]["cipher"], "aes-256-gcm-siv");
     assert_eq!(format["encryption"]["instance_key_id"], "instance");
     let key = KeyringDir::open(keys.path(), None).unwrap().get("instance").unwrap().unwrap();
     assert!(files_containing(dir.path(), key.as_bytes()).is_empty(), "the key is on disk");

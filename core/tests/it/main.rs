@@ -17,6 +17,7 @@ mod keyword;
 mod layers;
 mod memories;
 mod model;
+mod old_cipher;
 mod page_split;
 mod quotas;
 mod recall;
