@@ -14,7 +14,8 @@
 //! - export to JSON Lines (in memory), import into a fresh namespace in batches of 1000, and
 //!   the same import again (every id stored with the same vector), with the share of the CPU
 //!   spent reading and checking lines on the calling thread while the batch before is written
-//!   on another (what a second core takes off the import's wall time).
+//!   on another (what a second core takes off the import's wall time); then both again with
+//!   one `import_namespace` call a batch, one after the other.
 //!
 //! The setup line gives the rate of storing the namespace (new memories with caller ids, in
 //! batches of 1000) and the pages each batch wrote.
@@ -282,14 +283,20 @@ fn export_import(engine: &Engine, n: usize) {
         switched(switches0)
     );
 
-    import(engine, n, &text, "import");
+    import(engine, n, &text, "dst", true, "import");
     // The same lines again: every id is stored with the same vector (an import run again).
-    import(engine, n, &text, "import again (every id stored, same vectors)");
+    import(engine, n, &text, "dst", true, "import again (every id stored, same vectors)");
+    // One `import_namespace` call a batch, one after the other (what a client calling the
+    // operation itself does), into another namespace and again.
+    let one = "one import_namespace call a batch";
+    import(engine, n, &text, "dst1", false, &format!("import, {one}"));
+    import(engine, n, &text, "dst1", false, &format!("import again, {one}"));
 }
 
-/// Imports export `text` into namespace `dst` in batches of 1000 (the next batch read while
-/// one is written, as `memsilo import` does) and prints the rate.
-fn import(engine: &Engine, n: usize, text: &[u8], label: &str) {
+/// Imports export `text` into namespace `ns` in batches of 1000 and prints the rate: with
+/// `import_batches` (the next batch read while one is written, as `memsilo import` does) if
+/// `pipelined`, else one `import_namespace` call a batch.
+fn import(engine: &Engine, n: usize, text: &[u8], ns: &str, pipelined: bool, label: &str) {
     let root = engine.root();
     let (started, cpu0, written0, kernel0) = (Instant::now(), cpu(), written(), kernel_cpu());
     let mut batcher = Batcher::new(1000);
@@ -305,20 +312,35 @@ fn import(engine: &Engine, n: usize, text: &[u8], label: &str) {
         batcher.finish().map(Ok)
     });
     let reader0 = thread_cpu();
-    let imported = root.import_batches("dst", read, |_| {}).unwrap().memories;
+    let imported = if pipelined {
+        root.import_batches(ns, read, |_| {}).unwrap().memories
+    } else {
+        let mut total = 0;
+        for batch in read {
+            let args = serde_json::to_value(batch.unwrap().into_args(ns)).unwrap();
+            total +=
+                root.call("import_namespace", args).unwrap().value["memories"].as_u64().unwrap();
+        }
+        total
+    };
     let reading = thread_cpu().saturating_sub(reader0);
     let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
     let kernel = kernel_cpu().saturating_sub(kernel0);
     let pages = written().saturating_sub(written0) as f64 / 4096.0 / (n as f64 / 1000.0);
+    let beside = if pipelined {
+        let share = 100.0 * reading.as_secs_f64() / used.as_secs_f64();
+        format!(", {share:.0}% reading and checking the lines beside the writes")
+    } else {
+        String::new()
+    };
     println!(
-        "{label}: {imported} memories in {:.2}s: {} (target >= 50k/s; {:.0}% of the CPU in the kernel, {:.0}% reading and checking the lines beside the writes); {pages:.0} pages written per batch of 1000",
+        "{label}: {imported} memories in {:.2}s: {} (target >= 50k/s; {:.0}% of the CPU in the kernel{beside}); {pages:.0} pages written per batch of 1000",
         wall.as_secs_f64(),
         rate(imported as usize, wall, used),
         100.0 * kernel.as_secs_f64() / used.as_secs_f64(),
-        100.0 * reading.as_secs_f64() / used.as_secs_f64()
     );
     assert_eq!(imported as usize, n);
-    assert_eq!(root.get_namespace("dst").unwrap().memory_count, n as u64);
+    assert_eq!(root.get_namespace(ns).unwrap().memory_count, n as u64);
 }
 
 /// The filter selecting group `g`.
@@ -332,7 +354,7 @@ fn main() {
         Engine::open(dir.path(), Options { background: false, ..Options::default() }).unwrap();
     let root = engine.root();
     let dims = Some(DIMS as u32);
-    for ns in ["src", "dst"] {
+    for ns in ["src", "dst", "dst1"] {
         root.create_namespace(ns, NamespaceOptions { dimensions: dims, ..Default::default() })
             .unwrap();
     }

@@ -13,19 +13,13 @@ use futures_util::StreamExt;
 use memsilo::transfer::{Batch, Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES, MAX_PAGE};
 use memsilo::Error;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::dispatch::admit_streaming;
 use crate::response;
 use crate::server::Shared;
-
-/// Runs a core call on the blocking pool.
-async fn call(handle: &memsilo::Handle, op: &'static str, args: Value) -> Result<Value, Error> {
-    let handle = handle.clone();
-    match tokio::task::spawn_blocking(move || handle.call(op, args)).await {
-        Ok(r) => r.map(|reply| reply.value),
-        Err(e) => Err(crate::response::handler_failed(e)),
-    }
-}
 
 /// Runs one `export_namespace` page on the blocking pool, as JSON text: core writes each
 /// line's text once and it is copied out as it is.
@@ -120,17 +114,62 @@ pub(crate) async fn export(
     resp
 }
 
-async fn send_batch(
-    handle: &memsilo::Handle,
-    namespace: &str,
-    batch: Batch,
-    summary: &mut ImportSummary,
-) -> Result<(), Error> {
-    let args = serde_json::to_value(batch.into_args(namespace)).map_err(Error::from)?;
-    let done = call(handle, "import_namespace", args).await?;
-    let done: ImportSummary = serde_json::from_value(done).map_err(Error::from)?;
-    summary.add(done);
-    Ok(())
+/// An import running on the blocking pool through core's `import_batches`: batches are handed
+/// to it as the body is read, and it reads and checks the next one while one is written.
+struct Importer {
+    batches: tokio::sync::mpsc::Sender<Result<Batch, Error>>,
+    /// The running total of the batches written.
+    written: Arc<Mutex<ImportSummary>>,
+    done: tokio::task::JoinHandle<Result<ImportSummary, Error>>,
+}
+
+impl Importer {
+    fn start(handle: &memsilo::Handle, namespace: &str) -> Importer {
+        let (batches, mut inbox) = tokio::sync::mpsc::channel(1);
+        let written = Arc::new(Mutex::new(ImportSummary::default()));
+        let (handle, namespace, total) = (handle.clone(), namespace.to_owned(), written.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let read = std::iter::from_fn(|| inbox.blocking_recv());
+            handle.import_batches(&namespace, read, |t| *total.lock() = *t)
+        });
+        Importer { batches, written, done }
+    }
+
+    /// Hands on a batch; `false` once the import has stopped (a batch failed).
+    async fn send(&self, batch: Batch) -> bool {
+        self.batches.send(Ok(batch)).await.is_ok()
+    }
+
+    /// The answer once the batches handed on are written: what they wrote, or the first
+    /// error in the body's order with what was written before it.
+    async fn answer(self) -> Response {
+        let Importer { batches, written, done } = self;
+        drop(batches);
+        let outcome = match done.await {
+            Ok(r) => r,
+            Err(e) => Err(crate::response::handler_failed(e)),
+        };
+        match outcome {
+            Ok(summary) => response::json(200, &json!(summary)),
+            Err(e) => failed(&e, &written.lock()),
+        }
+    }
+
+    /// The answer to a body that ends in `e` (a bad line, a read that failed): the batches
+    /// before it are written first, and an error of theirs comes first.
+    async fn fail(self, e: Error) -> Response {
+        let _ = self.batches.send(Err(e)).await;
+        self.answer().await
+    }
+}
+
+/// An import's error answer, with what was imported before it.
+fn failed(e: &Error, summary: &ImportSummary) -> Response {
+    let mut resp = response::error(e);
+    let mut body = memsilo::api::error_body(e);
+    body["imported"] = json!(summary);
+    *resp.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
+    resp
 }
 
 /// `POST /v1/namespaces/{name}/import`.
@@ -150,31 +189,23 @@ pub(crate) async fn import(
         Err(e) => return response::error(&e),
     };
     let timeout = app.options.request_timeout;
-    let mut summary = ImportSummary::default();
+    let importer = Importer::start(&admitted.handle, &name);
     let mut batcher = Batcher::new(size);
     let mut chunks = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
-    let failed = |e: &Error, summary: &ImportSummary| {
-        let mut resp = response::error(e);
-        let mut body = memsilo::api::error_body(e);
-        body["imported"] = json!(summary);
-        *resp.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
-        resp
-    };
     loop {
         let chunk = match tokio::time::timeout(timeout, chunks.next()).await {
             Ok(Some(Ok(c))) => c,
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                return failed(
-                    &Error::invalid("body", format!("could not read the body: {e}")),
-                    &summary,
-                )
+                return importer
+                    .fail(Error::invalid("body", format!("could not read the body: {e}")))
+                    .await
             }
             Err(_) => {
                 let e = Error::invalid("body", format!("no data for {}s", timeout.as_secs()));
-                return failed(&e, &summary);
+                return importer.fail(e).await;
             }
         };
         buf.extend_from_slice(&chunk);
@@ -183,15 +214,14 @@ pub(crate) async fn import(
             let line = &buf[start..start + pos];
             start += pos + 1;
             line_no += 1;
-            let pushed = batcher.push(line);
-            match pushed {
+            match batcher.push(line) {
                 Ok(Some(batch)) => {
-                    if let Err(e) = send_batch(&admitted.handle, &name, batch, &mut summary).await {
-                        return failed(&e, &summary);
+                    if !importer.send(batch).await {
+                        return importer.answer().await;
                     }
                 }
                 Ok(None) => {}
-                Err(e) => return failed(&e, &summary),
+                Err(e) => return importer.fail(e).await,
             }
         }
         buf.drain(..start);
@@ -200,24 +230,24 @@ pub(crate) async fn import(
                 field: format!("line {}", line_no + 1),
                 reason: format!("longer than {MAX_LINE_BYTES} bytes"),
             };
-            return failed(&e, &summary);
+            return importer.fail(e).await;
         }
     }
     if !buf.is_empty() {
         match batcher.push(&buf) {
             Ok(Some(batch)) => {
-                if let Err(e) = send_batch(&admitted.handle, &name, batch, &mut summary).await {
-                    return failed(&e, &summary);
+                if !importer.send(batch).await {
+                    return importer.answer().await;
                 }
             }
             Ok(None) => {}
-            Err(e) => return failed(&e, &summary),
+            Err(e) => return importer.fail(e).await,
         }
     }
     if let Some(batch) = batcher.finish() {
-        if let Err(e) = send_batch(&admitted.handle, &name, batch, &mut summary).await {
-            return failed(&e, &summary);
+        if !importer.send(batch).await {
+            return importer.answer().await;
         }
     }
-    response::json(200, &json!(summary))
+    importer.answer().await
 }
