@@ -73,3 +73,41 @@ func TestTenantKeyRotation(t *testing.T) {
 		t.Fatalf("the old key outlived the rotation: %v", err)
 	}
 }
+
+// The instance key is rotated online and polled until done; the old key is destroyed once no
+// file uses it. A plain directory has none to rotate, locally and over HTTP alike.
+func TestInstanceKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	db := of(Open(filepath.Join(dir, "data"), WithKeyring(keys))).must(t)
+	t.Cleanup(func() { db.Close() })
+	of(db.CreateNamespace(bg, "go-instance-ns", nil)).must(t)
+	started := of(db.RotateInstanceKey(bg, "go-instance-2")).must(t)
+	if started.OldKeyID != "instance" || started.NewKeyID != "go-instance-2" || started.EnvironmentsTotal < 2 {
+		t.Fatalf("rotation: %+v", started)
+	}
+	var status *InstanceKeyRotation
+	for i := 0; i < 100; i++ {
+		status = of(db.GetInstanceKeyRotation(bg)).must(t)
+		if _, err := os.Stat(filepath.Join(keys, "instance")); status.State == "done" && os.IsNotExist(err) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status.State != "done" || status.EnvironmentsDone != status.EnvironmentsTotal || status.FinishedAt == nil {
+		t.Fatalf("rotation did not finish: %+v", status)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "instance")); !os.IsNotExist(err) {
+		t.Fatalf("the old instance key outlived the rotation: %v", err)
+	}
+
+	for _, plain := range []*DB{openTemp(t), connectAdmin(t, startCargoServer(t))} {
+		_, err := plain.RotateInstanceKey(bg, "")
+		wantCode(t, err, CodeInvalidArgument)
+		if err == nil || !strings.Contains(err.Error(), "not encrypted") {
+			t.Fatalf("plain directory: %v", err)
+		}
+		_, err = plain.GetInstanceKeyRotation(bg)
+		wantCode(t, err, CodeNotFound)
+	}
+}

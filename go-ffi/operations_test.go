@@ -11,6 +11,7 @@ var goMethods = map[string]string{
 	"create_tenant": "CreateTenant", "list_tenants": "ListTenants", "get_tenant": "GetTenant",
 	"update_tenant": "UpdateTenant", "delete_tenant": "DeleteTenant",
 	"rotate_tenant_key": "RotateTenantKey", "get_key_rotation": "GetKeyRotation",
+	"rotate_instance_key": "RotateInstanceKey", "get_instance_key_rotation": "GetInstanceKeyRotation",
 	"add_member": "AddMember", "list_members": "ListMembers", "remove_member": "RemoveMember",
 	"create_namespace": "CreateNamespace", "list_namespaces": "ListNamespaces",
 	"get_namespace": "GetNamespace", "delete_namespace": "DeleteNamespace",

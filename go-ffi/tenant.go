@@ -225,6 +225,42 @@ func (db *DB) GetKeyRotation(ctx context.Context, tenantID string) (*KeyRotation
 	return &r, nil
 }
 
+// InstanceKeyRotation is the instance key's rotation and its progress.
+type InstanceKeyRotation struct {
+	OldKeyID          string     `json:"old_key_id"`
+	NewKeyID          string     `json:"new_key_id"`
+	State             string     `json:"state"` // "rewriting" or "done"
+	EnvironmentsTotal uint64     `json:"environments_total"`
+	EnvironmentsDone  uint64     `json:"environments_done"`
+	StartedAt         time.Time  `json:"started_at"`
+	FinishedAt        *time.Time `json:"finished_at"`
+}
+
+// RotateInstanceKey rotates the instance key (the key of the catalog, the audit log, logical
+// tenants' files and the files of tenants without a key of their own) to newKeyID (made in the
+// keyring if absent; "" for the default "instance.<ms>"): new files are written under it at
+// once and every file under the old key is rewritten in the background, the catalog last,
+// then the old key is destroyed. Poll GetInstanceKeyRotation for progress. Root only.
+func (db *DB) RotateInstanceKey(ctx context.Context, newKeyID string) (*InstanceKeyRotation, error) {
+	args := struct {
+		NewKeyID string `json:"new_key_id,omitempty"`
+	}{newKeyID}
+	var r InstanceKeyRotation
+	if _, err := db.call(ctx, "rotate_instance_key", args, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// GetInstanceKeyRotation is the instance key's last rotation (CodeNotFound if none). Root only.
+func (db *DB) GetInstanceKeyRotation(ctx context.Context) (*InstanceKeyRotation, error) {
+	var r InstanceKeyRotation
+	if _, err := db.call(ctx, "get_instance_key_rotation", struct{}{}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 func (db *DB) tenantCall(ctx context.Context, op string, args any) (*Tenant, error) {
 	var t Tenant
 	if _, err := db.call(ctx, op, args, &t); err != nil {

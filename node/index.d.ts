@@ -568,6 +568,22 @@ export interface RotateTenantKeyOptions {
   new_key_id?: string;
 }
 
+export interface RotateInstanceKeyOptions {
+  /** The new instance key's id (made in the keyring if absent); default `instance.<ms>`. */
+  newKeyId?: string;
+  new_key_id?: string;
+}
+
+export interface InstanceKeyRotation {
+  old_key_id: string;
+  new_key_id: string;
+  state: 'rewriting' | 'done';
+  environments_total: number;
+  environments_done: number;
+  started_at: string;
+  finished_at: string | null;
+}
+
 export interface KeyRotation {
   tenant_id: string;
   old_key_id: string | null;
@@ -713,6 +729,14 @@ export class Memsilo {
   rotateTenantKey(tenantId: string, opts?: RotateTenantKeyOptions): Promise<KeyRotation>;
   /** The tenant's last key rotation and its progress (`not_found` if none). */
   getKeyRotation(tenantId: string): Promise<KeyRotation>;
+  /**
+   * Rotates the instance key (the catalog's, the audit log's, logical tenants' and keyless
+   * tenants' files): new files at once, the old ones rewritten in the background, the catalog
+   * last, then the old key is destroyed; poll getInstanceKeyRotation. Root only.
+   */
+  rotateInstanceKey(opts?: RotateInstanceKeyOptions): Promise<InstanceKeyRotation>;
+  /** The instance key's last rotation and its progress (`not_found` if none). Root only. */
+  getInstanceKeyRotation(): Promise<InstanceKeyRotation>;
   addMember(tenantId: string, userIdentifier: string, role: Role, metadata?: JsonObject): Promise<Member>;
   listMembers(tenantId: string, opts?: ListMembersOptions): Promise<MemberList>;
   removeMember(tenantId: string, memberId: string): Promise<RemovedMember>;

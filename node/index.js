@@ -474,6 +474,12 @@ class Memsilo {
   getKeyRotation(tenantId) {
     return this.#call('get_key_rotation', { tenant_id: tenantId });
   }
+  rotateInstanceKey(opts) {
+    return this.#call('rotate_instance_key', { ...wire(opts) });
+  }
+  getInstanceKeyRotation() {
+    return this.#call('get_instance_key_rotation', {});
+  }
   addMember(tenantId, userIdentifier, role, metadata) {
     const args = { tenant_id: tenantId, user_identifier: userIdentifier, role };
     if (metadata !== undefined && metadata !== null) args.metadata = metadata;

@@ -86,6 +86,8 @@ pub enum Action<'a> {
     IssueKey(Option<&'a str>, Role),
     /// Rotate a key and receive its new secret.
     RotateKey(&'a KeyOwner<'a>),
+    /// Change what belongs to the whole instance (rotate the instance key): root only.
+    ManageInstance,
 }
 
 /// Whose a key is, for [`Action::RotateKey`].

@@ -9,7 +9,7 @@ use crate::datastore::EnvLocation;
 use crate::error::Result;
 use crate::records::{AuditTables, KeyRecord, Member, NamespaceRecord, PurgeJob, Tenant};
 use crate::storage::{Environment, RoTxn, Table};
-use crate::store::Tables;
+use crate::store::{NamespacedTables, Tables};
 
 /// Catalog tables. Composite keys use `/` as separator; every part before it is a UUID or
 /// `-`, so prefix scans cannot run into a neighbour.
@@ -66,6 +66,58 @@ impl Tables for CatalogTables {
             meta: meta.remap_types(),
             audit: AuditTables::new(audit_entries.remap_types(), audit_heads.remap_types()),
         })
+    }
+}
+
+impl CatalogTables {
+    /// Every table, as raw bytes.
+    fn raw_tables(&self) -> [Table<Bytes, Bytes>; 11] {
+        [
+            self.tenants.remap_types(),
+            self.tenant_names.remap_types(),
+            self.members.remap_types(),
+            self.member_users.remap_types(),
+            self.namespaces.remap_types(),
+            self.tenant_namespaces.remap_types(),
+            self.keys.remap_types(),
+            self.purges.remap_types(),
+            self.meta.remap_types(),
+            self.audit.entries.remap_types(),
+            self.audit.heads.remap_types(),
+        ]
+    }
+}
+
+/// The catalog is rewritten like a data environment when the instance key is rotated (see
+/// `engine::rotation`). Its rows are of no namespace and its writes name none, so an online
+/// rewrite copies it whole again under the write guard and never by namespace.
+impl NamespacedTables for CatalogTables {
+    fn copy_namespace(
+        &self,
+        _from: &Self,
+        _rtxn: &mut RoTxn<'_>,
+        _wtxn: &mut heed3::RwTxn<'_>,
+        ns: crate::store::NamespaceId,
+    ) -> Result<()> {
+        Err(crate::error::Error::Internal(format!(
+            "the catalog holds no rows of namespace #{ns}: it is copied whole"
+        )))
+    }
+
+    fn copy_all(
+        &self,
+        from: &Self,
+        rtxn: &mut RoTxn<'_>,
+        wtxn: &mut heed3::RwTxn<'_>,
+    ) -> Result<()> {
+        for (to, from) in self.raw_tables().into_iter().zip(from.raw_tables()) {
+            for row in from.iter(rtxn)? {
+                let (key, value) = row?;
+                // In key order into an empty table: appended, pages filled.
+                to.put_with_flags(wtxn, heed3::PutFlags::APPEND, key, value)?;
+            }
+        }
+        Ok(())
     }
 }
 

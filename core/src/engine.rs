@@ -117,13 +117,9 @@ impl Engine {
             (None, None) => None,
         };
         let dir_lock = lock_directory(&dir)?;
-        let instance_key = crate::format::check_or_mark(&dir, keys.as_deref())?
-            .map(crate::encryption::EnvKey::instance);
-        let catalog = Arc::new(crate::encryption::open_store(
-            &dir.join("catalog"),
-            1 << 30,
-            instance_key.as_ref(),
-        )?);
+        let instance_key = crate::format::check_or_mark(&dir, keys.as_deref())?;
+        let (catalog, instance_key) = rotation::open_catalog(&dir, keys.as_deref(), instance_key)?;
+        let catalog = Arc::new(catalog);
         crate::audit::adopt_old_log(&dir, &catalog)?;
         let state = State::new(dir.clone(), options, catalog, keys, instance_key)?;
         state.check_key_locations()?;

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::encryption::EnvKey;
 use crate::error::{Error, Result};
 use crate::keyring::{KeyProvider, INSTANCE_KEY_ID};
 use crate::storage::{Cipher, PageKey};
@@ -49,7 +50,9 @@ pub(crate) struct Encryption {
     /// The page cipher of the catalog and the shared shards, and of every environment
     /// without a record of its own ([`Cipher::name`]).
     pub cipher: String,
-    /// The id of the instance key in the key provider.
+    /// The id of the instance key in the key provider: the key of files made from now on
+    /// for the instance (a rotation changes it; each file records its own key, see
+    /// [`crate::encryption`]).
     pub instance_key_id: String,
 }
 
@@ -59,7 +62,7 @@ pub(crate) struct Encryption {
 /// created if the provider has none) when there is a provider. A directory of
 /// another format, an encrypted one without a provider or its key, or a plain one opened with
 /// a provider are refused, naming what is wrong.
-pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Result<Option<PageKey>> {
+pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Result<Option<EnvKey>> {
     let path = dir.join(FILE);
     let format = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<Format>(&bytes)
@@ -83,7 +86,9 @@ pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Resul
                 ..Format::current()
             };
             write_synced(dir, &path, &serde_json::to_vec_pretty(&format)?)?;
-            return Ok(instance_key.map(|key| PageKey { cipher: Cipher::NEW, key }));
+            return Ok(instance_key.map(|key| {
+                EnvKey::instance(INSTANCE_KEY_ID, PageKey { cipher: Cipher::NEW, key })
+            }));
         }
         Err(e) => return Err(e.into()),
     };
@@ -138,7 +143,7 @@ pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Resul
                 key_id: enc.instance_key_id.clone(),
                 problem: format!("is not in {}", k.describe()),
             })?;
-            Some(PageKey { cipher, key })
+            Some(EnvKey::instance(enc.instance_key_id.clone(), PageKey { cipher, key }))
         }
     };
     Ok(instance_key)
@@ -156,6 +161,23 @@ pub(crate) fn is_current(dir: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Records in `dir`'s `storage.json` (synced) that its instance key is now `key_id` (a
+/// rotation of the instance key).
+pub(crate) fn set_instance_key_id(dir: &Path, key_id: &str) -> Result<()> {
+    let path = dir.join(FILE);
+    let bytes = fs::read(&path)?;
+    let mut format: Format = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::internal_from(format!("reading {}", path.display()), e))?;
+    let Some(enc) = format.encryption.as_mut() else {
+        return Err(Error::Internal(format!("data directory {} is not encrypted", dir.display())));
+    };
+    if enc.instance_key_id == key_id {
+        return Ok(());
+    }
+    key_id.clone_into(&mut enc.instance_key_id);
+    write_synced(dir, &path, &serde_json::to_vec_pretty(&format)?)
 }
 
 /// Marks `dir` as in the current format (`encrypted` with the instance key under

@@ -94,7 +94,7 @@ pub use memory::{
 pub use namespace::{DecayPolicy, DeletedNamespace, Namespace, NamespaceOptions, NamespaceRecord};
 pub use page::{Page, Paged, DEFAULT_LIMIT};
 pub use quota::{chain_exceeded, RateInfo, RateLimiter};
-pub use rotation::{KeyRotation, RotationState};
+pub use rotation::{InstanceKeyRotation, KeyRotation, RotationState};
 pub use session::{
     EndSession, ListSessions, MemoryList, Session, SessionArgs, SessionMemories, SessionPage,
     StartSession,

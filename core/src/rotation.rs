@@ -1,4 +1,4 @@
-//! Rotation of a tenant's own encryption key, online.
+//! Rotation of an encryption key, online: a tenant's own key, or the instance key.
 //!
 //! [`Handle::rotate_tenant_key`] makes the new key, and in one catalog transaction makes it
 //! the tenant's key (environments made from then on are under it) and writes a durable
@@ -13,6 +13,11 @@
 //! still beside the old one the next open moves it into place before anything opens the
 //! environment), `done`. On the next open the worker goes on from there: a rotation is always
 //! finished, never left half done.
+//!
+//! The instance key's rotation ([`Handle::rotate_instance_key`]) is the same record, of scope
+//! [`INSTANCE`] instead of a tenant id: its environments are every file under the old
+//! instance key (found by the key each file records, see [`crate::encryption`]), and last the
+//! catalog itself (`catalog`), rewritten by the same machinery once every other file is done.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +30,13 @@ use crate::storage::RoTxn;
 
 /// Catalog `meta` key prefix of rotation records (`key_rotation/<tenant id>`).
 const RECORD_PREFIX: &str = "key_rotation/";
+
+/// Catalog `meta` key of the instance key's rotation record (outside [`RECORD_PREFIX`]).
+const INSTANCE_RECORD: &str = "instance_key_rotation";
+
+/// The scope (in place of a tenant id) of the instance key's rotation. Tenant ids are never
+/// empty.
+pub(crate) const INSTANCE: &str = "";
 
 /// Where a rotation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,21 +84,71 @@ pub(crate) enum EnvState {
     Done,
 }
 
+/// The instance key's rotation, as [`Handle::rotate_instance_key`] and
+/// [`Handle::instance_key_rotation`] report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InstanceKeyRotation {
+    /// The instance key before.
+    pub old_key_id: String,
+    /// The instance key now: the key of every file made since the rotation began.
+    pub new_key_id: String,
+    /// Where the rotation stands.
+    pub state: RotationState,
+    /// The files to rewrite: every environment that was under the old key, and the catalog.
+    pub environments_total: u64,
+    /// Those under the new key already.
+    pub environments_done: u64,
+    /// When it was asked for.
+    pub started_at: DateTime<Utc>,
+    /// When the last file was done.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<KeyRotation> for InstanceKeyRotation {
+    fn from(r: KeyRotation) -> InstanceKeyRotation {
+        InstanceKeyRotation {
+            old_key_id: r.old_key_id.unwrap_or_default(),
+            new_key_id: r.new_key_id,
+            state: r.state,
+            environments_total: r.environments_total,
+            environments_done: r.environments_done,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
 /// The durable record of a rotation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RotationRecord {
+    /// Its `tenant_id` is [`INSTANCE`] for the instance key's.
     pub rotation: KeyRotation,
     pub environments: Vec<(EnvLocation, EnvState)>,
+    /// The instance key's rotation: where the catalog stands (rewritten last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<EnvState>,
+    /// The instance key's rotation: its environments are still to be listed (the rotation
+    /// was recorded, then the process stopped before it listed them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlisted: bool,
 }
 
 impl RotationRecord {
     pub(crate) fn count_done(&mut self) {
+        let catalog = self.catalog.iter().filter(|s| **s == EnvState::Done).count();
         self.rotation.environments_done =
-            self.environments.iter().filter(|(_, s)| *s == EnvState::Done).count() as u64;
+            (self.environments.iter().filter(|(_, s)| *s == EnvState::Done).count() + catalog)
+                as u64;
+        self.rotation.environments_total =
+            (self.environments.len() + usize::from(self.catalog.is_some())) as u64;
     }
 }
 
 fn record_key(tenant_id: &str) -> String {
+    if tenant_id == INSTANCE {
+        return INSTANCE_RECORD.to_owned();
+    }
     format!("{RECORD_PREFIX}{tenant_id}")
 }
 
@@ -113,14 +175,22 @@ pub(crate) fn put_record(
     Ok(())
 }
 
-/// Every rotation record.
+/// Every rotation record (the instance key's first).
 pub(crate) fn all_records(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<RotationRecord>> {
     let mut out = Vec::new();
+    out.extend(get_record(t, r, INSTANCE)?);
     for entry in t.meta.prefix_iter(r, RECORD_PREFIX)? {
         let (_, bytes) = entry?;
         out.push(serde_json::from_slice(bytes)?);
     }
     Ok(out)
+}
+
+/// The instance key's id as the catalog knows it: the new key of its last rotation, or the
+/// first instance key's id.
+pub(crate) fn instance_key_id(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<String> {
+    Ok(get_record(t, r, INSTANCE)?
+        .map_or_else(|| crate::keyring::INSTANCE_KEY_ID.to_owned(), |rec| rec.rotation.new_key_id))
 }
 
 /// Removes a deleted tenant's rotation record, inside the deletion's transaction; returns the
@@ -190,4 +260,32 @@ pub(crate) fn set_state(rec: &mut RotationRecord, loc: &EnvLocation, state: EnvS
         }
     }
     rec.count_done();
+}
+
+/// The namespaces whose rows environment `loc` holds now (a shard's: a scan of the
+/// namespaces; a shard is one of a few).
+pub(crate) fn namespaces_at(
+    t: &CatalogTables,
+    r: &mut RoTxn<'_>,
+    loc: &EnvLocation,
+) -> Result<Vec<NamespaceId>> {
+    Ok(match loc {
+        EnvLocation::Namespace { id } => vec![*id],
+        EnvLocation::Tenant { tenant_id } => {
+            tenant_environments(t, r, tenant_id, IsolationMode::Hybrid)?
+                .into_iter()
+                .flat_map(|(_, ns)| ns)
+                .collect()
+        }
+        EnvLocation::Shard { .. } => {
+            let mut ids = Vec::new();
+            for entry in t.namespaces.iter(r)? {
+                let (_, rec) = entry?;
+                if rec.location == *loc {
+                    ids.push(rec.id);
+                }
+            }
+            ids
+        }
+    })
 }

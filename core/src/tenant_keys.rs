@@ -21,7 +21,9 @@ pub(crate) fn check_key_unused(
     for (used, by) in &uses {
         let taken = match by {
             _ if used != id => continue,
-            KeyUse::Instance => continue,
+            // `instance` itself is refused by name, as a tenant's key id.
+            KeyUse::Instance if used == INSTANCE_KEY_ID => continue,
+            KeyUse::Instance => "is the instance key".to_owned(),
             KeyUse::Tenant(name) => {
                 format!("is the key of tenant {name}; each tenant has a key of its own")
             }
@@ -48,10 +50,14 @@ enum KeyUse {
 }
 
 /// Every key id the directory uses, with what uses it, in one read of the catalog: the
-/// instance key's, the tenants', those of key rotations under way, and those waiting to be
+/// instance key's (the first one's id, reserved, and the current one's), the tenants', those of key rotations under way, and those waiting to be
 /// destroyed.
 fn key_uses(t: &CatalogTables, r: &mut RoTxn<'_>) -> Result<Vec<(String, KeyUse)>> {
     let mut uses = vec![(INSTANCE_KEY_ID.to_owned(), KeyUse::Instance)];
+    let instance = crate::rotation::instance_key_id(t, r)?;
+    if instance != INSTANCE_KEY_ID {
+        uses.push((instance, KeyUse::Instance));
+    }
     for entry in t.tenants.iter(r)? {
         let (_, tenant) = entry?;
         if let Some(id) = tenant.encryption_key_id {

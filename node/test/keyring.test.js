@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const memsilo = require('..');
-const { tmpdir } = require('../test-support/kit.js');
+const { tmpdir, startServer } = require('../test-support/kit.js');
 
 describe('keyring', () => {
   it('makes a tenant key in the keyring and destroys it with the tenant', async () => {
@@ -40,6 +40,37 @@ describe('keyring', () => {
       db.createTenant('node_nokeys', { isolationMode: 'physical', encryptionKeyId: 'k' }),
       (e) => e.code === 'invalid_argument' && e.message.includes('a keyring is needed'),
     );
+  });
+  it('rotates the instance key and reports progress until the old key is destroyed', async () => {
+    const dir = tmpdir();
+    const keys = path.join(dir, 'keys');
+    const db = memsilo.open(path.join(dir, 'data'), { keyring: keys });
+    await db.createNamespace('node-instance-ns');
+    await db.storeMemory('node-instance-ns', { content: 'kept across the rotation' });
+    const started = await db.rotateInstanceKey({ newKeyId: 'node-instance-2' });
+    assert.deepEqual([started.old_key_id, started.new_key_id], ['instance', 'node-instance-2']);
+    assert.ok(started.environments_total >= 2, 'a shard and the catalog at least');
+    let status = started;
+    for (let i = 0; i < 100 && (status.state !== 'done' || fs.existsSync(path.join(keys, 'instance'))); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = await db.getInstanceKeyRotation();
+    }
+    assert.equal(status.state, 'done');
+    assert.equal(status.environments_done, status.environments_total);
+    assert.ok(!fs.existsSync(path.join(keys, 'instance')), 'the old instance key is destroyed');
+    assert.equal(await db.countMemories('node-instance-ns'), 1);
+  });
+  it('refuses to rotate the instance key of a plain directory, locally and remotely alike', async () => {
+    const plainErr = (e) => e.code === 'invalid_argument' && e.message.includes('not encrypted');
+    await assert.rejects(memsilo.open(path.join(tmpdir(), 'plain')).rotateInstanceKey(), plainErr);
+    const server = await startServer();
+    try {
+      const remote = await memsilo.connect(server.url, { apiKey: server.adminKey });
+      await assert.rejects(remote.rotateInstanceKey(), plainErr);
+      await assert.rejects(remote.getInstanceKeyRotation(), (e) => e.code === 'not_found');
+    } finally {
+      await server.stop();
+    }
   });
   it('rotates a tenant key and reports progress until done', async () => {
     const dir = tmpdir();

@@ -88,6 +88,8 @@ class AsyncMemsilo:
     delete_tenant = _to_async(Memsilo.delete_tenant)
     rotate_tenant_key = _to_async(Memsilo.rotate_tenant_key)
     get_key_rotation = _to_async(Memsilo.get_key_rotation)
+    rotate_instance_key = _to_async(Memsilo.rotate_instance_key)
+    get_instance_key_rotation = _to_async(Memsilo.get_instance_key_rotation)
     add_member = _to_async(Memsilo.add_member)
     list_members = _to_async(Memsilo.list_members)
     remove_member = _to_async(Memsilo.remove_member)

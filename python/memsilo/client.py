@@ -38,6 +38,7 @@ from .types import (
     GraphView,
     IsolationMode,
     KeyRotation,
+    InstanceKeyRotation,
     Member,
     MemberList,
     Memory,
@@ -591,6 +592,20 @@ class Memsilo:
     def get_key_rotation(self, tenant_id: str) -> KeyRotation:
         """The tenant's last key rotation and its progress (``NotFoundError`` if none)."""
         return cast(KeyRotation, self._call("get_key_rotation", {"tenant_id": tenant_id}))
+
+    def rotate_instance_key(self, new_key_id: Optional[str] = None) -> InstanceKeyRotation:
+        """Rotates the instance key (the key of the catalog, the audit log, ``logical``
+        tenants' files and the files of tenants without a key of their own) to ``new_key_id``
+        (made in the keyring if absent; default ``instance.<ms>``): new files are written
+        under it at once, and every file under the old key is rewritten in the background,
+        the catalog last; then the old key is destroyed. Poll
+        :meth:`get_instance_key_rotation` for progress. Root only."""
+        args = {"new_key_id": new_key_id}
+        return cast(InstanceKeyRotation, self._call("rotate_instance_key", args))
+
+    def get_instance_key_rotation(self) -> InstanceKeyRotation:
+        """The instance key's last rotation and its progress (``NotFoundError`` if none). Root only."""
+        return cast(InstanceKeyRotation, self._call("get_instance_key_rotation", {}))
 
     def add_member(
         self,

@@ -147,6 +147,16 @@ class KeyRotation(TypedDict):
     finished_at: Optional[str]
 
 
+class InstanceKeyRotation(TypedDict):
+    old_key_id: str
+    new_key_id: str
+    state: KeyRotationState
+    environments_total: int
+    environments_done: int
+    started_at: str
+    finished_at: Optional[str]
+
+
 class TenantList(TypedDict):
     tenants: List[Tenant]
     total_count: int
@@ -439,6 +449,7 @@ __all__ = [
     "GraphView",
     "IsolationMode",
     "KeyRotation",
+    "InstanceKeyRotation",
     "KeyRotationState",
     "Member",
     "MemberList",

@@ -86,3 +86,37 @@ def test_a_key_rotation_is_started_and_polled_until_done(tmp_path: Path) -> None
     assert not (keys / "py-old").exists(), "the old key is destroyed once no file uses it"
     assert db.get_tenant(tenant["id"])["encryption_key_id"] == "py-new"
     assert db.count_memories("py-rotated-ns") == 1
+
+
+def test_the_instance_key_is_rotated_and_polled_until_the_old_one_is_destroyed(
+    tmp_path: Path,
+) -> None:
+    keys = tmp_path / "keys"
+    db = memsilo.open(tmp_path / "data", keyring=keys)
+    db.create_namespace("py-instance-ns")
+    db.store_memory("py-instance-ns", "kept across the instance key's rotation")
+    started = db.rotate_instance_key(new_key_id="py-instance-2")
+    assert (started["old_key_id"], started["new_key_id"]) == ("instance", "py-instance-2")
+    assert started["environments_total"] >= 2, "a shard and the catalog at least"
+    with pytest.raises(memsilo.ConflictError):
+        db.create_tenant("py_thief", isolation_mode="hybrid", encryption_key_id="py-instance-2")
+    for _ in range(100):
+        status = db.get_instance_key_rotation()
+        if status["state"] == "done" and not (keys / "instance").exists():
+            break
+        time.sleep(0.1)
+    assert status["environments_done"] == status["environments_total"]
+    assert not (keys / "instance").exists(), "the old instance key is destroyed"
+    assert db.count_memories("py-instance-ns") == 1
+
+    async def run() -> None:
+        adb = memsilo.aio.open(tmp_path / "data", keyring=keys)
+        assert (await adb.get_instance_key_rotation())["state"] == "done"
+
+    asyncio.run(run())
+
+
+def test_a_plain_directory_has_no_instance_key_to_rotate(db: memsilo.Memsilo) -> None:
+    with pytest.raises(memsilo.InvalidArgumentError) as refused:
+        db.rotate_instance_key()
+    assert "not encrypted" in str(refused.value)

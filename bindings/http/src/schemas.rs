@@ -83,6 +83,8 @@ impl Components {
             "delete_tenant" => TenantArgs,
             "rotate_tenant_key" => memsilo::api::RotateTenantKeyArgs,
             "get_key_rotation" => TenantArgs,
+            "rotate_instance_key" => memsilo::api::RotateInstanceKeyArgs,
+            "get_instance_key_rotation" => NoArgs,
             "add_member" => AddMemberArgs,
             "list_members" => ListMembersArgs,
             "remove_member" => MemberArgs,
@@ -159,6 +161,9 @@ impl Components {
             "get_tenant" => tenant,
             "rotate_tenant_key" | "get_key_rotation" => {
                 g.subschema_for::<memsilo::KeyRotation>().into()
+            }
+            "rotate_instance_key" | "get_instance_key_rotation" => {
+                g.subschema_for::<memsilo::InstanceKeyRotation>().into()
             }
             "list_tenants" => json!({
                 "type": "object",

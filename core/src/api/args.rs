@@ -335,6 +335,17 @@ pub struct RotateTenantKeyArgs {
     pub new_key_id: Option<String>,
 }
 
+/// Arguments of `rotate_instance_key`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateInstanceKeyArgs {
+    /// The new instance key's id (made in the keyring if absent); default
+    /// `instance.<ms>`.
+    #[serde(default)]
+    pub new_key_id: Option<String>,
+}
+
 /// Arguments of operations that take none.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

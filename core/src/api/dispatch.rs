@@ -149,6 +149,10 @@ impl Handle {
                 R::of(self.rotate_tenant_key(&a.tenant_id, a.new_key_id.as_deref())?)
             }
             Request::GetKeyRotation(a) => R::of(self.key_rotation(&a.tenant_id)?),
+            Request::RotateInstanceKey(a) => {
+                R::of(self.rotate_instance_key(a.new_key_id.as_deref())?)
+            }
+            Request::GetInstanceKeyRotation(_) => R::of(self.instance_key_rotation()?),
             Request::AddMember(a) => {
                 let m = self.add_member(&a.tenant_id, &a.user_identifier, a.role, a.metadata)?;
                 let message = format!("Member added successfully to tenant {}", m.tenant_id);

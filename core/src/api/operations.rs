@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::{
     AddMemberArgs, CreateNamespaceArgs, EntityArgs, GetMemoriesArgs, KeyArgs, ListArgs,
     ListKeysArgs, ListMembersArgs, ListTenantsArgs, MemberArgs, MemoryArgs, NamespaceArgs, NoArgs,
-    PathArgs, PolicyArgs, RelationArgs, RevokeKeyArgs, RotateTenantKeyArgs, SetPolicyArgs,
-    StoreBatchArgs, TenantArgs, UpdateTenantArgs,
+    PathArgs, PolicyArgs, RelationArgs, RevokeKeyArgs, RotateInstanceKeyArgs, RotateTenantKeyArgs,
+    SetPolicyArgs, StoreBatchArgs, TenantArgs, UpdateTenantArgs,
 };
 use crate::audit::ListAudit;
 use crate::document::decode;
@@ -88,6 +88,8 @@ operations! {
     DeleteTenant(TenantArgs) = "delete_tenant", Write;
     RotateTenantKey(RotateTenantKeyArgs) = "rotate_tenant_key", Write;
     GetKeyRotation(TenantArgs) = "get_key_rotation", Read;
+    RotateInstanceKey(RotateInstanceKeyArgs) = "rotate_instance_key", Write;
+    GetInstanceKeyRotation(NoArgs) = "get_instance_key_rotation", Read;
     AddMember(AddMemberArgs) = "add_member", Write;
     ListMembers(ListMembersArgs) = "list_members", Read;
     RemoveMember(MemberArgs) = "remove_member", Write;

@@ -50,6 +50,7 @@ impl Subject {
             Request::RotateTenantKey(a) => {
                 control(Some(a.tenant_id.clone()), Some(a.tenant_id.clone()))
             }
+            Request::RotateInstanceKey(_) => control(None, Some("instance".to_owned())),
             Request::AddMember(a) => control(Some(a.tenant_id.clone()), None),
             Request::RemoveMember(a) => {
                 control(Some(a.tenant_id.clone()), Some(a.member_id.clone()))
@@ -66,7 +67,8 @@ impl Subject {
             | Request::ListMembers(_)
             | Request::ListNamespaces(_)
             | Request::ListKeys(_)
-            | Request::WhoAmI(_) => data(None),
+            | Request::WhoAmI(_)
+            | Request::GetInstanceKeyRotation(_) => data(None),
             Request::ListAudit(ListAudit { tenant_id, .. })
             | Request::VerifyAudit(TenantArgs { tenant_id }) => data(Some(tenant_id)),
             Request::GetTenant(a) | Request::GetKeyRotation(a) => data(Some(&a.tenant_id)),

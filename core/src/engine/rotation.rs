@@ -1,17 +1,30 @@
-//! The engine's side of key rotations: rewriting a tenant's environments under its new key,
-//! settling what a crash left staged, and the rotation's records as the rewrite goes on (the
-//! records themselves are [`crate::rotation`]'s).
+//! The engine's side of key rotations: rewriting the environments of a tenant (or, for the
+//! instance key, every file under the old instance key and then the catalog) under the new
+//! key, settling what a crash left staged, and the rotation's records as the rewrite goes on
+//! (the records themselves are [`crate::rotation`]'s).
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::EngineInner;
+use crate::catalog::CatalogTables;
 use crate::datastore::{EnvLocation, NamespaceId};
+use crate::encryption::{read_key_record, write_key_record, EnvKey};
 use crate::error::{Error, Result};
+use crate::keyring::KeyProvider;
 use crate::rotation::{
-    all_records, get_record, put_record, set_state, tenant_environments, EnvState, RotationRecord,
-    RotationState,
+    all_records, get_record, namespaces_at, put_record, set_state, tenant_environments, EnvState,
+    RotationRecord, RotationState, INSTANCE,
 };
 use crate::state::Affects;
+use crate::storage::{Cipher, PageKey};
+use crate::store::Store;
+
+/// In the catalog's directory while its new file (under the new instance key) is complete in
+/// its `rekeying` directory and not yet moved into place: the catalog cannot record that in
+/// itself, since it is the file being replaced.
+const CATALOG_STAGED: &str = "rekeyed.json";
 
 impl EngineInner {
     /// Moves into place the new files of environments a crash left `staged` (complete under
@@ -21,23 +34,14 @@ impl EngineInner {
         let records = self.state.catalog.read(|r, t| all_records(t, r))?;
         for mut rec in records {
             let mut changed = false;
+            let scope = rec.rotation.tenant_id.clone();
             for (loc, state) in &mut rec.environments {
                 if *state != EnvState::Staged {
                     continue;
                 }
                 crate::store::finish_rekey(&loc.dir(&self.state.dir))?;
-                let namespaces = self.state.catalog.read(|r, t| {
-                    let Some(tenant) = t.tenants.get(r, &rec.rotation.tenant_id)? else {
-                        return Ok(std::collections::BTreeSet::new());
-                    };
-                    let envs =
-                        tenant_environments(t, r, &rec.rotation.tenant_id, tenant.isolation_mode)?;
-                    Ok(envs
-                        .into_iter()
-                        .filter(|(l, _)| l == loc)
-                        .flat_map(|(_, ns)| ns)
-                        .collect::<std::collections::BTreeSet<_>>())
-                })?;
+                let namespaces =
+                    self.state.catalog.read(|r, t| env_namespaces(t, r, &scope, loc))?;
                 self.drop_indexes(&namespaces)?;
                 *state = EnvState::Done;
                 changed = true;
@@ -66,64 +70,102 @@ impl EngineInner {
     }
 
     fn run_rotation(&self, mut rec: RotationRecord) -> Result<usize> {
-        let tenant_id = rec.rotation.tenant_id.clone();
+        let scope = rec.rotation.tenant_id.clone();
+        let tenant = (scope != INSTANCE).then_some(scope.as_str());
         let new_key_id = rec.rotation.new_key_id.clone();
-        let key = self.state.tenant_env_key(&new_key_id, &tenant_id)?;
+        let key = self.state.tenant_env_key(&new_key_id, tenant)?;
+        if rec.unlisted {
+            // Recorded, then stopped before it was made the instance key or listed its files.
+            if self.state.instance_key().is_none_or(|k| k.id != new_key_id) {
+                self.state.replace_instance_key(key.clone());
+                crate::format::set_instance_key_id(&self.state.dir, &new_key_id)?;
+            }
+            rec = self.state.list_instance_environments()?;
+        }
         let mut rewritten = 0;
         for i in 0..rec.environments.len() {
             let (loc, state) = rec.environments[i].clone();
             if state == EnvState::Done {
                 continue;
             }
-            let namespaces = || -> Result<std::collections::BTreeSet<NamespaceId>> {
-                let found = self.state.catalog.read(|r, t| {
-                    let Some(tenant) = t.tenants.get(r, &tenant_id)? else {
-                        return Ok(None);
-                    };
-                    let envs = tenant_environments(t, r, &tenant_id, tenant.isolation_mode)?;
-                    Ok(envs.into_iter().find(|(l, _)| *l == loc).map(|(_, ns)| ns))
-                })?;
-                Ok(found.unwrap_or_default().into_iter().collect())
+            let namespaces = || -> Result<BTreeSet<NamespaceId>> {
+                self.state.catalog.read(|r, t| env_namespaces(t, r, &scope, &loc))
             };
-            // A hybrid tenant's file is rewritten even with no namespace left in it (one made
-            // later opens it under the new key); a deleted namespace's file is not.
             let rewrite = loc.dir(&self.state.dir).exists()
-                && (matches!(loc, EnvLocation::Tenant { .. }) || !namespaces()?.is_empty());
+                && match tenant {
+                    // A hybrid tenant's file is rewritten even with no namespace left in it
+                    // (one made later opens it under the new key); a deleted namespace's file
+                    // is not.
+                    Some(_) => {
+                        matches!(loc, EnvLocation::Tenant { .. }) || !namespaces()?.is_empty()
+                    }
+                    // Still under the old instance key (a tenant's own rotation may have
+                    // moved it meanwhile; a crash may have left it done but not recorded).
+                    None => self.state.env_key_id(&loc)? == rec.rotation.old_key_id,
+                };
             if rewrite {
-                let store = self.state.data_env_with(&loc, Some(&tenant_id))?;
-                let mark_staged = |next_dir: &std::path::Path| {
-                    crate::encryption::write_key_record(next_dir, &new_key_id, &tenant_id)?;
-                    self.save_env_state(&tenant_id, &loc, EnvState::Staged)?;
+                let store = self.state.data_env_with(&loc, tenant)?;
+                // The file's owner, as its record names it (a physical namespace's tenant).
+                let owner = match (tenant, read_key_record(&loc.dir(&self.state.dir))?) {
+                    (Some(t), _) => Some(t.to_owned()),
+                    (None, Some(rec)) => rec.tenant_id,
+                    (None, None) => match &loc {
+                        EnvLocation::Tenant { tenant_id } => Some(tenant_id.clone()),
+                        _ => None,
+                    },
+                };
+                let mark_staged = |next_dir: &Path| {
+                    write_key_record(next_dir, &new_key_id, owner.as_deref())?;
+                    self.save_env_state(&scope, &loc, EnvState::Staged)?;
                     Ok(!self.stop_rotations_after_staging.load(Ordering::SeqCst))
                 };
                 store.rekey(&key.key, mark_staged)?;
+            }
+            let rewritten_before =
+                tenant.is_none() && self.state.env_key_id(&loc)?.as_deref() == Some(&new_key_id);
+            if rewrite || rewritten_before {
                 // Its namespaces' vector indexes were under the old key: rebuilt under the new.
                 self.drop_indexes(&namespaces()?)?;
             }
-            if !self.save_env_state(&tenant_id, &loc, EnvState::Done).map(|()| true).or_else(
-                |e| if e.code() == crate::ErrorCode::NotFound { Ok(false) } else { Err(e) },
-            )? {
+            if !self.save_env_state(&scope, &loc, EnvState::Done).map(|()| true).or_else(|e| {
+                if e.code() == crate::ErrorCode::NotFound {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            })? {
                 return Ok(rewritten); // the tenant was deleted meanwhile, its record with it
             }
             set_state(&mut rec, &loc, EnvState::Done);
             rewritten += 1;
             tracing::info!(
-                "key rotation of tenant {tenant_id} to key {new_key_id}: {} of {} environment(s) done",
+                "key rotation of {} to key {new_key_id}: {} of {} file(s) done",
+                whose(&scope),
                 rec.rotation.environments_done,
                 rec.rotation.environments_total
             );
         }
+        if rec.catalog.is_some_and(|s| s != EnvState::Done) {
+            self.rekey_catalog(&key)?;
+            rewritten += 1;
+        }
         let now = self.state.options.clock.now();
         let finished = self.state.catalog_write_affecting(Affects::NoKeys, |w, t| {
-            let Some(mut current) = get_record(t, w, &tenant_id)? else { return Ok(false) };
+            let Some(mut current) = get_record(t, w, &scope)? else { return Ok(false) };
             if current.rotation.state == RotationState::Done
                 || current.environments.iter().any(|(_, s)| *s != EnvState::Done)
             {
                 return Ok(false);
             }
+            if current.catalog.is_some() {
+                // The catalog is written under the new key: this very write says so.
+                current.catalog = Some(EnvState::Done);
+                current.count_done();
+            }
             current.rotation.state = RotationState::Done;
             current.rotation.finished_at = Some(now);
-            // The old key goes once no environment uses it (never the instance key).
+            // The old key goes once no environment uses it (never the instance key a
+            // tenant's rotation moved away from).
             if let Some(old) = &current.rotation.old_key_id {
                 crate::catalog::queue_key_destruction(t, w, old)?;
             }
@@ -131,20 +173,126 @@ impl EngineInner {
             Ok(true)
         })?;
         if finished {
-            tracing::info!("key rotation of tenant {tenant_id} to key {new_key_id} done");
+            tracing::info!("key rotation of {} to key {new_key_id} done", whose(&scope));
             self.state.wake_worker();
         }
         Ok(rewritten)
     }
+
+    /// Rewrites the catalog under the instance key `key`, as any environment is rewritten
+    /// (see [`Store::rekey`]); every catalog write made meanwhile names no namespace, so the
+    /// last round copies the whole catalog again under its write guard (every catalog read
+    /// and write waits for that copy). The catalog cannot record its own new file as staged:
+    /// [`CATALOG_STAGED`] beside it does, and the next open finishes the move (see
+    /// [`open_catalog`]).
+    fn rekey_catalog(&self, key: &EnvKey) -> Result<()> {
+        let dir = self.state.dir.join("catalog");
+        let staged = |next_dir: &Path| {
+            write_key_record(next_dir, &key.id, None)?;
+            crate::format::write_synced(&dir, &dir.join(CATALOG_STAGED), b"{}")?;
+            Ok(!self.stop_rotations_after_staging.load(Ordering::SeqCst))
+        };
+        if crate::state::key_id_in(&dir, true)?.as_deref() != Some(key.id.as_str()) {
+            self.state.catalog.rekey(&key.key, staged)?;
+        }
+        remove_if_there(&dir.join(CATALOG_STAGED))?;
+        tracing::info!("key rotation of the instance to key {}: the catalog is done", key.id);
+        Ok(())
+    }
+}
+
+/// Opens the catalog of the data directory `dir`, whose instance key is `instance` (`None`:
+/// plain), finishing first the move of a new catalog file a crash left staged; answers it
+/// and the instance key, which is the new key of an instance key rotation whose start a crash
+/// kept from reaching `storage.json`.
+pub(crate) fn open_catalog(
+    dir: &Path,
+    keys: Option<&dyn KeyProvider>,
+    instance: Option<EnvKey>,
+) -> Result<(Store<CatalogTables>, Option<EnvKey>)> {
+    let catalog_dir = dir.join("catalog");
+    if catalog_dir.join(CATALOG_STAGED).exists() {
+        crate::store::finish_rekey(&catalog_dir)?;
+        remove_if_there(&catalog_dir.join(CATALOG_STAGED))?;
+    } else {
+        // An unfinished copy: the catalog stays under the key it was under.
+        match std::fs::remove_dir_all(catalog_dir.join("rekeying")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let Some(instance) = instance else {
+        return Ok((crate::encryption::open_store(&catalog_dir, 1 << 30, None)?, None));
+    };
+    // The instance key's `cipher` is the directory's: that of files without a record.
+    let key_of = |id: &str, cipher: Cipher| -> Result<EnvKey> {
+        let key = if id == instance.id {
+            instance.key.key.clone()
+        } else {
+            keys.map(|k| k.get(id)).transpose()?.flatten().ok_or_else(|| Error::EncryptionKey {
+                owner: crate::encryption::INSTANCE_OWNER.into(),
+                key_id: id.into(),
+                problem: keys.map_or_else(
+                    || "is needed and no key provider is configured".into(),
+                    |k| format!("is not in {}", k.describe()),
+                ),
+            })?
+        };
+        Ok(EnvKey::instance(id, PageKey { cipher, key }))
+    };
+    let catalog_key = match read_key_record(&catalog_dir)? {
+        Some(rec) => key_of(&rec.key_id, rec.cipher)?,
+        None => key_of(crate::encryption::UNRECORDED_KEY_ID, instance.key.cipher)?,
+    };
+    let catalog = crate::encryption::open_store(&catalog_dir, 1 << 30, Some(&catalog_key))?;
+    let rotated = catalog.read(|r, t| get_record(t, r, INSTANCE))?;
+    let instance = match rotated {
+        Some(rec) if rec.rotation.new_key_id != instance.id => {
+            crate::format::set_instance_key_id(dir, &rec.rotation.new_key_id)?;
+            key_of(&rec.rotation.new_key_id, instance.key.cipher)?
+        }
+        _ => instance,
+    };
+    Ok((catalog, Some(instance)))
+}
+
+/// The namespaces whose rows environment `loc` of a rotation of `scope` holds.
+fn env_namespaces(
+    t: &CatalogTables,
+    r: &mut crate::storage::RoTxn<'_>,
+    scope: &str,
+    loc: &EnvLocation,
+) -> Result<BTreeSet<NamespaceId>> {
+    if scope == INSTANCE {
+        return Ok(namespaces_at(t, r, loc)?.into_iter().collect());
+    }
+    let Some(tenant) = t.tenants.get(r, scope)? else { return Ok(BTreeSet::new()) };
+    let envs = tenant_environments(t, r, scope, tenant.isolation_mode)?;
+    Ok(envs.into_iter().filter(|(l, _)| l == loc).flat_map(|(_, ns)| ns).collect())
+}
+
+fn whose(scope: &str) -> String {
+    if scope == INSTANCE {
+        "the instance".into()
+    } else {
+        format!("tenant {scope}")
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 impl EngineInner {
-    /// Records environment `loc` of tenant `tenant_id`'s rotation in `state`; `not_found`
-    /// when the record is gone (the tenant was deleted).
-    fn save_env_state(&self, tenant_id: &str, loc: &EnvLocation, state: EnvState) -> Result<()> {
+    /// Records environment `loc` of the rotation of `scope` (a tenant id, or [`INSTANCE`])
+    /// in `state`; `not_found` when the record is gone (the tenant was deleted).
+    fn save_env_state(&self, scope: &str, loc: &EnvLocation, state: EnvState) -> Result<()> {
         self.state.catalog_write_affecting(Affects::NoKeys, |w, t| {
-            let Some(mut rec) = get_record(t, w, tenant_id)? else {
-                return Err(Error::not_found("key rotation", tenant_id));
+            let Some(mut rec) = get_record(t, w, scope)? else {
+                return Err(Error::not_found("key rotation", scope));
             };
             set_state(&mut rec, loc, state);
             put_record(t, w, &rec)
@@ -155,7 +303,7 @@ impl EngineInner {
 impl EngineInner {
     /// Drops the vector indexes of `namespaces` (rebuilt by the indexer; recall is exact
     /// meanwhile).
-    fn drop_indexes(&self, namespaces: &std::collections::BTreeSet<NamespaceId>) -> Result<()> {
+    fn drop_indexes(&self, namespaces: &BTreeSet<NamespaceId>) -> Result<()> {
         for ns in namespaces {
             self.state.forget_namespace_caches(*ns);
             self.state.indexes.destroy(*ns)?;

@@ -1,13 +1,13 @@
-//! Tenant key rotation: starting one and reading its state; the worker that rewrites the
-//! environments is [`crate::rotation`]'s.
+//! Key rotations, of a tenant's key or of the instance key: starting one and reading its
+//! state; the worker that rewrites the environments is [`crate::rotation`]'s.
 
 use crate::auth::{authorize, Action};
 use crate::datastore::EnvLocation;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
 use crate::rotation::{
-    get_record, put_record, tenant_environments, EnvState, KeyRotation, RotationRecord,
-    RotationState,
+    get_record, put_record, tenant_environments, EnvState, InstanceKeyRotation, KeyRotation,
+    RotationRecord, RotationState, INSTANCE,
 };
 use crate::state::Affects;
 use crate::tenant::{get_tenant, IsolationMode};
@@ -88,7 +88,7 @@ impl Handle {
                 started_at: now,
                 finished_at: None,
             };
-            let rec = RotationRecord { rotation, environments };
+            let rec = RotationRecord { rotation, environments, catalog: None, unlisted: false };
             put_record(t, w, &rec)?;
             tenant.encryption_key_id = Some(new_key_id.clone());
             tenant.updated_at = now;
@@ -130,6 +130,126 @@ impl Handle {
             get_record(t, r, tenant_id)?
                 .map(|rec| rec.rotation)
                 .ok_or_else(|| Error::not_found("key rotation", tenant_id))
+        })
+    }
+}
+
+impl Handle {
+    /// Rotates the instance key (the key of the catalog, the audit log, the shared files of
+    /// `logical` tenants and the files of tenants without a key of their own) to
+    /// `new_key_id` (made in the keyring if absent; default `instance.<milliseconds>`): files
+    /// made from now on are under the new key, and the background worker rewrites every file
+    /// under the old key while the engine keeps working, the catalog last, then destroys the
+    /// old key. Root only; an encrypted data directory only; `conflict` while one is under
+    /// way. Poll [`Handle::instance_key_rotation`] for progress.
+    pub fn rotate_instance_key(&self, new_key_id: Option<&str>) -> Result<InstanceKeyRotation> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::ManageInstance)?;
+        let state = &self.state;
+        let Some(old) = state.instance_key() else {
+            return Err(Error::invalid(
+                "new_key_id",
+                "the data directory is not encrypted (it was created without a keyring): there is \
+                 no instance key to rotate",
+            ));
+        };
+        let now = state.options.clock.now();
+        let new_key_id = match new_key_id {
+            Some(id) => id.to_owned(),
+            None => format!("instance.{}", now.timestamp_millis()),
+        };
+        crate::keyring::validate_key_id(&new_key_id).map_err(|e| match e {
+            Error::InvalidArgument { reason, .. } => Error::invalid("new_key_id", reason),
+            other => other,
+        })?;
+        if new_key_id == old.id {
+            return Err(Error::invalid(
+                "new_key_id",
+                format!("{new_key_id} is the instance key already"),
+            ));
+        }
+        if new_key_id == crate::keyring::INSTANCE_KEY_ID {
+            // The first instance key's id names the key of files that record none.
+            return Err(Error::invalid(
+                "new_key_id",
+                format!("{new_key_id} is reserved for a data directory's first instance key"),
+            ));
+        }
+        let under_way = |rec: &RotationRecord| {
+            Error::Conflict(format!(
+                "a rotation of the instance key is under way ({} of {} files done)",
+                rec.rotation.environments_done, rec.rotation.environments_total
+            ))
+        };
+        if let Some(rec) = state.catalog.read(|r, t| get_record(t, r, INSTANCE))? {
+            if rec.rotation.state == RotationState::Rewriting {
+                return Err(under_way(&rec));
+            }
+        }
+        let (_, created) = state.tenant_key(&new_key_id)?;
+        // Recorded first, with no file listed yet: the record holds the new key's id (no
+        // tenant can take it) and keeps a second rotation out.
+        let written = state.catalog_write_affecting(Affects::NoKeys, |w, t| {
+            if let Some(rec) = get_record(t, w, INSTANCE)? {
+                if rec.rotation.state == RotationState::Rewriting {
+                    return Err(under_way(&rec));
+                }
+            }
+            crate::tenant_keys::check_key_unused(t, w, state.key_provider()?, &new_key_id)?;
+            let rotation = KeyRotation {
+                tenant_id: INSTANCE.to_owned(),
+                old_key_id: Some(old.id.clone()),
+                new_key_id: new_key_id.clone(),
+                state: RotationState::Rewriting,
+                environments_total: 0,
+                environments_done: 0,
+                started_at: now,
+                finished_at: None,
+            };
+            let mut rec = RotationRecord {
+                rotation,
+                environments: Vec::new(),
+                catalog: Some(EnvState::Pending),
+                unlisted: true,
+            };
+            rec.count_done();
+            put_record(t, w, &rec)
+        });
+        if let Err(e) = written {
+            if created {
+                if let Some(keys) = &state.keys {
+                    if let Err(undo) = keys.destroy(&new_key_id) {
+                        tracing::warn!(
+                            "key {new_key_id} made for a refused rotation stays: {undo}"
+                        );
+                    }
+                }
+            }
+            return Err(e);
+        }
+        // From here on the rotation happens, whatever fails: the next open (or the worker)
+        // picks it up from its record.
+        let key = state.tenant_env_key(&new_key_id, None)?;
+        state.replace_instance_key(key);
+        crate::format::set_instance_key_id(&state.dir, &new_key_id)?;
+        let rec = state.list_instance_environments()?;
+        tracing::info!(
+            "key rotation of the instance to key {new_key_id}: {} file(s) to rewrite",
+            rec.rotation.environments_total
+        );
+        state.wake_worker();
+        Ok(rec.rotation.into())
+    }
+
+    /// The last rotation of the instance key (root only): `not_found` if it was never
+    /// rotated.
+    pub fn instance_key_rotation(&self) -> Result<InstanceKeyRotation> {
+        let caller = self.caller()?;
+        authorize(&caller.principal, Action::ManageInstance)?;
+        self.state.catalog.read(|r, t| {
+            get_record(t, r, INSTANCE)?
+                .map(|rec| rec.rotation.into())
+                .ok_or_else(|| Error::not_found("key rotation", "instance"))
         })
     }
 }

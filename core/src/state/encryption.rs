@@ -3,9 +3,10 @@
 
 use super::State;
 use crate::datastore::EnvLocation;
-use crate::encryption::{read_key_record, write_key_record, EnvKey};
+use crate::encryption::{
+    read_key_record, write_key_record, EnvKey, INSTANCE_OWNER, UNRECORDED_KEY_ID,
+};
 use crate::error::{Error, Result};
-use crate::keyring::INSTANCE_KEY_ID;
 use crate::storage::{Cipher, PageKey};
 
 impl State {
@@ -17,18 +18,18 @@ impl State {
         tenant: Option<&str>,
     ) -> Result<Option<EnvKey>> {
         let tenant = match loc {
-            EnvLocation::Shard { .. } => return Ok(self.instance_key.clone()),
+            EnvLocation::Shard { .. } => None,
             EnvLocation::Tenant { tenant_id } => Some(tenant_id.as_str()),
             EnvLocation::Namespace { .. } => tenant,
         };
         let dir = loc.dir(&self.dir);
         if let Some(rec) = read_key_record(&dir)? {
-            return self.resolve_key(&rec.key_id, &rec.tenant_id, rec.cipher).map(Some);
+            return self.resolve_key(&rec.key_id, rec.tenant_id.as_deref(), rec.cipher).map(Some);
         }
-        // No record: an environment created plain or with the instance key (under the data
-        // directory's cipher), or a new one.
+        // No record: an environment created plain, or with the first instance key (under the
+        // data directory's cipher) before environments recorded it, or a new one.
         if dir.join("data.mdb").exists() {
-            return Ok(self.instance_key.clone());
+            return self.unrecorded_key(tenant);
         }
         let own = match tenant {
             Some(tid) => self.catalog.read(|r, t| {
@@ -36,44 +37,56 @@ impl State {
             })?,
             None => None,
         };
-        // A new environment with a record of its own is made with the cipher of new
-        // environments (the record says so); one without stays with the directory's.
-        let key = match (own, tenant) {
-            (Some(id), Some(tid)) => Some(self.resolve_key(&id, tid, Cipher::NEW)?),
-            (None, Some(tid)) if self.instance_key.is_some() => {
-                Some(self.resolve_key(INSTANCE_KEY_ID, tid, Cipher::NEW)?)
-            }
-            _ => self.instance_key.clone(),
+        // A new environment is made with the cipher of new environments and records it.
+        let instance = self.instance_key();
+        let key = match (own, tenant, instance) {
+            (Some(id), Some(tid), _) => Some(self.resolve_key(&id, Some(tid), Cipher::NEW)?),
+            (_, _, Some(instance)) => Some(self.resolve_key(&instance.id, tenant, Cipher::NEW)?),
+            (_, _, None) => None,
         };
-        if let (Some(key), Some(tid)) = (&key, tenant) {
-            write_key_record(&dir, &key.id, tid)?;
+        if let Some(key) = &key {
+            write_key_record(&dir, &key.id, tenant)?;
         }
         Ok(key)
     }
 
-    /// Key `id` of tenant `tenant` from the key provider, for a file about to be written under
-    /// it (a key rotation's new file, recorded with [`Cipher::NEW`]).
-    pub(crate) fn tenant_env_key(&self, id: &str, tenant: &str) -> Result<EnvKey> {
+    /// The key of an environment without a record of its key (`None`: the directory is
+    /// plain): the first instance key, under the data directory's cipher.
+    pub(crate) fn unrecorded_key(&self, tenant: Option<&str>) -> Result<Option<EnvKey>> {
+        let Some(cipher) = self.instance_key.read().as_ref().map(|_| self.unrecorded_cipher) else {
+            return Ok(None);
+        };
+        self.resolve_key(UNRECORDED_KEY_ID, tenant, cipher).map(Some)
+    }
+
+    /// The instance key now (`None`: a plain directory).
+    pub(crate) fn instance_key(&self) -> Option<EnvKey> {
+        self.instance_key.read().clone()
+    }
+
+    /// Makes `key` the instance key, under the lock of the open environments: an environment
+    /// made before this returns was made under the old key (and has recorded it), one made
+    /// after under `key`. Answers the old key.
+    pub(crate) fn replace_instance_key(&self, key: EnvKey) -> Option<EnvKey> {
+        let _envs = self.data_envs.write();
+        self.instance_key.write().replace(key)
+    }
+
+    /// Key `id` of tenant `tenant` (none: the instance) from the key provider, for a file
+    /// about to be written under it (a key rotation's new file, recorded with
+    /// [`Cipher::NEW`]).
+    pub(crate) fn tenant_env_key(&self, id: &str, tenant: Option<&str>) -> Result<EnvKey> {
         self.resolve_key(id, tenant, Cipher::NEW)
     }
 
-    /// Key `id` of `tenant` from the key provider (the instance key for [`INSTANCE_KEY_ID`]),
-    /// for a file under `cipher`.
-    fn resolve_key(&self, id: &str, tenant: &str, cipher: Cipher) -> Result<EnvKey> {
-        let owner = format!("tenant {tenant}");
-        if id == INSTANCE_KEY_ID {
-            return match &self.instance_key {
-                Some(instance) => Ok(EnvKey {
-                    owner,
-                    id: id.into(),
-                    key: PageKey { cipher, key: instance.key.key.clone() },
-                }),
-                None => Err(Error::EncryptionKey {
-                    owner,
-                    key_id: id.into(),
-                    problem: "is needed and the data directory has no instance key".into(),
-                }),
-            };
+    /// Key `id` from the key provider (the instance key by its id), for the data of `tenant`
+    /// (none: the instance's) in a file under `cipher`.
+    fn resolve_key(&self, id: &str, tenant: Option<&str>, cipher: Cipher) -> Result<EnvKey> {
+        let owner = tenant.map_or_else(|| INSTANCE_OWNER.to_owned(), |t| format!("tenant {t}"));
+        let instance = self.instance_key();
+        if let Some(instance) = instance.as_ref().filter(|k| k.id == id) {
+            let key = PageKey { cipher, key: instance.key.key.clone() };
+            return Ok(EnvKey { owner, id: id.into(), key });
         }
         let Some(keys) = self.keys.as_deref() else {
             return Err(Error::EncryptionKey {
@@ -93,4 +106,82 @@ impl State {
             }),
         }
     }
+}
+
+impl State {
+    /// The id of the key environment `loc`'s file is under (`None`: it has no file, or the
+    /// directory is plain).
+    pub(crate) fn env_key_id(&self, loc: &EnvLocation) -> Result<Option<String>> {
+        key_id_in(&loc.dir(&self.dir), self.instance_key.read().is_some())
+    }
+
+    /// Every environment whose file is under key `key_id` (the instance key's rotation lists
+    /// them by the key each records): the shards, `hybrid` tenants' files and `physical`
+    /// namespaces' files in the data directory.
+    pub(crate) fn environments_under(&self, key_id: &str) -> Result<Vec<EnvLocation>> {
+        let mut found = Vec::new();
+        for (kind, make) in ENV_KINDS {
+            let parent = self.dir.join(kind);
+            let entries = match std::fs::read_dir(&parent) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for entry in entries {
+                let name = entry?.file_name();
+                let Some(loc) = name.to_str().and_then(make) else { continue };
+                if self.env_key_id(&loc)?.as_deref() == Some(key_id) {
+                    found.push(loc);
+                }
+            }
+        }
+        found.sort_by_key(|l| format!("{l:?}"));
+        Ok(found)
+    }
+}
+
+impl State {
+    /// Lists, in the instance key rotation's record, the files under its old key, unless it
+    /// lists them already; answers the record. Called right after the rotation is recorded
+    /// and the new key made the instance key (so no file is made under the old key after
+    /// the list), or by the worker when a crash came in between.
+    pub(crate) fn list_instance_environments(&self) -> Result<crate::rotation::RotationRecord> {
+        use crate::rotation::{get_record, put_record, EnvState, INSTANCE};
+        let rec = self.catalog.read(|r, t| get_record(t, r, INSTANCE))?;
+        let Some(old) = rec.and_then(|rec| rec.rotation.old_key_id) else {
+            return Err(Error::not_found("key rotation", "instance"));
+        };
+        let found = self.environments_under(&old)?;
+        self.catalog_write_affecting(super::Affects::NoKeys, |w, t| {
+            let Some(mut current) = get_record(t, w, INSTANCE)? else {
+                return Err(Error::not_found("key rotation", "instance"));
+            };
+            if current.unlisted {
+                current.environments =
+                    found.iter().map(|loc| (loc.clone(), EnvState::Pending)).collect();
+                current.unlisted = false;
+                current.count_done();
+                put_record(t, w, &current)?;
+            }
+            Ok(current)
+        })
+    }
+}
+
+/// The directories holding environments, and the location of an environment by its
+/// directory's name.
+type EnvKind = (&'static str, fn(&str) -> Option<EnvLocation>);
+const ENV_KINDS: [EnvKind; 3] = [
+    ("shards", |name| name.strip_prefix("shard-")?.parse().ok().map(|n| EnvLocation::Shard { n })),
+    ("tenants", |name| Some(EnvLocation::Tenant { tenant_id: name.to_owned() })),
+    ("namespaces", |name| name.parse().ok().map(|id| EnvLocation::Namespace { id })),
+];
+
+/// The id of the key the environment in `dir` is under: the one its record names, else
+/// (a file without a record) the first instance key's when the directory is `encrypted`.
+pub(crate) fn key_id_in(dir: &std::path::Path, encrypted: bool) -> Result<Option<String>> {
+    if let Some(rec) = read_key_record(dir)? {
+        return Ok(Some(rec.key_id));
+    }
+    Ok((encrypted && dir.join("data.mdb").exists()).then(|| UNRECORDED_KEY_ID.to_owned()))
 }

@@ -24,6 +24,7 @@ use crate::keyring::KeyProvider;
 use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::records::NamespaceRecord;
 use crate::store::Store;
+pub(crate) use encryption::key_id_in;
 use environments::OpenEnv;
 pub(crate) use key_cache::Affects;
 use key_cache::CachedKey;
@@ -80,9 +81,13 @@ pub(crate) struct State {
     pub(crate) keys: Option<Arc<dyn KeyProvider>>,
     /// Key of the list cursors' MACs (see [`crate::cursor`]), read or made on first use.
     pub(crate) cursor_key: crate::cursor::CursorKey,
-    /// The key of the catalog and the shared shards (see [`crate::encryption`]); `None` when
-    /// the data directory is plain.
-    instance_key: Option<crate::encryption::EnvKey>,
+    /// The instance key: the key of the instance's files made from now on (see
+    /// [`crate::encryption`]); `None` when the data directory is plain. A rotation of the
+    /// instance key replaces it under the lock of the open environments (see
+    /// [`State::replace_instance_key`]).
+    instance_key: RwLock<Option<crate::encryption::EnvKey>>,
+    /// The cipher of files without a record of their key (`storage.json`'s).
+    unrecorded_cipher: crate::storage::Cipher,
 }
 
 /// The background worker's wake-up call and the engine's stop signal.
@@ -123,7 +128,10 @@ impl State {
             purge_gate: Mutex::new(()),
             cursor_key: crate::cursor::CursorKey::default(),
             keys,
-            instance_key,
+            unrecorded_cipher: instance_key
+                .as_ref()
+                .map_or(crate::storage::Cipher::NEW, |k| k.key.cipher),
+            instance_key: RwLock::new(instance_key),
             admin_hash: RwLock::default(),
             options,
             dir,

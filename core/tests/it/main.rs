@@ -11,6 +11,7 @@ mod fixture_v0;
 mod flow;
 mod graph;
 mod holes;
+mod instance_key;
 mod isolation;
 mod keys;
 mod keyword;

@@ -291,6 +291,28 @@ pub fn cases(fx: &Fixture) -> Vec<Case> {
         "new_key",
         INVALID,
     );
+    add(
+        "rotate_instance_key",
+        "a key id that is a path",
+        json!({ "new_key_id": "../keys/other" }),
+        "new_key_id",
+        INVALID,
+    );
+    add("rotate_instance_key", "unknown field", json!({ "new_key": "x" }), "new_key", INVALID);
+    add(
+        "rotate_instance_key",
+        "new_key_id as a number",
+        json!({ "new_key_id": 5 }),
+        "new_key_id",
+        INVALID,
+    );
+    add(
+        "get_instance_key_rotation",
+        "unknown field",
+        json!({ "verbose": true }),
+        "verbose",
+        INVALID,
+    );
     add("get_key_rotation", "missing tenant_id", json!({}), "tenant_id", INVALID);
     add(
         "get_key_rotation",

@@ -450,6 +450,217 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
     assert!(mid >= 3, "too few kills landed mid-rotation: {landed:?}");
 }
 
+/// The instance key's rotation under SIGKILL: a server holding a `logical` tenant (the shared
+/// shards) and a `hybrid` tenant without a key of its own (its file is under the instance key),
+/// with memories, is asked to rotate the instance key (`POST /api/v1/instance/rotate-key`) while
+/// clients store into both, and is killed: as soon as it is answered, at `rewriting` with some
+/// files done (the catalog, rewritten last, among them), and right after `done`. After each
+/// restart the rotation finishes, the old key is destroyed, `storage.json` and every file
+/// record the new key, every acknowledged memory is there, and no text is in plain.
+#[test]
+fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing() {
+    let seed = seed_from_env("MEMSILO_ROTATION_SEED", 20_261_203);
+    let mut rng = Rng::new(seed);
+    eprintln!("instance key rotation under SIGKILL: seed {seed} (MEMSILO_ROTATION_SEED)");
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let keys_arg = keys.to_str().unwrap().to_owned();
+    let args = ["--keyring", keys_arg.as_str(), "--embedder", "hash", "--log-level", "warn"];
+    let mut server = ServerProcess::start(&data, Some(ADMIN_KEY), &args);
+    let mut addr = server.addr;
+    let mut namespaces = Vec::new();
+    for (name, mode) in [("shared", "logical"), ("keyless", "hybrid")] {
+        let body = json!({ "name": name, "isolation_mode": mode });
+        let made = expect(addr, "POST", "/api/v1/tenants", &body, 201);
+        let id = made["tenant"]["id"].as_str().or(made["id"].as_str()).expect("tenant id");
+        for n in 0..2 {
+            let ns = format!("{name}-ns{n}");
+            expect(addr, "POST", "/v1/namespaces", &json!({ "name": ns, "tenant_id": id }), 201);
+            namespaces.push(ns);
+        }
+    }
+    let mut acked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for ns in &namespaces {
+        let mine = acked.entry(ns.clone()).or_default();
+        let memories: Vec<Value> = (0..PER_NAMESPACE / 3)
+            .map(|i| {
+                let content = format!("{ns} loaded {i} {MARKER} word{}", rng.next_u64());
+                mine.insert(format!("{ns}-load-{i}"), content.clone());
+                json!({ "id": format!("{ns}-load-{i}"), "content": content })
+            })
+            .collect();
+        let body = json!({ "namespace": ns, "memories": memories });
+        expect(addr, "POST", "/v1/memory/store_batch", &body, 201);
+    }
+    let status = |addr| -> std::io::Result<Value> {
+        let r = request(addr, "GET", "/api/v1/instance/key-rotation", &Value::Null)?;
+        match r.status {
+            200 => Ok(r.json()),
+            _ => Err(std::io::Error::other(String::from_utf8_lossy(&r.body).into_owned())),
+        }
+    };
+    let plan = [
+        Point::Answered(0),
+        Point::Rewriting(1, rng.range(0, 50)),
+        Point::Answered(rng.range(20, 200)),
+        Point::Rewriting(2, 0),
+        Point::Done,
+    ];
+    let mut old_key = "instance".to_owned();
+    let mut landed = Vec::new();
+    let mut in_flight = 0;
+    for (round, point) in plan.into_iter().enumerate() {
+        let new_key = format!("instance-{}", round + 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let stop = stop.clone();
+                let namespaces = namespaces.clone();
+                std::thread::spawn(move || {
+                    let mut stored = Vec::new();
+                    for i in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            return (stored, false);
+                        }
+                        let ns = namespaces[i % namespaces.len()].clone();
+                        let id = format!("{ns}-r{round}-w{w}-{i}");
+                        let content = format!("{ns} round {round} writer {w} memory {i} {MARKER}");
+                        let body = json!({ "namespace": ns, "id": id, "content": content });
+                        match request(addr, "POST", "/v1/memory/store", &body) {
+                            Ok(r) if r.status == 201 => stored.push((ns, id, content)),
+                            Ok(r) => panic!("round {round}: store answered {}", r.status),
+                            Err(_) => return (stored, true),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        let answer = expect(
+            addr,
+            "POST",
+            "/api/v1/instance/rotate-key",
+            &json!({ "new_key_id": new_key }),
+            202,
+        );
+        assert_eq!(answer["old_key_id"], old_key.as_str(), "round {round}: {answer}");
+        let mut now = answer;
+        let (want, delay) = match point {
+            Point::Answered(delay) => (None, delay),
+            Point::Rewriting(done, delay) => (Some(Some(done)), delay),
+            Point::Done => (Some(None), 0),
+        };
+        if let Some(want) = want {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                now = status(addr).unwrap();
+                let done = now["environments_done"].as_u64().unwrap();
+                let reached = match want {
+                    Some(n) => done >= n || now["state"] == "done",
+                    None => now["state"] == "done",
+                };
+                if reached {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "round {round}: stuck at {now}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        server.child.kill().expect("SIGKILL");
+        assert!(server.child.wait().unwrap().code().is_none(), "memsilo serve exited by itself");
+        stop.store(true, Ordering::Relaxed);
+        landed.push(format!(
+            "{point:?}->{}/{}/{}",
+            now["state"].as_str().unwrap(),
+            now["environments_done"],
+            now["environments_total"]
+        ));
+        for w in writers {
+            let (stored, unanswered) = w.join().expect("writer thread");
+            in_flight += usize::from(unanswered);
+            for (ns, id, content) in stored {
+                acked.get_mut(&ns).unwrap().insert(id, content);
+            }
+        }
+
+        server = ServerProcess::start(&data, Some(ADMIN_KEY), &args);
+        addr = server.addr;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let finished = loop {
+            let r = status(addr).unwrap_or_else(|e| panic!("round {round}, restarted: {e}"));
+            if r["state"] == "done" {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "round {round}: rotation not finished: {r}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(finished["new_key_id"], new_key.as_str(), "round {round}: {finished}");
+        assert_eq!(finished["environments_done"], finished["environments_total"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while keys.join(&old_key).exists() {
+            assert!(Instant::now() < deadline, "round {round}: old key {old_key} not destroyed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let held: Vec<String> = std::fs::read_dir(&keys)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(
+            held,
+            std::slice::from_ref(&new_key),
+            "round {round}: only the new instance key is left"
+        );
+        let format: Value =
+            serde_json::from_slice(&std::fs::read(data.join("storage.json")).unwrap()).unwrap();
+        assert_eq!(format["encryption"]["instance_key_id"], new_key.as_str(), "round {round}");
+        for path in files(&data) {
+            assert!(!path.components().any(|c| c.as_os_str() == "rekeying"), "{path:?}");
+            if path.file_name().is_some_and(|n| n == "data.mdb") {
+                let dir = path.parent().unwrap();
+                if path.components().any(|c| c.as_os_str() == "indexes") {
+                    continue; // a vector index is under its namespace's file's key
+                }
+                let rec: Value =
+                    serde_json::from_slice(&std::fs::read(dir.join("encryption.json")).unwrap())
+                        .unwrap_or_else(|e| panic!("round {round}: {dir:?}: {e}"));
+                assert_eq!(rec["key_id"], new_key.as_str(), "round {round}: {dir:?}");
+            }
+        }
+        for (ns, mine) in &acked {
+            let ids: Vec<&String> = mine.keys().collect();
+            for chunk in ids.chunks(1000) {
+                let body = json!({ "namespace": ns, "ids": chunk });
+                let got = expect(addr, "POST", "/v1/memory/get_batch", &body, 200);
+                let list = got.as_array().or(got["memories"].as_array()).expect("memories");
+                let found: BTreeMap<&str, &str> = list
+                    .iter()
+                    .map(|m| (m["id"].as_str().unwrap(), m["content"].as_str().unwrap()))
+                    .collect();
+                for id in chunk {
+                    assert_eq!(
+                        found.get(id.as_str()).copied(),
+                        Some(mine[*id].as_str()),
+                        "round {round}: acknowledged memory {id} in {ns}"
+                    );
+                }
+            }
+        }
+        old_key = new_key;
+    }
+    let in_plain = files_containing(&data, MARKER.as_bytes());
+    assert!(in_plain.is_empty(), "memory text in plain in {in_plain:?}");
+    server.stop();
+    eprintln!(
+        "instance key rotation under SIGKILL: {} kills, {} acknowledged memories, {in_flight} unanswered at kills; where they landed: {landed:?}",
+        plan.len(),
+        acked.values().map(BTreeMap::len).sum::<usize>()
+    );
+    assert!(landed.iter().any(|l| l.contains("->rewriting")), "no kill mid-rotation: {landed:?}");
+}
+
 /// The bug the rotation test found, without a rotation: two clients storing one memory at a
 /// time into a physical tenant's namespaces, each file encrypted under the tenant's key.
 /// Every store must be answered `201`. On f558295 one is answered `500` "storage error:
