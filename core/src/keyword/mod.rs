@@ -154,72 +154,198 @@ pub(crate) fn index(
     terms: &Terms,
     stats: &mut NamespaceStats,
 ) -> Result<()> {
-    let Terms { counts, len } = terms;
-    let len = *len;
-    // Buffers kept across terms: the new slot's key, the block found and its key.
-    let (mut key, mut value, mut found) = (Vec::new(), Vec::new(), Vec::new());
-    for (term, tf) in counts {
-        key.clear();
-        key.extend_from_slice(&ns.to_be_bytes());
-        key.extend_from_slice(term.as_bytes());
-        key.push(0);
-        let prefix = key.len();
-        key.extend_from_slice(&slot.to_be_bytes());
-        let new = posting(slot, *tf, len);
-        let hit = match t.postings.get_lower_than_or_equal_to(w, &key)? {
+    let mut bufs = Buffers::default();
+    for (term, tf) in &terms.counts {
+        bufs.set_term(ns, term);
+        add_posting(t, w, &mut bufs, posting(slot, *tf, terms.len))?;
+    }
+    stats.keyword_docs += 1;
+    stats.keyword_terms += terms.len as u64;
+    Ok(())
+}
+
+/// Buffers kept across postings: a term's prefix (`ns ‖ term ‖ 0`), a block key under it, the
+/// block found and its key.
+#[derive(Default)]
+struct Buffers {
+    key: Vec<u8>,
+    prefix: usize,
+    value: Vec<u8>,
+    found: Vec<u8>,
+}
+
+impl Buffers {
+    fn set_term(&mut self, ns: u64, term: &str) {
+        self.key.clear();
+        self.key.extend_from_slice(&ns.to_be_bytes());
+        self.key.extend_from_slice(term.as_bytes());
+        self.key.push(0);
+        self.prefix = self.key.len();
+    }
+
+    /// Sets `key` to the term's block key at `slot`.
+    fn at(&mut self, slot: u32) {
+        self.key.truncate(self.prefix);
+        self.key.extend_from_slice(&slot.to_be_bytes());
+    }
+
+    /// Reads the term's block holding (or that would hold) `key`'s slot into `found` and
+    /// `value` (header included); false if the term has none at or before it.
+    fn find(&mut self, t: &DataTables, w: &mut RwTxn<'_>) -> Result<bool> {
+        Ok(match t.postings.get_lower_than_or_equal_to(w, &self.key)? {
             Some((k, v))
-                if k.len() == key.len()
-                    && k.starts_with(&key[..prefix])
+                if k.len() == self.key.len()
+                    && k.starts_with(&self.key[..self.prefix])
                     && v.len() >= HEADER + POSTING =>
             {
-                found.clear();
-                found.extend_from_slice(k);
-                value.clear();
-                value.extend_from_slice(v);
+                self.found.clear();
+                self.found.extend_from_slice(k);
+                self.value.clear();
+                self.value.extend_from_slice(v);
                 true
             }
             _ => false,
-        };
-        if !hit {
-            t.postings.put(w, &key, &block(&new))?;
-            continue;
+        })
+    }
+}
+
+/// Adds one posting `new` of the term set in `bufs` to its block.
+fn add_posting(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    bufs: &mut Buffers,
+    new: [u8; POSTING],
+) -> Result<()> {
+    let slot = slot_of(&new);
+    bufs.at(slot);
+    if !bufs.find(t, w)? {
+        t.postings.put(w, &bufs.key, &block(&new))?;
+        return Ok(());
+    }
+    let Buffers { key, prefix, value, found } = bufs;
+    // The usual case: the new slot comes after the block's last. A full block is left
+    // as it is and a new one begins; otherwise the posting is appended.
+    if slot_of(&value[value.len() - POSTING..]) < slot {
+        if value.len() - HEADER >= BLOCK * POSTING {
+            t.postings.put(w, key, &block(&new))?;
+        } else {
+            let (tf, min_len) = tf_len(&new);
+            value[0] = value[0].max(tf);
+            let shortest = u16::from_be_bytes([value[1], value[2]]).min(min_len);
+            value[1..HEADER].copy_from_slice(&shortest.to_be_bytes());
+            value.extend_from_slice(&new);
+            t.postings.put(w, found, value)?;
         }
-        // The usual case: the new slot comes after the block's last. A full block is left
-        // as it is and a new one begins; otherwise the posting is appended.
-        if slot_of(&value[value.len() - POSTING..]) < slot {
-            if value.len() - HEADER >= BLOCK * POSTING {
-                t.postings.put(w, &key, &block(&new))?;
-            } else {
-                let (tf, min_len) = tf_len(&new);
-                value[0] = value[0].max(tf);
-                let shortest = u16::from_be_bytes([value[1], value[2]]).min(min_len);
-                value[1..HEADER].copy_from_slice(&shortest.to_be_bytes());
-                value.extend_from_slice(&new);
-                t.postings.put(w, &found, &value)?;
+        return Ok(());
+    }
+    let mut body = value[HEADER..].to_vec();
+    let at =
+        body.chunks_exact(POSTING).position(|p| slot_of(p) >= slot).unwrap_or(body.len() / POSTING);
+    if body.get(at * POSTING..).is_some_and(|p| p.len() >= 4 && slot_of(p) == slot) {
+        body[at * POSTING..(at + 1) * POSTING].copy_from_slice(&new);
+    } else {
+        body.splice(at * POSTING..at * POSTING, new);
+    }
+    if body.len() > BLOCK * POSTING {
+        let half = body.len() / POSTING / 2 * POSTING;
+        let (left, right) = body.split_at(half);
+        t.postings.put(w, found, &block(left))?;
+        t.postings.put(w, &block_key(&key[..*prefix], slot_of(right)), &block(right))?;
+    } else {
+        t.postings.put(w, found, &block(&body))?;
+    }
+    Ok(())
+}
+
+/// The postings of new memories of one write transaction, written together by
+/// [`Pending::flush`]: each term's postings are appended to its last block in one put (and
+/// new blocks filled whole), instead of one read and one rewrite of the block per memory.
+#[derive(Default)]
+pub(crate) struct Pending {
+    docs: Vec<(u32, Terms)>,
+}
+
+impl Pending {
+    /// Adds the postings of a memory in `slot` (a new slot of the transaction).
+    pub(crate) fn add(&mut self, slot: u32, terms: Terms) {
+        self.docs.push((slot, terms));
+    }
+
+    /// Writes the postings added (before any other change to the index in the same
+    /// transaction: an update or removal flushes first). The blocks are those [`index`] of
+    /// each memory in slot order writes.
+    pub(crate) fn flush(
+        &mut self,
+        t: &DataTables,
+        w: &mut RwTxn<'_>,
+        ns: u64,
+        stats: &mut NamespaceStats,
+    ) -> Result<()> {
+        if self.docs.is_empty() {
+            return Ok(());
+        }
+        // Every (term, posting), by term then slot: one run per term, and the blocks put in
+        // key order, so successive puts land on the same pages. (Whole blocks are large
+        // nodes with odd keys and values: they made LMDB fail with `MDB_PAGE_FULL` until its
+        // split point counted nodes as laid out, see third_party/lmdb-master3-sys/PATCHES.md.)
+        let mut all: Vec<(&str, [u8; POSTING])> =
+            Vec::with_capacity(self.docs.iter().map(|d| d.1.counts.len()).sum());
+        for (slot, terms) in &self.docs {
+            for (term, tf) in &terms.counts {
+                all.push((term.as_str(), posting(*slot, *tf, terms.len)));
             }
-            continue;
+            stats.keyword_docs += 1;
+            stats.keyword_terms += terms.len as u64;
         }
-        let mut body = value[HEADER..].to_vec();
-        let at = body
-            .chunks_exact(POSTING)
-            .position(|p| slot_of(p) >= slot)
-            .unwrap_or(body.len() / POSTING);
-        if body.get(at * POSTING..).is_some_and(|p| p.len() >= 4 && slot_of(p) == slot) {
-            body[at * POSTING..(at + 1) * POSTING].copy_from_slice(&new);
-        } else {
-            body.splice(at * POSTING..at * POSTING, new);
+        all.sort_unstable();
+        let mut bufs = Buffers::default();
+        let mut postings = Vec::new();
+        for run in all.chunk_by(|a, b| a.0 == b.0) {
+            bufs.set_term(ns, run[0].0);
+            postings.clear();
+            postings.extend(run.iter().map(|p| p.1));
+            append_postings(t, w, &mut bufs, &postings)?;
         }
-        if body.len() > BLOCK * POSTING {
-            let half = body.len() / POSTING / 2 * POSTING;
-            let (left, right) = body.split_at(half);
-            t.postings.put(w, &found, &block(left))?;
-            t.postings.put(w, &block_key(&key[..prefix], slot_of(right)), &block(right))?;
-        } else {
-            t.postings.put(w, &found, &block(&body))?;
+        self.docs.clear();
+        Ok(())
+    }
+}
+
+/// Adds `postings` (sorted by slot) of the term set in `bufs`: appended to its last block and
+/// then to new full blocks when they all come after its last posting (new memories' slots),
+/// else one by one.
+fn append_postings(
+    t: &DataTables,
+    w: &mut RwTxn<'_>,
+    bufs: &mut Buffers,
+    postings: &[[u8; POSTING]],
+) -> Result<()> {
+    let first = slot_of(&postings[0]);
+    bufs.at(first);
+    let mut body = Vec::with_capacity(BLOCK * POSTING);
+    if bufs.find(t, w)? {
+        if slot_of(&bufs.value[bufs.value.len() - POSTING..]) >= first {
+            for p in postings {
+                add_posting(t, w, bufs, *p)?;
+            }
+            return Ok(());
+        }
+        if bufs.value.len() - HEADER < BLOCK * POSTING {
+            body.extend_from_slice(&bufs.value[HEADER..]);
+            std::mem::swap(&mut bufs.key, &mut bufs.found);
         }
     }
-    stats.keyword_docs += 1;
-    stats.keyword_terms += len as u64;
+    for p in postings {
+        if body.len() >= BLOCK * POSTING {
+            t.postings.put(w, &bufs.key, &block(&body))?;
+            body.clear();
+        }
+        if body.is_empty() {
+            bufs.at(slot_of(p));
+        }
+        body.extend_from_slice(p);
+    }
+    t.postings.put(w, &bufs.key, &block(&body))?;
     Ok(())
 }
 
@@ -310,12 +436,13 @@ pub(crate) fn rebuild(
     }
     stats.keyword_docs = 0;
     stats.keyword_terms = 0;
-    rows.sort_unstable_by_key(|r| r.0);
     let mut charged = 0;
-    for (slot, terms) in &rows {
-        index(t, w, ns, *slot, terms, stats)?;
+    let mut pending = Pending::default();
+    for (slot, terms) in rows {
         charged += terms.charge();
+        pending.add(slot, terms);
     }
+    pending.flush(t, w, ns, stats)?;
     stats.keyword_indexed = true;
     let added = charged.saturating_sub(charged_before);
     stats.storage_bytes += added;

@@ -105,6 +105,7 @@ pub(crate) fn write_rows(
             RowWrite::None => {}
         }
     }
+    effects.postings.flush(t, w, rec.id, &mut stats)?;
     stats.vector_writes += 1;
     if !effects.refile.is_empty() {
         let (seq, indexed) = (stats.vector_writes, stats.indexed_until > 0);
@@ -132,6 +133,8 @@ pub(crate) struct WriteEffects {
     /// Slots whose rows were overwritten in place (their index cells may be stale), noted
     /// for the index maintenance once the items are written (see [`crate::filter::mark_refile`]).
     pub refile: Vec<u32>,
+    /// Keyword postings of the new memories, not written yet.
+    pub postings: crate::keyword::Pending,
 }
 
 /// What [`put_memory`] did with the memory's vector.
@@ -188,21 +191,25 @@ pub(crate) fn put_memory(
         } else {
             t.memories.put(w, &key, &record)?;
         }
-        // A memory with a vector slot is in the keyword index (see [`postings_charge`]).
+        // A memory with a vector slot is in the keyword index (see [`postings_charge`]); its
+        // postings are written with the transaction's other new memories' (see `Pending`).
         let terms = slot.map(|_| crate::keyword::Terms::of(&p.memory.content));
-        if let (Some(s), Some(terms)) = (slot, &terms) {
-            crate::keyword::index(t, w, ns, s, terms, stats)?;
+        let postings = terms.as_ref().map_or(0, crate::keyword::Terms::charge);
+        if let (Some(s), Some(terms)) = (slot, terms) {
+            effects.postings.add(s, terms);
         }
         for e in &p.memory.entities {
             crate::graph::link_memory(t, w, ns, e, &p.id)?;
         }
         crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
         stats.expiring += u64::from(p.memory.expires_at.is_some());
-        let size = p.charge() + terms.as_ref().map_or(0, crate::keyword::Terms::charge);
+        let size = p.charge() + postings;
         stats.storage_bytes += size;
         effects.charged += size;
         return Ok(slot.map_or(RowWrite::None, RowWrite::New));
     };
+    // A replacement changes postings in place: those of the new memories before it first.
+    effects.postings.flush(t, w, ns, stats)?;
     if let Some(patch) = patch {
         p.memory = patch(stored.memory.clone(), p)?;
         p.json = serde_json::to_vec(&p.memory)?;
