@@ -82,6 +82,8 @@ func TestInstanceKeyRotation(t *testing.T) {
 	db := of(Open(filepath.Join(dir, "data"), WithKeyring(keys))).must(t)
 	t.Cleanup(func() { db.Close() })
 	of(db.CreateNamespace(bg, "go-instance-ns", nil)).must(t)
+	// A first write makes the namespace's shard file (a file under the instance key).
+	of(db.StoreMemory(bg, "go-instance-ns", StoreMemoryRequest{Content: "kept across the rotation"})).must(t)
 	started := of(db.RotateInstanceKey(bg, "go-instance-2")).must(t)
 	if started.OldKeyID != "instance" || started.NewKeyID != "go-instance-2" || started.EnvironmentsTotal < 2 {
 		t.Fatalf("rotation: %+v", started)
