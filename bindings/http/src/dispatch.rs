@@ -176,7 +176,8 @@ pub(crate) struct Admitted {
 /// read transaction never waits for a writer, and handing them to the blocking pool cost
 /// more than most of them take (`make bench-http`). Writes go to the blocking pool, where
 /// they wait for the group commit that makes them durable, except single stores and
-/// namespace creations (`Handle::awaits_commit`), which await it as a task.
+/// namespace creations (`Handle::awaits_commit`), which await it as a task. A recall that
+/// finds its namespace's vectors being scanned awaits a share of the next scan as a task.
 const READS: &[&str] = &[
     "whoami",
     "recall",
@@ -297,7 +298,12 @@ async fn answer(
     // cached vectors updated) even when its client goes away or the request times out.
     let awaits_commit = encoded && !waits && admitted.handle.awaits_commit(route.op);
     let outcome = if READS.contains(&route.op) && !waits {
-        execute(&admitted, route.op, args, encoded)
+        if encoded {
+            // A recall may await a share of a scan running on another thread.
+            execute_async(admitted, route.op, args).await
+        } else {
+            execute(&admitted, route.op, args, encoded)
+        }
     } else {
         let work = if awaits_commit {
             tokio::spawn(execute_async(admitted, route.op, args))
@@ -450,7 +456,8 @@ fn execute(admitted: &Admitted, op: &str, args: Result<Value, Error>, encoded: b
     Outcome { result, rate, edge_message: None }
 }
 
-/// [`execute`] of an operation that awaits its commit (`Handle::awaits_commit`).
+/// [`execute`] of an operation that awaits its commit (`Handle::awaits_commit`) or may await
+/// a share of a scan (a recall; see `Handle::call_encoded_async`).
 async fn execute_async(
     admitted: Admitted,
     op: &'static str,

@@ -54,7 +54,9 @@ impl Handle {
     /// which [`Handle::awaits_commit`] holds does its work on the calling thread (embedding a text
     /// included), queues its write for the next group commit and awaits that commit's sync
     /// without a thread waiting for it (see `Store::write_ns_async`); it is answered only
-    /// after its commit is on disk, as ever. Any other operation runs at once, as
+    /// after its commit is on disk, as ever. A recall awaits (without a thread) a share of
+    /// the scan of its namespace's vectors when another recall of them is scanning, and
+    /// answers what `call_encoded` answers. Any other operation runs at once, as
     /// `call_encoded` runs it (so a write blocks the calling thread).
     pub async fn call_encoded_async(&self, op: &str, args: Value) -> Result<EncodedReply> {
         let req = Request::parse(op, args)?;
@@ -72,6 +74,11 @@ impl Handle {
                 let entry = self.draft(op, subject);
                 let (name, options) = a.into_parts();
                 self.create_namespace_async(&name, options, entry).await.and_then(EncodedReply::of)
+            }
+            Request::Recall(a) => {
+                let result = self.recall_async(a).await.and_then(EncodedReply::of);
+                self.audit_failure(op, subject, &result);
+                result
             }
             req => self.execute_encoded(req),
         }

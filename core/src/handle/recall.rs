@@ -1,7 +1,9 @@
 //! Recall: the memories most similar to a query, ranked by similarity and effective
 //! importance, after filters (vector, keyword or hybrid; see [`crate::memory`]'s ranking).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use serde_json::Value;
 
@@ -20,11 +22,46 @@ use crate::memory::{
 use crate::records::memory::{agent_key, Verdict};
 use crate::vector::{normalize, validate_vector};
 
+/// Wakes the thread that waits in [`finish`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `f` to its end on this thread (a recall that shares no scan never waits).
+fn finish<T>(f: impl Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 impl Handle {
     /// Recalls the memories most similar to a query text or vector, ranked by similarity
     /// combined with effective importance, after filters.
-    #[allow(clippy::too_many_lines)] // validation, candidate search and filtering in order
     pub fn recall(&self, req: Recall) -> Result<Vec<RecallHit>> {
+        finish(self.recall_sharing(req, false))
+    }
+
+    /// [`Handle::recall`] for a caller on an async executor: the scan of the namespace's
+    /// vectors is shared with the recalls of the same vectors running at the same time,
+    /// awaiting (without a thread) the next pass when one is running (see
+    /// `NamespaceVectors::search_shared`). The answer is the one `recall` gives.
+    pub(crate) async fn recall_async(&self, req: Recall) -> Result<Vec<RecallHit>> {
+        self.recall_sharing(req, true).await
+    }
+
+    /// A recall; `share`: its scan may wait to be shared (see [`Handle::recall_async`]).
+    #[allow(clippy::too_many_lines)] // validation, candidate search and filtering in order
+    async fn recall_sharing(&self, req: Recall, share: bool) -> Result<Vec<RecallHit>> {
         let caller = self.caller()?;
         let (rec, agent_is_ns) = self.memory_namespace(
             &caller,
@@ -214,7 +251,7 @@ impl Handle {
         };
         // The best `k` memories by vector similarity that pass, ranked. `fusing`: for hybrid
         // recall, whose fusion weighs importance itself, so the best `k` by similarity will do.
-        let vector_hits = |query: &[f32], k: usize, fusing: bool| -> Result<Vec<Ranked>> {
+        let vector_hits = async |query: &[f32], k: usize, fusing: bool| -> Result<Vec<Ranked>> {
             if let Some(hits) = exact_hits(query, k)? {
                 return Ok(hits);
             }
@@ -233,12 +270,18 @@ impl Handle {
                 (false, true) => k,
             };
             loop {
+                let exact = if share {
+                    vectors.search_shared(query, want, agent_filter).await
+                } else {
+                    vectors.search(query, want, agent_filter)
+                };
                 let (mut hits, exhausted) = env.read(|r, t| {
                     let (candidates, exhausted) = crate::index::candidates(
                         t,
                         r,
                         rec.id,
                         &vectors,
+                        exact,
                         query,
                         want,
                         agent_filter,
@@ -288,7 +331,7 @@ impl Handle {
             }
             (RecallMode::Hybrid, Some(q)) => {
                 let depth = crate::keyword::hybrid_depth(top_k, with_token_match).min(MAX_TOP_K);
-                let by_vector = vector_hits(q, depth, true)?;
+                let by_vector = vector_hits(q, depth, true).await?;
                 env.read(|r, t| {
                     let mut kw =
                         KeywordRecall::new(t, &mut *r, rec.id, &stats, text, Some(q), &judge);
@@ -300,7 +343,7 @@ impl Handle {
                 })?
             }
             (_, Some(q)) => {
-                let ranked = vector_hits(q, top_k, false)?;
+                let ranked = vector_hits(q, top_k, false).await?;
                 env.read(|r, t| materialize(t, r, rec.id, ranked))?
             }
             (_, None) => return Err(Error::Internal("recall without a query vector".into())),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::env::{slot_cell, stored_training};
 use super::ivf::Ivf;
-use super::vectors::NamespaceVectors;
+use super::vectors::{NamespaceVectors, ScanHit};
 use super::{IndexHost, Indexes};
 use crate::datastore::{ns_key, DataTables, NamespaceId};
 use crate::error::Result;
@@ -111,23 +111,25 @@ pub(super) fn load_vectors(
     })
 }
 
-/// Candidates for a recall: the exact best of the tail copy `vectors`, merged with the
-/// partition's candidates re-scored exactly from their stored rows; only memories of agent key
-/// `agent` when given (the caller still checks every filter on the record). Returns at most `want`,
-/// best first, and whether fewer than `want` exist at all. `r` is a read transaction of the
-/// namespace's data environment; `rescore` says how many candidates are re-scored.
+/// Candidates for a recall: `exact`, the exact best of the tail copy `vectors`
+/// (`vectors.search(query, want, agent)`, or a share of a scan, see
+/// [`NamespaceVectors::search_shared`]), merged with the partition's candidates re-scored
+/// exactly from their stored rows; only memories of agent key `agent` when given (the caller
+/// still checks every filter on the record). Returns at most `want`, best first, and whether
+/// fewer than `want` exist at all. `r` is a read transaction of the namespace's data
+/// environment; `rescore` says how many candidates are re-scored.
 #[allow(clippy::too_many_arguments)] // the transaction, the namespace's copy, one recall's asks
 pub(crate) fn candidates(
     t: &DataTables,
     r: &mut RoTxn<'_>,
     ns: NamespaceId,
     vectors: &NamespaceVectors,
+    exact: Vec<ScanHit>,
     query: &[f32],
     want: usize,
     agent: Option<u64>,
     rescore: Rescore,
 ) -> Result<(Vec<Candidate>, bool)> {
-    let exact = vectors.search(query, want, agent);
     let mut exhausted = exact.len() < want;
     let mut out: Vec<Candidate> = exact.into_iter().map(|h| (h.id, h.similarity)).collect();
     let Some(ivf) = &vectors.ivf else { return Ok((out, exhausted)) };

@@ -41,6 +41,11 @@ impl TopK {
         TopK { k: k.max(1), threshold: f32::NEG_INFINITY, buf: Vec::with_capacity(2 * k.max(32)) }
     }
 
+    /// The score an entry must beat to be kept (it only rises).
+    pub(super) fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
     /// Offers an entry that `keep` accepts (asked only if the score could make the top).
     #[inline]
     pub(super) fn push_if(

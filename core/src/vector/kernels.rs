@@ -164,6 +164,122 @@ mod vnni {
             start = end;
         }
     }
+
+    /// The most queries one row's accumulators are kept for at once (two rows' worth of
+    /// the 32 vector registers would not leave room for the row's blocks).
+    const GROUP: usize = 8;
+
+    /// [`scan_i8_blocks`] for several queries: each block of rows is read once and scored
+    /// against every query, `f(query, first row, its scores)`, a query's blocks in row order.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn scan_i8_multi(
+        rows: &[i8],
+        dims: usize,
+        queries: &[&[i8]],
+        mut f: impl FnMut(usize, usize, &[i32]),
+    ) {
+        if let [q] = queries {
+            return scan_i8_blocks(rows, dims, q, |start, scores| f(0, start, scores));
+        }
+        if dims == 0 || queries.iter().any(|q| q.len() < dims) {
+            for (j, q) in queries.iter().enumerate() {
+                super::blocks_of(|g| super::scan_i8_body(rows, dims, q, g), |s, d| f(j, s, d));
+            }
+            return;
+        }
+        let blocks = dims.div_ceil(64);
+        let last = match dims % 64 {
+            0 => u64::MAX,
+            r => (1u64 << r) - 1,
+        };
+        let masks: Vec<u64> =
+            (0..blocks).map(|k| if k + 1 == blocks { last } else { u64::MAX }).collect();
+        // Query `j`'s block `k` is `qs[j * blocks + k]`.
+        // SAFETY: each load reads the lanes of its mask only, within the query's `dims` bytes.
+        let qs: Vec<__m512i> = queries
+            .iter()
+            .flat_map(|q| {
+                (0..blocks)
+                    .map(|k| unsafe { _mm512_maskz_loadu_epi8(masks[k], q.as_ptr().add(k * 64)) })
+            })
+            .collect();
+        let bias: Vec<i32> = queries
+            .iter()
+            .map(|q| 128 * q[..dims].iter().map(|&x| i32::from(x)).sum::<i32>())
+            .collect();
+        let n = rows.len() / dims;
+        let mut scores = vec![[0i32; BATCH]; queries.len()];
+        let mut start = 0;
+        while start < n {
+            let end = (start + BATCH).min(n);
+            let mut j = 0;
+            // The block's rows stay in the first-level cache for the groups after the first.
+            while j < queries.len() {
+                let take = (queries.len() - j).min(GROUP);
+                let at = Group { rows, dims, masks: &masks, start, end };
+                let (qs, bias) = (&qs[j * blocks..(j + take) * blocks], &bias[j..j + take]);
+                let out = &mut scores[j..j + take];
+                match take {
+                    1 => at.score::<1>(qs, bias, out),
+                    2 => at.score::<2>(qs, bias, out),
+                    3 => at.score::<3>(qs, bias, out),
+                    4 => at.score::<4>(qs, bias, out),
+                    5 => at.score::<5>(qs, bias, out),
+                    6 => at.score::<6>(qs, bias, out),
+                    7 => at.score::<7>(qs, bias, out),
+                    _ => at.score::<GROUP>(qs, bias, out),
+                }
+                j += take;
+            }
+            for (j, s) in scores.iter().enumerate() {
+                f(j, start, &s[..end - start]);
+            }
+            start = end;
+        }
+    }
+
+    /// Rows `start..end` of a scan, with the masks of their blocks.
+    struct Group<'a> {
+        rows: &'a [i8],
+        dims: usize,
+        masks: &'a [u64],
+        start: usize,
+        end: usize,
+    }
+
+    impl Group<'_> {
+        /// Scores the rows against `Q` queries (`qs`: their blocks, query by query; `bias`:
+        /// 128 × each one's sum), into `out[query][row - start]`.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        #[inline]
+        fn score<const Q: usize>(&self, qs: &[__m512i], bias: &[i32], out: &mut [[i32; BATCH]]) {
+            let (rows, dims, masks) = (self.rows, self.dims, self.masks);
+            let blocks = masks.len();
+            let n = rows.len() / dims;
+            let flip = _mm512_set1_epi8(i8::MIN);
+            for i in self.start..self.end {
+                if (i - self.start).is_multiple_of(4) {
+                    let ahead = (i + PREFETCH_ROWS).min(n);
+                    super::prefetch(&rows[ahead * dims..(ahead + 4).min(n) * dims]);
+                }
+                let mut acc = [_mm512_setzero_si512(); Q];
+                for (k, mask) in masks.iter().enumerate() {
+                    // SAFETY: row `i` is a whole row of `rows`; the mask keeps the load within
+                    // its `dims` bytes.
+                    let r = unsafe {
+                        _mm512_maskz_loadu_epi8(*mask, rows.as_ptr().add(i * dims + k * 64))
+                    };
+                    let r = _mm512_xor_si512(r, flip);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_dpbusd_epi32(*a, r, qs[j * blocks + k]);
+                    }
+                }
+                for (j, a) in acc.iter().enumerate() {
+                    out[j][i - self.start] = _mm512_reduce_add_epi32(*a) - bias[j];
+                }
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -290,6 +406,28 @@ pub(crate) fn scan_i8_blocks(rows: &[i8], dims: usize, q: &[i8], f: impl FnMut(u
     blocks_of(|g| scan_i8(rows, dims, q, g), f);
 }
 
+/// The most queries [`scan_i8_multi`] is given at once.
+pub(crate) const MULTI_MAX: usize = 16;
+
+/// [`scan_i8_blocks`] for up to [`MULTI_MAX`] queries in one pass: each block of rows is read
+/// once and scored against every query, `f(query, first row, their scores)`; each query's
+/// blocks come in row order, and its scores are those [`scan_i8`] gives it alone.
+pub(crate) fn scan_i8_multi(
+    rows: &[i8],
+    dims: usize,
+    queries: &[&[i8]],
+    mut f: impl FnMut(usize, usize, &[i32]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_vnni() {
+        // SAFETY: the CPU supports the enabled features (checked above).
+        return unsafe { vnni::scan_i8_multi(rows, dims, queries, f) };
+    }
+    for (j, q) in queries.iter().enumerate() {
+        scan_i8_blocks(rows, dims, q, |start, scores| f(j, start, scores));
+    }
+}
+
 /// Runs a per-row scan (`scan` calls its argument with each row and score, in order) and
 /// hands its scores to `f` in blocks of up to 32.
 fn blocks_of(scan: impl FnOnce(&mut dyn FnMut(usize, i32)), mut f: impl FnMut(usize, &[i32])) {
@@ -397,6 +535,25 @@ mod tests {
                     got.extend(scores.iter().enumerate().map(|(j, d)| (start + j, *d)));
                 });
                 assert_eq!(got, want, "dims {dims}, scan_i8_blocks");
+                // The same query among others (1 to 16 at once: one group of eight, two,
+                // and remainders) gets the same scores, in row order.
+                for n in [2, 3, 9, 16] {
+                    let others: Vec<Vec<i8>> =
+                        (0..n - 1).map(|o| rows[o % rows.len()].clone()).collect();
+                    let mut queries: Vec<&[i8]> = others.iter().map(Vec::as_slice).collect();
+                    queries.insert(n / 2, &q);
+                    let mut got = Vec::new();
+                    let mut other_rows = vec![0usize; n];
+                    scan_i8_multi(&flat, dims, &queries, |j, start, scores| {
+                        assert_eq!(start, other_rows[j], "query {j}'s blocks in row order");
+                        other_rows[j] += scores.len();
+                        if j == n / 2 {
+                            got.extend(scores.iter().enumerate().map(|(i, d)| (start + i, *d)));
+                        }
+                    });
+                    assert_eq!(got, want, "dims {dims}, scan_i8_multi of {n}");
+                    assert!(other_rows.iter().all(|r| *r == rows.len()));
+                }
                 for (name, scan) in &each {
                     let mut got = Vec::new();
                     scan(&flat, dims, &q, &mut |i, d| got.push((i, d)));

@@ -587,3 +587,90 @@ fn an_upsert_keeps_its_slot_and_the_index_serves_the_new_vector_before_and_after
     check_upserted(&engine, "up", &vectors, &queries);
     assert_eq!(engine.build_vector_indexes().unwrap(), 0);
 }
+
+/// Polls a future on this thread, parking it between wakes.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// Each hit's id and similarity, in order, from a recall's JSON answer.
+fn hit_list(body: &[u8]) -> Vec<(String, f64)> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let hits = v.as_array().or_else(|| v["memories"].as_array()).expect("a list of hits");
+    hits.iter()
+        .map(|h| (h["id"].as_str().unwrap().to_owned(), h["similarity"].as_f64().unwrap()))
+        .collect()
+}
+
+/// Recalls awaited by many threads at once (which share scans of the namespace's vectors)
+/// answer exactly what one-at-a-time recalls answer: random vectors with exact ties, deleted
+/// memories, agent and tag filters, k of 1, 10 and 100.
+#[test]
+fn concurrent_recalls_answer_as_one_at_a_time() {
+    let (_dir, engine) = open(20_000);
+    namespace(&engine, "shared", 64);
+    let mut rng = Rng(5);
+    let mut vectors: Vec<Vec<f32>> = (0..6000).map(|_| rng.unit(64)).collect();
+    for i in 0..50 {
+        vectors[3000 + i] = vectors[i].clone();
+    }
+    let ids = store_with(&engine, "shared", &vectors, |i, v| StoreMemory {
+        agent_id: i.is_multiple_of(3).then(|| "a".to_owned()),
+        tags: if i.is_multiple_of(5) { vec!["t".to_owned()] } else { Vec::new() },
+        ..with_vector(i, v)
+    });
+    let by = by_index(&ids);
+    let root = engine.root();
+    for i in (0..6000).step_by(97) {
+        root.delete_memory(Some("shared"), &by[&i]).unwrap();
+    }
+    let mut asks = Vec::new();
+    for n in 0..12 {
+        let q = if n < 6 { vectors[n * 11].clone() } else { rng.unit(64) };
+        for (k, extra) in [
+            (1, serde_json::json!({})),
+            (10, serde_json::json!({})),
+            (100, serde_json::json!({})),
+            (10, serde_json::json!({"agent_id": "a"})),
+            (10, serde_json::json!({"tags": ["t"]})),
+        ] {
+            let mut ask = serde_json::json!({"namespace": "shared", "vector": q, "top_k": k});
+            for (key, value) in extra.as_object().unwrap() {
+                ask[key] = value.clone();
+            }
+            asks.push(ask);
+        }
+    }
+    let alone: Vec<Vec<(String, f64)>> = asks
+        .iter()
+        .map(|a| hit_list(&root.call_encoded("recall", a.clone()).unwrap().body))
+        .collect();
+    // Ties: the first query finds its own copy (its own memory, index 0, is deleted).
+    assert_eq!(alone[0], vec![(by[&3000].clone(), alone[0][0].1)]);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (root, asks, alone) = (&root, &asks, &alone);
+            s.spawn(move || {
+                for round in 0..40 {
+                    let i = (t * 17 + round * 7) % asks.len();
+                    let got = block_on(root.call_encoded_async("recall", asks[i].clone()));
+                    assert_eq!(hit_list(&got.unwrap().body), alone[i], "thread {t}, ask {i}");
+                }
+            });
+        }
+    });
+}

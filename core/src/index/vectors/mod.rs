@@ -21,7 +21,10 @@ use crate::records::memory::SlotAgents;
 use crate::storage::RoTxn;
 use crate::vector::{decode_row, NewRow};
 
+mod batch;
 mod scan;
+
+pub(crate) use scan::ScanHit;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -59,6 +62,8 @@ pub(crate) struct NamespaceVectors {
     pub(super) current: Arc<HashMap<u32, u64>>,
     /// Rows (tail or partition) made stale by overwrites since the last compaction.
     stale: usize,
+    /// Recalls of this copy waiting to share a scan (see [`batch`]).
+    scans: batch::ScanQueue,
 }
 
 impl NamespaceVectors {
@@ -300,6 +305,7 @@ impl NamespaceVectors {
             deleted: Arc::default(),
             current: Arc::new(current),
             stale: 0,
+            scans: batch::ScanQueue::default(),
         }
     }
 }

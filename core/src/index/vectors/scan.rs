@@ -18,45 +18,113 @@ pub(crate) struct ScanHit {
     pub similarity: f32,
 }
 
+/// One query of a scan: the query vector, at most how many hits, and the agent key its rows
+/// must have (any when `None`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanAsk<'a> {
+    pub query: &'a [f32],
+    pub limit: usize,
+    pub agent: Option<u64>,
+}
+
 impl NamespaceVectors {
     /// The rows most similar to `query`, best first, at most `limit`, deleted rows excluded,
     /// and only rows of agent key `agent` when given. Similarities are exact.
     pub(crate) fn search(&self, query: &[f32], limit: usize, agent: Option<u64>) -> Vec<ScanHit> {
-        if self.dims == 0 || query.len() != self.dims || limit == 0 || self.rows == 0 {
-            return Vec::new();
+        self.search_many(&[ScanAsk { query, limit, agent }]).pop().unwrap_or_default()
+    }
+
+    /// Whether [`NamespaceVectors::search`] of `ask` ranks rows by their int8 scores (a
+    /// large scan for few hits), which [`NamespaceVectors::search_many`] shares between
+    /// queries; else it is exact f32 throughout, or finds nothing.
+    pub(crate) fn scans_int8(&self, ask: &ScanAsk<'_>) -> bool {
+        self.searchable(ask) && self.rows > EXACT_SCAN_MAX && self.rescore_of(ask) * 4 < self.rows
+    }
+
+    fn searchable(&self, ask: &ScanAsk<'_>) -> bool {
+        self.dims > 0 && ask.query.len() == self.dims && ask.limit > 0 && self.rows > 0
+    }
+
+    /// How many int8 candidates of `ask` are re-scored at most.
+    fn rescore_of(&self, ask: &ScanAsk<'_>) -> usize {
+        (ask.limit * 4 + 32 + self.deleted.len()).min(self.rows)
+    }
+
+    /// [`NamespaceVectors::search`] of each ask, the int8 scans shared: the codes are read
+    /// once for up to [`kernels::MULTI_MAX`] queries. Each answer is exactly the one its
+    /// query gets alone.
+    pub(crate) fn search_many(&self, asks: &[ScanAsk<'_>]) -> Vec<Vec<ScanHit>> {
+        let mut out = vec![Vec::new(); asks.len()];
+        let mut quantized = Vec::new();
+        for (n, ask) in asks.iter().enumerate() {
+            if self.scans_int8(ask) {
+                quantized.push(n);
+            } else if self.searchable(ask) {
+                out[n] = self.ranked(self.scan_f32(ask), ask.limit);
+            }
         }
         let dims = self.dims;
-        let rescore = (limit * 4 + 32 + self.deleted.len()).min(self.rows);
-        let mut scored;
-        if self.rows <= EXACT_SCAN_MAX || rescore * 4 >= self.rows {
-            let mut top = TopK::new(limit + self.deleted.len());
-            for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_f32(&s.data, dims, query, |i, sim| {
-                    top.push_if(sim, si as u32, i as u32, || {
-                        agent.is_none_or(|a| s.agents[i] == a)
-                            && self.is_current(s.slots[i], s.gens[i])
-                    });
-                });
+        for group in quantized.chunks(kernels::MULTI_MAX) {
+            let mut codes = Vec::with_capacity(group.len());
+            let mut tops = Vec::with_capacity(group.len());
+            for &n in group {
+                let mut q = Vec::with_capacity(dims);
+                let q_scale = quantize(asks[n].query, &mut q);
+                codes.push((q, q_scale));
+                tops.push(TopK::new(self.rescore_of(&asks[n])));
             }
-            scored = top.into_vec();
-        } else {
-            let mut q = Vec::with_capacity(dims);
-            let q_scale = quantize(query, &mut q);
-            let mut top = TopK::new(rescore);
+            let queries: Vec<&[i8]> = codes.iter().map(|(q, _)| q.as_slice()).collect();
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_i8_blocks(&s.codes, dims, &q, |start, block| {
+                kernels::scan_i8_multi(&s.codes, dims, &queries, |j, start, block| {
+                    let (agent, top) = (asks[group[j]].agent, &mut tops[j]);
                     let scales = &s.scales[start..start + block.len()];
-                    for (j, (d, scale)) in block.iter().zip(scales).enumerate() {
-                        let i = start + j;
-                        top.push_if(*d as f32 * scale, si as u32, i as u32, || {
+                    // Most rows score below the running threshold: those are found for the
+                    // whole block in one vectorised pass, and only the others are offered
+                    // (each offer checks the threshold again, so the top is the same).
+                    debug_assert!(block.len() <= 64);
+                    let threshold = top.threshold();
+                    let mut above = 0u64;
+                    for (k, (d, scale)) in block.iter().zip(scales).enumerate() {
+                        above |= u64::from(*d as f32 * scale > threshold) << k;
+                    }
+                    while above != 0 {
+                        let k = above.trailing_zeros() as usize;
+                        above &= above - 1;
+                        let i = start + k;
+                        top.push_if(block[k] as f32 * scales[k], si as u32, i as u32, || {
                             agent.is_none_or(|a| s.agents[i] == a)
                                 && self.is_current(s.slots[i], s.gens[i])
                         });
                     }
                 });
             }
-            scored = self.rescored(top.into_vec(), query, q_scale, limit + self.deleted.len());
+            for ((&n, top), (_, q_scale)) in group.iter().zip(tops).zip(&codes) {
+                let ask = &asks[n];
+                let want = ask.limit + self.deleted.len();
+                let scored = self.rescored(top.into_vec(), ask.query, *q_scale, want);
+                out[n] = self.ranked(scored, ask.limit);
+            }
         }
+        out
+    }
+
+    /// The exact f32 scan of a small tail (or of a wide request).
+    fn scan_f32(&self, ask: &ScanAsk<'_>) -> Vec<(f32, u32, u32)> {
+        let mut top = TopK::new(ask.limit + self.deleted.len());
+        for (si, s) in self.segments.iter().enumerate() {
+            kernels::scan_f32(&s.data, self.dims, ask.query, |i, sim| {
+                top.push_if(sim, si as u32, i as u32, || {
+                    ask.agent.is_none_or(|a| s.agents[i] == a)
+                        && self.is_current(s.slots[i], s.gens[i])
+                });
+            });
+        }
+        top.into_vec()
+    }
+
+    /// The best `limit` of exactly scored `(similarity, segment, row)`, best first, deleted
+    /// rows excluded.
+    fn ranked(&self, mut scored: Vec<(f32, u32, u32)>, limit: usize) -> Vec<ScanHit> {
         let want = (limit + self.deleted.len()).min(scored.len());
         top_by_score(&mut scored, want);
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));

@@ -1,3 +1,4 @@
+use super::scan::ScanAsk;
 use super::*;
 use crate::index::topk::quantization_error;
 use crate::vector::tests::random_rows;
@@ -113,4 +114,126 @@ fn deletes_and_appends_apply_to_the_copy() {
     assert!(nv.search(&rows[10], 5, None).iter().all(|h| h.slot >= 2000));
     // A row of the wrong size makes the caller reload.
     assert!(nv.with_delta(103, &[(9999, [0; 16], &[1.0, 0.0][..], 0)], &[], &[]).is_none());
+}
+
+/// A query, its k and its agent key.
+type Ask = (Vec<f32>, usize, Option<u64>);
+
+/// A copy of 6,000 rows (the int8 path) with ties (rows 1,000 to 1,099 repeat row 0),
+/// agent keys (every third row agent 7) and deleted rows (every 50th), in two segments; and asks of every kind: k of 1, 10 and 100 (the last is scanned in f32),
+/// with and without an agent, queries of stored rows and of rows not stored.
+fn shared_scan_case() -> (NamespaceVectors, Vec<Ask>) {
+    let dims = 96;
+    let mut rows = random_rows(6000, dims, 21);
+    for i in 1000..1100 {
+        rows[i] = rows[0].clone();
+    }
+    let mut nv = NamespaceVectors::default();
+    for (c, range) in [0..4000, 4000..5000, 5000..6000].into_iter().enumerate() {
+        let first = range.start;
+        let added: Vec<NewRow<'_>> = rows[range]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let slot = (first + i) as u32;
+                let id: [u8; 16] = u128::from(slot).to_be_bytes();
+                (slot, id, v.as_slice(), if slot.is_multiple_of(3) { 7 } else { 0 })
+            })
+            .collect();
+        nv = nv.with_delta(c as u64 + 1, &added, &[], &[]).unwrap();
+    }
+    let removed: Vec<u32> = (0..6000).step_by(50).collect();
+    let nv = nv.with_delta(10, &[], &[], &removed[..100]).unwrap();
+    let others = random_rows(8, dims, 22);
+    let mut asks = Vec::new();
+    for (n, q) in
+        [&rows[0], &rows[1], &rows[777], &rows[5999]].into_iter().chain(&others).enumerate()
+    {
+        for (limit, agent) in [(1, None), (10, None), (10, Some(7)), (100, None), (1, Some(7))] {
+            asks.push((q.clone(), limit + n % 2, agent));
+        }
+    }
+    (nv, asks)
+}
+
+/// Queries scanned together get exactly what each gets alone, whichever others share
+/// its pass (1 to 40 at once: more than one pass's worth).
+#[test]
+fn a_shared_scan_answers_each_query_as_alone() {
+    let (nv, asks) = shared_scan_case();
+    assert!(nv.segments.len() > 1);
+    let alone: Vec<Vec<ScanHit>> = asks.iter().map(|(q, k, a)| nv.search(q, *k, *a)).collect();
+    assert!(alone.iter().any(|h| h.len() == 100) && alone.iter().any(|h| h.len() == 1));
+    // Ties: the query of row 0 finds its copies (row 0 itself is deleted).
+    assert!(alone[1].iter().all(|h| (1001..1100).contains(&h.slot)), "{:?}", alone[1]);
+    for n in [1, 2, 7, 16, 40] {
+        for offset in [0, 3] {
+            let pick: Vec<usize> = (0..n).map(|i| (i * 7 + offset) % asks.len()).collect();
+            let batch: Vec<ScanAsk<'_>> = pick
+                .iter()
+                .map(|&i| ScanAsk { query: &asks[i].0, limit: asks[i].1, agent: asks[i].2 })
+                .collect();
+            let together = nv.search_many(&batch);
+            for (got, &i) in together.iter().zip(&pick) {
+                assert_eq!(got, &alone[i], "ask {i} among {n}");
+            }
+        }
+    }
+}
+
+/// Many threads recalling one copy at once (each waiting for a share of a pass when one
+/// is running) get exactly the answers of one-at-a-time searches.
+#[test]
+fn concurrent_shared_scans_match_one_at_a_time() {
+    let (nv, asks) = shared_scan_case();
+    let alone: Vec<Vec<ScanHit>> = asks.iter().map(|(q, k, a)| nv.search(q, *k, *a)).collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (nv, asks, alone) = (&nv, &asks, &alone);
+            s.spawn(move || {
+                for round in 0..20 {
+                    let i = (t * 13 + round * 7) % asks.len();
+                    let (q, k, a) = &asks[i];
+                    let got = crate::store::tests::block_on(nv.search_shared(q, *k, *a));
+                    assert_eq!(got, alone[i], "thread {t}, ask {i}");
+                }
+            });
+        }
+    });
+    assert!(!nv.scans.state.lock().running, "the last pass handed the queue back");
+}
+
+/// A query waiting for a pass never waits when none runs; one dropped while waiting (even
+/// when woken to lead the next pass) leaves the others their pass and their answers.
+#[test]
+fn a_dropped_waiting_query_hands_its_pass_on() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let (nv, asks) = shared_scan_case();
+    let ask = |i: usize| {
+        let (q, k, a) = &asks[i];
+        Box::pin(nv.search_shared(q, *k, *a))
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    // None running: answered at the first poll.
+    assert_eq!(
+        ask(2).as_mut().poll(&mut cx),
+        Poll::Ready(nv.search(&asks[2].0, asks[2].1, asks[2].2))
+    );
+    // One running (as another thread's would be): these wait.
+    nv.scans.state.lock().running = true;
+    let (mut a, mut b, mut c) = (ask(5), ask(6), ask(7));
+    for f in [&mut a, &mut b, &mut c] {
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(nv.scans.state.lock().pending.len(), 3);
+    nv.hand_on(); // the running pass ends: `a` is to lead the next
+    drop(a);
+    // `b` leads instead; `c` is answered by its pass.
+    assert!(c.as_mut().poll(&mut cx).is_pending());
+    let alone = |i: usize| nv.search(&asks[i].0, asks[i].1, asks[i].2);
+    assert_eq!(b.as_mut().poll(&mut cx), Poll::Ready(alone(6)));
+    assert_eq!(c.as_mut().poll(&mut cx), Poll::Ready(alone(7)));
+    let q = nv.scans.state.lock();
+    assert!(!q.running && q.pending.is_empty());
 }
