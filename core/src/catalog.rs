@@ -9,7 +9,7 @@ use crate::datastore::EnvLocation;
 use crate::error::Result;
 use crate::records::{AuditTables, KeyRecord, Member, NamespaceRecord, PurgeJob, Tenant};
 use crate::storage::{Environment, RoTxn, Table};
-use crate::store::{NamespacedTables, Tables};
+use crate::store::{NamespacedTables, Store, Tables};
 
 /// Catalog tables. Composite keys use `/` as separator; every part before it is a UUID or
 /// `-`, so prefix scans cannot run into a neighbour.
@@ -123,6 +123,12 @@ impl NamespacedTables for CatalogTables {
 
 /// LMDB refuses empty keys and keys over 511 bytes (`MDB_BAD_VALSIZE`); an identifier that
 /// cannot be a key names nothing, so lookups answer "not found" for it instead of failing.
+/// The tenant of namespace `name`, read from `catalog` (`None`: no tenant, no such namespace,
+/// or the catalog not readable — for an audit subject, which must not fail its request).
+pub(crate) fn namespace_tenant(catalog: &Store<CatalogTables>, name: &str) -> Option<String> {
+    catalog.read(|r, t| Ok(t.namespaces.get(r, name)?.and_then(|n| n.tenant_id))).ok().flatten()
+}
+
 pub(crate) fn can_be_key(id: &str) -> bool {
     !id.is_empty() && id.len() <= 511
 }

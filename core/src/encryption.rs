@@ -106,7 +106,7 @@ pub(crate) fn write_key_record(dir: &Path, key_id: &str, tenant_id: Option<&str>
         tenant_id: tenant_id.map(str::to_owned),
     };
     fs::create_dir_all(dir)?;
-    crate::format::write_synced(dir, &dir.join(KEY_FILE), &serde_json::to_vec_pretty(&rec)?)
+    crate::storage::write_synced(dir, &dir.join(KEY_FILE), &serde_json::to_vec_pretty(&rec)?)
 }
 
 /// Opens the environment in `path` with `key`. A key that does not decrypt it is refused

@@ -8,7 +8,6 @@
 //! file but have a catalog: they are refused at open, with the command that converts them.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::encryption::EnvKey;
 use crate::error::{Error, Result};
 use crate::keyring::{KeyProvider, INSTANCE_KEY_ID};
-use crate::storage::{Cipher, PageKey};
+use crate::storage::{write_synced, Cipher, PageKey};
 
 /// The file's name under the data directory.
 pub(crate) const FILE: &str = "storage.json";
@@ -191,18 +190,6 @@ pub(crate) fn mark_current(dir: &Path, encrypted: bool) -> Result<()> {
         ..Format::current()
     };
     write_synced(dir, &dir.join(FILE), &serde_json::to_vec_pretty(&format)?)
-}
-
-/// Writes `bytes` to `path` (in directory `dir`) through a temporary file, synced and
-/// renamed, so the file is whole or absent after a crash.
-pub(crate) fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,19 +3,14 @@
 
 use crate::api::{Request, TenantArgs};
 use crate::audit::{ListAudit, Subject};
-use crate::catalog::CatalogTables;
+use crate::catalog::{namespace_tenant, CatalogTables};
 use crate::store::Store;
 
 impl Subject {
     /// The subject of `req`, its tenants read from `catalog`. Data-plane requests only note
     /// their namespace.
     pub(crate) fn of(catalog: &Store<CatalogTables>, req: &Request) -> Subject {
-        let namespace_tenant = |name: &str| {
-            catalog
-                .read(|r, t| Ok(t.namespaces.get(r, name)?.and_then(|n| n.tenant_id)))
-                .ok()
-                .flatten()
-        };
+        let namespace_tenant = |name: &str| namespace_tenant(catalog, name);
         let key_tenant = |id: &str| {
             catalog.read(|r, t| Ok(t.keys.get(r, id)?.and_then(|k| k.tenant_id))).ok().flatten()
         };
@@ -92,10 +87,10 @@ impl Subject {
             // Every page of an export and every batch of an import is recorded: a cursor or a
             // line number chosen by the caller must not be a way around the log.
             Request::ExportNamespace(a) => {
-                control(namespace_tenant(&a.namespace), Some(a.namespace.clone()))
+                Subject::transfer(namespace_tenant(&a.namespace), &a.namespace)
             }
             Request::ImportNamespace(a) => {
-                control(namespace_tenant(&a.namespace), Some(a.namespace.clone()))
+                Subject::transfer(namespace_tenant(&a.namespace), &a.namespace)
             }
             Request::StartSession(a) => data(a.namespace.as_deref()),
             Request::EndSession(a) => data(a.namespace.as_deref()),

@@ -24,6 +24,13 @@ impl Subject {
         self.control || error.is_some_and(|e| is_refusal(e.code()))
     }
 
+    /// The subject of an export page or an import batch of `namespace` (in the chain of
+    /// `tenant`, its tenant): recorded whatever the outcome, so a cursor or a line number
+    /// chosen by the caller is no way around the log.
+    pub(crate) fn transfer(tenant: Option<String>, namespace: &str) -> Subject {
+        Subject { tenant, target: Some(namespace.to_owned()), control: true }
+    }
+
     /// Whether it is a control-plane request (recorded whatever the outcome).
     pub(crate) fn is_control(&self) -> bool {
         self.control

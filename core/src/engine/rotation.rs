@@ -189,7 +189,7 @@ impl EngineInner {
         let dir = self.state.dir.join("catalog");
         let staged = |next_dir: &Path| {
             write_key_record(next_dir, &key.id, None)?;
-            crate::format::write_synced(&dir, &dir.join(CATALOG_STAGED), b"{}")?;
+            crate::storage::write_synced(&dir, &dir.join(CATALOG_STAGED), b"{}")?;
             Ok(!self.stop_rotations_after_staging.load(Ordering::SeqCst))
         };
         if crate::state::key_id_in(&dir, true)?.as_deref() != Some(key.id.as_str()) {

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::api::Request;
 use crate::audit::Subject;
+use crate::catalog::namespace_tenant;
 use crate::error::{Error, Result};
 use crate::handle::memory::PreparedBatch;
 use crate::handle::Handle;
@@ -130,7 +130,10 @@ impl Handle {
             for batch in batches {
                 let batch = batch.map(|b| b.into_args(namespace));
                 let prepared = batch.map(|args| {
-                    let subject = Subject::of(&self.state.catalog, &audit_request(&args));
+                    let subject = Subject::transfer(
+                        namespace_tenant(&self.state.catalog, &args.namespace),
+                        &args.namespace,
+                    );
                     (self.prepare_import(args), subject)
                 });
                 if std::mem::take(&mut in_flight) {
@@ -296,14 +299,6 @@ impl Handle {
         }
         Ok(summary)
     }
-}
-
-/// The request an import batch's audit entry is about (its namespace; not its lines).
-fn audit_request(args: &ImportArgs) -> Request {
-    Request::ImportNamespace(ImportArgs {
-        namespace: args.namespace.clone(),
-        ..ImportArgs::default()
-    })
 }
 
 /// An import batch read and checked, waiting for its writes (see [`Handle::import_batches`]).

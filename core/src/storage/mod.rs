@@ -7,6 +7,7 @@
 //! return values that borrow it. Code that reads while it iterates copies or collects first.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 
 use heed3::types::{Bytes, DecodeIgnore};
@@ -201,4 +202,16 @@ impl Environment {
 /// The `N` items of `v` (which has `N`) as an array.
 fn array<T, const N: usize>(v: Vec<T>) -> [T; N] {
     v.try_into().unwrap_or_else(|_| unreachable!("one table per name"))
+}
+
+/// Writes `bytes` to `path` (in directory `dir`) through a temporary file, synced and
+/// renamed, so the file is whole or absent after a crash.
+pub(crate) fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
 }
