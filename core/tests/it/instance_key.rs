@@ -7,6 +7,7 @@ use std::sync::Arc;
 use memsilo::keyring::{KeyProvider, KeyringDir};
 
 use crate::keys::files_containing;
+use crate::tenant_keys::memory_count;
 use memsilo::{
     CreateTenant, Engine, ErrorCode, HashEmbedder, IsolationMode, NamespaceOptions, Options,
     RotationState, StoreMemory,
@@ -53,18 +54,6 @@ fn tenants_with_data(engine: &Engine) -> Vec<&'static str> {
         }
     }
     kinds.iter().map(|k| k.3).collect()
-}
-
-fn count(engine: &Engine, namespace: &str) -> usize {
-    engine
-        .root()
-        .list_memories(memsilo::ListMemories {
-            namespace: Some(namespace.into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .memories
-        .len()
 }
 
 fn instance_key_id(data: &Path) -> String {
@@ -167,7 +156,7 @@ fn the_instance_key_is_rotated_online_then_the_old_one_is_destroyed() {
     assert!(done.finished_at.is_some());
     for ns in &namespaces {
         let want = if *ns == "shared_ns" { 11 } else { 10 };
-        assert_eq!(count(&engine, ns), want, "{ns}: every memory is still there");
+        assert_eq!(memory_count(&engine, ns), want, "{ns}: every memory is still there");
     }
     // Every file is under the new key but the tenant's own; none is left beside its old one.
     for (dir, id) in recorded_keys(&data) {
@@ -190,7 +179,7 @@ fn the_instance_key_is_rotated_online_then_the_old_one_is_destroyed() {
     // Reopened, everything is read under the new key (the old one no longer exists).
     let engine = Engine::open(&data, options(Some(&keys))).unwrap();
     for ns in namespaces.iter().chain(&["phys_new"]) {
-        assert!(count(&engine, ns) >= 1, "{ns}");
+        assert!(memory_count(&engine, ns) >= 1, "{ns}");
     }
     drop(engine);
     // The backup taken before the rotation cannot be read: its key is gone.
@@ -217,7 +206,7 @@ fn a_rotation_stopped_after_each_file_including_the_catalog_is_finished_on_later
         assert!(!data.join("catalog").join("rekeyed.json").exists(), "settled at open");
         for ns in ["shared_ns", "phys_new", "hyb_ns", "own_ns"].iter().filter(|n| **n != "phys_new")
         {
-            assert_eq!(count(&engine, ns), 10, "{ns} after {opens} opens");
+            assert_eq!(memory_count(&engine, ns), 10, "{ns} after {opens} opens");
         }
         if engine.root().instance_key_rotation().unwrap().state == RotationState::Done {
             break;
@@ -238,7 +227,7 @@ fn a_rotation_stopped_after_each_file_including_the_catalog_is_finished_on_later
     assert!(new_key.starts_with("instance."), "the default id is instance.<ms>: {new_key}");
     assert!(ring.get("instance").unwrap().is_none());
     assert_eq!(instance_key_id(&data), new_key);
-    assert_eq!(count(&engine, "shared_ns"), 10);
+    assert_eq!(memory_count(&engine, "shared_ns"), 10);
 }
 
 #[test]

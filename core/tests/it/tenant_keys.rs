@@ -301,7 +301,8 @@ fn a_key_destruction_interrupted_by_a_crash_is_finished_on_the_next_open() {
     assert_eq!(engine.run_pending_purges().unwrap(), 0);
 }
 
-fn recall_all(engine: &Engine, namespace: &str) -> usize {
+/// How many memories `namespace` holds (listed as root: read through its key).
+pub(crate) fn memory_count(engine: &Engine, namespace: &str) -> usize {
     engine
         .root()
         .list_memories(memsilo::ListMemories {
@@ -352,7 +353,7 @@ fn a_key_rotation_rewrites_the_tenants_files_online_then_destroys_the_old_key() 
         assert_eq!(done.state, RotationState::Done, "{mode:?}");
         assert_eq!((done.environments_total, done.environments_done), (1, 1));
         assert!(done.finished_at.is_some());
-        assert_eq!(recall_all(&engine, "secrets"), 21, "{mode:?}: every memory is still there");
+        assert_eq!(memory_count(&engine, "secrets"), 21, "{mode:?}: every memory is still there");
         let own = match mode {
             IsolationMode::Hybrid => data.join("tenants").join(&id),
             _ => {
@@ -375,7 +376,7 @@ fn a_key_rotation_rewrites_the_tenants_files_online_then_destroys_the_old_key() 
         drop(root);
         drop(engine);
         let engine = Engine::open(&data, options(Some(&keys))).unwrap();
-        assert_eq!(recall_all(&engine, "secrets"), 21, "{mode:?}");
+        assert_eq!(memory_count(&engine, "secrets"), 21, "{mode:?}");
         // Deleting the tenant destroys the new key too.
         engine.root().delete_tenant(&id).unwrap();
         engine.run_pending_purges().unwrap();
@@ -440,12 +441,12 @@ fn a_rotation_stopped_after_its_new_file_is_complete_is_finished_on_the_next_ope
     let engine = Engine::open(&data, options(Some(&keys))).unwrap();
     assert!(!data.join("tenants").join(&id).join("rekeying").exists(), "moved into place at open");
     assert_eq!(engine.root().key_rotation(&id).unwrap().environments_done, 1);
-    assert_eq!(recall_all(&engine, "secrets"), 20);
+    assert_eq!(memory_count(&engine, "secrets"), 20);
     engine.run_key_rotations().unwrap();
     assert_eq!(engine.root().key_rotation(&id).unwrap().state, RotationState::Done);
     engine.run_pending_purges().unwrap();
     assert!(ring.get("before-crash").unwrap().is_none());
-    assert_eq!(recall_all(&engine, "secrets"), 20);
+    assert_eq!(memory_count(&engine, "secrets"), 20);
 }
 
 #[test]
@@ -460,12 +461,12 @@ fn a_rotation_stopped_before_its_new_file_is_complete_starts_that_file_again() {
     engine.fail_next_catalog_commits(1);
     assert!(engine.run_key_rotations().is_err());
     assert_eq!(engine.root().key_rotation(&id).unwrap().environments_done, 0);
-    assert_eq!(recall_all(&engine, "secrets"), 20);
+    assert_eq!(memory_count(&engine, "secrets"), 20);
     drop(engine);
     let engine = Engine::open(&data, options(Some(&keys))).unwrap();
     assert_eq!(engine.run_key_rotations().unwrap(), 1);
     assert_eq!(engine.root().key_rotation(&id).unwrap().state, RotationState::Done);
-    assert_eq!(recall_all(&engine, "secrets"), 20);
+    assert_eq!(memory_count(&engine, "secrets"), 20);
 }
 
 #[test]
@@ -491,5 +492,5 @@ fn a_tenant_under_the_instance_key_moves_to_a_key_of_its_own_and_the_instance_ke
     drop(root);
     drop(engine);
     let engine = Engine::open(&data, options(Some(&keys))).unwrap();
-    assert_eq!(recall_all(&engine, "moved"), 1);
+    assert_eq!(memory_count(&engine, "moved"), 1);
 }
