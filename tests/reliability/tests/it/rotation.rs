@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use memsilo_reliability::{seed_from_env, Rng};
@@ -88,8 +89,9 @@ fn ids_in(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-fn rotation(addr: SocketAddr, tenant: &str) -> std::io::Result<Value> {
-    let r = request(addr, "GET", &format!("/api/v1/tenants/{tenant}/key-rotation"), &Value::Null)?;
+/// A rotation's status at `path` (a tenant's or the instance's `.../key-rotation`).
+fn rotation(addr: SocketAddr, path: &str) -> std::io::Result<Value> {
+    let r = request(addr, "GET", path, &Value::Null)?;
     if r.status != 200 {
         return Err(std::io::Error::other(format!(
             "key-rotation: {}",
@@ -98,6 +100,114 @@ fn rotation(addr: SocketAddr, tenant: &str) -> std::io::Result<Value> {
     }
     Ok(r.json())
 }
+
+/// What one writer thread stored and had acknowledged (namespace, id, content), and the
+/// namespace of the store the kill left unanswered, if any.
+type Written = (Vec<(String, String, String)>, Option<String>);
+
+/// `WRITERS` clients storing into `namespaces` (round-robin) until `stop` or the server's
+/// death; `answered` counts the acknowledged stores.
+fn spawn_writers(
+    addr: SocketAddr,
+    namespaces: &[String],
+    round: usize,
+    stop: &Arc<AtomicBool>,
+    answered: &Arc<AtomicUsize>,
+    log: &Arc<Mutex<String>>,
+) -> Vec<JoinHandle<Written>> {
+    (0..WRITERS)
+        .map(|w| {
+            let (stop, answered, log) = (stop.clone(), answered.clone(), log.clone());
+            let namespaces = namespaces.to_vec();
+            std::thread::spawn(move || {
+                let mut stored = Vec::new();
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return (stored, None);
+                    }
+                    let ns = namespaces[i % namespaces.len()].clone();
+                    let id = format!("{ns}-r{round}-w{w}-{i}");
+                    let content = format!("{ns} round {round} writer {w} memory {i} {MARKER}");
+                    let body = json!({ "namespace": ns, "id": id, "content": content });
+                    match request(addr, "POST", "/v1/memory/store", &body) {
+                        Ok(r) if r.status == 201 => {
+                            stored.push((ns, id, content));
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => panic!(
+                            "round {round}: store answered {} {}; server: {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body),
+                            log.lock().unwrap()
+                        ),
+                        // Killed with this store unanswered.
+                        Err(_) => return (stored, Some(ns)),
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect()
+}
+
+/// Polls the rotation at `path` until `point` is reached (or passed: the rotation may outrun
+/// the poll), then waits the point's delay; the last status seen (`answer` if none was polled).
+fn reach(
+    addr: SocketAddr,
+    path: &str,
+    point: Point,
+    answer: Value,
+    round: usize,
+    log: &Mutex<String>,
+) -> Value {
+    let (want, delay) = match point {
+        Point::Answered(delay) => (None, delay),
+        Point::Rewriting(done, delay) => (Some(Some(done)), delay),
+        Point::Done => (Some(None), 0),
+    };
+    let mut status = answer;
+    if let Some(want) = want {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            status = rotation(addr, path)
+                .unwrap_or_else(|e| panic!("round {round}: {e}; server: {}", log.lock().unwrap()));
+            let done = status["environments_done"].as_u64().unwrap();
+            let reached = match want {
+                Some(n) => done >= n || status["state"] == "done",
+                None => status["state"] == "done",
+            };
+            if reached {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: rotation stuck at {status}; server: {}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+    status
+}
+
+/// Polls the rotation at `path` of a restarted server until it is `done`; that status.
+fn finished(addr: SocketAddr, path: &str, round: usize, log: &Mutex<String>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = rotation(addr, path).unwrap_or_else(|e| {
+            panic!("round {round}, restarted: {e}; server: {}", log.lock().unwrap())
+        });
+        if r["state"] == "done" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "round {round}: rotation not finished: {r}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The instance key rotation's status.
+const INSTANCE_ROTATION: &str = "/api/v1/instance/key-rotation";
 
 /// Files under `dir` (recursively).
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -235,40 +345,8 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
         // Clients store into the tenant's namespaces while it rotates.
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (stop, answered) = (stop.clone(), answered.clone());
-                let namespaces = tenant.namespaces.clone();
-                let log = server.output.clone();
-                std::thread::spawn(move || {
-                    let mut stored = Vec::new();
-                    for i in 0.. {
-                        if stop.load(Ordering::Relaxed) {
-                            return (stored, None);
-                        }
-                        let ns = namespaces[i % namespaces.len()].clone();
-                        let id = format!("{ns}-r{round}-w{w}-{i}");
-                        let content = format!("{ns} round {round} writer {w} memory {i} {MARKER}");
-                        let body = json!({ "namespace": ns, "id": id, "content": content });
-                        match request(addr, "POST", "/v1/memory/store", &body) {
-                            Ok(r) if r.status == 201 => {
-                                stored.push((ns, id, content));
-                                answered.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(r) => panic!(
-                                "round {round}: store answered {} {}; server: {}",
-                                r.status,
-                                String::from_utf8_lossy(&r.body),
-                                log.lock().unwrap()
-                            ),
-                            // Killed with this store unanswered.
-                            Err(_) => return (stored, Some(ns)),
-                        }
-                    }
-                    unreachable!()
-                })
-            })
-            .collect();
+        let writers =
+            spawn_writers(addr, &tenant.namespaces, round, &stop, &answered, &server.output);
         while answered.load(Ordering::Relaxed) < 2 * WRITERS {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -282,36 +360,8 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
         assert_eq!(answer["state"], "rewriting", "round {round}: {answer}");
         assert_eq!(answer["old_key_id"], old_key.as_str());
         assert_eq!(answer["environments_total"], tenant.environments, "round {round}: {answer}");
-        let (wait_done, delay) = match point {
-            Point::Answered(delay) => (None, delay),
-            Point::Rewriting(done, delay) => (Some(Some(done)), delay),
-            Point::Done => (Some(None), 0),
-        };
-        // Polls until the point is reached (or passed: the rotation may outrun the poll).
-        let mut status = answer;
-        if let Some(want) = wait_done {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                status = rotation(addr, &tenant.id).unwrap_or_else(|e| {
-                    panic!("round {round}: {e}; server: {}", server.output.lock().unwrap())
-                });
-                let done = status["environments_done"].as_u64().unwrap();
-                let reached = match want {
-                    Some(n) => done >= n || status["state"] == "done",
-                    None => status["state"] == "done",
-                };
-                if reached {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "round {round}: rotation stuck at {status}; server: {}",
-                    server.output.lock().unwrap()
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(delay));
+        let path = format!("/api/v1/tenants/{}/key-rotation", tenant.id);
+        let status = reach(addr, &path, point, answer, round, &server.output);
         server.child.kill().expect("SIGKILL");
         assert!(server.child.wait().unwrap().code().is_none(), "memsilo serve exited by itself");
         stop.store(true, Ordering::Relaxed);
@@ -337,17 +387,7 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
         // Restarted, the server finishes the rotation.
         server = ServerProcess::start(&data, Some(ADMIN_KEY), &args);
         addr = server.addr;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let finished = loop {
-            let r = rotation(addr, &tenant.id).unwrap_or_else(|e| {
-                panic!("round {round}, restarted: {e}; server: {}", server.output.lock().unwrap())
-            });
-            if r["state"] == "done" {
-                break r;
-            }
-            assert!(Instant::now() < deadline, "round {round}: rotation not finished: {r}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let finished = finished(addr, &path, round, &server.output);
         assert_eq!(finished["new_key_id"], new_key.as_str(), "round {round}: {finished}");
         assert_eq!(finished["old_key_id"], old_key.as_str(), "round {round}: {finished}");
         assert_eq!(
@@ -492,13 +532,6 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
         let body = json!({ "namespace": ns, "memories": memories });
         expect(addr, "POST", "/v1/memory/store_batch", &body, 201);
     }
-    let status = |addr| -> std::io::Result<Value> {
-        let r = request(addr, "GET", "/api/v1/instance/key-rotation", &Value::Null)?;
-        match r.status {
-            200 => Ok(r.json()),
-            _ => Err(std::io::Error::other(String::from_utf8_lossy(&r.body).into_owned())),
-        }
-    };
     let plan = [
         Point::Answered(0),
         Point::Rewriting(1, rng.range(0, 50)),
@@ -512,30 +545,8 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
     for (round, point) in plan.into_iter().enumerate() {
         let new_key = format!("instance-{}", round + 1);
         let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let stop = stop.clone();
-                let namespaces = namespaces.clone();
-                std::thread::spawn(move || {
-                    let mut stored = Vec::new();
-                    for i in 0.. {
-                        if stop.load(Ordering::Relaxed) {
-                            return (stored, false);
-                        }
-                        let ns = namespaces[i % namespaces.len()].clone();
-                        let id = format!("{ns}-r{round}-w{w}-{i}");
-                        let content = format!("{ns} round {round} writer {w} memory {i} {MARKER}");
-                        let body = json!({ "namespace": ns, "id": id, "content": content });
-                        match request(addr, "POST", "/v1/memory/store", &body) {
-                            Ok(r) if r.status == 201 => stored.push((ns, id, content)),
-                            Ok(r) => panic!("round {round}: store answered {}", r.status),
-                            Err(_) => return (stored, true),
-                        }
-                    }
-                    unreachable!()
-                })
-            })
-            .collect();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let writers = spawn_writers(addr, &namespaces, round, &stop, &answered, &server.output);
         std::thread::sleep(Duration::from_millis(20));
         let answer = expect(
             addr,
@@ -545,29 +556,7 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
             202,
         );
         assert_eq!(answer["old_key_id"], old_key.as_str(), "round {round}: {answer}");
-        let mut now = answer;
-        let (want, delay) = match point {
-            Point::Answered(delay) => (None, delay),
-            Point::Rewriting(done, delay) => (Some(Some(done)), delay),
-            Point::Done => (Some(None), 0),
-        };
-        if let Some(want) = want {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                now = status(addr).unwrap();
-                let done = now["environments_done"].as_u64().unwrap();
-                let reached = match want {
-                    Some(n) => done >= n || now["state"] == "done",
-                    None => now["state"] == "done",
-                };
-                if reached {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "round {round}: stuck at {now}");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(delay));
+        let now = reach(addr, INSTANCE_ROTATION, point, answer, round, &server.output);
         server.child.kill().expect("SIGKILL");
         assert!(server.child.wait().unwrap().code().is_none(), "memsilo serve exited by itself");
         stop.store(true, Ordering::Relaxed);
@@ -579,7 +568,7 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
         ));
         for w in writers {
             let (stored, unanswered) = w.join().expect("writer thread");
-            in_flight += usize::from(unanswered);
+            in_flight += usize::from(unanswered.is_some());
             for (ns, id, content) in stored {
                 acked.get_mut(&ns).unwrap().insert(id, content);
             }
@@ -587,15 +576,7 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
 
         server = ServerProcess::start(&data, Some(ADMIN_KEY), &args);
         addr = server.addr;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let finished = loop {
-            let r = status(addr).unwrap_or_else(|e| panic!("round {round}, restarted: {e}"));
-            if r["state"] == "done" {
-                break r;
-            }
-            assert!(Instant::now() < deadline, "round {round}: rotation not finished: {r}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let finished = finished(addr, INSTANCE_ROTATION, round, &server.output);
         assert_eq!(finished["new_key_id"], new_key.as_str(), "round {round}: {finished}");
         assert_eq!(finished["environments_done"], finished["environments_total"]);
         let deadline = Instant::now() + Duration::from_secs(30);
