@@ -24,7 +24,13 @@ fn options(keyring: Option<&Path>) -> Options {
 }
 
 /// A namespace `name` of a new tenant in `mode`, holding memories that carry `marker`.
-fn fill(engine: &Engine, mode: IsolationMode, name: &str, marker: &str, key: Option<&str>) {
+pub(crate) fn fill(
+    engine: &Engine,
+    mode: IsolationMode,
+    name: &str,
+    marker: &str,
+    key: Option<&str>,
+) {
     let root = engine.root();
     let tenant = root
         .create_tenant(CreateTenant {

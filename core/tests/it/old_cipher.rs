@@ -19,6 +19,7 @@ use memsilo::{
 };
 use serde_json::Value;
 
+use crate::encryption::fill;
 use crate::fixture_v0::unpack;
 use crate::keys::files_containing;
 
@@ -165,29 +166,8 @@ fn write_the_chacha20_poly1305_fixture() {
     let (data, keys) = (work.path().join("data"), work.path().join("keys"));
     {
         let engine = Engine::open(&data, options(&keys)).unwrap();
-        let root = engine.root();
         for (mode, name, key) in NAMESPACES {
-            let tenant = root
-                .create_tenant(CreateTenant {
-                    name: format!("tenant_{name}"),
-                    isolation_mode: Some(mode),
-                    encryption_key_id: key.map(Into::into),
-                    ..Default::default()
-                })
-                .unwrap()
-                .tenant;
-            root.create_namespace(
-                name,
-                NamespaceOptions { tenant_id: Some(tenant.id), ..Default::default() },
-            )
-            .unwrap();
-            for i in 0..20 {
-                root.store_memory(StoreMemory {
-                    namespace: Some(name.into()),
-                    ..StoreMemory::text(format!("{MARKER} note {i} in {name}"))
-                })
-                .unwrap();
-            }
+            fill(&engine, mode, name, MARKER, key);
         }
     }
     assert_eq!(
