@@ -82,11 +82,7 @@ impl NamespaceVectors {
                     // whole block in one vectorised pass, and only the others are offered
                     // (each offer checks the threshold again, so the top is the same).
                     debug_assert!(block.len() <= 64);
-                    let threshold = top.threshold();
-                    let mut above = 0u64;
-                    for (k, (d, scale)) in block.iter().zip(scales).enumerate() {
-                        above |= u64::from(*d as f32 * scale > threshold) << k;
-                    }
+                    let mut above = kernels::above(block, scales, top.threshold());
                     while above != 0 {
                         let k = above.trailing_zeros() as usize;
                         above &= above - 1;
