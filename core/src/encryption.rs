@@ -74,20 +74,15 @@ pub(crate) struct RecordedKey {
     pub cipher: Cipher,
 }
 
-/// What [`KEY_FILE`] in `dir` records, if there is one. A cipher unknown here is refused.
+/// What [`KEY_FILE`] in `dir` records, if there is one. A cipher unknown here is refused
+/// (see [`Cipher::recorded`]).
 pub(crate) fn read_key_record(dir: &Path) -> Result<Option<RecordedKey>> {
     let file = dir.join(KEY_FILE);
     match fs::read(&file) {
         Ok(bytes) => {
             let rec: KeyRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::internal_from(format!("reading {}", file.display()), e))?;
-            let cipher = Cipher::from_name(&rec.cipher).ok_or_else(|| {
-                Error::Internal(format!(
-                    "{} names cipher {}, unknown to this version of memsilo",
-                    file.display(),
-                    rec.cipher
-                ))
-            })?;
+            let cipher = Cipher::recorded(&rec.cipher, &file)?;
             Ok(Some(RecordedKey { key_id: rec.key_id, tenant_id: rec.tenant_id, cipher }))
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

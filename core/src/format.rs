@@ -127,16 +127,7 @@ pub(crate) fn check_or_mark(dir: &Path, keys: Option<&dyn KeyProvider>) -> Resul
             })
         }
         (Some(enc), Some(k)) => {
-            let Some(cipher) = Cipher::from_name(&enc.cipher) else {
-                return Err(Error::invalid(
-                    "path",
-                    format!(
-                        "data directory {} is encrypted with {}, unknown here",
-                        dir.display(),
-                        enc.cipher
-                    ),
-                ));
-            };
+            let cipher = Cipher::recorded(&enc.cipher, &dir.join(FILE))?;
             let key = k.get(&enc.instance_key_id)?.ok_or_else(|| Error::EncryptionKey {
                 owner: "instance".into(),
                 key_id: enc.instance_key_id.clone(),

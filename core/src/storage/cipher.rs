@@ -8,10 +8,13 @@
 //! `RustCrypto` crates, which sealed the pages of earlier versions).
 
 use std::marker::PhantomData;
+use std::path::Path;
 
 use aead::consts::{U0, U12, U16, U32};
 use aead::{AeadCore, AeadInPlace, KeyInit, KeySizeUser, Nonce, Tag};
 use aws_lc_rs::aead::{Aad, Algorithm, LessSafeKey, Nonce as LcNonce, UnboundKey};
+
+use crate::error::{Error, Result};
 
 /// The page cipher of an encrypted environment: authenticated, so a page that fails its tag
 /// is an error (`MDB_CRYPTO_FAIL`), never garbage. Recorded beside the environment (the data
@@ -42,10 +45,26 @@ impl Cipher {
         }
     }
 
-    /// The cipher a recorded name stands for (`None`: unknown here).
-    pub(crate) fn from_name(name: &str) -> Option<Cipher> {
-        [Cipher::ChaCha20Poly1305, Cipher::Aes256GcmSiv].into_iter().find(|c| c.name() == name)
+    /// The cipher `file` records as `name`. A name this version does not know (a file written
+    /// by a newer version, or damaged) is refused with `invalid_argument` naming the file and
+    /// the name, as a data directory in a format this version does not open is: the
+    /// environment is not opened, and nothing is guessed.
+    pub(crate) fn recorded(name: &str, file: &Path) -> Result<Cipher> {
+        Cipher::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Cipher::ALL.iter().map(|c| c.name()).collect();
+            Error::invalid(
+                "path",
+                format!(
+                    "{} names cipher {name:?}, unknown to this version of memsilo (it knows {})",
+                    file.display(),
+                    known.join(", ")
+                ),
+            )
+        })
     }
+
+    /// Every cipher, in the order they were introduced.
+    const ALL: [Cipher; 2] = [Cipher::ChaCha20Poly1305, Cipher::Aes256GcmSiv];
 }
 
 /// An aws-lc AEAD algorithm with a 32-byte key, a 12-byte nonce and a 16-byte tag.

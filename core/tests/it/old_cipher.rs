@@ -159,6 +159,55 @@ fn a_chacha20_poly1305_directory_opens_reads_and_keeps_its_cipher_new_files_take
 
 /// Writes `tests/fixtures/chacha20-poly1305/data.tar.gz`: see the module documentation (with
 /// `Cipher::NEW` set to ChaCha20-Poly1305, or it refuses).
+/// A cipher name this version does not know, in any record of one — an environment's
+/// `encryption.json`, the catalog's, `storage.json` — is refused with `invalid_argument` naming
+/// the file and the name when that file would be opened (never `internal`, never a panic),
+/// and the directory opens again once the record is right.
+#[test]
+fn an_unknown_cipher_name_is_refused_at_open_naming_the_file_and_the_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    {
+        let engine = Engine::open(&data, options(&keys)).unwrap();
+        fill(&engine, IsolationMode::Hybrid, "hybrid_ns", MARKER, Some("hybrid-key"));
+    }
+    let (tenant_record, cipher) = recorded_ciphers(&data).remove(0);
+    let tenant_record = Path::new(&tenant_record).join("encryption.json");
+    let catalog_record = data.join("catalog").join("encryption.json");
+    let storage = data.join("storage.json");
+    let set_cipher = |file: &Path, pointer: &str, name: &str| {
+        let mut v = json(file);
+        *v.pointer_mut(pointer).unwrap() = Value::from(name);
+        std::fs::write(file, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    let refused = |e: memsilo::Error, file: &Path| {
+        assert_eq!(e.code(), memsilo::ErrorCode::InvalidArgument, "{e}");
+        let message = e.to_string();
+        assert!(message.contains(&file.display().to_string()), "names the file: {message}");
+        assert!(message.contains("\"rot13-gcm\""), "names the cipher: {message}");
+    };
+
+    // A tenant's file: the directory opens, the file does not.
+    set_cipher(&tenant_record, "/cipher", "rot13-gcm");
+    let engine = Engine::open(&data, options(&keys)).unwrap();
+    let list = memsilo::ListMemories { namespace: Some("hybrid_ns".into()), ..Default::default() };
+    refused(engine.root().list_memories(list).unwrap_err(), &tenant_record);
+    drop(engine);
+    set_cipher(&tenant_record, "/cipher", &cipher);
+
+    // The catalog's own record (written by an instance key rotation) and the directory's.
+    std::fs::write(&catalog_record, br#"{"cipher": "rot13-gcm", "key_id": "instance"}"#).unwrap();
+    refused(Engine::open(&data, options(&keys)).unwrap_err(), &catalog_record);
+    std::fs::remove_file(&catalog_record).unwrap();
+    let directory_cipher = json(&storage)["encryption"]["cipher"].as_str().unwrap().to_owned();
+    set_cipher(&storage, "/encryption/cipher", "rot13-gcm");
+    refused(Engine::open(&data, options(&keys)).unwrap_err(), &storage);
+    set_cipher(&storage, "/encryption/cipher", &directory_cipher);
+
+    let engine = Engine::open(&data, options(&keys)).unwrap();
+    assert_eq!(recalled(&engine, "hybrid_ns", MARKER), 20);
+}
+
 #[test]
 #[ignore = "writes the fixture (see the module documentation)"]
 fn write_the_chacha20_poly1305_fixture() {
