@@ -27,6 +27,8 @@ mod listing_tests;
 mod namespace_tests;
 mod purge;
 mod rotation;
+#[cfg(test)]
+mod rotation_tests;
 mod sweep;
 mod table_bytes;
 

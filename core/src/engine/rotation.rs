@@ -13,6 +13,7 @@ use crate::datastore::{EnvLocation, NamespaceId};
 use crate::encryption::{read_key_record, write_key_record, EnvKey};
 use crate::error::{Error, Result};
 use crate::keyring::KeyProvider;
+use crate::records::PurgeJob;
 use crate::rotation::{
     all_records, get_record, namespaces_at, put_record, set_state, tenant_environments, EnvState,
     RotationRecord, RotationState, INSTANCE,
@@ -42,7 +43,7 @@ impl EngineInner {
                 crate::store::finish_rekey(&loc.dir(&self.state.dir))?;
                 let namespaces =
                     self.state.catalog.read(|r, t| env_namespaces(t, r, &scope, loc))?;
-                self.drop_indexes(&namespaces)?;
+                self.drop_indexes(loc, &namespaces)?;
                 *state = EnvState::Done;
                 changed = true;
             }
@@ -91,7 +92,14 @@ impl EngineInner {
             let namespaces = || -> Result<BTreeSet<NamespaceId>> {
                 self.state.catalog.read(|r, t| env_namespaces(t, r, &scope, &loc))
             };
-            let rewrite = loc.dir(&self.state.dir).exists()
+            // A file a queued purge erases (a deleted `physical` namespace's, a deleted
+            // `hybrid` tenant's) is not rewritten: it stays under the old key until the purge
+            // erases it, and that is before the old key is destroyed (its destruction is queued
+            // behind that purge when the rotation ends, and a round of purges destroys keys
+            // only once every file of the round is erased).
+            let erased = self.state.catalog.read(|r, t| erased_by_purge(t, r, &loc))?;
+            let rewrite = !erased
+                && loc.dir(&self.state.dir).exists()
                 && match tenant {
                     // A hybrid tenant's file is rewritten even with no namespace left in it
                     // (one made later opens it under the new key); a deleted namespace's file
@@ -121,11 +129,12 @@ impl EngineInner {
                 };
                 store.rekey(&key.key, mark_staged)?;
             }
-            let rewritten_before =
-                tenant.is_none() && self.state.env_key_id(&loc)?.as_deref() == Some(&new_key_id);
+            let rewritten_before = !erased
+                && tenant.is_none()
+                && self.state.env_key_id(&loc)?.as_deref() == Some(&new_key_id);
             if rewrite || rewritten_before {
                 // Its namespaces' vector indexes were under the old key: rebuilt under the new.
-                self.drop_indexes(&namespaces()?)?;
+                self.drop_indexes(&loc, &namespaces()?)?;
             }
             if !self.save_env_state(&scope, &loc, EnvState::Done).map(|()| true).or_else(|e| {
                 if e.code() == crate::ErrorCode::NotFound {
@@ -301,13 +310,68 @@ impl EngineInner {
 }
 
 impl EngineInner {
-    /// Drops the vector indexes of `namespaces` (rebuilt by the indexer; recall is exact
-    /// meanwhile).
-    fn drop_indexes(&self, namespaces: &BTreeSet<NamespaceId>) -> Result<()> {
+    /// Drops the vector indexes of `namespaces`, whose rows environment `loc` holds, just
+    /// rewritten under a new key: each index file (under the old key) is removed, closing it,
+    /// so a build under way into it is discarded (see `index::build`), then the namespace is
+    /// marked unindexed in `loc`, so its next recall or write queues it to be built again,
+    /// under the new key (recall is exact meanwhile).
+    fn drop_indexes(&self, loc: &EnvLocation, namespaces: &BTreeSet<NamespaceId>) -> Result<()> {
+        for ns in namespaces {
+            self.state.indexes.destroy(*ns)?;
+        }
+        // A file purged meanwhile is not made again here.
+        if !namespaces.is_empty() && loc.dir(&self.state.dir).join("data.mdb").exists() {
+            self.mark_unindexed(loc, namespaces)?;
+        }
         for ns in namespaces {
             self.state.forget_namespace_caches(*ns);
-            self.state.indexes.destroy(*ns)?;
         }
         Ok(())
     }
+
+    /// Records in environment `loc` that none of `namespaces` has an index (see
+    /// [`EngineInner::drop_indexes`]). Read once their indexes are closed: a build that
+    /// recorded its step before is seen here, one after it records nothing.
+    fn mark_unindexed(&self, loc: &EnvLocation, namespaces: &BTreeSet<NamespaceId>) -> Result<()> {
+        let data = self.state.data_env(loc)?;
+        let indexed: Vec<NamespaceId> = data.read(|r, t| {
+            let mut indexed = Vec::new();
+            for ns in namespaces {
+                if t.stats_of(r, *ns)?.indexed_until > 0 {
+                    indexed.push(*ns);
+                }
+            }
+            Ok(indexed)
+        })?;
+        for ns in indexed {
+            data.write_ns(ns, |w, t| {
+                let mut stats = t.stats_of(w, ns)?;
+                stats.indexed_until = 0;
+                t.put_stats(w, ns, &stats)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a queued purge erases environment `loc`'s files (see `engine::purge`): a deleted
+/// `physical` namespace's, a deleted `hybrid` tenant's.
+fn erased_by_purge(
+    t: &CatalogTables,
+    r: &mut crate::storage::RoTxn<'_>,
+    loc: &EnvLocation,
+) -> Result<bool> {
+    for job in t.purges.iter(r)? {
+        let erased = match job?.1 {
+            PurgeJob::Namespace { location, .. } => {
+                matches!(location, EnvLocation::Namespace { .. }) && location == *loc
+            }
+            PurgeJob::RemoveEnv { location } => location == *loc,
+            PurgeJob::DestroyKey { .. } => false,
+        };
+        if erased {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

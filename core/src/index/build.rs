@@ -98,26 +98,56 @@ fn step(
         return Ok(Step::Wait);
     }
     let Some(env) = index.envs.get(host, rec, true)? else { return Ok(Step::Done) };
-    let training = env.read(|r, it| stored_training(it, r))?.filter(|i| i.dims() == dims);
-    let done = match training {
+    #[cfg(test)]
+    if let Some(meanwhile) = WHILE_BUILDING.take() {
+        meanwhile();
+    }
+    // A key rotation that rewrote the namespace's data environment drops its index (under the
+    // old key), closing it: what this step built into it is discarded, and the namespace is
+    // indexed again under the new key (the rotation marks it unindexed). Checked again in the
+    // transaction that would record the step, which the rotation's mark is ordered with.
+    let dropped = || env.read(|_, _| Ok(())).is_err();
+    let training = env.read(|r, it| stored_training(it, r));
+    let done = training.and_then(|training| match training.filter(|i| i.dims() == dims) {
         Some(ivf) if indexed && stats.memory_count < RETRAIN_GROWTH * ivf.trained.max(1) => {
-            file_tail(host, rec, &data, &env, &ivf, &stats)?
+            file_tail(host, rec, &data, &env, &ivf, &stats)
         }
-        _ => retrain(rec, &data, &env, dims, &stats)?,
+        _ => retrain(rec, &data, &env, dims, &stats),
+    });
+    let done = match done {
+        Err(_) if dropped() => return Ok(Step::Wait),
+        done => done?,
     };
     let Some((end, update)) = done else { return Ok(Step::Done) };
-    if end > stats.indexed_until {
+    let kept = if end > stats.indexed_until {
         data.write_ns(rec.id, |w, t| {
             if host.is_dead(rec.id) {
                 return Err(Error::namespace_forbidden(&rec.name));
             }
+            if dropped() {
+                return Ok(false);
+            }
             let mut stats = t.stats_of(w, rec.id)?;
             stats.indexed_until = stats.indexed_until.max(end);
-            t.put_stats(w, rec.id, &stats)
-        })?;
+            t.put_stats(w, rec.id, &stats)?;
+            Ok(true)
+        })?
+    } else {
+        !dropped()
+    };
+    if !kept {
+        return Ok(Step::Wait);
     }
     cache.indexed(rec.id, end, &update);
     Ok(Step::Built)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: run by the next step on this thread once it has opened the namespace's index
+    /// environment, before it builds (what a key rotation does meanwhile).
+    pub(crate) static WHILE_BUILDING: std::cell::Cell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Trains a new partition on the namespace's vectors and files every vector below

@@ -37,6 +37,8 @@ mod segment;
 mod topk;
 mod vectors;
 
+#[cfg(test)]
+pub(crate) use build::WHILE_BUILDING;
 pub(crate) use cache::VectorCache;
 pub(crate) use env::IndexTables;
 pub(crate) use search::{candidates, Rescore};

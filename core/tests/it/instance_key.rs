@@ -230,6 +230,61 @@ fn a_rotation_stopped_after_each_file_including_the_catalog_is_finished_on_later
     assert_eq!(memory_count(&engine, "shared_ns"), 10);
 }
 
+/// Files a queued purge erases — a deleted `physical` namespace's, a deleted `hybrid`
+/// tenant's — are not rewritten by the rotation: they stay under the old key until their purge
+/// erases them, which comes before the old key's destruction; once the key is gone no file
+/// under it is left.
+#[test]
+fn the_rotation_leaves_deleted_files_to_their_purge_which_erases_them_before_the_old_key_goes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let ring = KeyringDir::open(&keys, None).unwrap();
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    let namespaces = tenants_with_data(&engine);
+    let root = engine.root();
+    let tenants = root.list_tenants(memsilo::Page::default(), None, None).unwrap();
+    let hyb = tenants.items.iter().find(|t| t.tenant.name == "hyb").unwrap().tenant.id.clone();
+    root.delete_namespace("phys_ns").unwrap();
+    root.delete_tenant(&hyb).unwrap();
+    let kept: Vec<&str> =
+        namespaces.iter().copied().filter(|ns| !["phys_ns", "hyb_ns"].contains(ns)).collect();
+
+    root.rotate_instance_key(Some("instance-2")).unwrap();
+    engine.run_key_rotations().unwrap();
+    let done = root.instance_key_rotation().unwrap();
+    assert_eq!(done.state, RotationState::Done);
+    assert_eq!(done.environments_done, done.environments_total);
+    // The two deleted files are as they were: under the old key, waiting for their purge.
+    let under_old: Vec<PathBuf> = recorded_keys(&data)
+        .into_iter()
+        .filter(|(_, id)| id.as_deref().is_none_or(|id| id == "instance"))
+        .map(|(dir, _)| dir)
+        .collect();
+    assert_eq!(under_old.len(), 2, "only the deleted files: {under_old:?}");
+    assert!(under_old.iter().any(|d| d.ends_with(Path::new("tenants").join(&hyb))));
+    assert!(under_old.iter().any(|d| d.parent().unwrap().ends_with("namespaces")));
+    assert!(ring.get("instance").unwrap().is_some(), "the old key outlives their purge");
+
+    engine.run_pending_purges().unwrap();
+    for dir in &under_old {
+        assert!(!dir.exists(), "{} is erased by its purge", dir.display());
+    }
+    assert!(ring.get("instance").unwrap().is_none(), "then the old key is destroyed");
+    for (dir, id) in recorded_keys(&data) {
+        assert!(
+            id.as_deref().is_some_and(|id| id != "instance"),
+            "{} is under {id:?}",
+            dir.display()
+        );
+    }
+    drop(root);
+    drop(engine);
+    let engine = Engine::open(&data, options(Some(&keys))).unwrap();
+    for ns in kept {
+        assert_eq!(memory_count(&engine, ns), 10, "{ns}");
+    }
+}
+
 #[test]
 fn only_root_rotates_the_instance_key_and_only_of_an_encrypted_directory() {
     let tmp = tempfile::tempdir().unwrap();
