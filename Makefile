@@ -4,12 +4,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
+.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability test-lmdb-cache bench-lmdb-cache fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: console test-rust test-reliability test-python test-node test-go test-console test-dist test-integrations test-dakera test-cluster ## Everything CI runs
+test: console test-rust test-reliability test-lmdb-cache test-python test-node test-go test-console test-dist test-integrations test-dakera test-cluster ## Everything CI runs
 
 # The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
 # embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
@@ -30,6 +30,31 @@ test-rust: models ## Rust unit and integration tests (debug build; reliability h
 
 test-reliability: ## Bad inputs, SIGKILL crash safety, disk/map faults, security, fuzz loop, load (~3 min)
 	cargo test -p memsilo-reliability -- --nocapture
+
+# LMDB's cache of decrypted pages (mdb.c, see third_party/lmdb-master3-sys/PATCHES.md) in C,
+# linking mdb.c as the crate builds it, with a dirty list of 512 pages so the writer spills.
+LMDB_SRC := third_party/lmdb-master3-sys/lmdb/libraries/liblmdb
+LMDB_CACHE := $(CARGO_TARGET_DIR)/lmdb-cache
+test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 readers checking every value, 10 runs, then ThreadSanitizer
+	mkdir -p $(LMDB_CACHE)
+	gcc -O2 -g -DMDB_IDL_LOGN=8 -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_cache \
+		third_party/lmdb-master3-sys/tests/rpage_cache.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
+	gcc -O1 -g -fsanitize=thread -DMDB_IDL_LOGN=8 -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_cache_tsan \
+		third_party/lmdb-master3-sys/tests/rpage_cache.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
+	for i in $$(seq 10); do rm -rf $(LMDB_CACHE)/db && mkdir $(LMDB_CACHE)/db && \
+		$(LMDB_CACHE)/rpage_cache $(LMDB_CACHE)/db 2 || exit 1; done
+	rm -rf $(LMDB_CACHE)/db && mkdir $(LMDB_CACHE)/db && \
+		TSAN_OPTIONS="suppressions=$(CURDIR)/third_party/lmdb-master3-sys/tests/tsan.supp halt_on_error=1" \
+		$(LMDB_CACHE)/rpage_cache_tsan $(LMDB_CACHE)/db 10
+	rm -rf $(LMDB_CACHE)/db
+
+bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each)
+	mkdir -p $(LMDB_CACHE)
+	gcc -O2 -DNDEBUG -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_bench \
+		third_party/lmdb-master3-sys/tests/rpage_bench.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
+	for m in plain enc; do rm -rf $(LMDB_CACHE)/bench && mkdir $(LMDB_CACHE)/bench && \
+		$(LMDB_CACHE)/rpage_bench $(LMDB_CACHE)/bench $$m 2 2 || exit 1; done
+	rm -rf $(LMDB_CACHE)/bench
 
 FUZZ_SECS ?= 30
 FUZZ_TARGETS := request_decode handle_call key_parse filters vector_input import_reader

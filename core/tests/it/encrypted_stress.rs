@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chacha20poly1305::{ChaCha20Poly1305, Key};
 use heed3::types::Bytes;
-use heed3::{CommitOrAbort, EncryptedDatabase, EnvOpenOptions};
+use heed3::{CommitOrAbort, EncryptedDatabase, EncryptedEnv, EnvOpenOptions};
 
 const TABLES: usize = 6;
 
@@ -196,13 +196,7 @@ fn a_page_spilled_and_rewritten_in_one_transaction_is_read_as_committed() {
     let env = unsafe {
         options.open_encrypted::<ChaCha20Poly1305, _>(Key::from([9u8; 32]), dir.path()).unwrap()
     };
-    let db: EncryptedDatabase<'static, Bytes, Bytes> = env
-        .create_databases_and_commit(env.write_txn().unwrap(), |o, w| {
-            let db = o.create_database::<Bytes, Bytes>(w, None)?;
-            Ok::<_, heed3::Error>(CommitOrAbort::<_, ()>::Commit(db))
-        })
-        .unwrap()
-        .unwrap_commit();
+    let db = main_table(&env);
     let mut wtxn = env.write_txn().unwrap();
     for key in 0..VALUES {
         db.put(&mut wtxn, &key.to_be_bytes(), &value(key, 1)).unwrap();
@@ -233,4 +227,14 @@ fn a_page_spilled_and_rewritten_in_one_transaction_is_read_as_committed() {
         stale.len(),
         rewritten.len()
     );
+}
+
+/// The unnamed (main) table of a new environment, made and committed.
+pub(crate) fn main_table<T>(env: &EncryptedEnv<T>) -> EncryptedDatabase<'static, Bytes, Bytes> {
+    env.create_databases_and_commit(env.write_txn().unwrap(), |o, w| {
+        let db = o.create_database::<Bytes, Bytes>(w, None)?;
+        Ok::<_, heed3::Error>(CommitOrAbort::<_, ()>::Commit(db))
+    })
+    .unwrap()
+    .unwrap_commit()
 }

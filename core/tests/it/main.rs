@@ -2,6 +2,7 @@
 
 mod audit;
 mod embedder;
+mod encrypted_cache;
 mod encrypted_stress;
 mod encrypted_threads;
 mod encryption;

@@ -1494,6 +1494,11 @@ struct MDB_txn {
 #define MDB_ENCHDR	16	/**< keeps the decrypted pages 16-byte aligned */
 #define MDB_ENCUSE(menc)	(*(unsigned short *)((char *)(menc) - MDB_ENCHDR))
 	unsigned int mt_rpcheck;	/**< threshold for reclaiming unref'd chunks */
+	/** memsilo patch: where in #mt_rpages a chunk was last found, by chunk
+	 * number modulo #MDB_RPHINT: a guess, checked before it is used (entries
+	 * move as others are inserted and purged), see #mdb_rpage_find */
+#define MDB_RPHINT	64
+	unsigned int mt_rphint[MDB_RPHINT];
 #endif
 	/**	Number of DB records in use, or 0 when the txn is finished.
 	 *	This number only ever increments until the txn finishes; we
@@ -2324,6 +2329,24 @@ mdb_dlist_free(MDB_txn *txn)
 #define MDB_REMAPPING(flags)	((flags) & MDB_REMAP_CHUNKS)
 #endif
 
+/** memsilo patch: #mdb_mid3l_search of chunk @p pgno in @p txn's #mt_rpages,
+ * trying first where it was found last. A cursor's pages sit in a few chunks
+ * it returns to again and again (the root's, a branch's, a leaf's), and each
+ * read and unref of a page looked its chunk up in the sorted list. */
+static unsigned
+mdb_rpage_find(MDB_txn *txn, pgno_t pgno)
+{
+	MDB_ID3L tl = txn->mt_rpages;
+	unsigned *hint = &txn->mt_rphint[(pgno / MDB_RPAGE_CHUNK) & (MDB_RPHINT-1)];
+	unsigned x = *hint;
+	if (x - 1 < tl[0].mid && tl[x].mid == pgno)
+		return x;
+	x = mdb_mid3l_search(tl, pgno);
+	if (x <= tl[0].mid && tl[x].mid == pgno)
+		*hint = x;
+	return x;
+}
+
 static void
 mdb_page_unref(MDB_txn *txn, MDB_page *mp)
 {
@@ -2334,7 +2357,7 @@ mdb_page_unref(MDB_txn *txn, MDB_page *mp)
 		return;
 	rem = mp->mp_pgno & (MDB_RPAGE_CHUNK-1);
 	pgno = mp->mp_pgno ^ rem;
-	x = mdb_mid3l_search(tl, pgno);
+	x = mdb_rpage_find(txn, pgno);
 	if (x != tl[0].mid && tl[x+1].mid == mp->mp_pgno)
 		x++;
 	if (tl[x].mref)
@@ -4077,6 +4100,8 @@ mdb_freelist_save(MDB_txn *txn)
 
 #if MDB_RPAGE_CACHE
 static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs);
+static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs);
+static int mdb_rpage_isdec(MDB_env *env, MDB_ID3 *id3, int rem);
 static void *mdb_rpage_encalloc(size_t len);
 static int mdb_page_encrypt(MDB_env *env, MDB_page *in, MDB_page *out, size_t size);
 static int mdb_page_chk_checksum(MDB_env *env, MDB_page *mp, size_t size);
@@ -4118,8 +4143,13 @@ mdb_rpage_forget(MDB_txn *txn, int keep, int pagecount, int *dl_nump)
 				MDB_ID3L rl = lists[l];
 				for (m = 0; m < (mids[1] == mids[0] ? 1 : 2); m++) {
 					unsigned x = mdb_mid3l_search(rl, mids[m]);
-					if (x <= rl[0].mid && rl[x].mid == mids[m] && rl[x].menc)
-						MDB_ENCUSE(rl[x].menc) &= (unsigned short)~(1u << (pg & (MDB_RPAGE_CHUNK-1)));
+					if (x <= rl[0].mid && rl[x].mid == mids[m] && rl[x].menc) {
+						unsigned short bit = (unsigned short)(1u << (pg & (MDB_RPAGE_CHUNK-1)));
+						MDB_ENCUSE(rl[x].menc) &= (unsigned short)~bit;
+						/* and the writer's own note that it found the page
+						 * decrypted (mdb_rpage_get) */
+						rl[x].muse &= (unsigned short)~bit;
+					}
 				}
 			}
 		}
@@ -4315,6 +4345,8 @@ retry_seek:
 				mdb_dpage_free_n(env, encp, nump);
 				return MDB_CRYPTO_FAIL;
 			}
+			/* memsilo patch: the next txn reads it without decrypting */
+			mdb_rpage_keep(env, dp, nump);
 			mdb_dpage_free_n(env, dp, nump);
 			dp = encp;
 			dl[i].mptr = dp;
@@ -6950,7 +6982,7 @@ mdb_rpage_get(MDB_txn *txn, pgno_t pg0, int numpgs, MDB_page **ret)
 	id3.mid = 0;
 	id3.menc = NULL;
 	id3.muse = 0;
-	x = mdb_mid3l_search(tl, pgno);
+	x = mdb_rpage_find(txn, pgno);
 	if (x <= tl[0].mid && tl[x].mid == pgno) {
 		if (x != tl[0].mid && tl[x+1].mid == pg0)
 			x++;
@@ -7146,6 +7178,10 @@ retry:
 					goto fail;
 				el[x].muse = id3.muse;
 			}
+			/* memsilo patch: whether this txn finds the page decrypted,
+			 * asked now that we hold the lock (see ok) */
+			if (env->me_encfunc)
+				id3.muse = mdb_rpage_isdec(env, &id3, rem) ? (unsigned short)(1u << rem) : 0;
 			pthread_mutex_unlock(&env->me_rpmutex);
 			goto found;
 		}
@@ -7215,6 +7251,9 @@ found:
 				mdb_rpage_dispose(env, &id3);
 			tl[x].mref++;
 			id3 = tl[x];
+		} else if (env->me_encfunc) {
+			/* memsilo patch: ok needs our entry */
+			x = mdb_mid3l_search(tl, id3.mid);
 		}
 	} else {
 		return MDB_TXN_FULL;
@@ -7223,9 +7262,13 @@ ok:
 	base = (char *)(env->me_encfunc ? id3.menc : id3.mptr);
 	p = (MDB_page *)(base + rem * env->me_psize);
 	rc = MDB_SUCCESS;
-	if (env->me_encfunc)
-		rc = mdb_rpage_decrypt(env, &id3, rem, numpgs);
-	else if (env->me_sumfunc)
+	if (env->me_encfunc) {
+		/* memsilo patch: tl[x].muse marks the pages this txn has found
+		 * decrypted, as in its snapshot; such a page stays so while the txn
+		 * lives (see mdb_rpage_decrypt), so it is used without me_rpmutex */
+		if (!(tl[x].muse & (1u << rem)))
+			rc = mdb_rpage_decrypt(env, &tl[x], rem, numpgs);
+	} else if (env->me_sumfunc)
 		rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
 #if MDB_DEBUG	/* we don't need this check any more */
 	if (IS_OVERFLOW(p)) {
@@ -7282,6 +7325,14 @@ static void mdb_rpage_wipe(void *p, size_t len)
 	wipe(p, 0, len);
 }
 
+/** memsilo patch: the marks of a page at slot @p rem of @p numpgs pages: its
+ * own, and those of the pages of the chunk it covers (an overflow page). */
+static unsigned short mdb_rpage_mask(int rem, int numpgs)
+{
+	return (unsigned short)(rem + numpgs >= MDB_RPAGE_CHUNK ?
+		0xffff << rem : ((1 << numpgs) - 1) << rem);
+}
+
 /** memsilo patch: makes page @p rem (of @p numpgs pages) of @p id3's buffer the
  * decrypted page in the file. Called without me_rpmutex: the cipher runs into a
  * buffer of this thread's, outside the lock, so threads decrypt in parallel;
@@ -7289,7 +7340,13 @@ static void mdb_rpage_wipe(void *p, size_t len)
  * written into the shared buffer only while it is not decrypted there (so no
  * thread is reading it), and marked decrypted after. The pages an overflow page
  * covers lose their marks: their slots hold its plaintext, not theirs.
- */
+ *
+ * @p id3 is the calling txn's entry: on success its own bitmap (muse) marks the
+ * page as found decrypted, so the txn uses it again without the lock. That
+ * stays true while the txn lives: the page is in its snapshot, so no other txn
+ * rewrites it, and nothing clears its mark or writes its slot but a flush of
+ * the page, which only the writer's own spilled pages may meet, and the flush
+ * clears the writer's bit too (mdb_rpage_forget). */
 static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 {
 	int rc = 0, ok;
@@ -7299,14 +7356,15 @@ static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 	MDB_page *pmap = (MDB_page *)((char *)id3->mptr + rem * env->me_psize);
 	MDB_page *pdec = (MDB_page *)((char *)id3->menc + rem * env->me_psize);
 	MDB_page *ptmp;
-	unsigned short mask;
+	unsigned short mask = mdb_rpage_mask(rem, numpgs);
 
 	pthread_mutex_lock(&env->me_rpmutex);
 	ok = mdb_rpage_isdec(env, id3, rem);
-	id3->muse = MDB_ENCUSE(id3->menc);
 	pthread_mutex_unlock(&env->me_rpmutex);
-	if (ok)
+	if (ok) {
+		id3->muse = (id3->muse & ~mask) | (1 << rem);
 		return 0;
+	}
 
 	ptmp = malloc(size);
 	if (!ptmp)
@@ -7331,22 +7389,51 @@ static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 	} else {
 		ptmp->mp_pgno = pmap->mp_pgno;
 		ptmp->mp_txnid = pmap->mp_txnid;
-		/* this page's bit; the other pages of the chunk it covers lose theirs */
-		mask = (unsigned short)(rem + numpgs >= MDB_RPAGE_CHUNK ?
-			0xffff << rem : ((1 << numpgs) - 1) << rem);
 		pthread_mutex_lock(&env->me_rpmutex);
 		if (!mdb_rpage_isdec(env, id3, rem)) {
 			memcpy(pdec, ptmp, xsize + out.mv_size);
+			/* this page's bit; the other pages of the chunk it covers lose theirs */
 			MDB_ENCUSE(id3->menc) = (MDB_ENCUSE(id3->menc) & ~mask) | (1 << rem);
 			if (env->me_sumfunc)
 				rc = mdb_page_chk_checksum(env, pdec, size);
 		}
-		id3->muse = MDB_ENCUSE(id3->menc);
 		pthread_mutex_unlock(&env->me_rpmutex);
+		if (!rc)
+			id3->muse = (id3->muse & ~mask) | (1 << rem);
 	}
 	mdb_rpage_wipe(ptmp, xsize + out.mv_size);
 	free(ptmp);
 	return rc;
+}
+
+/** memsilo patch: keeps the plaintext @p dp of a page (of @p numpgs pages) that
+ * #mdb_page_flush is writing as the page's decrypted copy in the env's cache, so
+ * the next txn to read it (the next writer reads the pages the last commit
+ * wrote) need not decrypt it. Only into a chunk the env has mapped already,
+ * whose buffer holds the whole page. #mdb_rpage_forget cleared the page's mark
+ * at the start of this flush, and the page is in no live snapshot (LMDB writes
+ * no page a live snapshot sees; the writer, the one thread that might read its
+ * spilled pages, is here), so no thread reads its slot, nor the slots of the
+ * pages it covers. Its header is the one written (the flush stamped its txnid),
+ * so it is handed out once the file holds it (#mdb_rpage_isdec). Should the
+ * write fail, the mark stays on a page no snapshot sees, and a page is written
+ * again only by a flush, which clears it first. */
+static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs)
+{
+	MDB_ID3L el = env->me_rpages;
+	unsigned rem = dp->mp_pgno & (MDB_RPAGE_CHUNK-1), x;
+	pgno_t pgno = dp->mp_pgno ^ rem;
+
+	pthread_mutex_lock(&env->me_rpmutex);
+	x = mdb_mid3l_search(el, pgno);
+	if (x <= el[0].mid && el[x].mid == pgno && el[x].menc &&
+		rem + numpgs <= el[x].mcnt && !(MDB_ENCUSE(el[x].menc) & (1u << rem))) {
+		/* as much as mdb_rpage_decrypt writes: all but the tag */
+		memcpy((char *)el[x].menc + rem * env->me_psize, dp,
+			(size_t)numpgs * env->me_psize - env->me_esumsize);
+		MDB_ENCUSE(el[x].menc) = (MDB_ENCUSE(el[x].menc) & ~mdb_rpage_mask(rem, numpgs)) | (1 << rem);
+	}
+	pthread_mutex_unlock(&env->me_rpmutex);
 }
 
 /** zero out decrypted pages before freeing them (memsilo patch: every page of
