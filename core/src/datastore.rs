@@ -106,6 +106,10 @@ pub(crate) struct NamespaceStats {
     /// `filter::mark_refile`); the index maintenance files them again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refile: u64,
+    /// `updated_at` keys left behind by upserts and noted for deletion (see
+    /// `filter::stale`); deleted in bulk once they outnumber half the memories.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stale_updated: u64,
     /// Writes that changed the namespace's vector rows so far: each one's sequence number
     /// (see [`crate::index::VectorCache::apply`]), in commit order.
     #[serde(default)]

@@ -5,7 +5,9 @@
 //! position. The position is a key, not an offset, so memories written or deleted meanwhile
 //! move no other memory across it: a scan by `created_at` (which a memory keeps for life)
 //! neither skips nor repeats a memory. A memory whose `updated_at` or `importance` changes
-//! during a scan by that field moves to its new place in the order.
+//! during a scan by that field moves to its new place in the order. (An upsert leaves the
+//! memory's old `updated_at` key in place for a while: the walk skips a key whose record has
+//! another value.)
 //!
 //! The cursor is opaque: the namespace's id, the order, the position and a MAC (see
 //! [`crate::cursor`]). A cursor altered, or made for another namespace (even one
@@ -284,7 +286,9 @@ pub(crate) fn walk_order(
         };
         if let Some(bytes) = t.memories.get(r, &ns_key(ns, &mem))? {
             let s = decode_stored(bytes)?;
-            if keep(&s.memory) {
+            // An `updated_at` key an upsert left behind (see `filter::stale`) is not the
+            // memory's place in the order: its record has another value.
+            if order.value(&s.memory) == v && keep(&s.memory) {
                 out.push(((v, mem), s.memory, s.slot));
             }
         }

@@ -16,7 +16,7 @@ pub(crate) type Candidates = HashMap<[u8; 16], Option<u32>>;
 
 /// The memories a filter may match, from the secondary keys alone — a superset, `None` when
 /// the filter has no usable key or would gather more than `cap` candidates (then the caller
-/// reads the records instead).
+/// reads the records instead). Each memory the filter matches comes with its record's slot.
 #[allow(clippy::many_single_char_names)] // t, r as in every transaction body
 pub(crate) fn candidates(
     t: &DataTables,
@@ -25,16 +25,57 @@ pub(crate) fn candidates(
     f: &Filter,
     cap: usize,
 ) -> Result<Option<Candidates>> {
+    let mut disputed = Vec::new();
+    let Some(mut out) = gather(t, r, ns, f, cap, &mut disputed)? else { return Ok(None) };
+    // A memory named by two keys with different slots has a key left behind by an upsert
+    // (see `stale`) from before its slot changed: its record says which slot is current.
+    for mem in disputed {
+        if let Some(slot) = out.get_mut(&mem) {
+            match t.memories.get(r, &crate::datastore::ns_key(ns, &mem))? {
+                Some(bytes) => *slot = record_slot(bytes),
+                None => {
+                    out.remove(&mem);
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Adds a candidate, noting it in `disputed` when it was there with another slot.
+fn add(out: &mut Candidates, mem: [u8; 16], slot: Option<u32>, disputed: &mut Vec<[u8; 16]>) {
+    if out.insert(mem, slot).is_some_and(|before| before != slot) {
+        disputed.push(mem);
+    }
+}
+
+/// [`candidates`] with the memories whose keys disagree on their slot in `disputed`.
+#[allow(clippy::many_single_char_names)] // t, r as in every transaction body
+fn gather(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    ns: NamespaceId,
+    f: &Filter,
+    cap: usize,
+    disputed: &mut Vec<[u8; 16]>,
+) -> Result<Option<Candidates>> {
     match f {
         Filter::And(all) => {
             let mut best: Option<Candidates> = None;
             for part in all {
-                let Some(c) = candidates(t, r, ns, part, cap)? else { continue };
+                let Some(c) = gather(t, r, ns, part, cap, disputed)? else { continue };
                 best = Some(match best {
                     None => c,
                     Some(b) => {
                         let (small, big) = if b.len() <= c.len() { (b, c) } else { (c, b) };
-                        small.into_iter().filter(|(k, _)| big.contains_key(k)).collect()
+                        let mut both = Candidates::with_capacity(small.len());
+                        for (k, slot) in small {
+                            if let Some(other) = big.get(&k) {
+                                add(&mut both, k, *other, disputed);
+                                add(&mut both, k, slot, disputed);
+                            }
+                        }
+                        both
                     }
                 });
             }
@@ -43,8 +84,10 @@ pub(crate) fn candidates(
         Filter::Or(any) => {
             let mut out = Candidates::new();
             for part in any {
-                let Some(c) = candidates(t, r, ns, part, cap)? else { return Ok(None) };
-                out.extend(c);
+                let Some(c) = gather(t, r, ns, part, cap, disputed)? else { return Ok(None) };
+                for (k, slot) in c {
+                    add(&mut out, k, slot, disputed);
+                }
                 if out.len() > cap {
                     return Ok(None);
                 }
@@ -52,7 +95,9 @@ pub(crate) fn candidates(
             Ok(Some(out))
         }
         Filter::Not(_) => Ok(None),
-        Filter::Cmp { field, op, operands } => cmp_candidates(t, r, ns, field, *op, operands, cap),
+        Filter::Cmp { field, op, operands } => {
+            cmp_candidates(t, r, ns, field, *op, operands, cap, disputed)
+        }
     }
 }
 
@@ -65,6 +110,7 @@ fn cmp_candidates(
     op: Op,
     operands: &[Operand],
     cap: usize,
+    disputed: &mut Vec<[u8; 16]>,
 ) -> Result<Option<Candidates>> {
     let mut out = Candidates::new();
     if *field == Field::Id {
@@ -97,7 +143,7 @@ fn cmp_candidates(
             };
             let slot =
                 <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes).filter(|s| *s != u32::MAX);
-            out.insert(mem, slot);
+            add(&mut out, mem, slot, disputed);
             if out.len() > cap {
                 return Ok(false);
             }

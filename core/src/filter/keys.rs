@@ -257,7 +257,8 @@ pub(crate) fn delete_keys(
 /// Rewrites the secondary keys of a memory stored under `mem` whose vector slot did not
 /// change: deletes the keys of `old` that `new` lacks and writes those `new` adds; keys whose
 /// value did not change are not touched (an upsert that changes one field dirties one key's
-/// page, not ten).
+/// page, not ten). The old `updated_at` key, which every upsert replaces, is left in place:
+/// its value is returned, to be noted as stale (see [`super::stale`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn update_keys(
     t: &DataTables,
@@ -267,11 +268,16 @@ pub(crate) fn update_keys(
     old: &Memory,
     new: &Memory,
     layout: Layout,
-) -> Result<()> {
+) -> Result<Option<[u8; 8]>> {
     let (old, new) = (keys_of(old), keys_of(new));
+    let mut stale = None;
     // Both are sorted and free of duplicates.
     for part in &old {
         if new.binary_search(part).is_err() {
+            if part.first() == Some(&TAG_UPDATED) {
+                stale = part.get(1..9).and_then(|v| v.try_into().ok());
+                continue;
+            }
             delete_key(t, w, ns, part, mem, slot, layout)?;
         }
     }
@@ -280,7 +286,7 @@ pub(crate) fn update_keys(
             t.fields.put(w, &full_key(ns, part, mem, slot), &slot_value(slot))?;
         }
     }
-    Ok(())
+    Ok(stale)
 }
 
 /// Gives every memory of namespace `ns` (in data environment `env`) written before secondary

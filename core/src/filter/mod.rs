@@ -15,7 +15,9 @@
 //! Secondary keys (table `fields`): `ns ‖ field tag ‖ [path ‖ 0] ‖ encoded value ‖ slot ‖ memory
 //! key → vector slot`, one per built-in value, per tag and per scalar metadata leaf (array
 //! elements under their array's path); the order keys of `importance`, `created_at` and
-//! `updated_at` have no slot part (see `keys::full_key`). Values are encoded so that byte order is value order within a
+//! `updated_at` have no slot part (see `keys::full_key`). An upsert leaves the old `updated_at`
+//! key behind, deleted later in bulk (see `stale`): a memory may have keys that its record
+//! does not have, which readers skip. Values are encoded so that byte order is value order within a
 //! type; long strings and paths are cut, so the keys give a superset of the matches and every
 //! candidate is still checked against its record.
 
@@ -24,6 +26,7 @@ mod keys;
 mod matching;
 mod parse;
 mod refile;
+mod stale;
 #[cfg(test)]
 mod tests;
 
@@ -36,3 +39,4 @@ pub(crate) use parse::{Field, Filter, Op, Operand};
 pub(crate) use refile::{
     drop_note, mark_refile, refile_notes, refile_slots, unmark_refile, RefileNote,
 };
+pub(crate) use stale::{drop_stale, note_stale, stale_due};

@@ -112,6 +112,14 @@ pub(crate) fn write_rows(
         stats.refile +=
             crate::filter::mark_refile(t, w, rec.id, seq, indexed, &mut effects.refile)?;
     }
+    if !effects.stale.is_empty() {
+        let seq = stats.vector_writes;
+        stats.stale_updated += crate::filter::note_stale(t, w, rec.id, seq, &mut effects.stale)?;
+    }
+    if crate::filter::stale_due(&stats) {
+        crate::filter::drop_stale(t, w, rec.id)?;
+        stats.stale_updated = 0;
+    }
     t.put_stats(w, rec.id, &stats)?;
     Ok((effects, stats))
 }
@@ -135,6 +143,9 @@ pub(crate) struct WriteEffects {
     pub refile: Vec<u32>,
     /// Keyword postings of the new memories, not written yet.
     pub postings: crate::keyword::Pending,
+    /// `updated_at` keys left in place by upserts: (memory key, old value), noted once the
+    /// items are written (see [`crate::filter::note_stale`]).
+    pub stale: Vec<([u8; 16], [u8; 8])>,
 }
 
 /// What [`put_memory`] did with the memory's vector.
@@ -288,7 +299,12 @@ pub(crate) fn put_memory(
     }
     let layout = crate::filter::Layout::of(stats);
     if slot == stored.slot {
-        crate::filter::update_keys(t, w, ns, (&p.id, slot), &stored.memory, &p.memory, layout)?;
+        let keys = (&p.id, slot);
+        if let Some(old) =
+            crate::filter::update_keys(t, w, ns, keys, &stored.memory, &p.memory, layout)?
+        {
+            effects.stale.push((p.id, old));
+        }
     } else {
         crate::filter::delete_keys(t, w, ns, (&p.id, stored.slot), &stored.memory, layout)?;
         crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;

@@ -802,6 +802,134 @@ fn random_writes_agree_with_a_from_scratch_model_in_lists_counts_and_recall() {
     assert!(built > 0, "the approximate index was built (and refiled overwritten rows)");
 }
 
+/// Every memory `list_memories` gives, page by page (`limit` a page), following the cursor.
+fn list_pages(
+    root: &memsilo::Handle,
+    ns: &str,
+    filter: Option<serde_json::Value>,
+    order: memsilo::OrderBy,
+    descending: bool,
+    limit: usize,
+) -> Vec<memsilo::Memory> {
+    let (mut out, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = root
+            .list_memories(memsilo::ListMemories {
+                namespace: Some(ns.into()),
+                filter: filter.clone(),
+                order_by: Some(order),
+                descending,
+                limit: Some(limit),
+                cursor: cursor.take(),
+                ..Default::default()
+            })
+            .unwrap();
+        out.extend(page.memories);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// An upsert leaves a memory's old `updated_at` key behind (deleted later, in bulk, with the
+/// other keys left so: twice over in this run). Listing by `updated_at` still lists each
+/// memory once, at its last update; a range of `updated_at` counts, lists and recalls exactly
+/// the memories whose last update is in it, with their current vectors — also for an id
+/// deleted and stored again, whose old keys name a vector slot it no longer has.
+#[test]
+#[allow(clippy::too_many_lines)] // the writes and the check read as one story
+fn upserts_move_a_memory_in_the_updated_at_order_and_leave_nothing_at_its_old_place() {
+    use memsilo::{CountMemories, Forget, OrderBy};
+    use std::collections::BTreeSet;
+
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("ns", NamespaceOptions::default()).unwrap();
+    let vector = |i: usize, round: usize| [1.0, i as f32, round as f32];
+    let list = |filter: Option<serde_json::Value>, order: OrderBy, descending: bool| {
+        list_pages(&root, "ns", filter, order, descending, 3)
+    };
+    let all: BTreeSet<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for round in 0..60 {
+        // Every memory upserted with a new vector, in an order that changes with the round.
+        let batch: Vec<StoreMemory> = (0..10)
+            .map(|j| {
+                let i = (j * 3 + round) % 10;
+                with_id("ns", &format!("m{i}"), "text", vector(i, round))
+            })
+            .collect();
+        if round % 2 == 0 {
+            root.store_memories("ns", batch).unwrap();
+        } else {
+            for m in batch {
+                root.store_memory(m).unwrap();
+            }
+        }
+        if round % 7 == 3 {
+            // Deleted and stored again: a new vector slot.
+            let id = format!("m{}", round % 10);
+            let ids = Some(vec![id.clone()]);
+            root.batch_forget(Forget { namespace: Some("ns".into()), ids, ..Default::default() })
+                .unwrap();
+            root.store_memory(with_id("ns", &id, "text", vector(round % 10, round))).unwrap();
+        }
+        let by_update = list(None, OrderBy::UpdatedAt, false);
+        let ids: Vec<&str> = by_update.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.iter().map(|i| (*i).to_owned()).collect::<BTreeSet<_>>(), all);
+        assert_eq!(ids.len(), all.len(), "round {round}: each listed once: {ids:?}");
+        assert!(
+            by_update.windows(2).all(|p| p[0].updated_at <= p[1].updated_at),
+            "round {round}: by updated_at: {ids:?}"
+        );
+        let mut down: Vec<String> =
+            list(None, OrderBy::UpdatedAt, true).into_iter().map(|m| m.id).collect();
+        down.reverse();
+        let up: Vec<String> = by_update.iter().map(|m| m.id.clone()).collect();
+        assert_eq!(down, up, "round {round}: descending is the reverse");
+        let mid = by_update[5].updated_at;
+        for (filter, newer) in [
+            (json!({"updated_at": {"$gte": mid}}), true),
+            (json!({"updated_at": {"$lt": mid}}), false),
+        ] {
+            let want: BTreeSet<&str> = by_update
+                .iter()
+                .filter(|m| (m.updated_at >= mid) == newer)
+                .map(|m| m.id.as_str())
+                .collect();
+            let count = root
+                .count_memories(CountMemories {
+                    namespace: Some("ns".into()),
+                    filter: Some(filter.clone()),
+                })
+                .unwrap();
+            assert_eq!(count, want.len() as u64, "round {round}: count {filter}");
+            let listed = list(Some(filter.clone()), OrderBy::CreatedAt, false);
+            let got: BTreeSet<&str> = listed.iter().map(|m| m.id.as_str()).collect();
+            assert_eq!(
+                (got, listed.len()),
+                (want.clone(), want.len()),
+                "round {round}: list {filter}"
+            );
+            let hits = root
+                .recall(Recall {
+                    filter: Some(filter.clone()),
+                    ..Recall::vector(vec![1.0, 0.0, 0.0]).namespace("ns").top_k(100)
+                })
+                .unwrap();
+            let got: BTreeSet<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+            let n = want.len();
+            assert_eq!((got, hits.len()), (want, n), "round {round}: recall {filter}");
+            for h in &hits {
+                let i: usize = h.id[1..].parse().unwrap();
+                let v = vector(i, round);
+                let cos = 1.0 / f64::from(v.iter().map(|x| x * x).sum::<f32>()).sqrt();
+                assert!((h.similarity - cos).abs() < 1e-4, "round {round}: {} stale vector", h.id);
+            }
+        }
+    }
+}
+
 /// A memory's fields as the field-by-field test expects them.
 #[derive(Clone, Debug)]
 struct Fields {
@@ -847,7 +975,7 @@ type ChangeFields = fn(&mut Fields);
 #[test]
 #[allow(clippy::too_many_lines)] // the fields, the writes and the check read as one story
 fn secondary_keys_follow_each_field_through_upserts_and_updates_that_change_it_or_not() {
-    use memsilo::{CountMemories, ListMemories, OrderBy, SessionMemories, StartSession};
+    use memsilo::{CountMemories, OrderBy, SessionMemories, StartSession};
     use std::collections::BTreeMap;
 
     let (_d, engine) = open();
@@ -896,25 +1024,7 @@ fn secondary_keys_follow_each_field_through_upserts_and_updates_that_change_it_o
     ];
     let check = |model: &BTreeMap<String, Fields>, what: &str| {
         let list = |filter: Option<serde_json::Value>, order: OrderBy, descending: bool| {
-            let (mut out, mut cursor) = (Vec::new(), None);
-            loop {
-                let page = root
-                    .list_memories(ListMemories {
-                        namespace: Some("ns".into()),
-                        filter: filter.clone(),
-                        order_by: Some(order),
-                        descending,
-                        limit: Some(2),
-                        cursor: cursor.take(),
-                        ..Default::default()
-                    })
-                    .unwrap();
-                out.extend(page.memories);
-                match page.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => return out,
-                }
-            }
+            list_pages(&root, "ns", filter, order, descending, 2)
         };
         for order in [OrderBy::CreatedAt, OrderBy::UpdatedAt, OrderBy::Importance] {
             for descending in [false, true] {
