@@ -76,7 +76,11 @@ impl Handle {
                 self.create_namespace_async(&name, options, entry).await.and_then(EncodedReply::of)
             }
             Request::Recall(a) => {
-                let result = self.recall_async(a).await.and_then(EncodedReply::of);
+                let result = self.recall_json_async(a).await.map(|body| EncodedReply {
+                    body,
+                    total_count: None,
+                    next_cursor: None,
+                });
                 self.audit_failure(op, subject, &result);
                 result
             }

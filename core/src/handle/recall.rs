@@ -9,17 +9,19 @@ use serde_json::Value;
 
 use crate::auth::NamespaceAction;
 use crate::datastore::ns_key;
+use crate::datastore::DataTables;
 use crate::error::{Error, Result};
 use crate::filter::{Field, Filter};
 use crate::handle::Handle;
 use crate::index::Rescore;
 use crate::keyword::{KeywordRecall, RecallMode};
 use crate::memory::{
-    best, decode_record, effective_importance, is_live, judge_at, materialize, rank_view,
-    validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
-    CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
+    best, decode_record, effective_importance, encode_hits, is_live, judge_at, materialize,
+    rank_view, validate_importance, validate_session, validate_tags, Memory, Ranked, Recall,
+    RecallHit, CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
 };
 use crate::records::memory::{agent_key, Verdict};
+use crate::storage::RoTxn;
 use crate::vector::{normalize, validate_vector};
 
 /// Wakes the thread that waits in [`finish`].
@@ -44,6 +46,56 @@ fn finish<T>(f: impl Future<Output = T>) -> T {
     }
 }
 
+/// What a recall makes of its ranked candidates, in the read transaction of their records:
+/// the hits, or the JSON text of the hits.
+trait Materialize: Sized {
+    fn materialize(t: &DataTables, r: &mut RoTxn<'_>, ns: u64, ranked: Vec<Ranked>)
+        -> Result<Self>;
+
+    /// The hits with those `expand` reaches through the knowledge graph.
+    fn expanded(
+        self,
+        expand: impl FnOnce(Vec<RecallHit>) -> Result<Vec<RecallHit>>,
+    ) -> Result<Self>;
+}
+
+impl Materialize for Vec<RecallHit> {
+    fn materialize(
+        t: &DataTables,
+        r: &mut RoTxn<'_>,
+        ns: u64,
+        ranked: Vec<Ranked>,
+    ) -> Result<Self> {
+        materialize(t, r, ns, ranked)
+    }
+
+    fn expanded(
+        self,
+        expand: impl FnOnce(Vec<RecallHit>) -> Result<Vec<RecallHit>>,
+    ) -> Result<Self> {
+        expand(self)
+    }
+}
+
+/// The JSON text of a recall's hits, written from their records (see [`encode_hits`]).
+struct HitsJson(Vec<u8>);
+
+impl Materialize for HitsJson {
+    fn materialize(
+        t: &DataTables,
+        r: &mut RoTxn<'_>,
+        ns: u64,
+        ranked: Vec<Ranked>,
+    ) -> Result<Self> {
+        encode_hits(t, r, ns, &ranked).map(HitsJson)
+    }
+
+    fn expanded(self, _: impl FnOnce(Vec<RecallHit>) -> Result<Vec<RecallHit>>) -> Result<Self> {
+        // `Handle::recall_json_async` expands decoded hits.
+        Err(Error::Internal("graph expansion of hits written as JSON".into()))
+    }
+}
+
 impl Handle {
     /// Recalls the memories most similar to a query text or vector, ranked by similarity
     /// combined with effective importance, after filters.
@@ -51,17 +103,22 @@ impl Handle {
         finish(self.recall_sharing(req, false))
     }
 
-    /// [`Handle::recall`] for a caller on an async executor: the scan of the namespace's
-    /// vectors is shared with the recalls of the same vectors running at the same time,
-    /// awaiting (without a thread) the next pass when one is running (see
-    /// `NamespaceVectors::search_shared`). The answer is the one `recall` gives.
-    pub(crate) async fn recall_async(&self, req: Recall) -> Result<Vec<RecallHit>> {
-        self.recall_sharing(req, true).await
+    /// [`Handle::recall`] for a caller on an async executor, answering the JSON text of the
+    /// hits `recall` gives (written from their records, not from decoded hits, unless graph
+    /// expansion adds to them). The scan of the namespace's vectors is shared with the
+    /// recalls of the same vectors running at the same time, awaiting (without a thread) the
+    /// next pass when one is running (see `NamespaceVectors::search_shared`).
+    pub(crate) async fn recall_json_async(&self, req: Recall) -> Result<Vec<u8>> {
+        if req.expand.is_some_and(|d| d > 0) {
+            let hits: Vec<RecallHit> = self.recall_sharing(req, true).await?;
+            return Ok(serde_json::to_vec(&hits)?);
+        }
+        Ok(self.recall_sharing::<HitsJson>(req, true).await?.0)
     }
 
-    /// A recall; `share`: its scan may wait to be shared (see [`Handle::recall_async`]).
+    /// A recall; `share`: its scan may wait to be shared (see [`Handle::recall_json_async`]).
     #[allow(clippy::too_many_lines)] // validation, candidate search and filtering in order
-    async fn recall_sharing(&self, req: Recall, share: bool) -> Result<Vec<RecallHit>> {
+    async fn recall_sharing<H: Materialize>(&self, req: Recall, share: bool) -> Result<H> {
         let caller = self.caller()?;
         let (rec, agent_is_ns) = self.memory_namespace(
             &caller,
@@ -326,7 +383,7 @@ impl Handle {
                         None => kw.hits(top_k)?,
                     };
                     best(&mut ranked, top_k);
-                    materialize(t, r, rec.id, ranked)
+                    H::materialize(t, r, rec.id, ranked)
                 })?
             }
             (RecallMode::Hybrid, Some(q)) => {
@@ -339,18 +396,20 @@ impl Handle {
                     let matcher = matcher.as_deref().filter(|_| with_token_match);
                     let mut ranked = kw.hybrid(by_vector, depth, top_k, w, matcher)?;
                     best(&mut ranked, top_k);
-                    materialize(t, r, rec.id, ranked)
+                    H::materialize(t, r, rec.id, ranked)
                 })?
             }
             (_, Some(q)) => {
                 let ranked = vector_hits(q, top_k, false).await?;
-                env.read(|r, t| materialize(t, r, rec.id, ranked))?
+                env.read(|r, t| H::materialize(t, r, rec.id, ranked))?
             }
             (_, None) => return Err(Error::Internal("recall without a query vector".into())),
         };
         if let Some(depth) = req.expand.filter(|d| *d > 0) {
             let env = self.state.data_env_of(&rec)?;
-            hits = crate::graph::expand_hits(&self.state.graphs, &env, &rec, hits, depth, &passes)?;
+            hits = hits.expanded(|hits| {
+                crate::graph::expand_hits(&self.state.graphs, &env, &rec, hits, depth, &passes)
+            })?;
         }
         Ok(hits)
     }

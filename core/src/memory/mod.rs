@@ -2,6 +2,7 @@
 //! ranks, and which memories are live, is [`crate::rank`]; the background decay/TTL sweep is
 //! the engine's.
 
+mod hits;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -9,6 +10,7 @@ mod types;
 mod validate;
 mod write;
 
+pub(crate) use hits::encode_hits;
 pub(crate) use read::*;
 pub use types::*;
 pub(crate) use validate::*;

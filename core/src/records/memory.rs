@@ -227,6 +227,40 @@ pub(crate) fn read_content<'t>(
     Ok(Some(serde_json::from_slice::<ContentView<'t>>(json)?.content))
 }
 
+/// What a recall hit shows of its memory, borrowed from the record: a hit answered as JSON
+/// is written from these without building a [`Memory`] (its metadata map, its tags, its
+/// parsed times) only to write it out again. The tags and the metadata are the record's JSON
+/// text, which `serde_json` wrote from the same values it would write again; the times are the
+/// record's text (see `crate::memory::encode_hits` for when it is written as it is).
+#[derive(Deserialize)]
+pub(crate) struct HitFields<'a> {
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub agent_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    pub content: std::borrow::Cow<'a, str>,
+    pub importance: f64,
+    #[serde(borrow)]
+    pub tags: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    pub metadata: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    pub memory_type: MemoryType,
+    #[serde(borrow, default)]
+    pub session_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    pub created_at: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub updated_at: std::borrow::Cow<'a, str>,
+}
+
+/// The [`HitFields`] of a record (current or legacy format).
+pub(crate) fn hit_fields(bytes: &[u8]) -> Result<HitFields<'_>> {
+    let json = split_record(bytes).map_or(bytes, |(_, json)| json);
+    Ok(serde_json::from_slice(json)?)
+}
+
 /// A stored record's verdict in a recall that keeps it: its vector slot, its effective
 /// importance and, when the recall reads its candidates' texts (hybrid recall's token match),
 /// its text, taken from the same read.

@@ -674,3 +674,103 @@ fn concurrent_recalls_answer_as_one_at_a_time() {
         }
     });
 }
+
+/// A recall awaited over a transport answers the JSON text of its hits written from their
+/// records: byte for byte what serialising `Handle::recall`'s hits gives (the sync
+/// `call_encoded`), for records with every field set or left out, escapes and non-ASCII text,
+/// nested metadata with numbers of every kind, expiring memories, decay, every mode and
+/// filter, and graph expansion.
+#[test]
+fn recall_answers_written_from_records_equal_the_decoded_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    // A clock that stands still between the two recalls compared (decay depends on it), and
+    // moves between stores so that times are written with no fraction, 3 and 6 digits.
+    let start = "2026-12-03T10:00:00Z".parse().unwrap();
+    let clock = std::sync::Arc::new(memsilo::ManualClock::new(start));
+    let options = Options {
+        background: false,
+        embedder: std::sync::Arc::new(memsilo::HashEmbedder::new(64)),
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let root = engine.root();
+    root.create_namespace("plain", NamespaceOptions::default()).unwrap();
+    root.call("create_namespace", serde_json::json!({"name": "decays"})).unwrap();
+    root.call(
+        "set_memory_policy",
+        serde_json::json!({"namespace": "decays", "policy": {"decay_rate": 0.5}}),
+    )
+    .unwrap();
+    let types = ["episodic", "semantic", "procedural", "working"];
+    let mut memories = Vec::new();
+    for i in 0..60 {
+        let mut m = serde_json::json!({
+            "content": format!("note {i} about the \"harbour\" \\ launch\n\ttab é 日本 \u{1F600} \u{7}"),
+        });
+        if i % 2 == 0 {
+            m["agent_id"] = serde_json::json!(format!("agent-{}", i % 3));
+            m["tags"] = serde_json::json!(["t", format!("tag \"{i}\"")]);
+            m["metadata"] = serde_json::json!({
+                "z": i, "a": -1.5e-7, "big": 18_446_744_073_709_551_615u64, "neg": -42,
+                "f": 0.1, "one": 1.0, "nested": {"list": [1, "two", null, true, {"x": "é\n"}]},
+            });
+            m["session_id"] = serde_json::json!(format!("s{}", i % 4));
+            m["importance"] = serde_json::json!(i as f64 / 60.0);
+            m["entities"] = serde_json::json!([if i % 4 == 0 { "Launch" } else { "Harbour" }]);
+        }
+        if i % 5 == 0 {
+            m["ttl"] = serde_json::json!(86_400);
+        }
+        if i % 7 == 0 {
+            m["id"] = serde_json::json!(format!("caller id {i} \"quoted\""));
+        }
+        m["memory_type"] = serde_json::json!(types[i % 4]);
+        memories.push(m);
+    }
+    for (i, part) in memories.chunks(20).enumerate() {
+        for ns in ["plain", "decays"] {
+            root.call("store_memories", serde_json::json!({"namespace": ns, "memories": part}))
+                .unwrap();
+        }
+        clock.advance_micros([500_000, 123_456, 876_544][i]);
+    }
+    clock.advance_secs(2.0 * 86_400.0);
+    root.call(
+        "add_relation",
+        serde_json::json!({"namespace": "plain", "source": "Harbour", "target": "Launch",
+            "type": "hosts"}),
+    )
+    .unwrap();
+    let mut asks = Vec::new();
+    for ns in ["plain", "decays"] {
+        for mode in ["vector", "keyword", "hybrid"] {
+            for extra in [
+                serde_json::json!({}),
+                serde_json::json!({"top_k": 100}),
+                serde_json::json!({"agent_id": "agent-1"}),
+                serde_json::json!({"tags": ["t"], "min_importance": 0.2}),
+                serde_json::json!({"session_id": "s2", "memory_type": "procedural"}),
+                serde_json::json!({"expand": 1}),
+            ] {
+                let mut ask = serde_json::json!({"namespace": ns, "query": "harbour launch note 7", "mode": mode});
+                for (key, value) in extra.as_object().unwrap() {
+                    ask[key] = value.clone();
+                }
+                asks.push(ask);
+            }
+        }
+    }
+    let mut hits = 0;
+    for ask in asks {
+        let decoded = root.call_encoded("recall", ask.clone()).unwrap().body;
+        let written = block_on(root.call_encoded_async("recall", ask.clone())).unwrap().body;
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            String::from_utf8(decoded.clone()).unwrap(),
+            "{ask}"
+        );
+        hits += serde_json::from_slice::<Vec<serde_json::Value>>(&decoded).unwrap().len();
+    }
+    assert!(hits > 500, "{hits} hits compared");
+}
