@@ -160,6 +160,12 @@ impl AuditLog {
         }
     }
 
+    /// Queues `draft` without writing it: the next catalog commit writes it, whoever makes
+    /// it. For a caller that commits the queue itself ([`AuditLog::flush`]) before it answers.
+    pub(crate) fn enqueue(&self, draft: Draft) {
+        self.queue.lock().push_back(draft);
+    }
+
     /// Commits every queued entry, then `own` (entries decided after them), in one catalog
     /// write. On failure the entries go back to the front of the queue for the next writer.
     fn write_queued(&self, catalog: &Store<CatalogTables>, own: Vec<Draft>) -> Result<()> {

@@ -70,3 +70,36 @@ fn queued_entries_go_into_the_chain_before_a_later_creations_entry() {
     assert!(engine.inner.state.audit.queue.lock().is_empty());
     assert!(engine.root().verify_audit(&id).unwrap().ok);
 }
+
+/// An import records each batch as the `import_namespace` it stands for, but the entries of
+/// its batches share catalog commits (and syncs) instead of taking one each; all of them are
+/// in the chain when the import returns.
+#[test]
+fn an_imports_batches_are_recorded_one_entry_each_in_few_commits() {
+    let (_dir, engine, id) = tenant();
+    let root = engine.root();
+    let args = serde_json::json!({ "name": "ns", "tenant_id": id, "dimensions": 2 });
+    root.call("create_namespace", args).unwrap();
+    let mut lines = crate::transfer::Batcher::new(2);
+    let mut batches = Vec::new();
+    for i in 0..80 {
+        let line = serde_json::json!({
+            "kind": "memory", "id": format!("m{i}"), "content": format!("memory {i}"),
+            "vector": [1.0, f64::from(i)],
+        });
+        batches.extend(lines.push(line.to_string().as_bytes()).unwrap().map(Ok));
+    }
+    batches.extend(lines.finish().map(Ok));
+    assert_eq!(batches.len(), 40);
+    let commits = || engine.inner.state.catalog.commits();
+    let before = commits();
+    assert_eq!(root.import_batches("ns", batches, |_| {}).unwrap().memories, 80);
+    // One commit at the end, and one a second meanwhile on a slow machine.
+    let made = commits() - before;
+    assert!(made <= 10, "{made} catalog commits for the entries of 40 batches");
+    let log = entries(&engine, &id);
+    let recorded = log.iter().filter(|e| e.action == "import_namespace" && e.result == "ok");
+    assert_eq!(recorded.count(), 40);
+    assert!(engine.inner.state.audit.queue.lock().is_empty());
+    assert!(root.verify_audit(&id).unwrap().ok);
+}

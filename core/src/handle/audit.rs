@@ -18,17 +18,40 @@ impl Handle {
     pub(crate) fn audit(
         &self,
         op: &str,
-        mut subject: Subject,
+        subject: Subject,
         outcome: std::result::Result<&Value, ErrorCode>,
     ) {
-        if let Ok(reply) = outcome {
-            subject.complete(op, reply);
-        }
         let control = subject.control;
-        let draft = self.draft(op, subject).finish(outcome.map(drop), None, None);
+        let draft = self.entry(op, subject, outcome);
         // Control-plane entries are committed before the answer; refusals may ride along
         // with the next commit, so a flood of refused calls costs one transaction per batch.
         self.state.audit.append(&self.state.catalog, draft, control);
+    }
+
+    /// [`Handle::audit`] of a request whose caller commits the entry itself before it
+    /// answers (with [`AuditLog::flush`](crate::audit::AuditLog::flush)): the entry is
+    /// queued, and rides along with the next catalog commit, whoever makes it.
+    pub(crate) fn audit_queued(
+        &self,
+        op: &str,
+        subject: Subject,
+        outcome: std::result::Result<&Value, ErrorCode>,
+    ) {
+        let draft = self.entry(op, subject, outcome);
+        self.state.audit.enqueue(draft);
+    }
+
+    /// The entry of `op` about `subject` with its outcome.
+    fn entry(
+        &self,
+        op: &str,
+        mut subject: Subject,
+        outcome: std::result::Result<&Value, ErrorCode>,
+    ) -> Draft {
+        if let Ok(reply) = outcome {
+            subject.complete(op, reply);
+        }
+        self.draft(op, subject).finish(outcome.map(drop), None, None)
     }
 
     /// [`Handle::audit`] of a control-plane request's failure (`entry` is its entry) for a
