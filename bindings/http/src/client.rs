@@ -62,6 +62,10 @@ impl std::fmt::Debug for Client {
 /// Largest answer read (a recall of 1000 hits with metadata fits easily).
 const MAX_RESPONSE_BYTES: u64 = 256 << 20;
 
+/// Longest wait for the answer to a streamed import once its body is sent: the server writes
+/// the last batches, then answers.
+pub const ANSWER_AFTER_BODY: Duration = Duration::from_secs(600);
+
 impl Client {
     /// Connects to the server at `url` (e.g. `http://localhost:3300`; several servers of one
     /// cluster comma-separated) as `api_key`, checking the key at once: an unknown or revoked
@@ -167,6 +171,41 @@ impl Client {
             return decode_answer(base, status, list, &bytes);
         }
         Err(Error::Internal("no server URL".into()))
+    }
+
+    /// Imports the JSON Lines `body` reads into `namespace` as one streamed request (`POST
+    /// /v1/namespaces/{namespace}/import`): the server reads and checks the lines as they
+    /// arrive and writes them in batches of `batch` lines, each all or nothing, reading the
+    /// next batch while one is written. Sent to the server calls go to now, and not sent again
+    /// elsewhere (the body is read once). The call has no time limit as a whole (a large file
+    /// takes as long as it takes); the answer, once the body is sent, has [`ANSWER_AFTER_BODY`].
+    /// A bad line is the server's `invalid_argument` naming it; the batches before it stay.
+    pub fn import_stream(
+        &self,
+        namespace: &str,
+        batch: usize,
+        body: &mut dyn std::io::Read,
+    ) -> Result<memsilo::transfer::ImportSummary> {
+        let base = self.url();
+        let ns = percent_encoding::utf8_percent_encode(namespace, routes::SEGMENT);
+        let request = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{base}/v1/namespaces/{ns}/import?page_size={batch}"))
+            .header("Authorization", format!("Bearer {}", self.key))
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/x-ndjson")
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|e| transport_error(base, ureq::Error::Http(e)))?;
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(None)
+            .timeout_recv_response(Some(ANSWER_AFTER_BODY))
+            .build();
+        let (status, list, bytes) =
+            self.agent.run(request).and_then(read_body).map_err(|e| transport_error(base, e))?;
+        let reply = decode_answer(base, status, list, &bytes)?;
+        Ok(serde_json::from_value(reply.value)?)
     }
 
     fn send(

@@ -355,7 +355,7 @@ impl Route {
 }
 
 /// Characters escaped in a path segment.
-const SEGMENT: &percent_encoding::AsciiSet =
+pub(crate) const SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// A request as the client sends it.

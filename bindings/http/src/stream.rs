@@ -172,6 +172,15 @@ fn failed(e: &Error, summary: &ImportSummary) -> Response {
     resp
 }
 
+/// Reads and drops the rest of a body whose import has stopped (a bad line, a batch that
+/// failed) before the answer: a client that reads the answer only once its body is sent (most
+/// HTTP/1.1 clients, `memsilo import --url` among them) would otherwise see the connection
+/// closed under it while sending, not the error naming the line. Ends with the body, at a
+/// read error, or after `timeout` without data.
+async fn drain(chunks: &mut axum::body::BodyDataStream, timeout: std::time::Duration) {
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(timeout, chunks.next()).await {}
+}
+
 /// `POST /v1/namespaces/{name}/import`.
 pub(crate) async fn import(
     State(app): State<Shared>,
@@ -217,11 +226,15 @@ pub(crate) async fn import(
             match batcher.push(line) {
                 Ok(Some(batch)) => {
                     if !importer.send(batch).await {
+                        drain(&mut chunks, timeout).await;
                         return importer.answer().await;
                     }
                 }
                 Ok(None) => {}
-                Err(e) => return importer.fail(e).await,
+                Err(e) => {
+                    drain(&mut chunks, timeout).await;
+                    return importer.fail(e).await;
+                }
             }
         }
         buf.drain(..start);
@@ -230,6 +243,7 @@ pub(crate) async fn import(
                 field: format!("line {}", line_no + 1),
                 reason: format!("longer than {MAX_LINE_BYTES} bytes"),
             };
+            drain(&mut chunks, timeout).await;
             return importer.fail(e).await;
         }
     }

@@ -95,12 +95,16 @@ pub(crate) fn parse(export: bool, args: &[String]) -> Result<TransferArgs, Strin
 }
 
 fn backend(args: &TransferArgs) -> Result<Box<dyn Backend>, String> {
-    if let (Some(url), Some(key)) = (&args.url, &args.key) {
-        return crate::Client::connect(url, key)
-            .map(|c| Box::new(c) as Box<dyn Backend>)
-            .map_err(|e| format!("cannot reach {url}: {e}"));
+    match remote(args) {
+        Some(client) => Ok(Box::new(client?)),
+        None => Ok(Box::new(open_local(args)?)),
     }
-    Ok(Box::new(open_local(args)?))
+}
+
+/// The server `--url` names, connected with `--key`.
+fn remote(args: &TransferArgs) -> Option<Result<crate::Client, String>> {
+    let (url, key) = (args.url.as_ref()?, args.key.as_ref()?);
+    Some(crate::Client::connect(url, key).map_err(|e| format!("cannot reach {url}: {e}")))
 }
 
 /// The data directory's root handle.
@@ -122,25 +126,15 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 /// Runs an export or import; returns a one-line summary for stderr.
 pub(crate) fn run(args: &TransferArgs) -> Result<String, String> {
-    if !args.export && args.url.is_none() {
-        // From a data directory, the next batch is read while one is written (core's
-        // `import_batches`): both cores work.
-        return import(&Target::Local(open_local(args)?), args);
-    }
-    let db = backend(args)?;
     if args.export {
-        export(db.as_ref(), args)
-    } else {
-        import(&Target::Remote(db), args)
+        return export(backend(args)?.as_ref(), args);
     }
-}
-
-/// Where an import goes.
-enum Target {
-    /// A data directory: batches go through `Handle::import_batches`.
-    Local(memsilo::Handle),
-    /// A server: one `import_namespace` call a batch.
-    Remote(Box<dyn Backend>),
+    // Either way the next batch is read while one is written (core's `import_batches`,
+    // here or in the server, which reads the file as one streamed body).
+    match remote(args) {
+        Some(client) => import_remote(&client?, args),
+        None => import_local(&open_local(args)?, args),
+    }
 }
 
 fn export(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
@@ -184,51 +178,104 @@ fn export(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
     Ok(format!("exported {lines} lines of {ns}"))
 }
 
-fn import(target: &Target, args: &TransferArgs) -> Result<String, String> {
-    let (source, len): (Box<dyn Read>, u64) = if args.file == "-" {
-        (Box::new(std::io::stdin().lock()), 0)
-    } else {
-        let f = std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file))?;
-        let len = f.metadata().map_or(0, |m| m.len());
-        (Box::new(f), len)
-    };
+/// The file to import (stdin for `-`) and its length (0 when unknown).
+fn input(args: &TransferArgs) -> Result<(Box<dyn Read>, u64), String> {
+    if args.file == "-" {
+        return Ok((Box::new(std::io::stdin().lock()), 0));
+    }
+    let f = std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file))?;
+    let len = f.metadata().map_or(0, |m| m.len());
+    Ok((Box::new(f), len))
+}
+
+fn imported(summary: &ImportSummary, namespace: &str) -> String {
+    format!(
+        "imported {} memories, {} entities, {} relations into {namespace} ({} expired left out)",
+        summary.memories, summary.entities, summary.relations, summary.expired
+    )
+}
+
+fn import_local(handle: &memsilo::Handle, args: &TransferArgs) -> Result<String, String> {
+    read_batches(args, |batches| {
+        handle.import_batches(&args.namespace, batches, |_| {}).map_err(|e| e.to_string())
+    })
+}
+
+/// The file sent as one streamed body: the server checks the lines and imports them in
+/// batches as they arrive (a bad line is its error, naming the line). A cluster node serves
+/// no streamed body (docs/src/cluster.md): an empty one asks first, and there the batches go
+/// one `import_namespace` call each.
+fn import_remote(client: &crate::Client, args: &TransferArgs) -> Result<String, String> {
+    match client.import_stream(&args.namespace, args.batch, &mut std::io::empty()) {
+        Err(memsilo::Error::InvalidArgument { field, .. }) if field == "route" => {
+            return import_calls(client, args);
+        }
+        Err(e) => return Err(e.to_string()),
+        Ok(_) => {}
+    }
+    let (source, len) = input(args)?;
+    let progress = bar(len, "import");
+    let mut sent = Counted { source, read: 0, bar: &progress };
+    let report = client.import_stream(&args.namespace, args.batch, &mut sent);
+    progress.finish_and_clear();
+    Ok(imported(&report.map_err(|e| e.to_string())?, &args.namespace))
+}
+
+/// One `import_namespace` call a batch, one after the other.
+fn import_calls(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
+    read_batches(args, |batches| {
+        let mut summary = ImportSummary::default();
+        for batch in batches {
+            let call =
+                serde_json::to_value(batch.map_err(|e| e.to_string())?.into_args(&args.namespace))
+                    .map_err(|e| e.to_string())?;
+            let done = db.call("import_namespace", call).map_err(|e| e.to_string())?.value;
+            summary.add(serde_json::from_value(done).map_err(|e| e.to_string())?);
+        }
+        Ok(summary)
+    })
+}
+
+/// Reads the file to import as batches with a progress bar and gives them to `import`.
+fn read_batches(
+    args: &TransferArgs,
+    import: impl FnOnce(
+        &mut dyn Iterator<Item = memsilo::Result<Batch>>,
+    ) -> Result<ImportSummary, String>,
+) -> Result<String, String> {
+    let (source, len) = input(args)?;
     let progress = bar(len, "import");
     let mut reader = BatchReader::new(source, args.batch);
-    let report = match target {
-        Target::Local(handle) => {
-            let batches = reader.by_ref().map(|b| {
-                b.map(|(read, batch)| {
-                    progress.set_position(read);
-                    batch
-                })
-            });
-            handle.import_batches(&args.namespace, batches, |_| {}).map_err(|e| e.to_string())
-        }
-        Target::Remote(db) => {
-            let mut summary = ImportSummary::default();
-            let mut send = |(read, batch): (u64, Batch)| -> Result<(), String> {
-                progress.set_position(read);
-                let args = serde_json::to_value(batch.into_args(&args.namespace))
-                    .map_err(|e| e.to_string())?;
-                let done = db.call("import_namespace", args).map_err(|e| e.to_string())?.value;
-                let done: ImportSummary =
-                    serde_json::from_value(done).map_err(|e| e.to_string())?;
-                summary.add(done);
-                Ok(())
-            };
-            reader.by_ref().try_for_each(|b| send(b.map_err(|e| e.to_string())?)).map(|()| summary)
-        }
-    };
+    let mut batches = reader.by_ref().map(|b| {
+        b.map(|(read, batch)| {
+            progress.set_position(read);
+            batch
+        })
+    });
+    let report = import(&mut batches);
     progress.finish_and_clear();
     let summary = report?;
     // A read error ends the batches; what was read before it is imported.
     if let Some(e) = reader.failed {
         return Err(e);
     }
-    Ok(format!(
-        "imported {} memories, {} entities, {} relations into {} ({} expired left out)",
-        summary.memories, summary.entities, summary.relations, args.namespace, summary.expired
-    ))
+    Ok(imported(&summary, &args.namespace))
+}
+
+/// A source that moves the progress bar by the bytes read from it.
+struct Counted<'a> {
+    source: Box<dyn Read>,
+    read: u64,
+    bar: &'a ProgressBar,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.source.read(buf)?;
+        self.read += n as u64;
+        self.bar.set_position(self.read);
+        Ok(n)
+    }
 }
 
 /// JSON Lines read as import batches, each with the bytes read so far. A bad line is an error

@@ -268,3 +268,51 @@ fn an_imported_text_namespace_takes_text_and_recalls_it_over_http() {
     let ns = s.admin("GET", "/v1/namespaces/dst", None);
     assert_eq!(ns.expect(200)["embedder"], "memsilo-hash-384-v1");
 }
+
+/// `memsilo import --url` sends the file as one streamed body, imported by the server in
+/// batches. A bad line near the start of a large file is named: the server reads the rest of
+/// the body before it answers, so the command gets the answer rather than a connection closed
+/// while it still sends (the ~10 MB after the line are more than the sockets' buffers hold).
+/// The batches before the line stay; the file fixed then imports the rest.
+#[test]
+fn the_import_command_streams_a_file_to_a_server_and_a_bad_line_is_named() {
+    let s = TestServer::start();
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "dst", "dimensions": 3}))).expect(201);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.jsonl");
+    let line = |i: usize, vector: Value| {
+        let content = format!("note {i} {}", "padding ".repeat(12));
+        json!({"kind": "memory", "id": format!("m{i}"), "content": content, "vector": vector})
+            .to_string()
+    };
+    let run = |lines: &[String]| {
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_memsilo"))
+            .args(["import", "dst", "--batch", "1000", "--url", &s.url, "--key", ADMIN])
+            .arg("--input")
+            .arg(&file)
+            .env_remove("MEMSILO_URL")
+            .env_remove("MEMSILO_KEY")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let count = || s.admin("GET", "/v1/namespaces/dst", None).expect(200)["memory_count"].clone();
+
+    let mut lines: Vec<String> =
+        (1..=60_000).map(|i| line(i, json!([1.0, i as f32, 0.0]))).collect();
+    lines[1_499] = line(1_500, json!([1.0]));
+    let (code, err) = run(&lines);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("line 1500: vector has 1 dimensions, namespace has 3"), "{err}");
+    assert_eq!(count(), 1000, "the batch before the line is written, not the line's");
+
+    lines.truncate(3_000);
+    lines[1_499] = line(1_500, json!([1.0, 2.0, 0.0]));
+    let (code, err) = run(&lines);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("imported 3000 memories"), "{err}");
+    assert_eq!(count(), 3000);
+    let m = s.admin("GET", "/v1/memory/m1500?namespace=dst", None);
+    assert!(m.expect(200)["content"].as_str().unwrap().starts_with("note 1500 "));
+}
