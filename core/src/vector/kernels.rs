@@ -128,13 +128,7 @@ mod vnni {
             return super::blocks_of(|g| super::scan_i8_body(rows, dims, q, g), f);
         }
         let blocks = dims.div_ceil(64);
-        // The lanes of the last block past `dims` load as 0 (query) and 128 (rows).
-        let last = match dims % 64 {
-            0 => u64::MAX,
-            r => (1u64 << r) - 1,
-        };
-        let masks: Vec<u64> =
-            (0..blocks).map(|k| if k + 1 == blocks { last } else { u64::MAX }).collect();
+        let masks = block_masks(dims);
         // SAFETY: each load reads the lanes of its mask only, all within `dims` bytes
         // from a block's start inside `q` (or the row).
         let qs: Vec<__m512i> = (0..blocks)
@@ -202,14 +196,7 @@ mod vnni {
             return;
         }
         let n = rows.len() / dims;
-        let blocks = dims.div_ceil(64);
-        // The lanes of the last block past `dims` load as 0 (query) and 128 (rows).
-        let last = match dims % 64 {
-            0 => u64::MAX,
-            r => (1u64 << r) - 1,
-        };
-        let masks: Vec<u64> =
-            (0..blocks).map(|k| if k + 1 == blocks { last } else { u64::MAX }).collect();
+        let masks = block_masks(dims);
         let tiles: Vec<Tile> =
             queries.chunks(TILE_QUERIES).map(|q| Tile::new(q, dims, &masks)).collect();
         let at = Scan { rows, dims, masks: &masks, n };
@@ -361,6 +348,18 @@ mod vnni {
             above |= u64::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, threshold) & mask) << k;
         }
         above
+    }
+
+    /// The load mask of each 64-byte block of a `dims`-byte row or query: every lane, but in
+    /// the last block only the lanes within `dims` (those past it load as 0 from a query and
+    /// 128 from a row, after the flip).
+    fn block_masks(dims: usize) -> Vec<u64> {
+        let blocks = dims.div_ceil(64);
+        let last = match dims % 64 {
+            0 => u64::MAX,
+            r => (1u64 << r) - 1,
+        };
+        (0..blocks).map(|k| if k + 1 == blocks { last } else { u64::MAX }).collect()
     }
 
     /// The sums of 16 registers' lanes: lane `m` of the result is the sum of `regs[m]`'s 16

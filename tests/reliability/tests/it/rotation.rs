@@ -209,6 +209,27 @@ fn finished(addr: SocketAddr, path: &str, round: usize, log: &Mutex<String>) -> 
 /// The instance key rotation's status.
 const INSTANCE_ROTATION: &str = "/api/v1/instance/key-rotation";
 
+/// Asserts that every acknowledged memory of namespace `ns` (`mine`: id → content) is there
+/// with its content, read back by id in batches of 1000.
+fn assert_all_present(addr: SocketAddr, round: usize, ns: &str, mine: &BTreeMap<String, String>) {
+    let ids: Vec<&String> = mine.keys().collect();
+    for chunk in ids.chunks(1000) {
+        let body = json!({ "namespace": ns, "ids": chunk });
+        let got = expect(addr, "POST", "/v1/memory/get_batch", &body, 200);
+        let list = got.as_array().or(got["memories"].as_array()).expect("memories");
+        let found: BTreeMap<&str, &str> = list
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        for id in chunk {
+            let content = found.get(id.as_str()).unwrap_or_else(|| {
+                panic!("round {round}: acknowledged memory {id} in {ns} is gone")
+            });
+            assert_eq!(*content, mine[*id], "round {round}: memory {id} in {ns} changed");
+        }
+    }
+}
+
 /// Files under `dir` (recursively).
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -428,22 +449,7 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
         for t in &tenants {
             for ns in &t.namespaces {
                 let mine = &acked[ns];
-                let ids: Vec<&String> = mine.keys().collect();
-                for chunk in ids.chunks(1000) {
-                    let body = json!({ "namespace": ns, "ids": chunk });
-                    let got = expect(addr, "POST", "/v1/memory/get_batch", &body, 200);
-                    let list = got.as_array().or(got["memories"].as_array()).expect("memories");
-                    let found: BTreeMap<&str, &str> = list
-                        .iter()
-                        .map(|m| (m["id"].as_str().unwrap(), m["content"].as_str().unwrap()))
-                        .collect();
-                    for id in chunk {
-                        let content = found.get(id.as_str()).unwrap_or_else(|| {
-                            panic!("round {round}: acknowledged memory {id} in {ns} is gone")
-                        });
-                        assert_eq!(*content, mine[*id], "round {round}: memory {id} changed");
-                    }
-                }
+                assert_all_present(addr, round, ns, mine);
                 let got = expect(addr, "GET", &format!("/v1/namespaces/{ns}"), &Value::Null, 200);
                 let count = got["memory_count"]
                     .as_u64()
@@ -611,23 +617,7 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
             }
         }
         for (ns, mine) in &acked {
-            let ids: Vec<&String> = mine.keys().collect();
-            for chunk in ids.chunks(1000) {
-                let body = json!({ "namespace": ns, "ids": chunk });
-                let got = expect(addr, "POST", "/v1/memory/get_batch", &body, 200);
-                let list = got.as_array().or(got["memories"].as_array()).expect("memories");
-                let found: BTreeMap<&str, &str> = list
-                    .iter()
-                    .map(|m| (m["id"].as_str().unwrap(), m["content"].as_str().unwrap()))
-                    .collect();
-                for id in chunk {
-                    assert_eq!(
-                        found.get(id.as_str()).copied(),
-                        Some(mine[*id].as_str()),
-                        "round {round}: acknowledged memory {id} in {ns}"
-                    );
-                }
-            }
+            assert_all_present(addr, round, ns, mine);
         }
         old_key = new_key;
     }
