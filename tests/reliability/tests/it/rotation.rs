@@ -209,6 +209,26 @@ fn finished(addr: SocketAddr, path: &str, round: usize, log: &Mutex<String>) -> 
 /// The instance key rotation's status.
 const INSTANCE_ROTATION: &str = "/api/v1/instance/key-rotation";
 
+/// Stores memories `{ns}-load-{i}` for every `i` of `range` in one batch, each text carrying
+/// the marker, and records them in `mine` (id → content).
+fn load(
+    addr: SocketAddr,
+    rng: &mut Rng,
+    ns: &str,
+    range: std::ops::Range<usize>,
+    mine: &mut BTreeMap<String, String>,
+) {
+    let memories: Vec<Value> = range
+        .map(|i| {
+            let content = format!("{ns} loaded {i} {MARKER} word{}", rng.next_u64());
+            mine.insert(format!("{ns}-load-{i}"), content.clone());
+            json!({ "id": format!("{ns}-load-{i}"), "content": content })
+        })
+        .collect();
+    let body = json!({ "namespace": ns, "memories": memories });
+    expect(addr, "POST", "/v1/memory/store_batch", &body, 201);
+}
+
 /// Asserts that every acknowledged memory of namespace `ns` (`mine`: id → content) is there
 /// with its content, read back by id in batches of 1000.
 fn assert_all_present(addr: SocketAddr, round: usize, ns: &str, mine: &BTreeMap<String, String>) {
@@ -327,15 +347,7 @@ fn a_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses_nothing()
         for ns in &t.namespaces {
             let mine = acked.entry(ns.clone()).or_default();
             for chunk in 0..PER_NAMESPACE / 500 {
-                let memories: Vec<Value> = (chunk * 500..(chunk + 1) * 500)
-                    .map(|i| {
-                        let content = format!("{ns} loaded {i} {MARKER} word{}", rng.next_u64());
-                        mine.insert(format!("{ns}-load-{i}"), content.clone());
-                        json!({ "id": format!("{ns}-load-{i}"), "content": content })
-                    })
-                    .collect();
-                let body = json!({ "namespace": ns, "memories": memories });
-                expect(addr, "POST", "/v1/memory/store_batch", &body, 201);
+                load(addr, &mut rng, ns, chunk * 500..(chunk + 1) * 500, mine);
             }
         }
     }
@@ -528,15 +540,7 @@ fn an_instance_key_rotation_killed_with_sigkill_is_finished_on_restart_and_loses
     let mut acked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for ns in &namespaces {
         let mine = acked.entry(ns.clone()).or_default();
-        let memories: Vec<Value> = (0..PER_NAMESPACE / 3)
-            .map(|i| {
-                let content = format!("{ns} loaded {i} {MARKER} word{}", rng.next_u64());
-                mine.insert(format!("{ns}-load-{i}"), content.clone());
-                json!({ "id": format!("{ns}-load-{i}"), "content": content })
-            })
-            .collect();
-        let body = json!({ "namespace": ns, "memories": memories });
-        expect(addr, "POST", "/v1/memory/store_batch", &body, 201);
+        load(addr, &mut rng, ns, 0..PER_NAMESPACE / 3, mine);
     }
     let plan = [
         Point::Answered(0),
