@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::datastore::{ns_key, DataTables};
 use crate::error::Result;
-use crate::records::memory::{read_memory, split_record};
+use crate::records::memory::{decode_record, split_record};
 use crate::records::{DecayPolicy, Memory, MemoryType};
 use crate::storage::RoTxn;
 
@@ -145,18 +145,46 @@ pub(crate) struct Ranked {
     /// Its text, when the recall reads its candidates' texts (see
     /// [`crate::records::memory::Verdict`]).
     pub text: Option<String>,
+    /// Its stored record as it was judged, when the recall writes its hit from that read
+    /// instead of reading the record again (see [`Ranked::stored`]).
+    pub record: Option<Vec<u8>>,
 }
 
 impl Ranked {
     /// A vector candidate: ranked by similarity `sim` times the importance factor.
     pub(crate) fn by_vector(key: [u8; 16], slot: Option<u32>, sim: f64, eff: f64) -> Ranked {
         let score = sim * importance_factor(eff);
-        Ranked { key, slot, sim, eff, score, keyword: None, vector: Some(sim), text: None }
+        Ranked {
+            key,
+            slot,
+            sim,
+            eff,
+            score,
+            keyword: None,
+            vector: Some(sim),
+            text: None,
+            record: None,
+        }
+    }
+
+    /// The candidate's stored record: the one it was judged by when kept, else read in `r`
+    /// (`None`: removed since it was ranked).
+    pub(crate) fn stored<'a>(
+        &'a self,
+        t: &DataTables,
+        r: &'a mut RoTxn<'_>,
+        ns: u64,
+    ) -> Result<Option<&'a [u8]>> {
+        match &self.record {
+            Some(kept) => Ok(Some(kept)),
+            None => Ok(t.memories.get(r, &ns_key(ns, &self.key))?),
+        }
     }
 }
 
-/// The hits of ranked candidates (best first): their records decoded, in the same read
-/// transaction. A candidate removed since it was ranked is left out.
+/// The hits of ranked candidates (best first): their records decoded (as judged when kept,
+/// else read in the same read transaction). A candidate removed since it was ranked is left
+/// out.
 pub(crate) fn materialize(
     t: &DataTables,
     r: &mut RoTxn<'_>,
@@ -165,7 +193,8 @@ pub(crate) fn materialize(
 ) -> Result<Vec<RecallHit>> {
     let mut out = Vec::with_capacity(ranked.len());
     for c in ranked {
-        let Some(s) = read_memory(t, r, &ns_key(ns, &c.key))? else { continue };
+        let Some(bytes) = c.stored(t, r, ns)? else { continue };
+        let s = decode_record(bytes)?;
         let mut h = hit(s.memory, c.sim, c.eff, false);
         h.score = c.score;
         h.keyword_score = c.keyword;

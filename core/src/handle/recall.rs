@@ -16,9 +16,9 @@ use crate::handle::Handle;
 use crate::index::Rescore;
 use crate::keyword::{KeywordRecall, RecallMode};
 use crate::memory::{
-    best, decode_record, effective_importance, encode_hits, is_live, judge_at, materialize,
-    rank_view, validate_importance, validate_session, validate_tags, Memory, Ranked, Recall,
-    RecallHit, CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
+    best, decode_record, effective_importance, encode_hits, is_live, materialize, rank_view,
+    validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
+    CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
 };
 use crate::records::memory::{agent_key, Verdict};
 use crate::storage::RoTxn;
@@ -255,6 +255,23 @@ impl Handle {
             let text = with_token_match.then(|| view.content.into_owned());
             Ok(keep.then_some(Verdict { slot, eff, text }))
         };
+        // A vector candidate of similarity `sim` that passes, judged by its record. A vector
+        // recall writes its hits from the records that judged them, kept (copied: a value
+        // borrows the read transaction, which the next read needs) rather than read again.
+        // Hybrid and keyword recall judge many more candidates than they return: they read
+        // their hits' records again.
+        let keep_records = mode == RecallMode::Vector;
+        let candidate = |t: &DataTables,
+                         r: &mut RoTxn<'_>,
+                         key: [u8; 16],
+                         sim: f32|
+         -> Result<Option<Ranked>> {
+            let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &key))? else { return Ok(None) };
+            let Some(Verdict { slot, eff, text }) = judge(bytes)? else { return Ok(None) };
+            let record = keep_records.then(|| bytes.to_vec());
+            let sim = f64::from(sim);
+            Ok(Some(Ranked { text, record, ..Ranked::by_vector(key, slot, sim, eff) }))
+        };
         // A selective filter: score its memories' vectors exactly, judge the best records.
         // The filters the secondary keys can answer: the filter language, agent and tags.
         let plan = {
@@ -293,10 +310,8 @@ impl Handle {
                 let enough = k * 4 + 32;
                 let mut hits = Vec::new();
                 for (sim, key) in scored {
-                    let judged = judge_at(t, r, &ns_key(rec.id, &key), &judge)?;
-                    if let Some(Verdict { slot, eff, text }) = judged {
-                        let sim = f64::from(sim);
-                        hits.push(Ranked { text, ..Ranked::by_vector(key, slot, sim, eff) });
+                    if let Some(hit) = candidate(t, r, key, sim)? {
+                        hits.push(hit);
                         if hits.len() >= enough {
                             break;
                         }
@@ -345,12 +360,8 @@ impl Handle {
                         if fusing { Rescore::Fusion } else { Rescore::Ranking },
                     )?;
                     let mut hits = Vec::new();
-                    for (id, sim) in &candidates {
-                        let judged = judge_at(t, r, &ns_key(rec.id, id), &judge)?;
-                        if let Some(Verdict { slot, eff, text }) = judged {
-                            let sim = f64::from(*sim);
-                            hits.push(Ranked { text, ..Ranked::by_vector(*id, slot, sim, eff) });
-                        }
+                    for &(id, sim) in &candidates {
+                        hits.extend(candidate(t, r, id, sim)?);
                     }
                     Ok((hits, exhausted))
                 })?;

@@ -168,6 +168,7 @@ impl<'a, 'e> KeywordRecall<'a, 'e> {
             keyword: Some(score),
             vector: self.query.map(|_| sim),
             text,
+            record: None,
         }
     }
 

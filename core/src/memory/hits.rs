@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::datastore::{ns_key, DataTables};
+use crate::datastore::DataTables;
 use crate::error::Result;
 use crate::rank::Ranked;
 use crate::records::memory::hit_fields;
@@ -101,9 +101,9 @@ fn as_chrono_writes(text: &str) -> bool {
         && NaiveDate::from_ymd_opt(year as i32, month, day).is_some()
 }
 
-/// The JSON text of the hits of ranked candidates (best first), written from their records in
-/// the same read transaction: what serialising [`materialize`]'s answer gives. A candidate
-/// removed since it was ranked is left out.
+/// The JSON text of the hits of ranked candidates (best first), written from their records (as
+/// judged when kept, else read in the same read transaction): what serialising
+/// [`materialize`]'s answer gives. A candidate removed since it was ranked is left out.
 ///
 /// [`materialize`]: crate::rank::materialize
 pub(crate) fn encode_hits(
@@ -115,7 +115,7 @@ pub(crate) fn encode_hits(
     let mut out = Vec::with_capacity(64 + ranked.len() * 512);
     out.push(b'[');
     for c in ranked {
-        let Some(bytes) = t.memories.get(r, &ns_key(ns, &c.key))? else { continue };
+        let Some(bytes) = c.stored(t, r, ns)? else { continue };
         let f = hit_fields(bytes)?;
         if out.len() > 1 {
             out.push(b',');

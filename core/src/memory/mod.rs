@@ -24,7 +24,7 @@ pub use crate::rank::RecallHit;
 pub(crate) use crate::rank::*;
 
 pub(crate) use crate::records::memory::{
-    decode_record, encode_record, judge_at, memory_key, read_memory, scan_memories, split_record,
+    decode_record, encode_record, memory_key, read_memory, scan_memories, split_record,
     StoredMemory, RECORD_HEADER,
 };
 
