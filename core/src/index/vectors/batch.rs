@@ -2,10 +2,14 @@
 //! once for several queries (see [`NamespaceVectors::search_many`]).
 //!
 //! Shaped like the group commit, for reads: a query that finds no scan of the copy running
-//! scans at once, alone; queries that arrive while one runs wait (as tasks, holding no
-//! thread) and are scanned together in the next pass, led by the first of them when the
-//! running pass ends. A batch forms only under load, and only of queries over the same copy
-//! (the same committed vectors), so each answer is the one its query gets alone.
+//! leads the next pass, after letting the tasks ready to run on its executor go first (it
+//! wakes itself and yields once: with nothing else to run, it is polled again at once);
+//! queries that arrive meanwhile, or while a pass runs, wait (as tasks, holding no thread)
+//! and are scanned together in the next pass, led by the first of them. Under load the
+//! tasks that go first are mostly recalls on their way to the same scan, so a pass is
+//! shared by more queries (a pass of one query costs about twice as much per query as a
+//! pass of four). A batch forms only of queries over the same copy (the same committed
+//! vectors), so each answer is the one its query gets alone.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,9 +92,9 @@ impl Job {
 
 impl NamespaceVectors {
     /// [`NamespaceVectors::search`], sharing the scan of the int8 codes with the recalls of
-    /// this copy that run at the same time (see the module's docs). Never waits when no scan
-    /// of the copy is running; a query waiting for a pass that is dropped leaves the others
-    /// to it.
+    /// this copy that run at the same time (see the module's docs). A query that finds no
+    /// pass running yields once before it leads one; a query waiting for a pass that is
+    /// dropped leaves the others to it.
     pub(crate) async fn search_shared(
         &self,
         query: &[f32],
@@ -100,23 +104,19 @@ impl NamespaceVectors {
         if !self.scans_int8(&ScanAsk { query, limit, agent }) {
             return self.search(query, limit, agent);
         }
-        let job = {
+        let job = Arc::new(Job { query: query.to_vec(), limit, agent, state: Mutex::default() });
+        let leads = {
             let mut q = self.scans.state.lock();
-            if !q.running {
+            let leads = !q.running;
+            if leads {
+                // No pass runs (so none waits either): this query leads the next.
                 q.running = true;
-                drop(q);
-                let hits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.search(query, limit, agent)
-                }));
-                self.hand_on();
-                return hits.unwrap_or_else(|p| std::panic::resume_unwind(p));
+                job.state.lock().phase = Phase::Leads;
             }
-            let job =
-                Arc::new(Job { query: query.to_vec(), limit, agent, state: Mutex::default() });
             q.pending.push(job.clone());
-            job
+            leads
         };
-        Shared { vectors: self, job, finished: false }.await
+        Shared { vectors: self, job, yields: leads, finished: false }.await
     }
 
     /// Ends a pass: the first query waiting leads the next one, or no pass runs.
@@ -161,6 +161,8 @@ impl NamespaceVectors {
 struct Shared<'a> {
     vectors: &'a NamespaceVectors,
     job: Arc<Job>,
+    /// It leads a pass it started: it yields once first (see the module's docs).
+    yields: bool,
     finished: bool,
 }
 
@@ -177,6 +179,13 @@ impl Future for Shared<'_> {
                     return Poll::Ready(hits);
                 }
                 Phase::Failed => false,
+                Phase::Leads if self.yields => {
+                    s.phase = Phase::Leads;
+                    drop(s);
+                    self.yields = false;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 Phase::Leads => true,
                 Phase::Queued => {
                     s.waker = Some(cx.waker().clone());

@@ -203,23 +203,47 @@ fn concurrent_shared_scans_match_one_at_a_time() {
     assert!(!nv.scans.state.lock().running, "the last pass handed the queue back");
 }
 
-/// A query waiting for a pass never waits when none runs; one dropped while waiting (even
-/// when woken to lead the next pass) leaves the others their pass and their answers.
+/// A query that finds no pass running leads one after yielding once (asking to be polled
+/// again), and the queries that come meanwhile share it; one dropped while waiting (even when
+/// woken to lead the next pass) leaves the others their pass and their answers.
 #[test]
 fn a_dropped_waiting_query_hands_its_pass_on() {
     use std::future::Future;
-    use std::task::{Context, Poll, Waker};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let (nv, asks) = shared_scan_case();
     let ask = |i: usize| {
         let (q, k, a) = &asks[i];
         Box::pin(nv.search_shared(q, *k, *a))
     };
-    let mut cx = Context::from_waker(Waker::noop());
-    // None running: answered at the first poll.
-    assert_eq!(
-        ask(2).as_mut().poll(&mut cx),
-        Poll::Ready(nv.search(&asks[2].0, asks[2].1, asks[2].2))
-    );
+    let alone = |i: usize| nv.search(&asks[i].0, asks[i].1, asks[i].2);
+    let woken = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    // None running: the first leads, after yielding once; the second joins its pass.
+    let (mut lead, mut joins) = (ask(2), ask(3));
+    assert!(lead.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(woken.0.load(Ordering::Relaxed), 1, "a yield asks to be polled again");
+    assert!(joins.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(nv.scans.state.lock().pending.len(), 2);
+    assert_eq!(lead.as_mut().poll(&mut cx), Poll::Ready(alone(2)));
+    assert!(nv.scans.state.lock().pending.is_empty(), "one pass answered both");
+    assert_eq!(joins.as_mut().poll(&mut cx), Poll::Ready(alone(3)));
+    assert!(!nv.scans.state.lock().running);
+    // A leader dropped while it yields hands the queue back.
+    let mut dropped = ask(4);
+    assert!(dropped.as_mut().poll(&mut cx).is_pending());
+    drop(dropped);
+    let q = nv.scans.state.lock();
+    assert!(!q.running && q.pending.is_empty());
+    drop(q);
     // One running (as another thread's would be): these wait.
     nv.scans.state.lock().running = true;
     let (mut a, mut b, mut c) = (ask(5), ask(6), ask(7));
@@ -231,7 +255,6 @@ fn a_dropped_waiting_query_hands_its_pass_on() {
     drop(a);
     // `b` leads instead; `c` is answered by its pass.
     assert!(c.as_mut().poll(&mut cx).is_pending());
-    let alone = |i: usize| nv.search(&asks[i].0, asks[i].1, asks[i].2);
     assert_eq!(b.as_mut().poll(&mut cx), Poll::Ready(alone(6)));
     assert_eq!(c.as_mut().poll(&mut cx), Poll::Ready(alone(7)));
     let q = nv.scans.state.lock();
