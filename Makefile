@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability test-lmdb-cache bench-lmdb-cache fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
+.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability test-lmdb-cache bench-lmdb-cache bench-page-writes fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,13 @@ bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted envir
 	for m in plain enc; do rm -rf $(LMDB_CACHE)/bench && mkdir $(LMDB_CACHE)/bench && \
 		$(LMDB_CACHE)/rpage_bench $(LMDB_CACHE)/bench $$m 2 2 || exit 1; done
 	rm -rf $(LMDB_CACHE)/bench
+
+bench-page-writes: ## the kernel's CPU per page a commit writes, scattered vs one run, without LMDB (a 400 MB file in CARGO_TARGET_DIR)
+	mkdir -p $(LMDB_CACHE)/writes
+	gcc -O2 -o $(LMDB_CACHE)/write_cost third_party/lmdb-master3-sys/tests/write_cost.c
+	for f in large small; do for m in scatter run; do \
+		$(LMDB_CACHE)/write_cost $(LMDB_CACHE)/writes $$m $$f || exit 1; done; done
+	rm -rf $(LMDB_CACHE)/writes
 
 FUZZ_SECS ?= 30
 FUZZ_TARGETS := request_decode handle_call key_parse filters vector_input import_reader
