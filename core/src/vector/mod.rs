@@ -86,8 +86,22 @@ pub(crate) fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
         return 0.0;
     }
     let inv = 127.0 / max;
-    out.extend(v.iter().map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8));
+    out.extend(v.iter().map(|x| code(x * inv)));
     max / 127.0
+}
+
+/// `y.round().clamp(-127.0, 127.0) as i8` (halves rounded away from zero), without calling the
+/// C library's `roundf` for each value (x86-64's baseline has no rounding instruction; the
+/// calls took about 1% of a recall's server CPU, quantizing its query): clamped first (the
+/// bounds are whole, so that rounds the same), converted toward zero, then a step away from
+/// zero when the fraction left is a half or more (exact: a float less its truncation is
+/// always representable). NaN gives 0, as `as i8` of NaN does.
+#[inline]
+fn code(y: f32) -> i8 {
+    let y = y.clamp(-127.0, 127.0);
+    let t = y as i32;
+    let fraction = y - t as f32;
+    (t + i32::from(fraction >= 0.5) - i32::from(fraction <= -0.5)) as i8
 }
 
 /// A row added by a write: slot, memory id, normalised vector, agent key.
@@ -112,6 +126,24 @@ pub(crate) mod tests {
                 v
             })
             .collect()
+    }
+
+    /// The codes are those of `round` (halves away from zero), clamped: at and next to every
+    /// half and whole number of the codes' range and past it, at random values, zeros,
+    /// infinities and NaN.
+    #[test]
+    fn codes_round_as_round_does() {
+        let by_round = |y: f32| y.round().clamp(-127.0, 127.0) as i8;
+        let mut values = vec![0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e30, -1e30];
+        for k in -260..=260 {
+            let at = k as f32 / 2.0;
+            values.extend([at, at.next_up(), at.next_down()]);
+        }
+        let mut seed = 9;
+        values.extend((0..100_000).map(|_| lcg(&mut seed) * 300.0));
+        for y in values {
+            assert_eq!(code(y), by_round(y), "{y:e}");
+        }
     }
 
     #[test]

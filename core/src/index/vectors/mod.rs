@@ -114,6 +114,14 @@ impl NamespaceVectors {
         self.current.get(&slot).is_none_or(|g| *g == gen)
     }
 
+    /// [`NamespaceVectors::is_current`] of row `i` of segment `s`. A copy without overwritten
+    /// slots (most) does not read the row's slot and generation: the scans ask this of each
+    /// row that makes their running top, and in a profile of a 10k scan those two loads, far
+    /// from the codes just read, were a quarter of the ranking's samples.
+    fn is_current_row(&self, s: &Segment, i: usize) -> bool {
+        self.current.is_empty() || self.is_current(s.slots[i], s.gens[i])
+    }
+
     /// Appends rows regardless of `from_slot` (rows below it that the index lacks). Those in
     /// `refile` (ascending) were overwritten in place since their cell was stored: they stay in
     /// the tail like overwritten rows (see the type's docs).

@@ -88,8 +88,7 @@ impl NamespaceVectors {
                         above &= above - 1;
                         let i = start + k;
                         top.push_if(block[k] as f32 * scales[k], si as u32, i as u32, || {
-                            agent.is_none_or(|a| s.agents[i] == a)
-                                && self.is_current(s.slots[i], s.gens[i])
+                            agent.is_none_or(|a| s.agents[i] == a) && self.is_current_row(s, i)
                         });
                     }
                 });
@@ -110,8 +109,7 @@ impl NamespaceVectors {
         for (si, s) in self.segments.iter().enumerate() {
             kernels::scan_f32(&s.data, self.dims, ask.query, |i, sim| {
                 top.push_if(sim, si as u32, i as u32, || {
-                    ask.agent.is_none_or(|a| s.agents[i] == a)
-                        && self.is_current(s.slots[i], s.gens[i])
+                    ask.agent.is_none_or(|a| s.agents[i] == a) && self.is_current_row(s, i)
                 });
             });
         }
