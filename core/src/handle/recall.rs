@@ -107,7 +107,8 @@ impl Handle {
     /// hits `recall` gives (written from their records, not from decoded hits, unless graph
     /// expansion adds to them). The scan of the namespace's vectors is shared with the
     /// recalls of the same vectors running at the same time, awaiting (without a thread) the
-    /// next pass when one is running (see `NamespaceVectors::search_shared`).
+    /// next pass when one is running, or yielding once before it leads one (see
+    /// `NamespaceVectors::search_shared`).
     pub(crate) async fn recall_json_async(&self, req: Recall) -> Result<Vec<u8>> {
         if req.expand.is_some_and(|d| d > 0) {
             let hits: Vec<RecallHit> = self.recall_sharing(req, true).await?;
