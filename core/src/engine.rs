@@ -31,6 +31,8 @@ mod rotation;
 mod rotation_tests;
 mod sweep;
 mod table_bytes;
+#[cfg(test)]
+mod transfer_tests;
 
 /// The engine's own state, beside the [`State`] its handles share: what only its
 /// background workers and its own operations touch.

@@ -409,6 +409,41 @@ impl Handle {
             .collect())
     }
 
+    /// Writes batches [`Handle::prepare_memories`] prepared for one namespace in one
+    /// transaction, made durable by one commit and one sync instead of one each: all of them
+    /// or none (on failure `batches` is left as it was, for the caller to write them one by
+    /// one and so learn which failed). Returns how many memories each batch wrote. Each batch
+    /// is reserved, written and applied to the cached vectors as [`Handle::write_batch`] does.
+    pub(crate) fn write_batches(&self, batches: &mut Vec<PreparedBatch>) -> Result<Vec<usize>> {
+        let Some(first) = batches.first() else { return Ok(Vec::new()) };
+        let ns = first.rec.id;
+        if batches.iter().any(|b| b.rec.id != ns) {
+            return Err(Error::Internal("batches of different namespaces".into()));
+        }
+        let _slot = self.compute_slot(&first.caller)?;
+        let mut starts = Vec::with_capacity(batches.len());
+        for b in batches.iter_mut() {
+            starts.push(self.begin_write(&b.rec, &mut b.items, b.vectors_by.as_deref())?);
+        }
+        let env = starts[0].env.clone();
+        let written = env.write_ns(ns, |w, t| {
+            batches
+                .iter_mut()
+                .zip(&starts)
+                .map(|(b, start)| {
+                    let is_dead = |id| self.state.is_dead(id);
+                    write_rows(&is_dead, &b.rec, &mut b.items, &start.embedder_name, None, w, t)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(batches
+            .drain(..)
+            .zip(starts)
+            .zip(written)
+            .map(|((b, start), effects)| self.finish_write(&b.rec, start, b.items, effects).len())
+            .collect())
+    }
+
     /// One memory by id (`not_found` if absent, expired or decayed away).
     pub fn get_memory(&self, namespace: Option<&str>, id: &str) -> Result<Memory> {
         let caller = self.caller()?;

@@ -1,6 +1,6 @@
 //! Export and import of a namespace as JSON lines (see [`crate::transfer`] for the format).
 
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -90,13 +90,21 @@ impl Handle {
 
     /// Imports batches of export lines into `namespace` in order, as the operation
     /// `import_namespace` (audit entries included) of each would, and returns what they wrote.
-    /// While one batch is written (its transaction and the sync that makes it durable) the
-    /// next is read and checked on the calling thread (`batches` is read there too), so an
-    /// import keeps two cores busy. A batch that sets what the next one is checked against
+    /// While batches are written (their transaction and the sync that makes it durable) the
+    /// next ones are read and checked on the calling thread (`batches` is read there too), so
+    /// an import keeps two cores busy. A batch that sets what the next one is checked against
     /// (the namespace's policy, or its first vectors, which fix its dimensions and embedder)
     /// is written before the next one is read. The first failure stops the import: batches
     /// after the failing one are not written. `done` is told the running total after each
     /// batch written.
+    ///
+    /// Batches of memory lines that are ready when the writer is free (up to [`COMBINED`])
+    /// are written in one transaction, made durable by one commit: a commit's sync costs
+    /// about as much for a few pages more, and the pages the batches share (the namespace's
+    /// newest vector rows and records, the keys of values they have in common) are written
+    /// once. Each batch stays all or nothing: if that write fails, nothing of it is written,
+    /// and the batches are written again one at a time, so the first failing batch is the
+    /// one that fails, after those before it are written.
     ///
     /// Each batch's audit entry is queued when the batch is written and committed with the
     /// catalog's next commit (whoever makes it), by this import a second after it last did
@@ -117,13 +125,15 @@ impl Handle {
         let stopped = || Error::Internal("the import's writer stopped".into());
         let mut total = ImportSummary::default();
         let imported = std::thread::scope(|s| {
-            let (to_writer, inbox) = std::sync::mpsc::sync_channel::<(ImportReady, Subject)>(1);
+            // The writer takes the batch it waited for and those queued behind it.
+            let (to_writer, inbox) =
+                std::sync::mpsc::sync_channel::<(ImportReady, Subject)>(COMBINED - 1);
             let (to_reader, written) = std::sync::mpsc::channel::<Result<ImportSummary>>();
             s.spawn(move || {
                 let flush = || self.state.audit.flush(&self.state.catalog);
                 let mut flushed = Instant::now();
                 loop {
-                    let (ready, subject) = match inbox.recv_timeout(AUDIT_FLUSH) {
+                    let first = match inbox.recv_timeout(AUDIT_FLUSH) {
                         Ok(next) => next,
                         Err(RecvTimeoutError::Disconnected) => break,
                         Err(RecvTimeoutError::Timeout) => {
@@ -136,31 +146,50 @@ impl Handle {
                             }
                         }
                     };
-                    // As `Handle::execute` records a control-plane request, but queued.
-                    let (result, in_commit) =
-                        self.with_entry_in_commit(OP, &subject, || self.apply_import(ready));
-                    if !in_commit || result.is_err() {
-                        let reply = result.as_ref().map(|r| json!(r));
-                        self.audit_queued(OP, subject, reply.as_ref().map_err(|e| e.code()));
+                    let mut ready = vec![first];
+                    while ready.len() < COMBINED {
+                        match inbox.try_recv() {
+                            Ok(next) => ready.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut stop = false;
+                    for result in self.write_imports(ready) {
+                        let failed = result.is_err();
+                        stop |= to_reader.send(result).is_err() || failed;
                     }
                     if flushed.elapsed() >= AUDIT_FLUSH {
                         flush();
                         flushed = Instant::now();
                     }
-                    let failed = result.is_err();
-                    if to_reader.send(result).is_err() || failed {
+                    if stop {
                         break;
                     }
                 }
             });
-            // Waits for the batch being written and adds what it wrote.
-            let mut settle = |total: &mut ImportSummary| -> Result<()> {
-                total.add(written.recv().map_err(|_| stopped())??);
-                done(total);
+            // Adds what the batches in flight wrote, in order, telling `done`: those written
+            // so far, or (`all`) every one, waiting for them.
+            let mut in_flight = 0usize;
+            let mut settle = |total: &mut ImportSummary, in_flight: &mut usize, all: bool| {
+                while *in_flight > 0 {
+                    let next = if all {
+                        written.recv().map_err(|_| stopped())?
+                    } else {
+                        match written.try_recv() {
+                            Ok(next) => next,
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => return Err(stopped()),
+                        }
+                    };
+                    *in_flight -= 1;
+                    total.add(next?);
+                    done(total);
+                }
                 Ok(())
             };
-            let mut in_flight = false;
             for batch in batches {
+                // A failure of a batch written meanwhile stops the reading here.
+                settle(&mut total, &mut in_flight, false)?;
                 let batch = batch.map(|b| b.into_args(namespace));
                 let prepared = batch.map(|args| {
                     let subject = Subject::transfer(
@@ -169,33 +198,110 @@ impl Handle {
                     );
                     (self.prepare_import(args), subject)
                 });
-                if std::mem::take(&mut in_flight) {
-                    // An earlier batch's failure comes first, as it would one batch at a time.
-                    settle(&mut total)?;
-                }
-                let ready = match prepared? {
-                    (Ok(ready), subject) => (ready, subject),
-                    (Err(e), subject) => {
+                // An earlier batch's failure comes first, as it would one batch at a time.
+                let ready = match prepared {
+                    Ok((Ok(ready), subject)) => (ready, subject),
+                    Ok((Err(e), subject)) => {
+                        settle(&mut total, &mut in_flight, true)?;
                         self.audit_queued(OP, subject, Err(e.code()));
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        settle(&mut total, &mut in_flight, true)?;
                         return Err(e);
                     }
                 };
                 let wait = !ready.0.leaves_namespace;
-                to_writer.send(ready).map_err(|_| stopped())?;
-                in_flight = true;
+                if to_writer.send(ready).is_err() {
+                    // The writer stopped at a failure, which is among its answers.
+                    settle(&mut total, &mut in_flight, true)?;
+                    return Err(stopped());
+                }
+                in_flight += 1;
                 if wait {
-                    in_flight = false;
-                    settle(&mut total)?;
+                    settle(&mut total, &mut in_flight, true)?;
                 }
             }
-            if in_flight {
-                settle(&mut total)?;
-            }
+            settle(&mut total, &mut in_flight, true)?;
             Ok(total)
         });
         // The entries of the batches written (and of a failure) before the answer.
         self.state.audit.flush(&self.state.catalog);
         imported
+    }
+
+    /// Writes prepared import batches in order (see [`Handle::import_batches`]): each run of
+    /// batches of memory lines in one transaction, any other batch alone; each batch's audit
+    /// entry queued. The answers of the batches written, up to the first failure included.
+    fn write_imports(&self, ready: Vec<(ImportReady, Subject)>) -> Vec<Result<ImportSummary>> {
+        const OP: &str = "import_namespace";
+        let mut out = Vec::with_capacity(ready.len());
+        let mut ready = ready.into_iter().peekable();
+        while let Some(next) = ready.next() {
+            let mut run = vec![next];
+            while run[0].0.memories_only()
+                && ready
+                    .peek()
+                    .is_some_and(|(r, _)| r.memories_only() && r.namespace == run[0].0.namespace)
+            {
+                run.extend(ready.next());
+            }
+            let written = if run.len() > 1 { self.write_combined(&mut run) } else { None };
+            if let Some(summaries) = written {
+                for ((_, subject), summary) in run.into_iter().zip(summaries) {
+                    self.audit_queued(OP, subject, Ok(&json!(summary)));
+                    out.push(Ok(summary));
+                }
+                continue;
+            }
+            for (ready, subject) in run {
+                // As `Handle::execute` records a control-plane request, but queued.
+                let (result, in_commit) =
+                    self.with_entry_in_commit(OP, &subject, || self.apply_import(ready));
+                if !in_commit || result.is_err() {
+                    let reply = result.as_ref().map(|r| json!(r));
+                    self.audit_queued(OP, subject, reply.as_ref().map_err(|e| e.code()));
+                }
+                let failed = result.is_err();
+                out.push(result);
+                if failed {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    /// Batches of memory lines only, written in one transaction ([`Handle::write_batches`]):
+    /// what each wrote, or `None` (nothing written, `run` as it was) if that write failed.
+    fn write_combined(&self, run: &mut [(ImportReady, Subject)]) -> Option<Vec<ImportSummary>> {
+        let mut lines = Vec::with_capacity(run.len());
+        let mut batches = Vec::with_capacity(run.len());
+        for (ready, _) in run.iter_mut() {
+            match ready.groups.pop() {
+                Some(Ready::Memories(numbers, batch, expired)) => {
+                    lines.push((numbers, expired));
+                    batches.push(*batch);
+                }
+                _ => unreachable!("a batch of memory lines only"),
+            }
+        }
+        if let Ok(counts) = self.write_batches(&mut batches) {
+            let summaries = run.iter().zip(&lines).zip(counts);
+            return Some(
+                summaries
+                    .map(|(((ready, _), (_, expired)), n)| ImportSummary {
+                        memories: n as u64,
+                        expired: ready.summary.expired + expired,
+                        ..ready.summary
+                    })
+                    .collect(),
+            );
+        }
+        for (((ready, _), (numbers, expired)), batch) in run.iter_mut().zip(lines).zip(batches) {
+            ready.groups.push(Ready::Memories(numbers, Box::new(batch), expired));
+        }
+        None
     }
 
     /// The part of an import batch before its writes: every line read and checked, and a
@@ -337,6 +443,10 @@ impl Handle {
     }
 }
 
+/// Batches of memory lines an import's writer writes in one transaction at most (see
+/// [`Handle::import_batches`]): with batches of 1000, a commit of up to 4000 memories.
+const COMBINED: usize = 4;
+
 /// An import batch read and checked, waiting for its writes (see [`Handle::import_batches`]).
 struct ImportReady {
     namespace: String,
@@ -346,6 +456,14 @@ struct ImportReady {
     /// Whether the next batch may be checked while this one is written: its writes change
     /// nothing that check reads.
     leaves_namespace: bool,
+}
+
+impl ImportReady {
+    /// Whether it is one group of memory lines prepared as `store_memories` items (what a
+    /// batch of memory lines is), which can be written with others in one transaction.
+    fn memories_only(&self) -> bool {
+        matches!(self.groups.as_slice(), [Ready::Memories(..)])
+    }
 }
 
 /// A group of an import batch, ready to write.

@@ -607,3 +607,61 @@ fn batches_imported_while_the_one_before_is_written_make_the_same_copy() {
     assert_eq!(recorded.len(), 10 + 1 + 3 + 5, "{recorded:?}");
     assert_eq!(recorded.iter().filter(|r| *r != "ok").count(), 2, "{recorded:?}");
 }
+
+/// Memory lines of `n` memories with 4-dimension vectors and 2,000 characters of content.
+fn large_memories(n: usize) -> String {
+    (0..n).fold(String::new(), |mut out, i| {
+        let vector = memsilo::transfer::encode_vector(&[i as f32 + 1.0, 1.0, 0.5, 0.25]);
+        let line = json!({"kind": "memory", "id": format!("m-{i:03}"),
+                          "content": format!("{i} {}", "y".repeat(2_000)), "vector": vector});
+        out.push_str(&line.to_string());
+        out.push('\n');
+        out
+    })
+}
+
+/// An import that runs into its tenant's storage quota: the batch that would exceed it fails
+/// with nothing of it written, after every batch before it is written, and no batch after it
+/// is; whether the batches were written together or one at a time (one `import_namespace`
+/// call each) makes no difference.
+#[test]
+fn a_batch_over_the_storage_quota_fails_alone_after_the_batches_before_it() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    let text = large_memories(40);
+    let mut counts = Vec::new();
+    for (ns, together) in [("together", true), ("one_by_one", false)] {
+        let quotas =
+            memsilo::QuotasPatch { storage_quota_bytes: Some(60_000), ..Default::default() };
+        let tenant = root
+            .create_tenant(memsilo::CreateTenant {
+                name: format!("tenant_{ns}"),
+                quotas: Some(quotas),
+                ..Default::default()
+            })
+            .unwrap()
+            .tenant;
+        let options = NamespaceOptions {
+            tenant_id: Some(tenant.id),
+            dimensions: Some(4),
+            ..Default::default()
+        };
+        root.create_namespace(ns, options).unwrap();
+        let err = if together {
+            root.import_batches(ns, batches_of(&text, 4), |_| {}).unwrap_err()
+        } else {
+            import_all(&root, ns, &text, 4).unwrap_err()
+        };
+        assert_eq!(err.code(), ErrorCode::QuotaExceeded, "{err}");
+        let count = root.get_namespace(ns).unwrap().memory_count;
+        assert!(count > 0 && count < 40 && count % 4 == 0, "{count} memories: whole batches");
+        // The memories written are the first ones, in the file's order.
+        let ids: Vec<String> = (0..40).map(|i| format!("m-{i:03}")).collect();
+        let got = root.get_memories(Some(ns), &ids, false).unwrap();
+        let mut got: Vec<String> = got.into_iter().map(|m| m.id).collect();
+        got.sort();
+        assert_eq!(got, ids[..count as usize]);
+        counts.push(count);
+    }
+    assert_eq!(counts[0], counts[1]);
+}
