@@ -214,7 +214,7 @@ impl Handle {
             Request::StoreMemories(a) => {
                 R::of(json!({ "ids": self.store_memories(&a.namespace, a.memories)? }))
             }
-            Request::Recall(a) => R::of(self.recall(a)?),
+            Request::Recall(a) => R::recall(self, a),
             Request::GetMemory(a) => R::of(self.get_memory(a.namespace.as_deref(), &a.id)?),
             Request::GetMemories(a) => R::of(json!({
                 "memories": self.get_memories(a.namespace.as_deref(), &a.ids, a.include_vectors)?

@@ -5,6 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::handle::Handle;
+use crate::memory::Recall;
 use crate::page::Paged;
 
 /// An operation's result. `total_count` is set for the lists whose value is a bare array
@@ -48,6 +50,9 @@ pub(super) trait Answer: Sized {
     fn listed<T: Serialize>(page: Paged<T>) -> Result<Self>;
     /// A result already built as a JSON value.
     fn from_reply(r: Reply) -> Result<Self>;
+    /// A recall's hits: decoded for a value, written from their records for text (see
+    /// `Handle::recall_json`), each only as much as it needs.
+    fn recall(h: &Handle, req: Recall) -> Result<Self>;
 }
 
 impl Answer for Reply {
@@ -65,6 +70,10 @@ impl Answer for Reply {
 
     fn from_reply(r: Reply) -> Result<Reply> {
         Ok(r)
+    }
+
+    fn recall(h: &Handle, req: Recall) -> Result<Reply> {
+        Reply::of(h.recall(req)?)
     }
 }
 
@@ -87,6 +96,10 @@ impl Answer for EncodedReply {
             total_count: r.total_count,
             next_cursor: r.next_cursor,
         })
+    }
+
+    fn recall(h: &Handle, req: Recall) -> Result<EncodedReply> {
+        Ok(EncodedReply { body: h.recall_json(req)?, total_count: None, next_cursor: None })
     }
 }
 

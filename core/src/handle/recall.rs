@@ -103,18 +103,28 @@ impl Handle {
         finish(self.recall_sharing(req, false))
     }
 
-    /// [`Handle::recall`] for a caller on an async executor, answering the JSON text of the
-    /// hits `recall` gives (written from their records, not from decoded hits, unless graph
-    /// expansion adds to them). The scan of the namespace's vectors is shared with the
-    /// recalls of the same vectors running at the same time, awaiting (without a thread) the
-    /// next pass when one is running, or yielding once before it leads one (see
-    /// `NamespaceVectors::search_shared`).
+    /// [`Handle::recall`] answering the JSON text of the hits `recall` gives, written from
+    /// their records, not from decoded hits, unless graph expansion adds to them (what
+    /// `Handle::call_encoded` answers).
+    pub(crate) fn recall_json(&self, req: Recall) -> Result<Vec<u8>> {
+        finish(self.recall_text(req, false))
+    }
+
+    /// [`Handle::recall_json`] for a caller on an async executor. The scan of the
+    /// namespace's vectors is shared with the recalls of the same vectors running at the
+    /// same time, awaiting (without a thread) the next pass when one is running, or yielding
+    /// once before it leads one (see `NamespaceVectors::search_shared`).
     pub(crate) async fn recall_json_async(&self, req: Recall) -> Result<Vec<u8>> {
+        self.recall_text(req, true).await
+    }
+
+    /// The JSON text of a recall's hits; `share`: its scan may wait to be shared.
+    async fn recall_text(&self, req: Recall, share: bool) -> Result<Vec<u8>> {
         if req.expand.is_some_and(|d| d > 0) {
-            let hits: Vec<RecallHit> = self.recall_sharing(req, true).await?;
+            let hits: Vec<RecallHit> = self.recall_sharing(req, share).await?;
             return Ok(serde_json::to_vec(&hits)?);
         }
-        Ok(self.recall_sharing::<HitsJson>(req, true).await?.0)
+        Ok(self.recall_sharing::<HitsJson>(req, share).await?.0)
     }
 
     /// A recall; `share`: its scan may wait to be shared (see [`Handle::recall_json_async`]).
