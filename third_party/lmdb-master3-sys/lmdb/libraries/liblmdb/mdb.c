@@ -1493,6 +1493,9 @@ struct MDB_txn {
 	 */
 #define MDB_ENCHDR	16	/**< keeps the decrypted pages 16-byte aligned */
 #define MDB_ENCUSE(menc)	(*(unsigned short *)((char *)(menc) - MDB_ENCHDR))
+	/* memsilo patch: the slots of a buffer a thread is decrypting into, outside
+	 * #me_rpmutex (see #mdb_rpage_decrypt); read and written under it */
+#define MDB_ENCBUSY(menc)	(((unsigned short *)((char *)(menc) - MDB_ENCHDR))[1])
 	unsigned int mt_rpcheck;	/**< threshold for reclaiming unref'd chunks */
 	/** memsilo patch: where in #mt_rpages a chunk was last found, by chunk
 	 * number modulo #MDB_RPHINT: a guess, checked before it is used (entries
@@ -6866,8 +6869,10 @@ static void *mdb_rpage_encalloc(size_t len)
 	char *p = malloc(len + MDB_ENCHDR);
 	if (!p)
 		return NULL;
-	*(unsigned short *)p = 0;
-	return p + MDB_ENCHDR;
+	p += MDB_ENCHDR;
+	MDB_ENCUSE(p) = 0;
+	MDB_ENCBUSY(p) = 0;
+	return p;
 }
 
 /** Checks the checksum of a page of an env that is checksummed but not
@@ -7333,20 +7338,37 @@ static unsigned short mdb_rpage_mask(int rem, int numpgs)
 		0xffff << rem : ((1 << numpgs) - 1) << rem);
 }
 
+/** memsilo patch: gives the CPU to another thread, while waiting for one. */
+static void mdb_rpage_yield(void)
+{
+#ifdef _WIN32
+	SwitchToThread();
+#else
+	sched_yield();
+#endif
+}
+
 /** memsilo patch: makes page @p rem (of @p numpgs pages) of @p id3's buffer the
- * decrypted page in the file. Called without me_rpmutex: the cipher runs into a
- * buffer of this thread's, outside the lock, so threads decrypt in parallel;
- * only the check and the copy into the shared buffer take the lock. A page is
- * written into the shared buffer only while it is not decrypted there (so no
- * thread is reading it), and marked decrypted after. The pages an overflow page
- * covers lose their marks: their slots hold its plaintext, not theirs.
+ * decrypted page in the file. Called without me_rpmutex: a thread claims the
+ * slots the page fills (#MDB_ENCBUSY, under the lock, only while none of them
+ * is claimed and the page is not decrypted there) and runs the cipher straight
+ * into them outside the lock, so threads decrypt in parallel, and a page is
+ * written once (no buffer of the thread's own, copied into the slot after). A
+ * thread that finds a slot claimed waits for the claim to end, then uses the
+ * page or claims it in turn. No thread reads a claimed slot: the claim clears
+ * the slots' marks first, a thread reads a slot only once #mdb_rpage_isdec (a
+ * mark) said so under the lock or its txn noted the page earlier (see below),
+ * and a page is marked decrypted only when its decryption succeeded and the
+ * claim ends (a failed one is wiped). The pages an overflow page covers lose
+ * their marks: their slots hold its plaintext, not theirs.
  *
  * @p id3 is the calling txn's entry: on success its own bitmap (muse) marks the
  * page as found decrypted, so the txn uses it again without the lock. That
  * stays true while the txn lives: the page is in its snapshot, so no other txn
  * rewrites it, and nothing clears its mark or writes its slot but a flush of
  * the page, which only the writer's own spilled pages may meet, and the flush
- * clears the writer's bit too (mdb_rpage_forget). */
+ * clears the writer's bit too (mdb_rpage_forget). No other thread claims the
+ * slot meanwhile either: a claim needs the page not decrypted there. */
 static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 {
 	int rc = 0, ok;
@@ -7355,20 +7377,26 @@ static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 	size_t size = (size_t)numpgs * env->me_psize;
 	MDB_page *pmap = (MDB_page *)((char *)id3->mptr + rem * env->me_psize);
 	MDB_page *pdec = (MDB_page *)((char *)id3->menc + rem * env->me_psize);
-	MDB_page *ptmp;
 	unsigned short mask = mdb_rpage_mask(rem, numpgs);
 
 	pthread_mutex_lock(&env->me_rpmutex);
-	ok = mdb_rpage_isdec(env, id3, rem);
+	while (!(ok = mdb_rpage_isdec(env, id3, rem)) && (MDB_ENCBUSY(id3->menc) & mask)) {
+		/* another thread is decrypting into these slots (this page, as
+		 * live snapshots see no other page there): wait for it */
+		pthread_mutex_unlock(&env->me_rpmutex);
+		mdb_rpage_yield();
+		pthread_mutex_lock(&env->me_rpmutex);
+	}
+	if (!ok) {
+		MDB_ENCUSE(id3->menc) &= (unsigned short)~mask;
+		MDB_ENCBUSY(id3->menc) |= mask;
+	}
 	pthread_mutex_unlock(&env->me_rpmutex);
 	if (ok) {
 		id3->muse = (id3->muse & ~mask) | (1 << rem);
 		return 0;
 	}
 
-	ptmp = malloc(size);
-	if (!ptmp)
-		return ENOMEM;
 	in.mv_size = size - xsize;
 	in.mv_data = (char *)pmap + xsize;
 	enckeys[0] = env->me_enckey;
@@ -7383,26 +7411,25 @@ static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 		enckeys[2].mv_data = 0;
 	}
 	out.mv_size = in.mv_size;
-	out.mv_data = (char *)ptmp + xsize;
+	out.mv_data = (char *)pdec + xsize;
 	if (env->me_encfunc(&in, &out, enckeys, 0)) {
 		rc = MDB_CRYPTO_FAIL;	/* and the page stays not decrypted */
+		mdb_rpage_wipe(out.mv_data, out.mv_size);
 	} else {
-		ptmp->mp_pgno = pmap->mp_pgno;
-		ptmp->mp_txnid = pmap->mp_txnid;
-		pthread_mutex_lock(&env->me_rpmutex);
-		if (!mdb_rpage_isdec(env, id3, rem)) {
-			memcpy(pdec, ptmp, xsize + out.mv_size);
-			/* this page's bit; the other pages of the chunk it covers lose theirs */
-			MDB_ENCUSE(id3->menc) = (MDB_ENCUSE(id3->menc) & ~mask) | (1 << rem);
-			if (env->me_sumfunc)
-				rc = mdb_page_chk_checksum(env, pdec, size);
-		}
-		pthread_mutex_unlock(&env->me_rpmutex);
-		if (!rc)
-			id3->muse = (id3->muse & ~mask) | (1 << rem);
+		pdec->mp_pgno = pmap->mp_pgno;
+		pdec->mp_txnid = pmap->mp_txnid;
 	}
-	mdb_rpage_wipe(ptmp, xsize + out.mv_size);
-	free(ptmp);
+	pthread_mutex_lock(&env->me_rpmutex);
+	MDB_ENCBUSY(id3->menc) &= (unsigned short)~mask;
+	if (!rc) {
+		/* this page's bit; the other pages of the chunk it covers lost theirs */
+		MDB_ENCUSE(id3->menc) |= (unsigned short)(1 << rem);
+		if (env->me_sumfunc)
+			rc = mdb_page_chk_checksum(env, pdec, size);
+	}
+	pthread_mutex_unlock(&env->me_rpmutex);
+	if (!rc)
+		id3->muse = (id3->muse & ~mask) | (1 << rem);
 	return rc;
 }
 
@@ -7427,7 +7454,8 @@ static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs)
 	pthread_mutex_lock(&env->me_rpmutex);
 	x = mdb_mid3l_search(el, pgno);
 	if (x <= el[0].mid && el[x].mid == pgno && el[x].menc &&
-		rem + numpgs <= el[x].mcnt && !(MDB_ENCUSE(el[x].menc) & (1u << rem))) {
+		rem + numpgs <= el[x].mcnt && !(MDB_ENCUSE(el[x].menc) & (1u << rem)) &&
+		!(MDB_ENCBUSY(el[x].menc) & mdb_rpage_mask(rem, numpgs))) {
 		/* as much as mdb_rpage_decrypt writes: all but the tag */
 		memcpy((char *)el[x].menc + rem * env->me_psize, dp,
 			(size_t)numpgs * env->me_psize - env->me_esumsize);
