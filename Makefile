@@ -48,7 +48,7 @@ test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 re
 		$(LMDB_CACHE)/rpage_cache_tsan $(LMDB_CACHE)/db 10
 	rm -rf $(LMDB_CACHE)/db
 
-bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each)
+bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each), then per first read of a page
 	mkdir -p $(LMDB_CACHE)
 	gcc -O2 -DNDEBUG -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_bench \
 		third_party/lmdb-master3-sys/tests/rpage_bench.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
