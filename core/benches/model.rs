@@ -11,6 +11,8 @@
 //!   `list_sessions`) with 100 sessions of 1% each;
 //! - upsert: batches of 1000 existing ids with new vectors, memories per second (CPU time of
 //!   the store calls only) and the share of it spent in the kernel (writing pages, syncing);
+//!   then the same by 2 and by 4 callers at once (how many commits group commit made of their
+//!   batches);
 //! - export to JSON Lines (in memory), import into a fresh namespace in batches of 1000, and
 //!   the same import again (every id stored with the same vector), with the share of the CPU
 //!   spent reading and checking lines on the calling thread while the batch before is written
@@ -228,6 +230,11 @@ fn switched(from: (i64, i64)) -> String {
     format!("{} waits, {} preemptions", now.0 - from.0, now.1 - from.1)
 }
 
+/// Batch `b` of the upserts: 1000 existing ids spread over the namespace, new vectors.
+fn upsert_batch(n: usize, b: usize, data: &mut Clustered) -> Vec<StoreMemory> {
+    (0..1000).map(|j| memory((j * (n / 1000) + b) % n, data.point())).collect()
+}
+
 fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
     let root = engine.root();
     // 20 batches by default; more (`MEMSILO_BENCH_UPSERTS`) to take in the bulk clean-up of the
@@ -241,9 +248,8 @@ fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
     let (mut used, mut kernel) = (Duration::ZERO, Duration::ZERO);
     let written0 = written();
     for b in 0..batches {
-        // 1000 existing ids spread over the namespace (made outside the CPU time measured).
-        let batch: Vec<StoreMemory> =
-            (0..1000).map(|j| memory((j * (n / 1000) + b) % n, data.point())).collect();
+        // Made outside the CPU time measured.
+        let batch = upsert_batch(n, b, data);
         let (t, cpu0, kernel0) = (Instant::now(), cpu(), kernel_cpu());
         root.store_memories("src", batch).unwrap();
         lat.push(t.elapsed());
@@ -258,6 +264,49 @@ fn upsert(engine: &Engine, n: usize, data: &mut Clustered) {
         ms(percentile(&mut lat, 0.5)),
         rate(batches * 1000, total, used),
         100.0 * kernel.as_secs_f64() / used.as_secs_f64()
+    );
+    for callers in [2, 4] {
+        upsert_concurrently(engine, n, data, batches, callers);
+    }
+}
+
+/// The same upserts by `callers` threads at once, `batches` batches in all (other ids of the
+/// namespace than the one-caller run's, each batch its own): what group commit makes of
+/// batches that arrive while one commits. CPU time is the whole process's.
+fn upsert_concurrently(
+    engine: &Engine,
+    n: usize,
+    data: &mut Clustered,
+    batches: usize,
+    callers: usize,
+) {
+    let per = batches / callers;
+    // After the batches of the runs before (one caller, then 2).
+    let first = batches * (callers - 1);
+    let work: Vec<Vec<Vec<StoreMemory>>> = (0..callers)
+        .map(|c| (0..per).map(|k| upsert_batch(n, first + c * per + k, data)).collect())
+        .collect();
+    let (started, cpu0, kernel0) = (Instant::now(), cpu(), kernel_cpu());
+    let (written0, commits0) = (written(), engine.commit_stats());
+    std::thread::scope(|s| {
+        for batches in work {
+            let root = engine.root();
+            s.spawn(move || {
+                for batch in batches {
+                    root.store_memories("src", batch).unwrap();
+                }
+            });
+        }
+    });
+    let (wall, used) = (started.elapsed(), cpu().saturating_sub(cpu0));
+    let kernel = kernel_cpu().saturating_sub(kernel0);
+    let commits = (engine.commit_stats() - commits0).commits;
+    let pages = written().saturating_sub(written0) as f64 / 4096.0 / (callers * per) as f64;
+    println!(
+        "upsert by {callers} callers at once, {per} batches of 1000 each: {} ({:.0}% of the CPU in the kernel); {} batches in {commits} commits, {pages:.0} pages written per batch",
+        rate(callers * per * 1000, wall, used),
+        100.0 * kernel.as_secs_f64() / used.as_secs_f64(),
+        callers * per,
     );
 }
 
