@@ -61,13 +61,23 @@ fn value_key(v: &Value, out: &mut Vec<u8>) -> bool {
 
 fn str_key(s: &str, out: &mut Vec<u8>) {
     out.push(K_STR);
-    // Cut and with NUL bytes mapped to 1: a lossy key, so still a superset of the matches.
-    out.extend(s.as_bytes().iter().take(KEY_PART).map(|b| if *b == 0 { 1 } else { *b }));
+    key_part(s.as_bytes(), out);
+}
+
+/// `bytes` as a key part: cut to [`KEY_PART`] and with NUL bytes mapped to 1 (a lossy key, so
+/// still a superset of the matches).
+fn key_part(bytes: &[u8], out: &mut Vec<u8>) {
+    let at = out.len();
+    out.extend_from_slice(&bytes[..bytes.len().min(KEY_PART)]);
+    for b in &mut out[at..] {
+        if *b == 0 {
+            *b = 1;
+        }
+    }
 }
 
 pub(super) fn path_key(path: &[String], out: &mut Vec<u8>) {
-    let joined = path.join(".");
-    out.extend(joined.as_bytes().iter().take(KEY_PART).map(|b| if *b == 0 { 1 } else { *b }));
+    key_part(path.join(".").as_bytes(), out);
     out.push(0);
 }
 
@@ -96,8 +106,10 @@ pub(super) fn prefix(field: &Field, v: &Operand) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Every secondary key (after the namespace, before the memory key) of memory `m`.
-fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
+/// Every secondary key (after the namespace, before the memory key) of memory `m`, sorted and
+/// free of duplicates: what [`put_keys`] and [`update_keys`] write, computed before a write's
+/// transaction where it can be (see `memory::write::look_ahead`).
+pub(crate) fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let one = |tag: u8, s: &str| {
         let mut k = vec![tag];
@@ -123,37 +135,36 @@ fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
         k.extend_from_slice(&i64_key(t.timestamp_micros()));
         out.push(k);
     }
-    let mut path = Vec::new();
-    meta_keys(&m.metadata, &mut path, &mut out);
-    out.sort();
+    meta_keys(&m.metadata, &mut Vec::new(), &mut out);
+    out.sort_unstable();
     out.dedup();
     out
 }
 
-fn meta_keys(map: &Map<String, Value>, path: &mut Vec<String>, out: &mut Vec<Vec<u8>>) {
+/// The metadata keys of `map` under `path` (the joined path so far, as [`path_key`] joins it).
+fn meta_keys(map: &Map<String, Value>, path: &mut Vec<u8>, out: &mut Vec<Vec<u8>>) {
     for (k, v) in map {
-        path.push(k.clone());
+        let at = path.len();
+        if at > 0 {
+            path.push(b'.');
+        }
+        path.extend_from_slice(k.as_bytes());
         match v {
             Value::Object(inner) => meta_keys(inner, path, out),
-            Value::Array(items) => {
-                for item in items {
-                    let mut key = vec![TAG_META];
-                    path_key(path, &mut key);
-                    if value_key(item, &mut key) {
-                        out.push(key);
-                    }
-                }
-            }
-            scalar => {
-                let mut key = vec![TAG_META];
-                path_key(path, &mut key);
-                if value_key(scalar, &mut key) {
-                    out.push(key);
-                }
-            }
+            Value::Array(items) => out.extend(items.iter().filter_map(|v| meta_key(path, v))),
+            scalar => out.extend(meta_key(path, scalar)),
         }
-        path.pop();
+        path.truncate(at);
     }
+}
+
+/// The metadata key of value `v` at the joined `path` (`None`: an array or object, which
+/// have none).
+fn meta_key(path: &[u8], v: &Value) -> Option<Vec<u8>> {
+    let mut key = vec![TAG_META];
+    key_part(path, &mut key);
+    key.push(0);
+    value_key(v, &mut key).then_some(key)
 }
 
 /// Whether a key part is an order key (`importance`, `created_at`, `updated_at`), which
@@ -224,17 +235,18 @@ fn delete_key(
     Ok(())
 }
 
-/// Writes the secondary keys of memory `m` stored under `mem` with vector `slot`.
+/// Writes the secondary keys of a memory stored under `mem` with vector `slot`: `parts`, its
+/// [`keys_of`].
 pub(crate) fn put_keys(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
     mem: &[u8; 16],
-    m: &Memory,
+    parts: &[Vec<u8>],
     slot: Option<u32>,
 ) -> Result<()> {
-    for part in keys_of(m) {
-        t.fields.put(w, &full_key(ns, &part, mem, slot), &slot_value(slot))?;
+    for part in parts {
+        t.fields.put(w, &full_key(ns, part, mem, slot), &slot_value(slot))?;
     }
     Ok(())
 }
@@ -255,24 +267,22 @@ pub(crate) fn delete_keys(
 }
 
 /// Rewrites the secondary keys of a memory stored under `mem` whose vector slot did not
-/// change: deletes the keys of `old` that `new` lacks and writes those `new` adds; keys whose
-/// value did not change are not touched (an upsert that changes one field dirties one key's
-/// page, not ten). The old `updated_at` key, which every upsert replaces, is left in place:
-/// its value is returned, to be noted as stale (see [`super::stale`]).
-#[allow(clippy::too_many_arguments)]
+/// change, from `old` (the stored memory's [`keys_of`]) to `new` (the new memory's): deletes
+/// the keys `new` lacks and writes those it adds; keys whose value did not change are not
+/// touched (an upsert that changes one field dirties one key's page, not ten). The old
+/// `updated_at` key, which every upsert replaces, is left in place: its value is returned, to
+/// be noted as stale (see [`super::stale`]).
 pub(crate) fn update_keys(
     t: &DataTables,
     w: &mut RwTxn<'_>,
     ns: NamespaceId,
     (mem, slot): (&[u8; 16], Option<u32>),
-    old: &Memory,
-    new: &Memory,
+    (old, new): (&[Vec<u8>], &[Vec<u8>]),
     layout: Layout,
 ) -> Result<Option<[u8; 8]>> {
-    let (old, new) = (keys_of(old), keys_of(new));
     let mut stale = None;
     // Both are sorted and free of duplicates.
-    for part in &old {
+    for part in old {
         if new.binary_search(part).is_err() {
             if part.first() == Some(&TAG_UPDATED) {
                 stale = part.get(1..9).and_then(|v| v.try_into().ok());
@@ -281,7 +291,7 @@ pub(crate) fn update_keys(
             delete_key(t, w, ns, part, mem, slot, layout)?;
         }
     }
-    for part in &new {
+    for part in new {
         if old.binary_search(part).is_err() {
             t.fields.put(w, &full_key(ns, part, mem, slot), &slot_value(slot))?;
         }
@@ -325,7 +335,7 @@ pub(crate) fn build_all(
         rows.push((mem, s.memory, s.slot));
     }
     for (mem, m, slot) in rows {
-        put_keys(t, w, ns, &mem, &m, slot)?;
+        put_keys(t, w, ns, &mem, &keys_of(&m), slot)?;
     }
     stats.fields_indexed = true;
     stats.fields_by_slot = true;

@@ -121,7 +121,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::filter::keys::{delete_keys, put_keys, update_keys, Layout};
+    use crate::filter::keys::{delete_keys, keys_of, put_keys, update_keys, Layout};
     use crate::records::memory::{encode_record, tests::memory};
     use crate::records::Memory;
     use crate::store::Store;
@@ -171,9 +171,10 @@ mod tests {
                 let mut stale = Vec::new();
                 for (mem, m2) in [(&a, &a2), (&b, &b2), (&c, &c2)] {
                     put(w, t, mem, &first)?;
-                    put_keys(t, w, ns, mem, &first, Some(1))?;
+                    put_keys(t, w, ns, mem, &keys_of(&first), Some(1))?;
                     put(w, t, mem, m2)?;
-                    let old = update_keys(t, w, ns, (mem, Some(1)), &first, m2, Layout::Current)?;
+                    let parts = (&keys_of(&first)[..], &keys_of(m2)[..]);
+                    let old = update_keys(t, w, ns, (mem, Some(1)), parts, Layout::Current)?;
                     assert_eq!(old, Some(at(&first)), "the old value is left and returned");
                     stale.push((*mem, old.unwrap()));
                 }
@@ -181,7 +182,8 @@ mod tests {
                 // b is set back to its first version (as an import may): its first key is
                 // current again, its second is left behind.
                 put(w, t, &b, &first)?;
-                let old = update_keys(t, w, ns, (&b, Some(1)), &b2, &first, Layout::Current)?;
+                let parts = (&keys_of(&b2)[..], &keys_of(&first)[..]);
+                let old = update_keys(t, w, ns, (&b, Some(1)), parts, Layout::Current)?;
                 assert_eq!(note_stale(t, w, ns, 8, &mut [(b, old.unwrap())])?, 1);
                 // c is deleted: its current key goes at once, the one left at the clean-up.
                 delete_keys(t, w, ns, (&c, Some(1)), &c2, Layout::Current)?;

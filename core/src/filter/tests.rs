@@ -84,7 +84,7 @@ fn key_encodings_keep_order() {
 /// removes their old keys: nothing is counted under a value it no longer has.
 #[test]
 fn value_keys_follow_the_slot_and_keys_of_the_earlier_layout_are_removed() {
-    use super::keys::{delete_keys, put_keys, update_keys, Layout, TAG_AGENT};
+    use super::keys::{delete_keys, keys_of, put_keys, update_keys, Layout, TAG_AGENT};
     use super::{candidates::count_exact, Field};
     use crate::datastore::DataTables;
     use crate::store::Store;
@@ -108,7 +108,7 @@ fn value_keys_follow_the_slot_and_keys_of_the_earlier_layout_are_removed() {
     let m = memory();
     env.write(|w, t| {
         for (slot, mem) in mems.iter().enumerate() {
-            put_keys(t, w, ns, mem, &m, Some(slot as u32))?;
+            put_keys(t, w, ns, mem, &keys_of(&m), Some(slot as u32))?;
         }
         Ok(())
     })
@@ -121,7 +121,7 @@ fn value_keys_follow_the_slot_and_keys_of_the_earlier_layout_are_removed() {
     let old = [7u8; 16];
     let legacy_mem = m.clone();
     env.write(|w, t| {
-        put_keys(t, w, ns, &old, &legacy_mem, Some(9))?;
+        put_keys(t, w, ns, &old, &keys_of(&legacy_mem), Some(9))?;
         let mut rows = Vec::new();
         for e in t.fields.prefix_iter(w, &ns.to_be_bytes())? {
             let (k, v) = e?;
@@ -148,7 +148,8 @@ fn value_keys_follow_the_slot_and_keys_of_the_earlier_layout_are_removed() {
     moved.agent_id = Some("b".into());
     env.write(|w, t| {
         let layout = Layout::WithLegacy;
-        update_keys(t, w, ns, (&old, Some(9)), &legacy_mem, &moved, layout)?;
+        let parts = (&keys_of(&legacy_mem)[..], &keys_of(&moved)[..]);
+        update_keys(t, w, ns, (&old, Some(9)), parts, layout)?;
         Ok(())
     })
     .unwrap();

@@ -13,7 +13,7 @@ use crate::memory::{
     Forget, Forgotten, Memory, MemoryType, Prepared, StoredMemory, UpdateMemory, CALLER_EMBEDDER,
 };
 use crate::namespace::NamespaceRecord;
-use crate::vector::{normalize, validate_vector};
+use crate::vector::unit_vector;
 
 impl Handle {
     /// Changes the given fields of a stored memory (`not_found` if absent): new content is
@@ -38,14 +38,7 @@ impl Handle {
         }
         validate_ttl(req.ttl, "ttl")?;
         validate_session(req.session_id.as_deref(), "session_id")?;
-        let vector = match req.embedding.clone() {
-            Some(mut v) => {
-                validate_vector(&v, "embedding")?;
-                normalize(&mut v);
-                Some(v)
-            }
-            None => None,
-        };
+        let vector = req.embedding.clone().map(|v| unit_vector(v, "embedding")).transpose()?;
         let caller_vector = vector.is_some();
         let now = self.state.options.clock.now();
         let now_micros = self.state.now_micros();

@@ -11,7 +11,7 @@ use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::handle::{Caller, Handle};
 use crate::memory::{
-    decode_record, is_live, memory_key, read_memory, read_vector, row_len, stored_charge,
+    decode_record, is_live, look_ahead, memory_key, read_memory, read_vector, row_len, split_map,
     target_namespace, validate_agent, validate_content, validate_id, validate_ids,
     validate_importance, validate_session, validate_tags, validate_ttl, write_rows, Memory, Patch,
     Prepared, StoreMemory, WriteEffects, WriteStart, CALLER_EMBEDDER, MAX_BATCH, MAX_GET,
@@ -19,7 +19,7 @@ use crate::memory::{
 use crate::namespace::NamespaceRecord;
 use crate::quota::ComputePermit;
 use crate::records::memory::agent_key;
-use crate::vector::{normalize, validate_vector, NewRow};
+use crate::vector::{normalize, unit_vector, NewRow};
 
 /// A batch of memories checked and built, not yet written (see [`Handle::prepare_memories`]).
 pub(crate) struct PreparedBatch {
@@ -45,38 +45,39 @@ impl Handle {
         Ok((rec, agent_is_ns))
     }
 
+    /// Checks a memory to store and builds it. The fields are checked under their own names;
+    /// the failure of a batch's item `item` names its place (`memories[3].content`), so an item
+    /// that passes formats no names.
     #[allow(clippy::unused_self)] // a method so every step of a store reads `self.…`
     fn prepare(
         &self,
         rec: &NamespaceRecord,
-        m: StoreMemory,
-        field: &str,
+        mut m: StoreMemory,
+        item: Option<usize>,
         now: DateTime<Utc>,
     ) -> Result<Prepared> {
-        let f =
-            |name: &str| if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-        validate_content(&m.content, &f("content"))?;
-        let importance = m.importance.unwrap_or(0.5);
-        validate_importance(importance, &f("importance"))?;
-        validate_tags(&m.tags, &f("tags"))?;
         validate_agent(m.agent_id.as_deref())?;
-        validate_tags(&m.entities, &f("entities"))?;
-        let metadata = m.metadata.unwrap_or_default();
-        crate::document::check_object(&f("metadata"), &metadata)?;
+        let importance = m.importance.unwrap_or(0.5);
+        let metadata = m.metadata.take().unwrap_or_default();
         let ttl = m.ttl.or(rec.policy.ttl_default);
-        validate_ttl(ttl, &f("ttl"))?;
-        let vector = match m.embedding {
-            Some(mut v) => {
-                validate_vector(&v, &f("embedding"))?;
-                normalize(&mut v);
-                Some(v)
+        let vector = (|| -> Result<Option<Vec<f32>>> {
+            validate_content(&m.content, "content")?;
+            validate_importance(importance, "importance")?;
+            validate_tags(&m.tags, "tags")?;
+            validate_tags(&m.entities, "entities")?;
+            crate::document::check_object("metadata", &metadata)?;
+            validate_ttl(ttl, "ttl")?;
+            let vector = m.embedding.take().map(|v| unit_vector(v, "embedding")).transpose()?;
+            if let Some(id) = &m.id {
+                validate_id(id, "id")?;
             }
-            None => None,
-        };
-        if let Some(id) = &m.id {
-            validate_id(id, &f("id"))?;
-        }
-        validate_session(m.session_id.as_deref(), &f("session_id"))?;
+            validate_session(m.session_id.as_deref(), "session_id")?;
+            Ok(vector)
+        })()
+        .map_err(|e| match item {
+            Some(i) => of_item(e, i),
+            None => e,
+        })?;
         let id = m.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let memory = Memory {
             namespace: rec.name.clone(),
@@ -200,8 +201,9 @@ impl Handle {
     }
 
     /// What a write of memories does before its transaction: embeds the items without a
-    /// vector (unless `vectors_by` names what made theirs), and reserves the tenant's
-    /// storage for the difference with the memories they replace.
+    /// vector (unless `vectors_by` names what made theirs), does what the transaction would do
+    /// for them that needs no write (see [`look_ahead`]), and reserves the tenant's storage for
+    /// the difference with the memories they replace.
     fn begin_write(
         &self,
         rec: &NamespaceRecord,
@@ -224,20 +226,17 @@ impl Handle {
         };
         // The reservation is the difference between what the items are expected to be charged
         // and what the memories they replace are charged now. With no quota to check (a
-        // namespace outside tenants) it is nothing, and neither is read.
+        // namespace outside tenants) it is nothing, and the latter is not summed.
+        let charge_row = if chain.is_empty() {
+            None
+        } else {
+            let dims = env.read(|r, t| Ok(t.stats_of(r, rec.id)?.dimensions))?;
+            Some(dims.map_or(0, |d| row_len(d as usize)))
+        };
+        let replaced = look_ahead(&env, rec.id, items, charge_row)?;
         let delta = if chain.is_empty() {
             0
         } else {
-            let replaced: u64 = env.read(|r, t| {
-                let row = t.stats_of(r, rec.id)?.dimensions.map_or(0, |d| row_len(d as usize));
-                let mut sum = 0;
-                for p in items.iter() {
-                    if let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &p.id))? {
-                        sum += stored_charge(bytes, row)?;
-                    }
-                }
-                Ok(sum)
-            })?;
             let total: u64 = items.iter().map(Prepared::estimate).sum();
             total.saturating_sub(replaced)
         };
@@ -310,7 +309,7 @@ impl Handle {
             NamespaceAction::Write,
         )?;
         let caller_vector = req.embedding.is_some();
-        let p = self.prepare(&rec, req, "", self.state.options.clock.now())?;
+        let p = self.prepare(&rec, req, None, self.state.options.clock.now())?;
         // Embedding the text is heavy work under the tenant's compute quota.
         let slot = if caller_vector { None } else { Some(self.compute_slot(&caller)?) };
         Ok((rec, p, caller_vector.then_some(CALLER_EMBEDDER), slot))
@@ -378,21 +377,23 @@ impl Handle {
                 }
             }
         }
+        let mut memories = memories;
+        for (i, m) in memories.iter_mut().enumerate() {
+            if m.namespace.as_deref().is_some_and(|n| n != namespace) {
+                return Err(Error::invalid(
+                    format!("memories[{i}].namespace"),
+                    "differs from the batch namespace",
+                ));
+            }
+            m.namespace = None;
+            // Generated here, in the items' order (the checks below may run on several
+            // threads): a batch's new ids sort as its items, each after the one before.
+            if m.id.is_none() {
+                m.id = Some(uuid::Uuid::now_v7().to_string());
+            }
+        }
         let now = self.state.options.clock.now();
-        let items = memories
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut m)| {
-                if m.namespace.as_deref().is_some_and(|n| n != namespace) {
-                    return Err(Error::invalid(
-                        format!("memories[{i}].namespace"),
-                        "differs from the batch namespace",
-                    ));
-                }
-                m.namespace = None;
-                self.prepare(&rec, m, &format!("memories[{i}]"), now)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let items = split_map(memories, |i, m| self.prepare(&rec, m, Some(i), now))?;
         let vectors_by = (with_vectors > 0).then(|| vectors_by.to_owned());
         Ok(PreparedBatch { caller, rec, items, vectors_by })
     }
@@ -554,5 +555,19 @@ impl Handle {
             }
             Ok(out)
         })
+    }
+}
+
+/// Error `e` of a batch's item `i`: its field named as the batch names it
+/// (`memories[3].content`).
+fn of_item(e: Error, i: usize) -> Error {
+    match e {
+        Error::InvalidArgument { field, reason } => {
+            Error::InvalidArgument { field: format!("memories[{i}].{field}"), reason }
+        }
+        Error::PayloadTooLarge { field, reason } => {
+            Error::PayloadTooLarge { field: format!("memories[{i}].{field}"), reason }
+        }
+        e => e,
     }
 }

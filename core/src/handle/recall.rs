@@ -22,7 +22,7 @@ use crate::memory::{
 };
 use crate::records::memory::{agent_key, Verdict};
 use crate::storage::RoTxn;
-use crate::vector::{normalize, validate_vector};
+use crate::vector::{normalize, unit_vector};
 
 /// Wakes the thread that waits in [`finish`].
 struct Unpark(std::thread::Thread);
@@ -165,12 +165,7 @@ impl Handle {
                 return Err(Error::invalid("vector", "give either query or vector, not both"))
             }
             (None, None) => return Err(Error::invalid("query", "required (or give vector)")),
-            (None, Some(v)) => {
-                validate_vector(v, "vector")?;
-                let mut v = v.clone();
-                normalize(&mut v);
-                Some(v)
-            }
+            (None, Some(v)) => Some(unit_vector(v.clone(), "vector")?),
             (Some(q), None) => {
                 if q.trim().is_empty() {
                     return Err(Error::invalid("query", "must not be empty"));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     check_vector_space, decode_record, encode_record, memory_key, split_record, Memory,
-    RECORD_HEADER,
+    StoredMemory, RECORD_HEADER,
 };
 use crate::datastore::{ns_key, put_last, DataTables, NamespaceId, NamespaceStats};
 use crate::error::{Error, Result};
@@ -27,12 +27,37 @@ pub(crate) struct Prepared {
     /// Whether the content is embedded when no vector is given (an update that leaves the
     /// content alone keeps the stored vector instead).
     pub embed: bool,
+    /// What [`look_ahead`] did for the transaction before it.
+    ahead: Option<Ahead>,
+}
+
+/// The part of a memory's write done before the write transaction, on the last committed
+/// snapshot (see [`look_ahead`]); the transaction uses it where its own read of the memory's
+/// record finds what the snapshot held, and does the work itself where not.
+struct Ahead {
+    /// The memory's vector row (see [`encode_row`]).
+    row: Option<Vec<u8>>,
+    /// The record stored under the memory's key in the snapshot, and what follows from it.
+    seen: Option<Seen>,
+    /// The memory's secondary keys ([`crate::filter::keys_of`]), with the `created_at` of the
+    /// record seen if there was one.
+    keys: Vec<Vec<u8>>,
+}
+
+/// A stored record a memory will replace, read and decoded before the transaction.
+struct Seen {
+    record: Vec<u8>,
+    stored: StoredMemory,
+    /// The stored memory's secondary keys.
+    keys: Vec<Vec<u8>>,
+    /// The new memory's JSON with the stored memory's `created_at` (which a replacement keeps).
+    json: Vec<u8>,
 }
 
 impl Prepared {
     pub(crate) fn new(memory: Memory, vector: Option<Vec<f32>>) -> Result<Prepared> {
         let json = serde_json::to_vec(&memory)?;
-        Ok(Prepared { id: memory_key(&memory.id), memory, json, vector, embed: true })
+        Ok(Prepared { id: memory_key(&memory.id), memory, json, vector, embed: true, ahead: None })
     }
 
     /// Bytes the memory will be charged (see [`charged_size`]), without its keyword
@@ -49,6 +74,109 @@ impl Prepared {
     pub(crate) fn estimate(&self) -> u64 {
         self.charge() + postings_charge(self.vector.as_ref().map(|_| 0), &self.memory.content)
     }
+}
+
+/// What a write of `items` to namespace `ns` can do before its transaction, on the last
+/// committed snapshot of `env`, shared among cores (see [`split_mut`]): encode the vector rows,
+/// read and decode the records the items replace, and build both sides' secondary keys and the
+/// JSON that keeps the stored `created_at` — so the transaction, which one writer holds at a
+/// time, mostly finds its work done (see [`put_memory`]). With `charge_row` (the bytes of the
+/// namespace's vector row), also sums what the replaced records are charged now (see
+/// [`stored_charge`]), for the quota's reservation.
+pub(crate) fn look_ahead(
+    env: &Store<DataTables>,
+    ns: NamespaceId,
+    items: &mut [Prepared],
+    charge_row: Option<u64>,
+) -> Result<u64> {
+    let charged = split_mut(items, |share| {
+        env.read(|r, t| {
+            let mut charged = 0;
+            for p in share.iter_mut() {
+                let row = p.vector.as_ref().map(|v| encode_row(&p.id, v));
+                let seen = match t.memories.get(r, &ns_key(ns, &p.id))? {
+                    Some(record) => {
+                        if let Some(row) = charge_row {
+                            charged += stored_charge(record, row)?;
+                        }
+                        let stored = decode_record(record)?;
+                        let mut json = p.json.clone();
+                        if stored.memory.created_at != p.memory.created_at {
+                            set_created_at(&mut json, &stored.memory.created_at)?;
+                        }
+                        let keys = crate::filter::keys_of(&stored.memory);
+                        Some(Seen { record: record.to_vec(), stored, keys, json })
+                    }
+                    None => None,
+                };
+                let keys = match &seen {
+                    Some(s) => {
+                        let now =
+                            std::mem::replace(&mut p.memory.created_at, s.stored.memory.created_at);
+                        let keys = crate::filter::keys_of(&p.memory);
+                        p.memory.created_at = now;
+                        keys
+                    }
+                    None => crate::filter::keys_of(&p.memory),
+                };
+                p.ahead = Some(Ahead { row, seen, keys });
+            }
+            Ok(charged)
+        })
+    })?;
+    Ok(charged.into_iter().sum())
+}
+
+/// Items per thread below which [`split_mut`] starts no thread for them.
+const MIN_SHARE: usize = 64;
+/// Threads [`split_mut`] uses at most, the calling one included.
+const MAX_SPLIT: usize = 4;
+
+/// `f` over shares of `items`: up to [`MAX_SPLIT`] of them (as many as the machine has cores
+/// and the items make shares of [`MIN_SHARE`]), each on a thread of its own but the first,
+/// which the calling thread takes. A batch's work before its write transaction (checks,
+/// serialising, reading what it replaces) so runs beside a commit on another core instead of
+/// after it. Returns each share's result in order; with failures, the first share's error.
+pub(crate) fn split_mut<T: Send, R: Send>(
+    items: &mut [T],
+    f: impl Fn(&mut [T]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let threads = cores.min(MAX_SPLIT).min(items.len() / MIN_SHARE).max(1);
+    if threads == 1 {
+        return Ok(vec![f(items)?]);
+    }
+    let mut shares = items.chunks_mut(items.len().div_ceil(threads));
+    let first = shares.next().unwrap_or_default();
+    std::thread::scope(|s| {
+        let f = &f;
+        let others: Vec<_> = shares.map(|share| s.spawn(move || f(share))).collect();
+        let mut out = vec![f(first)?];
+        for other in others {
+            out.push(other.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+        }
+        Ok(out)
+    })
+}
+
+/// `f` over `items` (with each one's index), shared among threads as [`split_mut`] shares
+/// them. The results are in the items' order; with failures, the first failing item's error.
+pub(crate) fn split_map<T: Send, U: Send>(
+    items: Vec<T>,
+    f: impl Fn(usize, T) -> Result<U> + Sync,
+) -> Result<Vec<U>> {
+    let mut work: Vec<(usize, Option<T>, Option<U>)> =
+        items.into_iter().enumerate().map(|(i, t)| (i, Some(t), None)).collect();
+    split_mut(&mut work, |share| {
+        for (i, t, u) in share.iter_mut() {
+            if let Some(t) = t.take() {
+                *u = Some(f(*i, t)?);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(work.into_iter().filter_map(|(_, _, u)| u).collect())
 }
 
 /// Builds an updated memory from the stored one (see [`Handle::update_memory`]).
@@ -176,11 +304,24 @@ pub(crate) fn put_memory(
     effects: &mut WriteEffects,
 ) -> Result<RowWrite> {
     let key = ns_key(ns, &p.id);
-    let old = match t.memories.get(w, &key)? {
-        Some(bytes) => Some((bytes.len(), decode_record(bytes)?)),
-        None => None,
+    // What [`look_ahead`] did holds if the record is still the one it saw (or still absent);
+    // an update builds its memory from the stored one here, so its keys are built here too.
+    let ahead = p.ahead.take().filter(|_| patch.is_none());
+    let (mut row, seen, keys) = match ahead {
+        Some(a) => (a.row, a.seen, Some(a.keys)),
+        None => (None, None, None),
     };
-    let Some((len, stored)) = old else {
+    let id = p.id;
+    let mut row_of = |v: &[f32]| row.take().unwrap_or_else(|| encode_row(&id, v));
+    let (old, keys) = match (t.memories.get(w, &key)?, seen) {
+        (None, None) => (None, keys),
+        (None, Some(_)) => (None, None),
+        (Some(bytes), Some(s)) if bytes == s.record.as_slice() => {
+            (Some((bytes.len(), s.stored, Some((s.keys, s.json)))), keys)
+        }
+        (Some(bytes), _) => (Some((bytes.len(), decode_record(bytes)?, None)), None),
+    };
+    let Some((len, stored, seen)) = old else {
         if patch.is_some() {
             return Err(Error::not_found("memory", &p.memory.id));
         }
@@ -189,7 +330,7 @@ pub(crate) fn put_memory(
             Some(v) => {
                 let s = stats.next_slot;
                 stats.next_slot += 1;
-                put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+                put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &row_of(v))?;
                 Some(s)
             }
             None => None,
@@ -212,7 +353,8 @@ pub(crate) fn put_memory(
         for e in &p.memory.entities {
             crate::graph::link_memory(t, w, ns, e, &p.id)?;
         }
-        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+        let parts = keys.unwrap_or_else(|| crate::filter::keys_of(&p.memory));
+        crate::filter::put_keys(t, w, ns, &p.id, &parts, slot)?;
         stats.expiring += u64::from(p.memory.expires_at.is_some());
         let size = p.charge() + postings;
         stats.storage_bytes += size;
@@ -221,6 +363,14 @@ pub(crate) fn put_memory(
     };
     // A replacement changes postings in place: those of the new memories before it first.
     effects.postings.flush(t, w, ns, stats)?;
+    let seen_keys = match seen {
+        Some((keys, json)) => {
+            p.json = json;
+            p.memory.created_at = stored.memory.created_at;
+            Some(keys)
+        }
+        None => None,
+    };
     if let Some(patch) = patch {
         p.memory = patch(stored.memory.clone(), p)?;
         p.json = serde_json::to_vec(&p.memory)?;
@@ -237,7 +387,7 @@ pub(crate) fn put_memory(
             let vkey = ns_key(ns, &s.to_be_bytes());
             // The row overwritten has the namespace's dimensions, as the new one.
             old_row = row_len(v.len());
-            let row = encode_row(&p.id, v);
+            let row = row_of(v);
             // The same vector again (an import run again, a document added again): its row
             // and index cell stay as they are, and only a new agent reaches the cached copy.
             if t.vectors.get(w, &vkey)? == Some(row.as_slice()) {
@@ -268,7 +418,7 @@ pub(crate) fn put_memory(
         (None, Some(v)) => {
             let s = stats.next_slot;
             stats.next_slot += 1;
-            put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &encode_row(&p.id, v))?;
+            put_last(&t.vectors, w, &ns_key(ns, &s.to_be_bytes()), &row_of(v))?;
             (Some(s), RowWrite::New(s))
         }
         (None, None) => (None, RowWrite::None),
@@ -298,16 +448,16 @@ pub(crate) fn put_memory(
         }
     }
     let layout = crate::filter::Layout::of(stats);
+    let new_keys = keys.unwrap_or_else(|| crate::filter::keys_of(&p.memory));
     if slot == stored.slot {
-        let keys = (&p.id, slot);
-        if let Some(old) =
-            crate::filter::update_keys(t, w, ns, keys, &stored.memory, &p.memory, layout)?
-        {
+        let old_keys = seen_keys.unwrap_or_else(|| crate::filter::keys_of(&stored.memory));
+        let parts = (&old_keys[..], &new_keys[..]);
+        if let Some(old) = crate::filter::update_keys(t, w, ns, (&p.id, slot), parts, layout)? {
             effects.stale.push((p.id, old));
         }
     } else {
         crate::filter::delete_keys(t, w, ns, (&p.id, stored.slot), &stored.memory, layout)?;
-        crate::filter::put_keys(t, w, ns, &p.id, &p.memory, slot)?;
+        crate::filter::put_keys(t, w, ns, &p.id, &new_keys, slot)?;
     }
     stats.expiring = stats.expiring.saturating_sub(u64::from(stored.memory.expires_at.is_some()))
         + u64::from(p.memory.expires_at.is_some());
