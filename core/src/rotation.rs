@@ -38,6 +38,15 @@ const INSTANCE_RECORD: &str = "instance_key_rotation";
 /// empty.
 pub(crate) const INSTANCE: &str = "";
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: run by the next start of an instance key rotation on this thread once the
+    /// rotation is recorded, before the new key is made the instance key (what the worker
+    /// does meanwhile).
+    pub(crate) static RECORDED: std::cell::Cell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// Where a rotation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -76,12 +76,10 @@ impl EngineInner {
         let new_key_id = rec.rotation.new_key_id.clone();
         let key = self.state.tenant_env_key(&new_key_id, tenant)?;
         if rec.unlisted {
-            // Recorded, then stopped before it was made the instance key or listed its files.
-            if self.state.instance_key().is_none_or(|k| k.id != new_key_id) {
-                self.state.replace_instance_key(key.clone());
-                crate::format::set_instance_key_id(&self.state.dir, &new_key_id)?;
-            }
-            rec = self.state.list_instance_environments()?;
+            // Recorded, and its files not listed yet: a start under way lists them (and wakes
+            // the worker); one a crash or an error stopped is finished here.
+            let Some(start) = self.state.try_instance_rotation_start() else { return Ok(0) };
+            rec = self.state.finish_instance_rotation_start(&new_key_id, &start)?;
         }
         let mut rewritten = 0;
         for i in 0..rec.environments.len() {

@@ -1,10 +1,11 @@
-//! A key rotation that rewrites a namespace's environment while its vector index is being
-//! built (the build opened the index under the old key): forced with the index build's test
-//! hook, so the rotation runs, to its end and the old key's destruction, between the build's
-//! opening of the index and its writes.
+//! Key rotations racing other work, each race forced with test hooks: a rotation that
+//! rewrites a namespace's environment while its vector index is being built (the build opened
+//! the index under the old key), run to its end and the old key's destruction between the
+//! build's opening of the index and its writes; and a round of the background worker during
+//! the start of an instance key rotation.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use crate::keyring::{KeyProvider, KeyringDir};
 use crate::memory::{Recall, StoreMemory};
@@ -111,4 +112,87 @@ fn an_instance_key_rotation_during_an_index_build_leaves_no_index_under_the_old_
         root.rotate_instance_key(Some("instance-2")).unwrap().state
     };
     rotation_during_an_index_build(|_| NamespaceOptions::default(), rotate, "instance");
+}
+
+/// What the worker's round tells the start of the rotation, in the test below.
+#[derive(Debug, PartialEq, Eq)]
+enum Round {
+    /// Its write of `storage.json` has written the temporary file, not renamed it.
+    Writing,
+    /// It has returned.
+    Done,
+}
+
+/// Issue #22 (`POST /api/v1/instance/rotate-key` answered `500` "io: No such file or
+/// directory"): a round of the background worker came between the start's record of the
+/// rotation and its switch to the new key, found the rotation recorded with its files not
+/// listed (as a crash there leaves it), and did the rest of the start itself. Both wrote
+/// `storage.json` at once through its one temporary file: forced here with hooks, the round's
+/// write waits between writing the temporary file and renaming it, the start writes into the
+/// same file, the round renames it into place, and the start's rename found nothing. The
+/// start is answered, the rotation finishes under the new key, and the directory opens again
+/// under it.
+#[test]
+fn a_worker_round_during_the_start_of_an_instance_key_rotation_leaves_it_to_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    let ring = KeyringDir::open(&keys, None).unwrap();
+    let ns = "notes";
+    {
+        let engine = Engine::open(&data, options(&keys)).unwrap();
+        let root = engine.root();
+        root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+        store(&root, ns, 0, 20);
+
+        let (round_says, start_hears) = mpsc::channel();
+        let (run, round_starts) = mpsc::channel::<()>();
+        let (go_on, round_goes_on) = mpsc::channel::<()>();
+        let round = {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                round_starts.recv().unwrap();
+                let says = round_says.clone();
+                crate::storage::WRITTEN_NOT_RENAMED.set(Some(Box::new(move || {
+                    says.send(Round::Writing).unwrap();
+                    round_goes_on.recv().unwrap();
+                })));
+                let rewritten = engine.run_key_rotations();
+                crate::storage::WRITTEN_NOT_RENAMED.take();
+                round_says.send(Round::Done).unwrap();
+                rewritten
+            })
+        };
+        crate::rotation::RECORDED.set(Some(Box::new(move || {
+            run.send(()).unwrap();
+            if start_hears.recv().unwrap() == Round::Writing {
+                // The start's own write lets the round's rename go first.
+                crate::storage::WRITTEN_NOT_RENAMED.set(Some(Box::new(move || {
+                    go_on.send(()).unwrap();
+                    while start_hears.recv().unwrap() != Round::Done {}
+                })));
+            }
+        })));
+        let started = root.rotate_instance_key(Some("instance-2"));
+        assert!(crate::rotation::RECORDED.take().is_none(), "the start reached the hook");
+        crate::storage::WRITTEN_NOT_RENAMED.take();
+        let rewritten = round.join().unwrap();
+        let started = started.expect("the start is answered");
+        rewritten.expect("the round goes on without an error");
+        assert_eq!(started.state, RotationState::Rewriting);
+        assert_eq!(started.old_key_id, "instance");
+        assert!(started.environments_total > 1, "the shard and the catalog: {started:?}");
+
+        while engine.run_key_rotations().unwrap() > 0 {}
+        engine.run_pending_purges().unwrap();
+        let done = root.instance_key_rotation().unwrap();
+        assert_eq!(done.state, RotationState::Done);
+        assert_eq!(done.environments_done, done.environments_total);
+        assert!(ring.get("instance").unwrap().is_none(), "the old key is destroyed");
+        assert_recalled(&engine, ns, 20);
+    }
+    let format: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("storage.json")).unwrap()).unwrap();
+    assert_eq!(format["encryption"]["instance_key_id"], "instance-2");
+    let engine = Engine::open(&data, options(&keys)).unwrap();
+    assert_recalled(&engine, ns, 20);
 }

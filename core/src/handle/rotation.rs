@@ -146,6 +146,9 @@ impl Handle {
         let caller = self.caller()?;
         authorize(&caller.principal, Action::ManageInstance)?;
         let state = &self.state;
+        // Held until the files are listed: the worker leaves the start to this call. Taken
+        // first, so the instance key read next stays the instance key until then.
+        let start = state.instance_rotation_start();
         let Some(old) = state.instance_key() else {
             return Err(Error::invalid(
                 "new_key_id",
@@ -227,12 +230,14 @@ impl Handle {
             }
             return Err(e);
         }
-        // From here on the rotation happens, whatever fails: the next open (or the worker)
-        // picks it up from its record.
-        let key = state.tenant_env_key(&new_key_id, None)?;
-        state.replace_instance_key(key);
-        crate::format::set_instance_key_id(&state.dir, &new_key_id)?;
-        let rec = state.list_instance_environments()?;
+        #[cfg(test)]
+        if let Some(meanwhile) = crate::rotation::RECORDED.take() {
+            meanwhile();
+        }
+        // From here on the rotation happens, whatever fails: the next open (or the worker,
+        // once this call has returned) picks it up from its record.
+        let rec = state.finish_instance_rotation_start(&new_key_id, &start)?;
+        drop(start);
         tracing::info!(
             "key rotation of the instance to key {new_key_id}: {} file(s) to rewrite",
             rec.rotation.environments_total

@@ -1,6 +1,8 @@
 //! Which key opens which environment: one rule, [`State::key_for`] (see
 //! [`crate::encryption`] for what each environment is under).
 
+use parking_lot::MutexGuard;
+
 use super::State;
 use crate::datastore::EnvLocation;
 use crate::encryption::{
@@ -67,7 +69,7 @@ impl State {
     /// Makes `key` the instance key, under the lock of the open environments: an environment
     /// made before this returns was made under the old key (and has recorded it), one made
     /// after under `key`. Answers the old key.
-    pub(crate) fn replace_instance_key(&self, key: EnvKey) -> Option<EnvKey> {
+    fn replace_instance_key(&self, key: EnvKey) -> Option<EnvKey> {
         let _envs = self.data_envs.write();
         self.instance_key.write().replace(key)
     }
@@ -141,11 +143,44 @@ impl State {
 }
 
 impl State {
+    /// Held by the start of an instance key rotation (`Handle::rotate_instance_key`) from
+    /// before it records the rotation until [`State::finish_instance_rotation_start`] has
+    /// listed its files.
+    pub(crate) fn instance_rotation_start(&self) -> MutexGuard<'_, ()> {
+        self.instance_rotation_start.lock()
+    }
+
+    /// [`State::instance_rotation_start`], unless a start under way holds it: the worker
+    /// finishes a start only when none is under way (one a crash or an error stopped). Both
+    /// at once made the new key the instance key and wrote `storage.json` through its one
+    /// temporary file at the same time: the second rename found the file gone, and the
+    /// rotation was answered `internal` ("io: No such file or directory").
+    pub(crate) fn try_instance_rotation_start(&self) -> Option<MutexGuard<'_, ()>> {
+        self.instance_rotation_start.try_lock()
+    }
+
+    /// The rest of the start of the instance key's rotation to `new_key_id`, recorded in the
+    /// catalog: the new key made the instance key, here and in `storage.json`, then the files
+    /// under the old key listed in the record (see [`State::list_instance_environments`]);
+    /// answers the record. A step done already is skipped, so the worker finishes a start
+    /// that a crash or an error stopped. `_start`: the caller holds
+    /// [`State::instance_rotation_start`].
+    pub(crate) fn finish_instance_rotation_start(
+        &self,
+        new_key_id: &str,
+        _start: &MutexGuard<'_, ()>,
+    ) -> Result<crate::rotation::RotationRecord> {
+        if self.instance_key().is_none_or(|k| k.id != new_key_id) {
+            self.replace_instance_key(self.tenant_env_key(new_key_id, None)?);
+        }
+        crate::format::set_instance_key_id(&self.dir, new_key_id)?;
+        self.list_instance_environments()
+    }
+
     /// Lists, in the instance key rotation's record, the files under its old key, unless it
-    /// lists them already; answers the record. Called right after the rotation is recorded
-    /// and the new key made the instance key (so no file is made under the old key after
-    /// the list), or by the worker when a crash came in between.
-    pub(crate) fn list_instance_environments(&self) -> Result<crate::rotation::RotationRecord> {
+    /// lists them already; answers the record. Called once the rotation is recorded and the
+    /// new key made the instance key (so no file is made under the old key after the list).
+    fn list_instance_environments(&self) -> Result<crate::rotation::RotationRecord> {
         use crate::rotation::{get_record, put_record, EnvState, INSTANCE};
         let rec = self.catalog.read(|r, t| get_record(t, r, INSTANCE))?;
         let Some(old) = rec.and_then(|rec| rec.rotation.old_key_id) else {

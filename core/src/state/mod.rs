@@ -86,6 +86,9 @@ pub(crate) struct State {
     /// instance key replaces it under the lock of the open environments (see
     /// [`State::replace_instance_key`]).
     instance_key: RwLock<Option<crate::encryption::EnvKey>>,
+    /// Held by the start of an instance key rotation until its files are listed (see
+    /// [`State::instance_rotation_start`]).
+    instance_rotation_start: Mutex<()>,
     /// The cipher of files without a record of their key (`storage.json`'s).
     unrecorded_cipher: crate::storage::Cipher,
 }
@@ -132,6 +135,7 @@ impl State {
                 .as_ref()
                 .map_or(crate::storage::Cipher::NEW, |k| k.key.cipher),
             instance_key: RwLock::new(instance_key),
+            instance_rotation_start: Mutex::new(()),
             admin_hash: RwLock::default(),
             options,
             dir,

@@ -205,13 +205,27 @@ fn array<T, const N: usize>(v: Vec<T>) -> [T; N] {
 }
 
 /// Writes `bytes` to `path` (in directory `dir`) through a temporary file, synced and
-/// renamed, so the file is whole or absent after a crash.
+/// renamed, so the file is whole or absent after a crash. One writer of `path` at a time:
+/// the temporary file's name is `path`'s, so a second writer writes into the first one's
+/// temporary file and finds it gone when it renames it.
 pub(crate) fn write_synced(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
+    #[cfg(test)]
+    if let Some(meanwhile) = WRITTEN_NOT_RENAMED.take() {
+        meanwhile();
+    }
     std::fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: run by the next [`write_synced`] on this thread once its temporary file is
+    /// written and synced, before it is renamed into place.
+    pub(crate) static WRITTEN_NOT_RENAMED: std::cell::Cell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::Cell::new(None) };
 }
