@@ -4,7 +4,7 @@
 //! build's opening of the index and its writes; and a round of the background worker during
 //! the start of an instance key rotation.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use crate::keyring::{KeyProvider, KeyringDir};
@@ -20,6 +20,27 @@ fn options(keys: &Path) -> Options {
         keyring: Some(keys.to_owned()),
         ann_threshold: 50,
         ..Options::default()
+    }
+}
+
+/// A data directory and its keyring directory, both in a temporary directory.
+struct Dirs {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    keys: PathBuf,
+    ring: KeyringDir,
+}
+
+impl Dirs {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+        let ring = KeyringDir::open(&keys, None).unwrap();
+        Dirs { _tmp: tmp, data, keys, ring }
+    }
+
+    fn open(&self) -> Engine {
+        Engine::open(&self.data, options(&self.keys)).unwrap()
     }
 }
 
@@ -52,12 +73,10 @@ fn rotation_during_an_index_build(
     rotate: impl Fn(&Handle, Option<&str>) -> RotationState,
     old_key: &str,
 ) {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
-    let ring = KeyringDir::open(&keys, None).unwrap();
+    let dirs = Dirs::new();
     let ns = "notes";
     {
-        let engine = Engine::open(&data, options(&keys)).unwrap();
+        let engine = dirs.open();
         let root = engine.root();
         let opts = make(&root);
         let tenant = opts.tenant_id.clone();
@@ -74,14 +93,14 @@ fn rotation_during_an_index_build(
         let built = engine.build_vector_indexes();
         assert!(crate::index::WHILE_BUILDING.take().is_none(), "the build reached the hook");
         assert_eq!(built.unwrap(), 0, "the build under the old key is discarded");
-        assert!(ring.get(old_key).unwrap().is_none(), "the old key is destroyed");
+        assert!(dirs.ring.get(old_key).unwrap().is_none(), "the old key is destroyed");
         assert_recalled(&engine, ns, 70);
     }
-    let engine = Engine::open(&data, options(&keys)).unwrap();
+    let engine = dirs.open();
     assert_recalled(&engine, ns, 70);
     assert!(engine.build_vector_indexes().unwrap() > 0, "indexed again under the new key");
     drop(engine);
-    let engine = Engine::open(&data, options(&keys)).unwrap();
+    let engine = dirs.open();
     assert_recalled(&engine, ns, 70);
     assert_eq!(engine.build_vector_indexes().unwrap(), 0, "the index on disk is complete");
 }
@@ -134,12 +153,10 @@ enum Round {
 /// under it.
 #[test]
 fn a_worker_round_during_the_start_of_an_instance_key_rotation_leaves_it_to_the_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
-    let ring = KeyringDir::open(&keys, None).unwrap();
+    let dirs = Dirs::new();
     let ns = "notes";
     {
-        let engine = Engine::open(&data, options(&keys)).unwrap();
+        let engine = dirs.open();
         let root = engine.root();
         root.create_namespace(ns, NamespaceOptions::default()).unwrap();
         store(&root, ns, 0, 20);
@@ -187,12 +204,12 @@ fn a_worker_round_during_the_start_of_an_instance_key_rotation_leaves_it_to_the_
         let done = root.instance_key_rotation().unwrap();
         assert_eq!(done.state, RotationState::Done);
         assert_eq!(done.environments_done, done.environments_total);
-        assert!(ring.get("instance").unwrap().is_none(), "the old key is destroyed");
+        assert!(dirs.ring.get("instance").unwrap().is_none(), "the old key is destroyed");
         assert_recalled(&engine, ns, 20);
     }
     let format: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("storage.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dirs.data.join("storage.json")).unwrap()).unwrap();
     assert_eq!(format["encryption"]["instance_key_id"], "instance-2");
-    let engine = Engine::open(&data, options(&keys)).unwrap();
+    let engine = dirs.open();
     assert_recalled(&engine, ns, 20);
 }
