@@ -7,13 +7,16 @@
 //! below the namespace's `min_importance`, or whose expiry has passed, are not live: never
 //! returned, and removed by the background sweep.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::datastore::{ns_key, DataTables};
 use crate::error::Result;
-use crate::records::memory::{decode_record, split_record};
+use crate::records::memory::{decode_record, split_record, HitFields, HitSpans};
 use crate::records::{DecayPolicy, Memory, MemoryType};
 use crate::storage::RoTxn;
 
@@ -125,6 +128,73 @@ pub(crate) fn rank_view(bytes: &[u8]) -> Result<(Option<u32>, RankView<'_>)> {
     Ok((view.slot, view))
 }
 
+/// A record's [`RankView`] and where its [`HitFields`] lie in it, from one parse: a vector
+/// recall judges its candidates by their records and writes its hits from copies of the same
+/// records (see [`Kept`]). `None` for a legacy record, or one whose hit fields do not parse
+/// (then [`rank_view`] judges it, and the hit is parsed when written, as before).
+pub(crate) fn rank_view_spans(bytes: &[u8]) -> Option<(Option<u32>, RankView<'_>, HitSpans)> {
+    /// [`RankView`]'s and [`HitFields`]' fields (of the same types and defaults).
+    #[derive(Deserialize)]
+    struct Both<'a> {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(borrow, default)]
+        agent_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        content: Cow<'a, str>,
+        importance: f64,
+        #[serde(borrow)]
+        tags: &'a RawValue,
+        #[serde(borrow)]
+        metadata: &'a RawValue,
+        #[serde(default)]
+        memory_type: MemoryType,
+        #[serde(borrow, default)]
+        session_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        created_at: Cow<'a, str>,
+        #[serde(borrow)]
+        updated_at: Cow<'a, str>,
+        #[serde(borrow, default)]
+        expires_at: Option<Cow<'a, str>>,
+        #[serde(default)]
+        slot: Option<u32>,
+    }
+    let (slot, json) = split_record(bytes)?;
+    let b: Both<'_> = serde_json::from_slice(json).ok()?;
+    let fields = HitFields {
+        id: b.id,
+        agent_id: b.agent_id.clone(),
+        content: b.content.clone(),
+        importance: b.importance,
+        tags: b.tags,
+        metadata: b.metadata,
+        memory_type: b.memory_type,
+        session_id: b.session_id,
+        created_at: b.created_at,
+        updated_at: b.updated_at.clone(),
+    };
+    let spans = HitSpans::of(bytes, &fields);
+    let view = RankView {
+        importance: b.importance,
+        updated_at: b.updated_at,
+        expires_at: b.expires_at,
+        agent_id: b.agent_id,
+        content: b.content,
+        slot: b.slot,
+    };
+    Some((slot, view, spans))
+}
+
+/// A judged record kept for writing its hit (see [`Ranked::record`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    /// The record.
+    pub bytes: Vec<u8>,
+    /// Where its hit's fields lie in it, when the parse that judged it found them.
+    pub spans: Option<HitSpans>,
+}
+
 /// A recall candidate, ranked before its record is decoded (see [`materialize`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Ranked {
@@ -147,7 +217,7 @@ pub(crate) struct Ranked {
     pub text: Option<String>,
     /// Its stored record as it was judged, when the recall writes its hit from that read
     /// instead of reading the record again (see [`Ranked::stored`]).
-    pub record: Option<Vec<u8>>,
+    pub record: Option<Kept>,
 }
 
 impl Ranked {
@@ -176,7 +246,7 @@ impl Ranked {
         ns: u64,
     ) -> Result<Option<&'a [u8]>> {
         match &self.record {
-            Some(kept) => Ok(Some(kept)),
+            Some(kept) => Ok(Some(&kept.bytes)),
             None => Ok(t.memories.get(r, &ns_key(ns, &self.key))?),
         }
     }
@@ -251,4 +321,71 @@ pub struct RecallHit {
     /// Cosine similarity to the query vector (vector and hybrid recall).
     #[serde(default)]
     pub vector_score: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::memory::tests::memory;
+    use crate::records::memory::{encode_record, hit_fields, StoredMemory};
+
+    /// What a test compares of a record's [`RankView`].
+    fn view_of(slot: Option<u32>, v: &RankView<'_>) -> String {
+        format!(
+            "{slot:?} {} {} {:?} {:?} {} {:?}",
+            v.importance, v.updated_at, v.expires_at, v.agent_id, v.content, v.slot
+        )
+    }
+
+    /// What a test compares of a record's [`HitFields`].
+    fn fields_of(f: &HitFields<'_>) -> String {
+        format!(
+            "{} {:?} {} {} {} {} {:?} {:?} {} {}",
+            f.id,
+            f.agent_id,
+            f.content,
+            f.importance,
+            f.tags.get(),
+            f.metadata.get(),
+            f.memory_type,
+            f.session_id,
+            f.created_at,
+            f.updated_at
+        )
+    }
+
+    /// The parse that judges a kept record gives its rank view as `rank_view` does, and the
+    /// hit's fields, read from a copy of the record, as `hit_fields` does: for plain strings
+    /// (found in the record) and strings with escapes (kept as values).
+    #[test]
+    fn one_parse_gives_the_rank_view_and_the_hit_fields() {
+        let plain = memory();
+        let mut escaped = memory();
+        escaped.id = "caller id \"7\"".into();
+        escaped.agent_id = Some("agent\t1".into());
+        escaped.content = "the \"harbour\" \\ launch\n é 日本 \u{1F600}".into();
+        escaped.tags = vec!["t".into(), "tag \"x\"".into()];
+        escaped.metadata =
+            serde_json::from_str(r#"{"z": 1, "n": {"l": [1, "é\n", null]}}"#).unwrap();
+        escaped.session_id = Some("s\"2".into());
+        escaped.expires_at = Some(escaped.created_at);
+        for (n, m) in [plain, escaped].into_iter().enumerate() {
+            let record = encode_record(Some(7), &serde_json::to_vec(&m).unwrap());
+            let (slot, view, spans) = rank_view_spans(&record).unwrap();
+            let (slot_alone, alone) = rank_view(&record).unwrap();
+            assert_eq!(view_of(slot, &view), view_of(slot_alone, &alone), "record {n}");
+            let copy = record.clone();
+            drop(record);
+            let expected = fields_of(&hit_fields(&copy).unwrap());
+            assert_eq!(fields_of(&spans.fields(&copy).unwrap()), expected, "record {n}");
+        }
+        // A legacy record, and one without the hit's fields, are judged by `rank_view` and
+        // their hits parsed when written.
+        let legacy = serde_json::to_vec(&StoredMemory { memory: memory(), slot: Some(3) }).unwrap();
+        assert!(rank_view(&legacy).is_ok() && rank_view_spans(&legacy).is_none());
+        let mut partial = serde_json::to_value(memory()).unwrap();
+        partial.as_object_mut().unwrap().remove("created_at");
+        let partial = encode_record(Some(3), &serde_json::to_vec(&partial).unwrap());
+        assert!(rank_view(&partial).is_ok() && rank_view_spans(&partial).is_none());
+    }
 }

@@ -17,8 +17,8 @@ use crate::index::Rescore;
 use crate::keyword::{KeywordRecall, RecallMode};
 use crate::memory::{
     best, decode_record, effective_importance, encode_hits, is_live, materialize, rank_view,
-    validate_importance, validate_session, validate_tags, Memory, Ranked, Recall, RecallHit,
-    CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
+    rank_view_spans, validate_importance, validate_session, validate_tags, Kept, Memory, RankView,
+    Ranked, Recall, RecallHit, CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
 };
 use crate::records::memory::{agent_key, Verdict};
 use crate::storage::RoTxn;
@@ -245,6 +245,14 @@ impl Handle {
             (Some(m), RecallMode::Hybrid) => m.token_match(text, &[])?.is_some(),
             _ => false,
         };
+        // The verdict on a record by its rank view: liveness, importance and the agent.
+        let verdict = |slot: Option<u32>, view: RankView<'_>| -> Result<Option<Verdict>> {
+            let eff = view.effective_importance(&rec.policy, now)?;
+            let live = !view.expired(now)? && eff >= rec.policy.min_importance;
+            let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
+            let text = with_token_match.then(|| view.content.into_owned());
+            Ok(keep.then_some(Verdict { slot, eff, text }))
+        };
         // The verdict on a stored record: decoded whole only when a filter needs more than
         // liveness, importance and the agent.
         let judge = |bytes: &[u8]| -> Result<Option<Verdict>> {
@@ -255,17 +263,14 @@ impl Handle {
                 return Ok(Some(Verdict { slot: s.slot, eff, text }));
             }
             let (slot, view) = rank_view(bytes)?;
-            let eff = view.effective_importance(&rec.policy, now)?;
-            let live = !view.expired(now)? && eff >= rec.policy.min_importance;
-            let keep = live && agent.is_none_or(|a| view.agent_id.as_deref() == Some(a));
-            let text = with_token_match.then(|| view.content.into_owned());
-            Ok(keep.then_some(Verdict { slot, eff, text }))
+            verdict(slot, view)
         };
         // A vector candidate of similarity `sim` that passes, judged by its record. A vector
         // recall writes its hits from the records that judged them, kept (copied: a value
-        // borrows the read transaction, which the next read needs) rather than read again.
-        // Hybrid and keyword recall judge many more candidates than they return: they read
-        // their hits' records again.
+        // borrows the read transaction, which the next read needs) rather than read again;
+        // without filters, the parse that judges a record also finds where its hit's fields
+        // lie, so the hit is written without parsing it again. Hybrid and keyword recall
+        // judge many more candidates than they return: they read their hits' records again.
         let keep_records = mode == RecallMode::Vector;
         let candidate = |t: &DataTables,
                          r: &mut RoTxn<'_>,
@@ -273,8 +278,13 @@ impl Handle {
                          sim: f32|
          -> Result<Option<Ranked>> {
             let Some(bytes) = t.memories.get(r, &ns_key(rec.id, &key))? else { return Ok(None) };
-            let Some(Verdict { slot, eff, text }) = judge(bytes)? else { return Ok(None) };
-            let record = keep_records.then(|| bytes.to_vec());
+            let one_parse = if keep_records && !filtered { rank_view_spans(bytes) } else { None };
+            let (judged, spans) = match one_parse {
+                Some((slot, view, spans)) => (verdict(slot, view)?, Some(spans)),
+                None => (judge(bytes)?, None),
+            };
+            let Some(Verdict { slot, eff, text }) = judged else { return Ok(None) };
+            let record = keep_records.then(|| Kept { bytes: bytes.to_vec(), spans });
             let sim = f64::from(sim);
             Ok(Some(Ranked { text, record, ..Ranked::by_vector(key, slot, sim, eff) }))
         };

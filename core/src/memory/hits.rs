@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::datastore::DataTables;
 use crate::error::Result;
-use crate::rank::Ranked;
+use crate::rank::{Kept, Ranked};
 use crate::records::memory::hit_fields;
 use crate::records::MemoryType;
 use crate::storage::RoTxn;
@@ -102,7 +102,8 @@ fn as_chrono_writes(text: &str) -> bool {
 }
 
 /// The JSON text of the hits of ranked candidates (best first), written from their records (as
-/// judged when kept, else read in the same read transaction): what serialising
+/// judged when kept, from the spans found when they were judged if they were, else read in the
+/// same read transaction): what serialising
 /// [`materialize`]'s answer gives. A candidate removed since it was ranked is left out.
 ///
 /// [`materialize`]: crate::rank::materialize
@@ -115,8 +116,13 @@ pub(crate) fn encode_hits(
     let mut out = Vec::with_capacity(64 + ranked.len() * 512);
     out.push(b'[');
     for c in ranked {
-        let Some(bytes) = c.stored(t, r, ns)? else { continue };
-        let f = hit_fields(bytes)?;
+        // A record judged by the parse that found where its fields lie is not parsed again.
+        let f = if let Some(Kept { bytes, spans: Some(spans) }) = &c.record {
+            spans.fields(bytes)?
+        } else {
+            let Some(bytes) = c.stored(t, r, ns)? else { continue };
+            hit_fields(bytes)?
+        };
         if out.len() > 1 {
             out.push(b',');
         }

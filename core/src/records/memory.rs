@@ -261,6 +261,93 @@ pub(crate) fn hit_fields(bytes: &[u8]) -> Result<HitFields<'_>> {
     Ok(serde_json::from_slice(json)?)
 }
 
+/// Where a record's [`HitFields`] lie in it, found by the parse that judged the record, so
+/// that the hit is written from a copy of the record without parsing it again (see
+/// `crate::memory::encode_hits`).
+#[derive(Debug, Clone)]
+pub(crate) struct HitSpans {
+    id: Span,
+    agent_id: Option<Span>,
+    content: Span,
+    importance: f64,
+    tags: Span,
+    metadata: Span,
+    memory_type: MemoryType,
+    session_id: Option<Span>,
+    created_at: Span,
+    updated_at: Span,
+}
+
+/// A text of a record's JSON: where it lies in the record, or (a string with escapes, which
+/// is not there as it reads) its value.
+#[derive(Debug, Clone)]
+enum Span {
+    At(std::ops::Range<usize>),
+    Owned(String),
+}
+
+impl Span {
+    /// The span of `text`, parsed from `record`.
+    fn of(record: &[u8], text: &str) -> Span {
+        let start = (text.as_ptr() as usize).wrapping_sub(record.as_ptr() as usize);
+        if start <= record.len() && text.len() <= record.len() - start {
+            Span::At(start..start + text.len())
+        } else {
+            Span::Owned(text.to_owned())
+        }
+    }
+
+    /// The text in `record`, a copy of the record the span was found in.
+    fn text<'a>(&'a self, record: &'a [u8]) -> Result<&'a str> {
+        match self {
+            Span::At(at) => {
+                let bytes = record.get(at.clone()).ok_or_else(|| Error::Internal("span".into()))?;
+                std::str::from_utf8(bytes).map_err(|e| Error::Internal(format!("span: {e}")))
+            }
+            Span::Owned(s) => Ok(s),
+        }
+    }
+
+    fn cow<'a>(&'a self, record: &'a [u8]) -> Result<std::borrow::Cow<'a, str>> {
+        self.text(record).map(std::borrow::Cow::Borrowed)
+    }
+}
+
+impl HitSpans {
+    /// Where `fields`, parsed from `record`, lie in it.
+    pub(crate) fn of(record: &[u8], fields: &HitFields<'_>) -> HitSpans {
+        HitSpans {
+            id: Span::of(record, &fields.id),
+            agent_id: fields.agent_id.as_ref().map(|a| Span::of(record, a)),
+            content: Span::of(record, &fields.content),
+            importance: fields.importance,
+            tags: Span::of(record, fields.tags.get()),
+            metadata: Span::of(record, fields.metadata.get()),
+            memory_type: fields.memory_type,
+            session_id: fields.session_id.as_ref().map(|s| Span::of(record, s)),
+            created_at: Span::of(record, &fields.created_at),
+            updated_at: Span::of(record, &fields.updated_at),
+        }
+    }
+
+    /// The [`HitFields`] of `record`, a copy of the record these spans were found in: what
+    /// [`hit_fields`] of it gives.
+    pub(crate) fn fields<'a>(&'a self, record: &'a [u8]) -> Result<HitFields<'a>> {
+        Ok(HitFields {
+            id: self.id.cow(record)?,
+            agent_id: self.agent_id.as_ref().map(|a| a.cow(record)).transpose()?,
+            content: self.content.cow(record)?,
+            importance: self.importance,
+            tags: serde_json::from_str(self.tags.text(record)?)?,
+            metadata: serde_json::from_str(self.metadata.text(record)?)?,
+            memory_type: self.memory_type,
+            session_id: self.session_id.as_ref().map(|s| s.cow(record)).transpose()?,
+            created_at: self.created_at.cow(record)?,
+            updated_at: self.updated_at.cow(record)?,
+        })
+    }
+}
+
 /// A stored record's verdict in a recall that keeps it: its vector slot, its effective
 /// importance and, when the recall reads its candidates' texts (hybrid recall's token match),
 /// its text, taken from the same read.
