@@ -48,12 +48,14 @@ test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 re
 		$(LMDB_CACHE)/rpage_cache_tsan $(LMDB_CACHE)/db 10
 	rm -rf $(LMDB_CACHE)/db
 
-bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each), then per first read of a page
+bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each), then per first read of a page, then per write txn of 1,000 random puts
 	mkdir -p $(LMDB_CACHE)
 	gcc -O2 -DNDEBUG -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_bench \
 		third_party/lmdb-master3-sys/tests/rpage_bench.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
 	for m in plain enc; do rm -rf $(LMDB_CACHE)/bench && mkdir $(LMDB_CACHE)/bench && \
 		$(LMDB_CACHE)/rpage_bench $(LMDB_CACHE)/bench $$m 2 2 || exit 1; done
+	for m in plain enc; do rm -rf $(LMDB_CACHE)/bench && mkdir $(LMDB_CACHE)/bench && \
+		$(LMDB_CACHE)/rpage_bench $(LMDB_CACHE)/bench $$m 1 0 write || exit 1; done
 	rm -rf $(LMDB_CACHE)/bench
 
 bench-page-writes: ## the kernel's CPU per page a commit writes, scattered vs one run, without LMDB (a 400 MB file in CARGO_TARGET_DIR)

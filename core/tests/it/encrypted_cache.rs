@@ -80,16 +80,21 @@ fn read_all(
     OPENED.load(Ordering::Relaxed) - before
 }
 
+/// A new encrypted environment in `dir`, sealed by [`Counting`] under a key of `key` bytes.
+fn open(dir: &tempfile::TempDir, key: u8) -> EncryptedEnv<WithoutTls> {
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(1 << 28).max_dbs(1);
+    // SAFETY: a fresh directory, opened once, never truncated.
+    unsafe {
+        options.open_encrypted::<Counting, _>(Key::<Counting>::from([key; 32]), dir.path()).unwrap()
+    }
+}
+
 #[test]
 fn pages_a_commit_wrote_are_read_next_without_decrypting_them_again() {
     const ROWS: u32 = 300; // about a dozen leaf pages
     let dir = tempfile::tempdir().unwrap();
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(1 << 28).max_dbs(1);
-    // SAFETY: a fresh directory, opened once, never truncated.
-    let env = unsafe {
-        options.open_encrypted::<Counting, _>(Key::<Counting>::from([3u8; 32]), dir.path()).unwrap()
-    };
+    let env = open(&dir, 3);
     let db = main_table(&env);
     let mut rounds = vec![0; ROWS as usize];
     // The rows, and big values deleted again: their pages, freed, are where the rewritten
@@ -128,4 +133,26 @@ fn pages_a_commit_wrote_are_read_next_without_decrypting_them_again() {
     }
     // Unkept, every leaf and branch page each commit wrote was opened again by the read.
     assert!(reopened.iter().all(|&n| n == 0), "pages opened after each commit: {reopened:?}");
+}
+
+#[test]
+fn pages_a_commit_appends_to_the_file_are_read_next_without_decrypting_them() {
+    // Every commit here writes its pages at the end of the file, into 16-page chunks no
+    // transaction has read yet (PATCHES.md, "Sixth change"): they were not kept, and the
+    // first read of each opened it again.
+    let dir = tempfile::tempdir().unwrap();
+    let env = open(&dir, 5);
+    let db = main_table(&env);
+    let mut rounds = Vec::new();
+    let mut opened = Vec::new();
+    for round in 0..4u32 {
+        let mut wtxn = env.write_txn().unwrap();
+        for key in rounds.len() as u32..(round + 1) * 300 {
+            db.put(&mut wtxn, &key.to_be_bytes(), &value(key, round)).unwrap();
+            rounds.push(round);
+        }
+        wtxn.commit().unwrap();
+        opened.push(read_all(&env, db, &rounds));
+    }
+    assert!(opened.iter().all(|&n| n == 0), "pages opened after each commit: {opened:?}");
 }

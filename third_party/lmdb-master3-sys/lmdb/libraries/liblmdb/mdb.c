@@ -4104,6 +4104,7 @@ mdb_freelist_save(MDB_txn *txn)
 #if MDB_RPAGE_CACHE
 static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs);
 static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs);
+static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages);
 static int mdb_rpage_isdec(MDB_env *env, MDB_ID3 *id3, int rem);
 static void *mdb_rpage_encalloc(size_t len);
 static int mdb_page_encrypt(MDB_env *env, MDB_page *in, MDB_page *out, size_t size);
@@ -6875,6 +6876,27 @@ static void *mdb_rpage_encalloc(size_t len)
 	return p;
 }
 
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
+#endif
+/** memsilo patch: has the kernel back the whole pages of the buffer @p menc of
+ * @p len bytes with memory now, in one call, instead of in one page fault per
+ * page at its first write (the faults were most of what writing a page into a
+ * new buffer cost). For a buffer whose slots are about to be filled
+ * (#mdb_rpage_keepchunk); a kernel without it faults them in as before. */
+static void mdb_rpage_populate(MDB_env *env, void *menc, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t mask = (uintptr_t)env->me_os_psize - 1;
+	uintptr_t a = ((uintptr_t)menc + mask) & ~mask;
+	uintptr_t b = ((uintptr_t)menc + len) & ~mask;
+	if (b > a)
+		(void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+#else
+	(void)env; (void)menc; (void)len;
+#endif
+}
+
 /** Checks the checksum of a page of an env that is checksummed but not
  * encrypted (memsilo patch: encrypted pages are checked by mdb_rpage_decrypt).
  */
@@ -7433,18 +7455,62 @@ static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs)
 	return rc;
 }
 
+/** memsilo patch: maps chunk @p pgno, not in the env's list, into it with a new
+ * buffer of decrypted pages (none decrypted), for #mdb_rpage_keep, as
+ * #mdb_rpage_get would on the first read of one of its pages (at least
+ * @p npages pages: an overflow page longer than the chunk extends it, as there).
+ * Under me_rpmutex. Returns the chunk's index in the list, or 0 when it was not
+ * mapped: a full list (past the threshold at which #mdb_rpage_get purges it:
+ * a commit does not purge, so it never holds more chunks than readers would) or
+ * a failure (nothing is kept then, as before).
+ *
+ * Why: pages written into chunks no txn had read yet, such as those a growing
+ * file appends, were not kept, and were decrypted again when next read; with
+ * random writes into a growing table that was 16% of the pages a commit wrote
+ * and nearly every page a write txn decrypted (see PATCHES.md, sixth change). */
+static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages)
+{
+#ifdef _WIN32
+	return 0;
+#else
+	MDB_ID3L el = env->me_rpages;
+	MDB_ID3 id3;
+	size_t len;
+
+	if (el[0].mid >= MDB_ERPAGE_MAX - env->me_rpcheck)
+		return 0;
+	id3.mid = pgno;
+	id3.mcnt = npages > MDB_RPAGE_CHUNK ? npages : MDB_RPAGE_CHUNK;
+	id3.mref = 0;
+	id3.muse = 0;
+	len = (size_t)id3.mcnt * env->me_psize;
+	id3.mptr = mmap(NULL, len, PROT_READ, MAP_SHARED, env->me_fd, (off_t)pgno * env->me_psize);
+	if (id3.mptr == MAP_FAILED)
+		return 0;
+	id3.menc = mdb_rpage_encalloc(len);
+	if (!id3.menc) {
+		munmap(id3.mptr, len);
+		return 0;
+	}
+	mdb_rpage_populate(env, id3.menc, len);
+	mdb_mid3l_insert(el, &id3);
+	return mdb_mid3l_search(el, pgno);
+#endif
+}
+
 /** memsilo patch: keeps the plaintext @p dp of a page (of @p numpgs pages) that
  * #mdb_page_flush is writing as the page's decrypted copy in the env's cache, so
  * the next txn to read it (the next writer reads the pages the last commit
- * wrote) need not decrypt it. Only into a chunk the env has mapped already,
- * whose buffer holds the whole page. #mdb_rpage_forget cleared the page's mark
- * at the start of this flush, and the page is in no live snapshot (LMDB writes
- * no page a live snapshot sees; the writer, the one thread that might read its
- * spilled pages, is here), so no thread reads its slot, nor the slots of the
- * pages it covers. Its header is the one written (the flush stamped its txnid),
- * so it is handed out once the file holds it (#mdb_rpage_isdec). Should the
- * write fail, the mark stays on a page no snapshot sees, and a page is written
- * again only by a flush, which clears it first. */
+ * wrote) need not decrypt it. Into the chunk the env has mapped, or maps now
+ * (#mdb_rpage_keepchunk), when its buffer holds the whole page.
+ * #mdb_rpage_forget cleared the page's mark at the start of this flush, and the
+ * page is in no live snapshot (LMDB writes no page a live snapshot sees; the
+ * writer, the one thread that might read its spilled pages, is here), so no
+ * thread reads its slot, nor the slots of the pages it covers. Its header is
+ * the one written (the flush stamped its txnid), so it is handed out once the
+ * file holds it (#mdb_rpage_isdec). Should the write fail, the mark stays on a
+ * page no snapshot sees, and a page is written again only by a flush, which
+ * clears it first. */
 static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs)
 {
 	MDB_ID3L el = env->me_rpages;
@@ -7453,7 +7519,9 @@ static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs)
 
 	pthread_mutex_lock(&env->me_rpmutex);
 	x = mdb_mid3l_search(el, pgno);
-	if (x <= el[0].mid && el[x].mid == pgno && el[x].menc &&
+	if (!(x <= el[0].mid && el[x].mid == pgno))
+		x = mdb_rpage_keepchunk(env, pgno, rem + numpgs);
+	if (x && el[x].menc &&
 		rem + numpgs <= el[x].mcnt && !(MDB_ENCUSE(el[x].menc) & (1u << rem)) &&
 		!(MDB_ENCBUSY(el[x].menc) & mdb_rpage_mask(rem, numpgs))) {
 		/* as much as mdb_rpage_decrypt writes: all but the tag */
