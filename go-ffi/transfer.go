@@ -1,10 +1,17 @@
 package memsilo
 
+/*
+#include <stdlib.h>
+#include "memsilo.h"
+*/
+import "C"
+
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"unsafe"
 )
 
 // ImportSummary is what an import wrote.
@@ -46,97 +53,55 @@ func (db *DB) ExportNamespace(ctx context.Context, namespace string, w io.Writer
 
 // ImportNamespace reads JSON Lines from r into an existing namespace in batches of
 // batchSize lines (0: 1000). Each batch of one kind is all or nothing and importing again
-// is idempotent; a bad line is a CodeInvalidArgument error naming it ("line 12: ...").
+// is idempotent; a bad line is a CodeInvalidArgument error naming it ("line 12: ..."), with
+// the batches before it written. In process the next batch is read while one is written;
+// on a remote DB the lines go to the server as one streamed request body. ctx is checked
+// between reads of r; an import cancelled there writes the batches already handed on.
 func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader, batchSize int) (*ImportSummary, error) {
-	if batchSize <= 0 {
-		batchSize = 1000
+	if batchSize < 0 {
+		batchSize = 0
 	}
-	var total ImportSummary
-	lines := make([]string, 0, batchSize)
-	first, number := 1, 0
-	started := false
-	var embedder *string
-	send := func() error {
-		var done ImportSummary
-		args := map[string]any{"namespace": namespace, "lines": lines, "first_line": first}
-		if embedder != nil {
-			args["embedder"] = *embedder
-		}
-		if _, err := db.call(ctx, "import_namespace", args, &done); err != nil {
-			return err
-		}
-		total.Lines += done.Lines
-		total.Memories += done.Memories
-		total.Entities += done.Entities
-		total.Relations += done.Relations
-		total.Expired += done.Expired
-		return nil
+	cns, err := cString("namespace", namespace)
+	if err != nil {
+		return nil, err
 	}
-	in := bufio.NewReaderSize(r, 1<<20)
+	defer C.free(unsafe.Pointer(cns))
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return nil, ErrClosed
+	}
+	var imp *C.memsilo_import
+	var cerr *C.char
+	if rc := C.memsilo_import_open(db.h, cns, C.size_t(batchSize), &imp, &cerr); rc != C.MEMSILO_OK {
+		return nil, takeError(rc, cerr)
+	}
+	defer C.memsilo_import_close(imp)
+	buf := make([]byte, 1<<20)
 	for {
-		text, err := in.ReadString('\n')
-		if text != "" {
-			number++
-			line := trimNewline(text)
-			if isBlank(line) {
-				if len(lines) == 0 {
-					first = number + 1
-				}
-			} else {
-				if !started {
-					// The namespace line names its vectors' embedder; later batches pass it on.
-					started = true
-					embedder = exportEmbedder(line)
-				}
-				lines = append(lines, line)
-			}
-			if len(lines) >= batchSize {
-				if err := send(); err != nil {
-					return &total, err
-				}
-				lines, first = lines[:0], number+1
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if rc := C.memsilo_import_feed(imp, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(n), &cerr); rc != C.MEMSILO_OK {
+				return nil, takeError(rc, cerr)
 			}
 		}
-		if err == io.EOF {
+		if rerr == io.EOF {
 			break
 		}
-		if err != nil {
-			return &total, err
+		if rerr != nil {
+			return nil, rerr
 		}
 	}
-	if len(lines) > 0 {
-		if err := send(); err != nil {
-			return &total, err
-		}
+	var cout *C.char
+	if rc := C.memsilo_import_finish(imp, &cout, &cerr); rc != C.MEMSILO_OK {
+		return nil, takeError(rc, cerr)
 	}
-	return &total, nil
-}
-
-// exportEmbedder is the embedder an export's first line (its namespace line) names for the
-// file's vectors; nil for files that do not say (their vectors are caller vectors).
-func exportEmbedder(line string) *string {
-	var head struct {
-		Kind     string  `json:"kind"`
-		Embedder *string `json:"embedder"`
+	var done ImportSummary
+	if _, err := decodeReply(takeString(cout), &done); err != nil {
+		return nil, err
 	}
-	if json.Unmarshal([]byte(line), &head) != nil || head.Kind != "namespace" {
-		return nil // a bad line is named by the server
-	}
-	return head.Embedder
-}
-
-func trimNewline(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func isBlank(s string) bool {
-	for _, c := range s {
-		if c != ' ' && c != '\t' && c != '\r' {
-			return false
-		}
-	}
-	return true
+	return &done, nil
 }

@@ -2,6 +2,7 @@ package memsilo
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -38,4 +39,32 @@ func TestExportAndImportCopyANamespace(t *testing.T) {
 	if !strings.Contains(err.Error(), "line 2: not JSON") && !strings.Contains(err.Error(), "line 1: id") {
 		t.Fatalf("error names no line: %v", err)
 	}
+}
+
+// importBadLine3500 imports 5,000 memory lines whose line 3,500 has a vector of the wrong
+// size: the error names the line, and the three batches of 1,000 before its batch stay.
+func importBadLine3500(t *testing.T, db *DB, ns string) {
+	t.Helper()
+	of(db.CreateNamespace(bg, ns, &NamespaceOptions{Dimensions: Ptr(uint32(3))})).must(t)
+	var text strings.Builder
+	for i := 1; i <= 5000; i++ {
+		vector := fmt.Sprintf("[1, %d, 0]", i)
+		if i == 3500 {
+			vector = "[1]"
+		}
+		fmt.Fprintf(&text, "{\"kind\": \"memory\", \"id\": \"m%d\", \"content\": \"note %d\", \"vector\": %s}\n", i, i, vector)
+	}
+	_, err := db.ImportNamespace(bg, ns, strings.NewReader(text.String()), 1000)
+	e := wantCode(t, err, CodeInvalidArgument)
+	if e.Message != "line 3500: vector has 1 dimensions, namespace has 3" {
+		t.Fatalf("error: %v", err)
+	}
+	if info := of(db.GetNamespace(bg, ns)).must(t); info.MemoryCount != 3000 {
+		t.Fatalf("memories kept: %d, want 3000", info.MemoryCount)
+	}
+}
+
+func TestABadLineStopsAnImportKeepingTheBatchesBeforeIt(t *testing.T) {
+	importBadLine3500(t, openTemp(t), "local")
+	importBadLine3500(t, connectAdmin(t, startCargoServer(t)), "remote")
 }

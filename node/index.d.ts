@@ -676,10 +676,14 @@ export class Memsilo {
   whoami(): Promise<WhoAmI>;
   /** The namespace as export lines, a page at a time (`for await (const line of ...)`). */
   exportNamespace(namespace: string, opts?: { pageSize?: number }): AsyncGenerator<ExportLine>;
-  /** Imports export lines (objects or JSON Lines text) in batches; returns the counts written. */
+  /**
+   * Imports export lines (objects, or JSON Lines text as strings or bytes) in batches; returns
+   * the counts written. In process the next batch is read while one is written; against a
+   * server the lines go as one streamed request body.
+   */
   importNamespace(
     namespace: string,
-    lines: Iterable<ExportLine | string> | AsyncIterable<ExportLine | string>,
+    lines: Iterable<ExportLine | string | Uint8Array> | AsyncIterable<ExportLine | string | Uint8Array>,
     opts?: { batchSize?: number },
   ): Promise<ImportSummary>;
 

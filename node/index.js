@@ -203,21 +203,29 @@ function grant(g) {
   return wire(g);
 }
 
-// The embedder an export's first line (its `namespace` line) names for the file's vectors;
-// null for files that do not say (their vectors are caller vectors).
-function exportEmbedder(line) {
-  let obj = line;
-  if (typeof line === 'string') {
-    try {
-      obj = JSON.parse(line);
-    } catch {
-      return null; // the server names the bad line
+const IMPORT_CHUNK = 1 << 20;
+const NEWLINE = Buffer.from('\n');
+
+// The text of JSON Lines in chunks of about 1 MiB: each item (an object, or one line's text)
+// as one line.
+async function* importChunks(lines) {
+  let parts = [];
+  let size = 0;
+  for await (const item of lines) {
+    let text;
+    if (typeof item === 'string') text = Buffer.from(item);
+    else if (item instanceof Uint8Array) text = item;
+    else text = Buffer.from(encodeArgs(item));
+    parts.push(text);
+    if (text.length === 0 || text[text.length - 1] !== 0x0a) parts.push(NEWLINE);
+    size += text.length + 1;
+    if (size >= IMPORT_CHUNK) {
+      yield Buffer.concat(parts);
+      parts = [];
+      size = 0;
     }
   }
-  if (isPlainObject(obj) && obj.kind === 'namespace' && typeof obj.embedder === 'string') {
-    return obj.embedder;
-  }
-  return null;
+  if (parts.length > 0) yield Buffer.concat(parts);
 }
 
 function withNamespace(ns, args) {
@@ -295,45 +303,21 @@ class Memsilo {
   }
 
   /**
-   * Imports export lines (objects, or the text of JSON Lines) from an array or any
-   * (async) iterable into an existing namespace, in batches; each batch of one kind is all
-   * or nothing, and running it again is idempotent. A bad line rejects naming it.
+   * Imports export lines (objects, or the text of JSON Lines: strings or Buffers) from an
+   * array or any (async) iterable into an existing namespace, in batches; each batch of one
+   * kind is all or nothing, and running it again is idempotent. A bad line rejects naming it.
+   * In process the next batch is read while one is written; against a server the lines go as
+   * one streamed request body.
    */
   async importNamespace(namespace, lines, opts) {
     const size = (opts && (opts.batchSize ?? opts.batch_size)) || 1000;
-    const total = { lines: 0, memories: 0, entities: 0, relations: 0, expired: 0 };
-    let batch = [];
-    let first = 1;
-    let number = 0;
-    let started = false;
-    let embedder = null;
-    const send = async () => {
-      const args = { namespace, lines: batch, first_line: first };
-      if (embedder !== null) args.embedder = embedder;
-      const done = await this.#call('import_namespace', args);
-      for (const k of Object.keys(total)) total[k] += done[k];
-    };
-    for await (const raw of lines) {
-      number += 1;
-      const line = typeof raw === 'string' ? raw.replace(/\r?\n$/, '') : raw;
-      if (typeof line === 'string' && line.trim() === '') {
-        if (batch.length === 0) first = number + 1;
-        continue;
-      }
-      if (!started) {
-        // The namespace line names its vectors' embedder; later batches pass it on.
-        started = true;
-        embedder = exportEmbedder(line);
-      }
-      batch.push(line);
-      if (batch.length >= size) {
-        await send();
-        batch = [];
-        first = number + 1;
-      }
+    try {
+      const importer = await this.#handle.importer(namespace, size);
+      for await (const chunk of importChunks(lines)) await importer.feed(chunk);
+      return JSON.parse(await importer.finish());
+    } catch (err) {
+      throw toMemsiloError(err);
     }
-    if (batch.length > 0) await send();
-    return total;
   }
 
   // Namespaces ---------------------------------------------------------------------------

@@ -87,6 +87,11 @@
  */
 typedef struct memsilo_handle memsilo_handle;
 
+/**
+ * An import under way (`memsilo_import_open`). Opaque to C; use from one thread at a time.
+ */
+typedef struct memsilo_import memsilo_import;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -191,6 +196,57 @@ int32_t memsilo_recall_vector(const memsilo_handle *h,
                               uint32_t top_k,
                               char **out_json,
                               char **err_json);
+
+/**
+ * Starts an import into the existing namespace `ns` in batches of `batch_size` lines (0
+ * means 1000): feed it the text of an export (JSON Lines, in chunks cut anywhere) with
+ * `memsilo_import_feed`, end it with `memsilo_import_finish`, release it with
+ * `memsilo_import_close`. In process the next batch is read while one is written; on a
+ * remote handle the text goes to the server as one streamed request body. Each batch is all
+ * or nothing; the first failure (a bad line is `MEMSILO_INVALID_ARGUMENT` naming it:
+ * `line 3500: ...`) ends the import, with the batches before it written.
+ *
+ * On success `*out` receives the import.
+ *
+ * # Safety
+ * `h` is a live handle (it must outlive the import); `ns` is a NUL-terminated string; `out`
+ * and `err_json` as in `memsilo_open`.
+ */
+int32_t memsilo_import_open(const memsilo_handle *h,
+                            const char *ns,
+                            size_t batch_size,
+                            memsilo_import **out,
+                            char **err_json);
+
+/**
+ * Feeds the next `len` bytes of the text to an import. A failure ends the import (it is the
+ * import's error; later calls are `MEMSILO_INVALID_ARGUMENT`).
+ *
+ * # Safety
+ * `imp` is a live import; `data` points to `len` bytes (NULL only when `len` is 0);
+ * `err_json` is writable or NULL.
+ */
+int32_t memsilo_import_feed(memsilo_import *imp, const uint8_t *data, size_t len, char **err_json);
+
+/**
+ * Ends the text of an import and waits for its batches: `*out_json` receives, as in
+ * `memsilo_call`, `{"value": {"lines", "memories", "entities", "relations", "expired"}, ...}`
+ * (free it with `memsilo_string_free`). The import still needs `memsilo_import_close`.
+ *
+ * # Safety
+ * `imp` is a live import; `out_json` is writable; `err_json` is writable or NULL.
+ */
+int32_t memsilo_import_finish(memsilo_import *imp, char **out_json, char **err_json);
+
+/**
+ * Releases an import. NULL is ignored. An import released unfinished writes the batches
+ * already handed on and not the rest of the text.
+ *
+ * # Safety
+ * `imp` is NULL or an import returned by `memsilo_import_open`, not yet closed, and not in
+ * use by another thread.
+ */
+void memsilo_import_close(memsilo_import *imp);
 
 /**
  * Every operation name `memsilo_call` accepts, as a JSON array in `*out_json`

@@ -692,41 +692,15 @@ class Memsilo:
         """Imports export lines (dicts, or the text of JSON Lines, e.g. an open file) into an
         existing namespace in batches of ``batch_size``; each batch of one kind is all or
         nothing and running it again is idempotent. A bad line raises ``InvalidArgumentError``
-        naming it (``line 12: ...``); earlier batches stay. Returns the counts written."""
-        total = {"lines": 0, "memories": 0, "entities": 0, "relations": 0, "expired": 0}
-        batch: List[Any] = []
-        first = 1
-        number = 0
-        started = False
-        embedder: Optional[str] = None
+        naming it (``line 12: ...``); earlier batches stay. Returns the counts written.
 
-        def send() -> None:
-            args: Dict[str, Any] = {"namespace": namespace, "lines": batch, "first_line": first}
-            if embedder is not None:
-                args["embedder"] = embedder
-            done = self._call("import_namespace", args)
-            for k in total:
-                total[k] += done[k]
-
-        for line in lines:
-            number += 1
-            if isinstance(line, bytes):
-                line = line.decode("utf-8")
-            if isinstance(line, str) and not line.strip():
-                if not batch:
-                    first = number + 1
-                continue
-            if not started:
-                # The namespace line names its vectors' embedder; later batches pass it on.
-                started = True
-                embedder = _export_embedder(line)
-            batch.append(line.rstrip("\n") if isinstance(line, str) else line)
-            if len(batch) >= batch_size:
-                send()
-                batch, first = [], number + 1
-        if batch:
-            send()
-        return total
+        In process the next batch is read while one is written; against a server the lines go
+        as one streamed request body. A file object (anything with ``read``) is read in
+        chunks of 1 MiB."""
+        importer = self._client.importer(namespace, batch_size)
+        for chunk in _import_chunks(lines):
+            importer.feed(chunk)
+        return cast(Dict[str, int], json.loads(importer.finish()))
 
     def revoke_key(self, key_id: str, namespace: Optional[str] = None) -> ApiKey:
         """Revokes a key; it fails at once everywhere. With `namespace`, only a key granted
@@ -835,14 +809,34 @@ class Memsilo:
         return cast(DeletedRelation, self._call("delete_relation", {"namespace": namespace, "id": id}))
 
 
-def _export_embedder(line: Any) -> Optional[str]:
-    """The embedder an export's first line (its ``namespace`` line) names for the file's
-    vectors; ``None`` for files that do not say (their vectors are caller vectors)."""
-    try:
-        obj = json.loads(line) if isinstance(line, str) else line
-    except ValueError:
-        return None  # the server names the bad line
-    if isinstance(obj, Mapping) and obj.get("kind") == "namespace":
-        found = obj.get("embedder")
-        return found if isinstance(found, str) else None
-    return None
+def _import_chunks(lines: Any) -> Iterator[bytes]:
+    """The text of JSON Lines in chunks of about 1 MiB: a file object read as it is, else
+    each item (a dict, or one line's text) as one line."""
+    read = getattr(lines, "read", None)
+    if callable(read):
+        while True:
+            chunk = read(_IMPORT_CHUNK)
+            if not chunk:
+                return
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+    parts: List[bytes] = []
+    size = 0
+    for line in lines:
+        if isinstance(line, Mapping):
+            text = json.dumps(line, separators=(",", ":")).encode("utf-8")
+        elif isinstance(line, str):
+            text = line.encode("utf-8")
+        else:
+            text = bytes(line)
+        parts.append(text)
+        if not text.endswith(b"\n"):
+            parts.append(b"\n")
+        size += len(text) + 1
+        if size >= _IMPORT_CHUNK:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+_IMPORT_CHUNK = 1 << 20

@@ -3,10 +3,16 @@
 import asyncio
 import io
 import json
+import re
+import urllib.request
+from pathlib import Path
+from typing import Any, List, Tuple
 
 import pytest
 
 import memsilo
+from conftest import ADMIN_KEY, Server, unique
+from memsilo.types import MemoryInput
 
 
 def test_a_namespace_is_copied_through_json_lines(db: memsilo.Memsilo) -> None:
@@ -62,3 +68,66 @@ def test_the_async_handle_exports_and_imports(db: memsilo.Memsilo) -> None:
         return done["memories"]
 
     assert asyncio.run(run()) == 1
+
+
+def _memory_lines(n: int) -> List[str]:
+    return [
+        json.dumps({"kind": "memory", "id": f"m{i}", "content": f"note {i}", "vector": [1.0, float(i), 0.0]})
+        for i in range(1, n + 1)
+    ]
+
+
+def test_a_bad_line_3500_stops_the_import_keeping_the_batches_before_it(db: memsilo.Memsilo) -> None:
+    ns = unique("bad")
+    db.create_namespace(ns, dimensions=3)
+    lines = _memory_lines(5000)
+    lines[3499] = json.dumps({"kind": "memory", "id": "m3500", "content": "x", "vector": [1.0]})
+    with pytest.raises(memsilo.InvalidArgumentError) as e:
+        db.import_namespace(ns, io.BytesIO("\n".join(lines).encode()))
+    assert str(e.value) == "line 3500: vector has 1 dimensions, namespace has 3"
+    # Lines 1-3000 (three whole batches of 1000) stay; the bad line's batch and after do not.
+    assert db.get_namespace(ns)["memory_count"] == 3000
+    assert db.get_memories(ns, ["m3000", "m3001"])[0]["id"] == "m3000"
+    assert len(db.get_memories(ns, ["m3001", "m4999"])) == 0
+
+
+def _import_requests(server: Server) -> Tuple[int, int]:
+    """Requests the server answered on the streamed import route and the batch route."""
+    req = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    with urllib.request.urlopen(req) as resp:
+        text = resp.read().decode()
+    counts = [0, 0]
+    for route, n in re.findall(r'method="POST",route="/v1/namespaces/\{name\}/import(/batch)?",status="\d+"\} (\d+)', text):
+        counts[1 if route else 0] += int(n)
+    return counts[0], counts[1]
+
+
+def test_a_remote_import_is_one_streamed_request_and_writes_what_a_local_one_does(
+    server: Server, tmp_path: Path
+) -> None:
+    remote = memsilo.connect(server.url, ADMIN_KEY)
+    local = memsilo.open(tmp_path / "data")
+    src = local.create_namespace("src", dimensions=3)["name"]
+    for start in range(0, 4999, 1000):
+        items: List[MemoryInput] = [
+            {"id": f"m{i}", "content": f"note {i}", "tags": ["t"], "embedding": [1.0, float(i), 0.5]}
+            for i in range(start, min(4999, start + 1000))
+        ]
+        local.store_memories(src, items)
+    local.add_relation(src, "Alice", "Acme", "works_at")
+    text = "".join(json.dumps(line) + "\n" for line in local.export_namespace(src)).encode()
+    ns = unique("copy")
+    remote.create_namespace(ns)
+    remote.import_namespace(ns, [])  # a client's first import asks whether the server streams
+    before = _import_requests(server)
+    done = remote.import_namespace(ns, io.BytesIO(text))
+    assert _import_requests(server) == (before[0] + 1, before[1])
+    local.create_namespace("copy")
+    assert local.import_namespace("copy", io.BytesIO(text)) == done
+    assert (done["memories"], done["entities"], done["relations"]) == (4999, 2, 1)
+
+    def kept(db: memsilo.Memsilo, name: str) -> List[Any]:
+        lines = db.export_namespace(name)
+        return sorted((l["id"], l["content"], l["vector"], l["tags"]) for l in lines if l["kind"] == "memory")
+
+    assert kept(remote, ns) == kept(local, "copy")

@@ -9,6 +9,7 @@
 use std::ffi::{c_char, c_int, CString};
 
 use memsilo::api::{Backend, Reply, Request};
+use memsilo::transfer::Importer;
 use memsilo::Error;
 use serde_json::{json, Value};
 
@@ -223,6 +224,112 @@ pub unsafe extern "C" fn memsilo_recall_vector(
         write_reply(h.backend.call("recall", args)?, out_json);
         Ok(())
     })
+}
+
+/// An import under way (`memsilo_import_open`). Opaque to C; use from one thread at a time.
+pub struct MemsiloImport {
+    importer: Importer,
+}
+
+/// Starts an import into the existing namespace `ns` in batches of `batch_size` lines (0
+/// means 1000): feed it the text of an export (JSON Lines, in chunks cut anywhere) with
+/// `memsilo_import_feed`, end it with `memsilo_import_finish`, release it with
+/// `memsilo_import_close`. In process the next batch is read while one is written; on a
+/// remote handle the text goes to the server as one streamed request body. Each batch is all
+/// or nothing; the first failure (a bad line is `MEMSILO_INVALID_ARGUMENT` naming it:
+/// `line 3500: ...`) ends the import, with the batches before it written.
+///
+/// On success `*out` receives the import.
+///
+/// # Safety
+/// `h` is a live handle (it must outlive the import); `ns` is a NUL-terminated string; `out`
+/// and `err_json` as in `memsilo_open`.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_import_open(
+    h: *const MemsiloHandle,
+    ns: *const c_char,
+    batch_size: usize,
+    out: *mut *mut MemsiloImport,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out, "out") }?;
+        let h = unsafe { handle(h) }?;
+        let ns = unsafe { required_str(ns, "namespace") }?;
+        let size = if batch_size == 0 { memsilo::transfer::DEFAULT_PAGE } else { batch_size };
+        let importer = h.backend.importer(ns, size)?;
+        // SAFETY: `out` was checked non-NULL by `clear_out`.
+        unsafe { *out = Box::into_raw(Box::new(MemsiloImport { importer })) };
+        Ok(())
+    })
+}
+
+/// Feeds the next `len` bytes of the text to an import. A failure ends the import (it is the
+/// import's error; later calls are `MEMSILO_INVALID_ARGUMENT`).
+///
+/// # Safety
+/// `imp` is a live import; `data` points to `len` bytes (NULL only when `len` is 0);
+/// `err_json` is writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_import_feed(
+    imp: *mut MemsiloImport,
+    data: *const u8,
+    len: usize,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        let imp =
+            unsafe { imp.as_mut() }.ok_or_else(|| Error::invalid("import", "must not be NULL"))?;
+        if len == 0 {
+            return Ok(());
+        }
+        if data.is_null() {
+            return Err(Error::invalid("data", "must not be NULL"));
+        }
+        // SAFETY: `data` points to `len` bytes per the contract.
+        imp.importer.feed(unsafe { std::slice::from_raw_parts(data, len) })
+    })
+}
+
+/// Ends the text of an import and waits for its batches: `*out_json` receives, as in
+/// `memsilo_call`, `{"value": {"lines", "memories", "entities", "relations", "expired"}, ...}`
+/// (free it with `memsilo_string_free`). The import still needs `memsilo_import_close`.
+///
+/// # Safety
+/// `imp` is a live import; `out_json` is writable; `err_json` is writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_import_finish(
+    imp: *mut MemsiloImport,
+    out_json: *mut *mut c_char,
+    err_json: *mut *mut c_char,
+) -> i32 {
+    guard(err_json, || {
+        // SAFETY: the caller's contract above.
+        unsafe { clear_out(out_json, "out_json") }?;
+        let imp =
+            unsafe { imp.as_mut() }.ok_or_else(|| Error::invalid("import", "must not be NULL"))?;
+        let summary = imp.importer.finish()?;
+        write_reply(Reply::of_value(serde_json::to_value(summary)?), out_json);
+        Ok(())
+    })
+}
+
+/// Releases an import. NULL is ignored. An import released unfinished writes the batches
+/// already handed on and not the rest of the text.
+///
+/// # Safety
+/// `imp` is NULL or an import returned by `memsilo_import_open`, not yet closed, and not in
+/// use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn memsilo_import_close(imp: *mut MemsiloImport) {
+    if !imp.is_null() {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: `imp` came from `Box::into_raw` in this library.
+            drop(unsafe { Box::from_raw(imp) });
+        }));
+    }
 }
 
 /// Every operation name `memsilo_call` accepts, as a JSON array in `*out_json`

@@ -2,10 +2,13 @@
 //! HTTP with the route table, with errors mapped back to the same codes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use memsilo::api::{Backend, Reply, Request};
+use memsilo::transfer::{check_batch_size, ImportRun, ImportSummary, Importer};
 use memsilo::{Error, Result};
 use serde_json::Value;
 
@@ -50,6 +53,9 @@ pub struct Client {
     current: Arc<AtomicUsize>,
     key: Arc<str>,
     agent: ureq::Agent,
+    /// Whether the servers take an import as one streamed body (a cluster node does not),
+    /// once an import has asked.
+    streams_imports: Arc<OnceLock<bool>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -129,8 +135,13 @@ impl Client {
             config = config.proxy(None);
         }
         let agent = ureq::Agent::new_with_config(config.build());
-        let client =
-            Client { bases: bases.into(), current: Arc::default(), key: api_key.into(), agent };
+        let client = Client {
+            bases: bases.into(),
+            current: Arc::default(),
+            key: api_key.into(),
+            agent,
+            streams_imports: Arc::default(),
+        };
         client.call("whoami", Value::Null)?;
         Ok(client)
     }
@@ -312,9 +323,113 @@ impl Backend for Client {
             current: self.current.clone(),
             key: api_key.into(),
             agent: self.agent.clone(),
+            streams_imports: self.streams_imports.clone(),
         };
         client.call("whoami", Value::Null)?;
         Ok(Box::new(client))
+    }
+
+    /// The text streamed to the server as one request body while it is fed ([`Client::
+    /// import_stream`] on a thread of its own), so the server imports it as `memsilo import
+    /// --url` does. The first import of a client asks, with an empty body, whether the server
+    /// takes one; where it does not (a cluster node), each batch is one `import_namespace`
+    /// call ([`Importer::by_calls`]).
+    fn importer(&self, namespace: &str, batch_size: usize) -> Result<Importer> {
+        check_batch_size(batch_size)?;
+        let streams = if let Some(streams) = self.streams_imports.get() {
+            *streams
+        } else {
+            let streams = match self.import_stream(namespace, batch_size, &mut std::io::empty()) {
+                Err(Error::InvalidArgument { field, .. }) if field == "route" => false,
+                Err(e) => return Err(e),
+                Ok(_) => true,
+            };
+            *self.streams_imports.get_or_init(|| streams)
+        };
+        if !streams {
+            return Importer::by_calls(Box::new(self.clone()), namespace, batch_size);
+        }
+        // A few chunks wait while one is sent: feeding blocks when the server lags.
+        let (to_send, chunks) = sync_channel(4);
+        let (client, ns) = (self.clone(), namespace.to_owned());
+        let done = std::thread::Builder::new()
+            .name("memsilo-import".into())
+            .spawn(move || {
+                let mut body = Chunks { next: chunks, chunk: Vec::new(), at: 0 };
+                client.import_stream(&ns, batch_size, &mut body)
+            })
+            .map_err(|e| Error::internal_from("cannot start the import's thread", e))?;
+        Ok(Importer::new(Streamed { to_send: Some(to_send), done: Some(done) }))
+    }
+}
+
+/// A streamed import's body: the chunks fed, then `None` at its end. A sender dropped before
+/// the end (an import abandoned) fails the read, so the server sees a cut body, not a whole one.
+struct Chunks {
+    next: Receiver<Option<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.next.recv() {
+                Ok(Some(chunk)) => (self.chunk, self.at) = (chunk, 0),
+                Ok(None) => return Ok(0),
+                Err(_) => return Err(std::io::Error::other("the import was abandoned")),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// A streamed import (see [`Client`]'s `importer`).
+struct Streamed {
+    to_send: Option<SyncSender<Option<Vec<u8>>>>,
+    done: Option<JoinHandle<Result<ImportSummary>>>,
+}
+
+impl Streamed {
+    /// The server's answer (or the transport's error) once the body is ended or cut.
+    fn answer(&mut self) -> Result<ImportSummary> {
+        self.to_send = None;
+        match self.done.take().map(JoinHandle::join) {
+            Some(Ok(answer)) => answer,
+            Some(Err(_)) => Err(Error::Internal("the import's thread panicked".into())),
+            None => Err(Error::Internal("the import has ended".into())),
+        }
+    }
+}
+
+impl ImportRun for Streamed {
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        let sent = self.to_send.as_ref().is_some_and(|to| to.send(Some(chunk.to_vec())).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The request ended before its body: the server's error, or the connection's.
+        match self.answer() {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::Internal("the server answered before the body ended".into())),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ImportSummary> {
+        if let Some(to) = &self.to_send {
+            let _ = to.send(None);
+        }
+        self.answer()
+    }
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        // Unfinished: the body is cut (the server writes the whole batches it read).
+        let _ = self.answer();
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::header::{HeaderValue, CONTENT_TYPE};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use memsilo::transfer::{Batch, Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES, MAX_PAGE};
+use memsilo::transfer::{Batch, ChunkBatcher, ImportSummary, DEFAULT_PAGE, MAX_PAGE};
 use memsilo::Error;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -199,10 +199,8 @@ pub(crate) async fn import(
     };
     let timeout = app.options.request_timeout;
     let importer = Importer::start(&admitted.handle, &name);
-    let mut batcher = Batcher::new(size);
+    let mut lines = ChunkBatcher::new(size);
     let mut chunks = body.into_data_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut line_no = 0u64;
     loop {
         let chunk = match tokio::time::timeout(timeout, chunks.next()).await {
             Ok(Some(Ok(c))) => c,
@@ -217,51 +215,32 @@ pub(crate) async fn import(
                 return importer.fail(e).await;
             }
         };
-        buf.extend_from_slice(&chunk);
-        let mut start = 0;
-        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
-            let line = &buf[start..start + pos];
-            start += pos + 1;
-            line_no += 1;
-            match batcher.push(line) {
+        lines.feed(&chunk);
+        loop {
+            match lines.next_batch() {
                 Ok(Some(batch)) => {
                     if !importer.send(batch).await {
                         drain(&mut chunks, timeout).await;
                         return importer.answer().await;
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => break,
                 Err(e) => {
                     drain(&mut chunks, timeout).await;
                     return importer.fail(e).await;
                 }
             }
         }
-        buf.drain(..start);
-        if buf.len() > MAX_LINE_BYTES {
-            let e = Error::PayloadTooLarge {
-                field: format!("line {}", line_no + 1),
-                reason: format!("longer than {MAX_LINE_BYTES} bytes"),
-            };
-            drain(&mut chunks, timeout).await;
-            return importer.fail(e).await;
-        }
     }
-    if !buf.is_empty() {
-        match batcher.push(&buf) {
-            Ok(Some(batch)) => {
+    match lines.finish() {
+        Ok(batches) => {
+            for batch in batches {
                 if !importer.send(batch).await {
                     return importer.answer().await;
                 }
             }
-            Ok(None) => {}
-            Err(e) => return importer.fail(e).await,
         }
-    }
-    if let Some(batch) = batcher.finish() {
-        if !importer.send(batch).await {
-            return importer.answer().await;
-        }
+        Err(e) => return importer.fail(e).await,
     }
     importer.answer().await
 }

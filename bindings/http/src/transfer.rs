@@ -3,11 +3,11 @@
 //! a progress bar when stderr is a terminal. The format, batching and checks are core's
 //! (`memsilo::transfer`); this loops over its pages and batches.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use memsilo::api::Backend;
-use memsilo::transfer::{Batch, Batcher, ImportSummary, DEFAULT_PAGE, MAX_LINE_BYTES};
+use memsilo::transfer::{ImportSummary, DEFAULT_PAGE};
 use memsilo::{Engine, Options};
 use serde_json::json;
 
@@ -126,15 +126,11 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 /// Runs an export or import; returns a one-line summary for stderr.
 pub(crate) fn run(args: &TransferArgs) -> Result<String, String> {
+    let db = backend(args)?;
     if args.export {
-        return export(backend(args)?.as_ref(), args);
+        return export(db.as_ref(), args);
     }
-    // Either way the next batch is read while one is written (core's `import_batches`,
-    // here or in the server, which reads the file as one streamed body).
-    match remote(args) {
-        Some(client) => import_remote(&client?, args),
-        None => import_local(&open_local(args)?, args),
-    }
+    import(db.as_ref(), args)
 }
 
 fn export(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
@@ -195,147 +191,33 @@ fn imported(summary: &ImportSummary, namespace: &str) -> String {
     )
 }
 
-fn import_local(handle: &memsilo::Handle, args: &TransferArgs) -> Result<String, String> {
-    read_batches(args, |batches| {
-        handle.import_batches(&args.namespace, batches, |_| {}).map_err(|e| e.to_string())
-    })
-}
-
-/// The file sent as one streamed body: the server checks the lines and imports them in
-/// batches as they arrive (a bad line is its error, naming the line). A cluster node serves
-/// no streamed body (docs/src/cluster.md): an empty one asks first, and there the batches go
-/// one `import_namespace` call each.
-fn import_remote(client: &crate::Client, args: &TransferArgs) -> Result<String, String> {
-    match client.import_stream(&args.namespace, args.batch, &mut std::io::empty()) {
-        Err(memsilo::Error::InvalidArgument { field, .. }) if field == "route" => {
-            return import_calls(client, args);
-        }
-        Err(e) => return Err(e.to_string()),
-        Ok(_) => {}
-    }
-    let (source, len) = input(args)?;
+/// The file fed to core's importer (`memsilo::transfer::Importer`): from a data directory the
+/// next batch is read and checked while one is written; to a server the file goes as one
+/// streamed body, which the server imports the same way (a bad line is its error, naming the
+/// line), or where a server takes none (a cluster node, docs/src/cluster.md) one
+/// `import_namespace` call a batch.
+fn import(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
+    let (mut source, len) = input(args)?;
     let progress = bar(len, "import");
-    let mut sent = Counted { source, read: 0, bar: &progress };
-    let report = client.import_stream(&args.namespace, args.batch, &mut sent);
+    let mut importer = db.importer(&args.namespace, args.batch).map_err(|e| e.to_string())?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    let summary = loop {
+        let n = match source.read(&mut chunk) {
+            Ok(0) => break importer.finish(),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // The importer, dropped, writes the whole batches read before the error.
+            Err(e) => return Err(e.to_string()),
+        };
+        read += n as u64;
+        progress.set_position(read);
+        if let Err(e) = importer.feed(&chunk[..n]) {
+            break Err(e);
+        }
+    };
     progress.finish_and_clear();
-    Ok(imported(&report.map_err(|e| e.to_string())?, &args.namespace))
-}
-
-/// One `import_namespace` call a batch, one after the other.
-fn import_calls(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
-    read_batches(args, |batches| {
-        let mut summary = ImportSummary::default();
-        for batch in batches {
-            let call =
-                serde_json::to_value(batch.map_err(|e| e.to_string())?.into_args(&args.namespace))
-                    .map_err(|e| e.to_string())?;
-            let done = db.call("import_namespace", call).map_err(|e| e.to_string())?.value;
-            summary.add(serde_json::from_value(done).map_err(|e| e.to_string())?);
-        }
-        Ok(summary)
-    })
-}
-
-/// Reads the file to import as batches with a progress bar and gives them to `import`.
-fn read_batches(
-    args: &TransferArgs,
-    import: impl FnOnce(
-        &mut dyn Iterator<Item = memsilo::Result<Batch>>,
-    ) -> Result<ImportSummary, String>,
-) -> Result<String, String> {
-    let (source, len) = input(args)?;
-    let progress = bar(len, "import");
-    let mut reader = BatchReader::new(source, args.batch);
-    let mut batches = reader.by_ref().map(|b| {
-        b.map(|(read, batch)| {
-            progress.set_position(read);
-            batch
-        })
-    });
-    let report = import(&mut batches);
-    progress.finish_and_clear();
-    let summary = report?;
-    // A read error ends the batches; what was read before it is imported.
-    if let Some(e) = reader.failed {
-        return Err(e);
-    }
-    Ok(imported(&summary, &args.namespace))
-}
-
-/// A source that moves the progress bar by the bytes read from it.
-struct Counted<'a> {
-    source: Box<dyn Read>,
-    read: u64,
-    bar: &'a ProgressBar,
-}
-
-impl Read for Counted<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.source.read(buf)?;
-        self.read += n as u64;
-        self.bar.set_position(self.read);
-        Ok(n)
-    }
-}
-
-/// JSON Lines read as import batches, each with the bytes read so far. A bad line is an error
-/// naming it; a read error ends the batches and is kept in `failed`.
-pub(crate) struct BatchReader<R> {
-    reader: BufReader<R>,
-    batcher: Batcher,
-    line: Vec<u8>,
-    read: u64,
-    ended: bool,
-    pub failed: Option<String>,
-}
-
-impl<R: Read> BatchReader<R> {
-    pub(crate) fn new(source: R, size: usize) -> Self {
-        BatchReader {
-            reader: BufReader::with_capacity(1 << 20, source),
-            batcher: Batcher::new(size),
-            line: Vec::new(),
-            read: 0,
-            ended: false,
-            failed: None,
-        }
-    }
-}
-
-impl<R: Read> Iterator for BatchReader<R> {
-    type Item = memsilo::Result<(u64, Batch)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while !self.ended {
-            self.line.clear();
-            let n = match (&mut self.reader)
-                .take(MAX_LINE_BYTES as u64 + 2)
-                .read_until(b'\n', &mut self.line)
-            {
-                Ok(n) => n,
-                Err(e) => {
-                    self.ended = true;
-                    self.failed = Some(e.to_string());
-                    return None;
-                }
-            };
-            if n == 0 {
-                self.ended = true;
-                return self.batcher.finish().map(|b| Ok((self.read, b)));
-            }
-            self.read += n as u64;
-            let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
-            match self.batcher.push(text) {
-                Ok(Some(batch)) => return Some(Ok((self.read, batch))),
-                Ok(None) => {}
-                Err(e) => {
-                    self.ended = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        None
-    }
+    Ok(imported(&summary.map_err(|e| e.to_string())?, &args.namespace))
 }
 
 #[cfg(test)]
@@ -353,17 +235,5 @@ mod tests {
         assert!(parse(false, &["ns".into(), "--batch".into(), "0".into()]).is_err());
         let k = parse(true, &["ns".into(), "--keyring=/k".into()]).unwrap();
         assert_eq!(k.keyring.as_deref(), Some("/k"));
-    }
-
-    #[test]
-    fn a_bad_line_stops_the_import_naming_it() {
-        let text = "{\"kind\":\"entity\",\"name\":\"a\"}\n\nnot json\n";
-        let mut seen = 0;
-        let err = BatchReader::new(text.as_bytes(), 10)
-            .try_for_each(|b| b.map(|(_, b)| seen += b.lines.len()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("line 3: not JSON"), "{err}");
-        assert_eq!(seen, 0, "the batch before the bad line is not sent yet: it is not full");
     }
 }

@@ -1,11 +1,11 @@
 //! The `Handle` class: one backend (an in-process engine handle or a remote client) and
 //! the operations every JS call goes through, each run on the libuv thread pool.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use memsilo::api::Backend;
 use memsilo::Error;
-use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::{AsyncTask, Buffer};
 use napi::{Env, Task};
 use napi_derive::napi;
 use serde_json::Value;
@@ -47,6 +47,18 @@ impl Handle {
             op,
             args: args_json,
             listed: true,
+        })
+    }
+
+    /// An import into `namespace` in batches of `batchSize` lines (core's `Importer`: in
+    /// process, or streamed to the server as one request body). Opening one may ask the
+    /// server whether it takes a streamed body, hence a promise.
+    #[napi(ts_return_type = "Promise<Importer>")]
+    pub fn importer(&self, namespace: String, batch_size: u32) -> AsyncTask<OpenImporter> {
+        AsyncTask::new(OpenImporter {
+            backend: self.backend.clone(),
+            namespace,
+            batch_size: batch_size as usize,
         })
     }
 
@@ -116,5 +128,78 @@ impl Task for HandleTask {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Handle> {
         output.map(Handle::new).map_err(|body| js_error(env, &body))
+    }
+}
+
+/// An import under way: `feed` the text of an export (a Buffer, cut anywhere), then `finish`
+/// for the counts written as JSON. Each call runs off the JS thread.
+#[napi]
+pub struct Importer {
+    importer: Arc<Mutex<memsilo::transfer::Importer>>,
+}
+
+#[napi]
+impl Importer {
+    /// Takes the next chunk of the text; rejects with the import's error when it stops.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn feed(&self, chunk: Buffer) -> AsyncTask<ImportTask> {
+        AsyncTask::new(ImportTask { importer: self.importer.clone(), chunk: Some(chunk.to_vec()) })
+    }
+
+    /// Ends the text; resolves to what the import wrote, as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn finish(&self) -> AsyncTask<ImportTask> {
+        AsyncTask::new(ImportTask { importer: self.importer.clone(), chunk: None })
+    }
+}
+
+/// Opens an importer off the JS thread.
+pub struct OpenImporter {
+    backend: Arc<dyn Backend>,
+    namespace: String,
+    batch_size: usize,
+}
+
+impl Task for OpenImporter {
+    type Output = Result<memsilo::transfer::Importer, Value>;
+    type JsValue = Importer;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(guard(|| self.backend.importer(&self.namespace, self.batch_size)))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Importer> {
+        output
+            .map(|importer| Importer { importer: Arc::new(Mutex::new(importer)) })
+            .map_err(|body| js_error(env, &body))
+    }
+}
+
+/// One chunk fed to an importer (`None`: its end), off the JS thread.
+pub struct ImportTask {
+    importer: Arc<Mutex<memsilo::transfer::Importer>>,
+    chunk: Option<Vec<u8>>,
+}
+
+impl Task for ImportTask {
+    type Output = Result<String, Value>;
+    type JsValue = String;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let chunk = self.chunk.take();
+        Ok(guard(|| {
+            let mut importer = self
+                .importer
+                .lock()
+                .map_err(|_| Error::Internal("the importer's lock is poisoned".into()))?;
+            match chunk {
+                Some(chunk) => importer.feed(&chunk).map(|()| String::new()),
+                None => Ok(serde_json::to_string(&importer.finish()?)?),
+            }
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<String> {
+        output.map_err(|body| js_error(env, &body))
     }
 }

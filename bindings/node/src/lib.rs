@@ -11,7 +11,7 @@ use napi::bindgen_prelude::{AsyncTask, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
 
-pub use handle::{CallTask, Handle, HandleTask};
+pub use handle::{CallTask, Handle, HandleTask, ImportTask, Importer, OpenImporter};
 
 use error::throw_on_error;
 

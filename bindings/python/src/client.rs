@@ -1,7 +1,7 @@
 //! The `Client` class: one [`Backend`] (an in-process handle or a remote server) with the
 //! operation table of `memsilo::api` behind a single `call(op, args_json)`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use memsilo::api::{Backend, Reply};
 use memsilo::Error;
@@ -87,6 +87,16 @@ impl Client {
         .map_err(|e| to_py_err(py, &e))
     }
 
+    /// An import into `namespace` in batches of `batch_size` lines (core's `Importer`: in
+    /// process, or streamed to the server as one request body).
+    fn importer(&self, py: Python<'_>, namespace: &str, batch_size: usize) -> PyResult<Importer> {
+        let backend = &self.backend;
+        let importer = py
+            .detach(|| guard(|| backend.importer(namespace, batch_size)))
+            .map_err(|e| to_py_err(py, &e))?;
+        Ok(Importer { importer: Mutex::new(importer) })
+    }
+
     /// A client acting as `api_key` on the same engine or server.
     fn scoped(&self, py: Python<'_>, api_key: &str) -> PyResult<Client> {
         let backend = &self.backend;
@@ -97,5 +107,44 @@ impl Client {
 
     fn __repr__(&self) -> String {
         format!("<memsilo._native.Client ({})>", self.mode)
+    }
+}
+
+/// An import under way: `feed` the text of an export (bytes, cut anywhere), then `finish`
+/// for the counts written (core's `memsilo::transfer::Importer`).
+#[pyclass(frozen, module = "memsilo._native")]
+pub struct Importer {
+    importer: Mutex<memsilo::transfer::Importer>,
+}
+
+impl Importer {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        run: impl FnOnce(&mut memsilo::transfer::Importer) -> memsilo::Result<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            guard(|| {
+                let mut importer = self
+                    .importer
+                    .lock()
+                    .map_err(|_| Error::Internal("the importer's lock is poisoned".into()))?;
+                run(&mut importer)
+            })
+        })
+        .map_err(|e| to_py_err(py, &e))
+    }
+}
+
+#[pymethods]
+impl Importer {
+    /// Takes the next chunk of the text; raises the import's error when it stops.
+    fn feed(&self, py: Python<'_>, chunk: &[u8]) -> PyResult<()> {
+        self.with(py, |importer| importer.feed(chunk))
+    }
+
+    /// Ends the text; returns what the import wrote as JSON.
+    fn finish(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |importer| Ok(serde_json::to_string(&importer.finish()?)?))
     }
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Reply, Request};
 use crate::error::{Error, Result};
 use crate::handle::Handle;
+use crate::transfer::Importer;
 
 /// What every binding talks to: an in-process handle or a remote server, with the same
 /// operations, results and errors.
@@ -15,6 +16,10 @@ pub trait Backend: Send + Sync {
     /// A backend acting as `api_key` (in-process: [`crate::Engine::scoped`]; remote: the
     /// same server with that key).
     fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>>;
+    /// An import into `namespace` in batches of `batch_size` lines, fed the text of an
+    /// export (see [`Importer`]): in process, [`Handle::importer`]; remote, the text streamed
+    /// to the server as one request body.
+    fn importer(&self, namespace: &str, batch_size: usize) -> Result<Importer>;
     /// Runs one operation whose vectors travel beside the JSON arguments as one block of
     /// `dims`-wide f32 rows (see [`Request::attach_vectors`]), so bindings need not encode
     /// floats as text. By default the vectors are put into the JSON (what a remote call sends).
@@ -118,5 +123,9 @@ impl Backend for Handle {
 
     fn scoped(&self, api_key: &str) -> Result<Box<dyn Backend>> {
         Ok(Box::new(self.engine().scoped(api_key)?))
+    }
+
+    fn importer(&self, namespace: &str, batch_size: usize) -> Result<Importer> {
+        Handle::importer(self, namespace, batch_size)
     }
 }

@@ -665,3 +665,78 @@ fn a_batch_over_the_storage_quota_fails_alone_after_the_batches_before_it() {
     }
     assert_eq!(counts[0], counts[1]);
 }
+
+/// `text` fed to an importer of `root` in chunks of `chunk` bytes (cut inside lines).
+fn import_chunked(
+    root: &Handle,
+    ns: &str,
+    text: &str,
+    size: usize,
+    chunk: usize,
+) -> memsilo::Result<ImportSummary> {
+    let mut importer = root.importer(ns, size)?;
+    for part in text.as_bytes().chunks(chunk) {
+        importer.feed(part)?;
+    }
+    importer.finish()
+}
+
+#[test]
+fn an_importer_fed_chunks_cut_anywhere_makes_the_same_copy() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    seed(&root);
+    let lines = export_all(&root, "src", 1000);
+    let mut text = to_text(&lines);
+    text.insert(text.find('\n').unwrap() + 1, '\n'); // a blank line is counted, not imported
+    text.pop(); // the last line without its newline
+    for (ns, chunk) in [("dst", 7), ("dst2", 1 << 20)] {
+        root.create_namespace(ns, NamespaceOptions::default()).unwrap();
+        let total = import_chunked(&root, ns, &text, 4, chunk).unwrap();
+        assert_eq!((total.lines, total.memories, total.entities, total.relations), (29, 25, 2, 1));
+        assert_eq!(kept(&export_all(&root, ns, 1000)), kept(&lines), "chunks of {chunk}");
+        assert_eq!(root.shortest_path(ns, "Alice", "Acme").unwrap().relations.len(), 1);
+    }
+    // The namespace line named the vectors' embedder for the batches after it.
+    let copy = root.get_namespace("dst").unwrap();
+    assert_eq!(copy.embedder, root.get_namespace("src").unwrap().embedder);
+    // Nothing more once finished; a batch size out of range is refused at once.
+    let mut importer = root.importer("dst", 10).unwrap();
+    assert_eq!(importer.finish().unwrap(), ImportSummary::default());
+    assert_eq!(importer.feed(b"\n").unwrap_err().code(), ErrorCode::InvalidArgument);
+    let e = root.importer("dst", 0).unwrap_err();
+    assert!(e.to_string().starts_with("batch_size: "), "{e}");
+}
+
+#[test]
+fn an_importer_stops_at_a_bad_line_3500_keeping_the_batches_before_it() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("dst", NamespaceOptions { dimensions: Some(3), ..Default::default() })
+        .unwrap();
+    let line = |i: usize, v: Value| {
+        json!({"kind": "memory", "id": format!("m{i}"), "content": format!("note {i}"), "vector": v})
+            .to_string()
+    };
+    let mut lines: Vec<String> =
+        (1..=5_000).map(|i| line(i, json!([1.0, i as f32, 0.0]))).collect();
+    lines[3_499] = line(3_500, json!([1.0]));
+    let text = lines.join("\n");
+    let err = import_chunked(&root, "dst", &text, 1000, 64 << 10).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert_eq!(err.to_string(), "line 3500: vector has 1 dimensions, namespace has 3");
+    // Lines 1-3000 (three whole batches) are written; the bad line's batch and after are not.
+    assert_eq!(root.get_namespace("dst").unwrap().memory_count, 3_000);
+    let ids = |r: std::ops::RangeInclusive<usize>| r.map(|i| format!("m{i}")).collect::<Vec<_>>();
+    assert_eq!(root.get_memories(Some("dst"), &ids(2_991..=3_000), false).unwrap().len(), 10);
+    assert!(root.get_memories(Some("dst"), &ids(3_001..=3_010), false).unwrap().is_empty());
+    // Text that is not a line of an export, however it is cut, names its line.
+    let err =
+        import_chunked(&root, "dst", &format!("{}\nnot json\n", lines[0]), 10, 3).unwrap_err();
+    assert!(err.to_string().starts_with("line 2: not JSON"), "{err}");
+    // Fixed, the import runs again from the start: idempotent through the ids.
+    lines[3_499] = line(3_500, json!([1.0, 3_500.0, 0.0]));
+    let total = import_chunked(&root, "dst", &lines.join("\n"), 1000, 1 << 20).unwrap();
+    assert_eq!(total.memories, 5_000);
+    assert_eq!(root.get_namespace("dst").unwrap().memory_count, 5_000);
+}

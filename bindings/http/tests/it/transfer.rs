@@ -316,3 +316,67 @@ fn the_import_command_streams_a_file_to_a_server_and_a_bad_line_is_named() {
     let m = s.admin("GET", "/v1/memory/m1500?namespace=dst", None);
     assert!(m.expect(200)["content"].as_str().unwrap().starts_with("note 1500 "));
 }
+
+/// Requests the server answered on `route` (a route template), whatever their status.
+fn requests_on(s: &TestServer, route: &str) -> u64 {
+    let text = s.admin("GET", "/metrics", None).text;
+    let series = format!("memsilo_http_requests_total{{method=\"POST\",route=\"{route}\",");
+    text.lines()
+        .filter(|l| l.starts_with(&series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_remote_importer_streams_one_request_and_writes_what_a_local_one_does() {
+    use memsilo::api::Backend;
+    let s = TestServer::start();
+    let client = memsilo_http::Client::connect(&s.url, ADMIN).unwrap();
+    let line = |i: usize, v: Value| {
+        json!({"kind": "memory", "id": format!("m{i}"), "content": format!("note {i}"), "vector": v})
+            .to_string()
+    };
+    let mut lines: Vec<String> =
+        (1..=5_000).map(|i| line(i, json!([1.0, i as f32, 0.0]))).collect();
+    let import = |db: &dyn Backend, ns: &str, text: &str| {
+        let mut importer = db.importer(ns, 1000)?;
+        for chunk in text.as_bytes().chunks(100_000) {
+            importer.feed(chunk)?;
+        }
+        importer.finish()
+    };
+    for ns in ["warm", "dst", "bad"] {
+        s.admin("POST", "/v1/namespaces", Some(json!({"name": ns, "dimensions": 3}))).expect(201);
+    }
+    // A client's first import asks, with an empty body, whether the server takes one.
+    import(&client, "warm", "").unwrap();
+    let (streamed, batched) =
+        ("/v1/namespaces/{name}/import", "/v1/namespaces/{name}/import/batch");
+    let before = (requests_on(&s, streamed), requests_on(&s, batched));
+    let remote = import(&client, "dst", &lines.join("\n")).unwrap();
+    assert_eq!(remote.memories, 5_000);
+    assert_eq!((requests_on(&s, streamed), requests_on(&s, batched)), (before.0 + 1, before.1));
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = memsilo::Engine::open(dir.path(), quiet()).unwrap();
+    let local = engine.root();
+    let dims = memsilo::NamespaceOptions { dimensions: Some(3), ..Default::default() };
+    for ns in ["dst", "bad"] {
+        local.create_namespace(ns, dims.clone()).unwrap();
+    }
+    assert_eq!(import(&local, "dst", &lines.join("\n")).unwrap(), remote);
+    let m = s.admin("GET", "/v1/memory/m4321?namespace=dst", None).expect(200).clone();
+    assert_eq!(m["content"], local.get_memory(Some("dst"), "m4321").unwrap().content);
+
+    // A bad line 3,500: the same error both ways, the three batches before it written.
+    lines[3_499] = line(3_500, json!([1.0]));
+    let bad = lines.join("\n");
+    let (remote, local) = (import(&client, "bad", &bad), import(&local, "bad", &bad));
+    for e in [remote.unwrap_err(), local.unwrap_err()] {
+        assert_eq!(e.code(), memsilo::ErrorCode::InvalidArgument);
+        assert_eq!(e.to_string(), "line 3500: vector has 1 dimensions, namespace has 3");
+    }
+    let count = s.admin("GET", "/v1/namespaces/bad", None).expect(200)["memory_count"].clone();
+    assert_eq!(count, 3_000);
+    assert_eq!(engine.root().get_namespace("bad").unwrap().memory_count, 3_000);
+}

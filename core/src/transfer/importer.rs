@@ -1,0 +1,342 @@
+//! [`Importer`]: one import fed the text of an export in chunks of any size, the way every face
+//! imports (Python, Node, Go and C give it what they read; each face only converts). How it
+//! runs depends on the handle ([`crate::api::Backend::importer`]): in process, the batches go to
+//! [`Handle::import_batches`] on a thread of their own, which checks the next batch while one is
+//! written; on a remote handle the bytes go to the server as one streamed request body, which
+//! the server imports the same way; where the server takes no streamed body (a cluster node),
+//! each batch is one `import_namespace` call ([`Importer::by_calls`]).
+//!
+//! Each batch is all or nothing and an import stops at the first failure, naming its line: the
+//! batches before the failing one are written, the failing batch (and so the lines before the
+//! bad line in that batch) and everything after it are not. Importing again is idempotent (see
+//! the module docs), so a failed import is run again from the start once the line is fixed.
+
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use super::{Batch, Batcher, ImportSummary, MAX_LINE_BYTES, MAX_PAGE};
+use crate::api::Backend;
+use crate::error::{Error, Result};
+use crate::handle::Handle;
+
+/// The text of an export arriving in chunks cut anywhere (inside a line too), read as import
+/// batches: lines as [`Batcher`] reads them, in batches of its size.
+pub struct ChunkBatcher {
+    batcher: Batcher,
+    /// Text fed and not yet read from `start` on (at most a partial line once read).
+    text: Vec<u8>,
+    start: usize,
+    /// Lines read so far.
+    lines: u64,
+}
+
+impl ChunkBatcher {
+    /// Batches of `size` lines.
+    pub fn new(size: usize) -> Self {
+        ChunkBatcher { batcher: Batcher::new(size), text: Vec::new(), start: 0, lines: 0 }
+    }
+
+    /// Appends the next chunk of the text.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.text.drain(..self.start);
+        self.start = 0;
+        self.text.extend_from_slice(chunk);
+    }
+
+    /// The next full batch of the text fed so far, or `None` until more is fed. A bad line
+    /// (or a partial line longer than [`MAX_LINE_BYTES`]) is an error naming it.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        while let Some(end) = self.text[self.start..].iter().position(|b| *b == b'\n') {
+            let line = &self.text[self.start..self.start + end];
+            self.start += end + 1;
+            self.lines += 1;
+            if let Some(batch) = self.batcher.push(line)? {
+                return Ok(Some(batch));
+            }
+        }
+        if self.text.len() - self.start > MAX_LINE_BYTES {
+            return Err(Error::PayloadTooLarge {
+                field: format!("line {}", self.lines + 1),
+                reason: format!("longer than {MAX_LINE_BYTES} bytes"),
+            });
+        }
+        Ok(None)
+    }
+
+    /// The batches left at the end of the text: its last line when no newline ends it, and
+    /// the last, partial batch (at most two batches).
+    pub fn finish(&mut self) -> Result<Vec<Batch>> {
+        let mut out = Vec::new();
+        while let Some(batch) = self.next_batch()? {
+            out.push(batch);
+        }
+        if self.start < self.text.len() {
+            let rest = self.text.split_off(self.start);
+            (self.text, self.start) = (Vec::new(), 0);
+            out.extend(self.batcher.push(&rest)?);
+        }
+        out.extend(self.batcher.finish());
+        Ok(out)
+    }
+}
+
+/// One way of running an [`Importer`]: in process, streamed to a server, or a call a batch.
+pub trait ImportRun: Send {
+    /// Takes the next chunk of the text. An error ends the import: it is the import's
+    /// error (the first failure, naming its line), after the batches before it are written.
+    fn feed(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Ends the text and answers once every batch is written.
+    fn finish(self: Box<Self>) -> Result<ImportSummary>;
+}
+
+/// An import under way: [`Importer::feed`] the text of an export (JSON Lines, in chunks cut
+/// anywhere), then [`Importer::finish`] for what it wrote. Made by a handle's
+/// [`crate::api::Backend::importer`] (in process: [`Handle::importer`]). After an error, or
+/// once finished, it takes nothing more. Dropped unfinished, the batches already handed on are
+/// written and the rest of the text is not.
+pub struct Importer {
+    run: Option<Box<dyn ImportRun>>,
+}
+
+impl std::fmt::Debug for Importer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer").field("open", &self.run.is_some()).finish()
+    }
+}
+
+impl Importer {
+    /// An importer that runs as `run` does.
+    pub fn new(run: impl ImportRun + 'static) -> Importer {
+        Importer { run: Some(Box::new(run)) }
+    }
+
+    /// An import whose batches are one `import_namespace` call each on `backend`, one after
+    /// the other (for a server that takes no streamed body).
+    pub fn by_calls(
+        backend: Box<dyn Backend>,
+        namespace: &str,
+        batch_size: usize,
+    ) -> Result<Importer> {
+        check_batch_size(batch_size)?;
+        Ok(Importer::new(ByCalls {
+            backend,
+            namespace: namespace.to_owned(),
+            lines: ChunkBatcher::new(batch_size),
+            total: ImportSummary::default(),
+        }))
+    }
+
+    /// Takes the next chunk of the text (any part of it: whole lines or not).
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        let run = self.run.as_mut().ok_or_else(ended)?;
+        let fed = run.feed(chunk);
+        if fed.is_err() {
+            self.run = None;
+        }
+        fed
+    }
+
+    /// Ends the text; what the import wrote once every batch is written.
+    pub fn finish(&mut self) -> Result<ImportSummary> {
+        self.run.take().ok_or_else(ended)?.finish()
+    }
+}
+
+fn ended() -> Error {
+    Error::invalid("importer", "this import has ended (finished, or stopped at an error)")
+}
+
+/// `batch_size` as an import takes it (what the streamed route's `page_size` takes).
+pub fn check_batch_size(batch_size: usize) -> Result<()> {
+    if (1..=MAX_PAGE).contains(&batch_size) {
+        Ok(())
+    } else {
+        Err(Error::invalid("batch_size", format!("must be between 1 and {MAX_PAGE}")))
+    }
+}
+
+impl Handle {
+    /// An import into `namespace` in batches of `batch_size` lines, run in this process: the
+    /// text is cut into batches as it is fed, and [`Handle::import_batches`] imports them on a
+    /// thread of its own (reading and checking the next batch while one is written), so a
+    /// caller feeding chunks keeps up to three cores busy. See [`Importer`].
+    pub fn importer(&self, namespace: &str, batch_size: usize) -> Result<Importer> {
+        check_batch_size(batch_size)?;
+        // One batch waits while one is checked: feeding blocks when the import lags.
+        let (to_import, batches) = sync_channel::<Result<Batch>>(1);
+        let (handle, ns) = (self.clone(), namespace.to_owned());
+        let done = std::thread::Builder::new()
+            .name("memsilo-import".into())
+            .spawn(move || handle.import_batches(&ns, batches, |_| {}))
+            .map_err(|e| Error::internal_from("cannot start the import's thread", e))?;
+        Ok(Importer::new(Local {
+            lines: ChunkBatcher::new(batch_size),
+            to_import: Some(to_import),
+            done: Some(done),
+        }))
+    }
+}
+
+/// An import in this process (see [`Handle::importer`]).
+struct Local {
+    lines: ChunkBatcher,
+    to_import: Option<SyncSender<Result<Batch>>>,
+    done: Option<JoinHandle<Result<ImportSummary>>>,
+}
+
+impl Local {
+    /// Hands on a batch, or the error that ends the text; `false` once the import stopped.
+    fn hand_on(&self, batch: Result<Batch>) -> bool {
+        self.to_import.as_ref().is_some_and(|to| to.send(batch).is_ok())
+    }
+
+    /// The import's answer once the batches handed on are written.
+    fn answer(&mut self) -> Result<ImportSummary> {
+        self.to_import = None;
+        match self.done.take().map(JoinHandle::join) {
+            Some(Ok(answer)) => answer,
+            Some(Err(_)) => Err(Error::Internal("the import's thread panicked".into())),
+            None => Err(ended()),
+        }
+    }
+
+    /// The error that stopped the import (a batch that failed, or `e` after the batches
+    /// before it).
+    fn stopped(&mut self, e: Option<Error>) -> Error {
+        if let Some(e) = e {
+            self.hand_on(Err(e));
+        }
+        match self.answer() {
+            Err(e) => e,
+            Ok(_) => Error::Internal("the import ended before its text".into()),
+        }
+    }
+}
+
+impl ImportRun for Local {
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        self.lines.feed(chunk);
+        loop {
+            match self.lines.next_batch() {
+                Ok(Some(batch)) => {
+                    if !self.hand_on(Ok(batch)) {
+                        return Err(self.stopped(None));
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.stopped(Some(e))),
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ImportSummary> {
+        match self.lines.finish() {
+            Ok(batches) => {
+                for batch in batches {
+                    if !self.hand_on(Ok(batch)) {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                self.hand_on(Err(e));
+            }
+        }
+        self.answer()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // Unfinished: what was handed on is written before the handle is let go.
+        let _ = self.answer();
+    }
+}
+
+/// An import of one `import_namespace` call a batch (see [`Importer::by_calls`]).
+struct ByCalls {
+    backend: Box<dyn Backend>,
+    namespace: String,
+    lines: ChunkBatcher,
+    total: ImportSummary,
+}
+
+impl ByCalls {
+    fn send(&mut self, batch: Batch) -> Result<()> {
+        let args = serde_json::to_value(batch.into_args(&self.namespace))?;
+        let done = self.backend.call("import_namespace", args)?.value;
+        self.total.add(serde_json::from_value(done)?);
+        Ok(())
+    }
+}
+
+impl ImportRun for ByCalls {
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        self.lines.feed(chunk);
+        while let Some(batch) = self.lines.next_batch()? {
+            self.send(batch)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ImportSummary> {
+        for batch in self.lines.finish()? {
+            self.send(batch)?;
+        }
+        Ok(self.total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batches of `text` fed in chunks of `chunk` bytes, up to the first error.
+    fn batches(text: &str, size: usize, chunk: usize) -> (Vec<Vec<u64>>, Option<String>) {
+        let mut lines = ChunkBatcher::new(size);
+        let mut out = Vec::new();
+        let firsts = |b: Batch| (b.first_line..b.first_line + b.lines.len() as u64).collect();
+        for part in text.as_bytes().chunks(chunk) {
+            lines.feed(part);
+            loop {
+                match lines.next_batch() {
+                    Ok(Some(b)) => out.push(firsts(b)),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e.to_string())),
+                }
+            }
+        }
+        match lines.finish() {
+            Ok(last) => out.extend(last.into_iter().map(firsts)),
+            Err(e) => return (out, Some(e.to_string())),
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn chunks_cut_anywhere_make_the_same_batches_as_whole_lines() {
+        let line = |i: usize| format!("{{\"kind\":\"entity\",\"name\":\"e{i}\"}}");
+        let text = (0..7).map(line).collect::<Vec<_>>().join("\n");
+        for chunk in [1, 5, 17, text.len()] {
+            let (got, err) = batches(&text, 3, chunk);
+            assert_eq!(err, None);
+            assert_eq!(got, [vec![1, 2, 3], vec![4, 5, 6], vec![7]], "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_bad_line_stops_the_batches_naming_it() {
+        let text = "{\"kind\":\"entity\",\"name\":\"a\"}\n\nnot json\n";
+        for chunk in [2, text.len()] {
+            let (got, err) = batches(text, 10, chunk);
+            assert!(err.as_deref().unwrap().starts_with("line 3: not JSON"), "{err:?}");
+            assert!(got.is_empty(), "the batch before the bad line is not full: not handed on");
+        }
+        // A line without its end longer than an import reads is refused before its end comes.
+        let mut lines = ChunkBatcher::new(10);
+        lines.feed(b"{\"kind\":\"entity\"}\n");
+        lines.feed(&vec![b' '; MAX_LINE_BYTES + 1]);
+        let e = lines.next_batch().unwrap_err();
+        assert_eq!(e.to_string(), format!("line 2: longer than {MAX_LINE_BYTES} bytes"));
+    }
+}
