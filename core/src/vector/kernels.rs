@@ -74,7 +74,10 @@ fn has_vnni() -> bool {
 /// The int8 scan with AVX-512 VNNI: 64 products a row per instruction (`vpdpbusd`
 /// multiplies unsigned by signed bytes and adds each four into an i32 lane, without
 /// saturating). A row's codes are made unsigned by flipping their top bit (x + 128), so
-/// each sum is the dot product plus 128 × Σq, which is taken off again: exact.
+/// each sum is the dot product plus 128 × Σq, which is taken off again: exact. Several
+/// queries scanned together flip the queries' codes instead (once, not each row's block for
+/// every tile of queries), so each sum is the dot product plus 128 × the row's sum of codes,
+/// which the caller keeps with the rows ([`super::code_sum`]).
 ///
 /// Several queries are scored in tiles of up to four queries by four rows: each (query,
 /// row) pair's products gather in a register of its own, and the 16 registers' lanes are
@@ -87,13 +90,13 @@ fn has_vnni() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod vnni {
     use std::arch::x86_64::{
-        __m512i, _mm512_add_epi32, _mm512_castsi512_si128, _mm512_cmp_ps_mask, _mm512_cvtepi32_ps,
-        _mm512_dpbusd_epi32, _mm512_extracti32x4_epi32, _mm512_loadu_si512,
+        __m512i, _mm512_add_epi32, _mm512_broadcast_i32x4, _mm512_castsi512_si128,
+        _mm512_cmp_ps_mask, _mm512_cvtepi32_ps, _mm512_dpbusd_epi32, _mm512_extracti32x4_epi32,
         _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_epi8, _mm512_maskz_loadu_ps, _mm512_mul_ps,
         _mm512_reduce_add_epi32, _mm512_set1_epi8, _mm512_set1_ps, _mm512_setzero_si512,
         _mm512_shuffle_i32x4, _mm512_sub_epi32, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
-        _mm512_unpacklo_epi32, _mm512_unpacklo_epi64, _mm512_xor_si512, _mm_storeu_si128,
-        _CMP_GT_OQ,
+        _mm512_unpacklo_epi32, _mm512_unpacklo_epi64, _mm512_xor_si512, _mm_loadu_si128,
+        _mm_storeu_si128, _CMP_GT_OQ,
     };
 
     /// Rows scored before their scores are handed to the callback, so that the vector loop
@@ -179,9 +182,11 @@ mod vnni {
 
     /// [`scan_i8_blocks`] for several queries: each block of rows is read once and scored
     /// against every query, `f(query, first row, its scores)`, a query's blocks in row order.
+    /// `sums`: each row's sum of codes (with fewer, each query is scanned alone).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) fn scan_i8_multi(
         rows: &[i8],
+        sums: &[i32],
         dims: usize,
         queries: &[&[i8]],
         mut f: impl FnMut(usize, usize, &[i32]),
@@ -189,7 +194,7 @@ mod vnni {
         if let [q] = queries {
             return scan_i8_blocks(rows, dims, q, |start, scores| f(0, start, scores));
         }
-        if dims == 0 || queries.iter().any(|q| q.len() < dims) {
+        if dims == 0 || queries.iter().any(|q| q.len() < dims) || sums.len() < rows.len() / dims {
             for (j, q) in queries.iter().enumerate() {
                 super::blocks_of(|g| super::scan_i8_body(rows, dims, q, g), |s, d| f(j, s, d));
             }
@@ -197,9 +202,8 @@ mod vnni {
         }
         let n = rows.len() / dims;
         let masks = block_masks(dims);
-        let tiles: Vec<Tile> =
-            queries.chunks(TILE_QUERIES).map(|q| Tile::new(q, dims, &masks)).collect();
-        let at = Scan { rows, dims, masks: &masks, n };
+        let tiles: Vec<Tile> = queries.chunks(TILE_QUERIES).map(|q| Tile::new(q, &masks)).collect();
+        let at = Scan { rows, sums, dims, masks: &masks, n };
         let mut scores = vec![[0i32; BATCH]; queries.len()];
         let mut start = 0;
         while start < n {
@@ -223,37 +227,34 @@ mod vnni {
     }
 
     /// Up to [`TILE_QUERIES`] queries scored together: block `k` of query `q` is
-    /// `blocks[k * queries + q]`; `bias` holds 128 × each one's sum, in the lanes of its
-    /// scores (see [`Scan::score`]).
+    /// `blocks[k * queries + q]`, its codes made unsigned (x + 128: the top bit flipped; the
+    /// lanes past `dims` hold 128, times a row lane of 0).
     struct Tile {
         queries: usize,
         blocks: Vec<__m512i>,
-        bias: __m512i,
     }
 
     impl Tile {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        fn new(queries: &[&[i8]], dims: usize, masks: &[u64]) -> Tile {
+        fn new(queries: &[&[i8]], masks: &[u64]) -> Tile {
+            let flip = _mm512_set1_epi8(i8::MIN);
             let mut blocks = Vec::with_capacity(masks.len() * queries.len());
             for (k, mask) in masks.iter().enumerate() {
                 for q in queries {
                     // SAFETY: the mask keeps the load within the query's `dims` bytes.
-                    blocks.push(unsafe { _mm512_maskz_loadu_epi8(*mask, q.as_ptr().add(k * 64)) });
+                    let block = unsafe { _mm512_maskz_loadu_epi8(*mask, q.as_ptr().add(k * 64)) };
+                    blocks.push(_mm512_xor_si512(block, flip));
                 }
             }
-            let mut bias = [0i32; 16];
-            for (q, b) in queries.iter().zip(bias.chunks_mut(TILE_ROWS)) {
-                b.fill(128 * q[..dims].iter().map(|&x| i32::from(x)).sum::<i32>());
-            }
-            // SAFETY: `bias` is 64 bytes.
-            let bias = unsafe { _mm512_loadu_si512(bias.as_ptr().cast()) };
-            Tile { queries: queries.len(), blocks, bias }
+            Tile { queries: queries.len(), blocks }
         }
     }
 
-    /// The rows of a scan (`n` of `dims` codes), with the masks of their blocks.
+    /// The rows of a scan (`n` of `dims` codes, and each one's sum of codes), with the masks
+    /// of their blocks.
     struct Scan<'a> {
         rows: &'a [i8],
+        sums: &'a [i32],
         dims: usize,
         masks: &'a [u64],
         n: usize,
@@ -275,7 +276,6 @@ mod vnni {
         ) {
             const { assert!(Q >= 1 && Q <= TILE_QUERIES && BATCH.is_multiple_of(TILE_ROWS)) };
             let (rows, dims, n) = (self.rows, self.dims, self.n);
-            let flip = _mm512_set1_epi8(i8::MIN);
             let mut i = start;
             while i < end {
                 if ahead {
@@ -285,8 +285,12 @@ mod vnni {
                 // Past the last row, the last is scored again (those scores are not handed
                 // out): every tile is whole.
                 let mut at = [0usize; TILE_ROWS];
-                for (r, a) in at.iter_mut().enumerate() {
-                    *a = (i + r).min(n - 1) * dims;
+                // 128 × each row's sum of codes, what the flipped queries add to its products.
+                let mut bias = [0i32; TILE_ROWS];
+                for (r, (a, b)) in at.iter_mut().zip(&mut bias).enumerate() {
+                    let row = (i + r).min(n - 1);
+                    *a = row * dims;
+                    *b = self.sums[row].wrapping_mul(128);
                 }
                 let mut acc = [[_mm512_setzero_si512(); TILE_ROWS]; Q];
                 for (k, (mask, qs)) in
@@ -298,9 +302,8 @@ mod vnni {
                         let x = unsafe {
                             _mm512_maskz_loadu_epi8(*mask, rows.as_ptr().add(a + k * 64))
                         };
-                        let x = _mm512_xor_si512(x, flip);
                         for (q, acc) in acc.iter_mut().enumerate() {
-                            acc[r] = _mm512_dpbusd_epi32(acc[r], x, qs[q]);
+                            acc[r] = _mm512_dpbusd_epi32(acc[r], qs[q], x);
                         }
                     }
                 }
@@ -308,7 +311,10 @@ mod vnni {
                 for (e, acc) in each.chunks_exact_mut(TILE_ROWS).zip(&acc) {
                     e.copy_from_slice(acc);
                 }
-                let sums = _mm512_sub_epi32(sum16(&each), tile.bias);
+                // The rows' biases in each query's quarter (its lanes are the rows in order).
+                // SAFETY: `bias` is 16 bytes.
+                let bias = unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(bias.as_ptr().cast())) };
+                let sums = _mm512_sub_epi32(sum16(&each), bias);
                 // Query `q`'s scores are the quarter `q` of the sums.
                 let quarters = [
                     _mm512_castsi512_si128(sums),
@@ -520,9 +526,12 @@ pub(crate) const MULTI_MAX: usize = 16;
 
 /// [`scan_i8_blocks`] for up to [`MULTI_MAX`] queries in one pass: each block of rows is read
 /// once and scored against every query, `f(query, first row, their scores)`; each query's
-/// blocks come in row order, and its scores are those [`scan_i8`] gives it alone.
+/// blocks come in row order, and its scores are those [`scan_i8`] gives it alone. `sums` holds
+/// each row's [`code_sum`] (the AVX-512 VNNI scan takes it off the products of its unsigned
+/// query codes; with fewer sums than rows, each query is scanned alone).
 pub(crate) fn scan_i8_multi(
     rows: &[i8],
+    sums: &[i32],
     dims: usize,
     queries: &[&[i8]],
     mut f: impl FnMut(usize, usize, &[i32]),
@@ -530,11 +539,17 @@ pub(crate) fn scan_i8_multi(
     #[cfg(target_arch = "x86_64")]
     if has_vnni() {
         // SAFETY: the CPU supports the enabled features (checked above).
-        return unsafe { vnni::scan_i8_multi(rows, dims, queries, f) };
+        return unsafe { vnni::scan_i8_multi(rows, sums, dims, queries, f) };
     }
+    let _ = sums;
     for (j, q) in queries.iter().enumerate() {
         scan_i8_blocks(rows, dims, q, |start, scores| f(j, start, scores));
     }
+}
+
+/// The sum of a row's codes, which [`scan_i8_multi`] is given with each row.
+pub(crate) fn code_sum(codes: &[i8]) -> i32 {
+    codes.iter().map(|&c| i32::from(c)).sum()
 }
 
 #[inline(always)]
@@ -674,9 +689,16 @@ mod tests {
                         (0..n - 1).map(|o| rows[(o * 5) % rows.len()].clone()).collect();
                     let mut queries: Vec<&[i8]> = others.iter().map(Vec::as_slice).collect();
                     queries.insert(n / 2, &q);
-                    for len in [1, 2, 3, 5, rows.len()] {
+                    // The rows' sums of codes; without them each query is scanned alone.
+                    let sums: Vec<i32> = rows.iter().map(|r| code_sum(r)).collect();
+                    for (len, sums) in [1, 2, 3, 5, rows.len()]
+                        .into_iter()
+                        .map(|len| (len, &sums[..len]))
+                        .chain([(rows.len(), &sums[..0])])
+                    {
                         let mut got = vec![Vec::new(); n];
-                        scan_i8_multi(&flat[..len * dims], dims, &queries, |j, start, scores| {
+                        let flat = &flat[..len * dims];
+                        scan_i8_multi(flat, sums, dims, &queries, |j, start, scores| {
                             assert_eq!(start, got[j].len(), "query {j}'s blocks in row order");
                             got[j].extend(scores.iter().enumerate().map(|(i, d)| (start + i, *d)));
                         });

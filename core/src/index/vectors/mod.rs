@@ -96,9 +96,9 @@ impl NamespaceVectors {
         Ok(out)
     }
 
-    /// Approximate bytes held (f32 values, int8 codes, scales, slots, ids).
+    /// Approximate bytes held (f32 values, int8 codes, their sums, scales, slots, ids).
     pub(super) fn bytes(&self) -> usize {
-        self.rows * (self.dims * 5 + 36)
+        self.rows * (self.dims * 5 + 40)
             + (self.deleted.len() + self.current.len()) * 8
             + self.ivf.as_ref().map_or(0, |i| i.bytes())
     }

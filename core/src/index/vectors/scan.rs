@@ -75,7 +75,7 @@ impl NamespaceVectors {
             }
             let queries: Vec<&[i8]> = codes.iter().map(|(q, _)| q.as_slice()).collect();
             for (si, s) in self.segments.iter().enumerate() {
-                kernels::scan_i8_multi(&s.codes, dims, &queries, |j, start, block| {
+                kernels::scan_i8_multi(&s.codes, &s.sums, dims, &queries, |j, start, block| {
                     let (agent, top) = (asks[group[j]].agent, &mut tops[j]);
                     let scales = &s.scales[start..start + block.len()];
                     // Most rows score below the running threshold: those are found for the
