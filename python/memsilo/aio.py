@@ -10,11 +10,13 @@ call releases the GIL, so concurrent calls really overlap::
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Optional, Sequence, TypeVar, Union
+from collections.abc import AsyncIterable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Mapping, Optional, Sequence, TypeVar, Union, cast
 
 from . import _native
-from .client import Memsilo
+from .client import ImportLines, Memsilo, _LineChunks
 from .types import EmbeddingFunction
 
 if TYPE_CHECKING:
@@ -58,7 +60,27 @@ class AsyncMemsilo:
                 return
             yield line
 
-    import_namespace = _to_async(Memsilo.import_namespace)
+    async def import_namespace(
+        self,
+        namespace: str,
+        lines: Union[ImportLines, AsyncIterable[Union[str, bytes, Mapping[str, Any]]]],
+        batch_size: int = 1000,
+    ) -> Dict[str, int]:
+        """Imports export lines (see ``Memsilo.import_namespace``); ``lines`` may also be an
+        async iterable, read here while the importer writes in a worker thread."""
+        if not isinstance(lines, AsyncIterable):
+            return await asyncio.to_thread(self.sync.import_namespace, namespace, lines, batch_size)
+        importer = await asyncio.to_thread(self.sync._client.importer, namespace, batch_size)
+        chunks = _LineChunks()
+        async for line in lines:
+            full = chunks.add(line)
+            if full:
+                await asyncio.to_thread(importer.feed, full)
+        last = chunks.rest()
+        if last:
+            await asyncio.to_thread(importer.feed, last)
+        return cast(Dict[str, int], json.loads(await asyncio.to_thread(importer.finish)))
+
     whoami = _to_async(Memsilo.whoami)
     create_namespace = _to_async(Memsilo.create_namespace)
     list_namespaces = _to_async(Memsilo.list_namespaces)

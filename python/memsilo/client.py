@@ -164,6 +164,10 @@ def _grant(grant: GrantLike) -> Mapping[str, Any]:
     return grant
 
 
+#: What ``import_namespace`` reads: a file object, or an iterable of lines (dicts, or one
+#: line's text as ``str`` or ``bytes``).
+ImportLines = Iterable[Union[str, bytes, Mapping[str, Any]]]
+
 class Memsilo:
     """A handle on memsilo acting as one principal: the embedded root (``memsilo.open``), a
     server key (``memsilo.connect``), or a scoped key (``scoped``). Thread-safe: share one
@@ -686,7 +690,7 @@ class Memsilo:
     def import_namespace(
         self,
         namespace: str,
-        lines: Iterable[Union[str, bytes, Mapping[str, Any]]],
+        lines: ImportLines,
         batch_size: int = 1000,
     ) -> Dict[str, int]:
         """Imports export lines (dicts, or the text of JSON Lines, e.g. an open file) into an
@@ -819,24 +823,45 @@ def _import_chunks(lines: Any) -> Iterator[bytes]:
             if not chunk:
                 return
             yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
-    parts: List[bytes] = []
-    size = 0
+    chunks = _LineChunks()
     for line in lines:
+        full = chunks.add(line)
+        if full:
+            yield full
+    last = chunks.rest()
+    if last:
+        yield last
+
+
+class _LineChunks:
+    """Import lines (dicts, or one line's text as ``str`` or ``bytes``) gathered as the text of
+    JSON Lines, handed out in chunks of about 1 MiB."""
+
+    def __init__(self) -> None:
+        self.parts: List[bytes] = []
+        self.size = 0
+
+    def add(self, line: Union[str, bytes, Mapping[str, Any]]) -> Optional[bytes]:
+        """Adds a line; returns a chunk once about 1 MiB is gathered."""
         if isinstance(line, Mapping):
             text = json.dumps(line, separators=(",", ":")).encode("utf-8")
         elif isinstance(line, str):
             text = line.encode("utf-8")
         else:
             text = bytes(line)
-        parts.append(text)
+        self.parts.append(text)
         if not text.endswith(b"\n"):
-            parts.append(b"\n")
-        size += len(text) + 1
-        if size >= _IMPORT_CHUNK:
-            yield b"".join(parts)
-            parts, size = [], 0
-    if parts:
-        yield b"".join(parts)
+            self.parts.append(b"\n")
+        self.size += len(text) + 1
+        return self.rest() if self.size >= _IMPORT_CHUNK else None
+
+    def rest(self) -> Optional[bytes]:
+        """What is gathered, if anything."""
+        if not self.parts:
+            return None
+        chunk = b"".join(self.parts)
+        self.parts, self.size = [], 0
+        return chunk
 
 
 _IMPORT_CHUNK = 1 << 20

@@ -6,7 +6,7 @@ import json
 import re
 import urllib.request
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, AsyncIterator, Dict, List, Tuple, Union
 
 import pytest
 
@@ -65,6 +65,16 @@ def test_the_async_handle_exports_and_imports(db: memsilo.Memsilo) -> None:
         lines = [line async for line in adb.export_namespace("a")]
         await adb.create_namespace("b")
         done = await adb.import_namespace("b", lines)
+        assert done["memories"] == 1
+
+        # An async iterable too: read on the event loop, fed to the importer in a thread.
+        async def each() -> AsyncIterator[Union[str, Dict[str, Any]]]:
+            for i, line in enumerate(lines):
+                yield json.dumps(line) if i % 2 else line
+
+        await adb.create_namespace("c")
+        done = await adb.import_namespace("c", each())
+        assert (await adb.get_memory("c", lines[1]["id"]))["content"] == "hello"
         return done["memories"]
 
     assert asyncio.run(run()) == 1
