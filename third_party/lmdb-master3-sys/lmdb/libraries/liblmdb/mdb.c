@@ -4129,6 +4129,7 @@ mdb_rpage_forget(MDB_txn *txn, int keep, int pagecount, int *dl_nump)
 	MDB_ID2L dl = txn->mt_u.dirty_list;
 	MDB_ID3L lists[2];
 	int i, l;
+	unsigned at[2] = {1, 1};	/* memsilo patch: see below */
 
 	lists[0] = env->me_rpages;
 	lists[1] = txn->mt_rpages;
@@ -4137,18 +4138,23 @@ mdb_rpage_forget(MDB_txn *txn, int keep, int pagecount, int *dl_nump)
 		pgno_t pg, last;
 		last = dl[i].mid + dl_nump[i] - 1;
 		for (pg = dl[i].mid; pg <= last; pg++) {
-			pgno_t mids[2];
-			int m;
 			/* a page's decrypted copy is in the chunk it starts in, or in
-			 * a txn's own mapping starting at it (see mdb_rpage_get) */
-			mids[0] = pg & ~(pgno_t)(MDB_RPAGE_CHUNK-1);
-			mids[1] = pg;
+			 * a txn's own mapping starting at it (see mdb_rpage_get): the
+			 * entries whose id is the chunk's or the page's, which lie
+			 * from the chunk's place in the list (its first id >= the
+			 * chunk's) on, before the next chunk's */
+			pgno_t chunk = pg & ~(pgno_t)(MDB_RPAGE_CHUNK-1);
+			unsigned short bit = (unsigned short)(1u << (pg & (MDB_RPAGE_CHUNK-1)));
 			for (l = 0; l < 2; l++) {
 				MDB_ID3L rl = lists[l];
-				for (m = 0; m < (mids[1] == mids[0] ? 1 : 2); m++) {
-					unsigned x = mdb_mid3l_search(rl, mids[m]);
-					if (x <= rl[0].mid && rl[x].mid == mids[m] && rl[x].menc) {
-						unsigned short bit = (unsigned short)(1u << (pg & (MDB_RPAGE_CHUNK-1)));
+				unsigned x = at[l];
+				/* memsilo patch: the dirty list is sorted, so the place
+				 * found for the last page is most often this one's too
+				 * (the same chunk): checked, else searched */
+				if (!((x > rl[0].mid || rl[x].mid >= chunk) && (x == 1 || rl[x-1].mid < chunk)))
+					x = at[l] = mdb_mid3l_search(rl, chunk);
+				for (; x <= rl[0].mid && rl[x].mid < chunk + MDB_RPAGE_CHUNK; x++) {
+					if ((rl[x].mid == chunk || rl[x].mid == pg) && rl[x].menc) {
 						MDB_ENCUSE(rl[x].menc) &= (unsigned short)~bit;
 						/* and the writer's own note that it found the page
 						 * decrypted (mdb_rpage_get) */
