@@ -24,7 +24,6 @@ mod scan;
 mod table;
 
 pub(crate) use cipher::Cipher;
-use cipher::{ChaChaPoly, GcmSiv, LcAead};
 pub(crate) use scan::{scan, scan_prefix};
 pub(crate) use table::Table;
 
@@ -85,11 +84,8 @@ impl Environment {
     ) -> Result<Environment> {
         Ok(match key {
             None => Environment::Plain(unsafe { options.open(path)? }),
-            Some((Cipher::ChaCha20Poly1305, key)) => Environment::Encrypted(Box::new(unsafe {
-                options.open_encrypted::<LcAead<ChaChaPoly>, _>((*key).into(), path)?
-            })),
-            Some((Cipher::Aes256GcmSiv, key)) => Environment::Encrypted(Box::new(unsafe {
-                options.open_encrypted::<LcAead<GcmSiv>, _>((*key).into(), path)?
+            Some((cipher, key)) => Environment::Encrypted(Box::new(unsafe {
+                cipher::open_encrypted(options, path, cipher, key)?
             })),
         })
     }

@@ -325,6 +325,18 @@ extern "C" {
     ) -> ::libc::c_int;
 }
 extern "C" {
+    #[doc = "memsilo patch: the encryption function and context of the next #mdb_env_set_encrypt() this thread calls (see lmdb.h)."]
+    pub fn mdb_env_encrypt_pend(
+        func: MDB_enc_func,
+        ctx: *mut ::libc::c_void,
+        release: ::core::option::Option<unsafe extern "C" fn(ctx: *mut ::libc::c_void)>,
+    ) -> ::libc::c_int;
+}
+extern "C" {
+    #[doc = "memsilo patch: takes back this thread's pending function (#mdb_env_encrypt_pend()): the pending context, or NULL if an environment took it."]
+    pub fn mdb_env_encrypt_unpend() -> *mut ::libc::c_void;
+}
+extern "C" {
     #[doc = "Set checksums on an environment.\n\n This must be called before #mdb_env_open().\n # Arguments\n\n* `env` (direction in) - An environment handle returned by #mdb_env_create().\n * `func` (direction in) - An #MDB_sum_func function.\n * `size` (direction in) - The size of computed checksum values, in bytes.\n # Returns\n\nA non-zero error value on failure and 0 on success."]
     pub fn mdb_env_set_checksum(
         env: *mut MDB_env,

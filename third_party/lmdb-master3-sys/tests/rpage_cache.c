@@ -3,8 +3,13 @@
  * checks every value it reads inside its own txns (built with a small
  * MDB_IDL_LOGN, its txns spill, read spilled pages back, rewrite and spill them
  * again), aborts some txns, and readers that check every value they read.
+ * The cipher is installed as memsilo installs its own (mdb_env_encrypt_pend: a
+ * context, pages sealed in place, the context released once at close; checked),
+ * or with "copy" as heed3 installs its function (mdb_env_set_encrypt alone: a
+ * copy of the key, pages sealed into a page of their own).
  * `make test-lmdb-cache` builds and runs it, also under ThreadSanitizer.
- * Usage: rpage_cache DIR SECONDS; exits 1 if any value read was wrong. */
+ * Usage: rpage_cache DIR SECONDS [copy]; exits 1 if any value read was wrong,
+ * or the cipher was not called as installed. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,8 +22,11 @@
 #define KEYS 3000
 #define BATCH 600
 #define READERS 4
-static int stop;
-static long failures, reads, commits, decs;
+static int stop, pend;
+static long failures, reads, commits, decs, misuses, releases;
+/* the context of mdb_env_encrypt_pend: the key first, where enc reads it */
+static struct { uint64_t key; } ctx = {0x0102030405060708ull};
+static void release(void *c) { if (c != &ctx) misuses++; releases++; }
 
 static uint64_t mix(uint64_t x) { x += 0x9e3779b97f4a7c15ull; x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; x = (x ^ (x >> 27)) * 0x94d049bb133111ebull; return x ^ (x >> 31); }
 
@@ -28,6 +36,11 @@ static int enc(const MDB_val *src, MDB_val *dst, const MDB_val *key, int encdec)
 {
 	uint64_t iv[2], h = 0, kk = *(uint64_t *)key[0].mv_data;
 	unsigned char *d = dst->mv_data; size_t i;
+	/* as installed: memsilo's context, pages sealed where they are written from;
+	 * heed3's copy of the key, pages sealed into a page of their own */
+	if (pend ? key[0].mv_data != &ctx || key[0].mv_size || (encdec && src->mv_data != dst->mv_data)
+		: key[0].mv_size != 8 || (encdec && src->mv_data == dst->mv_data))
+		__atomic_fetch_add(&misuses, 1, __ATOMIC_RELAXED);
 	memcpy(iv, key[1].mv_data, 16);
 	if (!encdec) { __atomic_fetch_add(&decs, 1, __ATOMIC_RELAXED); memcpy(d, src->mv_data, src->mv_size); }
 	for (i = 0; i < src->mv_size; i++) {
@@ -162,9 +175,12 @@ static void writer(double secs)
 int main(int argc, char **argv)
 {
 	double secs = argc > 2 ? atof(argv[2]) : 2;
-	uint64_t keyb[4] = {1, 2, 3, 4}; MDB_val key = {32, keyb}; MDB_txn *txn; pthread_t th[READERS]; int i, rc;
+	uint64_t keyb = ctx.key; MDB_val key = {8, &keyb}; MDB_txn *txn; pthread_t th[READERS]; int i, rc;
+	pend = !(argc > 3 && !strcmp(argv[3], "copy"));
+	if (pend && mdb_env_encrypt_pend(enc, &ctx, release)) { fprintf(stderr, "pend\n"); return 2; }
 	mdb_env_create(&env);
 	mdb_env_set_encrypt(env, enc, &key, 16);
+	if (mdb_env_encrypt_unpend()) { fprintf(stderr, "not taken\n"); return 2; }
 	mdb_env_set_mapsize(env, 1ul << 30);
 	mdb_env_set_maxreaders(env, 64);
 	if ((rc = mdb_env_open(env, argv[1], MDB_NOSYNC | MDB_NOTLS, 0644))) { fprintf(stderr, "open %s\n", mdb_strerror(rc)); return 2; }
@@ -174,6 +190,9 @@ int main(int argc, char **argv)
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < READERS; i++) pthread_join(th[i], NULL);
 	mdb_env_close(env);
-	printf("failures %ld reads %ld commits %ld decrypts %ld\n", failures, reads, commits, decs);
+	if (releases != pend) { fprintf(stderr, "released %ld times\n", releases); failures++; }
+	if (misuses) { fprintf(stderr, "%ld calls not as installed\n", misuses); failures++; }
+	printf("failures %ld reads %ld commits %ld decrypts %ld (%s)\n", failures, reads, commits, decs,
+		pend ? "mdb_env_encrypt_pend" : "copy");
 	return failures ? 1 : 0;
 }

@@ -1046,6 +1046,31 @@ int  mdb_env_set_assert(MDB_env *env, MDB_assert_func *func);
 	 */
 int mdb_env_set_encrypt(MDB_env *env, MDB_enc_func *func, const MDB_val *key, unsigned int size);
 
+	/** @brief memsilo patch: the encryption function and context of the next
+	 * #mdb_env_set_encrypt() this thread calls.
+	 *
+	 * For a caller that opens environments through a wrapper calling
+	 * #mdb_env_set_encrypt() itself with a function of its own (heed3): that call
+	 * then installs @p func instead of its function, and passes it @p ctx as
+	 * key[0].mv_data (with mv_size 0) instead of a copy of its key; the env owns
+	 * @p ctx from then on and calls @p release(ctx) once, when it is closed or
+	 * set again. @p func must take src == dst when encrypting (a page is sealed
+	 * where it is written from). Take what is still pending back with
+	 * #mdb_env_encrypt_unpend() once the wrapper returned, whatever it returned.
+	 * @param[in] func An #MDB_enc_func function.
+	 * @param[in] ctx Its context, not NULL.
+	 * @param[in] release Releases @p ctx, not NULL.
+	 * @return EINVAL if an argument is NULL or a function is pending already, else 0.
+	 */
+int mdb_env_encrypt_pend(MDB_enc_func *func, void *ctx, void (*release)(void *ctx));
+
+	/** @brief memsilo patch: takes back this thread's pending function
+	 * (#mdb_env_encrypt_pend()).
+	 * @return The pending context, which the caller owns again, or NULL if an
+	 * environment took it (or none was pending).
+	 */
+void *mdb_env_encrypt_unpend(void);
+
 	/** @brief Set checksums on an environment.
 	 *
 	 * This must be called before #mdb_env_open().

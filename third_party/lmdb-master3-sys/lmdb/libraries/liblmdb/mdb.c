@@ -1739,6 +1739,9 @@ struct MDB_env {
 
 	MDB_enc_func *me_encfunc;	/**< encrypt env data */
 	MDB_val		me_enckey;	/**< key for env encryption */
+	/** memsilo patch: releases me_enckey.mv_data, a context of
+	 * #mdb_env_encrypt_pend(), or NULL if it is a copy of the key */
+	void		(*me_encrelease)(void *ctx);
 #endif
 	void		*me_userctx;	 /**< User-settable context */
 	MDB_assert_func *me_assert_func; /**< Callback for assertion failures */
@@ -4108,6 +4111,7 @@ static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages);
 static int mdb_rpage_isdec(MDB_env *env, MDB_ID3 *id3, int rem);
 static void *mdb_rpage_encalloc(size_t len);
 static int mdb_page_encrypt(MDB_env *env, MDB_page *in, MDB_page *out, size_t size);
+static void mdb_env_enckey_release(MDB_env *env);
 static int mdb_page_chk_checksum(MDB_env *env, MDB_page *mp, size_t size);
 static void mdb_page_set_checksum(MDB_env *env, MDB_page *mp, size_t size);
 
@@ -4348,18 +4352,25 @@ retry_seek:
 			mdb_page_set_checksum(env, dp, size);
 		}
 		if (env->me_encfunc) {
-			MDB_page *encp = mdb_page_malloc(txn, nump, 0);
-			if (!encp)
+			/* memsilo patch: a function of mdb_env_encrypt_pend seals the page
+			 * where it is written from (no copy, no allocation): the plaintext
+			 * is not read after, as when it was freed once sealed. Others may
+			 * not take src == dst: into a page of their own, as before. */
+			MDB_page *encp = dp;
+			if (!env->me_encrelease && !(encp = mdb_page_malloc(txn, nump, 0)))
 				return ENOMEM;
-			if (mdb_page_encrypt(env, dp, encp, size)) {
-				mdb_dpage_free_n(env, encp, nump);
-				return MDB_CRYPTO_FAIL;
-			}
 			/* memsilo patch: the next txn reads it without decrypting */
 			mdb_rpage_keep(env, dp, nump);
-			mdb_dpage_free_n(env, dp, nump);
-			dp = encp;
-			dl[i].mptr = dp;
+			if (mdb_page_encrypt(env, dp, encp, size)) {
+				if (encp != dp)
+					mdb_dpage_free_n(env, encp, nump);
+				return MDB_CRYPTO_FAIL;
+			}
+			if (encp != dp) {
+				mdb_dpage_free_n(env, dp, nump);
+				dp = encp;
+				dl[i].mptr = dp;
+			}
 		}
 #endif
 #ifdef _WIN32
@@ -6618,7 +6629,7 @@ mdb_env_close(MDB_env *env)
 
 	mdb_env_close_active(env, 0);
 #if MDB_RPAGE_CACHE
-	free(env->me_enckey.mv_data);
+	mdb_env_enckey_release(env);
 #endif
 	free(env);
 }
@@ -11934,6 +11945,56 @@ mdb_env_set_assert(MDB_env *env, MDB_assert_func *func)
 }
 
 #if MDB_RPAGE_CACHE
+/** memsilo patch: this thread's function for its next #mdb_env_set_encrypt()
+ * (#mdb_env_encrypt_pend()). Per thread: the wrapper that calls
+ * mdb_env_set_encrypt (heed3's open) runs on the thread that set it, and no
+ * other thread's open may take it. */
+#ifdef _MSC_VER
+#define MDB_THREAD_LOCAL __declspec(thread)
+#else
+#define MDB_THREAD_LOCAL __thread
+#endif
+static MDB_THREAD_LOCAL struct {
+	MDB_enc_func *func;
+	void *ctx;
+	void (*release)(void *ctx);
+} mdb_enc_pending;
+
+int ESECT
+mdb_env_encrypt_pend(MDB_enc_func *func, void *ctx, void (*release)(void *ctx))
+{
+	if (!func || !ctx || !release || mdb_enc_pending.func)
+		return EINVAL;
+	mdb_enc_pending.func = func;
+	mdb_enc_pending.ctx = ctx;
+	mdb_enc_pending.release = release;
+	return MDB_SUCCESS;
+}
+
+void * ESECT
+mdb_env_encrypt_unpend(void)
+{
+	void *ctx = mdb_enc_pending.ctx;
+	memset(&mdb_enc_pending, 0, sizeof(mdb_enc_pending));
+	return ctx;
+}
+
+/** memsilo patch: releases the env's key: a context of #mdb_env_encrypt_pend()
+ * by its function, a copy of a key wiped before it is freed. */
+static void ESECT
+mdb_env_enckey_release(MDB_env *env)
+{
+	if (env->me_encrelease)
+		env->me_encrelease(env->me_enckey.mv_data);
+	else if (env->me_enckey.mv_data) {
+		mdb_rpage_wipe(env->me_enckey.mv_data, env->me_enckey.mv_size);
+		free(env->me_enckey.mv_data);
+	}
+	env->me_enckey.mv_data = NULL;
+	env->me_enckey.mv_size = 0;
+	env->me_encrelease = NULL;
+}
+
 int ESECT
 mdb_env_set_encrypt(MDB_env *env, MDB_enc_func *func, const MDB_val *key, unsigned int size)
 {
@@ -11943,14 +12004,25 @@ mdb_env_set_encrypt(MDB_env *env, MDB_enc_func *func, const MDB_val *key, unsign
 		return EINVAL;
 	if (env->me_flags & MDB_ENV_ACTIVE)
 		return EINVAL;
+	if (mdb_enc_pending.func) {
+		/* memsilo patch: this thread's own function and context, in place of
+		 * the caller's function and key (mdb_env_encrypt_pend) */
+		mdb_env_enckey_release(env);
+		env->me_enckey.mv_data = mdb_enc_pending.ctx;
+		env->me_encrelease = mdb_enc_pending.release;
+		env->me_encfunc = mdb_enc_pending.func;
+		memset(&mdb_enc_pending, 0, sizeof(mdb_enc_pending));
+		goto set;
+	}
 	if (! (kdata = malloc(key[0].mv_size)))
 		return ENOMEM;
 
 	memcpy(kdata,  key->mv_data, key->mv_size);
-	free(env->me_enckey.mv_data);
+	mdb_env_enckey_release(env);
 	env->me_enckey.mv_data = kdata;
 	env->me_enckey.mv_size = key->mv_size;
 	env->me_encfunc = func;
+set:
 	if (size)
 		env->me_esumsize = size;
 	env->me_flags |= MDB_REMAP_CHUNKS | MDB_ENCRYPT;
