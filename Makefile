@@ -4,12 +4,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:3300
 
-.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability test-lmdb-cache bench-lmdb-cache bench-page-writes fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
+.PHONY: help fixture-0.1.0 models minilm bench-embed bench-hybrid bench-model bench-quality locomo longmemeval docs dist dist-tools test-dist console test-console console-screenshots test test-integrations test-rust test-reliability test-lmdb-cache test-lmdb-alloc bench-lmdb-cache bench-page-writes fuzz test-minilm test-python test-node test-go test-schemathesis test-cluster serve bench bench-http bench-namespaces bench-http-compare bench-compare fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: console test-rust test-reliability test-lmdb-cache test-python test-node test-go test-console test-dist test-integrations test-dakera test-cluster ## Everything CI runs
+test: console test-rust test-reliability test-lmdb-cache test-lmdb-alloc test-python test-node test-go test-console test-dist test-integrations test-dakera test-cluster ## Everything CI runs
 
 # The admin console (console/, Vite + TypeScript + Preact). Its built files in console/dist are
 # embedded into `memsilo serve` at compile time, so `console` runs before the Rust builds.
@@ -48,6 +48,21 @@ test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 re
 		TSAN_OPTIONS="suppressions=$(CURDIR)/third_party/lmdb-master3-sys/tests/tsan.supp halt_on_error=1" \
 		$(LMDB_CACHE)/rpage_cache_tsan $(LMDB_CACHE)/db 10
 	rm -rf $(LMDB_CACHE)/db
+
+# mdb.c's page allocation (PATCHES.md, ninth change): after every commit of a random workload
+# (nested txns committed and aborted, held snapshots, map full), every page in exactly one
+# place; plain and encrypted (whose allocation stays LMDB's: see PATCHES.md), with LMDB's dirty list
+# as the crate builds it and a small one.
+test-lmdb-alloc: ## mdb.c's page allocation: every page in use or free exactly once after every commit (plain, encrypted, spilling)
+	mkdir -p $(LMDB_CACHE)
+	gcc -O2 -g -Wno-unused-function -I$(LMDB_SRC) -o $(LMDB_CACHE)/alloc_audit \
+		third_party/lmdb-master3-sys/tests/alloc_audit.c -lpthread
+	gcc -O2 -g -Wno-unused-function -DMDB_IDL_LOGN=9 -I$(LMDB_SRC) -o $(LMDB_CACHE)/alloc_audit_spill \
+		third_party/lmdb-master3-sys/tests/alloc_audit.c -lpthread
+	for b in alloc_audit alloc_audit_spill; do for m in plain enc; do for seed in 1 2; do \
+		rm -rf $(LMDB_CACHE)/alloc && mkdir $(LMDB_CACHE)/alloc && \
+		$(LMDB_CACHE)/$$b $(LMDB_CACHE)/alloc $$m 150 $$seed || exit 1; done; done; done
+	rm -rf $(LMDB_CACHE)/alloc
 
 bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each), then per first read of a page, then per write txn of 1,000 random puts
 	mkdir -p $(LMDB_CACHE)

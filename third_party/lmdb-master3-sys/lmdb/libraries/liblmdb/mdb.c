@@ -1640,10 +1640,26 @@ typedef struct MDB_xcursor {
 		(mc)->mc_xcursor->mx_cursor.mc_pg[0] = NODEDATA(xr_node); \
 } while (0)
 
+	/** memsilo patch: how many pages a large txn takes from its free pages
+	 *	at once, in ascending order (#mdb_page_run).
+	 */
+#define MDB_RUN_PAGES	64
+	/** memsilo patch: a txn (with its ancestors) holding at least this
+	 *	many dirty pages takes its pages in runs (#mdb_page_run).
+	 */
+#define MDB_RUN_MIN	256
+
 	/** State of FreeDB old pages, stored in the MDB_env */
 typedef struct MDB_pgstate {
 	pgno_t		*mf_pghead;	/**< Reclaimed freeDB pages, or NULL before use */
 	txnid_t		mf_pglast;	/**< ID of last used record, or 0 if !mf_pghead */
+	/** memsilo patch: pages taken from #mf_pghead or the end of the file
+	 *	for a large txn, ascending, not yet handed out: #mf_pgrun[#mf_pgrunpos]
+	 *	up to #mf_pgrunlen. Part of the state a nested txn saves and restores.
+	 */
+	pgno_t		mf_pgrun[MDB_RUN_PAGES];
+	unsigned	mf_pgrunpos, mf_pgrunlen;
+	pgno_t		mf_pgrove;	/**< memsilo patch: where the next run starts looking */
 } MDB_pgstate;
 
 	/** The database environment. */
@@ -1694,6 +1710,10 @@ struct MDB_env {
 	MDB_pgstate	me_pgstate;		/**< state of old pages from freeDB */
 #	define		me_pglast	me_pgstate.mf_pglast
 #	define		me_pghead	me_pgstate.mf_pghead
+#	define		me_pgrun	me_pgstate.mf_pgrun
+#	define		me_pgrunpos	me_pgstate.mf_pgrunpos
+#	define		me_pgrunlen	me_pgstate.mf_pgrunlen
+#	define		me_pgrove	me_pgstate.mf_pgrove
 	MDB_page	*me_dpages;		/**< list of malloc'd blocks for re-use */
 	/** IDL of pages that became unused in a write txn */
 	MDB_IDL		me_free_pgs;
@@ -2690,6 +2710,99 @@ mdb_page_dirty(MDB_txn *txn, MDB_page *mp)
 	txn->mt_dirty_room--;
 }
 
+/** memsilo patch: refill the run of a large txn (#MDB_pgstate.%mf_pgrun)
+ * with up to #MDB_RUN_PAGES pages in ascending order, so that the pages it
+ * copies lie next to each other in the file and a commit writes them in few
+ * calls (PATCHES.md, ninth change). The pages are the free pages of
+ * me_pghead at or above a roving pointer (me_pgrove); past the last of them
+ * the file grows while free pages are under a quarter of it and the map
+ * has a quarter to spare, else the pointer starts again from the lowest.
+ * The pages leave me_pghead (or the end of the file) as they enter the run,
+ * in one step, so every page is in exactly one of: me_pghead, the run, the
+ * pages this txn allocated; the run is part of me_pgstate, which nested
+ * txns save and restore with me_pghead.
+ * @param[in] txn the txn, whose me_pghead holds every reusable free page.
+ * @return 1 when the run holds pages, 0 when there are none to take.
+ */
+static int
+mdb_page_run(MDB_txn *txn)
+{
+	MDB_env *env = txn->mt_env;
+	pgno_t *mop = env->me_pghead, *run = env->me_pgrun;
+	pgno_t next = txn->mt_next_pgno;
+	unsigned j, k = 0, n, mop_len = mop ? mop[0] : 0;
+
+	if (mop_len) {
+		/* mop is sorted descending: mop[1..k] are the pages >= me_pgrove */
+		k = mdb_midl_search(mop, env->me_pgrove);
+		if (k > mop_len || mop[k] != env->me_pgrove)
+			k--;
+	}
+	if (!k) {
+		if (mop_len < next / 4 &&
+			next + MDB_RUN_PAGES <= env->me_maxpg - env->me_maxpg / 4) {
+			for (j = 0; j < MDB_RUN_PAGES; j++)
+				run[j] = next + j;
+			txn->mt_next_pgno = next + MDB_RUN_PAGES;
+			n = MDB_RUN_PAGES;
+			goto done;
+		}
+		if (!mop_len)
+			return 0;
+		k = mop_len;
+	}
+	n = k < MDB_RUN_PAGES ? k : MDB_RUN_PAGES;
+	for (j = 0; j < n; j++)
+		run[j] = mop[k - j];
+	/* The pages below the pointer move into the gap */
+	memmove(mop + k - n + 1, mop + k + 1, (mop_len - k) * sizeof(pgno_t));
+	mop[0] = mop_len - n;
+done:
+	env->me_pgrunpos = 0;
+	env->me_pgrunlen = n;
+	env->me_pgrove = run[n - 1] + 1;
+	return 1;
+}
+
+/** memsilo patch: give back the pages of the run a txn did not use, before
+ * #mdb_freelist_save() saves me_pghead. Pages at the end of the file were
+ * never written: the file ends before them again. Others go back to
+ * me_pghead, or to the txn's free pages when there is no me_pghead.
+ */
+static int
+mdb_page_run_return(MDB_txn *txn)
+{
+	MDB_env *env = txn->mt_env;
+	pgno_t *run = env->me_pgrun + env->me_pgrunpos, *mop;
+	unsigned j, n = env->me_pgrunlen - env->me_pgrunpos;
+	int rc;
+
+	if (!n)
+		return MDB_SUCCESS;
+	if (run[n - 1] == txn->mt_next_pgno - 1 && run[n - 1] - run[0] == n - 1) {
+		txn->mt_next_pgno = run[0];
+	} else if (env->me_pghead) {
+		/* Room for the pages + a temp IDL with the same, as for loose pages */
+		if ((rc = mdb_midl_need(&env->me_pghead, 2*n+1)) != 0)
+			return rc;
+		mop = env->me_pghead;
+		{
+			MDB_IDL back = mop + MDB_IDL_ALLOCLEN(mop) - n;
+			for (j = 1; j <= n; j++)
+				back[j] = run[n - j];
+			back[0] = n;
+			mdb_midl_xmerge(mop, back);
+		}
+	} else {
+		if ((rc = mdb_midl_need(&txn->mt_free_pgs, n)) != 0)
+			return rc;
+		for (j = 0; j < n; j++)
+			mdb_midl_xappend(txn->mt_free_pgs, run[j]);
+	}
+	env->me_pgrunpos = env->me_pgrunlen = 0;
+	return MDB_SUCCESS;
+}
+
 /** Allocate page numbers and memory for writing.  Maintain me_pglast,
  * me_pghead and mt_next_pgno.  Set #MDB_TXN_ERROR on failure.
  *
@@ -2731,6 +2844,13 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 	MDB_cursor_op op;
 	MDB_cursor m2;
 	int found_old = 0;
+	/* memsilo patch: a large txn takes single pages from its run; not in
+	 * encrypted (remapped) envs, whose failure in tests/alloc_audit.c
+	 * (PATCHES.md, ninth change) runs made more frequent */
+	int run = num == 1 && mc->mc_dbi != FREE_DBI &&
+		!(txn->mt_flags & MDB_TXN_WRITEMAP) &&
+		!MDB_REMAPPING(env->me_flags) &&
+		MDB_IDL_UM_MAX - txn->mt_dirty_room >= MDB_RUN_MIN;
 
 #if OVERFLOW_NOTYET
 	MDB_dovpage *dph = NULL;
@@ -2772,6 +2892,9 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 		goto fail;
 	}
 
+	if (run && env->me_pgrunpos < env->me_pgrunlen)
+		goto run_done;
+
 	for (op = MDB_FIRST;; op = MDB_NEXT) {
 		MDB_val key, data;
 		MDB_node *leaf;
@@ -2779,8 +2902,9 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 
 		/* Seek a big enough contiguous page range. Prefer
 		 * pages at the tail, just truncating the list.
+		 * (memsilo patch: a run needs all reusable records.)
 		 */
-		if (mop_len > n2) {
+		if (mop_len > n2 && !run) {
 			i = mop_len;
 			do {
 				pgno = mop[i];
@@ -2813,6 +2937,10 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 				retry = -1;
 		}
 		if (Paranoid && retry < 0 && mop_len)
+			break;
+		/* memsilo patch: enough for runs (and a bound on what a
+		 * large txn merges and saves again of a long free list) */
+		if (run && mop_len >= txn->mt_next_pgno / 2)
 			break;
 
 		last++;
@@ -2871,6 +2999,14 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 		mop_len = mop[0];
 	}
 
+	if (run && mdb_page_run(txn)) {
+run_done:
+		i = 0;
+		pgno = env->me_pgrun[env->me_pgrunpos];
+		goto search_done;
+	}
+	run = 0;
+
 	/* Use new pages from the map when nothing suitable in the freeDB */
 	i = 0;
 	pgno = txn->mt_next_pgno;
@@ -2903,7 +3039,9 @@ search_done:
 			goto fail;
 		}
 	}
-	if (i) {
+	if (run) {
+		env->me_pgrunpos++;
+	} else if (i) {
 		mop[0] = mop_len -= num;
 		/* Move any stragglers down */
 		for (j = i-num; j < mop_len; )
@@ -3759,6 +3897,7 @@ mdb_txn_end(MDB_txn *txn, unsigned mode)
 			/* me_pgstate: */
 			env->me_pghead = NULL;
 			env->me_pglast = 0;
+			env->me_pgrunpos = env->me_pgrunlen = 0;
 
 			env->me_txn = NULL;
 			mode = 0;	/* txn == env->me_txn0, do not free() it */
@@ -3884,6 +4023,10 @@ mdb_freelist_save(MDB_txn *txn)
 	ssize_t	head_room = 0, total_room = 0, mop_len, clean_limit;
 
 	mdb_cursor_init(&mc, txn, FREE_DBI, NULL);
+
+	/* memsilo patch: the freeDB's own pages are not taken from runs */
+	if ((rc = mdb_page_run_return(txn)) != 0)
+		return rc;
 
 	if (env->me_pghead) {
 		/* Make sure first page of freeDB is touched and on freelist */
