@@ -8,8 +8,8 @@
 
 use std::ffi::{c_char, c_int, CString};
 
+use memsilo::api::Importer;
 use memsilo::api::{Backend, Reply, Request};
-use memsilo::transfer::Importer;
 use memsilo::Error;
 use serde_json::{json, Value};
 

@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use memsilo::api::{Backend, Reply, Request};
-use memsilo::transfer::{check_batch_size, ImportRun, ImportSummary, Importer};
+use memsilo::api::{ImportRun, Importer};
+use memsilo::transfer::{check_batch_size, ImportSummary};
 use memsilo::{Error, Result};
 use serde_json::Value;
 

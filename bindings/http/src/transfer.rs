@@ -191,7 +191,7 @@ fn imported(summary: &ImportSummary, namespace: &str) -> String {
     )
 }
 
-/// The file fed to core's importer (`memsilo::transfer::Importer`): from a data directory the
+/// The file fed to core's importer (`memsilo::api::Importer`): from a data directory the
 /// next batch is read and checked while one is written; to a server the file goes as one
 /// streamed body, which the server imports the same way (a bad line is its error, naming the
 /// line), or where a server takes none (a cluster node, docs/src/cluster.md) one

@@ -135,7 +135,7 @@ impl Task for HandleTask {
 /// for the counts written as JSON. Each call runs off the JS thread.
 #[napi]
 pub struct Importer {
-    importer: Arc<Mutex<memsilo::transfer::Importer>>,
+    importer: Arc<Mutex<memsilo::api::Importer>>,
 }
 
 #[napi]
@@ -161,7 +161,7 @@ pub struct OpenImporter {
 }
 
 impl Task for OpenImporter {
-    type Output = Result<memsilo::transfer::Importer, Value>;
+    type Output = Result<memsilo::api::Importer, Value>;
     type JsValue = Importer;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
@@ -177,7 +177,7 @@ impl Task for OpenImporter {
 
 /// One chunk fed to an importer (`None`: its end), off the JS thread.
 pub struct ImportTask {
-    importer: Arc<Mutex<memsilo::transfer::Importer>>,
+    importer: Arc<Mutex<memsilo::api::Importer>>,
     chunk: Option<Vec<u8>>,
 }
 

@@ -111,17 +111,17 @@ impl Client {
 }
 
 /// An import under way: `feed` the text of an export (bytes, cut anywhere), then `finish`
-/// for the counts written (core's `memsilo::transfer::Importer`).
+/// for the counts written (core's `memsilo::api::Importer`).
 #[pyclass(frozen, module = "memsilo._native")]
 pub struct Importer {
-    importer: Mutex<memsilo::transfer::Importer>,
+    importer: Mutex<memsilo::api::Importer>,
 }
 
 impl Importer {
     fn with<T: Send>(
         &self,
         py: Python<'_>,
-        run: impl FnOnce(&mut memsilo::transfer::Importer) -> memsilo::Result<T> + Send,
+        run: impl FnOnce(&mut memsilo::api::Importer) -> memsilo::Result<T> + Send,
     ) -> PyResult<T> {
         py.detach(|| {
             guard(|| {

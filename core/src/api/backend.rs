@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
+use super::Importer;
 use super::{Reply, Request};
 use crate::error::{Error, Result};
 use crate::handle::Handle;
-use crate::transfer::Importer;
 
 /// What every binding talks to: an in-process handle or a remote server, with the same
 /// operations, results and errors.

@@ -5,6 +5,7 @@
 mod args;
 mod backend;
 mod dispatch;
+mod importer;
 mod operations;
 mod reply;
 mod subject;
@@ -15,6 +16,7 @@ pub use crate::document::decode;
 pub use crate::error::{error_body, error_from_body};
 pub use args::*;
 pub use backend::Backend;
+pub use importer::{ImportRun, Importer};
 pub use operations::{Effect, Request, MAX_JSON_DEPTH};
 pub use reply::{EncodedReply, Reply};
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{ImportArgs, Kind, MAX_LINE_BYTES};
+use super::{ImportArgs, Kind, MAX_LINE_BYTES, MAX_PAGE};
 use crate::error::{Error, Result};
 
 /// Reads one line of an export: a JSON object with a known `kind`. Errors name the line.
@@ -154,5 +154,75 @@ impl Batcher {
             lines: std::mem::take(&mut self.pending),
             embedder: self.embedder.clone(),
         })
+    }
+}
+
+/// The text of an export arriving in chunks cut anywhere (inside a line too), read as import
+/// batches: lines as [`Batcher`] reads them, in batches of its size.
+pub struct ChunkBatcher {
+    batcher: Batcher,
+    /// Text fed and not yet read from `start` on (at most a partial line once read).
+    text: Vec<u8>,
+    start: usize,
+    /// Lines read so far.
+    lines: u64,
+}
+
+impl ChunkBatcher {
+    /// Batches of `size` lines.
+    pub fn new(size: usize) -> Self {
+        ChunkBatcher { batcher: Batcher::new(size), text: Vec::new(), start: 0, lines: 0 }
+    }
+
+    /// Appends the next chunk of the text.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.text.drain(..self.start);
+        self.start = 0;
+        self.text.extend_from_slice(chunk);
+    }
+
+    /// The next full batch of the text fed so far, or `None` until more is fed. A bad line
+    /// (or a partial line longer than [`MAX_LINE_BYTES`]) is an error naming it.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        while let Some(end) = self.text[self.start..].iter().position(|b| *b == b'\n') {
+            let line = &self.text[self.start..self.start + end];
+            self.start += end + 1;
+            self.lines += 1;
+            if let Some(batch) = self.batcher.push(line)? {
+                return Ok(Some(batch));
+            }
+        }
+        if self.text.len() - self.start > MAX_LINE_BYTES {
+            return Err(Error::PayloadTooLarge {
+                field: format!("line {}", self.lines + 1),
+                reason: format!("longer than {MAX_LINE_BYTES} bytes"),
+            });
+        }
+        Ok(None)
+    }
+
+    /// The batches left at the end of the text: its last line when no newline ends it, and
+    /// the last, partial batch (at most two batches).
+    pub fn finish(&mut self) -> Result<Vec<Batch>> {
+        let mut out = Vec::new();
+        while let Some(batch) = self.next_batch()? {
+            out.push(batch);
+        }
+        if self.start < self.text.len() {
+            let rest = self.text.split_off(self.start);
+            (self.text, self.start) = (Vec::new(), 0);
+            out.extend(self.batcher.push(&rest)?);
+        }
+        out.extend(self.batcher.finish());
+        Ok(out)
+    }
+}
+
+/// `batch_size` as an import takes it (what the streamed route's `page_size` takes).
+pub fn check_batch_size(batch_size: usize) -> Result<()> {
+    if (1..=MAX_PAGE).contains(&batch_size) {
+        Ok(())
+    } else {
+        Err(Error::invalid("batch_size", format!("must be between 1 and {MAX_PAGE}")))
     }
 }

@@ -29,7 +29,7 @@
 //!
 //! [`Handle::export_page`] returns the lines in pages with an opaque cursor, so no face ever
 //! holds a whole namespace; [`Handle::import_batch`] takes a batch of lines, and an
-//! [`Importer`] (what every face imports with) the text of a whole file in chunks. Entities come
+//! [`crate::api::Importer`] (what every face imports with) the text of a whole file in chunks. Entities come
 //! before the relations that name them, and a batch of one kind is one transaction: all of it
 //! or none. Importing again is idempotent: memories keep their ids (an upsert), entities are
 //! upserted by name and type (a new entity keeps its exported id, unless another entity of
@@ -41,7 +41,6 @@
 mod export;
 mod format;
 mod import;
-mod importer;
 mod lines;
 #[cfg(test)]
 mod tests;
@@ -49,5 +48,4 @@ mod tests;
 pub use export::*;
 pub use format::*;
 pub(crate) use import::*;
-pub use importer::*;
 pub use lines::*;

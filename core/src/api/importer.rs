@@ -1,6 +1,6 @@
 //! [`Importer`]: one import fed the text of an export in chunks of any size, the way every face
 //! imports (Python, Node, Go and C give it what they read; each face only converts). How it
-//! runs depends on the handle ([`crate::api::Backend::importer`]): in process, the batches go to
+//! runs depends on the handle ([`Backend::importer`]): in process, the batches go to
 //! [`Handle::import_batches`] on a thread of their own, which checks the next batch while one is
 //! written; on a remote handle the bytes go to the server as one streamed request body, which
 //! the server imports the same way; where the server takes no streamed body (a cluster node),
@@ -14,71 +14,10 @@
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
-use super::{Batch, Batcher, ImportSummary, MAX_LINE_BYTES, MAX_PAGE};
-use crate::api::Backend;
+use super::Backend;
 use crate::error::{Error, Result};
 use crate::handle::Handle;
-
-/// The text of an export arriving in chunks cut anywhere (inside a line too), read as import
-/// batches: lines as [`Batcher`] reads them, in batches of its size.
-pub struct ChunkBatcher {
-    batcher: Batcher,
-    /// Text fed and not yet read from `start` on (at most a partial line once read).
-    text: Vec<u8>,
-    start: usize,
-    /// Lines read so far.
-    lines: u64,
-}
-
-impl ChunkBatcher {
-    /// Batches of `size` lines.
-    pub fn new(size: usize) -> Self {
-        ChunkBatcher { batcher: Batcher::new(size), text: Vec::new(), start: 0, lines: 0 }
-    }
-
-    /// Appends the next chunk of the text.
-    pub fn feed(&mut self, chunk: &[u8]) {
-        self.text.drain(..self.start);
-        self.start = 0;
-        self.text.extend_from_slice(chunk);
-    }
-
-    /// The next full batch of the text fed so far, or `None` until more is fed. A bad line
-    /// (or a partial line longer than [`MAX_LINE_BYTES`]) is an error naming it.
-    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
-        while let Some(end) = self.text[self.start..].iter().position(|b| *b == b'\n') {
-            let line = &self.text[self.start..self.start + end];
-            self.start += end + 1;
-            self.lines += 1;
-            if let Some(batch) = self.batcher.push(line)? {
-                return Ok(Some(batch));
-            }
-        }
-        if self.text.len() - self.start > MAX_LINE_BYTES {
-            return Err(Error::PayloadTooLarge {
-                field: format!("line {}", self.lines + 1),
-                reason: format!("longer than {MAX_LINE_BYTES} bytes"),
-            });
-        }
-        Ok(None)
-    }
-
-    /// The batches left at the end of the text: its last line when no newline ends it, and
-    /// the last, partial batch (at most two batches).
-    pub fn finish(&mut self) -> Result<Vec<Batch>> {
-        let mut out = Vec::new();
-        while let Some(batch) = self.next_batch()? {
-            out.push(batch);
-        }
-        if self.start < self.text.len() {
-            let rest = self.text.split_off(self.start);
-            (self.text, self.start) = (Vec::new(), 0);
-            out.extend(self.batcher.push(&rest)?);
-        }
-        out.extend(self.batcher.finish());
-        Ok(out)
-    }
-}
+use crate::transfer::{check_batch_size, Batch, ChunkBatcher, ImportSummary};
 
 /// One way of running an [`Importer`]: in process, streamed to a server, or a call a batch.
 pub trait ImportRun: Send {
@@ -91,7 +30,7 @@ pub trait ImportRun: Send {
 
 /// An import under way: [`Importer::feed`] the text of an export (JSON Lines, in chunks cut
 /// anywhere), then [`Importer::finish`] for what it wrote. Made by a handle's
-/// [`crate::api::Backend::importer`] (in process: [`Handle::importer`]). After an error, or
+/// [`Backend::importer`] (in process: [`Handle::importer`]). After an error, or
 /// once finished, it takes nothing more. Dropped unfinished, the batches already handed on are
 /// written and the rest of the text is not.
 pub struct Importer {
@@ -144,15 +83,6 @@ impl Importer {
 
 fn ended() -> Error {
     Error::invalid("importer", "this import has ended (finished, or stopped at an error)")
-}
-
-/// `batch_size` as an import takes it (what the streamed route's `page_size` takes).
-pub fn check_batch_size(batch_size: usize) -> Result<()> {
-    if (1..=MAX_PAGE).contains(&batch_size) {
-        Ok(())
-    } else {
-        Err(Error::invalid("batch_size", format!("must be between 1 and {MAX_PAGE}")))
-    }
 }
 
 impl Handle {
@@ -290,6 +220,7 @@ impl ImportRun for ByCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::MAX_LINE_BYTES;
 
     /// The batches of `text` fed in chunks of `chunk` bytes, up to the first error.
     fn batches(text: &str, size: usize, chunk: usize) -> (Vec<Vec<u64>>, Option<String>) {
