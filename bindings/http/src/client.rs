@@ -4,11 +4,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use memsilo::api::{Backend, Reply, Request};
-use memsilo::api::{ImportRun, Importer};
+use memsilo::api::{ImportRun, ImportThread, Importer};
 use memsilo::transfer::{check_batch_size, ImportSummary};
 use memsilo::{Error, Result};
 use serde_json::Value;
@@ -353,14 +352,11 @@ impl Backend for Client {
         // A few chunks wait while one is sent: feeding blocks when the server lags.
         let (to_send, chunks) = sync_channel(4);
         let (client, ns) = (self.clone(), namespace.to_owned());
-        let done = std::thread::Builder::new()
-            .name("memsilo-import".into())
-            .spawn(move || {
-                let mut body = Chunks { next: chunks, chunk: Vec::new(), at: 0 };
-                client.import_stream(&ns, batch_size, &mut body)
-            })
-            .map_err(|e| Error::internal_from("cannot start the import's thread", e))?;
-        Ok(Importer::new(Streamed { to_send: Some(to_send), done: Some(done) }))
+        let done = ImportThread::spawn(move || {
+            let mut body = Chunks { next: chunks, chunk: Vec::new(), at: 0 };
+            client.import_stream(&ns, batch_size, &mut body)
+        })?;
+        Ok(Importer::new(Streamed { to_send: Some(to_send), done }))
     }
 }
 
@@ -391,18 +387,14 @@ impl std::io::Read for Chunks {
 /// A streamed import (see [`Client`]'s `importer`).
 struct Streamed {
     to_send: Option<SyncSender<Option<Vec<u8>>>>,
-    done: Option<JoinHandle<Result<ImportSummary>>>,
+    done: ImportThread,
 }
 
 impl Streamed {
     /// The server's answer (or the transport's error) once the body is ended or cut.
     fn answer(&mut self) -> Result<ImportSummary> {
         self.to_send = None;
-        match self.done.take().map(JoinHandle::join) {
-            Some(Ok(answer)) => answer,
-            Some(Err(_)) => Err(Error::Internal("the import's thread panicked".into())),
-            None => Err(Error::Internal("the import has ended".into())),
-        }
+        self.done.answer()
     }
 }
 

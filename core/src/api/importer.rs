@@ -85,6 +85,33 @@ fn ended() -> Error {
     Error::invalid("importer", "this import has ended (finished, or stopped at an error)")
 }
 
+/// The thread an import writes on (its batches in process, its request body to a server), and
+/// the import's answer once that ends.
+pub struct ImportThread(Option<JoinHandle<Result<ImportSummary>>>);
+
+impl ImportThread {
+    /// Runs `run` on a thread of its own.
+    pub fn spawn(
+        run: impl FnOnce() -> Result<ImportSummary> + Send + 'static,
+    ) -> Result<ImportThread> {
+        std::thread::Builder::new()
+            .name("memsilo-import".into())
+            .spawn(run)
+            .map(|done| ImportThread(Some(done)))
+            .map_err(|e| Error::internal_from("cannot start the import's thread", e))
+    }
+
+    /// What the thread answered, once it has ended; the first call only (later ones: the
+    /// import has ended).
+    pub fn answer(&mut self) -> Result<ImportSummary> {
+        match self.0.take().map(JoinHandle::join) {
+            Some(Ok(answer)) => answer,
+            Some(Err(_)) => Err(Error::Internal("the import's thread panicked".into())),
+            None => Err(ended()),
+        }
+    }
+}
+
 impl Handle {
     /// An import into `namespace` in batches of `batch_size` lines, run in this process: the
     /// text is cut into batches as it is fed, and [`Handle::import_batches`] imports them on a
@@ -95,14 +122,11 @@ impl Handle {
         // One batch waits while one is checked: feeding blocks when the import lags.
         let (to_import, batches) = sync_channel::<Result<Batch>>(1);
         let (handle, ns) = (self.clone(), namespace.to_owned());
-        let done = std::thread::Builder::new()
-            .name("memsilo-import".into())
-            .spawn(move || handle.import_batches(&ns, batches, |_| {}))
-            .map_err(|e| Error::internal_from("cannot start the import's thread", e))?;
+        let done = ImportThread::spawn(move || handle.import_batches(&ns, batches, |_| {}))?;
         Ok(Importer::new(Local {
             lines: ChunkBatcher::new(batch_size),
             to_import: Some(to_import),
-            done: Some(done),
+            done,
         }))
     }
 }
@@ -111,7 +135,7 @@ impl Handle {
 struct Local {
     lines: ChunkBatcher,
     to_import: Option<SyncSender<Result<Batch>>>,
-    done: Option<JoinHandle<Result<ImportSummary>>>,
+    done: ImportThread,
 }
 
 impl Local {
@@ -123,11 +147,7 @@ impl Local {
     /// The import's answer once the batches handed on are written.
     fn answer(&mut self) -> Result<ImportSummary> {
         self.to_import = None;
-        match self.done.take().map(JoinHandle::join) {
-            Some(Ok(answer)) => answer,
-            Some(Err(_)) => Err(Error::Internal("the import's thread panicked".into())),
-            None => Err(ended()),
-        }
+        self.done.answer()
     }
 
     /// The error that stopped the import (a batch that failed, or `e` after the batches
@@ -214,60 +234,5 @@ impl ImportRun for ByCalls {
             self.send(batch)?;
         }
         Ok(self.total)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::transfer::MAX_LINE_BYTES;
-
-    /// The batches of `text` fed in chunks of `chunk` bytes, up to the first error.
-    fn batches(text: &str, size: usize, chunk: usize) -> (Vec<Vec<u64>>, Option<String>) {
-        let mut lines = ChunkBatcher::new(size);
-        let mut out = Vec::new();
-        let firsts = |b: Batch| (b.first_line..b.first_line + b.lines.len() as u64).collect();
-        for part in text.as_bytes().chunks(chunk) {
-            lines.feed(part);
-            loop {
-                match lines.next_batch() {
-                    Ok(Some(b)) => out.push(firsts(b)),
-                    Ok(None) => break,
-                    Err(e) => return (out, Some(e.to_string())),
-                }
-            }
-        }
-        match lines.finish() {
-            Ok(last) => out.extend(last.into_iter().map(firsts)),
-            Err(e) => return (out, Some(e.to_string())),
-        }
-        (out, None)
-    }
-
-    #[test]
-    fn chunks_cut_anywhere_make_the_same_batches_as_whole_lines() {
-        let line = |i: usize| format!("{{\"kind\":\"entity\",\"name\":\"e{i}\"}}");
-        let text = (0..7).map(line).collect::<Vec<_>>().join("\n");
-        for chunk in [1, 5, 17, text.len()] {
-            let (got, err) = batches(&text, 3, chunk);
-            assert_eq!(err, None);
-            assert_eq!(got, [vec![1, 2, 3], vec![4, 5, 6], vec![7]], "chunks of {chunk}");
-        }
-    }
-
-    #[test]
-    fn a_bad_line_stops_the_batches_naming_it() {
-        let text = "{\"kind\":\"entity\",\"name\":\"a\"}\n\nnot json\n";
-        for chunk in [2, text.len()] {
-            let (got, err) = batches(text, 10, chunk);
-            assert!(err.as_deref().unwrap().starts_with("line 3: not JSON"), "{err:?}");
-            assert!(got.is_empty(), "the batch before the bad line is not full: not handed on");
-        }
-        // A line without its end longer than an import reads is refused before its end comes.
-        let mut lines = ChunkBatcher::new(10);
-        lines.feed(b"{\"kind\":\"entity\"}\n");
-        lines.feed(&vec![b' '; MAX_LINE_BYTES + 1]);
-        let e = lines.next_batch().unwrap_err();
-        assert_eq!(e.to_string(), format!("line 2: longer than {MAX_LINE_BYTES} bytes"));
     }
 }

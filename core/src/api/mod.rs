@@ -16,7 +16,7 @@ pub use crate::document::decode;
 pub use crate::error::{error_body, error_from_body};
 pub use args::*;
 pub use backend::Backend;
-pub use importer::{ImportRun, Importer};
+pub use importer::{ImportRun, ImportThread, Importer};
 pub use operations::{Effect, Request, MAX_JSON_DEPTH};
 pub use reply::{EncodedReply, Reply};
 

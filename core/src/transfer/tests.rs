@@ -91,3 +91,52 @@ fn batch_errors_name_the_line_of_the_item() {
     let e = name_line(Error::invalid("namespace", "bad"), "memories", &[10]);
     assert_eq!(e.to_string(), "namespace: bad");
 }
+
+/// The batches of `text` fed in chunks of `chunk` bytes, up to the first error.
+fn batches(text: &str, size: usize, chunk: usize) -> (Vec<Vec<u64>>, Option<String>) {
+    let mut lines = ChunkBatcher::new(size);
+    let mut out = Vec::new();
+    let firsts = |b: Batch| (b.first_line..b.first_line + b.lines.len() as u64).collect();
+    for part in text.as_bytes().chunks(chunk) {
+        lines.feed(part);
+        loop {
+            match lines.next_batch() {
+                Ok(Some(b)) => out.push(firsts(b)),
+                Ok(None) => break,
+                Err(e) => return (out, Some(e.to_string())),
+            }
+        }
+    }
+    match lines.finish() {
+        Ok(last) => out.extend(last.into_iter().map(firsts)),
+        Err(e) => return (out, Some(e.to_string())),
+    }
+    (out, None)
+}
+
+#[test]
+fn chunks_cut_anywhere_make_the_same_batches_as_whole_lines() {
+    let line = |i: usize| format!("{{\"kind\":\"entity\",\"name\":\"e{i}\"}}");
+    let text = (0..7).map(line).collect::<Vec<_>>().join("\n");
+    for chunk in [1, 5, 17, text.len()] {
+        let (got, err) = batches(&text, 3, chunk);
+        assert_eq!(err, None);
+        assert_eq!(got, [vec![1, 2, 3], vec![4, 5, 6], vec![7]], "chunks of {chunk}");
+    }
+}
+
+#[test]
+fn a_bad_line_stops_the_batches_naming_it() {
+    let text = "{\"kind\":\"entity\",\"name\":\"a\"}\n\nnot json\n";
+    for chunk in [2, text.len()] {
+        let (got, err) = batches(text, 10, chunk);
+        assert!(err.as_deref().unwrap().starts_with("line 3: not JSON"), "{err:?}");
+        assert!(got.is_empty(), "the batch before the bad line is not full: not handed on");
+    }
+    // A line without its end longer than an import reads is refused before its end comes.
+    let mut lines = ChunkBatcher::new(10);
+    lines.feed(b"{\"kind\":\"entity\"}\n");
+    lines.feed(&vec![b' '; MAX_LINE_BYTES + 1]);
+    let e = lines.next_batch().unwrap_err();
+    assert_eq!(e.to_string(), format!("line 2: longer than {MAX_LINE_BYTES} bytes"));
+}
