@@ -1,6 +1,6 @@
 //! Opaque list cursors: a body followed by its MAC (HMAC-SHA256 cut to 16 bytes), as hex.
 //! Only the holder of the key makes cursors that open: one altered or made up does not.
-//! The engine keeps its key in the catalog ([`CursorKey`]); a cluster keeps one every node
+//! The engine keeps its key in the catalog (`CursorKey`); a cluster keeps one every node
 //! shares and seals its namespace lists' cursors with [`seal_after_name`], as the engine does.
 
 use std::sync::OnceLock;

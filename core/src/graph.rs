@@ -41,6 +41,9 @@
 //! build. Warm traversals then read only the rows they return: on that graph `neighbors` at
 //! depth 2 takes about 0.25 ms (p50) and a bidirectional `shortest_path` between random
 //! entities about 1.5 ms (`cargo bench -p memsilo --bench graph`).
+//!
+//! [`Handle::add_entities`]: crate::Handle::add_entities
+//! [`Handle::add_relations`]: crate::Handle::add_relations
 
 pub(crate) mod expand;
 pub(crate) mod links;
@@ -126,6 +129,8 @@ pub struct Relation {
 /// write, so the write and its replay on another node create the same rows. An id names a
 /// row only if the write creates it: an `add_entity` that merges into an existing entity, or a
 /// relation end that names an existing entity, leaves its id unused.
+///
+/// [`Handle::with_graph_ids`]: crate::Handle::with_graph_ids
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphIds {
     /// `add_entity`: the entity's id if it is created.
@@ -166,6 +171,8 @@ impl GraphIds {
 }
 
 /// Arguments of [`Handle::add_entity`] (upsert by name and type).
+///
+/// [`Handle::add_entity`]: crate::Handle::add_entity
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -184,6 +191,8 @@ pub struct AddEntity {
 
 /// Arguments of [`Handle::add_relation`]. `source` and `target` are entity ids or names;
 /// a name that matches no entity creates one of type `entity`.
+///
+/// [`Handle::add_relation`]: crate::Handle::add_relation
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -206,6 +215,9 @@ pub struct AddRelation {
 }
 
 /// Arguments of [`Handle::neighbors`] and [`Handle::subgraph`].
+///
+/// [`Handle::neighbors`]: crate::Handle::neighbors
+/// [`Handle::subgraph`]: crate::Handle::subgraph
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

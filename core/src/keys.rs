@@ -61,6 +61,8 @@ pub struct CreatedKey {
 
 /// Arguments of [`Handle::create_key`]: either `namespaces`, or `tenant_id` with `role`
 /// and/or `member_id`.
+///
+/// [`Handle::create_key`]: crate::Handle::create_key
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

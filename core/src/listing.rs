@@ -66,6 +66,8 @@ impl OrderBy {
 }
 
 /// Arguments of [`Handle::list_memories`].
+///
+/// [`Handle::list_memories`]: crate::Handle::list_memories
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -94,6 +96,8 @@ pub struct ListMemories {
 }
 
 /// Arguments of [`Handle::count_memories`].
+///
+/// [`Handle::count_memories`]: crate::Handle::count_memories
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

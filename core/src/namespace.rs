@@ -44,6 +44,8 @@ pub struct Namespace {
 }
 
 /// Options of [`Handle::create_namespace`].
+///
+/// [`Handle::create_namespace`]: crate::Handle::create_namespace
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

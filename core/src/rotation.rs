@@ -18,6 +18,9 @@
 //! [`INSTANCE`] instead of a tenant id: its environments are every file under the old
 //! instance key (found by the key each file records, see [`crate::encryption`]), and last the
 //! catalog itself (`catalog`), rewritten by the same machinery once every other file is done.
+//!
+//! [`Handle::rotate_tenant_key`]: crate::Handle::rotate_tenant_key
+//! [`Handle::rotate_instance_key`]: crate::Handle::rotate_instance_key
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,6 +63,9 @@ pub enum RotationState {
 
 /// A tenant's key rotation, as [`Handle::rotate_tenant_key`] and [`Handle::key_rotation`]
 /// report it.
+///
+/// [`Handle::rotate_tenant_key`]: crate::Handle::rotate_tenant_key
+/// [`Handle::key_rotation`]: crate::Handle::key_rotation
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KeyRotation {
@@ -95,6 +101,9 @@ pub(crate) enum EnvState {
 
 /// The instance key's rotation, as [`Handle::rotate_instance_key`] and
 /// [`Handle::instance_key_rotation`] report it.
+///
+/// [`Handle::rotate_instance_key`]: crate::Handle::rotate_instance_key
+/// [`Handle::instance_key_rotation`]: crate::Handle::instance_key_rotation
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InstanceKeyRotation {

@@ -1,5 +1,7 @@
 //! Dispatch: [`Handle::execute`] runs one decoded operation on a handle, records it in the
 //! audit log, and words its answer.
+//!
+//! [`Handle::execute`]: crate::Handle::execute
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -15,7 +17,7 @@ fn now_string(h: &Handle) -> DateTime<Utc> {
 
 impl Handle {
     /// Runs one operation. Every transport calls this and nothing else. Control-plane
-    /// operations and refusals are recorded in the audit log (see [`crate::audit`]).
+    /// operations and refusals are recorded in the audit log (see the `audit` module).
     pub fn execute(&self, req: Request) -> Result<Reply> {
         let op = req.name();
         let subject = crate::audit::Subject::of(&self.state.catalog, &req);
@@ -24,6 +26,8 @@ impl Handle {
 
     /// [`Handle::execute`] answering JSON text: the result is serialised once, straight from
     /// the operation's types (a transport that sends JSON need not build a `Value` first).
+    ///
+    /// [`Handle::execute`]: crate::Handle::execute
     pub fn execute_encoded(&self, req: Request) -> Result<EncodedReply> {
         let op = req.name();
         let subject = crate::audit::Subject::of(&self.state.catalog, &req);
@@ -41,6 +45,8 @@ impl Handle {
     /// engine's embedder is fast (see [`crate::Embedder::is_fast`]: its text is embedded on
     /// the calling thread); both while the environments' commit threads, which lead such
     /// writes' groups, are not at their bound (many environments written at once).
+    ///
+    /// [`Handle::call_encoded_async`]: crate::Handle::call_encoded_async
     pub fn awaits_commit(&self, op: &str) -> bool {
         let awaits = match op {
             "store_memory" => self.state.options.embedder.is_fast(),
@@ -58,6 +64,9 @@ impl Handle {
     /// the scan of its namespace's vectors when another recall of them is scanning, and
     /// answers what `call_encoded` answers. Any other operation runs at once, as
     /// `call_encoded` runs it (so a write blocks the calling thread).
+    ///
+    /// [`Handle::call_encoded`]: crate::Handle::call_encoded
+    /// [`Handle::awaits_commit`]: crate::Handle::awaits_commit
     pub async fn call_encoded_async(&self, op: &str, args: Value) -> Result<EncodedReply> {
         let req = Request::parse(op, args)?;
         let op = req.name();
@@ -117,6 +126,8 @@ impl Handle {
     }
 
     /// Parses and runs an operation, answering JSON text (see [`Handle::execute_encoded`]).
+    ///
+    /// [`Handle::execute_encoded`]: crate::Handle::execute_encoded
     pub fn call_encoded(&self, op: &str, args: Value) -> Result<EncodedReply> {
         self.execute_encoded(Request::parse(op, args)?)
     }

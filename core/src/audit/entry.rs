@@ -11,6 +11,8 @@ pub use crate::records::{entry_key, AuditActor, AuditEntry};
 pub const INSTANCE: &str = "instance";
 
 /// Largest page of [`Handle::list_audit`].
+///
+/// [`Handle::list_audit`]: crate::Handle::list_audit
 pub const MAX_AUDIT_LIMIT: u64 = 1000;
 
 /// The first entry at which a chain does not verify.
@@ -24,6 +26,8 @@ pub struct BrokenEntry {
 }
 
 /// The answer of [`Handle::verify_audit`].
+///
+/// [`Handle::verify_audit`]: crate::Handle::verify_audit
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditVerification {
@@ -42,6 +46,8 @@ pub struct AuditVerification {
 }
 
 /// A page of [`Handle::list_audit`].
+///
+/// [`Handle::list_audit`]: crate::Handle::list_audit
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditPage {
@@ -54,6 +60,8 @@ pub struct AuditPage {
 }
 
 /// Filters and page of [`Handle::list_audit`].
+///
+/// [`Handle::list_audit`]: crate::Handle::list_audit
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

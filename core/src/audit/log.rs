@@ -95,6 +95,8 @@ pub struct Draft {
 impl Draft {
     /// The entry at position `seq` of its chain, after the entry whose hash is `prev_hash`
     /// ([`GENESIS_HASH`] first), with its own hash: the one rule of every chain.
+    ///
+    /// [`GENESIS_HASH`]: super::GENESIS_HASH
     pub fn seal(&self, seq: u64, prev_hash: &str) -> AuditEntry {
         let (result, error, status) = match self.outcome {
             Ok(()) => ("ok", None, 200),

@@ -34,6 +34,8 @@ pub(crate) fn verify_chain(
 /// [`GENESIS_HASH`]`)` when nothing was pruned); `head` is the last appended entry when it is
 /// kept apart from the entries (then a chain cut short at its end is reported), else the
 /// last entry read is taken as the head. The check of the engine's log and of the cluster's.
+///
+/// [`GENESIS_HASH`]: super::GENESIS_HASH
 pub fn verify_entries<B: AsRef<[u8]>>(
     tenant_id: &str,
     anchor: (u64, &str),

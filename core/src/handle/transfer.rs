@@ -18,6 +18,8 @@ use crate::transfer::{
 
 /// Longest an import's writer leaves the audit entries of the batches it wrote queued
 /// (see [`Handle::import_batches`]).
+///
+/// [`Handle::import_batches`]: crate::Handle::import_batches
 const AUDIT_FLUSH: Duration = Duration::from_secs(1);
 
 impl Handle {
@@ -98,7 +100,7 @@ impl Handle {
     /// after the failing one are not written. `done` is told the running total after each
     /// batch written.
     ///
-    /// Batches of memory lines that are ready when the writer is free (up to [`COMBINED`])
+    /// Batches of memory lines that are ready when the writer is free (up to `COMBINED`)
     /// are written in one transaction, made durable by one commit: a commit's sync costs
     /// about as much for a few pages more, and the pages the batches share (the namespace's
     /// newest vector rows and records, the keys of values they have in common) are written
@@ -233,6 +235,8 @@ impl Handle {
     /// Writes prepared import batches in order (see [`Handle::import_batches`]): each run of
     /// batches of memory lines in one transaction, any other batch alone; each batch's audit
     /// entry queued. The answers of the batches written, up to the first failure included.
+    ///
+    /// [`Handle::import_batches`]: crate::Handle::import_batches
     fn write_imports(&self, ready: Vec<(ImportReady, Subject)>) -> Vec<Result<ImportSummary>> {
         const OP: &str = "import_namespace";
         let mut out = Vec::with_capacity(ready.len());
@@ -274,6 +278,8 @@ impl Handle {
 
     /// Batches of memory lines only, written in one transaction ([`Handle::write_batches`]):
     /// what each wrote, or `None` (nothing written, `run` as it was) if that write failed.
+    ///
+    /// [`Handle::write_batches`]: crate::Handle::write_batches
     fn write_combined(&self, run: &mut [(ImportReady, Subject)]) -> Option<Vec<ImportSummary>> {
         let mut lines = Vec::with_capacity(run.len());
         let mut batches = Vec::with_capacity(run.len());
@@ -383,6 +389,8 @@ impl Handle {
     }
 
     /// Writes a batch [`Handle::prepare_import`] prepared, group by group.
+    ///
+    /// [`Handle::prepare_import`]: crate::Handle::prepare_import
     fn apply_import(&self, ready: ImportReady) -> Result<ImportSummary> {
         let ImportReady { namespace, mut summary, groups, .. } = ready;
         let ns = namespace.as_str();
@@ -445,9 +453,13 @@ impl Handle {
 
 /// Batches of memory lines an import's writer writes in one transaction at most (see
 /// [`Handle::import_batches`]): with batches of 1000, a commit of up to 4000 memories.
+///
+/// [`Handle::import_batches`]: crate::Handle::import_batches
 const COMBINED: usize = 4;
 
 /// An import batch read and checked, waiting for its writes (see [`Handle::import_batches`]).
+///
+/// [`Handle::import_batches`]: crate::Handle::import_batches
 struct ImportReady {
     namespace: String,
     /// Its lines counted.

@@ -8,11 +8,15 @@ use serde_json::{Map, Value};
 use super::{MemoryType, RecallMode};
 
 /// Arguments of [`Handle::store_memory`] (and one item of a batch).
+///
+/// [`Handle::store_memory`]: crate::Handle::store_memory
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StoreMemory {
     /// Target namespace (see [`Handle::store_memory`] for how it is chosen when absent).
+    ///
+    /// [`Handle::store_memory`]: crate::Handle::store_memory
     #[serde(default)]
     pub namespace: Option<String>,
     /// The memory's id (1-256 printable characters, unique in the namespace): storing an id
@@ -58,6 +62,8 @@ impl StoreMemory {
 }
 
 /// Arguments of [`Handle::update_memory`]: the fields given change, the others stay.
+///
+/// [`Handle::update_memory`]: crate::Handle::update_memory
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -98,11 +104,15 @@ pub struct UpdateMemory {
 }
 
 /// Arguments of [`Handle::recall`].
+///
+/// [`Handle::recall`]: crate::Handle::recall
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Recall {
     /// Namespace (see [`Handle::store_memory`] for how it is chosen when absent).
+    ///
+    /// [`Handle::store_memory`]: crate::Handle::store_memory
     #[serde(default)]
     pub namespace: Option<String>,
     /// Only memories with this agent label.
@@ -180,11 +190,15 @@ impl Recall {
 
 /// Arguments of [`Handle::batch_forget`]. At least one filter is required; given filters
 /// must all match.
+///
+/// [`Handle::batch_forget`]: crate::Handle::batch_forget
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Forget {
     /// Namespace (see [`Handle::store_memory`] for how it is chosen when absent).
+    ///
+    /// [`Handle::store_memory`]: crate::Handle::store_memory
     #[serde(default)]
     pub namespace: Option<String>,
     /// These memory ids.

@@ -99,6 +99,8 @@ pub struct TenantInfo {
 }
 
 /// Arguments of [`Handle::create_tenant`].
+///
+/// [`Handle::create_tenant`]: crate::Handle::create_tenant
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -131,6 +133,8 @@ pub struct CreateTenant {
 }
 
 /// Arguments of [`Handle::update_tenant`]: given fields change, others stay.
+///
+/// [`Handle::update_tenant`]: crate::Handle::update_tenant
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]

@@ -37,6 +37,9 @@
 //! their ends by exported id, else by name. So a copy has the same ids as its source.
 //! A bad line is `invalid_argument` naming it: `line 50000: vector has 3 dimensions,
 //! namespace has 384`.
+//!
+//! [`Handle::export_page`]: crate::Handle::export_page
+//! [`Handle::import_batch`]: crate::Handle::import_batch
 
 mod export;
 mod format;

@@ -4,7 +4,7 @@
 //!
 //! The old files are read by a program of their own, `memsilo-dump-v0` (tools/dump-v0), which
 //! streams every environment's rows; [`upgrade`] runs it and writes each environment again into
-//! `DIR.upgrading/`, mirroring the layout, with the tables core defines (see [`load`]). Rows and
+//! `DIR.upgrading/`, mirroring the layout, with the tables core defines (see `load`). Rows and
 //! checksums are verified per environment as they arrive, and every table is counted again once
 //! written. The other files are copied; everything is synced; the directory is marked as in the
 //! current format last. Then the two directories are swapped (`DIR` becomes the new one in one
