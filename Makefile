@@ -320,6 +320,7 @@ test-dist: dist ## Install each artifact of dist/ with no Rust on PATH and run t
 fmt: ## Format the Rust code
 	cargo fmt --all
 
-lint: ## Clippy (warnings are errors) and format check
+lint: ## Clippy and rustdoc (warnings are errors) and format check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p memsilo -p memsilo-http -p memsilo-ffi
 	cargo fmt --all -- --check

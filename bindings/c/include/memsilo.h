@@ -259,7 +259,7 @@ int32_t memsilo_operations(char **out_json);
 
 /**
  * Runs the memsilo command line in this process, as the `memsilo` binary would:
- * `memsilo_serve(argc, argv)` from a C `main` (argv[0], the program name, is skipped), e.g.
+ * `memsilo_serve(argc, argv)` from a C `main` (`argv[0]`, the program name, is skipped), e.g.
  * `memsilo serve --data ./data --listen 127.0.0.1:3300`. `serve` blocks until SIGINT or
  * SIGTERM. Returns the exit code (0 success, 1 failure, 2 usage error, 70 when memsilo
  * panicked; invalid arguments to this function are 2).

@@ -189,7 +189,7 @@ impl Client {
     /// arrive and writes them in batches of `batch` lines, each all or nothing, reading the
     /// next batch while one is written. Sent to the server calls go to now, and not sent again
     /// elsewhere (the body is read once). The call has no time limit as a whole (a large file
-    /// takes as long as it takes); the answer, once the body is sent, has [`ANSWER_AFTER_BODY`].
+    /// takes as long as it takes); the answer, once the body is sent, has `ANSWER_AFTER_BODY`.
     /// A bad line is the server's `invalid_argument` naming it; the batches before it stay.
     pub fn import_stream(
         &self,
