@@ -280,6 +280,81 @@ pub(crate) fn best(ranked: &mut Vec<Ranked>, k: usize) {
     ranked.truncate(k);
 }
 
+/// Where the judging of a vector recall's candidates may stop: they are judged best
+/// similarity first, and once `k` passed, a candidate whose score cannot beat the `k`-th best
+/// score so far (nor can any after it, of lower similarity) would not be among the best `k`
+/// that [`best`] keeps of them all (an equal score ranks after the earlier candidate), so the
+/// rest need not be read. Its score is `sim * importance_factor(eff)`, and with every stored
+/// importance in `[0, high]` its effective importance (decay only lowers it) is in `[0, high]`
+/// too: at most `sim * importance_factor(high)` for a similarity of `+0.0` and above, at
+/// most `sim * importance_factor(0)` below (the same floating-point steps, which are
+/// monotonic, as the score's).
+pub(crate) struct Cutoff {
+    k: usize,
+    /// The importance factor of the highest stored importance.
+    high: f64,
+    /// The best `k` scores so far; the lowest first.
+    scores: std::collections::BinaryHeap<std::cmp::Reverse<Total>>,
+}
+
+/// An f64 ordered by `total_cmp`, as [`best`] orders scores.
+#[derive(PartialEq)]
+struct Total(f64);
+
+impl Eq for Total {}
+
+impl PartialOrd for Total {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Total {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Cutoff {
+    /// The cutoff for the best `k` of candidates of similarities `sims` (in the order they are
+    /// judged) in a namespace whose stored importances lie in `importance` (lowest, highest).
+    /// `None` (judge them all) unless the importances are in `[0, ∞)` and the similarities
+    /// are numbers in descending order (by `total_cmp`).
+    pub(crate) fn new(
+        k: usize,
+        importance: (f64, f64),
+        sims: impl IntoIterator<Item = f32>,
+    ) -> Option<Cutoff> {
+        let (low, high) = importance;
+        let sorted = sims.into_iter().try_fold(f32::INFINITY, |last, s| {
+            (!s.is_nan() && last.total_cmp(&s).is_ge()).then_some(s)
+        });
+        let sorted = sorted.is_some();
+        (k > 0 && low >= 0.0 && high.is_finite() && sorted).then(|| Cutoff {
+            k,
+            high: importance_factor(high),
+            scores: std::collections::BinaryHeap::with_capacity(k + 1),
+        })
+    }
+
+    /// Notes the score of a candidate that passed.
+    pub(crate) fn passed(&mut self, score: f64) {
+        self.scores.push(std::cmp::Reverse(Total(score)));
+        if self.scores.len() > self.k {
+            self.scores.pop();
+        }
+    }
+
+    /// Whether no candidate of similarity `sim` or below can be among the best `k`.
+    pub(crate) fn reached(&self, sim: f32) -> bool {
+        let Some(std::cmp::Reverse(Total(kth))) = self.scores.peek() else { return false };
+        let sim = f64::from(sim);
+        let most =
+            if sim.is_sign_negative() { sim * importance_factor(0.0) } else { sim * self.high };
+        self.scores.len() >= self.k && most.total_cmp(kth).is_le()
+    }
+}
+
 /// One recall result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -387,5 +462,68 @@ mod tests {
         partial.as_object_mut().unwrap().remove("created_at");
         let partial = encode_record(Some(3), &serde_json::to_vec(&partial).unwrap());
         assert!(rank_view(&partial).is_ok() && rank_view_spans(&partial).is_none());
+    }
+
+    /// The best `k` scores of candidates judged best similarity first until the cutoff is
+    /// reached are the best `k` that [`best`] keeps of all of them, in the same order: random
+    /// similarities of both signs (exact ties included) and effective importances in
+    /// `[0, high]`, with and without equal importances; where every importance is equal, the
+    /// judging stops right after the `k`-th candidate.
+    #[test]
+    fn a_cutoff_keeps_the_best_k_of_all_candidates() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut stopped_early = 0;
+        for round in 0..3000 {
+            let n = 1 + (next() * 60.0) as usize;
+            let k = 1 + (next() * 12.0) as usize;
+            let high = [0.0, 0.5, 1.0, next()][round % 4];
+            let equal = round % 3 == 0;
+            let mut sims: Vec<f32> = (0..n)
+                .map(|_| match (next() * 10.0) as u32 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 => 0.25,
+                    _ => (next() * 2.0 - 1.0) as f32,
+                })
+                .collect();
+            sims.sort_by(|a, b| b.total_cmp(a));
+            let candidates: Vec<Ranked> = sims
+                .iter()
+                .enumerate()
+                .map(|(i, &sim)| {
+                    let eff = if equal { high } else { next() * high };
+                    Ranked::by_vector([i as u8; 16], None, f64::from(sim), eff)
+                })
+                .collect();
+            let mut all = candidates.clone();
+            best(&mut all, k);
+            let mut cutoff = Cutoff::new(k, (0.0, high), sims.iter().copied()).unwrap();
+            let mut judged = Vec::new();
+            for (c, &sim) in candidates.into_iter().zip(&sims) {
+                if cutoff.reached(sim) {
+                    break;
+                }
+                cutoff.passed(c.score);
+                judged.push(c);
+            }
+            if equal && n > k && judged.len() == k && sims[k - 1] > sims[k] && sims[k] > 0.0 {
+                stopped_early += 1;
+            }
+            best(&mut judged, k);
+            let keys = |v: &[Ranked]| v.iter().map(|c| (c.key, c.score)).collect::<Vec<_>>();
+            assert_eq!(keys(&judged), keys(&all), "round {round}");
+        }
+        assert!(stopped_early > 200, "{stopped_early}");
+        // Importances below 0, unbounded ones, or similarities out of order: no cutoff.
+        assert!(Cutoff::new(3, (-0.1, 1.0), [0.5, 0.4]).is_none());
+        assert!(Cutoff::new(3, (0.0, f64::INFINITY), [0.5, 0.4]).is_none());
+        assert!(Cutoff::new(3, (0.0, 1.0), [0.4, 0.5]).is_none());
+        assert!(Cutoff::new(3, (0.0, 1.0), [0.5, f32::NAN]).is_none());
     }
 }

@@ -5,10 +5,11 @@ use heed3::RwTxn;
 use serde_json::{Map, Value};
 
 use super::{Field, Operand};
-use crate::datastore::{DataTables, NamespaceId, NamespaceStats};
+use crate::datastore::{ns_key, DataTables, NamespaceId, NamespaceStats};
 use crate::error::Result;
 use crate::records::memory::decode_record;
 use crate::records::Memory;
+use crate::storage::RoTxn;
 use crate::store::Store;
 
 /// Bytes of a metadata path or string value kept in a secondary key.
@@ -29,6 +30,33 @@ pub(crate) fn f64_key(v: f64) -> [u8; 8] {
     let bits = v.to_bits();
     let flipped = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
     flipped.to_be_bytes()
+}
+
+/// The f64 whose [`f64_key`] is `key`.
+fn f64_of_key(key: [u8; 8]) -> f64 {
+    let bits = u64::from_be_bytes(key);
+    f64::from_bits(if bits >> 63 == 1 { bits & !(1 << 63) } else { !bits })
+}
+
+/// The lowest and the highest stored importance of namespace `ns`'s memories, from its
+/// `importance` order keys (`None`: it has none). Only for a namespace whose memories all have
+/// their keys (`NamespaceStats::fields_indexed`); a key left of a memory since changed
+/// widens the range, never narrows it.
+pub(crate) fn importance_range(
+    t: &DataTables,
+    r: &mut RoTxn<'_>,
+    ns: NamespaceId,
+) -> Result<Option<(f64, f64)>> {
+    use std::ops::Bound::{Excluded, Included};
+    let (first, end) = (ns_key(ns, &[TAG_IMPORTANCE]), ns_key(ns, &[TAG_IMPORTANCE + 1]));
+    let bounds = (Included(first.as_slice()), Excluded(end.as_slice()));
+    let value = |k: &[u8]| k.get(9..17).and_then(|v| <[u8; 8]>::try_from(v).ok()).map(f64_of_key);
+    let Some(low) = t.fields.range(r, &bounds)?.next().transpose()?.and_then(|(k, _)| value(k))
+    else {
+        return Ok(None);
+    };
+    let high = t.fields.rev_range(r, &bounds)?.next().transpose()?.and_then(|(k, _)| value(k));
+    Ok(high.map(|high| (low, high)))
 }
 
 /// Order-preserving bytes of an i64.

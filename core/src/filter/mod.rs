@@ -32,8 +32,8 @@ mod tests;
 
 pub(crate) use candidates::{candidates, count_exact, Candidates};
 pub(crate) use keys::{
-    build_all, delete_keys, ensure_indexed, f64_key, i64_key, keys_of, put_keys, update_keys,
-    Layout, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED,
+    build_all, delete_keys, ensure_indexed, f64_key, i64_key, importance_range, keys_of, put_keys,
+    update_keys, Layout, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED,
 };
 pub(crate) use parse::{Field, Filter, Op, Operand};
 pub(crate) use refile::{

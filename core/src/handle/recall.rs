@@ -17,8 +17,9 @@ use crate::index::Rescore;
 use crate::keyword::{KeywordRecall, RecallMode};
 use crate::memory::{
     best, decode_record, effective_importance, encode_hits, is_live, materialize, rank_view,
-    rank_view_spans, validate_importance, validate_session, validate_tags, Kept, Memory, RankView,
-    Ranked, Recall, RecallHit, CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES, MAX_TOP_K,
+    rank_view_spans, validate_importance, validate_session, validate_tags, Cutoff, Kept, Memory,
+    RankView, Ranked, Recall, RecallHit, CALLER_EMBEDDER, FILTERED_EXACT_MAX, MAX_CONTENT_BYTES,
+    MAX_TOP_K,
 };
 use crate::records::memory::{agent_key, Verdict};
 use crate::storage::RoTxn;
@@ -375,9 +376,26 @@ impl Handle {
                         agent_filter,
                         if fusing { Rescore::Fusion } else { Rescore::Ranking },
                     )?;
+                    // A ranking stops judging where no candidate left can make its best `k`
+                    // (a fusion ranks them all again).
+                    let importance = if fusing || !stats.fields_indexed {
+                        None
+                    } else {
+                        crate::filter::importance_range(t, r, rec.id)?
+                    };
+                    let sims = candidates.iter().map(|c| c.1);
+                    let mut cutoff = importance.and_then(|i| Cutoff::new(k, i, sims));
                     let mut hits = Vec::new();
                     for &(id, sim) in &candidates {
-                        hits.extend(candidate(t, r, id, sim)?);
+                        if cutoff.as_ref().is_some_and(|c| c.reached(sim)) {
+                            break;
+                        }
+                        if let Some(hit) = candidate(t, r, id, sim)? {
+                            if let Some(c) = &mut cutoff {
+                                c.passed(hit.score);
+                            }
+                            hits.push(hit);
+                        }
                     }
                     Ok((hits, exhausted))
                 })?;

@@ -773,3 +773,121 @@ fn recall_answers_written_from_records_equal_the_decoded_hits() {
     }
     assert!(hits > 500, "{hits} hits compared");
 }
+
+/// The model of a vector recall's answer (see below): of `(similarity, memory)`, the best `k`
+/// by `score` (`None`: not live) of the `2 × k` most similar, widened while fewer than `k` of
+/// them are live. `None` where a rounding could change the answer (scores, or similarities at
+/// the edge, within 1e-5).
+fn model_top(
+    mut by_sim: Vec<(f32, usize)>,
+    k: usize,
+    score: impl Fn(f32, usize) -> Option<f64>,
+) -> Option<Vec<usize>> {
+    by_sim.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut want = 2 * k;
+    loop {
+        let mut hits: Vec<(f64, usize)> =
+            by_sim.iter().take(want).filter_map(|&(s, i)| Some((score(s, i)?, i))).collect();
+        if hits.len() >= k || want >= by_sim.len() {
+            let edge = by_sim.get(want.min(by_sim.len()) - 1).map(|s| s.0);
+            let next = by_sim.get(want).map(|s| s.0);
+            hits.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let close = hits.windows(2).take(k).any(|w| w[0].0 - w[1].0 < 1e-5)
+                || edge.zip(next).is_some_and(|(e, x)| e - x < 1e-5);
+            return (!close).then(|| hits.into_iter().take(k).map(|h| h.1).collect());
+        }
+        want *= 4;
+    }
+}
+
+/// A vector recall answers the best `top_k` by score (similarity times the importance factor)
+/// among the live memories of the `2 × top_k` most similar (more when too few of those are
+/// live): the answers of a model of that rule over random vectors and importances (0 and 1
+/// included, some raised or lowered by updates after they were stored), decay, a floor of
+/// effective importance, expired and deleted memories. Queries whose answer a rounding of
+/// the model could change (scores or similarities at the edge within 1e-5) are not compared.
+#[test]
+fn vector_recall_ranks_the_most_similar_by_score() {
+    use memsilo::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let start = "2026-12-03T10:00:00Z".parse().unwrap();
+    let clock = std::sync::Arc::new(memsilo::ManualClock::new(start));
+    let options = Options { background: false, clock: clock.clone(), ..Options::default() };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let root = engine.root();
+    let dims = 32;
+    let n = 3000;
+    let mut rng = Rng(19);
+    let vectors: Vec<Vec<f32>> = (0..n).map(|_| rng.unit(dims)).collect();
+    let importance: Vec<f64> = (0..n)
+        .map(|i| match i % 10 {
+            0 => 0.0,
+            1 => 1.0,
+            _ => f64::from(rng.uniform()),
+        })
+        .collect();
+    let policies = [
+        ("plain", serde_json::json!({})),
+        ("decays", serde_json::json!({"decay_rate": 0.3, "min_importance": 0.05})),
+    ];
+    let mut checked = 0;
+    for (ns, policy) in policies {
+        namespace(&engine, ns, dims as u32);
+        root.call("set_memory_policy", serde_json::json!({"namespace": ns, "policy": policy}))
+            .unwrap();
+        let decay = policy["decay_rate"].as_f64().unwrap_or(0.0);
+        let floor = policy["min_importance"].as_f64().unwrap_or(0.0);
+        let stored = clock.now_micros();
+        let ids = store_with(&engine, ns, &vectors, |i, v| StoreMemory {
+            importance: Some(importance[i]),
+            ttl: i.is_multiple_of(13).then_some(86_400),
+            ..with_vector(i, v)
+        });
+        let by = by_index(&ids);
+        let mut updated = vec![stored; n];
+        clock.advance_secs(43_200.0);
+        let mut importance = importance.clone();
+        for i in (0..n).step_by(7) {
+            let new = [1.0, 0.0, 0.3][i % 3];
+            let ask = serde_json::json!({"namespace": ns, "id": by[&i], "importance": new});
+            match root.call("update_memory", ask) {
+                Ok(_) => (importance[i], updated[i]) = (new, clock.now_micros()),
+                // Decayed below the floor already.
+                Err(e) => assert_eq!(e.code(), ErrorCode::NotFound, "{e}"),
+            }
+        }
+        let deleted: Vec<bool> = (0..n).map(|i| i % 17 == 5).collect();
+        for i in (0..n).filter(|i| deleted[*i]) {
+            root.delete_memory(Some(ns), &by[&i]).unwrap();
+        }
+        clock.advance_secs(2.0 * 86_400.0);
+        let now = clock.now_micros();
+        let eff = |i: usize| {
+            let days = ((now - updated[i]).max(0) as f64) / 86_400_000_000.0;
+            if decay > 0.0 {
+                importance[i] * (-decay * days).exp()
+            } else {
+                importance[i]
+            }
+        };
+        let live = |i: usize| !deleted[i] && !i.is_multiple_of(13) && eff(i) >= floor;
+        for q in 0..40 {
+            let query = if q < 10 { vectors[q * 101].clone() } else { rng.unit(dims) };
+            for k in [1, 5, 10, 50] {
+                let by_sim: Vec<(f32, usize)> = (0..n)
+                    .filter(|i| !deleted[*i])
+                    .map(|i| (dot(&vectors[i], &query), i))
+                    .collect();
+                let score = |s: f32, i: usize| live(i).then(|| f64::from(s) * (0.7 + 0.3 * eff(i)));
+                let Some(hits) = model_top(by_sim, k, score) else { continue };
+                let got =
+                    root.recall(Recall::vector(query.clone()).namespace(ns).top_k(k)).unwrap();
+                let got: Vec<String> = got.into_iter().map(|h| h.id).collect();
+                let expected: Vec<String> = hits.iter().map(|i| by[i].clone()).collect();
+                assert_eq!(got, expected, "{ns}, query {q}, top {k}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 250, "{checked} recalls compared");
+}
