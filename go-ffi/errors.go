@@ -41,6 +41,10 @@ type Error struct {
 	Field      string        // for CodeInvalidArgument and CodePayloadTooLarge: the field
 	Namespace  string        // for namespace refusals: the namespace asked for
 	TenantID   string        // for quota and rate errors: the tenant whose limit binds
+	Line       uint64        // the line of an import's text the error names ("line 12: ..."), or 0
+	// Imported is, for an import that stopped, what it wrote before the failure (the batches
+	// before the failing one); nil for any other error.
+	Imported *ImportSummary
 	// Cause is the failure underneath an internal error (an I/O or storage error, in its
 	// own words), or nil; its own Unwrap gives the next one. errors.Unwrap(err) returns it.
 	Cause error
@@ -83,14 +87,16 @@ var ErrClosed = errors.New("memsilo: DB is closed")
 
 // errorBody is the HTTP error JSON as the C ABI returns it.
 type errorBody struct {
-	Error      Code     `json:"error"`
-	Message    string   `json:"message"`
-	Code       int      `json:"code"`
-	RetryAfter int64    `json:"retry_after"`
-	Field      string   `json:"field"`
-	Namespace  string   `json:"namespace"`
-	TenantID   string   `json:"tenant_id"`
-	Causes     []string `json:"causes"`
+	Error      Code           `json:"error"`
+	Message    string         `json:"message"`
+	Code       int            `json:"code"`
+	RetryAfter int64          `json:"retry_after"`
+	Field      string         `json:"field"`
+	Namespace  string         `json:"namespace"`
+	TenantID   string         `json:"tenant_id"`
+	Line       uint64         `json:"line"`
+	Imported   *ImportSummary `json:"imported"`
+	Causes     []string       `json:"causes"`
 }
 
 // newError builds an *Error from a C return code and the error body (which may be empty).
@@ -113,6 +119,8 @@ func newError(rc int, body []byte) *Error {
 		Field:      b.Field,
 		Namespace:  b.Namespace,
 		TenantID:   b.TenantID,
+		Line:       b.Line,
+		Imported:   b.Imported,
 		Cause:      causeChain(b.Causes),
 	}
 }

@@ -54,9 +54,11 @@ func (db *DB) ExportNamespace(ctx context.Context, namespace string, w io.Writer
 // ImportNamespace reads JSON Lines from r into an existing namespace in batches of
 // batchSize lines (0: 1000). Each batch of one kind is all or nothing and importing again
 // is idempotent; a bad line is a CodeInvalidArgument error naming it ("line 12: ..."), with
-// the batches before it written. In process the next batch is read while one is written;
-// on a remote DB the lines go to the server as one streamed request body. ctx is checked
-// between reads of r; an import cancelled there writes the batches already handed on.
+// the batches before it written. An error that stops the import is an *Error whose Imported
+// is what was written before it (returned as the summary too) and whose Line is the line it
+// names. In process the next batch is read while one is written; on a remote DB the lines go
+// to the server as one streamed request body. ctx is checked between reads of r; an import
+// cancelled there writes the batches already handed on.
 func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader, batchSize int) (*ImportSummary, error) {
 	if batchSize < 0 {
 		batchSize = 0
@@ -85,7 +87,7 @@ func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			if rc := C.memsilo_import_feed(imp, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(n), &cerr); rc != C.MEMSILO_OK {
-				return nil, takeError(rc, cerr)
+				return importStopped(takeError(rc, cerr))
 			}
 		}
 		if rerr == io.EOF {
@@ -97,11 +99,17 @@ func (db *DB) ImportNamespace(ctx context.Context, namespace string, r io.Reader
 	}
 	var cout *C.char
 	if rc := C.memsilo_import_finish(imp, &cout, &cerr); rc != C.MEMSILO_OK {
-		return nil, takeError(rc, cerr)
+		return importStopped(takeError(rc, cerr))
 	}
 	var done ImportSummary
 	if _, err := decodeReply(takeString(cout), &done); err != nil {
 		return nil, err
 	}
 	return &done, nil
+}
+
+// importStopped returns an import's error with what the import wrote before it (nil if the
+// error does not say).
+func importStopped(e *Error) (*ImportSummary, error) {
+	return e.Imported, e
 }

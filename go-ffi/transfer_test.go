@@ -54,10 +54,16 @@ func importBadLine3500(t *testing.T, db *DB, ns string) {
 		}
 		fmt.Fprintf(&text, "{\"kind\": \"memory\", \"id\": \"m%d\", \"content\": \"note %d\", \"vector\": %s}\n", i, i, vector)
 	}
-	_, err := db.ImportNamespace(bg, ns, strings.NewReader(text.String()), 1000)
+	done, err := db.ImportNamespace(bg, ns, strings.NewReader(text.String()), 1000)
 	e := wantCode(t, err, CodeInvalidArgument)
 	if e.Message != "line 3500: vector has 1 dimensions, namespace has 3" {
 		t.Fatalf("error: %v", err)
+	}
+	// What the three batches before the failing one wrote, and the line, on the error and
+	// as the summary returned with it.
+	written := ImportSummary{Lines: 3000, Memories: 3000}
+	if e.Line != 3500 || e.Imported == nil || *e.Imported != written || done != e.Imported {
+		t.Fatalf("line %d, imported %+v, summary %+v", e.Line, e.Imported, done)
 	}
 	if info := of(db.GetNamespace(bg, ns)).must(t); info.MemoryCount != 3000 {
 		t.Fatalf("memories kept: %d, want 3000", info.MemoryCount)

@@ -29,6 +29,8 @@ export interface MemsiloErrorInit {
   namespace?: string;
   field?: string;
   tenantId?: string;
+  line?: number;
+  imported?: ImportSummary;
   cause?: unknown;
   causes?: string[];
 }
@@ -46,6 +48,10 @@ export class MemsiloError extends Error {
   readonly field?: string;
   /** The tenant, for `quota_exceeded` and `rate_limited`. */
   readonly tenantId?: string;
+  /** The line of an import's text the error names (`line 12: ...`). */
+  readonly line?: number;
+  /** For an import that stopped: what it wrote before the failure (the batches before the failing one). */
+  readonly imported?: ImportSummary;
   /**
    * What caused an `internal` error, nearest first: the words of the I/O, storage or encoding
    * failure underneath. The same chain is `cause` (an `Error` whose own `cause` is the next).

@@ -43,7 +43,7 @@ const native = loadNative();
 
 /** Base class of every error memsilo raises; `.code` is a stable code of the error table (docs/src/api/errors.md). */
 class MemsiloError extends Error {
-  constructor(message, { code = 'internal', status = 500, retryAfter, namespace, field, tenantId, cause, causes } = {}) {
+  constructor(message, { code = 'internal', status = 500, retryAfter, namespace, field, tenantId, line, imported, cause, causes } = {}) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = new.target.name;
     this.code = code;
@@ -53,6 +53,8 @@ class MemsiloError extends Error {
     if (namespace !== undefined) this.namespace = namespace;
     if (field !== undefined) this.field = field;
     if (tenantId !== undefined) this.tenantId = tenantId;
+    if (line !== undefined) this.line = line;
+    if (imported !== undefined) this.imported = imported;
   }
 }
 
@@ -88,12 +90,12 @@ const ERROR_CLASSES = {
 function toMemsiloError(err) {
   const Class = err && typeof err.code === 'string' ? ERROR_CLASSES[err.code] : undefined;
   if (!Class) return err;
-  const { code, status, retryAfter, namespace, field, tenantId, causes } = err;
+  const { code, status, retryAfter, namespace, field, tenantId, line, imported, causes } = err;
   const cause = (causes || []).reduceRight(
     (next, message) => new Error(message, next === undefined ? undefined : { cause: next }),
     undefined,
   );
-  return new Class(err.message, { code, status, retryAfter, namespace, field, tenantId, cause, causes });
+  return new Class(err.message, { code, status, retryAfter, namespace, field, tenantId, line, imported, cause, causes });
 }
 
 function nativeSync(fn) {
@@ -204,28 +206,27 @@ function grant(g) {
 }
 
 const IMPORT_CHUNK = 1 << 20;
-const NEWLINE = Buffer.from('\n');
 
-// The text of JSON Lines in chunks of about 1 MiB: each item (an object, or one line's text)
-// as one line.
-async function* importChunks(lines) {
-  let parts = [];
+// The lines in lists of about 1 MiB, each item (an object, or one line's text) as the bytes of
+// one line (the importer's feedLines: an item is one line, numbered as one in errors).
+async function* importLines(lines) {
+  let items = [];
   let size = 0;
   for await (const item of lines) {
     let text;
     if (typeof item === 'string') text = Buffer.from(item);
-    else if (item instanceof Uint8Array) text = item;
+    else if (Buffer.isBuffer(item)) text = item;
+    else if (item instanceof Uint8Array) text = Buffer.from(item.buffer, item.byteOffset, item.byteLength);
     else text = Buffer.from(encodeArgs(item));
-    parts.push(text);
-    if (text.length === 0 || text[text.length - 1] !== 0x0a) parts.push(NEWLINE);
+    items.push(text);
     size += text.length + 1;
     if (size >= IMPORT_CHUNK) {
-      yield Buffer.concat(parts);
-      parts = [];
+      yield items;
+      items = [];
       size = 0;
     }
   }
-  if (parts.length > 0) yield Buffer.concat(parts);
+  if (items.length > 0) yield items;
 }
 
 function withNamespace(ns, args) {
@@ -305,7 +306,10 @@ class Memsilo {
   /**
    * Imports export lines (objects, or the text of JSON Lines: strings or Buffers) from an
    * array or any (async) iterable into an existing namespace, in batches; each batch of one
-   * kind is all or nothing, and running it again is idempotent. A bad line rejects naming it.
+   * kind is all or nothing, and running it again is idempotent. Each item is one line,
+   * numbered as one (its ending newline is optional; a string holding a JSON object written
+   * over several lines is that one line). A bad line rejects naming it (`err.line`), with
+   * what the batches before it wrote as `err.imported`.
    * In process the next batch is read while one is written; against a server the lines go as
    * one streamed request body.
    */
@@ -313,7 +317,7 @@ class Memsilo {
     const size = (opts && (opts.batchSize ?? opts.batch_size)) || 1000;
     try {
       const importer = await this.#handle.importer(namespace, size);
-      for await (const chunk of importChunks(lines)) await importer.feed(chunk);
+      for await (const items of importLines(lines)) await importer.feedLines(items);
       return JSON.parse(await importer.finish());
     } catch (err) {
       throw toMemsiloError(err);

@@ -33,11 +33,30 @@ async function imports(db, ns) {
   await assert.rejects(db.importNamespace(`${ns}-bad`, lines), (err) => {
     assert.ok(err instanceof memsilo.InvalidArgumentError);
     assert.equal(err.message, 'line 3500: vector has 1 dimensions, namespace has 3');
+    // What the batches before the failing one wrote, and the line, on the error itself.
+    assert.equal(err.line, 3500);
+    assert.deepEqual(err.imported, { lines: 3000, memories: 3000, entities: 0, relations: 0, expired: 0 });
     return true;
   });
   // The three batches before the bad line's are written, nothing of it or after it.
   assert.equal((await db.getNamespace(`${ns}-bad`)).memory_count, 3000);
   return done;
+}
+
+// Each item is one line, numbered as one: a JSON object written over several lines too.
+async function itemsAreLines(db, ns) {
+  await db.createNamespace(ns, { dimensions: 3 });
+  const memory = (i, vector, indent) =>
+    JSON.stringify({ kind: 'memory', id: `m${i}`, content: `note ${i}`, vector }, null, indent);
+  const items = [memory(1, [1, 1, 0]), memory(2, [1, 2, 0], 2), `${memory(3, [1, 3, 0])}\n`, memory(4, [1], 2)];
+  await assert.rejects(db.importNamespace(ns, items, { batchSize: 2 }), (err) => {
+    assert.equal(err.message, 'line 4: vector has 1 dimensions, namespace has 3');
+    assert.equal(err.line, 4);
+    assert.equal(err.imported.memories, 2);
+    return true;
+  });
+  items[3] = memory(4, [1, 4, 0], 2);
+  assert.equal((await db.importNamespace(ns, items)).memories, 4);
 }
 
 describe('importNamespace', () => {
@@ -53,5 +72,10 @@ describe('importNamespace', () => {
     const local = await imports(memsilo.open(tmpdir()), 'imp');
     const remote = await imports(await memsilo.connect(server.url, { apiKey: server.adminKey }), 'imp-remote');
     assert.deepEqual(remote, local);
+  });
+
+  it('takes each item as one line, in-process and against a server alike', async () => {
+    await itemsAreLines(memsilo.open(tmpdir()), 'items');
+    await itemsAreLines(await memsilo.connect(server.url, { apiKey: server.adminKey }), 'items-remote');
   });
 });

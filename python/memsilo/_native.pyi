@@ -19,6 +19,8 @@ class Importer:
     """An import under way: ``feed`` the text of an export in chunks, then ``finish``."""
 
     def feed(self, chunk: bytes) -> None: ...
+    def feed_lines(self, lines: List[bytes]) -> None:
+        """Whole lines, one an item (numbered as one in errors)."""
     def finish(self) -> str: ...
 
 def open(
@@ -40,6 +42,11 @@ class MemsiloError(Exception):
     """The namespace refused, for ``forbidden`` on a namespace."""
     tenant_id: Optional[str]
     """The tenant whose limit binds, for ``quota_exceeded`` and ``rate_limited``."""
+    line: Optional[int]
+    """The line of an import's text the error names (``line 12: ...``)."""
+    imported: Optional[Dict[str, int]]
+    """For an import that stopped: what it wrote before the failure (the counts
+    ``import_namespace`` returns; the batches before the failing one)."""
     details: Optional[Dict[str, Any]]
 
 class InvalidArgumentError(MemsiloError): ...

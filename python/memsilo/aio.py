@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Mapping, Optional, Sequence, TypeVar, Union, cast
 
 from . import _native
-from .client import ImportLines, Memsilo, _LineChunks
+from .client import ImportLines, Memsilo, _LineItems
 from .types import EmbeddingFunction
 
 if TYPE_CHECKING:
@@ -71,14 +71,12 @@ class AsyncMemsilo:
         if not isinstance(lines, AsyncIterable):
             return await asyncio.to_thread(self.sync.import_namespace, namespace, lines, batch_size)
         importer = await asyncio.to_thread(self.sync._client.importer, namespace, batch_size)
-        chunks = _LineChunks()
+        items = _LineItems()
         async for line in lines:
-            full = chunks.add(line)
+            full = items.add(line)
             if full:
-                await asyncio.to_thread(importer.feed, full)
-        last = chunks.rest()
-        if last:
-            await asyncio.to_thread(importer.feed, last)
+                await asyncio.to_thread(importer.feed_lines, full)
+        await asyncio.to_thread(importer.feed_lines, items.rest())
         return cast(Dict[str, int], json.loads(await asyncio.to_thread(importer.finish)))
 
     whoami = _to_async(Memsilo.whoami)

@@ -165,7 +165,7 @@ def _grant(grant: GrantLike) -> Mapping[str, Any]:
 
 
 #: What ``import_namespace`` reads: a file object, or an iterable of lines (dicts, or one
-#: line's text as ``str`` or ``bytes``).
+#: line's text as ``str`` or ``bytes``; each item is one line, see ``import_namespace``).
 ImportLines = Iterable[Union[str, bytes, Mapping[str, Any]]]
 
 class Memsilo:
@@ -696,14 +696,29 @@ class Memsilo:
         """Imports export lines (dicts, or the text of JSON Lines, e.g. an open file) into an
         existing namespace in batches of ``batch_size``; each batch of one kind is all or
         nothing and running it again is idempotent. A bad line raises ``InvalidArgumentError``
-        naming it (``line 12: ...``); earlier batches stay. Returns the counts written.
+        naming it (``line 12: ...``, ``.line`` 12); earlier batches stay, and the error's
+        ``.imported`` is what they wrote. Returns the counts written.
 
-        In process the next batch is read while one is written; against a server the lines go
-        as one streamed request body. A file object (anything with ``read``) is read in
-        chunks of 1 MiB."""
+        A file object (anything with ``read``) is read in chunks of 1 MiB as JSON Lines. Of an
+        iterable, each item is one line, numbered as one (its ending newline is optional; a
+        ``str`` holding a JSON object written over several lines is that one line). In process
+        the next batch is read while one is written; against a server the lines go as one
+        streamed request body."""
         importer = self._client.importer(namespace, batch_size)
-        for chunk in _import_chunks(lines):
-            importer.feed(chunk)
+        read = getattr(lines, "read", None)
+        if callable(read):
+            while True:
+                chunk = read(_IMPORT_CHUNK)
+                if not chunk:
+                    break
+                importer.feed(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+        else:
+            items = _LineItems()
+            for line in lines:
+                full = items.add(line)
+                if full:
+                    importer.feed_lines(full)
+            importer.feed_lines(items.rest())
         return cast(Dict[str, int], json.loads(importer.finish()))
 
     def revoke_key(self, key_id: str, namespace: Optional[str] = None) -> ApiKey:
@@ -813,55 +828,30 @@ class Memsilo:
         return cast(DeletedRelation, self._call("delete_relation", {"namespace": namespace, "id": id}))
 
 
-def _import_chunks(lines: Any) -> Iterator[bytes]:
-    """The text of JSON Lines in chunks of about 1 MiB: a file object read as it is, else
-    each item (a dict, or one line's text) as one line."""
-    read = getattr(lines, "read", None)
-    if callable(read):
-        while True:
-            chunk = read(_IMPORT_CHUNK)
-            if not chunk:
-                return
-            yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
-    chunks = _LineChunks()
-    for line in lines:
-        full = chunks.add(line)
-        if full:
-            yield full
-    last = chunks.rest()
-    if last:
-        yield last
-
-
-class _LineChunks:
-    """Import lines (dicts, or one line's text as ``str`` or ``bytes``) gathered as the text of
-    JSON Lines, handed out in chunks of about 1 MiB."""
+class _LineItems:
+    """Import lines (dicts, or one line's text as ``str`` or ``bytes``) as the bytes of each,
+    handed out in lists of about 1 MiB (for the importer's ``feed_lines``: one item a line)."""
 
     def __init__(self) -> None:
-        self.parts: List[bytes] = []
+        self.items: List[bytes] = []
         self.size = 0
 
-    def add(self, line: Union[str, bytes, Mapping[str, Any]]) -> Optional[bytes]:
-        """Adds a line; returns a chunk once about 1 MiB is gathered."""
+    def add(self, line: Union[str, bytes, Mapping[str, Any]]) -> Optional[List[bytes]]:
+        """Adds a line; returns the lines gathered once they hold about 1 MiB."""
         if isinstance(line, Mapping):
             text = json.dumps(line, separators=(",", ":")).encode("utf-8")
         elif isinstance(line, str):
             text = line.encode("utf-8")
         else:
             text = bytes(line)
-        self.parts.append(text)
-        if not text.endswith(b"\n"):
-            self.parts.append(b"\n")
+        self.items.append(text)
         self.size += len(text) + 1
         return self.rest() if self.size >= _IMPORT_CHUNK else None
 
-    def rest(self) -> Optional[bytes]:
-        """What is gathered, if anything."""
-        if not self.parts:
-            return None
-        chunk = b"".join(self.parts)
-        self.parts, self.size = [], 0
-        return chunk
+    def rest(self) -> List[bytes]:
+        """What is gathered (maybe nothing)."""
+        items, self.items, self.size = self.items, [], 0
+        return items
 
 
 _IMPORT_CHUNK = 1 << 20

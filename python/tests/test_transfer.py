@@ -95,10 +95,45 @@ def test_a_bad_line_3500_stops_the_import_keeping_the_batches_before_it(db: mems
     with pytest.raises(memsilo.InvalidArgumentError) as e:
         db.import_namespace(ns, io.BytesIO("\n".join(lines).encode()))
     assert str(e.value) == "line 3500: vector has 1 dimensions, namespace has 3"
+    # What the batches before the failing one wrote, and the line, on the exception itself.
+    assert e.value.line == 3500
+    assert e.value.imported == {"lines": 3000, "memories": 3000, "entities": 0, "relations": 0, "expired": 0}
+    assert e.value.details is not None and e.value.details["imported"] == e.value.imported
     # Lines 1-3000 (three whole batches of 1000) stay; the bad line's batch and after do not.
     assert db.get_namespace(ns)["memory_count"] == 3000
     assert db.get_memories(ns, ["m3000", "m3001"])[0]["id"] == "m3000"
     assert len(db.get_memories(ns, ["m3001", "m4999"])) == 0
+
+
+def test_each_item_of_an_iterable_is_one_line_and_errors_count_items(db: memsilo.Memsilo) -> None:
+    ns = unique("items")
+    db.create_namespace(ns, dimensions=3)
+
+    def memory(i: int, vector: List[float], indent: Union[int, None] = None) -> str:
+        line = {"kind": "memory", "id": f"m{i}", "content": f"note {i}", "vector": vector}
+        return json.dumps(line, indent=indent)
+
+    # A JSON object written over several lines is one item, so one line; a newline at the
+    # end of an item is optional.
+    items = [
+        memory(1, [1.0, 1.0, 0.0]),
+        memory(2, [1.0, 2.0, 0.0], indent=2),
+        memory(3, [1.0, 3.0, 0.0]) + "\n",
+        memory(4, [1.0], indent=2),
+    ]
+    with pytest.raises(memsilo.InvalidArgumentError) as e:
+        db.import_namespace(ns, items, batch_size=2)
+    assert str(e.value) == "line 4: vector has 1 dimensions, namespace has 3"
+    assert e.value.line == 4 and e.value.imported is not None
+    assert e.value.imported["memories"] == 2
+    items[3] = memory(4, [1.0, 4.0, 0.0], indent=2)
+    assert db.import_namespace(ns, items, batch_size=2)["memories"] == 4
+    assert db.get_memory(ns, "m2")["content"] == "note 2"
+    # A line break inside a string is no JSON, as it is not over several lines: named by item.
+    bad = items[:2] + ['{"kind": "memory", "id": "x",\n "content": "a\nb"}', items[2]]
+    with pytest.raises(memsilo.InvalidArgumentError) as e:
+        db.import_namespace(ns, bad)
+    assert str(e.value).startswith("line 3: not JSON: control character"), str(e.value)
 
 
 def _import_requests(server: Server) -> Tuple[int, int]:

@@ -237,7 +237,9 @@ pub struct MemsiloImport {
 /// `memsilo_import_close`. In process the next batch is read while one is written; on a
 /// remote handle the text goes to the server as one streamed request body. Each batch is all
 /// or nothing; the first failure (a bad line is `MEMSILO_INVALID_ARGUMENT` naming it:
-/// `line 3500: ...`) ends the import, with the batches before it written.
+/// `line 3500: ...`) ends the import, with the batches before it written: its error body
+/// says so, with `imported` (the counts `memsilo_import_finish` gives, of those batches)
+/// and `line` (the line it names, if any).
 ///
 /// On success `*out` receives the import.
 ///

@@ -13,9 +13,6 @@ use futures_util::StreamExt;
 use memsilo::transfer::{Batch, ChunkBatcher, ImportSummary, DEFAULT_PAGE, MAX_PAGE};
 use memsilo::Error;
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use crate::dispatch::admit_streaming;
 use crate::response;
@@ -118,21 +115,18 @@ pub(crate) async fn export(
 /// to it as the body is read, and it reads and checks the next one while one is written.
 struct Importer {
     batches: tokio::sync::mpsc::Sender<Result<Batch, Error>>,
-    /// The running total of the batches written.
-    written: Arc<Mutex<ImportSummary>>,
     done: tokio::task::JoinHandle<Result<ImportSummary, Error>>,
 }
 
 impl Importer {
     fn start(handle: &memsilo::Handle, namespace: &str) -> Importer {
         let (batches, mut inbox) = tokio::sync::mpsc::channel(1);
-        let written = Arc::new(Mutex::new(ImportSummary::default()));
-        let (handle, namespace, total) = (handle.clone(), namespace.to_owned(), written.clone());
+        let (handle, namespace) = (handle.clone(), namespace.to_owned());
         let done = tokio::task::spawn_blocking(move || {
             let read = std::iter::from_fn(|| inbox.blocking_recv());
-            handle.import_batches(&namespace, read, |t| *total.lock() = *t)
+            handle.import_batches(&namespace, read, |_| {})
         });
-        Importer { batches, written, done }
+        Importer { batches, done }
     }
 
     /// Hands on a batch; `false` once the import has stopped (a batch failed).
@@ -141,9 +135,9 @@ impl Importer {
     }
 
     /// The answer once the batches handed on are written: what they wrote, or the first
-    /// error in the body's order with what was written before it.
+    /// error in the body's order, whose body says what was written before it (`imported`).
     async fn answer(self) -> Response {
-        let Importer { batches, written, done } = self;
+        let Importer { batches, done } = self;
         drop(batches);
         let outcome = match done.await {
             Ok(r) => r,
@@ -151,7 +145,7 @@ impl Importer {
         };
         match outcome {
             Ok(summary) => response::json(200, &json!(summary)),
-            Err(e) => failed(&e, &written.lock()),
+            Err(e) => response::error(&e),
         }
     }
 
@@ -161,15 +155,6 @@ impl Importer {
         let _ = self.batches.send(Err(e)).await;
         self.answer().await
     }
-}
-
-/// An import's error answer, with what was imported before it.
-fn failed(e: &Error, summary: &ImportSummary) -> Response {
-    let mut resp = response::error(e);
-    let mut body = memsilo::api::error_body(e);
-    body["imported"] = json!(summary);
-    *resp.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
-    resp
 }
 
 /// Reads and drops the rest of a body whose import has stopped (a bad line, a batch that

@@ -217,7 +217,12 @@ fn import(db: &dyn Backend, args: &TransferArgs) -> Result<String, String> {
         }
     };
     progress.finish_and_clear();
-    Ok(imported(&summary.map_err(|e| e.to_string())?, &args.namespace))
+    let summary = summary.map_err(|e| match e.imported() {
+        // What the batches before the failure wrote stays: say how much.
+        Some(done) => format!("{e} (before it: {})", imported(&done, &args.namespace)),
+        None => e.to_string(),
+    })?;
+    Ok(imported(&summary, &args.namespace))
 }
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ pub fn guard<T>(f: impl FnOnce() -> memsilo::Result<T>) -> Result<T, Value> {
 }
 
 /// A JS `Error` built from an error body: `message`, `code` (the stable string),
-/// `status` (HTTP status), and when present `retryAfter`, `namespace`, `field`, `tenantId`
-/// and `causes` (the messages of the failures underneath; `node/index.js` chains them as
-/// `Error.cause`).
+/// `status` (HTTP status), and when present `retryAfter`, `namespace`, `field`, `tenantId`,
+/// `line` (the line of an import's text it names), `imported` (what an import wrote before it
+/// stopped: an object of counts) and `causes` (the messages of the failures underneath;
+/// `node/index.js` chains them as `Error.cause`).
 pub fn js_error(env: Env, body: &Value) -> napi::Error {
     let message = body["message"].as_str().unwrap_or("internal error");
     let build = || -> napi::Result<napi::Error> {
@@ -25,6 +26,16 @@ pub fn js_error(env: Env, body: &Value) -> napi::Error {
         obj.set_named_property("status", body["code"].as_u64().unwrap_or(500) as u32)?;
         if let Some(secs) = body["retry_after"].as_u64() {
             obj.set_named_property("retryAfter", secs as f64)?;
+        }
+        if let Some(line) = body["line"].as_u64() {
+            obj.set_named_property("line", line as f64)?;
+        }
+        if let Some(counts) = body["imported"].as_object() {
+            let mut imported = napi::bindgen_prelude::Object::new(&env)?;
+            for (name, n) in counts {
+                imported.set_named_property(name, n.as_f64().unwrap_or(0.0))?;
+            }
+            obj.set_named_property("imported", imported)?;
         }
         if let Some(causes) = body["causes"].as_array() {
             let causes: Vec<&str> = causes.iter().filter_map(Value::as_str).collect();

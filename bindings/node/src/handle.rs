@@ -143,14 +143,33 @@ impl Importer {
     /// Takes the next chunk of the text; rejects with the import's error when it stops.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn feed(&self, chunk: Buffer) -> AsyncTask<ImportTask> {
-        AsyncTask::new(ImportTask { importer: self.importer.clone(), chunk: Some(chunk.to_vec()) })
+        self.task(Fed::Chunk(chunk.to_vec()))
+    }
+
+    /// Takes whole lines, one a Buffer, numbered as one in errors (core's `feed_lines`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn feed_lines(&self, lines: Vec<Buffer>) -> AsyncTask<ImportTask> {
+        self.task(Fed::Lines(lines.iter().map(|line| line.to_vec()).collect()))
     }
 
     /// Ends the text; resolves to what the import wrote, as JSON.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn finish(&self) -> AsyncTask<ImportTask> {
-        AsyncTask::new(ImportTask { importer: self.importer.clone(), chunk: None })
+        self.task(Fed::End)
     }
+}
+
+impl Importer {
+    fn task(&self, fed: Fed) -> AsyncTask<ImportTask> {
+        AsyncTask::new(ImportTask { importer: self.importer.clone(), fed: Some(fed) })
+    }
+}
+
+/// What an [`ImportTask`] gives its importer.
+enum Fed {
+    Chunk(Vec<u8>),
+    Lines(Vec<Vec<u8>>),
+    End,
 }
 
 /// Opens an importer off the JS thread.
@@ -175,10 +194,10 @@ impl Task for OpenImporter {
     }
 }
 
-/// One chunk fed to an importer (`None`: its end), off the JS thread.
+/// One chunk or list of lines fed to an importer, or its end, off the JS thread.
 pub struct ImportTask {
     importer: Arc<Mutex<memsilo::api::Importer>>,
-    chunk: Option<Vec<u8>>,
+    fed: Option<Fed>,
 }
 
 impl Task for ImportTask {
@@ -186,15 +205,18 @@ impl Task for ImportTask {
     type JsValue = String;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let chunk = self.chunk.take();
+        let fed = self.fed.take().unwrap_or(Fed::End);
         Ok(guard(|| {
             let mut importer = self
                 .importer
                 .lock()
                 .map_err(|_| Error::Internal("the importer's lock is poisoned".into()))?;
-            match chunk {
-                Some(chunk) => importer.feed(&chunk).map(|()| String::new()),
-                None => Ok(serde_json::to_string(&importer.finish()?)?),
+            match fed {
+                Fed::Chunk(chunk) => importer.feed(&chunk).map(|()| String::new()),
+                Fed::Lines(lines) => {
+                    importer.feed_lines(lines.iter().map(Vec::as_slice)).map(|()| String::new())
+                }
+                Fed::End => Ok(serde_json::to_string(&importer.finish()?)?),
             }
         }))
     }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use memsilo::api::{Backend, Reply};
 use memsilo::Error;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 
 use crate::error::{guard, to_py_err};
 
@@ -141,6 +142,11 @@ impl Importer {
     /// Takes the next chunk of the text; raises the import's error when it stops.
     fn feed(&self, py: Python<'_>, chunk: &[u8]) -> PyResult<()> {
         self.with(py, |importer| importer.feed(chunk))
+    }
+
+    /// Takes whole lines, one an item, numbered as one in errors (core's `feed_lines`).
+    fn feed_lines(&self, py: Python<'_>, lines: Vec<PyBackedBytes>) -> PyResult<()> {
+        self.with(py, |importer| importer.feed_lines(lines.iter().map(|line| &line[..])))
     }
 
     /// Ends the text; returns what the import wrote as JSON.

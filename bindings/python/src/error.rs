@@ -1,8 +1,8 @@
 //! The Python exception tree: `MemsiloError` and one subclass per [`ErrorCode`], and the one
 //! function mapping a [`memsilo::Error`] to it. Each class carries `code` and `status` as
 //! class attributes; each raised instance also has `message`, `retry_after`, `field`,
-//! `namespace` and `tenant_id` (`None` where they do not apply), and `details` (the API.md
-//! error body as a dict).
+//! `namespace`, `tenant_id`, `line` and `imported` (`None` where they do not apply), and
+//! `details` (the API.md error body as a dict).
 
 use memsilo::{Error, ErrorCode};
 use pyo3::create_exception;
@@ -84,7 +84,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let base = py.get_type::<MemsiloError>();
     base.setattr("code", ErrorCode::Internal.as_str())?;
     base.setattr("status", ErrorCode::Internal.http_status())?;
-    for attr in ["message", "retry_after", "field", "namespace", "tenant_id", "details"] {
+    let attrs = ["message", "retry_after", "field", "namespace", "tenant_id", "line", "imported"];
+    for attr in attrs.into_iter().chain(["details"]) {
         base.setattr(attr, py.None())?;
     }
     m.add("MemsiloError", &base)?;
@@ -111,8 +112,12 @@ pub(crate) fn to_py_err(py: Python<'_>, e: &Error) -> PyErr {
         for attr in ["field", "namespace", "tenant_id"] {
             exc.setattr(attr, body[attr].as_str())?;
         }
+        exc.setattr("line", body["line"].as_u64())?;
         let body = serde_json::to_string(&body).unwrap_or_default();
-        exc.setattr("details", py.import("json")?.call_method1("loads", (body,))?)?;
+        let details = py.import("json")?.call_method1("loads", (body,))?;
+        // What an import wrote before it stopped: the body's `imported`, as a dict.
+        exc.setattr("imported", details.get_item("imported").ok())?;
+        exc.setattr("details", details)?;
         let mut innermost: Option<Bound<'_, PyAny>> = None;
         for cause in e.causes().iter().rev() {
             let link = py.get_type::<PyException>().call1((cause.as_str(),))?;

@@ -8,8 +8,11 @@
 //!
 //! Each batch is all or nothing and an import stops at the first failure, naming its line: the
 //! batches before the failing one are written, the failing batch (and so the lines before the
-//! bad line in that batch) and everything after it are not. Importing again is idempotent (see
-//! the module docs), so a failed import is run again from the start once the line is fixed.
+//! bad line in that batch) and everything after it are not. The error says so, however the
+//! import ran: it keeps the failure's code and words, and [`Error::imported`] (the error
+//! body's `imported`) is what the batches before it wrote, [`Error::line`] (`line`) the line
+//! it names. Importing again is idempotent (see the module docs), so a failed import is run
+//! again from the start once the line is fixed.
 
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
@@ -35,18 +38,23 @@ pub trait ImportRun: Send {
 /// written and the rest of the text is not.
 pub struct Importer {
     run: Option<Box<dyn ImportRun>>,
+    /// Whether the text fed so far ends inside a line (see [`Importer::feed_lines`]).
+    in_line: bool,
 }
 
 impl std::fmt::Debug for Importer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Importer").field("open", &self.run.is_some()).finish()
+        f.debug_struct("Importer")
+            .field("open", &self.run.is_some())
+            .field("in_line", &self.in_line)
+            .finish()
     }
 }
 
 impl Importer {
     /// An importer that runs as `run` does.
     pub fn new(run: impl ImportRun + 'static) -> Importer {
-        Importer { run: Some(Box::new(run)) }
+        Importer { run: Some(Box::new(run)), in_line: false }
     }
 
     /// An import whose batches are one `import_namespace` call each on `backend`, one after
@@ -72,7 +80,30 @@ impl Importer {
         if fed.is_err() {
             self.run = None;
         }
+        if let Some(last) = chunk.last() {
+            self.in_line = *last != b'\n';
+        }
         fed
+    }
+
+    /// Takes whole lines, one an item (what the items of a Python or Node iterable of lines
+    /// are): each item is one line of the text, and one line in the numbers errors give,
+    /// whatever it holds. A line break at its end is optional. One inside it (a JSON object
+    /// written over several lines) is read as the carriage return JSON takes it for: the same
+    /// whitespace between tokens, and refused inside a string as a line break is, so the item
+    /// reads as it would over several lines while it stays one. Text fed before that ends
+    /// inside a line ends there.
+    pub fn feed_lines<'a>(&mut self, lines: impl IntoIterator<Item = &'a [u8]>) -> Result<()> {
+        let mut text = Vec::new();
+        if self.in_line {
+            text.push(b'\n');
+        }
+        for line in lines {
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            text.extend(line.iter().map(|&b| if b == b'\n' { b'\r' } else { b }));
+            text.push(b'\n');
+        }
+        self.feed(&text)
     }
 
     /// Ends the text; what the import wrote once every batch is written.
@@ -218,21 +249,34 @@ impl ByCalls {
         self.total.add(serde_json::from_value(done)?);
         Ok(())
     }
-}
 
-impl ImportRun for ByCalls {
-    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
-        self.lines.feed(chunk);
+    /// Sends the whole batches fed so far.
+    fn send_ready(&mut self) -> Result<()> {
         while let Some(batch) = self.lines.next_batch()? {
             self.send(batch)?;
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<ImportSummary> {
+    /// Sends the batches left at the end of the text.
+    fn send_rest(&mut self) -> Result<()> {
         for batch in self.lines.finish()? {
             self.send(batch)?;
         }
-        Ok(self.total)
+        Ok(())
+    }
+}
+
+impl ImportRun for ByCalls {
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        self.lines.feed(chunk);
+        self.send_ready().map_err(|e| e.stopped_import(self.total))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<ImportSummary> {
+        match self.send_rest() {
+            Ok(()) => Ok(self.total),
+            Err(e) => Err(e.stopped_import(self.total)),
+        }
     }
 }

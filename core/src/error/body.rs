@@ -1,18 +1,26 @@
 //! The error body every face sends and reads (API.md): `{"error", "message", "code"}`, the
-//! typed fields a caller acts on (`field`, `namespace`, `tenant_id`, `retry_after`), and
-//! `causes` when a failure lies underneath. Rebuilding an error from a body keeps the message
+//! typed fields a caller acts on (`field`, `namespace`, `tenant_id`, `retry_after`; `line`
+//! and, for an import that stopped, `imported`), and `causes` when a failure lies underneath. Rebuilding an error from a body keeps the message
 //! word for word and makes up no field the body does not hold.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Error, ErrorCode};
+use super::{Error, ErrorCode, ImportSummary};
 
 /// The JSON error body of API.md: `{"error", "message", "code", "namespace"?}`, plus
-/// `causes` (the messages of the failures underneath, nearest first) when there are any.
+/// `causes` (the messages of the failures underneath, nearest first) when there are any,
+/// `line` when the field is a line of an import's text (`line 12`), and `imported` (what
+/// the import wrote before it stopped, as `import_namespace` answers) for an import's error.
 pub fn error_body(e: &Error) -> Value {
     match e {
         Error::Remote { body, .. } => return body.clone(),
         Error::Shared(e) => return error_body(e),
+        Error::ImportStopped { error, imported } => {
+            let mut body = error_body(error);
+            body["imported"] = json!(imported);
+            return body;
+        }
         _ => {}
     }
     let code = e.code();
@@ -35,6 +43,9 @@ pub fn error_body(e: &Error) -> Value {
         Error::NotFound { kind: "tenant", id } => body["tenant_id"] = json!(id),
         _ => {}
     }
+    if let Some(line) = e.line() {
+        body["line"] = json!(line);
+    }
     let causes = e.causes();
     if !causes.is_empty() {
         body["causes"] = json!(causes);
@@ -46,6 +57,13 @@ pub fn error_body(e: &Error) -> Value {
 /// typed fields are not all there (or whose message is not worded from them) becomes
 /// [`Error::Remote`], which keeps the body as sent.
 pub fn error_from_body(body: &Value) -> Error {
+    if let Some(imported) = body.get("imported").and_then(|v| ImportSummary::deserialize(v).ok()) {
+        let mut failure = body.clone();
+        if let Some(fields) = failure.as_object_mut() {
+            fields.remove("imported");
+        }
+        return error_from_body(&failure).stopped_import(imported);
+    }
     let code =
         body["error"].as_str().and_then(ErrorCode::from_str_code).unwrap_or(ErrorCode::Internal);
     let message = body["message"].as_str().unwrap_or("").to_owned();
@@ -134,6 +152,39 @@ mod tests {
             assert_eq!(e.code().as_str(), body["error"].as_str().unwrap());
             assert_eq!(error_body(&e), body);
         }
+    }
+
+    /// An import's error keeps the failure's code and words and says what the import wrote
+    /// before it and which line it names, in the body and rebuilt from it (a remote import).
+    #[test]
+    fn an_import_error_says_what_was_written_before_it_and_which_line_failed() {
+        let imported = ImportSummary { lines: 3000, memories: 3000, ..Default::default() };
+        let bad = Error::invalid("line 3500", "vector has 1 dimensions, namespace has 3");
+        let quota = Error::QuotaExceeded {
+            tenant: "t-1".into(),
+            quota: "storage_quota_bytes",
+            limit: 10,
+            requested: 11,
+        };
+        for (failure, line) in [(bad, Some(3500)), (quota, None)] {
+            let words = failure.to_string();
+            let code = failure.code();
+            let e = failure.stopped_import(imported);
+            assert_eq!((e.code(), e.to_string(), e.line()), (code, words.clone(), line));
+            let body = error_body(&e);
+            assert_eq!(body["imported"], json!(imported));
+            assert_eq!(body["line"].as_u64(), line);
+            assert_eq!(body["message"], words);
+            let back = error_from_body(&body);
+            assert_eq!((back.imported(), back.line()), (Some(imported), line));
+            assert_eq!((back.code(), back.to_string()), (code, words));
+            assert_eq!(error_body(&back), body);
+        }
+        // Stopped again (a remote answer, counted by a caller): the latest counts, once.
+        let e = Error::Internal("x".into()).stopped_import(imported);
+        let again = e.stopped_import(ImportSummary::default());
+        assert_eq!(error_body(&again)["imported"], json!(ImportSummary::default()));
+        assert!(!matches!(again, Error::ImportStopped { error, .. } if error.imported().is_some()));
     }
 
     /// A failure shared by several callers reads, codes and chains as the failure itself.

@@ -109,6 +109,7 @@ impl super::Error {
         use super::Error as E;
         Some(match self {
             E::Shared(e) => return e.dakera_code(),
+            E::ImportStopped { error, .. } => return error.dakera_code(),
             E::Forbidden { namespace: Some(_), .. } => "NAMESPACE_ACCESS_DENIED",
             E::NotFound { kind, .. } => match *kind {
                 "namespace" => "NAMESPACE_NOT_FOUND",

@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 mod body;
 mod code;
+mod import;
 
 pub use body::{error_body, error_from_body};
 pub use code::ErrorCode;
+pub use import::ImportSummary;
 
 /// Result with memsilo's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -159,6 +161,17 @@ pub enum Error {
     /// failed): it reads, codes and chains exactly as that failure.
     #[error(transparent)]
     Shared(Arc<Error>),
+    /// The failure that stopped an import, with what the import wrote before it (the batches
+    /// before the failing one): it reads, codes and chains exactly as that failure, and its
+    /// error body adds `imported` (and `line`, the line it names). Built by
+    /// [`Error::stopped_import`].
+    #[error("{error}")]
+    ImportStopped {
+        /// The failure.
+        error: Box<Error>,
+        /// What the import wrote before it.
+        imported: ImportSummary,
+    },
     /// An error known by its code and words only, kept as sent: one a remote memsilo reported
     /// (with its whole error body: `tenant_id`, `retry_after`, `causes`, ...), or one rebuilt
     /// by [`Error::from_code`]. It reads the same as in-process.
@@ -195,6 +208,7 @@ impl Error {
             | Error::Caused { .. } => ErrorCode::Internal,
             Error::Remote { code, .. } => *code,
             Error::Shared(e) => e.code(),
+            Error::ImportStopped { error, .. } => error.code(),
         }
     }
 
@@ -230,6 +244,7 @@ impl Error {
                 Some(body["retry_after"].as_u64().unwrap_or(1))
             }
             Error::Shared(e) => e.retry_after(),
+            Error::ImportStopped { error, .. } => error.retry_after(),
             _ => None,
         }
     }
@@ -274,6 +289,7 @@ impl Error {
                 return sent.filter_map(|c| c.as_str().map(str::to_owned)).collect();
             }
             Error::Shared(e) => return e.causes(),
+            Error::ImportStopped { error, .. } => return error.causes(),
             _ => {}
         }
         let mut causes: Vec<String> = Vec::new();

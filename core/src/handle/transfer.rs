@@ -98,7 +98,8 @@ impl Handle {
     /// (the namespace's policy, or its first vectors, which fix its dimensions and embedder)
     /// is written before the next one is read. The first failure stops the import: batches
     /// after the failing one are not written. `done` is told the running total after each
-    /// batch written.
+    /// batch written. Its error ([`Error::stopped_import`]) says what the batches written
+    /// before the failure wrote.
     ///
     /// Batches of memory lines that are ready when the writer is free (up to `COMBINED`)
     /// are written in one transaction, made durable by one commit: a commit's sync costs
@@ -229,7 +230,7 @@ impl Handle {
         });
         // The entries of the batches written (and of a failure) before the answer.
         self.state.audit.flush(&self.state.catalog);
-        imported
+        imported.map_err(|e| e.stopped_import(total))
     }
 
     /// Writes prepared import batches in order (see [`Handle::import_batches`]): each run of

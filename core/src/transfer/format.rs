@@ -71,32 +71,8 @@ pub struct ImportArgs {
     pub embedder: Option<String>,
 }
 
-/// What an import wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct ImportSummary {
-    /// Lines read.
-    pub lines: u64,
-    /// Memories stored or replaced.
-    pub memories: u64,
-    /// Entities created or updated.
-    pub entities: u64,
-    /// Relations added (those already there are not counted).
-    pub relations: u64,
-    /// Memories left out because they had expired.
-    pub expired: u64,
-}
-
-impl ImportSummary {
-    /// Adds another batch's counts.
-    pub fn add(&mut self, other: ImportSummary) {
-        self.lines += other.lines;
-        self.memories += other.memories;
-        self.entities += other.entities;
-        self.relations += other.relations;
-        self.expired += other.expired;
-    }
-}
+// What an import wrote: defined beside the error, which carries it for an import that failed.
+pub use crate::error::ImportSummary;
 
 /// The kinds of line, in export order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -650,11 +650,17 @@ fn a_batch_over_the_storage_quota_fails_alone_after_the_batches_before_it() {
         let err = if together {
             root.import_batches(ns, batches_of(&text, 4), |_| {}).unwrap_err()
         } else {
-            import_all(&root, ns, &text, 4).unwrap_err()
+            // As a cluster node's client imports: one `import_namespace` call a batch.
+            let backend = Box::new(root.clone());
+            let mut importer = memsilo::api::Importer::by_calls(backend, ns, 4).unwrap();
+            importer.feed(text.as_bytes()).and_then(|()| importer.finish()).unwrap_err()
         };
         assert_eq!(err.code(), ErrorCode::QuotaExceeded, "{err}");
         let count = root.get_namespace(ns).unwrap().memory_count;
         assert!(count > 0 && count < 40 && count % 4 == 0, "{count} memories: whole batches");
+        // The error says what was written before it, and names no line.
+        let written = ImportSummary { lines: count, memories: count, ..Default::default() };
+        assert_eq!((err.imported(), err.line()), (Some(written), None));
         // The memories written are the first ones, in the file's order.
         let ids: Vec<String> = (0..40).map(|i| format!("m-{i:03}")).collect();
         let got = root.get_memories(Some(ns), &ids, false).unwrap();
@@ -725,6 +731,11 @@ fn an_importer_stops_at_a_bad_line_3500_keeping_the_batches_before_it() {
     let err = import_chunked(&root, "dst", &text, 1000, 64 << 10).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     assert_eq!(err.to_string(), "line 3500: vector has 1 dimensions, namespace has 3");
+    // The error says what the three batches before it wrote, and the line.
+    let written = ImportSummary { lines: 3_000, memories: 3_000, ..Default::default() };
+    assert_eq!((err.imported(), err.line()), (Some(written), Some(3_500)));
+    let body = memsilo::api::error_body(&err);
+    assert_eq!((&body["imported"]["memories"], &body["line"]), (&json!(3_000), &json!(3_500)));
     // Lines 1-3000 (three whole batches) are written; the bad line's batch and after are not.
     assert_eq!(root.get_namespace("dst").unwrap().memory_count, 3_000);
     let ids = |r: std::ops::RangeInclusive<usize>| r.map(|i| format!("m{i}")).collect::<Vec<_>>();
@@ -734,9 +745,41 @@ fn an_importer_stops_at_a_bad_line_3500_keeping_the_batches_before_it() {
     let err =
         import_chunked(&root, "dst", &format!("{}\nnot json\n", lines[0]), 10, 3).unwrap_err();
     assert!(err.to_string().starts_with("line 2: not JSON"), "{err}");
+    assert_eq!((err.imported(), err.line()), (Some(ImportSummary::default()), Some(2)));
     // Fixed, the import runs again from the start: idempotent through the ids.
     lines[3_499] = line(3_500, json!([1.0, 3_500.0, 0.0]));
     let total = import_chunked(&root, "dst", &lines.join("\n"), 1000, 1 << 20).unwrap();
     assert_eq!(total.memories, 5_000);
     assert_eq!(root.get_namespace("dst").unwrap().memory_count, 5_000);
+}
+
+/// Lines given one an item (what Python's and Node's iterables give): each item is one line
+/// and one number in errors, a JSON object written over several lines included; a line break
+/// inside a string is refused as it is in a file, naming the item.
+#[test]
+fn an_importer_fed_items_counts_each_as_one_line() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    root.create_namespace("dst", NamespaceOptions { dimensions: Some(3), ..Default::default() })
+        .unwrap();
+    let memory = |i: usize, v: Value| json!({"kind": "memory", "id": format!("m{i}"), "content": format!("note {i}"), "vector": v});
+    let items = [
+        memory(1, json!([1.0, 1.0, 0.0])).to_string(),
+        serde_json::to_string_pretty(&memory(2, json!([1.0, 2.0, 0.0]))).unwrap(),
+        memory(3, json!([1.0, 3.0, 0.0])).to_string() + "\n",
+        serde_json::to_string_pretty(&memory(4, json!([1.0]))).unwrap(),
+    ];
+    let import = |items: &[String], size: usize| {
+        let mut importer = root.importer("dst", size)?;
+        importer.feed_lines(items.iter().map(String::as_bytes))?;
+        importer.finish()
+    };
+    let err = import(&items, 2).unwrap_err();
+    assert_eq!(err.to_string(), "line 4: vector has 1 dimensions, namespace has 3");
+    assert_eq!((err.imported().map(|done| done.memories), err.line()), (Some(2), Some(4)));
+    assert_eq!(root.get_memory(Some("dst"), "m2").unwrap().content, "note 2");
+    let bad =
+        [items[0].clone(), "{\"kind\": \"memory\",\n\"id\": \"x\", \"content\": \"a\nb\"}".into()];
+    let err = import(&bad, 10).unwrap_err();
+    assert!(err.to_string().starts_with("line 2: not JSON: control character"), "{err}");
 }

@@ -305,6 +305,7 @@ fn the_import_command_streams_a_file_to_a_server_and_a_bad_line_is_named() {
     let (code, err) = run(&lines);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("line 1500: vector has 1 dimensions, namespace has 3"), "{err}");
+    assert!(err.contains("(before it: imported 1000 memories, 0 entities"), "{err}");
     assert_eq!(count(), 1000, "the batch before the line is written, not the line's");
 
     lines.truncate(3_000);
@@ -372,11 +373,18 @@ fn a_remote_importer_streams_one_request_and_writes_what_a_local_one_does() {
     lines[3_499] = line(3_500, json!([1.0]));
     let bad = lines.join("\n");
     let (remote, local) = (import(&client, "bad", &bad), import(&local, "bad", &bad));
+    let written =
+        memsilo::transfer::ImportSummary { lines: 3_000, memories: 3_000, ..Default::default() };
     for e in [remote.unwrap_err(), local.unwrap_err()] {
         assert_eq!(e.code(), memsilo::ErrorCode::InvalidArgument);
         assert_eq!(e.to_string(), "line 3500: vector has 1 dimensions, namespace has 3");
+        // What was written before the failing batch, and the line, as every face shows them.
+        assert_eq!((e.imported(), e.line()), (Some(written), Some(3_500)));
+        let body = memsilo::api::error_body(&e);
+        assert_eq!((&body["imported"]["memories"], &body["line"]), (&json!(3_000), &json!(3_500)));
     }
     let count = s.admin("GET", "/v1/namespaces/bad", None).expect(200)["memory_count"].clone();
     assert_eq!(count, 3_000);
     assert_eq!(engine.root().get_namespace("bad").unwrap().memory_count, 3_000);
 }
+
