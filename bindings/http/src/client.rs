@@ -2,13 +2,13 @@
 //! HTTP with the route table, with errors mapped back to the same codes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use memsilo::api::{Backend, Reply, Request};
 use memsilo::api::{ImportRun, ImportThread, Importer};
-use memsilo::transfer::{check_batch_size, ImportSummary};
+use memsilo::transfer::{check_batch_size, ImportSummary, MAX_LINE_BYTES};
 use memsilo::{Error, Result};
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ pub struct Client {
     key: Arc<str>,
     agent: ureq::Agent,
     /// Whether the servers take an import as one streamed body (a cluster node does not),
-    /// once an import has asked.
+    /// once an import has found out.
     streams_imports: Arc<OnceLock<bool>>,
 }
 
@@ -71,6 +71,11 @@ const MAX_RESPONSE_BYTES: u64 = 256 << 20;
 /// Longest wait for the answer to a streamed import once its body is sent: the server writes
 /// the last batches, then answers.
 pub const ANSWER_AFTER_BODY: Duration = Duration::from_secs(600);
+
+/// Longest wait for a server to take or refuse a streamed import's body before sending it
+/// anyway (a server or proxy that ignores `Expect: 100-continue`): a memsilo server answers
+/// as soon as it has checked the key.
+const AWAIT_CONTINUE: Duration = Duration::from_secs(10);
 
 impl Client {
     /// Connects to the server at `url` (e.g. `http://localhost:3300`; several servers of one
@@ -190,7 +195,12 @@ impl Client {
     /// next batch while one is written. Sent to the server calls go to now, and not sent again
     /// elsewhere (the body is read once). The call has no time limit as a whole (a large file
     /// takes as long as it takes); the answer, once the body is sent, has `ANSWER_AFTER_BODY`.
-    /// A bad line is the server's `invalid_argument` naming it; the batches before it stay.
+    /// A bad line is the server's `invalid_argument` naming it; the batches before it stay
+    /// (the error's [`Error::imported`]).
+    ///
+    /// The request asks the server to say whether it takes the body before any of it is sent
+    /// (`Expect: 100-continue`): `body` is not read when the server refuses the request at once
+    /// (a key that may not import, a cluster node that takes no streamed body).
     pub fn import_stream(
         &self,
         namespace: &str,
@@ -205,12 +215,14 @@ impl Client {
             .header("Authorization", format!("Bearer {}", self.key))
             .header("Accept", "application/json")
             .header("Content-Type", "application/x-ndjson")
+            .header("Expect", "100-continue")
             .body(ureq::SendBody::from_reader(body))
             .map_err(|e| transport_error(base, ureq::Error::Http(e)))?;
         let request = self
             .agent
             .configure_request(request)
             .timeout_global(None)
+            .timeout_await_100(Some(AWAIT_CONTINUE))
             .timeout_recv_response(Some(ANSWER_AFTER_BODY))
             .build();
         let (status, list, bytes) =
@@ -331,50 +343,83 @@ impl Backend for Client {
 
     /// The text streamed to the server as one request body while it is fed ([`Client::
     /// import_stream`] on a thread of its own), so the server imports it as `memsilo import
-    /// --url` does. The first import of a client asks, with an empty body, whether the server
-    /// takes one; where it does not (a cluster node), each batch is one `import_namespace`
-    /// call ([`Importer::by_calls`]).
+    /// --url` does. Where the server takes no streamed body (a cluster node), each batch is
+    /// one `import_namespace` call ([`Importer::by_calls`]): a client's first import finds out
+    /// from its own request, which such a server refuses before any of the body is sent.
     fn importer(&self, namespace: &str, batch_size: usize) -> Result<Importer> {
         check_batch_size(batch_size)?;
-        let streams = if let Some(streams) = self.streams_imports.get() {
-            *streams
-        } else {
-            let streams = match self.import_stream(namespace, batch_size, &mut std::io::empty()) {
-                Err(Error::InvalidArgument { field, .. }) if field == "route" => false,
-                Err(e) => return Err(e),
-                Ok(_) => true,
-            };
-            *self.streams_imports.get_or_init(|| streams)
-        };
-        if !streams {
+        if self.streams_imports.get() == Some(&false) {
             return Importer::by_calls(Box::new(self.clone()), namespace, batch_size);
         }
         // A few chunks wait while one is sent: feeding blocks when the server lags.
         let (to_send, chunks) = sync_channel(4);
+        let (taken, body_taken) = sync_channel(1);
         let (client, ns) = (self.clone(), namespace.to_owned());
-        let done = ImportThread::spawn(move || {
-            let mut body = Chunks { next: chunks, chunk: Vec::new(), at: 0 };
+        let mut done = ImportThread::spawn(move || {
+            let mut body = Chunks { next: chunks, chunk: Vec::new(), at: 0, taken: Some(taken) };
             client.import_stream(&ns, batch_size, &mut body)
         })?;
-        Ok(Importer::new(Streamed { to_send: Some(to_send), done }))
+        if self.streams_imports.get().is_none() {
+            // The body is read once the server takes it; a request answered without it is
+            // refused (by a cluster node: its route is not served).
+            let streams = match body_taken.recv() {
+                Ok(()) => true,
+                Err(_) => match done.answer() {
+                    Err(Error::InvalidArgument { field, .. }) if field == "route" => false,
+                    Err(e) => return Err(e),
+                    Ok(_) => {
+                        return Err(Error::Internal(
+                            "the server answered an import before its body".into(),
+                        ))
+                    }
+                },
+            };
+            if !*self.streams_imports.get_or_init(|| streams) {
+                return Importer::by_calls(Box::new(self.clone()), namespace, batch_size);
+            }
+        }
+        Ok(Importer::new(Streamed { to_send: Some(to_send), partial: Vec::new(), done }))
     }
 }
 
+/// How long a streamed import's body goes without a byte before one is sent to keep it alive
+/// (see [`Chunks`]): well inside the server's idle limit (its `--request-timeout`, 30 s by
+/// default) even when that is set low.
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+
 /// A streamed import's body: the chunks fed, then `None` at its end. A sender dropped before
 /// the end (an import abandoned) fails the read, so the server sees a cut body, not a whole one.
+///
+/// A caller that feeds slowly (reading from a slow source) must not look like a client gone
+/// away to the server, which ends a body with no data for its `--request-timeout`. Chunks
+/// are whole lines ([`Streamed`] holds a partial line back until its end), so while none
+/// comes a space is sent every [`KEEP_ALIVE`]: between lines it is whitespace before the next
+/// line's JSON (or, at the end, a blank line), which the import reads past.
 struct Chunks {
     next: Receiver<Option<Vec<u8>>>,
     chunk: Vec<u8>,
     at: usize,
+    /// Told when the body is first read: the server takes it.
+    taken: Option<SyncSender<()>>,
 }
 
 impl std::io::Read for Chunks {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(taken) = self.taken.take() {
+            let _ = taken.send(());
+        }
         while self.at == self.chunk.len() {
-            match self.next.recv() {
+            match self.next.recv_timeout(KEEP_ALIVE) {
                 Ok(Some(chunk)) => (self.chunk, self.at) = (chunk, 0),
                 Ok(None) => return Ok(0),
-                Err(_) => return Err(std::io::Error::other("the import was abandoned")),
+                Err(RecvTimeoutError::Timeout) if !buf.is_empty() => {
+                    buf[0] = b' ';
+                    return Ok(1);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(std::io::Error::other("the import was abandoned"))
+                }
             }
         }
         let n = buf.len().min(self.chunk.len() - self.at);
@@ -387,21 +432,15 @@ impl std::io::Read for Chunks {
 /// A streamed import (see [`Client`]'s `importer`).
 struct Streamed {
     to_send: Option<SyncSender<Option<Vec<u8>>>>,
+    /// The text fed after its last line break: a line sent once it is whole (see [`Chunks`]).
+    partial: Vec<u8>,
     done: ImportThread,
 }
 
 impl Streamed {
-    /// The server's answer (or the transport's error) once the body is ended or cut.
-    fn answer(&mut self) -> Result<ImportSummary> {
-        self.to_send = None;
-        self.done.answer()
-    }
-}
-
-impl ImportRun for Streamed {
-    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
-        let sent = self.to_send.as_ref().is_some_and(|to| to.send(Some(chunk.to_vec())).is_ok());
-        if sent {
+    /// Sends `text` (whole lines) on, or the end of the body (`None`).
+    fn send(&mut self, text: Option<Vec<u8>>) -> Result<()> {
+        if self.to_send.as_ref().is_some_and(|to| to.send(text).is_ok()) {
             return Ok(());
         }
         // The request ended before its body: the server's error, or the connection's.
@@ -411,10 +450,33 @@ impl ImportRun for Streamed {
         }
     }
 
+    /// The server's answer (or the transport's error) once the body is ended or cut.
+    fn answer(&mut self) -> Result<ImportSummary> {
+        self.to_send = None;
+        self.done.answer()
+    }
+}
+
+impl ImportRun for Streamed {
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        self.partial.extend_from_slice(chunk);
+        let whole = match self.partial.iter().rposition(|b| *b == b'\n') {
+            Some(end) => end + 1,
+            // A line too long to wait for goes on: the server refuses it, naming it.
+            None if self.partial.len() > MAX_LINE_BYTES => self.partial.len(),
+            None => return Ok(()),
+        };
+        let rest = self.partial.split_off(whole);
+        let lines = std::mem::replace(&mut self.partial, rest);
+        self.send(Some(lines))
+    }
+
     fn finish(mut self: Box<Self>) -> Result<ImportSummary> {
-        if let Some(to) = &self.to_send {
-            let _ = to.send(None);
+        let last = std::mem::take(&mut self.partial);
+        if !last.is_empty() {
+            self.send(Some(last))?;
         }
+        self.send(None)?;
         self.answer()
     }
 }

@@ -346,11 +346,11 @@ fn a_remote_importer_streams_one_request_and_writes_what_a_local_one_does() {
         }
         importer.finish()
     };
-    for ns in ["warm", "dst", "bad"] {
+    for ns in ["dst", "bad"] {
         s.admin("POST", "/v1/namespaces", Some(json!({"name": ns, "dimensions": 3}))).expect(201);
     }
-    // A client's first import asks, with an empty body, whether the server takes one.
-    import(&client, "warm", "").unwrap();
+    // A client's first import is one request too: no request asks first whether the server
+    // takes a streamed body.
     let (streamed, batched) =
         ("/v1/namespaces/{name}/import", "/v1/namespaces/{name}/import/batch");
     let before = (requests_on(&s, streamed), requests_on(&s, batched));
@@ -388,3 +388,137 @@ fn a_remote_importer_streams_one_request_and_writes_what_a_local_one_does() {
     assert_eq!(engine.root().get_namespace("bad").unwrap().memory_count, 3_000);
 }
 
+/// A caller that feeds a streamed import slowly (reading from a slow source: pauses longer
+/// than the server's idle limit, here 2 s, inside a line and between lines) keeps its import:
+/// the body is kept alive while nothing is fed, and every line is imported under its number.
+#[test]
+fn a_slow_producer_keeps_its_streamed_import_alive() {
+    use memsilo::api::Backend;
+    let options = memsilo_http::ServeOptions {
+        request_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let s = TestServer::start_engine(quiet(), options);
+    s.admin("POST", "/v1/namespaces", Some(json!({"name": "dst", "dimensions": 3}))).expect(201);
+    let client = memsilo_http::Client::connect(&s.url, ADMIN).unwrap();
+    let line = |i: usize, v: Value| {
+        json!({"kind": "memory", "id": format!("m{i}"), "content": format!("note {i}"), "vector": v})
+            .to_string()
+            + "\n"
+    };
+    let mut importer = client.importer("dst", 2).unwrap();
+    let third = line(3, json!([1.0, 3.0, 0.0]));
+    let (head, tail) = third.split_at(20);
+    for part in [line(1, json!([1.0, 1.0, 0.0])), line(2, json!([1.0, 2.0, 0.0])), head.into()] {
+        importer.feed(part.as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    importer.feed(tail.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    importer.feed(line(4, json!([1.0])).as_bytes()).unwrap();
+    // Line 4 is bad: named by its number, after the batch of lines 1-2 is written.
+    let e = importer.finish().unwrap_err();
+    assert_eq!(e.to_string(), "line 4: vector has 1 dimensions, namespace has 3");
+    assert_eq!(e.imported().map(|done| done.memories), Some(2));
+    let m = s.admin("GET", "/v1/memory/m2?namespace=dst", None);
+    assert_eq!(m.expect(200)["content"], "note 2");
+}
+
+/// A server that answers imports as a cluster node does: the streamed route refused at once,
+/// without reading the body, and `import/batch` served by `handle`. Its URL.
+fn node_without_streamed_imports(handle: memsilo::Handle) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let handle = handle.clone();
+            std::thread::spawn(move || answer_as_a_node(conn, &handle));
+        }
+    });
+    url
+}
+
+/// Answers the requests of one connection (see [`node_without_streamed_imports`]).
+fn answer_as_a_node(conn: std::net::TcpStream, handle: &memsilo::Handle) {
+    use std::io::{BufRead, Read, Write};
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut head = String::new();
+        if reader.read_line(&mut head).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let path = head.split(' ').nth(1).unwrap().split('?').next().unwrap().to_owned();
+        let refused = path.ends_with("/import");
+        let (status, body) = if refused {
+            let message = "route: POST /v1/namespaces/{name}/import is not served in cluster mode";
+            (400, json!({"error": "invalid_argument", "field": "route", "message": message}))
+        } else if path.ends_with("/import/batch") {
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut args: Value = serde_json::from_slice(&body).unwrap();
+            args["namespace"] = json!(path.split('/').nth(3).unwrap());
+            match handle.call("import_namespace", args) {
+                Ok(reply) => (200, reply.value),
+                Err(e) => (e.code().http_status(), memsilo::api::error_body(&e)),
+            }
+        } else {
+            (200, json!({"principal": "root"}))
+        };
+        let text = body.to_string();
+        let close = if refused { "Connection: close\r\n" } else { "" };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{close}\r\n",
+            text.len()
+        );
+        out.write_all(format!("{head}{text}").as_bytes()).unwrap();
+        if refused {
+            return;
+        }
+    }
+}
+
+/// Against a server that takes no streamed body (a cluster node), a client's first import
+/// finds out from its own request, refused before any of the text is sent, and imports one
+/// `import/batch` call a batch: nothing of the text is lost, then or on the next import.
+#[test]
+fn an_import_refused_as_a_stream_goes_one_batch_a_call_and_loses_nothing() {
+    use memsilo::api::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = memsilo::Engine::open(dir.path(), quiet()).unwrap();
+    let root = engine.root();
+    let dims = memsilo::NamespaceOptions { dimensions: Some(3), ..Default::default() };
+    root.create_namespace("dst", dims).unwrap();
+    let client =
+        memsilo_http::Client::connect(&node_without_streamed_imports(root.clone()), ADMIN).unwrap();
+    let text: String = (1..=25)
+        .map(|i| {
+            let line = json!({"kind": "memory", "id": format!("m{i}"), "content": format!("note {i}"),
+                              "vector": [1.0, i as f32, 0.0]});
+            line.to_string() + "\n"
+        })
+        .collect();
+    for _ in 0..2 {
+        let mut importer = client.importer("dst", 10).unwrap();
+        importer.feed(text.as_bytes()).unwrap();
+        assert_eq!(importer.finish().unwrap().memories, 25);
+    }
+    assert_eq!(root.get_namespace("dst").unwrap().memory_count, 25);
+    // A bad line there says what the calls before it wrote, as a streamed import does.
+    let mut importer = client.importer("dst", 10).unwrap();
+    let bad = text.replace("[1.0,15.0,0.0]", "[1.0]");
+    let e = importer.feed(bad.as_bytes()).and_then(|()| importer.finish()).unwrap_err();
+    assert_eq!(e.to_string(), "line 15: vector has 1 dimensions, namespace has 3");
+    assert_eq!((e.imported().map(|done| done.memories), e.line()), (Some(10), Some(15)));
+}
