@@ -684,12 +684,14 @@ export class Memsilo {
   exportNamespace(namespace: string, opts?: { pageSize?: number }): AsyncGenerator<ExportLine>;
   /**
    * Imports export lines (objects, or JSON Lines text as strings or bytes) in batches; returns
-   * the counts written. In process the next batch is read while one is written; against a
-   * server the lines go as one streamed request body.
+   * the counts written. A string or Uint8Array is the whole text; of an iterable, each item is
+   * one line (numbered as one in errors). A failure rejects with `err.line` and `err.imported`
+   * (what the batches before it wrote). In process the next batch is read while one is
+   * written; against a server the lines go as one streamed request body.
    */
   importNamespace(
     namespace: string,
-    lines: Iterable<ExportLine | string | Uint8Array> | AsyncIterable<ExportLine | string | Uint8Array>,
+    lines: string | Uint8Array | Iterable<ExportLine | string | Uint8Array> | AsyncIterable<ExportLine | string | Uint8Array>,
     opts?: { batchSize?: number },
   ): Promise<ImportSummary>;
 

@@ -306,7 +306,8 @@ class Memsilo {
   /**
    * Imports export lines (objects, or the text of JSON Lines: strings or Buffers) from an
    * array or any (async) iterable into an existing namespace, in batches; each batch of one
-   * kind is all or nothing, and running it again is idempotent. Each item is one line,
+   * kind is all or nothing, and running it again is idempotent. A string or Buffer is the
+   * whole text of JSON Lines. Of an iterable, each item is one line,
    * numbered as one (its ending newline is optional; a string holding a JSON object written
    * over several lines is that one line). A bad line rejects naming it (`err.line`), with
    * what the batches before it wrote as `err.imported`.
@@ -317,7 +318,12 @@ class Memsilo {
     const size = (opts && (opts.batchSize ?? opts.batch_size)) || 1000;
     try {
       const importer = await this.#handle.importer(namespace, size);
-      for await (const items of importLines(lines)) await importer.feedLines(items);
+      if (typeof lines === 'string' || lines instanceof Uint8Array) {
+        // The whole text of JSON Lines, not an iterable of one-character lines.
+        await importer.feed(typeof lines === 'string' ? Buffer.from(lines) : Buffer.from(lines.buffer, lines.byteOffset, lines.byteLength));
+      } else {
+        for await (const items of importLines(lines)) await importer.feedLines(items);
+      }
       return JSON.parse(await importer.finish());
     } catch (err) {
       throw toMemsiloError(err);

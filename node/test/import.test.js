@@ -57,6 +57,10 @@ async function itemsAreLines(db, ns) {
   });
   items[3] = memory(4, [1, 4, 0], 2);
   assert.equal((await db.importNamespace(ns, items)).memories, 4);
+  // The whole text as one string or Buffer is JSON Lines, not an iterable of characters.
+  const text = `${memory(5, [1, 5, 0])}\n${memory(6, [1, 6, 0])}\n`;
+  assert.equal((await db.importNamespace(ns, text)).memories, 2);
+  assert.equal((await db.importNamespace(ns, Buffer.from(text))).memories, 2);
 }
 
 describe('importNamespace', () => {

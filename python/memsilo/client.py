@@ -164,9 +164,10 @@ def _grant(grant: GrantLike) -> Mapping[str, Any]:
     return grant
 
 
-#: What ``import_namespace`` reads: a file object, or an iterable of lines (dicts, or one
-#: line's text as ``str`` or ``bytes``; each item is one line, see ``import_namespace``).
-ImportLines = Iterable[Union[str, bytes, Mapping[str, Any]]]
+#: What ``import_namespace`` reads: a file object, the whole text as ``str`` or ``bytes``, or
+#: an iterable of lines (dicts, or one line's text as ``str`` or ``bytes``; each item is one
+#: line, see ``import_namespace``).
+ImportLines = Union[str, bytes, Iterable[Union[str, bytes, Mapping[str, Any]]]]
 
 class Memsilo:
     """A handle on memsilo acting as one principal: the embedded root (``memsilo.open``), a
@@ -699,14 +700,17 @@ class Memsilo:
         naming it (``line 12: ...``, ``.line`` 12); earlier batches stay, and the error's
         ``.imported`` is what they wrote. Returns the counts written.
 
-        A file object (anything with ``read``) is read in chunks of 1 MiB as JSON Lines. Of an
-        iterable, each item is one line, numbered as one (its ending newline is optional; a
-        ``str`` holding a JSON object written over several lines is that one line). In process
-        the next batch is read while one is written; against a server the lines go as one
-        streamed request body."""
+        A file object (anything with ``read``) is read in chunks of 1 MiB as JSON Lines, and a
+        whole ``str`` or ``bytes`` is the text of JSON Lines (not an iterable of characters).
+        Of an iterable, each item is one line, numbered as one (its ending newline is optional;
+        a ``str`` holding a JSON object written over several lines is that one line). In
+        process the next batch is read while one is written; against a server the lines go as
+        one streamed request body."""
         importer = self._client.importer(namespace, batch_size)
         read = getattr(lines, "read", None)
-        if callable(read):
+        if isinstance(lines, (str, bytes)):
+            importer.feed(lines.encode("utf-8") if isinstance(lines, str) else lines)
+        elif callable(read):
             while True:
                 chunk = read(_IMPORT_CHUNK)
                 if not chunk:

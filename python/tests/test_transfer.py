@@ -129,6 +129,10 @@ def test_each_item_of_an_iterable_is_one_line_and_errors_count_items(db: memsilo
     items[3] = memory(4, [1.0, 4.0, 0.0], indent=2)
     assert db.import_namespace(ns, items, batch_size=2)["memories"] == 4
     assert db.get_memory(ns, "m2")["content"] == "note 2"
+    # The whole text as one str or bytes is JSON Lines, not an iterable of one-character lines.
+    text = "".join(memory(i, [1.0, float(i), 0.0]) + "\n" for i in (5, 6))
+    assert db.import_namespace(ns, text)["memories"] == 2
+    assert db.import_namespace(ns, text.encode())["memories"] == 2
     # A line break inside a string is no JSON, as it is not over several lines: named by item.
     bad = items[:2] + ['{"kind": "memory", "id": "x",\n "content": "a\nb"}', items[2]]
     with pytest.raises(memsilo.InvalidArgumentError) as e:
