@@ -4249,7 +4249,7 @@ mdb_freelist_save(MDB_txn *txn)
 
 #if MDB_RPAGE_CACHE
 static int mdb_rpage_decrypt(MDB_env *env, MDB_ID3 *id3, int rem, int numpgs);
-static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs);
+static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs, unsigned *at);
 static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages);
 static int mdb_rpage_isdec(MDB_env *env, MDB_ID3 *id3, int rem);
 static void *mdb_rpage_encalloc(size_t len);
@@ -4343,6 +4343,9 @@ mdb_page_flush(MDB_txn *txn, int keep)
 	ssize_t		wsize = 0, wres;
 	MDB_OFF_T	wpos = 0, next_pos = 1; /* impossible pos, so pos != next_pos */
 	int			n = 0;
+#if MDB_RPAGE_CACHE
+	unsigned	keepat = 0;	/* memsilo patch: see mdb_rpage_keep */
+#endif
 
 	j = i = keep;
 
@@ -4503,7 +4506,7 @@ retry_seek:
 			if (!env->me_encrelease && !(encp = mdb_page_malloc(txn, nump, 0)))
 				return ENOMEM;
 			/* memsilo patch: the next txn reads it without decrypting */
-			mdb_rpage_keep(env, dp, nump);
+			mdb_rpage_keep(env, dp, nump, &keepat);
 			if (mdb_page_encrypt(env, dp, encp, size)) {
 				if (encp != dp)
 					mdb_dpage_free_n(env, encp, nump);
@@ -7141,7 +7144,7 @@ mdb_rpage_get(MDB_txn *txn, pgno_t pg0, int numpgs, MDB_page **ret)
 	char *base;
 	unsigned x, rem;
 	pgno_t pgno;
-	int rc, retries = 1;
+	int rc, ins, retries = 1;
 #ifdef _WIN32
 	LARGE_INTEGER off;
 	SIZE_T len;
@@ -7428,7 +7431,7 @@ fail:
 		mdb_mid3l_insert(el, &id3);
 		pthread_mutex_unlock(&env->me_rpmutex);
 found:
-		if (mdb_mid3l_insert(tl, &id3) == -1 && (id3.mid & (MDB_RPAGE_CHUNK-1))) {
+		if ((ins = mdb_mid3l_insert(tl, &id3)) == -1 && (id3.mid & (MDB_RPAGE_CHUNK-1))) {
 			/* memsilo patch: we already hold a tmp mapping of pg0 (made by the
 			 * env branch above while other txns held the chunk): use it, and
 			 * drop the new one, which was left mapped and allocated */
@@ -7439,8 +7442,11 @@ found:
 			tl[x].mref++;
 			id3 = tl[x];
 		} else if (env->me_encfunc) {
-			/* memsilo patch: ok needs our entry */
-			x = mdb_mid3l_search(tl, id3.mid);
+			/* memsilo patch: ok needs our entry: where the insert put it
+			 * (the chunk's next lookup tries it first, see mdb_rpage_find) */
+			x = ins > 0 ? (unsigned)ins : mdb_mid3l_search(tl, id3.mid);
+			if (!(id3.mid & (MDB_RPAGE_CHUNK-1)))
+				txn->mt_rphint[(id3.mid / MDB_RPAGE_CHUNK) & (MDB_RPHINT-1)] = x;
 		}
 	} else {
 		return MDB_TXN_FULL;
@@ -7671,16 +7677,25 @@ static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages)
  * file holds it (#mdb_rpage_isdec). Should the write fail, the mark stays on a
  * page no snapshot sees, and a page is written again only by a flush, which
  * clears it first. */
-static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs)
+static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs, unsigned *at)
 {
 	MDB_ID3L el = env->me_rpages;
 	unsigned rem = dp->mp_pgno & (MDB_RPAGE_CHUNK-1), x;
 	pgno_t pgno = dp->mp_pgno ^ rem;
 
 	pthread_mutex_lock(&env->me_rpmutex);
-	x = mdb_mid3l_search(el, pgno);
-	if (!(x <= el[0].mid && el[x].mid == pgno))
-		x = mdb_rpage_keepchunk(env, pgno, rem + numpgs);
+	/* memsilo patch: the flush writes pages in order, several of a chunk in
+	 * a row: where the last page's chunk was found (@p at, 0 at first) is
+	 * tried first; ids are unique, so an entry with the chunk's id is its
+	 * entry wherever it is, and others' inserts and purges between two
+	 * pages only make the guess fail */
+	x = *at;
+	if (!(x - 1 < el[0].mid && el[x].mid == pgno)) {
+		x = mdb_mid3l_search(el, pgno);
+		if (!(x <= el[0].mid && el[x].mid == pgno))
+			x = mdb_rpage_keepchunk(env, pgno, rem + numpgs);
+	}
+	*at = x;
 	if (x && el[x].menc &&
 		rem + numpgs <= el[x].mcnt && !(MDB_ENCUSE(el[x].menc) & (1u << rem)) &&
 		!(MDB_ENCBUSY(el[x].menc) & mdb_rpage_mask(rem, numpgs))) {

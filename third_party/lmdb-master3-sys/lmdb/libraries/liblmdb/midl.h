@@ -199,6 +199,10 @@ typedef struct MDB_ID3 {
 typedef MDB_ID3 *MDB_ID3L;
 
 unsigned mdb_mid3l_search( MDB_ID3L ids, MDB_ID id );
+	/** Insert an ID3 into a sorted ID3L.
+	 * @return	its index (memsilo patch: was 0) on success, -1 if the ID was
+	 * already present, -2 on an internal error.
+	 */
 int mdb_mid3l_insert( MDB_ID3L ids, MDB_ID3 *id );
 
 #endif /* MDB_RPAGE_CACHE */
