@@ -385,7 +385,7 @@ impl Handle {
                     };
                     let sims = candidates.iter().map(|c| c.1);
                     let mut cutoff = importance.and_then(|i| Cutoff::new(k, i, sims));
-                    let mut hits = Vec::new();
+                    let mut hits = Vec::with_capacity(candidates.len());
                     for &(id, sim) in &candidates {
                         if cutoff.as_ref().is_some_and(|c| c.reached(sim)) {
                             break;

@@ -101,6 +101,10 @@ fn as_chrono_writes(text: &str) -> bool {
         && NaiveDate::from_ymd_opt(year as i32, month, day).is_some()
 }
 
+/// What a hit's text may take beyond its record's: the keys and values of its scores (a
+/// record lacks them, while it has fields a hit leaves out).
+const HIT_EXTRA: usize = 256;
+
 /// The JSON text of the hits of ranked candidates (best first), written from their records (as
 /// judged when kept, from the spans found when they were judged if they were, else read in the
 /// same read transaction): what serialising
@@ -113,7 +117,9 @@ pub(crate) fn encode_hits(
     ns: u64,
     ranked: &[Ranked],
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64 + ranked.len() * 512);
+    // A hit is about its record's length (the same strings, escaped alike) and its scores.
+    let sized = |c: &Ranked| c.record.as_ref().map_or(512, |k| k.bytes.len() + HIT_EXTRA);
+    let mut out = Vec::with_capacity(2 + ranked.iter().map(sized).sum::<usize>());
     out.push(b'[');
     for c in ranked {
         // A record judged by the parse that found where its fields lie is not parsed again.
