@@ -293,26 +293,13 @@ pub(crate) struct Cutoff {
     k: usize,
     /// The importance factor of the highest stored importance.
     high: f64,
-    /// The best `k` scores so far; the lowest first.
-    scores: std::collections::BinaryHeap<std::cmp::Reverse<Total>>,
+    /// The best `k` scores so far, the lowest first, as [`total`] keys.
+    scores: std::collections::BinaryHeap<std::cmp::Reverse<u64>>,
 }
 
-/// An f64 ordered by `total_cmp`, as [`best`] orders scores.
-#[derive(PartialEq)]
-struct Total(f64);
-
-impl Eq for Total {}
-
-impl PartialOrd for Total {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Total {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
+/// A key of `score` whose order is `total_cmp`'s, as [`best`] orders scores.
+fn total(score: f64) -> u64 {
+    u64::from_be_bytes(crate::filter::f64_key(score))
 }
 
 impl Cutoff {
@@ -339,7 +326,7 @@ impl Cutoff {
 
     /// Notes the score of a candidate that passed.
     pub(crate) fn passed(&mut self, score: f64) {
-        self.scores.push(std::cmp::Reverse(Total(score)));
+        self.scores.push(std::cmp::Reverse(total(score)));
         if self.scores.len() > self.k {
             self.scores.pop();
         }
@@ -347,11 +334,11 @@ impl Cutoff {
 
     /// Whether no candidate of similarity `sim` or below can be among the best `k`.
     pub(crate) fn reached(&self, sim: f32) -> bool {
-        let Some(std::cmp::Reverse(Total(kth))) = self.scores.peek() else { return false };
+        let Some(std::cmp::Reverse(kth)) = self.scores.peek() else { return false };
         let sim = f64::from(sim);
         let most =
             if sim.is_sign_negative() { sim * importance_factor(0.0) } else { sim * self.high };
-        self.scores.len() >= self.k && most.total_cmp(kth).is_le()
+        self.scores.len() >= self.k && total(most) <= *kth
     }
 }
 
