@@ -111,7 +111,10 @@ pub(crate) struct NamespaceStats {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stale_updated: u64,
     /// Writes that changed the namespace's vector rows so far: each one's sequence number
-    /// (see [`crate::index::VectorCache::apply`]), in commit order.
+    /// (see [`crate::index::VectorCache::apply`]), in commit order. Every transaction that
+    /// changes the namespace's memory records or vector rows adds one (`memory::write_rows`,
+    /// `memory::remove_rows`): a write trusts what it read of them on an earlier snapshot while
+    /// this is still the snapshot's number (`memory::write::Ahead`).
     #[serde(default)]
     pub vector_writes: u64,
 }

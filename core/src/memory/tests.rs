@@ -1,7 +1,10 @@
 use serde_json::Value;
 
 use super::*;
+use crate::datastore::{ns_key, DataTables, EnvLocation};
 use crate::records::memory::tests::memory;
+use crate::records::{IsolationMode, NamespaceRecord};
+use crate::store::Store;
 
 #[test]
 fn an_upsert_sets_created_at_in_the_json_as_serialising_it_again_would() {
@@ -35,4 +38,45 @@ fn a_stored_record_is_charged_the_same_read_whole_or_in_part() {
     }
     let bytes = encode_record(None, &json);
     assert_eq!(stored_charge(&bytes, 100).unwrap(), charged_size(bytes.len(), 0));
+}
+
+/// A write trusts what [`look_ahead`] read on its snapshot only while no write has changed the
+/// namespace since: an upsert of an id that another write changed in between is applied to
+/// what that write left, here a vector row the snapshot held equal to the upsert's own.
+#[test]
+fn a_write_reads_again_what_another_write_changed_after_its_look_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: Store<DataTables> = Store::open(dir.path(), 1 << 24, None).unwrap();
+    let rec = NamespaceRecord {
+        id: 3,
+        name: "ns".into(),
+        tenant_id: None,
+        created_at: chrono::Utc::now(),
+        policy: crate::records::DecayPolicy::default(),
+        dimensions: Some(2),
+        isolation_mode: IsolationMode::Logical,
+        location: EnvLocation::Shard { n: 0 },
+    };
+    let item = |content: &str, v: [f32; 2]| {
+        let m = Memory { id: "x".into(), content: content.into(), ..memory() };
+        Prepared::new(m, Some(v.to_vec())).unwrap()
+    };
+    let write = |items: &mut [Prepared]| {
+        env.write(|w, t| write_rows(&|_| false, &rec, items, CALLER_EMBEDDER, None, w, t)).unwrap();
+    };
+    write(&mut [item("first", [1.0, 0.0])]);
+    let mut upsert = [item("first", [1.0, 0.0])];
+    look_ahead(&env, rec.id, &mut upsert, None).unwrap();
+    write(&mut [item("second", [0.0, 1.0])]);
+    write(&mut upsert);
+    let (stored, vector) = env
+        .read(|r, t| {
+            let bytes = t.memories.get(r, &ns_key(rec.id, &memory_key("x")))?.unwrap().to_vec();
+            let stored = decode_record(&bytes)?;
+            let vector = read_vector(t, r, rec.id, stored.slot)?;
+            Ok((stored, vector))
+        })
+        .unwrap();
+    assert_eq!(stored.memory.content, "first");
+    assert_eq!(vector, Some(vec![1.0, 0.0]), "the other write's row was overwritten");
 }

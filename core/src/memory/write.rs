@@ -35,6 +35,12 @@ pub(crate) struct Prepared {
 /// snapshot (see [`look_ahead`]); the transaction uses it where its own read of the memory's
 /// record finds what the snapshot held, and does the work itself where not.
 struct Ahead {
+    /// The namespace's `vector_writes` in the snapshot. Every transaction that changes a
+    /// namespace's memory records or vector rows adds one to it (see
+    /// [`crate::datastore::NamespaceStats::vector_writes`]), so while the transaction finds
+    /// the same number, nothing has changed them since: what the snapshot held is what the
+    /// transaction would read, and it is not read again.
+    seq: u64,
     /// The memory's vector row (see [`encode_row`]).
     row: Option<Vec<u8>>,
     /// The record stored under the memory's key in the snapshot, and what follows from it.
@@ -52,6 +58,8 @@ struct Seen {
     keys: Vec<Vec<u8>>,
     /// The new memory's JSON with the stored memory's `created_at` (which a replacement keeps).
     json: Vec<u8>,
+    /// Whether the stored memory's vector row is the new row (`None`: one of them has none).
+    same_row: Option<bool>,
 }
 
 impl Prepared {
@@ -91,6 +99,7 @@ pub(crate) fn look_ahead(
 ) -> Result<u64> {
     let charged = split_mut(items, |share| {
         env.read(|r, t| {
+            let seq = t.stats_of(r, ns)?.vector_writes;
             let mut charged = 0;
             for p in share.iter_mut() {
                 let row = p.vector.as_ref().map(|v| encode_row(&p.id, v));
@@ -99,13 +108,21 @@ pub(crate) fn look_ahead(
                         if let Some(row) = charge_row {
                             charged += stored_charge(record, row)?;
                         }
-                        let stored = decode_record(record)?;
+                        let record = record.to_vec();
+                        let stored = decode_record(&record)?;
                         let mut json = p.json.clone();
                         if stored.memory.created_at != p.memory.created_at {
                             set_created_at(&mut json, &stored.memory.created_at)?;
                         }
                         let keys = crate::filter::keys_of(&stored.memory);
-                        Some(Seen { record: record.to_vec(), stored, keys, json })
+                        let same_row = match (stored.slot, &row) {
+                            (Some(s), Some(row)) => Some(
+                                t.vectors.get(r, &ns_key(ns, &s.to_be_bytes()))?
+                                    == Some(row.as_slice()),
+                            ),
+                            _ => None,
+                        };
+                        Some(Seen { record, stored, keys, json, same_row })
                     }
                     None => None,
                 };
@@ -119,7 +136,7 @@ pub(crate) fn look_ahead(
                     }
                     None => crate::filter::keys_of(&p.memory),
                 };
-                p.ahead = Some(Ahead { row, seen, keys });
+                p.ahead = Some(Ahead { seq, row, seen, keys });
             }
             Ok(charged)
         })
@@ -304,22 +321,33 @@ pub(crate) fn put_memory(
     effects: &mut WriteEffects,
 ) -> Result<RowWrite> {
     let key = ns_key(ns, &p.id);
-    // What [`look_ahead`] did holds if the record is still the one it saw (or still absent);
-    // an update builds its memory from the stored one here, so its keys are built here too.
+    // What [`look_ahead`] did holds if the record is still the one it saw (or still absent):
+    // it is, without reading it again, while no write has changed the namespace's records
+    // since its snapshot (see [`Ahead::seq`]; the items before this one in the same write
+    // have other ids, which the batch checks). An update builds its memory from the stored
+    // one here, so its keys are built here too.
     let ahead = p.ahead.take().filter(|_| patch.is_none());
-    let (mut row, seen, keys) = match ahead {
-        Some(a) => (a.row, a.seen, Some(a.keys)),
-        None => (None, None, None),
+    let (mut row, seen, keys, unchanged) = match ahead {
+        Some(a) => (a.row, a.seen, Some(a.keys), a.seq == stats.vector_writes),
+        None => (None, None, None, false),
     };
     let id = p.id;
     let mut row_of = |v: &[f32]| row.take().unwrap_or_else(|| encode_row(&id, v));
-    let (old, keys) = match (t.memories.get(w, &key)?, seen) {
-        (None, None) => (None, keys),
-        (None, Some(_)) => (None, None),
-        (Some(bytes), Some(s)) if bytes == s.record.as_slice() => {
-            (Some((bytes.len(), s.stored, Some((s.keys, s.json)))), keys)
+    let (old, keys) = match seen {
+        Some(s) if unchanged => {
+            (Some((s.record.len(), s.stored, Some((s.keys, s.json, s.same_row)))), keys)
         }
-        (Some(bytes), _) => (Some((bytes.len(), decode_record(bytes)?, None)), None),
+        None if unchanged => (None, keys),
+        seen => match (t.memories.get(w, &key)?, seen) {
+            (None, None) => (None, keys),
+            (None, Some(_)) => (None, None),
+            // The row may have changed with the record still the same (a clock that did not
+            // move): it is compared here.
+            (Some(bytes), Some(s)) if bytes == s.record.as_slice() => {
+                (Some((bytes.len(), s.stored, Some((s.keys, s.json, None)))), keys)
+            }
+            (Some(bytes), _) => (Some((bytes.len(), decode_record(bytes)?, None)), None),
+        },
     };
     let Some((len, stored, seen)) = old else {
         if patch.is_some() {
@@ -363,13 +391,13 @@ pub(crate) fn put_memory(
     };
     // A replacement changes postings in place: those of the new memories before it first.
     effects.postings.flush(t, w, ns, stats)?;
-    let seen_keys = match seen {
-        Some((keys, json)) => {
+    let (seen_keys, same_row) = match seen {
+        Some((keys, json, same_row)) => {
             p.json = json;
             p.memory.created_at = stored.memory.created_at;
-            Some(keys)
+            (Some(keys), same_row)
         }
-        None => None,
+        None => (None, None),
     };
     if let Some(patch) = patch {
         p.memory = patch(stored.memory.clone(), p)?;
@@ -390,7 +418,11 @@ pub(crate) fn put_memory(
             let row = row_of(v);
             // The same vector again (an import run again, a document added again): its row
             // and index cell stay as they are, and only a new agent reaches the cached copy.
-            if t.vectors.get(w, &vkey)? == Some(row.as_slice()) {
+            let same = match same_row {
+                Some(same) => same,
+                None => t.vectors.get(w, &vkey)? == Some(row.as_slice()),
+            };
+            if same {
                 let same_agent = p.memory.agent_id == stored.memory.agent_id;
                 (Some(s), if same_agent { RowWrite::None } else { RowWrite::Replaced(s) })
             } else {
