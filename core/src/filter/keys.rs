@@ -87,6 +87,11 @@ fn value_key(v: &Value, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Bytes [`str_key`] writes for `s`.
+fn str_key_len(s: &str) -> usize {
+    1 + s.len().min(KEY_PART)
+}
+
 fn str_key(s: &str, out: &mut Vec<u8>) {
     out.push(K_STR);
     key_part(s.as_bytes(), out);
@@ -138,9 +143,12 @@ pub(super) fn prefix(field: &Field, v: &Operand) -> Option<Vec<u8>> {
 /// free of duplicates: what [`put_keys`] and [`update_keys`] write, computed before a write's
 /// transaction where it can be (see `memory::write::look_ahead`).
 pub(crate) fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
+    // Each key is allocated at its size: a write builds these for every memory it stores and
+    // every memory it replaces.
+    let mut out = Vec::with_capacity(6 + m.tags.len() + m.metadata.len());
     let one = |tag: u8, s: &str| {
-        let mut k = vec![tag];
+        let mut k = Vec::with_capacity(str_key_len(s) + 2);
+        k.push(tag);
         str_key(s, &mut k);
         k.push(0);
         k
@@ -155,14 +163,15 @@ pub(crate) fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
     for t in &m.tags {
         out.push(one(TAG_TAGS, t));
     }
-    let mut k = vec![TAG_IMPORTANCE];
-    k.extend_from_slice(&f64_key(m.importance));
-    out.push(k);
-    for (tag, t) in [(TAG_CREATED, m.created_at), (TAG_UPDATED, m.updated_at)] {
-        let mut k = vec![tag];
-        k.extend_from_slice(&i64_key(t.timestamp_micros()));
-        out.push(k);
-    }
+    let order = |tag: u8, value: [u8; 8]| {
+        let mut k = Vec::with_capacity(9);
+        k.push(tag);
+        k.extend_from_slice(&value);
+        k
+    };
+    out.push(order(TAG_IMPORTANCE, f64_key(m.importance)));
+    out.push(order(TAG_CREATED, i64_key(m.created_at.timestamp_micros())));
+    out.push(order(TAG_UPDATED, i64_key(m.updated_at.timestamp_micros())));
     meta_keys(&m.metadata, &mut Vec::new(), &mut out);
     out.sort_unstable();
     out.dedup();
@@ -189,7 +198,13 @@ fn meta_keys(map: &Map<String, Value>, path: &mut Vec<u8>, out: &mut Vec<Vec<u8>
 /// The metadata key of value `v` at the joined `path` (`None`: an array or object, which
 /// have none).
 fn meta_key(path: &[u8], v: &Value) -> Option<Vec<u8>> {
-    let mut key = vec![TAG_META];
+    let value_len = match v {
+        Value::String(s) => str_key_len(s),
+        Value::Number(_) => 9,
+        _ => 1,
+    };
+    let mut key = Vec::with_capacity(1 + path.len().min(KEY_PART) + 1 + value_len + 1);
+    key.push(TAG_META);
     key_part(path, &mut key);
     key.push(0);
     value_key(v, &mut key).then_some(key)
