@@ -1,6 +1,7 @@
 //! The secondary keys (table `fields`): their encoding, writing them with a memory, and giving
 //! them to the memories of a namespace written before they existed.
 
+use chrono::{DateTime, Utc};
 use heed3::RwTxn;
 use serde_json::{Map, Value};
 
@@ -175,6 +176,20 @@ pub(crate) fn keys_of(m: &Memory) -> Vec<Vec<u8>> {
     meta_keys(&m.metadata, &mut Vec::new(), &mut out);
     out.sort_unstable();
     out.dedup();
+    out
+}
+
+/// The [`keys_of`] of a memory whose keys are `keys` but for its `updated_at`, which is
+/// `updated_at`: a copy of `keys` with that order key changed (it stays in its place, the only
+/// key of its tag).
+pub(crate) fn with_updated_at(keys: &[Vec<u8>], updated_at: DateTime<Utc>) -> Vec<Vec<u8>> {
+    let mut out = keys.to_vec();
+    for k in &mut out {
+        if k.first() == Some(&TAG_UPDATED) {
+            k.truncate(1);
+            k.extend_from_slice(&i64_key(updated_at.timestamp_micros()));
+        }
+    }
     out
 }
 

@@ -33,7 +33,7 @@ mod tests;
 pub(crate) use candidates::{candidates, count_exact, Candidates};
 pub(crate) use keys::{
     build_all, delete_keys, ensure_indexed, f64_key, i64_key, importance_range, keys_of, put_keys,
-    update_keys, Layout, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED,
+    update_keys, with_updated_at, Layout, TAG_CREATED, TAG_IMPORTANCE, TAG_UPDATED,
 };
 pub(crate) use parse::{Field, Filter, Op, Operand};
 pub(crate) use refile::{

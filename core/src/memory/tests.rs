@@ -26,6 +26,60 @@ fn an_upsert_sets_created_at_in_the_json_as_serialising_it_again_would() {
     }
 }
 
+/// A stored record whose fields are the new memory's but for its times is read without
+/// decoding it whole: what that read gives is what decoding it gives, and the JSON written is
+/// the one setting `created_at` writes. A record with any other field changed is decoded.
+#[test]
+fn a_record_replaced_by_the_same_fields_is_read_as_decoding_it_would() {
+    let mut stored = memory();
+    stored.content = r#"{"created_at":"2001-01-01T00:00:00Z"}"#.into();
+    stored.metadata.insert("created_at".into(), Value::String("2001-01-01T00:00:00Z".into()));
+    stored.metadata.insert("n".into(), serde_json::json!(1.5));
+    stored.created_at = "2020-05-06T07:08:09.123Z".parse().unwrap();
+    stored.updated_at = "2020-05-06T07:08:09.123456Z".parse().unwrap();
+    for expires in [None, Some(stored.created_at + chrono::Duration::seconds(60))] {
+        stored.expires_at = expires;
+        let record = encode_record(Some(4), &serde_json::to_vec(&stored).unwrap());
+        let mut new = stored.clone();
+        new.created_at = chrono::Utc::now();
+        new.updated_at = new.created_at;
+        new.expires_at = Some(new.created_at + chrono::Duration::seconds(5));
+        let json = serde_json::to_vec(&new).unwrap();
+        let (slot, times, written) = same_but_times(&record, &json).unwrap();
+        let read = times.of(&new, slot);
+        let decoded = decode_record(&record).unwrap();
+        assert_eq!((&read.memory, read.slot), (&decoded.memory, decoded.slot));
+        // The new memory's keys, with the stored `created_at`, from the stored memory's.
+        let kept = Memory { created_at: stored.created_at, ..new.clone() };
+        let keys = crate::filter::keys_of(&decoded.memory);
+        assert_ne!(keys, crate::filter::keys_of(&kept));
+        assert_eq!(
+            crate::filter::with_updated_at(&keys, new.updated_at),
+            crate::filter::keys_of(&kept)
+        );
+        let mut want = json.clone();
+        set_created_at(&mut want, &stored.created_at).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(want).unwrap());
+    }
+    let changed: [&dyn Fn(&mut Memory); 4] = [
+        &|m| m.content.push('!'),
+        &|m| m.importance = 0.75,
+        &|m| {
+            m.metadata.insert("n".into(), serde_json::json!(2));
+        },
+        &|m| m.entities.push("e".into()),
+    ];
+    let record = encode_record(Some(4), &serde_json::to_vec(&stored).unwrap());
+    for change in changed {
+        let mut new = stored.clone();
+        change(&mut new);
+        assert!(same_but_times(&record, &serde_json::to_vec(&new).unwrap()).is_none());
+    }
+    // Records of the earlier format are decoded.
+    let legacy = serde_json::to_vec(&StoredMemory { memory: stored.clone(), slot: Some(4) });
+    assert!(same_but_times(&legacy.unwrap(), &serde_json::to_vec(&stored).unwrap()).is_none());
+}
+
 #[test]
 fn a_stored_record_is_charged_the_same_read_whole_or_in_part() {
     let mut m = memory();

@@ -105,15 +105,9 @@ pub(crate) fn look_ahead(
                 let row = p.vector.as_ref().map(|v| encode_row(&p.id, v));
                 let seen = match t.memories.get(r, &ns_key(ns, &p.id))? {
                     Some(record) => {
-                        if let Some(row) = charge_row {
-                            charged += stored_charge(record, row)?;
-                        }
+                        let (stored, json, same_fields) =
+                            replaced(record, p, charge_row, &mut charged)?;
                         let record = record.to_vec();
-                        let stored = decode_record(&record)?;
-                        let mut json = p.json.clone();
-                        if stored.memory.created_at != p.memory.created_at {
-                            set_created_at(&mut json, &stored.memory.created_at)?;
-                        }
                         let keys = crate::filter::keys_of(&stored.memory);
                         let same_row = match (stored.slot, &row) {
                             (Some(s), Some(row)) => Some(
@@ -122,12 +116,15 @@ pub(crate) fn look_ahead(
                             ),
                             _ => None,
                         };
-                        Some(Seen { record, stored, keys, json, same_row })
+                        Some((Seen { record, stored, keys, json, same_row }, same_fields))
                     }
                     None => None,
                 };
                 let keys = match &seen {
-                    Some(s) => {
+                    // The new memory with the stored `created_at` is the stored one but for
+                    // its `updated_at` (and `expires_at`, which has no key).
+                    Some((s, true)) => crate::filter::with_updated_at(&s.keys, p.memory.updated_at),
+                    Some((s, false)) => {
                         let now =
                             std::mem::replace(&mut p.memory.created_at, s.stored.memory.created_at);
                         let keys = crate::filter::keys_of(&p.memory);
@@ -136,12 +133,41 @@ pub(crate) fn look_ahead(
                     }
                     None => crate::filter::keys_of(&p.memory),
                 };
+                let seen = seen.map(|(s, _)| s);
                 p.ahead = Some(Ahead { seq, row, seen, keys });
             }
             Ok(charged)
         })
     })?;
     Ok(charged.into_iter().sum())
+}
+
+/// The stored memory that item `p` replaces, read from its record `record`; the item's JSON
+/// with the stored `created_at` (which a replacement keeps); and whether the stored memory is
+/// the item's but for its times (see [`same_but_times`]). With `charge_row`, adds what the
+/// record is charged now to `charged` (see [`stored_charge`]).
+fn replaced(
+    record: &[u8],
+    p: &Prepared,
+    charge_row: Option<u64>,
+    charged: &mut u64,
+) -> Result<(StoredMemory, Vec<u8>, bool)> {
+    if let Some((slot, times, json)) = same_but_times(record, &p.json) {
+        if let Some(row) = charge_row {
+            *charged += charged_size(record.len(), slot.map_or(0, |_| row))
+                + postings_charge(slot, &p.memory.content);
+        }
+        return Ok((times.of(&p.memory, slot), json, true));
+    }
+    if let Some(row) = charge_row {
+        *charged += stored_charge(record, row)?;
+    }
+    let stored = decode_record(record)?;
+    let mut json = p.json.clone();
+    if stored.memory.created_at != p.memory.created_at {
+        set_created_at(&mut json, &stored.memory.created_at)?;
+    }
+    Ok((stored, json, false))
 }
 
 /// Items per thread below which [`split_mut`] starts no thread for them.
@@ -521,19 +547,74 @@ pub(crate) fn stored_charge(bytes: &[u8], row: u64) -> Result<u64> {
     Ok(charged_size(bytes.len(), slot.map_or(0, |_| row)) + postings_charge(slot, &content))
 }
 
+/// The times of a stored memory, read from its record without decoding the rest (see
+/// [`same_but_times`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(clippy::struct_field_names)] // the record's field names
+pub(super) struct Times {
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Times {
+    /// The stored memory that is `m` but for these times, with vector `slot`.
+    pub(super) fn of(self, m: &Memory, slot: Option<u32>) -> StoredMemory {
+        let memory = Memory {
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+            ..m.clone()
+        };
+        StoredMemory { memory, slot }
+    }
+}
+
+/// Where the value of the `created_at` field of a memory's JSON (as [`Prepared::new`]
+/// serialised it) lies, its quotes included. The field is the last `"created_at":` of the
+/// text: only `updated_at` and `expires_at` (timestamps or null) follow it, nothing a caller
+/// wrote.
+fn created_at_value(json: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = json.windows(CREATED_AT.len()).rposition(|w| w == CREATED_AT)? + CREATED_AT.len();
+    let len = json[start..].iter().position(|b| *b == b'"')?;
+    Some(start - 1..start + len + 1)
+}
+
+/// `"created_at":"`, as a memory's JSON has it.
+const CREATED_AT: &[u8] = b"\"created_at\":\"";
+
+/// When a stored record (`record`, current format) holds the JSON of the memory that `json`
+/// serialises but for its times — the same bytes up to its `created_at` — its slot, its times
+/// and the new memory's JSON with the stored `created_at` (which a replacement keeps), read
+/// without decoding the rest: the stored memory is the new one with those times. So is every
+/// record an upsert of the same fields replaces (a new vector for the same text, an import run
+/// again). The same bytes are the same fields: both were written by the same serialiser from
+/// one type, whose map keys are sorted. `None` otherwise, the record to be decoded whole.
+pub(super) fn same_but_times(record: &[u8], json: &[u8]) -> Option<(Option<u32>, Times, Vec<u8>)> {
+    let (slot, stored) = split_record(record)?;
+    let new = created_at_value(json)?;
+    if stored.get(..new.start)? != &json[..new.start] {
+        return None;
+    }
+    let len = stored.get(new.start + 1..)?.iter().position(|b| *b == b'"')?;
+    let old = new.start..new.start + len + 2;
+    // The fields from `created_at` on, as an object of their own.
+    let mut tail = Vec::with_capacity(1 + stored.len() - new.start + CREATED_AT.len());
+    tail.push(b'{');
+    tail.extend_from_slice(&stored[new.start + 1 - CREATED_AT.len()..]);
+    let times: Times = serde_json::from_slice(&tail).ok()?;
+    let mut out = Vec::with_capacity(json.len() - new.len() + old.len());
+    out.extend_from_slice(&json[..new.start]);
+    out.extend_from_slice(&stored[old]);
+    out.extend_from_slice(&json[new.end..]);
+    Some((slot, times, out))
+}
+
 /// Sets the `created_at` of a memory's JSON (as [`Prepared::new`] serialised it) to `t`
-/// without serialising the memory again. The field is the last `"created_at":` of the text:
-/// only `updated_at` and `expires_at` (timestamps or null) follow it, nothing a caller wrote.
+/// without serialising the memory again (see [`created_at_value`]).
 pub(super) fn set_created_at(json: &mut Vec<u8>, t: &DateTime<Utc>) -> Result<()> {
-    const FIELD: &[u8] = b"\"created_at\":\"";
-    let value = json
-        .windows(FIELD.len())
-        .rposition(|w| w == FIELD)
-        .map(|at| at + FIELD.len() - 1)
-        .and_then(|start| {
-            let len = json[start + 1..].iter().position(|b| *b == b'"')?;
-            Some(start..start + len + 2)
-        })
+    let value = created_at_value(json)
         .ok_or_else(|| Error::Internal("a memory's JSON has no created_at".into()))?;
     json.splice(value, serde_json::to_vec(t)?);
     Ok(())
