@@ -61,6 +61,12 @@ impl Serialize for Time<'_> {
 /// seconds with no fraction, or with the shortest of 3, 6 or 9 digits that holds it), so that
 /// reading it and writing it again gives `text`. Every time memsilo stores is written so.
 fn as_chrono_writes(text: &str) -> bool {
+    chrono_written(text).is_some()
+}
+
+/// The time `text` is when it is written exactly as chrono writes a `DateTime<Utc>` (see
+/// [`as_chrono_writes`]): what chrono reads from it, without its general parser.
+pub(super) fn chrono_written(text: &str) -> Option<DateTime<Utc>> {
     let b = text.as_bytes();
     let num = |at: usize, len: usize| -> Option<u32> {
         let digits = b.get(at..at + len)?;
@@ -76,29 +82,23 @@ fn as_chrono_writes(text: &str) -> bool {
         && b[16] == b':'
         && b[b.len() - 1] == b'Z';
     if !shape {
-        return false;
+        return None;
     }
-    let (Some(year), Some(month), Some(day)) = (num(0, 4), num(5, 2), num(8, 2)) else {
-        return false;
-    };
-    let (Some(hour), Some(minute), Some(second)) = (num(11, 2), num(14, 2), num(17, 2)) else {
-        return false;
-    };
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
     let fraction = &b[19..b.len() - 1];
-    let fraction_ok = match fraction.len() {
-        0 => true,
-        4 | 7 | 10 => {
-            fraction[0] == b'.'
-                && num(20, fraction.len() - 1).is_some()
-                && !fraction.ends_with(b"000")
+    let nanos = match fraction.len() {
+        0 => 0,
+        4 | 7 | 10 if fraction[0] == b'.' && !fraction.ends_with(b"000") => {
+            num(20, fraction.len() - 1)? * 10u32.pow(10 - fraction.len() as u32)
         }
-        _ => false,
+        _ => return None,
     };
-    fraction_ok
-        && hour < 24
-        && minute < 60
-        && second < 60
-        && NaiveDate::from_ymd_opt(year as i32, month, day).is_some()
+    if hour >= 24 || minute >= 60 || second >= 60 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
 }
 
 /// What a hit's text may take beyond its record's: the keys and values of its scores (a
@@ -196,6 +196,7 @@ mod tests {
             }
             let text = serde_json::to_value(t).unwrap().as_str().unwrap().to_owned();
             assert!(as_chrono_writes(&text), "{text}");
+            assert_eq!(chrono_written(&text), Some(t), "{text}");
             assert_eq!(written(&text).as_deref(), Some(text.as_str()));
         }
         // Anything else is read and written again, as the field would be.
@@ -232,6 +233,7 @@ mod tests {
                     text.replace_range(at..=at, &c.to_string());
                     if as_chrono_writes(&text) {
                         assert_eq!(through_chrono(&text).as_deref(), Some(text.as_str()), "{text}");
+                        assert_eq!(chrono_written(&text), text.parse().ok(), "{text}");
                     }
                 }
             }

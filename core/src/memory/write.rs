@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::hits::chrono_written;
 use super::{
     check_vector_space, decode_record, encode_record, memory_key, split_record, Memory,
     StoredMemory, RECORD_HEADER,
@@ -549,8 +550,6 @@ pub(crate) fn stored_charge(bytes: &[u8], row: u64) -> Result<u64> {
 
 /// The times of a stored memory, read from its record without decoding the rest (see
 /// [`same_but_times`]).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(clippy::struct_field_names)] // the record's field names
 pub(super) struct Times {
     created_at: DateTime<Utc>,
@@ -559,6 +558,32 @@ pub(super) struct Times {
 }
 
 impl Times {
+    /// The times of `tail`, the JSON object of a record's fields from `created_at` on, when
+    /// each is written as chrono writes it (as every stored time is; `None` otherwise).
+    fn read(tail: &[u8]) -> Option<Times> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(clippy::struct_field_names)] // the record's field names
+        struct Text<'a> {
+            #[serde(borrow)]
+            created_at: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            updated_at: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            expires_at: Option<std::borrow::Cow<'a, str>>,
+        }
+        let text: Text<'_> = serde_json::from_slice(tail).ok()?;
+        let expires_at = match &text.expires_at {
+            Some(t) => Some(chrono_written(t)?),
+            None => None,
+        };
+        Some(Times {
+            created_at: chrono_written(&text.created_at)?,
+            updated_at: chrono_written(&text.updated_at)?,
+            expires_at,
+        })
+    }
+
     /// The stored memory that is `m` but for these times, with vector `slot`.
     pub(super) fn of(self, m: &Memory, slot: Option<u32>) -> StoredMemory {
         let memory = Memory {
@@ -603,7 +628,7 @@ pub(super) fn same_but_times(record: &[u8], json: &[u8]) -> Option<(Option<u32>,
     let mut tail = Vec::with_capacity(1 + stored.len() - new.start + CREATED_AT.len());
     tail.push(b'{');
     tail.extend_from_slice(&stored[new.start + 1 - CREATED_AT.len()..]);
-    let times: Times = serde_json::from_slice(&tail).ok()?;
+    let times = Times::read(&tail)?;
     let mut out = Vec::with_capacity(json.len() - new.len() + old.len());
     out.extend_from_slice(&json[..new.start]);
     out.extend_from_slice(&stored[old]);
