@@ -69,14 +69,77 @@ pub struct Memory {
     #[serde(default)]
     pub session_id: Option<String>,
     /// Creation time (kept when the id is stored again).
+    #[serde(serialize_with = "write_time")]
     pub created_at: DateTime<Utc>,
     /// Last update.
+    #[serde(serialize_with = "write_time")]
     pub updated_at: DateTime<Utc>,
     /// Expiry, if any.
+    #[serde(serialize_with = "write_time_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     /// The stored vector (only when asked for with `include_vectors`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+}
+
+/// Writes `t` as chrono writes a `DateTime<Utc>` (RFC 3339 with `Z`, the fraction of a second
+/// in the fewest of 0, 3, 6 or 9 digits that hold it), without going through `fmt`: every
+/// memory written is serialised with two or three times. A time chrono writes otherwise (a
+/// year outside 0-9999, a leap second) is written by chrono.
+fn write_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    use chrono::{Datelike, Timelike};
+    let (year, nano) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
+        return t.serialize(s);
+    }
+    // "YYYY-MM-DDTHH:MM:SS", then ".fff", ".ffffff" or ".fffffffff" if any, then "Z".
+    let mut text = [0u8; 30];
+    let mut at = 0;
+    put_digits(&mut text, &mut at, year as u32, 4);
+    let fields = [t.month(), t.day(), t.hour(), t.minute(), t.second()];
+    for (sep, v) in [b'-', b'-', b'T', b':', b':'].into_iter().zip(fields) {
+        text[at] = sep;
+        at += 1;
+        put_digits(&mut text, &mut at, v, 2);
+    }
+    let (fraction, width) = if nano == 0 {
+        (0, 0)
+    } else if nano % 1_000_000 == 0 {
+        (nano / 1_000_000, 3)
+    } else if nano % 1000 == 0 {
+        (nano / 1000, 6)
+    } else {
+        (nano, 9)
+    };
+    if width > 0 {
+        text[at] = b'.';
+        at += 1;
+        put_digits(&mut text, &mut at, fraction, width);
+    }
+    text[at] = b'Z';
+    at += 1;
+    // Only ASCII digits and separators were written.
+    s.serialize_str(std::str::from_utf8(&text[..at]).map_err(serde::ser::Error::custom)?)
+}
+
+/// Writes the `width` last decimal digits of `n` at `text[*at..]`, moving `at` past them.
+fn put_digits(text: &mut [u8], at: &mut usize, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        text[*at] = b'0' + (n / 10u32.pow(i) % 10) as u8;
+        *at += 1;
+    }
+}
+
+/// [`write_time`] of an optional time (`null` without one).
+#[allow(clippy::ref_option)] // the signature serde's `serialize_with` calls
+fn write_time_opt<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => write_time(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// A memory as stored: the record and the slot of its vector row.
@@ -407,6 +470,48 @@ pub(crate) mod tests {
             expires_at: None,
             vector: None,
         }
+    }
+
+    /// A memory's times are written as chrono writes them, over the years chrono writes with
+    /// four digits, every width of fraction, and the times it writes otherwise.
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        use chrono::{Duration, NaiveDate, TimeZone};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let start = Utc.with_ymd_and_hms(-3, 1, 1, 0, 0, 0).unwrap();
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        let mut times: Vec<DateTime<Utc>> = (0..20_000)
+            .map(|i| {
+                let secs = (next() % (10_010 * 366 * 86_400)) as i64;
+                let nanos = match i % 4 {
+                    0 => 0,
+                    1 => (next() % 1000) * 1_000_000,
+                    2 => (next() % 1_000_000) * 1000,
+                    _ => next() % 1_000_000_000,
+                };
+                start + Duration::seconds(secs) + Duration::nanoseconds(nanos as i64)
+            })
+            .collect();
+        times.extend([leap, Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()]);
+        for t in times {
+            let m = Memory { created_at: t, updated_at: t, expires_at: Some(t), ..memory() };
+            let want = serde_json::to_value(t).unwrap();
+            let got = serde_json::to_value(&m).unwrap();
+            for field in ["created_at", "updated_at", "expires_at"] {
+                assert_eq!(got[field], want, "{t:?}");
+            }
+        }
+        let m = Memory { expires_at: None, ..memory() };
+        assert_eq!(serde_json::to_value(m).unwrap()["expires_at"], serde_json::Value::Null);
     }
 
     #[test]
