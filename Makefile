@@ -32,17 +32,22 @@ test-reliability: ## Bad inputs, SIGKILL crash safety, disk/map faults, security
 	cargo test -p memsilo-reliability -- --nocapture
 
 # LMDB's cache of decrypted pages (mdb.c, see third_party/lmdb-master3-sys/PATCHES.md) in C,
-# linking mdb.c as the crate builds it, with a dirty list of 512 pages so the writer spills.
+# linking mdb.c as the crate builds it, with a dirty list of 512 pages so the writer spills; then
+# with a cache of 255 chunks, so that the list is purged and its buffers reused all the time.
 LMDB_SRC := third_party/lmdb-master3-sys/lmdb/libraries/liblmdb
 LMDB_CACHE := $(CARGO_TARGET_DIR)/lmdb-cache
-test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 readers checking every value, 10 runs, one with heed3's way of installing the cipher, then ThreadSanitizer
+test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 readers checking every value, 10 runs, 5 with a cache of 255 chunks (purged often), one with heed3's way of installing the cipher, then ThreadSanitizer
 	mkdir -p $(LMDB_CACHE)
 	gcc -O2 -g -DMDB_IDL_LOGN=8 -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_cache \
 		third_party/lmdb-master3-sys/tests/rpage_cache.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
 	gcc -O1 -g -fsanitize=thread -DMDB_IDL_LOGN=8 -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_cache_tsan \
 		third_party/lmdb-master3-sys/tests/rpage_cache.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
+	gcc -O2 -g -DMDB_IDL_LOGN=8 -DMDB_ERPAGE_SIZE=256 -I$(LMDB_SRC) -o $(LMDB_CACHE)/rpage_cache_purge \
+		third_party/lmdb-master3-sys/tests/rpage_cache.c $(LMDB_SRC)/mdb.c $(LMDB_SRC)/midl.c -lpthread
 	for i in $$(seq 10); do rm -rf $(LMDB_CACHE)/db && mkdir $(LMDB_CACHE)/db && \
 		$(LMDB_CACHE)/rpage_cache $(LMDB_CACHE)/db 2 || exit 1; done
+	for i in $$(seq 5); do rm -rf $(LMDB_CACHE)/db && mkdir $(LMDB_CACHE)/db && \
+		$(LMDB_CACHE)/rpage_cache_purge $(LMDB_CACHE)/db 2 || exit 1; done
 	rm -rf $(LMDB_CACHE)/db && mkdir $(LMDB_CACHE)/db && $(LMDB_CACHE)/rpage_cache $(LMDB_CACHE)/db 2 copy || exit 1
 	rm -rf $(LMDB_CACHE)/db && mkdir $(LMDB_CACHE)/db && \
 		TSAN_OPTIONS="suppressions=$(CURDIR)/third_party/lmdb-master3-sys/tests/tsan.supp halt_on_error=1" \

@@ -1504,6 +1504,12 @@ struct MDB_txn {
 	/* memsilo patch: the slots of a buffer a thread is decrypting into, outside
 	 * #me_rpmutex (see #mdb_rpage_decrypt); read and written under it */
 #define MDB_ENCBUSY(menc)	(((unsigned short *)((char *)(menc) - MDB_ENCHDR))[1])
+	/* memsilo patch: when the env's list last handed the chunk out (a value of
+	 * #me_rpclock), for the purge (#mdb_rpage_purgeage); under #me_rpmutex */
+#define MDB_ENCSTAMP(menc)	(((unsigned int *)((char *)(menc) - MDB_ENCHDR))[1])
+	/* memsilo patch: the next buffer of the env's pool of spare ones
+	 * (#me_rpspare), while this one is in it */
+#define MDB_ENCNEXT(menc)	(((void **)((char *)(menc) - MDB_ENCHDR))[1])
 	unsigned int mt_rpcheck;	/**< threshold for reclaiming unref'd chunks */
 	/** memsilo patch: where in #mt_rpages a chunk was last found, by chunk
 	 * number modulo #MDB_RPHINT: a guess, checked before it is used (entries
@@ -1760,10 +1766,22 @@ struct MDB_env {
 	pthread_mutex_t	me_rpmutex;	/**< control access to #me_rpages */
 	MDB_sum_func *me_sumfunc;	/**< checksum env data */
 	unsigned short me_sumsize;	/**< size of per-page checksums */
+	/* memsilo patch: a build may set a smaller one (the C tests do, so that
+	 * the list is purged often) */
+#ifndef MDB_ERPAGE_SIZE
 #define MDB_ERPAGE_SIZE	16384
+#endif
 #define MDB_ERPAGE_MAX	(MDB_ERPAGE_SIZE-1)
 	unsigned short me_esumsize;	/**< size of per-page authentication data */
 	unsigned int me_rpcheck;
+	/** memsilo patch: buffers of decrypted pages of one chunk that the purge
+	 * of #me_rpages took from their chunks, wiped, for the next chunks
+	 * (#mdb_rpage_chunkalloc), linked by #MDB_ENCNEXT; under #me_rpmutex */
+	void		*me_rpspare;
+	unsigned int me_rpnspare;	/**< how many #me_rpspare holds */
+	/** memsilo patch: counts the times the env's list hands a chunk out or
+	 * keeps a page in one (#MDB_ENCSTAMP); wraps */
+	unsigned int me_rpclock;
 
 	MDB_enc_func *me_encfunc;	/**< encrypt env data */
 	MDB_val		me_enckey;	/**< key for env encryption */
@@ -4258,6 +4276,9 @@ static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs, unsigned *at)
 static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages);
 static int mdb_rpage_isdec(MDB_env *env, MDB_ID3 *id3, int rem);
 static void *mdb_rpage_encalloc(size_t len);
+static void *mdb_rpage_chunkalloc(MDB_env *env, size_t len, int *spare);
+static void mdb_rpage_release(MDB_env *env, MDB_ID3 *id3);
+static unsigned int mdb_rpage_purgeage(MDB_env *env);
 static int mdb_page_encrypt(MDB_env *env, MDB_page *in, MDB_page *out, size_t size);
 static void mdb_env_enckey_release(MDB_env *env);
 static int mdb_page_chk_checksum(MDB_env *env, MDB_page *mp, size_t size);
@@ -6649,6 +6670,13 @@ mdb_env_close_active(MDB_env *env, int excl)
 				mdb_rpage_dispose(env, &el[x]);
 		}
 		free(el);
+		/* memsilo patch: spare buffers, wiped when they were taken */
+		while (env->me_rpspare) {
+			void *menc = env->me_rpspare;
+			env->me_rpspare = MDB_ENCNEXT(menc);
+			free((char *)menc - MDB_ENCHDR);
+		}
+		env->me_rpnspare = 0;
 	}
 	}
 #endif
@@ -7041,6 +7069,7 @@ static void *mdb_rpage_encalloc(size_t len)
 	p += MDB_ENCHDR;
 	MDB_ENCUSE(p) = 0;
 	MDB_ENCBUSY(p) = 0;
+	MDB_ENCSTAMP(p) = 0;
 	return p;
 }
 
@@ -7367,6 +7396,8 @@ retry:
 				}
 			}
 			el[x].mref++;
+			if (el[x].menc)
+				MDB_ENCSTAMP(el[x].menc) = ++env->me_rpclock;
 			if (!env->me_encfunc && env->me_sumfunc) {
 				rc = mdb_rpage_encsum(env, &id3, rem, numpgs);
 				if (rc)
@@ -7383,12 +7414,19 @@ retry:
 		if (el[0].mid >= MDB_ERPAGE_MAX - env->me_rpcheck) {
 			/* purge unref'd pages */
 			unsigned i, y = 0;
+			/* memsilo patch: only the least recently used half of them (as
+			 * far as their buffers tell: all those of a chunk without one) */
+			unsigned int age = mdb_rpage_purgeage(env);
 			for (i=1; i<=el[0].mid; i++) {
-				if (!el[i].mref) {
+				if (!el[i].mref &&
+					!(el[i].menc && env->me_rpclock - MDB_ENCSTAMP(el[i].menc) < age)) {
 					if (!y) y = i;
 					munmap(el[i].mptr, env->me_psize * el[i].mcnt);
+					/* memsilo patch: its buffer, wiped, goes to the next chunk */
 					if (el[i].menc)
-						mdb_rpage_dispose(env, &el[i]);
+						mdb_rpage_release(env, &el[i]);
+					/* memsilo patch: dropped (a mapping is never NULL) */
+					el[i].mptr = NULL;
 				}
 			}
 			if (!y) {
@@ -7405,7 +7443,7 @@ retry:
 				env->me_rpcheck /= 2;
 			} else {
 				for (i=y+1; i<= el[0].mid; i++)
-					if (el[i].mref)
+					if (el[i].mptr)
 						el[y++] = el[i];
 				el[0].mid = y-1;
 				if (!env->me_rpcheck)
@@ -7422,7 +7460,8 @@ fail:
 			return rc;
 		}
 		if (env->me_encfunc) {
-			id3.menc = mdb_rpage_encalloc(len);
+			int spare;
+			id3.menc = mdb_rpage_chunkalloc(env, len, &spare);
 			if (!id3.menc) {
 				rc = ENOMEM;
 				goto fail;
@@ -7433,6 +7472,8 @@ fail:
 			if (rc)
 				goto fail;
 		}
+		if (id3.menc)
+			MDB_ENCSTAMP(id3.menc) = ++env->me_rpclock;
 		mdb_mid3l_insert(el, &id3);
 		pthread_mutex_unlock(&env->me_rpmutex);
 found:
@@ -7647,6 +7688,7 @@ static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages)
 	MDB_ID3L el = env->me_rpages;
 	MDB_ID3 id3;
 	size_t len;
+	int spare;
 
 	if (el[0].mid >= MDB_ERPAGE_MAX - env->me_rpcheck)
 		return 0;
@@ -7658,12 +7700,15 @@ static unsigned mdb_rpage_keepchunk(MDB_env *env, pgno_t pgno, unsigned npages)
 	id3.mptr = mmap(NULL, len, PROT_READ, MAP_SHARED, env->me_fd, (off_t)pgno * env->me_psize);
 	if (id3.mptr == MAP_FAILED)
 		return 0;
-	id3.menc = mdb_rpage_encalloc(len);
+	id3.menc = mdb_rpage_chunkalloc(env, len, &spare);
 	if (!id3.menc) {
 		munmap(id3.mptr, len);
 		return 0;
 	}
-	mdb_rpage_populate(env, id3.menc, len);
+	/* a spare buffer is backed already */
+	if (!spare)
+		mdb_rpage_populate(env, id3.menc, len);
+	MDB_ENCSTAMP(id3.menc) = ++env->me_rpclock;
 	mdb_mid3l_insert(el, &id3);
 	return mdb_mid3l_search(el, pgno);
 #endif
@@ -7707,6 +7752,8 @@ static void mdb_rpage_keep(MDB_env *env, MDB_page *dp, int numpgs, unsigned *at)
 		/* as much as mdb_rpage_decrypt writes: all but the tag */
 		memcpy((char *)el[x].menc + rem * env->me_psize, dp,
 			(size_t)numpgs * env->me_psize - env->me_esumsize);
+		/* memsilo patch: the next writer reads what this one wrote */
+		MDB_ENCSTAMP(el[x].menc) = ++env->me_rpclock;
 		MDB_ENCUSE(el[x].menc) = (MDB_ENCUSE(el[x].menc) & ~mdb_rpage_mask(rem, numpgs)) | (1 << rem);
 	}
 	pthread_mutex_unlock(&env->me_rpmutex);
@@ -7718,6 +7765,91 @@ static void mdb_rpage_dispose(MDB_env *env, MDB_ID3 *id3)
 {
 	mdb_rpage_wipe(id3->menc, (size_t)id3->mcnt * env->me_psize);
 	free((char *)id3->menc - MDB_ENCHDR);
+}
+
+/** memsilo patch: most spare buffers the env keeps (#me_rpspare): as many
+ * chunks as the list holds before #mdb_rpage_get purges it */
+#define MDB_RPSPARE_MAX	(MDB_ERPAGE_SIZE/2)
+
+/** memsilo patch: the buffer of decrypted pages of a chunk the purge of the
+ * env's list drops (@p id3, under me_rpmutex): wiped as #mdb_rpage_dispose
+ * wipes it, then, when it is one chunk long, kept for the next chunk
+ * (#mdb_rpage_chunkalloc) instead of freed.
+ *
+ * Why: a purge dropped thousands of buffers at once (every chunk no txn
+ * held) and the C library gave their memory back to the kernel, so the next
+ * chunks' buffers were new memory again, which the kernel zeroes page by page
+ * (#mdb_rpage_populate, or a fault at each page's first write): with a file
+ * larger than the cache that was most of what keeping a written page cost
+ * (PATCHES.md, twelfth change). A spare buffer holds no plaintext (wiped) and
+ * is the env's alone: no list entry points at it. */
+static void mdb_rpage_release(MDB_env *env, MDB_ID3 *id3)
+{
+	if (id3->mcnt != MDB_RPAGE_CHUNK || env->me_rpnspare >= MDB_RPSPARE_MAX) {
+		mdb_rpage_dispose(env, id3);
+		return;
+	}
+	mdb_rpage_wipe(id3->menc, (size_t)id3->mcnt * env->me_psize);
+	MDB_ENCNEXT(id3->menc) = env->me_rpspare;
+	env->me_rpspare = id3->menc;
+	env->me_rpnspare++;
+}
+
+/** memsilo patch: a buffer for the decrypted pages of a new chunk of the env's
+ * list of @p len bytes, none decrypted, under me_rpmutex: a spare one
+ * (#mdb_rpage_release; *@p spare set) when the chunk is one chunk long and
+ * there is one, else a new one (#mdb_rpage_encalloc). */
+static void *mdb_rpage_chunkalloc(MDB_env *env, size_t len, int *spare)
+{
+	void *menc = env->me_rpspare;
+	*spare = menc && len == (size_t)MDB_RPAGE_CHUNK * env->me_psize;
+	if (!*spare)
+		return mdb_rpage_encalloc(len);
+	env->me_rpspare = MDB_ENCNEXT(menc);
+	env->me_rpnspare--;
+	MDB_ENCUSE(menc) = 0;
+	MDB_ENCBUSY(menc) = 0;
+	MDB_ENCSTAMP(menc) = 0;
+	return menc;
+}
+
+static int mdb_rpage_agecmp(const void *a, const void *b)
+{
+	unsigned int x = *(const unsigned int *)a, y = *(const unsigned int *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/** memsilo patch: the age (#me_rpclock less #MDB_ENCSTAMP) from which the purge
+ * of the env's list (#mdb_rpage_get, under me_rpmutex) drops a chunk no txn
+ * holds: that of the younger of the older half of them, so it drops at least
+ * half and at least one when there are any. 0 (all of them, as before) when
+ * there is no room to sort their ages.
+ *
+ * Why: the purge dropped every chunk no txn held, 8,191 at a time with a file
+ * larger than the cache, the pages every txn reads (the trees' upper levels,
+ * what the last commit wrote) with them, and the next txns decrypted those
+ * again into new buffers (PATCHES.md, twelfth change). Which chunks it drops
+ * does not matter to correctness: any chunk no txn holds may go. */
+static unsigned int mdb_rpage_purgeage(MDB_env *env)
+{
+	MDB_ID3L el = env->me_rpages;
+	unsigned int *ages, age;
+	unsigned i, n = 0;
+
+	for (i=1; i<=el[0].mid; i++)
+		if (!el[i].mref && el[i].menc)
+			n++;
+	if (n < 2 || !(ages = malloc(n * sizeof(*ages))))
+		return 0;
+	n = 0;
+	for (i=1; i<=el[0].mid; i++)
+		if (!el[i].mref && el[i].menc)
+			ages[n++] = env->me_rpclock - MDB_ENCSTAMP(el[i].menc);
+	/* oldest first: the first half goes */
+	qsort(ages, n, sizeof(*ages), mdb_rpage_agecmp);
+	age = ages[(n - 1) / 2];
+	free(ages);
+	return age;
 }
 
 static void mdb_page_set_checksum(MDB_env *env, MDB_page *mp, size_t size)
