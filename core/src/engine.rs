@@ -149,7 +149,12 @@ impl Engine {
     }
 
     /// A handle of this engine acting as `key`'s principal (`None`: root).
-    fn handle(&self, key: Option<crate::auth::ParsedKey>, request_id: Option<Arc<str>>) -> Handle {
+    /// `key`: the key with the resolution it was let in with (see `State::authenticate_at`).
+    fn handle(
+        &self,
+        key: Option<(crate::auth::ParsedKey, crate::handle::Resolved)>,
+        request_id: Option<Arc<str>>,
+    ) -> Handle {
         let life: Arc<dyn Any + Send + Sync> = self.life.clone();
         Handle::new(self.inner.state.clone(), life, key, request_id)
     }
@@ -187,18 +192,21 @@ impl Engine {
                 return Err(e);
             }
         };
-        if let Err(e) = self.inner.state.authenticate(&parsed) {
-            if crate::audit::is_refusal(e.code()) {
-                self.inner.state.audit_unauthenticated(
-                    Some(&parsed),
-                    "authenticate",
-                    &e,
-                    request_id.as_deref(),
-                );
+        let resolved = match self.inner.state.authenticate_at(&parsed) {
+            Ok(r) => r,
+            Err(e) => {
+                if crate::audit::is_refusal(e.code()) {
+                    self.inner.state.audit_unauthenticated(
+                        Some(&parsed),
+                        "authenticate",
+                        &e,
+                        request_id.as_deref(),
+                    );
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        Ok(self.handle(Some(parsed), request_id))
+        };
+        Ok(self.handle(Some((parsed, resolved.into())), request_id))
     }
 
     /// [`Engine::scoped_request`] for a key that is let in: its handle, or `None` for a key
@@ -213,8 +221,8 @@ impl Engine {
             return Some(self.root().with_request(request_id));
         }
         let parsed = auth::parse_key(api_key).ok()?;
-        self.inner.state.authenticate(&parsed).ok()?;
-        Some(self.handle(Some(parsed), request_id))
+        let resolved = self.inner.state.authenticate_at(&parsed).ok()?;
+        Some(self.handle(Some((parsed, resolved.into())), request_id))
     }
 
     /// Records a request refused by a transport before it had a handle (e.g. no

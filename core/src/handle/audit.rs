@@ -106,9 +106,9 @@ impl Handle {
     fn audit_tenant_allowed(&self, tenant_id: &str) -> Result<()> {
         let caller = self.caller()?;
         if tenant_id == INSTANCE {
-            return authorize(&caller.principal, Action::ManageTenants);
+            return authorize(caller.principal(), Action::ManageTenants);
         }
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
         let known = self.state.catalog.read(|r, t| Ok(t.tenants.get(r, tenant_id)?.is_some()))?
             || self.state.catalog.read(|r, t| Ok(t.audit.heads.get(r, tenant_id)?.is_some()))?;
         if known {

@@ -26,9 +26,9 @@ impl Handle {
         let mut grants = Vec::with_capacity(grants_req.len());
         let mut tenant_id = req.tenant_id.clone();
         if let Some(tid) = tenant_key {
-            authorize(&caller.principal, Action::AdministerTenant(Some(tid)))?;
+            authorize(caller.principal(), Action::AdministerTenant(Some(tid)))?;
             authorize(
-                &caller.principal,
+                caller.principal(),
                 Action::IssueKey(Some(tid), req.role.unwrap_or(Role::Admin)),
             )?;
         } else {
@@ -62,7 +62,7 @@ impl Handle {
                 tenant_id = first;
             }
         }
-        let issuer_member_id = match &caller.principal {
+        let issuer_member_id = match caller.principal() {
             Principal::Member { member_id, .. } => member_id.clone(),
             _ => None,
         };
@@ -145,7 +145,7 @@ impl Handle {
             // administration, whether or not it exists.
             self.namespace_for(&caller, ns, NamespaceAction::Manage)?;
         }
-        let scope = match (&caller.principal, tenant_id) {
+        let scope = match (caller.principal(), tenant_id) {
             (Principal::Root, t) => t.map(str::to_owned),
             (p, t) => {
                 let own = p.tenant_id().map(str::to_owned);
@@ -179,7 +179,7 @@ impl Handle {
     pub fn revoke_namespace_key(&self, key_id: &str, namespace: &str) -> Result<ApiKey> {
         let caller = self.caller()?;
         self.namespace_for(&caller, namespace, NamespaceAction::Manage)?;
-        let rec = self.visible_key(&caller.principal, key_id)?;
+        let rec = self.visible_key(caller.principal(), key_id)?;
         if !rec.grants.iter().any(|g| g.namespace == namespace) {
             return Err(Error::not_found("key", key_id));
         }
@@ -189,7 +189,7 @@ impl Handle {
     /// Revokes a key; it fails with `unauthorized` from this moment, in every handle.
     pub fn revoke_key(&self, key_id: &str) -> Result<ApiKey> {
         let caller = self.caller()?;
-        self.visible_key(&caller.principal, key_id)?;
+        self.visible_key(caller.principal(), key_id)?;
         let now = self.state.options.clock.now();
         self.state.catalog_write_affecting(Affects::Key(key_id), |w, t| {
             let mut k = t.keys.get(w, key_id)?.ok_or_else(|| Error::not_found("key", key_id))?;
@@ -202,13 +202,13 @@ impl Handle {
     /// Gives a key a new secret; the old one fails at once. Returns the new key text (once).
     pub fn rotate_key(&self, key_id: &str) -> Result<CreatedKey> {
         let caller = self.caller()?;
-        let rec = self.visible_key(&caller.principal, key_id)?;
+        let rec = self.visible_key(caller.principal(), key_id)?;
         let owner = auth::KeyOwner {
             key_id,
             tenant_id: rec.tenant_id.as_deref(),
             member_id: rec.member_id.as_deref().or(rec.issuer_member_id.as_deref()),
         };
-        authorize(&caller.principal, Action::RotateKey(&owner))?;
+        authorize(caller.principal(), Action::RotateKey(&owner))?;
         let new = auth::generate_secret_for(key_id)?;
         let now = self.state.options.clock.now();
         let info = self.state.catalog_write_affecting(Affects::Key(key_id), |w, t| {

@@ -40,7 +40,7 @@ impl Handle {
         agent_id: Option<&str>,
         action: NamespaceAction,
     ) -> Result<(NamespaceRecord, bool)> {
-        let (name, agent_is_ns) = target_namespace(&caller.principal, namespace, agent_id)?;
+        let (name, agent_is_ns) = target_namespace(caller.principal(), namespace, agent_id)?;
         let rec = self.namespace_for(caller, &name, action)?;
         Ok((rec, agent_is_ns))
     }

@@ -28,7 +28,23 @@ use crate::state::State;
 #[derive(Clone)]
 enum Who {
     Root,
-    Key(Arc<ParsedKey>),
+    /// A key, with the resolution it was let in with.
+    Key(Arc<ParsedKey>, Resolved),
+}
+
+/// A key's resolution and the key generation it holds at (see `State::authenticate_at`):
+/// a handle's operations check the key again by comparing the generation, and look it up
+/// again only after a catalog write that changed key resolutions (a revocation, say).
+#[derive(Clone)]
+pub(crate) struct Resolved {
+    generation: u64,
+    authed: Arc<Authed>,
+}
+
+impl From<(u64, Arc<Authed>)> for Resolved {
+    fn from((generation, authed): (u64, Arc<Authed>)) -> Self {
+        Resolved { generation, authed }
+    }
 }
 
 /// A principal's view of the engine: every operation goes through [`auth::authorize`].
@@ -49,7 +65,7 @@ impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let who = match &self.who {
             Who::Root => "root".to_owned(),
-            Who::Key(k) => auth::display_prefix(&k.id),
+            Who::Key(k, _) => auth::display_prefix(&k.id),
         };
         f.debug_struct("Handle").field("who", &who).finish_non_exhaustive()
     }
@@ -58,8 +74,17 @@ impl std::fmt::Debug for Handle {
 /// A checked caller for one operation: its principal, and the compute quotas its heavy
 /// work counts against (its tenant's, then each ancestor's; none for root).
 pub(crate) struct Caller {
-    pub principal: Principal,
+    /// The key's resolution (`None`: root), shared rather than copied.
+    authed: Option<Arc<Authed>>,
     compute: Vec<ComputeLink>,
+}
+
+impl Caller {
+    /// Who the caller is.
+    pub(crate) fn principal(&self) -> &Principal {
+        static ROOT: Principal = Principal::Root;
+        self.authed.as_ref().map_or(&ROOT, |a| &a.principal)
+    }
 }
 
 impl Handle {
@@ -67,10 +92,10 @@ impl Handle {
     pub(crate) fn new(
         state: Arc<State>,
         life: Arc<dyn Any + Send + Sync>,
-        key: Option<ParsedKey>,
+        key: Option<(ParsedKey, Resolved)>,
         request_id: Option<Arc<str>>,
     ) -> Handle {
-        let who = key.map_or(Who::Root, |k| Who::Key(Arc::new(k)));
+        let who = key.map_or(Who::Root, |(k, resolved)| Who::Key(Arc::new(k), resolved));
         Handle { state, life, who, request_id, graph_ids: None }
     }
 
@@ -103,7 +128,7 @@ impl Handle {
     pub(crate) fn key_id(&self) -> Option<&str> {
         match &self.who {
             Who::Root => None,
-            Who::Key(k) => Some(&k.id),
+            Who::Key(k, _) => Some(&k.id),
         }
     }
 
@@ -121,14 +146,19 @@ impl Handle {
         self.state.check_process()?;
         match &self.who {
             Who::Root => Ok(None),
-            Who::Key(k) => self.state.authenticate(k).map(Some),
+            Who::Key(k, resolved) => {
+                match self.state.recheck(resolved.generation, &resolved.authed) {
+                    Some(checked) => checked.map(Some),
+                    None => self.state.authenticate(k).map(Some),
+                }
+            }
         }
     }
 
     /// Checks the key and charges one request to the tenant's rate limit.
     pub(crate) fn caller(&self) -> Result<Caller> {
         let Some(authed) = self.authed()? else {
-            return Ok(Caller { principal: Principal::Root, compute: Vec::new() });
+            return Ok(Caller { authed: None, compute: Vec::new() });
         };
         let now = self.state.now_micros();
         for link in &authed.limits {
@@ -151,7 +181,7 @@ impl Handle {
             .iter()
             .map(|l| ComputeLink { tenant_id: l.tenant_id.clone(), cores: l.compute_quota_cores })
             .collect();
-        Ok(Caller { principal: authed.principal.clone(), compute })
+        Ok(Caller { authed: Some(authed), compute })
     }
 
     /// A slot for one heavy operation of `caller` under its tenants' `compute_quota_cores`,

@@ -33,10 +33,10 @@ impl Handle {
         } else {
             None
         };
-        authorize(&caller.principal, action.on(name, rec.as_ref()))?;
+        authorize(caller.principal(), action.on(name, rec.as_ref()))?;
         let rec = rec.ok_or_else(|| Error::not_found("namespace", name))?;
         if self.state.is_dead(rec.id) {
-            return Err(gone(&caller.principal, name));
+            return Err(gone(caller.principal(), name));
         }
         Ok(rec)
     }
@@ -103,11 +103,11 @@ impl Handle {
     fn namespace_creation(&self, name: &str, opts: NamespaceOptions) -> Result<NamespaceCreation> {
         let caller = self.caller()?;
         validate_namespace_name(name, "name")?;
-        let tenant_id = opts.tenant_id.clone().or_else(|| match &caller.principal {
+        let tenant_id = opts.tenant_id.clone().or_else(|| match caller.principal() {
             Principal::Member { tenant_id, .. } => Some(tenant_id.clone()),
             _ => None,
         });
-        authorize(&caller.principal, Action::CreateNamespace(tenant_id.as_deref()))?;
+        authorize(caller.principal(), Action::CreateNamespace(tenant_id.as_deref()))?;
         let policy = opts.policy.unwrap_or_default();
         policy.validate()?;
         if let Some(d) = opts.dimensions {
@@ -186,7 +186,7 @@ impl Handle {
             let is_dead = |id| self.state.is_dead(id);
             let none_dead = self.state.none_dead();
             let mut pager = Pager::new(&is_dead, none_dead, offset, limit, after);
-            match &caller.principal {
+            match caller.principal() {
                 Principal::Root => {
                     if let Some(tid) = tenant_id {
                         pager.tenant(t, r, tid)?;
@@ -260,7 +260,7 @@ impl Handle {
                 .namespaces
                 .get(w, name)?
                 .filter(|c| c.id == rec.id)
-                .ok_or_else(|| gone(&caller.principal, name))?;
+                .ok_or_else(|| gone(caller.principal(), name))?;
             let chain = match &cur.tenant_id {
                 Some(tid) => crate::tenant::quota_chain(t, w, tid)?,
                 None => Vec::new(),

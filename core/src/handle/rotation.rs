@@ -25,7 +25,7 @@ impl Handle {
         new_key_id: Option<&str>,
     ) -> Result<KeyRotation> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
         if let Some(id) = new_key_id {
             crate::keyring::validate_key_id(id).map_err(|e| match e {
                 Error::InvalidArgument { reason, .. } => Error::invalid("new_key_id", reason),
@@ -124,7 +124,7 @@ impl Handle {
     /// `not_found` if its key was never rotated.
     pub fn key_rotation(&self, tenant_id: &str) -> Result<KeyRotation> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
         self.state.catalog.read(|r, t| {
             get_tenant(t, r, tenant_id)?;
             get_record(t, r, tenant_id)?
@@ -144,7 +144,7 @@ impl Handle {
     /// way. Poll [`Handle::instance_key_rotation`] for progress.
     pub fn rotate_instance_key(&self, new_key_id: Option<&str>) -> Result<InstanceKeyRotation> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::ManageInstance)?;
+        authorize(caller.principal(), Action::ManageInstance)?;
         let state = &self.state;
         // Held until the files are listed: the worker leaves the start to this call. Taken
         // first, so the instance key read next stays the instance key until then.
@@ -250,7 +250,7 @@ impl Handle {
     /// rotated.
     pub fn instance_key_rotation(&self) -> Result<InstanceKeyRotation> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::ManageInstance)?;
+        authorize(caller.principal(), Action::ManageInstance)?;
         self.state.catalog.read(|r, t| {
             get_record(t, r, INSTANCE)?
                 .map(|rec| rec.rotation.into())

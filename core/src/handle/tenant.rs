@@ -19,7 +19,7 @@ impl Handle {
     /// Creates a tenant (root only).
     pub fn create_tenant(&self, req: CreateTenant) -> Result<TenantInfo> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::ManageTenants)?;
+        authorize(caller.principal(), Action::ManageTenants)?;
         let tenant = Tenant::from_request(&req, self.state.options.clock.now())?;
         let own_key = match &tenant.encryption_key_id {
             Some(id) => Some(self.state.tenant_key(id)?),
@@ -62,7 +62,7 @@ impl Handle {
     /// One tenant (root, or that tenant's admins).
     pub fn get_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::ReadTenant(tenant_id))?;
+        authorize(caller.principal(), Action::ReadTenant(tenant_id))?;
         self.state.catalog.read(|r, t| {
             let tenant = get_tenant(t, r, tenant_id)?;
             self.state.tenant_info(t, r, tenant)
@@ -78,10 +78,10 @@ impl Handle {
     ) -> Result<Paged<TenantInfo>> {
         let caller = self.caller()?;
         let (offset, limit) = page.bounds()?;
-        let only = match authorize(&caller.principal, Action::ManageTenants) {
+        let only = match authorize(caller.principal(), Action::ManageTenants) {
             Ok(()) => None,
-            Err(e) => match caller.principal.tenant_id() {
-                Some(t) if authorize(&caller.principal, Action::ReadTenant(t)).is_ok() => {
+            Err(e) => match caller.principal().tenant_id() {
+                Some(t) if authorize(caller.principal(), Action::ReadTenant(t)).is_ok() => {
                     Some(t.to_owned())
                 }
                 _ => return Err(e),
@@ -111,7 +111,7 @@ impl Handle {
     /// Changes a tenant (root only).
     pub fn update_tenant(&self, tenant_id: &str, req: UpdateTenant) -> Result<TenantInfo> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::ManageTenants)?;
+        authorize(caller.principal(), Action::ManageTenants)?;
         req.validate()?;
         let now = self.state.options.clock.now();
         let updated = self.state.catalog_write(|w, t| {
@@ -138,7 +138,7 @@ impl Handle {
     /// `conflict` while it has child tenants. The data is purged in the background.
     pub fn delete_tenant(&self, tenant_id: &str) -> Result<TenantInfo> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::ManageTenants)?;
+        authorize(caller.principal(), Action::ManageTenants)?;
         let gate = self.state.purge_gate();
         let (mut tenant, purged) = self.state.catalog_write(|w, t| {
             let tenant = get_tenant(t, w, tenant_id)?;
@@ -224,7 +224,7 @@ impl Handle {
         metadata: Option<Map<String, Value>>,
     ) -> Result<Member> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
         let member = Member::new(
             tenant_id,
             user_identifier,
@@ -255,7 +255,7 @@ impl Handle {
         page: Page,
     ) -> Result<MemberList> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
         let (offset, limit) = page.bounds()?;
         self.state.catalog.read(|r, t| {
             get_tenant(t, r, tenant_id)?;
@@ -278,7 +278,7 @@ impl Handle {
     /// Removes a member and revokes, at once, every key issued to it or minted by its keys.
     pub fn remove_member(&self, tenant_id: &str, member_id: &str) -> Result<Member> {
         let caller = self.caller()?;
-        authorize(&caller.principal, Action::AdministerTenant(Some(tenant_id)))?;
+        authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
         let now = self.state.options.clock.now();
         self.state.catalog_write(|w, t| {
             get_tenant(t, w, tenant_id)?;

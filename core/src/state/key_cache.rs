@@ -96,14 +96,18 @@ impl State {
     /// Resolves a parsed key to its principal, from the cache unless a catalog write changed
     /// it since it was cached (see [`State::catalog_write_affecting`]).
     pub(crate) fn authenticate(&self, key: &ParsedKey) -> Result<Arc<Authed>> {
+        self.authenticate_at(key).map(|(_, authed)| authed)
+    }
+
+    /// [`State::authenticate`], with the key generation the resolution holds at: while no
+    /// catalog write has changed a key resolution since (the generation is still that one),
+    /// [`State::recheck`] gives it again without a look-up.
+    pub(crate) fn authenticate_at(&self, key: &ParsedKey) -> Result<(u64, Arc<Authed>)> {
         let generation = self.generation.load(Ordering::SeqCst);
         let now = self.now_micros();
         if let Some(c) = self.key_cache.read().get(&key.id) {
             if auth::hashes_equal(&c.secret_hash, &key.secret_hash) {
-                return match c.authed.expires_at {
-                    Some(exp) if exp <= now => Err(Error::Unauthorized("API key expired".into())),
-                    _ => Ok(c.authed.clone()),
-                };
+                return unexpired(&c.authed, now).map(|a| (generation, a));
             }
         }
         let authed = Arc::new(crate::keys::resolve_key(&self.catalog, key, now)?);
@@ -111,7 +115,7 @@ impl State {
         // A write that changed resolutions committed while this one was read: it may be
         // stale, so it is not cached (the next request reads it again).
         if self.generation.load(Ordering::SeqCst) != generation {
-            return Ok(authed);
+            return Ok((generation, authed));
         }
         if cache.len() > 100_000 {
             cache.clear();
@@ -120,6 +124,26 @@ impl State {
             key.id.clone(),
             CachedKey { secret_hash: key.secret_hash, authed: authed.clone() },
         );
-        Ok(authed)
+        Ok((generation, authed))
+    }
+
+    /// A resolution [`State::authenticate_at`] gave at `generation`, checked again: itself
+    /// while no catalog write has changed a key resolution since (the same answer the cache
+    /// would give) and it has not expired; `None` when the key must be resolved again.
+    pub(crate) fn recheck(
+        &self,
+        generation: u64,
+        authed: &Arc<Authed>,
+    ) -> Option<Result<Arc<Authed>>> {
+        (self.generation.load(Ordering::SeqCst) == generation)
+            .then(|| unexpired(authed, self.now_micros()))
+    }
+}
+
+/// `authed`, unless its key has expired at `now`.
+fn unexpired(authed: &Arc<Authed>, now: i64) -> Result<Arc<Authed>> {
+    match authed.expires_at {
+        Some(exp) if exp <= now => Err(Error::Unauthorized("API key expired".into())),
+        _ => Ok(authed.clone()),
     }
 }
