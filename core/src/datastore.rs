@@ -4,6 +4,7 @@
 //! their own: see [`crate::index`].)
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use heed3::types::{Bytes, SerdeJson};
 use heed3::RwTxn;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::storage::{Environment, RoTxn, Table};
 pub use crate::store::NamespaceId;
-use crate::store::{NamespacedTables, Tables};
+use crate::store::{Decoded, NamespacedTables, Tables};
 
 /// Where a namespace's rows live, chosen from its tenant's isolation mode at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,6 +216,20 @@ impl DataTables {
     /// Reads a namespace's stats (zeroes if it has none yet).
     pub(crate) fn stats_of(&self, rtxn: &mut RoTxn<'_>, ns: NamespaceId) -> Result<NamespaceStats> {
         Ok(self.stats.get(rtxn, &ns.to_be_bytes())?.unwrap_or_default())
+    }
+
+    /// [`DataTables::stats_of`], decoded once for the bytes stored (see [`Decoded`]).
+    pub(crate) fn shared_stats_of(
+        &self,
+        rtxn: &mut RoTxn<'_>,
+        ns: NamespaceId,
+        decoded: &Decoded<NamespaceId, Arc<NamespaceStats>>,
+    ) -> Result<Arc<NamespaceStats>> {
+        let stats = self.stats.remap_data_type::<Bytes>();
+        match stats.get(rtxn, &ns.to_be_bytes())? {
+            Some(bytes) => decoded.get(&ns, bytes, |b| Ok(Arc::new(serde_json::from_slice(b)?))),
+            None => Ok(Arc::default()),
+        }
     }
 
     /// Writes a namespace's stats.

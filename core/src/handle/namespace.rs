@@ -29,7 +29,13 @@ impl Handle {
     ) -> Result<NamespaceRecord> {
         // LMDB refuses empty keys (MDB_BAD_VALSIZE): an empty name simply matches nothing.
         let rec = if (1..=128).contains(&name.len()) {
-            self.state.catalog.read(|r, t| Ok(t.namespaces.get(r, name)?))?
+            self.state.catalog.read(|r, t| {
+                let Some(bytes) = t.namespaces.remap_data_type::<Bytes>().get(r, name)? else {
+                    return Ok(None);
+                };
+                let decode = |b: &[u8]| Ok(serde_json::from_slice(b)?);
+                self.state.decoded_records.get(name, bytes, decode).map(Some)
+            })?
         } else {
             None
         };

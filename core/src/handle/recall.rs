@@ -153,11 +153,14 @@ impl Handle {
         let mode = RecallMode::of(req.mode, req.vector.is_some(), req.vector_weight)?;
         let _slot = self.compute_slot(&caller)?;
         let env = self.state.data_env_of(&rec)?;
-        let mut stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+        let read_stats = |r: &mut RoTxn<'_>, t: &DataTables| {
+            t.shared_stats_of(r, rec.id, &self.state.decoded_stats)
+        };
+        let mut stats = env.read(read_stats)?;
         if mode != RecallMode::Vector && !stats.keyword_indexed && stats.memory_count > 0 {
             // Written before the keyword index (0.1.0): index it first.
             self.state.ensure_keywords(&rec)?;
-            stats = env.read(|r, t| t.stats_of(r, rec.id))?;
+            stats = env.read(read_stats)?;
         }
         // The embedder of a text query, for hybrid recall's token match.
         let mut matcher: Option<Arc<dyn crate::Embedder>> = None;

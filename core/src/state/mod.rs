@@ -17,13 +17,13 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::catalog::CatalogTables;
-use crate::datastore::{EnvLocation, NamespaceId};
+use crate::datastore::{EnvLocation, NamespaceId, NamespaceStats};
 use crate::error::{Error, Result};
 use crate::index::VectorCache;
 use crate::keyring::KeyProvider;
 use crate::quota::{ComputeGate, RateLimiter, StorageUsage};
 use crate::records::NamespaceRecord;
-use crate::store::Store;
+use crate::store::{Decoded, Store};
 pub(crate) use encryption::key_id_in;
 use environments::OpenEnv;
 pub(crate) use key_cache::Affects;
@@ -58,6 +58,12 @@ pub(crate) struct State {
     /// Ticks of the environments' use (see [`OpenEnv::used`]).
     env_clock: AtomicU64,
     key_cache: RwLock<HashMap<String, CachedKey>>,
+    /// Namespace records by name, decoded once for the bytes the catalog holds (every
+    /// request that names a namespace reads its record).
+    pub(crate) decoded_records: Decoded<String, NamespaceRecord>,
+    /// Namespace statistics by namespace, decoded once for the bytes stored (every recall
+    /// reads them).
+    pub(crate) decoded_stats: Decoded<NamespaceId, Arc<NamespaceStats>>,
     pub(crate) usage: StorageUsage,
     pub(crate) limiter: RateLimiter,
     pub(crate) compute: ComputeGate,
@@ -119,6 +125,8 @@ impl State {
             data_envs: RwLock::default(),
             env_clock: AtomicU64::new(0),
             key_cache: RwLock::default(),
+            decoded_records: Decoded::default(),
+            decoded_stats: Decoded::default(),
             usage: StorageUsage::default(),
             limiter: RateLimiter::default(),
             compute: ComputeGate::default(),

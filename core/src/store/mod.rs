@@ -28,6 +28,7 @@ use crate::storage::{Environment, PageKey, RoTxn};
 use queue::Queue;
 
 mod compact;
+mod decoded;
 mod group;
 mod queue;
 mod stats;
@@ -36,6 +37,7 @@ pub(crate) mod tests;
 mod write;
 
 pub(crate) use compact::finish_rekey;
+pub(crate) use decoded::Decoded;
 pub(crate) use queue::{commit_threads, MAX_COMMIT_THREADS};
 pub use stats::CommitStats;
 
