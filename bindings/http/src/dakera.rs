@@ -29,7 +29,9 @@ pub const DIALECT_HEADER: &str = "x-memsilo-dialect";
 /// Whether the request comes from a Dakera client (see the module documentation).
 pub fn is_dakera_client(headers: &HeaderMap) -> bool {
     let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    ua.to_ascii_lowercase().starts_with("dakera") || says_dakera(headers, DIALECT_HEADER)
+    // A header's text is visible ASCII: its first six bytes are its first six characters.
+    let starts_dakera = ua.as_bytes().get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"dakera"));
+    starts_dakera || says_dakera(headers, DIALECT_HEADER)
 }
 
 /// Whether header `name` is `dakera` (in any case).
@@ -588,6 +590,22 @@ pub fn routes() -> impl Iterator<Item = &'static DakeraRoute> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dakera_client_is_told_by_its_user_agent_in_any_case() {
+        let with_ua = |ua: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(USER_AGENT, axum::http::HeaderValue::from_static(ua));
+            h
+        };
+        for ua in ["dakera-py/0.14.1", "Dakera-JS/1.0", "DAKERA"] {
+            assert!(is_dakera_client(&with_ua(ua)), "{ua}");
+        }
+        for ua in ["dak", "memsilo-py/0.1", "my-dakera"] {
+            assert!(!is_dakera_client(&with_ua(ua)), "{ua}");
+        }
+        assert!(!is_dakera_client(&HeaderMap::new()));
+    }
 
     #[test]
     fn dakera_routes_are_apart_from_memsilo_routes_and_shared_ones_exist() {

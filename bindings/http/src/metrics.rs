@@ -58,12 +58,17 @@ struct TenantSeries {
     latency: Histogram,
 }
 
+/// Requests by status, of one method and route.
+type StatusCounts = BTreeMap<u16, u64>;
+
 const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
 
 /// The server's counters.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    /// Method → route → status → count (nested so that counting a request allocates nothing
+    /// once its route has been seen).
+    requests: Mutex<BTreeMap<&'static str, BTreeMap<String, StatusCounts>>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// (route, tenant id or `-`, `4xx`/`5xx`) → count.
     errors: Mutex<BTreeMap<(String, String, &'static str), u64>>,
@@ -87,7 +92,11 @@ impl Metrics {
         took: Duration,
         tenant: Option<&str>,
     ) {
-        *self.requests.lock().entry((method, route.to_owned(), status)).or_insert(0) += 1;
+        {
+            let mut requests = self.requests.lock();
+            let routes = requests.entry(method).or_default();
+            *by_name(routes, route).entry(status).or_insert(0) += 1;
+        }
         let secs = took.as_secs_f64();
         let class = match status {
             200..=299 => 0,
@@ -103,7 +112,7 @@ impl Metrics {
             } else {
                 OTHER_TENANTS
             };
-            let series = tenants.entry(label.to_owned()).or_default();
+            let series = by_name(&mut tenants, label);
             series.classes[class] += 1;
             series.latency.observe(secs);
             label
@@ -112,7 +121,7 @@ impl Metrics {
             let key = (route.to_owned(), tenant.unwrap_or("-").to_owned(), CLASSES[class]);
             *self.errors.lock().entry(key).or_insert(0) += 1;
         }
-        self.latency.lock().entry(route.to_owned()).or_default().observe(secs);
+        by_name(&mut self.latency.lock(), route).observe(secs);
     }
 
     /// The Prometheus text exposition, followed by `extra` (already formatted families).
@@ -120,13 +129,20 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP memsilo_http_requests_total HTTP requests by method, route template and status.\n");
         out.push_str("# TYPE memsilo_http_requests_total counter\n");
-        for ((method, route, status), n) in self.requests.lock().iter() {
-            let _ = writeln!(
-                out,
-                "memsilo_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        let requests = self.requests.lock();
+        let by_status = requests
+            .iter()
+            .flat_map(|(method, routes)| routes.iter().map(move |(route, s)| (method, route, s)));
+        for (method, route, statuses) in by_status {
+            for (status, n) in statuses {
+                let _ = writeln!(
+                    out,
+                    "memsilo_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
         }
+        drop(requests);
         out.push_str("# HELP memsilo_http_request_duration_seconds Time to answer a request, by route template.\n");
         out.push_str("# TYPE memsilo_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().iter() {
@@ -173,6 +189,14 @@ impl Metrics {
         out.push_str(extra);
         out
     }
+}
+
+/// The value under `name`, made (with its key copied) only when there is none yet.
+fn by_name<'m, V: Default>(map: &'m mut BTreeMap<String, V>, name: &str) -> &'m mut V {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), V::default());
+    }
+    map.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"))
 }
 
 /// Escapes a label value.

@@ -242,10 +242,9 @@ pub(crate) async fn observed(
         req.headers_mut().insert(REQUEST_ID.clone(), id.clone());
     }
     let method = METHODS.iter().copied().find(|m| *m == req.method().as_str()).unwrap_or("OTHER");
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    // A matched path is a shared string: kept without a copy.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let dakera = crate::dakera::wants_dakera_errors(req.headers());
     active.fetch_add(1, Ordering::Relaxed);
     let mut resp = next.run(req).await;
@@ -259,7 +258,7 @@ pub(crate) async fn observed(
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let tenant = resp.extensions().get::<crate::dispatch::TenantLabel>().map(|t| t.0.as_str());
-    metrics.record(method, &route, status, took, tenant);
+    metrics.record(method, route, status, took, tenant);
     log::log(
         Level::Debug,
         format_args!("{method} {route} {status} {:.3}ms", took.as_secs_f64() * 1000.0),
