@@ -15,7 +15,7 @@
 #![allow(clippy::unnecessary_wraps)]
 
 use axum::http::header::USER_AGENT;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use chrono::{DateTime, Utc};
 use memsilo::api::Reply;
 use memsilo::{Error, Result};
@@ -31,11 +31,16 @@ pub fn is_dakera_client(headers: &HeaderMap) -> bool {
     let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     // A header's text is visible ASCII: its first six bytes are its first six characters.
     let starts_dakera = ua.as_bytes().get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"dakera"));
-    starts_dakera || says_dakera(headers, DIALECT_HEADER)
+    starts_dakera || says_dakera(headers, &DIALECT)
 }
 
+/// [`DIALECT_HEADER`] and [`ERROR_DIALECT_HEADER`] as header names, made once (a look-up by
+/// text parses the name first).
+static DIALECT: HeaderName = HeaderName::from_static(DIALECT_HEADER);
+static ERROR_DIALECT: HeaderName = HeaderName::from_static(ERROR_DIALECT_HEADER);
+
 /// Whether header `name` is `dakera` (in any case).
-fn says_dakera(headers: &HeaderMap, name: &str) -> bool {
+fn says_dakera(headers: &HeaderMap, name: &HeaderName) -> bool {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -50,7 +55,7 @@ pub const ERROR_DIALECT_HEADER: &str = "x-memsilo-error-dialect";
 /// Whether error answers take Dakera's shape ([`error_body`]): a Dakera client, or a
 /// forwarded request of one.
 pub fn wants_dakera_errors(headers: &HeaderMap) -> bool {
-    is_dakera_client(headers) || says_dakera(headers, ERROR_DIALECT_HEADER)
+    is_dakera_client(headers) || says_dakera(headers, &ERROR_DIALECT)
 }
 
 /// Arguments as they travel between the two halves of an adapter.
