@@ -13,7 +13,8 @@ use crate::handle::Handle;
 use crate::transfer::{
     at_line, decode_cursor, encode_cursor, export_graph_row, export_memory, line_head, line_kind,
     name_line, parse_line, prepare_group, source_embedder, Batch, ExportArgs, ExportPage, Group,
-    ImportArgs, ImportSummary, Kind, LineIn, Numbered, Vectors, DEFAULT_PAGE, FORMAT, MAX_PAGE,
+    ImportArgs, ImportSummary, Kind, LineIn, MemoryLineIn, Numbered, Vectors, DEFAULT_PAGE, FORMAT,
+    MAX_PAGE,
 };
 
 /// Longest an import's writer leaves the audit entries of the batches it wrote queued
@@ -322,9 +323,12 @@ impl Handle {
             let number = first + i as u64;
             let (kind, map) = match line {
                 // A line as text (what a file holds) is checked here, so its errors name it. A
-                // memory line stays text: it is read once, typed (see `typed_memory`).
+                // memory line is read once, typed (see `MemoryLineIn::read`): here, or, if it
+                // does not read so, after its check.
                 Value::String(text) => {
-                    if line_head(number, text.as_bytes())? == Kind::Memory {
+                    if let Some(line) = MemoryLineIn::read(&text) {
+                        (Kind::Memory, LineIn::Typed(line))
+                    } else if line_head(number, text.as_bytes())? == Kind::Memory {
                         (Kind::Memory, LineIn::Text(text))
                     } else {
                         let (kind, map) = parse_line(number, text.as_bytes())?;
@@ -357,7 +361,7 @@ impl Handle {
             if kind == Kind::Namespace {
                 source = items.last().and_then(|(_, line)| match line {
                     LineIn::Object(map) => source_embedder(map),
-                    LineIn::Text(_) => None,
+                    LineIn::Text(_) | LineIn::Typed(_) => None,
                 });
             }
             let plan = Vectors::plan(source.as_deref(), target.embedder.as_deref(), default);

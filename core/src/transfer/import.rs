@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{base64_vector, parse_line, Kind, FORMATS};
+use super::{base64_vector, parse_line, Kind, FORMATS, MAX_LINE_BYTES};
 use crate::error::{Error, Result};
 use crate::graph::{AddEntity, AddRelation};
 use crate::memory::{StoreMemory, CALLER_EMBEDDER};
@@ -43,18 +43,24 @@ pub(super) fn line_vector(v: Value) -> std::result::Result<Vec<f32>, String> {
     }
 }
 
-/// An import line: a JSON object, or the text of a memory line (read in `typed_memory`).
+/// An import line: a JSON object, the text of a memory line, or a memory line read typed
+/// from its text (see [`MemoryLineIn::read`]).
 pub(crate) enum LineIn {
     Object(Map<String, Value>),
     Text(String),
+    Typed(Box<MemoryLineIn>),
 }
 
 impl LineIn {
-    /// The line as an object (a text line is parsed).
+    /// The line as an object (a text line is parsed). A typed line is a memory line, whose
+    /// group reads it typed (see [`prepare_memories`]).
     fn into_object(self, number: u64) -> Result<Map<String, Value>> {
         match self {
             LineIn::Object(map) => Ok(map),
             LineIn::Text(text) => Ok(parse_line(number, text.as_bytes())?.1),
+            LineIn::Typed(_) => {
+                Err(Error::Internal(format!("line {number}: a memory line in another group")))
+            }
         }
     }
 }
@@ -206,7 +212,7 @@ pub(crate) fn prepare_group(
 /// what is wrong.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct MemoryLineIn<'a> {
+pub(crate) struct MemoryLineIn {
     id: String,
     content: String,
     importance: Option<f64>,
@@ -216,18 +222,33 @@ pub(super) struct MemoryLineIn<'a> {
     memory_type: Option<crate::memory::MemoryType>,
     session_id: Option<String>,
     entities: Option<Vec<String>>,
-    #[serde(borrow)]
-    expires_at: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    vector: Option<std::borrow::Cow<'a, str>>,
+    expires_at: Option<String>,
+    vector: Option<String>,
+    /// Read and checked by [`MemoryLineIn::read`].
+    kind: Option<String>,
     #[allow(dead_code)] // read and left: derived or set again by the import
-    kind: Option<serde::de::IgnoredAny>,
     #[allow(dead_code)]
     created_at: Option<serde::de::IgnoredAny>,
     #[allow(dead_code)]
     updated_at: Option<serde::de::IgnoredAny>,
     #[allow(dead_code)]
     namespace: Option<serde::de::IgnoredAny>,
+}
+
+impl MemoryLineIn {
+    /// The memory line `text` read typed, when it reads so and its `kind` is `memory`: a line
+    /// that [`line_head`] finds a memory line (a JSON object, one `kind`, no longer than
+    /// [`MAX_LINE_BYTES`]), so read once instead of checked first. `None` otherwise: the line
+    /// is checked and read as before.
+    ///
+    /// [`line_head`]: super::line_head
+    pub(crate) fn read(text: &str) -> Option<Box<MemoryLineIn>> {
+        if text.len() > MAX_LINE_BYTES {
+            return None;
+        }
+        let line: MemoryLineIn = serde_json::from_str(text).ok()?;
+        (line.kind.as_deref() == Some("memory")).then(|| Box::new(line))
+    }
 }
 
 /// What [`typed_memory`] made of a memory line.
@@ -237,22 +258,21 @@ pub(crate) enum Typed {
     Expired,
 }
 
-/// A memory line read typed from its text (see [`MemoryLineIn`]) and checked as
-/// [`prepare_memories`] checks an object; `None` when it is not read that way.
+/// A memory line read typed from its text (see [`MemoryLineIn`]), checked as
+/// [`prepare_memories`] checks an object.
 pub(crate) fn typed_memory(
-    text: &str,
+    line: MemoryLineIn,
     n: u64,
     dims: Option<u32>,
     plan: &Vectors,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Typed>> {
-    let Ok(line) = serde_json::from_str::<MemoryLineIn<'_>>(text) else { return Ok(None) };
+) -> Result<Typed> {
     let at = |r: String| Error::invalid(format!("line {n}"), r);
     let mut ttl = None;
     if let Some(t) = &line.expires_at {
         match seconds_left(t, now).map_err(at)? {
             Some(left) => ttl = Some(left),
-            None => return Ok(Some(Typed::Expired)),
+            None => return Ok(Typed::Expired),
         }
     }
     let embedding = match &line.vector {
@@ -264,7 +284,7 @@ pub(crate) fn typed_memory(
             Some(v)
         }
     };
-    Ok(Some(Typed::Item(Box::new(StoreMemory {
+    Ok(Typed::Item(Box::new(StoreMemory {
         namespace: None,
         id: Some(line.id),
         agent_id: line.agent_id,
@@ -277,7 +297,7 @@ pub(crate) fn typed_memory(
         entities: line.entities.unwrap_or_default(),
         memory_type: line.memory_type,
         session_id: line.session_id,
-    }))))
+    })))
 }
 
 /// Memory lines as `store_memories` items, checked (vector size, fields); expired ones are
@@ -293,21 +313,24 @@ pub(super) fn prepare_memories(
     let mut expired = 0;
     for (n, line) in items {
         let at = |r: String| Error::invalid(format!("line {n}"), r);
-        let mut map = match line {
-            LineIn::Text(text) => match typed_memory(&text, n, dims, plan, now)? {
-                Some(Typed::Item(item)) => {
+        let (typed, mut map) = match line {
+            LineIn::Typed(line) => (Some(*line), Map::new()),
+            LineIn::Text(text) => match MemoryLineIn::read(&text) {
+                Some(line) => (Some(*line), Map::new()),
+                None => (None, parse_line(n, text.as_bytes())?.1),
+            },
+            LineIn::Object(map) => (None, map),
+        };
+        if let Some(line) = typed {
+            match typed_memory(line, n, dims, plan, now)? {
+                Typed::Item(item) => {
                     out.push(*item);
                     kept.push(n);
-                    continue;
                 }
-                Some(Typed::Expired) => {
-                    expired += 1;
-                    continue;
-                }
-                None => parse_line(n, text.as_bytes())?.1,
-            },
-            LineIn::Object(map) => map,
-        };
+                Typed::Expired => expired += 1,
+            }
+            continue;
+        }
         if let Some(extra) = map
             .keys()
             .find(|k| !MEMORY_FIELDS.contains(&k.as_str()) && !MEMORY_DERIVED.contains(&k.as_str()))
