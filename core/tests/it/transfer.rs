@@ -176,6 +176,36 @@ fn export_and_import_are_scoped_like_every_operation() {
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
 }
 
+/// An import without lines is refused as one with lines is: a key without the namespace gets
+/// `forbidden` whether or not it exists, a read-only key too, root `not_found` for a namespace
+/// that does not exist; through the single-batch call and the streaming one alike.
+#[test]
+fn an_empty_import_is_refused_as_a_full_one_would_be() {
+    let (_d, engine) = open();
+    let root = engine.root();
+    seed(&root);
+    root.create_namespace("other", NamespaceOptions::default()).unwrap();
+    let writer = root.create_key(CreateKey::namespaces("w", [("other", Access::Write)])).unwrap();
+    let reader = root.create_key(CreateKey::namespaces("r", [("src", Access::Read)])).unwrap();
+    let empty = |h: &Handle, ns: &str| {
+        let one = h.import_batch(ImportArgs { namespace: ns.into(), ..Default::default() });
+        let streamed = h.import_batches(ns, Vec::new(), |_| {});
+        (
+            one.map(|s| s.lines).map_err(|e| e.code()),
+            streamed.map(|s| s.lines).map_err(|e| e.code()),
+        )
+    };
+    let writer = engine.scoped(&writer.key).unwrap();
+    for ns in ["src", "absent"] {
+        assert_eq!(empty(&writer, ns), (Err(ErrorCode::Forbidden), Err(ErrorCode::Forbidden)));
+    }
+    let reader = engine.scoped(&reader.key).unwrap();
+    assert_eq!(empty(&reader, "src"), (Err(ErrorCode::Forbidden), Err(ErrorCode::Forbidden)));
+    assert_eq!(empty(&root, "absent"), (Err(ErrorCode::NotFound), Err(ErrorCode::NotFound)));
+    assert_eq!(empty(&writer, "other"), (Ok(0), Ok(0)));
+    assert_eq!(empty(&root, "src"), (Ok(0), Ok(0)));
+}
+
 /// Exports written before vectors were base64 (`memsilo-export/1`, vectors as arrays of
 /// numbers) still import, and a line may mix in either form; a vector that is neither is named.
 #[test]
