@@ -122,6 +122,28 @@ impl Handle {
         &self,
         namespace: &str,
         batches: I,
+        done: impl FnMut(&ImportSummary),
+    ) -> Result<ImportSummary>
+    where
+        I: IntoIterator<Item = Result<Batch>>,
+    {
+        if let Err(e) = self.check_import(namespace) {
+            let subject =
+                Subject::transfer(namespace_tenant(&self.state.catalog, namespace), namespace);
+            self.audit_queued("import_namespace", subject, Err(e.code()));
+            self.state.audit.flush(&self.state.catalog);
+            return Err(e.stopped_import(ImportSummary::default()));
+        }
+        self.import_checked_batches(namespace, batches, done)
+    }
+
+    /// [`Handle::import_batches`] once the caller may write `namespace`.
+    ///
+    /// [`Handle::import_batches`]: crate::Handle::import_batches
+    fn import_checked_batches<I>(
+        &self,
+        namespace: &str,
+        batches: I,
         mut done: impl FnMut(&ImportSummary),
     ) -> Result<ImportSummary>
     where
@@ -130,113 +152,106 @@ impl Handle {
         const OP: &str = "import_namespace";
         let stopped = || Error::Internal("the import's writer stopped".into());
         let mut total = ImportSummary::default();
-        let allowed = self.check_import(namespace).inspect_err(|e| {
-            let subject =
-                Subject::transfer(namespace_tenant(&self.state.catalog, namespace), namespace);
-            self.audit_queued(OP, subject, Err(e.code()));
-        });
-        let imported = allowed.and_then(|()| {
-            std::thread::scope(|s| {
-                // The writer takes the batch it waited for and those queued behind it.
-                let (to_writer, inbox) =
-                    std::sync::mpsc::sync_channel::<(ImportReady, Subject)>(COMBINED - 1);
-                let (to_reader, written) = std::sync::mpsc::channel::<Result<ImportSummary>>();
-                s.spawn(move || {
-                    let flush = || self.state.audit.flush(&self.state.catalog);
-                    let mut flushed = Instant::now();
-                    loop {
-                        let first = match inbox.recv_timeout(AUDIT_FLUSH) {
-                            Ok(next) => next,
-                            Err(RecvTimeoutError::Disconnected) => break,
-                            Err(RecvTimeoutError::Timeout) => {
-                                // A slow stream: the entries written so far wait no longer.
-                                flush();
-                                flushed = Instant::now();
-                                match inbox.recv() {
-                                    Ok(next) => next,
-                                    Err(_) => break,
-                                }
-                            }
-                        };
-                        let mut ready = vec![first];
-                        while ready.len() < COMBINED {
-                            match inbox.try_recv() {
-                                Ok(next) => ready.push(next),
+        let imported = std::thread::scope(|s| {
+            // The writer takes the batch it waited for and those queued behind it.
+            let (to_writer, inbox) =
+                std::sync::mpsc::sync_channel::<(ImportReady, Subject)>(COMBINED - 1);
+            let (to_reader, written) = std::sync::mpsc::channel::<Result<ImportSummary>>();
+            s.spawn(move || {
+                let flush = || self.state.audit.flush(&self.state.catalog);
+                let mut flushed = Instant::now();
+                loop {
+                    let first = match inbox.recv_timeout(AUDIT_FLUSH) {
+                        Ok(next) => next,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // A slow stream: the entries written so far wait no longer.
+                            flush();
+                            flushed = Instant::now();
+                            match inbox.recv() {
+                                Ok(next) => next,
                                 Err(_) => break,
                             }
                         }
-                        let mut stop = false;
-                        for result in self.write_imports(ready) {
-                            let failed = result.is_err();
-                            stop |= to_reader.send(result).is_err() || failed;
-                        }
-                        if flushed.elapsed() >= AUDIT_FLUSH {
-                            flush();
-                            flushed = Instant::now();
-                        }
-                        if stop {
-                            break;
-                        }
-                    }
-                });
-                // Adds what the batches in flight wrote, in order, telling `done`: those written
-                // so far, or (`all`) every one, waiting for them.
-                let mut in_flight = 0usize;
-                let mut settle = |total: &mut ImportSummary, in_flight: &mut usize, all: bool| {
-                    while *in_flight > 0 {
-                        let next = if all {
-                            written.recv().map_err(|_| stopped())?
-                        } else {
-                            match written.try_recv() {
-                                Ok(next) => next,
-                                Err(TryRecvError::Empty) => break,
-                                Err(TryRecvError::Disconnected) => return Err(stopped()),
-                            }
-                        };
-                        *in_flight -= 1;
-                        total.add(next?);
-                        done(total);
-                    }
-                    Ok(())
-                };
-                for batch in batches {
-                    // A failure of a batch written meanwhile stops the reading here.
-                    settle(&mut total, &mut in_flight, false)?;
-                    let batch = batch.map(|b| b.into_args(namespace));
-                    let prepared = batch.map(|args| {
-                        let subject = Subject::transfer(
-                            namespace_tenant(&self.state.catalog, &args.namespace),
-                            &args.namespace,
-                        );
-                        (self.prepare_import(args), subject)
-                    });
-                    // An earlier batch's failure comes first, as it would one batch at a time.
-                    let ready = match prepared {
-                        Ok((Ok(ready), subject)) => (ready, subject),
-                        Ok((Err(e), subject)) => {
-                            settle(&mut total, &mut in_flight, true)?;
-                            self.audit_queued(OP, subject, Err(e.code()));
-                            return Err(e);
-                        }
-                        Err(e) => {
-                            settle(&mut total, &mut in_flight, true)?;
-                            return Err(e);
-                        }
                     };
-                    let wait = !ready.0.leaves_namespace;
-                    if to_writer.send(ready).is_err() {
-                        // The writer stopped at a failure, which is among its answers.
-                        settle(&mut total, &mut in_flight, true)?;
-                        return Err(stopped());
+                    let mut ready = vec![first];
+                    while ready.len() < COMBINED {
+                        match inbox.try_recv() {
+                            Ok(next) => ready.push(next),
+                            Err(_) => break,
+                        }
                     }
-                    in_flight += 1;
-                    if wait {
-                        settle(&mut total, &mut in_flight, true)?;
+                    let mut stop = false;
+                    for result in self.write_imports(ready) {
+                        let failed = result.is_err();
+                        stop |= to_reader.send(result).is_err() || failed;
+                    }
+                    if flushed.elapsed() >= AUDIT_FLUSH {
+                        flush();
+                        flushed = Instant::now();
+                    }
+                    if stop {
+                        break;
                     }
                 }
-                settle(&mut total, &mut in_flight, true)?;
-                Ok(total)
-            })
+            });
+            // Adds what the batches in flight wrote, in order, telling `done`: those written
+            // so far, or (`all`) every one, waiting for them.
+            let mut in_flight = 0usize;
+            let mut settle = |total: &mut ImportSummary, in_flight: &mut usize, all: bool| {
+                while *in_flight > 0 {
+                    let next = if all {
+                        written.recv().map_err(|_| stopped())?
+                    } else {
+                        match written.try_recv() {
+                            Ok(next) => next,
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => return Err(stopped()),
+                        }
+                    };
+                    *in_flight -= 1;
+                    total.add(next?);
+                    done(total);
+                }
+                Ok(())
+            };
+            for batch in batches {
+                // A failure of a batch written meanwhile stops the reading here.
+                settle(&mut total, &mut in_flight, false)?;
+                let batch = batch.map(|b| b.into_args(namespace));
+                let prepared = batch.map(|args| {
+                    let subject = Subject::transfer(
+                        namespace_tenant(&self.state.catalog, &args.namespace),
+                        &args.namespace,
+                    );
+                    (self.prepare_import(args), subject)
+                });
+                // An earlier batch's failure comes first, as it would one batch at a time.
+                let ready = match prepared {
+                    Ok((Ok(ready), subject)) => (ready, subject),
+                    Ok((Err(e), subject)) => {
+                        settle(&mut total, &mut in_flight, true)?;
+                        self.audit_queued(OP, subject, Err(e.code()));
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        settle(&mut total, &mut in_flight, true)?;
+                        return Err(e);
+                    }
+                };
+                let wait = !ready.0.leaves_namespace;
+                if to_writer.send(ready).is_err() {
+                    // The writer stopped at a failure, which is among its answers.
+                    settle(&mut total, &mut in_flight, true)?;
+                    return Err(stopped());
+                }
+                in_flight += 1;
+                if wait {
+                    settle(&mut total, &mut in_flight, true)?;
+                }
+            }
+            settle(&mut total, &mut in_flight, true)?;
+            Ok(total)
         });
         // The entries of the batches written (and of a failure) before the answer.
         self.state.audit.flush(&self.state.catalog);
