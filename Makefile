@@ -257,8 +257,10 @@ test-cluster: ## Cluster mode: etcd + moto S3 + 3 memsilo nodes (SIGKILL, fencin
 FFI_LIB := $(CARGO_TARGET_DIR)/debug/libmemsilo_ffi.a
 C_TESTS := $(CARGO_TARGET_DIR)/c-tests
 # The stamp in CGO_CFLAGS makes go relink when the Rust library changes (go does not hash -l inputs).
+# The leak check links the library without mimalloc (--no-default-features): valgrind sees
+# only the system allocator's blocks.
 test-go: ## C ABI leak check (valgrind) and the Go module's tests (go test -race)
-	cargo build -p memsilo-ffi -p memsilo-http
+	cargo build -p memsilo-ffi --no-default-features
 	mkdir -p $(C_TESTS) && rm -rf $(C_TESTS)/data
 	$(CC) -std=c11 -Wall -Wextra -Werror -g -Ibindings/c/include bindings/c/tests/leak_check.c \
 		$(FFI_LIB) -lm -ldl -lpthread -o $(C_TESTS)/leak_check
@@ -266,6 +268,7 @@ test-go: ## C ABI leak check (valgrind) and the Go module's tests (go test -race
 		valgrind -q --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=3 \
 			$(C_TESTS)/leak_check $(C_TESTS)/data 50; \
 	else $(C_TESTS)/leak_check $(C_TESTS)/data 500; fi
+	cargo build -p memsilo-ffi -p memsilo-http
 	cd go-ffi && CGO_LDFLAGS="-L$(CARGO_TARGET_DIR)/debug" \
 		CGO_CFLAGS="-g -O2 -DMEMSILO_FFI_STAMP=$$(stat -c %Y $(FFI_LIB))" go test -race -count=1 ./...
 

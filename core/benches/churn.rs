@@ -7,6 +7,10 @@
 //! `cargo bench -p memsilo --bench churn` (release), or in a debug build
 //! `cargo test -p memsilo --bench churn --profile dev`.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

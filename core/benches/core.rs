@@ -1,6 +1,10 @@
 //! Control-plane benchmarks: key validation, authorization overhead, namespace creation.
 //! Run with `cargo bench -p memsilo --bench core`; prints numbers, asserts nothing.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};

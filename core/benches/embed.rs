@@ -3,6 +3,10 @@
 //! texts/s for each embedder on short texts, and ingest (text-only batches of 1000,
 //! embedded by the engine) in memories/s. `MEMSILO_BENCH_TEXTS=N` sets the text count.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;

@@ -3,6 +3,10 @@
 //! 1 ms), the cold cache rebuild after a write, and a shortest path.
 //! Run with `cargo bench -p memsilo --bench graph`; prints numbers, asserts nothing.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/synthetic.rs"]

@@ -7,6 +7,10 @@
 //! `cargo bench -p memsilo --bench hybrid` (release). `HYBRID_N` sets the number of notes,
 //! `HYBRID_ROUNDS` repeats the 300 queries, `HYBRID_ONLY=1` runs hybrid top 10 alone.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use memsilo::{

@@ -26,6 +26,10 @@
 //! quick run, `MEMSILO_BENCH_ONLY=recall,list,sessions,upsert,transfer` for some parts only,
 //! `MEMSILO_BENCH_UPSERTS` for another number of upsert batches than 20.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use memsilo::transfer::{Batcher, ExportArgs};

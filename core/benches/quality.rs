@@ -21,6 +21,10 @@
 //! `make bench-quality DATA=<dir of LoCoMo's conversation files | LongMemEval JSON file>`
 //! (release; needs the data, kept out of git, and `make models`).
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

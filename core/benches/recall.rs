@@ -9,6 +9,10 @@
 //! size on several kinds of data (clustered vectors, text notes through the default embedder —
 //! the static model when `MEMSILO_MODEL_DIR` points at it — and vectors without structure).
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;

@@ -17,6 +17,15 @@ mod boundary;
 
 use boundary::{clear_out, guard, into_c_string, optional_str, required_str};
 
+/// The library's Rust allocations go to mimalloc, as the `memsilo` binary's do (README,
+/// "Allocator"). The caller's own `malloc` is untouched: strings this library returns are
+/// freed by `memsilo_string_free`, never by `free`. Without the default feature `mimalloc`
+/// (as `make test-go`'s valgrind leak check builds it) they use the system allocator, which
+/// valgrind can see.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Success.
 pub const MEMSILO_OK: i32 = 0;
 /// Validation failed; the message names the field.

@@ -21,6 +21,10 @@
 //! `BENCH_CIPHER=chacha20-poly1305` makes it a directory as created before AES-256-GCM-SIV
 //! (its `storage.json` written first, naming that cipher), to compare the two ciphers.
 
+/// The allocator of the `memsilo` binary and the language bindings, so the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -15,6 +15,11 @@ pub use handle::{CallTask, Handle, HandleTask, ImportTask, Importer, OpenImporte
 
 use error::throw_on_error;
 
+/// The addon's Rust allocations go to mimalloc, as the `memsilo` binary's do (README,
+/// "Allocator"); Node's own stay with V8's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Opens (or creates) the data directory `path` in-process, as the root principal, with the
 /// keyring `keyring` (default: the `MEMSILO_KEYRING` setting, if any).
 #[napi]

@@ -5,6 +5,11 @@
 
 use pyo3::prelude::*;
 
+/// The extension's Rust allocations go to mimalloc, as the `memsilo` binary's do (README,
+/// "Allocator"); Python's own stay with Python's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod client;
 mod error;
 
