@@ -389,7 +389,7 @@ pub struct RecallHit {
 mod tests {
     use super::*;
     use crate::records::memory::tests::memory;
-    use crate::records::memory::{encode_record, hit_fields, StoredMemory};
+    use crate::records::memory::{encode_record, hit_fields, HitParts, HitText, StoredMemory};
 
     /// What a test compares of a record's [`RankView`].
     fn view_of(slot: Option<u32>, v: &RankView<'_>) -> String {
@@ -399,21 +399,47 @@ mod tests {
         )
     }
 
-    /// What a test compares of a record's [`HitFields`].
-    fn fields_of(f: &HitFields<'_>) -> String {
+    /// What a test compares of a record's [`HitParts`]: each string as the text it stands
+    /// for, and whether it is written as it is.
+    fn parts_of(f: &HitParts<'_>) -> String {
+        let text = |t: &HitText<'_>| match t {
+            HitText::Plain(b) => format!("plain {}", std::str::from_utf8(b).unwrap()),
+            HitText::Text(s) => format!("text {s}"),
+        };
+        let opt = |t: &Option<HitText<'_>>| t.as_ref().map(text);
         format!(
             "{} {:?} {} {} {} {} {:?} {:?} {} {}",
-            f.id,
-            f.agent_id,
-            f.content,
+            text(&f.id),
+            opt(&f.agent_id),
+            text(&f.content),
             f.importance,
-            f.tags.get(),
-            f.metadata.get(),
+            std::str::from_utf8(f.tags).unwrap(),
+            std::str::from_utf8(f.metadata).unwrap(),
             f.memory_type,
-            f.session_id,
-            f.created_at,
-            f.updated_at
+            opt(&f.session_id),
+            text(&f.created_at),
+            text(&f.updated_at)
         )
+    }
+
+    /// What [`HitParts`] parsed alone give: strings that read as they are in the record
+    /// (borrowed from it) are plain, the others escaped.
+    fn expected_parts(f: &HitFields<'_>) -> String {
+        fn text<'a>(c: &'a std::borrow::Cow<'a, str>) -> HitText<'a> {
+            match c {
+                std::borrow::Cow::Borrowed(s) => HitText::Plain(s.as_bytes()),
+                std::borrow::Cow::Owned(s) => HitText::Text(s),
+            }
+        }
+        parts_of(&HitParts {
+            id: text(&f.id),
+            agent_id: f.agent_id.as_ref().map(text),
+            content: text(&f.content),
+            created_at: text(&f.created_at),
+            updated_at: text(&f.updated_at),
+            session_id: f.session_id.as_ref().map(text),
+            ..f.parts()
+        })
     }
 
     /// The parse that judges a kept record gives its rank view as `rank_view` does, and the
@@ -438,8 +464,8 @@ mod tests {
             assert_eq!(view_of(slot, &view), view_of(slot_alone, &alone), "record {n}");
             let copy = record.clone();
             drop(record);
-            let expected = fields_of(&hit_fields(&copy).unwrap());
-            assert_eq!(fields_of(&spans.fields(&copy).unwrap()), expected, "record {n}");
+            let expected = expected_parts(&hit_fields(&copy).unwrap());
+            assert_eq!(parts_of(&spans.parts(&copy).unwrap()), expected, "record {n}");
         }
         // A legacy record, and one without the hit's fields, are judged by `rank_view` and
         // their hits parsed when written.

@@ -1,73 +1,131 @@
 //! A recall's hits written as JSON straight from their records: the text a transport sends is
 //! the serialisation of the [`RecallHit`]s [`materialize`] would build, byte for byte, without
 //! building them (which decodes each record's metadata map, tags and times only to write them
-//! out again: about 14% of a vector recall's server CPU over HTTP, by `perf`).
+//! out again: about 14% of a vector recall's server CPU over HTTP, by `perf`). The JSON is
+//! written by hand, field by field as `serde_json` writes them: its keys copied, and the
+//! record's strings that have no escapes (most of them) copied as they are in the record,
+//! neither checked nor escaped again.
 //!
 //! [`materialize`]: crate::rank::materialize
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
 use crate::datastore::DataTables;
 use crate::error::Result;
 use crate::rank::{Kept, Ranked};
-use crate::records::memory::hit_fields;
-use crate::records::MemoryType;
+use crate::records::memory::{hit_fields, HitParts, HitText};
 use crate::storage::RoTxn;
 
 #[cfg(doc)]
 use crate::rank::RecallHit;
 
-/// One hit as [`RecallHit`] serialises it: the same fields in the same order.
-#[derive(Serialize)]
-struct Hit<'a> {
-    id: &'a str,
-    content: &'a str,
-    score: f64,
-    similarity: f64,
-    importance: f64,
-    effective_importance: f64,
-    agent_id: Option<&'a str>,
-    tags: &'a RawValue,
-    metadata: &'a RawValue,
-    memory_type: MemoryType,
-    session_id: Option<&'a str>,
-    created_at: Time<'a>,
-    updated_at: Time<'a>,
-    // `via_graph` is left out when false, as it always is here (graph hits are only made by
-    // expansion, which answers decoded hits).
-    keyword_score: Option<f64>,
-    vector_score: Option<f64>,
-}
-
-/// A record's time, written as a `DateTime<Utc>` field writes it.
-struct Time<'a>(&'a str);
-
-impl Serialize for Time<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if as_chrono_writes(self.0) {
-            return s.serialize_str(self.0);
+/// Writes a string as `serde_json` writes it: a [`HitText::Plain`] as it is (it has nothing
+/// `serde_json` escapes), a [`HitText::Text`] escaped.
+fn write_str(out: &mut Vec<u8>, text: HitText<'_>) -> Result<()> {
+    match text {
+        HitText::Plain(bytes) => {
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
         }
-        // Anything else (a record written by hand, say) is read and written as the record's
-        // `DateTime<Utc>` field would be.
-        let parsed = self.0.parse::<DateTime<chrono::FixedOffset>>();
-        let parsed = parsed.map_err(<S::Error as serde::ser::Error>::custom)?;
-        parsed.with_timezone(&Utc).serialize(s)
+        HitText::Text(s) => serde_json::to_writer(&mut *out, s)?,
     }
+    Ok(())
 }
 
-/// Whether `text` is a time exactly as chrono writes a `DateTime<Utc>` (RFC 3339 with `Z`;
-/// seconds with no fraction, or with the shortest of 3, 6 or 9 digits that holds it), so that
-/// reading it and writing it again gives `text`. Every time memsilo stores is written so.
-fn as_chrono_writes(text: &str) -> bool {
-    chrono_written(text).is_some()
+/// Writes an optional string as `serde_json` writes an `Option<&str>`.
+fn write_opt_str(out: &mut Vec<u8>, text: Option<HitText<'_>>) -> Result<()> {
+    let Some(t) = text else {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    };
+    write_str(out, t)
 }
 
-/// The time `text` is when it is written exactly as chrono writes a `DateTime<Utc>` (see
-/// [`as_chrono_writes`]): what chrono reads from it, without its general parser.
+/// Writes a record's time as its `DateTime<Utc>` field writes it: as it is when chrono writes
+/// it so (every time memsilo stores), else read and written again (a record written by hand,
+/// say).
+fn write_time(out: &mut Vec<u8>, text: HitText<'_>) -> Result<()> {
+    let bytes = match text {
+        HitText::Plain(b) => b,
+        HitText::Text(s) => s.as_bytes(),
+    };
+    if written_time(bytes).is_some() {
+        // Digits, `-`, `T`, `:`, `.` and `Z`: nothing to escape.
+        return write_str(out, HitText::Plain(bytes));
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(<serde_json::Error as serde::de::Error>::custom)?;
+    let parsed = text.parse::<DateTime<chrono::FixedOffset>>();
+    let parsed = parsed.map_err(<serde_json::Error as serde::ser::Error>::custom)?;
+    serde_json::to_writer(&mut *out, &parsed.with_timezone(&Utc))?;
+    Ok(())
+}
+
+/// Writes a number as `serde_json` writes an `f64` (`null` when not finite).
+fn write_f64(out: &mut Vec<u8>, x: f64) -> Result<()> {
+    serde_json::to_writer(&mut *out, &x)?;
+    Ok(())
+}
+
+/// Writes an optional number as `serde_json` writes an `Option<f64>`.
+fn write_opt_f64(out: &mut Vec<u8>, x: Option<f64>) -> Result<()> {
+    let Some(x) = x else {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    };
+    write_f64(out, x)
+}
+
+/// Writes one hit as `serde_json` writes a [`RecallHit`]: the same fields in the same order,
+/// but `via_graph`, left out when false, as it always is here (graph hits are only made by
+/// expansion, which answers decoded hits). Its keys and its record's strings without
+/// escapes are copied, not escaped.
+fn write_hit(out: &mut Vec<u8>, f: &HitParts<'_>, c: &Ranked) -> Result<()> {
+    out.extend_from_slice(b"{\"id\":");
+    write_str(out, f.id)?;
+    out.extend_from_slice(b",\"content\":");
+    write_str(out, f.content)?;
+    out.extend_from_slice(b",\"score\":");
+    write_f64(out, c.score)?;
+    out.extend_from_slice(b",\"similarity\":");
+    write_f64(out, c.sim)?;
+    out.extend_from_slice(b",\"importance\":");
+    write_f64(out, f.importance)?;
+    out.extend_from_slice(b",\"effective_importance\":");
+    write_f64(out, c.eff)?;
+    out.extend_from_slice(b",\"agent_id\":");
+    write_opt_str(out, f.agent_id)?;
+    out.extend_from_slice(b",\"tags\":");
+    out.extend_from_slice(f.tags);
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend_from_slice(f.metadata);
+    out.extend_from_slice(b",\"memory_type\":\"");
+    out.extend_from_slice(f.memory_type.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"session_id\":");
+    write_opt_str(out, f.session_id)?;
+    out.extend_from_slice(b",\"created_at\":");
+    write_time(out, f.created_at)?;
+    out.extend_from_slice(b",\"updated_at\":");
+    write_time(out, f.updated_at)?;
+    out.extend_from_slice(b",\"keyword_score\":");
+    write_opt_f64(out, c.keyword)?;
+    out.extend_from_slice(b",\"vector_score\":");
+    write_opt_f64(out, c.vector)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// The time `text` is when it is written exactly as chrono writes a `DateTime<Utc>` (RFC 3339
+/// with `Z`; seconds with no fraction, or with the shortest of 3, 6 or 9 digits that holds
+/// it), so that reading it and writing it again gives `text`: what chrono reads from it,
+/// without its general parser. Every time memsilo stores is written so.
 pub(super) fn chrono_written(text: &str) -> Option<DateTime<Utc>> {
-    let b = text.as_bytes();
+    written_time(text.as_bytes())
+}
+
+/// [`chrono_written`] of a time's bytes.
+fn written_time(b: &[u8]) -> Option<DateTime<Utc>> {
     let num = |at: usize, len: usize| -> Option<u32> {
         let digits = b.get(at..at + len)?;
         digits
@@ -123,33 +181,20 @@ pub(crate) fn encode_hits(
     out.push(b'[');
     for c in ranked {
         // A record judged by the parse that found where its fields lie is not parsed again.
-        let f = if let Some(Kept { bytes, spans: Some(spans) }) = &c.record {
-            spans.fields(bytes)?
+        if let Some(Kept { bytes, spans: Some(spans) }) = &c.record {
+            let parts = spans.parts(bytes)?;
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            write_hit(&mut out, &parts, c)?;
         } else {
             let Some(bytes) = c.stored(t, r, ns)? else { continue };
-            hit_fields(bytes)?
-        };
-        if out.len() > 1 {
-            out.push(b',');
+            let fields = hit_fields(bytes)?;
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            write_hit(&mut out, &fields.parts(), c)?;
         }
-        let hit = Hit {
-            id: &f.id,
-            content: &f.content,
-            score: c.score,
-            similarity: c.sim,
-            importance: f.importance,
-            effective_importance: c.eff,
-            agent_id: f.agent_id.as_deref(),
-            tags: f.tags,
-            metadata: f.metadata,
-            memory_type: f.memory_type,
-            session_id: f.session_id.as_deref(),
-            created_at: Time(&f.created_at),
-            updated_at: Time(&f.updated_at),
-            keyword_score: c.keyword,
-            vector_score: c.vector,
-        };
-        serde_json::to_writer(&mut out, &hit)?;
     }
     out.push(b']');
     Ok(out)
@@ -166,8 +211,18 @@ mod tests {
         serde_json::to_value(parsed).ok()?.as_str().map(str::to_owned)
     }
 
+    /// What [`write_time`] writes of `text`, read back (as plain and as escaped text alike).
     fn written(text: &str) -> Option<String> {
-        serde_json::to_value(Time(text)).ok()?.as_str().map(str::to_owned)
+        let mut plain = Vec::new();
+        write_time(&mut plain, HitText::Plain(text.as_bytes())).ok()?;
+        let mut escaped = Vec::new();
+        write_time(&mut escaped, HitText::Text(text)).ok()?;
+        assert_eq!(plain, escaped, "{text}");
+        serde_json::from_slice::<String>(&plain).ok()
+    }
+
+    fn as_chrono_writes(text: &str) -> bool {
+        chrono_written(text).is_some()
     }
 
     #[test]

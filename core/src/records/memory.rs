@@ -360,19 +360,15 @@ impl Span {
         }
     }
 
-    /// The text in `record`, a copy of the record the span was found in.
-    fn text<'a>(&'a self, record: &'a [u8]) -> Result<&'a str> {
+    /// The text in `record`, a copy of the record the span was found in, as a hit writes it.
+    fn hit_text<'a>(&'a self, record: &'a [u8]) -> Result<HitText<'a>> {
         match self {
-            Span::At(at) => {
-                let bytes = record.get(at.clone()).ok_or_else(|| Error::Internal("span".into()))?;
-                std::str::from_utf8(bytes).map_err(|e| Error::Internal(format!("span: {e}")))
-            }
-            Span::Owned(s) => Ok(s),
+            Span::At(at) => match record.get(at.clone()) {
+                Some(bytes) => Ok(HitText::Plain(bytes)),
+                None => Err(Error::Internal("span".into())),
+            },
+            Span::Owned(s) => Ok(HitText::Text(s)),
         }
-    }
-
-    fn cow<'a>(&'a self, record: &'a [u8]) -> Result<std::borrow::Cow<'a, str>> {
-        self.text(record).map(std::borrow::Cow::Borrowed)
     }
 }
 
@@ -393,21 +389,73 @@ impl HitSpans {
         }
     }
 
-    /// The [`HitFields`] of `record`, a copy of the record these spans were found in: what
-    /// [`hit_fields`] of it gives.
-    pub(crate) fn fields<'a>(&'a self, record: &'a [u8]) -> Result<HitFields<'a>> {
-        Ok(HitFields {
-            id: self.id.cow(record)?,
-            agent_id: self.agent_id.as_ref().map(|a| a.cow(record)).transpose()?,
-            content: self.content.cow(record)?,
+    /// The [`HitParts`] of `record`, a copy of the record these spans were found in: the
+    /// fields [`hit_fields`] of it gives, without checking again the text the parse that
+    /// found the spans checked.
+    pub(crate) fn parts<'a>(&'a self, record: &'a [u8]) -> Result<HitParts<'a>> {
+        let opt = |s: &'a Option<Span>| s.as_ref().map(|s| s.hit_text(record)).transpose();
+        let json = |s: &'a Span| match s {
+            Span::At(at) => record.get(at.clone()).ok_or_else(|| Error::Internal("span".into())),
+            Span::Owned(s) => Ok(s.as_bytes()),
+        };
+        Ok(HitParts {
+            id: self.id.hit_text(record)?,
+            agent_id: opt(&self.agent_id)?,
+            content: self.content.hit_text(record)?,
             importance: self.importance,
-            tags: serde_json::from_str(self.tags.text(record)?)?,
-            metadata: serde_json::from_str(self.metadata.text(record)?)?,
+            tags: json(&self.tags)?,
+            metadata: json(&self.metadata)?,
             memory_type: self.memory_type,
-            session_id: self.session_id.as_ref().map(|s| s.cow(record)).transpose()?,
-            created_at: self.created_at.cow(record)?,
-            updated_at: self.updated_at.cow(record)?,
+            session_id: opt(&self.session_id)?,
+            created_at: self.created_at.hit_text(record)?,
+            updated_at: self.updated_at.hit_text(record)?,
         })
+    }
+}
+
+/// A string of a hit as it is written from its record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HitText<'a> {
+    /// The text between the quotes of a string in the record's JSON that has no escapes:
+    /// valid UTF-8 without a quote, a backslash or a control character (`serde_json` reads
+    /// no other without an escape), so the string is written as it is.
+    Plain(&'a [u8]),
+    /// A string to be escaped when it is written.
+    Text(&'a str),
+}
+
+/// [`HitFields`] as a hit is written from them: its strings as [`HitText`], its tags and
+/// metadata as their JSON text.
+#[derive(Debug)]
+pub(crate) struct HitParts<'a> {
+    pub id: HitText<'a>,
+    pub agent_id: Option<HitText<'a>>,
+    pub content: HitText<'a>,
+    pub importance: f64,
+    pub tags: &'a [u8],
+    pub metadata: &'a [u8],
+    pub memory_type: MemoryType,
+    pub session_id: Option<HitText<'a>>,
+    pub created_at: HitText<'a>,
+    pub updated_at: HitText<'a>,
+}
+
+impl<'a> HitFields<'a> {
+    /// These fields as a hit is written from them (every string escaped when written).
+    pub(crate) fn parts(&'a self) -> HitParts<'a> {
+        let text = |s: &'a std::borrow::Cow<'a, str>| HitText::Text(s);
+        HitParts {
+            id: text(&self.id),
+            agent_id: self.agent_id.as_ref().map(text),
+            content: text(&self.content),
+            importance: self.importance,
+            tags: self.tags.get().as_bytes(),
+            metadata: self.metadata.get().as_bytes(),
+            memory_type: self.memory_type,
+            session_id: self.session_id.as_ref().map(text),
+            created_at: text(&self.created_at),
+            updated_at: text(&self.updated_at),
+        }
     }
 }
 
