@@ -110,10 +110,39 @@ fn updated_key(bytes: &[u8]) -> Result<[u8; 8]> {
         updated_at: DateTime<Utc>,
     }
     let at = match split_record(bytes) {
-        Some((_, json)) => serde_json::from_slice::<Updated>(json)?.updated_at,
+        Some((_, json)) => match last_fields(json) {
+            Some(at) => at,
+            None => serde_json::from_slice::<Updated>(json)?.updated_at,
+        },
         None => decode_record(bytes)?.memory.updated_at,
     };
     Ok(super::i64_key(at.timestamp_micros()))
+}
+
+/// The `updated_at` of a memory's JSON read from its last two fields alone, as a memory is
+/// serialised (`…,"updated_at":"…","expires_at":null}` or a time for `null`), without parsing
+/// what comes before (its content and metadata: most of a record). `None` when the JSON does
+/// not end so; the whole JSON is read then.
+///
+/// The text from the last `"updated_at":"` to the end, parsed as an object with exactly those
+/// two fields, is the memory's own field: the pattern's unescaped quotes put it outside any
+/// string, and an object that ends at the JSON's last byte is the memory itself.
+fn last_fields(json: &[u8]) -> Option<DateTime<Utc>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Last {
+        updated_at: DateTime<Utc>,
+        #[allow(dead_code)] // only its presence is checked
+        expires_at: Option<DateTime<Utc>>,
+    }
+    const UPDATED_AT: &[u8] = b"\"updated_at\":\"";
+    // The two fields take at most about 90 bytes: look no further back than that.
+    let from = json.len().saturating_sub(128);
+    let at = from + json[from..].windows(UPDATED_AT.len()).rposition(|w| w == UPDATED_AT)?;
+    let mut tail = Vec::with_capacity(1 + json.len() - at);
+    tail.push(b'{');
+    tail.extend_from_slice(&json[at..]);
+    serde_json::from_slice::<Last>(&tail).ok().map(|l| l.updated_at)
 }
 
 #[cfg(test)]
@@ -199,5 +228,32 @@ mod tests {
         assert_eq!(updated_keys(&env, ns), [(at(&first), b), (at(&a2), a)]);
         let notes = env.read(|r, t| Ok(t.fields.prefix_iter(r, &prefix(ns))?.count())).unwrap();
         assert_eq!(notes, 0, "every note dropped");
+    }
+
+    /// The `updated_at` read from a memory's last fields is the one the whole JSON has, also
+    /// when its content and metadata hold the same field name; JSON that does not end as a
+    /// memory's does is read whole.
+    #[test]
+    fn updated_at_from_the_last_fields_is_the_memorys() {
+        let mut m = memory();
+        m.content = r#""updated_at":"2001-01-01T00:00:00Z","expires_at":null}"#.into();
+        m.metadata.insert("updated_at".into(), "2002-02-02T00:00:00Z".into());
+        m.metadata.insert("x".into(), serde_json::json!({"updated_at": "2003-03-03T00:00:00Z"}));
+        for expires_at in [None, Some(m.updated_at + Duration::seconds(60))] {
+            for nanos in [0, 123_000_000, 123_456_000, 123_456_789] {
+                use chrono::Timelike;
+                let updated_at = m.updated_at.with_nanosecond(nanos).unwrap();
+                let m = Memory { updated_at, expires_at, ..m.clone() };
+                let json = serde_json::to_vec(&m).unwrap();
+                assert_eq!(last_fields(&json), Some(updated_at));
+                let record = encode_record(Some(1), &json);
+                assert_eq!(updated_key(&record).unwrap(), at(&m));
+            }
+        }
+        // A memory with a vector field after its times is read whole, to the same value.
+        let m = Memory { vector: Some(vec![0.5]), ..m };
+        let json = serde_json::to_vec(&m).unwrap();
+        assert_eq!(last_fields(&json), None);
+        assert_eq!(updated_key(&encode_record(Some(1), &json)).unwrap(), at(&m));
     }
 }
