@@ -339,22 +339,27 @@ pub(crate) fn update_keys(
     layout: Layout,
 ) -> Result<Option<[u8; 8]>> {
     let mut stale = None;
-    // Both are sorted and free of duplicates.
-    for part in old {
-        if new.binary_search(part).is_err() {
-            if part.first() == Some(&TAG_UPDATED) {
-                stale = part.get(1..9).and_then(|v| v.try_into().ok());
-                continue;
-            }
-            delete_key(t, w, ns, part, mem, slot, layout)?;
+    for part in not_in(old, new) {
+        if part.first() == Some(&TAG_UPDATED) {
+            stale = part.get(1..9).and_then(|v| v.try_into().ok());
+            continue;
         }
+        delete_key(t, w, ns, part, mem, slot, layout)?;
     }
-    for part in new {
-        if old.binary_search(part).is_err() {
-            t.fields.put(w, &full_key(ns, part, mem, slot), &slot_value(slot))?;
-        }
+    for part in not_in(new, old) {
+        t.fields.put(w, &full_key(ns, part, mem, slot), &slot_value(slot))?;
     }
     Ok(stale)
+}
+
+/// The keys of `a` that `b` lacks, in order; both sorted and free of duplicates (as
+/// [`keys_of`] makes them), so one walk over both finds them.
+fn not_in<'a>(a: &'a [Vec<u8>], b: &'a [Vec<u8>]) -> impl Iterator<Item = &'a Vec<u8>> {
+    let mut b = b.iter().peekable();
+    a.iter().filter(move |k| {
+        while b.next_if(|o| o < k).is_some() {}
+        b.peek() != Some(k)
+    })
 }
 
 /// Gives every memory of namespace `ns` (in data environment `env`) written before secondary
@@ -398,4 +403,33 @@ pub(crate) fn build_all(
     stats.fields_indexed = true;
     stats.fields_by_slot = true;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_in;
+
+    /// One walk finds what a search of the other list for each key finds, in the same order.
+    #[test]
+    fn not_in_is_the_difference_in_order() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut keys = |n: usize| {
+            let mut out: Vec<Vec<u8>> = (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed.to_be_bytes()[..=(seed % 3) as usize].iter().map(|b| b % 4).collect()
+                })
+                .collect();
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        for (n, m) in [(0, 0), (0, 5), (5, 0), (8, 8), (20, 3), (3, 20), (30, 30)] {
+            let (a, b) = (keys(n), keys(m));
+            let want: Vec<_> = a.iter().filter(|k| b.binary_search(k).is_err()).collect();
+            assert_eq!(not_in(&a, &b).collect::<Vec<_>>(), want, "{a:?} without {b:?}");
+        }
+    }
 }
