@@ -13,7 +13,7 @@
 //! per slot, since nothing files them before the first index is built. Both kinds are read,
 //! and dropped once filed or when their slot's row is deleted.
 
-use heed3::RwTxn;
+use heed3::{PutFlags, RwTxn};
 
 use crate::datastore::{DataTables, NamespaceId};
 use crate::error::Result;
@@ -62,10 +62,13 @@ pub(crate) fn mark_refile(
     let mut added = 0;
     if !indexed {
         for slot in slots.iter() {
+            // Only where the slot has no note yet: one search, which finds a note without
+            // touching its page (LMDB's no-overwrite put), instead of a get and then a put.
             let key = by_slot_key(ns, *slot);
-            if t.fields.get(w, &key)?.is_none() {
-                t.fields.put(w, &key, &[])?;
-                added += 1;
+            match t.fields.put_with_flags(w, PutFlags::NO_OVERWRITE, &key, &[]) {
+                Ok(()) => added += 1,
+                Err(heed3::Error::Mdb(heed3::MdbError::KeyExist)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         return Ok(added);
@@ -152,6 +155,16 @@ mod tests {
             // Another namespace's notes are not this one's; without an index, one per slot.
             assert_eq!(mark_refile(t, w, ns + 1, 1, false, &mut [5, 6])?, 2);
             assert_eq!(mark_refile(t, w, ns + 1, 2, false, &mut [5])?, 0);
+            Ok(())
+        })
+        .unwrap();
+        // A slot's note is found in a later write too, and left as it is.
+        env.write(|w, t| {
+            assert_eq!(mark_refile(t, w, ns + 1, 3, false, &mut [6, 7])?, 1);
+            t.fields.put(w, &by_slot_key(ns + 1, 7), &[1])?;
+            assert_eq!(mark_refile(t, w, ns + 1, 4, false, &mut [7])?, 0);
+            assert_eq!(t.fields.get(w, &by_slot_key(ns + 1, 7))?, Some(&[1][..]));
+            t.fields.delete(w, &by_slot_key(ns + 1, 7))?;
             Ok(())
         })
         .unwrap();
