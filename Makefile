@@ -59,8 +59,9 @@ test-lmdb-cache: ## mdb.c's cache of decrypted pages: a spilling writer and 4 re
 # place; plain and encrypted, with LMDB's dirty list
 # as the crate builds it and a small one. Then the encrypted seeds that failed before the eleventh
 # change (an overflow page's tag over the end of a free-list record), each to a few commits past
-# where it failed (seed 7 at commit 17, 19 at 46, 12 at 104, 20 at 133).
-test-lmdb-alloc: ## mdb.c's page allocation: every page in use or free exactly once after every commit (plain, encrypted, spilling)
+# where it failed (seed 7 at commit 17, 19 at 46, 12 at 104, 20 at 133). Then that a commit's save
+# of the free list spills no dirty page (thirteenth change).
+test-lmdb-alloc: ## mdb.c's page allocation: every page in use or free exactly once after every commit (plain, encrypted, spilling); a commit's save of the free list spills nothing
 	mkdir -p $(LMDB_CACHE)
 	gcc -O2 -g -Wno-unused-function -I$(LMDB_SRC) -o $(LMDB_CACHE)/alloc_audit \
 		third_party/lmdb-master3-sys/tests/alloc_audit.c -lpthread
@@ -73,6 +74,10 @@ test-lmdb-alloc: ## mdb.c's page allocation: every page in use or free exactly o
 		"alloc_audit_spill 7 30" "alloc_audit_spill 19 60"; do set -- $$run; \
 		rm -rf $(LMDB_CACHE)/alloc && mkdir $(LMDB_CACHE)/alloc && \
 		$(LMDB_CACHE)/$$1 $(LMDB_CACHE)/alloc enc $$3 $$2 || exit 1; done
+	gcc -O2 -g -Wno-unused-function -I$(LMDB_SRC) -o $(LMDB_CACHE)/commit_spill \
+		third_party/lmdb-master3-sys/tests/commit_spill.c -lpthread
+	for m in plain enc; do rm -rf $(LMDB_CACHE)/alloc && mkdir $(LMDB_CACHE)/alloc && \
+		$(LMDB_CACHE)/commit_spill $(LMDB_CACHE)/alloc $$m || exit 1; done
 	rm -rf $(LMDB_CACHE)/alloc
 
 bench-lmdb-cache: ## mdb.c alone: CPU per read of a plain and an encrypted environment (2 threads, 2 s each), then per first read of a page, then per write txn of 1,000 random puts

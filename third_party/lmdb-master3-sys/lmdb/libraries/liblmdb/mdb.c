@@ -4025,6 +4025,10 @@ mdb_txn_abort(MDB_txn *txn)
 	_mdb_txn_abort(txn);
 }
 
+/** Do not spill pages to disk if txn is getting full, may fail instead
+ * (memsilo patch: defined before #mdb_freelist_save, which uses it) */
+#define MDB_NOSPILL	0x8000
+
 /** Save the freelist as of this transaction to the freeDB.
  * This changes the freelist. Keep trying until it stabilizes.
  *
@@ -4254,7 +4258,14 @@ mdb_freelist_save(MDB_txn *txn)
 			data.mv_data = mop -= len;
 			save = mop[0];
 			mop[0] = len;
-			rc = _mdb_cursor_put(&mc, &key, &data, MDB_CURRENT);
+			/* memsilo patch: without spilling. mt_dirty_room is 0 here
+			 * (above), so the put's room check (#mdb_page_spill) wrote
+			 * every dirty page out at every commit that had a reserved
+			 * record to fill, a second flush before the commit's own, and
+			 * gave the room back that the 0 is there to withhold. The
+			 * record was reserved in this txn: its pages are dirty and it
+			 * is written in place. */
+			rc = _mdb_cursor_put(&mc, &key, &data, MDB_CURRENT|MDB_NOSPILL);
 			mop[0] = save;
 			if (rc || !mop_len)
 				break;
@@ -9062,9 +9073,6 @@ mdb_cursor_touch(MDB_cursor *mc)
 	}
 	return rc;
 }
-
-/** Do not spill pages to disk if txn is getting full, may fail instead */
-#define MDB_NOSPILL	0x8000
 
 static int
 _mdb_cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data,
