@@ -18,6 +18,10 @@ struct CacheEntry {
     vectors: Option<Arc<NamespaceVectors>>,
     /// Tick of the last use (for eviction).
     used: u64,
+    /// Held while the copy is loaded, so that callers who miss together wait for one load
+    /// instead of each reading the namespace's rows (a cold namespace's first recalls arrive
+    /// together).
+    loading: Arc<Mutex<()>>,
 }
 
 /// What an index step changed, for the cached copies.
@@ -107,9 +111,18 @@ impl VectorCache {
     ) -> Result<Arc<NamespaceVectors>> {
         let entry = self.entry(ns);
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
-        let version = {
+        let loading = {
             let mut e = entry.lock();
             e.used = tick;
+            match &e.vectors {
+                Some(v) => return Ok(v.clone()),
+                None => e.loading.clone(),
+            }
+        };
+        let _loading = loading.lock();
+        // The load this caller waited for may have installed the copy.
+        let version = {
+            let e = entry.lock();
             match &e.vectors {
                 Some(v) => return Ok(v.clone()),
                 None => e.version,
@@ -216,6 +229,35 @@ mod tests {
         cache.forget(2);
         cache.forget(3);
         assert_eq!(cache.held(), 0);
+    }
+
+    /// Recalls that miss together wait for one load of the namespace instead of each loading
+    /// it; a load that fails leaves the next caller to load again.
+    #[test]
+    fn callers_that_miss_together_share_one_load() {
+        let rows = random_rows(500, 16, 7);
+        let cache = VectorCache::new(usize::MAX);
+        let loads = AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    let copy = cache
+                        .get_or_load(1, || {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            Ok(build(&rows, 500))
+                        })
+                        .unwrap();
+                    assert_eq!(copy.len(), 500);
+                });
+            }
+        });
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        let failed = cache.get_or_load(2, || Err(crate::Error::Internal("disk".into())));
+        assert!(failed.is_err());
+        assert_eq!(cache.get_or_load(2, || Ok(build(&rows, 500))).unwrap().len(), 500);
     }
 
     /// A write commits, a recall loads the namespace from a snapshot that holds that write and
