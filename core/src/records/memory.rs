@@ -360,13 +360,18 @@ impl Span {
         }
     }
 
-    /// The text in `record`, a copy of the record the span was found in, as a hit writes it.
+    /// The bytes in `record`, a copy of the record the span was found in.
+    fn bytes<'a>(&'a self, record: &'a [u8]) -> Result<&'a [u8]> {
+        match self {
+            Span::At(at) => record.get(at.clone()).ok_or_else(|| Error::Internal("span".into())),
+            Span::Owned(s) => Ok(s.as_bytes()),
+        }
+    }
+
+    /// The text in `record` (see [`Span::bytes`]) as a hit writes it.
     fn hit_text<'a>(&'a self, record: &'a [u8]) -> Result<HitText<'a>> {
         match self {
-            Span::At(at) => match record.get(at.clone()) {
-                Some(bytes) => Ok(HitText::Plain(bytes)),
-                None => Err(Error::Internal("span".into())),
-            },
+            Span::At(_) => self.bytes(record).map(HitText::Plain),
             Span::Owned(s) => Ok(HitText::Text(s)),
         }
     }
@@ -394,17 +399,13 @@ impl HitSpans {
     /// found the spans checked.
     pub(crate) fn parts<'a>(&'a self, record: &'a [u8]) -> Result<HitParts<'a>> {
         let opt = |s: &'a Option<Span>| s.as_ref().map(|s| s.hit_text(record)).transpose();
-        let json = |s: &'a Span| match s {
-            Span::At(at) => record.get(at.clone()).ok_or_else(|| Error::Internal("span".into())),
-            Span::Owned(s) => Ok(s.as_bytes()),
-        };
         Ok(HitParts {
             id: self.id.hit_text(record)?,
             agent_id: opt(&self.agent_id)?,
             content: self.content.hit_text(record)?,
             importance: self.importance,
-            tags: json(&self.tags)?,
-            metadata: json(&self.metadata)?,
+            tags: self.tags.bytes(record)?,
+            metadata: self.metadata.bytes(record)?,
             memory_type: self.memory_type,
             session_id: opt(&self.session_id)?,
             created_at: self.created_at.hit_text(record)?,
