@@ -30,15 +30,26 @@ impl Ord for Score {
 
 /// The `k` highest-scoring (score, segment, row) entries seen, kept with a running threshold
 /// so most rows cost one comparison.
+///
+/// Entries are buffered and cut back to the best `k` when the buffer holds four times as many
+/// (at least 128): a cut costs a selection over the buffer, so a larger buffer makes fewer
+/// cuts for the same entries. Scores are held as [`ordered`] integers, so the selection
+/// compares integers instead of calling `f32::total_cmp` at every step.
 pub(super) struct TopK {
     k: usize,
     threshold: f32,
-    buf: Vec<(f32, u32, u32)>,
+    buf: Vec<(u32, u32, u32)>,
 }
 
 impl TopK {
     pub(super) fn new(k: usize) -> Self {
-        TopK { k: k.max(1), threshold: f32::NEG_INFINITY, buf: Vec::with_capacity(2 * k.max(32)) }
+        let k = k.max(1);
+        TopK { k, threshold: f32::NEG_INFINITY, buf: Vec::with_capacity(Self::cut_at(k)) }
+    }
+
+    /// The buffer's length at which it is cut back to `k` entries.
+    fn cut_at(k: usize) -> usize {
+        4 * k.max(32)
     }
 
     /// The score an entry must beat to be kept (it only rises).
@@ -58,17 +69,42 @@ impl TopK {
         if score <= self.threshold || !keep() {
             return;
         }
-        self.buf.push((score, segment, row));
-        if self.buf.len() >= 2 * self.k.max(32) {
-            top_by_score(&mut self.buf, self.k);
-            self.threshold = self.buf.iter().map(|e| e.0).fold(f32::INFINITY, f32::min);
+        self.buf.push((ordered(score), segment, row));
+        if self.buf.len() >= Self::cut_at(self.k) {
+            self.cut();
+            // The lowest score kept: the first after the cut (see `cut`).
+            self.threshold = self.buf.iter().map(|e| e.0).min().map_or(f32::INFINITY, unordered);
+        }
+    }
+
+    /// Cuts the buffer back to its best `k` entries (unordered).
+    fn cut(&mut self) {
+        if self.k < self.buf.len() {
+            self.buf.select_nth_unstable_by_key(self.k - 1, |e| std::cmp::Reverse(e.0));
+            self.buf.truncate(self.k);
         }
     }
 
     pub(super) fn into_vec(mut self) -> Vec<(f32, u32, u32)> {
-        top_by_score(&mut self.buf, self.k);
-        self.buf
+        self.cut();
+        self.buf.into_iter().map(|(key, segment, row)| (unordered(key), segment, row)).collect()
     }
+}
+
+/// `x` as an integer whose order is `f32::total_cmp`'s (negative values' bits reversed,
+/// positive values' sign bit set).
+fn ordered(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// The `f32` that [`ordered`] gave `key` for.
+fn unordered(key: u32) -> f32 {
+    f32::from_bits(if key >> 31 == 1 { key & 0x7fff_ffff } else { !key })
 }
 
 /// Keeps the `k` highest-scoring entries (unordered).
@@ -78,5 +114,61 @@ pub(super) fn top_by_score(v: &mut Vec<(f32, u32, u32)>, k: usize) {
             v.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
         }
         v.truncate(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_keys_sort_as_total_cmp_and_give_the_score_back() {
+        let mut xs = vec![
+            f32::NEG_INFINITY,
+            -1.5,
+            -0.25,
+            -f32::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f32::MIN_POSITIVE,
+            0.25,
+            0.999_999,
+            1.0,
+            f32::INFINITY,
+        ];
+        xs.sort_by(f32::total_cmp);
+        let keys: Vec<u32> = xs.iter().map(|&x| ordered(x)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        for &x in &xs {
+            assert_eq!(unordered(ordered(x)).to_bits(), x.to_bits());
+        }
+    }
+
+    #[test]
+    fn keeps_the_best_k_of_a_stream_through_many_cuts() {
+        // A stream that keeps offering scores near the top: many cuts, ties included.
+        let mut top = TopK::new(72);
+        let mut all = Vec::new();
+        let mut seed = 7u64;
+        for row in 0..20_000u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let score = ((seed >> 40) % 1000) as f32 / 1000.0 - 0.5;
+            all.push(score);
+            top.push_if(score, row % 3, row, || row % 11 != 0);
+        }
+        let mut got: Vec<(f32, u32, u32)> = top.into_vec();
+        got.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut want: Vec<f32> =
+            all.iter().enumerate().filter(|(row, _)| row % 11 != 0).map(|(_, &s)| s).collect();
+        want.sort_by(|a, b| b.total_cmp(a));
+        want.truncate(72);
+        assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), want);
+        for (score, segment, row) in got {
+            assert_eq!(all[row as usize].to_bits(), score.to_bits());
+            assert_eq!(segment, row % 3);
+            assert_ne!(row % 11, 0);
+        }
     }
 }
