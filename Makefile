@@ -296,7 +296,8 @@ bench-namespaces: ## A million namespaces (N=...): create rate, disk per namespa
 # memsilo serve beside Chroma's server (chromadb pinned in benches/compare/requirements.txt,
 # installed into a venv under the target dir): the same vectors, one load generator.
 CHROMA_VENV := $(CARGO_TARGET_DIR)/chroma-venv
-bench-http-compare: ## memsilo serve vs chroma run at 1/16/64 clients (store, recall): benches/compare/http.{md,png}
+bench-http-compare: ## memsilo serve vs chroma run at 1/16/64 clients (store, recall), load from wrk: benches/compare/http.{md,png}
+	command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 	test -x $(CHROMA_VENV)/bin/chroma || $(PYTHON) -m venv $(CHROMA_VENV)
 	$(CHROMA_VENV)/bin/pip install -q --disable-pip-version-check \
 		$$(grep -E '^(chromadb|matplotlib)==' benches/compare/requirements.txt)

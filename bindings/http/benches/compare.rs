@@ -1,6 +1,10 @@
 //! `memsilo serve` and Chroma's server (`chroma run`, the pinned `chromadb` `PyPI` package)
-//! under the same load from the same generator: keep-alive HTTP/1.1 clients on 1, 16 and 64
-//! threads of this process (ureq; neither system's SDK), on loopback, one server at a time.
+//! under the same load from the same generator: `wrk` (Debian's package; `make
+//! bench-http-compare` installs it when it is missing) on one thread with 1, 16 and 64
+//! keep-alive HTTP/1.1 connections (neither system's SDK), on loopback, one server at a time.
+//! A Lua script written for each phase phrases the requests for the system under test (the
+//! bodies of a recall made once, a store's per request for its id); wrk's own CPU per request
+//! is printed beside the server's, so what the generator takes of the two cores is known.
 //!
 //! Both get the same precomputed 384-d vectors (seeded, clustered unit vectors), so embedding
 //! cost is out of the comparison; each memsilo namespace is one Chroma collection (cosine):
@@ -14,9 +18,15 @@
 //!   of the same moment is stored.
 //!
 //! Each phase runs `BENCH_SECS` (default 5) per level. The servers' CPU time (process and
-//! children, from `/proc`) is printed beside the wall clock. Writes `benches/compare/http.md`
+//! children, from `/proc`) is printed beside the wall clock. wrk's script cannot tell which
+//! request a response answers (its connections share one Lua state), so the malformed phase
+//! counts 4xx answers against the malformed requests sent: `refused` is the smaller of the two,
+//! and `failed` every other answer that is not a 2xx (a well-formed request refused while a
+//! malformed one was stored would cancel out; `make bench-http`'s mixed phases check each
+//! request by itself). Writes `benches/compare/http.md`
 //! (table) and `benches/compare/http.csv` (for `http_chart.py`, which draws `http.png`).
-//! Run with `make bench-http-compare`; `CHROMA` is the `chroma` executable.
+//! Run with `make bench-http-compare`; `CHROMA` is the `chroma` executable, `BENCH_SYSTEMS=memsilo`
+//! (or `chroma`) runs one system only and writes no table.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -79,16 +89,17 @@ fn post(agent: &ureq::Agent, url: &str, auth: Option<&str>, body: String) -> (u1
     }
 }
 
-/// A system under test: how to reach it and how to phrase each request.
+/// A system under test: how to reach it and how wrk's script phrases each request.
 struct System {
     name: &'static str,
     child: Child,
+    /// `host:port` of the server.
+    base: String,
     auth: Option<String>,
-    /// URL of a tenant's store (`t` < `TENANTS`) and of the corpus's recall.
-    store_url: Vec<String>,
-    recall_url: String,
-    store_body: fn(usize, &str, &str) -> String,
-    recall_body: fn(&str) -> String,
+    /// Lua functions of the phase's script: `store(t, id, v)` gives the path and body of a
+    /// store of vector `v` (JSON text) under `id` into tenant `t` (0-based, < `TENANTS`),
+    /// `recall(v)` those of a top-10 recall of `v` from the corpus.
+    lua: String,
 }
 
 fn free_port() -> u16 {
@@ -121,14 +132,14 @@ fn start_memsilo(data: &Path, corpus: &[String]) -> System {
         .stdout(Stdio::null())
         .spawn()
         .expect("memsilo serve starts");
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for(&format!("{base}/healthz"));
+    let base = format!("127.0.0.1:{port}");
+    wait_for(&format!("http://{base}/healthz"));
     let auth = format!("Bearer {ADMIN}");
     let agent = agent();
     for name in (0..TENANTS).map(|t| format!("tenant-{t}")).chain(["corpus".to_owned()]) {
         let (s, b) = post(
             &agent,
-            &format!("{base}/v1/namespaces"),
+            &format!("http://{base}/v1/namespaces"),
             Some(&auth),
             json!({ "name": name, "dimensions": DIM }).to_string(),
         );
@@ -143,22 +154,20 @@ fn start_memsilo(data: &Path, corpus: &[String]) -> System {
             })
             .collect();
         let body = format!(r#"{{"namespace":"corpus","memories":[{}]}}"#, memories.join(","));
-        let (s, b) = post(&agent, &format!("{base}/v1/memory/store_batch"), Some(&auth), body);
+        let (s, b) =
+            post(&agent, &format!("http://{base}/v1/memory/store_batch"), Some(&auth), body);
         assert_eq!(s, 201, "{b}");
     }
-    System {
-        name: "memsilo",
-        child,
-        auth: Some(auth),
-        store_url: vec![format!("{base}/v1/memory/store"); TENANTS],
-        recall_url: format!("{base}/v1/memory/recall"),
-        store_body: |t, id, v| {
-            format!(
-                r#"{{"namespace":"tenant-{t}","id":"{id}","content":"memory {id}","embedding":{v}}}"#
-            )
-        },
-        recall_body: |v| format!(r#"{{"namespace":"corpus","vector":{v},"top_k":10}}"#),
-    }
+    let lua = r#"
+function store(t, id, v)
+  return "/v1/memory/store",
+    '{"namespace":"tenant-' .. t .. '","id":"' .. id .. '","content":"memory ' .. id .. '","embedding":' .. v .. '}'
+end
+function recall(v)
+  return "/v1/memory/recall", '{"namespace":"corpus","vector":' .. v .. ',"top_k":10}'
+end
+"#;
+    System { name: "memsilo", child, base, auth: Some(auth), lua: lua.to_owned() }
 }
 
 fn start_chroma(chroma: &str, data: &Path, corpus: &[String]) -> System {
@@ -198,21 +207,23 @@ fn start_chroma(chroma: &str, data: &Path, corpus: &[String]) -> System {
         let (s, b) = post(&agent, &format!("{base}/{corpus_id}/add"), None, body);
         assert!(s == 200 || s == 201, "{s} {b}");
     }
-    System {
-        name: "chroma",
-        child,
-        auth: None,
-        store_url: ids.iter().map(|id| format!("{base}/{id}/add")).collect(),
-        recall_url: format!("{base}/{corpus_id}/query"),
-        store_body: |_, id, v| {
-            format!(r#"{{"ids":["{id}"],"embeddings":[{v}],"documents":["memory {id}"]}}"#)
-        },
-        recall_body: |v| {
-            format!(
-                r#"{{"query_embeddings":[{v}],"n_results":10,"include":["documents","distances"]}}"#
-            )
-        },
-    }
+    let prefix = "/api/v2/tenants/default_tenant/databases/default_database/collections";
+    let tenants: Vec<String> = ids.iter().map(|id| format!("\"{prefix}/{id}/add\"")).collect();
+    let lua = format!(
+        r#"
+local tenants = {{ {tenants} }}
+function store(t, id, v)
+  return tenants[t + 1],
+    '{{"ids":["' .. id .. '"],"embeddings":[' .. v .. '],"documents":["memory ' .. id .. '"]}}'
+end
+function recall(v)
+  return "{prefix}/{corpus_id}/query",
+    '{{"query_embeddings":[' .. v .. '],"n_results":10,"include":["documents","distances"]}}'
+end
+"#,
+        tenants = tenants.join(", ")
+    );
+    System { name: "chroma", child, base: format!("127.0.0.1:{port}"), auth: None, lua }
 }
 
 struct Row {
@@ -234,88 +245,131 @@ struct Row {
 /// The phase whose every hundredth store is malformed (see the module's documentation).
 const MIXED: &str = "mixed";
 
-/// Whether request `i` of client `c` in the [`MIXED`] phase is malformed.
-fn is_malformed(c: usize, i: usize) -> bool {
-    (c * 7919 + i).is_multiple_of(100)
-}
+/// The part of every phase's wrk script that does not depend on the system: reads the
+/// vectors, makes or builds the requests, counts the answers by class, and prints one JSON
+/// line at the end. `PHASE`, `CLIENTS`, `AUTH` (a Lua string or `nil`), `VECTORS` (a file of
+/// one vector a line) and the system's `store`/`recall` functions are put in before it.
+const SCRIPT: &str = r#"
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+local vecs, reqs, headers = {}, {}, {}
+function init(args)
+  for line in io.lines(VECTORS) do vecs[#vecs + 1] = line end
+  headers["Content-Type"] = "application/json"
+  if AUTH then headers["Authorization"] = AUTH end
+  if PHASE == "recall" then
+    for i, v in ipairs(vecs) do
+      local path, body = recall(v)
+      reqs[i] = wrk.format("POST", path, headers, body)
+    end
+  end
+  ok, c4xx, other, malformed = 0, 0, 0, 0
+end
+local n = 0
+function request()
+  n = n + 1
+  if PHASE == "recall" then return reqs[n % #reqs + 1] end
+  local v = vecs[n % #vecs + 1]
+  if PHASE == "mixed" and n % 100 == 0 then
+    v = "[0.5,0.5,0.5]"
+    malformed = malformed + 1
+  end
+  local path, body = store(n % 16, PHASE .. "-" .. CLIENTS .. "-" .. n, v)
+  return wrk.format("POST", path, headers, body)
+end
+function response(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1
+  elseif status >= 400 and status < 500 then c4xx = c4xx + 1
+  else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local sum = {ok = 0, c4xx = 0, other = 0, malformed = 0}
+  for _, t in ipairs(threads) do
+    for k, _ in pairs(sum) do sum[k] = sum[k] + t:get(k) end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"ok":%d,"c4xx":%d,"other":%d,"malformed":%d,"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    sum.ok, sum.c4xx, sum.other, sum.malformed, e.connect + e.read + e.write + e.timeout))
+end
+"#;
 
-/// What a client of a phase saw: latencies, well-formed failures, malformed sent and refused.
-#[derive(Default)]
-struct Seen {
-    lat: Vec<Duration>,
-    failed: usize,
-    malformed: usize,
-    refused: usize,
-}
-
-fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecs: &[String]) -> Row {
+/// Runs `phase` against `sys` with wrk (one thread, `clients` connections, `secs` seconds),
+/// the vectors of its requests read from `vectors` (one a line).
+fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vectors: &Path) -> Row {
+    let script = tempfile::NamedTempFile::new().unwrap();
+    let auth = sys.auth.as_ref().map_or("nil".to_owned(), |a| format!("{a:?}"));
+    let head = format!(
+        "PHASE = {phase:?}\nCLIENTS = {clients}\nAUTH = {auth}\nVECTORS = {:?}\n",
+        vectors.display().to_string()
+    );
+    std::fs::write(script.path(), format!("{head}{}{SCRIPT}", sys.lua)).unwrap();
     let pid = sys.child.id();
     let cpu0 = cpu_tree(pid);
-    let started = Instant::now();
-    let limit = Duration::from_secs_f64(secs);
-    let short = "[0.5,0.5,0.5]";
-    let results: Vec<Seen> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                s.spawn(move || {
-                    let agent = agent();
-                    let (mut seen, mut i) = (Seen::default(), 0usize);
-                    while started.elapsed() < limit {
-                        let bad = phase == MIXED && is_malformed(c, i);
-                        let v = if bad { short } else { &vecs[(c * 7919 + i) % vecs.len()] };
-                        let (url, body) = if phase == "recall" {
-                            (sys.recall_url.as_str(), (sys.recall_body)(v))
-                        } else {
-                            let t = c % TENANTS;
-                            let id = format!("{phase}-{clients}-{c}-{i}");
-                            (sys.store_url[t].as_str(), (sys.store_body)(t, &id, v))
-                        };
-                        let t0 = Instant::now();
-                        let (status, _) = post(&agent, url, sys.auth.as_deref(), body);
-                        seen.lat.push(t0.elapsed());
-                        if bad {
-                            seen.malformed += 1;
-                            seen.refused += usize::from((400..500).contains(&status));
-                        } else if !(200..300).contains(&status) {
-                            seen.failed += 1;
-                        }
-                        i += 1;
-                    }
-                    seen
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let wall = started.elapsed().as_secs_f64();
+    let wrk = Command::new("wrk")
+        .args(["-t1", &format!("-c{clients}"), &format!("-d{secs}s"), "--timeout", "60s", "-s"])
+        .arg(script.path())
+        .arg(format!("http://{}", sys.base))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wrk runs (`make bench-http-compare` installs it: apt-get install -y wrk)");
+    let (out, generator_cpu) = wait_with_cpu(wrk);
     let cpu_s = cpu_tree(pid) - cpu0;
-    let failed = results.iter().map(|r| r.failed).sum();
-    let malformed = results.iter().map(|r| r.malformed).sum();
-    let refused = results.iter().map(|r| r.refused).sum();
-    let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.lat).collect();
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let line =
+        out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("wrk: {out}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap_or(0) as usize;
+    let wall = n("duration_us") as f64 / 1e6;
+    let refused = n("c4xx").min(n("malformed"));
     let row = Row {
         system: sys.name,
         phase,
         clients,
-        rps: lat.len() as f64 / wall,
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-        failed,
-        malformed,
+        rps: n("requests") as f64 / wall,
+        p50_ms: n("p50_us") as f64 / 1000.0,
+        p99_ms: n("p99_us") as f64 / 1000.0,
+        failed: n("c4xx") - refused + n("other") + n("socket_errors"),
+        malformed: n("malformed"),
         refused,
         cpu_s,
         wall_s: wall,
     };
     println!(
-        "{:8} {:6} {:3} clients {:8.0} req/s  p50 {:7.2} ms  p99 {:7.2} ms  failed {}  malformed refused {}/{}  server CPU {:.1} s in {:.1} s",
-        row.system, row.phase, row.clients, row.rps, row.p50_ms, row.p99_ms, row.failed, row.refused, row.malformed, row.cpu_s, row.wall_s
+        "{:8} {:6} {:3} clients {:8.0} req/s  p50 {:7.2} ms  p99 {:7.2} ms  failed {}  malformed refused {}/{}  CPU/request: server {:.1} µs, wrk {:.1} µs",
+        row.system,
+        row.phase,
+        row.clients,
+        row.rps,
+        row.p50_ms,
+        row.p99_ms,
+        row.failed,
+        row.refused,
+        row.malformed,
+        row.cpu_s * 1e6 / n("requests").max(1) as f64,
+        generator_cpu * 1e6 / n("requests").max(1) as f64,
     );
     row
+}
+
+/// Waits for `child`: what it wrote to its piped stdout, and the CPU seconds it used.
+fn wait_with_cpu(mut child: Child) -> (String, f64) {
+    use std::io::Read as _;
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    // SAFETY: rusage is plain integers (all-zero is valid); wait4 fills it and the status
+    // for our own child, which `Child` has not reaped (its wait is never called).
+    let (status, usage) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let mut status = 0;
+        libc::wait4(child.id() as i32, &raw mut status, 0, &raw mut usage);
+        (status, usage)
+    };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "wrk failed: {out}");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (out, secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 fn main() {
@@ -326,10 +380,18 @@ fn main() {
     let chroma = std::env::var("CHROMA").unwrap_or_else(|_| "chroma".into());
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches/compare");
     let corpus = vectors(CORPUS, 1);
-    let queries = vectors(2_000, 2);
     let tmp = tempfile::tempdir().unwrap();
+    let queries = tmp.path().join("queries.txt");
+    std::fs::write(&queries, vectors(2_000, 2).join("\n") + "\n").unwrap();
     let mut rows = Vec::new();
-    for which in ["memsilo", "chroma"] {
+    // `BENCH_SYSTEMS=memsilo` (or `chroma`) for one system only; the tables are written
+    // when both ran.
+    let only = std::env::var("BENCH_SYSTEMS").ok();
+    let systems: Vec<&str> = ["memsilo", "chroma"]
+        .into_iter()
+        .filter(|w| only.as_deref().is_none_or(|o| o.split(',').any(|x| x.trim() == *w)))
+        .collect();
+    for &which in &systems {
         let data = tmp.path().join(which);
         let mut sys = match which {
             "memsilo" => start_memsilo(&data, &corpus),
@@ -394,6 +456,8 @@ fn main() {
         load.trim()
     );
     print!("\n{md}");
-    std::fs::write(out_dir.join("http.md"), md).unwrap();
-    std::fs::write(out_dir.join("http.csv"), csv).unwrap();
+    if systems.len() == 2 {
+        std::fs::write(out_dir.join("http.md"), md).unwrap();
+        std::fs::write(out_dir.join("http.csv"), csv).unwrap();
+    }
 }
