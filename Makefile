@@ -286,7 +286,8 @@ test-schemathesis: ## Fuzz the HTTP server against its /openapi.json (venv in ta
 bench: ## Criterion benches of the core paths
 	cargo bench -p memsilo
 
-bench-http: ## HTTP server on loopback: store/recall req/s, p50/p99, auth+routing overhead
+bench-http: ## HTTP server on loopback: store/recall req/s, p50/p99, auth+routing overhead (BENCH_GENERATOR=wrk: load from wrk)
+	test "$$BENCH_GENERATOR" != wrk || command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 	cargo bench -p memsilo-http --bench http
 
 N ?= 1000000

@@ -17,7 +17,11 @@
 //! `recall,namespaces,overhead,store,malformed`; `hybrid` or `vector` for one recall mode)
 //! the phases run, `BENCH_CLIENTS` (default `1,16,64`) the client counts of recall and store.
 //! `TMPDIR` places the data directory (on tmpfs, fsync costs nothing: the code's own limit).
-//! `MEMSILO_KEYRING=DIR` encrypts it (the instance key is made in DIR); with it,
+//! `BENCH_GENERATOR=wrk` sends the timed recall and store phases from `wrk` (Debian's
+//! package, one thread, a separate process) instead of the hyper client, which takes more CPU
+//! a request than wrk does of the same two cores (both are printed); the phases with malformed
+//! requests and the counted ones (namespaces) stay on the hyper client, which checks each
+//! answer. `MEMSILO_KEYRING=DIR` encrypts it (the instance key is made in DIR); with it,
 //! `BENCH_CIPHER=chacha20-poly1305` makes it a directory as created before AES-256-GCM-SIV
 //! (its `storage.json` written first, naming that cipher), to compare the two ciphers.
 
@@ -82,6 +86,8 @@ fn post(path: &str, body: &serde_json::Value) -> Req {
 #[derive(Default)]
 struct Tally {
     lat: Vec<Duration>,
+    /// Requests answered, p50 and p99, when wrk sent them (it gives no single latencies).
+    wrk: Option<(usize, Duration, Duration)>,
     /// Well-formed requests that did not get a 2xx.
     failed: usize,
     /// Malformed requests answered with a 4xx.
@@ -127,6 +133,14 @@ fn load(
     limit: Limit,
     make: &(dyn Fn(usize, usize) -> Req + Sync),
 ) -> (Cost, Tally) {
+    if let Limit::Time(secs) = limit {
+        if std::env::var("BENCH_GENERATOR").is_ok_and(|g| g == "wrk") {
+            let sample: Vec<Req> = (0..WRK_REQUESTS).map(|i| make(i % clients, i)).collect();
+            if sample.iter().all(|r| r.malformed.is_none()) {
+                return load_wrk(url, key, clients, secs, &sample);
+            }
+        }
+    }
     let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let auth = format!("Bearer {key}");
     let next = AtomicUsize::new(0);
@@ -240,6 +254,108 @@ async fn connection(
     tally
 }
 
+/// How many of a phase's requests wrk's script cycles through.
+const WRK_REQUESTS: usize = 512;
+
+/// [`load`] from wrk: `clients` connections on one thread for `secs`, cycling through
+/// `requests` (each made once, as the script starts).
+fn load_wrk(
+    url: &str,
+    key: &str,
+    clients: usize,
+    secs: Duration,
+    requests: &[Req],
+) -> (Cost, Tally) {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    // One request a line: method, path and body (compact JSON has no newline).
+    let mut lines = String::new();
+    for r in requests {
+        let body = r.body.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        let _ = writeln!(lines, "{} {} {body}", r.method, r.path);
+    }
+    std::fs::write(dir.path().join("requests"), lines).unwrap();
+    let script = format!(
+        r#"
+local reqs = {{}}
+function init(args)
+  local headers = {{["Authorization"] = "Bearer {key}", ["Content-Type"] = "application/json"}}
+  for line in io.lines({requests:?}) do
+    local method, path, body = line:match("^(%S+) (%S+) (.*)$")
+    if body == "" then body = nil end
+    reqs[#reqs + 1] = wrk.format(method, path, headers, body)
+  end
+end
+local n = 0
+function request()
+  n = n + 1
+  return reqs[n % #reqs + 1]
+end
+function done(summary, latency, requests)
+  io.write(string.format("%d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status))
+end
+"#,
+        requests = dir.path().join("requests").display().to_string()
+    );
+    std::fs::write(dir.path().join("script.lua"), script).unwrap();
+    let cpu0 = process_cpu();
+    let child = std::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{clients}"), &format!("-d{}s", secs.as_secs_f64()), "-s"])
+        .arg(dir.path().join("script.lua"))
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk runs (Debian: apt-get install -y wrk)");
+    let out = child.wait_with_output().unwrap();
+    let process = process_cpu().saturating_sub(cpu0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {stdout}");
+    let nums: Vec<u64> = stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [requests, duration_us, p50_us, p99_us, non_2xx] = nums[..] else {
+        panic!("wrk's summary: {stdout}")
+    };
+    let generator = children_cpu();
+    let cost = Cost {
+        wall: Duration::from_micros(duration_us),
+        process_cpu: process + generator,
+        client_cpu: generator,
+    };
+    let tally = Tally {
+        wrk: Some((
+            requests as usize,
+            Duration::from_micros(p50_us),
+            Duration::from_micros(p99_us),
+        )),
+        failed: non_2xx as usize,
+        ..Tally::default()
+    };
+    (cost, tally)
+}
+
+/// CPU time of the child processes this process has waited for since the last call (wrk's).
+fn children_cpu() -> Duration {
+    static SEEN: std::sync::Mutex<Duration> = std::sync::Mutex::new(Duration::ZERO);
+    // SAFETY: rusage is plain integers (all-zero is valid), and getrusage fills it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let all = secs(usage.ru_utime) + secs(usage.ru_stime);
+    let mut seen = SEEN.lock().unwrap();
+    let new = all.saturating_sub(*seen);
+    *seen = all;
+    new
+}
+
 #[derive(Clone, Copy)]
 enum Limit {
     Time(Duration),
@@ -247,16 +363,18 @@ enum Limit {
 }
 
 fn report(name: &str, clients: usize, cost: &Cost, t: &Tally) {
-    let n = t.lat.len().max(1) as f64;
+    let (count, p50, p99) =
+        t.wrk.unwrap_or_else(|| (t.lat.len(), percentile(&t.lat, 0.50), percentile(&t.lat, 0.99)));
+    let n = count.max(1) as f64;
     let server_cpu = cost.process_cpu.saturating_sub(cost.client_cpu);
     println!(
-        "{name:<34} {clients:>3} clients {:>8.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   CPU/request: server {:>6.1} µs, load generator {:>5.1} µs   ({} requests, {} failed)",
-        t.lat.len() as f64 / cost.wall.as_secs_f64(),
-        percentile(&t.lat, 0.50).as_secs_f64() * 1e3,
-        percentile(&t.lat, 0.99).as_secs_f64() * 1e3,
+        "{name:<34} {clients:>3} clients {:>8.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   CPU/request: server {:>6.1} µs, load generator {:>5.1} µs{}   ({count} requests, {} failed)",
+        count as f64 / cost.wall.as_secs_f64(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
         server_cpu.as_secs_f64() * 1e6 / n,
         cost.client_cpu.as_secs_f64() * 1e6 / n,
-        t.lat.len(),
+        if t.wrk.is_some() { " (wrk)" } else { "" },
         t.failed,
     );
 }
