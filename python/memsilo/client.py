@@ -87,13 +87,17 @@ def _unsendable(value: Any, path: str) -> Optional[Tuple[str, str]]:
     key that is not a string or number), with why; or ``None``."""
     if isinstance(value, float):
         return None if math.isfinite(value) else (path, "must be a finite number")
-    if value is None or isinstance(value, (str, int, datetime, set, frozenset)):
+    if isinstance(value, str):
+        return _not_unicode(value, path)
+    if value is None or isinstance(value, (int, datetime, set, frozenset)):
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
             here = f"{path}.{key}" if path else str(key)
             if not isinstance(key, (str, int, float, bool)):
                 return here, f"keys must be strings, got {type(key).__name__}"
+            if isinstance(key, str) and _not_unicode(key, here) is not None:
+                return _not_unicode(key, here)
             found = _unsendable(item, here)
             if found is not None:
                 return found
@@ -109,26 +113,48 @@ def _unsendable(value: Any, path: str) -> Optional[Tuple[str, str]]:
     return None
 
 
+def _not_unicode(text: str, path: str) -> Optional[Tuple[str, str]]:
+    """``(path, why)`` when ``text`` holds a lone surrogate (a ``str`` that is not Unicode
+    text, e.g. from ``os.fsdecode`` of bytes that are not UTF-8); else ``None``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return path, f"must be valid Unicode text, got a lone surrogate at index {e.start}"
+    return None
+
+
 def _dumps(args: Mapping[str, Any]) -> str:
     """The arguments as JSON. JSON has no NaN or infinity (``json.dumps`` would write ``NaN``,
-    which the engine refuses as unreadable ``args``), and ``json.dumps`` raises a bare
-    ``TypeError`` for a value of another type: either is refused here as
-    ``InvalidArgumentError`` naming its field, as the engine names any other bad value."""
+    which the engine refuses as unreadable ``args``), ``json.dumps`` raises a bare
+    ``TypeError`` for a value of another type, and writes a lone surrogate as an escape the
+    engine refuses as unreadable ``args``: each is refused here as ``InvalidArgumentError``
+    naming its field, as the engine names any other bad value."""
     body = {k: v for k, v in args.items() if v is not None}
     try:
-        return json.dumps(body, default=_encode, allow_nan=False)
+        text = json.dumps(body, default=_encode, allow_nan=False)
     except (ValueError, TypeError):
         found = _unsendable(body, "")
         if found is None:
             raise
-    field, reason = found
+    else:
+        # Surrogates are escaped as \udXXX: only then can a string be one the engine refuses.
+        if "\\ud" not in text:
+            return text
+        found = _unsendable(body, "")
+        if found is None:
+            return text
+    raise _invalid(*found)
+
+
+def _invalid(field: str, reason: str) -> _native.InvalidArgumentError:
+    """memsilo's ``invalid_argument`` for ``field``, as the engine would report it."""
     message = f"{field}: {reason}"
     err = _native.InvalidArgumentError(message)
     err.message = message
     err.retry_after = None
     err.field = field
     err.details = {"error": "invalid_argument", "message": message, "code": 400, "field": field}
-    raise err
+    return err
 
 
 def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
@@ -139,8 +165,13 @@ def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
         return None
     if _np is not None:
         try:
-            block = _np.ascontiguousarray(_np.asarray(rows, dtype=_np.float32))
-        except (TypeError, ValueError):
+            block = _np.asarray(rows)
+            # numpy would read "0.5" or True as a number, where the engine refuses them by field.
+            if block.dtype.kind not in "fiu":
+                return None
+            with _np.errstate(over="ignore"):  # beyond float32 is inf: the engine refuses it
+                block = _np.ascontiguousarray(block, dtype=_np.float32)
+        except (TypeError, ValueError, OverflowError):
             return None
         if block.ndim != 2 or block.shape[1] == 0:
             return None
@@ -152,7 +183,7 @@ def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
         packed = array("f")
         for row in rows:
             packed.extend(row)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return packed.tobytes(), dims
 
@@ -301,7 +332,14 @@ class Memsilo:
 
     def store_memories(self, namespace: str, memories: Sequence[MemoryInput]) -> List[str]:
         """Stores up to 1000 memories, all or nothing; returns their ids in order."""
-        items: List[Dict[str, Any]] = [dict(m) for m in memories]
+        if isinstance(memories, (str, bytes, Mapping)) or not isinstance(memories, Iterable):
+            raise _invalid("memories", f"must be a list of dicts, got {type(memories).__name__}")
+        items: List[Dict[str, Any]] = []
+        for i, m in enumerate(memories):
+            if not isinstance(m, Mapping):
+                reason = f"must be a dict of a memory's fields, got {type(m).__name__}"
+                raise _invalid(f"memories[{i}]", reason)
+            items.append(dict(m))
         if self._embed_fn is not None:
             missing = [m for m in items if m.get("embedding") is None]
             if missing:
@@ -370,6 +408,9 @@ class Memsilo:
         self, namespace: Optional[str], ids: Sequence[str], *, include_vectors: bool = False
     ) -> List[Memory]:
         """The memories of ``ids`` (at most 1000) in that order; absent ids are left out."""
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            # list("doc-1") would ask for the ids "d", "o", "c", ... and find none.
+            raise _invalid("ids", f"must be a list of ids, got {type(ids).__name__}")
         args = {"namespace": namespace, "ids": list(ids), "include_vectors": include_vectors}
         return cast(List[Memory], self._call("get_memories", args)["memories"])
 

@@ -103,6 +103,47 @@ def test_values_json_cannot_carry_are_refused_naming_their_field(db: memsilo.Mem
     assert db.count_memories(ns) == 0
 
 
+def test_text_that_is_not_unicode_is_refused_naming_its_field(db: memsilo.Memsilo) -> None:
+    # A str with a lone surrogate (os.fsdecode of bytes that are not UTF-8, a half emoji) used
+    # to reach the engine as a \udXXX escape it refused as unreadable "args", naming no field.
+    ns = unique("utf")
+    db.create_namespace(ns)
+    for call, field in [
+        (lambda: db.store_memory(ns, "bad \udcff text"), "content"),
+        (lambda: db.store_memory(ns, "x", tags=["ok", "\ud83d"]), "tags[1]"),
+        (lambda: db.store_memory(ns, "x", metadata={"path": {"\udc80": 1}}), "metadata.path.\udc80"),
+        (lambda: db.store_memories(ns, [{"content": "a"}, {"content": "b", "agent_id": "\udfff"}]),
+         "memories[1].agent_id"),
+        (lambda: db.recall(ns, "half \ud800"), "query"),
+    ]:
+        err = check(memsilo.InvalidArgumentError, call, field)
+        assert err.field == field and "lone surrogate" in (err.message or "")
+    assert db.count_memories(ns) == 0
+    # Text that only looks like an escape, and characters outside the BMP, go through as given.
+    db.store_memory(ns, "C:\\udir \U0001f600", id="fine")
+    assert db.get_memory(ns, "fine")["content"] == "C:\\udir \U0001f600"
+
+
+def test_wrongly_shaped_lists_are_refused_naming_them(db: memsilo.Memsilo) -> None:
+    # These used to be a bare TypeError or ValueError from dict()/list(), or, for a str of
+    # ids, a silent empty answer (list("doc-1") asked for the ids "d", "o", "c", ...).
+    ns = unique("shape")
+    db.create_namespace(ns)
+    db.store_memory(ns, "one", id="doc-1")
+    for call, field in [
+        (lambda: db.get_memories(ns, "doc-1"), "ids"),
+        (lambda: db.get_memories(ns, None), "ids"),  # type: ignore[arg-type]
+        (lambda: db.store_memories(ns, None), "memories"),  # type: ignore[arg-type]
+        (lambda: db.store_memories(ns, {"content": "a"}), "memories"),  # type: ignore[arg-type]
+        (lambda: db.store_memories(ns, [{"content": "a"}, "b"]), "memories[1]"),  # type: ignore[list-item]
+        (lambda: db.store_memories(ns, [5]), "memories[0]"),  # type: ignore[list-item]
+    ]:
+        err = check(memsilo.InvalidArgumentError, call, field)
+        assert err.field == field
+    assert db.count_memories(ns) == 1
+    assert [m["id"] for m in db.get_memories(ns, ("doc-1", "nope"))] == ["doc-1"]
+
+
 def test_an_unknown_keyword_is_refused_naming_it(db: memsilo.Memsilo) -> None:
     # The signature is the check (mypy --strict flags it too): Python's own TypeError names it.
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):

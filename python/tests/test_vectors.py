@@ -139,4 +139,13 @@ def test_vectors_cross_as_a_binary_block_and_bad_ones_still_name_their_field(
     with pytest.raises(memsilo.InvalidArgumentError) as err:
         db.store_memories(ns, [{"content": "nan", "embedding": [float("nan")] * 16}])
     assert "memories[0].embedding" in str(err.value)
+    # Numbers only: numpy read "0.5" and True as floats, so these were stored (or, with the
+    # namespace's dimensions, refused for those) where the engine refuses them by field.
+    for bad, field in [(["0.5"] * 16, "embedding[0]"), ([True] * 16, "embedding[0]")]:
+        with pytest.raises(memsilo.InvalidArgumentError) as err:
+            db.store_memory(ns, "not numbers", embedding=bad)
+        assert err.value.field == field
+        with pytest.raises(memsilo.InvalidArgumentError) as err:
+            db.recall(ns, vector=bad)
+        assert err.value.field == field.replace("embedding", "vector")
     assert db.get_namespace(ns)["memory_count"] == 301
