@@ -114,9 +114,18 @@ function invalidArgument(field, reason) {
   return new InvalidArgumentError(`${field}: ${reason}`, { code: 'invalid_argument', status: 400, field });
 }
 
+// A UTF-16 surrogate without its other half: a JS string that is not Unicode text.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /** Why JSON cannot carry `value` as given, or undefined when it can. */
 function unsendable(value) {
   switch (typeof value) {
+    case 'string': {
+      // JSON.stringify writes a lone surrogate as an escape the engine refuses as unreadable
+      // JSON (naming no field).
+      const at = value.search(LONE_SURROGATE);
+      return at < 0 ? undefined : `must be valid Unicode text, got a lone surrogate at index ${at}`;
+    }
     case 'number':
       return Number.isFinite(value) ? undefined : `must be a finite number, got ${value}`;
     case 'bigint':
@@ -358,7 +367,9 @@ class Memsilo {
   // Memories -----------------------------------------------------------------------------
   /** `memory` is `{content, ...}` or the content string (then `opts` holds the rest). */
   async storeMemory(namespace, memory, opts) {
-    const args = withNamespace(namespace, typeof memory === 'string' ? { ...wire(opts), content: memory } : wire(memory));
+    // Anything but an object is the content (a wrong type of it is refused naming `content`).
+    const content = memory !== undefined && memory !== null && !isPlainObject(memory);
+    const args = withNamespace(namespace, content ? { ...wire(opts), content: memory } : wire(memory));
     if (this.#embed && args.embedding === undefined && typeof args.content === 'string') {
       [args.embedding] = await this.#vectors([args.content]);
     }
@@ -367,7 +378,11 @@ class Memsilo {
   /** Stores all of `memories` or none; resolves to their ids. */
   async storeMemories(namespace, memories) {
     if (!Array.isArray(memories)) throw invalidArgument('memories', `must be an array, got ${describe(memories)}`);
-    const items = memories.map((m) => (typeof m === 'string' ? { content: m } : wire(m)));
+    const items = memories.map((m, i) => {
+      if (typeof m === 'string') return { content: m };
+      if (!isPlainObject(m)) throw invalidArgument(`memories[${i}]`, `must be an object or a string, got ${describe(m)}`);
+      return wire(m);
+    });
     if (this.#embed) {
       const missing = items.filter((m) => m.embedding === undefined && typeof m.content === 'string');
       if (missing.length > 0) {

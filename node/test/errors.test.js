@@ -63,6 +63,29 @@ describe('error codes', () => {
     assert.equal(await db.countMemories('nan-ns'), 0);
   });
 
+  it('text with a lone surrogate is refused naming its field, not as unreadable JSON', async () => {
+    // JSON.stringify writes a lone surrogate as a \udXXX escape, which the engine refused as
+    // unreadable JSON naming `body` instead of the field.
+    await db.createNamespace('utf-ns');
+    for (const [call, field] of [
+      [() => db.storeMemory('utf-ns', 'bad \udcff text'), 'content'],
+      [() => db.storeMemory('utf-ns', { content: 'x', tags: ['ok', '\ud83d'] }), 'tags[1]'],
+      [() => db.storeMemory('utf-ns', { content: 'x', metadata: { note: { text: 'a\udc80' } } }), 'metadata.note.text'],
+      [() => db.storeMemories('utf-ns', [{ content: 'a' }, { content: 'b', agentId: '\udfff' }]), 'memories[1].agent_id'],
+      [() => db.recall('utf-ns', 'half \ud800'), 'query'],
+    ]) {
+      await assert.rejects(async () => call(), (err) => {
+        expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field })(err);
+        assert.match(err.message, /lone surrogate/);
+        return true;
+      });
+    }
+    assert.equal(await db.countMemories('utf-ns'), 0);
+    // A whole pair (an emoji) and text that only looks like an escape go through as given.
+    await db.storeMemory('utf-ns', { id: 'fine', content: 'C:\\udir \ud83d\ude00' });
+    assert.equal((await db.getMemory('utf-ns', 'fine')).content, 'C:\\udir \u{1f600}');
+  });
+
   it('a BigInt, a function or a wrongly shaped argument is invalid_argument naming it, not a bare TypeError', async () => {
     await db.createNamespace('types-ns');
     for (const [call, field] of [
@@ -74,6 +97,11 @@ describe('error codes', () => {
       [() => db.recall('types-ns', 'x', 5), 'options'],
       [() => db.storeMemories('types-ns', 'not a list'), 'memories'],
       [() => db.getMemories('types-ns', null), 'ids'],
+      // Not an object: the content (named `content`, as Python and Go name it), not `options`.
+      [() => db.storeMemory('types-ns', 5), 'content'],
+      [() => db.storeMemory('types-ns', ['a list']), 'content'],
+      [() => db.storeMemories('types-ns', [{ content: 'a' }, 5]), 'memories[1]'],
+      [() => db.storeMemories('types-ns', ['a', null]), 'memories[1]'],
     ]) {
       await assert.rejects(async () => call(), expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field }));
     }
