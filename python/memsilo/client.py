@@ -173,6 +173,8 @@ def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
                 block = _np.ascontiguousarray(block, dtype=_np.float32)
         except (TypeError, ValueError, OverflowError):
             return None
+        if not _np.isfinite(block).all():
+            return None  # as JSON, refused naming the value ("embedding[3]"), as in Node and Go
         if block.ndim != 2 or block.shape[1] == 0:
             return None
         return block.tobytes(), int(block.shape[1])
@@ -184,6 +186,8 @@ def _pack(rows: Sequence[Any]) -> Optional[Tuple[bytes, int]]:
         for row in rows:
             packed.extend(row)
     except (TypeError, ValueError, OverflowError):
+        return None
+    if not all(map(math.isfinite, packed)):
         return None
     return packed.tobytes(), dims
 

@@ -83,6 +83,13 @@ def test_nan_and_infinity_are_refused_naming_their_field(db: memsilo.Memsilo) ->
         (lambda: db.store_memories(ns, [{"content": "a"}, {"content": "b", "importance": inf}]),
          "memories[1].importance"),
         (lambda: db.recall(ns, "x", min_importance=nan), "min_importance"),
+        # In a vector too: named by its index, as in Node and Go (the float32 block that
+        # carries vectors named only "embedding" / "vector").
+        (lambda: db.store_memory(ns, "x", embedding=[0.5, nan]), "embedding[1]"),
+        (lambda: db.store_memories(ns, [{"content": "a", "embedding": [0.5, 0.5]},
+                                        {"content": "b", "embedding": [inf, 0.5]}]),
+         "memories[1].embedding[0]"),
+        (lambda: db.recall(ns, vector=[-inf, 0.5]), "vector[0]"),
     ]:
         err = check(memsilo.InvalidArgumentError, call, field)
         assert err.field == field
