@@ -172,7 +172,7 @@ const snake = (key) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** What a caller passed, for a refusal: `an array`, `a string`, `the BigInt 5n`, ... */
 function describe(v) {
-  if (v === null) return 'null';
+  if (v === null || v === undefined) return String(v);
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'bigint') return `the BigInt ${v}n`;
   if (typeof v === 'object') return `an instance of ${v.constructor ? v.constructor.name : 'Object'}`;
@@ -325,9 +325,16 @@ class Memsilo {
    */
   async importNamespace(namespace, lines, opts) {
     const size = (opts && (opts.batchSize ?? opts.batch_size)) || 1000;
+    // Checked here: the addon's own conversion errors carry no memsilo code or field.
+    if (typeof namespace !== 'string') throw invalidArgument('namespace', `must be a string, got ${describe(namespace)}`);
+    if (typeof size !== 'number') throw invalidArgument('batch_size', `must be a number, got ${describe(size)}`);
+    const text = typeof lines === 'string' || lines instanceof Uint8Array;
+    if (!text && (lines === null || typeof lines !== 'object' || !(Symbol.iterator in lines || Symbol.asyncIterator in lines))) {
+      throw invalidArgument('lines', `must be a string, a Buffer or an (async) iterable of lines, got ${describe(lines)}`);
+    }
     try {
       const importer = await this.#handle.importer(namespace, size);
-      if (typeof lines === 'string' || lines instanceof Uint8Array) {
+      if (text) {
         // The whole text of JSON Lines, not an iterable of one-character lines.
         await importer.feed(typeof lines === 'string' ? Buffer.from(lines) : Buffer.from(lines.buffer, lines.byteOffset, lines.byteLength));
       } else {
@@ -556,6 +563,8 @@ class Memsilo {
 
 /** Opens (or creates) the data directory `path` in-process, as the root principal. */
 function open(path, { embeddingFunction, keyring } = {}) {
+  // String(undefined) would open (and create) a directory named "undefined".
+  if (path === undefined || path === null) throw invalidArgument('path', 'is required: the data directory');
   const dir = keyring == null ? undefined : String(keyring);
   return new Memsilo(nativeSync(() => native.open(String(path), dir)), embeddingFunction);
 }

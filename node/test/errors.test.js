@@ -102,9 +102,17 @@ describe('error codes', () => {
       [() => db.storeMemory('types-ns', ['a list']), 'content'],
       [() => db.storeMemories('types-ns', [{ content: 'a' }, 5]), 'memories[1]'],
       [() => db.storeMemories('types-ns', ['a', null]), 'memories[1]'],
+      // Were the addon's conversion errors (code StringExpected, no field) or a bare TypeError.
+      [() => db.importNamespace(5, []), 'namespace'],
+      [() => db.importNamespace('types-ns', null), 'lines'],
+      [() => db.importNamespace('types-ns', 42), 'lines'],
+      [() => db.importNamespace('types-ns', [], { batchSize: 'ten' }), 'batch_size'],
+      // String(undefined) opened (and created) a directory named "undefined".
+      [() => memsilo.open(), 'path'],
     ]) {
       await assert.rejects(async () => call(), expectError(memsilo.InvalidArgumentError, 'invalid_argument', 400, { field }));
     }
+    assert.equal(fs.existsSync('undefined'), false);
     assert.equal(await db.countMemories('types-ns'), 0);
   });
 
