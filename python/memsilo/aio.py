@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Dict, Mapping, Optional, Sequence, TypeVar, Union, cast
 
 from . import _native
-from .client import ImportLines, Memsilo, _LineItems
+from .client import ImportLines, Memsilo, _check_import, _LineItems
 from .types import EmbeddingFunction
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ class AsyncMemsilo:
         async iterable, read here while the importer writes in a worker thread."""
         if not isinstance(lines, AsyncIterable):
             return await asyncio.to_thread(self.sync.import_namespace, namespace, lines, batch_size)
-        importer = await asyncio.to_thread(self.sync._client.importer, namespace, batch_size)
+        _check_import(namespace, lines, batch_size)
+        size = min(max(batch_size, 0), 1 << 32)  # out of range: the importer names batch_size
+        importer = await asyncio.to_thread(self.sync._client.importer, namespace, size)
         items = _LineItems()
         async for line in lines:
             full = items.add(line)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from array import array
+from collections.abc import AsyncIterable
 from datetime import datetime
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
@@ -751,8 +752,10 @@ class Memsilo:
         a ``str`` holding a JSON object written over several lines is that one line). In
         process the next batch is read while one is written; against a server the lines go as
         one streamed request body."""
-        importer = self._client.importer(namespace, batch_size)
         read = getattr(lines, "read", None)
+        _check_import(namespace, lines, batch_size)
+        # Out of range, it reaches the importer, which names batch_size (not an OverflowError).
+        importer = self._client.importer(namespace, min(max(batch_size, 0), 1 << 32))
         if isinstance(lines, (str, bytes)):
             importer.feed(lines.encode("utf-8") if isinstance(lines, str) else lines)
         elif callable(read):
@@ -877,6 +880,21 @@ class Memsilo:
         return cast(DeletedRelation, self._call("delete_relation", {"namespace": namespace, "id": id}))
 
 
+def _check_import(namespace: Any, lines: Any, batch_size: Any) -> None:
+    """Refuses import arguments of the wrong type as ``InvalidArgumentError`` naming them (the
+    native importer would raise a bare ``TypeError``)."""
+    if not isinstance(namespace, str):
+        raise _invalid("namespace", f"must be a str, got {type(namespace).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise _invalid("batch_size", f"must be an int, got {type(batch_size).__name__}")
+    if not isinstance(lines, (str, bytes, Iterable, AsyncIterable)) and not callable(
+        getattr(lines, "read", None)
+    ):
+        raise _invalid(
+            "lines", f"must be a file, a str or bytes, or an iterable of lines, got {type(lines).__name__}"
+        )
+
+
 class _LineItems:
     """Import lines (dicts, or one line's text as ``str`` or ``bytes``) as the bytes of each,
     handed out in lists of about 1 MiB (for the importer's ``feed_lines``: one item a line)."""
@@ -891,8 +909,10 @@ class _LineItems:
             text = json.dumps(line, separators=(",", ":")).encode("utf-8")
         elif isinstance(line, str):
             text = line.encode("utf-8")
-        else:
+        elif isinstance(line, (bytes, bytearray, memoryview)):
             text = bytes(line)
+        else:  # bytes(5) would be five NUL bytes
+            raise _invalid("lines", f"each line must be a dict, str or bytes, got {type(line).__name__}")
         self.items.append(text)
         self.size += len(text) + 1
         return self.rest() if self.size >= _IMPORT_CHUNK else None

@@ -6,7 +6,7 @@ import json
 import re
 import urllib.request
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Tuple, Union
 
 import pytest
 
@@ -103,6 +103,32 @@ def test_a_bad_line_3500_stops_the_import_keeping_the_batches_before_it(db: mems
     assert db.get_namespace(ns)["memory_count"] == 3000
     assert db.get_memories(ns, ["m3000", "m3001"])[0]["id"] == "m3000"
     assert len(db.get_memories(ns, ["m3001", "m4999"])) == 0
+
+
+def test_import_arguments_of_the_wrong_type_are_refused_naming_them(db: memsilo.Memsilo) -> None:
+    # Were a bare TypeError or OverflowError, or (an int line) five NUL bytes as the line.
+    ns = unique("import-args")
+    db.create_namespace(ns)
+    adb = memsilo.AsyncMemsilo(db)
+
+    async def lines() -> AsyncIterator[str]:
+        yield "{}"
+
+    cases: List[Tuple[Callable[[], object], str]] = [
+        (lambda: db.import_namespace(5, []), "namespace"),  # type: ignore[arg-type]
+        (lambda: db.import_namespace(ns, None), "lines"),  # type: ignore[arg-type]
+        (lambda: db.import_namespace(ns, 5), "lines"),  # type: ignore[arg-type]
+        (lambda: db.import_namespace(ns, [5]), "lines"),  # type: ignore[list-item]
+        (lambda: db.import_namespace(ns, [], batch_size="10"), "batch_size"),  # type: ignore[arg-type]
+        (lambda: db.import_namespace(ns, [], batch_size=-1), "batch_size"),
+        (lambda: asyncio.run(adb.import_namespace(5, lines())), "namespace"),  # type: ignore[arg-type]
+        (lambda: asyncio.run(adb.import_namespace(ns, lines(), batch_size=-1)), "batch_size"),
+    ]
+    for call, field in cases:
+        with pytest.raises(memsilo.InvalidArgumentError) as err:
+            call()
+        assert err.value.field == field
+    assert db.count_memories(ns) == 0
 
 
 def test_each_item_of_an_iterable_is_one_line_and_errors_count_items(db: memsilo.Memsilo) -> None:

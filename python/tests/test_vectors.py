@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import List
+from typing import Any, List, Tuple
 
 import numpy as np
 import pytest
@@ -141,7 +141,8 @@ def test_vectors_cross_as_a_binary_block_and_bad_ones_still_name_their_field(
     assert "memories[0].embedding" in str(err.value)
     # Numbers only: numpy read "0.5" and True as floats, so these were stored (or, with the
     # namespace's dimensions, refused for those) where the engine refuses them by field.
-    for bad, field in [(["0.5"] * 16, "embedding[0]"), ([True] * 16, "embedding[0]")]:
+    cases: List[Tuple[Any, str]] = [(["0.5"] * 16, "embedding[0]"), ([True] * 16, "embedding[0]")]
+    for bad, field in cases:
         with pytest.raises(memsilo.InvalidArgumentError) as err:
             db.store_memory(ns, "not numbers", embedding=bad)
         assert err.value.field == field
