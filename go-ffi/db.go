@@ -14,6 +14,7 @@ package memsilo
 import "C"
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -171,11 +173,18 @@ func (db *DB) call(ctx context.Context, op string, args any, out any) (listed, e
 	if err != nil {
 		// JSON has no NaN or infinity: name the field that holds one, as the engine names
 		// any other bad value.
-		if field, ok := nonFinite(reflect.ValueOf(args), ""); ok {
-			return listed{}, &Error{Code: CodeInvalidArgument, Status: 400, Field: field,
-				Message: field + ": must be a finite number"}
+		if field, why, ok := badValue(reflect.ValueOf(args), ""); ok {
+			return listed{}, &Error{Code: CodeInvalidArgument, Status: 400, Field: field, Message: field + ": " + why}
 		}
 		return listed{}, &Error{Code: CodeInvalidArgument, Status: 400, Field: "args", Message: "args: " + err.Error()}
+	}
+	// json.Marshal writes a string that is not UTF-8 with U+FFFD in place of its bad bytes:
+	// refuse it naming its field instead of storing other text than the caller's (a server
+	// refuses such a request body too). Only a text holding that escape can hold one.
+	if bytes.Contains(argsJSON, replacementChar) {
+		if field, why, ok := badValue(reflect.ValueOf(args), ""); ok {
+			return listed{}, &Error{Code: CodeInvalidArgument, Status: 400, Field: field, Message: field + ": " + why}
+		}
 	}
 	cop, err := cString("op", op)
 	if err != nil {
@@ -207,6 +216,13 @@ func (db *DB) recallVector(ctx context.Context, ns string, vector []float32, top
 	}
 	if topK < 0 || topK > int(^uint32(0)>>1) {
 		return &Error{Code: CodeInvalidArgument, Status: 400, Field: "top_k", Message: "top_k: out of range"}
+	}
+	// Named by its index, as a recall through JSON names it (the engine would say "vector").
+	for i, f := range vector {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			field := fmt.Sprintf("vector[%d]", i)
+			return &Error{Code: CodeInvalidArgument, Status: 400, Field: field, Message: field + ": must be a finite number"}
+		}
 	}
 	var cns *C.char
 	if ns != "" {
@@ -301,9 +317,14 @@ func Serve(args ...string) int {
 	return int(C.memsilo_serve(C.int(len(argv)), (**C.char)(unsafe.Pointer(&argv[0]))))
 }
 
-// nonFinite finds the first NaN or infinity in v, as the wire path of its field
-// ("importance", "metadata.score", "memories[1].importance").
-func nonFinite(v reflect.Value, path string) (string, bool) {
+// replacementChar is how json.Marshal writes U+FFFD in place of bytes that are not UTF-8 (an
+// escape; a U+FFFD of the string itself is written as it is).
+var replacementChar = []byte(`\ufffd`)
+
+// badValue finds the first value in v that JSON cannot carry as given: a NaN or infinity,
+// or a string (or map key) that is not UTF-8. It returns the wire path of its field
+// ("importance", "metadata.score", "memories[1].content") and why.
+func badValue(v reflect.Value, path string) (string, string, bool) {
 	join := func(name string) string {
 		if path == "" {
 			return name
@@ -313,22 +334,31 @@ func nonFinite(v reflect.Value, path string) (string, bool) {
 	switch v.Kind() {
 	case reflect.Float32, reflect.Float64:
 		f := v.Float()
-		return path, math.IsNaN(f) || math.IsInf(f, 0)
+		return path, "must be a finite number", math.IsNaN(f) || math.IsInf(f, 0)
+	case reflect.String:
+		return path, "must be valid UTF-8", !utf8.ValidString(v.String())
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			return "", false
+			return "", "", false
 		}
-		return nonFinite(v.Elem(), path)
+		return badValue(v.Elem(), path)
 	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", "", false // []byte is sent as base64
+		}
 		for i := 0; i < v.Len(); i++ {
-			if p, ok := nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
-				return p, true
+			if p, why, ok := badValue(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, why, true
 			}
 		}
 	case reflect.Map:
 		for _, k := range v.MapKeys() {
-			if p, ok := nonFinite(v.MapIndex(k), join(fmt.Sprint(k.Interface()))); ok {
-				return p, true
+			name := join(fmt.Sprint(k.Interface()))
+			if k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
+				return name, "must be valid UTF-8", true
+			}
+			if p, why, ok := badValue(v.MapIndex(k), name); ok {
+				return p, why, true
 			}
 		}
 	case reflect.Struct:
@@ -346,10 +376,10 @@ func nonFinite(v reflect.Value, path string) (string, bool) {
 				}
 				fieldPath = join(name)
 			}
-			if p, ok := nonFinite(v.Field(i), fieldPath); ok {
-				return p, true
+			if p, why, ok := badValue(v.Field(i), fieldPath); ok {
+				return p, why, true
 			}
 		}
 	}
-	return "", false
+	return "", "", false
 }

@@ -143,14 +143,69 @@ func TestNaNAndInfinityAreRefusedNamingTheirField(t *testing.T) {
 			_, err := db.StoreMemories(bg, "nan", batch)
 			return err
 		},
+		// A vector-only recall passes its floats without JSON: named by index all the same.
+		"vector[1]": func() error {
+			_, err := db.Recall(bg, "nan", RecallRequest{Vector: []float32{0.5, float32(math.NaN())}})
+			return err
+		},
+		"embedding[0]": func() error {
+			_, err := db.StoreMemory(bg, "nan", StoreMemoryRequest{Content: "x", Embedding: []float32{float32(math.Inf(-1))}})
+			return err
+		},
 	} {
 		me := wantCode(t, call(), CodeInvalidArgument)
-		if me.Field != want || me.Status != 400 || !strings.HasPrefix(me.Message, want+": ") {
+		// (A vector-only recall's NaN used to reach the engine as JSON null: "vector[1]:
+		// invalid type: null, expected f32".)
+		if me.Field != want || me.Status != 400 || me.Message != want+": must be a finite number" {
 			t.Fatalf("%s: %+v", want, me)
 		}
 	}
 	if n := of(db.CountMemories(bg, "nan", nil)).must(t); n != 0 {
 		t.Fatalf("%d memories written", n)
+	}
+}
+
+// json.Marshal writes a string that is not UTF-8 with U+FFFD in place of its bad bytes: such
+// a string is refused naming its field instead of storing other text than the caller's.
+func TestStringsThatAreNotUTF8AreRefusedNamingTheirField(t *testing.T) {
+	db := openTemp(t)
+	of(db.CreateNamespace(bg, "utf", nil)).must(t)
+	for want, call := range map[string]func() error{
+		"content": func() error {
+			_, err := db.StoreMemory(bg, "utf", StoreMemoryRequest{Content: "bad \xff text"})
+			return err
+		},
+		"tags[1]": func() error {
+			_, err := db.StoreMemory(bg, "utf", StoreMemoryRequest{Content: "x", Tags: []string{"ok", "\xc3"}})
+			return err
+		},
+		"metadata.note.\xfe": func() error {
+			meta := map[string]any{"note": map[string]any{"\xfe": 1}}
+			_, err := db.StoreMemory(bg, "utf", StoreMemoryRequest{Content: "x", Metadata: meta})
+			return err
+		},
+		"memories[1].agent_id": func() error {
+			batch := []StoreMemoryRequest{{Content: "a"}, {Content: "b", AgentID: "\x80"}}
+			_, err := db.StoreMemories(bg, "utf", batch)
+			return err
+		},
+		"query": func() error {
+			_, err := db.Recall(bg, "utf", RecallRequest{Query: "half \xe2\x82"})
+			return err
+		},
+	} {
+		me := wantCode(t, call(), CodeInvalidArgument)
+		if me.Field != want || me.Status != 400 || me.Message != want+": must be valid UTF-8" {
+			t.Fatalf("%q: %+v", want, me)
+		}
+	}
+	if n := of(db.CountMemories(bg, "utf", nil)).must(t); n != 0 {
+		t.Fatalf("%d memories written", n)
+	}
+	// U+FFFD itself is text like any other.
+	m := of(db.StoreMemory(bg, "utf", StoreMemoryRequest{ID: "fine", Content: "\ufffd ok \u00e9"})).must(t)
+	if got := of(db.GetMemory(bg, "utf", m.ID)).must(t); got.Content != "\ufffd ok \u00e9" {
+		t.Fatalf("content %q", got.Content)
 	}
 }
 
