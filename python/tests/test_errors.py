@@ -151,6 +151,12 @@ def test_wrongly_shaped_lists_are_refused_naming_them(db: memsilo.Memsilo) -> No
     assert [m["id"] for m in db.get_memories(ns, ("doc-1", "nope"))] == ["doc-1"]
 
 
+def test_an_empty_tenant_id_is_an_unknown_tenant_in_the_audit_log(db: memsilo.Memsilo) -> None:
+    # LMDB refuses an empty key: these were `internal` ("MDB_BAD_VALSIZE"), in both modes.
+    check(memsilo.NotFoundError, lambda: db.list_audit(""), "Tenant not found")
+    check(memsilo.NotFoundError, lambda: db.verify_audit(""), "Tenant not found")
+
+
 def test_an_unknown_keyword_is_refused_naming_it(db: memsilo.Memsilo) -> None:
     # The signature is the check (mypy --strict flags it too): Python's own TypeError names it.
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):

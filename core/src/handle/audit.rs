@@ -109,6 +109,10 @@ impl Handle {
             return authorize(caller.principal(), Action::ManageTenants);
         }
         authorize(caller.principal(), Action::AdministerTenant(Some(tenant_id)))?;
+        if tenant_id.is_empty() {
+            // No tenant has it (and LMDB refuses an empty key: MDB_BAD_VALSIZE, `internal`).
+            return Err(Error::not_found("tenant", tenant_id));
+        }
         let known = self.state.catalog.read(|r, t| Ok(t.tenants.get(r, tenant_id)?.is_some()))?
             || self.state.catalog.read(|r, t| Ok(t.audit.heads.get(r, tenant_id)?.is_some()))?;
         if known {
