@@ -303,21 +303,18 @@ fn run_command(args: Vec<String>) -> i32 {
     };
     let args = match command {
         Command::Help => {
-            println!("{USAGE}\n\n{}\n\n{}", crate::transfer::USAGE, crate::upgrade::USAGE);
-            return 0;
+            return say(&format!(
+                "{USAGE}\n\n{}\n\n{}",
+                crate::transfer::USAGE,
+                crate::upgrade::USAGE
+            ));
         }
-        Command::Version => {
-            println!("memsilo {}", env!("CARGO_PKG_VERSION"));
-            return 0;
-        }
+        Command::Version => return say(&format!("memsilo {}", env!("CARGO_PKG_VERSION"))),
         Command::Serve(a) => a,
         Command::Pull { name, from } => {
             let paths = ModelPaths::from_env();
             return match memsilo::pull_model(&paths, &name, from.as_deref().map(Path::new)) {
-                Ok(dir) => {
-                    println!("memsilo: model {name} installed in {}", dir.display());
-                    0
-                }
+                Ok(dir) => say(&format!("memsilo: model {name} installed in {}", dir.display())),
                 Err(e) => {
                     eprintln!("memsilo: cannot install model {name}: {e}");
                     1
@@ -497,6 +494,22 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
             log::log(Level::Info, format_args!("shutting down; finishing requests in flight"));
         })
+    }
+}
+
+/// Writes `text` and a newline to standard output: 0, or 1 when it cannot be written. A reader
+/// that closes the pipe early (`memsilo --help | head -1`) ends the output quietly, where
+/// `println!` panicked with a backtrace.
+fn say(text: &str) -> i32 {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("memsilo: cannot write to standard output: {e}");
+            1
+        }
     }
 }
 

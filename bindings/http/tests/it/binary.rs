@@ -249,3 +249,21 @@ fn a_broken_model_found_by_name_stops_the_server_naming_the_file() {
     assert!(stderr.contains(&want), "{stderr}");
     assert!(!stderr.contains("listening"), "{stderr}");
 }
+
+#[test]
+fn help_into_a_pipe_closed_early_ends_quietly() {
+    // `memsilo --help | head -0`: the reader is gone before the help is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    for arg in ["--help", "--version"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_memsilo"))
+            .arg(arg)
+            .stdout(Stdio::from(writer.try_clone().unwrap()))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{arg}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{arg}: {stderr}");
+    }
+}
