@@ -213,8 +213,26 @@ pub(crate) async fn dispatch(
     headers: HeaderMap,
     body: HttpBody,
 ) -> Response {
+    let path = match path {
+        Ok(Path(p)) => Ok(p),
+        Err(_) if route.path_args.is_empty() => Ok(Vec::new()),
+        Err(e) => Err(Error::invalid("path", e.body_text())),
+    };
+    dispatch_params(&app, route, adapter, path, query, headers, body).await
+}
+
+/// [`dispatch`] with the path's placeholders already read (`name`, value).
+pub(crate) async fn dispatch_params(
+    app: &Shared,
+    route: &'static Route,
+    adapter: Option<&'static Adapter>,
+    path: Result<Vec<(String, String)>, Error>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> Response {
     let id = request_id(&headers);
-    let mut resp = answer(&app, route, adapter, path, query, &headers, body, &id).await;
+    let mut resp = answer(app, route, adapter, path, query, &headers, body, &id).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID.clone(), v);
     }
@@ -226,7 +244,7 @@ async fn answer(
     app: &Shared,
     route: &'static Route,
     adapter: Option<&'static Adapter>,
-    path: Result<Path<Vec<(String, String)>>, axum::extract::rejection::PathRejection>,
+    path: Result<Vec<(String, String)>, Error>,
     query: Option<String>,
     headers: &HeaderMap,
     body: HttpBody,
@@ -267,11 +285,6 @@ async fn answer(
                 Err(e) => return response::error(&e),
             }
         }
-    };
-    let path = match path {
-        Ok(Path(p)) => Ok(p),
-        Err(_) if route.path_args.is_empty() => Ok(Vec::new()),
-        Err(e) => Err(Error::invalid("path", e.body_text())),
     };
     let args = path.and_then(|path| route.args_from_request(&path, query.as_deref(), body?));
     // Dakera's shapes: always on its own routes, on shared ones for a Dakera client.

@@ -116,7 +116,7 @@ fn build(app: Shared) -> Router {
         router = router.route(path, mr);
     }
     router
-        .fallback(not_found)
+        .fallback(not_found_or_empty)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
@@ -170,6 +170,53 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
     metrics_response(app.metrics.render(app.active.load(Ordering::Relaxed), &usage))
 }
 
+/// A path the router did not match because a placeholder of a route is empty (`GET
+/// /v1/memory/`, what a client builds for an empty id; the router matches no placeholder to
+/// an empty segment) is that route with the empty value, so that core answers it as it
+/// answers the same call in process (`invalid_argument` naming the field, or `not_found`);
+/// any other unknown path is [`not_found`].
+async fn not_found_or_empty(State(app): State<Shared>, req: Request) -> Response {
+    let matched = with_empty_placeholder(req.method().as_str(), req.uri().path());
+    let Some((route, adapter, params)) = matched else { return not_found(req).await };
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query().map(str::to_owned);
+    crate::dispatch::dispatch_params(&app, route, adapter, Ok(params), query, parts.headers, body)
+        .await
+}
+
+/// A route of the tables, its adapter (Dakera's routes), and the values of its placeholders.
+type Filled =
+    (&'static routes::Route, Option<&'static crate::dakera::Adapter>, Vec<(String, String)>);
+
+/// The route of the tables whose template `path` fills with at least one placeholder empty,
+/// and the placeholders' values (percent-decoded).
+fn with_empty_placeholder(method: &str, path: &str) -> Option<Filled> {
+    let native = ROUTES.iter().map(|r| (r, None));
+    let dakera = crate::dakera::routes().map(|d| (&d.route, Some(d.adapter)));
+    native.chain(dakera).filter(|(r, _)| r.method.as_str() == method).find_map(
+        |(route, adapter)| {
+            let (template, given): (Vec<&str>, Vec<&str>) =
+                (route.path.split('/').collect(), path.split('/').collect());
+            if template.len() != given.len() {
+                return None;
+            }
+            let mut params = Vec::new();
+            for (t, g) in template.iter().zip(&given) {
+                match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    Some(name) => params.push((
+                        name.to_owned(),
+                        percent_encoding::percent_decode_str(g).decode_utf8().ok()?.into_owned(),
+                    )),
+                    None if t == g => {}
+                    None => return None,
+                }
+            }
+            params.iter().any(|(_, v)| v.is_empty()).then_some((route, adapter, params))
+        },
+    )
+}
+
+#[allow(clippy::unused_async)] // the cluster's router takes it as its fallback handler
 pub(crate) async fn not_found(req: Request) -> Response {
     if let Some(e) = crate::dakera::refusal(req.method().as_str(), req.uri().path()) {
         return response::error(&e);

@@ -280,3 +280,49 @@ fn a_rate_limited_remote_call_carries_retry_after() {
     assert_eq!(err.code(), ErrorCode::RateLimited);
     assert!(err.retry_after().is_some_and(|s| s >= 1));
 }
+
+#[test]
+fn an_empty_id_is_answered_remotely_as_in_process() {
+    // A client builds `GET /v1/memory/` for an empty id, which no route matches as it stands:
+    // the server takes it as the route with the empty value, so core gives the same answer.
+    let calls = |ns: &str| {
+        vec![
+            ("get_memory", json!({"namespace": ns, "id": ""})),
+            ("update_memory", json!({"namespace": ns, "id": "", "content": "x"})),
+            ("delete_memory", json!({"namespace": ns, "id": ""})),
+            ("get_session", json!({"namespace": ns, "id": ""})),
+            ("end_session", json!({"namespace": ns, "id": ""})),
+            ("session_memories", json!({"namespace": ns, "id": ""})),
+            ("list_sessions", json!({"namespace": ""})),
+            ("get_entity", json!({"namespace": ns, "entity": ""})),
+            ("delete_relation", json!({"namespace": ns, "id": ""})),
+            ("get_namespace", json!({"name": ""})),
+            ("delete_namespace", json!({"name": ""})),
+            ("get_tenant", json!({"tenant_id": ""})),
+            ("list_members", json!({"tenant_id": ""})),
+            ("remove_member", json!({"tenant_id": "", "member_id": "m"})),
+            ("revoke_key", json!({"key_id": ""})),
+            ("rotate_key", json!({"key_id": ""})),
+        ]
+    };
+    let outcomes = |b: &dyn Backend| -> Vec<(String, ErrorCode, String)> {
+        b.call("create_namespace", json!({"name": "n1"})).unwrap();
+        calls("n1")
+            .into_iter()
+            .map(|(op, args)| {
+                let e = b.call(op, args).expect_err(op);
+                (op.to_owned(), e.code(), e.to_string())
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let local = outcomes(&Engine::open(dir.path(), Options::default()).unwrap().root());
+    let s = TestServer::start();
+    let remote = outcomes(&Client::connect(&s.url, ADMIN).unwrap());
+    for (l, r) in local.iter().zip(&remote) {
+        assert_eq!(l, r, "in process vs remote");
+        assert!(!l.2.contains("Route not found"), "{l:?}");
+    }
+    // A path that is no route's template stays unknown.
+    s.admin("GET", "/v1/nothing/", None).expect_error(404, "not_found");
+}
