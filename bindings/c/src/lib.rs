@@ -223,14 +223,22 @@ pub unsafe extern "C" fn memsilo_recall_vector(
         }
         // SAFETY: `vec` points to `len` floats per the contract.
         let vector = unsafe { std::slice::from_raw_parts(vec, len) };
-        let mut args = json!({ "vector": vector });
+        let mut args = json!({});
         if let Some(ns) = ns {
             args["namespace"] = json!(ns);
         }
         if top_k > 0 {
             args["top_k"] = json!(top_k);
         }
-        write_reply(h.backend.call("recall", args)?, out_json);
+        // The floats go to core as they are (a NaN is refused naming its index; as JSON it
+        // became null); an empty vector goes as JSON, for core's refusal of an empty one.
+        let reply = if vector.is_empty() {
+            args["vector"] = json!([]);
+            h.backend.call("recall", args)?
+        } else {
+            h.backend.call_with_vectors("recall", args, vector, vector.len())?
+        };
+        write_reply(reply, out_json);
         Ok(())
     })
 }

@@ -153,6 +153,25 @@ fn recall_vector_takes_raw_floats() {
         unsafe { memsilo_recall_vector(h, ns.as_ptr(), null(), 0, 2, &raw mut out, &raw mut err) };
     assert_eq!(rc, MEMSILO_INVALID_ARGUMENT);
     assert_eq!(take_json(err)["field"], "vector");
+    // A NaN is refused by core's check, naming the element (as JSON it was null: "invalid
+    // type: null, expected f32").
+    let bad = [0.1_f32, f32::NAN, 0.0];
+    let rc = unsafe {
+        memsilo_recall_vector(h, ns.as_ptr(), bad.as_ptr(), 3, 2, &raw mut out, &raw mut err)
+    };
+    assert_eq!(rc, MEMSILO_INVALID_ARGUMENT);
+    let refused = take_json(err);
+    assert_eq!(refused["field"], "vector", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("element 1 is not a finite"),
+        "{refused}"
+    );
+    // An empty (non-NULL) vector is refused as core refuses an empty one.
+    let rc = unsafe {
+        memsilo_recall_vector(h, ns.as_ptr(), query.as_ptr(), 0, 2, &raw mut out, &raw mut err)
+    };
+    assert_eq!(rc, MEMSILO_INVALID_ARGUMENT);
+    assert_eq!(take_json(err)["field"], "vector");
     unsafe { memsilo_close(h) };
 }
 
