@@ -121,7 +121,7 @@ const NOT_BASE64: u32 = 0xFF00_0000;
 /// and the bytes in between (the import's largest cost of a line after reading its JSON).
 /// `None` for any other text, which [`decode_any`] reads.
 fn decode_whole_groups(text: &[u8]) -> Option<Vec<f32>> {
-    if text.len() % 16 != 0 {
+    if !text.len().is_multiple_of(16) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 16 * 3);
@@ -136,12 +136,9 @@ fn decode_whole_groups(text: &[u8]) -> Option<Vec<f32>> {
             outside |= bits;
             three.copy_from_slice(&bits.to_be_bytes()[1..]);
         }
-        let [a, b, c, d, e, f, g, h, i, j, k, l] = bytes;
-        out.extend_from_slice(&[
-            f32::from_le_bytes([a, b, c, d]),
-            f32::from_le_bytes([e, f, g, h]),
-            f32::from_le_bytes([i, j, k, l]),
-        ]);
+        let floats = [0, 4, 8]
+            .map(|at| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]));
+        out.extend_from_slice(&floats);
     }
     (outside & NOT_BASE64 == 0).then_some(out)
 }
