@@ -120,6 +120,7 @@ const NOT_BASE64: u32 = 0xFF00_0000;
 /// values — what the base64 engine decodes it to, read as f32, without its general decoder
 /// and the bytes in between (the import's largest cost of a line after reading its JSON).
 /// `None` for any other text, which [`decode_any`] reads.
+#[allow(clippy::many_single_char_names)] // a group's twelve bytes
 fn decode_whole_groups(text: &[u8]) -> Option<Vec<f32>> {
     if !text.len().is_multiple_of(16) {
         return None;
@@ -136,9 +137,14 @@ fn decode_whole_groups(text: &[u8]) -> Option<Vec<f32>> {
             outside |= bits;
             three.copy_from_slice(&bits.to_be_bytes()[1..]);
         }
-        let floats = [0, 4, 8]
-            .map(|at| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]));
-        out.extend_from_slice(&floats);
+        // The twelve bytes by name: mapped over their offsets instead, the decoding took 2.7
+        // times the instructions (callgrind).
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = bytes;
+        out.extend_from_slice(&[
+            f32::from_le_bytes([a, b, c, d]),
+            f32::from_le_bytes([e, f, g, h]),
+            f32::from_le_bytes([i, j, k, l]),
+        ]);
     }
     (outside & NOT_BASE64 == 0).then_some(out)
 }
