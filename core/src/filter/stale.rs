@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::keys::TAG_UPDATED;
 use crate::datastore::{ns_key, DataTables, NamespaceId, NamespaceStats};
 use crate::error::Result;
-use crate::records::memory::{decode_record, split_record};
+use crate::records::memory::{chrono_written, decode_record, split_record};
 
 /// Tag of the notes of order keys left behind.
 const TAG_STALE: u8 = 0xF2;
@@ -130,10 +130,11 @@ fn updated_key(bytes: &[u8]) -> Result<[u8; 8]> {
 fn last_fields(json: &[u8]) -> Option<DateTime<Utc>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Last {
-        updated_at: DateTime<Utc>,
+    struct Last<'a> {
+        #[serde(borrow)]
+        updated_at: std::borrow::Cow<'a, str>,
         #[allow(dead_code)] // only its presence is checked
-        expires_at: Option<DateTime<Utc>>,
+        expires_at: Option<serde::de::IgnoredAny>,
     }
     const UPDATED_AT: &[u8] = b"\"updated_at\":\"";
     // The two fields take at most about 90 bytes: look no further back than that.
@@ -142,7 +143,10 @@ fn last_fields(json: &[u8]) -> Option<DateTime<Utc>> {
     let mut tail = Vec::with_capacity(1 + json.len() - at);
     tail.push(b'{');
     tail.extend_from_slice(&json[at..]);
-    serde_json::from_slice::<Last>(&tail).ok().map(|l| l.updated_at)
+    let last = serde_json::from_slice::<Last<'_>>(&tail).ok()?;
+    // As the field's `DateTime<Utc>` reads it: a time as chrono writes it (every stored one)
+    // without chrono's general parser.
+    chrono_written(&last.updated_at).or_else(|| last.updated_at.parse().ok())
 }
 
 #[cfg(test)]

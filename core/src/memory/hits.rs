@@ -8,12 +8,12 @@
 //!
 //! [`materialize`]: crate::rank::materialize
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::datastore::DataTables;
 use crate::error::Result;
 use crate::rank::{Kept, Ranked};
-use crate::records::memory::{hit_fields, HitParts, HitText};
+use crate::records::memory::{hit_fields, written_time, HitParts, HitText};
 use crate::storage::RoTxn;
 
 #[cfg(doc)]
@@ -116,49 +116,6 @@ fn write_hit(out: &mut Vec<u8>, f: &HitParts<'_>, c: &Ranked) -> Result<()> {
     Ok(())
 }
 
-/// The time `text` is when it is written exactly as chrono writes a `DateTime<Utc>` (RFC 3339
-/// with `Z`; seconds with no fraction, or with the shortest of 3, 6 or 9 digits that holds
-/// it), so that reading it and writing it again gives `text`: what chrono reads from it,
-/// without its general parser. Every time memsilo stores is written so.
-pub(super) fn chrono_written(text: &str) -> Option<DateTime<Utc>> {
-    written_time(text.as_bytes())
-}
-
-/// [`chrono_written`] of a time's bytes.
-fn written_time(b: &[u8]) -> Option<DateTime<Utc>> {
-    let num = |at: usize, len: usize| -> Option<u32> {
-        let digits = b.get(at..at + len)?;
-        digits
-            .iter()
-            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
-    };
-    let shape = b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[b.len() - 1] == b'Z';
-    if !shape {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let fraction = &b[19..b.len() - 1];
-    let nanos = match fraction.len() {
-        0 => 0,
-        4 | 7 | 10 if fraction[0] == b'.' && !fraction.ends_with(b"000") => {
-            num(20, fraction.len() - 1)? * 10u32.pow(10 - fraction.len() as u32)
-        }
-        _ => return None,
-    };
-    if hour >= 24 || minute >= 60 || second >= 60 {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-    Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
-}
-
 /// What a hit's text may take beyond its record's: the keys and values of its scores (a
 /// record lacks them, while it has fields a hit leaves out).
 const HIT_EXTRA: usize = 256;
@@ -203,6 +160,7 @@ pub(crate) fn encode_hits(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::memory::chrono_written;
     use chrono::{Duration, TimeZone};
 
     /// What the record's `DateTime<Utc>` field makes of `text`, written again.

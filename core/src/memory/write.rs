@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::hits::chrono_written;
 use super::{
     check_vector_space, decode_record, encode_record, memory_key, split_record, Memory,
     StoredMemory, RECORD_HEADER,
@@ -14,6 +13,7 @@ use super::{
 use crate::datastore::{ns_key, put_last, DataTables, NamespaceId, NamespaceStats};
 use crate::error::{Error, Result};
 use crate::quota::{QuotaLink, Reservation};
+use crate::records::memory::chrono_written;
 use crate::records::NamespaceRecord;
 use crate::store::Store;
 use crate::vector::encode_row;

@@ -5,7 +5,7 @@
 //! memory's JSON, so a write serialises each memory once, before its slot is known. Records
 //! written by earlier versions are one JSON object with a `slot` field; they are still read.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -120,6 +120,49 @@ fn write_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S:
     at += 1;
     // Only ASCII digits and separators were written.
     s.serialize_str(std::str::from_utf8(&text[..at]).map_err(serde::ser::Error::custom)?)
+}
+
+/// The time `text` is when it is written exactly as chrono writes a `DateTime<Utc>` (RFC 3339
+/// with `Z`; seconds with no fraction, or with the shortest of 3, 6 or 9 digits that holds
+/// it), so that reading it and writing it again gives `text`: what chrono reads from it,
+/// without its general parser. Every time memsilo stores is written so.
+pub(crate) fn chrono_written(text: &str) -> Option<DateTime<Utc>> {
+    written_time(text.as_bytes())
+}
+
+/// [`chrono_written`] of a time's bytes.
+pub(crate) fn written_time(b: &[u8]) -> Option<DateTime<Utc>> {
+    let num = |at: usize, len: usize| -> Option<u32> {
+        let digits = b.get(at..at + len)?;
+        digits
+            .iter()
+            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let shape = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[b.len() - 1] == b'Z';
+    if !shape {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let fraction = &b[19..b.len() - 1];
+    let nanos = match fraction.len() {
+        0 => 0,
+        4 | 7 | 10 if fraction[0] == b'.' && !fraction.ends_with(b"000") => {
+            num(20, fraction.len() - 1)? * 10u32.pow(10 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    if hour >= 24 || minute >= 60 || second >= 60 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
 }
 
 /// Writes the `width` last decimal digits of `n` at `text[*at..]`, moving `at` past them.

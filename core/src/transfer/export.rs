@@ -91,6 +91,66 @@ pub fn encode_vector(v: &[f32]) -> String {
 
 /// Reads [`encode_vector`]'s text; `None` if it is not base64 of a whole number of f32.
 pub fn decode_vector(text: &str) -> Option<Vec<f32>> {
+    decode_whole_groups(text.as_bytes()).or_else(|| decode_any(text))
+}
+
+/// Each byte's value in standard base64's alphabet as the `i`-th character of a group of
+/// four (the 6 bits it gives the group's 24, in place), or [`NOT_BASE64`] for a byte outside
+/// the alphabet (padding included).
+const BASE64_VALUES: [[u32; 256]; 4] = {
+    let mut values = [[NOT_BASE64; 256]; 4];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 4 {
+        let mut c = 0;
+        while c < alphabet.len() {
+            values[i][alphabet[c] as usize] = (c as u32) << (18 - 6 * i);
+            c += 1;
+        }
+        i += 1;
+    }
+    values
+};
+
+/// What [`BASE64_VALUES`] gives a byte outside the alphabet: bits above a group's 24.
+const NOT_BASE64: u32 = 0xFF00_0000;
+
+/// [`decode_vector`] of text that is groups of 16 characters of the alphabet only, without
+/// padding (every export's vector: 12 bytes, three f32, a group), decoded straight into the
+/// values — what the base64 engine decodes it to, read as f32, without its general decoder
+/// and the bytes in between (the import's largest cost of a line after reading its JSON).
+/// `None` for any other text, which [`decode_any`] reads.
+#[allow(clippy::many_single_char_names)] // a group's twelve bytes
+fn decode_whole_groups(text: &[u8]) -> Option<Vec<f32>> {
+    if !text.len().is_multiple_of(16) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 16 * 3);
+    let mut outside = 0;
+    for group in text.chunks_exact(16) {
+        let mut bytes = [0u8; 12];
+        for (quad, three) in group.chunks_exact(4).zip(bytes.chunks_exact_mut(3)) {
+            let bits = BASE64_VALUES[0][usize::from(quad[0])]
+                | BASE64_VALUES[1][usize::from(quad[1])]
+                | BASE64_VALUES[2][usize::from(quad[2])]
+                | BASE64_VALUES[3][usize::from(quad[3])];
+            outside |= bits;
+            three.copy_from_slice(&bits.to_be_bytes()[1..]);
+        }
+        // The twelve bytes by name: mapped over their offsets instead, the decoding took 2.7
+        // times the instructions (callgrind).
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = bytes;
+        out.extend_from_slice(&[
+            f32::from_le_bytes([a, b, c, d]),
+            f32::from_le_bytes([e, f, g, h]),
+            f32::from_le_bytes([i, j, k, l]),
+        ]);
+    }
+    (outside & NOT_BASE64 == 0).then_some(out)
+}
+
+/// [`decode_vector`] by the base64 engine: any text it reads (padding included).
+fn decode_any(text: &str) -> Option<Vec<f32>> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
     if bytes.len() % 4 != 0 {
@@ -104,4 +164,56 @@ pub(super) fn base64_vector(text: &str) -> std::result::Result<Vec<f32>, String>
     decode_vector(text).ok_or_else(|| {
         "vector: not the base64 of little-endian f32 values (nor an array of numbers)".into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The base64 engine's reading of `text` as f32 values, as vectors were read before
+    /// [`decode_whole_groups`].
+    fn by_the_engine(text: &str) -> Option<Vec<u32>> {
+        decode_any(text).map(|v| v.iter().map(|x| x.to_bits()).collect())
+    }
+
+    fn decoded(text: &str) -> Option<Vec<u32>> {
+        decode_vector(text).map(|v| v.iter().map(|x| x.to_bits()).collect())
+    }
+
+    /// Vectors of every length up to 40 values, with any bits (NaNs, infinities, subnormals),
+    /// read back as written; and every text made from them by changing, adding or removing a
+    /// character reads as the base64 engine reads it (the same values, or `None` alike).
+    #[test]
+    fn vectors_are_read_as_the_base64_engine_reads_them() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in 0..=40 {
+            let v: Vec<f32> = (0..len).map(|_| f32::from_bits(next() as u32)).collect();
+            let text = encode_vector(&v);
+            let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(decoded(&text), Some(bits), "{text}");
+            let mut variants = vec![format!("{text}A"), format!("{text}AAAA"), format!("{text}=")];
+            for at in (0..text.len()).step_by(1 + text.len() / 24) {
+                for c in ["A", "/", "+", "=", "-", "_", " ", "\n", "é", "\0"] {
+                    let mut changed = text.clone();
+                    changed.replace_range(at..=at, c);
+                    variants.push(changed);
+                }
+                let mut shorter = text.clone();
+                shorter.remove(at);
+                variants.push(shorter);
+            }
+            for t in &variants {
+                assert_eq!(decoded(t), by_the_engine(t), "{t:?}");
+            }
+        }
+        for t in ["", "====", "AAAA====AAAAAAAA", "AAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAA=="] {
+            assert_eq!(decoded(t), by_the_engine(t), "{t:?}");
+        }
+    }
 }

@@ -24,23 +24,28 @@ pub fn parse_line(number: u64, text: &[u8]) -> Result<(Kind, Map<String, Value>)
 /// The kind of one line of an export, as [`parse_line`] reads it (with its errors) but without
 /// building the line: a line that is a JSON object with a known `kind` string is only checked.
 pub(crate) fn line_head(number: u64, text: &[u8]) -> Result<Kind> {
+    head_and_text(number, text).map(|(kind, _)| kind)
+}
+
+/// [`line_head`], and the line as text when it was checked to be UTF-8 on the way (a line of
+/// a kind is always UTF-8, being JSON; `None` says only that it was not checked so).
+fn head_and_text(number: u64, text: &[u8]) -> Result<(Kind, Option<&str>)> {
     #[derive(Deserialize)]
     struct Head<'a> {
         #[serde(borrow)]
         kind: std::borrow::Cow<'a, str>,
     }
     let object = text.len() <= MAX_LINE_BYTES
-        && text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-        && std::str::from_utf8(text).is_ok();
-    if object {
-        if let Ok(head) = serde_json::from_slice::<Head<'_>>(text) {
+        && text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if let Some(line) = object.then(|| std::str::from_utf8(text).ok()).flatten() {
+        if let Ok(head) = serde_json::from_str::<Head<'_>>(line) {
             if let Ok(kind) = kind_named(Some(&head.kind)) {
-                return Ok(kind);
+                return Ok((kind, Some(line)));
             }
         }
     }
     // Anything else (not JSON, not an object, no kind, ...) as parse_line says it.
-    parse_line(number, text).map(|(kind, _)| kind)
+    parse_line(number, text).map(|(kind, _)| (kind, None))
 }
 
 /// The embedder a namespace line names for its file's vectors (`memsilo-export/3` on; lines of
@@ -118,12 +123,12 @@ impl Batcher {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let kind = line_head(number, text)?;
+        let (kind, checked) = head_and_text(number, text)?;
         if kind == Kind::Namespace {
             self.embedder = source_embedder(&parse_line(number, text)?.1);
         }
         // The line goes on as its text (an import reads a memory line once, typed).
-        let line = match std::str::from_utf8(text) {
+        let line = match checked.map_or_else(|| std::str::from_utf8(text), Ok) {
             Ok(t) => Value::String(t.to_owned()),
             Err(_) => Value::Object(parse_line(number, text)?.1),
         };
