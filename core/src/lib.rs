@@ -59,6 +59,8 @@ mod storage;
 mod store;
 mod tenant;
 mod tenant_keys;
+#[cfg(test)]
+mod testing;
 mod text;
 pub mod transfer;
 pub mod upgrade;

@@ -484,13 +484,8 @@ mod tests {
     /// judging stops right after the `k`-th candidate.
     #[test]
     fn a_cutoff_keeps_the_best_k_of_all_candidates() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut bits = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = move || (bits() >> 11) as f64 / (1u64 << 53) as f64;
         let mut stopped_early = 0;
         for round in 0..3000 {
             let n = 1 + (next() * 60.0) as usize;

@@ -412,13 +412,11 @@ mod tests {
     /// One walk finds what a search of the other list for each key finds, in the same order.
     #[test]
     fn not_in_is_the_difference_in_order() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let mut keys = |n: usize| {
             let mut out: Vec<Vec<u8>> = (0..n)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    let seed = next();
                     seed.to_be_bytes()[..=(seed % 3) as usize].iter().map(|b| b % 4).collect()
                 })
                 .collect();

@@ -149,11 +149,9 @@ mod tests {
         // A stream that keeps offering scores near the top: many cuts, ties included.
         let mut top = TopK::new(72);
         let mut all = Vec::new();
-        let mut seed = 7u64;
+        let mut next = crate::testing::xorshift(7);
         for row in 0..20_000u32 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            let seed = next();
             let score = ((seed >> 40) % 1000) as f32 / 1000.0 - 0.5;
             all.push(score);
             top.push_if(score, row % 3, row, || row % 11 != 0);

@@ -187,13 +187,7 @@ mod tests {
     fn times_are_written_as_a_datetime_field_writes_them() {
         // Times as chrono writes them, over the years it writes with four digits and every
         // width of fraction: each is taken as it is.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let start = Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap();
         for i in 0..20_000 {
             let secs = (next() % (10_000 * 366 * 86_400)) as i64;

@@ -569,13 +569,7 @@ pub(crate) mod tests {
     #[test]
     fn times_are_written_as_chrono_writes_them() {
         use chrono::{Duration, NaiveDate, TimeZone};
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         let start = Utc.with_ymd_and_hms(-3, 1, 1, 0, 0, 0).unwrap();
         let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
             .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))

@@ -185,13 +185,7 @@ mod tests {
     /// character reads as the base64 engine reads it (the same values, or `None` alike).
     #[test]
     fn vectors_are_read_as_the_base64_engine_reads_them() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         for len in 0..=40 {
             let v: Vec<f32> = (0..len).map(|_| f32::from_bits(next() as u32)).collect();
             let text = encode_vector(&v);

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("page", 0),
     ("document", 0),
     ("text", 0),
+    ("testing", 0),
     // 1 storage: environments, tables, format, keys at rest
     ("storage", 1),
     ("store", 1),
