@@ -150,12 +150,6 @@ pub fn serve(engine: &Engine) -> memsilo_http::Server {
 /// The admin key the tests set on their engines.
 pub const ADMIN_KEY: &str = "reliability-admin-key-0123456789";
 
-/// Whether `op`'s arguments put an empty string into a path segment.
-pub fn has_empty_path_arg(op: &str, args: &Value) -> bool {
-    memsilo_http::routes::route_for(op)
-        .is_some_and(|r| r.path_args.iter().any(|(_, a)| args[*a] == ""))
-}
-
 /// `memsilo serve` as a real child process, with everything it prints captured.
 pub struct ServerProcess {
     pub child: std::process::Child,
