@@ -27,13 +27,15 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, Error> {
         ));
     };
     let text = value.to_str().unwrap_or("");
-    match text.split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
-            Ok(key.trim().to_owned())
-        }
-        _ => Err(Error::Unauthorized(
+    // `Bearer ` with no key arrives as `Bearer` (HTTP drops a value's trailing space): an
+    // empty key, refused by core as it refuses one in process ("malformed API key").
+    let (scheme, key) = text.split_once(' ').unwrap_or((text, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(key.trim().to_owned())
+    } else {
+        Err(Error::Unauthorized(
             "malformed Authorization header (expected: Authorization: Bearer <key>)".into(),
-        )),
+        ))
     }
 }
 

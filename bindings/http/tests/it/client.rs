@@ -326,3 +326,21 @@ fn an_empty_id_is_answered_remotely_as_in_process() {
     // A path that is no route's template stays unknown.
     s.admin("GET", "/v1/nothing/", None).expect_error(404, "not_found");
 }
+
+#[test]
+fn an_empty_key_is_refused_remotely_as_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    let local = engine.scoped("").map(|_| ()).unwrap_err();
+    let s = TestServer::start();
+    let admin = Client::connect(&s.url, ADMIN).unwrap();
+    let remote = Backend::scoped(&admin, "").map(|_| ()).unwrap_err();
+    assert_eq!((local.code(), local.to_string()), (remote.code(), remote.to_string()));
+    assert_eq!(local.code(), ErrorCode::Unauthorized);
+    // `Bearer` with nothing after it is that empty key; another scheme is still refused as such.
+    let r = s.with_headers("GET", "/v1/whoami", None, None, &[("Authorization", "Bearer ")]);
+    assert_eq!(r.expect_error(401, "unauthorized")["message"], "malformed API key");
+    let r = s.with_headers("GET", "/v1/whoami", None, None, &[("Authorization", "Basic abc")]);
+    let message = r.expect_error(401, "unauthorized")["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("malformed Authorization header"), "{message}");
+}
