@@ -10,6 +10,7 @@ call releases the GIL, so concurrent calls really overlap::
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import AsyncIterable
@@ -54,11 +55,15 @@ class AsyncMemsilo:
     async def export_namespace(self, namespace: str, page_size: int = 1000) -> AsyncIterator[Dict[str, Any]]:
         """The namespace as export lines, a page at a time (see ``Memsilo.export_namespace``)."""
         pages = self.sync.export_namespace(namespace, page_size)
+        # A page's worth of lines a hop to the worker thread (one hop a line cost more than
+        # the export itself).
+        chunk = max(page_size, 1) if isinstance(page_size, int) else 1
         while True:
-            line = await asyncio.to_thread(next, pages, None)
-            if line is None:
+            lines = await asyncio.to_thread(lambda: list(itertools.islice(pages, chunk)))
+            if not lines:
                 return
-            yield line
+            for line in lines:
+                yield line
 
     async def import_namespace(
         self,
