@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod support;
-use support::{agent, cpu_tree};
+use support::{agent, cpu_tree, wrk};
 
 const ADMIN: &str = "bench-admin-key-0123456789";
 const MEMSILO: &str = env!("CARGO_BIN_EXE_memsilo");
@@ -309,14 +309,7 @@ fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecto
     std::fs::write(script.path(), format!("{head}{}{SCRIPT}", sys.lua)).unwrap();
     let pid = sys.child.id();
     let cpu0 = cpu_tree(pid);
-    let wrk = Command::new("wrk")
-        .args(["-t1", &format!("-c{clients}"), &format!("-d{secs}s"), "--timeout", "60s", "-s"])
-        .arg(script.path())
-        .arg(format!("http://{}", sys.base))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("wrk runs (`make bench-http-compare` installs it: apt-get install -y wrk)");
-    let (out, generator_cpu) = wait_with_cpu(wrk);
+    let (out, generator_cpu) = wrk(&format!("http://{}", sys.base), clients, secs, script.path());
     let cpu_s = cpu_tree(pid) - cpu0;
     let line =
         out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("wrk: {out}"));
@@ -352,24 +345,6 @@ fn run_phase(sys: &System, phase: &'static str, clients: usize, secs: f64, vecto
         generator_cpu * 1e6 / n("requests").max(1) as f64,
     );
     row
-}
-
-/// Waits for `child`: what it wrote to its piped stdout, and the CPU seconds it used.
-fn wait_with_cpu(mut child: Child) -> (String, f64) {
-    use std::io::Read as _;
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    // SAFETY: rusage is plain integers (all-zero is valid); wait4 fills it and the status
-    // for our own child, which `Child` has not reaped (its wait is never called).
-    let (status, usage) = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let mut status = 0;
-        libc::wait4(child.id() as i32, &raw mut status, 0, &raw mut usage);
-        (status, usage)
-    };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "wrk failed: {out}");
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (out, secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 fn main() {

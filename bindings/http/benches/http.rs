@@ -39,6 +39,8 @@ use memsilo::{Engine, HashEmbedder, Options};
 use memsilo_http::{serve, Client, ServeOptions};
 use serde_json::json;
 
+mod support;
+
 const ADMIN: &str = "bench-admin-key-0123456789";
 const RECALL_MEMORIES: usize = 10_000;
 const LEVELS: [usize; 3] = [1, 16, 64];
@@ -300,17 +302,10 @@ end
     );
     std::fs::write(dir.path().join("script.lua"), script).unwrap();
     let cpu0 = process_cpu();
-    let child = std::process::Command::new("wrk")
-        .args(["-t1", &format!("-c{clients}"), &format!("-d{}s", secs.as_secs_f64()), "-s"])
-        .arg(dir.path().join("script.lua"))
-        .arg(url)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("wrk runs (Debian: apt-get install -y wrk)");
-    let out = child.wait_with_output().unwrap();
+    let (stdout, generator) =
+        support::wrk(url, clients, secs.as_secs_f64(), &dir.path().join("script.lua"));
     let process = process_cpu().saturating_sub(cpu0);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "wrk failed: {stdout}");
+    let generator = Duration::from_secs_f64(generator);
     let nums: Vec<u64> = stdout
         .lines()
         .last()
@@ -321,7 +316,6 @@ end
     let [requests, duration_us, p50_us, p99_us, non_2xx] = nums[..] else {
         panic!("wrk's summary: {stdout}")
     };
-    let generator = children_cpu();
     let cost = Cost {
         wall: Duration::from_micros(duration_us),
         process_cpu: process + generator,
@@ -337,23 +331,6 @@ end
         ..Tally::default()
     };
     (cost, tally)
-}
-
-/// CPU time of the child processes this process has waited for since the last call (wrk's).
-fn children_cpu() -> Duration {
-    static SEEN: std::sync::Mutex<Duration> = std::sync::Mutex::new(Duration::ZERO);
-    // SAFETY: rusage is plain integers (all-zero is valid), and getrusage fills it.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    let all = secs(usage.ru_utime) + secs(usage.ru_stime);
-    let mut seen = SEEN.lock().unwrap();
-    let new = all.saturating_sub(*seen);
-    *seen = all;
-    new
 }
 
 #[derive(Clone, Copy)]

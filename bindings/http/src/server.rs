@@ -195,23 +195,16 @@ fn with_empty_placeholder(method: &str, path: &str) -> Option<Filled> {
     let dakera = crate::dakera::routes().map(|d| (&d.route, Some(d.adapter)));
     native.chain(dakera).filter(|(r, _)| r.method.as_str() == method).find_map(
         |(route, adapter)| {
-            let (template, given): (Vec<&str>, Vec<&str>) =
-                (route.path.split('/').collect(), path.split('/').collect());
-            if template.len() != given.len() {
+            let raw = template_values(route.path, path)?;
+            if raw.iter().all(|(_, v)| !v.is_empty()) {
                 return None;
             }
-            let mut params = Vec::new();
-            for (t, g) in template.iter().zip(&given) {
-                match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                    Some(name) => params.push((
-                        name.to_owned(),
-                        percent_encoding::percent_decode_str(g).decode_utf8().ok()?.into_owned(),
-                    )),
-                    None if t == g => {}
-                    None => return None,
-                }
-            }
-            params.iter().any(|(_, v)| v.is_empty()).then_some((route, adapter, params))
+            let decode = |(name, value): (&str, &str)| {
+                let value = percent_encoding::percent_decode_str(value).decode_utf8().ok()?;
+                Some((name.to_owned(), value.into_owned()))
+            };
+            let params = raw.into_iter().map(decode).collect::<Option<Vec<_>>>()?;
+            Some((route, adapter, params))
         },
     )
 }
@@ -260,9 +253,25 @@ pub(crate) async fn method_not_allowed(req: Request) -> Response {
 }
 
 fn template_matches(template: &str, path: &str) -> bool {
+    template_values(template, path).is_some_and(|values| values.iter().all(|(_, v)| !v.is_empty()))
+}
+
+/// The (name, raw text) of each placeholder of `template` when `path` has its segments (a
+/// placeholder's possibly empty), or `None`.
+fn template_values<'a>(template: &'a str, path: &'a str) -> Option<Vec<(&'a str, &'a str)>> {
     let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len()
-        && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+    if t.len() != p.len() {
+        return None;
+    }
+    let mut values = Vec::new();
+    for (t, p) in t.into_iter().zip(p) {
+        match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) => values.push((name, p)),
+            None if t == p => {}
+            None => return None,
+        }
+    }
+    Some(values)
 }
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];

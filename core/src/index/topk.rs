@@ -72,12 +72,13 @@ impl TopK {
         self.buf.push((ordered(score), segment, row));
         if self.buf.len() >= Self::cut_at(self.k) {
             self.cut();
-            // The lowest score kept: the first after the cut (see `cut`).
-            self.threshold = self.buf.iter().map(|e| e.0).min().map_or(f32::INFINITY, unordered);
+            // The lowest score kept: the last after the cut (see `cut`).
+            self.threshold = self.buf.last().map_or(f32::INFINITY, |e| unordered(e.0));
         }
     }
 
-    /// Cuts the buffer back to its best `k` entries (unordered).
+    /// Cuts the buffer back to its best `k` entries, the `k`-th best last (the others
+    /// unordered before it).
     fn cut(&mut self) {
         if self.k < self.buf.len() {
             self.buf.select_nth_unstable_by_key(self.k - 1, |e| std::cmp::Reverse(e.0));
